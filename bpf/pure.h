@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the pure headers (parse.h, bucket.h) need to compile both for the BPF
+ * target, where every helper must be inlined, and for the host, where tests
+ * and fuzzers call the same code.
+ */
+#ifndef XTHROTTLE_PURE_H
+#define XTHROTTLE_PURE_H
+
+#include <linux/types.h>
+
+#ifdef __bpf__
+#define XT_INLINE static __attribute__((always_inline)) inline
+#define XT_UNROLL _Pragma("unroll")
+#else
+#define XT_INLINE static inline
+#define XT_UNROLL
+#endif
+
+#endif /* XTHROTTLE_PURE_H */

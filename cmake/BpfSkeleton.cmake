@@ -1,0 +1,55 @@
+# Build a BPF object with clang and wrap it in a bpftool skeleton header, so
+# the object is embedded in whatever links the skeleton: no .o is looked up at
+# run time.
+#
+#   xt_bpf_skeleton(<target> <source.bpf.c> [DEPENDS files...])
+#
+# defines an INTERFACE library <target> whose include directory holds
+# <stem>.skel.h (stem: the source's name without .bpf.c) and <stem>.bpf.o.
+
+find_program(XT_BPF_CLANG NAMES clang clang-19 clang-14 REQUIRED
+  DOC "clang used for the BPF target (clang 14 and 19 are supported)")
+find_program(XT_BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
+
+# Debian keeps asm/ under the multiarch include directory.
+execute_process(COMMAND ${CMAKE_C_COMPILER} -print-multiarch
+  OUTPUT_VARIABLE XT_MULTIARCH OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+if(NOT XT_MULTIARCH)
+  execute_process(COMMAND gcc -print-multiarch
+    OUTPUT_VARIABLE XT_MULTIARCH OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+endif()
+
+set(XT_BPF_CFLAGS -g -O2 -target bpf -mcpu=v3
+  -Wall -Wextra -Werror -Wshadow -Wimplicit-fallthrough
+  -I${PROJECT_SOURCE_DIR}/include -I${PROJECT_SOURCE_DIR}/bpf)
+if(XT_MULTIARCH)
+  list(APPEND XT_BPF_CFLAGS -I/usr/include/${XT_MULTIARCH})
+endif()
+
+function(xt_bpf_skeleton target source)
+  cmake_parse_arguments(ARG "" "" "DEPENDS" ${ARGN})
+  get_filename_component(src "${source}" ABSOLUTE)
+  get_filename_component(name "${src}" NAME)
+  string(REGEX REPLACE "\\.bpf\\.c$" "" stem "${name}")
+  set(outdir "${CMAKE_CURRENT_BINARY_DIR}/${target}")
+  set(obj "${outdir}/${stem}.bpf.o")
+  set(skel "${outdir}/${stem}.skel.h")
+  add_custom_command(
+    OUTPUT "${obj}"
+    COMMAND ${CMAKE_COMMAND} -E make_directory "${outdir}"
+    COMMAND ${XT_BPF_CLANG} ${XT_BPF_CFLAGS} -c "${src}" -o "${obj}"
+    DEPENDS "${src}" ${ARG_DEPENDS}
+    COMMENT "BPF ${name}"
+    VERBATIM)
+  add_custom_command(
+    OUTPUT "${skel}"
+    COMMAND ${XT_BPFTOOL} gen skeleton "${obj}" name "${stem}" > "${skel}"
+    DEPENDS "${obj}"
+    COMMENT "BPF skeleton ${stem}.skel.h"
+    VERBATIM)
+  add_custom_target(${target}_gen DEPENDS "${skel}")
+  add_library(${target} INTERFACE)
+  add_dependencies(${target} ${target}_gen)
+  target_include_directories(${target} INTERFACE "${outdir}")
+  set_property(TARGET ${target} PROPERTY XT_BPF_OBJECT "${obj}")
+endfunction()

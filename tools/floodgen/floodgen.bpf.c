@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * floodgen's frame rewriter. BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES
+ * runs this once per frame it sends: it stamps the next source address of the
+ * rotation into the template frame and returns XDP_TX, which transmits the
+ * frame out of the interface given as the run's ingress_ifindex.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set at load time by floodgen. */
+const volatile __u32 fg_sources = 1;   /* distinct sources in the rotation */
+const volatile __u32 fg_base = 0;      /* first source, host order: IPv4 address or */
+                                       /* the low 32 bits of the IPv6 address */
+const volatile __u8 fg_ipv6 = 0;
+const volatile __u32 fg_l3_offset = 14;
+const volatile __u32 fg_ifindex = 0;   /* the device frames are sent from */
+
+/* Frames stamped so far on each CPU; the rotation index. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+} fg_seq SEC(".maps");
+
+static __always_inline __u16 csum_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+SEC("xdp")
+int floodgen(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	/* The program is also attached to the namespace's loopback (see
+	 * floodgen.cpp); real packets there pass untouched. */
+	if (ctx->ingress_ifindex != fg_ifindex)
+		return XDP_PASS;
+	__u32 zero = 0;
+	__u64 *seq = bpf_map_lookup_elem(&fg_seq, &zero);
+	if (!seq)
+		return XDP_ABORTED;
+	__u32 src = fg_base + (__u32)(*seq % fg_sources);
+	(*seq)++;
+
+	__u8 *l3 = (__u8 *)data + fg_l3_offset;
+	if (fg_ipv6) {
+		if ((void *)(l3 + 40) > data_end)
+			return XDP_ABORTED;
+		/* Source address is l3[8..24]; rotate its low 32 bits. */
+		*(__u32 *)(l3 + 20) = __builtin_bswap32(src);
+		return XDP_TX;
+	}
+	if ((void *)(l3 + 20) > data_end)
+		return XDP_ABORTED;
+	*(__u32 *)(l3 + 12) = __builtin_bswap32(src);
+	/* Recompute the header checksum so the receiving stack would accept it. */
+	__u16 *words = (__u16 *)l3;
+	words[5] = 0;
+	__u32 sum = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += words[i];
+	words[5] = csum_fold(sum);
+	return XDP_TX;
+}

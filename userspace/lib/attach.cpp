@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: MIT
+#include "attach.h"
+
+#include <bpf/bpf.h>
+#include <net/if.h>
+#include <sys/stat.h>
+#include <xdp/libxdp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <optional>
+
+#include "map_util.h"
+#include "object.h"
+
+namespace xt {
+namespace {
+
+struct MultiprogDeleter {
+  void operator()(xdp_multiprog* mp) const { xdp_multiprog__close(mp); }
+};
+using Multiprog = std::unique_ptr<xdp_multiprog, MultiprogDeleter>;
+
+struct ProgramDeleter {
+  void operator()(xdp_program* p) const { xdp_program__close(p); }
+};
+using Program = std::unique_ptr<xdp_program, ProgramDeleter>;
+
+uint64_t netns_inode() {
+  struct stat st{};
+  return stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
+}
+
+xt_attach_key record_key(uint32_t ifindex) {
+  xt_attach_key key{};
+  key.netns_ino = netns_inode();
+  key.ifindex = ifindex;
+  return key;
+}
+
+uint8_t from_libxdp(enum xdp_attach_mode mode) {
+  return mode == XDP_MODE_SKB ? XT_MODE_SKB : XT_MODE_NATIVE;
+}
+
+enum xdp_attach_mode to_libxdp(uint8_t mode) {
+  switch (mode) {
+    case XT_MODE_NATIVE: return XDP_MODE_NATIVE;
+    case XT_MODE_SKB: return XDP_MODE_SKB;
+  }
+  return XDP_MODE_UNSPEC;
+}
+
+// Our program (by name) using our rule map (by id): not just any xthrottle.
+bool is_ours(const xdp_program* prog, uint32_t rules_id) {
+  if (std::strcmp(xdp_program__name(prog), XT_PROG_NAME) != 0) return false;
+  int fd = xdp_program__fd(prog);
+  if (fd < 0) return false;
+  uint32_t ids[64] = {};
+  bpf_prog_info info{};
+  info.nr_map_ids = std::size(ids);
+  info.map_ids = reinterpret_cast<uint64_t>(ids);
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return false;
+  for (uint32_t i = 0; i < info.nr_map_ids && i < std::size(ids); i++)
+    if (ids[i] == rules_id) return true;
+  return false;
+}
+
+struct Live {
+  uint32_t prog_id;
+  uint8_t mode;
+  bool multiprog;
+  xdp_program* prog;  // owned by the multiprog handle
+};
+
+struct Probe {
+  Multiprog mp;
+  std::optional<Live> ours;
+  std::string other;  // a foreign XDP program already there, for messages
+};
+
+Probe probe(uint32_t ifindex, uint32_t rules_id) {
+  Probe p;
+  xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex));
+  if (!mp || libxdp_get_error(mp)) return p;
+  p.mp.reset(mp);
+  const bool legacy = xdp_multiprog__is_legacy(mp);
+  const uint8_t mode = from_libxdp(xdp_multiprog__attach_mode(mp));
+  auto consider = [&](xdp_program* prog) {
+    if (!prog) return;
+    if (is_ours(prog, rules_id))
+      p.ours = Live{xdp_program__id(prog), mode, !legacy, prog};
+    else if (p.other.empty())
+      p.other = std::string(xdp_program__name(prog)) + " (id " + std::to_string(xdp_program__id(prog)) + ")";
+  };
+  if (legacy) {
+    consider(xdp_multiprog__main_prog(mp));
+  } else {
+    for (xdp_program* prog = xdp_multiprog__next_prog(nullptr, mp); prog;
+         prog = xdp_multiprog__next_prog(prog, mp))
+      consider(prog);
+  }
+  return p;
+}
+
+Result<uint32_t> ifindex_of(const std::string& ifname) {
+  uint32_t ifindex = if_nametoindex(ifname.c_str());
+  if (ifindex == 0)
+    return system_error("no interface named '" + ifname + "' in this network namespace");
+  return ifindex;
+}
+
+}  // namespace
+
+Result<xt_mode> parse_mode(const std::string& text) {
+  if (text == "auto") return XT_MODE_AUTO;
+  if (text == "native" || text == "drv") return XT_MODE_NATIVE;
+  if (text == "skb" || text == "generic") return XT_MODE_SKB;
+  return usage_error("bad --mode '" + text + "': use auto, native or skb");
+}
+
+const char* mode_name(uint8_t mode) {
+  switch (mode) {
+    case XT_MODE_NATIVE: return "native";
+    case XT_MODE_SKB: return "skb";
+  }
+  return "auto";
+}
+
+Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode requested) {
+  auto ifindex = ifindex_of(ifname);
+  if (!ifindex) return std::unexpected(ifindex.error());
+  const uint32_t rules_id = map_id(state.rules_fd());
+
+  Attachment a;
+  a.ifname = ifname;
+  a.ifindex = *ifindex;
+  a.requested = requested;
+
+  if (Probe before = probe(*ifindex, rules_id); before.ours) {
+    if (requested != XT_MODE_AUTO && requested != before.ours->mode)
+      return system_error("xthrottle is already attached to " + ifname + " in " + mode_name(before.ours->mode) +
+                          " mode: detach it first to change the mode");
+    a.mode = before.ours->mode;
+    a.multiprog = before.ours->multiprog;
+    a.prog_id = before.ours->prog_id;
+    a.live = a.already = true;
+    return a;
+  }
+
+  auto skel = open_object({.pin_dir = state.pin_dir()});
+  if (!skel) return std::unexpected(skel.error());
+  DECLARE_LIBXDP_OPTS(xdp_program_opts, opts, .obj = (*skel)->obj, .prog_name = XT_PROG_NAME);
+  Program prog(xdp_program__create(&opts));
+  if (long err = libxdp_get_error(prog.get()); err || !prog) {
+    prog.release();
+    return system_error("cannot prepare the XDP program", static_cast<int>(err ? err : -EINVAL));
+  }
+  if (int err = xdp_program__attach(prog.get(), static_cast<int>(*ifindex), to_libxdp(requested), 0); err) {
+    Probe now = probe(*ifindex, rules_id);
+    if (!now.other.empty() && (err == -EEXIST || err == -EBUSY))
+      return system_error("cannot attach to " + ifname + ": it already runs another XDP program, " + now.other +
+                          ", and xthrottle will not replace it");
+    if (err == -EOPNOTSUPP && requested == XT_MODE_NATIVE)
+      return system_error("cannot attach to " + ifname + " in native mode: its driver has no native XDP "
+                          "(use --mode skb or --mode auto)");
+    if (err == -EPERM || err == -EACCES)
+      return system_error("cannot attach to " + ifname + " (run as root, or with CAP_BPF and CAP_NET_ADMIN)", err);
+    return system_error("cannot attach to " + ifname, err);
+  }
+
+  Probe after = probe(*ifindex, rules_id);
+  if (!after.ours) return system_error("attached to " + ifname + " but the program is not there afterwards");
+  a.mode = after.ours->mode;
+  a.multiprog = after.ours->multiprog;
+  a.prog_id = after.ours->prog_id;
+  a.live = true;
+
+  xt_attach_info info{};
+  std::strncpy(info.ifname, ifname.c_str(), sizeof(info.ifname) - 1);
+  info.prog_id = a.prog_id;
+  info.requested_mode = requested;
+  info.mode = a.mode;
+  info.multiprog = a.multiprog;
+  info.attached_at = static_cast<uint64_t>(time(nullptr));
+  const xt_attach_key key = record_key(*ifindex);
+  if (bpf_map_update_elem(state.attach_fd(), &key, &info, BPF_ANY) != 0)
+    return system_error("attached to " + ifname + " but cannot record it", errno);
+  a.recorded = true;
+  return a;
+}
+
+Result<void> detach(const State& state, const std::string& ifname) {
+  auto ifindex = ifindex_of(ifname);
+  if (!ifindex) return std::unexpected(ifindex.error());
+  Probe p = probe(*ifindex, map_id(state.rules_fd()));
+  const xt_attach_key key = record_key(*ifindex);
+  if (!p.ours) {
+    bpf_map_delete_elem(state.attach_fd(), &key);  // a stale record, if any
+    return system_error("xthrottle is not attached to " + ifname);
+  }
+  int err = p.ours->multiprog
+                ? xdp_program__detach(p.ours->prog, static_cast<int>(*ifindex), to_libxdp(p.ours->mode), 0)
+                : xdp_multiprog__detach(p.mp.get());
+  if (err) return system_error("cannot detach from " + ifname, err);
+  bpf_map_delete_elem(state.attach_fd(), &key);
+  return {};
+}
+
+Result<std::vector<Attachment>> attachments(const State& state) {
+  const uint32_t rules_id = map_id(state.rules_fd());
+  const uint64_t ns = netns_inode();
+  std::vector<Attachment> out;
+
+  std::unique_ptr<struct if_nameindex, decltype(&if_freenameindex)> ifs(if_nameindex(), if_freenameindex);
+  if (!ifs) return system_error("cannot list interfaces", errno);
+  for (const struct if_nameindex* i = ifs.get(); i->if_index != 0; i++) {
+    Probe p = probe(i->if_index, rules_id);
+    if (!p.ours) continue;
+    Attachment a;
+    a.ifname = i->if_name;
+    a.ifindex = i->if_index;
+    a.mode = p.ours->mode;
+    a.multiprog = p.ours->multiprog;
+    a.prog_id = p.ours->prog_id;
+    a.live = true;
+    out.push_back(a);
+  }
+
+  // Records say what was asked for, and reveal programs that went missing.
+  auto walked = walk_keys<xt_attach_key>(state.attach_fd(), "the attach table", [&](const xt_attach_key& key) {
+    xt_attach_info info{};
+    if (key.netns_ino != ns || bpf_map_lookup_elem(state.attach_fd(), &key, &info) != 0) return;
+    auto live = std::ranges::find_if(out, [&](const Attachment& a) { return a.ifindex == key.ifindex; });
+    if (live != out.end()) {
+      live->requested = info.requested_mode;
+      live->recorded = true;
+      return;
+    }
+    Attachment a;
+    a.ifname = info.ifname;
+    a.ifindex = key.ifindex;
+    a.requested = info.requested_mode;
+    a.mode = info.mode;
+    a.multiprog = info.multiprog;
+    a.prog_id = info.prog_id;
+    a.recorded = true;
+    out.push_back(a);
+  });
+  if (!walked) return std::unexpected(walked.error());
+  return out;
+}
+
+}  // namespace xt

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT
+// Putting the program on interfaces (libxdp) and telling the truth about where
+// it runs.
+#pragma once
+
+#include <xthrottle/abi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "state.h"
+
+namespace xt {
+
+Result<xt_mode> parse_mode(const std::string& text);
+const char* mode_name(uint8_t mode);
+
+struct Attachment {
+  std::string ifname;
+  uint32_t ifindex = 0;
+  uint8_t requested = XT_MODE_AUTO;  // what the operator asked for (xt_mode)
+  uint8_t mode = XT_MODE_AUTO;       // what the kernel gave
+  bool multiprog = false;            // libxdp dispatcher; false: the only program
+  uint32_t prog_id = 0;
+  bool live = false;      // our program, on our maps, is on the interface now
+  bool recorded = false;  // `attach` recorded it in the pinned attach table
+  bool already = false;   // attach found it attached already and left it
+};
+
+// Loads the embedded program on the pinned maps and attaches it to ifname in
+// this network namespace.
+Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode requested);
+Result<void> detach(const State& state, const std::string& ifname);
+// Every interface of this network namespace that runs our program on our
+// maps, and every record whose program has gone.
+Result<std::vector<Attachment>> attachments(const State& state);
+
+}  // namespace xt

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+// Errors above the libbpf boundary: a message that says what failed and why,
+// and the exit code it maps to (DESIGN.md: 1 the system refused, 2 bad input).
+#pragma once
+
+#include <cerrno>
+#include <cstring>
+#include <expected>
+#include <string>
+
+namespace xt {
+
+enum class ErrorKind {
+  System = 1,  // the kernel or the machine said no
+  Usage = 2,   // the operator's input is wrong
+};
+
+struct Error {
+  ErrorKind kind;
+  std::string message;
+  int exit_code() const { return static_cast<int>(kind); }
+};
+
+template <class T = void>
+using Result = std::expected<T, Error>;
+
+inline std::unexpected<Error> usage_error(std::string message) {
+  return std::unexpected(Error{ErrorKind::Usage, std::move(message)});
+}
+
+// `what` failed because of errno value `err` (positive or negative).
+inline std::unexpected<Error> system_error(const std::string& what, int err) {
+  if (err < 0) err = -err;
+  return std::unexpected(Error{ErrorKind::System, what + ": " + std::strerror(err)});
+}
+
+inline std::unexpected<Error> system_error(std::string message) {
+  return std::unexpected(Error{ErrorKind::System, std::move(message)});
+}
+
+}  // namespace xt

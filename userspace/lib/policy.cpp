@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: MIT
+#include "policy.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <numeric>
+
+namespace xt {
+namespace {
+
+std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::ranges::transform(out, out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+// Digits only: no sign, no fraction, no spaces.
+Result<uint64_t> parse_u64(std::string_view what, std::string_view full, std::string_view digits) {
+  if (digits.empty() || !std::ranges::all_of(digits, [](unsigned char c) { return std::isdigit(c); }))
+    return usage_error("bad " + std::string(what) + " " + quoted(full) + ": " + quoted(digits) +
+                       " is not a whole number");
+  uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc() || ptr != digits.data() + digits.size())
+    return usage_error("bad " + std::string(what) + " " + quoted(full) + ": " + quoted(digits) +
+                       " is too large");
+  return value;
+}
+
+struct TimeUnit {
+  const char* names[4];
+  uint64_t ns;
+  const char* canonical;
+};
+constexpr TimeUnit kTimeUnits[] = {
+    {{"s", "sec", "second", "seconds"}, kNsPerSec, "s"},
+    {{"m", "min", "minute", "minutes"}, 60 * kNsPerSec, "min"},
+    {{"h", "hour", "hours", nullptr}, 3600 * kNsPerSec, "hour"},
+    {{"d", "day", "days", nullptr}, 86400 * kNsPerSec, "day"},
+};
+
+std::optional<uint64_t> time_unit_ns(std::string_view unit) {
+  std::string u = lower(unit);
+  for (const auto& tu : kTimeUnits)
+    for (const char* name : tu.names)
+      if (name && u == name) return tu.ns;
+  return std::nullopt;
+}
+
+struct SiPrefix {
+  char letter;
+  uint64_t mult;
+};
+constexpr SiPrefix kSiPrefixes[] = {
+    {'k', 1'000ULL}, {'M', 1'000'000ULL}, {'G', 1'000'000'000ULL}, {'T', 1'000'000'000'000ULL}};
+
+}  // namespace
+
+Result<Rate> parse_rate(std::string_view text) {
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos)
+    return usage_error("bad rate " + quoted(text) + ": expected N/UNIT, e.g. 100/s or 6000/min");
+  auto count = parse_u64("rate", text, text.substr(0, slash));
+  if (!count) return std::unexpected(count.error());
+  if (*count == 0) return usage_error("bad rate " + quoted(text) + ": the rate must be above zero");
+  std::string_view unit = text.substr(slash + 1);
+  auto ns = time_unit_ns(unit);
+  if (!ns)
+    return usage_error("bad rate " + quoted(text) + ": unknown unit " + quoted(unit) +
+                       " (use s, sec, second, m, min, minute, h, hour, d or day)");
+  return Rate{*count, *ns};
+}
+
+std::string format_rate(uint64_t count, uint64_t period_ns) {
+  for (const auto& tu : kTimeUnits)
+    if (tu.ns == period_ns) return std::to_string(count) + "/" + tu.canonical;
+  return std::to_string(count) + "/" + std::to_string(period_ns) + "ns";
+}
+
+Result<Bandwidth> parse_bandwidth(std::string_view text) {
+  auto slash = text.rfind('/');
+  if (slash == std::string_view::npos)
+    return usage_error("bad bandwidth " + quoted(text) + ": expected N UNIT/s, e.g. 10Mbit/s or 2MB/s");
+  std::string per = lower(text.substr(slash + 1));
+  if (per != "s" && per != "sec" && per != "second")
+    return usage_error("bad bandwidth " + quoted(text) + ": bandwidth is per second (/s), not " +
+                       quoted(text.substr(slash + 1)));
+  std::string_view quantity = text.substr(0, slash);
+  while (!quantity.empty() && quantity.back() == ' ') quantity.remove_suffix(1);
+  size_t digits_end = 0;
+  while (digits_end < quantity.size() && std::isdigit(static_cast<unsigned char>(quantity[digits_end])))
+    digits_end++;
+  std::string_view number = quantity.substr(0, digits_end);
+  std::string_view unit = quantity.substr(digits_end);
+  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  auto value = parse_u64("bandwidth", text, number);
+  if (!value) return std::unexpected(value.error());
+  if (*value == 0) return usage_error("bad bandwidth " + quoted(text) + ": the bandwidth must be above zero");
+
+  uint64_t mult = 1;
+  std::string_view base = unit;
+  if (!unit.empty()) {
+    for (const auto& p : kSiPrefixes) {
+      // "k" is the SI spelling; "K" is common enough to accept too.
+      if (unit.front() == p.letter || (p.letter == 'k' && unit.front() == 'K')) {
+        mult = p.mult;
+        base = unit.substr(1);
+        break;
+      }
+    }
+  }
+  bool bytes;
+  if (base == "bit")
+    bytes = false;
+  else if (base == "B")
+    bytes = true;
+  else
+    return usage_error("bad bandwidth " + quoted(text) + ": unknown unit " + quoted(unit) +
+                       " (use bit, kbit, Mbit, Gbit, Tbit or B, kB, MB, GB, TB)");
+  uint64_t factor = mult * (bytes ? 8 : 1);
+  if (*value > UINT64_MAX / factor) return usage_error("bad bandwidth " + quoted(text) + ": too large");
+  return Bandwidth{*value * factor, bytes};
+}
+
+std::string format_bandwidth(uint64_t bits_per_sec, bool byte_unit) {
+  uint64_t value = bits_per_sec;
+  const char* base = "bit";
+  if (byte_unit && bits_per_sec % 8 == 0) {
+    value = bits_per_sec / 8;
+    base = "B";
+  }
+  std::string prefix;
+  for (auto it = std::rbegin(kSiPrefixes); it != std::rend(kSiPrefixes); ++it) {
+    if (value % it->mult == 0) {
+      value /= it->mult;
+      prefix = std::string(1, it->letter);
+      break;
+    }
+  }
+  return std::to_string(value) + prefix + base + "/s";
+}
+
+Result<uint64_t> parse_positive(std::string_view what, std::string_view text) {
+  auto value = parse_u64(what, text, text);
+  if (!value) return value;
+  if (*value == 0) return usage_error("bad " + std::string(what) + " " + quoted(text) + ": must be above zero");
+  return value;
+}
+
+Result<int> parse_prefix_len(std::string_view what, std::string_view text) {
+  auto value = parse_u64(what, text, text);
+  if (!value) return std::unexpected(value.error());
+  if (*value > 128)
+    return usage_error("bad " + std::string(what) + " " + quoted(text) + ": longer than any address (128 bits)");
+  return static_cast<int>(*value);
+}
+
+Result<Cidr> parse_cidr(std::string_view text) {
+  Cidr cidr;
+  std::string addr(text);
+  std::optional<std::string_view> len_text;
+  if (auto slash = text.find('/'); slash != std::string_view::npos) {
+    addr = std::string(text.substr(0, slash));
+    len_text = text.substr(slash + 1);
+  }
+  if (inet_pton(AF_INET, addr.c_str(), cidr.addr.data()) == 1) {
+    cidr.family = XT_FAMILY_V4;
+  } else if (inet_pton(AF_INET6, addr.c_str(), cidr.addr.data()) == 1) {
+    cidr.family = XT_FAMILY_V6;
+  } else {
+    return usage_error("bad CIDR " + quoted(text) + ": " + quoted(addr) + " is not an IPv4 or IPv6 address");
+  }
+  const int max = family_bits(cidr.family);
+  cidr.len = static_cast<uint8_t>(max);
+  if (len_text) {
+    auto len = parse_u64("CIDR", text, *len_text);
+    if (!len) return std::unexpected(len.error());
+    if (*len > static_cast<uint64_t>(max))
+      return usage_error("bad CIDR " + quoted(text) + ": prefix length " + std::string(*len_text) +
+                         " is longer than an " + (cidr.family == XT_FAMILY_V4 ? "IPv4" : "IPv6") +
+                         " address (" + std::to_string(max) + " bits)");
+    cidr.len = static_cast<uint8_t>(*len);
+  }
+  // Host bits set is almost always a typo for a different prefix: say so.
+  Cidr masked = cidr;
+  for (int i = 0; i < 16; i++) {
+    int bits = cidr.len - 8 * i;
+    uint8_t mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : static_cast<uint8_t>(0xff << (8 - bits));
+    masked.addr[i] &= mask;
+  }
+  if (masked != cidr)
+    return usage_error("bad CIDR " + quoted(text) + ": host bits are set (did you mean " +
+                       format_cidr(masked) + "?)");
+  return cidr;
+}
+
+std::string format_addr(uint8_t family, const uint8_t* addr) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(family == XT_FAMILY_V4 ? AF_INET : AF_INET6, addr, buf, sizeof(buf));
+  return buf;
+}
+
+std::string format_cidr(const Cidr& cidr) {
+  return format_addr(cidr.family, cidr.addr.data()) + "/" + std::to_string(cidr.len);
+}
+
+xt_rule_key rule_key(const Cidr& cidr) {
+  xt_rule_key key{};
+  key.prefixlen = XT_LPM_FAMILY_BITS + cidr.len;
+  key.family = cidr.family;
+  std::copy(cidr.addr.begin(), cidr.addr.end(), key.addr);
+  return key;
+}
+
+Cidr cidr_of(const xt_rule_key& key) {
+  Cidr cidr;
+  cidr.family = key.family;
+  std::copy(std::begin(key.addr), std::end(key.addr), cidr.addr.begin());
+  cidr.len = static_cast<uint8_t>(key.prefixlen - XT_LPM_FAMILY_BITS);
+  return cidr;
+}
+
+Result<xt_limit> make_limit(uint64_t count, uint64_t period, uint64_t burst, std::string_view what) {
+  const uint64_t g = std::gcd(count, period);
+  xt_limit l{};
+  l.fill = count / g;
+  l.cost = period / g;
+  if (l.fill > XT_MAX_SCALED)
+    return usage_error("bad " + std::string(what) + ": too large to meter exactly");
+  if (burst > XT_MAX_SCALED / l.cost)
+    return usage_error("bad " + std::string(what) + ": a burst of " + std::to_string(burst) +
+                       " is too large to meter exactly at this rate (at most " +
+                       std::to_string(XT_MAX_SCALED / l.cost) + ")");
+  l.cap = burst * l.cost;
+  l.fill_ns = (l.cap + l.fill - 1) / l.fill;
+  return l;
+}
+
+Result<xt_rule> compile_rule(const RuleSpec& spec) {
+  xt_rule rule{};
+  rule.action = static_cast<uint8_t>(spec.action);
+  rule.family = spec.cidr.family;
+  const int max_bits = family_bits(spec.cidr.family);
+  const char* family_name = spec.cidr.family == XT_FAMILY_V4 ? "IPv4" : "IPv6";
+  const bool limits = spec.rate || spec.burst || spec.bandwidth || spec.burst_bytes || spec.per;
+
+  if (spec.action != XT_ACT_LIMIT) {
+    const char* flag = spec.action == XT_ACT_ALLOW ? "--allow" : "--deny";
+    if (limits)
+      return usage_error(std::string(flag) +
+                         " takes no limits: --rate, --burst, --bandwidth, --burst-bytes and --per "
+                         "apply to limit rules");
+    if (spec.dry_run && spec.action == XT_ACT_ALLOW)
+      return usage_error("--dry-run has no effect on an --allow rule: it never drops");
+    rule.flags = spec.dry_run ? XT_RULE_DRY_RUN : 0;
+    rule.per_len = static_cast<uint8_t>(max_bits);
+    return rule;
+  }
+
+  if (!spec.rate && !spec.bandwidth)
+    return usage_error("a limit rule needs --rate or --bandwidth (or --allow / --deny)");
+  if (spec.burst && !spec.rate) return usage_error("--burst needs --rate: it is counted in packets");
+  if (spec.burst_bytes && !spec.bandwidth) return usage_error("--burst-bytes needs --bandwidth");
+
+  int per = spec.per.value_or(spec.cidr.family == XT_FAMILY_V4 ? 32 : 64);
+  if (per < 0 || per > max_bits)
+    return usage_error("bad --per " + std::to_string(per) + ": longer than an " + family_name +
+                       " address (" + std::to_string(max_bits) + " bits)");
+  rule.per_len = static_cast<uint8_t>(per);
+  if (spec.dry_run) rule.flags |= XT_RULE_DRY_RUN;
+
+  if (spec.rate) {
+    const uint64_t burst = spec.burst.value_or(spec.rate->count);
+    auto l = make_limit(spec.rate->count, spec.rate->period_ns, burst,
+                        "--rate " + format_rate(spec.rate->count, spec.rate->period_ns));
+    if (!l) return std::unexpected(l.error());
+    rule.pkt = *l;
+    rule.flags |= XT_RULE_PKT_LIMIT;
+    rule.rate_count = spec.rate->count;
+    rule.rate_period_ns = spec.rate->period_ns;
+    rule.burst = burst;
+  }
+  if (spec.bandwidth) {
+    const uint64_t bits = spec.bandwidth->bits_per_sec;
+    const uint64_t burst = spec.burst_bytes.value_or((bits + 7) / 8);  // one second's worth
+    // Byte tokens: bits per second fill, 8e9 bit-nanoseconds per byte.
+    auto l = make_limit(bits, 8 * kNsPerSec, burst,
+                        "--bandwidth " + format_bandwidth(bits, spec.bandwidth->byte_unit));
+    if (!l) return std::unexpected(l.error());
+    rule.bytes = *l;
+    rule.flags |= XT_RULE_BYTE_LIMIT;
+    if (spec.bandwidth->byte_unit) rule.flags |= XT_RULE_BW_BYTES;
+    rule.bw_bits = bits;
+    rule.burst_bytes = burst;
+  }
+  return rule;
+}
+
+const char* action_name(uint8_t action) {
+  switch (action) {
+    case XT_ACT_LIMIT: return "limit";
+    case XT_ACT_ALLOW: return "allow";
+    case XT_ACT_DENY: return "deny";
+  }
+  return "unknown";
+}
+
+std::string describe_limits(const xt_rule& rule) {
+  std::string out;
+  if (rule.flags & XT_RULE_PKT_LIMIT)
+    out = format_rate(rule.rate_count, rule.rate_period_ns) + " burst " + std::to_string(rule.burst);
+  if (rule.flags & XT_RULE_BYTE_LIMIT) {
+    if (!out.empty()) out += ", ";
+    out += format_bandwidth(rule.bw_bits, rule.flags & XT_RULE_BW_BYTES) + " burst " +
+           std::to_string(rule.burst_bytes) + "B";
+  }
+  return out;
+}
+
+}  // namespace xt

@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: MIT
+#include "report.h"
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <map>
+
+#include "bucket.h"
+
+namespace xt {
+namespace {
+
+using json = nlohmann::json;
+
+std::string fmt(const char* format, ...) __attribute__((format(printf, 1, 2)));
+std::string fmt(const char* format, ...) {
+  char buf[512];
+  va_list args;
+  va_start(args, format);
+  vsnprintf(buf, sizeof(buf), format, args);
+  va_end(args);
+  return buf;
+}
+
+constexpr ReasonInfo kReasons[XT_REASONS] = {
+    {"within_limit", "passed within limit"},
+    {"allowed", "passed by allow rule"},
+    {"dry_run", "passed, dry-run (would drop)"},
+    {"unmatched", "passed, no rule"},
+    {"non_ip", "passed, not IP"},
+    {"over_limit", "dropped over limit"},
+    {"denied", "dropped by deny rule"},
+    {"malformed", "dropped malformed"},
+    {"table_full", "dropped, source table full"},
+};
+
+json count_json(const xt_count& c) { return {{"packets", c.packets}, {"bytes", c.bytes}}; }
+
+xt_count sum_reasons(const std::vector<xt_count>& reasons, uint32_t from, uint32_t to) {
+  xt_count total{};
+  for (uint32_t r = from; r < to && r < reasons.size(); r++) {
+    total.packets += reasons[r].packets;
+    total.bytes += reasons[r].bytes;
+  }
+  return total;
+}
+
+std::string rule_flags_text(const xt_rule& rule) {
+  return (rule.flags & XT_RULE_DRY_RUN) ? " (dry-run)" : "";
+}
+
+}  // namespace
+
+const ReasonInfo& reason_info(uint32_t reason) { return kReasons[reason < XT_REASONS ? reason : 0]; }
+
+json rule_json(const Cidr& cidr, const xt_rule& rule) {
+  json j = {{"cidr", format_cidr(cidr)},
+            {"family", cidr.family == XT_FAMILY_V4 ? "ipv4" : "ipv6"},
+            {"action", action_name(rule.action)},
+            {"dry_run", (rule.flags & XT_RULE_DRY_RUN) != 0},
+            {"id", rule.id}};
+  if (rule.action != XT_ACT_LIMIT) return j;
+  j["per"] = rule.per_len;
+  if (rule.flags & XT_RULE_PKT_LIMIT) {
+    j["rate"] = format_rate(rule.rate_count, rule.rate_period_ns);
+    j["rate_packets"] = rule.rate_count;
+    j["rate_period_seconds"] = rule.rate_period_ns / kNsPerSec;
+    j["burst"] = rule.burst;
+  }
+  if (rule.flags & XT_RULE_BYTE_LIMIT) {
+    j["bandwidth"] = format_bandwidth(rule.bw_bits, rule.flags & XT_RULE_BW_BYTES);
+    j["bandwidth_bits_per_second"] = rule.bw_bits;
+    j["burst_bytes"] = rule.burst_bytes;
+  }
+  return j;
+}
+
+json rules_json(const std::vector<RuleEntry>& rules) {
+  json out = json::array();
+  for (const auto& e : rules) out.push_back(rule_json(e.cidr, e.rule));
+  return out;
+}
+
+std::string rules_text(const std::vector<RuleEntry>& rules) {
+  if (rules.empty()) return "no rules\n";
+  std::string out = fmt("%-44s %-6s %-5s %s\n", "CIDR", "ACTION", "PER", "LIMITS");
+  for (const auto& e : rules) {
+    const bool limit = e.rule.action == XT_ACT_LIMIT;
+    out += fmt("%-44s %-6s %-5s %s%s\n", format_cidr(e.cidr).c_str(), action_name(e.rule.action),
+               limit ? ("/" + std::to_string(e.rule.per_len)).c_str() : "-",
+               limit ? describe_limits(e.rule).c_str() : "-", rule_flags_text(e.rule).c_str());
+  }
+  return out;
+}
+
+xt_count Stats::passed() const { return sum_reasons(reasons, 0, XT_FIRST_DROP); }
+xt_count Stats::dropped() const { return sum_reasons(reasons, XT_FIRST_DROP, XT_REASONS); }
+
+Result<Stats> read_stats(const State& state) {
+  Stats s;
+  auto reasons = state.counters();
+  if (!reasons) return std::unexpected(reasons.error());
+  auto rules = state.rule_counters();
+  if (!rules) return std::unexpected(rules.error());
+  s.reasons = std::move(*reasons);
+  s.rules = std::move(*rules);
+  return s;
+}
+
+json stats_json(const Stats& stats) {
+  const xt_count passed = stats.passed(), dropped = stats.dropped();
+  json j = {{"passed_packets", passed.packets},
+            {"passed_bytes", passed.bytes},
+            {"dropped_packets", dropped.packets},
+            {"dropped_bytes", dropped.bytes}};
+  json reasons = json::object();
+  for (uint32_t r = 0; r < XT_REASONS; r++) reasons[kReasons[r].key] = count_json(stats.reasons[r]);
+  j["reasons"] = reasons;
+  json rules = json::object();
+  for (const auto& r : stats.rules) {
+    rules[format_cidr(r.cidr)] = {{"action", action_name(r.rule.action)},
+                                  {"dry_run", (r.rule.flags & XT_RULE_DRY_RUN) != 0},
+                                  {"passed_packets", r.stats.passed_packets},
+                                  {"passed_bytes", r.stats.passed_bytes},
+                                  {"dropped_packets", r.stats.dropped_packets},
+                                  {"dropped_bytes", r.stats.dropped_bytes},
+                                  {"dryrun_packets", r.stats.dryrun_packets},
+                                  {"dryrun_bytes", r.stats.dryrun_bytes}};
+  }
+  j["rules"] = rules;
+  return j;
+}
+
+std::string stats_text(const Stats& stats) {
+  const xt_count passed = stats.passed(), dropped = stats.dropped();
+  std::string out = fmt("%-30s %14s %16s\n", "", "PACKETS", "BYTES");
+  out += fmt("%-30s %14llu %16llu\n", "passed", (unsigned long long)passed.packets,
+             (unsigned long long)passed.bytes);
+  out += fmt("%-30s %14llu %16llu\n", "dropped", (unsigned long long)dropped.packets,
+             (unsigned long long)dropped.bytes);
+  for (uint32_t r = 0; r < XT_REASONS; r++)
+    out += fmt("  %-28s %14llu %16llu\n", kReasons[r].text, (unsigned long long)stats.reasons[r].packets,
+               (unsigned long long)stats.reasons[r].bytes);
+  if (stats.rules.empty()) return out + "\nno rules\n";
+  out += fmt("\n%-44s %14s %14s %14s\n", "RULE", "PASSED", "DROPPED", "WOULD-DROP");
+  for (const auto& r : stats.rules)
+    out += fmt("%-44s %14llu %14llu %14s\n", format_cidr(r.cidr).c_str(),
+               (unsigned long long)r.stats.passed_packets, (unsigned long long)r.stats.dropped_packets,
+               (r.rule.flags & XT_RULE_DRY_RUN) ? std::to_string(r.stats.dryrun_packets).c_str() : "-");
+  return out;
+}
+
+json stats_rate_json(const Stats& before, const Stats& after, double seconds) {
+  auto rate = [&](uint64_t a, uint64_t b) { return seconds > 0 ? static_cast<double>(b - a) / seconds : 0.0; };
+  json j = stats_json(after);
+  j["interval_seconds"] = seconds;
+  j["passed_pps"] = rate(before.passed().packets, after.passed().packets);
+  j["dropped_pps"] = rate(before.dropped().packets, after.dropped().packets);
+  j["passed_bps"] = 8 * rate(before.passed().bytes, after.passed().bytes);
+  j["dropped_bps"] = 8 * rate(before.dropped().bytes, after.dropped().bytes);
+  return j;
+}
+
+std::string stats_rate_text(const Stats& before, const Stats& after, double seconds) {
+  json j = stats_rate_json(before, after, seconds);
+  return fmt("passed %12.0f pkt/s %14.0f bit/s   dropped %12.0f pkt/s %14.0f bit/s   (totals %llu / %llu)\n",
+             j["passed_pps"].get<double>(), j["passed_bps"].get<double>(), j["dropped_pps"].get<double>(),
+             j["dropped_bps"].get<double>(), (unsigned long long)after.passed().packets,
+             (unsigned long long)after.dropped().packets);
+}
+
+Result<std::vector<TopRow>> read_top(const State& state, size_t limit, uint64_t now_ns) {
+  auto rules = state.rules();
+  if (!rules) return std::unexpected(rules.error());
+  std::map<uint32_t, const RuleEntry*> by_id;
+  for (const auto& e : *rules) by_id[e.rule.id] = &e;
+
+  std::vector<TopRow> rows;
+  auto walked = state.for_each_bucket([&](const BucketEntry& e) {
+    auto it = by_id.find(e.key.rule_id);
+    if (it == by_id.end()) return;  // its rule was just deleted
+    const xt_rule& rule = it->second->rule;
+    TopRow row;
+    Cidr src{e.key.family, {}, e.key.per_len};
+    std::copy(std::begin(e.key.addr), std::end(e.key.addr), src.addr.begin());
+    row.source = format_cidr(src);
+    row.rule = format_cidr(it->second->cidr);
+    row.passed_packets = e.bucket.passed_packets;
+    row.dropped_packets = e.bucket.dropped_packets;
+    row.dry_run = rule.flags & XT_RULE_DRY_RUN;
+    if ((rule.flags & XT_RULE_PKT_LIMIT) && e.bucket.gen == rule.gen) {
+      const uint64_t elapsed = now_ns > e.bucket.last_ns ? now_ns - e.bucket.last_ns : 0;
+      row.packets_left = static_cast<int64_t>(xt_refill(&rule.pkt, e.bucket.pkt_tokens, elapsed) / rule.pkt.cost);
+    }
+    rows.push_back(std::move(row));
+  });
+  if (!walked) return std::unexpected(walked.error());
+  std::ranges::sort(rows, [](const TopRow& a, const TopRow& b) {
+    return std::tie(b.dropped_packets, b.passed_packets, a.source) <
+           std::tie(a.dropped_packets, a.passed_packets, b.source);
+  });
+  if (rows.size() > limit) rows.resize(limit);
+  return rows;
+}
+
+json top_json(const std::vector<TopRow>& rows) {
+  json out = json::array();
+  for (const auto& r : rows) {
+    json j = {{"source", r.source},
+              {"rule", r.rule},
+              {"passed_packets", r.passed_packets},
+              {"dropped_packets", r.dropped_packets},
+              {"dry_run", r.dry_run}};
+    if (r.packets_left >= 0) j["packets_left"] = r.packets_left;
+    out.push_back(j);
+  }
+  return out;
+}
+
+std::string top_text(const std::vector<TopRow>& rows) {
+  if (rows.empty()) return "no tracked sources\n";
+  std::string out = fmt("%-44s %-24s %12s %12s %10s\n", "SOURCE", "RULE", "PASSED", "DROPPED", "LEFT");
+  for (const auto& r : rows)
+    out += fmt("%-44s %-24s %12llu %12llu%s %10s\n", r.source.c_str(), r.rule.c_str(),
+               (unsigned long long)r.passed_packets, (unsigned long long)r.dropped_packets, r.dry_run ? "*" : " ",
+               r.packets_left >= 0 ? std::to_string(r.packets_left).c_str() : "-");
+  if (std::ranges::any_of(rows, &TopRow::dry_run)) out += "* dry-run rule: these drops were counted, not done\n";
+  return out;
+}
+
+Result<Status> read_status(const std::string& pin_dir) {
+  Status s;
+  s.pin_dir = pin_dir;
+  s.state = State::exists(pin_dir);
+  if (!s.state) {
+    s.warnings.push_back("not protecting: no xthrottle state in " + pin_dir +
+                         " (nothing attached or configured there)");
+    return s;
+  }
+  auto state = State::open(pin_dir);
+  if (!state) return std::unexpected(state.error());
+  auto rules = state->rules();
+  if (!rules) return std::unexpected(rules.error());
+  s.rules = std::move(*rules);
+  auto ifaces = attachments(*state);
+  if (!ifaces) return std::unexpected(ifaces.error());
+  s.interfaces = std::move(*ifaces);
+  s.max_sources = state->max_sources();
+  auto walked = state->for_each_bucket([&](const BucketEntry&) { s.tracked_sources++; });
+  if (!walked) return std::unexpected(walked.error());
+  auto counters = state->counters();
+  if (!counters) return std::unexpected(counters.error());
+  s.table_full_drops = (*counters)[XT_DROP_NO_STATE].packets;
+
+  const bool attached = std::ranges::any_of(s.interfaces, &Attachment::live);
+  if (!attached) s.warnings.push_back("not protecting: not attached to any interface in this network namespace");
+  for (const auto& a : s.interfaces) {
+    if (!a.live)
+      s.warnings.push_back(a.ifname + ": attached by xthrottle (prog id " + std::to_string(a.prog_id) +
+                           ") but the program is gone from the interface");
+    else if (a.mode == XT_MODE_SKB && a.requested != XT_MODE_SKB)
+      s.warnings.push_back(a.ifname + ": running in generic (skb) mode, not native: slower, and the stack "
+                           "has already spent work on every packet");
+  }
+  if (attached && s.rules.empty()) s.warnings.push_back("not limiting anything: attached, but there are no rules");
+  std::string dry;
+  for (const auto& e : s.rules)
+    if (e.rule.flags & XT_RULE_DRY_RUN) dry += (dry.empty() ? "" : ", ") + format_cidr(e.cidr);
+  if (!dry.empty()) s.warnings.push_back("dry-run on: " + dry + " count what they would drop but drop nothing");
+  if (s.table_full_drops)
+    s.warnings.push_back("the source table (" + std::to_string(s.max_sources) + " entries) was full: " +
+                         std::to_string(s.table_full_drops) + " packets from untracked sources were dropped");
+  return s;
+}
+
+json status_json(const Status& s) {
+  json ifaces = json::array();
+  for (const auto& a : s.interfaces)
+    ifaces.push_back({{"ifname", a.ifname},
+                      {"ifindex", a.ifindex},
+                      {"attached", a.live},
+                      {"mode", mode_name(a.mode)},
+                      {"requested_mode", a.recorded ? mode_name(a.requested) : "unknown"},
+                      {"multiprog", a.multiprog},
+                      {"prog_id", a.prog_id}});
+  size_t dry = std::ranges::count_if(s.rules, [](const RuleEntry& e) { return e.rule.flags & XT_RULE_DRY_RUN; });
+  return {{"pin_dir", s.pin_dir},
+          {"state", s.state},
+          {"protected", s.warnings.empty()},
+          {"rules", s.rules.size()},
+          {"dry_run_rules", dry},
+          {"tracked_sources", s.tracked_sources},
+          {"max_sources", s.max_sources},
+          {"interfaces", ifaces},
+          {"warnings", s.warnings}};
+}
+
+std::string status_text(const Status& s) {
+  std::string out;
+  if (s.state) {
+    out += fmt("state:   %s: %zu rules, %llu of %u source buckets in use\n", s.pin_dir.c_str(), s.rules.size(),
+               (unsigned long long)s.tracked_sources, s.max_sources);
+  } else {
+    out += "state:   none in " + s.pin_dir + "\n";
+  }
+  for (const auto& a : s.interfaces) {
+    if (!a.live) continue;
+    out += fmt("%-8s attached, %s mode%s, %s, prog id %u\n", (a.ifname + ":").c_str(), mode_name(a.mode),
+               a.recorded ? (" (asked: " + std::string(mode_name(a.requested)) + ")").c_str() : "",
+               a.multiprog ? "libxdp multi-program dispatcher" : "single program", a.prog_id);
+  }
+  for (const auto& w : s.warnings) out += "WARNING: " + w + "\n";
+  if (s.warnings.empty()) out += "protected\n";
+  return out;
+}
+
+}  // namespace xt

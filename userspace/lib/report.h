@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+// What the read-only commands report (rule list, stats, top, status), as JSON
+// for scripts and as text for people. JSON field names are part of the CLI
+// contract (DESIGN.md): extend, never rename.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attach.h"
+#include "error.h"
+#include "state.h"
+
+namespace xt {
+
+struct ReasonInfo {
+  const char* key;   // JSON key under "reasons"
+  const char* text;  // for people
+};
+const ReasonInfo& reason_info(uint32_t reason);
+
+nlohmann::json rule_json(const Cidr& cidr, const xt_rule& rule);
+nlohmann::json rules_json(const std::vector<RuleEntry>& rules);
+std::string rules_text(const std::vector<RuleEntry>& rules);
+
+struct Stats {
+  std::vector<xt_count> reasons;  // by enum xt_reason
+  std::vector<RuleCounters> rules;
+  xt_count passed() const;
+  xt_count dropped() const;
+};
+Result<Stats> read_stats(const State& state);
+nlohmann::json stats_json(const Stats& stats);
+std::string stats_text(const Stats& stats);
+// One line of `stats --watch`: rates over the interval between two samples.
+nlohmann::json stats_rate_json(const Stats& before, const Stats& after, double seconds);
+std::string stats_rate_text(const Stats& before, const Stats& after, double seconds);
+
+struct TopRow {
+  std::string source;  // the source prefix one bucket covers
+  std::string rule;    // the rule's CIDR
+  uint64_t passed_packets = 0;
+  uint64_t dropped_packets = 0;
+  bool dry_run = false;
+  int64_t packets_left = -1;  // packet tokens available now; -1: no packet limit
+};
+// Tracked sources, most drops first. now_ns: CLOCK_MONOTONIC, the program's clock.
+Result<std::vector<TopRow>> read_top(const State& state, size_t limit, uint64_t now_ns);
+nlohmann::json top_json(const std::vector<TopRow>& rows);
+std::string top_text(const std::vector<TopRow>& rows);
+
+struct Status {
+  std::string pin_dir;
+  bool state = false;  // pinned maps exist
+  std::vector<RuleEntry> rules;
+  std::vector<Attachment> interfaces;
+  uint64_t tracked_sources = 0;
+  uint32_t max_sources = 0;
+  uint64_t table_full_drops = 0;
+  std::vector<std::string> warnings;  // empty: protected
+};
+// Reads the state (if any) and works out every warning.
+Result<Status> read_status(const std::string& pin_dir);
+nlohmann::json status_json(const Status& status);
+std::string status_text(const Status& status);
+
+}  // namespace xt

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+// The pinned state: rules, buckets and counters in maps under the pin
+// directory. Every CLI command is a fresh process that reopens them here, so
+// protection and state outlive the controller.
+#pragma once
+
+#include <xthrottle/abi.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "fd.h"
+#include "policy.h"
+
+namespace xt {
+
+// --pin-dir, else $XTHROTTLE_PIN_DIR, else /sys/fs/bpf/xthrottle.
+std::string default_pin_dir();
+
+// Makes sure pin_dir can hold pins: mounts bpffs on /sys/fs/bpf if the
+// directory is meant to live there and nothing is mounted, and fails with a
+// clear message if pin_dir is on some other file system.
+Result<void> ensure_bpffs(const std::string& pin_dir);
+
+// An exclusive flock on the pin directory for the life of the object, so two
+// mutating commands never interleave.
+class DirLock {
+ public:
+  static Result<DirLock> acquire(const std::string& dir);
+
+ private:
+  explicit DirLock(Fd fd) : fd_(std::move(fd)) {}
+  Fd fd_;
+};
+
+struct RuleEntry {
+  Cidr cidr;
+  xt_rule rule;
+};
+
+struct RuleCounters {
+  Cidr cidr;
+  xt_rule rule;
+  xt_rule_stats stats;
+};
+
+struct BucketEntry {
+  xt_bucket_key key;
+  xt_bucket bucket;
+};
+
+class State {
+ public:
+  // Opens existing pins; fails (exit 1) if there is no state in pin_dir.
+  static Result<State> open(const std::string& pin_dir);
+  // Creates and pins the maps first if they do not exist yet.
+  static Result<State> open_or_create(const std::string& pin_dir);
+  static bool exists(const std::string& pin_dir);
+
+  const std::string& pin_dir() const { return pin_dir_; }
+
+  Result<std::vector<RuleEntry>> rules() const;
+  // Adds a rule, or replaces the rule for the same CIDR in place: it keeps its
+  // id and counters, and its sources' buckets carry their budget over.
+  // Returns true if an existing rule was replaced.
+  Result<bool> put_rule(const Cidr& cidr, xt_rule rule);
+  // Deletes the rule for exactly this CIDR and the buckets it owned.
+  Result<void> del_rule(const Cidr& cidr);
+
+  Result<std::vector<xt_count>> counters() const;  // summed over CPUs, by enum xt_reason
+  Result<std::vector<RuleCounters>> rule_counters() const;
+  Result<void> for_each_bucket(const std::function<void(const BucketEntry&)>& fn) const;
+  uint32_t max_sources() const;
+
+  int attach_fd() const { return attach_.get(); }
+  int rules_fd() const { return rules_.get(); }
+
+ private:
+  State() = default;
+  Result<void> reset_rule_slot(uint32_t id);
+  // Deletes the buckets of rule `id` for which drop(key) is true.
+  Result<void> sweep_buckets(uint32_t id, const std::function<bool(const xt_bucket_key&)>& drop);
+
+  std::string pin_dir_;
+  Fd rules_, buckets_, rule_stats_, counters_, attach_;
+};
+
+}  // namespace xt
