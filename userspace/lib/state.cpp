@@ -102,13 +102,7 @@ bool State::exists(const std::string& pin_dir) {
 Result<State> State::open(const std::string& pin_dir) {
   State s;
   s.pin_dir_ = pin_dir;
-  struct Pin {
-    Fd* fd;
-    const char* name;
-  };
-  for (auto [fd, name] : {Pin{&s.rules_, XT_MAP_RULES}, Pin{&s.buckets_, XT_MAP_BUCKETS},
-                          Pin{&s.rule_stats_, XT_MAP_RULE_STATS}, Pin{&s.counters_, XT_MAP_COUNTERS},
-                          Pin{&s.attach_, XT_MAP_ATTACH}}) {
+  for (auto [fd, name] : s.named_maps()) {
     auto opened = open_pin(pin_dir, name);
     if (!opened) return std::unexpected(opened.error());
     *fd = std::move(*opened);
@@ -117,6 +111,17 @@ Result<State> State::open(const std::string& pin_dir) {
     return std::unexpected(ok.error());
   if (auto ok = check_layout(s.buckets_.get(), XT_MAP_BUCKETS, sizeof(xt_bucket_key), sizeof(xt_bucket)); !ok)
     return std::unexpected(ok.error());
+  return s;
+}
+
+Result<State> State::from_object(const bpf_object* obj) {
+  State s;
+  for (auto [fd, name] : s.named_maps()) {
+    const bpf_map* map = bpf_object__find_map_by_name(obj, name);
+    int dup = map ? fcntl(bpf_map__fd(map), F_DUPFD_CLOEXEC, 0) : -1;
+    if (dup < 0) return system_error(std::string("the object has no usable map ") + name);
+    *fd = Fd(dup);
+  }
   return s;
 }
 

@@ -6,6 +6,9 @@
 
 #include <xthrottle/abi.h>
 
+#include <bpf/libbpf.h>
+
+#include <array>
 #include <functional>
 #include <string>
 #include <vector>
@@ -58,6 +61,9 @@ class State {
   // Creates and pins the maps first if they do not exist yet.
   static Result<State> open_or_create(const std::string& pin_dir);
   static bool exists(const std::string& pin_dir);
+  // The maps of a loaded object that pins nothing: the BPF_PROG_TEST_RUN
+  // tests drive the real program through the same state layer.
+  static Result<State> from_object(const bpf_object* obj);
 
   const std::string& pin_dir() const { return pin_dir_; }
 
@@ -79,6 +85,14 @@ class State {
 
  private:
   State() = default;
+  // Every map this state holds, with the name it has in the object and pins.
+  std::array<std::pair<Fd*, const char*>, 5> named_maps() {
+    return {{{&rules_, XT_MAP_RULES},
+             {&buckets_, XT_MAP_BUCKETS},
+             {&rule_stats_, XT_MAP_RULE_STATS},
+             {&counters_, XT_MAP_COUNTERS},
+             {&attach_, XT_MAP_ATTACH}}};
+  }
   Result<void> reset_rule_slot(uint32_t id);
   // Deletes the buckets of rule `id` for which drop(key) is true.
   Result<void> sweep_buckets(uint32_t id, const std::function<bool(const xt_bucket_key&)>& drop);

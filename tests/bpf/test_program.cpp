@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: MIT
+// The real XDP object through BPF_PROG_TEST_RUN: crafted frames in, verdicts
+// and counters out, with a clock the test sets (xt_test_now_ns). Every test
+// loads a fresh object with private, unpinned maps, so order never matters.
+#include <gtest/gtest.h>
+
+#include <bpf/bpf.h>
+
+#include <functional>
+#include <optional>
+
+#include "object.h"
+#include "packet.h"
+#include "policy.h"
+#include "require.h"
+#include "state.h"
+
+namespace xt {
+namespace {
+
+using test::Packet;
+
+constexpr uint64_t kMs = 1'000'000;
+constexpr uint64_t kSec = kNsPerSec;
+
+class Program : public ::testing::Test {
+ protected:
+  void SetUp() override { XT_REQUIRE_ROOT(); }
+
+  // Loads the object; max_sources shrinks the bucket table for table-full tests.
+  void load(std::optional<uint32_t> max_sources = std::nullopt) {
+    auto skel = open_object({.pin_dir = std::nullopt, .test_clock = true});
+    ASSERT_TRUE(skel.has_value()) << skel.error().message;
+    skel_ = std::move(*skel);
+    if (max_sources) {
+      ASSERT_EQ(bpf_map__set_max_entries(skel_->maps.xt_buckets, *max_sources), 0);
+    }
+    ASSERT_EQ(xthrottle__load(skel_.get()), 0) << "the verifier refused the program (run with -v for its log)";
+    auto state = State::from_object(skel_->obj);
+    ASSERT_TRUE(state.has_value()) << state.error().message;
+    state_.emplace(std::move(*state));
+  }
+
+  // Adds or replaces a rule from CLI-style words.
+  void rule(const std::string& cidr, std::optional<std::string> rate, std::optional<uint64_t> burst = std::nullopt,
+            std::function<void(RuleSpec&)> tweak = nullptr) {
+    RuleSpec spec;
+    auto c = parse_cidr(cidr);
+    ASSERT_TRUE(c.has_value()) << c.error().message;
+    spec.cidr = *c;
+    if (rate) spec.rate = *parse_rate(*rate);
+    spec.burst = burst;
+    if (tweak) tweak(spec);
+    auto compiled = compile_rule(spec);
+    ASSERT_TRUE(compiled.has_value()) << compiled.error().message;
+    auto put = state_->put_rule(spec.cidr, *compiled);
+    ASSERT_TRUE(put.has_value()) << put.error().message;
+  }
+
+  // Runs one frame at time `now`; returns the XDP action.
+  int run(const std::vector<uint8_t>& frame, uint64_t now = 0) {
+    skel_->bss->xt_test_now_ns = now;
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
+                .repeat = 1);
+    int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.xthrottle), &opts);
+    EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN failed";
+    return static_cast<int>(opts.retval);
+  }
+
+  // Runs n copies at `now`; returns how many passed.
+  int passed(const std::vector<uint8_t>& frame, int n, uint64_t now = 0) {
+    int pass = 0;
+    for (int i = 0; i < n; i++) pass += run(frame, now) == XDP_PASS;
+    return pass;
+  }
+
+  uint64_t counter(xt_reason reason) { return state_->counters().value()[reason].packets; }
+
+  xt_rule_stats rule_stats(const std::string& cidr) {
+    const auto all = state_->rule_counters().value();
+    for (const auto& r : all)
+      if (format_cidr(r.cidr) == cidr) return r.stats;
+    ADD_FAILURE() << "no rule " << cidr;
+    return {};
+  }
+
+  size_t buckets() {
+    size_t n = 0;
+    EXPECT_TRUE(state_->for_each_bucket([&](const BucketEntry&) { n++; }).has_value());
+    return n;
+  }
+
+  Skeleton skel_;
+  std::optional<State> state_;
+};
+
+TEST_F(Program, VerdictTable) {
+  load();
+  rule("198.18.0.0/15", "1000/s");
+  rule("198.18.5.0/24", std::nullopt, std::nullopt, [](RuleSpec& s) { s.action = XT_ACT_ALLOW; });
+  rule("198.18.6.0/24", std::nullopt, std::nullopt, [](RuleSpec& s) { s.action = XT_ACT_DENY; });
+  rule("2001:db8::/32", "1000/s");
+
+  struct Case {
+    const char* name;
+    std::vector<uint8_t> frame;
+    int action;
+    xt_reason reason;
+  } cases[] = {
+      {"ipv4 within limit", Packet().ipv4("198.18.0.1").build(), XDP_PASS, XT_PASS_LIMIT},
+      {"ipv6 within limit", Packet().ipv6("2001:db8::1").build(), XDP_PASS, XT_PASS_LIMIT},
+      {"802.1Q ipv4", Packet().vlan(10).ipv4("198.18.0.2").build(), XDP_PASS, XT_PASS_LIMIT},
+      {"QinQ ipv6", Packet().vlan(20, 0x88A8).vlan(10).ipv6("2001:db8::2").build(), XDP_PASS, XT_PASS_LIMIT},
+      {"allow rule", Packet().ipv4("198.18.5.9").build(), XDP_PASS, XT_PASS_ALLOW},
+      {"deny rule", Packet().ipv4("198.18.6.9").build(), XDP_DROP, XT_DROP_DENY},
+      {"deny rule under QinQ", Packet().vlan(1, 0x88A8).vlan(2).ipv4("198.18.6.1").build(), XDP_DROP, XT_DROP_DENY},
+      {"no rule (ipv4)", Packet().ipv4("192.0.2.1").build(), XDP_PASS, XT_PASS_UNMATCHED},
+      {"no rule (ipv6)", Packet().ipv6("2001:db9::1").build(), XDP_PASS, XT_PASS_UNMATCHED},
+      {"arp", Packet().ethertype(0x0806).build(), XDP_PASS, XT_PASS_NON_IP},
+      {"three VLAN tags", Packet().vlan(1).vlan(2).vlan(3).ipv4("198.18.6.1").build(), XDP_PASS, XT_PASS_NON_IP},
+      {"truncated ipv4", Packet().ipv4("198.18.6.1").size(14 + 19).build(), XDP_DROP, XT_DROP_MALFORMED},
+      {"truncated ipv6", Packet().ipv6("2001:db8::1").size(14 + 39).build(), XDP_DROP, XT_DROP_MALFORMED},
+      {"truncated VLAN tag", Packet().vlan(5).ipv4("198.18.0.1").size(16).build(), XDP_DROP, XT_DROP_MALFORMED},
+      {"ipv4 ihl below 5", Packet().ihl(3).ipv4("198.18.0.1").build(), XDP_DROP, XT_DROP_MALFORMED},
+  };
+  for (const auto& c : cases) {
+    const uint64_t before = counter(c.reason);
+    EXPECT_EQ(run(c.frame), c.action) << c.name;
+    EXPECT_EQ(counter(c.reason), before + 1) << c.name << ": counted under the wrong reason";
+  }
+}
+
+TEST_F(Program, BurstThenRefillByTheClock) {
+  load();
+  rule("198.18.0.0/15", "10/s", 5);
+  const auto frame = Packet().ipv4("198.18.1.1").build();
+  EXPECT_EQ(passed(frame, 8, 0), 5) << "burst of 5";
+  EXPECT_EQ(passed(frame, 3, 99 * kMs), 0) << "a token takes 100 ms";
+  EXPECT_EQ(passed(frame, 3, 100 * kMs), 1);
+  EXPECT_EQ(passed(frame, 10, 10 * kSec), 5) << "a long pause refills to the burst, not beyond";
+  EXPECT_EQ(passed(frame, 1, 5 * kSec), 0) << "the clock going back mints nothing";
+  EXPECT_EQ(passed(frame, 1, 10 * kSec + 100 * kMs), 1);
+
+  const xt_rule_stats s = rule_stats("198.18.0.0/15");
+  EXPECT_EQ(s.passed_packets, 12u);
+  EXPECT_EQ(s.dropped_packets, 14u);
+  EXPECT_EQ(counter(XT_DROP_LIMIT), 14u);
+  EXPECT_EQ(s.passed_bytes, 12u * frame.size());
+}
+
+TEST_F(Program, SourcesHaveTheirOwnBuckets) {
+  load();
+  rule("198.18.0.0/15", "1/s", 2);
+  EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").build(), 5), 2);
+  EXPECT_EQ(passed(Packet().ipv4("198.18.0.2").build(), 5), 2);
+  EXPECT_EQ(buckets(), 2u);
+}
+
+TEST_F(Program, PerTwentyFourSharesOneBudget) {
+  load();
+  rule("198.18.0.0/15", "1/s", 3, [](RuleSpec& s) { s.per = 24; });
+  EXPECT_EQ(run(Packet().ipv4("198.18.7.1").build()), XDP_PASS);
+  EXPECT_EQ(run(Packet().ipv4("198.18.7.2").build()), XDP_PASS);
+  EXPECT_EQ(run(Packet().ipv4("198.18.7.200").build()), XDP_PASS);
+  EXPECT_EQ(run(Packet().ipv4("198.18.7.3").build()), XDP_DROP) << "the /24 shares one burst of 3";
+  EXPECT_EQ(run(Packet().ipv4("198.18.8.1").build()), XDP_PASS) << "another /24, another budget";
+  EXPECT_EQ(buckets(), 2u);
+}
+
+TEST_F(Program, PerZeroIsOneGlobalCap) {
+  load();
+  rule("198.18.0.0/15", "1/s", 2, [](RuleSpec& s) { s.per = 0; });
+  EXPECT_EQ(run(Packet().ipv4("198.18.0.1").build()), XDP_PASS);
+  EXPECT_EQ(run(Packet().ipv4("198.19.255.1").build()), XDP_PASS);
+  EXPECT_EQ(run(Packet().ipv4("198.18.100.1").build()), XDP_DROP);
+  EXPECT_EQ(buckets(), 1u);
+}
+
+TEST_F(Program, FamiliesNeverCrossMatch) {
+  load();
+  rule("0.0.0.0/0", std::nullopt, std::nullopt, [](RuleSpec& s) { s.action = XT_ACT_DENY; });
+  EXPECT_EQ(run(Packet().ipv6("2001:db8::1").build()), XDP_PASS) << "0.0.0.0/0 does not cover IPv6";
+  EXPECT_EQ(run(Packet().ipv6("::ffff:198.18.0.1").build()), XDP_PASS) << "nor a v4-mapped IPv6 source";
+  EXPECT_EQ(counter(XT_PASS_UNMATCHED), 2u);
+  EXPECT_EQ(run(Packet().ipv4("198.18.0.1").build()), XDP_DROP);
+
+  rule("::/0", std::nullopt, std::nullopt, [](RuleSpec& s) { s.action = XT_ACT_DENY; });
+  ASSERT_TRUE(state_->del_rule(*parse_cidr("0.0.0.0/0")).has_value());
+  EXPECT_EQ(run(Packet().ipv4("198.18.0.1").build()), XDP_PASS) << "::/0 does not cover IPv4";
+  EXPECT_EQ(run(Packet().ipv6("::ffff:198.18.0.1").build()), XDP_DROP) << "v4-mapped is IPv6";
+}
+
+TEST_F(Program, LongestPrefixWins) {
+  load();
+  rule("198.18.0.0/15", "1/s", 1);
+  rule("198.18.4.0/22", "1/s", 3);
+  rule("198.18.4.4/32", std::nullopt, std::nullopt, [](RuleSpec& s) { s.action = XT_ACT_ALLOW; });
+  EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").build(), 5), 1);
+  EXPECT_EQ(passed(Packet().ipv4("198.18.5.1").build(), 5), 3);
+  EXPECT_EQ(passed(Packet().ipv4("198.18.4.4").build(), 5), 5);
+}
+
+TEST_F(Program, DryRunCountsButPasses) {
+  load();
+  rule("198.18.0.0/15", "1/s", 2, [](RuleSpec& s) { s.dry_run = true; });
+  EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").build(), 10), 10);
+  const xt_rule_stats s = rule_stats("198.18.0.0/15");
+  EXPECT_EQ(s.passed_packets, 10u);
+  EXPECT_EQ(s.dropped_packets, 0u);
+  EXPECT_EQ(s.dryrun_packets, 8u) << "what the limit would have dropped";
+  EXPECT_EQ(counter(XT_PASS_DRY_RUN), 8u);
+
+  rule("198.18.9.0/24", std::nullopt, std::nullopt, [](RuleSpec& spec) {
+    spec.action = XT_ACT_DENY;
+    spec.dry_run = true;
+  });
+  EXPECT_EQ(run(Packet().ipv4("198.18.9.9").build()), XDP_PASS);
+  EXPECT_EQ(rule_stats("198.18.9.0/24").dryrun_packets, 1u);
+}
+
+TEST_F(Program, BandwidthAndPacketLimitsTogether) {
+  load();
+  rule("2001:db8::/32", "100/s", 100, [](RuleSpec& s) {
+    s.bandwidth = *parse_bandwidth("80kbit/s");  // 10000 bytes/s
+    s.burst_bytes = 1000;
+  });
+  const auto small = Packet().ipv6("2001:db8::1").size(100).build();
+  EXPECT_EQ(passed(small, 20), 10) << "the byte burst (1000 B) binds first";
+  EXPECT_EQ(passed(small, 20, 10 * kMs), 1) << "10 ms refills 100 bytes";
+}
+
+TEST_F(Program, ReplaceInPlaceKeepsBucketsAndCounters) {
+  load();
+  rule("198.18.0.0/15", "10/s", 10);
+  const auto frame = Packet().ipv4("198.18.0.1").build();
+  EXPECT_EQ(passed(frame, 12), 10);
+  const uint32_t id = state_->rules().value().at(0).rule.id;
+
+  rule("198.18.0.0/15", "10/s", 20);  // same CIDR: replaced, not added
+  ASSERT_EQ(state_->rules().value().size(), 1u);
+  EXPECT_EQ(state_->rules().value().at(0).rule.id, id);
+  EXPECT_EQ(passed(frame, 5), 0) << "the drained bucket stays drained under the new limit";
+  EXPECT_EQ(passed(frame, 30, 2 * kSec), 20) << "and refills to the new burst";
+  EXPECT_EQ(rule_stats("198.18.0.0/15").passed_packets, 30u) << "counters carry on";
+}
+
+TEST_F(Program, DeletingARuleFreesItsBuckets) {
+  load();
+  rule("198.18.0.0/15", "10/s", 1);
+  EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").build(), 3), 1);
+  EXPECT_EQ(buckets(), 1u);
+  ASSERT_TRUE(state_->del_rule(*parse_cidr("198.18.0.0/15")).has_value());
+  EXPECT_EQ(buckets(), 0u);
+  EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").build(), 3), 3);
+  EXPECT_EQ(counter(XT_PASS_UNMATCHED), 3u);
+}
+
+TEST_F(Program, FullTableDropsUntrackedSourcesOnly) {
+  load(4);
+  rule("198.18.0.0/15", "100/s");
+  for (int i = 1; i <= 4; i++)
+    EXPECT_EQ(run(Packet().ipv4("198.18.0." + std::to_string(i)).build()), XDP_PASS);
+  EXPECT_EQ(run(Packet().ipv4("198.18.0.5").build()), XDP_DROP) << "no room to track a fifth source";
+  EXPECT_EQ(counter(XT_DROP_NO_STATE), 1u);
+  EXPECT_EQ(run(Packet().ipv4("198.18.0.1").build()), XDP_PASS) << "tracked sources carry on";
+}
+
+}  // namespace
+}  // namespace xt

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: MIT
+// What the operator writes: rates, bandwidths, CIDRs and whole rules. Bad
+// input must fail as usage (exit 2) with the bad token in the message.
+#include <gtest/gtest.h>
+
+#include "policy.h"
+
+namespace xt {
+namespace {
+
+constexpr uint64_t kSec = kNsPerSec;
+
+// The error must be a usage error that quotes `token`.
+template <class T>
+void expect_usage_error(const Result<T>& r, const std::string& token) {
+  ASSERT_FALSE(r.has_value()) << "accepted input containing " << token;
+  EXPECT_EQ(r.error().kind, ErrorKind::Usage);
+  EXPECT_NE(r.error().message.find(token), std::string::npos)
+      << "message does not point at " << token << ": " << r.error().message;
+}
+
+TEST(Rate, Units) {
+  struct Case {
+    const char* text;
+    uint64_t count, period;
+  } cases[] = {
+      {"100/s", 100, kSec},           {"100/sec", 100, kSec},          {"1/second", 1, kSec},
+      {"6000/min", 6000, 60 * kSec},  {"6000/m", 6000, 60 * kSec},     {"5/minute", 5, 60 * kSec},
+      {"50000/hour", 50000, 3600 * kSec}, {"7/h", 7, 3600 * kSec},     {"1000/day", 1000, 86400 * kSec},
+      {"1/d", 1, 86400 * kSec},       {"100000000/s", 100000000, kSec},
+  };
+  for (const auto& c : cases) {
+    auto r = parse_rate(c.text);
+    ASSERT_TRUE(r.has_value()) << c.text << ": " << r.error().message;
+    EXPECT_EQ(r->count, c.count) << c.text;
+    EXPECT_EQ(r->period_ns, c.period) << c.text;
+  }
+}
+
+TEST(Rate, RejectsBadInput) {
+  expect_usage_error(parse_rate("100/fortnight"), "fortnight");
+  expect_usage_error(parse_rate("0/s"), "0/s");
+  expect_usage_error(parse_rate("100"), "100");
+  expect_usage_error(parse_rate("-5/s"), "-5");
+  expect_usage_error(parse_rate("1.5/s"), "1.5");
+  expect_usage_error(parse_rate("/s"), "/s");
+  expect_usage_error(parse_rate("99999999999999999999999/s"), "99999999999999999999999");
+}
+
+TEST(Rate, FormatsBack) {
+  EXPECT_EQ(format_rate(100, kSec), "100/s");
+  EXPECT_EQ(format_rate(6000, 60 * kSec), "6000/min");
+  EXPECT_EQ(format_rate(1, 86400 * kSec), "1/day");
+}
+
+TEST(Bandwidth, Units) {
+  struct Case {
+    const char* text;
+    uint64_t bits;
+    bool bytes;
+  } cases[] = {
+      {"10Mbit/s", 10'000'000, false}, {"500kbit/s", 500'000, false}, {"500Kbit/s", 500'000, false},
+      {"1Gbit/s", 1'000'000'000, false}, {"64bit/s", 64, false},     {"2MB/s", 16'000'000, true},
+      {"1500B/s", 12'000, true},       {"10 Mbit/s", 10'000'000, false}, {"3kB/sec", 24'000, true},
+  };
+  for (const auto& c : cases) {
+    auto r = parse_bandwidth(c.text);
+    ASSERT_TRUE(r.has_value()) << c.text << ": " << r.error().message;
+    EXPECT_EQ(r->bits_per_sec, c.bits) << c.text;
+    EXPECT_EQ(r->byte_unit, c.bytes) << c.text;
+  }
+  EXPECT_EQ(format_bandwidth(10'000'000, false), "10Mbit/s");
+  EXPECT_EQ(format_bandwidth(16'000'000, true), "2MB/s");
+  EXPECT_EQ(format_bandwidth(12'345, false), "12345bit/s");
+}
+
+TEST(Bandwidth, RejectsBadInput) {
+  expect_usage_error(parse_bandwidth("10Mb/s"), "Mb");
+  expect_usage_error(parse_bandwidth("10Mbit/min"), "min");
+  expect_usage_error(parse_bandwidth("0Mbit/s"), "0Mbit/s");
+  expect_usage_error(parse_bandwidth("fastMbit/s"), "fastMbit/s");
+  expect_usage_error(parse_bandwidth("10Mbit"), "10Mbit");
+  expect_usage_error(parse_bandwidth("99999999999999999999Gbit/s"), "99999999999999999999");
+  expect_usage_error(parse_bandwidth("9999999999999999Tbit/s"), "too large");
+}
+
+TEST(Cidr, ParsesBothFamilies) {
+  auto v4 = parse_cidr("198.18.0.0/15");
+  ASSERT_TRUE(v4.has_value());
+  EXPECT_EQ(v4->family, XT_FAMILY_V4);
+  EXPECT_EQ(v4->len, 15);
+  EXPECT_EQ(format_cidr(*v4), "198.18.0.0/15");
+  auto host = parse_cidr("198.18.0.7");
+  ASSERT_TRUE(host.has_value());
+  EXPECT_EQ(host->len, 32);
+  auto v6 = parse_cidr("2001:db8::/32");
+  ASSERT_TRUE(v6.has_value());
+  EXPECT_EQ(v6->family, XT_FAMILY_V6);
+  EXPECT_EQ(format_cidr(*v6), "2001:db8::/32");
+  EXPECT_EQ(format_cidr(*parse_cidr("::/0")), "::/0");
+  EXPECT_EQ(format_cidr(*parse_cidr("0.0.0.0/0")), "0.0.0.0/0");
+}
+
+TEST(Cidr, LpmKeyCarriesFamily) {
+  xt_rule_key k4 = rule_key(*parse_cidr("0.0.0.0/0"));
+  xt_rule_key k6 = rule_key(*parse_cidr("::/0"));
+  EXPECT_EQ(k4.prefixlen, 8u) << "the family byte is part of every prefix";
+  EXPECT_EQ(k4.family, XT_FAMILY_V4);
+  EXPECT_EQ(k6.family, XT_FAMILY_V6);
+  EXPECT_EQ(cidr_of(rule_key(*parse_cidr("2001:db8::/32"))), *parse_cidr("2001:db8::/32"));
+}
+
+TEST(Cidr, RejectsBadInput) {
+  expect_usage_error(parse_cidr("198.18.0.0/33"), "33");
+  expect_usage_error(parse_cidr("2001:db8::/129"), "129");
+  expect_usage_error(parse_cidr("198.18.0.300/24"), "198.18.0.300");
+  expect_usage_error(parse_cidr("example.com/24"), "example.com");
+  expect_usage_error(parse_cidr("198.18.0.0/"), "198.18.0.0/");
+  expect_usage_error(parse_cidr("198.18.0.0/-1"), "-1");
+  expect_usage_error(parse_cidr("198.18.0.1/24"), "198.18.0.0/24");  // suggests the masked prefix
+  expect_usage_error(parse_cidr(""), "''");
+}
+
+RuleSpec spec_for(const std::string& cidr) {
+  RuleSpec s;
+  s.cidr = *parse_cidr(cidr);
+  return s;
+}
+
+TEST(CompileRule, DefaultsAndExactLimits) {
+  RuleSpec s = spec_for("198.18.0.0/15");
+  s.rate = *parse_rate("6000/min");
+  auto r = compile_rule(s);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->action, XT_ACT_LIMIT);
+  EXPECT_EQ(r->per_len, 32) << "IPv4 default: one bucket per address";
+  EXPECT_EQ(r->burst, 6000u) << "default burst is the count in the rate";
+  EXPECT_EQ(r->pkt.fill, 1u) << "6000/min reduces to 1 token per 10 ms";
+  EXPECT_EQ(r->pkt.cost, 10'000'000u);
+  EXPECT_EQ(r->pkt.cap, 6000ULL * 10'000'000ULL);
+  EXPECT_TRUE(r->flags & XT_RULE_PKT_LIMIT);
+  EXPECT_FALSE(r->flags & XT_RULE_BYTE_LIMIT);
+
+  RuleSpec v6 = spec_for("2001:db8::/32");
+  v6.bandwidth = *parse_bandwidth("10Mbit/s");
+  auto r6 = compile_rule(v6);
+  ASSERT_TRUE(r6.has_value());
+  EXPECT_EQ(r6->per_len, 64) << "IPv6 default: one bucket per /64";
+  EXPECT_EQ(r6->burst_bytes, 1'250'000u) << "default byte burst is one second's worth";
+  EXPECT_EQ(describe_limits(*r6), "10Mbit/s burst 1250000B");
+}
+
+TEST(CompileRule, RejectsBadCombinations) {
+  RuleSpec none = spec_for("198.18.0.0/15");
+  expect_usage_error(compile_rule(none), "--rate");
+
+  RuleSpec burst_only = spec_for("198.18.0.0/15");
+  burst_only.bandwidth = *parse_bandwidth("1Mbit/s");
+  burst_only.burst = 5;
+  expect_usage_error(compile_rule(burst_only), "--burst");
+
+  RuleSpec per = spec_for("198.18.0.0/15");
+  per.rate = *parse_rate("1/s");
+  per.per = 33;
+  expect_usage_error(compile_rule(per), "33");
+  RuleSpec per6 = spec_for("2001:db8::/32");
+  per6.rate = *parse_rate("1/s");
+  per6.per = 128;
+  EXPECT_TRUE(compile_rule(per6).has_value());
+
+  RuleSpec allow = spec_for("198.18.0.0/15");
+  allow.action = XT_ACT_ALLOW;
+  allow.rate = *parse_rate("1/s");
+  expect_usage_error(compile_rule(allow), "--allow");
+  allow.rate.reset();
+  allow.dry_run = true;
+  expect_usage_error(compile_rule(allow), "--dry-run");
+
+  RuleSpec deny = spec_for("198.18.0.0/15");
+  deny.action = XT_ACT_DENY;
+  deny.dry_run = true;
+  auto d = compile_rule(deny);
+  ASSERT_TRUE(d.has_value()) << "a dry-run deny counts what it would drop";
+  EXPECT_TRUE(d->flags & XT_RULE_DRY_RUN);
+}
+
+TEST(CompileRule, RejectsBurstsThatCannotBeMeteredExactly) {
+  RuleSpec s = spec_for("198.18.0.0/15");
+  s.rate = *parse_rate("1/day");
+  s.burst = 1'000'000;  // 1e6 tokens of 8.64e13 scaled units each: past 2^61
+  expect_usage_error(compile_rule(s), "1000000");
+  s.burst = 20'000;
+  EXPECT_TRUE(compile_rule(s).has_value());
+}
+
+}  // namespace
+}  // namespace xt
