@@ -288,7 +288,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "xthrottle: " << e.what() << "\n";
+    // CLI11 reports an unknown command as a missing one; name the culprit.
+    const auto rest = app.remaining();
+    if (app.get_subcommands().empty() && !rest.empty())
+      std::cerr << "xthrottle: unknown command '" << rest.front()
+                << "' (commands: attach, detach, status, rule, stats, top)\n";
+    else
+      std::cerr << "xthrottle: " << e.what() << "\n";
     std::cerr << "Run with --help for more information.\n";
     return 2;
   }

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+#include "lab.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace xt::test {
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string temp_path(const char* what) {
+  static std::atomic<int> n{0};
+  return "/tmp/xt-e2e-" + std::to_string(getpid()) + "-" + std::to_string(n++) + "." + what;
+}
+
+int spawn(const std::vector<std::string>& argv, const std::string& out, const std::string& err) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error("cannot run " + argv[0]);
+  return pid;
+}
+
+Outcome collect(int pid, const std::string& out, const std::string& err) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  Outcome r;
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  unlink(out.c_str());
+  unlink(err.c_str());
+  return r;
+}
+
+// Runs a setup step; a failure is the lab's failure, with the command's words.
+void must(const std::vector<std::string>& argv) {
+  Outcome r = run(argv);
+  if (r.rc != 0) {
+    std::string cmd;
+    for (const auto& a : argv) cmd += a + " ";
+    throw std::runtime_error("lab setup failed: " + cmd + "-> " + r.err);
+  }
+}
+
+}  // namespace
+
+Outcome run(const std::vector<std::string>& argv) {
+  const std::string out = temp_path("out"), err = temp_path("err");
+  return collect(spawn(argv, out, err), out, err);
+}
+
+Background::Background(const std::vector<std::string>& argv)
+    : out_path_(temp_path("out")), err_path_(temp_path("err")) {
+  pid_ = spawn(argv, out_path_, err_path_);
+}
+
+Background::~Background() {
+  if (pid_ > 0) wait();
+}
+
+Outcome Background::wait() {
+  Outcome r = collect(pid_, out_path_, err_path_);
+  pid_ = -1;
+  return r;
+}
+
+Lab::Lab() {
+  static std::atomic<int> n{0};
+  tag_ = "xte2e-" + std::to_string(getpid()) + "-" + std::to_string(n++);
+  gen_ = tag_ + "-gen";
+  dut_ = tag_ + "-dut";
+  bpffs_ = "/run/" + tag_;
+  pin_dir_ = bpffs_ + "/pins";
+  try {
+    must({"ip", "netns", "add", gen_});
+    must({"ip", "netns", "add", dut_});
+    // Created inside the generator's namespace, peer straight into the
+    // receiver's: neither end ever exists in the root namespace.
+    must({"ip", "-n", gen_, "link", "add", "gen0", "type", "veth", "peer", "name", "dut0", "netns", dut_});
+    must({"ip", "-n", gen_, "link", "set", "gen0", "up"});
+    must({"ip", "-n", dut_, "link", "set", "dut0", "up"});
+    must({"ip", "-n", gen_, "link", "set", "lo", "up"});
+    // A frame sent into a veth is only received if the peer runs XDP or has
+    // GRO on; GRO keeps dut0 receiving while xthrottle is detached.
+    must({"ip", "netns", "exec", dut_, "ethtool", "-K", "dut0", "gro", "on"});
+    dut_mac_ = run({"ip", "netns", "exec", dut_, "cat", "/sys/class/net/dut0/address"}).out;
+    while (!dut_mac_.empty() && dut_mac_.back() == '\n') dut_mac_.pop_back();
+    must({"mkdir", "-p", bpffs_});
+    must({"mount", "-t", "bpf", "bpf", bpffs_});
+    const std::string nft =
+        "table netdev xte2e {\n"
+        "  counter v4 { }\n"
+        "  counter v6 { }\n"
+        "  chain in {\n"
+        "    type filter hook ingress device \"dut0\" priority -500;\n"
+        "    ip saddr 198.18.0.0/15 counter name v4\n"
+        "    ip6 saddr 2001:db8::/32 counter name v6\n"
+        "  }\n"
+        "}\n";
+    const std::string file = temp_path("nft");
+    std::ofstream(file) << nft;
+    must({"ip", "netns", "exec", dut_, "nft", "-f", file});
+    unlink(file.c_str());
+  } catch (...) {
+    teardown();
+    throw;
+  }
+}
+
+Lab::~Lab() { teardown(); }
+
+void Lab::teardown() {
+  run({"ip", "netns", "del", gen_});
+  run({"ip", "netns", "del", dut_});
+  if (!bpffs_.empty()) {
+    umount2(bpffs_.c_str(), MNT_DETACH);
+    rmdir(bpffs_.c_str());
+  }
+}
+
+std::vector<std::string> Lab::xthrottle_argv(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {"ip", "netns", "exec", dut_, XT_BIN, "--pin-dir", pin_dir_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+Outcome Lab::xthrottle(const std::vector<std::string>& args) const { return run(xthrottle_argv(args)); }
+
+nlohmann::json Lab::xthrottle_json(const std::vector<std::string>& args) const {
+  Outcome r = xthrottle(args);
+  if (r.rc != 0) throw std::runtime_error("xthrottle failed (" + std::to_string(r.rc) + "): " + r.err);
+  return nlohmann::json::parse(r.out);
+}
+
+std::vector<std::string> Lab::flood_argv(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {"ip", "netns", "exec", gen_, XT_FLOODGEN, "--dev", "gen0", "--dst-mac", dut_mac_,
+                                   "--json"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+Flood Lab::flood(const std::vector<std::string>& args) const {
+  Outcome r = run(flood_argv(args));
+  if (r.rc != 0) throw std::runtime_error("floodgen failed: " + r.err);
+  auto j = nlohmann::json::parse(r.out);
+  return {j["sent"].get<uint64_t>(), j["seconds"].get<double>()};
+}
+
+uint64_t Lab::nft_counter(const std::string& name) const {
+  Outcome r = run({"ip", "netns", "exec", dut_, "nft", "-j", "list", "counter", "netdev", "xte2e", name});
+  if (r.rc != 0) throw std::runtime_error("cannot read nft counter " + name + ": " + r.err);
+  const auto doc = nlohmann::json::parse(r.out);
+  for (const auto& item : doc["nftables"])
+    if (item.contains("counter")) return item["counter"]["packets"].get<uint64_t>();
+  throw std::runtime_error("no counter " + name + " in nft output");
+}
+
+void Lab::reset_received() const {
+  must({"ip", "netns", "exec", dut_, "nft", "reset", "counters", "table", "netdev", "xte2e"});
+}
+
+}  // namespace xt::test

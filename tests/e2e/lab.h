@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+// A namespace lab for end-to-end tests: two network namespaces joined by a
+// veth pair, xthrottle on the receiving end ("dut0"), floodgen on the sending
+// end ("gen0"), nftables counting on dut0's ingress what XDP let through, and
+// a private bpffs outside /sys for the pins (every `ip netns exec` gets a
+// fresh /sys, so pins there would not survive from one command to the next).
+//
+// Names are unique per process and lab; the destructor removes everything,
+// and the CTest fixture e2e_cleanup sweeps leftovers of a crashed run.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace xt::test {
+
+struct Outcome {
+  int rc = -1;
+  std::string out, err;
+};
+
+// Runs argv, waits, captures stdout and stderr.
+Outcome run(const std::vector<std::string>& argv);
+
+// A process left running in the background; waited for by wait() or the destructor.
+class Background {
+ public:
+  explicit Background(const std::vector<std::string>& argv);
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+  ~Background();
+  Outcome wait();
+
+ private:
+  int pid_ = -1;
+  std::string out_path_, err_path_;
+};
+
+struct Flood {
+  uint64_t sent = 0;
+  double seconds = 0;
+};
+
+class Lab {
+ public:
+  Lab();
+  Lab(const Lab&) = delete;
+  Lab& operator=(const Lab&) = delete;
+  ~Lab();
+
+  const std::string& pin_dir() const { return pin_dir_; }
+  const std::string& dut_ns() const { return dut_; }
+  const std::string& gen_ns() const { return gen_; }
+
+  // xthrottle ARGS... in the receiving namespace, on the lab's pins.
+  Outcome xthrottle(const std::vector<std::string>& args) const;
+  std::vector<std::string> xthrottle_argv(const std::vector<std::string>& args) const;
+  // The same, expecting success and JSON on stdout.
+  nlohmann::json xthrottle_json(const std::vector<std::string>& args) const;
+
+  // floodgen ARGS... out of gen0 towards dut0 (adds --dev, --dst-mac, --json).
+  Flood flood(const std::vector<std::string>& args) const;
+  std::vector<std::string> flood_argv(const std::vector<std::string>& args) const;
+
+  // Packets nftables saw on dut0's ingress, i.e. that XDP passed, from
+  // sources in 198.18.0.0/15 (v4) or 2001:db8::/32 (v6).
+  uint64_t received_v4() const { return nft_counter("v4"); }
+  uint64_t received_v6() const { return nft_counter("v6"); }
+  void reset_received() const;
+
+ private:
+  uint64_t nft_counter(const std::string& name) const;
+  void teardown();
+
+  std::string tag_, gen_, dut_, bpffs_, pin_dir_, dut_mac_;
+};
+
+}  // namespace xt::test

@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: MIT
+// The command-line contract (DESIGN.md) in a namespace lab: exit codes, the
+// bad token in every message, nothing changed by a rejected command, and a
+// status that tells the truth.
+#include <gtest/gtest.h>
+
+#include <optional>
+
+#include "lab.h"
+#include "require.h"
+
+namespace xt::test {
+namespace {
+
+using json = nlohmann::json;
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    XT_REQUIRE_ROOT();
+    ASSERT_NO_THROW(lab_.emplace());
+  }
+  void ok(const std::vector<std::string>& args) {
+    Outcome r = lab_->xthrottle(args);
+    ASSERT_EQ(r.rc, 0) << "xthrottle " << args.at(0) << ": " << r.err;
+  }
+  std::optional<Lab> lab_;
+};
+
+TEST_F(Cli, BadInputExitsTwoNamesTheTokenAndChangesNothing) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
+  ok({"rule", "add", "2001:db8::/32", "--bandwidth", "10Mbit/s"});
+  const std::string before = lab_->xthrottle({"rule", "list", "--json"}).out;
+
+  struct Case {
+    std::vector<std::string> args;
+    std::string token;
+  } cases[] = {
+      {{"rule", "add", "198.18.0.0/33", "--rate", "10/s"}, "33"},
+      {{"rule", "add", "banana", "--rate", "10/s"}, "banana"},
+      {{"rule", "add", "198.18.0.1/15", "--rate", "10/s"}, "host bits"},
+      {{"rule", "add", "198.18.0.0/15", "--rate", "10/fortnight"}, "fortnight"},
+      {{"rule", "add", "198.18.0.0/15", "--rate", "0/s"}, "0/s"},
+      {{"rule", "add", "198.18.0.0/15", "--rate", "99999999999999999999/s"}, "99999999999999999999"},
+      {{"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--burst", "0"}, "--burst"},
+      {{"rule", "add", "198.18.0.0/15", "--rate", "1/day", "--burst", "100000000"}, "100000000"},
+      {{"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--per", "33"}, "33"},
+      {{"rule", "add", "2001:db8::/32", "--rate", "10/s", "--per", "129"}, "129"},
+      {{"rule", "add", "198.18.0.0/15", "--bandwidth", "10Mb/s"}, "Mb"},
+      {{"rule", "add", "198.18.0.0/15", "--bandwidth", "10", "Mbit/min"}, "min"},
+      {{"rule", "add", "198.18.0.0/15", "--burst-bytes", "100"}, "--bandwidth"},
+      {{"rule", "add", "198.18.0.0/15"}, "--rate"},
+      {{"rule", "add", "198.18.0.0/15", "--allow", "--deny"}, "--deny"},
+      {{"rule", "add", "198.18.0.0/15", "--allow", "--rate", "10/s"}, "--allow"},
+      {{"rule", "del", "198.18.0.0/99"}, "99"},
+      {{"attach", "dut0", "--mode", "turbo"}, "turbo"},
+      {{"stats", "--watch", "-1"}, "--watch"},
+      {{"frobnicate"}, "frobnicate"},
+  };
+  for (const auto& c : cases) {
+    Outcome r = lab_->xthrottle(c.args);
+    std::string cmd;
+    for (const auto& a : c.args) cmd += a + " ";
+    EXPECT_EQ(r.rc, 2) << cmd << "-> " << r.err;
+    EXPECT_NE(r.err.find(c.token), std::string::npos) << cmd << ": message does not name " << c.token << ": " << r.err;
+  }
+  EXPECT_EQ(lab_->xthrottle({"rule", "list", "--json"}).out, before) << "a rejected command changed the rules";
+  EXPECT_FALSE(lab_->xthrottle_json({"status", "--json"})["interfaces"].size())
+      << "the rejected attach attached anyway";
+}
+
+TEST_F(Cli, SystemRefusalsExitOneAndSayWhat) {
+  Outcome none = lab_->xthrottle({"rule", "list"});
+  EXPECT_EQ(none.rc, 1);
+  EXPECT_NE(none.err.find("no xthrottle state"), std::string::npos) << none.err;
+
+  Outcome missing = lab_->xthrottle({"attach", "nosuch0"});
+  EXPECT_EQ(missing.rc, 1);
+  EXPECT_NE(missing.err.find("nosuch0"), std::string::npos) << missing.err;
+
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s"});
+  Outcome del = lab_->xthrottle({"rule", "del", "198.18.9.0/24"});
+  EXPECT_EQ(del.rc, 1);
+  EXPECT_NE(del.err.find("198.18.9.0/24"), std::string::npos) << del.err;
+
+  Outcome detach = lab_->xthrottle({"detach", "dut0"});
+  EXPECT_EQ(detach.rc, 1);
+  EXPECT_NE(detach.err.find("not attached"), std::string::npos) << detach.err;
+
+  Outcome not_bpffs = run({"ip", "netns", "exec", lab_->dut_ns(), XT_BIN, "--pin-dir", "/tmp/xt-e2e-not-bpffs/pins",
+                       "rule", "add", "198.18.0.0/15", "--rate", "1/s"});
+  EXPECT_EQ(not_bpffs.rc, 1);
+  EXPECT_NE(not_bpffs.err.find("not on a BPF file system"), std::string::npos) << not_bpffs.err;
+}
+
+TEST_F(Cli, RuleListShowsWhatWasAdded) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "6000/min", "--per", "24", "--bandwidth", "2MB/s"});
+  ok({"rule", "add", "2001:db8::/32", "--rate", "1000/day", "--burst", "50"});
+  ok({"rule", "add", "198.18.7.0/24", "--deny", "--dry-run"});
+  const json rules = lab_->xthrottle_json({"rule", "list", "--json"});
+  ASSERT_EQ(rules.size(), 3u);
+  EXPECT_EQ(rules[0]["cidr"], "198.18.0.0/15");
+  EXPECT_EQ(rules[0]["rate"], "6000/min");
+  EXPECT_EQ(rules[0]["burst"], 6000);
+  EXPECT_EQ(rules[0]["per"], 24);
+  EXPECT_EQ(rules[0]["bandwidth"], "2MB/s");
+  EXPECT_EQ(rules[0]["burst_bytes"], 2000000);
+  EXPECT_EQ(rules[1]["cidr"], "198.18.7.0/24");
+  EXPECT_EQ(rules[1]["action"], "deny");
+  EXPECT_EQ(rules[1]["dry_run"], true);
+  EXPECT_EQ(rules[2]["cidr"], "2001:db8::/32");
+  EXPECT_EQ(rules[2]["per"], 64);
+  EXPECT_EQ(rules[2]["rate"], "1000/day");
+  EXPECT_EQ(rules[2]["burst"], 50);
+
+  ok({"rule", "del", "198.18.7.0/24"});
+  EXPECT_EQ(lab_->xthrottle_json({"rule", "list", "--json"}).size(), 2u);
+}
+
+TEST_F(Cli, StatusTellsTheTruth) {
+  auto check = [&](int rc, const std::string& needle) {
+    Outcome r = lab_->xthrottle({"status", "--check"});
+    EXPECT_EQ(r.rc, rc) << r.out;
+    EXPECT_NE(r.out.find(needle), std::string::npos) << "status does not say '" << needle << "':\n" << r.out;
+  };
+  check(3, "not protecting");
+  ok({"attach", "dut0", "--mode", "native"});
+  check(3, "no rules");
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
+  check(0, "protected");
+  ok({"rule", "add", "198.18.8.0/24", "--rate", "100/s", "--dry-run"});
+  check(3, "dry-run on: 198.18.8.0/24");
+  ok({"rule", "del", "198.18.8.0/24"});
+  check(0, "native mode");
+
+  const json s = lab_->xthrottle_json({"status", "--json"});
+  EXPECT_EQ(s["protected"], true);
+  ASSERT_EQ(s["interfaces"].size(), 1u);
+  EXPECT_EQ(s["interfaces"][0]["ifname"], "dut0");
+  EXPECT_EQ(s["interfaces"][0]["mode"], "native");
+  EXPECT_EQ(s["interfaces"][0]["requested_mode"], "native");
+
+  // Someone removes the program behind our back: status must notice.
+  run({"ip", "-n", lab_->dut_ns(), "link", "set", "dut0", "xdp", "off"});
+  check(3, "program is gone");
+
+  ok({"attach", "dut0", "--mode", "skb"});
+  check(0, "skb mode");
+  ok({"detach", "dut0"});
+  check(3, "not attached");
+}
+
+TEST_F(Cli, AttachIsIdempotentAndRefusesToChangeModeSilently) {
+  ok({"attach", "dut0"});
+  Outcome again = lab_->xthrottle({"attach", "dut0"});
+  EXPECT_EQ(again.rc, 0);
+  EXPECT_NE(again.out.find("already attached"), std::string::npos) << again.out;
+  Outcome skb = lab_->xthrottle({"attach", "dut0", "--mode", "skb"});
+  EXPECT_EQ(skb.rc, 1);
+  EXPECT_NE(skb.err.find("detach it first"), std::string::npos) << skb.err;
+}
+
+}  // namespace
+}  // namespace xt::test
