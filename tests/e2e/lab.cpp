@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <spawn.h>
-#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,54 +93,19 @@ Lab::Lab() {
   tag_ = "xte2e-" + std::to_string(getpid()) + "-" + std::to_string(n++);
   gen_ = tag_ + "-gen";
   dut_ = tag_ + "-dut";
-  bpffs_ = "/run/" + tag_;
-  pin_dir_ = bpffs_ + "/pins";
-  try {
-    must({"ip", "netns", "add", gen_});
-    must({"ip", "netns", "add", dut_});
-    // Created inside the generator's namespace, peer straight into the
-    // receiver's: neither end ever exists in the root namespace.
-    must({"ip", "-n", gen_, "link", "add", "gen0", "type", "veth", "peer", "name", "dut0", "netns", dut_});
-    must({"ip", "-n", gen_, "link", "set", "gen0", "up"});
-    must({"ip", "-n", dut_, "link", "set", "dut0", "up"});
-    must({"ip", "-n", gen_, "link", "set", "lo", "up"});
-    // A frame sent into a veth is only received if the peer runs XDP or has
-    // GRO on; GRO keeps dut0 receiving while xthrottle is detached.
-    must({"ip", "netns", "exec", dut_, "ethtool", "-K", "dut0", "gro", "on"});
-    dut_mac_ = run({"ip", "netns", "exec", dut_, "cat", "/sys/class/net/dut0/address"}).out;
-    while (!dut_mac_.empty() && dut_mac_.back() == '\n') dut_mac_.pop_back();
-    must({"mkdir", "-p", bpffs_});
-    must({"mount", "-t", "bpf", "bpf", bpffs_});
-    const std::string nft =
-        "table netdev xte2e {\n"
-        "  counter v4 { }\n"
-        "  counter v6 { }\n"
-        "  chain in {\n"
-        "    type filter hook ingress device \"dut0\" priority -500;\n"
-        "    ip saddr 198.18.0.0/15 counter name v4\n"
-        "    ip6 saddr 2001:db8::/32 counter name v6\n"
-        "  }\n"
-        "}\n";
-    const std::string file = temp_path("nft");
-    std::ofstream(file) << nft;
-    must({"ip", "netns", "exec", dut_, "nft", "-f", file});
-    unlink(file.c_str());
-  } catch (...) {
+  pin_dir_ = "/run/" + tag_ + "/pins";  // tools/lab.sh mounts a bpffs at /run/TAG
+  must({XT_LAB, "up", tag_});
+  dut_mac_ = run({"ip", "netns", "exec", dut_, "cat", "/sys/class/net/dut0/address"}).out;
+  while (!dut_mac_.empty() && dut_mac_.back() == '\n') dut_mac_.pop_back();
+  if (dut_mac_.empty()) {
     teardown();
-    throw;
+    throw std::runtime_error("lab " + tag_ + " has no dut0");
   }
 }
 
 Lab::~Lab() { teardown(); }
 
-void Lab::teardown() {
-  run({"ip", "netns", "del", gen_});
-  run({"ip", "netns", "del", dut_});
-  if (!bpffs_.empty()) {
-    umount2(bpffs_.c_str(), MNT_DETACH);
-    rmdir(bpffs_.c_str());
-  }
-}
+void Lab::teardown() { run({XT_LAB, "down", tag_}); }
 
 std::vector<std::string> Lab::xthrottle_argv(const std::vector<std::string>& args) const {
   std::vector<std::string> argv = {"ip", "netns", "exec", dut_, XT_BIN, "--pin-dir", pin_dir_};
@@ -172,7 +136,7 @@ Flood Lab::flood(const std::vector<std::string>& args) const {
 }
 
 uint64_t Lab::nft_counter(const std::string& name) const {
-  Outcome r = run({"ip", "netns", "exec", dut_, "nft", "-j", "list", "counter", "netdev", "xte2e", name});
+  Outcome r = run({"ip", "netns", "exec", dut_, "nft", "-j", "list", "counter", "netdev", "lab", name});
   if (r.rc != 0) throw std::runtime_error("cannot read nft counter " + name + ": " + r.err);
   const auto doc = nlohmann::json::parse(r.out);
   for (const auto& item : doc["nftables"])
@@ -181,7 +145,7 @@ uint64_t Lab::nft_counter(const std::string& name) const {
 }
 
 void Lab::reset_received() const {
-  must({"ip", "netns", "exec", dut_, "nft", "reset", "counters", "table", "netdev", "xte2e"});
+  must({"ip", "netns", "exec", dut_, "nft", "reset", "counters", "table", "netdev", "lab"});
 }
 
 }  // namespace xt::test

@@ -1,12 +1,10 @@
 // SPDX-License-Identifier: MIT
-// A namespace lab for end-to-end tests: two network namespaces joined by a
-// veth pair, xthrottle on the receiving end ("dut0"), floodgen on the sending
-// end ("gen0"), nftables counting on dut0's ingress what XDP let through, and
-// a private bpffs outside /sys for the pins (every `ip netns exec` gets a
-// fresh /sys, so pins there would not survive from one command to the next).
+// The namespace lab of tools/lab.sh for end-to-end tests: xthrottle on the
+// receiving end (dut0), floodgen on the sending end (gen0), nftables counting
+// on dut0's ingress what XDP let through, and a private bpffs for the pins.
 //
-// Names are unique per process and lab; the destructor removes everything,
-// and the CTest fixture e2e_cleanup sweeps leftovers of a crashed run.
+// Tags are unique per process and lab; the destructor removes everything,
+// and the CTest fixture e2e.cleanup sweeps leftovers of a crashed run.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -76,7 +74,7 @@ class Lab {
   uint64_t nft_counter(const std::string& name) const;
   void teardown();
 
-  std::string tag_, gen_, dut_, bpffs_, pin_dir_, dut_mac_;
+  std::string tag_, gen_, dut_, pin_dir_, dut_mac_;
 };
 
 }  // namespace xt::test

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <optional>
 #include <thread>
 
@@ -33,6 +34,8 @@ class Floods : public ::testing::Test {
 };
 
 void expect_within(double actual, double expected, double fraction, const std::string& what) {
+  std::printf("[ measure  ] %s: passed %.0f, burst + rate x elapsed %.1f, off by %+.2f%%\n", what.c_str(), actual,
+              expected, 100 * (actual - expected) / expected);
   EXPECT_NEAR(actual, expected, expected * fraction)
       << what << ": passed " << actual << ", expected burst + rate x elapsed = " << expected;
 }

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs what the project needs (Debian 12 packages) if anything is
+# missing, then configures and builds into build/. Run as root.
+set -eu
+cd "$(dirname "$0")/.."
+
+packages="cmake g++ make pkg-config clang llvm bpftool libbpf-dev libxdp-dev xdp-tools
+  libelf-dev zlib1g-dev libcli11-dev libgtest-dev nlohmann-json3-dev
+  iproute2 nftables ethtool procps"
+missing=""
+for p in $packages; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "installing:$missing"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"

@@ -1,0 +1,78 @@
+#!/bin/sh
+# The namespace lab shared by the demo and the end-to-end tests:
+#
+#   TAG-gen  --- gen0 ==veth== dut0 ---  TAG-dut
+#   floodgen sends here          xthrottle runs here; nftables counts on
+#                                dut0's ingress what XDP let through
+#
+# plus a private bpffs at /run/TAG for the pins (an `ip netns exec` gets a
+# fresh /sys, so pins under /sys/fs/bpf would not survive between commands).
+# Nothing is ever created in the root namespace: the veth is made inside
+# TAG-gen with its peer put straight into TAG-dut.
+#
+#   lab.sh up TAG       build it (on failure, whatever was built is removed)
+#   lab.sh down TAG     remove it; safe to run twice or on a half-built lab
+#   lab.sh sweep PREFIX remove every lab whose tag starts with PREFIX
+#   lab.sh count TAG    packets counted from 198.18.0.0/15 and 2001:db8::/32
+set -u
+
+up() {
+  tag=$1 gen=$1-gen dut=$1-dut
+  ip netns add "$gen" &&
+  ip netns add "$dut" &&
+  ip -n "$gen" link add gen0 type veth peer name dut0 netns "$dut" &&
+  ip -n "$gen" link set lo up &&
+  ip -n "$gen" link set gen0 up &&
+  ip -n "$dut" link set lo up &&
+  ip -n "$dut" link set dut0 up &&
+  # A frame sent into a veth is only received if the peer runs XDP or has
+  # GRO on: GRO keeps dut0 receiving while xthrottle is detached.
+  ip netns exec "$dut" ethtool -K dut0 gro on >/dev/null &&
+  mkdir -p "/run/$tag" &&
+  mount -t bpf bpf "/run/$tag" &&
+  ip netns exec "$dut" nft -f - <<NFT
+table netdev lab {
+  counter v4 { }
+  counter v6 { }
+  chain in {
+    type filter hook ingress device "dut0" priority -500;
+    ip saddr 198.18.0.0/15 counter name v4
+    ip6 saddr 2001:db8::/32 counter name v6
+  }
+}
+NFT
+  status=$?
+  [ $status -eq 0 ] || { down "$tag"; return $status; }
+}
+
+down() {
+  tag=$1
+  ip netns del "$1-gen" 2>/dev/null
+  ip netns del "$1-dut" 2>/dev/null
+  if [ -d "/run/$tag" ]; then
+    umount -l "/run/$tag" 2>/dev/null
+    rmdir "/run/$tag" 2>/dev/null
+  fi
+  return 0
+}
+
+sweep() {
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+    case $ns in "$1"*-gen) down "${ns%-gen}" ;; "$1"*-dut) down "${ns%-dut}" ;; esac
+  done
+  for dir in /run/"$1"*; do
+    [ -d "$dir" ] && down "$(basename "$dir")"
+  done
+  return 0
+}
+
+count() {
+  ip netns exec "$1-dut" nft list table netdev lab |
+    awk '/counter v4/ {f="v4"} /counter v6/ {f="v6"} /packets/ && f {print f, $2; f=""}'
+}
+
+case "${1:-}" in
+  up | down | count) [ $# -eq 2 ] || { echo "usage: $0 $1 TAG" >&2; exit 2; }; "$1" "$2" ;;
+  sweep) [ $# -eq 2 ] || { echo "usage: $0 sweep PREFIX" >&2; exit 2; }; sweep "$2" ;;
+  *) echo "usage: $0 up|down|count TAG, or $0 sweep PREFIX" >&2; exit 2 ;;
+esac
