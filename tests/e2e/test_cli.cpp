@@ -93,6 +93,29 @@ TEST_F(Cli, SystemRefusalsExitOneAndSayWhat) {
   EXPECT_NE(not_bpffs.err.find("not on a BPF file system"), std::string::npos) << not_bpffs.err;
 }
 
+TEST_F(Cli, WithoutPrivilegeItSaysSoAndChangesNothing) {
+  ok({"attach", "dut0"});
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s"});
+  const std::string before = lab_->xthrottle({"rule", "list", "--json"}).out;
+  auto as_nobody = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"ip", "netns", "exec", lab_->dut_ns(), "setpriv", "--reuid=nobody",
+                                     "--regid=nogroup", "--clear-groups", "--inh-caps=-all", XT_BIN,
+                                     "--pin-dir", lab_->pin_dir()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv);
+  };
+  for (const auto& args : std::vector<std::vector<std::string>>{{"rule", "add", "198.18.0.0/15", "--rate", "1000/s"},
+                                                                {"rule", "del", "198.18.0.0/15"},
+                                                                {"detach", "dut0"},
+                                                                {"stats"}}) {
+    Outcome r = as_nobody(args);
+    EXPECT_EQ(r.rc, 1) << args[0] << " " << args[1] << ": " << r.err;
+    EXPECT_NE(r.err.find("needs root"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(lab_->xthrottle({"rule", "list", "--json"}).out, before);
+  EXPECT_EQ(lab_->xthrottle({"status", "--check"}).rc, 0) << "still attached and protecting";
+}
+
 TEST_F(Cli, RuleListShowsWhatWasAdded) {
   ok({"rule", "add", "198.18.0.0/15", "--rate", "6000/min", "--per", "24", "--bandwidth", "2MB/s"});
   ok({"rule", "add", "2001:db8::/32", "--rate", "1000/day", "--burst", "50"});

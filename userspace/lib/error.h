@@ -28,10 +28,14 @@ inline std::unexpected<Error> usage_error(std::string message) {
   return std::unexpected(Error{ErrorKind::Usage, std::move(message)});
 }
 
-// `what` failed because of errno value `err` (positive or negative).
+// `what` failed because of errno value `err` (positive or negative). A
+// permission error says what xthrottle needs.
 inline std::unexpected<Error> system_error(const std::string& what, int err) {
   if (err < 0) err = -err;
-  return std::unexpected(Error{ErrorKind::System, what + ": " + std::strerror(err)});
+  std::string message = what + ": " + std::strerror(err);
+  if (err == EPERM || err == EACCES)
+    message += " (xthrottle needs root: CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN)";
+  return std::unexpected(Error{ErrorKind::System, std::move(message)});
 }
 
 inline std::unexpected<Error> system_error(std::string message) {

@@ -96,7 +96,8 @@ Result<DirLock> DirLock::acquire(const std::string& dir) {
 }
 
 bool State::exists(const std::string& pin_dir) {
-  return access((pin_dir + "/" + XT_MAP_RULES).c_str(), F_OK) == 0;
+  // Unreadable is not absent: let open() say why it cannot get in.
+  return access((pin_dir + "/" + XT_MAP_RULES).c_str(), F_OK) == 0 || errno != ENOENT;
 }
 
 Result<State> State::open(const std::string& pin_dir) {
