@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Stages 2 and 3, classify and meter: the keys a packet is looked up under and
- * the token bucket arithmetic. Pure: compiles for the BPF target and the host.
+ * Stages 2 and 3, classify and meter: the keys and hashes a packet is looked
+ * up under, and the bucket arithmetic. Pure: compiles for the BPF target and
+ * the host, where the unit tests run it.
  *
- * All arithmetic is exact integer arithmetic in the scaled units described at
- * struct xt_limit: no rounding, so no drift, and no overflow however long a
- * bucket stays idle.
+ * A limit is metered as a GCRA over one 64-bit word (see struct xt_limit in
+ * abi.h): exact integer arithmetic, no rounding, so no drift; differences
+ * modulo 2^56, so no overflow however long a bucket stays idle.
  */
 #ifndef XTHROTTLE_BUCKET_H
 #define XTHROTTLE_BUCKET_H
@@ -13,6 +14,9 @@
 #include "pure.h"
 #include "parse.h"
 #include <xthrottle/abi.h>
+
+#define XT_TAT_MASK ((1ULL << XT_TAT_BITS) - 1)
+#define XT_NEVER (~0ULL)
 
 /* Rule table key for a packet's source: the full address, so the trie finds
  * the longest prefix of the packet's own family that covers it. */
@@ -26,92 +30,245 @@ XT_INLINE void xt_rule_key_for(const struct xt_pkt *pkt, struct xt_rule_key *key
 
 /* Bucket table key: the source masked to the rule's per_len, so every source
  * in one /per_len shares one bucket. */
-XT_INLINE void xt_bucket_key_for(const struct xt_pkt *pkt, const struct xt_rule *rule,
+XT_INLINE void xt_bucket_key_for(const struct xt_pkt *pkt, __u32 rule_id, __u8 per_len,
 				 struct xt_bucket_key *key)
 {
 	__builtin_memset(key, 0, sizeof(*key));
-	key->rule_id = rule->id;
+	key->rule_id = rule_id;
 	key->family = pkt->family;
-	key->per_len = rule->per_len;
+	key->per_len = per_len;
 	XT_UNROLL
 	for (int i = 0; i < 16; i++) {
-		int bits = (int)rule->per_len - 8 * i;
+		int bits = (int)per_len - 8 * i;
 		__u8 mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : (__u8)(0xff << (8 - bits));
 		key->addr[i] = pkt->addr[i] & mask;
 	}
 }
 
-/* Tokens after elapsed_ns of refill, capped at the burst. */
-XT_INLINE __u64 xt_refill(const struct xt_limit *l, __u64 tokens, __u64 elapsed_ns)
+/* A cheap 64-bit mix (the splitmix64 finaliser): hashes are for spreading
+ * slots, never for anything an attacker gains from colliding. */
+XT_INLINE __u64 xt_mix(__u64 x)
 {
-	if (elapsed_ns >= l->fill_ns)
-		return l->cap;
-	tokens += elapsed_ns * l->fill; /* < cap + fill: see struct xt_limit */
-	return tokens < l->cap ? tokens : l->cap;
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
 }
 
-/* Tokens scaled by old_cost re-expressed under a new limit: whole units carry
- * over (up to the new burst), a fraction of one unit is lost. */
-XT_INLINE __u64 xt_convert(__u64 tokens, __u64 old_cost, const struct xt_limit *l)
+XT_INLINE __u64 xt_hash_words(__u64 a, __u64 b, __u64 c)
 {
-	if (!old_cost || !l->cost)
-		return l->cap;
-	__u64 whole = tokens / old_cost;
-	return whole >= l->cap / l->cost ? l->cap : whole * l->cost;
+	return xt_mix(a ^ xt_mix(b ^ xt_mix(c)));
 }
 
-/* A fresh bucket: full, as of now, in the rule's current units. */
+XT_INLINE __u64 xt_load64(const __u8 *p)
+{
+	__u64 v;
+	__builtin_memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* Hash of a raw source (the hot cache's index). */
+XT_INLINE __u64 xt_hash_source(const struct xt_pkt *pkt)
+{
+	return xt_hash_words(pkt->family, xt_load64(pkt->addr), xt_load64(pkt->addr + 8));
+}
+
+/* Hash of a bucket key (the seen filter's index). */
+XT_INLINE __u64 xt_hash_bucket(const struct xt_bucket_key *key)
+{
+	return xt_hash_words((__u64)key->rule_id << 16 | (__u64)key->family << 8 | key->per_len,
+			     xt_load64(key->addr), xt_load64(key->addr + 8));
+}
+
+/* --- GCRA over one word ------------------------------------------------ */
+
+/* a - b for TAT values taken modulo 2^XT_TAT_BITS, as a signed number. */
+XT_INLINE __s64 xt_diff(__u64 a, __u64 b)
+{
+	return ((__s64)((a - b) << XT_GEN_BITS)) >> XT_GEN_BITS;
+}
+
+XT_INLINE __u64 xt_word(__u64 tat, __u8 gen)
+{
+	return ((tat & XT_TAT_MASK) << XT_GEN_BITS) | gen;
+}
+
+XT_INLINE __u8 xt_word_gen(__u64 word)
+{
+	return (__u8)(word & XT_GEN_MAX);
+}
+
+/* Scaled time: the units a limit has gained since tick 0, modulo 2^XT_TAT_BITS. */
+XT_INLINE __u64 xt_scaled(const struct xt_limit *l, __u64 now)
+{
+	return (now * l->fill) & XT_TAT_MASK;
+}
+
+/* How many units short of full a bucket is at now, in [0, cap]. A TAT in the
+ * past means full. A TAT further ahead than cap means the clock went back
+ * since the last packet: the bucket counts as empty, so a clock going
+ * backwards never mints tokens (nor does going back and forth again: the
+ * state holds no "last refill" to credit twice). */
+XT_INLINE __u64 xt_debt(const struct xt_limit *l, __u64 word, __u64 now)
+{
+	__s64 d = xt_diff(word >> XT_GEN_BITS, xt_scaled(l, now));
+	if (d <= 0)
+		return 0;
+	return (__u64)d < l->cap ? (__u64)d : l->cap;
+}
+
+/* A full bucket's word. */
+XT_INLINE __u64 xt_full_word(const struct xt_limit *l, __u64 now, __u8 gen)
+{
+	return xt_word(xt_scaled(l, now), gen);
+}
+
+/* Tokens (whole units: packets or bytes) available at now. */
+XT_INLINE __u64 xt_available(const struct xt_limit *l, __u64 word, __u64 now)
+{
+	return l->cost ? (l->cap - xt_debt(l, word, now)) / l->cost : 0;
+}
+
+/* Brings a word written under an older version of the rule to generation gen.
+ * From prev_gen: the whole tokens it had when the rule was replaced (tick
+ * `at`) carry over into the new units, up to the new burst (a fraction of one
+ * token is lost), and refill under the new limit from then on. From anything
+ * older, the bucket starts full. */
+XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_limit *prev,
+			 __u8 gen, __u8 prev_gen, __u64 at, __u64 now)
+{
+	if (xt_word_gen(word) == gen)
+		return word;
+	if (xt_word_gen(word) != prev_gen || !prev->cost || !l->cost)
+		return xt_full_word(l, now, gen);
+	if (at > now)
+		at = now;
+	__u64 whole = (prev->cap - xt_debt(prev, word, at)) / prev->cost;
+	__u64 tokens = whole >= l->cap / l->cost ? l->cap : whole * l->cost;
+	return xt_word(xt_scaled(l, at) + (l->cap - tokens), gen);
+}
+
+/* xt_regen of a bucket's packet or byte word under rule r. */
+#define XT_REGEN_PKT(r, word, now) xt_regen(word, &(r)->pkt, &(r)->prev_pkt, (r)->gen, (r)->prev_gen, (r)->replaced_at, now)
+#define XT_REGEN_BYTES(r, word, now) \
+	xt_regen(word, &(r)->bytes, &(r)->prev_bytes, (r)->gen, (r)->prev_gen, (r)->replaced_at, now)
+
+/* Can `units` (one packet, or len bytes) pass at now? If so, *next is the
+ * word after taking them; if not, nothing is taken. */
+XT_INLINE int xt_gcra(const struct xt_limit *l, __u64 word, __u64 now, __u64 units, __u64 *next)
+{
+	__u64 debt = xt_debt(l, word, now);
+	__u64 need = units * l->cost;
+	if (need > l->cap - debt)
+		return 0;
+	*next = xt_word(xt_scaled(l, now) + debt + need, xt_word_gen(word));
+	return 1;
+}
+
+/* Ticks from now until `units` could pass (0: they can now; XT_NEVER: they
+ * are more than the burst). Other sources of consumption only push it later,
+ * so a packet before now + wait is certain to be dropped. */
+XT_INLINE __u64 xt_gcra_wait(const struct xt_limit *l, __u64 word, __u64 now, __u64 units)
+{
+	__u64 need = units * l->cost;
+	if (need > l->cap)
+		return XT_NEVER;
+	__u64 debt = xt_debt(l, word, now);
+	if (debt + need <= l->cap)
+		return 0;
+	return (debt + need - l->cap + l->fill - 1) / l->fill;
+}
+
+/* --- a whole rule -------------------------------------------------------- */
+
+/* Smallest frame an IPv4 / IPv6 packet can come in: what the hot cache
+ * assumes the next packet needs from a byte limit. */
+#define XT_MIN_FRAME_V4 34
+#define XT_MIN_FRAME_V6 54
+
+/* A fresh bucket: full, in the rule's current units. */
 XT_INLINE void xt_bucket_init(struct xt_bucket *b, const struct xt_rule *r, __u64 now)
 {
 	__builtin_memset(b, 0, sizeof(*b));
-	b->gen = r->gen;
-	b->last_ns = now;
-	b->pkt_tokens = r->pkt.cap;
-	b->byte_tokens = r->bytes.cap;
+	b->pkt_word = xt_full_word(&r->pkt, now, r->gen);
+	b->byte_word = xt_full_word(&r->bytes, now, r->gen);
 }
 
 /*
- * Meter one packet of len bytes at time now against bucket b of rule r.
- * Returns 1 and debits the bucket if the packet conforms to every limit the
- * rule has; returns 0 and debits nothing otherwise (a dropped packet costs the
- * source no budget). The caller holds the bucket's lock.
+ * Decides one packet of len bytes at now against a bucket whose words are
+ * *pkt_word and *byte_word: returns 1 and updates both words if the packet
+ * conforms to every limit of the rule, returns 0 and leaves them alone if not
+ * (a dropped packet costs the source nothing). The BPF program calls this
+ * inside a compare-and-swap loop; the words given are snapshots.
  */
+XT_INLINE int xt_meter_words(const struct xt_rule *r, __u64 now, __u64 len, __u64 *pkt_word,
+			     __u64 *byte_word)
+{
+	__u64 pw = XT_REGEN_PKT(r, *pkt_word, now);
+	__u64 bw = XT_REGEN_BYTES(r, *byte_word, now);
+	__u64 pn = pw, bn = bw;
+	if ((r->flags & XT_RULE_PKT_LIMIT) && !xt_gcra(&r->pkt, pw, now, 1, &pn))
+		return 0;
+	if ((r->flags & XT_RULE_BYTE_LIMIT) && !xt_gcra(&r->bytes, bw, now, len, &bn))
+		return 0;
+	*pkt_word = pn;
+	*byte_word = bn;
+	return 1;
+}
+
+/* Ticks from now during which every packet of this source is certain to be
+ * dropped (for the hot cache): the later of the two limits' waits, assuming
+ * the smallest possible frame for the byte limit. */
+XT_INLINE __u64 xt_meter_wait(const struct xt_rule *r, const struct xt_bucket *b, __u64 now)
+{
+	__u64 wait = 0;
+	if (r->flags & XT_RULE_PKT_LIMIT) {
+		__u64 pw = XT_REGEN_PKT(r, b->pkt_word, now);
+		wait = xt_gcra_wait(&r->pkt, pw, now, 1);
+	}
+	if (r->flags & XT_RULE_BYTE_LIMIT) {
+		__u64 bw = XT_REGEN_BYTES(r, b->byte_word, now);
+		__u64 min = r->family == XT_FAMILY_V4 ? XT_MIN_FRAME_V4 : XT_MIN_FRAME_V6;
+		__u64 w = xt_gcra_wait(&r->bytes, bw, now, min);
+		wait = w > wait ? w : wait;
+	}
+	return wait;
+}
+
+/* Single-threaded metering of one packet with the bucket's counters: what the
+ * BPF program does without the compare-and-swap, for host tests. */
 XT_INLINE int xt_meter(struct xt_bucket *b, const struct xt_rule *r, __u64 now, __u64 len)
 {
-	if (b->gen != r->gen) {
-		/* The rule was replaced since this bucket was last used: carry its
-		 * budget over into the new units (or start full if it missed more
-		 * than one replacement). */
-		int carry = b->gen == r->prev_gen;
-		b->pkt_tokens = carry ? xt_convert(b->pkt_tokens, r->prev_pkt_cost, &r->pkt) : r->pkt.cap;
-		b->byte_tokens = carry ? xt_convert(b->byte_tokens, r->prev_byte_cost, &r->bytes)
-				       : r->bytes.cap;
-		b->gen = r->gen;
-	}
-
-	/* A clock that goes backwards adds nothing, and last_ns stays put so the
-	 * same interval is never credited twice. */
-	__u64 elapsed = 0;
-	if (now > b->last_ns) {
-		elapsed = now - b->last_ns;
-		b->last_ns = now;
-	}
-
-	__u64 pkt_tokens = xt_refill(&r->pkt, b->pkt_tokens, elapsed);
-	__u64 byte_tokens = xt_refill(&r->bytes, b->byte_tokens, elapsed);
-	__u64 pkt_cost = (r->flags & XT_RULE_PKT_LIMIT) ? r->pkt.cost : 0;
-	__u64 byte_cost = (r->flags & XT_RULE_BYTE_LIMIT) ? len * r->bytes.cost : 0;
-	int ok = pkt_tokens >= pkt_cost && byte_tokens >= byte_cost;
-	if (ok) {
-		pkt_tokens -= pkt_cost;
-		byte_tokens -= byte_cost;
+	int ok = xt_meter_words(r, now, len, &b->pkt_word, &b->byte_word);
+	if (ok)
 		b->passed_packets++;
-	} else {
+	else
 		b->dropped_packets++;
-	}
-	b->pkt_tokens = pkt_tokens;
-	b->byte_tokens = byte_tokens;
 	return ok;
+}
+
+/* --- the seen filter ----------------------------------------------------- */
+
+/* A seen stamp: the clock in units of 2^seen_shift ticks, counted cyclically
+ * through 1..255; 0 marks a slot nothing was ever stamped into. */
+#define XT_SEEN_CYCLE 255
+
+XT_INLINE __u8 xt_seen_stamp(const struct xt_config *cfg, __u64 now)
+{
+	return (__u8)(1 + (now >> cfg->seen_shift) % XT_SEEN_CYCLE);
+}
+
+/* Whether a slot's stamp is recent enough that a bucket hashing there may
+ * still be tracked. Stamps cycle, so an ancient stamp can look recent again:
+ * that only costs one bucket lookup that finds nothing. */
+XT_INLINE int xt_seen_recent(const struct xt_config *cfg, __u8 stamp, __u64 now)
+{
+	if (!stamp)
+		return 0;
+	__u32 age = (xt_seen_stamp(cfg, now) + XT_SEEN_CYCLE - stamp) % XT_SEEN_CYCLE;
+	return age <= cfg->seen_idle;
 }
 
 #endif /* XTHROTTLE_BUCKET_H */

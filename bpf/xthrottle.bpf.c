@@ -2,10 +2,18 @@
 /*
  * xthrottle's XDP program: parse -> classify -> meter -> act -> count.
  *
- * Per packet: find the source address (parse.h), the longest-prefix rule of
- * the source's family (xt_rules), the bucket of (rule, source masked to the
- * rule's per_len) (xt_buckets), take tokens under the bucket's lock
- * (bucket.h), and return the verdict through xt_exit(), which counts it.
+ * Per packet, cheapest first:
+ *  1. parse the source address (parse.h);
+ *  2. the per-CPU hot cache: a source known to be over its limit until some
+ *     tick (or denied) is dropped right there, without a helper call;
+ *  3. classify: the longest-prefix rule of the source's family (xt_rules);
+ *  4. the seen filter: one byte per slot saying when a bucket hashing there
+ *     was last used. If none was used recently, the source is untracked and
+ *     costs no bucket lookup: its rule's new-source budget decides whether
+ *     it gets a bucket or is dropped (a spoofed flood ends here);
+ *  5. meter the source's bucket (an LRU hash) with compare-and-swap (bucket.h);
+ *  6. act and count through xt_exit().
+ * Why each piece, with the measurements, is in docs/design.md.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -16,12 +24,14 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Settings fixed at load time (rodata). */
-/* Read the clock from xt_test_now_ns instead of the kernel: set only by the
+/* Read the clock from xt_test_now instead of the kernel: set only by the
  * BPF_PROG_TEST_RUN tests, which need a clock they control. With the default
  * 0 the verifier prunes the test branch away. */
 const volatile __u8 xt_cfg_test_clock = 0;
-__u64 xt_test_now_ns = 0;
+__u64 xt_test_now = 0;
+
+#define XT_NO_RULE 0xffffffffu
+#define XT_CAS_TRIES 8
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -32,13 +42,39 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_rules SEC(".maps");
 
+/* Sized by the controller when it creates the state (attach --max-sources). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct xt_bucket_key);
 	__type(value, struct xt_bucket);
 	__uint(max_entries, XT_DEFAULT_MAX_SOURCES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_buckets SEC(".maps");
+
+/* XT_SEEN_SLOTS_PER_SOURCE slots per source, XT_SEEN_LINE per element. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_seen_line);
+	__uint(max_entries, XT_DEFAULT_MAX_SOURCES * XT_SEEN_SLOTS_PER_SOURCE / XT_SEEN_LINE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_seen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_hot);
+	__uint(max_entries, XT_HOT_SLOTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_hot SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_rule_state);
+	__uint(max_entries, XT_MAX_RULES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_rule_state SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -56,6 +92,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_counters SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_config SEC(".maps");
+
 /* Written by the controller only; lives here so one object creates every map. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -65,16 +109,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_attach SEC(".maps");
 
-/* The one clock of the program. */
+/* The one clock of the program, in kernel ticks. bpf_jiffies64() is inlined
+ * by the verifier into a single load. */
 static __always_inline __u64 xt_now(void)
 {
 	if (xt_cfg_test_clock)
-		return xt_test_now_ns;
-	return bpf_ktime_get_ns();
+		return xt_test_now;
+	return bpf_jiffies64();
 }
 
-/* Stage 5, count: record why the packet got its verdict, return the verdict. */
-static __always_inline int xt_exit(enum xt_reason reason, __u64 len, const struct xt_rule *rule)
+/* Stage 6, count: record why the packet got its verdict, return the verdict. */
+static __always_inline int xt_exit(enum xt_reason reason, __u64 len, __u32 rule_id)
 {
 	__u32 idx = reason;
 	struct xt_count *c = bpf_map_lookup_elem(&xt_counters, &idx);
@@ -82,42 +127,137 @@ static __always_inline int xt_exit(enum xt_reason reason, __u64 len, const struc
 		c->packets++;
 		c->bytes += len;
 	}
-	if (rule) {
-		__u32 id = rule->id;
-		struct xt_rule_stats *s = bpf_map_lookup_elem(&xt_rule_stats, &id);
-		if (s) {
-			if (reason >= XT_FIRST_DROP) {
-				s->dropped_packets++;
-				s->dropped_bytes += len;
-			} else {
-				s->passed_packets++;
-				s->passed_bytes += len;
-			}
-			if (reason == XT_PASS_DRY_RUN) {
-				s->dryrun_packets++;
-				s->dryrun_bytes += len;
-			}
+	struct xt_rule_stats *s = rule_id == XT_NO_RULE ? NULL : bpf_map_lookup_elem(&xt_rule_stats, &rule_id);
+	if (s) {
+		if (reason >= XT_FIRST_DROP) {
+			s->dropped_packets++;
+			s->dropped_bytes += len;
+		} else {
+			s->passed_packets++;
+			s->passed_bytes += len;
 		}
+		if (reason == XT_PASS_DRY_RUN) {
+			s->dryrun_packets++;
+			s->dryrun_bytes += len;
+		}
+		if (reason == XT_DROP_NEW_SOURCE)
+			s->new_source_dropped_packets++;
 	}
 	return reason >= XT_FIRST_DROP ? XDP_DROP : XDP_PASS;
 }
 
-/* Find or create the bucket for this packet's source under rule. */
-static __always_inline struct xt_bucket *xt_bucket_get(const struct xt_pkt *pkt,
-						       const struct xt_rule *rule, __u64 now)
+static __always_inline int xt_hot_is(const struct xt_hot *hot, const struct xt_pkt *pkt)
 {
+	return hot->family == pkt->family && xt_load64(hot->addr) == xt_load64(pkt->addr) &&
+	       xt_load64(hot->addr + 8) == xt_load64(pkt->addr + 8);
+}
+
+/* Adds a hot slot's pending drops to its source's bucket counter. */
+static __always_inline void xt_hot_flush(struct xt_hot *hot)
+{
+	if (!hot->pending)
+		return;
+	struct xt_pkt src = {.family = hot->family};
+	__builtin_memcpy(src.addr, hot->addr, sizeof(src.addr));
 	struct xt_bucket_key key;
-	xt_bucket_key_for(pkt, rule, &key);
+	xt_bucket_key_for(&src, hot->rule_id, hot->per_len, &key);
 	struct xt_bucket *b = bpf_map_lookup_elem(&xt_buckets, &key);
 	if (b)
-		return b;
+		__sync_fetch_and_add(&b->dropped_packets, hot->pending);
+	hot->pending = 0;
+}
 
-	struct xt_bucket fresh;
-	xt_bucket_init(&fresh, rule, now);
-	/* NOEXIST: another CPU may have created it meanwhile; then we use theirs.
-	 * A full table (-E2BIG) leaves us without state: the caller drops. */
-	bpf_map_update_elem(&xt_buckets, &key, &fresh, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&xt_buckets, &key);
+/* Remember that pkt's source is dropped for `reason` until tick `until`. */
+static __always_inline void xt_hot_fill(struct xt_hot *hot, const struct xt_pkt *pkt, __u32 epoch,
+					enum xt_reason reason, const struct xt_rule *rule, __u64 until)
+{
+	if (!xt_hot_is(hot, pkt))
+		xt_hot_flush(hot);
+	hot->family = pkt->family;
+	hot->reason = reason;
+	hot->per_len = rule->per_len;
+	hot->epoch = epoch;
+	__builtin_memcpy(hot->addr, pkt->addr, sizeof(hot->addr));
+	hot->until = until;
+	hot->rule_id = rule->id;
+}
+
+/* Takes one packet from the rule's new-source budget, exactly, across CPUs. */
+static __always_inline int xt_take_new_source(const struct xt_rule *rule, __u64 now)
+{
+	__u32 id = rule->id;
+	struct xt_rule_state *st = bpf_map_lookup_elem(&xt_rule_state, &id);
+	if (!st)
+		return 0;
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < XT_CAS_TRIES; i++) {
+		__u64 old = st->new_word;
+		__u64 word = xt_word_gen(old) == rule->gen ? old : xt_full_word(&rule->new_src, now, rule->gen);
+		__u64 next;
+		if (!xt_gcra(&rule->new_src, word, now, 1, &next))
+			return 0; /* over budget: nothing written */
+		if (__sync_val_compare_and_swap(&st->new_word, old, next) == old)
+			return 1;
+	}
+	return 0;
+}
+
+/* Meters one packet against bucket b: compare-and-swap on each limit's word,
+ * so concurrent CPUs share one exact budget. A packet that fails a limit
+ * writes nothing. */
+static __always_inline int xt_take(struct xt_bucket *b, const struct xt_rule *rule, __u64 now, __u64 len)
+{
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < XT_CAS_TRIES; i++) {
+		__u64 pw = b->pkt_word, bw = b->byte_word;
+		__u64 pn = pw, bn = bw;
+		if (!xt_meter_words(rule, now, len, &pn, &bn))
+			return 0;
+		if (pn != pw && __sync_val_compare_and_swap(&b->pkt_word, pw, pn) != pw)
+			continue;
+		if (bn != bw && __sync_val_compare_and_swap(&b->byte_word, bw, bn) != bw) {
+			/* Lost the byte word's race after taking a packet token:
+			 * give that token back and try again. */
+			if (rule->flags & XT_RULE_PKT_LIMIT)
+				__sync_fetch_and_add(&b->pkt_word, -(rule->pkt.cost << XT_GEN_BITS));
+			continue;
+		}
+		return 1;
+	}
+	return 0; /* more contention than XT_CAS_TRIES rounds: count it as a drop */
+}
+
+/* Finds the bucket of a tracked source, or creates one if the rule's
+ * new-source budget admits it. *stamp_slot is the source's seen-filter slot. */
+static __always_inline struct xt_bucket *xt_bucket_get(const struct xt_bucket_key *key, const struct xt_rule *rule,
+						       const struct xt_config *cfg, __u8 *stamp_slot, __u64 now,
+						       enum xt_reason *why_not)
+{
+	struct xt_bucket *b = NULL;
+	if (stamp_slot && xt_seen_recent(cfg, *stamp_slot, now))
+		b = bpf_map_lookup_elem(&xt_buckets, key);
+	if (!b) {
+		if (!xt_take_new_source(rule, now)) {
+			*why_not = XT_DROP_NEW_SOURCE;
+			return NULL;
+		}
+		struct xt_bucket fresh;
+		xt_bucket_init(&fresh, rule, now);
+		/* NOEXIST: a bucket that went unused long enough to look
+		 * untracked keeps its state; so does one another CPU just made. */
+		bpf_map_update_elem(&xt_buckets, key, &fresh, BPF_NOEXIST);
+		b = bpf_map_lookup_elem(&xt_buckets, key);
+		if (!b) { /* the LRU could not free an entry under churn (-ENOMEM) */
+			*why_not = XT_DROP_NO_STATE;
+			return NULL;
+		}
+	}
+	if (stamp_slot) {
+		__u8 stamp = xt_seen_stamp(cfg, now);
+		if (*stamp_slot != stamp)
+			*stamp_slot = stamp;
+	}
+	return b;
 }
 
 SEC("xdp")
@@ -131,35 +271,81 @@ int xthrottle(struct xdp_md *ctx)
 	struct xt_pkt pkt = {};
 	int parsed = xt_parse(data, data_end, &pkt);
 	if (parsed == XT_PARSE_MALFORMED)
-		return xt_exit(XT_DROP_MALFORMED, len, NULL);
+		return xt_exit(XT_DROP_MALFORMED, len, XT_NO_RULE);
 	if (parsed != XT_PARSE_IP)
-		return xt_exit(XT_PASS_NON_IP, len, NULL);
+		return xt_exit(XT_PASS_NON_IP, len, XT_NO_RULE);
 
-	/* Stage 2, classify: the longest prefix of the source's family. */
+	__u32 zero = 0;
+	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
+	if (!cfg)
+		return xt_exit(XT_PASS_UNMATCHED, len, XT_NO_RULE);
+	__u64 now = xt_now();
+
+	/* Stage 2, the hot cache: sources already known to be dropped. */
+	__u32 hot_idx = xt_hash_source(&pkt) & (XT_HOT_SLOTS - 1);
+	struct xt_hot *hot = bpf_map_lookup_elem(&xt_hot, &hot_idx);
+	if (hot && hot->epoch == cfg->epoch && now < hot->until && xt_hot_is(hot, &pkt)) {
+		hot->pending++;
+		return xt_exit(hot->reason, len, hot->rule_id);
+	}
+
+	/* Stage 3, classify: the longest prefix of the source's family. */
 	struct xt_rule_key rkey;
 	xt_rule_key_for(&pkt, &rkey);
 	const struct xt_rule *rule = bpf_map_lookup_elem(&xt_rules, &rkey);
 	if (!rule)
-		return xt_exit(XT_PASS_UNMATCHED, len, NULL);
+		return xt_exit(XT_PASS_UNMATCHED, len, XT_NO_RULE);
 	if (rule->action == XT_ACT_ALLOW)
-		return xt_exit(XT_PASS_ALLOW, len, rule);
-	if (rule->action != XT_ACT_LIMIT) /* deny, and anything unknown */
-		return xt_exit(rule->flags & XT_RULE_DRY_RUN ? XT_PASS_DRY_RUN : XT_DROP_DENY, len, rule);
+		return xt_exit(XT_PASS_ALLOW, len, rule->id);
+	if (rule->action != XT_ACT_LIMIT) { /* deny, and anything unknown */
+		if (rule->flags & XT_RULE_DRY_RUN)
+			return xt_exit(XT_PASS_DRY_RUN, len, rule->id);
+		if (hot)
+			xt_hot_fill(hot, &pkt, cfg->epoch, XT_DROP_DENY, rule, XT_NEVER);
+		return xt_exit(XT_DROP_DENY, len, rule->id);
+	}
 
-	/* Stage 3, meter. The clock is read before taking the lock: no helper
-	 * calls are allowed while it is held. */
-	__u64 now = xt_now();
-	struct xt_bucket *b = xt_bucket_get(&pkt, rule, now);
+	/* Stage 4, the source's bucket: the seen filter first. */
+	struct xt_bucket_key bkey;
+	xt_bucket_key_for(&pkt, rule->id, rule->per_len, &bkey);
+	__u64 bhash = xt_hash_bucket(&bkey);
+	__u32 line_idx = (__u32)(bhash >> 6) & cfg->seen_line_mask;
+	struct xt_seen_line *line = bpf_map_lookup_elem(&xt_seen, &line_idx);
+	__u8 *stamp_slot = line ? &line->stamp[bhash & (XT_SEEN_LINE - 1)] : NULL;
+	enum xt_reason why_not = XT_DROP_NO_STATE;
+	struct xt_bucket *b = xt_bucket_get(&bkey, rule, cfg, stamp_slot, now, &why_not);
 	if (!b)
-		return xt_exit(XT_DROP_NO_STATE, len, rule);
-	bpf_spin_lock(&b->lock);
-	int ok = xt_meter(b, rule, now, len);
-	bpf_spin_unlock(&b->lock);
+		return xt_exit(rule->flags & XT_RULE_DRY_RUN ? XT_PASS_DRY_RUN : why_not, len, rule->id);
 
-	/* Stage 4, act. */
-	if (ok)
-		return xt_exit(XT_PASS_LIMIT, len, rule);
+	/* Stage 5, meter. */
+	if (hot && hot->pending && xt_hot_is(hot, &pkt) && hot->rule_id == rule->id) {
+		__sync_fetch_and_add(&b->dropped_packets, hot->pending);
+		hot->pending = 0;
+	}
+	if (xt_take(b, rule, now, len)) {
+		__sync_fetch_and_add(&b->passed_packets, 1);
+		return xt_exit(XT_PASS_LIMIT, len, rule->id);
+	}
+	__sync_fetch_and_add(&b->dropped_packets, 1);
 	if (rule->flags & XT_RULE_DRY_RUN)
-		return xt_exit(XT_PASS_DRY_RUN, len, rule);
-	return xt_exit(XT_DROP_LIMIT, len, rule);
+		return xt_exit(XT_PASS_DRY_RUN, len, rule->id);
+	__u64 wait = xt_meter_wait(rule, b, now);
+	if (hot && wait)
+		xt_hot_fill(hot, &pkt, cfg->epoch, XT_DROP_LIMIT, rule, wait == XT_NEVER ? XT_NEVER : now + wait);
+	return xt_exit(XT_DROP_LIMIT, len, rule->id);
+}
+
+/* Writes the program's clock into the first 8 bytes of the frame: the
+ * controller runs it through BPF_PROG_TEST_RUN and reads them back, to learn
+ * the tick rate and the current tick. */
+SEC("xdp")
+int xt_clock(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (data + sizeof(__u64) > data_end)
+		return XDP_ABORTED;
+	__u64 now = xt_now();
+	__builtin_memcpy(data, &now, sizeof(now));
+	return XDP_PASS;
 }

@@ -10,27 +10,43 @@
 #ifndef XTHROTTLE_ABI_H
 #define XTHROTTLE_ABI_H
 
-#include <linux/bpf.h> /* struct bpf_spin_lock */
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 1
+#define XT_ABI_VERSION 2
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
 #define XT_MAP_RULES "xt_rules"
 #define XT_MAP_BUCKETS "xt_buckets"
+#define XT_MAP_SEEN "xt_seen"
+#define XT_MAP_HOT "xt_hot"
+#define XT_MAP_RULE_STATE "xt_rule_state"
 #define XT_MAP_RULE_STATS "xt_rule_stats"
 #define XT_MAP_COUNTERS "xt_counters"
+#define XT_MAP_CONFIG "xt_config"
 #define XT_MAP_ATTACH "xt_attach"
 
 /* The program's name as the kernel and libxdp report it. */
 #define XT_PROG_NAME "xthrottle"
 
 #define XT_MAX_RULES 4096
-/* Size of the per-source bucket table; a full table drops packets from sources
- * it cannot track (XT_DROP_NO_STATE) rather than letting them through unmetered. */
+
+/* The bucket table (an LRU hash) holds this many sources unless `attach
+ * --max-sources` says otherwise when the state is created. */
 #define XT_DEFAULT_MAX_SOURCES 262144
+#define XT_MIN_MAX_SOURCES 1024
+/* The seen filter has this many one-byte slots per tracked source. */
+#define XT_SEEN_SLOTS_PER_SOURCE 4
+#define XT_SEEN_LINE 64 /* slots per map element: one cache line */
+/* A source whose bucket was not used for this long is untracked again: its
+ * next packet goes through its rule's new-source budget (see README). */
+#define XT_DEFAULT_IDLE_SECONDS 60
+/* Default new-source budget of a limit rule, per second. */
+#define XT_DEFAULT_NEW_RATE 1000
+
+/* Per-CPU cache of sources known to be over their limit until some tick. */
+#define XT_HOT_SLOTS 256
 
 /* Address families as stored in keys. A rule only ever matches sources of its
  * own family: the family is part of the LPM key, so ::/0 never covers IPv4. */
@@ -64,49 +80,67 @@ enum xt_rule_flags {
 };
 
 /*
- * One token bucket's parameters, in exact integer arithmetic.
+ * The program's clock is the kernel tick (jiffies): reading it is one load,
+ * where bpf_ktime_get_ns() is a helper call costing more than the rest of the
+ * fast path together (docs/design.md). Every limit is expressed in ticks.
  *
- * A rate of N per P nanoseconds is reduced by g = gcd(N, P) to fill = N/g
- * scaled tokens per nanosecond and cost = P/g scaled tokens per packet (or per
- * byte for bandwidth, where P is 8e9 bit-ns per byte and N is bits per second).
- * Nothing is ever rounded, so nothing drifts: after t ns a bucket has gained
- * exactly t*N/P units. cap = burst*cost; fill_ns = ceil(cap/fill) is the time
- * that refills an empty bucket, so elapsed*fill never needs to exceed cap+fill
- * and cannot overflow however long a source stays idle. The controller rejects
- * limits with cap or fill above XT_MAX_SCALED.
+ * One limit, in exact integer arithmetic. A rate of N per T ticks is reduced
+ * by g = gcd(N, T) to fill = N/g units per tick and cost = T/g units per packet
+ * (per byte for bandwidth, where N is bits per second and T is 8*HZ). cap =
+ * burst * cost. Nothing is rounded, so nothing drifts.
+ *
+ * A bucket is metered as a GCRA: its state is one 64-bit word holding the
+ * "theoretical arrival time" TAT in units (fill per tick), the scaled time at
+ * which it would be full again, in its upper 60 bits, and the generation of
+ * the rule that wrote it in its lower 4 bits. The tokens available at scaled
+ * time S = now * fill are cap - max(0, TAT - S). Differences are taken
+ * modulo 2^60, so the word never overflows; they are unambiguous for an idle
+ * time of up to 2^59 units, which the controller keeps above a year
+ * (XT_MIN_HORIZON_SECONDS) by refusing rates whose fill is too large.
  */
 struct xt_limit {
 	__u64 fill;
 	__u64 cost;
 	__u64 cap;
-	__u64 fill_ns;
 };
 
-/* Largest cap or fill the controller accepts: leaves room for tokens + a full
- * refill (at most 2*cap + fill) in 64 bits. */
-#define XT_MAX_SCALED (1ULL << 61)
+#define XT_TAT_BITS 60
+#define XT_GEN_BITS 4
+#define XT_GEN_MAX ((1 << XT_GEN_BITS) - 1) /* generations cycle 1..15; 0 is a zeroed word */
+/* Largest cap or fill the controller accepts. */
+#define XT_MAX_SCALED (1ULL << 52)
+#define XT_MIN_HORIZON_SECONDS (365ULL * 86400)
 
 /* Value of the rule table. */
 struct xt_rule {
-	__u32 id;       /* slot in xt_rule_stats, part of every bucket key */
-	__u32 gen;      /* bumped when the rule is replaced in place */
-	__u32 prev_gen; /* gen before the last replacement */
-	__u8 action;    /* enum xt_action */
-	__u8 flags;     /* enum xt_rule_flags */
-	__u8 per_len;   /* one bucket per source masked to this many bits */
+	__u32 id;     /* slot in the per-rule arrays; part of every bucket key */
+	__u8 action;  /* enum xt_action */
+	__u8 flags;   /* enum xt_rule_flags */
+	__u8 per_len; /* one bucket per source masked to this many bits */
 	__u8 family;
+	__u8 gen;      /* bumped when the rule is replaced in place */
+	__u8 prev_gen; /* gen before the last replacement */
+	__u8 pad[6];
 	struct xt_limit pkt;
 	struct xt_limit bytes;
-	/* Costs under prev_gen: a bucket last touched under the previous version
-	 * keeps its whole tokens, converted to the new units. */
-	__u64 prev_pkt_cost;
-	__u64 prev_byte_cost;
+	/* The limits under prev_gen: a bucket last touched under the previous
+	 * version keeps the whole tokens it had at tick replaced_at, converted
+	 * to the new units, and refills under the new limits from then on. */
+	__u64 replaced_at;
+	struct xt_limit prev_pkt;
+	struct xt_limit prev_bytes;
+	/* How many packets from untracked sources the rule admits (and so how
+	 * many buckets it creates) per time, shared by all its sources. */
+	struct xt_limit new_src;
 	/* The limits as the operator wrote them, for listing. */
 	__u64 rate_count;     /* packets ... */
 	__u64 rate_period_ns; /* ... per this many ns */
 	__u64 burst;          /* packets */
 	__u64 bw_bits;        /* bits per second */
 	__u64 burst_bytes;
+	__u64 new_count;      /* new sources ... */
+	__u64 new_period_ns;  /* ... per this many ns */
+	__u64 new_burst;
 };
 
 /* Key of the bucket table: one bucket per (rule, source masked to per_len). */
@@ -118,16 +152,21 @@ struct xt_bucket_key {
 	__u8 addr[16];
 };
 
-/* Value of the bucket table. Every field is read and written under lock, so a
- * source whose packets arrive on several CPUs at once shares one exact budget. */
+/* Value of the bucket table (an LRU hash: its least recently used entries
+ * make room for new ones). The words are updated with atomic compare-and-swap,
+ * so a source whose packets arrive on several CPUs at once shares one exact
+ * budget; a packet that is dropped writes nothing but a counter. */
 struct xt_bucket {
-	struct bpf_spin_lock lock;
-	__u32 gen;          /* rule gen the tokens are expressed in */
-	__u64 last_ns;      /* clock at the last refill; never moves backwards */
-	__u64 pkt_tokens;   /* scaled, see struct xt_limit */
-	__u64 byte_tokens;  /* scaled, see struct xt_limit */
+	__u64 pkt_word;  /* GCRA state of the packet limit, see struct xt_limit */
+	__u64 byte_word; /* GCRA state of the byte limit */
 	__u64 passed_packets;
 	__u64 dropped_packets; /* includes would-be drops of dry-run rules */
+};
+
+/* Per-rule state the data path writes: the GCRA word of the rule's
+ * new-source budget. An array indexed by xt_rule.id. */
+struct xt_rule_state {
+	__u64 new_word;
 };
 
 /* Per-rule counters, a per-CPU array indexed by xt_rule.id. */
@@ -136,21 +175,24 @@ struct xt_rule_stats {
 	__u64 passed_bytes;
 	__u64 dropped_packets;
 	__u64 dropped_bytes;
-	__u64 dryrun_packets; /* over the limit, passed because the rule is dry-run */
+	__u64 dryrun_packets; /* over a limit, passed because the rule is dry-run */
 	__u64 dryrun_bytes;
+	__u64 new_source_dropped_packets; /* untracked sources over the new-source budget */
+	__u64 pad;
 };
 
 /* Why a packet got its verdict: index of the per-CPU xt_counters array. */
 enum xt_reason {
-	XT_PASS_LIMIT = 0,  /* within its limit rule's budget */
-	XT_PASS_ALLOW,      /* allow rule */
-	XT_PASS_DRY_RUN,    /* over the limit of a dry-run rule */
-	XT_PASS_UNMATCHED,  /* IP source that no rule covers */
-	XT_PASS_NON_IP,     /* not IPv4/IPv6 (ARP, LLDP, ...), or VLAN tags deeper than 2 */
-	XT_DROP_LIMIT,      /* over its rule's limit */
-	XT_DROP_DENY,       /* deny rule */
-	XT_DROP_MALFORMED,  /* runt frame, truncated or invalid IP header */
-	XT_DROP_NO_STATE,   /* bucket table full: source could not be tracked */
+	XT_PASS_LIMIT = 0,   /* within its limit rule's budget */
+	XT_PASS_ALLOW,       /* allow rule */
+	XT_PASS_DRY_RUN,     /* over a limit (or new-source budget) of a dry-run rule */
+	XT_PASS_UNMATCHED,   /* IP source that no rule covers */
+	XT_PASS_NON_IP,      /* not IPv4/IPv6 (ARP, LLDP, ...), or VLAN tags deeper than 2 */
+	XT_DROP_LIMIT,       /* over its rule's limit */
+	XT_DROP_DENY,        /* deny rule */
+	XT_DROP_MALFORMED,   /* runt frame, truncated or invalid IP header */
+	XT_DROP_NO_STATE,    /* the bucket table refused an insert (-ENOMEM under churn) */
+	XT_DROP_NEW_SOURCE,  /* untracked source over its rule's new-source budget */
 	XT_REASONS
 };
 
@@ -160,6 +202,40 @@ enum xt_reason {
 struct xt_count {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/* Settings the controller writes once, when it creates the state, and the
+ * rules epoch it bumps on every rule change (the per-CPU hot cache is only
+ * trusted for the epoch it was filled in). Array of one element. */
+struct xt_config {
+	__u32 epoch;
+	__u32 hz;            /* kernel ticks per second, measured at creation */
+	__u32 seen_line_mask; /* lines in the seen filter - 1 (a power of two - 1) */
+	__u32 seen_shift;    /* a seen stamp counts units of 2^seen_shift ticks */
+	__u32 seen_idle;     /* stamps older than this many units are stale */
+	__u32 abi_version;   /* XT_ABI_VERSION of the build that created the state */
+	__u32 max_sources;
+	__u32 pad;
+};
+
+/* One slot of the per-CPU hot cache: a source that is over its limit (or
+ * denied) until tick `until`, so its packets are dropped without looking up
+ * its rule or bucket. */
+struct xt_hot {
+	__u8 family;
+	__u8 reason;  /* enum xt_reason to count the drop under */
+	__u8 per_len;
+	__u8 pad;
+	__u32 epoch;
+	__u8 addr[16];
+	__u64 until;
+	__u32 rule_id;
+	__u32 pending; /* drops not yet added to the bucket's counter */
+};
+
+/* A line of the seen filter: one-byte stamps, see struct xt_config. */
+struct xt_seen_line {
+	__u8 stamp[XT_SEEN_LINE];
 };
 
 /* Attachment records, written by `attach`, read by `status`. Interfaces are
@@ -194,11 +270,15 @@ struct xt_attach_info {
 #define XT_STATIC_ASSERT _Static_assert
 #endif
 XT_STATIC_ASSERT(sizeof(struct xt_rule_key) == 24, "xt_rule_key layout");
-XT_STATIC_ASSERT(sizeof(struct xt_limit) == 32, "xt_limit layout");
-XT_STATIC_ASSERT(sizeof(struct xt_rule) == 136, "xt_rule layout");
+XT_STATIC_ASSERT(sizeof(struct xt_limit) == 24, "xt_limit layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule) == 208, "xt_rule layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket_key) == 24, "xt_bucket_key layout");
-XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 48, "xt_bucket layout");
-XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 48, "xt_rule_stats layout");
+XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 32, "xt_bucket layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 8, "xt_rule_state layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 64, "xt_rule_stats layout");
+XT_STATIC_ASSERT(sizeof(struct xt_config) == 32, "xt_config layout");
+XT_STATIC_ASSERT(sizeof(struct xt_hot) == 40, "xt_hot layout");
+XT_STATIC_ASSERT(sizeof(struct xt_seen_line) == XT_SEEN_LINE, "xt_seen_line layout");
 XT_STATIC_ASSERT(sizeof(struct xt_count) == 16, "xt_count layout");
 XT_STATIC_ASSERT(sizeof(struct xt_attach_key) == 16, "xt_attach_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_attach_info) == 32, "xt_attach_info layout");

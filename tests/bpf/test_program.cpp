@@ -20,25 +20,25 @@ namespace {
 
 using test::Packet;
 
-constexpr uint64_t kMs = 1'000'000;
-constexpr uint64_t kSec = kNsPerSec;
+// The tests compile their rules for 1000 ticks a second: a tick is a ms.
+constexpr uint32_t kHz = 1000;
+constexpr uint64_t kMs = 1;
+constexpr uint64_t kSec = 1000;
 
 class Program : public ::testing::Test {
  protected:
   void SetUp() override { XT_REQUIRE_ROOT(); }
 
-  // Loads the object; max_sources shrinks the bucket table for table-full tests.
-  void load(std::optional<uint32_t> max_sources = std::nullopt) {
-    auto skel = open_object({.pin_dir = std::nullopt, .test_clock = true});
+  // Loads the object with a bucket table of max_sources.
+  void load(uint32_t max_sources = XT_MIN_MAX_SOURCES) {
+    auto skel = open_object({.pin_dir = std::nullopt, .test_clock = true, .max_sources = max_sources});
     ASSERT_TRUE(skel.has_value()) << skel.error().message;
     skel_ = std::move(*skel);
-    if (max_sources) {
-      ASSERT_EQ(bpf_map__set_max_entries(skel_->maps.xt_buckets, *max_sources), 0);
-    }
     ASSERT_EQ(xthrottle__load(skel_.get()), 0) << "the verifier refused the program (run with -v for its log)";
     auto state = State::from_object(skel_->obj);
     ASSERT_TRUE(state.has_value()) << state.error().message;
     state_.emplace(std::move(*state));
+    ASSERT_TRUE(state_->init_config(kHz, max_sources).has_value());
   }
 
   // Adds or replaces a rule from CLI-style words.
@@ -51,15 +51,15 @@ class Program : public ::testing::Test {
     if (rate) spec.rate = *parse_rate(*rate);
     spec.burst = burst;
     if (tweak) tweak(spec);
-    auto compiled = compile_rule(spec);
+    auto compiled = compile_rule(spec, kHz);
     ASSERT_TRUE(compiled.has_value()) << compiled.error().message;
     auto put = state_->put_rule(spec.cidr, *compiled);
     ASSERT_TRUE(put.has_value()) << put.error().message;
   }
 
-  // Runs one frame at time `now`; returns the XDP action.
+  // Runs one frame at tick `now`; returns the XDP action.
   int run(const std::vector<uint8_t>& frame, uint64_t now = 0) {
-    skel_->bss->xt_test_now_ns = now;
+    skel_->bss->xt_test_now = now;
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
                 .repeat = 1);
     int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.xthrottle), &opts);
@@ -256,14 +256,88 @@ TEST_F(Program, DeletingARuleFreesItsBuckets) {
   EXPECT_EQ(counter(XT_PASS_UNMATCHED), 3u);
 }
 
-TEST_F(Program, FullTableDropsUntrackedSourcesOnly) {
-  load(4);
-  rule("198.18.0.0/15", "100/s");
-  for (int i = 1; i <= 4; i++)
-    EXPECT_EQ(run(Packet().ipv4("198.18.0." + std::to_string(i)).build()), XDP_PASS);
-  EXPECT_EQ(run(Packet().ipv4("198.18.0.5").build()), XDP_DROP) << "no room to track a fifth source";
-  EXPECT_EQ(counter(XT_DROP_NO_STATE), 1u);
-  EXPECT_EQ(run(Packet().ipv4("198.18.0.1").build()), XDP_PASS) << "tracked sources carry on";
+std::string nth_source(int i) { return "198.18." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1); }
+
+TEST_F(Program, NewSourceBudgetBoundsWhatIsTrackedAndStateCreated) {
+  load();
+  rule("198.18.0.0/15", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("10/s"); });
+  int passed_new = 0;
+  for (int i = 0; i < 100; i++) passed_new += run(Packet().ipv4(nth_source(i)).build(), 0) == XDP_PASS;
+  EXPECT_EQ(passed_new, 10) << "a burst of 10 new sources, then none";
+  EXPECT_EQ(counter(XT_DROP_NEW_SOURCE), 90u);
+  EXPECT_EQ(rule_stats("198.18.0.0/15").new_source_dropped_packets, 90u);
+  EXPECT_EQ(buckets(), 10u) << "a dropped newcomer creates no state";
+  EXPECT_EQ(passed(Packet().ipv4(nth_source(0)).build(), 5, 1), 5) << "the ten admitted are tracked and metered";
+  int later = 0;
+  for (int i = 200; i < 300; i++) later += run(Packet().ipv4(nth_source(i)).build(), 1 * kSec) == XDP_PASS;
+  EXPECT_EQ(later, 10) << "a second later, ten more";
+}
+
+TEST_F(Program, BucketTableIsBounded) {
+  const uint32_t max = XT_MIN_MAX_SOURCES;
+  load(max);
+  rule("198.18.0.0/15", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1000000/s"); });
+  for (int i = 0; i < 5000; i++) run(Packet().ipv4(nth_source(i)).build(), i);
+  EXPECT_LE(buckets(), max) << "the LRU never holds more than --max-sources";
+  EXPECT_GT(buckets(), max / 2) << "and does use its room";
+  EXPECT_EQ(counter(XT_DROP_NO_STATE), 0u) << "making room never failed";
+}
+
+// A source sending under its limit before and during a flood of one-packet
+// spoofed sources that churns the whole table keeps its bucket and its
+// traffic: the flood's newcomers are the least recently used, not it.
+TEST_F(Program, EstablishedSourceSurvivesChurn) {
+  load(XT_MIN_MAX_SOURCES);
+  // An admission budget large enough to churn the table ten times over.
+  rule("198.18.0.0/15", "100/s", 10, [](RuleSpec& s) { s.new_rate = *parse_rate("100000/s"); });
+  const auto legit = Packet().ipv4("198.18.200.200").build();
+  int legit_sent = 0, legit_passed = 0;
+  uint64_t now = 0;
+  for (int i = 0; i < 20000; i++) {
+    if (i % 20 == 0) {  // the legitimate source: 50/s, under its 100/s
+      legit_sent++;
+      legit_passed += run(legit, now) == XDP_PASS;
+    }
+    run(Packet().ipv4(nth_source(i)).build(), now);
+    now = i / 1;  // one spoofed packet a tick
+  }
+  EXPECT_EQ(legit_passed, legit_sent) << "no loss for the established source";
+  EXPECT_GT(counter(XT_PASS_LIMIT), 10000u) << "the flood really did churn the table";
+  EXPECT_LE(buckets(), XT_MIN_MAX_SOURCES);
+}
+
+TEST_F(Program, UntrackedAgainAfterTheIdleWindow) {
+  load();
+  rule("198.18.0.0/15", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1/day"); });
+  const auto frame = Packet().ipv4("198.18.0.1").build();
+  EXPECT_EQ(run(frame, 0), XDP_PASS) << "admitted by the budget's burst of 1";
+  EXPECT_EQ(run(frame, (XT_DEFAULT_IDLE_SECONDS - 2) * kSec), XDP_PASS) << "still tracked";
+  EXPECT_EQ(run(Packet().ipv4("198.18.0.2").build(), 1), XDP_DROP) << "budget spent";
+  EXPECT_EQ(run(frame, (2 * XT_DEFAULT_IDLE_SECONDS + 2) * kSec), XDP_DROP)
+      << "idle past the window: untracked, so the (spent) new-source budget decides";
+}
+
+TEST_F(Program, HotCacheDropsOnlyWhatTheBucketWould) {
+  load();
+  rule("198.18.0.0/15", "10/s", 2);
+  const auto frame = Packet().ipv4("198.18.0.1").build();
+  EXPECT_EQ(passed(frame, 50, 0), 2);
+  EXPECT_EQ(passed(frame, 50, 99), 0) << "the hot cache holds the source until its next token";
+  EXPECT_EQ(passed(frame, 50, 100), 1) << "and lets it through exactly then";
+  const xt_rule_stats s = rule_stats("198.18.0.0/15");
+  EXPECT_EQ(s.passed_packets, 3u);
+  EXPECT_EQ(s.dropped_packets, 147u) << "drops in the hot cache are counted per rule";
+  // Per-source drops reach the bucket when the source next gets that far.
+  EXPECT_EQ(run(frame, 200), XDP_PASS);
+  uint64_t bucket_drops = 0;
+  ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) { bucket_drops += e.bucket.dropped_packets; }));
+  EXPECT_EQ(bucket_drops, 147u);
+
+  // A rule change invalidates the cache at once: the drained source carries
+  // its empty bucket over, and refills at the new rate from the change on.
+  EXPECT_EQ(passed(frame, 5, 200), 0);
+  rule("198.18.0.0/15", "1000/s", 1000);
+  EXPECT_EQ(passed(frame, 10, 205), 5) << "5 ms at 1000/s";
 }
 
 }  // namespace

@@ -9,6 +9,7 @@ namespace xt {
 namespace {
 
 constexpr uint64_t kSec = kNsPerSec;
+constexpr uint32_t kHz = 250;
 
 // The error must be a usage error that quotes `token`.
 template <class T>
@@ -130,67 +131,85 @@ RuleSpec spec_for(const std::string& cidr) {
 TEST(CompileRule, DefaultsAndExactLimits) {
   RuleSpec s = spec_for("198.18.0.0/15");
   s.rate = *parse_rate("6000/min");
-  auto r = compile_rule(s);
+  auto r = compile_rule(s, kHz);
   ASSERT_TRUE(r.has_value()) << r.error().message;
   EXPECT_EQ(r->action, XT_ACT_LIMIT);
   EXPECT_EQ(r->per_len, 32) << "IPv4 default: one bucket per address";
   EXPECT_EQ(r->burst, 6000u) << "default burst is the count in the rate";
-  EXPECT_EQ(r->pkt.fill, 1u) << "6000/min reduces to 1 token per 10 ms";
-  EXPECT_EQ(r->pkt.cost, 10'000'000u);
-  EXPECT_EQ(r->pkt.cap, 6000ULL * 10'000'000ULL);
+  EXPECT_EQ(r->pkt.fill, 2u) << "6000 per 15000 ticks reduces to 2 units a tick, 5 a packet";
+  EXPECT_EQ(r->pkt.cost, 5u);
+  EXPECT_EQ(r->pkt.cap, 6000ULL * 5);
+  EXPECT_EQ(r->new_count, uint64_t{XT_DEFAULT_NEW_RATE}) << "default new-source budget";
+  EXPECT_EQ(r->new_period_ns, kSec);
   EXPECT_TRUE(r->flags & XT_RULE_PKT_LIMIT);
   EXPECT_FALSE(r->flags & XT_RULE_BYTE_LIMIT);
 
   RuleSpec v6 = spec_for("2001:db8::/32");
   v6.bandwidth = *parse_bandwidth("10Mbit/s");
-  auto r6 = compile_rule(v6);
+  v6.new_rate = *parse_rate("50/s");
+  auto r6 = compile_rule(v6, kHz);
   ASSERT_TRUE(r6.has_value());
   EXPECT_EQ(r6->per_len, 64) << "IPv6 default: one bucket per /64";
   EXPECT_EQ(r6->burst_bytes, 1'250'000u) << "default byte burst is one second's worth";
-  EXPECT_EQ(describe_limits(*r6), "10Mbit/s burst 1250000B");
+  EXPECT_EQ(describe_limits(*r6), "10Mbit/s burst 1250000B, new sources 50/s");
 }
 
 TEST(CompileRule, RejectsBadCombinations) {
   RuleSpec none = spec_for("198.18.0.0/15");
-  expect_usage_error(compile_rule(none), "--rate");
+  expect_usage_error(compile_rule(none, kHz), "--rate");
 
   RuleSpec burst_only = spec_for("198.18.0.0/15");
   burst_only.bandwidth = *parse_bandwidth("1Mbit/s");
   burst_only.burst = 5;
-  expect_usage_error(compile_rule(burst_only), "--burst");
+  expect_usage_error(compile_rule(burst_only, kHz), "--burst");
 
   RuleSpec per = spec_for("198.18.0.0/15");
   per.rate = *parse_rate("1/s");
   per.per = 33;
-  expect_usage_error(compile_rule(per), "33");
+  expect_usage_error(compile_rule(per, kHz), "33");
   RuleSpec per6 = spec_for("2001:db8::/32");
   per6.rate = *parse_rate("1/s");
   per6.per = 128;
-  EXPECT_TRUE(compile_rule(per6).has_value());
+  EXPECT_TRUE(compile_rule(per6, kHz).has_value());
 
   RuleSpec allow = spec_for("198.18.0.0/15");
   allow.action = XT_ACT_ALLOW;
   allow.rate = *parse_rate("1/s");
-  expect_usage_error(compile_rule(allow), "--allow");
+  expect_usage_error(compile_rule(allow, kHz), "--allow");
+  allow.rate.reset();
+  allow.new_rate = *parse_rate("1/s");
+  expect_usage_error(compile_rule(allow, kHz), "--new-rate");
+  allow.new_rate.reset();
   allow.rate.reset();
   allow.dry_run = true;
-  expect_usage_error(compile_rule(allow), "--dry-run");
+  expect_usage_error(compile_rule(allow, kHz), "--dry-run");
 
   RuleSpec deny = spec_for("198.18.0.0/15");
   deny.action = XT_ACT_DENY;
   deny.dry_run = true;
-  auto d = compile_rule(deny);
+  auto d = compile_rule(deny, kHz);
   ASSERT_TRUE(d.has_value()) << "a dry-run deny counts what it would drop";
   EXPECT_TRUE(d->flags & XT_RULE_DRY_RUN);
 }
 
-TEST(CompileRule, RejectsBurstsThatCannotBeMeteredExactly) {
+TEST(CompileRule, RejectsLimitsThatCannotBeMeteredExactly) {
   RuleSpec s = spec_for("198.18.0.0/15");
   s.rate = *parse_rate("1/day");
-  s.burst = 1'000'000;  // 1e6 tokens of 8.64e13 scaled units each: past 2^61
-  expect_usage_error(compile_rule(s), "1000000");
-  s.burst = 20'000;
-  EXPECT_TRUE(compile_rule(s).has_value());
+  s.burst = 1'000'000'000;  // 1e9 tokens of 21.6e6 units each (a day at 250 Hz): past 2^52
+  expect_usage_error(compile_rule(s, kHz), "1000000000");
+  s.burst = 100'000'000;
+  EXPECT_TRUE(compile_rule(s, kHz).has_value());
+
+  // A rate that shares no factor with the tick rate has a huge fill per tick;
+  // its state would be ambiguous after months of idle: refused, with advice.
+  RuleSpec odd = spec_for("198.18.0.0/15");
+  odd.rate = *parse_rate("123456789/s");
+  expect_usage_error(compile_rule(odd, kHz), "round it");
+  odd.rate = *parse_rate("123456000/s");
+  EXPECT_TRUE(compile_rule(odd, kHz).has_value());
+  RuleSpec fast = spec_for("198.18.0.0/15");
+  fast.bandwidth = *parse_bandwidth("100Gbit/s");
+  EXPECT_TRUE(compile_rule(fast, kHz).has_value());
 }
 
 }  // namespace

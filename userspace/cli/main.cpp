@@ -8,7 +8,6 @@
 #include <CLI/CLI.hpp>
 
 #include <csignal>
-#include <ctime>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -42,12 +41,6 @@ void emit(bool json, const nlohmann::json& j, const std::string& text) {
     std::cout << text;
 }
 
-uint64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * xt::kNsPerSec + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 // Sleeps up to `seconds`, returning early (false) when asked to stop.
 bool sleep_unless_stopped(double seconds) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
@@ -61,7 +54,8 @@ struct Locked {
   xt::DirLock lock;
   xt::State state;
 };
-Result<Locked> open_locked(const std::string& pin_dir, bool create) {
+// With `create`, the state is made if missing (with those settings).
+Result<Locked> open_locked(const std::string& pin_dir, std::optional<xt::State::Create> create) {
   if (create) {
     if (auto ok = xt::ensure_bpffs(pin_dir); !ok) return std::unexpected(ok.error());
   } else if (!xt::State::exists(pin_dir)) {
@@ -69,13 +63,13 @@ Result<Locked> open_locked(const std::string& pin_dir, bool create) {
   }
   auto lock = xt::DirLock::acquire(pin_dir);
   if (!lock) return std::unexpected(lock.error());
-  auto state = create ? xt::State::open_or_create(pin_dir) : xt::State::open(pin_dir);
+  auto state = create ? xt::State::open_or_create(pin_dir, *create) : xt::State::open(pin_dir);
   if (!state) return std::unexpected(state.error());
   return Locked{std::move(*lock), std::move(*state)};
 }
 
 struct RuleAddArgs {
-  std::string cidr, per, rate, burst, burst_bytes;
+  std::string cidr, per, rate, burst, burst_bytes, new_rate;
   std::vector<std::string> bandwidth;
   bool allow = false, deny = false, dry_run = false;
 };
@@ -114,13 +108,28 @@ Result<xt::RuleSpec> rule_spec(const RuleAddArgs& a) {
     if (!burst) return std::unexpected(burst.error());
     spec.burst_bytes = *burst;
   }
+  if (!a.new_rate.empty()) {
+    auto rate = xt::parse_rate(a.new_rate);
+    if (!rate) return std::unexpected(rate.error());
+    spec.new_rate = *rate;
+  }
   return spec;
 }
 
-int cmd_attach(const std::string& pin_dir, const std::string& ifname, const std::string& mode_text) {
+int cmd_attach(const std::string& pin_dir, const std::string& ifname, const std::string& mode_text,
+               const std::string& max_sources_text) {
   auto mode = xt::parse_mode(mode_text);
   if (!mode) return fail(mode.error());
-  auto locked = open_locked(pin_dir, true);
+  xt::State::Create create;
+  if (!max_sources_text.empty()) {
+    auto n = xt::parse_positive("--max-sources", max_sources_text);
+    if (!n) return fail(n.error());
+    if (*n < XT_MIN_MAX_SOURCES || *n > (1u << 30))
+      return fail({xt::ErrorKind::Usage, "bad --max-sources '" + max_sources_text + "': between " +
+                                             std::to_string(XT_MIN_MAX_SOURCES) + " and " + std::to_string(1u << 30)});
+    create.max_sources = static_cast<uint32_t>(*n);
+  }
+  auto locked = open_locked(pin_dir, create);
   if (!locked) return fail(locked.error());
   auto a = xt::attach(locked->state, ifname, *mode);
   if (!a) return fail(a.error());
@@ -133,7 +142,7 @@ int cmd_attach(const std::string& pin_dir, const std::string& ifname, const std:
 }
 
 int cmd_detach(const std::string& pin_dir, const std::string& ifname) {
-  auto locked = open_locked(pin_dir, false);
+  auto locked = open_locked(pin_dir, std::nullopt);
   if (!locked) return fail(locked.error());
   if (auto ok = xt::detach(locked->state, ifname); !ok) return fail(ok.error());
   std::cout << "detached from " << ifname << "; rules and counters stay in " << pin_dir << "\n";
@@ -150,15 +159,19 @@ int cmd_status(const std::string& pin_dir, bool json, bool check) {
 int cmd_rule_add(const std::string& pin_dir, const RuleAddArgs& args) {
   auto spec = rule_spec(args);
   if (!spec) return fail(spec.error());
-  auto rule = xt::compile_rule(*spec);
+  // Limits are compiled into the kernel's ticks: the state's, or measured now
+  // for the state this command is about to create.
+  auto hz = xt::tick_rate(pin_dir);
+  if (!hz) return fail(hz.error());
+  auto rule = xt::compile_rule(*spec, *hz);
   if (!rule) return fail(rule.error());
-  auto locked = open_locked(pin_dir, true);
+  auto locked = open_locked(pin_dir, xt::State::Create{.max_sources = std::nullopt, .hz = *hz});
   if (!locked) return fail(locked.error());
   auto replaced = locked->state.put_rule(spec->cidr, *rule);
   if (!replaced) return fail(replaced.error());
   std::cout << (*replaced ? "replaced " : "added ") << xt::format_cidr(spec->cidr) << " "
             << xt::action_name(rule->action);
-  if (rule->action == XT_ACT_LIMIT) std::cout << " " << xt::describe_limits(*rule) << " per /" << int(rule->per_len);
+  if (rule->action == XT_ACT_LIMIT) std::cout << " " << xt::describe_limits(*rule) << ", per /" << int(rule->per_len);
   if (rule->flags & XT_RULE_DRY_RUN) std::cout << " (dry-run)";
   std::cout << "\n";
   if ((rule->flags & XT_RULE_BYTE_LIMIT) && rule->burst_bytes < 1514)
@@ -170,7 +183,7 @@ int cmd_rule_add(const std::string& pin_dir, const RuleAddArgs& args) {
 int cmd_rule_del(const std::string& pin_dir, const std::string& cidr_text) {
   auto cidr = xt::parse_cidr(cidr_text);
   if (!cidr) return fail(cidr.error());
-  auto locked = open_locked(pin_dir, false);
+  auto locked = open_locked(pin_dir, std::nullopt);
   if (!locked) return fail(locked.error());
   if (auto ok = locked->state.del_rule(*cidr); !ok) return fail(ok.error());
   std::cout << "deleted " << xt::format_cidr(*cidr) << "\n";
@@ -218,7 +231,7 @@ int cmd_stats(const std::string& pin_dir, bool json, double watch) {
 int cmd_top(const std::string& pin_dir, bool json, size_t limit) {
   auto state = xt::State::open(pin_dir);
   if (!state) return fail(state.error());
-  auto rows = xt::read_top(*state, limit, monotonic_ns());
+  auto rows = xt::read_top(*state, limit);
   if (!rows) return fail(rows.error());
   emit(json, xt::top_json(*rows), xt::top_text(*rows));
   return 0;
@@ -236,10 +249,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("-v,--verbose", verbose, "Show libbpf's and libxdp's own messages");
 
-  std::string ifname, mode = "auto";
+  std::string ifname, mode = "auto", max_sources;
   auto* attach = app.add_subcommand("attach", "Put the program on an interface");
   attach->add_option("IFACE", ifname, "Interface")->required();
   attach->add_option("--mode", mode, "auto, native or skb")->capture_default_str();
+  attach->add_option("--max-sources", max_sources,
+                     "Sources the bucket table tracks (default " + std::to_string(XT_DEFAULT_MAX_SOURCES) +
+                         "; set when the state is created)");
 
   auto* detach = app.add_subcommand("detach", "Take the program off an interface (state stays)");
   detach->add_option("IFACE", ifname, "Interface")->required();
@@ -259,6 +275,9 @@ int main(int argc, char** argv) {
   rule_add->add_option("--bandwidth", add.bandwidth, "Bytes per time: 10Mbit/s, 500kbit/s, 2MB/s")
       ->expected(1, 2);
   rule_add->add_option("--burst-bytes", add.burst_bytes, "Bytes admitted at once (default: one second's worth)");
+  rule_add->add_option("--new-rate", add.new_rate,
+                       "Packets per time admitted from sources not yet tracked (default " +
+                           std::to_string(XT_DEFAULT_NEW_RATE) + "/s)");
   auto* allow = rule_add->add_flag("--allow", add.allow, "Never limit these sources");
   auto* deny = rule_add->add_flag("--deny", add.deny, "Drop everything from these sources");
   allow->excludes(deny);
@@ -300,7 +319,7 @@ int main(int argc, char** argv) {
   }
   xt::set_library_logging(verbose);
 
-  if (*attach) return cmd_attach(pin_dir, ifname, mode);
+  if (*attach) return cmd_attach(pin_dir, ifname, mode, max_sources);
   if (*detach) return cmd_detach(pin_dir, ifname);
   if (*status) return cmd_status(pin_dir, json, check);
   if (*rule_add) return cmd_rule_add(pin_dir, add);

@@ -150,7 +150,9 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
     return a;
   }
 
-  auto skel = open_object({.pin_dir = state.pin_dir()});
+  auto cfg = state.config();
+  if (!cfg) return std::unexpected(cfg.error());
+  auto skel = open_object({.pin_dir = state.pin_dir(), .test_clock = false, .max_sources = cfg->max_sources});
   if (!skel) return std::unexpected(skel.error());
   DECLARE_LIBXDP_OPTS(xdp_program_opts, opts, .obj = (*skel)->obj, .prog_name = XT_PROG_NAME);
   Program prog(xdp_program__create(&opts));

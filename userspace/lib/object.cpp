@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: MIT
 #include "object.h"
 
+#include <bpf/bpf.h>
 #include <xdp/libxdp.h>
 
+#include <bit>
+#include <chrono>
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
+#include <thread>
 
 namespace xt {
 namespace {
@@ -31,6 +37,11 @@ void set_library_logging(bool verbose) {
   libxdp_set_print(libxdp_log);
 }
 
+uint32_t seen_lines_for(uint32_t max_sources) {
+  const uint64_t slots = std::bit_ceil(static_cast<uint64_t>(max_sources) * XT_SEEN_SLOTS_PER_SOURCE);
+  return static_cast<uint32_t>(slots / XT_SEEN_LINE);
+}
+
 Result<Skeleton> open_object(const ObjectOptions& options) {
   LIBBPF_OPTS(bpf_object_open_opts, opts);
   if (options.pin_dir) opts.pin_root_path = options.pin_dir->c_str();
@@ -43,8 +54,44 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
         return system_error("cannot unpin map " + std::string(bpf_map__name(map)), err);
     }
   }
+  if (int err = bpf_map__set_max_entries(skel->maps.xt_buckets, options.max_sources); err)
+    return system_error("cannot size the bucket table", err);
+  if (int err = bpf_map__set_max_entries(skel->maps.xt_seen, seen_lines_for(options.max_sources)); err)
+    return system_error("cannot size the seen filter", err);
   skel->rodata->xt_cfg_test_clock = options.test_clock ? 1 : 0;
   return skel;
+}
+
+Result<uint64_t> program_clock(int clock_prog_fd) {
+  unsigned char frame[64] = {}, out[64] = {};
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_out = out, .data_size_in = sizeof(frame),
+              .data_size_out = sizeof(out), .repeat = 1);
+  if (int err = bpf_prog_test_run_opts(clock_prog_fd, &opts); err)
+    return system_error("cannot read the program's clock", err);
+  uint64_t now;
+  std::memcpy(&now, out, sizeof(now));
+  return now;
+}
+
+Result<uint32_t> measure_hz() {
+  auto skel = open_object({.pin_dir = std::nullopt, .test_clock = false, .max_sources = XT_MIN_MAX_SOURCES});
+  if (!skel) return std::unexpected(skel.error());
+  bpf_program__set_autoload((*skel)->progs.xthrottle, false);
+  if (int err = xthrottle__load(skel->get()); err) return system_error("cannot load the clock probe", err);
+  using clock = std::chrono::steady_clock;
+  const int fd = bpf_program__fd((*skel)->progs.xt_clock);
+  auto t0 = program_clock(fd);
+  const auto m0 = clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto t1 = program_clock(fd);
+  const auto m1 = clock::now();
+  if (!t0) return std::unexpected(t0.error());
+  if (!t1) return std::unexpected(t1.error());
+  const double hz = static_cast<double>(*t1 - *t0) / std::chrono::duration<double>(m1 - m0).count();
+  for (uint32_t known : {100u, 250u, 300u, 1000u, 24u, 32u, 48u, 64u, 128u, 200u, 256u, 500u, 512u, 1024u, 1200u})
+    if (std::abs(hz - known) <= known * 0.015) return known;
+  if (hz < 1) return system_error("the kernel's tick does not advance: cannot meter time");
+  return static_cast<uint32_t>(std::lround(hz));
 }
 
 }  // namespace xt

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The embedded BPF object (bpftool skeleton) and libbpf/libxdp logging.
+// The embedded BPF object (bpftool skeleton), its clock, and libbpf/libxdp
+// logging.
 #pragma once
+
+#include <xthrottle/abi.h>
 
 #include <cstdint>
 #include <memory>
@@ -21,12 +24,25 @@ struct ObjectOptions {
   // Pin maps by name under this directory, reusing pins that exist. Without
   // it the maps are private to the object (tests).
   std::optional<std::string> pin_dir;
-  // Read the clock from the object's xt_test_now_ns (BPF_PROG_TEST_RUN tests).
+  // Read the clock from the object's xt_test_now (BPF_PROG_TEST_RUN tests).
   bool test_clock = false;
+  // Size of the bucket table (and of the seen filter that goes with it). It
+  // must match pins that exist: libbpf refuses to reuse a map of another size.
+  uint32_t max_sources = XT_DEFAULT_MAX_SOURCES;
 };
+
+// Lines of the seen filter for a table of max_sources: a power of two.
+uint32_t seen_lines_for(uint32_t max_sources);
 
 // Opens (does not load) the embedded object.
 Result<Skeleton> open_object(const ObjectOptions& options);
+
+// The program's clock now, in ticks: runs a loaded xt_clock program.
+Result<uint64_t> program_clock(int clock_prog_fd);
+
+// Kernel ticks per second (CONFIG_HZ): measured by reading the program's
+// clock half a second apart, then snapped to the usual values.
+Result<uint32_t> measure_hz();
 
 // libbpf's and libxdp's own messages go to stderr only when verbose.
 void set_library_logging(bool verbose);

@@ -225,36 +225,48 @@ Cidr cidr_of(const xt_rule_key& key) {
   return cidr;
 }
 
-Result<xt_limit> make_limit(uint64_t count, uint64_t period, uint64_t burst, std::string_view what) {
-  const uint64_t g = std::gcd(count, period);
+Result<xt_limit> make_limit(uint64_t count, uint64_t ticks, uint64_t burst, uint32_t hz, std::string_view what) {
+  const uint64_t g = std::gcd(count, ticks);
   xt_limit l{};
   l.fill = count / g;
-  l.cost = period / g;
-  if (l.fill > XT_MAX_SCALED)
-    return usage_error("bad " + std::string(what) + ": too large to meter exactly");
+  l.cost = ticks / g;
+  // A bucket's state is unambiguous for an idle time of 2^(XT_TAT_BITS-1)
+  // units (abi.h): refuse fills so large that this would be under a year.
+  const unsigned __int128 horizon_ticks = (static_cast<unsigned __int128>(1) << (XT_TAT_BITS - 1)) / l.fill;
+  if (l.fill > XT_MAX_SCALED || horizon_ticks / hz < XT_MIN_HORIZON_SECONDS)
+    return usage_error("bad " + std::string(what) + ": it does not reduce to a small enough fraction of the " +
+                       std::to_string(hz) + " kernel ticks per second to meter exactly; round it (to a multiple "
+                       "of 1000, say)");
   if (burst > XT_MAX_SCALED / l.cost)
     return usage_error("bad " + std::string(what) + ": a burst of " + std::to_string(burst) +
                        " is too large to meter exactly at this rate (at most " +
                        std::to_string(XT_MAX_SCALED / l.cost) + ")");
   l.cap = burst * l.cost;
-  l.fill_ns = (l.cap + l.fill - 1) / l.fill;
   return l;
 }
 
-Result<xt_rule> compile_rule(const RuleSpec& spec) {
+namespace {
+
+// Ticks in period_ns at hz ticks per second: exact, as every period is whole
+// seconds.
+uint64_t period_ticks(uint64_t period_ns, uint32_t hz) { return period_ns / kNsPerSec * hz; }
+
+}  // namespace
+
+Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz) {
   xt_rule rule{};
   rule.action = static_cast<uint8_t>(spec.action);
   rule.family = spec.cidr.family;
   const int max_bits = family_bits(spec.cidr.family);
   const char* family_name = spec.cidr.family == XT_FAMILY_V4 ? "IPv4" : "IPv6";
-  const bool limits = spec.rate || spec.burst || spec.bandwidth || spec.burst_bytes || spec.per;
+  const bool limits = spec.rate || spec.burst || spec.bandwidth || spec.burst_bytes || spec.per || spec.new_rate;
 
   if (spec.action != XT_ACT_LIMIT) {
     const char* flag = spec.action == XT_ACT_ALLOW ? "--allow" : "--deny";
     if (limits)
       return usage_error(std::string(flag) +
-                         " takes no limits: --rate, --burst, --bandwidth, --burst-bytes and --per "
-                         "apply to limit rules");
+                         " takes no limits: --rate, --burst, --bandwidth, --burst-bytes, --per and "
+                         "--new-rate apply to limit rules");
     if (spec.dry_run && spec.action == XT_ACT_ALLOW)
       return usage_error("--dry-run has no effect on an --allow rule: it never drops");
     rule.flags = spec.dry_run ? XT_RULE_DRY_RUN : 0;
@@ -276,7 +288,7 @@ Result<xt_rule> compile_rule(const RuleSpec& spec) {
 
   if (spec.rate) {
     const uint64_t burst = spec.burst.value_or(spec.rate->count);
-    auto l = make_limit(spec.rate->count, spec.rate->period_ns, burst,
+    auto l = make_limit(spec.rate->count, period_ticks(spec.rate->period_ns, hz), burst, hz,
                         "--rate " + format_rate(spec.rate->count, spec.rate->period_ns));
     if (!l) return std::unexpected(l.error());
     rule.pkt = *l;
@@ -288,8 +300,8 @@ Result<xt_rule> compile_rule(const RuleSpec& spec) {
   if (spec.bandwidth) {
     const uint64_t bits = spec.bandwidth->bits_per_sec;
     const uint64_t burst = spec.burst_bytes.value_or((bits + 7) / 8);  // one second's worth
-    // Byte tokens: bits per second fill, 8e9 bit-nanoseconds per byte.
-    auto l = make_limit(bits, 8 * kNsPerSec, burst,
+    // Bits per second are bits per hz ticks; a byte costs 8 of them.
+    auto l = make_limit(bits, 8ULL * hz, burst, hz,
                         "--bandwidth " + format_bandwidth(bits, spec.bandwidth->byte_unit));
     if (!l) return std::unexpected(l.error());
     rule.bytes = *l;
@@ -298,6 +310,14 @@ Result<xt_rule> compile_rule(const RuleSpec& spec) {
     rule.bw_bits = bits;
     rule.burst_bytes = burst;
   }
+  const Rate fresh = spec.new_rate.value_or(Rate{XT_DEFAULT_NEW_RATE, kNsPerSec});
+  auto n = make_limit(fresh.count, period_ticks(fresh.period_ns, hz), fresh.count, hz,
+                      "--new-rate " + format_rate(fresh.count, fresh.period_ns));
+  if (!n) return std::unexpected(n.error());
+  rule.new_src = *n;
+  rule.new_count = fresh.count;
+  rule.new_period_ns = fresh.period_ns;
+  rule.new_burst = fresh.count;
   return rule;
 }
 
@@ -311,6 +331,7 @@ const char* action_name(uint8_t action) {
 }
 
 std::string describe_limits(const xt_rule& rule) {
+  if (rule.action != XT_ACT_LIMIT) return "";
   std::string out;
   if (rule.flags & XT_RULE_PKT_LIMIT)
     out = format_rate(rule.rate_count, rule.rate_period_ns) + " burst " + std::to_string(rule.burst);
@@ -319,7 +340,7 @@ std::string describe_limits(const xt_rule& rule) {
     out += format_bandwidth(rule.bw_bits, rule.flags & XT_RULE_BW_BYTES) + " burst " +
            std::to_string(rule.burst_bytes) + "B";
   }
-  return out;
+  return out + ", new sources " + format_rate(rule.new_count, rule.new_period_ns);
 }
 
 }  // namespace xt

@@ -65,16 +65,18 @@ struct RuleSpec {
   std::optional<uint64_t> burst;
   std::optional<Bandwidth> bandwidth;
   std::optional<uint64_t> burst_bytes;
+  std::optional<Rate> new_rate;  // default: XT_DEFAULT_NEW_RATE per second
   bool dry_run = false;
 };
 
-// The exact limit for `count` units per `period` scaled nanoseconds with a
-// burst of `burst` units (see struct xt_limit). `what` names the option.
-Result<xt_limit> make_limit(uint64_t count, uint64_t period, uint64_t burst, std::string_view what);
+// The exact limit for `count` units per `ticks` kernel ticks (of hz per
+// second) with a burst of `burst` units (see struct xt_limit). `what` names
+// the option in messages.
+Result<xt_limit> make_limit(uint64_t count, uint64_t ticks, uint64_t burst, uint32_t hz, std::string_view what);
 
-// Validate a spec and compile it into the map value. id and gen are left for
-// the state layer to assign.
-Result<xt_rule> compile_rule(const RuleSpec& spec);
+// Validate a spec and compile it into the map value for a kernel running at
+// `hz` ticks per second. id and gen are left for the state layer to assign.
+Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz);
 
 const char* action_name(uint8_t action);
 // One line describing a rule's limits: "100/s burst 100, 10Mbit/s burst 1250000B".

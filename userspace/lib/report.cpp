@@ -32,7 +32,8 @@ constexpr ReasonInfo kReasons[XT_REASONS] = {
     {"over_limit", "dropped over limit"},
     {"denied", "dropped by deny rule"},
     {"malformed", "dropped malformed"},
-    {"table_full", "dropped, source table full"},
+    {"table_full", "dropped, table refused insert"},
+    {"new_source", "dropped, new-source budget"},
 };
 
 json count_json(const xt_count& c) { return {{"packets", c.packets}, {"bytes", c.bytes}}; }
@@ -62,6 +63,7 @@ json rule_json(const Cidr& cidr, const xt_rule& rule) {
             {"id", rule.id}};
   if (rule.action != XT_ACT_LIMIT) return j;
   j["per"] = rule.per_len;
+  j["new_rate"] = format_rate(rule.new_count, rule.new_period_ns);
   if (rule.flags & XT_RULE_PKT_LIMIT) {
     j["rate"] = format_rate(rule.rate_count, rule.rate_period_ns);
     j["rate_packets"] = rule.rate_count;
@@ -126,7 +128,8 @@ json stats_json(const Stats& stats) {
                                   {"dropped_packets", r.stats.dropped_packets},
                                   {"dropped_bytes", r.stats.dropped_bytes},
                                   {"dryrun_packets", r.stats.dryrun_packets},
-                                  {"dryrun_bytes", r.stats.dryrun_bytes}};
+                                  {"dryrun_bytes", r.stats.dryrun_bytes},
+                                  {"new_source_dropped_packets", r.stats.new_source_dropped_packets}};
   }
   j["rules"] = rules;
   return j;
@@ -170,11 +173,18 @@ std::string stats_rate_text(const Stats& before, const Stats& after, double seco
              (unsigned long long)after.dropped().packets);
 }
 
-Result<std::vector<TopRow>> read_top(const State& state, size_t limit, uint64_t now_ns) {
+Result<std::vector<TopRow>> read_top(const State& state, size_t limit) {
   auto rules = state.rules();
   if (!rules) return std::unexpected(rules.error());
+  auto now = state.now();
+  if (!now) return std::unexpected(now.error());
   std::map<uint32_t, const RuleEntry*> by_id;
   for (const auto& e : *rules) by_id[e.rule.id] = &e;
+
+  // Drops the per-CPU hot caches counted but have not added to their bucket
+  // yet belong to the rows too.
+  auto pending = state.hot_pending();
+  if (!pending) return std::unexpected(pending.error());
 
   std::vector<TopRow> rows;
   auto walked = state.for_each_bucket([&](const BucketEntry& e) {
@@ -188,10 +198,11 @@ Result<std::vector<TopRow>> read_top(const State& state, size_t limit, uint64_t 
     row.rule = format_cidr(it->second->cidr);
     row.passed_packets = e.bucket.passed_packets;
     row.dropped_packets = e.bucket.dropped_packets;
+    if (auto p = pending->find(e.key); p != pending->end()) row.dropped_packets += p->second;
     row.dry_run = rule.flags & XT_RULE_DRY_RUN;
-    if ((rule.flags & XT_RULE_PKT_LIMIT) && e.bucket.gen == rule.gen) {
-      const uint64_t elapsed = now_ns > e.bucket.last_ns ? now_ns - e.bucket.last_ns : 0;
-      row.packets_left = static_cast<int64_t>(xt_refill(&rule.pkt, e.bucket.pkt_tokens, elapsed) / rule.pkt.cost);
+    if (rule.flags & XT_RULE_PKT_LIMIT) {
+      const uint64_t word = XT_REGEN_PKT(&rule, e.bucket.pkt_word, *now);
+      row.packets_left = static_cast<int64_t>(xt_available(&rule.pkt, word, *now));
     }
     rows.push_back(std::move(row));
   });
@@ -246,12 +257,17 @@ Result<Status> read_status(const std::string& pin_dir) {
   auto ifaces = attachments(*state);
   if (!ifaces) return std::unexpected(ifaces.error());
   s.interfaces = std::move(*ifaces);
-  s.max_sources = state->max_sources();
+  auto cfg = state->config();
+  if (!cfg) return std::unexpected(cfg.error());
+  s.max_sources = cfg->max_sources;
+  s.hz = cfg->hz;
+  s.bytes_per_source = state->source_memory_bytes() / cfg->max_sources;
   auto walked = state->for_each_bucket([&](const BucketEntry&) { s.tracked_sources++; });
   if (!walked) return std::unexpected(walked.error());
   auto counters = state->counters();
   if (!counters) return std::unexpected(counters.error());
   s.table_full_drops = (*counters)[XT_DROP_NO_STATE].packets;
+  s.new_source_drops = (*counters)[XT_DROP_NEW_SOURCE].packets;
 
   const bool attached = std::ranges::any_of(s.interfaces, &Attachment::live);
   if (!attached) s.warnings.push_back("not protecting: not attached to any interface in this network namespace");
@@ -269,8 +285,9 @@ Result<Status> read_status(const std::string& pin_dir) {
     if (e.rule.flags & XT_RULE_DRY_RUN) dry += (dry.empty() ? "" : ", ") + format_cidr(e.cidr);
   if (!dry.empty()) s.warnings.push_back("dry-run on: " + dry + " count what they would drop but drop nothing");
   if (s.table_full_drops)
-    s.warnings.push_back("the source table (" + std::to_string(s.max_sources) + " entries) was full: " +
-                         std::to_string(s.table_full_drops) + " packets from untracked sources were dropped");
+    s.warnings.push_back("the source table (" + std::to_string(s.max_sources) + " entries) refused " +
+                         std::to_string(s.table_full_drops) +
+                         " inserts under churn: those packets were dropped (raise --max-sources)");
   return s;
 }
 
@@ -292,6 +309,9 @@ json status_json(const Status& s) {
           {"dry_run_rules", dry},
           {"tracked_sources", s.tracked_sources},
           {"max_sources", s.max_sources},
+          {"bytes_per_source", s.bytes_per_source},
+          {"hz", s.hz},
+          {"new_source_dropped_packets", s.new_source_drops},
           {"interfaces", ifaces},
           {"warnings", s.warnings}};
 }
@@ -299,8 +319,12 @@ json status_json(const Status& s) {
 std::string status_text(const Status& s) {
   std::string out;
   if (s.state) {
-    out += fmt("state:   %s: %zu rules, %llu of %u source buckets in use\n", s.pin_dir.c_str(), s.rules.size(),
-               (unsigned long long)s.tracked_sources, s.max_sources);
+    out += fmt("state:   %s: %zu rules, %llu of %u sources tracked (%llu bytes each), clock %u Hz\n",
+               s.pin_dir.c_str(), s.rules.size(), (unsigned long long)s.tracked_sources, s.max_sources,
+               (unsigned long long)s.bytes_per_source, s.hz);
+    if (s.new_source_drops)
+      out += fmt("         %llu packets from untracked sources dropped over new-source budgets\n",
+                 (unsigned long long)s.new_source_drops);
   } else {
     out += "state:   none in " + s.pin_dir + "\n";
   }

@@ -47,8 +47,8 @@ struct TopRow {
   bool dry_run = false;
   int64_t packets_left = -1;  // packet tokens available now; -1: no packet limit
 };
-// Tracked sources, most drops first. now_ns: CLOCK_MONOTONIC, the program's clock.
-Result<std::vector<TopRow>> read_top(const State& state, size_t limit, uint64_t now_ns);
+// Tracked sources, most drops first.
+Result<std::vector<TopRow>> read_top(const State& state, size_t limit);
 nlohmann::json top_json(const std::vector<TopRow>& rows);
 std::string top_text(const std::vector<TopRow>& rows);
 
@@ -59,7 +59,10 @@ struct Status {
   std::vector<Attachment> interfaces;
   uint64_t tracked_sources = 0;
   uint32_t max_sources = 0;
+  uint64_t bytes_per_source = 0;
+  uint32_t hz = 0;
   uint64_t table_full_drops = 0;
+  uint64_t new_source_drops = 0;
   std::vector<std::string> warnings;  // empty: protected
 };
 // Reads the state (if any) and works out every warning.

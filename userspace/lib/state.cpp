@@ -14,8 +14,10 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
+#include "bucket.h"
 #include "map_util.h"
 #include "object.h"
 
@@ -88,6 +90,15 @@ Result<void> ensure_bpffs(const std::string& pin_dir) {
   return {};
 }
 
+Result<uint32_t> tick_rate(const std::string& pin_dir) {
+  if (!State::exists(pin_dir)) return measure_hz();
+  auto state = State::open(pin_dir);
+  if (!state) return std::unexpected(state.error());
+  auto cfg = state->config();
+  if (!cfg) return std::unexpected(cfg.error());
+  return cfg->hz;
+}
+
 Result<DirLock> DirLock::acquire(const std::string& dir) {
   Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) return system_error("cannot open " + dir + " to lock it", errno);
@@ -112,6 +123,8 @@ Result<State> State::open(const std::string& pin_dir) {
     return std::unexpected(ok.error());
   if (auto ok = check_layout(s.buckets_.get(), XT_MAP_BUCKETS, sizeof(xt_bucket_key), sizeof(xt_bucket)); !ok)
     return std::unexpected(ok.error());
+  if (auto ok = check_layout(s.config_.get(), XT_MAP_CONFIG, sizeof(uint32_t), sizeof(xt_config)); !ok)
+    return std::unexpected(ok.error());
   return s;
 }
 
@@ -123,20 +136,103 @@ Result<State> State::from_object(const bpf_object* obj) {
     if (dup < 0) return system_error(std::string("the object has no usable map ") + name);
     *fd = Fd(dup);
   }
+  const bpf_program* clock = bpf_object__find_program_by_name(obj, "xt_clock");
+  if (clock) s.clock_prog_ = Fd(fcntl(bpf_program__fd(clock), F_DUPFD_CLOEXEC, 0));
   return s;
 }
 
-Result<State> State::open_or_create(const std::string& pin_dir) {
+Result<State> State::open_or_create(const std::string& pin_dir, const Create& create) {
+  const std::optional<uint32_t>& max_sources = create.max_sources;
   if (auto ok = ensure_bpffs(pin_dir); !ok) return std::unexpected(ok.error());
-  if (!exists(pin_dir)) {
-    auto skel = open_object({.pin_dir = pin_dir});
-    if (!skel) return std::unexpected(skel.error());
-    // Maps only: loading creates and pins them; the program is not needed.
-    bpf_program__set_autoload((*skel)->progs.xthrottle, false);
-    if (int err = xthrottle__load(skel->get()); err)
-      return system_error("cannot create the maps in " + pin_dir, err);
+  if (exists(pin_dir)) {
+    auto state = open(pin_dir);
+    if (!state || !max_sources) return state;
+    auto cfg = state->config();
+    if (!cfg) return std::unexpected(cfg.error());
+    if (cfg->max_sources != *max_sources)
+      return system_error("the source table in " + pin_dir + " already holds " + std::to_string(cfg->max_sources) +
+                          " sources; it cannot be resized under running programs (detach everywhere and remove " +
+                          pin_dir + " to start over with another --max-sources)");
+    return state;
   }
-  return open(pin_dir);
+  const uint32_t size = max_sources.value_or(XT_DEFAULT_MAX_SOURCES);
+  auto hz = create.hz ? Result<uint32_t>(*create.hz) : measure_hz();
+  if (!hz) return std::unexpected(hz.error());
+  auto skel = open_object({.pin_dir = pin_dir, .test_clock = false, .max_sources = size});
+  if (!skel) return std::unexpected(skel.error());
+  // Maps only: loading creates and pins them; no program is needed.
+  bpf_program__set_autoload((*skel)->progs.xthrottle, false);
+  bpf_program__set_autoload((*skel)->progs.xt_clock, false);
+  if (int err = xthrottle__load(skel->get()); err)
+    return system_error("cannot create the maps in " + pin_dir + " (a table of " + std::to_string(size) +
+                            " sources needs about " + std::to_string(size / 1024 * 150 / 1024) + " MiB)",
+                        err);
+  auto state = open(pin_dir);
+  if (!state) return state;
+  if (auto ok = state->init_config(*hz, size); !ok) return std::unexpected(ok.error());
+  return state;
+}
+
+Result<void> State::init_config(uint32_t hz, uint32_t max_sources) {
+  xt_config cfg{};
+  cfg.epoch = 1;
+  cfg.hz = hz;
+  cfg.seen_line_mask = seen_lines_for(max_sources) - 1;
+  // Stamps count units of 2^shift ticks: the smallest unit that lets the idle
+  // window fit well inside the 255-unit cycle.
+  uint32_t shift = 0;
+  auto units = [&] { return (static_cast<uint64_t>(XT_DEFAULT_IDLE_SECONDS) * hz + (1u << shift) - 1) >> shift; };
+  while (units() > 200) shift++;
+  cfg.seen_shift = shift;
+  cfg.seen_idle = static_cast<uint32_t>(units());
+  cfg.abi_version = XT_ABI_VERSION;
+  cfg.max_sources = max_sources;
+  const uint32_t zero = 0;
+  if (bpf_map_update_elem(config_.get(), &zero, &cfg, BPF_ANY) != 0)
+    return system_error("cannot write the state's settings", errno);
+  return {};
+}
+
+Result<xt_config> State::config() const {
+  xt_config cfg{};
+  const uint32_t zero = 0;
+  if (bpf_map_lookup_elem(config_.get(), &zero, &cfg) != 0)
+    return system_error("cannot read the state's settings", errno);
+  if (cfg.hz == 0) return system_error("the state in " + pin_dir_ + " was never initialised (no tick rate)");
+  return cfg;
+}
+
+Result<uint64_t> State::now() const {
+  if (clock_prog_) return program_clock(clock_prog_.get());
+  auto cfg = config();
+  if (!cfg) return std::unexpected(cfg.error());
+  auto skel = open_object({.pin_dir = pin_dir_, .test_clock = false, .max_sources = cfg->max_sources});
+  if (!skel) return std::unexpected(skel.error());
+  bpf_program__set_autoload((*skel)->progs.xthrottle, false);
+  if (int err = xthrottle__load(skel->get()); err) return system_error("cannot load the clock probe", err);
+  return program_clock(bpf_program__fd((*skel)->progs.xt_clock));
+}
+
+Result<void> State::bump_epoch() {
+  auto cfg = config();
+  if (!cfg) return std::unexpected(cfg.error());
+  cfg->epoch++;
+  const uint32_t zero = 0;
+  if (bpf_map_update_elem(config_.get(), &zero, &*cfg, BPF_ANY) != 0)
+    return system_error("cannot publish the rule change to the data path", errno);
+  return {};
+}
+
+uint64_t State::source_memory_bytes() const {
+  // The kernel's own account of each map (fdinfo "memlock"), so the figure
+  // includes the hash table's per-element overhead, not just key and value.
+  uint64_t total = 0;
+  for (int fd : {buckets_.get(), seen_.get()}) {
+    std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
+    for (std::string line; std::getline(in, line);)
+      if (line.starts_with("memlock:")) total += std::stoull(line.substr(8));
+  }
+  return total;
 }
 
 Result<std::vector<RuleEntry>> State::rules() const {
@@ -168,6 +264,9 @@ Result<void> State::reset_rule_slot(uint32_t id) {
   std::vector<uint8_t> zeros(static_cast<size_t>(possible_cpus()) * sizeof(xt_rule_stats));
   if (bpf_map_update_elem(rule_stats_.get(), &id, zeros.data(), BPF_ANY) != 0)
     return system_error("cannot reset the counters of rule slot " + std::to_string(id), errno);
+  const xt_rule_state fresh{};
+  if (bpf_map_update_elem(rule_state_.get(), &id, &fresh, BPF_ANY) != 0)
+    return system_error("cannot reset the new-source budget of rule slot " + std::to_string(id), errno);
   return sweep_buckets(id, [](const xt_bucket_key&) { return true; });
 }
 
@@ -180,13 +279,18 @@ Result<bool> State::put_rule(const Cidr& cidr, xt_rule rule) {
   if (same != current->end()) {
     const xt_rule& old = same->rule;
     rule.id = old.id;
-    rule.gen = old.gen + 1;
+    // Generations cycle through 1..XT_GEN_MAX: 0 is what zeroed words hold.
+    rule.gen = static_cast<uint8_t>(old.gen % XT_GEN_MAX + 1);
     rule.prev_gen = old.gen;
-    rule.prev_pkt_cost = (old.flags & XT_RULE_PKT_LIMIT) ? old.pkt.cost : 0;
-    rule.prev_byte_cost = (old.flags & XT_RULE_BYTE_LIMIT) ? old.bytes.cost : 0;
+    if (old.flags & XT_RULE_PKT_LIMIT) rule.prev_pkt = old.pkt;
+    if (old.flags & XT_RULE_BYTE_LIMIT) rule.prev_bytes = old.bytes;
+    auto now = this->now();
+    if (!now) return std::unexpected(now.error());
+    rule.replaced_at = *now;
     // One map update swaps the whole value: packets see the old rule or the new.
     if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_EXIST) != 0)
       return system_error("cannot replace the rule for " + format_cidr(cidr), errno);
+    if (auto ok = bump_epoch(); !ok) return std::unexpected(ok.error());
     // Buckets keyed by another --per can never be hit again.
     const bool limit = rule.action == XT_ACT_LIMIT;
     auto swept = sweep_buckets(rule.id, [&](const xt_bucket_key& k) { return !limit || k.per_len != rule.per_len; });
@@ -206,6 +310,7 @@ Result<bool> State::put_rule(const Cidr& cidr, xt_rule rule) {
   rule.gen = 1;
   if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_NOEXIST) != 0)
     return system_error("cannot add the rule for " + format_cidr(cidr), errno);
+  if (auto ok = bump_epoch(); !ok) return std::unexpected(ok.error());
   return false;
 }
 
@@ -218,6 +323,7 @@ Result<void> State::del_rule(const Cidr& cidr) {
   const xt_rule_key key = rule_key(cidr);
   if (bpf_map_delete_elem(rules_.get(), &key) != 0)
     return system_error("cannot delete the rule for " + format_cidr(cidr), errno);
+  if (auto ok = bump_epoch(); !ok) return std::unexpected(ok.error());
   return sweep_buckets(same->rule.id, [](const xt_bucket_key&) { return true; });
 }
 
@@ -243,6 +349,25 @@ Result<std::vector<RuleCounters>> State::rule_counters() const {
   return out;
 }
 
+Result<PendingDrops> State::hot_pending() const {
+  PendingDrops out;
+  std::vector<xt_hot> slots(static_cast<size_t>(possible_cpus()));
+  for (uint32_t i = 0; i < XT_HOT_SLOTS; i++) {
+    if (bpf_map_lookup_elem(hot_.get(), &i, slots.data()) != 0)
+      return system_error("cannot read the hot cache", errno);
+    for (const xt_hot& h : slots) {
+      if (!h.pending) continue;
+      xt_pkt src{};
+      src.family = h.family;
+      std::memcpy(src.addr, h.addr, sizeof(src.addr));
+      xt_bucket_key key;
+      xt_bucket_key_for(&src, h.rule_id, h.per_len, &key);
+      out[key] += h.pending;
+    }
+  }
+  return out;
+}
+
 Result<void> State::for_each_bucket(const std::function<void(const BucketEntry&)>& fn) const {
   return walk_keys<xt_bucket_key>(buckets_.get(), "the bucket table", [&](const xt_bucket_key& key) {
     BucketEntry e{key, {}};
@@ -250,11 +375,5 @@ Result<void> State::for_each_bucket(const std::function<void(const BucketEntry&)
   });
 }
 
-uint32_t State::max_sources() const {
-  bpf_map_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(buckets_.get(), &info, &len) != 0) return 0;
-  return info.max_entries;
-}
 
 }  // namespace xt

@@ -9,7 +9,10 @@
 #include <bpf/libbpf.h>
 
 #include <array>
+#include <cstring>
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +29,10 @@ std::string default_pin_dir();
 // directory is meant to live there and nothing is mounted, and fails with a
 // clear message if pin_dir is on some other file system.
 Result<void> ensure_bpffs(const std::string& pin_dir);
+
+// The kernel tick rate limits are compiled for: that of the state in
+// pin_dir, or measured now if there is none yet.
+Result<uint32_t> tick_rate(const std::string& pin_dir);
 
 // An exclusive flock on the pin directory for the life of the object, so two
 // mutating commands never interleave.
@@ -54,16 +61,42 @@ struct BucketEntry {
   xt_bucket bucket;
 };
 
+struct BucketKeyLess {
+  bool operator()(const xt_bucket_key& a, const xt_bucket_key& b) const {
+    return std::memcmp(&a, &b, sizeof(a)) < 0;
+  }
+};
+// Drops per bucket that per-CPU hot caches hold and have not added yet.
+using PendingDrops = std::map<xt_bucket_key, uint64_t, BucketKeyLess>;
+
 class State {
  public:
   // Opens existing pins; fails (exit 1) if there is no state in pin_dir.
   static Result<State> open(const std::string& pin_dir);
-  // Creates and pins the maps first if they do not exist yet.
-  static Result<State> open_or_create(const std::string& pin_dir);
+  // Creates and pins the maps first if they do not exist yet, with a bucket
+  // table of max_sources (default XT_DEFAULT_MAX_SOURCES). Asking for a size
+  // other than that of existing state fails: a table cannot be resized under
+  // the programs that use it.
+  struct Create {
+    std::optional<uint32_t> max_sources;
+    std::optional<uint32_t> hz;  // measured if not given
+  };
+  static Result<State> open_or_create(const std::string& pin_dir, const Create& create = {});
   static bool exists(const std::string& pin_dir);
   // The maps of a loaded object that pins nothing: the BPF_PROG_TEST_RUN
   // tests drive the real program through the same state layer.
   static Result<State> from_object(const bpf_object* obj);
+  // Writes the settings of a new state (epoch 1, the tick rate, the seen
+  // filter's geometry): by open_or_create, and by tests on private maps.
+  Result<void> init_config(uint32_t hz, uint32_t max_sources);
+
+  Result<xt_config> config() const;
+  // Kernel memory the per-source state takes (bucket table + seen filter).
+  uint64_t source_memory_bytes() const;
+  // The program's clock now, in ticks: through the object's own clock
+  // program for from_object() (so tests' clocks apply), else a probe loaded
+  // on demand.
+  Result<uint64_t> now() const;
 
   const std::string& pin_dir() const { return pin_dir_; }
 
@@ -78,7 +111,7 @@ class State {
   Result<std::vector<xt_count>> counters() const;  // summed over CPUs, by enum xt_reason
   Result<std::vector<RuleCounters>> rule_counters() const;
   Result<void> for_each_bucket(const std::function<void(const BucketEntry&)>& fn) const;
-  uint32_t max_sources() const;
+  Result<PendingDrops> hot_pending() const;
 
   int attach_fd() const { return attach_.get(); }
   int rules_fd() const { return rules_.get(); }
@@ -86,19 +119,26 @@ class State {
  private:
   State() = default;
   // Every map this state holds, with the name it has in the object and pins.
-  std::array<std::pair<Fd*, const char*>, 5> named_maps() {
+  std::array<std::pair<Fd*, const char*>, 9> named_maps() {
     return {{{&rules_, XT_MAP_RULES},
              {&buckets_, XT_MAP_BUCKETS},
+             {&seen_, XT_MAP_SEEN},
+             {&hot_, XT_MAP_HOT},
+             {&rule_state_, XT_MAP_RULE_STATE},
              {&rule_stats_, XT_MAP_RULE_STATS},
              {&counters_, XT_MAP_COUNTERS},
+             {&config_, XT_MAP_CONFIG},
              {&attach_, XT_MAP_ATTACH}}};
   }
   Result<void> reset_rule_slot(uint32_t id);
+  // Invalidates every per-CPU hot cache entry: called after each rule change.
+  Result<void> bump_epoch();
   // Deletes the buckets of rule `id` for which drop(key) is true.
   Result<void> sweep_buckets(uint32_t id, const std::function<bool(const xt_bucket_key&)>& drop);
 
   std::string pin_dir_;
-  Fd rules_, buckets_, rule_stats_, counters_, attach_;
+  Fd clock_prog_;  // from_object() only
+  Fd rules_, buckets_, seen_, hot_, rule_state_, rule_stats_, counters_, config_, attach_;
 };
 
 }  // namespace xt
