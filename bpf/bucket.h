@@ -28,46 +28,69 @@ XT_INLINE void xt_rule_key_for(const struct xt_pkt *pkt, struct xt_rule_key *key
 	__builtin_memcpy(key->addr, pkt->addr, sizeof(key->addr));
 }
 
-/* Bucket table key: the source masked to the rule's per_len, so every source
- * in one /per_len shares one bucket. */
-XT_INLINE void xt_bucket_key_for(const struct xt_pkt *pkt, __u32 rule_id, __u8 per_len,
-				 struct xt_bucket_key *key)
-{
-	__builtin_memset(key, 0, sizeof(*key));
-	key->rule_id = rule_id;
-	key->family = pkt->family;
-	key->per_len = per_len;
-	XT_UNROLL
-	for (int i = 0; i < 16; i++) {
-		int bits = (int)per_len - 8 * i;
-		__u8 mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : (__u8)(0xff << (8 - bits));
-		key->addr[i] = pkt->addr[i] & mask;
-	}
-}
-
-/* A cheap 64-bit mix (the splitmix64 finaliser): hashes are for spreading
- * slots, never for anything an attacker gains from colliding. */
-XT_INLINE __u64 xt_mix(__u64 x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
-XT_INLINE __u64 xt_hash_words(__u64 a, __u64 b, __u64 c)
-{
-	return xt_mix(a ^ xt_mix(b ^ xt_mix(c)));
-}
-
 XT_INLINE __u64 xt_load64(const __u8 *p)
 {
 	__u64 v;
 	__builtin_memcpy(&v, p, sizeof(v));
 	return v;
 }
+
+/* Addresses are kept in network byte order; masking works on them as two
+ * host-order words (both BPF and the hosts we build for are little-endian). */
+XT_INLINE __u64 xt_be64(const __u8 *p)
+{
+	return __builtin_bswap64(xt_load64(p));
+}
+
+XT_INLINE void xt_store_be64(__u8 *p, __u64 v)
+{
+	v = __builtin_bswap64(v);
+	__builtin_memcpy(p, &v, sizeof(v));
+}
+
+/* The top len bits of a word (len clamped to 0..64). */
+XT_INLINE __u64 xt_prefix_mask(int len)
+{
+	return len <= 0 ? 0 : len >= 64 ? ~0ULL : ~0ULL << (64 - len);
+}
+
+/* The address masked to its first len bits, as two host-order words. */
+XT_INLINE void xt_mask_addr(const __u8 *addr, int len, __u64 out[2])
+{
+	out[0] = xt_be64(addr) & xt_prefix_mask(len);
+	out[1] = xt_be64(addr + 8) & xt_prefix_mask(len - 64);
+}
+
+/* Bucket table key: the source masked to the rule's per_len, so every source
+ * in one /per_len shares one bucket. */
+XT_INLINE void xt_bucket_key_for(const struct xt_pkt *pkt, __u32 rule_id, __u8 per_len,
+				 struct xt_bucket_key *key)
+{
+	__u64 w[2];
+	xt_mask_addr(pkt->addr, per_len, w);
+	__builtin_memset(key, 0, sizeof(*key));
+	key->rule_id = rule_id;
+	key->family = pkt->family;
+	key->per_len = per_len;
+	xt_store_be64(key->addr, w[0]);
+	xt_store_be64(key->addr + 8, w[1]);
+}
+
+/* Multiply-shift hashing of three words: each multiplied by its own odd
+ * constant and summed; callers take their index from the HIGH bits, which
+ * depend on every input bit (the low bits do not). Three independent
+ * multiplies, so it costs about one. It spreads the slots of the hot cache
+ * and the seen filter; nothing depends on it resisting collisions (a
+ * collision costs a lookup, never a wrong verdict). */
+XT_INLINE __u64 xt_hash_words(__u64 a, __u64 b, __u64 c)
+{
+	return a * 0x9e3779b97f4a7c15ULL + b * 0xc2b2ae3d27d4eb4fULL + c * 0x165667b19e3779f9ULL;
+}
+
+/* The top `bits` bits of a hash (1 <= bits <= 63). */
+#define XT_TOP_BITS(h, bits) ((__u32)((h) >> (64 - (bits))))
+/* The seen filter's slot within its line: the 6 bits below the line's. */
+#define XT_SEEN_SLOT(h, line_bits) ((__u32)((h) >> (64 - (line_bits) - XT_SEEN_LINE_BITS)) & (XT_SEEN_LINE - 1))
 
 /* Hash of a raw source (the hot cache's index). */
 XT_INLINE __u64 xt_hash_source(const struct xt_pkt *pkt)
@@ -251,24 +274,27 @@ XT_INLINE int xt_meter(struct xt_bucket *b, const struct xt_rule *r, __u64 now, 
 
 /* --- the seen filter ----------------------------------------------------- */
 
-/* A seen stamp: the clock in units of 2^seen_shift ticks, counted cyclically
- * through 1..255; 0 marks a slot nothing was ever stamped into. */
-#define XT_SEEN_CYCLE 255
+/* A seen stamp: the clock in units of 2^seen_shift ticks, modulo 256. 0 marks
+ * a slot nothing was stamped into, so a stamp that would be 0 is written as
+ * 255: one unit older than the truth, which only shortens that slot's idle
+ * window by one unit. (Not a modulo by 255: in BPF that is a division.) */
+XT_INLINE __u8 xt_seen_now(const struct xt_config *cfg, __u64 now)
+{
+	return (__u8)(now >> cfg->seen_shift);
+}
 
 XT_INLINE __u8 xt_seen_stamp(const struct xt_config *cfg, __u64 now)
 {
-	return (__u8)(1 + (now >> cfg->seen_shift) % XT_SEEN_CYCLE);
+	__u8 stamp = xt_seen_now(cfg, now);
+	return stamp ? stamp : 255;
 }
 
 /* Whether a slot's stamp is recent enough that a bucket hashing there may
- * still be tracked. Stamps cycle, so an ancient stamp can look recent again:
- * that only costs one bucket lookup that finds nothing. */
+ * still be tracked. Stamps wrap every 256 units, so an ancient stamp can look
+ * recent again: that only costs one bucket lookup that finds nothing. */
 XT_INLINE int xt_seen_recent(const struct xt_config *cfg, __u8 stamp, __u64 now)
 {
-	if (!stamp)
-		return 0;
-	__u32 age = (xt_seen_stamp(cfg, now) + XT_SEEN_CYCLE - stamp) % XT_SEEN_CYCLE;
-	return age <= cfg->seen_idle;
+	return stamp && (__u8)(xt_seen_now(cfg, now) - stamp) <= cfg->seen_idle;
 }
 
 #endif /* XTHROTTLE_BUCKET_H */

@@ -69,6 +69,14 @@ struct {
 } xt_hot SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_rule_cache);
+	__uint(max_entries, XT_RULE_CACHE_SLOTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_rule_cache SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct xt_rule_state);
@@ -182,6 +190,39 @@ static __always_inline void xt_hot_fill(struct xt_hot *hot, const struct xt_pkt 
 	hot->rule_id = rule->id;
 }
 
+/* Stage 3, classify: the longest-prefix rule of the source's family, or NULL.
+ * The trie lookup is a helper call and, for IPv6, a long walk; the per-CPU
+ * rule cache answers instead for every source of a block that no rule
+ * splits (the source masked to its family's longest rule prefix): under a
+ * spoofed flood, nearly every packet. */
+static __always_inline const struct xt_rule *xt_classify(const struct xt_pkt *pkt, const struct xt_config *cfg)
+{
+	const __u8 len = pkt->family == XT_FAMILY_V4 ? cfg->longest_v4 : cfg->longest_v6;
+	__u64 block[2];
+	xt_mask_addr(pkt->addr, len, block);
+	__u32 idx = XT_TOP_BITS(xt_hash_words(pkt->family | (__u64)len << 8, block[0], block[1]), XT_RULE_CACHE_BITS);
+	struct xt_rule_cache *c = bpf_map_lookup_elem(&xt_rule_cache, &idx);
+	if (c && c->epoch == cfg->epoch && c->len == len && c->family == pkt->family && c->block[0] == block[0] &&
+	    c->block[1] == block[1])
+		return c->found ? &c->rule : NULL;
+
+	struct xt_rule_key rkey;
+	xt_rule_key_for(pkt, &rkey);
+	const struct xt_rule *rule = bpf_map_lookup_elem(&xt_rules, &rkey);
+	/* Blocks of single addresses would only churn the cache. */
+	if (c && len < (pkt->family == XT_FAMILY_V4 ? 32 : 128)) {
+		c->epoch = cfg->epoch;
+		c->family = pkt->family;
+		c->len = len;
+		c->found = rule != NULL;
+		c->block[0] = block[0];
+		c->block[1] = block[1];
+		if (rule)
+			__builtin_memcpy(&c->rule, rule, sizeof(c->rule));
+	}
+	return rule;
+}
+
 /* Takes one packet from the rule's new-source budget, exactly, across CPUs. */
 static __always_inline int xt_take_new_source(const struct xt_rule *rule, __u64 now)
 {
@@ -282,17 +323,15 @@ int xthrottle(struct xdp_md *ctx)
 	__u64 now = xt_now();
 
 	/* Stage 2, the hot cache: sources already known to be dropped. */
-	__u32 hot_idx = xt_hash_source(&pkt) & (XT_HOT_SLOTS - 1);
+	__u32 hot_idx = XT_TOP_BITS(xt_hash_source(&pkt), XT_HOT_BITS);
 	struct xt_hot *hot = bpf_map_lookup_elem(&xt_hot, &hot_idx);
 	if (hot && hot->epoch == cfg->epoch && now < hot->until && xt_hot_is(hot, &pkt)) {
 		hot->pending++;
 		return xt_exit(hot->reason, len, hot->rule_id);
 	}
 
-	/* Stage 3, classify: the longest prefix of the source's family. */
-	struct xt_rule_key rkey;
-	xt_rule_key_for(&pkt, &rkey);
-	const struct xt_rule *rule = bpf_map_lookup_elem(&xt_rules, &rkey);
+	/* Stage 3, classify. */
+	const struct xt_rule *rule = xt_classify(&pkt, cfg);
 	if (!rule)
 		return xt_exit(XT_PASS_UNMATCHED, len, XT_NO_RULE);
 	if (rule->action == XT_ACT_ALLOW)
@@ -309,9 +348,11 @@ int xthrottle(struct xdp_md *ctx)
 	struct xt_bucket_key bkey;
 	xt_bucket_key_for(&pkt, rule->id, rule->per_len, &bkey);
 	__u64 bhash = xt_hash_bucket(&bkey);
-	__u32 line_idx = (__u32)(bhash >> 6) & cfg->seen_line_mask;
+	/* line_bits is at least 6 and at most 26 (abi.h limits): the shifts are defined. */
+	const __u32 line_bits = cfg->seen_line_bits & 31;
+	__u32 line_idx = XT_TOP_BITS(bhash, line_bits);
 	struct xt_seen_line *line = bpf_map_lookup_elem(&xt_seen, &line_idx);
-	__u8 *stamp_slot = line ? &line->stamp[bhash & (XT_SEEN_LINE - 1)] : NULL;
+	__u8 *stamp_slot = line ? &line->stamp[XT_SEEN_SLOT(bhash, line_bits)] : NULL;
 	enum xt_reason why_not = XT_DROP_NO_STATE;
 	struct xt_bucket *b = xt_bucket_get(&bkey, rule, cfg, stamp_slot, now, &why_not);
 	if (!b)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A live demo on the built-in namespace lab (tools/lab.sh): xthrottle on the
+# A live demo on the built-in namespace lab (tools/lab/lab.sh): xthrottle on the
 # receiving end of a veth pair, floodgen flooding it from the other end, and
 # what got through counted by nftables on the receiving side. Needs root.
 # Everything it creates is removed when it ends, however it ends.
@@ -12,9 +12,9 @@ fi
 scripts/build.sh >/dev/null
 
 tag="xtdemo-$$"
-trap 'tools/lab.sh down "$tag"' EXIT
+trap 'tools/lab/lab.sh down "$tag"' EXIT
 trap 'exit 130' INT TERM
-tools/lab.sh up "$tag"
+tools/lab/lab.sh up "$tag"
 mac=$(ip netns exec "$tag-dut" cat /sys/class/net/dut0/address)
 
 bold="" plain=""

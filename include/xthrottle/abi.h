@@ -21,6 +21,7 @@
 #define XT_MAP_BUCKETS "xt_buckets"
 #define XT_MAP_SEEN "xt_seen"
 #define XT_MAP_HOT "xt_hot"
+#define XT_MAP_RULE_CACHE "xt_rule_cache"
 #define XT_MAP_RULE_STATE "xt_rule_state"
 #define XT_MAP_RULE_STATS "xt_rule_stats"
 #define XT_MAP_COUNTERS "xt_counters"
@@ -36,9 +37,11 @@
  * --max-sources` says otherwise when the state is created. */
 #define XT_DEFAULT_MAX_SOURCES 262144
 #define XT_MIN_MAX_SOURCES 1024
+#define XT_MAX_MAX_SOURCES (1 << 26)
 /* The seen filter has this many one-byte slots per tracked source. */
 #define XT_SEEN_SLOTS_PER_SOURCE 4
-#define XT_SEEN_LINE 64 /* slots per map element: one cache line */
+#define XT_SEEN_LINE_BITS 6
+#define XT_SEEN_LINE (1 << XT_SEEN_LINE_BITS) /* slots per map element: one cache line */
 /* A source whose bucket was not used for this long is untracked again: its
  * next packet goes through its rule's new-source budget (see README). */
 #define XT_DEFAULT_IDLE_SECONDS 60
@@ -46,7 +49,11 @@
 #define XT_DEFAULT_NEW_RATE 1000
 
 /* Per-CPU cache of sources known to be over their limit until some tick. */
-#define XT_HOT_SLOTS 256
+#define XT_HOT_BITS 12
+#define XT_HOT_SLOTS (1 << XT_HOT_BITS)
+/* Per-CPU cache of rule lookups, by blocks of addresses that no rule splits. */
+#define XT_RULE_CACHE_BITS 6
+#define XT_RULE_CACHE_SLOTS (1 << XT_RULE_CACHE_BITS)
 
 /* Address families as stored in keys. A rule only ever matches sources of its
  * own family: the family is part of the LPM key, so ::/0 never covers IPv4. */
@@ -210,12 +217,17 @@ struct xt_count {
 struct xt_config {
 	__u32 epoch;
 	__u32 hz;            /* kernel ticks per second, measured at creation */
-	__u32 seen_line_mask; /* lines in the seen filter - 1 (a power of two - 1) */
+	__u32 seen_line_bits; /* the seen filter has 2^seen_line_bits lines */
 	__u32 seen_shift;    /* a seen stamp counts units of 2^seen_shift ticks */
 	__u32 seen_idle;     /* stamps older than this many units are stale */
 	__u32 abi_version;   /* XT_ABI_VERSION of the build that created the state */
 	__u32 max_sources;
-	__u32 pad;
+	/* The longest rule prefix of each family: every address in a block of
+	 * that length has the same longest-prefix rule, so the rule cache keys
+	 * on such blocks. Written with the epoch. */
+	__u8 longest_v4;
+	__u8 longest_v6;
+	__u8 pad[2];
 };
 
 /* One slot of the per-CPU hot cache: a source that is over its limit (or
@@ -231,6 +243,19 @@ struct xt_hot {
 	__u64 until;
 	__u32 rule_id;
 	__u32 pending; /* drops not yet added to the bucket's counter */
+};
+
+/* One slot of the per-CPU rule cache: the result of the rule lookup for a
+ * block of addresses (the source masked to its family's longest rule prefix),
+ * a copy of the rule included, valid for one epoch. */
+struct xt_rule_cache {
+	__u32 epoch;
+	__u8 family;
+	__u8 len;   /* the block's prefix length */
+	__u8 found; /* 0: no rule covers the block */
+	__u8 pad;
+	__u64 block[2]; /* the block's address as two host-order words */
+	struct xt_rule rule;
 };
 
 /* A line of the seen filter: one-byte stamps, see struct xt_config. */
@@ -278,6 +303,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 8, "xt_rule_state layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 64, "xt_rule_stats layout");
 XT_STATIC_ASSERT(sizeof(struct xt_config) == 32, "xt_config layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot) == 40, "xt_hot layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 232, "xt_rule_cache layout");
 XT_STATIC_ASSERT(sizeof(struct xt_seen_line) == XT_SEEN_LINE, "xt_seen_line layout");
 XT_STATIC_ASSERT(sizeof(struct xt_count) == 16, "xt_count layout");
 XT_STATIC_ASSERT(sizeof(struct xt_attach_key) == 16, "xt_attach_key layout");

@@ -282,12 +282,12 @@ TEST(Seen, StampsAgeAndCycle) {
   cfg.seen_shift = 6;   // units of 64 ticks
   cfg.seen_idle = 10;   // stale after 10 units
   EXPECT_FALSE(xt_seen_recent(&cfg, 0, 12345)) << "0 marks an empty slot";
-  for (uint64_t t0 : {0ULL, 64ULL * 254, 64ULL * 255, 987654321ULL}) {
+  for (uint64_t t0 : {0ULL, 64ULL * 254, 64ULL * 255, 64ULL * 256, 987654321ULL}) {
     const uint8_t stamp = xt_seen_stamp(&cfg, t0);
-    EXPECT_NE(stamp, 0);
-    EXPECT_TRUE(xt_seen_recent(&cfg, stamp, t0));
-    EXPECT_TRUE(xt_seen_recent(&cfg, stamp, t0 + 64 * 10));
-    EXPECT_FALSE(xt_seen_recent(&cfg, stamp, t0 + 64 * 12)) << "stale after the idle window, across the cycle";
+    EXPECT_NE(stamp, 0) << t0;
+    EXPECT_TRUE(xt_seen_recent(&cfg, stamp, t0)) << t0;
+    EXPECT_TRUE(xt_seen_recent(&cfg, stamp, t0 + 64 * 9)) << t0 << ": within the window, across the wrap";
+    EXPECT_FALSE(xt_seen_recent(&cfg, stamp, t0 + 64 * 12)) << t0 << ": stale after the idle window";
   }
 }
 

@@ -12,8 +12,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set at load time by floodgen. */
 const volatile __u32 fg_sources = 1;   /* distinct sources in the rotation */
-const volatile __u32 fg_base = 0;      /* first source, host order: IPv4 address or */
-                                       /* the low 32 bits of the IPv6 address */
+const volatile __u32 fg_base = 0;      /* first source, host order: the IPv4 address, */
+                                       /* or the 32-bit word of the IPv6 address rotated */
+const volatile __u32 fg_v6_word = 1;   /* which IPv6 word: 1 (bits 32-63, one /64 per */
+                                       /* source) or 3 (the low bits) */
 const volatile __u8 fg_ipv6 = 0;
 const volatile __u32 fg_l3_offset = 14;
 const volatile __u32 fg_ifindex = 0;   /* the device frames are sent from */
@@ -53,8 +55,11 @@ int floodgen(struct xdp_md *ctx)
 	if (fg_ipv6) {
 		if ((void *)(l3 + 40) > data_end)
 			return XDP_ABORTED;
-		/* Source address is l3[8..24]; rotate its low 32 bits. */
-		*(__u32 *)(l3 + 20) = __builtin_bswap32(src);
+		/* Source address is l3[8..24]; rotate one of its words. */
+		if (fg_v6_word == 3)
+			*(__u32 *)(l3 + 20) = __builtin_bswap32(src);
+		else
+			*(__u32 *)(l3 + 12) = __builtin_bswap32(src);
 		return XDP_TX;
 	}
 	if ((void *)(l3 + 20) > data_end)

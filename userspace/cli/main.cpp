@@ -124,9 +124,9 @@ int cmd_attach(const std::string& pin_dir, const std::string& ifname, const std:
   if (!max_sources_text.empty()) {
     auto n = xt::parse_positive("--max-sources", max_sources_text);
     if (!n) return fail(n.error());
-    if (*n < XT_MIN_MAX_SOURCES || *n > (1u << 30))
+    if (*n < XT_MIN_MAX_SOURCES || *n > XT_MAX_MAX_SOURCES)
       return fail({xt::ErrorKind::Usage, "bad --max-sources '" + max_sources_text + "': between " +
-                                             std::to_string(XT_MIN_MAX_SOURCES) + " and " + std::to_string(1u << 30)});
+                                             std::to_string(XT_MIN_MAX_SOURCES) + " and " + std::to_string(XT_MAX_MAX_SOURCES)});
     create.max_sources = static_cast<uint32_t>(*n);
   }
   auto locked = open_locked(pin_dir, create);

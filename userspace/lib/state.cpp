@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -177,7 +178,7 @@ Result<void> State::init_config(uint32_t hz, uint32_t max_sources) {
   xt_config cfg{};
   cfg.epoch = 1;
   cfg.hz = hz;
-  cfg.seen_line_mask = seen_lines_for(max_sources) - 1;
+  cfg.seen_line_bits = static_cast<uint32_t>(std::countr_zero(seen_lines_for(max_sources)));
   // Stamps count units of 2^shift ticks: the smallest unit that lets the idle
   // window fit well inside the 255-unit cycle.
   uint32_t shift = 0;
@@ -216,7 +217,14 @@ Result<uint64_t> State::now() const {
 Result<void> State::bump_epoch() {
   auto cfg = config();
   if (!cfg) return std::unexpected(cfg.error());
+  auto current = rules();
+  if (!current) return std::unexpected(current.error());
   cfg->epoch++;
+  cfg->longest_v4 = cfg->longest_v6 = 0;
+  for (const auto& e : *current) {
+    uint8_t& longest = e.cidr.family == XT_FAMILY_V4 ? cfg->longest_v4 : cfg->longest_v6;
+    longest = std::max(longest, e.cidr.len);
+  }
   const uint32_t zero = 0;
   if (bpf_map_update_elem(config_.get(), &zero, &*cfg, BPF_ANY) != 0)
     return system_error("cannot publish the rule change to the data path", errno);

@@ -119,11 +119,12 @@ class State {
  private:
   State() = default;
   // Every map this state holds, with the name it has in the object and pins.
-  std::array<std::pair<Fd*, const char*>, 9> named_maps() {
+  std::array<std::pair<Fd*, const char*>, 10> named_maps() {
     return {{{&rules_, XT_MAP_RULES},
              {&buckets_, XT_MAP_BUCKETS},
              {&seen_, XT_MAP_SEEN},
              {&hot_, XT_MAP_HOT},
+             {&rule_cache_, XT_MAP_RULE_CACHE},
              {&rule_state_, XT_MAP_RULE_STATE},
              {&rule_stats_, XT_MAP_RULE_STATS},
              {&counters_, XT_MAP_COUNTERS},
@@ -131,14 +132,15 @@ class State {
              {&attach_, XT_MAP_ATTACH}}};
   }
   Result<void> reset_rule_slot(uint32_t id);
-  // Invalidates every per-CPU hot cache entry: called after each rule change.
+  // Publishes a rule change to the data path: a new epoch (invalidating every
+  // per-CPU cache entry) and each family's longest rule prefix.
   Result<void> bump_epoch();
   // Deletes the buckets of rule `id` for which drop(key) is true.
   Result<void> sweep_buckets(uint32_t id, const std::function<bool(const xt_bucket_key&)>& drop);
 
   std::string pin_dir_;
   Fd clock_prog_;  // from_object() only
-  Fd rules_, buckets_, seen_, hot_, rule_state_, rule_stats_, counters_, config_, attach_;
+  Fd rules_, buckets_, seen_, hot_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
 };
 
 }  // namespace xt

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The namespace lab of tools/lab.sh for end-to-end tests: xthrottle on the
+// The namespace lab of tools/lab/lab.sh, for e2e tests and benchmarks: xthrottle on the
 // receiving end (dut0), floodgen on the sending end (gen0), nftables counting
 // on dut0's ingress what XDP let through, and a private bpffs for the pins.
 //
@@ -45,7 +45,8 @@ struct Flood {
 
 class Lab {
  public:
-  Lab();
+  // Namespaces TAG-gen and TAG-dut, TAG = prefix-PID-N.
+  explicit Lab(const std::string& prefix = "xte2e");
   Lab(const Lab&) = delete;
   Lab& operator=(const Lab&) = delete;
   ~Lab();
@@ -53,6 +54,9 @@ class Lab {
   const std::string& pin_dir() const { return pin_dir_; }
   const std::string& dut_ns() const { return dut_; }
   const std::string& gen_ns() const { return gen_; }
+  const std::string& dut_mac() const { return dut_mac_; }
+  // Runs a command inside the receiving namespace.
+  Outcome in_dut(const std::vector<std::string>& argv) const;
 
   // xthrottle ARGS... in the receiving namespace, on the lab's pins.
   Outcome xthrottle(const std::vector<std::string>& args) const;

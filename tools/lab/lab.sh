@@ -1,5 +1,5 @@
 #!/bin/sh
-# The namespace lab shared by the demo and the end-to-end tests:
+# The namespace lab shared by the demo, the end-to-end tests and the benchmarks:
 #
 #   TAG-gen  --- gen0 ==veth== dut0 ---  TAG-dut
 #   floodgen sends here          xthrottle runs here; nftables counts on
@@ -20,7 +20,10 @@ up() {
   tag=$1 gen=$1-gen dut=$1-dut
   ip netns add "$gen" &&
   ip netns add "$dut" &&
-  ip -n "$gen" link add gen0 type veth peer name dut0 netns "$dut" &&
+  # Two queues a side: frames sent from CPU n land on dut0's queue n, so a
+  # flood from two CPUs is received, and metered, on two CPUs at once.
+  ip -n "$gen" link add gen0 numtxqueues 2 numrxqueues 2 type veth \
+    peer name dut0 numtxqueues 2 numrxqueues 2 netns "$dut" &&
   ip -n "$gen" link set lo up &&
   ip -n "$gen" link set gen0 up &&
   ip -n "$dut" link set lo up &&

@@ -88,14 +88,14 @@ Outcome Background::wait() {
   return r;
 }
 
-Lab::Lab() {
+Lab::Lab(const std::string& prefix) {
   static std::atomic<int> n{0};
-  tag_ = "xte2e-" + std::to_string(getpid()) + "-" + std::to_string(n++);
+  tag_ = prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(n++);
   gen_ = tag_ + "-gen";
   dut_ = tag_ + "-dut";
-  pin_dir_ = "/run/" + tag_ + "/pins";  // tools/lab.sh mounts a bpffs at /run/TAG
+  pin_dir_ = "/run/" + tag_ + "/pins";  // tools/lab/lab.sh mounts a bpffs at /run/TAG
   must({XT_LAB, "up", tag_});
-  dut_mac_ = run({"ip", "netns", "exec", dut_, "cat", "/sys/class/net/dut0/address"}).out;
+  dut_mac_ = in_dut({"cat", "/sys/class/net/dut0/address"}).out;
   while (!dut_mac_.empty() && dut_mac_.back() == '\n') dut_mac_.pop_back();
   if (dut_mac_.empty()) {
     teardown();
@@ -106,6 +106,12 @@ Lab::Lab() {
 Lab::~Lab() { teardown(); }
 
 void Lab::teardown() { run({XT_LAB, "down", tag_}); }
+
+Outcome Lab::in_dut(const std::vector<std::string>& argv) const {
+  std::vector<std::string> full = {"ip", "netns", "exec", dut_};
+  full.insert(full.end(), argv.begin(), argv.end());
+  return run(full);
+}
 
 std::vector<std::string> Lab::xthrottle_argv(const std::vector<std::string>& args) const {
   std::vector<std::string> argv = {"ip", "netns", "exec", dut_, XT_BIN, "--pin-dir", pin_dir_};
@@ -136,7 +142,7 @@ Flood Lab::flood(const std::vector<std::string>& args) const {
 }
 
 uint64_t Lab::nft_counter(const std::string& name) const {
-  Outcome r = run({"ip", "netns", "exec", dut_, "nft", "-j", "list", "counter", "netdev", "lab", name});
+  Outcome r = in_dut({"nft", "-j", "list", "counter", "netdev", "lab", name});
   if (r.rc != 0) throw std::runtime_error("cannot read nft counter " + name + ": " + r.err);
   const auto doc = nlohmann::json::parse(r.out);
   for (const auto& item : doc["nftables"])
@@ -145,7 +151,8 @@ uint64_t Lab::nft_counter(const std::string& name) const {
 }
 
 void Lab::reset_received() const {
-  must({"ip", "netns", "exec", dut_, "nft", "reset", "counters", "table", "netdev", "lab"});
+  if (Outcome r = in_dut({"nft", "reset", "counters", "table", "netdev", "lab"}); r.rc != 0)
+    throw std::runtime_error("cannot reset the lab's counters: " + r.err);
 }
 
 }  // namespace xt::test
