@@ -177,6 +177,32 @@ TEST_F(Cli, StatusTellsTheTruth) {
   check(3, "not attached");
 }
 
+TEST_F(Cli, SourceTableIsSizedAtCreationAndReported) {
+  ok({"attach", "dut0", "--max-sources", "4096"});
+  json s = lab_->xthrottle_json({"status", "--json"});
+  EXPECT_EQ(s["max_sources"], 4096);
+  EXPECT_GT(s["bytes_per_source"].get<uint64_t>(), 56u) << "at least key and value, as the kernel counts it";
+  EXPECT_LT(s["bytes_per_source"].get<uint64_t>(), 1024u);
+  EXPECT_GT(s["hz"].get<uint32_t>(), 0u);
+
+  Outcome resize = lab_->xthrottle({"attach", "dut0", "--max-sources", "8192"});
+  EXPECT_EQ(resize.rc, 1);
+  EXPECT_NE(resize.err.find("cannot be resized"), std::string::npos) << resize.err;
+
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s", "--new-rate", "50/s"});
+  EXPECT_EQ(lab_->xthrottle_json({"rule", "list", "--json"})[0]["new_rate"], "50/s");
+}
+
+TEST_F(Cli, StatusWarnsWhenNewSourceBudgetsOutrunTheTable) {
+  ok({"attach", "dut0", "--max-sources", "4096"});
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s", "--new-rate", "50/s"});
+  EXPECT_EQ(lab_->xthrottle({"status", "--check"}).rc, 0);
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s", "--new-rate", "1000/s"});
+  Outcome r = lab_->xthrottle({"status", "--check"});
+  EXPECT_EQ(r.rc, 3);
+  EXPECT_NE(r.out.find("turn the source table (4096) over in 4 s"), std::string::npos) << r.out;
+}
+
 TEST_F(Cli, AttachIsIdempotentAndRefusesToChangeModeSilently) {
   ok({"attach", "dut0"});
   Outcome again = lab_->xthrottle({"attach", "dut0"});

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "lab.h"
@@ -50,9 +51,9 @@ TEST_F(Floods, PacedSourceGetsBurstPlusRateTimesElapsed) {
   const json s = stats();
   const json& rule = s["rules"]["198.18.0.0/15"];
   EXPECT_EQ(rule["passed_packets"].get<uint64_t>(), passed) << "the program's count and the receiver's agree";
-  EXPECT_EQ(rule["dropped_packets"].get<uint64_t>(), f.sent - passed);
-  EXPECT_EQ(s["dropped_packets"].get<uint64_t>(), f.sent - passed);
-  EXPECT_EQ(s["dropped_bytes"].get<uint64_t>(), (f.sent - passed) * 64);
+  EXPECT_EQ(rule["dropped_packets"].get<uint64_t>(), f.arrived() - passed);
+  EXPECT_EQ(s["dropped_packets"].get<uint64_t>(), f.arrived() - passed);
+  EXPECT_EQ(s["dropped_bytes"].get<uint64_t>(), (f.arrived() - passed) * 64);
 }
 
 TEST_F(Floods, FullSpeedFloodIsHeldToTheLimit) {
@@ -60,7 +61,8 @@ TEST_F(Floods, FullSpeedFloodIsHeldToTheLimit) {
   const Flood f = lab_->flood({"--src", "198.18.1.2", "--count", "5000000"});
   const uint64_t passed = lab_->received_v4();
   expect_within(static_cast<double>(passed), 1000 + 100000 * f.seconds, 0.03, "unpaced flood");
-  EXPECT_EQ(stats()["dropped_packets"].get<uint64_t>(), f.sent - passed);
+  EXPECT_EQ(stats()["dropped_packets"].get<uint64_t>(), f.arrived() - passed);
+  EXPECT_LT(f.lost, f.sent / 100) << "the veth itself lost more than 1% of the frames";
 }
 
 TEST_F(Floods, Ipv6SourceUnderAnIpv6Rule) {
@@ -70,7 +72,7 @@ TEST_F(Floods, Ipv6SourceUnderAnIpv6Rule) {
   const uint64_t passed = lab_->received_v6();
   expect_within(static_cast<double>(passed), 1000 + 1000 * f.seconds, 0.03, "IPv6");
   const json s = stats();
-  EXPECT_EQ(s["rules"]["2001:db8::/32"]["dropped_packets"].get<uint64_t>(), f.sent - passed);
+  EXPECT_EQ(s["rules"]["2001:db8::/32"]["dropped_packets"].get<uint64_t>(), f.arrived() - passed);
   EXPECT_EQ(s["rules"]["0.0.0.0/0"]["dropped_packets"].get<uint64_t>(), 0u);
 }
 
@@ -78,6 +80,7 @@ TEST_F(Floods, SpoofedSourcesShareTheirPrefixBudget) {
   ok({"rule", "add", "198.18.0.0/15", "--per", "24", "--rate", "100/s"});
   // 1000 sources from 198.18.4.0: four /24s (198.18.4-7.x).
   const Flood f = lab_->flood({"--src", "198.18.4.0", "--sources", "1000", "--count", "100000"});
+  ASSERT_EQ(f.lost, 0u);
   const uint64_t passed = lab_->received_v4();
   expect_within(static_cast<double>(passed), 4 * (100 + 100 * f.seconds), 0.03, "four /24 budgets");
 
@@ -88,7 +91,7 @@ TEST_F(Floods, SpoofedSourcesShareTheirPrefixBudget) {
     EXPECT_TRUE(row["source"].get<std::string>().ends_with(".0/24")) << row.dump();
     dropped += row["dropped_packets"].get<uint64_t>();
   }
-  EXPECT_EQ(dropped, f.sent - passed) << "top's per-source drops add up";
+  EXPECT_EQ(dropped, f.arrived() - passed) << "top's per-source drops add up";
   EXPECT_EQ(lab_->xthrottle_json({"status", "--json"})["tracked_sources"].get<uint64_t>(), 4u);
 }
 
@@ -96,21 +99,21 @@ TEST_F(Floods, AllowAndDenyInsideALimitedPrefix) {
   ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s"});
   ok({"rule", "add", "198.18.5.0/24", "--allow"});
   ok({"rule", "add", "198.18.6.6", "--deny"});
-  lab_->flood({"--src", "198.18.5.1", "--count", "5000"});
-  EXPECT_EQ(lab_->received_v4(), 5000u) << "allowed sources are never limited";
+  const Flood allowed = lab_->flood({"--src", "198.18.5.1", "--count", "5000"});
+  EXPECT_EQ(lab_->received_v4(), allowed.arrived()) << "allowed sources are never limited";
   lab_->reset_received();
-  lab_->flood({"--src", "198.18.6.6", "--count", "5000"});
+  const Flood denied = lab_->flood({"--src", "198.18.6.6", "--count", "5000"});
   EXPECT_EQ(lab_->received_v4(), 0u) << "denied sources never pass";
-  EXPECT_EQ(stats()["rules"]["198.18.6.6/32"]["dropped_packets"].get<uint64_t>(), 5000u);
+  EXPECT_EQ(stats()["rules"]["198.18.6.6/32"]["dropped_packets"].get<uint64_t>(), denied.arrived());
 }
 
 TEST_F(Floods, DryRunPassesEverythingAndCountsWhatItWouldDrop) {
   ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/s", "--dry-run"});
   const Flood f = lab_->flood({"--src", "198.18.1.3", "--count", "20000"});
-  EXPECT_EQ(lab_->received_v4(), f.sent);
+  EXPECT_EQ(lab_->received_v4(), f.arrived());
   const json rule = stats()["rules"]["198.18.0.0/15"];
   const double would_pass = 1000 + 1000 * f.seconds;
-  expect_within(static_cast<double>(f.sent - rule["dryrun_packets"].get<uint64_t>()), would_pass, 0.03,
+  expect_within(static_cast<double>(f.arrived() - rule["dryrun_packets"].get<uint64_t>()), would_pass, 0.03,
                 "dry-run's would-pass");
   EXPECT_EQ(rule["dropped_packets"].get<uint64_t>(), 0u);
 }
@@ -146,8 +149,8 @@ TEST_F(Floods, StateOutlivesDetachAndTheProgramPicksItUpAgain) {
 
   ok({"detach", "dut0"});
   lab_->reset_received();
-  lab_->flood({"--src", "198.18.1.5", "--count", "5000"});
-  EXPECT_EQ(lab_->received_v4(), 5000u) << "detached: nothing is limited";
+  const Flood detached = lab_->flood({"--src", "198.18.1.5", "--count", "5000"});
+  EXPECT_EQ(lab_->received_v4(), detached.arrived()) << "detached: nothing is limited";
   EXPECT_EQ(lab_->xthrottle_json({"rule", "list", "--json"}).size(), 1u) << "rules stay pinned";
 
   ok({"attach", "dut0"});
@@ -157,6 +160,54 @@ TEST_F(Floods, StateOutlivesDetachAndTheProgramPicksItUpAgain) {
   EXPECT_LT(third, 1100u) << "re-attached on the same rules and buckets";
   EXPECT_EQ(stats()["rules"]["198.18.0.0/15"]["passed_packets"].get<uint64_t>(), first + third)
       << "counters continue across detach and attach";
+}
+
+TEST_F(Floods, TwoCpusShareOneExactBudget) {
+  // The lab's veth has two queues: floodgen on two CPUs makes the program
+  // meter the one source on both CPUs at once.
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "10000/s", "--burst", "1000"});
+  const Flood f = lab_->flood({"--src", "198.18.3.3", "--count", "6000000", "--threads", "2"});
+  EXPECT_GT(f.sent / f.seconds, 8e6) << "two CPUs really did send (and so receive) at once";
+  const uint64_t passed = lab_->received_v4();
+  expect_within(static_cast<double>(passed), 1000 + 10000 * f.seconds, 0.03, "two CPUs");
+  EXPECT_EQ(stats()["dropped_packets"].get<uint64_t>(), f.arrived() - passed);
+  EXPECT_LT(f.lost, f.sent / 100) << "the veth itself lost more than 1% of the frames";
+}
+
+json top_row(const Lab& lab, const std::string& source) {
+  for (const auto& row : lab.xthrottle_json({"top", "--json", "--limit", "100000"}))
+    if (row["source"] == source) return row;
+  return json();
+}
+
+// A source sending under its limit before a flood of millions of one-packet
+// spoofed sources keeps its bucket and every packet through the flood, while
+// the flood creates state only at the new-source budget's pace.
+TEST_F(Floods, EstablishedSourceKeepsItsTrafficDuringASpoofedFlood) {
+  ok({"rule", "add", "0.0.0.0/0", "--rate", "1000/s", "--new-rate", "1000/s"});
+  Background legit(lab_->flood_argv({"--src", "198.18.2.2", "--rate", "500", "--count", "5000", "--cpu", "1"}));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const json before = top_row(*lab_, "198.18.2.2/32");
+  ASSERT_FALSE(before.is_null()) << "the legitimate source is tracked before the flood";
+  const Flood f = lab_->flood({"--src", "10.0.0.0", "--sources", "4194304", "--count", "4000000", "--cpu", "0"});
+  const json after = top_row(*lab_, "198.18.2.2/32");
+  run({"pkill", "-f", "floodgen.*198.18.2.2"});
+  legit.wait();
+  ASSERT_FALSE(after.is_null()) << "the legitimate source kept its bucket";
+  const uint64_t sent = after["passed_packets"].get<uint64_t>() - before["passed_packets"].get<uint64_t>() +
+                        after["dropped_packets"].get<uint64_t>() - before["dropped_packets"].get<uint64_t>();
+  std::printf("[ measure  ] flood %.2f Mpps for %.2f s; legitimate source: %llu sent meanwhile, %llu dropped\n",
+              f.sent / f.seconds / 1e6, f.seconds, (unsigned long long)sent,
+              (unsigned long long)(after["dropped_packets"].get<uint64_t>() - before["dropped_packets"].get<uint64_t>()));
+  EXPECT_GT(sent, 200u);
+  EXPECT_EQ(after["dropped_packets"], before["dropped_packets"]) << "no loss for the established source";
+
+  const json s = stats();
+  const json status = lab_->xthrottle_json({"status", "--json"});
+  const double admitted_at_most = 1000 + 1000 * (f.seconds + 2.0);  // burst + budget over the run
+  EXPECT_LT(status["tracked_sources"].get<double>(), admitted_at_most) << "state grows at the budget's pace";
+  EXPECT_GT(s["reasons"]["new_source"]["packets"].get<uint64_t>(), f.sent * 99 / 100)
+      << "the flood was dropped without creating state";
 }
 
 TEST_F(Floods, StatsWatchPrintsRatesUntilInterrupted) {

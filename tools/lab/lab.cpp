@@ -135,10 +135,21 @@ std::vector<std::string> Lab::flood_argv(const std::vector<std::string>& args) c
 }
 
 Flood Lab::flood(const std::vector<std::string>& args) const {
+  const uint64_t errors_before = veth_xmit_errors();
   Outcome r = run(flood_argv(args));
   if (r.rc != 0) throw std::runtime_error("floodgen failed: " + r.err);
   auto j = nlohmann::json::parse(r.out);
-  return {j["sent"].get<uint64_t>(), j["seconds"].get<double>()};
+  return {j["sent"].get<uint64_t>(), j["seconds"].get<double>(), veth_xmit_errors() - errors_before};
+}
+
+uint64_t Lab::veth_xmit_errors() const {
+  Outcome r = run({"ip", "netns", "exec", gen_, "ethtool", "-S", "gen0"});
+  if (r.rc != 0) throw std::runtime_error("cannot read gen0's statistics: " + r.err);
+  uint64_t total = 0;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);)
+    if (line.find("_xdp_xmit_errors:") != std::string::npos) total += std::stoull(line.substr(line.find(':') + 1));
+  return total;
 }
 
 uint64_t Lab::nft_counter(const std::string& name) const {

@@ -41,6 +41,11 @@ class Background {
 struct Flood {
   uint64_t sent = 0;
   double seconds = 0;
+  // Frames the veth itself dropped before dut0's XDP could see them (its
+  // ring was full while softirq work was deferred): they reached neither
+  // xthrottle nor anything behind it.
+  uint64_t lost = 0;
+  uint64_t arrived() const { return sent - lost; }
 };
 
 class Lab {
@@ -76,6 +81,7 @@ class Lab {
 
  private:
   uint64_t nft_counter(const std::string& name) const;
+  uint64_t veth_xmit_errors() const;
   void teardown();
 
   std::string tag_, gen_, dut_, pin_dir_, dut_mac_;

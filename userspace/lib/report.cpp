@@ -284,6 +284,18 @@ Result<Status> read_status(const std::string& pin_dir) {
   for (const auto& e : s.rules)
     if (e.rule.flags & XT_RULE_DRY_RUN) dry += (dry.empty() ? "" : ", ") + format_cidr(e.cidr);
   if (!dry.empty()) s.warnings.push_back("dry-run on: " + dry + " count what they would drop but drop nothing");
+  // New-source budgets admit sources into the table; if together they can
+  // turn it over faster than the idle window, quiet established sources can
+  // be evicted by a flood's newcomers.
+  double admissions = 0;
+  for (const auto& e : s.rules)
+    if (e.rule.action == XT_ACT_LIMIT && e.rule.new_period_ns)
+      admissions += static_cast<double>(e.rule.new_count) * kNsPerSec / static_cast<double>(e.rule.new_period_ns);
+  if (admissions > 0 && s.max_sources / admissions < XT_DEFAULT_IDLE_SECONDS)
+    s.warnings.push_back(fmt("new-source budgets (%.0f/s in all) can turn the source table (%u) over in %.0f s, "
+                             "less than the %d s that keeps a quiet source established: raise --max-sources or "
+                             "lower --new-rate",
+                             admissions, s.max_sources, s.max_sources / admissions, XT_DEFAULT_IDLE_SECONDS));
   if (s.table_full_drops)
     s.warnings.push_back("the source table (" + std::to_string(s.max_sources) + " entries) refused " +
                          std::to_string(s.table_full_drops) +
