@@ -18,7 +18,10 @@
 #include <bpf/bpf.h>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -54,10 +57,8 @@ const char* kLegitSource = "198.18.2.2";
 constexpr uint32_t kFourM = 4194304;
 const char* kFloodRange = "10.0.0.0/10";  // where 4M spoofed IPv4 sources come from
 
-[[noreturn]] void die(const std::string& msg) {
-  std::cerr << "bench: " << msg << "\n";
-  std::exit(1);
-}
+// Failing throws, so that every Lab on the way out is torn down.
+[[noreturn]] void die(const std::string& msg) { throw std::runtime_error(msg); }
 
 void must(const Outcome& r, const std::string& what) {
   if (r.rc != 0) die(what + " failed: " + r.err);
@@ -405,6 +406,8 @@ void write_plot_data(const json& r, const std::string& dir) {
   }
 }
 
+int run_bench(const std::string& out_dir, uint32_t reps, uint64_t frames, const std::vector<std::string>& only);
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -422,14 +425,36 @@ int main(int argc, char** argv) {
   app.add_option("--only", only, "Run only these sections: cost, throughput, legit, accuracy (no files written)")
       ->check(CLI::IsMember({"cost", "throughput", "legit", "accuracy"}));
   CLI11_PARSE(app, argc, argv);
-  if (geteuid() != 0) die("needs root: it loads BPF programs and builds network namespaces");
+  if (geteuid() != 0) {
+    std::cerr << "bench: needs root: it loads BPF programs and builds network namespaces\n";
+    return 1;
+  }
   if (quick) {
     reps = 1;
     frames = 1000000;
   }
   xt::set_library_logging(false);
   std::filesystem::create_directories(out_dir);
+  // Interrupted: replace this process with a sweep of its labs (execve is
+  // safe in a signal handler; destructors would not run).
+  static std::string sweep_prefix = "xtbench-" + std::to_string(getpid()) + "-";
+  for (int sig : {SIGINT, SIGTERM, SIGHUP})
+    std::signal(sig, [](int) { execl("/bin/sh", "sh", XT_LAB, "sweep", sweep_prefix.c_str(), nullptr); });
 
+  try {
+    return run_bench(out_dir, reps, frames, only);
+  } catch (const std::exception& e) {
+    std::cerr << "bench: " << e.what() << "\n";
+    // Labs tear themselves down as the exception unwinds; sweep in case a
+    // teardown itself failed.
+    run({XT_LAB, "sweep", sweep_prefix});
+    return 1;
+  }
+}
+
+namespace {
+
+int run_bench(const std::string& out_dir, uint32_t reps, uint64_t frames, const std::vector<std::string>& only) {
   json results = {{"reps", reps}, {"frames", frames}};
   auto wanted = [&](const char* section) { return only.empty() || std::ranges::count(only, section) > 0; };
   if (wanted("cost")) results["cost"] = measure_cost(5000000);
@@ -450,3 +475,5 @@ int main(int argc, char** argv) {
   std::cout << md;
   return 0;
 }
+
+}  // namespace
