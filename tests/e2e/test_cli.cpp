@@ -2,30 +2,13 @@
 // The command-line contract (DESIGN.md) in a namespace lab: exit codes, the
 // bad token in every message, nothing changed by a rejected command, and a
 // status that tells the truth.
-#include <gtest/gtest.h>
-
-#include <optional>
-
-#include "lab.h"
-#include "require.h"
+#include "lab_test.h"
 
 namespace xt::test {
 namespace {
 
 using json = nlohmann::json;
-
-class Cli : public ::testing::Test {
- protected:
-  void SetUp() override {
-    XT_REQUIRE_ROOT();
-    ASSERT_NO_THROW(lab_.emplace());
-  }
-  void ok(const std::vector<std::string>& args) {
-    Outcome r = lab_->xthrottle(args);
-    ASSERT_EQ(r.rc, 0) << "xthrottle " << args.at(0) << ": " << r.err;
-  }
-  std::optional<Lab> lab_;
-};
+using Cli = LabTest;
 
 TEST_F(Cli, BadInputExitsTwoNamesTheTokenAndChangesNothing) {
   ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});

@@ -2,36 +2,24 @@
 // The CLI end to end against real floods in a namespace lab: what nftables
 // sees on the receiving side after XDP must be burst + rate x elapsed within
 // 3%, and what stats calls dropped must be exactly sent - passed.
-#include <gtest/gtest.h>
-#include <signal.h>
-
 #include <cstdio>
-#include <optional>
 #include <sstream>
 #include <thread>
 
-#include "lab.h"
-#include "require.h"
+#include "lab_test.h"
 
 namespace xt::test {
 namespace {
 
 using json = nlohmann::json;
 
-class Floods : public ::testing::Test {
+// Every flood test starts attached.
+class Floods : public LabTest {
  protected:
   void SetUp() override {
-    XT_REQUIRE_ROOT();
-    ASSERT_NO_THROW(lab_.emplace());
-    ok({"attach", "dut0"});
+    LabTest::SetUp();
+    if (!IsSkipped() && !HasFatalFailure()) ok({"attach", "dut0"});
   }
-  void ok(const std::vector<std::string>& args) {
-    Outcome r = lab_->xthrottle(args);
-    ASSERT_EQ(r.rc, 0) << "xthrottle " << args.at(0) << ": " << r.err;
-  }
-  json stats() { return lab_->xthrottle_json({"stats", "--json"}); }
-
-  std::optional<Lab> lab_;
 };
 
 void expect_within(double actual, double expected, double fraction, const std::string& what) {

@@ -28,6 +28,17 @@ xt_rule limit_rule(const std::string& rate, std::optional<uint64_t> burst = std:
   return *rule;
 }
 
+// 1000 bytes/s (8 kbit/s) with a byte burst of 1500, and no packet limit.
+xt_rule bandwidth_rule() {
+  RuleSpec spec;
+  spec.cidr = *parse_cidr("198.18.0.0/15");
+  spec.bandwidth = *parse_bandwidth("8kbit/s");
+  spec.burst_bytes = 1500;
+  xt_rule rule = *compile_rule(spec, kHz);
+  rule.gen = 1;
+  return rule;
+}
+
 struct Sim {
   xt_rule rule;
   xt_bucket bucket{};
@@ -124,13 +135,7 @@ TEST(Bucket, ClockGoingBackwardsMintsNothing) {
 }
 
 TEST(Bucket, BandwidthCountsBytes) {
-  RuleSpec spec;
-  spec.cidr = *parse_cidr("198.18.0.0/15");
-  spec.bandwidth = *parse_bandwidth("8kbit/s");  // 1000 bytes/s
-  spec.burst_bytes = 1500;
-  xt_rule rule = *compile_rule(spec, kHz);
-  rule.gen = 1;
-  Sim s(rule);
+  Sim s(bandwidth_rule());
   EXPECT_TRUE(s.send(0, 1000));
   EXPECT_FALSE(s.send(0, 501));
   EXPECT_TRUE(s.send(0, 500));
@@ -206,12 +211,7 @@ TEST(Bucket, WaitIsCertain) {
 }
 
 TEST(Bucket, WaitForBytesAssumesTheSmallestFrame) {
-  RuleSpec spec;
-  spec.cidr = *parse_cidr("198.18.0.0/15");
-  spec.bandwidth = *parse_bandwidth("8kbit/s");  // 1000 bytes/s
-  spec.burst_bytes = 1500;
-  xt_rule rule = *compile_rule(spec, kHz);
-  rule.gen = 1;
+  const xt_rule rule = bandwidth_rule();
   Sim s(rule);
   EXPECT_TRUE(s.send(0, 1490));
   EXPECT_FALSE(s.send(0, 100));

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: MIT
+// The fixture of the e2e suites: a fresh lab per test (root only; in CI a
+// missing privilege fails), with helpers for the CLI.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <optional>
+
+#include "lab.h"
+#include "require.h"
+
+namespace xt::test {
+
+class LabTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    XT_REQUIRE_ROOT();
+    ASSERT_NO_THROW(lab_.emplace());
+  }
+  // xthrottle ARGS..., which must succeed.
+  void ok(const std::vector<std::string>& args) {
+    Outcome r = lab_->xthrottle(args);
+    ASSERT_EQ(r.rc, 0) << "xthrottle " << args.at(0) << ": " << r.err;
+  }
+  nlohmann::json stats() { return lab_->xthrottle_json({"stats", "--json"}); }
+
+  std::optional<Lab> lab_;
+};
+
+}  // namespace xt::test
