@@ -6,7 +6,7 @@
  *
  * A limit is metered as a GCRA over one 64-bit word (see struct xt_limit in
  * abi.h): exact integer arithmetic, no rounding, so no drift; differences
- * modulo 2^56, so no overflow however long a bucket stays idle.
+ * modulo 2^60, so no overflow however long a bucket stays idle.
  */
 #ifndef XTHROTTLE_BUCKET_H
 #define XTHROTTLE_BUCKET_H

@@ -160,11 +160,14 @@ static __always_inline int xt_hot_is(const struct xt_hot *hot, const struct xt_p
 	       xt_load64(hot->addr + 8) == xt_load64(pkt->addr + 8);
 }
 
-/* Adds a hot slot's pending drops to its source's bucket counter. */
-static __always_inline void xt_hot_flush(struct xt_hot *hot)
+/* Adds a hot slot's pending drops to its source's bucket counter. Drops of an
+ * older epoch are let go: their rule id may belong to another rule by now. */
+static __always_inline void xt_hot_flush(struct xt_hot *hot, __u32 epoch)
 {
-	if (!hot->pending)
+	if (!hot->pending || hot->epoch != epoch) {
+		hot->pending = 0;
 		return;
+	}
 	struct xt_pkt src = {.family = hot->family};
 	__builtin_memcpy(src.addr, hot->addr, sizeof(src.addr));
 	struct xt_bucket_key key;
@@ -180,7 +183,8 @@ static __always_inline void xt_hot_fill(struct xt_hot *hot, const struct xt_pkt 
 					enum xt_reason reason, const struct xt_rule *rule, __u64 until)
 {
 	if (!xt_hot_is(hot, pkt))
-		xt_hot_flush(hot);
+		xt_hot_flush(hot, epoch);
+	hot->pending = 0;
 	hot->family = pkt->family;
 	hot->reason = reason;
 	hot->per_len = rule->per_len;
@@ -195,14 +199,15 @@ static __always_inline void xt_hot_fill(struct xt_hot *hot, const struct xt_pkt 
  * rule cache answers instead for every source of a block that no rule
  * splits (the source masked to its family's longest rule prefix): under a
  * spoofed flood, nearly every packet. */
-static __always_inline const struct xt_rule *xt_classify(const struct xt_pkt *pkt, const struct xt_config *cfg)
+static __always_inline const struct xt_rule *xt_classify(const struct xt_pkt *pkt, const struct xt_config *cfg,
+							  __u32 epoch)
 {
 	const __u8 len = pkt->family == XT_FAMILY_V4 ? cfg->longest_v4 : cfg->longest_v6;
 	__u64 block[2];
 	xt_mask_addr(pkt->addr, len, block);
 	__u32 idx = XT_TOP_BITS(xt_hash_words(pkt->family | (__u64)len << 8, block[0], block[1]), XT_RULE_CACHE_BITS);
 	struct xt_rule_cache *c = bpf_map_lookup_elem(&xt_rule_cache, &idx);
-	if (c && c->epoch == cfg->epoch && c->len == len && c->family == pkt->family && c->block[0] == block[0] &&
+	if (c && c->epoch == epoch && c->len == len && c->family == pkt->family && c->block[0] == block[0] &&
 	    c->block[1] == block[1])
 		return c->found ? &c->rule : NULL;
 
@@ -211,7 +216,7 @@ static __always_inline const struct xt_rule *xt_classify(const struct xt_pkt *pk
 	const struct xt_rule *rule = bpf_map_lookup_elem(&xt_rules, &rkey);
 	/* Blocks of single addresses would only churn the cache. */
 	if (c && len < (pkt->family == XT_FAMILY_V4 ? 32 : 128)) {
-		c->epoch = cfg->epoch;
+		c->epoch = epoch;
 		c->family = pkt->family;
 		c->len = len;
 		c->found = rule != NULL;
@@ -321,17 +326,24 @@ int xthrottle(struct xdp_md *ctx)
 	if (!cfg)
 		return xt_exit(XT_PASS_UNMATCHED, len, XT_NO_RULE);
 	__u64 now = xt_now();
+	/* The rules epoch, read once, before any rule lookup: every cache entry
+	 * this packet fills is tagged with it, so an entry filled from a rule
+	 * that changed meanwhile carries the old epoch and is never trusted.
+	 * (The controller updates the rules, then the epoch. This relies on the
+	 * load of the epoch not passing the rule lookups' loads, which holds on
+	 * x86; BPF's load-acquire needs a newer clang than 14.) */
+	const __u32 epoch = *(volatile const __u32 *)&cfg->epoch;
 
 	/* Stage 2, the hot cache: sources already known to be dropped. */
 	__u32 hot_idx = XT_TOP_BITS(xt_hash_source(&pkt), XT_HOT_BITS);
 	struct xt_hot *hot = bpf_map_lookup_elem(&xt_hot, &hot_idx);
-	if (hot && hot->epoch == cfg->epoch && now < hot->until && xt_hot_is(hot, &pkt)) {
+	if (hot && hot->epoch == epoch && now < hot->until && xt_hot_is(hot, &pkt)) {
 		hot->pending++;
 		return xt_exit(hot->reason, len, hot->rule_id);
 	}
 
 	/* Stage 3, classify. */
-	const struct xt_rule *rule = xt_classify(&pkt, cfg);
+	const struct xt_rule *rule = xt_classify(&pkt, cfg, epoch);
 	if (!rule)
 		return xt_exit(XT_PASS_UNMATCHED, len, XT_NO_RULE);
 	if (rule->action == XT_ACT_ALLOW)
@@ -340,7 +352,7 @@ int xthrottle(struct xdp_md *ctx)
 		if (rule->flags & XT_RULE_DRY_RUN)
 			return xt_exit(XT_PASS_DRY_RUN, len, rule->id);
 		if (hot)
-			xt_hot_fill(hot, &pkt, cfg->epoch, XT_DROP_DENY, rule, XT_NEVER);
+			xt_hot_fill(hot, &pkt, epoch, XT_DROP_DENY, rule, XT_NEVER);
 		return xt_exit(XT_DROP_DENY, len, rule->id);
 	}
 
@@ -359,7 +371,7 @@ int xthrottle(struct xdp_md *ctx)
 		return xt_exit(rule->flags & XT_RULE_DRY_RUN ? XT_PASS_DRY_RUN : why_not, len, rule->id);
 
 	/* Stage 5, meter. */
-	if (hot && hot->pending && xt_hot_is(hot, &pkt) && hot->rule_id == rule->id) {
+	if (hot && hot->pending && hot->epoch == epoch && xt_hot_is(hot, &pkt) && hot->rule_id == rule->id) {
 		__sync_fetch_and_add(&b->dropped_packets, hot->pending);
 		hot->pending = 0;
 	}
@@ -372,7 +384,7 @@ int xthrottle(struct xdp_md *ctx)
 		return xt_exit(XT_PASS_DRY_RUN, len, rule->id);
 	__u64 wait = xt_meter_wait(rule, b, now);
 	if (hot && wait)
-		xt_hot_fill(hot, &pkt, cfg->epoch, XT_DROP_LIMIT, rule, wait == XT_NEVER ? XT_NEVER : now + wait);
+		xt_hot_fill(hot, &pkt, epoch, XT_DROP_LIMIT, rule, wait == XT_NEVER ? XT_NEVER : now + wait);
 	return xt_exit(XT_DROP_LIMIT, len, rule->id);
 }
 

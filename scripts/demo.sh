@@ -12,7 +12,8 @@ fi
 scripts/build.sh >/dev/null
 
 tag="xtdemo-$$"
-trap 'tools/lab/lab.sh down "$tag"' EXIT
+client=""
+trap '[ -z "$client" ] || kill "$client" 2>/dev/null; tools/lab/lab.sh down "$tag"' EXIT
 trap 'exit 130' INT TERM
 tools/lab/lab.sh up "$tag"
 mac=$(ip netns exec "$tag-dut" cat /sys/class/net/dut0/address)
@@ -52,6 +53,7 @@ client=$!
 sleep 1
 floodgen --src 10.0.0.0 --sources 4194304 --count 4000000 --cpu 0
 wait "$client"
+client=""
 printf '%s$ xthrottle top --limit 100000 | grep the client%s\n' "$bold" "$plain"
 ip netns exec "$tag-dut" build/xthrottle --pin-dir "/run/$tag/pins" top --limit 100000 | awk 'NR == 1 || /198\.18\.2\.2/'
 echo "(the client, established before the flood, lost nothing: DROPPED is 0)"

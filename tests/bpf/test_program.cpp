@@ -302,6 +302,13 @@ TEST_F(Program, EstablishedSourceSurvivesChurn) {
     now = i / 1;  // one spoofed packet a tick
   }
   EXPECT_EQ(legit_passed, legit_sent) << "no loss for the established source";
+  // And not by luck: had its bucket been evicted, the generous budget would
+  // have readmitted it with a fresh one. Its bucket saw every packet.
+  uint64_t legit_bucket_passed = 0;
+  ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) {
+    if (format_addr(e.key.family, e.key.addr) == "198.18.200.200") legit_bucket_passed = e.bucket.passed_packets;
+  }));
+  EXPECT_EQ(legit_bucket_passed, static_cast<uint64_t>(legit_sent)) << "its bucket was never evicted";
   EXPECT_GT(counter(XT_PASS_LIMIT), 10000u) << "the flood really did churn the table";
   EXPECT_LE(buckets(), XT_MIN_MAX_SOURCES);
 }
@@ -338,6 +345,33 @@ TEST_F(Program, HotCacheDropsOnlyWhatTheBucketWould) {
   EXPECT_EQ(passed(frame, 5, 200), 0);
   rule("198.18.0.0/15", "1000/s", 1000);
   EXPECT_EQ(passed(frame, 10, 205), 5) << "5 ms at 1000/s";
+}
+
+// Two rule changes in a row while a source is throttled (the hot cache drops
+// its packets, which writes nothing to its bucket): it must not come out with
+// a fresh burst, nor after generations wrap around.
+TEST_F(Program, RepeatedReplacementsGiveNoFreshBurst) {
+  load();
+  rule("198.18.0.0/15", "10/s", 10);
+  const auto frame = Packet().ipv4("198.18.0.1").build();
+  EXPECT_EQ(passed(frame, 20, 0), 10);
+  for (int i = 0; i < 2 * XT_GEN_MAX; i++) {
+    rule("198.18.0.0/15", "10/s", 10 + i);
+    EXPECT_EQ(passed(frame, 5, 0), 0) << "after replacement " << i + 1;
+  }
+  EXPECT_EQ(passed(frame, 5, 100 * kMs), 1) << "and it refills at the rate";
+}
+
+// The tick rate: measured from the program's clock, it agrees with the
+// kernel's configuration where the system keeps one.
+TEST_F(Program, MeasuredTickRateMatchesTheKernelConfiguration) {
+  auto measured = clock_hz();
+  ASSERT_TRUE(measured.has_value()) << measured.error().message;
+  EXPECT_TRUE(*measured == 100 || *measured == 250 || *measured == 300 || *measured == 1000)
+      << *measured << " Hz is none of the kernel's choices";
+  if (auto configured = configured_hz()) {
+    EXPECT_EQ(*measured, *configured);
+  }
 }
 
 }  // namespace

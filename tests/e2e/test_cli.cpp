@@ -43,6 +43,7 @@ TEST_F(Cli, BadInputExitsTwoNamesTheTokenAndChangesNothing) {
       {{"attach", "dut0", "--mode", "turbo"}, "turbo"},
       {{"stats", "--watch", "-1"}, "--watch"},
       {{"frobnicate"}, "frobnicate"},
+      {{"rule", "add", "--rate", "10/s"}, "needs a CIDR"},
   };
   for (const auto& c : cases) {
     Outcome r = lab_->xthrottle(c.args);
@@ -64,6 +65,7 @@ TEST_F(Cli, SystemRefusalsExitOneAndSayWhat) {
   Outcome missing = lab_->xthrottle({"attach", "nosuch0"});
   EXPECT_EQ(missing.rc, 1);
   EXPECT_NE(missing.err.find("nosuch0"), std::string::npos) << missing.err;
+  EXPECT_EQ(lab_->xthrottle({"rule", "list"}).rc, 1) << "the failed attach created state";
 
   ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s"});
   Outcome del = lab_->xthrottle({"rule", "del", "198.18.9.0/24"});
@@ -104,7 +106,10 @@ TEST_F(Cli, WithoutPrivilegeItSaysSoAndChangesNothing) {
 }
 
 TEST_F(Cli, RuleListShowsWhatWasAdded) {
-  ok({"rule", "add", "198.18.0.0/15", "--rate", "6000/min", "--per", "24", "--bandwidth", "2MB/s"});
+  // Options before or after the CIDR, global options after the command, and
+  // a one-word --bandwidth right before the CIDR.
+  ok({"rule", "add", "--per", "24", "--rate", "6000/min", "--bandwidth", "2MB/s", "198.18.0.0/15"});
+  EXPECT_EQ(run({"ip", "netns", "exec", lab_->dut_ns(), XT_BIN, "rule", "list", "--pin-dir", lab_->pin_dir()}).rc, 0);
   ok({"rule", "add", "2001:db8::/32", "--rate", "1000/day", "--burst", "50"});
   ok({"rule", "add", "198.18.7.0/24", "--deny", "--dry-run"});
   const json rules = lab_->xthrottle_json({"rule", "list", "--json"});

@@ -2,12 +2,14 @@
 #include "lab.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -79,7 +81,13 @@ Background::Background(const std::vector<std::string>& argv)
 }
 
 Background::~Background() {
-  if (pid_ > 0) wait();
+  if (pid_ <= 0) return;
+  signal(SIGTERM);
+  wait();
+}
+
+void Background::signal(int sig) const {
+  if (pid_ > 0) kill(pid_, sig);
 }
 
 Outcome Background::wait() {
@@ -142,14 +150,39 @@ Flood Lab::flood(const std::vector<std::string>& args) const {
   return {j["sent"].get<uint64_t>(), j["seconds"].get<double>(), veth_xmit_errors() - errors_before};
 }
 
-uint64_t Lab::veth_xmit_errors() const {
-  Outcome r = run({"ip", "netns", "exec", gen_, "ethtool", "-S", "gen0"});
-  if (r.rc != 0) throw std::runtime_error("cannot read gen0's statistics: " + r.err);
-  uint64_t total = 0;
+std::map<std::string, uint64_t> Lab::ethtool_stats(const std::string& ns, const std::string& dev) const {
+  Outcome r = run({"ip", "netns", "exec", ns, "ethtool", "-S", dev});
+  if (r.rc != 0) throw std::runtime_error("cannot read " + dev + "'s statistics: " + r.err);
+  std::map<std::string, uint64_t> out;
   std::istringstream in(r.out);
-  for (std::string line; std::getline(in, line);)
-    if (line.find("_xdp_xmit_errors:") != std::string::npos) total += std::stoull(line.substr(line.find(':') + 1));
+  for (std::string line; std::getline(in, line);) {
+    const auto colon = line.find(':');
+    const auto name = line.find_first_not_of(' ');
+    if (colon == std::string::npos || name >= colon) continue;
+    try {
+      out[line.substr(name, colon - name)] = std::stoull(line.substr(colon + 1));
+    } catch (const std::exception&) {
+      // a heading such as "NIC statistics:"
+    }
+  }
+  return out;
+}
+
+uint64_t Lab::veth_xmit_errors() const {
+  uint64_t total = 0;
+  for (const auto& [name, value] : ethtool_stats(gen_, "gen0"))
+    if (name.ends_with("_xdp_xmit_errors")) total += value;
   return total;
+}
+
+std::vector<uint64_t> Lab::dut_queue_xdp_packets() const {
+  const auto stats = ethtool_stats(dut_, "dut0");
+  std::vector<uint64_t> out;
+  for (int q = 0;; q++) {
+    auto it = stats.find("rx_queue_" + std::to_string(q) + "_xdp_packets");
+    if (it == stats.end()) return out;
+    out.push_back(it->second);
+  }
 }
 
 uint64_t Lab::nft_counter(const std::string& name) const {

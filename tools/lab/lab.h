@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <map>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,13 +25,15 @@ struct Outcome {
 // Runs argv, waits, captures stdout and stderr.
 Outcome run(const std::vector<std::string>& argv);
 
-// A process left running in the background; waited for by wait() or the destructor.
+// A process left running in the background. wait() waits for it; the
+// destructor (a test that failed half-way) terminates it first.
 class Background {
  public:
   explicit Background(const std::vector<std::string>& argv);
   Background(const Background&) = delete;
   Background& operator=(const Background&) = delete;
   ~Background();
+  void signal(int sig) const;
   Outcome wait();
 
  private:
@@ -77,11 +80,14 @@ class Lab {
   // sources in 198.18.0.0/15 (v4) or 2001:db8::/32 (v6).
   uint64_t received_v4() const { return nft_counter("v4"); }
   uint64_t received_v6() const { return nft_counter("v6"); }
+  // Frames each of dut0's receive queues ran XDP on so far.
+  std::vector<uint64_t> dut_queue_xdp_packets() const;
   void reset_received() const;
 
  private:
   uint64_t nft_counter(const std::string& name) const;
   uint64_t veth_xmit_errors() const;
+  std::map<std::string, uint64_t> ethtool_stats(const std::string& ns, const std::string& dev) const;
   void teardown();
 
   std::string tag_, gen_, dut_, pin_dir_, dut_mac_;

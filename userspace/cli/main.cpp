@@ -74,7 +74,15 @@ struct RuleAddArgs {
   bool allow = false, deny = false, dry_run = false;
 };
 
-Result<xt::RuleSpec> rule_spec(const RuleAddArgs& a) {
+Result<xt::RuleSpec> rule_spec(RuleAddArgs a) {
+  // `--bandwidth N UNIT/s` may take two words; if the second is the CIDR that
+  // followed a one-word bandwidth, give it back.
+  if (a.cidr.empty() && a.bandwidth.size() == 2 && !a.bandwidth[1].ends_with("/s") &&
+      xt::parse_cidr(a.bandwidth[1])) {
+    a.cidr = a.bandwidth[1];
+    a.bandwidth.pop_back();
+  }
+  if (a.cidr.empty()) return xt::usage_error("rule add needs a CIDR, e.g. rule add 198.18.0.0/15 --rate 100/s");
   xt::RuleSpec spec;
   auto cidr = xt::parse_cidr(a.cidr);
   if (!cidr) return std::unexpected(cidr.error());
@@ -129,6 +137,8 @@ int cmd_attach(const std::string& pin_dir, const std::string& ifname, const std:
                                              std::to_string(XT_MIN_MAX_SOURCES) + " and " + std::to_string(XT_MAX_MAX_SOURCES)});
     create.max_sources = static_cast<uint32_t>(*n);
   }
+  // Before anything is created: a missing interface changes nothing.
+  if (auto ifindex = xt::ifindex_of(ifname); !ifindex) return fail(ifindex.error());
   auto locked = open_locked(pin_dir, create);
   if (!locked) return fail(locked.error());
   auto a = xt::attach(locked->state, ifname, *mode);
@@ -242,6 +252,7 @@ int cmd_top(const std::string& pin_dir, bool json, size_t limit) {
 int main(int argc, char** argv) {
   CLI::App app{"xthrottle: per-source packet rate limiting at the driver (XDP)", "xthrottle"};
   app.require_subcommand(1);
+  app.fallthrough();  // --pin-dir and -v work after the command too
   std::string pin_dir = xt::default_pin_dir();
   bool verbose = false;
   app.add_option("--pin-dir", pin_dir, "Where the state is pinned (bpffs)")
@@ -268,7 +279,9 @@ int main(int argc, char** argv) {
   auto* rule = app.add_subcommand("rule", "Manage rules")->require_subcommand(1);
   RuleAddArgs add;
   auto* rule_add = rule->add_subcommand("add", "Add a rule, or replace the rule for the same CIDR in place");
-  rule_add->add_option("CIDR", add.cidr, "Source prefix, e.g. 198.18.0.0/15 or 2001:db8::/32")->required();
+  // Not ->required(): `--bandwidth 10Mbit/s CIDR` hands CLI11 the CIDR as the
+  // bandwidth's optional second word; rule_spec() takes it back.
+  rule_add->add_option("CIDR", add.cidr, "Source prefix, e.g. 198.18.0.0/15 or 2001:db8::/32");
   rule_add->add_option("--per", add.per, "Prefix length one bucket covers (default 32 for IPv4, 64 for IPv6)");
   rule_add->add_option("--rate", add.rate, "Packets per time: 100/s, 6000/min, 50000/hour, 1000/day");
   rule_add->add_option("--burst", add.burst, "Packets admitted at once (default: the count in --rate)");

@@ -105,14 +105,14 @@ Probe probe(uint32_t ifindex, uint32_t rules_id) {
   return p;
 }
 
+}  // namespace
+
 Result<uint32_t> ifindex_of(const std::string& ifname) {
   uint32_t ifindex = if_nametoindex(ifname.c_str());
   if (ifindex == 0)
     return system_error("no interface named '" + ifname + "' in this network namespace");
   return ifindex;
 }
-
-}  // namespace
 
 Result<xt_mode> parse_mode(const std::string& text) {
   if (text == "auto") return XT_MODE_AUTO;

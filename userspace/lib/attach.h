@@ -15,6 +15,8 @@
 namespace xt {
 
 Result<xt_mode> parse_mode(const std::string& text);
+// The interface's index in this network namespace, or why there is none.
+Result<uint32_t> ifindex_of(const std::string& ifname);
 const char* mode_name(uint8_t mode);
 
 struct Attachment {

@@ -9,21 +9,26 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "error.h"
 
 namespace xt {
 
-// Calls fn(key) for every key of the map. A key deleted meanwhile makes the
-// kernel restart from the first key, so fn may see a key twice, but never
-// misses one that stayed.
+// Calls fn(key) once for every key of the map. When the key the walk stands
+// on is deleted meanwhile (an LRU evicting under churn), the kernel restarts
+// from the first key: keys seen already are skipped, and a walk that keeps
+// being sent back stops after a bound rather than never ending.
 template <class K, class Fn>
 Result<void> walk_keys(int fd, const char* what, Fn&& fn) {
   K key{}, next{};
   const void* prev = nullptr;
+  std::unordered_set<std::string> seen;
+  uint64_t steps = 0;
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    fn(next);
+    if (seen.emplace(reinterpret_cast<const char*>(&next), sizeof(next)).second) fn(next);
+    if (++steps > 4 * seen.size() + 100000) return {};
     key = next;
     prev = &key;
   }

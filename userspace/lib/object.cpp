@@ -2,7 +2,9 @@
 #include "object.h"
 
 #include <bpf/bpf.h>
+#include <sys/utsname.h>
 #include <xdp/libxdp.h>
+#include <zlib.h>
 
 #include <bit>
 #include <chrono>
@@ -10,6 +12,8 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <optional>
 #include <thread>
 
 namespace xt {
@@ -73,24 +77,67 @@ Result<uint64_t> program_clock(int clock_prog_fd) {
   return now;
 }
 
+std::optional<uint32_t> configured_hz() {
+  auto parse = [](const char* line) -> std::optional<uint32_t> {
+    unsigned hz = 0;
+    if (std::sscanf(line, "CONFIG_HZ=%u", &hz) == 1 && hz > 0) return hz;
+    return std::nullopt;
+  };
+  utsname u{};
+  if (uname(&u) == 0) {
+    std::ifstream boot(std::string("/boot/config-") + u.release);
+    for (std::string line; std::getline(boot, line);)
+      if (auto hz = parse(line.c_str())) return hz;
+  }
+  if (gzFile gz = gzopen("/proc/config.gz", "rb")) {
+    char line[256];
+    std::optional<uint32_t> hz;
+    while (!hz && gzgets(gz, line, sizeof(line))) hz = parse(line);
+    gzclose(gz);
+    return hz;
+  }
+  return std::nullopt;
+}
+
 Result<uint32_t> measure_hz() {
+  if (auto hz = configured_hz()) return *hz;
+  return clock_hz();
+}
+
+Result<uint32_t> clock_hz() {
+  // Ticks between two tick edges about half a second apart: timed edge to
+  // edge, the count has no +-1 error, only the microseconds of reading the
+  // clock.
   auto skel = open_object({.pin_dir = std::nullopt, .test_clock = false, .max_sources = XT_MIN_MAX_SOURCES});
   if (!skel) return std::unexpected(skel.error());
   bpf_program__set_autoload((*skel)->progs.xthrottle, false);
   if (int err = xthrottle__load(skel->get()); err) return system_error("cannot load the clock probe", err);
-  using clock = std::chrono::steady_clock;
   const int fd = bpf_program__fd((*skel)->progs.xt_clock);
-  auto t0 = program_clock(fd);
-  const auto m0 = clock::now();
+  using clock = std::chrono::steady_clock;
+  struct Edge {
+    uint64_t tick;
+    clock::time_point at;
+  };
+  auto next_edge = [&]() -> Result<Edge> {
+    auto start = program_clock(fd);
+    if (!start) return std::unexpected(start.error());
+    const auto give_up = clock::now() + std::chrono::seconds(2);
+    while (clock::now() < give_up) {
+      auto t = program_clock(fd);
+      if (!t) return std::unexpected(t.error());
+      if (*t != *start) return Edge{*t, clock::now()};
+    }
+    return system_error("the kernel's tick does not advance: cannot meter time");
+  };
+  auto first = next_edge();
+  if (!first) return std::unexpected(first.error());
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  auto t1 = program_clock(fd);
-  const auto m1 = clock::now();
-  if (!t0) return std::unexpected(t0.error());
-  if (!t1) return std::unexpected(t1.error());
-  const double hz = static_cast<double>(*t1 - *t0) / std::chrono::duration<double>(m1 - m0).count();
+  auto last = next_edge();
+  if (!last) return std::unexpected(last.error());
+  const double hz = static_cast<double>(last->tick - first->tick) /
+                    std::chrono::duration<double>(last->at - first->at).count();
   for (uint32_t known : {100u, 250u, 300u, 1000u, 24u, 32u, 48u, 64u, 128u, 200u, 256u, 500u, 512u, 1024u, 1200u})
-    if (std::abs(hz - known) <= known * 0.015) return known;
-  if (hz < 1) return system_error("the kernel's tick does not advance: cannot meter time");
+    if (std::abs(hz - known) <= known * 0.01) return known;
   return static_cast<uint32_t>(std::lround(hz));
 }
 

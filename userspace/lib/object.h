@@ -40,9 +40,14 @@ Result<Skeleton> open_object(const ObjectOptions& options);
 // The program's clock now, in ticks: runs a loaded xt_clock program.
 Result<uint64_t> program_clock(int clock_prog_fd);
 
-// Kernel ticks per second (CONFIG_HZ): measured by reading the program's
-// clock half a second apart, then snapped to the usual values.
+// Kernel ticks per second: CONFIG_HZ from the kernel's configuration where
+// the system keeps it, else measured by timing the program's clock between
+// tick edges half a second apart.
 Result<uint32_t> measure_hz();
+// The two ways: CONFIG_HZ from /boot/config-RELEASE or /proc/config.gz, and
+// the measurement.
+std::optional<uint32_t> configured_hz();
+Result<uint32_t> clock_hz();
 
 // libbpf's and libxdp's own messages go to stderr only when verbose.
 void set_library_logging(bool verbose);

@@ -126,6 +126,12 @@ Result<State> State::open(const std::string& pin_dir) {
     return std::unexpected(ok.error());
   if (auto ok = check_layout(s.config_.get(), XT_MAP_CONFIG, sizeof(uint32_t), sizeof(xt_config)); !ok)
     return std::unexpected(ok.error());
+  auto cfg = s.config();
+  if (!cfg) return std::unexpected(cfg.error());
+  if (cfg->abi_version != XT_ABI_VERSION)
+    return system_error("the state in " + pin_dir + " was made by an xthrottle build with ABI version " +
+                        std::to_string(cfg->abi_version) + "; this build has version " +
+                        std::to_string(XT_ABI_VERSION) + " and will not write into it");
   return s;
 }
 
@@ -159,19 +165,40 @@ Result<State> State::open_or_create(const std::string& pin_dir, const Create& cr
   const uint32_t size = max_sources.value_or(XT_DEFAULT_MAX_SOURCES);
   auto hz = create.hz ? Result<uint32_t>(*create.hz) : measure_hz();
   if (!hz) return std::unexpected(hz.error());
-  auto skel = open_object({.pin_dir = pin_dir, .test_clock = false, .max_sources = size});
+  // Create the maps unpinned, write their settings, and only then pin them,
+  // the rule table (whose pin says "state exists") last: a failure on the way
+  // leaves no half-made state behind.
+  auto skel = open_object({.pin_dir = std::nullopt, .test_clock = false, .max_sources = size});
   if (!skel) return std::unexpected(skel.error());
-  // Maps only: loading creates and pins them; no program is needed.
   bpf_program__set_autoload((*skel)->progs.xthrottle, false);
   bpf_program__set_autoload((*skel)->progs.xt_clock, false);
   if (int err = xthrottle__load(skel->get()); err)
-    return system_error("cannot create the maps in " + pin_dir + " (a table of " + std::to_string(size) +
-                            " sources needs about " + std::to_string(size / 1024 * 150 / 1024) + " MiB)",
+    return system_error("cannot create the maps (a table of " + std::to_string(size) + " sources needs about " +
+                            std::to_string(size / 1024 * 130 / 1024) + " MiB)",
                         err);
-  auto state = open(pin_dir);
-  if (!state) return state;
-  if (auto ok = state->init_config(*hz, size); !ok) return std::unexpected(ok.error());
-  return state;
+  auto fresh = from_object((*skel)->obj);
+  if (!fresh) return std::unexpected(fresh.error());
+  if (auto ok = fresh->init_config(*hz, size); !ok) return std::unexpected(ok.error());
+  std::vector<bpf_map*> order;
+  bpf_map* map;
+  bpf_object__for_each_map(map, (*skel)->obj) {
+    if (bpf_map__is_internal(map)) continue;  // .rodata, .bss: the programs' own
+    if (std::string(bpf_map__name(map)) == XT_MAP_RULES)
+      order.push_back(map);
+    else
+      order.insert(order.begin(), map);
+  }
+  for (bpf_map* m : order) {
+    const std::string path = pin_dir + "/" + bpf_map__name(m);
+    if (int err = bpf_map__pin(m, path.c_str()); err) {
+      for (bpf_map* done : order) {
+        if (done == m) break;
+        unlink((pin_dir + "/" + bpf_map__name(done)).c_str());
+      }
+      return system_error("cannot pin " + path, err);
+    }
+  }
+  return open(pin_dir);
 }
 
 Result<void> State::init_config(uint32_t hz, uint32_t max_sources) {
@@ -268,6 +295,27 @@ Result<void> State::sweep_buckets(uint32_t id, const std::function<bool(const xt
   return {};
 }
 
+Result<void> State::catch_up_buckets(const xt_rule& rule, uint64_t now) {
+  std::vector<BucketEntry> behind;
+  auto walked = walk_keys<xt_bucket_key>(buckets_.get(), "the bucket table", [&](const xt_bucket_key& key) {
+    if (key.rule_id != rule.id) return;
+    BucketEntry e{key, {}};
+    if (bpf_map_lookup_elem(buckets_.get(), &key, &e.bucket) != 0) return;
+    if (xt_word_gen(e.bucket.pkt_word) != rule.gen || xt_word_gen(e.bucket.byte_word) != rule.gen)
+      behind.push_back(e);
+  });
+  if (!walked) return walked;
+  for (BucketEntry& e : behind) {
+    e.bucket.pkt_word = XT_REGEN_PKT(&rule, e.bucket.pkt_word, now);
+    e.bucket.byte_word = XT_REGEN_BYTES(&rule, e.bucket.byte_word, now);
+    // Racing the data path here can at worst lose one token's debit or one
+    // counter increment of a source that had been quiet.
+    if (bpf_map_update_elem(buckets_.get(), &e.key, &e.bucket, BPF_EXIST) != 0 && errno != ENOENT)
+      return system_error("cannot bring a bucket of rule " + std::to_string(rule.id) + " up to date", errno);
+  }
+  return {};
+}
+
 Result<void> State::reset_rule_slot(uint32_t id) {
   std::vector<uint8_t> zeros(static_cast<size_t>(possible_cpus()) * sizeof(xt_rule_stats));
   if (bpf_map_update_elem(rule_stats_.get(), &id, zeros.data(), BPF_ANY) != 0)
@@ -295,6 +343,12 @@ Result<bool> State::put_rule(const Cidr& cidr, xt_rule rule) {
     auto now = this->now();
     if (!now) return std::unexpected(now.error());
     rule.replaced_at = *now;
+    // The data path converts a bucket one generation back; a bucket that sat
+    // out the previous replacement too (a quiet source, or one dropped by
+    // the hot cache, which writes nothing) is brought up to date here first,
+    // so no bucket is ever two behind: neither a fresh burst for a throttled
+    // source, nor a wrapped generation read in the wrong units.
+    if (auto ok = catch_up_buckets(old, *now); !ok) return std::unexpected(ok.error());
     // One map update swaps the whole value: packets see the old rule or the new.
     if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_EXIST) != 0)
       return system_error("cannot replace the rule for " + format_cidr(cidr), errno);
@@ -358,13 +412,15 @@ Result<std::vector<RuleCounters>> State::rule_counters() const {
 }
 
 Result<PendingDrops> State::hot_pending() const {
+  auto cfg = config();
+  if (!cfg) return std::unexpected(cfg.error());
   PendingDrops out;
   std::vector<xt_hot> slots(static_cast<size_t>(possible_cpus()));
   for (uint32_t i = 0; i < XT_HOT_SLOTS; i++) {
     if (bpf_map_lookup_elem(hot_.get(), &i, slots.data()) != 0)
       return system_error("cannot read the hot cache", errno);
     for (const xt_hot& h : slots) {
-      if (!h.pending) continue;
+      if (!h.pending || h.epoch != cfg->epoch) continue;  // as the data path: older ones are let go
       xt_pkt src{};
       src.family = h.family;
       std::memcpy(src.addr, h.addr, sizeof(src.addr));

@@ -132,6 +132,8 @@ class State {
              {&attach_, XT_MAP_ATTACH}}};
   }
   Result<void> reset_rule_slot(uint32_t id);
+  // Rewrites the words of rule's buckets that are not in rule.gen's units yet.
+  Result<void> catch_up_buckets(const xt_rule& rule, uint64_t now);
   // Publishes a rule change to the data path: a new epoch (invalidating every
   // per-CPU cache entry) and each family's longest rule prefix.
   Result<void> bump_epoch();
