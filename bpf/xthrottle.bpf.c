@@ -178,12 +178,18 @@ static __always_inline void xt_hot_flush(struct xt_hot *hot, __u32 epoch)
 	hot->pending = 0;
 }
 
-/* Remember that pkt's source is dropped for `reason` until tick `until`. */
+/* Remember that pkt's source is dropped for `reason` until tick `until`. A
+ * slot still serving another flooding source (valid, and hit within the last
+ * two ticks) is left to it: two heavy sources sharing a slot would otherwise
+ * evict each other on every packet and both pay the slow path. */
 static __always_inline void xt_hot_fill(struct xt_hot *hot, const struct xt_pkt *pkt, __u32 epoch,
-					enum xt_reason reason, const struct xt_rule *rule, __u64 until)
+					enum xt_reason reason, const struct xt_rule *rule, __u64 now, __u64 until)
 {
-	if (!xt_hot_is(hot, pkt))
+	if (!xt_hot_is(hot, pkt)) {
+		if (hot->epoch == epoch && now < hot->until && (__u32)now - hot->last_hit <= 2)
+			return;
 		xt_hot_flush(hot, epoch);
+	}
 	hot->pending = 0;
 	hot->family = pkt->family;
 	hot->reason = reason;
@@ -192,6 +198,7 @@ static __always_inline void xt_hot_fill(struct xt_hot *hot, const struct xt_pkt 
 	__builtin_memcpy(hot->addr, pkt->addr, sizeof(hot->addr));
 	hot->until = until;
 	hot->rule_id = rule->id;
+	hot->last_hit = (__u32)now;
 }
 
 /* Stage 3, classify: the longest-prefix rule of the source's family, or NULL.
@@ -339,6 +346,7 @@ int xthrottle(struct xdp_md *ctx)
 	struct xt_hot *hot = bpf_map_lookup_elem(&xt_hot, &hot_idx);
 	if (hot && hot->epoch == epoch && now < hot->until && xt_hot_is(hot, &pkt)) {
 		hot->pending++;
+		hot->last_hit = (__u32)now;
 		return xt_exit(hot->reason, len, hot->rule_id);
 	}
 
@@ -352,7 +360,7 @@ int xthrottle(struct xdp_md *ctx)
 		if (rule->flags & XT_RULE_DRY_RUN)
 			return xt_exit(XT_PASS_DRY_RUN, len, rule->id);
 		if (hot)
-			xt_hot_fill(hot, &pkt, epoch, XT_DROP_DENY, rule, XT_NEVER);
+			xt_hot_fill(hot, &pkt, epoch, XT_DROP_DENY, rule, now, XT_NEVER);
 		return xt_exit(XT_DROP_DENY, len, rule->id);
 	}
 
@@ -384,7 +392,7 @@ int xthrottle(struct xdp_md *ctx)
 		return xt_exit(XT_PASS_DRY_RUN, len, rule->id);
 	__u64 wait = xt_meter_wait(rule, b, now);
 	if (hot && wait)
-		xt_hot_fill(hot, &pkt, epoch, XT_DROP_LIMIT, rule, wait == XT_NEVER ? XT_NEVER : now + wait);
+		xt_hot_fill(hot, &pkt, epoch, XT_DROP_LIMIT, rule, now, wait == XT_NEVER ? XT_NEVER : now + wait);
 	return xt_exit(XT_DROP_LIMIT, len, rule->id);
 }
 

@@ -49,7 +49,7 @@
 #define XT_DEFAULT_NEW_RATE 1000
 
 /* Per-CPU cache of sources known to be over their limit until some tick. */
-#define XT_HOT_BITS 12
+#define XT_HOT_BITS 14
 #define XT_HOT_SLOTS (1 << XT_HOT_BITS)
 /* Per-CPU cache of rule lookups, by blocks of addresses that no rule splits. */
 #define XT_RULE_CACHE_BITS 6
@@ -242,7 +242,9 @@ struct xt_hot {
 	__u8 addr[16];
 	__u64 until;
 	__u32 rule_id;
-	__u32 pending; /* drops not yet added to the bucket's counter */
+	__u32 pending;  /* drops not yet added to the bucket's counter */
+	__u32 last_hit; /* tick (low 32 bits) of the slot's last drop */
+	__u32 pad2;
 };
 
 /* One slot of the per-CPU rule cache: the result of the rule lookup for a
@@ -302,7 +304,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 32, "xt_bucket layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 8, "xt_rule_state layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 64, "xt_rule_stats layout");
 XT_STATIC_ASSERT(sizeof(struct xt_config) == 32, "xt_config layout");
-XT_STATIC_ASSERT(sizeof(struct xt_hot) == 40, "xt_hot layout");
+XT_STATIC_ASSERT(sizeof(struct xt_hot) == 48, "xt_hot layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 232, "xt_rule_cache layout");
 XT_STATIC_ASSERT(sizeof(struct xt_seen_line) == XT_SEEN_LINE, "xt_seen_line layout");
 XT_STATIC_ASSERT(sizeof(struct xt_count) == 16, "xt_count layout");
