@@ -12,7 +12,9 @@
  *     costs no bucket lookup: its rule's new-source budget decides whether
  *     it gets a bucket or is dropped (a spoofed flood ends here);
  *  5. meter the source's bucket (an LRU hash) with compare-and-swap (bucket.h);
- *  6. act and count through xt_exit().
+ *  6. act and count through xt_exit();
+ *  7. tell: a source that starts being dropped, and one released again,
+ *     make an event in two ring buffers, at most XT_EVENTS_PER_SECOND.
  * Why each piece, with the measurements, is in docs/design.md.
  */
 #include <linux/bpf.h>
@@ -96,9 +98,33 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, struct xt_count);
-	__uint(max_entries, XT_REASONS);
+	__uint(max_entries, XT_COUNTERS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_counters SEC(".maps");
+
+/* Two rings with the same events: one for `serve`, one for `xthrottle
+ * events`, so neither steals the other's. A ring nobody reads fills up and
+ * then costs nothing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, XT_EVENTS_RING_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, XT_EVENTS_RING_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_events_cli SEC(".maps");
+
+/* GCRA word of the events' rate limit (xt_config.events). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_event_budget SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -108,7 +134,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_config SEC(".maps");
 
-/* Written by the controller only; lives here so one object creates every map. */
+/* Written by the controller only; they live here so one object creates
+ * every map. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct xt_attach_key);
@@ -116,6 +143,14 @@ struct {
 	__uint(max_entries, XT_MAX_ATTACH);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_attach SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_meta);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_meta SEC(".maps");
 
 /* The one clock of the program, in kernel ticks. bpf_jiffies64() is inlined
  * by the verifier into a single load. */
@@ -152,6 +187,55 @@ static __always_inline int xt_exit(enum xt_reason reason, __u64 len, __u32 rule_
 			s->new_source_dropped_packets++;
 	}
 	return reason >= XT_FIRST_DROP ? XDP_DROP : XDP_PASS;
+}
+
+static __always_inline void xt_count_one(enum xt_counter which)
+{
+	__u32 idx = which;
+	struct xt_count *c = bpf_map_lookup_elem(&xt_counters, &idx);
+	if (c)
+		c->packets++;
+}
+
+/* Stage 7, tell: an event about a bucket, if the events' budget allows. */
+static __always_inline void xt_emit(enum xt_event_type type, const struct xt_bucket_key *key,
+				    const struct xt_bucket *b, const struct xt_rule *rule,
+				    const struct xt_config *cfg, __u64 now, __u64 throttled_ticks)
+{
+	__u32 zero = 0;
+	__u64 *budget = bpf_map_lookup_elem(&xt_event_budget, &zero);
+	if (!budget)
+		return;
+	int allowed = 0;
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < XT_CAS_TRIES; i++) {
+		__u64 old = *budget, next;
+		if (!xt_gcra(&cfg->events, old, now, 1, &next))
+			break;
+		if (__sync_val_compare_and_swap(budget, old, next) == old) {
+			allowed = 1;
+			break;
+		}
+	}
+	if (!allowed) {
+		xt_count_one(XT_EVENTS_SUPPRESSED);
+		return;
+	}
+	struct xt_event e = {
+		.tick = now,
+		.type = type,
+		.rule_id = key->rule_id,
+		.family = key->family,
+		.per_len = key->per_len,
+		.dry_run = (rule->flags & XT_RULE_DRY_RUN) != 0,
+		.passed_packets = b->passed_packets,
+		.dropped_packets = b->dropped_packets,
+		.throttled_ticks = throttled_ticks,
+	};
+	__builtin_memcpy(e.addr, key->addr, sizeof(e.addr));
+	bpf_ringbuf_output(&xt_events, &e, sizeof(e), 0);
+	bpf_ringbuf_output(&xt_events_cli, &e, sizeof(e), 0);
+	xt_count_one(XT_EVENTS_SENT);
 }
 
 static __always_inline int xt_hot_is(const struct xt_hot *hot, const struct xt_pkt *pkt)
@@ -298,7 +382,8 @@ static __always_inline struct xt_bucket *xt_bucket_get(const struct xt_bucket_ke
 		xt_bucket_init(&fresh, rule, now);
 		/* NOEXIST: a bucket that went unused long enough to look
 		 * untracked keeps its state; so does one another CPU just made. */
-		bpf_map_update_elem(&xt_buckets, key, &fresh, BPF_NOEXIST);
+		if (bpf_map_update_elem(&xt_buckets, key, &fresh, BPF_NOEXIST) == 0)
+			xt_count_one(XT_SOURCES_ADMITTED);
 		b = bpf_map_lookup_elem(&xt_buckets, key);
 		if (!b) { /* the LRU could not free an entry under churn (-ENOMEM) */
 			*why_not = XT_DROP_NO_STATE;
@@ -380,14 +465,26 @@ int xthrottle(struct xdp_md *ctx)
 
 	/* Stage 5, meter. */
 	if (hot && hot->pending && hot->epoch == epoch && xt_hot_is(hot, &pkt) && hot->rule_id == rule->id) {
+		/* The hot cache dropped this source's packets; the last of them
+		 * at last_hit. */
 		__sync_fetch_and_add(&b->dropped_packets, hot->pending);
 		hot->pending = 0;
+		b->last_drop = hot->last_hit;
 	}
 	if (xt_take(b, rule, now, len)) {
 		__sync_fetch_and_add(&b->passed_packets, 1);
+		/* Released: passing again, a while after the last drop. Of the CPUs
+		 * that see it, the one whose swap wins tells. */
+		__u32 since = b->throttled_since;
+		if (since && (__u32)now - b->last_drop >= cfg->hz * XT_RELEASE_SECONDS &&
+		    __sync_val_compare_and_swap(&b->throttled_since, since, 0) == since)
+			xt_emit(XT_EVENT_RELEASED, &bkey, b, rule, cfg, now, (__u32)now - since);
 		return xt_exit(XT_PASS_LIMIT, len, rule->id);
 	}
 	__sync_fetch_and_add(&b->dropped_packets, 1);
+	b->last_drop = (__u32)now;
+	if (!b->throttled_since && __sync_val_compare_and_swap(&b->throttled_since, 0, (__u32)now | 1) == 0)
+		xt_emit(XT_EVENT_THROTTLED, &bkey, b, rule, cfg, now, 0);
 	if (rule->flags & XT_RULE_DRY_RUN)
 		return xt_exit(XT_PASS_DRY_RUN, len, rule->id);
 	__u64 wait = xt_meter_wait(rule, b, now);

@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 2
+#define XT_ABI_VERSION 3
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -27,6 +27,10 @@
 #define XT_MAP_COUNTERS "xt_counters"
 #define XT_MAP_CONFIG "xt_config"
 #define XT_MAP_ATTACH "xt_attach"
+#define XT_MAP_EVENTS "xt_events"         /* read by `xthrottle serve` */
+#define XT_MAP_EVENTS_CLI "xt_events_cli" /* read by `xthrottle events` */
+#define XT_MAP_EVENT_BUDGET "xt_event_budget"
+#define XT_MAP_META "xt_meta"
 
 /* The program's name as the kernel and libxdp report it. */
 #define XT_PROG_NAME "xthrottle"
@@ -47,6 +51,14 @@
 #define XT_DEFAULT_IDLE_SECONDS 60
 /* Default new-source budget of a limit rule, per second. */
 #define XT_DEFAULT_NEW_RATE 1000
+
+/* Events: each ring buffer's size, and how many events a second the data
+ * path emits at most (burst the same), so a flood cannot flood the log. */
+#define XT_EVENTS_RING_BYTES (256 * 1024)
+#define XT_EVENTS_PER_SECOND 100
+/* A throttled source is released by its first packet that passes at least
+ * this long after its last drop. */
+#define XT_RELEASE_SECONDS 1
 
 /* Per-CPU cache of sources known to be over their limit until some tick. */
 #define XT_HOT_BITS 14
@@ -167,7 +179,9 @@ struct xt_bucket {
 	__u64 pkt_word;  /* GCRA state of the packet limit, see struct xt_limit */
 	__u64 byte_word; /* GCRA state of the byte limit */
 	__u64 passed_packets;
-	__u64 dropped_packets; /* includes would-be drops of dry-run rules */
+	__u64 dropped_packets;  /* includes would-be drops of dry-run rules */
+	__u32 throttled_since;  /* tick (low 32 bits, never 0) it started dropping; 0: not throttled */
+	__u32 last_drop;        /* tick (low 32 bits) of its last drop */
 };
 
 /* Per-rule state the data path writes: the GCRA word of the rule's
@@ -203,6 +217,34 @@ enum xt_reason {
 	XT_REASONS
 };
 
+/* More counters, in the same per-CPU array after the reasons (packets only). */
+enum xt_counter {
+	XT_EVENTS_SENT = XT_REASONS, /* events written to the rings */
+	XT_EVENTS_SUPPRESSED,        /* events over XT_EVENTS_PER_SECOND, not written */
+	XT_SOURCES_ADMITTED,         /* buckets created */
+	XT_COUNTERS
+};
+
+enum xt_event_type {
+	XT_EVENT_THROTTLED = 1, /* a source started being dropped */
+	XT_EVENT_RELEASED = 2,  /* it passed again, XT_RELEASE_SECONDS after its last drop */
+};
+
+/* One event in the rings. */
+struct xt_event {
+	__u64 tick;    /* the program's clock */
+	__u32 type;    /* enum xt_event_type */
+	__u32 rule_id;
+	__u8 family;
+	__u8 per_len;
+	__u8 dry_run;  /* the rule only counts: nothing was really dropped */
+	__u8 pad[5];
+	__u8 addr[16]; /* the bucket's source (masked to per_len) */
+	__u64 passed_packets;  /* the bucket's counters at the time */
+	__u64 dropped_packets;
+	__u64 throttled_ticks; /* RELEASED: how long it was throttled */
+};
+
 /* First reason that is a drop: reasons below it pass. */
 #define XT_FIRST_DROP XT_DROP_LIMIT
 
@@ -228,6 +270,16 @@ struct xt_config {
 	__u8 longest_v4;
 	__u8 longest_v6;
 	__u8 pad[2];
+	struct xt_limit events; /* XT_EVENTS_PER_SECOND in ticks */
+};
+
+/* What the controller records about itself; the data path never reads it.
+ * Array of one element. */
+struct xt_meta {
+	char config_path[224]; /* the config file last applied, "" if none */
+	__u8 config_sha256[32];
+	__u64 applied_at;      /* unix seconds */
+	__u64 buckets_swept;   /* buckets the controller deleted (rules removed or re-keyed) */
 };
 
 /* One slot of the per-CPU hot cache: a source that is over its limit (or
@@ -300,10 +352,12 @@ XT_STATIC_ASSERT(sizeof(struct xt_rule_key) == 24, "xt_rule_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_limit) == 24, "xt_limit layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule) == 208, "xt_rule layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket_key) == 24, "xt_bucket_key layout");
-XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 32, "xt_bucket layout");
+XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 40, "xt_bucket layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 8, "xt_rule_state layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 64, "xt_rule_stats layout");
-XT_STATIC_ASSERT(sizeof(struct xt_config) == 32, "xt_config layout");
+XT_STATIC_ASSERT(sizeof(struct xt_config) == 56, "xt_config layout");
+XT_STATIC_ASSERT(sizeof(struct xt_meta) == 272, "xt_meta layout");
+XT_STATIC_ASSERT(sizeof(struct xt_event) == 64, "xt_event layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot) == 48, "xt_hot layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 232, "xt_rule_cache layout");
 XT_STATIC_ASSERT(sizeof(struct xt_seen_line) == XT_SEEN_LINE, "xt_seen_line layout");

@@ -215,6 +215,9 @@ Result<void> State::init_config(uint32_t hz, uint32_t max_sources) {
   cfg.seen_idle = static_cast<uint32_t>(units());
   cfg.abi_version = XT_ABI_VERSION;
   cfg.max_sources = max_sources;
+  auto events = make_limit(XT_EVENTS_PER_SECOND, hz, XT_EVENTS_PER_SECOND, hz, "events");
+  if (!events) return std::unexpected(events.error());
+  cfg.events = *events;
   const uint32_t zero = 0;
   if (bpf_map_update_elem(config_.get(), &zero, &cfg, BPF_ANY) != 0)
     return system_error("cannot write the state's settings", errno);
@@ -228,6 +231,19 @@ Result<xt_config> State::config() const {
     return system_error("cannot read the state's settings", errno);
   if (cfg.hz == 0) return system_error("the state in " + pin_dir_ + " was never initialised (no tick rate)");
   return cfg;
+}
+
+Result<xt_meta> State::meta() const {
+  xt_meta m{};
+  const uint32_t zero = 0;
+  if (bpf_map_lookup_elem(meta_.get(), &zero, &m) != 0) return system_error("cannot read " XT_MAP_META, errno);
+  return m;
+}
+
+Result<void> State::set_meta(const xt_meta& m) {
+  const uint32_t zero = 0;
+  if (bpf_map_update_elem(meta_.get(), &zero, &m, BPF_ANY) != 0) return system_error("cannot write " XT_MAP_META, errno);
+  return {};
 }
 
 Result<uint64_t> State::now() const {
@@ -289,10 +305,19 @@ Result<void> State::sweep_buckets(uint32_t id, const std::function<bool(const xt
     if (key.rule_id == id && drop(key)) doomed.push_back(key);
   });
   if (!walked) return walked;
-  for (const auto& k : doomed)
-    if (bpf_map_delete_elem(buckets_.get(), &k) != 0 && errno != ENOENT)
+  uint64_t deleted = 0;
+  for (const auto& k : doomed) {
+    if (bpf_map_delete_elem(buckets_.get(), &k) == 0)
+      deleted++;
+    else if (errno != ENOENT)
       return system_error("cannot delete a bucket of rule " + std::to_string(id), errno);
-  return {};
+  }
+  if (!deleted) return {};
+  // Counted, so that evictions can be told from deletions (metrics).
+  auto m = meta();
+  if (!m) return std::unexpected(m.error());
+  m->buckets_swept += deleted;
+  return set_meta(*m);
 }
 
 Result<void> State::catch_up_buckets(const xt_rule& rule, uint64_t now) {
@@ -391,7 +416,7 @@ Result<void> State::del_rule(const Cidr& cidr) {
 
 Result<std::vector<xt_count>> State::counters() const {
   std::vector<xt_count> out;
-  for (uint32_t reason = 0; reason < XT_REASONS; reason++) {
+  for (uint32_t reason = 0; reason < XT_COUNTERS; reason++) {
     auto c = percpu_sum<xt_count>(counters_.get(), reason, "counter");
     if (!c) return std::unexpected(c.error());
     out.push_back(*c);

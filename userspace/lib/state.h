@@ -108,19 +108,28 @@ class State {
   // Deletes the rule for exactly this CIDR and the buckets it owned.
   Result<void> del_rule(const Cidr& cidr);
 
-  Result<std::vector<xt_count>> counters() const;  // summed over CPUs, by enum xt_reason
+  Result<std::vector<xt_count>> counters() const;  // summed over CPUs, by enum xt_reason then xt_counter
   Result<std::vector<RuleCounters>> rule_counters() const;
   Result<void> for_each_bucket(const std::function<void(const BucketEntry&)>& fn) const;
   Result<PendingDrops> hot_pending() const;
 
   int attach_fd() const { return attach_.get(); }
+  int events_fd() const { return events_.get(); }
+  int events_cli_fd() const { return events_cli_.get(); }
+
+  Result<xt_meta> meta() const;
+  Result<void> set_meta(const xt_meta& meta);
   int rules_fd() const { return rules_.get(); }
 
  private:
   State() = default;
   // Every map this state holds, with the name it has in the object and pins.
-  std::array<std::pair<Fd*, const char*>, 10> named_maps() {
-    return {{{&rules_, XT_MAP_RULES},
+  std::array<std::pair<Fd*, const char*>, 14> named_maps() {
+    return {{{&events_, XT_MAP_EVENTS},
+             {&events_cli_, XT_MAP_EVENTS_CLI},
+             {&event_budget_, XT_MAP_EVENT_BUDGET},
+             {&meta_, XT_MAP_META},
+             {&rules_, XT_MAP_RULES},
              {&buckets_, XT_MAP_BUCKETS},
              {&seen_, XT_MAP_SEEN},
              {&hot_, XT_MAP_HOT},
@@ -143,6 +152,7 @@ class State {
   std::string pin_dir_;
   Fd clock_prog_;  // from_object() only
   Fd rules_, buckets_, seen_, hot_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
+  Fd events_, events_cli_, event_budget_, meta_;
 };
 
 }  // namespace xt
