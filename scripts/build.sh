@@ -1,12 +1,13 @@
 #!/bin/sh
 # Installs what the project needs (Debian 12 packages) if anything is
-# missing, then configures and builds into build/. Run as root.
+# missing, then configures and builds into build/. Run as root. (prometheus
+# and curl are for the tests: a real Prometheus scrapes `serve`.)
 set -eu
 cd "$(dirname "$0")/.."
 
 packages="cmake g++ make pkg-config clang llvm bpftool libbpf-dev libxdp-dev xdp-tools
-  libelf-dev zlib1g-dev libcli11-dev libgtest-dev nlohmann-json3-dev
-  iproute2 nftables ethtool procps"
+  libelf-dev zlib1g-dev libssl-dev libcli11-dev libgtest-dev nlohmann-json3-dev
+  libtomlplusplus-dev libcpp-httplib-dev iproute2 nftables ethtool procps curl prometheus"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

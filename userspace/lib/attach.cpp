@@ -2,6 +2,7 @@
 #include "attach.h"
 
 #include <bpf/bpf.h>
+#include <linux/if_link.h>
 #include <net/if.h>
 #include <sys/stat.h>
 #include <xdp/libxdp.h>
@@ -129,7 +130,73 @@ const char* mode_name(uint8_t mode) {
   return "auto";
 }
 
-Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode requested) {
+namespace {
+
+bool same_tag(int fd_a, int fd_b) {
+  bpf_prog_info a{}, b{};
+  uint32_t la = sizeof(a), lb = sizeof(b);
+  if (bpf_obj_get_info_by_fd(fd_a, &a, &la) != 0 || bpf_obj_get_info_by_fd(fd_b, &b, &lb) != 0) return false;
+  return std::memcmp(a.tag, b.tag, sizeof(a.tag)) == 0;
+}
+
+uint32_t prog_id(int fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
+Result<void> record(const State& state, const Attachment& a) {
+  xt_attach_info info{};
+  std::strncpy(info.ifname, a.ifname.c_str(), sizeof(info.ifname) - 1);
+  info.prog_id = a.prog_id;
+  info.requested_mode = a.requested;
+  info.mode = a.mode;
+  info.multiprog = a.multiprog;
+  info.attached_at = static_cast<uint64_t>(time(nullptr));
+  const xt_attach_key key = record_key(a.ifindex);
+  if (bpf_map_update_elem(state.attach_fd(), &key, &info, BPF_ANY) != 0)
+    return system_error("attached to " + a.ifname + " but cannot record it", errno);
+  return {};
+}
+
+// The program already on the interface is ours: keep it if it is this very
+// build (unless asked to replace it), else put this build in its place in
+// one step (XDP_FLAGS_REPLACE), on the same pinned maps, so that no packet
+// goes unmetered and every bucket and counter carries on.
+Result<Attachment> upgrade(const State& state, Attachment a, const Live& live, bool replace) {
+  auto cfg = state.config();
+  if (!cfg) return std::unexpected(cfg.error());
+  auto skel = open_object({.pin_dir = state.pin_dir(), .test_clock = false, .max_sources = cfg->max_sources});
+  if (!skel) return std::unexpected(skel.error());
+  if (int err = xthrottle__load(skel->get()); err) return system_error("cannot load the XDP program", err);
+  const int new_fd = bpf_program__fd((*skel)->progs.xthrottle);
+  Fd old_fd(bpf_prog_get_fd_by_id(live.prog_id));
+  if (!old_fd) return system_error("cannot inspect the program on " + a.ifname, errno);
+
+  a.mode = live.mode;
+  a.multiprog = live.multiprog;
+  a.prog_id = live.prog_id;
+  a.live = true;
+  if (!replace && same_tag(old_fd.get(), new_fd)) {
+    a.already = true;
+    return a;
+  }
+  if (live.multiprog)
+    return system_error("xthrottle on " + a.ifname + " runs in libxdp's multi-program dispatcher, where this "
+                        "version cannot swap it in one step: detach and attach again to upgrade");
+  const uint32_t flags = XDP_FLAGS_REPLACE | (live.mode == XT_MODE_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
+  LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = old_fd.get());
+  if (int err = bpf_xdp_attach(static_cast<int>(a.ifindex), new_fd, flags, &opts); err)
+    return system_error("cannot replace the program on " + a.ifname, err);
+  a.replaced_prog_id = live.prog_id;
+  a.prog_id = prog_id(new_fd);
+  if (auto ok = record(state, a); !ok) return std::unexpected(ok.error());
+  return a;
+}
+
+}  // namespace
+
+Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode requested, bool replace) {
   auto ifindex = ifindex_of(ifname);
   if (!ifindex) return std::unexpected(ifindex.error());
   const uint32_t rules_id = map_id(state.rules_fd());
@@ -143,11 +210,7 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
     if (requested != XT_MODE_AUTO && requested != before.ours->mode)
       return system_error("xthrottle is already attached to " + ifname + " in " + mode_name(before.ours->mode) +
                           " mode: detach it first to change the mode");
-    a.mode = before.ours->mode;
-    a.multiprog = before.ours->multiprog;
-    a.prog_id = before.ours->prog_id;
-    a.live = a.already = true;
-    return a;
+    return upgrade(state, a, *before.ours, replace);
   }
 
   auto cfg = state.config();
@@ -179,17 +242,7 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
   a.multiprog = after.ours->multiprog;
   a.prog_id = after.ours->prog_id;
   a.live = true;
-
-  xt_attach_info info{};
-  std::strncpy(info.ifname, ifname.c_str(), sizeof(info.ifname) - 1);
-  info.prog_id = a.prog_id;
-  info.requested_mode = requested;
-  info.mode = a.mode;
-  info.multiprog = a.multiprog;
-  info.attached_at = static_cast<uint64_t>(time(nullptr));
-  const xt_attach_key key = record_key(*ifindex);
-  if (bpf_map_update_elem(state.attach_fd(), &key, &info, BPF_ANY) != 0)
-    return system_error("attached to " + ifname + " but cannot record it", errno);
+  if (auto ok = record(state, a); !ok) return std::unexpected(ok.error());
   a.recorded = true;
   return a;
 }

@@ -29,11 +29,13 @@ struct Attachment {
   bool live = false;      // our program, on our maps, is on the interface now
   bool recorded = false;  // `attach` recorded it in the pinned attach table
   bool already = false;   // attach found it attached already and left it
+  uint32_t replaced_prog_id = 0;  // attach swapped this program out for ours
 };
 
 // Loads the embedded program on the pinned maps and attaches it to ifname in
-// this network namespace.
-Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode requested);
+// this network namespace. If xthrottle runs there already, a different build
+// (or, with replace, even the same one) takes its place in one atomic step.
+Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode requested, bool replace = false);
 Result<void> detach(const State& state, const std::string& ifname);
 // Every interface of this network namespace that runs our program on our
 // maps, and every record whose program has gone.

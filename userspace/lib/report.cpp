@@ -7,6 +7,7 @@
 #include <map>
 
 #include "bucket.h"
+#include "config.h"
 
 namespace xt {
 namespace {
@@ -60,7 +61,8 @@ json rule_json(const Cidr& cidr, const xt_rule& rule) {
             {"family", cidr.family == XT_FAMILY_V4 ? "ipv4" : "ipv6"},
             {"action", action_name(rule.action)},
             {"dry_run", (rule.flags & XT_RULE_DRY_RUN) != 0},
-            {"id", rule.id}};
+            {"id", rule.id},
+            {"generation", rule.gen}};
   if (rule.action != XT_ACT_LIMIT) return j;
   j["per"] = rule.per_len;
   j["new_rate"] = format_rate(rule.new_count, rule.new_period_ns);
@@ -98,6 +100,7 @@ std::string rules_text(const std::vector<RuleEntry>& rules) {
 
 xt_count Stats::passed() const { return sum_reasons(reasons, 0, XT_FIRST_DROP); }
 xt_count Stats::dropped() const { return sum_reasons(reasons, XT_FIRST_DROP, XT_REASONS); }
+uint64_t Stats::extra(uint32_t counter) const { return counter < reasons.size() ? reasons[counter].packets : 0; }
 
 Result<Stats> read_stats(const State& state) {
   Stats s;
@@ -132,6 +135,9 @@ json stats_json(const Stats& stats) {
                                   {"new_source_dropped_packets", r.stats.new_source_dropped_packets}};
   }
   j["rules"] = rules;
+  j["events_sent"] = stats.extra(XT_EVENTS_SENT);
+  j["events_suppressed"] = stats.extra(XT_EVENTS_SUPPRESSED);
+  j["sources_admitted"] = stats.extra(XT_SOURCES_ADMITTED);
   return j;
 }
 
@@ -224,6 +230,8 @@ json top_json(const std::vector<TopRow>& rows) {
               {"dropped_packets", r.dropped_packets},
               {"dry_run", r.dry_run}};
     if (r.packets_left >= 0) j["packets_left"] = r.packets_left;
+    if (r.dropped_pps >= 0) j["dropped_pps"] = r.dropped_pps;
+    if (r.passed_pps >= 0) j["passed_pps"] = r.passed_pps;
     out.push_back(j);
   }
   return out;
@@ -231,9 +239,12 @@ json top_json(const std::vector<TopRow>& rows) {
 
 std::string top_text(const std::vector<TopRow>& rows) {
   if (rows.empty()) return "no tracked sources\n";
-  std::string out = fmt("%-44s %-24s %12s %12s %10s\n", "SOURCE", "RULE", "PASSED", "DROPPED", "LEFT");
+  const bool rates = rows.front().dropped_pps >= 0;
+  std::string out = fmt("%-44s %-20s %s%12s %12s %10s\n", "SOURCE", "RULE",
+                        rates ? fmt("%11s %11s ", "DROP/s", "PASS/s").c_str() : "", "PASSED", "DROPPED", "LEFT");
   for (const auto& r : rows)
-    out += fmt("%-44s %-24s %12llu %12llu%s %10s\n", r.source.c_str(), r.rule.c_str(),
+    out += fmt("%-44s %-20s %s%12llu %12llu%s %10s\n", r.source.c_str(), r.rule.c_str(),
+               rates ? fmt("%11.0f %11.0f ", r.dropped_pps, r.passed_pps).c_str() : "",
                (unsigned long long)r.passed_packets, (unsigned long long)r.dropped_packets, r.dry_run ? "*" : " ",
                r.packets_left >= 0 ? std::to_string(r.packets_left).c_str() : "-");
   if (std::ranges::any_of(rows, &TopRow::dry_run)) out += "* dry-run rule: these drops were counted, not done\n";
@@ -268,6 +279,20 @@ Result<Status> read_status(const std::string& pin_dir) {
   if (!counters) return std::unexpected(counters.error());
   s.table_full_drops = (*counters)[XT_DROP_NO_STATE].packets;
   s.new_source_drops = (*counters)[XT_DROP_NEW_SOURCE].packets;
+
+  auto meta = state->meta();
+  if (!meta) return std::unexpected(meta.error());
+  if (meta->config_path[0]) {
+    s.config_path = meta->config_path;
+    for (uint8_t byte : meta->config_sha256) s.config_sha256 += fmt("%02x", byte);
+    s.config_applied_at = meta->applied_at;
+    const std::string on_disk = file_sha256(s.config_path);
+    s.config_changed = on_disk != s.config_sha256;
+    if (s.config_changed)
+      s.warnings.push_back("config " + s.config_path + (on_disk.empty() ? " is gone" : " changed") +
+                           " since it was applied: the live rules may not be what it says (xthrottle apply it, "
+                           "or SIGHUP serve)");
+  }
 
   const bool attached = std::ranges::any_of(s.interfaces, &Attachment::live);
   if (!attached) s.warnings.push_back("not protecting: not attached to any interface in this network namespace");
@@ -325,6 +350,11 @@ json status_json(const Status& s) {
           {"hz", s.hz},
           {"new_source_dropped_packets", s.new_source_drops},
           {"interfaces", ifaces},
+          {"config", s.config_path.empty() ? nlohmann::json(nullptr)
+                                           : nlohmann::json{{"path", s.config_path},
+                                                            {"sha256", s.config_sha256},
+                                                            {"applied_at", s.config_applied_at},
+                                                            {"changed_since", s.config_changed}}},
           {"warnings", s.warnings}};
 }
 
@@ -340,6 +370,8 @@ std::string status_text(const Status& s) {
   } else {
     out += "state:   none in " + s.pin_dir + "\n";
   }
+  if (!s.config_path.empty())
+    out += "config:  " + s.config_path + " (sha256 " + s.config_sha256.substr(0, 12) + "...)" + "\n";
   for (const auto& a : s.interfaces) {
     if (!a.live) continue;
     out += fmt("%-8s attached, %s mode%s, %s, prog id %u\n", (a.ifname + ":").c_str(), mode_name(a.mode),

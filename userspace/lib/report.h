@@ -27,7 +27,8 @@ nlohmann::json rules_json(const std::vector<RuleEntry>& rules);
 std::string rules_text(const std::vector<RuleEntry>& rules);
 
 struct Stats {
-  std::vector<xt_count> reasons;  // by enum xt_reason
+  std::vector<xt_count> reasons;  // by enum xt_reason, then the xt_counter extras
+  uint64_t extra(uint32_t counter) const;  // an enum xt_counter
   std::vector<RuleCounters> rules;
   xt_count passed() const;
   xt_count dropped() const;
@@ -46,6 +47,8 @@ struct TopRow {
   uint64_t dropped_packets = 0;
   bool dry_run = false;
   int64_t packets_left = -1;  // packet tokens available now; -1: no packet limit
+  double dropped_pps = -1;    // over the last interval of top --watch; -1: not known
+  double passed_pps = -1;
 };
 // Tracked sources, most drops first.
 Result<std::vector<TopRow>> read_top(const State& state, size_t limit);
@@ -63,6 +66,10 @@ struct Status {
   uint32_t hz = 0;
   uint64_t table_full_drops = 0;
   uint64_t new_source_drops = 0;
+  // The config file last applied (apply, serve --config), if any.
+  std::string config_path, config_sha256;
+  uint64_t config_applied_at = 0;
+  bool config_changed = false;  // the file on disk is not what was applied
   std::vector<std::string> warnings;  // empty: protected
 };
 // Reads the state (if any) and works out every warning.

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: MIT
+#include "events.h"
+
+#include <bpf/libbpf.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <utility>
+
+#include "policy.h"
+
+namespace xt {
+namespace {
+
+std::string iso8601(std::chrono::system_clock::time_point t) {
+  const auto secs = std::chrono::system_clock::to_time_t(t);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(ms));
+  return buf;
+}
+
+}  // namespace
+
+struct EventReader::Context {
+  const State* state = nullptr;
+  Sink sink;
+  bool discarding = false;
+  uint32_t hz = 0;
+  std::map<uint32_t, std::string> rule_names;  // id -> CIDR, refreshed on an unknown id
+  // The program's clock against the wall clock, refreshed every minute.
+  uint64_t tick0 = 0;
+  std::chrono::system_clock::time_point wall0;
+  std::chrono::steady_clock::time_point synced;
+
+  std::chrono::system_clock::time_point wall_time(uint64_t tick) {
+    const auto steady = std::chrono::steady_clock::now();
+    if (synced.time_since_epoch().count() == 0 || steady - synced > std::chrono::minutes(1)) {
+      if (auto now = state->now()) {
+        tick0 = *now;
+        wall0 = std::chrono::system_clock::now();
+        synced = steady;
+      }
+    }
+    const double ago = (static_cast<double>(tick0) - static_cast<double>(tick)) / hz;
+    return wall0 - std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(ago));
+  }
+
+  std::string rule_name(uint32_t id) {
+    if (!rule_names.contains(id)) {
+      rule_names.clear();
+      if (auto rules = state->rules())
+        for (const auto& e : *rules) rule_names[e.rule.id] = format_cidr(e.cidr);
+    }
+    auto it = rule_names.find(id);
+    return it != rule_names.end() ? it->second : "(deleted rule)";
+  }
+
+  static int on_event(void* self, void* data, size_t size) {
+    auto* ctx = static_cast<Context*>(self);
+    if (ctx->discarding || size < sizeof(xt_event)) return 0;
+    ctx->deliver(*static_cast<const xt_event*>(data));
+    return 0;
+  }
+
+  void deliver(const xt_event& e) {
+    Cidr src{e.family, {}, e.per_len};
+    std::copy(std::begin(e.addr), std::end(e.addr), src.addr.begin());
+    const std::string source = format_cidr(src), rule = rule_name(e.rule_id);
+    const std::string time = iso8601(wall_time(e.tick));
+    const bool released = e.type == XT_EVENT_RELEASED;
+    nlohmann::json j = {{"time", time},
+                        {"event", released ? "released" : "throttled"},
+                        {"source", source},
+                        {"rule", rule},
+                        {"dry_run", e.dry_run != 0},
+                        {"passed_packets", e.passed_packets},
+                        {"dropped_packets", e.dropped_packets}};
+    std::string line = time + " " + (released ? "released  " : "throttled ") + source + " (rule " + rule + ")";
+    if (released) {
+      const double secs = static_cast<double>(e.throttled_ticks) / hz;
+      j["throttled_seconds"] = secs;
+      char buf[96];
+      std::snprintf(buf, sizeof(buf), " after %.1f s; %llu dropped so far", secs,
+                    static_cast<unsigned long long>(e.dropped_packets));
+      line += buf;
+    }
+    if (e.dry_run) line += " [dry-run: counted, not dropped]";
+    sink(j, line);
+  }
+};
+
+Result<EventReader> EventReader::open(const State& state, int ring_fd, Sink sink) {
+  EventReader r;
+  r.ctx_ = std::make_unique<Context>();
+  r.ctx_->state = &state;
+  r.ctx_->sink = std::move(sink);
+  auto cfg = state.config();
+  if (!cfg) return std::unexpected(cfg.error());
+  r.ctx_->hz = cfg->hz;
+  r.rb_ = ring_buffer__new(ring_fd, &Context::on_event, r.ctx_.get(), nullptr);
+  if (!r.rb_) return system_error("cannot read the event ring", errno);
+  return r;
+}
+
+EventReader::EventReader(EventReader&& o) noexcept : ctx_(std::move(o.ctx_)), rb_(std::exchange(o.rb_, nullptr)) {}
+
+EventReader& EventReader::operator=(EventReader&& o) noexcept {
+  if (this != &o) {
+    if (rb_) ring_buffer__free(rb_);
+    ctx_ = std::move(o.ctx_);
+    rb_ = std::exchange(o.rb_, nullptr);
+  }
+  return *this;
+}
+
+EventReader::~EventReader() {
+  if (rb_) ring_buffer__free(rb_);
+}
+
+Result<int> EventReader::poll(int timeout_ms) {
+  int n = ring_buffer__poll(rb_, timeout_ms);
+  if (n < 0 && n != -EINTR) return system_error("cannot read events", n);
+  return n < 0 ? 0 : n;
+}
+
+void EventReader::discard() {
+  ctx_->discarding = true;
+  ring_buffer__consume(rb_);
+  ctx_->discarding = false;
+}
+
+}  // namespace xt

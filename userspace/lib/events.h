@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT
+// Following the data path's events (ring buffers): a source starts being
+// throttled, a source is released. `serve` reads one ring, `xthrottle events`
+// the other, so neither takes the other's events.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "error.h"
+#include "state.h"
+
+struct ring_buffer;
+
+namespace xt {
+
+class EventReader {
+ public:
+  using Sink = std::function<void(const nlohmann::json& event, const std::string& line)>;
+  // Reads the ring `ring_fd` of `state`, handing each event to sink as JSON
+  // and as a line of text.
+  static Result<EventReader> open(const State& state, int ring_fd, Sink sink);
+  EventReader(EventReader&&) noexcept;
+  EventReader& operator=(EventReader&&) noexcept;
+  ~EventReader();
+
+  // Waits up to timeout_ms for events and delivers them; returns how many.
+  Result<int> poll(int timeout_ms);
+  // Takes whatever is queued without delivering it (a follower starting up).
+  void discard();
+
+ private:
+  EventReader() = default;
+
+  struct Context;  // on the heap: libbpf holds a pointer to it across moves
+  std::unique_ptr<Context> ctx_;
+  ring_buffer* rb_ = nullptr;
+};
+
+}  // namespace xt
