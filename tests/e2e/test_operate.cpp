@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: MIT
+// Operating it for months, end to end in a namespace lab: config files
+// (apply, SIGHUP, bad files), `serve` scraped by a real Prometheus, events,
+// upgrading the program under traffic, and refusing pins of another ABI.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <xthrottle/abi.h>
+
+#include "lab_test.h"
+
+namespace xt::test {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+class Operate : public LabTest {
+ protected:
+  void SetUp() override {
+    LabTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    dir_ = "/tmp/xt-operate-" + std::to_string(getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::create_directories(dir_);
+    ok({"attach", "dut0"});
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  std::string write(const std::string& name, const std::string& text) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+  json rules() { return lab_->xthrottle_json({"rule", "list", "--json"}); }
+  json rule(const std::string& cidr) {
+    for (const auto& r : rules())
+      if (r["cidr"] == cidr) return r;
+    return json();
+  }
+  // Waits for something the lab's dut namespace serves over HTTP.
+  bool http_ready(const std::string& url) {
+    for (int i = 0; i < 100; i++) {
+      if (lab_->in_dut({"curl", "-s", "-f", "-o", "/dev/null", url}).rc == 0) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+
+  std::string dir_;
+};
+
+const char* kFileA = R"(# the rules of host A
+[[rule]]
+cidr = "198.18.0.0/15"
+rate = "1000/s"
+
+[[rule]]
+cidr = "198.18.200.0/24"
+action = "allow"
+
+[[rule]]
+cidr = "2001:db8::/32"
+rate = "500/s"
+new_rate = "100/s"
+)";
+
+const char* kFileB = R"([[rule]]
+cidr = "198.18.0.0/15"
+rate = "2000/s"
+burst = 4000
+
+[[rule]]
+cidr = "198.18.200.0/24"
+action = "allow"
+
+[[rule]]
+cidr = "198.18.9.0/24"
+action = "deny"
+dry_run = true
+)";
+
+TEST_F(Operate, ApplyMakesTheLiveRulesEqualTheFile) {
+  const std::string a = write("a.toml", kFileA), b = write("b.toml", kFileB);
+  ok({"rule", "add", "198.18.7.0/24", "--deny"});  // not in the file: goes
+  ok({"apply", a});
+  json live = rules();
+  ASSERT_EQ(live.size(), 3u);
+  EXPECT_EQ(rule("198.18.0.0/15")["rate"], "1000/s");
+  EXPECT_EQ(rule("2001:db8::/32")["new_rate"], "100/s");
+  EXPECT_TRUE(rule("198.18.7.0/24").is_null());
+  const json limit_before = rule("198.18.0.0/15"), allow_before = rule("198.18.200.0/24");
+
+  // Traffic, so the limited rule has a bucket to keep.
+  lab_->flood({"--src", "198.18.1.1", "--count", "5000"});
+
+  const json dry = lab_->xthrottle_json({"apply", b, "--dry-run", "--json"});
+  EXPECT_EQ(dry["add"].size(), 1u);
+  EXPECT_EQ(dry["change"].size(), 1u);
+  EXPECT_EQ(dry["remove"].size(), 1u);
+  EXPECT_EQ(dry["unchanged"], 1);
+  EXPECT_EQ(dry["applied"], false);
+  EXPECT_EQ(rules(), live) << "--dry-run changed the rules";
+
+  const json applied = lab_->xthrottle_json({"apply", b, "--json"});
+  EXPECT_EQ(applied["applied"], true);
+  live = rules();
+  ASSERT_EQ(live.size(), 3u);
+  EXPECT_EQ(rule("198.18.0.0/15")["rate"], "2000/s");
+  EXPECT_EQ(rule("198.18.0.0/15")["burst"], 4000);
+  EXPECT_EQ(rule("198.18.9.0/24")["action"], "deny");
+  EXPECT_EQ(rule("198.18.9.0/24")["dry_run"], true);
+  EXPECT_TRUE(rule("2001:db8::/32").is_null());
+  EXPECT_EQ(rule("198.18.200.0/24"), allow_before) << "an unchanged rule is untouched";
+  EXPECT_EQ(rule("198.18.0.0/15")["id"], limit_before["id"]) << "a changed rule is replaced in place";
+  EXPECT_NE(rule("198.18.0.0/15")["generation"], limit_before["generation"]);
+  EXPECT_EQ(lab_->xthrottle_json({"status", "--json"})["tracked_sources"], 1) << "its bucket was kept";
+
+  const json again = lab_->xthrottle_json({"apply", b, "--json"});
+  EXPECT_EQ(again["unchanged"], 3) << "applying the same file again changes nothing";
+}
+
+TEST_F(Operate, ABadFileChangesNothingAndSaysWhereAndWhy) {
+  const std::string a = write("a.toml", kFileA);
+  ok({"apply", a});
+  const std::string before = lab_->xthrottle({"rule", "list", "--json"}).out;
+  struct Case {
+    const char* name;
+    const char* text;
+    const char* says;
+  } cases[] = {
+      {"syntax.toml", "[[rule]\ncidr = \"198.18.0.0/15\"\n", ":1:"},
+      {"unit.toml", "[[rule]]\ncidr = \"198.18.0.0/15\"\n\n\nrate = \"10/fortnight\"\n", ":5: bad rate '10/fortnight'"},
+      {"key.toml", "[[rule]]\ncidr = \"198.18.0.0/15\"\nrat = \"10/s\"\n", ":3: unknown key 'rat'"},
+      {"cidr.toml", "[[rule]]\ncidr = \"198.18.0.1/15\"\nrate = \"1/s\"\n", ":2: bad CIDR"},
+      {"type.toml", "[[rule]]\ncidr = \"198.18.0.0/15\"\nburst = \"many\"\nrate = \"1/s\"\n", ":3: burst must be"},
+      {"dup.toml", "[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"1/s\"\n[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"2/s\"\n",
+       ":4: 198.18.0.0/15 already has a rule, at line 4"},
+      {"combo.toml", "[[rule]]\ncidr = \"198.18.0.0/15\"\naction = \"allow\"\nrate = \"1/s\"\n", ":1: --allow takes no"},
+  };
+  for (const auto& c : cases) {
+    // A good rule first, so a partial application would show.
+    const std::string path = write(c.name, std::string("[[rule]]\ncidr = \"198.18.100.0/24\"\nrate = \"5/s\"\n") + c.text);
+    Outcome r = lab_->xthrottle({"apply", path});
+    EXPECT_EQ(r.rc, 2) << c.name << ": " << r.err;
+    // The good rule took three lines: the case's own lines are 3 further.
+    std::string says = c.says;
+    if (says.size() > 1 && says[0] == ':' && std::isdigit(static_cast<unsigned char>(says[1]))) {
+      const int line = std::stoi(says.substr(1)) + 3;
+      says = ":" + std::to_string(line) + says.substr(says.find(':', 1));
+    }
+    EXPECT_NE(r.err.find(path + says), std::string::npos) << c.name << ": expected '" << path + says << "' in\n" << r.err;
+    EXPECT_EQ(lab_->xthrottle({"rule", "list", "--json"}).out, before) << c.name << " changed the rules";
+  }
+  Outcome missing = lab_->xthrottle({"apply", dir_ + "/none.toml"});
+  EXPECT_EQ(missing.rc, 2);
+  EXPECT_NE(missing.err.find("no such config file"), std::string::npos) << missing.err;
+}
+
+TEST_F(Operate, StatusShowsTheLiveConfigAndNoticesItChanged) {
+  const std::string a = write("a.toml", kFileA);
+  ok({"apply", a});
+  json s = lab_->xthrottle_json({"status", "--json"});
+  EXPECT_EQ(s["config"]["path"], a);
+  EXPECT_EQ(s["config"]["sha256"].get<std::string>().size(), 64u);
+  EXPECT_EQ(s["config"]["changed_since"], false);
+  EXPECT_EQ(lab_->xthrottle({"status", "--check"}).rc, 0);
+  write("a.toml", kFileB);
+  s = lab_->xthrottle_json({"status", "--json"});
+  EXPECT_EQ(s["config"]["changed_since"], true);
+  Outcome check = lab_->xthrottle({"status", "--check"});
+  EXPECT_EQ(check.rc, 3);
+  EXPECT_NE(check.out.find("changed since it was applied"), std::string::npos) << check.out;
+}
+
+TEST_F(Operate, ServeAppliesItsConfigAtStartAndOnSighup) {
+  const std::string path = write("live.toml", kFileA);
+  Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--config", path}));
+  ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics")) << "serve never answered";
+  EXPECT_EQ(rule("198.18.0.0/15")["rate"], "1000/s");
+
+  write("live.toml", kFileB);
+  serve.signal(SIGHUP);
+  bool applied = false;
+  for (int i = 0; i < 50 && !applied; i++, std::this_thread::sleep_for(100ms))
+    applied = rule("198.18.0.0/15")["rate"] == "2000/s";
+  EXPECT_TRUE(applied) << "SIGHUP did not apply the changed file";
+  EXPECT_TRUE(rule("2001:db8::/32").is_null());
+
+  const std::string before = lab_->xthrottle({"rule", "list", "--json"}).out;
+  write("live.toml", "[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"0/s\"\n");
+  serve.signal(SIGHUP);
+  std::this_thread::sleep_for(700ms);
+  EXPECT_EQ(lab_->xthrottle({"rule", "list", "--json"}).out, before) << "a bad file changed the rules";
+
+  serve.signal(SIGTERM);
+  Outcome r = serve.wait();
+  EXPECT_EQ(r.rc, 0) << r.err;
+  std::vector<json> log;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) log.push_back(json::parse(line));
+  auto has = [&](const std::string& event, const std::string& why) {
+    return std::ranges::any_of(log, [&](const json& j) { return j["event"] == event && j.value("why", "") == why; });
+  };
+  EXPECT_TRUE(has("config_applied", "start"));
+  EXPECT_TRUE(has("config_applied", "SIGHUP"));
+  EXPECT_TRUE(has("config_rejected", "SIGHUP"));
+  const auto rejected = std::ranges::find_if(log, [](const json& j) { return j["event"] == "config_rejected"; });
+  ASSERT_NE(rejected, log.end());
+  EXPECT_NE(rejected->at("error").get<std::string>().find(path + ":3:"), std::string::npos) << rejected->dump();
+  EXPECT_EQ(log.back()["event"], "stopped");
+}
+
+// A real Prometheus (Debian's) scrapes serve during a flood; a PromQL query
+// over its HTTP API gives back the dropped-packet rate the flood caused.
+TEST_F(Operate, PrometheusSeesTheDropRateOfAFlood) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/s"});
+  Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431"}));
+  ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+  const std::string config = write("prometheus.yml",
+                                   "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                                   "scrape_configs:\n  - job_name: xthrottle\n    static_configs:\n"
+                                   "      - targets: ['127.0.0.1:9431']\n");
+  Background prometheus({"ip", "netns", "exec", lab_->dut_ns(), "prometheus", "--config.file=" + config,
+                         "--storage.tsdb.path=" + dir_ + "/tsdb", "--web.listen-address=127.0.0.1:9090"});
+  ASSERT_TRUE(http_ready("http://127.0.0.1:9090/-/ready")) << "prometheus did not start";
+  // Ready is not scraping: wait until it has scraped serve, then a bit more.
+  bool scraping = false;
+  for (int i = 0; i < 150 && !scraping; i++, std::this_thread::sleep_for(100ms)) {
+    Outcome up = lab_->in_dut({"curl", "-s", "-G", "http://127.0.0.1:9090/api/v1/query", "--data-urlencode",
+                               "query=up{job=\"xthrottle\"} == 1"});
+    scraping = up.rc == 0 && up.out.find("\"result\":[{") != std::string::npos;
+  }
+  ASSERT_TRUE(scraping) << "prometheus never scraped serve";
+  std::this_thread::sleep_for(2s);
+
+  // 20000/s against 1000/s for 8 s: 19000 drops a second.
+  const Flood f = lab_->flood({"--src", "198.18.1.1", "--count", "160000", "--rate", "20000"});
+  const auto end = std::chrono::system_clock::now();
+  std::this_thread::sleep_for(1500ms);  // the last scrapes
+  char when[32];
+  std::snprintf(when, sizeof(when), "%.3f",
+                std::chrono::duration<double>((end - 1s).time_since_epoch()).count());
+  Outcome q = lab_->in_dut({"curl", "-s", "-f", "-G", "http://127.0.0.1:9090/api/v1/query", "--data-urlencode",
+                            "query=sum(rate(xthrottle_packets_total{action=\"dropped\"}[5s]))", "--data-urlencode",
+                            std::string("time=") + when});
+  ASSERT_EQ(q.rc, 0) << q.err;
+  const json answer = json::parse(q.out);
+  ASSERT_EQ(answer["status"], "success") << q.out;
+  ASSERT_EQ(answer["data"]["result"].size(), 1u) << q.out;
+  const double rate = std::stod(answer["data"]["result"][0]["value"][1].get<std::string>());
+  const double expected = f.arrived() / f.seconds - 1000;
+  std::printf("[ measure  ] PromQL dropped rate %.0f/s, expected about %.0f/s\n", rate, expected);
+  if (std::abs(rate - expected) > expected * 0.15) {
+    Outcome raw = lab_->in_dut({"curl", "-s", "-G", "http://127.0.0.1:9090/api/v1/query", "--data-urlencode",
+                                "query=xthrottle_packets_total{action=\"dropped\"}[15s]", "--data-urlencode",
+                                std::string("time=") + when});
+    std::printf("samples: %s\n", raw.out.c_str());
+  }
+  EXPECT_NEAR(rate, expected, expected * 0.15);
+  prometheus.signal(SIGTERM);
+  serve.signal(SIGTERM);
+}
+
+TEST_F(Operate, EventsTellThrottledAndReleasedAndAFloodOfThemIsBounded) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/s", "--burst", "100"});
+  ok({"rule", "add", "198.19.0.0/16", "--rate", "1/s", "--burst", "1", "--new-rate", "1000000/s"});
+  Background events(lab_->xthrottle_argv({"events", "--json"}));
+  std::this_thread::sleep_for(500ms);
+
+  // One source over its limit, then quiet, then conforming again.
+  lab_->flood({"--src", "198.18.1.1", "--count", "5000"});
+  std::this_thread::sleep_for(1300ms);
+  lab_->flood({"--src", "198.18.1.1", "--count", "3", "--rate", "10"});
+
+  // 20000 distinct sources each over its 1-packet burst: as many throttles.
+  const Flood f = lab_->flood({"--src", "198.19.0.0", "--sources", "20000", "--count", "40000"});
+  std::this_thread::sleep_for(500ms);
+  events.signal(SIGINT);
+  Outcome r = events.wait();
+  EXPECT_EQ(r.rc, 0) << r.err;
+
+  std::vector<json> seen;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) seen.push_back(json::parse(line));
+  auto of = [&](const std::string& event, const std::string& source) {
+    return std::ranges::count_if(seen, [&](const json& j) { return j["event"] == event && j["source"] == source; });
+  };
+  EXPECT_EQ(of("throttled", "198.18.1.1/32"), 1);
+  EXPECT_EQ(of("released", "198.18.1.1/32"), 1);
+  const auto released = std::ranges::find_if(seen, [](const json& j) { return j["event"] == "released"; });
+  ASSERT_NE(released, seen.end());
+  EXPECT_GT(released->at("throttled_seconds").get<double>(), 1.0);
+
+  // The flood's events are capped at XT_EVENTS_PER_SECOND (burst the same).
+  const double bound = 100 + 100 * (f.seconds + 2.5);
+  EXPECT_LT(static_cast<double>(seen.size()), bound);
+  const json s = lab_->xthrottle_json({"stats", "--json"});
+  EXPECT_GT(s["events_suppressed"].get<uint64_t>(), 10000u) << "the rest were counted, not written";
+}
+
+// The program is swapped for a fresh one in one step while a source floods:
+// no packet goes through unmetered, and its bucket carries on (a reset bucket
+// would let a second burst of 2000 through).
+TEST_F(Operate, UpgradeUnderTrafficKeepsEveryBucket) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "500/s", "--burst", "2000"});
+  const json before = lab_->xthrottle_json({"status", "--json"});
+  const auto start = std::chrono::steady_clock::now();
+  Background flood(lab_->flood_argv({"--src", "198.18.1.1", "--count", "30000", "--rate", "10000"}));
+  std::this_thread::sleep_for(1500ms);
+  Outcome up = lab_->xthrottle({"attach", "dut0", "--replace"});
+  EXPECT_EQ(up.rc, 0) << up.err;
+  EXPECT_NE(up.out.find("replaced by"), std::string::npos) << up.out;
+  (void)start;
+  Outcome r = flood.wait();
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const double seconds = json::parse(r.out)["seconds"].get<double>();
+
+  const json after = lab_->xthrottle_json({"status", "--json"});
+  ASSERT_EQ(after["interfaces"].size(), 1u);
+  EXPECT_NE(after["interfaces"][0]["prog_id"], before["interfaces"][0]["prog_id"]) << "the program was replaced";
+  const uint64_t passed = lab_->received_v4();
+  const double expected = 2000 + 500 * seconds;
+  std::printf("[ measure  ] across the upgrade: passed %llu, burst + rate x elapsed %.1f\n",
+              (unsigned long long)passed, expected);
+  EXPECT_NEAR(static_cast<double>(passed), expected, expected * 0.03);
+  EXPECT_EQ(lab_->xthrottle_json({"stats", "--json"})["rules"]["198.18.0.0/15"]["passed_packets"].get<uint64_t>(),
+            passed)
+      << "the rule's counters carried on across the upgrade";
+}
+
+TEST_F(Operate, PinsOfAnotherAbiAreRefused) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s"});
+  const std::string pin = lab_->pin_dir() + "/" + XT_MAP_CONFIG;
+  Outcome value = run({"bpftool", "-j", "map", "lookup", "pinned", pin, "key", "hex", "00", "00", "00", "00"});
+  ASSERT_EQ(value.rc, 0) << value.err;
+  std::vector<std::string> bytes;
+  const json doc = json::parse(value.out);
+  for (const auto& b : doc["value"]) bytes.push_back(b.get<std::string>().substr(2));
+  ASSERT_GT(bytes.size(), 24u);
+  bytes[20] = "63";  // xt_config.abi_version (offset 20) := 99
+  std::vector<std::string> update = {"bpftool", "map", "update", "pinned", pin, "key", "hex", "00", "00", "00", "00",
+                                     "value", "hex"};
+  update.insert(update.end(), bytes.begin(), bytes.end());
+  ASSERT_EQ(run(update).rc, 0);
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"rule", "list"},
+                                              std::vector<std::string>{"rule", "add", "198.18.0.0/15", "--rate", "20/s"},
+                                              std::vector<std::string>{"attach", "dut0"}}) {
+    Outcome r = lab_->xthrottle(args);
+    EXPECT_EQ(r.rc, 1) << args[0];
+    EXPECT_NE(r.err.find("ABI version 99"), std::string::npos) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace xt::test
