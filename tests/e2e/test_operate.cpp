@@ -306,6 +306,24 @@ TEST_F(Operate, EventsTellThrottledAndReleasedAndAFloodOfThemIsBounded) {
   EXPECT_GT(s["events_suppressed"].get<uint64_t>(), 10000u) << "the rest were counted, not written";
 }
 
+TEST_F(Operate, TopWatchShowsWhoDropsMostNowWithRates) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
+  lab_->flood({"--src", "198.18.1.1", "--count", "50000"});  // dropped a lot, earlier
+  Background top(lab_->xthrottle_argv({"top", "--watch", "0.5", "--json", "--limit", "3"}));
+  lab_->flood({"--src", "198.18.2.2", "--count", "20000", "--rate", "10000"});  // dropping now
+  top.signal(SIGINT);
+  Outcome r = top.wait();
+  EXPECT_EQ(r.rc, 0) << r.err;
+  std::vector<json> reports;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) reports.push_back(json::parse(line));
+  ASSERT_GE(reports.size(), 3u);
+  const json& mid = reports[reports.size() / 2]["sources"];
+  ASSERT_FALSE(mid.empty());
+  EXPECT_EQ(mid[0]["source"], "198.18.2.2/32") << "the source dropping now comes first, not the one with most drops";
+  EXPECT_NEAR(mid[0]["dropped_pps"].get<double>(), 9900, 2500);
+}
+
 // The program is swapped for a fresh one in one step while a source floods:
 // no packet goes through unmetered, and its bucket carries on (a reset bucket
 // would let a second burst of 2000 through).
