@@ -208,10 +208,10 @@ enum xt_reason {
 	XT_PASS_ALLOW,       /* allow rule */
 	XT_PASS_DRY_RUN,     /* over a limit (or new-source budget) of a dry-run rule */
 	XT_PASS_UNMATCHED,   /* IP source that no rule covers */
-	XT_PASS_NON_IP,      /* not IPv4/IPv6 (ARP, LLDP, ...), or VLAN tags deeper than 2 */
+	XT_PASS_NON_IP,      /* not IPv4/IPv6 (ARP, LLDP, ...) */
 	XT_DROP_LIMIT,       /* over its rule's limit */
 	XT_DROP_DENY,        /* deny rule */
-	XT_DROP_MALFORMED,   /* runt frame, truncated or invalid IP header */
+	XT_DROP_MALFORMED,   /* runt, truncated or invalid IP header, > 2 VLAN tags */
 	XT_DROP_NO_STATE,    /* the bucket table refused an insert (-ENOMEM under churn) */
 	XT_DROP_NEW_SOURCE,  /* untracked source over its rule's new-source budget */
 	XT_REASONS

@@ -117,7 +117,15 @@ TEST_F(Program, VerdictTable) {
       {"no rule (ipv4)", Packet().ipv4("192.0.2.1").build(), XDP_PASS, XT_PASS_UNMATCHED},
       {"no rule (ipv6)", Packet().ipv6("2001:db9::1").build(), XDP_PASS, XT_PASS_UNMATCHED},
       {"arp", Packet().ethertype(0x0806).build(), XDP_PASS, XT_PASS_NON_IP},
-      {"three VLAN tags", Packet().vlan(1).vlan(2).vlan(3).ipv4("198.18.6.1").build(), XDP_PASS, XT_PASS_NON_IP},
+      {"arp under QinQ", Packet().vlan(1, 0x88A8).vlan(2).ethertype(0x0806).build(), XDP_PASS, XT_PASS_NON_IP},
+      {"three VLAN tags", Packet().vlan(1).vlan(2).vlan(3).ipv4("198.18.5.1").build(), XDP_DROP, XT_DROP_MALFORMED},
+      {"ipv4 total length below the header", Packet().ipv4("198.18.5.1").total_length(12).build(), XDP_DROP,
+       XT_DROP_MALFORMED},
+      {"ipv4 options", Packet().ihl(15).ipv4("198.18.6.2").build(), XDP_DROP, XT_DROP_DENY},
+      {"ipv4 later fragment", Packet().ipv4("198.18.6.3").fragment(185, false).build(), XDP_DROP, XT_DROP_DENY},
+      {"ipv6 extension headers", Packet().ipv6("2001:db8::3").ext(0).ext(43).ext(60).ext(44).build(), XDP_PASS,
+       XT_PASS_LIMIT},
+      {"minimum frame", Packet().ipv4("198.18.6.4").size(60).build(), XDP_DROP, XT_DROP_DENY},
       {"truncated ipv4", Packet().ipv4("198.18.6.1").size(14 + 19).build(), XDP_DROP, XT_DROP_MALFORMED},
       {"truncated ipv6", Packet().ipv6("2001:db8::1").size(14 + 39).build(), XDP_DROP, XT_DROP_MALFORMED},
       {"truncated VLAN tag", Packet().vlan(5).ipv4("198.18.0.1").size(16).build(), XDP_DROP, XT_DROP_MALFORMED},
@@ -128,6 +136,30 @@ TEST_F(Program, VerdictTable) {
     EXPECT_EQ(run(c.frame), c.action) << c.name;
     EXPECT_EQ(counter(c.reason), before + 1) << c.name << ": counted under the wrong reason";
   }
+}
+
+// An attacker cannot split a source's budget by fragmenting or by wrapping
+// packets in extension headers: first and later fragments, bare or behind a
+// chain, all draw from the one bucket of their source.
+TEST_F(Program, FragmentsAndExtensionHeadersShareTheSourceBudget) {
+  load();
+  rule("198.18.0.0/15", "1/s", 4);
+  rule("2001:db8::/32", "1/s", 4, [](RuleSpec& s) { s.per = 128; });
+  EXPECT_EQ(run(Packet().ipv4("198.18.2.1").fragment(0, true).build()), XDP_PASS);
+  EXPECT_EQ(run(Packet().ipv4("198.18.2.1").fragment(185, true).build()), XDP_PASS);
+  EXPECT_EQ(run(Packet().ihl(6).ipv4("198.18.2.1").fragment(370, false).build()), XDP_PASS);
+  EXPECT_EQ(run(Packet().ipv4("198.18.2.1").build()), XDP_PASS);
+  EXPECT_EQ(run(Packet().ipv4("198.18.2.1").fragment(555, false).build()), XDP_DROP) << "the burst of 4 is spent";
+
+  EXPECT_EQ(run(Packet().ipv6("2001:db8::5").ext(44).build()), XDP_PASS);
+  EXPECT_EQ(run(Packet().ipv6("2001:db8::5").ext(0).ext(44).build()), XDP_PASS);
+  EXPECT_EQ(run(Packet().ipv6("2001:db8::5").ext(0).ext(43).ext(60).build()), XDP_PASS);
+  Packet long_chain;
+  long_chain.ipv6("2001:db8::5");
+  for (int i = 0; i < 64; i++) long_chain.ext(60);
+  EXPECT_EQ(run(long_chain.build()), XDP_PASS);
+  EXPECT_EQ(run(long_chain.build()), XDP_DROP) << "a chain longer than anything followed is still limited";
+  EXPECT_EQ(buckets(), 2u);
 }
 
 TEST_F(Program, BurstThenRefillByTheClock) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // PacketBuilder: crafted frames for the parser and program tests.
-//   Packet().vlan(10).ipv4("198.18.0.1").udp().build()
+//   Packet().vlan(10).ipv4("198.18.0.1").fragment(185, false).build()
+//   Packet().ipv6("2001:db8::1").ext(0).ext(43).ext(44).build()
 #pragma once
 
 #include <arpa/inet.h>
@@ -44,6 +45,22 @@ class Packet {
     version_ = v;
     return *this;
   }
+  // IPv4 total length field; by default the IP header and what follows.
+  Packet& total_length(uint16_t bytes) {
+    total_ = bytes;
+    return *this;
+  }
+  // An IPv4 fragment: offset in 8-byte units, more fragments follow or not.
+  Packet& fragment(uint16_t offset8, bool more) {
+    frag_ = static_cast<uint16_t>((more ? 0x2000 : 0) | (offset8 & 0x1fff));
+    return *this;
+  }
+  // An IPv6 extension header (0 hop-by-hop, 43 routing, 44 fragment, 60
+  // destination options, ...) after the fixed header, in order; 8 bytes each.
+  Packet& ext(uint8_t type) {
+    exts_.push_back(type);
+    return *this;
+  }
   // Frame size including headers (padded with zeros); 0: just the headers + 8.
   Packet& size(size_t bytes) {
     size_ = bytes;
@@ -62,6 +79,11 @@ class Packet {
       const size_t opts = ihl_ > 5 ? (ihl_ - 5) * 4u : 0;
       std::vector<uint8_t> ip(20 + opts, 0);  // options (zeros) follow the addresses
       ip[0] = static_cast<uint8_t>(version_.value_or(4) << 4 | ihl_);
+      const size_t total = total_.value_or(ip.size() + 8);
+      ip[2] = static_cast<uint8_t>(total >> 8);
+      ip[3] = static_cast<uint8_t>(total);
+      ip[6] = static_cast<uint8_t>(frag_ >> 8);
+      ip[7] = static_cast<uint8_t>(frag_);
       ip[8] = 64;  // ttl
       ip[9] = 17;  // udp
       addr(ip.data() + 12, AF_INET, src_);
@@ -71,11 +93,19 @@ class Packet {
     } else if (l3_ == 6) {
       std::vector<uint8_t> ip(40, 0);
       ip[0] = static_cast<uint8_t>(version_.value_or(6) << 4);
-      ip[6] = 17;  // udp
-      ip[7] = 64;  // hop limit
+      const size_t payload = exts_.size() * 8 + 8;
+      ip[4] = static_cast<uint8_t>(payload >> 8);
+      ip[5] = static_cast<uint8_t>(payload);
+      ip[6] = exts_.empty() ? 17 : exts_[0];  // next header: the chain, then udp
+      ip[7] = 64;                             // hop limit
       addr(ip.data() + 8, AF_INET6, src_);
       addr(ip.data() + 24, AF_INET6, dst_);
       f.insert(f.end(), ip.begin(), ip.end());
+      for (size_t i = 0; i < exts_.size(); i++) {
+        std::vector<uint8_t> h(8, 0);  // next header, length 0 (8 bytes), zeros
+        h[0] = i + 1 < exts_.size() ? exts_[i + 1] : 17;
+        f.insert(f.end(), h.begin(), h.end());
+      }
       f.insert(f.end(), 8, 0);
     } else {
       f.insert(f.end(), 28, 0);  // an ARP-sized payload
@@ -102,6 +132,9 @@ class Packet {
   uint16_t ethertype_ = 0x0806;
   std::string src_, dst_;
   uint8_t ihl_ = 5;
+  std::optional<uint16_t> total_;
+  uint16_t frag_ = 0;
+  std::vector<uint8_t> exts_;
   std::optional<uint8_t> version_;
   size_t size_ = 0;
 };
