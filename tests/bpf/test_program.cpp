@@ -30,8 +30,9 @@ class Program : public ::testing::Test {
   void SetUp() override { XT_REQUIRE_ROOT(); }
 
   // Loads the object with a bucket table of max_sources.
-  void load(uint32_t max_sources = XT_MIN_MAX_SOURCES) {
-    auto skel = open_object({.pin_dir = std::nullopt, .test_clock = true, .max_sources = max_sources});
+  void load(uint32_t max_sources = XT_MIN_MAX_SOURCES, bool frags = false) {
+    auto skel =
+        open_object({.pin_dir = std::nullopt, .test_clock = true, .max_sources = max_sources, .frags = frags});
     ASSERT_TRUE(skel.has_value()) << skel.error().message;
     skel_ = std::move(*skel);
     ASSERT_EQ(xthrottle__load(skel_.get()), 0) << "the verifier refused the program (run with -v for its log)";
@@ -160,6 +161,24 @@ TEST_F(Program, FragmentsAndExtensionHeadersShareTheSourceBudget) {
   EXPECT_EQ(run(long_chain.build()), XDP_PASS);
   EXPECT_EQ(run(long_chain.build()), XDP_DROP) << "a chain longer than anything followed is still limited";
   EXPECT_EQ(buckets(), 2u);
+}
+
+// Jumbo frames arrive in several buffers; the program for a jumbo MTU meters
+// and counts their whole length, not just the first buffer's.
+TEST_F(Program, JumboFramesAreMeteredWhole) {
+  load(XT_MIN_MAX_SOURCES, /*frags=*/true);
+  rule("198.18.0.0/15", std::nullopt, std::nullopt, [](RuleSpec& s) {
+    s.bandwidth = *parse_bandwidth("27042B/s");  // three 9014-byte frames a second
+    s.burst_bytes = 3 * 9014;
+  });
+  const auto jumbo = Packet().ipv4("198.18.9.1").size(9014).build();
+  EXPECT_EQ(passed(jumbo, 5), 3);
+  EXPECT_EQ(passed(Packet().ipv4("198.18.9.2").size(60).build(), 5), 5) << "another source, small frames";
+  const xt_rule_stats s = rule_stats("198.18.0.0/15");
+  EXPECT_EQ(s.passed_bytes, 3u * 9014 + 5u * 60);
+  EXPECT_EQ(s.dropped_bytes, 2u * 9014);
+  EXPECT_EQ(run(Packet().ipv4("198.18.9.3").size(59).build()), XDP_PASS) << "below the Ethernet minimum is fine";
+  EXPECT_EQ(run(Packet().ipv4("198.18.9.3").size(33).build()), XDP_DROP) << "a cut IPv4 header is not";
 }
 
 TEST_F(Program, BurstThenRefillByTheClock) {

@@ -4,7 +4,10 @@
 #include <bpf/bpf.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <xdp/libxdp.h>
 
 #include <algorithm>
@@ -13,11 +16,23 @@
 #include <memory>
 #include <optional>
 
+#include "fd.h"
 #include "map_util.h"
 #include "object.h"
 
 namespace xt {
 namespace {
+
+// The interface's MTU, which decides whether the program must accept
+// multi-buffer frames.
+Result<uint32_t> mtu_of(const std::string& ifname) {
+  Fd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) return system_error("cannot open a socket to read " + ifname + "'s MTU", errno);
+  ifreq req{};
+  std::strncpy(req.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+  if (ioctl(sock.get(), SIOCGIFMTU, &req) != 0) return system_error("cannot read " + ifname + "'s MTU", errno);
+  return static_cast<uint32_t>(req.ifr_mtu);
+}
 
 struct MultiprogDeleter {
   void operator()(xdp_multiprog* mp) const { xdp_multiprog__close(mp); }
@@ -166,7 +181,12 @@ Result<void> record(const State& state, const Attachment& a) {
 Result<Attachment> upgrade(const State& state, Attachment a, const Live& live, bool replace) {
   auto cfg = state.config();
   if (!cfg) return std::unexpected(cfg.error());
-  auto skel = open_object({.pin_dir = state.pin_dir(), .test_clock = false, .max_sources = cfg->max_sources});
+  auto mtu = mtu_of(a.ifname);
+  if (!mtu) return std::unexpected(mtu.error());
+  auto skel = open_object({.pin_dir = state.pin_dir(),
+                           .test_clock = false,
+                           .max_sources = cfg->max_sources,
+                           .frags = frags_needed(*mtu)});
   if (!skel) return std::unexpected(skel.error());
   if (int err = xthrottle__load(skel->get()); err) return system_error("cannot load the XDP program", err);
   const int new_fd = bpf_program__fd((*skel)->progs.xthrottle);
@@ -215,7 +235,11 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
 
   auto cfg = state.config();
   if (!cfg) return std::unexpected(cfg.error());
-  auto skel = open_object({.pin_dir = state.pin_dir(), .test_clock = false, .max_sources = cfg->max_sources});
+  auto mtu = mtu_of(ifname);
+  if (!mtu) return std::unexpected(mtu.error());
+  const bool frags = frags_needed(*mtu);
+  auto skel = open_object(
+      {.pin_dir = state.pin_dir(), .test_clock = false, .max_sources = cfg->max_sources, .frags = frags});
   if (!skel) return std::unexpected(skel.error());
   DECLARE_LIBXDP_OPTS(xdp_program_opts, opts, .obj = (*skel)->obj, .prog_name = XT_PROG_NAME);
   Program prog(xdp_program__create(&opts));
@@ -223,6 +247,8 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
     prog.release();
     return system_error("cannot prepare the XDP program", static_cast<int>(err ? err : -EINVAL));
   }
+  if (int err = xdp_program__set_xdp_frags_support(prog.get(), frags); err)
+    return system_error("cannot ask for multi-buffer frames on " + ifname, err);
   if (int err = xdp_program__attach(prog.get(), static_cast<int>(*ifindex), to_libxdp(requested), 0); err) {
     Probe now = probe(*ifindex, rules_id);
     if (!now.other.empty() && (err == -EEXIST || err == -EBUSY))
@@ -233,6 +259,11 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
                           "(use --mode skb or --mode auto)");
     if (err == -EPERM || err == -EACCES)
       return system_error("cannot attach to " + ifname + " (run as root, or with CAP_BPF and CAP_NET_ADMIN)", err);
+    if (err == -ERANGE || err == -EINVAL)
+      return system_error("cannot attach to " + ifname + " (MTU " + std::to_string(*mtu) +
+                              "): its driver refused the program, perhaps because the MTU does not fit its XDP "
+                              "buffers; try --mode skb",
+                          err);
     return system_error("cannot attach to " + ifname, err);
   }
 

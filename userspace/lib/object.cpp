@@ -63,6 +63,12 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
   if (int err = bpf_map__set_max_entries(skel->maps.xt_seen, seen_lines_for(options.max_sources)); err)
     return system_error("cannot size the seen filter", err);
   skel->rodata->xt_cfg_test_clock = options.test_clock ? 1 : 0;
+  skel->rodata->xt_cfg_frags = options.frags ? 1 : 0;
+  if (options.frags) {
+    bpf_program* prog = skel->progs.xthrottle;
+    if (int err = bpf_program__set_flags(prog, bpf_program__flags(prog) | BPF_F_XDP_HAS_FRAGS); err)
+      return system_error("cannot ask for multi-buffer frames", err);
+  }
   return skel;
 }
 

@@ -29,7 +29,15 @@ struct ObjectOptions {
   // Size of the bucket table (and of the seen filter that goes with it). It
   // must match pins that exist: libbpf refuses to reuse a map of another size.
   uint32_t max_sources = XT_DEFAULT_MAX_SOURCES;
+  // Accept multi-buffer frames (BPF_F_XDP_HAS_FRAGS): needed on interfaces
+  // whose MTU does not fit one buffer (frags_needed()).
+  bool frags = false;
 };
+
+// Whether an interface with this MTU needs the multi-buffer program. Drivers
+// fit up to about 3.5 kB in one page; above the standard 1500 the program
+// asks for frags and so works with any driver's layout.
+constexpr bool frags_needed(uint32_t mtu) { return mtu > 1500; }
 
 // Lines of the seen filter for a table of max_sources: a power of two.
 uint32_t seen_lines_for(uint32_t max_sources);

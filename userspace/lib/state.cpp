@@ -88,6 +88,30 @@ Result<void> ensure_bpffs(const std::string& pin_dir) {
   }
   if (mkdir(pin_dir.c_str(), 0700) != 0 && errno != EEXIST)
     return system_error("cannot create pin directory " + pin_dir, errno);
+  return lock_down(pin_dir);
+}
+
+// The pins are the rules: only their owner may reach them. The directory must
+// be ours (whoever owns it could swap a pin for a map of their own) and is
+// kept at 0700, each pin at 0600, whatever the umask or an earlier chmod did.
+Result<void> lock_down(const std::string& pin_dir) {
+  struct stat st{};
+  if (lstat(pin_dir.c_str(), &st) != 0) return system_error("cannot inspect pin directory " + pin_dir, errno);
+  if (!S_ISDIR(st.st_mode)) return system_error("pin directory " + pin_dir + " is not a directory");
+  if (st.st_uid != geteuid())
+    return system_error("pin directory " + pin_dir + " belongs to uid " + std::to_string(st.st_uid) +
+                        ", not to this user: whoever owns it could replace xthrottle's maps; remove it or choose "
+                        "another --pin-dir");
+  if ((st.st_mode & 07777) != 0700 && chmod(pin_dir.c_str(), 0700) != 0)
+    return system_error("cannot restrict pin directory " + pin_dir + " to its owner", errno);
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(pin_dir, ec)) {
+    struct stat pin{};
+    if (lstat(entry.path().c_str(), &pin) != 0 || !S_ISREG(pin.st_mode)) continue;
+    if ((pin.st_mode & 077) != 0 && chmod(entry.path().c_str(), pin.st_mode & 0600) != 0)
+      return system_error("cannot restrict " + entry.path().string() + " to its owner", errno);
+  }
+  if (ec) return system_error("cannot list pin directory " + pin_dir, ec.value());
   return {};
 }
 

@@ -27,8 +27,12 @@ std::string default_pin_dir();
 
 // Makes sure pin_dir can hold pins: mounts bpffs on /sys/fs/bpf if the
 // directory is meant to live there and nothing is mounted, and fails with a
-// clear message if pin_dir is on some other file system.
+// clear message if pin_dir is on some other file system. Then lock_down().
 Result<void> ensure_bpffs(const std::string& pin_dir);
+
+// Refuses a pin directory another user owns; sets it to 0700 and every pin
+// in it to at most 0600.
+Result<void> lock_down(const std::string& pin_dir);
 
 // The kernel tick rate limits are compiled for: that of the state in
 // pin_dir, or measured now if there is none yet.

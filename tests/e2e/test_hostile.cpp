@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: MIT
+// Hostile conditions end to end: jumbo frames on a jumbo-MTU link, and state
+// that an unprivileged user can neither read nor change.
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "lab_test.h"
+
+namespace xt::test {
+namespace {
+
+using nlohmann::json;
+
+class Hostile : public LabTest {
+ protected:
+  Outcome in_gen(const std::vector<std::string>& argv) const {
+    std::vector<std::string> full = {"ip", "netns", "exec", lab_->gen_ns()};
+    full.insert(full.end(), argv.begin(), argv.end());
+    return run(full);
+  }
+  void must(const Outcome& r, const std::string& what) { ASSERT_EQ(r.rc, 0) << what << ": " << r.err; }
+
+  // Runs argv in the lab's receiving namespace as nobody, with no capabilities.
+  Outcome as_nobody(std::vector<std::string> argv) const {
+    std::vector<std::string> full = {"ip",         "netns",           "exec",           lab_->dut_ns(),
+                                     "setpriv",    "--reuid=nobody",  "--regid=nogroup", "--clear-groups",
+                                     "--inh-caps=-all"};
+    full.insert(full.end(), argv.begin(), argv.end());
+    return run(full);
+  }
+};
+
+// On a 9000-byte MTU link the program is attached natively (as a multi-buffer
+// program) and meters jumbo frames by their whole length.
+TEST_F(Hostile, JumboFramesOnAJumboLink) {
+  must(in_gen({"ip", "link", "set", "gen0", "mtu", "9000"}), "gen0 mtu");
+  must(lab_->in_dut({"ip", "link", "set", "dut0", "mtu", "9000"}), "dut0 mtu");
+  must(in_gen({"ip", "addr", "add", "198.18.0.1/24", "dev", "gen0"}), "gen0 address");
+  must(lab_->in_dut({"ip", "addr", "add", "198.18.0.2/24", "dev", "dut0"}), "dut0 address");
+  ok({"attach", "dut0", "--mode", "native"});
+  // Neighbour resolution first, with a small ping before any rule.
+  must(in_gen({"ping", "-c", "1", "-W", "2", "-s", "8", "198.18.0.2"}), "small ping");
+  lab_->reset_received();
+  // 3 frames of 9014 bytes, then nothing for a second.
+  ok({"rule", "add", "198.18.0.0/15", "--bandwidth", "27042B/s"});
+  // 10 echo requests of 9000-byte IP packets, no fragmentation, 10 ms apart.
+  in_gen({"ping", "-c", "10", "-i", "0.01", "-W", "1", "-M", "do", "-s", "8972", "198.18.0.2"});
+  EXPECT_EQ(lab_->received_v4(), 3u) << "the burst is three jumbo frames: whole lengths counted";
+  const json rule = stats()["rules"]["198.18.0.0/15"];
+  EXPECT_EQ(rule["passed_packets"], 3u);
+  EXPECT_EQ(rule["passed_bytes"], 3u * 9014);
+  EXPECT_EQ(rule["dropped_packets"], 7u);
+  EXPECT_EQ(rule["dropped_bytes"], 7u * 9014);
+}
+
+// Pins are reachable by root only: the directory is 0700 even when it was
+// made looser first, each pin 0600 even under umask 000, and nobody, going
+// around the CLI with bpftool, can neither read nor change a rule.
+TEST_F(Hostile, StateIsLockedDown) {
+  const std::string dir = lab_->pin_dir();
+  std::filesystem::create_directories(dir);
+  ASSERT_EQ(chmod(dir.c_str(), 0777), 0);
+  auto loosely = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"sh", "-c", "umask 000; exec \"$@\"", "sh"};
+    const auto xt = lab_->xthrottle_argv(args);
+    argv.insert(argv.end(), xt.begin(), xt.end());
+    Outcome r = run(argv);
+    ASSERT_EQ(r.rc, 0) << r.err;
+  };
+  loosely({"attach", "dut0"});
+  loosely({"rule", "add", "198.18.0.0/15", "--rate", "10/s"});
+
+  struct stat st{};
+  ASSERT_EQ(stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u) << "pin directory";
+  EXPECT_EQ(st.st_uid, 0u);
+  size_t pins = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    ASSERT_EQ(stat(entry.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 077, 0u) << entry.path() << " is open to group or others";
+    EXPECT_EQ(st.st_uid, 0u) << entry.path();
+    pins++;
+  }
+  EXPECT_GE(pins, 10u) << "every map is pinned";
+
+  const std::string before = lab_->xthrottle({"rule", "list", "--json"}).out;
+  const std::string rules = dir + "/xt_rules";
+  Outcome dump = as_nobody({"bpftool", "map", "dump", "pinned", rules});
+  EXPECT_NE(dump.rc, 0) << "nobody read the rules: " << dump.out;
+  Outcome del = as_nobody({"bpftool", "map", "delete", "pinned", rules, "key", "hex", "00", "00", "00", "00"});
+  EXPECT_NE(del.rc, 0);
+  Outcome cli = as_nobody({XT_BIN, "--pin-dir", dir, "rule", "del", "198.18.0.0/15"});
+  EXPECT_EQ(cli.rc, 1);
+  EXPECT_NE(cli.err.find("needs root"), std::string::npos) << cli.err;
+  EXPECT_EQ(lab_->xthrottle({"rule", "list", "--json"}).out, before);
+}
+
+// A pin directory someone else owns is refused: they could swap a pin.
+TEST_F(Hostile, APinDirectoryOwnedByAnotherUserIsRefused) {
+  const std::string dir = lab_->pin_dir();
+  std::filesystem::create_directories(dir);
+  ASSERT_EQ(chown(dir.c_str(), 65534, 65534), 0);
+  Outcome r = lab_->xthrottle({"rule", "add", "198.18.0.0/15", "--rate", "10/s"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("belongs to uid 65534"), std::string::npos) << r.err;
+  EXPECT_TRUE(std::filesystem::is_empty(dir)) << "nothing pinned";
+}
+
+}  // namespace
+}  // namespace xt::test
