@@ -20,12 +20,15 @@ namespace xt::cli {
 namespace {
 
 // Reads FILE, and, unless dry_run, makes the live rules equal to it. The
-// state is created if there is none. Returns the diff.
-Result<ConfigDiff> apply_file(const std::string& pin_dir, const std::string& path, bool dry_run) {
+// state is created if there is none. Returns the diff; *sha256, if given,
+// receives the hash of the bytes read.
+Result<ConfigDiff> apply_file(const std::string& pin_dir, const std::string& path, bool dry_run,
+                              std::string* sha256 = nullptr) {
   auto hz = tick_rate(pin_dir);
   if (!hz) return std::unexpected(hz.error());
   auto file = load_config(path, *hz);  // every error: exit 2, FILE:LINE
   if (!file) return std::unexpected(file.error());
+  if (sha256) *sha256 = file->sha256;
   if (dry_run && !State::exists(pin_dir)) {
     ConfigDiff all;
     for (const auto& r : file->rules) all.add.push_back({r.spec.cidr, *compile_rule(r.spec, *hz), std::nullopt});
@@ -91,14 +94,15 @@ int cmd_serve(const std::string& pin_dir, const std::string& metrics, const std:
   auto now_iso = [] { return std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()); };
 
   auto apply_logged = [&](const char* why) -> bool {
-    auto diff = apply_file(pin_dir, config, false);
+    std::string sha256;
+    auto diff = apply_file(pin_dir, config, false, &sha256);
     if (!diff) {
       std::cerr << "xthrottle: " << diff.error().message << "\n";
       log_line({{"event", "config_rejected"}, {"why", why}, {"path", config}, {"error", diff.error().message},
                 {"unix_time", now_iso()}});
       return false;
     }
-    log_line({{"event", "config_applied"}, {"why", why}, {"path", config}, {"sha256", file_sha256(config)},
+    log_line({{"event", "config_applied"}, {"why", why}, {"path", config}, {"sha256", sha256},
               {"added", diff->add.size()}, {"changed", diff->change.size()}, {"removed", diff->remove.size()},
               {"unchanged", diff->unchanged}, {"unix_time", now_iso()}});
     return true;
