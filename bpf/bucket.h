@@ -130,16 +130,22 @@ XT_INLINE __u64 xt_scaled(const struct xt_limit *l, __u64 now)
 }
 
 /* How many units short of full a bucket is at now, in [0, cap]. A TAT in the
- * past means full. A TAT further ahead than cap means the clock went back
- * since the last packet: the bucket counts as empty, so a clock going
- * backwards never mints tokens (nor does going back and forth again: the
- * state holds no "last refill" to credit twice). */
+ * past means full. The clock (jiffies) never goes back, but CPUs read it a
+ * tick apart and the controller writes words from its own reading: a TAT up
+ * to XT_SKEW_TICKS ticks' fill beyond cap is such a skew, and the bucket is
+ * empty. A TAT further ahead cannot come from a clock that only goes forward:
+ * it is a word nothing has written for longer than the horizon (a year or
+ * more, abi.h), whose TAT wrapped around, and the bucket is full, as after any
+ * long idle. (Found by fuzz/fuzz_bucket.cpp: such a word used to read as
+ * empty, and a source quiet for a year could then be dropped for another.) */
 XT_INLINE __u64 xt_debt(const struct xt_limit *l, __u64 word, __u64 now)
 {
 	__s64 d = xt_diff(word >> XT_GEN_BITS, xt_scaled(l, now));
 	if (d <= 0)
 		return 0;
-	return (__u64)d < l->cap ? (__u64)d : l->cap;
+	if ((__u64)d <= l->cap)
+		return (__u64)d;
+	return (__u64)d - l->cap <= XT_SKEW_TICKS * l->fill ? l->cap : 0;
 }
 
 /* A full bucket's word. */

@@ -2,10 +2,11 @@
 # the object is embedded in whatever links the skeleton: no .o is looked up at
 # run time.
 #
-#   xt_bpf_skeleton(<target> <source.bpf.c> [DEPENDS files...])
+#   xt_bpf_skeleton(<target> <source.bpf.c> [CLANG clang] [NAME name] [DEPENDS files...])
 #
 # defines an INTERFACE library <target> whose include directory holds
-# <stem>.skel.h (stem: the source's name without .bpf.c) and <stem>.bpf.o.
+# <name>.skel.h and <name>.bpf.o (name: by default the source's name without
+# .bpf.c), compiled with CLANG (by default XT_BPF_CLANG).
 
 find_program(XT_BPF_CLANG NAMES clang clang-19 clang-14 REQUIRED
   DOC "clang used for the BPF target (clang 14 and 19 are supported)")
@@ -27,19 +28,26 @@ if(XT_MULTIARCH)
 endif()
 
 function(xt_bpf_skeleton target source)
-  cmake_parse_arguments(ARG "" "" "DEPENDS" ${ARGN})
+  cmake_parse_arguments(ARG "" "CLANG;NAME" "DEPENDS" ${ARGN})
   get_filename_component(src "${source}" ABSOLUTE)
   get_filename_component(name "${src}" NAME)
   string(REGEX REPLACE "\\.bpf\\.c$" "" stem "${name}")
+  if(ARG_NAME)
+    set(stem "${ARG_NAME}")
+  endif()
+  set(clang "${XT_BPF_CLANG}")
+  if(ARG_CLANG)
+    set(clang "${ARG_CLANG}")
+  endif()
   set(outdir "${CMAKE_CURRENT_BINARY_DIR}/${target}")
   set(obj "${outdir}/${stem}.bpf.o")
   set(skel "${outdir}/${stem}.skel.h")
   add_custom_command(
     OUTPUT "${obj}"
     COMMAND ${CMAKE_COMMAND} -E make_directory "${outdir}"
-    COMMAND ${XT_BPF_CLANG} ${XT_BPF_CFLAGS} -c "${src}" -o "${obj}"
+    COMMAND ${clang} ${XT_BPF_CFLAGS} -c "${src}" -o "${obj}"
     DEPENDS "${src}" ${ARG_DEPENDS}
-    COMMENT "BPF ${name}"
+    COMMENT "BPF ${name} (${stem}, ${clang})"
     VERBATIM)
   add_custom_command(
     OUTPUT "${skel}"

@@ -129,6 +129,9 @@ struct xt_limit {
 /* Largest cap or fill the controller accepts. */
 #define XT_MAX_SCALED (1ULL << 52)
 #define XT_MIN_HORIZON_SECONDS (365ULL * 86400)
+/* How far ahead of a CPU's clock another CPU's (or the controller's) may be,
+ * in ticks, when it writes a bucket's word (bucket.h, xt_debt). */
+#define XT_SKEW_TICKS 64
 
 /* Value of the rule table. */
 struct xt_rule {

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+// The bucket arithmetic (bpf/bucket.h) under any rule the controller accepts
+// and any traffic: packet by packet it must agree with a classic token
+// bucket in exact 128-bit arithmetic (tests/common/reference_bucket.h),
+// across rule replacements (tokens carried over as the controller promises);
+// a CPU whose clock is a little behind is never more generous; and the hot
+// cache's wait must be exact: a minimum-size frame before it is certain to
+// be dropped, at it would pass. UBSan stops any overflow or bad shift.
+#include <fuzzer/FuzzedDataProvider.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "bucket.h"
+#include "policy.h"
+#include "reference_bucket.h"
+
+namespace {
+
+using xt::test::ReferenceBucket;
+
+constexpr uint32_t kHz[] = {100, 250, 300, 1000};
+constexpr uint64_t kPeriod[] = {1'000'000'000ULL, 60'000'000'000ULL, 3'600'000'000'000ULL, 86'400'000'000'000ULL};
+
+[[noreturn]] void fail(const char* what, uint64_t now, const xt_rule& r) {
+  std::fprintf(stderr,
+               "%s at tick %llu; flags %u gen %u; pkt fill %llu cost %llu cap %llu; bytes fill %llu cost %llu "
+               "cap %llu\n",
+               what, (unsigned long long)now, r.flags, r.gen, (unsigned long long)r.pkt.fill,
+               (unsigned long long)r.pkt.cost, (unsigned long long)r.pkt.cap, (unsigned long long)r.bytes.fill,
+               (unsigned long long)r.bytes.cost, (unsigned long long)r.bytes.cap);
+  std::abort();
+}
+
+std::optional<xt_rule> random_rule(FuzzedDataProvider& in, uint32_t hz) {
+  xt::RuleSpec spec;
+  spec.cidr = *xt::parse_cidr("198.18.0.0/15");
+  if (in.ConsumeBool())
+    spec.rate = xt::Rate{in.ConsumeIntegralInRange<uint64_t>(1, 1ULL << 40), in.PickValueInArray(kPeriod)};
+  if (spec.rate && in.ConsumeBool()) spec.burst = in.ConsumeIntegralInRange<uint64_t>(1, 1ULL << 40);
+  if (!spec.rate || in.ConsumeBool()) {
+    spec.bandwidth = xt::Bandwidth{in.ConsumeIntegralInRange<uint64_t>(1, 1ULL << 50), false};
+    if (in.ConsumeBool()) spec.burst_bytes = in.ConsumeIntegralInRange<uint64_t>(1, 1ULL << 40);
+  }
+  auto compiled = xt::compile_rule(spec, hz);
+  if (!compiled) return std::nullopt;  // refused, with a message: nothing to meter
+  return *compiled;
+}
+
+// One limit of the reference, carried into a replacement's units at its
+// tick: whole tokens kept up to the new burst; full if the limit is new.
+void carry(ReferenceBucket& ref, bool had, const xt_limit& now_limit, bool has, uint64_t at) {
+  if (!has) return;
+  if (!had) {
+    ref = ReferenceBucket::full(now_limit, at);
+    return;
+  }
+  ref.refill(at);
+  const unsigned __int128 whole = ref.level / ref.cost;
+  const unsigned __int128 tokens = whole >= now_limit.cap / now_limit.cost ? now_limit.cap : whole * now_limit.cost;
+  ref = ReferenceBucket{tokens, now_limit.cap, now_limit.fill, now_limit.cost, at};
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  FuzzedDataProvider in(data, size);
+  const uint32_t hz = in.PickValueInArray(kHz);
+  auto first = random_rule(in, hz);
+  if (!first) return 0;
+  xt_rule rule = *first;
+  rule.gen = 1;
+
+  uint64_t now = in.ConsumeIntegralInRange<uint64_t>(0, 1ULL << 40);
+  xt_bucket bucket;
+  xt_bucket_init(&bucket, &rule, now);
+  auto pkts = [&] { return (rule.flags & XT_RULE_PKT_LIMIT) != 0; };
+  auto bytes = [&] { return (rule.flags & XT_RULE_BYTE_LIMIT) != 0; };
+  ReferenceBucket rp = ReferenceBucket::full(rule.pkt, now), rb = ReferenceBucket::full(rule.bytes, now);
+
+  // The state is exact while no word goes unwritten for longer than the
+  // horizon compile_rule guarantees; past it, see the Horizon unit tests.
+  const uint64_t horizon = XT_MIN_HORIZON_SECONDS * hz;
+  uint64_t written = now;  // a pass (or the controller) writes both words
+  uint64_t floor = now;    // no clock reads earlier than the last replacement
+  while (in.remaining_bytes() > 0) {
+    const int op = in.ConsumeIntegralInRange<int>(0, 15);
+    if (op == 0) {  // the operator replaces the rule (rule add on its CIDR)
+      auto next = random_rule(in, hz);
+      if (!next) continue;
+      // What the controller does: bring the words to the current generation
+      // (catch_up_buckets), then install the next one, recording the tick.
+      bucket.pkt_word = XT_REGEN_PKT(&rule, bucket.pkt_word, now);
+      bucket.byte_word = XT_REGEN_BYTES(&rule, bucket.byte_word, now);
+      next->gen = static_cast<__u8>(rule.gen % XT_GEN_MAX + 1);
+      next->prev_gen = rule.gen;
+      if (pkts()) next->prev_pkt = rule.pkt;
+      if (bytes()) next->prev_bytes = rule.bytes;
+      next->replaced_at = now;
+      carry(rp, pkts(), next->pkt, next->flags & XT_RULE_PKT_LIMIT, now);
+      carry(rb, bytes(), next->bytes, next->flags & XT_RULE_BYTE_LIMIT, now);
+      rule = *next;
+      written = floor = now;
+      continue;
+    }
+    // A packet: mostly short steps forward, sometimes an idle up to the
+    // horizon, sometimes from a CPU whose clock is a little behind.
+    const bool behind = op == 1;
+    uint64_t at;
+    if (behind) {
+      at = std::max(floor, now - std::min<uint64_t>(now, in.ConsumeIntegralInRange<uint64_t>(1, XT_SKEW_TICKS)));
+    } else {
+      uint64_t step = op < 12 ? in.ConsumeIntegralInRange<uint64_t>(0, 64)
+                              : in.ConsumeIntegralInRange<uint64_t>(0, horizon);
+      if (now + step - written > horizon) step = written + horizon - now;
+      at = now += step;
+    }
+    const uint64_t len = in.ConsumeIntegralInRange<uint64_t>(XT_MIN_FRAME_V4, 9216);
+    if (pkts()) rp.refill(at);
+    if (bytes()) rb.refill(at);
+    const bool want = (!pkts() || rp.has(1)) && (!bytes() || rb.has(len));
+    const bool got = xt_meter(&bucket, &rule, at, len) == 1;
+    // From a clock behind, the bucket may only be stricter than the
+    // reference (it sees less refill); otherwise they agree exactly.
+    if (got != want && !(behind && want && !got)) fail(got ? "bucket passes, reference drops" : "bucket drops, reference passes", at, rule);
+    // A packet metered at its own, earlier tick consumes from a bucket that
+    // refilled less; if the bucket was full then, the take is absorbed by
+    // refill the reference (one clock, in arrival order) has already
+    // capped. Both are right about their own clocks, so the comparison
+    // ends here.
+    if (behind) return 0;
+    if (got) {
+      written = at;
+      if (pkts()) rp.take(1);
+      if (bytes()) rb.take(len);
+      continue;
+    }
+    // Dropped: the hot cache would drop this source without metering until
+    // now + wait. The reference must agree that a minimum-size frame cannot
+    // pass before then, and can at that tick.
+    const uint64_t wait = xt_meter_wait(&rule, &bucket, now);
+    auto min_frame_passes = [&](uint64_t t) {
+      ReferenceBucket p = rp, b = rb;
+      if (pkts()) p.refill(t);
+      if (bytes()) b.refill(t);
+      return (!pkts() || p.has(1)) && (!bytes() || b.has(XT_MIN_FRAME_V4));
+    };
+    if (wait == XT_NEVER) {
+      if (min_frame_passes(now + horizon)) fail("wait says never, yet a minimum frame fits", now, rule);
+    } else if (wait > 0) {
+      if (min_frame_passes(now + wait - 1)) fail("a minimum frame fits before the wait is over", now, rule);
+      if (!min_frame_passes(now + wait)) fail("a minimum frame does not fit when the wait is over", now, rule);
+    }
+  }
+  return 0;
+}
