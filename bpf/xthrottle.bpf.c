@@ -240,9 +240,10 @@ static __always_inline void xt_emit(enum xt_event_type type, const struct xt_buc
 		.throttled_ticks = throttled_ticks,
 	};
 	__builtin_memcpy(e.addr, key->addr, sizeof(e.addr));
-	bpf_ringbuf_output(&xt_events, &e, sizeof(e), 0);
+	/* The CLI's ring is full whenever no `xthrottle events` reads it: only
+	 * serve's ring says whether an event was delivered. */
 	bpf_ringbuf_output(&xt_events_cli, &e, sizeof(e), 0);
-	xt_count_one(XT_EVENTS_SENT);
+	xt_count_one(bpf_ringbuf_output(&xt_events, &e, sizeof(e), 0) == 0 ? XT_EVENTS_SENT : XT_EVENTS_LOST);
 }
 
 static __always_inline int xt_hot_is(const struct xt_hot *hot, const struct xt_pkt *pkt)
@@ -476,7 +477,10 @@ int xthrottle(struct xdp_md *ctx)
 		 * at last_hit. */
 		__sync_fetch_and_add(&b->dropped_packets, hot->pending);
 		hot->pending = 0;
-		b->last_drop = hot->last_hit;
+		/* Another CPU may have recorded a later drop: never move it back,
+		 * or the source could look released while it is still dropped. */
+		if ((__s32)(hot->last_hit - b->last_drop) > 0)
+			b->last_drop = hot->last_hit;
 	}
 	if (xt_take(b, rule, now, len)) {
 		__sync_fetch_and_add(&b->passed_packets, 1);

@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 3
+#define XT_ABI_VERSION 4
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -222,9 +222,10 @@ enum xt_reason {
 
 /* More counters, in the same per-CPU array after the reasons (packets only). */
 enum xt_counter {
-	XT_EVENTS_SENT = XT_REASONS, /* events written to the rings */
+	XT_EVENTS_SENT = XT_REASONS, /* events written to serve's ring */
 	XT_EVENTS_SUPPRESSED,        /* events over XT_EVENTS_PER_SECOND, not written */
 	XT_SOURCES_ADMITTED,         /* buckets created */
+	XT_EVENTS_LOST,              /* events serve's ring had no room for (serve down or behind) */
 	XT_COUNTERS
 };
 

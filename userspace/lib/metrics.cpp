@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "metrics.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <sstream>
 
 #include "report.h"
@@ -135,15 +137,30 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   rest.sample("xthrottle_sources_admitted_total", {}, static_cast<double>(admitted));
   // The kernel does not count LRU evictions: what was created and is neither
   // in the table nor deleted by the controller was evicted.
-  const double evicted = static_cast<double>(admitted) - static_cast<double>(status->tracked_sources) -
-                         static_cast<double>(meta->buckets_swept);
+  // The three are read at slightly different moments (a walk of the table
+  // takes a while under churn), so the difference jitters; a counter must
+  // never go down (Prometheus would take it for a reset), so this process
+  // reports the highest value it has seen.
+  const double estimate = static_cast<double>(admitted) - static_cast<double>(status->tracked_sources) -
+                          static_cast<double>(meta->buckets_swept);
+  static std::mutex evicted_mu;
+  static double evicted_high = 0;
+  double evicted;
+  {
+    std::lock_guard<std::mutex> hold(evicted_mu);
+    evicted_high = std::max(evicted_high, estimate);
+    evicted = evicted_high;
+  }
   rest.family("xthrottle_sources_evicted_total", "counter",
               "Buckets the full table evicted to make room (created - tracked - deleted by rule changes).");
-  rest.sample("xthrottle_sources_evicted_total", {}, evicted > 0 ? evicted : 0);
-  rest.family("xthrottle_events_total", "counter", "Events written (a source throttled or released).");
+  rest.sample("xthrottle_sources_evicted_total", {}, evicted);
+  rest.family("xthrottle_events_total", "counter", "Events delivered to the daemon (a source throttled or released).");
   rest.sample("xthrottle_events_total", {}, static_cast<double>(stats->extra(XT_EVENTS_SENT)));
   rest.family("xthrottle_events_suppressed_total", "counter", "Events over the per-second cap, not written.");
   rest.sample("xthrottle_events_suppressed_total", {}, static_cast<double>(stats->extra(XT_EVENTS_SUPPRESSED)));
+  rest.family("xthrottle_events_lost_total", "counter",
+              "Events the daemon's ring had no room for (it was down or behind), not delivered.");
+  rest.sample("xthrottle_events_lost_total", {}, static_cast<double>(stats->extra(XT_EVENTS_LOST)));
   rest.family("xthrottle_config_applied_timestamp_seconds", "gauge",
               "When the live config file was applied (0: none).");
   rest.sample("xthrottle_config_applied_timestamp_seconds", {}, static_cast<double>(meta->applied_at));

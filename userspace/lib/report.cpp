@@ -137,6 +137,7 @@ json stats_json(const Stats& stats) {
   j["rules"] = rules;
   j["events_sent"] = stats.extra(XT_EVENTS_SENT);
   j["events_suppressed"] = stats.extra(XT_EVENTS_SUPPRESSED);
+  j["events_lost"] = stats.extra(XT_EVENTS_LOST);
   j["sources_admitted"] = stats.extra(XT_SOURCES_ADMITTED);
   return j;
 }

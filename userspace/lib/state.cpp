@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <cstring>
 #include <bit>
 #include <cstdlib>
 #include <filesystem>
@@ -136,9 +138,39 @@ bool State::exists(const std::string& pin_dir) {
   return access((pin_dir + "/" + XT_MAP_RULES).c_str(), F_OK) == 0 || errno != ENOENT;
 }
 
+// The ABI version of the state in pin_dir, read from its config map before
+// anything else is opened: pins of another build may lack maps this one has,
+// or have them in other layouts, and must be named for what they are. The
+// version has sat at the same offset of xt_config in every layout so far.
+static Result<void> check_abi_version(const std::string& pin_dir) {
+  auto config = open_pin(pin_dir, XT_MAP_CONFIG);
+  if (!config) return std::unexpected(config.error());
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (int err = bpf_obj_get_info_by_fd(config->get(), &info, &len); err)
+    return system_error("cannot inspect pinned map " XT_MAP_CONFIG, err);
+  constexpr size_t at = offsetof(xt_config, abi_version);
+  std::vector<uint8_t> value(std::max<size_t>(info.value_size, at + sizeof(uint32_t)));
+  const uint32_t zero = 0;
+  if (info.key_size != sizeof(zero) || info.value_size < at + sizeof(uint32_t) ||
+      bpf_map_lookup_elem(config->get(), &zero, value.data()) != 0)
+    return system_error("the state in " + pin_dir + " was made by an incompatible xthrottle build (its " +
+                        XT_MAP_CONFIG + " has another layout); this build has ABI version " +
+                        std::to_string(XT_ABI_VERSION) + " and will not write into it");
+  uint32_t version;
+  std::memcpy(&version, value.data() + at, sizeof(version));
+  if (version != XT_ABI_VERSION)
+    return system_error("the state in " + pin_dir + " was made by an xthrottle build with ABI version " +
+                        std::to_string(version) + "; this build has version " + std::to_string(XT_ABI_VERSION) +
+                        " and will not write into it (detach with that build, remove " + pin_dir +
+                        ", then attach with this one)");
+  return {};
+}
+
 Result<State> State::open(const std::string& pin_dir) {
   State s;
   s.pin_dir_ = pin_dir;
+  if (auto ok = check_abi_version(pin_dir); !ok) return std::unexpected(ok.error());
   for (auto [fd, name] : s.named_maps()) {
     auto opened = open_pin(pin_dir, name);
     if (!opened) return std::unexpected(opened.error());
@@ -150,12 +182,6 @@ Result<State> State::open(const std::string& pin_dir) {
     return std::unexpected(ok.error());
   if (auto ok = check_layout(s.config_.get(), XT_MAP_CONFIG, sizeof(uint32_t), sizeof(xt_config)); !ok)
     return std::unexpected(ok.error());
-  auto cfg = s.config();
-  if (!cfg) return std::unexpected(cfg.error());
-  if (cfg->abi_version != XT_ABI_VERSION)
-    return system_error("the state in " + pin_dir + " was made by an xthrottle build with ABI version " +
-                        std::to_string(cfg->abi_version) + "; this build has version " +
-                        std::to_string(XT_ABI_VERSION) + " and will not write into it");
   return s;
 }
 

@@ -1,0 +1,24 @@
+#!/bin/sh
+# `cmake --install` into a staging root (DESTDIR, so nothing lands in the
+# real /etc even when the prefix is /usr): the binary, both units naming the
+# installed binary, the example config; and a second install keeps the
+# operator's edited config.
+#   install.sh BUILD_DIR STAGING PREFIX SYSCONFDIR
+set -eu
+build=$1 root=$2 prefix=$3 sysconf=$4
+rm -rf "$root"
+DESTDIR=$root cmake --install "$build" >/dev/null
+units=$root$prefix/lib/systemd/system
+fail() { echo "contrib.install: $*" >&2; exit 1; }
+test -x "$root$prefix/sbin/xthrottle" || fail "no $prefix/sbin/xthrottle"
+grep -q "^ExecStart=$prefix/sbin/xthrottle serve --config $sysconf/xthrottle/xthrottle.toml" "$units/xthrottle.service" ||
+  fail "xthrottle.service does not run the installed binary on the installed config"
+grep -q "^ExecStart=$prefix/sbin/xthrottle attach %i" "$units/xthrottle-attach@.service" ||
+  fail "xthrottle-attach@.service does not run the installed binary"
+cmp -s "$root$sysconf/xthrottle/xthrottle.toml.example" "$(dirname "$0")/../../contrib/xthrottle.toml" ||
+  fail "no example config"
+test -f "$root$sysconf/xthrottle/xthrottle.toml" || fail "no config installed where there was none"
+echo "# the operator's rules" >"$root$sysconf/xthrottle/xthrottle.toml"
+DESTDIR=$root cmake --install "$build" >/dev/null
+grep -q "operator's rules" "$root$sysconf/xthrottle/xthrottle.toml" || fail "a reinstall replaced the operator's config"
+echo "installed and reinstalled into $root"
