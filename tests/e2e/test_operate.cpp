@@ -171,7 +171,18 @@ TEST_F(Operate, StatusShowsTheLiveConfigAndNoticesItChanged) {
   EXPECT_EQ(s["config"]["path"], a);
   EXPECT_EQ(s["config"]["sha256"].get<std::string>().size(), 64u);
   EXPECT_EQ(s["config"]["changed_since"], false);
+  EXPECT_EQ(s["config"]["rules_differ"], false);
   EXPECT_EQ(lab_->xthrottle({"status", "--check"}).rc, 0);
+  // A rule changed by hand: the file is as applied, the rules are not.
+  ok({"rule", "add", "198.18.99.0/24", "--deny"});
+  s = lab_->xthrottle_json({"status", "--json"});
+  EXPECT_EQ(s["config"]["changed_since"], false);
+  EXPECT_EQ(s["config"]["rules_differ"], true);
+  Outcome drift = lab_->xthrottle({"status", "--check"});
+  EXPECT_EQ(drift.rc, 3);
+  EXPECT_NE(drift.out.find("the live rules differ from"), std::string::npos) << drift.out;
+  ok({"apply", a});
+  EXPECT_EQ(lab_->xthrottle({"status", "--check"}).rc, 0) << "applied again: in line";
   write("a.toml", kFileB);
   s = lab_->xthrottle_json({"status", "--json"});
   EXPECT_EQ(s["config"]["changed_since"], true);

@@ -289,10 +289,21 @@ Result<Status> read_status(const std::string& pin_dir) {
     s.config_applied_at = meta->applied_at;
     const std::string on_disk = file_sha256(s.config_path);
     s.config_changed = on_disk != s.config_sha256;
-    if (s.config_changed)
+    if (s.config_changed) {
       s.warnings.push_back("config " + s.config_path + (on_disk.empty() ? " is gone" : " changed") +
                            " since it was applied: the live rules may not be what it says (xthrottle apply it, "
                            "or SIGHUP serve)");
+    } else if (auto file = load_config(s.config_path, cfg->hz); file) {
+      // The file is what was applied; are the rules still what it says, or
+      // did `rule add`/`rule del` change them since?
+      auto diff = diff_config(*state, *file);
+      s.rules_drifted = diff && !diff->empty();
+      if (s.rules_drifted)
+        s.warnings.push_back("the live rules differ from " + s.config_path + " (changed by rule add/del since it " +
+                             "was applied: " + std::to_string(diff->add.size() + diff->change.size()) +
+                             " rule(s) missing or different, " + std::to_string(diff->remove.size()) +
+                             " extra); `xthrottle apply --dry-run` shows how");
+    }
   }
 
   const bool attached = std::ranges::any_of(s.interfaces, &Attachment::live);
@@ -355,7 +366,8 @@ json status_json(const Status& s) {
                                            : nlohmann::json{{"path", s.config_path},
                                                             {"sha256", s.config_sha256},
                                                             {"applied_at", s.config_applied_at},
-                                                            {"changed_since", s.config_changed}}},
+                                                            {"changed_since", s.config_changed},
+                                                            {"rules_differ", s.rules_drifted}}},
           {"warnings", s.warnings}};
 }
 

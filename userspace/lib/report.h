@@ -70,6 +70,7 @@ struct Status {
   std::string config_path, config_sha256;
   uint64_t config_applied_at = 0;
   bool config_changed = false;  // the file on disk is not what was applied
+  bool rules_drifted = false;   // it is, but the live rules are not what it says
   std::vector<std::string> warnings;  // empty: protected
 };
 // Reads the state (if any) and works out every warning.
