@@ -130,14 +130,15 @@ XT_INLINE __u64 xt_scaled(const struct xt_limit *l, __u64 now)
 }
 
 /* How many units short of full a bucket is at now, in [0, cap]. A TAT in the
- * past means full. The clock (jiffies) never goes back, but CPUs read it a
- * tick apart and the controller writes words from its own reading: a TAT up
- * to XT_SKEW_TICKS ticks' fill beyond cap is such a skew, and the bucket is
- * empty. A TAT further ahead cannot come from a clock that only goes forward:
- * it is a word nothing has written for longer than the horizon (a year or
- * more, abi.h), whose TAT wrapped around, and the bucket is full, as after any
- * long idle. (Found by fuzz/fuzz_bucket.cpp: such a word used to read as
- * empty, and a source quiet for a year could then be dropped for another.) */
+ * past means full. The clock (jiffies) never goes back, but a reader's may be
+ * behind the writer's: another CPU a tick ahead, or this one stalled between
+ * reading the clock and metering. A TAT up to XT_SKEW_TICKS ticks' fill beyond
+ * cap is that, and the bucket is empty. A TAT further ahead cannot come from
+ * a clock that only goes forward: it is a word nothing has written for longer
+ * than the horizon (a year or more, abi.h), whose TAT wrapped around, and the
+ * bucket is full, as after any long idle. (Found by fuzz/fuzz_bucket.cpp:
+ * such a word used to read as empty, and a source whose packets were all
+ * dropped for a year could then be dropped for up to another.) */
 XT_INLINE __u64 xt_debt(const struct xt_limit *l, __u64 word, __u64 now)
 {
 	__s64 d = xt_diff(word >> XT_GEN_BITS, xt_scaled(l, now));
@@ -173,6 +174,13 @@ XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_l
 	if (xt_word_gen(word) != prev_gen || !prev->cost || !l->cost)
 		return xt_full_word(l, now, gen);
 	if (at > now)
+		at = now;
+	/* A word the old rule wrote after tick `at` (the controller walks the
+	 * table before installing the change, which can take seconds) is ahead
+	 * of it by more than the old burst: its tokens are taken as of now,
+	 * never as a fresh burst. */
+	__s64 ahead = xt_diff(word >> XT_GEN_BITS, xt_scaled(prev, at));
+	if (ahead > 0 && (__u64)ahead > prev->cap)
 		at = now;
 	__u64 whole = (prev->cap - xt_debt(prev, word, at)) / prev->cost;
 	__u64 tokens = whole >= l->cap / l->cost ? l->cap : whole * l->cost;

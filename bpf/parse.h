@@ -8,7 +8,7 @@
  * stops at the source address in the fixed IPv4/IPv6 header. IPv4 options,
  * IPv6 extension headers and L4 headers are never read, so every fragment
  * (first or not) and every extension-header chain, however long, is limited
- * by its source like any other packet. docs/parsing.md lists each verdict.
+ * by its source like any other packet. docs/hostile-input.md lists each verdict.
  */
 #ifndef XTHROTTLE_PARSE_H
 #define XTHROTTLE_PARSE_H

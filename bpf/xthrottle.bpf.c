@@ -35,7 +35,7 @@ __u64 xt_test_now = 0;
 /* Set by the controller when the interface's MTU needs multi-buffer frames
  * (jumbo frames): the program is then loaded with BPF_F_XDP_HAS_FRAGS,
  * [data, data_end) is only the frame's first buffer, and the length counted
- * against byte limits comes from a helper call that costs ~15 ns here, so it
+ * against byte limits comes from a helper call that costs ~10 ns here, so it
  * is paid only where it is needed. Headers always sit in the first buffer. */
 const volatile __u8 xt_cfg_frags = 0;
 

@@ -2,7 +2,7 @@
 // The packet parser (bpf/parse.h), fed any bytes. The frame is copied into a
 // buffer of exactly its size, so AddressSanitizer stops any read past its
 // end; the verdict and source must equal those of an independent, plainly
-// written parser of the same rules (docs/parsing.md).
+// written parser of the same rules (docs/hostile-input.md).
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>

@@ -129,9 +129,11 @@ struct xt_limit {
 /* Largest cap or fill the controller accepts. */
 #define XT_MAX_SCALED (1ULL << 52)
 #define XT_MIN_HORIZON_SECONDS (365ULL * 86400)
-/* How far ahead of a CPU's clock another CPU's (or the controller's) may be,
- * in ticks, when it writes a bucket's word (bucket.h, xt_debt). */
-#define XT_SKEW_TICKS 64
+/* How far behind the tick a word was written at a reader's clock may be
+ * (bucket.h, xt_debt): another CPU's clock a tick ahead, or this CPU stalled
+ * (a vCPU descheduled) between reading the clock and metering. 4 s at
+ * HZ=1000. A word further ahead is one left unwritten past the horizon. */
+#define XT_SKEW_TICKS 4096
 
 /* Value of the rule table. */
 struct xt_rule {

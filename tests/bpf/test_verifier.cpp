@@ -24,7 +24,7 @@ namespace {
 // Raise it only with a reason, written down there.
 constexpr uint32_t kInsnBudget = 2600;  // instructions in the object, either compiler
 constexpr uint32_t kVerifiedBudgetClang14 = 175'000;  // instructions the verifier processed
-constexpr uint32_t kVerifiedBudgetClang19 = 405'000;  // of the kernel's limit of 1,000,000
+constexpr uint32_t kVerifiedBudgetClang19 = 445'000;  // of the kernel's limit of 1,000,000
 
 struct Figures {
   uint32_t insns = 0;           // in the object, as compiled

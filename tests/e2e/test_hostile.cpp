@@ -29,6 +29,25 @@ class Hostile : public LabTest {
     full.insert(full.end(), argv.begin(), argv.end());
     return run(full);
   }
+
+  // 10 echo requests of 9000-byte IP packets from gen0 against a rule of
+  // three 9014-byte frames a second: exactly 3 pass, 7 are dropped, and the
+  // bytes counted are whole frames, not the first buffer's.
+  void expect_jumbo_frames_metered_whole() {
+    must(in_gen({"ip", "addr", "add", "198.18.0.1/24", "dev", "gen0"}), "gen0 address");
+    must(lab_->in_dut({"ip", "addr", "add", "198.18.0.2/24", "dev", "dut0"}), "dut0 address");
+    // Neighbour resolution first, with a small ping before any rule.
+    must(in_gen({"ping", "-c", "1", "-W", "2", "-s", "8", "198.18.0.2"}), "small ping");
+    lab_->reset_received();
+    ok({"rule", "add", "198.18.0.0/15", "--bandwidth", "27042B/s"});
+    in_gen({"ping", "-c", "10", "-i", "0.01", "-W", "1", "-M", "do", "-s", "8972", "198.18.0.2"});
+    EXPECT_EQ(lab_->received_v4(), 3u) << "the burst is three jumbo frames: whole lengths counted";
+    const json rule = stats()["rules"]["198.18.0.0/15"];
+    EXPECT_EQ(rule["passed_packets"], 3u);
+    EXPECT_EQ(rule["passed_bytes"], 3u * 9014);
+    EXPECT_EQ(rule["dropped_packets"], 7u);
+    EXPECT_EQ(rule["dropped_bytes"], 7u * 9014);
+  }
 };
 
 // On a 9000-byte MTU link the program is attached natively (as a multi-buffer
@@ -36,22 +55,29 @@ class Hostile : public LabTest {
 TEST_F(Hostile, JumboFramesOnAJumboLink) {
   must(in_gen({"ip", "link", "set", "gen0", "mtu", "9000"}), "gen0 mtu");
   must(lab_->in_dut({"ip", "link", "set", "dut0", "mtu", "9000"}), "dut0 mtu");
-  must(in_gen({"ip", "addr", "add", "198.18.0.1/24", "dev", "gen0"}), "gen0 address");
-  must(lab_->in_dut({"ip", "addr", "add", "198.18.0.2/24", "dev", "dut0"}), "dut0 address");
   ok({"attach", "dut0", "--mode", "native"});
-  // Neighbour resolution first, with a small ping before any rule.
-  must(in_gen({"ping", "-c", "1", "-W", "2", "-s", "8", "198.18.0.2"}), "small ping");
-  lab_->reset_received();
-  // 3 frames of 9014 bytes, then nothing for a second.
-  ok({"rule", "add", "198.18.0.0/15", "--bandwidth", "27042B/s"});
-  // 10 echo requests of 9000-byte IP packets, no fragmentation, 10 ms apart.
-  in_gen({"ping", "-c", "10", "-i", "0.01", "-W", "1", "-M", "do", "-s", "8972", "198.18.0.2"});
-  EXPECT_EQ(lab_->received_v4(), 3u) << "the burst is three jumbo frames: whole lengths counted";
-  const json rule = stats()["rules"]["198.18.0.0/15"];
-  EXPECT_EQ(rule["passed_packets"], 3u);
-  EXPECT_EQ(rule["passed_bytes"], 3u * 9014);
-  EXPECT_EQ(rule["dropped_packets"], 7u);
-  EXPECT_EQ(rule["dropped_bytes"], 7u * 9014);
+  expect_jumbo_frames_metered_whole();
+}
+
+// Attached at MTU 1500, then the MTU raised: `attach` again (what the
+// systemd unit's restart does) sees the live program no longer fits the MTU
+// and swaps in the multi-buffer one in one step; once it fits, `attach` is a
+// no-op. (The tag alone cannot tell the two apart: it does not cover the
+// read-only settings.) On veth the kernel keeps the peer's MTU capped by the
+// first program until it is detached; drivers check the program in place.
+TEST_F(Hostile, AttachAgainAfterRaisingTheMtuSwapsInTheMultiBufferProgram) {
+  ok({"attach", "dut0", "--mode", "native"});
+  Outcome same = lab_->xthrottle({"attach", "dut0"});
+  EXPECT_NE(same.out.find("already attached"), std::string::npos) << same.out;
+  must(lab_->in_dut({"ip", "link", "set", "dut0", "mtu", "9000"}), "dut0 mtu");
+  Outcome again = lab_->xthrottle({"attach", "dut0"});
+  ASSERT_EQ(again.rc, 0) << again.err;
+  EXPECT_NE(again.out.find("upgraded dut0"), std::string::npos) << again.out;
+  same = lab_->xthrottle({"attach", "dut0"});
+  EXPECT_NE(same.out.find("already attached"), std::string::npos) << same.out;
+  must(lab_->in_dut({"ip", "link", "set", "dut0", "mtu", "1500"}), "dut0 mtu back");
+  again = lab_->xthrottle({"attach", "dut0"});
+  EXPECT_NE(again.out.find("upgraded dut0"), std::string::npos) << "back to the single-buffer program: " << again.out;
 }
 
 // Pins are reachable by root only: the directory is 0700 even when it was
@@ -84,6 +110,13 @@ TEST_F(Hostile, StateIsLockedDown) {
   }
   EXPECT_GE(pins, 10u) << "every map is pinned";
 
+  // The directory's mode is what keeps them out wherever unprivileged BPF
+  // is allowed (here kernel.unprivileged_bpf_disabled would stop bpftool
+  // below anyway): nobody cannot even look a pin up by its path.
+  Outcome look = as_nobody({"stat", dir + "/xt_rules"});
+  EXPECT_NE(look.rc, 0) << "nobody can reach the pins: " << look.out;
+  EXPECT_NE(look.err.find("Permission denied"), std::string::npos) << look.err;
+
   const std::string before = lab_->xthrottle({"rule", "list", "--json"}).out;
   const std::string rules = dir + "/xt_rules";
   Outcome dump = as_nobody({"bpftool", "map", "dump", "pinned", rules});
@@ -96,8 +129,10 @@ TEST_F(Hostile, StateIsLockedDown) {
   EXPECT_EQ(lab_->xthrottle({"rule", "list", "--json"}).out, before);
 }
 
-// A pin directory someone else owns is refused: they could swap a pin.
-TEST_F(Hostile, APinDirectoryOwnedByAnotherUserIsRefused) {
+// A pin directory someone else owns is refused: they could swap a pin. So
+// is one holding anything but our own pins: a link planted in it (to a map
+// of someone else's) would otherwise be followed.
+TEST_F(Hostile, APinDirectoryOthersCouldHaveTamperedWithIsRefused) {
   const std::string dir = lab_->pin_dir();
   std::filesystem::create_directories(dir);
   ASSERT_EQ(chown(dir.c_str(), 65534, 65534), 0);
@@ -105,6 +140,14 @@ TEST_F(Hostile, APinDirectoryOwnedByAnotherUserIsRefused) {
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("belongs to uid 65534"), std::string::npos) << r.err;
   EXPECT_TRUE(std::filesystem::is_empty(dir)) << "nothing pinned";
+
+  ASSERT_EQ(chown(dir.c_str(), 0, 0), 0);
+  std::filesystem::create_symlink("/run/elsewhere/xt_rules", dir + "/xt_rules");
+  r = lab_->xthrottle({"rule", "add", "198.18.0.0/15", "--rate", "10/s"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("is not a pin"), std::string::npos) << r.err;
+  EXPECT_TRUE(std::filesystem::is_symlink(dir + "/xt_rules"));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 1) << "nothing pinned";
 }
 
 }  // namespace

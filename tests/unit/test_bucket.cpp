@@ -212,6 +212,22 @@ TEST(Bucket, ReplacedRuleCarriesWholeTokensOver) {
   EXPECT_EQ(s.offer(0, 100), 7u);
 }
 
+// The controller records the tick of a change, walks the table (seconds, on
+// a big one), then installs the rule: a throttled source metered under the
+// old rule meanwhile must come out spent, not with a fresh burst.
+TEST(Bucket, AReplacementInstalledLateGivesNoFreshBurst) {
+  const xt_rule before = limit_rule("10/s", 5);
+  Sim s(before);
+  const uint64_t recorded = 1000, installed = 1000 + 30 * kHz;  // a 30 s walk
+  EXPECT_EQ(s.offer(recorded, 10), 5u);
+  EXPECT_EQ(s.offer(installed, 10), 5u) << "refilled over the walk, throttled again at its end";
+  xt_rule next = replace(before, limit_rule("10/s", 50));
+  next.replaced_at = recorded;
+  s.rule = next;
+  EXPECT_EQ(s.offer(installed + 1, 10), 0u) << "spent as of now, not as of the recorded tick";
+  EXPECT_EQ(s.offer(installed + 100, 10), 1u) << "and refilling at the new rate";
+}
+
 // The hot cache drops a source's packets until now + wait without asking the
 // bucket: each of those drops must be one the bucket would have made too.
 TEST(Bucket, WaitIsCertain) {

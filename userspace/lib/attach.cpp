@@ -15,6 +15,8 @@
 #include <ctime>
 #include <memory>
 #include <optional>
+#include <string_view>
+#include <vector>
 
 #include "fd.h"
 #include "map_util.h"
@@ -147,11 +149,41 @@ const char* mode_name(uint8_t mode) {
 
 namespace {
 
-bool same_tag(int fd_a, int fd_b) {
+// The read-only data a loaded program was given (its .rodata map): the
+// settings its code was specialised for (multi-buffer or not).
+std::optional<std::vector<uint8_t>> rodata_of(int prog_fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0) return std::nullopt;
+  std::vector<uint32_t> ids(info.nr_map_ids);
+  info = {};
+  info.nr_map_ids = static_cast<uint32_t>(ids.size());
+  info.map_ids = reinterpret_cast<uintptr_t>(ids.data());
+  len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0) return std::nullopt;
+  for (uint32_t id : ids) {
+    Fd map(bpf_map_get_fd_by_id(id));
+    bpf_map_info m{};
+    uint32_t mlen = sizeof(m);
+    if (!map || bpf_obj_get_info_by_fd(map.get(), &m, &mlen) != 0) continue;
+    if (!std::string_view(m.name).ends_with(".rodata")) continue;
+    std::vector<uint8_t> value(m.value_size);
+    const uint32_t zero = 0;
+    if (bpf_map_lookup_elem(map.get(), &zero, value.data()) != 0) return std::nullopt;
+    return value;
+  }
+  return std::vector<uint8_t>{};
+}
+
+// The same build specialised the same way: the same instructions (the tag)
+// and the same read-only settings, which the tag does not cover.
+bool same_program(int fd_a, int fd_b) {
   bpf_prog_info a{}, b{};
   uint32_t la = sizeof(a), lb = sizeof(b);
   if (bpf_obj_get_info_by_fd(fd_a, &a, &la) != 0 || bpf_obj_get_info_by_fd(fd_b, &b, &lb) != 0) return false;
-  return std::memcmp(a.tag, b.tag, sizeof(a.tag)) == 0;
+  if (std::memcmp(a.tag, b.tag, sizeof(a.tag)) != 0) return false;
+  auto ra = rodata_of(fd_a), rb = rodata_of(fd_b);
+  return ra && rb && *ra == *rb;
 }
 
 uint32_t prog_id(int fd) {
@@ -175,7 +207,8 @@ Result<void> record(const State& state, const Attachment& a) {
 }
 
 // The program already on the interface is ours: keep it if it is this very
-// build (unless asked to replace it), else put this build in its place in
+// build, loaded for the interface's MTU as it is now (unless asked to
+// replace it), else put this build in its place in
 // one step (XDP_FLAGS_REPLACE), on the same pinned maps, so that no packet
 // goes unmetered and every bucket and counter carries on.
 Result<Attachment> upgrade(const State& state, Attachment a, const Live& live, bool replace) {
@@ -197,7 +230,7 @@ Result<Attachment> upgrade(const State& state, Attachment a, const Live& live, b
   a.multiprog = live.multiprog;
   a.prog_id = live.prog_id;
   a.live = true;
-  if (!replace && same_tag(old_fd.get(), new_fd)) {
+  if (!replace && same_program(old_fd.get(), new_fd)) {
     a.already = true;
     return a;
   }

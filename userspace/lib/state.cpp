@@ -3,6 +3,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/file.h>
@@ -18,6 +19,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <set>
 
 #include "bucket.h"
@@ -95,25 +97,47 @@ Result<void> ensure_bpffs(const std::string& pin_dir) {
 
 // The pins are the rules: only their owner may reach them. The directory must
 // be ours (whoever owns it could swap a pin for a map of their own) and is
-// kept at 0700, each pin at 0600, whatever the umask or an earlier chmod did.
+// kept at 0700 first, so that nobody else can add or swap an entry while the
+// entries are checked; every entry must then be a pin of ours (not a symlink
+// to someone else's, nor anything else) and is kept at most 0600, whatever
+// the umask or an earlier chmod did. All by file descriptor, never
+// following a link.
 Result<void> lock_down(const std::string& pin_dir) {
+  Fd dir(::open(pin_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir) return system_error("cannot open pin directory " + pin_dir + " (it must be a directory, not a link)", errno);
   struct stat st{};
-  if (lstat(pin_dir.c_str(), &st) != 0) return system_error("cannot inspect pin directory " + pin_dir, errno);
-  if (!S_ISDIR(st.st_mode)) return system_error("pin directory " + pin_dir + " is not a directory");
+  if (fstat(dir.get(), &st) != 0) return system_error("cannot inspect pin directory " + pin_dir, errno);
   if (st.st_uid != geteuid())
     return system_error("pin directory " + pin_dir + " belongs to uid " + std::to_string(st.st_uid) +
                         ", not to this user: whoever owns it could replace xthrottle's maps; remove it or choose "
                         "another --pin-dir");
-  if ((st.st_mode & 07777) != 0700 && chmod(pin_dir.c_str(), 0700) != 0)
+  if ((st.st_mode & 07777) != 0700 && fchmod(dir.get(), 0700) != 0)
     return system_error("cannot restrict pin directory " + pin_dir + " to its owner", errno);
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(pin_dir, ec)) {
-    struct stat pin{};
-    if (lstat(entry.path().c_str(), &pin) != 0 || !S_ISREG(pin.st_mode)) continue;
-    if ((pin.st_mode & 077) != 0 && chmod(entry.path().c_str(), pin.st_mode & 0600) != 0)
-      return system_error("cannot restrict " + entry.path().string() + " to its owner", errno);
+  const int list_fd = fcntl(dir.get(), F_DUPFD_CLOEXEC, 0);
+  DIR* list = list_fd >= 0 ? fdopendir(list_fd) : nullptr;
+  if (!list) {
+    if (list_fd >= 0) ::close(list_fd);
+    return system_error("cannot list pin directory " + pin_dir, errno);
   }
-  if (ec) return system_error("cannot list pin directory " + pin_dir, ec.value());
+  struct CloseDir {
+    void operator()(DIR* d) const { closedir(d); }
+  };
+  std::unique_ptr<DIR, CloseDir> hold(list);
+  while (const dirent* e = readdir(list)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    struct stat pin{};
+    if (fstatat(dir.get(), name.c_str(), &pin, AT_SYMLINK_NOFOLLOW) != 0)
+      return system_error("cannot inspect " + pin_dir + "/" + name, errno);
+    if (!S_ISREG(pin.st_mode))
+      return system_error(pin_dir + "/" + name + " is not a pin (a link, a directory or a device): xthrottle will " +
+                          "not use a pin directory someone put it in; remove it");
+    if (pin.st_uid != geteuid())
+      return system_error(pin_dir + "/" + name + " belongs to uid " + std::to_string(pin.st_uid) +
+                          ": xthrottle will not use a pin directory holding someone else's pins; remove it");
+    if ((pin.st_mode & 077) != 0 && fchmodat(dir.get(), name.c_str(), pin.st_mode & 0600, 0) != 0)
+      return system_error("cannot restrict " + pin_dir + "/" + name + " to its owner", errno);
+  }
   return {};
 }
 
@@ -355,19 +379,19 @@ Result<void> State::sweep_buckets(uint32_t id, const std::function<bool(const xt
     if (key.rule_id == id && drop(key)) doomed.push_back(key);
   });
   if (!walked) return walked;
-  uint64_t deleted = 0;
-  for (const auto& k : doomed) {
-    if (bpf_map_delete_elem(buckets_.get(), &k) == 0)
-      deleted++;
-    else if (errno != ENOENT)
-      return system_error("cannot delete a bucket of rule " + std::to_string(id), errno);
-  }
-  if (!deleted) return {};
-  // Counted, so that evictions can be told from deletions (metrics).
+  if (doomed.empty()) return {};
+  // Counted, so that evictions can be told from deletions (metrics), and
+  // before deleting: a scrape in between must not see the deleted buckets
+  // as evicted (that counter only goes up). A bucket the LRU evicts first
+  // is counted here rather than there.
   auto m = meta();
   if (!m) return std::unexpected(m.error());
-  m->buckets_swept += deleted;
-  return set_meta(*m);
+  m->buckets_swept += doomed.size();
+  if (auto ok = set_meta(*m); !ok) return ok;
+  for (const auto& k : doomed)
+    if (bpf_map_delete_elem(buckets_.get(), &k) != 0 && errno != ENOENT)
+      return system_error("cannot delete a bucket of rule " + std::to_string(id), errno);
+  return {};
 }
 
 Result<void> State::catch_up_buckets(const xt_rule& rule, uint64_t now) {
@@ -415,15 +439,20 @@ Result<bool> State::put_rule(const Cidr& cidr, xt_rule rule) {
     rule.prev_gen = old.gen;
     if (old.flags & XT_RULE_PKT_LIMIT) rule.prev_pkt = old.pkt;
     if (old.flags & XT_RULE_BYTE_LIMIT) rule.prev_bytes = old.bytes;
-    auto now = this->now();
-    if (!now) return std::unexpected(now.error());
-    rule.replaced_at = *now;
     // The data path converts a bucket one generation back; a bucket that sat
     // out the previous replacement too (a quiet source, or one dropped by
     // the hot cache, which writes nothing) is brought up to date here first,
     // so no bucket is ever two behind: neither a fresh burst for a throttled
     // source, nor a wrapped generation read in the wrong units.
-    if (auto ok = catch_up_buckets(old, *now); !ok) return std::unexpected(ok.error());
+    auto before = this->now();
+    if (!before) return std::unexpected(before.error());
+    if (auto ok = catch_up_buckets(old, *before); !ok) return std::unexpected(ok.error());
+    // The tick of the change is read after that walk, which can take a
+    // while: sources metered under the old rule meanwhile are converted from
+    // as late a tick as possible (and xt_regen copes with any later still).
+    auto now = this->now();
+    if (!now) return std::unexpected(now.error());
+    rule.replaced_at = *now;
     // One map update swaps the whole value: packets see the old rule or the new.
     if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_EXIST) != 0)
       return system_error("cannot replace the rule for " + format_cidr(cidr), errno);
