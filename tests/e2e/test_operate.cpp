@@ -276,8 +276,24 @@ TEST_F(Operate, PrometheusSeesTheDropRateOfAFlood) {
     std::printf("samples: %s\n", raw.out.c_str());
   }
   EXPECT_NEAR(rate, expected, expected * 0.15);
+
+  // The rest of what it exports about that flood, straight from serve.
+  Outcome scrape = lab_->in_dut({"curl", "-s", "-f", "http://127.0.0.1:9431/metrics"});
+  ASSERT_EQ(scrape.rc, 0) << scrape.err;
+  auto value = [&](const std::string& series) {
+    const auto at = scrape.out.find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(scrape.out.substr(at + series.size() + 2));
+  };
+  EXPECT_EQ(value("xthrottle_up"), 1.0);
+  EXPECT_EQ(value("xthrottle_tracked_sources"), 1.0) << "the one flooding source";
+  EXPECT_EQ(value("xthrottle_sources_admitted_total"), 1.0);
+  EXPECT_EQ(value("xthrottle_sources_evicted_total"), 0.0);
+  EXPECT_GE(value("xthrottle_events_total"), 1.0) << "the source's throttled event reached serve";
   prometheus.signal(SIGTERM);
   serve.signal(SIGTERM);
+  Outcome log = serve.wait();
+  EXPECT_NE(log.out.find("\"event\":\"throttled\""), std::string::npos) << "serve logs events: " << log.out;
+  EXPECT_NE(log.out.find("\"event\":\"stopped\""), std::string::npos) << log.out;
 }
 
 TEST_F(Operate, EventsTellThrottledAndReleasedAndAFloodOfThemIsBounded) {
