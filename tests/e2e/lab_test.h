@@ -24,6 +24,13 @@ class LabTest : public ::testing::Test {
     ASSERT_EQ(r.rc, 0) << "xthrottle " << args.at(0) << ": " << r.err;
   }
   nlohmann::json stats() { return lab_->xthrottle_json({"stats", "--json"}); }
+  // Runs argv in the lab's receiving namespace as nobody, with no capabilities.
+  Outcome as_nobody(const std::vector<std::string>& argv) const {
+    std::vector<std::string> full = {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                     "--inh-caps=-all"};
+    full.insert(full.end(), argv.begin(), argv.end());
+    return lab_->in_dut(full);
+  }
 
   std::optional<Lab> lab_;
 };

@@ -14,33 +14,19 @@ using nlohmann::json;
 
 class Hostile : public LabTest {
  protected:
-  Outcome in_gen(const std::vector<std::string>& argv) const {
-    std::vector<std::string> full = {"ip", "netns", "exec", lab_->gen_ns()};
-    full.insert(full.end(), argv.begin(), argv.end());
-    return run(full);
-  }
   void must(const Outcome& r, const std::string& what) { ASSERT_EQ(r.rc, 0) << what << ": " << r.err; }
-
-  // Runs argv in the lab's receiving namespace as nobody, with no capabilities.
-  Outcome as_nobody(std::vector<std::string> argv) const {
-    std::vector<std::string> full = {"ip",         "netns",           "exec",           lab_->dut_ns(),
-                                     "setpriv",    "--reuid=nobody",  "--regid=nogroup", "--clear-groups",
-                                     "--inh-caps=-all"};
-    full.insert(full.end(), argv.begin(), argv.end());
-    return run(full);
-  }
 
   // 10 echo requests of 9000-byte IP packets from gen0 against a rule of
   // three 9014-byte frames a second: exactly 3 pass, 7 are dropped, and the
   // bytes counted are whole frames, not the first buffer's.
   void expect_jumbo_frames_metered_whole() {
-    must(in_gen({"ip", "addr", "add", "198.18.0.1/24", "dev", "gen0"}), "gen0 address");
+    must(lab_->in_gen({"ip", "addr", "add", "198.18.0.1/24", "dev", "gen0"}), "gen0 address");
     must(lab_->in_dut({"ip", "addr", "add", "198.18.0.2/24", "dev", "dut0"}), "dut0 address");
     // Neighbour resolution first, with a small ping before any rule.
-    must(in_gen({"ping", "-c", "1", "-W", "2", "-s", "8", "198.18.0.2"}), "small ping");
+    must(lab_->in_gen({"ping", "-c", "1", "-W", "2", "-s", "8", "198.18.0.2"}), "small ping");
     lab_->reset_received();
     ok({"rule", "add", "198.18.0.0/15", "--bandwidth", "27042B/s"});
-    in_gen({"ping", "-c", "10", "-i", "0.01", "-W", "1", "-M", "do", "-s", "8972", "198.18.0.2"});
+    lab_->in_gen({"ping", "-c", "10", "-i", "0.01", "-W", "1", "-M", "do", "-s", "8972", "198.18.0.2"});
     EXPECT_EQ(lab_->received_v4(), 3u) << "the burst is three jumbo frames: whole lengths counted";
     const json rule = stats()["rules"]["198.18.0.0/15"];
     EXPECT_EQ(rule["passed_packets"], 3u);
@@ -53,7 +39,7 @@ class Hostile : public LabTest {
 // On a 9000-byte MTU link the program is attached natively (as a multi-buffer
 // program) and meters jumbo frames by their whole length.
 TEST_F(Hostile, JumboFramesOnAJumboLink) {
-  must(in_gen({"ip", "link", "set", "gen0", "mtu", "9000"}), "gen0 mtu");
+  must(lab_->in_gen({"ip", "link", "set", "gen0", "mtu", "9000"}), "gen0 mtu");
   must(lab_->in_dut({"ip", "link", "set", "dut0", "mtu", "9000"}), "dut0 mtu");
   ok({"attach", "dut0", "--mode", "native"});
   expect_jumbo_frames_metered_whole();

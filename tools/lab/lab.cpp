@@ -115,8 +115,8 @@ Lab::~Lab() { teardown(); }
 
 void Lab::teardown() { run({XT_LAB, "down", tag_}); }
 
-Outcome Lab::in_dut(const std::vector<std::string>& argv) const {
-  std::vector<std::string> full = {"ip", "netns", "exec", dut_};
+Outcome Lab::in_ns(const std::string& ns, const std::vector<std::string>& argv) const {
+  std::vector<std::string> full = {"ip", "netns", "exec", ns};
   full.insert(full.end(), argv.begin(), argv.end());
   return run(full);
 }

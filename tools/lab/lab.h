@@ -63,8 +63,9 @@ class Lab {
   const std::string& dut_ns() const { return dut_; }
   const std::string& gen_ns() const { return gen_; }
   const std::string& dut_mac() const { return dut_mac_; }
-  // Runs a command inside the receiving namespace.
-  Outcome in_dut(const std::vector<std::string>& argv) const;
+  // Runs a command inside the receiving (dut) or the sending (gen) namespace.
+  Outcome in_dut(const std::vector<std::string>& argv) const { return in_ns(dut_, argv); }
+  Outcome in_gen(const std::vector<std::string>& argv) const { return in_ns(gen_, argv); }
 
   // xthrottle ARGS... in the receiving namespace, on the lab's pins.
   Outcome xthrottle(const std::vector<std::string>& args) const;
@@ -85,6 +86,7 @@ class Lab {
   void reset_received() const;
 
  private:
+  Outcome in_ns(const std::string& ns, const std::vector<std::string>& argv) const;
   uint64_t nft_counter(const std::string& name) const;
   uint64_t veth_xmit_errors() const;
   std::map<std::string, uint64_t> ethtool_stats(const std::string& ns, const std::string& dev) const;

@@ -110,6 +110,8 @@ Result<ConfigRule> read_rule(const std::string& path, const toml::table& t, uint
   return out;
 }
 
+}  // namespace
+
 std::optional<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
@@ -117,8 +119,6 @@ std::optional<std::string> read_file(const std::string& path) {
   if (in.bad()) return std::nullopt;
   return bytes;
 }
-
-}  // namespace
 
 std::unexpected<Error> config_error(const std::string& path, int line, const std::string& why) {
   return usage_error(path + ":" + std::to_string(line) + ": " + why);
@@ -135,11 +135,6 @@ std::string sha256_hex(std::string_view bytes) {
     hex += two;
   }
   return hex;
-}
-
-std::string file_sha256(const std::string& path) {
-  auto bytes = read_file(path);
-  return bytes ? sha256_hex(*bytes) : "";
 }
 
 Result<ConfigFile> parse_config(std::string_view text, const std::string& path, uint32_t hz) {

@@ -16,6 +16,7 @@
 // A file with any error changes nothing; the error says FILE:LINE and why.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,8 +46,10 @@ Result<ConfigFile> parse_config(std::string_view text, const std::string& path, 
 // "FILE:LINE: why", the shape of every config error.
 std::unexpected<Error> config_error(const std::string& path, int line, const std::string& why);
 
-// SHA-256 of a file's bytes, hex; "" if it cannot be read.
-std::string file_sha256(const std::string& path);
+// A file's bytes; nothing if it cannot be read.
+std::optional<std::string> read_file(const std::string& path);
+
+// SHA-256 of bytes, hex.
 std::string sha256_hex(std::string_view bytes);
 
 }  // namespace xt

@@ -287,13 +287,16 @@ Result<Status> read_status(const std::string& pin_dir) {
     s.config_path = meta->config_path;
     for (uint8_t byte : meta->config_sha256) s.config_sha256 += fmt("%02x", byte);
     s.config_applied_at = meta->applied_at;
-    const std::string on_disk = file_sha256(s.config_path);
+    // Read once: hashed to see whether it changed, parsed to see whether
+    // the rules still say what it says.
+    const auto bytes = read_file(s.config_path);
+    const std::string on_disk = bytes ? sha256_hex(*bytes) : "";
     s.config_changed = on_disk != s.config_sha256;
     if (s.config_changed) {
       s.warnings.push_back("config " + s.config_path + (on_disk.empty() ? " is gone" : " changed") +
                            " since it was applied: the live rules may not be what it says (xthrottle apply it, "
                            "or SIGHUP serve)");
-    } else if (auto file = load_config(s.config_path, cfg->hz); file) {
+    } else if (auto file = parse_config(*bytes, s.config_path, cfg->hz); file) {
       // The file is what was applied; are the rules still what it says, or
       // did `rule add`/`rule del` change them since?
       auto diff = diff_config(*state, *file);

@@ -166,7 +166,8 @@ bool State::exists(const std::string& pin_dir) {
 // anything else is opened: pins of another build may lack maps this one has,
 // or have them in other layouts, and must be named for what they are. The
 // version has sat at the same offset of xt_config in every layout so far.
-static Result<void> check_abi_version(const std::string& pin_dir) {
+// Returns the config map, opened.
+static Result<Fd> open_config_checking_abi(const std::string& pin_dir) {
   auto config = open_pin(pin_dir, XT_MAP_CONFIG);
   if (!config) return std::unexpected(config.error());
   bpf_map_info info{};
@@ -188,14 +189,17 @@ static Result<void> check_abi_version(const std::string& pin_dir) {
                         std::to_string(version) + "; this build has version " + std::to_string(XT_ABI_VERSION) +
                         " and will not write into it (detach with that build, remove " + pin_dir +
                         ", then attach with this one)");
-  return {};
+  return std::move(*config);
 }
 
 Result<State> State::open(const std::string& pin_dir) {
   State s;
   s.pin_dir_ = pin_dir;
-  if (auto ok = check_abi_version(pin_dir); !ok) return std::unexpected(ok.error());
+  auto config = open_config_checking_abi(pin_dir);
+  if (!config) return std::unexpected(config.error());
+  s.config_ = std::move(*config);
   for (auto [fd, name] : s.named_maps()) {
+    if (*fd) continue;  // the config map, opened above
     auto opened = open_pin(pin_dir, name);
     if (!opened) return std::unexpected(opened.error());
     *fd = std::move(*opened);
