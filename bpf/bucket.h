@@ -234,19 +234,20 @@ XT_INLINE void xt_bucket_init(struct xt_bucket *b, const struct xt_rule *r, __u6
 }
 
 /*
- * Decides one packet of len bytes at now against a bucket whose words are
- * *pkt_word and *byte_word: returns 1 and updates both words if the packet
+ * Decides one frame of len bytes standing for pkts wire packets (1 but for
+ * a super-packet, parse.h xt_wire_packets) at now against a bucket whose
+ * words are *pkt_word and *byte_word: returns 1 and updates both words if it
  * conforms to every limit of the rule, returns 0 and leaves them alone if not
  * (a dropped packet costs the source nothing). The BPF program calls this
  * inside a compare-and-swap loop; the words given are snapshots.
  */
-XT_INLINE int xt_meter_words(const struct xt_rule *r, __u64 now, __u64 len, __u64 *pkt_word,
+XT_INLINE int xt_meter_words(const struct xt_rule *r, __u64 now, __u64 len, __u32 pkts, __u64 *pkt_word,
 			     __u64 *byte_word)
 {
 	__u64 pw = XT_REGEN_PKT(r, *pkt_word, now);
 	__u64 bw = XT_REGEN_BYTES(r, *byte_word, now);
 	__u64 pn = pw, bn = bw;
-	if ((r->flags & XT_RULE_PKT_LIMIT) && !xt_gcra(&r->pkt, pw, now, 1, &pn))
+	if ((r->flags & XT_RULE_PKT_LIMIT) && !xt_gcra(&r->pkt, pw, now, pkts, &pn))
 		return 0;
 	if ((r->flags & XT_RULE_BYTE_LIMIT) && !xt_gcra(&r->bytes, bw, now, len, &bn))
 		return 0;
@@ -278,7 +279,7 @@ XT_INLINE __u64 xt_meter_wait(const struct xt_rule *r, const struct xt_bucket *b
  * BPF program does without the compare-and-swap, for host tests. */
 XT_INLINE int xt_meter(struct xt_bucket *b, const struct xt_rule *r, __u64 now, __u64 len)
 {
-	int ok = xt_meter_words(r, now, len, &b->pkt_word, &b->byte_word);
+	int ok = xt_meter_words(r, now, len, 1, &b->pkt_word, &b->byte_word);
 	if (ok)
 		b->passed_packets++;
 	else

@@ -6,9 +6,11 @@
  *
  * It reads only what a verdict depends on: rules match sources, so the parser
  * stops at the source address in the fixed IPv4/IPv6 header. IPv4 options,
- * IPv6 extension headers and L4 headers are never read, so every fragment
- * (first or not) and every extension-header chain, however long, is limited
- * by its source like any other packet. docs/hostile-input.md lists each verdict.
+ * IPv6 extension headers and L4 headers are never read for the verdict, so
+ * every fragment (first or not) and every extension-header chain, however
+ * long, is limited by its source like any other packet (a super-packet's
+ * TCP/UDP header length is read to count the wire packets it stands for,
+ * xt_wire_packets). docs/hostile-input.md lists each verdict.
  */
 #ifndef XTHROTTLE_PARSE_H
 #define XTHROTTLE_PARSE_H
@@ -35,6 +37,8 @@ enum xt_parse_result {
 struct xt_pkt {
 	__u8 family; /* XT_FAMILY_V4 or XT_FAMILY_V6 */
 	__u8 addr[16];
+	__u8 pad;
+	__u16 l3_off; /* where the IP header starts in the frame */
 };
 
 XT_INLINE __u16 xt_load_be16(const __u8 *p)
@@ -42,30 +46,13 @@ XT_INLINE __u16 xt_load_be16(const __u8 *p)
 	return (__u16)((__u16)p[0] << 8 | p[1]);
 }
 
-XT_INLINE int xt_parse(const void *data, const void *data_end, struct xt_pkt *pkt)
+/* The IP header at offset off of the frame (what comes before it is the
+ * link layer's): its source, or why there is none. frame_len is the whole
+ * frame's length (a multi-buffer frame's tail is not in [data, end)). */
+XT_INLINE int xt_parse_ip(const __u8 *data, const __u8 *end, __u16 off, __u64 frame_len, __u16 proto,
+			  struct xt_pkt *pkt)
 {
-	const __u8 *p = (const __u8 *)data;
-	const __u8 *end = (const __u8 *)data_end;
-
-	if (p + XT_ETH_HLEN > end)
-		return XT_PARSE_MALFORMED;
-	__u16 proto = xt_load_be16(p + 12);
-	p += XT_ETH_HLEN;
-
-	XT_UNROLL
-	for (int i = 0; i < XT_MAX_VLAN; i++) {
-		if (proto != XT_ETH_P_8021Q && proto != XT_ETH_P_8021AD)
-			break;
-		if (p + XT_VLAN_HLEN > end)
-			return XT_PARSE_MALFORMED;
-		proto = xt_load_be16(p + 2);
-		p += XT_VLAN_HLEN;
-	}
-	/* A tag beyond the ones followed: the source is out of reach, and
-	 * letting such frames through would let a flood bypass every rule. */
-	if (proto == XT_ETH_P_8021Q || proto == XT_ETH_P_8021AD)
-		return XT_PARSE_MALFORMED;
-
+	const __u8 *p = data + off;
 	if (proto == XT_ETH_P_IP) {
 		if (p + 20 > end)
 			return XT_PARSE_MALFORMED;
@@ -73,11 +60,15 @@ XT_INLINE int xt_parse(const void *data, const void *data_end, struct xt_pkt *pk
 		__u16 total = xt_load_be16(p + 2);
 		/* The stack discards these too (ip_rcv_core); dropping them here
 		 * costs less. total is not compared with the frame's length: a
-		 * multi-buffer frame's tail is not in [data, data_end). */
-		if (version != 4 || ihl < 5 || p + ihl * 4 > end || total < ihl * 4)
+		 * multi-buffer frame's tail is not in [data, data_end). A total
+		 * of 0 is how a GSO/GRO packet of more than 64 KB ("BIG TCP",
+		 * which generic XDP sees) says its length is the frame's. */
+		const int big = total == 0 && frame_len > (__u64)off + 0xffff;
+		if (version != 4 || ihl < 5 || p + ihl * 4 > end || (total < ihl * 4 && !big))
 			return XT_PARSE_MALFORMED;
 		pkt->family = XT_FAMILY_V4;
 		__builtin_memcpy(pkt->addr, p + 12, 4);
+		pkt->l3_off = off;
 		return XT_PARSE_IP;
 	}
 	if (proto == XT_ETH_P_IPV6) {
@@ -87,9 +78,106 @@ XT_INLINE int xt_parse(const void *data, const void *data_end, struct xt_pkt *pk
 			return XT_PARSE_MALFORMED;
 		pkt->family = XT_FAMILY_V6;
 		__builtin_memcpy(pkt->addr, p + 8, 16);
+		pkt->l3_off = off;
 		return XT_PARSE_IP;
 	}
 	return XT_PARSE_NON_IP;
+}
+
+/* A frame's source. link says what the frame starts with: an Ethernet header
+ * (XT_LINK_ETHER), or the IP header itself (XT_LINK_IP: tun, WireGuard and
+ * other devices without a link layer, whose frames generic XDP hands over
+ * from the IP header on). */
+XT_INLINE int xt_parse(const void *data, const void *data_end, __u64 frame_len, int link, struct xt_pkt *pkt)
+{
+	const __u8 *p = (const __u8 *)data;
+	const __u8 *end = (const __u8 *)data_end;
+
+	if (link == XT_LINK_IP) {
+		if (p + 1 > end)
+			return XT_PARSE_MALFORMED;
+		const __u8 version = p[0] >> 4;
+		return xt_parse_ip(p, end, 0, frame_len, version == 4 ? XT_ETH_P_IP : version == 6 ? XT_ETH_P_IPV6 : 0,
+				   pkt);
+	}
+
+	if (p + XT_ETH_HLEN > end)
+		return XT_PARSE_MALFORMED;
+	__u16 proto = xt_load_be16(p + 12);
+	__u16 off = XT_ETH_HLEN;
+
+	XT_UNROLL
+	for (int i = 0; i < XT_MAX_VLAN; i++) {
+		if (proto != XT_ETH_P_8021Q && proto != XT_ETH_P_8021AD)
+			break;
+		if (p + off + XT_VLAN_HLEN > end)
+			return XT_PARSE_MALFORMED;
+		proto = xt_load_be16(p + off + 2);
+		off += XT_VLAN_HLEN;
+	}
+	/* A tag beyond the ones followed: the source is out of reach, and
+	 * letting such frames through would let a flood bypass every rule. */
+	if (proto == XT_ETH_P_8021Q || proto == XT_ETH_P_8021AD)
+		return XT_PARSE_MALFORMED;
+	return xt_parse_ip(p, end, off, frame_len, proto, pkt);
+}
+
+#define XT_IPPROTO_TCP 6
+#define XT_IPPROTO_UDP 17
+
+/* What a frame longer than the interface's MTU allows stands for on the
+ * wire. Generic (skb) XDP runs on GSO/GRO super-packets — a TCP sender's
+ * 64 KB segment handed over by veth or tun, an aggregate — that are many
+ * wire packets in one. Each wire packet repeats the headers (the link
+ * layer's, IP's, TCP's or UDP's: the same in every segment) and carries at
+ * most mtu - IP header - L4 header of payload; all but the last carry
+ * exactly that when the sender's segment size is the most the MTU allows,
+ * which is what TSO and GRO produce for bulk transfers. So: the number of
+ * wire packets, exact for such senders (an undercount for one whose
+ * segments are smaller, e.g. an MSS clamped below the MTU's), and, in
+ * *wire_len, their total length. A frame that fits the MTU is one packet. */
+XT_INLINE __u32 xt_wire_packets(const void *data, const void *data_end, const struct xt_pkt *pkt, __u64 frame_len,
+				__u32 mtu, __u64 *wire_len)
+{
+	*wire_len = frame_len;
+	/* The IP header starts at most 22 bytes in (two VLAN tags): bounding the
+	 * offset lets the verifier check the reads below. */
+	if (!mtu || pkt->l3_off > 64 || frame_len <= (__u64)pkt->l3_off + mtu)
+		return 1;
+	const __u8 *l3 = (const __u8 *)data + pkt->l3_off;
+	const __u8 *end = (const __u8 *)data_end;
+	__u32 l3_len, proto;
+	if (pkt->family == XT_FAMILY_V4) {
+		if (l3 + 20 > end)
+			return 1;
+		l3_len = (l3[0] & 0x0f) * 4;
+		proto = l3[9];
+	} else {
+		if (l3 + 40 > end)
+			return 1;
+		l3_len = 40;
+		proto = l3[6]; /* GSO and GRO carry no extension headers */
+	}
+	__u32 l4_len = 0;
+	if (proto == XT_IPPROTO_TCP) {
+		const __u8 *l4 = l3 + (l3_len & 0x3c); /* 20..60: bounded for the verifier */
+		if (pkt->family == XT_FAMILY_V6)
+			l4 = l3 + 40;
+		if (l4 + 13 > end)
+			return 1;
+		l4_len = (l4[12] >> 4) * 4;
+	} else if (proto == XT_IPPROTO_UDP) {
+		l4_len = 8;
+	}
+	if (l3_len + l4_len >= mtu)
+		return 1;
+	const __u64 headers = (__u64)pkt->l3_off + l3_len + l4_len;
+	if (frame_len <= headers)
+		return 1;
+	const __u64 per_packet = mtu - l3_len - l4_len;
+	const __u64 packets = (frame_len - headers + per_packet - 1) / per_packet;
+	*wire_len = frame_len + (packets - 1) * headers;
+	return (__u32)packets;
 }
 
 #endif /* XTHROTTLE_PARSE_H */

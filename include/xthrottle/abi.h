@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 4
+#define XT_ABI_VERSION 5
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -31,6 +31,7 @@
 #define XT_MAP_EVENTS_CLI "xt_events_cli" /* read by `xthrottle events` */
 #define XT_MAP_EVENT_BUDGET "xt_event_budget"
 #define XT_MAP_META "xt_meta"
+#define XT_MAP_CONTROL "xt_ctl" /* not pinned */
 
 /* The program's name as the kernel and libxdp report it. */
 #define XT_PROG_NAME "xthrottle"
@@ -189,10 +190,20 @@ struct xt_bucket {
 	__u32 last_drop;        /* tick (low 32 bits) of its last drop */
 };
 
-/* Per-rule state the data path writes: the GCRA word of the rule's
- * new-source budget. An array indexed by xt_rule.id. */
+/* Per-rule state, an array indexed by xt_rule.id. The data path writes the
+ * new-source budget's word and the saturation fields; the controller writes
+ * created_epoch when a rule takes the slot. */
 struct xt_rule_state {
-	__u64 new_word;
+	__u64 new_word;        /* GCRA word of the rule's new-source budget */
+	/* The rules epoch when the rule took this slot: per-CPU hot-cache
+	 * slots filled at this epoch or later hold drops of this rule. */
+	__u32 created_epoch;
+	/* The new-source budget is saturated (untracked sources are being
+	 * dropped) since this tick (low 32 bits, never 0); 0: it is not. */
+	__u32 saturated_since;
+	__u32 last_new_drop;   /* tick (low 32 bits) of the last new-source drop */
+	__u32 pad;
+	__u64 new_drops_at_start; /* the rule's new-source drops, all CPUs, when the saturation began */
 };
 
 /* Per-rule counters, a per-CPU array indexed by xt_rule.id. */
@@ -234,6 +245,11 @@ enum xt_counter {
 enum xt_event_type {
 	XT_EVENT_THROTTLED = 1, /* a source started being dropped */
 	XT_EVENT_RELEASED = 2,  /* it passed again, XT_RELEASE_SECONDS after its last drop */
+	/* A rule's new-source budget started dropping untracked sources, and
+	 * (told by its first admission at least XT_RELEASE_SECONDS after its
+	 * last such drop) stopped: dropped_packets is what it dropped meanwhile. */
+	XT_EVENT_NEW_SATURATED = 3,
+	XT_EVENT_NEW_RECOVERED = 4,
 };
 
 /* One event in the rings. */
@@ -245,10 +261,10 @@ struct xt_event {
 	__u8 per_len;
 	__u8 dry_run;  /* the rule only counts: nothing was really dropped */
 	__u8 pad[5];
-	__u8 addr[16]; /* the bucket's source (masked to per_len) */
+	__u8 addr[16]; /* the bucket's source (masked to per_len); zero for the NEW_ events */
 	__u64 passed_packets;  /* the bucket's counters at the time */
-	__u64 dropped_packets;
-	__u64 throttled_ticks; /* RELEASED: how long it was throttled */
+	__u64 dropped_packets; /* NEW_RECOVERED: new-source drops during the saturation */
+	__u64 throttled_ticks; /* RELEASED, NEW_RECOVERED: how long it lasted */
 };
 
 /* First reason that is a drop: reasons below it pass. */
@@ -259,30 +275,41 @@ struct xt_count {
 	__u64 bytes;
 };
 
-/* Settings the controller writes once, when it creates the state, and the
- * rules epoch it bumps on every rule change (the per-CPU hot cache is only
- * trusted for the epoch it was filled in). Array of one element. */
+/* Settings the controller writes once, when it creates the state, and what
+ * it publishes on every rule change. Array of one element, mmapable: the
+ * controller stores the published word with one atomic 64-bit store, and
+ * the data path reads it with one load, so no packet ever sees a new epoch
+ * with the old longest prefixes or the reverse. */
 struct xt_config {
+	/* The published word: the rules epoch (the per-CPU caches are only
+	 * trusted for the epoch they were filled in), and each family's
+	 * longest rule prefix (every address in a block of that length has the
+	 * same longest-prefix rule, so the rule cache keys on such blocks). */
 	__u32 epoch;
-	__u32 hz;            /* kernel ticks per second, measured at creation */
-	__u32 seen_line_bits; /* the seen filter has 2^seen_line_bits lines */
-	__u32 seen_shift;    /* a seen stamp counts units of 2^seen_shift ticks */
-	__u32 seen_idle;     /* stamps older than this many units are stale */
-	__u32 abi_version;   /* XT_ABI_VERSION of the build that created the state */
-	__u32 max_sources;
-	/* The longest rule prefix of each family: every address in a block of
-	 * that length has the same longest-prefix rule, so the rule cache keys
-	 * on such blocks. Written with the epoch. */
 	__u8 longest_v4;
 	__u8 longest_v6;
 	__u8 pad[2];
+	__u32 hz;             /* kernel ticks per second, measured at creation */
+	__u32 seen_line_bits; /* the seen filter has 2^seen_line_bits lines */
+	__u32 seen_shift;     /* a seen stamp counts units of 2^seen_shift ticks */
+	/* XT_ABI_VERSION of the build that created the state. At this offset in
+	 * every layout so far, so any build can tell which made a state. */
+	__u32 abi_version;
+	__u32 seen_idle;      /* stamps older than this many units are stale */
+	__u32 max_sources;
 	struct xt_limit events; /* XT_EVENTS_PER_SECOND in ticks */
 };
+
+/* The published word's parts. */
+#define XT_PUB_EPOCH(w) ((__u32)(w))
+#define XT_PUB_LONGEST_V4(w) ((__u8)((w) >> 32))
+#define XT_PUB_LONGEST_V6(w) ((__u8)((w) >> 40))
+#define XT_PUB_WORD(epoch, v4, v6) ((__u64)(__u32)(epoch) | (__u64)(__u8)(v4) << 32 | (__u64)(__u8)(v6) << 40)
 
 /* What the controller records about itself; the data path never reads it.
  * Array of one element. */
 struct xt_meta {
-	char config_path[224]; /* the config file last applied, "" if none */
+	char config_path[4096]; /* the config file last applied (PATH_MAX, NUL included), "" if none */
 	__u8 config_sha256[32];
 	__u64 applied_at;      /* unix seconds */
 	__u64 buckets_swept;   /* buckets the controller deleted (rules removed or re-keyed) */
@@ -318,6 +345,14 @@ struct xt_rule_cache {
 	struct xt_rule rule;
 };
 
+/* Arguments and results of the control programs (xt_catch_up), which the
+ * controller runs with BPF_PROG_TEST_RUN: array of one element, not pinned. */
+struct xt_control {
+	struct xt_rule rule; /* xt_catch_up: bring this rule's buckets to its generation */
+	__u64 caught_up;     /* buckets it brought up to date */
+	__u64 contended;     /* words it could not swap (contention): run it again */
+};
+
 /* A line of the seen filter: one-byte stamps, see struct xt_config. */
 struct xt_seen_line {
 	__u8 stamp[XT_SEEN_LINE];
@@ -329,6 +364,13 @@ struct xt_attach_key {
 	__u64 netns_ino;
 	__u32 ifindex;
 	__u32 pad;
+};
+
+/* What the frames of an interface start with (set when the program is
+ * loaded for it). */
+enum xt_link {
+	XT_LINK_ETHER = 0, /* an Ethernet header (Ethernet, veth, TAP, loopback, ...) */
+	XT_LINK_IP = 1,    /* the IP header: no link layer (tun, WireGuard, ...) */
 };
 
 enum xt_mode {
@@ -343,7 +385,9 @@ struct xt_attach_info {
 	__u8 requested_mode; /* enum xt_mode */
 	__u8 mode;           /* enum xt_mode the kernel gave */
 	__u8 multiprog;      /* 1: libxdp dispatcher, 0: single program */
-	__u8 pad;
+	__u8 link;           /* enum xt_link the program was loaded for */
+	__u32 mtu;           /* the interface's MTU the program was loaded for */
+	__u32 pad;
 	__u64 attached_at;   /* unix seconds */
 };
 
@@ -359,16 +403,18 @@ XT_STATIC_ASSERT(sizeof(struct xt_limit) == 24, "xt_limit layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule) == 208, "xt_rule layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket_key) == 24, "xt_bucket_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 40, "xt_bucket layout");
-XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 8, "xt_rule_state layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 32, "xt_rule_state layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 64, "xt_rule_stats layout");
 XT_STATIC_ASSERT(sizeof(struct xt_config) == 56, "xt_config layout");
-XT_STATIC_ASSERT(sizeof(struct xt_meta) == 272, "xt_meta layout");
+XT_STATIC_ASSERT(__builtin_offsetof(struct xt_config, abi_version) == 20, "the ABI version never moves");
+XT_STATIC_ASSERT(sizeof(struct xt_meta) == 4144, "xt_meta layout");
 XT_STATIC_ASSERT(sizeof(struct xt_event) == 64, "xt_event layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot) == 48, "xt_hot layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 232, "xt_rule_cache layout");
 XT_STATIC_ASSERT(sizeof(struct xt_seen_line) == XT_SEEN_LINE, "xt_seen_line layout");
+XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 16, "xt_control layout");
 XT_STATIC_ASSERT(sizeof(struct xt_count) == 16, "xt_count layout");
 XT_STATIC_ASSERT(sizeof(struct xt_attach_key) == 16, "xt_attach_key layout");
-XT_STATIC_ASSERT(sizeof(struct xt_attach_info) == 32, "xt_attach_info layout");
+XT_STATIC_ASSERT(sizeof(struct xt_attach_info) == 40, "xt_attach_info layout");
 
 #endif /* XTHROTTLE_ABI_H */

@@ -2,6 +2,8 @@
 // PacketBuilder: crafted frames for the parser and program tests.
 //   Packet().vlan(10).ipv4("198.18.0.1").fragment(185, false).build()
 //   Packet().ipv6("2001:db8::1").ext(0).ext(43).ext(44).build()
+//   Packet().ipv4("198.18.0.1").tcp(8).total_length(42000).size(14 + 42000).build()  // a super-packet
+//   Packet().no_link().ipv4("198.18.0.1").build()  // from a tun device
 #pragma once
 
 #include <arpa/inet.h>
@@ -61,6 +63,16 @@ class Packet {
     exts_.push_back(type);
     return *this;
   }
+  // TCP instead of UDP after the IP header, with a header of doff 4-byte words.
+  Packet& tcp(uint8_t doff = 5) {
+    tcp_doff_ = doff;
+    return *this;
+  }
+  // No link layer: the frame starts at the IP header (tun, WireGuard).
+  Packet& no_link() {
+    no_link_ = true;
+    return *this;
+  }
   // Frame size including headers (padded with zeros); 0: just the headers + 8.
   Packet& size(size_t bytes) {
     size_ = bytes;
@@ -85,31 +97,32 @@ class Packet {
       ip[6] = static_cast<uint8_t>(frag_ >> 8);
       ip[7] = static_cast<uint8_t>(frag_);
       ip[8] = 64;  // ttl
-      ip[9] = 17;  // udp
+      ip[9] = tcp_doff_ ? 6 : 17;
       addr(ip.data() + 12, AF_INET, src_);
       addr(ip.data() + 16, AF_INET, dst_);
       f.insert(f.end(), ip.begin(), ip.end());
-      f.insert(f.end(), 8, 0);  // UDP header
+      l4(f);
     } else if (l3_ == 6) {
       std::vector<uint8_t> ip(40, 0);
       ip[0] = static_cast<uint8_t>(version_.value_or(6) << 4);
       const size_t payload = exts_.size() * 8 + 8;
       ip[4] = static_cast<uint8_t>(payload >> 8);
       ip[5] = static_cast<uint8_t>(payload);
-      ip[6] = exts_.empty() ? 17 : exts_[0];  // next header: the chain, then udp
+      ip[6] = exts_.empty() ? l4_proto() : exts_[0];  // next header: the chain, then udp or tcp
       ip[7] = 64;                             // hop limit
       addr(ip.data() + 8, AF_INET6, src_);
       addr(ip.data() + 24, AF_INET6, dst_);
       f.insert(f.end(), ip.begin(), ip.end());
       for (size_t i = 0; i < exts_.size(); i++) {
         std::vector<uint8_t> h(8, 0);  // next header, length 0 (8 bytes), zeros
-        h[0] = i + 1 < exts_.size() ? exts_[i + 1] : 17;
+        h[0] = i + 1 < exts_.size() ? exts_[i + 1] : l4_proto();
         f.insert(f.end(), h.begin(), h.end());
       }
-      f.insert(f.end(), 8, 0);
+      l4(f);
     } else {
       f.insert(f.end(), 28, 0);  // an ARP-sized payload
     }
+    if (no_link_) f.erase(f.begin(), f.begin() + static_cast<long>(14 + 4 * tags_.size()));
     if (size_ && f.size() < size_) f.resize(size_, 0);
     if (size_ && f.size() > size_) f.resize(size_);  // truncation on purpose
     return f;
@@ -119,6 +132,17 @@ class Packet {
   struct Tag {
     uint16_t tpid, id;
   };
+  uint8_t l4_proto() const { return tcp_doff_ ? 6 : 17; }
+  void l4(std::vector<uint8_t>& f) const {
+    if (!tcp_doff_) {
+      f.insert(f.end(), 8, 0);  // UDP header
+      return;
+    }
+    std::vector<uint8_t> tcp(tcp_doff_ * 4u, 0);
+    tcp[12] = static_cast<uint8_t>(tcp_doff_ << 4);
+    tcp[13] = 0x10;  // ACK
+    f.insert(f.end(), tcp.begin(), tcp.end());
+  }
   static void put16(std::vector<uint8_t>& f, uint16_t v) {
     f.push_back(static_cast<uint8_t>(v >> 8));
     f.push_back(static_cast<uint8_t>(v));
@@ -137,6 +161,8 @@ class Packet {
   std::vector<uint8_t> exts_;
   std::optional<uint8_t> version_;
   size_t size_ = 0;
+  uint8_t tcp_doff_ = 0;
+  bool no_link_ = false;
 };
 
 }  // namespace xt::test

@@ -19,7 +19,7 @@ struct Parsed {
 
 Parsed parse(const std::vector<uint8_t>& frame) {
   Parsed p{};
-  p.result = xt_parse(frame.data(), frame.data() + frame.size(), &p.pkt);
+  p.result = xt_parse(frame.data(), frame.data() + frame.size(), frame.size(), XT_LINK_ETHER, &p.pkt);
   return p;
 }
 
@@ -106,6 +106,83 @@ TEST(Parse, EveryTruncation) {
         EXPECT_EQ(source(p), source(whole)) << "length " << len;
       }
     }
+  }
+}
+
+// Devices without a link layer (tun, WireGuard): the frame is the IP packet.
+TEST(Parse, PacketsWithoutALinkLayer) {
+  auto parse_ip = [](const std::vector<uint8_t>& frame) {
+    Parsed p{};
+    p.result = xt_parse(frame.data(), frame.data() + frame.size(), frame.size(), XT_LINK_IP, &p.pkt);
+    return p;
+  };
+  Parsed v4 = parse_ip(Packet().no_link().ipv4("198.18.1.1").build());
+  ASSERT_EQ(v4.result, XT_PARSE_IP);
+  EXPECT_EQ(source(v4), "198.18.1.1");
+  EXPECT_EQ(v4.pkt.l3_off, 0);
+  Parsed v6 = parse_ip(Packet().no_link().ipv6("2001:db8::5").build());
+  ASSERT_EQ(v6.result, XT_PARSE_IP);
+  EXPECT_EQ(source(v6), "2001:db8::5");
+  EXPECT_EQ(parse_ip({0x15, 0, 0, 0}).result, XT_PARSE_NON_IP) << "neither version 4 nor 6";
+  EXPECT_EQ(parse_ip({}).result, XT_PARSE_MALFORMED);
+  EXPECT_EQ(parse_ip(Packet().no_link().ipv4("198.18.1.1").size(19).build()).result, XT_PARSE_MALFORMED);
+  // The same bytes read as Ethernet are what an Ethernet parser made of a
+  // tun device's packets: nonsense (here "non-IP", so they would pass).
+  EXPECT_NE(parse(Packet().no_link().ipv4("198.18.1.1").build()).result, XT_PARSE_IP);
+}
+
+// A GSO/GRO super-packet over 64 KB ("BIG TCP", which generic XDP sees)
+// has an IPv4 total length of 0: its length is the frame's. A short frame
+// saying 0 is still malformed.
+TEST(Parse, BigTcpTotalLengthZero) {
+  const auto big = Packet().ipv4("198.18.0.9").tcp().total_length(0).size(14 + 100000).build();
+  Parsed p{};
+  p.result = xt_parse(big.data(), big.data() + big.size(), big.size(), XT_LINK_ETHER, &p.pkt);
+  EXPECT_EQ(p.result, XT_PARSE_IP);
+  EXPECT_EQ(source(p), "198.18.0.9");
+  const auto small = Packet().ipv4("198.18.0.9").tcp().total_length(0).size(1514).build();
+  EXPECT_EQ(parse(small).result, XT_PARSE_MALFORMED);
+  // The first buffer of a multi-buffer frame: the whole frame's length decides.
+  const auto head = Packet().ipv4("198.18.0.9").tcp().total_length(0).size(4096).build();
+  p.result = xt_parse(head.data(), head.data() + head.size(), 100000, XT_LINK_ETHER, &p.pkt);
+  EXPECT_EQ(p.result, XT_PARSE_IP);
+}
+
+// A frame longer than the MTU allows is a super-packet: it counts as the
+// wire packets it stands for, each with its own copy of the headers.
+TEST(Parse, SuperPacketsCountAsTheirWirePackets) {
+  struct Case {
+    const char* name;
+    std::vector<uint8_t> frame;
+    uint32_t mtu;
+    uint32_t packets;
+    uint64_t wire_len;
+  } cases[] = {
+      // 29 segments of 1448 bytes behind IPv4 (20) and TCP with timestamps (32).
+      {"tcp, 29 full segments", Packet().ipv4("198.18.0.1").tcp(8).size(14 + 20 + 32 + 29 * 1448).build(), 1500,
+       29, 29u * 1514},
+      {"tcp, last segment short", Packet().ipv4("198.18.0.1").tcp(8).size(14 + 20 + 32 + 28 * 1448 + 100).build(),
+       1500, 29, 28u * 1514 + 14 + 20 + 32 + 100},
+      {"ipv6 tcp", Packet().ipv6("2001:db8::1").tcp(8).size(14 + 40 + 32 + 10 * 1428).build(), 1500, 10,
+       10u * 1514},
+      {"udp", Packet().ipv4("198.18.0.1").size(14 + 28 + 5 * 1472).build(), 1500, 5, 5u * 1514},
+      {"fits the mtu", Packet().ipv4("198.18.0.1").tcp(8).size(1514).build(), 1500, 1, 1514},
+      {"jumbo mtu", Packet().ipv4("198.18.0.1").tcp(8).size(9014).build(), 9000, 1, 9014},
+      {"mtu unknown", Packet().ipv4("198.18.0.1").tcp(8).size(14 + 20 + 32 + 29 * 1448).build(), 0, 1,
+       14 + 20 + 32 + 29 * 1448},
+      {"no link layer", Packet().no_link().ipv4("198.18.0.1").tcp(8).size(20 + 32 + 3 * 1448).build(), 1500, 3,
+       3u * 1500},
+  };
+  for (const auto& c : cases) {
+    xt_pkt pkt{};
+    const int link = c.frame[0] >> 4 == 4 ? XT_LINK_IP : XT_LINK_ETHER;
+    ASSERT_EQ(xt_parse(c.frame.data(), c.frame.data() + c.frame.size(), c.frame.size(), link, &pkt), XT_PARSE_IP)
+        << c.name;
+    __u64 wire = 0;
+    EXPECT_EQ(xt_wire_packets(c.frame.data(), c.frame.data() + c.frame.size(), &pkt, c.frame.size(), c.mtu, &wire),
+              c.packets)
+        << c.name;
+    EXPECT_EQ(wire, c.wire_len) << c.name;
   }
 }
 

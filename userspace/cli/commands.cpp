@@ -83,8 +83,10 @@ int cmd_attach(const std::string& pin_dir, const std::string& ifname, const std:
                                              std::to_string(XT_MIN_MAX_SOURCES) + " and " + std::to_string(XT_MAX_MAX_SOURCES)});
     create.max_sources = static_cast<uint32_t>(*n);
   }
-  // Before anything is created: a missing interface changes nothing.
+  // Before anything is created: a missing interface, or one whose frames
+  // xthrottle cannot read, changes nothing.
   if (auto ifindex = ifindex_of(ifname); !ifindex) return fail(ifindex.error());
+  if (auto link = link_of(ifname); !link) return fail(link.error());
   auto locked = open_locked(pin_dir, create);
   if (!locked) return fail(locked.error());
   auto a = attach(locked->state, ifname, *mode, replace);
@@ -178,7 +180,7 @@ int cmd_stats(const std::string& pin_dir, bool json, double watch) {
     auto t1 = std::chrono::steady_clock::now();
     const double seconds = std::chrono::duration<double>(t1 - t0).count();
     if (json)
-      std::cout << stats_rate_json(before, *after, seconds).dump() << std::endl;
+      std::cout << json_text(stats_rate_json(before, *after, seconds)) << std::endl;
     else
       std::cout << stats_rate_text(before, *after, seconds) << std::flush;
     before = std::move(*after);
@@ -222,7 +224,7 @@ int cmd_top(const std::string& pin_dir, bool json, size_t limit, double watch) {
     for (const TopRow& row : *all) before[row.source + " " + row.rule] = row;
     std::vector<TopRow> shown(all->begin(), all->begin() + static_cast<long>(std::min(limit, all->size())));
     if (json) {
-      std::cout << nlohmann::json{{"interval_seconds", first ? 0.0 : seconds}, {"sources", top_json(shown)}}.dump()
+      std::cout << json_text(nlohmann::json{{"interval_seconds", first ? 0.0 : seconds}, {"sources", top_json(shown)}})
                 << std::endl;
     } else {
       if (tty) std::cout << "\033[H\033[2J";

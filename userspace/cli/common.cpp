@@ -30,7 +30,7 @@ int fail(const Error& e) {
 
 void emit(bool json, const nlohmann::json& j, const std::string& text) {
   if (json)
-    std::cout << j.dump(2) << "\n";
+    std::cout << json_text(j, 2) << "\n";
   else
     std::cout << text;
 }

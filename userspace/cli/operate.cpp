@@ -45,7 +45,7 @@ Result<ConfigDiff> apply_file(const std::string& pin_dir, const std::string& pat
 void log_line(const nlohmann::json& j) {
   static std::mutex mu;
   std::lock_guard<std::mutex> hold(mu);
-  std::cout << j.dump() << std::endl;
+  std::cout << json_text(j) << std::endl;
 }
 
 // host:port, the host optional ("9431" listens on 127.0.0.1).
@@ -75,7 +75,7 @@ int cmd_events(const std::string& pin_dir, bool json) {
   if (!state) return fail(state.error());
   auto reader = EventReader::open(*state, state->events_cli_fd(), [&](const nlohmann::json& e, const std::string& line) {
     if (json)
-      std::cout << e.dump() << std::endl;
+      std::cout << json_text(e) << std::endl;
     else
       std::cout << line << std::endl;
   });

@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,10 +24,9 @@
 #include "object.h"
 
 namespace xt {
-namespace {
 
 // The interface's MTU, which decides whether the program must accept
-// multi-buffer frames.
+// multi-buffer frames, and which frames are super-packets.
 Result<uint32_t> mtu_of(const std::string& ifname) {
   Fd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!sock) return system_error("cannot open a socket to read " + ifname + "'s MTU", errno);
@@ -35,6 +35,31 @@ Result<uint32_t> mtu_of(const std::string& ifname) {
   if (ioctl(sock.get(), SIOCGIFMTU, &req) != 0) return system_error("cannot read " + ifname + "'s MTU", errno);
   return static_cast<uint32_t>(req.ifr_mtu);
 }
+
+Result<xt_link> link_of(const std::string& ifname) {
+  Fd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) return system_error("cannot open a socket to read " + ifname + "'s link type", errno);
+  ifreq req{};
+  std::strncpy(req.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+  if (ioctl(sock.get(), SIOCGIFHWADDR, &req) != 0)
+    return system_error("cannot read " + ifname + "'s link type", errno);
+  const unsigned type = req.ifr_hwaddr.sa_family;
+  switch (type) {
+    case ARPHRD_ETHER:
+    case ARPHRD_LOOPBACK:  // frames carry an all-zero Ethernet header
+      return XT_LINK_ETHER;
+    case ARPHRD_NONE:   // tun, WireGuard: the kernel hands XDP the packet from its IP header on
+    case ARPHRD_RAWIP:  // raw-IP modems
+      return XT_LINK_IP;
+  }
+  return system_error("cannot attach to " + ifname + ": its link type (" + std::to_string(type) +
+                      ", see linux/if_arp.h) is neither Ethernet nor plain IP without a link layer (tun, "
+                      "WireGuard), the frames xthrottle can read; attach it where the traffic arrives as those");
+}
+
+const char* link_name(uint8_t link) { return link == XT_LINK_IP ? "ip" : "ethernet"; }
+
+namespace {
 
 struct MultiprogDeleter {
   void operator()(xdp_multiprog* mp) const { xdp_multiprog__close(mp); }
@@ -199,6 +224,8 @@ Result<void> record(const State& state, const Attachment& a) {
   info.requested_mode = a.requested;
   info.mode = a.mode;
   info.multiprog = a.multiprog;
+  info.link = a.link;
+  info.mtu = a.mtu;
   info.attached_at = static_cast<uint64_t>(time(nullptr));
   const xt_attach_key key = record_key(a.ifindex);
   if (bpf_map_update_elem(state.attach_fd(), &key, &info, BPF_ANY) != 0)
@@ -216,10 +243,16 @@ Result<Attachment> upgrade(const State& state, Attachment a, const Live& live, b
   if (!cfg) return std::unexpected(cfg.error());
   auto mtu = mtu_of(a.ifname);
   if (!mtu) return std::unexpected(mtu.error());
+  auto link = link_of(a.ifname);
+  if (!link) return std::unexpected(link.error());
+  a.link = *link;
+  a.mtu = a.mtu_now = *mtu;
   auto skel = open_object({.pin_dir = state.pin_dir(),
                            .test_clock = false,
                            .max_sources = cfg->max_sources,
-                           .frags = frags_needed(*mtu)});
+                           .frags = frags_needed(*mtu),
+                           .link = *link,
+                           .mtu = *mtu});
   if (!skel) return std::unexpected(skel.error());
   if (int err = xthrottle__load(skel->get()); err) return system_error("cannot load the XDP program", err);
   const int new_fd = bpf_program__fd((*skel)->progs.xthrottle);
@@ -270,9 +303,17 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
   if (!cfg) return std::unexpected(cfg.error());
   auto mtu = mtu_of(ifname);
   if (!mtu) return std::unexpected(mtu.error());
+  auto link = link_of(ifname);
+  if (!link) return std::unexpected(link.error());
+  a.link = *link;
+  a.mtu = a.mtu_now = *mtu;
   const bool frags = frags_needed(*mtu);
-  auto skel = open_object(
-      {.pin_dir = state.pin_dir(), .test_clock = false, .max_sources = cfg->max_sources, .frags = frags});
+  auto skel = open_object({.pin_dir = state.pin_dir(),
+                           .test_clock = false,
+                           .max_sources = cfg->max_sources,
+                           .frags = frags,
+                           .link = *link,
+                           .mtu = *mtu});
   if (!skel) return std::unexpected(skel.error());
   DECLARE_LIBXDP_OPTS(xdp_program_opts, opts, .obj = (*skel)->obj, .prog_name = XT_PROG_NAME);
   Program prog(xdp_program__create(&opts));
@@ -345,6 +386,7 @@ Result<std::vector<Attachment>> attachments(const State& state) {
     a.multiprog = p.ours->multiprog;
     a.prog_id = p.ours->prog_id;
     a.live = true;
+    if (auto mtu = mtu_of(a.ifname)) a.mtu_now = *mtu;
     out.push_back(a);
   }
 
@@ -356,6 +398,8 @@ Result<std::vector<Attachment>> attachments(const State& state) {
     if (live != out.end()) {
       live->requested = info.requested_mode;
       live->recorded = true;
+      live->link = info.link;
+      live->mtu = info.mtu;
       return;
     }
     Attachment a;
@@ -365,6 +409,8 @@ Result<std::vector<Attachment>> attachments(const State& state) {
     a.mode = info.mode;
     a.multiprog = info.multiprog;
     a.prog_id = info.prog_id;
+    a.link = info.link;
+    a.mtu = info.mtu;
     a.recorded = true;
     out.push_back(a);
   });

@@ -15,6 +15,12 @@
 namespace xt {
 
 Result<xt_mode> parse_mode(const std::string& text);
+// What the interface's frames start with, from its link type; an error
+// naming the type for devices whose frames xthrottle cannot parse.
+Result<xt_link> link_of(const std::string& ifname);
+const char* link_name(uint8_t link);
+// The interface's MTU.
+Result<uint32_t> mtu_of(const std::string& ifname);
 // The interface's index in this network namespace, or why there is none.
 Result<uint32_t> ifindex_of(const std::string& ifname);
 const char* mode_name(uint8_t mode);
@@ -25,6 +31,9 @@ struct Attachment {
   uint8_t requested = XT_MODE_AUTO;  // what the operator asked for (xt_mode)
   uint8_t mode = XT_MODE_AUTO;       // what the kernel gave
   bool multiprog = false;            // libxdp dispatcher; false: the only program
+  uint8_t link = XT_LINK_ETHER;      // what the program was loaded to parse (xt_link)
+  uint32_t mtu = 0;                  // the MTU it was loaded for (0: not recorded)
+  uint32_t mtu_now = 0;              // the interface's MTU now (0: unknown)
   uint32_t prog_id = 0;
   bool live = false;      // our program, on our maps, is on the interface now
   bool recorded = false;  // `attach` recorded it in the pinned attach table

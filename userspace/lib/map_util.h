@@ -16,24 +16,61 @@
 
 namespace xt {
 
-// Calls fn(key) once for every key of the map. When the key the walk stands
-// on is deleted meanwhile (an LRU evicting under churn), the kernel restarts
-// from the first key: keys seen already are skipped, and a walk that keeps
-// being sent back stops after a bound rather than never ending.
+// Calls fn(key) once for every key of a small map that only the controller
+// changes (the rule and attach tables). If the key the walk stands on is
+// deleted meanwhile, the kernel restarts from the first key: keys seen
+// already are skipped, and a walk that keeps being sent back fails with an
+// error rather than report a walk it did not finish.
 template <class K, class Fn>
 Result<void> walk_keys(int fd, const char* what, Fn&& fn) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return system_error(std::string("cannot inspect ") + what, errno);
+  // Every key of a map of max_entries, and as many restarts again: more
+  // means the map is being emptied and refilled under the walk.
+  const uint64_t most_steps = 4 * static_cast<uint64_t>(info.max_entries) + 1000;
   K key{}, next{};
   const void* prev = nullptr;
   std::unordered_set<std::string> seen;
   uint64_t steps = 0;
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
     if (seen.emplace(reinterpret_cast<const char*>(&next), sizeof(next)).second) fn(next);
-    if (++steps > 4 * seen.size() + 100000) return {};
+    if (++steps > most_steps)
+      return system_error(std::string("cannot walk ") + what + ": it kept changing under the walk (sent back " +
+                          "to its start after " + std::to_string(seen.size()) + " entries); try again");
     key = next;
     prev = &key;
   }
   if (errno != ENOENT) return system_error(std::string("cannot walk ") + what, errno);
   return {};
+}
+
+// Calls fn(key, value) for every element of a hash map that the data path
+// changes under the walk (the bucket table), in batches. A batch walk goes
+// through the table's hash buckets in order and is never sent back:
+// elements added or deleted meanwhile may or may not be seen, every other
+// one is seen exactly once.
+template <class K, class V, class Fn>
+Result<void> walk_batches(int fd, const char* what, Fn&& fn) {
+  uint32_t per_call = 4096;
+  std::vector<K> keys(per_call);
+  std::vector<V> values(per_call);
+  uint64_t token = 0;  // the kernel's cursor: a bucket index
+  bool first = true;
+  for (;;) {
+    uint32_t count = per_call;
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : &token, &token, keys.data(), values.data(), &count, nullptr);
+    if (err && errno == ENOSPC && count == 0) {  // one hash bucket holds more than a batch
+      per_call *= 2;
+      keys.resize(per_call);
+      values.resize(per_call);
+      continue;
+    }
+    if (err && errno != ENOENT) return system_error(std::string("cannot walk ") + what, errno);
+    for (uint32_t i = 0; i < count; i++) fn(keys[i], values[i]);
+    if (err) return {};  // ENOENT: that was the last batch
+    first = false;
+  }
 }
 
 inline int possible_cpus() {

@@ -6,6 +6,7 @@
 #include <xdp/libxdp.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <bit>
 #include <chrono>
 #include <cmath>
@@ -64,12 +65,25 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
     return system_error("cannot size the seen filter", err);
   skel->rodata->xt_cfg_test_clock = options.test_clock ? 1 : 0;
   skel->rodata->xt_cfg_frags = options.frags ? 1 : 0;
+  skel->rodata->xt_cfg_link = static_cast<uint8_t>(options.link);
+  skel->rodata->xt_cfg_mtu = options.mtu;
+  skel->rodata->xt_cfg_nr_cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
   if (options.frags) {
     bpf_program* prog = skel->progs.xthrottle;
     if (int err = bpf_program__set_flags(prog, bpf_program__flags(prog) | BPF_F_XDP_HAS_FRAGS); err)
       return system_error("cannot ask for multi-buffer frames", err);
   }
   return skel;
+}
+
+Result<void> load_only(xthrottle* skel, std::initializer_list<bpf_program*> wanted, const std::string& what) {
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel->obj) {
+    const bool want = std::find(wanted.begin(), wanted.end(), prog) != wanted.end();
+    bpf_program__set_autoload(prog, want);
+  }
+  if (int err = xthrottle__load(skel); err) return system_error("cannot load " + what, err);
+  return {};
 }
 
 Result<uint64_t> program_clock(int clock_prog_fd) {
@@ -116,8 +130,8 @@ Result<uint32_t> clock_hz() {
   // clock.
   auto skel = open_object({.pin_dir = std::nullopt, .test_clock = false, .max_sources = XT_MIN_MAX_SOURCES});
   if (!skel) return std::unexpected(skel.error());
-  bpf_program__set_autoload((*skel)->progs.xthrottle, false);
-  if (int err = xthrottle__load(skel->get()); err) return system_error("cannot load the clock probe", err);
+  if (auto ok = load_only(skel->get(), {(*skel)->progs.xt_clock}, "the clock probe"); !ok)
+    return std::unexpected(ok.error());
   const int fd = bpf_program__fd((*skel)->progs.xt_clock);
   using clock = std::chrono::steady_clock;
   struct Edge {

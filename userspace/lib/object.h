@@ -6,6 +6,7 @@
 #include <xthrottle/abi.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,10 @@ struct ObjectOptions {
   // Accept multi-buffer frames (BPF_F_XDP_HAS_FRAGS): needed on interfaces
   // whose MTU does not fit one buffer (frags_needed()).
   bool frags = false;
+  // What the interface's frames start with, and its MTU (0: unknown, every
+  // frame one packet): the program is specialised for the interface.
+  xt_link link = XT_LINK_ETHER;
+  uint32_t mtu = 0;
 };
 
 // Whether an interface with this MTU needs the multi-buffer program. Drivers
@@ -44,6 +49,10 @@ uint32_t seen_lines_for(uint32_t max_sources);
 
 // Opens (does not load) the embedded object.
 Result<Skeleton> open_object(const ObjectOptions& options);
+
+// Loads the object with only the programs in `wanted` (none: only the maps);
+// `what` names them in the error.
+Result<void> load_only(xthrottle* skel, std::initializer_list<bpf_program*> wanted, const std::string& what);
 
 // The program's clock now, in ticks: runs a loaded xt_clock program.
 Result<uint64_t> program_clock(int clock_prog_fd);

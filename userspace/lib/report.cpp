@@ -54,6 +54,10 @@ std::string rule_flags_text(const xt_rule& rule) {
 
 }  // namespace
 
+std::string json_text(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 const ReasonInfo& reason_info(uint32_t reason) { return kReasons[reason < XT_REASONS ? reason : 0]; }
 
 json rule_json(const Cidr& cidr, const xt_rule& rule) {

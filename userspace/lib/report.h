@@ -16,6 +16,11 @@
 
 namespace xt {
 
+// A JSON document as text. A string that is not valid UTF-8 (a file name can
+// hold any bytes) is written with U+FFFD in place of its bad bytes: the
+// output is always valid JSON, and never aborts the program.
+std::string json_text(const nlohmann::json& j, int indent = -1);
+
 struct ReasonInfo {
   const char* key;   // JSON key under "reasons"
   const char* text;  // for people

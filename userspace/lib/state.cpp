@@ -7,12 +7,14 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstring>
 #include <bit>
@@ -221,9 +223,32 @@ Result<State> State::from_object(const bpf_object* obj) {
     if (dup < 0) return system_error(std::string("the object has no usable map ") + name);
     *fd = Fd(dup);
   }
+  // The object's own control programs (the tests' clock applies to them);
+  // the object outlives the state.
   const bpf_program* clock = bpf_object__find_program_by_name(obj, "xt_clock");
-  if (clock) s.clock_prog_ = Fd(fcntl(bpf_program__fd(clock), F_DUPFD_CLOEXEC, 0));
+  const bpf_program* catch_up = bpf_object__find_program_by_name(obj, "xt_catch_up");
+  const bpf_map* params = bpf_object__find_map_by_name(obj, XT_MAP_CONTROL);
+  if (clock && catch_up && params && bpf_program__fd(clock) >= 0 && bpf_program__fd(catch_up) >= 0)
+    s.control_ = Control{Skeleton(), bpf_program__fd(clock), bpf_program__fd(catch_up), bpf_map__fd(params)};
   return s;
+}
+
+Result<const State::Control*> State::control() const {
+  if (control_) return &*control_;
+  auto cfg = config();
+  if (!cfg) return std::unexpected(cfg.error());
+  auto skel = open_object({.pin_dir = pin_dir_, .test_clock = false, .max_sources = cfg->max_sources});
+  if (!skel) return std::unexpected(skel.error());
+  if (auto ok = load_only(skel->get(), {(*skel)->progs.xt_clock, (*skel)->progs.xt_catch_up}, "the control programs");
+      !ok)
+    return std::unexpected(ok.error());
+  Control c;
+  c.clock = bpf_program__fd((*skel)->progs.xt_clock);
+  c.catch_up = bpf_program__fd((*skel)->progs.xt_catch_up);
+  c.params = bpf_map__fd((*skel)->maps.xt_ctl);
+  c.owner = std::move(*skel);
+  control_ = std::move(c);
+  return &*control_;
 }
 
 Result<State> State::open_or_create(const std::string& pin_dir, const Create& create) {
@@ -248,19 +273,19 @@ Result<State> State::open_or_create(const std::string& pin_dir, const Create& cr
   // leaves no half-made state behind.
   auto skel = open_object({.pin_dir = std::nullopt, .test_clock = false, .max_sources = size});
   if (!skel) return std::unexpected(skel.error());
-  bpf_program__set_autoload((*skel)->progs.xthrottle, false);
-  bpf_program__set_autoload((*skel)->progs.xt_clock, false);
-  if (int err = xthrottle__load(skel->get()); err)
-    return system_error("cannot create the maps (a table of " + std::to_string(size) + " sources needs about " +
-                            std::to_string(size / 1024 * 130 / 1024) + " MiB)",
-                        err);
+  if (auto ok = load_only(skel->get(), {},
+                          "the maps for a table of " + std::to_string(size) + " sources (about " +
+                              std::to_string(size / 1024 * 130 / 1024) + " MiB)");
+      !ok)
+    return std::unexpected(ok.error());
   auto fresh = from_object((*skel)->obj);
   if (!fresh) return std::unexpected(fresh.error());
   if (auto ok = fresh->init_config(*hz, size); !ok) return std::unexpected(ok.error());
   std::vector<bpf_map*> order;
   bpf_map* map;
   bpf_object__for_each_map(map, (*skel)->obj) {
-    if (bpf_map__is_internal(map)) continue;  // .rodata, .bss: the programs' own
+    // .rodata, .bss and the control programs' arguments: the programs' own.
+    if (bpf_map__is_internal(map) || std::string(bpf_map__name(map)) == XT_MAP_CONTROL) continue;
     if (std::string(bpf_map__name(map)) == XT_MAP_RULES)
       order.push_back(map);
     else
@@ -325,30 +350,33 @@ Result<void> State::set_meta(const xt_meta& m) {
 }
 
 Result<uint64_t> State::now() const {
-  if (clock_prog_) return program_clock(clock_prog_.get());
-  auto cfg = config();
-  if (!cfg) return std::unexpected(cfg.error());
-  auto skel = open_object({.pin_dir = pin_dir_, .test_clock = false, .max_sources = cfg->max_sources});
-  if (!skel) return std::unexpected(skel.error());
-  bpf_program__set_autoload((*skel)->progs.xthrottle, false);
-  if (int err = xthrottle__load(skel->get()); err) return system_error("cannot load the clock probe", err);
-  return program_clock(bpf_program__fd((*skel)->progs.xt_clock));
+  auto c = control();
+  if (!c) return std::unexpected(c.error());
+  return program_clock((*c)->clock);
 }
 
-Result<void> State::bump_epoch() {
+Result<void> State::publish(const std::vector<RuleEntry>& rules, std::optional<Cidr> at_least) {
   auto cfg = config();
   if (!cfg) return std::unexpected(cfg.error());
-  auto current = rules();
-  if (!current) return std::unexpected(current.error());
-  cfg->epoch++;
-  cfg->longest_v4 = cfg->longest_v6 = 0;
-  for (const auto& e : *current) {
-    uint8_t& longest = e.cidr.family == XT_FAMILY_V4 ? cfg->longest_v4 : cfg->longest_v6;
-    longest = std::max(longest, e.cidr.len);
+  uint8_t longest_v4 = 0, longest_v6 = 0;
+  auto widen = [&](const Cidr& c) {
+    uint8_t& longest = c.family == XT_FAMILY_V4 ? longest_v4 : longest_v6;
+    longest = std::max(longest, c.len);
+  };
+  for (const auto& e : rules) widen(e.cidr);
+  if (at_least) widen(*at_least);
+  if (!config_mem_) {
+    void* mem = mmap(nullptr, static_cast<size_t>(sysconf(_SC_PAGESIZE)), PROT_READ | PROT_WRITE, MAP_SHARED,
+                     config_.get(), 0);
+    if (mem == MAP_FAILED) return system_error("cannot map the state's settings to publish a rule change", errno);
+    const size_t len = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    config_mem_ = std::shared_ptr<void>(mem, [len](void* p) { munmap(p, len); });
   }
-  const uint32_t zero = 0;
-  if (bpf_map_update_elem(config_.get(), &zero, &*cfg, BPF_ANY) != 0)
-    return system_error("cannot publish the rule change to the data path", errno);
+  // One atomic store: no packet sees the new epoch with the old longest
+  // prefixes, or the reverse.
+  static_assert(offsetof(xt_config, epoch) == 0 && offsetof(xt_config, longest_v6) < sizeof(uint64_t));
+  std::atomic_ref<uint64_t>(*static_cast<uint64_t*>(config_mem_.get()))
+      .store(XT_PUB_WORD(cfg->epoch + 1, longest_v4, longest_v6), std::memory_order_release);
   return {};
 }
 
@@ -379,9 +407,10 @@ Result<std::vector<RuleEntry>> State::rules() const {
 
 Result<void> State::sweep_buckets(uint32_t id, const std::function<bool(const xt_bucket_key&)>& drop) {
   std::vector<xt_bucket_key> doomed;
-  auto walked = walk_keys<xt_bucket_key>(buckets_.get(), "the bucket table", [&](const xt_bucket_key& key) {
-    if (key.rule_id == id && drop(key)) doomed.push_back(key);
-  });
+  auto walked = walk_batches<xt_bucket_key, xt_bucket>(
+      buckets_.get(), "the bucket table", [&](const xt_bucket_key& key, const xt_bucket&) {
+        if (key.rule_id == id && drop(key)) doomed.push_back(key);
+      });
   if (!walked) return walked;
   if (doomed.empty()) return {};
   // Counted, so that evictions can be told from deletions (metrics), and
@@ -398,37 +427,49 @@ Result<void> State::sweep_buckets(uint32_t id, const std::function<bool(const xt
   return {};
 }
 
-Result<void> State::catch_up_buckets(const xt_rule& rule, uint64_t now) {
-  std::vector<BucketEntry> behind;
-  auto walked = walk_keys<xt_bucket_key>(buckets_.get(), "the bucket table", [&](const xt_bucket_key& key) {
-    if (key.rule_id != rule.id) return;
-    BucketEntry e{key, {}};
-    if (bpf_map_lookup_elem(buckets_.get(), &key, &e.bucket) != 0) return;
-    if (xt_word_gen(e.bucket.pkt_word) != rule.gen || xt_word_gen(e.bucket.byte_word) != rule.gen)
-      behind.push_back(e);
-  });
-  if (!walked) return walked;
-  for (BucketEntry& e : behind) {
-    e.bucket.pkt_word = XT_REGEN_PKT(&rule, e.bucket.pkt_word, now);
-    e.bucket.byte_word = XT_REGEN_BYTES(&rule, e.bucket.byte_word, now);
-    // Racing the data path here can at worst lose one token's debit or one
-    // counter increment of a source that had been quiet.
-    if (bpf_map_update_elem(buckets_.get(), &e.key, &e.bucket, BPF_EXIST) != 0 && errno != ENOENT)
-      return system_error("cannot bring a bucket of rule " + std::to_string(rule.id) + " up to date", errno);
+Result<void> State::catch_up_buckets(const xt_rule& rule) {
+  auto c = control();
+  if (!c) return std::unexpected(c.error());
+  xt_control params{};
+  params.rule = rule;
+  const uint32_t zero = 0;
+  // A word the data path keeps winning the race for is tried again; a
+  // bucket that busy is converted by the data path itself anyway.
+  for (int round = 0; round < 8; round++) {
+    if (bpf_map_update_elem((*c)->params, &zero, &params, BPF_ANY) != 0)
+      return system_error("cannot set up the bucket catch-up", errno);
+    unsigned char frame[64] = {};
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame), .repeat = 1);
+    if (int err = bpf_prog_test_run_opts((*c)->catch_up, &opts); err || opts.retval != XDP_PASS)
+      return system_error("cannot bring the buckets of rule " + std::to_string(rule.id) + " up to date",
+                          err ? err : -EINVAL);
+    xt_control out{};
+    if (bpf_map_lookup_elem((*c)->params, &zero, &out) != 0)
+      return system_error("cannot read the bucket catch-up's result", errno);
+    if (out.contended == 0) return {};
   }
-  return {};
+  return system_error("cannot bring the buckets of rule " + std::to_string(rule.id) +
+                      " up to date: the data path kept winning the race for them; try again");
 }
 
-Result<void> State::reset_rule_slot(uint32_t id) {
+Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
   std::vector<uint8_t> zeros(static_cast<size_t>(possible_cpus()) * sizeof(xt_rule_stats));
   if (bpf_map_update_elem(rule_stats_.get(), &id, zeros.data(), BPF_ANY) != 0)
     return system_error("cannot reset the counters of rule slot " + std::to_string(id), errno);
-  const xt_rule_state fresh{};
+  xt_rule_state fresh{};
+  fresh.created_epoch = epoch;
   if (bpf_map_update_elem(rule_state_.get(), &id, &fresh, BPF_ANY) != 0)
     return system_error("cannot reset the new-source budget of rule slot " + std::to_string(id), errno);
   return sweep_buckets(id, [](const xt_bucket_key&) { return true; });
 }
 
+// A rule change is made in steps the data path sees one at a time (step()
+// marks each). Each step keeps one invariant: every address in a block of
+// the published longest prefix length has the same longest-prefix rule, so
+// a rule-cache entry filled at any step is right for its whole block, for
+// the rules before the change or after it. A new longer prefix is therefore
+// published before its rule goes in, and a shorter longest prefix only
+// after the rule that made it longer is gone.
 Result<bool> State::put_rule(const Cidr& cidr, xt_rule rule) {
   auto current = rules();
   if (!current) return std::unexpected(current.error());
@@ -445,22 +486,22 @@ Result<bool> State::put_rule(const Cidr& cidr, xt_rule rule) {
     if (old.flags & XT_RULE_BYTE_LIMIT) rule.prev_bytes = old.bytes;
     // The data path converts a bucket one generation back; a bucket that sat
     // out the previous replacement too (a quiet source, or one dropped by
-    // the hot cache, which writes nothing) is brought up to date here first,
-    // so no bucket is ever two behind: neither a fresh burst for a throttled
+    // the hot cache, which writes nothing) is brought up to date first, so
+    // no bucket is ever two behind: neither a fresh burst for a throttled
     // source, nor a wrapped generation read in the wrong units.
-    auto before = this->now();
-    if (!before) return std::unexpected(before.error());
-    if (auto ok = catch_up_buckets(old, *before); !ok) return std::unexpected(ok.error());
-    // The tick of the change is read after that walk, which can take a
-    // while: sources metered under the old rule meanwhile are converted from
-    // as late a tick as possible (and xt_regen copes with any later still).
+    if (auto ok = catch_up_buckets(old); !ok) return std::unexpected(ok.error());
+    // The tick of the change is read after that walk: sources metered under
+    // the old rule meanwhile are converted from as late a tick as possible
+    // (and xt_regen copes with any later still).
     auto now = this->now();
     if (!now) return std::unexpected(now.error());
     rule.replaced_at = *now;
     // One map update swaps the whole value: packets see the old rule or the new.
     if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_EXIST) != 0)
       return system_error("cannot replace the rule for " + format_cidr(cidr), errno);
-    if (auto ok = bump_epoch(); !ok) return std::unexpected(ok.error());
+    step();
+    if (auto ok = publish(*current); !ok) return std::unexpected(ok.error());
+    step();
     // Buckets keyed by another --per can never be hit again.
     const bool limit = rule.action == XT_ACT_LIMIT;
     auto swept = sweep_buckets(rule.id, [&](const xt_bucket_key& k) { return !limit || k.per_len != rule.per_len; });
@@ -474,13 +515,22 @@ Result<bool> State::put_rule(const Cidr& cidr, xt_rule rule) {
   while (id < XT_MAX_RULES && used.contains(id)) id++;
   if (id == XT_MAX_RULES)
     return system_error("the rule table is full (" + std::to_string(XT_MAX_RULES) + " rules): delete one first");
+  auto cfg = config();
+  if (!cfg) return std::unexpected(cfg.error());
   // The slot may hold a deleted rule's counters or buckets: start clean.
-  if (auto ok = reset_rule_slot(id); !ok) return std::unexpected(ok.error());
+  if (auto ok = reset_rule_slot(id, cfg->epoch); !ok) return std::unexpected(ok.error());
   rule.id = id;
   rule.gen = 1;
+  const uint8_t longest = cidr.family == XT_FAMILY_V4 ? cfg->longest_v4 : cfg->longest_v6;
+  if (cidr.len > longest) {
+    if (auto ok = publish(*current, cidr); !ok) return std::unexpected(ok.error());
+    step();
+  }
   if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_NOEXIST) != 0)
     return system_error("cannot add the rule for " + format_cidr(cidr), errno);
-  if (auto ok = bump_epoch(); !ok) return std::unexpected(ok.error());
+  step();
+  if (auto ok = publish(*current, cidr); !ok) return std::unexpected(ok.error());
+  step();
   return false;
 }
 
@@ -490,11 +540,15 @@ Result<void> State::del_rule(const Cidr& cidr) {
   auto same = std::ranges::find_if(*current, [&](const RuleEntry& e) { return e.cidr == cidr; });
   if (same == current->end())
     return system_error("no rule for " + format_cidr(cidr) + " (see `xthrottle rule list`)");
+  const uint32_t id = same->rule.id;
   const xt_rule_key key = rule_key(cidr);
   if (bpf_map_delete_elem(rules_.get(), &key) != 0)
     return system_error("cannot delete the rule for " + format_cidr(cidr), errno);
-  if (auto ok = bump_epoch(); !ok) return std::unexpected(ok.error());
-  return sweep_buckets(same->rule.id, [](const xt_bucket_key&) { return true; });
+  step();
+  current->erase(same);
+  if (auto ok = publish(*current); !ok) return std::unexpected(ok.error());
+  step();
+  return sweep_buckets(id, [](const xt_bucket_key&) { return true; });
 }
 
 Result<std::vector<xt_count>> State::counters() const {
@@ -514,7 +568,10 @@ Result<std::vector<RuleCounters>> State::rule_counters() const {
   for (const auto& e : *current) {
     auto s = percpu_sum<xt_rule_stats>(rule_stats_.get(), e.rule.id, "counters of rule slot");
     if (!s) return std::unexpected(s.error());
-    out.push_back({e.cidr, e.rule, *s});
+    xt_rule_state st{};
+    if (bpf_map_lookup_elem(rule_state_.get(), &e.rule.id, &st) != 0)
+      return system_error("cannot read the state of rule slot " + std::to_string(e.rule.id), errno);
+    out.push_back({e.cidr, e.rule, *s, st});
   }
   return out;
 }
@@ -523,12 +580,22 @@ Result<PendingDrops> State::hot_pending() const {
   auto cfg = config();
   if (!cfg) return std::unexpected(cfg.error());
   PendingDrops out;
+  std::map<uint32_t, uint32_t> created;  // rule id -> the epoch its rule took the slot at
+  auto owner_is_current = [&](uint32_t id, uint32_t filled) {
+    if (!created.contains(id)) {
+      xt_rule_state st{};
+      created[id] = bpf_map_lookup_elem(rule_state_.get(), &id, &st) == 0 ? st.created_epoch : filled + 1;
+    }
+    return static_cast<int32_t>(filled - created[id]) >= 0;
+  };
   std::vector<xt_hot> slots(static_cast<size_t>(possible_cpus()));
   for (uint32_t i = 0; i < XT_HOT_SLOTS; i++) {
     if (bpf_map_lookup_elem(hot_.get(), &i, slots.data()) != 0)
       return system_error("cannot read the hot cache", errno);
     for (const xt_hot& h : slots) {
-      if (!h.pending || h.epoch != cfg->epoch) continue;  // as the data path: older ones are let go
+      // As the data path: drops of a rule id that passed to another rule
+      // since are let go.
+      if (!h.pending || (h.epoch != cfg->epoch && !owner_is_current(h.rule_id, h.epoch))) continue;
       xt_pkt src{};
       src.family = h.family;
       std::memcpy(src.addr, h.addr, sizeof(src.addr));
@@ -541,10 +608,10 @@ Result<PendingDrops> State::hot_pending() const {
 }
 
 Result<void> State::for_each_bucket(const std::function<void(const BucketEntry&)>& fn) const {
-  return walk_keys<xt_bucket_key>(buckets_.get(), "the bucket table", [&](const xt_bucket_key& key) {
-    BucketEntry e{key, {}};
-    if (bpf_map_lookup_elem(buckets_.get(), &key, &e.bucket) == 0) fn(e);
-  });
+  return walk_batches<xt_bucket_key, xt_bucket>(buckets_.get(), "the bucket table",
+                                                [&](const xt_bucket_key& key, const xt_bucket& bucket) {
+                                                  fn(BucketEntry{key, bucket});
+                                                });
 }
 
 

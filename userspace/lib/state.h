@@ -12,12 +12,14 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "error.h"
 #include "fd.h"
+#include "object.h"
 #include "policy.h"
 
 namespace xt {
@@ -58,6 +60,7 @@ struct RuleCounters {
   Cidr cidr;
   xt_rule rule;
   xt_rule_stats stats;
+  xt_rule_state state;  // the new-source budget's saturation among others
 };
 
 struct BucketEntry {
@@ -98,8 +101,8 @@ class State {
   // Kernel memory the per-source state takes (bucket table + seen filter).
   uint64_t source_memory_bytes() const;
   // The program's clock now, in ticks: through the object's own clock
-  // program for from_object() (so tests' clocks apply), else a probe loaded
-  // on demand.
+  // program for from_object() (so tests' clocks apply), else the control
+  // programs', loaded once on demand.
   Result<uint64_t> now() const;
 
   const std::string& pin_dir() const { return pin_dir_; }
@@ -120,6 +123,12 @@ class State {
   int attach_fd() const { return attach_.get(); }
   int events_fd() const { return events_.get(); }
   int events_cli_fd() const { return events_cli_.get(); }
+
+  // Called after each step of a rule change that the data path can see (a
+  // write to the rule table or to the published epoch): the seam through
+  // which tests check that every packet meanwhile sees the old rule or the
+  // new one.
+  void set_step_hook(std::function<void()> hook) { step_hook_ = std::move(hook); }
 
   Result<xt_meta> meta() const;
   Result<void> set_meta(const xt_meta& meta);
@@ -144,19 +153,37 @@ class State {
              {&config_, XT_MAP_CONFIG},
              {&attach_, XT_MAP_ATTACH}}};
   }
-  Result<void> reset_rule_slot(uint32_t id);
-  // Rewrites the words of rule's buckets that are not in rule.gen's units yet.
-  Result<void> catch_up_buckets(const xt_rule& rule, uint64_t now);
-  // Publishes a rule change to the data path: a new epoch (invalidating every
-  // per-CPU cache entry) and each family's longest rule prefix.
-  Result<void> bump_epoch();
+  // Clears slot id for a new rule: counters, budget, buckets left by the
+  // slot's last rule; records the epoch the new rule takes it at.
+  Result<void> reset_rule_slot(uint32_t id, uint32_t epoch);
+  // Brings rule's buckets written under an older version to its generation,
+  // in the kernel (the control program xt_catch_up).
+  Result<void> catch_up_buckets(const xt_rule& rule);
+  // Publishes the rules to the data path: a new epoch (invalidating every
+  // per-CPU cache entry) and each family's longest rule prefix, both in one
+  // atomic store. With `at_least`, the longest prefixes are at least those.
+  Result<void> publish(const std::vector<RuleEntry>& rules, std::optional<Cidr> at_least = std::nullopt);
   // Deletes the buckets of rule `id` for which drop(key) is true.
   Result<void> sweep_buckets(uint32_t id, const std::function<bool(const xt_bucket_key&)>& drop);
+  void step() const {
+    if (step_hook_) step_hook_();
+  }
+
+  // The control programs (xt_clock, xt_catch_up) and their argument map:
+  // the test object's own for from_object(), else loaded on first use.
+  struct Control {
+    Skeleton owner;  // when this state loaded them
+    int clock = -1, catch_up = -1, params = -1;
+  };
+  Result<const Control*> control() const;
 
   std::string pin_dir_;
-  Fd clock_prog_;  // from_object() only
+  std::function<void()> step_hook_;
+  mutable std::optional<Control> control_;
   Fd rules_, buckets_, seen_, hot_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
   Fd events_, events_cli_, event_budget_, meta_;
+  // xt_config mapped into memory: where the published word is stored.
+  std::shared_ptr<void> config_mem_;
 };
 
 }  // namespace xt

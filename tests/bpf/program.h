@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: MIT
+// The fixture of the BPF_PROG_TEST_RUN suites: the real XDP object with
+// private, unpinned maps per test and a clock the test sets, driven through
+// the same state layer as the CLI.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <bpf/bpf.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "object.h"
+#include "packet.h"
+#include "policy.h"
+#include "require.h"
+#include "state.h"
+
+namespace xt::test {
+
+// The tests compile their rules for 1000 ticks a second: a tick is a ms.
+constexpr uint32_t kHz = 1000;
+constexpr uint64_t kMs = 1;
+constexpr uint64_t kSec = 1000;
+
+class Program : public ::testing::Test {
+ protected:
+  void SetUp() override { XT_REQUIRE_ROOT(); }
+
+  // Loads the object with a bucket table of max_sources.
+  void load(uint32_t max_sources = XT_MIN_MAX_SOURCES, bool frags = false, xt_link link = XT_LINK_ETHER,
+            uint32_t mtu = 0) {
+    auto skel = open_object({.pin_dir = std::nullopt,
+                             .test_clock = true,
+                             .max_sources = max_sources,
+                             .frags = frags,
+                             .link = link,
+                             .mtu = mtu});
+    ASSERT_TRUE(skel.has_value()) << skel.error().message;
+    skel_ = std::move(*skel);
+    ASSERT_EQ(xthrottle__load(skel_.get()), 0) << "the verifier refused the program (run with -v for its log)";
+    auto state = State::from_object(skel_->obj);
+    ASSERT_TRUE(state.has_value()) << state.error().message;
+    state_.emplace(std::move(*state));
+    ASSERT_TRUE(state_->init_config(kHz, max_sources).has_value());
+  }
+
+  // Adds or replaces a rule from CLI-style words.
+  void rule(const std::string& cidr, std::optional<std::string> rate, std::optional<uint64_t> burst = std::nullopt,
+            std::function<void(RuleSpec&)> tweak = nullptr) {
+    RuleSpec spec;
+    auto c = parse_cidr(cidr);
+    ASSERT_TRUE(c.has_value()) << c.error().message;
+    spec.cidr = *c;
+    if (rate) spec.rate = *parse_rate(*rate);
+    spec.burst = burst;
+    if (tweak) tweak(spec);
+    auto compiled = compile_rule(spec, kHz);
+    ASSERT_TRUE(compiled.has_value()) << compiled.error().message;
+    auto put = state_->put_rule(spec.cidr, *compiled);
+    ASSERT_TRUE(put.has_value()) << put.error().message;
+  }
+
+  // Runs one frame at tick `now`; returns the XDP action.
+  int run(const std::vector<uint8_t>& frame, uint64_t now = 0) {
+    skel_->bss->xt_test_now = now;
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
+                .repeat = 1);
+    int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.xthrottle), &opts);
+    EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN failed";
+    return static_cast<int>(opts.retval);
+  }
+
+  // Runs n copies at `now`; returns how many passed.
+  int passed(const std::vector<uint8_t>& frame, int n, uint64_t now = 0) {
+    int pass = 0;
+    for (int i = 0; i < n; i++) pass += run(frame, now) == XDP_PASS;
+    return pass;
+  }
+
+  uint64_t counter(xt_reason reason) { return state_->counters().value()[reason].packets; }
+
+  xt_rule_stats rule_stats(const std::string& cidr) {
+    const auto all = state_->rule_counters().value();
+    for (const auto& r : all)
+      if (format_cidr(r.cidr) == cidr) return r.stats;
+    ADD_FAILURE() << "no rule " << cidr;
+    return {};
+  }
+
+  size_t buckets() {
+    size_t n = 0;
+    EXPECT_TRUE(state_->for_each_bucket([&](const BucketEntry&) { n++; }).has_value());
+    return n;
+  }
+
+  Skeleton skel_;
+  std::optional<State> state_;
+};
+
+inline std::string nth_source(int i) { return "198.18." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1); }
+
+}  // namespace xt::test

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MIT
+// A rule's new-source budget saturated by a flood, through the real object:
+// the data path tells when it starts turning untracked sources away and when
+// it stops, with what it dropped meanwhile, and keeps the state that status
+// reports.
+#include <gtest/gtest.h>
+
+#include <bpf/libbpf.h>
+
+#include <memory>
+
+#include "program.h"
+
+namespace xt {
+namespace {
+
+using test::nth_source;
+using test::Packet;
+using test::Program;
+using test::kMs;
+using test::kSec;
+
+class Budget : public Program {
+ protected:
+  // The events in serve's ring so far.
+  std::vector<xt_event> events() {
+    std::vector<xt_event> out;
+    auto sink = [](void* ctx, void* data, size_t size) {
+      if (size >= sizeof(xt_event)) static_cast<std::vector<xt_event>*>(ctx)->push_back(*static_cast<xt_event*>(data));
+      return 0;
+    };
+    std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> rb(
+        ring_buffer__new(bpf_map__fd(skel_->maps.xt_events), sink, &out, nullptr), ring_buffer__free);
+    EXPECT_TRUE(rb) << "cannot read the events ring";
+    if (rb) ring_buffer__consume(rb.get());
+    return out;
+  }
+  xt_rule_state rule_state() { return state_->rule_counters().value().at(0).state; }
+};
+
+// Issue 9.15: a flood on the budget used to pass unnoticed.
+TEST_F(Budget, SaturationIsToldWhenItStartsAndWhenItEnds) {
+  load();
+  rule("198.18.0.0/15", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("10/s"); });
+  int admitted = 0;
+  for (int i = 0; i < 30; i++) admitted += run(Packet().ipv4(nth_source(i)).build(), 0) == XDP_PASS;
+  EXPECT_EQ(admitted, 10);
+  auto seen = events();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].type, XT_EVENT_NEW_SATURATED);
+  EXPECT_EQ(seen[0].rule_id, state_->rules().value().at(0).rule.id);
+  EXPECT_NE(rule_state().saturated_since, 0u) << "status and metrics read this";
+
+  EXPECT_EQ(run(Packet().ipv4(nth_source(100)).build(), 500 * kMs), XDP_PASS);
+  EXPECT_TRUE(events().empty()) << "an admission half a second after the last drop does not end it";
+  int later = 0;
+  for (int i = 200; i < 210; i++) later += run(Packet().ipv4(nth_source(i)).build(), 900 * kMs) == XDP_PASS;
+  EXPECT_EQ(later, 8) << "9 tokens refilled by 900 ms, one taken at 500 ms";
+
+  EXPECT_EQ(run(Packet().ipv4(nth_source(300)).build(), 2 * kSec), XDP_PASS);
+  seen = events();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].type, XT_EVENT_NEW_RECOVERED);
+  EXPECT_EQ(seen[0].dropped_packets, 22u) << "what the budget dropped while saturated";
+  EXPECT_NEAR(seen[0].throttled_ticks, 2 * kSec, 1) << "how long it lasted, to a tick";
+  EXPECT_EQ(rule_state().saturated_since, 0u);
+
+  for (int i = 400; i < 450; i++) run(Packet().ipv4(nth_source(i)).build(), 3 * kSec);
+  seen = events();
+  ASSERT_EQ(seen.size(), 1u) << "a new flood, a new saturation";
+  EXPECT_EQ(seen[0].type, XT_EVENT_NEW_SATURATED);
+}
+
+}  // namespace
+}  // namespace xt

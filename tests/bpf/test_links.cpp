@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT
+// What an interface hands the program, through the real object: frames with
+// no link layer (tun, WireGuard), and super-packets (generic XDP sees a TCP
+// sender's 64 KB segments whole) counted as the wire packets they stand for.
+#include <gtest/gtest.h>
+
+#include "program.h"
+
+namespace xt {
+namespace {
+
+using test::Packet;
+using test::Program;
+
+// Issue 9.3: on a device without a link layer the frame is the IP packet.
+// Read as Ethernet it was "non-IP" and passed, 1000 of 1000 under 100/s.
+TEST_F(Program, PacketsWithoutALinkLayerAreLimited) {
+  load(XT_MIN_MAX_SOURCES, false, XT_LINK_IP, 1500);
+  rule("198.18.0.0/15", "10/s", 5);
+  rule("2001:db8::/32", "10/s", 5);
+  EXPECT_EQ(passed(Packet().no_link().ipv4("198.18.1.1").build(), 20), 5);
+  EXPECT_EQ(passed(Packet().no_link().ipv6("2001:db8::1").build(), 20), 5);
+  EXPECT_EQ(counter(XT_DROP_LIMIT), 30u);
+  EXPECT_EQ(counter(XT_PASS_NON_IP), 0u);
+  EXPECT_EQ(rule_stats("198.18.0.0/15").passed_bytes, 5u * Packet().no_link().ipv4("198.18.1.1").build().size());
+  EXPECT_EQ(run(std::vector<uint8_t>(40, 0x10)), XDP_PASS) << "neither IPv4 nor IPv6";
+  EXPECT_EQ(counter(XT_PASS_NON_IP), 1u);
+}
+
+// Issue 9.4: a TCP super-packet of 29 full segments counts as 29 packets and
+// their 29 wire frames' bytes against the limits, in the counters too.
+TEST_F(Program, SuperPacketsCountAsTheirWirePackets) {
+  load(XT_MIN_MAX_SOURCES, /*frags=*/true, XT_LINK_ETHER, 1500);  // frames beyond a page need the multi-buffer program
+  rule("198.18.0.0/15", "10/s", 100);
+  const size_t payload = 29 * 1448;  // TCP with timestamps: 20 + 32 bytes of headers a segment
+  const auto super = Packet().ipv4("198.18.0.1").tcp(8).total_length(20 + 32 + payload).size(14 + 20 + 32 + payload).build();
+  EXPECT_EQ(passed(super, 4), 3) << "3 x 29 = 87 of a burst of 100; 29 more do not fit";
+  const xt_rule_stats s = rule_stats("198.18.0.0/15");
+  EXPECT_EQ(s.passed_packets, 87u);
+  EXPECT_EQ(s.passed_bytes, 87u * 1514);
+  EXPECT_EQ(s.dropped_packets, 29u);
+  EXPECT_EQ(counter(XT_PASS_LIMIT), 87u);
+  EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").tcp(8).size(1514).build(), 20), 13) << "what is left of the burst";
+}
+
+}  // namespace
+}  // namespace xt
