@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 packages="cmake g++ make pkg-config clang llvm bpftool libbpf-dev libxdp-dev xdp-tools
   libelf-dev zlib1g-dev libssl-dev libcli11-dev libgtest-dev nlohmann-json3-dev
-  libtomlplusplus-dev libcpp-httplib-dev iproute2 nftables ethtool procps curl prometheus
+  libtomlplusplus-dev libmicrohttpd-dev iproute2 nftables ethtool procps curl prometheus
   iputils-ping clang-19 libclang-rt-19-dev"
 missing=""
 for p in $packages; do

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <optional>
 #include <thread>
 
@@ -135,9 +136,11 @@ TEST_F(RuleChanges, AReplacementNeverGivesBackWhatWasSpentDuringIt) {
   std::vector<xt_bucket_key> keys;
   std::vector<xt_bucket> values;
   for (uint32_t i = 256; i < 256 + 130'000; i++) {  // 198.18.1.0 onwards: A is 198.18.0.1
-    xt_pkt src{.family = XT_FAMILY_V4,
-               .addr = {198, static_cast<uint8_t>(18 + (i >> 16)), static_cast<uint8_t>(i >> 8),
-                        static_cast<uint8_t>(i)}};
+    xt_pkt src{};
+    src.family = XT_FAMILY_V4;
+    const uint8_t addr[4] = {198, static_cast<uint8_t>(18 + (i >> 16)), static_cast<uint8_t>(i >> 8),
+                             static_cast<uint8_t>(i)};
+    std::memcpy(src.addr, addr, sizeof(addr));
     xt_bucket_key k;
     xt_bucket_key_for(&src, r.id, r.per_len, &k);
     xt_bucket b;
@@ -152,7 +155,9 @@ TEST_F(RuleChanges, AReplacementNeverGivesBackWhatWasSpentDuringIt) {
   // when the replacement starts, sending a moment later.
   xt_bucket_key first{};
   ASSERT_EQ(bpf_map_get_next_key(fd, nullptr, &first), 0);
-  if (format_addr(first.family, first.addr) == a) ASSERT_EQ(bpf_map_get_next_key(fd, &first, &first), 0);
+  if (format_addr(first.family, first.addr) == a) {
+    ASSERT_EQ(bpf_map_get_next_key(fd, &first, &first), 0);
+  }
   const std::string b = format_addr(first.family, first.addr);
 
   std::atomic<bool> done = false;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The command-line contract (DESIGN.md) in a namespace lab: exit codes, the
+// The command-line contract (README, "Usage") in a namespace lab: exit codes, the
 // bad token in every message, nothing changed by a rejected command, and a
 // status that tells the truth.
 #include "lab_test.h"

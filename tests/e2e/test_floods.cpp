@@ -226,6 +226,14 @@ TEST_F(Floods, StatsWatchPrintsRatesUntilInterrupted) {
   }
   EXPECT_GE(lines, 3);
   EXPECT_GT(peak_drop_rate, 5000) << "a 20000/s flood against 1000/s drops most of it";
+
+  // Issue 9.16: the text form says what its totals are.
+  Background text(lab_->xthrottle_argv({"stats", "--watch", "0.3"}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  text.signal(SIGINT);
+  Outcome t = text.wait();
+  EXPECT_NE(t.out.find("so far: "), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find(" passed, "), std::string::npos) << t.out;
 }
 
 }  // namespace

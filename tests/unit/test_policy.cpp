@@ -40,6 +40,8 @@ TEST(Rate, Units) {
 
 TEST(Rate, RejectsBadInput) {
   expect_usage_error(parse_rate("100/fortnight"), "fortnight");
+  expect_usage_error(parse_rate("10Mbit/s"), "--bandwidth");  // issue 9.16: a bandwidth where packets were meant
+  expect_usage_error(parse_rate("2MB/s"), "--bandwidth");
   expect_usage_error(parse_rate("0/s"), "0/s");
   expect_usage_error(parse_rate("100"), "100");
   expect_usage_error(parse_rate("-5/s"), "-5");
@@ -210,6 +212,36 @@ TEST(CompileRule, RejectsLimitsThatCannotBeMeteredExactly) {
   RuleSpec fast = spec_for("198.18.0.0/15");
   fast.bandwidth = *parse_bandwidth("100Gbit/s");
   EXPECT_TRUE(compile_rule(fast, kHz).has_value());
+}
+
+// Issue 9 (TCP under a bandwidth limit): a burst too small for the tick, for
+// a frame, or for a TCP flow is warned about; a sound one is not.
+TEST(Policy, RuleWarningsForBurstsThatCannotWork) {
+  auto warnings = [](const std::string& bandwidth, uint64_t burst_bytes, uint32_t hz = 250) {
+    RuleSpec spec;
+    spec.cidr = *parse_cidr("198.18.0.0/15");
+    spec.bandwidth = *parse_bandwidth(bandwidth);
+    spec.burst_bytes = burst_bytes;
+    return rule_warnings(*compile_rule(spec, hz), hz);
+  };
+  auto says = [](const std::vector<std::string>& w, const std::string& what) {
+    return w.size() == 1 && w[0].find(what) != std::string::npos;
+  };
+  EXPECT_TRUE(says(warnings("10Mbit/s", 1000), "below a full-size Ethernet frame"));
+  EXPECT_TRUE(says(warnings("10Mbit/s", 3000), "tick")) << "5000 bytes a tick at HZ=250";
+  EXPECT_TRUE(says(warnings("10Mbit/s", 150000), "TCP"));
+  EXPECT_TRUE(warnings("10Mbit/s", 312500).empty()) << "a quarter of a second's worth";
+  EXPECT_TRUE(warnings("10Mbit/s", 1250000).empty()) << "the default, a second's worth";
+  EXPECT_TRUE(says(warnings("1Mbit/s", 20000), "TCP")) << "below 20 full frames";
+  EXPECT_TRUE(warnings("1Mbit/s", 31250).empty());
+
+  RuleSpec spec;
+  spec.cidr = *parse_cidr("198.18.0.0/15");
+  spec.rate = *parse_rate("100000/s");
+  spec.burst = 10;
+  EXPECT_TRUE(says(rule_warnings(*compile_rule(spec, 250), 250), "at most 2500 packets/s"));
+  spec.burst = 401;
+  EXPECT_TRUE(rule_warnings(*compile_rule(spec, 250), 250).empty());
 }
 
 }  // namespace

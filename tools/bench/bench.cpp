@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// bench: the benchmark protocol of DESIGN.md in one run.
+// bench: the benchmark protocol (README, "Figures"; docs/design.md) in one run.
 //
 //  1. per-packet cost of each program path through BPF_PROG_TEST_RUN;
 //  2. whole-path packet rate on the veth lab, floodgen on one core, for one

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The commands of DESIGN.md's command line: attach, detach, status, rule,
+// The commands of the command line (README, "Usage"): attach, detach, status, rule,
 // stats, top. Each parses and validates all its input before it changes
 // anything.
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <chrono>
 #include <iostream>
 #include <map>
@@ -100,6 +101,12 @@ int cmd_attach(const std::string& pin_dir, const std::string& ifname, const std:
               << a->prog_id << "\n";
   if (a->mode == XT_MODE_SKB && *mode != XT_MODE_SKB)
     std::cerr << "xthrottle: warning: " << ifname << " has no native XDP; running in generic (skb) mode\n";
+  if (a->mode == XT_MODE_SKB)
+    std::cerr << "xthrottle: note: generic (skb) mode sees a local TCP sender's segments and GRO aggregates whole "
+                 "(up to 64 KB): each counts as the wire packets it stands for, estimated from the MTU ("
+              << a->mtu << "): exact for full-size segments, fewer for smaller ones\n";
+  if (a->link == XT_LINK_IP)
+    std::cerr << "xthrottle: note: " << ifname << " has no link layer: frames are read from the IP header\n";
   return 0;
 }
 
@@ -115,7 +122,9 @@ int cmd_status(const std::string& pin_dir, bool json, bool check) {
   auto status = read_status(pin_dir);
   if (!status) return fail(status.error());
   emit(json, status_json(*status), status_text(*status));
-  return check && !status->warnings.empty() ? kExitNotProtected : 0;
+  if (!check) return 0;
+  if (!status->warnings.empty()) return kExitNotProtected;
+  return status->config_warnings.empty() ? 0 : kExitConfigDrift;
 }
 
 int cmd_rule_add(const std::string& pin_dir, const RuleAddArgs& args) {
@@ -136,9 +145,7 @@ int cmd_rule_add(const std::string& pin_dir, const RuleAddArgs& args) {
   if (rule->action == XT_ACT_LIMIT) std::cout << " " << describe_limits(*rule) << ", per /" << int(rule->per_len);
   if (rule->flags & XT_RULE_DRY_RUN) std::cout << " (dry-run)";
   std::cout << "\n";
-  if ((rule->flags & XT_RULE_BYTE_LIMIT) && rule->burst_bytes < 1514)
-    std::cerr << "xthrottle: warning: --burst-bytes " << rule->burst_bytes
-              << " is below a full-size Ethernet frame (1514 bytes): larger packets can never pass\n";
+  for (const auto& w : rule_warnings(*rule, *hz)) std::cerr << "xthrottle: warning: " << w << "\n";
   return 0;
 }
 
@@ -200,17 +207,26 @@ int cmd_top(const std::string& pin_dir, bool json, size_t limit, double watch) {
   }
   // Live: every interval, the sources dropping most in that interval, with
   // their rates. A terminal is redrawn; otherwise (or with --json) one
-  // report per interval is appended.
+  // report per interval is appended. Samples are taken on a fixed schedule
+  // (reading takes time, which must not stretch the interval), and the
+  // rates are over the interval that really passed.
   install_stop_signals();
   const bool tty = isatty(STDOUT_FILENO);
   std::map<std::string, TopRow> before;
-  auto t0 = std::chrono::steady_clock::now();
-  for (bool first = true; first || sleep_unless_stopped(watch); first = false) {
+  const auto start = std::chrono::steady_clock::now();
+  auto t0 = start;
+  for (uint64_t n = 0; !g_stop; n++) {
+    if (n > 0) {
+      const auto due = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                   std::chrono::duration<double>(watch * static_cast<double>(n)));
+      const double wait = std::chrono::duration<double>(due - std::chrono::steady_clock::now()).count();
+      if (wait > 0 && !sleep_unless_stopped(wait)) break;
+    }
     auto all = read_top(*state, SIZE_MAX);
     if (!all) return fail(all.error());
     const auto t1 = std::chrono::steady_clock::now();
     const double seconds = std::chrono::duration<double>(t1 - t0).count();
-    if (!first) {
+    if (n > 0) {
       for (TopRow& row : *all) {
         auto was = before.find(row.source + " " + row.rule);
         const uint64_t dropped0 = was == before.end() ? 0 : was->second.dropped_packets;
@@ -224,11 +240,18 @@ int cmd_top(const std::string& pin_dir, bool json, size_t limit, double watch) {
     for (const TopRow& row : *all) before[row.source + " " + row.rule] = row;
     std::vector<TopRow> shown(all->begin(), all->begin() + static_cast<long>(std::min(limit, all->size())));
     if (json) {
-      std::cout << json_text(nlohmann::json{{"interval_seconds", first ? 0.0 : seconds}, {"sources", top_json(shown)}})
+      std::cout << json_text(nlohmann::json{{"interval_seconds", n == 0 ? 0.0 : seconds}, {"sources", top_json(shown)}})
                 << std::endl;
     } else {
       if (tty) std::cout << "\033[H\033[2J";
-      std::cout << "xthrottle top, every " << watch << " s (Ctrl-C to stop)\n\n" << top_text(shown) << std::flush;
+      char head[160];
+      if (n == 0)
+        std::snprintf(head, sizeof(head), "xthrottle top: every %g s (Ctrl-C to stop); rates from the next one on\n\n",
+                      watch);
+      else
+        std::snprintf(head, sizeof(head), "xthrottle top: rates over the last %.2f s, every %g s (Ctrl-C to stop)\n\n",
+                      seconds, watch);
+      std::cout << head << top_text(shown) << std::flush;
     }
     t0 = t1;
   }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "common.h"
 
+#include "report.h"
+
 #include <chrono>
 #include <iostream>
 #include <thread>

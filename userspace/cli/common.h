@@ -14,8 +14,10 @@
 namespace xt::cli {
 
 // Exit codes: 0 done; 1 the system refused; 2 bad usage or input;
-// 3 `status --check` found xthrottle not fully protecting.
+// 3 `status --check` found xthrottle not fully protecting; 4 it found it
+// protecting, but the live rules are not what the applied config file says.
 inline constexpr int kExitNotProtected = 3;
+inline constexpr int kExitConfigDrift = 4;
 
 // Set by SIGINT/SIGTERM once install_stop_signals() ran; SIGHUP sets g_reload.
 extern volatile std::sig_atomic_t g_stop;

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The xthrottle command line (DESIGN.md, "The command line"): CLI11 wiring.
+// The xthrottle command line (README, "Usage"): CLI11 wiring.
 // The commands live in commands.cpp (attach .. top) and operate.cpp (apply,
 // events, serve). Every command is a fresh process on the pinned state.
 //
 // Exit codes: 0 done; 1 the system refused; 2 bad usage or input;
-// 3 `status --check` found xthrottle not fully protecting.
+// 3 `status --check` found xthrottle not fully protecting; 4 protecting, but
+// the live rules are not what the applied config file says.
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -44,7 +45,8 @@ int main(int argc, char** argv) {
   bool json = false, check = false;
   auto* status = app.add_subcommand("status", "Where it runs and whether it protects");
   status->add_flag("--json", json, "JSON output");
-  status->add_flag("--check", check, "Exit 3 if anything leaves the host unprotected");
+  status->add_flag("--check", check,
+                   "Exit 3 if anything leaves the host unprotected, 4 if the rules drifted from the config file");
 
   auto* rule = app.add_subcommand("rule", "Manage rules")->require_subcommand(1);
   RuleAddArgs add;

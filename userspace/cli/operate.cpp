@@ -2,19 +2,18 @@
 // Running xthrottle for months: `apply` a config file, follow `events`, and
 // `serve` (Prometheus metrics, events to the log, config at start and on
 // SIGHUP).
-#include <httplib.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <iostream>
 #include <mutex>
-#include <thread>
 
 #include "common.h"
 #include "config.h"
 #include "events.h"
 #include "metrics.h"
 #include "object.h"
+#include "report.h"
 
 namespace xt::cli {
 namespace {
@@ -48,22 +47,16 @@ void log_line(const nlohmann::json& j) {
   std::cout << json_text(j) << std::endl;
 }
 
-// host:port, the host optional ("9431" listens on 127.0.0.1).
-Result<std::pair<std::string, int>> parse_listen(const std::string& text) {
-  const auto colon = text.rfind(':');
-  std::string host = colon == std::string::npos ? "127.0.0.1" : text.substr(0, colon);
-  const std::string port = colon == std::string::npos ? text : text.substr(colon + 1);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  auto n = parse_positive("--metrics", port);
-  if (!n || *n > 65535) return usage_error("bad --metrics '" + text + "': expected ADDR:PORT, e.g. 127.0.0.1:9431");
-  return std::pair<std::string, int>{host, static_cast<int>(*n)};
-}
-
 }  // namespace
 
 int cmd_apply(const std::string& pin_dir, const std::string& path, bool dry_run, bool json) {
   auto diff = apply_file(pin_dir, path, dry_run);
   if (!diff) return fail(diff.error());
+  if (auto hz = tick_rate(pin_dir))
+    for (const auto* list : {&diff->add, &diff->change})
+      for (const auto& c : *list)
+        for (const auto& w : rule_warnings(c.rule, *hz))
+          std::cerr << "xthrottle: warning: " << format_cidr(c.cidr) << ": " << w << "\n";
   nlohmann::json j = diff_json(*diff);
   j["applied"] = !dry_run;
   emit(json, j, (dry_run ? "would apply " + path + ":\n" : "applied " + path + ":\n") + diff_text(*diff));
@@ -73,6 +66,8 @@ int cmd_apply(const std::string& pin_dir, const std::string& path, bool dry_run,
 int cmd_events(const std::string& pin_dir, bool json) {
   auto state = State::open(pin_dir);
   if (!state) return fail(state.error());
+  auto lock = ReaderLock::acquire(pin_dir, XT_MAP_EVENTS_CLI, "`xthrottle events`");
+  if (!lock) return fail(lock.error());
   auto reader = EventReader::open(*state, state->events_cli_fd(), [&](const nlohmann::json& e, const std::string& line) {
     if (json)
       std::cout << json_text(e) << std::endl;
@@ -88,55 +83,52 @@ int cmd_events(const std::string& pin_dir, bool json) {
 }
 
 int cmd_serve(const std::string& pin_dir, const std::string& metrics, const std::string& config) {
-  auto listen = parse_listen(metrics);
-  if (!listen) return fail(listen.error());
   install_stop_signals();
-  auto now_iso = [] { return std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()); };
+  auto unix_time = [] { return std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()); };
+  // One serve per state: a second would split the events, and apply its
+  // config over the first one's.
+  if (auto ok = ensure_bpffs(pin_dir); !ok) return fail(ok.error());
+  auto lock = ReaderLock::acquire(pin_dir, XT_MAP_EVENTS, "`xthrottle serve`");
+  if (!lock) return fail(lock.error());
+  auto server = MetricsServer::start(metrics, [&pin_dir] { return render_metrics(pin_dir); });
+  if (!server) return fail(server.error());
+  log_line({{"event", "started"}, {"pin_dir", pin_dir}, {"metrics", metrics}, {"config", config},
+            {"abi", XT_ABI_VERSION}, {"unix_time", unix_time()}});
+  auto stopped = [&](int rc) {
+    log_line({{"event", "stopped"}, {"unix_time", unix_time()}});
+    return rc;
+  };
 
-  auto apply_logged = [&](const char* why) -> bool {
+  auto apply_logged = [&](const char* why) -> Result<void> {
     std::string sha256;
     auto diff = apply_file(pin_dir, config, false, &sha256);
     if (!diff) {
       std::cerr << "xthrottle: " << diff.error().message << "\n";
       log_line({{"event", "config_rejected"}, {"why", why}, {"path", config}, {"error", diff.error().message},
-                {"unix_time", now_iso()}});
-      return false;
+                {"unix_time", unix_time()}});
+      return std::unexpected(diff.error());
     }
     log_line({{"event", "config_applied"}, {"why", why}, {"path", config}, {"sha256", sha256},
               {"added", diff->add.size()}, {"changed", diff->change.size()}, {"removed", diff->remove.size()},
-              {"unchanged", diff->unchanged}, {"unix_time", now_iso()}});
-    return true;
+              {"unchanged", diff->unchanged}, {"unix_time", unix_time()}});
+    return {};
   };
-  // A config that does not apply at start is an error: the operator is
-  // there to see it. Later (SIGHUP) a bad file is reported and the running
-  // rules stay as they are.
-  if (!config.empty() && !apply_logged("start")) return 2;
+  // A config that does not apply at start is an error, with the exit code
+  // of its kind: the operator is there to see it. Later (SIGHUP) a bad file
+  // is reported and the running rules stay as they are.
+  if (!config.empty())
+    if (auto ok = apply_logged("start"); !ok) return stopped(ok.error().exit_code());
 
   auto state = State::open(pin_dir);
-  if (!state) return fail(state.error());
+  if (!state) return stopped(fail(state.error()));
   auto reader = EventReader::open(*state, state->events_fd(),
                                   [](const nlohmann::json& e, const std::string&) { log_line(e); });
-  if (!reader) return fail(reader.error());
+  if (!reader) return stopped(fail(reader.error()));
+  // Events that piled up while no serve ran are delivered, marked as such.
+  auto started_at = state->now();
+  if (!started_at) return stopped(fail(started_at.error()));
+  reader->mark_backlog_before(*started_at);
 
-  httplib::Server server;
-  server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
-    auto text = render_metrics(pin_dir);
-    if (!text) {
-      res.status = 500;
-      res.set_content(text.error().message + "\n", "text/plain");
-      return;
-    }
-    res.set_content(*text, "text/plain; version=0.0.4; charset=utf-8");
-  });
-  server.Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("xthrottle: metrics at /metrics\n", "text/plain");
-  });
-  if (!server.bind_to_port(listen->first, listen->second))
-    return fail({ErrorKind::System, "cannot listen on " + metrics + " (in use, or not an address of this host)"});
-  std::thread http([&] { server.listen_after_bind(); });
-
-  log_line({{"event", "started"}, {"pin_dir", pin_dir}, {"metrics", metrics}, {"config", config},
-            {"abi", XT_ABI_VERSION}, {"unix_time", now_iso()}});
   int rc = 0;
   while (!g_stop) {
     if (g_reload) {
@@ -144,7 +136,7 @@ int cmd_serve(const std::string& pin_dir, const std::string& metrics, const std:
       if (config.empty())
         log_line({{"event", "config_rejected"}, {"why", "SIGHUP"}, {"error", "serve runs without --config"}});
       else
-        apply_logged("SIGHUP");
+        (void)apply_logged("SIGHUP");
     }
     if (auto n = reader->poll(250); !n) {
       std::cerr << "xthrottle: " << n.error().message << "\n";
@@ -152,10 +144,7 @@ int cmd_serve(const std::string& pin_dir, const std::string& metrics, const std:
       break;
     }
   }
-  server.stop();
-  http.join();
-  log_line({{"event", "stopped"}, {"unix_time", now_iso()}});
-  return rc;
+  return stopped(rc);
 }
 
 }  // namespace xt::cli

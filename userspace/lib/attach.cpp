@@ -14,6 +14,9 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -367,6 +370,77 @@ Result<void> detach(const State& state, const std::string& ifname) {
   if (err) return system_error("cannot detach from " + ifname, err);
   bpf_map_delete_elem(state.attach_fd(), &key);
   return {};
+}
+
+namespace {
+
+std::vector<uint32_t> map_ids_of(int prog_fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0) return {};
+  std::vector<uint32_t> ids(info.nr_map_ids);
+  info = {};
+  info.nr_map_ids = static_cast<uint32_t>(ids.size());
+  info.map_ids = reinterpret_cast<uintptr_t>(ids.data());
+  len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0) return {};
+  return ids;
+}
+
+// Where a rule map with one of these ids is pinned: every BPF file system
+// mounted in this mount namespace, searched a few directories deep for a
+// pin named like ours.
+std::string pin_dir_holding(const std::vector<uint32_t>& map_ids) {
+  namespace fs = std::filesystem;
+  std::ifstream mounts("/proc/self/mountinfo");
+  for (std::string line; std::getline(mounts, line);) {
+    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE ...
+    std::istringstream in(line);
+    std::string id, parent, dev, root, point, field;
+    in >> id >> parent >> dev >> root >> point;
+    while (in >> field && field != "-") {}
+    std::string type;
+    in >> type;
+    if (type != "bpf") continue;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(point, fs::directory_options::skip_permission_denied, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (it.depth() > 3) {
+        it.disable_recursion_pending();
+        continue;
+      }
+      if (it->path().filename() != XT_MAP_RULES) continue;
+      Fd map(bpf_obj_get(it->path().c_str()));
+      if (map && std::ranges::find(map_ids, map_id(map.get())) != map_ids.end())
+        return it->path().parent_path().string();
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::vector<OtherProgram> other_xthrottles(uint32_t rules_id) {
+  std::vector<OtherProgram> out;
+  std::unique_ptr<struct if_nameindex, decltype(&if_freenameindex)> ifs(if_nameindex(), if_freenameindex);
+  if (!ifs) return out;
+  for (const struct if_nameindex* i = ifs.get(); i->if_index != 0; i++) {
+    Probe p = probe(i->if_index, rules_id);
+    if (!p.mp) continue;
+    auto consider = [&](xdp_program* prog) {
+      if (!prog || std::strcmp(xdp_program__name(prog), XT_PROG_NAME) != 0) return;
+      if (rules_id && is_ours(prog, rules_id)) return;
+      out.push_back({i->if_name, xdp_program__id(prog), pin_dir_holding(map_ids_of(xdp_program__fd(prog)))});
+    };
+    if (xdp_multiprog__is_legacy(p.mp.get())) {
+      consider(xdp_multiprog__main_prog(p.mp.get()));
+    } else {
+      for (xdp_program* prog = xdp_multiprog__next_prog(nullptr, p.mp.get()); prog;
+           prog = xdp_multiprog__next_prog(prog, p.mp.get()))
+        consider(prog);
+    }
+  }
+  return out;
 }
 
 Result<std::vector<Attachment>> attachments(const State& state) {

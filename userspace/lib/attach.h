@@ -50,4 +50,14 @@ Result<void> detach(const State& state, const std::string& ifname);
 // maps, and every record whose program has gone.
 Result<std::vector<Attachment>> attachments(const State& state);
 
+// xthrottle programs on this namespace's interfaces that do not use the rule
+// map with id rules_id (0: any), with the directory their state is pinned
+// in, when a BPF file system mounted here holds it ("" if none does).
+struct OtherProgram {
+  std::string ifname;
+  uint32_t prog_id = 0;
+  std::string pin_dir;
+};
+std::vector<OtherProgram> other_xthrottles(uint32_t rules_id);
+
 }  // namespace xt

@@ -176,7 +176,13 @@ Result<ConfigFile> load_config(const std::string& path, uint32_t hz) {
   // Read once: the hash recorded as live is that of the bytes applied.
   auto bytes = read_file(path);
   if (!bytes) return system_error("cannot read " + path, errno);
-  return parse_config(*bytes, std::filesystem::absolute(path, ec).lexically_normal().string(), hz);
+  const std::string absolute = std::filesystem::absolute(path, ec).lexically_normal().string();
+  // The path applied is recorded whole in the pinned state (xt_meta).
+  if (absolute.size() >= sizeof(xt_meta::config_path))
+    return usage_error(path + ": a config file's path may be at most " +
+                       std::to_string(sizeof(xt_meta::config_path) - 1) + " bytes (this one is " +
+                       std::to_string(absolute.size()) + ")");
+  return parse_config(*bytes, absolute, hz);
 }
 
 }  // namespace xt

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Errors above the libbpf boundary: a message that says what failed and why,
-// and the exit code it maps to (DESIGN.md: 1 the system refused, 2 bad input).
+// and the exit code it maps to (1 the system refused, 2 bad input; README, "Usage").
 #pragma once
 
 #include <cerrno>

@@ -30,6 +30,7 @@ struct EventReader::Context {
   const State* state = nullptr;
   Sink sink;
   bool discarding = false;
+  uint64_t backlog_before = 0;
   uint32_t hz = 0;
   std::map<uint32_t, std::string> rule_names;  // id -> CIDR, refreshed on an unknown id
   // The program's clock against the wall clock, refreshed every minute.
@@ -68,26 +69,47 @@ struct EventReader::Context {
   }
 
   void deliver(const xt_event& e) {
-    Cidr src{e.family, {}, e.per_len};
-    std::copy(std::begin(e.addr), std::end(e.addr), src.addr.begin());
-    const std::string source = format_cidr(src), rule = rule_name(e.rule_id);
+    const std::string rule = rule_name(e.rule_id);
     const std::string time = iso8601(wall_time(e.tick));
-    const bool released = e.type == XT_EVENT_RELEASED;
-    nlohmann::json j = {{"time", time},
-                        {"event", released ? "released" : "throttled"},
-                        {"source", source},
-                        {"rule", rule},
-                        {"dry_run", e.dry_run != 0},
-                        {"passed_packets", e.passed_packets},
-                        {"dropped_packets", e.dropped_packets}};
-    std::string line = time + " " + (released ? "released  " : "throttled ") + source + " (rule " + rule + ")";
-    if (released) {
-      const double secs = static_cast<double>(e.throttled_ticks) / hz;
-      j["throttled_seconds"] = secs;
-      char buf[96];
-      std::snprintf(buf, sizeof(buf), " after %.1f s; %llu dropped so far", secs,
-                    static_cast<unsigned long long>(e.dropped_packets));
-      line += buf;
+    nlohmann::json j = {{"time", time}, {"rule", rule}, {"dry_run", e.dry_run != 0}};
+    std::string line = time + " ";
+    if (e.tick < backlog_before) {
+      j["backlog"] = true;
+      line += "(from before this reader started) ";
+    }
+    const double secs = static_cast<double>(e.throttled_ticks) / hz;
+    char buf[160];
+    if (e.type == XT_EVENT_NEW_SATURATED || e.type == XT_EVENT_NEW_RECOVERED) {
+      if (e.type == XT_EVENT_NEW_SATURATED) {
+        j["event"] = "new_source_saturated";
+        line += "saturated the new-source budget of rule " + rule +
+                ": untracked sources, new clients among them, are being dropped";
+      } else {
+        const double pps = secs > 0 ? static_cast<double>(e.dropped_packets) / secs : 0;
+        j["event"] = "new_source_recovered";
+        j["saturated_seconds"] = secs;
+        j["dropped_packets"] = e.dropped_packets;
+        j["dropped_pps"] = pps;
+        std::snprintf(buf, sizeof(buf), " after %.1f s; %llu untracked packets dropped meanwhile (%.0f/s)", secs,
+                      static_cast<unsigned long long>(e.dropped_packets), pps);
+        line += "recovered the new-source budget of rule " + rule + buf;
+      }
+    } else {
+      Cidr src{e.family, {}, e.per_len};
+      std::copy(std::begin(e.addr), std::end(e.addr), src.addr.begin());
+      const std::string source = format_cidr(src);
+      const bool released = e.type == XT_EVENT_RELEASED;
+      j["event"] = released ? "released" : "throttled";
+      j["source"] = source;
+      j["passed_packets"] = e.passed_packets;
+      j["dropped_packets"] = e.dropped_packets;
+      line += std::string(released ? "released  " : "throttled ") + source + " (rule " + rule + ")";
+      if (released) {
+        j["throttled_seconds"] = secs;
+        std::snprintf(buf, sizeof(buf), " after %.1f s; %llu dropped so far", secs,
+                      static_cast<unsigned long long>(e.dropped_packets));
+        line += buf;
+      }
     }
     if (e.dry_run) line += " [dry-run: counted, not dropped]";
     sink(j, line);
@@ -127,6 +149,8 @@ Result<int> EventReader::poll(int timeout_ms) {
   if (n < 0 && n != -EINTR) return system_error("cannot read events", n);
   return n < 0 ? 0 : n;
 }
+
+void EventReader::mark_backlog_before(uint64_t tick) { ctx_->backlog_before = tick; }
 
 void EventReader::discard() {
   ctx_->discarding = true;

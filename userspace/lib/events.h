@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Following the data path's events (ring buffers): a source starts being
-// throttled, a source is released. `serve` reads one ring, `xthrottle events`
-// the other, so neither takes the other's events.
+// throttled, a source is released, a rule's new-source budget saturates and
+// recovers. `serve` reads one ring, `xthrottle events` the other, so neither
+// takes the other's events; each ring has one reader at a time (ReaderLock).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -32,6 +33,9 @@ class EventReader {
   Result<int> poll(int timeout_ms);
   // Takes whatever is queued without delivering it (a follower starting up).
   void discard();
+  // Events stamped before this tick of the program's clock are marked as a
+  // backlog ("backlog": true): they piled up before the reader started.
+  void mark_backlog_before(uint64_t tick);
 
  private:
   EventReader() = default;

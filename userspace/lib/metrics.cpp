@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: MIT
 #include "metrics.h"
 
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <utility>
+#include <vector>
 
+#include "policy.h"
 #include "report.h"
 #include "state.h"
 
@@ -27,30 +35,50 @@ std::string escape(const std::string& v) {
   return out;
 }
 
+// The text exposition format: each family's HELP and TYPE, then all of its
+// samples, whatever order they were added in (parsers such as Python's
+// prometheus_client take a family's samples after another header for a
+// family of their own).
 class Exposition {
  public:
-  void family(const char* name, const char* type, const char* help) {
-    out_ << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+  void family(const std::string& name, const char* type, const char* help) {
+    order_.push_back(name);
+    families_[name] = "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
   }
-  void sample(const char* name, const std::map<std::string, std::string>& labels, double value) {
-    out_ << name;
+  void sample(const std::string& name, const std::map<std::string, std::string>& labels, double value) {
+    std::string& out = families_.at(name);  // a family is declared before its samples
+    out += name;
     if (!labels.empty()) {
-      out_ << "{";
+      out += "{";
       bool first = true;
       for (const auto& [k, v] : labels) {
-        out_ << (first ? "" : ",") << k << "=\"" << escape(v) << "\"";
+        out += (first ? "" : ",") + k + "=\"" + escape(v) + "\"";
         first = false;
       }
-      out_ << "}";
+      out += "}";
     }
     char buf[64];
     std::snprintf(buf, sizeof(buf), " %.17g\n", value);
-    out_ << buf;
+    out += buf;
   }
-  std::string str() const { return out_.str(); }
+  // A family with one unlabelled sample.
+  void gauge(const std::string& name, const char* help, double value) {
+    family(name, "gauge", help);
+    sample(name, {}, value);
+  }
+  void counter(const std::string& name, const char* help, double value) {
+    family(name, "counter", help);
+    sample(name, {}, value);
+  }
+  std::string str() const {
+    std::string out;
+    for (const auto& name : order_) out += families_.at(name);
+    return out;
+  }
 
  private:
-  std::ostringstream out_;
+  std::vector<std::string> order_;
+  std::map<std::string, std::string> families_;
 };
 
 }  // namespace
@@ -60,12 +88,15 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   if (!status) return std::unexpected(status.error());
   Exposition m;
 
-  m.family("xthrottle_up", "gauge", "1 if the pinned state could be read.");
-  m.sample("xthrottle_up", {}, status->state ? 1 : 0);
-  m.family("xthrottle_protected", "gauge", "1 if status has no warning (see xthrottle status).");
-  m.sample("xthrottle_protected", {}, status->warnings.empty() ? 1 : 0);
-  m.family("xthrottle_warnings", "gauge", "Warnings status reports now.");
-  m.sample("xthrottle_warnings", {}, static_cast<double>(status->warnings.size()));
+  m.gauge("xthrottle_up", "1 if the pinned state could be read.", status->state ? 1 : 0);
+  m.gauge("xthrottle_protected", "1 if status has no protection warning (see xthrottle status).",
+          status->warnings.empty() ? 1 : 0);
+  m.gauge("xthrottle_warnings", "Protection warnings status reports now.", static_cast<double>(status->warnings.size()));
+  m.family("xthrottle_config_drift", "gauge",
+           "1 if the live rules may not be what the applied config file says: the file changed on disk "
+           "(file_changed), or rule add/del changed the rules (rules_differ).");
+  m.sample("xthrottle_config_drift", {{"kind", "file_changed"}}, status->config_changed ? 1 : 0);
+  m.sample("xthrottle_config_drift", {{"kind", "rules_differ"}}, status->rules_drifted ? 1 : 0);
   m.family("xthrottle_attached", "gauge",
            "1 for each interface of this network namespace the program runs on, with its XDP mode.");
   for (const auto& a : status->interfaces)
@@ -83,58 +114,52 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
 
   size_t dry = 0;
   for (const auto& e : status->rules) dry += (e.rule.flags & XT_RULE_DRY_RUN) != 0;
-  m.family("xthrottle_rules", "gauge", "Rules in the rule table.");
-  m.sample("xthrottle_rules", {}, static_cast<double>(status->rules.size()));
-  m.family("xthrottle_dry_run_rules", "gauge", "Rules that count what they would drop but drop nothing.");
-  m.sample("xthrottle_dry_run_rules", {}, static_cast<double>(dry));
+  m.gauge("xthrottle_rules", "Rules in the rule table.", static_cast<double>(status->rules.size()));
+  m.gauge("xthrottle_dry_run_rules", "Rules that count what they would drop but drop nothing.",
+          static_cast<double>(dry));
 
   // Per rule, so that summing over rule gives the totals; "none" holds what
   // no rule decided (no rule covers it, not IP, malformed).
   m.family("xthrottle_packets_total", "counter", "Packets the XDP program passed or dropped, by rule.");
-  Exposition bytes;  // a family's samples must follow its own header: built apart, appended after
-  bytes.family("xthrottle_bytes_total", "counter", "Bytes of those packets (whole Ethernet frames), by rule.");
+  m.family("xthrottle_bytes_total", "counter", "Bytes of those packets (whole Ethernet frames), by rule.");
+  m.family("xthrottle_dry_run_packets_total", "counter",
+           "Packets a dry-run rule would have dropped (and passed), by rule.");
+  m.family("xthrottle_new_source_dropped_packets_total", "counter",
+           "Packets from untracked sources dropped over the rule's new-source budget, by rule.");
+  m.family("xthrottle_new_source_saturated", "gauge",
+           "1 while the rule's new-source budget is turning untracked sources away (new clients with them).");
   for (const auto& r : stats->rules) {
     const std::string cidr = format_cidr(r.cidr);
     m.sample("xthrottle_packets_total", {{"action", "passed"}, {"rule", cidr}}, r.stats.passed_packets);
     m.sample("xthrottle_packets_total", {{"action", "dropped"}, {"rule", cidr}}, r.stats.dropped_packets);
-    bytes.sample("xthrottle_bytes_total", {{"action", "passed"}, {"rule", cidr}}, r.stats.passed_bytes);
-    bytes.sample("xthrottle_bytes_total", {{"action", "dropped"}, {"rule", cidr}}, r.stats.dropped_bytes);
+    m.sample("xthrottle_bytes_total", {{"action", "passed"}, {"rule", cidr}}, r.stats.passed_bytes);
+    m.sample("xthrottle_bytes_total", {{"action", "dropped"}, {"rule", cidr}}, r.stats.dropped_bytes);
+    m.sample("xthrottle_dry_run_packets_total", {{"rule", cidr}}, r.stats.dryrun_packets);
+    m.sample("xthrottle_new_source_dropped_packets_total", {{"rule", cidr}}, r.stats.new_source_dropped_packets);
+    m.sample("xthrottle_new_source_saturated", {{"rule", cidr}},
+             std::ranges::any_of(status->saturated, [&](const Saturation& s) { return s.rule == cidr; }));
   }
   const auto& reasons = stats->reasons;
   const xt_count none_passed{reasons[XT_PASS_UNMATCHED].packets + reasons[XT_PASS_NON_IP].packets,
                              reasons[XT_PASS_UNMATCHED].bytes + reasons[XT_PASS_NON_IP].bytes};
   m.sample("xthrottle_packets_total", {{"action", "passed"}, {"rule", "none"}}, none_passed.packets);
   m.sample("xthrottle_packets_total", {{"action", "dropped"}, {"rule", "none"}}, reasons[XT_DROP_MALFORMED].packets);
-  bytes.sample("xthrottle_bytes_total", {{"action", "passed"}, {"rule", "none"}}, none_passed.bytes);
-  bytes.sample("xthrottle_bytes_total", {{"action", "dropped"}, {"rule", "none"}}, reasons[XT_DROP_MALFORMED].bytes);
-  std::string out = m.str() + bytes.str();
+  m.sample("xthrottle_bytes_total", {{"action", "passed"}, {"rule", "none"}}, none_passed.bytes);
+  m.sample("xthrottle_bytes_total", {{"action", "dropped"}, {"rule", "none"}}, reasons[XT_DROP_MALFORMED].bytes);
 
-  Exposition rest;
-  rest.family("xthrottle_reason_packets_total", "counter",
-              "Packets by the reason for their verdict (the reasons of xthrottle stats).");
+  m.family("xthrottle_reason_packets_total", "counter",
+           "Packets by the reason for their verdict (the reasons of xthrottle stats).");
   for (uint32_t r = 0; r < XT_REASONS; r++)
-    rest.sample("xthrottle_reason_packets_total",
-                {{"reason", reason_info(r).key}, {"action", r >= XT_FIRST_DROP ? "dropped" : "passed"}},
-                reasons[r].packets);
-  rest.family("xthrottle_dry_run_packets_total", "counter",
-              "Packets a dry-run rule would have dropped (and passed), by rule.");
-  rest.family("xthrottle_new_source_dropped_packets_total", "counter",
-              "Packets from untracked sources dropped over the rule's new-source budget, by rule.");
-  for (const auto& r : stats->rules) {
-    rest.sample("xthrottle_dry_run_packets_total", {{"rule", format_cidr(r.cidr)}}, r.stats.dryrun_packets);
-    rest.sample("xthrottle_new_source_dropped_packets_total", {{"rule", format_cidr(r.cidr)}},
-                r.stats.new_source_dropped_packets);
-  }
-  rest.family("xthrottle_tracked_sources", "gauge", "Sources with a bucket in the source table.");
-  rest.sample("xthrottle_tracked_sources", {}, static_cast<double>(status->tracked_sources));
-  rest.family("xthrottle_max_sources", "gauge", "Size of the source table (attach --max-sources).");
-  rest.sample("xthrottle_max_sources", {}, status->max_sources);
-  rest.family("xthrottle_source_table_bytes", "gauge", "Kernel memory of the source table and seen filter.");
-  rest.sample("xthrottle_source_table_bytes", {},
-              static_cast<double>(status->bytes_per_source) * status->max_sources);
+    m.sample("xthrottle_reason_packets_total",
+             {{"reason", reason_info(r).key}, {"action", r >= XT_FIRST_DROP ? "dropped" : "passed"}},
+             reasons[r].packets);
+  m.gauge("xthrottle_tracked_sources", "Sources with a bucket in the source table.",
+          static_cast<double>(status->tracked_sources));
+  m.gauge("xthrottle_max_sources", "Size of the source table (attach --max-sources).", status->max_sources);
+  m.gauge("xthrottle_source_table_bytes", "Kernel memory of the source table and seen filter.",
+          static_cast<double>(status->bytes_per_source) * status->max_sources);
   const uint64_t admitted = stats->extra(XT_SOURCES_ADMITTED);
-  rest.family("xthrottle_sources_admitted_total", "counter", "Buckets created for new sources.");
-  rest.sample("xthrottle_sources_admitted_total", {}, static_cast<double>(admitted));
+  m.counter("xthrottle_sources_admitted_total", "Buckets created for new sources.", static_cast<double>(admitted));
   // The kernel does not count LRU evictions: what was created and is neither
   // in the table nor deleted by the controller was evicted.
   // The three are read at slightly different moments (a walk of the table
@@ -151,22 +176,119 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
     evicted_high = std::max(evicted_high, estimate);
     evicted = evicted_high;
   }
-  rest.family("xthrottle_sources_evicted_total", "counter",
-              "Buckets the full table evicted to make room (created - tracked - deleted by rule changes).");
-  rest.sample("xthrottle_sources_evicted_total", {}, evicted);
-  rest.family("xthrottle_events_total", "counter", "Events delivered to the daemon (a source throttled or released).");
-  rest.sample("xthrottle_events_total", {}, static_cast<double>(stats->extra(XT_EVENTS_SENT)));
-  rest.family("xthrottle_events_suppressed_total", "counter", "Events over the per-second cap, not written.");
-  rest.sample("xthrottle_events_suppressed_total", {}, static_cast<double>(stats->extra(XT_EVENTS_SUPPRESSED)));
-  rest.family("xthrottle_events_lost_total", "counter",
-              "Events the daemon's ring had no room for (it was down or behind), not delivered.");
-  rest.sample("xthrottle_events_lost_total", {}, static_cast<double>(stats->extra(XT_EVENTS_LOST)));
-  rest.family("xthrottle_config_applied_timestamp_seconds", "gauge",
-              "When the live config file was applied (0: none).");
-  rest.sample("xthrottle_config_applied_timestamp_seconds", {}, static_cast<double>(meta->applied_at));
-  rest.family("xthrottle_info", "gauge", "Constant 1, with the build's ABI version and the kernel's tick rate.");
-  rest.sample("xthrottle_info", {{"abi", std::to_string(XT_ABI_VERSION)}, {"hz", std::to_string(status->hz)}}, 1);
-  return out + rest.str();
+  m.counter("xthrottle_sources_evicted_total",
+            "Buckets the full table evicted to make room (created - tracked - deleted by rule changes).", evicted);
+  m.counter("xthrottle_events_total", "Events delivered to the daemon (a source throttled or released, a budget saturated or recovered).",
+            static_cast<double>(stats->extra(XT_EVENTS_SENT)));
+  m.counter("xthrottle_events_suppressed_total", "Events over the per-second cap, not written.",
+            static_cast<double>(stats->extra(XT_EVENTS_SUPPRESSED)));
+  m.counter("xthrottle_events_lost_total",
+            "Events the daemon's ring had no room for (it was down or behind), not delivered.",
+            static_cast<double>(stats->extra(XT_EVENTS_LOST)));
+  m.gauge("xthrottle_config_applied_timestamp_seconds", "When the live config file was applied (0: none).",
+          static_cast<double>(meta->applied_at));
+  m.family("xthrottle_info", "gauge", "Constant 1, with the build's ABI version and the kernel's tick rate.");
+  m.sample("xthrottle_info", {{"abi", std::to_string(XT_ABI_VERSION)}, {"hz", std::to_string(status->hz)}}, 1);
+  return m.str();
+}
+
+namespace {
+
+// "ADDR:PORT", "[V6ADDR]:PORT", or "PORT" (127.0.0.1) as a socket address.
+Result<sockaddr_storage> listen_address(const std::string& text, bool* v6) {
+  const auto colon = text.rfind(':');
+  std::string host = colon == std::string::npos ? "127.0.0.1" : text.substr(0, colon);
+  const std::string port = colon == std::string::npos ? text : text.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  auto n = parse_positive("--metrics", port);
+  if (!n || *n > 65535) return usage_error("bad --metrics '" + text + "': expected ADDR:PORT, e.g. 127.0.0.1:9431");
+  sockaddr_storage out{};
+  auto* in4 = reinterpret_cast<sockaddr_in*>(&out);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&out);
+  if (inet_pton(AF_INET, host.c_str(), &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(static_cast<uint16_t>(*n));
+    *v6 = false;
+  } else if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(static_cast<uint16_t>(*n));
+    *v6 = true;
+  } else {
+    return usage_error("bad --metrics '" + text + "': '" + host + "' is not an IPv4 or IPv6 address");
+  }
+  return out;
+}
+
+}  // namespace
+
+struct MetricsServer::Context {
+  Render render;
+
+  static MHD_Result respond(MHD_Connection* c, unsigned status, const std::string& body, const char* type) {
+    MHD_Response* r = MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()), MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    const MHD_Result ok = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ok;
+  }
+
+  static MHD_Result handle(void* self, MHD_Connection* c, const char* url, const char* method, const char*,
+                           const char*, size_t* upload_size, void** request) {
+    // The first call has the headers; the body (none is wanted) follows.
+    static int started;
+    if (!*request) {
+      *request = &started;
+      return MHD_YES;
+    }
+    if (*upload_size) return MHD_NO;  // a body: not a scrape
+    if (std::strcmp(method, "GET") != 0 && std::strcmp(method, "HEAD") != 0)
+      return respond(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n", "text/plain");
+    if (std::strcmp(url, "/metrics") == 0) {
+      auto text = static_cast<Context*>(self)->render();
+      if (!text) return respond(c, MHD_HTTP_INTERNAL_SERVER_ERROR, text.error().message + "\n", "text/plain");
+      return respond(c, MHD_HTTP_OK, *text, "text/plain; version=0.0.4; charset=utf-8");
+    }
+    if (std::strcmp(url, "/") == 0) return respond(c, MHD_HTTP_OK, "xthrottle: metrics at /metrics\n", "text/plain");
+    return respond(c, MHD_HTTP_NOT_FOUND, "not found: metrics are at /metrics\n", "text/plain");
+  }
+};
+
+Result<MetricsServer> MetricsServer::start(const std::string& listen, Render render) {
+  bool v6 = false;
+  auto addr = listen_address(listen, &v6);
+  if (!addr) return std::unexpected(addr.error());
+  MetricsServer s;
+  s.ctx_ = std::make_unique<Context>();
+  s.ctx_->render = std::move(render);
+  const uint16_t port = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&*addr)->sin6_port
+                                 : reinterpret_cast<sockaddr_in*>(&*addr)->sin_port);
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+  if (v6) flags |= MHD_USE_IPv6;
+  s.daemon_ = MHD_start_daemon(flags, port, nullptr, nullptr, &Context::handle, s.ctx_.get(),
+                               MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&*addr),
+                               MHD_OPTION_CONNECTION_TIMEOUT, kIdleSeconds,
+                               MHD_OPTION_CONNECTION_LIMIT, kMaxConnections,
+                               MHD_OPTION_END);
+  if (!s.daemon_)
+    return system_error("cannot listen on " + listen + " (in use, or not an address of this host)");
+  return s;
+}
+
+MetricsServer::MetricsServer(MetricsServer&& o) noexcept
+    : ctx_(std::move(o.ctx_)), daemon_(std::exchange(o.daemon_, nullptr)) {}
+
+MetricsServer& MetricsServer::operator=(MetricsServer&& o) noexcept {
+  if (this != &o) {
+    if (daemon_) MHD_stop_daemon(daemon_);
+    ctx_ = std::move(o.ctx_);
+    daemon_ = std::exchange(o.daemon_, nullptr);
+  }
+  return *this;
+}
+
+MetricsServer::~MetricsServer() {
+  if (daemon_) MHD_stop_daemon(daemon_);
 }
 
 }  // namespace xt

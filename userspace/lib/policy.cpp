@@ -62,6 +62,10 @@ constexpr SiPrefix kSiPrefixes[] = {
 }  // namespace
 
 Result<Rate> parse_rate(std::string_view text) {
+  // "10Mbit/s" where packets were meant: say which option takes it.
+  if (parse_bandwidth(text))
+    return usage_error("bad rate " + quoted(text) + ": that is a bandwidth, which --bandwidth takes (bandwidth = in "
+                       "a config file); a rate counts packets, e.g. 100/s or 6000/min");
   auto slash = text.find('/');
   if (slash == std::string_view::npos)
     return usage_error("bad rate " + quoted(text) + ": expected N/UNIT, e.g. 100/s or 6000/min");
@@ -319,6 +323,45 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz) {
   rule.new_period_ns = fresh.period_ns;
   rule.new_burst = fresh.count;
   return rule;
+}
+
+std::vector<std::string> rule_warnings(const xt_rule& rule, uint32_t hz) {
+  std::vector<std::string> out;
+  if (rule.action != XT_ACT_LIMIT) return out;
+  constexpr uint64_t kFrame = 1514;  // a full-size Ethernet frame
+  if (rule.flags & XT_RULE_PKT_LIMIT) {
+    // Packets a tick, rounded up: a burst below that plus one loses the rest.
+    const uint64_t per_second = rule.rate_count * kNsPerSec / rule.rate_period_ns;
+    const uint64_t per_tick = (per_second + hz - 1) / hz;
+    if (per_second >= hz && rule.burst < per_tick + 1)
+      out.push_back("--burst " + std::to_string(rule.burst) + " is below one kernel tick's worth of " +
+                    format_rate(rule.rate_count, rule.rate_period_ns) + " (" + std::to_string(per_tick) +
+                    " packets at " + std::to_string(hz) + " ticks a second): at most " +
+                    std::to_string(rule.burst * hz) + " packets/s can pass; use --burst " +
+                    std::to_string(per_tick + 1) + " or more");
+  }
+  if (rule.flags & XT_RULE_BYTE_LIMIT) {
+    const uint64_t bytes_per_second = rule.bw_bits / 8;
+    const uint64_t per_tick = (bytes_per_second + hz - 1) / hz;
+    const uint64_t for_tcp = std::max<uint64_t>(bytes_per_second / 4, 20 * kFrame);
+    const std::string burst = "--burst-bytes " + std::to_string(rule.burst_bytes);
+    if (rule.burst_bytes < kFrame) {
+      out.push_back(burst + " is below a full-size Ethernet frame (1514 bytes): larger packets can never pass");
+    } else if (rule.burst_bytes < per_tick + kFrame) {
+      const uint64_t most = rule.burst_bytes / kFrame * kFrame * hz;
+      out.push_back(burst + " is below one kernel tick's worth of " +
+                    format_bandwidth(rule.bw_bits, rule.flags & XT_RULE_BW_BYTES) + " plus a frame (" +
+                    std::to_string(per_tick + kFrame) + " bytes): tokens arrive once a tick, so full-size frames "
+                    "pass at no more than " + std::to_string(most * 8 / 1000) + " kbit/s; use " +
+                    std::to_string(for_tcp) + " or more");
+    } else if (rule.burst_bytes < for_tcp) {
+      out.push_back(burst + " is below a quarter of a second's worth of " +
+                    format_bandwidth(rule.bw_bits, rule.flags & XT_RULE_BW_BYTES) + " (" + std::to_string(for_tcp) +
+                    " bytes): a TCP flow through it may get well below the limit (README, \"Sizing a byte burst "
+                    "for TCP\")");
+    }
+  }
+  return out;
 }
 
 const char* action_name(uint8_t action) {

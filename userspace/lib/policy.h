@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "error.h"
 
@@ -77,6 +78,13 @@ Result<xt_limit> make_limit(uint64_t count, uint64_t ticks, uint64_t burst, uint
 // Validate a spec and compile it into the map value for a kernel running at
 // `hz` ticks per second. id and gen are left for the state layer to assign.
 Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz);
+
+// What a compiled rule will do that its author may not expect, one warning
+// a line for `rule add` and `apply` (empty: nothing to say). Tokens arrive
+// once a kernel tick, so a burst below a tick's worth (plus one packet)
+// caps the rate below what was asked; and a byte burst below a quarter of a
+// second's worth starves a TCP flow (README, "Sizing a byte burst for TCP").
+std::vector<std::string> rule_warnings(const xt_rule& rule, uint32_t hz);
 
 const char* action_name(uint8_t action);
 // One line describing a rule's limits: "100/s burst 100, 10Mbit/s burst 1250000B".

@@ -4,10 +4,12 @@
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <map>
 
 #include "bucket.h"
 #include "config.h"
+#include "map_util.h"
 
 namespace xt {
 namespace {
@@ -102,8 +104,37 @@ std::string rules_text(const std::vector<RuleEntry>& rules) {
   return out;
 }
 
+Result<std::vector<Saturation>> saturations(const State& state, const std::vector<RuleCounters>& rules) {
+  std::vector<Saturation> out;
+  // Saturated, and the last drop within XT_RELEASE_SECONDS (after that it
+  // has ended, and the next admission will say so).
+  if (std::ranges::none_of(rules, [](const RuleCounters& r) { return r.state.saturated_since != 0; })) return out;
+  auto cfg = state.config();
+  if (!cfg) return std::unexpected(cfg.error());
+  auto now = state.now();
+  if (!now) return std::unexpected(now.error());
+  const uint32_t tick = static_cast<uint32_t>(*now);
+  for (const auto& r : rules) {
+    const xt_rule_state& st = r.state;
+    if (!st.saturated_since || tick - st.last_new_drop >= cfg->hz * XT_RELEASE_SECONDS) continue;
+    Saturation sat;
+    sat.rule = format_cidr(r.cidr);
+    sat.new_rate = format_rate(r.rule.new_count, r.rule.new_period_ns);
+    sat.seconds = static_cast<double>(tick - st.saturated_since) / cfg->hz;
+    const uint64_t dropped = r.stats.new_source_dropped_packets - st.new_drops_at_start;
+    sat.dropped_pps = sat.seconds > 0 ? static_cast<double>(dropped) / sat.seconds : 0;
+    out.push_back(sat);
+  }
+  return out;
+}
+
 xt_count Stats::passed() const { return sum_reasons(reasons, 0, XT_FIRST_DROP); }
 xt_count Stats::dropped() const { return sum_reasons(reasons, XT_FIRST_DROP, XT_REASONS); }
+bool Stats::is_saturated(const Cidr& cidr) const {
+  const std::string rule = format_cidr(cidr);
+  return std::ranges::any_of(saturated, [&](const Saturation& s) { return s.rule == rule; });
+}
+
 uint64_t Stats::extra(uint32_t counter) const { return counter < reasons.size() ? reasons[counter].packets : 0; }
 
 Result<Stats> read_stats(const State& state) {
@@ -112,8 +143,11 @@ Result<Stats> read_stats(const State& state) {
   if (!reasons) return std::unexpected(reasons.error());
   auto rules = state.rule_counters();
   if (!rules) return std::unexpected(rules.error());
+  auto saturated = saturations(state, *rules);
+  if (!saturated) return std::unexpected(saturated.error());
   s.reasons = std::move(*reasons);
   s.rules = std::move(*rules);
+  s.saturated = std::move(*saturated);
   return s;
 }
 
@@ -136,7 +170,8 @@ json stats_json(const Stats& stats) {
                                   {"dropped_bytes", r.stats.dropped_bytes},
                                   {"dryrun_packets", r.stats.dryrun_packets},
                                   {"dryrun_bytes", r.stats.dryrun_bytes},
-                                  {"new_source_dropped_packets", r.stats.new_source_dropped_packets}};
+                                  {"new_source_dropped_packets", r.stats.new_source_dropped_packets},
+                                  {"new_source_saturated", stats.is_saturated(r.cidr)}};
   }
   j["rules"] = rules;
   j["events_sent"] = stats.extra(XT_EVENTS_SENT);
@@ -159,9 +194,14 @@ std::string stats_text(const Stats& stats) {
   if (stats.rules.empty()) return out + "\nno rules\n";
   out += fmt("\n%-44s %14s %14s %14s\n", "RULE", "PASSED", "DROPPED", "WOULD-DROP");
   for (const auto& r : stats.rules)
-    out += fmt("%-44s %14llu %14llu %14s\n", format_cidr(r.cidr).c_str(),
+    out += fmt("%-44s %14llu %14llu %14s%s\n", format_cidr(r.cidr).c_str(),
                (unsigned long long)r.stats.passed_packets, (unsigned long long)r.stats.dropped_packets,
-               (r.rule.flags & XT_RULE_DRY_RUN) ? std::to_string(r.stats.dryrun_packets).c_str() : "-");
+               (r.rule.flags & XT_RULE_DRY_RUN) ? std::to_string(r.stats.dryrun_packets).c_str() : "-",
+               stats.is_saturated(r.cidr) ? "  new-source budget saturated" : "");
+  for (const auto& sat : stats.saturated)
+    out += fmt("\nthe new-source budget of %s (%s) is saturated: %.0f untracked packets/s dropped for %.0f s; new "
+               "clients are turned away with them\n",
+               sat.rule.c_str(), sat.new_rate.c_str(), sat.dropped_pps, sat.seconds);
   return out;
 }
 
@@ -178,7 +218,8 @@ json stats_rate_json(const Stats& before, const Stats& after, double seconds) {
 
 std::string stats_rate_text(const Stats& before, const Stats& after, double seconds) {
   json j = stats_rate_json(before, after, seconds);
-  return fmt("passed %12.0f pkt/s %14.0f bit/s   dropped %12.0f pkt/s %14.0f bit/s   (totals %llu / %llu)\n",
+  return fmt("passed %12.0f pkt/s %14.0f bit/s   dropped %12.0f pkt/s %14.0f bit/s   (so far: %llu passed, %llu "
+             "dropped)\n",
              j["passed_pps"].get<double>(), j["passed_bps"].get<double>(), j["dropped_pps"].get<double>(),
              j["dropped_bps"].get<double>(), (unsigned long long)after.passed().packets,
              (unsigned long long)after.dropped().packets);
@@ -256,23 +297,44 @@ std::string top_text(const std::vector<TopRow>& rows) {
   return out;
 }
 
+namespace {
+
+// xthrottle running here on state other than pin_dir's: the one thing a
+// status read from the wrong pin directory must not hide.
+void tell_elsewhere(Status& s, uint32_t rules_id) {
+  for (const auto& p : other_xthrottles(rules_id)) {
+    s.elsewhere.push_back({p.ifname, p.prog_id, p.pin_dir});
+    s.warnings.push_back(p.ifname + " runs xthrottle (prog id " + std::to_string(p.prog_id) + ") on state that is not in " +
+                         s.pin_dir +
+                         (p.pin_dir.empty() ? std::string(": its state is not pinned on any BPF file system mounted "
+                                                          "here; look for it where it was attached from")
+                                            : ": its state is pinned in " + p.pin_dir + " (use --pin-dir " +
+                                                  p.pin_dir + ")"));
+  }
+}
+
+}  // namespace
+
 Result<Status> read_status(const std::string& pin_dir) {
   Status s;
   s.pin_dir = pin_dir;
   s.state = State::exists(pin_dir);
   if (!s.state) {
-    s.warnings.push_back("not protecting: no xthrottle state in " + pin_dir +
-                         " (nothing attached or configured there)");
+    tell_elsewhere(s, 0);
+    if (s.elsewhere.empty())
+      s.warnings.push_back("not protecting: no xthrottle state in " + pin_dir +
+                           " (nothing attached or configured there)");
     return s;
   }
   auto state = State::open(pin_dir);
   if (!state) return std::unexpected(state.error());
-  auto rules = state->rules();
-  if (!rules) return std::unexpected(rules.error());
-  s.rules = std::move(*rules);
+  auto counted = state->rule_counters();
+  if (!counted) return std::unexpected(counted.error());
+  for (const auto& r : *counted) s.rules.push_back({r.cidr, r.rule});
   auto ifaces = attachments(*state);
   if (!ifaces) return std::unexpected(ifaces.error());
   s.interfaces = std::move(*ifaces);
+  tell_elsewhere(s, map_id(state->rules_fd()));
   auto cfg = state->config();
   if (!cfg) return std::unexpected(cfg.error());
   s.max_sources = cfg->max_sources;
@@ -285,10 +347,14 @@ Result<Status> read_status(const std::string& pin_dir) {
   s.table_full_drops = (*counters)[XT_DROP_NO_STATE].packets;
   s.new_source_drops = (*counters)[XT_DROP_NEW_SOURCE].packets;
 
+  auto saturated = saturations(*state, *counted);
+  if (!saturated) return std::unexpected(saturated.error());
+  s.saturated = std::move(*saturated);
+
   auto meta = state->meta();
   if (!meta) return std::unexpected(meta.error());
   if (meta->config_path[0]) {
-    s.config_path = meta->config_path;
+    s.config_path = std::string(meta->config_path, strnlen(meta->config_path, sizeof(meta->config_path)));
     for (uint8_t byte : meta->config_sha256) s.config_sha256 += fmt("%02x", byte);
     s.config_applied_at = meta->applied_at;
     // Read once: hashed to see whether it changed, parsed to see whether
@@ -297,31 +363,46 @@ Result<Status> read_status(const std::string& pin_dir) {
     const std::string on_disk = bytes ? sha256_hex(*bytes) : "";
     s.config_changed = on_disk != s.config_sha256;
     if (s.config_changed) {
-      s.warnings.push_back("config " + s.config_path + (on_disk.empty() ? " is gone" : " changed") +
-                           " since it was applied: the live rules may not be what it says (xthrottle apply it, "
-                           "or SIGHUP serve)");
+      s.config_warnings.push_back("config " + s.config_path + (on_disk.empty() ? " is gone" : " changed") +
+                                  " since it was applied: the live rules may not be what it says (xthrottle apply "
+                                  "it, or SIGHUP serve)");
     } else if (auto file = parse_config(*bytes, s.config_path, cfg->hz); file) {
       // The file is what was applied; are the rules still what it says, or
       // did `rule add`/`rule del` change them since?
       auto diff = diff_config(*state, *file);
       s.rules_drifted = diff && !diff->empty();
       if (s.rules_drifted)
-        s.warnings.push_back("the live rules differ from " + s.config_path + " (changed by rule add/del since it " +
-                             "was applied: " + std::to_string(diff->add.size() + diff->change.size()) +
-                             " rule(s) missing or different, " + std::to_string(diff->remove.size()) +
-                             " extra); `xthrottle apply --dry-run` shows how");
+        s.config_warnings.push_back("the live rules differ from " + s.config_path +
+                                    " (changed by rule add/del since it was applied: " +
+                                    std::to_string(diff->add.size() + diff->change.size()) +
+                                    " rule(s) missing or different, " + std::to_string(diff->remove.size()) +
+                                    " extra); `xthrottle apply --dry-run` shows how");
     }
   }
 
   const bool attached = std::ranges::any_of(s.interfaces, &Attachment::live);
-  if (!attached) s.warnings.push_back("not protecting: not attached to any interface in this network namespace");
+  if (!attached && s.elsewhere.empty())
+    s.warnings.push_back("not protecting: not attached to any interface in this network namespace");
   for (const auto& a : s.interfaces) {
-    if (!a.live)
+    if (!a.live) {
       s.warnings.push_back(a.ifname + ": attached by xthrottle (prog id " + std::to_string(a.prog_id) +
                            ") but the program is gone from the interface");
-    else if (a.mode == XT_MODE_SKB && a.requested != XT_MODE_SKB)
+      continue;
+    }
+    if (a.mode == XT_MODE_SKB && a.requested != XT_MODE_SKB)
       s.warnings.push_back(a.ifname + ": running in generic (skb) mode, not native: slower, and the stack "
                            "has already spent work on every packet");
+    if (a.mode == XT_MODE_SKB)
+      s.notes.push_back(a.ifname + ": generic (skb) mode sees super-packets (a local TCP sender's 64 KB "
+                        "segments, GRO aggregates): each counts as the wire packets it stands for, estimated "
+                        "from the MTU (" + std::to_string(a.mtu) + "): exact for full-size segments, fewer "
+                        "for a sender whose segments are smaller");
+    if (a.link == XT_LINK_IP)
+      s.notes.push_back(a.ifname + ": no link layer (tun, WireGuard): frames are read from the IP header");
+    if (a.mtu && a.mtu_now && a.mtu != a.mtu_now)
+      s.warnings.push_back(a.ifname + ": the MTU is " + std::to_string(a.mtu_now) + " but the program was loaded "
+                           "for " + std::to_string(a.mtu) + ": `xthrottle attach " + a.ifname + "` again to swap "
+                           "in the right one (jumbo frames, super-packet counts)");
   }
   if (attached && s.rules.empty()) s.warnings.push_back("not limiting anything: attached, but there are no rules");
   std::string dry;
@@ -356,7 +437,20 @@ json status_json(const Status& s) {
                       {"mode", mode_name(a.mode)},
                       {"requested_mode", a.recorded ? mode_name(a.requested) : "unknown"},
                       {"multiprog", a.multiprog},
-                      {"prog_id", a.prog_id}});
+                      {"prog_id", a.prog_id},
+                      {"link", link_name(a.link)},
+                      {"mtu", a.mtu}});
+  json saturated = json::array();
+  for (const auto& sat : s.saturated)
+    saturated.push_back({{"rule", sat.rule},
+                         {"new_rate", sat.new_rate},
+                         {"seconds", sat.seconds},
+                         {"dropped_pps", sat.dropped_pps}});
+  json elsewhere = json::array();
+  for (const auto& e : s.elsewhere)
+    elsewhere.push_back({{"ifname", e.ifname},
+                         {"prog_id", e.prog_id},
+                         {"pin_dir", e.pin_dir.empty() ? json(nullptr) : json(e.pin_dir)}});
   size_t dry = std::ranges::count_if(s.rules, [](const RuleEntry& e) { return e.rule.flags & XT_RULE_DRY_RUN; });
   return {{"pin_dir", s.pin_dir},
           {"state", s.state},
@@ -368,14 +462,18 @@ json status_json(const Status& s) {
           {"bytes_per_source", s.bytes_per_source},
           {"hz", s.hz},
           {"new_source_dropped_packets", s.new_source_drops},
+          {"new_source_saturated", saturated},
           {"interfaces", ifaces},
+          {"elsewhere", elsewhere},
           {"config", s.config_path.empty() ? nlohmann::json(nullptr)
                                            : nlohmann::json{{"path", s.config_path},
                                                             {"sha256", s.config_sha256},
                                                             {"applied_at", s.config_applied_at},
                                                             {"changed_since", s.config_changed},
                                                             {"rules_differ", s.rules_drifted}}},
-          {"warnings", s.warnings}};
+          {"warnings", s.warnings},
+          {"config_warnings", s.config_warnings},
+          {"notes", s.notes}};
 }
 
 std::string status_text(const Status& s) {
@@ -398,6 +496,12 @@ std::string status_text(const Status& s) {
                a.recorded ? (" (asked: " + std::string(mode_name(a.requested)) + ")").c_str() : "",
                a.multiprog ? "libxdp multi-program dispatcher" : "single program", a.prog_id);
   }
+  for (const auto& sat : s.saturated)
+    out += fmt("UNDER A FLOOD: the new-source budget of %s (%s) has been full for %.0f s, dropping %.0f packets/s "
+               "of untracked sources: new clients are turned away with them\n",
+               sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps);
+  for (const auto& n : s.notes) out += "note: " + n + "\n";
+  for (const auto& w : s.config_warnings) out += "WARNING (config): " + w + "\n";
   for (const auto& w : s.warnings) out += "WARNING: " + w + "\n";
   if (s.warnings.empty()) out += "protected\n";
   return out;

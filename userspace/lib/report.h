@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // What the read-only commands report (rule list, stats, top, status), as JSON
 // for scripts and as text for people. JSON field names are part of the CLI
-// contract (DESIGN.md): extend, never rename.
+// contract (README, "Usage"): extend, never rename.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -31,14 +31,27 @@ nlohmann::json rule_json(const Cidr& cidr, const xt_rule& rule);
 nlohmann::json rules_json(const std::vector<RuleEntry>& rules);
 std::string rules_text(const std::vector<RuleEntry>& rules);
 
+// A rule whose new-source budget is turning untracked sources away now (a
+// flood, or more new clients than it admits): new clients are dropped.
+struct Saturation {
+  std::string rule;
+  std::string new_rate;
+  double seconds = 0;      // since it began
+  double dropped_pps = 0;  // untracked packets dropped a second, on average since then
+};
+
 struct Stats {
   std::vector<xt_count> reasons;  // by enum xt_reason, then the xt_counter extras
+  std::vector<Saturation> saturated;
   uint64_t extra(uint32_t counter) const;  // an enum xt_counter
+  bool is_saturated(const Cidr& rule) const;
   std::vector<RuleCounters> rules;
   xt_count passed() const;
   xt_count dropped() const;
 };
 Result<Stats> read_stats(const State& state);
+// The rules whose new-source budget is saturated now.
+Result<std::vector<Saturation>> saturations(const State& state, const std::vector<RuleCounters>& rules);
 nlohmann::json stats_json(const Stats& stats);
 std::string stats_text(const Stats& stats);
 // One line of `stats --watch`: rates over the interval between two samples.
@@ -76,7 +89,18 @@ struct Status {
   uint64_t config_applied_at = 0;
   bool config_changed = false;  // the file on disk is not what was applied
   bool rules_drifted = false;   // it is, but the live rules are not what it says
-  std::vector<std::string> warnings;  // empty: protected
+  std::vector<Saturation> saturated;
+  // xthrottle programs on this namespace's interfaces that use state other
+  // than pin_dir's (found: the directory holding their pins, if any).
+  struct Elsewhere {
+    std::string ifname;
+    uint32_t prog_id = 0;
+    std::string pin_dir;
+  };
+  std::vector<Elsewhere> elsewhere;
+  std::vector<std::string> warnings;         // not protecting as it should: empty means protected
+  std::vector<std::string> config_warnings;  // the live rules are not what the config file says
+  std::vector<std::string> notes;            // worth knowing, nothing wrong
 };
 // Reads the state (if any) and works out every warning.
 Result<Status> read_status(const std::string& pin_dir);

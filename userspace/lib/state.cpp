@@ -131,13 +131,15 @@ Result<void> lock_down(const std::string& pin_dir) {
     struct stat pin{};
     if (fstatat(dir.get(), name.c_str(), &pin, AT_SYMLINK_NOFOLLOW) != 0)
       return system_error("cannot inspect " + pin_dir + "/" + name, errno);
-    if (!S_ISREG(pin.st_mode))
+    const bool reader_lock = S_ISDIR(pin.st_mode) && name.ends_with("_lock");  // ReaderLock's
+    if (!S_ISREG(pin.st_mode) && !reader_lock)
       return system_error(pin_dir + "/" + name + " is not a pin (a link, a directory or a device): xthrottle will " +
                           "not use a pin directory someone put it in; remove it");
     if (pin.st_uid != geteuid())
       return system_error(pin_dir + "/" + name + " belongs to uid " + std::to_string(pin.st_uid) +
                           ": xthrottle will not use a pin directory holding someone else's pins; remove it");
-    if ((pin.st_mode & 077) != 0 && fchmodat(dir.get(), name.c_str(), pin.st_mode & 0600, 0) != 0)
+    const mode_t most = reader_lock ? 0700 : 0600;
+    if ((pin.st_mode & 07777 & ~most) != 0 && fchmodat(dir.get(), name.c_str(), pin.st_mode & most, 0) != 0)
       return system_error("cannot restrict " + pin_dir + "/" + name + " to its owner", errno);
   }
   return {};
@@ -157,6 +159,22 @@ Result<DirLock> DirLock::acquire(const std::string& dir) {
   if (!fd) return system_error("cannot open " + dir + " to lock it", errno);
   if (flock(fd.get(), LOCK_EX) != 0) return system_error("cannot lock " + dir, errno);
   return DirLock(std::move(fd));
+}
+
+Result<ReaderLock> ReaderLock::acquire(const std::string& pin_dir, const std::string& ring, const std::string& who) {
+  const std::string path = pin_dir + "/" + ring + "_lock";  // bpffs allows no dot in a name
+  if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
+    return system_error("cannot create " + path + " to lock the event ring", errno);
+  Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return system_error("cannot open " + path + " to lock the event ring", errno);
+  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK)
+      return system_error("another " + who + " already reads the events of " + pin_dir +
+                          ": a second reader would split them with it (each event goes to one reader); stop the "
+                          "other one first");
+    return system_error("cannot lock " + path, errno);
+  }
+  return ReaderLock(std::move(fd));
 }
 
 bool State::exists(const std::string& pin_dir) {
@@ -588,11 +606,23 @@ Result<PendingDrops> State::hot_pending() const {
     }
     return static_cast<int32_t>(filled - created[id]) >= 0;
   };
-  std::vector<xt_hot> slots(static_cast<size_t>(possible_cpus()));
-  for (uint32_t i = 0; i < XT_HOT_SLOTS; i++) {
-    if (bpf_map_lookup_elem(hot_.get(), &i, slots.data()) != 0)
-      return system_error("cannot read the hot cache", errno);
-    for (const xt_hot& h : slots) {
+  // In batches: 16384 slots times every CPU, read in a few system calls.
+  const size_t cpus = static_cast<size_t>(possible_cpus());
+  constexpr uint32_t kBatch = 1024;
+  std::vector<uint32_t> keys(kBatch);
+  std::vector<xt_hot> slots(kBatch * cpus);
+  uint32_t token = 0;
+  std::vector<xt_hot> all;
+  for (bool first = true;; first = false) {
+    uint32_t count = kBatch;
+    const int err = bpf_map_lookup_batch(hot_.get(), first ? nullptr : &token, &token, keys.data(), slots.data(),
+                                         &count, nullptr);
+    if (err && errno != ENOENT) return system_error("cannot read the hot cache", errno);
+    all.insert(all.end(), slots.begin(), slots.begin() + static_cast<long>(count * cpus));
+    if (err) break;
+  }
+  {
+    for (const xt_hot& h : all) {
       // As the data path: drops of a rule id that passed to another rule
       // since are let go.
       if (!h.pending || (h.epoch != cfg->epoch && !owner_is_current(h.rule_id, h.epoch))) continue;

@@ -51,6 +51,21 @@ class DirLock {
   Fd fd_;
 };
 
+// An exclusive lock on one event ring of the state in pin_dir, held for the
+// life of the object: a ring has one consumer position, so two readers would
+// each take events the other never sees. The lock is a flock on a directory
+// <ring>_lock in the pin directory (bpffs holds directories, not files);
+// it goes with the process, however that ends.
+class ReaderLock {
+ public:
+  // `who` names the reader in the refusal ("xthrottle serve", ...).
+  static Result<ReaderLock> acquire(const std::string& pin_dir, const std::string& ring, const std::string& who);
+
+ private:
+  explicit ReaderLock(Fd fd) : fd_(std::move(fd)) {}
+  Fd fd_;
+};
+
 struct RuleEntry {
   Cidr cidr;
   xt_rule rule;

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+// The fixture of the operating suites: a lab with xthrottle attached, a
+// scratch directory for config files, and helpers for serve's JSON log and
+// HTTP endpoint.
+#pragma once
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lab_test.h"
+
+namespace xt::test {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+// The JSON lines a command wrote (serve's log, events --json, top --json).
+inline std::vector<json> json_lines(const std::string& text) {
+  std::vector<json> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+  return out;
+}
+
+// Whether any of them is an event of this kind.
+inline bool has_event(const std::vector<json>& lines, const std::string& event) {
+  return std::ranges::any_of(lines, [&](const json& j) { return j.value("event", "") == event; });
+}
+
+class Operate : public LabTest {
+ protected:
+  void SetUp() override {
+    LabTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    dir_ = "/tmp/xt-operate-" + std::to_string(getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::create_directories(dir_);
+    ok({"attach", "dut0"});
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  std::string write(const std::string& name, const std::string& text) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+  json rules() { return lab_->xthrottle_json({"rule", "list", "--json"}); }
+  json rule(const std::string& cidr) {
+    for (const auto& r : rules())
+      if (r["cidr"] == cidr) return r;
+    return json();
+  }
+  // Waits for something the lab's dut namespace serves over HTTP.
+  bool http_ready(const std::string& url) {
+    for (int i = 0; i < 100; i++) {
+      if (lab_->in_dut({"curl", "-s", "-f", "-o", "/dev/null", url}).rc == 0) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+
+  std::string dir_;
+};
+
+}  // namespace xt::test

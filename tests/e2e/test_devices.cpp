@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+// Interfaces other than a native-mode Ethernet link, with traffic the
+// kernel's own stack makes: a tun device (no link layer), and generic (skb)
+// mode, where a TCP sender's 64 KB segments reach the program whole.
+#include <xthrottle/abi.h>
+
+#include "operate_test.h"
+
+namespace xt::test {
+namespace {
+
+class Devices : public LabTest {
+ protected:
+  std::string script(const std::string& name) { return std::string(XT_E2E_SCRIPTS) + "/" + name; }
+  std::vector<std::string> python(const std::string& ns, const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"ip", "netns", "exec", ns, "/usr/bin/python3"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+  // Packets from 198.18.0.0/15 that nftables counted on dev's ingress, i.e.
+  // that XDP passed.
+  void count_on(const std::string& dev) {
+    ASSERT_EQ(lab_->in_dut({"nft", "add table netdev count; add counter netdev count v4; add chain netdev count in "
+                                   "{ type filter hook ingress device \"" + dev + "\" priority -500; }; add rule "
+                                   "netdev count in ip saddr 198.18.0.0/15 counter name v4"})
+                  .rc,
+              0);
+  }
+  uint64_t counted() {
+    Outcome r = lab_->in_dut({"nft", "-j", "list", "counter", "netdev", "count", "v4"});
+    const json j = json::parse(r.out);
+    for (const auto& item : j["nftables"])
+      if (item.contains("counter")) return item["counter"]["packets"].get<uint64_t>();
+    return 0;
+  }
+};
+
+// Issue 9.3: on a tun device (frames start at the IP header) a 100/s rule
+// let 1000 of 1000 packets through as "non-IP", and status said protected.
+TEST_F(Devices, ATunDeviceIsLimitedLikeAnyOther) {
+  ASSERT_EQ(lab_->in_dut({"ip", "tuntap", "add", "mode", "tun", "name", "xtun0"}).rc, 0);
+  ASSERT_EQ(lab_->in_dut({"ip", "addr", "add", "198.18.77.2/24", "dev", "xtun0"}).rc, 0);
+  ASSERT_EQ(lab_->in_dut({"ip", "link", "set", "xtun0", "up"}).rc, 0);
+  count_on("xtun0");
+  Outcome a = lab_->xthrottle({"attach", "xtun0"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
+  Outcome sent = run(python(lab_->dut_ns(), {script("tun_flood.py"), "xtun0", "198.18.1.1", "198.18.77.2", "1000"}));
+  ASSERT_EQ(sent.rc, 0) << sent.err;
+  const double seconds = std::stod(sent.out);
+  const json s = stats();
+  EXPECT_EQ(s["reasons"]["non_ip"]["packets"], 0) << "read as Ethernet, they were all non-IP";
+  const uint64_t passed = counted();
+  std::printf("[ measure  ] tun: %llu of 1000 passed in %.2f s under 100/s burst 100\n", (unsigned long long)passed,
+              seconds);
+  EXPECT_LE(static_cast<double>(passed), 100 + 100 * (seconds + 0.1));
+  EXPECT_GE(passed, 100u);
+  EXPECT_EQ(s["reasons"]["within_limit"]["packets"].get<uint64_t>(), passed);
+  EXPECT_EQ(s["reasons"]["over_limit"]["packets"].get<uint64_t>(), 1000 - passed);
+
+  Outcome status = lab_->xthrottle({"status", "--check", "--json"});
+  const json st = json::parse(status.out);
+  ASSERT_EQ(st["interfaces"].size(), 1u);
+  EXPECT_EQ(st["interfaces"][0]["link"], "ip");
+  EXPECT_EQ(st["interfaces"][0]["mode"], "skb") << "tun has native XDP only for TAP frames";
+}
+
+// A link type xthrottle cannot read (here InfiniBand, set on a tun device)
+// is refused with the reason, before anything is created.
+TEST_F(Devices, ALinkTypeItCannotReadIsRefused) {
+  ASSERT_EQ(lab_->in_dut({"ip", "tuntap", "add", "mode", "tun", "name", "xib0"}).rc, 0);
+  ASSERT_EQ(run(python(lab_->dut_ns(), {script("tun_link.py"), "xib0", "32"})).rc, 0);
+  Outcome r = lab_->xthrottle({"attach", "xib0"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("link type (32"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(lab_->pin_dir() + "/" + XT_MAP_RULES)) << "nothing was created";
+}
+
+// Issue 9.4: in generic (skb) mode a packet limit counted super-packets: 20 MB
+// of TCP through 100/s burst 100 passed as 472 "packets" of ~42 KB.
+TEST_F(Devices, SkbModeCountsASuperPacketAsItsWirePackets) {
+  ASSERT_EQ(lab_->in_dut({"ip", "addr", "add", "198.18.0.2/24", "dev", "dut0"}).rc, 0);
+  ASSERT_EQ(lab_->in_gen({"ip", "addr", "add", "198.18.0.1/24", "dev", "gen0"}).rc, 0);
+  Outcome a = lab_->xthrottle({"attach", "dut0", "--mode", "skb"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  EXPECT_NE(a.err.find("wire packets"), std::string::npos) << "attach --mode skb says how it counts: " << a.err;
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s", "--burst", "100"});
+  const double seconds = 3;
+  Background receiver(python(lab_->dut_ns(), {script("tcp_stream.py"), "serve", "198.18.0.2", "5201", "4"}));
+  std::this_thread::sleep_for(300ms);
+  Outcome sender = run(python(lab_->gen_ns(), {script("tcp_stream.py"), "send", "198.18.0.2", "5201", "3"}));
+  Outcome got = receiver.wait();
+  ASSERT_EQ(got.rc, 0) << got.err;
+  const double bytes = std::stod(got.out);
+  const json s = stats();
+  const uint64_t passed = s["rules"]["198.18.0.0/15"]["passed_packets"];
+  const double allowed = 100 + 100 * (seconds + 1);  // burst + rate x (sending + the receiver's last second)
+  std::printf("[ measure  ] skb mode: %.0f bytes of TCP delivered; %llu wire packets passed, %.0f allowed\n", bytes,
+              (unsigned long long)passed, allowed);
+  EXPECT_LE(static_cast<double>(passed), allowed);
+  EXPECT_LE(bytes, allowed * 1448) << "more TCP payload than the wire packets allowed can carry";
+  EXPECT_GT(s["rules"]["198.18.0.0/15"]["dropped_packets"].get<uint64_t>(), 0u);
+
+  Outcome status = lab_->xthrottle({"status"});
+  EXPECT_NE(status.out.find("super-packets"), std::string::npos) << status.out;
+}
+
+}  // namespace
+}  // namespace xt::test

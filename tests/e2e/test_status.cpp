@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+// What status (and stats, events, metrics) tell in the two situations the
+// review (issue 9) found them silent in: xthrottle attached from another pin
+// directory, and a flood saturating a rule's new-source budget.
+#include <signal.h>
+
+#include <xthrottle/abi.h>
+
+#include "operate_test.h"
+
+namespace xt::test {
+namespace {
+
+class Status : public Operate {};
+
+// 9.12: inside a namespace, status without --pin-dir said "nothing attached"
+// while xthrottle was attached there. It finds the program and its pins.
+TEST_F(Status, FindsXthrottleAttachedFromAnotherPinDirectory) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
+  Outcome r = lab_->in_dut({XT_BIN, "status", "--check"});  // the default pin directory
+  EXPECT_EQ(r.rc, 3);
+  EXPECT_NE(r.out.find("dut0 runs xthrottle"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--pin-dir " + lab_->pin_dir()), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("nothing attached"), std::string::npos) << r.out;
+  const json j = json::parse(lab_->in_dut({XT_BIN, "status", "--json"}).out);
+  ASSERT_EQ(j["elsewhere"].size(), 1u);
+  EXPECT_EQ(j["elsewhere"][0]["pin_dir"], lab_->pin_dir());
+  EXPECT_EQ(lab_->xthrottle({"status", "--check"}).rc, 0) << "from the right directory, all is well";
+}
+
+// 9.15: a flood on a rule's new-source budget made no event, and status
+// said "protected" without a word about new clients being turned away.
+TEST_F(Status, ASaturatedNewSourceBudgetIsToldEverywhere) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s", "--new-rate", "100/s"});
+  Background events(lab_->xthrottle_argv({"events", "--json"}));
+  Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431"}));
+  ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+  std::this_thread::sleep_for(300ms);
+  // 20,000 spoofed sources a second for 3 s: the budget admits 100 a second.
+  Background flood(lab_->flood_argv({"--src", "198.18.0.0", "--sources", "60000", "--count", "60000", "--rate",
+                                     "20000"}));
+  std::this_thread::sleep_for(1500ms);
+  Outcome status = lab_->xthrottle({"status", "--check"});
+  const json st = lab_->xthrottle_json({"status", "--json"});
+  const json stats = lab_->xthrottle_json({"stats", "--json"});
+  Outcome metrics = lab_->in_dut({"curl", "-s", "-f", "http://127.0.0.1:9431/metrics"});
+  ASSERT_EQ(flood.wait().rc, 0);
+  EXPECT_EQ(status.rc, 0) << "still protected: the flood is being shed";
+  EXPECT_NE(status.out.find("UNDER A FLOOD"), std::string::npos) << status.out;
+  ASSERT_EQ(st["new_source_saturated"].size(), 1u) << st.dump();
+  EXPECT_EQ(st["new_source_saturated"][0]["rule"], "198.18.0.0/15");
+  EXPECT_GT(st["new_source_saturated"][0]["dropped_pps"].get<double>(), 5000);
+  EXPECT_EQ(stats["rules"]["198.18.0.0/15"]["new_source_saturated"], true);
+  EXPECT_NE(metrics.out.find("xthrottle_new_source_saturated{rule=\"198.18.0.0/15\"} 1\n"), std::string::npos)
+      << metrics.out;
+
+  // Quiet for over a second, then one new client: it is admitted, and the
+  // saturation is over.
+  std::this_thread::sleep_for(1500ms);
+  lab_->flood({"--src", "198.18.200.1", "--count", "1"});
+  std::this_thread::sleep_for(700ms);
+  EXPECT_EQ(lab_->xthrottle_json({"status", "--json"})["new_source_saturated"].size(), 0u);
+  events.signal(SIGINT);
+  serve.signal(SIGTERM);
+  for (Outcome r : {events.wait(), serve.wait()}) {
+    const std::vector<json> lines = json_lines(r.out);
+    EXPECT_TRUE(has_event(lines, "new_source_saturated")) << r.out;
+    const auto end = std::ranges::find_if(lines, [](const json& j) { return j["event"] == "new_source_recovered"; });
+    ASSERT_NE(end, lines.end()) << r.out;
+    EXPECT_EQ((*end)["rule"], "198.18.0.0/15");
+    EXPECT_GT((*end)["dropped_packets"].get<uint64_t>(), 30000u);
+    EXPECT_GT((*end)["saturated_seconds"].get<double>(), 2.0);
+  }
+}
+
+}  // namespace
+}  // namespace xt::test
