@@ -12,7 +12,9 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "bucket.h"
+#include "keys.h"
+#include "meter.h"
+#include "seen.h"
 #include "policy.h"
 #include "reference_bucket.h"
 

@@ -13,7 +13,9 @@
 #include <optional>
 #include <thread>
 
-#include "bucket.h"
+#include "keys.h"
+#include "meter.h"
+#include "seen.h"
 #include "map_util.h"
 #include "program.h"
 

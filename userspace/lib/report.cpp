@@ -7,7 +7,9 @@
 #include <cstring>
 #include <map>
 
-#include "bucket.h"
+#include "keys.h"
+#include "meter.h"
+#include "seen.h"
 #include "config.h"
 #include "map_util.h"
 

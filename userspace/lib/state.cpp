@@ -24,7 +24,9 @@
 #include <memory>
 #include <set>
 
-#include "bucket.h"
+#include "keys.h"
+#include "meter.h"
+#include "seen.h"
 #include "map_util.h"
 #include "object.h"
 

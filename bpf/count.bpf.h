@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Stage 5, count: every verdict is counted, overall by reason and per rule,
+ * in per-CPU counters, by the one exit helper that also returns it.
+ */
+#ifndef XTHROTTLE_COUNT_BPF_H
+#define XTHROTTLE_COUNT_BPF_H
+
+#include "maps.bpf.h"
+
+/* Records why the packet got its verdict, and returns the verdict.
+ * A frame counts as the pkts wire packets and len wire bytes it stands for. */
+static __always_inline int xt_exit(enum xt_reason reason, __u64 len, __u32 pkts, __u32 rule_id)
+{
+	__u32 idx = reason;
+	struct xt_count *c = bpf_map_lookup_elem(&xt_counters, &idx);
+	if (c) {
+		c->packets += pkts;
+		c->bytes += len;
+	}
+	struct xt_rule_stats *s = rule_id == XT_NO_RULE ? NULL : bpf_map_lookup_elem(&xt_rule_stats, &rule_id);
+	if (s) {
+		if (reason >= XT_FIRST_DROP) {
+			s->dropped_packets += pkts;
+			s->dropped_bytes += len;
+		} else {
+			s->passed_packets += pkts;
+			s->passed_bytes += len;
+		}
+		if (reason == XT_PASS_DRY_RUN) {
+			s->dryrun_packets += pkts;
+			s->dryrun_bytes += len;
+		}
+		if (reason == XT_DROP_NEW_SOURCE)
+			s->new_source_dropped_packets += pkts;
+	}
+	return reason >= XT_FIRST_DROP ? XDP_DROP : XDP_PASS;
+}
+
+static __always_inline void xt_count_one(enum xt_counter which)
+{
+	__u32 idx = which;
+	struct xt_count *c = bpf_map_lookup_elem(&xt_counters, &idx);
+	if (c)
+		c->packets++;
+}
+
+#endif /* XTHROTTLE_COUNT_BPF_H */

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One limit metered as a GCRA over one 64-bit word (see struct xt_limit in
+ * abi.h): exact integer arithmetic, no rounding, so no drift; differences
+ * modulo 2^60, so no overflow however long a bucket stays idle. Pure:
+ * compiles for the BPF target and the host, where the unit tests and the
+ * fuzzer check it against a classic token bucket.
+ */
+#ifndef XTHROTTLE_GCRA_H
+#define XTHROTTLE_GCRA_H
+
+#include "pure.h"
+#include <xthrottle/abi.h>
+
+#define XT_TAT_MASK ((1ULL << XT_TAT_BITS) - 1)
+#define XT_NEVER (~0ULL)
+
+/* a - b for TAT values taken modulo 2^XT_TAT_BITS, as a signed number. */
+XT_INLINE __s64 xt_diff(__u64 a, __u64 b)
+{
+	return ((__s64)((a - b) << XT_GEN_BITS)) >> XT_GEN_BITS;
+}
+
+XT_INLINE __u64 xt_word(__u64 tat, __u8 gen)
+{
+	return ((tat & XT_TAT_MASK) << XT_GEN_BITS) | gen;
+}
+
+XT_INLINE __u8 xt_word_gen(__u64 word)
+{
+	return (__u8)(word & XT_GEN_MAX);
+}
+
+/* Scaled time: the units a limit has gained since tick 0, modulo 2^XT_TAT_BITS. */
+XT_INLINE __u64 xt_scaled(const struct xt_limit *l, __u64 now)
+{
+	return (now * l->fill) & XT_TAT_MASK;
+}
+
+/* How many units short of full a bucket is at now, in [0, cap]. A TAT in the
+ * past means full. The clock (jiffies) never goes back, but a reader's may be
+ * behind the writer's: another CPU a tick ahead, or this one stalled between
+ * reading the clock and metering. A TAT up to XT_SKEW_TICKS ticks' fill beyond
+ * cap is that, and the bucket is empty. A TAT further ahead cannot come from
+ * a clock that only goes forward: it is a word nothing has written for longer
+ * than the horizon (a year or more, abi.h), whose TAT wrapped around, and the
+ * bucket is full, as after any long idle. (Found by fuzz/fuzz_bucket.cpp:
+ * such a word used to read as empty, and a source whose packets were all
+ * dropped for a year could then be dropped for up to another.) */
+XT_INLINE __u64 xt_debt(const struct xt_limit *l, __u64 word, __u64 now)
+{
+	__s64 d = xt_diff(word >> XT_GEN_BITS, xt_scaled(l, now));
+	if (d <= 0)
+		return 0;
+	if ((__u64)d <= l->cap)
+		return (__u64)d;
+	return (__u64)d - l->cap <= XT_SKEW_TICKS * l->fill ? l->cap : 0;
+}
+
+/* A full bucket's word. */
+XT_INLINE __u64 xt_full_word(const struct xt_limit *l, __u64 now, __u8 gen)
+{
+	return xt_word(xt_scaled(l, now), gen);
+}
+
+/* Tokens (whole units: packets or bytes) available at now. */
+XT_INLINE __u64 xt_available(const struct xt_limit *l, __u64 word, __u64 now)
+{
+	return l->cost ? (l->cap - xt_debt(l, word, now)) / l->cost : 0;
+}
+
+/* Brings a word written under an older version of the rule to generation gen.
+ * From prev_gen: the whole tokens it had when the rule was replaced (tick
+ * `at`) carry over into the new units, up to the new burst (a fraction of one
+ * token is lost), and refill under the new limit from then on. From anything
+ * older, the bucket starts full. */
+XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_limit *prev,
+			 __u8 gen, __u8 prev_gen, __u64 at, __u64 now)
+{
+	if (xt_word_gen(word) == gen)
+		return word;
+	if (xt_word_gen(word) != prev_gen || !prev->cost || !l->cost)
+		return xt_full_word(l, now, gen);
+	if (at > now)
+		at = now;
+	/* A word the old rule wrote after tick `at` (the controller walks the
+	 * table before installing the change, which can take seconds) is ahead
+	 * of it by more than the old burst: its tokens are taken as of now,
+	 * never as a fresh burst. */
+	__s64 ahead = xt_diff(word >> XT_GEN_BITS, xt_scaled(prev, at));
+	if (ahead > 0 && (__u64)ahead > prev->cap)
+		at = now;
+	__u64 whole = (prev->cap - xt_debt(prev, word, at)) / prev->cost;
+	__u64 tokens = whole >= l->cap / l->cost ? l->cap : whole * l->cost;
+	return xt_word(xt_scaled(l, at) + (l->cap - tokens), gen);
+}
+
+/* xt_regen of a bucket's packet or byte word under rule r. */
+#define XT_REGEN_PKT(r, word, now) xt_regen(word, &(r)->pkt, &(r)->prev_pkt, (r)->gen, (r)->prev_gen, (r)->replaced_at, now)
+#define XT_REGEN_BYTES(r, word, now) \
+	xt_regen(word, &(r)->bytes, &(r)->prev_bytes, (r)->gen, (r)->prev_gen, (r)->replaced_at, now)
+
+/* Can `units` (one packet, or len bytes) pass at now? If so, *next is the
+ * word after taking them; if not, nothing is taken. */
+XT_INLINE int xt_gcra(const struct xt_limit *l, __u64 word, __u64 now, __u64 units, __u64 *next)
+{
+	__u64 debt = xt_debt(l, word, now);
+	__u64 need = units * l->cost;
+	if (need > l->cap - debt)
+		return 0;
+	*next = xt_word(xt_scaled(l, now) + debt + need, xt_word_gen(word));
+	return 1;
+}
+
+/* Ticks from now until `units` could pass (0: they can now; XT_NEVER: they
+ * are more than the burst). Other sources of consumption only push it later,
+ * so a packet before now + wait is certain to be dropped. */
+XT_INLINE __u64 xt_gcra_wait(const struct xt_limit *l, __u64 word, __u64 now, __u64 units)
+{
+	__u64 need = units * l->cost;
+	if (need > l->cap)
+		return XT_NEVER;
+	__u64 debt = xt_debt(l, word, now);
+	if (debt + need <= l->cap)
+		return 0;
+	return (debt + need - l->cap + l->fill - 1) / l->fill;
+}
+
+#endif /* XTHROTTLE_GCRA_H */

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The keys and hashes a packet is looked up under: the source masked to a
+ * prefix, the rule table's and the bucket table's keys, and the hashes that
+ * spread the per-CPU caches and the seen filter. Pure: compiles for the BPF
+ * target and the host.
+ *
+ * Addresses are kept in network byte order; masking works on them as two
+ * host-order words (both BPF and the hosts we build for are little-endian).
+ */
+#ifndef XTHROTTLE_KEYS_H
+#define XTHROTTLE_KEYS_H
+
+#include "pure.h"
+#include "parse.h"
+#include <xthrottle/abi.h>
+
+/* Rule table key for a packet's source: the full address, so the trie finds
+ * the longest prefix of the packet's own family that covers it. */
+XT_INLINE void xt_rule_key_for(const struct xt_pkt *pkt, struct xt_rule_key *key)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	key->prefixlen = XT_LPM_FAMILY_BITS + (pkt->family == XT_FAMILY_V4 ? 32 : 128);
+	key->family = pkt->family;
+	__builtin_memcpy(key->addr, pkt->addr, sizeof(key->addr));
+}
+
+XT_INLINE __u64 xt_load64(const __u8 *p)
+{
+	__u64 v;
+	__builtin_memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+XT_INLINE __u64 xt_be64(const __u8 *p)
+{
+	return __builtin_bswap64(xt_load64(p));
+}
+
+XT_INLINE void xt_store_be64(__u8 *p, __u64 v)
+{
+	v = __builtin_bswap64(v);
+	__builtin_memcpy(p, &v, sizeof(v));
+}
+
+/* The top len bits of a word (len clamped to 0..64). */
+XT_INLINE __u64 xt_prefix_mask(int len)
+{
+	return len <= 0 ? 0 : len >= 64 ? ~0ULL : ~0ULL << (64 - len);
+}
+
+/* The address masked to its first len bits, as two host-order words. */
+XT_INLINE void xt_mask_addr(const __u8 *addr, int len, __u64 out[2])
+{
+	out[0] = xt_be64(addr) & xt_prefix_mask(len);
+	out[1] = xt_be64(addr + 8) & xt_prefix_mask(len - 64);
+}
+
+/* Bucket table key: the source masked to the rule's per_len, so every source
+ * in one /per_len shares one bucket. */
+XT_INLINE void xt_bucket_key_for(const struct xt_pkt *pkt, __u32 rule_id, __u8 per_len,
+				 struct xt_bucket_key *key)
+{
+	__u64 w[2];
+	xt_mask_addr(pkt->addr, per_len, w);
+	__builtin_memset(key, 0, sizeof(*key));
+	key->rule_id = rule_id;
+	key->family = pkt->family;
+	key->per_len = per_len;
+	xt_store_be64(key->addr, w[0]);
+	xt_store_be64(key->addr + 8, w[1]);
+}
+
+/* Multiply-shift hashing of three words: each multiplied by its own odd
+ * constant and summed; callers take their index from the HIGH bits, which
+ * depend on every input bit (the low bits do not). Three independent
+ * multiplies, so it costs about one. It spreads the slots of the hot cache
+ * and the seen filter; nothing depends on it resisting collisions (a
+ * collision costs a lookup, never a wrong verdict). */
+XT_INLINE __u64 xt_hash_words(__u64 a, __u64 b, __u64 c)
+{
+	return a * 0x9e3779b97f4a7c15ULL + b * 0xc2b2ae3d27d4eb4fULL + c * 0x165667b19e3779f9ULL;
+}
+
+/* The top `bits` bits of a hash (1 <= bits <= 63). */
+#define XT_TOP_BITS(h, bits) ((__u32)((h) >> (64 - (bits))))
+/* The seen filter's slot within its line: the 6 bits below the line's. */
+#define XT_SEEN_SLOT(h, line_bits) ((__u32)((h) >> (64 - (line_bits) - XT_SEEN_LINE_BITS)) & (XT_SEEN_LINE - 1))
+
+/* Hash of a raw source (the hot cache's index). */
+XT_INLINE __u64 xt_hash_source(const struct xt_pkt *pkt)
+{
+	return xt_hash_words(pkt->family, xt_load64(pkt->addr), xt_load64(pkt->addr + 8));
+}
+
+/* Hash of a bucket key (the seen filter's index). */
+XT_INLINE __u64 xt_hash_bucket(const struct xt_bucket_key *key)
+{
+	return xt_hash_words((__u64)key->rule_id << 16 | (__u64)key->family << 8 | key->per_len,
+			     xt_load64(key->addr), xt_load64(key->addr + 8));
+}
+
+#endif /* XTHROTTLE_KEYS_H */

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the XDP program keeps and is given: its read-only settings (set by
+ * the controller when it loads the program for an interface), its maps
+ * (pinned by name under the pin directory; the layouts are abi.h's), and
+ * its one clock.
+ */
+#ifndef XTHROTTLE_MAPS_BPF_H
+#define XTHROTTLE_MAPS_BPF_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include <xthrottle/abi.h>
+
+/* Read the clock from xt_test_now instead of the kernel: set only by the
+ * BPF_PROG_TEST_RUN tests, which need a clock they control. With the default
+ * 0 the verifier prunes the test branch away. */
+const volatile __u8 xt_cfg_test_clock = 0;
+__u64 xt_test_now = 0;
+
+/* Set by the controller when the interface's MTU needs multi-buffer frames
+ * (jumbo frames): the program is then loaded with BPF_F_XDP_HAS_FRAGS,
+ * [data, data_end) is only the frame's first buffer, and the length counted
+ * against byte limits comes from a helper call that costs ~10 ns here, so it
+ * is paid only where it is needed. Headers always sit in the first buffer. */
+const volatile __u8 xt_cfg_frags = 0;
+
+/* What the interface's frames start with (enum xt_link), and its MTU: a
+ * frame longer than the MTU allows is a super-packet standing for several
+ * wire packets (parse.h, xt_wire_packets). Set by the controller when it
+ * loads the program for an interface; 0: unknown, every frame is one packet. */
+const volatile __u8 xt_cfg_link = XT_LINK_ETHER;
+const volatile __u32 xt_cfg_mtu = 0;
+
+/* CPUs the per-CPU maps have (libbpf_num_possible_cpus()): what summing a
+ * per-CPU counter across CPUs loops over. */
+const volatile __u32 xt_cfg_nr_cpus = 1;
+
+#define XT_NO_RULE 0xffffffffu
+#define XT_CAS_TRIES 8
+
+/* --- Maps ---------------------------------------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct xt_rule_key);
+	__type(value, struct xt_rule);
+	__uint(max_entries, XT_MAX_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* LPM tries require it */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_rules SEC(".maps");
+
+/* Sized by the controller when it creates the state (attach --max-sources). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct xt_bucket_key);
+	__type(value, struct xt_bucket);
+	__uint(max_entries, XT_DEFAULT_MAX_SOURCES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_buckets SEC(".maps");
+
+/* XT_SEEN_SLOTS_PER_SOURCE slots per source, XT_SEEN_LINE per element. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_seen_line);
+	__uint(max_entries, XT_DEFAULT_MAX_SOURCES * XT_SEEN_SLOTS_PER_SOURCE / XT_SEEN_LINE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_seen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_hot);
+	__uint(max_entries, XT_HOT_SLOTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_hot SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_rule_cache);
+	__uint(max_entries, XT_RULE_CACHE_SLOTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_rule_cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_rule_state);
+	__uint(max_entries, XT_MAX_RULES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_rule_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_rule_stats);
+	__uint(max_entries, XT_MAX_RULES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_rule_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_count);
+	__uint(max_entries, XT_COUNTERS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_counters SEC(".maps");
+
+/* Two rings with the same events: one for `serve`, one for `xthrottle
+ * events`, so neither steals the other's. A ring nobody reads fills up and
+ * then costs nothing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, XT_EVENTS_RING_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, XT_EVENTS_RING_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_events_cli SEC(".maps");
+
+/* GCRA word of the events' rate limit (xt_config.events). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_event_budget SEC(".maps");
+
+/* Mmapable: the controller publishes a rule change with one atomic store of
+ * its first 64-bit word (abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_config);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_config SEC(".maps");
+
+/* Written by the controller only; they live here so one object creates
+ * every map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct xt_attach_key);
+	__type(value, struct xt_attach_info);
+	__uint(max_entries, XT_MAX_ATTACH);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_attach SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_meta);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_meta SEC(".maps");
+
+/* The control programs' arguments and results: one element, never pinned
+ * (each controller that loads the control programs gets its own). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_control);
+	__uint(max_entries, 1);
+} xt_ctl SEC(".maps");
+
+/* The one clock of the program, in kernel ticks. bpf_jiffies64() is inlined
+ * by the verifier into a single load. */
+static __always_inline __u64 xt_now(void)
+{
+	if (xt_cfg_test_clock)
+		return xt_test_now;
+	return bpf_jiffies64();
+}
+
+#endif /* XTHROTTLE_MAPS_BPF_H */
