@@ -18,14 +18,45 @@
 #include "pure.h"
 #include <xthrottle/abi.h>
 
-#define XT_ETH_HLEN 14
-#define XT_VLAN_HLEN 4
-#define XT_MAX_VLAN 2 /* one 802.1Q tag, or an 802.1ad QinQ pair */
+#ifndef __bpf__
+/* glibc's first: the kernel's linux/in6.h then leaves struct in6_addr to it. */
+#include <netinet/in.h>
+#endif
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
 
-#define XT_ETH_P_IP 0x0800
-#define XT_ETH_P_IPV6 0x86DD
-#define XT_ETH_P_8021Q 0x8100
-#define XT_ETH_P_8021AD 0x88A8
+#define XT_MAX_VLAN 2 /* one 802.1Q tag, or an 802.1ad QinQ pair */
+#define XT_IPPROTO_TCP 6 /* IPPROTO_*: glibc and the kernel both define them, differently */
+#define XT_IPPROTO_UDP 17
+
+/* An 802.1Q / 802.1ad tag (the kernel's struct vlan_hdr is not in its uapi). */
+struct xt_vlan_hdr {
+	__be16 tci;
+	__be16 proto; /* what follows the tag */
+};
+
+/* The kernel's header structs as frames place them: an IP header 14 bytes
+ * into a frame is only 2-byte aligned. BPF loads it as it is; on the host
+ * (tests, fuzzers) the typedefs lower the alignment the compiler may assume,
+ * so reading through them is defined behaviour. */
+#ifdef __bpf__
+typedef struct ethhdr xt_ethhdr;
+typedef struct iphdr xt_iphdr;
+typedef struct ipv6hdr xt_ipv6hdr;
+typedef struct tcphdr xt_tcphdr;
+#else
+typedef struct ethhdr __attribute__((aligned(1))) xt_ethhdr;
+typedef struct iphdr __attribute__((aligned(1))) xt_iphdr;
+typedef struct ipv6hdr __attribute__((aligned(1))) xt_ipv6hdr;
+typedef struct tcphdr __attribute__((aligned(1))) xt_tcphdr;
+#endif
+
+/* Network to host byte order: both BPF and the hosts we build for are
+ * little-endian (keys.h relies on the same). */
+#define xt_ntohs(x) ((__u16)__builtin_bswap16(x))
 
 enum xt_parse_result {
 	XT_PARSE_IP = 0,    /* pkt holds the source */
@@ -41,43 +72,38 @@ struct xt_pkt {
 	__u16 l3_off; /* where the IP header starts in the frame */
 };
 
-XT_INLINE __u16 xt_load_be16(const __u8 *p)
-{
-	return (__u16)((__u16)p[0] << 8 | p[1]);
-}
-
 /* The IP header at offset off of the frame (what comes before it is the
- * link layer's): its source, or why there is none. frame_len is the whole
- * frame's length (a multi-buffer frame's tail is not in [data, end)). */
+ * link layer's), of ethertype proto (host order): its source, or why there
+ * is none. frame_len is the whole frame's length (a multi-buffer frame's
+ * tail is not in [data, end)). */
 XT_INLINE int xt_parse_ip(const __u8 *data, const __u8 *end, __u16 off, __u64 frame_len, __u16 proto,
 			  struct xt_pkt *pkt)
 {
-	const __u8 *p = data + off;
-	if (proto == XT_ETH_P_IP) {
-		if (p + 20 > end)
+	if (proto == ETH_P_IP) {
+		const xt_iphdr *ip = (const xt_iphdr *)(data + off);
+		if ((const __u8 *)(ip + 1) > end)
 			return XT_PARSE_MALFORMED;
-		__u8 version = p[0] >> 4, ihl = p[0] & 0x0f;
-		__u16 total = xt_load_be16(p + 2);
+		const __u32 header = ip->ihl * 4;
+		const __u16 total = xt_ntohs(ip->tot_len);
 		/* The stack discards these too (ip_rcv_core); dropping them here
 		 * costs less. total is not compared with the frame's length: a
 		 * multi-buffer frame's tail is not in [data, data_end). A total
 		 * of 0 is how a GSO/GRO packet of more than 64 KB ("BIG TCP",
 		 * which generic XDP sees) says its length is the frame's. */
 		const int big = total == 0 && frame_len > (__u64)off + 0xffff;
-		if (version != 4 || ihl < 5 || p + ihl * 4 > end || (total < ihl * 4 && !big))
+		if (ip->version != 4 || ip->ihl < 5 || data + off + header > end || (total < header && !big))
 			return XT_PARSE_MALFORMED;
 		pkt->family = XT_FAMILY_V4;
-		__builtin_memcpy(pkt->addr, p + 12, 4);
+		__builtin_memcpy(pkt->addr, &ip->saddr, sizeof(ip->saddr));
 		pkt->l3_off = off;
 		return XT_PARSE_IP;
 	}
-	if (proto == XT_ETH_P_IPV6) {
-		if (p + 40 > end)
-			return XT_PARSE_MALFORMED;
-		if (p[0] >> 4 != 6)
+	if (proto == ETH_P_IPV6) {
+		const xt_ipv6hdr *ip6 = (const xt_ipv6hdr *)(data + off);
+		if ((const __u8 *)(ip6 + 1) > end || ip6->version != 6)
 			return XT_PARSE_MALFORMED;
 		pkt->family = XT_FAMILY_V6;
-		__builtin_memcpy(pkt->addr, p + 8, 16);
+		__builtin_memcpy(pkt->addr, &ip6->saddr, sizeof(ip6->saddr));
 		pkt->l3_off = off;
 		return XT_PARSE_IP;
 	}
@@ -97,33 +123,31 @@ XT_INLINE int xt_parse(const void *data, const void *data_end, __u64 frame_len, 
 		if (p + 1 > end)
 			return XT_PARSE_MALFORMED;
 		const __u8 version = p[0] >> 4;
-		return xt_parse_ip(p, end, 0, frame_len, version == 4 ? XT_ETH_P_IP : version == 6 ? XT_ETH_P_IPV6 : 0,
-				   pkt);
+		return xt_parse_ip(p, end, 0, frame_len, version == 4 ? ETH_P_IP : version == 6 ? ETH_P_IPV6 : 0, pkt);
 	}
 
-	if (p + XT_ETH_HLEN > end)
+	const xt_ethhdr *eth = (const xt_ethhdr *)p;
+	if ((const __u8 *)(eth + 1) > end)
 		return XT_PARSE_MALFORMED;
-	__u16 proto = xt_load_be16(p + 12);
-	__u16 off = XT_ETH_HLEN;
+	__u16 proto = xt_ntohs(eth->h_proto);
+	__u16 off = sizeof(*eth);
 
 	XT_UNROLL
 	for (int i = 0; i < XT_MAX_VLAN; i++) {
-		if (proto != XT_ETH_P_8021Q && proto != XT_ETH_P_8021AD)
+		if (proto != ETH_P_8021Q && proto != ETH_P_8021AD)
 			break;
-		if (p + off + XT_VLAN_HLEN > end)
+		const struct xt_vlan_hdr *tag = (const struct xt_vlan_hdr *)(p + off);
+		if ((const __u8 *)(tag + 1) > end)
 			return XT_PARSE_MALFORMED;
-		proto = xt_load_be16(p + off + 2);
-		off += XT_VLAN_HLEN;
+		proto = xt_ntohs(tag->proto);
+		off += sizeof(*tag);
 	}
 	/* A tag beyond the ones followed: the source is out of reach, and
 	 * letting such frames through would let a flood bypass every rule. */
-	if (proto == XT_ETH_P_8021Q || proto == XT_ETH_P_8021AD)
+	if (proto == ETH_P_8021Q || proto == ETH_P_8021AD)
 		return XT_PARSE_MALFORMED;
 	return xt_parse_ip(p, end, off, frame_len, proto, pkt);
 }
-
-#define XT_IPPROTO_TCP 6
-#define XT_IPPROTO_UDP 17
 
 /* What a frame longer than the interface's MTU allows stands for on the
  * wire. Generic (skb) XDP runs on GSO/GRO super-packets — a TCP sender's
@@ -148,26 +172,29 @@ XT_INLINE __u32 xt_wire_packets(const void *data, const void *data_end, const st
 	const __u8 *end = (const __u8 *)data_end;
 	__u32 l3_len, proto;
 	if (pkt->family == XT_FAMILY_V4) {
-		if (l3 + 20 > end)
+		const xt_iphdr *ip = (const xt_iphdr *)l3;
+		if ((const __u8 *)(ip + 1) > end)
 			return 1;
-		l3_len = (l3[0] & 0x0f) * 4;
-		proto = l3[9];
+		l3_len = ip->ihl * 4;
+		proto = ip->protocol;
 	} else {
-		if (l3 + 40 > end)
+		const xt_ipv6hdr *ip6 = (const xt_ipv6hdr *)l3;
+		if ((const __u8 *)(ip6 + 1) > end)
 			return 1;
-		l3_len = 40;
-		proto = l3[6]; /* GSO and GRO carry no extension headers */
+		l3_len = sizeof(*ip6);
+		proto = ip6->nexthdr; /* GSO and GRO carry no extension headers */
 	}
 	__u32 l4_len = 0;
 	if (proto == XT_IPPROTO_TCP) {
-		const __u8 *l4 = l3 + (l3_len & 0x3c); /* 20..60: bounded for the verifier */
+		/* 20..60 bytes on: bounded for the verifier. */
+		const xt_tcphdr *tcp = (const xt_tcphdr *)(l3 + (l3_len & 0x3c));
 		if (pkt->family == XT_FAMILY_V6)
-			l4 = l3 + 40;
-		if (l4 + 13 > end)
+			tcp = (const xt_tcphdr *)(l3 + sizeof(struct ipv6hdr));
+		if ((const __u8 *)(tcp + 1) > end)
 			return 1;
-		l4_len = (l4[12] >> 4) * 4;
+		l4_len = tcp->doff * 4;
 	} else if (proto == XT_IPPROTO_UDP) {
-		l4_len = 8;
+		l4_len = sizeof(struct udphdr);
 	}
 	if (l3_len + l4_len >= mtu)
 		return 1;

@@ -85,7 +85,7 @@ uint64_t reference_wire(const uint8_t* f, size_t size, const xt_pkt& pkt, uint64
   }
   size_t l4_len = 0;
   if (proto == 6) {
-    if (size < l3 + l3_len + 13) return 1;
+    if (size < l3 + l3_len + 20) return 1;  // a whole TCP header
     l4_len = (f[l3 + l3_len + 12] >> 4) * 4u;
   } else if (proto == 17) {
     l4_len = 8;

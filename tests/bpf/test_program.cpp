@@ -388,7 +388,7 @@ TEST_F(Program, FuzzCorpusVerdictsAgreeWithTheHostParser) {
       const std::vector<uint8_t> frame((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
       // The kernel hands XDP no frame shorter than an Ethernet header (and
       // BPF_PROG_TEST_RUN refuses one).
-      if (frame.size() < XT_ETH_HLEN || frame.size() > longest) continue;
+      if (frame.size() < ETH_HLEN || frame.size() > longest) continue;
       xt_pkt pkt{};
       const int parsed = xt_parse(frame.data(), frame.data() + frame.size(), frame.size(), XT_LINK_ETHER, &pkt);
       const xt_reason want = parsed == XT_PARSE_MALFORMED ? XT_DROP_MALFORMED
