@@ -45,10 +45,14 @@ __attribute__((noinline)) int xt_new_source_admitted(const struct xt_rule *rule,
 	if (!st)
 		return 0;
 	const __u32 since = st->saturated_since;
+	/* Read before the swap: once it is done, another CPU may start the next
+	 * saturation and write its own starting count. */
+	const __u64 at_start = st->new_drops_at_start;
 	if (!since || (__u32)now - st->last_new_drop < cfg->hz * XT_RELEASE_SECONDS ||
 	    __sync_val_compare_and_swap(&st->saturated_since, since, 0) != since)
 		return 0;
-	xt_emit_budget(XT_EVENT_NEW_RECOVERED, rule, now, (__u32)now - since, xt_new_drops(id) - st->new_drops_at_start);
+	const __u64 drops = xt_new_drops(id);
+	xt_emit_budget(XT_EVENT_NEW_RECOVERED, rule, now, (__u32)now - since, drops > at_start ? drops - at_start : 0);
 	return 1;
 }
 

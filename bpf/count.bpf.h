@@ -45,4 +45,15 @@ static __always_inline void xt_count_one(enum xt_counter which)
 		c->packets++;
 }
 
+
+/* A dry-run rule's new-source budget would have dropped these packets: they
+ * pass (counted under XT_PASS_DRY_RUN), and count among the rule's
+ * new-source drops, so that a saturated budget shows its rate. */
+static __always_inline void xt_count_new_source_dry_run(__u32 rule_id, __u32 pkts)
+{
+	struct xt_rule_stats *s = bpf_map_lookup_elem(&xt_rule_stats, &rule_id);
+	if (s)
+		s->new_source_dropped_packets += pkts;
+}
+
 #endif /* XTHROTTLE_COUNT_BPF_H */

@@ -9,10 +9,12 @@
 #include "maps.bpf.h"
 #include "parse.h"
 
-/* What a super-packet stands for on the wire (parse.h, xt_wire_packets).
- * A global function: its many branches are walked once, not once for every
- * path through the rest of the program, and it runs only for frames longer
- * than the MTU allows. */
+/* What a super-packet stands for on the wire (parse.h, xt_wire_packets), at
+ * the interface's MTU now (the kernel's, so a changed MTU counts at once). A
+ * global function: its many branches are walked once, not once for every
+ * path through the rest of the program, and it runs only for IP packets
+ * longer than a standard 1500-byte MTU allows: on a standard link, only
+ * super-packets. */
 struct xt_wire {
 	__u8 family;
 	__u16 l3_off;
@@ -27,8 +29,11 @@ __attribute__((noinline)) int xt_super_packet(struct xdp_md *ctx, struct xt_wire
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct xt_pkt pkt = {.family = wire->family, .l3_off = wire->l3_off};
+	__u32 mtu = 0; /* 0: no length to check; the device's MTU comes back in it */
+	if (bpf_check_mtu(ctx, 0, &mtu, 0, 0) < 0)
+		mtu = 0; /* unknown: every frame one packet */
 	__u64 wire_len;
-	wire->packets = xt_wire_packets(data, data_end, &pkt, wire->len, xt_cfg_mtu, &wire_len);
+	wire->packets = xt_wire_packets(data, data_end, &pkt, wire->len, mtu, &wire_len);
 	wire->len = wire_len;
 	return 0;
 }
@@ -52,7 +57,7 @@ static __always_inline int xt_parse_frame(struct xdp_md *ctx, struct xt_frame *f
 	int parsed = xt_parse(data, data_end, f->len, xt_cfg_link, &f->pkt);
 	if (parsed != XT_PARSE_IP)
 		return parsed;
-	if (xt_cfg_mtu && f->len > (__u64)f->pkt.l3_off + xt_cfg_mtu) {
+	if (f->len > (__u64)f->pkt.l3_off + XT_STANDARD_MTU) {
 		struct xt_wire wire = {.family = f->pkt.family, .l3_off = f->pkt.l3_off, .len = f->len};
 		xt_super_packet(ctx, &wire);
 		f->pkts = wire.packets;

@@ -26,12 +26,9 @@ __u64 xt_test_now = 0;
  * is paid only where it is needed. Headers always sit in the first buffer. */
 const volatile __u8 xt_cfg_frags = 0;
 
-/* What the interface's frames start with (enum xt_link), and its MTU: a
- * frame longer than the MTU allows is a super-packet standing for several
- * wire packets (parse.h, xt_wire_packets). Set by the controller when it
- * loads the program for an interface; 0: unknown, every frame is one packet. */
+/* What the interface's frames start with (enum xt_link). Set by the
+ * controller when it loads the program for an interface. */
 const volatile __u8 xt_cfg_link = XT_LINK_ETHER;
-const volatile __u32 xt_cfg_mtu = 0;
 
 /* CPUs the per-CPU maps have (libbpf_num_possible_cpus()): what summing a
  * per-CPU counter across CPUs loops over. */

@@ -69,8 +69,13 @@ int xthrottle(struct xdp_md *ctx)
 	struct xt_bucket_key bkey;
 	enum xt_reason why_not = XT_DROP_NO_STATE;
 	struct xt_bucket *b = xt_source_bucket(&f.pkt, rule, cfg, now, &bkey, &why_not);
-	if (!b)
-		return xt_exit(rule->flags & XT_RULE_DRY_RUN ? XT_PASS_DRY_RUN : why_not, len, pkts, rule->id);
+	if (!b && !(rule->flags & XT_RULE_DRY_RUN))
+		return xt_exit(why_not, len, pkts, rule->id);
+	if (!b) {
+		if (why_not == XT_DROP_NEW_SOURCE)
+			xt_count_new_source_dry_run(rule->id, pkts);
+		return xt_exit(XT_PASS_DRY_RUN, len, pkts, rule->id);
+	}
 	xt_hot_settle(hot, &f.pkt, rule, b, epoch);
 	const int conforms = xt_take(b, rule, now, len, pkts);
 

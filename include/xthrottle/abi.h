@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 5
+#define XT_ABI_VERSION 6
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -214,7 +214,7 @@ struct xt_rule_stats {
 	__u64 dropped_bytes;
 	__u64 dryrun_packets; /* over a limit, passed because the rule is dry-run */
 	__u64 dryrun_bytes;
-	__u64 new_source_dropped_packets; /* untracked sources over the new-source budget */
+	__u64 new_source_dropped_packets; /* untracked sources over the new-source budget (dry-run: would have been) */
 	__u64 pad;
 };
 
@@ -327,9 +327,8 @@ struct xt_hot {
 	__u8 addr[16];
 	__u64 until;
 	__u32 rule_id;
-	__u32 pending;  /* drops not yet added to the bucket's counter */
 	__u32 last_hit; /* tick (low 32 bits) of the slot's last drop */
-	__u32 pad2;
+	__u64 pending;  /* drops not yet added to the bucket's counter (64 bits: a super-packet adds hundreds) */
 };
 
 /* One slot of the per-CPU rule cache: the result of the rule lookup for a

@@ -15,7 +15,7 @@ using test::Program;
 // Issue 9.3: on a device without a link layer the frame is the IP packet.
 // Read as Ethernet it was "non-IP" and passed, 1000 of 1000 under 100/s.
 TEST_F(Program, PacketsWithoutALinkLayerAreLimited) {
-  load(XT_MIN_MAX_SOURCES, false, XT_LINK_IP, 1500);
+  load(XT_MIN_MAX_SOURCES, false, XT_LINK_IP);
   rule("198.18.0.0/15", "10/s", 5);
   rule("2001:db8::/32", "10/s", 5);
   EXPECT_EQ(passed(Packet().no_link().ipv4("198.18.1.1").build(), 20), 5);
@@ -30,7 +30,8 @@ TEST_F(Program, PacketsWithoutALinkLayerAreLimited) {
 // Issue 9.4: a TCP super-packet of 29 full segments counts as 29 packets and
 // their 29 wire frames' bytes against the limits, in the counters too.
 TEST_F(Program, SuperPacketsCountAsTheirWirePackets) {
-  load(XT_MIN_MAX_SOURCES, /*frags=*/true, XT_LINK_ETHER, 1500);  // frames beyond a page need the multi-buffer program
+  set_mtu(1500);
+  load(XT_MIN_MAX_SOURCES, /*frags=*/true);  // frames beyond a page need the multi-buffer program
   rule("198.18.0.0/15", "10/s", 100);
   const size_t payload = 29 * 1448;  // TCP with timestamps: 20 + 32 bytes of headers a segment
   const auto super = Packet().ipv4("198.18.0.1").tcp(8).total_length(20 + 32 + payload).size(14 + 20 + 32 + payload).build();
@@ -41,6 +42,21 @@ TEST_F(Program, SuperPacketsCountAsTheirWirePackets) {
   EXPECT_EQ(s.dropped_packets, 29u);
   EXPECT_EQ(counter(XT_PASS_LIMIT), 87u);
   EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").tcp(8).size(1514).build(), 20), 13) << "what is left of the burst";
+}
+
+// The count follows the interface's MTU as it is now, not as it was when
+// the program was loaded: the same frame is one packet at an MTU it fits.
+TEST_F(Program, SuperPacketsAreCountedAtTheMtuOfNow) {
+  set_mtu(1500);
+  load(XT_MIN_MAX_SOURCES, /*frags=*/true);
+  rule("198.18.0.0/15", "10/s", 1000);
+  const size_t payload = 5 * 1448;
+  const auto frame = Packet().ipv4("198.18.0.1").tcp(8).total_length(20 + 32 + payload).size(14 + 20 + 32 + payload).build();
+  EXPECT_EQ(run(frame), XDP_PASS);
+  EXPECT_EQ(rule_stats("198.18.0.0/15").passed_packets, 5u);
+  set_mtu(9000);
+  EXPECT_EQ(run(frame), XDP_PASS);
+  EXPECT_EQ(rule_stats("198.18.0.0/15").passed_packets, 6u) << "a jumbo frame is one packet";
 }
 
 }  // namespace

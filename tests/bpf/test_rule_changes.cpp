@@ -121,27 +121,28 @@ TEST_F(RuleChanges, PacketsSeeTheOldRulesOrTheNewAtEveryStep) {
 // Issue 9.1: a replacement brings lagging buckets up to date while sources
 // keep sending. What a source spends meanwhile stays spent: its passed
 // packets plus the tokens it has left equal what it had, exactly, and its
-// counter keeps every packet.
+// counter keeps every packet. Three sources: A current and sending all
+// along; B lagging, the first bucket a walk reaches, sending from 200 ms on
+// (what the old userspace walk restored, a second burst); C lagging and
+// sending from the start, against the kernel's walk over a million buckets.
 TEST_F(RuleChanges, AReplacementNeverGivesBackWhatWasSpentDuringIt) {
-  load(1 << 18);
+  load(1 << 21);
   const uint64_t burst = 100'000'000;
-  rule("198.18.0.0/15", "1/hour", burst);
-  // Source A sends all along; it is current when the replacement starts.
+  rule("0.0.0.0/0", "1/hour", burst);
   const std::string a = "198.18.0.1";
   ASSERT_EQ(run(Packet().ipv4(a).build(), 0), XDP_PASS);
-  rule("198.18.0.0/15", "1/hour", burst);
+  rule("0.0.0.0/0", "1/hour", burst);  // from here on, a bucket last written before lags one generation
 
-  // 130,000 quiet sources of the rule whose buckets lag one generation, so
-  // that bringing them up to date takes a while.
+  // A million quiet sources whose buckets lag, so that the catch-up takes
+  // a while; C is one of them.
   const xt_rule r = state_->rules().value().at(0).rule;
   const int fd = bpf_map__fd(skel_->maps.xt_buckets);
   std::vector<xt_bucket_key> keys;
   std::vector<xt_bucket> values;
-  for (uint32_t i = 256; i < 256 + 130'000; i++) {  // 198.18.1.0 onwards: A is 198.18.0.1
+  for (uint32_t i = 0; i < 1'000'000; i++) {
     xt_pkt src{};
     src.family = XT_FAMILY_V4;
-    const uint8_t addr[4] = {198, static_cast<uint8_t>(18 + (i >> 16)), static_cast<uint8_t>(i >> 8),
-                             static_cast<uint8_t>(i)};
+    const uint8_t addr[4] = {10, static_cast<uint8_t>(i >> 16), static_cast<uint8_t>(i >> 8), static_cast<uint8_t>(i)};
     std::memcpy(src.addr, addr, sizeof(addr));
     xt_bucket_key k;
     xt_bucket_key_for(&src, r.id, r.per_len, &k);
@@ -153,35 +154,37 @@ TEST_F(RuleChanges, AReplacementNeverGivesBackWhatWasSpentDuringIt) {
   }
   uint32_t count = static_cast<uint32_t>(keys.size());
   ASSERT_EQ(bpf_map_update_batch(fd, keys.data(), values.data(), &count, nullptr), 0);
-  // Source B is one of them, the first a walk of the table reaches: quiet
-  // when the replacement starts, sending a moment later.
   xt_bucket_key first{};
   ASSERT_EQ(bpf_map_get_next_key(fd, nullptr, &first), 0);
   if (format_addr(first.family, first.addr) == a) {
     ASSERT_EQ(bpf_map_get_next_key(fd, &first, &first), 0);
   }
   const std::string b = format_addr(first.family, first.addr);
+  const std::string c = b == "10.7.161.32" ? "10.7.161.33" : "10.7.161.32";
 
   std::atomic<bool> done = false;
   std::thread replace([&] {
-    rule("198.18.0.0/15", "1/hour", burst);
+    rule("0.0.0.0/0", "1/hour", burst);
     done = true;
   });
-  uint64_t passed_a = 1, passed_b = 0;
-  const auto a_frame = Packet().ipv4(a).build(), b_frame = Packet().ipv4(b).build();
+  uint64_t passed_a = 1, passed_b = 0, passed_c = 0;
+  const auto a_frame = Packet().ipv4(a).build(), b_frame = Packet().ipv4(b).build(), c_frame = Packet().ipv4(c).build();
   const auto b_from = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
   while (!done) {
     passed_a += run(a_frame, 0) == XDP_PASS;
+    passed_c += run(c_frame, 0) == XDP_PASS;
     if (std::chrono::steady_clock::now() > b_from) passed_b += run(b_frame, 0) == XDP_PASS;
   }
   replace.join();
-  std::cout << passed_a - 1 << " packets of A and " << passed_b << " of B passed during the replacement\n";
+  std::cout << passed_a - 1 << " packets of A, " << passed_b << " of B and " << passed_c
+            << " of C passed during the replacement\n";
   ASSERT_GT(passed_a, 1u) << "A must send during the replacement";
+  ASSERT_GT(passed_c, 0u) << "C must send during the replacement";
   passed_b += passed(b_frame, 1000, 0);  // and after it, B too
-  EXPECT_EQ(passed_a + tokens(a, 0), burst) << "tokens A spent during the replacement came back";
-  EXPECT_EQ(passed_b + tokens(b, 0), burst) << "tokens B spent during the replacement came back";
-  EXPECT_EQ(bucket_of(a).passed_packets, passed_a) << "A's counter lost packets";
-  EXPECT_EQ(bucket_of(b).passed_packets, passed_b) << "B's counter lost packets";
+  for (const auto& [source, sent] : {std::pair{a, passed_a}, std::pair{b, passed_b}, std::pair{c, passed_c}}) {
+    EXPECT_EQ(sent + tokens(source, 0), burst) << "tokens " << source << " spent during the replacement came back";
+    EXPECT_EQ(bucket_of(source).passed_packets, sent) << source << "'s counter lost packets";
+  }
 }
 
 // Issue 9.5: drops the per-CPU hot cache holds for a source are neither

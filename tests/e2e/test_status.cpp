@@ -26,6 +26,18 @@ TEST_F(Status, FindsXthrottleAttachedFromAnotherPinDirectory) {
   ASSERT_EQ(j["elsewhere"].size(), 1u);
   EXPECT_EQ(j["elsewhere"][0]["pin_dir"], lab_->pin_dir());
   EXPECT_EQ(lab_->xthrottle({"status", "--check"}).rc, 0) << "from the right directory, all is well";
+
+  // A second xthrottle, on other pins, on this namespace's lo: from either
+  // pin directory, a note (each state is attached and protecting), not a
+  // reason to call the host unprotected.
+  const std::string other = lab_->pin_dir() + "2";
+  ASSERT_EQ(lab_->in_dut({XT_BIN, "--pin-dir", other, "attach", "lo"}).rc, 0);
+  ASSERT_EQ(lab_->in_dut({XT_BIN, "--pin-dir", other, "rule", "add", "198.18.0.0/15", "--rate", "10/s"}).rc, 0);
+  Outcome both = lab_->xthrottle({"status", "--check"});
+  EXPECT_EQ(both.rc, 0) << both.out;
+  EXPECT_NE(both.out.find("note: lo runs xthrottle"), std::string::npos) << both.out;
+  EXPECT_NE(both.out.find("--pin-dir " + other), std::string::npos) << both.out;
+  EXPECT_EQ(lab_->in_dut({XT_BIN, "--pin-dir", other, "detach", "lo"}).rc, 0);
 }
 
 // 9.15: a flood on a rule's new-source budget made no event, and status

@@ -240,8 +240,13 @@ TEST(Policy, RuleWarningsForBurstsThatCannotWork) {
   spec.rate = *parse_rate("100000/s");
   spec.burst = 10;
   EXPECT_TRUE(says(rule_warnings(*compile_rule(spec, 250), 250), "at most 2500 packets/s"));
-  spec.burst = 401;
+  spec.burst = 400;  // exactly a tick's worth at 250 Hz: the rate is reached
   EXPECT_TRUE(rule_warnings(*compile_rule(spec, 250), 250).empty());
+  spec.rate = *parse_rate("1000/s");
+  spec.burst = 4;
+  EXPECT_TRUE(rule_warnings(*compile_rule(spec, 250), 250).empty()) << "4 a tick is 1000 a second";
+  spec.burst = 3;
+  EXPECT_TRUE(says(rule_warnings(*compile_rule(spec, 250), 250), "at most 750 packets/s"));
 }
 
 }  // namespace

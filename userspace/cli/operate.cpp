@@ -85,6 +85,9 @@ int cmd_events(const std::string& pin_dir, bool json) {
 int cmd_serve(const std::string& pin_dir, const std::string& metrics, const std::string& config) {
   install_stop_signals();
   auto unix_time = [] { return std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()); };
+  // Without a config to make the state, it must be there already (a
+  // mistyped --pin-dir creates nothing).
+  if (config.empty() && !State::exists(pin_dir)) return fail(State::open(pin_dir).error());
   // One serve per state: a second would split the events, and apply its
   // config over the first one's.
   if (auto ok = ensure_bpffs(pin_dir); !ok) return fail(ok.error());

@@ -3,6 +3,8 @@
 
 #include <bpf/bpf.h>
 #include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <sys/ioctl.h>
@@ -254,8 +256,7 @@ Result<Attachment> upgrade(const State& state, Attachment a, const Live& live, b
                            .test_clock = false,
                            .max_sources = cfg->max_sources,
                            .frags = frags_needed(*mtu),
-                           .link = *link,
-                           .mtu = *mtu});
+                           .link = *link});
   if (!skel) return std::unexpected(skel.error());
   if (int err = xthrottle__load(skel->get()); err) return system_error("cannot load the XDP program", err);
   const int new_fd = bpf_program__fd((*skel)->progs.xthrottle);
@@ -286,6 +287,13 @@ Result<Attachment> upgrade(const State& state, Attachment a, const Live& live, b
 }  // namespace
 
 Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode requested, bool replace) {
+#if !defined(__x86_64__)
+  // The data path's caches rely on loads not being reordered (x86's total
+  // store order); elsewhere they need a load-acquire that clang 14 cannot
+  // emit for BPF (docs/design.md). Refuse rather than protect wrongly.
+  return system_error("xthrottle's data path is only correct on x86-64 so far (it relies on x86's memory ordering; "
+                      "see docs/design.md): not attaching");
+#endif
   auto ifindex = ifindex_of(ifname);
   if (!ifindex) return std::unexpected(ifindex.error());
   const uint32_t rules_id = map_id(state.rules_fd());
@@ -315,8 +323,7 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
                            .test_clock = false,
                            .max_sources = cfg->max_sources,
                            .frags = frags,
-                           .link = *link,
-                           .mtu = *mtu});
+                           .link = *link});
   if (!skel) return std::unexpected(skel.error());
   DECLARE_LIBXDP_OPTS(xdp_program_opts, opts, .obj = (*skel)->obj, .prog_name = XT_PROG_NAME);
   Program prog(xdp_program__create(&opts));
@@ -374,6 +381,57 @@ Result<void> detach(const State& state, const std::string& ifname) {
 
 namespace {
 
+// An interface of this network namespace with an XDP program on it.
+struct XdpLink {
+  uint32_t ifindex;
+  std::string ifname;
+};
+
+// Every interface with an XDP program, from one netlink dump of the links:
+// asking libxdp (or libbpf) interface by interface dumps every link each
+// time, which made status cost the square of the interface count.
+Result<std::vector<XdpLink>> xdp_links() {
+  Fd sock(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!sock) return system_error("cannot open a netlink socket to list interfaces", errno);
+  struct {
+    nlmsghdr header;
+    ifinfomsg link;
+  } request{};
+  request.header.nlmsg_len = sizeof(request);
+  request.header.nlmsg_type = RTM_GETLINK;
+  request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  request.link.ifi_family = AF_UNSPEC;
+  if (send(sock.get(), &request, sizeof(request), 0) < 0) return system_error("cannot list interfaces", errno);
+  std::vector<XdpLink> out;
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    const ssize_t got = recv(sock.get(), buf.data(), buf.size(), 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return system_error("cannot list interfaces", errno);
+    }
+    int left = static_cast<int>(got);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_type == NLMSG_DONE) return out;
+      if (h->nlmsg_type == NLMSG_ERROR) return system_error("cannot list interfaces", -static_cast<nlmsgerr*>(NLMSG_DATA(h))->error);
+      if (h->nlmsg_type != RTM_NEWLINK) continue;
+      const auto* link = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
+      std::string name;
+      bool xdp = false;
+      int attr_left = static_cast<int>(IFLA_PAYLOAD(h));
+      for (const rtattr* a = IFLA_RTA(link); RTA_OK(a, attr_left); a = RTA_NEXT(a, attr_left)) {
+        if (a->rta_type == IFLA_IFNAME) name = static_cast<const char*>(RTA_DATA(a));
+        if (a->rta_type != IFLA_XDP) continue;
+        int nested_left = static_cast<int>(RTA_PAYLOAD(a));
+        for (const rtattr* n = static_cast<const rtattr*>(RTA_DATA(a)); RTA_OK(n, nested_left);
+             n = RTA_NEXT(n, nested_left))
+          if (n->rta_type == IFLA_XDP_ATTACHED) xdp = *static_cast<const uint8_t*>(RTA_DATA(n)) != XDP_ATTACHED_NONE;
+      }
+      if (xdp) out.push_back({static_cast<uint32_t>(link->ifi_index), name});
+    }
+  }
+}
+
 std::vector<uint32_t> map_ids_of(int prog_fd) {
   bpf_prog_info info{};
   uint32_t len = sizeof(info);
@@ -402,6 +460,17 @@ std::string pin_dir_holding(const std::vector<uint32_t>& map_ids) {
     std::string type;
     in >> type;
     if (type != "bpf") continue;
+    // Spaces, tabs, newlines and backslashes in a mount point are octal escapes.
+    std::string decoded;
+    for (size_t i = 0; i < point.size(); i++) {
+      if (point[i] == '\\' && i + 3 < point.size() && std::isdigit(static_cast<unsigned char>(point[i + 1]))) {
+        decoded += static_cast<char>(std::stoi(point.substr(i + 1, 3), nullptr, 8));
+        i += 3;
+      } else {
+        decoded += point[i];
+      }
+    }
+    point = decoded;
     std::error_code ec;
     for (auto it = fs::recursive_directory_iterator(point, fs::directory_options::skip_permission_denied, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
@@ -422,15 +491,15 @@ std::string pin_dir_holding(const std::vector<uint32_t>& map_ids) {
 
 std::vector<OtherProgram> other_xthrottles(uint32_t rules_id) {
   std::vector<OtherProgram> out;
-  std::unique_ptr<struct if_nameindex, decltype(&if_freenameindex)> ifs(if_nameindex(), if_freenameindex);
-  if (!ifs) return out;
-  for (const struct if_nameindex* i = ifs.get(); i->if_index != 0; i++) {
-    Probe p = probe(i->if_index, rules_id);
+  auto links = xdp_links();
+  if (!links) return out;
+  for (const XdpLink& link : *links) {
+    Probe p = probe(link.ifindex, rules_id);
     if (!p.mp) continue;
     auto consider = [&](xdp_program* prog) {
       if (!prog || std::strcmp(xdp_program__name(prog), XT_PROG_NAME) != 0) return;
       if (rules_id && is_ours(prog, rules_id)) return;
-      out.push_back({i->if_name, xdp_program__id(prog), pin_dir_holding(map_ids_of(xdp_program__fd(prog)))});
+      out.push_back({link.ifname, xdp_program__id(prog), pin_dir_holding(map_ids_of(xdp_program__fd(prog)))});
     };
     if (xdp_multiprog__is_legacy(p.mp.get())) {
       consider(xdp_multiprog__main_prog(p.mp.get()));
@@ -448,14 +517,14 @@ Result<std::vector<Attachment>> attachments(const State& state) {
   const uint64_t ns = netns_inode();
   std::vector<Attachment> out;
 
-  std::unique_ptr<struct if_nameindex, decltype(&if_freenameindex)> ifs(if_nameindex(), if_freenameindex);
-  if (!ifs) return system_error("cannot list interfaces", errno);
-  for (const struct if_nameindex* i = ifs.get(); i->if_index != 0; i++) {
-    Probe p = probe(i->if_index, rules_id);
+  auto links = xdp_links();
+  if (!links) return std::unexpected(links.error());
+  for (const XdpLink& link : *links) {
+    Probe p = probe(link.ifindex, rules_id);
     if (!p.ours) continue;
     Attachment a;
-    a.ifname = i->if_name;
-    a.ifindex = i->if_index;
+    a.ifname = link.ifname;
+    a.ifindex = link.ifindex;
     a.mode = p.ours->mode;
     a.multiprog = p.ours->multiprog;
     a.prog_id = p.ours->prog_id;

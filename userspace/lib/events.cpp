@@ -71,7 +71,7 @@ struct EventReader::Context {
   void deliver(const xt_event& e) {
     const std::string rule = rule_name(e.rule_id);
     const std::string time = iso8601(wall_time(e.tick));
-    nlohmann::json j = {{"time", time}, {"rule", rule}, {"dry_run", e.dry_run != 0}};
+    nlohmann::json j = {{"time", time}, {"rule", rule}, {"dry_run", e.dry_run != 0}, {"source", nullptr}};
     std::string line = time + " ";
     if (e.tick < backlog_before) {
       j["backlog"] = true;

@@ -3,13 +3,19 @@
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <nlohmann/json.hpp>
 #include <netdb.h>
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -21,10 +27,13 @@
 namespace xt {
 namespace {
 
-// Label values escaped as the exposition format wants.
-std::string escape(const std::string& v) {
+// Label values escaped as the exposition format wants, and valid UTF-8 (an
+// interface's name can hold any bytes): bad bytes become U+FFFD.
+std::string escape(const std::string& raw) {
+  const std::string v = nlohmann::json(raw).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const std::string text = nlohmann::json::parse(v).get<std::string>();
   std::string out;
-  for (char c : v) {
+  for (char c : text) {
     if (c == '\\' || c == '"') out += '\\';
     if (c == '\n') {
       out += "\\n";
@@ -224,6 +233,56 @@ Result<sockaddr_storage> listen_address(const std::string& text, bool* v6) {
 struct MetricsServer::Context {
   Render render;
 
+  // Connections whose request has not arrived whole yet, with when they
+  // came: the watchdog shuts down those older than kRequestSeconds. A
+  // connection leaves the map when libmicrohttpd reports it closed, which it
+  // does before it closes the socket: under the lock, a socket in the map is
+  // still this connection's.
+  struct Pending {
+    int fd;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::mutex mu;
+  std::map<MHD_Connection*, Pending> pending;
+  std::condition_variable wake;
+  bool stopping = false;
+  std::thread watchdog;
+
+  static void notify(void* self, MHD_Connection* c, void**, MHD_ConnectionNotificationCode code) {
+    auto* ctx = static_cast<Context*>(self);
+    std::lock_guard<std::mutex> hold(ctx->mu);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+      const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+      if (info) ctx->pending[c] = {info->connect_fd, std::chrono::steady_clock::now()};
+    } else {
+      ctx->pending.erase(c);
+    }
+  }
+
+  // A request answered: the next one on the connection has its deadline too.
+  static void completed(void* self, MHD_Connection* c, void**, MHD_RequestTerminationCode) {
+    auto* ctx = static_cast<Context*>(self);
+    const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    std::lock_guard<std::mutex> hold(ctx->mu);
+    if (info) ctx->pending[c] = {info->connect_fd, std::chrono::steady_clock::now()};
+  }
+
+  void watch() {
+    std::unique_lock<std::mutex> hold(mu);
+    while (!stopping) {
+      wake.wait_for(hold, std::chrono::milliseconds(200));
+      const auto deadline = std::chrono::steady_clock::now() - std::chrono::seconds(kRequestSeconds);
+      for (auto it = pending.begin(); it != pending.end();) {
+        if (it->second.since < deadline) {
+          shutdown(it->second.fd, SHUT_RDWR);  // libmicrohttpd sees it end, and closes it
+          it = pending.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+
   static MHD_Result respond(MHD_Connection* c, unsigned status, const std::string& body, const char* type) {
     MHD_Response* r = MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()), MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
@@ -239,6 +298,9 @@ struct MetricsServer::Context {
     static int started;
     if (!*request) {
       *request = &started;
+      auto* ctx = static_cast<Context*>(self);
+      std::lock_guard<std::mutex> hold(ctx->mu);
+      ctx->pending.erase(c);  // the request has arrived: no more deadline
       return MHD_YES;
     }
     if (*upload_size) return MHD_NO;  // a body: not a scrape
@@ -269,26 +331,41 @@ Result<MetricsServer> MetricsServer::start(const std::string& listen, Render ren
                                MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&*addr),
                                MHD_OPTION_CONNECTION_TIMEOUT, kIdleSeconds,
                                MHD_OPTION_CONNECTION_LIMIT, kMaxConnections,
+                               MHD_OPTION_PER_IP_CONNECTION_LIMIT, kMaxPerAddress,
+                               MHD_OPTION_NOTIFY_CONNECTION, &Context::notify, s.ctx_.get(),
+                               MHD_OPTION_NOTIFY_COMPLETED, &Context::completed, s.ctx_.get(),
                                MHD_OPTION_END);
   if (!s.daemon_)
     return system_error("cannot listen on " + listen + " (in use, or not an address of this host)");
+  Context* ctx = s.ctx_.get();
+  ctx->watchdog = std::thread([ctx] { ctx->watch(); });
   return s;
 }
 
 MetricsServer::MetricsServer(MetricsServer&& o) noexcept
     : ctx_(std::move(o.ctx_)), daemon_(std::exchange(o.daemon_, nullptr)) {}
 
+void MetricsServer::stop() {
+  if (daemon_) MHD_stop_daemon(std::exchange(daemon_, nullptr));
+  if (ctx_ && ctx_->watchdog.joinable()) {
+    {
+      std::lock_guard<std::mutex> hold(ctx_->mu);
+      ctx_->stopping = true;
+    }
+    ctx_->wake.notify_all();
+    ctx_->watchdog.join();
+  }
+}
+
 MetricsServer& MetricsServer::operator=(MetricsServer&& o) noexcept {
   if (this != &o) {
-    if (daemon_) MHD_stop_daemon(daemon_);
+    stop();
     ctx_ = std::move(o.ctx_);
     daemon_ = std::exchange(o.daemon_, nullptr);
   }
   return *this;
 }
 
-MetricsServer::~MetricsServer() {
-  if (daemon_) MHD_stop_daemon(daemon_);
-}
+MetricsServer::~MetricsServer() { stop(); }
 
 }  // namespace xt

@@ -20,13 +20,17 @@ Result<std::string> render_metrics(const std::string& pin_dir);
 
 // GET /metrics on ADDR:PORT (libmicrohttpd, one event-driven thread): a slow
 // client holds a connection, never a worker, so it cannot stall a scrape.
-// Limits: a connection idle for kIdleSeconds is closed (a request trickled
-// in a byte at a time included); at most kMaxConnections at once, further
-// ones are closed as they arrive.
+// Limits, so that slow clients cannot hold every connection either: a
+// request must arrive whole within kRequestSeconds of connecting (a watchdog
+// closes a connection still trickling its request in after that); a
+// connection idle for kIdleSeconds is closed; at most kMaxConnections at once
+// and kMaxPerAddress from one address, further ones closed as they arrive.
 class MetricsServer {
  public:
+  static constexpr unsigned kRequestSeconds = 3;
   static constexpr unsigned kIdleSeconds = 2;
   static constexpr unsigned kMaxConnections = 256;
+  static constexpr unsigned kMaxPerAddress = 32;
   using Render = std::function<Result<std::string>()>;
 
   // Listens on text ("ADDR:PORT", "[v6]:PORT" or "PORT" for 127.0.0.1).
@@ -36,6 +40,7 @@ class MetricsServer {
   ~MetricsServer();
 
  private:
+  void stop();
   MetricsServer() = default;
   struct Context;  // on the heap: the daemon's thread holds a pointer to it
   std::unique_ptr<Context> ctx_;

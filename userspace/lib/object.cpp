@@ -66,7 +66,6 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
   skel->rodata->xt_cfg_test_clock = options.test_clock ? 1 : 0;
   skel->rodata->xt_cfg_frags = options.frags ? 1 : 0;
   skel->rodata->xt_cfg_link = static_cast<uint8_t>(options.link);
-  skel->rodata->xt_cfg_mtu = options.mtu;
   skel->rodata->xt_cfg_nr_cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
   if (options.frags) {
     bpf_program* prog = skel->progs.xthrottle;

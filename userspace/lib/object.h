@@ -33,10 +33,9 @@ struct ObjectOptions {
   // Accept multi-buffer frames (BPF_F_XDP_HAS_FRAGS): needed on interfaces
   // whose MTU does not fit one buffer (frags_needed()).
   bool frags = false;
-  // What the interface's frames start with, and its MTU (0: unknown, every
-  // frame one packet): the program is specialised for the interface.
+  // What the interface's frames start with: the program is specialised for
+  // the interface.
   xt_link link = XT_LINK_ETHER;
-  uint32_t mtu = 0;
 };
 
 // Whether an interface with this MTU needs the multi-buffer program. Drivers

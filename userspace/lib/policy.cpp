@@ -330,15 +330,16 @@ std::vector<std::string> rule_warnings(const xt_rule& rule, uint32_t hz) {
   if (rule.action != XT_ACT_LIMIT) return out;
   constexpr uint64_t kFrame = 1514;  // a full-size Ethernet frame
   if (rule.flags & XT_RULE_PKT_LIMIT) {
-    // Packets a tick, rounded up: a burst below that plus one loses the rest.
+    // A bucket holding less than a tick's worth of tokens throws the rest
+    // away every tick: at most burst x hz packets a second pass.
     const uint64_t per_second = rule.rate_count * kNsPerSec / rule.rate_period_ns;
     const uint64_t per_tick = (per_second + hz - 1) / hz;
-    if (per_second >= hz && rule.burst < per_tick + 1)
+    if (rule.burst * hz < per_second)
       out.push_back("--burst " + std::to_string(rule.burst) + " is below one kernel tick's worth of " +
                     format_rate(rule.rate_count, rule.rate_period_ns) + " (" + std::to_string(per_tick) +
                     " packets at " + std::to_string(hz) + " ticks a second): at most " +
                     std::to_string(rule.burst * hz) + " packets/s can pass; use --burst " +
-                    std::to_string(per_tick + 1) + " or more");
+                    std::to_string(per_tick) + " or more");
   }
   if (rule.flags & XT_RULE_BYTE_LIMIT) {
     const uint64_t bytes_per_second = rule.bw_bits / 8;

@@ -12,6 +12,7 @@
 #include "seen.h"
 #include "config.h"
 #include "map_util.h"
+#include "object.h"
 
 namespace xt {
 namespace {
@@ -123,8 +124,10 @@ Result<std::vector<Saturation>> saturations(const State& state, const std::vecto
     sat.rule = format_cidr(r.cidr);
     sat.new_rate = format_rate(r.rule.new_count, r.rule.new_period_ns);
     sat.seconds = static_cast<double>(tick - st.saturated_since) / cfg->hz;
-    const uint64_t dropped = r.stats.new_source_dropped_packets - st.new_drops_at_start;
+    const uint64_t now_dropped = r.stats.new_source_dropped_packets;
+    const uint64_t dropped = now_dropped > st.new_drops_at_start ? now_dropped - st.new_drops_at_start : 0;
     sat.dropped_pps = sat.seconds > 0 ? static_cast<double>(dropped) / sat.seconds : 0;
+    sat.dry_run = r.rule.flags & XT_RULE_DRY_RUN;
     out.push_back(sat);
   }
   return out;
@@ -302,17 +305,19 @@ std::string top_text(const std::vector<TopRow>& rows) {
 namespace {
 
 // xthrottle running here on state other than pin_dir's: the one thing a
-// status read from the wrong pin directory must not hide.
+// status read from the wrong pin directory must not hide. A warning when
+// the state asked about protects nothing here (it is absent, or attached
+// nowhere in this namespace), a note otherwise (another instance is fine).
 void tell_elsewhere(Status& s, uint32_t rules_id) {
-  for (const auto& p : other_xthrottles(rules_id)) {
-    s.elsewhere.push_back({p.ifname, p.prog_id, p.pin_dir});
-    s.warnings.push_back(p.ifname + " runs xthrottle (prog id " + std::to_string(p.prog_id) + ") on state that is not in " +
-                         s.pin_dir +
-                         (p.pin_dir.empty() ? std::string(": its state is not pinned on any BPF file system mounted "
-                                                          "here; look for it where it was attached from")
-                                            : ": its state is pinned in " + p.pin_dir + " (use --pin-dir " +
-                                                  p.pin_dir + ")"));
-  }
+  for (const auto& p : other_xthrottles(rules_id)) s.elsewhere.push_back({p.ifname, p.prog_id, p.pin_dir});
+  const bool attached = std::ranges::any_of(s.interfaces, &Attachment::live);
+  for (const auto& e : s.elsewhere)
+    (attached ? s.notes : s.warnings)
+        .push_back(e.ifname + " runs xthrottle (prog id " + std::to_string(e.prog_id) + ") on state that is not in " +
+                   s.pin_dir +
+                   (e.pin_dir.empty() ? std::string(": its state is not pinned on any BPF file system mounted here; "
+                                                    "look for it where it was attached from")
+                                      : ": its state is pinned in " + e.pin_dir + " (use --pin-dir " + e.pin_dir + ")"));
 }
 
 }  // namespace
@@ -391,20 +396,23 @@ Result<Status> read_status(const std::string& pin_dir) {
                            ") but the program is gone from the interface");
       continue;
     }
-    if (a.mode == XT_MODE_SKB && a.requested != XT_MODE_SKB)
+    // A device without a link layer (tun, WireGuard) has no native XDP for
+    // its frames: generic mode is not a fallback there, but the only way.
+    if (a.mode == XT_MODE_SKB && a.requested != XT_MODE_SKB && a.link != XT_LINK_IP)
       s.warnings.push_back(a.ifname + ": running in generic (skb) mode, not native: slower, and the stack "
                            "has already spent work on every packet");
     if (a.mode == XT_MODE_SKB)
       s.notes.push_back(a.ifname + ": generic (skb) mode sees super-packets (a local TCP sender's 64 KB "
                         "segments, GRO aggregates): each counts as the wire packets it stands for, estimated "
-                        "from the MTU (" + std::to_string(a.mtu) + "): exact for full-size segments, fewer "
-                        "for a sender whose segments are smaller");
+                        "from the MTU: exact for full-size segments, fewer for a sender whose segments are "
+                        "smaller");
     if (a.link == XT_LINK_IP)
       s.notes.push_back(a.ifname + ": no link layer (tun, WireGuard): frames are read from the IP header");
-    if (a.mtu && a.mtu_now && a.mtu != a.mtu_now)
+    if (a.mtu && a.mtu_now && frags_needed(a.mtu) != frags_needed(a.mtu_now))
       s.warnings.push_back(a.ifname + ": the MTU is " + std::to_string(a.mtu_now) + " but the program was loaded "
-                           "for " + std::to_string(a.mtu) + ": `xthrottle attach " + a.ifname + "` again to swap "
-                           "in the right one (jumbo frames, super-packet counts)");
+                           "for " + std::to_string(a.mtu) + (frags_needed(a.mtu_now) ? ", without" : ", with") +
+                           " multi-buffer frames: `xthrottle attach " + a.ifname + "` again to swap in the right "
+                           "one");
   }
   if (attached && s.rules.empty()) s.warnings.push_back("not limiting anything: attached, but there are no rules");
   std::string dry;
@@ -447,7 +455,8 @@ json status_json(const Status& s) {
     saturated.push_back({{"rule", sat.rule},
                          {"new_rate", sat.new_rate},
                          {"seconds", sat.seconds},
-                         {"dropped_pps", sat.dropped_pps}});
+                         {"dropped_pps", sat.dropped_pps},
+                         {"dry_run", sat.dry_run}});
   json elsewhere = json::array();
   for (const auto& e : s.elsewhere)
     elsewhere.push_back({{"ifname", e.ifname},
@@ -473,7 +482,13 @@ json status_json(const Status& s) {
                                                             {"applied_at", s.config_applied_at},
                                                             {"changed_since", s.config_changed},
                                                             {"rules_differ", s.rules_drifted}}},
-          {"warnings", s.warnings},
+          // "warnings" has every warning, as it always did; "protected"
+          // heeds those about protection only (config drift is not one).
+          {"warnings", [&] {
+             std::vector<std::string> all = s.warnings;
+             all.insert(all.end(), s.config_warnings.begin(), s.config_warnings.end());
+             return all;
+           }()},
           {"config_warnings", s.config_warnings},
           {"notes", s.notes}};
 }
@@ -499,9 +514,13 @@ std::string status_text(const Status& s) {
                a.multiprog ? "libxdp multi-program dispatcher" : "single program", a.prog_id);
   }
   for (const auto& sat : s.saturated)
-    out += fmt("UNDER A FLOOD: the new-source budget of %s (%s) has been full for %.0f s, dropping %.0f packets/s "
-               "of untracked sources: new clients are turned away with them\n",
-               sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps);
+    out += sat.dry_run
+               ? fmt("UNDER A FLOOD (dry-run): the new-source budget of %s (%s) has been full for %.0f s; it would "
+                     "drop %.0f packets/s of untracked sources, new clients among them, and passes them\n",
+                     sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps)
+               : fmt("UNDER A FLOOD: the new-source budget of %s (%s) has been full for %.0f s, dropping %.0f "
+                     "packets/s of untracked sources: new clients are turned away with them\n",
+                     sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps);
   for (const auto& n : s.notes) out += "note: " + n + "\n";
   for (const auto& w : s.config_warnings) out += "WARNING (config): " + w + "\n";
   for (const auto& w : s.warnings) out += "WARNING: " + w + "\n";

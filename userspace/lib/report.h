@@ -38,6 +38,7 @@ struct Saturation {
   std::string new_rate;
   double seconds = 0;      // since it began
   double dropped_pps = 0;  // untracked packets dropped a second, on average since then
+  bool dry_run = false;    // a dry-run rule: they would have been dropped, and pass
 };
 
 struct Stats {

@@ -232,7 +232,19 @@ Result<State> State::open(const std::string& pin_dir) {
     return std::unexpected(ok.error());
   if (auto ok = check_layout(s.config_.get(), XT_MAP_CONFIG, sizeof(uint32_t), sizeof(xt_config)); !ok)
     return std::unexpected(ok.error());
+  if (auto ok = s.map_config(); !ok) return std::unexpected(ok.error());
   return s;
+}
+
+// The settings mapped into memory, where rule changes are published with an
+// atomic store. Mapped when the state is opened, so that a change never
+// fails halfway for want of it.
+Result<void> State::map_config() {
+  const size_t len = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  void* mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, config_.get(), 0);
+  if (mem == MAP_FAILED) return system_error("cannot map the state's settings", errno);
+  config_mem_ = std::shared_ptr<void>(mem, [len](void* p) { munmap(p, len); });
+  return {};
 }
 
 Result<State> State::from_object(const bpf_object* obj) {
@@ -250,6 +262,7 @@ Result<State> State::from_object(const bpf_object* obj) {
   const bpf_map* params = bpf_object__find_map_by_name(obj, XT_MAP_CONTROL);
   if (clock && catch_up && params && bpf_program__fd(clock) >= 0 && bpf_program__fd(catch_up) >= 0)
     s.control_ = Control{Skeleton(), bpf_program__fd(clock), bpf_program__fd(catch_up), bpf_map__fd(params)};
+  if (auto ok = s.map_config(); !ok) return std::unexpected(ok.error());
   return s;
 }
 
@@ -385,13 +398,7 @@ Result<void> State::publish(const std::vector<RuleEntry>& rules, std::optional<C
   };
   for (const auto& e : rules) widen(e.cidr);
   if (at_least) widen(*at_least);
-  if (!config_mem_) {
-    void* mem = mmap(nullptr, static_cast<size_t>(sysconf(_SC_PAGESIZE)), PROT_READ | PROT_WRITE, MAP_SHARED,
-                     config_.get(), 0);
-    if (mem == MAP_FAILED) return system_error("cannot map the state's settings to publish a rule change", errno);
-    const size_t len = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    config_mem_ = std::shared_ptr<void>(mem, [len](void* p) { munmap(p, len); });
-  }
+  if (!config_mem_) return system_error("the state's settings are not mapped: cannot publish a rule change");
   // One atomic store: no packet sees the new epoch with the old longest
   // prefixes, or the reverse.
   static_assert(offsetof(xt_config, epoch) == 0 && offsetof(xt_config, longest_v6) < sizeof(uint64_t));
@@ -453,8 +460,20 @@ Result<void> State::catch_up_buckets(const xt_rule& rule) {
   xt_control params{};
   params.rule = rule;
   const uint32_t zero = 0;
-  // A word the data path keeps winning the race for is tried again; a
-  // bucket that busy is converted by the data path itself anyway.
+  // Then a batch walk (which, unlike the kernel's walk of a hash map, is
+  // never thrown off by an entry evicted under it) confirms that no bucket
+  // of the rule was skipped; a word the data path kept winning the race for
+  // is tried again too.
+  auto lagging = [&]() -> Result<uint64_t> {
+    uint64_t n = 0;
+    auto walked = walk_batches<xt_bucket_key, xt_bucket>(
+        buckets_.get(), "the bucket table", [&](const xt_bucket_key& key, const xt_bucket& b) {
+          if (key.rule_id == rule.id && (xt_word_gen(b.pkt_word) != rule.gen || xt_word_gen(b.byte_word) != rule.gen))
+            n++;
+        });
+    if (!walked) return std::unexpected(walked.error());
+    return n;
+  };
   for (int round = 0; round < 8; round++) {
     if (bpf_map_update_elem((*c)->params, &zero, &params, BPF_ANY) != 0)
       return system_error("cannot set up the bucket catch-up", errno);
@@ -466,7 +485,10 @@ Result<void> State::catch_up_buckets(const xt_rule& rule) {
     xt_control out{};
     if (bpf_map_lookup_elem((*c)->params, &zero, &out) != 0)
       return system_error("cannot read the bucket catch-up's result", errno);
-    if (out.contended == 0) return {};
+    if (out.contended) continue;
+    auto behind = lagging();
+    if (!behind) return std::unexpected(behind.error());
+    if (*behind == 0) return {};
   }
   return system_error("cannot bring the buckets of rule " + std::to_string(rule.id) +
                       " up to date: the data path kept winning the race for them; try again");
@@ -502,8 +524,10 @@ Result<bool> State::put_rule(const Cidr& cidr, xt_rule rule) {
     // Generations cycle through 1..XT_GEN_MAX: 0 is what zeroed words hold.
     rule.gen = static_cast<uint8_t>(old.gen % XT_GEN_MAX + 1);
     rule.prev_gen = old.gen;
-    if (old.flags & XT_RULE_PKT_LIMIT) rule.prev_pkt = old.pkt;
-    if (old.flags & XT_RULE_BYTE_LIMIT) rule.prev_bytes = old.bytes;
+    // Nothing of a limit the old rule did not have carries over (the caller's
+    // rule may be one that was live before, with prev limits of its own).
+    rule.prev_pkt = (old.flags & XT_RULE_PKT_LIMIT) ? old.pkt : xt_limit{};
+    rule.prev_bytes = (old.flags & XT_RULE_BYTE_LIMIT) ? old.bytes : xt_limit{};
     // The data path converts a bucket one generation back; a bucket that sat
     // out the previous replacement too (a quiet source, or one dropped by
     // the hot cache, which writes nothing) is brought up to date first, so
@@ -586,11 +610,13 @@ Result<std::vector<RuleCounters>> State::rule_counters() const {
   if (!current) return std::unexpected(current.error());
   std::vector<RuleCounters> out;
   for (const auto& e : *current) {
-    auto s = percpu_sum<xt_rule_stats>(rule_stats_.get(), e.rule.id, "counters of rule slot");
-    if (!s) return std::unexpected(s.error());
+    // The state first: a saturation's starting count is then never later
+    // than the counters read after it.
     xt_rule_state st{};
     if (bpf_map_lookup_elem(rule_state_.get(), &e.rule.id, &st) != 0)
       return system_error("cannot read the state of rule slot " + std::to_string(e.rule.id), errno);
+    auto s = percpu_sum<xt_rule_stats>(rule_stats_.get(), e.rule.id, "counters of rule slot");
+    if (!s) return std::unexpected(s.error());
     out.push_back({e.cidr, e.rule, *s, st});
   }
   return out;

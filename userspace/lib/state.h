@@ -168,6 +168,7 @@ class State {
              {&config_, XT_MAP_CONFIG},
              {&attach_, XT_MAP_ATTACH}}};
   }
+  Result<void> map_config();
   // Clears slot id for a new rule: counters, budget, buckets left by the
   // slot's last rule; records the epoch the new rule takes it at.
   Result<void> reset_rule_slot(uint32_t id, uint32_t epoch);
