@@ -159,6 +159,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_meta SEC(".maps");
 
+/* The rules as the operator wrote them; their layout is the controller's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, XT_RULE_TEXT_SIZE);
+	__uint(max_entries, XT_MAX_RULES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_rule_text SEC(".maps");
+
 /* The control programs' arguments and results: one element, never pinned
  * (each controller that loads the control programs gets its own). */
 struct {

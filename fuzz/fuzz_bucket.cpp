@@ -16,6 +16,7 @@
 #include "meter.h"
 #include "seen.h"
 #include "policy.h"
+#include "rules.h"
 #include "reference_bucket.h"
 
 namespace {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "policy.h"
+#include "rules.h"
 
 namespace {
 

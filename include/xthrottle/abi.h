@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 6
+#define XT_ABI_VERSION 7
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -31,6 +31,11 @@
 #define XT_MAP_EVENTS_CLI "xt_events_cli" /* read by `xthrottle events` */
 #define XT_MAP_EVENT_BUDGET "xt_event_budget"
 #define XT_MAP_META "xt_meta"
+/* The controller's own record of each rule as the operator wrote it (its
+ * options as text, indexed by xt_rule.id): the data path never reads it, so
+ * it is no part of struct xt_rule. XT_RULE_TEXT_SIZE bytes a slot. */
+#define XT_MAP_RULE_TEXT "xt_rule_text"
+#define XT_RULE_TEXT_SIZE 256
 #define XT_MAP_CONTROL "xt_ctl" /* not pinned */
 
 /* The program's name as the kernel and libxdp report it. */
@@ -96,7 +101,6 @@ enum xt_rule_flags {
 	XT_RULE_DRY_RUN = 1 << 0,    /* count what would be dropped, pass it */
 	XT_RULE_PKT_LIMIT = 1 << 1,  /* rule.pkt is in force */
 	XT_RULE_BYTE_LIMIT = 1 << 2, /* rule.bytes is in force */
-	XT_RULE_BW_BYTES = 1 << 3,   /* bandwidth was given in byte units (display only) */
 };
 
 /*
@@ -157,15 +161,6 @@ struct xt_rule {
 	/* How many packets from untracked sources the rule admits (and so how
 	 * many buckets it creates) per time, shared by all its sources. */
 	struct xt_limit new_src;
-	/* The limits as the operator wrote them, for listing. */
-	__u64 rate_count;     /* packets ... */
-	__u64 rate_period_ns; /* ... per this many ns */
-	__u64 burst;          /* packets */
-	__u64 bw_bits;        /* bits per second */
-	__u64 burst_bytes;
-	__u64 new_count;      /* new sources ... */
-	__u64 new_period_ns;  /* ... per this many ns */
-	__u64 new_burst;
 };
 
 /* Key of the bucket table: one bucket per (rule, source masked to per_len). */
@@ -399,7 +394,7 @@ struct xt_attach_info {
 #endif
 XT_STATIC_ASSERT(sizeof(struct xt_rule_key) == 24, "xt_rule_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_limit) == 24, "xt_limit layout");
-XT_STATIC_ASSERT(sizeof(struct xt_rule) == 208, "xt_rule layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule) == 144, "xt_rule layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket_key) == 24, "xt_bucket_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 40, "xt_bucket layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 32, "xt_rule_state layout");
@@ -409,7 +404,7 @@ XT_STATIC_ASSERT(__builtin_offsetof(struct xt_config, abi_version) == 20, "the A
 XT_STATIC_ASSERT(sizeof(struct xt_meta) == 4144, "xt_meta layout");
 XT_STATIC_ASSERT(sizeof(struct xt_event) == 64, "xt_event layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot) == 48, "xt_hot layout");
-XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 232, "xt_rule_cache layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 168, "xt_rule_cache layout");
 XT_STATIC_ASSERT(sizeof(struct xt_seen_line) == XT_SEEN_LINE, "xt_seen_line layout");
 XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 16, "xt_control layout");
 XT_STATIC_ASSERT(sizeof(struct xt_count) == 16, "xt_count layout");

@@ -22,6 +22,7 @@
 #include "object.h"
 #include "packet.h"
 #include "policy.h"
+#include "rules.h"
 #include "require.h"
 #include "state.h"
 
@@ -79,7 +80,7 @@ class Program : public ::testing::Test {
     if (tweak) tweak(spec);
     auto compiled = compile_rule(spec, kHz);
     ASSERT_TRUE(compiled.has_value()) << compiled.error().message;
-    auto put = state_->put_rule(spec.cidr, *compiled);
+    auto put = state_->put_rule(spec, *compiled);
     ASSERT_TRUE(put.has_value()) << put.error().message;
   }
 

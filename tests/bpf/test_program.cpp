@@ -22,6 +22,7 @@
 #include "seen.h"
 #include "parse.h"
 #include "policy.h"
+#include "rules.h"
 #include "require.h"
 #include "state.h"
 

@@ -13,6 +13,7 @@
 #include "meter.h"
 #include "seen.h"
 #include "policy.h"
+#include "rules.h"
 #include "reference_bucket.h"
 
 namespace xt {
@@ -75,12 +76,13 @@ TEST(Bucket, ExplicitBurst) {
 // burst + floor(count * elapsed / period).
 void expect_exact(const std::string& rate, uint64_t burst, uint32_t hz, uint64_t tick, uint64_t ticks) {
   const xt_rule rule = limit_rule(rate, burst, hz);
-  const uint64_t per_tick = rule.rate_count * tick / (rule.rate_period_ns / kNsPerSec * hz) + 2;
+  const Rate r = *parse_rate(rate);
+  const uint64_t per_tick = r.count * tick / (r.period_ns / kNsPerSec * hz) + 2;
   Sim s(rule);
   uint64_t passed = s.offer(0, burst);
   for (uint64_t i = 0; i <= ticks; i++) passed += s.offer(i * tick, per_tick);
   const unsigned __int128 elapsed_ns = static_cast<unsigned __int128>(ticks) * tick * kNsPerSec / hz;
-  const uint64_t expected = rule.burst + static_cast<uint64_t>(elapsed_ns * rule.rate_count / rule.rate_period_ns);
+  const uint64_t expected = burst + static_cast<uint64_t>(elapsed_ns * r.count / r.period_ns);
   EXPECT_EQ(passed, expected) << rate << " at " << hz << " Hz over " << ticks * tick << " ticks";
 }
 
@@ -117,12 +119,13 @@ TEST(Bucket, LongIdleRefillsToTheBurstAndNoFurther) {
   for (const char* rate : {"100000000/s", "1/day", "5/s", "999999/s"}) {
     const xt_rule rule = limit_rule(rate, std::nullopt, 250);
     Sim s(rule);
-    const uint64_t burst = rule.burst > 1'000'000 ? 1'000'000 : rule.burst;
+    const uint64_t full = parse_rate(rate)->count;  // the default burst
+    const uint64_t burst = full > 1'000'000 ? 1'000'000 : full;
     s.offer(0, burst);
     // A year of ticks at 250 Hz: within the horizon compile_rule guarantees.
     const uint64_t year = 365ULL * 86400 * 250;
-    EXPECT_EQ(xt_available(&rule.pkt, s.bucket.pkt_word, year), rule.burst) << rate;
-    EXPECT_EQ(xt_available(&rule.pkt, s.bucket.pkt_word, 10 * year + 17), rule.burst) << rate << " after ten years";
+    EXPECT_EQ(xt_available(&rule.pkt, s.bucket.pkt_word, year), full) << rate;
+    EXPECT_EQ(xt_available(&rule.pkt, s.bucket.pkt_word, 10 * year + 17), full) << rate << " after ten years";
   }
 }
 
@@ -277,7 +280,8 @@ TEST(Bucket, AgreesWithAClassicTokenBucketOnRandomTraffic) {
       uint64_t now = 0, agree = 0;
       for (int i = 0; i < 20000; i++) {
         // Mostly bursts at one tick, sometimes a pause of up to ~a period.
-        if (rng() % 4 == 0) now += rng() % (rule.rate_period_ns / kNsPerSec * hz / rule.rate_count * 3 + 2);
+        const Rate r = *parse_rate(rate);
+        if (rng() % 4 == 0) now += rng() % (r.period_ns / kNsPerSec * hz / r.count * 3 + 2);
         const bool mine = s.send(now), theirs = ref.send(now, 1);
         ASSERT_EQ(mine, theirs) << rate << " burst " << burst << " at " << hz << " Hz, packet " << i << " tick "
                                 << now;

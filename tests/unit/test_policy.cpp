@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "policy.h"
+#include "rules.h"
 
 namespace xt {
 namespace {
@@ -137,12 +138,13 @@ TEST(CompileRule, DefaultsAndExactLimits) {
   ASSERT_TRUE(r.has_value()) << r.error().message;
   EXPECT_EQ(r->action, XT_ACT_LIMIT);
   EXPECT_EQ(r->per_len, 32) << "IPv4 default: one bucket per address";
-  EXPECT_EQ(r->burst, 6000u) << "default burst is the count in the rate";
+  EXPECT_EQ(limits_of(s).burst, 6000u) << "default burst is the count in the rate";
   EXPECT_EQ(r->pkt.fill, 2u) << "6000 per 15000 ticks reduces to 2 units a tick, 5 a packet";
   EXPECT_EQ(r->pkt.cost, 5u);
   EXPECT_EQ(r->pkt.cap, 6000ULL * 5);
-  EXPECT_EQ(r->new_count, uint64_t{XT_DEFAULT_NEW_RATE}) << "default new-source budget";
-  EXPECT_EQ(r->new_period_ns, kSec);
+  EXPECT_EQ(limits_of(s).new_rate.count, uint64_t{XT_DEFAULT_NEW_RATE}) << "default new-source budget";
+  EXPECT_EQ(limits_of(s).new_rate.period_ns, kSec);
+  EXPECT_EQ(r->new_src.cap, uint64_t{XT_DEFAULT_NEW_RATE} * r->new_src.cost) << "burst: the budget's count";
   EXPECT_TRUE(r->flags & XT_RULE_PKT_LIMIT);
   EXPECT_FALSE(r->flags & XT_RULE_BYTE_LIMIT);
 
@@ -152,8 +154,9 @@ TEST(CompileRule, DefaultsAndExactLimits) {
   auto r6 = compile_rule(v6, kHz);
   ASSERT_TRUE(r6.has_value());
   EXPECT_EQ(r6->per_len, 64) << "IPv6 default: one bucket per /64";
-  EXPECT_EQ(r6->burst_bytes, 1'250'000u) << "default byte burst is one second's worth";
-  EXPECT_EQ(describe_limits(*r6), "10Mbit/s burst 1250000B, new sources 50/s");
+  EXPECT_EQ(limits_of(v6).burst_bytes, 1'250'000u) << "default byte burst is one second's worth";
+  EXPECT_EQ(r6->bytes.cap, 1'250'000u * r6->bytes.cost);
+  EXPECT_EQ(describe_limits(v6), "10Mbit/s burst 1250000B, new sources 50/s");
 }
 
 TEST(CompileRule, RejectsBadCombinations) {
@@ -222,7 +225,8 @@ TEST(Policy, RuleWarningsForBurstsThatCannotWork) {
     spec.cidr = *parse_cidr("198.18.0.0/15");
     spec.bandwidth = *parse_bandwidth(bandwidth);
     spec.burst_bytes = burst_bytes;
-    return rule_warnings(*compile_rule(spec, hz), hz);
+    EXPECT_TRUE(compile_rule(spec, hz).has_value());
+    return rule_warnings(spec, hz);
   };
   auto says = [](const std::vector<std::string>& w, const std::string& what) {
     return w.size() == 1 && w[0].find(what) != std::string::npos;
@@ -239,14 +243,68 @@ TEST(Policy, RuleWarningsForBurstsThatCannotWork) {
   spec.cidr = *parse_cidr("198.18.0.0/15");
   spec.rate = *parse_rate("100000/s");
   spec.burst = 10;
-  EXPECT_TRUE(says(rule_warnings(*compile_rule(spec, 250), 250), "at most 2500 packets/s"));
+  EXPECT_TRUE(says(rule_warnings(spec, 250), "at most 2500 packets/s"));
   spec.burst = 400;  // exactly a tick's worth at 250 Hz: the rate is reached
-  EXPECT_TRUE(rule_warnings(*compile_rule(spec, 250), 250).empty());
+  EXPECT_TRUE(rule_warnings(spec, 250).empty());
   spec.rate = *parse_rate("1000/s");
   spec.burst = 4;
-  EXPECT_TRUE(rule_warnings(*compile_rule(spec, 250), 250).empty()) << "4 a tick is 1000 a second";
+  EXPECT_TRUE(rule_warnings(spec, 250).empty()) << "4 a tick is 1000 a second";
   spec.burst = 3;
-  EXPECT_TRUE(says(rule_warnings(*compile_rule(spec, 250), 250), "at most 750 packets/s"));
+  EXPECT_TRUE(says(rule_warnings(spec, 250), "at most 750 packets/s"));
+}
+
+// Issue 10: one builder for the words of the command line and of rules
+// files, and what the pinned state keeps reads back to the same rule.
+TEST(Rules, TheOptionsTextReadsBackToTheSameRule) {
+  RuleWords words;
+  words.rate = "6000/min";
+  words.burst = "100";
+  words.bandwidth = "2MB/s";
+  words.per = "24";
+  words.new_rate = "50/s";
+  words.dry_run = true;
+  auto spec = build_spec(*parse_cidr("198.18.0.0/15"), words, command_line_words());
+  ASSERT_TRUE(spec.has_value()) << spec.error().message;
+  const std::string text = options_text(*spec);
+  EXPECT_EQ(text, "--per 24 --rate 6000/min --burst 100 --bandwidth 2MB/s --new-rate 50/s --dry-run");
+  auto again = spec_from_options_text(spec->cidr, text);
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_TRUE(same_rule(*again, *spec));
+  EXPECT_EQ(options_text(*again), text);
+
+  RuleWords deny;
+  deny.action = "deny";
+  auto d = build_spec(*parse_cidr("192.0.2.0/24"), deny, command_line_words());
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(options_text(*d), "--deny");
+  EXPECT_EQ(spec_from_options_text(d->cidr, "--deny")->action, XT_ACT_DENY);
+  expect_usage_error(spec_from_options_text(d->cidr, "--rate"), "--rate");
+}
+
+// Defaults resolved, a rule is the same whether its defaults were written out.
+TEST(Rules, SameRuleComparesWhatIsEnforced) {
+  RuleSpec a;
+  a.cidr = *parse_cidr("198.18.0.0/15");
+  a.rate = *parse_rate("100/s");
+  RuleSpec b = a;
+  b.burst = 100;
+  b.per = 32;
+  b.new_rate = Rate{XT_DEFAULT_NEW_RATE, kSec};
+  EXPECT_TRUE(same_rule(a, b));
+  b.burst = 101;
+  EXPECT_FALSE(same_rule(a, b));
+}
+
+// The builder's messages say where the bad word came from.
+TEST(Rules, TheBuilderPlacesItsMessages) {
+  RuleWords words;
+  words.burst = "-3";
+  expect_usage_error(build_spec(*parse_cidr("198.18.0.0/15"), words, command_line_words()), "--burst");
+  const WordsContext file{[](std::string_view key) { return std::string(key); },
+                          [](std::string_view key) { return "rules.toml:" + std::string(key == "burst" ? "7" : "1") + ": "; }};
+  auto r = build_spec(*parse_cidr("198.18.0.0/15"), words, file);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(r.error().message.starts_with("rules.toml:7: bad burst")) << r.error().message;
 }
 
 }  // namespace

@@ -34,6 +34,7 @@
 #include "object.h"
 #include "packet.h"
 #include "policy.h"
+#include "rules.h"
 #include "state.h"
 #include "xdp_drop.skel.h"
 
@@ -104,7 +105,7 @@ json measure_cost(uint32_t repeat) {
       spec.burst = burst;
       spec.new_rate = *xt::parse_rate(new_rate);
       auto rule = xt::compile_rule(spec, *hz);
-      if (!rule || !state->put_rule(spec.cidr, *rule)) die(std::string("cannot add rule ") + cidr);
+      if (!rule || !state->put_rule(spec, *rule)) die(std::string("cannot add rule ") + cidr);
     };
     add("198.18.0.0/15", "1000/s", 10, "1000/s");             // a flooding source: over its limit
     add("198.19.0.0/16", "100000000/s", 100000000, "1000/s");  // a source within its limit

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "policy.h"
-#include "report.h"
+#include "status.h"
 #include "state.h"
 
 namespace xt {

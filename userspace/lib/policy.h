@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The policy model in userspace: parsing what the operator writes (rates,
-// bandwidths, CIDRs) and compiling a rule into the exact integer form the XDP
-// program meters with. Pure: no kernel, no I/O, unit-tested on the host.
+// The words of the policy: parsing and printing what the operator writes
+// (rates, bandwidths, CIDRs, counts) and making the exact integer limit the
+// XDP program meters with. Whole rules are rules.h's. Pure: no kernel, no
+// I/O, unit-tested and fuzzed on the host.
 #pragma once
 
 #include <xthrottle/abi.h>
@@ -11,7 +12,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "error.h"
 
@@ -57,37 +57,5 @@ std::string format_cidr(const Cidr& cidr);
 xt_rule_key rule_key(const Cidr& cidr);
 Cidr cidr_of(const xt_rule_key& key);
 
-// A rule as given on the command line (or, later, in a config file).
-struct RuleSpec {
-  Cidr cidr;
-  xt_action action = XT_ACT_LIMIT;
-  std::optional<int> per;
-  std::optional<Rate> rate;
-  std::optional<uint64_t> burst;
-  std::optional<Bandwidth> bandwidth;
-  std::optional<uint64_t> burst_bytes;
-  std::optional<Rate> new_rate;  // default: XT_DEFAULT_NEW_RATE per second
-  bool dry_run = false;
-};
-
-// The exact limit for `count` units per `ticks` kernel ticks (of hz per
-// second) with a burst of `burst` units (see struct xt_limit). `what` names
-// the option in messages.
-Result<xt_limit> make_limit(uint64_t count, uint64_t ticks, uint64_t burst, uint32_t hz, std::string_view what);
-
-// Validate a spec and compile it into the map value for a kernel running at
-// `hz` ticks per second. id and gen are left for the state layer to assign.
-Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz);
-
-// What a compiled rule will do that its author may not expect, one warning
-// a line for `rule add` and `apply` (empty: nothing to say). Tokens arrive
-// once a kernel tick, so a burst below a tick's worth (plus one packet)
-// caps the rate below what was asked; and a byte burst below a quarter of a
-// second's worth starves a TCP flow (README, "Sizing a byte burst for TCP").
-std::vector<std::string> rule_warnings(const xt_rule& rule, uint32_t hz);
-
-const char* action_name(uint8_t action);
-// One line describing a rule's limits: "100/s burst 100, 10Mbit/s burst 1250000B".
-std::string describe_limits(const xt_rule& rule);
 
 }  // namespace xt

@@ -33,13 +33,7 @@
 namespace xt {
 namespace {
 
-constexpr const char* kDefaultPinDir = "/sys/fs/bpf/xthrottle";
-constexpr const char* kSysBpffs = "/sys/fs/bpf";
 
-bool on_bpffs(const std::string& path) {
-  struct statfs st{};
-  return statfs(path.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC;
-}
 
 Result<Fd> open_pin(const std::string& dir, const char* name) {
   const std::string path = dir + "/" + name;
@@ -72,81 +66,6 @@ Result<void> check_layout(int fd, const std::string& name, uint32_t key_size, ui
 
 }  // namespace
 
-std::string default_pin_dir() {
-  if (const char* env = std::getenv("XTHROTTLE_PIN_DIR"); env && *env) return env;
-  return kDefaultPinDir;
-}
-
-Result<void> ensure_bpffs(const std::string& pin_dir) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path existing = fs::path(pin_dir);
-  while (!existing.empty() && !fs::exists(existing, ec)) existing = existing.parent_path();
-  if (existing.empty()) existing = "/";
-
-  if (!on_bpffs(existing)) {
-    const bool under_sys = pin_dir == kSysBpffs || pin_dir.starts_with(std::string(kSysBpffs) + "/");
-    if (!under_sys || !fs::is_directory(kSysBpffs, ec))
-      return system_error("pin directory " + pin_dir +
-                          " is not on a BPF file system: mount one first (mount -t bpf bpf DIR) "
-                          "or choose another --pin-dir");
-    if (mount("bpf", kSysBpffs, "bpf", 0, "mode=0700") != 0)
-      return system_error(std::string("nothing is mounted on ") + kSysBpffs + " and mounting bpffs there failed",
-                          errno);
-  }
-  if (mkdir(pin_dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return system_error("cannot create pin directory " + pin_dir, errno);
-  return lock_down(pin_dir);
-}
-
-// The pins are the rules: only their owner may reach them. The directory must
-// be ours (whoever owns it could swap a pin for a map of their own) and is
-// kept at 0700 first, so that nobody else can add or swap an entry while the
-// entries are checked; every entry must then be a pin of ours (not a symlink
-// to someone else's, nor anything else) and is kept at most 0600, whatever
-// the umask or an earlier chmod did. All by file descriptor, never
-// following a link.
-Result<void> lock_down(const std::string& pin_dir) {
-  Fd dir(::open(pin_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!dir) return system_error("cannot open pin directory " + pin_dir + " (it must be a directory, not a link)", errno);
-  struct stat st{};
-  if (fstat(dir.get(), &st) != 0) return system_error("cannot inspect pin directory " + pin_dir, errno);
-  if (st.st_uid != geteuid())
-    return system_error("pin directory " + pin_dir + " belongs to uid " + std::to_string(st.st_uid) +
-                        ", not to this user: whoever owns it could replace xthrottle's maps; remove it or choose "
-                        "another --pin-dir");
-  if ((st.st_mode & 07777) != 0700 && fchmod(dir.get(), 0700) != 0)
-    return system_error("cannot restrict pin directory " + pin_dir + " to its owner", errno);
-  const int list_fd = fcntl(dir.get(), F_DUPFD_CLOEXEC, 0);
-  DIR* list = list_fd >= 0 ? fdopendir(list_fd) : nullptr;
-  if (!list) {
-    if (list_fd >= 0) ::close(list_fd);
-    return system_error("cannot list pin directory " + pin_dir, errno);
-  }
-  struct CloseDir {
-    void operator()(DIR* d) const { closedir(d); }
-  };
-  std::unique_ptr<DIR, CloseDir> hold(list);
-  while (const dirent* e = readdir(list)) {
-    const std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    struct stat pin{};
-    if (fstatat(dir.get(), name.c_str(), &pin, AT_SYMLINK_NOFOLLOW) != 0)
-      return system_error("cannot inspect " + pin_dir + "/" + name, errno);
-    const bool reader_lock = S_ISDIR(pin.st_mode) && name.ends_with("_lock");  // ReaderLock's
-    if (!S_ISREG(pin.st_mode) && !reader_lock)
-      return system_error(pin_dir + "/" + name + " is not a pin (a link, a directory or a device): xthrottle will " +
-                          "not use a pin directory someone put it in; remove it");
-    if (pin.st_uid != geteuid())
-      return system_error(pin_dir + "/" + name + " belongs to uid " + std::to_string(pin.st_uid) +
-                          ": xthrottle will not use a pin directory holding someone else's pins; remove it");
-    const mode_t most = reader_lock ? 0700 : 0600;
-    if ((pin.st_mode & 07777 & ~most) != 0 && fchmodat(dir.get(), name.c_str(), pin.st_mode & most, 0) != 0)
-      return system_error("cannot restrict " + pin_dir + "/" + name + " to its owner", errno);
-  }
-  return {};
-}
-
 Result<uint32_t> tick_rate(const std::string& pin_dir) {
   if (!State::exists(pin_dir)) return measure_hz();
   auto state = State::open(pin_dir);
@@ -154,29 +73,6 @@ Result<uint32_t> tick_rate(const std::string& pin_dir) {
   auto cfg = state->config();
   if (!cfg) return std::unexpected(cfg.error());
   return cfg->hz;
-}
-
-Result<DirLock> DirLock::acquire(const std::string& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return system_error("cannot open " + dir + " to lock it", errno);
-  if (flock(fd.get(), LOCK_EX) != 0) return system_error("cannot lock " + dir, errno);
-  return DirLock(std::move(fd));
-}
-
-Result<ReaderLock> ReaderLock::acquire(const std::string& pin_dir, const std::string& ring, const std::string& who) {
-  const std::string path = pin_dir + "/" + ring + "_lock";  // bpffs allows no dot in a name
-  if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
-    return system_error("cannot create " + path + " to lock the event ring", errno);
-  Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) return system_error("cannot open " + path + " to lock the event ring", errno);
-  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK)
-      return system_error("another " + who + " already reads the events of " + pin_dir +
-                          ": a second reader would split them with it (each event goes to one reader); stop the "
-                          "other one first");
-    return system_error("cannot lock " + path, errno);
-  }
-  return ReaderLock(std::move(fd));
 }
 
 bool State::exists(const std::string& pin_dir) {
@@ -423,9 +319,20 @@ Result<std::vector<RuleEntry>> State::rules() const {
   std::vector<RuleEntry> out;
   auto walked = walk_keys<xt_rule_key>(rules_.get(), "the rule table", [&](const xt_rule_key& key) {
     xt_rule rule{};
-    if (bpf_map_lookup_elem(rules_.get(), &key, &rule) == 0) out.push_back({cidr_of(key), rule});
+    if (bpf_map_lookup_elem(rules_.get(), &key, &rule) == 0) out.push_back({cidr_of(key), rule, {}});
   });
   if (!walked) return std::unexpected(walked.error());
+  // What the operator wrote, from the controller's own record.
+  for (RuleEntry& e : out) {
+    char text[XT_RULE_TEXT_SIZE] = {};
+    if (bpf_map_lookup_elem(rule_text_.get(), &e.rule.id, text) != 0)
+      return system_error("cannot read how rule " + format_cidr(e.cidr) + " was written", errno);
+    auto spec = spec_from_options_text(e.cidr, std::string_view(text, strnlen(text, sizeof(text))));
+    if (!spec)
+      return system_error("the record of rule " + format_cidr(e.cidr) + " does not read back (" +
+                          spec.error().message + "): the state is damaged");
+    e.spec = *spec;
+  }
   std::ranges::sort(out, [](const RuleEntry& a, const RuleEntry& b) {
     return std::tie(a.cidr.family, a.cidr.addr, a.cidr.len) < std::tie(b.cidr.family, b.cidr.addr, b.cidr.len);
   });
@@ -494,6 +401,18 @@ Result<void> State::catch_up_buckets(const xt_rule& rule) {
                       " up to date: the data path kept winning the race for them; try again");
 }
 
+Result<void> State::write_rule_text(uint32_t id, const RuleSpec& spec) {
+  const std::string text = options_text(spec);
+  char value[XT_RULE_TEXT_SIZE] = {};
+  if (text.size() >= sizeof(value))
+    return usage_error("the options of the rule for " + format_cidr(spec.cidr) + " are too long to record (" +
+                       std::to_string(text.size()) + " bytes; at most " + std::to_string(sizeof(value) - 1) + ")");
+  std::memcpy(value, text.data(), text.size());
+  if (bpf_map_update_elem(rule_text_.get(), &id, value, BPF_ANY) != 0)
+    return system_error("cannot record the rule for " + format_cidr(spec.cidr), errno);
+  return {};
+}
+
 Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
   std::vector<uint8_t> zeros(static_cast<size_t>(possible_cpus()) * sizeof(xt_rule_stats));
   if (bpf_map_update_elem(rule_stats_.get(), &id, zeros.data(), BPF_ANY) != 0)
@@ -512,7 +431,8 @@ Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
 // the rules before the change or after it. A new longer prefix is therefore
 // published before its rule goes in, and a shorter longest prefix only
 // after the rule that made it longer is gone.
-Result<bool> State::put_rule(const Cidr& cidr, xt_rule rule) {
+Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
+  const Cidr& cidr = spec.cidr;
   auto current = rules();
   if (!current) return std::unexpected(current.error());
   const xt_rule_key key = rule_key(cidr);
@@ -540,6 +460,7 @@ Result<bool> State::put_rule(const Cidr& cidr, xt_rule rule) {
     auto now = this->now();
     if (!now) return std::unexpected(now.error());
     rule.replaced_at = *now;
+    if (auto ok = write_rule_text(rule.id, spec); !ok) return std::unexpected(ok.error());
     // One map update swaps the whole value: packets see the old rule or the new.
     if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_EXIST) != 0)
       return system_error("cannot replace the rule for " + format_cidr(cidr), errno);
@@ -565,6 +486,7 @@ Result<bool> State::put_rule(const Cidr& cidr, xt_rule rule) {
   if (auto ok = reset_rule_slot(id, cfg->epoch); !ok) return std::unexpected(ok.error());
   rule.id = id;
   rule.gen = 1;
+  if (auto ok = write_rule_text(id, spec); !ok) return std::unexpected(ok.error());
   const uint8_t longest = cidr.family == XT_FAMILY_V4 ? cfg->longest_v4 : cfg->longest_v6;
   if (cidr.len > longest) {
     if (auto ok = publish(*current, cidr); !ok) return std::unexpected(ok.error());
@@ -617,7 +539,7 @@ Result<std::vector<RuleCounters>> State::rule_counters() const {
       return system_error("cannot read the state of rule slot " + std::to_string(e.rule.id), errno);
     auto s = percpu_sum<xt_rule_stats>(rule_stats_.get(), e.rule.id, "counters of rule slot");
     if (!s) return std::unexpected(s.error());
-    out.push_back({e.cidr, e.rule, *s, st});
+    out.push_back({e.cidr, e.rule, e.spec, *s, st});
   }
   return out;
 }

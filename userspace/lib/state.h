@@ -19,61 +19,21 @@
 
 #include "error.h"
 #include "fd.h"
+#include "pins.h"
 #include "object.h"
 #include "policy.h"
+#include "rules.h"
 
 namespace xt {
-
-// --pin-dir, else $XTHROTTLE_PIN_DIR, else /sys/fs/bpf/xthrottle.
-std::string default_pin_dir();
-
-// Makes sure pin_dir can hold pins: mounts bpffs on /sys/fs/bpf if the
-// directory is meant to live there and nothing is mounted, and fails with a
-// clear message if pin_dir is on some other file system. Then lock_down().
-Result<void> ensure_bpffs(const std::string& pin_dir);
-
-// Refuses a pin directory another user owns; sets it to 0700 and every pin
-// in it to at most 0600.
-Result<void> lock_down(const std::string& pin_dir);
 
 // The kernel tick rate limits are compiled for: that of the state in
 // pin_dir, or measured now if there is none yet.
 Result<uint32_t> tick_rate(const std::string& pin_dir);
 
-// An exclusive flock on the pin directory for the life of the object, so two
-// mutating commands never interleave.
-class DirLock {
- public:
-  static Result<DirLock> acquire(const std::string& dir);
-
- private:
-  explicit DirLock(Fd fd) : fd_(std::move(fd)) {}
-  Fd fd_;
-};
-
-// An exclusive lock on one event ring of the state in pin_dir, held for the
-// life of the object: a ring has one consumer position, so two readers would
-// each take events the other never sees. The lock is a flock on a directory
-// <ring>_lock in the pin directory (bpffs holds directories, not files);
-// it goes with the process, however that ends.
-class ReaderLock {
- public:
-  // `who` names the reader in the refusal ("xthrottle serve", ...).
-  static Result<ReaderLock> acquire(const std::string& pin_dir, const std::string& ring, const std::string& who);
-
- private:
-  explicit ReaderLock(Fd fd) : fd_(std::move(fd)) {}
-  Fd fd_;
-};
-
-struct RuleEntry {
-  Cidr cidr;
-  xt_rule rule;
-};
-
 struct RuleCounters {
   Cidr cidr;
   xt_rule rule;
+  RuleSpec spec;
   xt_rule_stats stats;
   xt_rule_state state;  // the new-source budget's saturation among others
 };
@@ -124,9 +84,9 @@ class State {
 
   Result<std::vector<RuleEntry>> rules() const;
   // Adds a rule, or replaces the rule for the same CIDR in place: it keeps its
-  // id and counters, and its sources' buckets carry their budget over.
-  // Returns true if an existing rule was replaced.
-  Result<bool> put_rule(const Cidr& cidr, xt_rule rule);
+  // id and counters, and its sources' buckets carry their budget over. rule
+  // is spec compiled. Returns true if an existing rule was replaced.
+  Result<bool> put_rule(const RuleSpec& spec, xt_rule rule);
   // Deletes the rule for exactly this CIDR and the buckets it owned.
   Result<void> del_rule(const Cidr& cidr);
 
@@ -152,8 +112,9 @@ class State {
  private:
   State() = default;
   // Every map this state holds, with the name it has in the object and pins.
-  std::array<std::pair<Fd*, const char*>, 14> named_maps() {
-    return {{{&events_, XT_MAP_EVENTS},
+  std::array<std::pair<Fd*, const char*>, 15> named_maps() {
+    return {{{&rule_text_, XT_MAP_RULE_TEXT},
+             {&events_, XT_MAP_EVENTS},
              {&events_cli_, XT_MAP_EVENTS_CLI},
              {&event_budget_, XT_MAP_EVENT_BUDGET},
              {&meta_, XT_MAP_META},
@@ -172,6 +133,8 @@ class State {
   // Clears slot id for a new rule: counters, budget, buckets left by the
   // slot's last rule; records the epoch the new rule takes it at.
   Result<void> reset_rule_slot(uint32_t id, uint32_t epoch);
+  // Records how the rule in slot id was written (xt_rule_text).
+  Result<void> write_rule_text(uint32_t id, const RuleSpec& spec);
   // Brings rule's buckets written under an older version to its generation,
   // in the kernel (the control program xt_catch_up).
   Result<void> catch_up_buckets(const xt_rule& rule);
@@ -197,7 +160,7 @@ class State {
   std::function<void()> step_hook_;
   mutable std::optional<Control> control_;
   Fd rules_, buckets_, seen_, hot_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
-  Fd events_, events_cli_, event_budget_, meta_;
+  Fd events_, events_cli_, event_budget_, meta_, rule_text_;
   // xt_config mapped into memory: where the published word is stored.
   std::shared_ptr<void> config_mem_;
 };

@@ -8,7 +8,7 @@
 //   rate = "1000/s"          # the options of `rule add`, same spellings
 //   burst = 1000
 //   bandwidth = "10Mbit/s"
-//   burst_bytes = 150000
+//   burst_bytes = 312500
 //   per = 32
 //   new_rate = "1000/s"
 //   dry_run = false
@@ -22,29 +22,34 @@
 #include <vector>
 
 #include "error.h"
-#include "policy.h"
+#include "rules.h"
 
 namespace xt {
 
-struct ConfigRule {
+struct FileRule {
   RuleSpec spec;
+  xt_rule compiled{};  // compile_rules(): for the state's kernel tick rate
   int line = 0;
 };
 
-struct ConfigFile {
+struct RulesFile {
   std::string path;    // absolute
   std::string sha256;  // of the file's bytes, hex
-  std::vector<ConfigRule> rules;
+  std::vector<FileRule> rules;
 };
 
-// Reads and checks a config file (syntax, keys, values; compiling the rules
-// for hz ticks a second, so limits that cannot be metered are caught too).
-Result<ConfigFile> load_config(const std::string& path, uint32_t hz);
+// Reads and checks a rules file: syntax, keys, values, duplicates. Nothing
+// here depends on the state, so a bad file is refused before anything is
+// touched.
+Result<RulesFile> load_rules_file(const std::string& path);
 // The same over a file's text (path is only for messages): what the fuzzer runs.
-Result<ConfigFile> parse_config(std::string_view text, const std::string& path, uint32_t hz);
+Result<RulesFile> parse_rules_file(std::string_view text, const std::string& path);
+// Compiles every rule for a kernel of hz ticks a second (the combinations of
+// options, and limits too fine to meter), FILE:LINE on the first that fails.
+Result<void> compile_rules(RulesFile& file, uint32_t hz);
 
-// "FILE:LINE: why", the shape of every config error.
-std::unexpected<Error> config_error(const std::string& path, int line, const std::string& why);
+// "FILE:LINE: why", the shape of every rules-file error.
+std::unexpected<Error> file_error(const std::string& path, int line, const std::string& why);
 
 // A file's bytes; nothing if it cannot be read.
 std::optional<std::string> read_file(const std::string& path);

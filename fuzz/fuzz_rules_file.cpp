@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: MIT
-// Config files (userspace/lib/config_file.h), any bytes: a file is either
+// Rules files (userspace/lib/rules_file.h), any bytes: a file is either
 // accepted whole, every rule compiling and no CIDR twice, or refused with
-// "FILE:LINE: why". Never a crash, never half a file.
+// "FILE:LINE: why". Never a crash, never half a file. What is accepted reads
+// back from the canonical options the pinned state keeps to the same rule.
 #include <cstdlib>
 #include <set>
 #include <string>
 #include <string_view>
 
-#include "config_file.h"
+#include "rules_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  auto file = xt::parse_config(text, "fuzz.toml", 250);
+  auto file = xt::parse_rules_file(text, "fuzz.toml");
+  if (file && !xt::compile_rules(*file, 250)) file = std::unexpected(xt::compile_rules(*file, 250).error());
   if (!file) {
     if (!file.error().message.starts_with("fuzz.toml:")) std::abort();
     return 0;
@@ -21,6 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& r : file->rules) {
     if (!xt::compile_rule(r.spec, 250) || r.line <= 0) std::abort();
     if (!cidrs.insert(xt::format_cidr(r.spec.cidr)).second) std::abort();
+    auto again = xt::spec_from_options_text(r.spec.cidr, xt::options_text(r.spec));
+    if (!again || !xt::same_rule(*again, r.spec)) std::abort();
   }
   return 0;
 }

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
-#include "common.h"
-
-#include "report.h"
+#include "cli.h"
 
 #include <chrono>
 #include <iostream>
 #include <thread>
+
+#include "format.h"
+#include "object.h"
 
 namespace xt::cli {
 
@@ -44,19 +45,37 @@ bool sleep_unless_stopped(double seconds) {
   return !g_stop;
 }
 
-// With `create`, the state is made if missing (with those settings).
-Result<Locked> open_locked(const std::string& pin_dir, std::optional<State::Create> create) {
-  if (create) {
-    if (auto ok = ensure_bpffs(pin_dir); !ok) return std::unexpected(ok.error());
-  } else if (!State::exists(pin_dir)) {
-    return std::unexpected(State::open(pin_dir).error());  // says there is no state
-  }
+Result<Locked> lock_pins(const std::string& pin_dir) {
+  if (auto ok = ensure_bpffs(pin_dir); !ok) return std::unexpected(ok.error());
   auto lock = DirLock::acquire(pin_dir);
   if (!lock) return std::unexpected(lock.error());
-  auto state = create ? State::open_or_create(pin_dir, *create) : State::open(pin_dir);
-  if (!state) return std::unexpected(state.error());
-  return Locked{std::move(*lock), std::move(*state)};
+  Locked locked{std::move(*lock), std::nullopt};
+  if (State::exists(pin_dir)) {
+    auto state = State::open(pin_dir);
+    if (!state) return std::unexpected(state.error());
+    locked.state.emplace(std::move(*state));
+  }
+  return locked;
 }
 
+Result<Locked> open_locked(const std::string& pin_dir) {
+  if (!State::exists(pin_dir)) return std::unexpected(State::open(pin_dir).error());  // says there is no state
+  return lock_pins(pin_dir);
+}
+
+Result<uint32_t> tick_rate_of(const Locked& locked) {
+  if (!locked.state) return measure_hz();
+  auto cfg = locked.state->config();
+  if (!cfg) return std::unexpected(cfg.error());
+  return cfg->hz;
+}
+
+Result<void> create_if_missing(Locked& locked, const std::string& pin_dir, uint32_t hz) {
+  if (locked.state) return {};
+  auto state = State::open_or_create(pin_dir, State::Create{.max_sources = std::nullopt, .hz = hz});
+  if (!state) return std::unexpected(state.error());
+  locked.state.emplace(std::move(*state));
+  return {};
+}
 
 }  // namespace xt::cli

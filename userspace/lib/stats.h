@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// What the read-only commands report (rule list, stats, top, status), as JSON
-// for scripts and as text for people. JSON field names are part of the CLI
-// contract (README, "Usage"): extend, never rename.
+// What happened: the counters overall, by reason and per rule (stats), the
+// rules whose new-source budget is saturated, and the tracked sources most
+// dropped (top), as JSON for scripts and as text for people. JSON field names
+// are part of the command-line contract (README, "Usage"): extend, never
+// rename.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -10,26 +12,16 @@
 #include <string>
 #include <vector>
 
-#include "attach.h"
 #include "error.h"
 #include "state.h"
 
 namespace xt {
-
-// A JSON document as text. A string that is not valid UTF-8 (a file name can
-// hold any bytes) is written with U+FFFD in place of its bad bytes: the
-// output is always valid JSON, and never aborts the program.
-std::string json_text(const nlohmann::json& j, int indent = -1);
 
 struct ReasonInfo {
   const char* key;   // JSON key under "reasons"
   const char* text;  // for people
 };
 const ReasonInfo& reason_info(uint32_t reason);
-
-nlohmann::json rule_json(const Cidr& cidr, const xt_rule& rule);
-nlohmann::json rules_json(const std::vector<RuleEntry>& rules);
-std::string rules_text(const std::vector<RuleEntry>& rules);
 
 // A rule whose new-source budget is turning untracked sources away now (a
 // flood, or more new clients than it admits): new clients are dropped.
@@ -73,39 +65,5 @@ struct TopRow {
 Result<std::vector<TopRow>> read_top(const State& state, size_t limit);
 nlohmann::json top_json(const std::vector<TopRow>& rows);
 std::string top_text(const std::vector<TopRow>& rows);
-
-struct Status {
-  std::string pin_dir;
-  bool state = false;  // pinned maps exist
-  std::vector<RuleEntry> rules;
-  std::vector<Attachment> interfaces;
-  uint64_t tracked_sources = 0;
-  uint32_t max_sources = 0;
-  uint64_t bytes_per_source = 0;
-  uint32_t hz = 0;
-  uint64_t table_full_drops = 0;
-  uint64_t new_source_drops = 0;
-  // The config file last applied (apply, serve --config), if any.
-  std::string config_path, config_sha256;
-  uint64_t config_applied_at = 0;
-  bool config_changed = false;  // the file on disk is not what was applied
-  bool rules_drifted = false;   // it is, but the live rules are not what it says
-  std::vector<Saturation> saturated;
-  // xthrottle programs on this namespace's interfaces that use state other
-  // than pin_dir's (found: the directory holding their pins, if any).
-  struct Elsewhere {
-    std::string ifname;
-    uint32_t prog_id = 0;
-    std::string pin_dir;
-  };
-  std::vector<Elsewhere> elsewhere;
-  std::vector<std::string> warnings;         // not protecting as it should: empty means protected
-  std::vector<std::string> config_warnings;  // the live rules are not what the config file says
-  std::vector<std::string> notes;            // worth knowing, nothing wrong
-};
-// Reads the state (if any) and works out every warning.
-Result<Status> read_status(const std::string& pin_dir);
-nlohmann::json status_json(const Status& status);
-std::string status_text(const Status& status);
 
 }  // namespace xt

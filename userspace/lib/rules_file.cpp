@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "config_file.h"
+#include "rules_file.h"
 
 #include <openssl/evp.h>
 
@@ -15,13 +15,13 @@ namespace xt {
 namespace {
 
 std::unexpected<Error> at(const std::string& path, int line, const std::string& why) {
-  return config_error(path, line, why);
+  return file_error(path, line, why);
 }
 
 int line_of(const toml::node& node) { return static_cast<int>(node.source().begin.line); }
 
-Result<ConfigRule> read_rule(const std::string& path, const toml::table& t, uint32_t hz) {
-  ConfigRule out;
+Result<FileRule> read_rule(const std::string& path, const toml::table& t) {
+  FileRule out;
   out.line = line_of(t);
   static const std::set<std::string> known = {"cidr",        "action", "rate",     "burst",  "bandwidth",
                                               "burst_bytes", "per",    "new_rate", "dry_run"};
@@ -30,83 +30,49 @@ Result<ConfigRule> read_rule(const std::string& path, const toml::table& t, uint
       return at(path, line_of(node), "unknown key '" + std::string(key.str()) +
                                          "' (cidr, action, rate, burst, bandwidth, burst_bytes, per, new_rate, "
                                          "dry_run)");
-
-  auto string_of = [&](const char* key) -> Result<std::optional<std::string>> {
+  // Each key's value as the words `rule add` takes: TOML's types first.
+  auto string_of = [&](const char* key, std::optional<std::string>& word) -> Result<void> {
     const toml::node* n = t.get(key);
-    if (!n) return std::optional<std::string>{};
+    if (!n) return {};
     if (!n->is_string()) return at(path, line_of(*n), std::string(key) + " must be a string, e.g. \"100/s\"");
-    return std::optional<std::string>(n->as_string()->get());
+    word = n->as_string()->get();
+    return {};
   };
-  auto integer_of = [&](const char* key) -> Result<std::optional<std::string>> {
+  auto integer_of = [&](const char* key, std::optional<std::string>& word) -> Result<void> {
     const toml::node* n = t.get(key);
-    if (!n) return std::optional<std::string>{};
+    if (!n) return {};
     if (!n->is_integer() || n->as_integer()->get() < 0)
       return at(path, line_of(*n), std::string(key) + " must be a whole number");
-    return std::optional<std::string>(std::to_string(n->as_integer()->get()));
+    word = std::to_string(n->as_integer()->get());
+    return {};
   };
-  // Every value goes through the same parsers as the command line, so the
-  // messages and the limits are the same.
-  auto check = [&](const char* key, const auto& parsed) -> Result<void> {
-    if (parsed) return {};
-    return at(path, line_of(*t.get(key)), parsed.error().message);
-  };
+  std::optional<std::string> cidr;
+  if (auto ok = string_of("cidr", cidr); !ok) return std::unexpected(ok.error());
+  if (!cidr) return at(path, out.line, "a rule needs cidr = \"PREFIX\"");
+  auto parsed_cidr = parse_cidr(*cidr);
+  if (!parsed_cidr) return at(path, line_of(*t.get("cidr")), parsed_cidr.error().message);
 
-  auto cidr = string_of("cidr");
-  if (!cidr) return std::unexpected(cidr.error());
-  if (!*cidr) return at(path, out.line, "a rule needs cidr = \"PREFIX\"");
-  auto parsed_cidr = parse_cidr(**cidr);
-  if (auto ok = check("cidr", parsed_cidr); !ok) return std::unexpected(ok.error());
-  out.spec.cidr = *parsed_cidr;
-
-  auto action = string_of("action");
-  if (!action) return std::unexpected(action.error());
-  if (*action) {
-    if (**action == "allow")
-      out.spec.action = XT_ACT_ALLOW;
-    else if (**action == "deny")
-      out.spec.action = XT_ACT_DENY;
-    else if (**action != "limit")
-      return at(path, line_of(*t.get("action")), "action must be \"limit\", \"allow\" or \"deny\", not \"" +
-                                                      **action + "\"");
-  }
+  RuleWords words;
+  for (auto [key, word] : {std::pair{"action", &words.action}, std::pair{"rate", &words.rate},
+                           std::pair{"new_rate", &words.new_rate}, std::pair{"bandwidth", &words.bandwidth}})
+    if (auto ok = string_of(key, *word); !ok) return std::unexpected(ok.error());
+  for (auto [key, word] : {std::pair{"burst", &words.burst}, std::pair{"burst_bytes", &words.burst_bytes},
+                           std::pair{"per", &words.per}})
+    if (auto ok = integer_of(key, *word); !ok) return std::unexpected(ok.error());
   if (const toml::node* n = t.get("dry_run")) {
     if (!n->is_boolean()) return at(path, line_of(*n), "dry_run must be true or false");
-    out.spec.dry_run = n->as_boolean()->get();
+    words.dry_run = n->as_boolean()->get();
   }
-
-  for (const char* key : {"rate", "new_rate"}) {
-    auto text = string_of(key);
-    if (!text) return std::unexpected(text.error());
-    if (!*text) continue;
-    auto rate = parse_rate(**text);
-    if (auto ok = check(key, rate); !ok) return std::unexpected(ok.error());
-    (std::string(key) == "rate" ? out.spec.rate : out.spec.new_rate) = *rate;
-  }
-  auto bandwidth = string_of("bandwidth");
-  if (!bandwidth) return std::unexpected(bandwidth.error());
-  if (*bandwidth) {
-    auto bw = parse_bandwidth(**bandwidth);
-    if (auto ok = check("bandwidth", bw); !ok) return std::unexpected(ok.error());
-    out.spec.bandwidth = *bw;
-  }
-  for (const char* key : {"burst", "burst_bytes", "per"}) {
-    auto text = integer_of(key);
-    if (!text) return std::unexpected(text.error());
-    if (!*text) continue;
-    const std::string k = key;
-    if (k == "per") {
-      auto per = parse_prefix_len("per", **text);
-      if (auto ok = check(key, per); !ok) return std::unexpected(ok.error());
-      out.spec.per = *per;
-    } else {
-      auto n = parse_positive(k, **text);
-      if (auto ok = check(key, n); !ok) return std::unexpected(ok.error());
-      (k == "burst" ? out.spec.burst : out.spec.burst_bytes) = *n;
-    }
-  }
-  // Combinations (--per too long, --burst without --rate, ...) and limits
-  // too fine to meter exactly.
-  if (auto rule = compile_rule(out.spec, hz); !rule) return at(path, out.line, rule.error().message);
+  // The same builder as the command line's: the same parsers, the same
+  // limits, messages placed at the key's line.
+  const WordsContext context{[](std::string_view key) { return std::string(key); },
+                             [&](std::string_view key) {
+                               const toml::node* n = t.get(key);
+                               return path + ":" + std::to_string(n ? line_of(*n) : out.line) + ": ";
+                             }};
+  auto spec = build_spec(*parsed_cidr, words, context);
+  if (!spec) return std::unexpected(spec.error());
+  out.spec = *spec;
   return out;
 }
 
@@ -120,7 +86,7 @@ std::optional<std::string> read_file(const std::string& path) {
   return bytes;
 }
 
-std::unexpected<Error> config_error(const std::string& path, int line, const std::string& why) {
+std::unexpected<Error> file_error(const std::string& path, int line, const std::string& why) {
   return usage_error(path + ":" + std::to_string(line) + ": " + why);
 }
 
@@ -137,8 +103,8 @@ std::string sha256_hex(std::string_view bytes) {
   return hex;
 }
 
-Result<ConfigFile> parse_config(std::string_view text, const std::string& path, uint32_t hz) {
-  ConfigFile file;
+Result<RulesFile> parse_rules_file(std::string_view text, const std::string& path) {
+  RulesFile file;
   file.path = path;
   file.sha256 = sha256_hex(text);
   toml::table doc;
@@ -157,7 +123,7 @@ Result<ConfigFile> parse_config(std::string_view text, const std::string& path, 
     for (const toml::node& n : *arr) {
       const toml::table* t = n.as_table();
       if (!t) return at(path, line_of(n), "each rule must be a table: [[rule]]");
-      auto rule = read_rule(path, *t, hz);
+      auto rule = read_rule(path, *t);
       if (!rule) return std::unexpected(rule.error());
       const std::string cidr = format_cidr(rule->spec.cidr);
       if (auto [it, fresh] = seen.emplace(cidr, rule->line); !fresh)
@@ -170,7 +136,7 @@ Result<ConfigFile> parse_config(std::string_view text, const std::string& path, 
   return file;
 }
 
-Result<ConfigFile> load_config(const std::string& path, uint32_t hz) {
+Result<RulesFile> load_rules_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return usage_error(path + ": no such config file");
   // Read once: the hash recorded as live is that of the bytes applied.
@@ -182,7 +148,18 @@ Result<ConfigFile> load_config(const std::string& path, uint32_t hz) {
     return usage_error(path + ": a config file's path may be at most " +
                        std::to_string(sizeof(xt_meta::config_path) - 1) + " bytes (this one is " +
                        std::to_string(absolute.size()) + ")");
-  return parse_config(*bytes, absolute, hz);
+  return parse_rules_file(*bytes, absolute);
+}
+
+Result<void> compile_rules(RulesFile& file, uint32_t hz) {
+  // Combinations (--per too long, --burst without --rate, ...) and limits
+  // too fine to meter exactly; each rule compiled once, and kept.
+  for (FileRule& r : file.rules) {
+    auto rule = compile_rule(r.spec, hz);
+    if (!rule) return file_error(file.path, r.line, rule.error().message);
+    r.compiled = *rule;
+  }
+  return {};
 }
 
 }  // namespace xt

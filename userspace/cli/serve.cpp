@@ -1,45 +1,24 @@
 // SPDX-License-Identifier: MIT
-// Running xthrottle for months: `apply` a config file, follow `events`, and
-// `serve` (Prometheus metrics, events to the log, config at start and on
-// SIGHUP).
-#include <unistd.h>
-
+// xthrottle serve [--config FILE] [--metrics ADDR:PORT]
+// The daemon: Prometheus metrics, the data path's events to the log, the
+// rules file applied at start and on SIGHUP.
 #include <chrono>
 #include <iostream>
+#include <memory>
 #include <mutex>
 
-#include "common.h"
-#include "config.h"
+#include "cli.h"
 #include "events.h"
+#include "format.h"
 #include "metrics.h"
-#include "object.h"
-#include "report.h"
 
 namespace xt::cli {
 namespace {
 
-// Reads FILE, and, unless dry_run, makes the live rules equal to it. The
-// state is created if there is none. Returns the diff; *sha256, if given,
-// receives the hash of the bytes read.
-Result<ConfigDiff> apply_file(const std::string& pin_dir, const std::string& path, bool dry_run,
-                              std::string* sha256 = nullptr) {
-  auto hz = tick_rate(pin_dir);
-  if (!hz) return std::unexpected(hz.error());
-  auto file = load_config(path, *hz);  // every error: exit 2, FILE:LINE
-  if (!file) return std::unexpected(file.error());
-  if (sha256) *sha256 = file->sha256;
-  if (dry_run && !State::exists(pin_dir)) {
-    ConfigDiff all;
-    for (const auto& r : file->rules) all.add.push_back({r.spec.cidr, *compile_rule(r.spec, *hz), std::nullopt});
-    return all;
-  }
-  auto locked = open_locked(pin_dir, dry_run ? std::nullopt : std::optional<State::Create>(State::Create{.max_sources = std::nullopt, .hz = *hz}));
-  if (!locked) return std::unexpected(locked.error());
-  auto diff = diff_config(locked->state, *file);
-  if (!diff || dry_run) return diff;
-  if (auto ok = apply_config(locked->state, *file, *diff); !ok) return std::unexpected(ok.error());
-  return diff;
-}
+struct ServeOptions {
+  std::string metrics = "127.0.0.1:9431";
+  std::string config;
+};
 
 void log_line(const nlohmann::json& j) {
   static std::mutex mu;
@@ -47,42 +26,10 @@ void log_line(const nlohmann::json& j) {
   std::cout << json_text(j) << std::endl;
 }
 
-}  // namespace
-
-int cmd_apply(const std::string& pin_dir, const std::string& path, bool dry_run, bool json) {
-  auto diff = apply_file(pin_dir, path, dry_run);
-  if (!diff) return fail(diff.error());
-  if (auto hz = tick_rate(pin_dir))
-    for (const auto* list : {&diff->add, &diff->change})
-      for (const auto& c : *list)
-        for (const auto& w : rule_warnings(c.rule, *hz))
-          std::cerr << "xthrottle: warning: " << format_cidr(c.cidr) << ": " << w << "\n";
-  nlohmann::json j = diff_json(*diff);
-  j["applied"] = !dry_run;
-  emit(json, j, (dry_run ? "would apply " + path + ":\n" : "applied " + path + ":\n") + diff_text(*diff));
-  return 0;
-}
-
-int cmd_events(const std::string& pin_dir, bool json) {
-  auto state = State::open(pin_dir);
-  if (!state) return fail(state.error());
-  auto lock = ReaderLock::acquire(pin_dir, XT_MAP_EVENTS_CLI, "`xthrottle events`");
-  if (!lock) return fail(lock.error());
-  auto reader = EventReader::open(*state, state->events_cli_fd(), [&](const nlohmann::json& e, const std::string& line) {
-    if (json)
-      std::cout << json_text(e) << std::endl;
-    else
-      std::cout << line << std::endl;
-  });
-  if (!reader) return fail(reader.error());
-  reader->discard();  // what piled up before we looked is old news
-  install_stop_signals();
-  while (!g_stop)
-    if (auto n = reader->poll(250); !n) return fail(n.error());
-  return 0;
-}
-
-int cmd_serve(const std::string& pin_dir, const std::string& metrics, const std::string& config) {
+int run_serve(const Globals& g, const ServeOptions& o) {
+  const std::string& pin_dir = g.pin_dir;
+  const std::string& metrics = o.metrics;
+  const std::string& config = o.config;
   install_stop_signals();
   auto unix_time = [] { return std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()); };
   // Without a config to make the state, it must be there already (a
@@ -148,6 +95,16 @@ int cmd_serve(const std::string& pin_dir, const std::string& metrics, const std:
     }
   }
   return stopped(rc);
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, const Globals& g, int& rc) {
+  auto o = std::make_shared<ServeOptions>();
+  auto* serve = app.add_subcommand("serve", "Run as a daemon: Prometheus metrics, events, rules file");
+  serve->add_option("--metrics", o->metrics, "Address for the Prometheus endpoint (/metrics)")->capture_default_str();
+  serve->add_option("--config", o->config, "Apply this rules file at start and on SIGHUP");
+  serve->callback([&g, &rc, o] { rc = run_serve(g, *o); });
 }
 
 }  // namespace xt::cli

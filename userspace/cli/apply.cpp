@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+// xthrottle apply FILE [--dry-run] [--json]
+#include <iostream>
+#include <memory>
+
+#include "apply.h"
+#include "cli.h"
+#include "object.h"
+
+namespace xt::cli {
+
+Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path, bool dry_run, std::string* sha256) {
+  // The file first: a bad one (syntax, keys, values) changes nothing.
+  auto file = load_rules_file(path);
+  if (!file) return std::unexpected(file.error());
+  if (sha256) *sha256 = file->sha256;
+  if (dry_run && !State::exists(pin_dir)) {
+    auto hz = measure_hz();
+    if (!hz) return std::unexpected(hz.error());
+    if (auto ok = compile_rules(*file, *hz); !ok) return std::unexpected(ok.error());
+    return diff_from_nothing(*file);
+  }
+  // Then, under the lock, the state opened once: the rules compiled for its
+  // tick rate (a rule that cannot be metered is refused before any change).
+  auto locked = lock_pins(pin_dir);
+  if (!locked) return std::unexpected(locked.error());
+  auto hz = tick_rate_of(*locked);
+  if (!hz) return std::unexpected(hz.error());
+  if (auto ok = compile_rules(*file, *hz); !ok) return std::unexpected(ok.error());
+  if (!dry_run)
+    if (auto ok = create_if_missing(*locked, pin_dir, *hz); !ok) return std::unexpected(ok.error());
+  auto diff = diff_rules(*locked->state, *file);
+  if (!diff || dry_run) return diff;
+  if (auto ok = apply_rules(*locked->state, *file, *diff); !ok) return std::unexpected(ok.error());
+  for (const auto* list : {&diff->add, &diff->change})
+    for (const auto& c : *list)
+      for (const auto& w : rule_warnings(c.spec, *hz))
+        std::cerr << "xthrottle: warning: " << format_cidr(c.spec.cidr) << ": " << w << "\n";
+  return diff;
+}
+
+namespace {
+
+struct ApplyOptions {
+  std::string file;
+  bool dry_run = false, json = false;
+};
+
+int run_apply(const Globals& g, const ApplyOptions& o) {
+  auto diff = apply_file(g.pin_dir, o.file, o.dry_run, nullptr);
+  if (!diff) return fail(diff.error());
+  nlohmann::json j = diff_json(*diff);
+  j["applied"] = !o.dry_run;
+  emit(o.json, j, (o.dry_run ? "would apply " + o.file + ":\n" : "applied " + o.file + ":\n") + diff_text(*diff));
+  return 0;
+}
+
+}  // namespace
+
+void add_apply_command(CLI::App& app, const Globals& g, int& rc) {
+  auto o = std::make_shared<ApplyOptions>();
+  auto* apply = app.add_subcommand("apply", "Make the live rules equal to a TOML rules file");
+  apply->add_option("FILE", o->file, "Rules file ([[rule]] tables)")->required();
+  apply->add_flag("--dry-run", o->dry_run, "Print what would change; change nothing");
+  apply->add_flag("--json", o->json, "JSON output");
+  apply->callback([&g, &rc, o] { rc = run_apply(g, *o); });
+}
+
+}  // namespace xt::cli

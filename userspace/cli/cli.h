@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MIT
+// What the commands share: the global options, failing with the right exit
+// code, printing text or JSON, stopping on a signal, and the pin directory's
+// lock. Each command lives in a file of its own (attach.cpp, rule.cpp, ...)
+// with its options next to its handler; main.cpp only wires them up.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <optional>
+#include <string>
+
+#include "apply.h"
+#include "error.h"
+#include "pins.h"
+#include "state.h"
+
+namespace xt::cli {
+
+// Exit codes: 0 done; 1 the system refused; 2 bad usage or input;
+// 3 `status --check` found xthrottle not fully protecting; 4 it found it
+// protecting, but the live rules are not what the applied rules file says.
+inline constexpr int kExitNotProtected = 3;
+inline constexpr int kExitConfigDrift = 4;
+
+// The options every command takes (before or after its name).
+struct Globals {
+  std::string pin_dir;
+  bool verbose = false;
+};
+
+// Each command adds itself to the command line; when it is the one given,
+// its handler's exit code lands in *rc.
+void add_attach_commands(CLI::App& app, const Globals& g, int& rc);  // attach, detach
+void add_status_command(CLI::App& app, const Globals& g, int& rc);
+void add_rule_commands(CLI::App& app, const Globals& g, int& rc);  // rule add, del, list
+void add_stats_commands(CLI::App& app, const Globals& g, int& rc);  // stats, top
+void add_apply_command(CLI::App& app, const Globals& g, int& rc);
+void add_events_command(CLI::App& app, const Globals& g, int& rc);
+void add_serve_command(CLI::App& app, const Globals& g, int& rc);
+
+// Set by SIGINT/SIGTERM once install_stop_signals() ran; SIGHUP sets g_reload.
+extern volatile std::sig_atomic_t g_stop;
+extern volatile std::sig_atomic_t g_reload;
+void install_stop_signals();
+
+int fail(const Error& e);
+// Prints a JSON document or text, whichever the command was asked for.
+void emit(bool json, const nlohmann::json& j, const std::string& text);
+// Sleeps up to `seconds`, returning early (false) when asked to stop.
+bool sleep_unless_stopped(double seconds);
+
+// The pin directory (a BPF file system, made if need be) locked against
+// other commands that change it, and its state if there is one.
+struct Locked {
+  DirLock lock;
+  std::optional<State> state;
+};
+Result<Locked> lock_pins(const std::string& pin_dir);
+// The same, the state required.
+Result<Locked> open_locked(const std::string& pin_dir);
+// The tick rate limits are compiled for: the state's, or, when there is none
+// yet, the kernel's (for the state about to be made).
+Result<uint32_t> tick_rate_of(const Locked& locked);
+// Makes the state, if there is none yet, for the tick rate hz.
+Result<void> create_if_missing(Locked& locked, const std::string& pin_dir, uint32_t hz);
+
+// Reads a rules file and, unless dry_run, makes the live rules equal to it
+// (the state is made if there is none): `apply`, and `serve --config` at
+// start and on SIGHUP. *sha256, if given, gets the hash of the bytes read.
+Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path, bool dry_run, std::string* sha256);
+
+}  // namespace xt::cli

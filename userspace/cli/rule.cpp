@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+// xthrottle rule add CIDR [--per LEN] [--rate N/UNIT] [--burst N]
+//                         [--bandwidth N UNIT/s] [--burst-bytes N] [--new-rate N/UNIT]
+//                         [--allow | --deny] [--dry-run]
+// xthrottle rule del CIDR
+// xthrottle rule list [--json]
+#include <iostream>
+#include <memory>
+#include <vector>
+
+#include "cli.h"
+#include "rules.h"
+
+namespace xt::cli {
+namespace {
+
+struct RuleAddOptions {
+  std::string cidr, per, rate, burst, burst_bytes, new_rate;
+  std::vector<std::string> bandwidth;  // one word (10Mbit/s) or two (10 Mbit/s)
+  bool allow = false, deny = false, dry_run = false;
+};
+
+// The options as the words the one spec builder takes (rules.h).
+Result<RuleSpec> spec_of(RuleAddOptions o) {
+  // `--bandwidth N UNIT/s` may take two words; if the second is the CIDR that
+  // followed a one-word bandwidth, give it back.
+  if (o.cidr.empty() && o.bandwidth.size() == 2 && !o.bandwidth[1].ends_with("/s") && parse_cidr(o.bandwidth[1])) {
+    o.cidr = o.bandwidth[1];
+    o.bandwidth.pop_back();
+  }
+  if (o.cidr.empty()) return usage_error("rule add needs a CIDR, e.g. rule add 198.18.0.0/15 --rate 100/s");
+  auto cidr = parse_cidr(o.cidr);
+  if (!cidr) return std::unexpected(cidr.error());
+  auto given = [](const std::string& s) { return s.empty() ? std::nullopt : std::optional(s); };
+  RuleWords words;
+  if (o.allow) words.action = "allow";
+  if (o.deny) words.action = "deny";
+  words.per = given(o.per);
+  words.rate = given(o.rate);
+  words.burst = given(o.burst);
+  words.burst_bytes = given(o.burst_bytes);
+  words.new_rate = given(o.new_rate);
+  if (!o.bandwidth.empty()) {
+    std::string text;
+    for (const auto& part : o.bandwidth) text += (text.empty() ? "" : " ") + part;
+    words.bandwidth = text;
+  }
+  words.dry_run = o.dry_run;
+  return build_spec(*cidr, words, command_line_words());
+}
+
+int run_rule_add(const Globals& g, const RuleAddOptions& o) {
+  auto spec = spec_of(o);
+  if (!spec) return fail(spec.error());
+  // Under the lock, the state opened once: limits are compiled into its
+  // kernel ticks (or the kernel's, for a state about to be made), and a
+  // rule that cannot be compiled makes no state.
+  auto locked = lock_pins(g.pin_dir);
+  if (!locked) return fail(locked.error());
+  auto hz = tick_rate_of(*locked);
+  if (!hz) return fail(hz.error());
+  auto rule = compile_rule(*spec, *hz);
+  if (!rule) return fail(rule.error());
+  if (auto ok = create_if_missing(*locked, g.pin_dir, *hz); !ok) return fail(ok.error());
+  auto replaced = locked->state->put_rule(*spec, *rule);
+  if (!replaced) return fail(replaced.error());
+  std::cout << (*replaced ? "replaced " : "added ") << format_cidr(spec->cidr) << " " << describe(*spec) << "\n";
+  for (const auto& w : rule_warnings(*spec, *hz)) std::cerr << "xthrottle: warning: " << w << "\n";
+  return 0;
+}
+
+int run_rule_del(const Globals& g, const std::string& cidr_text) {
+  auto cidr = parse_cidr(cidr_text);
+  if (!cidr) return fail(cidr.error());
+  auto locked = open_locked(g.pin_dir);
+  if (!locked) return fail(locked.error());
+  if (auto ok = locked->state->del_rule(*cidr); !ok) return fail(ok.error());
+  std::cout << "deleted " << format_cidr(*cidr) << "\n";
+  return 0;
+}
+
+int run_rule_list(const Globals& g, bool json) {
+  auto state = State::open(g.pin_dir);
+  if (!state) return fail(state.error());
+  auto rules = state->rules();
+  if (!rules) return fail(rules.error());
+  emit(json, rules_json(*rules), rules_text(*rules));
+  return 0;
+}
+
+}  // namespace
+
+void add_rule_commands(CLI::App& app, const Globals& g, int& rc) {
+  auto* rule = app.add_subcommand("rule", "Manage rules")->require_subcommand(1);
+
+  auto o = std::make_shared<RuleAddOptions>();
+  auto* add = rule->add_subcommand("add", "Add a rule, or replace the rule for the same CIDR in place");
+  // Not ->required(): `--bandwidth 10Mbit/s CIDR` hands CLI11 the CIDR as the
+  // bandwidth's optional second word; spec_of() takes it back.
+  add->add_option("CIDR", o->cidr, "Source prefix, e.g. 198.18.0.0/15 or 2001:db8::/32");
+  add->add_option("--per", o->per, "Prefix length one bucket covers (default 32 for IPv4, 64 for IPv6)");
+  add->add_option("--rate", o->rate, "Packets per time: 100/s, 6000/min, 50000/hour, 1000/day");
+  add->add_option("--burst", o->burst, "Packets admitted at once (default: the count in --rate)");
+  add->add_option("--bandwidth", o->bandwidth, "Bytes per time: 10Mbit/s, 500kbit/s, 2MB/s")->expected(1, 2);
+  add->add_option("--burst-bytes", o->burst_bytes, "Bytes admitted at once (default: one second's worth)");
+  add->add_option("--new-rate", o->new_rate,
+                  "Packets per time admitted from sources not yet tracked (default " +
+                      std::to_string(XT_DEFAULT_NEW_RATE) + "/s)");
+  auto* allow = add->add_flag("--allow", o->allow, "Never limit these sources");
+  auto* deny = add->add_flag("--deny", o->deny, "Drop everything from these sources");
+  allow->excludes(deny);
+  add->add_flag("--dry-run", o->dry_run, "Count what would be dropped, drop nothing");
+  add->callback([&g, &rc, o] { rc = run_rule_add(g, *o); });
+
+  auto cidr = std::make_shared<std::string>();
+  auto* del = rule->add_subcommand("del", "Delete the rule for exactly this CIDR");
+  del->add_option("CIDR", *cidr, "Source prefix")->required();
+  del->callback([&g, &rc, cidr] { rc = run_rule_del(g, *cidr); });
+
+  auto json = std::make_shared<bool>(false);
+  auto* list = rule->add_subcommand("list", "List the rules");
+  list->add_flag("--json", *json, "JSON output");
+  list->callback([&g, &rc, json] { rc = run_rule_list(g, *json); });
+}
+
+}  // namespace xt::cli

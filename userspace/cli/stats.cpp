@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+// xthrottle stats [--json] [--watch SECONDS]
+// xthrottle top [--limit N] [--json] [--watch SECONDS]
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include "cli.h"
+#include "format.h"
+#include "stats.h"
+
+namespace xt::cli {
+namespace {
+
+struct WatchOptions {
+  bool json = false;
+  double watch = 0;
+  size_t limit = 10;  // top
+};
+
+int run_stats(const Globals& g, bool json, double watch) {
+  auto state = State::open(g.pin_dir);
+  if (!state) return fail(state.error());
+  auto stats = read_stats(*state);
+  if (!stats) return fail(stats.error());
+  if (watch <= 0) {
+    emit(json, stats_json(*stats), stats_text(*stats));
+    return 0;
+  }
+  // One line per interval until interrupted; rates are over that interval.
+  install_stop_signals();
+  auto before = std::move(*stats);
+  auto t0 = std::chrono::steady_clock::now();
+  while (sleep_unless_stopped(watch)) {
+    auto after = read_stats(*state);
+    if (!after) return fail(after.error());
+    auto t1 = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(t1 - t0).count();
+    if (json)
+      std::cout << json_text(stats_rate_json(before, *after, seconds)) << std::endl;
+    else
+      std::cout << stats_rate_text(before, *after, seconds) << std::flush;
+    before = std::move(*after);
+    t0 = t1;
+  }
+  return 0;
+}
+
+int run_top(const Globals& g, bool json, size_t limit, double watch) {
+  auto state = State::open(g.pin_dir);
+  if (!state) return fail(state.error());
+  if (watch <= 0) {
+    auto rows = read_top(*state, limit);
+    if (!rows) return fail(rows.error());
+    emit(json, top_json(*rows), top_text(*rows));
+    return 0;
+  }
+  // Live: every interval, the sources dropping most in that interval, with
+  // their rates. A terminal is redrawn; otherwise (or with --json) one
+  // report per interval is appended. Samples are taken on a fixed schedule
+  // (reading takes time, which must not stretch the interval), and the
+  // rates are over the interval that really passed.
+  install_stop_signals();
+  const bool tty = isatty(STDOUT_FILENO);
+  std::map<std::string, TopRow> before;
+  const auto start = std::chrono::steady_clock::now();
+  auto t0 = start;
+  for (uint64_t n = 0; !g_stop; n++) {
+    if (n > 0) {
+      const auto due = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                   std::chrono::duration<double>(watch * static_cast<double>(n)));
+      const double wait = std::chrono::duration<double>(due - std::chrono::steady_clock::now()).count();
+      if (wait > 0 && !sleep_unless_stopped(wait)) break;
+    }
+    auto all = read_top(*state, SIZE_MAX);
+    if (!all) return fail(all.error());
+    const auto t1 = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(t1 - t0).count();
+    if (n > 0) {
+      for (TopRow& row : *all) {
+        auto was = before.find(row.source + " " + row.rule);
+        const uint64_t dropped0 = was == before.end() ? 0 : was->second.dropped_packets;
+        const uint64_t passed0 = was == before.end() ? 0 : was->second.passed_packets;
+        row.dropped_pps = row.dropped_packets >= dropped0 ? (row.dropped_packets - dropped0) / seconds : 0;
+        row.passed_pps = row.passed_packets >= passed0 ? (row.passed_packets - passed0) / seconds : 0;
+      }
+      std::ranges::stable_sort(*all, [](const TopRow& a, const TopRow& b) { return a.dropped_pps > b.dropped_pps; });
+    }
+    before.clear();
+    for (const TopRow& row : *all) before[row.source + " " + row.rule] = row;
+    std::vector<TopRow> shown(all->begin(), all->begin() + static_cast<long>(std::min(limit, all->size())));
+    if (json) {
+      std::cout << json_text(nlohmann::json{{"interval_seconds", n == 0 ? 0.0 : seconds}, {"sources", top_json(shown)}})
+                << std::endl;
+    } else {
+      if (tty) std::cout << "\033[H\033[2J";
+      char head[160];
+      if (n == 0)
+        std::snprintf(head, sizeof(head), "xthrottle top: every %g s (Ctrl-C to stop); rates from the next one on\n\n",
+                      watch);
+      else
+        std::snprintf(head, sizeof(head), "xthrottle top: rates over the last %.2f s, every %g s (Ctrl-C to stop)\n\n",
+                      seconds, watch);
+      std::cout << head << top_text(shown) << std::flush;
+    }
+    t0 = t1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_stats_commands(CLI::App& app, const Globals& g, int& rc) {
+  auto s = std::make_shared<WatchOptions>();
+  auto* stats = app.add_subcommand("stats", "Packet and byte counters, overall and per rule");
+  stats->add_flag("--json", s->json, "JSON output");
+  stats->add_option("--watch", s->watch, "Print rates every SECONDS until interrupted")->check(CLI::PositiveNumber);
+  stats->callback([&g, &rc, s] { rc = run_stats(g, s->json, s->watch); });
+
+  auto t = std::make_shared<WatchOptions>();
+  auto* top = app.add_subcommand("top", "Tracked sources, most drops first");
+  top->add_option("--limit", t->limit, "How many")->check(CLI::PositiveNumber)->capture_default_str();
+  top->add_option("--watch", t->watch, "Redraw every SECONDS, by drops in that interval, with rates")
+      ->check(CLI::PositiveNumber);
+  top->add_flag("--json", t->json, "JSON output");
+  top->callback([&g, &rc, t] { rc = run_top(g, t->json, t->limit, t->watch); });
+}
+
+}  // namespace xt::cli

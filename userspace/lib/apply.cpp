@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+#include "apply.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
+namespace xt {
+
+Result<RulesDiff> diff_rules(const State& state, const RulesFile& file) {
+  auto live = state.rules();
+  if (!live) return std::unexpected(live.error());
+  RulesDiff diff;
+  for (const FileRule& want : file.rules) {
+    auto now = std::ranges::find_if(*live, [&](const RuleEntry& e) { return e.cidr == want.spec.cidr; });
+    if (now == live->end())
+      diff.add.push_back({want.spec, want.compiled, std::nullopt});
+    else if (!same_rule(now->spec, want.spec))
+      diff.change.push_back({want.spec, want.compiled, *now});
+    else
+      diff.unchanged++;
+  }
+  for (const RuleEntry& e : *live) {
+    const bool wanted = std::ranges::any_of(file.rules, [&](const FileRule& r) { return r.spec.cidr == e.cidr; });
+    if (!wanted) diff.remove.push_back({e.spec, e.rule, e});
+  }
+  return diff;
+}
+
+RulesDiff diff_from_nothing(const RulesFile& file) {
+  RulesDiff all;
+  for (const FileRule& r : file.rules) all.add.push_back({r.spec, r.compiled, std::nullopt});
+  return all;
+}
+
+std::string diff_text(const RulesDiff& diff) {
+  std::string out;
+  for (const auto& c : diff.add) out += "+ " + format_cidr(c.spec.cidr) + " " + describe(c.spec) + "\n";
+  for (const auto& c : diff.change)
+    out += "~ " + format_cidr(c.spec.cidr) + " " + describe(c.live->spec) + "\n    -> " + describe(c.spec) + "\n";
+  for (const auto& c : diff.remove) out += "- " + format_cidr(c.spec.cidr) + " " + describe(c.spec) + "\n";
+  out += std::to_string(diff.add.size()) + " to add, " + std::to_string(diff.change.size()) + " to change, " +
+         std::to_string(diff.remove.size()) + " to remove, " + std::to_string(diff.unchanged) + " unchanged\n";
+  return out;
+}
+
+nlohmann::json diff_json(const RulesDiff& diff) {
+  auto list = [](const std::vector<RulesDiff::Change>& changes) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& c : changes) {
+      // A rule not live yet has no slot: its id and generation are the
+      // compiled form's zeros until it is applied.
+      nlohmann::json j = rule_json({c.spec.cidr, c.compiled, c.spec});
+      if (c.live && !same_rule(c.live->spec, c.spec)) j["was"] = rule_json(*c.live);
+      out.push_back(j);
+    }
+    return out;
+  };
+  return {{"add", list(diff.add)},
+          {"change", list(diff.change)},
+          {"remove", list(diff.remove)},
+          {"unchanged", diff.unchanged}};
+}
+
+Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& diff) {
+  std::vector<const RulesDiff::Change*> done;
+  auto undo = [&](const Error& why) -> Result<void> {
+    for (auto it = done.rbegin(); it != done.rend(); ++it) {
+      const auto* c = *it;
+      // Best effort: an undo the kernel also refuses is reported below.
+      if (c->live)
+        (void)state.put_rule(c->live->spec, c->live->rule);
+      else
+        (void)state.del_rule(c->spec.cidr);
+    }
+    return std::unexpected(Error{why.kind, why.message + " (the rules changed before it were restored)"});
+  };
+  for (const auto* list : {&diff.add, &diff.change}) {
+    for (const auto& c : *list) {
+      if (auto ok = state.put_rule(c.spec, c.compiled); !ok) return undo(ok.error());
+      done.push_back(&c);
+    }
+  }
+  for (const auto& c : diff.remove) {
+    if (auto ok = state.del_rule(c.spec.cidr); !ok) return undo(ok.error());
+    done.push_back(&c);  // undone by adding it back (its buckets are gone)
+  }
+
+  auto current = state.meta();
+  if (!current) return std::unexpected(current.error());
+  xt_meta meta = *current;
+  std::snprintf(meta.config_path, sizeof(meta.config_path), "%s", file.path.c_str());
+  for (size_t i = 0; i < sizeof(meta.config_sha256) && 2 * i + 1 < file.sha256.size(); i++)
+    meta.config_sha256[i] = static_cast<uint8_t>(std::stoi(file.sha256.substr(2 * i, 2), nullptr, 16));
+  meta.applied_at = static_cast<uint64_t>(time(nullptr));
+  return state.set_meta(meta);
+}
+
+}  // namespace xt

@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: MIT
+#include "rules.h"
+
+#include "format.h"
+
+#include <algorithm>
+#include <sstream>
+
+namespace xt {
+namespace {
+
+// The defaults the README promises, in one place.
+constexpr int kDefaultPerV4 = 32;
+constexpr int kDefaultPerV6 = 64;
+
+}  // namespace
+
+Limits limits_of(const RuleSpec& spec) {
+  Limits l;
+  l.per = spec.per.value_or(spec.cidr.family == XT_FAMILY_V4 ? kDefaultPerV4 : kDefaultPerV6);
+  l.rate = spec.rate;
+  if (spec.rate) l.burst = spec.burst.value_or(spec.rate->count);
+  l.bandwidth = spec.bandwidth;
+  if (spec.bandwidth) l.burst_bytes = spec.burst_bytes.value_or((spec.bandwidth->bits_per_sec + 7) / 8);
+  l.new_rate = spec.new_rate.value_or(Rate{XT_DEFAULT_NEW_RATE, kNsPerSec});
+  l.new_burst = l.new_rate.count;
+  return l;
+}
+
+bool same_rule(const RuleSpec& a, const RuleSpec& b) {
+  auto bits = [](const std::optional<Bandwidth>& bw) { return bw ? std::optional(bw->bits_per_sec) : std::nullopt; };
+  auto per_second = [](const std::optional<Rate>& r) {
+    return r ? std::optional(std::pair(r->count, r->period_ns)) : std::nullopt;
+  };
+  if (a.cidr != b.cidr || a.action != b.action || a.dry_run != b.dry_run) return false;
+  if (a.action != XT_ACT_LIMIT) return true;
+  const Limits la = limits_of(a), lb = limits_of(b);
+  return la.per == lb.per && per_second(la.rate) == per_second(lb.rate) && la.burst == lb.burst &&
+         bits(la.bandwidth) == bits(lb.bandwidth) && la.burst_bytes == lb.burst_bytes &&
+         la.new_rate.count == lb.new_rate.count && la.new_rate.period_ns == lb.new_rate.period_ns &&
+         la.new_burst == lb.new_burst;
+}
+
+WordsContext command_line_words() {
+  return {[](std::string_view key) {
+            std::string name = "--" + std::string(key);
+            std::ranges::replace(name, '_', '-');
+            return name;
+          },
+          [](std::string_view) { return std::string(); }};
+}
+
+Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsContext& context) {
+  auto at = [&](std::string_view key, const Error& e) {
+    return std::unexpected(Error{e.kind, context.where(key) + e.message});
+  };
+  RuleSpec spec;
+  spec.cidr = cidr;
+  spec.dry_run = w.dry_run;
+  if (w.action) {
+    if (*w.action == "allow")
+      spec.action = XT_ACT_ALLOW;
+    else if (*w.action == "deny")
+      spec.action = XT_ACT_DENY;
+    else if (*w.action != "limit")
+      return at("action", Error{ErrorKind::Usage, context.name("action") + " must be \"limit\", \"allow\" or \"deny\", not \"" +
+                                                      *w.action + "\""});
+  }
+  if (w.per) {
+    auto per = parse_prefix_len(context.name("per"), *w.per);
+    if (!per) return at("per", per.error());
+    spec.per = *per;
+  }
+  for (auto [key, word, out] : {std::tuple{"rate", &w.rate, &spec.rate}, std::tuple{"new_rate", &w.new_rate, &spec.new_rate}}) {
+    if (!*word) continue;
+    auto rate = parse_rate(**word);
+    if (!rate) return at(key, rate.error());
+    *out = *rate;
+  }
+  for (auto [key, word, out] :
+       {std::tuple{"burst", &w.burst, &spec.burst}, std::tuple{"burst_bytes", &w.burst_bytes, &spec.burst_bytes}}) {
+    if (!*word) continue;
+    auto n = parse_positive(context.name(key), **word);
+    if (!n) return at(key, n.error());
+    *out = *n;
+  }
+  if (w.bandwidth) {
+    auto bw = parse_bandwidth(*w.bandwidth);
+    if (!bw) return at("bandwidth", bw.error());
+    spec.bandwidth = *bw;
+  }
+  return spec;
+}
+
+RuleWords words_of(const RuleSpec& spec) {
+  RuleWords w;
+  if (spec.action != XT_ACT_LIMIT) w.action = action_name(spec.action);
+  if (spec.per) w.per = std::to_string(*spec.per);
+  if (spec.rate) w.rate = format_rate(spec.rate->count, spec.rate->period_ns);
+  if (spec.burst) w.burst = std::to_string(*spec.burst);
+  if (spec.bandwidth) w.bandwidth = format_bandwidth(spec.bandwidth->bits_per_sec, spec.bandwidth->byte_unit);
+  if (spec.burst_bytes) w.burst_bytes = std::to_string(*spec.burst_bytes);
+  if (spec.new_rate) w.new_rate = format_rate(spec.new_rate->count, spec.new_rate->period_ns);
+  w.dry_run = spec.dry_run;
+  return w;
+}
+
+std::string options_text(const RuleSpec& spec) {
+  const RuleWords w = words_of(spec);
+  const WordsContext cli = command_line_words();
+  std::string out;
+  auto add = [&](const char* key, const std::optional<std::string>& word) {
+    if (word) out += (out.empty() ? "" : " ") + cli.name(key) + " " + *word;
+  };
+  if (w.action) out += "--" + *w.action;
+  add("per", w.per);
+  add("rate", w.rate);
+  add("burst", w.burst);
+  add("bandwidth", w.bandwidth);
+  add("burst_bytes", w.burst_bytes);
+  add("new_rate", w.new_rate);
+  if (w.dry_run) out += (out.empty() ? "" : " ") + std::string("--dry-run");
+  return out;
+}
+
+Result<RuleSpec> spec_from_options_text(const Cidr& cidr, std::string_view text) {
+  std::istringstream in{std::string(text)};
+  RuleWords w;
+  for (std::string word; in >> word;) {
+    if (word == "--allow" || word == "--deny") {
+      w.action = word.substr(2);
+      continue;
+    }
+    if (word == "--dry-run") {
+      w.dry_run = true;
+      continue;
+    }
+    std::string value;
+    if (!(in >> value)) return usage_error("option " + word + " has no value in '" + std::string(text) + "'");
+    if (word == "--per") w.per = value;
+    else if (word == "--rate") w.rate = value;
+    else if (word == "--burst") w.burst = value;
+    else if (word == "--bandwidth") w.bandwidth = value;
+    else if (word == "--burst-bytes") w.burst_bytes = value;
+    else if (word == "--new-rate") w.new_rate = value;
+    else return usage_error("unknown option " + word + " in '" + std::string(text) + "'");
+  }
+  return build_spec(cidr, w, command_line_words());
+}
+
+Result<xt_limit> make_limit(uint64_t count, uint64_t ticks, uint64_t burst, uint32_t hz, std::string_view what) {
+  const uint64_t g = std::gcd(count, ticks);
+  xt_limit l{};
+  l.fill = count / g;
+  l.cost = ticks / g;
+  // A bucket's state is unambiguous for an idle time of 2^(XT_TAT_BITS-1)
+  // units (abi.h): refuse fills so large that this would be under a year.
+  const unsigned __int128 horizon_ticks = (static_cast<unsigned __int128>(1) << (XT_TAT_BITS - 1)) / l.fill;
+  if (l.fill > XT_MAX_SCALED || horizon_ticks / hz < XT_MIN_HORIZON_SECONDS)
+    return usage_error("bad " + std::string(what) + ": it does not reduce to a small enough fraction of the " +
+                       std::to_string(hz) + " kernel ticks per second to meter exactly; round it (to a multiple "
+                       "of 1000, say)");
+  if (burst > XT_MAX_SCALED / l.cost)
+    return usage_error("bad " + std::string(what) + ": a burst of " + std::to_string(burst) +
+                       " is too large to meter exactly at this rate (at most " +
+                       std::to_string(XT_MAX_SCALED / l.cost) + ")");
+  l.cap = burst * l.cost;
+  return l;
+}
+
+namespace {
+
+// Ticks in period_ns at hz ticks per second: exact, as every period is whole
+// seconds.
+uint64_t period_ticks(uint64_t period_ns, uint32_t hz) { return period_ns / kNsPerSec * hz; }
+
+}  // namespace
+
+Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz) {
+  xt_rule rule{};
+  rule.action = static_cast<uint8_t>(spec.action);
+  rule.family = spec.cidr.family;
+  const int max_bits = family_bits(spec.cidr.family);
+  const char* family_name = spec.cidr.family == XT_FAMILY_V4 ? "IPv4" : "IPv6";
+  const bool limits = spec.rate || spec.burst || spec.bandwidth || spec.burst_bytes || spec.per || spec.new_rate;
+
+  if (spec.action != XT_ACT_LIMIT) {
+    const char* flag = spec.action == XT_ACT_ALLOW ? "--allow" : "--deny";
+    if (limits)
+      return usage_error(std::string(flag) +
+                         " takes no limits: --rate, --burst, --bandwidth, --burst-bytes, --per and "
+                         "--new-rate apply to limit rules");
+    if (spec.dry_run && spec.action == XT_ACT_ALLOW)
+      return usage_error("--dry-run has no effect on an --allow rule: it never drops");
+    rule.flags = spec.dry_run ? XT_RULE_DRY_RUN : 0;
+    rule.per_len = static_cast<uint8_t>(max_bits);
+    return rule;
+  }
+
+  if (!spec.rate && !spec.bandwidth)
+    return usage_error("a limit rule needs --rate or --bandwidth (or --allow / --deny)");
+  if (spec.burst && !spec.rate) return usage_error("--burst needs --rate: it is counted in packets");
+  if (spec.burst_bytes && !spec.bandwidth) return usage_error("--burst-bytes needs --bandwidth");
+
+  int per = spec.per.value_or(spec.cidr.family == XT_FAMILY_V4 ? 32 : 64);
+  if (per < 0 || per > max_bits)
+    return usage_error("bad --per " + std::to_string(per) + ": longer than an " + family_name +
+                       " address (" + std::to_string(max_bits) + " bits)");
+  rule.per_len = static_cast<uint8_t>(per);
+  if (spec.dry_run) rule.flags |= XT_RULE_DRY_RUN;
+
+  if (spec.rate) {
+    const uint64_t burst = spec.burst.value_or(spec.rate->count);
+    auto l = make_limit(spec.rate->count, period_ticks(spec.rate->period_ns, hz), burst, hz,
+                        "--rate " + format_rate(spec.rate->count, spec.rate->period_ns));
+    if (!l) return std::unexpected(l.error());
+    rule.pkt = *l;
+    rule.flags |= XT_RULE_PKT_LIMIT;
+  }
+  if (spec.bandwidth) {
+    const uint64_t bits = spec.bandwidth->bits_per_sec;
+    const uint64_t burst = spec.burst_bytes.value_or((bits + 7) / 8);  // one second's worth
+    // Bits per second are bits per hz ticks; a byte costs 8 of them.
+    auto l = make_limit(bits, 8ULL * hz, burst, hz,
+                        "--bandwidth " + format_bandwidth(bits, spec.bandwidth->byte_unit));
+    if (!l) return std::unexpected(l.error());
+    rule.bytes = *l;
+    rule.flags |= XT_RULE_BYTE_LIMIT;
+  }
+  const Rate fresh = spec.new_rate.value_or(Rate{XT_DEFAULT_NEW_RATE, kNsPerSec});
+  auto n = make_limit(fresh.count, period_ticks(fresh.period_ns, hz), fresh.count, hz,
+                      "--new-rate " + format_rate(fresh.count, fresh.period_ns));
+  if (!n) return std::unexpected(n.error());
+  rule.new_src = *n;
+  return rule;
+}
+
+const char* action_name(uint8_t action) {
+  switch (action) {
+    case XT_ACT_LIMIT: return "limit";
+    case XT_ACT_ALLOW: return "allow";
+    case XT_ACT_DENY: return "deny";
+  }
+  return "unknown";
+}
+
+std::vector<std::string> rule_warnings(const RuleSpec& spec, uint32_t hz) {
+  std::vector<std::string> out;
+  if (spec.action != XT_ACT_LIMIT) return out;
+  const Limits l = limits_of(spec);
+  constexpr uint64_t kFrame = 1514;  // a full-size Ethernet frame
+  if (l.rate) {
+    // A bucket holding less than a tick's worth of tokens throws the rest
+    // away every tick: at most burst x hz packets a second pass.
+    const uint64_t per_second = l.rate->count * kNsPerSec / l.rate->period_ns;
+    const uint64_t per_tick = (per_second + hz - 1) / hz;
+    if (l.burst * hz < per_second)
+      out.push_back("--burst " + std::to_string(l.burst) + " is below one kernel tick's worth of " +
+                    format_rate(l.rate->count, l.rate->period_ns) + " (" + std::to_string(per_tick) +
+                    " packets at " + std::to_string(hz) + " ticks a second): at most " +
+                    std::to_string(l.burst * hz) + " packets/s can pass; use --burst " + std::to_string(per_tick) +
+                    " or more");
+  }
+  if (l.bandwidth) {
+    const std::string bandwidth = format_bandwidth(l.bandwidth->bits_per_sec, l.bandwidth->byte_unit);
+    const uint64_t bytes_per_second = l.bandwidth->bits_per_sec / 8;
+    const uint64_t per_tick = (bytes_per_second + hz - 1) / hz;
+    const uint64_t for_tcp = std::max<uint64_t>(bytes_per_second / 4, 20 * kFrame);
+    const std::string burst = "--burst-bytes " + std::to_string(l.burst_bytes);
+    if (l.burst_bytes < kFrame) {
+      out.push_back(burst + " is below a full-size Ethernet frame (1514 bytes): larger packets can never pass");
+    } else if (l.burst_bytes < per_tick + kFrame) {
+      const uint64_t most = l.burst_bytes / kFrame * kFrame * hz;
+      out.push_back(burst + " is below one kernel tick's worth of " + bandwidth + " plus a frame (" +
+                    std::to_string(per_tick + kFrame) + " bytes): tokens arrive once a tick, so full-size frames "
+                    "pass at no more than " + std::to_string(most * 8 / 1000) + " kbit/s; use " +
+                    std::to_string(for_tcp) + " or more");
+    } else if (l.burst_bytes < for_tcp) {
+      out.push_back(burst + " is below a quarter of a second's worth of " + bandwidth + " (" +
+                    std::to_string(for_tcp) + " bytes): a TCP flow through it may get well below the limit "
+                    "(docs/operations.md, \"Sizing a byte burst for TCP\")");
+    }
+  }
+  return out;
+}
+
+std::string describe_limits(const RuleSpec& spec) {
+  if (spec.action != XT_ACT_LIMIT) return "";
+  const Limits l = limits_of(spec);
+  std::string out;
+  if (l.rate) out = format_rate(l.rate->count, l.rate->period_ns) + " burst " + std::to_string(l.burst);
+  if (l.bandwidth) {
+    if (!out.empty()) out += ", ";
+    out += format_bandwidth(l.bandwidth->bits_per_sec, l.bandwidth->byte_unit) + " burst " +
+           std::to_string(l.burst_bytes) + "B";
+  }
+  return out + ", new sources " + format_rate(l.new_rate.count, l.new_rate.period_ns);
+}
+
+std::string describe(const RuleSpec& spec) {
+  std::string out = action_name(spec.action);
+  if (spec.action == XT_ACT_LIMIT) out += " " + describe_limits(spec) + ", per /" + std::to_string(limits_of(spec).per);
+  if (spec.dry_run) out += " (dry-run)";
+  return out;
+}
+
+nlohmann::json rule_json(const RuleEntry& e) {
+  nlohmann::json j = {{"cidr", format_cidr(e.cidr)},
+                      {"family", e.cidr.family == XT_FAMILY_V4 ? "ipv4" : "ipv6"},
+                      {"action", action_name(e.spec.action)},
+                      {"dry_run", e.spec.dry_run},
+                      {"id", e.rule.id},
+                      {"generation", e.rule.gen},
+                      {"options", options_text(e.spec)}};
+  if (e.spec.action != XT_ACT_LIMIT) return j;
+  const Limits l = limits_of(e.spec);
+  j["per"] = l.per;
+  j["new_rate"] = format_rate(l.new_rate.count, l.new_rate.period_ns);
+  if (l.rate) {
+    j["rate"] = format_rate(l.rate->count, l.rate->period_ns);
+    j["rate_packets"] = l.rate->count;
+    j["rate_period_seconds"] = l.rate->period_ns / kNsPerSec;
+    j["burst"] = l.burst;
+  }
+  if (l.bandwidth) {
+    j["bandwidth"] = format_bandwidth(l.bandwidth->bits_per_sec, l.bandwidth->byte_unit);
+    j["bandwidth_bits_per_second"] = l.bandwidth->bits_per_sec;
+    j["burst_bytes"] = l.burst_bytes;
+  }
+  return j;
+}
+
+nlohmann::json rules_json(const std::vector<RuleEntry>& rules) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& e : rules) out.push_back(rule_json(e));
+  return out;
+}
+
+std::string rules_text(const std::vector<RuleEntry>& rules) {
+  if (rules.empty()) return "no rules\n";
+  std::string out = fmt("%-44s %-6s %-5s %s\n", "CIDR", "ACTION", "PER", "LIMITS");
+  for (const auto& e : rules) {
+    const bool limit = e.spec.action == XT_ACT_LIMIT;
+    out += fmt("%-44s %-6s %-5s %s%s\n", format_cidr(e.cidr).c_str(), action_name(e.spec.action),
+               limit ? ("/" + std::to_string(limits_of(e.spec).per)).c_str() : "-",
+               limit ? describe_limits(e.spec).c_str() : "-", e.spec.dry_run ? " (dry-run)" : "");
+  }
+  return out;
+}
+
+}  // namespace xt

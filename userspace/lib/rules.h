@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+// Rules: what the operator writes (a CIDR and the options of `rule add`, or
+// the keys of a rules file), the one builder that checks those words for the
+// command line and for files alike, the limits the defaults make of them,
+// and the compiled form the XDP program meters with. The kernel keeps only
+// the compiled form (struct xt_rule); the words live with the controller, in
+// a pinned map the data path never reads. Pure: unit-tested on the host.
+#pragma once
+
+#include <xthrottle/abi.h>
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "error.h"
+#include "policy.h"
+
+namespace xt {
+
+// A rule as the operator wrote it. Unset options take their defaults.
+struct RuleSpec {
+  Cidr cidr;
+  xt_action action = XT_ACT_LIMIT;
+  std::optional<int> per;
+  std::optional<Rate> rate;
+  std::optional<uint64_t> burst;
+  std::optional<Bandwidth> bandwidth;
+  std::optional<uint64_t> burst_bytes;
+  std::optional<Rate> new_rate;  // default: XT_DEFAULT_NEW_RATE per second
+  bool dry_run = false;
+};
+
+// What a limit rule enforces once the defaults are in: the burst is the
+// count in the rate, the byte burst a second's worth, the new-source budget
+// XT_DEFAULT_NEW_RATE a second, one bucket per address (IPv4) or /64 (IPv6).
+struct Limits {
+  int per = 0;
+  std::optional<Rate> rate;
+  uint64_t burst = 0;
+  std::optional<Bandwidth> bandwidth;
+  uint64_t burst_bytes = 0;
+  Rate new_rate;
+  uint64_t new_burst = 0;
+};
+Limits limits_of(const RuleSpec& spec);
+// Whether two specs make the same rule (what `apply` leaves untouched).
+bool same_rule(const RuleSpec& a, const RuleSpec& b);
+
+// A rule's options as words: what `rule add` takes after the CIDR, and what
+// a rules file's keys hold (numbers as their digits). Keys: action, per,
+// rate, burst, bandwidth, burst_bytes, new_rate, dry_run.
+struct RuleWords {
+  std::optional<std::string> action;  // "limit", "allow" or "deny"
+  std::optional<std::string> per, rate, burst, bandwidth, burst_bytes, new_rate;
+  bool dry_run = false;
+};
+
+// Where words came from, for messages: how a key is named ("--burst-bytes"
+// on the command line, "burst_bytes" in a file) and what goes before a
+// message about it ("" on the command line, whose messages quote the bad
+// word; "FILE:LINE: " in a file).
+struct WordsContext {
+  std::function<std::string(std::string_view key)> name;
+  std::function<std::string(std::string_view key)> where;
+};
+WordsContext command_line_words();
+
+// The one builder: every word through the same parsers, with the same
+// limits, whether it came from the command line, a rules file or the pinned
+// state. Combinations and what the tick can meter are compile_rule's.
+Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& words, const WordsContext& context);
+
+// The canonical words of a spec (only the options it has), and the same as
+// one line of command-line options, which is what the pinned state keeps.
+RuleWords words_of(const RuleSpec& spec);
+std::string options_text(const RuleSpec& spec);
+Result<RuleSpec> spec_from_options_text(const Cidr& cidr, std::string_view text);
+
+// The exact limit for `count` units per `ticks` kernel ticks (of hz per
+// second) with a burst of `burst` units (see struct xt_limit). `what` names
+// the option in messages.
+Result<xt_limit> make_limit(uint64_t count, uint64_t ticks, uint64_t burst, uint32_t hz, std::string_view what);
+
+// Checks the combinations of a spec and compiles it into the map value for
+// a kernel running at `hz` ticks per second. id and gen are left for the
+// state layer to assign.
+Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz);
+
+// What a rule will do that its author may not expect, one warning a line
+// for `rule add` and `apply` (empty: nothing to say). Tokens arrive once a
+// kernel tick, so a burst below a tick's worth caps the rate below what was
+// asked; and a byte burst below a quarter of a second's worth starves a TCP
+// flow (docs/operations.md, "Sizing a byte burst for TCP").
+std::vector<std::string> rule_warnings(const RuleSpec& spec, uint32_t hz);
+
+const char* action_name(uint8_t action);
+// One line describing a rule's limits: "100/s burst 100, 10Mbit/s burst 1250000B, new sources 1000/s".
+std::string describe_limits(const RuleSpec& spec);
+// The whole rule: "limit 100/s burst 100, ..., per /32 (dry-run)".
+std::string describe(const RuleSpec& spec);
+
+// A live rule: what the operator wrote, and what the kernel meters with
+// (its slot id and generation included).
+struct RuleEntry {
+  Cidr cidr;
+  xt_rule rule;
+  RuleSpec spec;
+};
+
+nlohmann::json rule_json(const RuleEntry& entry);
+nlohmann::json rules_json(const std::vector<RuleEntry>& rules);
+std::string rules_text(const std::vector<RuleEntry>& rules);
+
+}  // namespace xt

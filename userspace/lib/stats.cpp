@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: MIT
+#include "stats.h"
+
+#include <algorithm>
+#include <map>
+
+#include "format.h"
+#include "keys.h"
+#include "meter.h"
+
+namespace xt {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr ReasonInfo kReasons[XT_REASONS] = {
+    {"within_limit", "passed within limit"},
+    {"allowed", "passed by allow rule"},
+    {"dry_run", "passed, dry-run (would drop)"},
+    {"unmatched", "passed, no rule"},
+    {"non_ip", "passed, not IP"},
+    {"over_limit", "dropped over limit"},
+    {"denied", "dropped by deny rule"},
+    {"malformed", "dropped malformed"},
+    {"table_full", "dropped, table refused insert"},
+    {"new_source", "dropped, new-source budget"},
+};
+
+json count_json(const xt_count& c) { return {{"packets", c.packets}, {"bytes", c.bytes}}; }
+
+xt_count sum_reasons(const std::vector<xt_count>& reasons, uint32_t from, uint32_t to) {
+  xt_count total{};
+  for (uint32_t r = from; r < to && r < reasons.size(); r++) {
+    total.packets += reasons[r].packets;
+    total.bytes += reasons[r].bytes;
+  }
+  return total;
+}
+
+}  // namespace
+
+const ReasonInfo& reason_info(uint32_t reason) { return kReasons[reason < XT_REASONS ? reason : 0]; }
+
+Result<std::vector<Saturation>> saturations(const State& state, const std::vector<RuleCounters>& rules) {
+  std::vector<Saturation> out;
+  // Saturated, and the last drop within XT_RELEASE_SECONDS (after that it
+  // has ended, and the next admission will say so).
+  if (std::ranges::none_of(rules, [](const RuleCounters& r) { return r.state.saturated_since != 0; })) return out;
+  auto cfg = state.config();
+  if (!cfg) return std::unexpected(cfg.error());
+  auto now = state.now();
+  if (!now) return std::unexpected(now.error());
+  const uint32_t tick = static_cast<uint32_t>(*now);
+  for (const auto& r : rules) {
+    const xt_rule_state& st = r.state;
+    if (!st.saturated_since || tick - st.last_new_drop >= cfg->hz * XT_RELEASE_SECONDS) continue;
+    Saturation sat;
+    sat.rule = format_cidr(r.cidr);
+    const Rate budget = limits_of(r.spec).new_rate;
+    sat.new_rate = format_rate(budget.count, budget.period_ns);
+    sat.seconds = static_cast<double>(tick - st.saturated_since) / cfg->hz;
+    const uint64_t now_dropped = r.stats.new_source_dropped_packets;
+    const uint64_t dropped = now_dropped > st.new_drops_at_start ? now_dropped - st.new_drops_at_start : 0;
+    sat.dropped_pps = sat.seconds > 0 ? static_cast<double>(dropped) / sat.seconds : 0;
+    sat.dry_run = r.rule.flags & XT_RULE_DRY_RUN;
+    out.push_back(sat);
+  }
+  return out;
+}
+
+xt_count Stats::passed() const { return sum_reasons(reasons, 0, XT_FIRST_DROP); }
+xt_count Stats::dropped() const { return sum_reasons(reasons, XT_FIRST_DROP, XT_REASONS); }
+bool Stats::is_saturated(const Cidr& cidr) const {
+  const std::string rule = format_cidr(cidr);
+  return std::ranges::any_of(saturated, [&](const Saturation& s) { return s.rule == rule; });
+}
+
+uint64_t Stats::extra(uint32_t counter) const { return counter < reasons.size() ? reasons[counter].packets : 0; }
+
+Result<Stats> read_stats(const State& state) {
+  Stats s;
+  auto reasons = state.counters();
+  if (!reasons) return std::unexpected(reasons.error());
+  auto rules = state.rule_counters();
+  if (!rules) return std::unexpected(rules.error());
+  auto saturated = saturations(state, *rules);
+  if (!saturated) return std::unexpected(saturated.error());
+  s.reasons = std::move(*reasons);
+  s.rules = std::move(*rules);
+  s.saturated = std::move(*saturated);
+  return s;
+}
+
+json stats_json(const Stats& stats) {
+  const xt_count passed = stats.passed(), dropped = stats.dropped();
+  json j = {{"passed_packets", passed.packets},
+            {"passed_bytes", passed.bytes},
+            {"dropped_packets", dropped.packets},
+            {"dropped_bytes", dropped.bytes}};
+  json reasons = json::object();
+  for (uint32_t r = 0; r < XT_REASONS; r++) reasons[kReasons[r].key] = count_json(stats.reasons[r]);
+  j["reasons"] = reasons;
+  json rules = json::object();
+  for (const auto& r : stats.rules) {
+    rules[format_cidr(r.cidr)] = {{"action", action_name(r.rule.action)},
+                                  {"dry_run", (r.rule.flags & XT_RULE_DRY_RUN) != 0},
+                                  {"passed_packets", r.stats.passed_packets},
+                                  {"passed_bytes", r.stats.passed_bytes},
+                                  {"dropped_packets", r.stats.dropped_packets},
+                                  {"dropped_bytes", r.stats.dropped_bytes},
+                                  {"dryrun_packets", r.stats.dryrun_packets},
+                                  {"dryrun_bytes", r.stats.dryrun_bytes},
+                                  {"new_source_dropped_packets", r.stats.new_source_dropped_packets},
+                                  {"new_source_saturated", stats.is_saturated(r.cidr)}};
+  }
+  j["rules"] = rules;
+  j["events_sent"] = stats.extra(XT_EVENTS_SENT);
+  j["events_suppressed"] = stats.extra(XT_EVENTS_SUPPRESSED);
+  j["events_lost"] = stats.extra(XT_EVENTS_LOST);
+  j["sources_admitted"] = stats.extra(XT_SOURCES_ADMITTED);
+  return j;
+}
+
+std::string stats_text(const Stats& stats) {
+  const xt_count passed = stats.passed(), dropped = stats.dropped();
+  std::string out = fmt("%-30s %14s %16s\n", "", "PACKETS", "BYTES");
+  out += fmt("%-30s %14llu %16llu\n", "passed", (unsigned long long)passed.packets,
+             (unsigned long long)passed.bytes);
+  out += fmt("%-30s %14llu %16llu\n", "dropped", (unsigned long long)dropped.packets,
+             (unsigned long long)dropped.bytes);
+  for (uint32_t r = 0; r < XT_REASONS; r++)
+    out += fmt("  %-28s %14llu %16llu\n", kReasons[r].text, (unsigned long long)stats.reasons[r].packets,
+               (unsigned long long)stats.reasons[r].bytes);
+  if (stats.rules.empty()) return out + "\nno rules\n";
+  out += fmt("\n%-44s %14s %14s %14s\n", "RULE", "PASSED", "DROPPED", "WOULD-DROP");
+  for (const auto& r : stats.rules)
+    out += fmt("%-44s %14llu %14llu %14s%s\n", format_cidr(r.cidr).c_str(),
+               (unsigned long long)r.stats.passed_packets, (unsigned long long)r.stats.dropped_packets,
+               (r.rule.flags & XT_RULE_DRY_RUN) ? std::to_string(r.stats.dryrun_packets).c_str() : "-",
+               stats.is_saturated(r.cidr) ? "  new-source budget saturated" : "");
+  for (const auto& sat : stats.saturated)
+    out += fmt("\nthe new-source budget of %s (%s) is saturated: %.0f untracked packets/s dropped for %.0f s; new "
+               "clients are turned away with them\n",
+               sat.rule.c_str(), sat.new_rate.c_str(), sat.dropped_pps, sat.seconds);
+  return out;
+}
+
+json stats_rate_json(const Stats& before, const Stats& after, double seconds) {
+  auto rate = [&](uint64_t a, uint64_t b) { return seconds > 0 ? static_cast<double>(b - a) / seconds : 0.0; };
+  json j = stats_json(after);
+  j["interval_seconds"] = seconds;
+  j["passed_pps"] = rate(before.passed().packets, after.passed().packets);
+  j["dropped_pps"] = rate(before.dropped().packets, after.dropped().packets);
+  j["passed_bps"] = 8 * rate(before.passed().bytes, after.passed().bytes);
+  j["dropped_bps"] = 8 * rate(before.dropped().bytes, after.dropped().bytes);
+  return j;
+}
+
+std::string stats_rate_text(const Stats& before, const Stats& after, double seconds) {
+  json j = stats_rate_json(before, after, seconds);
+  return fmt("passed %12.0f pkt/s %14.0f bit/s   dropped %12.0f pkt/s %14.0f bit/s   (so far: %llu passed, %llu "
+             "dropped)\n",
+             j["passed_pps"].get<double>(), j["passed_bps"].get<double>(), j["dropped_pps"].get<double>(),
+             j["dropped_bps"].get<double>(), (unsigned long long)after.passed().packets,
+             (unsigned long long)after.dropped().packets);
+}
+
+Result<std::vector<TopRow>> read_top(const State& state, size_t limit) {
+  auto rules = state.rules();
+  if (!rules) return std::unexpected(rules.error());
+  auto now = state.now();
+  if (!now) return std::unexpected(now.error());
+  std::map<uint32_t, const RuleEntry*> by_id;
+  for (const auto& e : *rules) by_id[e.rule.id] = &e;
+
+  // Drops the per-CPU hot caches counted but have not added to their bucket
+  // yet belong to the rows too.
+  auto pending = state.hot_pending();
+  if (!pending) return std::unexpected(pending.error());
+
+  std::vector<TopRow> rows;
+  auto walked = state.for_each_bucket([&](const BucketEntry& e) {
+    auto it = by_id.find(e.key.rule_id);
+    if (it == by_id.end()) return;  // its rule was just deleted
+    const xt_rule& rule = it->second->rule;
+    TopRow row;
+    Cidr src{e.key.family, {}, e.key.per_len};
+    std::copy(std::begin(e.key.addr), std::end(e.key.addr), src.addr.begin());
+    row.source = format_cidr(src);
+    row.rule = format_cidr(it->second->cidr);
+    row.passed_packets = e.bucket.passed_packets;
+    row.dropped_packets = e.bucket.dropped_packets;
+    if (auto p = pending->find(e.key); p != pending->end()) row.dropped_packets += p->second;
+    row.dry_run = rule.flags & XT_RULE_DRY_RUN;
+    if (rule.flags & XT_RULE_PKT_LIMIT) {
+      const uint64_t word = XT_REGEN_PKT(&rule, e.bucket.pkt_word, *now);
+      row.packets_left = static_cast<int64_t>(xt_available(&rule.pkt, word, *now));
+    }
+    rows.push_back(std::move(row));
+  });
+  if (!walked) return std::unexpected(walked.error());
+  std::ranges::sort(rows, [](const TopRow& a, const TopRow& b) {
+    return std::tie(b.dropped_packets, b.passed_packets, a.source) <
+           std::tie(a.dropped_packets, a.passed_packets, b.source);
+  });
+  if (rows.size() > limit) rows.resize(limit);
+  return rows;
+}
+
+json top_json(const std::vector<TopRow>& rows) {
+  json out = json::array();
+  for (const auto& r : rows) {
+    json j = {{"source", r.source},
+              {"rule", r.rule},
+              {"passed_packets", r.passed_packets},
+              {"dropped_packets", r.dropped_packets},
+              {"dry_run", r.dry_run}};
+    if (r.packets_left >= 0) j["packets_left"] = r.packets_left;
+    if (r.dropped_pps >= 0) j["dropped_pps"] = r.dropped_pps;
+    if (r.passed_pps >= 0) j["passed_pps"] = r.passed_pps;
+    out.push_back(j);
+  }
+  return out;
+}
+
+std::string top_text(const std::vector<TopRow>& rows) {
+  if (rows.empty()) return "no tracked sources\n";
+  const bool rates = rows.front().dropped_pps >= 0;
+  std::string out = fmt("%-44s %-20s %s%12s %12s %10s\n", "SOURCE", "RULE",
+                        rates ? fmt("%11s %11s ", "DROP/s", "PASS/s").c_str() : "", "PASSED", "DROPPED", "LEFT");
+  for (const auto& r : rows)
+    out += fmt("%-44s %-20s %s%12llu %12llu%s %10s\n", r.source.c_str(), r.rule.c_str(),
+               rates ? fmt("%11.0f %11.0f ", r.dropped_pps, r.passed_pps).c_str() : "",
+               (unsigned long long)r.passed_packets, (unsigned long long)r.dropped_packets, r.dry_run ? "*" : " ",
+               r.packets_left >= 0 ? std::to_string(r.packets_left).c_str() : "-");
+  if (std::ranges::any_of(rows, &TopRow::dry_run)) out += "* dry-run rule: these drops were counted, not done\n";
+  return out;
+}
+
+}  // namespace xt

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: MIT
+#include "status.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "apply.h"
+#include "format.h"
+#include "map_util.h"
+#include "object.h"
+
+namespace xt {
+
+using json = nlohmann::json;
+
+namespace {
+
+// xthrottle running here on state other than pin_dir's: the one thing a
+// status read from the wrong pin directory must not hide. A warning when
+// the state asked about protects nothing here (it is absent, or attached
+// nowhere in this namespace), a note otherwise (another instance is fine).
+void tell_elsewhere(Status& s, uint32_t rules_id) {
+  for (const auto& p : other_xthrottles(rules_id)) s.elsewhere.push_back({p.ifname, p.prog_id, p.pin_dir});
+  const bool attached = std::ranges::any_of(s.interfaces, &Attachment::live);
+  for (const auto& e : s.elsewhere)
+    (attached ? s.notes : s.warnings)
+        .push_back(e.ifname + " runs xthrottle (prog id " + std::to_string(e.prog_id) + ") on state that is not in " +
+                   s.pin_dir +
+                   (e.pin_dir.empty() ? std::string(": its state is not pinned on any BPF file system mounted here; "
+                                                    "look for it where it was attached from")
+                                      : ": its state is pinned in " + e.pin_dir + " (use --pin-dir " + e.pin_dir + ")"));
+}
+
+}  // namespace
+
+Result<Status> read_status(const std::string& pin_dir) {
+  Status s;
+  s.pin_dir = pin_dir;
+  s.state = State::exists(pin_dir);
+  if (!s.state) {
+    tell_elsewhere(s, 0);
+    if (s.elsewhere.empty())
+      s.warnings.push_back("not protecting: no xthrottle state in " + pin_dir +
+                           " (nothing attached or configured there)");
+    return s;
+  }
+  auto state = State::open(pin_dir);
+  if (!state) return std::unexpected(state.error());
+  auto counted = state->rule_counters();
+  if (!counted) return std::unexpected(counted.error());
+  for (const auto& r : *counted) s.rules.push_back({r.cidr, r.rule, r.spec});
+  auto ifaces = attachments(*state);
+  if (!ifaces) return std::unexpected(ifaces.error());
+  s.interfaces = std::move(*ifaces);
+  tell_elsewhere(s, map_id(state->rules_fd()));
+  auto cfg = state->config();
+  if (!cfg) return std::unexpected(cfg.error());
+  s.max_sources = cfg->max_sources;
+  s.hz = cfg->hz;
+  s.bytes_per_source = state->source_memory_bytes() / cfg->max_sources;
+  auto walked = state->for_each_bucket([&](const BucketEntry&) { s.tracked_sources++; });
+  if (!walked) return std::unexpected(walked.error());
+  auto counters = state->counters();
+  if (!counters) return std::unexpected(counters.error());
+  s.table_full_drops = (*counters)[XT_DROP_NO_STATE].packets;
+  s.new_source_drops = (*counters)[XT_DROP_NEW_SOURCE].packets;
+
+  auto saturated = saturations(*state, *counted);
+  if (!saturated) return std::unexpected(saturated.error());
+  s.saturated = std::move(*saturated);
+
+  auto meta = state->meta();
+  if (!meta) return std::unexpected(meta.error());
+  if (meta->config_path[0]) {
+    s.config_path = std::string(meta->config_path, strnlen(meta->config_path, sizeof(meta->config_path)));
+    for (uint8_t byte : meta->config_sha256) s.config_sha256 += fmt("%02x", byte);
+    s.config_applied_at = meta->applied_at;
+    // Read once: hashed to see whether it changed, parsed to see whether
+    // the rules still say what it says.
+    const auto bytes = read_file(s.config_path);
+    const std::string on_disk = bytes ? sha256_hex(*bytes) : "";
+    s.config_changed = on_disk != s.config_sha256;
+    if (s.config_changed) {
+      s.config_warnings.push_back("config " + s.config_path + (on_disk.empty() ? " is gone" : " changed") +
+                                  " since it was applied: the live rules may not be what it says (xthrottle apply "
+                                  "it, or SIGHUP serve)");
+    } else if (auto file = parse_rules_file(*bytes, s.config_path); file && compile_rules(*file, cfg->hz)) {
+      // The file is what was applied; are the rules still what it says, or
+      // did `rule add`/`rule del` change them since?
+      auto diff = diff_rules(*state, *file);
+      s.rules_drifted = diff && !diff->empty();
+      if (s.rules_drifted)
+        s.config_warnings.push_back("the live rules differ from " + s.config_path +
+                                    " (changed by rule add/del since it was applied: " +
+                                    std::to_string(diff->add.size() + diff->change.size()) +
+                                    " rule(s) missing or different, " + std::to_string(diff->remove.size()) +
+                                    " extra); `xthrottle apply --dry-run` shows how");
+    }
+  }
+
+  const bool attached = std::ranges::any_of(s.interfaces, &Attachment::live);
+  if (!attached && s.elsewhere.empty())
+    s.warnings.push_back("not protecting: not attached to any interface in this network namespace");
+  for (const auto& a : s.interfaces) {
+    if (!a.live) {
+      s.warnings.push_back(a.ifname + ": attached by xthrottle (prog id " + std::to_string(a.prog_id) +
+                           ") but the program is gone from the interface");
+      continue;
+    }
+    // A device without a link layer (tun, WireGuard) has no native XDP for
+    // its frames: generic mode is not a fallback there, but the only way.
+    if (a.mode == XT_MODE_SKB && a.requested != XT_MODE_SKB && a.link != XT_LINK_IP)
+      s.warnings.push_back(a.ifname + ": running in generic (skb) mode, not native: slower, and the stack "
+                           "has already spent work on every packet");
+    if (a.mode == XT_MODE_SKB)
+      s.notes.push_back(a.ifname + ": generic (skb) mode sees super-packets (a local TCP sender's 64 KB "
+                        "segments, GRO aggregates): each counts as the wire packets it stands for, estimated "
+                        "from the MTU: exact for full-size segments, fewer for a sender whose segments are "
+                        "smaller");
+    if (a.link == XT_LINK_IP)
+      s.notes.push_back(a.ifname + ": no link layer (tun, WireGuard): frames are read from the IP header");
+    if (a.mtu && a.mtu_now && frags_needed(a.mtu) != frags_needed(a.mtu_now))
+      s.warnings.push_back(a.ifname + ": the MTU is " + std::to_string(a.mtu_now) + " but the program was loaded "
+                           "for " + std::to_string(a.mtu) + (frags_needed(a.mtu_now) ? ", without" : ", with") +
+                           " multi-buffer frames: `xthrottle attach " + a.ifname + "` again to swap in the right "
+                           "one");
+  }
+  if (attached && s.rules.empty()) s.warnings.push_back("not limiting anything: attached, but there are no rules");
+  std::string dry;
+  for (const auto& e : s.rules)
+    if (e.spec.dry_run) dry += (dry.empty() ? "" : ", ") + format_cidr(e.cidr);
+  if (!dry.empty()) s.warnings.push_back("dry-run on: " + dry + " count what they would drop but drop nothing");
+  // New-source budgets admit sources into the table; if together they can
+  // turn it over faster than the idle window, quiet established sources can
+  // be evicted by a flood's newcomers.
+  double admissions = 0;
+  for (const auto& e : s.rules)
+    if (e.spec.action == XT_ACT_LIMIT) {
+      const Rate budget = limits_of(e.spec).new_rate;
+      admissions += static_cast<double>(budget.count) * kNsPerSec / static_cast<double>(budget.period_ns);
+    }
+  if (admissions > 0 && s.max_sources / admissions < XT_DEFAULT_IDLE_SECONDS)
+    s.warnings.push_back(fmt("new-source budgets (%.0f/s in all) can turn the source table (%u) over in %.0f s, "
+                             "less than the %d s that keeps a quiet source established: raise --max-sources or "
+                             "lower --new-rate",
+                             admissions, s.max_sources, s.max_sources / admissions, XT_DEFAULT_IDLE_SECONDS));
+  if (s.table_full_drops)
+    s.warnings.push_back("the source table (" + std::to_string(s.max_sources) + " entries) refused " +
+                         std::to_string(s.table_full_drops) +
+                         " inserts under churn: those packets were dropped (raise --max-sources)");
+  return s;
+}
+
+json status_json(const Status& s) {
+  json ifaces = json::array();
+  for (const auto& a : s.interfaces)
+    ifaces.push_back({{"ifname", a.ifname},
+                      {"ifindex", a.ifindex},
+                      {"attached", a.live},
+                      {"mode", mode_name(a.mode)},
+                      {"requested_mode", a.recorded ? mode_name(a.requested) : "unknown"},
+                      {"multiprog", a.multiprog},
+                      {"prog_id", a.prog_id},
+                      {"link", link_name(a.link)},
+                      {"mtu", a.mtu}});
+  json saturated = json::array();
+  for (const auto& sat : s.saturated)
+    saturated.push_back({{"rule", sat.rule},
+                         {"new_rate", sat.new_rate},
+                         {"seconds", sat.seconds},
+                         {"dropped_pps", sat.dropped_pps},
+                         {"dry_run", sat.dry_run}});
+  json elsewhere = json::array();
+  for (const auto& e : s.elsewhere)
+    elsewhere.push_back({{"ifname", e.ifname},
+                         {"prog_id", e.prog_id},
+                         {"pin_dir", e.pin_dir.empty() ? json(nullptr) : json(e.pin_dir)}});
+  size_t dry = std::ranges::count_if(s.rules, [](const RuleEntry& e) { return e.spec.dry_run; });
+  return {{"pin_dir", s.pin_dir},
+          {"state", s.state},
+          {"protected", s.warnings.empty()},
+          {"rules", s.rules.size()},
+          {"dry_run_rules", dry},
+          {"tracked_sources", s.tracked_sources},
+          {"max_sources", s.max_sources},
+          {"bytes_per_source", s.bytes_per_source},
+          {"hz", s.hz},
+          {"new_source_dropped_packets", s.new_source_drops},
+          {"new_source_saturated", saturated},
+          {"interfaces", ifaces},
+          {"elsewhere", elsewhere},
+          {"config", s.config_path.empty() ? nlohmann::json(nullptr)
+                                           : nlohmann::json{{"path", s.config_path},
+                                                            {"sha256", s.config_sha256},
+                                                            {"applied_at", s.config_applied_at},
+                                                            {"changed_since", s.config_changed},
+                                                            {"rules_differ", s.rules_drifted}}},
+          // "warnings" has every warning, as it always did; "protected"
+          // heeds those about protection only (config drift is not one).
+          {"warnings", [&] {
+             std::vector<std::string> all = s.warnings;
+             all.insert(all.end(), s.config_warnings.begin(), s.config_warnings.end());
+             return all;
+           }()},
+          {"config_warnings", s.config_warnings},
+          {"notes", s.notes}};
+}
+
+std::string status_text(const Status& s) {
+  std::string out;
+  if (s.state) {
+    out += fmt("state:   %s: %zu rules, %llu of %u sources tracked (%llu bytes each), clock %u Hz\n",
+               s.pin_dir.c_str(), s.rules.size(), (unsigned long long)s.tracked_sources, s.max_sources,
+               (unsigned long long)s.bytes_per_source, s.hz);
+    if (s.new_source_drops)
+      out += fmt("         %llu packets from untracked sources dropped over new-source budgets\n",
+                 (unsigned long long)s.new_source_drops);
+  } else {
+    out += "state:   none in " + s.pin_dir + "\n";
+  }
+  if (!s.config_path.empty())
+    out += "config:  " + s.config_path + " (sha256 " + s.config_sha256.substr(0, 12) + "...)" + "\n";
+  for (const auto& a : s.interfaces) {
+    if (!a.live) continue;
+    out += fmt("%-8s attached, %s mode%s, %s, prog id %u\n", (a.ifname + ":").c_str(), mode_name(a.mode),
+               a.recorded ? (" (asked: " + std::string(mode_name(a.requested)) + ")").c_str() : "",
+               a.multiprog ? "libxdp multi-program dispatcher" : "single program", a.prog_id);
+  }
+  for (const auto& sat : s.saturated)
+    out += sat.dry_run
+               ? fmt("UNDER A FLOOD (dry-run): the new-source budget of %s (%s) has been full for %.0f s; it would "
+                     "drop %.0f packets/s of untracked sources, new clients among them, and passes them\n",
+                     sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps)
+               : fmt("UNDER A FLOOD: the new-source budget of %s (%s) has been full for %.0f s, dropping %.0f "
+                     "packets/s of untracked sources: new clients are turned away with them\n",
+                     sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps);
+  for (const auto& n : s.notes) out += "note: " + n + "\n";
+  for (const auto& w : s.config_warnings) out += "WARNING (config): " + w + "\n";
+  for (const auto& w : s.warnings) out += "WARNING: " + w + "\n";
+  if (s.warnings.empty()) out += "protected\n";
+  return out;
+}
+
+}  // namespace xt

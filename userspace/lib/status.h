@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+// Whether the host is protected, told truthfully: where xthrottle runs, on
+// which state, in which mode, and every reason it may not protect as it
+// should (status, status --check, the health metrics).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attach.h"
+#include "error.h"
+#include "rules_file.h"
+#include "state.h"
+#include "stats.h"
+
+namespace xt {
+
+struct Status {
+  std::string pin_dir;
+  bool state = false;  // pinned maps exist
+  std::vector<RuleEntry> rules;
+  std::vector<Attachment> interfaces;
+  uint64_t tracked_sources = 0;
+  uint32_t max_sources = 0;
+  uint64_t bytes_per_source = 0;
+  uint32_t hz = 0;
+  uint64_t table_full_drops = 0;
+  uint64_t new_source_drops = 0;
+  // The config file last applied (apply, serve --config), if any.
+  std::string config_path, config_sha256;
+  uint64_t config_applied_at = 0;
+  bool config_changed = false;  // the file on disk is not what was applied
+  bool rules_drifted = false;   // it is, but the live rules are not what it says
+  std::vector<Saturation> saturated;
+  // xthrottle programs on this namespace's interfaces that use state other
+  // than pin_dir's (found: the directory holding their pins, if any).
+  struct Elsewhere {
+    std::string ifname;
+    uint32_t prog_id = 0;
+    std::string pin_dir;
+  };
+  std::vector<Elsewhere> elsewhere;
+  std::vector<std::string> warnings;         // not protecting as it should: empty means protected
+  std::vector<std::string> config_warnings;  // the live rules are not what the config file says
+  std::vector<std::string> notes;            // worth knowing, nothing wrong
+};
+// Reads the state (if any) and works out every warning.
+Result<Status> read_status(const std::string& pin_dir);
+nlohmann::json status_json(const Status& status);
+std::string status_text(const Status& status);
+
+}  // namespace xt
