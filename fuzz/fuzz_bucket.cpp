@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The bucket arithmetic (bpf/bucket.h) under any rule the controller accepts
+// The bucket arithmetic (bpf/gcra.h, bpf/meter.h) under any rule the controller accepts
 // and any traffic: packet by packet it must agree with a classic token
 // bucket in exact 128-bit arithmetic (tests/common/reference_bucket.h),
 // across rule replacements (tokens carried over as the controller promises);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// A classic token bucket, written independently of bpf/bucket.h's GCRA, in
+// A classic token bucket, written independently of bpf/gcra.h's GCRA, in
 // 128-bit arithmetic that cannot overflow: the unit tests and the fuzzer
 // check the data path's arithmetic against it packet by packet.
 #pragma once

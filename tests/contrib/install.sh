@@ -1,7 +1,7 @@
 #!/bin/sh
 # `cmake --install` into a staging root (DESTDIR, so nothing lands in the
 # real /etc even when the prefix is /usr): the binary, both units naming the
-# installed binary, the example config; and a second install keeps the
+# installed binary, the example config, the man page; and a second install keeps the
 # operator's edited config.
 #   install.sh BUILD_DIR STAGING PREFIX SYSCONFDIR
 set -eu
@@ -11,6 +11,7 @@ DESTDIR=$root cmake --install "$build" >/dev/null
 units=$root$prefix/lib/systemd/system
 fail() { echo "contrib.install: $*" >&2; exit 1; }
 test -x "$root$prefix/sbin/xthrottle" || fail "no $prefix/sbin/xthrottle"
+test -f "$root$prefix/share/man/man8/xthrottle.8" || fail "no man page"
 grep -q "^ExecStart=$prefix/sbin/xthrottle serve --config $sysconf/xthrottle/xthrottle.toml" "$units/xthrottle.service" ||
   fail "xthrottle.service does not run the installed binary on the installed config"
 grep -q "^ExecStart=$prefix/sbin/xthrottle attach %i" "$units/xthrottle-attach@.service" ||

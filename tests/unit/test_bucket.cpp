@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Bucket arithmetic (bpf/bucket.h) on the host with a clock the test owns,
+// Bucket arithmetic (bpf/gcra.h, bpf/meter.h) on the host with a clock the test owns,
 // counted in kernel ticks: exact refill at any tick rate, burst, long idle,
 // clock skew between CPUs and words left past the horizon, both limits, budgets carried across a rule
 // replacement, the hot cache's certainty, the seen filter's stamps, and a

@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
+#include <optional>
+#include <tuple>
 
 #include "apply.h"
 #include "format.h"
@@ -29,6 +32,22 @@ void tell_elsewhere(Status& s, uint32_t rules_id) {
                    (e.pin_dir.empty() ? std::string(": its state is not pinned on any BPF file system mounted here; "
                                                     "look for it where it was attached from")
                                       : ": its state is pinned in " + e.pin_dir + " (use --pin-dir " + e.pin_dir + ")"));
+}
+
+// The applied rules file, parsed and compiled: kept, by its path, hash and
+// tick rate, for the life of the process, so that serve's scrapes parse it
+// again only when it has changed.
+std::optional<RulesFile> applied_file(std::string_view bytes, const std::string& path, const std::string& sha256,
+                                      uint32_t hz) {
+  static std::mutex mu;
+  static std::optional<std::tuple<std::string, std::string, uint32_t, RulesFile>> kept;
+  std::lock_guard<std::mutex> hold(mu);
+  if (kept && std::get<0>(*kept) == path && std::get<1>(*kept) == sha256 && std::get<2>(*kept) == hz)
+    return std::get<3>(*kept);
+  auto file = parse_rules_file(bytes, path);
+  if (!file || !compile_rules(*file, hz)) return std::nullopt;
+  kept.emplace(path, sha256, hz, *file);
+  return *file;
 }
 
 }  // namespace
@@ -84,7 +103,7 @@ Result<Status> read_status(const std::string& pin_dir) {
       s.config_warnings.push_back("config " + s.config_path + (on_disk.empty() ? " is gone" : " changed") +
                                   " since it was applied: the live rules may not be what it says (xthrottle apply "
                                   "it, or SIGHUP serve)");
-    } else if (auto file = parse_rules_file(*bytes, s.config_path); file && compile_rules(*file, cfg->hz)) {
+    } else if (auto file = applied_file(*bytes, s.config_path, on_disk, cfg->hz)) {
       // The file is what was applied; are the rules still what it says, or
       // did `rule add`/`rule del` change them since?
       auto diff = diff_rules(*state, *file);
