@@ -151,9 +151,12 @@ const char* name(Limiter l) {
 }
 
 // Every limiter: `limit` packets/s per source (per /64 for IPv6), burst
-// `limit`, state for 262144 sources.
-void set_up(const Lab& lab, Limiter l, uint32_t limit) {
-  const std::string per_sec = std::to_string(limit), burst = std::to_string(limit);
+// `burst` (0: the same as limit), state for 262144 sources. xthrottle also
+// gets `extra` rules (`rule add` arguments), before its catch-all ones,
+// and `xt_args` on those (say, a new-source budget).
+void set_up(const Lab& lab, Limiter l, uint32_t limit, uint32_t burst_packets = 0,
+            const std::vector<std::vector<std::string>>& extra = {}, const std::vector<std::string>& xt_args = {}) {
+  const std::string per_sec = std::to_string(limit), burst = std::to_string(burst_packets ? burst_packets : limit);
   switch (l) {
     case Limiter::XdpDrop:
       must(run({"ip", "-n", lab.dut_ns(), "link", "set", "dut0", "xdp", "obj", XT_DROP_OBJECT, "sec", "xdp"}),
@@ -161,8 +164,15 @@ void set_up(const Lab& lab, Limiter l, uint32_t limit) {
       return;
     case Limiter::Xthrottle:
       must(lab.xthrottle({"attach", "dut0", "--mode", "native"}), "xthrottle attach");
-      must(lab.xthrottle({"rule", "add", "0.0.0.0/0", "--rate", per_sec + "/s"}), "xthrottle rule add");
-      must(lab.xthrottle({"rule", "add", "::/0", "--rate", per_sec + "/s"}), "xthrottle rule add");
+      for (auto args : extra) {
+        args.insert(args.begin(), {"rule", "add"});
+        must(lab.xthrottle(args), "xthrottle rule add");
+      }
+      for (const char* all : {"0.0.0.0/0", "::/0"}) {
+        std::vector<std::string> args = {"rule", "add", all, "--rate", per_sec + "/s", "--burst", burst};
+        args.insert(args.end(), xt_args.begin(), xt_args.end());
+        must(lab.xthrottle(args), "xthrottle rule add");
+      }
       return;
     case Limiter::Hashlimit:
       for (const char* tool : {"iptables", "ip6tables"}) {
@@ -286,6 +296,98 @@ json measure_throughput(uint32_t reps, uint64_t frames) {
       }
       out.push_back(row);
     }
+  }
+  return out;
+}
+
+// Attack scale: floods that outlast the first second, from sources the
+// limiter already tracks. Each case warms every lab with `fill` first (again
+// before each run, so what it admitted is always less than a minute old),
+// then times `flood`.
+struct ScaleCase {
+  std::string label;
+  uint32_t limit, burst;
+  std::vector<std::string> xt_args;               // on xthrottle's catch-all rules
+  std::vector<std::vector<std::string>> extra;    // more xthrottle rules
+  std::vector<std::string> fill, flood;           // floodgen arguments, --count included
+  bool legit = false;  // a client 500/s under its own 1000/s rule, through every run
+};
+
+std::vector<ScaleCase> scale_cases(uint64_t frames) {
+  const std::string n = std::to_string(frames);
+  const std::vector<std::string> raised = {"--new-rate", "100000000/s"};
+  return {
+      {"sustained: 16M spoofed, table full of sources admitted in the last minute",
+       kThroughputLimit, kThroughputLimit, {},
+       {{"172.16.0.0/12", "--rate", "100/s", "--new-rate", "100000000/s"}},
+       {"--sources", "1048576", "--src", "172.16.0.0", "--count", "1048576"},
+       {"--sources", std::to_string(kSixteenM), "--src", "10.0.0.0", "--count", n}},
+      {"botnet: 200k real sources, all tracked, each over 1/s", 1, 1, raised, {},
+       {"--sources", "200000", "--src", "10.0.0.0", "--count", "200000"},
+       {"--sources", "200000", "--src", "10.0.0.0", "--count", n}},
+      {"botnet: 1M real sources cycling over the 262k-source table", 1, 1, raised,
+       {{std::string(kLegitSource) + "/32", "--rate", std::to_string(kLegitLimit) + "/s"}},
+       {"--sources", "1000000", "--src", "10.0.0.0", "--count", "1000000"},
+       {"--sources", "1000000", "--src", "10.0.0.0", "--count", n}, true},
+  };
+}
+
+json measure_scale(uint32_t reps, uint64_t frames) {
+  const Limiter limiters[] = {Limiter::XdpDrop, Limiter::Xthrottle, Limiter::Hashlimit, Limiter::NftMeter};
+  json out = json::array();
+  for (const ScaleCase& c : scale_cases(frames)) {
+    json row = {{"case", c.label}};
+    std::vector<std::unique_ptr<Lab>> labs;
+    for (Limiter l : limiters) {
+      labs.push_back(std::make_unique<Lab>("xtbench"));
+      set_up(*labs.back(), l, c.limit, c.burst, c.extra, c.xt_args);
+    }
+    Lab& xt_lab = *labs[1];
+    std::unique_ptr<Background> legit;
+    Legit before;
+    auto t0 = std::chrono::steady_clock::now();
+    if (c.legit) {
+      const uint64_t count = 600 * kLegitRate;  // bounded: ten minutes at most
+      legit = std::make_unique<Background>(xt_lab.flood_argv({"--src", kLegitSource, "--dst", "198.18.0.2",
+                                                                "--rate", std::to_string(kLegitRate), "--count",
+                                                                std::to_string(count), "--cpu", "1"}));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // established before the botnet
+      before.delivered = xt_lab.received_v4();
+      t0 = std::chrono::steady_clock::now();
+    }
+    std::vector<std::vector<double>> pps(std::size(limiters));
+    for (uint32_t r = 0; r < reps; r++)
+      for (size_t i = 0; i < std::size(limiters); i++) {
+        std::vector<std::string> fill = c.fill, flood = c.flood;
+        for (auto* a : {&fill, &flood}) a->insert(a->end(), {"--cpu", "0", "--dst", "198.18.0.2"});
+        labs[i]->flood(fill);
+        const Flood f = labs[i]->flood(flood);
+        pps[i].push_back(f.sent / f.seconds);
+      }
+    if (legit) {
+      const double window = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const uint64_t delivered = xt_lab.received_v4() - before.delivered;
+      legit->signal(SIGTERM);
+      legit->wait();
+      const uint64_t arrived = static_cast<uint64_t>(kLegitRate * window + 0.5);
+      const double loss = arrived ? std::max(0.0, 1.0 - static_cast<double>(delivered) / arrived) : 1.0;
+      row["legit"] = {{"arrived", arrived}, {"delivered", delivered}, {"loss", loss}};
+      std::fprintf(stderr, "scale: legit client through it: %llu arrived, %llu delivered, loss %.2f%%\n",
+                   (unsigned long long)arrived, (unsigned long long)delivered, 100 * loss);
+    }
+    const json tracked = xt_lab.xthrottle_json({"status", "--json"});
+    row["xthrottle_tracked"] = tracked.value("tracked_sources", json());
+    const double base = median(pps[0]);
+    for (size_t i = 0; i < std::size(limiters); i++) {
+      const double m = median(pps[i]);
+      const double best = *std::max_element(pps[i].begin(), pps[i].end());
+      const double above_ns = 1e9 / m - 1e9 / base;
+      row[name(limiters[i])] = {{"mpps", m / 1e6}, {"ratio", m / base}, {"ns_above_drop", above_ns},
+                                {"best_mpps", best / 1e6}};
+      std::fprintf(stderr, "scale: %-40.40s %-18s %6.2f Mpps  %.2f of XDP_DROP  %+6.1f ns\n", c.label.c_str(),
+                   name(limiters[i]), m / 1e6, m / base, above_ns);
+    }
+    out.push_back(row);
   }
   return out;
 }
@@ -434,8 +536,8 @@ int main(int argc, char** argv) {
   app.add_option("--reps", reps, "Runs per throughput figure (the median is kept)")->capture_default_str();
   app.add_option("--frames", frames, "Frames per throughput run")->capture_default_str();
   app.add_flag("--quick", quick, "One run of 1M frames per figure: for trying things, not for figures");
-  app.add_option("--only", only, "Run only these sections: cost, throughput, legit, accuracy (no files written)")
-      ->check(CLI::IsMember({"cost", "throughput", "legit", "accuracy"}));
+  app.add_option("--only", only, "Run only these sections: cost, throughput, scale, legit, accuracy (no files written)")
+      ->check(CLI::IsMember({"cost", "throughput", "scale", "legit", "accuracy"}));
   CLI11_PARSE(app, argc, argv);
   if (geteuid() != 0) {
     std::cerr << "bench: needs root: it loads BPF programs and builds network namespaces\n";
@@ -471,6 +573,7 @@ int run_bench(const std::string& out_dir, uint32_t reps, uint64_t frames, const 
   auto wanted = [&](const char* section) { return only.empty() || std::ranges::count(only, section) > 0; };
   if (wanted("cost")) results["cost"] = measure_cost(5000000);
   if (wanted("throughput")) results["throughput"] = measure_throughput(reps, frames);
+  if (wanted("scale")) results["scale"] = measure_scale(reps, frames);
   if (wanted("legit")) results["legit_loss"] = measure_legit_loss(frames * 2);
   if (wanted("accuracy")) results["accuracy"] = measure_accuracy(frames * 3 / 2);
   if (!only.empty()) {
