@@ -83,7 +83,7 @@ static __always_inline struct xt_bucket *xt_source_bucket(const struct xt_pkt *p
 							  struct xt_bucket_key *key, enum xt_reason *why_not)
 {
 	xt_bucket_key_for(pkt, rule->id, rule->per_len, key);
-	__u64 hash = xt_hash_bucket(key);
+	__u64 hash = xt_hash_bucket(cfg->hash_key, key);
 	/* line_bits is at least 6 and at most 26 (abi.h limits): the shifts are defined. */
 	const __u32 line_bits = cfg->seen_line_bits & 31;
 	__u32 line_idx = XT_TOP_BITS(hash, line_bits);

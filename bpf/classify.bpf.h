@@ -15,13 +15,14 @@
  * rule cache answers instead for every source of a block that no rule
  * splits (the source masked to its family's longest rule prefix): under a
  * spoofed flood, nearly every packet. */
-static __always_inline const struct xt_rule *xt_classify(const struct xt_pkt *pkt, __u64 published)
+static __always_inline const struct xt_rule *xt_classify(const struct xt_pkt *pkt, const struct xt_config *cfg,
+							  __u64 published)
 {
 	const __u32 epoch = XT_PUB_EPOCH(published);
 	const __u8 len = pkt->family == XT_FAMILY_V4 ? XT_PUB_LONGEST_V4(published) : XT_PUB_LONGEST_V6(published);
 	__u64 block[2];
 	xt_mask_addr(pkt->addr, len, block);
-	__u32 idx = XT_TOP_BITS(xt_hash_words(pkt->family | (__u64)len << 8, block[0], block[1]), XT_RULE_CACHE_BITS);
+	__u32 idx = XT_TOP_BITS(xt_hash_words(cfg->hash_key, pkt->family | (__u64)len << 8, block[0], block[1]), XT_RULE_CACHE_BITS);
 	struct xt_rule_cache *c = bpf_map_lookup_elem(&xt_rule_cache, &idx);
 	if (c && c->epoch == epoch && c->len == len && c->family == pkt->family && c->block[0] == block[0] &&
 	    c->block[1] == block[1])

@@ -1,22 +1,81 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The per-CPU hot cache: a source known to be over its limit until some
- * tick (or denied) is dropped at the start of classify, without a rule or
- * bucket lookup; its drops reach its bucket's counter later.
+ * The hot cache: a source known to be over its limit until some tick (or
+ * denied) is dropped at the start of classify, without a rule or bucket
+ * lookup; its drops reach its bucket's counter later.
+ *
+ * Each CPU has its own part of one array (so no line is shared between
+ * CPUs and nothing needs an atomic), of sets of XT_HOT_WAYS entries, a
+ * cache line each: a source's entry is in the set the keyed hash of its
+ * address picks, and a lookup reads that one line. An entry holds the whole
+ * address, so it never drops a source that is not the one it is for.
  */
 #ifndef XTHROTTLE_HOT_BPF_H
 #define XTHROTTLE_HOT_BPF_H
 
 #include "maps.bpf.h"
 #include "keys.h"
+#include "gcra.h"
+
+/* More drops than this in one entry, and the next packet takes the slow
+ * path, which adds them to the bucket. */
+#define XT_HOT_PENDING_MAX 0xff00
+/* A wait longer than this many ticks is cached for this long only (the
+ * entry's tick is 32 bits); the slow path then caches the rest. */
+#define XT_HOT_MAX_WAIT (1u << 30)
 
 static __always_inline int xt_hot_is(const struct xt_hot *hot, const struct xt_pkt *pkt)
 {
-	return hot->family == pkt->family && xt_load64(hot->addr) == xt_load64(pkt->addr) &&
+	return (hot->flags & XT_HOT_FAMILY) == pkt->family && xt_load64(hot->addr) == xt_load64(pkt->addr) &&
 	       xt_load64(hot->addr + 8) == xt_load64(pkt->addr + 8);
 }
 
-/* Whether a hot slot's drops (filled at epoch `filled`) belong to the rule
+/* The source's set in this CPU's part of the hot cache. */
+static __always_inline struct xt_hot_set *xt_hot_set_of(const struct xt_pkt *pkt, const struct xt_config *cfg)
+{
+	const __u32 bits = cfg->hot_bits & 31; /* at most 26 (abi.h limits) */
+	__u32 idx = bpf_get_smp_processor_id() << bits | XT_TOP_BITS(xt_hash_source(cfg->hash_key, pkt), bits);
+	return bpf_map_lookup_elem(&xt_hot, &idx);
+}
+
+/* The entry of set holding pkt's source, or NULL. */
+static __always_inline struct xt_hot *xt_hot_find(struct xt_hot_set *set, const struct xt_pkt *pkt)
+{
+	if (!set)
+		return NULL;
+	/* One pointer with a computed offset, not one per way: the verifier
+	 * then follows one path through the rest of the program, not two. */
+	_Static_assert(XT_HOT_WAYS == 2, "xt_hot_find looks at two ways");
+	__u32 way = xt_hot_is(&set->way[1], pkt);
+	if (!way && !xt_hot_is(&set->way[0], pkt))
+		return NULL;
+	return &set->way[way & 1];
+}
+
+/* Whether an entry still drops its source at tick now, in this epoch. */
+static __always_inline int xt_hot_live(const struct xt_hot *hot, __u32 epoch, __u64 now)
+{
+	return hot->epoch == epoch && ((hot->flags & XT_HOT_FOREVER) || (__s32)(hot->until - (__u32)now) > 0);
+}
+
+/* Whether the source's entry drops this packet of pkts wire packets without
+ * further ado. */
+static __always_inline int xt_hot_drops(const struct xt_hot *hot, __u32 epoch, __u64 now, __u32 pkts)
+{
+	return hot && xt_hot_live(hot, epoch, now) && hot->pending + pkts <= XT_HOT_PENDING_MAX;
+}
+
+/* The tick of an entry's last drop: the low 16 bits it keeps, taken as the
+ * latest such tick not after now, nor after the entry's own end. */
+static __always_inline __u32 xt_hot_last_hit(const struct xt_hot *hot, __u64 now)
+{
+	__u32 last = (__u32)now - (__u16)((__u16)now - hot->last_hit);
+	if (!(hot->flags & XT_HOT_FOREVER) && (__s32)(last - hot->until) >= 0)
+		last = hot->until - 1;
+	return last;
+}
+
+/* Whether an entry's drops (filled at epoch `filled`) belong to the rule
  * that has slot rule_id now: the rule took the slot at or before that epoch
  * (a rule keeps its id when it is replaced, and its buckets with it). */
 static __always_inline int xt_hot_owner_is_current(__u32 rule_id, __u32 filled)
@@ -25,23 +84,26 @@ static __always_inline int xt_hot_owner_is_current(__u32 rule_id, __u32 filled)
 	return st && (__s32)(filled - st->created_epoch) >= 0;
 }
 
-/* Adds a hot slot's pending drops to its source's bucket counter, whatever
+/* Adds an entry's pending drops to its source's bucket counter, whatever
  * has changed since (counters never go backwards), unless the rule id has
  * passed to another rule meanwhile: that rule's buckets are not the source's.
- * A global function (see xt_send_event): taken when a slot changes hands. */
-__attribute__((noinline)) int xt_hot_flush(struct xt_hot *hot, __u32 epoch)
+ * A global function (see xt_send_event): taken when an entry changes hands. */
+__attribute__((noinline)) int xt_hot_flush(struct xt_hot *hot, __u32 epoch, __u64 now)
 {
 	if (!hot || !hot->pending)
 		return 0;
 	int flushed = 0;
 	if (hot->epoch == epoch || xt_hot_owner_is_current(hot->rule_id, hot->epoch)) {
-		struct xt_pkt src = {.family = hot->family};
+		struct xt_pkt src = {.family = hot->flags & XT_HOT_FAMILY};
 		__builtin_memcpy(src.addr, hot->addr, sizeof(src.addr));
 		struct xt_bucket_key key;
 		xt_bucket_key_for(&src, hot->rule_id, hot->per_len, &key);
 		struct xt_bucket *b = bpf_map_lookup_elem(&xt_buckets, &key);
 		if (b) {
 			__sync_fetch_and_add(&b->dropped_packets, hot->pending);
+			const __u32 last = xt_hot_last_hit(hot, now);
+			if ((__s32)(last - b->last_drop) > 0)
+				b->last_drop = last;
 			flushed = 1;
 		}
 	}
@@ -49,61 +111,67 @@ __attribute__((noinline)) int xt_hot_flush(struct xt_hot *hot, __u32 epoch)
 	return flushed;
 }
 
-/* Remember that pkt's source is dropped for `reason` until tick `until`. A
- * slot still serving another flooding source (valid, and hit within the last
- * two ticks) is left to it: two heavy sources sharing a slot would otherwise
- * evict each other on every packet and both pay the slow path. */
-static __always_inline void xt_hot_fill(struct xt_hot *hot, const struct xt_pkt *pkt, __u32 epoch,
-					enum xt_reason reason, const struct xt_rule *rule, __u64 now, __u64 until)
+/* Counts a packet the hot cache dropped. */
+static __always_inline void xt_hot_hit(struct xt_hot *hot, __u64 now, __u32 pkts)
 {
-	if (!xt_hot_is(hot, pkt) && hot->epoch == epoch && now < hot->until && (__u32)now - hot->last_hit <= 2)
+	hot->pending += pkts;
+	hot->last_hit = (__u16)now;
+}
+
+/* Remember that pkt's source is dropped (denied, or over its limit) until
+ * tick `until` (XT_NEVER: until the epoch changes), in its own entry if it
+ * has one, else in an entry that no longer drops anything. An entry still
+ * dropping another source is left to it: two heavy sources sharing an entry
+ * would otherwise evict each other on every packet and both pay the slow
+ * path. */
+static __always_inline void xt_hot_fill(struct xt_hot_set *set, struct xt_hot *hot, const struct xt_pkt *pkt,
+					__u32 epoch, int denied, const struct xt_rule *rule, __u64 now, __u64 until)
+{
+	if (!set)
 		return;
+	if (!hot) {
+		__u32 way = xt_hot_live(&set->way[0], epoch, now);
+		if (way && xt_hot_live(&set->way[1], epoch, now))
+			return;
+		hot = &set->way[way & 1];
+	}
 	if (hot->pending)
-		xt_hot_flush(hot, epoch);
-	hot->family = pkt->family;
-	hot->reason = reason;
-	hot->per_len = rule->per_len;
-	hot->epoch = epoch;
+		xt_hot_flush(hot, epoch, now); /* a former source's drops, or its own under an older rule or epoch */
+	__u8 flags = pkt->family & XT_HOT_FAMILY;
+	if (denied)
+		flags |= XT_HOT_DENIED;
+	if (until == XT_NEVER)
+		flags |= XT_HOT_FOREVER;
+	else if (until - now > XT_HOT_MAX_WAIT)
+		until = now + XT_HOT_MAX_WAIT;
 	__builtin_memcpy(hot->addr, pkt->addr, sizeof(hot->addr));
-	hot->until = until;
-	hot->rule_id = rule->id;
-	hot->last_hit = (__u32)now;
+	hot->until = (__u32)until;
+	hot->epoch = epoch;
+	hot->last_hit = (__u16)now;
+	hot->rule_id = (__u16)rule->id;
+	hot->per_len = rule->per_len;
+	hot->flags = flags;
 }
 
-
-/* The source's slot of this CPU's hot cache. */
-static __always_inline struct xt_hot *xt_hot_slot(const struct xt_pkt *pkt)
+/* The hot cache dropped this source's packets: they go to its bucket b (this
+ * one, unless a rule change moved the source to another bucket since),
+ * before b meters the packet. hot is the source's entry, or NULL. */
+static __always_inline void xt_hot_settle(struct xt_hot *hot, const struct xt_rule *rule, struct xt_bucket *b,
+					  __u32 epoch, __u64 now)
 {
-	__u32 idx = XT_TOP_BITS(xt_hash_source(pkt), XT_HOT_BITS);
-	return bpf_map_lookup_elem(&xt_hot, &idx);
-}
-
-/* Whether the slot holds the source, dropped until a tick still to come, as
- * of this epoch: then it is dropped without further ado. */
-static __always_inline int xt_hot_drops(const struct xt_hot *hot, const struct xt_pkt *pkt, __u32 epoch, __u64 now)
-{
-	return hot && hot->epoch == epoch && now < hot->until && xt_hot_is(hot, pkt);
-}
-
-/* The hot cache dropped this source's packets, the last of them at
- * last_hit: they go to its bucket b (this one, unless a rule change moved
- * the source to another bucket since), before b meters the packet. */
-static __always_inline void xt_hot_settle(struct xt_hot *hot, const struct xt_pkt *pkt, const struct xt_rule *rule,
-					  struct xt_bucket *b, __u32 epoch)
-{
-	if (!hot || !hot->pending || !xt_hot_is(hot, pkt))
+	if (!hot || !hot->pending)
 		return;
-	const __u32 last_hit = hot->last_hit;
 	if (hot->rule_id == rule->id && hot->per_len == rule->per_len &&
 	    (hot->epoch == epoch || xt_hot_owner_is_current(rule->id, hot->epoch))) {
 		__sync_fetch_and_add(&b->dropped_packets, hot->pending);
 		hot->pending = 0;
 		/* Another CPU may have recorded a later drop: never move it
 		 * back, or the source could look released while still dropped. */
-		if ((__s32)(last_hit - b->last_drop) > 0)
-			b->last_drop = last_hit;
+		const __u32 last = xt_hot_last_hit(hot, now);
+		if ((__s32)(last - b->last_drop) > 0)
+			b->last_drop = last;
 	} else {
-		xt_hot_flush(hot, epoch);
+		xt_hot_flush(hot, epoch, now);
 	}
 }
 

@@ -71,15 +71,23 @@ XT_INLINE void xt_bucket_key_for(const struct xt_pkt *pkt, __u32 rule_id, __u8 p
 	xt_store_be64(key->addr + 8, w[1]);
 }
 
-/* Multiply-shift hashing of three words: each multiplied by its own odd
- * constant and summed; callers take their index from the HIGH bits, which
- * depend on every input bit (the low bits do not). Three independent
- * multiplies, so it costs about one. It spreads the slots of the hot cache
- * and the seen filter; nothing depends on it resisting collisions (a
- * collision costs a lookup, never a wrong verdict). */
-XT_INLINE __u64 xt_hash_words(__u64 a, __u64 b, __u64 c)
+/* A keyed hash of three words, for the slots of the hot cache, the seen
+ * filter and the rule cache. key is the state's random secret (struct
+ * xt_config): without it nobody can tell which addresses share a slot, so
+ * nobody can aim a flood at one. Each word is xored with the key and folded
+ * in by a multiply, with an xor-shift between the multiplies so that the
+ * high bits of one word reach the low bits the next multiply spreads upward
+ * (a plain sum of products lets the top bits of two words cancel whatever
+ * the key). Callers take their index from the HIGH bits. Not a cryptographic
+ * hash, and nothing needs one: a collision costs a lookup, never a wrong
+ * verdict, since every slot holds the full key it is for. Three dependent
+ * multiplies: a few ns. */
+XT_INLINE __u64 xt_hash_words(const __u64 key[2], __u64 a, __u64 b, __u64 c)
 {
-	return a * 0x9e3779b97f4a7c15ULL + b * 0xc2b2ae3d27d4eb4fULL + c * 0x165667b19e3779f9ULL;
+	__u64 h = (a ^ key[0]) * 0x9e3779b97f4a7c15ULL;
+	h = (h ^ (h >> 29) ^ b ^ key[1]) * 0xc2b2ae3d27d4eb4fULL;
+	h = (h ^ (h >> 32) ^ c ^ key[0]) * 0x165667b19e3779f9ULL;
+	return h ^ (h >> 29);
 }
 
 /* The top `bits` bits of a hash (1 <= bits <= 63). */
@@ -88,15 +96,15 @@ XT_INLINE __u64 xt_hash_words(__u64 a, __u64 b, __u64 c)
 #define XT_SEEN_SLOT(h, line_bits) ((__u32)((h) >> (64 - (line_bits) - XT_SEEN_LINE_BITS)) & (XT_SEEN_LINE - 1))
 
 /* Hash of a raw source (the hot cache's index). */
-XT_INLINE __u64 xt_hash_source(const struct xt_pkt *pkt)
+XT_INLINE __u64 xt_hash_source(const __u64 hash_key[2], const struct xt_pkt *pkt)
 {
-	return xt_hash_words(pkt->family, xt_load64(pkt->addr), xt_load64(pkt->addr + 8));
+	return xt_hash_words(hash_key, pkt->family, xt_load64(pkt->addr), xt_load64(pkt->addr + 8));
 }
 
 /* Hash of a bucket key (the seen filter's index). */
-XT_INLINE __u64 xt_hash_bucket(const struct xt_bucket_key *key)
+XT_INLINE __u64 xt_hash_bucket(const __u64 hash_key[2], const struct xt_bucket_key *key)
 {
-	return xt_hash_words((__u64)key->rule_id << 16 | (__u64)key->family << 8 | key->per_len,
+	return xt_hash_words(hash_key, (__u64)key->rule_id << 16 | (__u64)key->family << 8 | key->per_len,
 			     xt_load64(key->addr), xt_load64(key->addr + 8));
 }
 

@@ -66,11 +66,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_seen SEC(".maps");
 
+/* Every CPU's part, one after the other: sized by the controller when it
+ * creates the state (possible CPUs times 2^hot_bits sets). */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
-	__type(value, struct xt_hot);
-	__uint(max_entries, XT_HOT_SLOTS);
+	__type(value, struct xt_hot_set);
+	__uint(max_entries, XT_HOT_MIN_SETS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_hot SEC(".maps");
 

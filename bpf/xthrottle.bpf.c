@@ -51,19 +51,21 @@ int xthrottle(struct xdp_md *ctx)
 	const __u32 epoch = XT_PUB_EPOCH(published);
 
 	/* 2. Classify. */
-	struct xt_hot *hot = xt_hot_slot(&f.pkt);
-	if (xt_hot_drops(hot, &f.pkt, epoch, now)) {
-		hot->pending += pkts;
-		hot->last_hit = (__u32)now;
-		return xt_exit(hot->reason, len, pkts, hot->rule_id);
+	struct xt_hot_set *hot_set = xt_hot_set_of(&f.pkt, cfg);
+	if (!hot_set) /* never: the array has a part for every possible CPU */
+		return xt_exit(XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE);
+	struct xt_hot *hot = xt_hot_find(hot_set, &f.pkt);
+	if (xt_hot_drops(hot, epoch, now, pkts)) {
+		xt_hot_hit(hot, now, pkts);
+		return xt_exit(hot->flags & XT_HOT_DENIED ? XT_DROP_DENY : XT_DROP_LIMIT, len, pkts, hot->rule_id);
 	}
-	const struct xt_rule *rule = xt_classify(&f.pkt, published);
+	const struct xt_rule *rule = xt_classify(&f.pkt, cfg, published);
 	if (!rule)
 		return xt_exit(XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE);
 	if (rule->action == XT_ACT_ALLOW)
 		return xt_exit(XT_PASS_ALLOW, len, pkts, rule->id);
 	if (rule->action != XT_ACT_LIMIT) /* deny, and anything unknown */
-		return xt_exit(xt_act_deny(rule, hot, &f.pkt, epoch, now), len, pkts, rule->id);
+		return xt_exit(xt_act_deny(rule, hot_set, hot, &f.pkt, epoch, now), len, pkts, rule->id);
 
 	/* 3. Meter. */
 	struct xt_bucket_key bkey;
@@ -76,9 +78,9 @@ int xthrottle(struct xdp_md *ctx)
 			xt_count_new_source_dry_run(rule->id, pkts);
 		return xt_exit(XT_PASS_DRY_RUN, len, pkts, rule->id);
 	}
-	xt_hot_settle(hot, &f.pkt, rule, b, epoch);
+	xt_hot_settle(hot, rule, b, epoch, now);
 	const int conforms = xt_take(b, rule, now, len, pkts);
 
 	/* 4. Act, and 5. count. */
-	return xt_exit(xt_act(conforms, b, &bkey, rule, cfg, hot, &f.pkt, epoch, now, pkts), len, pkts, rule->id);
+	return xt_exit(xt_act(conforms, b, &bkey, rule, cfg, hot_set, hot, &f.pkt, epoch, now, pkts), len, pkts, rule->id);
 }

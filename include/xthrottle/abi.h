@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 7
+#define XT_ABI_VERSION 8
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -66,9 +66,14 @@
  * this long after its last drop. */
 #define XT_RELEASE_SECONDS 1
 
-/* Per-CPU cache of sources known to be over their limit until some tick. */
-#define XT_HOT_BITS 14
-#define XT_HOT_SLOTS (1 << XT_HOT_BITS)
+/* The hot cache: for each CPU, sets of XT_HOT_WAYS sources known to be over
+ * their limit until some tick, one cache line a set; entries for a
+ * 1/XT_HOT_SHARE of the bucket table's sources (rounded up to a power of
+ * two), at least XT_HOT_MIN_SETS sets. 32 bytes an entry: 4 MiB a CPU for
+ * the default table. */
+#define XT_HOT_WAYS 2
+#define XT_HOT_SHARE 2
+#define XT_HOT_MIN_SETS 8192
 /* Per-CPU cache of rule lookups, by blocks of addresses that no rule splits. */
 #define XT_RULE_CACHE_BITS 6
 #define XT_RULE_CACHE_SLOTS (1 << XT_RULE_CACHE_BITS)
@@ -293,6 +298,12 @@ struct xt_config {
 	__u32 seen_idle;      /* stamps older than this many units are stale */
 	__u32 max_sources;
 	struct xt_limit events; /* XT_EVENTS_PER_SECOND in ticks */
+	__u32 hot_bits;       /* each CPU has 2^hot_bits sets in the hot cache */
+	__u32 pad2;
+	/* Random, drawn when the state is created: the key of the hashes that
+	 * place sources in the hot cache and the seen filter, so nobody who
+	 * does not know it can aim addresses at chosen slots. */
+	__u64 hash_key[2];
 };
 
 /* The published word's parts. */
@@ -310,20 +321,27 @@ struct xt_meta {
 	__u64 buckets_swept;   /* buckets the controller deleted (rules removed or re-keyed) */
 };
 
-/* One slot of the per-CPU hot cache: a source that is over its limit (or
- * denied) until tick `until`, so its packets are dropped without looking up
- * its rule or bucket. */
+/* One entry of the hot cache: a source that is over its limit (or denied)
+ * until tick `until`, so its packets are dropped without looking up its rule
+ * or bucket. 32 bytes, two to a cache line. */
 struct xt_hot {
-	__u8 family;
-	__u8 reason;  /* enum xt_reason to count the drop under */
-	__u8 per_len;
-	__u8 pad;
-	__u32 epoch;
 	__u8 addr[16];
-	__u64 until;
-	__u32 rule_id;
-	__u32 last_hit; /* tick (low 32 bits) of the slot's last drop */
-	__u64 pending;  /* drops not yet added to the bucket's counter (64 bits: a super-packet adds hundreds) */
+	__u32 until;    /* low 32 bits of the tick the source is dropped until (unless XT_HOT_FOREVER) */
+	__u32 epoch;    /* the rules epoch it was filled in; valid only in that one */
+	__u16 pending;  /* drops not yet added to the bucket's counter */
+	__u16 last_hit; /* low 16 bits of the tick of the last of them */
+	__u16 rule_id;  /* < XT_MAX_RULES */
+	__u8 per_len;
+	__u8 flags;     /* the source's family (XT_HOT_FAMILY), XT_HOT_DENIED, XT_HOT_FOREVER */
+};
+#define XT_HOT_FAMILY 0x0f
+#define XT_HOT_DENIED 0x10  /* counted as XT_DROP_DENY, else XT_DROP_LIMIT */
+#define XT_HOT_FOREVER 0x20 /* dropped until the epoch changes */
+
+/* A set of the hot cache: a source's entry is in the set its hash picks, in
+ * its CPU's part of the array. */
+struct xt_hot_set {
+	struct xt_hot way[XT_HOT_WAYS];
 };
 
 /* One slot of the per-CPU rule cache: the result of the rule lookup for a
@@ -399,11 +417,12 @@ XT_STATIC_ASSERT(sizeof(struct xt_bucket_key) == 24, "xt_bucket_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 40, "xt_bucket layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 32, "xt_rule_state layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 64, "xt_rule_stats layout");
-XT_STATIC_ASSERT(sizeof(struct xt_config) == 56, "xt_config layout");
+XT_STATIC_ASSERT(sizeof(struct xt_config) == 80, "xt_config layout");
 XT_STATIC_ASSERT(__builtin_offsetof(struct xt_config, abi_version) == 20, "the ABI version never moves");
 XT_STATIC_ASSERT(sizeof(struct xt_meta) == 4144, "xt_meta layout");
 XT_STATIC_ASSERT(sizeof(struct xt_event) == 64, "xt_event layout");
-XT_STATIC_ASSERT(sizeof(struct xt_hot) == 48, "xt_hot layout");
+XT_STATIC_ASSERT(sizeof(struct xt_hot) == 32, "xt_hot layout");
+XT_STATIC_ASSERT(sizeof(struct xt_hot_set) == 64, "xt_hot_set layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 168, "xt_rule_cache layout");
 XT_STATIC_ASSERT(sizeof(struct xt_seen_line) == XT_SEEN_LINE, "xt_seen_line layout");
 XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 16, "xt_control layout");

@@ -47,6 +47,11 @@ uint32_t seen_lines_for(uint32_t max_sources) {
   return static_cast<uint32_t>(slots / XT_SEEN_LINE);
 }
 
+uint32_t hot_bits_for(uint32_t max_sources) {
+  const uint64_t entries = std::bit_ceil(static_cast<uint64_t>(max_sources)) / XT_HOT_SHARE;
+  return static_cast<uint32_t>(std::countr_zero(std::max<uint64_t>(XT_HOT_MIN_SETS, entries / XT_HOT_WAYS)));
+}
+
 Result<Skeleton> open_object(const ObjectOptions& options) {
   LIBBPF_OPTS(bpf_object_open_opts, opts);
   if (options.pin_dir) opts.pin_root_path = options.pin_dir->c_str();
@@ -63,6 +68,10 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
     return system_error("cannot size the bucket table", err);
   if (int err = bpf_map__set_max_entries(skel->maps.xt_seen, seen_lines_for(options.max_sources)); err)
     return system_error("cannot size the seen filter", err);
+  const uint64_t hot_sets = static_cast<uint64_t>(libbpf_num_possible_cpus()) << hot_bits_for(options.max_sources);
+  if (hot_sets > UINT32_MAX) return std::unexpected(Error{ErrorKind::Usage, "the hot cache would need more than 2^32 sets"});
+  if (int err = bpf_map__set_max_entries(skel->maps.xt_hot, static_cast<uint32_t>(hot_sets)); err)
+    return system_error("cannot size the hot cache", err);
   skel->rodata->xt_cfg_test_clock = options.test_clock ? 1 : 0;
   skel->rodata->xt_cfg_frags = options.frags ? 1 : 0;
   skel->rodata->xt_cfg_link = static_cast<uint8_t>(options.link);

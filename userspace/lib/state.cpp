@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -247,6 +248,9 @@ Result<void> State::init_config(uint32_t hz, uint32_t max_sources) {
   cfg.seen_idle = static_cast<uint32_t>(units());
   cfg.abi_version = XT_ABI_VERSION;
   cfg.max_sources = max_sources;
+  cfg.hot_bits = hot_bits_for(max_sources);
+  if (getrandom(cfg.hash_key, sizeof(cfg.hash_key), 0) != static_cast<ssize_t>(sizeof(cfg.hash_key)))
+    return system_error("cannot draw the state's hash key", errno);
   auto events = make_limit(XT_EVENTS_PER_SECOND, hz, XT_EVENTS_PER_SECOND, hz, "events");
   if (!events) return std::unexpected(events.error());
   cfg.events = *events;
@@ -556,33 +560,29 @@ Result<PendingDrops> State::hot_pending() const {
     }
     return static_cast<int32_t>(filled - created[id]) >= 0;
   };
-  // In batches: 16384 slots times every CPU, read in a few system calls.
-  const size_t cpus = static_cast<size_t>(possible_cpus());
-  constexpr uint32_t kBatch = 1024;
+  // Every CPU's part of the array, in batches of sets.
+  constexpr uint32_t kBatch = 8192;
   std::vector<uint32_t> keys(kBatch);
-  std::vector<xt_hot> slots(kBatch * cpus);
+  std::vector<xt_hot_set> sets(kBatch);
   uint32_t token = 0;
-  std::vector<xt_hot> all;
   for (bool first = true;; first = false) {
     uint32_t count = kBatch;
-    const int err = bpf_map_lookup_batch(hot_.get(), first ? nullptr : &token, &token, keys.data(), slots.data(),
+    const int err = bpf_map_lookup_batch(hot_.get(), first ? nullptr : &token, &token, keys.data(), sets.data(),
                                          &count, nullptr);
     if (err && errno != ENOENT) return system_error("cannot read the hot cache", errno);
-    all.insert(all.end(), slots.begin(), slots.begin() + static_cast<long>(count * cpus));
+    for (uint32_t i = 0; i < count; i++)
+      for (const xt_hot& h : sets[i].way) {
+        // As the data path: drops of a rule id that passed to another rule
+        // since are let go.
+        if (!h.pending || (h.epoch != cfg->epoch && !owner_is_current(h.rule_id, h.epoch))) continue;
+        xt_pkt src{};
+        src.family = h.flags & XT_HOT_FAMILY;
+        std::memcpy(src.addr, h.addr, sizeof(src.addr));
+        xt_bucket_key key;
+        xt_bucket_key_for(&src, h.rule_id, h.per_len, &key);
+        out[key] += h.pending;
+      }
     if (err) break;
-  }
-  {
-    for (const xt_hot& h : all) {
-      // As the data path: drops of a rule id that passed to another rule
-      // since are let go.
-      if (!h.pending || (h.epoch != cfg->epoch && !owner_is_current(h.rule_id, h.epoch))) continue;
-      xt_pkt src{};
-      src.family = h.family;
-      std::memcpy(src.addr, h.addr, sizeof(src.addr));
-      xt_bucket_key key;
-      xt_bucket_key_for(&src, h.rule_id, h.per_len, &key);
-      out[key] += h.pending;
-    }
   }
   return out;
 }
