@@ -1,9 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Stage 3, meter: the source's bucket (the seen filter first, so an
- * untracked source costs no lookup; then the LRU table, or a new bucket if
- * the new-source budget admits it), and its limits taken with
+ * Stage 3, meter: the source's bucket (found in the bucket table, or made if
+ * the new-source budget admits the source), and its limits taken with
  * compare-and-swap, exact across CPUs.
+ *
+ * The bucket table is set-associative: the keyed hash of the bucket key
+ * picks a set of XT_BUCKET_WAYS slots, a cache line each, and a 32-bit
+ * fingerprint. The set's tags (xt_bucket_tags, one cache line) hold each way's
+ * fingerprint and when it was last used, so a source that is not tracked
+ * costs one read of the tags and none of the table. A newcomer takes a free
+ * way, else one whose source went idle, else the least recently used one,
+ * claiming it by compare-and-swap on its fingerprint.
  */
 #ifndef XTHROTTLE_BUCKET_BPF_H
 #define XTHROTTLE_BUCKET_BPF_H
@@ -13,7 +20,7 @@
 #include "keys.h"
 #include "count.bpf.h"
 #include "meter.h"
-#include "seen.h"
+#include "slots.h"
 
 /* Meters one packet against bucket b: compare-and-swap on each limit's word,
  * so concurrent CPUs share one exact budget. A packet that fails a limit
@@ -40,56 +47,165 @@ static __always_inline int xt_take(struct xt_bucket *b, const struct xt_rule *ru
 	return 0; /* more contention than XT_CAS_TRIES rounds: count it as a drop */
 }
 
-/* Finds the bucket of a tracked source, or creates one if the rule's
- * new-source budget admits it. *stamp_slot is the source's seen-filter slot. */
-static __always_inline struct xt_bucket *xt_bucket_get(const struct xt_bucket_key *key, const struct xt_rule *rule,
-						       const struct xt_config *cfg, __u8 *stamp_slot, __u64 now,
-						       enum xt_reason *why_not)
+/* Where a bucket key lives: its home set (and the next, where the home set
+ * spills), the two sets' tags, its fingerprint. */
+struct xt_place {
+	__u32 idx, mask, fp;
+	struct xt_set_tags *home, *next;
+};
+
+static __always_inline int xt_place_of(const struct xt_bucket_key *key, const struct xt_config *cfg,
+				       struct xt_place *p)
 {
-	struct xt_bucket *b = NULL;
-	if (stamp_slot && xt_seen_recent(cfg, *stamp_slot, now))
-		b = bpf_map_lookup_elem(&xt_buckets, key);
-	if (!b) {
-		if (!xt_take_new_source(rule, now)) {
-			*why_not = XT_DROP_NEW_SOURCE;
-			return NULL;
-		}
-		struct xt_bucket fresh;
-		xt_bucket_init(&fresh, rule, now);
-		/* NOEXIST: a bucket that went unused long enough to look
-		 * untracked keeps its state; so does one another CPU just made. */
-		if (bpf_map_update_elem(&xt_buckets, key, &fresh, BPF_NOEXIST) == 0)
-			xt_count_one(XT_SOURCES_ADMITTED);
-		b = bpf_map_lookup_elem(&xt_buckets, key);
-		if (!b) { /* the LRU could not free an entry under churn (-ENOMEM) */
-			*why_not = XT_DROP_NO_STATE;
-			return NULL;
-		}
-	}
-	if (stamp_slot) {
-		__u8 stamp = xt_seen_stamp(cfg, now);
-		if (*stamp_slot != stamp)
-			*stamp_slot = stamp;
-	}
-	return b;
+	const __u64 h = xt_hash_bucket(cfg->hash_key, key);
+	/* bucket_bits is at least 8 and at most 24 (abi.h limits): the shifts are defined. */
+	const __u32 bits = cfg->bucket_bits & 31;
+	p->mask = (1u << bits) - 1;
+	p->idx = XT_TOP_BITS(h, bits);
+	p->fp = (__u32)h | 1; /* never 0, which marks a free way */
+	__u32 next = (p->idx + 1) & p->mask;
+	p->home = bpf_map_lookup_elem(&xt_bucket_tags, &p->idx);
+	p->next = bpf_map_lookup_elem(&xt_bucket_tags, &next);
+	return p->home && p->next;
 }
 
+static __always_inline int xt_slot_is(const struct xt_slot *s, const struct xt_bucket_key *key)
+{
+	const __u8 *a = (const __u8 *)&s->key, *b = (const __u8 *)key;
+	return xt_load64(a) == xt_load64(b) && xt_load64(a + 8) == xt_load64(b + 8) &&
+	       xt_load64(a + 16) == xt_load64(b + 16);
+}
+
+/* Global functions (see xt_send_event): the verifier checks each once, and
+ * what they return is one number to it, not one path per way. */
+__attribute__((noinline)) int xt_locate_in(const struct xt_set_tags *home, const struct xt_set_tags *next, __u32 fp,
+					   __u32 unit, __u32 idle)
+{
+	return home && next ? xt_locate(home, next, fp, (__u16)unit, idle) : -1;
+}
+
+__attribute__((noinline)) int xt_newcomer_in(struct xt_set_tags *home, const struct xt_set_tags *next, __u32 unit,
+					     __u32 idle)
+{
+	return home && next ? xt_newcomer_place(home, next, (__u16)unit, idle) : 0;
+}
+
+/* A slot, its set's tags and its way there. */
+struct xt_found {
+	struct xt_slot *slot;
+	struct xt_set_tags *tags;
+	__u32 way;
+	__u32 next; /* 1: in the set after its home */
+};
+
+/* The set XT_PLACE result r is in, and its tags. */
+static __always_inline int xt_set_at(const struct xt_place *p, int r, struct xt_bucket_set **set,
+				     struct xt_set_tags **tags)
+{
+	__u32 at = (p->idx + ((r >> 8) & 1)) & p->mask;
+	*set = bpf_map_lookup_elem(&xt_buckets, &at);
+	*tags = bpf_map_lookup_elem(&xt_bucket_tags, &at);
+	return *set && *tags;
+}
+
+/* Finds key's slot (tracked or gone idle): 1 if the table has it. */
+static __always_inline int xt_find(const struct xt_place *p, const struct xt_bucket_key *key, __u16 unit,
+				   __u32 idle, struct xt_found *f)
+{
+	const int r = xt_locate_in(p->home, p->next, p->fp, unit, idle);
+	struct xt_bucket_set *set;
+	struct xt_set_tags *t;
+	if (r < 0 || !xt_set_at(p, r, &set, &t))
+		return 0;
+	const __u32 w = (__u32)r & (XT_BUCKET_WAYS - 1);
+	if (!xt_slot_is(&set->way[w], key))
+		return 0;
+	f->slot = &set->way[w];
+	f->tags = t;
+	f->way = w;
+	f->next = (r >> 8) & 1;
+	return 1;
+}
+
+/* The bucket of key if the table has it, tracked or not; NULL if not. */
+static __always_inline struct xt_bucket *xt_bucket_find(const struct xt_bucket_key *key, const struct xt_config *cfg,
+							 __u64 now)
+{
+	struct xt_place p;
+	struct xt_found f;
+	if (!xt_place_of(key, cfg, &p) || !xt_find(&p, key, xt_used_now(cfg, now), cfg->used_idle, &f))
+		return NULL;
+	return &f.slot->bucket;
+}
+
+/* Takes a slot for key (see xt_newcomer_place), with a fresh bucket: NULL
+ * if another CPU took the same slot first (a race for one slot: rare, and
+ * the packet is then counted as XT_DROP_NO_STATE). */
+static __always_inline struct xt_bucket *xt_claim(const struct xt_place *p, const struct xt_bucket_key *key,
+						  const struct xt_rule *rule, const struct xt_config *cfg, __u64 now,
+						  __u16 unit)
+{
+	const int r = xt_newcomer_in(p->home, p->next, unit, cfg->used_idle);
+	struct xt_bucket_set *set;
+	struct xt_set_tags *t;
+	if (!xt_set_at(p, r, &set, &t))
+		return NULL;
+	const __u32 w = (__u32)r & (XT_BUCKET_WAYS - 1);
+	const __u32 old = t->fp[w];
+	if (__sync_val_compare_and_swap(&t->fp[w], old, p->fp) != old)
+		return NULL;
+	struct xt_slot *s = &set->way[w];
+	if (old && s->key.family)
+		xt_count_one(XT_SOURCES_EVICTED);
+	/* Unmatchable while it is rewritten: family first, then the rest. */
+	s->key.family = 0;
+	xt_bucket_init(&s->bucket, rule, now);
+	__builtin_memcpy(s->key.addr, key->addr, sizeof(s->key.addr));
+	s->key.rule_id = key->rule_id;
+	s->key.per_len = key->per_len;
+	s->key.family = key->family;
+	t->used[w] = unit;
+	xt_count_one(XT_SOURCES_ADMITTED);
+	return &s->bucket;
+}
 
 /* The bucket of the source of pkt under rule (its key in *key), found or
  * made: NULL if the source is untracked and not admitted, *why_not saying
- * why. */
+ * why. A source whose slot went unused for the idle window is untracked
+ * again: the budget decides, and if it admits the source, its old bucket is
+ * kept. */
 static __always_inline struct xt_bucket *xt_source_bucket(const struct xt_pkt *pkt, const struct xt_rule *rule,
 							  const struct xt_config *cfg, __u64 now,
 							  struct xt_bucket_key *key, enum xt_reason *why_not)
 {
 	xt_bucket_key_for(pkt, rule->id, rule->per_len, key);
-	__u64 hash = xt_hash_bucket(cfg->hash_key, key);
-	/* line_bits is at least 6 and at most 26 (abi.h limits): the shifts are defined. */
-	const __u32 line_bits = cfg->seen_line_bits & 31;
-	__u32 line_idx = XT_TOP_BITS(hash, line_bits);
-	struct xt_seen_line *line = bpf_map_lookup_elem(&xt_seen, &line_idx);
-	__u8 *stamp_slot = line ? &line->stamp[XT_SEEN_SLOT(hash, line_bits)] : NULL;
-	return xt_bucket_get(key, rule, cfg, stamp_slot, now, why_not);
+	struct xt_place p;
+	if (!xt_place_of(key, cfg, &p)) {
+		*why_not = XT_DROP_NO_STATE;
+		return NULL;
+	}
+	const __u16 unit = xt_used_now(cfg, now);
+	struct xt_found f;
+	const int found = xt_find(&p, key, unit, cfg->used_idle, &f);
+	if (!found || !xt_used_recent(cfg, f.tags->used[f.way & (XT_BUCKET_WAYS - 1)], unit)) {
+		if (!xt_take_new_source(rule, now)) {
+			*why_not = XT_DROP_NEW_SOURCE;
+			return NULL;
+		}
+		if (!found) {
+			struct xt_bucket *b = xt_claim(&p, key, rule, cfg, now, unit);
+			if (!b)
+				*why_not = XT_DROP_NO_STATE;
+			return b;
+		}
+	}
+	const __u32 w = f.way & (XT_BUCKET_WAYS - 1);
+	if (f.tags->used[w] != unit)
+		f.tags->used[w] = unit;
+	/* A source in the next set keeps its home set looking there. */
+	if (f.next && p.home->spilled != (unit | XT_SPILLED))
+		p.home->spilled = unit | XT_SPILLED;
+	return &f.slot->bucket;
 }
 
 #endif /* XTHROTTLE_BUCKET_BPF_H */

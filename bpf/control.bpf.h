@@ -27,20 +27,24 @@ static __always_inline int xt_catch_up_word(__u64 *word, const struct xt_limit *
 	return 0;
 }
 
-static long xt_catch_up_bucket(void *map __attribute__((unused)), const struct xt_bucket_key *key,
-			       struct xt_bucket *b, void *unused __attribute__((unused)))
+static long xt_catch_up_set(void *map __attribute__((unused)), const __u32 *idx __attribute__((unused)),
+			    struct xt_bucket_set *set, void *unused __attribute__((unused)))
 {
 	__u32 zero = 0;
 	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
 	if (!ctl)
 		return 1;
 	const struct xt_rule *r = &ctl->rule;
-	if (key->rule_id != r->id)
-		return 0;
 	const __u64 now = xt_now();
-	int caught = xt_catch_up_word(&b->pkt_word, &r->pkt, &r->prev_pkt, r, now, ctl);
-	caught |= xt_catch_up_word(&b->byte_word, &r->bytes, &r->prev_bytes, r, now, ctl);
-	ctl->caught_up += caught;
+#pragma unroll
+	for (int w = 0; w < XT_BUCKET_WAYS; w++) {
+		struct xt_slot *s = &set->way[w];
+		if (!s->key.family || s->key.rule_id != r->id)
+			continue;
+		int caught = xt_catch_up_word(&s->bucket.pkt_word, &r->pkt, &r->prev_pkt, r, now, ctl);
+		caught |= xt_catch_up_word(&s->bucket.byte_word, &r->bytes, &r->prev_bytes, r, now, ctl);
+		ctl->caught_up += caught;
+	}
 	return 0;
 }
 
@@ -56,7 +60,44 @@ int xt_catch_up(struct xdp_md *ctx __attribute__((unused)))
 	if (!ctl)
 		return XDP_ABORTED;
 	ctl->caught_up = ctl->contended = 0;
-	bpf_for_each_map_elem(&xt_buckets, xt_catch_up_bucket, NULL, 0);
+	bpf_for_each_map_elem(&xt_buckets, xt_catch_up_set, NULL, 0);
+	return XDP_PASS;
+}
+
+static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, struct xt_bucket_set *set,
+			 void *unused __attribute__((unused)))
+{
+	__u32 zero = 0, i = *idx;
+	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
+	struct xt_set_tags *t = bpf_map_lookup_elem(&xt_bucket_tags, &i);
+	if (!ctl || !t)
+		return 1;
+#pragma unroll
+	for (int w = 0; w < XT_BUCKET_WAYS; w++) {
+		struct xt_slot *s = &set->way[w];
+		if (!s->key.family || s->key.rule_id != ctl->sweep_rule || s->key.per_len == ctl->keep_per_len)
+			continue;
+		/* Free the way unless a newcomer took it meanwhile. */
+		const __u32 fp = t->fp[w];
+		if (fp && __sync_val_compare_and_swap(&t->fp[w], fp, 0) == fp) {
+			s->key.family = 0;
+			ctl->swept++;
+		}
+	}
+	return 0;
+}
+
+/* Frees the slots of rule xt_ctl's sweep_rule (but those of per_len
+ * keep_per_len): the rule was deleted, or its buckets are keyed anew. */
+SEC("xdp")
+int xt_sweep(struct xdp_md *ctx __attribute__((unused)))
+{
+	__u32 zero = 0;
+	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
+	if (!ctl)
+		return XDP_ABORTED;
+	ctl->swept = 0;
+	bpf_for_each_map_elem(&xt_buckets, xt_sweep_set, NULL, 0);
 	return XDP_PASS;
 }
 

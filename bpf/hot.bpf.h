@@ -16,6 +16,7 @@
 #include "maps.bpf.h"
 #include "keys.h"
 #include "gcra.h"
+#include "bucket.bpf.h"
 
 /* More drops than this in one entry, and the next packet takes the slow
  * path, which adds them to the bucket. */
@@ -93,12 +94,14 @@ __attribute__((noinline)) int xt_hot_flush(struct xt_hot *hot, __u32 epoch, __u6
 	if (!hot || !hot->pending)
 		return 0;
 	int flushed = 0;
-	if (hot->epoch == epoch || xt_hot_owner_is_current(hot->rule_id, hot->epoch)) {
+	__u32 zero = 0;
+	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
+	if (cfg && (hot->epoch == epoch || xt_hot_owner_is_current(hot->rule_id, hot->epoch))) {
 		struct xt_pkt src = {.family = hot->flags & XT_HOT_FAMILY};
 		__builtin_memcpy(src.addr, hot->addr, sizeof(src.addr));
 		struct xt_bucket_key key;
 		xt_bucket_key_for(&src, hot->rule_id, hot->per_len, &key);
-		struct xt_bucket *b = bpf_map_lookup_elem(&xt_buckets, &key);
+		struct xt_bucket *b = xt_bucket_find(&key, cfg, now);
 		if (b) {
 			__sync_fetch_and_add(&b->dropped_packets, hot->pending);
 			const __u32 last = xt_hot_last_hit(hot, now);

@@ -48,23 +48,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_rules SEC(".maps");
 
-/* Sized by the controller when it creates the state (attach --max-sources). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct xt_bucket_key);
-	__type(value, struct xt_bucket);
-	__uint(max_entries, XT_DEFAULT_MAX_SOURCES);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} xt_buckets SEC(".maps");
-
-/* XT_SEEN_SLOTS_PER_SOURCE slots per source, XT_SEEN_LINE per element. */
+/* The bucket table and its tags, one element a set each: sized by the
+ * controller when it creates the state (attach --max-sources). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
-	__type(value, struct xt_seen_line);
-	__uint(max_entries, XT_DEFAULT_MAX_SOURCES * XT_SEEN_SLOTS_PER_SOURCE / XT_SEEN_LINE);
+	__type(value, struct xt_bucket_set);
+	__uint(max_entries, XT_DEFAULT_MAX_SOURCES * XT_BUCKET_ROOM / XT_BUCKET_WAYS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} xt_seen SEC(".maps");
+} xt_buckets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_set_tags);
+	__uint(max_entries, XT_DEFAULT_MAX_SOURCES * XT_BUCKET_ROOM / XT_BUCKET_WAYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_bucket_tags SEC(".maps");
 
 /* Every CPU's part, one after the other: sized by the controller when it
  * creates the state (possible CPUs times 2^hot_bits sets). */

@@ -14,7 +14,7 @@
 
 #include "keys.h"
 #include "meter.h"
-#include "seen.h"
+#include "slots.h"
 #include "policy.h"
 #include "rules.h"
 #include "reference_bucket.h"

@@ -19,7 +19,7 @@
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
 #define XT_MAP_RULES "xt_rules"
 #define XT_MAP_BUCKETS "xt_buckets"
-#define XT_MAP_SEEN "xt_seen"
+#define XT_MAP_TAGS "xt_bucket_tags"
 #define XT_MAP_HOT "xt_hot"
 #define XT_MAP_RULE_CACHE "xt_rule_cache"
 #define XT_MAP_RULE_STATE "xt_rule_state"
@@ -43,15 +43,18 @@
 
 #define XT_MAX_RULES 4096
 
-/* The bucket table (an LRU hash) holds this many sources unless `attach
+/* The bucket table holds this many sources unless `attach
  * --max-sources` says otherwise when the state is created. */
 #define XT_DEFAULT_MAX_SOURCES 262144
 #define XT_MIN_MAX_SOURCES 1024
 #define XT_MAX_MAX_SOURCES (1 << 26)
-/* The seen filter has this many one-byte slots per tracked source. */
-#define XT_SEEN_SLOTS_PER_SOURCE 4
-#define XT_SEEN_LINE_BITS 6
-#define XT_SEEN_LINE (1 << XT_SEEN_LINE_BITS) /* slots per map element: one cache line */
+/* The bucket table is set-associative: sets of XT_BUCKET_WAYS slots, a set
+ * picked by the keyed hash of the bucket key; XT_BUCKET_ROOM times as many
+ * slots as --max-sources (rounded up to a power of two), so that a table
+ * holding --max-sources sources has few sets with more than 8 of them
+ * (docs/design.md has the figures). */
+#define XT_BUCKET_WAYS 8
+#define XT_BUCKET_ROOM 2
 /* A source whose bucket was not used for this long is untracked again: its
  * next packet goes through its rule's new-source budget (see README). */
 #define XT_DEFAULT_IDLE_SECONDS 60
@@ -177,8 +180,7 @@ struct xt_bucket_key {
 	__u8 addr[16];
 };
 
-/* Value of the bucket table (an LRU hash: its least recently used entries
- * make room for new ones). The words are updated with atomic compare-and-swap,
+/* A source's bucket (in a slot of the bucket table). The words are updated with atomic compare-and-swap,
  * so a source whose packets arrive on several CPUs at once shares one exact
  * budget; a packet that is dropped writes nothing but a counter. */
 struct xt_bucket {
@@ -239,6 +241,7 @@ enum xt_counter {
 	XT_EVENTS_SUPPRESSED,        /* events over XT_EVENTS_PER_SECOND, not written */
 	XT_SOURCES_ADMITTED,         /* buckets created */
 	XT_EVENTS_LOST,              /* events serve's ring had no room for (serve down or behind) */
+	XT_SOURCES_EVICTED,          /* buckets a newcomer took the slot of */
 	XT_COUNTERS
 };
 
@@ -290,18 +293,18 @@ struct xt_config {
 	__u8 longest_v6;
 	__u8 pad[2];
 	__u32 hz;             /* kernel ticks per second, measured at creation */
-	__u32 seen_line_bits; /* the seen filter has 2^seen_line_bits lines */
-	__u32 seen_shift;     /* a seen stamp counts units of 2^seen_shift ticks */
+	__u32 bucket_bits;    /* the bucket table has 2^bucket_bits sets */
+	__u32 used_shift;     /* a slot's `used` stamp counts units of 2^used_shift ticks */
 	/* XT_ABI_VERSION of the build that created the state. At this offset in
 	 * every layout so far, so any build can tell which made a state. */
 	__u32 abi_version;
-	__u32 seen_idle;      /* stamps older than this many units are stale */
+	__u32 used_idle;      /* a slot not used for more units than this is untracked */
 	__u32 max_sources;
 	struct xt_limit events; /* XT_EVENTS_PER_SECOND in ticks */
 	__u32 hot_bits;       /* each CPU has 2^hot_bits sets in the hot cache */
 	__u32 pad2;
 	/* Random, drawn when the state is created: the key of the hashes that
-	 * place sources in the hot cache and the seen filter, so nobody who
+	 * place sources in the hot cache and the bucket table, so nobody who
 	 * does not know it can aim addresses at chosen slots. */
 	__u64 hash_key[2];
 };
@@ -363,12 +366,45 @@ struct xt_control {
 	struct xt_rule rule; /* xt_catch_up: bring this rule's buckets to its generation */
 	__u64 caught_up;     /* buckets it brought up to date */
 	__u64 contended;     /* words it could not swap (contention): run it again */
+	/* xt_sweep: free the slots of rule sweep_rule, but those whose per_len
+	 * is keep_per_len (XT_SWEEP_ALL: keep none). */
+	__u32 sweep_rule;
+	__u32 keep_per_len;
+	__u64 swept;         /* slots it freed */
+};
+#define XT_SWEEP_ALL 0xffffffffu
+
+/* A slot of the bucket table: a bucket key (the pad holding nothing) and
+ * its bucket. family 0: empty. */
+struct xt_slot {
+	struct xt_bucket_key key;
+	struct xt_bucket bucket;
 };
 
-/* A line of the seen filter: one-byte stamps, see struct xt_config. */
-struct xt_seen_line {
-	__u8 stamp[XT_SEEN_LINE];
+/* A set of the bucket table, the value of its array. */
+struct xt_bucket_set {
+	struct xt_slot way[XT_BUCKET_WAYS];
 };
+
+/* What says which slot of a set holds which source, in an array of its own
+ * (one element a set): read first, so a source that is not tracked costs
+ * one read of a dense array an eighth the table's size and no read of the
+ * table. A set whose eight ways all hold tracked sources spills newcomers
+ * into the next set's free or idle ways. fp[i] is a
+ * 32-bit fingerprint (keyed hash) of the key in way i, 0 if it is free;
+ * used[i] the low 16 bits of when it was last metered, in units of
+ * 2^used_shift ticks. A slot is claimed by compare-and-swap on its fp. */
+struct xt_set_tags {
+	__u32 fp[XT_BUCKET_WAYS];
+	__u16 used[XT_BUCKET_WAYS];
+	/* When a newcomer of this set last went to the next set (all eight ways
+	 * here held tracked sources), or a source there was last used: the
+	 * `used` unit | XT_SPILLED, 0 if never. While it is recent, a source
+	 * not found here is looked for there too. */
+	__u32 spilled;
+	__u32 pad[3];
+};
+#define XT_SPILLED 0x10000u
 
 /* Attachment records, written by `attach`, read by `status`. Interfaces are
  * named per network namespace, so the key carries the namespace's inode. */
@@ -424,8 +460,9 @@ XT_STATIC_ASSERT(sizeof(struct xt_event) == 64, "xt_event layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot) == 32, "xt_hot layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot_set) == 64, "xt_hot_set layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 168, "xt_rule_cache layout");
-XT_STATIC_ASSERT(sizeof(struct xt_seen_line) == XT_SEEN_LINE, "xt_seen_line layout");
-XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 16, "xt_control layout");
+XT_STATIC_ASSERT(sizeof(struct xt_slot) == 64, "xt_slot layout: one cache line");
+XT_STATIC_ASSERT(sizeof(struct xt_set_tags) == 64, "xt_set_tags layout: one cache line");
+XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 32, "xt_control layout");
 XT_STATIC_ASSERT(sizeof(struct xt_count) == 16, "xt_count layout");
 XT_STATIC_ASSERT(sizeof(struct xt_attach_key) == 16, "xt_attach_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_attach_info) == 40, "xt_attach_info layout");

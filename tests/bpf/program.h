@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +25,8 @@
 #include "policy.h"
 #include "rules.h"
 #include "require.h"
+#include "slots.h"
+#include "keys.h"
 #include "state.h"
 
 namespace xt::test {
@@ -115,6 +118,50 @@ class Program : public ::testing::Test {
     size_t n = 0;
     EXPECT_TRUE(state_->for_each_bucket([&](const BucketEntry&) { n++; }).has_value());
     return n;
+  }
+
+  // Puts buckets straight into the table where the data path looks for
+  // them, as of the test clock (tests only: nothing else may write the
+  // table meanwhile). A bucket whose set is full is left out.
+  void plant(const std::vector<std::pair<xt_bucket_key, xt_bucket>>& buckets) {
+    const xt_config cfg = state_->config().value();
+    const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets), tags_fd = bpf_map__fd(skel_->maps.xt_bucket_tags);
+    const uint16_t unit = xt_used_now(&cfg, skel_->bss->xt_test_now);
+    const uint32_t bits = cfg.bucket_bits, mask = (1u << bits) - 1;
+    std::map<uint32_t, std::pair<xt_bucket_set, xt_set_tags>> touched;
+    auto at = [&](uint32_t idx) -> std::pair<xt_bucket_set, xt_set_tags>& {
+      auto it = touched.find(idx);
+      if (it == touched.end()) {
+        std::pair<xt_bucket_set, xt_set_tags> v{};
+        EXPECT_EQ(bpf_map_lookup_elem(sets_fd, &idx, &v.first), 0);
+        EXPECT_EQ(bpf_map_lookup_elem(tags_fd, &idx, &v.second), 0);
+        it = touched.emplace(idx, v).first;
+      }
+      return it->second;
+    };
+    for (const auto& [key, bucket] : buckets) {
+      const uint64_t h = xt_hash_bucket(cfg.hash_key, &key);
+      const uint32_t idx = XT_TOP_BITS(h, bits);
+      // As xt_newcomer_place: the home set, else the next; a source with
+      // no free way in either is left out.
+      auto& home = at(idx);
+      auto& next = at((idx + 1) & mask);
+      int w = xt_free_way(&home.second, unit, cfg.used_idle);
+      auto* place = &home;
+      if (w < 0) {
+        w = xt_free_way(&next.second, unit, cfg.used_idle);
+        if (w < 0) continue;
+        home.second.spilled = unit | XT_SPILLED;
+        place = &next;
+      }
+      place->second.fp[w] = static_cast<uint32_t>(h) | 1;
+      place->second.used[w] = unit;
+      place->first.way[w] = xt_slot{key, bucket};
+    }
+    for (auto& [idx, v] : touched) {
+      ASSERT_EQ(bpf_map_update_elem(sets_fd, &idx, &v.first, BPF_ANY), 0);
+      ASSERT_EQ(bpf_map_update_elem(tags_fd, &idx, &v.second, BPF_ANY), 0);
+    }
   }
 
   Skeleton skel_;

@@ -2,7 +2,7 @@
 // Bucket arithmetic (bpf/gcra.h, bpf/meter.h) on the host with a clock the test owns,
 // counted in kernel ticks: exact refill at any tick rate, burst, long idle,
 // clock skew between CPUs and words left past the horizon, both limits, budgets carried across a rule
-// replacement, the hot cache's certainty, the seen filter's stamps, and a
+// replacement, the hot cache's certainty, the bucket table's ways and stamps, and a
 // randomized cross-check against an independent token-bucket model.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 
 #include "keys.h"
 #include "meter.h"
-#include "seen.h"
+#include "slots.h"
 #include "policy.h"
 #include "rules.h"
 #include "reference_bucket.h"
@@ -308,18 +308,50 @@ TEST(Keys, BucketKeyMasksToPer) {
   EXPECT_EQ(format_addr(XT_FAMILY_V6, key.addr), "2001:db8:1::");
 }
 
-TEST(Seen, StampsAgeAndCycle) {
+TEST(Slots, UsedStampsAgeAndCycle) {
   xt_config cfg{};
-  cfg.seen_shift = 6;   // units of 64 ticks
-  cfg.seen_idle = 10;   // stale after 10 units
-  EXPECT_FALSE(xt_seen_recent(&cfg, 0, 12345)) << "0 marks an empty slot";
-  for (uint64_t t0 : {0ULL, 64ULL * 254, 64ULL * 255, 64ULL * 256, 987654321ULL}) {
-    const uint8_t stamp = xt_seen_stamp(&cfg, t0);
-    EXPECT_NE(stamp, 0) << t0;
-    EXPECT_TRUE(xt_seen_recent(&cfg, stamp, t0)) << t0;
-    EXPECT_TRUE(xt_seen_recent(&cfg, stamp, t0 + 64 * 9)) << t0 << ": within the window, across the wrap";
-    EXPECT_FALSE(xt_seen_recent(&cfg, stamp, t0 + 64 * 12)) << t0 << ": stale after the idle window";
+  cfg.used_shift = 2;   // units of 4 ticks
+  cfg.used_idle = 100;  // untracked after 100 units
+  for (uint64_t t0 : {0ULL, 4ULL * 65535, 4ULL * 65536, 987654321ULL}) {
+    const uint16_t used = xt_used_now(&cfg, t0);
+    EXPECT_TRUE(xt_used_recent(&cfg, used, xt_used_now(&cfg, t0))) << t0;
+    EXPECT_TRUE(xt_used_recent(&cfg, used, xt_used_now(&cfg, t0 + 4 * 100))) << t0 << ": within the window, across the wrap";
+    EXPECT_FALSE(xt_used_recent(&cfg, used, xt_used_now(&cfg, t0 + 4 * 101))) << t0 << ": idle past the window";
   }
+}
+
+TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
+  static_assert(XT_BUCKET_WAYS == 8);
+  const uint32_t idle = 50;
+  xt_set_tags home{}, next{};
+  const uint32_t fps[8] = {7, 9, 11, 9, 5, 6, 8, 3};
+  const uint16_t used[8] = {100, 90, 99, 95, 99, 98, 97, 96};
+  std::copy(std::begin(fps), std::end(fps), home.fp);
+  std::copy(std::begin(used), std::end(used), home.used);
+  EXPECT_EQ(xt_locate(&home, &next, 9, 100, idle), XT_PLACE(0, 1)) << "the first way holding it";
+  EXPECT_EQ(xt_locate(&home, &next, 3, 100, idle), XT_PLACE(0, 7));
+  EXPECT_EQ(xt_locate(&home, &next, 4, 100, idle), -1);
+  EXPECT_EQ(xt_lru_way(&home, 100), 1) << "the least recently used";
+
+  // All eight ways tracked: a newcomer goes to the next set, which home
+  // then points to while that is recent.
+  EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle), XT_PLACE(1, 0));
+  next.fp[0] = 4;
+  next.used[0] = 100;
+  EXPECT_EQ(xt_locate(&home, &next, 4, 100, idle), XT_PLACE(1, 0));
+  EXPECT_EQ(xt_locate(&home, &next, 4, 100 + idle + 1, idle), -1) << "a spill idle past the window is forgotten";
+  // The next set full too: home's least recently used way.
+  for (int i = 0; i < 8; i++) next.fp[i] = 100 + i, next.used[i] = 100;
+  EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle), XT_PLACE(0, 1));
+  // A way gone idle in home comes first, across the stamps' wrap.
+  for (auto& u : home.used) u = 20;
+  home.used[5] = 65530;
+  EXPECT_EQ(xt_free_way(&home, 30, idle), -1) << "65530 is 36 units before 30: not idle";
+  home.used[5] = 65000;
+  EXPECT_EQ(xt_newcomer_place(&home, &next, 30, idle), XT_PLACE(0, 5)) << "idle past the window: taken";
+  home.fp[2] = 0;
+  home.used[5] = 20;
+  EXPECT_EQ(xt_free_way(&home, 30, idle), 2) << "a free way";
 }
 
 }  // namespace

@@ -165,28 +165,12 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   m.gauge("xthrottle_tracked_sources", "Sources with a bucket in the source table.",
           static_cast<double>(status->tracked_sources));
   m.gauge("xthrottle_max_sources", "Size of the source table (attach --max-sources).", status->max_sources);
-  m.gauge("xthrottle_source_table_bytes", "Kernel memory of the source table and seen filter.",
+  m.gauge("xthrottle_source_table_bytes", "Kernel memory of the source table and its tags.",
           static_cast<double>(status->bytes_per_source) * status->max_sources);
   const uint64_t admitted = stats->extra(XT_SOURCES_ADMITTED);
   m.counter("xthrottle_sources_admitted_total", "Buckets created for new sources.", static_cast<double>(admitted));
-  // The kernel does not count LRU evictions: what was created and is neither
-  // in the table nor deleted by the controller was evicted.
-  // The three are read at slightly different moments (a walk of the table
-  // takes a while under churn), so the difference jitters; a counter must
-  // never go down (Prometheus would take it for a reset), so this process
-  // reports the highest value it has seen.
-  const double estimate = static_cast<double>(admitted) - static_cast<double>(status->tracked_sources) -
-                          static_cast<double>(meta->buckets_swept);
-  static std::mutex evicted_mu;
-  static double evicted_high = 0;
-  double evicted;
-  {
-    std::lock_guard<std::mutex> hold(evicted_mu);
-    evicted_high = std::max(evicted_high, estimate);
-    evicted = evicted_high;
-  }
-  m.counter("xthrottle_sources_evicted_total",
-            "Buckets the full table evicted to make room (created - tracked - deleted by rule changes).", evicted);
+  m.counter("xthrottle_sources_evicted_total", "Buckets whose slot a new source took when its set was full.",
+            static_cast<double>(stats->extra(XT_SOURCES_EVICTED)));
   m.counter("xthrottle_events_total", "Events delivered to the daemon (a source throttled or released, a budget saturated or recovered).",
             static_cast<double>(stats->extra(XT_EVENTS_SENT)));
   m.counter("xthrottle_events_suppressed_total", "Events over the per-second cap, not written.",

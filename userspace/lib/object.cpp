@@ -42,9 +42,8 @@ void set_library_logging(bool verbose) {
   libxdp_set_print(libxdp_log);
 }
 
-uint32_t seen_lines_for(uint32_t max_sources) {
-  const uint64_t slots = std::bit_ceil(static_cast<uint64_t>(max_sources) * XT_SEEN_SLOTS_PER_SOURCE);
-  return static_cast<uint32_t>(slots / XT_SEEN_LINE);
+uint32_t bucket_sets_for(uint32_t max_sources) {
+  return static_cast<uint32_t>(std::bit_ceil(static_cast<uint64_t>(max_sources)) * XT_BUCKET_ROOM / XT_BUCKET_WAYS);
 }
 
 uint32_t hot_bits_for(uint32_t max_sources) {
@@ -64,10 +63,10 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
         return system_error("cannot unpin map " + std::string(bpf_map__name(map)), err);
     }
   }
-  if (int err = bpf_map__set_max_entries(skel->maps.xt_buckets, options.max_sources); err)
+  if (int err = bpf_map__set_max_entries(skel->maps.xt_buckets, bucket_sets_for(options.max_sources)); err)
     return system_error("cannot size the bucket table", err);
-  if (int err = bpf_map__set_max_entries(skel->maps.xt_seen, seen_lines_for(options.max_sources)); err)
-    return system_error("cannot size the seen filter", err);
+  if (int err = bpf_map__set_max_entries(skel->maps.xt_bucket_tags, bucket_sets_for(options.max_sources)); err)
+    return system_error("cannot size the bucket table's tags", err);
   const uint64_t hot_sets = static_cast<uint64_t>(libbpf_num_possible_cpus()) << hot_bits_for(options.max_sources);
   if (hot_sets > UINT32_MAX) return std::unexpected(Error{ErrorKind::Usage, "the hot cache would need more than 2^32 sets"});
   if (int err = bpf_map__set_max_entries(skel->maps.xt_hot, static_cast<uint32_t>(hot_sets)); err)

@@ -43,8 +43,8 @@ struct ObjectOptions {
 // asks for frags and so works with any driver's layout.
 constexpr bool frags_needed(uint32_t mtu) { return mtu > 1500; }
 
-// Lines of the seen filter for a table of max_sources: a power of two.
-uint32_t seen_lines_for(uint32_t max_sources);
+// Sets of the bucket table for --max-sources (rounded up to a power of two).
+uint32_t bucket_sets_for(uint32_t max_sources);
 // log2 of the hot cache's sets per CPU for a table of max_sources.
 uint32_t hot_bits_for(uint32_t max_sources);
 

@@ -27,9 +27,9 @@
 
 #include "keys.h"
 #include "meter.h"
-#include "seen.h"
 #include "map_util.h"
 #include "object.h"
+#include "slots.h"
 
 namespace xt {
 namespace {
@@ -125,7 +125,9 @@ Result<State> State::open(const std::string& pin_dir) {
   }
   if (auto ok = check_layout(s.rules_.get(), XT_MAP_RULES, sizeof(xt_rule_key), sizeof(xt_rule)); !ok)
     return std::unexpected(ok.error());
-  if (auto ok = check_layout(s.buckets_.get(), XT_MAP_BUCKETS, sizeof(xt_bucket_key), sizeof(xt_bucket)); !ok)
+  if (auto ok = check_layout(s.buckets_.get(), XT_MAP_BUCKETS, sizeof(uint32_t), sizeof(xt_bucket_set)); !ok)
+    return std::unexpected(ok.error());
+  if (auto ok = check_layout(s.tags_.get(), XT_MAP_TAGS, sizeof(uint32_t), sizeof(xt_set_tags)); !ok)
     return std::unexpected(ok.error());
   if (auto ok = check_layout(s.config_.get(), XT_MAP_CONFIG, sizeof(uint32_t), sizeof(xt_config)); !ok)
     return std::unexpected(ok.error());
@@ -156,9 +158,12 @@ Result<State> State::from_object(const bpf_object* obj) {
   // the object outlives the state.
   const bpf_program* clock = bpf_object__find_program_by_name(obj, "xt_clock");
   const bpf_program* catch_up = bpf_object__find_program_by_name(obj, "xt_catch_up");
+  const bpf_program* sweep = bpf_object__find_program_by_name(obj, "xt_sweep");
   const bpf_map* params = bpf_object__find_map_by_name(obj, XT_MAP_CONTROL);
-  if (clock && catch_up && params && bpf_program__fd(clock) >= 0 && bpf_program__fd(catch_up) >= 0)
-    s.control_ = Control{Skeleton(), bpf_program__fd(clock), bpf_program__fd(catch_up), bpf_map__fd(params)};
+  if (clock && catch_up && sweep && params && bpf_program__fd(clock) >= 0 && bpf_program__fd(catch_up) >= 0 &&
+      bpf_program__fd(sweep) >= 0)
+    s.control_ = Control{Skeleton(), bpf_program__fd(clock), bpf_program__fd(catch_up), bpf_program__fd(sweep),
+                         bpf_map__fd(params)};
   if (auto ok = s.map_config(); !ok) return std::unexpected(ok.error());
   return s;
 }
@@ -169,12 +174,14 @@ Result<const State::Control*> State::control() const {
   if (!cfg) return std::unexpected(cfg.error());
   auto skel = open_object({.pin_dir = pin_dir_, .test_clock = false, .max_sources = cfg->max_sources});
   if (!skel) return std::unexpected(skel.error());
-  if (auto ok = load_only(skel->get(), {(*skel)->progs.xt_clock, (*skel)->progs.xt_catch_up}, "the control programs");
+  if (auto ok = load_only(skel->get(), {(*skel)->progs.xt_clock, (*skel)->progs.xt_catch_up, (*skel)->progs.xt_sweep},
+                          "the control programs");
       !ok)
     return std::unexpected(ok.error());
   Control c;
   c.clock = bpf_program__fd((*skel)->progs.xt_clock);
   c.catch_up = bpf_program__fd((*skel)->progs.xt_catch_up);
+  c.sweep = bpf_program__fd((*skel)->progs.xt_sweep);
   c.params = bpf_map__fd((*skel)->maps.xt_ctl);
   c.owner = std::move(*skel);
   control_ = std::move(c);
@@ -238,16 +245,16 @@ Result<void> State::init_config(uint32_t hz, uint32_t max_sources) {
   xt_config cfg{};
   cfg.epoch = 1;
   cfg.hz = hz;
-  cfg.seen_line_bits = static_cast<uint32_t>(std::countr_zero(seen_lines_for(max_sources)));
-  // Stamps count units of 2^shift ticks: the smallest unit that lets the idle
-  // window fit well inside the 255-unit cycle.
+  cfg.bucket_bits = static_cast<uint32_t>(std::countr_zero(bucket_sets_for(max_sources)));
+  // `used` stamps count units of 2^shift ticks: the smallest unit that keeps
+  // the idle window within a quarter of the 65536-unit cycle.
   uint32_t shift = 0;
   auto units = [&] { return (static_cast<uint64_t>(XT_DEFAULT_IDLE_SECONDS) * hz + (1u << shift) - 1) >> shift; };
-  while (units() > 200) shift++;
-  cfg.seen_shift = shift;
-  cfg.seen_idle = static_cast<uint32_t>(units());
+  while (units() > 16384) shift++;
+  cfg.used_shift = shift;
+  cfg.used_idle = static_cast<uint32_t>(units());
   cfg.abi_version = XT_ABI_VERSION;
-  cfg.max_sources = max_sources;
+  cfg.max_sources = static_cast<uint32_t>(std::bit_ceil(max_sources));  // what the table holds
   cfg.hot_bits = hot_bits_for(max_sources);
   if (getrandom(cfg.hash_key, sizeof(cfg.hash_key), 0) != static_cast<ssize_t>(sizeof(cfg.hash_key)))
     return system_error("cannot draw the state's hash key", errno);
@@ -311,7 +318,7 @@ uint64_t State::source_memory_bytes() const {
   // The kernel's own account of each map (fdinfo "memlock"), so the figure
   // includes the hash table's per-element overhead, not just key and value.
   uint64_t total = 0;
-  for (int fd : {buckets_.get(), seen_.get()}) {
+  for (int fd : {buckets_.get(), tags_.get()}) {
     std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
     for (std::string line; std::getline(in, line);)
       if (line.starts_with("memlock:")) total += std::stoull(line.substr(8));
@@ -343,26 +350,28 @@ Result<std::vector<RuleEntry>> State::rules() const {
   return out;
 }
 
-Result<void> State::sweep_buckets(uint32_t id, const std::function<bool(const xt_bucket_key&)>& drop) {
-  std::vector<xt_bucket_key> doomed;
-  auto walked = walk_batches<xt_bucket_key, xt_bucket>(
-      buckets_.get(), "the bucket table", [&](const xt_bucket_key& key, const xt_bucket&) {
-        if (key.rule_id == id && drop(key)) doomed.push_back(key);
-      });
-  if (!walked) return walked;
-  if (doomed.empty()) return {};
-  // Counted, so that evictions can be told from deletions (metrics), and
-  // before deleting: a scrape in between must not see the deleted buckets
-  // as evicted (that counter only goes up). A bucket the LRU evicts first
-  // is counted here rather than there.
+Result<void> State::sweep_buckets(uint32_t id, uint32_t keep_per_len) {
+  auto c = control();
+  if (!c) return std::unexpected(c.error());
+  xt_control params{};
+  params.sweep_rule = id;
+  params.keep_per_len = keep_per_len;
+  const uint32_t zero = 0;
+  if (bpf_map_update_elem((*c)->params, &zero, &params, BPF_ANY) != 0)
+    return system_error("cannot set up the sweep of rule " + std::to_string(id) + "'s buckets", errno);
+  unsigned char frame[64] = {};
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame), .repeat = 1);
+  if (int err = bpf_prog_test_run_opts((*c)->sweep, &opts); err || opts.retval != XDP_PASS)
+    return system_error("cannot free the buckets of rule " + std::to_string(id), err ? err : -EINVAL);
+  xt_control out{};
+  if (bpf_map_lookup_elem((*c)->params, &zero, &out) != 0)
+    return system_error("cannot read the sweep's result", errno);
+  if (!out.swept) return {};
+  // Counted, so that evictions can be told from deletions (metrics).
   auto m = meta();
   if (!m) return std::unexpected(m.error());
-  m->buckets_swept += doomed.size();
-  if (auto ok = set_meta(*m); !ok) return ok;
-  for (const auto& k : doomed)
-    if (bpf_map_delete_elem(buckets_.get(), &k) != 0 && errno != ENOENT)
-      return system_error("cannot delete a bucket of rule " + std::to_string(id), errno);
-  return {};
+  m->buckets_swept += out.swept;
+  return set_meta(*m);
 }
 
 Result<void> State::catch_up_buckets(const xt_rule& rule) {
@@ -377,11 +386,11 @@ Result<void> State::catch_up_buckets(const xt_rule& rule) {
   // is tried again too.
   auto lagging = [&]() -> Result<uint64_t> {
     uint64_t n = 0;
-    auto walked = walk_batches<xt_bucket_key, xt_bucket>(
-        buckets_.get(), "the bucket table", [&](const xt_bucket_key& key, const xt_bucket& b) {
-          if (key.rule_id == rule.id && (xt_word_gen(b.pkt_word) != rule.gen || xt_word_gen(b.byte_word) != rule.gen))
-            n++;
-        });
+    auto walked = for_each_bucket([&](const BucketEntry& e) {
+      if (e.key.rule_id == rule.id &&
+          (xt_word_gen(e.bucket.pkt_word) != rule.gen || xt_word_gen(e.bucket.byte_word) != rule.gen))
+        n++;
+    });
     if (!walked) return std::unexpected(walked.error());
     return n;
   };
@@ -425,7 +434,7 @@ Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
   fresh.created_epoch = epoch;
   if (bpf_map_update_elem(rule_state_.get(), &id, &fresh, BPF_ANY) != 0)
     return system_error("cannot reset the new-source budget of rule slot " + std::to_string(id), errno);
-  return sweep_buckets(id, [](const xt_bucket_key&) { return true; });
+  return sweep_buckets(id, XT_SWEEP_ALL);
 }
 
 // A rule change is made in steps the data path sees one at a time (step()
@@ -473,7 +482,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
     step();
     // Buckets keyed by another --per can never be hit again.
     const bool limit = rule.action == XT_ACT_LIMIT;
-    auto swept = sweep_buckets(rule.id, [&](const xt_bucket_key& k) { return !limit || k.per_len != rule.per_len; });
+    auto swept = sweep_buckets(rule.id, limit ? rule.per_len : XT_SWEEP_ALL);
     if (!swept) return std::unexpected(swept.error());
     return true;
   }
@@ -518,7 +527,7 @@ Result<void> State::del_rule(const Cidr& cidr) {
   current->erase(same);
   if (auto ok = publish(*current); !ok) return std::unexpected(ok.error());
   step();
-  return sweep_buckets(id, [](const xt_bucket_key&) { return true; });
+  return sweep_buckets(id, XT_SWEEP_ALL);
 }
 
 Result<std::vector<xt_count>> State::counters() const {
@@ -587,11 +596,34 @@ Result<PendingDrops> State::hot_pending() const {
   return out;
 }
 
+Result<std::optional<xt_bucket>> State::find_bucket(const xt_bucket_key& key) const {
+  auto cfg = config();
+  if (!cfg) return std::unexpected(cfg.error());
+  // Where the data path looks (xt_place_of, xt_find): the home set the
+  // keyed hash picks, or the next one if the home set spilled.
+  const uint64_t h = xt_hash_bucket(cfg->hash_key, &key);
+  const uint32_t bits = cfg->bucket_bits & 31, mask = (1u << bits) - 1, idx = XT_TOP_BITS(h, bits);
+  xt_set_tags home{}, next{};
+  const uint32_t idx_next = (idx + 1) & mask;
+  if (bpf_map_lookup_elem(tags_.get(), &idx, &home) != 0 || bpf_map_lookup_elem(tags_.get(), &idx_next, &next) != 0)
+    return system_error("cannot read the bucket table", errno);
+  const uint64_t now = this->now().value_or(0);
+  const int r = xt_locate(&home, &next, static_cast<uint32_t>(h) | 1, xt_used_now(&*cfg, now), cfg->used_idle);
+  if (r < 0) return std::nullopt;
+  const uint32_t at = (idx + ((r >> 8) & 1)) & mask;
+  xt_bucket_set set{};
+  if (bpf_map_lookup_elem(buckets_.get(), &at, &set) != 0) return system_error("cannot read the bucket table", errno);
+  const xt_slot& s = set.way[r & (XT_BUCKET_WAYS - 1)];
+  if (std::memcmp(&s.key, &key, sizeof(key)) != 0) return std::nullopt;
+  return s.bucket;
+}
+
 Result<void> State::for_each_bucket(const std::function<void(const BucketEntry&)>& fn) const {
-  return walk_batches<xt_bucket_key, xt_bucket>(buckets_.get(), "the bucket table",
-                                                [&](const xt_bucket_key& key, const xt_bucket& bucket) {
-                                                  fn(BucketEntry{key, bucket});
-                                                });
+  return walk_batches<uint32_t, xt_bucket_set>(buckets_.get(), "the bucket table",
+                                               [&](uint32_t, const xt_bucket_set& set) {
+                                                 for (const xt_slot& s : set.way)
+                                                   if (s.key.family) fn(BucketEntry{s.key, s.bucket});
+                                               });
 }
 
 

@@ -94,6 +94,8 @@ class State {
   Result<std::vector<RuleCounters>> rule_counters() const;
   Result<void> for_each_bucket(const std::function<void(const BucketEntry&)>& fn) const;
   Result<PendingDrops> hot_pending() const;
+  // The bucket of key, if the table holds it (tracked or gone idle).
+  Result<std::optional<xt_bucket>> find_bucket(const xt_bucket_key& key) const;
 
   int attach_fd() const { return attach_.get(); }
   int events_fd() const { return events_.get(); }
@@ -120,7 +122,7 @@ class State {
              {&meta_, XT_MAP_META},
              {&rules_, XT_MAP_RULES},
              {&buckets_, XT_MAP_BUCKETS},
-             {&seen_, XT_MAP_SEEN},
+             {&tags_, XT_MAP_TAGS},
              {&hot_, XT_MAP_HOT},
              {&rule_cache_, XT_MAP_RULE_CACHE},
              {&rule_state_, XT_MAP_RULE_STATE},
@@ -142,24 +144,25 @@ class State {
   // per-CPU cache entry) and each family's longest rule prefix, both in one
   // atomic store. With `at_least`, the longest prefixes are at least those.
   Result<void> publish(const std::vector<RuleEntry>& rules, std::optional<Cidr> at_least = std::nullopt);
-  // Deletes the buckets of rule `id` for which drop(key) is true.
-  Result<void> sweep_buckets(uint32_t id, const std::function<bool(const xt_bucket_key&)>& drop);
+  // Frees the buckets of rule `id`, but those of per_len keep_per_len
+  // (XT_SWEEP_ALL: all of them), in the kernel (the control program xt_sweep).
+  Result<void> sweep_buckets(uint32_t id, uint32_t keep_per_len);
   void step() const {
     if (step_hook_) step_hook_();
   }
 
-  // The control programs (xt_clock, xt_catch_up) and their argument map:
+  // The control programs (xt_clock, xt_catch_up, xt_sweep) and their argument map:
   // the test object's own for from_object(), else loaded on first use.
   struct Control {
     Skeleton owner;  // when this state loaded them
-    int clock = -1, catch_up = -1, params = -1;
+    int clock = -1, catch_up = -1, sweep = -1, params = -1;
   };
   Result<const Control*> control() const;
 
   std::string pin_dir_;
   std::function<void()> step_hook_;
   mutable std::optional<Control> control_;
-  Fd rules_, buckets_, seen_, hot_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
+  Fd rules_, buckets_, tags_, hot_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
   Fd events_, events_cli_, event_budget_, meta_, rule_text_;
   // xt_config mapped into memory: where the published word is stored.
   std::shared_ptr<void> config_mem_;

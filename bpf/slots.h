@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The bucket table's bookkeeping, pure: which way of a set holds a
+ * fingerprint, which way a newcomer takes, and the `used` stamps that say
+ * whether a slot's source is still tracked. Compiles for BPF and the host.
+ */
+#ifndef XTHROTTLE_SLOTS_H
+#define XTHROTTLE_SLOTS_H
+
+#include "pure.h"
+#include <xthrottle/abi.h>
+
+/* The clock in units of 2^used_shift ticks, low 16 bits. */
+XT_INLINE __u16 xt_used_now(const struct xt_config *cfg, __u64 now)
+{
+	return (__u16)(now >> (cfg->used_shift & 63));
+}
+
+/* Whether a slot last used at `used` is still tracked at unit `unit`.
+ * Stamps wrap every 65536 units (the idle window is at most 16384 of them),
+ * so a slot idle for a multiple of that looks used: it is then treated as
+ * tracked, which only keeps an old bucket's state. */
+XT_INLINE int xt_used_recent(const struct xt_config *cfg, __u16 used, __u16 unit)
+{
+	return (__u16)(unit - used) <= cfg->used_idle;
+}
+
+/* The first way whose fingerprint is fp, or -1. */
+XT_INLINE int xt_fp_way(const __u32 fps[XT_BUCKET_WAYS], __u32 fp)
+{
+	for (int i = 0; i < XT_BUCKET_WAYS; i++)
+		if (fps[i] == fp)
+			return i;
+	return -1;
+}
+
+/* A free way, or one whose source is no longer tracked, or -1. */
+XT_INLINE int xt_free_way(const struct xt_set_tags *t, __u16 unit, __u32 idle)
+{
+	for (int i = 0; i < XT_BUCKET_WAYS; i++)
+		if (!t->fp[i] || (__u16)(unit - t->used[i]) > idle)
+			return i;
+	return -1;
+}
+
+/* The least recently used way. */
+XT_INLINE int xt_lru_way(const struct xt_set_tags *t, __u16 unit)
+{
+	int victim = 0;
+	__u16 oldest = 0;
+	for (int i = 0; i < XT_BUCKET_WAYS; i++) {
+		const __u16 age = (__u16)(unit - t->used[i]);
+		if (age > oldest) {
+			oldest = age;
+			victim = i;
+		}
+	}
+	return victim;
+}
+
+/* Whether the home set spilled within the idle window. */
+XT_INLINE int xt_spill_recent(const struct xt_set_tags *home, __u16 unit, __u32 idle)
+{
+	return home->spilled && (__u16)(unit - (__u16)home->spilled) <= idle;
+}
+
+/* Where the fingerprint fp of a key whose home set's tags are `home` is:
+ * XT_PLACE(0, way) in the home set, XT_PLACE(1, way) in the next one (next's
+ * tags), or -1. */
+#define XT_PLACE(next, way) ((next) << 8 | (way))
+XT_INLINE int xt_locate(const struct xt_set_tags *home, const struct xt_set_tags *next, __u32 fp, __u16 unit,
+			__u32 idle)
+{
+	int w = xt_fp_way(home->fp, fp);
+	if (w >= 0)
+		return XT_PLACE(0, w);
+	if (!xt_spill_recent(home, unit, idle))
+		return -1;
+	w = xt_fp_way(next->fp, fp);
+	return w < 0 ? -1 : XT_PLACE(1, w);
+}
+
+/* Where a newcomer goes: a free or idle way of its home set; else one of
+ * the next set (and the home set is marked as spilled); else the home
+ * set's least recently used way. */
+XT_INLINE int xt_newcomer_place(struct xt_set_tags *home, const struct xt_set_tags *next, __u16 unit, __u32 idle)
+{
+	int w = xt_free_way(home, unit, idle);
+	if (w >= 0)
+		return XT_PLACE(0, w);
+	w = xt_free_way(next, unit, idle);
+	if (w >= 0) {
+		home->spilled = unit | XT_SPILLED;
+		return XT_PLACE(1, w);
+	}
+	return XT_PLACE(0, xt_lru_way(home, unit));
+}
+
+#endif /* XTHROTTLE_SLOTS_H */
