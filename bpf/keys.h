@@ -2,7 +2,7 @@
 /*
  * The keys and hashes a packet is looked up under: the source masked to a
  * prefix, the rule table's and the bucket table's keys, and the hashes that
- * spread the per-CPU caches and the seen filter. Pure: compiles for the BPF
+ * place sources in the caches and the bucket table. Pure: compiles for the BPF
  * target and the host.
  *
  * Addresses are kept in network byte order; masking works on them as two
@@ -71,8 +71,8 @@ XT_INLINE void xt_bucket_key_for(const struct xt_pkt *pkt, __u32 rule_id, __u8 p
 	xt_store_be64(key->addr + 8, w[1]);
 }
 
-/* A keyed hash of three words, for the slots of the hot cache, the seen
- * filter and the rule cache. key is the state's random secret (struct
+/* A keyed hash of three words, for the slots of the hot cache, the bucket
+ * table and the rule cache. key is the state's random secret (struct
  * xt_config): without it nobody can tell which addresses share a slot, so
  * nobody can aim a flood at one. Each word is xored with the key and folded
  * in by a multiply, with an xor-shift between the multiplies so that the
@@ -92,8 +92,6 @@ XT_INLINE __u64 xt_hash_words(const __u64 key[2], __u64 a, __u64 b, __u64 c)
 
 /* The top `bits` bits of a hash (1 <= bits <= 63). */
 #define XT_TOP_BITS(h, bits) ((__u32)((h) >> (64 - (bits))))
-/* The seen filter's slot within its line: the 6 bits below the line's. */
-#define XT_SEEN_SLOT(h, line_bits) ((__u32)((h) >> (64 - (line_bits) - XT_SEEN_LINE_BITS)) & (XT_SEEN_LINE - 1))
 
 /* Hash of a raw source (the hot cache's index). */
 XT_INLINE __u64 xt_hash_source(const __u64 hash_key[2], const struct xt_pkt *pkt)
@@ -101,7 +99,7 @@ XT_INLINE __u64 xt_hash_source(const __u64 hash_key[2], const struct xt_pkt *pkt
 	return xt_hash_words(hash_key, pkt->family, xt_load64(pkt->addr), xt_load64(pkt->addr + 8));
 }
 
-/* Hash of a bucket key (the seen filter's index). */
+/* Hash of a bucket key (its set in the bucket table, and its fingerprint). */
 XT_INLINE __u64 xt_hash_bucket(const __u64 hash_key[2], const struct xt_bucket_key *key)
 {
 	return xt_hash_words(hash_key, (__u64)key->rule_id << 16 | (__u64)key->family << 8 | key->per_len,

@@ -7,7 +7,7 @@
  *   2. classify  a source known to be dropped until some tick (the hot
  *                cache) is dropped at once; any other gets the longest-
  *                prefix rule of its family                                 hot.bpf.h, classify.bpf.h
- *   3. meter     the source's bucket (the seen filter, then the table, or
+ *   3. meter     the source's bucket (its set's tags, then its slot, or
  *                a new bucket if the rule's new-source budget admits the
  *                source) and the rule's limits, exact across CPUs         bucket.bpf.h, admit.bpf.h, meter.h
  *   4. act       pass, or drop and remember the source until its next

@@ -50,11 +50,11 @@
 #define XT_MAX_MAX_SOURCES (1 << 26)
 /* The bucket table is set-associative: sets of XT_BUCKET_WAYS slots, a set
  * picked by the keyed hash of the bucket key; XT_BUCKET_ROOM times as many
- * slots as --max-sources (rounded up to a power of two), so that a table
- * holding --max-sources sources has few sets with more than 8 of them
- * (docs/design.md has the figures). */
+ * slots as --max-sources (rounded up to a power of two). A set whose ways
+ * all hold tracked sources spills into the next set; docs/design.md has
+ * what that costs and why the room is 1 (the tags' size). */
 #define XT_BUCKET_WAYS 8
-#define XT_BUCKET_ROOM 2
+#define XT_BUCKET_ROOM 1
 /* A source whose bucket was not used for this long is untracked again: its
  * next packet goes through its rule's new-source budget (see README). */
 #define XT_DEFAULT_IDLE_SECONDS 60
@@ -72,10 +72,10 @@
 /* The hot cache: for each CPU, sets of XT_HOT_WAYS sources known to be over
  * their limit until some tick, one cache line a set; entries for a
  * 1/XT_HOT_SHARE of the bucket table's sources (rounded up to a power of
- * two), at least XT_HOT_MIN_SETS sets. 32 bytes an entry: 4 MiB a CPU for
- * the default table. */
+ * two), at least XT_HOT_MIN_SETS sets. 32 bytes an entry: 1 MiB a CPU for
+ * the default table (a bigger one measured no faster, its reads slower). */
 #define XT_HOT_WAYS 2
-#define XT_HOT_SHARE 2
+#define XT_HOT_SHARE 8
 #define XT_HOT_MIN_SETS 8192
 /* Per-CPU cache of rule lookups, by blocks of addresses that no rule splits. */
 #define XT_RULE_CACHE_BITS 6

@@ -479,6 +479,29 @@ std::string markdown(const json& r) {
     }
     md << " |\n";
   }
+  if (r.contains("scale")) {
+    md << "\nAttack scale (each case refilled before every run, so what it admitted is less than a minute old; "
+          "same runs and medians as above):\n\n";
+    md << "| case | XDP_DROP | xthrottle | iptables hashlimit | nft meter |\n|---|---|---|---|---|\n";
+    for (const auto& row : r["scale"]) {
+      md << "| " << row["case"].get<std::string>() << " | ";
+      std::snprintf(buf, sizeof(buf), "%.2f Mpps", row["XDP_DROP"]["mpps"].get<double>());
+      md << buf;
+      for (const char* l : {"xthrottle", "iptables hashlimit", "nft meter"}) {
+        std::snprintf(buf, sizeof(buf), " | %.2f, %+.0f ns (%.2f Mpps)", row[l]["ratio"].get<double>(),
+                      row[l]["ns_above_drop"].get<double>(), row[l]["mpps"].get<double>());
+        md << buf;
+      }
+      md << " |\n";
+      if (row.contains("legit")) {
+        std::snprintf(buf, sizeof(buf), "\n(An established client, 500/s under its own 1000/s rule, through every run of that case: "
+                      "%llu of %llu delivered, loss %.2f%%.)\n\n",
+                      (unsigned long long)row["legit"]["delivered"].get<uint64_t>(),
+                      (unsigned long long)row["legit"]["arrived"].get<uint64_t>(), 100 * row["legit"]["loss"].get<double>());
+        md << buf;
+      }
+    }
+  }
   md << "\nLegitimate source (" << kLegitRate << "/s under a " << kLegitLimit
      << "/s limit, established before the flood) during a 16M-source spoofed flood:\n\n";
   md << "(the legitimate source's packets in the window: its pacing over the flood's window)\n\n";

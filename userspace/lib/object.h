@@ -27,7 +27,7 @@ struct ObjectOptions {
   std::optional<std::string> pin_dir;
   // Read the clock from the object's xt_test_now (BPF_PROG_TEST_RUN tests).
   bool test_clock = false;
-  // Size of the bucket table (and of the seen filter that goes with it). It
+  // Sources the bucket table is sized for (and the hot cache with it). It
   // must match pins that exist: libbpf refuses to reuse a map of another size.
   uint32_t max_sources = XT_DEFAULT_MAX_SOURCES;
   // Accept multi-buffer frames (BPF_F_XDP_HAS_FRAGS): needed on interfaces

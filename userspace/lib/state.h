@@ -68,12 +68,12 @@ class State {
   // The maps of a loaded object that pins nothing: the BPF_PROG_TEST_RUN
   // tests drive the real program through the same state layer.
   static Result<State> from_object(const bpf_object* obj);
-  // Writes the settings of a new state (epoch 1, the tick rate, the seen
-  // filter's geometry): by open_or_create, and by tests on private maps.
+  // Writes the settings of a new state (epoch 1, the tick rate, the tables'
+  // geometry, the hash key): by open_or_create, and by tests on private maps.
   Result<void> init_config(uint32_t hz, uint32_t max_sources);
 
   Result<xt_config> config() const;
-  // Kernel memory the per-source state takes (bucket table + seen filter).
+  // Kernel memory the per-source state takes (bucket table + its tags).
   uint64_t source_memory_bytes() const;
   // The program's clock now, in ticks: through the object's own clock
   // program for from_object() (so tests' clocks apply), else the control
