@@ -58,7 +58,7 @@ static __always_inline int xt_place_of(const struct xt_bucket_key *key, const st
 				       struct xt_place *p)
 {
 	const __u64 h = xt_hash_bucket(cfg->hash_key, key);
-	/* bucket_bits is at least 8 and at most 24 (abi.h limits): the shifts are defined. */
+	/* bucket_bits is at least 7 and at most 23 (abi.h limits): the shifts are defined. */
 	const __u32 bits = cfg->bucket_bits & 31;
 	p->mask = (1u << bits) - 1;
 	p->idx = XT_TOP_BITS(h, bits);

@@ -241,7 +241,7 @@ enum xt_counter {
 	XT_EVENTS_SUPPRESSED,        /* events over XT_EVENTS_PER_SECOND, not written */
 	XT_SOURCES_ADMITTED,         /* buckets created */
 	XT_EVENTS_LOST,              /* events serve's ring had no room for (serve down or behind) */
-	XT_SOURCES_EVICTED,          /* buckets a newcomer took the slot of */
+	XT_SOURCES_EVICTED,          /* buckets a newcomer took the slot of (idle, or least recently used) */
 	XT_COUNTERS
 };
 

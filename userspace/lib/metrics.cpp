@@ -169,7 +169,7 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
           static_cast<double>(status->bytes_per_source) * status->max_sources);
   const uint64_t admitted = stats->extra(XT_SOURCES_ADMITTED);
   m.counter("xthrottle_sources_admitted_total", "Buckets created for new sources.", static_cast<double>(admitted));
-  m.counter("xthrottle_sources_evicted_total", "Buckets whose slot a new source took when its set was full.",
+  m.counter("xthrottle_sources_evicted_total", "Buckets whose slot a new source took (idle ones, or the least recently used of a full set).",
             static_cast<double>(stats->extra(XT_SOURCES_EVICTED)));
   m.counter("xthrottle_events_total", "Events delivered to the daemon (a source throttled or released, a budget saturated or recovered).",
             static_cast<double>(stats->extra(XT_EVENTS_SENT)));
