@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The keyed hash that places sources in the hot cache, the seen filter and
+// The keyed hash that places sources in the hot cache, the bucket table and
 // the rule cache (keys.h): where a source lands depends on the state's
 // secret, no pair of addresses shares a slot whatever the key, and
 // neighbouring addresses spread.
