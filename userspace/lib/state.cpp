@@ -350,27 +350,37 @@ Result<std::vector<RuleEntry>> State::rules() const {
   return out;
 }
 
+// Runs a control program on params (through BPF_PROG_TEST_RUN) and returns
+// what it wrote back; `what` names its work in errors.
+Result<xt_control> State::run_control(int prog, const xt_control& params, const std::string& what) const {
+  auto c = control();
+  if (!c) return std::unexpected(c.error());
+  const uint32_t zero = 0;
+  if (bpf_map_update_elem((*c)->params, &zero, &params, BPF_ANY) != 0)
+    return system_error("cannot set up " + what, errno);
+  unsigned char frame[64] = {};
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame), .repeat = 1);
+  if (int err = bpf_prog_test_run_opts(prog, &opts); err || opts.retval != XDP_PASS)
+    return system_error("cannot run " + what, err ? err : -EINVAL);
+  xt_control out{};
+  if (bpf_map_lookup_elem((*c)->params, &zero, &out) != 0)
+    return system_error("cannot read the result of " + what, errno);
+  return out;
+}
+
 Result<void> State::sweep_buckets(uint32_t id, uint32_t keep_per_len) {
   auto c = control();
   if (!c) return std::unexpected(c.error());
   xt_control params{};
   params.sweep_rule = id;
   params.keep_per_len = keep_per_len;
-  const uint32_t zero = 0;
-  if (bpf_map_update_elem((*c)->params, &zero, &params, BPF_ANY) != 0)
-    return system_error("cannot set up the sweep of rule " + std::to_string(id) + "'s buckets", errno);
-  unsigned char frame[64] = {};
-  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame), .repeat = 1);
-  if (int err = bpf_prog_test_run_opts((*c)->sweep, &opts); err || opts.retval != XDP_PASS)
-    return system_error("cannot free the buckets of rule " + std::to_string(id), err ? err : -EINVAL);
-  xt_control out{};
-  if (bpf_map_lookup_elem((*c)->params, &zero, &out) != 0)
-    return system_error("cannot read the sweep's result", errno);
-  if (!out.swept) return {};
+  auto out = run_control((*c)->sweep, params, "the sweep of rule " + std::to_string(id) + "'s buckets");
+  if (!out) return std::unexpected(out.error());
+  if (!out->swept) return {};
   // Counted, so that evictions can be told from deletions (metrics).
   auto m = meta();
   if (!m) return std::unexpected(m.error());
-  m->buckets_swept += out.swept;
+  m->buckets_swept += out->swept;
   return set_meta(*m);
 }
 
@@ -379,7 +389,6 @@ Result<void> State::catch_up_buckets(const xt_rule& rule) {
   if (!c) return std::unexpected(c.error());
   xt_control params{};
   params.rule = rule;
-  const uint32_t zero = 0;
   // Then a batch walk (which, unlike the kernel's walk of a hash map, is
   // never thrown off by an entry evicted under it) confirms that no bucket
   // of the rule was skipped; a word the data path kept winning the race for
@@ -395,17 +404,9 @@ Result<void> State::catch_up_buckets(const xt_rule& rule) {
     return n;
   };
   for (int round = 0; round < 8; round++) {
-    if (bpf_map_update_elem((*c)->params, &zero, &params, BPF_ANY) != 0)
-      return system_error("cannot set up the bucket catch-up", errno);
-    unsigned char frame[64] = {};
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame), .repeat = 1);
-    if (int err = bpf_prog_test_run_opts((*c)->catch_up, &opts); err || opts.retval != XDP_PASS)
-      return system_error("cannot bring the buckets of rule " + std::to_string(rule.id) + " up to date",
-                          err ? err : -EINVAL);
-    xt_control out{};
-    if (bpf_map_lookup_elem((*c)->params, &zero, &out) != 0)
-      return system_error("cannot read the bucket catch-up's result", errno);
-    if (out.contended) continue;
+    auto out = run_control((*c)->catch_up, params, "the catch-up of rule " + std::to_string(rule.id) + "'s buckets");
+    if (!out) return std::unexpected(out.error());
+    if (out->contended) continue;
     auto behind = lagging();
     if (!behind) return std::unexpected(behind.error());
     if (*behind == 0) return {};

@@ -158,6 +158,7 @@ class State {
     int clock = -1, catch_up = -1, sweep = -1, params = -1;
   };
   Result<const Control*> control() const;
+  Result<xt_control> run_control(int prog, const xt_control& params, const std::string& what) const;
 
   std::string pin_dir_;
   std::function<void()> step_hook_;
