@@ -28,6 +28,7 @@
 #include <iostream>
 #include <sstream>
 #include <memory>
+#include <span>
 #include <thread>
 
 #include "lab.h"
@@ -246,6 +247,24 @@ Legit legit_counts(const Lab& lab, Limiter l) {
   return {counter(kLegitSource), counter(kFloodRange)};
 }
 
+// Each limiter's figures from its runs' packet rates (limiters[0] is the
+// bare drop): the median, its ratio to the drop's, ns a packet above it
+// (what carries from one machine to another, where the bare path's own speed
+// differs threefold), and the best run.
+void add_figures(json& row, const std::string& label, std::span<const Limiter> limiters,
+                 const std::vector<std::vector<double>>& pps) {
+  const double base = median(pps[0]);
+  for (size_t i = 0; i < limiters.size(); i++) {
+    const double m = median(pps[i]);
+    const double best = *std::max_element(pps[i].begin(), pps[i].end());
+    const double above_ns = 1e9 / m - 1e9 / base;
+    row[name(limiters[i])] = {{"mpps", m / 1e6}, {"ratio", m / base}, {"ns_above_drop", above_ns},
+                              {"best_mpps", best / 1e6}};
+    std::fprintf(stderr, "%-52.52s %-18s %6.2f Mpps  %.2f of XDP_DROP  %+6.1f ns\n", label.c_str(),
+                 name(limiters[i]), m / 1e6, m / base, above_ns);
+  }
+}
+
 struct Case {
   bool v6;
   uint32_t sources;
@@ -284,16 +303,7 @@ json measure_throughput(uint32_t reps, uint64_t frames) {
           const Flood f = labs[i]->flood(c.flood_args(frames, 0));
           pps[i].push_back(f.sent / f.seconds);
         }
-      const double base = median(pps[0]);
-      for (size_t i = 0; i < std::size(limiters); i++) {
-        const double m = median(pps[i]);
-        // ns a packet above the bare drop: what carries from one machine
-        // to another, where the bare path's own speed differs threefold.
-        const double above_ns = 1e9 / m - 1e9 / base;
-        row[name(limiters[i])] = {{"mpps", m / 1e6}, {"ratio", m / base}, {"ns_above_drop", above_ns}};
-        std::fprintf(stderr, "throughput: %-12s %-18s %6.2f Mpps  %.2f of XDP_DROP  %+6.1f ns\n", c.label().c_str(),
-                     name(limiters[i]), m / 1e6, m / base, above_ns);
-      }
+      add_figures(row, "throughput: " + c.label(), limiters, pps);
       out.push_back(row);
     }
   }
@@ -377,16 +387,7 @@ json measure_scale(uint32_t reps, uint64_t frames) {
     }
     const json tracked = xt_lab.xthrottle_json({"status", "--json"});
     row["xthrottle_tracked"] = tracked.value("tracked_sources", json());
-    const double base = median(pps[0]);
-    for (size_t i = 0; i < std::size(limiters); i++) {
-      const double m = median(pps[i]);
-      const double best = *std::max_element(pps[i].begin(), pps[i].end());
-      const double above_ns = 1e9 / m - 1e9 / base;
-      row[name(limiters[i])] = {{"mpps", m / 1e6}, {"ratio", m / base}, {"ns_above_drop", above_ns},
-                                {"best_mpps", best / 1e6}};
-      std::fprintf(stderr, "scale: %-40.40s %-18s %6.2f Mpps  %.2f of XDP_DROP  %+6.1f ns\n", c.label.c_str(),
-                   name(limiters[i]), m / 1e6, m / base, above_ns);
-    }
+    add_figures(row, "scale: " + c.label, limiters, pps);
     out.push_back(row);
   }
   return out;
@@ -461,6 +462,21 @@ json measure_accuracy(uint64_t frames) {
 
 // ---------------------------------------------------------------- output
 
+// A table row of one case: the bare drop's rate, then each limiter's ratio,
+// ns a packet above the drop and rate.
+std::string limiters_row(const json& row) {
+  char buf[128];
+  std::string out = "| " + row["case"].get<std::string>() + " | ";
+  std::snprintf(buf, sizeof(buf), "%.2f Mpps", row["XDP_DROP"]["mpps"].get<double>());
+  out += buf;
+  for (const char* l : {"xthrottle", "iptables hashlimit", "nft meter"}) {
+    std::snprintf(buf, sizeof(buf), " | %.2f, %+.0f ns (%.2f Mpps)", row[l]["ratio"].get<double>(),
+                  row[l].value("ns_above_drop", 0.0), row[l]["mpps"].get<double>());
+    out += buf;
+  }
+  return out + " |\n";
+}
+
 std::string markdown(const json& r) {
   std::ostringstream md;
   char buf[256];
@@ -469,30 +485,14 @@ std::string markdown(const json& r) {
      << " frames; ratio to the bare XDP_DROP of the same case, and ns a packet above it):\n\n";
   md << "| case | XDP_DROP | xthrottle | iptables hashlimit | nft meter |\n|---|---|---|---|---|\n";
   for (const auto& row : r["throughput"]) {
-    md << "| " << row["case"].get<std::string>() << " | ";
-    std::snprintf(buf, sizeof(buf), "%.2f Mpps", row["XDP_DROP"]["mpps"].get<double>());
-    md << buf;
-    for (const char* l : {"xthrottle", "iptables hashlimit", "nft meter"}) {
-      std::snprintf(buf, sizeof(buf), " | %.2f, %+.0f ns (%.2f Mpps)", row[l]["ratio"].get<double>(),
-                    row[l].value("ns_above_drop", 0.0), row[l]["mpps"].get<double>());
-      md << buf;
-    }
-    md << " |\n";
+    md << limiters_row(row);
   }
   if (r.contains("scale")) {
     md << "\nAttack scale (each case refilled before every run, so what it admitted is less than a minute old; "
           "same runs and medians as above):\n\n";
     md << "| case | XDP_DROP | xthrottle | iptables hashlimit | nft meter |\n|---|---|---|---|---|\n";
     for (const auto& row : r["scale"]) {
-      md << "| " << row["case"].get<std::string>() << " | ";
-      std::snprintf(buf, sizeof(buf), "%.2f Mpps", row["XDP_DROP"]["mpps"].get<double>());
-      md << buf;
-      for (const char* l : {"xthrottle", "iptables hashlimit", "nft meter"}) {
-        std::snprintf(buf, sizeof(buf), " | %.2f, %+.0f ns (%.2f Mpps)", row[l]["ratio"].get<double>(),
-                      row[l]["ns_above_drop"].get<double>(), row[l]["mpps"].get<double>());
-        md << buf;
-      }
-      md << " |\n";
+      md << limiters_row(row);
       if (row.contains("legit")) {
         std::snprintf(buf, sizeof(buf), "\n(An established client, 500/s under its own 1000/s rule, through every run of that case: "
                       "%llu of %llu delivered, loss %.2f%%.)\n\n",
