@@ -572,10 +572,10 @@ int main(int argc, char** argv) {
   }
   xt::set_library_logging(false);
   std::filesystem::create_directories(out_dir);
-  // Interrupted: replace this process with a sweep of its labs (execve is
+  // Interrupted (or its output closed): replace this process with a sweep of its labs (execve is
   // safe in a signal handler; destructors would not run).
   static std::string sweep_prefix = "xtbench-" + std::to_string(getpid()) + "-";
-  for (int sig : {SIGINT, SIGTERM, SIGHUP})
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE})
     std::signal(sig, [](int) { execl("/bin/sh", "sh", XT_LAB, "sweep", sweep_prefix.c_str(), nullptr); });
 
   try {
