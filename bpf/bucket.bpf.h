@@ -79,9 +79,9 @@ static __always_inline int xt_slot_is(const struct xt_slot *s, const struct xt_b
 /* Global functions (see xt_send_event): the verifier checks each once, and
  * what they return is one number to it, not one path per way. */
 __attribute__((noinline)) int xt_locate_in(const struct xt_set_tags *home, const struct xt_set_tags *next, __u32 fp,
-					   __u32 unit, __u32 idle)
+					   int after)
 {
-	return home && next ? xt_locate(home, next, fp, (__u16)unit, idle) : -1;
+	return home ? xt_locate(home, next, fp, after) : XT_NOWHERE;
 }
 
 __attribute__((noinline)) int xt_newcomer_in(struct xt_set_tags *home, const struct xt_set_tags *next, __u32 unit,
@@ -108,11 +108,10 @@ static __always_inline int xt_set_at(const struct xt_place *p, int r, struct xt_
 	return *set && *tags;
 }
 
-/* Finds key's slot (tracked or gone idle): 1 if the table has it. */
-static __always_inline int xt_find(const struct xt_place *p, const struct xt_bucket_key *key, __u16 unit,
-				   __u32 idle, struct xt_found *f)
+/* Whether place r (XT_PLACE) holds key's slot; if so, f says where. */
+static __always_inline int xt_slot_at(const struct xt_place *p, int r, const struct xt_bucket_key *key,
+				      struct xt_found *f)
 {
-	const int r = xt_locate_in(p->home, p->next, p->fp, unit, idle);
 	struct xt_bucket_set *set;
 	struct xt_set_tags *t;
 	if (r < 0 || !xt_set_at(p, r, &set, &t))
@@ -127,12 +126,27 @@ static __always_inline int xt_find(const struct xt_place *p, const struct xt_buc
 	return 1;
 }
 
+/* Finds key's slot (tracked or gone idle): 1 if the table has it. */
+static __always_inline int xt_find(const struct xt_place *p, const struct xt_bucket_key *key, __u16 unit,
+				   __u32 idle, struct xt_found *f)
+{
+	_Static_assert(XT_FIND_TRIES == 2, "xt_find tries two places");
+	const struct xt_set_tags *next = xt_spill_recent(p->home, unit, idle) ? p->next : NULL;
+	const int r = xt_locate_in(p->home, next, p->fp, XT_NOWHERE);
+	if (r < 0)
+		return 0;
+	if (xt_slot_at(p, r, key, f))
+		return 1;
+	/* Another key with the same fingerprint: look past it. */
+	return xt_slot_at(p, xt_locate_in(p->home, next, p->fp, r), key, f);
+}
+
 /* The bucket of key if the table has it, tracked or not; NULL if not. */
 static __always_inline struct xt_bucket *xt_bucket_find(const struct xt_bucket_key *key, const struct xt_config *cfg,
 							 __u64 now)
 {
 	struct xt_place p;
-	struct xt_found f;
+	struct xt_found f = {};
 	if (!xt_place_of(key, cfg, &p) || !xt_find(&p, key, xt_used_now(cfg, now), cfg->used_idle, &f))
 		return NULL;
 	return &f.slot->bucket;
@@ -185,7 +199,7 @@ static __always_inline struct xt_bucket *xt_source_bucket(const struct xt_pkt *p
 		return NULL;
 	}
 	const __u16 unit = xt_used_now(cfg, now);
-	struct xt_found f;
+	struct xt_found f = {};
 	const int found = xt_find(&p, key, unit, cfg->used_idle, &f);
 	if (!found || !xt_used_recent(cfg, f.tags->used[f.way & (XT_BUCKET_WAYS - 1)], unit)) {
 		if (!xt_take_new_source(rule, now)) {

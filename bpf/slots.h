@@ -25,11 +25,11 @@ XT_INLINE int xt_used_recent(const struct xt_config *cfg, __u16 used, __u16 unit
 	return (__u16)(unit - used) <= cfg->used_idle;
 }
 
-/* The first way whose fingerprint is fp, or -1. */
-XT_INLINE int xt_fp_way(const __u32 fps[XT_BUCKET_WAYS], __u32 fp)
+/* The first way at or after way `from` whose fingerprint is fp, or -1. */
+XT_INLINE int xt_fp_way(const __u32 fps[XT_BUCKET_WAYS], __u32 fp, int from)
 {
 	for (int i = 0; i < XT_BUCKET_WAYS; i++)
-		if (fps[i] == fp)
+		if (i >= from && fps[i] == fp)
 			return i;
 	return -1;
 }
@@ -64,20 +64,32 @@ XT_INLINE int xt_spill_recent(const struct xt_set_tags *home, __u16 unit, __u32 
 	return home->spilled && (__u16)(unit - (__u16)home->spilled) <= idle;
 }
 
-/* Where the fingerprint fp of a key whose home set's tags are `home` is:
- * XT_PLACE(0, way) in the home set, XT_PLACE(1, way) in the next one (next's
- * tags), or -1. */
+/* Where the fingerprint fp of a key whose home set's tags are `home` is,
+ * after place `after` (XT_NOWHERE: from the start): XT_PLACE(0, way) in the
+ * home set, XT_PLACE(1, way) in the next one, or XT_NOWHERE. `next` is the
+ * next set's tags if the home set spilled within the idle window
+ * (xt_spill_recent), else NULL. Two keys of one set can share a
+ * fingerprint; the caller compares the slot's key and, if it is another's,
+ * looks again after it. */
 #define XT_PLACE(next, way) ((next) << 8 | (way))
-XT_INLINE int xt_locate(const struct xt_set_tags *home, const struct xt_set_tags *next, __u32 fp, __u16 unit,
-			__u32 idle)
+#define XT_NOWHERE (-1)
+/* Places a lookup tries: two keys of a set sharing a 32-bit fingerprint are
+ * rare (about 8 in 2^32 newcomers meet one); three, about 2^-64, rarer than
+ * the table being wrong for any other reason. */
+#define XT_FIND_TRIES 2
+XT_INLINE int xt_locate(const struct xt_set_tags *home, const struct xt_set_tags *next, __u32 fp, int after)
 {
-	int w = xt_fp_way(home->fp, fp);
-	if (w >= 0)
-		return XT_PLACE(0, w);
-	if (!xt_spill_recent(home, unit, idle))
-		return -1;
-	w = xt_fp_way(next->fp, fp);
-	return w < 0 ? -1 : XT_PLACE(1, w);
+	/* Position after `after`, 0..2*XT_BUCKET_WAYS: the home set's ways, then the next's. */
+	const int from = after < 0 ? 0 : ((after >> 8) & 1) * XT_BUCKET_WAYS + (after & (XT_BUCKET_WAYS - 1)) + 1;
+	if (from < XT_BUCKET_WAYS) {
+		const int w = xt_fp_way(home->fp, fp, from);
+		if (w >= 0)
+			return XT_PLACE(0, w);
+	}
+	if (!next)
+		return XT_NOWHERE;
+	const int w = xt_fp_way(next->fp, fp, from - XT_BUCKET_WAYS);
+	return w < 0 ? XT_NOWHERE : XT_PLACE(1, w);
 }
 
 /* Where a newcomer goes: a free or idle way of its home set; else one of

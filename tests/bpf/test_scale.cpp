@@ -3,6 +3,7 @@
 // over its limit, held exactly to it while most of its packets are dropped
 // by the hot cache; the new-source budget exact once the table is full; an
 // established client untouched by either. (Speed is the benchmark's.)
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include "program.h"
@@ -73,7 +74,7 @@ TEST_F(Scale, BotnetSourcesAreEachHeldToTheirLimit) {
 
 // The table full of tracked sources, the new-source budget still admits
 // exactly its burst, then exactly its rate, and never fails for want of
-// room (the LRU evicts for each newcomer).
+// room (a newcomer takes the least recently used way of its set).
 TEST_F(Scale, NewSourceBudgetIsExactOnceTheTableIsFull) {
   load(XT_MIN_MAX_SOURCES);
   rule("198.18.0.0/15", "100/s", 10, [](RuleSpec& s) { s.new_rate = *parse_rate("500/s"); });
@@ -82,8 +83,8 @@ TEST_F(Scale, NewSourceBudgetIsExactOnceTheTableIsFull) {
   // what the table holds.
   for (uint64_t now = 0; now < 8 * kSec; now++) admitted += run(Packet().ipv4(nth_source(i++)).build(), now) == XDP_PASS;
   EXPECT_GE(admitted, 4 * XT_MIN_MAX_SOURCES);
-  // Full as an LRU is: each CPU keeps a batch of free entries, so it
-  // evicts before the last few are used (docs/design.md).
+  // Full as a set-associative table is: a set whose eight ways and the
+  // next set's are taken evicts, though others still have room.
   const size_t full = buckets();
   EXPECT_GT(full, XT_MIN_MAX_SOURCES * 3 / 4) << "the table is full";
 
@@ -98,6 +99,55 @@ TEST_F(Scale, NewSourceBudgetIsExactOnceTheTableIsFull) {
   EXPECT_EQ(paced, 500) << "exactly its rate";
   EXPECT_EQ(counter(XT_DROP_NO_STATE), 0u) << "admitting never failed for want of room";
   EXPECT_LE(buckets(), static_cast<size_t>(XT_BUCKET_ROOM * XT_MIN_MAX_SOURCES));
+}
+
+// Two sources of one set whose keyed hashes share the 32-bit fingerprint
+// (about 8 in 2^32 newcomers meet one): the one in the later way is found
+// past the other, keeps its bucket and is never taken for a newcomer. Before
+// the lookup looked past a fingerprint's first way, B here was untracked for
+// good: each packet a new source, turned away by a spent budget.
+TEST_F(Scale, SourcesSharingAFingerprintAreBothFound) {
+  load(XT_MIN_MAX_SOURCES);
+  rule("198.18.0.0/15", "1/s", 1, [](RuleSpec& s) { s.new_rate = *parse_rate("1/hour"); });
+  const std::string b = "198.18.0.2";
+  ASSERT_EQ(run(Packet().ipv4(b).build(), 0), XDP_PASS) << "B admitted: the budget's one token";
+
+  // Put A's slot, with B's fingerprint, in the way before B's.
+  const xt_config cfg = state_->config().value();
+  const xt_rule r = state_->rules().value().at(0).rule;
+  auto key_of = [&](const std::string& addr) {
+    xt_pkt src{};
+    src.family = XT_FAMILY_V4;
+    EXPECT_EQ(inet_pton(AF_INET, addr.c_str(), src.addr), 1);
+    xt_bucket_key k;
+    xt_bucket_key_for(&src, r.id, r.per_len, &k);
+    return k;
+  };
+  const xt_bucket_key kb = key_of(b), ka = key_of("198.18.0.1");
+  const uint64_t h = xt_hash_bucket(cfg.hash_key, &kb);
+  const uint32_t idx = XT_TOP_BITS(h, cfg.bucket_bits), fp = static_cast<uint32_t>(h) | 1;
+  const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets), tags_fd = bpf_map__fd(skel_->maps.xt_bucket_tags);
+  xt_bucket_set set{};
+  xt_set_tags tags{};
+  ASSERT_EQ(bpf_map_lookup_elem(sets_fd, &idx, &set), 0);
+  ASSERT_EQ(bpf_map_lookup_elem(tags_fd, &idx, &tags), 0);
+  const int w = xt_locate(&tags, nullptr, fp, XT_NOWHERE);
+  ASSERT_EQ(w, XT_PLACE(0, 0)) << "B alone in its set";
+  set.way[1] = set.way[0];
+  tags.fp[1] = fp;
+  tags.used[1] = tags.used[0];
+  set.way[0].key = ka;
+  ASSERT_EQ(bpf_map_update_elem(sets_fd, &idx, &set, BPF_ANY), 0);
+  ASSERT_EQ(bpf_map_update_elem(tags_fd, &idx, &tags, BPF_ANY), 0);
+
+  EXPECT_EQ(run(Packet().ipv4(b).build(), 10), XDP_DROP) << "its one token spent";
+  EXPECT_EQ(counter(XT_DROP_LIMIT), 1u) << "dropped by its own bucket";
+  EXPECT_EQ(run(Packet().ipv4(b).build(), kSec + 10), XDP_PASS) << "a second later, its token back";
+  EXPECT_EQ(counter(XT_DROP_NEW_SOURCE), 0u) << "never taken for a newcomer";
+  const auto found = state_->find_bucket(kb);
+  ASSERT_TRUE(found.has_value()) << found.error().message;
+  EXPECT_TRUE(found->has_value()) << "the controller finds it too";
+  EXPECT_EQ(buckets(), 2u) << "no second slot made for B";
 }
 
 }  // namespace

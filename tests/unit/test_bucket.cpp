@@ -328,9 +328,11 @@ TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
   const uint16_t used[8] = {100, 90, 99, 95, 99, 98, 97, 96};
   std::copy(std::begin(fps), std::end(fps), home.fp);
   std::copy(std::begin(used), std::end(used), home.used);
-  EXPECT_EQ(xt_locate(&home, &next, 9, 100, idle), XT_PLACE(0, 1)) << "the first way holding it";
-  EXPECT_EQ(xt_locate(&home, &next, 3, 100, idle), XT_PLACE(0, 7));
-  EXPECT_EQ(xt_locate(&home, &next, 4, 100, idle), -1);
+  EXPECT_EQ(xt_locate(&home, nullptr, 9, XT_NOWHERE), XT_PLACE(0, 1)) << "the first way holding it";
+  EXPECT_EQ(xt_locate(&home, nullptr, 9, XT_PLACE(0, 1)), XT_PLACE(0, 3)) << "then the next one";
+  EXPECT_EQ(xt_locate(&home, nullptr, 9, XT_PLACE(0, 3)), XT_NOWHERE);
+  EXPECT_EQ(xt_locate(&home, nullptr, 3, XT_NOWHERE), XT_PLACE(0, 7));
+  EXPECT_EQ(xt_locate(&home, nullptr, 4, XT_NOWHERE), XT_NOWHERE);
   EXPECT_EQ(xt_lru_way(&home, 100), 1) << "the least recently used";
 
   // All eight ways tracked: a newcomer goes to the next set, which home
@@ -338,8 +340,14 @@ TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
   EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle), XT_PLACE(1, 0));
   next.fp[0] = 4;
   next.used[0] = 100;
-  EXPECT_EQ(xt_locate(&home, &next, 4, 100, idle), XT_PLACE(1, 0));
-  EXPECT_EQ(xt_locate(&home, &next, 4, 100 + idle + 1, idle), -1) << "a spill idle past the window is forgotten";
+  ASSERT_TRUE(xt_spill_recent(&home, 100, idle));
+  EXPECT_EQ(xt_locate(&home, &next, 4, XT_NOWHERE), XT_PLACE(1, 0));
+  EXPECT_EQ(xt_locate(&home, &next, 4, XT_PLACE(1, 0)), XT_NOWHERE);
+  EXPECT_EQ(xt_locate(&home, nullptr, 4, XT_NOWHERE), XT_NOWHERE) << "not looked for where home did not spill";
+  next.fp[5] = 9;
+  EXPECT_EQ(xt_locate(&home, &next, 9, XT_PLACE(0, 3)), XT_PLACE(1, 5)) << "from the home set on to the next";
+  next.fp[5] = 0;
+  EXPECT_FALSE(xt_spill_recent(&home, 100 + idle + 1, idle)) << "a spill idle past the window is forgotten";
   // The next set full too: home's least recently used way.
   for (int i = 0; i < 8; i++) next.fp[i] = 100 + i, next.used[i] = 100;
   EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle), XT_PLACE(0, 1));

@@ -609,14 +609,19 @@ Result<std::optional<xt_bucket>> State::find_bucket(const xt_bucket_key& key) co
   if (bpf_map_lookup_elem(tags_.get(), &idx, &home) != 0 || bpf_map_lookup_elem(tags_.get(), &idx_next, &next) != 0)
     return system_error("cannot read the bucket table", errno);
   const uint64_t now = this->now().value_or(0);
-  const int r = xt_locate(&home, &next, static_cast<uint32_t>(h) | 1, xt_used_now(&*cfg, now), cfg->used_idle);
-  if (r < 0) return std::nullopt;
-  const uint32_t at = (idx + ((r >> 8) & 1)) & mask;
-  xt_bucket_set set{};
-  if (bpf_map_lookup_elem(buckets_.get(), &at, &set) != 0) return system_error("cannot read the bucket table", errno);
-  const xt_slot& s = set.way[r & (XT_BUCKET_WAYS - 1)];
-  if (std::memcmp(&s.key, &key, sizeof(key)) != 0) return std::nullopt;
-  return s.bucket;
+  // As xt_find: a slot whose fingerprint matches may hold another key.
+  const bool spilled = xt_spill_recent(&home, xt_used_now(&*cfg, now), cfg->used_idle);
+  int r = XT_NOWHERE;
+  for (int i = 0; i < XT_FIND_TRIES; i++) {
+    r = xt_locate(&home, spilled ? &next : nullptr, static_cast<uint32_t>(h) | 1, r);
+    if (r < 0) return std::nullopt;
+    const uint32_t at = (idx + ((r >> 8) & 1)) & mask;
+    xt_bucket_set set{};
+    if (bpf_map_lookup_elem(buckets_.get(), &at, &set) != 0) return system_error("cannot read the bucket table", errno);
+    const xt_slot& s = set.way[r & (XT_BUCKET_WAYS - 1)];
+    if (std::memcmp(&s.key, &key, sizeof(key)) == 0) return s.bucket;
+  }
+  return std::nullopt;
 }
 
 Result<void> State::for_each_bucket(const std::function<void(const BucketEntry&)>& fn) const {
