@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "program.h"
+#include "stats.h"
 
 namespace xt::test {
 namespace {
@@ -148,6 +149,41 @@ TEST_F(Scale, SourcesSharingAFingerprintAreBothFound) {
   ASSERT_TRUE(found.has_value()) << found.error().message;
   EXPECT_TRUE(found->has_value()) << "the controller finds it too";
   EXPECT_EQ(buckets(), 2u) << "no second slot made for B";
+}
+
+// top keeps `limit` rows, not one per tracked source: the most dropping
+// first, and with a snapshot, the most dropping since it.
+TEST_F(Scale, TopKeepsTheMostDroppingOnlyAndRatesSinceTheLastRead) {
+  load(XT_MIN_MAX_SOURCES);
+  rule("198.18.0.0/15", "1/hour", 1, [](RuleSpec& s) { s.new_rate = *parse_rate("1000000/s"); });
+  const int n = 300;
+  for (int i = 0; i < n; i++) EXPECT_EQ(passed(Packet().ipv4(nth_source(i)).build(), i + 1), 1);
+  auto rows = read_top(*state_, 3);
+  ASSERT_TRUE(rows.has_value()) << rows.error().message;
+  ASSERT_EQ(rows->size(), 3u);
+  for (int k = 0; k < 3; k++) {
+    EXPECT_EQ((*rows)[k].source, nth_source(n - 1 - k) + "/32");
+    EXPECT_EQ((*rows)[k].dropped_packets, static_cast<uint64_t>(n - 1 - k));
+    EXPECT_LT((*rows)[k].dropped_pps, 0) << "no rates without a snapshot";
+  }
+
+  TopSnapshot seen;
+  rows = read_top(*state_, 2, &seen, 0);
+  ASSERT_TRUE(rows.has_value());
+  EXPECT_EQ(rows->at(0).source, nth_source(n - 1) + "/32") << "the first read ranks by all drops";
+  EXPECT_EQ(passed(Packet().ipv4(nth_source(0)).build(), 50), 0);
+  EXPECT_EQ(passed(Packet().ipv4(nth_source(7)).build(), 20), 0);
+  rows = read_top(*state_, 2, &seen, 2.0);
+  ASSERT_TRUE(rows.has_value());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ(rows->at(0).source, nth_source(0) + "/32");
+  EXPECT_EQ(rows->at(0).dropped_packets, 50u) << "all its drops";
+  EXPECT_DOUBLE_EQ(rows->at(0).dropped_pps, 25.0) << "50 drops over 2 s";
+  EXPECT_EQ(rows->at(1).source, nth_source(7) + "/32");
+  EXPECT_DOUBLE_EQ(rows->at(1).dropped_pps, 10.0);
+  rows = read_top(*state_, 1, &seen, 1.0);
+  ASSERT_TRUE(rows.has_value());
+  EXPECT_DOUBLE_EQ(rows->at(0).dropped_pps, 0.0) << "nothing since the last read";
 }
 
 }  // namespace

@@ -67,7 +67,7 @@ int run_top(const Globals& g, bool json, size_t limit, double watch) {
   // rates are over the interval that really passed.
   install_stop_signals();
   const bool tty = isatty(STDOUT_FILENO);
-  std::map<std::string, TopRow> before;
+  TopSnapshot seen;  // 12 bytes a slot of the table: what the rates are over
   const auto start = std::chrono::steady_clock::now();
   auto t0 = start;
   for (uint64_t n = 0; !g_stop; n++) {
@@ -77,25 +77,12 @@ int run_top(const Globals& g, bool json, size_t limit, double watch) {
       const double wait = std::chrono::duration<double>(due - std::chrono::steady_clock::now()).count();
       if (wait > 0 && !sleep_unless_stopped(wait)) break;
     }
-    auto all = read_top(*state, SIZE_MAX);
-    if (!all) return fail(all.error());
     const auto t1 = std::chrono::steady_clock::now();
     const double seconds = std::chrono::duration<double>(t1 - t0).count();
-    if (n > 0) {
-      for (TopRow& row : *all) {
-        auto was = before.find(row.source + " " + row.rule);
-        const uint64_t dropped0 = was == before.end() ? 0 : was->second.dropped_packets;
-        const uint64_t passed0 = was == before.end() ? 0 : was->second.passed_packets;
-        row.dropped_pps = row.dropped_packets >= dropped0 ? (row.dropped_packets - dropped0) / seconds : 0;
-        row.passed_pps = row.passed_packets >= passed0 ? (row.passed_packets - passed0) / seconds : 0;
-      }
-      std::ranges::stable_sort(*all, [](const TopRow& a, const TopRow& b) { return a.dropped_pps > b.dropped_pps; });
-    }
-    before.clear();
-    for (const TopRow& row : *all) before[row.source + " " + row.rule] = row;
-    std::vector<TopRow> shown(all->begin(), all->begin() + static_cast<long>(std::min(limit, all->size())));
+    auto shown = read_top(*state, limit, &seen, seconds);
+    if (!shown) return fail(shown.error());
     if (json) {
-      std::cout << json_text(nlohmann::json{{"interval_seconds", n == 0 ? 0.0 : seconds}, {"sources", top_json(shown)}})
+      std::cout << json_text(nlohmann::json{{"interval_seconds", n == 0 ? 0.0 : seconds}, {"sources", top_json(*shown)}})
                 << std::endl;
     } else {
       if (tty) std::cout << "\033[H\033[2J";
@@ -106,7 +93,7 @@ int run_top(const Globals& g, bool json, size_t limit, double watch) {
       else
         std::snprintf(head, sizeof(head), "xthrottle top: rates over the last %.2f s, every %g s (Ctrl-C to stop)\n\n",
                       seconds, watch);
-      std::cout << head << top_text(shown) << std::flush;
+      std::cout << head << top_text(*shown) << std::flush;
     }
     t0 = t1;
   }

@@ -625,11 +625,12 @@ Result<std::optional<xt_bucket>> State::find_bucket(const xt_bucket_key& key) co
 }
 
 Result<void> State::for_each_bucket(const std::function<void(const BucketEntry&)>& fn) const {
-  return walk_batches<uint32_t, xt_bucket_set>(buckets_.get(), "the bucket table",
-                                               [&](uint32_t, const xt_bucket_set& set) {
-                                                 for (const xt_slot& s : set.way)
-                                                   if (s.key.family) fn(BucketEntry{s.key, s.bucket});
-                                               });
+  return walk_batches<uint32_t, xt_bucket_set>(
+      buckets_.get(), "the bucket table", [&](uint32_t idx, const xt_bucket_set& set) {
+        for (uint32_t w = 0; w < XT_BUCKET_WAYS; w++)
+          if (set.way[w].key.family)
+            fn(BucketEntry{set.way[w].key, set.way[w].bucket, static_cast<uint64_t>(idx) * XT_BUCKET_WAYS + w});
+      });
 }
 
 

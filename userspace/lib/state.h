@@ -41,6 +41,7 @@ struct RuleCounters {
 struct BucketEntry {
   xt_bucket_key key;
   xt_bucket bucket;
+  uint64_t slot = 0;  // where in the table: set * XT_BUCKET_WAYS + way
 };
 
 struct BucketKeyLess {

@@ -165,11 +165,13 @@ std::string stats_rate_text(const Stats& before, const Stats& after, double seco
              (unsigned long long)after.dropped().packets);
 }
 
-Result<std::vector<TopRow>> read_top(const State& state, size_t limit) {
+Result<std::vector<TopRow>> read_top(const State& state, size_t limit, TopSnapshot* since, double seconds) {
   auto rules = state.rules();
   if (!rules) return std::unexpected(rules.error());
   auto now = state.now();
   if (!now) return std::unexpected(now.error());
+  auto cfg = state.config();
+  if (!cfg) return std::unexpected(cfg.error());
   std::map<uint32_t, const RuleEntry*> by_id;
   for (const auto& e : *rules) by_id[e.rule.id] = &e;
 
@@ -178,32 +180,77 @@ Result<std::vector<TopRow>> read_top(const State& state, size_t limit) {
   auto pending = state.hot_pending();
   if (!pending) return std::unexpected(pending.error());
 
-  std::vector<TopRow> rows;
+  const bool rates = since && !since->empty();
+  if (since) since->resize(static_cast<size_t>(XT_BUCKET_WAYS) << cfg->bucket_bits);
+  // The best `limit` so far, in a heap whose top is the one that ranks last.
+  struct Candidate {
+    BucketEntry e;
+    uint64_t dropped, passed;  // what ranks it: since the snapshot, or all
+  };
+  auto ranks_before = [](const Candidate& a, const Candidate& b) {
+    if (a.dropped != b.dropped) return a.dropped > b.dropped;
+    if (a.passed != b.passed) return a.passed > b.passed;
+    return BucketKeyLess{}(a.e.key, b.e.key);
+  };
+  std::vector<Candidate> best;
   auto walked = state.for_each_bucket([&](const BucketEntry& e) {
-    auto it = by_id.find(e.key.rule_id);
-    if (it == by_id.end()) return;  // its rule was just deleted
-    const xt_rule& rule = it->second->rule;
-    TopRow row;
-    Cidr src{e.key.family, {}, e.key.per_len};
-    std::copy(std::begin(e.key.addr), std::end(e.key.addr), src.addr.begin());
-    row.source = format_cidr(src);
-    row.rule = format_cidr(it->second->cidr);
-    row.passed_packets = e.bucket.passed_packets;
-    row.dropped_packets = e.bucket.dropped_packets;
-    if (auto p = pending->find(e.key); p != pending->end()) row.dropped_packets += p->second;
-    row.dry_run = rule.flags & XT_RULE_DRY_RUN;
-    if (rule.flags & XT_RULE_PKT_LIMIT) {
-      const uint64_t word = XT_REGEN_PKT(&rule, e.bucket.pkt_word, *now);
-      row.packets_left = static_cast<int64_t>(xt_available(&rule.pkt, word, *now));
+    if (!by_id.contains(e.key.rule_id)) return;  // its rule was just deleted
+    Candidate c{e, 0, 0};
+    if (auto p = pending->find(e.key); p != pending->end()) c.e.bucket.dropped_packets += p->second;
+    c.dropped = c.e.bucket.dropped_packets;
+    c.passed = c.e.bucket.passed_packets;
+    if (since) {
+      TopSeen& seen = (*since)[e.slot];
+      const uint32_t hash = static_cast<uint32_t>(xt_hash_bucket(cfg->hash_key, &e.key)) | 1;
+      const auto dropped = static_cast<uint32_t>(c.e.bucket.dropped_packets);
+      const auto passed = static_cast<uint32_t>(c.e.bucket.passed_packets);
+      if (rates) {
+        // A slot that changed hands counts from zero; so does a source
+        // whose bucket was made anew (its counters went back, which a
+        // difference larger than the whole count shows).
+        auto since_seen = [&](uint32_t low, uint32_t was, uint64_t all) {
+          const uint64_t d = static_cast<uint32_t>(low - was);
+          return seen.key_hash == hash && d <= all ? d : all;
+        };
+        c.dropped = since_seen(dropped, seen.dropped, c.e.bucket.dropped_packets);
+        c.passed = since_seen(passed, seen.passed, c.e.bucket.passed_packets);
+      }
+      seen = {hash, dropped, passed};
     }
-    rows.push_back(std::move(row));
+    if (best.size() < limit) {
+      best.push_back(std::move(c));
+      std::ranges::push_heap(best, ranks_before);
+    } else if (limit > 0 && ranks_before(c, best.front())) {
+      std::ranges::pop_heap(best, ranks_before);
+      best.back() = std::move(c);
+      std::ranges::push_heap(best, ranks_before);
+    }
   });
   if (!walked) return std::unexpected(walked.error());
-  std::ranges::sort(rows, [](const TopRow& a, const TopRow& b) {
-    return std::tie(b.dropped_packets, b.passed_packets, a.source) <
-           std::tie(a.dropped_packets, a.passed_packets, b.source);
-  });
-  if (rows.size() > limit) rows.resize(limit);
+  std::ranges::sort_heap(best, ranks_before);
+
+  std::vector<TopRow> rows;
+  for (const Candidate& c : best) {
+    const RuleEntry& entry = *by_id.at(c.e.key.rule_id);
+    const xt_rule& rule = entry.rule;
+    TopRow row;
+    Cidr src{c.e.key.family, {}, c.e.key.per_len};
+    std::copy(std::begin(c.e.key.addr), std::end(c.e.key.addr), src.addr.begin());
+    row.source = format_cidr(src);
+    row.rule = format_cidr(entry.cidr);
+    row.passed_packets = c.e.bucket.passed_packets;
+    row.dropped_packets = c.e.bucket.dropped_packets;
+    row.dry_run = rule.flags & XT_RULE_DRY_RUN;
+    if (rule.flags & XT_RULE_PKT_LIMIT) {
+      const uint64_t word = XT_REGEN_PKT(&rule, c.e.bucket.pkt_word, *now);
+      row.packets_left = static_cast<int64_t>(xt_available(&rule.pkt, word, *now));
+    }
+    if (rates && seconds > 0) {
+      row.dropped_pps = static_cast<double>(c.dropped) / seconds;
+      row.passed_pps = static_cast<double>(c.passed) / seconds;
+    }
+    rows.push_back(std::move(row));
+  }
   return rows;
 }
 

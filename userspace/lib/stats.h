@@ -61,8 +61,20 @@ struct TopRow {
   double dropped_pps = -1;    // over the last interval of top --watch; -1: not known
   double passed_pps = -1;
 };
-// Tracked sources, most drops first.
-Result<std::vector<TopRow>> read_top(const State& state, size_t limit);
+// What top --watch keeps of each slot of the table from one read to the
+// next: a hash of the key that held it, and its counters' low 32 bits (a
+// difference over one interval fits), 12 bytes a slot.
+struct TopSeen {
+  uint32_t key_hash = 0, dropped = 0, passed = 0;
+};
+using TopSnapshot = std::vector<TopSeen>;
+// The `limit` tracked sources with most drops (then most passed, then by
+// key). With `since`: by drops since the snapshot it holds, if it holds one,
+// with rates over `seconds`; the snapshot is then brought up to now. One
+// walk of the table; what it keeps is `limit` rows (and the snapshot), not
+// one per tracked source.
+Result<std::vector<TopRow>> read_top(const State& state, size_t limit, TopSnapshot* since = nullptr,
+                                     double seconds = 0);
 nlohmann::json top_json(const std::vector<TopRow>& rows);
 std::string top_text(const std::vector<TopRow>& rows);
 
