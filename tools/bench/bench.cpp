@@ -283,8 +283,16 @@ struct Case {
   }
 };
 
+// What the throughput and scale sections run: the bare drop first (the
+// baseline), xthrottle, then its peers unless --no-peers.
+bool g_peers = true;
+std::vector<Limiter> compared() {
+  if (!g_peers) return {Limiter::XdpDrop, Limiter::Xthrottle};
+  return {Limiter::XdpDrop, Limiter::Xthrottle, Limiter::Hashlimit, Limiter::NftMeter};
+}
+
 json measure_throughput(uint32_t reps, uint64_t frames) {
-  const Limiter limiters[] = {Limiter::XdpDrop, Limiter::Xthrottle, Limiter::Hashlimit, Limiter::NftMeter};
+  const std::vector<Limiter> limiters = compared();
   json out = json::array();
   for (bool v6 : {false, true}) {
     for (uint32_t sources : {1u, 1000u, 1000000u, kSixteenM}) {
@@ -343,7 +351,7 @@ std::vector<ScaleCase> scale_cases(uint64_t frames) {
 }
 
 json measure_scale(uint32_t reps, uint64_t frames) {
-  const Limiter limiters[] = {Limiter::XdpDrop, Limiter::Xthrottle, Limiter::Hashlimit, Limiter::NftMeter};
+  const std::vector<Limiter> limiters = compared();
   json out = json::array();
   for (const ScaleCase& c : scale_cases(frames)) {
     json row = {{"case", c.label}};
@@ -561,7 +569,11 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", quick, "One run of 1M frames per figure: for trying things, not for figures");
   app.add_option("--only", only, "Run only these sections: cost, throughput, scale, legit, accuracy (no files written)")
       ->check(CLI::IsMember({"cost", "throughput", "scale", "legit", "accuracy"}));
+  bool no_peers = false;
+  app.add_flag("--no-peers", no_peers, "Run xthrottle against the bare drop only (with --only: for trying things)")
+      ->needs("--only");
   CLI11_PARSE(app, argc, argv);
+  g_peers = !no_peers;
   if (geteuid() != 0) {
     std::cerr << "bench: needs root: it loads BPF programs and builds network namespaces\n";
     return 1;
