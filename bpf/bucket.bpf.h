@@ -5,7 +5,7 @@
  * compare-and-swap, exact across CPUs.
  *
  * The bucket table is set-associative: the keyed hash of the bucket key
- * picks a set of XT_BUCKET_WAYS slots, a cache line each, and a 32-bit
+ * picks a set of XT_BUCKET_WAYS slots, a cache line each, and a 16-bit
  * fingerprint. The set's tags (xt_bucket_tags, one cache line) hold each way's
  * fingerprint and when it was last used, so a source that is not tracked
  * costs one read of the tags and none of the table. A newcomer takes a free
@@ -50,7 +50,8 @@ static __always_inline int xt_take(struct xt_bucket *b, const struct xt_rule *ru
 /* Where a bucket key lives: its home set (and the next, where the home set
  * spills), the two sets' tags, its fingerprint. */
 struct xt_place {
-	__u32 idx, mask, fp;
+	__u32 idx, mask;
+	__u16 fp;
 	struct xt_set_tags *home, *next;
 };
 
@@ -62,7 +63,7 @@ static __always_inline int xt_place_of(const struct xt_bucket_key *key, const st
 	const __u32 bits = cfg->bucket_bits & 31;
 	p->mask = (1u << bits) - 1;
 	p->idx = XT_TOP_BITS(h, bits);
-	p->fp = (__u32)h | 1; /* never 0, which marks a free way */
+	p->fp = xt_fp_of(h);
 	__u32 next = (p->idx + 1) & p->mask;
 	p->home = bpf_map_lookup_elem(&xt_bucket_tags, &p->idx);
 	p->next = bpf_map_lookup_elem(&xt_bucket_tags, &next);
@@ -81,7 +82,7 @@ static __always_inline int xt_slot_is(const struct xt_slot *s, const struct xt_b
 __attribute__((noinline)) int xt_locate_in(const struct xt_set_tags *home, const struct xt_set_tags *next, __u32 fp,
 					   int after)
 {
-	return home ? xt_locate(home, next, fp, after) : XT_NOWHERE;
+	return home ? xt_locate(home, next, (__u16)fp, after) : XT_NOWHERE;
 }
 
 __attribute__((noinline)) int xt_newcomer_in(struct xt_set_tags *home, const struct xt_set_tags *next, __u32 unit,
@@ -102,7 +103,7 @@ struct xt_found {
 static __always_inline int xt_set_at(const struct xt_place *p, int r, struct xt_bucket_set **set,
 				     struct xt_set_tags **tags)
 {
-	__u32 at = (p->idx + ((r >> 8) & 1)) & p->mask;
+	__u32 at = (p->idx + XT_PLACE_NEXT(r)) & p->mask;
 	*set = bpf_map_lookup_elem(&xt_buckets, &at);
 	*tags = bpf_map_lookup_elem(&xt_bucket_tags, &at);
 	return *set && *tags;
@@ -114,15 +115,15 @@ static __always_inline int xt_slot_at(const struct xt_place *p, int r, const str
 {
 	struct xt_bucket_set *set;
 	struct xt_set_tags *t;
-	if (r < 0 || !xt_set_at(p, r, &set, &t))
+	const __u32 w = XT_PLACE_WAY(r);
+	if (r < 0 || w >= XT_BUCKET_WAYS || !xt_set_at(p, r, &set, &t))
 		return 0;
-	const __u32 w = (__u32)r & (XT_BUCKET_WAYS - 1);
 	if (!xt_slot_is(&set->way[w], key))
 		return 0;
 	f->slot = &set->way[w];
 	f->tags = t;
 	f->way = w;
-	f->next = (r >> 8) & 1;
+	f->next = XT_PLACE_NEXT(r);
 	return 1;
 }
 
@@ -130,14 +131,19 @@ static __always_inline int xt_slot_at(const struct xt_place *p, int r, const str
 static __always_inline int xt_find(const struct xt_place *p, const struct xt_bucket_key *key, __u16 unit,
 				   __u32 idle, struct xt_found *f)
 {
-	_Static_assert(XT_FIND_TRIES == 2, "xt_find tries two places");
+	_Static_assert(XT_FIND_TRIES == 3, "xt_find tries three places");
 	const struct xt_set_tags *next = xt_spill_recent(p->home, unit, idle) ? p->next : NULL;
-	const int r = xt_locate_in(p->home, next, p->fp, XT_NOWHERE);
+	int r = xt_locate_in(p->home, next, p->fp, XT_NOWHERE);
 	if (r < 0)
 		return 0;
 	if (xt_slot_at(p, r, key, f))
 		return 1;
 	/* Another key with the same fingerprint: look past it. */
+	r = xt_locate_in(p->home, next, p->fp, r);
+	if (r < 0)
+		return 0;
+	if (xt_slot_at(p, r, key, f))
+		return 1;
 	return xt_slot_at(p, xt_locate_in(p->home, next, p->fp, r), key, f);
 }
 
@@ -162,14 +168,17 @@ static __always_inline struct xt_bucket *xt_claim(const struct xt_place *p, cons
 	const int r = xt_newcomer_in(p->home, p->next, unit, cfg->used_idle);
 	struct xt_bucket_set *set;
 	struct xt_set_tags *t;
-	if (!xt_set_at(p, r, &set, &t))
+	const __u32 w = XT_PLACE_WAY(r);
+	if (w >= XT_BUCKET_WAYS || !xt_set_at(p, r, &set, &t))
 		return NULL;
-	const __u32 w = (__u32)r & (XT_BUCKET_WAYS - 1);
-	const __u32 old = t->fp[w];
-	if (__sync_val_compare_and_swap(&t->fp[w], old, p->fp) != old)
+	const union xt_way_tag old = t->way[w];
+	union xt_way_tag mine;
+	mine.half[XT_TAG_FP] = p->fp;
+	mine.half[XT_TAG_USED] = unit;
+	if (__sync_val_compare_and_swap(&t->way[w].word, old.word, mine.word) != old.word)
 		return NULL;
 	struct xt_slot *s = &set->way[w];
-	if (old && s->key.family)
+	if (old.half[XT_TAG_FP] && s->key.family)
 		xt_count_one(XT_SOURCES_EVICTED);
 	/* Unmatchable while it is rewritten: family first, then the rest. */
 	s->key.family = 0;
@@ -178,7 +187,6 @@ static __always_inline struct xt_bucket *xt_claim(const struct xt_place *p, cons
 	s->key.rule_id = key->rule_id;
 	s->key.per_len = key->per_len;
 	s->key.family = key->family;
-	t->used[w] = unit;
 	xt_count_one(XT_SOURCES_ADMITTED);
 	return &s->bucket;
 }
@@ -200,8 +208,11 @@ static __always_inline struct xt_bucket *xt_source_bucket(const struct xt_pkt *p
 	}
 	const __u16 unit = xt_used_now(cfg, now);
 	struct xt_found f = {};
-	const int found = xt_find(&p, key, unit, cfg->used_idle, &f);
-	if (!found || !xt_used_recent(cfg, f.tags->used[f.way & (XT_BUCKET_WAYS - 1)], unit)) {
+	int found = xt_find(&p, key, unit, cfg->used_idle, &f);
+	const __u32 w = f.way;
+	if (w >= XT_BUCKET_WAYS) /* never (xt_slot_at checks it): for the verifier */
+		found = 0;
+	if (!found || !xt_used_recent(cfg, xt_tag_used(f.tags, w), unit)) {
 		if (!xt_take_new_source(rule, now)) {
 			*why_not = XT_DROP_NEW_SOURCE;
 			return NULL;
@@ -213,9 +224,8 @@ static __always_inline struct xt_bucket *xt_source_bucket(const struct xt_pkt *p
 			return b;
 		}
 	}
-	const __u32 w = f.way & (XT_BUCKET_WAYS - 1);
-	if (f.tags->used[w] != unit)
-		f.tags->used[w] = unit;
+	if (xt_tag_used(f.tags, w) != unit)
+		f.tags->way[w].half[XT_TAG_USED] = unit;
 	/* A source in the next set keeps its home set looking there. */
 	if (f.next && p.home->spilled != (unit | XT_SPILLED))
 		p.home->spilled = unit | XT_SPILLED;

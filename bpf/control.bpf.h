@@ -36,7 +36,7 @@ static long xt_catch_up_set(void *map __attribute__((unused)), const __u32 *idx 
 		return 1;
 	const struct xt_rule *r = &ctl->rule;
 	const __u64 now = xt_now();
-#pragma unroll
+#pragma clang loop unroll(disable)
 	for (int w = 0; w < XT_BUCKET_WAYS; w++) {
 		struct xt_slot *s = &set->way[w];
 		if (!s->key.family || s->key.rule_id != r->id)
@@ -72,14 +72,14 @@ static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, st
 	struct xt_set_tags *t = bpf_map_lookup_elem(&xt_bucket_tags, &i);
 	if (!ctl || !t)
 		return 1;
-#pragma unroll
+#pragma clang loop unroll(disable)
 	for (int w = 0; w < XT_BUCKET_WAYS; w++) {
 		struct xt_slot *s = &set->way[w];
 		if (!s->key.family || s->key.rule_id != ctl->sweep_rule || s->key.per_len == ctl->keep_per_len)
 			continue;
 		/* Free the way unless a newcomer took it meanwhile. */
-		const __u32 fp = t->fp[w];
-		if (fp && __sync_val_compare_and_swap(&t->fp[w], fp, 0) == fp) {
+		const __u32 tag = t->way[w].word;
+		if (tag && __sync_val_compare_and_swap(&t->way[w].word, tag, 0) == tag) {
 			s->key.family = 0;
 			ctl->swept++;
 		}

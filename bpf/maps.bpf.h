@@ -54,7 +54,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct xt_bucket_set);
-	__uint(max_entries, XT_DEFAULT_MAX_SOURCES * XT_BUCKET_ROOM / XT_BUCKET_WAYS);
+	__uint(max_entries, XT_DEFAULT_MAX_SOURCES / XT_SOURCES_PER_SET);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_buckets SEC(".maps");
 
@@ -62,7 +62,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct xt_set_tags);
-	__uint(max_entries, XT_DEFAULT_MAX_SOURCES * XT_BUCKET_ROOM / XT_BUCKET_WAYS);
+	__uint(max_entries, XT_DEFAULT_MAX_SOURCES / XT_SOURCES_PER_SET);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_bucket_tags SEC(".maps");
 

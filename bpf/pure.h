@@ -12,9 +12,13 @@
 #ifdef __bpf__
 #define XT_INLINE static __attribute__((always_inline)) inline
 #define XT_UNROLL _Pragma("unroll")
+/* A loop the verifier walks instead: smaller code, where the loop is in a
+ * global function checked once. */
+#define XT_NO_UNROLL _Pragma("clang loop unroll(disable)")
 #else
 #define XT_INLINE static inline
 #define XT_UNROLL
+#define XT_NO_UNROLL
 #endif
 
 #endif /* XTHROTTLE_PURE_H */

@@ -25,11 +25,29 @@ XT_INLINE int xt_used_recent(const struct xt_config *cfg, __u16 used, __u16 unit
 	return (__u16)(unit - used) <= cfg->used_idle;
 }
 
-/* The first way at or after way `from` whose fingerprint is fp, or -1. */
-XT_INLINE int xt_fp_way(const __u32 fps[XT_BUCKET_WAYS], __u32 fp, int from)
+/* A bucket key's fingerprint, from its keyed hash h (its set is the top bits
+ * of h, XT_TOP_BITS): never 0, which marks a free way. */
+XT_INLINE __u16 xt_fp_of(__u64 h)
 {
+	return (__u16)h | 1;
+}
+
+XT_INLINE __u16 xt_tag_fp(const struct xt_set_tags *t, int way)
+{
+	return t->way[way].half[XT_TAG_FP];
+}
+
+XT_INLINE __u16 xt_tag_used(const struct xt_set_tags *t, int way)
+{
+	return t->way[way].half[XT_TAG_USED];
+}
+
+/* The first way at or after way `from` whose fingerprint is fp, or -1. */
+XT_INLINE int xt_fp_way(const struct xt_set_tags *t, __u16 fp, int from)
+{
+	XT_NO_UNROLL
 	for (int i = 0; i < XT_BUCKET_WAYS; i++)
-		if (i >= from && fps[i] == fp)
+		if (i >= from && xt_tag_fp(t, i) == fp)
 			return i;
 	return -1;
 }
@@ -37,8 +55,9 @@ XT_INLINE int xt_fp_way(const __u32 fps[XT_BUCKET_WAYS], __u32 fp, int from)
 /* A free way, or one whose source is no longer tracked, or -1. */
 XT_INLINE int xt_free_way(const struct xt_set_tags *t, __u16 unit, __u32 idle)
 {
+	XT_NO_UNROLL
 	for (int i = 0; i < XT_BUCKET_WAYS; i++)
-		if (!t->fp[i] || (__u16)(unit - t->used[i]) > idle)
+		if (!xt_tag_fp(t, i) || (__u16)(unit - xt_tag_used(t, i)) > idle)
 			return i;
 	return -1;
 }
@@ -48,8 +67,9 @@ XT_INLINE int xt_lru_way(const struct xt_set_tags *t, __u16 unit)
 {
 	int victim = 0;
 	__u16 oldest = 0;
+	XT_NO_UNROLL
 	for (int i = 0; i < XT_BUCKET_WAYS; i++) {
-		const __u16 age = (__u16)(unit - t->used[i]);
+		const __u16 age = (__u16)(unit - xt_tag_used(t, i));
 		if (age > oldest) {
 			oldest = age;
 			victim = i;
@@ -72,23 +92,25 @@ XT_INLINE int xt_spill_recent(const struct xt_set_tags *home, __u16 unit, __u32 
  * fingerprint; the caller compares the slot's key and, if it is another's,
  * looks again after it. */
 #define XT_PLACE(next, way) ((next) << 8 | (way))
+#define XT_PLACE_NEXT(r) (((r) >> 8) & 1)
+#define XT_PLACE_WAY(r) ((r) & 0xff)
 #define XT_NOWHERE (-1)
-/* Places a lookup tries: two keys of a set sharing a 32-bit fingerprint are
- * rare (about 8 in 2^32 newcomers meet one); three, about 2^-64, rarer than
- * the table being wrong for any other reason. */
-#define XT_FIND_TRIES 2
-XT_INLINE int xt_locate(const struct xt_set_tags *home, const struct xt_set_tags *next, __u32 fp, int after)
+/* Places a lookup tries. Fingerprints are 16 bits (15 of them random: 0
+ * marks a free way): with about 8 keys a set, a set holds two keys sharing
+ * one about once in 1,200, three about once in 20 million. */
+#define XT_FIND_TRIES 3
+XT_INLINE int xt_locate(const struct xt_set_tags *home, const struct xt_set_tags *next, __u16 fp, int after)
 {
 	/* Position after `after`, 0..2*XT_BUCKET_WAYS: the home set's ways, then the next's. */
-	const int from = after < 0 ? 0 : ((after >> 8) & 1) * XT_BUCKET_WAYS + (after & (XT_BUCKET_WAYS - 1)) + 1;
+	const int from = after < 0 ? 0 : XT_PLACE_NEXT(after) * XT_BUCKET_WAYS + XT_PLACE_WAY(after) + 1;
 	if (from < XT_BUCKET_WAYS) {
-		const int w = xt_fp_way(home->fp, fp, from);
+		const int w = xt_fp_way(home, fp, from);
 		if (w >= 0)
 			return XT_PLACE(0, w);
 	}
 	if (!next)
 		return XT_NOWHERE;
-	const int w = xt_fp_way(next->fp, fp, from - XT_BUCKET_WAYS);
+	const int w = xt_fp_way(next, fp, from - XT_BUCKET_WAYS);
 	return w < 0 ? XT_NOWHERE : XT_PLACE(1, w);
 }
 

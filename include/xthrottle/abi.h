@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 8
+#define XT_ABI_VERSION 9
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -49,12 +49,14 @@
 #define XT_MIN_MAX_SOURCES 1024
 #define XT_MAX_MAX_SOURCES (1 << 26)
 /* The bucket table is set-associative: sets of XT_BUCKET_WAYS slots, a set
- * picked by the keyed hash of the bucket key; XT_BUCKET_ROOM times as many
- * slots as --max-sources (rounded up to a power of two). A set whose ways
- * all hold tracked sources spills into the next set; docs/design.md has
- * what that costs and why the room is 1 (the tags' size). */
-#define XT_BUCKET_WAYS 8
-#define XT_BUCKET_ROOM 1
+ * picked by the keyed hash of the bucket key; a set for every
+ * XT_SOURCES_PER_SET sources of --max-sources (rounded up to a power of
+ * two), so nearly twice as many slots as sources: a full table's sets
+ * rarely fill. A set whose ways all hold tracked sources spills into the
+ * next set; docs/design.md has what was measured. */
+#define XT_BUCKET_WAYS 15
+#define XT_SOURCES_PER_SET 8
+#define XT_BUCKET_SLOTS(max_sources) ((max_sources) / XT_SOURCES_PER_SET * XT_BUCKET_WAYS)
 /* A source whose bucket was not used for this long is untracked again: its
  * next packet goes through its rule's new-source budget (see README). */
 #define XT_DEFAULT_IDLE_SECONDS 60
@@ -386,23 +388,29 @@ struct xt_bucket_set {
 	struct xt_slot way[XT_BUCKET_WAYS];
 };
 
+/* A way's tag: the 16-bit fingerprint (keyed hash) of the key in the way, 0
+ * if it is free, and the low 16 bits of when it was last metered, in units
+ * of 2^used_shift ticks. One 32-bit word, so a way is claimed (or freed) by
+ * compare-and-swap on both at once; `used` alone is a plain 16-bit store. */
+union xt_way_tag {
+	__u32 word;
+	__u16 half[2]; /* XT_TAG_FP, XT_TAG_USED */
+};
+#define XT_TAG_FP 0
+#define XT_TAG_USED 1
+
 /* What says which slot of a set holds which source, in an array of its own
- * (one element a set): read first, so a source that is not tracked costs
- * one read of a dense array an eighth the table's size and no read of the
- * table. A set whose eight ways all hold tracked sources spills newcomers
- * into the next set's free or idle ways. fp[i] is a
- * 32-bit fingerprint (keyed hash) of the key in way i, 0 if it is free;
- * used[i] the low 16 bits of when it was last metered, in units of
- * 2^used_shift ticks. A slot is claimed by compare-and-swap on its fp. */
+ * (one element, a cache line, a set): read first, so a source that is not
+ * tracked costs one read of a dense array (8 bytes a source) and no read of
+ * the table. A set whose ways all hold tracked sources spills newcomers
+ * into the next set's free or idle ways. */
 struct xt_set_tags {
-	__u32 fp[XT_BUCKET_WAYS];
-	__u16 used[XT_BUCKET_WAYS];
-	/* When a newcomer of this set last went to the next set (all eight ways
-	 * here held tracked sources), or a source there was last used: the
-	 * `used` unit | XT_SPILLED, 0 if never. While it is recent, a source
-	 * not found here is looked for there too. */
+	union xt_way_tag way[XT_BUCKET_WAYS];
+	/* When a newcomer of this set last went to the next set (all ways here
+	 * held tracked sources), or a source there was last used: the `used`
+	 * unit | XT_SPILLED, 0 if never. While it is recent, a source not found
+	 * here is looked for there too. */
 	__u32 spilled;
-	__u32 pad[3];
 };
 #define XT_SPILLED 0x10000u
 

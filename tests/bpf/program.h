@@ -105,6 +105,7 @@ class Program : public ::testing::Test {
   }
 
   uint64_t counter(xt_reason reason) { return state_->counters().value()[reason].packets; }
+  uint64_t counter(xt_counter which) { return state_->counters().value()[which].packets; }
 
   xt_rule_stats rule_stats(const std::string& cidr) {
     const auto all = state_->rule_counters().value();
@@ -154,8 +155,8 @@ class Program : public ::testing::Test {
         home.second.spilled = unit | XT_SPILLED;
         place = &next;
       }
-      place->second.fp[w] = static_cast<uint32_t>(h) | 1;
-      place->second.used[w] = unit;
+      place->second.way[w].half[XT_TAG_FP] = xt_fp_of(h);
+      place->second.way[w].half[XT_TAG_USED] = unit;
       place->first.way[w] = xt_slot{key, bucket};
     }
     for (auto& [idx, v] : touched) {

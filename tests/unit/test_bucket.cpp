@@ -321,44 +321,50 @@ TEST(Slots, UsedStampsAgeAndCycle) {
 }
 
 TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
-  static_assert(XT_BUCKET_WAYS == 8);
+  static_assert(XT_BUCKET_WAYS == 15);
   const uint32_t idle = 50;
   xt_set_tags home{}, next{};
-  const uint32_t fps[8] = {7, 9, 11, 9, 5, 6, 8, 3};
-  const uint16_t used[8] = {100, 90, 99, 95, 99, 98, 97, 96};
-  std::copy(std::begin(fps), std::end(fps), home.fp);
-  std::copy(std::begin(used), std::end(used), home.used);
+  auto put = [](xt_set_tags& t, int way, uint16_t fp, uint16_t used) {
+    t.way[way].half[XT_TAG_FP] = fp;
+    t.way[way].half[XT_TAG_USED] = used;
+  };
+  const uint16_t fps[15] = {7, 9, 11, 9, 5, 6, 8, 3, 13, 15, 17, 19, 21, 23, 25};
+  const uint16_t used[15] = {100, 90, 99, 95, 99, 98, 97, 96, 99, 99, 99, 99, 99, 99, 99};
+  for (int i = 0; i < 15; i++) put(home, i, fps[i], used[i]);
+  EXPECT_EQ(xt_tag_fp(&home, 3), 9);
+  EXPECT_EQ(xt_tag_used(&home, 3), 95) << "the two halves of one word";
   EXPECT_EQ(xt_locate(&home, nullptr, 9, XT_NOWHERE), XT_PLACE(0, 1)) << "the first way holding it";
   EXPECT_EQ(xt_locate(&home, nullptr, 9, XT_PLACE(0, 1)), XT_PLACE(0, 3)) << "then the next one";
   EXPECT_EQ(xt_locate(&home, nullptr, 9, XT_PLACE(0, 3)), XT_NOWHERE);
-  EXPECT_EQ(xt_locate(&home, nullptr, 3, XT_NOWHERE), XT_PLACE(0, 7));
+  EXPECT_EQ(xt_locate(&home, nullptr, 25, XT_NOWHERE), XT_PLACE(0, 14)) << "the last way";
   EXPECT_EQ(xt_locate(&home, nullptr, 4, XT_NOWHERE), XT_NOWHERE);
   EXPECT_EQ(xt_lru_way(&home, 100), 1) << "the least recently used";
+  EXPECT_EQ(xt_fp_of(0x1234567800000000ull), 1) << "never 0, which marks a free way";
+  EXPECT_EQ(xt_fp_of(0xabcd), 0xabcd);
 
-  // All eight ways tracked: a newcomer goes to the next set, which home
-  // then points to while that is recent.
+  // All ways tracked: a newcomer goes to the next set, which home then
+  // points to while that is recent.
   EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle), XT_PLACE(1, 0));
-  next.fp[0] = 4;
-  next.used[0] = 100;
+  put(next, 0, 4, 100);
   ASSERT_TRUE(xt_spill_recent(&home, 100, idle));
   EXPECT_EQ(xt_locate(&home, &next, 4, XT_NOWHERE), XT_PLACE(1, 0));
   EXPECT_EQ(xt_locate(&home, &next, 4, XT_PLACE(1, 0)), XT_NOWHERE);
   EXPECT_EQ(xt_locate(&home, nullptr, 4, XT_NOWHERE), XT_NOWHERE) << "not looked for where home did not spill";
-  next.fp[5] = 9;
+  put(next, 5, 9, 100);
   EXPECT_EQ(xt_locate(&home, &next, 9, XT_PLACE(0, 3)), XT_PLACE(1, 5)) << "from the home set on to the next";
-  next.fp[5] = 0;
+  put(next, 5, 0, 0);
   EXPECT_FALSE(xt_spill_recent(&home, 100 + idle + 1, idle)) << "a spill idle past the window is forgotten";
   // The next set full too: home's least recently used way.
-  for (int i = 0; i < 8; i++) next.fp[i] = 100 + i, next.used[i] = 100;
+  for (int i = 0; i < 15; i++) put(next, i, static_cast<uint16_t>(100 + i), 100);
   EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle), XT_PLACE(0, 1));
   // A way gone idle in home comes first, across the stamps' wrap.
-  for (auto& u : home.used) u = 20;
-  home.used[5] = 65530;
+  for (int i = 0; i < 15; i++) put(home, i, fps[i], 20);
+  put(home, 5, fps[5], 65530);
   EXPECT_EQ(xt_free_way(&home, 30, idle), -1) << "65530 is 36 units before 30: not idle";
-  home.used[5] = 65000;
+  put(home, 5, fps[5], 65000);
   EXPECT_EQ(xt_newcomer_place(&home, &next, 30, idle), XT_PLACE(0, 5)) << "idle past the window: taken";
-  home.fp[2] = 0;
-  home.used[5] = 20;
+  put(home, 2, 0, 20);
+  put(home, 5, fps[5], 20);
   EXPECT_EQ(xt_free_way(&home, 30, idle), 2) << "a free way";
 }
 

@@ -43,7 +43,7 @@ void set_library_logging(bool verbose) {
 }
 
 uint32_t bucket_sets_for(uint32_t max_sources) {
-  return static_cast<uint32_t>(std::bit_ceil(static_cast<uint64_t>(max_sources)) * XT_BUCKET_ROOM / XT_BUCKET_WAYS);
+  return static_cast<uint32_t>(std::bit_ceil(static_cast<uint64_t>(max_sources)) / XT_SOURCES_PER_SET);
 }
 
 uint32_t hot_bits_for(uint32_t max_sources) {

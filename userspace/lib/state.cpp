@@ -613,12 +613,12 @@ Result<std::optional<xt_bucket>> State::find_bucket(const xt_bucket_key& key) co
   const bool spilled = xt_spill_recent(&home, xt_used_now(&*cfg, now), cfg->used_idle);
   int r = XT_NOWHERE;
   for (int i = 0; i < XT_FIND_TRIES; i++) {
-    r = xt_locate(&home, spilled ? &next : nullptr, static_cast<uint32_t>(h) | 1, r);
+    r = xt_locate(&home, spilled ? &next : nullptr, xt_fp_of(h), r);
     if (r < 0) return std::nullopt;
-    const uint32_t at = (idx + ((r >> 8) & 1)) & mask;
+    const uint32_t at = (idx + XT_PLACE_NEXT(r)) & mask;
     xt_bucket_set set{};
     if (bpf_map_lookup_elem(buckets_.get(), &at, &set) != 0) return system_error("cannot read the bucket table", errno);
-    const xt_slot& s = set.way[r & (XT_BUCKET_WAYS - 1)];
+    const xt_slot& s = set.way[XT_PLACE_WAY(r)];
     if (std::memcmp(&s.key, &key, sizeof(key)) == 0) return s.bucket;
   }
   return std::nullopt;
