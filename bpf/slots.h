@@ -42,14 +42,18 @@ XT_INLINE __u16 xt_tag_used(const struct xt_set_tags *t, int way)
 	return t->way[way].half[XT_TAG_USED];
 }
 
-/* The first way at or after way `from` whose fingerprint is fp, or -1. */
+/* The first way at or after way `from` whose fingerprint is fp, or -1.
+ * Every way is compared, last first, with no early exit: unrolled, that is
+ * fifteen compares in a row, which measured faster than a loop (this runs
+ * for every packet of an untracked source). */
 XT_INLINE int xt_fp_way(const struct xt_set_tags *t, __u16 fp, int from)
 {
-	XT_NO_UNROLL
-	for (int i = 0; i < XT_BUCKET_WAYS; i++)
-		if (i >= from && xt_tag_fp(t, i) == fp)
-			return i;
-	return -1;
+	int found = -1;
+	XT_UNROLL
+	for (int i = XT_BUCKET_WAYS - 1; i >= 0; i--)
+		if (xt_tag_fp(t, i) == fp && i >= from)
+			found = i;
+	return found;
 }
 
 /* A free way, or one whose source is no longer tracked, or -1. */
