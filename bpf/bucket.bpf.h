@@ -10,7 +10,7 @@
  * fingerprint and when it was last used, so a source that is not tracked
  * costs one read of the tags and none of the table. A newcomer takes a free
  * way, else one whose source went idle, else the least recently used one,
- * claiming it by compare-and-swap on its fingerprint.
+ * claiming it by compare-and-swap on its tag (fingerprint and stamp).
  */
 #ifndef XTHROTTLE_BUCKET_BPF_H
 #define XTHROTTLE_BUCKET_BPF_H
@@ -159,8 +159,9 @@ static __always_inline struct xt_bucket *xt_bucket_find(const struct xt_bucket_k
 }
 
 /* Takes a slot for key (see xt_newcomer_place), with a fresh bucket: NULL
- * if another CPU took the same slot first (a race for one slot: rare, and
- * the packet is then counted as XT_DROP_NO_STATE). */
+ * if the way's tag changed since it was chosen: another CPU took it, or its
+ * source's stamp was just refreshed (then it is in use, not to be evicted).
+ * Rare; the packet is then counted as XT_DROP_NO_STATE. */
 static __always_inline struct xt_bucket *xt_claim(const struct xt_place *p, const struct xt_bucket_key *key,
 						  const struct xt_rule *rule, const struct xt_config *cfg, __u64 now,
 						  __u16 unit)

@@ -77,11 +77,20 @@ static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, st
 		struct xt_slot *s = &set->way[w];
 		if (!s->key.family || s->key.rule_id != ctl->sweep_rule || s->key.per_len == ctl->keep_per_len)
 			continue;
-		/* Free the way unless a newcomer took it meanwhile. */
-		const __u32 tag = t->way[w].word;
-		if (tag && __sync_val_compare_and_swap(&t->way[w].word, tag, 0) == tag) {
-			s->key.family = 0;
-			ctl->swept++;
+		/* Free the way unless a newcomer took it meanwhile (its
+		 * fingerprint changed); a packet refreshing the stamp meanwhile
+		 * only makes the swap try again. */
+		const __u16 fp = t->way[w].half[XT_TAG_FP];
+#pragma clang loop unroll(disable)
+		for (int k = 0; fp && k < XT_CAS_TRIES; k++) {
+			const union xt_way_tag tag = t->way[w];
+			if (tag.half[XT_TAG_FP] != fp)
+				break;
+			if (__sync_val_compare_and_swap(&t->way[w].word, tag.word, 0) == tag.word) {
+				s->key.family = 0;
+				ctl->swept++;
+				break;
+			}
 		}
 	}
 	return 0;

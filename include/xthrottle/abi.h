@@ -56,7 +56,6 @@
  * next set; docs/design.md has what was measured. */
 #define XT_BUCKET_WAYS 15
 #define XT_SOURCES_PER_SET 8
-#define XT_BUCKET_SLOTS(max_sources) ((max_sources) / XT_SOURCES_PER_SET * XT_BUCKET_WAYS)
 /* A source whose bucket was not used for this long is untracked again: its
  * next packet goes through its rule's new-source budget (see README). */
 #define XT_DEFAULT_IDLE_SECONDS 60

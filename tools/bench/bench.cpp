@@ -570,7 +570,7 @@ int main(int argc, char** argv) {
   app.add_option("--only", only, "Run only these sections: cost, throughput, scale, legit, accuracy (no files written)")
       ->check(CLI::IsMember({"cost", "throughput", "scale", "legit", "accuracy"}));
   bool no_peers = false;
-  app.add_flag("--no-peers", no_peers, "Run xthrottle against the bare drop only (with --only: for trying things)")
+  app.add_flag("--no-peers", no_peers, "Throughput and scale: xthrottle against the bare drop only (with --only: for trying things)")
       ->needs("--only");
   CLI11_PARSE(app, argc, argv);
   g_peers = !no_peers;

@@ -199,18 +199,21 @@ Result<std::vector<TopRow>> read_top(const State& state, size_t limit, TopSnapsh
     if (auto p = pending->find(e.key); p != pending->end()) c.e.bucket.dropped_packets += p->second;
     c.dropped = c.e.bucket.dropped_packets;
     c.passed = c.e.bucket.passed_packets;
-    if (since) {
+    if (since && e.slot < since->size()) {
       TopSeen& seen = (*since)[e.slot];
       const uint32_t hash = static_cast<uint32_t>(xt_hash_bucket(cfg->hash_key, &e.key)) | 1;
       const auto dropped = static_cast<uint32_t>(c.e.bucket.dropped_packets);
       const auto passed = static_cast<uint32_t>(c.e.bucket.passed_packets);
       if (rates) {
-        // A slot that changed hands counts from zero; so does a source
-        // whose bucket was made anew (its counters went back, which a
-        // difference larger than the whole count shows).
-        auto since_seen = [&](uint32_t low, uint32_t was, uint64_t all) {
+        // A slot that changed hands counts from zero. A count that went
+        // back (a difference larger than the whole count) counts as none:
+        // drops the hot cache added to the bucket between the read of its
+        // pending ones and this walk were counted twice last time; a
+        // bucket made anew for the same source is rarer.
+        auto since_seen = [&](uint32_t low, uint32_t was, uint64_t all) -> uint64_t {
+          if (seen.key_hash != hash) return all;
           const uint64_t d = static_cast<uint32_t>(low - was);
-          return seen.key_hash == hash && d <= all ? d : all;
+          return d <= all ? d : 0;
         };
         c.dropped = since_seen(dropped, seen.dropped, c.e.bucket.dropped_packets);
         c.passed = since_seen(passed, seen.passed, c.e.bucket.passed_packets);
