@@ -50,7 +50,7 @@ static __always_inline int xt_take(struct xt_bucket *b, const struct xt_rule *ru
 /* Where a bucket key lives: its home set (and the next, where the home set
  * spills), the two sets' tags, its fingerprint. */
 struct xt_place {
-	__u32 idx, mask;
+	__u32 idx, bits;
 	__u16 fp;
 	struct xt_set_tags *home, *next;
 };
@@ -59,12 +59,10 @@ static __always_inline int xt_place_of(const struct xt_bucket_key *key, const st
 				       struct xt_place *p)
 {
 	const __u64 h = xt_hash_bucket(cfg->hash_key, key);
-	/* bucket_bits is at least 7 and at most 23 (abi.h limits): the shifts are defined. */
-	const __u32 bits = cfg->bucket_bits & 31;
-	p->mask = (1u << bits) - 1;
-	p->idx = XT_TOP_BITS(h, bits);
+	p->bits = cfg->bucket_bits;
+	p->idx = xt_home_set(h, p->bits);
 	p->fp = xt_fp_of(h);
-	__u32 next = (p->idx + 1) & p->mask;
+	__u32 next = xt_place_set(p->idx, XT_PLACE(1, 0), p->bits);
 	p->home = bpf_map_lookup_elem(&xt_bucket_tags, &p->idx);
 	p->next = bpf_map_lookup_elem(&xt_bucket_tags, &next);
 	return p->home && p->next;
@@ -103,7 +101,7 @@ struct xt_found {
 static __always_inline int xt_set_at(const struct xt_place *p, int r, struct xt_bucket_set **set,
 				     struct xt_set_tags **tags)
 {
-	__u32 at = (p->idx + XT_PLACE_NEXT(r)) & p->mask;
+	__u32 at = xt_place_set(p->idx, r, p->bits);
 	*set = bpf_map_lookup_elem(&xt_buckets, &at);
 	*tags = bpf_map_lookup_elem(&xt_bucket_tags, &at);
 	return *set && *tags;
@@ -131,20 +129,19 @@ static __always_inline int xt_slot_at(const struct xt_place *p, int r, const str
 static __always_inline int xt_find(const struct xt_place *p, const struct xt_bucket_key *key, __u16 unit,
 				   __u32 idle, struct xt_found *f)
 {
-	_Static_assert(XT_FIND_TRIES == 3, "xt_find tries three places");
 	const struct xt_set_tags *next = xt_spill_recent(p->home, unit, idle) ? p->next : NULL;
-	int r = xt_locate_in(p->home, next, p->fp, XT_NOWHERE);
-	if (r < 0)
-		return 0;
-	if (xt_slot_at(p, r, key, f))
-		return 1;
-	/* Another key with the same fingerprint: look past it. */
-	r = xt_locate_in(p->home, next, p->fp, r);
-	if (r < 0)
-		return 0;
-	if (xt_slot_at(p, r, key, f))
-		return 1;
-	return xt_slot_at(p, xt_locate_in(p->home, next, p->fp, r), key, f);
+	int r = XT_NOWHERE;
+	XT_UNROLL
+	for (int i = 0; i < XT_FIND_TRIES; i++) {
+		/* After a first place that holds another key with the same
+		 * fingerprint, look past it. */
+		r = xt_locate_in(p->home, next, p->fp, r);
+		if (r < 0)
+			return 0;
+		if (xt_slot_at(p, r, key, f))
+			return 1;
+	}
+	return 0;
 }
 
 /* The bucket of key if the table has it, tracked or not; NULL if not. */

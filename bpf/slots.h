@@ -8,6 +8,7 @@
 #define XTHROTTLE_SLOTS_H
 
 #include "pure.h"
+#include "keys.h"
 #include <xthrottle/abi.h>
 
 /* The clock in units of 2^used_shift ticks, low 16 bits. */
@@ -99,6 +100,19 @@ XT_INLINE int xt_spill_recent(const struct xt_set_tags *home, __u16 unit, __u32 
 #define XT_PLACE_NEXT(r) (((r) >> 8) & 1)
 #define XT_PLACE_WAY(r) ((r) & 0xff)
 #define XT_NOWHERE (-1)
+
+/* The home set of a bucket key whose keyed hash is h (its top bits), in a
+ * table of 2^bits sets (7 to 23: abi.h limits); and the set place r is in.
+ * The data path, the controller and the tests all place keys through these. */
+XT_INLINE __u32 xt_home_set(__u64 h, __u32 bits)
+{
+	return XT_TOP_BITS(h, bits & 31);
+}
+
+XT_INLINE __u32 xt_place_set(__u32 home, int r, __u32 bits)
+{
+	return (home + XT_PLACE_NEXT(r)) & ((1u << (bits & 31)) - 1);
+}
 /* Places a lookup tries. Fingerprints are 16 bits (15 of them random: 0
  * marks a free way): with about 8 keys a set, a set holds two keys sharing
  * one about once in 1,200, three about once in 20 million. */

@@ -128,7 +128,6 @@ class Program : public ::testing::Test {
     const xt_config cfg = state_->config().value();
     const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets), tags_fd = bpf_map__fd(skel_->maps.xt_bucket_tags);
     const uint16_t unit = xt_used_now(&cfg, skel_->bss->xt_test_now);
-    const uint32_t bits = cfg.bucket_bits, mask = (1u << bits) - 1;
     std::map<uint32_t, std::pair<xt_bucket_set, xt_set_tags>> touched;
     auto at = [&](uint32_t idx) -> std::pair<xt_bucket_set, xt_set_tags>& {
       auto it = touched.find(idx);
@@ -142,11 +141,11 @@ class Program : public ::testing::Test {
     };
     for (const auto& [key, bucket] : buckets) {
       const uint64_t h = xt_hash_bucket(cfg.hash_key, &key);
-      const uint32_t idx = XT_TOP_BITS(h, bits);
+      const uint32_t idx = xt_home_set(h, cfg.bucket_bits);
       // As xt_newcomer_place: the home set, else the next; a source with
       // no free way in either is left out.
       auto& home = at(idx);
-      auto& next = at((idx + 1) & mask);
+      auto& next = at(xt_place_set(idx, XT_PLACE(1, 0), cfg.bucket_bits));
       int w = xt_free_way(&home.second, unit, cfg.used_idle);
       auto* place = &home;
       if (w < 0) {

@@ -143,7 +143,7 @@ TEST_F(Scale, SourcesSharingAFingerprintAreBothFound) {
   };
   const xt_bucket_key kb = key_of(b), ka = key_of("198.18.0.1");
   const uint64_t h = xt_hash_bucket(cfg.hash_key, &kb);
-  const uint32_t idx = XT_TOP_BITS(h, cfg.bucket_bits);
+  const uint32_t idx = xt_home_set(h, cfg.bucket_bits);
   const uint16_t fp = xt_fp_of(h);
   const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets), tags_fd = bpf_map__fd(skel_->maps.xt_bucket_tags);
   xt_bucket_set set{};

@@ -603,9 +603,9 @@ Result<std::optional<xt_bucket>> State::find_bucket(const xt_bucket_key& key) co
   // Where the data path looks (xt_place_of, xt_find): the home set the
   // keyed hash picks, or the next one if the home set spilled.
   const uint64_t h = xt_hash_bucket(cfg->hash_key, &key);
-  const uint32_t bits = cfg->bucket_bits & 31, mask = (1u << bits) - 1, idx = XT_TOP_BITS(h, bits);
+  const uint32_t idx = xt_home_set(h, cfg->bucket_bits);
   xt_set_tags home{}, next{};
-  const uint32_t idx_next = (idx + 1) & mask;
+  const uint32_t idx_next = xt_place_set(idx, XT_PLACE(1, 0), cfg->bucket_bits);
   if (bpf_map_lookup_elem(tags_.get(), &idx, &home) != 0 || bpf_map_lookup_elem(tags_.get(), &idx_next, &next) != 0)
     return system_error("cannot read the bucket table", errno);
   const uint64_t now = this->now().value_or(0);
@@ -615,7 +615,7 @@ Result<std::optional<xt_bucket>> State::find_bucket(const xt_bucket_key& key) co
   for (int i = 0; i < XT_FIND_TRIES; i++) {
     r = xt_locate(&home, spilled ? &next : nullptr, xt_fp_of(h), r);
     if (r < 0) return std::nullopt;
-    const uint32_t at = (idx + XT_PLACE_NEXT(r)) & mask;
+    const uint32_t at = xt_place_set(idx, r, cfg->bucket_bits);
     xt_bucket_set set{};
     if (bpf_map_lookup_elem(buckets_.get(), &at, &set) != 0) return system_error("cannot read the bucket table", errno);
     const xt_slot& s = set.way[XT_PLACE_WAY(r)];
