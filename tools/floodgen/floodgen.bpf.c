@@ -19,6 +19,13 @@ const volatile __u32 fg_v6_word = 1;   /* which IPv6 word: 1 (bits 32-63, one /6
 const volatile __u8 fg_ipv6 = 0;
 const volatile __u32 fg_l3_offset = 14;
 const volatile __u32 fg_ifindex = 0;   /* the device frames are sent from */
+/* The frame's headers, written over every frame before it is stamped when
+ * fg_restore is set. Live frames are recycled as the receiver left them: a
+ * receiver that answers from XDP (xthrottle's TCP proofs rewrite a SYN into
+ * a SYN-ACK in place) hands back frames that are no longer the template. */
+#define FG_HEAD_MAX 37 /* 16-bit halves: Ethernet, IPv6 and TCP headers */
+const volatile __u32 fg_restore = 0; /* halves of fg_head to restore: the headers */
+const volatile __u16 fg_head[FG_HEAD_MAX] = {};
 
 /* Frames stamped so far on each CPU; the rotation index. */
 struct {
@@ -50,6 +57,14 @@ int floodgen(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	__u32 src = fg_base + (__u32)(*seq % fg_sources);
 	(*seq)++;
+	if (fg_restore) {
+		if (fg_restore > FG_HEAD_MAX || (void *)((__u16 *)data + fg_restore) > data_end)
+			return XDP_ABORTED;
+#pragma unroll
+		for (__u32 i = 0; i < FG_HEAD_MAX; i++)
+			if (i < fg_restore)
+				((__u16 *)data)[i] = fg_head[i];
+	}
 
 	__u8 *l3 = (__u8 *)data + fg_l3_offset;
 	if (fg_ipv6) {

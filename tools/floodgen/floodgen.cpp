@@ -49,6 +49,7 @@ struct Options {
   uint32_t batch = 64;
   bool v6_low = false;
   bool json = false;
+  uint16_t syn_port = 0;  // TCP SYNs to this port instead of UDP datagrams
 };
 
 [[noreturn]] void die(const std::string& msg, int code = 1) {
@@ -79,21 +80,23 @@ void put16(uint8_t* p, uint16_t v) {
   p[1] = static_cast<uint8_t>(v);
 }
 
-// Ethernet + IPv4/IPv6 + UDP, padded to `size` bytes. Returns the frame and
-// the first source's low 32 bits (host order).
+// Ethernet + IPv4/IPv6 + UDP (or a TCP SYN with --syn), padded to `size`
+// bytes. Returns the frame and the first source's low 32 bits (host order).
 std::vector<uint8_t> build_frame(const Options& o, bool v6, uint32_t* base) {
-  const size_t l3 = 14, iph = v6 ? 40 : 20, udp = 8;
+  const size_t l3 = 14, iph = v6 ? 40 : 20, udp = o.syn_port ? 20 : 8;
   const size_t min = l3 + iph + udp;
   std::vector<uint8_t> f(std::max<size_t>(o.size, min), 0);
   if (!parse_mac(o.dst_mac, &f[0])) die("bad --dst-mac '" + o.dst_mac + "'", 2);
   if (!parse_mac(o.src_mac, &f[6])) die("bad --src-mac '" + o.src_mac + "'", 2);
   put16(&f[12], v6 ? 0x86DD : 0x0800);
   uint8_t* ip = &f[l3];
-  const size_t payload = f.size() - l3 - iph;  // UDP header + data
+  // UDP header + data; a SYN carries none (the rest is the link's padding).
+  const size_t payload = o.syn_port ? udp : f.size() - l3 - iph;
+  const uint8_t proto = o.syn_port ? 6 : 17;
   if (v6) {
     ip[0] = 0x60;
     put16(ip + 4, static_cast<uint16_t>(payload));
-    ip[6] = 17;  // UDP
+    ip[6] = proto;
     ip[7] = 64;
     if (inet_pton(AF_INET6, o.src.c_str(), ip + 8) != 1) die("bad IPv6 --src '" + o.src + "'", 2);
     if (inet_pton(AF_INET6, o.dst.c_str(), ip + 24) != 1) die("bad IPv6 --dst '" + o.dst + "'", 2);
@@ -102,9 +105,9 @@ std::vector<uint8_t> build_frame(const Options& o, bool v6, uint32_t* base) {
     *base = ntohl(word);
   } else {
     ip[0] = 0x45;
-    put16(ip + 2, static_cast<uint16_t>(f.size() - l3));
+    put16(ip + 2, static_cast<uint16_t>(iph + payload));
     ip[8] = 64;
-    ip[9] = 17;
+    ip[9] = proto;
     if (inet_pton(AF_INET, o.src.c_str(), ip + 12) != 1) die("bad IPv4 --src '" + o.src + "'", 2);
     if (inet_pton(AF_INET, o.dst.c_str(), ip + 16) != 1) die("bad IPv4 --dst '" + o.dst + "'", 2);
     put16(ip + 10, checksum(ip, 20));
@@ -113,6 +116,15 @@ std::vector<uint8_t> build_frame(const Options& o, bool v6, uint32_t* base) {
     *base = ntohl(addr);
   }
   uint8_t* u = ip + iph;
+  if (o.syn_port) {
+    put16(u + 0, 40000);
+    put16(u + 2, o.syn_port);
+    u[7] = 1;          // sequence number 1
+    u[12] = 5 << 4;    // no options
+    u[13] = 0x02;      // SYN
+    put16(u + 14, 64240);
+    return f;  // TCP checksum left 0: the sources rotate under it, and the limiter never reads it
+  }
   put16(u + 0, 40000);
   put16(u + 2, 9);  // discard
   put16(u + 4, static_cast<uint16_t>(payload));
@@ -177,6 +189,10 @@ int main(int argc, char** argv) {
                "IPv6: rotate the address's low 32 bits (all sources in one /64) instead of bits 32-63 "
                "(one /64 per source)");
   app.add_option("--batch", o.batch, "Frames per kernel batch")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--syn", o.syn_port,
+                 "Send TCP SYNs to this port instead of UDP datagrams (each one's headers written afresh, as a "
+                 "receiver that answers from XDP may have rewritten them)")
+      ->check(CLI::Range(1, 65535));
   app.add_flag("--json", o.json, "Print the result as JSON");
   CLI11_PARSE(app, argc, argv);
 
@@ -194,6 +210,14 @@ int main(int argc, char** argv) {
   skel->rodata->fg_ipv6 = v6;
   skel->rodata->fg_ifindex = static_cast<uint32_t>(ifindex);
   skel->rodata->fg_v6_word = o.v6_low ? 3 : 1;
+  if (o.syn_port) {
+    // Its SYNs may come back rewritten (see floodgen.bpf.c): restore their
+    // headers on every frame.
+    const size_t headers = 14 + (v6 ? 40 : 20) + 20;
+    static_assert(sizeof(skel->rodata->fg_head) >= 14 + 40 + 20);
+    std::memcpy(const_cast<uint16_t*>(skel->rodata->fg_head), frame.data(), headers);
+    skel->rodata->fg_restore = static_cast<uint32_t>(headers / 2);
+  }
   if (int err = floodgen__load(skel.get()); err) die(std::string("cannot load the generator: ") + std::strerror(-err));
   const int prog_fd = bpf_program__fd(skel->progs.floodgen);
   // Each BPF_PROG_TEST_RUN with repeat > 1 adds the program to the kernel's

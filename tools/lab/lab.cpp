@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include "lab.h"
 
+#include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -10,7 +14,9 @@
 #include <atomic>
 #include <fstream>
 #include <map>
+#include <cstring>
 #include <sstream>
+#include <thread>
 #include <stdexcept>
 
 extern char** environ;
@@ -112,6 +118,33 @@ Lab::Lab(const std::string& prefix) {
 }
 
 Lab::~Lab() { teardown(); }
+
+void Lab::receive_xdp_on_gen() const {
+  // From a thread of our own that enters gen's namespace (the attachment
+  // outlives the program's fds: it is the interface's); not with `ip link
+  // set ... xdp obj`, which makes directories of its own in the lab's bpffs.
+  std::string error;
+  std::thread([&] {
+    const int ns = open(("/run/netns/" + gen_).c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
+      error = "cannot enter " + gen_ + ": " + std::strerror(errno);
+      if (ns >= 0) close(ns);
+      return;
+    }
+    close(ns);
+    bpf_object* obj = bpf_object__open_file(XT_PASS_OBJECT, nullptr);
+    if (!obj || bpf_object__load(obj) != 0) {
+      error = std::string("cannot load ") + XT_PASS_OBJECT;
+    } else {
+      const int ifindex = static_cast<int>(if_nametoindex("gen0"));
+      bpf_program* prog = bpf_object__find_program_by_name(obj, "xdp_pass");
+      if (!ifindex || !prog || bpf_xdp_attach(ifindex, bpf_program__fd(prog), XDP_FLAGS_DRV_MODE, nullptr) != 0)
+        error = std::string("cannot attach the pass program to gen0: ") + std::strerror(errno);
+    }
+    bpf_object__close(obj);
+  }).join();
+  if (!error.empty()) throw std::runtime_error(error);
+}
 
 void Lab::teardown() { run({XT_LAB, "down", tag_}); }
 

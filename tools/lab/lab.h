@@ -81,6 +81,11 @@ class Lab {
   // sources in 198.18.0.0/15 (v4) or 2001:db8::/32 (v6).
   uint64_t received_v4() const { return nft_counter("v4"); }
   uint64_t received_v6() const { return nft_counter("v6"); }
+  // Puts an XDP program that passes everything on gen0, so that what
+  // xthrottle sends back from XDP (its TCP proofs) reaches gen's stack, as
+  // a NIC would put it on the wire (a veth hands such frames only to a peer
+  // running XDP).
+  void receive_xdp_on_gen() const;
   // Frames each of dut0's receive queues ran XDP on so far.
   std::vector<uint64_t> dut_queue_xdp_packets() const;
   void reset_received() const;

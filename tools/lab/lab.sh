@@ -29,7 +29,9 @@ up() {
   ip -n "$dut" link set lo up &&
   ip -n "$dut" link set dut0 up &&
   # A frame sent into a veth is only received if the peer runs XDP or has
-  # GRO on: GRO keeps dut0 receiving while xthrottle is detached.
+  # GRO on: GRO keeps dut0 receiving while xthrottle is detached. (What
+  # XDP on dut0 sends back, gen0 receives only while it runs XDP itself:
+  # Lab::receive_xdp_on_gen.)
   ip netns exec "$dut" ethtool -K dut0 gro on >/dev/null &&
   mkdir -p "/run/$tag" &&
   mount -t bpf bpf "/run/$tag" &&
