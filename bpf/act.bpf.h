@@ -14,6 +14,7 @@
 #include "events.bpf.h"
 #include "hot.bpf.h"
 #include "meter.h"
+#include "known.bpf.h"
 
 /* The reason a metered packet is counted under. */
 static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, const struct xt_bucket_key *bkey,
@@ -30,6 +31,7 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 		if (since && (__u32)now - b->last_drop >= cfg->hz * XT_RELEASE_SECONDS &&
 		    __sync_val_compare_and_swap(&b->throttled_since, since, 0) == since)
 			xt_emit(XT_EVENT_RELEASED, bkey, b, rule, now, (__u32)now - since);
+		xt_behaved(pkt, rule, b, now);
 		return XT_PASS_LIMIT;
 	}
 	__sync_fetch_and_add(&b->dropped_packets, pkts);

@@ -21,6 +21,7 @@
 #include "count.bpf.h"
 #include "meter.h"
 #include "slots.h"
+#include "known.bpf.h"
 
 /* Meters one packet against bucket b: compare-and-swap on each limit's word,
  * so concurrent CPUs share one exact budget. A packet that fails a limit
@@ -189,6 +190,26 @@ static __always_inline struct xt_bucket *xt_claim(const struct xt_place *p, cons
 	return &s->bucket;
 }
 
+/* Whether an untracked source gets a bucket: its rule's new-source budget
+ * admits it, or, refused there, it proved its address or is known from its
+ * good behaviour (known.bpf.h). A global function (see xt_send_event): one
+ * number to the verifier, where the paths through the budget's swaps and
+ * the known table would each go on through the rest of the program. */
+__attribute__((noinline)) int xt_admit_untracked(const struct xt_pkt *pkt, const struct xt_rule *rule, __u64 now)
+{
+	if (!pkt || !rule)
+		return 0;
+	if (xt_take_new_source(rule, now))
+		return 1;
+	if (!rule->remember && !(rule->flags & XT_RULE_VERIFY_TCP))
+		return 0;
+	const int how = xt_recall(pkt, rule->remember, now);
+	if (!how)
+		return 0;
+	xt_count_one(how == XT_KNOWN_PROVEN ? XT_ADMITTED_BY_PROOF : XT_ADMITTED_BY_MEMORY);
+	return 1;
+}
+
 /* The bucket of the source of pkt under rule (its key in *key), found or
  * made: NULL if the source is untracked and not admitted, *why_not saying
  * why. A source whose slot went unused for the idle window is untracked
@@ -211,7 +232,7 @@ static __always_inline struct xt_bucket *xt_source_bucket(const struct xt_pkt *p
 	if (w >= XT_BUCKET_WAYS) /* never (xt_slot_at checks it): for the verifier */
 		found = 0;
 	if (!found || !xt_used_recent(cfg, xt_tag_used(f.tags, w), unit)) {
-		if (!xt_take_new_source(rule, now)) {
+		if (!xt_admit_untracked(pkt, rule, now)) {
 			*why_not = XT_DROP_NEW_SOURCE;
 			return NULL;
 		}

@@ -76,6 +76,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_hot SEC(".maps");
 
+/* Sources admitted outside their rule's new-source budget (known.bpf.h),
+ * one element a set: sized by the controller when it creates the state. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_known_set);
+	__uint(max_entries, XT_DEFAULT_MAX_SOURCES / XT_KNOWN_WAYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_known SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);

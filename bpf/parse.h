@@ -46,14 +46,22 @@ struct xt_vlan_hdr {
 #ifdef __bpf__
 typedef struct ethhdr xt_ethhdr;
 typedef struct iphdr xt_iphdr;
-typedef struct ipv6hdr xt_ipv6hdr;
 typedef struct tcphdr xt_tcphdr;
 #else
 typedef struct ethhdr __attribute__((aligned(1))) xt_ethhdr;
 typedef struct iphdr __attribute__((aligned(1))) xt_iphdr;
-typedef struct ipv6hdr __attribute__((aligned(1))) xt_ipv6hdr;
 typedef struct tcphdr __attribute__((aligned(1))) xt_tcphdr;
 #endif
+
+/* IPv6 header fields by offset: on the host, struct ipv6hdr keeps its 4-byte
+ * alignment whatever the typedef says, and an IPv6 header behind a VLAN tag
+ * sits 18 bytes into the frame. */
+#define XT_IP6_HDR_LEN 40
+#define XT_IP6_PAYLOAD_LEN 4
+#define XT_IP6_NEXTHDR 6
+#define XT_IP6_HOP_LIMIT 7
+#define XT_IP6_SADDR 8
+#define XT_IP6_DADDR 24
 
 /* Network to host byte order: both BPF and the hosts we build for are
  * little-endian (keys.h relies on the same). */
@@ -100,11 +108,11 @@ XT_INLINE int xt_parse_ip(const __u8 *data, const __u8 *end, __u16 off, __u64 fr
 		return XT_PARSE_IP;
 	}
 	if (proto == ETH_P_IPV6) {
-		const xt_ipv6hdr *ip6 = (const xt_ipv6hdr *)(data + off);
-		if ((const __u8 *)(ip6 + 1) > end || ip6->version != 6)
+		const __u8 *ip6 = data + off;
+		if (ip6 + XT_IP6_HDR_LEN > end || ip6[0] >> 4 != 6)
 			return XT_PARSE_MALFORMED;
 		pkt->family = XT_FAMILY_V6;
-		__builtin_memcpy(pkt->addr, &ip6->saddr, sizeof(ip6->saddr));
+		__builtin_memcpy(pkt->addr, ip6 + XT_IP6_SADDR, 16);
 		pkt->l3_off = off;
 		return XT_PARSE_IP;
 	}
@@ -179,13 +187,12 @@ XT_INLINE __u32 xt_wire_packets(const void *data, const void *data_end, const st
 		l3_len = ip->ihl * 4;
 		proto = ip->protocol;
 	} else {
-		const xt_ipv6hdr *ip6 = (const xt_ipv6hdr *)l3;
-		if ((const __u8 *)(ip6 + 1) > end)
+		if (l3 + XT_IP6_HDR_LEN > end)
 			return 1;
-		l3_len = sizeof(*ip6);
+		l3_len = XT_IP6_HDR_LEN;
 		/* Extension headers (GRO keeps some) are not followed: such an
 		 * aggregate counts a few percent low. */
-		proto = ip6->nexthdr;
+		proto = l3[XT_IP6_NEXTHDR];
 	}
 	__u32 l4_len = 0;
 	if (proto == XT_IPPROTO_TCP) {

@@ -15,8 +15,13 @@
 /* A loop the verifier walks instead: smaller code, where the loop is in a
  * global function checked once. */
 #define XT_NO_UNROLL _Pragma("clang loop unroll(disable)")
+/* The compiler forgets how x was computed: it may not compute a packet
+ * pointer again from its parts after the bounds check (the verifier would
+ * see a new pointer, unchecked). */
+#define XT_OPAQUE(x) asm volatile("" : "+r"(x))
 #else
 #define XT_INLINE static inline
+#define XT_OPAQUE(x) ((void)0)
 #define XT_UNROLL
 #define XT_NO_UNROLL
 #endif

@@ -9,7 +9,9 @@
  *                prefix rule of its family                                 hot.bpf.h, classify.bpf.h
  *   3. meter     the source's bucket (its set's tags, then its slot, or
  *                a new bucket if the rule's new-source budget admits the
- *                source) and the rule's limits, exact across CPUs         bucket.bpf.h, admit.bpf.h, meter.h
+ *                source, or it is known, or proves its address) and the
+ *                rule's limits, exact across CPUs                         bucket.bpf.h, admit.bpf.h, known.bpf.h,
+ *                                                                          prove.bpf.h, meter.h
  *   4. act       pass, or drop and remember the source until its next
  *                token is due; tell when a source starts or stops being
  *                dropped                                                   act.bpf.h, events.bpf.h
@@ -23,6 +25,7 @@
 #include "hot.bpf.h"
 #include "classify.bpf.h"
 #include "bucket.bpf.h"
+#include "prove.bpf.h"
 #include "act.bpf.h"
 #include "count.bpf.h"
 #include "control.bpf.h"
@@ -71,8 +74,15 @@ int xthrottle(struct xdp_md *ctx)
 	struct xt_bucket_key bkey;
 	enum xt_reason why_not = XT_DROP_NO_STATE;
 	struct xt_bucket *b = xt_source_bucket(&f.pkt, rule, cfg, now, &bkey, &why_not);
-	if (!b && !(rule->flags & XT_RULE_DRY_RUN))
+	if (!b && !(rule->flags & XT_RULE_DRY_RUN)) {
+		/* A TCP source may prove its address (prove.bpf.h). */
+		if (why_not == XT_DROP_NEW_SOURCE && (rule->flags & XT_RULE_VERIFY_TCP)) {
+			const int action = xt_prove(ctx, rule, &f.pkt, now);
+			xt_exit(why_not, len, pkts, rule->id);
+			return action;
+		}
 		return xt_exit(why_not, len, pkts, rule->id);
+	}
 	if (!b) {
 		if (why_not == XT_DROP_NEW_SOURCE)
 			xt_count_new_source_dry_run(rule->id, pkts);

@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 9
+#define XT_ABI_VERSION 10
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -31,6 +31,7 @@
 #define XT_MAP_EVENTS_CLI "xt_events_cli" /* read by `xthrottle events` */
 #define XT_MAP_EVENT_BUDGET "xt_event_budget"
 #define XT_MAP_META "xt_meta"
+#define XT_MAP_KNOWN "xt_known"
 /* The controller's own record of each rule as the operator wrote it (its
  * options as text, indexed by xt_rule.id): the data path never reads it, so
  * it is no part of struct xt_rule. XT_RULE_TEXT_SIZE bytes a slot. */
@@ -61,6 +62,30 @@
 #define XT_DEFAULT_IDLE_SECONDS 60
 /* Default new-source budget of a limit rule, per second. */
 #define XT_DEFAULT_NEW_RATE 1000
+
+/* New and returning clients during a flood (docs/design.md, "New clients").
+ * A limit rule answers a TCP SYN its new-source budget refuses with a
+ * SYN-ACK whose acknowledgement number is a cookie; a real client's stack
+ * answers that with a RST carrying the cookie (and resends its SYN at
+ * once), which proves the address and admits it outside the budget.
+ * Proofs sent a second, per rule, by default (--verify-rate): */
+#define XT_DEFAULT_VERIFY_RATE 20000000
+/* A cookie is good in the period of this many seconds it was made in, and
+ * the next. */
+#define XT_COOKIE_PERIOD_SECONDS 8
+/* A source that proved its address is admitted for at least this long
+ * (more under a longer --remember). */
+#define XT_PROOF_SECONDS 60
+/* A source that passed traffic and was never throttled is known: admitted
+ * outside the budget for --remember (default a day) after its last packet. */
+#define XT_DEFAULT_REMEMBER_SECONDS 86400
+/* A known source's entry is refreshed at most this often. */
+#define XT_KNOWN_REFRESH_SECONDS 60
+/* The table of known sources: sets of XT_KNOWN_WAYS entries, a cache line
+ * each; as many entries as --max-sources unless `attach --max-known` says. */
+#define XT_KNOWN_WAYS 4
+#define XT_MIN_MAX_KNOWN 1024
+#define XT_MAX_MAX_KNOWN (1 << 26)
 
 /* Events: each ring buffer's size, and how many events a second the data
  * path emits at most (burst the same), so a flood cannot flood the log. */
@@ -110,6 +135,7 @@ enum xt_rule_flags {
 	XT_RULE_DRY_RUN = 1 << 0,    /* count what would be dropped, pass it */
 	XT_RULE_PKT_LIMIT = 1 << 1,  /* rule.pkt is in force */
 	XT_RULE_BYTE_LIMIT = 1 << 2, /* rule.bytes is in force */
+	XT_RULE_VERIFY_TCP = 1 << 3, /* TCP sources the budget refuses may prove their address */
 };
 
 /*
@@ -158,7 +184,8 @@ struct xt_rule {
 	__u8 family;
 	__u8 gen;      /* bumped when the rule is replaced in place */
 	__u8 prev_gen; /* gen before the last replacement */
-	__u8 pad[6];
+	__u8 pad[2];
+	__u32 remember; /* seconds a known source is admitted outside new_src; 0: never */
 	struct xt_limit pkt;
 	struct xt_limit bytes;
 	/* The limits under prev_gen: a bucket last touched under the previous
@@ -170,6 +197,9 @@ struct xt_rule {
 	/* How many packets from untracked sources the rule admits (and so how
 	 * many buckets it creates) per time, shared by all its sources. */
 	struct xt_limit new_src;
+	/* How many proofs (SYN-ACKs) each CPU sends per time: its share of
+	 * --verify-rate. */
+	struct xt_limit proof;
 };
 
 /* Key of the bucket table: one bucket per (rule, source masked to per_len). */
@@ -218,7 +248,7 @@ struct xt_rule_stats {
 	__u64 dryrun_packets; /* over a limit, passed because the rule is dry-run */
 	__u64 dryrun_bytes;
 	__u64 new_source_dropped_packets; /* untracked sources over the new-source budget (dry-run: would have been) */
-	__u64 pad;
+	__u64 proof_word; /* not a counter: GCRA word of this CPU's share of the rule's proofs */
 };
 
 /* Why a packet got its verdict: index of the per-CPU xt_counters array. */
@@ -243,6 +273,11 @@ enum xt_counter {
 	XT_SOURCES_ADMITTED,         /* buckets created */
 	XT_EVENTS_LOST,              /* events serve's ring had no room for (serve down or behind) */
 	XT_SOURCES_EVICTED,          /* buckets a newcomer took the slot of (idle, or least recently used) */
+	XT_PROOFS_SENT,              /* SYN-ACKs with a cookie sent to TCP sources the budget refused */
+	XT_PROOFS_PASSED,            /* RSTs that carried a good cookie: the source proved its address */
+	XT_ADMITTED_BY_PROOF,        /* sources admitted outside the budget, having proved their address */
+	XT_ADMITTED_BY_MEMORY,       /* sources admitted outside the budget, known from earlier good behaviour */
+	XT_KNOWN_RECORDED,           /* entries written to the known table (new ones and refreshes) */
 	XT_COUNTERS
 };
 
@@ -303,11 +338,14 @@ struct xt_config {
 	__u32 max_sources;
 	struct xt_limit events; /* XT_EVENTS_PER_SECOND in ticks */
 	__u32 hot_bits;       /* each CPU has 2^hot_bits sets in the hot cache */
-	__u32 pad2;
+	__u32 known_bits;     /* the known table has 2^known_bits sets */
 	/* Random, drawn when the state is created: the key of the hashes that
 	 * place sources in the hot cache and the bucket table, so nobody who
 	 * does not know it can aim addresses at chosen slots. */
 	__u64 hash_key[2];
+	/* Random too: the key of the cookies (a SipHash-2-4 key), so nobody
+	 * who did not see the SYN-ACK can make the RST that proves an address. */
+	__u64 cookie_key[2];
 };
 
 /* The published word's parts. */
@@ -413,6 +451,25 @@ struct xt_set_tags {
 };
 #define XT_SPILLED 0x10000u
 
+/* One entry of the known table: a source admitted outside its rule's
+ * new-source budget until `seen` + the rule's --remember (or
+ * XT_PROOF_SECONDS, for a proof). IPv4 sources are known by address, IPv6
+ * ones by their /64. family 0: empty. */
+struct xt_known {
+	__u64 key;   /* the IPv4 address, or the first 8 bytes of the IPv6 one, as loaded from the packet */
+	__u32 seen;  /* when, in seconds of the program's clock (tick / hz) */
+	__u8 family;
+	__u8 how;    /* enum xt_known_how */
+	__u16 pad;
+};
+enum xt_known_how {
+	XT_KNOWN_BEHAVED = 1, /* passed traffic, and was never throttled */
+	XT_KNOWN_PROVEN = 2,  /* answered a proof (and is held to XT_PROOF_SECONDS at least) */
+};
+struct xt_known_set {
+	struct xt_known way[XT_KNOWN_WAYS];
+};
+
 /* Attachment records, written by `attach`, read by `status`. Interfaces are
  * named per network namespace, so the key carries the namespace's inode. */
 struct xt_attach_key {
@@ -455,18 +512,19 @@ struct xt_attach_info {
 #endif
 XT_STATIC_ASSERT(sizeof(struct xt_rule_key) == 24, "xt_rule_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_limit) == 24, "xt_limit layout");
-XT_STATIC_ASSERT(sizeof(struct xt_rule) == 144, "xt_rule layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule) == 168, "xt_rule layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket_key) == 24, "xt_bucket_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 40, "xt_bucket layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 32, "xt_rule_state layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 64, "xt_rule_stats layout");
-XT_STATIC_ASSERT(sizeof(struct xt_config) == 80, "xt_config layout");
+XT_STATIC_ASSERT(sizeof(struct xt_config) == 96, "xt_config layout");
 XT_STATIC_ASSERT(__builtin_offsetof(struct xt_config, abi_version) == 20, "the ABI version never moves");
 XT_STATIC_ASSERT(sizeof(struct xt_meta) == 4144, "xt_meta layout");
 XT_STATIC_ASSERT(sizeof(struct xt_event) == 64, "xt_event layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot) == 32, "xt_hot layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot_set) == 64, "xt_hot_set layout: one cache line");
-XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 168, "xt_rule_cache layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 192, "xt_rule_cache layout");
+XT_STATIC_ASSERT(sizeof(struct xt_known_set) == 64, "xt_known_set layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_slot) == 64, "xt_slot layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_tags) == 64, "xt_set_tags layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 32, "xt_control layout");

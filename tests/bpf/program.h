@@ -97,6 +97,20 @@ class Program : public ::testing::Test {
     return static_cast<int>(opts.retval);
   }
 
+  // Runs one frame at tick `now`; returns the XDP action, and the frame as
+  // the program left it in *out (what XDP_TX sends).
+  int run(const std::vector<uint8_t>& frame, uint64_t now, std::vector<uint8_t>* out) {
+    skel_->bss->xt_test_now = now;
+    out->assign(frame.size() + 256, 0);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out->data(),
+                .data_size_in = static_cast<uint32_t>(frame.size()),
+                .data_size_out = static_cast<uint32_t>(out->size()), .repeat = 1);
+    int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.xthrottle), &opts);
+    EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN failed";
+    out->resize(opts.data_size_out);
+    return static_cast<int>(opts.retval);
+  }
+
   // Runs n copies at `now`; returns how many passed.
   int passed(const std::vector<uint8_t>& frame, int n, uint64_t now = 0) {
     int pass = 0;

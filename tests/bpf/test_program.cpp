@@ -305,7 +305,12 @@ TEST_F(Program, EstablishedSourceSurvivesChurn) {
 
 TEST_F(Program, UntrackedAgainAfterTheIdleWindow) {
   load();
-  rule("198.18.0.0/15", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1/day"); });
+  // Without memory (--remember 0): a source that behaved would otherwise be
+  // let back in outside the budget (bpf Proof.AReturningClientIsRemembered).
+  rule("198.18.0.0/15", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.new_rate = *parse_rate("1/day");
+    s.remember = 0;
+  });
   const auto frame = Packet().ipv4("198.18.0.1").build();
   EXPECT_EQ(run(frame, 0), XDP_PASS) << "admitted by the budget's burst of 1";
   EXPECT_EQ(run(frame, (XT_DEFAULT_IDLE_SECONDS - 2) * kSec), XDP_PASS) << "still tracked";

@@ -68,6 +68,25 @@ class Packet {
     tcp_doff_ = doff;
     return *this;
   }
+  // The TCP header's flags (default ACK), ports, sequence and
+  // acknowledgement numbers.
+  Packet& flags(uint8_t f) {
+    tcp_flags_ = f;
+    return *this;
+  }
+  Packet& ports(uint16_t sport, uint16_t dport) {
+    sport_ = sport;
+    dport_ = dport;
+    return *this;
+  }
+  Packet& seq(uint32_t n) {
+    seq_ = n;
+    return *this;
+  }
+  Packet& ack(uint32_t n) {
+    ack_ = n;
+    return *this;
+  }
   // No link layer: the frame starts at the IP header (tun, WireGuard).
   Packet& no_link() {
     no_link_ = true;
@@ -139,13 +158,25 @@ class Packet {
       return;
     }
     std::vector<uint8_t> tcp(tcp_doff_ * 4u, 0);
+    put16at(tcp, 0, sport_);
+    put16at(tcp, 2, dport_);
+    put32at(tcp, 4, seq_);
+    put32at(tcp, 8, ack_);
     tcp[12] = static_cast<uint8_t>(tcp_doff_ << 4);
-    tcp[13] = 0x10;  // ACK
+    tcp[13] = tcp_flags_;
     f.insert(f.end(), tcp.begin(), tcp.end());
   }
   static void put16(std::vector<uint8_t>& f, uint16_t v) {
     f.push_back(static_cast<uint8_t>(v >> 8));
     f.push_back(static_cast<uint8_t>(v));
+  }
+  static void put16at(std::vector<uint8_t>& f, size_t at, uint16_t v) {
+    f[at] = static_cast<uint8_t>(v >> 8);
+    f[at + 1] = static_cast<uint8_t>(v);
+  }
+  static void put32at(std::vector<uint8_t>& f, size_t at, uint32_t v) {
+    put16at(f, at, static_cast<uint16_t>(v >> 16));
+    put16at(f, at + 2, static_cast<uint16_t>(v));
   }
   static void addr(uint8_t* out, int af, const std::string& text) {
     if (inet_pton(af, text.c_str(), out) != 1) throw std::invalid_argument("bad address " + text);
@@ -162,6 +193,9 @@ class Packet {
   std::optional<uint8_t> version_;
   size_t size_ = 0;
   uint8_t tcp_doff_ = 0;
+  uint8_t tcp_flags_ = 0x10;  // ACK
+  uint16_t sport_ = 0, dport_ = 0;
+  uint32_t seq_ = 0, ack_ = 0;
   bool no_link_ = false;
 };
 

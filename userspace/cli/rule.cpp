@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // xthrottle rule add CIDR [--per LEN] [--rate N/UNIT] [--burst N]
 //                         [--bandwidth N UNIT/s] [--burst-bytes N] [--new-rate N/UNIT]
+//                         [--verify tcp|off] [--verify-rate N/UNIT] [--remember DURATION]
 //                         [--allow | --deny] [--dry-run]
 // xthrottle rule del CIDR
 // xthrottle rule list [--json]
@@ -9,13 +10,14 @@
 #include <vector>
 
 #include "cli.h"
+#include "map_util.h"
 #include "rules.h"
 
 namespace xt::cli {
 namespace {
 
 struct RuleAddOptions {
-  std::string cidr, per, rate, burst, burst_bytes, new_rate;
+  std::string cidr, per, rate, burst, burst_bytes, new_rate, verify, verify_rate, remember;
   std::vector<std::string> bandwidth;  // one word (10Mbit/s) or two (10 Mbit/s)
   bool allow = false, deny = false, dry_run = false;
 };
@@ -40,6 +42,9 @@ Result<RuleSpec> spec_of(RuleAddOptions o) {
   words.burst = given(o.burst);
   words.burst_bytes = given(o.burst_bytes);
   words.new_rate = given(o.new_rate);
+  words.verify = given(o.verify);
+  words.verify_rate = given(o.verify_rate);
+  words.remember = given(o.remember);
   if (!o.bandwidth.empty()) {
     std::string text;
     for (const auto& part : o.bandwidth) text += (text.empty() ? "" : " ") + part;
@@ -59,7 +64,7 @@ int run_rule_add(const Globals& g, const RuleAddOptions& o) {
   if (!locked) return fail(locked.error());
   auto hz = tick_rate_of(*locked);
   if (!hz) return fail(hz.error());
-  auto rule = compile_rule(*spec, *hz);
+  auto rule = compile_rule(*spec, *hz, static_cast<uint32_t>(possible_cpus()));
   if (!rule) return fail(rule.error());
   if (auto ok = create_if_missing(*locked, g.pin_dir, *hz); !ok) return fail(ok.error());
   auto replaced = locked->state->put_rule(*spec, *rule);
@@ -106,6 +111,13 @@ void add_rule_commands(CLI::App& app, const Globals& g, int& rc) {
   add->add_option("--new-rate", o->new_rate,
                   "Packets per time admitted from sources not yet tracked (default " +
                       std::to_string(XT_DEFAULT_NEW_RATE) + "/s)");
+  add->add_option("--verify", o->verify,
+                  "tcp (default): a TCP source over the new-source budget may prove its address and get in; off: "
+                  "it is dropped");
+  add->add_option("--verify-rate", o->verify_rate,
+                  "Proofs (SYN-ACKs) sent per time at most (default " + std::to_string(XT_DEFAULT_VERIFY_RATE) + "/s)");
+  add->add_option("--remember", o->remember,
+                  "How long a source that behaved is let in outside the new-source budget: 30min, 24h (default), 0");
   auto* allow = add->add_flag("--allow", o->allow, "Never limit these sources");
   auto* deny = add->add_flag("--deny", o->deny, "Drop everything from these sources");
   allow->excludes(deny);

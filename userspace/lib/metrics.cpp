@@ -171,6 +171,19 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   m.counter("xthrottle_sources_admitted_total", "Buckets created for new sources.", static_cast<double>(admitted));
   m.counter("xthrottle_sources_evicted_total", "Buckets whose slot a new source took (idle ones, or the least recently used of a full set).",
             static_cast<double>(stats->extra(XT_SOURCES_EVICTED)));
+  m.counter("xthrottle_proofs_sent_total",
+            "SYN-ACKs carrying a cookie sent to TCP sources over a new-source budget (--verify tcp).",
+            static_cast<double>(stats->extra(XT_PROOFS_SENT)));
+  m.counter("xthrottle_proofs_passed_total", "RSTs that carried a good cookie back: sources that proved their address.",
+            static_cast<double>(stats->extra(XT_PROOFS_PASSED)));
+  m.counter("xthrottle_admitted_by_proof_total", "Sources admitted outside a new-source budget, having proved their address.",
+            static_cast<double>(stats->extra(XT_ADMITTED_BY_PROOF)));
+  m.counter("xthrottle_admitted_by_memory_total",
+            "Sources admitted outside a new-source budget, known from earlier good behaviour (--remember).",
+            static_cast<double>(stats->extra(XT_ADMITTED_BY_MEMORY)));
+  m.gauge("xthrottle_known_sources", "Entries of the known table (sources that behaved or proved their address).",
+          static_cast<double>(status->known_sources));
+  m.gauge("xthrottle_known_max", "Size of the known table, in entries.", static_cast<double>(status->known_max));
   m.counter("xthrottle_events_total", "Events delivered to the daemon (a source throttled or released, a budget saturated or recovered).",
             static_cast<double>(stats->extra(XT_EVENTS_SENT)));
   m.counter("xthrottle_events_suppressed_total", "Events over the per-second cap, not written.",

@@ -149,6 +149,33 @@ std::string format_bandwidth(uint64_t bits_per_sec, bool byte_unit) {
   return std::to_string(value) + prefix + base + "/s";
 }
 
+Result<uint64_t> parse_duration(std::string_view what, std::string_view text) {
+  if (text == "0" || lower(text) == "off") return 0;
+  size_t digits_end = 0;
+  while (digits_end < text.size() && std::isdigit(static_cast<unsigned char>(text[digits_end]))) digits_end++;
+  const std::string_view unit = text.substr(digits_end);
+  auto count = parse_u64(what, text, text.substr(0, digits_end));
+  if (!count) return std::unexpected(count.error());
+  auto ns = time_unit_ns(unit);
+  if (!ns)
+    return usage_error("bad " + std::string(what) + " " + quoted(text) + ": expected N and a unit (s, min, h, d), " +
+                       "e.g. 30min or 24h, or 0 for none");
+  const uint64_t per = *ns / kNsPerSec;
+  if (*count > UINT32_MAX / per)
+    return usage_error("bad " + std::string(what) + " " + quoted(text) + ": too long (at most " +
+                       std::to_string(UINT32_MAX / 86400) + " days)");
+  return *count * per;
+}
+
+std::string format_duration(uint64_t seconds) {
+  if (seconds == 0) return "0";
+  for (auto it = std::rbegin(kTimeUnits); it != std::rend(kTimeUnits); ++it) {
+    const uint64_t per = it->ns / kNsPerSec;
+    if (seconds % per == 0) return std::to_string(seconds / per) + it->canonical;
+  }
+  return std::to_string(seconds) + "s";
+}
+
 Result<uint64_t> parse_positive(std::string_view what, std::string_view text) {
   auto value = parse_u64(what, text, text);
   if (!value) return value;

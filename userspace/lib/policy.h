@@ -35,6 +35,11 @@ struct Bandwidth {
 Result<Bandwidth> parse_bandwidth(std::string_view text);
 std::string format_bandwidth(uint64_t bits_per_sec, bool byte_unit);
 
+// A duration in whole seconds: "90s", "30min", "24h", "7d" (the units of
+// rates), or "0" / "off" for none. `what` names the option in messages.
+Result<uint64_t> parse_duration(std::string_view what, std::string_view text);
+std::string format_duration(uint64_t seconds);
+
 // A positive integer option value; `what` names the option in messages.
 Result<uint64_t> parse_positive(std::string_view what, std::string_view text);
 

@@ -24,6 +24,9 @@ Limits limits_of(const RuleSpec& spec) {
   if (spec.bandwidth) l.burst_bytes = spec.burst_bytes.value_or((spec.bandwidth->bits_per_sec + 7) / 8);
   l.new_rate = spec.new_rate.value_or(Rate{XT_DEFAULT_NEW_RATE, kNsPerSec});
   l.new_burst = l.new_rate.count;
+  l.verify = spec.verify.value_or(true);
+  l.verify_rate = spec.verify_rate.value_or(Rate{XT_DEFAULT_VERIFY_RATE, kNsPerSec});
+  l.remember = spec.remember.value_or(XT_DEFAULT_REMEMBER_SECONDS);
   return l;
 }
 
@@ -38,7 +41,8 @@ bool same_rule(const RuleSpec& a, const RuleSpec& b) {
   return la.per == lb.per && per_second(la.rate) == per_second(lb.rate) && la.burst == lb.burst &&
          bits(la.bandwidth) == bits(lb.bandwidth) && la.burst_bytes == lb.burst_bytes &&
          la.new_rate.count == lb.new_rate.count && la.new_rate.period_ns == lb.new_rate.period_ns &&
-         la.new_burst == lb.new_burst;
+         la.new_burst == lb.new_burst && la.verify == lb.verify && la.remember == lb.remember &&
+         la.verify_rate.count == lb.verify_rate.count && la.verify_rate.period_ns == lb.verify_rate.period_ns;
 }
 
 WordsContext command_line_words() {
@@ -71,7 +75,8 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
     if (!per) return at("per", per.error());
     spec.per = *per;
   }
-  for (auto [key, word, out] : {std::tuple{"rate", &w.rate, &spec.rate}, std::tuple{"new_rate", &w.new_rate, &spec.new_rate}}) {
+  for (auto [key, word, out] : {std::tuple{"rate", &w.rate, &spec.rate}, std::tuple{"new_rate", &w.new_rate, &spec.new_rate},
+                                std::tuple{"verify_rate", &w.verify_rate, &spec.verify_rate}}) {
     if (!*word) continue;
     auto rate = parse_rate(**word);
     if (!rate) return at(key, rate.error());
@@ -89,6 +94,17 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
     if (!bw) return at("bandwidth", bw.error());
     spec.bandwidth = *bw;
   }
+  if (w.verify) {
+    if (*w.verify != "tcp" && *w.verify != "off")
+      return at("verify", Error{ErrorKind::Usage, context.name("verify") + " must be \"tcp\" or \"off\", not \"" +
+                                                      *w.verify + "\""});
+    spec.verify = *w.verify == "tcp";
+  }
+  if (w.remember) {
+    auto d = parse_duration(context.name("remember"), *w.remember);
+    if (!d) return at("remember", d.error());
+    spec.remember = *d;
+  }
   return spec;
 }
 
@@ -101,6 +117,9 @@ RuleWords words_of(const RuleSpec& spec) {
   if (spec.bandwidth) w.bandwidth = format_bandwidth(spec.bandwidth->bits_per_sec, spec.bandwidth->byte_unit);
   if (spec.burst_bytes) w.burst_bytes = std::to_string(*spec.burst_bytes);
   if (spec.new_rate) w.new_rate = format_rate(spec.new_rate->count, spec.new_rate->period_ns);
+  if (spec.verify) w.verify = *spec.verify ? "tcp" : "off";
+  if (spec.verify_rate) w.verify_rate = format_rate(spec.verify_rate->count, spec.verify_rate->period_ns);
+  if (spec.remember) w.remember = format_duration(*spec.remember);
   w.dry_run = spec.dry_run;
   return w;
 }
@@ -119,6 +138,9 @@ std::string options_text(const RuleSpec& spec) {
   add("bandwidth", w.bandwidth);
   add("burst_bytes", w.burst_bytes);
   add("new_rate", w.new_rate);
+  add("verify", w.verify);
+  add("verify_rate", w.verify_rate);
+  add("remember", w.remember);
   if (w.dry_run) out += (out.empty() ? "" : " ") + std::string("--dry-run");
   return out;
 }
@@ -143,6 +165,9 @@ Result<RuleSpec> spec_from_options_text(const Cidr& cidr, std::string_view text)
     else if (word == "--bandwidth") w.bandwidth = value;
     else if (word == "--burst-bytes") w.burst_bytes = value;
     else if (word == "--new-rate") w.new_rate = value;
+    else if (word == "--verify") w.verify = value;
+    else if (word == "--verify-rate") w.verify_rate = value;
+    else if (word == "--remember") w.remember = value;
     else return usage_error("unknown option " + word + " in '" + std::string(text) + "'");
   }
   return build_spec(cidr, w, command_line_words());
@@ -176,20 +201,21 @@ uint64_t period_ticks(uint64_t period_ns, uint32_t hz) { return period_ns / kNsP
 
 }  // namespace
 
-Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz) {
+Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   xt_rule rule{};
   rule.action = static_cast<uint8_t>(spec.action);
   rule.family = spec.cidr.family;
   const int max_bits = family_bits(spec.cidr.family);
   const char* family_name = spec.cidr.family == XT_FAMILY_V4 ? "IPv4" : "IPv6";
-  const bool limits = spec.rate || spec.burst || spec.bandwidth || spec.burst_bytes || spec.per || spec.new_rate;
+  const bool limits = spec.rate || spec.burst || spec.bandwidth || spec.burst_bytes || spec.per || spec.new_rate ||
+                      spec.verify || spec.verify_rate || spec.remember;
 
   if (spec.action != XT_ACT_LIMIT) {
     const char* flag = spec.action == XT_ACT_ALLOW ? "--allow" : "--deny";
     if (limits)
       return usage_error(std::string(flag) +
-                         " takes no limits: --rate, --burst, --bandwidth, --burst-bytes, --per and "
-                         "--new-rate apply to limit rules");
+                         " takes no limits: --rate, --burst, --bandwidth, --burst-bytes, --per, "
+                         "--new-rate, --verify, --verify-rate and --remember apply to limit rules");
     if (spec.dry_run && spec.action == XT_ACT_ALLOW)
       return usage_error("--dry-run has no effect on an --allow rule: it never drops");
     rule.flags = spec.dry_run ? XT_RULE_DRY_RUN : 0;
@@ -232,6 +258,18 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz) {
                       "--new-rate " + format_rate(fresh.count, fresh.period_ns));
   if (!n) return std::unexpected(n.error());
   rule.new_src = *n;
+
+  const Limits l = limits_of(spec);
+  if (spec.verify_rate && !l.verify) return usage_error("--verify-rate needs --verify tcp (the default)");
+  if (l.verify) rule.flags |= XT_RULE_VERIFY_TCP;
+  rule.remember = static_cast<uint32_t>(l.remember);  // parse_duration keeps it within 32 bits
+  // Each CPU meters its own share of the proofs (no line shared between
+  // CPUs under a SYN flood): the rate and burst divided, rounded up.
+  const uint64_t share = (l.verify_rate.count + std::max(cpus, 1u) - 1) / std::max(cpus, 1u);
+  auto proof = make_limit(share, period_ticks(l.verify_rate.period_ns, hz), share, hz,
+                          "--verify-rate " + format_rate(l.verify_rate.count, l.verify_rate.period_ns));
+  if (!proof) return std::unexpected(proof.error());
+  rule.proof = *proof;
   return rule;
 }
 
@@ -299,7 +337,14 @@ std::string describe_limits(const RuleSpec& spec) {
 
 std::string describe(const RuleSpec& spec) {
   std::string out = action_name(spec.action);
-  if (spec.action == XT_ACT_LIMIT) out += " " + describe_limits(spec) + ", per /" + std::to_string(limits_of(spec).per);
+  if (spec.action == XT_ACT_LIMIT) {
+    const Limits l = limits_of(spec);
+    out += " " + describe_limits(spec) + ", per /" + std::to_string(l.per);
+    // The defaults go unsaid.
+    if (!l.verify) out += ", verify off";
+    if (spec.verify_rate) out += ", proofs " + format_rate(l.verify_rate.count, l.verify_rate.period_ns);
+    if (spec.remember) out += ", remember " + format_duration(l.remember);
+  }
   if (spec.dry_run) out += " (dry-run)";
   return out;
 }
@@ -316,6 +361,10 @@ nlohmann::json rule_json(const RuleEntry& e) {
   const Limits l = limits_of(e.spec);
   j["per"] = l.per;
   j["new_rate"] = format_rate(l.new_rate.count, l.new_rate.period_ns);
+  j["verify"] = l.verify ? "tcp" : "off";
+  j["verify_rate"] = format_rate(l.verify_rate.count, l.verify_rate.period_ns);
+  j["remember"] = format_duration(l.remember);
+  j["remember_seconds"] = l.remember;
   if (l.rate) {
     j["rate"] = format_rate(l.rate->count, l.rate->period_ns);
     j["rate_packets"] = l.rate->count;

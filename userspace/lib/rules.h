@@ -32,6 +32,9 @@ struct RuleSpec {
   std::optional<Bandwidth> bandwidth;
   std::optional<uint64_t> burst_bytes;
   std::optional<Rate> new_rate;  // default: XT_DEFAULT_NEW_RATE per second
+  std::optional<bool> verify;        // --verify tcp|off (default tcp)
+  std::optional<Rate> verify_rate;   // default: XT_DEFAULT_VERIFY_RATE per second
+  std::optional<uint64_t> remember;  // seconds (default XT_DEFAULT_REMEMBER_SECONDS); 0: none
   bool dry_run = false;
 };
 
@@ -46,6 +49,9 @@ struct Limits {
   uint64_t burst_bytes = 0;
   Rate new_rate;
   uint64_t new_burst = 0;
+  bool verify = true;
+  Rate verify_rate;
+  uint64_t remember = 0;
 };
 Limits limits_of(const RuleSpec& spec);
 // Whether two specs make the same rule (what `apply` leaves untouched).
@@ -53,10 +59,11 @@ bool same_rule(const RuleSpec& a, const RuleSpec& b);
 
 // A rule's options as words: what `rule add` takes after the CIDR, and what
 // a rules file's keys hold (numbers as their digits). Keys: action, per,
-// rate, burst, bandwidth, burst_bytes, new_rate, dry_run.
+// rate, burst, bandwidth, burst_bytes, new_rate, verify, verify_rate,
+// remember, dry_run.
 struct RuleWords {
   std::optional<std::string> action;  // "limit", "allow" or "deny"
-  std::optional<std::string> per, rate, burst, bandwidth, burst_bytes, new_rate;
+  std::optional<std::string> per, rate, burst, bandwidth, burst_bytes, new_rate, verify, verify_rate, remember;
   bool dry_run = false;
 };
 
@@ -87,9 +94,10 @@ Result<RuleSpec> spec_from_options_text(const Cidr& cidr, std::string_view text)
 Result<xt_limit> make_limit(uint64_t count, uint64_t ticks, uint64_t burst, uint32_t hz, std::string_view what);
 
 // Checks the combinations of a spec and compiles it into the map value for
-// a kernel running at `hz` ticks per second. id and gen are left for the
-// state layer to assign.
-Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz);
+// a kernel running at `hz` ticks per second, with `cpus` possible CPUs (each
+// gets its share of --verify-rate). id and gen are left for the state layer
+// to assign.
+Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus = 1);
 
 // What a rule will do that its author may not expect, one warning a line
 // for `rule add` and `apply` (empty: nothing to say). Tokens arrive once a

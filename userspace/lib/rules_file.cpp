@@ -23,13 +23,14 @@ int line_of(const toml::node& node) { return static_cast<int>(node.source().begi
 Result<FileRule> read_rule(const std::string& path, const toml::table& t) {
   FileRule out;
   out.line = line_of(t);
-  static const std::set<std::string> known = {"cidr",        "action", "rate",     "burst",  "bandwidth",
-                                              "burst_bytes", "per",    "new_rate", "dry_run"};
+  static const std::set<std::string> known = {"cidr",   "action",      "rate",     "burst",   "bandwidth",
+                                              "burst_bytes", "per", "new_rate", "verify", "verify_rate",
+                                              "remember", "dry_run"};
   for (const auto& [key, node] : t)
     if (!known.contains(std::string(key.str())))
       return at(path, line_of(node), "unknown key '" + std::string(key.str()) +
                                          "' (cidr, action, rate, burst, bandwidth, burst_bytes, per, new_rate, "
-                                         "dry_run)");
+                                         "verify, verify_rate, remember, dry_run)");
   // Each key's value as the words `rule add` takes: TOML's types first.
   auto string_of = [&](const char* key, std::optional<std::string>& word) -> Result<void> {
     const toml::node* n = t.get(key);
@@ -54,7 +55,9 @@ Result<FileRule> read_rule(const std::string& path, const toml::table& t) {
 
   RuleWords words;
   for (auto [key, word] : {std::pair{"action", &words.action}, std::pair{"rate", &words.rate},
-                           std::pair{"new_rate", &words.new_rate}, std::pair{"bandwidth", &words.bandwidth}})
+                           std::pair{"new_rate", &words.new_rate}, std::pair{"bandwidth", &words.bandwidth},
+                           std::pair{"verify", &words.verify}, std::pair{"verify_rate", &words.verify_rate},
+                           std::pair{"remember", &words.remember}})
     if (auto ok = string_of(key, *word); !ok) return std::unexpected(ok.error());
   for (auto [key, word] : {std::pair{"burst", &words.burst}, std::pair{"burst_bytes", &words.burst_bytes},
                            std::pair{"per", &words.per}})
@@ -151,11 +154,11 @@ Result<RulesFile> load_rules_file(const std::string& path) {
   return parse_rules_file(*bytes, absolute);
 }
 
-Result<void> compile_rules(RulesFile& file, uint32_t hz) {
+Result<void> compile_rules(RulesFile& file, uint32_t hz, uint32_t cpus) {
   // Combinations (--per too long, --burst without --rate, ...) and limits
   // too fine to meter exactly; each rule compiled once, and kept.
   for (FileRule& r : file.rules) {
-    auto rule = compile_rule(r.spec, hz);
+    auto rule = compile_rule(r.spec, hz, cpus);
     if (!rule) return file_error(file.path, r.line, rule.error().message);
     r.compiled = *rule;
   }

@@ -45,8 +45,9 @@ Result<RulesFile> load_rules_file(const std::string& path);
 // The same over a file's text (path is only for messages): what the fuzzer runs.
 Result<RulesFile> parse_rules_file(std::string_view text, const std::string& path);
 // Compiles every rule for a kernel of hz ticks a second (the combinations of
-// options, and limits too fine to meter), FILE:LINE on the first that fails.
-Result<void> compile_rules(RulesFile& file, uint32_t hz);
+// options, and limits too fine to meter), FILE:LINE on the first that fails;
+// cpus possible CPUs share each rule's --verify-rate.
+Result<void> compile_rules(RulesFile& file, uint32_t hz, uint32_t cpus = 1);
 
 // "FILE:LINE: why", the shape of every rules-file error.
 std::unexpected<Error> file_error(const std::string& path, int line, const std::string& why);

@@ -256,8 +256,11 @@ Result<void> State::init_config(uint32_t hz, uint32_t max_sources) {
   cfg.abi_version = XT_ABI_VERSION;
   cfg.max_sources = static_cast<uint32_t>(std::bit_ceil(max_sources));  // what the table holds
   cfg.hot_bits = hot_bits_for(max_sources);
+  cfg.known_bits = static_cast<uint32_t>(std::countr_zero(known_sets_for(max_sources)));
   if (getrandom(cfg.hash_key, sizeof(cfg.hash_key), 0) != static_cast<ssize_t>(sizeof(cfg.hash_key)))
     return system_error("cannot draw the state's hash key", errno);
+  if (getrandom(cfg.cookie_key, sizeof(cfg.cookie_key), 0) != static_cast<ssize_t>(sizeof(cfg.cookie_key)))
+    return system_error("cannot draw the state's cookie key", errno);
   auto events = make_limit(XT_EVENTS_PER_SECOND, hz, XT_EVENTS_PER_SECOND, hz, "events");
   if (!events) return std::unexpected(events.error());
   cfg.events = *events;
@@ -633,5 +636,19 @@ Result<void> State::for_each_bucket(const std::function<void(const BucketEntry&)
       });
 }
 
+
+Result<void> State::for_each_known(const std::function<void(const xt_known&)>& fn) const {
+  return walk_batches<uint32_t, xt_known_set>(known_.get(), "the known table", [&](uint32_t, const xt_known_set& set) {
+    for (const xt_known& e : set.way)
+      if (e.family) fn(e);
+  });
+}
+
+uint64_t State::known_capacity() const {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(known_.get(), &info, &len) != 0) return 0;
+  return static_cast<uint64_t>(info.max_entries) * XT_KNOWN_WAYS;
+}
 
 }  // namespace xt

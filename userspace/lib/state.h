@@ -94,6 +94,10 @@ class State {
   Result<std::vector<xt_count>> counters() const;  // summed over CPUs, by enum xt_reason then xt_counter
   Result<std::vector<RuleCounters>> rule_counters() const;
   Result<void> for_each_bucket(const std::function<void(const BucketEntry&)>& fn) const;
+  // Every entry of the known table (sources admitted outside the new-source
+  // budget), and the table's size in entries.
+  Result<void> for_each_known(const std::function<void(const xt_known&)>& fn) const;
+  uint64_t known_capacity() const;
   Result<PendingDrops> hot_pending() const;
   // The bucket of key, if the table holds it (tracked or gone idle).
   Result<std::optional<xt_bucket>> find_bucket(const xt_bucket_key& key) const;
@@ -115,7 +119,7 @@ class State {
  private:
   State() = default;
   // Every map this state holds, with the name it has in the object and pins.
-  std::array<std::pair<Fd*, const char*>, 15> named_maps() {
+  std::array<std::pair<Fd*, const char*>, 16> named_maps() {
     return {{{&rule_text_, XT_MAP_RULE_TEXT},
              {&events_, XT_MAP_EVENTS},
              {&events_cli_, XT_MAP_EVENTS_CLI},
@@ -125,6 +129,7 @@ class State {
              {&buckets_, XT_MAP_BUCKETS},
              {&tags_, XT_MAP_TAGS},
              {&hot_, XT_MAP_HOT},
+             {&known_, XT_MAP_KNOWN},
              {&rule_cache_, XT_MAP_RULE_CACHE},
              {&rule_state_, XT_MAP_RULE_STATE},
              {&rule_stats_, XT_MAP_RULE_STATS},
@@ -164,7 +169,7 @@ class State {
   std::string pin_dir_;
   std::function<void()> step_hook_;
   mutable std::optional<Control> control_;
-  Fd rules_, buckets_, tags_, hot_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
+  Fd rules_, buckets_, tags_, hot_, known_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
   Fd events_, events_cli_, event_budget_, meta_, rule_text_;
   // xt_config mapped into memory: where the published word is stored.
   std::shared_ptr<void> config_mem_;

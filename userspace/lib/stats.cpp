@@ -118,6 +118,10 @@ json stats_json(const Stats& stats) {
   j["events_suppressed"] = stats.extra(XT_EVENTS_SUPPRESSED);
   j["events_lost"] = stats.extra(XT_EVENTS_LOST);
   j["sources_admitted"] = stats.extra(XT_SOURCES_ADMITTED);
+  j["proofs_sent"] = stats.extra(XT_PROOFS_SENT);
+  j["proofs_passed"] = stats.extra(XT_PROOFS_PASSED);
+  j["admitted_by_proof"] = stats.extra(XT_ADMITTED_BY_PROOF);
+  j["admitted_by_memory"] = stats.extra(XT_ADMITTED_BY_MEMORY);
   return j;
 }
 
@@ -131,6 +135,11 @@ std::string stats_text(const Stats& stats) {
   for (uint32_t r = 0; r < XT_REASONS; r++)
     out += fmt("  %-28s %14llu %16llu\n", kReasons[r].text, (unsigned long long)stats.reasons[r].packets,
                (unsigned long long)stats.reasons[r].bytes);
+  out += fmt("\n%-30s %14llu\n%-30s %14llu\n%-30s %14llu\n%-30s %14llu\n", "proofs sent (SYN-ACKs)",
+             (unsigned long long)stats.extra(XT_PROOFS_SENT), "proofs passed",
+             (unsigned long long)stats.extra(XT_PROOFS_PASSED), "admitted by proof",
+             (unsigned long long)stats.extra(XT_ADMITTED_BY_PROOF), "admitted by memory",
+             (unsigned long long)stats.extra(XT_ADMITTED_BY_MEMORY));
   if (stats.rules.empty()) return out + "\nno rules\n";
   out += fmt("\n%-44s %14s %14s %14s\n", "RULE", "PASSED", "DROPPED", "WOULD-DROP");
   for (const auto& r : stats.rules)

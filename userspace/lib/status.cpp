@@ -45,7 +45,7 @@ std::optional<RulesFile> applied_file(std::string_view bytes, const std::string&
   if (kept && std::get<0>(*kept) == path && std::get<1>(*kept) == sha256 && std::get<2>(*kept) == hz)
     return std::get<3>(*kept);
   auto file = parse_rules_file(bytes, path);
-  if (!file || !compile_rules(*file, hz)) return std::nullopt;
+  if (!file || !compile_rules(*file, hz, static_cast<uint32_t>(possible_cpus()))) return std::nullopt;
   kept.emplace(path, sha256, hz, *file);
   return *file;
 }
@@ -82,6 +82,17 @@ Result<Status> read_status(const std::string& pin_dir) {
   auto counters = state->counters();
   if (!counters) return std::unexpected(counters.error());
   s.table_full_drops = (*counters)[XT_DROP_NO_STATE].packets;
+  auto known = state->for_each_known([&](const xt_known& e) {
+    s.known_sources++;
+    if (e.how == XT_KNOWN_PROVEN) s.known_proven++;
+  });
+  if (!known) return std::unexpected(known.error());
+  s.known_max = state->known_capacity();
+  s.known_bytes = s.known_max * sizeof(xt_known);
+  s.proofs_sent = (*counters)[XT_PROOFS_SENT].packets;
+  s.proofs_passed = (*counters)[XT_PROOFS_PASSED].packets;
+  s.admitted_by_proof = (*counters)[XT_ADMITTED_BY_PROOF].packets;
+  s.admitted_by_memory = (*counters)[XT_ADMITTED_BY_MEMORY].packets;
   s.new_source_drops = (*counters)[XT_DROP_NEW_SOURCE].packets;
 
   auto saturated = saturations(*state, *counted);
@@ -206,6 +217,14 @@ json status_json(const Status& s) {
           {"hz", s.hz},
           {"new_source_dropped_packets", s.new_source_drops},
           {"new_source_saturated", saturated},
+          {"known_sources", s.known_sources},
+          {"known_proven", s.known_proven},
+          {"known_max", s.known_max},
+          {"known_bytes", s.known_bytes},
+          {"proofs_sent", s.proofs_sent},
+          {"proofs_passed", s.proofs_passed},
+          {"admitted_by_proof", s.admitted_by_proof},
+          {"admitted_by_memory", s.admitted_by_memory},
           {"interfaces", ifaces},
           {"elsewhere", elsewhere},
           {"config", s.config_path.empty() ? nlohmann::json(nullptr)
@@ -234,6 +253,12 @@ std::string status_text(const Status& s) {
     if (s.new_source_drops)
       out += fmt("         %llu packets from untracked sources dropped over new-source budgets\n",
                  (unsigned long long)s.new_source_drops);
+    out += fmt("known:   %llu of %llu sources (%llu proved their address; %llu bytes), admitted %llu by proof and "
+               "%llu by memory; proofs %llu sent, %llu passed\n",
+               (unsigned long long)s.known_sources, (unsigned long long)s.known_max,
+               (unsigned long long)s.known_proven, (unsigned long long)s.known_bytes,
+               (unsigned long long)s.admitted_by_proof, (unsigned long long)s.admitted_by_memory,
+               (unsigned long long)s.proofs_sent, (unsigned long long)s.proofs_passed);
   } else {
     out += "state:   none in " + s.pin_dir + "\n";
   }
@@ -251,7 +276,8 @@ std::string status_text(const Status& s) {
                      "drop %.0f packets/s of untracked sources, new clients among them, and passes them\n",
                      sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps)
                : fmt("UNDER A FLOOD: the new-source budget of %s (%s) has been full for %.0f s, dropping %.0f "
-                     "packets/s of untracked sources: new clients are turned away with them\n",
+                     "packets/s of untracked sources: new clients get in only by proof (TCP, --verify tcp) or as "
+                     "known sources (--remember)\n",
                      sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps);
   for (const auto& n : s.notes) out += "note: " + n + "\n";
   for (const auto& w : s.config_warnings) out += "WARNING (config): " + w + "\n";

@@ -29,6 +29,10 @@ struct Status {
   uint32_t hz = 0;
   uint64_t table_full_drops = 0;
   uint64_t new_source_drops = 0;
+  // The known table: sources let in outside the new-source budget (entries,
+  // of which proven; its size and kernel memory), and what it did.
+  uint64_t known_sources = 0, known_proven = 0, known_max = 0, known_bytes = 0;
+  uint64_t proofs_sent = 0, proofs_passed = 0, admitted_by_proof = 0, admitted_by_memory = 0;
   // The config file last applied (apply, serve --config), if any.
   std::string config_path, config_sha256;
   uint64_t config_applied_at = 0;

@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+// New and returning clients during a flood (issue 12), through the real
+// program: a TCP source its rule's new-source budget refuses is answered
+// with a SYN-ACK carrying a cookie; the RST its stack sends back with the
+// cookie proves the address and admits its next SYN outside the budget;
+// wrong, stale or unasked-for cookies prove nothing; what is sent is
+// rate-limited and never goes to a denied source. A source that behaved is
+// remembered for --remember after it goes idle.
+#include "program.h"
+
+namespace xt::test {
+namespace {
+
+constexpr uint8_t kSyn = 0x02, kRst = 0x04, kAck = 0x10;
+
+class Proof : public Program {
+ protected:
+  // 0.0.0.0/0 at 100/s, with a budget of one new source a second (spent at
+  // once by `spend_budget`), plus tweaks.
+  void SetUp() override {
+    Program::SetUp();
+    load();
+  }
+  void limit(std::function<void(RuleSpec&)> tweak = nullptr) {
+    rule("0.0.0.0/0", "100/s", std::nullopt, [&](RuleSpec& s) {
+      s.new_rate = *parse_rate("1/hour");
+      if (tweak) tweak(s);
+    });
+  }
+  // Spends the rule's new-source budget (one new source an hour) on a source
+  // of its own: every other new source is then refused.
+  void spend_budget(uint64_t now = 0) {
+    ASSERT_EQ(run(Packet().ipv4("198.19.255.1", "198.18.0.2").build(), now), XDP_PASS);
+  }
+  static std::vector<uint8_t> syn(const std::string& src, uint16_t sport = 40000) {
+    return Packet().ipv4(src, "198.18.0.2").tcp(10).flags(kSyn).ports(sport, 80).seq(1000).build();
+  }
+  static std::vector<uint8_t> rst(const std::string& src, uint32_t seq, uint16_t sport = 40000) {
+    return Packet().ipv4(src, "198.18.0.2").tcp().flags(kRst).ports(sport, 80).seq(seq).build();
+  }
+  // Sends a SYN; returns the cookie of the SYN-ACK it got (failing if none).
+  uint32_t cookie_for(const std::string& src, uint64_t now = 0, uint16_t sport = 40000) {
+    std::vector<uint8_t> out;
+    EXPECT_EQ(run(syn(src, sport), now, &out), XDP_TX) << "no proof sent to " << src;
+    if (out.size() < 14 + 20 + 12) return 0;
+    return static_cast<uint32_t>(out[42]) << 24 | out[43] << 16 | out[44] << 8 | out[45];
+  }
+};
+
+TEST_F(Proof, ASourceThatAnswersItsProofGetsIn) {
+  limit();
+  spend_budget();
+  EXPECT_EQ(run(syn("198.18.7.1")), XDP_TX) << "a SYN over the budget is answered, not passed";
+  const uint32_t cookie = cookie_for("198.18.7.1");
+  EXPECT_EQ(counter(XT_PROOFS_SENT), 2u);
+  EXPECT_EQ(run(rst("198.18.7.1", cookie), 5 * kMs), XDP_DROP) << "the RST is the proof, not traffic";
+  EXPECT_EQ(counter(XT_PROOFS_PASSED), 1u);
+  EXPECT_EQ(run(syn("198.18.7.1"), 10 * kMs), XDP_PASS) << "the SYN resent after the proof";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_PROOF), 1u);
+  // Tracked from then on: the rest of the connection passes without the table.
+  EXPECT_EQ(passed(Packet().ipv4("198.18.7.1", "198.18.0.2").tcp().build(), 20, 20 * kMs), 20);
+  EXPECT_EQ(counter(XT_ADMITTED_BY_PROOF), 1u);
+  // None of it came out of the budget: another new source is still refused.
+  EXPECT_EQ(run(Packet().ipv4("198.18.8.1").build(), 30 * kMs), XDP_DROP);
+}
+
+TEST_F(Proof, AWrongCookieProvesNothing) {
+  limit();
+  spend_budget();
+  const uint32_t cookie = cookie_for("198.18.7.1");
+  EXPECT_EQ(run(rst("198.18.7.1", cookie + 1)), XDP_DROP);
+  EXPECT_EQ(run(rst("198.18.7.1", cookie, 40001)), XDP_DROP) << "another connection's";
+  EXPECT_EQ(run(rst("198.18.7.2", cookie)), XDP_DROP) << "another source's";
+  EXPECT_EQ(counter(XT_PROOFS_PASSED), 0u);
+  EXPECT_EQ(run(syn("198.18.7.1")), XDP_TX) << "still unproven";
+  EXPECT_EQ(run(syn("198.18.7.2")), XDP_TX);
+  EXPECT_EQ(counter(XT_ADMITTED_BY_PROOF), 0u);
+}
+
+TEST_F(Proof, ARstWithoutASynAckProvesNothing) {
+  limit();
+  spend_budget();
+  for (uint32_t seq : {0u, 1u, 1000u, 0xdeadbeefu}) EXPECT_EQ(run(rst("198.18.7.1", seq)), XDP_DROP);
+  EXPECT_EQ(counter(XT_PROOFS_PASSED), 0u);
+  EXPECT_EQ(counter(XT_PROOFS_SENT), 0u) << "nothing is sent for a RST";
+  EXPECT_EQ(run(syn("198.18.7.1")), XDP_TX);
+}
+
+TEST_F(Proof, ACookieIsGoodForItsPeriodAndTheNextOnly) {
+  limit();
+  spend_budget();
+  const uint64_t period = XT_COOKIE_PERIOD_SECONDS * kSec;
+  // Made at the start of a period: good to the end of the next one.
+  const uint32_t fresh = cookie_for("198.18.7.1", 0);
+  EXPECT_EQ(run(rst("198.18.7.1", fresh), 2 * period - 1), XDP_DROP);
+  EXPECT_EQ(counter(XT_PROOFS_PASSED), 1u);
+  // Made at the start of a period: stale from the one after next.
+  const uint32_t stale = cookie_for("198.18.7.2", 0);
+  EXPECT_EQ(run(rst("198.18.7.2", stale), 2 * period), XDP_DROP);
+  EXPECT_EQ(counter(XT_PROOFS_PASSED), 1u) << "a stale cookie passed";
+  EXPECT_EQ(run(syn("198.18.7.2"), 2 * period), XDP_TX);
+}
+
+TEST_F(Proof, NoProofForADeniedSourceOrWithVerifyOff) {
+  limit();
+  rule("198.18.9.0/24", std::nullopt, std::nullopt, [](RuleSpec& s) { s.action = XT_ACT_DENY; });
+  rule("198.18.10.0/24", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.new_rate = *parse_rate("1/hour");
+    s.verify = false;
+  });
+  spend_budget();
+  EXPECT_EQ(run(Packet().ipv4("198.18.10.200").build()), XDP_PASS) << "spends the /24's budget";
+  EXPECT_EQ(run(syn("198.18.9.1")), XDP_DROP) << "a denied source";
+  EXPECT_EQ(run(syn("198.18.10.1")), XDP_DROP) << "--verify off";
+  EXPECT_EQ(counter(XT_PROOFS_SENT), 0u);
+}
+
+TEST_F(Proof, ProofsAreRateLimited) {
+  limit([](RuleSpec& s) { s.verify_rate = *parse_rate("3/s"); });
+  spend_budget();
+  int sent = 0;
+  for (int i = 0; i < 10; i++) sent += run(syn(nth_source(i))) == XDP_TX;
+  EXPECT_EQ(sent, 3) << "a burst of the rate, then none";
+  EXPECT_EQ(run(syn(nth_source(20)), kSec), XDP_TX) << "refilled a second later";
+  EXPECT_EQ(counter(XT_PROOFS_SENT), 4u);
+}
+
+TEST_F(Proof, AnIPv6SourceProvesItsSlash64) {
+  rule("::/0", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1/hour"); });
+  ASSERT_EQ(run(Packet().ipv6("2001:db8:ffff::1", "2001:db8::2").build()), XDP_PASS);
+  std::vector<uint8_t> out;
+  const auto syn6 = Packet().ipv6("2001:db8:7::1", "2001:db8::2").tcp().flags(kSyn).ports(40000, 80).build();
+  ASSERT_EQ(run(syn6, 0, &out), XDP_TX);
+  ASSERT_EQ(out.size(), 14u + 40 + 20);
+  const uint32_t cookie = static_cast<uint32_t>(out[62]) << 24 | out[63] << 16 | out[64] << 8 | out[65];
+  const auto rst6 = Packet().ipv6("2001:db8:7::1", "2001:db8::2").tcp().flags(kRst).ports(40000, 80).seq(cookie).build();
+  EXPECT_EQ(run(rst6), XDP_DROP);
+  EXPECT_EQ(counter(XT_PROOFS_PASSED), 1u);
+  EXPECT_EQ(run(syn6), XDP_PASS);
+}
+
+// Memory: a source that behaved is let in outside the budget after its
+// bucket went idle; one that was throttled, or sent one packet, is not.
+TEST_F(Proof, AReturningClientIsRemembered) {
+  limit([](RuleSpec& s) { s.verify = false; });
+  const auto from = [](const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); };
+  EXPECT_EQ(passed(from("198.18.7.1"), 5, 0), 5) << "behaves: admitted by the budget, then passes";
+  EXPECT_EQ(passed(from("198.18.7.2"), 1, 2 * kSec), 0) << "the budget is spent";
+  // Two minutes idle: the bucket is untracked again, the budget still spent.
+  const uint64_t later = 120 * kSec;
+  EXPECT_EQ(passed(from("198.18.7.1"), 30, later), 30);
+  EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 1u);
+  EXPECT_EQ(passed(from("198.18.7.3"), 1, later), 0) << "a stranger is still refused";
+}
+
+TEST_F(Proof, MemoryLastsRememberAfterTheLastGoodPacket) {
+  limit([](RuleSpec& s) {
+    s.verify = false;
+    s.remember = 600;
+    s.rate = *parse_rate("3/s");
+    s.new_rate = *parse_rate("2/day");
+  });
+  const auto from = [](const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); };
+  EXPECT_EQ(passed(from("198.18.7.1"), 3, 0), 3) << "behaves: known from its second packet";
+  EXPECT_EQ(passed(from("198.18.7.5"), 1, 0), 1) << "one packet: not known";
+  EXPECT_EQ(passed(from("198.18.7.1"), 5, 0), 0) << "then goes over its limit: throttled, not refreshed";
+  EXPECT_EQ(passed(from("198.18.7.5"), 1, 599 * kSec), 0) << "the budget is spent; .5 is not known";
+  EXPECT_EQ(passed(from("198.18.7.1"), 1, 599 * kSec), 1) << "known until 600 s after its last good packet";
+  // That packet passed without a drop for over a second: released, and
+  // known afresh from it.
+  EXPECT_EQ(passed(from("198.18.7.1"), 1, 1100 * kSec), 1) << "refreshed at 599 s";
+  EXPECT_EQ(passed(from("198.18.7.1"), 1, 1701 * kSec), 0) << "600 s after its last packet: forgotten";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 2u);
+}
+
+}  // namespace
+}  // namespace xt::test
