@@ -4,13 +4,16 @@
  * rule's new-source budget. A source gets there by passing traffic while
  * never throttled (known for the rule's --remember after its last such
  * packet) or by proving its address (prove.bpf.h). Sets of XT_KNOWN_WAYS
- * entries, a cache line each, shared by all CPUs: a lookup reads one line,
- * and is made only for a packet the budget refused.
+ * entries, a cache line each, shared by all CPUs, with each set's
+ * fingerprints in a dense array of their own (xt_known_tags): a lookup reads
+ * those 8 bytes, and the set's line only on a match; it is made only for a
+ * packet the budget refused.
  *
  * Entries are written without a lock. Two CPUs writing one way at once leave
- * one of their two entries, or at worst a mix of both, which can only make
- * some source known that was not: it is then admitted outside the budget and
- * held to its limits like any other. Nothing here ever drops a packet.
+ * one of their two entries, or at worst a mix of both: some source known that
+ * was not (admitted outside the budget, and held to its limits like any
+ * other), or a key under the other's fingerprint, which the key's next
+ * refresh mends.
  */
 #ifndef XTHROTTLE_KNOWN_BPF_H
 #define XTHROTTLE_KNOWN_BPF_H
@@ -19,17 +22,24 @@
 #include "keys.h"
 #include "count.bpf.h"
 
-/* A source's key and set in the known table: IPv4 sources by address, IPv6
- * ones by /64 (what one host controls). */
-static __always_inline struct xt_known_set *xt_known_set_of(const struct xt_pkt *pkt, const struct xt_config *cfg,
-							    __u64 *key)
+/* Where a source is in the known table: IPv4 sources by address, IPv6 ones
+ * by /64 (what one host controls). */
+struct xt_known_place {
+	__u64 key;
+	__u32 idx;
+	__u16 fp; /* never 0 */
+};
+
+static __always_inline void xt_known_place_of(const struct xt_pkt *pkt, const struct xt_config *cfg,
+					      struct xt_known_place *p)
 {
 	__u32 v4;
 	__builtin_memcpy(&v4, pkt->addr, 4);
-	*key = pkt->family == XT_FAMILY_V4 ? v4 : xt_load64(pkt->addr);
-	const __u32 bits = cfg->known_bits & 31; /* 8..24 (abi.h limits) */
-	__u32 idx = XT_TOP_BITS(xt_hash_words(cfg->hash_key, 0x4b00 | pkt->family, *key, 0), bits ? bits : 1);
-	return bpf_map_lookup_elem(&xt_known, &idx);
+	p->key = pkt->family == XT_FAMILY_V4 ? v4 : xt_load64(pkt->addr);
+	const __u32 bits = cfg->known_bits & 31; /* 8..24 (object.cpp, known_sets_for) */
+	const __u64 h = xt_hash_words(cfg->hash_key, 0x4b00 | pkt->family, p->key, 0);
+	p->idx = XT_TOP_BITS(h, bits ? bits : 1);
+	p->fp = (__u16)h | 1; /* the low bits: independent of the set's */
 }
 
 /* Seconds of the program's clock. */
@@ -50,68 +60,102 @@ __attribute__((noinline)) int xt_recall(const struct xt_pkt *pkt, __u32 remember
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
 	if (!pkt || !cfg)
 		return 0;
-	__u64 key;
-	const struct xt_known_set *set = xt_known_set_of(pkt, cfg, &key);
+	struct xt_known_place p;
+	xt_known_place_of(pkt, cfg, &p);
+	const struct xt_known_tags *tags = bpf_map_lookup_elem(&xt_known_tags, &p.idx);
+	if (!tags)
+		return 0;
+	/* Nearly every source that is not known stops here. */
+	if (tags->fp[0] != p.fp && tags->fp[1] != p.fp && tags->fp[2] != p.fp && tags->fp[3] != p.fp)
+		return 0;
+	const struct xt_known_set *set = bpf_map_lookup_elem(&xt_known, &p.idx);
 	if (!set)
 		return 0;
 	const __u32 secs = xt_seconds(cfg, now);
 	XT_UNROLL
 	for (int w = 0; w < XT_KNOWN_WAYS; w++) {
 		const struct xt_known *e = &set->way[w];
-		if (e->family != pkt->family || e->key != key)
+		if (e->family != pkt->family || e->key != p.key)
 			continue;
-		__u32 window = remember;
-		if (e->how == XT_KNOWN_PROVEN && window < XT_PROOF_SECONDS)
-			window = XT_PROOF_SECONDS;
-		return secs - e->seen < window ? e->how : 0;
+		/* A proof is good for XT_PROOF_SECONDS, whatever --remember
+		 * says: anything that answers a SYN-ACK with a RST proves the
+		 * address, a live host sent a spoofed SYN's SYN-ACK too. */
+		const __u32 window = e->how == XT_KNOWN_BEHAVED ? remember : XT_PROOF_SECONDS;
+		const __s32 age = (__s32)(secs - e->seen); /* another CPU's clock may be a second ahead */
+		return age < (__s64)window ? e->how : 0;
 	}
 	return 0;
 }
 
 /* Records that pkt's source is known `how` as of now: refreshes its entry
- * (at most every XT_KNOWN_REFRESH_SECONDS, unless `how` is news), else takes
- * a free way or the one least recently seen. Returns 1 if it wrote. */
-static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, __u64 now)
+ * (at most every `refresh` seconds), else, if `insert`, takes a free way
+ * or the one least recently seen; a source proven that behaves becomes
+ * behaved only if `insert` too. Returns 1 if it wrote. */
+static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, __u64 now, __u32 refresh, int insert)
 {
 	__u32 zero = 0;
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
 	if (!cfg)
 		return 0;
-	__u64 key;
-	struct xt_known_set *set = xt_known_set_of(pkt, cfg, &key);
-	if (!set)
+	struct xt_known_place p;
+	xt_known_place_of(pkt, cfg, &p);
+	struct xt_known_set *set = bpf_map_lookup_elem(&xt_known, &p.idx);
+	struct xt_known_tags *tags = bpf_map_lookup_elem(&xt_known_tags, &p.idx);
+	if (!set || !tags)
 		return 0;
 	const __u32 secs = xt_seconds(cfg, now);
 	__u32 victim = 0, oldest = 0;
 	XT_UNROLL
 	for (int w = 0; w < XT_KNOWN_WAYS; w++) {
 		struct xt_known *e = &set->way[w];
-		if (e->family == pkt->family && e->key == key) {
-			if (e->how >= how && secs - e->seen < XT_KNOWN_REFRESH_SECONDS)
-				return 0;
+		if (e->family == pkt->family && e->key == p.key) {
+			/* Two CPUs writing one way at once can leave this key
+			 * under the other's fingerprint: mend it, or the
+			 * source would never be found again. */
+			if (tags->fp[w] != p.fp)
+				tags->fp[w] = p.fp;
+			/* Behaving is worth --remember; a proof, XT_PROOF_SECONDS
+			 * (it does not shorten what behaving earned). */
+			const __s32 age = (__s32)(secs - e->seen);
+			if (how == XT_KNOWN_PROVEN && e->how == XT_KNOWN_BEHAVED)
+				how = XT_KNOWN_BEHAVED;
+			if (e->how == how ? age < (__s32)refresh : !insert)
+				return 0; /* fresh enough; or a change of how, which counts as new */
 			e->seen = secs;
-			if (e->how < how)
-				e->how = how;
+			e->how = how;
 			xt_count_one(XT_KNOWN_RECORDED);
 			return 1;
 		}
-		const __u32 age = e->family ? secs - e->seen : 0xffffffffu;
+		const __s32 signed_age = (__s32)(secs - e->seen);
+		const __u32 age = !e->family ? 0xffffffffu : signed_age < 0 ? 0 : (__u32)signed_age;
 		if (age > oldest) {
 			oldest = age;
 			victim = w;
 		}
 	}
-	struct xt_known *e = &set->way[victim & (XT_KNOWN_WAYS - 1)];
-	/* Unmatchable while it is rewritten: family first, then the rest. */
+	if (!insert)
+		return 0;
+	const __u32 w = victim & (XT_KNOWN_WAYS - 1);
+	struct xt_known *e = &set->way[w];
+	/* Unmatchable while it is rewritten: its fingerprint and family first,
+	 * then the rest, then they. */
+	*(volatile __u16 *)&tags->fp[w] = 0;
 	*(volatile __u8 *)&e->family = 0;
 	asm volatile("" ::: "memory");
-	e->key = key;
+	e->key = p.key;
 	e->seen = secs;
 	e->how = how;
 	asm volatile("" ::: "memory");
 	*(volatile __u8 *)&e->family = pkt->family;
+	*(volatile __u16 *)&tags->fp[w] = p.fp;
 	xt_count_one(XT_KNOWN_RECORDED);
 	return 1;
+}
+
+/* xt_remember_in as a global function, for the program's own stage. */
+__attribute__((noinline)) int xt_remember(const struct xt_pkt *pkt, __u32 how, __u64 now)
+{
+	return pkt ? xt_remember_in(pkt, how, now, XT_KNOWN_REFRESH_SECONDS, 1) : 0;
 }
 
 /* A source whose packet passed under rule, its bucket b: behaved if it has
@@ -124,7 +168,19 @@ __attribute__((noinline)) int xt_behaved(const struct xt_pkt *pkt, const struct 
 {
 	if (!pkt || !rule || !b || !rule->remember || b->passed_packets < 2 || b->throttled_since)
 		return 0;
-	return xt_remember_in(pkt, XT_KNOWN_BEHAVED, now);
+	/* No new entry while the rule's budget is saturated: then what it
+	 * admits is mostly the flood's, and recording it would push out the
+	 * clients that behaved before (theirs are refreshed). */
+	__u32 id = rule->id;
+	const struct xt_rule_state *st = bpf_map_lookup_elem(&xt_rule_state, &id);
+	if (!st)
+		return 0;
+	const int insert = !st->saturated_since;
+	/* Refreshed often enough that a short --remember still holds. */
+	__u32 refresh = rule->remember / 2;
+	if (refresh > XT_KNOWN_REFRESH_SECONDS)
+		refresh = XT_KNOWN_REFRESH_SECONDS;
+	return xt_remember_in(pkt, XT_KNOWN_BEHAVED, now, refresh, insert);
 }
 
 #endif /* XTHROTTLE_KNOWN_BPF_H */

@@ -87,6 +87,14 @@ struct {
 } xt_known SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_known_tags);
+	__uint(max_entries, XT_DEFAULT_MAX_SOURCES / XT_KNOWN_WAYS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_known_tags SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, struct xt_rule_cache);

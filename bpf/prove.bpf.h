@@ -33,10 +33,13 @@ static __always_inline int xt_take_proof(const struct xt_rule *rule, __u64 now)
 	return 1;
 }
 
+/* A RST that carried a good cookie: XDP_DROP, and its source is to be
+ * recorded as known (xt_remember). */
+#define XT_PROVEN (XDP_DROP | 0x100)
+
 /* What becomes of a packet the budget refused, under a rule with --verify
  * tcp: XDP_TX if it was a SYN, now the SYN-ACK that carries its proof;
- * XDP_DROP otherwise (a RST carrying a good cookie makes its source known
- * first). A global function (see xt_send_event): the verifier checks it
+ * XT_PROVEN for a RST carrying a good cookie; XDP_DROP otherwise. A global function (see xt_send_event): the verifier checks it
  * once, and the program's paths do not branch on what it did. */
 __attribute__((noinline)) int xt_prove(struct xdp_md *ctx, const struct xt_rule *rule, const struct xt_pkt *pkt,
 				       __u64 now)
@@ -51,7 +54,8 @@ __attribute__((noinline)) int xt_prove(struct xdp_md *ctx, const struct xt_rule 
 	const int kind = xt_proof_kind(data, data_end, pkt, &v);
 	if (kind == XT_PROOF_OTHER)
 		return XDP_DROP;
-	if (kind == XT_PROOF_SYN && !xt_take_proof(rule, now))
+	/* A RST costs two SipHashes to check: it comes out of the same budget. */
+	if (!xt_take_proof(rule, now))
 		return XDP_DROP;
 	/* A SYN gets this period's cookie; a RST may carry this period's or
 	 * the last one's. One loop, so the verifier and the stack see one
@@ -71,9 +75,8 @@ __attribute__((noinline)) int xt_prove(struct xdp_md *ctx, const struct xt_rule 
 	if (kind == XT_PROOF_RST) {
 		if (!good)
 			return XDP_DROP;
-		xt_remember_in(pkt, XT_KNOWN_PROVEN, now);
 		xt_count_one(XT_PROOFS_PASSED);
-		return XDP_DROP;
+		return XT_PROVEN; /* the caller records it: its stack is the shallower */
 	}
 	/* The SYN-ACK's own sequence number is the MAC's other half: nobody
 	 * answers to it, and it tells nothing of the keys. */

@@ -78,8 +78,10 @@ int xthrottle(struct xdp_md *ctx)
 		/* A TCP source may prove its address (prove.bpf.h). */
 		if (why_not == XT_DROP_NEW_SOURCE && (rule->flags & XT_RULE_VERIFY_TCP)) {
 			const int action = xt_prove(ctx, rule, &f.pkt, now);
+			if (action == XT_PROVEN)
+				xt_remember(&f.pkt, XT_KNOWN_PROVEN, now);
 			xt_exit(why_not, len, pkts, rule->id);
-			return action;
+			return action == XDP_TX ? XDP_TX : XDP_DROP;
 		}
 		return xt_exit(why_not, len, pkts, rule->id);
 	}

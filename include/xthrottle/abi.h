@@ -32,6 +32,7 @@
 #define XT_MAP_EVENT_BUDGET "xt_event_budget"
 #define XT_MAP_META "xt_meta"
 #define XT_MAP_KNOWN "xt_known"
+#define XT_MAP_KNOWN_TAGS "xt_known_tags"
 /* The controller's own record of each rule as the operator wrote it (its
  * options as text, indexed by xt_rule.id): the data path never reads it, so
  * it is no part of struct xt_rule. XT_RULE_TEXT_SIZE bytes a slot. */
@@ -73,19 +74,25 @@
 /* A cookie is good in the period of this many seconds it was made in, and
  * the next. */
 #define XT_COOKIE_PERIOD_SECONDS 8
-/* A source that proved its address is admitted for at least this long
- * (more under a longer --remember). */
-#define XT_PROOF_SECONDS 60
+/* A source that proved its address is admitted for this long, whatever
+ * --remember says: long enough for its SYN resent at once, or after a
+ * retransmission timeout or two. (Not longer: a live host that a spoofed
+ * SYN's SYN-ACK reaches answers with the RST too, and proves its address to
+ * whoever spoofed it.) */
+#define XT_PROOF_SECONDS 10
 /* A source that passed traffic and was never throttled is known: admitted
  * outside the budget for --remember (default a day) after its last packet. */
 #define XT_DEFAULT_REMEMBER_SECONDS 86400
 /* A known source's entry is refreshed at most this often. */
 #define XT_KNOWN_REFRESH_SECONDS 60
 /* The table of known sources: sets of XT_KNOWN_WAYS entries, a cache line
- * each; as many entries as --max-sources unless `attach --max-known` says. */
+ * each; an entry for every XT_KNOWN_SHARE sources of --max-sources (65,536
+ * by default), at least XT_MIN_KNOWN. Every packet the new-source budget
+ * refuses reads its fingerprints (8 bytes a set): the smaller they are, the
+ * likelier that read hits the cache under a flood. */
 #define XT_KNOWN_WAYS 4
-#define XT_MIN_MAX_KNOWN 1024
-#define XT_MAX_MAX_KNOWN (1 << 26)
+#define XT_KNOWN_SHARE 4
+#define XT_MIN_KNOWN 1024
 
 /* Events: each ring buffer's size, and how many events a second the data
  * path emits at most (burst the same), so a flood cannot flood the log. */
@@ -464,10 +471,18 @@ struct xt_known {
 };
 enum xt_known_how {
 	XT_KNOWN_BEHAVED = 1, /* passed traffic, and was never throttled */
-	XT_KNOWN_PROVEN = 2,  /* answered a proof (and is held to XT_PROOF_SECONDS at least) */
+	XT_KNOWN_PROVEN = 2,  /* answered a proof: known for XT_PROOF_SECONDS */
 };
 struct xt_known_set {
 	struct xt_known way[XT_KNOWN_WAYS];
+};
+/* What says which way of a known set may hold a source, in an array of its
+ * own (8 bytes a set, an eighth of the table): a 16-bit fingerprint of each
+ * way's source (never 0), 0 if the way is empty. Read first, so a source
+ * that is not known (a spoofed one) costs a read of a dense array that
+ * stays in cache, not one of the table. */
+struct xt_known_tags {
+	__u16 fp[XT_KNOWN_WAYS];
 };
 
 /* Attachment records, written by `attach`, read by `status`. Interfaces are
@@ -525,6 +540,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_hot) == 32, "xt_hot layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot_set) == 64, "xt_hot_set layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 192, "xt_rule_cache layout");
 XT_STATIC_ASSERT(sizeof(struct xt_known_set) == 64, "xt_known_set layout: one cache line");
+XT_STATIC_ASSERT(sizeof(struct xt_known_tags) == 8, "xt_known_tags layout");
 XT_STATIC_ASSERT(sizeof(struct xt_slot) == 64, "xt_slot layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_tags) == 64, "xt_set_tags layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 32, "xt_control layout");

@@ -19,6 +19,11 @@ class Proof : public Program {
   // once by `spend_budget`), plus tweaks.
   void SetUp() override {
     Program::SetUp();
+    // The proof budget is per CPU: every run on one.
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
     load();
   }
   void limit(std::function<void(RuleSpec&)> tweak = nullptr) {
@@ -164,13 +169,31 @@ TEST_F(Proof, MemoryLastsRememberAfterTheLastGoodPacket) {
   EXPECT_EQ(passed(from("198.18.7.1"), 3, 0), 3) << "behaves: known from its second packet";
   EXPECT_EQ(passed(from("198.18.7.5"), 1, 0), 1) << "one packet: not known";
   EXPECT_EQ(passed(from("198.18.7.1"), 5, 0), 0) << "then goes over its limit: throttled, not refreshed";
-  EXPECT_EQ(passed(from("198.18.7.5"), 1, 599 * kSec), 0) << "the budget is spent; .5 is not known";
   EXPECT_EQ(passed(from("198.18.7.1"), 1, 599 * kSec), 1) << "known until 600 s after its last good packet";
   // That packet passed without a drop for over a second: released, and
   // known afresh from it.
   EXPECT_EQ(passed(from("198.18.7.1"), 1, 1100 * kSec), 1) << "refreshed at 599 s";
   EXPECT_EQ(passed(from("198.18.7.1"), 1, 1701 * kSec), 0) << "600 s after its last packet: forgotten";
+  EXPECT_EQ(passed(from("198.18.7.5"), 1, 1701 * kSec), 0) << "the budget is spent; .5 was never known";
   EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 2u);
+}
+
+// While a rule's budget is saturated, what it admits is mostly a flood's:
+// no new source is remembered, and a proof lasts XT_PROOF_SECONDS only.
+TEST_F(Proof, NothingIsRememberedUnderAFloodAndAProofIsShortLived) {
+  limit();
+  const auto from = [](const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); };
+  spend_budget();
+  EXPECT_EQ(passed(from("198.18.7.9"), 1, 0), 0) << "refused: the budget saturates";
+  // A proven source gets in, passes, but is not remembered for --remember.
+  const uint32_t cookie = cookie_for("198.18.7.1");
+  ASSERT_EQ(run(rst("198.18.7.1", cookie), 1), XDP_DROP);
+  EXPECT_EQ(passed(from("198.18.7.1"), 10, 2), 10) << "admitted by proof";
+  // Idle past its bucket's window, and past the proof's life: it must prove
+  // itself again.
+  const uint64_t later = (XT_DEFAULT_IDLE_SECONDS + XT_PROOF_SECONDS + 1) * kSec;
+  EXPECT_EQ(passed(from("198.18.7.1"), 1, later), 0);
+  EXPECT_EQ(run(syn("198.18.7.1"), later), XDP_TX);
 }
 
 }  // namespace

@@ -446,6 +446,128 @@ json measure_legit_loss(uint64_t frames) {
   return out;
 }
 
+// New and returning clients during a spoofed flood of 16M sources at
+// floodgen's full speed, for each limiter (every source limited to 100/s):
+// 30 new TCP clients (the kernel's stack) connecting to a listener behind
+// it, each within 3 s; and 30 clients that talked two minutes before, then
+// went quiet, sending 30 packets each. All three labs up at once, so the
+// two minutes pass once.
+constexpr int kClients = 30;
+std::string bench_client(int i) { return "198.18.0." + std::to_string(100 + i); }      // new clients
+std::string returning_client(int i) { return "198.18.0." + std::to_string(150 + i); }  // returning ones
+
+// Addresses on both sides of the lab and fixed neighbours (no ARP to lose
+// in a flooded ring); the pass program on gen0 that receives what XDP sends
+// back; a counter behind the peers' limiters of what 198.18.0.0/24 passed.
+void set_up_clients(const Lab& lab, Limiter l) {
+  must(lab.in_dut({"ip", "addr", "add", "198.18.0.2/24", "dev", "dut0"}), "dut address");
+  must(lab.in_gen({"ip", "addr", "add", "198.18.0.1/24", "dev", "gen0"}), "gen address");
+  std::string gen_mac = lab.in_gen({"cat", "/sys/class/net/gen0/address"}).out;
+  while (!gen_mac.empty() && gen_mac.back() == '\n') gen_mac.pop_back();
+  must(lab.in_gen({"ip", "neigh", "replace", "198.18.0.2", "lladdr", lab.dut_mac(), "dev", "gen0", "nud", "permanent"}),
+       "neighbour");
+  for (int i = 0; i < kClients; i++)
+    for (const std::string& addr : {bench_client(i), returning_client(i)}) {
+      must(lab.in_gen({"ip", "addr", "add", addr + "/32", "dev", "gen0"}), "client address");
+      must(lab.in_dut({"ip", "neigh", "replace", addr, "lladdr", gen_mac, "dev", "dut0", "nud", "permanent"}),
+           "neighbour");
+    }
+  lab.receive_xdp_on_gen();
+  if (l != Limiter::Xthrottle)
+    must(lab.in_dut({"iptables", "-t", "raw", "-A", "PREROUTING", "-s", "198.18.0.0/24"}), "iptables counter");
+}
+
+// Packets from 198.18.0.0/24 that got past the limiter so far.
+uint64_t clients_passed(const Lab& lab, Limiter l) {
+  if (l == Limiter::Xthrottle) return lab.received_v4();  // the flood is 10.0.0.0/8: the lab counter sees clients only
+  Outcome r = lab.in_dut({"iptables", "-t", "raw", "-L", "PREROUTING", "-v", "-x", "-n"});
+  must(r, "reading iptables counters");
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(" 198.18.0.0/24 ") == std::string::npos) continue;
+    std::istringstream fields(line);
+    uint64_t pkts = 0;
+    fields >> pkts;
+    return pkts;
+  }
+  die("no iptables counter for 198.18.0.0/24");
+}
+
+std::vector<std::string> full_speed_flood(const Lab& lab, bool syn) {
+  std::vector<std::string> a = {"--src", "10.0.0.0", "--sources", std::to_string(kSixteenM), "--count", "200000000",
+                                "--cpu", "0", "--dst", "198.18.0.2"};
+  if (syn) a.insert(a.end(), {"--syn", "8080"});
+  return lab.flood_argv(a);
+}
+
+json measure_clients() {
+  const std::vector<Limiter> limiters = {Limiter::Xthrottle, Limiter::Hashlimit, Limiter::NftMeter};
+  std::vector<std::unique_ptr<Lab>> labs;
+  for (Limiter l : limiters) {
+    labs.push_back(std::make_unique<Lab>("xtbench"));
+    set_up(*labs.back(), l, kThroughputLimit);
+    set_up_clients(*labs.back(), l);
+  }
+  // The returning clients talk first: 20 packets each.
+  for (auto& lab : labs)
+    for (int i = 0; i < kClients; i++)
+      lab->flood({"--src", returning_client(i), "--count", "20", "--rate", "1000", "--cpu", "1"});
+  const auto talked = std::chrono::steady_clock::now();
+
+  json out = json::array();
+  for (size_t n = 0; n < limiters.size(); n++) {
+    const Lab& lab = *labs[n];
+    const Limiter l = limiters[n];
+    // New TCP clients during a SYN flood.
+    Background server({"ip", "netns", "exec", lab.dut_ns(), "/usr/bin/python3", XT_CLIENTS_SCRIPT, "serve",
+                       "198.18.0.2", "8080", "30"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    Background flood(full_speed_flood(lab, true));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    // What of the flood the limiter let through to the host meanwhile.
+    const uint64_t flood_before = legit_counts(lab, l).flood_passed;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::string> argv = {"ip", "netns", "exec", lab.gen_ns(), "taskset", "-c", "1", "/usr/bin/python3",
+                                     XT_CLIENTS_SCRIPT, "connect", "198.18.0.2", "8080", "3"};
+    for (int i = 0; i < kClients; i++) argv.push_back(bench_client(i));
+    Outcome r = run(argv);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double flood_pps = static_cast<double>(legit_counts(lab, l).flood_passed - flood_before) / seconds;
+    flood.signal(SIGTERM);
+    flood.wait();
+    server.signal(SIGTERM);
+    server.wait();
+    must(r, "tcp clients");
+    const json c = json::parse(r.out);
+    out.push_back({{"limiter", name(l)}, {"new_connected", c["connected"]}, {"new_seconds", c["seconds"]},
+                   {"flood_passed_pps", flood_pps}});
+    std::fprintf(stderr,
+                 "clients: %-18s %d of %d new TCP clients connected within 3 s during a SYN flood, which reached the "
+                 "host at %.0f SYNs/s\n",
+                 name(l), c["connected"].get<int>(), kClients, flood_pps);
+  }
+  // Two minutes after the returning clients talked, each sends 30 packets
+  // during a flood (UDP: nothing answers it).
+  std::this_thread::sleep_until(talked + std::chrono::seconds(120));
+  for (size_t n = 0; n < limiters.size(); n++) {
+    const Lab& lab = *labs[n];
+    Background flood(full_speed_flood(lab, false));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    const uint64_t before = clients_passed(lab, limiters[n]);
+    for (int i = 0; i < kClients; i++)
+      lab.flood({"--src", returning_client(i), "--count", "30", "--rate", "1000", "--cpu", "1"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const uint64_t passed = clients_passed(lab, limiters[n]) - before;
+    flood.signal(SIGTERM);
+    flood.wait();
+    out[n]["returning_sent"] = kClients * 30;
+    out[n]["returning_passed"] = passed;
+    std::fprintf(stderr, "clients: %-18s returning clients, 2 min idle: %llu of %d packets through a flood\n",
+                 name(limiters[n]), (unsigned long long)passed, kClients * 30);
+  }
+  return out;
+}
+
 json measure_accuracy(uint64_t frames) {
   json out = json::array();
   for (int threads : {1, 2}) {
@@ -530,6 +652,22 @@ std::string markdown(const json& r) {
     std::snprintf(buf, sizeof(buf), "| %s | %.0f |\n", row["path"].get<std::string>().c_str(), row["ns"].get<double>());
     md << buf;
   }
+  if (r.contains("clients")) {
+    md << "\nNew and returning clients during a 16M-source spoofed flood at full speed (every source limited to "
+       << kThroughputLimit << "/s): " << kClients << " new TCP clients (the kernel's stack) connecting within 3 s "
+       << "during a SYN flood; " << kClients << " clients idle for two minutes sending 30 packets each during a UDP "
+       << "flood:\n\n";
+    md << "| limiter | new clients connected | the SYN flood reaching the host meanwhile | returning clients' packets "
+          "passed |\n|---|---|---|---|\n";
+    for (const auto& row : r["clients"]) {
+      std::snprintf(buf, sizeof(buf), "| %s | %d of %d | %.0f SYNs/s | %llu of %llu |\n",
+                    row["limiter"].get<std::string>().c_str(), row["new_connected"].get<int>(), kClients,
+                    row["flood_passed_pps"].get<double>(),
+                    (unsigned long long)row["returning_passed"].get<uint64_t>(),
+                    (unsigned long long)row["returning_sent"].get<uint64_t>());
+      md << buf;
+    }
+  }
   md << "\nAccuracy: one source flooding a 10000/s, burst 1000 rule:\n\n";
   md << "| CPUs sending and metering | rate | passed | burst + rate × elapsed | ratio |\n|---|---|---|---|---|\n";
   for (const auto& row : r["accuracy"]) {
@@ -567,8 +705,9 @@ int main(int argc, char** argv) {
   app.add_option("--reps", reps, "Runs per throughput figure (the median is kept)")->capture_default_str();
   app.add_option("--frames", frames, "Frames per throughput run")->capture_default_str();
   app.add_flag("--quick", quick, "One run of 1M frames per figure: for trying things, not for figures");
-  app.add_option("--only", only, "Run only these sections: cost, throughput, scale, legit, accuracy (no files written)")
-      ->check(CLI::IsMember({"cost", "throughput", "scale", "legit", "accuracy"}));
+  app.add_option("--only", only,
+                 "Run only these sections: cost, throughput, scale, legit, accuracy, clients (no files written)")
+      ->check(CLI::IsMember({"cost", "throughput", "scale", "legit", "accuracy", "clients"}));
   bool no_peers = false;
   app.add_flag("--no-peers", no_peers, "Throughput and scale: xthrottle against the bare drop only (with --only: for trying things)")
       ->needs("--only");
@@ -611,6 +750,7 @@ int run_bench(const std::string& out_dir, uint32_t reps, uint64_t frames, const 
   if (wanted("scale")) results["scale"] = measure_scale(reps, frames);
   if (wanted("legit")) results["legit_loss"] = measure_legit_loss(frames * 2);
   if (wanted("accuracy")) results["accuracy"] = measure_accuracy(frames * 3 / 2);
+  if (wanted("clients")) results["clients"] = measure_clients();
   if (!only.empty()) {
     std::cout << results.dump(2) << "\n";
     return 0;

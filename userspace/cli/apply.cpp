@@ -18,7 +18,7 @@ Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path
   if (dry_run && !State::exists(pin_dir)) {
     auto hz = measure_hz();
     if (!hz) return std::unexpected(hz.error());
-    if (auto ok = compile_rules(*file, *hz, static_cast<uint32_t>(possible_cpus())); !ok) return std::unexpected(ok.error());
+    if (auto ok = compile_rules(*file, *hz, online_cpus()); !ok) return std::unexpected(ok.error());
     return diff_from_nothing(*file);
   }
   // Then, under the lock, the state opened once: the rules compiled for its
@@ -27,7 +27,7 @@ Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path
   if (!locked) return std::unexpected(locked.error());
   auto hz = tick_rate_of(*locked);
   if (!hz) return std::unexpected(hz.error());
-  if (auto ok = compile_rules(*file, *hz, static_cast<uint32_t>(possible_cpus())); !ok) return std::unexpected(ok.error());
+  if (auto ok = compile_rules(*file, *hz, online_cpus()); !ok) return std::unexpected(ok.error());
   if (!dry_run)
     if (auto ok = create_if_missing(*locked, pin_dir, *hz); !ok) return std::unexpected(ok.error());
   auto diff = diff_rules(*locked->state, *file);

@@ -64,7 +64,7 @@ int run_rule_add(const Globals& g, const RuleAddOptions& o) {
   if (!locked) return fail(locked.error());
   auto hz = tick_rate_of(*locked);
   if (!hz) return fail(hz.error());
-  auto rule = compile_rule(*spec, *hz, static_cast<uint32_t>(possible_cpus()));
+  auto rule = compile_rule(*spec, *hz, online_cpus());
   if (!rule) return fail(rule.error());
   if (auto ok = create_if_missing(*locked, g.pin_dir, *hz); !ok) return fail(ok.error());
   auto replaced = locked->state->put_rule(*spec, *rule);

@@ -12,6 +12,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include <unistd.h>
+
 #include "error.h"
 
 namespace xt {
@@ -71,6 +73,12 @@ Result<void> walk_batches(int fd, const char* what, Fn&& fn) {
     if (err) return {};  // ENOENT: that was the last batch
     first = false;
   }
+}
+
+// CPUs online: what shares a per-CPU budget (a flood reaches only these).
+inline uint32_t online_cpus() {
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<uint32_t>(n) : 1;
 }
 
 inline int possible_cpus() {

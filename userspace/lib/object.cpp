@@ -52,7 +52,8 @@ uint32_t hot_bits_for(uint32_t max_sources) {
 }
 
 uint32_t known_sets_for(uint32_t max_sources) {
-  return static_cast<uint32_t>(std::bit_ceil(static_cast<uint64_t>(max_sources)) / XT_KNOWN_WAYS);
+  const uint64_t entries = std::bit_ceil(static_cast<uint64_t>(max_sources)) / XT_KNOWN_SHARE;
+  return static_cast<uint32_t>(std::max<uint64_t>(entries, XT_MIN_KNOWN) / XT_KNOWN_WAYS);
 }
 
 Result<Skeleton> open_object(const ObjectOptions& options) {
@@ -73,6 +74,8 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
     return system_error("cannot size the bucket table's tags", err);
   if (int err = bpf_map__set_max_entries(skel->maps.xt_known, known_sets_for(options.max_sources)); err)
     return system_error("cannot size the known table", err);
+  if (int err = bpf_map__set_max_entries(skel->maps.xt_known_tags, known_sets_for(options.max_sources)); err)
+    return system_error("cannot size the known table's tags", err);
   const uint64_t hot_sets = static_cast<uint64_t>(libbpf_num_possible_cpus()) << hot_bits_for(options.max_sources);
   if (hot_sets > UINT32_MAX) return std::unexpected(Error{ErrorKind::Usage, "the hot cache would need more than 2^32 sets"});
   if (int err = bpf_map__set_max_entries(skel->maps.xt_hot, static_cast<uint32_t>(hot_sets)); err)

@@ -46,7 +46,7 @@ constexpr bool frags_needed(uint32_t mtu) { return mtu > 1500; }
 // Sets of the bucket table for --max-sources (rounded up to a power of two).
 uint32_t bucket_sets_for(uint32_t max_sources);
 // Sets of the known table (sources admitted outside the new-source budget):
-// one entry for each source the table holds.
+// an entry for every XT_KNOWN_SHARE sources the table holds.
 uint32_t known_sets_for(uint32_t max_sources);
 // log2 of the hot cache's sets per CPU for a table of max_sources.
 uint32_t hot_bits_for(uint32_t max_sources);

@@ -264,9 +264,10 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   if (l.verify) rule.flags |= XT_RULE_VERIFY_TCP;
   rule.remember = static_cast<uint32_t>(l.remember);  // parse_duration keeps it within 32 bits
   // Each CPU meters its own share of the proofs (no line shared between
-  // CPUs under a SYN flood): the rate and burst divided, rounded up.
-  const uint64_t share = (l.verify_rate.count + std::max(cpus, 1u) - 1) / std::max(cpus, 1u);
-  auto proof = make_limit(share, period_ticks(l.verify_rate.period_ns, hz), share, hz,
+  // CPUs under a SYN flood): the rate divided exactly, the burst rounded up.
+  const uint64_t shares = std::max(cpus, 1u);
+  auto proof = make_limit(l.verify_rate.count, period_ticks(l.verify_rate.period_ns, hz) * shares,
+                          (l.verify_rate.count + shares - 1) / shares, hz,
                           "--verify-rate " + format_rate(l.verify_rate.count, l.verify_rate.period_ns));
   if (!proof) return std::unexpected(proof.error());
   rule.proof = *proof;

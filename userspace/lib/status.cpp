@@ -45,7 +45,7 @@ std::optional<RulesFile> applied_file(std::string_view bytes, const std::string&
   if (kept && std::get<0>(*kept) == path && std::get<1>(*kept) == sha256 && std::get<2>(*kept) == hz)
     return std::get<3>(*kept);
   auto file = parse_rules_file(bytes, path);
-  if (!file || !compile_rules(*file, hz, static_cast<uint32_t>(possible_cpus()))) return std::nullopt;
+  if (!file || !compile_rules(*file, hz, online_cpus())) return std::nullopt;
   kept.emplace(path, sha256, hz, *file);
   return *file;
 }
@@ -88,7 +88,7 @@ Result<Status> read_status(const std::string& pin_dir) {
   });
   if (!known) return std::unexpected(known.error());
   s.known_max = state->known_capacity();
-  s.known_bytes = s.known_max * sizeof(xt_known);
+  s.known_bytes = s.known_max * sizeof(xt_known) + s.known_max / XT_KNOWN_WAYS * sizeof(xt_known_tags);
   s.proofs_sent = (*counters)[XT_PROOFS_SENT].packets;
   s.proofs_passed = (*counters)[XT_PROOFS_PASSED].packets;
   s.admitted_by_proof = (*counters)[XT_ADMITTED_BY_PROOF].packets;
@@ -244,6 +244,22 @@ json status_json(const Status& s) {
           {"notes", s.notes}};
 }
 
+namespace {
+
+// How new clients get past a saturated budget under the rule for cidr.
+std::string ways_in(const std::vector<RuleEntry>& rules, const std::string& cidr) {
+  for (const auto& e : rules) {
+    if (format_cidr(e.cidr) != cidr) continue;
+    const Limits l = limits_of(e.spec);
+    if (l.verify && l.remember) return "new clients get in only by proof (TCP) or as known sources (--remember)";
+    if (l.verify) return "new clients get in only by proof (TCP; --remember 0: none is remembered)";
+    if (l.remember) return "new clients get in only as known sources (--verify off: no TCP proofs)";
+  }
+  return "new clients are turned away with them (--verify off, --remember 0)";
+}
+
+}  // namespace
+
 std::string status_text(const Status& s) {
   std::string out;
   if (s.state) {
@@ -276,9 +292,9 @@ std::string status_text(const Status& s) {
                      "drop %.0f packets/s of untracked sources, new clients among them, and passes them\n",
                      sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps)
                : fmt("UNDER A FLOOD: the new-source budget of %s (%s) has been full for %.0f s, dropping %.0f "
-                     "packets/s of untracked sources: new clients get in only by proof (TCP, --verify tcp) or as "
-                     "known sources (--remember)\n",
-                     sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps);
+                     "packets/s of untracked sources: %s\n",
+                     sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps,
+                     ways_in(s.rules, sat.rule).c_str());
   for (const auto& n : s.notes) out += "note: " + n + "\n";
   for (const auto& w : s.config_warnings) out += "WARNING (config): " + w + "\n";
   for (const auto& w : s.warnings) out += "WARNING: " + w + "\n";
