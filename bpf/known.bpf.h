@@ -53,7 +53,7 @@ static __always_inline __u32 xt_seconds(const struct xt_config *cfg, __u64 now)
 
 /* How pkt's source is known (enum xt_known_how), 0 if it is not, or no
  * longer: known for `remember` seconds after it was last seen, and a source
- * that proved its address for XT_PROOF_SECONDS at least. */
+ * that proved its address for XT_PROOF_SECONDS. */
 __attribute__((noinline)) int xt_recall(const struct xt_pkt *pkt, __u32 remember, __u64 now)
 {
 	__u32 zero = 0;
@@ -126,8 +126,16 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, _
 			xt_count_one(XT_KNOWN_RECORDED);
 			return 1;
 		}
+		/* The victim: a free way, else the oldest proof (good for
+		 * seconds only), else the oldest source that behaved, so
+		 * proofs, which a spoofer can have live hosts make, never
+		 * push out one that behaved while another proof is there. */
 		const __s32 signed_age = (__s32)(secs - e->seen);
-		const __u32 age = !e->family ? 0xffffffffu : signed_age < 0 ? 0 : (__u32)signed_age;
+		__u32 age = signed_age < 0 ? 0 : (__u32)signed_age & 0x7fffffff;
+		if (e->how == XT_KNOWN_PROVEN)
+			age |= 0x80000000u;
+		if (!e->family)
+			age = 0xffffffffu;
 		if (age > oldest) {
 			oldest = age;
 			victim = w;

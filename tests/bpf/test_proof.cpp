@@ -6,6 +6,8 @@
 // wrong, stale or unasked-for cookies prove nothing; what is sent is
 // rate-limited and never goes to a denied source. A source that behaved is
 // remembered for --remember after it goes idle.
+#include <arpa/inet.h>
+
 #include "program.h"
 
 namespace xt::test {
@@ -194,6 +196,42 @@ TEST_F(Proof, NothingIsRememberedUnderAFloodAndAProofIsShortLived) {
   const uint64_t later = (XT_DEFAULT_IDLE_SECONDS + XT_PROOF_SECONDS + 1) * kSec;
   EXPECT_EQ(passed(from("198.18.7.1"), 1, later), 0);
   EXPECT_EQ(run(syn("198.18.7.1"), later), XDP_TX);
+}
+
+// A proof never pushes out a source that behaved while another proof is in
+// its set: a spoofer can have live hosts make proofs, and these must not
+// flush the clients the table remembers.
+TEST_F(Proof, ProofsMakeRoomAmongProofsFirst) {
+  limit([](RuleSpec& s) { s.new_rate = *parse_rate("3/day"); });
+  // Five sources of one set of the known table (as known.bpf.h places them).
+  const xt_config cfg = state_->config().value();
+  std::vector<std::string> same;
+  const auto set_of = [&](const std::string& src) {
+    uint8_t a[4];
+    inet_pton(AF_INET, src.c_str(), a);
+    uint32_t v4;
+    std::memcpy(&v4, a, 4);
+    return XT_TOP_BITS(xt_hash_words(cfg.hash_key, 0x4b00 | XT_FAMILY_V4, v4, 0), cfg.known_bits);
+  };
+  const uint32_t target = set_of(nth_source(0));
+  for (int i = 0; same.size() < 5 && i < 60000; i++)
+    if (set_of(nth_source(i)) == target) same.push_back(nth_source(i));
+  ASSERT_EQ(same.size(), 5u);
+  const auto from = [](const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); };
+  // Three behave (the budget's three admissions), at 0, 1 and 2 s.
+  for (int i = 0; i < 3; i++) ASSERT_EQ(passed(from(same[i]), 2, i * kSec), 2);
+  // The budget is spent; two more prove themselves, one after the other.
+  for (int i = 3; i < 5; i++) {
+    const uint64_t at = (3 + i) * kSec;
+    const uint32_t cookie = cookie_for(same[i], at);
+    ASSERT_EQ(run(rst(same[i], cookie), at), XDP_DROP);
+  }
+  EXPECT_EQ(counter(XT_PROOFS_PASSED), 2u);
+  // The second proof took the first's way, not the oldest behaved source's:
+  // all three are still let in, past their buckets' idle window.
+  const uint64_t later = (XT_DEFAULT_IDLE_SECONDS + 10) * kSec;
+  for (int i = 0; i < 3; i++) EXPECT_EQ(passed(from(same[i]), 1, later), 1) << same[i];
+  EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 3u);
 }
 
 }  // namespace
