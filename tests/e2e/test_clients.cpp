@@ -22,27 +22,9 @@ class Clients : public LabTest {
     LabTest::SetUp();
     if (HasFatalFailure()) return;
     ok({"attach", "dut0", "--mode", "native"});
-    ASSERT_NO_THROW(lab_->receive_xdp_on_gen());
-    ASSERT_EQ(lab_->in_dut({"ip", "addr", "add", "198.18.0.2/24", "dev", "dut0"}).rc, 0);
-    ASSERT_EQ(lab_->in_gen({"ip", "addr", "add", "198.18.0.1/24", "dev", "gen0"}).rc, 0);
-    // Neighbours fixed both ways: no ARP to lose in a flooded ring.
-    const std::string gen_mac = lab_->in_gen({"cat", "/sys/class/net/gen0/address"}).out;
-    ASSERT_EQ(lab_->in_gen({"ip", "neigh", "replace", "198.18.0.2", "lladdr", lab_->dut_mac(), "dev", "gen0", "nud",
-                            "permanent"})
-                  .rc,
-              0);
-    for (int i = 0; i < kClients; i++) {
-      const std::string addr = client(i);
-      ASSERT_EQ(lab_->in_gen({"ip", "addr", "add", addr + "/32", "dev", "gen0"}).rc, 0);
-      ASSERT_EQ(lab_->in_dut({"ip", "neigh", "replace", addr, "lladdr", trim(gen_mac), "dev", "dut0", "nud",
-                              "permanent"})
-                    .rc,
-                0);
-    }
-  }
-  static std::string trim(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-    return s;
+    std::vector<std::string> clients;
+    for (int i = 0; i < kClients; i++) clients.push_back(client(i));
+    ASSERT_NO_THROW(lab_->add_clients(clients));
   }
   static constexpr int kClients = 30;
   static std::string client(int i) { return "198.18.0." + std::to_string(100 + i); }

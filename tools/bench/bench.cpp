@@ -456,23 +456,12 @@ constexpr int kClients = 30;
 std::string bench_client(int i) { return "198.18.0." + std::to_string(100 + i); }      // new clients
 std::string returning_client(int i) { return "198.18.0." + std::to_string(150 + i); }  // returning ones
 
-// Addresses on both sides of the lab and fixed neighbours (no ARP to lose
-// in a flooded ring); the pass program on gen0 that receives what XDP sends
-// back; a counter behind the peers' limiters of what 198.18.0.0/24 passed.
+// The clients' addresses (Lab::add_clients), and a counter behind the
+// peers' limiters of what 198.18.0.0/24 passed.
 void set_up_clients(const Lab& lab, Limiter l) {
-  must(lab.in_dut({"ip", "addr", "add", "198.18.0.2/24", "dev", "dut0"}), "dut address");
-  must(lab.in_gen({"ip", "addr", "add", "198.18.0.1/24", "dev", "gen0"}), "gen address");
-  std::string gen_mac = lab.in_gen({"cat", "/sys/class/net/gen0/address"}).out;
-  while (!gen_mac.empty() && gen_mac.back() == '\n') gen_mac.pop_back();
-  must(lab.in_gen({"ip", "neigh", "replace", "198.18.0.2", "lladdr", lab.dut_mac(), "dev", "gen0", "nud", "permanent"}),
-       "neighbour");
-  for (int i = 0; i < kClients; i++)
-    for (const std::string& addr : {bench_client(i), returning_client(i)}) {
-      must(lab.in_gen({"ip", "addr", "add", addr + "/32", "dev", "gen0"}), "client address");
-      must(lab.in_dut({"ip", "neigh", "replace", addr, "lladdr", gen_mac, "dev", "dut0", "nud", "permanent"}),
-           "neighbour");
-    }
-  lab.receive_xdp_on_gen();
+  std::vector<std::string> clients;
+  for (int i = 0; i < kClients; i++) clients.insert(clients.end(), {bench_client(i), returning_client(i)});
+  lab.add_clients(clients);
   if (l != Limiter::Xthrottle)
     must(lab.in_dut({"iptables", "-t", "raw", "-A", "PREROUTING", "-s", "198.18.0.0/24"}), "iptables counter");
 }

@@ -146,6 +146,23 @@ void Lab::receive_xdp_on_gen() const {
   if (!error.empty()) throw std::runtime_error(error);
 }
 
+void Lab::add_clients(const std::vector<std::string>& clients) const {
+  const auto in = [this](const std::string& ns, const std::vector<std::string>& argv) {
+    Outcome r = in_ns(ns, argv);
+    if (r.rc != 0) throw std::runtime_error("cannot set up the clients in " + ns + ": " + r.err);
+  };
+  in(dut_, {"ip", "addr", "add", "198.18.0.2/24", "dev", "dut0"});
+  in(gen_, {"ip", "addr", "add", "198.18.0.1/24", "dev", "gen0"});
+  std::string gen_mac = in_gen({"cat", "/sys/class/net/gen0/address"}).out;
+  while (!gen_mac.empty() && (gen_mac.back() == '\n' || gen_mac.back() == ' ')) gen_mac.pop_back();
+  in(gen_, {"ip", "neigh", "replace", "198.18.0.2", "lladdr", dut_mac_, "dev", "gen0", "nud", "permanent"});
+  for (const std::string& addr : clients) {
+    in(gen_, {"ip", "addr", "add", addr + "/32", "dev", "gen0"});
+    in(dut_, {"ip", "neigh", "replace", addr, "lladdr", gen_mac, "dev", "dut0", "nud", "permanent"});
+  }
+  receive_xdp_on_gen();
+}
+
 void Lab::teardown() { run({XT_LAB, "down", tag_}); }
 
 Outcome Lab::in_ns(const std::string& ns, const std::vector<std::string>& argv) const {

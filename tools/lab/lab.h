@@ -81,11 +81,17 @@ class Lab {
   // sources in 198.18.0.0/15 (v4) or 2001:db8::/32 (v6).
   uint64_t received_v4() const { return nft_counter("v4"); }
   uint64_t received_v6() const { return nft_counter("v6"); }
-  // Puts an XDP program that passes everything on gen0, so that what
-  // xthrottle sends back from XDP (its TCP proofs) reaches gen's stack, as
-  // a NIC would put it on the wire (a veth hands such frames only to a peer
-  // running XDP).
+  // Puts an XDP program on gen0, so that what xthrottle sends back from
+  // XDP (its TCP proofs) reaches gen's stack, as a NIC would put it on the
+  // wire (a veth hands such frames only to a peer running XDP). It passes
+  // what is for the lab's clients (198.18.0.0/24, and anything not IPv4)
+  // and drops the answers to spoofed addresses (xdp_pass.bpf.c).
   void receive_xdp_on_gen() const;
+  // Addresses for TCP and UDP clients of the kernel's own stack: dut0
+  // 198.18.0.2/24, gen0 198.18.0.1/24 and each of `clients` (in that /24),
+  // neighbours fixed both ways (no ARP to lose in a flooded ring), and
+  // receive_xdp_on_gen. Throws on failure.
+  void add_clients(const std::vector<std::string>& clients) const;
   // Frames each of dut0's receive queues ran XDP on so far.
   std::vector<uint64_t> dut_queue_xdp_packets() const;
   void reset_received() const;
