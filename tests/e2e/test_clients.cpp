@@ -3,7 +3,11 @@
 // TCP stack at both ends: while a spoofed SYN flood runs at floodgen's full
 // speed against a rule whose new-source budget it spends many times over,
 // new clients prove their address and connect; and a client that talked
-// before and then went quiet gets every packet through.
+// before and then went quiet gets every packet through. The flood is sent
+// from CPU 0 and arrives on dut0's queue 0; the clients and the listener
+// run on CPU 1, whose packets take queue 1 (tools/lab/lab.sh): what is
+// measured is xthrottle's verdicts, not a client's SYN lost to the flood's
+// full veth ring before any XDP program saw it.
 #include <xthrottle/abi.h>
 
 #include <thread>

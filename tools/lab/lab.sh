@@ -33,6 +33,13 @@ up() {
   # XDP on dut0 sends back, gen0 receives only while it runs XDP itself:
   # Lab::receive_xdp_on_gen.)
   ip netns exec "$dut" ethtool -K dut0 gro on >/dev/null &&
+  # The kernel's own packets follow the same rule (XPS: CPU n sends on
+  # queue n mod 2), so a TCP client on CPU 1 does not share the ring of a
+  # flood sent from CPU 0. Without it a connection's queue is its hash's:
+  # its SYNs are lost with the flood's overflow at a full ring before any
+  # XDP program sees them, and the NAPI of the flood's queue drifts to the
+  # clients' CPU.
+  xps "$gen" gen0 && xps "$dut" dut0 &&
   mkdir -p "/run/$tag" &&
   mount -t bpf bpf "/run/$tag" &&
   ip netns exec "$dut" nft -f - <<NFT
@@ -48,6 +55,16 @@ table netdev lab {
 NFT
   status=$?
   [ $status -eq 0 ] || { down "$tag"; return $status; }
+}
+
+xps() {
+  cpus=$(getconf _NPROCESSORS_CONF) even=0 odd=0 i=0
+  while [ "$i" -lt "$cpus" ] && [ "$i" -lt 62 ]; do
+    if [ $((i % 2)) -eq 0 ]; then even=$((even | 1 << i)); else odd=$((odd | 1 << i)); fi
+    i=$((i + 1))
+  done
+  ip netns exec "$1" sh -c "printf %x $even > /sys/class/net/$2/queues/tx-0/xps_cpus &&
+    printf %x $odd > /sys/class/net/$2/queues/tx-1/xps_cpus"
 }
 
 down() {
