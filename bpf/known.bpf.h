@@ -48,17 +48,15 @@ static __always_inline __u32 xt_seconds(const struct xt_config *cfg, __u64 now)
 	return cfg->hz ? (__u32)(now / cfg->hz) : 0;
 }
 
-/* Global functions (see xt_send_event): checked once by the verifier, and
- * called only off the fast path (a refused packet, a passed one). */
-
 /* How pkt's source is known (enum xt_known_how), 0 if it is not, or no
  * longer: known for `remember` seconds after it was last seen, and a source
- * that proved its address for XT_PROOF_SECONDS. */
-__attribute__((noinline)) int xt_recall(const struct xt_pkt *pkt, __u32 remember, __u64 now)
+ * that proved its address for XT_PROOF_SECONDS. Inline in the global
+ * xt_admit_untracked, its one caller: every refused packet comes here. */
+static __always_inline int xt_recall(const struct xt_pkt *pkt, __u32 remember, __u64 now)
 {
 	__u32 zero = 0;
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
-	if (!pkt || !cfg)
+	if (!cfg)
 		return 0;
 	struct xt_known_place p;
 	xt_known_place_of(pkt, cfg, &p);
@@ -86,6 +84,9 @@ __attribute__((noinline)) int xt_recall(const struct xt_pkt *pkt, __u32 remember
 	}
 	return 0;
 }
+
+/* Global functions below (see xt_send_event): checked once by the
+ * verifier, and called only off the fast path (a passed packet, a proof). */
 
 /* Records that pkt's source is known `how` as of now: refreshes its entry
  * (at most every `refresh` seconds), else, if `insert`, takes a free way

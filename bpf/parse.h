@@ -77,7 +77,7 @@ enum xt_parse_result {
 struct xt_pkt {
 	__u8 family; /* XT_FAMILY_V4 or XT_FAMILY_V6 */
 	__u8 addr[16];
-	__u8 pad;
+	__u8 proto; /* IPv4's protocol, IPv6's first next header */
 	__u16 l3_off; /* where the IP header starts in the frame */
 };
 
@@ -104,6 +104,7 @@ XT_INLINE int xt_parse_ip(const __u8 *data, const __u8 *end, __u16 off, __u64 fr
 			return XT_PARSE_MALFORMED;
 		pkt->family = XT_FAMILY_V4;
 		__builtin_memcpy(pkt->addr, &ip->saddr, sizeof(ip->saddr));
+		pkt->proto = ip->protocol;
 		pkt->l3_off = off;
 		return XT_PARSE_IP;
 	}
@@ -113,6 +114,7 @@ XT_INLINE int xt_parse_ip(const __u8 *data, const __u8 *end, __u16 off, __u64 fr
 			return XT_PARSE_MALFORMED;
 		pkt->family = XT_FAMILY_V6;
 		__builtin_memcpy(pkt->addr, ip6 + XT_IP6_SADDR, 16);
+		pkt->proto = ip6[XT_IP6_NEXTHDR];
 		pkt->l3_off = off;
 		return XT_PARSE_IP;
 	}

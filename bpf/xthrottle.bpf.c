@@ -75,8 +75,10 @@ int xthrottle(struct xdp_md *ctx)
 	enum xt_reason why_not = XT_DROP_NO_STATE;
 	struct xt_bucket *b = xt_source_bucket(&f.pkt, rule, cfg, now, &bkey, &why_not);
 	if (!b && !(rule->flags & XT_RULE_DRY_RUN)) {
-		/* A TCP source may prove its address (prove.bpf.h). */
-		if (why_not == XT_DROP_NEW_SOURCE && (rule->flags & XT_RULE_VERIFY_TCP)) {
+		/* A TCP source may prove its address (prove.bpf.h); nothing
+		 * else is worth the call. */
+		if (why_not == XT_DROP_NEW_SOURCE && (rule->flags & XT_RULE_VERIFY_TCP) &&
+		    f.pkt.proto == XT_IPPROTO_TCP) {
 			const int action = xt_prove(ctx, rule, &f.pkt, now);
 			if (action == XT_PROVEN)
 				xt_remember(&f.pkt, XT_KNOWN_PROVEN, now);

@@ -109,6 +109,16 @@ TEST(Parse, EveryTruncation) {
   }
 }
 
+// The transport protocol, which decides who may prove its address
+// (prove.bpf.h): IPv4's protocol, IPv6's first next header.
+TEST(Parse, Protocol) {
+  EXPECT_EQ(parse(Packet().ipv4("198.18.0.1").tcp().build()).pkt.proto, XT_IPPROTO_TCP);
+  EXPECT_EQ(parse(Packet().ipv4("198.18.0.1").build()).pkt.proto, 17);
+  EXPECT_EQ(parse(Packet().vlan(7).ipv6("2001:db8::1").tcp().build()).pkt.proto, XT_IPPROTO_TCP);
+  EXPECT_EQ(parse(Packet().ipv6("2001:db8::1").build()).pkt.proto, 17);
+  EXPECT_EQ(parse(Packet().ipv6("2001:db8::1").ext(44).tcp().build()).pkt.proto, 44) << "a fragment header first";
+}
+
 // Devices without a link layer (tun, WireGuard): the frame is the IP packet.
 TEST(Parse, PacketsWithoutALinkLayer) {
   auto parse_ip = [](const std::vector<uint8_t>& frame) {
