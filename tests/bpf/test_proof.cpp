@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 
 #include "program.h"
+#include "status.h"
 
 namespace xt::test {
 namespace {
@@ -232,6 +233,26 @@ TEST_F(Proof, ProofsMakeRoomAmongProofsFirst) {
   const uint64_t later = (XT_DEFAULT_IDLE_SECONDS + 10) * kSec;
   for (int i = 0; i < 3; i++) EXPECT_EQ(passed(from(same[i]), 1, later), 1) << same[i];
   EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 3u);
+}
+
+// status tells the sources the known table admits now, not every entry it
+// still holds: a proof is over after XT_PROOF_SECONDS, good behaviour after
+// --remember.
+TEST_F(Proof, StatusCountsTheSourcesKnownNow) {
+  limit([](RuleSpec& s) { s.remember = 600; });
+  const auto from = [](const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); };
+  ASSERT_EQ(passed(from("198.18.7.1"), 3, 0), 3) << "behaves, admitted by the budget, which it spends";
+  const uint32_t cookie = cookie_for("198.18.7.2");
+  ASSERT_EQ(run(rst("198.18.7.2", cookie), 1), XDP_DROP) << "proves its address";
+  const auto count = [&](uint32_t secs) {
+    Status s;
+    EXPECT_TRUE(state_->for_each_known([&](const xt_known& e) { count_known(s, e, secs, 600); }).has_value());
+    return std::tuple{s.known_sources, s.known_proven, s.known_expired};
+  };
+  EXPECT_EQ(count(1), std::tuple(2u, 1u, 0u));
+  EXPECT_EQ(count(XT_PROOF_SECONDS), std::tuple(1u, 0u, 1u)) << "the proof is over";
+  EXPECT_EQ(count(600), std::tuple(0u, 0u, 2u)) << "and the good behaviour";
+  EXPECT_EQ(counter(XT_KNOWN_RECORDED), 2u);
 }
 
 }  // namespace

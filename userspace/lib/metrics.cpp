@@ -181,8 +181,11 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   m.counter("xthrottle_admitted_by_memory_total",
             "Sources admitted outside a new-source budget, known from earlier good behaviour (--remember).",
             static_cast<double>(stats->extra(XT_ADMITTED_BY_MEMORY)));
-  m.gauge("xthrottle_known_sources", "Entries of the known table (sources that behaved or proved their address).",
+  m.gauge("xthrottle_known_sources",
+          "Sources the known table admits now (they behaved within the longest --remember, or proved their address).",
           static_cast<double>(status->known_sources));
+  m.counter("xthrottle_known_recorded_total", "Entries written to the known table (new sources and refreshes).",
+            static_cast<double>(status->known_recorded));
   m.gauge("xthrottle_known_max", "Size of the known table, in entries.", static_cast<double>(status->known_max));
   m.counter("xthrottle_events_total", "Events delivered to the daemon (a source throttled or released, a budget saturated or recovered).",
             static_cast<double>(stats->extra(XT_EVENTS_SENT)));

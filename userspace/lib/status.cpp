@@ -52,6 +52,18 @@ std::optional<RulesFile> applied_file(std::string_view bytes, const std::string&
 
 }  // namespace
 
+void count_known(Status& s, const xt_known& e, uint32_t secs, uint64_t remember) {
+  // Signed, as the data path reads it: a CPU's clock may be a second ahead.
+  const int64_t age = static_cast<int32_t>(secs - e.seen);
+  const bool proven = e.how == XT_KNOWN_PROVEN;
+  if (age >= static_cast<int64_t>(proven ? XT_PROOF_SECONDS : remember)) {
+    s.known_expired++;
+    return;
+  }
+  s.known_sources++;
+  if (proven) s.known_proven++;
+}
+
 Result<Status> read_status(const std::string& pin_dir) {
   Status s;
   s.pin_dir = pin_dir;
@@ -82,11 +94,15 @@ Result<Status> read_status(const std::string& pin_dir) {
   auto counters = state->counters();
   if (!counters) return std::unexpected(counters.error());
   s.table_full_drops = (*counters)[XT_DROP_NO_STATE].packets;
-  auto known = state->for_each_known([&](const xt_known& e) {
-    s.known_sources++;
-    if (e.how == XT_KNOWN_PROVEN) s.known_proven++;
-  });
+  auto now = state->now();
+  if (!now) return std::unexpected(now.error());
+  const uint32_t secs = cfg->hz ? static_cast<uint32_t>(*now / cfg->hz) : 0;
+  uint64_t remember = 0;
+  for (const auto& r : s.rules)
+    if (r.rule.action == XT_ACT_LIMIT) remember = std::max<uint64_t>(remember, r.rule.remember);
+  auto known = state->for_each_known([&](const xt_known& e) { count_known(s, e, secs, remember); });
   if (!known) return std::unexpected(known.error());
+  s.known_recorded = (*counters)[XT_KNOWN_RECORDED].packets;
   s.known_max = state->known_capacity();
   s.known_bytes = s.known_max * sizeof(xt_known) + s.known_max / XT_KNOWN_WAYS * sizeof(xt_known_tags);
   s.proofs_sent = (*counters)[XT_PROOFS_SENT].packets;
@@ -219,6 +235,8 @@ json status_json(const Status& s) {
           {"new_source_saturated", saturated},
           {"known_sources", s.known_sources},
           {"known_proven", s.known_proven},
+          {"known_expired", s.known_expired},
+          {"known_recorded", s.known_recorded},
           {"known_max", s.known_max},
           {"known_bytes", s.known_bytes},
           {"proofs_sent", s.proofs_sent},
@@ -269,10 +287,11 @@ std::string status_text(const Status& s) {
     if (s.new_source_drops)
       out += fmt("         %llu packets from untracked sources dropped over new-source budgets\n",
                  (unsigned long long)s.new_source_drops);
-    out += fmt("known:   %llu of %llu sources (%llu proved their address; %llu bytes), admitted %llu by proof and "
-               "%llu by memory; proofs %llu sent, %llu passed\n",
+    out += fmt("known:   %llu of %llu sources (%llu proved their address; %llu more expired; %llu bytes), admitted "
+               "%llu by proof and %llu by memory; proofs %llu sent, %llu passed\n",
                (unsigned long long)s.known_sources, (unsigned long long)s.known_max,
-               (unsigned long long)s.known_proven, (unsigned long long)s.known_bytes,
+               (unsigned long long)s.known_proven, (unsigned long long)s.known_expired,
+               (unsigned long long)s.known_bytes,
                (unsigned long long)s.admitted_by_proof, (unsigned long long)s.admitted_by_memory,
                (unsigned long long)s.proofs_sent, (unsigned long long)s.proofs_passed);
   } else {

@@ -29,9 +29,11 @@ struct Status {
   uint32_t hz = 0;
   uint64_t table_full_drops = 0;
   uint64_t new_source_drops = 0;
-  // The known table: sources let in outside the new-source budget (entries,
-  // of which proven; its size and kernel memory), and what it did.
-  uint64_t known_sources = 0, known_proven = 0, known_max = 0, known_bytes = 0;
+  // The known table: sources let in outside the new-source budget (those it
+  // admits now, of which proven, and entries whose time is over; its size
+  // and kernel memory), and what it did.
+  uint64_t known_sources = 0, known_proven = 0, known_expired = 0, known_max = 0, known_bytes = 0;
+  uint64_t known_recorded = 0;
   uint64_t proofs_sent = 0, proofs_passed = 0, admitted_by_proof = 0, admitted_by_memory = 0;
   // The config file last applied (apply, serve --config), if any.
   std::string config_path, config_sha256;
@@ -52,6 +54,12 @@ struct Status {
   std::vector<std::string> notes;            // worth knowing, nothing wrong
 };
 // Reads the state (if any) and works out every warning.
+// Counts one entry of the known table into s: known now if the data path
+// would still admit its source at `secs` (the program's clock in seconds)
+// under some rule: a proof for XT_PROOF_SECONDS, good behaviour for the
+// longest --remember of the rules (`remember`); else expired.
+void count_known(Status& s, const xt_known& e, uint32_t secs, uint64_t remember);
+
 Result<Status> read_status(const std::string& pin_dir);
 nlohmann::json status_json(const Status& status);
 std::string status_text(const Status& status);
