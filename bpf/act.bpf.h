@@ -19,7 +19,8 @@
 /* The reason a metered packet is counted under. */
 static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, const struct xt_bucket_key *bkey,
 					     const struct xt_rule *rule, const struct xt_config *cfg,
-					     struct xt_hot_set *hot_set, struct xt_hot *hot, const struct xt_pkt *pkt,
+					     struct xt_hot_set *hot_set, __u32 hot_idx, struct xt_hot *hot,
+					     const struct xt_pkt *pkt,
 					     __u32 epoch, __u64 now,
 					     __u32 pkts)
 {
@@ -42,18 +43,18 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 		return XT_PASS_DRY_RUN;
 	__u64 wait = xt_meter_wait(rule, b, now);
 	if (wait)
-		xt_hot_fill(hot_set, hot, pkt, epoch, 0, rule, now, wait == XT_NEVER ? XT_NEVER : now + wait);
+		xt_hot_fill(hot_set, hot_idx, hot, pkt, epoch, 0, rule, now, wait == XT_NEVER ? XT_NEVER : now + wait);
 	return XT_DROP_LIMIT;
 }
 
 /* A deny rule's packet: dropped (and its source remembered in the hot
  * cache for good), or passed and counted under a dry-run rule. */
-static __always_inline enum xt_reason xt_act_deny(const struct xt_rule *rule, struct xt_hot_set *hot_set,
+static __always_inline enum xt_reason xt_act_deny(const struct xt_rule *rule, struct xt_hot_set *hot_set, __u32 hot_idx,
 						  struct xt_hot *hot, const struct xt_pkt *pkt, __u32 epoch, __u64 now)
 {
 	if (rule->flags & XT_RULE_DRY_RUN)
 		return XT_PASS_DRY_RUN;
-	xt_hot_fill(hot_set, hot, pkt, epoch, 1, rule, now, XT_NEVER);
+	xt_hot_fill(hot_set, hot_idx, hot, pkt, epoch, 1, rule, now, XT_NEVER);
 	return XT_DROP_DENY;
 }
 

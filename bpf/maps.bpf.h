@@ -76,6 +76,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_hot SEC(".maps");
 
+/* One bit a set of the hot cache, laid out as it is (word w of the array
+ * holds sets 64w..64w+63): set while the set may hold an entry that drops
+ * its source or has drops to settle (hot.bpf.h). Sized with it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, XT_HOT_MIN_SETS / 64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_hot_bitmap SEC(".maps");
+
 /* Sources admitted outside their rule's new-source budget (known.bpf.h),
  * one element a set: sized by the controller when it creates the state. */
 struct {

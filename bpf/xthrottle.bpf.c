@@ -54,10 +54,11 @@ int xthrottle(struct xdp_md *ctx)
 	const __u32 epoch = XT_PUB_EPOCH(published);
 
 	/* 2. Classify. */
-	struct xt_hot_set *hot_set = xt_hot_set_of(&f.pkt, cfg);
+	const __u32 hot_idx = xt_hot_index(&f.pkt, cfg);
+	struct xt_hot_set *hot_set = bpf_map_lookup_elem(&xt_hot, &hot_idx);
 	if (!hot_set) /* never: the array has a part for every possible CPU */
 		return xt_exit(XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE);
-	struct xt_hot *hot = xt_hot_find(hot_set, &f.pkt);
+	struct xt_hot *hot = xt_hot_lookup(hot_set, hot_idx, &f.pkt, epoch, now);
 	if (xt_hot_drops(hot, epoch, now, pkts)) {
 		xt_hot_hit(hot, now, pkts);
 		return xt_exit(hot->flags & XT_HOT_DENIED ? XT_DROP_DENY : XT_DROP_LIMIT, len, pkts, hot->rule_id);
@@ -68,7 +69,7 @@ int xthrottle(struct xdp_md *ctx)
 	if (rule->action == XT_ACT_ALLOW)
 		return xt_exit(XT_PASS_ALLOW, len, pkts, rule->id);
 	if (rule->action != XT_ACT_LIMIT) /* deny, and anything unknown */
-		return xt_exit(xt_act_deny(rule, hot_set, hot, &f.pkt, epoch, now), len, pkts, rule->id);
+		return xt_exit(xt_act_deny(rule, hot_set, hot_idx, hot, &f.pkt, epoch, now), len, pkts, rule->id);
 
 	/* 3. Meter. */
 	struct xt_bucket_key bkey;
@@ -96,5 +97,5 @@ int xthrottle(struct xdp_md *ctx)
 	const int conforms = xt_take(b, rule, now, len, pkts);
 
 	/* 4. Act, and 5. count. */
-	return xt_exit(xt_act(conforms, b, &bkey, rule, cfg, hot_set, hot, &f.pkt, epoch, now, pkts), len, pkts, rule->id);
+	return xt_exit(xt_act(conforms, b, &bkey, rule, cfg, hot_set, hot_idx, hot, &f.pkt, epoch, now, pkts), len, pkts, rule->id);
 }

@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 10
+#define XT_ABI_VERSION 11
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -21,6 +21,7 @@
 #define XT_MAP_BUCKETS "xt_buckets"
 #define XT_MAP_TAGS "xt_bucket_tags"
 #define XT_MAP_HOT "xt_hot"
+#define XT_MAP_HOT_BITMAP "xt_hot_bitmap"
 #define XT_MAP_RULE_CACHE "xt_rule_cache"
 #define XT_MAP_RULE_STATE "xt_rule_state"
 #define XT_MAP_RULE_STATS "xt_rule_stats"

@@ -16,6 +16,8 @@
 
 #include "object.h"
 #include "packet.h"
+#include <arpa/inet.h>
+
 #include "program.h"
 #include "keys.h"
 #include "meter.h"
@@ -340,6 +342,73 @@ TEST_F(Program, HotCacheDropsOnlyWhatTheBucketWould) {
   EXPECT_EQ(passed(frame, 5, 200), 0);
   rule("198.18.0.0/15", "1000/s", 1000);
   EXPECT_EQ(passed(frame, 10, 205), 5) << "5 ms at 1000/s";
+}
+
+// The hot cache's set of a source is read only while its bit in
+// xt_hot_bitmap says it may hold something: set when an entry is filled,
+// cleared (and the set's spent entries emptied) by the first lookup that
+// finds nothing live and no drops to settle there. Verdicts and counts are
+// those of the bucket throughout.
+TEST_F(Program, TheHotCacheIsReadOnlyWhereItHoldsSomething) {
+  cpu_set_t one;  // the hot cache is per CPU: every run on CPU 0
+  CPU_ZERO(&one);
+  CPU_SET(0, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  load();
+  rule("198.18.0.0/15", "10/s", 2);
+  const xt_config cfg = state_->config().value();
+  const auto set_of = [&](const std::string& src) {
+    xt_pkt pkt{};
+    pkt.family = XT_FAMILY_V4;
+    inet_pton(AF_INET, src.c_str(), pkt.addr);
+    return XT_TOP_BITS(xt_hash_source(cfg.hash_key, &pkt), cfg.hot_bits & 31);  // CPU 0's part
+  };
+  const auto bits = [&] {
+    std::vector<uint32_t> set;
+    const int fd = bpf_map__fd(skel_->maps.xt_hot_bitmap);
+    for (uint32_t w = 0; w < (1u << cfg.hot_bits) / 64; w++) {
+      uint64_t v = 0;
+      EXPECT_EQ(bpf_map_lookup_elem(fd, &w, &v), 0);
+      for (uint32_t b = 0; b < 64; b++)
+        if (v >> b & 1) set.push_back(w * 64 + b);
+    }
+    return set;
+  };
+  // Another source in the same set as 198.18.0.1.
+  const uint32_t heavy_set = set_of("198.18.0.1");
+  std::string neighbour;
+  for (uint32_t i = 2; i < (1u << 20) && neighbour.empty(); i++) {
+    const std::string a = "198.18." + std::to_string(i >> 8 & 0xff) + "." + std::to_string(i & 0xff);
+    if ((i >> 16) == 0 && set_of(a) == heavy_set) neighbour = a;
+  }
+  ASSERT_FALSE(neighbour.empty()) << "no address of 198.18.0.0/16 shares the heavy source's set";
+  const auto heavy = Packet().ipv4("198.18.0.1").build(), other = Packet().ipv4(neighbour).build();
+
+  EXPECT_EQ(passed(other, 1, 0), 1);
+  EXPECT_TRUE(bits().empty()) << "nothing over a limit: no set to read";
+  EXPECT_EQ(passed(heavy, 50, 0), 2);
+  EXPECT_EQ(bits(), std::vector<uint32_t>{heavy_set}) << "the heavy source's set, once it is dropped";
+  EXPECT_EQ(passed(heavy, 50, 99), 0) << "dropped from the hot cache until its next token";
+  EXPECT_EQ(passed(other, 1, 99), 1) << "a source sharing the set is not held by the heavy one's entry";
+  EXPECT_EQ(bits(), std::vector<uint32_t>{heavy_set}) << "the entry still drops, and has drops to settle";
+  // Past the entry's tick, its drops settle when the heavy source passes;
+  // then a lookup there finds nothing to read for.
+  EXPECT_EQ(passed(heavy, 1, 100), 1);
+  EXPECT_EQ(bits(), std::vector<uint32_t>{heavy_set}) << "its own lookup found its entry";
+  EXPECT_EQ(passed(other, 1, 200), 1);
+  EXPECT_TRUE(bits().empty()) << "nothing live, nothing to settle: cleared";
+  // Over its limit again: its own spent entry was emptied, so it is filled
+  // once, and counted exactly.
+  EXPECT_EQ(passed(heavy, 50, 300), 2);
+  EXPECT_EQ(passed(heavy, 10, 350), 0);
+  EXPECT_EQ(bits(), std::vector<uint32_t>{heavy_set});
+  EXPECT_EQ(passed(heavy, 1, 400), 1);
+  uint64_t dropped = 0;
+  ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) {
+    if (e.key.addr[3] == 1) dropped += e.bucket.dropped_packets;
+  }));
+  EXPECT_EQ(dropped, 48u + 50 + 48 + 10) << "every drop reached the heavy source's bucket";
+  EXPECT_EQ(rule_stats("198.18.0.0/15").dropped_packets, 48u + 50 + 48 + 10);
 }
 
 // Two rule changes in a row while a source is throttled (the hot cache drops

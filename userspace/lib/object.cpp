@@ -80,6 +80,8 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
   if (hot_sets > UINT32_MAX) return std::unexpected(Error{ErrorKind::Usage, "the hot cache would need more than 2^32 sets"});
   if (int err = bpf_map__set_max_entries(skel->maps.xt_hot, static_cast<uint32_t>(hot_sets)); err)
     return system_error("cannot size the hot cache", err);
+  if (int err = bpf_map__set_max_entries(skel->maps.xt_hot_bitmap, static_cast<uint32_t>(hot_sets / 64)); err)
+    return system_error("cannot size the hot cache's bitmap", err);
   skel->rodata->xt_cfg_test_clock = options.test_clock ? 1 : 0;
   skel->rodata->xt_cfg_frags = options.frags ? 1 : 0;
   skel->rodata->xt_cfg_link = static_cast<uint8_t>(options.link);
