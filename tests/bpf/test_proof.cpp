@@ -244,14 +244,16 @@ TEST_F(Proof, StatusCountsTheSourcesKnownNow) {
   ASSERT_EQ(passed(from("198.18.7.1"), 3, 0), 3) << "behaves, admitted by the budget, which it spends";
   const uint32_t cookie = cookie_for("198.18.7.2");
   ASSERT_EQ(run(rst("198.18.7.2", cookie), 1), XDP_DROP) << "proves its address";
-  const auto count = [&](uint32_t secs) {
+  const auto count = [&](uint32_t secs, KnownWindow window = {.remember = 600, .proofs = true}) {
     Status s;
-    EXPECT_TRUE(state_->for_each_known([&](const xt_known& e) { count_known(s, e, secs, 600); }).has_value());
+    EXPECT_TRUE(state_->for_each_known([&](const xt_known& e) { count_known(s, e, secs, window); }).has_value());
     return std::tuple{s.known_sources, s.known_proven, s.known_expired};
   };
   EXPECT_EQ(count(1), std::tuple(2u, 1u, 0u));
   EXPECT_EQ(count(XT_PROOF_SECONDS), std::tuple(1u, 0u, 1u)) << "the proof is over";
   EXPECT_EQ(count(600), std::tuple(0u, 0u, 2u)) << "and the good behaviour";
+  EXPECT_EQ(count(1, {}), std::tuple(0u, 0u, 2u)) << "no rule of the family reads the table";
+  EXPECT_EQ(count(1, {.remember = 0, .proofs = true}), std::tuple(1u, 1u, 1u)) << "proofs only";
   EXPECT_EQ(counter(XT_KNOWN_RECORDED), 2u);
 }
 

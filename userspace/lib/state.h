@@ -171,6 +171,7 @@ class State {
   std::string pin_dir_;
   std::function<void()> step_hook_;
   mutable std::optional<Control> control_;
+  mutable std::optional<Skeleton> clock_;  // the clock program alone, for now() without control_
   Fd rules_, buckets_, tags_, hot_, hot_bitmap_, known_, known_tags_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
   Fd events_, events_cli_, event_budget_, meta_, rule_text_;
   // xt_config mapped into memory: where the published word is stored.

@@ -52,11 +52,14 @@ std::optional<RulesFile> applied_file(std::string_view bytes, const std::string&
 
 }  // namespace
 
-void count_known(Status& s, const xt_known& e, uint32_t secs, uint64_t remember) {
+void count_known(Status& s, const xt_known& e, uint32_t secs, const KnownWindow& window) {
   // Signed, as the data path reads it: a CPU's clock may be a second ahead.
   const int64_t age = static_cast<int32_t>(secs - e.seen);
   const bool proven = e.how == XT_KNOWN_PROVEN;
-  if (age >= static_cast<int64_t>(proven ? XT_PROOF_SECONDS : remember)) {
+  // A proof is consulted by a rule with --verify tcp or a --remember (the
+  // data path reads the table for either).
+  const uint64_t lasts = proven ? ((window.proofs || window.remember) ? XT_PROOF_SECONDS : 0) : window.remember;
+  if (age >= static_cast<int64_t>(lasts)) {
     s.known_expired++;
     return;
   }
@@ -94,13 +97,24 @@ Result<Status> read_status(const std::string& pin_dir) {
   auto counters = state->counters();
   if (!counters) return std::unexpected(counters.error());
   s.table_full_drops = (*counters)[XT_DROP_NO_STATE].packets;
+  KnownWindow v4, v6;
+  for (const auto& r : s.rules) {
+    if (r.rule.action != XT_ACT_LIMIT) continue;
+    KnownWindow& w = r.cidr.family == XT_FAMILY_V4 ? v4 : v6;
+    w.remember = std::max<uint64_t>(w.remember, r.rule.remember);
+    w.proofs = w.proofs || (r.rule.flags & XT_RULE_VERIFY_TCP);
+  }
+  // The program's clock, to tell which entries still count; without it
+  // (its program would not load) every entry is counted, and status says so.
   auto now = state->now();
-  if (!now) return std::unexpected(now.error());
-  const uint32_t secs = cfg->hz ? static_cast<uint32_t>(*now / cfg->hz) : 0;
-  uint64_t remember = 0;
-  for (const auto& r : s.rules)
-    if (r.rule.action == XT_ACT_LIMIT) remember = std::max<uint64_t>(remember, r.rule.remember);
-  auto known = state->for_each_known([&](const xt_known& e) { count_known(s, e, secs, remember); });
+  if (!now) s.notes.push_back("known sources counted without their age: " + now.error().message);
+  const uint32_t secs = now && cfg->hz ? static_cast<uint32_t>(*now / cfg->hz) : 0;
+  auto known = state->for_each_known([&](const xt_known& e) {
+    if (now)
+      count_known(s, e, secs, e.family == XT_FAMILY_V4 ? v4 : v6);
+    else
+      count_known(s, e, e.seen, {.remember = 1, .proofs = true});
+  });
   if (!known) return std::unexpected(known.error());
   s.known_recorded = (*counters)[XT_KNOWN_RECORDED].packets;
   s.known_max = state->known_capacity();

@@ -53,13 +53,19 @@ struct Status {
   std::vector<std::string> config_warnings;  // the live rules are not what the config file says
   std::vector<std::string> notes;            // worth knowing, nothing wrong
 };
-// Reads the state (if any) and works out every warning.
+// How long the rules of one family keep a known source: the longest
+// --remember among its limit rules, and whether any of them takes proofs.
+struct KnownWindow {
+  uint64_t remember = 0;
+  bool proofs = false;
+};
 // Counts one entry of the known table into s: known now if the data path
 // would still admit its source at `secs` (the program's clock in seconds)
-// under some rule: a proof for XT_PROOF_SECONDS, good behaviour for the
-// longest --remember of the rules (`remember`); else expired.
-void count_known(Status& s, const xt_known& e, uint32_t secs, uint64_t remember);
+// under some rule of its family: a proof for XT_PROOF_SECONDS, good
+// behaviour for the window's --remember; else expired.
+void count_known(Status& s, const xt_known& e, uint32_t secs, const KnownWindow& window);
 
+// Reads the state (if any) and works out every warning.
 Result<Status> read_status(const std::string& pin_dir);
 nlohmann::json status_json(const Status& status);
 std::string status_text(const Status& status);
