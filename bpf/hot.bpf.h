@@ -7,7 +7,8 @@
  * Each CPU has its own part of one array (so no line is shared between
  * CPUs and nothing needs an atomic), of sets of XT_HOT_WAYS entries, a
  * cache line each: a source's entry is in the set the keyed hash of its
- * address picks, and a lookup reads that one line. An entry holds the whole
+ * address picks, and a lookup reads that one line, if the set's bit in
+ * xt_hot_bitmap says it may hold something. An entry holds the whole
  * address, so it never drops a source that is not the one it is for.
  */
 #ifndef XTHROTTLE_HOT_BPF_H
@@ -21,9 +22,13 @@
 /* More drops than this in one entry, and the next packet takes the slow
  * path, which adds them to the bucket. */
 #define XT_HOT_PENDING_MAX 0xff00
-/* A wait longer than this many ticks is cached for this long only (the
- * entry's tick is 32 bits); the slow path then caches the rest. */
-#define XT_HOT_MAX_WAIT (1u << 30)
+/* A wait longer than this many ticks is cached for this long only; the
+ * slow path then caches the rest. The entry's tick is 32 bits: an entry is
+ * live only while its tick is at most this far ahead, so one that outlived
+ * its tick does not look live again when the 32 bits wrap (2^31 ticks
+ * later), except in the last 2^24 ticks of every 2^32 — and the entry's own
+ * source empties it when it next gets past it (xt_hot_settle). */
+#define XT_HOT_MAX_WAIT (1u << 24)
 
 static __always_inline int xt_hot_is(const struct xt_hot *hot, const struct xt_pkt *pkt)
 {
@@ -34,7 +39,7 @@ static __always_inline int xt_hot_is(const struct xt_hot *hot, const struct xt_p
 /* The index of the source's set in this CPU's part of the hot cache. */
 static __always_inline __u32 xt_hot_index(const struct xt_pkt *pkt, const struct xt_config *cfg)
 {
-	const __u32 bits = cfg->hot_bits & 31; /* 13 to 26 (XT_HOT_MIN_SETS, abi.h limits) */
+	const __u32 bits = cfg->hot_bits & 31; /* 13 to 22 (XT_HOT_MIN_SETS; hot_bits_for at 2^26 sources) */
 	return bpf_get_smp_processor_id() << bits | XT_TOP_BITS(xt_hash_source(cfg->hash_key, pkt), bits);
 }
 
@@ -67,7 +72,8 @@ static __always_inline struct xt_hot *xt_hot_find(struct xt_hot_set *set, const 
 /* Whether an entry still drops its source at tick now, in this epoch. */
 static __always_inline int xt_hot_live(const struct xt_hot *hot, __u32 epoch, __u64 now)
 {
-	return hot->epoch == epoch && ((hot->flags & XT_HOT_FOREVER) || (__s32)(hot->until - (__u32)now) > 0);
+	return hot->epoch == epoch &&
+	       ((hot->flags & XT_HOT_FOREVER) || (__u32)(hot->until - (__u32)now - 1) < XT_HOT_MAX_WAIT);
 }
 
 /* Whether the source's entry drops this packet of pkts wire packets without
@@ -195,24 +201,31 @@ static __always_inline void xt_hot_fill(struct xt_hot_set *set, __u32 idx, struc
 
 /* The hot cache dropped this source's packets: they go to its bucket b (this
  * one, unless a rule change moved the source to another bucket since),
- * before b meters the packet. hot is the source's entry, or NULL. */
+ * before b meters the packet. hot is the source's entry, or NULL. An entry
+ * spent and settled is emptied: it must not look live again when its tick
+ * wraps (XT_HOT_MAX_WAIT). */
 static __always_inline void xt_hot_settle(struct xt_hot *hot, const struct xt_rule *rule, struct xt_bucket *b,
 					  __u32 epoch, __u64 now)
 {
-	if (!hot || !hot->pending)
+	if (!hot)
 		return;
-	if (hot->rule_id == rule->id && hot->per_len == rule->per_len &&
-	    (hot->epoch == epoch || xt_hot_owner_is_current(rule->id, hot->epoch))) {
-		__sync_fetch_and_add(&b->dropped_packets, hot->pending);
-		hot->pending = 0;
-		/* Another CPU may have recorded a later drop: never move it
-		 * back, or the source could look released while still dropped. */
-		const __u32 last = xt_hot_last_hit(hot, now);
-		if ((__s32)(last - b->last_drop) > 0)
-			b->last_drop = last;
-	} else {
-		xt_hot_flush(hot, epoch, now);
+	if (hot->pending) {
+		if (hot->rule_id == rule->id && hot->per_len == rule->per_len &&
+		    (hot->epoch == epoch || xt_hot_owner_is_current(rule->id, hot->epoch))) {
+			__sync_fetch_and_add(&b->dropped_packets, hot->pending);
+			hot->pending = 0;
+			/* Another CPU may have recorded a later drop: never move
+			 * it back, or the source could look released while
+			 * still dropped. */
+			const __u32 last = xt_hot_last_hit(hot, now);
+			if ((__s32)(last - b->last_drop) > 0)
+				b->last_drop = last;
+		} else {
+			xt_hot_flush(hot, epoch, now);
+		}
 	}
+	if (!xt_hot_live(hot, epoch, now))
+		hot->flags = 0;
 }
 
 #endif /* XTHROTTLE_HOT_BPF_H */

@@ -411,6 +411,29 @@ TEST_F(Program, TheHotCacheIsReadOnlyWhereItHoldsSomething) {
   EXPECT_EQ(rule_stats("198.18.0.0/15").dropped_packets, 48u + 50 + 48 + 10);
 }
 
+// A hot cache entry keeps the low 32 bits of its tick: one that outlived
+// its tick must not look live again when those bits wrap, 2^31 ticks on,
+// for a source that kept talking (its spent entry is emptied) or one that
+// went away with drops not yet settled (an entry is live only up to
+// XT_HOT_MAX_WAIT ahead). Both used to be dropped for 2^31 ticks.
+TEST_F(Program, AHotCacheEntryDoesNotComeBackWhenItsTickWraps) {
+  cpu_set_t one;  // the hot cache is per CPU
+  CPU_ZERO(&one);
+  CPU_SET(0, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  load();
+  rule("198.18.0.0/15", "10/s", 2);
+  const auto talker = Packet().ipv4("198.18.0.1").build(), leaver = Packet().ipv4("198.18.0.2").build(),
+             later = Packet().ipv4("198.18.0.3").build();
+  for (const auto& f : {talker, leaver, later}) EXPECT_EQ(passed(f, 10, 0), 2) << "dropped until tick 100";
+  EXPECT_EQ(passed(talker, 1, 100), 1) << "its drops settle";
+  EXPECT_EQ(passed(talker, 1, 200), 1) << "and it keeps talking, within its limit";
+  const uint64_t wrapped = (1ull << 31) + 150;
+  EXPECT_EQ(passed(talker, 1, wrapped), 1);
+  EXPECT_EQ(passed(leaver, 1, wrapped), 1) << "back after 2^31 ticks, its 8 drops never settled";
+  EXPECT_EQ(passed(later, 1, 100 + (1ull << 32) - (1ull << 25)), 1) << "back later still";
+}
+
 // Two rule changes in a row while a source is throttled (the hot cache drops
 // its packets, which writes nothing to its bucket): it must not come out with
 // a fresh burst, nor after generations wrap around.
