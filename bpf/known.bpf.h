@@ -85,9 +85,6 @@ static __always_inline int xt_recall(const struct xt_pkt *pkt, __u32 remember, _
 	return 0;
 }
 
-/* Global functions below (see xt_send_event): checked once by the
- * verifier, and called only off the fast path (a passed packet, a proof). */
-
 /* Records that pkt's source is known `how` as of now: refreshes its entry
  * (at most every `refresh` seconds), else, if `insert`, takes a free way
  * or the one least recently seen; a source proven that behaves becomes
@@ -160,6 +157,9 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, _
 	xt_count_one(XT_KNOWN_RECORDED);
 	return 1;
 }
+
+/* The global functions (see xt_send_event), checked once by the verifier
+ * and called only off the fast path (a passed packet, a proof). */
 
 /* xt_remember_in as a global function, for the program's own stage. */
 __attribute__((noinline)) int xt_remember(const struct xt_pkt *pkt, __u32 how, __u64 now)
