@@ -222,6 +222,27 @@ struct Legit {
   uint64_t flood_passed = 0;
 };
 
+// The raw table's PREROUTING rules in dut, with their counters.
+std::string raw_counters(const Lab& lab) {
+  Outcome r = lab.in_dut({"iptables", "-t", "raw", "-L", "PREROUTING", "-v", "-x", "-n"});
+  must(r, "reading iptables counters");
+  return r.out;
+}
+
+// Packets counted by the counting rule (not the limiter's) for `source` in
+// a raw_counters listing.
+uint64_t raw_counter(const std::string& listing, const std::string& source) {
+  std::istringstream in(listing);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(" " + source + " ") == std::string::npos || line.find("limit") != std::string::npos) continue;
+    std::istringstream fields(line);
+    uint64_t pkts = 0;
+    fields >> pkts;
+    return pkts;
+  }
+  die("no iptables counter for " + source);
+}
+
 Legit legit_counts(const Lab& lab, Limiter l) {
   if (l == Limiter::Xthrottle) {
     // XDP runs before nft: the lab's counter of 198.18.0.0/15 on dut0 sees
@@ -230,21 +251,9 @@ Legit legit_counts(const Lab& lab, Limiter l) {
     const json stats = lab.xthrottle_json({"stats", "--json"});
     return {delivered, stats["rules"]["0.0.0.0/0"]["passed_packets"].get<uint64_t>() - delivered};
   }
-  // A rule counting the source in the raw table, behind the limiter.
-  Outcome r = lab.in_dut({"iptables", "-t", "raw", "-L", "PREROUTING", "-v", "-x", "-n"});
-  must(r, "reading iptables counters");
-  auto counter = [&](const std::string& source) {
-    std::istringstream in(r.out);
-    for (std::string line; std::getline(in, line);) {
-      if (line.find(" " + source + " ") == std::string::npos || line.find("limit") != std::string::npos) continue;
-      std::istringstream fields(line);
-      uint64_t pkts = 0;
-      fields >> pkts;
-      return pkts;
-    }
-    die("no iptables counter for " + source);
-  };
-  return {counter(kLegitSource), counter(kFloodRange)};
+  // Rules counting each source in the raw table, behind the limiter.
+  const std::string listing = raw_counters(lab);
+  return {raw_counter(listing, kLegitSource), raw_counter(listing, kFloodRange)};
 }
 
 // Each limiter's figures from its runs' packet rates (limiters[0] is the
@@ -469,17 +478,7 @@ void set_up_clients(const Lab& lab, Limiter l) {
 // Packets from 198.18.0.0/24 that got past the limiter so far.
 uint64_t clients_passed(const Lab& lab, Limiter l) {
   if (l == Limiter::Xthrottle) return lab.received_v4();  // the flood is 10.0.0.0/8: the lab counter sees clients only
-  Outcome r = lab.in_dut({"iptables", "-t", "raw", "-L", "PREROUTING", "-v", "-x", "-n"});
-  must(r, "reading iptables counters");
-  std::istringstream in(r.out);
-  for (std::string line; std::getline(in, line);) {
-    if (line.find(" 198.18.0.0/24 ") == std::string::npos) continue;
-    std::istringstream fields(line);
-    uint64_t pkts = 0;
-    fields >> pkts;
-    return pkts;
-  }
-  die("no iptables counter for 198.18.0.0/24");
+  return raw_counter(raw_counters(lab), "198.18.0.0/24");
 }
 
 std::vector<std::string> full_speed_flood(const Lab& lab, bool syn) {
