@@ -350,10 +350,7 @@ TEST_F(Program, HotCacheDropsOnlyWhatTheBucketWould) {
 // finds nothing live and no drops to settle there. Verdicts and counts are
 // those of the bucket throughout.
 TEST_F(Program, TheHotCacheIsReadOnlyWhereItHoldsSomething) {
-  cpu_set_t one;  // the hot cache is per CPU: every run on CPU 0
-  CPU_ZERO(&one);
-  CPU_SET(0, &one);
-  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the hot cache is per CPU
   load();
   rule("198.18.0.0/15", "10/s", 2);
   const xt_config cfg = state_->config().value();
@@ -417,10 +414,7 @@ TEST_F(Program, TheHotCacheIsReadOnlyWhereItHoldsSomething) {
 // went away with drops not yet settled (an entry is live only up to
 // XT_HOT_MAX_WAIT ahead). Both used to be dropped for 2^31 ticks.
 TEST_F(Program, AHotCacheEntryDoesNotComeBackWhenItsTickWraps) {
-  cpu_set_t one;  // the hot cache is per CPU
-  CPU_ZERO(&one);
-  CPU_SET(0, &one);
-  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the hot cache is per CPU
   load();
   rule("198.18.0.0/15", "10/s", 2);
   const auto talker = Packet().ipv4("198.18.0.1").build(), leaver = Packet().ipv4("198.18.0.2").build(),

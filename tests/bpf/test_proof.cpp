@@ -22,11 +22,7 @@ class Proof : public Program {
   // once by `spend_budget`), plus tweaks.
   void SetUp() override {
     Program::SetUp();
-    // The proof budget is per CPU: every run on one.
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(0, &one);
-    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+    ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the proof budget is per CPU
     load();
   }
   void limit(std::function<void(RuleSpec&)> tweak = nullptr) {
