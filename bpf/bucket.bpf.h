@@ -7,8 +7,10 @@
  * The bucket table is set-associative: the keyed hash of the bucket key
  * picks a set of XT_BUCKET_WAYS slots, a cache line each, and a 16-bit
  * fingerprint. The set's tags (xt_bucket_tags, one cache line) hold each way's
- * fingerprint and when it was last used, so a source that is not tracked
- * costs one read of the tags and none of the table. A newcomer takes a free
+ * fingerprint and when it was last used; before them, the set's marks
+ * (xt_bucket_marks, 16 bytes) hold a byte of each way's key, so a source
+ * that is not tracked mostly costs one read of the marks (a quarter the
+ * size of the tags), else one of the tags, and none of the table. A newcomer takes a free
  * way, else one whose source went idle, else the least recently used one,
  * claiming it by compare-and-swap on its tag (fingerprint and stamp).
  */
@@ -49,11 +51,13 @@ static __always_inline int xt_take(struct xt_bucket *b, const struct xt_rule *ru
 }
 
 /* Where a bucket key lives: its home set (and the next, where the home set
- * spills), the two sets' tags, its fingerprint. */
+ * spills), the two sets' tags and marks, its fingerprint and mark. */
 struct xt_place {
 	__u32 idx, bits;
 	__u16 fp;
+	__u8 mark;
 	struct xt_set_tags *home, *next;
+	struct xt_set_marks *home_marks, *next_marks;
 };
 
 static __always_inline int xt_place_of(const struct xt_bucket_key *key, const struct xt_config *cfg,
@@ -63,10 +67,21 @@ static __always_inline int xt_place_of(const struct xt_bucket_key *key, const st
 	p->bits = cfg->bucket_bits;
 	p->idx = xt_home_set(h, p->bits);
 	p->fp = xt_fp_of(h);
+	p->mark = xt_mark_of(h);
 	__u32 next = xt_place_set(p->idx, XT_PLACE(1, 0), p->bits);
 	p->home = bpf_map_lookup_elem(&xt_bucket_tags, &p->idx);
 	p->next = bpf_map_lookup_elem(&xt_bucket_tags, &next);
 	return p->home && p->next;
+}
+
+/* The two sets' marks, for the data path (the slow paths that find a
+ * bucket go straight to the tags). */
+static __always_inline int xt_place_marks(struct xt_place *p)
+{
+	__u32 next = xt_place_set(p->idx, XT_PLACE(1, 0), p->bits);
+	p->home_marks = bpf_map_lookup_elem(&xt_bucket_marks, &p->idx);
+	p->next_marks = bpf_map_lookup_elem(&xt_bucket_marks, &next);
+	return p->home_marks && p->next_marks;
 }
 
 static __always_inline int xt_slot_is(const struct xt_slot *s, const struct xt_bucket_key *key)
@@ -176,6 +191,11 @@ static __always_inline struct xt_bucket *xt_claim(const struct xt_place *p, cons
 	mine.half[XT_TAG_USED] = unit;
 	if (__sync_val_compare_and_swap(&t->way[w].word, old.word, mine.word) != old.word)
 		return NULL;
+	/* The mark after the claim: written before, it could be overwritten
+	 * by a claimant that then lost the swap. */
+	(XT_PLACE_NEXT(r) ? p->next_marks : p->home_marks)->way[w] = p->mark;
+	if (XT_PLACE_NEXT(r))
+		p->home_marks->spilled = 1;
 	struct xt_slot *s = &set->way[w];
 	if (old.half[XT_TAG_FP] && s->key.family)
 		xt_count_one(XT_SOURCES_EVICTED);
@@ -221,13 +241,14 @@ static __always_inline struct xt_bucket *xt_source_bucket(const struct xt_pkt *p
 {
 	xt_bucket_key_for(pkt, rule->id, rule->per_len, key);
 	struct xt_place p;
-	if (!xt_place_of(key, cfg, &p)) {
+	if (!xt_place_of(key, cfg, &p) || !xt_place_marks(&p)) {
 		*why_not = XT_DROP_NO_STATE;
 		return NULL;
 	}
 	const __u16 unit = xt_used_now(cfg, now);
 	struct xt_found f = {};
-	int found = xt_find(&p, key, unit, cfg->used_idle, &f);
+	/* Most spoofed sources are told untracked by the marks alone. */
+	int found = xt_marks_may_hold(p.home_marks, p.next_marks, p.mark) && xt_find(&p, key, unit, cfg->used_idle, &f);
 	const __u32 w = f.way;
 	if (w >= XT_BUCKET_WAYS) /* never (xt_slot_at checks it): for the verifier */
 		found = 0;

@@ -48,7 +48,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_rules SEC(".maps");
 
-/* The bucket table and its tags, one element a set each: sized by the
+/* The bucket table, its tags and its marks, one element a set each: sized by the
  * controller when it creates the state (attach --max-sources). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -65,6 +65,14 @@ struct {
 	__uint(max_entries, XT_DEFAULT_MAX_SOURCES / XT_SOURCES_PER_SET);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_bucket_tags SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_set_marks);
+	__uint(max_entries, XT_DEFAULT_MAX_SOURCES / XT_SOURCES_PER_SET);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_bucket_marks SEC(".maps");
 
 /* Every CPU's part, one after the other: sized by the controller when it
  * creates the state (possible CPUs times 2^hot_bits sets). */

@@ -33,6 +33,35 @@ XT_INLINE __u16 xt_fp_of(__u64 h)
 	return (__u16)h | 1;
 }
 
+/* A bucket key's mark (struct xt_set_marks), from its keyed hash h: bits
+ * 16..23, which neither its fingerprint (the low 16) nor its set (the top
+ * bits, 23 at most) is made of; never 0, which a way never written has. */
+XT_INLINE __u8 xt_mark_of(__u64 h)
+{
+	const __u8 m = (__u8)(h >> 16);
+	return m ? m : 1;
+}
+
+/* Whether any way of a set has mark m: eight ways at a time, a byte of
+ * x ^ (m in every byte) being zero where the way has m ((x - 0x01..01) &
+ * ~x & 0x80..80 is nonzero exactly when x has a zero byte). The last byte
+ * is `spilled`, not a way: it is made nonzero first. */
+XT_INLINE int xt_marks_hold(const struct xt_set_marks *s, __u8 m)
+{
+	const __u64 ones = 0x0101010101010101ULL, want = m * ones;
+	const __u64 lo = xt_load64(s->way) ^ want;
+	const __u64 hi = (xt_load64(s->way + 8) ^ want) | 0x8000000000000000ULL;
+	return ((((lo - ones) & ~lo) | ((hi - ones) & ~hi)) & (ones << 7)) != 0;
+}
+
+/* Whether a key of mark m may be in the table, by its home set's marks and
+ * the next set's (looked at only if the home set ever spilled there). No
+ * means the key is in neither set; yes, that its tags are worth reading. */
+XT_INLINE int xt_marks_may_hold(const struct xt_set_marks *home, const struct xt_set_marks *next, __u8 m)
+{
+	return xt_marks_hold(home, m) || (home->spilled && xt_marks_hold(next, m));
+}
+
 XT_INLINE __u16 xt_tag_fp(const struct xt_set_tags *t, int way)
 {
 	return t->way[way].half[XT_TAG_FP];

@@ -13,13 +13,14 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 11
+#define XT_ABI_VERSION 12
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
 #define XT_MAP_RULES "xt_rules"
 #define XT_MAP_BUCKETS "xt_buckets"
 #define XT_MAP_TAGS "xt_bucket_tags"
+#define XT_MAP_MARKS "xt_bucket_marks"
 #define XT_MAP_HOT "xt_hot"
 #define XT_MAP_HOT_BITMAP "xt_hot_bitmap"
 #define XT_MAP_RULE_CACHE "xt_rule_cache"
@@ -459,6 +460,19 @@ struct xt_set_tags {
 };
 #define XT_SPILLED 0x10000u
 
+/* A set at a glance, in an array of its own (16 bytes a set, a quarter of
+ * the tags'): read before the tags, so a source of a spoofed flood is most
+ * often told untracked by a read that stays in the nearest caches. way[w]
+ * is the 8-bit mark (another byte of the keyed hash, never 0) of the key
+ * the data path last put in way w, written after the way's tag is claimed;
+ * a way freed since keeps its mark. So a key whose mark is in neither its
+ * home set nor (where the home set has spilled) the next one is not in the
+ * table; one whose mark is found is looked for in the tags. */
+struct xt_set_marks {
+	__u8 way[XT_BUCKET_WAYS];
+	__u8 spilled; /* 1 once a newcomer of this set went to the next set */
+};
+
 /* One entry of the known table: a source admitted outside its rule's
  * new-source budget until `seen` + the rule's --remember (or
  * XT_PROOF_SECONDS, for a proof). IPv4 sources are known by address, IPv6
@@ -544,6 +558,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_known_set) == 64, "xt_known_set layout: one ca
 XT_STATIC_ASSERT(sizeof(struct xt_known_tags) == 8, "xt_known_tags layout");
 XT_STATIC_ASSERT(sizeof(struct xt_slot) == 64, "xt_slot layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_tags) == 64, "xt_set_tags layout: one cache line");
+XT_STATIC_ASSERT(sizeof(struct xt_set_marks) == 16, "xt_set_marks layout: four sets a cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 32, "xt_control layout");
 XT_STATIC_ASSERT(sizeof(struct xt_count) == 16, "xt_count layout");
 XT_STATIC_ASSERT(sizeof(struct xt_attach_key) == 16, "xt_attach_key layout");

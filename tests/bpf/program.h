@@ -149,15 +149,22 @@ class Program : public ::testing::Test {
   // table meanwhile). A bucket whose set is full is left out.
   void plant(const std::vector<std::pair<xt_bucket_key, xt_bucket>>& buckets) {
     const xt_config cfg = state_->config().value();
-    const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets), tags_fd = bpf_map__fd(skel_->maps.xt_bucket_tags);
+    const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets), tags_fd = bpf_map__fd(skel_->maps.xt_bucket_tags),
+              marks_fd = bpf_map__fd(skel_->maps.xt_bucket_marks);
     const uint16_t unit = xt_used_now(&cfg, skel_->bss->xt_test_now);
-    std::map<uint32_t, std::pair<xt_bucket_set, xt_set_tags>> touched;
-    auto at = [&](uint32_t idx) -> std::pair<xt_bucket_set, xt_set_tags>& {
+    struct Set {
+      xt_bucket_set slots;
+      xt_set_tags tags;
+      xt_set_marks marks;
+    };
+    std::map<uint32_t, Set> touched;
+    auto at = [&](uint32_t idx) -> Set& {
       auto it = touched.find(idx);
       if (it == touched.end()) {
-        std::pair<xt_bucket_set, xt_set_tags> v{};
-        EXPECT_EQ(bpf_map_lookup_elem(sets_fd, &idx, &v.first), 0);
-        EXPECT_EQ(bpf_map_lookup_elem(tags_fd, &idx, &v.second), 0);
+        Set v{};
+        EXPECT_EQ(bpf_map_lookup_elem(sets_fd, &idx, &v.slots), 0);
+        EXPECT_EQ(bpf_map_lookup_elem(tags_fd, &idx, &v.tags), 0);
+        EXPECT_EQ(bpf_map_lookup_elem(marks_fd, &idx, &v.marks), 0);
         it = touched.emplace(idx, v).first;
       }
       return it->second;
@@ -169,21 +176,24 @@ class Program : public ::testing::Test {
       // no free way in either is left out.
       auto& home = at(idx);
       auto& next = at(xt_place_set(idx, XT_PLACE(1, 0), cfg.bucket_bits));
-      int w = xt_free_way(&home.second, unit, cfg.used_idle);
+      int w = xt_free_way(&home.tags, unit, cfg.used_idle);
       auto* place = &home;
       if (w < 0) {
-        w = xt_free_way(&next.second, unit, cfg.used_idle);
+        w = xt_free_way(&next.tags, unit, cfg.used_idle);
         if (w < 0) continue;
-        home.second.spilled = unit | XT_SPILLED;
+        home.tags.spilled = unit | XT_SPILLED;
+        home.marks.spilled = 1;
         place = &next;
       }
-      place->second.way[w].half[XT_TAG_FP] = xt_fp_of(h);
-      place->second.way[w].half[XT_TAG_USED] = unit;
-      place->first.way[w] = xt_slot{key, bucket};
+      place->tags.way[w].half[XT_TAG_FP] = xt_fp_of(h);
+      place->tags.way[w].half[XT_TAG_USED] = unit;
+      place->marks.way[w] = xt_mark_of(h);
+      place->slots.way[w] = xt_slot{key, bucket};
     }
     for (auto& [idx, v] : touched) {
-      ASSERT_EQ(bpf_map_update_elem(sets_fd, &idx, &v.first, BPF_ANY), 0);
-      ASSERT_EQ(bpf_map_update_elem(tags_fd, &idx, &v.second, BPF_ANY), 0);
+      ASSERT_EQ(bpf_map_update_elem(sets_fd, &idx, &v.slots, BPF_ANY), 0);
+      ASSERT_EQ(bpf_map_update_elem(tags_fd, &idx, &v.tags, BPF_ANY), 0);
+      ASSERT_EQ(bpf_map_update_elem(marks_fd, &idx, &v.marks, BPF_ANY), 0);
     }
   }
 

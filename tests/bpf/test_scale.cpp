@@ -119,6 +119,42 @@ TEST_F(Scale, NewSourceBudgetIsExactOnceTheTableIsFull) {
   EXPECT_EQ(counter(XT_DROP_NO_STATE), 0u) << "admitting never failed for want of room";
 }
 
+// The marks are read before the tags and a key whose mark is missing is
+// taken for a newcomer: after a table's worth of admissions four times over
+// (spills into the next set, evictions), every way holding a source has that
+// source's mark, and every set that spilled says so in its marks too.
+TEST_F(Scale, TheMarksFollowTheTags) {
+  load(XT_MIN_MAX_SOURCES);
+  rule("198.18.0.0/15", "100/s", 10, [](RuleSpec& s) { s.new_rate = *parse_rate("1000000/s"); });
+  for (int i = 0; i < 4 * XT_MIN_MAX_SOURCES; i++) ASSERT_EQ(run(Packet().ipv4(nth_source(i)).build(), i / 8), XDP_PASS);
+  ASSERT_GT(counter(XT_SOURCES_EVICTED), 0u) << "the table overflowed";
+  const xt_config cfg = state_->config().value();
+  const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets), tags_fd = bpf_map__fd(skel_->maps.xt_bucket_tags),
+            marks_fd = bpf_map__fd(skel_->maps.xt_bucket_marks);
+  int ways = 0, spilled = 0;
+  for (uint32_t idx = 0; idx < (1u << cfg.bucket_bits); idx++) {
+    xt_bucket_set set{};
+    xt_set_tags tags{};
+    xt_set_marks marks{};
+    ASSERT_EQ(bpf_map_lookup_elem(sets_fd, &idx, &set), 0);
+    ASSERT_EQ(bpf_map_lookup_elem(tags_fd, &idx, &tags), 0);
+    ASSERT_EQ(bpf_map_lookup_elem(marks_fd, &idx, &marks), 0);
+    for (int w = 0; w < XT_BUCKET_WAYS; w++) {
+      if (!xt_tag_fp(&tags, w) || !set.way[w].key.family) continue;
+      const uint64_t h = xt_hash_bucket(cfg.hash_key, &set.way[w].key);
+      ASSERT_EQ(xt_tag_fp(&tags, w), xt_fp_of(h)) << "set " << idx << " way " << w;
+      ASSERT_EQ(marks.way[w], xt_mark_of(h)) << "set " << idx << " way " << w;
+      ways++;
+    }
+    if (tags.spilled) {
+      ASSERT_EQ(marks.spilled, 1) << "set " << idx;
+      spilled++;
+    }
+  }
+  EXPECT_GT(ways, XT_MIN_MAX_SOURCES * 3 / 2) << "nearly every way taken";
+  EXPECT_GT(spilled, 0) << "some sets spilled";
+}
+
 // Two sources of one set whose keyed hashes share the 16-bit fingerprint
 // (a set in about 1,200 holds such a pair): the one in the later way is found
 // past the other, keeps its bucket and is never taken for a newcomer. Before
@@ -145,18 +181,24 @@ TEST_F(Scale, SourcesSharingAFingerprintAreBothFound) {
   const uint64_t h = xt_hash_bucket(cfg.hash_key, &kb);
   const uint32_t idx = xt_home_set(h, cfg.bucket_bits);
   const uint16_t fp = xt_fp_of(h);
-  const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets), tags_fd = bpf_map__fd(skel_->maps.xt_bucket_tags);
+  const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets), tags_fd = bpf_map__fd(skel_->maps.xt_bucket_tags),
+            marks_fd = bpf_map__fd(skel_->maps.xt_bucket_marks);
   xt_bucket_set set{};
   xt_set_tags tags{};
+  xt_set_marks marks{};
   ASSERT_EQ(bpf_map_lookup_elem(sets_fd, &idx, &set), 0);
   ASSERT_EQ(bpf_map_lookup_elem(tags_fd, &idx, &tags), 0);
+  ASSERT_EQ(bpf_map_lookup_elem(marks_fd, &idx, &marks), 0);
   const int w = xt_locate(&tags, nullptr, fp, XT_NOWHERE);
   ASSERT_EQ(w, XT_PLACE(0, 0)) << "B alone in its set";
+  ASSERT_EQ(marks.way[0], xt_mark_of(h)) << "B's mark where B is";
   set.way[1] = set.way[0];
   tags.way[1] = tags.way[0];
+  marks.way[1] = marks.way[0];
   set.way[0].key = ka;
   ASSERT_EQ(bpf_map_update_elem(sets_fd, &idx, &set, BPF_ANY), 0);
   ASSERT_EQ(bpf_map_update_elem(tags_fd, &idx, &tags, BPF_ANY), 0);
+  ASSERT_EQ(bpf_map_update_elem(marks_fd, &idx, &marks, BPF_ANY), 0);
 
   EXPECT_EQ(run(Packet().ipv4(b).build(), 10), XDP_DROP) << "its one token spent";
   EXPECT_EQ(counter(XT_DROP_LIMIT), 1u) << "dropped by its own bucket";

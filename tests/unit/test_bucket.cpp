@@ -368,5 +368,34 @@ TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
   EXPECT_EQ(xt_free_way(&home, 30, idle), 2) << "a free way";
 }
 
+// The marks are a filter in front of the tags: a mark in any way must be
+// found (or a tracked source would be taken for a newcomer); one in no way
+// must not be, nor may the `spilled` byte pass for a way.
+TEST(Slots, MarksTellWhetherAKeyMayBeInASet) {
+  EXPECT_EQ(xt_mark_of(0x1234567800abffffull), 0xab);
+  EXPECT_EQ(xt_mark_of(0xffffffffff00ffffull), 1) << "never 0, which a way never written has";
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 2000; round++) {
+    xt_set_marks m{};
+    const int filled = round % (XT_BUCKET_WAYS + 1);
+    for (int w = 0; w < filled; w++) m.way[w] = static_cast<uint8_t>(rng() % 4 ? rng() % 255 + 1 : 0x80);
+    m.spilled = static_cast<uint8_t>(rng() % 256);
+    for (int mark = 1; mark < 256; mark++) {
+      bool naive = false;
+      for (int w = 0; w < XT_BUCKET_WAYS; w++) naive |= m.way[w] == mark;
+      ASSERT_EQ(xt_marks_hold(&m, static_cast<uint8_t>(mark)) != 0, naive)
+          << "round " << round << ", mark " << mark << ", spilled " << int(m.spilled);
+    }
+  }
+  xt_set_marks home{}, next{};
+  home.way[3] = 0x11;
+  next.way[14] = 0x22;
+  EXPECT_TRUE(xt_marks_may_hold(&home, &next, 0x11));
+  EXPECT_FALSE(xt_marks_may_hold(&home, &next, 0x22)) << "the next set is not looked at where home never spilled";
+  home.spilled = 1;
+  EXPECT_TRUE(xt_marks_may_hold(&home, &next, 0x22)) << "and is once it did";
+  EXPECT_FALSE(xt_marks_may_hold(&home, &next, 0x33));
+}
+
 }  // namespace
 }  // namespace xt

@@ -72,6 +72,8 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
     return system_error("cannot size the bucket table", err);
   if (int err = bpf_map__set_max_entries(skel->maps.xt_bucket_tags, bucket_sets_for(options.max_sources)); err)
     return system_error("cannot size the bucket table's tags", err);
+  if (int err = bpf_map__set_max_entries(skel->maps.xt_bucket_marks, bucket_sets_for(options.max_sources)); err)
+    return system_error("cannot size the bucket table's marks", err);
   if (int err = bpf_map__set_max_entries(skel->maps.xt_known, known_sets_for(options.max_sources)); err)
     return system_error("cannot size the known table", err);
   if (int err = bpf_map__set_max_entries(skel->maps.xt_known_tags, known_sets_for(options.max_sources)); err)

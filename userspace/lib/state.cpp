@@ -129,6 +129,8 @@ Result<State> State::open(const std::string& pin_dir) {
     return std::unexpected(ok.error());
   if (auto ok = check_layout(s.tags_.get(), XT_MAP_TAGS, sizeof(uint32_t), sizeof(xt_set_tags)); !ok)
     return std::unexpected(ok.error());
+  if (auto ok = check_layout(s.marks_.get(), XT_MAP_MARKS, sizeof(uint32_t), sizeof(xt_set_marks)); !ok)
+    return std::unexpected(ok.error());
   if (auto ok = check_layout(s.config_.get(), XT_MAP_CONFIG, sizeof(uint32_t), sizeof(xt_config)); !ok)
     return std::unexpected(ok.error());
   if (auto ok = s.map_config(); !ok) return std::unexpected(ok.error());
@@ -331,7 +333,7 @@ uint64_t State::source_memory_bytes() const {
   // The kernel's own account of each map (fdinfo "memlock"), so the figure
   // includes the hash table's per-element overhead, not just key and value.
   uint64_t total = 0;
-  for (int fd : {buckets_.get(), tags_.get()}) {
+  for (int fd : {buckets_.get(), tags_.get(), marks_.get()}) {
     std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
     for (std::string line; std::getline(in, line);)
       if (line.starts_with("memlock:")) total += std::stoull(line.substr(8));

@@ -119,7 +119,7 @@ class State {
  private:
   State() = default;
   // Every map this state holds, with the name it has in the object and pins.
-  std::array<std::pair<Fd*, const char*>, 18> named_maps() {
+  std::array<std::pair<Fd*, const char*>, 19> named_maps() {
     return {{{&rule_text_, XT_MAP_RULE_TEXT},
              {&events_, XT_MAP_EVENTS},
              {&events_cli_, XT_MAP_EVENTS_CLI},
@@ -128,6 +128,7 @@ class State {
              {&rules_, XT_MAP_RULES},
              {&buckets_, XT_MAP_BUCKETS},
              {&tags_, XT_MAP_TAGS},
+             {&marks_, XT_MAP_MARKS},
              {&hot_, XT_MAP_HOT},
              {&hot_bitmap_, XT_MAP_HOT_BITMAP},
              {&known_, XT_MAP_KNOWN},
@@ -172,7 +173,7 @@ class State {
   std::function<void()> step_hook_;
   mutable std::optional<Control> control_;
   mutable std::optional<Skeleton> clock_;  // the clock program alone, for now() without control_
-  Fd rules_, buckets_, tags_, hot_, hot_bitmap_, known_, known_tags_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
+  Fd rules_, buckets_, tags_, marks_, hot_, hot_bitmap_, known_, known_tags_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
   Fd events_, events_cli_, event_budget_, meta_, rule_text_;
   // xt_config mapped into memory: where the published word is stored.
   std::shared_ptr<void> config_mem_;
