@@ -51,7 +51,8 @@ static __always_inline int xt_take(struct xt_bucket *b, const struct xt_rule *ru
 }
 
 /* Where a bucket key lives: its home set (and the next, where the home set
- * spills), the two sets' tags and marks, its fingerprint and mark. */
+ * spills), the two sets' tags, its fingerprint and mark; the sets' marks
+ * once xt_place_marks has looked them up (the data path's only). */
 struct xt_place {
 	__u32 idx, bits;
 	__u16 fp;
@@ -194,7 +195,7 @@ static __always_inline struct xt_bucket *xt_claim(const struct xt_place *p, cons
 	/* The mark after the claim: written before, it could be overwritten
 	 * by a claimant that then lost the swap. */
 	(XT_PLACE_NEXT(r) ? p->next_marks : p->home_marks)->way[w] = p->mark;
-	if (XT_PLACE_NEXT(r))
+	if (XT_PLACE_NEXT(r) && !p->home_marks->spilled)
 		p->home_marks->spilled = 1;
 	struct xt_slot *s = &set->way[w];
 	if (old.half[XT_TAG_FP] && s->key.family)

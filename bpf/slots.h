@@ -48,9 +48,14 @@ XT_INLINE __u8 xt_mark_of(__u64 h)
  * is `spilled`, not a way: it is made nonzero first. */
 XT_INLINE int xt_marks_hold(const struct xt_set_marks *s, __u8 m)
 {
+	/* Copied from an 8-aligned address (the struct's), so BPF loads each
+	 * half in one 64-bit load rather than byte by byte. */
+	__u64 lo, hi;
+	__builtin_memcpy(&lo, (const __u64 *)s, sizeof(lo));
+	__builtin_memcpy(&hi, (const __u64 *)s + 1, sizeof(hi));
 	const __u64 ones = 0x0101010101010101ULL, want = m * ones;
-	const __u64 lo = xt_load64(s->way) ^ want;
-	const __u64 hi = (xt_load64(s->way + 8) ^ want) | 0x8000000000000000ULL;
+	lo ^= want;
+	hi = (hi ^ want) | 0x8000000000000000ULL;
 	return ((((lo - ones) & ~lo) | ((hi - ones) & ~hi)) & (ones << 7)) != 0;
 }
 

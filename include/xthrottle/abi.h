@@ -446,10 +446,11 @@ union xt_way_tag {
 #define XT_TAG_USED 1
 
 /* What says which slot of a set holds which source, in an array of its own
- * (one element, a cache line, a set): read first, so a source that is not
- * tracked costs one read of a dense array (8 bytes a source) and no read of
- * the table. A set whose ways all hold tracked sources spills newcomers
- * into the next set's free or idle ways. */
+ * (one element, a cache line, a set): read after the set's marks (below)
+ * and only where they hold the source's mark, so a source that is not
+ * tracked costs a read of the marks, at most one of a dense array (8 bytes
+ * a source), and no read of the table. A set whose ways all hold tracked
+ * sources spills newcomers into the next set's free or idle ways. */
 struct xt_set_tags {
 	union xt_way_tag way[XT_BUCKET_WAYS];
 	/* When a newcomer of this set last went to the next set (all ways here
@@ -465,13 +466,14 @@ struct xt_set_tags {
  * often told untracked by a read that stays in the nearest caches. way[w]
  * is the 8-bit mark (another byte of the keyed hash, never 0) of the key
  * the data path last put in way w, written after the way's tag is claimed;
- * a way freed since keeps its mark. So a key whose mark is in neither its
- * home set nor (where the home set has spilled) the next one is not in the
- * table; one whose mark is found is looked for in the tags. */
+ * a way freed since keeps its mark, and `spilled` is never cleared. So a
+ * key whose mark is in neither its home set nor (where the home set has
+ * spilled) the next one is not in the table (but for one race, in
+ * docs/design.md); one whose mark is found is looked for in the tags. */
 struct xt_set_marks {
 	__u8 way[XT_BUCKET_WAYS];
 	__u8 spilled; /* 1 once a newcomer of this set went to the next set */
-};
+} __attribute__((aligned(8))); /* read as two 64-bit words, not byte by byte */
 
 /* One entry of the known table: a source admitted outside its rule's
  * new-source budget until `seen` + the rule's --remember (or

@@ -131,28 +131,68 @@ TEST_F(Scale, TheMarksFollowTheTags) {
   const xt_config cfg = state_->config().value();
   const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets), tags_fd = bpf_map__fd(skel_->maps.xt_bucket_tags),
             marks_fd = bpf_map__fd(skel_->maps.xt_bucket_marks);
-  int ways = 0, spilled = 0;
-  for (uint32_t idx = 0; idx < (1u << cfg.bucket_bits); idx++) {
+  const uint32_t sets = 1u << cfg.bucket_bits;
+  std::vector<xt_set_marks> marks(sets);
+  for (uint32_t idx = 0; idx < sets; idx++) ASSERT_EQ(bpf_map_lookup_elem(marks_fd, &idx, &marks[idx]), 0);
+  int ways = 0, spilled_in = 0, spilled = 0;
+  for (uint32_t idx = 0; idx < sets; idx++) {
     xt_bucket_set set{};
     xt_set_tags tags{};
-    xt_set_marks marks{};
     ASSERT_EQ(bpf_map_lookup_elem(sets_fd, &idx, &set), 0);
     ASSERT_EQ(bpf_map_lookup_elem(tags_fd, &idx, &tags), 0);
-    ASSERT_EQ(bpf_map_lookup_elem(marks_fd, &idx, &marks), 0);
     for (int w = 0; w < XT_BUCKET_WAYS; w++) {
       if (!xt_tag_fp(&tags, w) || !set.way[w].key.family) continue;
       const uint64_t h = xt_hash_bucket(cfg.hash_key, &set.way[w].key);
+      const uint32_t home = xt_home_set(h, cfg.bucket_bits);
       ASSERT_EQ(xt_tag_fp(&tags, w), xt_fp_of(h)) << "set " << idx << " way " << w;
-      ASSERT_EQ(marks.way[w], xt_mark_of(h)) << "set " << idx << " way " << w;
+      ASSERT_EQ(marks[idx].way[w], xt_mark_of(h)) << "set " << idx << " way " << w;
+      // What the data path asks of the key's home set and the next.
+      ASSERT_TRUE(xt_marks_may_hold(&marks[home], &marks[(home + 1) % sets], xt_mark_of(h)))
+          << "set " << idx << " way " << w << ", home set " << home;
       ways++;
+      spilled_in += home != idx;
     }
     if (tags.spilled) {
-      ASSERT_EQ(marks.spilled, 1) << "set " << idx;
+      ASSERT_EQ(marks[idx].spilled, 1) << "set " << idx;
       spilled++;
     }
   }
   EXPECT_GT(ways, XT_MIN_MAX_SOURCES * 3 / 2) << "nearly every way taken";
   EXPECT_GT(spilled, 0) << "some sets spilled";
+  EXPECT_GT(spilled_in, 0) << "some sources live in the set after their home";
+}
+
+// Sixteen sources of one home set: the fifteenth fills it, the sixteenth
+// goes to the next set, where only the next set's marks say it is. Its
+// next packet is metered by its own bucket (over its 1/s: dropped), not
+// taken for a newcomer (which the budget would admit with a fresh burst).
+TEST_F(Scale, ASourceInTheNextSetIsFoundThere) {
+  load(XT_MIN_MAX_SOURCES);
+  rule("198.18.0.0/15", "1/s", 1, [](RuleSpec& s) { s.new_rate = *parse_rate("1000000/s"); });
+  const xt_config cfg = state_->config().value();
+  const xt_rule r = state_->rules().value().at(0).rule;
+  auto home_of = [&](const std::string& addr) {
+    xt_pkt src{};
+    src.family = XT_FAMILY_V4;
+    EXPECT_EQ(inet_pton(AF_INET, addr.c_str(), src.addr), 1);
+    xt_bucket_key k;
+    xt_bucket_key_for(&src, r.id, r.per_len, &k);
+    return xt_home_set(xt_hash_bucket(cfg.hash_key, &k), cfg.bucket_bits);
+  };
+  std::vector<std::string> same;
+  const uint32_t home = home_of(nth_source(0));
+  for (int i = 0; same.size() < XT_BUCKET_WAYS + 1 && i < 50000; i++)
+    if (home_of(nth_source(i)) == home) same.push_back(nth_source(i));
+  ASSERT_EQ(same.size(), XT_BUCKET_WAYS + 1u);
+  for (const auto& a : same) ASSERT_EQ(run(Packet().ipv4(a).build(), 0), XDP_PASS) << a << " admitted";
+  xt_set_marks marks{};
+  ASSERT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xt_bucket_marks), &home, &marks), 0);
+  EXPECT_EQ(marks.spilled, 1) << "the home set spilled";
+  const uint64_t admitted = counter(XT_SOURCES_ADMITTED);
+  for (const auto& a : same) EXPECT_EQ(run(Packet().ipv4(a).build(), 1), XDP_DROP) << a << ": its one token spent";
+  EXPECT_EQ(counter(XT_SOURCES_ADMITTED), admitted) << "none taken for a newcomer";
+  EXPECT_EQ(counter(XT_DROP_LIMIT), XT_BUCKET_WAYS + 1u);
+  EXPECT_EQ(counter(XT_DROP_NEW_SOURCE), 0u);
 }
 
 // Two sources of one set whose keyed hashes share the 16-bit fingerprint

@@ -165,7 +165,7 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   m.gauge("xthrottle_tracked_sources", "Sources with a bucket in the source table.",
           static_cast<double>(status->tracked_sources));
   m.gauge("xthrottle_max_sources", "Size of the source table (attach --max-sources).", status->max_sources);
-  m.gauge("xthrottle_source_table_bytes", "Kernel memory of the source table and its tags.",
+  m.gauge("xthrottle_source_table_bytes", "Kernel memory of the source table, its tags and marks.",
           static_cast<double>(status->bytes_per_source) * status->max_sources);
   const uint64_t admitted = stats->extra(XT_SOURCES_ADMITTED);
   m.counter("xthrottle_sources_admitted_total", "Buckets created for new sources.", static_cast<double>(admitted));

@@ -74,7 +74,7 @@ class State {
   Result<void> init_config(uint32_t hz, uint32_t max_sources);
 
   Result<xt_config> config() const;
-  // Kernel memory the per-source state takes (bucket table + its tags).
+  // Kernel memory the per-source state takes (bucket table, its tags and marks).
   uint64_t source_memory_bytes() const;
   // The program's clock now, in ticks: through the object's own clock
   // program for from_object() (so tests' clocks apply), else the control
