@@ -14,6 +14,16 @@ namespace {
 
 class Scale : public Program {};
 
+// The bucket key of IPv4 source addr under rule r.
+xt_bucket_key key_of(const xt_rule& r, const std::string& addr) {
+  xt_pkt src{};
+  src.family = XT_FAMILY_V4;
+  EXPECT_EQ(inet_pton(AF_INET, addr.c_str(), src.addr), 1);
+  xt_bucket_key k;
+  xt_bucket_key_for(&src, r.id, r.per_len, &k);
+  return k;
+}
+
 // 20000 sources, each 1/s burst 1, ten packets each within one second, then
 // ten more a second later: each passes exactly once a second, and every drop
 // is counted, per rule at once and per source once the hot cache settles.
@@ -172,11 +182,7 @@ TEST_F(Scale, ASourceInTheNextSetIsFoundThere) {
   const xt_config cfg = state_->config().value();
   const xt_rule r = state_->rules().value().at(0).rule;
   auto home_of = [&](const std::string& addr) {
-    xt_pkt src{};
-    src.family = XT_FAMILY_V4;
-    EXPECT_EQ(inet_pton(AF_INET, addr.c_str(), src.addr), 1);
-    xt_bucket_key k;
-    xt_bucket_key_for(&src, r.id, r.per_len, &k);
+    const xt_bucket_key k = key_of(r, addr);
     return xt_home_set(xt_hash_bucket(cfg.hash_key, &k), cfg.bucket_bits);
   };
   std::vector<std::string> same;
@@ -209,15 +215,7 @@ TEST_F(Scale, SourcesSharingAFingerprintAreBothFound) {
   // Put A's slot, with B's fingerprint, in the way before B's.
   const xt_config cfg = state_->config().value();
   const xt_rule r = state_->rules().value().at(0).rule;
-  auto key_of = [&](const std::string& addr) {
-    xt_pkt src{};
-    src.family = XT_FAMILY_V4;
-    EXPECT_EQ(inet_pton(AF_INET, addr.c_str(), src.addr), 1);
-    xt_bucket_key k;
-    xt_bucket_key_for(&src, r.id, r.per_len, &k);
-    return k;
-  };
-  const xt_bucket_key kb = key_of(b), ka = key_of("198.18.0.1");
+  const xt_bucket_key kb = key_of(r, b), ka = key_of(r, "198.18.0.1");
   const uint64_t h = xt_hash_bucket(cfg.hash_key, &kb);
   const uint32_t idx = xt_home_set(h, cfg.bucket_bits);
   const uint16_t fp = xt_fp_of(h);
