@@ -21,7 +21,7 @@
 
 /* More drops than this in one entry, and the next packet takes the slow
  * path, which adds them to the bucket. */
-#define XT_HOT_PENDING_MAX 0xff00
+#define XT_HOT_PENDING_MAX 0xff
 /* A wait longer than this many ticks is cached for this long only; the
  * slow path then caches the rest. The entry's tick is 32 bits: an entry is
  * live only while its tick is at most this far ahead, so one that outlived
@@ -30,17 +30,24 @@
  * source empties it when it next gets past it (xt_hot_settle). */
 #define XT_HOT_MAX_WAIT (1u << 24)
 
-static __always_inline int xt_hot_is(const struct xt_hot *hot, const struct xt_pkt *pkt)
+/* An entry's family bits for a source of pkt's family. */
+static __always_inline __u16 xt_hot_family(const struct xt_pkt *pkt)
 {
-	return (hot->flags & XT_HOT_FAMILY) == pkt->family && xt_load64(hot->addr) == xt_load64(pkt->addr) &&
-	       xt_load64(hot->addr + 8) == xt_load64(pkt->addr + 8);
+	return XT_HOT_USED | (pkt->family == XT_FAMILY_V6 ? XT_HOT_V6 : 0);
 }
 
-/* The index of the source's set in this CPU's part of the hot cache. */
+static __always_inline int xt_hot_is(const struct xt_hot *hot, const struct xt_pkt *pkt)
+{
+	return (hot->who & (XT_HOT_USED | XT_HOT_V6)) == xt_hot_family(pkt) && hot->cls == pkt->cls &&
+	       xt_load64(hot->addr) == xt_load64(pkt->addr) && xt_load64(hot->addr + 8) == xt_load64(pkt->addr + 8);
+}
+
+/* The index of the set of the source and its packet's class in this CPU's
+ * part of the hot cache. */
 static __always_inline __u32 xt_hot_index(const struct xt_pkt *pkt, const struct xt_config *cfg)
 {
 	const __u32 bits = cfg->hot_bits & 31; /* 13 to 22 (XT_HOT_MIN_SETS; hot_bits_for at 2^26 sources) */
-	return bpf_get_smp_processor_id() << bits | XT_TOP_BITS(xt_hash_source(cfg->hash_key, pkt), bits);
+	return bpf_get_smp_processor_id() << bits | XT_TOP_BITS(xt_hash_source(cfg->hash_key, pkt, pkt->cls), bits);
 }
 
 /* The word of xt_hot_bitmap holding set idx's bit (1 << (idx & 63)): set
@@ -73,7 +80,7 @@ static __always_inline struct xt_hot *xt_hot_find(struct xt_hot_set *set, const 
 static __always_inline int xt_hot_live(const struct xt_hot *hot, __u32 epoch, __u64 now)
 {
 	return hot->epoch == epoch &&
-	       ((hot->flags & XT_HOT_FOREVER) || (__u32)(hot->until - (__u32)now - 1) < XT_HOT_MAX_WAIT);
+	       ((hot->who & XT_HOT_FOREVER) || (__u32)(hot->until - (__u32)now - 1) < XT_HOT_MAX_WAIT);
 }
 
 /* Whether the source's entry drops this packet of pkts wire packets without
@@ -88,7 +95,7 @@ static __always_inline int xt_hot_drops(const struct xt_hot *hot, __u32 epoch, _
 static __always_inline __u32 xt_hot_last_hit(const struct xt_hot *hot, __u64 now)
 {
 	__u32 last = (__u32)now - (__u16)((__u16)now - hot->last_hit);
-	if (!(hot->flags & XT_HOT_FOREVER) && (__s32)(last - hot->until) >= 0)
+	if (!(hot->who & XT_HOT_FOREVER) && (__s32)(last - hot->until) >= 0)
 		last = hot->until - 1;
 	return last;
 }
@@ -109,8 +116,8 @@ static __always_inline struct xt_hot *xt_hot_lookup(struct xt_hot_set *set, __u3
 		/* This CPU's part: no other writer. The spent entries are
 		 * emptied too: a fill, which does not look for the source's
 		 * own entry while the bit is clear, must not leave a second. */
-		set->way[0].flags = 0;
-		set->way[1].flags = 0;
+		set->way[0].who = 0;
+		set->way[1].who = 0;
 		*bits &= ~bit;
 	}
 	return hot;
@@ -136,11 +143,12 @@ __attribute__((noinline)) int xt_hot_flush(struct xt_hot *hot, __u32 epoch, __u6
 	int flushed = 0;
 	__u32 zero = 0;
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
-	if (cfg && (hot->epoch == epoch || xt_hot_owner_is_current(hot->rule_id, hot->epoch))) {
-		struct xt_pkt src = {.family = hot->flags & XT_HOT_FAMILY};
+	const __u32 rule_id = hot->who & XT_HOT_RULE;
+	if (cfg && (hot->epoch == epoch || xt_hot_owner_is_current(rule_id, hot->epoch))) {
+		struct xt_pkt src = {.family = hot->who & XT_HOT_V6 ? XT_FAMILY_V6 : XT_FAMILY_V4};
 		__builtin_memcpy(src.addr, hot->addr, sizeof(src.addr));
 		struct xt_bucket_key key;
-		xt_bucket_key_for(&src, hot->rule_id, hot->per_len, &key);
+		xt_bucket_key_for(&src, rule_id, hot->per_len, &key);
 		struct xt_bucket *b = xt_bucket_find(&key, cfg, now);
 		if (b) {
 			__sync_fetch_and_add(&b->dropped_packets, hot->pending);
@@ -182,20 +190,20 @@ static __always_inline void xt_hot_fill(struct xt_hot_set *set, __u32 idx, struc
 	}
 	if (hot->pending)
 		xt_hot_flush(hot, epoch, now); /* a former source's drops, or its own under an older rule or epoch */
-	__u8 flags = pkt->family & XT_HOT_FAMILY;
+	__u16 who = xt_hot_family(pkt) | (rule->id & XT_HOT_RULE);
 	if (denied)
-		flags |= XT_HOT_DENIED;
+		who |= XT_HOT_DENIED;
 	if (until == XT_NEVER)
-		flags |= XT_HOT_FOREVER;
+		who |= XT_HOT_FOREVER;
 	else if (until - now > XT_HOT_MAX_WAIT)
 		until = now + XT_HOT_MAX_WAIT;
 	__builtin_memcpy(hot->addr, pkt->addr, sizeof(hot->addr));
 	hot->until = (__u32)until;
 	hot->epoch = epoch;
 	hot->last_hit = (__u16)now;
-	hot->rule_id = (__u16)rule->id;
+	hot->cls = pkt->cls;
 	hot->per_len = rule->per_len;
-	hot->flags = flags;
+	hot->who = who;
 	*bits |= 1ull << (idx & 63);
 }
 
@@ -210,7 +218,7 @@ static __always_inline void xt_hot_settle(struct xt_hot *hot, const struct xt_ru
 	if (!hot)
 		return;
 	if (hot->pending) {
-		if (hot->rule_id == rule->id && hot->per_len == rule->per_len &&
+		if ((hot->who & XT_HOT_RULE) == rule->id && hot->per_len == rule->per_len &&
 		    (hot->epoch == epoch || xt_hot_owner_is_current(rule->id, hot->epoch))) {
 			__sync_fetch_and_add(&b->dropped_packets, hot->pending);
 			hot->pending = 0;
@@ -225,7 +233,7 @@ static __always_inline void xt_hot_settle(struct xt_hot *hot, const struct xt_ru
 		}
 	}
 	if (!xt_hot_live(hot, epoch, now))
-		hot->flags = 0;
+		hot->who = 0;
 }
 
 #endif /* XTHROTTLE_HOT_BPF_H */

@@ -15,13 +15,20 @@
 #include "parse.h"
 #include <xthrottle/abi.h>
 
-/* Rule table key for a packet's source: the full address, so the trie finds
- * the longest prefix of the packet's own family that covers it. */
-XT_INLINE void xt_rule_key_for(const struct xt_pkt *pkt, struct xt_rule_key *key)
+/* Rule table key for a packet's source under one match (a level, a
+ * protocol, a port range; zeros where the level has none): the full
+ * address, so the trie finds the longest prefix of the packet's own family
+ * that covers it among the rules of exactly that match. */
+XT_INLINE void xt_rule_key_for(const struct xt_pkt *pkt, __u8 level, __u8 proto, __u16 lo, __u16 hi,
+			       struct xt_rule_key *key)
 {
 	__builtin_memset(key, 0, sizeof(*key));
-	key->prefixlen = XT_LPM_FAMILY_BITS + (pkt->family == XT_FAMILY_V4 ? 32 : 128);
+	key->prefixlen = XT_LPM_MATCH_BITS + (pkt->family == XT_FAMILY_V4 ? 32 : 128);
 	key->family = pkt->family;
+	key->level = level;
+	key->proto = proto;
+	key->port_lo = lo;
+	key->port_hi = hi;
 	__builtin_memcpy(key->addr, pkt->addr, sizeof(key->addr));
 }
 
@@ -93,10 +100,10 @@ XT_INLINE __u64 xt_hash_words(const __u64 key[2], __u64 a, __u64 b, __u64 c)
 /* The top `bits` bits of a hash (1 <= bits <= 63). */
 #define XT_TOP_BITS(h, bits) ((__u32)((h) >> (64 - (bits))))
 
-/* Hash of a raw source (the hot cache's index). */
-XT_INLINE __u64 xt_hash_source(const __u64 hash_key[2], const struct xt_pkt *pkt)
+/* Hash of a raw source and its packet's class (the hot cache's index). */
+XT_INLINE __u64 xt_hash_source(const __u64 hash_key[2], const struct xt_pkt *pkt, __u16 cls)
 {
-	return xt_hash_words(hash_key, pkt->family, xt_load64(pkt->addr), xt_load64(pkt->addr + 8));
+	return xt_hash_words(hash_key, pkt->family | (__u64)cls << 8, xt_load64(pkt->addr), xt_load64(pkt->addr + 8));
 }
 
 /* Hash of a bucket key (its set in the bucket table, and its fingerprint). */

@@ -48,6 +48,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_rules SEC(".maps");
 
+/* The rules' port ranges (abi.h, struct xt_port_range): each TCP and UDP
+ * port's narrowest range, and the ranges themselves. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_ports);
+	__uint(max_entries, XT_PORTS_ENTRIES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_port_range);
+	__uint(max_entries, XT_MAX_PORT_RANGES + 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_port_ranges SEC(".maps");
+
 /* The bucket table, its tags and its marks, one element a set each: sized by the
  * controller when it creates the state (attach --max-sources). */
 struct {

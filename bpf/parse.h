@@ -77,9 +77,14 @@ enum xt_parse_result {
 struct xt_pkt {
 	__u8 family; /* XT_FAMILY_V4 or XT_FAMILY_V6 */
 	__u8 addr[16];
-	__u8 proto; /* IPv4's protocol, IPv6's first next header */
+	__u8 proto; /* IPv4's protocol, IPv6's first next header (xt_parse_l4: the last) */
 	__u16 l3_off; /* where the IP header starts in the frame */
+	__u16 dport;  /* xt_parse_l4: the TCP or UDP destination port (host order), if XT_L4_PORT */
+	__u8 l4;      /* xt_parse_l4: XT_L4_* */
+	__u16 cls;    /* its class (abi.h, XT_CLASS_*): set by classify, 0 until then */
 };
+#define XT_L4_PORT 0x01 /* the transport header was in reach: dport is its destination port */
+#define XT_L4_SYN 0x02  /* a TCP SYN without ACK */
 
 /* The IP header at offset off of the frame (what comes before it is the
  * link layer's), of ethertype proto (host order): its source, or why there
@@ -158,6 +163,99 @@ XT_INLINE int xt_parse(const void *data, const void *data_end, __u64 frame_len, 
 	if (proto == ETH_P_8021Q || proto == ETH_P_8021AD)
 		return XT_PARSE_MALFORMED;
 	return xt_parse_ip(p, end, off, frame_len, proto, pkt);
+}
+
+/* IPv6 extension headers xt_parse_l4 steps over to reach the transport
+ * header, at most XT_MAX_EXT_HEADERS of them. */
+#define XT_IPPROTO_HOPOPTS 0
+#define XT_IPPROTO_ROUTING 43
+#define XT_IPPROTO_FRAGMENT 44
+#define XT_IPPROTO_AH 51
+#define XT_IPPROTO_DSTOPTS 60
+#define XT_MAX_EXT_HEADERS 4
+
+XT_INLINE int xt_ext_header(__u8 nh)
+{
+	return nh == XT_IPPROTO_HOPOPTS || nh == XT_IPPROTO_ROUTING || nh == XT_IPPROTO_FRAGMENT ||
+	       nh == XT_IPPROTO_AH || nh == XT_IPPROTO_DSTOPTS;
+}
+
+/* What rules with a match look at, past the source: the transport protocol
+ * (IPv6: the next header after up to XT_MAX_EXT_HEADERS extension headers)
+ * and, for TCP and UDP, the destination port and whether it is a SYN
+ * without ACK. Only what is in reach: a non-first fragment (IPv4 or IPv6),
+ * a transport header cut off by the end of the frame's first buffer, or an
+ * IPv6 chain of more extension headers than that has no port (pkt->l4 0)
+ * and so matches only rules without one; a chain too long leaves proto at
+ * the extension header where the walk stopped. Called after xt_parse
+ * returned XT_PARSE_IP for the same frame. */
+XT_INLINE void xt_parse_l4(const void *data, const void *data_end, struct xt_pkt *pkt)
+{
+	const __u8 *end = (const __u8 *)data_end;
+	pkt->l4 = 0;
+	pkt->dport = 0;
+	/* Two VLAN tags at most: 22 bytes. Bounded for the verifier. */
+	if (pkt->l3_off > 64)
+		return;
+	const __u8 *l3 = (const __u8 *)data + pkt->l3_off;
+	const __u8 *l4;
+	__u8 proto;
+	if (pkt->family == XT_FAMILY_V4) {
+		const xt_iphdr *ip = (const xt_iphdr *)l3;
+		if ((const __u8 *)(ip + 1) > end)
+			return;
+		proto = ip->protocol;
+		pkt->proto = proto;
+		if (ip->frag_off & __builtin_bswap16(0x1fff)) /* a non-first fragment */
+			return;
+		l4 = l3 + (ip->ihl * 4 & 0x3c);
+	} else {
+		if (l3 + XT_IP6_HDR_LEN > end)
+			return;
+		proto = l3[XT_IP6_NEXTHDR];
+		__u32 off = XT_IP6_HDR_LEN;
+		XT_UNROLL
+		for (int i = 0; i < XT_MAX_EXT_HEADERS; i++) {
+			if (!xt_ext_header(proto))
+				break;
+			const __u8 *h = l3 + (off & 0x3fff); /* each at most 2 KiB: bounded for the verifier */
+			if (h + 8 > end) {
+				pkt->proto = proto;
+				return;
+			}
+			const __u8 next = h[0];
+			if (proto == XT_IPPROTO_FRAGMENT) {
+				pkt->proto = next;
+				if ((h[2] << 8 | h[3]) & 0xfff8) /* a non-first fragment */
+					return;
+				off += 8;
+			} else if (proto == XT_IPPROTO_AH) {
+				off += ((__u32)h[1] + 2) * 4;
+			} else {
+				off += ((__u32)h[1] + 1) * 8;
+			}
+			proto = next;
+		}
+		pkt->proto = proto;
+		if (xt_ext_header(proto))
+			return;
+		l4 = l3 + (off & 0x3fff);
+	}
+	pkt->proto = proto;
+	if (proto == XT_IPPROTO_TCP) {
+		const xt_tcphdr *th = (const xt_tcphdr *)l4;
+		if ((const __u8 *)(th + 1) > end)
+			return;
+		pkt->dport = xt_ntohs(th->dest);
+		pkt->l4 = XT_L4_PORT;
+		if ((((const __u8 *)th)[13] & 0x12) == 0x02) /* SYN, not ACK */
+			pkt->l4 |= XT_L4_SYN;
+	} else if (proto == XT_IPPROTO_UDP) {
+		if (l4 + sizeof(struct udphdr) > end)
+			return;
+		pkt->dport = (__u16)(l4[2] << 8 | l4[3]);
+		pkt->l4 = XT_L4_PORT;
+	}
 }
 
 /* What a frame longer than the interface's MTU allows stands for on the

@@ -4,9 +4,11 @@
  * first (docs/design.md has the measurements behind each):
  *
  *   1. parse     the frame's source, and the wire packets it stands for   frame.bpf.h, parse.h
- *   2. classify  a source known to be dropped until some tick (the hot
- *                cache) is dropped at once; any other gets the longest-
- *                prefix rule of its family                                 hot.bpf.h, classify.bpf.h
+ *   2. classify  the packet's class (protocol, port, SYN) where rules have
+ *                matches; a source known to be dropped until some tick
+ *                for that class (the hot cache) is dropped at once; any
+ *                other gets the longest-prefix rule of its family among
+ *                those whose match fits, the most specific of them         hot.bpf.h, classify.bpf.h
  *   3. meter     the source's bucket (its set's tags, then its slot, or
  *                a new bucket if the rule's new-source budget admits the
  *                source, or it is known, or proves its address) and the
@@ -54,6 +56,7 @@ int xthrottle(struct xdp_md *ctx)
 	const __u32 epoch = XT_PUB_EPOCH(published);
 
 	/* 2. Classify. */
+	xt_class(ctx, &f.pkt, cfg);
 	const __u32 hot_idx = xt_hot_index(&f.pkt, cfg);
 	struct xt_hot_set *hot_set = bpf_map_lookup_elem(&xt_hot, &hot_idx);
 	if (!hot_set) /* never: the array has a part for every possible CPU */
@@ -61,7 +64,7 @@ int xthrottle(struct xdp_md *ctx)
 	struct xt_hot *hot = xt_hot_lookup(hot_set, hot_idx, &f.pkt, epoch, now);
 	if (xt_hot_drops(hot, epoch, now, pkts)) {
 		xt_hot_hit(hot, now, pkts);
-		return xt_exit(hot->flags & XT_HOT_DENIED ? XT_DROP_DENY : XT_DROP_LIMIT, len, pkts, hot->rule_id);
+		return xt_exit(hot->who & XT_HOT_DENIED ? XT_DROP_DENY : XT_DROP_LIMIT, len, pkts, hot->who & XT_HOT_RULE);
 	}
 	const struct xt_rule *rule = xt_classify(&f.pkt, cfg, published);
 	if (!rule)

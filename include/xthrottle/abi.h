@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 12
+#define XT_ABI_VERSION 13
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -35,6 +35,8 @@
 #define XT_MAP_META "xt_meta"
 #define XT_MAP_KNOWN "xt_known"
 #define XT_MAP_KNOWN_TAGS "xt_known_tags"
+#define XT_MAP_PORTS "xt_ports"
+#define XT_MAP_PORT_RANGES "xt_port_ranges"
 /* The controller's own record of each rule as the operator wrote it (its
  * options as text, indexed by xt_rule.id): the data path never reads it, so
  * it is no part of struct xt_rule. XT_RULE_TEXT_SIZE bytes a slot. */
@@ -121,18 +123,64 @@
 #define XT_FAMILY_V4 4
 #define XT_FAMILY_V6 6
 
-/* Bits the family byte adds in front of the address in an LPM key. */
-#define XT_LPM_FAMILY_BITS 8
+/* What a rule matches besides the source, from the least specific to the
+ * most (docs/design.md, "Matches"): of two rules whose source prefixes are
+ * equally long and which both fit a packet, the higher level wins; of two
+ * port ranges at one level, the narrower. */
+enum xt_match_level {
+	XT_MATCH_ANY = 0,      /* every packet of the family */
+	XT_MATCH_PROTO = 1,    /* --proto */
+	XT_MATCH_PORT = 2,     /* --proto tcp|udp --port P|P-Q (destination port) */
+	XT_MATCH_SYN = 3,      /* --syn: TCP SYN without ACK */
+	XT_MATCH_SYN_PORT = 4, /* --syn --port */
+	XT_MATCH_LEVELS
+};
 
-/* Key of the rule table (LPM trie): family byte, then the address, IPv4 in
- * addr[0..3] with the rest zero. prefixlen counts the family byte's bits too:
- * 10.0.0.0/8 is prefixlen 8 + 8. */
+/* Bits the match fields add in front of the address in an LPM key: the
+ * family, the level, the protocol, a pad byte, the port range. */
+#define XT_LPM_MATCH_BITS 64
+
+/* Key of the rule table (LPM trie): the match fields, all of them in the
+ * prefix, then the source address, IPv4 in addr[0..3] with the rest zero.
+ * prefixlen counts the match fields' bits too: 10.0.0.0/8 is prefixlen
+ * 64 + 8. A rule without a protocol has proto 0 and ports 0; one without
+ * ports has ports 0; --port P is the range P-P. A rule is its key. */
 struct xt_rule_key {
 	__u32 prefixlen;
 	__u8 family;
+	__u8 level;    /* enum xt_match_level */
+	__u8 proto;    /* IP protocol number (IPv6: after the extension headers) */
+	__u8 pad;
+	__u16 port_lo; /* destination port range, host order, both ends in it */
+	__u16 port_hi;
 	__u8 addr[16];
-	__u8 pad[3];
 };
+
+/* The rules' port ranges, for the data path to find the ranges a
+ * destination port is in without a scan: xt_ports maps each TCP and UDP
+ * port to the narrowest range (an index of xt_port_ranges, 0: none) that
+ * holds it, and each range names the narrowest one holding it (0: none).
+ * The controller keeps ranges nested or apart (a range that overlaps
+ * another without holding it or lying in it is refused) and at most
+ * XT_MAX_PORT_NESTING deep, so the ranges holding a port are a chain the
+ * data path walks from the narrowest. */
+#define XT_MAX_PORT_NESTING 4
+#define XT_PORT_SLOT_TCP 0
+#define XT_PORT_SLOT_UDP 1
+#define XT_PORTS_PER_ENTRY 4
+/* xt_ports' index for a port of a slot (TCP or UDP). */
+#define XT_PORTS_INDEX(slot, port) ((__u32)(slot) << 14 | (__u32)(port) >> 2)
+#define XT_PORTS_ENTRIES (2 * 65536 / XT_PORTS_PER_ENTRY)
+struct xt_ports {
+	__u16 range[XT_PORTS_PER_ENTRY]; /* of ports 4k .. 4k+3 */
+};
+struct xt_port_range {
+	__u16 lo, hi;
+	__u16 parent; /* the narrowest range holding this one, 0: none */
+	__u8 slot;    /* XT_PORT_SLOT_TCP or _UDP */
+	__u8 used;    /* 1 while some rule has this range (a freed range keeps its fields) */
+};
+#define XT_MAX_PORT_RANGES XT_MAX_RULES /* ids 1..XT_MAX_PORT_RANGES */
 
 enum xt_action {
 	XT_ACT_LIMIT = 1, /* token buckets: packets and/or bytes */
@@ -193,7 +241,8 @@ struct xt_rule {
 	__u8 family;
 	__u8 gen;      /* bumped when the rule is replaced in place */
 	__u8 prev_gen; /* gen before the last replacement */
-	__u8 pad[2];
+	__u8 src_len;  /* the source prefix's length (the trie's key has it too) */
+	__u8 level;    /* enum xt_match_level, as in the key */
 	__u32 remember; /* seconds a known source is admitted outside new_src; 0: never */
 	struct xt_limit pkt;
 	struct xt_limit bytes;
@@ -355,7 +404,27 @@ struct xt_config {
 	/* Random too: the key of the cookies (a SipHash-2-4 key), so nobody
 	 * who did not see the SYN-ACK can make the RST that proves an address. */
 	__u64 cookie_key[2];
+	/* Which match levels have rules, by IP protocol: bit 1 << level for
+	 * XT_MATCH_PROTO and above (XT_MATCH_ANY needs none). A packet whose
+	 * protocol has none here can only match rules without a match, and
+	 * its transport header is not even read. `matches` is nonzero while any
+	 * protocol has a bit. The controller sets a bit before the first rule
+	 * of its level goes in and clears it after the last is gone. */
+	__u8 proto_levels[256];
+	__u32 matches;
+	__u32 pad2;
 };
+
+/* A packet's class: what, besides its source, decides its rule. 0 when its
+ * protocol has no match rules (then only rules without a match can apply);
+ * else XT_CLASS_PROTO | the protocol, or, for a TCP or UDP port inside some
+ * rule's range, XT_CLASS_RANGE | the narrowest such range; with
+ * XT_CLASS_SYN for a TCP SYN without ACK where --syn rules exist. The hot
+ * cache and the rule cache key on it with the source. */
+#define XT_CLASS_SYN 0x8000
+#define XT_CLASS_RANGE 0x4000
+#define XT_CLASS_PROTO 0x2000
+#define XT_CLASS_VALUE 0x1fff
 
 /* The published word's parts. */
 #define XT_PUB_EPOCH(w) ((__u32)(w))
@@ -373,21 +442,24 @@ struct xt_meta {
 };
 
 /* One entry of the hot cache: a source that is over its limit (or denied)
- * until tick `until`, so its packets are dropped without looking up its rule
- * or bucket. 32 bytes, two to a cache line. */
+ * until tick `until`, for packets of one class (XT_CLASS_*), so its packets
+ * of that class are dropped without looking up its rule or bucket. 32
+ * bytes, two to a cache line. */
 struct xt_hot {
 	__u8 addr[16];
 	__u32 until;    /* low 32 bits of the tick the source is dropped until (unless XT_HOT_FOREVER) */
 	__u32 epoch;    /* the rules epoch it was filled in; valid only in that one */
-	__u16 pending;  /* drops not yet added to the bucket's counter */
-	__u16 last_hit; /* low 16 bits of the tick of the last of them */
-	__u16 rule_id;  /* < XT_MAX_RULES */
+	__u16 last_hit; /* low 16 bits of the tick of the last drop not yet added */
+	__u16 cls;      /* the class of the packets it drops */
+	__u16 who;      /* the rule id (XT_HOT_RULE) and XT_HOT_USED, _V6, _DENIED, _FOREVER */
 	__u8 per_len;
-	__u8 flags;     /* the source's family (XT_HOT_FAMILY), XT_HOT_DENIED, XT_HOT_FOREVER */
+	__u8 pending;   /* drops not yet added to the bucket's counter */
 };
-#define XT_HOT_FAMILY 0x0f
-#define XT_HOT_DENIED 0x10  /* counted as XT_DROP_DENY, else XT_DROP_LIMIT */
-#define XT_HOT_FOREVER 0x20 /* dropped until the epoch changes */
+#define XT_HOT_RULE 0x0fff   /* rule ids are below XT_MAX_RULES */
+#define XT_HOT_V6 0x1000     /* an IPv6 source, else IPv4 */
+#define XT_HOT_DENIED 0x2000 /* counted as XT_DROP_DENY, else XT_DROP_LIMIT */
+#define XT_HOT_FOREVER 0x4000 /* dropped until the epoch changes */
+#define XT_HOT_USED 0x8000   /* holds a source; 0: empty */
 
 /* A set of the hot cache: a source's entry is in the set its hash picks, in
  * its CPU's part of the array. */
@@ -404,6 +476,8 @@ struct xt_rule_cache {
 	__u8 len;   /* the block's prefix length */
 	__u8 found; /* 0: no rule covers the block */
 	__u8 pad;
+	__u16 cls;  /* the class of the packets it is for */
+	__u16 pad2[3];
 	__u64 block[2]; /* the block's address as two host-order words */
 	struct xt_rule rule;
 };
@@ -542,26 +616,29 @@ struct xt_attach_info {
 #else
 #define XT_STATIC_ASSERT _Static_assert
 #endif
-XT_STATIC_ASSERT(sizeof(struct xt_rule_key) == 24, "xt_rule_key layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule_key) == 28, "xt_rule_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_limit) == 24, "xt_limit layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule) == 168, "xt_rule layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket_key) == 24, "xt_bucket_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 40, "xt_bucket layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 32, "xt_rule_state layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 64, "xt_rule_stats layout");
-XT_STATIC_ASSERT(sizeof(struct xt_config) == 96, "xt_config layout");
+XT_STATIC_ASSERT(sizeof(struct xt_config) == 360, "xt_config layout");
 XT_STATIC_ASSERT(__builtin_offsetof(struct xt_config, abi_version) == 20, "the ABI version never moves");
 XT_STATIC_ASSERT(sizeof(struct xt_meta) == 4144, "xt_meta layout");
 XT_STATIC_ASSERT(sizeof(struct xt_event) == 64, "xt_event layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot) == 32, "xt_hot layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot_set) == 64, "xt_hot_set layout: one cache line");
-XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 192, "xt_rule_cache layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 200, "xt_rule_cache layout");
 XT_STATIC_ASSERT(sizeof(struct xt_known_set) == 64, "xt_known_set layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_known_tags) == 8, "xt_known_tags layout");
 XT_STATIC_ASSERT(sizeof(struct xt_slot) == 64, "xt_slot layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_tags) == 64, "xt_set_tags layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_marks) == 16, "xt_set_marks layout: four sets a cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 32, "xt_control layout");
+XT_STATIC_ASSERT(sizeof(struct xt_ports) == 8, "xt_ports layout");
+XT_STATIC_ASSERT(sizeof(struct xt_port_range) == 8, "xt_port_range layout");
+XT_STATIC_ASSERT(XT_MAX_PORT_RANGES <= XT_CLASS_VALUE && XT_MAX_RULES - 1 <= XT_HOT_RULE, "classes and hot entries hold ids");
 XT_STATIC_ASSERT(sizeof(struct xt_count) == 16, "xt_count layout");
 XT_STATIC_ASSERT(sizeof(struct xt_attach_key) == 16, "xt_attach_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_attach_info) == 40, "xt_attach_info layout");

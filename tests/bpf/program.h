@@ -130,11 +130,12 @@ class Program : public ::testing::Test {
   uint64_t counter(xt_reason reason) { return state_->counters().value()[reason].packets; }
   uint64_t counter(xt_counter which) { return state_->counters().value()[which].packets; }
 
-  xt_rule_stats rule_stats(const std::string& cidr) {
+  // The counters of the rule named so: "198.18.0.0/15", "0.0.0.0/0 udp/53".
+  xt_rule_stats rule_stats(const std::string& name) {
     const auto all = state_->rule_counters().value();
     for (const auto& r : all)
-      if (format_cidr(r.cidr) == cidr) return r.stats;
-    ADD_FAILURE() << "no rule " << cidr;
+      if (rule_name(r.cidr, r.spec.match) == name) return r.stats;
+    ADD_FAILURE() << "no rule " << name;
     return {};
   }
 

@@ -358,7 +358,7 @@ TEST_F(Program, TheHotCacheIsReadOnlyWhereItHoldsSomething) {
     xt_pkt pkt{};
     pkt.family = XT_FAMILY_V4;
     inet_pton(AF_INET, src.c_str(), pkt.addr);
-    return XT_TOP_BITS(xt_hash_source(cfg.hash_key, &pkt), cfg.hot_bits & 31);  // CPU 0's part
+    return XT_TOP_BITS(xt_hash_source(cfg.hash_key, &pkt, 0), cfg.hot_bits & 31);  // CPU 0's part
   };
   const auto bits = [&] {
     std::vector<uint32_t> set;

@@ -74,6 +74,18 @@ class Packet {
     tcp_flags_ = f;
     return *this;
   }
+  // Another IP protocol than UDP or TCP after the IP header (ICMP: 1), with
+  // 8 bytes of zeros for its header.
+  Packet& proto(uint8_t p) {
+    proto_ = p;
+    return *this;
+  }
+  // An IPv6 fragment header (ext(44)) that says this offset, in 8-byte units.
+  Packet& ext_fragment_offset(uint16_t offset8) {
+    ext_frag_offset_ = offset8;
+    return *this;
+  }
+  // TCP's or UDP's ports.
   Packet& ports(uint16_t sport, uint16_t dport) {
     sport_ = sport;
     dport_ = dport;
@@ -116,7 +128,7 @@ class Packet {
       ip[6] = static_cast<uint8_t>(frag_ >> 8);
       ip[7] = static_cast<uint8_t>(frag_);
       ip[8] = 64;  // ttl
-      ip[9] = tcp_doff_ ? 6 : 17;
+      ip[9] = l4_proto();
       addr(ip.data() + 12, AF_INET, src_);
       addr(ip.data() + 16, AF_INET, dst_);
       f.insert(f.end(), ip.begin(), ip.end());
@@ -135,6 +147,7 @@ class Packet {
       for (size_t i = 0; i < exts_.size(); i++) {
         std::vector<uint8_t> h(8, 0);  // next header, length 0 (8 bytes), zeros
         h[0] = i + 1 < exts_.size() ? exts_[i + 1] : l4_proto();
+        if (exts_[i] == 44) put16at(h, 2, static_cast<uint16_t>(ext_frag_offset_ << 3));
         f.insert(f.end(), h.begin(), h.end());
       }
       l4(f);
@@ -151,10 +164,15 @@ class Packet {
   struct Tag {
     uint16_t tpid, id;
   };
-  uint8_t l4_proto() const { return tcp_doff_ ? 6 : 17; }
+  uint8_t l4_proto() const { return proto_ ? *proto_ : tcp_doff_ ? 6 : 17; }
   void l4(std::vector<uint8_t>& f) const {
-    if (!tcp_doff_) {
-      f.insert(f.end(), 8, 0);  // UDP header
+    if (!tcp_doff_ || proto_) {
+      std::vector<uint8_t> udp(8, 0);  // UDP header (or another protocol's 8 bytes)
+      if (!proto_) {
+        put16at(udp, 0, sport_);
+        put16at(udp, 2, dport_);
+      }
+      f.insert(f.end(), udp.begin(), udp.end());
       return;
     }
     std::vector<uint8_t> tcp(tcp_doff_ * 4u, 0);
@@ -193,6 +211,8 @@ class Packet {
   std::optional<uint8_t> version_;
   size_t size_ = 0;
   uint8_t tcp_doff_ = 0;
+  std::optional<uint8_t> proto_;
+  uint16_t ext_frag_offset_ = 0;
   uint8_t tcp_flags_ = 0x10;  // ACK
   uint16_t sport_ = 0, dport_ = 0;
   uint32_t seq_ = 0, ack_ = 0;

@@ -22,7 +22,7 @@ uint32_t slot(const __u64 key[2], uint32_t v4) {
   xt_pkt pkt{};
   pkt.family = XT_FAMILY_V4;
   std::memcpy(pkt.addr, &v4, sizeof(v4));
-  return XT_TOP_BITS(xt_hash_source(key, &pkt), kBits);
+  return XT_TOP_BITS(xt_hash_source(key, &pkt, 0), kBits);
 }
 
 TEST(Keys, WhereASourceLandsDependsOnTheSecret) {

@@ -196,5 +196,65 @@ TEST(Parse, SuperPacketsCountAsTheirWirePackets) {
   }
 }
 
+// What rules with a match see (xt_parse_l4): the protocol past IPv6's
+// extension headers, the destination port where the transport header is in
+// reach, and a SYN without ACK.
+Parsed parse_l4(const std::vector<uint8_t>& frame) {
+  Parsed p = parse(frame);
+  EXPECT_EQ(p.result, XT_PARSE_IP);
+  xt_parse_l4(frame.data(), frame.data() + frame.size(), &p.pkt);
+  return p;
+}
+
+TEST(Parse, TransportPortsAndSyn) {
+  struct Case {
+    const char* name;
+    std::vector<uint8_t> frame;
+    int proto, l4, dport;
+  } cases[] = {
+      {"udp", Packet().ipv4("198.18.0.1").ports(1, 53).build(), 17, XT_L4_PORT, 53},
+      {"tcp ack", Packet().ipv4("198.18.0.1").tcp().ports(1, 443).build(), 6, XT_L4_PORT, 443},
+      {"tcp syn", Packet().ipv4("198.18.0.1").tcp().flags(0x02).ports(1, 22).build(), 6, XT_L4_PORT | XT_L4_SYN, 22},
+      {"tcp syn-ack", Packet().ipv4("198.18.0.1").tcp().flags(0x12).ports(1, 22).build(), 6, XT_L4_PORT, 22},
+      {"tcp behind ip options", Packet().ihl(15).ipv4("198.18.0.1").tcp().flags(0x02).ports(1, 25).build(), 6,
+       XT_L4_PORT | XT_L4_SYN, 25},
+      {"icmp", Packet().ipv4("198.18.0.1").proto(1).build(), 1, 0, 0},
+      {"first fragment", Packet().ipv4("198.18.0.1").ports(1, 53).fragment(0, true).build(), 17, XT_L4_PORT, 53},
+      {"later fragment", Packet().ipv4("198.18.0.1").ports(1, 53).fragment(185, false).build(), 17, 0, 0},
+      {"tcp cut short", Packet().ipv4("198.18.0.1").tcp().ports(1, 80).size(14 + 20 + 19).build(), 6, 0, 0},
+      {"ipv6 udp", Packet().ipv6("2001:db8::1").ports(1, 53).build(), 17, XT_L4_PORT, 53},
+      {"ipv6 behind a vlan tag", Packet().vlan(7).ipv6("2001:db8::1").tcp().flags(0x02).ports(1, 22).build(), 6,
+       XT_L4_PORT | XT_L4_SYN, 22},
+      {"ipv6 after four headers", Packet().ipv6("2001:db8::1").ext(0).ext(43).ext(60).ext(60).ports(1, 53).build(),
+       17, XT_L4_PORT, 53},
+      {"ipv6 first fragment", Packet().ipv6("2001:db8::1").ext(44).ports(1, 53).build(), 17, XT_L4_PORT, 53},
+      {"ipv6 later fragment", Packet().ipv6("2001:db8::1").ext(44).ext_fragment_offset(9).ports(1, 53).build(), 17, 0,
+       0},
+      {"ipv6 after five headers", Packet().ipv6("2001:db8::1").ext(0).ext(43).ext(60).ext(60).ext(60).build(), 60, 0,
+       0},
+      {"ipv6 chain cut short", Packet().ipv6("2001:db8::1").ext(0).ext(43).size(14 + 40 + 12).build(), 43, 0, 0},
+  };
+  for (const auto& c : cases) {
+    const Parsed p = parse_l4(c.frame);
+    EXPECT_EQ(p.pkt.proto, c.proto) << c.name;
+    EXPECT_EQ(p.pkt.l4, c.l4) << c.name;
+    EXPECT_EQ(p.pkt.dport, c.dport) << c.name;
+  }
+}
+
+// Every truncation of a frame with a transport header: the parser reads
+// nothing past the end (AddressSanitizer watches) and finds a port only
+// where the whole header is there.
+TEST(Parse, TransportHeadersCutAnywhere) {
+  const auto tcp = Packet().ipv6("2001:db8::1").ext(0).ext(60).tcp().flags(0x02).ports(1, 22).build();
+  const size_t header_end = 14 + 40 + 16 + 20;
+  for (size_t n = 14 + 40; n <= tcp.size(); n++) {
+    std::vector<uint8_t> cut(tcp.begin(), tcp.begin() + static_cast<long>(n));
+    cut.shrink_to_fit();
+    const Parsed p = parse_l4(cut);
+    EXPECT_EQ(p.pkt.l4 != 0, n >= header_end) << n << " bytes";
+  }
+}
+
 }  // namespace
 }  // namespace xt

@@ -108,7 +108,7 @@ TEST(Cidr, ParsesBothFamilies) {
 TEST(Cidr, LpmKeyCarriesFamily) {
   xt_rule_key k4 = rule_key(*parse_cidr("0.0.0.0/0"));
   xt_rule_key k6 = rule_key(*parse_cidr("::/0"));
-  EXPECT_EQ(k4.prefixlen, 8u) << "the family byte is part of every prefix";
+  EXPECT_EQ(k4.prefixlen, 64u) << "the family byte and the match are part of every prefix";
   EXPECT_EQ(k4.family, XT_FAMILY_V4);
   EXPECT_EQ(k6.family, XT_FAMILY_V6);
   EXPECT_EQ(cidr_of(rule_key(*parse_cidr("2001:db8::/32"))), *parse_cidr("2001:db8::/32"));
@@ -305,6 +305,66 @@ TEST(Rules, TheBuilderPlacesItsMessages) {
   auto r = build_spec(*parse_cidr("198.18.0.0/15"), words, file);
   ASSERT_FALSE(r.has_value());
   EXPECT_TRUE(r.error().message.starts_with("rules.toml:7: bad burst")) << r.error().message;
+}
+
+TEST(Match, WordsAndKeys) {
+  EXPECT_EQ(*parse_proto("udp"), 17);
+  EXPECT_EQ(*parse_proto("icmpv6"), 58);
+  EXPECT_EQ(*parse_proto("132"), 132);
+  expect_usage_error(parse_proto("udpp"), "udpp");
+  expect_usage_error(parse_proto("256"), "256");
+  EXPECT_EQ(*parse_ports("53"), (std::pair<uint16_t, uint16_t>(53, 53)));
+  EXPECT_EQ(*parse_ports("1024-65535"), (std::pair<uint16_t, uint16_t>(1024, 65535)));
+  expect_usage_error(parse_ports("65536"), "65536");
+  expect_usage_error(parse_ports("90-80"), "90-80");
+  expect_usage_error(parse_ports("53-"), "53-");
+  const Cidr any = *parse_cidr("0.0.0.0/0");
+  for (const Match& m : {Match{}, Match{17, std::nullopt, false}, Match{17, std::pair<uint16_t, uint16_t>(53, 53), false},
+                         Match{6, std::nullopt, true}, Match{6, std::pair<uint16_t, uint16_t>(1, 1023), true}}) {
+    const xt_rule_key k = rule_key(any, m);
+    EXPECT_EQ(match_of(k), m) << format_match(m);
+    EXPECT_EQ(cidr_of(k), any);
+    EXPECT_EQ(k.level, match_level(m));
+  }
+  EXPECT_EQ(rule_name(any, Match{6, std::pair<uint16_t, uint16_t>(1, 1023), true}), "0.0.0.0/0 tcp/1-1023 syn");
+  EXPECT_EQ(rule_name(any, Match{}), "0.0.0.0/0");
+}
+
+RuleSpec spec_of(const std::string& cidr, RuleWords w) {
+  auto spec = build_spec(*parse_cidr(cidr), w, command_line_words());
+  EXPECT_TRUE(spec.has_value()) << spec.error().message;
+  return spec.value_or(RuleSpec{});
+}
+
+TEST(Match, SynSaysTcpAndTheWordsReadBack) {
+  RuleWords w;
+  w.syn = true;
+  w.port = "22";
+  w.rate = "10/min";
+  const RuleSpec spec = spec_of("0.0.0.0/0", w);
+  EXPECT_EQ(spec.match, (Match{6, std::pair<uint16_t, uint16_t>(22, 22), true}));
+  EXPECT_EQ(options_text(spec), "--port 22 --syn --rate 10/min");
+  auto back = spec_from_options_text(spec.cidr, options_text(spec));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_TRUE(same_rule(*back, spec));
+  RuleWords other = w;
+  other.port = "23";
+  EXPECT_FALSE(same_rule(spec_of("0.0.0.0/0", other), spec)) << "another match is another rule";
+}
+
+TEST(Match, CombinationsThatNeverMatchAreRefused) {
+  auto refused = [](const std::string& cidr, RuleWords w, const std::string& says) {
+    w.rate = "1/s";
+    auto compiled = compile_rule(spec_of(cidr, w), 1000);
+    ASSERT_FALSE(compiled.has_value()) << says;
+    EXPECT_EQ(compiled.error().kind, ErrorKind::Usage);
+    EXPECT_NE(compiled.error().message.find(says), std::string::npos) << compiled.error().message;
+  };
+  refused("0.0.0.0/0", RuleWords{.port = "53"}, "--port needs --proto tcp or --proto udp");
+  refused("0.0.0.0/0", RuleWords{.proto = "icmp", .port = "53"}, "not --proto icmp");
+  refused("0.0.0.0/0", RuleWords{.proto = "udp", .syn = true}, "--syn is TCP's");
+  refused("::/0", RuleWords{.proto = "icmp"}, "icmpv6");
+  refused("0.0.0.0/0", RuleWords{.proto = "icmpv6"}, "--proto icmp");
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path
   for (const auto* list : {&diff->add, &diff->change})
     for (const auto& c : *list)
       for (const auto& w : rule_warnings(c.spec, *hz))
-        std::cerr << "xthrottle: warning: " << format_cidr(c.spec.cidr) << ": " << w << "\n";
+        std::cerr << "xthrottle: warning: " << rule_name(c.spec.cidr, c.spec.match) << ": " << w << "\n";
   return diff;
 }
 

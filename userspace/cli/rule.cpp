@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
-// xthrottle rule add CIDR [--per LEN] [--rate N/UNIT] [--burst N]
+// xthrottle rule add CIDR [--proto tcp|udp|icmp|icmpv6|N] [--port P|P-Q] [--syn]
+//                         [--per LEN] [--rate N/UNIT] [--burst N]
 //                         [--bandwidth N UNIT/s] [--burst-bytes N] [--new-rate N/UNIT]
 //                         [--verify tcp|off] [--verify-rate N/UNIT] [--remember DURATION]
 //                         [--allow | --deny] [--dry-run]
-// xthrottle rule del CIDR
+// xthrottle rule del CIDR [--proto ...] [--port ...] [--syn]
 // xthrottle rule list [--json]
 #include <iostream>
 #include <memory>
@@ -16,7 +17,26 @@
 namespace xt::cli {
 namespace {
 
+// A rule's match as given on the command line.
+struct MatchOptions {
+  std::string proto, port;
+  bool syn = false;
+};
+
+void add_match_options(CLI::App* cmd, MatchOptions& m) {
+  cmd->add_option("--proto", m.proto, "Match this IP protocol only: tcp, udp, icmp, icmpv6, sctp or a number");
+  cmd->add_option("--port", m.port, "Match this destination port or range only (TCP, UDP): 53, 1024-65535");
+  cmd->add_flag("--syn", m.syn, "Match TCP SYNs without ACK only (new connections); implies --proto tcp");
+}
+
+void put_match_words(const MatchOptions& m, RuleWords& words) {
+  if (!m.proto.empty()) words.proto = m.proto;
+  if (!m.port.empty()) words.port = m.port;
+  words.syn = m.syn;
+}
+
 struct RuleAddOptions {
+  MatchOptions match;
   std::string cidr, per, rate, burst, burst_bytes, new_rate, verify, verify_rate, remember;
   std::vector<std::string> bandwidth;  // one word (10Mbit/s) or two (10 Mbit/s)
   bool allow = false, deny = false, dry_run = false;
@@ -51,6 +71,7 @@ Result<RuleSpec> spec_of(RuleAddOptions o) {
     words.bandwidth = text;
   }
   words.dry_run = o.dry_run;
+  put_match_words(o.match, words);
   return build_spec(*cidr, words, command_line_words());
 }
 
@@ -69,18 +90,24 @@ int run_rule_add(const Globals& g, const RuleAddOptions& o) {
   if (auto ok = create_if_missing(*locked, g.pin_dir, *hz); !ok) return fail(ok.error());
   auto replaced = locked->state->put_rule(*spec, *rule);
   if (!replaced) return fail(replaced.error());
-  std::cout << (*replaced ? "replaced " : "added ") << format_cidr(spec->cidr) << " " << describe(*spec) << "\n";
+  std::cout << (*replaced ? "replaced " : "added ") << rule_name(spec->cidr, spec->match) << " " << describe(*spec)
+            << "\n";
   for (const auto& w : rule_warnings(*spec, *hz)) std::cerr << "xthrottle: warning: " << w << "\n";
   return 0;
 }
 
-int run_rule_del(const Globals& g, const std::string& cidr_text) {
+int run_rule_del(const Globals& g, const std::string& cidr_text, const MatchOptions& m) {
   auto cidr = parse_cidr(cidr_text);
   if (!cidr) return fail(cidr.error());
+  RuleWords words;
+  put_match_words(m, words);
+  auto spec = build_spec(*cidr, words, command_line_words());
+  if (!spec) return fail(spec.error());
+  if (auto ok = check_match(*spec); !ok) return fail(ok.error());
   auto locked = open_locked(g.pin_dir);
   if (!locked) return fail(locked.error());
-  if (auto ok = locked->state->del_rule(*cidr); !ok) return fail(ok.error());
-  std::cout << "deleted " << format_cidr(*cidr) << "\n";
+  if (auto ok = locked->state->del_rule(*cidr, spec->match); !ok) return fail(ok.error());
+  std::cout << "deleted " << rule_name(*cidr, spec->match) << "\n";
   return 0;
 }
 
@@ -99,10 +126,11 @@ void add_rule_commands(CLI::App& app, const Globals& g, int& rc) {
   auto* rule = app.add_subcommand("rule", "Manage rules")->require_subcommand(1);
 
   auto o = std::make_shared<RuleAddOptions>();
-  auto* add = rule->add_subcommand("add", "Add a rule, or replace the rule for the same CIDR in place");
+  auto* add = rule->add_subcommand("add", "Add a rule, or replace the rule for the same CIDR and match in place");
   // Not ->required(): `--bandwidth 10Mbit/s CIDR` hands CLI11 the CIDR as the
   // bandwidth's optional second word; spec_of() takes it back.
   add->add_option("CIDR", o->cidr, "Source prefix, e.g. 198.18.0.0/15 or 2001:db8::/32");
+  add_match_options(add, o->match);
   add->add_option("--per", o->per, "Prefix length one bucket covers (default 32 for IPv4, 64 for IPv6)");
   add->add_option("--rate", o->rate, "Packets per time: 100/s, 6000/min, 50000/hour, 1000/day");
   add->add_option("--burst", o->burst, "Packets admitted at once (default: the count in --rate)");
@@ -125,9 +153,11 @@ void add_rule_commands(CLI::App& app, const Globals& g, int& rc) {
   add->callback([&g, &rc, o] { rc = run_rule_add(g, *o); });
 
   auto cidr = std::make_shared<std::string>();
-  auto* del = rule->add_subcommand("del", "Delete the rule for exactly this CIDR");
+  auto match = std::make_shared<MatchOptions>();
+  auto* del = rule->add_subcommand("del", "Delete the rule for exactly this CIDR and match");
   del->add_option("CIDR", *cidr, "Source prefix")->required();
-  del->callback([&g, &rc, cidr] { rc = run_rule_del(g, *cidr); });
+  add_match_options(del, *match);
+  del->callback([&g, &rc, cidr, match] { rc = run_rule_del(g, *cidr, *match); });
 
   auto json = std::make_shared<bool>(false);
   auto* list = rule->add_subcommand("list", "List the rules");

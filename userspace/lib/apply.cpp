@@ -12,7 +12,7 @@ Result<RulesDiff> diff_rules(const State& state, const RulesFile& file) {
   if (!live) return std::unexpected(live.error());
   RulesDiff diff;
   for (const FileRule& want : file.rules) {
-    auto now = std::ranges::find_if(*live, [&](const RuleEntry& e) { return e.cidr == want.spec.cidr; });
+    auto now = std::ranges::find_if(*live, [&](const RuleEntry& e) { return e.cidr == want.spec.cidr && e.spec.match == want.spec.match; });
     if (now == live->end())
       diff.add.push_back({want.spec, want.compiled, std::nullopt});
     else if (!same_rule(now->spec, want.spec))
@@ -21,7 +21,7 @@ Result<RulesDiff> diff_rules(const State& state, const RulesFile& file) {
       diff.unchanged++;
   }
   for (const RuleEntry& e : *live) {
-    const bool wanted = std::ranges::any_of(file.rules, [&](const FileRule& r) { return r.spec.cidr == e.cidr; });
+    const bool wanted = std::ranges::any_of(file.rules, [&](const FileRule& r) { return r.spec.cidr == e.cidr && r.spec.match == e.spec.match; });
     if (!wanted) diff.remove.push_back({e.spec, e.rule, e});
   }
   return diff;
@@ -35,10 +35,10 @@ RulesDiff diff_from_nothing(const RulesFile& file) {
 
 std::string diff_text(const RulesDiff& diff) {
   std::string out;
-  for (const auto& c : diff.add) out += "+ " + format_cidr(c.spec.cidr) + " " + describe(c.spec) + "\n";
+  for (const auto& c : diff.add) out += "+ " + rule_name(c.spec.cidr, c.spec.match) + " " + describe(c.spec) + "\n";
   for (const auto& c : diff.change)
-    out += "~ " + format_cidr(c.spec.cidr) + " " + describe(c.live->spec) + "\n    -> " + describe(c.spec) + "\n";
-  for (const auto& c : diff.remove) out += "- " + format_cidr(c.spec.cidr) + " " + describe(c.spec) + "\n";
+    out += "~ " + rule_name(c.spec.cidr, c.spec.match) + " " + describe(c.live->spec) + "\n    -> " + describe(c.spec) + "\n";
+  for (const auto& c : diff.remove) out += "- " + rule_name(c.spec.cidr, c.spec.match) + " " + describe(c.spec) + "\n";
   out += std::to_string(diff.add.size()) + " to add, " + std::to_string(diff.change.size()) + " to change, " +
          std::to_string(diff.remove.size()) + " to remove, " + std::to_string(diff.unchanged) + " unchanged\n";
   return out;
@@ -71,7 +71,7 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
       if (c->live)
         (void)state.put_rule(c->live->spec, c->live->rule);
       else
-        (void)state.del_rule(c->spec.cidr);
+        (void)state.del_rule(c->spec.cidr, c->spec.match);
     }
     return std::unexpected(Error{why.kind, why.message + " (the rules changed before it were restored)"});
   };
@@ -82,7 +82,7 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
     }
   }
   for (const auto& c : diff.remove) {
-    if (auto ok = state.del_rule(c.spec.cidr); !ok) return undo(ok.error());
+    if (auto ok = state.del_rule(c.spec.cidr, c.spec.match); !ok) return undo(ok.error());
     done.push_back(&c);  // undone by adding it back (its buckets are gone)
   }
 

@@ -55,7 +55,7 @@ struct EventReader::Context {
     if (!rule_names.contains(id)) {
       rule_names.clear();
       if (auto rules = state->rules())
-        for (const auto& e : *rules) rule_names[e.rule.id] = format_cidr(e.cidr);
+        for (const auto& e : *rules) rule_names[e.rule.id] = xt::rule_name(e.cidr, e.spec.match);
     }
     auto it = rule_names.find(id);
     return it != rule_names.end() ? it->second : "(deleted rule)";

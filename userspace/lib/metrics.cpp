@@ -138,15 +138,25 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   m.family("xthrottle_new_source_saturated", "gauge",
            "1 while the rule's new-source budget is turning untracked sources away (new clients with them).");
   for (const auto& r : stats->rules) {
-    const std::string cidr = format_cidr(r.cidr);
-    m.sample("xthrottle_packets_total", {{"action", "passed"}, {"rule", cidr}}, r.stats.passed_packets);
-    m.sample("xthrottle_packets_total", {{"action", "dropped"}, {"rule", cidr}}, r.stats.dropped_packets);
-    m.sample("xthrottle_bytes_total", {{"action", "passed"}, {"rule", cidr}}, r.stats.passed_bytes);
-    m.sample("xthrottle_bytes_total", {{"action", "dropped"}, {"rule", cidr}}, r.stats.dropped_bytes);
-    m.sample("xthrottle_dry_run_packets_total", {{"rule", cidr}}, r.stats.dryrun_packets);
-    m.sample("xthrottle_new_source_dropped_packets_total", {{"rule", cidr}}, r.stats.new_source_dropped_packets);
-    m.sample("xthrottle_new_source_saturated", {{"rule", cidr}},
-             std::ranges::any_of(status->saturated, [&](const Saturation& s) { return s.rule == cidr; }));
+    // A rule is its CIDR and its match: `match` is there only for a rule
+    // that has one ("udp/53", "tcp/22 syn"), so a rule without keeps the
+    // series it always had.
+    std::map<std::string, std::string> rule{{"rule", format_cidr(r.cidr)}};
+    if (const std::string match = format_match(r.spec.match); !match.empty()) rule["match"] = match;
+    auto with = [&](const char* key, const char* value) {
+      auto labels = rule;
+      labels[key] = value;
+      return labels;
+    };
+    const std::string name = rule_name(r.cidr, r.spec.match);
+    m.sample("xthrottle_packets_total", with("action", "passed"), r.stats.passed_packets);
+    m.sample("xthrottle_packets_total", with("action", "dropped"), r.stats.dropped_packets);
+    m.sample("xthrottle_bytes_total", with("action", "passed"), r.stats.passed_bytes);
+    m.sample("xthrottle_bytes_total", with("action", "dropped"), r.stats.dropped_bytes);
+    m.sample("xthrottle_dry_run_packets_total", rule, r.stats.dryrun_packets);
+    m.sample("xthrottle_new_source_dropped_packets_total", rule, r.stats.new_source_dropped_packets);
+    m.sample("xthrottle_new_source_saturated", rule,
+             std::ranges::any_of(status->saturated, [&](const Saturation& s) { return s.rule == name; }));
   }
   const auto& reasons = stats->reasons;
   const xt_count none_passed{reasons[XT_PASS_UNMATCHED].packets + reasons[XT_PASS_NON_IP].packets,

@@ -240,10 +240,82 @@ std::string format_cidr(const Cidr& cidr) {
   return format_addr(cidr.family, cidr.addr.data()) + "/" + std::to_string(cidr.len);
 }
 
-xt_rule_key rule_key(const Cidr& cidr) {
+uint8_t match_level(const Match& m) {
+  if (m.syn) return m.ports ? XT_MATCH_SYN_PORT : XT_MATCH_SYN;
+  if (m.ports) return XT_MATCH_PORT;
+  return m.proto ? XT_MATCH_PROTO : XT_MATCH_ANY;
+}
+
+namespace {
+
+constexpr std::pair<const char*, uint8_t> kProtos[] = {
+    {"icmp", 1}, {"tcp", 6}, {"udp", 17}, {"gre", 47}, {"esp", 50}, {"icmpv6", 58}, {"sctp", 132}};
+
+}  // namespace
+
+Result<uint8_t> parse_proto(std::string_view text) {
+  for (const auto& [name, number] : kProtos)
+    if (text == name) return number;
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || n > 255)
+    return usage_error("bad protocol " + quoted(text) + ": expected tcp, udp, icmp, icmpv6, sctp, gre, esp or a "
+                       "protocol number 0..255");
+  return static_cast<uint8_t>(n);
+}
+
+std::string format_proto(uint8_t proto) {
+  for (const auto& [name, number] : kProtos)
+    if (proto == number) return name;
+  return std::to_string(proto);
+}
+
+Result<std::pair<uint16_t, uint16_t>> parse_ports(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return usage_error("bad port " + quoted(text) + ": " + why);
+  };
+  auto number = [](std::string_view t) -> std::optional<uint16_t> {
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+    if (t.empty() || ec != std::errc() || end != t.data() + t.size() || n > 65535) return std::nullopt;
+    return static_cast<uint16_t>(n);
+  };
+  const size_t dash = text.find('-');
+  auto lo = number(text.substr(0, dash));
+  auto hi = dash == std::string_view::npos ? lo : number(text.substr(dash + 1));
+  if (!lo || !hi) return bad("expected a port 0..65535 or a range P-Q, e.g. 53 or 1024-65535");
+  if (*lo > *hi) return bad("the range's first port is above its last");
+  return std::pair(*lo, *hi);
+}
+
+std::string format_ports(const std::pair<uint16_t, uint16_t>& ports) {
+  return ports.first == ports.second ? std::to_string(ports.first)
+                                     : std::to_string(ports.first) + "-" + std::to_string(ports.second);
+}
+
+std::string format_match(const Match& m) {
+  if (!m.proto) return "";
+  std::string out = format_proto(*m.proto);
+  if (m.ports) out += "/" + format_ports(*m.ports);
+  if (m.syn) out += " syn";
+  return out;
+}
+
+std::string rule_name(const Cidr& cidr, const Match& match) {
+  const std::string m = format_match(match);
+  return format_cidr(cidr) + (m.empty() ? "" : " " + m);
+}
+
+xt_rule_key rule_key(const Cidr& cidr, const Match& match) {
   xt_rule_key key{};
-  key.prefixlen = XT_LPM_FAMILY_BITS + cidr.len;
+  key.prefixlen = XT_LPM_MATCH_BITS + cidr.len;
   key.family = cidr.family;
+  key.level = match_level(match);
+  key.proto = match.proto.value_or(0);
+  if (match.ports) {
+    key.port_lo = match.ports->first;
+    key.port_hi = match.ports->second;
+  }
   std::copy(cidr.addr.begin(), cidr.addr.end(), key.addr);
   return key;
 }
@@ -252,9 +324,17 @@ Cidr cidr_of(const xt_rule_key& key) {
   Cidr cidr;
   cidr.family = key.family;
   std::copy(std::begin(key.addr), std::end(key.addr), cidr.addr.begin());
-  cidr.len = static_cast<uint8_t>(key.prefixlen - XT_LPM_FAMILY_BITS);
+  cidr.len = static_cast<uint8_t>(key.prefixlen - XT_LPM_MATCH_BITS);
   return cidr;
 }
 
+Match match_of(const xt_rule_key& key) {
+  Match m;
+  if (key.level == XT_MATCH_ANY) return m;
+  m.proto = key.proto;
+  if (key.level == XT_MATCH_PORT || key.level == XT_MATCH_SYN_PORT) m.ports = std::pair(key.port_lo, key.port_hi);
+  m.syn = key.level == XT_MATCH_SYN || key.level == XT_MATCH_SYN_PORT;
+  return m;
+}
 
 }  // namespace xt

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "error.h"
 
@@ -59,8 +60,32 @@ inline int family_bits(uint8_t family) { return family == XT_FAMILY_V4 ? 32 : 12
 Result<Cidr> parse_cidr(std::string_view text);
 std::string format_addr(uint8_t family, const uint8_t* addr);
 std::string format_cidr(const Cidr& cidr);
-xt_rule_key rule_key(const Cidr& cidr);
+// What a rule matches besides the source (docs/design.md, "Matches"): an
+// IP protocol, a destination port range (TCP, UDP), TCP SYN without ACK.
+// A rule is its CIDR and its match.
+inline constexpr uint8_t kProtoTcp = 6, kProtoUdp = 17;
+struct Match {
+  std::optional<uint8_t> proto;
+  std::optional<std::pair<uint16_t, uint16_t>> ports;  // lo, hi (both in)
+  bool syn = false;
+  bool operator==(const Match&) const = default;
+};
+// enum xt_match_level of a match.
+uint8_t match_level(const Match& match);
+// "tcp", "udp", "icmp", "icmpv6", "sctp", or a number 0..255.
+Result<uint8_t> parse_proto(std::string_view text);
+std::string format_proto(uint8_t proto);
+// "53" or "1024-65535".
+Result<std::pair<uint16_t, uint16_t>> parse_ports(std::string_view text);
+std::string format_ports(const std::pair<uint16_t, uint16_t>& ports);
+// "udp/53", "tcp/1-1023 syn", "tcp syn", "icmp"; "" for no match.
+std::string format_match(const Match& match);
+// A rule's name where one is printed: "0.0.0.0/0", "0.0.0.0/0 udp/53".
+std::string rule_name(const Cidr& cidr, const Match& match);
+
+xt_rule_key rule_key(const Cidr& cidr, const Match& match = {});
 Cidr cidr_of(const xt_rule_key& key);
+Match match_of(const xt_rule_key& key);
 
 
 }  // namespace xt

@@ -35,7 +35,7 @@ bool same_rule(const RuleSpec& a, const RuleSpec& b) {
   auto per_second = [](const std::optional<Rate>& r) {
     return r ? std::optional(std::pair(r->count, r->period_ns)) : std::nullopt;
   };
-  if (a.cidr != b.cidr || a.action != b.action || a.dry_run != b.dry_run) return false;
+  if (a.cidr != b.cidr || a.match != b.match || a.action != b.action || a.dry_run != b.dry_run) return false;
   if (a.action != XT_ACT_LIMIT) return true;
   const Limits la = limits_of(a), lb = limits_of(b);
   return la.per == lb.per && per_second(la.rate) == per_second(lb.rate) && la.burst == lb.burst &&
@@ -70,6 +70,19 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
       return at("action", Error{ErrorKind::Usage, context.name("action") + " must be \"limit\", \"allow\" or \"deny\", not \"" +
                                                       *w.action + "\""});
   }
+  if (w.proto) {
+    auto proto = parse_proto(*w.proto);
+    if (!proto) return at("proto", proto.error());
+    spec.match.proto = *proto;
+  }
+  if (w.port) {
+    auto ports = parse_ports(*w.port);
+    if (!ports) return at("port", ports.error());
+    spec.match.ports = *ports;
+  }
+  // --syn is TCP's: it says the protocol by itself.
+  spec.match.syn = w.syn;
+  if (w.syn && !spec.match.proto) spec.match.proto = kProtoTcp;
   if (w.per) {
     auto per = parse_prefix_len(context.name("per"), *w.per);
     if (!per) return at("per", per.error());
@@ -111,6 +124,11 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
 RuleWords words_of(const RuleSpec& spec) {
   RuleWords w;
   if (spec.action != XT_ACT_LIMIT) w.action = action_name(spec.action);
+  // --syn alone stands for --proto tcp --syn.
+  if (spec.match.proto && !(spec.match.syn && *spec.match.proto == kProtoTcp))
+    w.proto = format_proto(*spec.match.proto);
+  if (spec.match.ports) w.port = format_ports(*spec.match.ports);
+  w.syn = spec.match.syn;
   if (spec.per) w.per = std::to_string(*spec.per);
   if (spec.rate) w.rate = format_rate(spec.rate->count, spec.rate->period_ns);
   if (spec.burst) w.burst = std::to_string(*spec.burst);
@@ -132,6 +150,9 @@ std::string options_text(const RuleSpec& spec) {
     if (word) out += (out.empty() ? "" : " ") + cli.name(key) + " " + *word;
   };
   if (w.action) out += "--" + *w.action;
+  add("proto", w.proto);
+  add("port", w.port);
+  if (w.syn) out += (out.empty() ? "" : " ") + std::string("--syn");
   add("per", w.per);
   add("rate", w.rate);
   add("burst", w.burst);
@@ -157,9 +178,15 @@ Result<RuleSpec> spec_from_options_text(const Cidr& cidr, std::string_view text)
       w.dry_run = true;
       continue;
     }
+    if (word == "--syn") {
+      w.syn = true;
+      continue;
+    }
     std::string value;
     if (!(in >> value)) return usage_error("option " + word + " has no value in '" + std::string(text) + "'");
-    if (word == "--per") w.per = value;
+    if (word == "--proto") w.proto = value;
+    else if (word == "--port") w.port = value;
+    else if (word == "--per") w.per = value;
     else if (word == "--rate") w.rate = value;
     else if (word == "--burst") w.burst = value;
     else if (word == "--bandwidth") w.bandwidth = value;
@@ -201,10 +228,29 @@ uint64_t period_ticks(uint64_t period_ns, uint32_t hz) { return period_ns / kNsP
 
 }  // namespace
 
+// The combinations of a match that can never match anything.
+Result<void> check_match(const RuleSpec& spec) {
+  const Match& m = spec.match;
+  const bool v4 = spec.cidr.family == XT_FAMILY_V4;
+  if (m.ports && (!m.proto || (*m.proto != kProtoTcp && *m.proto != kProtoUdp)))
+    return usage_error("--port needs --proto tcp or --proto udp" +
+                       (m.proto ? " (not --proto " + format_proto(*m.proto) + ")" : std::string()));
+  if (m.syn && *m.proto != kProtoTcp)
+    return usage_error("--syn is TCP's: it cannot go with --proto " + format_proto(*m.proto));
+  if (m.proto && *m.proto == 1 && !v4)
+    return usage_error("--proto icmp never matches an IPv6 source: IPv6 has --proto icmpv6");
+  if (m.proto && *m.proto == 58 && v4)
+    return usage_error("--proto icmpv6 never matches an IPv4 source: IPv4 has --proto icmp");
+  return {};
+}
+
 Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   xt_rule rule{};
   rule.action = static_cast<uint8_t>(spec.action);
   rule.family = spec.cidr.family;
+  rule.src_len = spec.cidr.len;
+  rule.level = match_level(spec.match);
+  if (auto ok = check_match(spec); !ok) return std::unexpected(ok.error());
   const int max_bits = family_bits(spec.cidr.family);
   const char* family_name = spec.cidr.family == XT_FAMILY_V4 ? "IPv4" : "IPv6";
   const bool limits = spec.rate || spec.burst || spec.bandwidth || spec.burst_bytes || spec.per || spec.new_rate ||
@@ -352,12 +398,20 @@ std::string describe(const RuleSpec& spec) {
 
 nlohmann::json rule_json(const RuleEntry& e) {
   nlohmann::json j = {{"cidr", format_cidr(e.cidr)},
+                      {"match", format_match(e.spec.match)},
                       {"family", e.cidr.family == XT_FAMILY_V4 ? "ipv4" : "ipv6"},
                       {"action", action_name(e.spec.action)},
                       {"dry_run", e.spec.dry_run},
                       {"id", e.rule.id},
                       {"generation", e.rule.gen},
                       {"options", options_text(e.spec)}};
+  if (e.spec.match.proto) j["proto"] = format_proto(*e.spec.match.proto);
+  if (e.spec.match.ports) {
+    j["port"] = format_ports(*e.spec.match.ports);
+    j["port_low"] = e.spec.match.ports->first;
+    j["port_high"] = e.spec.match.ports->second;
+  }
+  if (e.spec.match.syn) j["syn"] = true;
   if (e.spec.action != XT_ACT_LIMIT) return j;
   const Limits l = limits_of(e.spec);
   j["per"] = l.per;
@@ -388,10 +442,12 @@ nlohmann::json rules_json(const std::vector<RuleEntry>& rules) {
 
 std::string rules_text(const std::vector<RuleEntry>& rules) {
   if (rules.empty()) return "no rules\n";
-  std::string out = fmt("%-44s %-6s %-5s %s\n", "CIDR", "ACTION", "PER", "LIMITS");
+  std::string out = fmt("%-44s %-18s %-6s %-5s %s\n", "CIDR", "MATCH", "ACTION", "PER", "LIMITS");
   for (const auto& e : rules) {
     const bool limit = e.spec.action == XT_ACT_LIMIT;
-    out += fmt("%-44s %-6s %-5s %s%s\n", format_cidr(e.cidr).c_str(), action_name(e.spec.action),
+    const std::string match = format_match(e.spec.match);
+    out += fmt("%-44s %-18s %-6s %-5s %s%s\n", format_cidr(e.cidr).c_str(), match.empty() ? "-" : match.c_str(),
+               action_name(e.spec.action),
                limit ? ("/" + std::to_string(limits_of(e.spec).per)).c_str() : "-",
                limit ? describe_limits(e.spec).c_str() : "-", e.spec.dry_run ? " (dry-run)" : "");
   }

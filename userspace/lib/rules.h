@@ -25,6 +25,7 @@ namespace xt {
 // A rule as the operator wrote it. Unset options take their defaults.
 struct RuleSpec {
   Cidr cidr;
+  Match match;  // with the CIDR, what names the rule
   xt_action action = XT_ACT_LIMIT;
   std::optional<int> per;
   std::optional<Rate> rate;
@@ -60,9 +61,11 @@ bool same_rule(const RuleSpec& a, const RuleSpec& b);
 // A rule's options as words: what `rule add` takes after the CIDR, and what
 // a rules file's keys hold (numbers as their digits). Keys: action, per,
 // rate, burst, bandwidth, burst_bytes, new_rate, verify, verify_rate,
-// remember, dry_run.
+// remember, dry_run, and the match's proto, port, syn.
 struct RuleWords {
   std::optional<std::string> action;  // "limit", "allow" or "deny"
+  std::optional<std::string> proto, port;
+  bool syn = false;
   std::optional<std::string> per, rate, burst, bandwidth, burst_bytes, new_rate, verify, verify_rate, remember;
   bool dry_run = false;
 };
@@ -98,6 +101,10 @@ Result<xt_limit> make_limit(uint64_t count, uint64_t ticks, uint64_t burst, uint
 // gets its share of --verify-rate). id and gen are left for the state layer
 // to assign.
 Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus = 1);
+// The combinations of a match that can never match anything (--port
+// without tcp or udp, --syn with another protocol, ICMP of the other
+// family): compile_rule's first check, and `rule del`'s.
+Result<void> check_match(const RuleSpec& spec);
 
 // What a rule will do that its author may not expect, one warning a line
 // for `rule add` and `apply` (empty: nothing to say). Tokens arrive once a

@@ -23,13 +23,13 @@ int line_of(const toml::node& node) { return static_cast<int>(node.source().begi
 Result<FileRule> read_rule(const std::string& path, const toml::table& t) {
   FileRule out;
   out.line = line_of(t);
-  static const std::set<std::string> known = {"cidr",   "action",      "rate",     "burst",   "bandwidth",
+  static const std::set<std::string> known = {"cidr",   "proto", "port", "syn", "action",      "rate",     "burst",   "bandwidth",
                                               "burst_bytes", "per", "new_rate", "verify", "verify_rate",
                                               "remember", "dry_run"};
   for (const auto& [key, node] : t)
     if (!known.contains(std::string(key.str())))
       return at(path, line_of(node), "unknown key '" + std::string(key.str()) +
-                                         "' (cidr, action, rate, burst, bandwidth, burst_bytes, per, new_rate, "
+                                         "' (cidr, proto, port, syn, action, rate, burst, bandwidth, burst_bytes, per, new_rate, "
                                          "verify, verify_rate, remember, dry_run)");
   // Each key's value as the words `rule add` takes: TOML's types first.
   auto string_of = [&](const char* key, std::optional<std::string>& word) -> Result<void> {
@@ -54,7 +54,7 @@ Result<FileRule> read_rule(const std::string& path, const toml::table& t) {
   if (!parsed_cidr) return at(path, line_of(*t.get("cidr")), parsed_cidr.error().message);
 
   RuleWords words;
-  for (auto [key, word] : {std::pair{"action", &words.action}, std::pair{"rate", &words.rate},
+  for (auto [key, word] : {std::pair{"action", &words.action}, std::pair{"proto", &words.proto}, std::pair{"rate", &words.rate},
                            std::pair{"new_rate", &words.new_rate}, std::pair{"bandwidth", &words.bandwidth},
                            std::pair{"verify", &words.verify}, std::pair{"verify_rate", &words.verify_rate},
                            std::pair{"remember", &words.remember}})
@@ -62,9 +62,19 @@ Result<FileRule> read_rule(const std::string& path, const toml::table& t) {
   for (auto [key, word] : {std::pair{"burst", &words.burst}, std::pair{"burst_bytes", &words.burst_bytes},
                            std::pair{"per", &words.per}})
     if (auto ok = integer_of(key, *word); !ok) return std::unexpected(ok.error());
-  if (const toml::node* n = t.get("dry_run")) {
-    if (!n->is_boolean()) return at(path, line_of(*n), "dry_run must be true or false");
-    words.dry_run = n->as_boolean()->get();
+  for (auto [key, flag] : {std::pair{"dry_run", &words.dry_run}, std::pair{"syn", &words.syn}})
+    if (const toml::node* n = t.get(key)) {
+      if (!n->is_boolean()) return at(path, line_of(*n), std::string(key) + " must be true or false");
+      *flag = n->as_boolean()->get();
+    }
+  // A port is a number or a range in a string: port = 53, port = "1024-65535".
+  if (const toml::node* n = t.get("port")) {
+    if (n->is_integer() && n->as_integer()->get() >= 0)
+      words.port = std::to_string(n->as_integer()->get());
+    else if (n->is_string())
+      words.port = n->as_string()->get();
+    else
+      return at(path, line_of(*n), "port must be a number or a range in a string, e.g. 53 or \"1024-65535\"");
   }
   // The same builder as the command line's: the same parsers, the same
   // limits, messages placed at the key's line.
@@ -128,7 +138,7 @@ Result<RulesFile> parse_rules_file(std::string_view text, const std::string& pat
       if (!t) return at(path, line_of(n), "each rule must be a table: [[rule]]");
       auto rule = read_rule(path, *t);
       if (!rule) return std::unexpected(rule.error());
-      const std::string cidr = format_cidr(rule->spec.cidr);
+      const std::string cidr = rule_name(rule->spec.cidr, rule->spec.match);
       if (auto [it, fresh] = seen.emplace(cidr, rule->line); !fresh)
         return at(path, rule->line, cidr + " already has a rule, at line " + std::to_string(it->second));
       if (file.rules.size() == XT_MAX_RULES)

@@ -4,6 +4,8 @@
 //
 //   [[rule]]
 //   cidr = "0.0.0.0/0"       # required
+//   proto = "udp"            # the match: proto, port (53 or "1024-65535"), syn = true
+//   port = 53                #   (a rule is its cidr and its match)
 //   action = "limit"         # limit (default), allow or deny
 //   rate = "1000/s"          # the options of `rule add`, same spellings
 //   burst = 1000

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "state.h"
 
+#include "ports.h"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
@@ -132,6 +134,8 @@ Result<State> State::open(const std::string& pin_dir) {
   if (auto ok = check_layout(s.marks_.get(), XT_MAP_MARKS, sizeof(uint32_t), sizeof(xt_set_marks)); !ok)
     return std::unexpected(ok.error());
   if (auto ok = check_layout(s.config_.get(), XT_MAP_CONFIG, sizeof(uint32_t), sizeof(xt_config)); !ok)
+    return std::unexpected(ok.error());
+  if (auto ok = check_layout(s.port_ranges_.get(), XT_MAP_PORT_RANGES, sizeof(uint32_t), sizeof(xt_port_range)); !ok)
     return std::unexpected(ok.error());
   if (auto ok = s.map_config(); !ok) return std::unexpected(ok.error());
   return s;
@@ -345,22 +349,28 @@ Result<std::vector<RuleEntry>> State::rules() const {
   std::vector<RuleEntry> out;
   auto walked = walk_keys<xt_rule_key>(rules_.get(), "the rule table", [&](const xt_rule_key& key) {
     xt_rule rule{};
-    if (bpf_map_lookup_elem(rules_.get(), &key, &rule) == 0) out.push_back({cidr_of(key), rule, {}});
+    if (bpf_map_lookup_elem(rules_.get(), &key, &rule) != 0) return;
+    RuleEntry e{cidr_of(key), rule, {}};
+    e.spec.match = match_of(key);
+    out.push_back(e);
   });
   if (!walked) return std::unexpected(walked.error());
   // What the operator wrote, from the controller's own record.
   for (RuleEntry& e : out) {
+    const std::string name = rule_name(e.cidr, e.spec.match);
     char text[XT_RULE_TEXT_SIZE] = {};
     if (bpf_map_lookup_elem(rule_text_.get(), &e.rule.id, text) != 0)
-      return system_error("cannot read how rule " + format_cidr(e.cidr) + " was written", errno);
+      return system_error("cannot read how rule " + name + " was written", errno);
     auto spec = spec_from_options_text(e.cidr, std::string_view(text, strnlen(text, sizeof(text))));
-    if (!spec)
-      return system_error("the record of rule " + format_cidr(e.cidr) + " does not read back (" +
-                          spec.error().message + "): the state is damaged");
+    if (!spec || spec->match != e.spec.match)
+      return system_error("the record of rule " + name + " does not read back (" +
+                          (spec ? "it names another match" : spec.error().message) + "): the state is damaged");
     e.spec = *spec;
   }
   std::ranges::sort(out, [](const RuleEntry& a, const RuleEntry& b) {
-    return std::tie(a.cidr.family, a.cidr.addr, a.cidr.len) < std::tie(b.cidr.family, b.cidr.addr, b.cidr.len);
+    const xt_rule_key ka = rule_key(a.cidr, a.spec.match), kb = rule_key(b.cidr, b.spec.match);
+    return std::tie(a.cidr.family, a.cidr.addr, a.cidr.len, ka.level, ka.proto, ka.port_lo, ka.port_hi) <
+           std::tie(b.cidr.family, b.cidr.addr, b.cidr.len, kb.level, kb.proto, kb.port_lo, kb.port_hi);
   });
   return out;
 }
@@ -434,11 +444,11 @@ Result<void> State::write_rule_text(uint32_t id, const RuleSpec& spec) {
   const std::string text = options_text(spec);
   char value[XT_RULE_TEXT_SIZE] = {};
   if (text.size() >= sizeof(value))
-    return usage_error("the options of the rule for " + format_cidr(spec.cidr) + " are too long to record (" +
+    return usage_error("the options of the rule for " + rule_name(spec.cidr, spec.match) + " are too long to record (" +
                        std::to_string(text.size()) + " bytes; at most " + std::to_string(sizeof(value) - 1) + ")");
   std::memcpy(value, text.data(), text.size());
   if (bpf_map_update_elem(rule_text_.get(), &id, value, BPF_ANY) != 0)
-    return system_error("cannot record the rule for " + format_cidr(spec.cidr), errno);
+    return system_error("cannot record the rule for " + rule_name(spec.cidr, spec.match), errno);
   return {};
 }
 
@@ -453,6 +463,96 @@ Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
   return sweep_buckets(id, XT_SWEEP_ALL);
 }
 
+namespace {
+
+// The range table as the pinned map holds it.
+Result<PortRangeTable> read_port_ranges(int fd) {
+  PortRangeTable table = empty_port_ranges();
+  for (uint32_t id = 1; id < table.size(); id++)
+    if (bpf_map_lookup_elem(fd, &id, &table[id]) != 0) return system_error("cannot read the port ranges", errno);
+  return table;
+}
+
+bool same_range(const xt_port_range& a, const xt_port_range& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }
+
+}  // namespace
+
+Result<void> State::write_port_ranges(const PortRangeTable& next) {
+  auto current = read_port_ranges(port_ranges_.get());
+  if (!current) return std::unexpected(current.error());
+  auto put_ranges = [&](bool used) -> Result<void> {
+    for (uint32_t id = 1; id < next.size(); id++)
+      if (bool(next[id].used) == used && !same_range(next[id], (*current)[id]) &&
+          bpf_map_update_elem(port_ranges_.get(), &id, &next[id], BPF_ANY) != 0)
+        return system_error("cannot write port range " + std::to_string(id), errno);
+    return {};
+  };
+  // Ranges in use (a new one, new parents) before any port names them; the
+  // ports before a range they named goes out of use.
+  if (auto ok = put_ranges(true); !ok) return ok;
+  for (uint8_t slot : {XT_PORT_SLOT_TCP, XT_PORT_SLOT_UDP}) {
+    const std::vector<uint16_t> before = port_map(*current, slot), after = port_map(next, slot);
+    for (uint32_t port = 0; port < 65536; port += XT_PORTS_PER_ENTRY) {
+      if (std::equal(before.begin() + port, before.begin() + port + XT_PORTS_PER_ENTRY, after.begin() + port))
+        continue;
+      xt_ports entry{};
+      std::copy_n(after.begin() + port, XT_PORTS_PER_ENTRY, entry.range);
+      const uint32_t idx = XT_PORTS_INDEX(slot, port);
+      if (bpf_map_update_elem(ports_.get(), &idx, &entry, BPF_ANY) != 0)
+        return system_error("cannot write the port map", errno);
+    }
+  }
+  return put_ranges(false);
+}
+
+Result<void> State::prepare_match(const Cidr& cidr, const Match& match) {
+  const uint8_t level = match_level(match);
+  if (level == XT_MATCH_ANY) return {};
+  if (match.ports) {
+    auto table = read_port_ranges(port_ranges_.get());
+    if (!table) return std::unexpected(table.error());
+    auto id = add_port_range(*table, port_slot(*match.proto), match.ports->first, match.ports->second);
+    if (!id) return std::unexpected(Error{id.error().kind, "cannot add the rule for " + rule_name(cidr, match) + ": " +
+                                                               id.error().message});
+    if (auto ok = write_port_ranges(*table); !ok) return ok;
+  }
+  if (!config_mem_) return system_error("the state's settings are not mapped: cannot add a rule with a match");
+  auto* cfg = static_cast<xt_config*>(config_mem_.get());
+  std::atomic_ref<uint8_t>(cfg->proto_levels[*match.proto]).fetch_or(uint8_t(1u << level));
+  std::atomic_ref<uint32_t>(cfg->matches).store(1, std::memory_order_release);
+  return {};
+}
+
+Result<void> State::tidy_matches(const std::vector<RuleEntry>& rules) {
+  auto table = read_port_ranges(port_ranges_.get());
+  if (!table) return std::unexpected(table.error());
+  std::array<uint8_t, 256> levels{};
+  std::set<uint16_t> needed;
+  for (const RuleEntry& e : rules) {
+    const Match& m = e.spec.match;
+    if (!m.proto) continue;
+    levels[*m.proto] |= uint8_t(1u << match_level(m));
+    if (m.ports) needed.insert(find_port_range(*table, port_slot(*m.proto), m.ports->first, m.ports->second));
+  }
+  bool changed = false;
+  for (uint16_t id = 1; id < table->size(); id++)
+    if ((*table)[id].used && !needed.contains(id)) {
+      remove_port_range(*table, id);
+      changed = true;
+    }
+  if (changed)
+    if (auto ok = write_port_ranges(*table); !ok) return ok;
+  if (!config_mem_) return system_error("the state's settings are not mapped: cannot tidy the rules' matches");
+  auto* cfg = static_cast<xt_config*>(config_mem_.get());
+  bool any = false;
+  for (int p = 0; p < 256; p++) {
+    std::atomic_ref<uint8_t>(cfg->proto_levels[p]).store(levels[p]);
+    any = any || levels[p];
+  }
+  std::atomic_ref<uint32_t>(cfg->matches).store(any ? 1 : 0, std::memory_order_release);
+  return {};
+}
+
 // A rule change is made in steps the data path sees one at a time (step()
 // marks each). Each step keeps one invariant: every address in a block of
 // the published longest prefix length has the same longest-prefix rule, so
@@ -462,10 +562,12 @@ Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
 // after the rule that made it longer is gone.
 Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
   const Cidr& cidr = spec.cidr;
+  const std::string name = rule_name(cidr, spec.match);
   auto current = rules();
   if (!current) return std::unexpected(current.error());
-  const xt_rule_key key = rule_key(cidr);
-  auto same = std::ranges::find_if(*current, [&](const RuleEntry& e) { return e.cidr == cidr; });
+  const xt_rule_key key = rule_key(cidr, spec.match);
+  auto same = std::ranges::find_if(*current,
+                                   [&](const RuleEntry& e) { return e.cidr == cidr && e.spec.match == spec.match; });
 
   if (same != current->end()) {
     const xt_rule& old = same->rule;
@@ -492,7 +594,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
     if (auto ok = write_rule_text(rule.id, spec); !ok) return std::unexpected(ok.error());
     // One map update swaps the whole value: packets see the old rule or the new.
     if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_EXIST) != 0)
-      return system_error("cannot replace the rule for " + format_cidr(cidr), errno);
+      return system_error("cannot replace the rule for " + name, errno);
     step();
     if (auto ok = publish(*current); !ok) return std::unexpected(ok.error());
     step();
@@ -511,6 +613,9 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
     return system_error("the rule table is full (" + std::to_string(XT_MAX_RULES) + " rules): delete one first");
   auto cfg = config();
   if (!cfg) return std::unexpected(cfg.error());
+  // The port range and level of its match first: until the rule is in,
+  // they change no packet's rule.
+  if (auto ok = prepare_match(cidr, spec.match); !ok) return std::unexpected(ok.error());
   // The slot may hold a deleted rule's counters or buckets: start clean.
   if (auto ok = reset_rule_slot(id, cfg->epoch); !ok) return std::unexpected(ok.error());
   rule.id = id;
@@ -522,27 +627,29 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
     step();
   }
   if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_NOEXIST) != 0)
-    return system_error("cannot add the rule for " + format_cidr(cidr), errno);
+    return system_error("cannot add the rule for " + name, errno);
   step();
   if (auto ok = publish(*current, cidr); !ok) return std::unexpected(ok.error());
   step();
   return false;
 }
 
-Result<void> State::del_rule(const Cidr& cidr) {
+Result<void> State::del_rule(const Cidr& cidr, const Match& match) {
+  const std::string name = rule_name(cidr, match);
   auto current = rules();
   if (!current) return std::unexpected(current.error());
-  auto same = std::ranges::find_if(*current, [&](const RuleEntry& e) { return e.cidr == cidr; });
+  auto same = std::ranges::find_if(*current, [&](const RuleEntry& e) { return e.cidr == cidr && e.spec.match == match; });
   if (same == current->end())
-    return system_error("no rule for " + format_cidr(cidr) + " (see `xthrottle rule list`)");
+    return system_error("no rule for " + name + " (see `xthrottle rule list`)");
   const uint32_t id = same->rule.id;
-  const xt_rule_key key = rule_key(cidr);
+  const xt_rule_key key = rule_key(cidr, match);
   if (bpf_map_delete_elem(rules_.get(), &key) != 0)
-    return system_error("cannot delete the rule for " + format_cidr(cidr), errno);
+    return system_error("cannot delete the rule for " + name, errno);
   step();
   current->erase(same);
   if (auto ok = publish(*current); !ok) return std::unexpected(ok.error());
   step();
+  if (auto ok = tidy_matches(*current); !ok) return std::unexpected(ok.error());
   return sweep_buckets(id, XT_SWEEP_ALL);
 }
 
@@ -599,12 +706,13 @@ Result<PendingDrops> State::hot_pending() const {
       for (const xt_hot& h : sets[i].way) {
         // As the data path: drops of a rule id that passed to another rule
         // since are let go.
-        if (!h.pending || (h.epoch != cfg->epoch && !owner_is_current(h.rule_id, h.epoch))) continue;
+        const uint32_t rule_id = h.who & XT_HOT_RULE;
+        if (!h.pending || (h.epoch != cfg->epoch && !owner_is_current(rule_id, h.epoch))) continue;
         xt_pkt src{};
-        src.family = h.flags & XT_HOT_FAMILY;
+        src.family = h.who & XT_HOT_V6 ? XT_FAMILY_V6 : XT_FAMILY_V4;
         std::memcpy(src.addr, h.addr, sizeof(src.addr));
         xt_bucket_key key;
-        xt_bucket_key_for(&src, h.rule_id, h.per_len, &key);
+        xt_bucket_key_for(&src, rule_id, h.per_len, &key);
         out[key] += h.pending;
       }
     if (err) break;

@@ -84,12 +84,12 @@ class State {
   const std::string& pin_dir() const { return pin_dir_; }
 
   Result<std::vector<RuleEntry>> rules() const;
-  // Adds a rule, or replaces the rule for the same CIDR in place: it keeps its
+  // Adds a rule, or replaces the rule for the same CIDR and match in place: it keeps its
   // id and counters, and its sources' buckets carry their budget over. rule
   // is spec compiled. Returns true if an existing rule was replaced.
   Result<bool> put_rule(const RuleSpec& spec, xt_rule rule);
-  // Deletes the rule for exactly this CIDR and the buckets it owned.
-  Result<void> del_rule(const Cidr& cidr);
+  // Deletes the rule for exactly this CIDR and match, and the buckets it owned.
+  Result<void> del_rule(const Cidr& cidr, const Match& match = {});
 
   Result<std::vector<xt_count>> counters() const;  // summed over CPUs, by enum xt_reason then xt_counter
   Result<std::vector<RuleCounters>> rule_counters() const;
@@ -119,8 +119,10 @@ class State {
  private:
   State() = default;
   // Every map this state holds, with the name it has in the object and pins.
-  std::array<std::pair<Fd*, const char*>, 19> named_maps() {
+  std::array<std::pair<Fd*, const char*>, 21> named_maps() {
     return {{{&rule_text_, XT_MAP_RULE_TEXT},
+             {&ports_, XT_MAP_PORTS},
+             {&port_ranges_, XT_MAP_PORT_RANGES},
              {&events_, XT_MAP_EVENTS},
              {&events_cli_, XT_MAP_EVENTS_CLI},
              {&event_budget_, XT_MAP_EVENT_BUDGET},
@@ -141,6 +143,14 @@ class State {
              {&attach_, XT_MAP_ATTACH}}};
   }
   Result<void> map_config();
+  // What the data path needs to find rules with a match (abi.h): the port
+  // range of a new match in the range table and the port map, and its
+  // protocol's level bit, before its rule goes in; after a rule is gone,
+  // what no rule needs any more is taken out. `rules` are the live rules
+  // (after a deletion: those left).
+  Result<void> prepare_match(const Cidr& cidr, const Match& match);
+  Result<void> tidy_matches(const std::vector<RuleEntry>& rules);
+  Result<void> write_port_ranges(const std::vector<xt_port_range>& table);
   // Clears slot id for a new rule: counters, budget, buckets left by the
   // slot's last rule; records the epoch the new rule takes it at.
   Result<void> reset_rule_slot(uint32_t id, uint32_t epoch);
@@ -174,7 +184,7 @@ class State {
   mutable std::optional<Control> control_;
   mutable std::optional<Skeleton> clock_;  // the clock program alone, for now() without control_
   Fd rules_, buckets_, tags_, marks_, hot_, hot_bitmap_, known_, known_tags_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
-  Fd events_, events_cli_, event_budget_, meta_, rule_text_;
+  Fd events_, events_cli_, event_budget_, meta_, rule_text_, ports_, port_ranges_;
   // xt_config mapped into memory: where the published word is stored.
   std::shared_ptr<void> config_mem_;
 };

@@ -55,7 +55,7 @@ Result<std::vector<Saturation>> saturations(const State& state, const std::vecto
     const xt_rule_state& st = r.state;
     if (!st.saturated_since || tick - st.last_new_drop >= cfg->hz * XT_RELEASE_SECONDS) continue;
     Saturation sat;
-    sat.rule = format_cidr(r.cidr);
+    sat.rule = rule_name(r.cidr, r.spec.match);
     const Rate budget = limits_of(r.spec).new_rate;
     sat.new_rate = format_rate(budget.count, budget.period_ns);
     sat.seconds = static_cast<double>(tick - st.saturated_since) / cfg->hz;
@@ -70,8 +70,8 @@ Result<std::vector<Saturation>> saturations(const State& state, const std::vecto
 
 xt_count Stats::passed() const { return sum_reasons(reasons, 0, XT_FIRST_DROP); }
 xt_count Stats::dropped() const { return sum_reasons(reasons, XT_FIRST_DROP, XT_REASONS); }
-bool Stats::is_saturated(const Cidr& cidr) const {
-  const std::string rule = format_cidr(cidr);
+bool Stats::is_saturated(const RuleCounters& r) const {
+  const std::string rule = rule_name(r.cidr, r.spec.match);
   return std::ranges::any_of(saturated, [&](const Saturation& s) { return s.rule == rule; });
 }
 
@@ -102,7 +102,7 @@ json stats_json(const Stats& stats) {
   j["reasons"] = reasons;
   json rules = json::object();
   for (const auto& r : stats.rules) {
-    rules[format_cidr(r.cidr)] = {{"action", action_name(r.rule.action)},
+    rules[rule_name(r.cidr, r.spec.match)] = {{"action", action_name(r.rule.action)},
                                   {"dry_run", (r.rule.flags & XT_RULE_DRY_RUN) != 0},
                                   {"passed_packets", r.stats.passed_packets},
                                   {"passed_bytes", r.stats.passed_bytes},
@@ -111,7 +111,7 @@ json stats_json(const Stats& stats) {
                                   {"dryrun_packets", r.stats.dryrun_packets},
                                   {"dryrun_bytes", r.stats.dryrun_bytes},
                                   {"new_source_dropped_packets", r.stats.new_source_dropped_packets},
-                                  {"new_source_saturated", stats.is_saturated(r.cidr)}};
+                                  {"new_source_saturated", stats.is_saturated(r)}};
   }
   j["rules"] = rules;
   j["events_sent"] = stats.extra(XT_EVENTS_SENT);
@@ -143,10 +143,10 @@ std::string stats_text(const Stats& stats) {
   if (stats.rules.empty()) return out + "\nno rules\n";
   out += fmt("\n%-44s %14s %14s %14s\n", "RULE", "PASSED", "DROPPED", "WOULD-DROP");
   for (const auto& r : stats.rules)
-    out += fmt("%-44s %14llu %14llu %14s%s\n", format_cidr(r.cidr).c_str(),
+    out += fmt("%-44s %14llu %14llu %14s%s\n", rule_name(r.cidr, r.spec.match).c_str(),
                (unsigned long long)r.stats.passed_packets, (unsigned long long)r.stats.dropped_packets,
                (r.rule.flags & XT_RULE_DRY_RUN) ? std::to_string(r.stats.dryrun_packets).c_str() : "-",
-               stats.is_saturated(r.cidr) ? "  new-source budget saturated" : "");
+               stats.is_saturated(r) ? "  new-source budget saturated" : "");
   for (const auto& sat : stats.saturated)
     out += fmt("\nthe new-source budget of %s (%s) is saturated: %.0f untracked packets/s dropped for %.0f s; new "
                "clients are turned away with them\n",
@@ -249,7 +249,7 @@ Result<std::vector<TopRow>> read_top(const State& state, size_t limit, TopSnapsh
     Cidr src{c.e.key.family, {}, c.e.key.per_len};
     std::copy(std::begin(c.e.key.addr), std::end(c.e.key.addr), src.addr.begin());
     row.source = format_cidr(src);
-    row.rule = format_cidr(entry.cidr);
+    row.rule = rule_name(entry.cidr, entry.spec.match);
     row.passed_packets = c.e.bucket.passed_packets;
     row.dropped_packets = c.e.bucket.dropped_packets;
     row.dry_run = rule.flags & XT_RULE_DRY_RUN;

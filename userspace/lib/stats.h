@@ -37,7 +37,7 @@ struct Stats {
   std::vector<xt_count> reasons;  // by enum xt_reason, then the xt_counter extras
   std::vector<Saturation> saturated;
   uint64_t extra(uint32_t counter) const;  // an enum xt_counter
-  bool is_saturated(const Cidr& rule) const;
+  bool is_saturated(const RuleCounters& rule) const;
   std::vector<RuleCounters> rules;
   xt_count passed() const;
   xt_count dropped() const;

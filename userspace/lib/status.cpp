@@ -188,7 +188,7 @@ Result<Status> read_status(const std::string& pin_dir) {
   if (attached && s.rules.empty()) s.warnings.push_back("not limiting anything: attached, but there are no rules");
   std::string dry;
   for (const auto& e : s.rules)
-    if (e.spec.dry_run) dry += (dry.empty() ? "" : ", ") + format_cidr(e.cidr);
+    if (e.spec.dry_run) dry += (dry.empty() ? "" : ", ") + rule_name(e.cidr, e.spec.match);
   if (!dry.empty()) s.warnings.push_back("dry-run on: " + dry + " count what they would drop but drop nothing");
   // New-source budgets admit sources into the table; if together they can
   // turn it over faster than the idle window, quiet established sources can
@@ -281,7 +281,7 @@ namespace {
 // How new clients get past a saturated budget under the rule for cidr.
 std::string ways_in(const std::vector<RuleEntry>& rules, const std::string& cidr) {
   for (const auto& e : rules) {
-    if (format_cidr(e.cidr) != cidr) continue;
+    if (rule_name(e.cidr, e.spec.match) != cidr) continue;
     const Limits l = limits_of(e.spec);
     if (l.verify && l.remember) return "new clients get in only by proof (TCP) or as known sources (--remember)";
     if (l.verify) return "new clients get in only by proof (TCP; --remember 0: none is remembered)";

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: MIT
+#include "ports.h"
+
+#include "policy.h"
+
+#include <algorithm>
+
+namespace xt {
+namespace {
+
+bool holds(const xt_port_range& outer, const xt_port_range& inner) {
+  return outer.lo <= inner.lo && inner.hi <= outer.hi;
+}
+
+std::string range_text(uint16_t lo, uint16_t hi) { return format_ports({lo, hi}); }
+
+// Every range's parent (the narrowest other range of its slot holding it),
+// as they must be after a change.
+void set_parents(PortRangeTable& table) {
+  for (size_t id = 1; id < table.size(); id++) {
+    xt_port_range& r = table[id];
+    if (!r.used) continue;
+    uint16_t parent = 0;
+    for (size_t other = 1; other < table.size(); other++) {
+      const xt_port_range& o = table[other];
+      if (other == id || !o.used || o.slot != r.slot || !holds(o, r)) continue;
+      if (!parent || holds(table[parent], o)) parent = static_cast<uint16_t>(other);
+    }
+    r.parent = parent;
+  }
+}
+
+// How many ranges hold the ports of range id, itself included.
+int depth(const PortRangeTable& table, uint16_t id) {
+  int n = 0;
+  for (; id && n <= XT_MAX_PORT_NESTING; id = table[id].parent) n++;
+  return n;
+}
+
+}  // namespace
+
+uint8_t port_slot(uint8_t proto) { return proto == kProtoUdp ? XT_PORT_SLOT_UDP : XT_PORT_SLOT_TCP; }
+
+uint16_t find_port_range(const PortRangeTable& table, uint8_t slot, uint16_t lo, uint16_t hi) {
+  for (size_t id = 1; id < table.size(); id++)
+    if (table[id].used && table[id].slot == slot && table[id].lo == lo && table[id].hi == hi)
+      return static_cast<uint16_t>(id);
+  return 0;
+}
+
+Result<uint16_t> add_port_range(PortRangeTable& table, uint8_t slot, uint16_t lo, uint16_t hi) {
+  if (uint16_t id = find_port_range(table, slot, lo, hi)) return id;
+  const xt_port_range fresh{.lo = lo, .hi = hi, .parent = 0, .slot = slot, .used = 1};
+  const char* proto = slot == XT_PORT_SLOT_UDP ? "udp" : "tcp";
+  for (const xt_port_range& r : table) {
+    if (!r.used || r.slot != slot) continue;
+    const bool apart = r.hi < lo || hi < r.lo;
+    if (!apart && !holds(r, fresh) && !holds(fresh, r))
+      return usage_error("port range " + range_text(lo, hi) + " overlaps " + proto + " range " +
+                         range_text(r.lo, r.hi) + " of another rule without holding it or lying inside it: "
+                         "ranges must nest or stay apart (split this one at the other's ends)");
+  }
+  uint16_t id = 1;
+  while (id < table.size() && table[id].used) id++;
+  if (id == table.size())
+    return system_error("no room for another port range (" + std::to_string(XT_MAX_PORT_RANGES) + " in use)");
+  PortRangeTable next = table;
+  next[id] = fresh;
+  set_parents(next);
+  for (size_t r = 1; r < next.size(); r++)
+    if (next[r].used && depth(next, static_cast<uint16_t>(r)) > XT_MAX_PORT_NESTING)
+      return usage_error("port range " + range_text(lo, hi) + " would nest " + proto + " port ranges more than " +
+                         std::to_string(XT_MAX_PORT_NESTING) + " deep (around " +
+                         range_text(next[r].lo, next[r].hi) + ")");
+  table = std::move(next);
+  return id;
+}
+
+void remove_port_range(PortRangeTable& table, uint16_t id) {
+  if (!id || id >= table.size()) return;
+  table[id].used = 0;
+  // Its fields stay for packets in flight; its children move up.
+  const uint16_t keep_parent = table[id].parent;
+  set_parents(table);
+  table[id].parent = keep_parent;
+}
+
+std::vector<uint16_t> port_map(const PortRangeTable& table, uint8_t slot) {
+  std::vector<uint16_t> map(65536, 0);
+  // Widest first, so a narrower range overwrites the one holding it.
+  std::vector<uint16_t> ids;
+  for (size_t id = 1; id < table.size(); id++)
+    if (table[id].used && table[id].slot == slot) ids.push_back(static_cast<uint16_t>(id));
+  std::ranges::sort(ids, [&](uint16_t a, uint16_t b) {
+    return table[a].hi - table[a].lo > table[b].hi - table[b].lo;
+  });
+  for (uint16_t id : ids)
+    for (uint32_t port = table[id].lo; port <= table[id].hi; port++) map[port] = id;
+  return map;
+}
+
+}  // namespace xt
