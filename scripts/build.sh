@@ -3,7 +3,8 @@
 # missing, then configures and builds into build/. Run as root. (prometheus,
 # curl and python3 are for the tests: a real Prometheus scrapes `serve` and
 # python3-prometheus-client parses what it serves; python3 also drives tun
-# devices and slow clients; ping sends jumbo frames; clang-19 builds the
+# devices and slow clients; ping sends jumbo frames; hping3 sends to chosen
+# ports and TCP flags; clang-19 builds the
 # fuzzers and the BPF object a second way.)
 set -eu
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 packages="cmake g++ make pkg-config clang llvm bpftool libbpf-dev libxdp-dev xdp-tools
   libelf-dev zlib1g-dev libssl-dev libcli11-dev libgtest-dev nlohmann-json3-dev
   libtomlplusplus-dev libmicrohttpd-dev iproute2 nftables ethtool procps curl prometheus
-  iputils-ping python3 python3-prometheus-client clang-19 libclang-rt-19-dev"
+  iputils-ping python3 python3-prometheus-client clang-19 libclang-rt-19-dev hping3"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
