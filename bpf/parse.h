@@ -4,13 +4,14 @@
  * BPF target and for the host (unit tests, fuzzers), with every read checked
  * against the end of the frame first.
  *
- * It reads only what a verdict depends on: rules match sources, so the parser
- * stops at the source address in the fixed IPv4/IPv6 header. IPv4 options,
- * IPv6 extension headers and L4 headers are never read for the verdict, so
- * every fragment (first or not) and every extension-header chain, however
- * long, is limited by its source like any other packet (a super-packet's
- * TCP/UDP header length is read to count the wire packets it stands for,
- * xt_wire_packets). docs/hostile-input.md lists each verdict.
+ * It reads only what a verdict depends on: rules match sources, so xt_parse
+ * stops at the source address in the fixed IPv4/IPv6 header, and every
+ * fragment (first or not) and every extension-header chain, however long, is
+ * limited by its source like any other packet. Only while some rule has a
+ * match does xt_parse_l4 read further, for the protocol, destination port
+ * and SYN, where they are in reach (a super-packet's TCP/UDP header length
+ * is read too, to count the wire packets it stands for, xt_wire_packets).
+ * docs/hostile-input.md lists each verdict.
  */
 #ifndef XTHROTTLE_PARSE_H
 #define XTHROTTLE_PARSE_H

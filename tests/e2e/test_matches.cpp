@@ -2,6 +2,8 @@
 // Rules per service (issue 13), end to end: the match on the command line,
 // in rule list, stats, metrics and config files, and real traffic from a
 // tool we did not write (hping3) held by the rule of its port.
+#include <signal.h>
+
 #include <chrono>
 
 #include "operate_test.h"
@@ -58,6 +60,29 @@ TEST_F(Matches, ARuleIsItsCidrAndItsMatchEverywhere) {
   const json s = stats();
   EXPECT_TRUE(s["rules"].contains("198.18.0.0/15 udp/53")) << s["rules"].dump();
   EXPECT_EQ(s["rules"]["198.18.0.0/15"]["passed_packets"], 100) << "floodgen's UDP goes to port 9: no port rule";
+
+  // Metrics carry it as a label of its own; status tells of a port rule
+  // whose sources' fragments would pass unlimited.
+  {
+    Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431"}));
+    ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+    Outcome metrics = lab_->in_dut({"curl", "-s", "-f", "http://127.0.0.1:9431/metrics"});
+    serve.signal(SIGTERM);
+    serve.wait();
+    EXPECT_NE(metrics.out.find("xthrottle_packets_total{action=\"passed\",match=\"udp/53\",rule=\"198.18.0.0/15\"} 0\n"),
+              std::string::npos)
+        << metrics.out;
+    EXPECT_NE(metrics.out.find("xthrottle_packets_total{action=\"passed\",rule=\"198.18.0.0/15\"} 100\n"),
+              std::string::npos)
+        << metrics.out;
+  }
+  EXPECT_EQ(lab_->xthrottle({"status", "--check"}).rc, 0) << "the rule without a match covers the port rules";
+  ok({"rule", "add", "0.0.0.0/0", "--proto", "udp", "--port", "5353", "--rate", "10/s"});
+  Outcome gap = lab_->xthrottle({"status", "--check"});
+  EXPECT_NE(gap.rc, 0);
+  EXPECT_NE(gap.out.find("no rule without a port covers the sources of 0.0.0.0/0 udp/5353"), std::string::npos)
+      << gap.out;
+  ok({"rule", "del", "0.0.0.0/0", "--proto", "udp", "--port", "5353"});
 
   ok({"rule", "del", "198.18.0.0/15", "--proto", "udp", "--port", "53"});
   Outcome again = lab_->xthrottle({"rule", "del", "198.18.0.0/15", "--proto", "udp", "--port", "53"});

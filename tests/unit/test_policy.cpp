@@ -367,5 +367,26 @@ TEST(Match, CombinationsThatNeverMatchAreRefused) {
   refused("0.0.0.0/0", RuleWords{.proto = "icmpv6"}, "--proto icmp");
 }
 
+TEST(Match, PortRulesWithoutAFallbackAreTold) {
+  auto entry = [](const std::string& cidr, Match m) {
+    RuleEntry e;
+    e.cidr = *parse_cidr(cidr);
+    e.spec.cidr = e.cidr;
+    e.spec.match = m;
+    return e;
+  };
+  const Match dns{17, std::pair<uint16_t, uint16_t>(53, 53), false};
+  std::vector<RuleEntry> rules = {entry("198.18.0.0/15", dns), entry("198.18.0.0/16", Match{6, std::nullopt, false})};
+  auto gaps = port_rule_gaps(rules);
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_NE(gaps[0].find("198.18.0.0/15 udp/53"), std::string::npos) << gaps[0];
+  rules.push_back(entry("198.18.0.0/16", Match{17, std::nullopt, false}));
+  EXPECT_EQ(port_rule_gaps(rules).size(), 1u) << "a /16 does not hold the /15";
+  rules.push_back(entry("0.0.0.0/0", Match{}));
+  EXPECT_TRUE(port_rule_gaps(rules).empty());
+  EXPECT_TRUE(port_rule_gaps({entry("0.0.0.0/0", Match{6, std::pair<uint16_t, uint16_t>(22, 22), true})}).empty())
+      << "SYNs are not fragmented";
+}
+
 }  // namespace
 }  // namespace xt

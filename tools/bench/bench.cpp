@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -149,6 +150,89 @@ const char* name(Limiter l) {
     case Limiter::NftMeter: return "nft meter";
   }
   return "?";
+}
+
+// ---------------------------------------------------------------- classify
+
+// The cost of finding a packet's rule among 4096 rules with matches (issue
+// 13): 1024 source prefixes (10.0.0.0/8 cut into /18s), each with a rule
+// without a match, one for UDP, one for its own UDP port and one for SYNs
+// to TCP 22; all --allow, so that what is measured is the classification
+// (and the counters), not a verdict. Beside it the same program with one
+// rule and no match, and the bare XDP_DROP; each through BPF_PROG_TEST_RUN,
+// over one frame repeated (the per-CPU rule cache answers) and over 65,536
+// frames from distinct /18s and ports (it mostly cannot).
+json measure_classify(uint32_t repeat) {
+  std::cerr << "classify: 4096 rules with matches against one rule, BPF_PROG_TEST_RUN\n";
+  constexpr int kPrefixes = 1024;
+  auto prefix = [](int i) { return "10." + std::to_string(i >> 2) + "." + std::to_string((i & 3) << 6) + ".0"; };
+  std::vector<std::vector<uint8_t>> spread;
+  uint64_t seed = 0x9e3779b97f4a7c15ULL;
+  for (int n = 0; n < 65536; n++) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    const int i = static_cast<int>(seed >> 54);  // 0..1023
+    const std::string src = "10." + std::to_string(i >> 2) + "." + std::to_string(((i & 3) << 6) | (seed >> 20 & 63)) +
+                            "." + std::to_string(seed >> 12 & 255);
+    const uint16_t port = (seed >> 8 & 1) ? static_cast<uint16_t>(1000 + i) : 9;
+    spread.push_back((seed >> 9 & 3) == 0 ? Packet().ipv4(src).tcp().flags(0x02).ports(40000, 22).build()
+                                          : Packet().ipv4(src).ports(40000, port).build());
+  }
+  // Mean ns a run over `frames`, one run each (the harness's own cost in it,
+  // as in the bare drop's figure measured the same way).
+  auto spread_ns = [&](int fd) {
+    double total = 0;
+    for (const auto& f : spread) total += test_run_ns(fd, f, 1);
+    return total / static_cast<double>(spread.size());
+  };
+  const auto one = Packet().ipv4("10.1.64.7").ports(40000, 1005).build();  // prefix 5, its own port
+  json out = json::array();
+  xdp_drop* drop = xdp_drop__open_and_load();
+  if (!drop) die("cannot load the XDP_DROP baseline");
+  const int drop_fd = bpf_program__fd(drop->progs.xdp_drop);
+  out.push_back({{"config", "bare XDP_DROP"}, {"repeated_ns", test_run_ns(drop_fd, one, repeat)},
+                 {"spread_ns", spread_ns(drop_fd)}});
+  xdp_drop__destroy(drop);
+
+  auto hz = xt::measure_hz();
+  if (!hz) die(hz.error().message);
+  for (bool many : {false, true}) {
+    auto skel = xt::open_object({.pin_dir = std::nullopt, .test_clock = false, .max_sources = 65536});
+    if (!skel || xthrottle__load(skel->get()) != 0) die("cannot load xthrottle");
+    auto state = xt::State::from_object((*skel)->obj);
+    if (!state || !state->init_config(*hz, 65536)) die("cannot set up xthrottle's maps");
+    auto add = [&](const std::string& cidr, xt::Match m) {
+      xt::RuleSpec spec;
+      spec.cidr = *xt::parse_cidr(cidr);
+      spec.match = m;
+      spec.action = XT_ACT_ALLOW;
+      auto rule = xt::compile_rule(spec, *hz);
+      if (!rule) die(rule.error().message);
+      if (auto ok = state->put_rule(spec, *rule); !ok) die("cannot add rule " + cidr + ": " + ok.error().message);
+    };
+    const auto start = std::chrono::steady_clock::now();
+    if (!many) add("0.0.0.0/0", {});
+    for (int i = 0; many && i < kPrefixes; i++) {
+      const std::string cidr = prefix(i) + "/18";
+      const uint16_t port = static_cast<uint16_t>(1000 + i);
+      add(cidr, {});
+      add(cidr, {17, std::nullopt, false});
+      add(cidr, {17, std::pair(port, port), false});
+      add(cidr, {6, std::pair<uint16_t, uint16_t>(22, 22), true});
+    }
+    const double setup = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const int fd = bpf_program__fd((*skel)->progs.xthrottle);
+    test_run_ns(fd, one, 1000);
+    const json row = {{"config", many ? "xthrottle, 4096 rules with matches" : "xthrottle, one rule, no match"},
+                      {"rules", many ? 4 * kPrefixes : 1},
+                      {"setup_seconds", setup},
+                      {"repeated_ns", test_run_ns(fd, one, repeat)},
+                      {"spread_ns", spread_ns(fd)}};
+    std::fprintf(stderr, "%-40s repeated %6.1f ns, spread %6.1f ns (rules added in %.2f s)\n",
+                 row["config"].get<std::string>().c_str(), row["repeated_ns"].get<double>(),
+                 row["spread_ns"].get<double>(), setup);
+    out.push_back(row);
+  }
+  return out;
 }
 
 // Every limiter: `limit` packets/s per source (per /64 for IPv6), burst
@@ -643,6 +727,18 @@ std::string markdown(const json& r) {
     std::snprintf(buf, sizeof(buf), "| %s | %.0f |\n", row["path"].get<std::string>().c_str(), row["ns"].get<double>());
     md << buf;
   }
+  if (r.contains("classify")) {
+    md << "\nFinding a packet's rule (BPF_PROG_TEST_RUN; all rules --allow, so this is classification and counting): "
+          "one frame repeated (the per-CPU rule cache answers), and 65,536 frames from distinct /18s, half to their "
+          "prefix's own UDP port, a quarter SYNs to TCP 22 (it mostly cannot):\n\n";
+    md << "| program | repeated frame, ns | spread frames, ns | rules added in |\n|---|---|---|---|\n";
+    for (const auto& row : r["classify"]) {
+      std::snprintf(buf, sizeof(buf), "| %s | %.0f | %.0f | %s |\n", row["config"].get<std::string>().c_str(),
+                    row["repeated_ns"].get<double>(), row["spread_ns"].get<double>(),
+                    row.contains("setup_seconds") ? (std::to_string(row["setup_seconds"].get<double>()).substr(0, 4) + " s").c_str() : "-");
+      md << buf;
+    }
+  }
   if (r.contains("clients")) {
     md << "\nNew and returning clients during a 16M-source spoofed flood at full speed (every source limited to "
        << kThroughputLimit << "/s): " << kClients << " new TCP clients (the kernel's stack) connecting within 3 s "
@@ -697,8 +793,9 @@ int main(int argc, char** argv) {
   app.add_option("--frames", frames, "Frames per throughput run")->capture_default_str();
   app.add_flag("--quick", quick, "One run of 1M frames per figure: for trying things, not for figures");
   app.add_option("--only", only,
-                 "Run only these sections: cost, throughput, scale, legit, accuracy, clients (no files written)")
-      ->check(CLI::IsMember({"cost", "throughput", "scale", "legit", "accuracy", "clients"}));
+                 "Run only these sections: cost, classify, throughput, scale, legit, accuracy, clients (no files "
+                 "written)")
+      ->check(CLI::IsMember({"cost", "classify", "throughput", "scale", "legit", "accuracy", "clients"}));
   bool no_peers = false;
   app.add_flag("--no-peers", no_peers, "Throughput and scale: xthrottle against the bare drop only (with --only: for trying things)")
       ->needs("--only");
@@ -737,6 +834,7 @@ int run_bench(const std::string& out_dir, uint32_t reps, uint64_t frames, const 
   json results = {{"reps", reps}, {"frames", frames}};
   auto wanted = [&](const char* section) { return only.empty() || std::ranges::count(only, section) > 0; };
   if (wanted("cost")) results["cost"] = measure_cost(5000000);
+  if (wanted("classify")) results["classify"] = measure_classify(5000000);
   if (wanted("throughput")) results["throughput"] = measure_throughput(reps, frames);
   if (wanted("scale")) results["scale"] = measure_scale(reps, frames);
   if (wanted("legit")) results["legit_loss"] = measure_legit_loss(frames * 2);

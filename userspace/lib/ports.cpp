@@ -15,16 +15,19 @@ bool holds(const xt_port_range& outer, const xt_port_range& inner) {
 std::string range_text(uint16_t lo, uint16_t hi) { return format_ports({lo, hi}); }
 
 // Every range's parent (the narrowest other range of its slot holding it),
-// as they must be after a change.
+// as they must be after a change. Quadratic in the ranges in use (a few
+// thousand at most): a rule change of a full table takes milliseconds.
 void set_parents(PortRangeTable& table) {
-  for (size_t id = 1; id < table.size(); id++) {
+  std::vector<uint16_t> used;
+  for (size_t id = 1; id < table.size(); id++)
+    if (table[id].used) used.push_back(static_cast<uint16_t>(id));
+  for (uint16_t id : used) {
     xt_port_range& r = table[id];
-    if (!r.used) continue;
     uint16_t parent = 0;
-    for (size_t other = 1; other < table.size(); other++) {
+    for (uint16_t other : used) {
       const xt_port_range& o = table[other];
-      if (other == id || !o.used || o.slot != r.slot || !holds(o, r)) continue;
-      if (!parent || holds(table[parent], o)) parent = static_cast<uint16_t>(other);
+      if (other == id || o.slot != r.slot || !holds(o, r)) continue;
+      if (!parent || holds(table[parent], o)) parent = other;
     }
     r.parent = parent;
   }

@@ -320,6 +320,38 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   return rule;
 }
 
+namespace {
+
+// Whether prefix `outer` holds all of `inner` (same family).
+bool holds(const Cidr& outer, const Cidr& inner) {
+  if (outer.family != inner.family || outer.len > inner.len) return false;
+  for (int bit = 0; bit < outer.len; bit++) {
+    const uint8_t mask = static_cast<uint8_t>(0x80 >> (bit % 8));
+    if ((outer.addr[bit / 8] & mask) != (inner.addr[bit / 8] & mask)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> port_rule_gaps(const std::vector<RuleEntry>& rules) {
+  std::vector<std::string> out;
+  for (const RuleEntry& e : rules) {
+    const Match& m = e.spec.match;
+    if (!m.ports || m.syn) continue;  // SYNs are not fragmented
+    const bool covered = std::ranges::any_of(rules, [&](const RuleEntry& other) {
+      const Match& o = other.spec.match;
+      return !o.ports && !o.syn && (!o.proto || o.proto == m.proto) && holds(other.cidr, e.cidr);
+    });
+    if (!covered)
+      out.push_back("no rule without a port covers the sources of " + rule_name(e.cidr, e.spec.match) +
+                    ": their non-first fragments (and IPv6 packets behind more than four extension headers) pass "
+                    "unlimited; add one, e.g. `rule add " + format_cidr(e.cidr) + " --proto " +
+                    format_proto(*m.proto) + " --rate ...`");
+  }
+  return out;
+}
+
 const char* action_name(uint8_t action) {
   switch (action) {
     case XT_ACT_LIMIT: return "limit";

@@ -127,6 +127,12 @@ struct RuleEntry {
   RuleSpec spec;
 };
 
+// The port rules whose sources have no rule without a port to fall back on:
+// a non-first fragment, or an IPv6 packet whose transport header is out of
+// reach, matches only rules without a port, so from those sources it passes
+// unlimited. One line for each (status warns with them).
+std::vector<std::string> port_rule_gaps(const std::vector<RuleEntry>& rules);
+
 nlohmann::json rule_json(const RuleEntry& entry);
 nlohmann::json rules_json(const std::vector<RuleEntry>& rules);
 std::string rules_text(const std::vector<RuleEntry>& rules);

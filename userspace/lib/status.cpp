@@ -190,6 +190,7 @@ Result<Status> read_status(const std::string& pin_dir) {
   for (const auto& e : s.rules)
     if (e.spec.dry_run) dry += (dry.empty() ? "" : ", ") + rule_name(e.cidr, e.spec.match);
   if (!dry.empty()) s.warnings.push_back("dry-run on: " + dry + " count what they would drop but drop nothing");
+  for (const auto& gap : port_rule_gaps(s.rules)) s.warnings.push_back(gap);
   // New-source budgets admit sources into the table; if together they can
   // turn it over faster than the idle window, quiet established sources can
   // be evicted by a flood's newcomers.
