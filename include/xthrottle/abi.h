@@ -114,8 +114,11 @@
 #define XT_HOT_WAYS 2
 #define XT_HOT_SHARE 8
 #define XT_HOT_MIN_SETS 8192
-/* Per-CPU cache of rule lookups, by blocks of addresses that no rule splits. */
-#define XT_RULE_CACHE_BITS 6
+/* Per-CPU cache of rule lookups, by blocks of addresses that no rule splits
+ * and the packets' class: 1024 slots of 200 bytes a CPU (64 did while a
+ * rule had no match; with thousands of rules over ports and prefixes a
+ * spoofed flood thrashed them, docs/design.md "Matches"). */
+#define XT_RULE_CACHE_BITS 10
 #define XT_RULE_CACHE_SLOTS (1 << XT_RULE_CACHE_BITS)
 
 /* Address families as stored in keys. A rule only ever matches sources of its

@@ -314,15 +314,17 @@ Result<uint64_t> State::now() const {
   return program_clock(bpf_program__fd((*clock_)->progs.xt_clock));
 }
 
-Result<void> State::publish(const std::vector<RuleEntry>& rules, std::optional<Cidr> at_least) {
+Result<void> State::publish(const std::vector<RuleEntry>* rules, std::optional<Cidr> at_least) {
   auto cfg = config();
   if (!cfg) return std::unexpected(cfg.error());
-  uint8_t longest_v4 = 0, longest_v6 = 0;
+  // Without the rules: the longest prefixes published now, widened.
+  uint8_t longest_v4 = rules ? 0 : cfg->longest_v4, longest_v6 = rules ? 0 : cfg->longest_v6;
   auto widen = [&](const Cidr& c) {
     uint8_t& longest = c.family == XT_FAMILY_V4 ? longest_v4 : longest_v6;
     longest = std::max(longest, c.len);
   };
-  for (const auto& e : rules) widen(e.cidr);
+  if (rules)
+    for (const auto& e : *rules) widen(e.cidr);
   if (at_least) widen(*at_least);
   if (!config_mem_) return system_error("the state's settings are not mapped: cannot publish a rule change");
   // One atomic store: no packet sees the new epoch with the old longest
@@ -465,17 +467,43 @@ Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
 
 namespace {
 
+// A whole array map, values in key order, in batches.
+template <typename T>
+Result<std::vector<T>> read_array(int fd, uint32_t entries, size_t value_size, const std::string& what) {
+  std::vector<T> values(entries);
+  std::vector<uint32_t> keys(entries);
+  uint32_t token = 0, got = 0;
+  for (bool first = true; got < entries; first = false) {
+    uint32_t count = entries - got;
+    const int err = bpf_map_lookup_batch(fd, first ? nullptr : &token, &token, keys.data() + got,
+                                         reinterpret_cast<uint8_t*>(values.data()) + got * value_size, &count,
+                                         nullptr);
+    got += count;
+    if (err && errno == ENOENT) break;
+    if (err) return system_error("cannot read " + what, errno);
+  }
+  return values;
+}
+
 // The range table as the pinned map holds it.
 Result<PortRangeTable> read_port_ranges(int fd) {
-  PortRangeTable table = empty_port_ranges();
-  for (uint32_t id = 1; id < table.size(); id++)
-    if (bpf_map_lookup_elem(fd, &id, &table[id]) != 0) return system_error("cannot read the port ranges", errno);
-  return table;
+  return read_array<xt_port_range>(fd, XT_MAX_PORT_RANGES + 1, sizeof(xt_port_range), "the port ranges");
 }
 
 bool same_range(const xt_port_range& a, const xt_port_range& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }
 
 }  // namespace
+
+Result<std::vector<bool>> State::rule_slots_in_use() const {
+  struct Text {
+    char c[XT_RULE_TEXT_SIZE];
+  };
+  auto texts = read_array<Text>(rule_text_.get(), XT_MAX_RULES, sizeof(Text), "the rules' records");
+  if (!texts) return std::unexpected(texts.error());
+  std::vector<bool> used(XT_MAX_RULES);
+  for (uint32_t id = 0; id < XT_MAX_RULES; id++) used[id] = (*texts)[id].c[0] != 0;
+  return used;
+}
 
 Result<void> State::write_port_ranges(const PortRangeTable& next) {
   auto current = read_port_ranges(port_ranges_.get());
@@ -563,14 +591,15 @@ Result<void> State::tidy_matches(const std::vector<RuleEntry>& rules) {
 Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
   const Cidr& cidr = spec.cidr;
   const std::string name = rule_name(cidr, spec.match);
-  auto current = rules();
-  if (!current) return std::unexpected(current.error());
   const xt_rule_key key = rule_key(cidr, spec.match);
-  auto same = std::ranges::find_if(*current,
-                                   [&](const RuleEntry& e) { return e.cidr == cidr && e.spec.match == spec.match; });
-
-  if (same != current->end()) {
-    const xt_rule& old = same->rule;
+  // Neither way needs the other rules read back (an apply of thousands of
+  // rules would read them thousands of times): the rule of this key, the
+  // ids in use, and the published longest prefixes, which an added rule can
+  // only widen.
+  // (A trie lookup finds the longest prefix holding the key's: the rule of
+  // exactly this CIDR only if its prefix is as long.)
+  xt_rule old{};
+  if (bpf_map_lookup_elem(rules_.get(), &key, &old) == 0 && old.src_len == cidr.len) {
     rule.id = old.id;
     // Generations cycle through 1..XT_GEN_MAX: 0 is what zeroed words hold.
     rule.gen = static_cast<uint8_t>(old.gen % XT_GEN_MAX + 1);
@@ -596,7 +625,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
     if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_EXIST) != 0)
       return system_error("cannot replace the rule for " + name, errno);
     step();
-    if (auto ok = publish(*current); !ok) return std::unexpected(ok.error());
+    if (auto ok = publish(nullptr, cidr); !ok) return std::unexpected(ok.error());
     step();
     // Buckets keyed by another --per can never be hit again.
     const bool limit = rule.action == XT_ACT_LIMIT;
@@ -605,10 +634,10 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
     return true;
   }
 
-  std::set<uint32_t> used;
-  for (const auto& e : *current) used.insert(e.rule.id);
+  auto used = rule_slots_in_use();
+  if (!used) return std::unexpected(used.error());
   uint32_t id = 0;
-  while (id < XT_MAX_RULES && used.contains(id)) id++;
+  while (id < XT_MAX_RULES && (*used)[id]) id++;
   if (id == XT_MAX_RULES)
     return system_error("the rule table is full (" + std::to_string(XT_MAX_RULES) + " rules): delete one first");
   auto cfg = config();
@@ -623,13 +652,13 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
   if (auto ok = write_rule_text(id, spec); !ok) return std::unexpected(ok.error());
   const uint8_t longest = cidr.family == XT_FAMILY_V4 ? cfg->longest_v4 : cfg->longest_v6;
   if (cidr.len > longest) {
-    if (auto ok = publish(*current, cidr); !ok) return std::unexpected(ok.error());
+    if (auto ok = publish(nullptr, cidr); !ok) return std::unexpected(ok.error());
     step();
   }
   if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_NOEXIST) != 0)
     return system_error("cannot add the rule for " + name, errno);
   step();
-  if (auto ok = publish(*current, cidr); !ok) return std::unexpected(ok.error());
+  if (auto ok = publish(nullptr, cidr); !ok) return std::unexpected(ok.error());
   step();
   return false;
 }
@@ -647,8 +676,12 @@ Result<void> State::del_rule(const Cidr& cidr, const Match& match) {
     return system_error("cannot delete the rule for " + name, errno);
   step();
   current->erase(same);
-  if (auto ok = publish(*current); !ok) return std::unexpected(ok.error());
+  if (auto ok = publish(&*current); !ok) return std::unexpected(ok.error());
   step();
+  // The slot is free again (rule_slots_in_use).
+  const char empty[XT_RULE_TEXT_SIZE] = {};
+  if (bpf_map_update_elem(rule_text_.get(), &id, empty, BPF_ANY) != 0)
+    return system_error("cannot free the record of rule " + name, errno);
   if (auto ok = tidy_matches(*current); !ok) return std::unexpected(ok.error());
   return sweep_buckets(id, XT_SWEEP_ALL);
 }

@@ -151,6 +151,9 @@ class State {
   Result<void> prepare_match(const Cidr& cidr, const Match& match);
   Result<void> tidy_matches(const std::vector<RuleEntry>& rules);
   Result<void> write_port_ranges(const std::vector<xt_port_range>& table);
+  // Which rule slots hold a rule: those whose record (xt_rule_text) is not
+  // empty; del_rule empties it. One batch read, not a walk of the rules.
+  Result<std::vector<bool>> rule_slots_in_use() const;
   // Clears slot id for a new rule: counters, budget, buckets left by the
   // slot's last rule; records the epoch the new rule takes it at.
   Result<void> reset_rule_slot(uint32_t id, uint32_t epoch);
@@ -161,8 +164,10 @@ class State {
   Result<void> catch_up_buckets(const xt_rule& rule);
   // Publishes the rules to the data path: a new epoch (invalidating every
   // per-CPU cache entry) and each family's longest rule prefix, both in one
-  // atomic store. With `at_least`, the longest prefixes are at least those.
-  Result<void> publish(const std::vector<RuleEntry>& rules, std::optional<Cidr> at_least = std::nullopt);
+  // atomic store: those of `rules`, or without them those published now
+  // (which a rule added can only widen). With `at_least`, the longest
+  // prefixes are at least those.
+  Result<void> publish(const std::vector<RuleEntry>* rules, std::optional<Cidr> at_least = std::nullopt);
   // Frees the buckets of rule `id`, but those of per_len keep_per_len
   // (XT_SWEEP_ALL: all of them), in the kernel (the control program xt_sweep).
   Result<void> sweep_buckets(uint32_t id, uint32_t keep_per_len);
