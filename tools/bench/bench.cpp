@@ -494,6 +494,60 @@ json measure_scale(uint32_t reps, uint64_t frames) {
   return out;
 }
 
+// The same 4096 rules on the whole path, as --deny (so each flood packet is
+// classified, dropped, and its source remembered in the hot cache, which a
+// 16M-source flood never hits again), against one deny rule without a match
+// and the bare drop: a UDP flood (to port 9: the rules' protocol level,
+// then none) and a SYN flood to 22 (the --syn --port rules), each from 16M
+// sources over 10.0.0.0/8, i.e. every /18 rule.
+json measure_classify_path(uint32_t reps, uint64_t frames) {
+  const std::string file = "/tmp/xtbench-" + std::to_string(getpid()) + "-rules.toml";
+  {
+    std::ofstream out(file);
+    for (int i = 0; i < 1024; i++) {
+      const std::string cidr =
+          "cidr = \"10." + std::to_string(i >> 2) + "." + std::to_string((i & 3) << 6) + ".0/18\"\naction = \"deny\"\n";
+      out << "[[rule]]\n" << cidr << "\n[[rule]]\n" << cidr << "proto = \"udp\"\n\n[[rule]]\n" << cidr
+          << "proto = \"udp\"\nport = " << 1000 + i << "\n\n[[rule]]\n" << cidr << "proto = \"tcp\"\nport = 22\nsyn = true\n\n";
+    }
+  }
+  std::vector<std::unique_ptr<Lab>> labs;
+  for (int i = 0; i < 3; i++) labs.push_back(std::make_unique<Lab>("xtbench"));
+  set_up(*labs[0], Limiter::XdpDrop, 1);
+  must(labs[1]->xthrottle({"attach", "dut0", "--mode", "native"}), "xthrottle attach");
+  must(labs[1]->xthrottle({"rule", "add", "0.0.0.0/0", "--deny"}), "xthrottle rule add");
+  must(labs[2]->xthrottle({"attach", "dut0", "--mode", "native"}), "xthrottle attach");
+  const auto start = std::chrono::steady_clock::now();
+  must(labs[2]->xthrottle({"apply", file}), "xthrottle apply");
+  const double apply_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::filesystem::remove(file);
+  std::fprintf(stderr, "classify: apply of 4096 rules took %.2f s\n", apply_seconds);
+  json out = json::array();
+  for (bool syn : {false, true}) {
+    std::vector<std::string> flood = {"--src", "10.0.0.0", "--sources", std::to_string(kSixteenM), "--count",
+                                      std::to_string(frames), "--cpu", "0", "--dst", "198.18.0.2"};
+    if (syn) flood.insert(flood.end(), {"--syn", "22"});
+    std::vector<std::vector<double>> pps(3);
+    for (uint32_t r = 0; r < reps; r++)
+      for (size_t i = 0; i < 3; i++) {
+        const Flood f = labs[i]->flood(flood);
+        pps[i].push_back(f.sent / f.seconds);
+      }
+    const std::string label = syn ? "SYN flood to tcp/22, 16M sources" : "UDP flood to port 9, 16M sources";
+    json row = {{"case", label}, {"apply_seconds", apply_seconds}};
+    const double base = median(pps[0]);
+    const char* names[] = {"XDP_DROP", "one rule", "4096 rules"};
+    for (size_t i = 0; i < 3; i++) {
+      const double m = median(pps[i]);
+      row[names[i]] = {{"mpps", m / 1e6}, {"ratio", m / base}, {"ns_above_drop", 1e9 / m - 1e9 / base}};
+      std::fprintf(stderr, "classify: %-34s %-10s %6.2f Mpps  %.2f of XDP_DROP  %+6.1f ns\n", label.c_str(), names[i],
+                   m / 1e6, m / base, 1e9 / m - 1e9 / base);
+    }
+    out.push_back(row);
+  }
+  return out;
+}
+
 json measure_legit_loss(uint64_t frames) {
   json out = json::array();
   for (Limiter l : {Limiter::Xthrottle, Limiter::Hashlimit, Limiter::NftMeter}) {
@@ -739,6 +793,19 @@ std::string markdown(const json& r) {
       md << buf;
     }
   }
+  if (r.contains("classify_path")) {
+    md << "\nThe same 4096 rules on the whole path, each `--deny` (applied from a file in "
+       << std::to_string(r["classify_path"][0]["apply_seconds"].get<double>()).substr(0, 4)
+       << " s), against one `--deny` rule without a match; Mpps, and ns a packet above the bare drop:\n\n";
+    md << "| flood | XDP_DROP | one rule | 4096 rules |\n|---|---|---|---|\n";
+    for (const auto& row : r["classify_path"]) {
+      std::snprintf(buf, sizeof(buf), "| %s | %.2f | %.2f (%+.0f ns) | %.2f (%+.0f ns) |\n",
+                    row["case"].get<std::string>().c_str(), row["XDP_DROP"]["mpps"].get<double>(),
+                    row["one rule"]["mpps"].get<double>(), row["one rule"]["ns_above_drop"].get<double>(),
+                    row["4096 rules"]["mpps"].get<double>(), row["4096 rules"]["ns_above_drop"].get<double>());
+      md << buf;
+    }
+  }
   if (r.contains("clients")) {
     md << "\nNew and returning clients during a 16M-source spoofed flood at full speed (every source limited to "
        << kThroughputLimit << "/s): " << kClients << " new TCP clients (the kernel's stack) connecting within 3 s "
@@ -834,7 +901,10 @@ int run_bench(const std::string& out_dir, uint32_t reps, uint64_t frames, const 
   json results = {{"reps", reps}, {"frames", frames}};
   auto wanted = [&](const char* section) { return only.empty() || std::ranges::count(only, section) > 0; };
   if (wanted("cost")) results["cost"] = measure_cost(5000000);
-  if (wanted("classify")) results["classify"] = measure_classify(5000000);
+  if (wanted("classify")) {
+    results["classify"] = measure_classify(5000000);
+    results["classify_path"] = measure_classify_path(reps, frames);
+  }
   if (wanted("throughput")) results["throughput"] = measure_throughput(reps, frames);
   if (wanted("scale")) results["scale"] = measure_scale(reps, frames);
   if (wanted("legit")) results["legit_loss"] = measure_legit_loss(frames * 2);
