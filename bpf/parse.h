@@ -201,6 +201,12 @@ XT_INLINE void xt_parse_l4(const void *data, const void *data_end, struct xt_pkt
 	const __u8 *l3 = (const __u8 *)data + pkt->l3_off;
 	const __u8 *l4;
 	__u8 proto;
+	/* The IP packet's own length, from its header: what lies past it in the
+	 * frame (an Ethernet trailer, padding) is no part of it, and a header
+	 * read from there would be the sender's choice, not the packet's. 0
+	 * (a super-packet's, IPv6's jumbogram): the frame's. */
+	__u32 ip_len;
+	__u32 off;
 	if (pkt->family == XT_FAMILY_V4) {
 		const xt_iphdr *ip = (const xt_iphdr *)l3;
 		if ((const __u8 *)(ip + 1) > end)
@@ -209,18 +215,22 @@ XT_INLINE void xt_parse_l4(const void *data, const void *data_end, struct xt_pkt
 		pkt->proto = proto;
 		if (ip->frag_off & __builtin_bswap16(0x1fff)) /* a non-first fragment */
 			return;
-		l4 = l3 + (ip->ihl * 4 & 0x3c);
+		ip_len = xt_ntohs(ip->tot_len);
+		off = ip->ihl * 4 & 0x3c;
+		l4 = l3 + off;
 	} else {
 		if (l3 + XT_IP6_HDR_LEN > end)
 			return;
 		proto = l3[XT_IP6_NEXTHDR];
-		__u32 off = XT_IP6_HDR_LEN;
+		const __u32 payload = (__u32)l3[XT_IP6_PAYLOAD_LEN] << 8 | l3[XT_IP6_PAYLOAD_LEN + 1];
+		ip_len = payload ? XT_IP6_HDR_LEN + payload : 0;
+		off = XT_IP6_HDR_LEN;
 		XT_UNROLL
 		for (int i = 0; i < XT_MAX_EXT_HEADERS; i++) {
 			if (!xt_ext_header(proto))
 				break;
 			const __u8 *h = l3 + (off & 0x3fff); /* each at most 2 KiB: bounded for the verifier */
-			if (h + 8 > end) {
+			if (h + 8 > end || (ip_len && off + 8 > ip_len)) {
 				pkt->proto = proto;
 				return;
 			}
@@ -245,14 +255,14 @@ XT_INLINE void xt_parse_l4(const void *data, const void *data_end, struct xt_pkt
 	pkt->proto = proto;
 	if (proto == XT_IPPROTO_TCP) {
 		const xt_tcphdr *th = (const xt_tcphdr *)l4;
-		if ((const __u8 *)(th + 1) > end)
+		if ((const __u8 *)(th + 1) > end || (ip_len && (off & 0x3fff) + sizeof(*th) > ip_len))
 			return;
 		pkt->dport = xt_ntohs(th->dest);
 		pkt->l4 = XT_L4_PORT;
 		if ((((const __u8 *)th)[13] & 0x12) == 0x02) /* SYN, not ACK */
 			pkt->l4 |= XT_L4_SYN;
 	} else if (proto == XT_IPPROTO_UDP) {
-		if (l4 + sizeof(struct udphdr) > end)
+		if (l4 + sizeof(struct udphdr) > end || (ip_len && (off & 0x3fff) + sizeof(struct udphdr) > ip_len))
 			return;
 		pkt->dport = (__u16)(l4[2] << 8 | l4[3]);
 		pkt->l4 = XT_L4_PORT;

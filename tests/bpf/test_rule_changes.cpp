@@ -117,6 +117,77 @@ TEST_F(RuleChanges, PacketsSeeTheOldRulesOrTheNewAtEveryStep) {
   }
 }
 
+// Port ranges change in steps too (a range, its children's parents, the
+// port map): at each, every packet gets the old rules' verdict or the new
+// ones'. The third change puts a range between a range and the ranges
+// that held it before, with an id above its new child's.
+TEST_F(RuleChanges, PortRangesChangeWithoutAGap) {
+  load();
+  rule("0.0.0.0/0", "1000000/s");
+  // A host rule far away makes the rule cache's blocks single addresses,
+  // and each check below sends from addresses of its own: every packet
+  // walks the ranges as they are at that step, none is answered by a cache
+  // entry an earlier step filled.
+  rule("192.0.2.1/32", "1000000/s");
+  const Verdict limit{XDP_PASS, XT_PASS_LIMIT}, allow{XDP_PASS, XT_PASS_ALLOW}, deny{XDP_DROP, XT_DROP_DENY};
+  auto with = [](uint8_t action, uint16_t lo, uint16_t hi) {
+    return [=](RuleSpec& s) {
+      s.action = static_cast<xt_action>(action);
+      s.match = Match{6, std::pair(lo, hi), false};
+    };
+  };
+  struct Probe {
+    const char* src;
+    uint16_t port;
+  } probes[] = {{"198.18.0.1", 22}, {"198.18.0.1", 80}, {"198.18.0.1", 2000}, {"10.0.0.1", 22}};
+  struct Change {
+    const char* what;
+    std::function<void()> apply;
+    std::vector<Verdict> before, after;
+  } changes[] = {
+      {"add 10.0.0.0/8 tcp/22 deny", [&] { rule("10.0.0.0/8", std::nullopt, std::nullopt, with(XT_ACT_DENY, 22, 22)); },
+       {limit, limit, limit, limit}, {limit, limit, limit, deny}},
+      {"add 0.0.0.0/0 tcp/1-65535 allow",
+       [&] { rule("0.0.0.0/0", std::nullopt, std::nullopt, with(XT_ACT_ALLOW, 1, 65535)); },
+       {limit, limit, limit, deny}, {allow, allow, allow, deny}},
+      {"add 198.18.0.0/16 tcp/1-1023 deny",
+       [&] { rule("198.18.0.0/16", std::nullopt, std::nullopt, with(XT_ACT_DENY, 1, 1023)); },
+       {allow, allow, allow, deny}, {deny, deny, allow, deny}},
+      {"delete it", [&] { ASSERT_TRUE(state_->del_rule(*parse_cidr("198.18.0.0/16"), Match{6, std::pair<uint16_t, uint16_t>(1, 1023), false})); },
+       {deny, deny, allow, deny}, {allow, allow, allow, deny}},
+      {"delete 10.0.0.0/8 tcp/22", [&] { ASSERT_TRUE(state_->del_rule(*parse_cidr("10.0.0.0/8"), Match{6, std::pair<uint16_t, uint16_t>(22, 22), false})); },
+       {allow, allow, allow, deny}, {allow, allow, allow, allow}},
+  };
+  uint64_t now = 0;
+  for (const auto& change : changes) {
+    SCOPED_TRACE(change.what);
+    int steps = 0;
+    auto check = [&](const std::vector<Verdict>* only) {
+      now += kSec;
+      for (size_t i = 0; i < std::size(probes); i++) {
+        std::string src = probes[i].src;
+        src = src.substr(0, src.rfind('.') + 1) + std::to_string(now / kSec % 250 + 1);
+        const auto frame = Packet().ipv4(src).tcp().ports(40000, probes[i].port).build();
+        const Verdict seen = verdict(frame, now);
+        if (only)
+          EXPECT_EQ(seen, (*only)[i]) << probes[i].src << ":" << probes[i].port << " after";
+        else
+          EXPECT_TRUE(seen == change.before[i] || seen == change.after[i])
+              << probes[i].src << ":" << probes[i].port << " got action " << seen.action << ", reason " << seen.reason
+              << " at step " << steps << ": neither the old rules' verdict nor the new rules'";
+      }
+    };
+    state_->set_step_hook([&] {
+      steps++;
+      check(nullptr);
+    });
+    change.apply();
+    state_->set_step_hook(nullptr);
+    ASSERT_GT(steps, 0);
+    check(&change.after);
+  }
+}
+
 // Issue 9.1: a replacement brings lagging buckets up to date while sources
 // keep sending. What a source spends meanwhile stays spent: its passed
 // packets plus the tokens it has left equal what it had, exactly, and its

@@ -47,7 +47,8 @@ class Packet {
     version_ = v;
     return *this;
   }
-  // IPv4 total length field; by default the IP header and what follows.
+  // IPv4 total length field (IPv6: the payload length); by default the IP
+  // header and what follows.
   Packet& total_length(uint16_t bytes) {
     total_ = bytes;
     return *this;
@@ -122,7 +123,7 @@ class Packet {
       const size_t opts = ihl_ > 5 ? (ihl_ - 5) * 4u : 0;
       std::vector<uint8_t> ip(20 + opts, 0);  // options (zeros) follow the addresses
       ip[0] = static_cast<uint8_t>(version_.value_or(4) << 4 | ihl_);
-      const size_t total = total_.value_or(ip.size() + 8);
+      const size_t total = total_.value_or(ip.size() + l4_len());
       ip[2] = static_cast<uint8_t>(total >> 8);
       ip[3] = static_cast<uint8_t>(total);
       ip[6] = static_cast<uint8_t>(frag_ >> 8);
@@ -136,7 +137,7 @@ class Packet {
     } else if (l3_ == 6) {
       std::vector<uint8_t> ip(40, 0);
       ip[0] = static_cast<uint8_t>(version_.value_or(6) << 4);
-      const size_t payload = exts_.size() * 8 + 8;
+      const size_t payload = total_.value_or(exts_.size() * 8 + l4_len());  // IPv6: the payload length
       ip[4] = static_cast<uint8_t>(payload >> 8);
       ip[5] = static_cast<uint8_t>(payload);
       ip[6] = exts_.empty() ? l4_proto() : exts_[0];  // next header: the chain, then udp or tcp
@@ -165,6 +166,9 @@ class Packet {
     uint16_t tpid, id;
   };
   uint8_t l4_proto() const { return proto_ ? *proto_ : tcp_doff_ ? 6 : 17; }
+  // The transport header's length: what the IP length fields count past
+  // the IP headers (the builder sends no payload).
+  size_t l4_len() const { return tcp_doff_ && !proto_ ? tcp_doff_ * 4u : 8u; }
   void l4(std::vector<uint8_t>& f) const {
     if (!tcp_doff_ || proto_) {
       std::vector<uint8_t> udp(8, 0);  // UDP header (or another protocol's 8 bytes)

@@ -80,7 +80,7 @@ TEST_F(Matches, ARuleIsItsCidrAndItsMatchEverywhere) {
   ok({"rule", "add", "0.0.0.0/0", "--proto", "udp", "--port", "5353", "--rate", "10/s"});
   Outcome gap = lab_->xthrottle({"status", "--check"});
   EXPECT_NE(gap.rc, 0);
-  EXPECT_NE(gap.out.find("no rule without a port covers the sources of 0.0.0.0/0 udp/5353"), std::string::npos)
+  EXPECT_NE(gap.out.find("no rule without a port or --syn covers the sources of 0.0.0.0/0 udp/5353"), std::string::npos)
       << gap.out;
   ok({"rule", "del", "0.0.0.0/0", "--proto", "udp", "--port", "5353"});
 
@@ -143,6 +143,22 @@ rate = "60/s"
   Outcome r = lab_->xthrottle({"apply", twice});
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find("twice.toml:7: 0.0.0.0/0 udp/53 already has a rule, at line 1"), std::string::npos) << r.err;
+  // A range moved so that it overlaps where it was: the old rule goes first.
+  const std::string moved_a = write("moved_a.toml", "[[rule]]\ncidr = \"0.0.0.0/0\"\nrate = \"1000/s\"\n\n"
+                                                    "[[rule]]\ncidr = \"0.0.0.0/0\"\nproto = \"tcp\"\nport = \"1000-2000\"\nrate = \"5/s\"\n");
+  const std::string moved_b = write("moved_b.toml", "[[rule]]\ncidr = \"0.0.0.0/0\"\nrate = \"1000/s\"\n\n"
+                                                    "[[rule]]\ncidr = \"0.0.0.0/0\"\nproto = \"tcp\"\nport = \"1500-3000\"\nrate = \"5/s\"\n");
+  ok({"apply", moved_a});
+  ok({"apply", moved_b});
+  EXPECT_EQ(rules()[1]["match"], "tcp/1500-3000");
+  const std::string crossed = write("crossed.toml", "[[rule]]\ncidr = \"0.0.0.0/0\"\nproto = \"tcp\"\nport = \"1000-2000\"\nrate = \"5/s\"\n\n"
+                                                    "[[rule]]\ncidr = \"10.0.0.0/8\"\nproto = \"tcp\"\nport = \"1500-3000\"\nrate = \"5/s\"\n");
+  Outcome refused = lab_->xthrottle({"apply", crossed, "--dry-run"});
+  EXPECT_EQ(refused.rc, 2) << refused.out;
+  EXPECT_NE(refused.err.find("crossed.toml:7: port range 1500-3000 overlaps tcp range 1000-2000"), std::string::npos)
+      << refused.err;
+  ok({"apply", b});
+
   const std::string bad = write("bad.toml", "[[rule]]\ncidr = \"0.0.0.0/0\"\nport = 53\nrate = \"1/s\"\n");
   r = lab_->xthrottle({"apply", bad});
   EXPECT_EQ(r.rc, 2);

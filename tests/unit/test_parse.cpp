@@ -222,6 +222,11 @@ TEST(Parse, TransportPortsAndSyn) {
       {"first fragment", Packet().ipv4("198.18.0.1").ports(1, 53).fragment(0, true).build(), 17, XT_L4_PORT, 53},
       {"later fragment", Packet().ipv4("198.18.0.1").ports(1, 53).fragment(185, false).build(), 17, 0, 0},
       {"tcp cut short", Packet().ipv4("198.18.0.1").tcp().ports(1, 80).size(14 + 20 + 19).build(), 6, 0, 0},
+      // Bytes past the IP packet's own length (an Ethernet trailer) are
+      // no header of it: a tiny first fragment cannot borrow its flags.
+      {"tcp past the ip length", Packet().ipv4("198.18.0.1").tcp().flags(0x02).ports(1, 22).total_length(20 + 8).build(),
+       6, 0, 0},
+      {"udp past the ip length", Packet().ipv4("198.18.0.1").ports(1, 53).total_length(20 + 7).build(), 17, 0, 0},
       {"ipv6 udp", Packet().ipv6("2001:db8::1").ports(1, 53).build(), 17, XT_L4_PORT, 53},
       {"ipv6 behind a vlan tag", Packet().vlan(7).ipv6("2001:db8::1").tcp().flags(0x02).ports(1, 22).build(), 6,
        XT_L4_PORT | XT_L4_SYN, 22},
@@ -233,6 +238,8 @@ TEST(Parse, TransportPortsAndSyn) {
       {"ipv6 after five headers", Packet().ipv6("2001:db8::1").ext(0).ext(43).ext(60).ext(60).ext(60).build(), 60, 0,
        0},
       {"ipv6 chain cut short", Packet().ipv6("2001:db8::1").ext(0).ext(43).size(14 + 40 + 12).build(), 43, 0, 0},
+      {"ipv6 udp past the payload length", Packet().ipv6("2001:db8::1").ports(1, 53).total_length(4).build(), 17, 0,
+       0},
   };
   for (const auto& c : cases) {
     const Parsed p = parse_l4(c.frame);

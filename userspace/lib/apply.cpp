@@ -75,16 +75,38 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
     }
     return std::unexpected(Error{why.kind, why.message + " (the rules changed before it were restored)"});
   };
+  // New rules go in before old ones go out, so no source is unlimited
+  // meanwhile; but a rule going whose port range overlaps a new rule's
+  // without nesting (a range being moved) goes first, or the new one could
+  // not go in.
+  auto in_the_way = [&](const RulesDiff::Change& gone) {
+    const Match& g = gone.spec.match;
+    return g.ports && std::ranges::any_of(diff.add, [&](const RulesDiff::Change& c) {
+             const Match& m = c.spec.match;
+             if (!m.ports || m.proto != g.proto) return false;
+             const auto [lo, hi] = *m.ports;
+             const auto [glo, ghi] = *g.ports;
+             const bool apart = hi < glo || ghi < lo, nested = (lo <= glo && ghi <= hi) || (glo <= lo && hi <= ghi);
+             return !apart && !nested;
+           });
+  };
+  auto remove = [&](const RulesDiff::Change& c) -> Result<void> {
+    if (auto ok = state.del_rule(c.spec.cidr, c.spec.match); !ok) return undo(ok.error());
+    done.push_back(&c);  // undone by adding it back (its buckets are gone)
+    return {};
+  };
+  for (const auto& c : diff.remove)
+    if (in_the_way(c))
+      if (auto ok = remove(c); !ok) return ok;
   for (const auto* list : {&diff.add, &diff.change}) {
     for (const auto& c : *list) {
       if (auto ok = state.put_rule(c.spec, c.compiled); !ok) return undo(ok.error());
       done.push_back(&c);
     }
   }
-  for (const auto& c : diff.remove) {
-    if (auto ok = state.del_rule(c.spec.cidr, c.spec.match); !ok) return undo(ok.error());
-    done.push_back(&c);  // undone by adding it back (its buckets are gone)
-  }
+  for (const auto& c : diff.remove)
+    if (!in_the_way(c))
+      if (auto ok = remove(c); !ok) return ok;
 
   auto current = state.meta();
   if (!current) return std::unexpected(current.error());

@@ -338,13 +338,13 @@ std::vector<std::string> port_rule_gaps(const std::vector<RuleEntry>& rules) {
   std::vector<std::string> out;
   for (const RuleEntry& e : rules) {
     const Match& m = e.spec.match;
-    if (!m.ports || m.syn) continue;  // SYNs are not fragmented
+    if (!m.ports && !m.syn) continue;
     const bool covered = std::ranges::any_of(rules, [&](const RuleEntry& other) {
       const Match& o = other.spec.match;
       return !o.ports && !o.syn && (!o.proto || o.proto == m.proto) && holds(other.cidr, e.cidr);
     });
     if (!covered)
-      out.push_back("no rule without a port covers the sources of " + rule_name(e.cidr, e.spec.match) +
+      out.push_back("no rule without a port or --syn covers the sources of " + rule_name(e.cidr, e.spec.match) +
                     ": their non-first fragments (and IPv6 packets behind more than four extension headers) pass "
                     "unlimited; add one, e.g. `rule add " + format_cidr(e.cidr) + " --proto " +
                     format_proto(*m.proto) + " --rate ...`");

@@ -508,16 +508,25 @@ Result<std::vector<bool>> State::rule_slots_in_use() const {
 Result<void> State::write_port_ranges(const PortRangeTable& next) {
   auto current = read_port_ranges(port_ranges_.get());
   if (!current) return std::unexpected(current.error());
-  auto put_ranges = [&](bool used) -> Result<void> {
-    for (uint32_t id = 1; id < next.size(); id++)
-      if (bool(next[id].used) == used && !same_range(next[id], (*current)[id]) &&
-          bpf_map_update_elem(port_ranges_.get(), &id, &next[id], BPF_ANY) != 0)
+  // In three passes, so that every packet meanwhile finds its chain whole:
+  // the ranges newly in use first (no port or child names them yet), then
+  // those whose parent changed (a child moved under a new range, or up from
+  // one going), then the ports, and last the ranges going out of use (no
+  // port names them any more; their fields stay for packets in flight).
+  enum Pass { kNew, kChanged, kFreed };
+  auto put_ranges = [&](Pass pass) -> Result<void> {
+    for (uint32_t id = 1; id < next.size(); id++) {
+      const bool was = (*current)[id].used, is = next[id].used;
+      const bool in_pass = pass == kNew ? (is && !was) : pass == kChanged ? (is && was) : (!is && was);
+      if (!in_pass || same_range(next[id], (*current)[id])) continue;
+      if (bpf_map_update_elem(port_ranges_.get(), &id, &next[id], BPF_ANY) != 0)
         return system_error("cannot write port range " + std::to_string(id), errno);
+      step();
+    }
     return {};
   };
-  // Ranges in use (a new one, new parents) before any port names them; the
-  // ports before a range they named goes out of use.
-  if (auto ok = put_ranges(true); !ok) return ok;
+  if (auto ok = put_ranges(kNew); !ok) return ok;
+  if (auto ok = put_ranges(kChanged); !ok) return ok;
   for (uint8_t slot : {XT_PORT_SLOT_TCP, XT_PORT_SLOT_UDP}) {
     const std::vector<uint16_t> before = port_map(*current, slot), after = port_map(next, slot);
     for (uint32_t port = 0; port < 65536; port += XT_PORTS_PER_ENTRY) {
@@ -528,9 +537,10 @@ Result<void> State::write_port_ranges(const PortRangeTable& next) {
       const uint32_t idx = XT_PORTS_INDEX(slot, port);
       if (bpf_map_update_elem(ports_.get(), &idx, &entry, BPF_ANY) != 0)
         return system_error("cannot write the port map", errno);
+      step();
     }
   }
-  return put_ranges(false);
+  return put_ranges(kFreed);
 }
 
 Result<void> State::prepare_match(const Cidr& cidr, const Match& match) {
@@ -643,14 +653,39 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
   auto cfg = config();
   if (!cfg) return std::unexpected(cfg.error());
   // The port range and level of its match first: until the rule is in,
-  // they change no packet's rule.
-  if (auto ok = prepare_match(cidr, spec.match); !ok) return std::unexpected(ok.error());
+  // they change no packet's rule. If a later step fails, they go again, and
+  // so does the slot's record, which would keep the slot taken.
+  if (auto ok = prepare_match(cidr, spec.match); !ok) {
+    undo_failed_add(std::nullopt);
+    return std::unexpected(ok.error());
+  }
+  auto added = add_prepared(spec, rule, key, id, *cfg);
+  if (!added) undo_failed_add(id);
+  return added;
+}
+
+void State::undo_failed_add(std::optional<uint32_t> id) {
+  if (id) (void)free_rule_text(*id);
+  if (auto live = rules(); live) (void)tidy_matches(*live);
+}
+
+Result<void> State::free_rule_text(uint32_t id) {
+  const char empty[XT_RULE_TEXT_SIZE] = {};
+  if (bpf_map_update_elem(rule_text_.get(), &id, empty, BPF_ANY) != 0)
+    return system_error("cannot free the record of rule slot " + std::to_string(id), errno);
+  return {};
+}
+
+Result<bool> State::add_prepared(const RuleSpec& spec, xt_rule rule, const xt_rule_key& key, uint32_t id,
+                                 const xt_config& cfg) {
+  const Cidr& cidr = spec.cidr;
+  const std::string name = rule_name(cidr, spec.match);
   // The slot may hold a deleted rule's counters or buckets: start clean.
-  if (auto ok = reset_rule_slot(id, cfg->epoch); !ok) return std::unexpected(ok.error());
+  if (auto ok = reset_rule_slot(id, cfg.epoch); !ok) return std::unexpected(ok.error());
   rule.id = id;
   rule.gen = 1;
   if (auto ok = write_rule_text(id, spec); !ok) return std::unexpected(ok.error());
-  const uint8_t longest = cidr.family == XT_FAMILY_V4 ? cfg->longest_v4 : cfg->longest_v6;
+  const uint8_t longest = cidr.family == XT_FAMILY_V4 ? cfg.longest_v4 : cfg.longest_v6;
   if (cidr.len > longest) {
     if (auto ok = publish(nullptr, cidr); !ok) return std::unexpected(ok.error());
     step();
@@ -676,13 +711,14 @@ Result<void> State::del_rule(const Cidr& cidr, const Match& match) {
     return system_error("cannot delete the rule for " + name, errno);
   step();
   current->erase(same);
+  // What only its match needed goes before the epoch changes: a range id
+  // freed here and taken by the next rule is then never found in a cache
+  // entry of the epoch it had meant another range in.
+  if (auto ok = tidy_matches(*current); !ok) return std::unexpected(ok.error());
   if (auto ok = publish(&*current); !ok) return std::unexpected(ok.error());
   step();
   // The slot is free again (rule_slots_in_use).
-  const char empty[XT_RULE_TEXT_SIZE] = {};
-  if (bpf_map_update_elem(rule_text_.get(), &id, empty, BPF_ANY) != 0)
-    return system_error("cannot free the record of rule " + name, errno);
-  if (auto ok = tidy_matches(*current); !ok) return std::unexpected(ok.error());
+  if (auto ok = free_rule_text(id); !ok) return std::unexpected(ok.error());
   return sweep_buckets(id, XT_SWEEP_ALL);
 }
 

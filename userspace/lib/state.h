@@ -154,6 +154,12 @@ class State {
   // Which rule slots hold a rule: those whose record (xt_rule_text) is not
   // empty; del_rule empties it. One batch read, not a walk of the rules.
   Result<std::vector<bool>> rule_slots_in_use() const;
+  // put_rule's steps for a new rule once its match is prepared, and what
+  // undoes a failed one: its record, and what only its match needed.
+  Result<bool> add_prepared(const RuleSpec& spec, xt_rule rule, const xt_rule_key& key, uint32_t id,
+                            const xt_config& cfg);
+  void undo_failed_add(std::optional<uint32_t> id);
+  Result<void> free_rule_text(uint32_t id);
   // Clears slot id for a new rule: counters, budget, buckets left by the
   // slot's last rule; records the epoch the new rule takes it at.
   Result<void> reset_rule_slot(uint32_t id, uint32_t epoch);
