@@ -660,7 +660,11 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
     return std::unexpected(ok.error());
   }
   auto added = add_prepared(spec, rule, key, id, *cfg);
-  if (!added) undo_failed_add(id);
+  // Undone only if the rule did not go in: once it is in, its record and
+  // match are its own, and the rest of the change is what failed.
+  xt_rule in{};
+  if (!added && !(bpf_map_lookup_elem(rules_.get(), &key, &in) == 0 && in.src_len == cidr.len && in.id == id))
+    undo_failed_add(id);
   return added;
 }
 
