@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "apply.h"
 
+#include "ports.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -83,11 +85,7 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
     const Match& g = gone.spec.match;
     return g.ports && std::ranges::any_of(diff.add, [&](const RulesDiff::Change& c) {
              const Match& m = c.spec.match;
-             if (!m.ports || m.proto != g.proto) return false;
-             const auto [lo, hi] = *m.ports;
-             const auto [glo, ghi] = *g.ports;
-             const bool apart = hi < glo || ghi < lo, nested = (lo <= glo && ghi <= hi) || (glo <= lo && hi <= ghi);
-             return !apart && !nested;
+             return m.ports && m.proto == g.proto && port_ranges_cross(*m.ports, *g.ports);
            });
   };
   auto remove = [&](const RulesDiff::Change& c) -> Result<void> {

@@ -42,6 +42,12 @@ int depth(const PortRangeTable& table, uint16_t id) {
 
 }  // namespace
 
+bool port_ranges_cross(std::pair<uint16_t, uint16_t> a, std::pair<uint16_t, uint16_t> b) {
+  const xt_port_range ra{.lo = a.first, .hi = a.second}, rb{.lo = b.first, .hi = b.second};
+  const bool apart = ra.hi < rb.lo || rb.hi < ra.lo;
+  return !apart && !holds(ra, rb) && !holds(rb, ra);
+}
+
 uint8_t port_slot(uint8_t proto) { return proto == kProtoUdp ? XT_PORT_SLOT_UDP : XT_PORT_SLOT_TCP; }
 
 uint16_t find_port_range(const PortRangeTable& table, uint8_t slot, uint16_t lo, uint16_t hi) {
@@ -57,8 +63,7 @@ Result<uint16_t> add_port_range(PortRangeTable& table, uint8_t slot, uint16_t lo
   const char* proto = slot == XT_PORT_SLOT_UDP ? "udp" : "tcp";
   for (const xt_port_range& r : table) {
     if (!r.used || r.slot != slot) continue;
-    const bool apart = r.hi < lo || hi < r.lo;
-    if (!apart && !holds(r, fresh) && !holds(fresh, r))
+    if (port_ranges_cross({r.lo, r.hi}, {lo, hi}))
       return usage_error("port range " + range_text(lo, hi) + " overlaps " + proto + " range " +
                          range_text(r.lo, r.hi) + " of another rule without holding it or lying inside it: "
                          "ranges must nest or stay apart (split this one at the other's ends)");

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "error.h"
@@ -23,6 +24,10 @@ inline PortRangeTable empty_port_ranges() { return PortRangeTable(XT_MAX_PORT_RA
 
 // The XT_PORT_SLOT_* of a protocol that has ports (tcp, udp).
 uint8_t port_slot(uint8_t proto);
+
+// Whether two port ranges (lo, hi) overlap without one holding the other:
+// what the ranges of the rules may never do.
+bool port_ranges_cross(std::pair<uint16_t, uint16_t> a, std::pair<uint16_t, uint16_t> b);
 
 // The id of the range lo-hi of slot that is in use, 0 if none.
 uint16_t find_port_range(const PortRangeTable& table, uint8_t slot, uint16_t lo, uint16_t hi);

@@ -467,27 +467,20 @@ Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
 
 namespace {
 
-// A whole array map, values in key order, in batches.
+// A whole array map of `entries` values, in key order (walk_batches).
 template <typename T>
-Result<std::vector<T>> read_array(int fd, uint32_t entries, size_t value_size, const std::string& what) {
+Result<std::vector<T>> read_array(int fd, uint32_t entries, const char* what) {
   std::vector<T> values(entries);
-  std::vector<uint32_t> keys(entries);
-  uint32_t token = 0, got = 0;
-  for (bool first = true; got < entries; first = false) {
-    uint32_t count = entries - got;
-    const int err = bpf_map_lookup_batch(fd, first ? nullptr : &token, &token, keys.data() + got,
-                                         reinterpret_cast<uint8_t*>(values.data()) + got * value_size, &count,
-                                         nullptr);
-    got += count;
-    if (err && errno == ENOENT) break;
-    if (err) return system_error("cannot read " + what, errno);
-  }
+  auto walked = walk_batches<uint32_t, T>(fd, what, [&](uint32_t key, const T& value) {
+    if (key < entries) values[key] = value;
+  });
+  if (!walked) return std::unexpected(walked.error());
   return values;
 }
 
 // The range table as the pinned map holds it.
 Result<PortRangeTable> read_port_ranges(int fd) {
-  return read_array<xt_port_range>(fd, XT_MAX_PORT_RANGES + 1, sizeof(xt_port_range), "the port ranges");
+  return read_array<xt_port_range>(fd, XT_MAX_PORT_RANGES + 1, "the port ranges");
 }
 
 bool same_range(const xt_port_range& a, const xt_port_range& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }
@@ -498,7 +491,7 @@ Result<std::vector<bool>> State::rule_slots_in_use() const {
   struct Text {
     char c[XT_RULE_TEXT_SIZE];
   };
-  auto texts = read_array<Text>(rule_text_.get(), XT_MAX_RULES, sizeof(Text), "the rules' records");
+  auto texts = read_array<Text>(rule_text_.get(), XT_MAX_RULES, "the rules' records");
   if (!texts) return std::unexpected(texts.error());
   std::vector<bool> used(XT_MAX_RULES);
   for (uint32_t id = 0; id < XT_MAX_RULES; id++) used[id] = (*texts)[id].c[0] != 0;
