@@ -27,25 +27,36 @@
 
 /* Meters one packet against bucket b: compare-and-swap on each limit's word,
  * so concurrent CPUs share one exact budget. A packet that fails a limit
- * writes nothing. */
-static __always_inline int xt_take(struct xt_bucket *b, const struct xt_rule *rule, __u64 now, __u64 len, __u32 pkts)
+ * writes nothing. A global function (see xt_send_event): the verifier checks
+ * its loops over the limits once. */
+__attribute__((noinline)) int xt_take(struct xt_bucket *b, const struct xt_rule *rule, __u64 now, __u64 len, __u32 pkts)
 {
+	if (!b || !rule)
+		return 0;
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < XT_CAS_TRIES; i++) {
-		__u64 pw = b->pkt_word, bw = b->byte_word;
-		__u64 pn = pw, bn = bw;
-		if (!xt_meter_words(rule, now, len, pkts, &pn, &bn))
+		__u64 w[XT_MAX_LIMITS], n[XT_MAX_LIMITS];
+		XT_UNROLL
+		for (int p = 0; p < XT_MAX_LIMITS; p++)
+			w[p] = b->word[p];
+		if (!xt_meter_words(rule, now, len, pkts, w, n))
 			return 0;
-		if (pn != pw && __sync_val_compare_and_swap(&b->pkt_word, pw, pn) != pw)
-			continue;
-		if (bn != bw && __sync_val_compare_and_swap(&b->byte_word, bw, bn) != bw) {
-			/* Lost the byte word's race after taking a packet token:
-			 * give that token back and try again. */
-			if (rule->flags & XT_RULE_PKT_LIMIT)
-				__sync_fetch_and_add(&b->pkt_word, -((pkts * rule->pkt.cost) << XT_GEN_BITS));
-			continue;
+		int lost = -1;
+		XT_UNROLL
+		for (int p = 0; p < XT_MAX_LIMITS; p++) {
+			if (lost < 0 && n[p] != w[p] && __sync_val_compare_and_swap(&b->word[p], w[p], n[p]) != w[p])
+				lost = p;
 		}
-		return 1;
+		if (lost < 0)
+			return 1;
+		/* Lost a word's race after taking from the words before it:
+		 * give those back and try again. */
+		XT_UNROLL
+		for (int p = 0; p < XT_MAX_LIMITS; p++) {
+			if (p < lost && ((rule->limits >> p) & 1) && n[p] != w[p])
+				__sync_fetch_and_add(&b->word[p],
+						     -((xt_units(rule, p, len, pkts) * rule->limit[p].cost) << XT_GEN_BITS));
+		}
 	}
 	return 0; /* more contention than XT_CAS_TRIES rounds: count it as a drop */
 }

@@ -41,8 +41,10 @@ static long xt_catch_up_set(void *map __attribute__((unused)), const __u32 *idx 
 		struct xt_slot *s = &set->way[w];
 		if (!s->key.family || s->key.rule_id != r->id)
 			continue;
-		int caught = xt_catch_up_word(&s->bucket.pkt_word, &r->pkt, &r->prev_pkt, r, now, ctl);
-		caught |= xt_catch_up_word(&s->bucket.byte_word, &r->bytes, &r->prev_bytes, r, now, ctl);
+		int caught = 0;
+		XT_UNROLL
+		for (int p = 0; p < XT_MAX_LIMITS; p++)
+			caught |= xt_catch_up_word(&s->bucket.word[p], &r->limit[p], &r->prev[p], r, now, ctl);
 		ctl->caught_up += caught;
 	}
 	return 0;

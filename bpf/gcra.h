@@ -95,10 +95,9 @@ XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_l
 	return xt_word(xt_scaled(l, at) + (l->cap - tokens), gen);
 }
 
-/* xt_regen of a bucket's packet or byte word under rule r. */
-#define XT_REGEN_PKT(r, word, now) xt_regen(word, &(r)->pkt, &(r)->prev_pkt, (r)->gen, (r)->prev_gen, (r)->replaced_at, now)
-#define XT_REGEN_BYTES(r, word, now) \
-	xt_regen(word, &(r)->bytes, &(r)->prev_bytes, (r)->gen, (r)->prev_gen, (r)->replaced_at, now)
+/* xt_regen of a bucket's word[p] under rule r. */
+#define XT_REGEN(r, p, word, now) \
+	xt_regen(word, &(r)->limit[p], &(r)->prev[p], (r)->gen, (r)->prev_gen, (r)->replaced_at, now)
 
 /* Can `units` (one packet, or len bytes) pass at now? If so, *next is the
  * word after taking them; if not, nothing is taken. */

@@ -21,47 +21,53 @@
 XT_INLINE void xt_bucket_init(struct xt_bucket *b, const struct xt_rule *r, __u64 now)
 {
 	__builtin_memset(b, 0, sizeof(*b));
-	b->pkt_word = xt_full_word(&r->pkt, now, r->gen);
-	b->byte_word = xt_full_word(&r->bytes, now, r->gen);
+	XT_UNROLL
+	for (int p = 0; p < XT_MAX_LIMITS; p++)
+		b->word[p] = xt_full_word(&r->limit[p], now, r->gen);
+}
+
+/* The units limit p of rule r takes for a frame of len bytes standing for
+ * pkts packets. */
+XT_INLINE __u64 xt_units(const struct xt_rule *r, int p, __u64 len, __u32 pkts)
+{
+	return (r->byte_limits >> p) & 1 ? len : pkts;
 }
 
 /*
  * Decides one frame of len bytes standing for pkts wire packets (1 but for
  * a super-packet, parse.h xt_wire_packets) at now against a bucket whose
- * words are *pkt_word and *byte_word: returns 1 and updates both words if it
- * conforms to every limit of the rule, returns 0 and leaves them alone if not
- * (a dropped packet costs the source nothing). The BPF program calls this
+ * words are w[]: returns 1 and sets next[] to the words after taking the
+ * frame if it conforms to every limit of the rule, returns 0 if not (a
+ * dropped packet costs the source nothing). A word whose limit is not in
+ * force is brought to the rule's generation all the same (so no word
+ * is ever two generations behind). The BPF program calls this
  * inside a compare-and-swap loop; the words given are snapshots.
  */
-XT_INLINE int xt_meter_words(const struct xt_rule *r, __u64 now, __u64 len, __u32 pkts, __u64 *pkt_word,
-			     __u64 *byte_word)
+XT_INLINE int xt_meter_words(const struct xt_rule *r, __u64 now, __u64 len, __u32 pkts,
+			     const __u64 w[XT_MAX_LIMITS], __u64 next[XT_MAX_LIMITS])
 {
-	__u64 pw = XT_REGEN_PKT(r, *pkt_word, now);
-	__u64 bw = XT_REGEN_BYTES(r, *byte_word, now);
-	__u64 pn = pw, bn = bw;
-	if ((r->flags & XT_RULE_PKT_LIMIT) && !xt_gcra(&r->pkt, pw, now, pkts, &pn))
-		return 0;
-	if ((r->flags & XT_RULE_BYTE_LIMIT) && !xt_gcra(&r->bytes, bw, now, len, &bn))
-		return 0;
-	*pkt_word = pn;
-	*byte_word = bn;
+	XT_UNROLL
+	for (int p = 0; p < XT_MAX_LIMITS; p++) {
+		next[p] = XT_REGEN(r, p, w[p], now);
+		if (((r->limits >> p) & 1) && !xt_gcra(&r->limit[p], next[p], now, xt_units(r, p, len, pkts), &next[p]))
+			return 0;
+	}
 	return 1;
 }
 
 /* Ticks from now during which every packet of this source is certain to be
- * dropped (for the hot cache): the later of the two limits' waits, assuming
- * the smallest possible frame for the byte limit. */
+ * dropped (for the hot cache): the latest of the limits' waits, assuming
+ * the smallest possible frame for a byte limit. */
 XT_INLINE __u64 xt_meter_wait(const struct xt_rule *r, const struct xt_bucket *b, __u64 now)
 {
+	const __u64 min = r->family == XT_FAMILY_V4 ? XT_MIN_FRAME_V4 : XT_MIN_FRAME_V6;
 	__u64 wait = 0;
-	if (r->flags & XT_RULE_PKT_LIMIT) {
-		__u64 pw = XT_REGEN_PKT(r, b->pkt_word, now);
-		wait = xt_gcra_wait(&r->pkt, pw, now, 1);
-	}
-	if (r->flags & XT_RULE_BYTE_LIMIT) {
-		__u64 bw = XT_REGEN_BYTES(r, b->byte_word, now);
-		__u64 min = r->family == XT_FAMILY_V4 ? XT_MIN_FRAME_V4 : XT_MIN_FRAME_V6;
-		__u64 w = xt_gcra_wait(&r->bytes, bw, now, min);
+	XT_UNROLL
+	for (int p = 0; p < XT_MAX_LIMITS; p++) {
+		if (!((r->limits >> p) & 1))
+			continue;
+		const __u64 word = XT_REGEN(r, p, b->word[p], now);
+		const __u64 w = xt_gcra_wait(&r->limit[p], word, now, xt_units(r, p, min, 1));
 		wait = w > wait ? w : wait;
 	}
 	return wait;
@@ -71,11 +77,15 @@ XT_INLINE __u64 xt_meter_wait(const struct xt_rule *r, const struct xt_bucket *b
  * BPF program does without the compare-and-swap, for host tests. */
 XT_INLINE int xt_meter(struct xt_bucket *b, const struct xt_rule *r, __u64 now, __u64 len)
 {
-	int ok = xt_meter_words(r, now, len, 1, &b->pkt_word, &b->byte_word);
-	if (ok)
+	__u64 next[XT_MAX_LIMITS];
+	int ok = xt_meter_words(r, now, len, 1, b->word, next);
+	if (ok) {
+		for (int p = 0; p < XT_MAX_LIMITS; p++)
+			b->word[p] = next[p];
 		b->passed_packets++;
-	else
+	} else {
 		b->dropped_packets++;
+	}
 	return ok;
 }
 

@@ -27,29 +27,37 @@ constexpr uint32_t kHz[] = {100, 250, 300, 1000};
 constexpr uint64_t kPeriod[] = {1'000'000'000ULL, 60'000'000'000ULL, 3'600'000'000'000ULL, 86'400'000'000'000ULL};
 
 [[noreturn]] void fail(const char* what, uint64_t now, const xt_rule& r) {
-  std::fprintf(stderr,
-               "%s at tick %llu; flags %u gen %u; pkt fill %llu cost %llu cap %llu; bytes fill %llu cost %llu "
-               "cap %llu\n",
-               what, (unsigned long long)now, r.flags, r.gen, (unsigned long long)r.pkt.fill,
-               (unsigned long long)r.pkt.cost, (unsigned long long)r.pkt.cap, (unsigned long long)r.bytes.fill,
-               (unsigned long long)r.bytes.cost, (unsigned long long)r.bytes.cap);
+  std::fprintf(stderr, "%s at tick %llu; gen %u; limits %#x (bytes %#x)", what, (unsigned long long)now, r.gen,
+               r.limits, r.byte_limits);
+  for (const xt_limit& l : r.limit)
+    std::fprintf(stderr, "; fill %llu cost %llu cap %llu", (unsigned long long)l.fill, (unsigned long long)l.cost,
+                 (unsigned long long)l.cap);
+  std::fprintf(stderr, "\n");
   std::abort();
 }
 
+// One to three windows, packets and bytes mixed.
 std::optional<xt_rule> random_rule(FuzzedDataProvider& in, uint32_t hz) {
   xt::RuleSpec spec;
   spec.cidr = *xt::parse_cidr("198.18.0.0/15");
-  if (in.ConsumeBool())
-    spec.rate = xt::Rate{in.ConsumeIntegralInRange<uint64_t>(1, 1ULL << 40), in.PickValueInArray(kPeriod)};
-  if (spec.rate && in.ConsumeBool()) spec.burst = in.ConsumeIntegralInRange<uint64_t>(1, 1ULL << 40);
-  if (!spec.rate || in.ConsumeBool()) {
-    spec.bandwidth = xt::Bandwidth{in.ConsumeIntegralInRange<uint64_t>(1, 1ULL << 50), false};
-    if (in.ConsumeBool()) spec.burst_bytes = in.ConsumeIntegralInRange<uint64_t>(1, 1ULL << 40);
+  const int windows = in.ConsumeIntegralInRange<int>(1, XT_MAX_LIMITS);
+  const bool bursts = in.ConsumeBool(), burst_bytes = in.ConsumeBool();
+  for (int i = 0; i < windows; i++) {
+    if (in.ConsumeBool()) {
+      spec.rates.push_back({in.ConsumeIntegralInRange<uint64_t>(1, 1ULL << 40), in.PickValueInArray(kPeriod)});
+      if (bursts) spec.bursts.push_back(in.ConsumeIntegralInRange<uint64_t>(1, 1ULL << 40));
+    } else {
+      spec.bandwidths.push_back({in.ConsumeIntegralInRange<uint64_t>(1, 1ULL << 50), in.PickValueInArray(kPeriod), false});
+      if (burst_bytes) spec.burst_bytes.push_back(in.ConsumeIntegralInRange<uint64_t>(1, 1ULL << 40));
+    }
   }
   auto compiled = xt::compile_rule(spec, hz);
   if (!compiled) return std::nullopt;  // refused, with a message: nothing to meter
   return *compiled;
 }
+
+bool in_force(const xt_rule& r, int p) { return (r.limits >> p) & 1; }
+bool counts_bytes(const xt_rule& r, int p) { return (r.byte_limits >> p) & 1; }
 
 // One limit of the reference, carried into a replacement's units at its
 // tick: whole tokens kept up to the new burst; full if the limit is new.
@@ -78,14 +86,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint64_t now = in.ConsumeIntegralInRange<uint64_t>(0, 1ULL << 40);
   xt_bucket bucket;
   xt_bucket_init(&bucket, &rule, now);
-  auto pkts = [&] { return (rule.flags & XT_RULE_PKT_LIMIT) != 0; };
-  auto bytes = [&] { return (rule.flags & XT_RULE_BYTE_LIMIT) != 0; };
-  ReferenceBucket rp = ReferenceBucket::full(rule.pkt, now), rb = ReferenceBucket::full(rule.bytes, now);
+  // The reference: a classic token bucket for each word in force.
+  ReferenceBucket ref[XT_MAX_LIMITS];
+  for (int p = 0; p < XT_MAX_LIMITS; p++)
+    if (in_force(rule, p)) ref[p] = ReferenceBucket::full(rule.limit[p], now);
+  auto fits = [&](ReferenceBucket* r, uint64_t t, uint64_t len) {
+    bool all = true;
+    for (int p = 0; p < XT_MAX_LIMITS; p++) {
+      if (!in_force(rule, p)) continue;
+      r[p].refill(t);
+      all = all && r[p].has(counts_bytes(rule, p) ? len : 1);
+    }
+    return all;
+  };
 
   // The state is exact while no word goes unwritten for longer than the
   // horizon compile_rule guarantees; past it, see the Horizon unit tests.
   const uint64_t horizon = XT_MIN_HORIZON_SECONDS * hz;
-  uint64_t written = now;  // a pass (or the controller) writes both words
+  uint64_t written = now;  // a pass (or the controller) writes every word
   uint64_t floor = now;    // no clock reads earlier than the last replacement
   while (in.remaining_bytes() > 0) {
     const int op = in.ConsumeIntegralInRange<int>(0, 15);
@@ -93,16 +111,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto next = random_rule(in, hz);
       if (!next) continue;
       // What the controller does: bring the words to the current generation
-      // (catch_up_buckets), then install the next one, recording the tick.
-      bucket.pkt_word = XT_REGEN_PKT(&rule, bucket.pkt_word, now);
-      bucket.byte_word = XT_REGEN_BYTES(&rule, bucket.byte_word, now);
+      // (catch_up_buckets), then install the next one, its windows placed
+      // where the old ones they continue were, recording the tick.
+      for (int p = 0; p < XT_MAX_LIMITS; p++) bucket.word[p] = XT_REGEN(&rule, p, bucket.word[p], now);
       next->gen = static_cast<__u8>(rule.gen % XT_GEN_MAX + 1);
       next->prev_gen = rule.gen;
-      if (pkts()) next->prev_pkt = rule.pkt;
-      if (bytes()) next->prev_bytes = rule.bytes;
+      xt::place_limits(rule, *next);
       next->replaced_at = now;
-      carry(rp, pkts(), next->pkt, next->flags & XT_RULE_PKT_LIMIT, now);
-      carry(rb, bytes(), next->bytes, next->flags & XT_RULE_BYTE_LIMIT, now);
+      for (int p = 0; p < XT_MAX_LIMITS; p++)
+        carry(ref[p], in_force(rule, p) && next->prev[p].cost, next->limit[p], in_force(*next, p), now);
       rule = *next;
       written = floor = now;
       continue;
@@ -120,9 +137,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       at = now += step;
     }
     const uint64_t len = in.ConsumeIntegralInRange<uint64_t>(XT_MIN_FRAME_V4, 9216);
-    if (pkts()) rp.refill(at);
-    if (bytes()) rb.refill(at);
-    const bool want = (!pkts() || rp.has(1)) && (!bytes() || rb.has(len));
+    const bool want = fits(ref, at, len);
     const bool got = xt_meter(&bucket, &rule, at, len) == 1;
     // From a clock behind, the bucket may only be stricter than the
     // reference (it sees less refill); otherwise they agree exactly.
@@ -135,8 +150,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (behind) return 0;
     if (got) {
       written = at;
-      if (pkts()) rp.take(1);
-      if (bytes()) rb.take(len);
+      for (int p = 0; p < XT_MAX_LIMITS; p++)
+        if (in_force(rule, p)) ref[p].take(counts_bytes(rule, p) ? len : 1);
       continue;
     }
     // Dropped: the hot cache would drop this source without metering until
@@ -144,10 +159,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // pass before then, and can at that tick.
     const uint64_t wait = xt_meter_wait(&rule, &bucket, now);
     auto min_frame_passes = [&](uint64_t t) {
-      ReferenceBucket p = rp, b = rb;
-      if (pkts()) p.refill(t);
-      if (bytes()) b.refill(t);
-      return (!pkts() || p.has(1)) && (!bytes() || b.has(XT_MIN_FRAME_V4));
+      ReferenceBucket copy[XT_MAX_LIMITS];
+      std::copy(std::begin(ref), std::end(ref), copy);
+      return fits(copy, t, XT_MIN_FRAME_V4);
     };
     if (wait == XT_NEVER) {
       if (min_frame_passes(now + horizon)) fail("wait says never, yet a minimum frame fits", now, rule);

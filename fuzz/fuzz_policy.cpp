@@ -42,8 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto bw = xt::parse_bandwidth(b);
   refused_with_a_message(bw);
   if (bw) {
-    auto again = xt::parse_bandwidth(xt::format_bandwidth(bw->bits_per_sec, bw->byte_unit));
-    check(again && again->bits_per_sec == bw->bits_per_sec);
+    auto again = xt::parse_bandwidth(xt::format_bandwidth(*bw));
+    check(again && again->bits == bw->bits && again->period_ns == bw->period_ns);
   }
   auto cidr = xt::parse_cidr(c);
   refused_with_a_message(cidr);
@@ -59,10 +59,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   xt::RuleSpec spec;
   spec.cidr = *cidr;
   spec.action = static_cast<xt_action>(in.ConsumeIntegralInRange<int>(0, 3));
-  if (rate) spec.rate = *rate;
-  if (bw) spec.bandwidth = *bw;
-  if (in.ConsumeBool()) spec.burst = in.ConsumeIntegral<uint64_t>();
-  if (in.ConsumeBool()) spec.burst_bytes = in.ConsumeIntegral<uint64_t>();
+  for (int i = in.ConsumeIntegralInRange<int>(0, 4); rate && i > 0; i--) {
+    spec.rates.push_back(*rate);
+    rate->count = in.ConsumeIntegralInRange<uint64_t>(1, rate->count);
+    rate->period_ns *= in.ConsumeIntegralInRange<uint64_t>(1, 60);
+  }
+  if (bw) spec.bandwidths.push_back(*bw);
+  if (in.ConsumeBool()) spec.bursts.push_back(in.ConsumeIntegral<uint64_t>());
+  if (in.ConsumeBool()) spec.burst_bytes.push_back(in.ConsumeIntegral<uint64_t>());
   if (in.ConsumeBool()) spec.per = in.ConsumeIntegralInRange<int>(-2, 130);
   if (in.ConsumeBool() && rate) spec.new_rate = *rate;
   spec.dry_run = in.ConsumeBool();
@@ -71,8 +75,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   refused_with_a_message(rule);
   if (rule) {
     check(rule->per_len <= xt::family_bits(cidr->family));
-    if (rule->flags & XT_RULE_PKT_LIMIT) check_limit(rule->pkt);
-    if (rule->flags & XT_RULE_BYTE_LIMIT) check_limit(rule->bytes);
+    check(rule->action != XT_ACT_LIMIT || rule->limits);
+    for (int p = 0; p < XT_MAX_LIMITS; p++)
+      if ((rule->limits >> p) & 1) check_limit(rule->limit[p]);
   }
   return 0;
 }

@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 13
+#define XT_ABI_VERSION 14
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -115,7 +115,7 @@
 #define XT_HOT_SHARE 8
 #define XT_HOT_MIN_SETS 8192
 /* Per-CPU cache of rule lookups, by blocks of addresses that no rule splits
- * and the packets' class: 1024 slots of 200 bytes a CPU (64 did while a
+ * and the packets' class: 1024 slots of 256 bytes a CPU (64 did while a
  * rule had no match; with thousands of rules over ports and prefixes a
  * spoofed flood thrashed them, docs/design.md "Matches"). */
 #define XT_RULE_CACHE_BITS 10
@@ -193,8 +193,6 @@ enum xt_action {
 
 enum xt_rule_flags {
 	XT_RULE_DRY_RUN = 1 << 0,    /* count what would be dropped, pass it */
-	XT_RULE_PKT_LIMIT = 1 << 1,  /* rule.pkt is in force */
-	XT_RULE_BYTE_LIMIT = 1 << 2, /* rule.bytes is in force */
 	XT_RULE_VERIFY_TCP = 1 << 3, /* TCP sources the budget refuses may prove their address */
 };
 
@@ -205,8 +203,8 @@ enum xt_rule_flags {
  *
  * One limit, in exact integer arithmetic. A rate of N per T ticks is reduced
  * by g = gcd(N, T) to fill = N/g units per tick and cost = T/g units per packet
- * (per byte for bandwidth, where N is bits per second and T is 8*HZ). cap =
- * burst * cost. Nothing is rounded, so nothing drifts.
+ * (per byte for a byte window, where N is the bits of the window and T is 8
+ * times its ticks). cap = burst * cost. Nothing is rounded, so nothing drifts.
  *
  * A bucket is metered as a GCRA: its state is one 64-bit word holding the
  * "theoretical arrival time" TAT in units (fill per tick), the scaled time at
@@ -235,6 +233,12 @@ struct xt_limit {
  * HZ=1000. A word further ahead is one left unwritten past the horizon. */
 #define XT_SKEW_TICKS 4096
 
+/* A limit rule holds up to this many limits (docs/design.md, "Windows"):
+ * packet windows (--rate, given several times) and byte windows
+ * (--bandwidth) together, each a GCRA over one word of the source's bucket;
+ * a packet passes only if every one of them allows it. */
+#define XT_MAX_LIMITS 3
+
 /* Value of the rule table. */
 struct xt_rule {
 	__u32 id;     /* slot in the per-rule arrays; part of every bucket key */
@@ -247,14 +251,22 @@ struct xt_rule {
 	__u8 src_len;  /* the source prefix's length (the trie's key has it too) */
 	__u8 level;    /* enum xt_match_level, as in the key */
 	__u32 remember; /* seconds a known source is admitted outside new_src; 0: never */
-	struct xt_limit pkt;
-	struct xt_limit bytes;
+	/* Bit p: limit[p] is in force (metered against the bucket's word[p]);
+	 * of those, bytes_limits' bit p: it counts bytes, not packets. A
+	 * window keeps its position when the rule is replaced (the controller
+	 * places the new windows where the same ones were), so its state
+	 * carries over. */
+	__u8 limits;
+	__u8 byte_limits;
+	__u8 pad[6];
+	struct xt_limit limit[XT_MAX_LIMITS];
 	/* The limits under prev_gen: a bucket last touched under the previous
-	 * version keeps the whole tokens it had at tick replaced_at, converted
-	 * to the new units, and refills under the new limits from then on. */
+	 * version keeps the whole tokens word[p] had at tick replaced_at,
+	 * converted to the new units of limit[p], and refills under the new
+	 * limits from then on. A zero prev[p] (no window of the same kind was
+	 * at p) starts word[p] full. */
 	__u64 replaced_at;
-	struct xt_limit prev_pkt;
-	struct xt_limit prev_bytes;
+	struct xt_limit prev[XT_MAX_LIMITS];
 	/* How many packets from untracked sources the rule admits (and so how
 	 * many buckets it creates) per time, shared by all its sources. */
 	struct xt_limit new_src;
@@ -272,14 +284,16 @@ struct xt_bucket_key {
 	__u8 addr[16];
 };
 
-/* A source's bucket (in a slot of the bucket table). The words are updated with atomic compare-and-swap,
- * so a source whose packets arrive on several CPUs at once shares one exact
- * budget; a packet that is dropped writes nothing but a counter. */
+/* A source's bucket (in a slot of the bucket table): one GCRA word for each
+ * limit of its rule, and its counters. The words are updated with atomic
+ * compare-and-swap, so a source whose packets arrive on several CPUs at once
+ * shares one exact budget; a packet that is dropped writes nothing but a
+ * counter. The counters are 32 bits (a slot stays one cache line with three
+ * words): they wrap, and readers take differences modulo 2^32. */
 struct xt_bucket {
-	__u64 pkt_word;  /* GCRA state of the packet limit, see struct xt_limit */
-	__u64 byte_word; /* GCRA state of the byte limit */
-	__u64 passed_packets;
-	__u64 dropped_packets;  /* includes would-be drops of dry-run rules */
+	__u64 word[XT_MAX_LIMITS]; /* GCRA state of the rule's limit[p], see struct xt_limit */
+	__u32 passed_packets;
+	__u32 dropped_packets;  /* includes would-be drops of dry-run rules */
 	__u32 throttled_since;  /* tick (low 32 bits, never 0) it started dropping; 0: not throttled */
 	__u32 last_drop;        /* tick (low 32 bits) of its last drop */
 };
@@ -621,7 +635,7 @@ struct xt_attach_info {
 #endif
 XT_STATIC_ASSERT(sizeof(struct xt_rule_key) == 28, "xt_rule_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_limit) == 24, "xt_limit layout");
-XT_STATIC_ASSERT(sizeof(struct xt_rule) == 168, "xt_rule layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule) == 224, "xt_rule layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket_key) == 24, "xt_bucket_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 40, "xt_bucket layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 32, "xt_rule_state layout");
@@ -632,7 +646,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_meta) == 4144, "xt_meta layout");
 XT_STATIC_ASSERT(sizeof(struct xt_event) == 64, "xt_event layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot) == 32, "xt_hot layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot_set) == 64, "xt_hot_set layout: one cache line");
-XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 200, "xt_rule_cache layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 256, "xt_rule_cache layout");
 XT_STATIC_ASSERT(sizeof(struct xt_known_set) == 64, "xt_known_set layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_known_tags) == 8, "xt_known_tags layout");
 XT_STATIC_ASSERT(sizeof(struct xt_slot) == 64, "xt_slot layout: one cache line");

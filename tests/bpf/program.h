@@ -87,8 +87,8 @@ class Program : public ::testing::Test {
     auto c = parse_cidr(cidr);
     ASSERT_TRUE(c.has_value()) << c.error().message;
     spec.cidr = *c;
-    if (rate) spec.rate = *parse_rate(*rate);
-    spec.burst = burst;
+    if (rate) spec.rates = {*parse_rate(*rate)};
+    if (burst) spec.bursts = {*burst};
     if (tweak) tweak(spec);
     auto compiled = compile_rule(spec, kHz);
     ASSERT_TRUE(compiled.has_value()) << compiled.error().message;

@@ -162,7 +162,7 @@ TEST_F(Matches, OverlappingPortRangesAreRefusedWithNothingChanged) {
   RuleSpec spec;
   spec.cidr = *parse_cidr("198.18.0.0/15");
   spec.match = match(6, std::pair<uint16_t, uint16_t>(1500, 3000));
-  spec.rate = *parse_rate("1/s");
+  spec.rates = {*parse_rate("1/s")};
   auto put = state_->put_rule(spec, *compile_rule(spec, test::kHz));
   ASSERT_FALSE(put.has_value());
   EXPECT_NE(put.error().message.find("1000-2000"), std::string::npos) << put.error().message;

@@ -110,8 +110,8 @@ TEST_F(Program, FragmentsAndExtensionHeadersShareTheSourceBudget) {
 TEST_F(Program, JumboFramesAreMeteredWhole) {
   load(XT_MIN_MAX_SOURCES, /*frags=*/true);
   rule("198.18.0.0/15", std::nullopt, std::nullopt, [](RuleSpec& s) {
-    s.bandwidth = *parse_bandwidth("27042B/s");  // three 9014-byte frames a second
-    s.burst_bytes = 3 * 9014;
+    s.bandwidths = {*parse_bandwidth("27042B/s")};  // three 9014-byte frames a second
+    s.burst_bytes = {3 * 9014};
   });
   const auto jumbo = Packet().ipv4("198.18.9.1").size(9014).build();
   EXPECT_EQ(passed(jumbo, 5), 3);
@@ -215,8 +215,8 @@ TEST_F(Program, DryRunCountsButPasses) {
 TEST_F(Program, BandwidthAndPacketLimitsTogether) {
   load();
   rule("2001:db8::/32", "100/s", 100, [](RuleSpec& s) {
-    s.bandwidth = *parse_bandwidth("80kbit/s");  // 10000 bytes/s
-    s.burst_bytes = 1000;
+    s.bandwidths = {*parse_bandwidth("80kbit/s")};  // 10000 bytes/s
+    s.burst_bytes = {1000};
   });
   const auto small = Packet().ipv6("2001:db8::1").size(100).build();
   EXPECT_EQ(passed(small, 20), 10) << "the byte burst (1000 B) binds first";

@@ -161,7 +161,7 @@ TEST_F(Proof, MemoryLastsRememberAfterTheLastGoodPacket) {
   limit([](RuleSpec& s) {
     s.verify = false;
     s.remember = 600;
-    s.rate = *parse_rate("3/s");
+    s.rates = {*parse_rate("3/s")};
     s.new_rate = *parse_rate("2/day");
   });
   const auto from = [](const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); };

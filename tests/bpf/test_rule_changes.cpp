@@ -48,7 +48,7 @@ class RuleChanges : public Program {
     uint64_t left = 0;
     EXPECT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) {
       if (format_addr(e.key.family, e.key.addr) == source)
-        left = xt_available(&rule.pkt, XT_REGEN_PKT(&rule, e.bucket.pkt_word, now), now);
+        left = xt_available(&rule.limit[0], XT_REGEN(&rule, 0, e.bucket.word[0], now), now);
     }));
     return left;
   }
@@ -216,7 +216,7 @@ TEST_F(RuleChanges, AReplacementNeverGivesBackWhatWasSpentDuringIt) {
     xt_bucket_key_for(&src, r.id, r.per_len, &k);
     xt_bucket b;
     xt_bucket_init(&b, &r, 0);
-    b.pkt_word = (b.pkt_word & ~static_cast<uint64_t>(XT_GEN_MAX)) | r.prev_gen;  // written under the previous version
+    b.word[0] = (b.word[0] & ~static_cast<uint64_t>(XT_GEN_MAX)) | r.prev_gen;  // written under the previous version
     quiet.emplace_back(k, b);
   }
   plant(quiet);

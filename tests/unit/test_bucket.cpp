@@ -24,8 +24,8 @@ constexpr uint32_t kHz = 1000;  // ticks are milliseconds in most tests
 xt_rule limit_rule(const std::string& rate, std::optional<uint64_t> burst = std::nullopt, uint32_t hz = kHz) {
   RuleSpec spec;
   spec.cidr = *parse_cidr("198.18.0.0/15");
-  spec.rate = *parse_rate(rate);
-  spec.burst = burst;
+  spec.rates = {*parse_rate(rate)};
+  if (burst) spec.bursts = {*burst};
   auto rule = compile_rule(spec, hz);
   EXPECT_TRUE(rule.has_value()) << rate << ": " << rule.error().message;
   rule->gen = 1;
@@ -36,8 +36,8 @@ xt_rule limit_rule(const std::string& rate, std::optional<uint64_t> burst = std:
 xt_rule bandwidth_rule() {
   RuleSpec spec;
   spec.cidr = *parse_cidr("198.18.0.0/15");
-  spec.bandwidth = *parse_bandwidth("8kbit/s");
-  spec.burst_bytes = 1500;
+  spec.bandwidths = {*parse_bandwidth("8kbit/s")};
+  spec.burst_bytes = {1500};
   xt_rule rule = *compile_rule(spec, kHz);
   rule.gen = 1;
   return rule;
@@ -124,8 +124,8 @@ TEST(Bucket, LongIdleRefillsToTheBurstAndNoFurther) {
     s.offer(0, burst);
     // A year of ticks at 250 Hz: within the horizon compile_rule guarantees.
     const uint64_t year = 365ULL * 86400 * 250;
-    EXPECT_EQ(xt_available(&rule.pkt, s.bucket.pkt_word, year), full) << rate;
-    EXPECT_EQ(xt_available(&rule.pkt, s.bucket.pkt_word, 10 * year + 17), full) << rate << " after ten years";
+    EXPECT_EQ(xt_available(&rule.limit[0], s.bucket.word[0], year), full) << rate;
+    EXPECT_EQ(xt_available(&rule.limit[0], s.bucket.word[0], 10 * year + 17), full) << rate << " after ten years";
   }
 }
 
@@ -153,10 +153,10 @@ TEST(Bucket, AWordUnwrittenPastTheHorizonReadsFull) {
       const xt_rule rule = limit_rule(rate, 4, hz);
       Sim s(rule);
       EXPECT_EQ(s.offer(0, 10), 4u) << rate;
-      const uint64_t wrap = (1ULL << XT_TAT_BITS) / rule.pkt.fill;  // ticks for the TAT to come around
+      const uint64_t wrap = (1ULL << XT_TAT_BITS) / rule.limit[0].fill;  // ticks for the TAT to come around
       for (uint64_t later : {wrap / 2 + 1, wrap / 2 + 12345, wrap - 3 * wrap / 8, wrap + wrap / 4}) {
         ASSERT_GT(later, XT_MIN_HORIZON_SECONDS * hz) << rate;
-        EXPECT_EQ(xt_available(&rule.pkt, s.bucket.pkt_word, later), 4u)
+        EXPECT_EQ(xt_available(&rule.limit[0], s.bucket.word[0], later), 4u)
             << rate << " at " << hz << " Hz, " << later << " ticks on";
       }
     }
@@ -176,8 +176,8 @@ TEST(Bucket, BandwidthCountsBytes) {
 TEST(Bucket, BothLimitsMustAllowAndADropCostsNothing) {
   RuleSpec spec;
   spec.cidr = *parse_cidr("198.18.0.0/15");
-  spec.rate = *parse_rate("10/s");
-  spec.bandwidth = *parse_bandwidth("8kbit/s");  // 1000 bytes/s, burst 1000
+  spec.rates = {*parse_rate("10/s")};
+  spec.bandwidths = {*parse_bandwidth("8kbit/s")};  // 1000 bytes/s, burst 1000
   xt_rule rule = *compile_rule(spec, kHz);
   rule.gen = 1;
   Sim s(rule);
@@ -192,7 +192,7 @@ TEST(Bucket, BothLimitsMustAllowAndADropCostsNothing) {
 xt_rule replace(const xt_rule& old, xt_rule next) {
   next.gen = static_cast<uint8_t>(old.gen % XT_GEN_MAX + 1);
   next.prev_gen = old.gen;
-  next.prev_pkt = old.pkt;
+  next.prev[0] = old.limit[0];
   return next;
 }
 
@@ -206,7 +206,7 @@ TEST(Bucket, ReplacedRuleCarriesWholeTokensOver) {
 
   xt_rule middle = s.rule;
   s.rule = replace(middle, limit_rule("10/s", 5));
-  s.bucket.pkt_word = xt_word(xt_scaled(&middle.pkt, 0) + middle.pkt.cap - 30 * middle.pkt.cost, middle.gen);
+  s.bucket.word[0] = xt_word(xt_scaled(&middle.limit[0], 0) + middle.limit[0].cap - 30 * middle.limit[0].cost, middle.gen);
   EXPECT_EQ(s.offer(0, 100), 5u) << "30 tokens, clamped to the new, smaller burst";
 
   xt_rule last = s.rule;
@@ -276,7 +276,7 @@ TEST(Bucket, AgreesWithAClassicTokenBucketOnRandomTraffic) {
       const uint64_t burst = 1 + rng() % 50;
       xt_rule rule = limit_rule(rate, burst, hz);
       Sim s(rule);
-      auto ref = test::ReferenceBucket::full(rule.pkt, 0);
+      auto ref = test::ReferenceBucket::full(rule.limit[0], 0);
       uint64_t now = 0, agree = 0;
       for (int i = 0; i < 20000; i++) {
         // Mostly bursts at one tick, sometimes a pause of up to ~a period.

@@ -70,17 +70,25 @@ TEST(Bandwidth, Units) {
   for (const auto& c : cases) {
     auto r = parse_bandwidth(c.text);
     ASSERT_TRUE(r.has_value()) << c.text << ": " << r.error().message;
-    EXPECT_EQ(r->bits_per_sec, c.bits) << c.text;
+    EXPECT_EQ(r->bits, c.bits) << c.text;
+    EXPECT_EQ(r->period_ns, kSec) << c.text;
     EXPECT_EQ(r->byte_unit, c.bytes) << c.text;
   }
-  EXPECT_EQ(format_bandwidth(10'000'000, false), "10Mbit/s");
-  EXPECT_EQ(format_bandwidth(16'000'000, true), "2MB/s");
-  EXPECT_EQ(format_bandwidth(12'345, false), "12345bit/s");
+  EXPECT_EQ(format_bandwidth({10'000'000, kSec, false}), "10Mbit/s");
+  EXPECT_EQ(format_bandwidth({16'000'000, kSec, true}), "2MB/s");
+  EXPECT_EQ(format_bandwidth({12'345, kSec, false}), "12345bit/s");
+  // Byte quotas over longer windows: the periods of rates.
+  auto day = parse_bandwidth("1GB/day");
+  ASSERT_TRUE(day.has_value()) << day.error().message;
+  EXPECT_EQ(day->bits, 8'000'000'000u);
+  EXPECT_EQ(day->period_ns, 86400 * kSec);
+  EXPECT_EQ(format_bandwidth(*day), "1GB/day");
+  EXPECT_EQ(format_bandwidth(*parse_bandwidth("100Mbit/min")), "100Mbit/min");
 }
 
 TEST(Bandwidth, RejectsBadInput) {
   expect_usage_error(parse_bandwidth("10Mb/s"), "Mb");
-  expect_usage_error(parse_bandwidth("10Mbit/min"), "min");
+  expect_usage_error(parse_bandwidth("10Mbit/week"), "week");
   expect_usage_error(parse_bandwidth("0Mbit/s"), "0Mbit/s");
   expect_usage_error(parse_bandwidth("fastMbit/s"), "fastMbit/s");
   expect_usage_error(parse_bandwidth("10Mbit"), "10Mbit");
@@ -133,29 +141,29 @@ RuleSpec spec_for(const std::string& cidr) {
 
 TEST(CompileRule, DefaultsAndExactLimits) {
   RuleSpec s = spec_for("198.18.0.0/15");
-  s.rate = *parse_rate("6000/min");
+  s.rates = {*parse_rate("6000/min")};
   auto r = compile_rule(s, kHz);
   ASSERT_TRUE(r.has_value()) << r.error().message;
   EXPECT_EQ(r->action, XT_ACT_LIMIT);
   EXPECT_EQ(r->per_len, 32) << "IPv4 default: one bucket per address";
-  EXPECT_EQ(limits_of(s).burst, 6000u) << "default burst is the count in the rate";
-  EXPECT_EQ(r->pkt.fill, 2u) << "6000 per 15000 ticks reduces to 2 units a tick, 5 a packet";
-  EXPECT_EQ(r->pkt.cost, 5u);
-  EXPECT_EQ(r->pkt.cap, 6000ULL * 5);
+  EXPECT_EQ(limits_of(s).windows.at(0).burst, 6000u) << "default burst is the count in the rate";
+  EXPECT_EQ(r->limit[0].fill, 2u) << "6000 per 15000 ticks reduces to 2 units a tick, 5 a packet";
+  EXPECT_EQ(r->limit[0].cost, 5u);
+  EXPECT_EQ(r->limit[0].cap, 6000ULL * 5);
   EXPECT_EQ(limits_of(s).new_rate.count, uint64_t{XT_DEFAULT_NEW_RATE}) << "default new-source budget";
   EXPECT_EQ(limits_of(s).new_rate.period_ns, kSec);
   EXPECT_EQ(r->new_src.cap, uint64_t{XT_DEFAULT_NEW_RATE} * r->new_src.cost) << "burst: the budget's count";
-  EXPECT_TRUE(r->flags & XT_RULE_PKT_LIMIT);
-  EXPECT_FALSE(r->flags & XT_RULE_BYTE_LIMIT);
+  EXPECT_EQ(r->limits, 1) << "one limit, in the first word";
+  EXPECT_EQ(r->byte_limits, 0) << "counting packets";
 
   RuleSpec v6 = spec_for("2001:db8::/32");
-  v6.bandwidth = *parse_bandwidth("10Mbit/s");
+  v6.bandwidths = {*parse_bandwidth("10Mbit/s")};
   v6.new_rate = *parse_rate("50/s");
   auto r6 = compile_rule(v6, kHz);
   ASSERT_TRUE(r6.has_value());
   EXPECT_EQ(r6->per_len, 64) << "IPv6 default: one bucket per /64";
-  EXPECT_EQ(limits_of(v6).burst_bytes, 1'250'000u) << "default byte burst is one second's worth";
-  EXPECT_EQ(r6->bytes.cap, 1'250'000u * r6->bytes.cost);
+  EXPECT_EQ(limits_of(v6).windows.at(0).burst, 1'250'000u) << "default byte burst is one second's worth";
+  EXPECT_EQ(r6->limit[0].cap, 1'250'000u * r6->limit[0].cost);
   EXPECT_EQ(describe_limits(v6), "10Mbit/s burst 1250000B, new sources 50/s");
 }
 
@@ -164,28 +172,28 @@ TEST(CompileRule, RejectsBadCombinations) {
   expect_usage_error(compile_rule(none, kHz), "--rate");
 
   RuleSpec burst_only = spec_for("198.18.0.0/15");
-  burst_only.bandwidth = *parse_bandwidth("1Mbit/s");
-  burst_only.burst = 5;
+  burst_only.bandwidths = {*parse_bandwidth("1Mbit/s")};
+  burst_only.bursts = {5};
   expect_usage_error(compile_rule(burst_only, kHz), "--burst");
 
   RuleSpec per = spec_for("198.18.0.0/15");
-  per.rate = *parse_rate("1/s");
+  per.rates = {*parse_rate("1/s")};
   per.per = 33;
   expect_usage_error(compile_rule(per, kHz), "33");
   RuleSpec per6 = spec_for("2001:db8::/32");
-  per6.rate = *parse_rate("1/s");
+  per6.rates = {*parse_rate("1/s")};
   per6.per = 128;
   EXPECT_TRUE(compile_rule(per6, kHz).has_value());
 
   RuleSpec allow = spec_for("198.18.0.0/15");
   allow.action = XT_ACT_ALLOW;
-  allow.rate = *parse_rate("1/s");
+  allow.rates = {*parse_rate("1/s")};
   expect_usage_error(compile_rule(allow, kHz), "--allow");
-  allow.rate.reset();
+  allow.rates.clear();
   allow.new_rate = *parse_rate("1/s");
   expect_usage_error(compile_rule(allow, kHz), "--new-rate");
   allow.new_rate.reset();
-  allow.rate.reset();
+  allow.rates.clear();
   allow.dry_run = true;
   expect_usage_error(compile_rule(allow, kHz), "--dry-run");
 
@@ -199,21 +207,21 @@ TEST(CompileRule, RejectsBadCombinations) {
 
 TEST(CompileRule, RejectsLimitsThatCannotBeMeteredExactly) {
   RuleSpec s = spec_for("198.18.0.0/15");
-  s.rate = *parse_rate("1/day");
-  s.burst = 1'000'000'000;  // 1e9 tokens of 21.6e6 units each (a day at 250 Hz): past 2^52
+  s.rates = {*parse_rate("1/day")};
+  s.bursts = {1'000'000'000};  // 1e9 tokens of 21.6e6 units each (a day at 250 Hz): past 2^52
   expect_usage_error(compile_rule(s, kHz), "1000000000");
-  s.burst = 100'000'000;
+  s.bursts = {100'000'000};
   EXPECT_TRUE(compile_rule(s, kHz).has_value());
 
   // A rate that shares no factor with the tick rate has a huge fill per tick;
   // its state would be ambiguous after months of idle: refused, with advice.
   RuleSpec odd = spec_for("198.18.0.0/15");
-  odd.rate = *parse_rate("123456789/s");
+  odd.rates = {*parse_rate("123456789/s")};
   expect_usage_error(compile_rule(odd, kHz), "round it");
-  odd.rate = *parse_rate("123456000/s");
+  odd.rates = {*parse_rate("123456000/s")};
   EXPECT_TRUE(compile_rule(odd, kHz).has_value());
   RuleSpec fast = spec_for("198.18.0.0/15");
-  fast.bandwidth = *parse_bandwidth("100Gbit/s");
+  fast.bandwidths = {*parse_bandwidth("100Gbit/s")};
   EXPECT_TRUE(compile_rule(fast, kHz).has_value());
 }
 
@@ -223,8 +231,8 @@ TEST(Policy, RuleWarningsForBurstsThatCannotWork) {
   auto warnings = [](const std::string& bandwidth, uint64_t burst_bytes, uint32_t hz = 250) {
     RuleSpec spec;
     spec.cidr = *parse_cidr("198.18.0.0/15");
-    spec.bandwidth = *parse_bandwidth(bandwidth);
-    spec.burst_bytes = burst_bytes;
+    spec.bandwidths = {*parse_bandwidth(bandwidth)};
+    spec.burst_bytes = {burst_bytes};
     EXPECT_TRUE(compile_rule(spec, hz).has_value());
     return rule_warnings(spec, hz);
   };
@@ -241,15 +249,15 @@ TEST(Policy, RuleWarningsForBurstsThatCannotWork) {
 
   RuleSpec spec;
   spec.cidr = *parse_cidr("198.18.0.0/15");
-  spec.rate = *parse_rate("100000/s");
-  spec.burst = 10;
+  spec.rates = {*parse_rate("100000/s")};
+  spec.bursts = {10};
   EXPECT_TRUE(says(rule_warnings(spec, 250), "at most 2500 packets/s"));
-  spec.burst = 400;  // exactly a tick's worth at 250 Hz: the rate is reached
+  spec.bursts = {400};  // exactly a tick's worth at 250 Hz: the rate is reached
   EXPECT_TRUE(rule_warnings(spec, 250).empty());
-  spec.rate = *parse_rate("1000/s");
-  spec.burst = 4;
+  spec.rates = {*parse_rate("1000/s")};
+  spec.bursts = {4};
   EXPECT_TRUE(rule_warnings(spec, 250).empty()) << "4 a tick is 1000 a second";
-  spec.burst = 3;
+  spec.bursts = {3};
   EXPECT_TRUE(says(rule_warnings(spec, 250), "at most 750 packets/s"));
 }
 
@@ -257,9 +265,9 @@ TEST(Policy, RuleWarningsForBurstsThatCannotWork) {
 // files, and what the pinned state keeps reads back to the same rule.
 TEST(Rules, TheOptionsTextReadsBackToTheSameRule) {
   RuleWords words;
-  words.rate = "6000/min";
-  words.burst = "100";
-  words.bandwidth = "2MB/s";
+  words.rate = {"6000/min"};
+  words.burst = {"100"};
+  words.bandwidth = {"2MB/s"};
   words.per = "24";
   words.new_rate = "50/s";
   words.dry_run = true;
@@ -285,20 +293,20 @@ TEST(Rules, TheOptionsTextReadsBackToTheSameRule) {
 TEST(Rules, SameRuleComparesWhatIsEnforced) {
   RuleSpec a;
   a.cidr = *parse_cidr("198.18.0.0/15");
-  a.rate = *parse_rate("100/s");
+  a.rates = {*parse_rate("100/s")};
   RuleSpec b = a;
-  b.burst = 100;
+  b.bursts = {100};
   b.per = 32;
   b.new_rate = Rate{XT_DEFAULT_NEW_RATE, kSec};
   EXPECT_TRUE(same_rule(a, b));
-  b.burst = 101;
+  b.bursts = {101};
   EXPECT_FALSE(same_rule(a, b));
 }
 
 // The builder's messages say where the bad word came from.
 TEST(Rules, TheBuilderPlacesItsMessages) {
   RuleWords words;
-  words.burst = "-3";
+  words.burst = {"-3"};
   expect_usage_error(build_spec(*parse_cidr("198.18.0.0/15"), words, command_line_words()), "--burst");
   const WordsContext file{[](std::string_view key) { return std::string(key); },
                           [](std::string_view key) { return "rules.toml:" + std::string(key == "burst" ? "7" : "1") + ": "; }};
@@ -340,7 +348,7 @@ TEST(Match, SynSaysTcpAndTheWordsReadBack) {
   RuleWords w;
   w.syn = true;
   w.port = "22";
-  w.rate = "10/min";
+  w.rate = {"10/min"};
   const RuleSpec spec = spec_of("0.0.0.0/0", w);
   EXPECT_EQ(spec.match, (Match{6, std::pair<uint16_t, uint16_t>(22, 22), true}));
   EXPECT_EQ(options_text(spec), "--port 22 --syn --rate 10/min");
@@ -354,7 +362,7 @@ TEST(Match, SynSaysTcpAndTheWordsReadBack) {
 
 TEST(Match, CombinationsThatNeverMatchAreRefused) {
   auto refused = [](const std::string& cidr, RuleWords w, const std::string& says) {
-    w.rate = "1/s";
+    w.rate = {"1/s"};
     auto compiled = compile_rule(spec_of(cidr, w), 1000);
     ASSERT_FALSE(compiled.has_value()) << says;
     EXPECT_EQ(compiled.error().kind, ErrorKind::Usage);
@@ -386,6 +394,110 @@ TEST(Match, PortRulesWithoutAFallbackAreTold) {
   EXPECT_TRUE(port_rule_gaps(rules).empty());
   EXPECT_EQ(port_rule_gaps({entry("0.0.0.0/0", Match{6, std::nullopt, true})}).size(), 1u)
       << "a fragmented SYN is no SYN to the parser";
+}
+
+// Issue 13, several windows: --rate (and --bandwidth) given several times,
+// each with its burst in the order given, kept in order of period.
+TEST(Windows, SeveralRatesWithTheirBurstsInOrderOfPeriod) {
+  RuleWords words;
+  words.rate = {"1000/day", "100/min"};
+  words.burst = {"1000", "10"};
+  words.bandwidth = {"1GB/day", "10Mbit/s"};
+  // Three limits at most: two rates and one bandwidth here.
+  words.bandwidth.pop_back();
+  auto spec = build_spec(*parse_cidr("0.0.0.0/0"), words, command_line_words());
+  ASSERT_TRUE(spec.has_value()) << spec.error().message;
+  ASSERT_EQ(spec->rates.size(), 2u);
+  EXPECT_EQ(spec->rates[0].period_ns, 60 * kSec) << "the shortest window first";
+  EXPECT_EQ(spec->bursts, (std::vector<uint64_t>{10, 1000})) << "each burst stays with its window";
+  const std::string text = options_text(*spec);
+  EXPECT_EQ(text, "--rate 100/min --burst 10 --rate 1000/day --burst 1000 --bandwidth 1GB/day");
+  auto again = spec_from_options_text(spec->cidr, text);
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_TRUE(same_rule(*again, *spec));
+  EXPECT_EQ(describe_limits(*spec), "100/min burst 10, 1000/day burst 1000, 1GB/day burst 1000000000B, new sources 1000/s");
+
+  auto r = compile_rule(*spec, kHz);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->limits, 0b111);
+  EXPECT_EQ(r->byte_limits, 0b100);
+  EXPECT_EQ(r->limit[1].cap / r->limit[1].cost, 1000u) << "the day's burst";
+  EXPECT_EQ(r->limit[2].cap / r->limit[2].cost, 1'000'000'000u) << "a byte window's burst: its bytes";
+
+  const nlohmann::json j = rule_json({spec->cidr, *r, *spec});
+  ASSERT_EQ(j["windows"].size(), 3u);
+  EXPECT_EQ(j["windows"][1]["limit"], "1000/day");
+  EXPECT_EQ(j["windows"][1]["burst"], 1000);
+  EXPECT_EQ(j["windows"][2]["kind"], "bytes");
+  EXPECT_EQ(j["rate"], "100/min") << "the keys of one window stay, for the shortest";
+}
+
+TEST(Windows, WindowsThatNeverBindAreRefused) {
+  auto refused = [](std::vector<std::string> rates, std::vector<std::string> bursts, const std::string& token) {
+    RuleWords words;
+    words.rate = rates;
+    words.burst = bursts;
+    auto spec = build_spec(*parse_cidr("0.0.0.0/0"), words, command_line_words());
+    if (!spec) return expect_usage_error(spec, token);
+    expect_usage_error(compile_rule(*spec, kHz), token);
+  };
+  // A day window shorter than a minute window's count: the minute's never binds.
+  refused({"100/min", "50/day"}, {}, "--rate 100/min never binds: --rate 50/day");
+  // A day window that allows more than the minute's does in a day: the day's never binds.
+  refused({"100/min", "1000000/day"}, {}, "--rate 1000000/day never binds");
+  refused({"10/s", "10/s"}, {}, "--rate 10/s allows exactly what --rate 10/s does");
+  refused({"10/s", "600/min"}, {"10", "10"}, "allows exactly what");
+  // The same rate, and the minute's burst larger: the minute's never binds.
+  refused({"10/s", "600/min"}, {}, "--rate 600/min never binds");
+  refused({"100/min", "1000/day"}, {"100"}, "--burst is given once, --rate 2 times");
+  refused({"1/s", "100/min", "1000/hour", "10000/day"}, {}, "at most 3 limits");
+  RuleWords ok;
+  ok.rate = {"10/s", "300/min"};
+  ok.burst = {"10", "100"};
+  auto spec = build_spec(*parse_cidr("0.0.0.0/0"), ok, command_line_words());
+  ASSERT_TRUE(spec.has_value());
+  EXPECT_TRUE(compile_rule(*spec, kHz).has_value()) << "a lower rate and a bigger burst over a longer window: both bind";
+}
+
+// Where a replaced rule's windows go: an unchanged window keeps its word, a
+// changed one takes the word of the old window nearest in rate, a new one a
+// word nobody used, and it starts full.
+TEST(Windows, AReplacedRuleKeepsEachWindowsWord) {
+  auto compiled = [](std::vector<std::string> rates, std::vector<std::string> bandwidths = {}) {
+    RuleWords words;
+    words.rate = rates;
+    words.bandwidth = bandwidths;
+    auto spec = build_spec(*parse_cidr("0.0.0.0/0"), words, command_line_words());
+    EXPECT_TRUE(spec.has_value());
+    auto r = compile_rule(*spec, kHz);
+    EXPECT_TRUE(r.has_value()) << r.error().message;
+    return *r;
+  };
+  const xt_rule day = compiled({"1000/day"});
+  xt_rule more = compiled({"10/s", "1000/day"});
+  const xt_limit second = more.limit[0];
+  place_limits(day, more);
+  EXPECT_EQ(more.limits, 0b11);
+  EXPECT_EQ(more.limit[0].fill, day.limit[0].fill) << "the day window keeps word 0";
+  EXPECT_EQ(more.prev[0].cost, day.limit[0].cost) << "and converts from itself";
+  EXPECT_EQ(more.limit[1].cost, second.cost) << "the new window takes word 1";
+  EXPECT_EQ(more.prev[1].cost, 0u) << "and starts full";
+
+  xt_rule fewer = compiled({"1000/day"});
+  place_limits(more, fewer);
+  EXPECT_EQ(fewer.limits, 0b01) << "the day window stays in word 0 when the second's goes";
+
+  xt_rule changed = compiled({"20/s", "2000/day"});
+  place_limits(more, changed);
+  EXPECT_EQ(changed.limit[0].fill * day.limit[0].cost, 2 * day.limit[0].fill * changed.limit[0].cost)
+      << "2000/day continues 1000/day";
+  EXPECT_EQ(changed.prev[0].cap, day.limit[0].cap);
+  EXPECT_EQ(changed.prev[1].cap, second.cap) << "20/s continues 10/s";
+
+  xt_rule bytes = compiled({}, {"10Mbit/s"});
+  place_limits(more, bytes);
+  EXPECT_EQ(bytes.limits, 0b100) << "a byte window takes a word no window had";
+  EXPECT_EQ(bytes.prev[2].cost, 0u) << "nothing converts between packets and bytes";
 }
 
 }  // namespace

@@ -103,8 +103,8 @@ json measure_cost(uint32_t repeat) {
     auto add = [&](const char* cidr, const char* rate, uint64_t burst, const char* new_rate) {
       xt::RuleSpec spec;
       spec.cidr = *xt::parse_cidr(cidr);
-      spec.rate = *xt::parse_rate(rate);
-      spec.burst = burst;
+      spec.rates = {*xt::parse_rate(rate)};
+      spec.bursts = {burst};
       spec.new_rate = *xt::parse_rate(new_rate);
       auto rule = xt::compile_rule(spec, *hz);
       if (!rule || !state->put_rule(spec, *rule)) die(std::string("cannot add rule ") + cidr);

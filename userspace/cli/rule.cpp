@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // xthrottle rule add CIDR [--proto tcp|udp|icmp|icmpv6|N] [--port P|P-Q] [--syn]
-//                         [--per LEN] [--rate N/UNIT] [--burst N]
-//                         [--bandwidth N UNIT/s] [--burst-bytes N] [--new-rate N/UNIT]
+//                         [--per LEN] [--rate N/UNIT [--burst N]]...
+//                         [--bandwidth N UNIT/PERIOD [--burst-bytes N]]... [--new-rate N/UNIT]
 //                         [--verify tcp|off] [--verify-rate N/UNIT] [--remember DURATION]
 //                         [--allow | --deny] [--dry-run]
 // xthrottle rule del CIDR [--proto ...] [--port ...] [--syn]
@@ -37,8 +37,10 @@ void put_match_words(const MatchOptions& m, RuleWords& words) {
 
 struct RuleAddOptions {
   MatchOptions match;
-  std::string cidr, per, rate, burst, burst_bytes, new_rate, verify, verify_rate, remember;
-  std::vector<std::string> bandwidth;  // one word (10Mbit/s) or two (10 Mbit/s)
+  std::string cidr, per, new_rate, verify, verify_rate, remember;
+  // Each may be given several times (several windows).
+  std::vector<std::string> rate, burst, burst_bytes;
+  std::vector<std::string> bandwidth;  // each one word (10Mbit/s) or two (10 Mbit/s)
   bool allow = false, deny = false, dry_run = false;
 };
 
@@ -46,8 +48,9 @@ struct RuleAddOptions {
 Result<RuleSpec> spec_of(RuleAddOptions o) {
   // `--bandwidth N UNIT/s` may take two words; if the second is the CIDR that
   // followed a one-word bandwidth, give it back.
-  if (o.cidr.empty() && o.bandwidth.size() == 2 && !o.bandwidth[1].ends_with("/s") && parse_cidr(o.bandwidth[1])) {
-    o.cidr = o.bandwidth[1];
+  if (o.cidr.empty() && !o.bandwidth.empty() && o.bandwidth.back().find('/') != std::string::npos &&
+      parse_cidr(o.bandwidth.back()) && !parse_bandwidth(o.bandwidth.back())) {
+    o.cidr = o.bandwidth.back();
     o.bandwidth.pop_back();
   }
   if (o.cidr.empty()) return usage_error("rule add needs a CIDR, e.g. rule add 198.18.0.0/15 --rate 100/s");
@@ -58,17 +61,22 @@ Result<RuleSpec> spec_of(RuleAddOptions o) {
   if (o.allow) words.action = "allow";
   if (o.deny) words.action = "deny";
   words.per = given(o.per);
-  words.rate = given(o.rate);
-  words.burst = given(o.burst);
-  words.burst_bytes = given(o.burst_bytes);
+  words.rate = o.rate;
+  words.burst = o.burst;
+  words.burst_bytes = o.burst_bytes;
   words.new_rate = given(o.new_rate);
   words.verify = given(o.verify);
   words.verify_rate = given(o.verify_rate);
   words.remember = given(o.remember);
-  if (!o.bandwidth.empty()) {
-    std::string text;
-    for (const auto& part : o.bandwidth) text += (text.empty() ? "" : " ") + part;
-    words.bandwidth = text;
+  // The bandwidths' words, every occurrence's together: a number alone
+  // goes with the unit after it (10 Mbit/s).
+  for (size_t i = 0; i < o.bandwidth.size(); i++) {
+    const std::string& part = o.bandwidth[i];
+    const bool number = !part.empty() && part.find_first_not_of("0123456789") == std::string::npos;
+    if (number && i + 1 < o.bandwidth.size())
+      words.bandwidth.push_back(part + " " + o.bandwidth[++i]);
+    else
+      words.bandwidth.push_back(part);
   }
   words.dry_run = o.dry_run;
   put_match_words(o.match, words);
@@ -132,10 +140,17 @@ void add_rule_commands(CLI::App& app, const Globals& g, int& rc) {
   add->add_option("CIDR", o->cidr, "Source prefix, e.g. 198.18.0.0/15 or 2001:db8::/32");
   add_match_options(add, o->match);
   add->add_option("--per", o->per, "Prefix length one bucket covers (default 32 for IPv4, 64 for IPv6)");
-  add->add_option("--rate", o->rate, "Packets per time: 100/s, 6000/min, 50000/hour, 1000/day");
-  add->add_option("--burst", o->burst, "Packets admitted at once (default: the count in --rate)");
-  add->add_option("--bandwidth", o->bandwidth, "Bytes per time: 10Mbit/s, 500kbit/s, 2MB/s")->expected(1, 2);
-  add->add_option("--burst-bytes", o->burst_bytes, "Bytes admitted at once (default: one second's worth)");
+  add->add_option("--rate", o->rate,
+                  "Packets per time: 100/s, 6000/min, 50000/hour, 1000/day; several times for several windows "
+                  "(--rate 100/min --rate 1000/day), a packet passing only if each allows it");
+  add->add_option("--burst", o->burst,
+                  "Packets admitted at once (default: the count in --rate); with several --rate, one for each, in "
+                  "the same order");
+  add->add_option("--bandwidth", o->bandwidth, "Bytes per time: 10Mbit/s, 500kbit/s, 2MB/s, 1GB/day; several times "
+                  "for several windows")->expected(1, 2);
+  add->add_option("--burst-bytes", o->burst_bytes,
+                  "Bytes admitted at once (default: the bytes in --bandwidth, one second's worth of a per-second "
+                  "one); with several --bandwidth, one for each, in the same order");
   add->add_option("--new-rate", o->new_rate,
                   "Packets per time admitted from sources not yet tracked (default " +
                       std::to_string(XT_DEFAULT_NEW_RATE) + "/s)");

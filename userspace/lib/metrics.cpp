@@ -137,6 +137,9 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
            "Packets from untracked sources dropped over the rule's new-source budget, by rule.");
   m.family("xthrottle_new_source_saturated", "gauge",
            "1 while the rule's new-source budget is turning untracked sources away (new clients with them).");
+  m.family("xthrottle_rule_window_limit", "gauge",
+           "Each window of a limit rule, per source: packets (kind=\"packets\") or bytes (kind=\"bytes\") it "
+           "allows a second on average; the window and its burst are labels.");
   for (const auto& r : stats->rules) {
     // A rule is its CIDR and its match: `match` is there only for a rule
     // that has one ("udp/53", "tcp/22 syn"), so a rule without keeps the
@@ -157,6 +160,16 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
     m.sample("xthrottle_new_source_dropped_packets_total", rule, r.stats.new_source_dropped_packets);
     m.sample("xthrottle_new_source_saturated", rule,
              std::ranges::any_of(status->saturated, [&](const Saturation& s) { return s.rule == name; }));
+    if (r.spec.action != XT_ACT_LIMIT) continue;
+    for (const Window& w : limits_of(r.spec).windows) {
+      auto labels = rule;
+      labels["window"] = window_name(w);
+      labels["kind"] = w.bytes ? "bytes" : "packets";
+      labels["burst"] = std::to_string(w.burst);
+      const double per_second = static_cast<double>(w.count) / (w.bytes ? 8.0 : 1.0) /
+                                (static_cast<double>(w.period_ns) / static_cast<double>(kNsPerSec));
+      m.sample("xthrottle_rule_window_limit", labels, per_second);
+    }
   }
   const auto& reasons = stats->reasons;
   const xt_count none_passed{reasons[XT_PASS_UNMATCHED].packets + reasons[XT_PASS_NON_IP].packets,

@@ -89,11 +89,12 @@ std::string format_rate(uint64_t count, uint64_t period_ns) {
 Result<Bandwidth> parse_bandwidth(std::string_view text) {
   auto slash = text.rfind('/');
   if (slash == std::string_view::npos)
-    return usage_error("bad bandwidth " + quoted(text) + ": expected N UNIT/s, e.g. 10Mbit/s or 2MB/s");
-  std::string per = lower(text.substr(slash + 1));
-  if (per != "s" && per != "sec" && per != "second")
-    return usage_error("bad bandwidth " + quoted(text) + ": bandwidth is per second (/s), not " +
-                       quoted(text.substr(slash + 1)));
+    return usage_error("bad bandwidth " + quoted(text) + ": expected N UNIT/PERIOD, e.g. 10Mbit/s, 2MB/s or 1GB/day");
+  const std::string_view per = text.substr(slash + 1);
+  const auto period_ns = time_unit_ns(per);
+  if (!period_ns)
+    return usage_error("bad bandwidth " + quoted(text) + ": unknown period " + quoted(per) +
+                       " (use s, min, hour or day)");
   std::string_view quantity = text.substr(0, slash);
   while (!quantity.empty() && quantity.back() == ' ') quantity.remove_suffix(1);
   size_t digits_end = 0;
@@ -128,14 +129,14 @@ Result<Bandwidth> parse_bandwidth(std::string_view text) {
                        " (use bit, kbit, Mbit, Gbit, Tbit or B, kB, MB, GB, TB)");
   uint64_t factor = mult * (bytes ? 8 : 1);
   if (*value > UINT64_MAX / factor) return usage_error("bad bandwidth " + quoted(text) + ": too large");
-  return Bandwidth{*value * factor, bytes};
+  return Bandwidth{*value * factor, *period_ns, bytes};
 }
 
-std::string format_bandwidth(uint64_t bits_per_sec, bool byte_unit) {
-  uint64_t value = bits_per_sec;
+std::string format_bandwidth(const Bandwidth& bw) {
+  uint64_t value = bw.bits;
   const char* base = "bit";
-  if (byte_unit && bits_per_sec % 8 == 0) {
-    value = bits_per_sec / 8;
+  if (bw.byte_unit && bw.bits % 8 == 0) {
+    value = bw.bits / 8;
     base = "B";
   }
   std::string prefix;
@@ -146,7 +147,9 @@ std::string format_bandwidth(uint64_t bits_per_sec, bool byte_unit) {
       break;
     }
   }
-  return std::to_string(value) + prefix + base + "/s";
+  // format_rate's unit names, without its count.
+  const std::string rate = format_rate(1, bw.period_ns);
+  return std::to_string(value) + prefix + base + rate.substr(rate.find('/'));
 }
 
 Result<uint64_t> parse_duration(std::string_view what, std::string_view text) {

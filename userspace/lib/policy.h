@@ -28,13 +28,16 @@ struct Rate {
 Result<Rate> parse_rate(std::string_view text);
 std::string format_rate(uint64_t count, uint64_t period_ns);
 
-// Bits per second: "10Mbit/s", "500kbit/s", "2MB/s" (SI prefixes, bit or byte units).
+// Bits per period: "10Mbit/s", "500kbit/s", "2MB/s", and byte quotas over
+// longer windows, "1GB/day", "100MB/hour" (SI prefixes, bit or byte units,
+// the units of rates).
 struct Bandwidth {
-  uint64_t bits_per_sec = 0;
+  uint64_t bits = 0;
+  uint64_t period_ns = kNsPerSec;
   bool byte_unit = false;  // written in bytes: listed back in bytes
 };
 Result<Bandwidth> parse_bandwidth(std::string_view text);
-std::string format_bandwidth(uint64_t bits_per_sec, bool byte_unit);
+std::string format_bandwidth(const Bandwidth& bw);
 
 // A duration in whole seconds: "90s", "30min", "24h", "7d" (the units of
 // rates), or "0" / "off" for none. `what` names the option in messages.

@@ -4,6 +4,8 @@
 #include "format.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <sstream>
 
 namespace xt {
@@ -18,10 +20,16 @@ constexpr int kDefaultPerV6 = 64;
 Limits limits_of(const RuleSpec& spec) {
   Limits l;
   l.per = spec.per.value_or(spec.cidr.family == XT_FAMILY_V4 ? kDefaultPerV4 : kDefaultPerV6);
-  l.rate = spec.rate;
-  if (spec.rate) l.burst = spec.burst.value_or(spec.rate->count);
-  l.bandwidth = spec.bandwidth;
-  if (spec.bandwidth) l.burst_bytes = spec.burst_bytes.value_or((spec.bandwidth->bits_per_sec + 7) / 8);
+  for (size_t i = 0; i < spec.rates.size(); i++) {
+    const Rate& r = spec.rates[i];
+    l.windows.push_back({false, r.count, r.period_ns, i < spec.bursts.size() ? spec.bursts[i] : r.count, false});
+  }
+  for (size_t i = 0; i < spec.bandwidths.size(); i++) {
+    const Bandwidth& b = spec.bandwidths[i];
+    const uint64_t bytes = (b.bits + 7) / 8;  // a per-second bandwidth's: a second's worth
+    l.windows.push_back(
+        {true, b.bits, b.period_ns, i < spec.burst_bytes.size() ? spec.burst_bytes[i] : bytes, b.byte_unit});
+  }
   l.new_rate = spec.new_rate.value_or(Rate{XT_DEFAULT_NEW_RATE, kNsPerSec});
   l.new_burst = l.new_rate.count;
   l.verify = spec.verify.value_or(true);
@@ -30,17 +38,22 @@ Limits limits_of(const RuleSpec& spec) {
   return l;
 }
 
+std::string window_name(const Window& w) {
+  return w.bytes ? format_bandwidth({w.count, w.period_ns, w.byte_unit}) : format_rate(w.count, w.period_ns);
+}
+
+std::string describe_window(const Window& w) {
+  return window_name(w) + " burst " + std::to_string(w.burst) + (w.bytes ? "B" : "");
+}
+
 bool same_rule(const RuleSpec& a, const RuleSpec& b) {
-  auto bits = [](const std::optional<Bandwidth>& bw) { return bw ? std::optional(bw->bits_per_sec) : std::nullopt; };
-  auto per_second = [](const std::optional<Rate>& r) {
-    return r ? std::optional(std::pair(r->count, r->period_ns)) : std::nullopt;
-  };
   if (a.cidr != b.cidr || a.match != b.match || a.action != b.action || a.dry_run != b.dry_run) return false;
   if (a.action != XT_ACT_LIMIT) return true;
-  const Limits la = limits_of(a), lb = limits_of(b);
-  return la.per == lb.per && per_second(la.rate) == per_second(lb.rate) && la.burst == lb.burst &&
-         bits(la.bandwidth) == bits(lb.bandwidth) && la.burst_bytes == lb.burst_bytes &&
-         la.new_rate.count == lb.new_rate.count && la.new_rate.period_ns == lb.new_rate.period_ns &&
+  Limits la = limits_of(a), lb = limits_of(b);
+  // How a bandwidth was written (bits or bytes) does not change the rule.
+  for (Limits* l : {&la, &lb})
+    for (Window& w : l->windows) w.byte_unit = false;
+  return la.per == lb.per && la.windows == lb.windows && la.new_rate.count == lb.new_rate.count && la.new_rate.period_ns == lb.new_rate.period_ns &&
          la.new_burst == lb.new_burst && la.verify == lb.verify && la.remember == lb.remember &&
          la.verify_rate.count == lb.verify_rate.count && la.verify_rate.period_ns == lb.verify_rate.period_ns;
 }
@@ -88,25 +101,59 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
     if (!per) return at("per", per.error());
     spec.per = *per;
   }
-  for (auto [key, word, out] : {std::tuple{"rate", &w.rate, &spec.rate}, std::tuple{"new_rate", &w.new_rate, &spec.new_rate},
+  for (auto [key, word, out] : {std::tuple{"new_rate", &w.new_rate, &spec.new_rate},
                                 std::tuple{"verify_rate", &w.verify_rate, &spec.verify_rate}}) {
     if (!*word) continue;
     auto rate = parse_rate(**word);
     if (!rate) return at(key, rate.error());
     *out = *rate;
   }
-  for (auto [key, word, out] :
-       {std::tuple{"burst", &w.burst, &spec.burst}, std::tuple{"burst_bytes", &w.burst_bytes, &spec.burst_bytes}}) {
-    if (!*word) continue;
-    auto n = parse_positive(context.name(key), **word);
-    if (!n) return at(key, n.error());
-    *out = *n;
+  for (const std::string& word : w.rate) {
+    auto rate = parse_rate(word);
+    if (!rate) return at("rate", rate.error());
+    spec.rates.push_back(*rate);
   }
-  if (w.bandwidth) {
-    auto bw = parse_bandwidth(*w.bandwidth);
+  for (const std::string& word : w.bandwidth) {
+    auto bw = parse_bandwidth(word);
     if (!bw) return at("bandwidth", bw.error());
-    spec.bandwidth = *bw;
+    spec.bandwidths.push_back(*bw);
   }
+  for (auto [key, words, out] : {std::tuple{"burst", &w.burst, &spec.bursts},
+                                 std::tuple{"burst_bytes", &w.burst_bytes, &spec.burst_bytes}}) {
+    for (const std::string& word : *words) {
+      auto n = parse_positive(context.name(key), word);
+      if (!n) return at(key, n.error());
+      out->push_back(*n);
+    }
+  }
+  auto times = [](size_t n) { return n == 1 ? std::string("once") : std::to_string(n) + " times"; };
+  // Bursts go with their windows in the order given; then each list is
+  // put in order of period (the canonical form: listed, compared, stored).
+  auto order = [&](auto& windows, std::vector<uint64_t>& bursts, std::string_view window_key,
+                   std::string_view burst_key) -> Result<void> {
+    if (!bursts.empty() && !windows.empty() && bursts.size() != windows.size())
+      return std::unexpected(
+          Error{ErrorKind::Usage, context.where(burst_key) + context.name(burst_key) + " is given " +
+                                      times(bursts.size()) + ", " + context.name(window_key) + " " +
+                                      times(windows.size()) + ": give one " + context.name(burst_key) +
+                                      " for each " + context.name(window_key) + ", in the same order, or none "
+                                      "(each window's burst is then its count)"});
+    std::vector<size_t> idx(windows.size());
+    for (size_t i = 0; i < idx.size(); i++) idx[i] = i;
+    std::ranges::sort(idx, {}, [&](size_t i) { return std::pair(windows[i].period_ns, i); });
+    auto sorted_windows = windows;
+    auto sorted_bursts = bursts;
+    for (size_t i = 0; i < idx.size(); i++) {
+      sorted_windows[i] = windows[idx[i]];
+      if (!bursts.empty()) sorted_bursts[i] = bursts[idx[i]];
+    }
+    windows = sorted_windows;
+    bursts = sorted_bursts;
+    return {};
+  };
+  if (auto ok = order(spec.rates, spec.bursts, "rate", "burst"); !ok) return std::unexpected(ok.error());
+  if (auto ok = order(spec.bandwidths, spec.burst_bytes, "bandwidth", "burst_bytes"); !ok)
+    return std::unexpected(ok.error());
   if (w.verify) {
     if (*w.verify != "tcp" && *w.verify != "off")
       return at("verify", Error{ErrorKind::Usage, context.name("verify") + " must be \"tcp\" or \"off\", not \"" +
@@ -130,10 +177,10 @@ RuleWords words_of(const RuleSpec& spec) {
   if (spec.match.ports) w.port = format_ports(*spec.match.ports);
   w.syn = spec.match.syn;
   if (spec.per) w.per = std::to_string(*spec.per);
-  if (spec.rate) w.rate = format_rate(spec.rate->count, spec.rate->period_ns);
-  if (spec.burst) w.burst = std::to_string(*spec.burst);
-  if (spec.bandwidth) w.bandwidth = format_bandwidth(spec.bandwidth->bits_per_sec, spec.bandwidth->byte_unit);
-  if (spec.burst_bytes) w.burst_bytes = std::to_string(*spec.burst_bytes);
+  for (const Rate& r : spec.rates) w.rate.push_back(format_rate(r.count, r.period_ns));
+  for (uint64_t b : spec.bursts) w.burst.push_back(std::to_string(b));
+  for (const Bandwidth& b : spec.bandwidths) w.bandwidth.push_back(format_bandwidth(b));
+  for (uint64_t b : spec.burst_bytes) w.burst_bytes.push_back(std::to_string(b));
   if (spec.new_rate) w.new_rate = format_rate(spec.new_rate->count, spec.new_rate->period_ns);
   if (spec.verify) w.verify = *spec.verify ? "tcp" : "off";
   if (spec.verify_rate) w.verify_rate = format_rate(spec.verify_rate->count, spec.verify_rate->period_ns);
@@ -154,10 +201,15 @@ std::string options_text(const RuleSpec& spec) {
   add("port", w.port);
   if (w.syn) out += (out.empty() ? "" : " ") + std::string("--syn");
   add("per", w.per);
-  add("rate", w.rate);
-  add("burst", w.burst);
-  add("bandwidth", w.bandwidth);
-  add("burst_bytes", w.burst_bytes);
+  // Each window with its burst after it.
+  for (size_t i = 0; i < w.rate.size(); i++) {
+    add("rate", w.rate[i]);
+    if (i < w.burst.size()) add("burst", w.burst[i]);
+  }
+  for (size_t i = 0; i < w.bandwidth.size(); i++) {
+    add("bandwidth", w.bandwidth[i]);
+    if (i < w.burst_bytes.size()) add("burst_bytes", w.burst_bytes[i]);
+  }
   add("new_rate", w.new_rate);
   add("verify", w.verify);
   add("verify_rate", w.verify_rate);
@@ -187,10 +239,10 @@ Result<RuleSpec> spec_from_options_text(const Cidr& cidr, std::string_view text)
     if (word == "--proto") w.proto = value;
     else if (word == "--port") w.port = value;
     else if (word == "--per") w.per = value;
-    else if (word == "--rate") w.rate = value;
-    else if (word == "--burst") w.burst = value;
-    else if (word == "--bandwidth") w.bandwidth = value;
-    else if (word == "--burst-bytes") w.burst_bytes = value;
+    else if (word == "--rate") w.rate.push_back(value);
+    else if (word == "--burst") w.burst.push_back(value);
+    else if (word == "--bandwidth") w.bandwidth.push_back(value);
+    else if (word == "--burst-bytes") w.burst_bytes.push_back(value);
     else if (word == "--new-rate") w.new_rate = value;
     else if (word == "--verify") w.verify = value;
     else if (word == "--verify-rate") w.verify_rate = value;
@@ -228,6 +280,60 @@ uint64_t period_ticks(uint64_t period_ns, uint32_t hz) { return period_ns / kNsP
 
 }  // namespace
 
+void place_limits(const xt_rule& old, xt_rule& rule) {
+  constexpr int kN = XT_MAX_LIMITS;
+  auto in_force = [](const xt_rule& r, int p) { return (r.limits >> p) & 1; };
+  auto bytes = [](const xt_rule& r, int p) { return (r.byte_limits >> p) & 1; };
+  auto same = [](const xt_limit& a, const xt_limit& b) {
+    return a.fill == b.fill && a.cost == b.cost && a.cap == b.cap;
+  };
+  std::array<int, kN> at;  // new window i goes to position at[i] (-1: not yet placed)
+  std::array<bool, kN> taken{};
+  at.fill(-1);
+  auto place = [&](int i, int p) {
+    at[i] = p;
+    taken[p] = true;
+  };
+  // Unchanged windows first.
+  for (int i = 0; i < kN; i++)
+    for (int p = 0; p < kN && in_force(rule, i) && at[i] < 0; p++)
+      if (!taken[p] && in_force(old, p) && bytes(old, p) == bytes(rule, i) && same(old.limit[p], rule.limit[i]))
+        place(i, p);
+  // Then changed ones, the pairs nearest in rate first.
+  auto rate = [](const xt_limit& l) { return std::log(static_cast<double>(l.fill) / static_cast<double>(l.cost)); };
+  for (;;) {
+    int best_i = -1, best_p = -1;
+    double best = 0;
+    for (int i = 0; i < kN; i++)
+      for (int p = 0; p < kN; p++) {
+        if (!in_force(rule, i) || at[i] >= 0 || taken[p] || !in_force(old, p) || bytes(old, p) != bytes(rule, i))
+          continue;
+        const double d = std::fabs(rate(rule.limit[i]) - rate(old.limit[p]));
+        if (best_i < 0 || d < best) best_i = i, best_p = p, best = d;
+      }
+    if (best_i < 0) break;
+    place(best_i, best_p);
+  }
+  // What continues something is given the old limit to convert from.
+  xt_rule out = rule;
+  out.limits = out.byte_limits = 0;
+  for (int p = 0; p < kN; p++) out.limit[p] = out.prev[p] = xt_limit{};
+  for (int i = 0; i < kN; i++) {
+    if (!in_force(rule, i)) continue;
+    const bool continues = at[i] >= 0;
+    // New windows: a word no window of the old rule had, if there is one.
+    for (int pass = 0; pass < 2 && at[i] < 0; pass++)
+      for (int p = 0; p < kN && at[i] < 0; p++)
+        if (!taken[p] && (pass == 1 || !in_force(old, p))) place(i, p);
+    const int p = at[i];
+    out.limit[p] = rule.limit[i];
+    if (continues) out.prev[p] = old.limit[p];
+    out.limits |= static_cast<uint8_t>(1u << p);
+    if (bytes(rule, i)) out.byte_limits |= static_cast<uint8_t>(1u << p);
+  }
+  rule = out;
+}
+
 // The combinations of a match that can never match anything.
 Result<void> check_match(const RuleSpec& spec) {
   const Match& m = spec.match;
@@ -244,6 +350,37 @@ Result<void> check_match(const RuleSpec& spec) {
   return {};
 }
 
+// Windows that make sense together: at most XT_MAX_LIMITS, and none that
+// never binds. Of two windows of a kind, one with no lower rate and no
+// smaller burst than the other lets through, at every moment, at least as
+// much as it: it never decides anything, and is surely a mistake (a day
+// window shorter than a minute window's count, a window given twice).
+Result<void> check_windows(const Limits& limits) {
+  const auto& ws = limits.windows;
+  if (ws.size() > XT_MAX_LIMITS)
+    return usage_error("a rule holds at most " + std::to_string(XT_MAX_LIMITS) + " limits, --rate and --bandwidth "
+                       "together; this one has " + std::to_string(ws.size()));
+  auto option = [](const Window& w) { return std::string(w.bytes ? "--bandwidth " : "--rate ") + window_name(w); };
+  for (size_t i = 0; i < ws.size(); i++)
+    for (size_t j = 0; j < ws.size(); j++) {
+      const Window &a = ws[i], &b = ws[j];
+      if (i == j || a.bytes != b.bytes) continue;
+      // a's rate at least b's: a.count / a.period >= b.count / b.period.
+      const auto lhs = static_cast<unsigned __int128>(a.count) * b.period_ns;
+      const auto rhs = static_cast<unsigned __int128>(b.count) * a.period_ns;
+      if (lhs < rhs || a.burst < b.burst || (lhs == rhs && a.burst == b.burst && i > j)) continue;
+      const char* unit = a.bytes ? " bytes" : "";
+      if (lhs == rhs && a.burst == b.burst)
+        return usage_error(option(a) + " allows exactly what " + option(b) +
+                           " does (the same rate and burst): give each window once");
+      return usage_error(option(a) + " never binds: " + option(b) + " allows less at every moment (a burst of " +
+                         std::to_string(b.burst) + unit + " against " + std::to_string(a.burst) + unit +
+                         ", and no faster); a longer window must allow more at once and less over time than a "
+                         "shorter one (--rate 100/min --rate 1000/day)");
+    }
+  return {};
+}
+
 Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   xt_rule rule{};
   rule.action = static_cast<uint8_t>(spec.action);
@@ -253,8 +390,9 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   if (auto ok = check_match(spec); !ok) return std::unexpected(ok.error());
   const int max_bits = family_bits(spec.cidr.family);
   const char* family_name = spec.cidr.family == XT_FAMILY_V4 ? "IPv4" : "IPv6";
-  const bool limits = spec.rate || spec.burst || spec.bandwidth || spec.burst_bytes || spec.per || spec.new_rate ||
-                      spec.verify || spec.verify_rate || spec.remember;
+  const bool limits = !spec.rates.empty() || !spec.bursts.empty() || !spec.bandwidths.empty() ||
+                      !spec.burst_bytes.empty() || spec.per || spec.new_rate || spec.verify || spec.verify_rate ||
+                      spec.remember;
 
   if (spec.action != XT_ACT_LIMIT) {
     const char* flag = spec.action == XT_ACT_ALLOW ? "--allow" : "--deny";
@@ -269,10 +407,11 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
     return rule;
   }
 
-  if (!spec.rate && !spec.bandwidth)
+  if (spec.rates.empty() && spec.bandwidths.empty())
     return usage_error("a limit rule needs --rate or --bandwidth (or --allow / --deny)");
-  if (spec.burst && !spec.rate) return usage_error("--burst needs --rate: it is counted in packets");
-  if (spec.burst_bytes && !spec.bandwidth) return usage_error("--burst-bytes needs --bandwidth");
+  if (!spec.bursts.empty() && spec.rates.empty()) return usage_error("--burst needs --rate: it is counted in packets");
+  if (!spec.burst_bytes.empty() && spec.bandwidths.empty()) return usage_error("--burst-bytes needs --bandwidth");
+  if (auto ok = check_windows(limits_of(spec)); !ok) return std::unexpected(ok.error());
 
   int per = spec.per.value_or(spec.cidr.family == XT_FAMILY_V4 ? 32 : 64);
   if (per < 0 || per > max_bits)
@@ -281,23 +420,16 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   rule.per_len = static_cast<uint8_t>(per);
   if (spec.dry_run) rule.flags |= XT_RULE_DRY_RUN;
 
-  if (spec.rate) {
-    const uint64_t burst = spec.burst.value_or(spec.rate->count);
-    auto l = make_limit(spec.rate->count, period_ticks(spec.rate->period_ns, hz), burst, hz,
-                        "--rate " + format_rate(spec.rate->count, spec.rate->period_ns));
+  const Limits windows = limits_of(spec);
+  for (size_t p = 0; p < windows.windows.size(); p++) {
+    const Window& w = windows.windows[p];
+    // A byte window of N bits per T ticks: a byte costs 8 of them.
+    auto l = make_limit(w.count, period_ticks(w.period_ns, hz) * (w.bytes ? 8 : 1), w.burst, hz,
+                        (w.bytes ? "--bandwidth " : "--rate ") + window_name(w));
     if (!l) return std::unexpected(l.error());
-    rule.pkt = *l;
-    rule.flags |= XT_RULE_PKT_LIMIT;
-  }
-  if (spec.bandwidth) {
-    const uint64_t bits = spec.bandwidth->bits_per_sec;
-    const uint64_t burst = spec.burst_bytes.value_or((bits + 7) / 8);  // one second's worth
-    // Bits per second are bits per hz ticks; a byte costs 8 of them.
-    auto l = make_limit(bits, 8ULL * hz, burst, hz,
-                        "--bandwidth " + format_bandwidth(bits, spec.bandwidth->byte_unit));
-    if (!l) return std::unexpected(l.error());
-    rule.bytes = *l;
-    rule.flags |= XT_RULE_BYTE_LIMIT;
+    rule.limit[p] = *l;
+    rule.limits |= static_cast<uint8_t>(1u << p);
+    if (w.bytes) rule.byte_limits |= static_cast<uint8_t>(1u << p);
   }
   const Rate fresh = spec.new_rate.value_or(Rate{XT_DEFAULT_NEW_RATE, kNsPerSec});
   auto n = make_limit(fresh.count, period_ticks(fresh.period_ns, hz), fresh.count, hz,
@@ -334,6 +466,23 @@ bool holds(const Cidr& outer, const Cidr& inner) {
 
 }  // namespace
 
+std::vector<int> window_positions(const RuleEntry& entry, uint32_t hz) {
+  const Limits l = limits_of(entry.spec);
+  std::vector<int> out(l.windows.size(), -1);
+  auto compiled = compile_rule(entry.spec, hz);
+  if (!compiled) return out;
+  for (size_t i = 0; i < out.size(); i++) {
+    const xt_limit& want = compiled->limit[i];
+    for (int p = 0; p < XT_MAX_LIMITS && out[i] < 0; p++) {
+      const xt_limit& have = entry.rule.limit[p];
+      if (((entry.rule.limits >> p) & 1) && ((entry.rule.byte_limits >> p) & 1) == l.windows[i].bytes &&
+          have.fill == want.fill && have.cost == want.cost && have.cap == want.cap)
+        out[i] = p;
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> port_rule_gaps(const std::vector<RuleEntry>& rules) {
   std::vector<std::string> out;
   for (const RuleEntry& e : rules) {
@@ -366,33 +515,36 @@ std::vector<std::string> rule_warnings(const RuleSpec& spec, uint32_t hz) {
   if (spec.action != XT_ACT_LIMIT) return out;
   const Limits l = limits_of(spec);
   constexpr uint64_t kFrame = 1514;  // a full-size Ethernet frame
-  if (l.rate) {
-    // A bucket holding less than a tick's worth of tokens throws the rest
-    // away every tick: at most burst x hz packets a second pass.
-    const uint64_t per_second = l.rate->count * kNsPerSec / l.rate->period_ns;
-    const uint64_t per_tick = (per_second + hz - 1) / hz;
-    if (l.burst * hz < per_second)
-      out.push_back("--burst " + std::to_string(l.burst) + " is below one kernel tick's worth of " +
-                    format_rate(l.rate->count, l.rate->period_ns) + " (" + std::to_string(per_tick) +
-                    " packets at " + std::to_string(hz) + " ticks a second): at most " +
-                    std::to_string(l.burst * hz) + " packets/s can pass; use --burst " + std::to_string(per_tick) +
-                    " or more");
-  }
-  if (l.bandwidth) {
-    const std::string bandwidth = format_bandwidth(l.bandwidth->bits_per_sec, l.bandwidth->byte_unit);
-    const uint64_t bytes_per_second = l.bandwidth->bits_per_sec / 8;
+  for (const Window& w : l.windows) {
+    if (w.bytes && w.burst < kFrame) {
+      out.push_back("--burst-bytes " + std::to_string(w.burst) + " of " + window_name(w) +
+                    " is below a full-size Ethernet frame (1514 bytes): larger packets can never pass");
+      continue;
+    }
+    if (w.period_ns != kNsPerSec) continue;  // the tick's bounds matter to per-second windows
+    if (!w.bytes) {
+      // A bucket holding less than a tick's worth of tokens throws the rest
+      // away every tick: at most burst x hz packets a second pass.
+      const uint64_t per_tick = (w.count + hz - 1) / hz;
+      if (w.burst * hz < w.count)
+        out.push_back("--burst " + std::to_string(w.burst) + " is below one kernel tick's worth of " +
+                      window_name(w) + " (" + std::to_string(per_tick) + " packets at " + std::to_string(hz) +
+                      " ticks a second): at most " + std::to_string(w.burst * hz) +
+                      " packets/s can pass; use --burst " + std::to_string(per_tick) + " or more");
+      continue;
+    }
+    const std::string bandwidth = window_name(w);
+    const uint64_t bytes_per_second = w.count / 8;
     const uint64_t per_tick = (bytes_per_second + hz - 1) / hz;
     const uint64_t for_tcp = std::max<uint64_t>(bytes_per_second / 4, 20 * kFrame);
-    const std::string burst = "--burst-bytes " + std::to_string(l.burst_bytes);
-    if (l.burst_bytes < kFrame) {
-      out.push_back(burst + " is below a full-size Ethernet frame (1514 bytes): larger packets can never pass");
-    } else if (l.burst_bytes < per_tick + kFrame) {
-      const uint64_t most = l.burst_bytes / kFrame * kFrame * hz;
+    const std::string burst = "--burst-bytes " + std::to_string(w.burst);
+    if (w.burst < per_tick + kFrame) {
+      const uint64_t most = w.burst / kFrame * kFrame * hz;
       out.push_back(burst + " is below one kernel tick's worth of " + bandwidth + " plus a frame (" +
                     std::to_string(per_tick + kFrame) + " bytes): tokens arrive once a tick, so full-size frames "
                     "pass at no more than " + std::to_string(most * 8 / 1000) + " kbit/s; use " +
                     std::to_string(for_tcp) + " or more");
-    } else if (l.burst_bytes < for_tcp) {
+    } else if (w.burst < for_tcp) {
       out.push_back(burst + " is below a quarter of a second's worth of " + bandwidth + " (" +
                     std::to_string(for_tcp) + " bytes): a TCP flow through it may get well below the limit "
                     "(docs/operations.md, \"Sizing a byte burst for TCP\")");
@@ -405,12 +557,7 @@ std::string describe_limits(const RuleSpec& spec) {
   if (spec.action != XT_ACT_LIMIT) return "";
   const Limits l = limits_of(spec);
   std::string out;
-  if (l.rate) out = format_rate(l.rate->count, l.rate->period_ns) + " burst " + std::to_string(l.burst);
-  if (l.bandwidth) {
-    if (!out.empty()) out += ", ";
-    out += format_bandwidth(l.bandwidth->bits_per_sec, l.bandwidth->byte_unit) + " burst " +
-           std::to_string(l.burst_bytes) + "B";
-  }
+  for (const Window& w : l.windows) out += (out.empty() ? "" : ", ") + describe_window(w);
   return out + ", new sources " + format_rate(l.new_rate.count, l.new_rate.period_ns);
 }
 
@@ -452,16 +599,26 @@ nlohmann::json rule_json(const RuleEntry& e) {
   j["verify_rate"] = format_rate(l.verify_rate.count, l.verify_rate.period_ns);
   j["remember"] = format_duration(l.remember);
   j["remember_seconds"] = l.remember;
-  if (l.rate) {
-    j["rate"] = format_rate(l.rate->count, l.rate->period_ns);
-    j["rate_packets"] = l.rate->count;
-    j["rate_period_seconds"] = l.rate->period_ns / kNsPerSec;
-    j["burst"] = l.burst;
-  }
-  if (l.bandwidth) {
-    j["bandwidth"] = format_bandwidth(l.bandwidth->bits_per_sec, l.bandwidth->byte_unit);
-    j["bandwidth_bits_per_second"] = l.bandwidth->bits_per_sec;
-    j["burst_bytes"] = l.burst_bytes;
+  // Every window; and, as before windows came, the shortest packet and
+  // byte windows under their own keys.
+  j["windows"] = nlohmann::json::array();
+  for (const Window& w : l.windows) {
+    j["windows"].push_back({{"kind", w.bytes ? "bytes" : "packets"},
+                            {"limit", window_name(w)},
+                            {w.bytes ? "bits" : "packets", w.count},
+                            {"period_seconds", w.period_ns / kNsPerSec},
+                            {w.bytes ? "burst_bytes" : "burst", w.burst}});
+    if (!w.bytes && !j.contains("rate")) {
+      j["rate"] = window_name(w);
+      j["rate_packets"] = w.count;
+      j["rate_period_seconds"] = w.period_ns / kNsPerSec;
+      j["burst"] = w.burst;
+    }
+    if (w.bytes && !j.contains("bandwidth")) {
+      j["bandwidth"] = window_name(w);
+      if (w.period_ns == kNsPerSec) j["bandwidth_bits_per_second"] = w.count;
+      j["burst_bytes"] = w.burst;
+    }
   }
   return j;
 }

@@ -28,10 +28,14 @@ struct RuleSpec {
   Match match;  // with the CIDR, what names the rule
   xt_action action = XT_ACT_LIMIT;
   std::optional<int> per;
-  std::optional<Rate> rate;
-  std::optional<uint64_t> burst;
-  std::optional<Bandwidth> bandwidth;
-  std::optional<uint64_t> burst_bytes;
+  // The windows (docs/design.md, "Windows"): packet windows (--rate, given
+  // once or several times) with their bursts (none, or one for each, in the
+  // same order), and byte windows (--bandwidth) with theirs; each list in
+  // order of period, the shortest first.
+  std::vector<Rate> rates;
+  std::vector<uint64_t> bursts;
+  std::vector<Bandwidth> bandwidths;
+  std::vector<uint64_t> burst_bytes;
   std::optional<Rate> new_rate;  // default: XT_DEFAULT_NEW_RATE per second
   std::optional<bool> verify;        // --verify tcp|off (default tcp)
   std::optional<Rate> verify_rate;   // default: XT_DEFAULT_VERIFY_RATE per second
@@ -39,15 +43,29 @@ struct RuleSpec {
   bool dry_run = false;
 };
 
-// What a limit rule enforces once the defaults are in: the burst is the
-// count in the rate, the byte burst a second's worth, the new-source budget
-// XT_DEFAULT_NEW_RATE a second, one bucket per address (IPv4) or /64 (IPv6).
+// One limit of a rule once the defaults are in: a packet window (count
+// packets per period) or a byte window (count bits per period), and its
+// burst in packets or bytes.
+struct Window {
+  bool bytes = false;
+  uint64_t count = 0;
+  uint64_t period_ns = 0;
+  uint64_t burst = 0;
+  bool byte_unit = false;  // a byte window written in bytes
+  bool operator==(const Window&) const = default;
+};
+// "100/min" or "10Mbit/s"; with its burst, "100/min burst 100" or
+// "10Mbit/s burst 1250000B".
+std::string window_name(const Window& w);
+std::string describe_window(const Window& w);
+
+// What a limit rule enforces once the defaults are in: a window's burst is
+// its count (packets, or a byte window's bytes: a second's worth of a
+// per-second bandwidth), the new-source budget XT_DEFAULT_NEW_RATE a
+// second, one bucket per address (IPv4) or /64 (IPv6).
 struct Limits {
   int per = 0;
-  std::optional<Rate> rate;
-  uint64_t burst = 0;
-  std::optional<Bandwidth> bandwidth;
-  uint64_t burst_bytes = 0;
+  std::vector<Window> windows;  // the packet windows, then the byte windows, as in the spec
   Rate new_rate;
   uint64_t new_burst = 0;
   bool verify = true;
@@ -66,7 +84,10 @@ struct RuleWords {
   std::optional<std::string> action;  // "limit", "allow" or "deny"
   std::optional<std::string> proto, port;
   bool syn = false;
-  std::optional<std::string> per, rate, burst, bandwidth, burst_bytes, new_rate, verify, verify_rate, remember;
+  std::optional<std::string> per, new_rate, verify, verify_rate, remember;
+  // The windows' words, each option in the order given (several windows:
+  // several words).
+  std::vector<std::string> rate, burst, bandwidth, burst_bytes;
   bool dry_run = false;
 };
 
@@ -96,11 +117,25 @@ Result<RuleSpec> spec_from_options_text(const Cidr& cidr, std::string_view text)
 // the option in messages.
 Result<xt_limit> make_limit(uint64_t count, uint64_t ticks, uint64_t burst, uint32_t hz, std::string_view what);
 
+// Windows that make sense together (compile_rule's check): at most
+// XT_MAX_LIMITS of them, and none that never binds, because another of its
+// kind allows less at every moment (no more at once, and no faster): a day
+// window shorter than a minute window's count, or a window given twice.
+Result<void> check_windows(const Limits& limits);
+
 // Checks the combinations of a spec and compiles it into the map value for
 // a kernel running at `hz` ticks per second, with `cpus` possible CPUs (each
 // gets its share of --verify-rate). id and gen are left for the state layer
 // to assign.
 Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus = 1);
+// Where a replaced rule's windows go (struct xt_rule, limits): rule, as
+// compile_rule made it, is rearranged so that each window keeps the word
+// of the old rule's window it continues, and given the old limits to
+// convert from (prev). A window the old rule had unchanged continues it;
+// a changed one continues the old window of its kind nearest in rate; a
+// new one takes a word no window of its kind had, and starts full.
+void place_limits(const xt_rule& old, xt_rule& rule);
+
 // The combinations of a match that can never match anything (--port
 // without tcp or udp, --syn with another protocol, ICMP of the other
 // family): compile_rule's first check, and `rule del`'s.
@@ -126,6 +161,11 @@ struct RuleEntry {
   xt_rule rule;
   RuleSpec spec;
 };
+
+// Which word of the live rule's buckets each window of its spec (in
+// limits_of order) is metered in: -1 for one not found (a spec that is
+// not the rule's).
+std::vector<int> window_positions(const RuleEntry& entry, uint32_t hz);
 
 // The port rules whose sources have no rule without a port to fall back on:
 // a non-first fragment, or an IPv6 packet whose transport header is out of

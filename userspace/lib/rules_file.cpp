@@ -55,15 +55,38 @@ Result<FileRule> read_rule(const std::string& path, const toml::table& t) {
   auto parsed_cidr = parse_cidr(*cidr);
   if (!parsed_cidr) return at(path, line_of(*t.get("cidr")), parsed_cidr.error().message);
 
+  // The windows' keys take one value or an array of them (several
+  // windows): rate = "100/s", rate = ["100/min", "1000/day"].
+  auto each_of = [&](const char* key, bool integer, std::vector<std::string>& words) -> Result<void> {
+    const toml::node* n = t.get(key);
+    if (!n) return {};
+    std::vector<const toml::node*> values;
+    if (const toml::array* a = n->as_array()) {
+      for (const toml::node& v : *a) values.push_back(&v);
+      if (values.empty()) return at(path, line_of(*n), std::string(key) + " is an empty array");
+    } else {
+      values.push_back(n);
+    }
+    for (const toml::node* v : values) {
+      std::optional<std::string> word;
+      if (integer && (!v->is_integer() || v->as_integer()->get() < 0))
+        return at(path, line_of(*n), std::string(key) + " must be a whole number, or an array of them");
+      if (!integer && !v->is_string())
+        return at(path, line_of(*n), std::string(key) + " must be a string, e.g. \"100/s\", or an array of them");
+      words.push_back(integer ? std::to_string(v->as_integer()->get()) : v->as_string()->get());
+    }
+    return {};
+  };
   RuleWords words;
-  for (auto [key, word] : {std::pair{"action", &words.action}, std::pair{"proto", &words.proto}, std::pair{"rate", &words.rate},
-                           std::pair{"new_rate", &words.new_rate}, std::pair{"bandwidth", &words.bandwidth},
-                           std::pair{"verify", &words.verify}, std::pair{"verify_rate", &words.verify_rate},
-                           std::pair{"remember", &words.remember}})
+  for (auto [key, word] : {std::pair{"action", &words.action}, std::pair{"proto", &words.proto},
+                           std::pair{"new_rate", &words.new_rate}, std::pair{"verify", &words.verify},
+                           std::pair{"verify_rate", &words.verify_rate}, std::pair{"remember", &words.remember}})
     if (auto ok = string_of(key, *word); !ok) return std::unexpected(ok.error());
-  for (auto [key, word] : {std::pair{"burst", &words.burst}, std::pair{"burst_bytes", &words.burst_bytes},
-                           std::pair{"per", &words.per}})
-    if (auto ok = integer_of(key, *word); !ok) return std::unexpected(ok.error());
+  if (auto ok = integer_of("per", words.per); !ok) return std::unexpected(ok.error());
+  for (auto [key, integer, list] : {std::tuple{"rate", false, &words.rate}, std::tuple{"bandwidth", false, &words.bandwidth},
+                                    std::tuple{"burst", true, &words.burst},
+                                    std::tuple{"burst_bytes", true, &words.burst_bytes}})
+    if (auto ok = each_of(key, integer, *list); !ok) return std::unexpected(ok.error());
   for (auto [key, flag] : {std::pair{"dry_run", &words.dry_run}, std::pair{"syn", &words.syn}})
     if (const toml::node* n = t.get(key)) {
       if (!n->is_boolean()) return at(path, line_of(*n), std::string(key) + " must be true or false");

@@ -7,9 +7,9 @@
 //   proto = "udp"            # the match: proto, port (53 or "1024-65535"), syn = true
 //   port = 53                #   (a rule is its cidr and its match)
 //   action = "limit"         # limit (default), allow or deny
-//   rate = "1000/s"          # the options of `rule add`, same spellings
-//   burst = 1000
-//   bandwidth = "10Mbit/s"
+//   rate = "1000/s"          # the options of `rule add`, same spellings;
+//   burst = 1000             #   several windows as arrays, bursts in the same
+//   bandwidth = "10Mbit/s"   #   order: rate = ["100/min", "1000/day"]
 //   burst_bytes = 312500
 //   per = 32
 //   new_rate = "1000/s"

@@ -424,7 +424,7 @@ Result<void> State::catch_up_buckets(const xt_rule& rule) {
     uint64_t n = 0;
     auto walked = for_each_bucket([&](const BucketEntry& e) {
       if (e.key.rule_id == rule.id &&
-          (xt_word_gen(e.bucket.pkt_word) != rule.gen || xt_word_gen(e.bucket.byte_word) != rule.gen))
+          std::ranges::any_of(e.bucket.word, [&](uint64_t w) { return xt_word_gen(w) != rule.gen; }))
         n++;
     });
     if (!walked) return std::unexpected(walked.error());
@@ -607,10 +607,10 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
     // Generations cycle through 1..XT_GEN_MAX: 0 is what zeroed words hold.
     rule.gen = static_cast<uint8_t>(old.gen % XT_GEN_MAX + 1);
     rule.prev_gen = old.gen;
-    // Nothing of a limit the old rule did not have carries over (the caller's
-    // rule may be one that was live before, with prev limits of its own).
-    rule.prev_pkt = (old.flags & XT_RULE_PKT_LIMIT) ? old.pkt : xt_limit{};
-    rule.prev_bytes = (old.flags & XT_RULE_BYTE_LIMIT) ? old.bytes : xt_limit{};
+    // Each window keeps the word of the old window it continues; nothing of
+    // a limit the old rule did not have carries over (the caller's rule may
+    // be one that was live before, with prev limits of its own).
+    place_limits(old, rule);
     // The data path converts a bucket one generation back; a bucket that sat
     // out the previous replacement too (a quiet source, or one dropped by
     // the hot cache, which writes nothing) is brought up to date first, so

@@ -253,9 +253,17 @@ Result<std::vector<TopRow>> read_top(const State& state, size_t limit, TopSnapsh
     row.passed_packets = c.e.bucket.passed_packets;
     row.dropped_packets = c.e.bucket.dropped_packets;
     row.dry_run = rule.flags & XT_RULE_DRY_RUN;
-    if (rule.flags & XT_RULE_PKT_LIMIT) {
-      const uint64_t word = XT_REGEN_PKT(&rule, c.e.bucket.pkt_word, *now);
-      row.packets_left = static_cast<int64_t>(xt_available(&rule.pkt, word, *now));
+    const Limits limits = limits_of(entry.spec);
+    const std::vector<int> at = window_positions(entry, cfg->hz);
+    for (size_t i = 0; i < at.size(); i++) {
+      const int p = at[i];
+      if (p < 0) continue;
+      const Window& w = limits.windows[i];
+      const uint64_t word = XT_REGEN(&rule, p, c.e.bucket.word[p], *now);
+      const uint64_t left = xt_available(&rule.limit[p], word, *now);
+      row.left.push_back({window_name(w), w.bytes, left});
+      if (!w.bytes && (row.packets_left < 0 || static_cast<int64_t>(left) < row.packets_left))
+        row.packets_left = static_cast<int64_t>(left);
     }
     if (rates && seconds > 0) {
       row.dropped_pps = static_cast<double>(c.dropped) / seconds;
@@ -275,6 +283,11 @@ json top_json(const std::vector<TopRow>& rows) {
               {"dropped_packets", r.dropped_packets},
               {"dry_run", r.dry_run}};
     if (r.packets_left >= 0) j["packets_left"] = r.packets_left;
+    if (!r.left.empty()) {
+      json left = json::array();
+      for (const auto& l : r.left) left.push_back({{"limit", l.limit}, {l.bytes ? "bytes" : "packets", l.left}});
+      j["left"] = left;
+    }
     if (r.dropped_pps >= 0) j["dropped_pps"] = r.dropped_pps;
     if (r.passed_pps >= 0) j["passed_pps"] = r.passed_pps;
     out.push_back(j);
@@ -287,11 +300,17 @@ std::string top_text(const std::vector<TopRow>& rows) {
   const bool rates = rows.front().dropped_pps >= 0;
   std::string out = fmt("%-44s %-20s %s%12s %12s %10s\n", "SOURCE", "RULE",
                         rates ? fmt("%11s %11s ", "DROP/s", "PASS/s").c_str() : "", "PASSED", "DROPPED", "LEFT");
-  for (const auto& r : rows)
+  for (const auto& r : rows) {
+    // One window: what is left; several: each with its window's name.
+    std::string left;
+    for (const auto& l : r.left)
+      left += (left.empty() ? "" : " ") + std::to_string(l.left) + (l.bytes ? "B" : "") +
+              (r.left.size() > 1 ? "/" + l.limit.substr(l.limit.find('/') + 1) : "");
     out += fmt("%-44s %-20s %s%12llu %12llu%s %10s\n", r.source.c_str(), r.rule.c_str(),
                rates ? fmt("%11.0f %11.0f ", r.dropped_pps, r.passed_pps).c_str() : "",
                (unsigned long long)r.passed_packets, (unsigned long long)r.dropped_packets, r.dry_run ? "*" : " ",
-               r.packets_left >= 0 ? std::to_string(r.packets_left).c_str() : "-");
+               left.empty() ? "-" : left.c_str());
+  }
   if (std::ranges::any_of(rows, &TopRow::dry_run)) out += "* dry-run rule: these drops were counted, not done\n";
   return out;
 }

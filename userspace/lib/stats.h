@@ -57,7 +57,15 @@ struct TopRow {
   uint64_t passed_packets = 0;
   uint64_t dropped_packets = 0;
   bool dry_run = false;
-  int64_t packets_left = -1;  // packet tokens available now; -1: no packet limit
+  int64_t packets_left = -1;  // packets that could pass now (the least of the packet windows'); -1: no packet limit
+  // What is left in each window of the rule (packets, or bytes for a byte
+  // window), in the order the rule lists them.
+  struct Left {
+    std::string limit;  // "100/min", "10Mbit/s"
+    bool bytes = false;
+    uint64_t left = 0;
+  };
+  std::vector<Left> left;
   double dropped_pps = -1;    // over the last interval of top --watch; -1: not known
   double passed_pps = -1;
 };
