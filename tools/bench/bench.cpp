@@ -113,6 +113,15 @@ json measure_cost(uint32_t repeat) {
     add("198.19.0.0/16", "100000000/s", 100000000, "1000/s");  // a source within its limit
     add("10.0.0.0/8", "1000/s", 10, "1/day");                   // spoofed: the budget is spent at once
     add("2001:db8::/32", "1000/s", 10, "1/day");
+    {  // a source within three windows (issue 13): three words to take
+      xt::RuleSpec spec;
+      spec.cidr = *xt::parse_cidr("198.19.128.0/17");
+      spec.rates = {*xt::parse_rate("100000000/s"), *xt::parse_rate("5000000000/min"),
+                    *xt::parse_rate("1000000000000/day")};
+      spec.bursts = {100000000, 2000000000, 10000000000000};
+      auto rule = xt::compile_rule(spec, *hz);
+      if (!rule || !state->put_rule(spec, *rule)) die("cannot add the rule of three windows");
+    }
     const int fd = bpf_program__fd((*skel)->progs.xthrottle);
     test_run_ns(fd, Packet().ipv4("10.0.0.1").build(), 1);  // takes the one new-source token
     test_run_ns(fd, Packet().ipv6("2001:db8::1").build(), 1);
@@ -124,12 +133,13 @@ json measure_cost(uint32_t repeat) {
     std::vector<Path> paths = {
         {"xthrottle: source over its limit (hot cache)", Packet().ipv4("198.18.1.1").build()},
         {"xthrottle: source within its limit (lookup + CAS)", Packet().ipv4("198.19.1.1").build()},
+        {"xthrottle: the same, three windows (lookup + 3 CAS)", Packet().ipv4("198.19.128.1").build()},
         {"xthrottle: untracked source over the new-source budget", Packet().ipv4("10.1.1.1").build()},
         {"xthrottle: the same, IPv6", Packet().ipv6("2001:db8:1:2::1").build()},
         {"xthrottle: source no rule covers", Packet().ipv4("192.0.2.1").build()},
         {"xthrottle: not IP (ARP)", Packet().ethertype(0x0806).build()},
     };
-    if (frags) paths.resize(2);
+    if (frags) paths.resize(2);  // the hot cache and the CAS
     for (const auto& p : paths) {
       test_run_ns(fd, p.frame, 1000);  // warm: the hot cache, the bucket
       const std::string name = std::string(p.name) + (frags ? ", multi-buffer program (jumbo MTU)" : "");
