@@ -69,6 +69,12 @@ TEST_F(Windows, AMinuteAndADayWindowHoldASourceOverMinutes) {
   EXPECT_EQ(row["packets_left"], 0) << "what could pass now: the least of the windows";
   EXPECT_NE(lab_->xthrottle({"top"}).out.find("/min 0/day"), std::string::npos) << lab_->xthrottle({"top"}).out;
 
+  // status tells that a day window outlasts what a full table keeps of a
+  // quiet source (the default budget turns the default table over in 262 s).
+  const json status = lab_->xthrottle_json({"status", "--json"});
+  EXPECT_NE(status["notes"].dump().find("the window 1000/day outlasts"), std::string::npos) << status.dump();
+  EXPECT_EQ(status["notes"].dump().find("100/min outlasts"), std::string::npos) << "a minute is within the 262 s";
+
   // The windows in rule list and the metrics.
   const json list = rules();
   ASSERT_EQ(list.size(), 1u);

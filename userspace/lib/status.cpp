@@ -205,6 +205,26 @@ Result<Status> read_status(const std::string& pin_dir) {
                              "less than the %d s that keeps a quiet source established: raise --max-sources or "
                              "lower --new-rate",
                              admissions, s.max_sources, s.max_sources / admissions, XT_DEFAULT_IDLE_SECONDS));
+  // A window longer than that: a quiet source's bucket is kept while the
+  // table has room, but once the budgets can turn the table over within
+  // the window, a source quiet for longer than the idle window may be
+  // evicted, and come back to full windows. A note, not a warning: with a
+  // day window no table is that large, and the budget is the protection.
+  if (admissions > 0)
+    for (const auto& e : s.rules) {
+      if (e.spec.action != XT_ACT_LIMIT) continue;
+      for (const Window& w : limits_of(e.spec).windows) {
+        const double period = static_cast<double>(w.period_ns) / kNsPerSec;
+        if (period <= XT_DEFAULT_IDLE_SECONDS || s.max_sources / admissions >= period) continue;
+        s.notes.push_back(fmt("%s: the window %s outlasts what the source table keeps of a quiet source: the "
+                                 "new-source budgets (%.0f/s in all) can turn the table (%u) over in %.0f s, so a "
+                                 "source quiet for more than %d s may be evicted and come back to a full window; "
+                                 "raise --max-sources or lower --new-rate to keep it",
+                                 rule_name(e.cidr, e.spec.match).c_str(), window_name(w).c_str(), admissions,
+                                 s.max_sources, s.max_sources / admissions, XT_DEFAULT_IDLE_SECONDS));
+        break;
+      }
+    }
   if (s.table_full_drops)
     s.warnings.push_back("the source table (" + std::to_string(s.max_sources) + " entries) refused " +
                          std::to_string(s.table_full_drops) +
