@@ -24,7 +24,7 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 					     __u32 epoch, __u64 now,
 					     __u32 pkts)
 {
-	if (conforms) {
+	if (conforms == 1) {
 		__sync_fetch_and_add(&b->passed_packets, pkts);
 		/* Released: passing again, a while after the last drop. Of the CPUs
 		 * that see it, the one whose swap wins tells. */
@@ -37,6 +37,10 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 	}
 	__sync_fetch_and_add(&b->dropped_packets, pkts);
 	b->last_drop = (__u32)now;
+	/* Over the total: its own limits had room, so no hot-cache entry (the
+	 * total's next tokens may be its). */
+	if (conforms == XT_OVER_TOTAL)
+		return rule->flags & XT_RULE_DRY_RUN ? XT_PASS_DRY_RUN : XT_DROP_TOTAL;
 	if (!b->throttled_since && __sync_val_compare_and_swap(&b->throttled_since, 0, (__u32)now | 1) == 0)
 		xt_emit(XT_EVENT_THROTTLED, bkey, b, rule, now, 0);
 	if (rule->flags & XT_RULE_DRY_RUN)

@@ -27,12 +27,10 @@
 
 /* Meters one packet against bucket b: compare-and-swap on each limit's word,
  * so concurrent CPUs share one exact budget. A packet that fails a limit
- * writes nothing. A global function (see xt_send_event): the verifier checks
- * its loops over the limits once. */
-__attribute__((noinline)) int xt_take(struct xt_bucket *b, const struct xt_rule *rule, __u64 now, __u64 len, __u32 pkts)
+ * writes nothing. */
+static __always_inline int xt_take_words(struct xt_bucket *b, const struct xt_rule *rule, __u64 now, __u64 len,
+					 __u32 pkts)
 {
-	if (!b || !rule)
-		return 0;
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < XT_CAS_TRIES; i++) {
 		__u64 w[XT_MAX_LIMITS], n[XT_MAX_LIMITS];
@@ -59,6 +57,136 @@ __attribute__((noinline)) int xt_take(struct xt_bucket *b, const struct xt_rule 
 		}
 	}
 	return 0; /* more contention than XT_CAS_TRIES rounds: count it as a drop */
+}
+
+/* xt_take_words as a global function (see xt_send_event): the verifier
+ * checks its loops over the limits once. */
+__attribute__((noinline)) int xt_take(struct xt_bucket *b, const struct xt_rule *rule, __u64 now, __u64 len, __u32 pkts)
+{
+	if (!b || !rule)
+		return 0;
+	return xt_take_words(b, rule, now, len, pkts);
+}
+
+/* Totals with fair shares (abi.h, docs/design.md "Totals"). */
+
+/* The fair word's limit under the share in force: cost per unit `cost`,
+ * XT_FAIR_SECONDS of tolerance. */
+static __always_inline struct xt_limit xt_fair_limit(__u64 cost, __u32 hz)
+{
+	struct xt_limit l = {.fill = 1ULL << XT_FAIR_SHIFT, .cost = cost,
+			     .cap = ((__u64)hz * XT_FAIR_SECONDS) << XT_FAIR_SHIFT};
+	return l;
+}
+
+/* The total's word, brought to the rule's generation (a word of another
+ * generation, or never written, is a full total). */
+static __always_inline __u64 xt_total_word(const struct xt_rule *r, __u64 word, __u64 now)
+{
+	return xt_word_gen(word) == r->gen ? word : xt_full_word(&r->total, now, r->gen);
+}
+
+/* Sets the fair share again, at most XT_FAIR_STEPS_PER_SECOND times a
+ * second (the CPU whose swap of fair_at wins): from what was claimed within
+ * it since, against 95% of what the total refilled meanwhile. More claimed:
+ * a smaller share (at most 16 times smaller a step); less: a larger one (at
+ * most 1.25 times). It comes into force when the total falls below 90% of
+ * its burst, and goes out when it is the whole total again and the total at
+ * least half full. */
+static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule_state *st, __u32 hz, __u64 now)
+{
+	const __u32 period = hz / XT_FAIR_STEPS_PER_SECOND ? hz / XT_FAIR_STEPS_PER_SECOND : 1;
+	const __u32 at = st->fair_at;
+	if ((__u32)now - at < period || __sync_val_compare_and_swap(&st->fair_at, at, (__u32)now) != at)
+		return;
+	const __u32 claims = st->fair_claims;
+	const __u32 claimed = claims - st->fair_seen;
+	st->fair_seen = claims;
+	const __u64 level = r->total.cap - xt_debt(&r->total, xt_total_word(r, st->total_word, now), now);
+	__u64 cost = st->fair_cost;
+	if (!cost) {
+		if (level < r->total.cap / 10 * 9)
+			st->fair_cost = r->fair_start;
+		return;
+	}
+	/* q/1024: what was claimed over 95% of what the total refilled since
+	 * the last step, both in the total's scaled units; without overflow
+	 * for any limit compile_rule makes. */
+	__u64 elapsed = (__u32)now - at;
+	if (elapsed > hz)
+		elapsed = hz;
+	const __u64 refill = elapsed * r->total.fill;
+	__u64 t95 = refill / 100 * 95 + refill % 100 * 95 / 100 + 1;
+	__u64 got = claimed > (~0ULL >> 1) / r->total.cost ? ~0ULL >> 1 : (__u64)claimed * r->total.cost;
+	if (t95 > (1ULL << 50)) {
+		t95 = (t95 >> 12) + 1;
+		got >>= 12;
+	}
+	__u64 q = got / t95 >= 16 ? 16 * 1024 : got / t95 * 1024 + got % t95 * 1024 / t95;
+	q = q < 819 ? 819 : q > 16 * 1024 ? 16 * 1024 : q;
+	cost = cost / 1024 * q + (cost % 1024) * q / 1024;
+	st->fair_cost = cost <= r->fair_start && level >= r->total.cap / 2 ? 0 : cost ? cost : 1;
+}
+
+/* xt_take for a rule with a total: 1 if the packet passes, 0 if its own
+ * limits refuse it (nothing written), XT_OVER_TOTAL if the total does (its
+ * own limits' tokens given back). Its own limits first; then the fair word:
+ * a packet within its source's share claims it (and the claim stands
+ * whatever the total says: it is the demand the share is set from); then
+ * the total, down to its last token for a claim, down to half its burst for
+ * the rest. A global function (see xt_send_event). */
+#define XT_OVER_TOTAL 2
+__attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt_rule *rule, __u64 now, __u64 len,
+					    __u32 pkts)
+{
+	__u32 zero = 0;
+	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
+	if (!b || !rule || !cfg)
+		return 0;
+	__u32 id = rule->id;
+	struct xt_rule_state *st = bpf_map_lookup_elem(&xt_rule_state, &id);
+	if (!st || !xt_take_words(b, rule, now, len, pkts))
+		return 0;
+	const __u64 units = rule->flags & XT_RULE_TOTAL_BYTES ? len : pkts;
+	xt_fair_step(rule, st, cfg->hz, now);
+	/* The fair word: claimed by compare-and-swap, alone. */
+	int claim = 1;
+	const __u64 cost = st->fair_cost;
+	if (cost) {
+		const struct xt_limit fair = xt_fair_limit(cost, cfg->hz);
+		const __u64 old = b->word[XT_FAIR_WORD];
+		/* A word of another generation (or a window's, before the
+		 * total came): a fresh share. */
+		const __u64 fw = xt_word_gen(old) == rule->gen ? old : xt_full_word(&fair, now, rule->gen);
+		__u64 fn = fw;
+		claim = xt_gcra(&fair, fw, now, units, &fn);
+		/* Lost to another CPU's claim: both stand (one claim's worth
+		 * more, at most, for each CPU). */
+		if (claim) {
+			__sync_val_compare_and_swap(&b->word[XT_FAIR_WORD], old, fn);
+			__sync_fetch_and_add(&st->fair_claims, (__u32)units);
+		}
+	}
+	const __u64 need = units * rule->total.cost;
+	const __u64 keep = claim ? 0 : rule->total.cap / 2;
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < XT_CAS_TRIES; i++) {
+		const __u64 tw = st->total_word;
+		const __u64 cur = xt_total_word(rule, tw, now);
+		const __u64 debt = xt_debt(&rule->total, cur, now);
+		if (need + keep > rule->total.cap - debt)
+			break;
+		const __u64 next = xt_word(xt_scaled(&rule->total, now) + debt + need, rule->gen);
+		if (__sync_val_compare_and_swap(&st->total_word, tw, next) == tw)
+			return 1;
+	}
+	/* Over the total: its own limits' tokens back. */
+	XT_UNROLL
+	for (int p = 0; p < XT_MAX_LIMITS; p++) {
+		if ((rule->limits >> p) & 1)
+			__sync_fetch_and_add(&b->word[p], -((xt_units(rule, p, len, pkts) * rule->limit[p].cost) << XT_GEN_BITS));
+	}
+	return XT_OVER_TOTAL;
 }
 
 /* Where a bucket key lives: its home set (and the next, where the home set

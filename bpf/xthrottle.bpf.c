@@ -97,7 +97,8 @@ int xthrottle(struct xdp_md *ctx)
 		return xt_exit(XT_PASS_DRY_RUN, len, pkts, rule->id);
 	}
 	xt_hot_settle(hot, rule, b, epoch, now);
-	const int conforms = xt_take(b, rule, now, len, pkts);
+	const int conforms = rule->flags & XT_RULE_TOTAL ? xt_take_total(b, rule, now, len, pkts)
+							   : xt_take(b, rule, now, len, pkts);
 
 	/* 4. Act, and 5. count. */
 	return xt_exit(xt_act(conforms, b, &bkey, rule, cfg, hot_set, hot_idx, hot, &f.pkt, epoch, now, pkts), len, pkts, rule->id);

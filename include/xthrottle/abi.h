@@ -115,7 +115,7 @@
 #define XT_HOT_SHARE 8
 #define XT_HOT_MIN_SETS 8192
 /* Per-CPU cache of rule lookups, by blocks of addresses that no rule splits
- * and the packets' class: 1024 slots of 256 bytes a CPU (64 did while a
+ * and the packets' class: 1024 slots of 288 bytes a CPU (64 did while a
  * rule had no match; with thousands of rules over ports and prefixes a
  * spoofed flood thrashed them, docs/design.md "Matches"). */
 #define XT_RULE_CACHE_BITS 10
@@ -194,6 +194,8 @@ enum xt_action {
 enum xt_rule_flags {
 	XT_RULE_DRY_RUN = 1 << 0,    /* count what would be dropped, pass it */
 	XT_RULE_VERIFY_TCP = 1 << 3, /* TCP sources the budget refuses may prove their address */
+	XT_RULE_TOTAL = 1 << 4,      /* rule.total is in force, with the fair word */
+	XT_RULE_TOTAL_BYTES = 1 << 5, /* rule.total counts bytes */
 };
 
 /*
@@ -273,7 +275,29 @@ struct xt_rule {
 	/* How many proofs (SYN-ACKs) each CPU sends per time: its share of
 	 * --verify-rate. */
 	struct xt_limit proof;
+	/* --total (XT_RULE_TOTAL): what the rule passes from all its sources
+	 * together, packets or (XT_RULE_TOTAL_BYTES) bytes, its word in
+	 * xt_rule_state; and the cost per unit of the fair word
+	 * (word[XT_FAIR_WORD] of every bucket) when the fair share is the
+	 * whole total: where the share starts when it comes into force, and
+	 * where it goes out of force (docs/design.md, "Totals"). */
+	struct xt_limit total;
+	__u64 fair_start;
 };
+
+/* Totals with fair shares (docs/design.md, "Totals"). While a rule's total
+ * is under pressure, the data path keeps a fair share: a rate every source
+ * may claim, metered by the fair word of its bucket, a GCRA in units of
+ * 2^XT_FAIR_SHIFT a tick whose cost per unit (the inverse of the share) is
+ * xt_rule_state.fair_cost, with a tolerance of XT_FAIR_SECONDS. A packet
+ * within its source's share may take the total's last tokens; one beyond
+ * it only those above half the total's burst, so the heaviest sources give
+ * way first. The share is set again XT_FAIR_STEPS_PER_SECOND times a
+ * second from what was claimed under it. */
+#define XT_FAIR_WORD (XT_MAX_LIMITS - 1)
+#define XT_FAIR_SHIFT 32
+#define XT_FAIR_SECONDS 1
+#define XT_FAIR_STEPS_PER_SECOND 50
 
 /* Key of the bucket table: one bucket per (rule, source masked to per_len). */
 struct xt_bucket_key {
@@ -312,6 +336,13 @@ struct xt_rule_state {
 	__u32 last_new_drop;   /* tick (low 32 bits) of the last new-source drop */
 	__u32 pad;
 	__u64 new_drops_at_start; /* the rule's new-source drops, all CPUs, when the saturation began */
+	/* --total, written by the data path. */
+	__u64 total_word;  /* GCRA word of the rule's total (a word of another generation: full) */
+	__u64 fair_cost;   /* the fair word's cost per unit: the fair share in force; 0: none */
+	__u32 fair_claims; /* units claimed within the fair share (wraps) */
+	__u32 fair_seen;   /* fair_claims when the share was last set */
+	__u32 fair_at;     /* tick (low 32 bits) the share was last set */
+	__u32 pad2;
 };
 
 /* Per-rule counters, a per-CPU array indexed by xt_rule.id. */
@@ -338,6 +369,7 @@ enum xt_reason {
 	XT_DROP_MALFORMED,   /* runt, truncated or invalid IP header, > 2 VLAN tags */
 	XT_DROP_NO_STATE,    /* the bucket table refused an insert (-ENOMEM under churn) */
 	XT_DROP_NEW_SOURCE,  /* untracked source over its rule's new-source budget */
+	XT_DROP_TOTAL,       /* within its own limits, over its rule's total (beyond its fair share) */
 	XT_REASONS
 };
 
@@ -635,10 +667,10 @@ struct xt_attach_info {
 #endif
 XT_STATIC_ASSERT(sizeof(struct xt_rule_key) == 28, "xt_rule_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_limit) == 24, "xt_limit layout");
-XT_STATIC_ASSERT(sizeof(struct xt_rule) == 224, "xt_rule layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule) == 256, "xt_rule layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket_key) == 24, "xt_bucket_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 40, "xt_bucket layout");
-XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 32, "xt_rule_state layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 64, "xt_rule_state layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 64, "xt_rule_stats layout");
 XT_STATIC_ASSERT(sizeof(struct xt_config) == 360, "xt_config layout");
 XT_STATIC_ASSERT(__builtin_offsetof(struct xt_config, abi_version) == 20, "the ABI version never moves");
@@ -646,7 +678,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_meta) == 4144, "xt_meta layout");
 XT_STATIC_ASSERT(sizeof(struct xt_event) == 64, "xt_event layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot) == 32, "xt_hot layout");
 XT_STATIC_ASSERT(sizeof(struct xt_hot_set) == 64, "xt_hot_set layout: one cache line");
-XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 256, "xt_rule_cache layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 288, "xt_rule_cache layout");
 XT_STATIC_ASSERT(sizeof(struct xt_known_set) == 64, "xt_known_set layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_known_tags) == 8, "xt_known_tags layout");
 XT_STATIC_ASSERT(sizeof(struct xt_slot) == 64, "xt_slot layout: one cache line");

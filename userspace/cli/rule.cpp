@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // xthrottle rule add CIDR [--proto tcp|udp|icmp|icmpv6|N] [--port P|P-Q] [--syn]
 //                         [--per LEN] [--rate N/UNIT [--burst N]]...
-//                         [--bandwidth N UNIT/PERIOD [--burst-bytes N]]... [--new-rate N/UNIT]
+//                         [--bandwidth N UNIT/PERIOD [--burst-bytes N]]...
+//                         [--total N/UNIT | --total-bandwidth N UNIT/PERIOD] [--new-rate N/UNIT]
 //                         [--verify tcp|off] [--verify-rate N/UNIT] [--remember DURATION]
 //                         [--allow | --deny] [--dry-run]
 // xthrottle rule del CIDR [--proto ...] [--port ...] [--syn]
@@ -37,7 +38,7 @@ void put_match_words(const MatchOptions& m, RuleWords& words) {
 
 struct RuleAddOptions {
   MatchOptions match;
-  std::string cidr, per, new_rate, verify, verify_rate, remember;
+  std::string cidr, per, new_rate, verify, verify_rate, remember, total, total_bandwidth;
   // Each may be given several times (several windows).
   std::vector<std::string> rate, burst, burst_bytes;
   std::vector<std::string> bandwidth;  // each one word (10Mbit/s) or two (10 Mbit/s)
@@ -65,6 +66,8 @@ Result<RuleSpec> spec_of(RuleAddOptions o) {
   words.burst = o.burst;
   words.burst_bytes = o.burst_bytes;
   words.new_rate = given(o.new_rate);
+  words.total = given(o.total);
+  words.total_bandwidth = given(o.total_bandwidth);
   words.verify = given(o.verify);
   words.verify_rate = given(o.verify_rate);
   words.remember = given(o.remember);
@@ -151,6 +154,11 @@ void add_rule_commands(CLI::App& app, const Globals& g, int& rc) {
   add->add_option("--burst-bytes", o->burst_bytes,
                   "Bytes admitted at once (default: the bytes in --bandwidth, one second's worth of a per-second "
                   "one); with several --bandwidth, one for each, in the same order");
+  add->add_option("--total", o->total,
+                  "Packets per time the rule passes from all its sources together (200000/s), shared fairly: "
+                  "while it binds, the heaviest sources give way first");
+  add->add_option("--total-bandwidth", o->total_bandwidth,
+                  "Bytes per time the rule passes from all its sources together (1Gbit/s), shared fairly");
   add->add_option("--new-rate", o->new_rate,
                   "Packets per time admitted from sources not yet tracked (default " +
                       std::to_string(XT_DEFAULT_NEW_RATE) + "/s)");

@@ -137,6 +137,9 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
            "Packets from untracked sources dropped over the rule's new-source budget, by rule.");
   m.family("xthrottle_new_source_saturated", "gauge",
            "1 while the rule's new-source budget is turning untracked sources away (new clients with them).");
+  m.family("xthrottle_rule_fair_share", "gauge",
+           "A rule with a total: the share of it each source may claim now, in the total's units (packets or "
+           "bytes) a second; 0 while the total does not bind.");
   m.family("xthrottle_rule_window_limit", "gauge",
            "Each window of a limit rule, per source: packets (kind=\"packets\") or bytes (kind=\"bytes\") it "
            "allows a second on average; the window and its burst are labels.");
@@ -160,6 +163,7 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
     m.sample("xthrottle_new_source_dropped_packets_total", rule, r.stats.new_source_dropped_packets);
     m.sample("xthrottle_new_source_saturated", rule,
              std::ranges::any_of(status->saturated, [&](const Saturation& s) { return s.rule == name; }));
+    if (auto share = fair_share(r, stats->hz)) m.sample("xthrottle_rule_fair_share", rule, *share);
     if (r.spec.action != XT_ACT_LIMIT) continue;
     for (const Window& w : limits_of(r.spec).windows) {
       auto labels = rule;

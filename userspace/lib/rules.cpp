@@ -30,6 +30,11 @@ Limits limits_of(const RuleSpec& spec) {
     l.windows.push_back(
         {true, b.bits, b.period_ns, i < spec.burst_bytes.size() ? spec.burst_bytes[i] : bytes, b.byte_unit});
   }
+  if (spec.total) l.total = Window{false, spec.total->count, spec.total->period_ns, spec.total->count, false};
+  if (spec.total_bandwidth) {
+    const Bandwidth& b = *spec.total_bandwidth;
+    l.total = Window{true, b.bits, b.period_ns, (b.bits + 7) / 8, b.byte_unit};
+  }
   l.new_rate = spec.new_rate.value_or(Rate{XT_DEFAULT_NEW_RATE, kNsPerSec});
   l.new_burst = l.new_rate.count;
   l.verify = spec.verify.value_or(true);
@@ -51,9 +56,11 @@ bool same_rule(const RuleSpec& a, const RuleSpec& b) {
   if (a.action != XT_ACT_LIMIT) return true;
   Limits la = limits_of(a), lb = limits_of(b);
   // How a bandwidth was written (bits or bytes) does not change the rule.
-  for (Limits* l : {&la, &lb})
+  for (Limits* l : {&la, &lb}) {
     for (Window& w : l->windows) w.byte_unit = false;
-  return la.per == lb.per && la.windows == lb.windows && la.new_rate.count == lb.new_rate.count && la.new_rate.period_ns == lb.new_rate.period_ns &&
+    if (l->total) l->total->byte_unit = false;
+  }
+  return la.per == lb.per && la.windows == lb.windows && la.total == lb.total && la.new_rate.count == lb.new_rate.count && la.new_rate.period_ns == lb.new_rate.period_ns &&
          la.new_burst == lb.new_burst && la.verify == lb.verify && la.remember == lb.remember &&
          la.verify_rate.count == lb.verify_rate.count && la.verify_rate.period_ns == lb.verify_rate.period_ns;
 }
@@ -107,6 +114,16 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
     auto rate = parse_rate(**word);
     if (!rate) return at(key, rate.error());
     *out = *rate;
+  }
+  if (w.total) {
+    auto rate = parse_rate(*w.total);
+    if (!rate) return at("total", rate.error());
+    spec.total = *rate;
+  }
+  if (w.total_bandwidth) {
+    auto bw = parse_bandwidth(*w.total_bandwidth);
+    if (!bw) return at("total_bandwidth", bw.error());
+    spec.total_bandwidth = *bw;
   }
   for (const std::string& word : w.rate) {
     auto rate = parse_rate(word);
@@ -181,6 +198,8 @@ RuleWords words_of(const RuleSpec& spec) {
   for (uint64_t b : spec.bursts) w.burst.push_back(std::to_string(b));
   for (const Bandwidth& b : spec.bandwidths) w.bandwidth.push_back(format_bandwidth(b));
   for (uint64_t b : spec.burst_bytes) w.burst_bytes.push_back(std::to_string(b));
+  if (spec.total) w.total = format_rate(spec.total->count, spec.total->period_ns);
+  if (spec.total_bandwidth) w.total_bandwidth = format_bandwidth(*spec.total_bandwidth);
   if (spec.new_rate) w.new_rate = format_rate(spec.new_rate->count, spec.new_rate->period_ns);
   if (spec.verify) w.verify = *spec.verify ? "tcp" : "off";
   if (spec.verify_rate) w.verify_rate = format_rate(spec.verify_rate->count, spec.verify_rate->period_ns);
@@ -210,6 +229,8 @@ std::string options_text(const RuleSpec& spec) {
     add("bandwidth", w.bandwidth[i]);
     if (i < w.burst_bytes.size()) add("burst_bytes", w.burst_bytes[i]);
   }
+  add("total", w.total);
+  add("total_bandwidth", w.total_bandwidth);
   add("new_rate", w.new_rate);
   add("verify", w.verify);
   add("verify_rate", w.verify_rate);
@@ -243,6 +264,8 @@ Result<RuleSpec> spec_from_options_text(const Cidr& cidr, std::string_view text)
     else if (word == "--burst") w.burst.push_back(value);
     else if (word == "--bandwidth") w.bandwidth.push_back(value);
     else if (word == "--burst-bytes") w.burst_bytes.push_back(value);
+    else if (word == "--total") w.total = value;
+    else if (word == "--total-bandwidth") w.total_bandwidth = value;
     else if (word == "--new-rate") w.new_rate = value;
     else if (word == "--verify") w.verify = value;
     else if (word == "--verify-rate") w.verify_rate = value;
@@ -290,6 +313,8 @@ void place_limits(const xt_rule& old, xt_rule& rule) {
   std::array<int, kN> at;  // new window i goes to position at[i] (-1: not yet placed)
   std::array<bool, kN> taken{};
   at.fill(-1);
+  // With a total, the last word is the fair share's (XT_FAIR_WORD).
+  if (rule.flags & XT_RULE_TOTAL) taken[XT_FAIR_WORD] = true;
   auto place = [&](int i, int p) {
     at[i] = p;
     taken[p] = true;
@@ -392,14 +417,15 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   const char* family_name = spec.cidr.family == XT_FAMILY_V4 ? "IPv4" : "IPv6";
   const bool limits = !spec.rates.empty() || !spec.bursts.empty() || !spec.bandwidths.empty() ||
                       !spec.burst_bytes.empty() || spec.per || spec.new_rate || spec.verify || spec.verify_rate ||
-                      spec.remember;
+                      spec.remember || spec.total || spec.total_bandwidth;
 
   if (spec.action != XT_ACT_LIMIT) {
     const char* flag = spec.action == XT_ACT_ALLOW ? "--allow" : "--deny";
     if (limits)
       return usage_error(std::string(flag) +
-                         " takes no limits: --rate, --burst, --bandwidth, --burst-bytes, --per, "
-                         "--new-rate, --verify, --verify-rate and --remember apply to limit rules");
+                         " takes no limits: --rate, --burst, --bandwidth, --burst-bytes, --total, "
+                         "--total-bandwidth, --per, --new-rate, --verify, --verify-rate and --remember apply to "
+                         "limit rules");
     if (spec.dry_run && spec.action == XT_ACT_ALLOW)
       return usage_error("--dry-run has no effect on an --allow rule: it never drops");
     rule.flags = spec.dry_run ? XT_RULE_DRY_RUN : 0;
@@ -412,6 +438,11 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   if (!spec.bursts.empty() && spec.rates.empty()) return usage_error("--burst needs --rate: it is counted in packets");
   if (!spec.burst_bytes.empty() && spec.bandwidths.empty()) return usage_error("--burst-bytes needs --bandwidth");
   if (auto ok = check_windows(limits_of(spec)); !ok) return std::unexpected(ok.error());
+  if (spec.total && spec.total_bandwidth)
+    return usage_error("a rule has one total: --total (packets) or --total-bandwidth (bytes), not both");
+  if ((spec.total || spec.total_bandwidth) && limits_of(spec).windows.size() > XT_FAIR_WORD)
+    return usage_error("a rule with a total holds at most " + std::to_string(XT_FAIR_WORD) +
+                       " limits of its own, --rate and --bandwidth together: the fair share takes the third");
 
   int per = spec.per.value_or(spec.cidr.family == XT_FAMILY_V4 ? 32 : 64);
   if (per < 0 || per > max_bits)
@@ -430,6 +461,19 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
     rule.limit[p] = *l;
     rule.limits |= static_cast<uint8_t>(1u << p);
     if (w.bytes) rule.byte_limits |= static_cast<uint8_t>(1u << p);
+  }
+  if (const Limits l = limits_of(spec); l.total) {
+    const Window& t = *l.total;
+    auto total = make_limit(t.count, period_ticks(t.period_ns, hz) * (t.bytes ? 8 : 1), t.burst, hz,
+                            (t.bytes ? "--total-bandwidth " : "--total ") + window_name(t));
+    if (!total) return std::unexpected(total.error());
+    rule.total = *total;
+    rule.flags |= XT_RULE_TOTAL | (t.bytes ? XT_RULE_TOTAL_BYTES : 0);
+    // The fair word's cost per unit for a share of the whole total:
+    // 2^XT_FAIR_SHIFT units a tick over the total's units a tick.
+    const unsigned __int128 start =
+        (static_cast<unsigned __int128>(total->cost) << XT_FAIR_SHIFT) / total->fill;
+    rule.fair_start = start == 0 ? 1 : start > (1ULL << 52) ? (1ULL << 52) : static_cast<uint64_t>(start);
   }
   const Rate fresh = spec.new_rate.value_or(Rate{XT_DEFAULT_NEW_RATE, kNsPerSec});
   auto n = make_limit(fresh.count, period_ticks(fresh.period_ns, hz), fresh.count, hz,
@@ -558,6 +602,7 @@ std::string describe_limits(const RuleSpec& spec) {
   const Limits l = limits_of(spec);
   std::string out;
   for (const Window& w : l.windows) out += (out.empty() ? "" : ", ") + describe_window(w);
+  if (l.total) out += ", total " + window_name(*l.total) + " shared fairly";
   return out + ", new sources " + format_rate(l.new_rate.count, l.new_rate.period_ns);
 }
 
@@ -619,6 +664,11 @@ nlohmann::json rule_json(const RuleEntry& e) {
       if (w.period_ns == kNsPerSec) j["bandwidth_bits_per_second"] = w.count;
       j["burst_bytes"] = w.burst;
     }
+  }
+  if (l.total) {
+    j["total"] = window_name(*l.total);
+    j["total_kind"] = l.total->bytes ? "bytes" : "packets";
+    j["total_burst"] = l.total->burst;
   }
   return j;
 }

@@ -36,6 +36,10 @@ struct RuleSpec {
   std::vector<uint64_t> bursts;
   std::vector<Bandwidth> bandwidths;
   std::vector<uint64_t> burst_bytes;
+  // What the rule passes from all its sources together, packets or bytes
+  // (one of them), shared fairly while it binds (docs/design.md, "Totals").
+  std::optional<Rate> total;
+  std::optional<Bandwidth> total_bandwidth;
   std::optional<Rate> new_rate;  // default: XT_DEFAULT_NEW_RATE per second
   std::optional<bool> verify;        // --verify tcp|off (default tcp)
   std::optional<Rate> verify_rate;   // default: XT_DEFAULT_VERIFY_RATE per second
@@ -66,6 +70,7 @@ std::string describe_window(const Window& w);
 struct Limits {
   int per = 0;
   std::vector<Window> windows;  // the packet windows, then the byte windows, as in the spec
+  std::optional<Window> total;  // burst: its count (a per-second total: a second's worth)
   Rate new_rate;
   uint64_t new_burst = 0;
   bool verify = true;
@@ -84,7 +89,7 @@ struct RuleWords {
   std::optional<std::string> action;  // "limit", "allow" or "deny"
   std::optional<std::string> proto, port;
   bool syn = false;
-  std::optional<std::string> per, new_rate, verify, verify_rate, remember;
+  std::optional<std::string> per, new_rate, verify, verify_rate, remember, total, total_bandwidth;
   // The windows' words, each option in the order given (several windows:
   // several words).
   std::vector<std::string> rate, burst, bandwidth, burst_bytes;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "stats.h"
 
+#include <cmath>
+
 #include <algorithm>
 #include <map>
 
@@ -24,6 +26,7 @@ constexpr ReasonInfo kReasons[XT_REASONS] = {
     {"malformed", "dropped malformed"},
     {"table_full", "dropped, table refused insert"},
     {"new_source", "dropped, new-source budget"},
+    {"over_total", "dropped over the rule's total"},
 };
 
 json count_json(const xt_count& c) { return {{"packets", c.packets}, {"bytes", c.bytes}}; }
@@ -77,8 +80,17 @@ bool Stats::is_saturated(const RuleCounters& r) const {
 
 uint64_t Stats::extra(uint32_t counter) const { return counter < reasons.size() ? reasons[counter].packets : 0; }
 
+std::optional<double> fair_share(const RuleCounters& r, uint32_t hz) {
+  if (!(r.rule.flags & XT_RULE_TOTAL)) return std::nullopt;
+  if (!r.state.fair_cost) return 0.0;
+  return std::ldexp(static_cast<double>(hz), XT_FAIR_SHIFT) / static_cast<double>(r.state.fair_cost);
+}
+
 Result<Stats> read_stats(const State& state) {
   Stats s;
+  auto cfg = state.config();
+  if (!cfg) return std::unexpected(cfg.error());
+  s.hz = cfg->hz;
   auto reasons = state.counters();
   if (!reasons) return std::unexpected(reasons.error());
   auto rules = state.rule_counters();
@@ -112,6 +124,7 @@ json stats_json(const Stats& stats) {
                                   {"dryrun_bytes", r.stats.dryrun_bytes},
                                   {"new_source_dropped_packets", r.stats.new_source_dropped_packets},
                                   {"new_source_saturated", stats.is_saturated(r)}};
+    if (auto share = fair_share(r, stats.hz)) rules[rule_name(r.cidr, r.spec.match)]["fair_share_per_second"] = *share;
   }
   j["rules"] = rules;
   j["events_sent"] = stats.extra(XT_EVENTS_SENT);

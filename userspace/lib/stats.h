@@ -41,7 +41,12 @@ struct Stats {
   std::vector<RuleCounters> rules;
   xt_count passed() const;
   xt_count dropped() const;
+  uint32_t hz = 0;  // the state's kernel ticks a second
 };
+// The fair share a rule with a total is keeping now, per source, in its
+// total's units (packets or bytes) a second; 0 while none is in force
+// (the total does not bind); nullopt for a rule without a total.
+std::optional<double> fair_share(const RuleCounters& rule, uint32_t hz);
 Result<Stats> read_stats(const State& state);
 // The rules whose new-source budget is saturated now.
 Result<std::vector<Saturation>> saturations(const State& state, const std::vector<RuleCounters>& rules);
