@@ -88,10 +88,12 @@ static __always_inline __u64 xt_total_word(const struct xt_rule *r, __u64 word, 
 
 /* Sets the fair share again, at most XT_FAIR_STEPS_PER_SECOND times a
  * second (the CPU whose swap of fair_at wins): from what was claimed within
- * it since, against 95% of what the total refilled meanwhile. More claimed:
- * a smaller share (at most 16 times smaller a step); less: a larger one (at
- * most 1.25 times). It comes into force when the total falls below 90% of
- * its burst, and goes out when it is the whole total again and the total at
+ * it since, against 90% of what the total refilled meanwhile. More claimed:
+ * a smaller share (at most 8 times smaller a step, and never below one unit
+ * a XT_FAIR_SECONDS); less: a larger one, slowly (at most 1/16 larger a
+ * step: claims answer a larger share at once, from the tolerance every
+ * source has). It comes into force when the total falls below 90% of its
+ * burst, and goes out when it is the whole total again and the total at
  * least half full. */
 static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule_state *st, __u32 hz, __u64 now)
 {
@@ -109,22 +111,27 @@ static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule
 			st->fair_cost = r->fair_start;
 		return;
 	}
-	/* q/1024: what was claimed over 95% of what the total refilled since
+	/* q/1024: what was claimed over 90% of what the total refilled since
 	 * the last step, both in the total's scaled units; without overflow
 	 * for any limit compile_rule makes. */
 	__u64 elapsed = (__u32)now - at;
 	if (elapsed > hz)
 		elapsed = hz;
 	const __u64 refill = elapsed * r->total.fill;
-	__u64 t95 = refill / 100 * 95 + refill % 100 * 95 / 100 + 1;
+	__u64 t90 = refill / 100 * 90 + refill % 100 * 90 / 100 + 1;
 	__u64 got = claimed > (~0ULL >> 1) / r->total.cost ? ~0ULL >> 1 : (__u64)claimed * r->total.cost;
-	if (t95 > (1ULL << 50)) {
-		t95 = (t95 >> 12) + 1;
+	if (t90 > (1ULL << 50)) {
+		t90 = (t90 >> 12) + 1;
 		got >>= 12;
 	}
-	__u64 q = got / t95 >= 16 ? 16 * 1024 : got / t95 * 1024 + got % t95 * 1024 / t95;
-	q = q < 819 ? 819 : q > 16 * 1024 ? 16 * 1024 : q;
+	__u64 q = got / t90 >= 8 ? 8 * 1024 : got / t90 * 1024 + got % t90 * 1024 / t90;
+	q = q < 964 ? 964 : q > 8 * 1024 ? 8 * 1024 : q;
 	cost = cost / 1024 * q + (cost % 1024) * q / 1024;
+	/* A share of at least one unit a XT_FAIR_SECONDS: a claim never puts a
+	 * source further in debt than the tolerance, so a share that fell too
+	 * far comes back within it. */
+	const __u64 most = xt_fair_limit(1, hz).cap;
+	cost = cost > most ? most : cost;
 	st->fair_cost = cost <= r->fair_start && level >= r->total.cap / 2 ? 0 : cost ? cost : 1;
 }
 

@@ -293,7 +293,7 @@ struct xt_rule {
  * within its source's share may take the total's last tokens; one beyond
  * it only those above half the total's burst, so the heaviest sources give
  * way first. The share is set again XT_FAIR_STEPS_PER_SECOND times a
- * second from what was claimed under it. */
+ * second from what was claimed under it (bucket.bpf.h, xt_fair_step). */
 #define XT_FAIR_WORD (XT_MAX_LIMITS - 1)
 #define XT_FAIR_SHIFT 32
 #define XT_FAIR_SECONDS 1
