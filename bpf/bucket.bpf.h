@@ -25,6 +25,18 @@
 #include "slots.h"
 #include "known.bpf.h"
 
+/* Gives back what a packet took from the words of b before word `upto`
+ * (all of them: XT_MAX_LIMITS): one atomic add each. */
+static __always_inline void xt_give_back(struct xt_bucket *b, const struct xt_rule *rule, __u64 len, __u32 pkts,
+					 int upto)
+{
+	XT_UNROLL
+	for (int p = 0; p < XT_MAX_LIMITS; p++) {
+		if (p < upto && ((rule->limits >> p) & 1))
+			__sync_fetch_and_add(&b->word[p], -((xt_units(rule, p, len, pkts) * rule->limit[p].cost) << XT_GEN_BITS));
+	}
+}
+
 /* Meters one packet against bucket b: compare-and-swap on each limit's word,
  * so concurrent CPUs share one exact budget. A packet that fails a limit
  * writes nothing. */
@@ -47,14 +59,10 @@ static __always_inline int xt_take_words(struct xt_bucket *b, const struct xt_ru
 		}
 		if (lost < 0)
 			return 1;
-		/* Lost a word's race after taking from the words before it:
-		 * give those back and try again. */
-		XT_UNROLL
-		for (int p = 0; p < XT_MAX_LIMITS; p++) {
-			if (p < lost && ((rule->limits >> p) & 1) && n[p] != w[p])
-				__sync_fetch_and_add(&b->word[p],
-						     -((xt_units(rule, p, len, pkts) * rule->limit[p].cost) << XT_GEN_BITS));
-		}
+		/* Lost a word's race after taking from the words before it
+		 * (every limit in force takes something): give those back and
+		 * try again. */
+		xt_give_back(b, rule, len, pkts, lost);
 	}
 	return 0; /* more contention than XT_CAS_TRIES rounds: count it as a drop */
 }
@@ -79,12 +87,6 @@ static __always_inline struct xt_limit xt_fair_limit(__u64 cost, __u32 hz)
 	return l;
 }
 
-/* The total's word, brought to the rule's generation (a word of another
- * generation, or never written, is a full total). */
-static __always_inline __u64 xt_total_word(const struct xt_rule *r, __u64 word, __u64 now)
-{
-	return xt_word_gen(word) == r->gen ? word : xt_full_word(&r->total, now, r->gen);
-}
 
 /* Sets the fair share again, at most XT_FAIR_STEPS_PER_SECOND times a
  * second (the CPU whose swap of fair_at wins): from what was claimed within
@@ -104,7 +106,7 @@ static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule
 	const __u32 claims = st->fair_claims;
 	const __u32 claimed = claims - st->fair_seen;
 	st->fair_seen = claims;
-	const __u64 level = r->total.cap - xt_debt(&r->total, xt_total_word(r, st->total_word, now), now);
+	const __u64 level = r->total.cap - xt_debt(&r->total, xt_word_or_full(st->total_word, &r->total, r->gen, now), now);
 	__u64 cost = st->fair_cost;
 	if (!cost) {
 		if (level < r->total.cap / 10 * 9)
@@ -164,7 +166,7 @@ __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt
 		const __u64 old = b->word[XT_FAIR_WORD];
 		/* A word of another generation (or a window's, before the
 		 * total came): a fresh share. */
-		const __u64 fw = xt_word_gen(old) == rule->gen ? old : xt_full_word(&fair, now, rule->gen);
+		const __u64 fw = xt_word_or_full(old, &fair, rule->gen, now);
 		__u64 fn = fw;
 		claim = xt_gcra(&fair, fw, now, units, &fn);
 		/* Lost to another CPU's claim: both stand (one claim's worth
@@ -179,7 +181,7 @@ __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < XT_CAS_TRIES; i++) {
 		const __u64 tw = st->total_word;
-		const __u64 cur = xt_total_word(rule, tw, now);
+		const __u64 cur = xt_word_or_full(tw, &rule->total, rule->gen, now);
 		const __u64 debt = xt_debt(&rule->total, cur, now);
 		if (need + keep > rule->total.cap - debt)
 			break;
@@ -188,11 +190,7 @@ __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt
 			return 1;
 	}
 	/* Over the total: its own limits' tokens back. */
-	XT_UNROLL
-	for (int p = 0; p < XT_MAX_LIMITS; p++) {
-		if ((rule->limits >> p) & 1)
-			__sync_fetch_and_add(&b->word[p], -((xt_units(rule, p, len, pkts) * rule->limit[p].cost) << XT_GEN_BITS));
-	}
+	xt_give_back(b, rule, len, pkts, XT_MAX_LIMITS);
 	return XT_OVER_TOTAL;
 }
 

@@ -63,6 +63,14 @@ XT_INLINE __u64 xt_full_word(const struct xt_limit *l, __u64 now, __u8 gen)
 	return xt_word(xt_scaled(l, now), gen);
 }
 
+/* A word of generation gen as it is; one of another generation (or never
+ * written) as a full bucket of that generation, nothing converted: the
+ * total's word and the fair word (bucket.bpf.h). */
+XT_INLINE __u64 xt_word_or_full(__u64 word, const struct xt_limit *l, __u8 gen, __u64 now)
+{
+	return xt_word_gen(word) == gen ? word : xt_full_word(l, now, gen);
+}
+
 /* Tokens (whole units: packets or bytes) available at now. */
 XT_INLINE __u64 xt_available(const struct xt_limit *l, __u64 word, __u64 now)
 {

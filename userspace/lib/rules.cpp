@@ -15,26 +15,34 @@ namespace {
 constexpr int kDefaultPerV4 = 32;
 constexpr int kDefaultPerV6 = 64;
 
+// A window with its burst: given, or the window's count (a bandwidth's
+// bytes: a second's worth of a per-second one).
+Window window_of(const Rate& r, std::optional<uint64_t> burst) {
+  return {false, r.count, r.period_ns, burst.value_or(r.count), false};
+}
+Window window_of(const Bandwidth& b, std::optional<uint64_t> burst) {
+  return {true, b.bits, b.period_ns, burst.value_or((b.bits + 7) / 8), b.byte_unit};
+}
+
+// Of a compiled rule: whether word p's limit is in force, whether it
+// counts bytes, and whether two limits are the same.
+bool in_force(const xt_rule& r, int p) { return (r.limits >> p) & 1; }
+bool counts_bytes(const xt_rule& r, int p) { return (r.byte_limits >> p) & 1; }
+bool same_limit(const xt_limit& a, const xt_limit& b) {
+  return a.fill == b.fill && a.cost == b.cost && a.cap == b.cap;
+}
+
 }  // namespace
 
 Limits limits_of(const RuleSpec& spec) {
   Limits l;
   l.per = spec.per.value_or(spec.cidr.family == XT_FAMILY_V4 ? kDefaultPerV4 : kDefaultPerV6);
-  for (size_t i = 0; i < spec.rates.size(); i++) {
-    const Rate& r = spec.rates[i];
-    l.windows.push_back({false, r.count, r.period_ns, i < spec.bursts.size() ? spec.bursts[i] : r.count, false});
-  }
-  for (size_t i = 0; i < spec.bandwidths.size(); i++) {
-    const Bandwidth& b = spec.bandwidths[i];
-    const uint64_t bytes = (b.bits + 7) / 8;  // a per-second bandwidth's: a second's worth
-    l.windows.push_back(
-        {true, b.bits, b.period_ns, i < spec.burst_bytes.size() ? spec.burst_bytes[i] : bytes, b.byte_unit});
-  }
-  if (spec.total) l.total = Window{false, spec.total->count, spec.total->period_ns, spec.total->count, false};
-  if (spec.total_bandwidth) {
-    const Bandwidth& b = *spec.total_bandwidth;
-    l.total = Window{true, b.bits, b.period_ns, (b.bits + 7) / 8, b.byte_unit};
-  }
+  auto nth = [](const std::vector<uint64_t>& v, size_t i) { return i < v.size() ? std::optional(v[i]) : std::nullopt; };
+  for (size_t i = 0; i < spec.rates.size(); i++) l.windows.push_back(window_of(spec.rates[i], nth(spec.bursts, i)));
+  for (size_t i = 0; i < spec.bandwidths.size(); i++)
+    l.windows.push_back(window_of(spec.bandwidths[i], nth(spec.burst_bytes, i)));
+  if (spec.total) l.total = window_of(*spec.total, std::nullopt);
+  if (spec.total_bandwidth) l.total = window_of(*spec.total_bandwidth, std::nullopt);
   l.new_rate = spec.new_rate.value_or(Rate{XT_DEFAULT_NEW_RATE, kNsPerSec});
   l.new_burst = l.new_rate.count;
   l.verify = spec.verify.value_or(true);
@@ -301,15 +309,17 @@ namespace {
 // seconds.
 uint64_t period_ticks(uint64_t period_ns, uint32_t hz) { return period_ns / kNsPerSec * hz; }
 
+// The exact limit of a window (a byte window of N bits per T ticks: a byte
+// costs 8 of them), named by `option` in messages.
+Result<xt_limit> window_limit(const Window& w, uint32_t hz, std::string_view option) {
+  return make_limit(w.count, period_ticks(w.period_ns, hz) * (w.bytes ? 8 : 1), w.burst, hz,
+                    std::string(option) + " " + window_name(w));
+}
+
 }  // namespace
 
 void place_limits(const xt_rule& old, xt_rule& rule) {
   constexpr int kN = XT_MAX_LIMITS;
-  auto in_force = [](const xt_rule& r, int p) { return (r.limits >> p) & 1; };
-  auto bytes = [](const xt_rule& r, int p) { return (r.byte_limits >> p) & 1; };
-  auto same = [](const xt_limit& a, const xt_limit& b) {
-    return a.fill == b.fill && a.cost == b.cost && a.cap == b.cap;
-  };
   std::array<int, kN> at;  // new window i goes to position at[i] (-1: not yet placed)
   std::array<bool, kN> taken{};
   at.fill(-1);
@@ -322,7 +332,8 @@ void place_limits(const xt_rule& old, xt_rule& rule) {
   // Unchanged windows first.
   for (int i = 0; i < kN; i++)
     for (int p = 0; p < kN && in_force(rule, i) && at[i] < 0; p++)
-      if (!taken[p] && in_force(old, p) && bytes(old, p) == bytes(rule, i) && same(old.limit[p], rule.limit[i]))
+      if (!taken[p] && in_force(old, p) && counts_bytes(old, p) == counts_bytes(rule, i) &&
+          same_limit(old.limit[p], rule.limit[i]))
         place(i, p);
   // Then changed ones, the pairs nearest in rate first.
   auto rate = [](const xt_limit& l) { return std::log(static_cast<double>(l.fill) / static_cast<double>(l.cost)); };
@@ -331,7 +342,8 @@ void place_limits(const xt_rule& old, xt_rule& rule) {
     double best = 0;
     for (int i = 0; i < kN; i++)
       for (int p = 0; p < kN; p++) {
-        if (!in_force(rule, i) || at[i] >= 0 || taken[p] || !in_force(old, p) || bytes(old, p) != bytes(rule, i))
+        if (!in_force(rule, i) || at[i] >= 0 || taken[p] || !in_force(old, p) ||
+            counts_bytes(old, p) != counts_bytes(rule, i))
           continue;
         const double d = std::fabs(rate(rule.limit[i]) - rate(old.limit[p]));
         if (best_i < 0 || d < best) best_i = i, best_p = p, best = d;
@@ -354,7 +366,7 @@ void place_limits(const xt_rule& old, xt_rule& rule) {
     out.limit[p] = rule.limit[i];
     if (continues) out.prev[p] = old.limit[p];
     out.limits |= static_cast<uint8_t>(1u << p);
-    if (bytes(rule, i)) out.byte_limits |= static_cast<uint8_t>(1u << p);
+    if (counts_bytes(rule, i)) out.byte_limits |= static_cast<uint8_t>(1u << p);
   }
   rule = out;
 }
@@ -437,10 +449,11 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
     return usage_error("a limit rule needs --rate or --bandwidth (or --allow / --deny)");
   if (!spec.bursts.empty() && spec.rates.empty()) return usage_error("--burst needs --rate: it is counted in packets");
   if (!spec.burst_bytes.empty() && spec.bandwidths.empty()) return usage_error("--burst-bytes needs --bandwidth");
-  if (auto ok = check_windows(limits_of(spec)); !ok) return std::unexpected(ok.error());
+  const Limits l = limits_of(spec);
+  if (auto ok = check_windows(l); !ok) return std::unexpected(ok.error());
   if (spec.total && spec.total_bandwidth)
     return usage_error("a rule has one total: --total (packets) or --total-bandwidth (bytes), not both");
-  if ((spec.total || spec.total_bandwidth) && limits_of(spec).windows.size() > XT_FAIR_WORD)
+  if (l.total && l.windows.size() > XT_FAIR_WORD)
     return usage_error("a rule with a total holds at most " + std::to_string(XT_FAIR_WORD) +
                        " limits of its own, --rate and --bandwidth together: the fair share takes the third");
 
@@ -451,21 +464,17 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   rule.per_len = static_cast<uint8_t>(per);
   if (spec.dry_run) rule.flags |= XT_RULE_DRY_RUN;
 
-  const Limits windows = limits_of(spec);
-  for (size_t p = 0; p < windows.windows.size(); p++) {
-    const Window& w = windows.windows[p];
-    // A byte window of N bits per T ticks: a byte costs 8 of them.
-    auto l = make_limit(w.count, period_ticks(w.period_ns, hz) * (w.bytes ? 8 : 1), w.burst, hz,
-                        (w.bytes ? "--bandwidth " : "--rate ") + window_name(w));
-    if (!l) return std::unexpected(l.error());
-    rule.limit[p] = *l;
+  for (size_t p = 0; p < l.windows.size(); p++) {
+    const Window& w = l.windows[p];
+    auto limit = window_limit(w, hz, w.bytes ? "--bandwidth" : "--rate");
+    if (!limit) return std::unexpected(limit.error());
+    rule.limit[p] = *limit;
     rule.limits |= static_cast<uint8_t>(1u << p);
     if (w.bytes) rule.byte_limits |= static_cast<uint8_t>(1u << p);
   }
-  if (const Limits l = limits_of(spec); l.total) {
+  if (l.total) {
     const Window& t = *l.total;
-    auto total = make_limit(t.count, period_ticks(t.period_ns, hz) * (t.bytes ? 8 : 1), t.burst, hz,
-                            (t.bytes ? "--total-bandwidth " : "--total ") + window_name(t));
+    auto total = window_limit(t, hz, t.bytes ? "--total-bandwidth" : "--total");
     if (!total) return std::unexpected(total.error());
     rule.total = *total;
     rule.flags |= XT_RULE_TOTAL | (t.bytes ? XT_RULE_TOTAL_BYTES : 0);
@@ -481,7 +490,6 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   if (!n) return std::unexpected(n.error());
   rule.new_src = *n;
 
-  const Limits l = limits_of(spec);
   if (spec.verify_rate && !l.verify) return usage_error("--verify-rate needs --verify tcp (the default)");
   if (l.verify) rule.flags |= XT_RULE_VERIFY_TCP;
   rule.remember = static_cast<uint32_t>(l.remember);  // parse_duration keeps it within 32 bits
@@ -518,9 +526,8 @@ std::vector<int> window_positions(const RuleEntry& entry, uint32_t hz) {
   for (size_t i = 0; i < out.size(); i++) {
     const xt_limit& want = compiled->limit[i];
     for (int p = 0; p < XT_MAX_LIMITS && out[i] < 0; p++) {
-      const xt_limit& have = entry.rule.limit[p];
-      if (((entry.rule.limits >> p) & 1) && ((entry.rule.byte_limits >> p) & 1) == l.windows[i].bytes &&
-          have.fill == want.fill && have.cost == want.cost && have.cap == want.cap)
+      if (in_force(entry.rule, p) && counts_bytes(entry.rule, p) == l.windows[i].bytes &&
+          same_limit(entry.rule.limit[p], want))
         out[i] = p;
     }
   }
