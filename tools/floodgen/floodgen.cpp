@@ -43,6 +43,7 @@ struct Options {
   uint32_t sources = 1;
   uint64_t count = 1000;
   double rate = 0;  // frames per second over all threads; 0: as fast as possible
+  double pace_us = 1000;  // paced: the traffic released at once, in microseconds' worth
   uint32_t size = 64;
   uint32_t threads = 1;
   uint32_t first_cpu = 0;
@@ -132,9 +133,10 @@ std::vector<uint8_t> build_frame(const Options& o, bool v6, uint32_t* base) {
 }
 
 // Sends `count` frames from the current thread, pinned to `cpu`, paced to
-// `rate` frames/s if rate > 0. Returns frames sent.
+// `rate` frames/s if rate > 0, in chunks of `pace_us` microseconds of
+// traffic. Returns frames sent.
 uint64_t send_frames(int prog_fd, int ifindex, const std::vector<uint8_t>& frame, uint64_t count, double rate,
-                     uint32_t batch, int cpu, std::string* error) {
+                     double pace_us, uint32_t batch, int cpu, std::string* error) {
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
@@ -145,12 +147,18 @@ uint64_t send_frames(int prog_fd, int ifindex, const std::vector<uint8_t>& frame
   ctx.ingress_ifindex = static_cast<uint32_t>(ifindex);
   const auto start = std::chrono::steady_clock::now();
   uint64_t sent = 0;
-  // Paced: chunks of about 1 ms of traffic, each released when its time comes.
-  const uint64_t chunk = rate > 0 ? std::max<uint64_t>(1, static_cast<uint64_t>(rate / 1000)) : 1u << 20;
+  // Paced: chunks of `pace_us` of traffic, each released when its time
+  // comes. Under 500 us the wait spins: a sleep overshoots by tens of
+  // microseconds (the timer slack), which would bunch the chunks up again.
+  const uint64_t chunk = rate > 0 ? std::max<uint64_t>(1, static_cast<uint64_t>(rate * pace_us / 1e6)) : 1u << 20;
   while (sent < count) {
     if (rate > 0) {
       auto due = start + std::chrono::duration<double>(static_cast<double>(sent) / rate);
-      std::this_thread::sleep_until(due);
+      if (pace_us >= 500)
+        std::this_thread::sleep_until(due);
+      else
+        while (std::chrono::steady_clock::now() < due) {
+        }
     }
     const uint64_t n = std::min<uint64_t>(chunk, count - sent);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
@@ -188,6 +196,10 @@ int main(int argc, char** argv) {
   app.add_flag("--v6-low", o.v6_low,
                "IPv6: rotate the address's low 32 bits (all sources in one /64) instead of bits 32-63 "
                "(one /64 per source)");
+  app.add_option("--pace-us", o.pace_us,
+                 "With --rate: microseconds of traffic sent at once (smaller is smoother; under 500 the sender "
+                 "spins between chunks)")
+      ->check(CLI::Range(1.0, 1e6))->capture_default_str();
   app.add_option("--batch", o.batch, "Frames per kernel batch")->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--syn", o.syn_port,
                  "Send TCP SYNs to this port instead of UDP datagrams (each one's headers written afresh, as a "
@@ -226,11 +238,15 @@ int main(int argc, char** argv) {
   // attached somewhere it stays in the dispatcher and a run costs microseconds,
   // so keep it attached to this namespace's loopback for the duration. It is a
   // bpf_link: the kernel detaches it when we exit, however we exit. If another
-  // floodgen holds lo already, go on without: runs of one frame (slow paced
-  // senders) never touch the dispatcher anyway.
+  // floodgen holds lo already, go on without. Runs of one frame (slow paced
+  // senders) never touch the dispatcher: those leave lo to a sender that
+  // needs it.
+  const bool single_frames = o.rate > 0 && o.rate / o.threads * o.pace_us / 1e6 < 2;
   std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)> warm(
-      bpf_program__attach_xdp(skel->progs.floodgen, static_cast<int>(if_nametoindex("lo"))), bpf_link__destroy);
-  if (!warm && (o.rate == 0 || o.rate / o.threads >= 2000))
+      single_frames ? nullptr
+                    : bpf_program__attach_xdp(skel->progs.floodgen, static_cast<int>(if_nametoindex("lo"))),
+      bpf_link__destroy);
+  if (!warm && !single_frames)
     std::cerr << "floodgen: lo is taken (" << std::strerror(errno)
               << "): each run will pay for an XDP dispatcher update\n";
 
@@ -242,7 +258,7 @@ int main(int argc, char** argv) {
   for (uint32_t t = 0; t < o.threads; t++) {
     const uint64_t share = o.count / o.threads + (t < o.count % o.threads ? 1 : 0);
     workers.emplace_back([&, t, share] {
-      sent[t] = send_frames(prog_fd, ifindex, frame, share, o.rate / o.threads, o.batch,
+      sent[t] = send_frames(prog_fd, ifindex, frame, share, o.rate / o.threads, o.pace_us, o.batch,
                             static_cast<int>((o.first_cpu + t) % cpus), &errors[t]);
     });
   }
