@@ -305,7 +305,7 @@ struct xt_bucket_key {
 	__u8 family;
 	__u8 per_len;
 	__u8 pad[2];
-	__u8 addr[16];
+	__u8 addr[16] __attribute__((aligned(8))); /* read as 64-bit words: see xt_pkt */
 };
 
 /* A source's bucket (in a slot of the bucket table): one GCRA word for each
@@ -495,7 +495,7 @@ struct xt_meta {
  * of that class are dropped without looking up its rule or bucket. 32
  * bytes, two to a cache line. */
 struct xt_hot {
-	__u8 addr[16];
+	__u8 addr[16] __attribute__((aligned(8))); /* read as 64-bit words: see xt_pkt */
 	__u32 until;    /* low 32 bits of the tick the source is dropped until (unless XT_HOT_FOREVER) */
 	__u32 epoch;    /* the rules epoch it was filled in; valid only in that one */
 	__u16 last_hit; /* low 16 bits of the tick of the last drop not yet added */

@@ -293,7 +293,7 @@ TEST(Bucket, AgreesWithAClassicTokenBucketOnRandomTraffic) {
 }
 
 TEST(Keys, BucketKeyMasksToPer) {
-  xt_pkt pkt{XT_FAMILY_V4, {198, 18, 7, 77}, 0, 0};
+  xt_pkt pkt{.addr = {198, 18, 7, 77}, .family = XT_FAMILY_V4};
   xt_bucket_key key;
   xt_bucket_key_for(&pkt, 9, 24, &key);
   EXPECT_EQ(key.rule_id, 9u);
@@ -302,7 +302,7 @@ TEST(Keys, BucketKeyMasksToPer) {
   xt_bucket_key_for(&pkt, 9, 0, &key);
   EXPECT_EQ(format_addr(XT_FAMILY_V4, key.addr), "0.0.0.0");
 
-  xt_pkt v6{XT_FAMILY_V6, {}, 0, 0};
+  xt_pkt v6{.addr = {}, .family = XT_FAMILY_V6};
   inet_pton(AF_INET6, "2001:db8:1:2:3:4:5:6", v6.addr);
   xt_bucket_key_for(&v6, 9, 61, &key);
   EXPECT_EQ(format_addr(XT_FAMILY_V6, key.addr), "2001:db8:1::");
