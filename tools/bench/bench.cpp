@@ -797,11 +797,28 @@ json measure_fair_share(uint32_t reps, uint64_t frames) {
     // The total's first burst (a second's worth) is spent, and the fair
     // share settled, within two seconds; from then on, the rate.
     std::this_thread::sleep_for(std::chrono::seconds(2));
-    const std::string before = raw_counters(lab);
-    const auto t0 = std::chrono::steady_clock::now();
+    // Each read of the counters takes a while (a process in the lab): its
+    // middle is when they were read. The heavy sources stop at their end;
+    // the light ones go on until the second read.
+    using Clock = std::chrono::steady_clock;
+    auto read = [&](Clock::time_point* at) {
+      const auto from = Clock::now();
+      std::string listing = raw_counters(lab);
+      *at = from + (Clock::now() - from) / 2;
+      return listing;
+    };
+    Clock::time_point t0, t1;
+    const std::string before = read(&t0);
+    // The share in force in the window (xthrottle's claims a second each
+    // source may make; not total / sources, which the light rate is set by).
+    const double share = limiters[n] == Limiter::Xthrottle
+                             ? lab.xthrottle_json({"stats", "--json"})["rules"]["198.18.0.0/15"].value(
+                                   "fair_share_per_second", 0.0)
+                             : 0.0;
     const Outcome h = heavy.wait();
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const std::string after = raw_counters(lab);
+    const double heavy_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    const std::string after = read(&t1);
+    const double seconds = std::chrono::duration<double>(t1 - t0).count();
     light.signal(SIGTERM);
     light.wait();
     if (h.rc != 0) die("floodgen: " + h.err);
@@ -813,10 +830,14 @@ json measure_fair_share(uint32_t reps, uint64_t frames) {
     const double heavy_pps = sent["sent"].get<double>() / sent["seconds"].get<double>();
     if (heavy_pps < 0.95 * heavy_rate)
       std::fprintf(stderr, "fair share: the heavy sources sent %.0f/s only, not %.0f/s\n", heavy_pps, heavy_rate);
-    const double light_sent = light_rate * seconds, heavy_sent = heavy_pps * seconds;
-    const double rate = static_cast<double>(heavy_passed + light_passed) / seconds;
+    const double light_sent = light_rate * seconds, heavy_sent = heavy_pps * heavy_seconds;
+    // What passed while the heavy sources sent: all of theirs, and the
+    // light sources' share of that time.
+    const double rate =
+        (static_cast<double>(heavy_passed) + static_cast<double>(light_passed) * heavy_seconds / seconds) /
+        heavy_seconds;
     json row = {{"limiter", name(limiters[n])},
-                {"seconds", seconds},
+                {"seconds", heavy_seconds},
                 {"heavy_sent_per_second", heavy_pps},
                 {"passed_per_second", rate},
                 {"error", rate / kFairTotal - 1},
@@ -824,9 +845,7 @@ json measure_fair_share(uint32_t reps, uint64_t frames) {
                 {"light_passed", light_passed},
                 {"light_loss", std::max(0.0, 1 - static_cast<double>(light_passed) / light_sent)},
                 {"heavy_passed_share", static_cast<double>(heavy_passed) / heavy_sent}};
-    if (limiters[n] == Limiter::Xthrottle)
-      row["fair_share_per_second"] = lab.xthrottle_json({"stats", "--json"})["rules"]["198.18.0.0/15"]
-                                         .value("fair_share_per_second", 0.0);
+    if (limiters[n] == Limiter::Xthrottle) row["fair_share_per_second"] = share;
     std::fprintf(stderr,
                  "fair share: %-18s %.0f/s passed of a %.0f/s total (%+.1f%%); light sources lost %.2f%% (%llu of "
                  "%.0f passed); heavy sources passed %.1f%%\n",
@@ -1038,7 +1057,8 @@ int main(int argc, char** argv) {
                  "files written)")
       ->check(CLI::IsMember({"cost", "classify", "throughput", "scale", "legit", "accuracy", "fair", "clients"}));
   bool no_peers = false;
-  app.add_flag("--no-peers", no_peers, "Throughput and scale: xthrottle against the bare drop only (with --only: for trying things)")
+  app.add_flag("--no-peers", no_peers,
+               "Throughput, scale and fair: xthrottle against the bare drop only (with --only: for trying things)")
       ->needs("--only");
   CLI11_PARSE(app, argc, argv);
   g_peers = !no_peers;

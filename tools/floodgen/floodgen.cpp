@@ -148,13 +148,15 @@ uint64_t send_frames(int prog_fd, int ifindex, const std::vector<uint8_t>& frame
   const auto start = std::chrono::steady_clock::now();
   uint64_t sent = 0;
   // Paced: chunks of `pace_us` of traffic, each released when its time
-  // comes. Under 500 us the wait spins: a sleep overshoots by tens of
-  // microseconds (the timer slack), which would bunch the chunks up again.
+  // comes. Chunks less than 500 us apart are waited for by spinning: a
+  // sleep overshoots by tens of microseconds (the timer slack), which
+  // would bunch them up again.
   const uint64_t chunk = rate > 0 ? std::max<uint64_t>(1, static_cast<uint64_t>(rate * pace_us / 1e6)) : 1u << 20;
+  const bool spin = rate > 0 && static_cast<double>(chunk) / rate < 500e-6;
   while (sent < count) {
     if (rate > 0) {
       auto due = start + std::chrono::duration<double>(static_cast<double>(sent) / rate);
-      if (pace_us >= 500)
+      if (!spin)
         std::this_thread::sleep_until(due);
       else
         while (std::chrono::steady_clock::now() < due) {
@@ -197,8 +199,8 @@ int main(int argc, char** argv) {
                "IPv6: rotate the address's low 32 bits (all sources in one /64) instead of bits 32-63 "
                "(one /64 per source)");
   app.add_option("--pace-us", o.pace_us,
-                 "With --rate: microseconds of traffic sent at once (smaller is smoother; under 500 the sender "
-                 "spins between chunks)")
+                 "With --rate: microseconds of traffic sent at once (smaller is smoother; chunks under 500 us "
+                 "apart are waited for by spinning)")
       ->check(CLI::Range(1.0, 1e6))->capture_default_str();
   app.add_option("--batch", o.batch, "Frames per kernel batch")->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--syn", o.syn_port,
