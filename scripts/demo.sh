@@ -71,6 +71,25 @@ floodgen --src 198.18.1.1 --count 60000 --rate 20000
 received
 echo "(its bucket kept its tokens across the change: about those + 5000 x 3 got through)"
 
+step "A total shared fairly: 2000 sources at 50/s, together ten times over a 10,000/s total, and 200 at 0.5/s"
+xthrottle rule add 198.19.0.0/16 --rate 1000/s --new-rate 100000/s --total 10000/s
+ip netns exec "$tag-dut" nft -f - <<'NFT'
+table netdev demo {
+  counter light {}
+  chain in { type filter hook ingress device "dut0" priority -400; ip saddr 198.19.128.0/17 counter name light; }
+}
+NFT
+floodgen --src 198.19.128.1 --sources 200 --rate 100 --count 500 --cpu 1 >/dev/null &
+client=$!
+floodgen --src 198.19.0.1 --sources 2000 --rate 100000 --pace-us 20 --count 500000 --cpu 0
+wait "$client"
+client=""
+printf '%s$ xthrottle stats --json | (the rule'"'"'s passed packets)%s\n' "$bold" "$plain"
+ip netns exec "$tag-dut" build/xthrottle --pin-dir "/run/$tag/pins" stats --json | python3 -c 'import json, sys; r = json.load(sys.stdin)["rules"]["198.19.0.0/16"]; print("the rule passed %d in 5 s: 10,000/s, and the half of its burst that sources beyond their share may take" % r["passed_packets"])'
+printf '%s$ nft list counter netdev demo light%s\n' "$bold" "$plain"
+ip netns exec "$tag-dut" nft list counter netdev demo light | awk '/packets/ {print "the light sources: " $2 " of their 500 packets passed"}'
+echo "(first come, they would have lost nine in ten: the heavy sources give way first)"
+
 step "Counters, overall and per rule"
 xthrottle stats
 step "Done: the lab is removed on exit"
