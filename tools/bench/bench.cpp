@@ -248,6 +248,23 @@ json measure_classify(uint32_t repeat) {
   return out;
 }
 
+// Rules in the raw table counting what got past a limiter (a peer's rules
+// come first in that table, or in nft's netdev ingress before it), one for
+// each source range: raw_counter reads them.
+void count_behind(const Lab& lab, std::initializer_list<const char*> sources) {
+  for (const char* source : sources)
+    must(lab.in_dut({"iptables", "-t", "raw", "-A", "PREROUTING", "-s", source}), "iptables counter");
+}
+
+// Loads an nft ruleset into the lab's dut namespace (`nft -f` reads a file).
+void nft_load(const Lab& lab, const std::string& rules, const std::string& what) {
+  const std::string file = "/tmp/xtbench-" + std::to_string(getpid()) + ".nft";
+  std::ofstream(file) << rules;
+  Outcome r = lab.in_dut({"nft", "-f", file});
+  std::filesystem::remove(file);
+  must(r, what);
+}
+
 // Every limiter: `limit` packets/s per source (per /64 for IPv6), burst
 // `burst` (0: the same as limit), state for 262144 sources. xthrottle also
 // gets `extra` rules (`rule add` arguments), before its catch-all ones,
@@ -283,8 +300,7 @@ void set_up(const Lab& lab, Limiter l, uint32_t limit, uint32_t burst_packets = 
         must(lab.in_dut(argv), tool);
       }
       // Count what got past the limit.
-      for (const char* source : {kLegitSource, kFloodRange})
-        must(lab.in_dut({"iptables", "-t", "raw", "-A", "PREROUTING", "-s", source}), "iptables counter");
+      count_behind(lab, {kLegitSource, kFloodRange});
       return;
     case Limiter::NftMeter: {
       const std::string rules =
@@ -297,16 +313,11 @@ void set_up(const Lab& lab, Limiter l, uint32_t limit, uint32_t burst_packets = 
           "/second burst " + burst + " packets } drop\n"
           "  }\n"
           "}\n";
-      const std::string file = "/tmp/xtbench-" + std::to_string(getpid()) + ".nft";
-      std::ofstream(file) << rules;
-      Outcome r = lab.in_dut({"nft", "-f", file});
-      std::filesystem::remove(file);
-      must(r, "nft meter");
+      nft_load(lab, rules, "nft meter");
       // What gets past the meter reaches the raw table. (An nft counter would
       // be slower to read: listing anything in nft lists the meters' 262144
       // elements too, for seconds.)
-      for (const char* source : {kLegitSource, kFloodRange})
-        must(lab.in_dut({"iptables", "-t", "raw", "-A", "PREROUTING", "-s", source}), "iptables counter");
+      count_behind(lab, {kLegitSource, kFloodRange});
       return;
     }
   }
@@ -622,8 +633,7 @@ void set_up_clients(const Lab& lab, Limiter l) {
   std::vector<std::string> clients;
   for (int i = 0; i < kClients; i++) clients.insert(clients.end(), {bench_client(i), returning_client(i)});
   lab.add_clients(clients);
-  if (l != Limiter::Xthrottle)
-    must(lab.in_dut({"iptables", "-t", "raw", "-A", "PREROUTING", "-s", "198.18.0.0/24"}), "iptables counter");
+  if (l != Limiter::Xthrottle) count_behind(lab, {"198.18.0.0/24"});
 }
 
 // Packets from 198.18.0.0/24 that got past the limiter so far.
@@ -759,20 +769,16 @@ void set_up_total(const Lab& lab, Limiter l) {
         must(lab.in_dut(argv), "iptables hashlimit");
       }
       break;
-    case Limiter::NftMeter: {
-      const std::string file = "/tmp/xtbench-" + std::to_string(getpid()) + "-total.nft";
-      std::ofstream(file) << "table netdev xtb {\n  chain in {\n    type filter hook ingress device \"dut0\" priority 0;\n"
-                             "    meter m4 size 262144 { ip saddr limit rate over " + per_source + "/second burst " +
-                                 per_source + " packets } drop\n"
-                             "    limit rate over " + total + "/second burst " + total + " packets drop\n  }\n}\n";
-      Outcome r = lab.in_dut({"nft", "-f", file});
-      std::filesystem::remove(file);
-      must(r, "nft meter and limit");
+    case Limiter::NftMeter:
+      nft_load(lab,
+               "table netdev xtb {\n  chain in {\n    type filter hook ingress device \"dut0\" priority 0;\n"
+               "    meter m4 size 262144 { ip saddr limit rate over " + per_source + "/second burst " + per_source +
+                   " packets } drop\n"
+                   "    limit rate over " + total + "/second burst " + total + " packets drop\n  }\n}\n",
+               "nft meter and limit");
       break;
-    }
   }
-  for (const char* source : {kHeavyRange, kLightRange})
-    must(lab.in_dut({"iptables", "-t", "raw", "-A", "PREROUTING", "-s", source}), "iptables counter");
+  count_behind(lab, {kHeavyRange, kLightRange});
 }
 
 json measure_fair_share(uint32_t reps, uint64_t frames) {

@@ -132,6 +132,12 @@ std::vector<uint8_t> build_frame(const Options& o, bool v6, uint32_t* base) {
   return f;  // UDP checksum 0: optional for IPv4, and nothing here verifies it for IPv6
 }
 
+// Frames sent at once: `pace_us` of traffic at `rate` frames/s (at least
+// one), or, unpaced (rate 0), as many as one run takes.
+uint64_t chunk_frames(double rate, double pace_us) {
+  return rate > 0 ? std::max<uint64_t>(1, static_cast<uint64_t>(rate * pace_us / 1e6)) : 1u << 20;
+}
+
 // Sends `count` frames from the current thread, pinned to `cpu`, paced to
 // `rate` frames/s if rate > 0, in chunks of `pace_us` microseconds of
 // traffic. Returns frames sent.
@@ -151,7 +157,7 @@ uint64_t send_frames(int prog_fd, int ifindex, const std::vector<uint8_t>& frame
   // comes. Chunks less than 500 us apart are waited for by spinning: a
   // sleep overshoots by tens of microseconds (the timer slack), which
   // would bunch them up again.
-  const uint64_t chunk = rate > 0 ? std::max<uint64_t>(1, static_cast<uint64_t>(rate * pace_us / 1e6)) : 1u << 20;
+  const uint64_t chunk = chunk_frames(rate, pace_us);
   const bool spin = rate > 0 && static_cast<double>(chunk) / rate < 500e-6;
   while (sent < count) {
     if (rate > 0) {
@@ -243,7 +249,7 @@ int main(int argc, char** argv) {
   // floodgen holds lo already, go on without. Runs of one frame (slow paced
   // senders) never touch the dispatcher: those leave lo to a sender that
   // needs it.
-  const bool single_frames = o.rate > 0 && o.rate / o.threads * o.pace_us / 1e6 < 2;
+  const bool single_frames = chunk_frames(o.rate / o.threads, o.pace_us) == 1;
   std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)> warm(
       single_frames ? nullptr
                     : bpf_program__attach_xdp(skel->progs.floodgen, static_cast<int>(if_nametoindex("lo"))),
