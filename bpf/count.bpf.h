@@ -8,9 +8,26 @@
 
 #include "maps.bpf.h"
 
-/* Records why the packet got its verdict, and returns the verdict.
- * A frame counts as the pkts wire packets and len wire bytes it stands for. */
-static __always_inline int xt_exit(enum xt_reason reason, __u64 len, __u32 pkts, __u32 rule_id)
+/* Which of a rule's drops a reason is (enum xt_over_kind), or -1 for one
+ * that is no rule's to send elsewhere. */
+static __always_inline int xt_over_kind(enum xt_reason reason)
+{
+	switch (reason) {
+	case XT_DROP_LIMIT: return XT_OVER_LIMIT;
+	case XT_DROP_TOTAL: return XT_OVER_TOTAL;
+	case XT_DROP_NEW_SOURCE: return XT_OVER_NEW_SOURCE;
+	case XT_DROP_DENY: return XT_OVER_DENY;
+	default: return -1;
+	}
+}
+
+/* Records why the packet got its verdict, and returns the verdict: a drop
+ * of a rule that sends that kind of drop out another interface (cfg, where
+ * the rule is known; abi.h, enum xt_over_kind) is redirected there, and
+ * counted as redirected besides. A frame counts as the pkts wire packets
+ * and len wire bytes it stands for. */
+static __always_inline int xt_exit(enum xt_reason reason, __u64 len, __u32 pkts, __u32 rule_id,
+				   const struct xt_config *cfg)
 {
 	__u32 idx = reason;
 	struct xt_count *c = bpf_map_lookup_elem(&xt_counters, &idx);
@@ -34,7 +51,24 @@ static __always_inline int xt_exit(enum xt_reason reason, __u64 len, __u32 pkts,
 		if (reason == XT_DROP_NEW_SOURCE)
 			s->new_source_dropped_packets += pkts;
 	}
-	return reason >= XT_FIRST_DROP ? XDP_DROP : XDP_PASS;
+	if (reason < XT_FIRST_DROP)
+		return XDP_PASS;
+	const int kind = xt_over_kind(reason);
+	if (!s || !cfg || !cfg->redirects || kind < 0)
+		return XDP_DROP;
+	/* An empty key (no interface chosen, or it is gone) drops. */
+	const long verdict = bpf_redirect_map(&xt_redirect, XT_REDIRECT_KEY(rule_id, kind), XDP_DROP);
+	if (verdict != XDP_REDIRECT)
+		return XDP_DROP;
+	s->redirected_packets += pkts;
+	s->redirected_bytes += len;
+	idx = XT_REDIRECTED;
+	c = bpf_map_lookup_elem(&xt_counters, &idx);
+	if (c) {
+		c->packets += pkts;
+		c->bytes += len;
+	}
+	return XDP_REDIRECT;
 }
 
 static __always_inline void xt_count_one(enum xt_counter which)

@@ -216,6 +216,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_meta SEC(".maps");
 
+/* Where a rule's drops go instead (abi.h, enum xt_over_kind): an interface
+ * at XT_REDIRECT_KEY(rule, kind), or none (dropped). Pinned with the rest,
+ * but reused by the controller itself (object.cpp, open_object): the kernel
+ * marks a device map read-only to programs, which libbpf 1.1 then takes
+ * for a map of another kind and refuses to reuse. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__type(key, __u32);
+	__type(value, __u32); /* the interface's index */
+	__uint(max_entries, XT_REDIRECT_ENTRIES);
+} xt_redirect SEC(".maps");
+
 /* The rules as the operator wrote them; their layout is the controller's. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 14
+#define XT_ABI_VERSION 15
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -40,6 +40,7 @@
 /* The controller's own record of each rule as the operator wrote it (its
  * options as text, indexed by xt_rule.id): the data path never reads it, so
  * it is no part of struct xt_rule. XT_RULE_TEXT_SIZE bytes a slot. */
+#define XT_MAP_REDIRECT "xt_redirect"
 #define XT_MAP_RULE_TEXT "xt_rule_text"
 #define XT_RULE_TEXT_SIZE 256
 #define XT_MAP_CONTROL "xt_ctl" /* not pinned */
@@ -355,6 +356,8 @@ struct xt_rule_stats {
 	__u64 dryrun_bytes;
 	__u64 new_source_dropped_packets; /* untracked sources over the new-source budget (dry-run: would have been) */
 	__u64 proof_word; /* not a counter: GCRA word of this CPU's share of the rule's proofs */
+	__u64 redirected_packets; /* of the dropped ones: sent out another interface instead (--over redirect) */
+	__u64 redirected_bytes;
 };
 
 /* Why a packet got its verdict: index of the per-CPU xt_counters array. */
@@ -385,6 +388,7 @@ enum xt_counter {
 	XT_ADMITTED_BY_PROOF,        /* sources admitted outside the budget, having proved their address */
 	XT_ADMITTED_BY_MEMORY,       /* sources admitted outside the budget, known from earlier good behaviour */
 	XT_KNOWN_RECORDED,           /* entries written to the known table (new ones and refreshes) */
+	XT_REDIRECTED,               /* packets a rule would drop, sent out another interface (--over redirect) */
 	XT_COUNTERS
 };
 
@@ -461,7 +465,10 @@ struct xt_config {
 	 * of its level goes in and clears it after the last is gone. */
 	__u8 proto_levels[256];
 	__u32 matches;
-	__u32 pad2;
+	/* Nonzero while some rule sends what it drops out another interface
+	 * (xt_redirect has an entry): until then a drop costs no redirect
+	 * lookup. */
+	__u32 redirects;
 };
 
 /* A packet's class: what, besides its source, decides its rule. 0 when its
@@ -625,6 +632,23 @@ struct xt_known_tags {
 	__u16 fp[XT_KNOWN_WAYS];
 };
 
+/* What a rule does with the packets it would drop (--over): drop them, or
+ * send them out another interface (--over redirect:IFACE) through the
+ * device map xt_redirect, keyed by the rule's id and which of its drops
+ * the packet is (enum xt_over_kind): the controller puts the interface at
+ * the keys of the kinds the operator chose (--over-reasons), and a key with
+ * no interface (none chosen, or the interface gone: the kernel empties the
+ * key when its interface is removed) drops. */
+enum xt_over_kind {
+	XT_OVER_LIMIT = 0,      /* XT_DROP_LIMIT: over the rule's limits */
+	XT_OVER_TOTAL = 1,      /* XT_DROP_TOTAL: over its total */
+	XT_OVER_NEW_SOURCE = 2, /* XT_DROP_NEW_SOURCE: over its new-source budget */
+	XT_OVER_DENY = 3,       /* XT_DROP_DENY: a deny rule's */
+	XT_OVER_KINDS
+};
+#define XT_REDIRECT_KEY(rule_id, kind) ((__u32)(rule_id) * XT_OVER_KINDS + (__u32)(kind))
+#define XT_REDIRECT_ENTRIES (XT_MAX_RULES * XT_OVER_KINDS)
+
 /* Attachment records, written by `attach`, read by `status`. Interfaces are
  * named per network namespace, so the key carries the namespace's inode. */
 struct xt_attach_key {
@@ -671,7 +695,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_rule) == 256, "xt_rule layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket_key) == 24, "xt_bucket_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 40, "xt_bucket layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 64, "xt_rule_state layout");
-XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 64, "xt_rule_stats layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 80, "xt_rule_stats layout");
 XT_STATIC_ASSERT(sizeof(struct xt_config) == 360, "xt_config layout");
 XT_STATIC_ASSERT(__builtin_offsetof(struct xt_config, abi_version) == 20, "the ABI version never moves");
 XT_STATIC_ASSERT(sizeof(struct xt_meta) == 4144, "xt_meta layout");

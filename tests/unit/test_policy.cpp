@@ -500,5 +500,92 @@ TEST(Windows, AReplacedRuleKeepsEachWindowsWord) {
   EXPECT_EQ(bytes.prev[2].cost, 0u) << "nothing converts between packets and bytes";
 }
 
+// --over redirect:IFACE (issue 14): the words read back, the kinds of
+// drop it sends default to those the rule has, and what cannot go together
+// is refused, naming the bad word.
+TEST(Over, RedirectWordsReadBackAndKindsDefaultToTheRules) {
+  auto spec_of = [](RuleWords words, const char* cidr = "198.18.0.0/15") {
+    return build_spec(*parse_cidr(cidr), words, command_line_words());
+  };
+  RuleWords words;
+  words.rate = {"100/s"};
+  words.over = "redirect:scrub0";
+  auto spec = spec_of(words);
+  ASSERT_TRUE(spec.has_value()) << spec.error().message;
+  EXPECT_EQ(spec->redirect, "scrub0");
+  EXPECT_EQ(over_kinds_of(*spec), 1u << XT_OVER_LIMIT | 1u << XT_OVER_NEW_SOURCE)
+      << "a limit rule without a total sends its over-limit and new-source drops";
+  const std::string text = options_text(*spec);
+  EXPECT_EQ(text, "--rate 100/s --over redirect:scrub0");
+  auto again = spec_from_options_text(spec->cidr, text);
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_TRUE(same_rule(*again, *spec));
+  EXPECT_TRUE(compile_rule(*spec, kHz).has_value());
+  EXPECT_NE(describe(*spec).find("over_limit,new_source sent out scrub0"), std::string::npos) << describe(*spec);
+
+  words.over_reasons = "new_source";
+  auto narrow = spec_of(words);
+  ASSERT_TRUE(narrow.has_value());
+  EXPECT_EQ(over_kinds_of(*narrow), 1u << XT_OVER_NEW_SOURCE);
+  EXPECT_FALSE(same_rule(*narrow, *spec)) << "which drops go elsewhere is part of the rule";
+  EXPECT_EQ(options_text(*narrow), "--rate 100/s --over redirect:scrub0 --over-reasons new_source");
+  EXPECT_EQ(over_kinds_of(*spec_from_options_text(narrow->cidr, options_text(*narrow))), 1u << XT_OVER_NEW_SOURCE);
+
+  words.over_reasons.reset();
+  words.total = "1000/s";
+  EXPECT_EQ(over_kinds_of(*spec_of(words)), 1u << XT_OVER_LIMIT | 1u << XT_OVER_NEW_SOURCE | 1u << XT_OVER_TOTAL);
+  RuleWords deny;
+  deny.action = "deny";
+  deny.over = "redirect:honeypot";
+  EXPECT_EQ(over_kinds_of(*spec_of(deny)), 1u << XT_OVER_DENY);
+
+  RuleWords drop;
+  drop.rate = {"100/s"};
+  drop.over = "drop";
+  auto dropped = spec_of(drop);
+  ASSERT_TRUE(dropped.has_value());
+  EXPECT_FALSE(dropped->redirect) << "drop is the default, and not written out";
+  EXPECT_EQ(options_text(*dropped), "--rate 100/s");
+  EXPECT_FALSE(same_rule(*dropped, *spec));
+}
+
+TEST(Over, WhatCannotGoTogetherIsRefused) {
+  auto spec_of = [](RuleWords words) { return build_spec(*parse_cidr("198.18.0.0/15"), words, command_line_words()); };
+  auto compiled = [&](RuleWords words) {
+    auto spec = spec_of(words);
+    EXPECT_TRUE(spec.has_value()) << spec.error().message;
+    return compile_rule(*spec, kHz);
+  };
+  RuleWords w;
+  w.rate = {"100/s"};
+  w.over = "tarpit";
+  expect_usage_error(spec_of(w), "tarpit");
+  w.over = "redirect:";
+  expect_usage_error(spec_of(w), "redirect:");
+  w.over = "redirect:a-name-far-too-long";
+  expect_usage_error(spec_of(w), "a-name-far-too-long");
+  w.over = "redirect:eth0/1";
+  expect_usage_error(spec_of(w), "eth0/1");
+  w.over = "redirect:scrub0";
+  w.over_reasons = "over_limit,bogus";
+  expect_usage_error(spec_of(w), "bogus");
+  w.over_reasons = "denied";
+  expect_usage_error(compiled(w), "denied");
+  w.over_reasons = "over_total";
+  expect_usage_error(compiled(w), "over_total");
+  w.over.reset();
+  w.over_reasons = "over_limit";
+  expect_usage_error(compiled(w), "--over-reasons");
+  RuleWords allow;
+  allow.action = "allow";
+  allow.over = "redirect:scrub0";
+  expect_usage_error(compiled(allow), "--allow");
+  RuleWords deny;
+  deny.action = "deny";
+  deny.over = "redirect:scrub0";
+  deny.over_reasons = "over_limit";
+  expect_usage_error(compiled(deny), "over_limit");
+}
+
 }  // namespace
 }  // namespace xt

@@ -107,6 +107,7 @@ Lab::Lab(const std::string& prefix) {
   tag_ = prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(n++);
   gen_ = tag_ + "-gen";
   dut_ = tag_ + "-dut";
+  scr_ = tag_ + "-scr";
   pin_dir_ = "/run/" + tag_ + "/pins";  // tools/lab/lab.sh mounts a bpffs at /run/TAG
   must({XT_LAB, "up", tag_});
   dut_mac_ = in_dut({"cat", "/sys/class/net/dut0/address"}).out;
@@ -161,6 +162,17 @@ void Lab::add_clients(const std::vector<std::string>& clients) const {
     in(dut_, {"ip", "neigh", "replace", addr, "lladdr", gen_mac, "dev", "dut0", "nud", "permanent"});
   }
   receive_xdp_on_gen();
+}
+
+void Lab::add_scrubber() const { must({XT_LAB, "scrubber", tag_}); }
+
+uint64_t Lab::scrubbed() const {
+  Outcome r = in_ns(scr_, {"nft", "-j", "list", "counter", "netdev", "lab", "scrubbed"});
+  if (r.rc != 0) throw std::runtime_error("cannot read the scrubber's counter: " + r.err);
+  const auto doc = nlohmann::json::parse(r.out);
+  for (const auto& item : doc["nftables"])
+    if (item.contains("counter")) return item["counter"]["packets"].get<uint64_t>();
+  throw std::runtime_error("no counter scrubbed in nft output");
 }
 
 void Lab::teardown() { run({XT_LAB, "down", tag_}); }

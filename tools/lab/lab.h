@@ -92,6 +92,12 @@ class Lab {
   // neighbours fixed both ways (no ARP to lose in a flooded ring), and
   // receive_xdp_on_gen. Throws on failure.
   void add_clients(const std::vector<std::string>& clients) const;
+  // A third namespace behind a second interface of dut's, scrub0, for
+  // what xthrottle sends out there (--over redirect:scrub0): its far side
+  // counts what arrives from the lab's sources. Throws on failure.
+  void add_scrubber() const;
+  const std::string& scrubber_ns() const { return scr_; }
+  uint64_t scrubbed() const;
   // Frames each of dut0's receive queues ran XDP on so far.
   std::vector<uint64_t> dut_queue_xdp_packets() const;
   void reset_received() const;
@@ -103,7 +109,7 @@ class Lab {
   std::map<std::string, uint64_t> ethtool_stats(const std::string& ns, const std::string& dev) const;
   void teardown();
 
-  std::string tag_, gen_, dut_, pin_dir_, dut_mac_;
+  std::string tag_, gen_, dut_, scr_, pin_dir_, dut_mac_;
 };
 
 }  // namespace xt::test

@@ -14,6 +14,10 @@
 #   lab.sh down TAG     remove it; safe to run twice or on a half-built lab
 #   lab.sh sweep PREFIX remove every lab whose tag starts with PREFIX
 #   lab.sh count TAG    packets counted from 198.18.0.0/15 and 2001:db8::/32
+#   lab.sh scrubber TAG add a third namespace, TAG-scr, behind a second veth
+#                       of TAG-dut's (scrub0 ==veth== scr0), for what
+#                       xthrottle sends out there (--over redirect:scrub0);
+#                       nftables counts what arrives on scr0 as "scrubbed"
 set -u
 
 up() {
@@ -67,8 +71,34 @@ xps() {
     printf %x $odd > /sys/class/net/$2/queues/tx-1/xps_cpus"
 }
 
+scrubber() {
+  scr=$1-scr dut=$1-dut
+  ip netns add "$scr" &&
+  ip -n "$scr" link add scr0 type veth peer name scrub0 netns "$dut" &&
+  ip -n "$scr" link set lo up &&
+  ip -n "$scr" link set scr0 up &&
+  ip -n "$dut" link set scrub0 up &&
+  # Frames XDP redirects into scrub0 arrive on scr0 only if it runs XDP or
+  # has GRO on (the same as dut0).
+  ip netns exec "$scr" ethtool -K scr0 gro on >/dev/null &&
+  ip netns exec "$scr" nft -f - <<NFT
+table netdev lab {
+  counter scrubbed { }
+  chain in {
+    type filter hook ingress device "scr0" priority -500;
+    ip saddr 198.18.0.0/15 counter name scrubbed
+    ip6 saddr 2001:db8::/32 counter name scrubbed
+  }
+}
+NFT
+  status=$?
+  [ $status -eq 0 ] || ip netns del "$scr" 2>/dev/null
+  return $status
+}
+
 down() {
   tag=$1
+  ip netns del "$1-scr" 2>/dev/null
   ip netns del "$1-gen" 2>/dev/null
   ip netns del "$1-dut" 2>/dev/null
   if [ -d "/run/$tag" ]; then
@@ -80,7 +110,9 @@ down() {
 
 sweep() {
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
-    case $ns in "$1"*-gen) down "${ns%-gen}" ;; "$1"*-dut) down "${ns%-dut}" ;; esac
+    case $ns in
+      "$1"*-gen) down "${ns%-gen}" ;; "$1"*-dut) down "${ns%-dut}" ;; "$1"*-scr) down "${ns%-scr}" ;;
+    esac
   done
   for dir in /run/"$1"*; do
     [ -d "$dir" ] && down "$(basename "$dir")"
@@ -94,7 +126,7 @@ count() {
 }
 
 case "${1:-}" in
-  up | down | count) [ $# -eq 2 ] || { echo "usage: $0 $1 TAG" >&2; exit 2; }; "$1" "$2" ;;
+  up | down | count | scrubber) [ $# -eq 2 ] || { echo "usage: $0 $1 TAG" >&2; exit 2; }; "$1" "$2" ;;
   sweep) [ $# -eq 2 ] || { echo "usage: $0 sweep PREFIX" >&2; exit 2; }; sweep "$2" ;;
-  *) echo "usage: $0 up|down|count TAG, or $0 sweep PREFIX" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|count|scrubber TAG, or $0 sweep PREFIX" >&2; exit 2 ;;
 esac

@@ -4,7 +4,8 @@
 //                         [--bandwidth N UNIT/PERIOD [--burst-bytes N]]...
 //                         [--total N/UNIT | --total-bandwidth N UNIT/PERIOD] [--new-rate N/UNIT]
 //                         [--verify tcp|off] [--verify-rate N/UNIT] [--remember DURATION]
-//                         [--allow | --deny] [--dry-run]
+//                         [--allow | --deny] [--over drop|redirect:IFACE [--over-reasons KIND,...]]
+//                         [--dry-run]
 // xthrottle rule del CIDR [--proto ...] [--port ...] [--syn]
 // xthrottle rule list [--json]
 #include <iostream>
@@ -38,7 +39,7 @@ void put_match_words(const MatchOptions& m, RuleWords& words) {
 
 struct RuleAddOptions {
   MatchOptions match;
-  std::string cidr, per, new_rate, verify, verify_rate, remember, total, total_bandwidth;
+  std::string cidr, per, new_rate, verify, verify_rate, remember, total, total_bandwidth, over, over_reasons;
   // Each may be given several times (several windows).
   std::vector<std::string> rate, burst, burst_bytes;
   std::vector<std::string> bandwidth;  // each one word (10Mbit/s) or two (10 Mbit/s)
@@ -71,6 +72,8 @@ Result<RuleSpec> spec_of(RuleAddOptions o) {
   words.verify = given(o.verify);
   words.verify_rate = given(o.verify_rate);
   words.remember = given(o.remember);
+  words.over = given(o.over);
+  words.over_reasons = given(o.over_reasons);
   // The bandwidths' words, every occurrence's together: a number alone
   // goes with the unit after it (10 Mbit/s).
   for (size_t i = 0; i < o.bandwidth.size(); i++) {
@@ -172,6 +175,12 @@ void add_rule_commands(CLI::App& app, const Globals& g, int& rc) {
   auto* allow = add->add_flag("--allow", o->allow, "Never limit these sources");
   auto* deny = add->add_flag("--deny", o->deny, "Drop everything from these sources");
   allow->excludes(deny);
+  add->add_option("--over", o->over,
+                  "What becomes of what the rule drops: drop (default), or redirect:IFACE to send it out IFACE "
+                  "instead (to a scrubber, a honeypot or a capture box); dropped while IFACE is gone");
+  add->add_option("--over-reasons", o->over_reasons,
+                  "Which drops --over redirect sends: over_limit, over_total, new_source, denied, separated by "
+                  "commas (default: every kind the rule has)");
   add->add_flag("--dry-run", o->dry_run, "Count what would be dropped, drop nothing");
   add->callback([&g, &rc, o] { rc = run_rule_add(g, *o); });
 

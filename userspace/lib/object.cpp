@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "object.h"
 
+#include "fd.h"
+
 #include <bpf/bpf.h>
 #include <sys/utsname.h>
 #include <xdp/libxdp.h>
@@ -66,6 +68,17 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
     bpf_object__for_each_map(map, skel->obj) {
       if (int err = bpf_map__set_pin_path(map, nullptr); err)
         return system_error("cannot unpin map " + std::string(bpf_map__name(map)), err);
+    }
+  }
+  // The device map has no pinning of its own in the object (maps.bpf.h):
+  // the state's pin, if there is one, is reused as it is.
+  if (options.pin_dir) {
+    const std::string pin = *options.pin_dir + "/" + XT_MAP_REDIRECT;
+    if (Fd fd(bpf_obj_get(pin.c_str())); fd) {
+      if (int err = bpf_map__reuse_fd(skel->maps.xt_redirect, fd.get()); err)
+        return system_error("cannot reuse " + pin, err);
+    } else if (errno != ENOENT) {
+      return system_error("cannot open " + pin, errno);
     }
   }
   if (int err = bpf_map__set_max_entries(skel->maps.xt_buckets, bucket_sets_for(options.max_sources)); err)

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <sstream>
 
@@ -59,8 +60,60 @@ std::string describe_window(const Window& w) {
   return window_name(w) + " burst " + std::to_string(w.burst) + (w.bytes ? "B" : "");
 }
 
+namespace {
+
+constexpr const char* kOverKindNames[XT_OVER_KINDS] = {"over_limit", "over_total", "new_source", "denied"};
+constexpr std::string_view kRedirectPrefix = "redirect:";
+
+// An interface's name as the kernel takes it: 1 to IFNAMSIZ-1 (15)
+// characters, none of them '/', ':' or white space.
+bool good_ifname(std::string_view name) {
+  return !name.empty() && name.size() < 16 && std::ranges::none_of(name, [](unsigned char c) {
+    return c == '/' || c == ':' || std::isspace(c) || !std::isprint(c);
+  });
+}
+
+}  // namespace
+
+const char* over_kind_name(int kind) { return kind >= 0 && kind < XT_OVER_KINDS ? kOverKindNames[kind] : "unknown"; }
+
+Result<uint8_t> parse_over_kinds(std::string_view what, std::string_view text) {
+  uint8_t kinds = 0;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string_view name = text.substr(start, comma - start);
+    int kind = 0;
+    while (kind < XT_OVER_KINDS && name != kOverKindNames[kind]) kind++;
+    if (kind == XT_OVER_KINDS)
+      return usage_error("bad " + std::string(what) + " '" + std::string(text) + "': '" + std::string(name) +
+                         "' is not a kind of drop (use over_limit, over_total, new_source or denied, separated by "
+                         "commas)");
+    kinds |= static_cast<uint8_t>(1u << kind);
+    start = comma + 1;
+  }
+  return kinds;
+}
+
+std::string format_over_kinds(uint8_t kinds) {
+  std::string out;
+  for (int k = 0; k < XT_OVER_KINDS; k++)
+    if (kinds >> k & 1) out += (out.empty() ? "" : ",") + std::string(kOverKindNames[k]);
+  return out;
+}
+
+uint8_t over_kinds_of(const RuleSpec& spec) {
+  if (!spec.redirect) return 0;
+  if (spec.over_kinds) return *spec.over_kinds;
+  if (spec.action == XT_ACT_DENY) return 1u << XT_OVER_DENY;
+  if (spec.action != XT_ACT_LIMIT) return 0;
+  const bool total = spec.total || spec.total_bandwidth;
+  return static_cast<uint8_t>(1u << XT_OVER_LIMIT | 1u << XT_OVER_NEW_SOURCE | (total ? 1u << XT_OVER_TOTAL : 0));
+}
+
 bool same_rule(const RuleSpec& a, const RuleSpec& b) {
   if (a.cidr != b.cidr || a.match != b.match || a.action != b.action || a.dry_run != b.dry_run) return false;
+  if (a.redirect != b.redirect || over_kinds_of(a) != over_kinds_of(b)) return false;
   if (a.action != XT_ACT_LIMIT) return true;
   Limits la = limits_of(a), lb = limits_of(b);
   // How a bandwidth was written (bits or bytes) does not change the rule.
@@ -190,6 +243,23 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
     if (!d) return at("remember", d.error());
     spec.remember = *d;
   }
+  if (w.over && *w.over != "drop") {
+    const std::string_view over = *w.over;
+    if (!over.starts_with(kRedirectPrefix))
+      return at("over", Error{ErrorKind::Usage, context.name("over") + " must be \"drop\" or \"redirect:IFACE\", not \"" +
+                                                    *w.over + "\""});
+    const std::string_view iface = over.substr(kRedirectPrefix.size());
+    if (!good_ifname(iface))
+      return at("over", Error{ErrorKind::Usage, "bad " + context.name("over") + " \"" + *w.over + "\": \"" +
+                                                    std::string(iface) + "\" is not an interface name (1 to 15 "
+                                                    "characters, no '/', ':' or spaces)"});
+    spec.redirect = std::string(iface);
+  }
+  if (w.over_reasons) {
+    auto kinds = parse_over_kinds(context.name("over_reasons"), *w.over_reasons);
+    if (!kinds) return at("over_reasons", kinds.error());
+    spec.over_kinds = *kinds;
+  }
   return spec;
 }
 
@@ -213,6 +283,8 @@ RuleWords words_of(const RuleSpec& spec) {
   if (spec.verify_rate) w.verify_rate = format_rate(spec.verify_rate->count, spec.verify_rate->period_ns);
   if (spec.remember) w.remember = format_duration(*spec.remember);
   w.dry_run = spec.dry_run;
+  if (spec.redirect) w.over = std::string(kRedirectPrefix) + *spec.redirect;
+  if (spec.over_kinds) w.over_reasons = format_over_kinds(*spec.over_kinds);
   return w;
 }
 
@@ -243,6 +315,8 @@ std::string options_text(const RuleSpec& spec) {
   add("verify", w.verify);
   add("verify_rate", w.verify_rate);
   add("remember", w.remember);
+  add("over", w.over);
+  add("over_reasons", w.over_reasons);
   if (w.dry_run) out += (out.empty() ? "" : " ") + std::string("--dry-run");
   return out;
 }
@@ -278,6 +352,8 @@ Result<RuleSpec> spec_from_options_text(const Cidr& cidr, std::string_view text)
     else if (word == "--verify") w.verify = value;
     else if (word == "--verify-rate") w.verify_rate = value;
     else if (word == "--remember") w.remember = value;
+    else if (word == "--over") w.over = value;
+    else if (word == "--over-reasons") w.over_reasons = value;
     else return usage_error("unknown option " + word + " in '" + std::string(text) + "'");
   }
   return build_spec(cidr, w, command_line_words());
@@ -418,6 +494,23 @@ Result<void> check_windows(const Limits& limits) {
   return {};
 }
 
+Result<void> check_over(const RuleSpec& spec) {
+  if (spec.over_kinds && !spec.redirect)
+    return usage_error("--over-reasons says which drops --over redirect:IFACE sends out IFACE: it needs --over "
+                       "redirect:IFACE");
+  if (!spec.redirect) return {};
+  if (spec.action == XT_ACT_ALLOW)
+    return usage_error("--over redirect:" + *spec.redirect + " has nothing to send: an --allow rule drops nothing");
+  if (!spec.over_kinds) return {};
+  RuleSpec every = spec;
+  every.over_kinds.reset();
+  const uint8_t has = over_kinds_of(every);
+  if (const uint8_t extra = *spec.over_kinds & ~has; extra)
+    return usage_error("--over-reasons " + format_over_kinds(*spec.over_kinds) + ": this rule has no " +
+                       format_over_kinds(extra) + " drops (its drops are " + format_over_kinds(has) + ")");
+  return {};
+}
+
 Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   xt_rule rule{};
   rule.action = static_cast<uint8_t>(spec.action);
@@ -425,6 +518,7 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   rule.src_len = spec.cidr.len;
   rule.level = match_level(spec.match);
   if (auto ok = check_match(spec); !ok) return std::unexpected(ok.error());
+  if (auto ok = check_over(spec); !ok) return std::unexpected(ok.error());
   const int max_bits = family_bits(spec.cidr.family);
   const char* family_name = spec.cidr.family == XT_FAMILY_V4 ? "IPv4" : "IPv6";
   const bool limits = !spec.rates.empty() || !spec.bursts.empty() || !spec.bandwidths.empty() ||
@@ -623,6 +717,7 @@ std::string describe(const RuleSpec& spec) {
     if (spec.verify_rate) out += ", proofs " + format_rate(l.verify_rate.count, l.verify_rate.period_ns);
     if (spec.remember) out += ", remember " + format_duration(l.remember);
   }
+  if (spec.redirect) out += ", " + format_over_kinds(over_kinds_of(spec)) + " sent out " + *spec.redirect;
   if (spec.dry_run) out += " (dry-run)";
   return out;
 }
@@ -643,6 +738,13 @@ nlohmann::json rule_json(const RuleEntry& e) {
     j["port_high"] = e.spec.match.ports->second;
   }
   if (e.spec.match.syn) j["syn"] = true;
+  j["over"] = e.spec.redirect ? "redirect" : "drop";
+  if (e.spec.redirect) {
+    j["redirect_interface"] = *e.spec.redirect;
+    j["over_reasons"] = nlohmann::json::array();
+    for (int k = 0; k < XT_OVER_KINDS; k++)
+      if (over_kinds_of(e.spec) >> k & 1) j["over_reasons"].push_back(over_kind_name(k));
+  }
   if (e.spec.action != XT_ACT_LIMIT) return j;
   const Limits l = limits_of(e.spec);
   j["per"] = l.per;
@@ -695,7 +797,10 @@ std::string rules_text(const std::vector<RuleEntry>& rules) {
     out += fmt("%-44s %-18s %-6s %-5s %s%s\n", format_cidr(e.cidr).c_str(), match.empty() ? "-" : match.c_str(),
                action_name(e.spec.action),
                limit ? ("/" + std::to_string(limits_of(e.spec).per)).c_str() : "-",
-               limit ? describe_limits(e.spec).c_str() : "-", e.spec.dry_run ? " (dry-run)" : "");
+               limit ? describe_limits(e.spec).c_str() : "-",
+               (std::string(e.spec.redirect ? " (drops sent out " + *e.spec.redirect + ")" : "") +
+                (e.spec.dry_run ? " (dry-run)" : ""))
+                   .c_str());
   }
   return out;
 }

@@ -45,7 +45,24 @@ struct RuleSpec {
   std::optional<Rate> verify_rate;   // default: XT_DEFAULT_VERIFY_RATE per second
   std::optional<uint64_t> remember;  // seconds (default XT_DEFAULT_REMEMBER_SECONDS); 0: none
   bool dry_run = false;
+  // What becomes of what the rule would drop (--over): dropped, or sent out
+  // the interface `redirect` (--over redirect:IFACE); of the kinds of drop
+  // in over_kinds (a bit per enum xt_over_kind, --over-reasons), or if none
+  // are given every kind the rule has (over_kinds_of).
+  std::optional<std::string> redirect;
+  std::optional<uint8_t> over_kinds;
 };
+
+// The names of the kinds of a rule's drops (enum xt_over_kind), as `stats`
+// names their reasons: over_limit, over_total, new_source, denied.
+const char* over_kind_name(int kind);
+// "over_limit,new_source" to a bit per kind; and back.
+Result<uint8_t> parse_over_kinds(std::string_view what, std::string_view text);
+std::string format_over_kinds(uint8_t kinds);
+// The kinds a rule sends elsewhere: those given, or every kind of drop the
+// rule has (a limit rule: over_limit and new_source, over_total with a
+// total; a deny rule: denied); 0 without --over redirect.
+uint8_t over_kinds_of(const RuleSpec& spec);
 
 // One limit of a rule once the defaults are in: a packet window (count
 // packets per period) or a byte window (count bits per period), and its
@@ -84,7 +101,7 @@ bool same_rule(const RuleSpec& a, const RuleSpec& b);
 // A rule's options as words: what `rule add` takes after the CIDR, and what
 // a rules file's keys hold (numbers as their digits). Keys: action, per,
 // rate, burst, bandwidth, burst_bytes, new_rate, verify, verify_rate,
-// remember, dry_run, and the match's proto, port, syn.
+// remember, dry_run, over, over_reasons, and the match's proto, port, syn.
 struct RuleWords {
   std::optional<std::string> action;  // "limit", "allow" or "deny"
   std::optional<std::string> proto, port;
@@ -94,6 +111,7 @@ struct RuleWords {
   // several words).
   std::vector<std::string> rate, burst, bandwidth, burst_bytes;
   bool dry_run = false;
+  std::optional<std::string> over, over_reasons;  // "drop" or "redirect:IFACE"; "over_limit,new_source"
 };
 
 // Where words came from, for messages: how a key is named ("--burst-bytes"
@@ -145,6 +163,10 @@ void place_limits(const xt_rule& old, xt_rule& rule);
 // without tcp or udp, --syn with another protocol, ICMP of the other
 // family): compile_rule's first check, and `rule del`'s.
 Result<void> check_match(const RuleSpec& spec);
+
+// --over and --over-reasons that go together and with the rule's action
+// (compile_rule's check).
+Result<void> check_over(const RuleSpec& spec);
 
 // What a rule will do that its author may not expect, one warning a line
 // for `rule add` and `apply` (empty: nothing to say). Tokens arrive once a

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <net/if.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -454,6 +455,61 @@ Result<void> State::write_rule_text(uint32_t id, const RuleSpec& spec) {
   return {};
 }
 
+Result<uint32_t> redirect_ifindex(const RuleSpec& spec) {
+  if (!spec.redirect) return 0;
+  const uint32_t ifindex = if_nametoindex(spec.redirect->c_str());
+  if (!ifindex)
+    return system_error("cannot send the drops of the rule for " + rule_name(spec.cidr, spec.match) + " out " +
+                        *spec.redirect + ": this network namespace has no such interface");
+  return ifindex;
+}
+
+Result<std::array<uint32_t, XT_OVER_KINDS>> State::redirects_of(uint32_t id) const {
+  std::array<uint32_t, XT_OVER_KINDS> out{};
+  for (int k = 0; k < XT_OVER_KINDS; k++) {
+    const uint32_t key = XT_REDIRECT_KEY(id, k);
+    if (bpf_map_lookup_elem(redirect_.get(), &key, &out[k]) != 0) {
+      if (errno != ENOENT) return system_error("cannot read " XT_MAP_REDIRECT, errno);
+      out[k] = 0;
+    }
+  }
+  return out;
+}
+
+Result<void> State::set_redirects(uint32_t id, const RuleSpec& spec, uint32_t ifindex) {
+  if (!config_mem_) return system_error("the state's settings are not mapped: cannot change where drops go");
+  std::atomic_ref<uint32_t> redirects(static_cast<xt_config*>(config_mem_.get())->redirects);
+  const uint8_t kinds = ifindex ? over_kinds_of(spec) : 0;
+  auto before = redirects_of(id);
+  if (!before) return std::unexpected(before.error());
+  if (kinds) redirects.store(1, std::memory_order_release);
+  bool emptied = false;
+  for (int k = 0; k < XT_OVER_KINDS; k++) {
+    const uint32_t key = XT_REDIRECT_KEY(id, k);
+    if (kinds >> k & 1) {
+      if (bpf_map_update_elem(redirect_.get(), &key, &ifindex, BPF_ANY) != 0)
+        return system_error("cannot send the " + std::string(over_kind_name(k)) + " drops of the rule for " +
+                                rule_name(spec.cidr, spec.match) + " out " + spec.redirect.value_or("?") +
+                                " (can it take XDP frames?)",
+                            errno);
+    } else if ((*before)[k]) {
+      if (bpf_map_delete_elem(redirect_.get(), &key) != 0 && errno != ENOENT)
+        return system_error("cannot stop sending drops of rule slot " + std::to_string(id) + " elsewhere", errno);
+      emptied = true;
+    }
+  }
+  // The last key emptied (here, or by the kernel when an interface went)?
+  // Then a drop needs no lookup again. The scan ends at the first key that
+  // holds an interface.
+  if (kinds || (!emptied && !redirects.load(std::memory_order_acquire))) return {};
+  for (uint32_t key = 0; key < XT_REDIRECT_ENTRIES; key++) {
+    uint32_t value = 0;
+    if (bpf_map_lookup_elem(redirect_.get(), &key, &value) == 0) return {};
+  }
+  redirects.store(0, std::memory_order_release);
+  return {};
+}
+
 Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
   std::vector<uint8_t> zeros(static_cast<size_t>(possible_cpus()) * sizeof(xt_rule_stats));
   if (bpf_map_update_elem(rule_stats_.get(), &id, zeros.data(), BPF_ANY) != 0)
@@ -462,6 +518,7 @@ Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
   fresh.created_epoch = epoch;
   if (bpf_map_update_elem(rule_state_.get(), &id, &fresh, BPF_ANY) != 0)
     return system_error("cannot reset the new-source budget of rule slot " + std::to_string(id), errno);
+  if (auto ok = set_redirects(id, RuleSpec{}, 0); !ok) return std::unexpected(ok.error());
   return sweep_buckets(id, XT_SWEEP_ALL);
 }
 
@@ -595,6 +652,8 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
   const Cidr& cidr = spec.cidr;
   const std::string name = rule_name(cidr, spec.match);
   const xt_rule_key key = rule_key(cidr, spec.match);
+  auto ifindex = redirect_ifindex(spec);
+  if (!ifindex) return std::unexpected(ifindex.error());
   // Neither way needs the other rules read back (an apply of thousands of
   // rules would read them thousands of times): the rule of this key, the
   // ids in use, and the published longest prefixes, which an added rule can
@@ -624,6 +683,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
     if (!now) return std::unexpected(now.error());
     rule.replaced_at = *now;
     if (auto ok = write_rule_text(rule.id, spec); !ok) return std::unexpected(ok.error());
+    if (auto ok = set_redirects(rule.id, spec, *ifindex); !ok) return std::unexpected(ok.error());
     // One map update swaps the whole value: packets see the old rule or the new.
     if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_EXIST) != 0)
       return system_error("cannot replace the rule for " + name, errno);
@@ -652,7 +712,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
     undo_failed_add(std::nullopt);
     return std::unexpected(ok.error());
   }
-  auto added = add_prepared(spec, rule, key, id, *cfg);
+  auto added = add_prepared(spec, rule, key, id, *cfg, *ifindex);
   // Undone only if the rule did not go in: once it is in, its record and
   // match are its own, and the rest of the change is what failed.
   xt_rule in{};
@@ -662,7 +722,10 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
 }
 
 void State::undo_failed_add(std::optional<uint32_t> id) {
-  if (id) (void)free_rule_text(*id);
+  if (id) {
+    (void)set_redirects(*id, RuleSpec{}, 0);
+    (void)free_rule_text(*id);
+  }
   if (auto live = rules(); live) (void)tidy_matches(*live);
 }
 
@@ -674,7 +737,7 @@ Result<void> State::free_rule_text(uint32_t id) {
 }
 
 Result<bool> State::add_prepared(const RuleSpec& spec, xt_rule rule, const xt_rule_key& key, uint32_t id,
-                                 const xt_config& cfg) {
+                                 const xt_config& cfg, uint32_t ifindex) {
   const Cidr& cidr = spec.cidr;
   const std::string name = rule_name(cidr, spec.match);
   // The slot may hold a deleted rule's counters or buckets: start clean.
@@ -682,6 +745,7 @@ Result<bool> State::add_prepared(const RuleSpec& spec, xt_rule rule, const xt_ru
   rule.id = id;
   rule.gen = 1;
   if (auto ok = write_rule_text(id, spec); !ok) return std::unexpected(ok.error());
+  if (auto ok = set_redirects(id, spec, ifindex); !ok) return std::unexpected(ok.error());
   const uint8_t longest = cidr.family == XT_FAMILY_V4 ? cfg.longest_v4 : cfg.longest_v6;
   if (cidr.len > longest) {
     if (auto ok = publish(nullptr, cidr); !ok) return std::unexpected(ok.error());
@@ -714,6 +778,7 @@ Result<void> State::del_rule(const Cidr& cidr, const Match& match) {
   if (auto ok = tidy_matches(*current); !ok) return std::unexpected(ok.error());
   if (auto ok = publish(&*current); !ok) return std::unexpected(ok.error());
   step();
+  if (auto ok = set_redirects(id, RuleSpec{}, 0); !ok) return std::unexpected(ok.error());
   // The slot is free again (rule_slots_in_use).
   if (auto ok = free_rule_text(id); !ok) return std::unexpected(ok.error());
   return sweep_buckets(id, XT_SWEEP_ALL);

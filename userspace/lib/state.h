@@ -26,6 +26,11 @@
 
 namespace xt {
 
+// The index of the interface a rule sends its drops out (--over
+// redirect:IFACE) in this network namespace; 0 for a rule that drops.
+// Fails if there is no such interface.
+Result<uint32_t> redirect_ifindex(const RuleSpec& spec);
+
 // The kernel tick rate limits are compiled for: that of the state in
 // pin_dir, or measured now if there is none yet.
 Result<uint32_t> tick_rate(const std::string& pin_dir);
@@ -112,6 +117,11 @@ class State {
   // new one.
   void set_step_hook(std::function<void()> hook) { step_hook_ = std::move(hook); }
 
+  // Where each kind of rule id's drops (enum xt_over_kind) is sent now:
+  // an interface index, or 0 (dropped). An interface removed since the
+  // rule was written reads 0: the kernel empties its keys.
+  Result<std::array<uint32_t, XT_OVER_KINDS>> redirects_of(uint32_t id) const;
+
   Result<xt_meta> meta() const;
   Result<void> set_meta(const xt_meta& meta);
   int rules_fd() const { return rules_.get(); }
@@ -119,8 +129,9 @@ class State {
  private:
   State() = default;
   // Every map this state holds, with the name it has in the object and pins.
-  std::array<std::pair<Fd*, const char*>, 21> named_maps() {
+  std::array<std::pair<Fd*, const char*>, 22> named_maps() {
     return {{{&rule_text_, XT_MAP_RULE_TEXT},
+             {&redirect_, XT_MAP_REDIRECT},
              {&ports_, XT_MAP_PORTS},
              {&port_ranges_, XT_MAP_PORT_RANGES},
              {&events_, XT_MAP_EVENTS},
@@ -157,12 +168,17 @@ class State {
   // put_rule's steps for a new rule once its match is prepared, and what
   // undoes a failed one: its record, and what only its match needed.
   Result<bool> add_prepared(const RuleSpec& spec, xt_rule rule, const xt_rule_key& key, uint32_t id,
-                            const xt_config& cfg);
+                            const xt_config& cfg, uint32_t ifindex);
   void undo_failed_add(std::optional<uint32_t> id);
   Result<void> free_rule_text(uint32_t id);
   // Clears slot id for a new rule: counters, budget, buckets left by the
   // slot's last rule; records the epoch the new rule takes it at.
   Result<void> reset_rule_slot(uint32_t id, uint32_t epoch);
+  // Points rule id's keys of xt_redirect at interface `ifindex` for the
+  // kinds of drop its spec sends out (over_kinds_of) and empties the
+  // others; then says whether any rule redirects (xt_config.redirects),
+  // set before a first key is filled, cleared after a last is emptied.
+  Result<void> set_redirects(uint32_t id, const RuleSpec& spec, uint32_t ifindex);
   // Records how the rule in slot id was written (xt_rule_text).
   Result<void> write_rule_text(uint32_t id, const RuleSpec& spec);
   // Brings rule's buckets written under an older version to its generation,
@@ -195,7 +211,7 @@ class State {
   mutable std::optional<Control> control_;
   mutable std::optional<Skeleton> clock_;  // the clock program alone, for now() without control_
   Fd rules_, buckets_, tags_, marks_, hot_, hot_bitmap_, known_, known_tags_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
-  Fd events_, events_cli_, event_budget_, meta_, rule_text_, ports_, port_ranges_;
+  Fd events_, events_cli_, event_budget_, meta_, rule_text_, ports_, port_ranges_, redirect_;
   // xt_config mapped into memory: where the published word is stored.
   std::shared_ptr<void> config_mem_;
 };

@@ -78,7 +78,8 @@ bool Stats::is_saturated(const RuleCounters& r) const {
   return std::ranges::any_of(saturated, [&](const Saturation& s) { return s.rule == rule; });
 }
 
-uint64_t Stats::extra(uint32_t counter) const { return counter < reasons.size() ? reasons[counter].packets : 0; }
+uint64_t Stats::extra(uint32_t counter) const { return extra_count(counter).packets; }
+xt_count Stats::extra_count(uint32_t counter) const { return counter < reasons.size() ? reasons[counter] : xt_count{}; }
 
 std::optional<double> fair_share(const RuleCounters& r, uint32_t hz) {
   if (!(r.rule.flags & XT_RULE_TOTAL)) return std::nullopt;
@@ -123,6 +124,8 @@ json stats_json(const Stats& stats) {
                                   {"dryrun_packets", r.stats.dryrun_packets},
                                   {"dryrun_bytes", r.stats.dryrun_bytes},
                                   {"new_source_dropped_packets", r.stats.new_source_dropped_packets},
+                                  {"redirected_packets", r.stats.redirected_packets},
+                                  {"redirected_bytes", r.stats.redirected_bytes},
                                   {"new_source_saturated", stats.is_saturated(r)}};
     if (auto share = fair_share(r, stats.hz)) rules[rule_name(r.cidr, r.spec.match)]["fair_share_per_second"] = *share;
   }
@@ -135,6 +138,8 @@ json stats_json(const Stats& stats) {
   j["proofs_passed"] = stats.extra(XT_PROOFS_PASSED);
   j["admitted_by_proof"] = stats.extra(XT_ADMITTED_BY_PROOF);
   j["admitted_by_memory"] = stats.extra(XT_ADMITTED_BY_MEMORY);
+  // Of the dropped packets, those sent out another interface instead.
+  j["redirected"] = count_json(stats.extra_count(XT_REDIRECTED));
   return j;
 }
 
@@ -148,6 +153,10 @@ std::string stats_text(const Stats& stats) {
   for (uint32_t r = 0; r < XT_REASONS; r++)
     out += fmt("  %-28s %14llu %16llu\n", kReasons[r].text, (unsigned long long)stats.reasons[r].packets,
                (unsigned long long)stats.reasons[r].bytes);
+  const xt_count redirected = stats.extra_count(XT_REDIRECTED);
+  if (redirected.packets)
+    out += fmt("  %-28s %14llu %16llu\n", "of them sent out elsewhere", (unsigned long long)redirected.packets,
+               (unsigned long long)redirected.bytes);
   out += fmt("\n%-30s %14llu\n%-30s %14llu\n%-30s %14llu\n%-30s %14llu\n", "proofs sent (SYN-ACKs)",
              (unsigned long long)stats.extra(XT_PROOFS_SENT), "proofs passed",
              (unsigned long long)stats.extra(XT_PROOFS_PASSED), "admitted by proof",

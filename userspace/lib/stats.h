@@ -37,6 +37,7 @@ struct Stats {
   std::vector<xt_count> reasons;  // by enum xt_reason, then the xt_counter extras
   std::vector<Saturation> saturated;
   uint64_t extra(uint32_t counter) const;  // an enum xt_counter
+  xt_count extra_count(uint32_t counter) const;  // the same, with its bytes (where it counts them)
   bool is_saturated(const RuleCounters& rule) const;
   std::vector<RuleCounters> rules;
   xt_count passed() const;

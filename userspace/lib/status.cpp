@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include "status.h"
 
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <mutex>
@@ -48,6 +53,44 @@ std::optional<RulesFile> applied_file(std::string_view bytes, const std::string&
   if (!file || !compile_rules(*file, hz, online_cpus())) return std::nullopt;
   kept.emplace(path, sha256, hz, *file);
   return *file;
+}
+
+// Whether interface `name` of this namespace is up.
+bool interface_up(const std::string& name) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return true;  // cannot tell: say nothing
+  ifreq req{};
+  std::strncpy(req.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  const bool up = ioctl(fd, SIOCGIFFLAGS, &req) != 0 || (req.ifr_flags & IFF_UP);
+  close(fd);
+  return up;
+}
+
+// Rules that send their drops out an interface (--over redirect) that is
+// gone (the kernel emptied its keys: the drops are dropped), or down (what
+// is sent there is lost).
+Result<void> redirect_warnings(const State& state, Status& s) {
+  for (const auto& e : s.rules) {
+    if (!e.spec.redirect) continue;
+    const std::string& iface = *e.spec.redirect;
+    auto to = state.redirects_of(e.rule.id);
+    if (!to) return std::unexpected(to.error());
+    const uint8_t kinds = over_kinds_of(e.spec);
+    const uint32_t now = if_nametoindex(iface.c_str());
+    bool gone = false;
+    for (int k = 0; k < XT_OVER_KINDS; k++)
+      if (kinds >> k & 1 && (!(*to)[k] || (*to)[k] != now)) gone = true;
+    const std::string name = rule_name(e.cidr, e.spec.match);
+    if (gone)
+      s.warnings.push_back("the rule for " + name + " sends its drops out " + iface + ", which is gone" +
+                           (now ? " (an interface of that name is back)" : "") +
+                           ": they are dropped instead; `xthrottle rule add` the rule again once " + iface +
+                           " is there");
+    else if (!interface_up(iface))
+      s.warnings.push_back("the rule for " + name + " sends its drops out " + iface + ", which is down: what it "
+                           "sends there is lost");
+  }
+  return {};
 }
 
 }  // namespace
@@ -191,6 +234,7 @@ Result<Status> read_status(const std::string& pin_dir) {
     if (e.spec.dry_run) dry += (dry.empty() ? "" : ", ") + rule_name(e.cidr, e.spec.match);
   if (!dry.empty()) s.warnings.push_back("dry-run on: " + dry + " count what they would drop but drop nothing");
   for (const auto& gap : port_rule_gaps(s.rules)) s.warnings.push_back(gap);
+  if (auto ok = redirect_warnings(*state, s); !ok) return std::unexpected(ok.error());
   // New-source budgets admit sources into the table; if together they can
   // turn it over faster than the idle window, quiet established sources can
   // be evicted by a flood's newcomers.
