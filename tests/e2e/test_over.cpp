@@ -62,5 +62,33 @@ TEST_F(Over, ARuleNamingAMissingInterfaceIsRefused) {
   EXPECT_NE(bad.err.find("tarpit"), std::string::npos) << bad.err;
 }
 
+// A rules file says the same with `over` and `over_reasons`; a bad kind is
+// FILE:LINE, exit 2, nothing changed.
+TEST_F(Over, ARulesFileSendsDropsOutAnInterfaceToo) {
+  lab_->add_scrubber();
+  const std::string path = write("rules.toml", R"([[rule]]
+cidr = "198.18.0.0/15"
+rate = "10/s"
+over = "redirect:scrub0"
+over_reasons = "over_limit"
+)");
+  ok({"apply", path});
+  EXPECT_EQ(rule("198.18.0.0/15")["over_reasons"], json::array({"over_limit"}));
+  const Flood f = flood_from("198.18.0.9", 500);
+  EXPECT_EQ(lab_->scrubbed(), f.sent - lab_->received_v4());
+  EXPECT_GT(lab_->scrubbed(), 400u);
+  const std::string bad = write("bad.toml", R"([[rule]]
+cidr = "198.18.0.0/15"
+rate = "10/s"
+over = "redirect:scrub0"
+over_reasons = "over_limit,sometimes"
+)");
+  const Outcome refused = lab_->xthrottle({"apply", bad});
+  EXPECT_EQ(refused.rc, 2);
+  EXPECT_NE(refused.err.find("bad.toml:5"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("sometimes"), std::string::npos) << refused.err;
+  EXPECT_EQ(rule("198.18.0.0/15")["over_reasons"], json::array({"over_limit"})) << "nothing changed";
+}
+
 }  // namespace
 }  // namespace xt::test
