@@ -7,6 +7,7 @@
 #define XTHROTTLE_COUNT_BPF_H
 
 #include "maps.bpf.h"
+#include "gcra.h"
 
 /* Which of a rule's drops a reason is (enum xt_over_kind), or -1 for one
  * that is no rule's to send elsewhere. */
@@ -21,12 +22,68 @@ static __always_inline int xt_over_kind(enum xt_reason reason)
 	}
 }
 
+static __always_inline void xt_count_one(enum xt_counter which);
+
+/* Samples the packet for `xthrottle capture`, if a capture wants its
+ * verdict and its rule (xt_config.capture_*) and its sampling rate allows.
+ * A global function (not inlined), so the verifier checks it once; only
+ * called while a capture runs. */
+__attribute__((noinline)) int xt_capture_sample(struct xdp_md *ctx, __u32 reason, __u32 rule_id, __u32 redirected)
+{
+	__u32 zero = 0;
+	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
+	__u64 *budget = bpf_map_lookup_elem(&xt_capture_budget, &zero);
+	if (!ctx || !cfg || !budget || reason >= 32)
+		return 0;
+	const __u64 now = xt_now();
+	if (!(cfg->capture_reasons & (1u << reason)) || (__s64)(cfg->capture_until - now) <= 0 ||
+	    (cfg->capture_rule != XT_CAPTURE_ANY_RULE && cfg->capture_rule != rule_id))
+		return 0;
+	int allowed = 0;
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < XT_CAS_TRIES; i++) {
+		__u64 old = *budget, next;
+		if (!xt_gcra(&cfg->capture_limit, old, now, 1, &next))
+			break;
+		if (__sync_val_compare_and_swap(budget, old, next) == old) {
+			allowed = 1;
+			break;
+		}
+	}
+	if (!allowed) {
+		xt_count_one(XT_CAPTURE_SUPPRESSED);
+		return 0;
+	}
+	const __u64 len = ctx->data_end - ctx->data;
+	__u64 caplen = cfg->capture_snaplen;
+	if (caplen > len)
+		caplen = len;
+	if (caplen > XT_CAPTURE_MAX_SNAPLEN)
+		caplen = XT_CAPTURE_MAX_SNAPLEN;
+	struct xt_capture_meta meta = {
+		.tick = now,
+		.rule_id = rule_id,
+		.reason = (__u8)reason,
+		.redirected = (__u8)redirected,
+		.link = xt_cfg_link,
+		.ifindex = ctx->ingress_ifindex,
+		.len = (__u32)len,
+		.caplen = (__u32)caplen,
+	};
+	/* The frame's first caplen bytes follow the meta (the helper copies
+	 * them from the packet). */
+	if (bpf_perf_event_output(ctx, &xt_capture, BPF_F_CURRENT_CPU | caplen << 32, &meta, sizeof(meta)) != 0)
+		return 0;
+	xt_count_one(XT_CAPTURED);
+	return 1;
+}
+
 /* Records why the packet got its verdict, and returns the verdict: a drop
  * of a rule that sends that kind of drop out another interface (cfg, where
  * the rule is known; abi.h, enum xt_over_kind) is redirected there, and
  * counted as redirected besides. A frame counts as the pkts wire packets
  * and len wire bytes it stands for. */
-static __always_inline int xt_exit(enum xt_reason reason, __u64 len, __u32 pkts, __u32 rule_id,
+static __always_inline int xt_exit(struct xdp_md *ctx, enum xt_reason reason, __u64 len, __u32 pkts, __u32 rule_id,
 				   const struct xt_config *cfg)
 {
 	__u32 idx = reason;
@@ -51,13 +108,19 @@ static __always_inline int xt_exit(enum xt_reason reason, __u64 len, __u32 pkts,
 		if (reason == XT_DROP_NEW_SOURCE)
 			s->new_source_dropped_packets += pkts;
 	}
-	if (reason < XT_FIRST_DROP)
-		return XDP_PASS;
+	if (!cfg)
+		return reason >= XT_FIRST_DROP ? XDP_DROP : XDP_PASS;
+	const int capture = cfg->capture_reasons & (1u << reason);
 	const int kind = xt_over_kind(reason);
-	if (!s || !cfg || !cfg->redirects || kind < 0)
-		return XDP_DROP;
+	if (!s || !cfg->redirects || kind < 0) {
+		if (capture)
+			xt_capture_sample(ctx, reason, rule_id, 0);
+		return reason >= XT_FIRST_DROP ? XDP_DROP : XDP_PASS;
+	}
 	/* An empty key (no interface chosen, or it is gone) drops. */
 	const long verdict = bpf_redirect_map(&xt_redirect, XT_REDIRECT_KEY(rule_id, kind), XDP_DROP);
+	if (capture)
+		xt_capture_sample(ctx, reason, rule_id, verdict == XDP_REDIRECT);
 	if (verdict != XDP_REDIRECT)
 		return XDP_DROP;
 	s->redirected_packets += pkts;

@@ -228,6 +228,25 @@ struct {
 	__uint(max_entries, XT_REDIRECT_ENTRIES);
 } xt_redirect SEC(".maps");
 
+/* Samples for `xthrottle capture` (count.bpf.h, xt_capture_sample): a
+ * perf buffer a CPU, sized by the controller to the possible CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_capture SEC(".maps");
+
+/* GCRA word of the capture's sampling rate (xt_config.capture_limit). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_capture_budget SEC(".maps");
+
 /* The rules as the operator wrote them; their layout is the controller's. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -42,16 +42,16 @@ int xthrottle(struct xdp_md *ctx)
 	struct xt_frame f = {};
 	const int parsed = xt_parse_frame(ctx, &f);
 	if (parsed == XT_PARSE_MALFORMED)
-		return xt_exit(XT_DROP_MALFORMED, f.len, 1, XT_NO_RULE, NULL);
+		return xt_exit(ctx, XT_DROP_MALFORMED, f.len, 1, XT_NO_RULE, NULL);
 	if (parsed != XT_PARSE_IP)
-		return xt_exit(XT_PASS_NON_IP, f.len, 1, XT_NO_RULE, NULL);
+		return xt_exit(ctx, XT_PASS_NON_IP, f.len, 1, XT_NO_RULE, NULL);
 
 	const __u64 len = f.len;
 	const __u32 pkts = f.pkts;
 	__u32 zero = 0;
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
 	if (!cfg)
-		return xt_exit(XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE, NULL);
+		return xt_exit(ctx, XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE, NULL);
 	const __u64 now = xt_now();
 	const __u64 published = xt_published(cfg);
 	const __u32 epoch = XT_PUB_EPOCH(published);
@@ -61,19 +61,19 @@ int xthrottle(struct xdp_md *ctx)
 	const __u32 hot_idx = xt_hot_index(&f.pkt, cfg);
 	struct xt_hot_set *hot_set = bpf_map_lookup_elem(&xt_hot, &hot_idx);
 	if (!hot_set) /* never: the array has a part for every possible CPU */
-		return xt_exit(XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE, NULL);
+		return xt_exit(ctx, XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE, NULL);
 	struct xt_hot *hot = xt_hot_lookup(hot_set, hot_idx, &f.pkt, epoch, now);
 	if (xt_hot_drops(hot, epoch, now, pkts)) {
 		xt_hot_hit(hot, now, pkts);
-		return xt_exit(hot->who & XT_HOT_DENIED ? XT_DROP_DENY : XT_DROP_LIMIT, len, pkts, hot->who & XT_HOT_RULE, cfg);
+		return xt_exit(ctx, hot->who & XT_HOT_DENIED ? XT_DROP_DENY : XT_DROP_LIMIT, len, pkts, hot->who & XT_HOT_RULE, cfg);
 	}
 	const struct xt_rule *rule = xt_classify(&f.pkt, cfg, published);
 	if (!rule)
-		return xt_exit(XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE, NULL);
+		return xt_exit(ctx, XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE, NULL);
 	if (rule->action == XT_ACT_ALLOW)
-		return xt_exit(XT_PASS_ALLOW, len, pkts, rule->id, NULL);
+		return xt_exit(ctx, XT_PASS_ALLOW, len, pkts, rule->id, NULL);
 	if (rule->action != XT_ACT_LIMIT) /* deny, and anything unknown */
-		return xt_exit(xt_act_deny(rule, hot_set, hot_idx, hot, &f.pkt, epoch, now), len, pkts, rule->id, cfg);
+		return xt_exit(ctx, xt_act_deny(rule, hot_set, hot_idx, hot, &f.pkt, epoch, now), len, pkts, rule->id, cfg);
 
 	/* 3. Meter. */
 	struct xt_bucket_key bkey;
@@ -88,21 +88,21 @@ int xthrottle(struct xdp_md *ctx)
 			if (action == XT_PROVEN)
 				xt_remember(&f.pkt, XT_KNOWN_PROVEN, now);
 			if (action != XDP_TX)
-				return xt_exit(why_not, len, pkts, rule->id, cfg);
-			xt_exit(why_not, len, pkts, rule->id, NULL);
+				return xt_exit(ctx, why_not, len, pkts, rule->id, cfg);
+			xt_exit(ctx, why_not, len, pkts, rule->id, NULL);
 			return XDP_TX;
 		}
-		return xt_exit(why_not, len, pkts, rule->id, cfg);
+		return xt_exit(ctx, why_not, len, pkts, rule->id, cfg);
 	}
 	if (!b) {
 		if (why_not == XT_DROP_NEW_SOURCE)
 			xt_count_new_source_dry_run(rule->id, pkts);
-		return xt_exit(XT_PASS_DRY_RUN, len, pkts, rule->id, NULL);
+		return xt_exit(ctx, XT_PASS_DRY_RUN, len, pkts, rule->id, cfg);
 	}
 	xt_hot_settle(hot, rule, b, epoch, now);
 	const int conforms = rule->flags & XT_RULE_TOTAL ? xt_take_total(b, rule, now, len, pkts)
 							   : xt_take(b, rule, now, len, pkts);
 
 	/* 4. Act, and 5. count. */
-	return xt_exit(xt_act(conforms, b, &bkey, rule, cfg, hot_set, hot_idx, hot, &f.pkt, epoch, now, pkts), len, pkts, rule->id, cfg);
+	return xt_exit(ctx, xt_act(conforms, b, &bkey, rule, cfg, hot_set, hot_idx, hot, &f.pkt, epoch, now, pkts), len, pkts, rule->id, cfg);
 }

@@ -4,7 +4,8 @@
 # curl and python3 are for the tests: a real Prometheus scrapes `serve` and
 # python3-prometheus-client parses what it serves; python3 also drives tun
 # devices and slow clients; ping sends jumbo frames; hping3 sends to chosen
-# ports and TCP flags; clang-19 builds the
+# ports and TCP flags; tcpdump and tshark read what `capture` writes (libpcap
+# writes it); clang-19 builds the
 # fuzzers and the BPF object a second way.)
 set -eu
 cd "$(dirname "$0")/.."
@@ -12,7 +13,8 @@ cd "$(dirname "$0")/.."
 packages="cmake g++ make pkg-config clang llvm bpftool libbpf-dev libxdp-dev xdp-tools
   libelf-dev zlib1g-dev libssl-dev libcli11-dev libgtest-dev nlohmann-json3-dev
   libtomlplusplus-dev libmicrohttpd-dev iproute2 nftables ethtool procps curl prometheus
-  iputils-ping python3 python3-prometheus-client clang-19 libclang-rt-19-dev hping3"
+  iputils-ping python3 python3-prometheus-client clang-19 libclang-rt-19-dev hping3
+  libpcap-dev tcpdump tshark"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -41,6 +41,8 @@
  * options as text, indexed by xt_rule.id): the data path never reads it, so
  * it is no part of struct xt_rule. XT_RULE_TEXT_SIZE bytes a slot. */
 #define XT_MAP_REDIRECT "xt_redirect"
+#define XT_MAP_CAPTURE "xt_capture"               /* read by `xthrottle capture` */
+#define XT_MAP_CAPTURE_BUDGET "xt_capture_budget"
 #define XT_MAP_RULE_TEXT "xt_rule_text"
 #define XT_RULE_TEXT_SIZE 256
 #define XT_MAP_CONTROL "xt_ctl" /* not pinned */
@@ -389,6 +391,8 @@ enum xt_counter {
 	XT_ADMITTED_BY_MEMORY,       /* sources admitted outside the budget, known from earlier good behaviour */
 	XT_KNOWN_RECORDED,           /* entries written to the known table (new ones and refreshes) */
 	XT_REDIRECTED,               /* packets a rule would drop, sent out another interface (--over redirect) */
+	XT_CAPTURED,                 /* packets sampled for `xthrottle capture` */
+	XT_CAPTURE_SUPPRESSED,       /* packets capture would have taken, over its sampling rate */
 	XT_COUNTERS
 };
 
@@ -469,6 +473,42 @@ struct xt_config {
 	 * (xt_redirect has an entry): until then a drop costs no redirect
 	 * lookup. */
 	__u32 redirects;
+	/* `xthrottle capture`: until tick capture_until, a packet whose verdict
+	 * is one of capture_reasons (a bit per enum xt_reason) under rule
+	 * capture_rule (XT_CAPTURE_ANY_RULE: any) is sampled to xt_capture,
+	 * its first capture_snaplen bytes at most, at most capture_limit's
+	 * rate (its word in xt_capture_budget). capture_reasons 0: nobody
+	 * captures, and a drop costs one test more. The controller writes the
+	 * reasons last when it starts, first when it stops, and moves
+	 * capture_until on while it reads, so a capture whose reader died
+	 * stops by itself. */
+	__u32 capture_reasons;
+	__u32 capture_rule;
+	__u32 capture_snaplen;
+	__u32 pad3;
+	__u64 capture_until;
+	struct xt_limit capture_limit;
+};
+#define XT_CAPTURE_ANY_RULE 0xffffffffu
+/* Longest sample, and the default snap length (a full-size Ethernet frame). */
+#define XT_CAPTURE_MAX_SNAPLEN 1514
+/* Default samples a second, and how long a capture lasts unless its reader
+ * moves it on. */
+#define XT_CAPTURE_DEFAULT_RATE 1000
+#define XT_CAPTURE_LEASE_SECONDS 3
+
+/* What goes ahead of each sample's bytes in xt_capture. */
+struct xt_capture_meta {
+	__u64 tick;       /* the program's clock */
+	__u32 rule_id;    /* XT_CAPTURE_ANY_RULE for none */
+	__u8 reason;      /* enum xt_reason */
+	__u8 redirected;  /* sent out another interface instead (--over redirect) */
+	__u8 link;        /* enum xt_link of the interface it arrived on */
+	__u8 pad;
+	__u32 ifindex;    /* the interface it arrived on */
+	__u32 len;        /* the frame's length (of its first buffer) */
+	__u32 caplen;     /* the bytes of it that follow */
+	__u32 pad2;
 };
 
 /* A packet's class: what, besides its source, decides its rule. 0 when its
@@ -696,7 +736,8 @@ XT_STATIC_ASSERT(sizeof(struct xt_bucket_key) == 24, "xt_bucket_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 40, "xt_bucket layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 64, "xt_rule_state layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 80, "xt_rule_stats layout");
-XT_STATIC_ASSERT(sizeof(struct xt_config) == 360, "xt_config layout");
+XT_STATIC_ASSERT(sizeof(struct xt_config) == 408, "xt_config layout");
+XT_STATIC_ASSERT(sizeof(struct xt_capture_meta) == 32, "xt_capture_meta layout");
 XT_STATIC_ASSERT(__builtin_offsetof(struct xt_config, abi_version) == 20, "the ABI version never moves");
 XT_STATIC_ASSERT(sizeof(struct xt_meta) == 4144, "xt_meta layout");
 XT_STATIC_ASSERT(sizeof(struct xt_event) == 64, "xt_event layout");

@@ -39,6 +39,7 @@ void add_rule_commands(CLI::App& app, const Globals& g, int& rc);  // rule add, 
 void add_stats_commands(CLI::App& app, const Globals& g, int& rc);  // stats, top
 void add_apply_command(CLI::App& app, const Globals& g, int& rc);
 void add_events_command(CLI::App& app, const Globals& g, int& rc);
+void add_capture_command(CLI::App& app, const Globals& g, int& rc);
 void add_serve_command(CLI::App& app, const Globals& g, int& rc);
 
 // Set by SIGINT/SIGTERM once install_stop_signals() ran; SIGHUP sets g_reload.

@@ -201,6 +201,11 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   m.counter("xthrottle_sources_admitted_total", "Buckets created for new sources.", static_cast<double>(admitted));
   m.counter("xthrottle_sources_evicted_total", "Buckets whose slot a new source took (idle ones, or the least recently used of a full set).",
             static_cast<double>(stats->extra(XT_SOURCES_EVICTED)));
+  m.counter("xthrottle_redirected_packets_all_total",
+            "Packets rules would have dropped, sent out another interface instead (--over redirect), all rules.",
+            static_cast<double>(stats->extra(XT_REDIRECTED)));
+  m.counter("xthrottle_captured_packets_total", "Packets sampled for `xthrottle capture`.",
+            static_cast<double>(stats->extra(XT_CAPTURED)));
   m.counter("xthrottle_proofs_sent_total",
             "SYN-ACKs carrying a cookie sent to TCP sources over a new-source budget (--verify tcp).",
             static_cast<double>(stats->extra(XT_PROOFS_SENT)));

@@ -81,6 +81,9 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
       return system_error("cannot open " + pin, errno);
     }
   }
+  if (int err = bpf_map__set_max_entries(skel->maps.xt_capture, static_cast<uint32_t>(libbpf_num_possible_cpus()));
+      err)
+    return system_error("cannot size the capture's buffers", err);
   if (int err = bpf_map__set_max_entries(skel->maps.xt_buckets, bucket_sets_for(options.max_sources)); err)
     return system_error("cannot size the bucket table", err);
   if (int err = bpf_map__set_max_entries(skel->maps.xt_bucket_tags, bucket_sets_for(options.max_sources)); err)

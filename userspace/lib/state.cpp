@@ -510,6 +510,44 @@ Result<void> State::set_redirects(uint32_t id, const RuleSpec& spec, uint32_t if
   return {};
 }
 
+namespace {
+
+xt_config& config_in(const std::shared_ptr<void>& mem) { return *static_cast<xt_config*>(mem.get()); }
+
+}  // namespace
+
+Result<void> State::start_capture(const CaptureSettings& settings) {
+  if (!config_mem_) return system_error("the state's settings are not mapped: cannot capture");
+  xt_config& cfg = config_in(config_mem_);
+  std::atomic_ref<uint32_t>(cfg.capture_reasons).store(0, std::memory_order_release);
+  auto now = this->now();
+  if (!now) return std::unexpected(now.error());
+  const uint32_t zero = 0;
+  const uint64_t full = xt_full_word(&settings.limit, *now, 0);
+  if (bpf_map_update_elem(capture_budget_.get(), &zero, &full, BPF_ANY) != 0)
+    return system_error("cannot reset the capture's sampling budget", errno);
+  cfg.capture_rule = settings.rule;
+  cfg.capture_snaplen = settings.snaplen;
+  cfg.capture_limit = settings.limit;
+  if (auto ok = renew_capture(); !ok) return ok;
+  std::atomic_ref<uint32_t>(cfg.capture_reasons).store(settings.reasons, std::memory_order_release);
+  return {};
+}
+
+Result<void> State::renew_capture() {
+  if (!config_mem_) return system_error("the state's settings are not mapped: cannot capture");
+  auto now = this->now();
+  if (!now) return std::unexpected(now.error());
+  xt_config& cfg = config_in(config_mem_);
+  std::atomic_ref<__u64>(cfg.capture_until)
+      .store(*now + static_cast<uint64_t>(cfg.hz) * XT_CAPTURE_LEASE_SECONDS, std::memory_order_release);
+  return {};
+}
+
+void State::stop_capture() {
+  if (config_mem_) std::atomic_ref<uint32_t>(config_in(config_mem_).capture_reasons).store(0, std::memory_order_release);
+}
+
 Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
   std::vector<uint8_t> zeros(static_cast<size_t>(possible_cpus()) * sizeof(xt_rule_stats));
   if (bpf_map_update_elem(rule_stats_.get(), &id, zeros.data(), BPF_ANY) != 0)

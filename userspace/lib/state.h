@@ -110,6 +110,20 @@ class State {
   int attach_fd() const { return attach_.get(); }
   int events_fd() const { return events_.get(); }
   int events_cli_fd() const { return events_cli_.get(); }
+  int capture_fd() const { return capture_.get(); }
+
+  // What `xthrottle capture` asks of the data path (abi.h, xt_config's
+  // capture_*): start (the budget full, the reasons written last), move its
+  // end on, and stop (the reasons cleared first).
+  struct CaptureSettings {
+    uint32_t reasons = 0;  // a bit per enum xt_reason
+    uint32_t rule = XT_CAPTURE_ANY_RULE;
+    uint32_t snaplen = XT_CAPTURE_MAX_SNAPLEN;
+    xt_limit limit{};
+  };
+  Result<void> start_capture(const CaptureSettings& settings);
+  Result<void> renew_capture();
+  void stop_capture();
 
   // Called after each step of a rule change that the data path can see (a
   // write to the rule table or to the published epoch): the seam through
@@ -129,8 +143,10 @@ class State {
  private:
   State() = default;
   // Every map this state holds, with the name it has in the object and pins.
-  std::array<std::pair<Fd*, const char*>, 22> named_maps() {
+  std::array<std::pair<Fd*, const char*>, 24> named_maps() {
     return {{{&rule_text_, XT_MAP_RULE_TEXT},
+             {&capture_, XT_MAP_CAPTURE},
+             {&capture_budget_, XT_MAP_CAPTURE_BUDGET},
              {&redirect_, XT_MAP_REDIRECT},
              {&ports_, XT_MAP_PORTS},
              {&port_ranges_, XT_MAP_PORT_RANGES},
@@ -211,7 +227,7 @@ class State {
   mutable std::optional<Control> control_;
   mutable std::optional<Skeleton> clock_;  // the clock program alone, for now() without control_
   Fd rules_, buckets_, tags_, marks_, hot_, hot_bitmap_, known_, known_tags_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
-  Fd events_, events_cli_, event_budget_, meta_, rule_text_, ports_, port_ranges_, redirect_;
+  Fd events_, events_cli_, event_budget_, meta_, rule_text_, ports_, port_ranges_, redirect_, capture_, capture_budget_;
   // xt_config mapped into memory: where the published word is stored.
   std::shared_ptr<void> config_mem_;
 };

@@ -140,6 +140,9 @@ json stats_json(const Stats& stats) {
   j["admitted_by_memory"] = stats.extra(XT_ADMITTED_BY_MEMORY);
   // Of the dropped packets, those sent out another interface instead.
   j["redirected"] = count_json(stats.extra_count(XT_REDIRECTED));
+  // `xthrottle capture`: packets sampled, and those over its sampling rate.
+  j["captured"] = stats.extra(XT_CAPTURED);
+  j["capture_not_taken"] = stats.extra(XT_CAPTURE_SUPPRESSED);
   return j;
 }
 

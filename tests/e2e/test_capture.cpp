@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+// xthrottle capture (issue 14), in the lab: during a flood, a sample of the
+// dropped packets is written as a pcap that tshark reads back, each with
+// its verdict and rule told beside it; the sampling rate holds in the data
+// path.
+#include <thread>
+
+#include "operate_test.h"
+
+namespace xt::test {
+namespace {
+
+class Capture : public Operate {
+ protected:
+  // Floods from `sources` addresses for about `seconds`, paced, in the
+  // background.
+  Background flood(int sources, double seconds) {
+    return Background(lab_->flood_argv({"--src", "198.18.0.7", "--sources", std::to_string(sources), "--rate",
+                                        "20000", "--count", std::to_string(static_cast<int>(20000 * seconds))}));
+  }
+  // tshark's one line a packet of a pcap file.
+  std::vector<std::string> tshark(const std::string& path, const std::string& fields) {
+    const Outcome r = run({"tshark", "-r", path, "-T", "fields", "-e", fields});
+    EXPECT_EQ(r.rc, 0) << r.err;
+    std::vector<std::string> out;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    return out;
+  }
+};
+
+TEST_F(Capture, ASampleOfTheDropsIsAPcapThatTsharkReads) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--burst", "10"});
+  const std::string pcap = dir_ + "/drops.pcap";
+  Background capture(lab_->xthrottle_argv({"capture", "-w", pcap, "--count", "50", "--for", "30s", "--json"}));
+  std::this_thread::sleep_for(1s);  // the capture is on
+  Background f = flood(5, 2);
+  const Outcome c = capture.wait();
+  ASSERT_EQ(c.rc, 0) << c.err;
+  f.wait();
+  const auto lines = json_lines(c.out);
+  ASSERT_EQ(lines.size(), 50u) << c.out;
+  for (const json& j : lines) {
+    EXPECT_EQ(j["reason"], "over_limit");
+    EXPECT_EQ(j["rule"], "198.18.0.0/15");
+    EXPECT_EQ(j["bytes"], 64);
+  }
+  const auto sources = tshark(pcap, "ip.src");
+  ASSERT_EQ(sources.size(), 50u) << "tshark reads the 50 packets";
+  for (size_t i = 0; i < sources.size(); i++) {
+    EXPECT_EQ(sources[i], lines[i]["source"].get<std::string>()) << "packet " << i + 1 << " is the line's";
+    EXPECT_TRUE(sources[i].starts_with("198.18.0.")) << sources[i];
+  }
+  EXPECT_EQ(tshark(pcap, "udp.dstport").front(), "9");
+  EXPECT_NE(c.err.find("50 packets captured"), std::string::npos) << c.err;
+}
+
+// 3 s of a flood dropped at 20,000 packets a second, sampled at 100 a
+// second (burst 100): at most burst + rate x elapsed are taken, and the
+// rest are counted as not taken.
+TEST_F(Capture, TheSamplingRateHoldsUnderAFlood) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--burst", "10"});
+  const std::string pcap = dir_ + "/drops.pcap";
+  Background capture(lab_->xthrottle_argv({"capture", "-w", pcap, "--rate", "100/s", "--for", "4s"}));
+  std::this_thread::sleep_for(500ms);
+  const auto from = std::chrono::steady_clock::now();
+  Background f = flood(100, 3);
+  f.wait();
+  const Outcome c = capture.wait();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - from).count();
+  ASSERT_EQ(c.rc, 0) << c.err;
+  const size_t taken = tshark(pcap, "ip.src").size();
+  const json s = stats();
+  std::printf("[ measure  ] %zu of %llu dropped packets sampled at 100/s in %.1f s\n", taken,
+              (unsigned long long)s["reasons"]["over_limit"]["packets"].get<uint64_t>(), seconds);
+  EXPECT_LE(taken, 100 + 100 * seconds + 1) << "burst + rate x elapsed";
+  EXPECT_GE(taken, 300u * 9 / 10) << "the rate, while the flood lasted";
+  EXPECT_GT(s["reasons"]["over_limit"]["packets"].get<uint64_t>(), 50000u);
+}
+
+}  // namespace
+}  // namespace xt::test

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: MIT
+#include "pcap_file.h"
+
+#include <pcap/pcap.h>
+
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+namespace xt {
+
+Result<PcapFile> PcapFile::open(const std::string& path, uint32_t snaplen) {
+  PcapFile f;
+  pcap_t* p = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, static_cast<int>(snaplen), PCAP_TSTAMP_PRECISION_MICRO);
+  if (!p) return system_error("cannot start a pcap file");
+  f.pcap_ = std::shared_ptr<pcap>(p, pcap_close);
+  pcap_dumper_t* d = path == "-" ? pcap_dump_fopen(p, stdout) : pcap_dump_open(p, path.c_str());
+  if (!d) return system_error("cannot write " + path + ": " + pcap_geterr(p));
+  f.dumper_ = std::shared_ptr<pcap_dumper>(d, pcap_dump_close);
+  return f;
+}
+
+void PcapFile::write(const CaptureSample& s, double unix_seconds) {
+  std::vector<uint8_t> frame;
+  std::span<const uint8_t> bytes = s.bytes;
+  uint32_t len = s.meta.len;
+  if (s.meta.link == XT_LINK_IP) {
+    // No link layer: an Ethernet header of zeros, of the IP version's type.
+    frame.assign(14, 0);
+    const bool v6 = !bytes.empty() && bytes[0] >> 4 == 6;
+    frame[12] = v6 ? 0x86 : 0x08;
+    frame[13] = v6 ? 0xdd : 0x00;
+    frame.insert(frame.end(), bytes.begin(), bytes.end());
+    bytes = frame;
+    len += 14;
+  }
+  pcap_pkthdr hdr{};
+  double whole = 0;
+  const double frac = std::modf(unix_seconds, &whole);
+  hdr.ts.tv_sec = static_cast<time_t>(whole);
+  hdr.ts.tv_usec = static_cast<suseconds_t>(frac * 1e6);
+  hdr.caplen = static_cast<uint32_t>(bytes.size());
+  hdr.len = len;
+  pcap_dump(reinterpret_cast<u_char*>(dumper_.get()), &hdr, bytes.data());
+}
+
+void PcapFile::flush() { pcap_dump_flush(dumper_.get()); }
+
+}  // namespace xt

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: MIT
+// The pcap file `xthrottle capture` writes, through libpcap. Apart from the
+// rest of capture: libpcap's headers and the kernel's BPF headers (which
+// libbpf brings) define the same names, so they never meet in one file.
+#pragma once
+
+#include <xthrottle/abi.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "error.h"
+
+struct pcap;
+struct pcap_dumper;
+
+namespace xt {
+
+// One sample: what the data path said of it, and its first bytes.
+struct CaptureSample {
+  xt_capture_meta meta{};
+  std::span<const uint8_t> bytes;
+};
+
+// A pcap file (or standard output, "-") of Ethernet frames. A frame of an
+// interface without a link layer (tun) gets an Ethernet header of zeros,
+// so that one file holds frames of any interface.
+class PcapFile {
+ public:
+  static Result<PcapFile> open(const std::string& path, uint32_t snaplen);
+  void write(const CaptureSample& sample, double unix_seconds);
+  void flush();
+
+ private:
+  PcapFile() = default;
+  std::shared_ptr<pcap> pcap_;
+  std::shared_ptr<pcap_dumper> dumper_;
+};
+
+}  // namespace xt
