@@ -47,19 +47,36 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 		return XT_PASS_DRY_RUN;
 	__u64 wait = xt_meter_wait(rule, b, now);
 	if (wait)
-		xt_hot_fill(hot_set, hot_idx, hot, pkt, epoch, 0, rule, now, wait == XT_NEVER ? XT_NEVER : now + wait);
+		xt_hot_fill(hot_set, hot_idx, hot, pkt, epoch, XT_FILL_LIMIT, rule, now, wait == XT_NEVER ? XT_NEVER : now + wait);
 	return XT_DROP_LIMIT;
 }
 
-/* A deny rule's packet: dropped (and its source remembered in the hot
- * cache for good), or passed and counted under a dry-run rule. */
+/* A deny rule's packet, or a banned source's (banned: the tick its ban
+ * ends): dropped, and its source remembered in the hot cache (for good, or
+ * until the ban ends); a deny rule's passed and counted under a dry-run
+ * rule. A ban is the operator's, and no dry run. */
 static __always_inline enum xt_reason xt_act_deny(const struct xt_rule *rule, struct xt_hot_set *hot_set, __u32 hot_idx,
-						  struct xt_hot *hot, const struct xt_pkt *pkt, __u32 epoch, __u64 now)
+						  struct xt_hot *hot, const struct xt_pkt *pkt, __u32 epoch, __u64 now,
+						  __u64 banned)
 {
-	if (rule->flags & XT_RULE_DRY_RUN)
+	if (!banned && (rule->flags & XT_RULE_DRY_RUN))
 		return XT_PASS_DRY_RUN;
-	xt_hot_fill(hot_set, hot_idx, hot, pkt, epoch, 1, rule, now, XT_NEVER);
-	return XT_DROP_DENY;
+	xt_hot_fill(hot_set, hot_idx, hot, pkt, epoch, banned ? XT_FILL_BANNED : XT_FILL_DENIED, rule, now,
+		    banned ? banned : XT_NEVER);
+	return banned ? XT_DROP_BANNED : XT_DROP_DENY;
+}
+
+/* Until when pkt's source is banned (xthrottle ban add), or 0: the
+ * longest ban prefix holding it, if it has not ended. */
+static __always_inline __u64 xt_banned(const struct xt_pkt *pkt, __u64 now)
+{
+	struct xt_ban_key key = {
+		.prefixlen = XT_BAN_KEY_BITS + (pkt->family == XT_FAMILY_V4 ? 32 : 128),
+		.family = pkt->family,
+	};
+	__builtin_memcpy(key.addr, pkt->addr, sizeof(key.addr));
+	const struct xt_ban *ban = bpf_map_lookup_elem(&xt_bans, &key);
+	return ban && (__s64)(ban->until - now) > 0 ? ban->until : 0;
 }
 
 #endif /* XTHROTTLE_ACT_BPF_H */

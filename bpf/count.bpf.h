@@ -36,8 +36,16 @@ __attribute__((noinline)) int xt_capture_sample(struct xdp_md *ctx, __u32 reason
 	if (!ctx || !cfg || !budget || reason >= 32)
 		return 0;
 	const __u64 now = xt_now();
-	if (!(cfg->capture_reasons & (1u << reason)) || (__s64)(cfg->capture_until - now) <= 0 ||
-	    (cfg->capture_rule != XT_CAPTURE_ANY_RULE && cfg->capture_rule != rule_id))
+	const __u32 reasons = cfg->capture_reasons;
+	if (!(reasons & (1u << reason)))
+		return 0;
+	if ((__s64)(cfg->capture_until - now) <= 0) {
+		/* Its reader stopped renewing it (killed): the capture ends
+		 * here, and drops stop calling this function. */
+		__sync_val_compare_and_swap((__u32 *)&cfg->capture_reasons, reasons, 0);
+		return 0;
+	}
+	if (cfg->capture_rule != XT_CAPTURE_ANY_RULE && cfg->capture_rule != rule_id)
 		return 0;
 	int allowed = 0;
 #pragma clang loop unroll(disable)
@@ -54,7 +62,9 @@ __attribute__((noinline)) int xt_capture_sample(struct xdp_md *ctx, __u32 reason
 		xt_count_one(XT_CAPTURE_SUPPRESSED);
 		return 0;
 	}
-	const __u64 len = ctx->data_end - ctx->data;
+	/* The whole frame's length; the helper copies from its buffers (a
+	 * multi-buffer frame's fragments too). */
+	const __u64 len = xt_cfg_frags ? bpf_xdp_get_buff_len(ctx) : (__u64)(ctx->data_end - ctx->data);
 	__u64 caplen = cfg->capture_snaplen;
 	if (caplen > len)
 		caplen = len;
@@ -78,11 +88,48 @@ __attribute__((noinline)) int xt_capture_sample(struct xdp_md *ctx, __u32 reason
 	return 1;
 }
 
-/* Records why the packet got its verdict, and returns the verdict: a drop
- * of a rule that sends that kind of drop out another interface (cfg, where
- * the rule is known; abi.h, enum xt_over_kind) is redirected there, and
- * counted as redirected besides. A frame counts as the pkts wire packets
- * and len wire bytes it stands for. */
+/* What xt_exit does while some rule redirects or a capture runs: a drop
+ * of a rule that sends that kind of drop out another interface is
+ * redirected there, and counted as redirected besides; a packet a capture
+ * wants is sampled. A global function (not inlined), so its code is not
+ * repeated at every exit, nor walked by the verifier at each. */
+__attribute__((noinline)) int xt_exit_elsewhere(struct xdp_md *ctx, __u32 reason, __u32 rule_id, __u32 pkts,
+						__u64 len)
+{
+	__u32 zero = 0;
+	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
+	struct xt_rule_stats *s = rule_id == XT_NO_RULE ? NULL : bpf_map_lookup_elem(&xt_rule_stats, &rule_id);
+	const int dropped = reason >= XT_FIRST_DROP;
+	if (!ctx || !cfg)
+		return dropped ? XDP_DROP : XDP_PASS;
+	const int capture = reason < 32 && (cfg->capture_reasons & (1u << reason));
+	const int kind = xt_over_kind(reason);
+	if (!s || !cfg->redirects || kind < 0) {
+		if (capture)
+			xt_capture_sample(ctx, reason, rule_id, 0);
+		return dropped ? XDP_DROP : XDP_PASS;
+	}
+	/* An empty key (no interface chosen, or it is gone) drops. */
+	const long verdict = bpf_redirect_map(&xt_redirect, XT_REDIRECT_KEY(rule_id, kind), XDP_DROP);
+	if (capture)
+		xt_capture_sample(ctx, reason, rule_id, verdict == XDP_REDIRECT);
+	if (verdict != XDP_REDIRECT)
+		return XDP_DROP;
+	s->redirected_packets += pkts;
+	s->redirected_bytes += len;
+	__u32 idx = XT_REDIRECTED;
+	struct xt_count *c = bpf_map_lookup_elem(&xt_counters, &idx);
+	if (c) {
+		c->packets += pkts;
+		c->bytes += len;
+	}
+	return XDP_REDIRECT;
+}
+
+/* Records why the packet got its verdict, and returns the verdict (through
+ * xt_exit_elsewhere while a rule redirects or a capture runs; cfg, where the
+ * packet has a rule). A frame counts as the pkts wire packets and len wire
+ * bytes it stands for. */
 static __always_inline int xt_exit(struct xdp_md *ctx, enum xt_reason reason, __u64 len, __u32 pkts, __u32 rule_id,
 				   const struct xt_config *cfg)
 {
@@ -108,30 +155,9 @@ static __always_inline int xt_exit(struct xdp_md *ctx, enum xt_reason reason, __
 		if (reason == XT_DROP_NEW_SOURCE)
 			s->new_source_dropped_packets += pkts;
 	}
-	if (!cfg)
-		return reason >= XT_FIRST_DROP ? XDP_DROP : XDP_PASS;
-	const int capture = cfg->capture_reasons & (1u << reason);
-	const int kind = xt_over_kind(reason);
-	if (!s || !cfg->redirects || kind < 0) {
-		if (capture)
-			xt_capture_sample(ctx, reason, rule_id, 0);
-		return reason >= XT_FIRST_DROP ? XDP_DROP : XDP_PASS;
-	}
-	/* An empty key (no interface chosen, or it is gone) drops. */
-	const long verdict = bpf_redirect_map(&xt_redirect, XT_REDIRECT_KEY(rule_id, kind), XDP_DROP);
-	if (capture)
-		xt_capture_sample(ctx, reason, rule_id, verdict == XDP_REDIRECT);
-	if (verdict != XDP_REDIRECT)
-		return XDP_DROP;
-	s->redirected_packets += pkts;
-	s->redirected_bytes += len;
-	idx = XT_REDIRECTED;
-	c = bpf_map_lookup_elem(&xt_counters, &idx);
-	if (c) {
-		c->packets += pkts;
-		c->bytes += len;
-	}
-	return XDP_REDIRECT;
+	if (cfg && (cfg->redirects || cfg->capture_reasons))
+		return xt_exit_elsewhere(ctx, reason, rule_id, pkts, len);
+	return reason >= XT_FIRST_DROP ? XDP_DROP : XDP_PASS;
 }
 
 static __always_inline void xt_count_one(enum xt_counter which)

@@ -144,7 +144,7 @@ __attribute__((noinline)) int xt_hot_flush(struct xt_hot *hot, __u32 epoch, __u6
 	__u32 zero = 0;
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
 	const __u32 rule_id = hot->who & XT_HOT_RULE;
-	if (cfg && (hot->epoch == epoch || xt_hot_owner_is_current(rule_id, hot->epoch))) {
+	if (cfg && hot->per_len != XT_HOT_BANNED && (hot->epoch == epoch || xt_hot_owner_is_current(rule_id, hot->epoch))) {
 		struct xt_pkt src = {.family = hot->who & XT_HOT_V6 ? XT_FAMILY_V6 : XT_FAMILY_V4};
 		__builtin_memcpy(src.addr, hot->addr, sizeof(src.addr));
 		struct xt_bucket_key key;
@@ -169,6 +169,11 @@ static __always_inline void xt_hot_hit(struct xt_hot *hot, __u64 now, __u32 pkts
 	hot->last_hit = (__u16)now;
 }
 
+/* How a source is dropped, for xt_hot_fill. */
+#define XT_FILL_LIMIT 0  /* over its limit */
+#define XT_FILL_DENIED 1 /* by a deny rule */
+#define XT_FILL_BANNED 2 /* banned (counted apart: per_len XT_HOT_BANNED) */
+
 /* Remember that pkt's source is dropped (denied, or over its limit) until
  * tick `until` (XT_NEVER: until the epoch changes), in its own entry if it
  * has one, else in an entry that no longer drops anything. An entry still
@@ -176,7 +181,7 @@ static __always_inline void xt_hot_hit(struct xt_hot *hot, __u64 now, __u32 pkts
  * would otherwise evict each other on every packet and both pay the slow
  * path. */
 static __always_inline void xt_hot_fill(struct xt_hot_set *set, __u32 idx, struct xt_hot *hot,
-					const struct xt_pkt *pkt, __u32 epoch, int denied, const struct xt_rule *rule,
+					const struct xt_pkt *pkt, __u32 epoch, int how, const struct xt_rule *rule,
 					__u64 now, __u64 until)
 {
 	__u64 *bits = xt_hot_bits(idx);
@@ -191,7 +196,7 @@ static __always_inline void xt_hot_fill(struct xt_hot_set *set, __u32 idx, struc
 	if (hot->pending)
 		xt_hot_flush(hot, epoch, now); /* a former source's drops, or its own under an older rule or epoch */
 	__u16 who = xt_hot_family(pkt) | (rule->id & XT_HOT_RULE);
-	if (denied)
+	if (how != XT_FILL_LIMIT)
 		who |= XT_HOT_DENIED;
 	if (until == XT_NEVER)
 		who |= XT_HOT_FOREVER;
@@ -202,7 +207,7 @@ static __always_inline void xt_hot_fill(struct xt_hot_set *set, __u32 idx, struc
 	hot->epoch = epoch;
 	hot->last_hit = (__u16)now;
 	hot->cls = pkt->cls;
-	hot->per_len = rule->per_len;
+	hot->per_len = how == XT_FILL_BANNED ? XT_HOT_BANNED : rule->per_len;
 	hot->who = who;
 	*bits |= 1ull << (idx & 63);
 }

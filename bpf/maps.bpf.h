@@ -247,6 +247,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_capture_budget SEC(".maps");
 
+/* Bans (abi.h, struct xt_ban): prefixes whose sources are dropped until a
+ * tick. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct xt_ban_key);
+	__type(value, struct xt_ban);
+	__uint(max_entries, XT_MAX_BANS);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* LPM tries require it */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_bans SEC(".maps");
+
 /* The rules as the operator wrote them; their layout is the controller's. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

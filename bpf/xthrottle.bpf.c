@@ -65,15 +65,23 @@ int xthrottle(struct xdp_md *ctx)
 	struct xt_hot *hot = xt_hot_lookup(hot_set, hot_idx, &f.pkt, epoch, now);
 	if (xt_hot_drops(hot, epoch, now, pkts)) {
 		xt_hot_hit(hot, now, pkts);
-		return xt_exit(ctx, hot->who & XT_HOT_DENIED ? XT_DROP_DENY : XT_DROP_LIMIT, len, pkts, hot->who & XT_HOT_RULE, cfg);
+		const enum xt_reason why = !(hot->who & XT_HOT_DENIED) ? XT_DROP_LIMIT
+					   : hot->per_len == XT_HOT_BANNED ? XT_DROP_BANNED
+									   : XT_DROP_DENY;
+		return xt_exit(ctx, why, len, pkts, hot->who & XT_HOT_RULE, cfg);
 	}
 	const struct xt_rule *rule = xt_classify(&f.pkt, cfg, published);
+	/* Banned: dropped whatever its rule, but an allow rule; the hot cache
+	 * drops the rest of its packets (on this CPU) until the ban ends. */
+	const __u64 banned = cfg->bans && !(rule && rule->action == XT_ACT_ALLOW) ? xt_banned(&f.pkt, now) : 0;
 	if (!rule)
-		return xt_exit(ctx, XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE, NULL);
+		return banned ? xt_exit(ctx, XT_DROP_BANNED, len, pkts, XT_NO_RULE, cfg)
+			      : xt_exit(ctx, XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE, NULL);
 	if (rule->action == XT_ACT_ALLOW)
 		return xt_exit(ctx, XT_PASS_ALLOW, len, pkts, rule->id, NULL);
-	if (rule->action != XT_ACT_LIMIT) /* deny, and anything unknown */
-		return xt_exit(ctx, xt_act_deny(rule, hot_set, hot_idx, hot, &f.pkt, epoch, now), len, pkts, rule->id, cfg);
+	if (banned || rule->action != XT_ACT_LIMIT) /* banned, deny, and anything unknown */
+		return xt_exit(ctx, xt_act_deny(rule, hot_set, hot_idx, hot, &f.pkt, epoch, now, banned), len, pkts,
+			       rule->id, cfg);
 
 	/* 3. Meter. */
 	struct xt_bucket_key bkey;

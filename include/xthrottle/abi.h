@@ -43,6 +43,7 @@
 #define XT_MAP_REDIRECT "xt_redirect"
 #define XT_MAP_CAPTURE "xt_capture"               /* read by `xthrottle capture` */
 #define XT_MAP_CAPTURE_BUDGET "xt_capture_budget"
+#define XT_MAP_BANS "xt_bans"
 #define XT_MAP_RULE_TEXT "xt_rule_text"
 #define XT_RULE_TEXT_SIZE 256
 #define XT_MAP_CONTROL "xt_ctl" /* not pinned */
@@ -375,6 +376,7 @@ enum xt_reason {
 	XT_DROP_NO_STATE,    /* the bucket table refused an insert (-ENOMEM under churn) */
 	XT_DROP_NEW_SOURCE,  /* untracked source over its rule's new-source budget */
 	XT_DROP_TOTAL,       /* within its own limits, over its rule's total (beyond its fair share) */
+	XT_DROP_BANNED,      /* a banned source (xthrottle ban add) */
 	XT_REASONS
 };
 
@@ -488,8 +490,35 @@ struct xt_config {
 	__u32 pad3;
 	__u64 capture_until;
 	struct xt_limit capture_limit;
+	/* Nonzero while the ban table may hold a ban (the controller sets it
+	 * before the first goes in, and clears it once the table is empty):
+	 * until then no packet looks there. */
+	__u32 bans;
+	__u32 pad4;
 };
 #define XT_CAPTURE_ANY_RULE 0xffffffffu
+
+/* Bans (xthrottle ban add CIDR --for DURATION): a banned source is dropped
+ * outright until its ban ends, whatever its rule (but an --allow rule,
+ * which always wins), the first of its packets on each CPU after a lookup
+ * of the ban table, the rest by the hot cache. The table is an LPM trie:
+ * a ban is a prefix. Its key: the family, three zero bytes, the address;
+ * prefixlen counts those 32 bits too (XT_BAN_KEY_BITS + the prefix). */
+#define XT_MAX_BANS 65536
+#define XT_BAN_KEY_BITS 32
+struct xt_ban_key {
+	__u32 prefixlen;
+	__u8 family;
+	__u8 pad[3];
+	__u8 addr[16];
+};
+struct xt_ban {
+	__u64 until; /* tick it ends */
+	__u64 since; /* tick it began */
+};
+/* A hot-cache entry of a banned source: XT_HOT_DENIED with this per_len,
+ * which no rule has; its drops are counted as XT_DROP_BANNED. */
+#define XT_HOT_BANNED 0xff
 /* Longest sample, and the default snap length (a full-size Ethernet frame). */
 #define XT_CAPTURE_MAX_SNAPLEN 1514
 /* Default samples a second, and how long a capture lasts unless its reader
@@ -736,8 +765,10 @@ XT_STATIC_ASSERT(sizeof(struct xt_bucket_key) == 24, "xt_bucket_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 40, "xt_bucket layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 64, "xt_rule_state layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 80, "xt_rule_stats layout");
-XT_STATIC_ASSERT(sizeof(struct xt_config) == 408, "xt_config layout");
+XT_STATIC_ASSERT(sizeof(struct xt_config) == 416, "xt_config layout");
 XT_STATIC_ASSERT(sizeof(struct xt_capture_meta) == 32, "xt_capture_meta layout");
+XT_STATIC_ASSERT(sizeof(struct xt_ban_key) == 24, "xt_ban_key layout");
+XT_STATIC_ASSERT(sizeof(struct xt_ban) == 16, "xt_ban layout");
 XT_STATIC_ASSERT(__builtin_offsetof(struct xt_config, abi_version) == 20, "the ABI version never moves");
 XT_STATIC_ASSERT(sizeof(struct xt_meta) == 4144, "xt_meta layout");
 XT_STATIC_ASSERT(sizeof(struct xt_event) == 64, "xt_event layout");

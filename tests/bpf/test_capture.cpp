@@ -116,6 +116,7 @@ TEST_F(Capture, ACaptureLapsesWithoutItsReaderAndStopsAtOnce) {
   run(frame, XT_CAPTURE_LEASE_SECONDS * kSec + 1);
   run(frame, XT_CAPTURE_LEASE_SECONDS * kSec + 1);
   EXPECT_EQ(samples(), 1u) << "lapsed";
+  EXPECT_EQ(state_->config().value().capture_reasons, 0u) << "the data path ended it: drops stop looking";
   start(default_capture_reasons(), 1000);
   state_->stop_capture();
   for (int i = 0; i < 5; i++) run(frame, XT_CAPTURE_LEASE_SECONDS * kSec + 1);

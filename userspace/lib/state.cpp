@@ -548,6 +548,93 @@ void State::stop_capture() {
   if (config_mem_) std::atomic_ref<uint32_t>(config_in(config_mem_).capture_reasons).store(0, std::memory_order_release);
 }
 
+namespace {
+
+xt_ban_key ban_key(const Cidr& cidr) {
+  xt_ban_key key{};
+  key.prefixlen = XT_BAN_KEY_BITS + cidr.len;
+  key.family = cidr.family;
+  std::memcpy(key.addr, cidr.addr.data(), sizeof(key.addr));
+  return key;
+}
+
+}  // namespace
+
+Result<void> State::add_ban(const Cidr& cidr, uint64_t seconds) {
+  if (!config_mem_) return system_error("the state's settings are not mapped: cannot ban");
+  auto now = this->now();
+  if (!now) return std::unexpected(now.error());
+  auto cfg = config();
+  if (!cfg) return std::unexpected(cfg.error());
+  if (auto ok = tidy_bans(*now); !ok) return ok;
+  const xt_ban_key key = ban_key(cidr);
+  const xt_ban ban{*now + seconds * cfg->hz, *now};
+  // Looked for before the ban goes in, so its first packet finds it.
+  std::atomic_ref<uint32_t>(config_in(config_mem_).bans).store(1, std::memory_order_release);
+  if (bpf_map_update_elem(bans_.get(), &key, &ban, BPF_ANY) != 0)
+    return system_error("cannot ban " + format_cidr(cidr) +
+                            (errno == ENOSPC || errno == E2BIG ? " (the ban table holds " +
+                                                                     std::to_string(XT_MAX_BANS) + " bans)"
+                                                               : std::string()),
+                        errno);
+  return {};
+}
+
+Result<void> State::del_ban(const Cidr& cidr) {
+  const xt_ban_key key = ban_key(cidr);
+  if (bpf_map_delete_elem(bans_.get(), &key) != 0) {
+    if (errno == ENOENT) return system_error("no ban for " + format_cidr(cidr) + " (see `xthrottle bans`)");
+    return system_error("cannot lift the ban of " + format_cidr(cidr), errno);
+  }
+  // The hot cache drops its sources until the ban's end: a new epoch.
+  if (auto ok = publish(nullptr); !ok) return ok;
+  auto now = this->now();
+  if (!now) return std::unexpected(now.error());
+  return tidy_bans(*now);
+}
+
+Result<std::vector<State::Ban>> State::bans() const {
+  auto now = this->now();
+  if (!now) return std::unexpected(now.error());
+  std::vector<Ban> out;
+  xt_ban_key key{}, next{};
+  const void* at = nullptr;
+  while (bpf_map_get_next_key(bans_.get(), at, &next) == 0) {
+    key = next;
+    at = &key;
+    xt_ban ban{};
+    if (bpf_map_lookup_elem(bans_.get(), &key, &ban) != 0) continue;  // lifted meanwhile
+    if (static_cast<int64_t>(ban.until - *now) <= 0) continue;
+    Cidr cidr;
+    cidr.family = key.family;
+    cidr.len = static_cast<uint8_t>(key.prefixlen - XT_BAN_KEY_BITS);
+    std::memcpy(cidr.addr.data(), key.addr, sizeof(key.addr));
+    out.push_back({cidr, ban});
+  }
+  if (errno != ENOENT) return system_error("cannot read the bans", errno);
+  return out;
+}
+
+Result<void> State::tidy_bans(uint64_t now) {
+  std::vector<xt_ban_key> ended;
+  size_t left = 0;
+  xt_ban_key key{}, next{};
+  const void* at = nullptr;
+  while (bpf_map_get_next_key(bans_.get(), at, &next) == 0) {
+    key = next;
+    at = &key;
+    xt_ban ban{};
+    if (bpf_map_lookup_elem(bans_.get(), &key, &ban) != 0) continue;
+    if (static_cast<int64_t>(ban.until - now) <= 0)
+      ended.push_back(key);
+    else
+      left++;
+  }
+  for (const auto& k : ended) (void)bpf_map_delete_elem(bans_.get(), &k);
+  if (!left && config_mem_) std::atomic_ref<uint32_t>(config_in(config_mem_).bans).store(0, std::memory_order_release);
+  return {};
+}
+
 Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
   std::vector<uint8_t> zeros(static_cast<size_t>(possible_cpus()) * sizeof(xt_rule_stats));
   if (bpf_map_update_elem(rule_stats_.get(), &id, zeros.data(), BPF_ANY) != 0)

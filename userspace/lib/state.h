@@ -136,6 +136,19 @@ class State {
   // rule was written reads 0: the kernel empties its keys.
   Result<std::array<uint32_t, XT_OVER_KINDS>> redirects_of(uint32_t id) const;
 
+  // Bans (xthrottle ban): a prefix dropped until a tick, whatever its rule
+  // (but an --allow rule). Adding one for a prefix that has one replaces
+  // it; deleting one lets its sources' next packets through at once (a new
+  // epoch empties the hot cache). Bans that have ended are removed by
+  // either. bans() lists those in force.
+  struct Ban {
+    Cidr cidr;
+    xt_ban ban;
+  };
+  Result<void> add_ban(const Cidr& cidr, uint64_t seconds);
+  Result<void> del_ban(const Cidr& cidr);
+  Result<std::vector<Ban>> bans() const;
+
   Result<xt_meta> meta() const;
   Result<void> set_meta(const xt_meta& meta);
   int rules_fd() const { return rules_.get(); }
@@ -143,8 +156,9 @@ class State {
  private:
   State() = default;
   // Every map this state holds, with the name it has in the object and pins.
-  std::array<std::pair<Fd*, const char*>, 24> named_maps() {
+  std::array<std::pair<Fd*, const char*>, 25> named_maps() {
     return {{{&rule_text_, XT_MAP_RULE_TEXT},
+             {&bans_, XT_MAP_BANS},
              {&capture_, XT_MAP_CAPTURE},
              {&capture_budget_, XT_MAP_CAPTURE_BUDGET},
              {&redirect_, XT_MAP_REDIRECT},
@@ -195,6 +209,9 @@ class State {
   // others; then says whether any rule redirects (xt_config.redirects),
   // set before a first key is filled, cleared after a last is emptied.
   Result<void> set_redirects(uint32_t id, const RuleSpec& spec, uint32_t ifindex);
+  // Removes the bans that have ended (at tick now), and clears
+  // xt_config.bans once none is left.
+  Result<void> tidy_bans(uint64_t now);
   // Records how the rule in slot id was written (xt_rule_text).
   Result<void> write_rule_text(uint32_t id, const RuleSpec& spec);
   // Brings rule's buckets written under an older version to its generation,
@@ -227,7 +244,7 @@ class State {
   mutable std::optional<Control> control_;
   mutable std::optional<Skeleton> clock_;  // the clock program alone, for now() without control_
   Fd rules_, buckets_, tags_, marks_, hot_, hot_bitmap_, known_, known_tags_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
-  Fd events_, events_cli_, event_budget_, meta_, rule_text_, ports_, port_ranges_, redirect_, capture_, capture_budget_;
+  Fd events_, events_cli_, event_budget_, meta_, rule_text_, ports_, port_ranges_, redirect_, capture_, capture_budget_, bans_;
   // xt_config mapped into memory: where the published word is stored.
   std::shared_ptr<void> config_mem_;
 };

@@ -27,6 +27,7 @@ constexpr ReasonInfo kReasons[XT_REASONS] = {
     {"table_full", "dropped, table refused insert"},
     {"new_source", "dropped, new-source budget"},
     {"over_total", "dropped over the rule's total"},
+    {"banned", "dropped, banned"},
 };
 
 json count_json(const xt_count& c) { return {{"packets", c.packets}, {"bytes", c.bytes}}; }
