@@ -123,7 +123,19 @@ TEST_F(Over, ARuleNamingAnInterfaceThatDoesNotExistIsRefused) {
   ASSERT_FALSE(put.has_value());
   EXPECT_NE(put.error().message.find("xtnosuch0"), std::string::npos) << put.error().message;
   EXPECT_TRUE(state_->rules().value().empty());
+}
+
+// A deleted rule's slot goes to the next rule: its drops are its own.
+TEST_F(Over, ASlotReusedByAnotherRuleDoesNotInheritItsRedirect) {
+  rule_over("198.18.0.0/15", "10/s", nullptr);
+  ASSERT_TRUE(state_->del_rule(*parse_cidr("198.18.0.0/15")).has_value());
+  rule("198.18.0.0/16", "10/s", 2);
+  ASSERT_EQ(state_->rules().value().at(0).rule.id, 0u) << "the same slot";
+  const auto frame = Packet().ipv4("198.18.0.9").build();
+  EXPECT_EQ(passed(frame, 3), 2);
+  EXPECT_EQ(run(frame, 0), XDP_DROP);
   EXPECT_EQ(redirects_flag(), 0u);
+  EXPECT_EQ(counter(XT_REDIRECTED), 0u);
 }
 
 }  // namespace

@@ -78,5 +78,19 @@ TEST_F(Capture, TheSamplingRateHoldsUnderAFlood) {
   EXPECT_GT(s["reasons"]["over_limit"]["packets"].get<uint64_t>(), 50000u);
 }
 
+// What capture cannot do is refused before anything changes: a verdict it
+// never sees (exit 2), a rule that is not there (exit 1), --for 0 (exit 2).
+TEST_F(Capture, WhatItCannotDoIsRefused) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s"});
+  Outcome r = lab_->xthrottle({"capture", "--reason", "over_limit,malformed", "--count", "1"});
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_NE(r.err.find("'malformed' packets are not captured"), std::string::npos) << r.err;
+  r = lab_->xthrottle({"capture", "--rule", "10.0.0.0/8", "--count", "1"});
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("no rule '10.0.0.0/8'"), std::string::npos) << r.err;
+  r = lab_->xthrottle({"capture", "--for", "0"});
+  EXPECT_EQ(r.rc, 2) << r.err;
+}
+
 }  // namespace
 }  // namespace xt::test

@@ -33,6 +33,8 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
   if (!rate) return fail(rate.error());
   auto seconds = o.duration.empty() ? Result<uint64_t>(0) : parse_duration("--for", o.duration);
   if (!seconds) return fail(seconds.error());
+  if (!o.duration.empty() && *seconds == 0)
+    return fail(usage_error("bad --for '" + o.duration + "': give how long (10s, 5min), or leave it out").error());
   auto state = State::open(g.pin_dir);
   if (!state) return fail(state.error());
   // One capture at a time: each would take the other's buffers.
@@ -53,8 +55,8 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
   if (!o.rule.empty()) {
     auto it = std::ranges::find_if(names, [&](const auto& n) { return n.second == o.rule; });
     if (it == names.end())
-      return fail(usage_error("no rule '" + o.rule + "' (name it as `rule list` does: \"0.0.0.0/0\", "
-                              "\"0.0.0.0/0 udp/53\")")
+      return fail(system_error("no rule '" + o.rule + "' (name it as `rule list` does: \"0.0.0.0/0\", "
+                               "\"0.0.0.0/0 udp/53\")")
                       .error());
     settings.rule = it->first;
   }

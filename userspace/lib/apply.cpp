@@ -3,11 +3,30 @@
 
 #include "ports.h"
 
+#include <net/if.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
 
 namespace xt {
+namespace {
+
+// A live rule that sends its drops out an interface, but whose keys no
+// longer point at the interface of that name (it went, and perhaps came
+// back): applying the file points them again.
+bool redirect_stale(const State& state, const RuleEntry& e) {
+  if (!e.spec.redirect) return false;
+  auto to = state.redirects_of(e.rule.id);
+  if (!to) return true;
+  const uint32_t now = if_nametoindex(e.spec.redirect->c_str());
+  const uint8_t kinds = over_kinds_of(e.spec);
+  for (int k = 0; k < XT_OVER_KINDS; k++)
+    if ((kinds >> k & 1) && (*to)[k] != now) return true;
+  return false;
+}
+
+}  // namespace
 
 Result<RulesDiff> diff_rules(const State& state, const RulesFile& file) {
   auto live = state.rules();
@@ -17,7 +36,7 @@ Result<RulesDiff> diff_rules(const State& state, const RulesFile& file) {
     auto now = std::ranges::find_if(*live, [&](const RuleEntry& e) { return e.cidr == want.spec.cidr && e.spec.match == want.spec.match; });
     if (now == live->end())
       diff.add.push_back({want.spec, want.compiled, std::nullopt});
-    else if (!same_rule(now->spec, want.spec))
+    else if (!same_rule(now->spec, want.spec) || redirect_stale(state, *now))
       diff.change.push_back({want.spec, want.compiled, *now});
     else
       diff.unchanged++;

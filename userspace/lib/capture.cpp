@@ -29,6 +29,11 @@ Result<uint32_t> parse_reasons(std::string_view text) {
       return usage_error("bad --reason '" + std::string(text) + "': '" + std::string(name) +
                          "' is not a reason (" + known + ")");
     }
+    // Verdicts reached before a packet's rule is known are never sampled.
+    if (r == XT_PASS_ALLOW || r == XT_PASS_UNMATCHED || r == XT_PASS_NON_IP || r == XT_DROP_MALFORMED)
+      return usage_error("bad --reason '" + std::string(text) + "': '" + std::string(name) +
+                         "' packets are not captured (their verdict comes before the settings are read); "
+                         "capture takes within_limit, dry_run and the drops of rules and bans");
     reasons |= 1u << r;
     start = comma + 1;
   }
@@ -37,7 +42,8 @@ Result<uint32_t> parse_reasons(std::string_view text) {
 
 uint32_t default_capture_reasons() {
   uint32_t reasons = 1u << XT_PASS_DRY_RUN;
-  for (uint32_t r = XT_FIRST_DROP; r < XT_REASONS; r++) reasons |= 1u << r;
+  for (uint32_t r = XT_FIRST_DROP; r < XT_REASONS; r++)
+    if (r != XT_DROP_MALFORMED) reasons |= 1u << r;
   return reasons;
 }
 
@@ -68,8 +74,9 @@ Result<CaptureReader> CaptureReader::open(const State& state, Callback cb) {
   r.cb_ = std::make_unique<Callback>(std::move(cb));
   // The context outlives the buffer: both are the reader's.
   auto ctx = std::make_shared<Context>(Context{r.cb_.get(), r.lost_.get()});
-  // 64 pages a CPU: a second of the default 1000 samples of full-size frames.
-  perf_buffer* pb = perf_buffer__new(state.capture_fd(), 64, on_sample, on_lost, ctx.get(), nullptr);
+  // 512 pages (2 MiB) a CPU: the default burst of 1000 samples of
+  // full-size frames, all on one CPU.
+  perf_buffer* pb = perf_buffer__new(state.capture_fd(), 512, on_sample, on_lost, ctx.get(), nullptr);
   if (!pb) return system_error("cannot read the capture's buffers", errno);
   r.pb_ = std::shared_ptr<perf_buffer>(pb, [ctx](perf_buffer* p) { perf_buffer__free(p); });
   return r;

@@ -11,7 +11,9 @@ namespace xt {
 
 Result<PcapFile> PcapFile::open(const std::string& path, uint32_t snaplen) {
   PcapFile f;
-  pcap_t* p = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, static_cast<int>(snaplen), PCAP_TSTAMP_PRECISION_MICRO);
+  // Room for the Ethernet header a frame without a link layer is given.
+  pcap_t* p =
+      pcap_open_dead_with_tstamp_precision(DLT_EN10MB, static_cast<int>(snaplen) + 14, PCAP_TSTAMP_PRECISION_MICRO);
   if (!p) return system_error("cannot start a pcap file");
   f.pcap_ = std::shared_ptr<pcap>(p, pcap_close);
   pcap_dumper_t* d = path == "-" ? pcap_dump_fopen(p, stdout) : pcap_dump_open(p, path.c_str());

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "pins.h"
 
+#include <xthrottle/abi.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -112,14 +114,14 @@ Result<DirLock> DirLock::acquire(const std::string& dir) {
 Result<ReaderLock> ReaderLock::acquire(const std::string& pin_dir, const std::string& ring, const std::string& who) {
   const std::string path = pin_dir + "/" + ring + "_lock";  // bpffs allows no dot in a name
   if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
-    return system_error("cannot create " + path + " to lock the event ring", errno);
+    return system_error("cannot create " + path + " to lock " + ring, errno);
   Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) return system_error("cannot open " + path + " to lock the event ring", errno);
+  if (!fd) return system_error("cannot open " + path + " to lock " + ring, errno);
   if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK)
-      return system_error("another " + who + " already reads the events of " + pin_dir +
-                          ": a second reader would split them with it (each event goes to one reader); stop the "
-                          "other one first");
+      return system_error("another " + who + " already reads the " +
+                          (ring == XT_MAP_CAPTURE ? std::string("capture") : std::string("events")) + " of " +
+                          pin_dir + ": a second reader would take from it what it reads; stop the other one first");
     return system_error("cannot lock " + path, errno);
   }
   return ReaderLock(std::move(fd));

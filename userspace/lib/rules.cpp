@@ -657,6 +657,8 @@ const char* action_name(uint8_t action) {
 
 std::vector<std::string> rule_warnings(const RuleSpec& spec, uint32_t hz) {
   std::vector<std::string> out;
+  if (spec.redirect && spec.dry_run)
+    out.push_back("--over redirect:" + *spec.redirect + " sends nothing while the rule is --dry-run: it drops nothing");
   if (spec.action != XT_ACT_LIMIT) return out;
   const Limits l = limits_of(spec);
   constexpr uint64_t kFrame = 1514;  // a full-size Ethernet frame

@@ -476,7 +476,7 @@ Result<std::array<uint32_t, XT_OVER_KINDS>> State::redirects_of(uint32_t id) con
   return out;
 }
 
-Result<void> State::set_redirects(uint32_t id, const RuleSpec& spec, uint32_t ifindex) {
+Result<void> State::set_redirects(uint32_t id, const RuleSpec& spec, uint32_t ifindex, bool had) {
   if (!config_mem_) return system_error("the state's settings are not mapped: cannot change where drops go");
   std::atomic_ref<uint32_t> redirects(static_cast<xt_config*>(config_mem_.get())->redirects);
   const uint8_t kinds = ifindex ? over_kinds_of(spec) : 0;
@@ -490,7 +490,7 @@ Result<void> State::set_redirects(uint32_t id, const RuleSpec& spec, uint32_t if
       if (bpf_map_update_elem(redirect_.get(), &key, &ifindex, BPF_ANY) != 0)
         return system_error("cannot send the " + std::string(over_kind_name(k)) + " drops of the rule for " +
                                 rule_name(spec.cidr, spec.match) + " out " + spec.redirect.value_or("?") +
-                                " (can it take XDP frames?)",
+                                "",
                             errno);
     } else if ((*before)[k]) {
       if (bpf_map_delete_elem(redirect_.get(), &key) != 0 && errno != ENOENT)
@@ -498,10 +498,10 @@ Result<void> State::set_redirects(uint32_t id, const RuleSpec& spec, uint32_t if
       emptied = true;
     }
   }
-  // The last key emptied (here, or by the kernel when an interface went)?
-  // Then a drop needs no lookup again. The scan ends at the first key that
-  // holds an interface.
-  if (kinds || (!emptied && !redirects.load(std::memory_order_acquire))) return {};
+  // The last key emptied (here, or by the kernel when the interface of a
+  // rule that redirected went)? Then a drop needs no lookup again. Only
+  // then is the map scanned, up to the first key that holds an interface.
+  if (kinds || !(emptied || had) || !redirects.load(std::memory_order_acquire)) return {};
   for (uint32_t key = 0; key < XT_REDIRECT_ENTRIES; key++) {
     uint32_t value = 0;
     if (bpf_map_lookup_elem(redirect_.get(), &key, &value) == 0) return {};
@@ -643,7 +643,7 @@ Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
   fresh.created_epoch = epoch;
   if (bpf_map_update_elem(rule_state_.get(), &id, &fresh, BPF_ANY) != 0)
     return system_error("cannot reset the new-source budget of rule slot " + std::to_string(id), errno);
-  if (auto ok = set_redirects(id, RuleSpec{}, 0); !ok) return std::unexpected(ok.error());
+  if (auto ok = set_redirects(id, RuleSpec{}, 0, false); !ok) return std::unexpected(ok.error());
   return sweep_buckets(id, XT_SWEEP_ALL);
 }
 
@@ -807,11 +807,32 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
     auto now = this->now();
     if (!now) return std::unexpected(now.error());
     rule.replaced_at = *now;
-    if (auto ok = write_rule_text(rule.id, spec); !ok) return std::unexpected(ok.error());
-    if (auto ok = set_redirects(rule.id, spec, *ifindex); !ok) return std::unexpected(ok.error());
+    // What the old rule's record and redirects were, to put back if the
+    // swap fails.
+    char old_text[XT_RULE_TEXT_SIZE] = {};
+    if (bpf_map_lookup_elem(rule_text_.get(), &rule.id, old_text) != 0)
+      return system_error("cannot read the record of the rule for " + name, errno);
+    auto old_to = redirects_of(rule.id);
+    if (!old_to) return std::unexpected(old_to.error());
+    const bool had = std::ranges::any_of(*old_to, [](uint32_t i) { return i != 0; }) ||
+                     std::string_view(old_text, strnlen(old_text, sizeof(old_text))).find("--over redirect:") !=
+                         std::string_view::npos;
+    auto put_back = [&](const Error& e) -> Result<bool> {
+      (void)bpf_map_update_elem(rule_text_.get(), &rule.id, old_text, BPF_ANY);
+      for (int k = 0; k < XT_OVER_KINDS; k++) {
+        const uint32_t k_key = XT_REDIRECT_KEY(rule.id, k);
+        if ((*old_to)[k])
+          (void)bpf_map_update_elem(redirect_.get(), &k_key, &(*old_to)[k], BPF_ANY);
+        else
+          (void)bpf_map_delete_elem(redirect_.get(), &k_key);
+      }
+      return std::unexpected(e);
+    };
+    if (auto ok = write_rule_text(rule.id, spec); !ok) return put_back(ok.error());
+    if (auto ok = set_redirects(rule.id, spec, *ifindex, had); !ok) return put_back(ok.error());
     // One map update swaps the whole value: packets see the old rule or the new.
     if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_EXIST) != 0)
-      return system_error("cannot replace the rule for " + name, errno);
+      return put_back(system_error("cannot replace the rule for " + name, errno).error());
     step();
     if (auto ok = publish(nullptr, cidr); !ok) return std::unexpected(ok.error());
     step();
@@ -848,7 +869,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
 
 void State::undo_failed_add(std::optional<uint32_t> id) {
   if (id) {
-    (void)set_redirects(*id, RuleSpec{}, 0);
+    (void)set_redirects(*id, RuleSpec{}, 0, true);
     (void)free_rule_text(*id);
   }
   if (auto live = rules(); live) (void)tidy_matches(*live);
@@ -870,7 +891,7 @@ Result<bool> State::add_prepared(const RuleSpec& spec, xt_rule rule, const xt_ru
   rule.id = id;
   rule.gen = 1;
   if (auto ok = write_rule_text(id, spec); !ok) return std::unexpected(ok.error());
-  if (auto ok = set_redirects(id, spec, ifindex); !ok) return std::unexpected(ok.error());
+  if (auto ok = set_redirects(id, spec, ifindex, false); !ok) return std::unexpected(ok.error());
   const uint8_t longest = cidr.family == XT_FAMILY_V4 ? cfg.longest_v4 : cfg.longest_v6;
   if (cidr.len > longest) {
     if (auto ok = publish(nullptr, cidr); !ok) return std::unexpected(ok.error());
@@ -892,6 +913,7 @@ Result<void> State::del_rule(const Cidr& cidr, const Match& match) {
   if (same == current->end())
     return system_error("no rule for " + name + " (see `xthrottle rule list`)");
   const uint32_t id = same->rule.id;
+  const bool redirected = same->spec.redirect.has_value();
   const xt_rule_key key = rule_key(cidr, match);
   if (bpf_map_delete_elem(rules_.get(), &key) != 0)
     return system_error("cannot delete the rule for " + name, errno);
@@ -903,7 +925,7 @@ Result<void> State::del_rule(const Cidr& cidr, const Match& match) {
   if (auto ok = tidy_matches(*current); !ok) return std::unexpected(ok.error());
   if (auto ok = publish(&*current); !ok) return std::unexpected(ok.error());
   step();
-  if (auto ok = set_redirects(id, RuleSpec{}, 0); !ok) return std::unexpected(ok.error());
+  if (auto ok = set_redirects(id, RuleSpec{}, 0, redirected); !ok) return std::unexpected(ok.error());
   // The slot is free again (rule_slots_in_use).
   if (auto ok = free_rule_text(id); !ok) return std::unexpected(ok.error());
   return sweep_buckets(id, XT_SWEEP_ALL);

@@ -207,8 +207,10 @@ class State {
   // Points rule id's keys of xt_redirect at interface `ifindex` for the
   // kinds of drop its spec sends out (over_kinds_of) and empties the
   // others; then says whether any rule redirects (xt_config.redirects),
-  // set before a first key is filled, cleared after a last is emptied.
-  Result<void> set_redirects(uint32_t id, const RuleSpec& spec, uint32_t ifindex);
+  // set before a first key is filled, cleared after a last is emptied (had:
+  // the slot's rule redirected before, whose keys the kernel may have
+  // emptied already).
+  Result<void> set_redirects(uint32_t id, const RuleSpec& spec, uint32_t ifindex, bool had);
   // Removes the bans that have ended (at tick now), and clears
   // xt_config.bans once none is left.
   Result<void> tidy_bans(uint64_t now);

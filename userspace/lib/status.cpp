@@ -89,6 +89,13 @@ Result<void> redirect_warnings(const State& state, Status& s) {
     else if (!interface_up(iface))
       s.warnings.push_back("the rule for " + name + " sends its drops out " + iface + ", which is down: what it "
                            "sends there is lost");
+    // Frames go out as they came in: a tun device's bare IP packets are
+    // no Ethernet frames.
+    for (const auto& a : s.interfaces)
+      if (a.live && a.link == XT_LINK_IP)
+        s.warnings.push_back("the rule for " + name + " sends its drops out " + iface + ", and " + a.ifname +
+                             " has no link layer: its packets go out as bare IP, which an Ethernet interface "
+                             "takes for frames with garbage addresses");
   }
   return {};
 }
