@@ -16,6 +16,30 @@
 #include "meter.h"
 #include "known.bpf.h"
 
+/* --ban-after: a source over its limit without a break for that long is
+ * banned for --ban-for (its bucket's prefix, in the ban table), and told.
+ * A packet gets here only if no ban in force covers it (the ban table is
+ * read before metering while a rule can ban): an entry of this prefix is
+ * one that has ended, and is written over. Returns the tick the ban ends,
+ * or 0. */
+static __always_inline __u64 xt_ban_source(const struct xt_bucket_key *bkey, struct xt_bucket *b,
+					   const struct xt_rule *rule, const struct xt_config *cfg, __u64 now)
+{
+	/* Signed: since has its low bit set, so it may be a tick ahead. */
+	const __u32 since = b->throttled_since;
+	if (!since || (__s32)((__u32)now - since) < (__s32)((__u32)rule->ban_after * cfg->hz))
+		return 0;
+	struct xt_ban_key key = {
+		.prefixlen = XT_BAN_KEY_BITS + bkey->per_len,
+		.family = bkey->family,
+	};
+	__builtin_memcpy(key.addr, bkey->addr, sizeof(key.addr));
+	const struct xt_ban ban = {.until = now + (__u64)rule->ban_for * cfg->hz, .since = now};
+	if (bpf_map_update_elem(&xt_bans, &key, &ban, BPF_ANY) == 0)
+		xt_emit(XT_EVENT_BANNED, bkey, b, rule, now, (__u32)now - since);
+	return ban.until;
+}
+
 /* The reason a metered packet is counted under. */
 static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, const struct xt_bucket_key *bkey,
 					     const struct xt_rule *rule, const struct xt_config *cfg,
@@ -45,6 +69,13 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 		xt_emit(XT_EVENT_THROTTLED, bkey, b, rule, now, 0);
 	if (rule->flags & XT_RULE_DRY_RUN)
 		return XT_PASS_DRY_RUN;
+	if (rule->ban_for) {
+		const __u64 until = xt_ban_source(bkey, b, rule, cfg, now);
+		if (until) {
+			xt_hot_fill(hot_set, hot_idx, hot, pkt, epoch, XT_FILL_BANNED, rule, now, until);
+			return XT_DROP_BANNED;
+		}
+	}
 	__u64 wait = xt_meter_wait(rule, b, now);
 	if (wait)
 		xt_hot_fill(hot_set, hot_idx, hot, pkt, epoch, XT_FILL_LIMIT, rule, now, wait == XT_NEVER ? XT_NEVER : now + wait);

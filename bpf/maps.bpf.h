@@ -217,12 +217,15 @@ struct {
 } xt_meta SEC(".maps");
 
 /* Where a rule's drops go instead (abi.h, enum xt_over_kind): an interface
- * at XT_REDIRECT_KEY(rule, kind), or none (dropped). Pinned with the rest,
- * but reused by the controller itself (object.cpp, open_object): the kernel
- * marks a device map read-only to programs, which libbpf 1.1 then takes
- * for a map of another kind and refuses to reuse. */
+ * at XT_REDIRECT_KEY(rule, kind), or none (dropped). A hash, not an array
+ * device map: the kernel ties an array device map to the first program
+ * that uses it, multi-buffer or not, and then refuses the other kind on the
+ * same pins (attach again after raising the MTU failed with EINVAL).
+ * Pinned with the rest, but reused by the controller itself (object.cpp,
+ * open_object): the kernel marks a device map read-only to programs, which
+ * libbpf 1.1 then takes for a map of another kind and refuses to reuse. */
 struct {
-	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
 	__type(key, __u32);
 	__type(value, __u32); /* the interface's index */
 	__uint(max_entries, XT_REDIRECT_ENTRIES);

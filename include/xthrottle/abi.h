@@ -264,7 +264,11 @@ struct xt_rule {
 	 * carries over. */
 	__u8 limits;
 	__u8 byte_limits;
-	__u8 pad[6];
+	/* --ban-after and --ban-for, in seconds: a source over its limit
+	 * without a break (bucket.throttled_since) for ban_after seconds is
+	 * banned for ban_for (0: never). */
+	__u16 ban_after;
+	__u32 ban_for;
 	struct xt_limit limit[XT_MAX_LIMITS];
 	/* The limits under prev_gen: a bucket last touched under the previous
 	 * version keeps the whole tokens word[p] had at tick replaced_at,
@@ -406,6 +410,9 @@ enum xt_event_type {
 	 * last such drop) stopped: dropped_packets is what it dropped meanwhile. */
 	XT_EVENT_NEW_SATURATED = 3,
 	XT_EVENT_NEW_RECOVERED = 4,
+	/* A source banned by its rule's --ban-after (throttled_ticks: how long
+	 * it had been over its limit). */
+	XT_EVENT_BANNED = 5,
 };
 
 /* One event in the rings. */
@@ -505,6 +512,8 @@ struct xt_config {
  * a ban is a prefix. Its key: the family, three zero bytes, the address;
  * prefixlen counts those 32 bits too (XT_BAN_KEY_BITS + the prefix). */
 #define XT_MAX_BANS 65536
+/* Longest --ban-after (xt_rule.ban_after is 16 bits of seconds). */
+#define XT_MAX_BAN_AFTER 65535
 #define XT_BAN_KEY_BITS 32
 struct xt_ban_key {
 	__u32 prefixlen;

@@ -80,5 +80,44 @@ TEST_F(Bans, LiftingABanLetsItsSourcesThroughAtOnce) {
   EXPECT_NE(again.error().message.find("no ban for 198.18.0.9/32"), std::string::npos) << again.error().message;
 }
 
+// --ban-after 2s --ban-for 10s: a source over its limit without a break
+// for 2 s is banned for 10 s (its drops counted as banned from then on),
+// then metered again; one that takes breaks is never banned.
+TEST_F(Bans, ASourceOverItsLimitForLongIsBannedByItsRule) {
+  rule("198.18.0.0/15", "10/s", 10, [](RuleSpec& s) {
+    s.ban_after = 2;
+    s.ban_for = 10;
+  });
+  EXPECT_EQ(bans_flag(), 1u) << "a rule that bans has packets look in the table";
+  const auto heavy = Packet().ipv4("198.18.0.9").build();
+  uint64_t banned_at = 0;
+  for (uint64_t now = 0; now < 4 * kSec && !banned_at; now += 10) {
+    run(heavy, now);
+    if (counter(XT_DROP_BANNED)) banned_at = now;
+  }
+  ASSERT_GT(banned_at, 0u) << "banned";
+  // It began dropping once its burst was spent (~110 ms); it is banned at
+  // its first metered drop 2 s after that (between tokens, 100 ms apart,
+  // the hot cache drops it without metering).
+  EXPECT_GE(banned_at, 2 * kSec + 100) << "not before --ban-after";
+  EXPECT_LE(banned_at, 2 * kSec + 110 + 100 + 10);
+  const auto bans = state_->bans().value();
+  ASSERT_EQ(bans.size(), 1u);
+  EXPECT_EQ(format_cidr(bans[0].cidr), "198.18.0.9/32") << "its bucket's prefix";
+  EXPECT_EQ(bans[0].ban.until - bans[0].ban.since, 10 * kSec);
+  EXPECT_EQ(run(heavy, banned_at + 5 * kSec), XDP_DROP);
+  const uint64_t banned = counter(XT_DROP_BANNED);
+  EXPECT_EQ(run(heavy, banned_at + 10 * kSec + 1), XDP_PASS) << "the ban is over, and tokens have come";
+  EXPECT_EQ(counter(XT_DROP_BANNED), banned);
+  EXPECT_GE(counter(XT_EVENTS_SENT), 2u) << "throttled, then banned";
+
+  // A source that is over its limit in bursts, with breaks of more than
+  // XT_RELEASE_SECONDS, is released each time and never banned.
+  const auto bursty = Packet().ipv4("198.18.0.10").build();
+  for (uint64_t t = 0; t < 20 * kSec; t += 3 * kSec)
+    for (int i = 0; i < 30; i++) run(bursty, 100 * kSec + t);
+  EXPECT_EQ(state_->bans().value().size(), 0u) << "the first ban ended, and no new one";
+}
+
 }  // namespace
 }  // namespace xt

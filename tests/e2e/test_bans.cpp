@@ -3,6 +3,8 @@
 // are all dropped and counted as banned while its neighbours pass; `bans`
 // lists it with the time left; it ends on time; lifting it lets the source
 // through at once; an --allow rule beats it.
+#include <signal.h>
+
 #include <thread>
 
 #include "operate_test.h"
@@ -56,6 +58,27 @@ TEST_F(Bans, LiftingABanLetsTheSourceThroughAndAllowBeatsABan) {
   const Outcome bad = lab_->xthrottle({"ban", "add", "198.18.0.0/24", "--for", "soon"});
   EXPECT_EQ(bad.rc, 2) << bad.err;
   EXPECT_EQ(lab_->xthrottle_json({"bans", "--json"}).size(), 0u) << "nothing changed";
+}
+
+// --ban-after 1s --ban-for 1min: a source over its limit for 3 s on end is
+// banned, listed, and told as an event; the rule's other sources are not.
+TEST_F(Bans, ARuleBansASourceOverItsLimitForLong) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--ban-after", "1s", "--ban-for", "1min"});
+  Background events(lab_->xthrottle_argv({"events", "--json"}));
+  std::this_thread::sleep_for(500ms);
+  lab_->flood({"--src", "198.18.0.9", "--count", "6000", "--rate", "2000"});
+  lab_->reset_received();
+  const Flood light = flood_from("198.18.0.10", 5);
+  const uint64_t light_passed = lab_->received_v4();
+  events.signal(SIGTERM);
+  const Outcome told = events.wait();
+  EXPECT_GT(banned(), 0u) << "its packets after the ban counted as banned";
+  const json listed = lab_->xthrottle_json({"bans", "--json"});
+  ASSERT_EQ(listed.size(), 1u) << listed.dump();
+  EXPECT_EQ(listed[0]["cidr"], "198.18.0.9/32");
+  EXPECT_GT(listed[0]["seconds_left"].get<double>(), 50.0);
+  EXPECT_TRUE(has_event(json_lines(told.out), "banned")) << told.out;
+  EXPECT_EQ(light_passed, light.sent) << "the rule's other sources pass";
 }
 
 }  // namespace

@@ -587,5 +587,44 @@ TEST(Over, WhatCannotGoTogetherIsRefused) {
   expect_usage_error(compiled(deny), "over_limit");
 }
 
+// --ban-after and --ban-for: both or neither, limit rules only, read back.
+TEST(Bans, BanOptionsGoTogetherAndReadBack) {
+  auto spec_of = [](RuleWords words) { return build_spec(*parse_cidr("198.18.0.0/15"), words, command_line_words()); };
+  RuleWords w;
+  w.rate = {"10/s"};
+  w.ban_after = "30s";
+  w.ban_for = "1h";
+  auto spec = spec_of(w);
+  ASSERT_TRUE(spec.has_value()) << spec.error().message;
+  EXPECT_EQ(options_text(*spec), "--rate 10/s --ban-after 30s --ban-for 1hour");
+  auto again = spec_from_options_text(spec->cidr, options_text(*spec));
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_TRUE(same_rule(*again, *spec));
+  auto compiled = compile_rule(*spec, kHz);
+  ASSERT_TRUE(compiled.has_value()) << compiled.error().message;
+  EXPECT_EQ(compiled->ban_after, 30);
+  EXPECT_EQ(compiled->ban_for, 3600u);
+  RuleWords other = w;
+  other.ban_for = "2h";
+  EXPECT_FALSE(same_rule(*spec_of(other), *spec));
+
+  RuleWords half = w;
+  half.ban_for.reset();
+  expect_usage_error(compile_rule(*spec_of(half), kHz), "--ban-after and --ban-for go together");
+  RuleWords long_after = w;
+  long_after.ban_after = "1d";
+  expect_usage_error(compile_rule(*spec_of(long_after), kHz), "--ban-after");
+  RuleWords zero = w;
+  zero.ban_for = "0";
+  expect_usage_error(compile_rule(*spec_of(zero), kHz), "--ban-for 0");
+  RuleWords deny = w;
+  deny.rate.clear();
+  deny.action = "deny";
+  expect_usage_error(compile_rule(*spec_of(deny), kHz), "--ban-for");
+  RuleWords bad = w;
+  bad.ban_after = "soon";
+  expect_usage_error(spec_of(bad), "soon");
+}
+
 }  // namespace
 }  // namespace xt

@@ -5,7 +5,7 @@
 //                         [--total N/UNIT | --total-bandwidth N UNIT/PERIOD] [--new-rate N/UNIT]
 //                         [--verify tcp|off] [--verify-rate N/UNIT] [--remember DURATION]
 //                         [--allow | --deny] [--over drop|redirect:IFACE [--over-reasons KIND,...]]
-//                         [--dry-run]
+//                         [--ban-after DURATION --ban-for DURATION] [--dry-run]
 // xthrottle rule del CIDR [--proto ...] [--port ...] [--syn]
 // xthrottle rule list [--json]
 #include <iostream>
@@ -39,7 +39,8 @@ void put_match_words(const MatchOptions& m, RuleWords& words) {
 
 struct RuleAddOptions {
   MatchOptions match;
-  std::string cidr, per, new_rate, verify, verify_rate, remember, total, total_bandwidth, over, over_reasons;
+  std::string cidr, per, new_rate, verify, verify_rate, remember, total, total_bandwidth, over, over_reasons, ban_after,
+      ban_for;
   // Each may be given several times (several windows).
   std::vector<std::string> rate, burst, burst_bytes;
   std::vector<std::string> bandwidth;  // each one word (10Mbit/s) or two (10 Mbit/s)
@@ -74,6 +75,8 @@ Result<RuleSpec> spec_of(RuleAddOptions o) {
   words.remember = given(o.remember);
   words.over = given(o.over);
   words.over_reasons = given(o.over_reasons);
+  words.ban_after = given(o.ban_after);
+  words.ban_for = given(o.ban_for);
   // The bandwidths' words, every occurrence's together: a number alone
   // goes with the unit after it (10 Mbit/s).
   for (size_t i = 0; i < o.bandwidth.size(); i++) {
@@ -181,6 +184,9 @@ void add_rule_commands(CLI::App& app, const Globals& g, int& rc) {
   add->add_option("--over-reasons", o->over_reasons,
                   "Which drops --over redirect sends: over_limit, over_total, new_source, denied, separated by "
                   "commas (default: every kind the rule has)");
+  add->add_option("--ban-after", o->ban_after,
+                  "Ban a source that stays over its limit this long without a break (30s, 5min; with --ban-for)");
+  add->add_option("--ban-for", o->ban_for, "How long such a source is banned: 10min, 24h (see `xthrottle bans`)");
   add->add_flag("--dry-run", o->dry_run, "Count what would be dropped, drop nothing");
   add->callback([&g, &rc, o] { rc = run_rule_add(g, *o); });
 

@@ -99,11 +99,18 @@ struct EventReader::Context {
       std::copy(std::begin(e.addr), std::end(e.addr), src.addr.begin());
       const std::string source = format_cidr(src);
       const bool released = e.type == XT_EVENT_RELEASED;
-      j["event"] = released ? "released" : "throttled";
+      const bool banned = e.type == XT_EVENT_BANNED;
+      j["event"] = banned ? "banned" : released ? "released" : "throttled";
       j["source"] = source;
       j["passed_packets"] = e.passed_packets;
       j["dropped_packets"] = e.dropped_packets;
-      line += std::string(released ? "released  " : "throttled ") + source + " (rule " + rule + ")";
+      line += std::string(banned ? "banned    " : released ? "released  " : "throttled ") + source + " (rule " +
+              rule + ")";
+      if (banned) {
+        j["throttled_seconds"] = secs;
+        std::snprintf(buf, sizeof(buf), " after %.1f s over its limit (its rule's --ban-after)", secs);
+        line += buf;
+      }
       if (released) {
         j["throttled_seconds"] = secs;
         std::snprintf(buf, sizeof(buf), " after %.1f s; %llu dropped so far", secs,

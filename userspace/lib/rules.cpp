@@ -114,6 +114,7 @@ uint8_t over_kinds_of(const RuleSpec& spec) {
 bool same_rule(const RuleSpec& a, const RuleSpec& b) {
   if (a.cidr != b.cidr || a.match != b.match || a.action != b.action || a.dry_run != b.dry_run) return false;
   if (a.redirect != b.redirect || over_kinds_of(a) != over_kinds_of(b)) return false;
+  if (a.ban_after != b.ban_after || a.ban_for != b.ban_for) return false;
   if (a.action != XT_ACT_LIMIT) return true;
   Limits la = limits_of(a), lb = limits_of(b);
   // How a bandwidth was written (bits or bytes) does not change the rule.
@@ -255,6 +256,13 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
                                                     "characters, no '/', ':' or spaces)"});
     spec.redirect = std::string(iface);
   }
+  for (auto [key, word, out] : {std::tuple{"ban_after", &w.ban_after, &spec.ban_after},
+                                std::tuple{"ban_for", &w.ban_for, &spec.ban_for}}) {
+    if (!*word) continue;
+    auto d = parse_duration(context.name(key), **word);
+    if (!d) return at(key, d.error());
+    *out = *d;
+  }
   if (w.over_reasons) {
     auto kinds = parse_over_kinds(context.name("over_reasons"), *w.over_reasons);
     if (!kinds) return at("over_reasons", kinds.error());
@@ -285,6 +293,8 @@ RuleWords words_of(const RuleSpec& spec) {
   w.dry_run = spec.dry_run;
   if (spec.redirect) w.over = std::string(kRedirectPrefix) + *spec.redirect;
   if (spec.over_kinds) w.over_reasons = format_over_kinds(*spec.over_kinds);
+  if (spec.ban_after) w.ban_after = format_duration(*spec.ban_after);
+  if (spec.ban_for) w.ban_for = format_duration(*spec.ban_for);
   return w;
 }
 
@@ -317,6 +327,8 @@ std::string options_text(const RuleSpec& spec) {
   add("remember", w.remember);
   add("over", w.over);
   add("over_reasons", w.over_reasons);
+  add("ban_after", w.ban_after);
+  add("ban_for", w.ban_for);
   if (w.dry_run) out += (out.empty() ? "" : " ") + std::string("--dry-run");
   return out;
 }
@@ -354,6 +366,8 @@ Result<RuleSpec> spec_from_options_text(const Cidr& cidr, std::string_view text)
     else if (word == "--remember") w.remember = value;
     else if (word == "--over") w.over = value;
     else if (word == "--over-reasons") w.over_reasons = value;
+    else if (word == "--ban-after") w.ban_after = value;
+    else if (word == "--ban-for") w.ban_for = value;
     else return usage_error("unknown option " + word + " in '" + std::string(text) + "'");
   }
   return build_spec(cidr, w, command_line_words());
@@ -523,15 +537,15 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   const char* family_name = spec.cidr.family == XT_FAMILY_V4 ? "IPv4" : "IPv6";
   const bool limits = !spec.rates.empty() || !spec.bursts.empty() || !spec.bandwidths.empty() ||
                       !spec.burst_bytes.empty() || spec.per || spec.new_rate || spec.verify || spec.verify_rate ||
-                      spec.remember || spec.total || spec.total_bandwidth;
+                      spec.remember || spec.total || spec.total_bandwidth || spec.ban_after || spec.ban_for;
 
   if (spec.action != XT_ACT_LIMIT) {
     const char* flag = spec.action == XT_ACT_ALLOW ? "--allow" : "--deny";
     if (limits)
       return usage_error(std::string(flag) +
                          " takes no limits: --rate, --burst, --bandwidth, --burst-bytes, --total, "
-                         "--total-bandwidth, --per, --new-rate, --verify, --verify-rate and --remember apply to "
-                         "limit rules");
+                         "--total-bandwidth, --per, --new-rate, --verify, --verify-rate, --remember, --ban-after "
+                         "and --ban-for apply to limit rules");
     if (spec.dry_run && spec.action == XT_ACT_ALLOW)
       return usage_error("--dry-run has no effect on an --allow rule: it never drops");
     rule.flags = spec.dry_run ? XT_RULE_DRY_RUN : 0;
@@ -584,6 +598,17 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   if (!n) return std::unexpected(n.error());
   rule.new_src = *n;
 
+  if (spec.ban_after.has_value() != spec.ban_for.has_value())
+    return usage_error("--ban-after and --ban-for go together: how long a source stays over its limit before it is "
+                       "banned, and for how long");
+  if (spec.ban_for) {
+    if (*spec.ban_for == 0) return usage_error("--ban-for 0 bans nothing: leave both --ban-after and --ban-for out");
+    if (*spec.ban_after > XT_MAX_BAN_AFTER)
+      return usage_error("--ban-after " + format_duration(*spec.ban_after) + " is too long (at most " +
+                         format_duration(XT_MAX_BAN_AFTER) + ")");
+    rule.ban_after = static_cast<uint16_t>(*spec.ban_after);
+    rule.ban_for = static_cast<uint32_t>(*spec.ban_for);  // parse_duration keeps it within 32 bits
+  }
   if (spec.verify_rate && !l.verify) return usage_error("--verify-rate needs --verify tcp (the default)");
   if (l.verify) rule.flags |= XT_RULE_VERIFY_TCP;
   rule.remember = static_cast<uint32_t>(l.remember);  // parse_duration keeps it within 32 bits
@@ -718,6 +743,9 @@ std::string describe(const RuleSpec& spec) {
     if (!l.verify) out += ", verify off";
     if (spec.verify_rate) out += ", proofs " + format_rate(l.verify_rate.count, l.verify_rate.period_ns);
     if (spec.remember) out += ", remember " + format_duration(l.remember);
+    if (spec.ban_for)
+      out += ", banned for " + format_duration(*spec.ban_for) + " after " + format_duration(*spec.ban_after) +
+             " over its limit";
   }
   if (spec.redirect) out += ", " + format_over_kinds(over_kinds_of(spec)) + " sent out " + *spec.redirect;
   if (spec.dry_run) out += " (dry-run)";
@@ -755,6 +783,10 @@ nlohmann::json rule_json(const RuleEntry& e) {
   j["verify_rate"] = format_rate(l.verify_rate.count, l.verify_rate.period_ns);
   j["remember"] = format_duration(l.remember);
   j["remember_seconds"] = l.remember;
+  if (e.spec.ban_for) {
+    j["ban_after_seconds"] = *e.spec.ban_after;
+    j["ban_for_seconds"] = *e.spec.ban_for;
+  }
   // Every window; and, as before windows came, the shortest packet and
   // byte windows under their own keys.
   j["windows"] = nlohmann::json::array();

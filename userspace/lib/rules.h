@@ -51,6 +51,9 @@ struct RuleSpec {
   // are given every kind the rule has (over_kinds_of).
   std::optional<std::string> redirect;
   std::optional<uint8_t> over_kinds;
+  // --ban-after, --ban-for (seconds, both or neither): a source over its
+  // limit without a break for ban_after is banned for ban_for.
+  std::optional<uint64_t> ban_after, ban_for;
 };
 
 // The names of the kinds of a rule's drops (enum xt_over_kind), as `stats`
@@ -101,7 +104,8 @@ bool same_rule(const RuleSpec& a, const RuleSpec& b);
 // A rule's options as words: what `rule add` takes after the CIDR, and what
 // a rules file's keys hold (numbers as their digits). Keys: action, per,
 // rate, burst, bandwidth, burst_bytes, new_rate, verify, verify_rate,
-// remember, dry_run, over, over_reasons, and the match's proto, port, syn.
+// remember, dry_run, over, over_reasons, ban_after, ban_for, and the
+// match's proto, port, syn.
 struct RuleWords {
   std::optional<std::string> action;  // "limit", "allow" or "deny"
   std::optional<std::string> proto, port;
@@ -112,6 +116,7 @@ struct RuleWords {
   std::vector<std::string> rate, burst, bandwidth, burst_bytes;
   bool dry_run = false;
   std::optional<std::string> over, over_reasons;  // "drop" or "redirect:IFACE"; "over_limit,new_source"
+  std::optional<std::string> ban_after, ban_for;  // durations
 };
 
 // Where words came from, for messages: how a key is named ("--burst-bytes"

@@ -499,14 +499,12 @@ Result<void> State::set_redirects(uint32_t id, const RuleSpec& spec, uint32_t if
     }
   }
   // The last key emptied (here, or by the kernel when the interface of a
-  // rule that redirected went)? Then a drop needs no lookup again. Only
-  // then is the map scanned, up to the first key that holds an interface.
+  // rule that redirected went)? Then a drop needs no lookup again. (A hash:
+  // its first key, if any, says.)
   if (kinds || !(emptied || had) || !redirects.load(std::memory_order_acquire)) return {};
-  for (uint32_t key = 0; key < XT_REDIRECT_ENTRIES; key++) {
-    uint32_t value = 0;
-    if (bpf_map_lookup_elem(redirect_.get(), &key, &value) == 0) return {};
-  }
-  redirects.store(0, std::memory_order_release);
+  uint32_t first = 0;
+  if (bpf_map_get_next_key(redirect_.get(), nullptr, &first) != 0 && errno == ENOENT)
+    redirects.store(0, std::memory_order_release);
   return {};
 }
 
@@ -631,7 +629,12 @@ Result<void> State::tidy_bans(uint64_t now) {
       left++;
   }
   for (const auto& k : ended) (void)bpf_map_delete_elem(bans_.get(), &k);
-  if (!left && config_mem_) std::atomic_ref<uint32_t>(config_in(config_mem_).bans).store(0, std::memory_order_release);
+  if (left || !config_mem_) return {};
+  // No ban left; but a rule that bans (--ban-for) needs the table read.
+  auto live = rules();
+  if (!live) return std::unexpected(live.error());
+  if (std::ranges::none_of(*live, [](const RuleEntry& e) { return e.spec.ban_for.has_value(); }))
+    std::atomic_ref<uint32_t>(config_in(config_mem_).bans).store(0, std::memory_order_release);
   return {};
 }
 
@@ -779,6 +782,9 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
   const xt_rule_key key = rule_key(cidr, spec.match);
   auto ifindex = redirect_ifindex(spec);
   if (!ifindex) return std::unexpected(ifindex.error());
+  // A rule that bans: packets look in the ban table before it goes in.
+  if (spec.ban_for && config_mem_)
+    std::atomic_ref<uint32_t>(static_cast<xt_config*>(config_mem_.get())->bans).store(1, std::memory_order_release);
   // Neither way needs the other rules read back (an apply of thousands of
   // rules would read them thousands of times): the rule of this key, the
   // ids in use, and the published longest prefixes, which an added rule can
