@@ -12,8 +12,9 @@ fi
 scripts/build.sh >/dev/null
 
 tag="xtdemo-$$"
-client=""
-trap '[ -z "$client" ] || kill "$client" 2>/dev/null; tools/lab/lab.sh down "$tag"' EXIT
+client="" capture=""
+trap '[ -z "$client" ] || kill "$client" 2>/dev/null; [ -z "$capture" ] || kill "$capture" 2>/dev/null
+  rm -f "/tmp/$tag.pcap"; tools/lab/lab.sh down "$tag"' EXIT
 trap 'exit 130' INT TERM
 tools/lab/lab.sh up "$tag"
 mac=$(ip netns exec "$tag-dut" cat /sys/class/net/dut0/address)
@@ -89,6 +90,23 @@ ip netns exec "$tag-dut" build/xthrottle --pin-dir "/run/$tag/pins" stats --json
 printf '%s$ nft list counter netdev demo light%s\n' "$bold" "$plain"
 ip netns exec "$tag-dut" nft list counter netdev demo light | awk '/packets/ {print "the light sources: " $2 " of their 500 packets passed"}'
 echo "(first come, they would have lost nine in ten: the heavy sources give way first)"
+
+step "What was dropped, as a pcap (tcpdump cannot see XDP's drops), and a ban for the source"
+xthrottle capture -w "/tmp/$tag.pcap" --count 5 --for 10s &
+capture=$!
+sleep 1
+floodgen --src 198.18.1.9 --count 20000 --rate 20000
+wait "$capture"
+capture=""
+printf '%s$ tshark -r /tmp/%s.pcap%s
+' "$bold" "$tag" "$plain"
+tshark -r "/tmp/$tag.pcap" 2>/dev/null
+rm -f "/tmp/$tag.pcap"
+xthrottle ban add 198.18.1.9 --for 10min
+xthrottle bans
+floodgen --src 198.18.1.9 --count 1000 --rate 20000
+received
+echo "(banned: dropped outright, from the hot cache, counted as \"banned\")"
 
 step "Counters, overall and per rule"
 xthrottle stats
