@@ -104,6 +104,7 @@ tshark -r "/tmp/$tag.pcap" 2>/dev/null
 rm -f "/tmp/$tag.pcap"
 xthrottle ban add 198.18.1.9 --for 10min
 xthrottle bans
+ip netns exec "$tag-dut" nft reset counters table netdev lab >/dev/null
 floodgen --src 198.18.1.9 --count 1000 --rate 20000
 received
 echo "(banned: dropped outright, from the hot cache, counted as \"banned\")"
