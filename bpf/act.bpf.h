@@ -34,9 +34,15 @@ static __always_inline __u64 xt_ban_source(const struct xt_bucket_key *bkey, str
 		.family = bkey->family,
 	};
 	__builtin_memcpy(key.addr, bkey->addr, sizeof(key.addr));
-	const struct xt_ban ban = {.until = now + (__u64)rule->ban_for * cfg->hz, .since = now};
-	if (bpf_map_update_elem(&xt_bans, &key, &ban, BPF_ANY) == 0)
-		xt_emit(XT_EVENT_BANNED, bkey, b, rule, now, (__u32)now - since);
+	const struct xt_ban ban = {
+		.until = now + (__u64)rule->ban_for * cfg->hz,
+		.since = now,
+		.prefixlen = key.prefixlen,
+	};
+	/* Not in the table (full): no ban, which nobody could see or lift. */
+	if (bpf_map_update_elem(&xt_bans, &key, &ban, BPF_ANY) != 0)
+		return 0;
+	xt_emit(XT_EVENT_BANNED, bkey, b, rule, now, (__u32)now - since);
 	return ban.until;
 }
 
@@ -98,15 +104,24 @@ static __always_inline enum xt_reason xt_act_deny(const struct xt_rule *rule, st
 }
 
 /* Until when pkt's source is banned (xthrottle ban add), or 0: the
- * longest ban prefix holding it, if it has not ended. */
+ * longest ban prefix holding it, if it has not ended. One that has ended
+ * is removed (a trie's lookup finds only the longest prefix: an ended /32
+ * would hide the /24 ban around it), and the source looked up once more. */
 static __always_inline __u64 xt_banned(const struct xt_pkt *pkt, __u64 now)
 {
-	struct xt_ban_key key = {
-		.prefixlen = XT_BAN_KEY_BITS + (pkt->family == XT_FAMILY_V4 ? 32 : 128),
-		.family = pkt->family,
-	};
+	const __u32 full = XT_BAN_KEY_BITS + (pkt->family == XT_FAMILY_V4 ? 32 : 128);
+	struct xt_ban_key key = {.prefixlen = full, .family = pkt->family};
 	__builtin_memcpy(key.addr, pkt->addr, sizeof(key.addr));
 	const struct xt_ban *ban = bpf_map_lookup_elem(&xt_bans, &key);
+	if (!ban)
+		return 0;
+	if ((__s64)(ban->until - now) > 0)
+		return ban->until;
+	/* A delete compares the key's first prefixlen bits only. */
+	key.prefixlen = ban->prefixlen;
+	bpf_map_delete_elem(&xt_bans, &key);
+	key.prefixlen = full;
+	ban = bpf_map_lookup_elem(&xt_bans, &key);
 	return ban && (__s64)(ban->until - now) > 0 ? ban->until : 0;
 }
 

@@ -522,8 +522,10 @@ struct xt_ban_key {
 	__u8 addr[16];
 };
 struct xt_ban {
-	__u64 until; /* tick it ends */
-	__u64 since; /* tick it began */
+	__u64 until;     /* tick it ends */
+	__u64 since;     /* tick it began */
+	__u32 prefixlen; /* its key's: so the data path can remove it once it has ended */
+	__u32 pad;
 };
 /* A hot-cache entry of a banned source: XT_HOT_DENIED with this per_len,
  * which no rule has; its drops are counted as XT_DROP_BANNED. */
@@ -777,7 +779,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 80, "xt_rule_stats layout");
 XT_STATIC_ASSERT(sizeof(struct xt_config) == 416, "xt_config layout");
 XT_STATIC_ASSERT(sizeof(struct xt_capture_meta) == 32, "xt_capture_meta layout");
 XT_STATIC_ASSERT(sizeof(struct xt_ban_key) == 24, "xt_ban_key layout");
-XT_STATIC_ASSERT(sizeof(struct xt_ban) == 16, "xt_ban layout");
+XT_STATIC_ASSERT(sizeof(struct xt_ban) == 24, "xt_ban layout");
 XT_STATIC_ASSERT(__builtin_offsetof(struct xt_config, abi_version) == 20, "the ABI version never moves");
 XT_STATIC_ASSERT(sizeof(struct xt_meta) == 4144, "xt_meta layout");
 XT_STATIC_ASSERT(sizeof(struct xt_event) == 64, "xt_event layout");

@@ -80,6 +80,26 @@ TEST_F(Bans, LiftingABanLetsItsSourcesThroughAtOnce) {
   EXPECT_NE(again.error().message.find("no ban for 198.18.0.9/32"), std::string::npos) << again.error().message;
 }
 
+// An ended ban of a longer prefix does not hide the shorter one around it
+// (a trie finds the longest prefix only); a ban shortened takes effect
+// though the hot cache held the longer one.
+TEST_F(Bans, AnEndedBanHidesNothingAndAShortenedOneEndsOnTime) {
+  rule("198.18.0.0/15", "1000/s");
+  ban("198.18.0.0/24", 60);
+  ban("198.18.0.9", 1);
+  const auto source = Packet().ipv4("198.18.0.9").build();
+  EXPECT_EQ(run(source, 0), XDP_DROP);
+  EXPECT_EQ(run(source, 2 * kSec), XDP_DROP) << "its own ban is over, the /24's is not";
+  EXPECT_EQ(counter(XT_DROP_BANNED), 2u);
+
+  const auto other = Packet().ipv4("198.18.1.9").build();
+  ban("198.18.1.9", 3600);
+  EXPECT_EQ(run(other, 3 * kSec), XDP_DROP);
+  EXPECT_EQ(run(other, 3 * kSec), XDP_DROP) << "the hot cache holds it";
+  ban("198.18.1.9", 1);  // at the test clock's 3 s: until 4 s
+  EXPECT_EQ(run(other, 5 * kSec), XDP_PASS) << "shortened: over at 4 s";
+}
+
 // --ban-after 2s --ban-for 10s: a source over its limit without a break
 // for 2 s is banned for 10 s (its drops counted as banned from then on),
 // then metered again; one that takes breaks is never banned.
@@ -114,9 +134,10 @@ TEST_F(Bans, ASourceOverItsLimitForLongIsBannedByItsRule) {
   // A source that is over its limit in bursts, with breaks of more than
   // XT_RELEASE_SECONDS, is released each time and never banned.
   const auto bursty = Packet().ipv4("198.18.0.10").build();
+  const uint64_t before = counter(XT_DROP_BANNED);
   for (uint64_t t = 0; t < 20 * kSec; t += 3 * kSec)
     for (int i = 0; i < 30; i++) run(bursty, 100 * kSec + t);
-  EXPECT_EQ(state_->bans().value().size(), 0u) << "the first ban ended, and no new one";
+  EXPECT_EQ(counter(XT_DROP_BANNED), before) << "never banned";
 }
 
 }  // namespace

@@ -621,6 +621,9 @@ TEST(Bans, BanOptionsGoTogetherAndReadBack) {
   deny.rate.clear();
   deny.action = "deny";
   expect_usage_error(compile_rule(*spec_of(deny), kHz), "--ban-for");
+  RuleWords wide = w;
+  wide.per = "8";
+  expect_usage_error(compile_rule(*spec_of(wide), kHz), "--per 15");
   RuleWords bad = w;
   bad.ban_after = "soon";
   expect_usage_error(spec_of(bad), "soon");

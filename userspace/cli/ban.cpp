@@ -2,6 +2,7 @@
 // xthrottle ban add CIDR --for DURATION
 // xthrottle ban del CIDR
 // xthrottle bans [--json]
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -51,7 +52,7 @@ int run_bans(const Globals& g, bool json) {
   nlohmann::json j = nlohmann::json::array();
   std::string text = bans->empty() ? "no bans\n" : fmt("%-44s %12s %12s\n", "CIDR", "LEFT", "FOR");
   for (const auto& b : *bans) {
-    const double left = seconds(b.ban.until - *now), total = seconds(b.ban.until - b.ban.since);
+    const double left = std::max(0.0, seconds(b.ban.until - *now)), total = seconds(b.ban.until - b.ban.since);
     j.push_back({{"cidr", format_cidr(b.cidr)}, {"seconds_left", left}, {"seconds", total}});
     text += fmt("%-44s %12s %12s\n", format_cidr(b.cidr).c_str(),
                 format_duration(static_cast<uint64_t>(left + 0.5)).c_str(),

@@ -603,6 +603,13 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
                        "banned, and for how long");
   if (spec.ban_for) {
     if (*spec.ban_for == 0) return usage_error("--ban-for 0 bans nothing: leave both --ban-after and --ban-for out");
+    // A ban is of the bucket's prefix: one wider than the rule's would
+    // ban sources of other rules, and sources no rule covers.
+    if (per < spec.cidr.len)
+      return usage_error("--ban-for bans a source's --per prefix (/" + std::to_string(per) +
+                         "), which is wider than the rule's " + format_cidr(spec.cidr) +
+                         ": it would ban sources no rule of this one's covers; use --per " +
+                         std::to_string(spec.cidr.len) + " or longer");
     if (*spec.ban_after > XT_MAX_BAN_AFTER)
       return usage_error("--ban-after " + format_duration(*spec.ban_after) + " is too long (at most " +
                          format_duration(XT_MAX_BAN_AFTER) + ")");

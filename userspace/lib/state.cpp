@@ -489,8 +489,7 @@ Result<void> State::set_redirects(uint32_t id, const RuleSpec& spec, uint32_t if
     if (kinds >> k & 1) {
       if (bpf_map_update_elem(redirect_.get(), &key, &ifindex, BPF_ANY) != 0)
         return system_error("cannot send the " + std::string(over_kind_name(k)) + " drops of the rule for " +
-                                rule_name(spec.cidr, spec.match) + " out " + spec.redirect.value_or("?") +
-                                "",
+                                rule_name(spec.cidr, spec.match) + " out " + spec.redirect.value_or("?"),
                             errno);
     } else if ((*before)[k]) {
       if (bpf_map_delete_elem(redirect_.get(), &key) != 0 && errno != ENOENT)
@@ -527,9 +526,8 @@ Result<void> State::start_capture(const CaptureSettings& settings) {
   cfg.capture_rule = settings.rule;
   cfg.capture_snaplen = settings.snaplen;
   cfg.capture_limit = settings.limit;
-  if (auto ok = renew_capture(); !ok) return ok;
-  std::atomic_ref<uint32_t>(cfg.capture_reasons).store(settings.reasons, std::memory_order_release);
-  return {};
+  capture_reasons_ = settings.reasons;
+  return renew_capture();
 }
 
 Result<void> State::renew_capture() {
@@ -539,10 +537,14 @@ Result<void> State::renew_capture() {
   xt_config& cfg = config_in(config_mem_);
   std::atomic_ref<__u64>(cfg.capture_until)
       .store(*now + static_cast<uint64_t>(cfg.hz) * XT_CAPTURE_LEASE_SECONDS, std::memory_order_release);
+  // The reasons again after the end: a capture the data path ended (its
+  // reader was late, or a packet read an older end) takes up again.
+  std::atomic_ref<uint32_t>(cfg.capture_reasons).store(capture_reasons_, std::memory_order_release);
   return {};
 }
 
 void State::stop_capture() {
+  capture_reasons_ = 0;
   if (config_mem_) std::atomic_ref<uint32_t>(config_in(config_mem_).capture_reasons).store(0, std::memory_order_release);
 }
 
@@ -566,16 +568,22 @@ Result<void> State::add_ban(const Cidr& cidr, uint64_t seconds) {
   if (!cfg) return std::unexpected(cfg.error());
   if (auto ok = tidy_bans(*now); !ok) return ok;
   const xt_ban_key key = ban_key(cidr);
-  const xt_ban ban{*now + seconds * cfg->hz, *now};
+  const xt_ban ban{*now + seconds * cfg->hz, *now, key.prefixlen, 0};
   // Looked for before the ban goes in, so its first packet finds it.
   std::atomic_ref<uint32_t>(config_in(config_mem_).bans).store(1, std::memory_order_release);
-  if (bpf_map_update_elem(bans_.get(), &key, &ban, BPF_ANY) != 0)
+  auto refused = [&] {
     return system_error("cannot ban " + format_cidr(cidr) +
                             (errno == ENOSPC || errno == E2BIG ? " (the ban table holds " +
                                                                      std::to_string(XT_MAX_BANS) + " bans)"
                                                                : std::string()),
                         errno);
-  return {};
+  };
+  if (bpf_map_update_elem(bans_.get(), &key, &ban, BPF_NOEXIST) == 0) return {};
+  if (errno != EEXIST) return refused();
+  // A ban of this prefix replaced: the hot cache may drop its sources until
+  // the old one's end, so a new epoch empties it.
+  if (bpf_map_update_elem(bans_.get(), &key, &ban, BPF_ANY) != 0) return refused();
+  return publish(nullptr);
 }
 
 Result<void> State::del_ban(const Cidr& cidr) {
@@ -825,6 +833,9 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
                          std::string_view::npos;
     auto put_back = [&](const Error& e) -> Result<bool> {
       (void)bpf_map_update_elem(rule_text_.get(), &rule.id, old_text, BPF_ANY);
+      if (had && config_mem_)
+        std::atomic_ref<uint32_t>(static_cast<xt_config*>(config_mem_.get())->redirects)
+            .store(1, std::memory_order_release);
       for (int k = 0; k < XT_OVER_KINDS; k++) {
         const uint32_t k_key = XT_REDIRECT_KEY(rule.id, k);
         if ((*old_to)[k])
@@ -991,7 +1002,8 @@ Result<PendingDrops> State::hot_pending() const {
         // As the data path: drops of a rule id that passed to another rule
         // since are let go.
         const uint32_t rule_id = h.who & XT_HOT_RULE;
-        if (!h.pending || (h.epoch != cfg->epoch && !owner_is_current(rule_id, h.epoch))) continue;
+        if (!h.pending || h.per_len == XT_HOT_BANNED || (h.epoch != cfg->epoch && !owner_is_current(rule_id, h.epoch)))
+          continue;  // (a ban's drops belong to no bucket)
         xt_pkt src{};
         src.family = h.who & XT_HOT_V6 ? XT_FAMILY_V6 : XT_FAMILY_V4;
         std::memcpy(src.addr, h.addr, sizeof(src.addr));

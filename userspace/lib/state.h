@@ -114,7 +114,8 @@ class State {
 
   // What `xthrottle capture` asks of the data path (abi.h, xt_config's
   // capture_*): start (the budget full, the reasons written last), move its
-  // end on, and stop (the reasons cleared first).
+  // end on (and the reasons again, should the data path have ended it),
+  // and stop (the reasons cleared first).
   struct CaptureSettings {
     uint32_t reasons = 0;  // a bit per enum xt_reason
     uint32_t rule = XT_CAPTURE_ANY_RULE;
@@ -247,6 +248,7 @@ class State {
   mutable std::optional<Skeleton> clock_;  // the clock program alone, for now() without control_
   Fd rules_, buckets_, tags_, marks_, hot_, hot_bitmap_, known_, known_tags_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
   Fd events_, events_cli_, event_budget_, meta_, rule_text_, ports_, port_ranges_, redirect_, capture_, capture_budget_, bans_;
+  uint32_t capture_reasons_ = 0;  // what start_capture asked for, until stop_capture
   // xt_config mapped into memory: where the published word is stored.
   std::shared_ptr<void> config_mem_;
 };
