@@ -24,6 +24,22 @@ static __always_inline int xt_over_kind(enum xt_reason reason)
 
 static __always_inline void xt_count_one(enum xt_counter which);
 
+/* Takes one unit from a budget shared by the CPUs (a GCRA word under limit
+ * l, swapped in with compare-and-swap): whether it had one. The events'
+ * rate and the capture's sampling rate. */
+static __always_inline int xt_budget_take(const struct xt_limit *l, __u64 *word, __u64 now)
+{
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < XT_CAS_TRIES; i++) {
+		__u64 old = *word, next;
+		if (!xt_gcra(l, old, now, 1, &next))
+			return 0;
+		if (__sync_val_compare_and_swap(word, old, next) == old)
+			return 1;
+	}
+	return 0;
+}
+
 /* Samples the packet for `xthrottle capture`, if a capture wants its
  * verdict and its rule (xt_config.capture_*) and its sampling rate allows.
  * A global function (not inlined), so the verifier checks it once; only
@@ -47,18 +63,7 @@ __attribute__((noinline)) int xt_capture_sample(struct xdp_md *ctx, __u32 reason
 	}
 	if (cfg->capture_rule != XT_CAPTURE_ANY_RULE && cfg->capture_rule != rule_id)
 		return 0;
-	int allowed = 0;
-#pragma clang loop unroll(disable)
-	for (int i = 0; i < XT_CAS_TRIES; i++) {
-		__u64 old = *budget, next;
-		if (!xt_gcra(&cfg->capture_limit, old, now, 1, &next))
-			break;
-		if (__sync_val_compare_and_swap(budget, old, next) == old) {
-			allowed = 1;
-			break;
-		}
-	}
-	if (!allowed) {
+	if (!xt_budget_take(&cfg->capture_limit, budget, now)) {
 		xt_count_one(XT_CAPTURE_SUPPRESSED);
 		return 0;
 	}

@@ -22,18 +22,7 @@ __attribute__((noinline)) int xt_send_event(struct xt_event *e)
 	__u64 *budget = bpf_map_lookup_elem(&xt_event_budget, &zero);
 	if (!e || !cfg || !budget) /* a global function's pointer may be NULL, for the verifier */
 		return 0;
-	int allowed = 0;
-#pragma clang loop unroll(disable)
-	for (int i = 0; i < XT_CAS_TRIES; i++) {
-		__u64 old = *budget, next;
-		if (!xt_gcra(&cfg->events, old, e->tick, 1, &next))
-			break;
-		if (__sync_val_compare_and_swap(budget, old, next) == old) {
-			allowed = 1;
-			break;
-		}
-	}
-	if (!allowed) {
+	if (!xt_budget_take(&cfg->events, budget, e->tick)) {
 		xt_count_one(XT_EVENTS_SUPPRESSED);
 		return 0;
 	}

@@ -12,18 +12,11 @@
 namespace xt {
 namespace {
 
-// A live rule that sends its drops out an interface, but whose keys no
-// longer point at the interface of that name (it went, and perhaps came
-// back): applying the file points them again.
+// A live rule whose redirect is gone (State::redirect_gone) while an
+// interface of its name is there again: applying the file points it there.
 bool redirect_stale(const State& state, const RuleEntry& e) {
-  if (!e.spec.redirect) return false;
-  auto to = state.redirects_of(e.rule.id);
-  if (!to) return true;
-  const uint32_t now = if_nametoindex(e.spec.redirect->c_str());
-  const uint8_t kinds = over_kinds_of(e.spec);
-  for (int k = 0; k < XT_OVER_KINDS; k++)
-    if ((kinds >> k & 1) && (*to)[k] != now) return true;
-  return false;
+  auto gone = state.redirect_gone(e);
+  return !gone || (*gone && if_nametoindex(e.spec.redirect->c_str()) != 0);
 }
 
 }  // namespace

@@ -17,10 +17,7 @@ namespace xt {
 
 Result<uint32_t> parse_reasons(std::string_view text) {
   uint32_t reasons = 0;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    const std::string_view name = text.substr(start, comma - start);
+  for (const std::string_view name : comma_list(text)) {
     uint32_t r = 0;
     while (r < XT_REASONS && name != reason_info(r).key) r++;
     if (r == XT_REASONS) {
@@ -35,7 +32,6 @@ Result<uint32_t> parse_reasons(std::string_view text) {
                          "' packets are not captured (their verdict comes before the settings are read); "
                          "capture takes within_limit, dry_run and the drops of rules and bans");
     reasons |= 1u << r;
-    start = comma + 1;
   }
   return reasons;
 }

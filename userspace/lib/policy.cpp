@@ -309,6 +309,17 @@ std::string rule_name(const Cidr& cidr, const Match& match) {
   return format_cidr(cidr) + (m.empty() ? "" : " " + m);
 }
 
+std::vector<std::string_view> comma_list(std::string_view text) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = text.find(',', start);
+    out.push_back(text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
+    if (comma == std::string_view::npos) return out;
+    start = comma + 1;
+  }
+}
+
 xt_rule_key rule_key(const Cidr& cidr, const Match& match) {
   xt_rule_key key{};
   key.prefixlen = XT_LPM_MATCH_BITS + cidr.len;

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "error.h"
 
@@ -85,6 +86,9 @@ std::string format_ports(const std::pair<uint16_t, uint16_t>& ports);
 std::string format_match(const Match& match);
 // A rule's name where one is printed: "0.0.0.0/0", "0.0.0.0/0 udp/53".
 std::string rule_name(const Cidr& cidr, const Match& match);
+
+// The words of a comma-separated list, empty ones kept ("a,,b": three).
+std::vector<std::string_view> comma_list(std::string_view text);
 
 xt_rule_key rule_key(const Cidr& cidr, const Match& match = {});
 Cidr cidr_of(const xt_rule_key& key);

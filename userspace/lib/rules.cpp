@@ -79,10 +79,7 @@ const char* over_kind_name(int kind) { return kind >= 0 && kind < XT_OVER_KINDS 
 
 Result<uint8_t> parse_over_kinds(std::string_view what, std::string_view text) {
   uint8_t kinds = 0;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    const std::string_view name = text.substr(start, comma - start);
+  for (const std::string_view name : comma_list(text)) {
     int kind = 0;
     while (kind < XT_OVER_KINDS && name != kOverKindNames[kind]) kind++;
     if (kind == XT_OVER_KINDS)
@@ -90,7 +87,6 @@ Result<uint8_t> parse_over_kinds(std::string_view what, std::string_view text) {
                          "' is not a kind of drop (use over_limit, over_total, new_source or denied, separated by "
                          "commas)");
     kinds |= static_cast<uint8_t>(1u << kind);
-    start = comma + 1;
   }
   return kinds;
 }

@@ -476,6 +476,17 @@ Result<std::array<uint32_t, XT_OVER_KINDS>> State::redirects_of(uint32_t id) con
   return out;
 }
 
+Result<bool> State::redirect_gone(const RuleEntry& e) const {
+  if (!e.spec.redirect) return false;
+  auto to = redirects_of(e.rule.id);
+  if (!to) return std::unexpected(to.error());
+  const uint32_t now = if_nametoindex(e.spec.redirect->c_str());
+  const uint8_t kinds = over_kinds_of(e.spec);
+  for (int k = 0; k < XT_OVER_KINDS; k++)
+    if ((kinds >> k & 1) && (!(*to)[k] || (*to)[k] != now)) return true;
+  return false;
+}
+
 Result<void> State::set_redirects(uint32_t id, const RuleSpec& spec, uint32_t ifindex, bool had) {
   if (!config_mem_) return system_error("the state's settings are not mapped: cannot change where drops go");
   std::atomic_ref<uint32_t> redirects(static_cast<xt_config*>(config_mem_.get())->redirects);
@@ -599,43 +610,45 @@ Result<void> State::del_ban(const Cidr& cidr) {
   return tidy_bans(*now);
 }
 
-Result<std::vector<State::Ban>> State::bans() const {
-  auto now = this->now();
-  if (!now) return std::unexpected(now.error());
-  std::vector<Ban> out;
+Result<void> State::for_each_ban(const std::function<void(const xt_ban_key&, const xt_ban&)>& fn) const {
   xt_ban_key key{}, next{};
   const void* at = nullptr;
   while (bpf_map_get_next_key(bans_.get(), at, &next) == 0) {
     key = next;
     at = &key;
     xt_ban ban{};
-    if (bpf_map_lookup_elem(bans_.get(), &key, &ban) != 0) continue;  // lifted meanwhile
-    if (static_cast<int64_t>(ban.until - *now) <= 0) continue;
+    if (bpf_map_lookup_elem(bans_.get(), &key, &ban) == 0) fn(key, ban);  // else lifted meanwhile
+  }
+  if (errno != ENOENT) return system_error("cannot read the bans", errno);
+  return {};
+}
+
+Result<std::vector<State::Ban>> State::bans() const {
+  auto now = this->now();
+  if (!now) return std::unexpected(now.error());
+  std::vector<Ban> out;
+  auto walked = for_each_ban([&](const xt_ban_key& key, const xt_ban& ban) {
+    if (static_cast<int64_t>(ban.until - *now) <= 0) return;
     Cidr cidr;
     cidr.family = key.family;
     cidr.len = static_cast<uint8_t>(key.prefixlen - XT_BAN_KEY_BITS);
     std::memcpy(cidr.addr.data(), key.addr, sizeof(key.addr));
     out.push_back({cidr, ban});
-  }
-  if (errno != ENOENT) return system_error("cannot read the bans", errno);
+  });
+  if (!walked) return std::unexpected(walked.error());
   return out;
 }
 
 Result<void> State::tidy_bans(uint64_t now) {
   std::vector<xt_ban_key> ended;
   size_t left = 0;
-  xt_ban_key key{}, next{};
-  const void* at = nullptr;
-  while (bpf_map_get_next_key(bans_.get(), at, &next) == 0) {
-    key = next;
-    at = &key;
-    xt_ban ban{};
-    if (bpf_map_lookup_elem(bans_.get(), &key, &ban) != 0) continue;
+  auto walked = for_each_ban([&](const xt_ban_key& key, const xt_ban& ban) {
     if (static_cast<int64_t>(ban.until - now) <= 0)
       ended.push_back(key);
     else
       left++;
-  }
+  });
+  if (!walked) return walked;
   for (const auto& k : ended) (void)bpf_map_delete_elem(bans_.get(), &k);
   if (left || !config_mem_) return {};
   // No ban left; but a rule that bans (--ban-for) needs the table read.

@@ -136,6 +136,10 @@ class State {
   // an interface index, or 0 (dropped). An interface removed since the
   // rule was written reads 0: the kernel empties its keys.
   Result<std::array<uint32_t, XT_OVER_KINDS>> redirects_of(uint32_t id) const;
+  // Whether a rule that sends its drops out an interface has a key of a
+  // kind it sends that is empty, or that points elsewhere than the
+  // interface of that name now (it went, and perhaps came back).
+  Result<bool> redirect_gone(const RuleEntry& e) const;
 
   // Bans (xthrottle ban): a prefix dropped until a tick, whatever its rule
   // (but an --allow rule). Adding one for a prefix that has one replaces
@@ -212,6 +216,8 @@ class State {
   // the slot's rule redirected before, whose keys the kernel may have
   // emptied already).
   Result<void> set_redirects(uint32_t id, const RuleSpec& spec, uint32_t ifindex, bool had);
+  // Every entry of the ban table, ended or not.
+  Result<void> for_each_ban(const std::function<void(const xt_ban_key&, const xt_ban&)>& fn) const;
   // Removes the bans that have ended (at tick now), and clears
   // xt_config.bans once none is left.
   Result<void> tidy_bans(uint64_t now);

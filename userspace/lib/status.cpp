@@ -73,17 +73,12 @@ Result<void> redirect_warnings(const State& state, Status& s) {
   for (const auto& e : s.rules) {
     if (!e.spec.redirect) continue;
     const std::string& iface = *e.spec.redirect;
-    auto to = state.redirects_of(e.rule.id);
-    if (!to) return std::unexpected(to.error());
-    const uint8_t kinds = over_kinds_of(e.spec);
-    const uint32_t now = if_nametoindex(iface.c_str());
-    bool gone = false;
-    for (int k = 0; k < XT_OVER_KINDS; k++)
-      if (kinds >> k & 1 && (!(*to)[k] || (*to)[k] != now)) gone = true;
+    auto gone = state.redirect_gone(e);
+    if (!gone) return std::unexpected(gone.error());
     const std::string name = rule_name(e.cidr, e.spec.match);
-    if (gone)
+    if (*gone)
       s.warnings.push_back("the rule for " + name + " sends its drops out " + iface + ", which is gone" +
-                           (now ? " (an interface of that name is back)" : "") +
+                           (if_nametoindex(iface.c_str()) ? " (an interface of that name is back)" : "") +
                            ": they are dropped instead; `xthrottle rule add` the rule again once " + iface +
                            " is there");
     else if (!interface_up(iface))
