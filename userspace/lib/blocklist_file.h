@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: MIT
+// Blocklist files, for `xthrottle blocklist load NAME FILE`: the lists people
+// already have, read as they are published, the format guessed line by line.
+//
+//   1.10.16.0/20 ; SBL256894            plain: an address, CIDR or IPv4 range
+//   198.18.0.1-198.18.0.6               (A-B, covered by the fewest CIDRs),
+//   # a comment                         comments after # or ; (whole or trailing)
+//   create bad hash:net family inet     ipset save: hash:ip, hash:net, bitmap:ip
+//   add bad 203.0.113.0/24 timeout 300  sets; options ignored, nomatch refused
+//   {"cidr":"1.10.16.0/20","sblid":..}  Spamhaus DROP JSON lines; objects
+//                                       without "cidr" (metadata) skipped
+//
+// Pure apart from read_blocklist's one read: unit-tested on the host.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "error.h"
+#include "policy.h"
+
+namespace xt {
+
+// Parses a blocklist's text; `name` is what errors are prefixed with (the
+// file's path). Returns the CIDRs (IPv4 and IPv6 mixed, in file order,
+// duplicates and overlaps kept) or a usage error
+// "NAME:LINE: <what is wrong>: <the offending token>". An entry with host bits
+// set (198.18.0.1/24) is refused as parse_cidr refuses it, never masked: a
+// list that says so is more likely wrong than meant.
+Result<std::vector<Cidr>> parse_blocklist(std::string_view text, std::string_view name);
+// Reads the file (a system error naming the path if it cannot be read) and
+// parses it.
+Result<std::vector<Cidr>> read_blocklist(const std::string& path);
+
+}  // namespace xt
