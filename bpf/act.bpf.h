@@ -15,6 +15,9 @@
 #include "hot.bpf.h"
 #include "meter.h"
 #include "known.bpf.h"
+#include "count.bpf.h"
+#include "frame.bpf.h"
+#include "ecn.h"
 
 /* --ban-after: a source over its limit without a break for that long is
  * banned for --ban-for (its bucket's prefix, in the ban table), and told.
@@ -86,6 +89,54 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 	if (wait)
 		xt_hot_fill(hot_set, hot_idx, hot, pkt, epoch, XT_FILL_LIMIT, rule, now, wait == XT_NEVER ? XT_NEVER : now + wait);
 	return XT_DROP_LIMIT;
+}
+
+/* --over ecn: a packet of rule that has just passed against bucket b is
+ * marked Congestion Experienced if it is ECN-capable and xt_meter_mark
+ * (meter.h) says so, and counted as marked. A global function (see xt_send_event), called only for rules
+ * that mark. */
+__attribute__((noinline)) int xt_mark_ce(struct xdp_md *ctx, const struct xt_rule *rule, struct xt_bucket *b,
+					 const struct xt_frame *f, __u64 now)
+{
+	if (!ctx || !rule || !b || !f)
+		return 0;
+	__u32 zero = 0;
+	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
+	if (!cfg)
+		return 0;
+	__u64 w[XT_MAX_LIMITS];
+	XT_UNROLL
+	for (int p = 0; p < XT_MAX_LIMITS; p++)
+		w[p] = b->word[p];
+	const __u64 rnd = (__u64)bpf_get_prandom_u32() << 32 | bpf_get_prandom_u32();
+	if (!xt_meter_mark(rule, w, now, f->len, f->pkts, cfg->hz, rnd))
+		return 0;
+	/* The parser found the IP header here, in the frame's first buffer;
+	 * bounded again for the verifier (two VLAN tags at most: 22 bytes). */
+	__u32 off = f->pkt.l3_off;
+	if (off > 64)
+		return 0;
+	__u8 *data = (__u8 *)(long)ctx->data;
+	__u8 *l3 = data + off;
+	XT_OPAQUE(l3);
+	/* The ECN bits and the IPv4 checksum lie in the first 12 bytes. */
+	if (l3 + 12 > (__u8 *)(long)ctx->data_end)
+		return 0;
+	if (xt_ecn_mark(l3, f->pkt.family) != XT_ECN_MARKED)
+		return 0;
+	__u32 idx = XT_MARKED;
+	struct xt_count *c = bpf_map_lookup_elem(&xt_counters, &idx);
+	if (c) {
+		c->packets += f->pkts;
+		c->bytes += f->len;
+	}
+	__u32 id = rule->id;
+	struct xt_rule_stats *s = bpf_map_lookup_elem(&xt_rule_stats, &id);
+	if (s) {
+		s->marked_packets += f->pkts;
+		s->marked_bytes += f->len;
+	}
+	return 1;
 }
 
 /* A deny rule's packet, or a banned source's (banned: the tick its ban

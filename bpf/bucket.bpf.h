@@ -43,13 +43,15 @@ static __always_inline void xt_give_back(struct xt_bucket *b, const struct xt_ru
 static __always_inline int xt_take_words(struct xt_bucket *b, const struct xt_rule *rule, __u64 now, __u64 len,
 					 __u32 pkts)
 {
+	const int ect = (pkts & XT_PKTS_ECT) != 0;
+	pkts &= ~XT_PKTS_ECT;
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < XT_CAS_TRIES; i++) {
 		__u64 w[XT_MAX_LIMITS], n[XT_MAX_LIMITS];
 		XT_UNROLL
 		for (int p = 0; p < XT_MAX_LIMITS; p++)
 			w[p] = b->word[p];
-		if (!xt_meter_words(rule, now, len, pkts, w, n))
+		if (!xt_meter_words(rule, now, len, pkts, ect, w, n))
 			return 0;
 		int lost = -1;
 		XT_UNROLL
@@ -156,6 +158,7 @@ __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt
 	struct xt_rule_state *st = bpf_map_lookup_elem(&xt_rule_state, &id);
 	if (!st || !xt_take_words(b, rule, now, len, pkts))
 		return 0;
+	pkts &= ~XT_PKTS_ECT;
 	const __u64 units = rule->flags & XT_RULE_TOTAL_BYTES ? len : pkts;
 	xt_fair_step(rule, st, cfg->hz, now);
 	/* The fair word: claimed by compare-and-swap, alone. */

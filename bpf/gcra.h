@@ -107,16 +107,23 @@ XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_l
 #define XT_REGEN(r, p, word, now) \
 	xt_regen(word, &(r)->limit[p], &(r)->prev[p], (r)->gen, (r)->prev_gen, (r)->replaced_at, now)
 
-/* Can `units` (one packet, or len bytes) pass at now? If so, *next is the
- * word after taking them; if not, nothing is taken. */
-XT_INLINE int xt_gcra(const struct xt_limit *l, __u64 word, __u64 now, __u64 units, __u64 *next)
+/* Can `units` (one packet, or len bytes) pass at now, leaving at least
+ * `keep` of the cap untaken (--over ecn's overdraft, which only
+ * ECN-capable packets may use: meter.h)? If so, *next is the word after
+ * taking them; if not, nothing is taken. */
+XT_INLINE int xt_gcra_keep(const struct xt_limit *l, __u64 word, __u64 now, __u64 units, __u64 keep, __u64 *next)
 {
 	__u64 debt = xt_debt(l, word, now);
 	__u64 need = units * l->cost;
-	if (need > l->cap - debt)
+	if (need + keep > l->cap - debt)
 		return 0;
 	*next = xt_word(xt_scaled(l, now) + debt + need, xt_word_gen(word));
 	return 1;
+}
+
+XT_INLINE int xt_gcra(const struct xt_limit *l, __u64 word, __u64 now, __u64 units, __u64 *next)
+{
+	return xt_gcra_keep(l, word, now, units, 0, next);
 }
 
 /* Ticks from now until `units` could pass (0: they can now; XT_NEVER: they

@@ -33,6 +33,63 @@ XT_INLINE __u64 xt_units(const struct xt_rule *r, int p, __u64 len, __u32 pkts)
 	return (r->byte_limits >> p) & 1 ? len : pkts;
 }
 
+/* --over ecn (docs/design.md, "Marks instead of drops"). A rule that
+ * marks has each limit's cap half as large again as its burst: an
+ * overdraft that only ECN-capable packets may use, every one of them
+ * marked Congestion Experienced; any other packet must leave it untaken,
+ * so it meets the limit's burst as under any other rule. Before that, once
+ * half the burst is taken, a passing ECN-capable packet is marked at
+ * random, so that a sender at the limit's rate gets
+ * XT_ECN_MARKS_PER_SECOND marks a second on average whatever its packet
+ * size: TCP slows down at most once a round trip, and marking every packet
+ * while the bucket refills would slow it again every round trip, far below
+ * the limit, while a full bucket throws tokens away. The overdraft takes
+ * what a sender in slow start sends on before the marks reach it. What
+ * passes is bounded all the same: burst + rate x time, and for ECN-capable
+ * packets half a burst more, marked. */
+#define XT_ECN_MARKS_PER_SECOND 10
+/* xt_take's pkts carries this bit for an ECN-capable packet. */
+#define XT_PKTS_ECT 0x80000000u
+
+/* What of limit p's cap a packet must leave untaken: the overdraft (a
+ * third of the cap, half the burst), unless the rule marks and the packet
+ * is ECN-capable (ect), or the rule does not mark. */
+XT_INLINE __u64 xt_ecn_keep(const struct xt_rule *r, int p, int ect)
+{
+	return (r->flags & XT_RULE_ECN) && !ect ? r->limit[p].cap / 3 : 0;
+}
+
+/* Whether an ECN-capable packet of len bytes standing for pkts packets
+ * that passed against words w[] (as they are after it) at now (hz ticks a
+ * second) is marked, given a uniform 64-bit random number rnd: in the
+ * overdraft of a limit, always; past half its burst, with chance (what it
+ * took) / (what the limit refills in 1 / XT_ECN_MARKS_PER_SECOND s). */
+XT_INLINE int xt_meter_mark(const struct xt_rule *r, const __u64 w[XT_MAX_LIMITS], __u64 now, __u64 len, __u32 pkts,
+			    __u32 hz, __u64 rnd)
+{
+	int mark = 0;
+	XT_UNROLL
+	for (int p = 0; p < XT_MAX_LIMITS; p++) {
+		const struct xt_limit *l = &r->limit[p];
+		if (!((r->limits >> p) & 1))
+			continue;
+		const __u64 debt = xt_debt(l, w[p], now);
+		const __u64 burst = l->cap - l->cap / 3;
+		if (debt > burst) { /* in the overdraft */
+			mark = 1;
+			continue;
+		}
+		if (debt <= burst / 2)
+			continue;
+		const __u64 need = xt_units(r, p, len, pkts) * l->cost;
+		__u64 per_interval = l->fill * hz / XT_ECN_MARKS_PER_SECOND;
+		if (per_interval == 0)
+			per_interval = 1;
+		mark |= need >= per_interval || rnd % per_interval < need;
+	}
+	return mark;
+}
+
 /*
  * Decides one frame of len bytes standing for pkts wire packets (1 but for
  * a super-packet, parse.h xt_wire_packets) at now against a bucket whose
@@ -43,13 +100,14 @@ XT_INLINE __u64 xt_units(const struct xt_rule *r, int p, __u64 len, __u32 pkts)
  * is ever two generations behind). The BPF program calls this
  * inside a compare-and-swap loop; the words given are snapshots.
  */
-XT_INLINE int xt_meter_words(const struct xt_rule *r, __u64 now, __u64 len, __u32 pkts,
+XT_INLINE int xt_meter_words(const struct xt_rule *r, __u64 now, __u64 len, __u32 pkts, int ect,
 			     const __u64 w[XT_MAX_LIMITS], __u64 next[XT_MAX_LIMITS])
 {
 	XT_UNROLL
 	for (int p = 0; p < XT_MAX_LIMITS; p++) {
 		next[p] = XT_REGEN(r, p, w[p], now);
-		if (((r->limits >> p) & 1) && !xt_gcra(&r->limit[p], next[p], now, xt_units(r, p, len, pkts), &next[p]))
+		if (((r->limits >> p) & 1) &&
+		    !xt_gcra_keep(&r->limit[p], next[p], now, xt_units(r, p, len, pkts), xt_ecn_keep(r, p, ect), &next[p]))
 			return 0;
 	}
 	return 1;
@@ -78,7 +136,7 @@ XT_INLINE __u64 xt_meter_wait(const struct xt_rule *r, const struct xt_bucket *b
 XT_INLINE int xt_meter(struct xt_bucket *b, const struct xt_rule *r, __u64 now, __u64 len)
 {
 	__u64 next[XT_MAX_LIMITS];
-	int ok = xt_meter_words(r, now, len, 1, b->word, next);
+	int ok = xt_meter_words(r, now, len, 1, 0, b->word, next);
 	if (ok) {
 		for (int p = 0; p < XT_MAX_LIMITS; p++)
 			b->word[p] = next[p];

@@ -85,6 +85,7 @@ struct xt_pkt {
 	__u16 l3_off; /* where the IP header starts in the frame */
 	__u16 dport;  /* xt_parse_l4: the TCP or UDP destination port (host order), if XT_L4_PORT */
 	__u8 l4;      /* xt_parse_l4: XT_L4_* */
+	__u8 ecn;     /* the IP header's ECN field (ecn.h): 0 not ECN-capable */
 	__u16 cls;    /* its class (abi.h, XT_CLASS_*): set by classify, 0 until then */
 };
 #define XT_L4_PORT 0x01 /* the transport header was in reach: dport is its destination port */
@@ -126,6 +127,7 @@ XT_INLINE int xt_parse_ip(const __u8 *data, const __u8 *end, __u16 off, __u64 fr
 		pkt->family = XT_FAMILY_V4;
 		xt_put_addr(pkt, &ip->saddr, sizeof(ip->saddr));
 		pkt->proto = ip->protocol;
+		pkt->ecn = ip->tos & 0x3;
 		pkt->l3_off = off;
 		return XT_PARSE_IP;
 	}
@@ -136,6 +138,7 @@ XT_INLINE int xt_parse_ip(const __u8 *data, const __u8 *end, __u16 off, __u64 fr
 		pkt->family = XT_FAMILY_V6;
 		xt_put_addr(pkt, ip6 + XT_IP6_SADDR, 16);
 		pkt->proto = ip6[XT_IP6_NEXTHDR];
+		pkt->ecn = (ip6[1] >> 4) & 0x3;
 		pkt->l3_off = off;
 		return XT_PARSE_IP;
 	}

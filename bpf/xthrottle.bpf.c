@@ -108,9 +108,15 @@ int xthrottle(struct xdp_md *ctx)
 		return xt_exit(ctx, XT_PASS_DRY_RUN, len, pkts, rule->id, cfg);
 	}
 	xt_hot_settle(hot, rule, b, epoch, now);
-	const int conforms = rule->flags & XT_RULE_TOTAL ? xt_take_total(b, rule, now, len, pkts)
-							   : xt_take(b, rule, now, len, pkts);
+	/* An ECN-capable packet may use a marking rule's overdraft (meter.h). */
+	const __u32 units = f.pkt.ecn && (rule->flags & XT_RULE_ECN) ? pkts | XT_PKTS_ECT : pkts;
+	const int conforms = rule->flags & XT_RULE_TOTAL ? xt_take_total(b, rule, now, len, units)
+							   : xt_take(b, rule, now, len, units);
 
-	/* 4. Act, and 5. count. */
-	return xt_exit(ctx, xt_act(conforms, b, &bkey, rule, cfg, hot_set, hot_idx, hot, &f.pkt, epoch, now, pkts), len, pkts, rule->id, cfg);
+	/* 4. Act (a passing packet of a rule that marks may be marked), and
+	 * 5. count. */
+	const enum xt_reason why = xt_act(conforms, b, &bkey, rule, cfg, hot_set, hot_idx, hot, &f.pkt, epoch, now, pkts);
+	if (why == XT_PASS_LIMIT && f.pkt.ecn && (rule->flags & (XT_RULE_ECN | XT_RULE_DRY_RUN)) == XT_RULE_ECN)
+		xt_mark_ce(ctx, rule, b, &f, now);
+	return xt_exit(ctx, why, len, pkts, rule->id, cfg);
 }

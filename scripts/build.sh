@@ -14,7 +14,7 @@ packages="cmake g++ make pkg-config clang llvm bpftool libbpf-dev libxdp-dev xdp
   libelf-dev zlib1g-dev libssl-dev libcli11-dev libgtest-dev nlohmann-json3-dev
   libtomlplusplus-dev libmicrohttpd-dev iproute2 nftables ethtool procps curl prometheus
   iputils-ping python3 python3-prometheus-client clang-19 libclang-rt-19-dev hping3
-  libpcap-dev tcpdump tshark"
+  libpcap-dev tcpdump tshark iperf3"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 15
+#define XT_ABI_VERSION 16
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -200,6 +200,10 @@ enum xt_rule_flags {
 	XT_RULE_VERIFY_TCP = 1 << 3, /* TCP sources the budget refuses may prove their address */
 	XT_RULE_TOTAL = 1 << 4,      /* rule.total is in force, with the fair word */
 	XT_RULE_TOTAL_BYTES = 1 << 5, /* rule.total counts bytes */
+	/* --over ecn: a passing ECN-capable packet that leaves less than a
+	 * quarter of a limit's burst may be marked Congestion Experienced
+	 * (meter.h, xt_meter_mark); what is over the limit is dropped as ever. */
+	XT_RULE_ECN = 1 << 6,
 };
 
 /*
@@ -365,6 +369,8 @@ struct xt_rule_stats {
 	__u64 proof_word; /* not a counter: GCRA word of this CPU's share of the rule's proofs */
 	__u64 redirected_packets; /* of the dropped ones: sent out another interface instead (--over redirect) */
 	__u64 redirected_bytes;
+	__u64 marked_packets; /* of the passed ones: marked Congestion Experienced (--over ecn) */
+	__u64 marked_bytes;
 };
 
 /* Why a packet got its verdict: index of the per-CPU xt_counters array. */
@@ -399,6 +405,7 @@ enum xt_counter {
 	XT_REDIRECTED,               /* packets a rule would drop, sent out another interface (--over redirect) */
 	XT_CAPTURED,                 /* packets sampled for `xthrottle capture` */
 	XT_CAPTURE_SUPPRESSED,       /* packets capture would have taken, over its sampling rate */
+	XT_MARKED,                   /* passed packets marked Congestion Experienced (--over ecn) */
 	XT_COUNTERS
 };
 
@@ -775,7 +782,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_rule) == 256, "xt_rule layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket_key) == 24, "xt_bucket_key layout");
 XT_STATIC_ASSERT(sizeof(struct xt_bucket) == 40, "xt_bucket layout");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_state) == 64, "xt_rule_state layout");
-XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 80, "xt_rule_stats layout");
+XT_STATIC_ASSERT(sizeof(struct xt_rule_stats) == 96, "xt_rule_stats layout");
 XT_STATIC_ASSERT(sizeof(struct xt_config) == 416, "xt_config layout");
 XT_STATIC_ASSERT(sizeof(struct xt_capture_meta) == 32, "xt_capture_meta layout");
 XT_STATIC_ASSERT(sizeof(struct xt_ban_key) == 24, "xt_ban_key layout");

@@ -47,6 +47,12 @@ class Packet {
     version_ = v;
     return *this;
   }
+  // The ECN field (0 not capable, 1 ECT(1), 2 ECT(0), 3 CE); an IPv4
+  // header then gets its checksum, so that a change to it can be checked.
+  Packet& ecn(uint8_t bits) {
+    ecn_ = bits;
+    return *this;
+  }
   // IPv4 total length field (IPv6: the payload length); by default the IP
   // header and what follows.
   Packet& total_length(uint16_t bytes) {
@@ -111,6 +117,15 @@ class Packet {
     return *this;
   }
 
+  // The IPv4 header checksum of the header at h (its checksum field taken
+  // as it is: 0 to compute one, the one there to check it, giving 0).
+  static uint16_t ipv4_checksum(const uint8_t* h, size_t len) {
+    uint32_t sum = 0;
+    for (size_t i = 0; i + 1 < len; i += 2) sum += static_cast<uint32_t>(h[i] << 8 | h[i + 1]);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<uint16_t>(~sum);
+  }
+
   std::vector<uint8_t> build() const {
     std::vector<uint8_t> f = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01};
     uint16_t type = l3_ == 4 ? 0x0800 : l3_ == 6 ? 0x86DD : ethertype_;
@@ -132,11 +147,18 @@ class Packet {
       ip[9] = l4_proto();
       addr(ip.data() + 12, AF_INET, src_);
       addr(ip.data() + 16, AF_INET, dst_);
+      if (ecn_) {
+        ip[1] = *ecn_;
+        const uint16_t check = ipv4_checksum(ip.data(), ip.size());
+        ip[10] = static_cast<uint8_t>(check >> 8);
+        ip[11] = static_cast<uint8_t>(check);
+      }
       f.insert(f.end(), ip.begin(), ip.end());
       l4(f);
     } else if (l3_ == 6) {
       std::vector<uint8_t> ip(40, 0);
       ip[0] = static_cast<uint8_t>(version_.value_or(6) << 4);
+      ip[1] = static_cast<uint8_t>(ecn_.value_or(0) << 4);  // the traffic class's low bits
       const size_t payload = total_.value_or(exts_.size() * 8 + l4_len());  // IPv6: the payload length
       ip[4] = static_cast<uint8_t>(payload >> 8);
       ip[5] = static_cast<uint8_t>(payload);
@@ -213,6 +235,7 @@ class Packet {
   uint16_t frag_ = 0;
   std::vector<uint8_t> exts_;
   std::optional<uint8_t> version_;
+  std::optional<uint8_t> ecn_;
   size_t size_ = 0;
   uint8_t tcp_doff_ = 0;
   std::optional<uint8_t> proto_;

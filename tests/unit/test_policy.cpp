@@ -549,6 +549,42 @@ TEST(Over, RedirectWordsReadBackAndKindsDefaultToTheRules) {
   EXPECT_FALSE(same_rule(*dropped, *spec));
 }
 
+TEST(Over, EcnWordsReadBackAndGoOnlyWithLimits) {
+  auto spec_of = [](RuleWords words) { return build_spec(*parse_cidr("198.18.0.0/15"), words, command_line_words()); };
+  RuleWords words;
+  words.bandwidth = {"10Mbit/s"};
+  words.over = "ecn";
+  auto spec = spec_of(words);
+  ASSERT_TRUE(spec.has_value()) << spec.error().message;
+  EXPECT_TRUE(spec->ecn);
+  EXPECT_FALSE(spec->redirect.has_value());
+  EXPECT_EQ(over_kinds_of(*spec), 0u) << "nothing is sent elsewhere";
+  const std::string text = options_text(*spec);
+  EXPECT_EQ(text, "--bandwidth 10Mbit/s --over ecn");
+  auto again = spec_from_options_text(spec->cidr, text);
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_TRUE(same_rule(*again, *spec));
+  RuleWords plain = words;
+  plain.over = "drop";
+  EXPECT_FALSE(same_rule(*spec_of(plain), *spec)) << "marking is part of the rule";
+  auto rule = compile_rule(*spec, kHz);
+  ASSERT_TRUE(rule.has_value()) << rule.error().message;
+  EXPECT_TRUE(rule->flags & XT_RULE_ECN);
+  EXPECT_FALSE(compile_rule(*spec_of(plain), kHz)->flags & XT_RULE_ECN);
+  EXPECT_NE(describe(*spec).find("marked"), std::string::npos) << describe(*spec);
+
+  RuleWords deny;
+  deny.action = "deny";
+  deny.over = "ecn";
+  auto d = spec_of(deny);
+  ASSERT_TRUE(d.has_value()) << d.error().message;
+  expect_usage_error(compile_rule(*d, kHz), "--over ecn");
+  words.over_reasons = "over_limit";
+  auto reasons = spec_of(words);
+  ASSERT_TRUE(reasons.has_value());
+  expect_usage_error(compile_rule(*reasons, kHz), "--over-reasons");
+}
+
 TEST(Over, WhatCannotGoTogetherIsRefused) {
   auto spec_of = [](RuleWords words) { return build_spec(*parse_cidr("198.18.0.0/15"), words, command_line_words()); };
   auto compiled = [&](RuleWords words) {

@@ -108,6 +108,7 @@ Lab::Lab(const std::string& prefix) {
   gen_ = tag_ + "-gen";
   dut_ = tag_ + "-dut";
   scr_ = tag_ + "-scr";
+  cli_ = tag_ + "-cli";
   pin_dir_ = "/run/" + tag_ + "/pins";  // tools/lab/lab.sh mounts a bpffs at /run/TAG
   must({XT_LAB, "up", tag_});
   dut_mac_ = in_dut({"cat", "/sys/class/net/dut0/address"}).out;
@@ -165,6 +166,17 @@ void Lab::add_clients(const std::vector<std::string>& clients) const {
 }
 
 void Lab::add_scrubber() const { must({XT_LAB, "scrubber", tag_}); }
+
+void Lab::add_delay(int ms, int seconds, const std::string& cli_addr, const std::string& dut_addr) const {
+  must({XT_LAB, "delay", tag_, std::to_string(ms), std::to_string(seconds)});
+  for (const auto& [ns, dev, addr] : {std::tuple{cli_, "cli0", cli_addr}, std::tuple{dut_, "dut0", dut_addr}}) {
+    Outcome r = in_ns(ns, {"ip", "addr", "add", addr + "/24", "dev", dev});
+    if (r.rc != 0) throw std::runtime_error("cannot address " + std::string(dev) + ": " + r.err);
+  }
+  // The first frames wait for the bridge to start and for ARP both ways.
+  Outcome r = in_ns(cli_, {"ping", "-c", "1", "-w", "10", dut_addr});
+  if (r.rc != 0) throw std::runtime_error("no path from cli0 to " + dut_addr + " through the delay: " + r.out);
+}
 
 uint64_t Lab::scrubbed() const {
   Outcome r = in_ns(scr_, {"nft", "-j", "list", "counter", "netdev", "lab", "scrubbed"});

@@ -97,6 +97,13 @@ class Lab {
   // counts what arrives from the lab's sources. Throws on failure.
   void add_scrubber() const;
   const std::string& scrubber_ns() const { return scr_; }
+  // A fourth namespace whose cli0 reaches dut0 over a path of `ms`
+  // milliseconds' round trip (tools/lab/delay.py in the gen namespace,
+  // running `seconds` at most), for TCP clients with a real RTT; cli0
+  // gets `cli_addr`, dut0 `dut_addr` (both /24). Throws on failure.
+  void add_delay(int ms, int seconds, const std::string& cli_addr, const std::string& dut_addr) const;
+  const std::string& cli_ns() const { return cli_; }
+  Outcome in_cli(const std::vector<std::string>& argv) const { return in_ns(cli_, argv); }
   uint64_t scrubbed() const;
   // Frames each of dut0's receive queues ran XDP on so far.
   std::vector<uint64_t> dut_queue_xdp_packets() const;
@@ -109,7 +116,7 @@ class Lab {
   std::map<std::string, uint64_t> ethtool_stats(const std::string& ns, const std::string& dev) const;
   void teardown();
 
-  std::string tag_, gen_, dut_, scr_, pin_dir_, dut_mac_;
+  std::string tag_, gen_, dut_, scr_, cli_, pin_dir_, dut_mac_;
 };
 
 }  // namespace xt::test

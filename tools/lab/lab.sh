@@ -18,6 +18,11 @@
 #                       of TAG-dut's (scrub0 ==veth== scr0), for what
 #                       xthrottle sends out there (--over redirect:scrub0);
 #                       nftables counts what arrives on scr0 as "scrubbed"
+#   lab.sh delay TAG MS SECONDS
+#                       add a fourth namespace, TAG-cli, whose cli0 reaches
+#                       dut0 through TAG-gen over a path of MS milliseconds'
+#                       round trip (tools/lab/delay.py bridging fw0 and gen0,
+#                       for SECONDS at most): TCP clients with a real RTT
 set -u
 
 up() {
@@ -96,8 +101,33 @@ NFT
   return $status
 }
 
+delay() {
+  tag=$1 cli=$1-cli gen=$1-gen dut=$1-dut
+  ip netns add "$cli" &&
+  ip -n "$cli" link add cli0 type veth peer name fw0 netns "$gen" &&
+  ip -n "$cli" link set lo up &&
+  ip -n "$cli" link set cli0 up &&
+  ip -n "$gen" link set fw0 up promisc on &&
+  ip -n "$gen" link set gen0 promisc on &&
+  # The bridge forwards frames whole: no super-packets, checksums filled in.
+  ip netns exec "$cli" ethtool -K cli0 tso off gso off tx off >/dev/null &&
+  ip netns exec "$dut" ethtool -K dut0 tso off gso off tx off >/dev/null &&
+  ip netns exec "$gen" ethtool -K fw0 gro off >/dev/null &&
+  ip netns exec "$gen" ethtool -K gen0 gro off >/dev/null &&
+  { ip netns exec "$gen" python3 "$(dirname "$0")/delay.py" fw0 gen0 "$2" "$3" </dev/null >/dev/null 2>&1 &
+    echo $! > "/run/$tag.delay"; }
+  status=$?
+  [ $status -eq 0 ] || ip netns del "$cli" 2>/dev/null
+  return $status
+}
+
 down() {
   tag=$1
+  if [ -f "/run/$tag.delay" ]; then
+    kill "$(cat "/run/$tag.delay")" 2>/dev/null
+    rm -f "/run/$tag.delay"
+  fi
+  ip netns del "$1-cli" 2>/dev/null
   ip netns del "$1-scr" 2>/dev/null
   ip netns del "$1-gen" 2>/dev/null
   ip netns del "$1-dut" 2>/dev/null
@@ -112,10 +142,12 @@ sweep() {
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
     case $ns in
       "$1"*-gen) down "${ns%-gen}" ;; "$1"*-dut) down "${ns%-dut}" ;; "$1"*-scr) down "${ns%-scr}" ;;
+      "$1"*-cli) down "${ns%-cli}" ;;
     esac
   done
   for dir in /run/"$1"*; do
     [ -d "$dir" ] && down "$(basename "$dir")"
+    case $dir in *.delay) [ -f "$dir" ] && down "$(basename "${dir%.delay}")" ;; esac
   done
   return 0
 }
@@ -128,5 +160,6 @@ count() {
 case "${1:-}" in
   up | down | count | scrubber) [ $# -eq 2 ] || { echo "usage: $0 $1 TAG" >&2; exit 2; }; "$1" "$2" ;;
   sweep) [ $# -eq 2 ] || { echo "usage: $0 sweep PREFIX" >&2; exit 2; }; sweep "$2" ;;
-  *) echo "usage: $0 up|down|count|scrubber TAG, or $0 sweep PREFIX" >&2; exit 2 ;;
+  delay) [ $# -eq 4 ] || { echo "usage: $0 delay TAG MS SECONDS" >&2; exit 2; }; delay "$2" "$3" "$4" ;;
+  *) echo "usage: $0 up|down|count|scrubber TAG, $0 delay TAG MS SECONDS, or $0 sweep PREFIX" >&2; exit 2 ;;
 esac

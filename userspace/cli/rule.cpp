@@ -4,7 +4,7 @@
 //                         [--bandwidth N UNIT/PERIOD [--burst-bytes N]]...
 //                         [--total N/UNIT | --total-bandwidth N UNIT/PERIOD] [--new-rate N/UNIT]
 //                         [--verify tcp|off] [--verify-rate N/UNIT] [--remember DURATION]
-//                         [--allow | --deny] [--over drop|redirect:IFACE [--over-reasons KIND,...]]
+//                         [--allow | --deny] [--over drop|ecn|redirect:IFACE [--over-reasons KIND,...]]
 //                         [--ban-after DURATION --ban-for DURATION] [--dry-run]
 // xthrottle rule del CIDR [--proto ...] [--port ...] [--syn]
 // xthrottle rule list [--json]
@@ -179,7 +179,9 @@ void add_rule_commands(CLI::App& app, const Globals& g, int& rc) {
   auto* deny = add->add_flag("--deny", o->deny, "Drop everything from these sources");
   allow->excludes(deny);
   add->add_option("--over", o->over,
-                  "What becomes of what the rule drops: drop (default), or redirect:IFACE to send it out IFACE "
+                  "What becomes of what the rule drops: drop (default); ecn to mark ECN-capable packets "
+                  "Congestion Experienced in the last quarter of the burst, so TCP slows down before anything is "
+                  "dropped (what is over the limit is still dropped); or redirect:IFACE to send it out IFACE "
                   "instead (to a scrubber, a honeypot or a capture box); dropped while IFACE is gone");
   add->add_option("--over-reasons", o->over_reasons,
                   "Which drops --over redirect sends: over_limit, over_total, new_source, denied, separated by "

@@ -137,6 +137,8 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
            "Packets from untracked sources dropped over the rule's new-source budget, by rule.");
   m.family("xthrottle_redirected_packets_total", "counter",
            "Packets the rule would have dropped, sent out another interface instead (--over redirect), by rule.");
+  m.family("xthrottle_marked_packets_total", "counter",
+           "Packets the rule passed marked Congestion Experienced (--over ecn), by rule.");
   m.family("xthrottle_new_source_saturated", "gauge",
            "1 while the rule's new-source budget is turning untracked sources away (new clients with them).");
   m.family("xthrottle_rule_fair_share", "gauge",
@@ -164,6 +166,7 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
     m.sample("xthrottle_dry_run_packets_total", rule, r.stats.dryrun_packets);
     m.sample("xthrottle_new_source_dropped_packets_total", rule, r.stats.new_source_dropped_packets);
     m.sample("xthrottle_redirected_packets_total", rule, r.stats.redirected_packets);
+    m.sample("xthrottle_marked_packets_total", rule, r.stats.marked_packets);
     m.sample("xthrottle_new_source_saturated", rule,
              std::ranges::any_of(status->saturated, [&](const Saturation& s) { return s.rule == name; }));
     if (auto share = fair_share(r, stats->hz)) m.sample("xthrottle_rule_fair_share", rule, *share);

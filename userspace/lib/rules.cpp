@@ -109,7 +109,7 @@ uint8_t over_kinds_of(const RuleSpec& spec) {
 
 bool same_rule(const RuleSpec& a, const RuleSpec& b) {
   if (a.cidr != b.cidr || a.match != b.match || a.action != b.action || a.dry_run != b.dry_run) return false;
-  if (a.redirect != b.redirect || over_kinds_of(a) != over_kinds_of(b)) return false;
+  if (a.redirect != b.redirect || over_kinds_of(a) != over_kinds_of(b) || a.ecn != b.ecn) return false;
   if (a.ban_after != b.ban_after || a.ban_for != b.ban_for) return false;
   if (a.action != XT_ACT_LIMIT) return true;
   Limits la = limits_of(a), lb = limits_of(b);
@@ -240,10 +240,12 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
     if (!d) return at("remember", d.error());
     spec.remember = *d;
   }
-  if (w.over && *w.over != "drop") {
+  if (w.over && *w.over == "ecn") spec.ecn = true;
+  if (w.over && *w.over != "drop" && *w.over != "ecn") {
     const std::string_view over = *w.over;
     if (!over.starts_with(kRedirectPrefix))
-      return at("over", Error{ErrorKind::Usage, context.name("over") + " must be \"drop\" or \"redirect:IFACE\", not \"" +
+      return at("over", Error{ErrorKind::Usage, context.name("over") +
+                                                    " must be \"drop\", \"ecn\" or \"redirect:IFACE\", not \"" +
                                                     *w.over + "\""});
     const std::string_view iface = over.substr(kRedirectPrefix.size());
     if (!good_ifname(iface))
@@ -288,6 +290,7 @@ RuleWords words_of(const RuleSpec& spec) {
   if (spec.remember) w.remember = format_duration(*spec.remember);
   w.dry_run = spec.dry_run;
   if (spec.redirect) w.over = std::string(kRedirectPrefix) + *spec.redirect;
+  if (spec.ecn) w.over = "ecn";
   if (spec.over_kinds) w.over_reasons = format_over_kinds(*spec.over_kinds);
   if (spec.ban_after) w.ban_after = format_duration(*spec.ban_after);
   if (spec.ban_for) w.ban_for = format_duration(*spec.ban_for);
@@ -505,6 +508,9 @@ Result<void> check_windows(const Limits& limits) {
 }
 
 Result<void> check_over(const RuleSpec& spec) {
+  if (spec.ecn && spec.action != XT_ACT_LIMIT)
+    return usage_error(std::string("--over ecn marks packets that pass a limit: ") +
+                       (spec.action == XT_ACT_ALLOW ? "an --allow" : "a --deny") + " rule has none");
   if (spec.over_kinds && !spec.redirect)
     return usage_error("--over-reasons says which drops --over redirect:IFACE sends out IFACE: it needs --over "
                        "redirect:IFACE");
@@ -573,6 +579,13 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
     auto limit = window_limit(w, hz, w.bytes ? "--bandwidth" : "--rate");
     if (!limit) return std::unexpected(limit.error());
     rule.limit[p] = *limit;
+    // --over ecn: half a burst more, an overdraft only ECN-capable
+    // packets may use, marked (meter.h, xt_ecn_keep).
+    if (spec.ecn) {
+      if (rule.limit[p].cap > XT_MAX_SCALED / 3 * 2)
+        return usage_error("--over ecn: the burst of " + window_name(w) + " is too large to add half of it again");
+      rule.limit[p].cap += rule.limit[p].cap / 2;
+    }
     rule.limits |= static_cast<uint8_t>(1u << p);
     if (w.bytes) rule.byte_limits |= static_cast<uint8_t>(1u << p);
   }
@@ -612,6 +625,7 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
     rule.ban_after = static_cast<uint16_t>(*spec.ban_after);
     rule.ban_for = static_cast<uint32_t>(*spec.ban_for);  // parse_duration keeps it within 32 bits
   }
+  if (spec.ecn) rule.flags |= XT_RULE_ECN;
   if (spec.verify_rate && !l.verify) return usage_error("--verify-rate needs --verify tcp (the default)");
   if (l.verify) rule.flags |= XT_RULE_VERIFY_TCP;
   rule.remember = static_cast<uint32_t>(l.remember);  // parse_duration keeps it within 32 bits
@@ -687,6 +701,7 @@ std::vector<std::string> rule_warnings(const RuleSpec& spec, uint32_t hz) {
   std::vector<std::string> out;
   if (spec.redirect && spec.dry_run)
     out.push_back("--over redirect:" + *spec.redirect + " sends nothing while the rule is --dry-run: it drops nothing");
+  if (spec.ecn && spec.dry_run) out.push_back("--over ecn marks nothing while the rule is --dry-run");
   if (spec.action != XT_ACT_LIMIT) return out;
   const Limits l = limits_of(spec);
   constexpr uint64_t kFrame = 1514;  // a full-size Ethernet frame
@@ -751,6 +766,7 @@ std::string describe(const RuleSpec& spec) {
              " over its limit";
   }
   if (spec.redirect) out += ", " + format_over_kinds(over_kinds_of(spec)) + " sent out " + *spec.redirect;
+  if (spec.ecn) out += ", ECN-capable packets marked in the last quarter of the burst";
   if (spec.dry_run) out += " (dry-run)";
   return out;
 }
@@ -771,7 +787,7 @@ nlohmann::json rule_json(const RuleEntry& e) {
     j["port_high"] = e.spec.match.ports->second;
   }
   if (e.spec.match.syn) j["syn"] = true;
-  j["over"] = e.spec.redirect ? "redirect" : "drop";
+  j["over"] = e.spec.redirect ? "redirect" : e.spec.ecn ? "ecn" : "drop";
   if (e.spec.redirect) {
     j["redirect_interface"] = *e.spec.redirect;
     j["over_reasons"] = nlohmann::json::array();

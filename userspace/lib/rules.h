@@ -51,6 +51,9 @@ struct RuleSpec {
   // are given every kind the rule has (over_kinds_of).
   std::optional<std::string> redirect;
   std::optional<uint8_t> over_kinds;
+  // --over ecn: an ECN-capable packet that passes with less than half of a
+  // limit's burst left is marked Congestion Experienced (XT_RULE_ECN).
+  bool ecn = false;
   // --ban-after, --ban-for (seconds, both or neither): a source over its
   // limit without a break for ban_after is banned for ban_for.
   std::optional<uint64_t> ban_after, ban_for;
@@ -115,7 +118,7 @@ struct RuleWords {
   // several words).
   std::vector<std::string> rate, burst, bandwidth, burst_bytes;
   bool dry_run = false;
-  std::optional<std::string> over, over_reasons;  // "drop" or "redirect:IFACE"; "over_limit,new_source"
+  std::optional<std::string> over, over_reasons;  // "drop", "ecn" or "redirect:IFACE"; "over_limit,new_source"
   std::optional<std::string> ban_after, ban_for;  // durations
 };
 

@@ -127,6 +127,8 @@ json stats_json(const Stats& stats) {
                                   {"new_source_dropped_packets", r.stats.new_source_dropped_packets},
                                   {"redirected_packets", r.stats.redirected_packets},
                                   {"redirected_bytes", r.stats.redirected_bytes},
+                                  {"marked_packets", r.stats.marked_packets},
+                                  {"marked_bytes", r.stats.marked_bytes},
                                   {"new_source_saturated", stats.is_saturated(r)}};
     if (auto share = fair_share(r, stats.hz)) rules[rule_name(r.cidr, r.spec.match)]["fair_share_per_second"] = *share;
   }
@@ -141,6 +143,8 @@ json stats_json(const Stats& stats) {
   j["admitted_by_memory"] = stats.extra(XT_ADMITTED_BY_MEMORY);
   // Of the dropped packets, those sent out another interface instead.
   j["redirected"] = count_json(stats.extra_count(XT_REDIRECTED));
+  // Of the passed packets, those marked Congestion Experienced (--over ecn).
+  j["marked"] = count_json(stats.extra_count(XT_MARKED));
   // `xthrottle capture`: packets sampled, and those over its sampling rate.
   j["captured"] = stats.extra(XT_CAPTURED);
   j["capture_not_taken"] = stats.extra(XT_CAPTURE_SUPPRESSED);
@@ -157,10 +161,12 @@ std::string stats_text(const Stats& stats) {
   for (uint32_t r = 0; r < XT_REASONS; r++)
     out += fmt("  %-28s %14llu %16llu\n", kReasons[r].text, (unsigned long long)stats.reasons[r].packets,
                (unsigned long long)stats.reasons[r].bytes);
-  const xt_count redirected = stats.extra_count(XT_REDIRECTED);
-  if (redirected.packets)
-    out += fmt("  %-28s %14llu %16llu\n", "of them sent out elsewhere", (unsigned long long)redirected.packets,
-               (unsigned long long)redirected.bytes);
+  for (auto [which, text] : {std::pair{XT_REDIRECTED, "of them sent out elsewhere"},
+                              std::pair{XT_MARKED, "passed and marked CE"}}) {
+    const xt_count c = stats.extra_count(which);
+    if (c.packets)
+      out += fmt("  %-28s %14llu %16llu\n", text, (unsigned long long)c.packets, (unsigned long long)c.bytes);
+  }
   out += fmt("\n%-30s %14llu\n%-30s %14llu\n%-30s %14llu\n%-30s %14llu\n", "proofs sent (SYN-ACKs)",
              (unsigned long long)stats.extra(XT_PROOFS_SENT), "proofs passed",
              (unsigned long long)stats.extra(XT_PROOFS_PASSED), "admitted by proof",
