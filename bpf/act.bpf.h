@@ -176,4 +176,33 @@ static __always_inline __u64 xt_banned(const struct xt_pkt *pkt, __u64 now)
 	return ban && (__s64)(ban->until - now) > 0 ? ban->until : 0;
 }
 
+/* Whether pkt's source is in a blocklist (xthrottle blocklist load), in
+ * the union's set `set` (abi.h): an IPv4 source by its /24's two bits, and
+ * only where its /24 is partly listed by its address; an IPv6 one in the
+ * trie. A global function (see xt_send_event), called only while a list
+ * is loaded. */
+__attribute__((noinline)) int xt_blocklisted(const struct xt_pkt *pkt, __u32 set)
+{
+	if (!pkt)
+		return 0;
+	if (pkt->family == XT_FAMILY_V4) {
+		const __u32 slash24 = (__u32)pkt->addr[0] << 16 | (__u32)pkt->addr[1] << 8 | pkt->addr[2];
+		__u32 idx = (set & 1) * XT_BLOCK4_WORDS + (slash24 >> 6);
+		const struct xt_block_word *w = bpf_map_lookup_elem(&xt_block4, &idx);
+		if (!w)
+			return 0;
+		const __u64 bit = 1ULL << (slash24 & 63);
+		if (w->whole & bit)
+			return 1;
+		if (!(w->part & bit))
+			return 0;
+		struct xt_block_host host = {.set = set & 1};
+		__builtin_memcpy(&host.addr, pkt->addr, 4);
+		return bpf_map_lookup_elem(&xt_block_hosts, &host) != NULL;
+	}
+	struct xt_block6_key key = {.prefixlen = 32 + 128, .set = set & 1};
+	__builtin_memcpy(key.addr, pkt->addr, sizeof(key.addr));
+	return bpf_map_lookup_elem(&xt_block6, &key) != NULL;
+}
+
 #endif /* XTHROTTLE_ACT_BPF_H */

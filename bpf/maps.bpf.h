@@ -261,6 +261,42 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_bans SEC(".maps");
 
+/* Blocklists (abi.h): the union of the lists, in two sets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_block_word);
+	__uint(max_entries, 2 * XT_BLOCK4_WORDS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_block4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct xt_block_host);
+	__type(value, __u32);
+	__uint(max_entries, 2 * XT_MAX_BLOCK_HOSTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* empty but for the lists' long prefixes */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_block_hosts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct xt_block6_key);
+	__type(value, __u32);
+	__uint(max_entries, 2 * XT_MAX_BLOCK6);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_block6 SEC(".maps");
+
+/* The lists' names and sizes; the data path never reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_blocklist);
+	__uint(max_entries, XT_MAX_BLOCKLISTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xt_blocklists SEC(".maps");
+
 /* The rules as the operator wrote them; their layout is the controller's. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -71,6 +71,10 @@ int xthrottle(struct xdp_md *ctx)
 		return xt_exit(ctx, why, len, pkts, hot->who & XT_HOT_RULE, cfg);
 	}
 	const struct xt_rule *rule = xt_classify(&f.pkt, cfg, published);
+	/* Blocklisted: dropped whatever its rule, but an allow rule. */
+	const __u32 lists = cfg->blocklists;
+	if (lists && !(rule && rule->action == XT_ACT_ALLOW) && xt_blocklisted(&f.pkt, lists - 1))
+		return xt_exit(ctx, XT_DROP_BLOCKLISTED, len, pkts, rule ? rule->id : XT_NO_RULE, cfg);
 	/* Banned: dropped whatever its rule, but an allow rule; the hot cache
 	 * drops the rest of its packets (on this CPU) until the ban ends. */
 	const __u64 banned = cfg->bans && !(rule && rule->action == XT_ACT_ALLOW) ? xt_banned(&f.pkt, now) : 0;

@@ -44,6 +44,10 @@
 #define XT_MAP_CAPTURE "xt_capture"               /* read by `xthrottle capture` */
 #define XT_MAP_CAPTURE_BUDGET "xt_capture_budget"
 #define XT_MAP_BANS "xt_bans"
+#define XT_MAP_BLOCK4 "xt_block4"
+#define XT_MAP_BLOCK_HOSTS "xt_block_hosts"
+#define XT_MAP_BLOCK6 "xt_block6"
+#define XT_MAP_BLOCKLISTS "xt_blocklists"
 #define XT_MAP_RULE_TEXT "xt_rule_text"
 #define XT_RULE_TEXT_SIZE 256
 #define XT_MAP_CONTROL "xt_ctl" /* not pinned */
@@ -387,6 +391,7 @@ enum xt_reason {
 	XT_DROP_NEW_SOURCE,  /* untracked source over its rule's new-source budget */
 	XT_DROP_TOTAL,       /* within its own limits, over its rule's total (beyond its fair share) */
 	XT_DROP_BANNED,      /* a banned source (xthrottle ban add) */
+	XT_DROP_BLOCKLISTED, /* a source in a blocklist (xthrottle blocklist load) */
 	XT_REASONS
 };
 
@@ -508,7 +513,10 @@ struct xt_config {
 	 * before the first goes in, and clears it once the table is empty):
 	 * until then no packet looks there. */
 	__u32 bans;
-	__u32 pad4;
+	/* Blocklists: 0 none loaded; else 1 + the set of the block maps
+	 * the data path reads (the controller fills the other, then switches
+	 * with this one store: a list is replaced at once). */
+	__u32 blocklists;
 };
 #define XT_CAPTURE_ANY_RULE 0xffffffffu
 
@@ -537,6 +545,50 @@ struct xt_ban {
 /* A hot-cache entry of a banned source: XT_HOT_DENIED with this per_len,
  * which no rule has; its drops are counted as XT_DROP_BANNED. */
 #define XT_HOT_BANNED 0xff
+/* Blocklists (xthrottle blocklist load NAME FILE): named sets of prefixes
+ * whose sources are dropped outright, whatever their rule (but an --allow
+ * rule). The data path reads the union of the lists, in one of two sets
+ * (xt_config.blocklists): for IPv4 a bitmap of the 2^24 /24s, two bits
+ * each (the whole /24 is listed; part of it is), 2^18 words of 64 /24s a
+ * set, and a hash of the IPv4 addresses of the partly listed /24s
+ * (prefixes longer than /24, each address of them); for IPv6 an LPM trie.
+ * A source costs one array read unless its /24 is partly listed. Each
+ * list's own entries are kept (a map the controller pins beside the
+ * others, XT_MAP_BLOCKLISTS "_" slot) so the union can be made again when
+ * another list is loaded or deleted. */
+#define XT_MAX_BLOCKLISTS 16
+#define XT_BLOCK4_WORDS (1u << 18)
+#define XT_MAX_BLOCK_HOSTS (1u << 22)   /* a set's listed IPv4 addresses */
+#define XT_MAX_BLOCK6 (1u << 20)        /* a set's IPv6 prefixes */
+#define XT_BLOCKLIST_NAME_SIZE 48
+struct xt_block_word {
+	__u64 whole; /* bit b: the /24 64 * word + b is listed whole */
+	__u64 part;  /* ... partly: look its address up in xt_block_hosts */
+};
+struct xt_block_host {
+	__u32 set;
+	__u32 addr; /* as on the wire */
+};
+struct xt_block6_key {
+	__u32 prefixlen; /* 32 (the set) + the prefix's length */
+	__u32 set;
+	__u8 addr[16];
+};
+/* One list, in xt_blocklists[slot] (used 0: a free slot). */
+struct xt_blocklist {
+	char name[XT_BLOCKLIST_NAME_SIZE];
+	__u64 loaded_unix; /* when it was loaded, seconds since 1970 */
+	__u32 entries;     /* its prefixes, IPv4 and IPv6 */
+	__u32 used;
+};
+/* An entry of a list, in its own map. */
+struct xt_block_entry {
+	__u8 family;
+	__u8 len;
+	__u8 pad[2];
+	__u8 addr[16];
+};
+
 /* Longest sample, and the default snap length (a full-size Ethernet frame). */
 #define XT_CAPTURE_MAX_SNAPLEN 1514
 /* Default samples a second, and how long a capture lasts unless its reader

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <random>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -147,6 +148,33 @@ json measure_cost(uint32_t repeat) {
       test_run_ns(fd, p.frame, 1000);  // warm: the hot cache, the bucket
       const std::string name = std::string(p.name) + (frags ? ", multi-buffer program (jumbo MTU)" : "");
       out.push_back({{"path", name}, {"ns", test_run_ns(fd, p.frame, repeat)}});
+    }
+    if (frags) continue;
+    // Issue 14: a blocklist of 1M addresses (in 100.64.0.0/10, so that
+    // every /24 there is partly listed) and a thousand /24s loaded; the
+    // paths again, the source not listed, and a listed one.
+    add("100.64.0.0/10", "100000000/s", 100000000, "1000/s");
+    std::vector<xt::Cidr> entries;
+    std::mt19937 rng(14);
+    for (uint32_t i = 0; i < 1000000; i++) {
+      const uint32_t a = (100u << 24 | 64u << 16) + (rng() & ((1u << 22) - 1)) ;
+      if (a == (100u << 24 | 64u << 16 | 1u << 8 | 1u)) continue;  // 100.64.1.1 stays out
+      entries.push_back(*xt::parse_cidr(std::to_string(a >> 24) + "." + std::to_string(a >> 16 & 255) + "." +
+                                        std::to_string(a >> 8 & 255) + "." + std::to_string(a & 255)));
+    }
+    for (uint32_t i = 0; i < 1000; i++)
+      entries.push_back(*xt::parse_cidr("203." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ".0/24"));
+    if (auto ok = state->load_blocklist("bench", entries); !ok) die("cannot load the blocklist: " + ok.error().message);
+    std::vector<Path> listed = {
+        {"xthrottle: source within its limit, 1M-entry blocklist loaded, its /24 not listed",
+         Packet().ipv4("198.19.1.1").build()},
+        {"xthrottle: the same, its /24 partly listed (bitmap + hash)", Packet().ipv4("100.64.1.1").build()},
+        {"xthrottle: source no rule covers, 1M-entry blocklist loaded", Packet().ipv4("192.0.2.1").build()},
+        {"xthrottle: blocklisted source", Packet().ipv4("203.0.0.9").build()},
+    };
+    for (const auto& p : listed) {
+      test_run_ns(fd, p.frame, 1000);
+      out.push_back({{"path", p.name}, {"ns", test_run_ns(fd, p.frame, repeat)}});
     }
   }
   return out;

@@ -41,6 +41,7 @@ void add_apply_command(CLI::App& app, const Globals& g, int& rc);
 void add_events_command(CLI::App& app, const Globals& g, int& rc);
 void add_capture_command(CLI::App& app, const Globals& g, int& rc);
 void add_ban_commands(CLI::App& app, const Globals& g, int& rc);  // ban add, ban del, bans
+void add_blocklist_commands(CLI::App& app, const Globals& g, int& rc);  // blocklist load, del, list, test
 void add_serve_command(CLI::App& app, const Globals& g, int& rc);
 
 // Set by SIGINT/SIGTERM once install_stop_signals() ran; SIGHUP sets g_reload.

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   add_events_command(app, g, rc);
   add_capture_command(app, g, rc);
   add_ban_commands(app, g, rc);
+  add_blocklist_commands(app, g, rc);
   add_serve_command(app, g, rc);
 
   try {

@@ -154,6 +154,20 @@ class State {
   Result<void> del_ban(const Cidr& cidr);
   Result<std::vector<Ban>> bans() const;
 
+  // Blocklists (xthrottle blocklist; abi.h): named lists of prefixes whose
+  // sources are dropped, whatever their rule (but an --allow rule). Loading
+  // a list replaces the list of that name; the data path goes from the old
+  // union of the lists to the new one in one store (blocklist.cpp).
+  struct Blocklist {
+    uint32_t slot;
+    xt_blocklist list;
+  };
+  Result<void> load_blocklist(const std::string& name, const std::vector<Cidr>& entries);
+  Result<void> del_blocklist(const std::string& name);
+  Result<std::vector<Blocklist>> blocklists() const;
+  // Whether address (a host prefix) is in the data path's union now.
+  Result<bool> blocklisted(const Cidr& addr) const;
+
   Result<xt_meta> meta() const;
   Result<void> set_meta(const xt_meta& meta);
   int rules_fd() const { return rules_.get(); }
@@ -161,9 +175,13 @@ class State {
  private:
   State() = default;
   // Every map this state holds, with the name it has in the object and pins.
-  std::array<std::pair<Fd*, const char*>, 25> named_maps() {
+  std::array<std::pair<Fd*, const char*>, 29> named_maps() {
     return {{{&rule_text_, XT_MAP_RULE_TEXT},
              {&bans_, XT_MAP_BANS},
+             {&block4_, XT_MAP_BLOCK4},
+             {&block_hosts_, XT_MAP_BLOCK_HOSTS},
+             {&block6_, XT_MAP_BLOCK6},
+             {&blocklists_, XT_MAP_BLOCKLISTS},
              {&capture_, XT_MAP_CAPTURE},
              {&capture_budget_, XT_MAP_CAPTURE_BUDGET},
              {&redirect_, XT_MAP_REDIRECT},
@@ -189,6 +207,10 @@ class State {
              {&attach_, XT_MAP_ATTACH}}};
   }
   Result<void> map_config();
+  // Makes the data path's union of `lists` (blocklist.cpp) in the set it
+  // does not read, and switches to it.
+  Result<void> switch_blocklists(const std::vector<std::vector<xt_block_entry>>& lists);
+  Result<std::vector<xt_block_entry>> blocklist_entries(uint32_t slot) const;
   // What the data path needs to find rules with a match (abi.h): the port
   // range of a new match in the range table and the port map, and its
   // protocol's level bit, before its rule goes in; after a rule is gone,
@@ -254,6 +276,9 @@ class State {
   mutable std::optional<Skeleton> clock_;  // the clock program alone, for now() without control_
   Fd rules_, buckets_, tags_, marks_, hot_, hot_bitmap_, known_, known_tags_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
   Fd events_, events_cli_, event_budget_, meta_, rule_text_, ports_, port_ranges_, redirect_, capture_, capture_budget_, bans_;
+  Fd block4_, block_hosts_, block6_, blocklists_;
+  // A state without pins (from_object: the tests) keeps its lists' maps here.
+  std::map<uint32_t, Fd> unpinned_lists_;
   uint32_t capture_reasons_ = 0;  // what start_capture asked for, until stop_capture
   // xt_config mapped into memory: where the published word is stored.
   std::shared_ptr<void> config_mem_;

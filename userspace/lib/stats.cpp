@@ -28,6 +28,7 @@ constexpr ReasonInfo kReasons[XT_REASONS] = {
     {"new_source", "dropped, new-source budget"},
     {"over_total", "dropped over the rule's total"},
     {"banned", "dropped, banned"},
+    {"blocklisted", "dropped, blocklisted"},
 };
 
 json count_json(const xt_count& c) { return {{"packets", c.packets}, {"bytes", c.bytes}}; }

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: MIT
+// Blocklists (abi.h, docs/design.md "Blocklists"): each list's entries in a
+// map of its own, pinned beside the others (xt_blocklists_SLOT), its name
+// and size in xt_blocklists; the data path reads the union of the lists,
+// in the one of two sets that xt_config.blocklists names. Loading or
+// deleting a list makes the whole union again in the other set and
+// switches with one store, so a packet sees the old lists or the new ones,
+// never half of a load.
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <ctime>
+
+#include "state.h"
+
+namespace xt {
+
+namespace {
+
+std::string list_pin(const std::string& pin_dir, uint32_t slot) {
+  return pin_dir + "/" + XT_MAP_BLOCKLISTS + "_" + std::to_string(slot);  // bpffs refuses names with dots
+}
+
+bool good_list_name(const std::string& name) {
+  return !name.empty() && name.size() < XT_BLOCKLIST_NAME_SIZE && std::ranges::all_of(name, [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+xt_block_entry entry_of(const Cidr& c) {
+  xt_block_entry e{};
+  e.family = c.family;
+  e.len = c.len;
+  std::memcpy(e.addr, c.addr.data(), sizeof(e.addr));
+  return e;
+}
+
+uint32_t v4_of(const uint8_t* addr) {
+  return static_cast<uint32_t>(addr[0]) << 24 | static_cast<uint32_t>(addr[1]) << 16 |
+         static_cast<uint32_t>(addr[2]) << 8 | addr[3];
+}
+
+// Keys of `fd` (a hash or trie of keys K with a `set` field) in set `set`.
+template <class K>
+std::vector<K> keys_in_set(int fd, uint32_t set) {
+  std::vector<K> out;
+  K key{}, next{};
+  const void* at = nullptr;
+  while (bpf_map_get_next_key(fd, at, &next) == 0) {
+    key = next;
+    at = &key;
+    if (key.set == set) out.push_back(key);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<State::Blocklist>> State::blocklists() const {
+  std::vector<Blocklist> out;
+  for (uint32_t slot = 0; slot < XT_MAX_BLOCKLISTS; slot++) {
+    xt_blocklist list{};
+    if (bpf_map_lookup_elem(blocklists_.get(), &slot, &list) != 0)
+      return system_error("cannot read the blocklists' table", errno);
+    if (list.used) out.push_back({slot, list});
+  }
+  return out;
+}
+
+Result<std::vector<xt_block_entry>> State::blocklist_entries(uint32_t slot) const {
+  const std::string pin = list_pin(pin_dir_, slot);
+  Fd opened(pin_dir_.empty() ? -1 : bpf_obj_get(pin.c_str()));
+  const auto kept = unpinned_lists_.find(slot);
+  const Fd& fd = pin_dir_.empty() && kept != unpinned_lists_.end() ? kept->second : opened;
+  if (fd.get() < 0) return system_error("cannot open " + pin + " (a blocklist's entries)", errno);
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return system_error("cannot inspect " + pin, errno);
+  if (info.value_size != sizeof(xt_block_entry)) return system_error(pin + " is not a blocklist of this version");
+  std::vector<xt_block_entry> entries(info.max_entries);
+  std::vector<uint32_t> keys(info.max_entries);
+  uint32_t done = 0, batch = 0;
+  bool first = true;
+  while (done < info.max_entries) {
+    uint32_t count = info.max_entries - done;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    const int err = bpf_map_lookup_batch(fd.get(), first ? nullptr : &batch, &batch, keys.data() + done,
+                                         entries.data() + done, &count, &opts);
+    first = false;
+    done += count;
+    if (err != 0 && errno == ENOENT) break;
+    if (err != 0) return system_error("cannot read " + pin, errno);
+  }
+  entries.resize(done);
+  // The list's own size: an empty list is one unused element.
+  xt_blocklist list{};
+  if (bpf_map_lookup_elem(blocklists_.get(), &slot, &list) == 0 && list.entries < entries.size())
+    entries.resize(list.entries);
+  return entries;
+}
+
+Result<void> State::switch_blocklists(const std::vector<std::vector<xt_block_entry>>& lists) {
+  if (!config_mem_) return system_error("the state's settings are not mapped: cannot load a blocklist");
+  auto& word = static_cast<xt_config*>(config_mem_.get())->blocklists;
+  const uint32_t now = std::atomic_ref<uint32_t>(word).load(std::memory_order_acquire);
+  const uint32_t set = now ? (now - 1) ^ 1 : 0;  // the one the data path does not read
+
+  // The union: the /24s listed whole or in part, the IPv4 addresses of
+  // those in part, the IPv6 prefixes.
+  std::vector<xt_block_word> words(XT_BLOCK4_WORDS);
+  std::vector<xt_block_host> hosts;
+  std::vector<xt_block6_key> v6;
+  for (const auto& list : lists)
+    for (const xt_block_entry& e : list) {
+      if (e.family == XT_FAMILY_V6) {
+        xt_block6_key k{};
+        k.prefixlen = 32 + e.len;
+        k.set = set;
+        std::memcpy(k.addr, e.addr, sizeof(k.addr));
+        v6.push_back(k);
+        continue;
+      }
+      const uint32_t addr = v4_of(e.addr);
+      if (e.len <= 24) {
+        const uint32_t first = addr >> 8, count = 1u << (24 - e.len);
+        for (uint32_t n = first; n < first + count; n++) words[n >> 6].whole |= 1ULL << (n & 63);
+        continue;
+      }
+      words[addr >> 14].part |= 1ULL << ((addr >> 8) & 63);
+      for (uint32_t n = 0; n < (1u << (32 - e.len)); n++) {
+        const uint32_t host = addr + n;
+        xt_block_host h{set, 0};
+        const uint8_t wire[4] = {static_cast<uint8_t>(host >> 24), static_cast<uint8_t>(host >> 16),
+                                 static_cast<uint8_t>(host >> 8), static_cast<uint8_t>(host)};
+        std::memcpy(&h.addr, wire, 4);
+        hosts.push_back(h);
+      }
+    }
+  auto by_bytes = [](const auto& a, const auto& b) { return std::memcmp(&a, &b, sizeof(a)) < 0; };
+  auto same_bytes = [](const auto& a, const auto& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; };
+  std::ranges::sort(hosts, by_bytes);
+  hosts.erase(std::unique(hosts.begin(), hosts.end(), same_bytes), hosts.end());
+  std::ranges::sort(v6, by_bytes);
+  v6.erase(std::unique(v6.begin(), v6.end(), same_bytes), v6.end());
+  if (hosts.size() > XT_MAX_BLOCK_HOSTS)
+    return usage_error("the blocklists hold " + std::to_string(hosts.size()) + " IPv4 addresses in prefixes longer "
+                       "than /24, more than the " + std::to_string(XT_MAX_BLOCK_HOSTS) + " the data path takes");
+  if (v6.size() > XT_MAX_BLOCK6)
+    return usage_error("the blocklists hold " + std::to_string(v6.size()) + " IPv6 prefixes, more than the " +
+                       std::to_string(XT_MAX_BLOCK6) + " the data path takes");
+
+  // The other set emptied (what it held two loads ago), then filled.
+  for (const auto& k : keys_in_set<xt_block_host>(block_hosts_.get(), set))
+    (void)bpf_map_delete_elem(block_hosts_.get(), &k);
+  for (const auto& k : keys_in_set<xt_block6_key>(block6_.get(), set)) (void)bpf_map_delete_elem(block6_.get(), &k);
+  std::vector<uint32_t> idx(XT_BLOCK4_WORDS);
+  for (uint32_t i = 0; i < XT_BLOCK4_WORDS; i++) idx[i] = set * XT_BLOCK4_WORDS + i;
+  uint32_t count = XT_BLOCK4_WORDS;
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  if (bpf_map_update_batch(block4_.get(), idx.data(), words.data(), &count, &opts) != 0)
+    return system_error("cannot write the blocklists' IPv4 bitmap", errno);
+  if (!hosts.empty()) {
+    std::vector<uint32_t> ones(hosts.size(), 1);
+    count = static_cast<uint32_t>(hosts.size());
+    if (bpf_map_update_batch(block_hosts_.get(), hosts.data(), ones.data(), &count, &opts) != 0)
+      return system_error("cannot write the blocklists' IPv4 addresses", errno);
+  }
+  const uint32_t one = 1;
+  for (const auto& k : v6)
+    if (bpf_map_update_elem(block6_.get(), &k, &one, BPF_ANY) != 0)
+      return system_error("cannot write the blocklists' IPv6 prefixes", errno);
+  const bool any = std::ranges::any_of(lists, [](const auto& l) { return !l.empty(); });
+  std::atomic_ref<uint32_t>(word).store(any ? set + 1 : 0, std::memory_order_release);
+  return {};
+}
+
+Result<void> State::load_blocklist(const std::string& name, const std::vector<Cidr>& cidrs) {
+  if (!good_list_name(name))
+    return usage_error("bad blocklist name '" + name + "': 1 to " + std::to_string(XT_BLOCKLIST_NAME_SIZE - 1) +
+                       " letters, digits, '-', '_' or '.'");
+  auto have = blocklists();
+  if (!have) return std::unexpected(have.error());
+  std::optional<uint32_t> slot;
+  for (const auto& b : *have)
+    if (name == b.list.name) slot = b.slot;
+  if (!slot)
+    for (uint32_t s = 0; s < XT_MAX_BLOCKLISTS && !slot; s++)
+      if (std::ranges::none_of(*have, [&](const Blocklist& b) { return b.slot == s; })) slot = s;
+  if (!slot)
+    return usage_error("there are " + std::to_string(XT_MAX_BLOCKLISTS) +
+                       " blocklists already: delete one (xthrottle blocklist del NAME) or load into one of them");
+
+  std::vector<xt_block_entry> mine;
+  mine.reserve(cidrs.size());
+  for (const Cidr& c : cidrs) mine.push_back(entry_of(c));
+  // The union with the other lists.
+  std::vector<std::vector<xt_block_entry>> lists{mine};
+  for (const auto& b : *have) {
+    if (b.slot == *slot) continue;
+    auto entries = blocklist_entries(b.slot);
+    if (!entries) return std::unexpected(entries.error());
+    lists.push_back(std::move(*entries));
+  }
+  // The list's own map first, pinned under a temporary name: nothing
+  // changes for the data path if it cannot be written.
+  const uint32_t size = std::max<uint32_t>(1, static_cast<uint32_t>(mine.size()));
+  Fd fd(bpf_map_create(BPF_MAP_TYPE_ARRAY, "xt_blocklist", sizeof(uint32_t), sizeof(xt_block_entry), size, nullptr));
+  if (fd.get() < 0) return system_error("cannot create the map of blocklist " + name, errno);
+  if (!mine.empty()) {
+    std::vector<uint32_t> keys(mine.size());
+    for (uint32_t i = 0; i < keys.size(); i++) keys[i] = i;
+    uint32_t count = static_cast<uint32_t>(mine.size());
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    if (bpf_map_update_batch(fd.get(), keys.data(), mine.data(), &count, &opts) != 0)
+      return system_error("cannot write the entries of blocklist " + name, errno);
+  }
+  const std::string pin = list_pin(pin_dir_, *slot), tmp = pin + "_new";
+  if (!pin_dir_.empty()) {
+    (void)unlink(tmp.c_str());
+    if (bpf_obj_pin(fd.get(), tmp.c_str()) != 0) return system_error("cannot pin " + tmp, errno);
+  }
+  if (auto ok = switch_blocklists(lists); !ok) {
+    if (!pin_dir_.empty()) (void)unlink(tmp.c_str());
+    return ok;
+  }
+  if (pin_dir_.empty())
+    unpinned_lists_[*slot] = std::move(fd);
+  else if (rename(tmp.c_str(), pin.c_str()) != 0)
+    return system_error("cannot rename " + tmp + " to " + pin, errno);
+  xt_blocklist list{};
+  std::snprintf(list.name, sizeof(list.name), "%s", name.c_str());
+  list.loaded_unix = static_cast<uint64_t>(std::time(nullptr));
+  list.entries = static_cast<uint32_t>(mine.size());
+  list.used = 1;
+  if (bpf_map_update_elem(blocklists_.get(), &*slot, &list, BPF_ANY) != 0)
+    return system_error("cannot record blocklist " + name, errno);
+  return {};
+}
+
+Result<void> State::del_blocklist(const std::string& name) {
+  auto have = blocklists();
+  if (!have) return std::unexpected(have.error());
+  auto it = std::ranges::find_if(*have, [&](const Blocklist& b) { return name == b.list.name; });
+  if (it == have->end()) return system_error("no blocklist " + name + " (see `xthrottle blocklist list`)");
+  std::vector<std::vector<xt_block_entry>> lists;
+  for (const auto& b : *have) {
+    if (b.slot == it->slot) continue;
+    auto entries = blocklist_entries(b.slot);
+    if (!entries) return std::unexpected(entries.error());
+    lists.push_back(std::move(*entries));
+  }
+  if (auto ok = switch_blocklists(lists); !ok) return ok;
+  const xt_blocklist none{};
+  if (bpf_map_update_elem(blocklists_.get(), &it->slot, &none, BPF_ANY) != 0)
+    return system_error("cannot forget blocklist " + name, errno);
+  if (pin_dir_.empty())
+    unpinned_lists_.erase(it->slot);
+  else
+    (void)unlink(list_pin(pin_dir_, it->slot).c_str());
+  return {};
+}
+
+Result<bool> State::blocklisted(const Cidr& addr) const {
+  if (!config_mem_) return system_error("the state's settings are not mapped");
+  const uint32_t word =
+      std::atomic_ref<uint32_t>(static_cast<xt_config*>(config_mem_.get())->blocklists).load(std::memory_order_acquire);
+  if (!word) return false;
+  const uint32_t set = word - 1;
+  if (addr.family == XT_FAMILY_V6) {
+    xt_block6_key k{};
+    k.prefixlen = 32 + 128;
+    k.set = set;
+    std::memcpy(k.addr, addr.addr.data(), sizeof(k.addr));
+    uint32_t v = 0;
+    return bpf_map_lookup_elem(block6_.get(), &k, &v) == 0;
+  }
+  const uint32_t a = v4_of(addr.addr.data());
+  uint32_t idx = set * XT_BLOCK4_WORDS + (a >> 14);
+  xt_block_word w{};
+  if (bpf_map_lookup_elem(block4_.get(), &idx, &w) != 0) return system_error("cannot read the blocklists' bitmap", errno);
+  const uint64_t bit = 1ULL << ((a >> 8) & 63);
+  if (w.whole & bit) return true;
+  if (!(w.part & bit)) return false;
+  xt_block_host h{set, 0};
+  std::memcpy(&h.addr, addr.addr.data(), 4);
+  uint32_t v = 0;
+  return bpf_map_lookup_elem(block_hosts_.get(), &h, &v) == 0;
+}
+
+}  // namespace xt
