@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * --over ecn: marking a packet Congestion Experienced (RFC 3168) in place.
- * Pure: compiles for the BPF target and the host, where the unit tests
- * check the IPv4 checksum against one computed from scratch.
+ * Pure: compiles for the BPF target and the host; the bpf tests (Ecn.*)
+ * check the IPv4 checksum of every marked packet against one computed from
+ * scratch.
  *
  * The ECN field is the low two bits of the IPv4 TOS byte and of the IPv6
  * traffic class: 00 not ECN-capable, 01 and 10 ECN-capable (ECT(1),

@@ -204,9 +204,10 @@ enum xt_rule_flags {
 	XT_RULE_VERIFY_TCP = 1 << 3, /* TCP sources the budget refuses may prove their address */
 	XT_RULE_TOTAL = 1 << 4,      /* rule.total is in force, with the fair word */
 	XT_RULE_TOTAL_BYTES = 1 << 5, /* rule.total counts bytes */
-	/* --over ecn: a passing ECN-capable packet that leaves less than a
-	 * quarter of a limit's burst may be marked Congestion Experienced
-	 * (meter.h, xt_meter_mark); what is over the limit is dropped as ever. */
+	/* --over ecn: an ECN-capable packet past half a limit's burst may be
+	 * marked Congestion Experienced, and may use an overdraft of half a
+	 * burst, marked (meter.h, xt_meter_mark, xt_ecn_keep); the limits'
+	 * caps are 1.5 x their bursts. */
 	XT_RULE_ECN = 1 << 6,
 };
 

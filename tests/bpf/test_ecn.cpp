@@ -107,6 +107,28 @@ TEST_F(Ecn, OtherPacketsMeetTheBurstAndLeaveTheOverdraft) {
   EXPECT_EQ(t.dropped, 50);
 }
 
+// Replacing a rule that drops with one that marks, and back: the overdraft
+// is no token on either side (at 100/s, where half a burst refills within
+// XT_SKEW_TICKS: see place_limits).
+TEST_F(Ecn, ARuleReplacedToMarkOrToDropKeepsItsTokens) {
+  auto limit = [&](bool ecn) { rule("198.18.0.0/15", "100/s", 100, [&](RuleSpec& s) { s.ecn = ecn; }); };
+  limit(false);
+  const auto plain = Packet().ipv4("198.18.0.9").ecn(0).build(), ect = Packet().ipv4("198.18.0.9").ecn(2).build();
+  EXPECT_EQ(send(plain, 40).plain, 40);
+  limit(true);  // the same limit, now marking: 60 tokens left, and the overdraft
+  EXPECT_EQ(send(plain, 100).plain, 60) << "a bucket keeps its tokens when the rule starts marking";
+  const auto t = send(ect, 100);
+  EXPECT_EQ(t.marked, 50) << "and gains the overdraft only for ECN-capable packets";
+  EXPECT_EQ(t.dropped, 50);
+  limit(false);  // dropping again, its overdraft spent
+  EXPECT_EQ(send(plain, 100).plain, 0) << "an empty bucket stays empty when the rule stops marking";
+  limit(true);
+  const auto again = Packet().ipv4("198.18.0.10").ecn(0).build();
+  EXPECT_EQ(send(again, 100).plain, 100) << "a fresh source: the burst";
+  limit(false);
+  EXPECT_EQ(send(again, 100).plain, 0) << "not half a burst more for a source that had spent its burst";
+}
+
 TEST_F(Ecn, PacketsThatAreNotCapableOrAlreadyMarkedAreLeftAlone) {
   ecn_rule();
   const auto plain = send(Packet().ipv4("198.18.0.9").ecn(0).build(), 150);

@@ -23,9 +23,10 @@ a, b, ms, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv
 hold = ms / 2000.0
 socks = {}
 for name in (a, b):
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    # Protocol 0 until bound: no frame of another interface slips in.
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    s.bind((name, 0))
+    s.bind((name, ETH_P_ALL))  # Python puts it in network order itself
     s.setblocking(False)
     socks[name] = s
 out = {a: socks[b], b: socks[a]}
@@ -53,5 +54,6 @@ while forwarded < MAX_FRAMES:
                 frame, addr = s.recvfrom(65536)
             except BlockingIOError:
                 break
-            if addr[2] != PACKET_OUTGOING:  # not our own sends
+            # Not our own sends; a queue of at most 100k frames (a wire drops too).
+            if addr[2] != PACKET_OUTGOING and len(waiting[name]) < 100_000:
                 waiting[name].append((time.monotonic() + hold, frame))

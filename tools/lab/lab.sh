@@ -103,7 +103,7 @@ NFT
 
 delay() {
   tag=$1 cli=$1-cli gen=$1-gen dut=$1-dut
-  ip netns add "$cli" &&
+  ip netns add "$cli" || return 1
   ip -n "$cli" link add cli0 type veth peer name fw0 netns "$gen" &&
   ip -n "$cli" link set lo up &&
   ip -n "$cli" link set cli0 up &&
@@ -124,7 +124,10 @@ delay() {
 down() {
   tag=$1
   if [ -f "/run/$tag.delay" ]; then
-    kill "$(cat "/run/$tag.delay")" 2>/dev/null
+    # Only if it is still the forwarder in this lab's gen namespace: it
+    # ends by itself, and its PID may have gone to another process since.
+    pid=$(cat "/run/$tag.delay")
+    [ "$(ip netns identify "$pid" 2>/dev/null)" = "$tag-gen" ] && kill "$pid" 2>/dev/null
     rm -f "/run/$tag.delay"
   fi
   ip netns del "$1-cli" 2>/dev/null

@@ -180,8 +180,9 @@ void add_rule_commands(CLI::App& app, const Globals& g, int& rc) {
   allow->excludes(deny);
   add->add_option("--over", o->over,
                   "What becomes of what the rule drops: drop (default); ecn to mark ECN-capable packets "
-                  "Congestion Experienced in the last quarter of the burst, so TCP slows down before anything is "
-                  "dropped (what is over the limit is still dropped); or redirect:IFACE to send it out IFACE "
+                  "Congestion Experienced past half the burst and through an overdraft of half a burst, so TCP "
+                  "slows down without losing segments (other packets meet the burst; beyond the overdraft all "
+                  "are dropped); or redirect:IFACE to send it out IFACE "
                   "instead (to a scrubber, a honeypot or a capture box); dropped while IFACE is gone");
   add->add_option("--over-reasons", o->over_reasons,
                   "Which drops --over redirect sends: over_limit, over_total, new_source, denied, separated by "

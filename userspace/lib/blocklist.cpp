@@ -59,6 +59,18 @@ std::vector<K> keys_in_set(int fd, uint32_t set) {
 
 }  // namespace
 
+uint32_t State::blocklists_word() const {
+  if (!config_mem_) return 0;
+  return std::atomic_ref<uint32_t>(static_cast<xt_config*>(config_mem_.get())->blocklists)
+      .load(std::memory_order_acquire);
+}
+
+void State::set_blocklists_word(uint32_t word) {
+  if (config_mem_)
+    std::atomic_ref<uint32_t>(static_cast<xt_config*>(config_mem_.get())->blocklists)
+        .store(word, std::memory_order_release);
+}
+
 Result<std::vector<State::Blocklist>> State::blocklists() const {
   std::vector<Blocklist> out;
   for (uint32_t slot = 0; slot < XT_MAX_BLOCKLISTS; slot++) {
@@ -104,8 +116,7 @@ Result<std::vector<xt_block_entry>> State::blocklist_entries(uint32_t slot) cons
 
 Result<void> State::switch_blocklists(const std::vector<std::vector<xt_block_entry>>& lists) {
   if (!config_mem_) return system_error("the state's settings are not mapped: cannot load a blocklist");
-  auto& word = static_cast<xt_config*>(config_mem_.get())->blocklists;
-  const uint32_t now = std::atomic_ref<uint32_t>(word).load(std::memory_order_acquire);
+  const uint32_t now = blocklists_word();
   const uint32_t set = now ? (now - 1) ^ 1 : 0;  // the one the data path does not read
 
   // The union: the /24s listed whole or in part, the IPv4 addresses of
@@ -173,7 +184,7 @@ Result<void> State::switch_blocklists(const std::vector<std::vector<xt_block_ent
     if (bpf_map_update_elem(block6_.get(), &k, &one, BPF_ANY) != 0)
       return system_error("cannot write the blocklists' IPv6 prefixes", errno);
   const bool any = std::ranges::any_of(lists, [](const auto& l) { return !l.empty(); });
-  std::atomic_ref<uint32_t>(word).store(any ? set + 1 : 0, std::memory_order_release);
+  set_blocklists_word(any ? set + 1 : 0);
   return {};
 }
 
@@ -195,7 +206,13 @@ Result<void> State::load_blocklist(const std::string& name, const std::vector<Ci
 
   std::vector<xt_block_entry> mine;
   mine.reserve(cidrs.size());
-  for (const Cidr& c : cidrs) mine.push_back(entry_of(c));
+  for (const Cidr& c : cidrs) {
+    if (c.len == 0)
+      return usage_error("blocklist " + name + " lists " + format_cidr(c) +
+                         ", every source of its family: a deny rule says that (rule add " + format_cidr(c) +
+                         " --deny)");
+    mine.push_back(entry_of(c));
+  }
   // The union with the other lists.
   std::vector<std::vector<xt_block_entry>> lists{mine};
   for (const auto& b : *have) {
@@ -222,21 +239,31 @@ Result<void> State::load_blocklist(const std::string& name, const std::vector<Ci
     (void)unlink(tmp.c_str());
     if (bpf_obj_pin(fd.get(), tmp.c_str()) != 0) return system_error("cannot pin " + tmp, errno);
   }
-  if (auto ok = switch_blocklists(lists); !ok) {
+  const uint32_t before = blocklists_word();
+  // After the switch, a step that fails puts the old set back (untouched
+  // until the next switch): the lists stay as their pins and records say.
+  auto undo = [&](std::unexpected<Error> e) {
+    set_blocklists_word(before);
     if (!pin_dir_.empty()) (void)unlink(tmp.c_str());
-    return ok;
-  }
-  if (pin_dir_.empty())
-    unpinned_lists_[*slot] = std::move(fd);
-  else if (rename(tmp.c_str(), pin.c_str()) != 0)
-    return system_error("cannot rename " + tmp + " to " + pin, errno);
+    return e;
+  };
+  if (auto ok = switch_blocklists(lists); !ok) return undo(std::unexpected(ok.error()));
   xt_blocklist list{};
   std::snprintf(list.name, sizeof(list.name), "%s", name.c_str());
   list.loaded_unix = static_cast<uint64_t>(std::time(nullptr));
   list.entries = static_cast<uint32_t>(mine.size());
   list.used = 1;
+  xt_blocklist old{};
+  (void)bpf_map_lookup_elem(blocklists_.get(), &*slot, &old);
   if (bpf_map_update_elem(blocklists_.get(), &*slot, &list, BPF_ANY) != 0)
-    return system_error("cannot record blocklist " + name, errno);
+    return undo(system_error("cannot record blocklist " + name, errno));
+  if (pin_dir_.empty()) {
+    unpinned_lists_[*slot] = std::move(fd);
+  } else if (rename(tmp.c_str(), pin.c_str()) != 0) {
+    const int err = errno;
+    (void)bpf_map_update_elem(blocklists_.get(), &*slot, &old, BPF_ANY);
+    return undo(system_error("cannot rename " + tmp + " to " + pin, err));
+  }
   return {};
 }
 
@@ -244,7 +271,7 @@ Result<void> State::del_blocklist(const std::string& name) {
   auto have = blocklists();
   if (!have) return std::unexpected(have.error());
   auto it = std::ranges::find_if(*have, [&](const Blocklist& b) { return name == b.list.name; });
-  if (it == have->end()) return system_error("no blocklist " + name + " (see `xthrottle blocklist list`)");
+  if (it == have->end()) return usage_error("no blocklist " + name + " (see `xthrottle blocklist list`)");
   std::vector<std::vector<xt_block_entry>> lists;
   for (const auto& b : *have) {
     if (b.slot == it->slot) continue;
@@ -252,10 +279,17 @@ Result<void> State::del_blocklist(const std::string& name) {
     if (!entries) return std::unexpected(entries.error());
     lists.push_back(std::move(*entries));
   }
-  if (auto ok = switch_blocklists(lists); !ok) return ok;
+  const uint32_t before = blocklists_word();
+  if (auto ok = switch_blocklists(lists); !ok) {
+    set_blocklists_word(before);
+    return ok;
+  }
   const xt_blocklist none{};
-  if (bpf_map_update_elem(blocklists_.get(), &it->slot, &none, BPF_ANY) != 0)
-    return system_error("cannot forget blocklist " + name, errno);
+  if (bpf_map_update_elem(blocklists_.get(), &it->slot, &none, BPF_ANY) != 0) {
+    const int err = errno;
+    set_blocklists_word(before);
+    return system_error("cannot forget blocklist " + name, err);
+  }
   if (pin_dir_.empty())
     unpinned_lists_.erase(it->slot);
   else
@@ -265,8 +299,7 @@ Result<void> State::del_blocklist(const std::string& name) {
 
 Result<bool> State::blocklisted(const Cidr& addr) const {
   if (!config_mem_) return system_error("the state's settings are not mapped");
-  const uint32_t word =
-      std::atomic_ref<uint32_t>(static_cast<xt_config*>(config_mem_.get())->blocklists).load(std::memory_order_acquire);
+  const uint32_t word = blocklists_word();
   if (!word) return false;
   const uint32_t set = word - 1;
   if (addr.family == XT_FAMILY_V6) {

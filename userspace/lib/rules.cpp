@@ -453,7 +453,24 @@ void place_limits(const xt_rule& old, xt_rule& rule) {
         if (!taken[p] && (pass == 1 || !in_force(old, p))) place(i, p);
     const int p = at[i];
     out.limit[p] = rule.limit[i];
-    if (continues) out.prev[p] = old.limit[p];
+    if (continues) {
+      out.prev[p] = old.limit[p];
+      // --over ecn's overdraft (meter.h) is no token: the data path
+      // converts what a bucket had of prev's cap into the new cap
+      // (xt_regen), so prev's cap is given as the old rule's room for any
+      // packet plus the new rule's overdraft, in the old units. A bucket
+      // then keeps its tokens when the rule starts or stops marking, and one
+      // in the old overdraft reads as empty. Unless that overdraft took
+      // longer than XT_SKEW_TICKS to refill: a debt that far past the cap
+      // reads as a word left past the horizon, full (gcra.h, xt_debt), so
+      // the old cap stays, and a source in the overdraft keeps up to half a
+      // burst of it as tokens.
+      const uint64_t old_keep = (old.flags & XT_RULE_ECN) ? old.limit[p].cap / 3 : 0;
+      const uint64_t new_keep = (rule.flags & XT_RULE_ECN) ? rule.limit[i].cap / 3 : 0;
+      const uint64_t shed = old_keep <= XT_SKEW_TICKS * old.limit[p].fill ? old_keep : 0;
+      if (old_keep || new_keep)
+        out.prev[p].cap = old.limit[p].cap - shed + new_keep / rule.limit[i].cost * old.limit[p].cost;
+    }
     out.limits |= static_cast<uint8_t>(1u << p);
     if (counts_bytes(rule, i)) out.byte_limits |= static_cast<uint8_t>(1u << p);
   }
@@ -766,7 +783,7 @@ std::string describe(const RuleSpec& spec) {
              " over its limit";
   }
   if (spec.redirect) out += ", " + format_over_kinds(over_kinds_of(spec)) + " sent out " + *spec.redirect;
-  if (spec.ecn) out += ", ECN-capable packets marked in the last quarter of the burst";
+  if (spec.ecn) out += ", ECN-capable packets marked past half the burst and through an overdraft of half a burst";
   if (spec.dry_run) out += " (dry-run)";
   return out;
 }

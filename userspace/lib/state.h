@@ -211,6 +211,9 @@ class State {
   // does not read, and switches to it.
   Result<void> switch_blocklists(const std::vector<std::vector<xt_block_entry>>& lists);
   Result<std::vector<xt_block_entry>> blocklist_entries(uint32_t slot) const;
+  // xt_config.blocklists: which set the data path reads (0: none).
+  uint32_t blocklists_word() const;
+  void set_blocklists_word(uint32_t word);
   // What the data path needs to find rules with a match (abi.h): the port
   // range of a new match in the range table and the port map, and its
   // protocol's level bit, before its rule goes in; after a rule is gone,

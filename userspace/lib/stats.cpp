@@ -293,7 +293,10 @@ Result<std::vector<TopRow>> read_top(const State& state, size_t limit, TopSnapsh
       if (p < 0) continue;
       const Window& w = limits.windows[i];
       const uint64_t word = XT_REGEN(&rule, p, c.e.bucket.word[p], *now);
-      const uint64_t left = xt_available(&rule.limit[p], word, *now);
+      // Under --over ecn, what any packet has: the overdraft left out.
+      const xt_limit& l = rule.limit[p];
+      const uint64_t room = l.cap - xt_ecn_keep(&rule, p, 0), debt = xt_debt(&l, word, *now);
+      const uint64_t left = l.cost && room > debt ? (room - debt) / l.cost : 0;
       row.left.push_back({window_name(w), w.bytes, left});
       if (!w.bytes && (row.packets_left < 0 || static_cast<int64_t>(left) < row.packets_left))
         row.packets_left = static_cast<int64_t>(left);
