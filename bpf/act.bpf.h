@@ -93,8 +93,9 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 
 /* --over ecn: a packet of rule that has just passed against bucket b is
  * marked Congestion Experienced if it is ECN-capable and xt_meter_mark
- * (meter.h) says so, and counted as marked. A global function (see xt_send_event), called only for rules
- * that mark. */
+ * (meter.h) says so, and counted as marked. A global function (see
+ * xt_send_event), called only for the ECN-capable packets of rules that
+ * mark. */
 __attribute__((noinline)) int xt_mark_ce(struct xdp_md *ctx, const struct xt_rule *rule, struct xt_bucket *b,
 					 const struct xt_frame *f, __u64 now)
 {

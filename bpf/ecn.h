@@ -25,8 +25,9 @@ enum xt_ecn_result {
 	XT_ECN_WAS_MARKED = 2,  /* already CE (marked upstream) */
 };
 
-/* Marks the IP header at l3 (of `family`, with at least 20 / 40 bytes
- * readable, which the caller has checked) CE if it is ECN-capable. An IPv4
+/* Marks the IP header at l3 (of `family`, its first 12 bytes readable,
+ * which the caller has checked: the ECN bits and the IPv4 checksum lie
+ * there) CE if it is ECN-capable. An IPv4
  * header's checksum is updated incrementally (RFC 1624, eqn. 3): the TOS
  * byte is the low byte of the header's first 16-bit word. */
 XT_INLINE int xt_ecn_mark(__u8 *l3, __u8 family)
