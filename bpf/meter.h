@@ -74,7 +74,7 @@ XT_INLINE int xt_meter_mark(const struct xt_rule *r, const __u64 w[XT_MAX_LIMITS
 		if (!((r->limits >> p) & 1))
 			continue;
 		const __u64 debt = xt_debt(l, w[p], now);
-		const __u64 burst = l->cap - l->cap / 3;
+		const __u64 burst = l->cap - xt_ecn_keep(r, p, 0);
 		if (debt > burst) { /* in the overdraft */
 			mark = 1;
 			continue;

@@ -59,6 +59,16 @@ class Operate : public LabTest {
       if (r["cidr"] == cidr) return r;
     return json();
   }
+  // A paced flood from one source: slow enough that no ring on the way
+  // (gen0 to dut0, and any interface a rule sends drops out of) overflows,
+  // so every frame is accounted for on one side or another.
+  Flood flood_from(const std::string& src, int count) {
+    return lab_->flood({"--src", src, "--count", std::to_string(count), "--rate", "20000"});
+  }
+  // Packets stats counts under a reason ("banned", "blocklisted").
+  uint64_t reason_packets(const std::string& reason) {
+    return stats()["reasons"][reason]["packets"].get<uint64_t>();
+  }
   // Waits for something the lab's dut namespace serves over HTTP.
   bool http_ready(const std::string& url) {
     for (int i = 0; i < 100; i++) {

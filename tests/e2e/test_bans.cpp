@@ -14,10 +14,7 @@ namespace {
 
 class Bans : public Operate {
  protected:
-  Flood flood_from(const std::string& src, int count) {
-    return lab_->flood({"--src", src, "--count", std::to_string(count), "--rate", "20000"});
-  }
-  uint64_t banned() { return stats()["reasons"]["banned"]["packets"].get<uint64_t>(); }
+  uint64_t banned() { return reason_packets("banned"); }
 };
 
 TEST_F(Bans, ABannedSourceIsDroppedListedAndReleasedOnTime) {

@@ -13,10 +13,7 @@ namespace {
 
 class Blocklists : public Operate {
  protected:
-  Flood flood_from(const std::string& src, int count) {
-    return lab_->flood({"--src", src, "--count", std::to_string(count), "--rate", "20000"});
-  }
-  uint64_t blocklisted() { return stats()["reasons"]["blocklisted"]["packets"].get<uint64_t>(); }
+  uint64_t blocklisted() { return reason_packets("blocklisted"); }
 };
 
 TEST_F(Blocklists, AMillionEntriesLoadAndTheirSourcesAreDropped) {

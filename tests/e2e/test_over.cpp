@@ -8,15 +8,7 @@
 namespace xt::test {
 namespace {
 
-class Over : public Operate {
- protected:
-  // A paced flood from one source: slow enough that no ring on the way
-  // (gen0 to dut0, scrub0 to scr0) overflows, so every frame is accounted
-  // for on one side or the other.
-  Flood flood_from(const std::string& src, int count) {
-    return lab_->flood({"--src", src, "--count", std::to_string(count), "--rate", "20000"});
-  }
-};
+class Over : public Operate {};
 
 TEST_F(Over, WhatARuleDropsArrivesAtTheScrubberAndWhatItPassesAtTheHost) {
   lab_->add_scrubber();

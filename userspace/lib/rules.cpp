@@ -2,6 +2,7 @@
 #include "rules.h"
 
 #include "format.h"
+#include "meter.h"
 
 #include <algorithm>
 #include <array>
@@ -465,8 +466,7 @@ void place_limits(const xt_rule& old, xt_rule& rule) {
       // reads as a word left past the horizon, full (gcra.h, xt_debt), so
       // the old cap stays, and a source in the overdraft keeps up to half a
       // burst of it as tokens.
-      const uint64_t old_keep = (old.flags & XT_RULE_ECN) ? old.limit[p].cap / 3 : 0;
-      const uint64_t new_keep = (rule.flags & XT_RULE_ECN) ? rule.limit[i].cap / 3 : 0;
+      const uint64_t old_keep = xt_ecn_keep(&old, p, 0), new_keep = xt_ecn_keep(&rule, i, 0);
       const uint64_t shed = old_keep <= XT_SKEW_TICKS * old.limit[p].fill ? old_keep : 0;
       if (old_keep || new_keep)
         out.prev[p].cap = old.limit[p].cap - shed + new_keep / rule.limit[i].cost * old.limit[p].cost;
