@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "blocklist_file.h"
 #include "rules_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -19,6 +20,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   if (file->sha256.size() != 64 || file->rules.size() > XT_MAX_RULES) std::abort();
+  // Blocklists: named well, once each, their files unread here.
+  std::set<std::string> names;
+  if (file->blocklists.size() > XT_MAX_BLOCKLISTS) std::abort();
+  for (const auto& b : file->blocklists)
+    if (!xt::check_blocklist_name(b.name) || !names.insert(b.name).second || b.file.empty() || b.entries || b.line <= 0)
+      std::abort();
   std::set<std::string> cidrs;
   for (const auto& r : file->rules) {
     if (!xt::compile_rule(r.spec, 250) || r.line <= 0) std::abort();

@@ -2,12 +2,21 @@
 // Blocklists (issue 14): the sources of a loaded list are dropped whatever
 // their rule, but an --allow rule's; a /24 listed whole, a longer prefix
 // by its addresses, IPv6 by prefix; loading a list again replaces it, and
-// deleting it lets its sources through. Through the real object.
+// deleting it lets its sources through; a rules file names lists, and
+// applying it makes the live lists what it says, or changes nothing.
+// Through the real object.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "apply.h"
 #include "packet.h"
 #include "program.h"
 #include "rules.h"
+#include "rules_file.h"
 
 namespace xt {
 namespace {
@@ -92,6 +101,175 @@ TEST_F(Blocklists, BadNamesAndTooManyListsAreRefusedWithNothingChanged) {
   EXPECT_EQ(verdict("198.18.2.9"), XDP_PASS);
   load_list("l3", {"198.18.2.0/24"});  // replacing one still works
   EXPECT_EQ(verdict("198.18.2.9"), XDP_DROP);
+}
+
+
+// A directory of its own for a rules file and its lists, removed after.
+class BlocklistsFromAFile : public Blocklists {
+ protected:
+  void SetUp() override {
+    Blocklists::SetUp();
+    char tmpl[] = "/tmp/xt-lists-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    std::filesystem::remove_all(dir_);
+    Blocklists::TearDown();
+  }
+  std::string write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ + "/" + name) << text;
+    return dir_ + "/" + name;
+  }
+  // Applies the rules file: what it did, or its error.
+  Result<RulesDiff> apply(const std::string& path) {
+    auto file = load_rules_file(path);
+    if (!file) return std::unexpected(file.error());
+    if (auto ok = compile_rules(*file, state_->config().value().hz); !ok) return std::unexpected(ok.error());
+    auto diff = diff_rules(*state_, *file);
+    if (!diff) return diff;
+    if (auto ok = apply_rules(*state_, *file, *diff); !ok) return std::unexpected(ok.error());
+    return diff;
+  }
+  std::vector<std::string> names() {
+    std::vector<std::string> out;
+    const auto lists = state_->blocklists().value();
+    for (const auto& b : lists) out.push_back(b.list.name);
+    std::ranges::sort(out);
+    return out;
+  }
+  std::string dir_;
+};
+
+TEST_F(BlocklistsFromAFile, ApplyLoadsReloadsAndDeletesWhatTheFileNames) {
+  write("drop.txt", "198.18.1.0/24\n");
+  write("more.txt", "198.18.2.5\n2001:db8:1::/48\n");
+  const std::string both = write("both.toml", R"([[rule]]
+cidr = "198.18.0.0/15"
+rate = "1000/s"
+
+[[blocklist]]
+name = "drop"
+file = "drop.txt"
+
+[[blocklist]]
+name = "more"
+file = ")" + dir_ + R"(/more.txt"
+)");
+  load_list("by-hand", {"198.18.3.0/24"});  // not in the file: goes
+  auto first = apply(both);
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  EXPECT_EQ(first->lists_add.size(), 2u);
+  EXPECT_EQ(first->lists_remove.size(), 1u);
+  EXPECT_EQ(names(), (std::vector<std::string>{"drop", "more"}));
+  EXPECT_EQ(verdict("198.18.1.9"), XDP_DROP);
+  EXPECT_EQ(verdict("198.18.2.5"), XDP_DROP);
+  EXPECT_EQ(verdict("2001:db8:1::7"), XDP_DROP);
+  EXPECT_EQ(verdict("198.18.3.9"), XDP_PASS) << "the list loaded by hand is gone";
+
+  auto again = apply(both);
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_TRUE(again->empty()) << diff_text(*again);
+  EXPECT_EQ(again->lists_unchanged, 2u);
+
+  // One list's file changes: that list is loaded again, the other is not.
+  const uint32_t word = state_->config().value().blocklists;
+  write("drop.txt", "198.18.4.0/24\n");
+  auto changed = apply(both);
+  ASSERT_TRUE(changed.has_value()) << changed.error().message;
+  ASSERT_EQ(changed->lists_change.size(), 1u);
+  EXPECT_EQ(changed->lists_change[0].name, "drop");
+  EXPECT_EQ(changed->lists_unchanged, 1u);
+  EXPECT_NE(state_->config().value().blocklists, word) << "switched to the other set";
+  EXPECT_EQ(verdict("198.18.1.9"), XDP_PASS);
+  EXPECT_EQ(verdict("198.18.4.9"), XDP_DROP);
+  EXPECT_EQ(verdict("198.18.2.5"), XDP_DROP);
+
+  // A file naming no list deletes them all, and the data path stops looking.
+  auto none = apply(write("none.toml", "[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"1000/s\"\n"));
+  ASSERT_TRUE(none.has_value()) << none.error().message;
+  EXPECT_EQ(none->lists_remove.size(), 2u);
+  EXPECT_TRUE(names().empty());
+  EXPECT_EQ(state_->config().value().blocklists, 0u);
+}
+
+TEST_F(BlocklistsFromAFile, AFailedStepPutsBackEveryListAndRule) {
+  // Fourteen lists by hand, and a file that keeps them, changes one rule
+  // and one list, and adds two lists, the second with more IPv4 addresses
+  // in prefixes longer than /24 than the data path takes.
+  std::string text = "[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"5/s\"\n";
+  for (int i = 0; i < 14; i++) {
+    load_list("l" + std::to_string(i), {"198.18.1.0/24"});
+    write("l" + std::to_string(i) + ".txt", i == 0 ? "198.18.9.0/24\n" : "198.18.1.0/24\n");
+    text += "[[blocklist]]\nname = \"l" + std::to_string(i) + "\"\nfile = \"l" + std::to_string(i) + ".txt\"\n";
+  }
+  write("new.txt", "198.18.2.0/24\n");
+  std::string halves;
+  for (uint32_t n = 0; n * 128 <= XT_MAX_BLOCK_HOSTS; n++)
+    halves += "100." + std::to_string(64 + (n >> 9)) + "." + std::to_string((n >> 1) & 255) + "." +
+              std::to_string((n & 1) * 128) + "/25\n";
+  write("huge.txt", halves);
+  text += "[[blocklist]]\nname = \"new1\"\nfile = \"new.txt\"\n[[blocklist]]\nname = \"new2\"\nfile = \"huge.txt\"\n";
+  rule("198.18.0.0/15", "1000/s");
+  const auto rules_before = state_->rules().value();
+  auto r = apply(write("full.toml", text));
+  ASSERT_FALSE(r.has_value()) << "new2 cannot be loaded";
+  EXPECT_NE(r.error().message.find("blocklist new2"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("restored"), std::string::npos) << r.error().message;
+  ASSERT_EQ(names().size(), 14u) << "new1 taken out again";
+  EXPECT_EQ(verdict("198.18.2.9"), XDP_PASS);
+  EXPECT_EQ(verdict("198.18.1.9"), XDP_DROP) << "l0's old prefixes are back (and the others')";
+  EXPECT_EQ(verdict("198.18.9.9"), XDP_PASS) << "l0's new prefixes are gone";
+  const auto rules_after = state_->rules().value();
+  ASSERT_EQ(rules_after.size(), 1u);
+  EXPECT_TRUE(same_rule(rules_after[0].spec, rules_before[0].spec)) << "the rule's change undone";
+}
+
+TEST_F(BlocklistsFromAFile, AFullTableSwapsAListForAnother) {
+  // Sixteen lists live; the file keeps fifteen and names a new one: the
+  // one it drops goes first, or there would be no room.
+  std::string text;
+  for (int i = 0; i < XT_MAX_BLOCKLISTS; i++) {
+    load_list("l" + std::to_string(i), {"198.18." + std::to_string(i) + ".0/24"});
+    write("l" + std::to_string(i) + ".txt", "198.18." + std::to_string(i) + ".0/24\n");
+    if (i > 0) text += "[[blocklist]]\nname = \"l" + std::to_string(i) + "\"\nfile = \"l" + std::to_string(i) + ".txt\"\n";
+  }
+  write("new.txt", "198.18.100.0/24\n");
+  text += "[[blocklist]]\nname = \"new\"\nfile = \"new.txt\"\n";
+  auto r = apply(write("swap.toml", text));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(names().size(), static_cast<size_t>(XT_MAX_BLOCKLISTS));
+  EXPECT_EQ(verdict("198.18.0.9"), XDP_PASS);
+  EXPECT_EQ(verdict("198.18.100.9"), XDP_DROP);
+  EXPECT_EQ(verdict("198.18.15.9"), XDP_DROP);
+}
+
+TEST_F(BlocklistsFromAFile, BadListsAreRulesFileLineOrListLine) {
+  write("good.txt", "198.18.1.0/24\n");
+  const std::string bad_list = write("bad.txt", "198.18.2.0/24\n\nexample.com\n");
+  struct Case {
+    std::string text, says;
+  } cases[] = {
+      {"[[blocklist]]\nname = \"a\"\n", "x.toml:1: a blocklist needs file"},
+      {"[[blocklist]]\nfile = \"good.txt\"\n", "x.toml:1: a blocklist needs name"},
+      {"[[blocklist]]\nname = \"a/b\"\nfile = \"good.txt\"\n", "x.toml:1: bad blocklist name 'a/b'"},
+      {"[[blocklist]]\nname = \"a\"\nfile = \"good.txt\"\nformat = \"ipset\"\n", "x.toml:4: unknown key 'format'"},
+      {"[[blocklist]]\nname = \"a\"\nfile = \"good.txt\"\n[[blocklist]]\nname = \"a\"\nfile = \"good.txt\"\n",
+       "x.toml:4: blocklist a is named already, at line 1"},
+      {"blocklist = \"good.txt\"\n", "x.toml:1: blocklist must be an array of tables"},
+      {"[[blocklist]]\nname = \"a\"\nfile = \"missing.txt\"\n", "x.toml:1: blocklist a: no such file " + dir_ + "/missing.txt"},
+      {"[[blocklist]]\nname = \"a\"\nfile = \"bad.txt\"\n", bad_list + ":3:"},
+  };
+  load_list("kept", {"198.18.5.0/24"});
+  for (const auto& c : cases) {
+    const std::string path = write("x.toml", c.text);
+    auto r = apply(path);
+    ASSERT_FALSE(r.has_value()) << c.text;
+    EXPECT_EQ(r.error().kind, ErrorKind::Usage) << r.error().message;
+    const std::string want = c.says.starts_with("x.toml") ? dir_ + "/" + c.says : c.says;
+    EXPECT_NE(r.error().message.find(want), std::string::npos) << "expected '" << want << "' in " << r.error().message;
+    EXPECT_EQ(names(), std::vector<std::string>{"kept"}) << c.text << " changed the lists";
+  }
 }
 
 }  // namespace

@@ -55,7 +55,9 @@ class Ecn : public Program {
       } else {
         t.plain++;
       }
-      if (v4) EXPECT_EQ(Packet::ipv4_checksum(out.data() + 14, 20), 0) << "the IPv4 checksum is still right";
+      if (v4) {
+        EXPECT_EQ(Packet::ipv4_checksum(out.data() + 14, 20), 0) << "the IPv4 checksum is still right";
+      }
       out[15] = frame[15];
       if (v4) {
         out[24] = frame[24];

@@ -2,7 +2,8 @@
 // Blocklists (issue 14), through the CLI in the lab: a list of 1M entries
 // in the formats operators have (plain, ipset save, Spamhaus DROP) is
 // loaded and matched, its sources dropped while the rest pass; a list
-// with a bad line is refused as FILE:LINE with nothing changed.
+// with a bad line is refused as FILE:LINE with nothing changed; a rules
+// file names its lists, and apply and status keep to them.
 #include <chrono>
 #include <fstream>
 
@@ -76,5 +77,46 @@ TEST_F(Blocklists, ABadLineIsFileAndLineWithNothingChanged) {
   EXPECT_EQ(lab_->xthrottle({"blocklist", "load", "bad/name", good}).rc, 2);
 }
 
+TEST_F(Blocklists, ARulesFileNamesItsListsAndApplyKeepsToThem) {
+  write("drop.txt", "# the lab's own\n198.18.7.0/24\n");
+  const std::string config = write("rules.toml", R"([[rule]]
+cidr = "198.18.0.0/15"
+rate = "100000/s"
+
+[[blocklist]]
+name = "drop"
+file = "drop.txt"
+)");
+  const json dry = lab_->xthrottle_json({"apply", config, "--dry-run", "--json"});
+  ASSERT_EQ(dry["blocklists"]["add"].size(), 1u) << dry.dump();
+  EXPECT_EQ(dry["blocklists"]["add"][0]["entries"], 1);
+  EXPECT_EQ(dry["blocklists"]["add"][0]["file"], dir_ + "/drop.txt");
+
+  ok({"apply", config});
+  lab_->reset_received();
+  const Flood listed = flood_from("198.18.7.9", 1000);
+  EXPECT_EQ(lab_->received_v4(), 0u);
+  EXPECT_EQ(blocklisted(), listed.sent);
+  EXPECT_EQ(lab_->xthrottle({"status", "--check"}).rc, 0) << "the live lists are what the file says";
+
+  // Deleted by hand: status says the state drifted from the file, and
+  // applying it again brings the list back.
+  ok({"blocklist", "del", "drop"});
+  const Outcome drift = lab_->xthrottle({"status", "--check"});
+  EXPECT_EQ(drift.rc, 4);
+  EXPECT_NE(drift.out.find("1 blocklist(s) missing"), std::string::npos) << drift.out;
+  const json back = lab_->xthrottle_json({"apply", config, "--json"});
+  EXPECT_EQ(back["blocklists"]["add"].size(), 1u) << back.dump();
+  EXPECT_EQ(lab_->xthrottle({"blocklist", "test", "198.18.7.9"}).rc, 0);
+
+  // A bad line in the list: the list's FILE:LINE, exit 2, nothing changed.
+  write("drop.txt", "198.18.8.0/24\n198.18.9.0/33\n");
+  const Outcome bad = lab_->xthrottle({"apply", config});
+  EXPECT_EQ(bad.rc, 2);
+  EXPECT_NE(bad.err.find(dir_ + "/drop.txt:2:"), std::string::npos) << bad.err;
+  EXPECT_EQ(lab_->xthrottle({"blocklist", "test", "198.18.7.9"}).rc, 0) << "the list as it was";
+  EXPECT_EQ(lab_->xthrottle({"blocklist", "test", "198.18.8.9"}).rc, 3);
+}
+
 }  // namespace
-}  // namespace xt::test
+}  // namespace xt

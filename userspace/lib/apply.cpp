@@ -38,12 +38,41 @@ Result<RulesDiff> diff_rules(const State& state, const RulesFile& file) {
     const bool wanted = std::ranges::any_of(file.rules, [&](const FileRule& r) { return r.spec.cidr == e.cidr && r.spec.match == e.spec.match; });
     if (!wanted) diff.remove.push_back({e.spec, e.rule, e});
   }
+
+  auto lists = state.blocklists();
+  if (!lists) return std::unexpected(lists.error());
+  for (size_t i = 0; i < file.blocklists.size(); i++) {
+    const FileBlocklist& want = file.blocklists[i];
+    const size_t entries = want.entries ? want.entries->size() : 0;
+    auto now = std::ranges::find_if(*lists, [&](const State::Blocklist& b) { return want.name == b.list.name; });
+    if (now == lists->end()) {
+      diff.lists_add.push_back({want.name, want.file, entries, std::nullopt, i});
+      continue;
+    }
+    bool same = true;
+    if (want.entries) {
+      auto have = state.blocklist_cidrs(now->slot);
+      if (!have) return std::unexpected(have.error());
+      same = *have == *want.entries;
+    }
+    if (same)
+      diff.lists_unchanged++;
+    else
+      diff.lists_change.push_back({want.name, want.file, entries, now->list.entries, i});
+  }
+  for (const State::Blocklist& b : *lists)
+    if (std::ranges::none_of(file.blocklists, [&](const FileBlocklist& f) { return f.name == b.list.name; }))
+      diff.lists_remove.push_back({b.list.name, "", 0, b.list.entries, 0});
   return diff;
 }
 
 RulesDiff diff_from_nothing(const RulesFile& file) {
   RulesDiff all;
   for (const FileRule& r : file.rules) all.add.push_back({r.spec, r.compiled, std::nullopt});
+  for (size_t i = 0; i < file.blocklists.size(); i++) {
+    const FileBlocklist& b = file.blocklists[i];
+    all.lists_add.push_back({b.name, b.file, b.entries ? b.entries->size() : 0, std::nullopt, i});
+  }
   return all;
 }
 
@@ -53,8 +82,20 @@ std::string diff_text(const RulesDiff& diff) {
   for (const auto& c : diff.change)
     out += "~ " + rule_name(c.spec.cidr, c.spec.match) + " " + describe(c.live->spec) + "\n    -> " + describe(c.spec) + "\n";
   for (const auto& c : diff.remove) out += "- " + rule_name(c.spec.cidr, c.spec.match) + " " + describe(c.spec) + "\n";
+  for (const auto& l : diff.lists_add)
+    out += "+ blocklist " + l.name + " from " + l.file + " (" + std::to_string(l.entries) + " prefixes)\n";
+  for (const auto& l : diff.lists_change)
+    out += "~ blocklist " + l.name + " from " + l.file + " (" + std::to_string(*l.live_entries) + " -> " +
+           std::to_string(l.entries) + " prefixes)\n";
+  for (const auto& l : diff.lists_remove)
+    out += "- blocklist " + l.name + " (" + std::to_string(*l.live_entries) + " prefixes)\n";
   out += std::to_string(diff.add.size()) + " to add, " + std::to_string(diff.change.size()) + " to change, " +
          std::to_string(diff.remove.size()) + " to remove, " + std::to_string(diff.unchanged) + " unchanged\n";
+  const size_t lists = diff.lists_add.size() + diff.lists_change.size() + diff.lists_remove.size() + diff.lists_unchanged;
+  if (lists)
+    out += "blocklists: " + std::to_string(diff.lists_add.size()) + " to load, " +
+           std::to_string(diff.lists_change.size()) + " to reload, " + std::to_string(diff.lists_remove.size()) +
+           " to delete, " + std::to_string(diff.lists_unchanged) + " unchanged\n";
   return out;
 }
 
@@ -70,15 +111,38 @@ nlohmann::json diff_json(const RulesDiff& diff) {
     }
     return out;
   };
+  auto lists = [](const std::vector<RulesDiff::ListChange>& changes) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& l : changes) {
+      nlohmann::json j = {{"name", l.name}};
+      if (!l.file.empty()) j["file"] = l.file, j["entries"] = l.entries;
+      if (l.live_entries) j["live_entries"] = *l.live_entries;
+      out.push_back(j);
+    }
+    return out;
+  };
   return {{"add", list(diff.add)},
           {"change", list(diff.change)},
           {"remove", list(diff.remove)},
-          {"unchanged", diff.unchanged}};
+          {"unchanged", diff.unchanged},
+          {"blocklists",
+           {{"add", lists(diff.lists_add)},
+            {"change", lists(diff.lists_change)},
+            {"remove", lists(diff.lists_remove)},
+            {"unchanged", diff.lists_unchanged}}}};
 }
 
 Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& diff) {
   std::vector<const RulesDiff::Change*> done;
+  // The lists changed so far, with what they held before (nothing: new).
+  std::vector<std::pair<std::string, std::optional<std::vector<Cidr>>>> lists_done;
   auto undo = [&](const Error& why) -> Result<void> {
+    for (auto it = lists_done.rbegin(); it != lists_done.rend(); ++it) {
+      if (it->second)
+        (void)state.load_blocklist(it->first, *it->second);
+      else
+        (void)state.del_blocklist(it->first);
+    }
     for (auto it = done.rbegin(); it != done.rend(); ++it) {
       const auto* c = *it;
       // Best effort: an undo the kernel also refuses is reported below.
@@ -87,7 +151,7 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
       else
         (void)state.del_rule(c->spec.cidr, c->spec.match);
     }
-    return std::unexpected(Error{why.kind, why.message + " (the rules changed before it were restored)"});
+    return std::unexpected(Error{why.kind, why.message + " (the rules and lists changed before it were restored)"});
   };
   // New rules go in before old ones go out, so no source is unlimited
   // meanwhile; but a rule going whose port range overlaps a new rule's
@@ -114,6 +178,48 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
       done.push_back(&c);
     }
   }
+  // The lists, between the rules added and the rules removed: each load
+  // or delete switches the data path's union at once (blocklist.cpp).
+  auto live_cidrs = [&](const std::string& name) -> Result<std::optional<std::vector<Cidr>>> {
+    auto lists = state.blocklists();
+    if (!lists) return std::unexpected(lists.error());
+    for (const auto& b : *lists)
+      if (name == b.list.name) {
+        auto cidrs = state.blocklist_cidrs(b.slot);
+        if (!cidrs) return std::unexpected(cidrs.error());
+        return std::optional(std::move(*cidrs));
+      }
+    return std::optional<std::vector<Cidr>>();
+  };
+  auto drop_list = [&](const RulesDiff::ListChange& l) -> Result<void> {
+    auto before = live_cidrs(l.name);
+    if (!before) return undo(before.error());
+    if (auto ok = state.del_blocklist(l.name); !ok) return undo(ok.error());
+    lists_done.emplace_back(l.name, std::move(*before));
+    return {};
+  };
+  // Lists going go after the new ones are in, unless the new ones would
+  // not fit beside them.
+  const size_t live_lists = diff.lists_change.size() + diff.lists_unchanged + diff.lists_remove.size();
+  const bool room_first = live_lists + diff.lists_add.size() > XT_MAX_BLOCKLISTS;
+  if (room_first)
+    for (const auto& l : diff.lists_remove)
+      if (auto ok = drop_list(l); !ok) return ok;
+  for (const auto* list : {&diff.lists_add, &diff.lists_change}) {
+    for (const auto& l : *list) {
+      const FileBlocklist& want = file.blocklists.at(l.index);
+      if (!want.entries) return undo(Error{ErrorKind::Usage, "blocklist " + want.name + ": its file was not read"});
+      auto before = live_cidrs(l.name);
+      if (!before) return undo(before.error());
+      if (auto ok = state.load_blocklist(l.name, *want.entries); !ok)
+        return undo(Error{ok.error().kind, "blocklist " + l.name + " from " + want.file + ": " + ok.error().message});
+      lists_done.emplace_back(l.name, std::move(*before));
+    }
+  }
+  if (!room_first)
+    for (const auto& l : diff.lists_remove)
+      if (auto ok = drop_list(l); !ok) return ok;
+
   for (const auto& c : diff.remove)
     if (!in_the_way(c))
       if (auto ok = remove(c); !ok) return ok;

@@ -14,7 +14,7 @@
 
 namespace xt {
 
-// What applying a file would do to the live rules.
+// What applying a file would do to the live rules and blocklists.
 struct RulesDiff {
   struct Change {
     RuleSpec spec;                  // the new rule (add, change); the live one (remove)
@@ -23,7 +23,22 @@ struct RulesDiff {
   };
   std::vector<Change> add, change, remove;
   size_t unchanged = 0;
-  bool empty() const { return add.empty() && change.empty() && remove.empty(); }
+  // The blocklists the file names ([[blocklist]]): loaded where new or where
+  // their prefixes differ from the live list's, deleted where the file no
+  // longer names them. Without the file's entries (a file parsed but its
+  // lists not read) only names are compared.
+  struct ListChange {
+    std::string name, file;                // file: the file's (add, change), "" (remove)
+    size_t entries = 0;                    // the file's prefixes (add, change)
+    std::optional<uint32_t> live_entries;  // the live list's (change, remove)
+    size_t index = 0;                      // in RulesFile::blocklists (add, change)
+  };
+  std::vector<ListChange> lists_add, lists_change, lists_remove;
+  size_t lists_unchanged = 0;
+  bool empty() const {
+    return add.empty() && change.empty() && remove.empty() && lists_add.empty() && lists_change.empty() &&
+           lists_remove.empty();
+  }
 };
 Result<RulesDiff> diff_rules(const State& state, const RulesFile& file);
 // Every rule of the file added: what applying it to no state at all does.
@@ -31,9 +46,10 @@ RulesDiff diff_from_nothing(const RulesFile& file);
 std::string diff_text(const RulesDiff& diff);
 nlohmann::json diff_json(const RulesDiff& diff);
 
-// Applies a diff: additions and changes first, removals last; if the kernel
-// refuses any step, the steps already taken are undone (a removed rule's
-// buckets are gone, so removals come last). Records the file as live.
+// Applies a diff: rules added and changed first, then the blocklists, rules
+// removed last; if the kernel refuses any step, the steps already taken are
+// undone (a removed rule's buckets are gone, so removals come last; a list
+// gets its old prefixes back). Records the file as live.
 Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& diff);
 
 }  // namespace xt

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <ctime>
 
+#include "blocklist_file.h"
 #include "state.h"
 
 namespace xt {
@@ -22,12 +23,6 @@ namespace {
 
 std::string list_pin(const std::string& pin_dir, uint32_t slot) {
   return pin_dir + "/" + XT_MAP_BLOCKLISTS + "_" + std::to_string(slot);  // bpffs refuses names with dots
-}
-
-bool good_list_name(const std::string& name) {
-  return !name.empty() && name.size() < XT_BLOCKLIST_NAME_SIZE && std::ranges::all_of(name, [](unsigned char c) {
-    return std::isalnum(c) || c == '-' || c == '_' || c == '.';
-  });
 }
 
 xt_block_entry entry_of(const Cidr& c) {
@@ -114,6 +109,19 @@ Result<std::vector<xt_block_entry>> State::blocklist_entries(uint32_t slot) cons
   return entries;
 }
 
+Result<std::vector<Cidr>> State::blocklist_cidrs(uint32_t slot) const {
+  auto entries = blocklist_entries(slot);
+  if (!entries) return std::unexpected(entries.error());
+  std::vector<Cidr> out(entries->size());
+  for (size_t i = 0; i < out.size(); i++) {
+    const xt_block_entry& e = (*entries)[i];
+    out[i].family = e.family;
+    out[i].len = e.len;
+    std::memcpy(out[i].addr.data(), e.addr, sizeof(e.addr));
+  }
+  return out;
+}
+
 Result<void> State::switch_blocklists(const std::vector<std::vector<xt_block_entry>>& lists) {
   if (!config_mem_) return system_error("the state's settings are not mapped: cannot load a blocklist");
   const uint32_t now = blocklists_word();
@@ -189,9 +197,7 @@ Result<void> State::switch_blocklists(const std::vector<std::vector<xt_block_ent
 }
 
 Result<void> State::load_blocklist(const std::string& name, const std::vector<Cidr>& cidrs) {
-  if (!good_list_name(name))
-    return usage_error("bad blocklist name '" + name + "': 1 to " + std::to_string(XT_BLOCKLIST_NAME_SIZE - 1) +
-                       " letters, digits, '-', '_' or '.'");
+  if (auto ok = check_blocklist_name(name); !ok) return ok;
   auto have = blocklists();
   if (!have) return std::unexpected(have.error());
   std::optional<uint32_t> slot;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <cerrno>
 #include <optional>
 
@@ -193,6 +194,14 @@ Result<std::vector<Cidr>> read_blocklist(const std::string& path) {
   }
   text.resize(used);
   return parse_blocklist(text, path);
+}
+
+Result<void> check_blocklist_name(const std::string& name) {
+  const bool good = !name.empty() && name.size() < XT_BLOCKLIST_NAME_SIZE &&
+                    std::ranges::all_of(name, [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
+  if (good) return {};
+  return usage_error("bad blocklist name '" + name + "': 1 to " + std::to_string(XT_BLOCKLIST_NAME_SIZE - 1) +
+                     " letters, digits, '-', '_' or '.'");
 }
 
 }  // namespace xt

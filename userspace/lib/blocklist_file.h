@@ -33,4 +33,8 @@ Result<std::vector<Cidr>> parse_blocklist(std::string_view text, std::string_vie
 // parses it.
 Result<std::vector<Cidr>> read_blocklist(const std::string& path);
 
+// A blocklist's name: 1 to XT_BLOCKLIST_NAME_SIZE - 1 letters, digits, '-',
+// '_' or '.'; a usage error saying so otherwise.
+Result<void> check_blocklist_name(const std::string& name);
+
 }  // namespace xt

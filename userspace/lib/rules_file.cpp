@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "rules_file.h"
 
+#include "blocklist_file.h"
 #include "ports.h"
 
 #include <openssl/evp.h>
@@ -145,6 +146,26 @@ std::string sha256_hex(std::string_view bytes) {
   return hex;
 }
 
+// A [[blocklist]] table: its name and its file, placed beside the rules
+// file; the list itself is read by load_rules_file.
+Result<FileBlocklist> read_blocklist_table(const std::string& path, const toml::table& t) {
+  FileBlocklist out;
+  out.line = line_of(t);
+  for (const auto& [key, node] : t)
+    if (key.str() != "name" && key.str() != "file")
+      return at(path, line_of(node), "unknown key '" + std::string(key.str()) + "' in a blocklist (name, file)");
+  const auto name = t["name"].value<std::string>();
+  const auto file = t["file"].value<std::string>();
+  if (!name) return at(path, out.line, "a blocklist needs name = \"NAME\"");
+  if (!file || file->empty()) return at(path, out.line, "a blocklist needs file = \"PATH\" (its prefixes, as blocklist load reads them)");
+  if (auto ok = check_blocklist_name(*name); !ok) return at(path, out.line, ok.error().message);
+  out.name = *name;
+  const std::filesystem::path where(*file);
+  out.file = where.is_absolute() ? where.string()
+                                 : (std::filesystem::path(path).parent_path() / where).lexically_normal().string();
+  return out;
+}
+
 Result<RulesFile> parse_rules_file(std::string_view text, const std::string& path) {
   RulesFile file;
   file.path = path;
@@ -156,8 +177,9 @@ Result<RulesFile> parse_rules_file(std::string_view text, const std::string& pat
     return at(path, static_cast<int>(e.source().begin.line), std::string(e.description()));
   }
   for (const auto& [key, node] : doc)
-    if (key.str() != "rule")
-      return at(path, line_of(node), "unknown key '" + std::string(key.str()) + "' (rules are [[rule]] tables)");
+    if (key.str() != "rule" && key.str() != "blocklist")
+      return at(path, line_of(node), "unknown key '" + std::string(key.str()) +
+                                         "' (rules are [[rule]] tables, lists [[blocklist]] tables)");
   if (const toml::node* rules = doc.get("rule")) {
     const toml::array* arr = rules->as_array();
     if (!arr) return at(path, line_of(*rules), "rule must be an array of tables: [[rule]]");
@@ -175,6 +197,22 @@ Result<RulesFile> parse_rules_file(std::string_view text, const std::string& pat
       file.rules.push_back(*rule);
     }
   }
+  if (const toml::node* lists = doc.get("blocklist")) {
+    const toml::array* arr = lists->as_array();
+    if (!arr) return at(path, line_of(*lists), "blocklist must be an array of tables: [[blocklist]]");
+    std::map<std::string, int> seen;
+    for (const toml::node& n : *arr) {
+      const toml::table* t = n.as_table();
+      if (!t) return at(path, line_of(n), "each blocklist must be a table: [[blocklist]]");
+      auto list = read_blocklist_table(path, *t);
+      if (!list) return std::unexpected(list.error());
+      if (auto [it, fresh] = seen.emplace(list->name, list->line); !fresh)
+        return at(path, list->line, "blocklist " + list->name + " is named already, at line " + std::to_string(it->second));
+      if (file.blocklists.size() == XT_MAX_BLOCKLISTS)
+        return at(path, list->line, "more than " + std::to_string(XT_MAX_BLOCKLISTS) + " blocklists, the most the program holds");
+      file.blocklists.push_back(*list);
+    }
+  }
   return file;
 }
 
@@ -190,7 +228,17 @@ Result<RulesFile> load_rules_file(const std::string& path) {
     return usage_error(path + ": a config file's path may be at most " +
                        std::to_string(sizeof(xt_meta::config_path) - 1) + " bytes (this one is " +
                        std::to_string(absolute.size()) + ")");
-  return parse_rules_file(*bytes, absolute);
+  auto file = parse_rules_file(*bytes, absolute);
+  if (!file) return file;
+  // The lists too: a bad line in one is LIST:LINE, and nothing changes.
+  for (FileBlocklist& list : file->blocklists) {
+    if (!std::filesystem::is_regular_file(list.file, ec))
+      return at(absolute, list.line, "blocklist " + list.name + ": no such file " + list.file);
+    auto entries = read_blocklist(list.file);
+    if (!entries) return std::unexpected(entries.error());
+    list.entries = std::move(*entries);
+  }
+  return file;
 }
 
 Result<void> compile_rules(RulesFile& file, uint32_t hz, uint32_t cpus) {

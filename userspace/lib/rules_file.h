@@ -15,6 +15,10 @@
 //   new_rate = "1000/s"
 //   dry_run = false
 //
+//   [[blocklist]]
+//   name = "spamhaus"        # a named deny list, as `blocklist load NAME FILE`
+//   file = "drop.txt"        #   (relative to the rules file's directory)
+//
 // A file with any error changes nothing; the error says FILE:LINE and why.
 #pragma once
 
@@ -34,17 +38,29 @@ struct FileRule {
   int line = 0;
 };
 
-struct RulesFile {
-  std::string path;    // absolute
-  std::string sha256;  // of the file's bytes, hex
-  std::vector<FileRule> rules;
+struct FileBlocklist {
+  std::string name;
+  std::string file;  // as resolved: relative to the rules file's directory
+  // The list's prefixes, read by load_rules_file; parse_rules_file reads no
+  // other file and leaves them unread, and a diff then compares names only.
+  std::optional<std::vector<Cidr>> entries;
+  int line = 0;
 };
 
-// Reads and checks a rules file: syntax, keys, values, duplicates. Nothing
+struct RulesFile {
+  std::string path;    // absolute
+  std::string sha256;  // of the file's bytes, hex (the lists' files not included)
+  std::vector<FileRule> rules;
+  std::vector<FileBlocklist> blocklists;
+};
+
+// Reads and checks a rules file: syntax, keys, values, duplicates, and the
+// blocklists it names (each read and parsed: an error is LIST:LINE). Nothing
 // here depends on the state, so a bad file is refused before anything is
 // touched.
 Result<RulesFile> load_rules_file(const std::string& path);
-// The same over a file's text (path is only for messages): what the fuzzer runs.
+// The same over a file's text (path names it in messages and places the
+// blocklists' files), without reading the lists: what the fuzzer runs.
 Result<RulesFile> parse_rules_file(std::string_view text, const std::string& path);
 // Compiles every rule for a kernel of hz ticks a second (the combinations of
 // options, and limits too fine to meter), FILE:LINE on the first that fails;

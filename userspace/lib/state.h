@@ -167,6 +167,8 @@ class State {
   Result<std::vector<Blocklist>> blocklists() const;
   // Whether address (a host prefix) is in the data path's union now.
   Result<bool> blocklisted(const Cidr& addr) const;
+  // A list's prefixes, in the order loaded.
+  Result<std::vector<Cidr>> blocklist_cidrs(uint32_t slot) const;
 
   Result<xt_meta> meta() const;
   Result<void> set_meta(const xt_meta& meta);

@@ -195,11 +195,12 @@ Result<Status> read_status(const std::string& pin_dir) {
       auto diff = diff_rules(*state, *file);
       s.rules_drifted = diff && !diff->empty();
       if (s.rules_drifted)
-        s.config_warnings.push_back("the live rules differ from " + s.config_path +
-                                    " (changed by rule add/del since it was applied: " +
-                                    std::to_string(diff->add.size() + diff->change.size()) +
-                                    " rule(s) missing or different, " + std::to_string(diff->remove.size()) +
-                                    " extra); `xthrottle apply --dry-run` shows how");
+        s.config_warnings.push_back(
+            "the live rules differ from " + s.config_path + " (changed by rule add/del or blocklist load/del since it was applied: " +
+            std::to_string(diff->add.size() + diff->change.size()) + " rule(s) missing or different, " +
+            std::to_string(diff->remove.size()) + " extra; " + std::to_string(diff->lists_add.size()) +
+            " blocklist(s) missing, " + std::to_string(diff->lists_remove.size()) +
+            " extra); `xthrottle apply --dry-run` shows how");
     }
   }
 
