@@ -41,6 +41,7 @@ static __always_inline __u64 xt_ban_source(const struct xt_bucket_key *bkey, str
 		.until = now + (__u64)rule->ban_for * cfg->hz,
 		.since = now,
 		.prefixlen = key.prefixlen,
+		.rule = rule->id + 1,
 	};
 	/* Not in the table (full): no ban, which nobody could see or lift. */
 	if (bpf_map_update_elem(&xt_bans, &key, &ban, BPF_ANY) != 0)

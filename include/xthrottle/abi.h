@@ -541,7 +541,7 @@ struct xt_ban {
 	__u64 until;     /* tick it ends */
 	__u64 since;     /* tick it began */
 	__u32 prefixlen; /* its key's: so the data path can remove it once it has ended */
-	__u32 pad;
+	__u32 rule;      /* id + 1 of the rule that made it (--ban-for); 0: `ban add` */
 };
 /* A hot-cache entry of a banned source: XT_HOT_DENIED with this per_len,
  * which no rule has; its drops are counted as XT_DROP_BANNED. */

@@ -3,6 +3,7 @@
 
 #include <bpf/libbpf.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -61,6 +62,67 @@ struct EventReader::Context {
     return it != rule_names.end() ? it->second : "(deleted rule)";
   }
 
+  // The bans in force when the table was last read, by prefix.
+  std::map<std::string, xt_ban> bans;
+  std::chrono::steady_clock::time_point bans_read;
+
+  // Reads the ban table; with `tell`, delivers what changed since the last
+  // read: a ban gone (ended on time, or lifted before its end) and a ban
+  // made by `ban add` (a rule's bans come through the ring).
+  int read_bans(bool tell) {
+    bans_read = std::chrono::steady_clock::now();
+    auto now = state->now();
+    auto live = state->bans();
+    if (!now || !live) return 0;  // read again in a second
+    std::map<std::string, xt_ban> current;
+    for (const auto& b : *live) current[format_cidr(b.cidr)] = b.ban;
+    int told = 0;
+    if (tell) {
+      for (const auto& [source, was] : bans) {
+        auto it = current.find(source);
+        if (it != current.end() && it->second.since == was.since) continue;  // the same ban
+        const bool ended = static_cast<int64_t>(was.until - *now) <= 0;
+        if (!ended && it != current.end()) continue;  // replaced by another ban of it
+        deliver_unbanned(source, was, ended ? was.until : *now, ended);
+        told++;
+      }
+      for (const auto& [source, ban] : current) {
+        auto it = bans.find(source);
+        if (ban.rule || (it != bans.end() && it->second.since == ban.since)) continue;
+        deliver_banned_by_hand(source, ban);
+        told++;
+      }
+    }
+    bans = std::move(current);
+    return told;
+  }
+
+  std::string ban_rule(const xt_ban& ban) { return ban.rule ? rule_name(ban.rule - 1) : ""; }
+
+  void deliver_unbanned(const std::string& source, const xt_ban& ban, uint64_t at, bool ended) {
+    const std::string time = iso8601(wall_time(at)), rule = ban_rule(ban);
+    const double secs = static_cast<double>(at - ban.since) / hz;
+    nlohmann::json j = {{"time", time},           {"event", "unbanned"},
+                        {"source", source},       {"rule", rule.empty() ? nlohmann::json() : nlohmann::json(rule)},
+                        {"dry_run", false},       {"why", ended ? "ended" : "lifted"},
+                        {"banned_seconds", secs}};
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), " after %.1f s banned (%s)", secs,
+                  ended ? "its time ran out" : "lifted before its end by ban del");
+    sink(j, time + " unbanned  " + source + (rule.empty() ? "" : " (rule " + rule + ")") + buf);
+  }
+
+  void deliver_banned_by_hand(const std::string& source, const xt_ban& ban) {
+    const std::string time = iso8601(wall_time(ban.since));
+    const double secs = static_cast<double>(ban.until - ban.since) / hz;
+    nlohmann::json j = {{"time", time},    {"event", "banned"},  {"source", source},
+                        {"rule", nullptr}, {"dry_run", false},   {"why", "ban_add"},
+                        {"ban_seconds", secs}};
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), " for %.0f s (ban add)", secs);
+    sink(j, time + " banned    " + source + buf);
+  }
+
   static int on_event(void* self, void* data, size_t size) {
     auto* ctx = static_cast<Context*>(self);
     if (ctx->discarding || size < sizeof(xt_event)) return 0;
@@ -107,6 +169,7 @@ struct EventReader::Context {
       line += std::string(banned ? "banned    " : released ? "released  " : "throttled ") + source + " (rule " +
               rule + ")";
       if (banned) {
+        j["why"] = "ban_after";
         j["throttled_seconds"] = secs;
         std::snprintf(buf, sizeof(buf), " after %.1f s over its limit (its rule's --ban-after)", secs);
         line += buf;
@@ -133,6 +196,7 @@ Result<EventReader> EventReader::open(const State& state, int ring_fd, Sink sink
   r.ctx_->hz = cfg->hz;
   r.rb_ = ring_buffer__new(ring_fd, &Context::on_event, r.ctx_.get(), nullptr);
   if (!r.rb_) return system_error("cannot read the event ring", errno);
+  r.ctx_->read_bans(false);  // the bans already in force are not news
   return r;
 }
 
@@ -154,7 +218,9 @@ EventReader::~EventReader() {
 Result<int> EventReader::poll(int timeout_ms) {
   int n = ring_buffer__poll(rb_, timeout_ms);
   if (n < 0 && n != -EINTR) return system_error("cannot read events", n);
-  return n < 0 ? 0 : n;
+  n = std::max(n, 0);
+  if (std::chrono::steady_clock::now() - ctx_->bans_read >= std::chrono::seconds(1)) n += ctx_->read_bans(true);
+  return n;
 }
 
 void EventReader::mark_backlog_before(uint64_t tick) { ctx_->backlog_before = tick; }

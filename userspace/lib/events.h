@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Following the data path's events (ring buffers): a source starts being
 // throttled, a source is released, a rule's new-source budget saturates and
-// recovers. `serve` reads one ring, `xthrottle events` the other, so neither
+// recovers, a rule bans a source. Besides the ring, the reader looks at the
+// ban table once a second and tells the bans that ended or were lifted
+// (`unbanned`) and those made by `ban add` (`banned`), which the data path
+// never sees happen. `serve` reads one ring, `xthrottle events` the other, so neither
 // takes the other's events; each ring has one reader at a time (ReaderLock).
 #pragma once
 
@@ -29,7 +32,9 @@ class EventReader {
   EventReader& operator=(EventReader&&) noexcept;
   ~EventReader();
 
-  // Waits up to timeout_ms for events and delivers them; returns how many.
+  // Waits up to timeout_ms for events and delivers them, and those of the
+  // ban table if a second has passed since it was last read; returns how
+  // many.
   Result<int> poll(int timeout_ms);
   // Takes whatever is queued without delivering it (a follower starting up).
   void discard();
