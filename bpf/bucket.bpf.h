@@ -323,9 +323,8 @@ static __always_inline struct xt_bucket *xt_bucket_find(const struct xt_bucket_k
  * if the way's tag changed since it was chosen: another CPU took it, or its
  * source's stamp was just refreshed (then it is in use, not to be evicted).
  * Rare; the packet is then counted as XT_DROP_NO_STATE. */
-static __always_inline struct xt_bucket *xt_claim(const struct xt_place *p, const struct xt_bucket_key *key,
-						  const struct xt_rule *rule, const struct xt_config *cfg, __u64 now,
-						  __u16 unit)
+static __always_inline struct xt_slot *xt_claim_slot(const struct xt_place *p, const struct xt_config *cfg,
+						     __u16 unit)
 {
 	const int r = xt_newcomer_in(p->home, p->next, unit, cfg->used_idle);
 	struct xt_bucket_set *set;
@@ -347,14 +346,31 @@ static __always_inline struct xt_bucket *xt_claim(const struct xt_place *p, cons
 	struct xt_slot *s = &set->way[w];
 	if (old.half[XT_TAG_FP] && s->key.family)
 		xt_count_one(XT_SOURCES_EVICTED);
-	/* Unmatchable while it is rewritten: family first, then the rest. */
+	/* Unmatchable while it is rewritten: family first, then the rest
+	 * (xt_key_slot). */
 	s->key.family = 0;
-	xt_bucket_init(&s->bucket, rule, now);
+	return s;
+}
+
+/* Writes key into a slot xt_claim_slot took, its bucket written already. */
+static __always_inline void xt_key_slot(struct xt_slot *s, const struct xt_bucket_key *key)
+{
 	__builtin_memcpy(s->key.addr, key->addr, sizeof(s->key.addr));
 	s->key.rule_id = key->rule_id;
 	s->key.per_len = key->per_len;
 	s->key.family = key->family;
 	xt_count_one(XT_SOURCES_ADMITTED);
+}
+
+static __always_inline struct xt_bucket *xt_claim(const struct xt_place *p, const struct xt_bucket_key *key,
+						  const struct xt_rule *rule, const struct xt_config *cfg, __u64 now,
+						  __u16 unit)
+{
+	struct xt_slot *s = xt_claim_slot(p, cfg, unit);
+	if (!s)
+		return NULL;
+	xt_bucket_init(&s->bucket, rule, now);
+	xt_key_slot(s, key);
 	return &s->bucket;
 }
 

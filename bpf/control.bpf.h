@@ -10,6 +10,8 @@
 
 #include "maps.bpf.h"
 #include "gcra.h"
+#include "bucket.bpf.h"
+#include "known.bpf.h"
 
 static __always_inline int xt_catch_up_word(__u64 *word, const struct xt_limit *l, const struct xt_limit *prev,
 					    const struct xt_rule *r, __u64 now, struct xt_control *ctl)
@@ -109,6 +111,85 @@ int xt_sweep(struct xdp_md *ctx __attribute__((unused)))
 		return XDP_ABORTED;
 	ctl->swept = 0;
 	bpf_for_each_map_elem(&xt_buckets, xt_sweep_set, NULL, 0);
+	return XDP_PASS;
+}
+
+/* A restored bucket over one the table has already (its source sent since
+ * the state was made): each word keeps the later TAT of the two, by
+ * compare-and-swap, so neither what the source used before nor since is
+ * given back. */
+static __always_inline void xt_restore_merge(struct xt_bucket *b, const struct xt_bucket *in)
+{
+	XT_UNROLL
+	for (int p = 0; p < XT_MAX_LIMITS; p++) {
+#pragma clang loop unroll(disable)
+		for (int i = 0; i < XT_CAS_TRIES; i++) {
+			const __u64 old = b->word[p], want = in->word[p];
+			if (xt_word_gen(old) == xt_word_gen(want) && xt_diff(want >> XT_GEN_BITS, old >> XT_GEN_BITS) <= 0)
+				break;
+			if (__sync_val_compare_and_swap(&b->word[p], old, want) == old)
+				break;
+		}
+	}
+}
+
+static long xt_restore_one(__u32 i, void *unused __attribute__((unused)))
+{
+	__u32 zero = 0;
+	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
+	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
+	const struct xt_slot *in = bpf_map_lookup_elem(&xt_restore_in, &i);
+	if (!ctl || !cfg || !in)
+		return 1;
+	const __u64 now = xt_now();
+	if (ctl->restore_kind == XT_RESTORE_KNOWN) {
+		struct xt_pkt pkt = {.family = in->key.family};
+		__builtin_memcpy(pkt.addr, in->key.addr, sizeof(pkt.addr));
+		if (xt_remember(&pkt, in->key.per_len, in->bucket.word[0]))
+			ctl->restored++;
+		else
+			ctl->refused++;
+		return 0;
+	}
+	struct xt_place p;
+	if (!xt_place_of(&in->key, cfg, &p) || !xt_place_marks(&p)) {
+		ctl->refused++;
+		return 0;
+	}
+	const __u16 unit = xt_used_now(cfg, now);
+	struct xt_found f = {};
+	if (xt_find(&p, &in->key, unit, cfg->used_idle, &f) && f.way < XT_BUCKET_WAYS) {
+		xt_restore_merge(&f.slot->bucket, &in->bucket);
+		f.tags->way[f.way].half[XT_TAG_USED] = unit;
+		ctl->merged++;
+		return 0;
+	}
+	struct xt_slot *s = xt_claim_slot(&p, cfg, unit);
+	if (!s) {
+		ctl->refused++;
+		return 0;
+	}
+	__builtin_memcpy(&s->bucket, &in->bucket, sizeof(s->bucket));
+	xt_key_slot(s, &in->key);
+	ctl->restored++;
+	return 0;
+}
+
+/* Puts a snapshot's records (xt_restore_in, as xt_ctl's restore_kind says)
+ * in the tables the way the data path would: a bucket in a way claimed by
+ * compare-and-swap on its tag, as a newcomer's (tracked from then on, the
+ * new-source budget untouched), or merged into the one the table has; a
+ * known source through the data path's own xt_remember. */
+SEC("xdp")
+int xt_restore(struct xdp_md *ctx __attribute__((unused)))
+{
+	__u32 zero = 0;
+	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
+	if (!ctl)
+		return XDP_ABORTED;
+	ctl->restored = ctl->merged = ctl->refused = 0;
+	const __u32 n = ctl->restore_count < XT_RESTORE_BATCH ? ctl->restore_count : XT_RESTORE_BATCH;
+	bpf_loop(n, xt_restore_one, NULL, 0);
 	return XDP_PASS;
 }
 

@@ -315,6 +315,14 @@ struct {
 	__uint(max_entries, 1);
 } xt_ctl SEC(".maps");
 
+/* xt_restore's records (abi.h, XT_RESTORE_*): never pinned either. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_slot);
+	__uint(max_entries, XT_RESTORE_BATCH);
+} xt_restore_in SEC(".maps");
+
 /* The one clock of the program, in kernel ticks. bpf_jiffies64() is inlined
  * by the verifier into a single load. */
 static __always_inline __u64 xt_now(void)

@@ -689,8 +689,28 @@ struct xt_control {
 	__u32 sweep_rule;
 	__u32 keep_per_len;
 	__u64 swept;         /* slots it freed */
+	/* xt_restore: put the first restore_count records of xt_restore_in
+	 * (a snapshot's, userspace/lib/snapshot.h) in the tables, as
+	 * restore_kind says. */
+	__u32 restore_count;
+	__u32 restore_kind;  /* XT_RESTORE_BUCKETS or XT_RESTORE_KNOWN */
+	__u32 restored;      /* records put in a place of their own */
+	__u32 merged;        /* buckets the table had already: the later TAT of each word kept */
+	__u32 refused;       /* no room (the set's ways all in use) */
+	__u32 pad;
 };
 #define XT_SWEEP_ALL 0xffffffffu
+/* xt_restore's batch: records of xt_restore_in, not pinned. */
+#define XT_MAP_RESTORE "xt_restore_in"
+#define XT_RESTORE_BATCH 4096
+/* What a record of xt_restore_in is:
+ * - XT_RESTORE_BUCKETS: a source's slot (key and bucket, its words in the
+ *   rule's current units and generation), found or claimed as a newcomer's;
+ * - XT_RESTORE_KNOWN: a known-table entry: key.family and key.addr are the
+ *   source, key.per_len how it is known (enum xt_known_how) and
+ *   bucket.word[0] the tick it was last seen. */
+#define XT_RESTORE_BUCKETS 1
+#define XT_RESTORE_KNOWN 2
 
 /* A slot of the bucket table: a bucket key (the pad holding nothing) and
  * its bucket. family 0: empty. */
@@ -851,7 +871,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_known_tags) == 8, "xt_known_tags layout");
 XT_STATIC_ASSERT(sizeof(struct xt_slot) == 64, "xt_slot layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_tags) == 64, "xt_set_tags layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_marks) == 16, "xt_set_marks layout: four sets a cache line");
-XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 32, "xt_control layout");
+XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 56, "xt_control layout");
 XT_STATIC_ASSERT(sizeof(struct xt_ports) == 8, "xt_ports layout");
 XT_STATIC_ASSERT(sizeof(struct xt_port_range) == 8, "xt_port_range layout");
 XT_STATIC_ASSERT(XT_MAX_PORT_RANGES <= XT_CLASS_VALUE && XT_MAX_RULES - 1 <= XT_HOT_RULE, "classes and hot entries hold ids");

@@ -166,11 +166,18 @@ Result<State> State::from_object(const bpf_object* obj) {
   const bpf_program* clock = bpf_object__find_program_by_name(obj, "xt_clock");
   const bpf_program* catch_up = bpf_object__find_program_by_name(obj, "xt_catch_up");
   const bpf_program* sweep = bpf_object__find_program_by_name(obj, "xt_sweep");
+  const bpf_program* restore = bpf_object__find_program_by_name(obj, "xt_restore");
   const bpf_map* params = bpf_object__find_map_by_name(obj, XT_MAP_CONTROL);
-  if (clock && catch_up && sweep && params && bpf_program__fd(clock) >= 0 && bpf_program__fd(catch_up) >= 0 &&
-      bpf_program__fd(sweep) >= 0)
-    s.control_ = Control{Skeleton(), bpf_program__fd(clock), bpf_program__fd(catch_up), bpf_program__fd(sweep),
-                         bpf_map__fd(params)};
+  const bpf_map* restore_in = bpf_object__find_map_by_name(obj, XT_MAP_RESTORE);
+  if (clock && catch_up && sweep && restore && params && restore_in && bpf_program__fd(clock) >= 0 &&
+      bpf_program__fd(catch_up) >= 0 && bpf_program__fd(sweep) >= 0 && bpf_program__fd(restore) >= 0)
+    s.control_ = Control{Skeleton(),
+                         bpf_program__fd(clock),
+                         bpf_program__fd(catch_up),
+                         bpf_program__fd(sweep),
+                         bpf_program__fd(restore),
+                         bpf_map__fd(params),
+                         bpf_map__fd(restore_in)};
   if (auto ok = s.map_config(); !ok) return std::unexpected(ok.error());
   return s;
 }
@@ -181,7 +188,9 @@ Result<const State::Control*> State::control() const {
   if (!cfg) return std::unexpected(cfg.error());
   auto skel = open_object({.pin_dir = pin_dir_, .test_clock = false, .max_sources = cfg->max_sources});
   if (!skel) return std::unexpected(skel.error());
-  if (auto ok = load_only(skel->get(), {(*skel)->progs.xt_clock, (*skel)->progs.xt_catch_up, (*skel)->progs.xt_sweep},
+  if (auto ok = load_only(skel->get(),
+                          {(*skel)->progs.xt_clock, (*skel)->progs.xt_catch_up, (*skel)->progs.xt_sweep,
+                           (*skel)->progs.xt_restore},
                           "the control programs");
       !ok)
     return std::unexpected(ok.error());
@@ -189,7 +198,9 @@ Result<const State::Control*> State::control() const {
   c.clock = bpf_program__fd((*skel)->progs.xt_clock);
   c.catch_up = bpf_program__fd((*skel)->progs.xt_catch_up);
   c.sweep = bpf_program__fd((*skel)->progs.xt_sweep);
+  c.restore = bpf_program__fd((*skel)->progs.xt_restore);
   c.params = bpf_map__fd((*skel)->maps.xt_ctl);
+  c.restore_in = bpf_map__fd((*skel)->maps.xt_restore_in);
   c.owner = std::move(*skel);
   control_ = std::move(c);
   return &*control_;
@@ -572,14 +583,20 @@ xt_ban_key ban_key(const Cidr& cidr) {
 }  // namespace
 
 Result<void> State::add_ban(const Cidr& cidr, uint64_t seconds) {
-  if (!config_mem_) return system_error("the state's settings are not mapped: cannot ban");
   auto now = this->now();
   if (!now) return std::unexpected(now.error());
   auto cfg = config();
   if (!cfg) return std::unexpected(cfg.error());
+  return put_ban(cidr, xt_ban{*now + seconds * cfg->hz, *now, 0, 0});
+}
+
+Result<void> State::put_ban(const Cidr& cidr, xt_ban ban) {
+  if (!config_mem_) return system_error("the state's settings are not mapped: cannot ban");
+  auto now = this->now();
+  if (!now) return std::unexpected(now.error());
   if (auto ok = tidy_bans(*now); !ok) return ok;
   const xt_ban_key key = ban_key(cidr);
-  const xt_ban ban{*now + seconds * cfg->hz, *now, key.prefixlen, 0};
+  ban.prefixlen = key.prefixlen;
   // Looked for before the ban goes in, so its first packet finds it.
   std::atomic_ref<uint32_t>(config_in(config_mem_).bans).store(1, std::memory_order_release);
   auto refused = [&] {
@@ -967,6 +984,62 @@ Result<std::vector<xt_count>> State::counters() const {
     auto c = percpu_sum<xt_count>(counters_.get(), reason, "counter");
     if (!c) return std::unexpected(c.error());
     out.push_back(*c);
+  }
+  return out;
+}
+
+namespace {
+
+// Adds `add` (T of __u64 fields) to CPU 0's share of a per-CPU value.
+template <class T>
+Result<void> percpu_add(int fd, uint32_t key, const T& add, const char* what) {
+  constexpr size_t kFields = sizeof(T) / sizeof(uint64_t);
+  std::vector<uint64_t> values(static_cast<size_t>(possible_cpus()) * kFields);
+  if (bpf_map_lookup_elem(fd, &key, values.data()) != 0)
+    return system_error(std::string("cannot read ") + what + " " + std::to_string(key), errno);
+  uint64_t more[kFields];
+  std::memcpy(more, &add, sizeof(more));
+  for (size_t f = 0; f < kFields; f++) values[f] += more[f];
+  if (bpf_map_update_elem(fd, &key, values.data(), BPF_EXIST) != 0)
+    return system_error(std::string("cannot write ") + what + " " + std::to_string(key), errno);
+  return {};
+}
+
+}  // namespace
+
+Result<void> State::add_rule_stats(uint32_t id, const xt_rule_stats& add) {
+  xt_rule_stats counts = add;
+  counts.proof_word = 0;  // not a counter
+  return percpu_add(rule_stats_.get(), id, counts, "counters of rule slot");
+}
+
+Result<void> State::add_counters(const std::vector<xt_count>& add) {
+  for (uint32_t reason = 0; reason < XT_COUNTERS && reason < add.size(); reason++)
+    if (auto ok = percpu_add(counters_.get(), reason, add[reason], "counter"); !ok) return ok;
+  return {};
+}
+
+Result<State::Restored> State::restore_records(uint32_t kind, const std::vector<xt_slot>& records) {
+  auto c = control();
+  if (!c) return std::unexpected(c.error());
+  Restored out;
+  std::vector<uint32_t> keys(XT_RESTORE_BATCH);
+  for (uint32_t i = 0; i < XT_RESTORE_BATCH; i++) keys[i] = i;
+  for (size_t done = 0; done < records.size();) {
+    auto count = static_cast<uint32_t>(std::min<size_t>(XT_RESTORE_BATCH, records.size() - done));
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    uint32_t n = count;
+    if (bpf_map_update_batch((*c)->restore_in, keys.data(), records.data() + done, &n, &opts) != 0)
+      return system_error("cannot write a batch of the snapshot's records", errno);
+    xt_control params{};
+    params.restore_count = count;
+    params.restore_kind = kind;
+    auto ran = run_control((*c)->restore, params, "the restore of a snapshot's records");
+    if (!ran) return std::unexpected(ran.error());
+    out.restored += ran->restored;
+    out.merged += ran->merged;
+    out.refused += ran->refused;
+    done += count;
   }
   return out;
 }

@@ -151,6 +151,9 @@ class State {
     xt_ban ban;
   };
   Result<void> add_ban(const Cidr& cidr, uint64_t seconds);
+  // A ban as it is (its end, start and rule: a snapshot's), replacing any
+  // ban of its prefix; ban.prefixlen is set here.
+  Result<void> put_ban(const Cidr& cidr, xt_ban ban);
   Result<void> del_ban(const Cidr& cidr);
   Result<std::vector<Ban>> bans() const;
 
@@ -169,6 +172,16 @@ class State {
   Result<bool> blocklisted(const Cidr& addr) const;
   // A list's prefixes, in the order loaded.
   Result<std::vector<Cidr>> blocklist_cidrs(uint32_t slot) const;
+
+  // Snapshots (snapshot.h): records put in the tables by the control
+  // program xt_restore (abi.h, XT_RESTORE_*), a batch at a time.
+  struct Restored {
+    uint64_t restored = 0, merged = 0, refused = 0;
+  };
+  Result<Restored> restore_records(uint32_t kind, const std::vector<xt_slot>& records);
+  // Adds to a rule slot's counters, and to the global ones (CPU 0's share).
+  Result<void> add_rule_stats(uint32_t id, const xt_rule_stats& add);
+  Result<void> add_counters(const std::vector<xt_count>& add);
 
   Result<xt_meta> meta() const;
   Result<void> set_meta(const xt_meta& meta);
@@ -270,7 +283,7 @@ class State {
   // the test object's own for from_object(), else loaded on first use.
   struct Control {
     Skeleton owner;  // when this state loaded them
-    int clock = -1, catch_up = -1, sweep = -1, params = -1;
+    int clock = -1, catch_up = -1, sweep = -1, restore = -1, params = -1, restore_in = -1;
   };
   Result<const Control*> control() const;
   Result<xt_control> run_control(int prog, const xt_control& params, const std::string& what) const;

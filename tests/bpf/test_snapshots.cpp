@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+// Snapshots (issue 15) through the real object: the state saved, the object
+// loaded afresh (new maps, a clock at another tick: a reboot), the snapshot
+// restored, and the program goes on as if nothing had happened: a quota
+// part used is part used, bans, blocklists and remembered sources are kept,
+// counters carry on. A snapshot that is not one, or is damaged, changes
+// nothing.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "packet.h"
+#include "program.h"
+#include "rules.h"
+#include "snapshot.h"
+
+namespace xt {
+namespace {
+
+using test::Packet;
+using test::Program;
+using test::kHz;
+
+constexpr uint64_t kSec = kHz;
+
+class Snapshots : public Program {
+ protected:
+  void SetUp() override {
+    Program::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    load();
+    char tmpl[] = "/tmp/xt-snap-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/state.snap";
+  }
+  void TearDown() override {
+    std::filesystem::remove_all(dir_);
+    Program::TearDown();
+  }
+  SnapshotSummary save(uint64_t now) {
+    skel_->bss->xt_test_now = now;
+    auto sum = save_snapshot(*state_, path_);
+    EXPECT_TRUE(sum.has_value()) << sum.error().message;
+    return sum.value_or(SnapshotSummary{});
+  }
+  // A reboot: the object loaded anew (empty maps), its clock at `now`.
+  void reboot(uint64_t now) {
+    load();
+    skel_->bss->xt_test_now = now;
+  }
+  Result<SnapshotSummary> restore(uint64_t now) {
+    skel_->bss->xt_test_now = now;
+    return restore_snapshot(*state_, path_, 1);
+  }
+  static std::vector<uint8_t> from(const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); }
+  std::string dir_, path_;
+};
+
+TEST_F(Snapshots, APartUsedQuotaIsPartUsedAfterAReboot) {
+  rule("198.18.0.0/15", "1000/day", 1000);
+  const uint64_t t1 = 5000 * kSec;
+  EXPECT_EQ(passed(from("198.18.0.9"), 900, t1), 900);
+  EXPECT_EQ(passed(from("198.18.0.10"), 1001, t1), 1000) << "another source, empty";
+  const SnapshotSummary saved = save(t1);
+  EXPECT_EQ(saved.rules, 1u);
+  EXPECT_EQ(saved.buckets, 2u);
+
+  const uint64_t t2 = 77 * kSec;  // the new boot's clock is nowhere near the old one
+  reboot(t2);
+  auto restored = restore(t2);
+  ASSERT_TRUE(restored.has_value()) << restored.error().message;
+  EXPECT_EQ(restored->buckets, 2u);
+  EXPECT_EQ(restored->placed.restored, 2u);
+  EXPECT_EQ(passed(from("198.18.0.9"), 200, t2), 100) << "900 of 1000 used: 100 left";
+  EXPECT_EQ(passed(from("198.18.0.10"), 5, t2), 0) << "empty, and tracked: no new-source budget needed";
+  EXPECT_EQ(passed(from("198.18.0.10"), 2, t2 + 87 * kSec), 1) << "and refilling at 1000/day: one in 86.4 s";
+  const xt_rule_stats stats = rule_stats("198.18.0.0/15");
+  EXPECT_EQ(stats.passed_packets, 900u + 1000u + 100u + 1u) << "the rule's counters carry on";
+  EXPECT_EQ(stats.dropped_packets, 1u + 100u + 5u + 1u);
+  EXPECT_EQ(counter(XT_PASS_LIMIT), 2001u) << "so do the counters by reason, into a state that had none";
+}
+
+TEST_F(Snapshots, BansListsAndRememberedSourcesAreKept) {
+  rule("198.18.0.0/15", "3/s", std::nullopt, [](RuleSpec& s) {
+    s.verify = false;
+    s.remember = 3600;
+    s.new_rate = *parse_rate("1/day");
+  });
+  const uint64_t t1 = 1000 * kSec;
+  EXPECT_EQ(passed(from("198.18.7.1"), 3, t1), 3) << "behaves: remembered";
+  ASSERT_TRUE(state_->add_ban(*parse_cidr("198.18.9.0/24"), 3600).has_value());
+  ASSERT_TRUE(state_->load_blocklist("drop", {*parse_cidr("198.18.5.0/24"), *parse_cidr("2001:db8:5::/48")}).has_value());
+  const SnapshotSummary saved = save(t1);
+  EXPECT_EQ(saved.bans, 1u);
+  EXPECT_EQ(saved.blocklists, 1u);
+  EXPECT_EQ(saved.known, 1u);
+
+  const uint64_t t2 = 10 * kSec;
+  reboot(t2);
+  // The rule's one new source a day is spent on a stranger first.
+  rule("198.18.0.0/15", "3/s", std::nullopt, [](RuleSpec& s) {
+    s.verify = false;
+    s.remember = 3600;
+    s.new_rate = *parse_rate("1/day");
+  });
+  EXPECT_EQ(passed(from("198.18.7.2"), 1, t2), 1);
+  auto restored = restore(t2);
+  ASSERT_TRUE(restored.has_value()) << restored.error().message;
+  EXPECT_EQ(restored->known, 1u);
+  const auto bans = state_->bans().value();
+  ASSERT_EQ(bans.size(), 1u);
+  EXPECT_EQ(format_cidr(bans[0].cidr), "198.18.9.0/24");
+  EXPECT_NEAR(static_cast<double>(bans[0].ban.until - t2) / kHz, 3600.0, 2.0) << "its time left kept";
+  EXPECT_EQ(run(from("198.18.9.9"), t2), XDP_DROP) << "banned";
+  EXPECT_EQ(run(from("198.18.5.9"), t2), XDP_DROP) << "blocklisted";
+  EXPECT_EQ(run(Packet().ipv6("2001:db8:5::9", "2001:db8::2").build(), t2), XDP_DROP);
+  // 198.18.7.1's bucket went idle long ago (it is restored, then idle for
+  // two minutes): the budget is spent, but it is remembered.
+  const uint64_t t3 = t2 + 120 * kSec;
+  EXPECT_EQ(passed(from("198.18.7.3"), 1, t3), 0) << "a stranger: the budget is spent";
+  EXPECT_EQ(passed(from("198.18.7.1"), 1, t3), 1) << "remembered across the reboot";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 1u);
+}
+
+TEST_F(Snapshots, ABucketThatSentSinceKeepsTheLaterOfTheTwo) {
+  rule("198.18.0.0/15", "10/min", 10);
+  EXPECT_EQ(passed(from("198.18.0.9"), 4, 100 * kSec), 4);
+  save(100 * kSec);
+  reboot(50 * kSec);
+  rule("198.18.0.0/15", "10/min", 10);
+  EXPECT_EQ(passed(from("198.18.0.9"), 7, 50 * kSec), 7) << "since the reboot, before the restore";
+  auto restored = restore(50 * kSec);
+  ASSERT_TRUE(restored.has_value()) << restored.error().message;
+  EXPECT_EQ(restored->placed.merged, 1u);
+  EXPECT_EQ(passed(from("198.18.0.9"), 10, 50 * kSec), 3) << "the live bucket's 7 used, the later of 4 and 7";
+}
+
+TEST_F(Snapshots, ADamagedOrForeignSnapshotChangesNothing) {
+  rule("198.18.0.0/15", "1000/s");
+  EXPECT_EQ(passed(from("198.18.0.9"), 10, kSec), 10);
+  save(kSec);
+  std::ifstream in(path_, std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  reboot(kSec);
+  const auto write = [&](const std::string& bytes) { std::ofstream(path_, std::ios::binary | std::ios::trunc) << bytes; };
+  struct Case {
+    const char* name;
+    std::string bytes;
+    const char* says;
+  };
+  std::string flipped = good;
+  flipped[flipped.size() / 2] ^= 0x20;
+  std::string version = good;
+  version[8] = 9;
+  const Case cases[] = {
+      {"cut short", good.substr(0, good.size() - 100), "corrupt"},
+      {"a byte changed", flipped, "corrupt"},
+      {"another version", version, "format version 9; this build reads version 1"},
+      {"a rules file", "[[rule]]\ncidr = \"198.18.0.0/15\"\n", "not an xthrottle snapshot"},
+      {"empty", "", "not an xthrottle snapshot"},
+  };
+  for (const auto& c : cases) {
+    write(c.bytes);
+    auto r = restore(kSec);
+    ASSERT_FALSE(r.has_value()) << c.name;
+    EXPECT_EQ(r.error().kind, ErrorKind::Usage) << c.name;
+    EXPECT_NE(r.error().message.find(c.says), std::string::npos) << c.name << ": " << r.error().message;
+    EXPECT_NE(r.error().message.find(path_), std::string::npos) << c.name << ": " << r.error().message;
+    EXPECT_TRUE(state_->rules().value().empty()) << c.name << " changed the rules";
+  }
+  write(good);
+  auto r = restore(kSec);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(state_->rules().value().size(), 1u);
+}
+
+}  // namespace
+}  // namespace xt

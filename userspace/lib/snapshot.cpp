@@ -1,0 +1,505 @@
+// SPDX-License-Identifier: MIT
+#include "snapshot.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "gcra.h"
+#include "blocklist_file.h"
+#include "fd.h"
+#include "rules_file.h"
+#include "stats.h"
+
+namespace xt {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr size_t kFixed = sizeof(kSnapshotMagic) + 2 * sizeof(uint32_t);  // magic, version, header length
+constexpr size_t kDigest = 32;
+constexpr int64_t kNs = 1'000'000'000;
+
+// The counters of xt_rule_stats a snapshot keeps, by name (proof_word is
+// not a counter).
+const std::pair<const char*, __u64 xt_rule_stats::*> kRuleCounters[] = {
+    {"passed_packets", &xt_rule_stats::passed_packets},
+    {"passed_bytes", &xt_rule_stats::passed_bytes},
+    {"dropped_packets", &xt_rule_stats::dropped_packets},
+    {"dropped_bytes", &xt_rule_stats::dropped_bytes},
+    {"dryrun_packets", &xt_rule_stats::dryrun_packets},
+    {"dryrun_bytes", &xt_rule_stats::dryrun_bytes},
+    {"new_source_dropped_packets", &xt_rule_stats::new_source_dropped_packets},
+    {"redirected_packets", &xt_rule_stats::redirected_packets},
+    {"redirected_bytes", &xt_rule_stats::redirected_bytes},
+    {"marked_packets", &xt_rule_stats::marked_packets},
+    {"marked_bytes", &xt_rule_stats::marked_bytes},
+};
+
+int64_t ns_of_ticks(uint64_t ticks, uint32_t hz) {
+  return static_cast<int64_t>(static_cast<__int128>(ticks) * kNs / hz);
+}
+// Rounded up: a wait is never shortened by the conversion.
+uint64_t ticks_of_ns(int64_t ns, uint32_t hz) {
+  return ns <= 0 ? 0 : static_cast<uint64_t>((static_cast<__int128>(ns) * hz + kNs - 1) / kNs);
+}
+
+int64_t wall_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A word's time until full, in ns; 0 if full (or of another generation:
+// nothing converts it, the data path would take it as full).
+int64_t full_in_ns(const xt_limit& l, uint64_t word, uint8_t gen, uint64_t now, uint32_t hz) {
+  if (!l.fill || !l.cost || xt_word_gen(word) != gen) return 0;
+  const uint64_t debt = xt_debt(&l, word, now);
+  if (!debt) return 0;
+  return static_cast<int64_t>((static_cast<__int128>(debt) * kNs + static_cast<__int128>(l.fill) * hz - 1) /
+                              (static_cast<__int128>(l.fill) * hz));
+}
+
+// The word of limit l that is full `ns` after now (rounded up to ticks).
+uint64_t word_full_in(const xt_limit& l, uint8_t gen, uint64_t now, int64_t ns, uint32_t hz) {
+  if (!l.fill || ns <= 0) return xt_full_word(&l, now, gen);
+  const __int128 debt = (static_cast<__int128>(ns) * hz * l.fill + kNs - 1) / kNs;
+  const uint64_t capped = static_cast<uint64_t>(std::min<__int128>(debt, l.cap));
+  return xt_word(xt_scaled(&l, now) + capped, gen);
+}
+
+std::unexpected<Error> bad(const std::string& path, const std::string& why) {
+  return usage_error(path + ": " + why + "; nothing was changed");
+}
+
+struct Parsed {
+  int64_t saved_at_ns = 0;
+  struct Rule {
+    Cidr cidr;
+    RuleSpec spec;
+    xt_rule_stats stats{};
+  };
+  std::vector<Rule> rules;
+  struct BanRec {
+    Cidr cidr;
+    int64_t left_ns = 0, since_ns_ago = 0;
+    int rule = -1;
+  };
+  std::vector<BanRec> bans;
+  struct List {
+    std::string name;
+    std::vector<Cidr> entries;
+  };
+  std::vector<List> lists;
+  std::vector<xt_count> counters;  // by enum xt_reason
+  std::vector<SnapshotBucket> buckets;
+  std::vector<SnapshotKnown> known;
+};
+
+template <class T>
+T read_le(std::string_view bytes, size_t at) {
+  T v;
+  std::memcpy(&v, bytes.data() + at, sizeof(v));
+  return v;
+}
+
+Result<Parsed> parse(std::string_view bytes, const std::string& path) {
+  if (bytes.size() < kFixed + kDigest || std::memcmp(bytes.data(), kSnapshotMagic, sizeof(kSnapshotMagic)) != 0)
+    return bad(path, "not an xthrottle snapshot");
+  const auto version = read_le<uint32_t>(bytes, 8);
+  if (version != kSnapshotVersion)
+    return bad(path, "a snapshot of format version " + std::to_string(version) + "; this build reads version " +
+                         std::to_string(kSnapshotVersion));
+  const std::string digest = sha256_hex(bytes.substr(0, bytes.size() - kDigest));
+  std::string stored;
+  for (unsigned char c : bytes.substr(bytes.size() - kDigest)) {
+    char two[3];
+    std::snprintf(two, sizeof(two), "%02x", c);
+    stored += two;
+  }
+  if (digest != stored) return bad(path, "corrupt: its checksum does not match its contents (cut short or changed)");
+  const auto header_len = read_le<uint32_t>(bytes, 12);
+  if (header_len > bytes.size() - kFixed - kDigest) return bad(path, "corrupt: its header runs past its end");
+  json h;
+  try {
+    h = json::parse(bytes.substr(kFixed, header_len));
+  } catch (const json::exception& e) {
+    return bad(path, std::string("corrupt header: ") + e.what());
+  }
+  Parsed out;
+  try {
+    if (h.at("format") != "xthrottle snapshot") return bad(path, "not an xthrottle snapshot");
+    out.saved_at_ns = h.at("saved_at_unix_ns").get<int64_t>();
+    for (const json& r : h.at("rules")) {
+      Parsed::Rule rule;
+      auto cidr = parse_cidr(r.at("cidr").get<std::string>());
+      if (!cidr) return bad(path, "rule " + r.at("cidr").get<std::string>() + ": " + cidr.error().message);
+      auto spec = spec_from_options_text(*cidr, r.at("options").get<std::string>());
+      if (!spec) return bad(path, "rule " + format_cidr(*cidr) + ": " + spec.error().message);
+      rule.cidr = *cidr;
+      rule.spec = *spec;
+      const json& c = r.at("counters");
+      for (const auto& [name, field] : kRuleCounters) rule.stats.*field = c.value(name, __u64{0});
+      out.rules.push_back(std::move(rule));
+    }
+    if (out.rules.size() > XT_MAX_RULES) return bad(path, "more rules than the program holds");
+    for (const json& b : h.at("bans")) {
+      Parsed::BanRec ban;
+      auto cidr = parse_cidr(b.at("cidr").get<std::string>());
+      if (!cidr) return bad(path, "ban " + b.at("cidr").get<std::string>() + ": " + cidr.error().message);
+      ban.cidr = *cidr;
+      ban.left_ns = b.at("left_ns").get<int64_t>();
+      ban.since_ns_ago = b.at("since_ns_ago").get<int64_t>();
+      ban.rule = b.at("rule").is_null() ? -1 : b.at("rule").get<int>();
+      if (ban.rule >= static_cast<int>(out.rules.size())) return bad(path, "ban of a rule it does not have");
+      out.bans.push_back(ban);
+    }
+    out.counters.resize(XT_REASONS);
+    const json& counters = h.at("counters");
+    for (uint32_t r = 0; r < XT_REASONS; r++)
+      if (counters.contains(reason_info(r).key)) {
+        const json& c = counters.at(reason_info(r).key);
+        out.counters[r] = {c.at(0).get<uint64_t>(), c.at(1).get<uint64_t>()};
+      }
+    size_t at = kFixed + header_len;
+    const auto buckets = h.at("buckets").get<uint64_t>(), known = h.at("known").get<uint64_t>();
+    uint64_t entries = 0;
+    for (const json& l : h.at("blocklists")) {
+      Parsed::List list;
+      list.name = l.at("name").get<std::string>();
+      if (auto ok = check_blocklist_name(list.name); !ok) return bad(path, ok.error().message);
+      entries += l.at("entries").get<uint64_t>();
+      list.entries.resize(l.at("entries").get<uint64_t>());
+      out.lists.push_back(std::move(list));
+    }
+    const __int128 want = static_cast<__int128>(buckets) * sizeof(SnapshotBucket) +
+                          static_cast<__int128>(known) * sizeof(SnapshotKnown) +
+                          static_cast<__int128>(entries) * sizeof(xt_block_entry);
+    if (want != static_cast<__int128>(bytes.size() - at - kDigest))
+      return bad(path, "corrupt: its records are not what its header says");
+    out.buckets.resize(buckets);
+    std::memcpy(out.buckets.data(), bytes.data() + at, buckets * sizeof(SnapshotBucket));
+    at += buckets * sizeof(SnapshotBucket);
+    out.known.resize(known);
+    std::memcpy(out.known.data(), bytes.data() + at, known * sizeof(SnapshotKnown));
+    at += known * sizeof(SnapshotKnown);
+    for (auto& list : out.lists)
+      for (Cidr& c : list.entries) {
+        const auto e = read_le<xt_block_entry>(bytes, at);
+        at += sizeof(xt_block_entry);
+        if ((e.family != XT_FAMILY_V4 && e.family != XT_FAMILY_V6) || e.len == 0 || e.len > family_bits(e.family))
+          return bad(path, "corrupt: blocklist " + list.name + " has an entry that is no prefix");
+        c.family = e.family;
+        c.len = e.len;
+        std::memcpy(c.addr.data(), e.addr, sizeof(e.addr));
+      }
+  } catch (const json::exception& e) {
+    return bad(path, std::string("corrupt header: ") + e.what());
+  }
+  for (const SnapshotBucket& b : out.buckets)
+    if (b.rule >= out.rules.size() || (b.family != XT_FAMILY_V4 && b.family != XT_FAMILY_V6) ||
+        b.per_len > family_bits(b.family))
+      return bad(path, "corrupt: a bucket record names no rule or no source");
+  for (const SnapshotKnown& k : out.known)
+    if ((k.family != XT_FAMILY_V4 && k.family != XT_FAMILY_V6) || (k.how != XT_KNOWN_BEHAVED && k.how != XT_KNOWN_PROVEN))
+      return bad(path, "corrupt: a known-source record names no source");
+  return out;
+}
+
+// Writes all of bytes to fd.
+Result<void> write_all(int fd, std::string_view bytes, const std::string& path) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return system_error("cannot write " + path, errno);
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return {};
+}
+
+}  // namespace
+
+json SnapshotSummary::json() const {
+  nlohmann::json j = {{"rules", rules}, {"buckets", buckets}, {"known", known},
+                      {"bans", bans},   {"blocklists", blocklists}, {"bytes", bytes}};
+  if (age_seconds > 0 || placed.restored || placed.merged || placed.refused) {
+    j["age_seconds"] = age_seconds;
+    j["buckets_restored"] = placed.restored;
+    j["buckets_merged"] = placed.merged;
+    j["buckets_refused"] = placed.refused;
+  }
+  return j;
+}
+
+std::string SnapshotSummary::text() const {
+  std::string out = std::to_string(rules) + " rules, " + std::to_string(buckets) + " tracked sources, " +
+                    std::to_string(known) + " known sources, " + std::to_string(bans) + " bans, " +
+                    std::to_string(blocklists) + " blocklists (" + std::to_string(bytes) + " bytes)";
+  if (placed.merged || placed.refused)
+    out += "; " + std::to_string(placed.merged) + " sources merged with their live buckets, " +
+           std::to_string(placed.refused) + " found no room";
+  return out;
+}
+
+Result<void> check_snapshot(std::string_view bytes, const std::string& path) {
+  auto p = parse(bytes, path);
+  if (!p) return std::unexpected(p.error());
+  return {};
+}
+
+Result<SnapshotSummary> save_snapshot(const State& state, const std::string& path) {
+  auto cfg = state.config();
+  if (!cfg) return std::unexpected(cfg.error());
+  const uint32_t hz = cfg->hz;
+  auto rules = state.rule_counters();
+  if (!rules) return std::unexpected(rules.error());
+  auto now = state.now();
+  if (!now) return std::unexpected(now.error());
+  const int64_t saved_at = wall_ns();
+  const auto since_save = [&](uint64_t tick) { return ns_of_ticks(*now - tick, hz); };
+
+  SnapshotSummary sum;
+  json h = {{"format", "xthrottle snapshot"}, {"version", kSnapshotVersion}, {"saved_at_unix_ns", saved_at},
+            {"hz", hz}, {"abi", XT_ABI_VERSION}};
+  std::map<uint32_t, size_t> index;  // rule id -> its place in the snapshot
+  json jr = json::array();
+  for (const auto& r : *rules) {
+    json counters;
+    for (const auto& [name, field] : kRuleCounters) counters[name] = r.stats.*field;
+    index[r.rule.id] = jr.size();
+    jr.push_back({{"cidr", format_cidr(r.cidr)}, {"options", options_text(r.spec)}, {"counters", counters}});
+  }
+  h["rules"] = jr;
+  sum.rules = rules->size();
+
+  auto bans = state.bans();
+  if (!bans) return std::unexpected(bans.error());
+  json jb = json::array();
+  for (const auto& b : *bans) {
+    auto by = b.ban.rule ? index.find(b.ban.rule - 1) : index.end();
+    jb.push_back({{"cidr", format_cidr(b.cidr)},
+                  {"left_ns", ns_of_ticks(b.ban.until - *now, hz)},
+                  {"since_ns_ago", since_save(b.ban.since)},
+                  {"rule", by == index.end() ? json() : json(by->second)}});
+  }
+  h["bans"] = jb;
+  sum.bans = bans->size();
+
+  auto counters = state.counters();
+  if (!counters) return std::unexpected(counters.error());
+  json jc;
+  for (uint32_t r = 0; r < XT_REASONS && r < counters->size(); r++)
+    jc[reason_info(r).key] = {(*counters)[r].packets, (*counters)[r].bytes};
+  h["counters"] = jc;
+
+  // The records.
+  std::string body;
+  const std::map<uint32_t, const RuleCounters*> by_id = [&] {
+    std::map<uint32_t, const RuleCounters*> m;
+    for (const auto& r : *rules) m[r.rule.id] = &r;
+    return m;
+  }();
+  auto walked = state.for_each_bucket([&](const BucketEntry& e) {
+    auto it = by_id.find(e.key.rule_id);
+    if (it == by_id.end() || e.key.per_len != it->second->rule.per_len) return;  // a bucket no rule has now
+    const xt_rule& rule = it->second->rule;
+    SnapshotBucket b{};
+    b.rule = static_cast<uint16_t>(index.at(e.key.rule_id));
+    b.family = e.key.family;
+    b.per_len = e.key.per_len;
+    std::memcpy(b.addr, e.key.addr, sizeof(b.addr));
+    b.passed_packets = e.bucket.passed_packets;
+    b.dropped_packets = e.bucket.dropped_packets;
+    for (int p = 0; p < XT_MAX_LIMITS; p++) b.full_in_ns[p] = full_in_ns(rule.limit[p], e.bucket.word[p], rule.gen, *now, hz);
+    if (e.bucket.throttled_since) {
+      b.throttled = 1;
+      b.throttled_ns = ns_of_ticks(static_cast<uint32_t>(static_cast<uint32_t>(*now) - e.bucket.throttled_since), hz);
+    }
+    body.append(reinterpret_cast<const char*>(&b), sizeof(b));
+    sum.buckets++;
+  });
+  if (!walked) return std::unexpected(walked.error());
+  auto known = state.for_each_known([&](const xt_known& k) {
+    if (!k.family || !k.how) return;
+    SnapshotKnown r{};
+    r.family = k.family;
+    r.how = k.how;
+    std::memcpy(r.key, &k.key, sizeof(r.key));
+    const uint64_t seconds_now = *now / hz;
+    r.seen_ns_ago = seconds_now > k.seen ? static_cast<int64_t>(seconds_now - k.seen) * kNs : 0;
+    body.append(reinterpret_cast<const char*>(&r), sizeof(r));
+    sum.known++;
+  });
+  if (!known) return std::unexpected(known.error());
+  auto lists = state.blocklists();
+  if (!lists) return std::unexpected(lists.error());
+  json jl = json::array();
+  for (const auto& l : *lists) {
+    auto entries = state.blocklist_cidrs(l.slot);
+    if (!entries) return std::unexpected(entries.error());
+    for (const Cidr& c : *entries) {
+      xt_block_entry e{};
+      e.family = c.family;
+      e.len = c.len;
+      std::memcpy(e.addr, c.addr.data(), sizeof(e.addr));
+      body.append(reinterpret_cast<const char*>(&e), sizeof(e));
+    }
+    jl.push_back({{"name", l.list.name}, {"entries", entries->size()}});
+  }
+  h["blocklists"] = jl;
+  sum.blocklists = lists->size();
+  h["buckets"] = sum.buckets;
+  h["known"] = sum.known;
+
+  std::string file(kSnapshotMagic, sizeof(kSnapshotMagic));
+  const std::string header = h.dump();
+  const uint32_t version = kSnapshotVersion, header_len = static_cast<uint32_t>(header.size());
+  file.append(reinterpret_cast<const char*>(&version), sizeof(version));
+  file.append(reinterpret_cast<const char*>(&header_len), sizeof(header_len));
+  file += header;
+  file += body;
+  const std::string hex = sha256_hex(file);
+  for (size_t i = 0; i < kDigest; i++) file += static_cast<char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+  sum.bytes = file.size();
+
+  // Atomically: the whole file beside the old one, on disk, then renamed.
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  {
+    const Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd) return system_error("cannot create " + tmp, errno);
+    if (auto ok = write_all(fd.get(), file, tmp); !ok) {
+      (void)unlink(tmp.c_str());
+      return std::unexpected(ok.error());
+    }
+    if (fsync(fd.get()) != 0) {
+      const int err = errno;
+      (void)unlink(tmp.c_str());
+      return system_error("cannot write " + tmp + " to disk", err);
+    }
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    (void)unlink(tmp.c_str());
+    return system_error("cannot rename " + tmp + " to " + path, err);
+  }
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (const Fd d(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); d) (void)fsync(d.get());
+  return sum;
+}
+
+Result<SnapshotSummary> restore_snapshot(State& state, const std::string& path, uint32_t cpus) {
+  auto bytes = read_file(path);
+  if (!bytes) return system_error("cannot read " + path, errno);
+  auto snap = parse(*bytes, path);
+  if (!snap) return std::unexpected(snap.error());
+  auto cfg = state.config();
+  if (!cfg) return std::unexpected(cfg.error());
+  const uint32_t hz = cfg->hz;
+  // Every rule compiled for this state's clock before anything changes.
+  std::vector<xt_rule> compiled;
+  for (const auto& r : snap->rules) {
+    auto rule = compile_rule(r.spec, hz, cpus);
+    if (!rule) return bad(path, "rule " + rule_name(r.cidr, r.spec.match) + ": " + rule.error().message);
+    compiled.push_back(*rule);
+  }
+
+  SnapshotSummary sum;
+  sum.bytes = bytes->size();
+  auto before = state.rules();
+  if (!before) return std::unexpected(before.error());
+  const bool fresh_state = before->empty();
+  std::vector<bool> added(snap->rules.size());
+  for (size_t i = 0; i < snap->rules.size(); i++) {
+    const auto& r = snap->rules[i];
+    auto live = std::ranges::find_if(*before, [&](const RuleEntry& e) { return e.cidr == r.cidr && e.spec.match == r.spec.match; });
+    if (live != before->end() && same_rule(live->spec, r.spec)) continue;
+    auto put = state.put_rule(r.spec, compiled[i]);
+    if (!put) return std::unexpected(put.error());
+    added[i] = !*put;
+  }
+  auto after = state.rules();
+  if (!after) return std::unexpected(after.error());
+  std::vector<const RuleEntry*> live(snap->rules.size());
+  for (size_t i = 0; i < snap->rules.size(); i++) {
+    const auto& r = snap->rules[i];
+    for (const auto& e : *after)
+      if (e.cidr == r.cidr && e.spec.match == r.spec.match) live[i] = &e;
+    if (!live[i]) return system_error("rule " + rule_name(r.cidr, r.spec.match) + " is not live after its restore");
+    if (added[i])
+      if (auto ok = state.add_rule_stats(live[i]->rule.id, r.stats); !ok) return std::unexpected(ok.error());
+  }
+  sum.rules = snap->rules.size();
+  if (fresh_state)
+    if (auto ok = state.add_counters(snap->counters); !ok) return std::unexpected(ok.error());
+
+  auto now = state.now();
+  if (!now) return std::unexpected(now.error());
+  const int64_t age = std::max<int64_t>(0, wall_ns() - snap->saved_at_ns);  // a clock set back counts as none
+  sum.age_seconds = static_cast<double>(age) / kNs;
+
+  for (const auto& list : snap->lists) {
+    if (auto ok = state.load_blocklist(list.name, list.entries); !ok) return std::unexpected(ok.error());
+    sum.blocklists++;
+  }
+  for (const auto& b : snap->bans) {
+    const int64_t left = b.left_ns - age;
+    if (left <= 0) continue;
+    const uint64_t ago = std::min<uint64_t>(ticks_of_ns(b.since_ns_ago + age, hz), *now);
+    xt_ban ban{*now + ticks_of_ns(left, hz), *now - ago, 0, b.rule >= 0 ? live[b.rule]->rule.id + 1 : 0};
+    if (auto ok = state.put_ban(b.cidr, ban); !ok) return std::unexpected(ok.error());
+    sum.bans++;
+  }
+
+  std::vector<xt_slot> records;
+  records.reserve(snap->buckets.size());
+  for (const SnapshotBucket& b : snap->buckets) {
+    const xt_rule& rule = live[b.rule]->rule;
+    if (b.per_len != rule.per_len) continue;  // the rule's --per changed since: its buckets go
+    xt_slot s{};
+    s.key.rule_id = rule.id;
+    s.key.family = b.family;
+    s.key.per_len = b.per_len;
+    std::memcpy(s.key.addr, b.addr, sizeof(s.key.addr));
+    for (int p = 0; p < XT_MAX_LIMITS; p++)
+      s.bucket.word[p] = word_full_in(rule.limit[p], rule.gen, *now, b.full_in_ns[p] - age, hz);
+    s.bucket.passed_packets = b.passed_packets;
+    s.bucket.dropped_packets = b.dropped_packets;
+    if (b.throttled) {
+      // Still throttled as of now (the drops go on from here): its next
+      // packet that passes a second from now tells it released.
+      s.bucket.throttled_since = (static_cast<uint32_t>(*now - std::min<uint64_t>(ticks_of_ns(b.throttled_ns + age, hz), *now))) | 1;
+      s.bucket.last_drop = static_cast<uint32_t>(*now);
+    }
+    records.push_back(s);
+  }
+  auto placed = state.restore_records(XT_RESTORE_BUCKETS, records);
+  if (!placed) return std::unexpected(placed.error());
+  sum.placed = *placed;
+  sum.buckets = records.size();
+
+  records.clear();
+  for (const SnapshotKnown& k : snap->known) {
+    const uint64_t ago = ticks_of_ns(k.seen_ns_ago + age, hz);
+    if (ago >= *now) continue;  // older than this boot's clock: long forgotten
+    xt_slot s{};
+    s.key.family = k.family;
+    s.key.per_len = k.how;
+    std::memcpy(s.key.addr, k.key, sizeof(k.key));
+    s.bucket.word[0] = *now - ago;
+    records.push_back(s);
+  }
+  auto known = state.restore_records(XT_RESTORE_KNOWN, records);
+  if (!known) return std::unexpected(known.error());
+  sum.known = known->restored;
+  return sum;
+}
+
+}  // namespace xt
