@@ -15,6 +15,7 @@
 #include "apply.h"
 #include "error.h"
 #include "pins.h"
+#include "snapshot.h"
 #include "state.h"
 
 namespace xt::cli {
@@ -43,6 +44,7 @@ void add_capture_command(CLI::App& app, const Globals& g, int& rc);
 void add_ban_commands(CLI::App& app, const Globals& g, int& rc);  // ban add, ban del, bans
 void add_blocklist_commands(CLI::App& app, const Globals& g, int& rc);  // blocklist load, del, list, test
 void add_serve_command(CLI::App& app, const Globals& g, int& rc);
+void add_snapshot_commands(CLI::App& app, const Globals& g, int& rc);  // save, restore
 
 // Set by SIGINT/SIGTERM once install_stop_signals() ran; SIGHUP sets g_reload.
 extern volatile std::sig_atomic_t g_stop;
@@ -74,5 +76,10 @@ Result<void> create_if_missing(Locked& locked, const std::string& pin_dir, uint3
 // (the state is made if there is none): `apply`, and `serve --config` at
 // start and on SIGHUP. *sha256, if given, gets the hash of the bytes read.
 Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path, bool dry_run, std::string* sha256);
+
+// `save` and `restore` (snapshot.h), under the lock; restore makes the state
+// if there is none (after a reboot): `serve --snapshot` calls them too.
+Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string& path);
+Result<SnapshotSummary> restore_state(const std::string& pin_dir, const std::string& path);
 
 }  // namespace xt::cli

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
-// xthrottle serve [--config FILE] [--metrics ADDR:PORT]
+// xthrottle serve [--config FILE] [--metrics ADDR:PORT] [--snapshot FILE [--snapshot-every DURATION]]
 // The daemon: Prometheus metrics, the data path's events to the log, the
-// rules file applied at start and on SIGHUP.
+// rules file applied at start and on SIGHUP, the state restored from a
+// snapshot at start and saved to it periodically and on stop.
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -18,6 +20,8 @@ namespace {
 struct ServeOptions {
   std::string metrics = "127.0.0.1:9431";
   std::string config;
+  std::string snapshot;
+  std::string snapshot_every = "5min";
 };
 
 void log_line(const nlohmann::json& j) {
@@ -30,11 +34,15 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   const std::string& pin_dir = g.pin_dir;
   const std::string& metrics = o.metrics;
   const std::string& config = o.config;
+  const std::string& snapshot = o.snapshot;
+  auto every = parse_duration("--snapshot-every", o.snapshot_every);
+  if (!every) return fail(every.error());
+  if (*every == 0) return fail(usage_error("bad --snapshot-every '" + o.snapshot_every + "': at least 1s").error());
   install_stop_signals();
   auto unix_time = [] { return std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()); };
   // Without a config to make the state, it must be there already (a
   // mistyped --pin-dir creates nothing).
-  if (config.empty() && !State::exists(pin_dir)) return fail(State::open(pin_dir).error());
+  if (config.empty() && snapshot.empty() && !State::exists(pin_dir)) return fail(State::open(pin_dir).error());
   // One serve per state: a second would split the events, and apply its
   // config over the first one's.
   if (auto ok = ensure_bpffs(pin_dir); !ok) return fail(ok.error());
@@ -63,6 +71,42 @@ int run_serve(const Globals& g, const ServeOptions& o) {
               {"unchanged", diff->unchanged}, {"unix_time", unix_time()}});
     return {};
   };
+  // The snapshot before the config: the config then has the last word on
+  // the rules, and the sources keep what they had used. A snapshot that
+  // will not restore is moved aside (kept for a look) and serve goes on:
+  // the host must stay protected.
+  auto save_logged = [&](const char* why) {
+    const auto start = std::chrono::steady_clock::now();
+    auto sum = save_state(pin_dir, snapshot);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!sum) {
+      std::cerr << "xthrottle: " << sum.error().message << "\n";
+      log_line({{"event", "snapshot_failed"}, {"why", why}, {"path", snapshot}, {"error", sum.error().message},
+                {"unix_time", unix_time()}});
+      return;
+    }
+    nlohmann::json j = {{"event", "snapshot_saved"}, {"why", why}, {"path", snapshot}, {"seconds", seconds},
+                        {"unix_time", unix_time()}};
+    j.update(sum->json());
+    log_line(j);
+  };
+  if (!snapshot.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(snapshot, ec)) {
+      log_line({{"event", "snapshot_none"}, {"path", snapshot}, {"unix_time", unix_time()}});
+    } else if (auto sum = restore_state(pin_dir, snapshot); !sum) {
+      const std::string aside = snapshot + ".rejected-" + std::to_string(unix_time());
+      std::filesystem::rename(snapshot, aside, ec);
+      std::cerr << "xthrottle: " << sum.error().message << "\n";
+      log_line({{"event", "snapshot_rejected"}, {"path", snapshot}, {"moved_to", ec ? "" : aside},
+                {"error", sum.error().message}, {"unix_time", unix_time()}});
+    } else {
+      nlohmann::json j = {{"event", "snapshot_restored"}, {"path", snapshot}, {"unix_time", unix_time()}};
+      j.update(sum->json());
+      log_line(j);
+    }
+  }
+
   // A config that does not apply at start is an error, with the exit code
   // of its kind: the operator is there to see it. Later (SIGHUP) a bad file
   // is reported and the running rules stay as they are.
@@ -80,7 +124,12 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   reader->mark_backlog_before(*started_at);
 
   int rc = 0;
+  auto next_save = std::chrono::steady_clock::now() + std::chrono::seconds(*every);
   while (!g_stop) {
+    if (!snapshot.empty() && std::chrono::steady_clock::now() >= next_save) {
+      save_logged("periodic");
+      next_save = std::chrono::steady_clock::now() + std::chrono::seconds(*every);
+    }
     if (g_reload) {
       g_reload = 0;
       if (config.empty())
@@ -94,6 +143,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       break;
     }
   }
+  if (!snapshot.empty()) save_logged("stop");
   return stopped(rc);
 }
 
@@ -104,6 +154,10 @@ void add_serve_command(CLI::App& app, const Globals& g, int& rc) {
   auto* serve = app.add_subcommand("serve", "Run as a daemon: Prometheus metrics, events, rules file");
   serve->add_option("--metrics", o->metrics, "Address for the Prometheus endpoint (/metrics)")->capture_default_str();
   serve->add_option("--config", o->config, "Apply this rules file at start and on SIGHUP");
+  serve->add_option("--snapshot", o->snapshot,
+                    "Restore the state from this snapshot at start (before --config), save it there periodically and "
+                    "on stop");
+  serve->add_option("--snapshot-every", o->snapshot_every, "How often to save the snapshot")->capture_default_str();
   serve->callback([&g, &rc, o] { rc = run_serve(g, *o); });
 }
 

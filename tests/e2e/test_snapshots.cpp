@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT
+// Snapshots (issue 15) through the CLI in the lab: a reboot simulated by
+// taking the program off and removing every pin, then attaching afresh. A
+// quota part used stays part used (`save`, `restore`); `serve --snapshot`
+// restores at start and saves on stop; a damaged snapshot changes nothing.
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "operate_test.h"
+
+namespace xt::test {
+namespace {
+
+class Snapshots : public Operate {
+ protected:
+  // Everything the kernel held is gone, as after a reboot; then attached anew.
+  void reboot() {
+    ok({"detach", "dut0"});
+    for (const auto& pin : std::filesystem::directory_iterator(lab_->pin_dir())) std::filesystem::remove_all(pin);
+    ok({"attach", "dut0"});
+    ASSERT_EQ(rules().size(), 0u) << "a fresh state";
+  }
+};
+
+TEST_F(Snapshots, AQuotaPartUsedIsPartUsedAfterAReboot) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/day", "--burst", "1000"});
+  ok({"ban", "add", "198.18.9.0/24", "--for", "1h"});
+  lab_->reset_received();
+  const Flood used = flood_from("198.18.0.9", 900);
+  ASSERT_EQ(lab_->received_v4(), used.sent);
+  const std::string file = dir_ + "/state.snap";
+  const json saved = lab_->xthrottle_json({"save", file, "--json"});
+  EXPECT_EQ(saved["rules"], 1);
+  EXPECT_EQ(saved["buckets"], 1);
+  EXPECT_EQ(saved["bans"], 1);
+
+  reboot();
+  const json restored = lab_->xthrottle_json({"restore", file, "--json"});
+  EXPECT_EQ(restored["buckets_restored"], 1) << restored.dump();
+  lab_->reset_received();
+  flood_from("198.18.0.9", 200);
+  EXPECT_EQ(lab_->received_v4(), 100u) << "900 of 1000 a day used before the reboot: 100 left";
+  const json bans = lab_->xthrottle_json({"bans", "--json"});
+  ASSERT_EQ(bans.size(), 1u);
+  EXPECT_GT(bans[0]["seconds_left"].get<double>(), 3500.0);
+  EXPECT_EQ(lab_->xthrottle_json({"stats", "--json"})["rules"]["198.18.0.0/15"]["passed_packets"], 1000)
+      << "the rule's counters carried on";
+
+  // Damaged: refused, exit 2, nothing changed.
+  std::string bytes;
+  {
+    std::ifstream in(file, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  bytes[bytes.size() / 2] ^= 1;
+  const std::string bad = write("bad.snap", bytes);
+  ok({"rule", "del", "198.18.0.0/15"});
+  const Outcome r = lab_->xthrottle({"restore", bad});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find(bad + ": corrupt"), std::string::npos) << r.err;
+  EXPECT_EQ(rules().size(), 0u) << "nothing changed";
+}
+
+TEST_F(Snapshots, ServeRestoresAtStartAndSavesOnStop) {
+  const std::string file = dir_ + "/serve.snap";
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/day", "--burst", "1000"});
+  lab_->reset_received();
+  flood_from("198.18.0.9", 600);
+  {
+    Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--snapshot", file}));
+    ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+    serve.signal(SIGTERM);
+    const auto lines = json_lines(serve.wait().out);
+    EXPECT_TRUE(has_event(lines, "snapshot_none"));
+    EXPECT_TRUE(has_event(lines, "snapshot_saved")) << "saved on stop";
+  }
+  ASSERT_TRUE(std::filesystem::exists(file));
+
+  reboot();
+  {
+    Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--snapshot", file,
+                                           "--snapshot-every", "1s"}));
+    ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+    lab_->reset_received();
+    flood_from("198.18.0.9", 600);
+    EXPECT_EQ(lab_->received_v4(), 400u) << "600 of 1000 used before the reboot";
+    std::this_thread::sleep_for(1500ms);
+    serve.signal(SIGTERM);
+    const auto lines = json_lines(serve.wait().out);
+    EXPECT_TRUE(has_event(lines, "snapshot_restored"));
+    EXPECT_GE(std::ranges::count_if(lines, [](const json& j) { return j.value("event", "") == "snapshot_saved"; }), 2)
+        << "every second, and on stop";
+  }
+
+  // A damaged snapshot: moved aside, and serve goes on.
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(20);
+    f.put('!');
+  }
+  Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--snapshot", file}));
+  ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics")) << "serve goes on";
+  serve.signal(SIGTERM);
+  const auto lines = json_lines(serve.wait().out);
+  ASSERT_TRUE(has_event(lines, "snapshot_rejected"));
+  bool aside = false;
+  for (const auto& e : std::filesystem::directory_iterator(dir_))
+    aside |= e.path().filename().string().starts_with("serve.snap.rejected-");
+  EXPECT_TRUE(aside) << "the damaged snapshot kept for a look";
+}
+
+}  // namespace
+}  // namespace xt::test

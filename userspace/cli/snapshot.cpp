@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: MIT
+// xthrottle save FILE [--json]
+// xthrottle restore FILE [--json]
+#include <chrono>
+#include <iostream>
+#include <memory>
+
+#include "cli.h"
+#include "format.h"
+#include "map_util.h"
+#include "snapshot.h"
+
+namespace xt::cli {
+
+Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string& path) {
+  // Under the lock: no rule changes between the rules read and their buckets.
+  auto locked = open_locked(pin_dir);
+  if (!locked) return std::unexpected(locked.error());
+  return save_snapshot(*locked->state, path);
+}
+
+Result<SnapshotSummary> restore_state(const std::string& pin_dir, const std::string& path) {
+  auto locked = lock_pins(pin_dir);
+  if (!locked) return std::unexpected(locked.error());
+  auto hz = tick_rate_of(*locked);
+  if (!hz) return std::unexpected(hz.error());
+  if (auto ok = create_if_missing(*locked, pin_dir, *hz); !ok) return std::unexpected(ok.error());
+  return restore_snapshot(*locked->state, path, online_cpus());
+}
+
+namespace {
+
+int run_save(const Globals& g, const std::string& path, bool json) {
+  const auto start = std::chrono::steady_clock::now();
+  auto sum = save_state(g.pin_dir, path);
+  if (!sum) return fail(sum.error());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  nlohmann::json j = sum->json();
+  j["path"] = path;
+  j["seconds"] = seconds;
+  emit(json, j, "saved " + path + ": " + sum->text() + fmt(" in %.2f s\n", seconds));
+  return 0;
+}
+
+int run_restore(const Globals& g, const std::string& path, bool json) {
+  auto sum = restore_state(g.pin_dir, path);
+  if (!sum) return fail(sum.error());
+  nlohmann::json j = sum->json();
+  j["path"] = path;
+  emit(json, j, "restored " + path + fmt(" (saved %.0f s ago): ", sum->age_seconds) + sum->text() + "\n");
+  return 0;
+}
+
+}  // namespace
+
+void add_snapshot_commands(CLI::App& app, const Globals& g, int& rc) {
+  auto path = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  auto* save = app.add_subcommand("save", "Write the state (rules, buckets, bans, lists, counters) to a snapshot file");
+  save->add_option("FILE", *path, "Snapshot file (written beside, then renamed over)")->required();
+  save->add_flag("--json", *json, "JSON output");
+  save->callback([&g, &rc, path, json] { rc = run_save(g, *path, *json); });
+  auto restore_path = std::make_shared<std::string>();
+  auto restore_json = std::make_shared<bool>(false);
+  auto* restore = app.add_subcommand("restore", "Put a snapshot's state back (after a reboot, or on another build)");
+  restore->add_option("FILE", *restore_path, "Snapshot file written by xthrottle save")->required();
+  restore->add_flag("--json", *restore_json, "JSON output");
+  restore->callback([&g, &rc, restore_path, restore_json] { rc = run_restore(g, *restore_path, *restore_json); });
+}
+
+}  // namespace xt::cli
