@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 
 #include "gcra.h"
 #include "blocklist_file.h"
@@ -104,6 +106,22 @@ struct Parsed {
   std::vector<SnapshotKnown> known;
 };
 
+// SHA-256 over parts fed one after another (OpenSSL's EVP).
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
+  void update(std::string_view part) { EVP_DigestUpdate(ctx_.get(), part.data(), part.size()); }
+  std::string bytes() {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_.get(), out, &len);
+    return std::string(reinterpret_cast<const char*>(out), len);
+  }
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
+};
+
 template <class T>
 T read_le(std::string_view bytes, size_t at) {
   T v;
@@ -118,14 +136,9 @@ Result<Parsed> parse(std::string_view bytes, const std::string& path) {
   if (version != kSnapshotVersion)
     return bad(path, "a snapshot of format version " + std::to_string(version) + "; this build reads version " +
                          std::to_string(kSnapshotVersion));
-  const std::string digest = sha256_hex(bytes.substr(0, bytes.size() - kDigest));
-  std::string stored;
-  for (unsigned char c : bytes.substr(bytes.size() - kDigest)) {
-    char two[3];
-    std::snprintf(two, sizeof(two), "%02x", c);
-    stored += two;
-  }
-  if (digest != stored) return bad(path, "corrupt: its checksum does not match its contents (cut short or changed)");
+  Sha256 digest;
+  digest.update(bytes.substr(0, bytes.size() - kDigest));
+  if (digest.bytes() != bytes.substr(bytes.size() - kDigest)) return bad(path, "corrupt: its checksum does not match its contents (cut short or changed)");
   const auto header_len = read_le<uint32_t>(bytes, 12);
   if (header_len > bytes.size() - kFixed - kDigest) return bad(path, "corrupt: its header runs past its end");
   json h;
@@ -300,8 +313,12 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
     jc[reason_info(r).key] = {(*counters)[r].packets, (*counters)[r].bytes};
   h["counters"] = jc;
 
-  // The records.
-  std::string body;
+  // The records, each kind in a vector of its own (no copy as it grows
+  // past a few hundred MB: reserved for the table's sources).
+  std::vector<SnapshotBucket> bucket_records;
+  bucket_records.reserve(cfg->max_sources);
+  std::vector<SnapshotKnown> known_records;
+  std::vector<xt_block_entry> entry_records;
   const std::map<uint32_t, const RuleCounters*> by_id = [&] {
     std::map<uint32_t, const RuleCounters*> m;
     for (const auto& r : *rules) m[r.rule.id] = &r;
@@ -323,8 +340,7 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
       b.throttled = 1;
       b.throttled_ns = ns_of_ticks(static_cast<uint32_t>(static_cast<uint32_t>(*now) - e.bucket.throttled_since), hz);
     }
-    body.append(reinterpret_cast<const char*>(&b), sizeof(b));
-    sum.buckets++;
+    bucket_records.push_back(b);
   });
   if (!walked) return std::unexpected(walked.error());
   auto known = state.for_each_known([&](const xt_known& k) {
@@ -335,8 +351,7 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
     std::memcpy(r.key, &k.key, sizeof(r.key));
     const uint64_t seconds_now = *now / hz;
     r.seen_ns_ago = seconds_now > k.seen ? static_cast<int64_t>(seconds_now - k.seen) * kNs : 0;
-    body.append(reinterpret_cast<const char*>(&r), sizeof(r));
-    sum.known++;
+    known_records.push_back(r);
   });
   if (!known) return std::unexpected(known.error());
   auto lists = state.blocklists();
@@ -350,32 +365,45 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
       e.family = c.family;
       e.len = c.len;
       std::memcpy(e.addr, c.addr.data(), sizeof(e.addr));
-      body.append(reinterpret_cast<const char*>(&e), sizeof(e));
+      entry_records.push_back(e);
     }
     jl.push_back({{"name", l.list.name}, {"entries", entries->size()}});
   }
   h["blocklists"] = jl;
   sum.blocklists = lists->size();
+  sum.buckets = bucket_records.size();
+  sum.known = known_records.size();
   h["buckets"] = sum.buckets;
   h["known"] = sum.known;
 
-  std::string file(kSnapshotMagic, sizeof(kSnapshotMagic));
+  std::string head(kSnapshotMagic, sizeof(kSnapshotMagic));
   const std::string header = h.dump();
   const uint32_t version = kSnapshotVersion, header_len = static_cast<uint32_t>(header.size());
-  file.append(reinterpret_cast<const char*>(&version), sizeof(version));
-  file.append(reinterpret_cast<const char*>(&header_len), sizeof(header_len));
-  file += header;
-  file += body;
-  const std::string hex = sha256_hex(file);
-  for (size_t i = 0; i < kDigest; i++) file += static_cast<char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
-  sum.bytes = file.size();
+  head.append(reinterpret_cast<const char*>(&version), sizeof(version));
+  head.append(reinterpret_cast<const char*>(&header_len), sizeof(header_len));
+  head += header;
+  const auto bytes_of = [](const auto& v) {
+    return std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(v[0]));
+  };
+  const std::string_view parts[] = {head, bytes_of(bucket_records), bytes_of(known_records), bytes_of(entry_records)};
 
   // Atomically: the whole file beside the old one, on disk, then renamed.
   const std::string tmp = path + ".tmp." + std::to_string(getpid());
   {
     const Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!fd) return system_error("cannot create " + tmp, errno);
-    if (auto ok = write_all(fd.get(), file, tmp); !ok) {
+    Sha256 digest;
+    for (std::string_view part : parts) {
+      digest.update(part);
+      sum.bytes += part.size();
+      if (auto ok = write_all(fd.get(), part, tmp); !ok) {
+        (void)unlink(tmp.c_str());
+        return std::unexpected(ok.error());
+      }
+    }
+    const std::string sum_bytes = digest.bytes();
+    sum.bytes += sum_bytes.size();
+    if (auto ok = write_all(fd.get(), sum_bytes, tmp); !ok) {
       (void)unlink(tmp.c_str());
       return std::unexpected(ok.error());
     }
