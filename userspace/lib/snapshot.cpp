@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -16,36 +15,17 @@
 #include <map>
 #include <memory>
 
-#include "gcra.h"
-#include "blocklist_file.h"
 #include "fd.h"
+#include "gcra.h"
+#include "reasons.h"
 #include "rules_file.h"
-#include "stats.h"
 
 namespace xt {
 namespace {
 
 using json = nlohmann::json;
 
-constexpr size_t kFixed = sizeof(kSnapshotMagic) + 2 * sizeof(uint32_t);  // magic, version, header length
-constexpr size_t kDigest = 32;
 constexpr int64_t kNs = 1'000'000'000;
-
-// The counters of xt_rule_stats a snapshot keeps, by name (proof_word is
-// not a counter).
-const std::pair<const char*, __u64 xt_rule_stats::*> kRuleCounters[] = {
-    {"passed_packets", &xt_rule_stats::passed_packets},
-    {"passed_bytes", &xt_rule_stats::passed_bytes},
-    {"dropped_packets", &xt_rule_stats::dropped_packets},
-    {"dropped_bytes", &xt_rule_stats::dropped_bytes},
-    {"dryrun_packets", &xt_rule_stats::dryrun_packets},
-    {"dryrun_bytes", &xt_rule_stats::dryrun_bytes},
-    {"new_source_dropped_packets", &xt_rule_stats::new_source_dropped_packets},
-    {"redirected_packets", &xt_rule_stats::redirected_packets},
-    {"redirected_bytes", &xt_rule_stats::redirected_bytes},
-    {"marked_packets", &xt_rule_stats::marked_packets},
-    {"marked_bytes", &xt_rule_stats::marked_bytes},
-};
 
 int64_t ns_of_ticks(uint64_t ticks, uint32_t hz) {
   return static_cast<int64_t>(static_cast<__int128>(ticks) * kNs / hz);
@@ -73,158 +53,12 @@ int64_t full_in_ns(const xt_limit& l, uint64_t word, uint8_t gen, uint64_t now, 
 // The word of limit l that is full `ns` after now (rounded up to ticks).
 uint64_t word_full_in(const xt_limit& l, uint8_t gen, uint64_t now, int64_t ns, uint32_t hz) {
   if (!l.fill || ns <= 0) return xt_full_word(&l, now, gen);
+  // Never more than the cap: a longer wait (a hostile file's) is an empty
+  // bucket, and the product below stays far from overflowing.
+  if (ticks_of_ns(ns, hz) > l.cap / l.fill + 1) return xt_word(xt_scaled(&l, now) + l.cap, gen);
   const __int128 debt = (static_cast<__int128>(ns) * hz * l.fill + kNs - 1) / kNs;
   const uint64_t capped = static_cast<uint64_t>(std::min<__int128>(debt, l.cap));
   return xt_word(xt_scaled(&l, now) + capped, gen);
-}
-
-std::unexpected<Error> bad(const std::string& path, const std::string& why) {
-  return usage_error(path + ": " + why + "; nothing was changed");
-}
-
-struct Parsed {
-  int64_t saved_at_ns = 0;
-  struct Rule {
-    Cidr cidr;
-    RuleSpec spec;
-    xt_rule_stats stats{};
-  };
-  std::vector<Rule> rules;
-  struct BanRec {
-    Cidr cidr;
-    int64_t left_ns = 0, since_ns_ago = 0;
-    int rule = -1;
-  };
-  std::vector<BanRec> bans;
-  struct List {
-    std::string name;
-    std::vector<Cidr> entries;
-  };
-  std::vector<List> lists;
-  std::vector<xt_count> counters;  // by enum xt_reason
-  std::vector<SnapshotBucket> buckets;
-  std::vector<SnapshotKnown> known;
-};
-
-// SHA-256 over parts fed one after another (OpenSSL's EVP).
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
-  void update(std::string_view part) { EVP_DigestUpdate(ctx_.get(), part.data(), part.size()); }
-  std::string bytes() {
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_.get(), out, &len);
-    return std::string(reinterpret_cast<const char*>(out), len);
-  }
-
- private:
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
-};
-
-template <class T>
-T read_le(std::string_view bytes, size_t at) {
-  T v;
-  std::memcpy(&v, bytes.data() + at, sizeof(v));
-  return v;
-}
-
-Result<Parsed> parse(std::string_view bytes, const std::string& path) {
-  if (bytes.size() < kFixed + kDigest || std::memcmp(bytes.data(), kSnapshotMagic, sizeof(kSnapshotMagic)) != 0)
-    return bad(path, "not an xthrottle snapshot");
-  const auto version = read_le<uint32_t>(bytes, 8);
-  if (version != kSnapshotVersion)
-    return bad(path, "a snapshot of format version " + std::to_string(version) + "; this build reads version " +
-                         std::to_string(kSnapshotVersion));
-  Sha256 digest;
-  digest.update(bytes.substr(0, bytes.size() - kDigest));
-  if (digest.bytes() != bytes.substr(bytes.size() - kDigest)) return bad(path, "corrupt: its checksum does not match its contents (cut short or changed)");
-  const auto header_len = read_le<uint32_t>(bytes, 12);
-  if (header_len > bytes.size() - kFixed - kDigest) return bad(path, "corrupt: its header runs past its end");
-  json h;
-  try {
-    h = json::parse(bytes.substr(kFixed, header_len));
-  } catch (const json::exception& e) {
-    return bad(path, std::string("corrupt header: ") + e.what());
-  }
-  Parsed out;
-  try {
-    if (h.at("format") != "xthrottle snapshot") return bad(path, "not an xthrottle snapshot");
-    out.saved_at_ns = h.at("saved_at_unix_ns").get<int64_t>();
-    for (const json& r : h.at("rules")) {
-      Parsed::Rule rule;
-      auto cidr = parse_cidr(r.at("cidr").get<std::string>());
-      if (!cidr) return bad(path, "rule " + r.at("cidr").get<std::string>() + ": " + cidr.error().message);
-      auto spec = spec_from_options_text(*cidr, r.at("options").get<std::string>());
-      if (!spec) return bad(path, "rule " + format_cidr(*cidr) + ": " + spec.error().message);
-      rule.cidr = *cidr;
-      rule.spec = *spec;
-      const json& c = r.at("counters");
-      for (const auto& [name, field] : kRuleCounters) rule.stats.*field = c.value(name, __u64{0});
-      out.rules.push_back(std::move(rule));
-    }
-    if (out.rules.size() > XT_MAX_RULES) return bad(path, "more rules than the program holds");
-    for (const json& b : h.at("bans")) {
-      Parsed::BanRec ban;
-      auto cidr = parse_cidr(b.at("cidr").get<std::string>());
-      if (!cidr) return bad(path, "ban " + b.at("cidr").get<std::string>() + ": " + cidr.error().message);
-      ban.cidr = *cidr;
-      ban.left_ns = b.at("left_ns").get<int64_t>();
-      ban.since_ns_ago = b.at("since_ns_ago").get<int64_t>();
-      ban.rule = b.at("rule").is_null() ? -1 : b.at("rule").get<int>();
-      if (ban.rule >= static_cast<int>(out.rules.size())) return bad(path, "ban of a rule it does not have");
-      out.bans.push_back(ban);
-    }
-    out.counters.resize(XT_REASONS);
-    const json& counters = h.at("counters");
-    for (uint32_t r = 0; r < XT_REASONS; r++)
-      if (counters.contains(reason_info(r).key)) {
-        const json& c = counters.at(reason_info(r).key);
-        out.counters[r] = {c.at(0).get<uint64_t>(), c.at(1).get<uint64_t>()};
-      }
-    size_t at = kFixed + header_len;
-    const auto buckets = h.at("buckets").get<uint64_t>(), known = h.at("known").get<uint64_t>();
-    uint64_t entries = 0;
-    for (const json& l : h.at("blocklists")) {
-      Parsed::List list;
-      list.name = l.at("name").get<std::string>();
-      if (auto ok = check_blocklist_name(list.name); !ok) return bad(path, ok.error().message);
-      entries += l.at("entries").get<uint64_t>();
-      list.entries.resize(l.at("entries").get<uint64_t>());
-      out.lists.push_back(std::move(list));
-    }
-    const __int128 want = static_cast<__int128>(buckets) * sizeof(SnapshotBucket) +
-                          static_cast<__int128>(known) * sizeof(SnapshotKnown) +
-                          static_cast<__int128>(entries) * sizeof(xt_block_entry);
-    if (want != static_cast<__int128>(bytes.size() - at - kDigest))
-      return bad(path, "corrupt: its records are not what its header says");
-    out.buckets.resize(buckets);
-    std::memcpy(out.buckets.data(), bytes.data() + at, buckets * sizeof(SnapshotBucket));
-    at += buckets * sizeof(SnapshotBucket);
-    out.known.resize(known);
-    std::memcpy(out.known.data(), bytes.data() + at, known * sizeof(SnapshotKnown));
-    at += known * sizeof(SnapshotKnown);
-    for (auto& list : out.lists)
-      for (Cidr& c : list.entries) {
-        const auto e = read_le<xt_block_entry>(bytes, at);
-        at += sizeof(xt_block_entry);
-        if ((e.family != XT_FAMILY_V4 && e.family != XT_FAMILY_V6) || e.len == 0 || e.len > family_bits(e.family))
-          return bad(path, "corrupt: blocklist " + list.name + " has an entry that is no prefix");
-        c.family = e.family;
-        c.len = e.len;
-        std::memcpy(c.addr.data(), e.addr, sizeof(e.addr));
-      }
-  } catch (const json::exception& e) {
-    return bad(path, std::string("corrupt header: ") + e.what());
-  }
-  for (const SnapshotBucket& b : out.buckets)
-    if (b.rule >= out.rules.size() || (b.family != XT_FAMILY_V4 && b.family != XT_FAMILY_V6) ||
-        b.per_len > family_bits(b.family))
-      return bad(path, "corrupt: a bucket record names no rule or no source");
-  for (const SnapshotKnown& k : out.known)
-    if ((k.family != XT_FAMILY_V4 && k.family != XT_FAMILY_V6) || (k.how != XT_KNOWN_BEHAVED && k.how != XT_KNOWN_PROVEN))
-      return bad(path, "corrupt: a known-source record names no source");
-  return out;
 }
 
 // Writes all of bytes to fd.
@@ -262,12 +96,6 @@ std::string SnapshotSummary::text() const {
   return out;
 }
 
-Result<void> check_snapshot(std::string_view bytes, const std::string& path) {
-  auto p = parse(bytes, path);
-  if (!p) return std::unexpected(p.error());
-  return {};
-}
-
 Result<SnapshotSummary> save_snapshot(const State& state, const std::string& path) {
   auto cfg = state.config();
   if (!cfg) return std::unexpected(cfg.error());
@@ -286,7 +114,7 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   json jr = json::array();
   for (const auto& r : *rules) {
     json counters;
-    for (const auto& [name, field] : kRuleCounters) counters[name] = r.stats.*field;
+    for (const auto& [name, field] : kSnapshotRuleCounters) counters[name] = r.stats.*field;
     index[r.rule.id] = jr.size();
     jr.push_back({{"cidr", format_cidr(r.cidr)}, {"options", options_text(r.spec)}, {"counters", counters}});
   }
@@ -426,7 +254,7 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
 Result<SnapshotSummary> restore_snapshot(State& state, const std::string& path, uint32_t cpus) {
   auto bytes = read_file(path);
   if (!bytes) return system_error("cannot read " + path, errno);
-  auto snap = parse(*bytes, path);
+  auto snap = parse_snapshot(*bytes, path);
   if (!snap) return std::unexpected(snap.error());
   auto cfg = state.config();
   if (!cfg) return std::unexpected(cfg.error());
@@ -435,7 +263,7 @@ Result<SnapshotSummary> restore_snapshot(State& state, const std::string& path, 
   std::vector<xt_rule> compiled;
   for (const auto& r : snap->rules) {
     auto rule = compile_rule(r.spec, hz, cpus);
-    if (!rule) return bad(path, "rule " + rule_name(r.cidr, r.spec.match) + ": " + rule.error().message);
+    if (!rule) return snapshot_error(path, "rule " + rule_name(r.cidr, r.spec.match) + ": " + rule.error().message);
     compiled.push_back(*rule);
   }
 

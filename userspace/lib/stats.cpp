@@ -15,21 +15,6 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr ReasonInfo kReasons[XT_REASONS] = {
-    {"within_limit", "passed within limit"},
-    {"allowed", "passed by allow rule"},
-    {"dry_run", "passed, dry-run (would drop)"},
-    {"unmatched", "passed, no rule"},
-    {"non_ip", "passed, not IP"},
-    {"over_limit", "dropped over limit"},
-    {"denied", "dropped by deny rule"},
-    {"malformed", "dropped malformed"},
-    {"table_full", "dropped, table refused insert"},
-    {"new_source", "dropped, new-source budget"},
-    {"over_total", "dropped over the rule's total"},
-    {"banned", "dropped, banned"},
-    {"blocklisted", "dropped, blocklisted"},
-};
 
 json count_json(const xt_count& c) { return {{"packets", c.packets}, {"bytes", c.bytes}}; }
 
@@ -43,8 +28,6 @@ xt_count sum_reasons(const std::vector<xt_count>& reasons, uint32_t from, uint32
 }
 
 }  // namespace
-
-const ReasonInfo& reason_info(uint32_t reason) { return kReasons[reason < XT_REASONS ? reason : 0]; }
 
 Result<std::vector<Saturation>> saturations(const State& state, const std::vector<RuleCounters>& rules) {
   std::vector<Saturation> out;

@@ -13,15 +13,11 @@
 #include <vector>
 
 #include "error.h"
+#include "reasons.h"
 #include "state.h"
 
 namespace xt {
 
-struct ReasonInfo {
-  const char* key;   // JSON key under "reasons"
-  const char* text;  // for people
-};
-const ReasonInfo& reason_info(uint32_t reason);
 
 // A rule whose new-source budget is turning untracked sources away now (a
 // flood, or more new clients than it admits): new clients are dropped.

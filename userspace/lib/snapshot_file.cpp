@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: MIT
+#include "snapshot_file.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+#include "blocklist_file.h"
+#include "reasons.h"
+
+namespace xt {
+
+using json = nlohmann::json;
+
+std::unexpected<Error> snapshot_error(const std::string& path, const std::string& why) {
+  return usage_error(path + ": " + why + "; nothing was changed");
+}
+
+namespace {
+
+// A header field out of its type or range (caught with json's exceptions).
+struct BadField {
+  std::string why;
+};
+
+// Nanoseconds: an integer in [0, 2^62) (146 years), so that sums of two
+// never overflow.
+constexpr int64_t kMaxNs = int64_t{1} << 62;
+
+int64_t integer(const json& v, const std::string& what, int64_t lo, int64_t hi) {
+  if (!v.is_number_integer()) throw BadField{what + " is not an integer"};
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(hi)) throw BadField{what + " is out of range"};
+    return static_cast<int64_t>(u);
+  }
+  const auto x = v.get<int64_t>();
+  if (x < lo || x > hi) throw BadField{what + " is out of range"};
+  return x;
+}
+
+uint64_t count(const json& v, const std::string& what) {
+  if (!v.is_number_unsigned()) throw BadField{what + " is not a count"};
+  return v.get<uint64_t>();
+}
+
+template <class T>
+T read_le(std::string_view bytes, size_t at) {
+  T v;
+  std::memcpy(&v, bytes.data() + at, sizeof(v));
+  return v;
+}
+
+}  // namespace
+
+Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& path) {
+  if (bytes.size() < kSnapshotFixed + kSnapshotDigest || std::memcmp(bytes.data(), kSnapshotMagic, sizeof(kSnapshotMagic)) != 0)
+    return snapshot_error(path, "not an xthrottle snapshot");
+  const auto version = read_le<uint32_t>(bytes, 8);
+  if (version != kSnapshotVersion)
+    return snapshot_error(path, "a snapshot of format version " + std::to_string(version) + "; this build reads version " +
+                         std::to_string(kSnapshotVersion));
+  Sha256 digest;
+  digest.update(bytes.substr(0, bytes.size() - kSnapshotDigest));
+  if (digest.bytes() != bytes.substr(bytes.size() - kSnapshotDigest)) return snapshot_error(path, "corrupt: its checksum does not match its contents (cut short or changed)");
+  const auto header_len = read_le<uint32_t>(bytes, 12);
+  if (header_len > bytes.size() - kSnapshotFixed - kSnapshotDigest) return snapshot_error(path, "corrupt: its header runs past its end");
+  json h;
+  try {
+    h = json::parse(bytes.substr(kSnapshotFixed, header_len));
+  } catch (const json::exception& e) {
+    return snapshot_error(path, std::string("corrupt header: ") + e.what());
+  }
+  SnapshotFile out;
+  try {
+    if (h.at("format") != "xthrottle snapshot") return snapshot_error(path, "not an xthrottle snapshot");
+    out.saved_at_ns = integer(h.at("saved_at_unix_ns"), "saved_at_unix_ns", 0, kMaxNs - 1);
+    for (const json& r : h.at("rules")) {
+      SnapshotFile::Rule rule;
+      auto cidr = parse_cidr(r.at("cidr").get<std::string>());
+      if (!cidr) return snapshot_error(path, "rule " + r.at("cidr").get<std::string>() + ": " + cidr.error().message);
+      auto spec = spec_from_options_text(*cidr, r.at("options").get<std::string>());
+      if (!spec) return snapshot_error(path, "rule " + format_cidr(*cidr) + ": " + spec.error().message);
+      rule.cidr = *cidr;
+      rule.spec = *spec;
+      const json& c = r.at("counters");
+      for (const auto& [name, field] : kSnapshotRuleCounters)
+        if (c.contains(name)) rule.stats.*field = count(c.at(name), name);
+      out.rules.push_back(std::move(rule));
+    }
+    if (out.rules.size() > XT_MAX_RULES) return snapshot_error(path, "more rules than the program holds");
+    for (const json& b : h.at("bans")) {
+      SnapshotFile::BanRec ban;
+      auto cidr = parse_cidr(b.at("cidr").get<std::string>());
+      if (!cidr) return snapshot_error(path, "ban " + b.at("cidr").get<std::string>() + ": " + cidr.error().message);
+      ban.cidr = *cidr;
+      ban.left_ns = integer(b.at("left_ns"), "a ban's left_ns", 0, kMaxNs - 1);
+      ban.since_ns_ago = integer(b.at("since_ns_ago"), "a ban's since_ns_ago", 0, kMaxNs - 1);
+      ban.rule = b.at("rule").is_null() ? -1 : static_cast<int>(integer(b.at("rule"), "a ban's rule", 0, XT_MAX_RULES));
+      if (ban.rule >= static_cast<int>(out.rules.size())) return snapshot_error(path, "ban of a rule it does not have");
+      out.bans.push_back(ban);
+    }
+    if (out.bans.size() > XT_MAX_BANS) return snapshot_error(path, "more bans than the program holds");
+    out.counters.resize(XT_REASONS);
+    const json& counters = h.at("counters");
+    for (uint32_t r = 0; r < XT_REASONS; r++)
+      if (counters.contains(reason_info(r).key)) {
+        const json& c = counters.at(reason_info(r).key);
+        out.counters[r] = {count(c.at(0), "a counter"), count(c.at(1), "a counter")};
+      }
+    size_t at = kSnapshotFixed + header_len;
+    // Every count checked against the bytes there are before anything is
+    // sized by it.
+    const uint64_t room = bytes.size() - at - kSnapshotDigest;
+    const uint64_t buckets = count(h.at("buckets"), "buckets"), known = count(h.at("known"), "known");
+    __int128 want = static_cast<__int128>(std::min<uint64_t>(buckets, room + 1)) * sizeof(SnapshotBucket) +
+                    static_cast<__int128>(std::min<uint64_t>(known, room + 1)) * sizeof(SnapshotKnown);
+    std::vector<uint64_t> sizes;
+    for (const json& l : h.at("blocklists")) {
+      SnapshotFile::List list;
+      list.name = l.at("name").get<std::string>();
+      if (auto ok = check_blocklist_name(list.name); !ok) return snapshot_error(path, ok.error().message);
+      if (std::ranges::any_of(out.lists, [&](const SnapshotFile::List& o) { return o.name == list.name; }))
+        return snapshot_error(path, "blocklist " + list.name + " twice");
+      if (out.lists.size() == XT_MAX_BLOCKLISTS) return snapshot_error(path, "more blocklists than the program holds");
+      sizes.push_back(std::min<uint64_t>(count(l.at("entries"), "a blocklist's entries"), room + 1));
+      want += static_cast<__int128>(sizes.back()) * sizeof(xt_block_entry);
+      out.lists.push_back(std::move(list));
+    }
+    if (want != static_cast<__int128>(room)) return snapshot_error(path, "corrupt: its records are not what its header says");
+    for (size_t i = 0; i < out.lists.size(); i++) out.lists[i].entries.resize(sizes[i]);
+    out.buckets.resize(buckets);
+    std::memcpy(out.buckets.data(), bytes.data() + at, buckets * sizeof(SnapshotBucket));
+    at += buckets * sizeof(SnapshotBucket);
+    out.known.resize(known);
+    std::memcpy(out.known.data(), bytes.data() + at, known * sizeof(SnapshotKnown));
+    at += known * sizeof(SnapshotKnown);
+    for (auto& list : out.lists)
+      for (Cidr& c : list.entries) {
+        const auto e = read_le<xt_block_entry>(bytes, at);
+        at += sizeof(xt_block_entry);
+        if ((e.family != XT_FAMILY_V4 && e.family != XT_FAMILY_V6) || e.len == 0 || e.len > family_bits(e.family))
+          return snapshot_error(path, "corrupt: blocklist " + list.name + " has an entry that is no prefix");
+        c.family = e.family;
+        c.len = e.len;
+        std::memcpy(c.addr.data(), e.addr, sizeof(e.addr));
+      }
+  } catch (const json::exception& e) {
+    return snapshot_error(path, std::string("corrupt header: ") + e.what());
+  } catch (const BadField& e) {
+    return snapshot_error(path, "corrupt header: " + e.why);
+  }
+  const auto good_ns = [](int64_t ns) { return ns >= 0 && ns < kMaxNs; };
+  for (const SnapshotBucket& b : out.buckets)
+    if (b.rule >= out.rules.size() || (b.family != XT_FAMILY_V4 && b.family != XT_FAMILY_V6) ||
+        b.per_len > family_bits(b.family) || !std::ranges::all_of(b.full_in_ns, good_ns) || !good_ns(b.throttled_ns))
+      return snapshot_error(path, "corrupt: a bucket record names no rule or no source, or a time out of range");
+  for (const SnapshotKnown& k : out.known)
+    if ((k.family != XT_FAMILY_V4 && k.family != XT_FAMILY_V6) ||
+        (k.how != XT_KNOWN_BEHAVED && k.how != XT_KNOWN_PROVEN) || !good_ns(k.seen_ns_ago))
+      return snapshot_error(path, "corrupt: a known-source record names no source, or a time out of range");
+  return out;
+}
+
+
+}  // namespace xt

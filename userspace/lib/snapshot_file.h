@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: MIT
+// A snapshot file (snapshot.h) as bytes: its layout, its records, and the
+// checks that every byte of it passes before a restore changes anything.
+// Pure (no kernel, no state): the fuzzer runs parse_snapshot.
+//
+// The format (docs/snapshot.md), little-endian:
+//   "XTSNAP\n\0"                   8 bytes, the magic
+//   version                        u32, kSnapshotVersion
+//   header length H                u32
+//   header                         H bytes of JSON: the clock, rules, bans,
+//                                  lists, counters, and how many records follow
+//   bucket records                 SnapshotBucket each
+//   known records                  SnapshotKnown each
+//   blocklist entries              xt_block_entry each, the lists in header order
+//   SHA-256 of all the bytes above 32 bytes
+// A file that is not this (another magic or version, a wrong checksum, a
+// header that does not describe the records) is refused before anything
+// changes.
+#pragma once
+
+#include <xthrottle/abi.h>
+
+#include <openssl/evp.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "error.h"
+#include "policy.h"
+#include "rules.h"
+
+namespace xt {
+
+inline constexpr char kSnapshotMagic[8] = {'X', 'T', 'S', 'N', 'A', 'P', '\n', '\0'};
+inline constexpr uint32_t kSnapshotVersion = 1;
+
+// A tracked source's bucket. Each word is kept as the time until it is full
+// again (0: full), which means the same whatever the tick rate the rule is
+// compiled for.
+struct SnapshotBucket {
+  uint16_t rule;  // index in the header's rules
+  uint8_t family;
+  uint8_t per_len;
+  uint32_t passed_packets;
+  uint32_t dropped_packets;
+  uint32_t throttled;  // 1: it was being dropped (throttled_ns says for how long)
+  uint8_t addr[16];
+  int64_t full_in_ns[XT_MAX_LIMITS];  // limit p of its rule: ns after the save until full
+  int64_t throttled_ns;
+};
+static_assert(sizeof(SnapshotBucket) == 64);
+
+// A known source (admitted outside the new-source budget): its key as the
+// known table keeps it (IPv4 address, or IPv6 /64), how, and when last seen.
+struct SnapshotKnown {
+  uint8_t family;
+  uint8_t how;  // enum xt_known_how
+  uint8_t pad[6];
+  uint8_t key[8];
+  int64_t seen_ns_ago;
+};
+static_assert(sizeof(SnapshotKnown) == 24);
+
+inline constexpr size_t kSnapshotFixed = sizeof(kSnapshotMagic) + 2 * sizeof(uint32_t);  // magic, version, header length
+inline constexpr size_t kSnapshotDigest = 32;
+
+// The counters of xt_rule_stats a snapshot keeps, by name (proof_word is
+// not a counter).
+inline const std::pair<const char*, __u64 xt_rule_stats::*> kSnapshotRuleCounters[] = {
+    {"passed_packets", &xt_rule_stats::passed_packets},
+    {"passed_bytes", &xt_rule_stats::passed_bytes},
+    {"dropped_packets", &xt_rule_stats::dropped_packets},
+    {"dropped_bytes", &xt_rule_stats::dropped_bytes},
+    {"dryrun_packets", &xt_rule_stats::dryrun_packets},
+    {"dryrun_bytes", &xt_rule_stats::dryrun_bytes},
+    {"new_source_dropped_packets", &xt_rule_stats::new_source_dropped_packets},
+    {"redirected_packets", &xt_rule_stats::redirected_packets},
+    {"redirected_bytes", &xt_rule_stats::redirected_bytes},
+    {"marked_packets", &xt_rule_stats::marked_packets},
+    {"marked_bytes", &xt_rule_stats::marked_bytes},
+};
+
+// What a snapshot holds, checked: every rule's options parse, every record
+// names a rule and a source of a family, the lists' names and prefixes are
+// good.
+struct SnapshotFile {
+  int64_t saved_at_ns = 0;
+  struct Rule {
+    Cidr cidr;
+    RuleSpec spec;
+    xt_rule_stats stats{};
+  };
+  std::vector<Rule> rules;
+  struct BanRec {
+    Cidr cidr;
+    int64_t left_ns = 0, since_ns_ago = 0;
+    int rule = -1;
+  };
+  std::vector<BanRec> bans;
+  struct List {
+    std::string name;
+    std::vector<Cidr> entries;
+  };
+  std::vector<List> lists;
+  std::vector<xt_count> counters;  // by enum xt_reason
+  std::vector<SnapshotBucket> buckets;
+  std::vector<SnapshotKnown> known;
+};
+
+// SHA-256 over parts fed one after another (OpenSSL's EVP).
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
+  void update(std::string_view part) { EVP_DigestUpdate(ctx_.get(), part.data(), part.size()); }
+  std::string bytes() {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_.get(), out, &len);
+    return std::string(reinterpret_cast<const char*>(out), len);
+  }
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
+};
+
+// Checks a snapshot's bytes whole (magic, version, checksum, header, the
+// records against the header) and reads them; a usage error "PATH: why;
+// nothing was changed" otherwise.
+Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& path);
+
+// "PATH: why; nothing was changed": how every refused snapshot is told.
+std::unexpected<Error> snapshot_error(const std::string& path, const std::string& why);
+
+}  // namespace xt
