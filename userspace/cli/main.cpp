@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   add_blocklist_commands(app, g, rc);
   add_serve_command(app, g, rc);
   add_snapshot_commands(app, g, rc);
+  add_replay_command(app, g, rc);
 
   try {
     app.parse(argc, argv);

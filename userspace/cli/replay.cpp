@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+// xthrottle replay CONFIG CAPTURE [--json] [--limit N] [--hz N] [--max-sources N]
+#include <iostream>
+#include <memory>
+
+#include "cli.h"
+#include "map_util.h"
+#include "object.h"
+#include "replay.h"
+
+namespace xt::cli {
+namespace {
+
+struct ReplayCliOptions {
+  std::string config, capture;
+  bool json = false;
+  size_t limit = 20;
+  uint32_t hz = 0, max_sources = XT_DEFAULT_MAX_SOURCES;
+};
+
+int run_replay(const ReplayCliOptions& o) {
+  auto file = load_rules_file(o.config);
+  if (!file) return fail(file.error());
+  ReplayOptions ro;
+  ro.limit = o.limit;
+  ro.max_sources = o.max_sources;
+  ro.cpus = online_cpus();
+  if (o.hz) {
+    ro.hz = o.hz;
+  } else {
+    auto hz = measure_hz();  // the live program's clock runs at this kernel's
+    if (!hz) return fail(hz.error());
+    ro.hz = *hz;
+  }
+  if (auto ok = compile_rules(*file, ro.hz, ro.cpus); !ok) return fail(ok.error());
+  auto r = replay_capture(*file, o.capture, ro);
+  if (!r) return fail(r.error());
+  emit(o.json, replay_json(*r), replay_text(*r));
+  return 0;
+}
+
+}  // namespace
+
+void add_replay_command(CLI::App& app, const Globals&, int& rc) {
+  auto o = std::make_shared<ReplayCliOptions>();
+  auto* replay = app.add_subcommand("replay", "Run a rules file over a capture (pcap, pcapng): what it would drop");
+  replay->add_option("CONFIG", o->config, "Rules file ([[rule]], [[blocklist]] tables)")->required();
+  replay->add_option("CAPTURE", o->capture, "Capture from tcpdump, tshark or dumpcap: Ethernet, cooked or raw IP")
+      ->required();
+  replay->add_flag("--json", o->json, "JSON output");
+  replay->add_option("--limit", o->limit, "Throttled sources listed, by their first drop")->capture_default_str();
+  replay->add_option("--hz", o->hz, "Tick rate to meter at (default: this kernel's, as the live program)");
+  replay->add_option("--max-sources", o->max_sources, "Source table size, as attach --max-sources")
+      ->capture_default_str();
+  replay->callback([&rc, o] { rc = run_replay(*o); });
+}
+
+}  // namespace xt::cli
