@@ -195,26 +195,26 @@ file = ")" + dir_ + R"(/more.txt"
 
 TEST_F(BlocklistsFromAFile, AFailedStepPutsBackEveryListAndRule) {
   // Fourteen lists by hand, and a file that keeps them, changes one rule
-  // and one list, and adds two lists, the second with more IPv4 addresses
-  // in prefixes longer than /24 than the data path takes.
+  // and two lists, and adds one: the added list goes in first, then l0's
+  // change, then l1's, whose file has more IPv4 addresses in prefixes
+  // longer than /24 than the data path takes.
   std::string text = "[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"5/s\"\n";
-  for (int i = 0; i < 14; i++) {
-    load_list("l" + std::to_string(i), {"198.18.1.0/24"});
-    write("l" + std::to_string(i) + ".txt", i == 0 ? "198.18.9.0/24\n" : "198.18.1.0/24\n");
-    text += "[[blocklist]]\nname = \"l" + std::to_string(i) + "\"\nfile = \"l" + std::to_string(i) + ".txt\"\n";
-  }
-  write("new.txt", "198.18.2.0/24\n");
   std::string halves;
   for (uint32_t n = 0; n * 128 <= XT_MAX_BLOCK_HOSTS; n++)
     halves += "100." + std::to_string(64 + (n >> 9)) + "." + std::to_string((n >> 1) & 255) + "." +
               std::to_string((n & 1) * 128) + "/25\n";
-  write("huge.txt", halves);
-  text += "[[blocklist]]\nname = \"new1\"\nfile = \"new.txt\"\n[[blocklist]]\nname = \"new2\"\nfile = \"huge.txt\"\n";
+  for (int i = 0; i < 14; i++) {
+    load_list("l" + std::to_string(i), {"198.18.1.0/24"});
+    write("l" + std::to_string(i) + ".txt", i == 0 ? "198.18.9.0/24\n" : i == 1 ? halves : "198.18.1.0/24\n");
+    text += "[[blocklist]]\nname = \"l" + std::to_string(i) + "\"\nfile = \"l" + std::to_string(i) + ".txt\"\n";
+  }
+  write("new.txt", "198.18.2.0/24\n");
+  text += "[[blocklist]]\nname = \"new1\"\nfile = \"new.txt\"\n";
   rule("198.18.0.0/15", "1000/s");
   const auto rules_before = state_->rules().value();
   auto r = apply(write("full.toml", text));
-  ASSERT_FALSE(r.has_value()) << "new2 cannot be loaded";
-  EXPECT_NE(r.error().message.find("blocklist new2"), std::string::npos) << r.error().message;
+  ASSERT_FALSE(r.has_value()) << "l1's new contents cannot be loaded";
+  EXPECT_NE(r.error().message.find("blocklist l1"), std::string::npos) << r.error().message;
   EXPECT_NE(r.error().message.find("restored"), std::string::npos) << r.error().message;
   ASSERT_EQ(names().size(), 14u) << "new1 taken out again";
   EXPECT_EQ(verdict("198.18.2.9"), XDP_PASS);

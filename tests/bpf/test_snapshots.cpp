@@ -52,7 +52,9 @@ class Snapshots : public Program {
   }
   Result<SnapshotSummary> restore(uint64_t now) {
     skel_->bss->xt_test_now = now;
-    return restore_snapshot(*state_, path_, 1);
+    auto file = read_snapshot(path_);
+    if (!file) return std::unexpected(file.error());
+    return restore_snapshot(*state_, *file, path_, 1);
   }
   static std::vector<uint8_t> from(const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); }
   std::string dir_, path_;
@@ -127,14 +129,27 @@ TEST_F(Snapshots, BansListsAndRememberedSourcesAreKept) {
 TEST_F(Snapshots, ABucketThatSentSinceKeepsTheLaterOfTheTwo) {
   rule("198.18.0.0/15", "10/min", 10);
   EXPECT_EQ(passed(from("198.18.0.9"), 4, 100 * kSec), 4);
+  EXPECT_EQ(passed(from("198.18.0.10"), 7, 100 * kSec), 7);
   save(100 * kSec);
   reboot(50 * kSec);
   rule("198.18.0.0/15", "10/min", 10);
   EXPECT_EQ(passed(from("198.18.0.9"), 7, 50 * kSec), 7) << "since the reboot, before the restore";
+  EXPECT_EQ(passed(from("198.18.0.10"), 4, 50 * kSec), 4);
   auto restored = restore(50 * kSec);
   ASSERT_TRUE(restored.has_value()) << restored.error().message;
-  EXPECT_EQ(restored->placed.merged, 1u);
-  EXPECT_EQ(passed(from("198.18.0.9"), 10, 50 * kSec), 3) << "the live bucket's 7 used, the later of 4 and 7";
+  EXPECT_EQ(restored->placed.merged, 2u);
+  EXPECT_EQ(passed(from("198.18.0.9"), 10, 50 * kSec), 3) << "the live bucket's 7 used: the later of 4 and 7";
+  EXPECT_EQ(passed(from("198.18.0.10"), 10, 50 * kSec), 3) << "the snapshot's 7 used: the later of 7 and 4";
+}
+
+TEST_F(Snapshots, AWordOfTheRulesPreviousVersionIsSavedAsTheDataPathWouldReadIt) {
+  rule("198.18.0.0/15", "10/min", 10);
+  EXPECT_EQ(passed(from("198.18.0.9"), 6, 100 * kSec), 6);
+  rule("198.18.0.0/15", "20/min", 20);  // replaced: the quiet bucket's word is the old version's until converted
+  save(100 * kSec);
+  reboot(50 * kSec);
+  ASSERT_TRUE(restore(50 * kSec).has_value());
+  EXPECT_EQ(passed(from("198.18.0.9"), 30, 50 * kSec), 4) << "4 whole tokens carried over, not a fresh burst of 20";
 }
 
 TEST_F(Snapshots, ADamagedOrForeignSnapshotChangesNothing) {

@@ -2,7 +2,8 @@
 // Snapshots (issue 15) through the CLI in the lab: a reboot simulated by
 // taking the program off and removing every pin, then attaching afresh. A
 // quota part used stays part used (`save`, `restore`); `serve --snapshot`
-// restores at start and saves on stop; a damaged snapshot changes nothing.
+// restores at start into a state made afresh (not over one that outlived
+// it) and saves on stop; a damaged snapshot changes nothing.
 #include <signal.h>
 
 #include <filesystem>
@@ -93,6 +94,18 @@ TEST_F(Snapshots, ServeRestoresAtStartAndSavesOnStop) {
     EXPECT_TRUE(has_event(lines, "snapshot_restored"));
     EXPECT_GE(std::ranges::count_if(lines, [](const json& j) { return j.value("event", "") == "snapshot_saved"; }), 2)
         << "every second, and on stop";
+  }
+
+  // serve restarted on a live state (its pins outlived it): they are newer
+  // than any snapshot, which is left alone.
+  {
+    Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--snapshot", file}));
+    ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+    ok({"ban", "add", "198.18.9.0/24", "--for", "1h"});
+    serve.signal(SIGTERM);
+    const auto lines = json_lines(serve.wait().out);
+    EXPECT_TRUE(has_event(lines, "snapshot_skipped")) << "not restored over the live state";
+    EXPECT_FALSE(has_event(lines, "snapshot_restored"));
   }
 
   // A damaged snapshot: moved aside, and serve goes on.

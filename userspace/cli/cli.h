@@ -79,8 +79,11 @@ Result<void> create_if_missing(Locked& locked, const std::string& pin_dir, uint3
 Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path, bool dry_run, std::string* sha256);
 
 // `save` and `restore` (snapshot.h), under the lock; restore makes the state
-// if there is none (after a reboot): `serve --snapshot` calls them too.
+// if there is none (after a reboot), and with only_into_empty restores
+// nothing (nullopt) into a state that has rules, bans or lists: `serve
+// --snapshot`, whose pins may have outlived it. serve calls them too.
 Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string& path);
-Result<SnapshotSummary> restore_state(const std::string& pin_dir, const std::string& path);
+Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir, const SnapshotFile& file,
+                                                     const std::string& path, bool only_into_empty);
 
 }  // namespace xt::cli

@@ -72,9 +72,11 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     return {};
   };
   // The snapshot before the config: the config then has the last word on
-  // the rules, and the sources keep what they had used. A snapshot that
-  // will not restore is moved aside (kept for a look) and serve goes on:
-  // the host must stay protected.
+  // the rules, and the sources keep what they had used. Only into a state
+  // made afresh (after a reboot): pins that outlived serve are newer than
+  // any snapshot. A file that is not a good snapshot is moved aside (kept
+  // for a look); one the state cannot take is left; serve goes on either
+  // way: the host must stay protected.
   auto save_logged = [&](const char* why) {
     const auto start = std::chrono::steady_clock::now();
     auto sum = save_state(pin_dir, snapshot);
@@ -92,17 +94,26 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   };
   if (!snapshot.empty()) {
     std::error_code ec;
+    auto file = std::filesystem::exists(snapshot, ec) ? read_snapshot(snapshot) : Result<SnapshotFile>();
     if (!std::filesystem::exists(snapshot, ec)) {
       log_line({{"event", "snapshot_none"}, {"path", snapshot}, {"unix_time", unix_time()}});
-    } else if (auto sum = restore_state(pin_dir, snapshot); !sum) {
+    } else if (!file) {
       const std::string aside = snapshot + ".rejected-" + std::to_string(unix_time());
       std::filesystem::rename(snapshot, aside, ec);
-      std::cerr << "xthrottle: " << sum.error().message << "\n";
+      std::cerr << "xthrottle: " << file.error().message << "\n";
       log_line({{"event", "snapshot_rejected"}, {"path", snapshot}, {"moved_to", ec ? "" : aside},
-                {"error", sum.error().message}, {"unix_time", unix_time()}});
+                {"error", file.error().message}, {"unix_time", unix_time()}});
+    } else if (auto sum = restore_state(pin_dir, *file, snapshot, true); !sum) {
+      std::cerr << "xthrottle: " << sum.error().message << "\n";
+      log_line({{"event", "snapshot_failed"}, {"why", "start"}, {"path", snapshot}, {"error", sum.error().message},
+                {"unix_time", unix_time()}});
+    } else if (!*sum) {
+      log_line({{"event", "snapshot_skipped"}, {"path", snapshot},
+                {"why", "the state outlived serve (it has rules, bans or lists): newer than any snapshot"},
+                {"unix_time", unix_time()}});
     } else {
       nlohmann::json j = {{"event", "snapshot_restored"}, {"path", snapshot}, {"unix_time", unix_time()}};
-      j.update(sum->json());
+      j.update((*sum)->json());
       log_line(j);
     }
   }

@@ -19,13 +19,21 @@ Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string
   return save_snapshot(*locked->state, path);
 }
 
-Result<SnapshotSummary> restore_state(const std::string& pin_dir, const std::string& path) {
+Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir, const SnapshotFile& file,
+                                                     const std::string& path, bool only_into_empty) {
   auto locked = lock_pins(pin_dir);
   if (!locked) return std::unexpected(locked.error());
   auto hz = tick_rate_of(*locked);
   if (!hz) return std::unexpected(hz.error());
   if (auto ok = create_if_missing(*locked, pin_dir, *hz); !ok) return std::unexpected(ok.error());
-  return restore_snapshot(*locked->state, path, online_cpus());
+  if (only_into_empty) {
+    auto empty = state_is_empty(*locked->state);
+    if (!empty) return std::unexpected(empty.error());
+    if (!*empty) return std::nullopt;
+  }
+  auto sum = restore_snapshot(*locked->state, file, path, online_cpus());
+  if (!sum) return std::unexpected(sum.error());
+  return std::optional(*sum);
 }
 
 namespace {
@@ -43,8 +51,12 @@ int run_save(const Globals& g, const std::string& path, bool json) {
 }
 
 int run_restore(const Globals& g, const std::string& path, bool json) {
-  auto sum = restore_state(g.pin_dir, path);
-  if (!sum) return fail(sum.error());
+  // The file first: a bad one changes nothing, not even a state made.
+  auto file = read_snapshot(path);
+  if (!file) return fail(file.error());
+  auto restored = restore_state(g.pin_dir, *file, path, false);
+  if (!restored) return fail(restored.error());
+  const auto& sum = *restored;
   nlohmann::json j = sum->json();
   j["path"] = path;
   emit(json, j, "restored " + path + fmt(" (saved %.0f s ago): ", sum->age_seconds) + sum->text() + "\n");

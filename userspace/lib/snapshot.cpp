@@ -40,11 +40,13 @@ int64_t wall_ns() {
       .count();
 }
 
-// A word's time until full, in ns; 0 if full (or of another generation:
-// nothing converts it, the data path would take it as full).
-int64_t full_in_ns(const xt_limit& l, uint64_t word, uint8_t gen, uint64_t now, uint32_t hz) {
-  if (!l.fill || !l.cost || xt_word_gen(word) != gen) return 0;
-  const uint64_t debt = xt_debt(&l, word, now);
+// Limit p's word's time until full, in ns; 0 if full. A word the rule's
+// previous version wrote (a quiet bucket since a replacement) is converted
+// first, as the data path would on its next packet.
+int64_t full_in_ns(const xt_rule& rule, int p, uint64_t word, uint64_t now, uint32_t hz) {
+  const xt_limit& l = rule.limit[p];
+  if (!l.fill || !l.cost) return 0;
+  const uint64_t debt = xt_debt(&l, XT_REGEN(&rule, p, word, now), now);
   if (!debt) return 0;
   return static_cast<int64_t>((static_cast<__int128>(debt) * kNs + static_cast<__int128>(l.fill) * hz - 1) /
                               (static_cast<__int128>(l.fill) * hz));
@@ -105,7 +107,9 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   auto now = state.now();
   if (!now) return std::unexpected(now.error());
   const int64_t saved_at = wall_ns();
-  const auto since_save = [&](uint64_t tick) { return ns_of_ticks(*now - tick, hz); };
+  // Ticks ago, as ns; a tick after *now (written while the tables were
+  // read, or a CPU's clock a tick ahead) is now.
+  const auto since_save = [&](uint64_t tick) { return tick >= *now ? 0 : ns_of_ticks(*now - tick, hz); };
 
   SnapshotSummary sum;
   json h = {{"format", "xthrottle snapshot"}, {"version", kSnapshotVersion}, {"saved_at_unix_ns", saved_at},
@@ -163,10 +167,13 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
     std::memcpy(b.addr, e.key.addr, sizeof(b.addr));
     b.passed_packets = e.bucket.passed_packets;
     b.dropped_packets = e.bucket.dropped_packets;
-    for (int p = 0; p < XT_MAX_LIMITS; p++) b.full_in_ns[p] = full_in_ns(rule.limit[p], e.bucket.word[p], rule.gen, *now, hz);
+    for (int p = 0; p < XT_MAX_LIMITS; p++) b.full_in_ns[p] = full_in_ns(rule, p, e.bucket.word[p], *now, hz);
     if (e.bucket.throttled_since) {
+      // Low 32 bits of ticks, compared as the data path does; one set a
+      // tick ahead (its low bit) or during the walk is now.
+      const auto ago = static_cast<int32_t>(static_cast<uint32_t>(*now) - e.bucket.throttled_since);
       b.throttled = 1;
-      b.throttled_ns = ns_of_ticks(static_cast<uint32_t>(static_cast<uint32_t>(*now) - e.bucket.throttled_since), hz);
+      b.throttled_ns = ago > 0 ? ns_of_ticks(static_cast<uint64_t>(ago), hz) : 0;
     }
     bucket_records.push_back(b);
   });
@@ -251,11 +258,27 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   return sum;
 }
 
-Result<SnapshotSummary> restore_snapshot(State& state, const std::string& path, uint32_t cpus) {
+Result<SnapshotFile> read_snapshot(const std::string& path) {
   auto bytes = read_file(path);
   if (!bytes) return system_error("cannot read " + path, errno);
   auto snap = parse_snapshot(*bytes, path);
-  if (!snap) return std::unexpected(snap.error());
+  if (snap) snap->bytes = bytes->size();
+  return snap;
+}
+
+Result<bool> state_is_empty(const State& state) {
+  auto rules = state.rules();
+  if (!rules) return std::unexpected(rules.error());
+  auto bans = state.bans();
+  if (!bans) return std::unexpected(bans.error());
+  auto lists = state.blocklists();
+  if (!lists) return std::unexpected(lists.error());
+  return rules->empty() && bans->empty() && lists->empty();
+}
+
+Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file, const std::string& path,
+                                         uint32_t cpus) {
+  const SnapshotFile* snap = &file;
   auto cfg = state.config();
   if (!cfg) return std::unexpected(cfg.error());
   const uint32_t hz = cfg->hz;
@@ -268,10 +291,37 @@ Result<SnapshotSummary> restore_snapshot(State& state, const std::string& path, 
   }
 
   SnapshotSummary sum;
-  sum.bytes = bytes->size();
+  sum.bytes = snap->bytes;
   auto before = state.rules();
   if (!before) return std::unexpected(before.error());
   const bool fresh_state = before->empty();
+  // What the kernel would refuse midway, refused before the first change:
+  // no room for the rules, lists or bans beside the live ones, an interface
+  // a rule sends its drops to that is not here.
+  size_t new_rules = 0;
+  for (const auto& r : snap->rules) {
+    if (std::ranges::none_of(*before, [&](const RuleEntry& e) { return e.cidr == r.cidr && e.spec.match == r.spec.match; }))
+      new_rules++;
+    if (r.spec.redirect)
+      if (auto ok = redirect_ifindex(r.spec); !ok)
+        return snapshot_error(path, "rule " + rule_name(r.cidr, r.spec.match) + ": " + ok.error().message);
+  }
+  if (before->size() + new_rules > XT_MAX_RULES)
+    return snapshot_error(path, std::to_string(new_rules) + " rules to add beside " + std::to_string(before->size()) +
+                                    " live ones: more than the " + std::to_string(XT_MAX_RULES) + " the program holds");
+  auto live_lists = state.blocklists();
+  if (!live_lists) return std::unexpected(live_lists.error());
+  size_t lists = snap->lists.size();
+  for (const auto& l : *live_lists)
+    if (std::ranges::none_of(snap->lists, [&](const SnapshotFile::List& s) { return s.name == l.list.name; })) lists++;
+  if (lists > XT_MAX_BLOCKLISTS)
+    return snapshot_error(path, "its blocklists and the live ones make " + std::to_string(lists) + ", more than " +
+                                    std::to_string(XT_MAX_BLOCKLISTS));
+  auto live_bans = state.bans();
+  if (!live_bans) return std::unexpected(live_bans.error());
+  if (live_bans->size() + snap->bans.size() > XT_MAX_BANS)
+    return snapshot_error(path, "its bans and the live ones are more than the " + std::to_string(XT_MAX_BANS) +
+                                    " the ban table holds");
   std::vector<bool> added(snap->rules.size());
   for (size_t i = 0; i < snap->rules.size(); i++) {
     const auto& r = snap->rules[i];
@@ -305,14 +355,16 @@ Result<SnapshotSummary> restore_snapshot(State& state, const std::string& path, 
     if (auto ok = state.load_blocklist(list.name, list.entries); !ok) return std::unexpected(ok.error());
     sum.blocklists++;
   }
+  std::vector<std::pair<Cidr, xt_ban>> bans;
   for (const auto& b : snap->bans) {
     const int64_t left = b.left_ns - age;
     if (left <= 0) continue;
     const uint64_t ago = std::min<uint64_t>(ticks_of_ns(b.since_ns_ago + age, hz), *now);
-    xt_ban ban{*now + ticks_of_ns(left, hz), *now - ago, 0, b.rule >= 0 ? live[b.rule]->rule.id + 1 : 0};
-    if (auto ok = state.put_ban(b.cidr, ban); !ok) return std::unexpected(ok.error());
-    sum.bans++;
+    bans.emplace_back(b.cidr, xt_ban{*now + ticks_of_ns(left, hz), *now - ago, 0,
+                                     b.rule >= 0 ? live[b.rule]->rule.id + 1 : 0});
   }
+  if (auto ok = state.put_bans(bans); !ok) return std::unexpected(ok.error());
+  sum.bans = bans.size();
 
   std::vector<xt_slot> records;
   records.reserve(snap->buckets.size());
@@ -331,7 +383,10 @@ Result<SnapshotSummary> restore_snapshot(State& state, const std::string& path, 
     if (b.throttled) {
       // Still throttled as of now (the drops go on from here): its next
       // packet that passes a second from now tells it released.
-      s.bucket.throttled_since = (static_cast<uint32_t>(*now - std::min<uint64_t>(ticks_of_ns(b.throttled_ns + age, hz), *now))) | 1;
+      // In the data path's 32 bits, and less than 2^31 ticks ago so that
+      // its signed comparisons hold.
+      const uint64_t ago = std::min<uint64_t>(ticks_of_ns(b.throttled_ns + age, hz), (1u << 30));
+      s.bucket.throttled_since = (static_cast<uint32_t>(*now) - static_cast<uint32_t>(ago)) | 1;
       s.bucket.last_drop = static_cast<uint32_t>(*now);
     }
     records.push_back(s);

@@ -37,7 +37,16 @@ struct SnapshotSummary {
 // fsync'd), so a crash leaves the previous snapshot or the new one.
 Result<SnapshotSummary> save_snapshot(const State& state, const std::string& path);
 
-// Reads and checks the whole snapshot first (a bad one changes nothing),
+// Reads a snapshot file and checks it whole (snapshot_file.h): a usage
+// error "PATH: why; nothing was changed" if it is not one, or damaged.
+Result<SnapshotFile> read_snapshot(const std::string& path);
+
+// Whether the state has no rule, ban or blocklist: made afresh, as after a
+// reboot (serve --snapshot restores only into such a state).
+Result<bool> state_is_empty(const State& state);
+
+// Checks that state has room for what the snapshot (read_snapshot) holds
+// and every rule compiles for its clock (a usage error, nothing changed),
 // then puts it in state: its rules added, or replaced where the state has
 // another rule for the same CIDR and match (rules the snapshot lacks are
 // left); the counters of the rules it added; the buckets, merged with any
@@ -45,6 +54,10 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
 // known sources; the bans not ended since; the blocklists, loaded; the
 // counters by reason if the state had no rule before. cpus: possible CPUs,
 // which share each rule's --verify-rate.
-Result<SnapshotSummary> restore_snapshot(State& state, const std::string& path, uint32_t cpus);
+// A refusal of the kernel's past that point (rare: a union of blocklists
+// over the data path's limits, no memory) leaves what was restored before
+// it. path names the file in messages.
+Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file, const std::string& path,
+                                         uint32_t cpus);
 
 }  // namespace xt

@@ -152,9 +152,16 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
     return snapshot_error(path, "corrupt header: " + e.why);
   }
   const auto good_ns = [](int64_t ns) { return ns >= 0 && ns < kMaxNs; };
+  // A bucket's source is its rule's family and its --per prefix (no bits
+  // past it): the data path could never find one that is not.
+  const auto prefix_only = [](const SnapshotBucket& b) {
+    for (int bit = b.per_len; bit < family_bits(b.family); bit++)
+      if (b.addr[bit / 8] & (0x80 >> (bit % 8))) return false;
+    return true;
+  };
   for (const SnapshotBucket& b : out.buckets)
-    if (b.rule >= out.rules.size() || (b.family != XT_FAMILY_V4 && b.family != XT_FAMILY_V6) ||
-        b.per_len > family_bits(b.family) || !std::ranges::all_of(b.full_in_ns, good_ns) || !good_ns(b.throttled_ns))
+    if (b.rule >= out.rules.size() || b.family != out.rules[b.rule].cidr.family || b.per_len > family_bits(b.family) ||
+        !prefix_only(b) || !std::ranges::all_of(b.full_in_ns, good_ns) || !good_ns(b.throttled_ns))
       return snapshot_error(path, "corrupt: a bucket record names no rule or no source, or a time out of range");
   for (const SnapshotKnown& k : out.known)
     if ((k.family != XT_FAMILY_V4 && k.family != XT_FAMILY_V6) ||

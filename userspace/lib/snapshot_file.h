@@ -88,6 +88,7 @@ inline const std::pair<const char*, __u64 xt_rule_stats::*> kSnapshotRuleCounter
 // names a rule and a source of a family, the lists' names and prefixes are
 // good.
 struct SnapshotFile {
+  uint64_t bytes = 0;  // the file's size
   int64_t saved_at_ns = 0;
   struct Rule {
     Cidr cidr;

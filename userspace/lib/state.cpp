@@ -590,28 +590,36 @@ Result<void> State::add_ban(const Cidr& cidr, uint64_t seconds) {
   return put_ban(cidr, xt_ban{*now + seconds * cfg->hz, *now, 0, 0});
 }
 
-Result<void> State::put_ban(const Cidr& cidr, xt_ban ban) {
+Result<void> State::put_ban(const Cidr& cidr, xt_ban ban) { return put_bans({{cidr, ban}}); }
+
+Result<void> State::put_bans(const std::vector<std::pair<Cidr, xt_ban>>& bans) {
+  if (bans.empty()) return {};
   if (!config_mem_) return system_error("the state's settings are not mapped: cannot ban");
   auto now = this->now();
   if (!now) return std::unexpected(now.error());
   if (auto ok = tidy_bans(*now); !ok) return ok;
-  const xt_ban_key key = ban_key(cidr);
-  ban.prefixlen = key.prefixlen;
-  // Looked for before the ban goes in, so its first packet finds it.
+  // Looked for before the bans go in, so their first packets find them.
   std::atomic_ref<uint32_t>(config_in(config_mem_).bans).store(1, std::memory_order_release);
-  auto refused = [&] {
-    return system_error("cannot ban " + format_cidr(cidr) +
-                            (errno == ENOSPC || errno == E2BIG ? " (the ban table holds " +
-                                                                     std::to_string(XT_MAX_BANS) + " bans)"
-                                                               : std::string()),
-                        errno);
-  };
-  if (bpf_map_update_elem(bans_.get(), &key, &ban, BPF_NOEXIST) == 0) return {};
-  if (errno != EEXIST) return refused();
-  // A ban of this prefix replaced: the hot cache may drop its sources until
+  bool replaced = false;
+  for (const auto& [cidr, given] : bans) {
+    const xt_ban_key key = ban_key(cidr);
+    xt_ban ban = given;
+    ban.prefixlen = key.prefixlen;
+    auto refused = [&] {
+      return system_error("cannot ban " + format_cidr(cidr) +
+                              (errno == ENOSPC || errno == E2BIG ? " (the ban table holds " +
+                                                                       std::to_string(XT_MAX_BANS) + " bans)"
+                                                                 : std::string()),
+                          errno);
+    };
+    if (bpf_map_update_elem(bans_.get(), &key, &ban, BPF_NOEXIST) == 0) continue;
+    if (errno != EEXIST) return refused();
+    if (bpf_map_update_elem(bans_.get(), &key, &ban, BPF_ANY) != 0) return refused();
+    replaced = true;
+  }
+  // A ban of a prefix replaced: the hot cache may drop its sources until
   // the old one's end, so a new epoch empties it.
-  if (bpf_map_update_elem(bans_.get(), &key, &ban, BPF_ANY) != 0) return refused();
-  return publish(nullptr);
+  return replaced ? publish(nullptr) : Result<void>{};
 }
 
 Result<void> State::del_ban(const Cidr& cidr) {

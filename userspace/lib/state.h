@@ -154,6 +154,9 @@ class State {
   // A ban as it is (its end, start and rule: a snapshot's), replacing any
   // ban of its prefix; ban.prefixlen is set here.
   Result<void> put_ban(const Cidr& cidr, xt_ban ban);
+  // Many at once (a snapshot's): the ended ones tidied once, one new epoch
+  // if any replaced another.
+  Result<void> put_bans(const std::vector<std::pair<Cidr, xt_ban>>& bans);
   Result<void> del_ban(const Cidr& cidr);
   Result<std::vector<Ban>> bans() const;
 
