@@ -24,7 +24,7 @@ int run_replay(const ReplayCliOptions& o) {
   ReplayOptions ro;
   ro.limit = o.limit;
   ro.max_sources = o.max_sources;
-  ro.cpus = online_cpus();
+  ro.cpus = 1;  // the replay runs on one CPU: each rule's proofs budget whole on it
   if (o.hz) {
     ro.hz = o.hz;
   } else {

@@ -74,9 +74,9 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // The snapshot before the config: the config then has the last word on
   // the rules, and the sources keep what they had used. Only into a state
   // made afresh (after a reboot): pins that outlived serve are newer than
-  // any snapshot. A file that is not a good snapshot is moved aside (kept
-  // for a look); one the state cannot take is left; serve goes on either
-  // way: the host must stay protected.
+  // any snapshot. A file that is not a good snapshot, or one the state
+  // cannot take, is moved aside (kept for a look, and from the next save);
+  // serve goes on either way: the host must stay protected.
   auto save_logged = [&](const char* why) {
     const auto start = std::chrono::steady_clock::now();
     auto sum = save_state(pin_dir, snapshot);
@@ -97,6 +97,10 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     auto file = std::filesystem::exists(snapshot, ec) ? read_snapshot(snapshot) : Result<SnapshotFile>();
     if (!std::filesystem::exists(snapshot, ec)) {
       log_line({{"event", "snapshot_none"}, {"path", snapshot}, {"unix_time", unix_time()}});
+    } else if (!file && file.error().kind == ErrorKind::System) {
+      std::cerr << "xthrottle: " << file.error().message << "\n";
+      log_line({{"event", "snapshot_failed"}, {"why", "start"}, {"path", snapshot}, {"error", file.error().message},
+                {"unix_time", unix_time()}});
     } else if (!file) {
       const std::string aside = snapshot + ".rejected-" + std::to_string(unix_time());
       std::filesystem::rename(snapshot, aside, ec);
@@ -104,9 +108,13 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       log_line({{"event", "snapshot_rejected"}, {"path", snapshot}, {"moved_to", ec ? "" : aside},
                 {"error", file.error().message}, {"unix_time", unix_time()}});
     } else if (auto sum = restore_state(pin_dir, *file, snapshot, true); !sum) {
+      // A good file the state could not take: kept aside too, or the
+      // first periodic save would write over it.
+      const std::string aside = snapshot + ".unrestored-" + std::to_string(unix_time());
+      std::filesystem::rename(snapshot, aside, ec);
       std::cerr << "xthrottle: " << sum.error().message << "\n";
-      log_line({{"event", "snapshot_failed"}, {"why", "start"}, {"path", snapshot}, {"error", sum.error().message},
-                {"unix_time", unix_time()}});
+      log_line({{"event", "snapshot_failed"}, {"why", "start"}, {"path", snapshot}, {"moved_to", ec ? "" : aside},
+                {"error", sum.error().message}, {"unix_time", unix_time()}});
     } else if (!*sum) {
       log_line({{"event", "snapshot_skipped"}, {"path", snapshot},
                 {"why", "the state outlived serve (it has rules, bans or lists): newer than any snapshot"},

@@ -2,6 +2,7 @@
 #include "replay.h"
 
 #include <bpf/bpf.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cstring>
@@ -73,6 +74,13 @@ Result<ReplayResult> replay_capture(const RulesFile& file, const std::string& ca
   (*skel)->bss->xt_test_now = kFirstTick;
   if (auto ok = apply_rules(*state, file, diff_from_nothing(file)); !ok) return std::unexpected(ok.error());
 
+  // One CPU throughout: the per-CPU state (hot cache, proofs' budget)
+  // then behaves as on one receive queue, not scattered by migrations.
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
+  (void)sched_setaffinity(0, sizeof(one), &one);
+
   ReplayResult r;
   r.capture = capture;
   r.hz = o.hz;
@@ -94,7 +102,14 @@ Result<ReplayResult> replay_capture(const RulesFile& file, const std::string& ca
     // length, so byte limits meter what was on the wire.
     std::vector<uint8_t>& bytes = frame.bytes;
     if (frame.wire_len > bytes.size()) bytes.resize(std::min(frame.wire_len, kMaxFrame), 0);
-    if (bytes.empty() || bytes.size() > kMaxFrame) {
+    // What the data path never sees (a runt under an Ethernet header), and
+    // what BPF_PROG_TEST_RUN cannot take (GRO's merged frames: capture
+    // with GRO off).
+    if (bytes.size() > kMaxFrame) {
+      r.oversize++;
+      continue;
+    }
+    if (bytes.size() < (reader->link() == XT_LINK_ETHER ? 14u : 1u)) {
       r.skipped++;
       continue;
     }
@@ -116,11 +131,13 @@ Result<ReplayResult> replay_capture(const RulesFile& file, const std::string& ca
     }
     if (opts.retval == XDP_PASS) {
       r.passed++;
-    } else if (opts.retval == XDP_DROP) {
+    } else if (opts.retval == XDP_DROP || opts.retval == XDP_REDIRECT) {
+      // Sent out another interface (--over redirect) is dropped here too.
       r.dropped++;
+      r.redirected += opts.retval == XDP_REDIRECT;
       if (s && !s->dropped++) s->first_drop_ns = frame.ts_ns;
     } else {
-      r.other++;  // XDP_TX: a proof's answer (--verify tcp)
+      r.other++;  // XDP_TX: a proof's challenge (--verify tcp)
     }
   }
   r.frames = reader->frames();
@@ -163,6 +180,8 @@ nlohmann::json replay_json(const ReplayResult& r) {
           {"frames", r.frames},
           {"replayed", r.replayed},
           {"skipped", r.skipped},
+          {"oversize", r.oversize},
+          {"redirected", r.redirected},
           {"seconds", static_cast<double>(r.last_ns - r.first_ns) / 1e9},
           {"passed", r.passed},
           {"dropped", r.dropped},
@@ -176,8 +195,10 @@ nlohmann::json replay_json(const ReplayResult& r) {
 std::string replay_text(const ReplayResult& r) {
   std::string out = r.capture + ": " + std::to_string(r.replayed) + " frames over " +
                     seconds_text(r.last_ns - r.first_ns) + " s replayed (" + std::to_string(r.skipped) +
-                    " skipped); " + std::to_string(r.passed) + " would pass, " + std::to_string(r.dropped) +
-                    " would be dropped\n";
+                    " skipped, " + std::to_string(r.oversize) + " over 9216 bytes); " + std::to_string(r.passed) +
+                    " would pass, " + std::to_string(r.dropped) + " would be dropped (" +
+                    std::to_string(r.redirected) + " of them redirected), " + std::to_string(r.other) +
+                    " answered with a proof's challenge\n";
   out += fmt("%-40s %12s %12s %12s\n", "RULE", "PASSED", "DROPPED", "DRY-RUN");
   for (const auto& rule : r.rules)
     out += fmt("%-40s %12llu %12llu %12llu\n", rule_name(rule.cidr, rule.spec.match).c_str(),

@@ -21,7 +21,7 @@ namespace xt {
 
 struct ReplayOptions {
   uint32_t hz = 0;  // the tick rate to meter at (the live kernel's, for verdicts like the live program's)
-  uint32_t cpus = 1;
+  uint32_t cpus = 1;  // what --verify-rate is shared by: 1, as the replay runs on one CPU
   uint32_t max_sources = XT_DEFAULT_MAX_SOURCES;
   size_t limit = 20;  // throttled sources listed
 };
@@ -35,7 +35,7 @@ struct ReplaySource {
 struct ReplayResult {
   std::string capture;
   uint32_t hz = 0;
-  uint64_t frames = 0, skipped = 0, replayed = 0, passed = 0, dropped = 0, other = 0;
+  uint64_t frames = 0, skipped = 0, oversize = 0, replayed = 0, passed = 0, dropped = 0, redirected = 0, other = 0;
   int64_t first_ns = 0, last_ns = 0;
   std::vector<RuleCounters> rules;
   std::vector<xt_count> reasons;     // by enum xt_reason

@@ -319,7 +319,10 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
                                     std::to_string(XT_MAX_BLOCKLISTS));
   auto live_bans = state.bans();
   if (!live_bans) return std::unexpected(live_bans.error());
-  if (live_bans->size() + snap->bans.size() > XT_MAX_BANS)
+  size_t new_bans = 0;  // a ban of a prefix that has one replaces it
+  for (const auto& b : snap->bans)
+    if (std::ranges::none_of(*live_bans, [&](const State::Ban& l) { return l.cidr == b.cidr; })) new_bans++;
+  if (live_bans->size() + new_bans > XT_MAX_BANS)
     return snapshot_error(path, "its bans and the live ones are more than the " + std::to_string(XT_MAX_BANS) +
                                     " the ban table holds");
   std::vector<bool> added(snap->rules.size());

@@ -612,9 +612,14 @@ Result<void> State::put_bans(const std::vector<std::pair<Cidr, xt_ban>>& bans) {
                                                                  : std::string()),
                           errno);
     };
+    auto fail = [&] {
+      auto e = refused();
+      if (replaced) (void)publish(nullptr);  // the bans replaced so far still need it
+      return e;
+    };
     if (bpf_map_update_elem(bans_.get(), &key, &ban, BPF_NOEXIST) == 0) continue;
-    if (errno != EEXIST) return refused();
-    if (bpf_map_update_elem(bans_.get(), &key, &ban, BPF_ANY) != 0) return refused();
+    if (errno != EEXIST) return fail();
+    if (bpf_map_update_elem(bans_.get(), &key, &ban, BPF_ANY) != 0) return fail();
     replaced = true;
   }
   // A ban of a prefix replaced: the hot cache may drop its sources until
