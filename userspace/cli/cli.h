@@ -46,6 +46,7 @@ void add_blocklist_commands(CLI::App& app, const Globals& g, int& rc);  // block
 void add_serve_command(CLI::App& app, const Globals& g, int& rc);
 void add_snapshot_commands(CLI::App& app, const Globals& g, int& rc);  // save, restore
 void add_replay_command(CLI::App& app, const Globals& g, int& rc);
+void add_recommend_command(CLI::App& app, const Globals& g, int& rc);
 
 // Set by SIGINT/SIGTERM once install_stop_signals() ran; SIGHUP sets g_reload.
 extern volatile std::sig_atomic_t g_stop;

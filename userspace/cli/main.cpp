@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   add_serve_command(app, g, rc);
   add_snapshot_commands(app, g, rc);
   add_replay_command(app, g, rc);
+  add_recommend_command(app, g, rc);
 
   try {
     app.parse(argc, argv);
