@@ -99,7 +99,12 @@ int run_recommend(const Globals& g, const RecommendOptions& o) {
         // it has counted is from the last second.
         if (k > 0) w.per_second[k - 1] = total;
       } else if (k > 0) {
-        w.per_second[k - 1] = total - w.last;  // modulo 2^32
+        // Modulo 2^32. A count that went back counts as none: the hot
+        // cache's pending drops, read before this walk, may have reached
+        // the bucket by the time it was read, and were counted twice last
+        // second.
+        const uint32_t d = total - w.last;
+        w.per_second[k - 1] = d < (1u << 31) ? d : 0;
       }
       w.last = total;
     });
