@@ -9,4 +9,6 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 scripts/build.sh
-ctest --test-dir build --output-on-failure --no-tests=error "$@"
+# Two at a time: the e2e tests run alone (RUN_SERIAL: their floods and
+# timings need the machine), the unit, bpf and fuzz tests beside each other.
+ctest --test-dir build --output-on-failure --no-tests=error -j"$(nproc)" "$@"
