@@ -94,8 +94,9 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   };
   if (!snapshot.empty()) {
     std::error_code ec;
-    auto file = std::filesystem::exists(snapshot, ec) ? read_snapshot(snapshot) : Result<SnapshotFile>();
-    if (!std::filesystem::exists(snapshot, ec)) {
+    const bool there = std::filesystem::exists(snapshot, ec);
+    auto file = there ? read_snapshot(snapshot) : Result<SnapshotFile>();
+    if (!there) {
       log_line({{"event", "snapshot_none"}, {"path", snapshot}, {"unix_time", unix_time()}});
     } else if (!file && file.error().kind == ErrorKind::System) {
       std::cerr << "xthrottle: " << file.error().message << "\n";

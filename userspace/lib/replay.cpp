@@ -11,6 +11,7 @@
 #include "apply.h"
 #include "format.h"
 #include "object.h"
+#include "parse.h"
 #include "pcap_reader.h"
 #include "reasons.h"
 
@@ -23,35 +24,16 @@ constexpr uint64_t kFirstTick = 1'000'000;
 // Largest frame BPF_PROG_TEST_RUN takes for the multi-buffer program here.
 constexpr uint32_t kMaxFrame = 9216;
 
-// The source address of a frame (Ethernet, up to two VLAN tags, or raw IP).
+// The source address of a frame, read by the data path's own parser
+// (parse.h), so a source here is the one the program metered.
 std::optional<Cidr> source_of(const std::vector<uint8_t>& f, xt_link link) {
-  size_t at = 0;
-  uint16_t type = 0;
-  if (link == XT_LINK_ETHER) {
-    if (f.size() < 14) return std::nullopt;
-    type = static_cast<uint16_t>(f[12] << 8 | f[13]);
-    at = 14;
-    for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88a8) && f.size() >= at + 4; tags++) {
-      type = static_cast<uint16_t>(f[at + 2] << 8 | f[at + 3]);
-      at += 4;
-    }
-  } else if (!f.empty()) {
-    type = (f[0] >> 4) == 4 ? 0x0800 : (f[0] >> 4) == 6 ? 0x86dd : 0;
-  }
+  xt_pkt pkt{};
+  if (xt_parse(f.data(), f.data() + f.size(), f.size(), link, &pkt) != XT_PARSE_IP) return std::nullopt;
   Cidr c;
-  if (type == 0x0800 && f.size() >= at + 20) {
-    c.family = XT_FAMILY_V4;
-    c.len = 32;
-    std::memcpy(c.addr.data(), f.data() + at + 12, 4);
-    return c;
-  }
-  if (type == 0x86dd && f.size() >= at + 40) {
-    c.family = XT_FAMILY_V6;
-    c.len = 128;
-    std::memcpy(c.addr.data(), f.data() + at + 8, 16);
-    return c;
-  }
-  return std::nullopt;
+  c.family = pkt.family;
+  c.len = static_cast<uint8_t>(family_bits(pkt.family));
+  std::memcpy(c.addr.data(), pkt.addr, sizeof(pkt.addr));
+  return c;
 }
 
 std::string seconds_text(int64_t ns) { return fmt("%.3f", static_cast<double>(ns) / 1e9); }
