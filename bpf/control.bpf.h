@@ -29,26 +29,33 @@ static __always_inline int xt_catch_up_word(__u64 *word, const struct xt_limit *
 	return 0;
 }
 
-static long xt_catch_up_set(void *map __attribute__((unused)), const __u32 *idx __attribute__((unused)),
-			    struct xt_bucket_set *set, void *unused __attribute__((unused)))
+/* One slot's words: a global function (verified once, not once for each
+ * way and each path through the others), which keeps xt_catch_up within the
+ * verifier's budget; inlined, it passed 1M instructions processed on 6.18.44. */
+__attribute__((noinline)) int xt_catch_up_slot(struct xt_slot *s, __u64 now)
 {
 	__u32 zero = 0;
 	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
-	if (!ctl)
-		return 1;
+	if (!s || !ctl)
+		return 0;
 	const struct xt_rule *r = &ctl->rule;
+	if (!s->key.family || s->key.rule_id != r->id)
+		return 0;
+	int caught = 0;
+	XT_UNROLL
+	for (int p = 0; p < XT_MAX_LIMITS; p++)
+		caught |= xt_catch_up_word(&s->bucket.word[p], &r->limit[p], &r->prev[p], r, now, ctl);
+	ctl->caught_up += caught;
+	return caught;
+}
+
+static long xt_catch_up_set(void *map __attribute__((unused)), const __u32 *idx __attribute__((unused)),
+			    struct xt_bucket_set *set, void *unused __attribute__((unused)))
+{
 	const __u64 now = xt_now();
 #pragma clang loop unroll(disable)
-	for (int w = 0; w < XT_BUCKET_WAYS; w++) {
-		struct xt_slot *s = &set->way[w];
-		if (!s->key.family || s->key.rule_id != r->id)
-			continue;
-		int caught = 0;
-		XT_UNROLL
-		for (int p = 0; p < XT_MAX_LIMITS; p++)
-			caught |= xt_catch_up_word(&s->bucket.word[p], &r->limit[p], &r->prev[p], r, now, ctl);
-		ctl->caught_up += caught;
-	}
+	for (int w = 0; w < XT_BUCKET_WAYS; w++)
+		xt_catch_up_slot(&set->way[w], now);
 	return 0;
 }
 
