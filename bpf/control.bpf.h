@@ -140,15 +140,86 @@ static __always_inline void xt_restore_merge(struct xt_bucket *b, const struct x
 	}
 }
 
+/* Takes what other hosts passed (XT_RESTORE_CHARGE) from each packet
+ * window of xt_ctl's rule in a bucket: a word of the rule's generation, or
+ * one the data path would bring to it (an older generation, or never
+ * written), by compare-and-swap. A word of a generation the rule does not
+ * know (it was replaced since the controller read it) is left, and counted.
+ * Global functions, as xt_catch_up_slot: inlined into xt_restore's loop the
+ * charge passed the verifier's 1M instructions processed. */
+__attribute__((noinline)) int xt_charge_bucket(struct xt_bucket *b, __u64 n, __u64 now)
+{
+	__u32 zero = 0;
+	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
+	if (!b || !ctl)
+		return 0;
+	const struct xt_rule *r = &ctl->rule;
+	XT_UNROLL
+	for (int p = 0; p < XT_MAX_LIMITS; p++) {
+		if (!(r->limits & (1u << p)) || (r->byte_limits & (1u << p)))
+			continue;
+#pragma clang loop unroll(disable)
+		for (int i = 0; i < XT_CAS_TRIES; i++) {
+			const __u64 old = b->word[p];
+			const __u8 gen = xt_word_gen(old);
+			if (gen && gen != r->gen && gen != r->prev_gen) {
+				ctl->stale++;
+				break;
+			}
+			const __u64 cur = XT_REGEN(r, p, old, now);
+			const __u64 next = xt_gcra_charge(&r->limit[p], cur, now, n, XT_CHARGE_DEBT_TICKS);
+			if (__sync_val_compare_and_swap(&b->word[p], old, next) == old)
+				break;
+		}
+	}
+	return 0;
+}
+
+__attribute__((noinline)) int xt_charge_one(struct xt_slot *in, __u64 now)
+{
+	__u32 zero = 0;
+	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
+	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
+	if (!in || !ctl || !cfg)
+		return 0;
+	struct xt_place p;
+	if (in->key.rule_id != ctl->rule.id || !xt_place_of(&in->key, cfg, &p) || !xt_place_marks(&p)) {
+		ctl->refused++;
+		return 0;
+	}
+	const __u16 unit = xt_used_now(cfg, now);
+	struct xt_found f = {};
+	if (xt_find(&p, &in->key, unit, cfg->used_idle, &f) && f.way < XT_BUCKET_WAYS) {
+		xt_charge_bucket(&f.slot->bucket, in->bucket.passed_packets, now);
+		f.tags->way[f.way].half[XT_TAG_USED] = unit;
+		ctl->merged++;
+		return 0;
+	}
+	struct xt_slot *s = xt_claim_slot(&p, cfg, unit);
+	if (!s) {
+		ctl->refused++;
+		return 0;
+	}
+	xt_bucket_init(&s->bucket, &ctl->rule, now);
+	xt_charge_bucket(&s->bucket, in->bucket.passed_packets, now);
+	xt_key_slot(s, &in->key);
+	ctl->restored++;
+	return 0;
+}
+
 static long xt_restore_one(__u32 i, void *unused __attribute__((unused)))
 {
 	__u32 zero = 0;
 	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
-	const struct xt_slot *in = bpf_map_lookup_elem(&xt_restore_in, &i);
+	struct xt_slot *in = bpf_map_lookup_elem(&xt_restore_in, &i);
 	if (!ctl || !cfg || !in)
 		return 1;
 	const __u64 now = xt_now();
+	if (ctl->restore_kind == XT_RESTORE_CHARGE) {
+		xt_charge_one(in, now);
+		return 0;
+	}
 	if (ctl->restore_kind == XT_RESTORE_KNOWN) {
 		struct xt_pkt pkt = {.family = in->key.family};
 		__builtin_memcpy(pkt.addr, in->key.addr, sizeof(pkt.addr));
@@ -194,7 +265,7 @@ int xt_restore(struct xdp_md *ctx __attribute__((unused)))
 	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
 	if (!ctl)
 		return XDP_ABORTED;
-	ctl->restored = ctl->merged = ctl->refused = 0;
+	ctl->restored = ctl->merged = ctl->refused = ctl->stale = 0;
 	const __u32 n = ctl->restore_count < XT_RESTORE_BATCH ? ctl->restore_count : XT_RESTORE_BATCH;
 	bpf_loop(n, xt_restore_one, NULL, 0);
 	return XDP_PASS;

@@ -126,6 +126,30 @@ XT_INLINE int xt_gcra(const struct xt_limit *l, __u64 word, __u64 now, __u64 uni
 	return xt_gcra_keep(l, word, now, units, 0, next);
 }
 
+/* Takes `units` more from a word (another host's use of the same limit:
+ * XT_RESTORE_CHARGE), into debt past empty of at most debt_ticks' refill,
+ * which xt_debt reads as empty for as long as it lasts (debt_ticks must stay
+ * below XT_SKEW_TICKS). A full bucket (a TAT in the past, or past the
+ * horizon) is charged from now. The word keeps its generation. */
+XT_INLINE __u64 xt_gcra_charge(const struct xt_limit *l, __u64 word, __u64 now, __u64 units, __u64 debt_ticks)
+{
+	if (!l->cost)
+		return word;
+	const __u64 s = xt_scaled(l, now);
+	const __u64 most = l->cap + debt_ticks * l->fill;
+	const __s64 d = xt_diff(word >> XT_GEN_BITS, s);
+	__u64 owed = 0;
+	if (d > 0 && ((__u64)d <= l->cap || (__u64)d - l->cap <= XT_SKEW_TICKS * l->fill))
+		owed = (__u64)d;
+	if (owed > most)
+		owed = most;
+	if (units > (most - owed) / l->cost)
+		owed = most;
+	else
+		owed += units * l->cost;
+	return xt_word(s + owed, xt_word_gen(word));
+}
+
 /* Ticks from now until `units` could pass (0: they can now; XT_NEVER: they
  * are more than the burst). Other sources of consumption only push it later,
  * so a packet before now + wait is certain to be dropped. */

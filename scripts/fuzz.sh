@@ -5,7 +5,7 @@
 # the input in FUZZ_BUILD/crash-TARGET-*: add it to fuzz/corpus/TARGET as a
 # regression (regress-WHAT) once fixed.
 #
-#   scripts/fuzz.sh TARGET [SECONDS] [FUZZ_BUILD]     TARGET: parse bucket policy rules_file
+#   scripts/fuzz.sh TARGET [SECONDS] [FUZZ_BUILD]     TARGET: parse bucket policy rules_file snapshot fleet
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=$1

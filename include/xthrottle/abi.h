@@ -693,11 +693,11 @@ struct xt_control {
 	 * (a snapshot's, userspace/lib/snapshot.h) in the tables, as
 	 * restore_kind says. */
 	__u32 restore_count;
-	__u32 restore_kind;  /* XT_RESTORE_BUCKETS or XT_RESTORE_KNOWN */
+	__u32 restore_kind;  /* XT_RESTORE_BUCKETS, XT_RESTORE_KNOWN or XT_RESTORE_CHARGE */
 	__u32 restored;      /* records put in a place of their own */
-	__u32 merged;        /* buckets the table had already: the later TAT of each word kept */
+	__u32 merged;        /* buckets the table had already: the later TAT of each word kept (a charge: taken from) */
 	__u32 refused;       /* no room (the set's ways all in use) */
-	__u32 pad;
+	__u32 stale;         /* a charge's words of another generation than rule's (it was replaced meanwhile): left */
 };
 #define XT_SWEEP_ALL 0xffffffffu
 /* xt_restore's batch: records of xt_restore_in, not pinned. */
@@ -711,6 +711,14 @@ struct xt_control {
  *   bucket.word[0] the tick it was last seen. */
 #define XT_RESTORE_BUCKETS 1
 #define XT_RESTORE_KNOWN 2
+/* - XT_RESTORE_CHARGE: what other hosts of a fleet passed for a source of
+ *   the rule xt_control.rule (a `--scope fleet` rule, userspace/lib/fleet.h):
+ *   bucket.passed_packets packets are taken from each of the rule's packet
+ *   windows of the source's bucket (found, or claimed as a newcomer's), into
+ *   debt past empty of at most XT_CHARGE_DEBT_TICKS ticks' refill, so that
+ *   what the hosts passed together is what one bucket would have passed. */
+#define XT_RESTORE_CHARGE 3
+#define XT_CHARGE_DEBT_TICKS (XT_SKEW_TICKS / 2)
 
 /* A slot of the bucket table: a bucket key (the pad holding nothing) and
  * its bucket. family 0: empty. */

@@ -40,7 +40,7 @@ void put_match_words(const MatchOptions& m, RuleWords& words) {
 struct RuleAddOptions {
   MatchOptions match;
   std::string cidr, per, new_rate, verify, verify_rate, remember, total, total_bandwidth, over, over_reasons, ban_after,
-      ban_for;
+      ban_for, scope;
   // Each may be given several times (several windows).
   std::vector<std::string> rate, burst, burst_bytes;
   std::vector<std::string> bandwidth;  // each one word (10Mbit/s) or two (10 Mbit/s)
@@ -77,6 +77,7 @@ Result<RuleSpec> spec_of(RuleAddOptions o) {
   words.over_reasons = given(o.over_reasons);
   words.ban_after = given(o.ban_after);
   words.ban_for = given(o.ban_for);
+  words.scope = given(o.scope);
   // The bandwidths' words, every occurrence's together: a number alone
   // goes with the unit after it (10 Mbit/s).
   for (size_t i = 0; i < o.bandwidth.size(); i++) {
@@ -190,6 +191,9 @@ void add_rule_commands(CLI::App& app, const Globals& g, int& rc) {
   add->add_option("--ban-after", o->ban_after,
                   "Ban a source that stays over its limit this long without a break (30s, 5min; with --ban-for)");
   add->add_option("--ban-for", o->ban_for, "How long such a source is banned: 10min, 24h (see `xthrottle bans`)");
+  add->add_option("--scope", o->scope,
+                  "host (default) or fleet: the --rate windows are shared by every host of `serve --cluster` "
+                  "(each takes from its buckets what the others passed)");
   add->add_flag("--dry-run", o->dry_run, "Count what would be dropped, drop nothing");
   add->callback([&g, &rc, o] { rc = run_rule_add(g, *o); });
 

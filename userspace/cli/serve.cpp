@@ -1,16 +1,23 @@
 // SPDX-License-Identifier: MIT
 // xthrottle serve [--config FILE] [--metrics ADDR:PORT] [--snapshot FILE [--snapshot-every DURATION]]
+//                 [--cluster URL [--cluster-every 100ms] [--cluster-name NAME] [--cluster-host NAME]
+//                  [--cluster-password-file FILE]]
 // The daemon: Prometheus metrics, the data path's events to the log, the
 // rules file applied at start and on SIGHUP, the state restored from a
-// snapshot at start and saved to it periodically and on stop.
+// snapshot at start and saved to it periodically and on stop, and the
+// `--scope fleet` rules shared with other hosts through Redis (fleet.h).
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "cli.h"
 #include "events.h"
+#include "fleet.h"
 #include "format.h"
 #include "metrics.h"
 
@@ -22,7 +29,32 @@ struct ServeOptions {
   std::string config;
   std::string snapshot;
   std::string snapshot_every = "5min";
+  std::string cluster, cluster_every = "100ms", cluster_name = "xthrottle", cluster_host, cluster_password_file;
 };
+
+// The Redis URL, with the password from a file or the environment when the
+// URL has none (so that it need not be on a command line others can read).
+Result<Fleet::Options> fleet_options(const ServeOptions& o) {
+  Fleet::Options f;
+  auto url = parse_cluster_url(o.cluster);
+  if (!url) return std::unexpected(url.error());
+  f.url = *url;
+  if (!o.cluster_password_file.empty()) {
+    std::ifstream in(o.cluster_password_file);
+    if (!in) return system_error("cannot read --cluster-password-file " + o.cluster_password_file, errno);
+    std::getline(in, f.url.password);
+  } else if (const char* env = std::getenv("XTHROTTLE_REDIS_PASSWORD"); env && f.url.password.empty()) {
+    f.url.password = env;
+  }
+  auto every = parse_interval("--cluster-every", o.cluster_every);
+  if (!every) return std::unexpected(every.error());
+  f.every = *every;
+  if (o.cluster_name.empty() || o.cluster_name.find_first_of(" \t\n") != std::string::npos)
+    return usage_error("bad --cluster-name '" + o.cluster_name + "': a word, the prefix of the fleet's Redis keys");
+  f.name = o.cluster_name;
+  f.host = o.cluster_host;
+  return f;
+}
 
 void log_line(const nlohmann::json& j) {
   static std::mutex mu;
@@ -38,6 +70,14 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   auto every = parse_duration("--snapshot-every", o.snapshot_every);
   if (!every) return fail(every.error());
   if (*every == 0) return fail(usage_error("bad --snapshot-every '" + o.snapshot_every + "': at least 1s").error());
+  std::optional<Fleet::Options> fleet_opts;
+  if (!o.cluster.empty()) {
+    auto f = fleet_options(o);
+    if (!f) return fail(f.error());
+    fleet_opts = std::move(*f);
+  } else if (!o.cluster_password_file.empty() || o.cluster_every != "100ms" || !o.cluster_host.empty()) {
+    return fail(usage_error("--cluster-every, --cluster-host and --cluster-password-file go with --cluster").error());
+  }
   install_stop_signals();
   auto unix_time = [] { return std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()); };
   // Without a config to make the state, it must be there already (a
@@ -48,10 +88,23 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   if (auto ok = ensure_bpffs(pin_dir); !ok) return fail(ok.error());
   auto lock = ReaderLock::acquire(pin_dir, XT_MAP_EVENTS, "`xthrottle serve`");
   if (!lock) return fail(lock.error());
-  auto server = MetricsServer::start(metrics, [&pin_dir] { return render_metrics(pin_dir); });
+  // The fleet's link before the metrics that show it; it never waits for
+  // Redis (it connects, and reconnects, on its own thread).
+  std::unique_ptr<Fleet> fleet;
+  if (fleet_opts) {
+    auto started = Fleet::start(pin_dir, *fleet_opts, [](const nlohmann::json& e) { log_line(e); });
+    if (!started) return fail(started.error());
+    fleet = std::move(*started);
+  }
+  auto server = MetricsServer::start(metrics, [&pin_dir, &fleet]() -> Result<std::string> {
+    auto text = render_metrics(pin_dir);
+    if (text && fleet) *text += fleet->metrics();
+    return text;
+  });
   if (!server) return fail(server.error());
   log_line({{"event", "started"}, {"pin_dir", pin_dir}, {"metrics", metrics}, {"config", config},
-            {"abi", XT_ABI_VERSION}, {"unix_time", unix_time()}});
+            {"cluster", fleet_opts ? fleet_opts->url.redacted() : ""}, {"abi", XT_ABI_VERSION},
+            {"unix_time", unix_time()}});
   auto stopped = [&](int rc) {
     log_line({{"event", "stopped"}, {"unix_time", unix_time()}});
     return rc;
@@ -163,6 +216,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       break;
     }
   }
+  fleet.reset();  // its last exchange done
   if (!snapshot.empty()) save_logged("stop");
   return stopped(rc);
 }
@@ -178,6 +232,16 @@ void add_serve_command(CLI::App& app, const Globals& g, int& rc) {
                     "Restore the state from this snapshot at start (before --config), save it there periodically and "
                     "on stop");
   serve->add_option("--snapshot-every", o->snapshot_every, "How often to save the snapshot")->capture_default_str();
+  serve->add_option("--cluster", o->cluster,
+                    "Share the --scope fleet rules with the other hosts of this Redis: redis://[USER:PASSWORD@]HOST[:PORT][/DB] "
+                    "or unix:///PATH");
+  serve->add_option("--cluster-every", o->cluster_every, "How often the hosts exchange what they passed (10ms to 10s)")
+      ->capture_default_str();
+  serve->add_option("--cluster-name", o->cluster_name, "The fleet's name: the prefix of its Redis keys")
+      ->capture_default_str();
+  serve->add_option("--cluster-host", o->cluster_host, "This host's name in the fleet (default: hostname:pin-dir)");
+  serve->add_option("--cluster-password-file", o->cluster_password_file,
+                    "Read Redis' password from this file (or set XTHROTTLE_REDIS_PASSWORD) rather than the URL");
   serve->callback([&g, &rc, o] { rc = run_serve(g, *o); });
 }
 

@@ -111,7 +111,7 @@ uint8_t over_kinds_of(const RuleSpec& spec) {
 bool same_rule(const RuleSpec& a, const RuleSpec& b) {
   if (a.cidr != b.cidr || a.match != b.match || a.action != b.action || a.dry_run != b.dry_run) return false;
   if (a.redirect != b.redirect || over_kinds_of(a) != over_kinds_of(b) || a.ecn != b.ecn) return false;
-  if (a.ban_after != b.ban_after || a.ban_for != b.ban_for) return false;
+  if (a.ban_after != b.ban_after || a.ban_for != b.ban_for || a.fleet != b.fleet) return false;
   if (a.action != XT_ACT_LIMIT) return true;
   Limits la = limits_of(a), lb = limits_of(b);
   // How a bandwidth was written (bits or bytes) does not change the rule.
@@ -267,6 +267,12 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
     if (!kinds) return at("over_reasons", kinds.error());
     spec.over_kinds = *kinds;
   }
+  if (w.scope) {
+    if (*w.scope != "host" && *w.scope != "fleet")
+      return at("scope", Error{ErrorKind::Usage, context.name("scope") + " must be \"host\" or \"fleet\", not \"" +
+                                                     *w.scope + "\""});
+    spec.fleet = *w.scope == "fleet";
+  }
   return spec;
 }
 
@@ -295,6 +301,7 @@ RuleWords words_of(const RuleSpec& spec) {
   if (spec.over_kinds) w.over_reasons = format_over_kinds(*spec.over_kinds);
   if (spec.ban_after) w.ban_after = format_duration(*spec.ban_after);
   if (spec.ban_for) w.ban_for = format_duration(*spec.ban_for);
+  if (spec.fleet) w.scope = "fleet";
   return w;
 }
 
@@ -329,6 +336,7 @@ std::string options_text(const RuleSpec& spec) {
   add("over_reasons", w.over_reasons);
   add("ban_after", w.ban_after);
   add("ban_for", w.ban_for);
+  add("scope", w.scope);
   if (w.dry_run) out += (out.empty() ? "" : " ") + std::string("--dry-run");
   return out;
 }
@@ -368,6 +376,7 @@ Result<RuleSpec> spec_from_options_text(const Cidr& cidr, std::string_view text)
     else if (word == "--over-reasons") w.over_reasons = value;
     else if (word == "--ban-after") w.ban_after = value;
     else if (word == "--ban-for") w.ban_for = value;
+    else if (word == "--scope") w.scope = value;
     else return usage_error("unknown option " + word + " in '" + std::string(text) + "'");
   }
   return build_spec(cidr, w, command_line_words());
@@ -565,6 +574,7 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
                          " takes no limits: --rate, --burst, --bandwidth, --burst-bytes, --total, "
                          "--total-bandwidth, --per, --new-rate, --verify, --verify-rate, --remember, --ban-after "
                          "and --ban-for apply to limit rules");
+    if (spec.fleet) return usage_error(std::string("--scope fleet shares limits: an ") + flag + " rule has none");
     if (spec.dry_run && spec.action == XT_ACT_ALLOW)
       return usage_error("--dry-run has no effect on an --allow rule: it never drops");
     rule.flags = spec.dry_run ? XT_RULE_DRY_RUN : 0;
@@ -643,6 +653,13 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
     rule.ban_for = static_cast<uint32_t>(*spec.ban_for);  // parse_duration keeps it within 32 bits
   }
   if (spec.ecn) rule.flags |= XT_RULE_ECN;
+  // A fleet shares what one bucket word can be told from another host: a
+  // packet count (the bucket's passed_packets). Bytes and totals are not
+  // counted per source in a way the hosts could exchange.
+  if (spec.fleet && (!spec.bandwidths.empty() || spec.total || spec.total_bandwidth))
+    return usage_error("--scope fleet shares packet windows (--rate) only: --bandwidth, --total and "
+                       "--total-bandwidth would still be each host's own; give them in a rule of --scope host");
+  if (spec.fleet && spec.rates.empty()) return usage_error("--scope fleet needs --rate: it shares packet windows");
   if (spec.verify_rate && !l.verify) return usage_error("--verify-rate needs --verify tcp (the default)");
   if (l.verify) rule.flags |= XT_RULE_VERIFY_TCP;
   rule.remember = static_cast<uint32_t>(l.remember);  // parse_duration keeps it within 32 bits
@@ -784,6 +801,7 @@ std::string describe(const RuleSpec& spec) {
   }
   if (spec.redirect) out += ", " + format_over_kinds(over_kinds_of(spec)) + " sent out " + *spec.redirect;
   if (spec.ecn) out += ", ECN-capable packets marked past half the burst and through an overdraft of half a burst";
+  if (spec.fleet) out += ", shared by the fleet";
   if (spec.dry_run) out += " (dry-run)";
   return out;
 }
@@ -794,6 +812,7 @@ nlohmann::json rule_json(const RuleEntry& e) {
                       {"family", e.cidr.family == XT_FAMILY_V4 ? "ipv4" : "ipv6"},
                       {"action", action_name(e.spec.action)},
                       {"dry_run", e.spec.dry_run},
+                      {"scope", e.spec.fleet ? "fleet" : "host"},
                       {"id", e.rule.id},
                       {"generation", e.rule.gen},
                       {"options", options_text(e.spec)}};

@@ -57,6 +57,9 @@ struct RuleSpec {
   // --ban-after, --ban-for (seconds, both or neither): a source over its
   // limit without a break for ban_after is banned for ban_for.
   std::optional<uint64_t> ban_after, ban_for;
+  // --scope fleet: the rule's packet windows are shared by every host of
+  // serve's --cluster (fleet.h): each host takes what the others passed.
+  bool fleet = false;
 };
 
 // The names of the kinds of a rule's drops (enum xt_over_kind), as `stats`
@@ -107,7 +110,7 @@ bool same_rule(const RuleSpec& a, const RuleSpec& b);
 // A rule's options as words: what `rule add` takes after the CIDR, and what
 // a rules file's keys hold (numbers as their digits). Keys: action, per,
 // rate, burst, bandwidth, burst_bytes, new_rate, verify, verify_rate,
-// remember, dry_run, over, over_reasons, ban_after, ban_for, and the
+// remember, dry_run, over, over_reasons, ban_after, ban_for, scope, and the
 // match's proto, port, syn.
 struct RuleWords {
   std::optional<std::string> action;  // "limit", "allow" or "deny"
@@ -120,6 +123,7 @@ struct RuleWords {
   bool dry_run = false;
   std::optional<std::string> over, over_reasons;  // "drop", "ecn" or "redirect:IFACE"; "over_limit,new_source"
   std::optional<std::string> ban_after, ban_for;  // durations
+  std::optional<std::string> scope;               // "host" or "fleet"
 };
 
 // Where words came from, for messages: how a key is named ("--burst-bytes"

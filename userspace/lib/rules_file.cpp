@@ -29,12 +29,12 @@ Result<FileRule> read_rule(const std::string& path, const toml::table& t) {
   static const std::set<std::string> known = {"cidr",   "proto", "port", "syn", "action",      "rate",     "burst",   "bandwidth",
                                               "burst_bytes", "per", "new_rate", "verify", "verify_rate",
                                               "remember", "dry_run", "total", "total_bandwidth", "over", "over_reasons",
-                                              "ban_after", "ban_for"};
+                                              "ban_after", "ban_for", "scope"};
   for (const auto& [key, node] : t)
     if (!known.contains(std::string(key.str())))
       return at(path, line_of(node), "unknown key '" + std::string(key.str()) +
                                          "' (cidr, proto, port, syn, action, rate, burst, bandwidth, burst_bytes, per, new_rate, "
-                                         "verify, verify_rate, remember, dry_run, total, total_bandwidth, over, over_reasons, ban_after, ban_for)");
+                                         "verify, verify_rate, remember, dry_run, total, total_bandwidth, over, over_reasons, ban_after, ban_for, scope)");
   // Each key's value as the words `rule add` takes: TOML's types first.
   auto string_of = [&](const char* key, std::optional<std::string>& word) -> Result<void> {
     const toml::node* n = t.get(key);
@@ -85,7 +85,8 @@ Result<FileRule> read_rule(const std::string& path, const toml::table& t) {
                            std::pair{"verify_rate", &words.verify_rate}, std::pair{"remember", &words.remember},
                            std::pair{"total", &words.total}, std::pair{"total_bandwidth", &words.total_bandwidth},
                            std::pair{"over", &words.over}, std::pair{"over_reasons", &words.over_reasons},
-                           std::pair{"ban_after", &words.ban_after}, std::pair{"ban_for", &words.ban_for}})
+                           std::pair{"ban_after", &words.ban_after}, std::pair{"ban_for", &words.ban_for},
+                           std::pair{"scope", &words.scope}})
     if (auto ok = string_of(key, *word); !ok) return std::unexpected(ok.error());
   if (auto ok = integer_of("per", words.per); !ok) return std::unexpected(ok.error());
   for (auto [key, integer, list] : {std::tuple{"rate", false, &words.rate}, std::tuple{"bandwidth", false, &words.bandwidth},

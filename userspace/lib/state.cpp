@@ -1032,7 +1032,8 @@ Result<void> State::add_counters(const std::vector<xt_count>& add) {
   return {};
 }
 
-Result<State::Restored> State::restore_records(uint32_t kind, const std::vector<xt_slot>& records) {
+Result<State::Restored> State::restore_records(uint32_t kind, const std::vector<xt_slot>& records,
+                                               const xt_rule* rule) {
   auto c = control();
   if (!c) return std::unexpected(c.error());
   Restored out;
@@ -1047,11 +1048,14 @@ Result<State::Restored> State::restore_records(uint32_t kind, const std::vector<
     xt_control params{};
     params.restore_count = count;
     params.restore_kind = kind;
-    auto ran = run_control((*c)->restore, params, "the restore of a snapshot's records");
+    if (rule) params.rule = *rule;
+    auto ran = run_control((*c)->restore, params,
+                           kind == XT_RESTORE_CHARGE ? "the charge of other hosts' use" : "the restore of a snapshot's records");
     if (!ran) return std::unexpected(ran.error());
     out.restored += ran->restored;
     out.merged += ran->merged;
     out.refused += ran->refused;
+    out.stale += ran->stale;
     done += count;
   }
   return out;

@@ -179,9 +179,12 @@ class State {
   // Snapshots (snapshot.h): records put in the tables by the control
   // program xt_restore (abi.h, XT_RESTORE_*), a batch at a time.
   struct Restored {
-    uint64_t restored = 0, merged = 0, refused = 0;
+    uint64_t restored = 0, merged = 0, refused = 0, stale = 0;
   };
-  Result<Restored> restore_records(uint32_t kind, const std::vector<xt_slot>& records);
+  // XT_RESTORE_CHARGE takes the live rule the records are of (a fleet's
+  // charges, fleet.h).
+  Result<Restored> restore_records(uint32_t kind, const std::vector<xt_slot>& records,
+                                   const xt_rule* rule = nullptr);
   // Adds to a rule slot's counters, and to the global ones (CPU 0's share).
   Result<void> add_rule_stats(uint32_t id, const xt_rule_stats& add);
   Result<void> add_counters(const std::vector<xt_count>& add);

@@ -1,0 +1,558 @@
+// SPDX-License-Identifier: MIT
+#include "fleet.h"
+
+#include <hiredis/hiredis.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include "format.h"
+#include "pins.h"
+#include "policy.h"
+#include "state.h"
+
+namespace xt {
+
+Result<Charged> charge_use(State& state, const RuleEntry& rule, const std::vector<FleetUse>& use) {
+  Charged out;
+  std::vector<xt_slot> records;
+  records.reserve(use.size());
+  for (const FleetUse& u : use) {
+    if (u.family != rule.rule.family || u.per_len != rule.rule.per_len) {
+      out.refused++;
+      continue;
+    }
+    xt_slot s{};
+    s.key.family = u.family;
+    s.key.per_len = u.per_len;
+    s.key.rule_id = rule.rule.id;
+    std::memcpy(s.key.addr, u.addr, 16);
+    s.bucket.passed_packets = u.packets;
+    records.push_back(s);
+    out.packets += u.packets;
+  }
+  auto done = state.restore_records(XT_RESTORE_CHARGE, records, &rule.rule);
+  if (!done) return std::unexpected(done.error());
+  out.sources = done->restored + done->merged;
+  out.refused += done->refused;
+  out.stale = done->stale;
+  return out;
+}
+
+namespace {
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+struct ReplyFree {
+  void operator()(redisReply* r) const {
+    if (r) freeReplyObject(r);
+  }
+};
+using Reply = std::unique_ptr<redisReply, ReplyFree>;
+struct ContextFree {
+  void operator()(redisContext* c) const {
+    if (c) redisFree(c);
+  }
+};
+using Context = std::unique_ptr<redisContext, ContextFree>;
+
+// A source's key without its rule id: what the hosts agree on.
+std::string source_of(const xt_bucket_key& k) {
+  std::string s(18, '\0');
+  s[0] = static_cast<char>(k.family);
+  s[1] = static_cast<char>(k.per_len);
+  std::memcpy(s.data() + 2, k.addr, 16);
+  return s;
+}
+
+uint32_t key_hash(const xt_bucket_key& k) {
+  uint64_t h = 1469598103934665603ULL;
+  const auto* p = reinterpret_cast<const unsigned char*>(&k);
+  for (size_t i = 0; i < sizeof(k); i++) h = (h ^ p[i]) * 1099511628211ULL;
+  return static_cast<uint32_t>(h >> 32) | 1;  // never 0: 0 is an empty slot
+}
+
+std::string reply_text(const redisReply* r) {
+  return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR)
+             ? std::string(r->str, r->len)
+             : std::string();
+}
+
+}  // namespace
+
+struct Fleet::Impl {
+  std::string pin_dir;
+  Options opt;
+  Log log;
+  std::string stream;  // NAME:fleet
+  std::thread thread;
+  std::atomic<bool> stop{false};
+  mutable std::mutex mu;
+  FleetHealth health;
+
+  // The link's thread's own.
+  Context redis;
+  std::string last_id;
+  double next_connect = 0;
+  std::optional<State> state;
+  // Each slot's occupant (a hash of its key) and its passed count when last
+  // read: 8 bytes a slot of the table.
+  struct Seen {
+    uint32_t key = 0, passed = 0;
+  };
+  std::vector<Seen> seen;
+  bool baseline = false;
+  // Use not yet sent: rule name -> source -> packets.
+  std::map<std::string, std::unordered_map<std::string, uint64_t>> pending;
+  size_t pending_count = 0;
+  // Bans: what this host has told (or was told), so that each is told once.
+  std::map<std::string, uint64_t> bans_seen;  // CIDR -> until (ticks)
+  double next_bans = 0;
+  double next_health = 0;
+
+  void set_down(const std::string& why) {
+    redis.reset();
+    next_connect = unix_now() + 1;
+    std::lock_guard<std::mutex> hold(mu);
+    if (health.connected || health.error != why) {
+      health.connected = false;
+      health.since_unix = unix_now();
+      health.error = why;
+      log({{"event", "fleet_down"}, {"url", health.url}, {"error", why}, {"unix_time", static_cast<int64_t>(unix_now())}});
+    }
+  }
+
+  Reply command(const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> len;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      len.push_back(a.size());
+    }
+    return Reply(static_cast<redisReply*>(
+        redisCommandArgv(redis.get(), static_cast<int>(args.size()), argv.data(), len.data())));
+  }
+
+  bool connect() {
+    const timeval tv{0, 500000};
+    Context c(opt.url.unix_socket ? redisConnectUnixWithTimeout(opt.url.host.c_str(), tv)
+                                  : redisConnectWithTimeout(opt.url.host.c_str(), opt.url.port, tv));
+    if (!c || c->err) {
+      set_down(c ? std::string(c->errstr) : std::string("out of memory"));
+      return false;
+    }
+    const timeval cmd{1, 0};
+    redisSetTimeout(c.get(), cmd);
+    redis = std::move(c);
+    auto ok = [&](Reply r, const char* what) {
+      if (!r || r->type == REDIS_REPLY_ERROR) {
+        // Redis' own words ("WRONGPASS ..."), never the password.
+        set_down(std::string(what) + ": " + (r ? reply_text(r.get()) : std::string(redis ? redis->errstr : "no reply")));
+        return false;
+      }
+      return true;
+    };
+    if (!opt.url.password.empty()) {
+      auto r = opt.url.user.empty() ? command({"AUTH", opt.url.password})
+                                    : command({"AUTH", opt.url.user, opt.url.password});
+      if (!ok(std::move(r), "AUTH")) return false;
+    }
+    if (opt.url.db && !ok(command({"SELECT", std::to_string(opt.url.db)}), "SELECT")) return false;
+    if (last_id.empty()) {
+      // From what is there now on: the use before this host joined is in
+      // its own buckets' past, not its future.
+      Reply r = command({"XREVRANGE", stream, "+", "-", "COUNT", "1"});
+      if (!r || r->type != REDIS_REPLY_ARRAY) {
+        set_down("XREVRANGE: " + (r ? reply_text(r.get()) : std::string(redis ? redis->errstr : "no reply")));
+        return false;
+      }
+      last_id = r->elements ? std::string(r->element[0]->element[0]->str, r->element[0]->element[0]->len) : "0-0";
+    }
+    std::lock_guard<std::mutex> hold(mu);
+    health.connected = true;
+    health.since_unix = unix_now();
+    health.error.clear();
+    log({{"event", "fleet_up"}, {"url", health.url}, {"host", opt.host}, {"unix_time", static_cast<int64_t>(unix_now())}});
+    return true;
+  }
+
+  // What each fleet rule's sources passed here since the last read.
+  void collect(const std::vector<RuleEntry>& rules) {
+    std::unordered_map<uint32_t, std::string> fleet_rules;
+    for (const auto& e : rules)
+      if (e.spec.fleet) fleet_rules[e.rule.id] = rule_name(e.cidr, e.spec.match);
+    auto cfg = state->config();
+    if (!cfg) return;
+    const size_t slots = (size_t{1} << cfg->bucket_bits) * XT_BUCKET_WAYS;
+    if (seen.size() != slots) seen.assign(slots, {});
+    const bool publish = baseline;
+    size_t added = 0, lost = 0;
+    auto walked = state->for_each_bucket([&](const BucketEntry& b) {
+      if (b.slot >= seen.size()) return;
+      Seen& s = seen[b.slot];
+      auto rule = fleet_rules.find(b.key.rule_id);
+      if (rule == fleet_rules.end()) {
+        s = {};
+        return;
+      }
+      const uint32_t h = key_hash(b.key);
+      const uint32_t before = s.key == h ? s.passed : 0;
+      // A count that went back is a new bucket of the same key (evicted and
+      // admitted again in between): all it passed is new.
+      const uint32_t passed = b.bucket.passed_packets;
+      const uint32_t delta = passed >= before ? passed - before : passed;
+      s = {h, b.bucket.passed_packets};
+      if (!publish || !delta) return;
+      auto& per_rule = pending[rule->second];
+      auto [at, fresh] = per_rule.try_emplace(source_of(b.key), 0);
+      if (fresh) {
+        if (pending_count >= kMaxPending) {
+          per_rule.erase(at);
+          lost++;
+          return;
+        }
+        pending_count++;
+        added++;
+      }
+      at->second += delta;
+    });
+    if (!walked) return;
+    baseline = true;
+    std::lock_guard<std::mutex> hold(mu);
+    health.pending_sources = pending_count;
+    health.lost_sources += lost;
+  }
+
+  // Bans made here since the last look (by `ban add` or a rule), and bans
+  // lifted here, to be told; those the fleet told are not told back.
+  std::vector<std::vector<std::string>> collect_bans(uint64_t now, uint32_t hz) {
+    std::vector<std::vector<std::string>> out;
+    auto bans = state->bans();
+    if (!bans) return out;
+    std::map<std::string, uint64_t> current;
+    for (const auto& b : *bans) current[format_cidr(b.cidr)] = b.ban.until;
+    for (const auto& [cidr, until] : current) {
+      auto was = bans_seen.find(cidr);
+      if (was != bans_seen.end() && was->second == until) continue;  // told, or the fleet's
+      const uint64_t ms = until > now ? (until - now) * 1000 / hz : 0;
+      if (ms) out.push_back({"XADD", stream, "MAXLEN", "~", "100000", "*", "t", "ban", "h", opt.host, "c", cidr,
+                             "ms", std::to_string(ms)});
+    }
+    for (const auto& [cidr, until] : bans_seen)
+      if (!current.contains(cidr) && until > now + hz / 2)  // gone well before its end: lifted
+        out.push_back({"XADD", stream, "MAXLEN", "~", "100000", "*", "t", "unban", "h", opt.host, "c", cidr});
+    bans_seen = std::move(current);
+    return out;
+  }
+
+  // XADDs in one round trip; false (and down) on any failure.
+  bool send(const std::vector<std::vector<std::string>>& commands) {
+    for (const auto& args : commands) {
+      std::vector<const char*> argv;
+      std::vector<size_t> len;
+      for (const auto& a : args) {
+        argv.push_back(a.data());
+        len.push_back(a.size());
+      }
+      if (redisAppendCommandArgv(redis.get(), static_cast<int>(args.size()), argv.data(), len.data()) != REDIS_OK) {
+        set_down(std::string("XADD: ") + redis->errstr);
+        return false;
+      }
+    }
+    for (size_t i = 0; i < commands.size(); i++) {
+      void* raw = nullptr;
+      if (redisGetReply(redis.get(), &raw) != REDIS_OK) {
+        set_down(std::string("XADD: ") + (redis ? redis->errstr : "no reply"));
+        return false;
+      }
+      Reply r(static_cast<redisReply*>(raw));
+      if (r->type == REDIS_REPLY_ERROR) {
+        set_down("XADD: " + reply_text(r.get()));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  struct Received {
+    std::map<std::string, std::vector<FleetUse>> use;  // by rule name
+    std::vector<std::pair<std::string, uint64_t>> bans;  // CIDR, ms (0: lifted)
+  };
+
+  bool receive(Received& in) {
+    for (int round = 0; round < 20; round++) {
+      Reply r = command({"XREAD", "COUNT", "1000", "STREAMS", stream, last_id});
+      if (!r || r->type == REDIS_REPLY_ERROR) {
+        set_down("XREAD: " + (r ? reply_text(r.get()) : std::string(redis ? redis->errstr : "no reply")));
+        return false;
+      }
+      if (r->type != REDIS_REPLY_ARRAY || !r->elements) return true;  // nothing new
+      const redisReply* entries = r->element[0]->element[1];
+      for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply* e = entries->element[i];
+        last_id = std::string(e->element[0]->str, e->element[0]->len);
+        std::map<std::string, std::string> f;
+        const redisReply* fields = e->element[1];
+        for (size_t k = 0; k + 1 < fields->elements; k += 2) f[reply_text(fields->element[k])] = reply_text(fields->element[k + 1]);
+        if (f["h"] == opt.host) continue;
+        if (f["t"] == "use") {
+          auto use = decode_use(f["d"]);
+          if (!use) continue;  // another version's, or garbage: not ours to apply
+          auto& to = in.use[f["r"]];
+          to.insert(to.end(), use->begin(), use->end());
+        } else if (f["t"] == "ban" || f["t"] == "unban") {
+          uint64_t ms = 0;
+          if (f["t"] == "ban") {
+            auto [end, ec] = std::from_chars(f["ms"].data(), f["ms"].data() + f["ms"].size(), ms);
+            if (ec != std::errc() || !ms) continue;
+          }
+          in.bans.emplace_back(f["c"], ms);
+        }
+      }
+      if (entries->elements < 1000) return true;
+    }
+    return true;
+  }
+
+  // Takes what the others passed from this host's buckets, and puts their
+  // bans, under the pin directory's lock (no rule changes meanwhile).
+  void apply(const Received& in) {
+    if (in.use.empty() && in.bans.empty()) return;
+    auto lock = DirLock::acquire(pin_dir);
+    if (!lock) return;
+    auto rules = state->rules();
+    if (!rules) return;
+    uint64_t packets = 0, sources = 0, refused = 0, bans = 0;
+    for (const auto& [name, use] : in.use) {
+      const RuleEntry* rule = nullptr;
+      for (const auto& e : *rules)
+        if (e.spec.fleet && rule_name(e.cidr, e.spec.match) == name) rule = &e;
+      if (!rule) {
+        refused += use.size();  // no such fleet rule here (yet)
+        continue;
+      }
+      auto done = charge_use(*state, *rule, use);
+      if (!done) continue;
+      packets += done->packets;
+      sources += done->sources;
+      refused += done->refused;
+    }
+    for (const auto& [cidr_text, ms] : in.bans) {
+      auto cidr = parse_cidr(cidr_text);
+      if (!cidr) continue;
+      if (ms) {
+        auto now = state->now();
+        auto cfg = state->config();
+        if (!now || !cfg) continue;
+        const uint64_t until = *now + (ms * cfg->hz + 999) / 1000;
+        if (!state->put_ban(*cidr, xt_ban{until, *now, 0, 0})) continue;
+        bans_seen[cidr_text] = until;
+      } else {
+        if (!state->del_ban(*cidr)) continue;
+        bans_seen.erase(cidr_text);
+      }
+      bans++;
+    }
+    std::lock_guard<std::mutex> hold(mu);
+    health.applied_packets += packets;
+    health.applied_sources += sources;
+    health.refused_sources += refused;
+    health.applied_bans += bans;
+  }
+
+  void write_health() {
+    FleetHealth h = [&] {
+      std::lock_guard<std::mutex> hold(mu);
+      health.written_unix = unix_now();
+      return health;
+    }();
+    const std::string path = fleet_health_path(pin_dir);
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    const std::string tmp = path + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      if (!out) return;
+      out << h.json().dump() << "\n";
+    }
+    std::filesystem::rename(tmp, path, ec);
+  }
+
+  void tick() {
+    const double now_unix = unix_now();
+    if (!state) {
+      auto s = State::open(pin_dir);
+      if (!s) {
+        std::lock_guard<std::mutex> hold(mu);
+        health.error = s.error().message;
+        return;
+      }
+      state.emplace(std::move(*s));
+    }
+    auto rules = state->rules();
+    if (!rules) return;
+    collect(*rules);
+    std::vector<std::vector<std::string>> commands;
+    if (now_unix >= next_bans) {
+      next_bans = now_unix + 0.5;
+      auto now = state->now();
+      auto cfg = state->config();
+      if (now && cfg) commands = collect_bans(*now, cfg->hz);
+    }
+    if (!redis && now_unix >= next_connect && !connect()) {
+      keep(commands);
+      return;
+    }
+    if (!redis) {
+      keep(commands);
+      return;
+    }
+    // Batches of at most 65536 sources (1.5 MB) an entry.
+    uint64_t packets = 0;
+    for (auto& [name, sources] : pending) {
+      std::vector<FleetUse> batch;
+      auto flush = [&] {
+        if (batch.empty()) return;
+        commands.push_back({"XADD", stream, "MAXLEN", "~", "100000", "*", "t", "use", "h", opt.host, "r", name, "d",
+                            encode_use(batch)});
+        batch.clear();
+      };
+      for (const auto& [source, n] : sources) {
+        FleetUse u;
+        u.family = static_cast<uint8_t>(source[0]);
+        u.per_len = static_cast<uint8_t>(source[1]);
+        std::memcpy(u.addr, source.data() + 2, 16);
+        for (uint64_t left = n; left;) {  // a sum over a long outage may pass 32 bits
+          u.packets = static_cast<uint32_t>(std::min<uint64_t>(left, UINT32_MAX));
+          left -= u.packets;
+          packets += u.packets;
+          batch.push_back(u);
+        }
+        if (batch.size() >= 65536) flush();
+      }
+      flush();
+    }
+    if (!send(commands)) {
+      keep(commands);
+      return;
+    }
+    const uint64_t bans_sent = static_cast<uint64_t>(
+        std::count_if(commands.begin(), commands.end(), [](const auto& c) { return c[7] == "ban" || c[7] == "unban"; }));
+    pending.clear();
+    pending_count = 0;
+    Received in;
+    if (!receive(in)) return;
+    apply(in);
+    std::lock_guard<std::mutex> hold(mu);
+    health.sent_packets += packets;
+    health.sent_bans += bans_sent;
+    health.pending_sources = 0;
+    health.last_sync_unix = unix_now();
+  }
+
+  // Ban commands that could not be sent are forgotten as sent, so the next
+  // look tells them again.
+  void keep(const std::vector<std::vector<std::string>>& commands) {
+    for (const auto& c : commands)
+      if (c.size() > 11 && (c[7] == "ban" || c[7] == "unban")) bans_seen.erase(c[11]);
+    std::lock_guard<std::mutex> hold(mu);
+    health.pending_sources = pending_count;
+  }
+
+  void run() {
+    auto next = std::chrono::steady_clock::now();
+    while (!stop) {
+      tick();
+      if (unix_now() >= next_health) {
+        next_health = unix_now() + 1;
+        write_health();
+      }
+      next += opt.every;
+      const auto now = std::chrono::steady_clock::now();
+      if (next < now) next = now;  // a slow interval is not made up for by a burst of them
+      while (!stop && std::chrono::steady_clock::now() < next)
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(next - std::chrono::steady_clock::now(),
+                                                                                  std::chrono::milliseconds(50)));
+    }
+    write_health();
+  }
+};
+
+Fleet::Fleet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Fleet::~Fleet() {
+  impl_->stop = true;
+  if (impl_->thread.joinable()) impl_->thread.join();
+  std::error_code ec;
+  std::filesystem::remove(fleet_health_path(impl_->pin_dir), ec);
+}
+
+Result<std::unique_ptr<Fleet>> Fleet::start(const std::string& pin_dir, Options options, Log log) {
+  auto impl = std::make_unique<Impl>();
+  impl->pin_dir = pin_dir;
+  if (options.host.empty()) {
+    char name[256] = {};
+    gethostname(name, sizeof(name) - 1);
+    options.host = std::string(name) + ":" + pin_dir;
+  }
+  impl->stream = options.name + ":fleet";
+  impl->opt = std::move(options);
+  impl->log = std::move(log);
+  impl->health.url = impl->opt.url.redacted();
+  impl->health.host = impl->opt.host;
+  impl->health.since_unix = unix_now();
+  impl->health.error = "not connected yet";
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->run(); });
+  return std::unique_ptr<Fleet>(new Fleet(std::move(impl)));
+}
+
+FleetHealth Fleet::health() const {
+  std::lock_guard<std::mutex> hold(impl_->mu);
+  return impl_->health;
+}
+
+std::string Fleet::metrics() const {
+  const FleetHealth h = health();
+  const double age = h.last_sync_unix ? std::max(0.0, unix_now() - h.last_sync_unix) : -1;
+  std::ostringstream o;
+  auto one = [&](const char* name, const char* type, const char* help, double v) {
+    o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n" << name << " " << v << "\n";
+  };
+  one("xthrottle_fleet_up", "gauge", "1 while the fleet's Redis answers; 0: each host enforces its own limits", h.connected);
+  one("xthrottle_fleet_last_sync_age_seconds", "gauge",
+      "Seconds since the last exchange with the fleet went through (-1: none yet)", age);
+  one("xthrottle_fleet_sent_packets_total", "counter", "Packets this host passed and told the fleet of",
+      static_cast<double>(h.sent_packets));
+  one("xthrottle_fleet_applied_packets_total", "counter",
+      "Packets other hosts passed, taken from this host's buckets", static_cast<double>(h.applied_packets));
+  one("xthrottle_fleet_refused_sources_total", "counter",
+      "Sources of other hosts' use this host could not take (no such fleet rule here, another --per, no room)",
+      static_cast<double>(h.refused_sources));
+  one("xthrottle_fleet_pending_sources", "gauge", "Sources whose use waits to be sent (Redis away)",
+      static_cast<double>(h.pending_sources));
+  one("xthrottle_fleet_lost_sources_total", "counter",
+      "Sources whose use was not kept while Redis was away (past the most kept)", static_cast<double>(h.lost_sources));
+  one("xthrottle_fleet_sent_bans_total", "counter", "Bans made or lifted here and told the fleet",
+      static_cast<double>(h.sent_bans));
+  one("xthrottle_fleet_applied_bans_total", "counter", "Bans the fleet told, put here",
+      static_cast<double>(h.applied_bans));
+  return o.str();
+}
+
+}  // namespace xt

@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: MIT
+#include "fleet_wire.h"
+
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "policy.h"
+
+namespace xt {
+
+namespace {
+
+// %XX escapes in a URL's user and password.
+std::string unescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    int v = 0;
+    if (s[i] == '%' && i + 2 < s.size() &&
+        std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16).ptr == s.data() + i + 3) {
+      out += static_cast<char>(v);
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+Result<int> number_in(std::string_view what, std::string_view text, int lo, int hi) {
+  int v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi)
+    return usage_error("bad " + std::string(what) + " '" + std::string(text) + "' (" + std::to_string(lo) + " to " +
+                       std::to_string(hi) + ")");
+  return v;
+}
+
+constexpr std::string_view kMagic = "XTU1";
+constexpr size_t kRecord = 24;
+
+}  // namespace
+
+std::string ClusterUrl::redacted() const {
+  std::string who = user.empty() && password.empty() ? "" : (user.empty() ? "" : user) + (password.empty() ? "" : ":***") + "@";
+  if (unix_socket) return "unix://" + who + host + (db ? "?db=" + std::to_string(db) : "");
+  const bool v6 = host.find(':') != std::string::npos;
+  return "redis://" + who + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port) +
+         (db ? "/" + std::to_string(db) : "");
+}
+
+Result<ClusterUrl> parse_cluster_url(std::string_view text) {
+  ClusterUrl u;
+  auto bad = [&](const std::string& why) {
+    // The URL may hold a password: it is not repeated.
+    return usage_error("bad --cluster: " + why + " (redis://[USER:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH)");
+  };
+  std::string_view rest;
+  if (text.starts_with("rediss://"))
+    return usage_error("--cluster rediss://: this build's hiredis (0.14, Debian 12's) has no TLS; run a TLS tunnel "
+                       "(stunnel, or spiped) beside serve and give its local end as redis://127.0.0.1:PORT");
+  if (text.starts_with("redis://")) {
+    rest = text.substr(8);
+  } else if (text.starts_with("unix://")) {
+    u.unix_socket = true;
+    rest = text.substr(7);
+  } else {
+    return bad("it must start with redis:// or unix://");
+  }
+  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view cred = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    if (auto colon = cred.find(':'); colon != std::string_view::npos) {
+      u.user = unescape(cred.substr(0, colon));
+      u.password = unescape(cred.substr(colon + 1));
+    } else {
+      u.password = unescape(cred);  // redis://PASSWORD@HOST, as redis-cli takes it
+    }
+  }
+  if (u.unix_socket) {
+    if (auto q = rest.find("?db="); q != std::string_view::npos) {
+      auto db = number_in("database", rest.substr(q + 4), 0, 1 << 20);
+      if (!db) return bad("the database must be a number");
+      u.db = *db;
+      rest = rest.substr(0, q);
+    }
+    if (!rest.starts_with("/")) return bad("a socket's path must be absolute (unix:///run/redis.sock)");
+    u.host = std::string(rest);
+    return u;
+  }
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    if (slash + 1 < rest.size()) {
+      auto db = number_in("database", rest.substr(slash + 1), 0, 1 << 20);
+      if (!db) return bad("the database must be a number");
+      u.db = *db;
+    }
+    rest = rest.substr(0, slash);
+  }
+  std::string_view port;
+  if (rest.starts_with("[")) {
+    auto close = rest.find(']');
+    if (close == std::string_view::npos) return bad("an IPv6 address needs its closing ]");
+    u.host = std::string(rest.substr(1, close - 1));
+    std::string_view after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (!after.starts_with(":")) return bad("junk after the address");
+      port = after.substr(1);
+    }
+  } else {
+    auto colon = rest.find(':');
+    u.host = std::string(rest.substr(0, colon));
+    if (colon != std::string_view::npos) port = rest.substr(colon + 1);
+  }
+  if (u.host.empty()) return bad("no host");
+  if (!port.empty()) {
+    auto p = number_in("port", port, 1, 65535);
+    if (!p) return bad("the port must be 1 to 65535");
+    u.port = *p;
+  }
+  return u;
+}
+
+Result<std::chrono::milliseconds> parse_interval(std::string_view what, std::string_view text) {
+  uint64_t ms = 0;
+  if (text.ends_with("ms")) {
+    auto n = number_in(what, text.substr(0, text.size() - 2), 0, 1 << 30);
+    if (!n) return usage_error("bad " + std::string(what) + " '" + std::string(text) + "': 100ms, 1s");
+    ms = static_cast<uint64_t>(*n);
+  } else {
+    auto s = parse_duration(what, text);
+    if (!s) return std::unexpected(s.error());
+    ms = *s * 1000;
+  }
+  if (ms < 10 || ms > 10000)
+    return usage_error("bad " + std::string(what) + " '" + std::string(text) + "': between 10ms and 10s");
+  return std::chrono::milliseconds(ms);
+}
+
+std::string encode_use(const std::vector<FleetUse>& use) {
+  std::string out(kMagic);
+  out.reserve(kMagic.size() + use.size() * kRecord);
+  for (const FleetUse& u : use) {
+    char r[kRecord] = {};
+    r[0] = static_cast<char>(u.family);
+    r[1] = static_cast<char>(u.per_len);
+    for (int i = 0; i < 4; i++) r[4 + i] = static_cast<char>(u.packets >> (8 * i));
+    std::memcpy(r + 8, u.addr, 16);
+    out.append(r, kRecord);
+  }
+  return out;
+}
+
+Result<std::vector<FleetUse>> decode_use(std::string_view blob) {
+  if (!blob.starts_with(kMagic) || (blob.size() - kMagic.size()) % kRecord != 0)
+    return usage_error("not a fleet use batch (" + std::to_string(blob.size()) + " bytes)");
+  std::vector<FleetUse> out;
+  out.reserve((blob.size() - kMagic.size()) / kRecord);
+  for (size_t at = kMagic.size(); at < blob.size(); at += kRecord) {
+    const auto* r = reinterpret_cast<const unsigned char*>(blob.data() + at);
+    FleetUse u;
+    u.family = r[0];
+    u.per_len = r[1];
+    const int bits = u.family == XT_FAMILY_V4 ? 32 : u.family == XT_FAMILY_V6 ? 128 : -1;
+    if (bits < 0 || u.per_len > bits || r[2] || r[3])
+      return usage_error("a fleet use record of family " + std::to_string(r[0]) + " /" + std::to_string(r[1]));
+    for (int i = 0; i < 4; i++) u.packets |= static_cast<uint32_t>(r[4 + i]) << (8 * i);
+    std::memcpy(u.addr, r + 8, 16);
+    // Bits past the prefix, or past an IPv4 address, are nobody's.
+    for (int b = u.per_len; b < 128; b++)
+      if (u.addr[b / 8] & (0x80 >> (b % 8)))
+        return usage_error("a fleet use record with bits past its /" + std::to_string(u.per_len));
+    out.push_back(u);
+  }
+  return out;
+}
+
+nlohmann::json FleetHealth::json() const {
+  return {{"url", url},
+          {"host", host},
+          {"connected", connected},
+          {"since_unix", since_unix},
+          {"last_sync_unix", last_sync_unix},
+          {"error", error},
+          {"sent_packets", sent_packets},
+          {"applied_packets", applied_packets},
+          {"applied_sources", applied_sources},
+          {"refused_sources", refused_sources},
+          {"sent_bans", sent_bans},
+          {"applied_bans", applied_bans},
+          {"pending_sources", pending_sources},
+          {"lost_sources", lost_sources},
+          {"written_unix", written_unix}};
+}
+
+std::string fleet_health_path(const std::string& pin_dir) {
+  // Escaped as systemd-escape --path does: /run/xt is run-xt, and no two
+  // directories share a name.
+  std::string path = std::filesystem::absolute(pin_dir).lexically_normal().string();
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  std::string name;
+  for (size_t i = 1; i < path.size(); i++) {
+    const unsigned char c = static_cast<unsigned char>(path[i]);
+    if (c == '/') {
+      name += '-';
+    } else if (std::isalnum(c) || c == '_' || c == ':' || (c == '.' && !name.empty())) {
+      name += static_cast<char>(c);
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof(hex), "\\x%02x", c);
+      name += hex;
+    }
+  }
+  if (name.empty()) name = "-";
+  return "/run/xthrottle/fleet/" + name + ".json";
+}
+
+std::optional<FleetHealth> fleet_health_from_json(std::string_view text) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    FleetHealth h;
+    h.url = j.at("url").get<std::string>();
+    h.host = j.at("host").get<std::string>();
+    h.connected = j.at("connected").get<bool>();
+    h.since_unix = j.at("since_unix").get<double>();
+    h.last_sync_unix = j.at("last_sync_unix").get<double>();
+    h.error = j.at("error").get<std::string>();
+    h.sent_packets = j.at("sent_packets").get<uint64_t>();
+    h.applied_packets = j.at("applied_packets").get<uint64_t>();
+    h.applied_sources = j.at("applied_sources").get<uint64_t>();
+    h.refused_sources = j.at("refused_sources").get<uint64_t>();
+    h.sent_bans = j.at("sent_bans").get<uint64_t>();
+    h.applied_bans = j.at("applied_bans").get<uint64_t>();
+    h.pending_sources = j.at("pending_sources").get<uint64_t>();
+    h.lost_sources = j.at("lost_sources").get<uint64_t>();
+    h.written_unix = j.at("written_unix").get<double>();
+    return h;
+  } catch (const std::exception&) {
+    return std::nullopt;  // being replaced, or not ours: as if none
+  }
+}
+
+std::optional<FleetHealth> read_fleet_health(const std::string& pin_dir) {
+  std::ifstream in(fleet_health_path(pin_dir));
+  if (!in) return std::nullopt;
+  std::stringstream text;
+  text << in.rdbuf();
+  return fleet_health_from_json(text.str());
+}
+
+}  // namespace xt
