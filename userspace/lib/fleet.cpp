@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -85,6 +86,13 @@ uint32_t key_hash(const xt_bucket_key& k) {
   const auto* p = reinterpret_cast<const unsigned char*>(&k);
   for (size_t i = 0; i < sizeof(k); i++) h = (h ^ p[i]) * 1099511628211ULL;
   return static_cast<uint32_t>(h >> 32) | 1;  // never 0: 0 is an empty slot
+}
+
+// The i-th element of an array reply, if it is itself an array of two.
+const redisReply* pair_at(const redisReply* r, size_t i) {
+  if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements) return nullptr;
+  const redisReply* e = r->element[i];
+  return e && e->type == REDIS_REPLY_ARRAY && e->elements == 2 ? e : nullptr;
 }
 
 std::string reply_text(const redisReply* r) {
@@ -181,7 +189,12 @@ struct Fleet::Impl {
         set_down("XREVRANGE: " + (r ? reply_text(r.get()) : std::string(redis ? redis->errstr : "no reply")));
         return false;
       }
-      last_id = r->elements ? std::string(r->element[0]->element[0]->str, r->element[0]->element[0]->len) : "0-0";
+      const redisReply* newest = r->elements ? pair_at(r.get(), 0) : nullptr;
+      if (r->elements && (!newest || newest->element[0]->type != REDIS_REPLY_STRING)) {
+        set_down("XREVRANGE: not a stream entry");
+        return false;
+      }
+      last_id = newest ? std::string(newest->element[0]->str, newest->element[0]->len) : "0-0";
     }
     std::lock_guard<std::mutex> hold(mu);
     health.connected = true;
@@ -302,9 +315,19 @@ struct Fleet::Impl {
         return false;
       }
       if (r->type != REDIS_REPLY_ARRAY || !r->elements) return true;  // nothing new
-      const redisReply* entries = r->element[0]->element[1];
+      // [[stream, [[id, [field, value, ...]], ...]]], checked at each
+      // level: whatever answers on the socket is not trusted to be Redis.
+      const redisReply* entries = pair_at(r.get(), 0) ? pair_at(r.get(), 0)->element[1] : nullptr;
+      if (!entries || entries->type != REDIS_REPLY_ARRAY) {
+        set_down("XREAD: not a stream's entries");
+        return false;
+      }
       for (size_t i = 0; i < entries->elements; i++) {
-        const redisReply* e = entries->element[i];
+        const redisReply* e = pair_at(entries, i);
+        if (!e || e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY) {
+          set_down("XREAD: not a stream entry");
+          return false;
+        }
         last_id = std::string(e->element[0]->str, e->element[0]->len);
         std::map<std::string, std::string> f;
         const redisReply* fields = e->element[1];
@@ -503,6 +526,10 @@ Fleet::~Fleet() {
 }
 
 Result<std::unique_ptr<Fleet>> Fleet::start(const std::string& pin_dir, Options options, Log log) {
+  // hiredis writes to its socket without MSG_NOSIGNAL: Redis gone between
+  // two commands would raise SIGPIPE and kill serve. A write's EPIPE is
+  // what the link handles (down, reconnect).
+  std::signal(SIGPIPE, SIG_IGN);
   auto impl = std::make_unique<Impl>();
   impl->pin_dir = pin_dir;
   if (options.host.empty()) {

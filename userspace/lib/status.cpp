@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -93,6 +94,43 @@ Result<void> redirect_warnings(const State& state, Status& s) {
                              "takes for frames with garbage addresses");
   }
   return {};
+}
+
+// A --scope fleet rule holds the fleet's limit only while serve --cluster
+// exchanges with the other hosts: without it each host passes the whole
+// limit, N times it in all. Said as a warning (status --check fails), not
+// silently.
+void fleet_warnings(Status& s) {
+  std::string shared;
+  for (const auto& e : s.rules)
+    if (e.spec.fleet) shared += (shared.empty() ? "" : ", ") + rule_name(e.cidr, e.spec.match);
+  s.fleet = read_fleet_health(s.pin_dir);
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (s.fleet) s.fleet_age = now - s.fleet->written_unix;
+  // serve writes it each second, and removes it when it stops: an old one
+  // is a serve that died.
+  const bool running = s.fleet && s.fleet_age < 5;
+  if (shared.empty()) return;
+  const std::string each = ": each host enforces the whole limit of " + shared + " (--scope fleet) on its own";
+  if (!running) {
+    s.warnings.push_back("fleet: no serve --cluster is running on " + s.pin_dir + each);
+    return;
+  }
+  const FleetHealth& h = *s.fleet;
+  if (!h.connected) {
+    s.warnings.push_back(fmt("fleet: %s has not answered for %.0f s (%s)", h.url.c_str(), now - h.since_unix,
+                             h.error.c_str()) +
+                         each + "; " + std::to_string(h.pending_sources) +
+                         " sources' use waits to be sent when it is back");
+  } else if (h.last_sync_unix && now - h.last_sync_unix > 3) {
+    s.warnings.push_back(fmt("fleet: the last exchange through %s went through %.0f s ago", h.url.c_str(),
+                             now - h.last_sync_unix) +
+                         each);
+  }
+  if (h.lost_sources)
+    s.warnings.push_back("fleet: the use of " + std::to_string(h.lost_sources) +
+                         " sources was not kept while Redis was away (more sources than serve keeps): the other "
+                         "hosts never took it");
 }
 
 }  // namespace
@@ -272,6 +310,7 @@ Result<Status> read_status(const std::string& pin_dir) {
         break;
       }
     }
+  fleet_warnings(s);
   if (s.table_full_drops)
     s.warnings.push_back("the source table (" + std::to_string(s.max_sources) + " entries) refused " +
                          std::to_string(s.table_full_drops) +
@@ -341,6 +380,12 @@ json status_json(const Status& s) {
              return all;
            }()},
           {"config_warnings", s.config_warnings},
+          {"fleet", s.fleet ? [&] {
+             json f = s.fleet->json();
+             f["age_seconds"] = s.fleet_age;
+             return f;
+           }()
+                            : json(nullptr)},
           {"notes", s.notes}};
 }
 
@@ -396,6 +441,15 @@ std::string status_text(const Status& s) {
                      "packets/s of untracked sources: %s\n",
                      sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps,
                      ways_in(s.rules, sat.rule).c_str());
+  if (s.fleet && s.fleet_age < 5) {
+    const FleetHealth& h = *s.fleet;
+    out += fmt("fleet:   %s as %s: %s; sent %llu packets' use, took %llu from %llu sources (%llu refused), bans "
+               "%llu sent and %llu put\n",
+               h.url.c_str(), h.host.c_str(), h.connected ? "up" : ("DOWN: " + h.error).c_str(),
+               (unsigned long long)h.sent_packets, (unsigned long long)h.applied_packets,
+               (unsigned long long)h.applied_sources, (unsigned long long)h.refused_sources,
+               (unsigned long long)h.sent_bans, (unsigned long long)h.applied_bans);
+  }
   for (const auto& n : s.notes) out += "note: " + n + "\n";
   for (const auto& w : s.config_warnings) out += "WARNING (config): " + w + "\n";
   for (const auto& w : s.warnings) out += "WARNING: " + w + "\n";

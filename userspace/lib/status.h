@@ -7,11 +7,13 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "attach.h"
 #include "error.h"
+#include "fleet_wire.h"
 #include "rules_file.h"
 #include "state.h"
 #include "stats.h"
@@ -49,6 +51,10 @@ struct Status {
     std::string pin_dir;
   };
   std::vector<Elsewhere> elsewhere;
+  // The fleet link of serve --cluster on this state, as it last wrote it
+  // (fleet_wire.h), and how old that is.
+  std::optional<FleetHealth> fleet;
+  double fleet_age = 0;
   std::vector<std::string> warnings;         // not protecting as it should: empty means protected
   std::vector<std::string> config_warnings;  // the live rules are not what the config file says
   std::vector<std::string> notes;            // worth knowing, nothing wrong

@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: MIT
+// A fleet (issue 15) in the lab: three hosts (three labs, each with
+// xthrottle attached and its own serve --cluster) and one real redis-server,
+// started by the test on a unix socket (the namespaces share the file
+// system, not the network) and stopped on every exit path. One source
+// sprays all three: together they pass what one bucket would. Redis killed
+// mid-flood: each host goes on with its own limits, says so, and catches up
+// when Redis is back.
+#include <signal.h>
+#include <unistd.h>
+
+#include <array>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "operate_test.h"
+
+namespace xt::test {
+namespace {
+
+constexpr int kHosts = 3;
+constexpr int kRate = 100;  // the fleet's limit: 100/s, burst 100
+
+class Fleet : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    XT_REQUIRE_ROOT();
+    dir_ = "/tmp/xt-fleet-" + std::to_string(getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::create_directories(dir_);
+    sock_ = dir_ + "/redis.sock";
+    start_redis();
+    for (auto& lab : labs_) {
+      ASSERT_NO_THROW(lab = std::make_unique<Lab>());
+      ASSERT_EQ(lab->xthrottle({"attach", "dut0"}).rc, 0);
+      const Outcome r = lab->xthrottle({"rule", "add", "198.18.0.0/15", "--rate", std::to_string(kRate) + "/s",
+                                        "--burst", std::to_string(kRate), "--scope", "fleet"});
+      ASSERT_EQ(r.rc, 0) << r.err;
+    }
+  }
+  void TearDown() override {
+    for (auto& s : serves_) s.reset();
+    redis_.reset();
+    for (auto& lab : labs_) lab.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  // No TCP port: the unix socket only, nothing kept on disk.
+  void start_redis() {
+    std::filesystem::remove(sock_);
+    redis_ = std::make_unique<Background>(std::vector<std::string>{
+        "redis-server", "--port", "0", "--unixsocket", sock_, "--unixsocketperm", "700", "--save", "",
+        "--appendonly", "no", "--dir", dir_});
+    for (int i = 0; i < 100; i++) {
+      if (run({"redis-cli", "-s", sock_, "ping"}).out == "PONG\n") return;
+      std::this_thread::sleep_for(50ms);
+    }
+    FAIL() << "redis-server did not come up on " << sock_;
+  }
+  void start_serves() {
+    for (int h = 0; h < kHosts; h++)
+      serves_[h] = std::make_unique<Background>(labs_[h]->xthrottle_argv(
+          {"serve", "--metrics", "127.0.0.1:9431", "--cluster", "unix://" + sock_, "--cluster-every", "100ms"}));
+    ASSERT_TRUE(wait_connected(true)) << "every host's serve joins the fleet";
+  }
+  json status(int h) { return labs_[h]->xthrottle_json({"status", "--json"}); }
+  // Until every host's link is up (or down), as `status` tells it.
+  bool wait_connected(bool up) {
+    for (int i = 0; i < 100; i++) {
+      bool all = true;
+      for (int h = 0; h < kHosts; h++) {
+        const json s = status(h);
+        all = all && s["fleet"].is_object() && s["fleet"]["connected"] == up;
+      }
+      if (all) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+  // One source, 1000 packets a second at each host for `seconds`.
+  std::vector<std::unique_ptr<Background>> spray(int seconds) {
+    std::vector<std::unique_ptr<Background>> floods;
+    for (int h = 0; h < kHosts; h++)
+      floods.push_back(std::make_unique<Background>(labs_[h]->flood_argv(
+          {"--src", "198.18.0.9", "--count", std::to_string(1000 * seconds), "--rate", "1000"})));
+    return floods;
+  }
+  static double finish(std::vector<std::unique_ptr<Background>>& floods) {
+    double longest = 0;
+    for (auto& f : floods) {
+      const Outcome r = f->wait();
+      EXPECT_EQ(r.rc, 0) << r.err;
+      longest = std::max(longest, json::parse(r.out)["seconds"].get<double>());
+    }
+    return longest;
+  }
+  std::array<uint64_t, kHosts> received() {
+    std::array<uint64_t, kHosts> out{};
+    for (int h = 0; h < kHosts; h++) out[h] = labs_[h]->received_v4();
+    return out;
+  }
+  static uint64_t sum(const std::array<uint64_t, kHosts>& a) { return a[0] + a[1] + a[2]; }
+  double metric(int h, const std::string& series) {
+    const Outcome r = labs_[h]->in_dut({"curl", "-s", "-f", "--max-time", "3", "http://127.0.0.1:9431/metrics"});
+    const auto at = r.out.find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(r.out.substr(at + series.size() + 2));
+  }
+
+  std::string dir_, sock_;
+  std::unique_ptr<Background> redis_;
+  std::array<std::unique_ptr<Lab>, kHosts> labs_;
+  std::array<std::unique_ptr<Background>, kHosts> serves_;
+};
+
+TEST_F(Fleet, OneSourceSprayingThreeHostsGetsOneLimit) {
+  start_serves();
+  for (int h = 0; h < kHosts; h++) EXPECT_TRUE(status(h)["protected"]) << status(h)["warnings"].dump();
+  auto floods = spray(30);
+  const double seconds = finish(floods);
+  std::this_thread::sleep_for(300ms);  // the last exchange
+  const auto got = received();
+  const double want = kRate + kRate * seconds;
+  std::printf("[ measure  ] one source at 3 x 1000/s for %.1f s, a fleet limit of %d/s burst %d: passed %llu + %llu + "
+              "%llu = %llu, one bucket's %.0f (%+.1f%%)\n",
+              seconds, kRate, kRate, (unsigned long long)got[0], (unsigned long long)got[1],
+              (unsigned long long)got[2], (unsigned long long)sum(got), want,
+              100.0 * (static_cast<double>(sum(got)) - want) / want);
+  EXPECT_NEAR(static_cast<double>(sum(got)), want, 0.10 * want) << "within 10% of burst + rate x elapsed";
+  for (int h = 0; h < kHosts; h++) EXPECT_GT(got[h], 0u) << "host " << h << " served its share";
+  // Without the fleet, each host alone would have passed the whole limit.
+  for (int h = 0; h < kHosts; h++) {
+    const json f = status(h)["fleet"];
+    EXPECT_GT(f["applied_packets"].get<uint64_t>(), 0u) << "host " << h << " took the others' use";
+    EXPECT_EQ(f["lost_sources"], 0);
+    EXPECT_EQ(metric(h, "xthrottle_fleet_up"), 1.0);
+  }
+  // serve stopped: its link's health goes with it, and status says the
+  // limit is no longer shared.
+  serves_[0]->signal(SIGTERM);
+  EXPECT_EQ(serves_[0]->wait().rc, 0);
+  const json s = status(0);
+  EXPECT_TRUE(s["fleet"].is_null());
+  ASSERT_EQ(s["warnings"].size(), 1u) << s["warnings"].dump();
+  EXPECT_TRUE(s["warnings"][0].get<std::string>().starts_with("fleet: no serve --cluster is running")) << s["warnings"];
+}
+
+TEST_F(Fleet, RedisKilledMidFloodEachHostGoesOnAndCatchesUp) {
+  start_serves();
+  auto floods = spray(24);
+  std::this_thread::sleep_for(6s);
+  redis_->signal(SIGKILL);
+  redis_->wait();
+  ASSERT_TRUE(wait_connected(false)) << "every host sees Redis gone";
+  const auto down_at = received();
+  const auto t_down = std::chrono::steady_clock::now();
+  for (int h = 0; h < kHosts; h++) {
+    const json s = status(h);
+    EXPECT_FALSE(s["protected"]) << "not silently: status says the fleet's limit is not shared";
+    bool told = false;
+    for (const auto& w : s["warnings"]) told = told || w.get<std::string>().starts_with("fleet: ");
+    EXPECT_TRUE(told) << s["warnings"].dump();
+    EXPECT_EQ(labs_[h]->xthrottle({"status", "--check"}).rc, 3);
+    EXPECT_EQ(metric(h, "xthrottle_fleet_up"), 0.0);
+  }
+  std::this_thread::sleep_for(5s);
+  const auto up_at = received();
+  const double outage = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_down).count();
+  // Each host went on with its own limit: no stall, no failing open.
+  for (int h = 0; h < kHosts; h++) {
+    const double passed = static_cast<double>(up_at[h] - down_at[h]);
+    EXPECT_GT(passed, 0.8 * kRate * outage - kRate) << "host " << h << " kept passing at its own limit";
+    EXPECT_LT(passed, 1.1 * kRate * outage + kRate) << "host " << h << " kept to its own limit";
+  }
+  start_redis();
+  ASSERT_TRUE(wait_connected(true)) << "every host rejoins";
+  const auto back_at = received();
+  const auto t_back = std::chrono::steady_clock::now();
+  const double seconds = finish(floods);
+  std::this_thread::sleep_for(300ms);
+  const auto end = received();
+  const double after = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_back).count();
+  std::printf("[ measure  ] Redis away %.1f s: the hosts passed %llu then (%.0f/s, each its own %d/s); back for "
+              "%.1f s: %llu (%.0f/s, the fleet's %d/s less the debt of the outage); %.1f s in all\n",
+              outage, (unsigned long long)(sum(up_at) - sum(down_at)),
+              static_cast<double>(sum(up_at) - sum(down_at)) / outage, kRate, after,
+              (unsigned long long)(sum(end) - sum(back_at)), static_cast<double>(sum(end) - sum(back_at)) / after,
+              kRate, seconds);
+  EXPECT_LT(static_cast<double>(sum(end) - sum(back_at)), 1.1 * kRate * after + kRate)
+      << "back to one limit for the fleet";
+  for (int h = 0; h < kHosts; h++) {
+    const json s = status(h);
+    EXPECT_TRUE(s["protected"]) << s["warnings"].dump();
+    EXPECT_EQ(metric(h, "xthrottle_fleet_up"), 1.0);
+    EXPECT_EQ(s["fleet"]["pending_sources"], 0) << "what was kept while away was sent";
+  }
+}
+
+}  // namespace
+}  // namespace xt::test
