@@ -12,6 +12,7 @@
 #include <array>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -194,6 +195,53 @@ TEST_F(Fleet, RedisKilledMidFloodEachHostGoesOnAndCatchesUp) {
     EXPECT_TRUE(s["protected"]) << s["warnings"].dump();
     EXPECT_EQ(metric(h, "xthrottle_fleet_up"), 1.0);
     EXPECT_EQ(s["fleet"]["pending_sources"], 0) << "what was kept while away was sent";
+  }
+}
+
+// Polls until `holds` is true on every host but `from`; the seconds it took,
+// or -1 after 5 s.
+template <typename F>
+double until_everywhere(int from, F holds) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < 5s) {
+    bool all = true;
+    for (int h = 0; h < kHosts; h++) all = all && (h == from || holds(h));
+    if (all) return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::this_thread::sleep_for(20ms);
+  }
+  return -1;
+}
+
+TEST_F(Fleet, BansAndBlocklistsReachEveryHost) {
+  start_serves();
+  auto banned = [&](int h) {
+    for (const auto& b : labs_[h]->xthrottle_json({"bans", "--json"}))
+      if (b["cidr"] == "198.18.9.0/24") return true;
+    return false;
+  };
+  auto listed = [&](int h) { return labs_[h]->xthrottle({"blocklist", "test", "198.18.5.77"}).rc == 0; };
+
+  ASSERT_EQ(labs_[0]->xthrottle({"ban", "add", "198.18.9.0/24", "--for", "1h"}).rc, 0);
+  const double ban = until_everywhere(0, banned);
+  const std::string file = dir_ + "/list.txt";
+  std::ofstream(file) << "198.18.5.0/24\n2001:db8:5::/48\n";
+  ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "load", "drop", file}).rc, 0);
+  const double list = until_everywhere(1, listed);
+  ASSERT_EQ(labs_[0]->xthrottle({"ban", "del", "198.18.9.0/24"}).rc, 0);
+  const double unban = until_everywhere(0, [&](int h) { return !banned(h); });
+  ASSERT_EQ(labs_[2]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
+  const double unlist = until_everywhere(2, [&](int h) { return !listed(h); });
+  std::printf("[ measure  ] reached the other two hosts in: a ban %.2f s, its lifting %.2f s, a blocklist %.2f s, its "
+              "deletion %.2f s\n",
+              ban, unban, list, unlist);
+  EXPECT_GE(ban, 0) << "a ban added on one host is on every host";
+  EXPECT_GE(list, 0) << "a blocklist loaded on one host is loaded on every host";
+  EXPECT_GE(unban, 0) << "a ban lifted on one host is lifted on every host";
+  EXPECT_GE(unlist, 0) << "a blocklist deleted on one host is deleted on every host";
+  for (int h = 0; h < kHosts; h++) {
+    const json f = status(h)["fleet"];
+    EXPECT_EQ(f["sent_bans"].get<uint64_t>() + f["applied_bans"].get<uint64_t>(), 2u) << "each told once: " << f;
+    EXPECT_EQ(f["sent_lists"].get<uint64_t>() + f["applied_lists"].get<uint64_t>(), 2u) << f;
   }
 }
 

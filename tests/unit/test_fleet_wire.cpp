@@ -122,6 +122,27 @@ TEST(FleetUse, AnythingElseIsRefusedWhole) {
   refused(b, "an IPv4 address with bytes past its four");
 }
 
+TEST(FleetBlocklist, RoundTripsAndAnythingElseIsRefusedWhole) {
+  const std::vector<Cidr> list = {*parse_cidr("198.18.5.0/24"), *parse_cidr("2001:db8:5::/48"),
+                                  *parse_cidr("198.18.7.7")};
+  const std::string blob = encode_prefixes(list);
+  EXPECT_EQ(blob.size(), 4u + 3 * 20u);
+  auto back = decode_prefixes(blob);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(*back, list);
+  EXPECT_FALSE(decode_prefixes(blob.substr(0, blob.size() - 1)).has_value()) << "cut short";
+  EXPECT_FALSE(decode_prefixes("XTU1" + blob.substr(4)).has_value()) << "a use batch is not a list";
+  std::string b = blob;
+  b[4 + 1] = 23;  // 198.18.5.0/23 has a bit past it
+  EXPECT_FALSE(decode_prefixes(b).has_value());
+  b = blob;
+  b[4 + 20 + 1] = 129;
+  EXPECT_FALSE(decode_prefixes(b).has_value()) << "an IPv6 /129";
+  b = blob;
+  b[4] = 5;
+  EXPECT_FALSE(decode_prefixes(b).has_value()) << "no such family";
+}
+
 TEST(FleetHealthFile, RoundTripsAndAnythingElseIsNone) {
   FleetHealth h;
   h.url = "redis://:***@198.18.0.1:6379";

@@ -4,7 +4,9 @@
 #include <hiredis/hiredis.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <csignal>
 #include <cerrno>
 #include <charconv>
@@ -128,9 +130,18 @@ struct Fleet::Impl {
   // Use not yet sent: rule name -> source -> packets.
   std::map<std::string, std::unordered_map<std::string, uint64_t>> pending;
   size_t pending_count = 0;
-  // Bans: what this host has told (or was told), so that each is told once.
-  std::map<std::string, uint64_t> bans_seen;  // CIDR -> until (ticks)
-  double next_bans = 0;
+  // Bans and blocklists: what this host has told (or was told), so that
+  // each change is told once; the next look's, kept once it was sent.
+  std::map<std::string, uint64_t> bans_seen, bans_next;  // CIDR -> until (ticks)
+  // A list's version: when it was first loaded on any host (its origin),
+  // and the local list that holds it (loaded_unix, entries).
+  struct ListSeen {
+    double origin = 0;
+    uint64_t loaded_unix = 0;
+    uint32_t entries = 0;
+  };
+  std::map<std::string, ListSeen> lists_seen, lists_next;
+  double next_told = 0;
   double next_health = 0;
 
   void set_down(const std::string& why) {
@@ -251,26 +262,63 @@ struct Fleet::Impl {
     health.lost_sources += lost;
   }
 
+  std::vector<std::string> entry(const std::string& type, std::vector<std::string> fields) {
+    std::vector<std::string> out = {"XADD", stream, "MAXLEN", "~", "100000", "*", "t", type, "h", opt.host};
+    out.insert(out.end(), fields.begin(), fields.end());
+    return out;
+  }
+
   // Bans made here since the last look (by `ban add` or a rule), and bans
   // lifted here, to be told; those the fleet told are not told back.
-  std::vector<std::vector<std::string>> collect_bans(uint64_t now, uint32_t hz) {
-    std::vector<std::vector<std::string>> out;
+  void collect_bans(uint64_t now, uint32_t hz, std::vector<std::vector<std::string>>& out) {
     auto bans = state->bans();
-    if (!bans) return out;
+    if (!bans) return;
     std::map<std::string, uint64_t> current;
     for (const auto& b : *bans) current[format_cidr(b.cidr)] = b.ban.until;
     for (const auto& [cidr, until] : current) {
       auto was = bans_seen.find(cidr);
       if (was != bans_seen.end() && was->second == until) continue;  // told, or the fleet's
       const uint64_t ms = until > now ? (until - now) * 1000 / hz : 0;
-      if (ms) out.push_back({"XADD", stream, "MAXLEN", "~", "100000", "*", "t", "ban", "h", opt.host, "c", cidr,
-                             "ms", std::to_string(ms)});
+      if (ms) out.push_back(entry("ban", {"c", cidr, "ms", std::to_string(ms)}));
     }
     for (const auto& [cidr, until] : bans_seen)
       if (!current.contains(cidr) && until > now + hz / 2)  // gone well before its end: lifted
-        out.push_back({"XADD", stream, "MAXLEN", "~", "100000", "*", "t", "unban", "h", opt.host, "c", cidr});
-    bans_seen = std::move(current);
-    return out;
+        out.push_back(entry("unban", {"c", cidr}));
+    bans_next = std::move(current);
+  }
+
+  // Blocklists loaded or deleted here since the last look, whole. Each
+  // carries its origin, so that a host that comes back with an older
+  // version does not undo a newer one.
+  void collect_lists(std::vector<std::vector<std::string>>& out) {
+    auto lists = state->blocklists();
+    if (!lists) return;
+    std::map<std::string, ListSeen> current;
+    for (const auto& l : *lists) {
+      const std::string name(l.list.name, strnlen(l.list.name, sizeof(l.list.name)));
+      auto was = lists_seen.find(name);
+      if (was != lists_seen.end() && was->second.loaded_unix == l.list.loaded_unix &&
+          was->second.entries == l.list.entries) {
+        current[name] = was->second;  // told, or the fleet's
+        continue;
+      }
+      auto cidrs = state->blocklist_cidrs(l.slot);
+      if (!cidrs) return;
+      const ListSeen seen{static_cast<double>(l.list.loaded_unix), l.list.loaded_unix, l.list.entries};
+      current[name] = seen;
+      out.push_back(entry("list", {"n", name, "u", std::to_string(seen.origin), "d", encode_prefixes(*cidrs)}));
+    }
+    for (const auto& [name, seen] : lists_seen)
+      if (!current.contains(name)) out.push_back(entry("unlist", {"n", name, "u", std::to_string(unix_now())}));
+    lists_next = std::move(current);
+  }
+
+  std::optional<xt_blocklist> local_list(const std::string& name) {
+    auto lists = state->blocklists();
+    if (lists)
+      for (const auto& l : *lists)
+        if (std::string(l.list.name, strnlen(l.list.name, sizeof(l.list.name))) == name) return l.list;
+    return std::nullopt;
   }
 
   // XADDs in one round trip; false (and down) on any failure.
@@ -305,6 +353,12 @@ struct Fleet::Impl {
   struct Received {
     std::map<std::string, std::vector<FleetUse>> use;  // by rule name
     std::vector<std::pair<std::string, uint64_t>> bans;  // CIDR, ms (0: lifted)
+    struct List {
+      std::string name;
+      double origin = 0;
+      std::optional<std::vector<Cidr>> prefixes;  // none: deleted
+    };
+    std::vector<List> lists;
   };
 
   bool receive(Received& in) {
@@ -345,6 +399,21 @@ struct Fleet::Impl {
             if (ec != std::errc() || !ms) continue;
           }
           in.bans.emplace_back(f["c"], ms);
+        } else if (f["t"] == "list" || f["t"] == "unlist") {
+          Received::List l{f["n"], 0, std::nullopt};
+          auto [end, ec] = std::from_chars(f["u"].data(), f["u"].data() + f["u"].size(), l.origin);
+          // A name `blocklist load` would take, or nothing.
+          const bool named = !l.name.empty() && l.name.size() < XT_BLOCKLIST_NAME_SIZE &&
+                             std::ranges::all_of(l.name, [](char c) {
+                               return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+                             });
+          if (ec != std::errc() || !named) continue;
+          if (f["t"] == "list") {
+            auto prefixes = decode_prefixes(f["d"]);
+            if (!prefixes) continue;
+            l.prefixes = std::move(*prefixes);
+          }
+          in.lists.push_back(std::move(l));
         }
       }
       if (entries->elements < 1000) return true;
@@ -355,7 +424,7 @@ struct Fleet::Impl {
   // Takes what the others passed from this host's buckets, and puts their
   // bans, under the pin directory's lock (no rule changes meanwhile).
   void apply(const Received& in) {
-    if (in.use.empty() && in.bans.empty()) return;
+    if (in.use.empty() && in.bans.empty() && in.lists.empty()) return;
     auto lock = DirLock::acquire(pin_dir);
     if (!lock) return;
     auto rules = state->rules();
@@ -391,7 +460,28 @@ struct Fleet::Impl {
       }
       bans++;
     }
+    uint64_t lists = 0;
+    for (const auto& l : in.lists) {
+      // The newer version wins, whichever host's it is: a list here is as
+      // old as the version it was told or loaded as.
+      const std::optional<xt_blocklist> have = local_list(l.name);
+      auto seen = lists_seen.find(l.name);
+      const double origin = seen != lists_seen.end() ? seen->second.origin
+                            : have                   ? static_cast<double>(have->loaded_unix)
+                                                     : 0;
+      if ((have || seen != lists_seen.end()) && origin >= l.origin) continue;
+      if (l.prefixes) {
+        if (!state->load_blocklist(l.name, *l.prefixes)) continue;
+        const std::optional<xt_blocklist> now = local_list(l.name);
+        lists_seen[l.name] = {l.origin, now ? now->loaded_unix : 0, now ? now->entries : 0};
+      } else {
+        if (have && !state->del_blocklist(l.name)) continue;
+        lists_seen.erase(l.name);
+      }
+      lists++;
+    }
     std::lock_guard<std::mutex> hold(mu);
+    health.applied_lists += lists;
     health.applied_packets += packets;
     health.applied_sources += sources;
     health.refused_sources += refused;
@@ -430,20 +520,20 @@ struct Fleet::Impl {
     auto rules = state->rules();
     if (!rules) return;
     collect(*rules);
+    if (!redis && now_unix >= next_connect) connect();
+    if (!redis) {
+      keep();
+      return;
+    }
+    // What is told is what changed since the last look that went through.
     std::vector<std::vector<std::string>> commands;
-    if (now_unix >= next_bans) {
-      next_bans = now_unix + 0.5;
+    const bool told = now_unix >= next_told;
+    if (told) {
+      next_told = now_unix + 0.5;
       auto now = state->now();
       auto cfg = state->config();
-      if (now && cfg) commands = collect_bans(*now, cfg->hz);
-    }
-    if (!redis && now_unix >= next_connect && !connect()) {
-      keep(commands);
-      return;
-    }
-    if (!redis) {
-      keep(commands);
-      return;
+      if (now && cfg) collect_bans(*now, cfg->hz, commands);
+      collect_lists(commands);
     }
     // Batches of at most 65536 sources (1.5 MB) an entry.
     uint64_t packets = 0;
@@ -471,11 +561,17 @@ struct Fleet::Impl {
       flush();
     }
     if (!send(commands)) {
-      keep(commands);
+      keep();
       return;
     }
-    const uint64_t bans_sent = static_cast<uint64_t>(
-        std::count_if(commands.begin(), commands.end(), [](const auto& c) { return c[7] == "ban" || c[7] == "unban"; }));
+    if (told) {
+      bans_seen = std::move(bans_next);
+      lists_seen = std::move(lists_next);
+    }
+    const auto sent_of = [&](const char* a, const char* b) {
+      return static_cast<uint64_t>(
+          std::count_if(commands.begin(), commands.end(), [&](const auto& c) { return c[7] == a || c[7] == b; }));
+    };
     pending.clear();
     pending_count = 0;
     Received in;
@@ -483,16 +579,15 @@ struct Fleet::Impl {
     apply(in);
     std::lock_guard<std::mutex> hold(mu);
     health.sent_packets += packets;
-    health.sent_bans += bans_sent;
+    health.sent_bans += sent_of("ban", "unban");
+    health.sent_lists += sent_of("list", "unlist");
     health.pending_sources = 0;
     health.last_sync_unix = unix_now();
   }
 
-  // Ban commands that could not be sent are forgotten as sent, so the next
-  // look tells them again.
-  void keep(const std::vector<std::vector<std::string>>& commands) {
-    for (const auto& c : commands)
-      if (c.size() > 11 && (c[7] == "ban" || c[7] == "unban")) bans_seen.erase(c[11]);
+  // Nothing went through: the use is kept to be sent, and what was to be
+  // told is found again by the next look, against what was last told.
+  void keep() {
     std::lock_guard<std::mutex> hold(mu);
     health.pending_sources = pending_count;
   }
@@ -579,6 +674,10 @@ std::string Fleet::metrics() const {
       static_cast<double>(h.sent_bans));
   one("xthrottle_fleet_applied_bans_total", "counter", "Bans the fleet told, put here",
       static_cast<double>(h.applied_bans));
+  one("xthrottle_fleet_sent_lists_total", "counter", "Blocklists loaded or deleted here and told the fleet",
+      static_cast<double>(h.sent_lists));
+  one("xthrottle_fleet_applied_lists_total", "counter", "Blocklists the fleet told, loaded or deleted here",
+      static_cast<double>(h.applied_lists));
   return o.str();
 }
 

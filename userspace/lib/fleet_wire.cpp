@@ -42,6 +42,15 @@ Result<int> number_in(std::string_view what, std::string_view text, int lo, int 
 
 constexpr std::string_view kMagic = "XTU1";
 constexpr size_t kRecord = 24;
+constexpr std::string_view kListMagic = "XTB1";
+constexpr size_t kPrefixRecord = 20;
+
+// No bit set past the prefix, nor past an IPv4 address's four bytes.
+bool clean_past(const uint8_t* addr, int len) {
+  for (int b = len; b < 128; b++)
+    if (addr[b / 8] & (0x80 >> (b % 8))) return false;
+  return true;
+}
 
 }  // namespace
 
@@ -170,10 +179,42 @@ Result<std::vector<FleetUse>> decode_use(std::string_view blob) {
     for (int i = 0; i < 4; i++) u.packets |= static_cast<uint32_t>(r[4 + i]) << (8 * i);
     std::memcpy(u.addr, r + 8, 16);
     // Bits past the prefix, or past an IPv4 address, are nobody's.
-    for (int b = u.per_len; b < 128; b++)
-      if (u.addr[b / 8] & (0x80 >> (b % 8)))
-        return usage_error("a fleet use record with bits past its /" + std::to_string(u.per_len));
+    if (!clean_past(u.addr, u.per_len))
+      return usage_error("a fleet use record with bits past its /" + std::to_string(u.per_len));
     out.push_back(u);
+  }
+  return out;
+}
+
+std::string encode_prefixes(const std::vector<Cidr>& prefixes) {
+  std::string out(kListMagic);
+  out.reserve(kListMagic.size() + prefixes.size() * kPrefixRecord);
+  for (const Cidr& c : prefixes) {
+    char r[kPrefixRecord] = {};
+    r[0] = static_cast<char>(c.family);
+    r[1] = static_cast<char>(c.len);
+    std::memcpy(r + 4, c.addr.data(), 16);
+    out.append(r, kPrefixRecord);
+  }
+  return out;
+}
+
+Result<std::vector<Cidr>> decode_prefixes(std::string_view blob) {
+  if (!blob.starts_with(kListMagic) || (blob.size() - kListMagic.size()) % kPrefixRecord != 0)
+    return usage_error("not a fleet blocklist (" + std::to_string(blob.size()) + " bytes)");
+  std::vector<Cidr> out;
+  out.reserve((blob.size() - kListMagic.size()) / kPrefixRecord);
+  for (size_t at = kListMagic.size(); at < blob.size(); at += kPrefixRecord) {
+    const auto* r = reinterpret_cast<const unsigned char*>(blob.data() + at);
+    Cidr c;
+    c.family = r[0];
+    c.len = r[1];
+    if ((c.family != XT_FAMILY_V4 && c.family != XT_FAMILY_V6) || c.len > family_bits(c.family) || r[2] || r[3])
+      return usage_error("a fleet blocklist prefix of family " + std::to_string(r[0]) + " /" + std::to_string(r[1]));
+    std::memcpy(c.addr.data(), r + 4, 16);
+    if (!clean_past(c.addr.data(), c.len))
+      return usage_error("a fleet blocklist prefix with bits past its /" + std::to_string(c.len));
+    out.push_back(c);
   }
   return out;
 }
@@ -191,6 +232,8 @@ nlohmann::json FleetHealth::json() const {
           {"refused_sources", refused_sources},
           {"sent_bans", sent_bans},
           {"applied_bans", applied_bans},
+          {"sent_lists", sent_lists},
+          {"applied_lists", applied_lists},
           {"pending_sources", pending_sources},
           {"lost_sources", lost_sources},
           {"written_unix", written_unix}};
@@ -234,6 +277,8 @@ std::optional<FleetHealth> fleet_health_from_json(std::string_view text) {
     h.refused_sources = j.at("refused_sources").get<uint64_t>();
     h.sent_bans = j.at("sent_bans").get<uint64_t>();
     h.applied_bans = j.at("applied_bans").get<uint64_t>();
+    h.sent_lists = j.at("sent_lists").get<uint64_t>();
+    h.applied_lists = j.at("applied_lists").get<uint64_t>();
     h.pending_sources = j.at("pending_sources").get<uint64_t>();
     h.lost_sources = j.at("lost_sources").get<uint64_t>();
     h.written_unix = j.at("written_unix").get<double>();

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "error.h"
+#include "policy.h"
 #include "xthrottle/abi.h"
 
 namespace xt {
@@ -49,6 +50,12 @@ struct FleetUse {
 std::string encode_use(const std::vector<FleetUse>& use);
 Result<std::vector<FleetUse>> decode_use(std::string_view blob);
 
+// A blocklist as one stream entry's payload ("XTB1", then 20 bytes a
+// prefix: family, length, two zero bytes, the address), so that a list
+// loaded on one host is loaded on every host. decode refuses anything else.
+std::string encode_prefixes(const std::vector<Cidr>& prefixes);
+Result<std::vector<Cidr>> decode_prefixes(std::string_view blob);
+
 // What `status` and the metrics say about the link.
 struct FleetHealth {
   std::string url;   // redacted
@@ -59,6 +66,7 @@ struct FleetHealth {
   std::string error;          // why it is down
   uint64_t sent_packets = 0, applied_packets = 0, applied_sources = 0, refused_sources = 0;
   uint64_t sent_bans = 0, applied_bans = 0;
+  uint64_t sent_lists = 0, applied_lists = 0;  // blocklists loaded or deleted
   uint64_t pending_sources = 0;  // waiting to be sent (Redis down)
   uint64_t lost_sources = 0;     // not kept while down (past kMaxPending)
   double written_unix = 0;

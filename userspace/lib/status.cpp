@@ -443,12 +443,13 @@ std::string status_text(const Status& s) {
                      ways_in(s.rules, sat.rule).c_str());
   if (s.fleet && s.fleet_age < 5) {
     const FleetHealth& h = *s.fleet;
-    out += fmt("fleet:   %s as %s: %s; sent %llu packets' use, took %llu from %llu sources (%llu refused), bans "
-               "%llu sent and %llu put\n",
+    out += fmt("fleet:   %s as %s: %s; sent %llu packets' use, took %llu from %llu sources (%llu refused); bans "
+               "%llu sent, %llu put; blocklists %llu sent, %llu loaded\n",
                h.url.c_str(), h.host.c_str(), h.connected ? "up" : ("DOWN: " + h.error).c_str(),
                (unsigned long long)h.sent_packets, (unsigned long long)h.applied_packets,
                (unsigned long long)h.applied_sources, (unsigned long long)h.refused_sources,
-               (unsigned long long)h.sent_bans, (unsigned long long)h.applied_bans);
+               (unsigned long long)h.sent_bans, (unsigned long long)h.applied_bans,
+               (unsigned long long)h.sent_lists, (unsigned long long)h.applied_lists);
   }
   for (const auto& n : s.notes) out += "note: " + n + "\n";
   for (const auto& w : s.config_warnings) out += "WARNING (config): " + w + "\n";
