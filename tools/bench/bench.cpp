@@ -747,6 +747,119 @@ json measure_clients() {
   return out;
 }
 
+// ---------------------------------------------------------------- fleet
+
+// A fleet (issue 15): two hosts (labs) with a --scope fleet rule (1/s a
+// source, burst 1; a new-source budget large enough to admit them all),
+// one redis-server on a unix socket, serve --cluster on each every 100 ms.
+// Host A is flooded at full speed from `sources` spoofed sources, each
+// passing one packet a second (so that every source is active, published
+// once a second, while what passes to the host's stack stays small and
+// alike in both runs); host B takes A's use. Measured: A's packet rate with and without the
+// serves running (the fleet's cost on the data path: the table walk and
+// the charges compete for the same memory), the bytes A sends to
+// Redis a second, the exchanges A keeps a second, and what B takes.
+std::string redis_cli(const std::string& sock, std::vector<std::string> args) {
+  args.insert(args.begin(), {"redis-cli", "-s", sock});
+  const Outcome r = run(args);
+  must(r, "redis-cli " + args[3]);
+  return r.out;
+}
+
+uint64_t redis_stat(const std::string& sock, const std::string& field) {
+  const std::string info = redis_cli(sock, {"INFO", "stats"});
+  const auto at = info.find(field + ":");
+  if (at == std::string::npos) throw std::runtime_error("redis INFO stats has no " + field);
+  return std::stoull(info.substr(at + field.size() + 1));
+}
+
+json measure_fleet(uint64_t frames) {
+  const std::string dir = "/tmp/xtbench-fleet-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  const std::string sock = dir + "/redis.sock";
+  json out = json::array();
+  try {
+    for (uint32_t sources : {10000u, 1000000u}) {
+      Background redis({"taskset", "-c", "1", "redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700", "--save", "",
+                        "--appendonly", "no", "--dir", dir});
+      for (int i = 0; i < 100 && run({"redis-cli", "-s", sock, "ping"}).out != "PONG\n"; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      Lab a("xtbench"), b("xtbench");
+      for (const Lab* lab : {&a, &b}) {
+        must(lab->xthrottle({"attach", "dut0", "--mode", "native", "--max-sources", "2097152"}), "xthrottle attach");
+        must(lab->xthrottle({"rule", "add", "0.0.0.0/0", "--rate", "1/s", "--burst", "1", "--new-rate",
+                             "100000000/s", "--scope", "fleet"}),
+             "xthrottle rule add");
+      }
+      const std::vector<std::string> args = {"--src", "10.0.0.0", "--sources", std::to_string(sources), "--count",
+                                             std::to_string(frames), "--cpu", "0", "--dst", "198.18.0.2"};
+      a.flood(args);  // every source admitted and tracked
+      std::vector<double> off, on;
+      const Flood alone = a.flood(args);
+      off.push_back(alone.sent / alone.seconds);
+      // The serves and Redis on the CPU floodgen (and the data path it
+      // drives) is not on, as an operator would keep them off the NIC's.
+      auto serve = [&](const Lab& lab) {
+        std::vector<std::string> argv = lab.xthrottle_argv(
+            {"serve", "--metrics", "127.0.0.1:9431", "--cluster", "unix://" + sock, "--cluster-every", "100ms"});
+        argv.insert(argv.begin(), {"taskset", "-c", "1"});
+        return std::make_unique<Background>(argv);
+      };
+      auto sa = serve(a), sb = serve(b);
+      auto health = [](const Lab& lab) { return lab.xthrottle_json({"status", "--json"})["fleet"]; };
+      for (int i = 0; i < 100; i++) {
+        const json ha = health(a), hb = health(b);
+        if (ha.is_object() && hb.is_object() && ha["exchanges"].get<uint64_t>() > 2 &&
+            hb["exchanges"].get<uint64_t>() > 2)
+          break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      redis_cli(sock, {"CONFIG", "RESETSTAT"});
+      const json a0 = health(a), b0 = health(b);
+      const auto t0 = std::chrono::steady_clock::now();
+      const Flood shared = a.flood(args);
+      on.push_back(shared.sent / shared.seconds);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the last exchanges
+      const double window = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const json a1 = health(a), b1 = health(b);
+      const uint64_t bytes = redis_stat(sock, "total_net_input_bytes");
+      sa->signal(SIGTERM);
+      sb->signal(SIGTERM);
+      sa->wait();
+      sb->wait();
+      const Flood after = a.flood(args);  // the serves gone again: is the machine where it was?
+      off.push_back(after.sent / after.seconds);
+      const double pps_off = median(off), pps_on = on[0];
+      const double exchanges = static_cast<double>(a1["exchanges"].get<uint64_t>() - a0["exchanges"].get<uint64_t>());
+      json row = {{"sources", sources},
+                  {"pps_alone", pps_off},
+                  {"pps_fleet", pps_on},
+                  {"ns_added", 1e9 / pps_on - 1e9 / pps_off},
+                  {"seconds", window},
+                  {"redis_bytes_per_second", static_cast<double>(bytes) / window},
+                  {"exchanges_per_second", exchanges / window},
+                  {"last_exchange_seconds", a1["exchange_seconds"]},
+                  {"sent_packets", a1["sent_packets"].get<uint64_t>() - a0["sent_packets"].get<uint64_t>()},
+                  {"taken_packets", b1["applied_packets"].get<uint64_t>() - b0["applied_packets"].get<uint64_t>()},
+                  {"taken_sources", b1["applied_sources"].get<uint64_t>() - b0["applied_sources"].get<uint64_t>()},
+                  {"refused_sources", b1["refused_sources"].get<uint64_t>() - b0["refused_sources"].get<uint64_t>()}};
+      std::fprintf(stderr,
+                   "fleet: %u sources: %.2f Mpps alone, %.2f Mpps with the fleet (%+.1f ns a packet); %.1f MB/s to "
+                   "Redis, %.1f exchanges/s (the last took %.3f s); B took %llu packets from %llu sources\n",
+                   sources, pps_off / 1e6, pps_on / 1e6, row["ns_added"].get<double>(),
+                   row["redis_bytes_per_second"].get<double>() / 1e6, row["exchanges_per_second"].get<double>(),
+                   row["last_exchange_seconds"].get<double>(), (unsigned long long)row["taken_packets"].get<uint64_t>(),
+                   (unsigned long long)row["taken_sources"].get<uint64_t>());
+      out.push_back(row);
+    }
+  } catch (...) {
+    std::filesystem::remove_all(dir);
+    throw;
+  }
+  std::filesystem::remove_all(dir);
+  return out;
+}
+
 // Totals with fair shares (issue 13): 10,000 heavy sources (198.18.16.1
 // up), each well within a 10,000/s limit at 50/s but together ten times
 // over a 50,000/s total, and 1000 light sources (198.19.0.1 up) at 0.5/s,
@@ -1048,6 +1161,24 @@ std::string markdown(const json& r) {
       md << buf;
     }
   }
+  if (r.contains("fleet")) {
+    md << "\nA fleet of two hosts (one redis-server on a unix socket, serve --cluster every 100 ms), host A flooded at "
+          "full speed from N sources, each limited to 1/s by a --scope fleet rule (every source active, each published "
+          "once a second); host B takes A's use:\n\n";
+    md << "| sources | A alone | A in the fleet | ns a packet added | A to Redis | exchanges a second (the last "
+          "took) | B took |\n|---|---|---|---|---|---|---|\n";
+    for (const auto& row : r["fleet"]) {
+      std::snprintf(buf, sizeof(buf), "| %u | %.2f Mpps | %.2f Mpps | %+.1f | %.1f MB/s | %.1f (%.3f s) | %llu packets, "
+                    "%llu sources |\n",
+                    row["sources"].get<uint32_t>(), row["pps_alone"].get<double>() / 1e6,
+                    row["pps_fleet"].get<double>() / 1e6, row["ns_added"].get<double>(),
+                    row["redis_bytes_per_second"].get<double>() / 1e6, row["exchanges_per_second"].get<double>(),
+                    row["last_exchange_seconds"].get<double>(),
+                    (unsigned long long)row["taken_packets"].get<uint64_t>(),
+                    (unsigned long long)row["taken_sources"].get<uint64_t>());
+      md << buf;
+    }
+  }
   md << "\nAccuracy: one source flooding a 10000/s, burst 1000 rule:\n\n";
   md << "| CPUs sending and metering | rate | passed | burst + rate × elapsed | ratio |\n|---|---|---|---|---|\n";
   for (const auto& row : r["accuracy"]) {
@@ -1086,9 +1217,9 @@ int main(int argc, char** argv) {
   app.add_option("--frames", frames, "Frames per throughput run")->capture_default_str();
   app.add_flag("--quick", quick, "One run of 1M frames per figure: for trying things, not for figures");
   app.add_option("--only", only,
-                 "Run only these sections: cost, classify, throughput, scale, legit, accuracy, fair, clients (no "
-                 "files written)")
-      ->check(CLI::IsMember({"cost", "classify", "throughput", "scale", "legit", "accuracy", "fair", "clients"}));
+                 "Run only these sections: cost, classify, throughput, scale, legit, accuracy, fair, clients, fleet "
+                 "(no files written)")
+      ->check(CLI::IsMember({"cost", "classify", "throughput", "scale", "legit", "accuracy", "fair", "clients", "fleet"}));
   bool no_peers = false;
   app.add_flag("--no-peers", no_peers,
                "Throughput, scale and fair: xthrottle against the bare drop only (with --only: for trying things)")
@@ -1138,6 +1269,7 @@ int run_bench(const std::string& out_dir, uint32_t reps, uint64_t frames, const 
   if (wanted("accuracy")) results["accuracy"] = measure_accuracy(frames * 3 / 2);
   if (wanted("fair")) results["fair_share"] = measure_fair_share(reps, frames);
   if (wanted("clients")) results["clients"] = measure_clients();
+  if (wanted("fleet")) results["fleet"] = measure_fleet(frames);
   if (!only.empty()) {
     std::cout << results.dump(2) << "\n";
     return 0;

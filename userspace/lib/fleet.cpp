@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -74,19 +75,23 @@ struct ContextFree {
 };
 using Context = std::unique_ptr<redisContext, ContextFree>;
 
-// A source's key without its rule id: what the hosts agree on.
-std::string source_of(const xt_bucket_key& k) {
+// A source without its count: what the hosts agree on.
+std::string source_of(const FleetUse& u) {
   std::string s(18, '\0');
-  s[0] = static_cast<char>(k.family);
-  s[1] = static_cast<char>(k.per_len);
-  std::memcpy(s.data() + 2, k.addr, 16);
+  s[0] = static_cast<char>(u.family);
+  s[1] = static_cast<char>(u.per_len);
+  std::memcpy(s.data() + 2, u.addr, 16);
   return s;
 }
 
+// Which key a slot held when last read (not a defence: a collision only
+// makes a count read as a new bucket's).
 uint32_t key_hash(const xt_bucket_key& k) {
-  uint64_t h = 1469598103934665603ULL;
-  const auto* p = reinterpret_cast<const unsigned char*>(&k);
-  for (size_t i = 0; i < sizeof(k); i++) h = (h ^ p[i]) * 1099511628211ULL;
+  uint64_t w[3];
+  static_assert(sizeof(w) == sizeof(k));
+  std::memcpy(w, &k, sizeof(w));
+  uint64_t h = (w[0] * 0x9e3779b97f4a7c15ULL) ^ (w[1] * 0xc2b2ae3d27d4eb4fULL) ^ (w[2] * 0x165667b19e3779f9ULL);
+  h ^= h >> 29;
   return static_cast<uint32_t>(h >> 32) | 1;  // never 0: 0 is an empty slot
 }
 
@@ -127,7 +132,9 @@ struct Fleet::Impl {
   };
   std::vector<Seen> seen;
   bool baseline = false;
-  // Use not yet sent: rule name -> source -> packets.
+  // This interval's use, by rule name; and use held while Redis is away:
+  // rule name -> source -> packets.
+  std::vector<std::pair<std::string, std::vector<FleetUse>>> fresh;
   std::map<std::string, std::unordered_map<std::string, uint64_t>> pending;
   size_t pending_count = 0;
   // Bans and blocklists: what this host has told (or was told), so that
@@ -215,22 +222,27 @@ struct Fleet::Impl {
     return true;
   }
 
-  // What each fleet rule's sources passed here since the last read.
+  // What each fleet rule's sources passed here since the last read, into
+  // `fresh` (by rule name), a record a source: a walk of 1M sources is a
+  // few hundred milliseconds, and nothing in it allocates per source.
   void collect(const std::vector<RuleEntry>& rules) {
-    std::unordered_map<uint32_t, std::string> fleet_rules;
+    fresh.clear();
+    std::vector<int> by_id(XT_MAX_RULES + 1, -1);
     for (const auto& e : rules)
-      if (e.spec.fleet) fleet_rules[e.rule.id] = rule_name(e.cidr, e.spec.match);
+      if (e.spec.fleet && e.rule.id <= XT_MAX_RULES) {
+        by_id[e.rule.id] = static_cast<int>(fresh.size());
+        fresh.push_back({rule_name(e.cidr, e.spec.match), {}});
+      }
     auto cfg = state->config();
     if (!cfg) return;
     const size_t slots = (size_t{1} << cfg->bucket_bits) * XT_BUCKET_WAYS;
     if (seen.size() != slots) seen.assign(slots, {});
     const bool publish = baseline;
-    size_t added = 0, lost = 0;
     auto walked = state->for_each_bucket([&](const BucketEntry& b) {
       if (b.slot >= seen.size()) return;
       Seen& s = seen[b.slot];
-      auto rule = fleet_rules.find(b.key.rule_id);
-      if (rule == fleet_rules.end()) {
+      const int rule = b.key.rule_id <= XT_MAX_RULES ? by_id[b.key.rule_id] : -1;
+      if (rule < 0) {
         s = {};
         return;
       }
@@ -240,23 +252,39 @@ struct Fleet::Impl {
       // admitted again in between): all it passed is new.
       const uint32_t passed = b.bucket.passed_packets;
       const uint32_t delta = passed >= before ? passed - before : passed;
-      s = {h, b.bucket.passed_packets};
+      s = {h, passed};
       if (!publish || !delta) return;
-      auto& per_rule = pending[rule->second];
-      auto [at, fresh] = per_rule.try_emplace(source_of(b.key), 0);
-      if (fresh) {
-        if (pending_count >= kMaxPending) {
-          per_rule.erase(at);
-          lost++;
-          return;
-        }
-        pending_count++;
-        added++;
-      }
-      at->second += delta;
+      FleetUse u;
+      u.family = b.key.family;
+      u.per_len = b.key.per_len;
+      std::memcpy(u.addr, b.key.addr, 16);
+      u.packets = delta;
+      fresh[rule].second.push_back(u);
     });
-    if (!walked) return;
-    baseline = true;
+    if (!walked) fresh.clear();
+    else baseline = true;
+  }
+
+  // Redis away: this interval's use is summed into what waits, per source,
+  // up to kMaxPending sources; past that it is lost, and counted.
+  void hold_fresh() {
+    uint64_t lost = 0;
+    for (auto& [name, use] : fresh) {
+      auto& per_rule = pending[name];
+      for (const FleetUse& u : use) {
+        auto [at, added] = per_rule.try_emplace(source_of(u), 0);
+        if (added) {
+          if (pending_count >= kMaxPending) {
+            per_rule.erase(at);
+            lost++;
+            continue;
+          }
+          pending_count++;
+        }
+        at->second += u.packets;
+      }
+    }
+    fresh.clear();
     std::lock_guard<std::mutex> hold(mu);
     health.pending_sources = pending_count;
     health.lost_sources += lost;
@@ -537,14 +565,17 @@ struct Fleet::Impl {
     }
     // Batches of at most 65536 sources (1.5 MB) an entry.
     uint64_t packets = 0;
+    auto add = [&](const std::string& name, std::span<const FleetUse> use) {
+      for (size_t at = 0; at < use.size(); at += 65536) {
+        const auto part = use.subspan(at, std::min<size_t>(65536, use.size() - at));
+        for (const FleetUse& u : part) packets += u.packets;
+        commands.push_back({"XADD", stream, "MAXLEN", "~", "100000", "*", "t", "use", "h", opt.host, "r", name, "d",
+                            encode_use(std::vector<FleetUse>(part.begin(), part.end()))});
+      }
+    };
+    for (const auto& [name, use] : fresh) add(name, use);
     for (auto& [name, sources] : pending) {
       std::vector<FleetUse> batch;
-      auto flush = [&] {
-        if (batch.empty()) return;
-        commands.push_back({"XADD", stream, "MAXLEN", "~", "100000", "*", "t", "use", "h", opt.host, "r", name, "d",
-                            encode_use(batch)});
-        batch.clear();
-      };
       for (const auto& [source, n] : sources) {
         FleetUse u;
         u.family = static_cast<uint8_t>(source[0]);
@@ -553,12 +584,10 @@ struct Fleet::Impl {
         for (uint64_t left = n; left;) {  // a sum over a long outage may pass 32 bits
           u.packets = static_cast<uint32_t>(std::min<uint64_t>(left, UINT32_MAX));
           left -= u.packets;
-          packets += u.packets;
           batch.push_back(u);
         }
-        if (batch.size() >= 65536) flush();
       }
-      flush();
+      add(name, batch);
     }
     if (!send(commands)) {
       keep();
@@ -572,6 +601,7 @@ struct Fleet::Impl {
       return static_cast<uint64_t>(
           std::count_if(commands.begin(), commands.end(), [&](const auto& c) { return c[7] == a || c[7] == b; }));
     };
+    fresh.clear();
     pending.clear();
     pending_count = 0;
     Received in;
@@ -583,14 +613,13 @@ struct Fleet::Impl {
     health.sent_lists += sent_of("list", "unlist");
     health.pending_sources = 0;
     health.last_sync_unix = unix_now();
+    health.exchanges++;
+    health.exchange_seconds = health.last_sync_unix - now_unix;
   }
 
   // Nothing went through: the use is kept to be sent, and what was to be
   // told is found again by the next look, against what was last told.
-  void keep() {
-    std::lock_guard<std::mutex> hold(mu);
-    health.pending_sources = pending_count;
-  }
+  void keep() { hold_fresh(); }
 
   void run() {
     auto next = std::chrono::steady_clock::now();
@@ -659,6 +688,11 @@ std::string Fleet::metrics() const {
   one("xthrottle_fleet_up", "gauge", "1 while the fleet's Redis answers; 0: each host enforces its own limits", h.connected);
   one("xthrottle_fleet_last_sync_age_seconds", "gauge",
       "Seconds since the last exchange with the fleet went through (-1: none yet)", age);
+  one("xthrottle_fleet_exchanges_total", "counter",
+      "Exchanges with the fleet that went through (their rate is the interval kept)", static_cast<double>(h.exchanges));
+  one("xthrottle_fleet_exchange_seconds", "gauge",
+      "What the last exchange took: the walk of the table, Redis and the charge of the others' use",
+      h.exchange_seconds);
   one("xthrottle_fleet_sent_packets_total", "counter", "Packets this host passed and told the fleet of",
       static_cast<double>(h.sent_packets));
   one("xthrottle_fleet_applied_packets_total", "counter",

@@ -234,6 +234,8 @@ nlohmann::json FleetHealth::json() const {
           {"applied_bans", applied_bans},
           {"sent_lists", sent_lists},
           {"applied_lists", applied_lists},
+          {"exchanges", exchanges},
+          {"exchange_seconds", exchange_seconds},
           {"pending_sources", pending_sources},
           {"lost_sources", lost_sources},
           {"written_unix", written_unix}};
@@ -279,6 +281,8 @@ std::optional<FleetHealth> fleet_health_from_json(std::string_view text) {
     h.applied_bans = j.at("applied_bans").get<uint64_t>();
     h.sent_lists = j.at("sent_lists").get<uint64_t>();
     h.applied_lists = j.at("applied_lists").get<uint64_t>();
+    h.exchanges = j.at("exchanges").get<uint64_t>();
+    h.exchange_seconds = j.at("exchange_seconds").get<double>();
     h.pending_sources = j.at("pending_sources").get<uint64_t>();
     h.lost_sources = j.at("lost_sources").get<uint64_t>();
     h.written_unix = j.at("written_unix").get<double>();

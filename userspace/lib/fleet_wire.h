@@ -67,6 +67,8 @@ struct FleetHealth {
   uint64_t sent_packets = 0, applied_packets = 0, applied_sources = 0, refused_sources = 0;
   uint64_t sent_bans = 0, applied_bans = 0;
   uint64_t sent_lists = 0, applied_lists = 0;  // blocklists loaded or deleted
+  uint64_t exchanges = 0;         // intervals that went through
+  double exchange_seconds = 0;    // what the last one took (the walk, Redis, the charge)
   uint64_t pending_sources = 0;  // waiting to be sent (Redis down)
   uint64_t lost_sources = 0;     // not kept while down (past kMaxPending)
   double written_unix = 0;
