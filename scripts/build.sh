@@ -7,7 +7,8 @@
 # ports and TCP flags; tcpdump and tshark read what `capture` writes (libpcap
 # writes it); gnuplot draws `recommend --plot`; clang-19 builds the
 # fuzzers and the BPF object a second way; hiredis links serve --cluster to
-# Redis, and the fleet tests run a real redis-server.)
+# Redis, and the fleet tests run a real redis-server, over TLS with
+# certificates the openssl tool makes.)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,7 @@ packages="cmake g++ make pkg-config clang llvm bpftool libbpf-dev libxdp-dev xdp
   libelf-dev zlib1g-dev libssl-dev libcli11-dev libgtest-dev nlohmann-json3-dev
   libtomlplusplus-dev libmicrohttpd-dev iproute2 nftables ethtool procps curl prometheus
   iputils-ping python3 python3-prometheus-client clang-19 libclang-rt-19-dev hping3
-  libpcap-dev tcpdump tshark iperf3 gnuplot-nox libhiredis-dev redis-server"
+  libpcap-dev tcpdump tshark iperf3 gnuplot-nox libhiredis-dev redis-server openssl"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

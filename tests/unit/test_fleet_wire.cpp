@@ -58,11 +58,17 @@ TEST(ClusterUrl, ThePasswordIsNeverShown) {
   }
 }
 
-TEST(ClusterUrl, TlsIsRefusedWithWhatToDoInstead) {
-  auto r = parse_cluster_url("rediss://fleet:hunter2@198.18.0.1:6380");
-  ASSERT_FALSE(r.has_value());
-  EXPECT_NE(r.error().message.find("stunnel"), std::string::npos) << r.error().message;
-  EXPECT_EQ(r.error().message.find("hunter2"), std::string::npos);
+TEST(ClusterUrl, TlsIsRedissAndItsPasswordIsNeverShownEither) {
+  auto u = parse_cluster_url("rediss://fleet:hunter2@redis.example:6380");
+  ASSERT_TRUE(u.has_value()) << u.error().message;
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->host, "redis.example");
+  EXPECT_EQ(u->port, 6380);
+  EXPECT_EQ(u->redacted(), "rediss://fleet:***@redis.example:6380");
+  EXPECT_FALSE(parse_cluster_url("redis://redis.example")->tls);
+  auto bad = parse_cluster_url("rediss://fleet:hunter2@redis.example:0");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().message.find("hunter2"), std::string::npos);
 }
 
 TEST(ClusterInterval, MillisecondsOrSecondsWithinBounds) {

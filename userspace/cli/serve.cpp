@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 // xthrottle serve [--config FILE] [--metrics ADDR:PORT] [--snapshot FILE [--snapshot-every DURATION]]
 //                 [--cluster URL [--cluster-every 100ms] [--cluster-name NAME] [--cluster-host NAME]
-//                  [--cluster-password-file FILE]]
+//                  [--cluster-password-file FILE] [--cluster-ca FILE] [--cluster-cert FILE --cluster-key FILE]]
 // The daemon: Prometheus metrics, the data path's events to the log, the
 // rules file applied at start and on SIGHUP, the state restored from a
 // snapshot at start and saved to it periodically and on stop, and the
 // `--scope fleet` rules shared with other hosts through Redis (fleet.h).
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -30,6 +32,7 @@ struct ServeOptions {
   std::string snapshot;
   std::string snapshot_every = "5min";
   std::string cluster, cluster_every = "100ms", cluster_name = "xthrottle", cluster_host, cluster_password_file;
+  std::string cluster_ca, cluster_cert, cluster_key;
 };
 
 // The Redis URL, with the password from a file or the environment when the
@@ -53,6 +56,13 @@ Result<Fleet::Options> fleet_options(const ServeOptions& o) {
     return usage_error("bad --cluster-name '" + o.cluster_name + "': a word, the prefix of the fleet's Redis keys");
   f.name = o.cluster_name;
   f.host = o.cluster_host;
+  if (!f.url.tls && (!o.cluster_ca.empty() || !o.cluster_cert.empty() || !o.cluster_key.empty()))
+    return usage_error("--cluster-ca, --cluster-cert and --cluster-key are TLS's: give --cluster rediss://...");
+  if (o.cluster_cert.empty() != o.cluster_key.empty())
+    return usage_error("--cluster-cert and --cluster-key go together (a client certificate and its key)");
+  for (const std::string* file : {&o.cluster_ca, &o.cluster_cert, &o.cluster_key})
+    if (!file->empty() && access(file->c_str(), R_OK) != 0) return system_error("cannot read " + *file, errno);
+  f.tls = {o.cluster_ca, o.cluster_cert, o.cluster_key};
   return f;
 }
 
@@ -75,8 +85,11 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     auto f = fleet_options(o);
     if (!f) return fail(f.error());
     fleet_opts = std::move(*f);
-  } else if (!o.cluster_password_file.empty() || o.cluster_every != "100ms" || !o.cluster_host.empty()) {
-    return fail(usage_error("--cluster-every, --cluster-host and --cluster-password-file go with --cluster").error());
+  } else if (!o.cluster_password_file.empty() || o.cluster_every != "100ms" || !o.cluster_host.empty() ||
+             !o.cluster_ca.empty() || !o.cluster_cert.empty() || !o.cluster_key.empty()) {
+    return fail(usage_error("--cluster-every, --cluster-host, --cluster-password-file, --cluster-ca, --cluster-cert "
+                            "and --cluster-key go with --cluster")
+                    .error());
   }
   install_stop_signals();
   auto unix_time = [] { return std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()); };
@@ -233,8 +246,8 @@ void add_serve_command(CLI::App& app, const Globals& g, int& rc) {
                     "on stop");
   serve->add_option("--snapshot-every", o->snapshot_every, "How often to save the snapshot")->capture_default_str();
   serve->add_option("--cluster", o->cluster,
-                    "Share the --scope fleet rules with the other hosts of this Redis: redis://[USER:PASSWORD@]HOST[:PORT][/DB] "
-                    "or unix:///PATH");
+                    "Share the --scope fleet rules with the other hosts of this Redis: redis://[USER:PASSWORD@]HOST[:PORT][/DB], "
+                    "rediss://... (TLS) or unix:///PATH");
   serve->add_option("--cluster-every", o->cluster_every, "How often the hosts exchange what they passed (10ms to 10s)")
       ->capture_default_str();
   serve->add_option("--cluster-name", o->cluster_name, "The fleet's name: the prefix of its Redis keys")
@@ -242,6 +255,11 @@ void add_serve_command(CLI::App& app, const Globals& g, int& rc) {
   serve->add_option("--cluster-host", o->cluster_host, "This host's name in the fleet (default: hostname:pin-dir)");
   serve->add_option("--cluster-password-file", o->cluster_password_file,
                     "Read Redis' password from this file (or set XTHROTTLE_REDIS_PASSWORD) rather than the URL");
+  serve->add_option("--cluster-ca", o->cluster_ca,
+                    "rediss://: the CA certificates (PEM) that vouch for Redis' certificate (default: the system's)");
+  serve->add_option("--cluster-cert", o->cluster_cert,
+                    "rediss://: a client certificate (PEM) for a Redis that asks for one (tls-auth-clients)");
+  serve->add_option("--cluster-key", o->cluster_key, "rediss://: the client certificate's key (PEM)");
   serve->callback([&g, &rc, o] { rc = run_serve(g, *o); });
 }
 

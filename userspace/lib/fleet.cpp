@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "fleet.h"
 
-#include <hiredis/hiredis.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +25,7 @@
 #include "format.h"
 #include "pins.h"
 #include "policy.h"
+#include "redis_link.h"
 #include "state.h"
 
 namespace xt {
@@ -61,19 +61,6 @@ namespace {
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
-
-struct ReplyFree {
-  void operator()(redisReply* r) const {
-    if (r) freeReplyObject(r);
-  }
-};
-using Reply = std::unique_ptr<redisReply, ReplyFree>;
-struct ContextFree {
-  void operator()(redisContext* c) const {
-    if (c) redisFree(c);
-  }
-};
-using Context = std::unique_ptr<redisContext, ContextFree>;
 
 // A source without its count: what the hosts agree on.
 std::string source_of(const FleetUse& u) {
@@ -121,7 +108,7 @@ struct Fleet::Impl {
   FleetHealth health;
 
   // The link's thread's own.
-  Context redis;
+  std::unique_ptr<RedisLink> redis;
   std::string last_id;
   double next_connect = 0;
   std::optional<State> state;
@@ -163,48 +150,45 @@ struct Fleet::Impl {
     }
   }
 
-  Reply command(const std::vector<std::string>& args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> len;
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      len.push_back(a.size());
+  // One command; its reply, or none (and down) if the link failed.
+  Reply command(const std::string& what, const std::vector<std::string>& args) {
+    auto r = redis->run(args);
+    if (!r) {
+      set_down(what + ": " + r.error().message);
+      return nullptr;
     }
-    return Reply(static_cast<redisReply*>(
-        redisCommandArgv(redis.get(), static_cast<int>(args.size()), argv.data(), len.data())));
+    return std::move(*r);
   }
 
   bool connect() {
-    const timeval tv{0, 500000};
-    Context c(opt.url.unix_socket ? redisConnectUnixWithTimeout(opt.url.host.c_str(), tv)
-                                  : redisConnectWithTimeout(opt.url.host.c_str(), opt.url.port, tv));
-    if (!c || c->err) {
-      set_down(c ? std::string(c->errstr) : std::string("out of memory"));
+    auto link = RedisLink::open(opt.url, opt.tls);
+    if (!link) {
+      set_down(link.error().message);
       return false;
     }
-    const timeval cmd{1, 0};
-    redisSetTimeout(c.get(), cmd);
-    redis = std::move(c);
+    redis = std::move(*link);
     auto ok = [&](Reply r, const char* what) {
-      if (!r || r->type == REDIS_REPLY_ERROR) {
+      if (!r) return false;  // down already
+      if (r->type == REDIS_REPLY_ERROR) {
         // Redis' own words ("WRONGPASS ..."), never the password.
-        set_down(std::string(what) + ": " + (r ? reply_text(r.get()) : std::string(redis ? redis->errstr : "no reply")));
+        set_down(std::string(what) + ": " + reply_text(r.get()));
         return false;
       }
       return true;
     };
     if (!opt.url.password.empty()) {
-      auto r = opt.url.user.empty() ? command({"AUTH", opt.url.password})
-                                    : command({"AUTH", opt.url.user, opt.url.password});
+      auto r = opt.url.user.empty() ? command("AUTH", {"AUTH", opt.url.password})
+                                    : command("AUTH", {"AUTH", opt.url.user, opt.url.password});
       if (!ok(std::move(r), "AUTH")) return false;
     }
-    if (opt.url.db && !ok(command({"SELECT", std::to_string(opt.url.db)}), "SELECT")) return false;
+    if (opt.url.db && !ok(command("SELECT", {"SELECT", std::to_string(opt.url.db)}), "SELECT")) return false;
     if (last_id.empty()) {
       // From what is there now on: the use before this host joined is in
       // its own buckets' past, not its future.
-      Reply r = command({"XREVRANGE", stream, "+", "-", "COUNT", "1"});
-      if (!r || r->type != REDIS_REPLY_ARRAY) {
-        set_down("XREVRANGE: " + (r ? reply_text(r.get()) : std::string(redis ? redis->errstr : "no reply")));
+      Reply r = command("XREVRANGE", {"XREVRANGE", stream, "+", "-", "COUNT", "1"});
+      if (!r) return false;
+      if (r->type != REDIS_REPLY_ARRAY) {
+        set_down("XREVRANGE: " + reply_text(r.get()));
         return false;
       }
       const redisReply* newest = r->elements ? pair_at(r.get(), 0) : nullptr;
@@ -351,30 +335,17 @@ struct Fleet::Impl {
 
   // XADDs in one round trip; false (and down) on any failure.
   bool send(const std::vector<std::vector<std::string>>& commands) {
-    for (const auto& args : commands) {
-      std::vector<const char*> argv;
-      std::vector<size_t> len;
-      for (const auto& a : args) {
-        argv.push_back(a.data());
-        len.push_back(a.size());
-      }
-      if (redisAppendCommandArgv(redis.get(), static_cast<int>(args.size()), argv.data(), len.data()) != REDIS_OK) {
-        set_down(std::string("XADD: ") + redis->errstr);
-        return false;
-      }
+    if (commands.empty()) return true;
+    auto replies = redis->run(commands);
+    if (!replies) {
+      set_down("XADD: " + replies.error().message);
+      return false;
     }
-    for (size_t i = 0; i < commands.size(); i++) {
-      void* raw = nullptr;
-      if (redisGetReply(redis.get(), &raw) != REDIS_OK) {
-        set_down(std::string("XADD: ") + (redis ? redis->errstr : "no reply"));
-        return false;
-      }
-      Reply r(static_cast<redisReply*>(raw));
+    for (const Reply& r : *replies)
       if (r->type == REDIS_REPLY_ERROR) {
         set_down("XADD: " + reply_text(r.get()));
         return false;
       }
-    }
     return true;
   }
 
@@ -391,9 +362,10 @@ struct Fleet::Impl {
 
   bool receive(Received& in) {
     for (int round = 0; round < 20; round++) {
-      Reply r = command({"XREAD", "COUNT", "1000", "STREAMS", stream, last_id});
-      if (!r || r->type == REDIS_REPLY_ERROR) {
-        set_down("XREAD: " + (r ? reply_text(r.get()) : std::string(redis ? redis->errstr : "no reply")));
+      Reply r = command("XREAD", {"XREAD", "COUNT", "1000", "STREAMS", stream, last_id});
+      if (!r) return false;
+      if (r->type == REDIS_REPLY_ERROR) {
+        set_down("XREAD: " + reply_text(r.get()));
         return false;
       }
       if (r->type != REDIS_REPLY_ARRAY || !r->elements) return true;  // nothing new
@@ -650,9 +622,9 @@ Fleet::~Fleet() {
 }
 
 Result<std::unique_ptr<Fleet>> Fleet::start(const std::string& pin_dir, Options options, Log log) {
-  // hiredis writes to its socket without MSG_NOSIGNAL: Redis gone between
-  // two commands would raise SIGPIPE and kill serve. A write's EPIPE is
-  // what the link handles (down, reconnect).
+  // The link writes with MSG_NOSIGNAL, but OpenSSL's writes to a socket
+  // Redis closed would still raise SIGPIPE and kill serve: a write's EPIPE
+  // is what the link handles (down, reconnect).
   std::signal(SIGPIPE, SIG_IGN);
   auto impl = std::make_unique<Impl>();
   impl->pin_dir = pin_dir;

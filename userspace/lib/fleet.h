@@ -20,6 +20,7 @@
 
 #include "error.h"
 #include "fleet_wire.h"
+#include "redis_link.h"
 #include "xthrottle/abi.h"
 
 namespace xt {
@@ -42,6 +43,7 @@ class Fleet {
  public:
   struct Options {
     ClusterUrl url;
+    TlsFiles tls;  // rediss://
     std::string name = "xthrottle";  // the keys' prefix: fleets sharing one Redis apart
     std::string host;                // default: hostname:pin_dir
     std::chrono::milliseconds every{100};

@@ -58,7 +58,7 @@ std::string ClusterUrl::redacted() const {
   std::string who = user.empty() && password.empty() ? "" : (user.empty() ? "" : user) + (password.empty() ? "" : ":***") + "@";
   if (unix_socket) return "unix://" + who + host + (db ? "?db=" + std::to_string(db) : "");
   const bool v6 = host.find(':') != std::string::npos;
-  return "redis://" + who + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port) +
+  return (tls ? "rediss://" : "redis://") + who + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port) +
          (db ? "/" + std::to_string(db) : "");
 }
 
@@ -66,19 +66,19 @@ Result<ClusterUrl> parse_cluster_url(std::string_view text) {
   ClusterUrl u;
   auto bad = [&](const std::string& why) {
     // The URL may hold a password: it is not repeated.
-    return usage_error("bad --cluster: " + why + " (redis://[USER:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH)");
+    return usage_error("bad --cluster: " + why + " (redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... or unix:///PATH)");
   };
   std::string_view rest;
-  if (text.starts_with("rediss://"))
-    return usage_error("--cluster rediss://: this build's hiredis (0.14, Debian 12's) has no TLS; run a TLS tunnel "
-                       "(stunnel, or spiped) beside serve and give its local end as redis://127.0.0.1:PORT");
-  if (text.starts_with("redis://")) {
+  if (text.starts_with("rediss://")) {
+    u.tls = true;
+    rest = text.substr(9);
+  } else if (text.starts_with("redis://")) {
     rest = text.substr(8);
   } else if (text.starts_with("unix://")) {
     u.unix_socket = true;
     rest = text.substr(7);
   } else {
-    return bad("it must start with redis:// or unix://");
+    return bad("it must start with redis://, rediss:// or unix://");
   }
   if (auto at = rest.rfind('@'); at != std::string_view::npos) {
     std::string_view cred = rest.substr(0, at);

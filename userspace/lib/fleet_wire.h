@@ -19,12 +19,12 @@
 
 namespace xt {
 
-// redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH[?db=DB]. The
-// password may instead come from a file (serve --cluster-password-file) or
-// XTHROTTLE_REDIS_PASSWORD. rediss:// is refused with what to do instead:
-// Debian 12's hiredis (0.14) has no TLS.
+// redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS, OpenSSL:
+// redis_link.h) or unix:///PATH[?db=DB]. The password may instead come
+// from a file (serve --cluster-password-file) or XTHROTTLE_REDIS_PASSWORD.
 struct ClusterUrl {
   bool unix_socket = false;
+  bool tls = false;  // rediss://
   std::string host;  // or the socket's path
   int port = 6379;
   int db = 0;
