@@ -364,5 +364,86 @@ TEST_F(FleetTls, RedissWithAPasswordAndAClientCertificate) {
   EXPECT_EQ(said.find(kPassword), std::string::npos) << "the password is never shown";
 }
 
+// Redis Cluster: three nodes (redis-server --cluster-enabled, made into a
+// cluster by redis-cli --cluster create) on the loopback of the lab's dut
+// namespace. serve is given a node that does not hold the fleet's stream:
+// it follows MOVED to the one that does, and bans travel through it both
+// ways.
+TEST(FleetCluster, FollowsTheStreamToTheNodeThatHoldsIt) {
+  XT_REQUIRE_ROOT();
+  const std::string dir = "/tmp/xt-fleet-cluster-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { std::filesystem::remove_all(dir); }
+  } cleanup{dir};
+  Lab lab;
+  std::vector<std::unique_ptr<Background>> nodes;
+  const std::vector<std::string> ports = {"7001", "7002", "7003"};
+  for (const auto& port : ports)
+    nodes.push_back(std::make_unique<Background>(std::vector<std::string>{
+        "ip", "netns", "exec", lab.dut_ns(), "redis-server", "--port", port, "--bind", "127.0.0.1",
+        "--cluster-enabled", "yes", "--cluster-config-file", dir + "/nodes-" + port + ".conf", "--save", "",
+        "--appendonly", "no", "--dir", dir}));
+  auto cli = [&](const std::string& port, std::vector<std::string> args) {
+    args.insert(args.begin(), {"redis-cli", "-c", "-h", "127.0.0.1", "-p", port});
+    return lab.in_dut(args);
+  };
+  for (int i = 0; i < 100 && cli("7003", {"PING"}).out != "PONG\n"; i++) std::this_thread::sleep_for(50ms);
+  const Outcome made = lab.in_dut({"redis-cli", "--cluster", "create", "127.0.0.1:7001", "127.0.0.1:7002",
+                                   "127.0.0.1:7003", "--cluster-replicas", "0", "--cluster-yes"});
+  ASSERT_EQ(made.rc, 0) << made.out << made.err;
+  bool ok = false;
+  for (int i = 0; i < 100 && !ok; i++) {
+    ok = cli("7001", {"CLUSTER", "INFO"}).out.find("cluster_state:ok") != std::string::npos;
+    if (!ok) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(ok) << "the cluster did not come up";
+  // A node that does not hold xthrottle:fleet's slot.
+  const int slot = std::stoi(cli("7001", {"CLUSTER", "KEYSLOT", "xthrottle:fleet"}).out);
+  std::string entry;
+  for (const auto& port : ports) {
+    const std::string mine = cli(port, {"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)}).out;
+    if (mine.find("MOVED") != std::string::npos || mine.find("ERR") != std::string::npos) continue;
+    // -c follows MOVED itself: ask without it.
+    const Outcome plain = lab.in_dut({"redis-cli", "-h", "127.0.0.1", "-p", port, "XLEN", "xthrottle:fleet"});
+    if (plain.out.find("MOVED") != std::string::npos) {
+      entry = port;
+      break;
+    }
+  }
+  ASSERT_FALSE(entry.empty()) << "every node holds the slot?";
+
+  ASSERT_EQ(lab.xthrottle({"attach", "dut0"}).rc, 0);
+  ASSERT_EQ(lab.xthrottle({"rule", "add", "198.18.0.0/15", "--rate", "100/s", "--scope", "fleet"}).rc, 0);
+  Background serve(lab.xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--cluster", "redis://127.0.0.1:" + entry}));
+  bool up = false;
+  for (int i = 0; i < 50 && !up; i++) {
+    const json s = lab.xthrottle_json({"status", "--json"});
+    up = s["fleet"].is_object() && s["fleet"]["connected"] == true;
+    if (!up) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(up) << lab.xthrottle({"status"}).out;
+  // In: a ban another host told.
+  ASSERT_EQ(cli(entry, {"XADD", "xthrottle:fleet", "*", "t", "ban", "h", "another", "c", "198.18.9.0/24", "ms", "60000"}).rc,
+            0);
+  bool banned = false;
+  for (int i = 0; i < 50 && !banned; i++) {
+    for (const auto& b : lab.xthrottle_json({"bans", "--json"})) banned = banned || b["cidr"] == "198.18.9.0/24";
+    if (!banned) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(banned) << "a ban told through the cluster is put";
+  // Out: a ban made here is told on the stream's node.
+  ASSERT_EQ(lab.xthrottle({"ban", "add", "198.18.7.0/24", "--for", "1h"}).rc, 0);
+  bool told = false;
+  for (int i = 0; i < 50 && !told; i++) {
+    told = cli(entry, {"XRANGE", "xthrottle:fleet", "-", "+"}).out.find("198.18.7.0/24") != std::string::npos;
+    if (!told) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(told) << "a ban made here reaches the cluster";
+  serve.signal(SIGTERM);
+  EXPECT_EQ(serve.wait().rc, 0);
+}
+
 }  // namespace
 }  // namespace xt::test

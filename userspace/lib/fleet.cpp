@@ -152,36 +152,67 @@ struct Fleet::Impl {
 
   // One command; its reply, or none (and down) if the link failed.
   Reply command(const std::string& what, const std::vector<std::string>& args) {
-    auto r = redis->run(args);
+    auto r = routed({args});
     if (!r) {
       set_down(what + ": " + r.error().message);
       return nullptr;
     }
-    return std::move(*r);
+    return std::move(r->front());
+  }
+
+  // Opens a link to `to` and logs in: nullopt, or why not (Redis' own
+  // words, "WRONGPASS ...", never the password).
+  std::optional<std::string> open_link(const ClusterUrl& to) {
+    redis.reset();
+    auto link = RedisLink::open(to, opt.tls);
+    if (!link) return link.error().message;
+    auto login = [&](const char* what, const std::vector<std::string>& args) -> std::optional<std::string> {
+      auto r = (*link)->run(args);
+      if (!r) return std::string(what) + ": " + r.error().message;
+      if ((*r)->type == REDIS_REPLY_ERROR) return std::string(what) + ": " + reply_text(r->get());
+      return std::nullopt;
+    };
+    if (!to.password.empty()) {
+      auto why = to.user.empty() ? login("AUTH", {"AUTH", to.password}) : login("AUTH", {"AUTH", to.user, to.password});
+      if (why) return why;
+    }
+    if (to.db)
+      if (auto why = login("SELECT", {"SELECT", std::to_string(to.db)})) return why;
+    redis = std::move(*link);
+    return std::nullopt;
+  }
+
+  // Commands of the fleet's stream, sent in one round trip. Redis Cluster:
+  // the stream is one key, held by one node; another node answers MOVED
+  // SLOT HOST:PORT, and the link moves there (once a batch: a second MOVED
+  // is a cluster changing under it, tried again the next interval).
+  Result<std::vector<Reply>> routed(const std::vector<std::vector<std::string>>& commands) {
+    for (int hop = 0;; hop++) {
+      auto r = redis->run(commands);
+      if (!r || r->empty()) return r;
+      const redisReply* first = r->front().get();
+      const std::string text = reply_text(first);
+      if (hop > 0 || first->type != REDIS_REPLY_ERROR || !text.starts_with("MOVED ")) return r;
+      const auto space = text.rfind(' '), colon = text.rfind(':');
+      ClusterUrl to = opt.url;
+      to.unix_socket = false;
+      to.db = 0;  // a cluster has database 0 only
+      to.host = text.substr(space + 1, colon == std::string::npos || colon < space ? std::string::npos : colon - space - 1);
+      int port = 0;
+      if (colon == std::string::npos || colon < space ||
+          std::from_chars(text.data() + colon + 1, text.data() + text.size(), port).ec != std::errc() || port <= 0 ||
+          port > 65535 || to.host.empty())
+        return system_error("a MOVED Redis gave no address in: " + text);
+      to.port = port;
+      if (auto why = open_link(to)) return system_error("following " + text + ": " + *why);
+    }
   }
 
   bool connect() {
-    auto link = RedisLink::open(opt.url, opt.tls);
-    if (!link) {
-      set_down(link.error().message);
+    if (auto why = open_link(opt.url)) {
+      set_down(*why);
       return false;
     }
-    redis = std::move(*link);
-    auto ok = [&](Reply r, const char* what) {
-      if (!r) return false;  // down already
-      if (r->type == REDIS_REPLY_ERROR) {
-        // Redis' own words ("WRONGPASS ..."), never the password.
-        set_down(std::string(what) + ": " + reply_text(r.get()));
-        return false;
-      }
-      return true;
-    };
-    if (!opt.url.password.empty()) {
-      auto r = opt.url.user.empty() ? command("AUTH", {"AUTH", opt.url.password})
-                                    : command("AUTH", {"AUTH", opt.url.user, opt.url.password});
-      if (!ok(std::move(r), "AUTH")) return false;
-    }
-    if (opt.url.db && !ok(command("SELECT", {"SELECT", std::to_string(opt.url.db)}), "SELECT")) return false;
     if (last_id.empty()) {
       // From what is there now on: the use before this host joined is in
       // its own buckets' past, not its future.
@@ -336,7 +367,7 @@ struct Fleet::Impl {
   // XADDs in one round trip; false (and down) on any failure.
   bool send(const std::vector<std::vector<std::string>>& commands) {
     if (commands.empty()) return true;
-    auto replies = redis->run(commands);
+    auto replies = routed(commands);
     if (!replies) {
       set_down("XADD: " + replies.error().message);
       return false;
