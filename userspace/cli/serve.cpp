@@ -101,17 +101,19 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   if (auto ok = ensure_bpffs(pin_dir); !ok) return fail(ok.error());
   auto lock = ReaderLock::acquire(pin_dir, XT_MAP_EVENTS, "`xthrottle serve`");
   if (!lock) return fail(lock.error());
-  // The fleet's link before the metrics that show it; it never waits for
-  // Redis (it connects, and reconnects, on its own thread).
-  std::unique_ptr<Fleet> fleet;
-  if (fleet_opts) {
-    auto started = Fleet::start(pin_dir, *fleet_opts, [](const nlohmann::json& e) { log_line(e); });
-    if (!started) return fail(started.error());
-    fleet = std::move(*started);
-  }
-  auto server = MetricsServer::start(metrics, [&pin_dir, &fleet]() -> Result<std::string> {
+  // The fleet's link, once the snapshot and the config are in (below): a
+  // bucket restored with its counters must not be told as use. The metrics
+  // threads read it under fleet_mu, and hold it while they do.
+  std::mutex fleet_mu;
+  std::shared_ptr<Fleet> fleet;
+  auto server = MetricsServer::start(metrics, [&pin_dir, &fleet, &fleet_mu]() -> Result<std::string> {
     auto text = render_metrics(pin_dir);
-    if (text && fleet) *text += fleet->metrics();
+    std::shared_ptr<Fleet> f;
+    {
+      std::lock_guard<std::mutex> hold(fleet_mu);
+      f = fleet;
+    }
+    if (text && f) *text += f->metrics();
     return text;
   });
   if (!server) return fail(server.error());
@@ -199,6 +201,14 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   if (!config.empty())
     if (auto ok = apply_logged("start"); !ok) return stopped(ok.error().exit_code());
 
+  // It never waits for Redis: it connects, and reconnects, on its own thread.
+  if (fleet_opts) {
+    auto started = Fleet::start(pin_dir, *fleet_opts, [](const nlohmann::json& e) { log_line(e); });
+    if (!started) return stopped(fail(started.error()));
+    std::lock_guard<std::mutex> hold(fleet_mu);
+    fleet = std::move(*started);
+  }
+
   auto state = State::open(pin_dir);
   if (!state) return stopped(fail(state.error()));
   auto reader = EventReader::open(*state, state->events_fd(),
@@ -229,7 +239,11 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       break;
     }
   }
-  fleet.reset();  // its last exchange done
+  {
+    std::shared_ptr<Fleet> last;  // its last exchange done when the last reader lets go
+    std::lock_guard<std::mutex> hold(fleet_mu);
+    last = std::move(fleet);
+  }
   if (!snapshot.empty()) save_logged("stop");
   return stopped(rc);
 }

@@ -62,6 +62,22 @@ double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// Seconds on the monotonic clock: what schedules go by (a wall clock set
+// back would hold them).
+double mono_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// How far back the stream keeps what the hosts told: a minute of Redis'
+// own clock before the newest entry a host has read (XADD MINID). A host
+// away for longer misses what was told before; a count of entries would not
+// bound the bytes (an entry holds up to 65,536 sources).
+constexpr uint64_t kKeepMs = 60000;
+// Entries read a round, and the longest use batch taken: what one XREAD can
+// bring is bounded (redis_link.h bounds the reply's bytes too).
+constexpr int kReadCount = 100;
+constexpr size_t kMaxBlob = 4 + 65536 * 24;
+
 // A source without its count: what the hosts agree on.
 std::string source_of(const FleetUse& u) {
   std::string s(18, '\0');
@@ -140,7 +156,7 @@ struct Fleet::Impl {
 
   void set_down(const std::string& why) {
     redis.reset();
-    next_connect = unix_now() + 1;
+    next_connect = mono_now() + 1;
     std::lock_guard<std::mutex> hold(mu);
     if (health.connected || health.error != why) {
       health.connected = false;
@@ -255,12 +271,11 @@ struct Fleet::Impl {
     const bool publish = baseline;
     auto walked = state->for_each_bucket([&](const BucketEntry& b) {
       if (b.slot >= seen.size()) return;
+      // Every slot's count is kept, a fleet rule's or not: a rule that
+      // becomes --scope fleet keeps its buckets, and what they passed
+      // before is not use of the fleet's.
       Seen& s = seen[b.slot];
       const int rule = b.key.rule_id <= XT_MAX_RULES ? by_id[b.key.rule_id] : -1;
-      if (rule < 0) {
-        s = {};
-        return;
-      }
       const uint32_t h = key_hash(b.key);
       const uint32_t before = s.key == h ? s.passed : 0;
       // A count that went back is a new bucket of the same key (evicted and
@@ -268,7 +283,7 @@ struct Fleet::Impl {
       const uint32_t passed = b.bucket.passed_packets;
       const uint32_t delta = passed >= before ? passed - before : passed;
       s = {h, passed};
-      if (!publish || !delta) return;
+      if (rule < 0 || !publish || !delta) return;
       FleetUse u;
       u.family = b.key.family;
       u.per_len = b.key.per_len;
@@ -276,8 +291,8 @@ struct Fleet::Impl {
       u.packets = delta;
       fresh[rule].second.push_back(u);
     });
-    if (!walked) fresh.clear();
-    else baseline = true;
+    // A walk cut short: what it read is sent (its slots' counts moved on).
+    if (walked) baseline = true;
   }
 
   // Redis away: this interval's use is summed into what waits, per source,
@@ -306,7 +321,7 @@ struct Fleet::Impl {
   }
 
   std::vector<std::string> entry(const std::string& type, std::vector<std::string> fields) {
-    std::vector<std::string> out = {"XADD", stream, "MAXLEN", "~", "100000", "*", "t", type, "h", opt.host};
+    std::vector<std::string> out = {"XADD", stream, "MINID", "~", trim_below(), "*", "t", type, "h", opt.host};
     out.insert(out.end(), fields.begin(), fields.end());
     return out;
   }
@@ -314,6 +329,7 @@ struct Fleet::Impl {
   // Bans made here since the last look (by `ban add` or a rule), and bans
   // lifted here, to be told; those the fleet told are not told back.
   void collect_bans(uint64_t now, uint32_t hz, std::vector<std::vector<std::string>>& out) {
+    bans_next = bans_seen;  // unread: nothing changes
     auto bans = state->bans();
     if (!bans) return;
     std::map<std::string, uint64_t> current;
@@ -334,8 +350,10 @@ struct Fleet::Impl {
   // carries its origin, so that a host that comes back with an older
   // version does not undo a newer one.
   void collect_lists(std::vector<std::vector<std::string>>& out) {
+    lists_next = lists_seen;  // unread: nothing changes
     auto lists = state->blocklists();
     if (!lists) return;
+    std::vector<std::vector<std::string>> told;
     std::map<std::string, ListSeen> current;
     for (const auto& l : *lists) {
       const std::string name(l.list.name, strnlen(l.list.name, sizeof(l.list.name)));
@@ -349,11 +367,20 @@ struct Fleet::Impl {
       if (!cidrs) return;
       const ListSeen seen{static_cast<double>(l.list.loaded_unix), l.list.loaded_unix, l.list.entries};
       current[name] = seen;
-      out.push_back(entry("list", {"n", name, "u", std::to_string(seen.origin), "d", encode_prefixes(*cidrs)}));
+      told.push_back(entry("list", {"n", name, "u", std::to_string(seen.origin), "d", encode_prefixes(*cidrs)}));
     }
     for (const auto& [name, seen] : lists_seen)
-      if (!current.contains(name)) out.push_back(entry("unlist", {"n", name, "u", std::to_string(unix_now())}));
+      if (!current.contains(name)) told.push_back(entry("unlist", {"n", name, "u", std::to_string(unix_now())}));
+    out.insert(out.end(), std::make_move_iterator(told.begin()), std::make_move_iterator(told.end()));
     lists_next = std::move(current);
+  }
+
+  // Entries older than kKeepMs before the newest this host has read (its
+  // id is Redis' clock) are trimmed.
+  std::string trim_below() const {
+    uint64_t ms = 0;
+    std::from_chars(last_id.data(), last_id.data() + last_id.size(), ms);
+    return std::to_string(ms > kKeepMs ? ms - kKeepMs : 0);
   }
 
   std::optional<xt_blocklist> local_list(const std::string& name) {
@@ -391,27 +418,29 @@ struct Fleet::Impl {
     std::vector<List> lists;
   };
 
-  bool receive(Received& in) {
-    for (int round = 0; round < 20; round++) {
-      Reply r = command("XREAD", {"XREAD", "COUNT", "1000", "STREAMS", stream, last_id});
-      if (!r) return false;
+  // One round of what the others told since last_id: the entries read (up
+  // to kReadCount), or -1 (and down).
+  int receive(Received& in) {
+    {
+      Reply r = command("XREAD", {"XREAD", "COUNT", std::to_string(kReadCount), "STREAMS", stream, last_id});
+      if (!r) return -1;
       if (r->type == REDIS_REPLY_ERROR) {
         set_down("XREAD: " + reply_text(r.get()));
-        return false;
+        return -1;
       }
-      if (r->type != REDIS_REPLY_ARRAY || !r->elements) return true;  // nothing new
+      if (r->type != REDIS_REPLY_ARRAY || !r->elements) return 0;  // nothing new
       // [[stream, [[id, [field, value, ...]], ...]]], checked at each
       // level: whatever answers on the socket is not trusted to be Redis.
       const redisReply* entries = pair_at(r.get(), 0) ? pair_at(r.get(), 0)->element[1] : nullptr;
       if (!entries || entries->type != REDIS_REPLY_ARRAY) {
         set_down("XREAD: not a stream's entries");
-        return false;
+        return -1;
       }
       for (size_t i = 0; i < entries->elements; i++) {
         const redisReply* e = pair_at(entries, i);
         if (!e || e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY) {
           set_down("XREAD: not a stream entry");
-          return false;
+          return -1;
         }
         last_id = std::string(e->element[0]->str, e->element[0]->len);
         std::map<std::string, std::string> f;
@@ -419,6 +448,7 @@ struct Fleet::Impl {
         for (size_t k = 0; k + 1 < fields->elements; k += 2) f[reply_text(fields->element[k])] = reply_text(fields->element[k + 1]);
         if (f["h"] == opt.host) continue;
         if (f["t"] == "use") {
+          if (f["d"].size() > kMaxBlob) continue;  // more than any host sends at once
           auto use = decode_use(f["d"]);
           if (!use) continue;  // another version's, or garbage: not ours to apply
           auto& to = in.use[f["r"]];
@@ -428,6 +458,7 @@ struct Fleet::Impl {
           if (f["t"] == "ban") {
             auto [end, ec] = std::from_chars(f["ms"].data(), f["ms"].data() + f["ms"].size(), ms);
             if (ec != std::errc() || !ms) continue;
+            ms = std::min<uint64_t>(ms, uint64_t{366} * 86400 * 1000);  // no ban is longer than a year
           }
           in.bans.emplace_back(f["c"], ms);
         } else if (f["t"] == "list" || f["t"] == "unlist") {
@@ -447,20 +478,23 @@ struct Fleet::Impl {
           in.lists.push_back(std::move(l));
         }
       }
-      if (entries->elements < 1000) return true;
+      return static_cast<int>(entries->elements);
     }
-    return true;
   }
 
   // Takes what the others passed from this host's buckets, and puts their
   // bans, under the pin directory's lock (no rule changes meanwhile).
   void apply(const Received& in) {
     if (in.use.empty() && in.bans.empty() && in.lists.empty()) return;
+    // What could not be taken is said (the stream has moved on past it).
+    auto failed = [&](const std::string& why) {
+      log({{"event", "fleet_apply_failed"}, {"error", why}, {"unix_time", static_cast<int64_t>(unix_now())}});
+    };
     auto lock = DirLock::acquire(pin_dir);
-    if (!lock) return;
+    if (!lock) return failed(lock.error().message);
     auto rules = state->rules();
-    if (!rules) return;
-    uint64_t packets = 0, sources = 0, refused = 0, bans = 0;
+    if (!rules) return failed(rules.error().message);
+    uint64_t packets = 0, sources = 0, refused = 0, bans = 0, stale = 0;
     for (const auto& [name, use] : in.use) {
       const RuleEntry* rule = nullptr;
       for (const auto& e : *rules)
@@ -470,10 +504,14 @@ struct Fleet::Impl {
         continue;
       }
       auto done = charge_use(*state, *rule, use);
-      if (!done) continue;
+      if (!done) {
+        failed(done.error().message);
+        continue;
+      }
       packets += done->packets;
       sources += done->sources;
       refused += done->refused;
+      stale += done->stale;
     }
     for (const auto& [cidr_text, ms] : in.bans) {
       auto cidr = parse_cidr(cidr_text);
@@ -516,6 +554,7 @@ struct Fleet::Impl {
     health.applied_packets += packets;
     health.applied_sources += sources;
     health.refused_sources += refused;
+    health.stale_words += stale;
     health.applied_bans += bans;
   }
 
@@ -538,7 +577,7 @@ struct Fleet::Impl {
   }
 
   void tick() {
-    const double now_unix = unix_now();
+    const double now_unix = unix_now(), now_mono = mono_now();
     if (!state) {
       auto s = State::open(pin_dir);
       if (!s) {
@@ -551,16 +590,16 @@ struct Fleet::Impl {
     auto rules = state->rules();
     if (!rules) return;
     collect(*rules);
-    if (!redis && now_unix >= next_connect) connect();
+    if (!redis && now_mono >= next_connect) connect();
     if (!redis) {
       keep();
       return;
     }
     // What is told is what changed since the last look that went through.
     std::vector<std::vector<std::string>> commands;
-    const bool told = now_unix >= next_told;
+    const bool told = now_mono >= next_told;
     if (told) {
-      next_told = now_unix + 0.5;
+      next_told = now_mono + 0.5;
       auto now = state->now();
       auto cfg = state->config();
       if (now && cfg) collect_bans(*now, cfg->hz, commands);
@@ -572,7 +611,7 @@ struct Fleet::Impl {
       for (size_t at = 0; at < use.size(); at += 65536) {
         const auto part = use.subspan(at, std::min<size_t>(65536, use.size() - at));
         for (const FleetUse& u : part) packets += u.packets;
-        commands.push_back({"XADD", stream, "MAXLEN", "~", "100000", "*", "t", "use", "h", opt.host, "r", name, "d",
+        commands.push_back({"XADD", stream, "MINID", "~", trim_below(), "*", "t", "use", "h", opt.host, "r", name, "d",
                             encode_use(std::vector<FleetUse>(part.begin(), part.end()))});
       }
     };
@@ -607,9 +646,14 @@ struct Fleet::Impl {
     fresh.clear();
     pending.clear();
     pending_count = 0;
-    Received in;
-    if (!receive(in)) return;
-    apply(in);
+    // Taken a round at a time: what is held at once stays bounded.
+    for (int round = 0; round < 200; round++) {
+      Received in;
+      const int got = receive(in);
+      if (got < 0) return;
+      apply(in);
+      if (got < kReadCount) break;
+    }
     std::lock_guard<std::mutex> hold(mu);
     health.sent_packets += packets;
     health.sent_bans += sent_of("ban", "unban");
@@ -617,7 +661,7 @@ struct Fleet::Impl {
     health.pending_sources = 0;
     health.last_sync_unix = unix_now();
     health.exchanges++;
-    health.exchange_seconds = health.last_sync_unix - now_unix;
+    health.exchange_seconds = mono_now() - now_mono;
   }
 
   // Nothing went through: the use is kept to be sent, and what was to be
@@ -628,8 +672,8 @@ struct Fleet::Impl {
     auto next = std::chrono::steady_clock::now();
     while (!stop) {
       tick();
-      if (unix_now() >= next_health) {
-        next_health = unix_now() + 1;
+      if (mono_now() >= next_health) {
+        next_health = mono_now() + 1;
         write_health();
       }
       next += opt.every;
@@ -672,7 +716,14 @@ Result<std::unique_ptr<Fleet>> Fleet::start(const std::string& pin_dir, Options 
   impl->health.since_unix = unix_now();
   impl->health.error = "not connected yet";
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->run(); });
+  impl->thread = std::thread([raw] {
+    // serve's signals are the main thread's: one here would cut a wait
+    // short (EINTR) and cost an exchange.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    raw->run();
+  });
   return std::unique_ptr<Fleet>(new Fleet(std::move(impl)));
 }
 
@@ -699,14 +750,17 @@ std::string Fleet::metrics() const {
   one("xthrottle_fleet_sent_packets_total", "counter", "Packets this host passed and told the fleet of",
       static_cast<double>(h.sent_packets));
   one("xthrottle_fleet_applied_packets_total", "counter",
-      "Packets other hosts passed, taken from this host's buckets", static_cast<double>(h.applied_packets));
+      "Packets other hosts passed, told this host (taken from its buckets, but for refused sources)",
+      static_cast<double>(h.applied_packets));
+  one("xthrottle_fleet_stale_words_total", "counter",
+      "Windows of other hosts' use left: read for a version of the rule replaced since", static_cast<double>(h.stale_words));
   one("xthrottle_fleet_refused_sources_total", "counter",
       "Sources of other hosts' use this host could not take (no such fleet rule here, another --per, no room)",
       static_cast<double>(h.refused_sources));
   one("xthrottle_fleet_pending_sources", "gauge", "Sources whose use waits to be sent (Redis away)",
       static_cast<double>(h.pending_sources));
   one("xthrottle_fleet_lost_sources_total", "counter",
-      "Sources whose use was not kept while Redis was away (past the most kept)", static_cast<double>(h.lost_sources));
+      "Sources' use of an interval not kept while Redis was away (past the most kept)", static_cast<double>(h.lost_sources));
   one("xthrottle_fleet_sent_bans_total", "counter", "Bans made or lifted here and told the fleet",
       static_cast<double>(h.sent_bans));
   one("xthrottle_fleet_applied_bans_total", "counter", "Bans the fleet told, put here",

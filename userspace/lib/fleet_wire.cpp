@@ -230,6 +230,7 @@ nlohmann::json FleetHealth::json() const {
           {"applied_packets", applied_packets},
           {"applied_sources", applied_sources},
           {"refused_sources", refused_sources},
+          {"stale_words", stale_words},
           {"sent_bans", sent_bans},
           {"applied_bans", applied_bans},
           {"sent_lists", sent_lists},
@@ -277,6 +278,7 @@ std::optional<FleetHealth> fleet_health_from_json(std::string_view text) {
     h.applied_packets = j.at("applied_packets").get<uint64_t>();
     h.applied_sources = j.at("applied_sources").get<uint64_t>();
     h.refused_sources = j.at("refused_sources").get<uint64_t>();
+    h.stale_words = j.at("stale_words").get<uint64_t>();
     h.sent_bans = j.at("sent_bans").get<uint64_t>();
     h.applied_bans = j.at("applied_bans").get<uint64_t>();
     h.sent_lists = j.at("sent_lists").get<uint64_t>();

@@ -65,6 +65,7 @@ struct FleetHealth {
   double last_sync_unix = 0;  // the last interval that went through
   std::string error;          // why it is down
   uint64_t sent_packets = 0, applied_packets = 0, applied_sources = 0, refused_sources = 0;
+  uint64_t stale_words = 0;  // windows of others' use read for a replaced version of the rule: left
   uint64_t sent_bans = 0, applied_bans = 0;
   uint64_t sent_lists = 0, applied_lists = 0;  // blocklists loaded or deleted
   uint64_t exchanges = 0;         // intervals that went through

@@ -13,14 +13,20 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 namespace xt {
 
 namespace {
 
-constexpr int kConnectMs = 500;
-constexpr int kReplyMs = 1000;
+using Clock = std::chrono::steady_clock;
+constexpr auto kConnect = std::chrono::milliseconds(500);
+// A batch's deadline: a second, and a second more for each 8 MB it sends.
+constexpr auto kReply = std::chrono::seconds(1);
+constexpr size_t kBytesASecond = 8 << 20;
+// The most one batch's replies may hold: past it the link is done.
+constexpr size_t kMaxReplyBytes = 256 << 20;
 
 std::string ssl_error(const std::string& what) {
   const unsigned long e = ERR_get_error();
@@ -30,7 +36,7 @@ std::string ssl_error(const std::string& what) {
   return what + (e ? std::string(": ") + buf : std::string());
 }
 
-// Connects a non-blocking socket within kConnectMs; the fd, or -1 and why.
+// Connects a non-blocking socket within kConnect; the fd, or -1 and why.
 int connect_within(int family, const sockaddr* addr, socklen_t len, std::string& why) {
   const int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
@@ -43,8 +49,8 @@ int connect_within(int family, const sockaddr* addr, socklen_t len, std::string&
     return -1;
   }
   pollfd p{fd, POLLOUT, 0};
-  if (poll(&p, 1, kConnectMs) != 1) {
-    why = "no answer within " + std::to_string(kConnectMs) + " ms";
+  if (poll(&p, 1, static_cast<int>(kConnect.count())) != 1) {
+    why = "no answer within " + std::to_string(kConnect.count()) + " ms";
     close(fd);
     return -1;
   }
@@ -66,6 +72,8 @@ struct RedisLink::Impl {
   SSL_CTX* ctx = nullptr;
   SSL* ssl = nullptr;
   redisReader* reader = nullptr;
+  Clock::time_point deadline;  // of what the link is doing now
+  size_t fed = 0;              // reply bytes read for the batch
 
   ~Impl() {
     if (ssl) SSL_free(ssl);
@@ -74,23 +82,32 @@ struct RedisLink::Impl {
     if (reader) redisReaderFree(reader);
   }
 
-  // Waits until fd can be read (or written) within ms.
-  bool wait(short events, int ms) {
-    pollfd p{fd, events, 0};
-    return poll(&p, 1, ms) == 1;
+  // Waits until fd can be read (or written), before the deadline: one for
+  // the whole batch, not one for each byte (a Redis that trickles bytes
+  // cannot hold the link).
+  bool wait(short events) {
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return false;
+      pollfd p{fd, events, 0};
+      const int n = poll(&p, 1, static_cast<int>(left));
+      if (n < 0 && errno == EINTR) continue;
+      return n == 1;
+    }
   }
 
   Result<void> write_all(const std::string& bytes) {
     size_t at = 0;
     while (at < bytes.size()) {
       if (ssl) {
+        ERR_clear_error();
         const int n = SSL_write(ssl, bytes.data() + at, static_cast<int>(std::min<size_t>(bytes.size() - at, 1 << 30)));
         if (n > 0) {
           at += static_cast<size_t>(n);
           continue;
         }
         const int e = SSL_get_error(ssl, n);
-        if ((e == SSL_ERROR_WANT_WRITE && wait(POLLOUT, kReplyMs)) || (e == SSL_ERROR_WANT_READ && wait(POLLIN, kReplyMs)))
+        if ((e == SSL_ERROR_WANT_WRITE && wait(POLLOUT)) || (e == SSL_ERROR_WANT_READ && wait(POLLIN)))
           continue;
         return system_error(ssl_error("TLS write"));
       }
@@ -100,7 +117,7 @@ struct RedisLink::Impl {
         continue;
       }
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        if (errno == EAGAIN && !wait(POLLOUT, kReplyMs)) return system_error("write: Redis took no more");
+        if (errno == EAGAIN && !wait(POLLOUT)) return system_error("write: Redis took no more before the deadline");
         continue;
       }
       return system_error("write", errno);
@@ -108,33 +125,37 @@ struct RedisLink::Impl {
     return {};
   }
 
-  // Reads what there is (within kReplyMs) into the reader.
+  // Reads what there is (before the deadline) into the reader.
   Result<void> read_some() {
     char buf[65536];
     for (;;) {
       ssize_t n = 0;
       if (ssl) {
+        ERR_clear_error();
         const int r = SSL_read(ssl, buf, sizeof(buf));
         if (r > 0) {
           n = r;
         } else {
           const int e = SSL_get_error(ssl, r);
-          if (e == SSL_ERROR_WANT_READ && wait(POLLIN, kReplyMs)) continue;
-          if (e == SSL_ERROR_WANT_WRITE && wait(POLLOUT, kReplyMs)) continue;
+          if (e == SSL_ERROR_WANT_READ && wait(POLLIN)) continue;
+          if (e == SSL_ERROR_WANT_WRITE && wait(POLLOUT)) continue;
           if (e == SSL_ERROR_ZERO_RETURN) return system_error("Redis closed the connection");
-          if (e == SSL_ERROR_WANT_READ) return system_error("no reply within 1 s");
+          if (e == SSL_ERROR_WANT_READ) return system_error("no reply before the deadline");
           return system_error(ssl_error("TLS read"));
         }
       } else {
         n = recv(fd, buf, sizeof(buf), 0);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) {
-          if (!wait(POLLIN, kReplyMs)) return system_error("no reply within 1 s");
+          if (!wait(POLLIN)) return system_error("no reply before the deadline");
           continue;
         }
         if (n < 0) return system_error("read", errno);
         if (n == 0) return system_error("Redis closed the connection");
       }
+      fed += static_cast<size_t>(n);
+      if (fed > kMaxReplyBytes)
+        return system_error("Redis' replies passed " + std::to_string(kMaxReplyBytes >> 20) + " MB");
       if (redisReaderFeed(reader, buf, static_cast<size_t>(n)) != REDIS_OK)
         return system_error("cannot take Redis' reply");
       return {};
@@ -173,15 +194,18 @@ struct RedisLink::Impl {
                 : (SSL_set_tlsext_host_name(ssl, url.host.c_str()) != 1 || SSL_set1_host(ssl, url.host.c_str()) != 1))
       return system_error(ssl_error("TLS: cannot check the server's name"));
     for (;;) {
+      ERR_clear_error();
       const int r = SSL_connect(ssl);
       if (r == 1) return {};
       const int e = SSL_get_error(ssl, r);
-      if ((e == SSL_ERROR_WANT_READ && wait(POLLIN, kConnectMs)) || (e == SSL_ERROR_WANT_WRITE && wait(POLLOUT, kConnectMs)))
+      if ((e == SSL_ERROR_WANT_READ && wait(POLLIN)) || (e == SSL_ERROR_WANT_WRITE && wait(POLLOUT)))
         continue;
       const long verify = SSL_get_verify_result(ssl);
-      if (verify != X509_V_OK)
+      if (verify != X509_V_OK) {
+        ERR_clear_error();
         return system_error(std::string("TLS: the server's certificate is not trusted: ") +
-                                X509_verify_cert_error_string(verify));
+                            X509_verify_cert_error_string(verify));
+      }
       return system_error(ssl_error("TLS handshake"));
     }
   }
@@ -209,6 +233,7 @@ Result<std::unique_ptr<RedisLink>> RedisLink::open(const ClusterUrl& url, const 
     freeaddrinfo(found);
   }
   if (impl->fd < 0) return system_error(why);
+  impl->deadline = Clock::now() + kConnect + kReply;
   if (url.tls) {
     auto done = impl->handshake(url, tls);
     if (!done) return std::unexpected(done.error());
@@ -233,6 +258,8 @@ Result<std::vector<Reply>> RedisLink::run(const std::vector<std::vector<std::str
     out.append(cmd, static_cast<size_t>(n));
     redisFreeCommand(cmd);
   }
+  impl_->deadline = Clock::now() + kReply + std::chrono::seconds(out.size() / kBytesASecond);
+  impl_->fed = 0;
   if (auto w = impl_->write_all(out); !w) return std::unexpected(w.error());
   std::vector<Reply> replies;
   for (size_t i = 0; i < commands.size(); i++) {

@@ -33,7 +33,9 @@ struct TlsFiles {
 
 class RedisLink {
  public:
-  // Connects (0.5 s at most), and for rediss:// makes the TLS handshake,
+  // Connects (0.5 s at most; a host name is resolved first, as the
+  // system's resolver bounds it), and for rediss:// makes the TLS handshake
+  // (1 s),
   // checking the server's certificate against the CA and the URL's host.
   // The error says what failed, never the password (nothing is sent yet).
   static Result<std::unique_ptr<RedisLink>> open(const ClusterUrl& url, const TlsFiles& tls);
@@ -41,9 +43,10 @@ class RedisLink {
   RedisLink(const RedisLink&) = delete;
   RedisLink& operator=(const RedisLink&) = delete;
 
-  // Sends the commands in one write, then reads one reply each (1 s at
-  // most each). A reply of Redis' own error is a reply; a failure of the
-  // link is the error, after which the link is done.
+  // Sends the commands in one write, then reads one reply each, all
+  // before one deadline (a second, and a second more for each 8 MB sent),
+  // and at most 256 MB of replies. A reply of Redis' own error is a reply;
+  // a failure of the link is the error, after which the link is done.
   Result<std::vector<Reply>> run(const std::vector<std::vector<std::string>>& commands);
   Result<Reply> run(const std::vector<std::string>& command);
 
