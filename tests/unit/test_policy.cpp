@@ -57,6 +57,17 @@ TEST(Rate, FormatsBack) {
   EXPECT_EQ(format_rate(1, 86400 * kSec), "1/day");
 }
 
+TEST(Size, UnitsAndBadInput) {
+  EXPECT_EQ(parse_size("--record-max", "256MB").value(), 256'000'000u);
+  EXPECT_EQ(parse_size("--record-max", "64KiB").value(), 65536u);
+  EXPECT_EQ(parse_size("--record-max", "4096").value(), 4096u);
+  EXPECT_EQ(parse_size("--record-max", "1GiB").value(), uint64_t{1} << 30);
+  expect_usage_error(parse_size("--record-max", "256 MB"), "--record-max");
+  expect_usage_error(parse_size("--record-max", "MB"), "MB");
+  expect_usage_error(parse_size("--record-max", "2TB"), "unit");
+  expect_usage_error(parse_size("--record-max", "9999999999999GiB"), "too large");
+}
+
 TEST(Bandwidth, Units) {
   struct Case {
     const char* text;

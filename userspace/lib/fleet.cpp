@@ -25,6 +25,7 @@
 #include "format.h"
 #include "pins.h"
 #include "policy.h"
+#include "worker.h"
 #include "redis_link.h"
 #include "state.h"
 
@@ -577,7 +578,7 @@ struct Fleet::Impl {
   }
 
   void tick() {
-    const double now_unix = unix_now(), now_mono = mono_now();
+    const double now_mono = mono_now();
     if (!state) {
       auto s = State::open(pin_dir);
       if (!s) {
@@ -716,14 +717,8 @@ Result<std::unique_ptr<Fleet>> Fleet::start(const std::string& pin_dir, Options 
   impl->health.since_unix = unix_now();
   impl->health.error = "not connected yet";
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] {
-    // serve's signals are the main thread's: one here would cut a wait
-    // short (EINTR) and cost an exchange.
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, nullptr);
-    raw->run();
-  });
+  // A signal here would cut a wait short and cost an exchange.
+  impl->thread = worker_thread([raw] { raw->run(); });
   return std::unique_ptr<Fleet>(new Fleet(std::move(impl)));
 }
 

@@ -179,6 +179,23 @@ std::string format_duration(uint64_t seconds) {
   return std::to_string(seconds) + "s";
 }
 
+Result<uint64_t> parse_size(std::string_view what, std::string_view text) {
+  size_t digits_end = 0;
+  while (digits_end < text.size() && std::isdigit(static_cast<unsigned char>(text[digits_end]))) digits_end++;
+  auto count = parse_u64(what, text, text.substr(0, digits_end));
+  if (!count) return std::unexpected(count.error());
+  static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
+      {"", 1},          {"B", 1},           {"KB", 1000},       {"MB", 1000'000}, {"GB", 1000'000'000},
+      {"KiB", 1 << 10}, {"MiB", 1 << 20},   {"GiB", 1 << 30}};
+  for (const auto& [unit, bytes] : kUnits)
+    if (text.substr(digits_end) == unit) {
+      if (*count > UINT64_MAX / bytes / 2) return usage_error("bad " + std::string(what) + " " + quoted(text) + ": too large");
+      return *count * bytes;
+    }
+  return usage_error("bad " + std::string(what) + " " + quoted(text) +
+                     ": expected N and a unit (B, KB, MB, GB, KiB, MiB, GiB), e.g. 256MB");
+}
+
 Result<uint64_t> parse_positive(std::string_view what, std::string_view text) {
   auto value = parse_u64(what, text, text);
   if (!value) return value;

@@ -45,6 +45,10 @@ std::string format_bandwidth(const Bandwidth& bw);
 Result<uint64_t> parse_duration(std::string_view what, std::string_view text);
 std::string format_duration(uint64_t seconds);
 
+// A size in bytes: "256MB", "64KiB", "1GB" (SI or binary prefixes, B for
+// bytes; a bare number is bytes).
+Result<uint64_t> parse_size(std::string_view what, std::string_view text);
+
 // A positive integer option value; `what` names the option in messages.
 Result<uint64_t> parse_positive(std::string_view what, std::string_view text);
 

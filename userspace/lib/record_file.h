@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+// The record `serve --record FILE` keeps for `xthrottle recommend --from`:
+// what each source of the limit rules sent, second by second, for as long
+// as serve runs (a dry-run period of hours or days), in at most a set size.
+// Pure: encoding and decoding, unit-tested on the host (the format is
+// below; docs/design.md, "Recommend", says why it is so).
+//
+// A record is one or more segments (serve starts one each time it starts,
+// and one in a new file when the file is half the size it may take). A
+// segment is the line "xthrottle-record 1\n" and then entries, each a type
+// byte, its length (a LEB128 varint) and that many bytes:
+//   'N' a rule's name (the segment's rules are numbered 0, 1, ... in order)
+//   'K' a source: varint rule, family (4 or 6), prefix length, the address
+//       (4 or 16 bytes); numbered in order as the rules are
+//   'S' a second: varint Unix time, then for each source that sent in it a
+//       varint source and a varint packet count
+// Every second serve observed has an 'S', an empty one if nobody sent, so
+// the seconds serve was away are told apart from silence. A crash can cut
+// the last entry short; the reader stops before it, and serve cuts it off
+// before it appends.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "error.h"
+
+namespace xt {
+
+inline constexpr std::string_view kRecordMagic = "xthrottle-record 1\n";
+
+struct RecordedSource {
+  uint32_t rule = 0;  // index into the segment's rule names
+  uint8_t family = 0, len = 0;
+  std::array<uint8_t, 16> addr{};
+  bool operator==(const RecordedSource&) const = default;
+};
+
+// Writes one segment, a second at a time; what it made is taken with take()
+// and appended to the file.
+class RecordEncoder {
+ public:
+  RecordEncoder();
+  // One second: the packets each source sent in it (none: an empty second).
+  struct Sent {
+    std::string rule;
+    uint8_t family = 0, len = 0;
+    std::array<uint8_t, 16> addr{};
+    uint32_t packets = 0;
+  };
+  void second(int64_t unix_second, const std::vector<Sent>& sent);
+  std::string take() { return std::move(out_); }
+  // Sources this segment has numbered (its dictionary's size).
+  size_t sources() const { return sources_.size(); }
+
+ private:
+  std::string out_;
+  std::unordered_map<std::string, uint32_t> rules_;
+  std::unordered_map<std::string, uint32_t> sources_;  // by rule index, family, length, address
+};
+
+// One observed second as the reader gives it: sources by the segment's
+// numbering, with the segment's rules and sources to look them up in.
+struct RecordedSecond {
+  int64_t unix_second = 0;
+  std::vector<std::pair<uint32_t, uint32_t>> sent;  // (source, packets)
+  const std::vector<std::string>* rules = nullptr;
+  const std::vector<RecordedSource>* sources = nullptr;
+};
+
+struct RecordRead {
+  size_t whole = 0;     // bytes up to the end of the last whole entry
+  bool cut = false;     // the bytes after it are an entry cut short
+  uint64_t seconds = 0;
+};
+
+// Reads a record's bytes, calling fn for each second. A file that is not a
+// record, or one damaged inside, is an error that says where (`what` names
+// the file); an entry cut short at the end is not (see RecordRead).
+Result<RecordRead> read_record(std::string_view bytes, const std::string& what,
+                               const std::function<void(const RecordedSecond&)>& fn);
+
+}  // namespace xt
