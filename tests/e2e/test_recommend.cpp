@@ -2,9 +2,15 @@
 // `xthrottle recommend` (issue 16) in the lab: under a dry-run rule, fifty
 // quiet sources (10 a second each) and one heavy one (400 a second) are
 // watched; the suggestion spares the quiet ones and catches the heavy one,
-// and --plot draws it with gnuplot.
+// and --plot draws it with gnuplot. And over a dry-run period serve
+// recorded, across a restart: every packet nftables saw is in the record.
+#include <signal.h>
+
 #include <chrono>
+#include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "operate_test.h"
@@ -40,6 +46,72 @@ TEST_F(Recommend, ADryRunPeriodGivesALimitThatSparesTheQuietSources) {
   EXPECT_EQ(std::string(magic + 1, 3), "PNG") << "gnuplot drew " << png;
   const Outcome bad = lab_->xthrottle({"recommend", "--for", "1s"});
   EXPECT_EQ(bad.rc, 2) << bad.err;
+}
+
+TEST_F(Recommend, ServeRecordsADryRunPeriodAndRecommendReadsIt) {
+  ASSERT_NO_THROW(lab_->add_clients({}));
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1/s", "--dry-run", "--new-rate", "100000/s"});
+  const std::string rec = dir_ + "/sources.rec";
+  write("sources.rec", "not a record\n");  // what was there is moved aside, not written over
+  lab_->reset_received();
+  auto serve_while = [&](const std::function<void()>& traffic) {
+    Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--record", rec}));
+    std::this_thread::sleep_for(1200ms);  // its first read of the counters
+    traffic();
+    std::this_thread::sleep_for(1500ms);  // and the read after the traffic
+    serve.signal(SIGTERM);
+    return serve.wait();
+  };
+  // 20 quiet sources at 10 a second, and hping3 from one address at 250 a
+  // second; then serve is restarted, and the quiet ones send again.
+  const Outcome first = serve_while([&] {
+    Background heavy({"ip", "netns", "exec", lab_->gen_ns(), "hping3", "-q", "--udp", "-p", "53", "-a", "198.18.9.9",
+                      "-c", "500", "-i", "u4000", "198.18.0.2"});
+    lab_->flood({"--src", "198.18.1.1", "--sources", "20", "--count", "400", "--rate", "200"});
+    heavy.wait();
+  });
+  ASSERT_EQ(first.rc, 0) << first.err;
+  EXPECT_NE(first.out.find("\"record_rejected\""), std::string::npos) << first.out;
+  const Outcome second = serve_while([&] {
+    lab_->flood({"--src", "198.18.1.1", "--sources", "20", "--count", "400", "--rate", "200"});
+  });
+  ASSERT_EQ(second.rc, 0) << second.err;
+  size_t aside = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir_))
+    aside += f.path().filename().string().starts_with("sources.rec.rejected-");
+  EXPECT_EQ(aside, 1u);
+
+  const json r = lab_->xthrottle_json({"recommend", "--from", rec, "--spare", "95%", "--json"});
+  const json rule = r["198.18.0.0/15"];
+  ASSERT_FALSE(rule.is_null()) << r.dump();
+  std::printf("[ measure  ] recorded %s packets in %s s over %s s; nftables saw %llu; suggested --rate %s --burst %s\n",
+              rule["packets"].dump().c_str(), rule["seconds"].dump().c_str(), rule["span_seconds"].dump().c_str(),
+              (unsigned long long)lab_->received_v4(), rule["rate"].get<std::string>().c_str(),
+              rule["burst"].dump().c_str());
+  EXPECT_EQ(rule["sources"], 21);
+  EXPECT_EQ(rule["packets"].get<uint64_t>(), lab_->received_v4()) << "every packet that reached the rule, once";
+  EXPECT_GE(rule["seconds"].get<uint64_t>(), 6u);
+  // Shorter than a minute, the whole span is the busiest minute: a quiet
+  // source sent 40 in it, which at 95% is the rate (hping3's source is the
+  // twenty-first of 21).
+  const double span = rule["span_seconds"].get<double>();
+  EXPECT_EQ(rule["rate"], std::to_string(static_cast<int>(std::ceil(40 / span))) + "/s");
+  EXPECT_EQ(rule["sources_dropped"], 1) << "hping3's source alone";
+  EXPECT_GE(rule["peak_second"]["max"].get<double>(), 200.0);
+  // Per /24: the quiet twenty are one prefix.
+  const json per = lab_->xthrottle_json({"recommend", "--from", rec, "--per", "24", "--json"});
+  EXPECT_EQ(per["198.18.0.0/15"]["sources"], 2) << per.dump();
+  EXPECT_EQ(per["198.18.0.0/15"]["packets"], rule["packets"]);
+  // A file that is not a record, --per longer than counted, --for with --from.
+  std::string junk;
+  for (const auto& f : std::filesystem::directory_iterator(dir_))
+    if (f.path().filename().string().starts_with("sources.rec.rejected-")) junk = f.path();
+  for (const auto& args : {std::vector<std::string>{"recommend", "--from", junk},
+                           std::vector<std::string>{"recommend", "--from", rec, "--per", "48"},
+                           std::vector<std::string>{"recommend", "--from", rec, "--for", "5s"}}) {
+    const Outcome bad = lab_->xthrottle(args);
+    EXPECT_EQ(bad.rc, 2) << args.back() << ": " << bad.err;
+  }
 }
 
 }  // namespace

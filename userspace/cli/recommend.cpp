@@ -1,10 +1,17 @@
 // SPDX-License-Identifier: MIT
-// xthrottle recommend [--rule NAME] [--for DURATION] [--spare PERCENT] [--json] [--plot FILE.png]
+// xthrottle recommend [--rule NAME] [--for DURATION | --from FILE] [--per LEN] [--spare PERCENT] [--json]
+//                     [--plot FILE.png]
 // Watches the live rules' sources a second at a time (their buckets'
 // counters: what they sent, dropped or not, so a dry-run rule shows what
-// its sources would send unlimited) and suggests a limit (recommend.h).
+// its sources would send unlimited; recorder.h), or reads what serve
+// --record kept of them over hours or days (record_file.h), and suggests a
+// limit (recommend.h).
 #include <cstdio>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -13,19 +20,79 @@
 #include "cli.h"
 #include "format.h"
 #include "recommend.h"
+#include "record_file.h"
+#include "recorder.h"
+#include "state.h"
 
 namespace xt::cli {
 namespace {
 
 struct RecommendOptions {
-  std::string rule, duration = "60s", spare = "99.9", plot;
+  std::string rule, duration = "60s", spare = "99.9", plot, from, per;
   bool json = false;
 };
 
-struct Watched {
-  uint32_t last = 0;  // the bucket's passed + dropped (+ pending) at the last sample, low 32 bits
-  std::vector<uint32_t> per_second;
-};
+SourceKey key_of(uint32_t group, uint8_t family, uint8_t len, const uint8_t* addr) {
+  SourceKey k{group, family, len, {}};
+  std::memcpy(k.addr.data(), addr, family == XT_FAMILY_V4 ? 4 : 16);
+  return k;
+}
+
+// Watches the live rules for `seconds`, a read of their buckets a second.
+Result<Observed> watch(const Globals& g, const RecommendOptions& o, uint64_t seconds, ObservedBuilder& seen) {
+  auto state = State::open(g.pin_dir);
+  if (!state) return std::unexpected(state.error());
+  auto rules = state->rules();
+  if (!rules) return std::unexpected(rules.error());
+  const auto names = limit_rule_names(*rules, o.rule);
+  if (names.empty())
+    return usage_error(o.rule.empty() ? "no limit rule to watch" : "no limit rule " + o.rule + " (see rule list)");
+  std::map<uint32_t, uint32_t> group;
+  for (const auto& [id, name] : names) group[id] = seen.group(name);
+  SourceSampler sampler;
+  std::cerr << "watching " << names.size() << " rule(s) for " << format_duration(seconds) << "...\n";
+  const auto start = std::chrono::steady_clock::now();
+  for (uint32_t k = 0; k <= seconds; k++) {
+    std::this_thread::sleep_until(start + std::chrono::seconds(k));
+    if (k > 0) seen.second(k - 1);
+    auto ok = sampler.sample(*state, [&](const BucketEntry& e, uint32_t packets) {
+      if (auto it = group.find(e.key.rule_id); it != group.end())
+        seen.add(key_of(it->second, e.key.family, e.key.per_len, e.key.addr), packets);
+    });
+    if (!ok) return std::unexpected(ok.error());
+  }
+  return seen.take();
+}
+
+// Reads what serve --record kept: FILE.1 (the older half), then FILE.
+Result<Observed> read_recorded(const RecommendOptions& o, ObservedBuilder& seen, size_t* cut) {
+  bool any = false;
+  for (const std::string& path : {o.from + ".1", o.from}) {
+    std::error_code ec;
+    if (path != o.from && !std::filesystem::exists(path, ec)) continue;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return system_error("cannot read " + path, errno);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    auto read = read_record(bytes.str(), path, [&](const RecordedSecond& s) {
+      seen.second(static_cast<uint32_t>(s.unix_second));
+      for (auto [src, packets] : s.sent) {
+        const RecordedSource& r = (*s.sources)[src];
+        const std::string& name = (*s.rules)[r.rule];
+        if (!o.rule.empty() && name != o.rule) continue;
+        seen.add(key_of(seen.group(name), r.family, r.len, r.addr.data()), packets);
+      }
+    });
+    if (!read) return std::unexpected(read.error());
+    if (read->cut) (*cut)++;
+    any = any || read->seconds > 0;
+  }
+  Observed out = seen.take();
+  if (!o.rule.empty() && out.groups.empty())
+    return usage_error("the record " + o.from + " has no source of rule " + o.rule);
+  if (!any) return usage_error("the record " + o.from + " has no second in it yet (serve writes one a second)");
+  return out;
+}
 
 nlohmann::json quantiles_json(const Quantiles& q) {
   return {{"p50", q.p50}, {"p90", q.p90}, {"p99", q.p99}, {"p99.9", q.p999}, {"max", q.max}};
@@ -61,72 +128,49 @@ Result<void> plot(const std::string& path, const std::string& rule, std::vector<
   return {};
 }
 
-int run_recommend(const Globals& g, const RecommendOptions& o) {
+int run_recommend(const Globals& g, const RecommendOptions& o, bool for_given) {
   auto seconds = parse_duration("--for", o.duration);
   if (!seconds) return fail(seconds.error());
+  if (!o.from.empty() && for_given)
+    return fail(usage_error("--for watches live; --from reads a record serve kept: one or the other").error());
   if (*seconds < 2 || *seconds > 600)
-    return fail(usage_error("bad --for '" + o.duration + "': 2s to 10min (4 bytes a source a second)").error());
+    return fail(usage_error("bad --for '" + o.duration + "': 2s to 10min (longer: serve --record, then --from)").error());
+  ObservedBuilder builder;
+  if (!o.per.empty()) {
+    auto per = parse_prefix_len("--per", o.per);
+    if (!per) return fail(per.error());
+    if (*per == 0) return fail(usage_error("bad --per '0': one prefix for every source is no rate a source").error());
+    builder.fold_to(static_cast<uint8_t>(*per));
+  }
   double spare = 0;
   try {
     spare = std::stod(o.spare.ends_with('%') ? o.spare.substr(0, o.spare.size() - 1) : o.spare) / 100.0;
   } catch (...) {
   }
   if (!(spare > 0 && spare <= 1)) return fail(usage_error("bad --spare '" + o.spare + "': a percentage, 99.9%").error());
-  auto state = State::open(g.pin_dir);
-  if (!state) return fail(state.error());
-  auto rules = state->rules();
-  if (!rules) return fail(rules.error());
-  std::map<uint32_t, std::string> names;
-  for (const auto& e : *rules)
-    if (e.spec.action == XT_ACT_LIMIT && (o.rule.empty() || o.rule == rule_name(e.cidr, e.spec.match)))
-      names[e.rule.id] = rule_name(e.cidr, e.spec.match);
-  if (names.empty())
-    return fail(usage_error(o.rule.empty() ? "no limit rule to watch" : "no limit rule " + o.rule + " (see rule list)").error());
-
-  std::map<xt_bucket_key, Watched, BucketKeyLess> watched;
-  auto sample = [&](uint32_t k) -> Result<void> {
-    auto pending = state->hot_pending();
-    if (!pending) return std::unexpected(pending.error());
-    return state->for_each_bucket([&](const BucketEntry& e) {
-      if (!names.contains(e.key.rule_id)) return;
-      uint32_t total = e.bucket.passed_packets + e.bucket.dropped_packets;
-      if (auto p = pending->find(e.key); p != pending->end()) total += static_cast<uint32_t>(p->second);
-      auto [it, fresh] = watched.try_emplace(e.key);
-      Watched& w = it->second;
-      if (fresh) {
-        w.per_second.assign(*seconds, 0);
-        // Made before the first sample: counted from it. Made since: all
-        // it has counted is from the last second.
-        if (k > 0) w.per_second[k - 1] = total;
-      } else if (k > 0) {
-        // Modulo 2^32. A count that went back counts as none: the hot
-        // cache's pending drops, read before this walk, may have reached
-        // the bucket by the time it was read, and were counted twice last
-        // second.
-        const uint32_t d = total - w.last;
-        w.per_second[k - 1] = d < (1u << 31) ? d : 0;
-      }
-      w.last = total;
-    });
-  };
-  std::cerr << "watching " << names.size() << " rule(s) for " << format_duration(*seconds) << "...\n";
-  const auto start = std::chrono::steady_clock::now();
-  for (uint32_t k = 0; k <= *seconds; k++) {
-    std::this_thread::sleep_until(start + std::chrono::seconds(k));
-    if (auto ok = sample(k); !ok) return fail(ok.error());
-  }
+  size_t cut = 0;
+  auto seen = o.from.empty() ? watch(g, o, *seconds, builder) : read_recorded(o, builder, &cut);
+  if (!seen) return fail(seen.error());
+  // A --per longer than a rule counts by would be a prefix no count was kept for.
+  if (!builder.counted_coarser().empty())
+    return fail(usage_error("bad --per " + o.per + ": rule " + seen->groups[*builder.counted_coarser().begin()] +
+                            " counts each source per a shorter prefix (its --per); a longer one cannot be made of it")
+                    .error());
+  const std::vector<Recommendation> recs = recommend(*seen, spare);
 
   nlohmann::json j = nlohmann::json::object();
   std::string text;
-  for (const auto& [id, name] : names) {
-    std::vector<std::vector<uint32_t>> series;
-    for (auto& [key, w] : watched)
-      if (key.rule_id == id && std::ranges::any_of(w.per_second, [](uint32_t n) { return n != 0; }))
-        series.push_back(std::move(w.per_second));
-    const Recommendation r = recommend(series, spare);
+  if (!o.from.empty() && (cut || builder.seconds_ignored()))
+    std::cerr << "xthrottle: " << o.from << ": " << cut << " last entry cut short (serve stopped mid-write), "
+              << builder.seconds_ignored() << " second(s) not after the one before (a clock set back): left out\n";
+  for (size_t g = 0; g < recs.size(); g++) {
+    const std::string& name = seen->groups[g];
+    const Recommendation& r = recs[g];
     j[name] = {{"sources", r.sources},
                {"packets", r.packets},
                {"seconds", r.seconds},
+               {"span_seconds", r.span},
+               {"per", o.per.empty() ? nlohmann::json(nullptr) : nlohmann::json(std::stoi(o.per))},
                {"peak_second", quantiles_json(r.peak_second)},
                {"peak_minute_per_second", quantiles_json(r.peak_minute)},
                {"mean_per_second", quantiles_json(r.mean)},
@@ -135,24 +179,22 @@ int run_recommend(const Globals& g, const RecommendOptions& o) {
                {"burst", r.burst},
                {"sources_dropped", r.sources_dropped},
                {"packets_dropped", r.packets_dropped}};
-    text += "rule " + name + ": " + std::to_string(r.sources) + " sources sent " + std::to_string(r.packets) +
-            " packets in " + std::to_string(r.seconds) + " s\n";
-    text += fmt("  %-26s %10s %10s %10s %10s %10s\n", "per source", "p50", "p90", "p99", "p99.9", "max");
+    const std::string what = o.per.empty() ? " sources" : " /" + o.per + " prefixes";
+    text += "rule " + name + ": " + std::to_string(r.sources) + what + " sent " + std::to_string(r.packets) +
+            " packets in " + std::to_string(r.seconds) + " s observed";
+    text += r.span != r.seconds ? " (over " + format_duration(r.span) + ")\n" : "\n";
+    text += fmt("  %-26s %10s %10s %10s %10s %10s\n", o.per.empty() ? "per source" : "per prefix", "p50", "p90",
+                "p99", "p99.9", "max");
     text += quantiles_line("busiest second", r.peak_second);
     text += quantiles_line("busiest minute, a second", r.peak_minute);
     text += quantiles_line("whole span, a second", r.mean);
-    text += fmt("  suggested: --rate %.0f/s --burst %llu (%.4g%% of the sources lose nothing); under it %zu "
-                "source(s) would have lost %llu packet(s)\n",
-                r.rate, (unsigned long long)r.burst, spare * 100, r.sources_dropped,
-                (unsigned long long)r.packets_dropped);
+    text += fmt("  suggested: --rate %.0f/s --burst %llu%s (%.4g%% of them lose nothing); under it %zu "
+                "would have lost %llu packet(s)\n",
+                r.rate, (unsigned long long)r.burst, o.per.empty() ? "" : (" --per " + o.per).c_str(), spare * 100,
+                r.sources_dropped, (unsigned long long)r.packets_dropped);
     if (!o.plot.empty()) {
-      std::vector<double> minutes;
-      for (const auto& s : series) {
-        const Recommendation one = recommend({s}, 1.0);
-        minutes.push_back(one.peak_minute.max);
-      }
-      const std::string path = names.size() == 1 ? o.plot : o.plot + "." + std::to_string(id) + ".png";
-      if (auto ok = plot(path, name, minutes, r.rate); !ok) return fail(ok.error());
+      const std::string path = recs.size() == 1 ? o.plot : o.plot + "." + std::to_string(g) + ".png";
+      if (auto ok = plot(path, name, r.peak_minutes, r.rate); !ok) return fail(ok.error());
     }
   }
   emit(o.json, j, text);
@@ -163,13 +205,17 @@ int run_recommend(const Globals& g, const RecommendOptions& o) {
 
 void add_recommend_command(CLI::App& app, const Globals& g, int& rc) {
   auto o = std::make_shared<RecommendOptions>();
-  auto* rec = app.add_subcommand("recommend", "Watch the live rules' sources and suggest a rate and burst");
+  auto* rec = app.add_subcommand("recommend",
+                                 "Suggest a rate and burst from what the rules' sources sent: watched live, or recorded "
+                                 "by serve --record");
   rec->add_option("--rule", o->rule, "Only this rule (as rule list names it: 0.0.0.0/0 udp/53)");
-  rec->add_option("--for", o->duration, "How long to watch (2s to 10min)")->capture_default_str();
+  auto* for_opt = rec->add_option("--for", o->duration, "How long to watch live (2s to 10min)")->capture_default_str();
+  rec->add_option("--from", o->from, "Read what serve --record FILE kept (FILE.1 and FILE) instead of watching");
+  rec->add_option("--per", o->per, "Fold the sources into prefixes of this length (a limit per /24)");
   rec->add_option("--spare", o->spare, "Share of sources the limit must drop nothing of")->capture_default_str();
   rec->add_flag("--json", o->json, "JSON output");
   rec->add_option("--plot", o->plot, "Draw the sources' rates and the suggestion to this PNG (gnuplot)");
-  rec->callback([&g, &rc, o] { rc = run_recommend(g, *o); });
+  rec->callback([&g, &rc, o, for_opt] { rc = run_recommend(g, *o, for_opt->count() > 0); });
 }
 
 }  // namespace xt::cli

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 // xthrottle serve [--config FILE] [--metrics ADDR:PORT] [--snapshot FILE [--snapshot-every DURATION]]
+//                 [--record FILE [--record-max SIZE]]
 //                 [--cluster URL [--cluster-every 100ms] [--cluster-name NAME] [--cluster-host NAME]
 //                  [--cluster-password-file FILE] [--cluster-ca FILE] [--cluster-cert FILE --cluster-key FILE]]
 // The daemon: Prometheus metrics, the data path's events to the log, the
 // rules file applied at start and on SIGHUP, the state restored from a
 // snapshot at start and saved to it periodically and on stop, and the
-// `--scope fleet` rules shared with other hosts through Redis (fleet.h).
+// `--scope fleet` rules shared with other hosts through Redis (fleet.h),
+// and what the limit rules' sources send recorded a second at a time for
+// `recommend --from` (recorder.h).
 #include <unistd.h>
 
 #include <chrono>
@@ -22,6 +25,7 @@
 #include "fleet.h"
 #include "format.h"
 #include "metrics.h"
+#include "recorder.h"
 
 namespace xt::cli {
 namespace {
@@ -33,6 +37,7 @@ struct ServeOptions {
   std::string snapshot_every = "5min";
   std::string cluster, cluster_every = "100ms", cluster_name = "xthrottle", cluster_host, cluster_password_file;
   std::string cluster_ca, cluster_cert, cluster_key;
+  std::string record, record_max = "256MB";
 };
 
 // The Redis URL, with the password from a file or the environment when the
@@ -90,6 +95,14 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     return fail(usage_error("--cluster-every, --cluster-host, --cluster-password-file, --cluster-ca, --cluster-cert "
                             "and --cluster-key go with --cluster")
                     .error());
+  }
+  std::optional<Recorder::Options> record_opts;
+  if (!o.record.empty()) {
+    auto max = parse_size("--record-max", o.record_max);
+    if (!max) return fail(max.error());
+    record_opts = Recorder::Options{o.record, *max};
+  } else if (o.record_max != "256MB") {
+    return fail(usage_error("--record-max goes with --record").error());
   }
   install_stop_signals();
   auto unix_time = [] { return std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()); };
@@ -209,6 +222,17 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     fleet = std::move(*started);
   }
 
+  // After the snapshot and the config too: restored counters are not
+  // traffic.
+  std::unique_ptr<Recorder> recorder;
+  if (record_opts) {
+    auto started = Recorder::start(pin_dir, *record_opts, [](const nlohmann::json& e) { log_line(e); });
+    if (!started) return stopped(fail(started.error()));
+    recorder = std::move(*started);
+    log_line({{"event", "record_started"}, {"path", record_opts->path}, {"max_bytes", record_opts->max_bytes},
+              {"unix_time", unix_time()}});
+  }
+
   auto state = State::open(pin_dir);
   if (!state) return stopped(fail(state.error()));
   auto reader = EventReader::open(*state, state->events_fd(),
@@ -259,6 +283,12 @@ void add_serve_command(CLI::App& app, const Globals& g, int& rc) {
                     "Restore the state from this snapshot at start (before --config), save it there periodically and "
                     "on stop");
   serve->add_option("--snapshot-every", o->snapshot_every, "How often to save the snapshot")->capture_default_str();
+  serve->add_option("--record", o->record,
+                    "Record what the limit rules' sources send, a second at a time, to this file for recommend --from "
+                    "(appended to across restarts)");
+  serve->add_option("--record-max", o->record_max,
+                    "Most the record takes: FILE and FILE.1 each hold half, the older half given up first")
+      ->capture_default_str();
   serve->add_option("--cluster", o->cluster,
                     "Share the --scope fleet rules with the other hosts of this Redis: redis://[USER:PASSWORD@]HOST[:PORT][/DB], "
                     "rediss://... (TLS) or unix:///PATH");

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: MIT
+// What each source of the limit rules sends, a second at a time, for
+// `xthrottle recommend`: read from the counters the data path keeps anyway
+// (a bucket's passed + dropped, and the hot cache's drops not yet added to
+// it; under a dry-run rule that is what the source sent unlimited), so
+// nothing more runs per packet. The CLI watches with it for a few minutes;
+// `serve --record FILE` keeps it, in at most a set size, for as long as it
+// runs (record_file.h).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "error.h"
+
+namespace xt {
+
+class State;
+struct BucketEntry;
+struct RuleEntry;
+
+// The limit rules' names (as rule list gives them) by id; only the rule
+// named `only`, if given.
+std::map<uint32_t, std::string> limit_rule_names(const std::vector<RuleEntry>& rules, const std::string& only = "");
+
+// Reads the bucket table and tells, for each tracked source, the packets it
+// sent since the last read. 8 bytes a slot of the table, whatever a flood
+// makes.
+class SourceSampler {
+ public:
+  // fn(bucket, packets) for each source that sent since the last call. The
+  // first call only takes the counts.
+  Result<void> sample(const State& state, const std::function<void(const BucketEntry&, uint32_t)>& fn);
+
+ private:
+  struct Seen {
+    uint32_t key = 0, count = 0;  // a hash of the slot's key; its count's low 32 bits
+  };
+  std::vector<Seen> seen_;
+  bool baseline_ = false;
+};
+
+// serve --record: a thread that samples once a second and appends to the
+// record (FILE, then FILE.1 once FILE is half of max_bytes: the two files
+// together stay under max_bytes, the older half given up first).
+class Recorder {
+ public:
+  struct Options {
+    std::string path;
+    uint64_t max_bytes = uint64_t{256} << 20;
+  };
+  using Log = std::function<void(const nlohmann::json&)>;
+  // A record already at the path is appended to (an entry a crash cut short
+  // cut off first); a file that is not one is moved aside, and said so.
+  static Result<std::unique_ptr<Recorder>> start(const std::string& pin_dir, Options options, Log log);
+  ~Recorder();
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
+
+ private:
+  struct Impl;
+  explicit Recorder(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace xt
