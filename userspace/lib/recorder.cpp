@@ -57,6 +57,7 @@ Result<void> SourceSampler::sample(const State& state, const std::function<void(
 }
 
 struct Recorder::Impl {
+  static constexpr size_t kSegmentSources = size_t{1} << 20;  // ~100 MB of names at most
   std::string pin_dir;
   Options options;
   Log log;
@@ -86,6 +87,10 @@ struct Recorder::Impl {
   }
 
   void write_second(int64_t unix_second, const std::vector<RecordEncoder::Sent>& sent) {
+    // A segment names each source once; a botnet churning through new
+    // addresses would grow that without end. Past a million, a new
+    // segment names them afresh (in the same file).
+    if (segment->sources() >= kSegmentSources) segment.emplace();
     segment->second(unix_second, sent);
     const std::string bytes = segment->take();
     if (size + bytes.size() > options.max_bytes / 2 && size > kRecordMagic.size()) {
