@@ -56,9 +56,9 @@ TEST_F(Recommend, ServeRecordsADryRunPeriodAndRecommendReadsIt) {
   lab_->reset_received();
   auto serve_while = [&](const std::function<void()>& traffic) {
     Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--record", rec}));
-    std::this_thread::sleep_for(1200ms);  // its first read of the counters
+    std::this_thread::sleep_for(700ms);  // its first read of the counters, at once
     traffic();
-    std::this_thread::sleep_for(1500ms);  // and the read after the traffic
+    std::this_thread::sleep_for(1200ms);  // and the read after the traffic
     serve.signal(SIGTERM);
     return serve.wait();
   };

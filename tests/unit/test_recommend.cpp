@@ -7,7 +7,12 @@
 // cut, and a foreign or damaged one is refused.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <algorithm>
 #include <random>
 
@@ -123,8 +128,8 @@ TEST(Recommend, AShortWatchUsesItsWholeSpanAsTheMinute) {
 
 TEST(Recommend, TheMinuteSlidesOverALongRecord) {
   // A day: one source sends 30 a second for 40 s at 10:00 and again for
-  // 40 s from 10:00:50 (a busiest minute of 60 s x 30 = 40 + 20 seconds
-  // of it); serve was away for an hour in between.
+  // 40 s from 10:00:50 (the busiest 60 s, 10:00:30 to 10:01:29, hold 50
+  // of its seconds); serve was away for an hour later in the day.
   Observed o;
   o.groups = {"rule"};
   o.group_of = {0};
@@ -137,7 +142,7 @@ TEST(Recommend, TheMinuteSlidesOverALongRecord) {
   EXPECT_EQ(r.seconds, 86400u - 3600);
   EXPECT_EQ(r.span, 86400u);
   EXPECT_EQ(r.packets, 80u * 30);
-  EXPECT_DOUBLE_EQ(r.peak_minute.max, 30.0 * 50 / 60) << "36040-36099 holds 50 of its seconds";
+  EXPECT_DOUBLE_EQ(r.peak_minute.max, 30.0 * 50 / 60) << "36030-36089 hold 50 of its seconds";
   EXPECT_DOUBLE_EQ(r.mean.max, 2400.0 / (86400 - 3600)) << "over the seconds observed";
   EXPECT_DOUBLE_EQ(r.rate, 25);
   EXPECT_EQ(r.sources_dropped, 0u);
@@ -166,7 +171,8 @@ TEST(Recommend, SourcesFoldIntoTheirPrefixes) {
   wide.addr = {198, 18};
   b.second(102);
   b.add(wide, 1);
-  EXPECT_EQ(b.counted_coarser().size(), 1u) << "a /16 cannot be split into /24s";
+  ASSERT_EQ(b.counted_coarser().size(), 1u) << "a /16 cannot be split into /24s";
+  EXPECT_EQ(b.counted_coarser().begin()->second, (std::pair<uint8_t, uint8_t>{4, 16}));
   const Observed o = b.take();
   ASSERT_EQ(o.seconds.size(), 3u);
   ASSERT_EQ(o.seconds[0].sent.size(), 2u);
@@ -219,7 +225,7 @@ TEST(RecordFile, WhatServeWritesReadsBack) {
 TEST(RecordFile, ARecordCutAnywhereReadsUpToTheCut) {
   const std::string bytes = two_segments();
   size_t last_seconds = 0;
-  for (size_t len = kRecordMagic.size(); len < bytes.size(); len++) {
+  for (size_t len = 0; len < bytes.size(); len++) {
     size_t seconds = 0;
     auto read = read_record(bytes.substr(0, len), "rec", [&](const RecordedSecond&) { seconds++; });
     ASSERT_TRUE(read) << "cut at " << len << ": " << read.error().message;
@@ -246,7 +252,7 @@ TEST(RecordFile, AForeignOrDamagedFileIsRefused) {
     return read ? std::string() : read.error().message;
   };
   EXPECT_NE(refused("XTSNAP..."), "");
-  EXPECT_NE(refused(""), "");
+  EXPECT_NE(refused("xthrottle-snapshot"), "");
   EXPECT_NE(refused(two_segments().substr(1)), "");
   std::string bytes = two_segments();
   const size_t first = kRecordMagic.size();  // the first entry: the rule's name
@@ -255,6 +261,108 @@ TEST(RecordFile, AForeignOrDamagedFileIsRefused) {
   // A second that counts a source the segment never named.
   std::string s = std::string(kRecordMagic) + "S\x03\x01\x05\x01";
   EXPECT_NE(refused(s).find("not named"), std::string::npos) << refused(s);
+  // A length that runs on past 64 bits, with more after it, is not a cut.
+  s = std::string(kRecordMagic) + "N" + std::string(10, '\xff') + "\x01abc";
+  EXPECT_NE(refused(s).find("damaged at byte " + std::to_string(kRecordMagic.size())), std::string::npos)
+      << refused(s);
+}
+
+// The files serve appends to, in a directory of the test's own.
+class RecordWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("xt-record-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    path_ = (dir_ / "sources.rec").string();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  static std::string slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  // The seconds a file holds (ASSERTs it reads whole).
+  static std::vector<int64_t> seconds_in(const std::string& path) {
+    std::vector<int64_t> out;
+    auto read = read_record(slurp(path), path, [&](const RecordedSecond& s) { out.push_back(s.unix_second); });
+    EXPECT_TRUE(read && !read->cut) << path;
+    return out;
+  }
+  RecordWriter::Log log() {
+    return [this](const nlohmann::json& e) { events_.push_back(e["event"].get<std::string>()); };
+  }
+  std::filesystem::path dir_;
+  std::string path_;
+  std::vector<std::string> events_;
+};
+
+std::vector<RecordEncoder::Sent> sources(int n, uint32_t packets) {
+  std::vector<RecordEncoder::Sent> out;
+  for (int i = 0; i < n; i++)
+    out.push_back({"198.18.0.0/15", 4, 32, {198, 18, static_cast<uint8_t>(i >> 8), static_cast<uint8_t>(i)}, packets});
+  return out;
+}
+
+TEST_F(RecordWriterTest, TwoFilesOfHalfTheMostKeepTheLatestSeconds) {
+  auto w = RecordWriter::open(path_, 16 * 1024, log());
+  ASSERT_TRUE(w) << w.error().message;
+  for (int64_t t = 1000; t < 1200; t++) w->second(t, sources(100, 5));  // ~300 bytes a second
+  ASSERT_TRUE(std::filesystem::exists(path_ + ".1"));
+  EXPECT_LE(std::filesystem::file_size(path_), 8u * 1024);
+  EXPECT_LE(std::filesystem::file_size(path_ + ".1"), 8u * 1024);
+  EXPECT_GE(std::count(events_.begin(), events_.end(), "record_rotated"), 2);
+  // The older file's seconds, then the newer's, run on to the last one.
+  std::vector<int64_t> all = seconds_in(path_ + ".1");
+  const auto newer = seconds_in(path_);
+  all.insert(all.end(), newer.begin(), newer.end());
+  ASSERT_FALSE(all.empty());
+  EXPECT_EQ(all.back(), 1199);
+  for (size_t i = 1; i < all.size(); i++) ASSERT_EQ(all[i], all[i - 1] + 1) << i;
+  EXPECT_GT(all.size(), 20u);
+}
+
+TEST_F(RecordWriterTest, ARestartAppendsAfterCuttingOffATornEntry) {
+  {
+    auto w = RecordWriter::open(path_, 1 << 20, log());
+    ASSERT_TRUE(w) << w.error().message;
+    w->second(100, sources(3, 7));
+    w->second(101, sources(3, 8));
+  }
+  const auto whole = std::filesystem::file_size(path_);
+  std::ofstream(path_, std::ios::app | std::ios::binary) << std::string("S\x40\x01\x02", 4);  // a crash mid-write
+  auto w = RecordWriter::open(path_, 1 << 20, log());
+  ASSERT_TRUE(w) << w.error().message;
+  EXPECT_EQ(std::filesystem::file_size(path_), whole) << "the torn entry cut off";
+  w->second(200, sources(3, 9));
+  EXPECT_EQ(seconds_in(path_), (std::vector<int64_t>{100, 101, 200}));
+  EXPECT_TRUE(events_.empty());
+  EXPECT_EQ(std::filesystem::status(path_).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write)
+      << "client addresses: the owner's alone";
+}
+
+TEST_F(RecordWriterTest, AFileThatIsNotARecordIsMovedAside) {
+  std::ofstream(path_) << "precious notes\n";
+  auto w = RecordWriter::open(path_, 1 << 20, log());
+  ASSERT_TRUE(w) << w.error().message;
+  EXPECT_EQ(events_, std::vector<std::string>{"record_rejected"});
+  w->second(5, sources(1, 1));
+  EXPECT_EQ(seconds_in(path_), std::vector<int64_t>{5});
+  size_t aside = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir_))
+    if (f.path().filename().string().starts_with("sources.rec.rejected-"))
+      aside += slurp(f.path().string()) == "precious notes\n";
+  EXPECT_EQ(aside, 1u);
+  // An empty file (serve stopped before its first second) is no damage.
+  std::filesystem::remove(path_);
+  std::ofstream(path_).flush();
+  events_.clear();
+  ASSERT_TRUE(RecordWriter::open(path_, 1 << 20, log()));
+  EXPECT_TRUE(events_.empty());
+  EXPECT_FALSE(RecordWriter::open(path_, 1000, log())) << "--record-max below 16KiB";
 }
 
 }  // namespace

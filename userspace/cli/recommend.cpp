@@ -38,6 +38,16 @@ SourceKey key_of(uint32_t group, uint8_t family, uint8_t len, const uint8_t* add
   return k;
 }
 
+// Why --per cannot be asked of a rule that counts its sources of `family`
+// per /counted.
+std::string per_refused(const std::string& per, const std::string& rule, uint8_t family, unsigned counted) {
+  if (std::stoi(per) > family_bits(family))
+    return "bad --per " + per + ": longer than an " + (family == XT_FAMILY_V4 ? "IPv4" : "IPv6") +
+           " address (rule " + rule + "; --rule asks of one rule)";
+  return "bad --per " + per + ": rule " + rule + " counts its sources per /" + std::to_string(counted) +
+         " (its --per); a longer prefix cannot be made of that";
+}
+
 // Watches the live rules for `seconds`, a read of their buckets a second.
 Result<Observed> watch(const Globals& g, const RecommendOptions& o, uint64_t seconds, ObservedBuilder& seen) {
   auto state = State::open(g.pin_dir);
@@ -47,6 +57,9 @@ Result<Observed> watch(const Globals& g, const RecommendOptions& o, uint64_t sec
   const auto names = limit_rule_names(*rules, o.rule);
   if (names.empty())
     return usage_error(o.rule.empty() ? "no limit rule to watch" : "no limit rule " + o.rule + " (see rule list)");
+  for (const auto& e : *rules)
+    if (names.contains(e.rule.id) && seen.folded_to() > e.rule.per_len)
+      return usage_error(per_refused(o.per, names.at(e.rule.id), e.cidr.family, e.rule.per_len));
   std::map<uint32_t, uint32_t> group;
   for (const auto& [id, name] : names) group[id] = seen.group(name);
   SourceSampler sampler;
@@ -55,11 +68,11 @@ Result<Observed> watch(const Globals& g, const RecommendOptions& o, uint64_t sec
   for (uint32_t k = 0; k <= seconds; k++) {
     std::this_thread::sleep_until(start + std::chrono::seconds(k));
     if (k > 0) seen.second(k - 1);
-    auto ok = sampler.sample(*state, [&](const BucketEntry& e, uint32_t packets) {
+    auto told = sampler.sample(*state, [&](const BucketEntry& e, uint32_t packets) {
       if (auto it = group.find(e.key.rule_id); it != group.end())
         seen.add(key_of(it->second, e.key.family, e.key.per_len, e.key.addr), packets);
     });
-    if (!ok) return std::unexpected(ok.error());
+    if (!told) return std::unexpected(told.error());
   }
   return seen.take();
 }
@@ -152,17 +165,20 @@ int run_recommend(const Globals& g, const RecommendOptions& o, bool for_given) {
   auto seen = o.from.empty() ? watch(g, o, *seconds, builder) : read_recorded(o, builder, &cut);
   if (!seen) return fail(seen.error());
   // A --per longer than a rule counts by would be a prefix no count was kept for.
-  if (!builder.counted_coarser().empty())
-    return fail(usage_error("bad --per " + o.per + ": rule " + seen->groups[*builder.counted_coarser().begin()] +
-                            " counts each source per a shorter prefix (its --per); a longer one cannot be made of it")
-                    .error());
+  if (!builder.counted_coarser().empty()) {
+    const auto& [group, counted] = *builder.counted_coarser().begin();
+    return fail(usage_error(per_refused(o.per, seen->groups[group], counted.first, counted.second)).error());
+  }
   const std::vector<Recommendation> recs = recommend(*seen, spare);
 
   nlohmann::json j = nlohmann::json::object();
   std::string text;
-  if (!o.from.empty() && (cut || builder.seconds_ignored()))
-    std::cerr << "xthrottle: " << o.from << ": " << cut << " last entry cut short (serve stopped mid-write), "
-              << builder.seconds_ignored() << " second(s) not after the one before (a clock set back): left out\n";
+  if (cut)
+    std::cerr << "xthrottle: " << o.from << ": its last entry is cut short (serve stopped while writing it, or is "
+              << "writing it now): read up to it\n";
+  if (builder.seconds_ignored())
+    std::cerr << "xthrottle: " << o.from << ": " << builder.seconds_ignored()
+              << " second(s) not after the one before (a clock set back): left out\n";
   for (size_t g = 0; g < recs.size(); g++) {
     const std::string& name = seen->groups[g];
     const Recommendation& r = recs[g];

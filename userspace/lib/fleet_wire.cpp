@@ -173,8 +173,7 @@ Result<std::vector<FleetUse>> decode_use(std::string_view blob) {
     FleetUse u;
     u.family = r[0];
     u.per_len = r[1];
-    const int bits = u.family == XT_FAMILY_V4 ? 32 : u.family == XT_FAMILY_V6 ? 128 : -1;
-    if (bits < 0 || u.per_len > bits || r[2] || r[3])
+    if ((u.family != XT_FAMILY_V4 && u.family != XT_FAMILY_V6) || u.per_len > family_bits(u.family) || r[2] || r[3])
       return usage_error("a fleet use record of family " + std::to_string(r[0]) + " /" + std::to_string(r[1]));
     for (int i = 0; i < 4; i++) u.packets |= static_cast<uint32_t>(r[4 + i]) << (8 * i);
     std::memcpy(u.addr, r + 8, 16);

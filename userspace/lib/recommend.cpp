@@ -187,7 +187,7 @@ void ObservedBuilder::add(SourceKey key, uint32_t packets) {
     key.addr = prefix_of(key.addr, fold_);
     key.len = fold_;
   } else if (fold_ > key.len) {
-    coarser_.insert(key.group);
+    coarser_.try_emplace(key.group, key.family, key.len);
   }
   auto [it, added] = sources_.try_emplace(key, static_cast<uint32_t>(seen_.group_of.size()));
   if (added) {

@@ -23,7 +23,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <set>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -94,9 +94,11 @@ class ObservedBuilder {
   // The prefix length sources are folded into; 0 (the default): as counted.
   void fold_to(uint8_t len) { fold_ = len; }
   size_t seconds_ignored() const { return ignored_; }
-  // Groups with sources counted per a prefix shorter than fold_to's: they
-  // cannot be split into it (and are left as they are).
-  const std::set<uint32_t>& counted_coarser() const { return coarser_; }
+  uint8_t folded_to() const { return fold_; }
+  // Groups with sources counted per a prefix shorter than fold_to's (they
+  // cannot be split into it, and are left as they are): the family and the
+  // length they were counted by.
+  const std::map<uint32_t, std::pair<uint8_t, uint8_t>>& counted_coarser() const { return coarser_; }
   Observed take() { return std::move(seen_); }
 
  private:
@@ -105,7 +107,7 @@ class ObservedBuilder {
   std::unordered_map<SourceKey, uint32_t, SourceKeyHash> sources_;
   std::vector<uint32_t> at_;  // each source's entry in the current second + 1, or 0
   uint8_t fold_ = 0;
-  std::set<uint32_t> coarser_;
+  std::map<uint32_t, std::pair<uint8_t, uint8_t>> coarser_;
   bool open_ = false;
   size_t ignored_ = 0;
 };

@@ -1,9 +1,17 @@
 // SPDX-License-Identifier: MIT
 #include "record_file.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <xthrottle/abi.h>
 
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <optional>
+#include <sstream>
 
 namespace xt {
 namespace {
@@ -70,6 +78,12 @@ void RecordEncoder::second(int64_t unix_second, const std::vector<Sent>& sent) {
 Result<RecordRead> read_record(std::string_view bytes, const std::string& what,
                                const std::function<void(const RecordedSecond&)>& fn) {
   RecordRead read;
+  // Empty, or its first line cut short: serve had made the file and
+  // stopped before its first second.
+  if (bytes.size() < kRecordMagic.size() && kRecordMagic.starts_with(bytes)) {
+    read.cut = !bytes.empty();
+    return read;
+  }
   if (!bytes.starts_with(kRecordMagic))
     return usage_error(what + ": not an xthrottle record (serve --record writes one)");
   std::vector<std::string> rules;
@@ -93,6 +107,7 @@ Result<RecordRead> read_record(std::string_view bytes, const std::string& what,
     }
     const uint8_t type = *file.byte();
     auto len = file.varint();
+    if (!len && !file.done()) return damaged(start, "a length of more than 64 bits");
     if (!len || *len > file.in.size() - file.at) {
       // Cut short. Only the last entry can be: anything after it would be
       // read as its body.
@@ -143,6 +158,95 @@ Result<RecordRead> read_record(std::string_view bytes, const std::string& what,
     read.whole = file.at;
   }
   return read;
+}
+
+namespace {
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+Result<RecordWriter> RecordWriter::open(const std::string& path, uint64_t max_bytes, Log log) {
+  if (max_bytes < 16 * 1024)
+    return usage_error("bad --record-max: at least 16KiB (two files of at least a few seconds)");
+  // What is there already: a record to go on with, or a file that is not
+  // one (moved aside, not written over).
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    if (!in) return system_error("cannot read the record " + path, errno);
+    auto read = read_record(bytes.str(), path, [](const RecordedSecond&) {});
+    if (!read) {
+      const std::string aside = path + ".rejected-" + std::to_string(unix_now());
+      std::filesystem::rename(path, aside, ec);
+      if (ec) return system_error("cannot move aside " + path + " (" + read.error().message + ")", ec.value());
+      log({{"event", "record_rejected"}, {"path", path}, {"moved_to", aside}, {"error", read.error().message},
+           {"unix_time", unix_now()}});
+    } else if (read->cut && truncate(path.c_str(), static_cast<off_t>(read->whole)) != 0) {
+      return system_error("cannot cut off the last entry of " + path + ", cut short", errno);
+    }
+  }
+  RecordWriter w(path, max_bytes, std::move(log));
+  if (auto ok = w.open_file(); !ok) return std::unexpected(ok.error());
+  return w;
+}
+
+Result<void> RecordWriter::open_file() {
+  file_ = Fd(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
+  if (file_.get() < 0) return system_error("cannot write the record " + path_, errno);
+  struct stat st {};
+  if (fstat(file_.get(), &st) != 0) return system_error("cannot stat the record " + path_, errno);
+  size_ = static_cast<uint64_t>(st.st_size);
+  segment_.emplace();  // a new segment: serve started, or a new file
+  return {};
+}
+
+// This file has had its half: it becomes the older one (the one before it
+// given up), and a new file starts. Closed first: if the rename fails, the
+// same file is opened again for the next second, which tries again.
+Result<void> RecordWriter::rotate() {
+  file_ = Fd();
+  std::error_code ec;
+  std::filesystem::rename(path_, path_ + ".1", ec);
+  if (ec) return system_error("cannot rotate the record " + path_, ec.value());
+  log_({{"event", "record_rotated"}, {"path", path_}, {"older", path_ + ".1"}, {"unix_time", unix_now()}});
+  return open_file();
+}
+
+void RecordWriter::second(int64_t unix_second, const std::vector<RecordEncoder::Sent>& sent) {
+  if (file_.get() < 0)
+    if (auto ok = open_file(); !ok) return failed(ok.error().message);
+  if (segment_->sources() >= kSegmentSources) segment_.emplace();
+  segment_->second(unix_second, sent);
+  std::string bytes = segment_->take();
+  if (size_ > 0 && size_ + bytes.size() > max_bytes_ / 2) {
+    if (auto ok = rotate(); !ok) return failed(ok.error().message);
+    segment_->second(unix_second, sent);  // named afresh in the new file
+    bytes = segment_->take();
+  }
+  const ssize_t n = ::write(file_.get(), bytes.data(), bytes.size());
+  if (n != static_cast<ssize_t>(bytes.size())) {
+    // What this segment named is not all in the file: the next second
+    // starts a new one. A short write leaves an entry cut short, which the
+    // next segment must not follow (its length would run into it): cut
+    // off, or, if that fails, left at the end of the older file, where a
+    // reader takes it for the cut it is.
+    const int err = n < 0 ? errno : ENOSPC;
+    segment_.emplace();
+    if (n > 0 && ftruncate(file_.get(), static_cast<off_t>(size_)) != 0) (void)rotate();
+    return failed(std::string("cannot write the record ") + path_ + ": " + std::strerror(err));
+  }
+  size_ += bytes.size();
+  if (failing_) log_({{"event", "record_resumed"}, {"path", path_}, {"unix_time", unix_now()}});
+  failing_ = false;
+}
+
+void RecordWriter::failed(const std::string& error) {
+  if (!failing_) log_({{"event", "record_failed"}, {"path", path_}, {"error", error}, {"unix_time", unix_now()}});
+  failing_ = true;
 }
 
 }  // namespace xt

@@ -2,8 +2,9 @@
 // The record `serve --record FILE` keeps for `xthrottle recommend --from`:
 // what each source of the limit rules sent, second by second, for as long
 // as serve runs (a dry-run period of hours or days), in at most a set size.
-// Pure: encoding and decoding, unit-tested on the host (the format is
-// below; docs/design.md, "Recommend", says why it is so).
+// Encoding and decoding (pure), and the files serve appends to
+// (RecordWriter), unit-tested on the host; the format is below, and
+// docs/design.md, "Recommend", says why it is so.
 //
 // A record is one or more segments (serve starts one each time it starts,
 // and one in a new file when the file is half the size it may take). A
@@ -23,12 +24,16 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "error.h"
+#include "fd.h"
 
 namespace xt {
 
@@ -84,5 +89,41 @@ struct RecordRead {
 // the file); an entry cut short at the end is not (see RecordRead).
 Result<RecordRead> read_record(std::string_view bytes, const std::string& what,
                                const std::function<void(const RecordedSecond&)>& fn);
+
+// The files serve --record appends to: FILE, and FILE.1 once FILE holds
+// half of max_bytes (the one before it given up), so the two stay within
+// max_bytes, give or take a second's entries.
+class RecordWriter {
+ public:
+  using Log = std::function<void(const nlohmann::json&)>;
+  // A record already at `path` is appended to (an entry a crash cut short
+  // cut off first); a file that is not one, or a damaged one, is moved
+  // aside as PATH.rejected-UNIXTIME (logged: record_rejected).
+  static Result<RecordWriter> open(const std::string& path, uint64_t max_bytes, Log log);
+  // Appends one observed second. A failure is logged once (record_failed)
+  // until a write works again (record_resumed); what failed is lost.
+  void second(int64_t unix_second, const std::vector<RecordEncoder::Sent>& sent);
+  // Something before the write failed (logged as a write failure is).
+  void failed(const std::string& error);
+
+  // A segment names each source once; a botnet churning through new
+  // addresses would grow that without end. Past this many, a new segment
+  // names them afresh (in the same file): ~100 MB of names at most.
+  static constexpr size_t kSegmentSources = size_t{1} << 20;
+
+ private:
+  RecordWriter(std::string path, uint64_t max_bytes, Log log)
+      : path_(std::move(path)), max_bytes_(max_bytes), log_(std::move(log)) {}
+  Result<void> open_file();
+  Result<void> rotate();
+
+  std::string path_;
+  uint64_t max_bytes_ = 0;
+  Log log_;
+  Fd file_;
+  uint64_t size_ = 0;  // of the file being written
+  std::optional<RecordEncoder> segment_;
+  bool failing_ = false;
+};
 
 }  // namespace xt

@@ -34,9 +34,11 @@ std::map<uint32_t, std::string> limit_rule_names(const std::vector<RuleEntry>& r
 // makes.
 class SourceSampler {
  public:
-  // fn(bucket, packets) for each source that sent since the last call. The
-  // first call only takes the counts.
-  Result<void> sample(const State& state, const std::function<void(const BucketEntry&, uint32_t)>& fn);
+  // fn(bucket, packets) for each source that sent since the last call;
+  // true. The first call (and the first after a failed one, or reset())
+  // only takes the counts: false.
+  Result<bool> sample(const State& state, const std::function<void(const BucketEntry&, uint32_t)>& fn);
+  void reset() { baseline_ = false; }
 
  private:
   struct Seen {
@@ -46,18 +48,17 @@ class SourceSampler {
   bool baseline_ = false;
 };
 
-// serve --record: a thread that samples once a second and appends to the
-// record (FILE, then FILE.1 once FILE is half of max_bytes: the two files
-// together stay under max_bytes, the older half given up first).
+// serve --record: a thread that samples once a second and appends what it
+// read to the record (RecordWriter: FILE, and FILE.1 once FILE is half of
+// max_bytes).
 class Recorder {
  public:
   struct Options {
     std::string path;
-    uint64_t max_bytes = uint64_t{256} << 20;
+    uint64_t max_bytes = 256'000'000;  // the default of --record-max, 256MB
   };
   using Log = std::function<void(const nlohmann::json&)>;
-  // A record already at the path is appended to (an entry a crash cut short
-  // cut off first); a file that is not one is moved aside, and said so.
+  // What is at the path already: as RecordWriter::open.
   static Result<std::unique_ptr<Recorder>> start(const std::string& pin_dir, Options options, Log log);
   ~Recorder();
   Recorder(const Recorder&) = delete;
