@@ -5,6 +5,7 @@
 // works its figures out of it (as --per 24 does) without overflow or a
 // read out of bounds. Never a crash.
 #include <cstdlib>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);
   std::vector<std::pair<int64_t, std::vector<xt::RecordEncoder::Sent>>> seconds;
+  std::deque<std::string> names;  // what the Sent's rules view
   xt::ObservedBuilder seen;
   seen.fold_to(size % 2 ? 24 : 0);
   auto read = xt::read_record(bytes, "fuzz", [&](const xt::RecordedSecond& s) {
@@ -21,7 +23,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     seen.second(static_cast<uint32_t>(s.unix_second));
     for (auto [src, packets] : s.sent) {
       const xt::RecordedSource& r = s.sources->at(src);
-      seconds.back().second.push_back({s.rules->at(r.rule), r.family, r.len, r.addr, packets});
+      names.push_back(s.rules->at(r.rule));
+      // Every other entry with a hint (the source's number here), as serve
+      // gives its slot.
+      seconds.back().second.push_back({names.back(), r.family, r.len, r.addr, packets, src % 2 ? src + 1 : 0});
       seen.add({seen.group(s.rules->at(r.rule)), r.family, r.len, r.addr}, packets);
     }
   });

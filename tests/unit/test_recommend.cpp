@@ -222,6 +222,27 @@ TEST(RecordFile, WhatServeWritesReadsBack) {
   EXPECT_EQ(got, want);
 }
 
+TEST(RecordFile, ASourceAtItsHintIsNamedOnceAndAnotherThereAfresh) {
+  RecordEncoder e;
+  RecordEncoder::Sent a{"r", 4, 32, {198, 18, 0, 1}, 5, 7};
+  RecordEncoder::Sent b{"r", 4, 32, {198, 18, 0, 2}, 6, 7};  // the slot changed hands
+  e.second(1, {a});
+  e.second(2, {a});
+  EXPECT_EQ(e.sources(), 1u) << "found at its hint";
+  e.second(3, {b});
+  a.hint = 8;
+  e.second(4, {a, b});  // a back at another hint: named again; b at its own
+  a.hint = 0;
+  e.second(5, {a});
+  std::vector<std::pair<uint8_t, uint32_t>> got;  // last address byte, packets
+  auto read = read_record(e.take(), "rec", [&](const RecordedSecond& s) {
+    for (auto [src, n] : s.sent) got.emplace_back(s.sources->at(src).addr[3], n);
+  });
+  ASSERT_TRUE(read) << read.error().message;
+  EXPECT_EQ(got, (std::vector<std::pair<uint8_t, uint32_t>>{{1, 5}, {1, 5}, {2, 6}, {1, 5}, {2, 6}, {1, 5}}));
+  EXPECT_EQ(e.sources(), 4u) << "a, b, a again at its new place, a without a hint";
+}
+
 TEST(RecordFile, ARecordCutAnywhereReadsUpToTheCut) {
   const std::string bytes = two_segments();
   size_t last_seconds = 0;

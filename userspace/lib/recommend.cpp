@@ -181,8 +181,7 @@ void ObservedBuilder::second(uint32_t t) {
   open_ = true;
 }
 
-void ObservedBuilder::add(SourceKey key, uint32_t packets) {
-  if (!open_ || !packets) return;
+uint32_t ObservedBuilder::source(SourceKey key) {
   if (fold_ && fold_ < key.len) {
     key.addr = prefix_of(key.addr, fold_);
     key.len = fold_;
@@ -194,8 +193,13 @@ void ObservedBuilder::add(SourceKey key, uint32_t packets) {
     seen_.group_of.push_back(key.group);
     at_.push_back(0);
   }
+  return it->second;
+}
+
+void ObservedBuilder::add(uint32_t source, uint32_t packets) {
+  if (!open_ || !packets) return;
   auto& sent = seen_.seconds.back().sent;
-  uint32_t& at = at_[it->second];
+  uint32_t& at = at_[source];
   if (at) {
     // Folded with another source already counted this second. Summed past
     // 2^32 - 1 in a second it stays at the most.
@@ -203,7 +207,7 @@ void ObservedBuilder::add(SourceKey key, uint32_t packets) {
     sent[at - 1].second = static_cast<uint32_t>(std::min<uint64_t>(sum, UINT32_MAX));
     return;
   }
-  sent.emplace_back(it->second, packets);
+  sent.emplace_back(source, packets);
   at = static_cast<uint32_t>(sent.size());
 }
 

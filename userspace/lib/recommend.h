@@ -90,7 +90,11 @@ class ObservedBuilder {
   // Starts second t (after the last one started; one not after it is
   // ignored, and so is what is added to it: a clock set back).
   void second(uint32_t t);
-  void add(SourceKey key, uint32_t packets);
+  void add(SourceKey key, uint32_t packets) { add(source(key), packets); }
+  // The number of a source (folded), made if new: to add to it again
+  // without a lookup.
+  uint32_t source(SourceKey key);
+  void add(uint32_t source, uint32_t packets);
   // The prefix length sources are folded into; 0 (the default): as counted.
   void fold_to(uint8_t len) { fold_ = len; }
   size_t seconds_ignored() const { return ignored_; }

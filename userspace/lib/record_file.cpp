@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <sstream>
 
 namespace xt {
 namespace {
@@ -56,20 +55,45 @@ struct Reader {
 
 RecordEncoder::RecordEncoder() : out_(kRecordMagic) {}
 
+std::string RecordEncoder::key_of(const Named& n) {
+  std::string key;
+  put_varint(key, n.rule);
+  key.push_back(static_cast<char>(n.family));
+  key.push_back(static_cast<char>(n.len));
+  key.append(reinterpret_cast<const char*>(n.addr.data()), addr_bytes(n.family));
+  return key;
+}
+
+uint32_t RecordEncoder::name(const Named& n, const std::string& key) {
+  put_entry(out_, 'K', key);
+  named_.push_back(n);
+  return static_cast<uint32_t>(named_.size() - 1);
+}
+
 void RecordEncoder::second(int64_t unix_second, const std::vector<Sent>& sent) {
   std::string body;
   put_varint(body, static_cast<uint64_t>(unix_second));
   for (const Sent& s : sent) {
-    auto [rule, new_rule] = rules_.try_emplace(s.rule, static_cast<uint32_t>(rules_.size()));
-    if (new_rule) put_entry(out_, 'N', s.rule);
-    std::string key;
-    put_varint(key, rule->second);
-    key.push_back(static_cast<char>(s.family));
-    key.push_back(static_cast<char>(s.len));
-    key.append(reinterpret_cast<const char*>(s.addr.data()), addr_bytes(s.family));
-    auto [source, new_source] = sources_.try_emplace(key, static_cast<uint32_t>(sources_.size()));
-    if (new_source) put_entry(out_, 'K', key);
-    put_varint(body, source->second);
+    if (last_rule_index_ == UINT32_MAX || s.rule != last_rule_) {
+      auto [rule, added] = rules_.try_emplace(std::string(s.rule), static_cast<uint32_t>(rules_.size()));
+      if (added) put_entry(out_, 'N', rule->first);
+      last_rule_ = rule->first;
+      last_rule_index_ = rule->second;
+    }
+    Named n{last_rule_index_, s.family, s.len, {}};
+    std::memcpy(n.addr.data(), s.addr.data(), addr_bytes(s.family));
+    uint32_t number = 0;
+    if (s.hint) {
+      if (s.hint > by_hint_.size()) by_hint_.resize(s.hint, 0);
+      uint32_t& at = by_hint_[s.hint - 1];
+      if (!at || !(named_[at - 1] == n)) at = name(n, key_of(n)) + 1;
+      number = at - 1;
+    } else {
+      auto [at, added] = sources_.try_emplace(key_of(n), 0);
+      if (added) at->second = name(n, at->first);
+      number = at->second;
+    }
+    put_varint(body, number);
     put_varint(body, s.packets);
   }
   put_entry(out_, 'S', body);
@@ -99,6 +123,7 @@ Result<RecordRead> read_record(std::string_view bytes, const std::string& what,
     const size_t start = file.at;
     // A new segment: its own rules and sources.
     if (bytes.substr(start).starts_with(kRecordMagic)) {
+      if (file.at > 0) second.segment++;
       rules.clear();
       sources.clear();
       file.at += kRecordMagic.size();
@@ -167,6 +192,16 @@ int64_t unix_now() {
 }
 }  // namespace
 
+Result<std::string> read_record_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return system_error("cannot read the record " + path, errno);
+  std::string bytes(static_cast<size_t>(in.tellg()), '\0');
+  in.seekg(0);
+  if (!in.read(bytes.data(), static_cast<std::streamsize>(bytes.size())))
+    return system_error("cannot read the record " + path, errno ? errno : EIO);
+  return bytes;
+}
+
 Result<RecordWriter> RecordWriter::open(const std::string& path, uint64_t max_bytes, Log log) {
   if (max_bytes < 16 * 1024)
     return usage_error("bad --record-max: at least 16KiB (two files of at least a few seconds)");
@@ -174,11 +209,9 @@ Result<RecordWriter> RecordWriter::open(const std::string& path, uint64_t max_by
   // one (moved aside, not written over).
   std::error_code ec;
   if (std::filesystem::exists(path, ec)) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream bytes;
-    bytes << in.rdbuf();
-    if (!in) return system_error("cannot read the record " + path, errno);
-    auto read = read_record(bytes.str(), path, [](const RecordedSecond&) {});
+    auto bytes = read_record_file(path);
+    if (!bytes) return std::unexpected(bytes.error());
+    auto read = read_record(*bytes, path, [](const RecordedSecond&) {});
     if (!read) {
       const std::string aside = path + ".rejected-" + std::to_string(unix_now());
       std::filesystem::rename(path, aside, ec);

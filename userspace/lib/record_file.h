@@ -52,27 +52,47 @@ class RecordEncoder {
  public:
   RecordEncoder();
   // One second: the packets each source sent in it (none: an empty second).
+  // `rule` is the caller's, for the call. `hint`, if not 0, says where the
+  // source was found (serve: its slot of the table, + 1): a source at the
+  // same hint as last time is looked up there, not in a table of every
+  // source named, which at a million sources a second was most of serve's
+  // time. A source that moves is named again (a reader merges by address).
   struct Sent {
-    std::string rule;
+    std::string_view rule;
     uint8_t family = 0, len = 0;
     std::array<uint8_t, 16> addr{};
     uint32_t packets = 0;
+    uint64_t hint = 0;
   };
   void second(int64_t unix_second, const std::vector<Sent>& sent);
   std::string take() { return std::move(out_); }
-  // Sources this segment has numbered (its dictionary's size).
-  size_t sources() const { return sources_.size(); }
+  // Sources this segment has named (its dictionary's size).
+  size_t sources() const { return named_.size(); }
 
  private:
+  struct Named {
+    uint32_t rule = 0;
+    uint8_t family = 0, len = 0;
+    std::array<uint8_t, 16> addr{};
+    bool operator==(const Named&) const = default;
+  };
+  static std::string key_of(const Named& n);  // its 'K' body
+  uint32_t name(const Named& n, const std::string& key);
+
   std::string out_;
   std::unordered_map<std::string, uint32_t> rules_;
-  std::unordered_map<std::string, uint32_t> sources_;  // by rule index, family, length, address
+  std::string last_rule_;  // the rule of the last entry, and its number
+  uint32_t last_rule_index_ = UINT32_MAX;
+  std::vector<Named> named_;                           // by number
+  std::unordered_map<std::string, uint32_t> sources_;  // those given without a hint, by their 'K' body
+  std::vector<uint32_t> by_hint_;                      // hint - 1 -> number + 1 (0: none)
 };
 
 // One observed second as the reader gives it: sources by the segment's
 // numbering, with the segment's rules and sources to look them up in.
 struct RecordedSecond {
   int64_t unix_second = 0;
+  uint64_t segment = 0;  // which segment of the bytes (0, 1, ...): whose numbering
   std::vector<std::pair<uint32_t, uint32_t>> sent;  // (source, packets)
   const std::vector<std::string>* rules = nullptr;
   const std::vector<RecordedSource>* sources = nullptr;
@@ -89,6 +109,9 @@ struct RecordRead {
 // the file); an entry cut short at the end is not (see RecordRead).
 Result<RecordRead> read_record(std::string_view bytes, const std::string& what,
                                const std::function<void(const RecordedSecond&)>& fn);
+
+// A record file's bytes, whole (one copy: a record may be hundreds of MB).
+Result<std::string> read_record_file(const std::string& path);
 
 // The files serve --record appends to: FILE, and FILE.1 once FILE holds
 // half of max_bytes (the one before it given up), so the two stay within

@@ -94,9 +94,9 @@ struct Recorder::Impl {
       auto told = sampler.sample(*state, [&](const BucketEntry& e, uint32_t packets) {
         auto name = names.find(e.key.rule_id);
         if (name == names.end()) return;
-        RecordEncoder::Sent s{name->second, e.key.family, e.key.per_len, {}, packets};
+        RecordEncoder::Sent s{name->second, e.key.family, e.key.per_len, {}, packets, e.slot + 1};
         std::memcpy(s.addr.data(), e.key.addr, 16);
-        sent.push_back(std::move(s));
+        sent.push_back(s);
       });
       if (!told) {
         writer->failed(told.error().message);
