@@ -7,6 +7,7 @@
 // cut, and a foreign or damaged one is refused.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -15,6 +16,7 @@
 #include <sstream>
 #include <algorithm>
 #include <random>
+#include <thread>
 
 #include "record_file.h"
 #include "recommend.h"
@@ -243,6 +245,36 @@ TEST(RecordFile, ASourceAtItsHintIsNamedOnceAndAnotherThereAfresh) {
   EXPECT_EQ(e.sources(), 4u) << "a, b, a again at its new place, a without a hint";
 }
 
+TEST(RecordFile, SegmentsNumberingSourcesApartReadAsTheSameSources) {
+  // serve named a and b as 0 and 1, restarted, and named them 1 and 0.
+  RecordEncoder::Sent a{"v4", 4, 32, {198, 18, 1, 1}, 10};
+  RecordEncoder::Sent b{"v4", 4, 32, {198, 18, 1, 2}, 1};
+  RecordEncoder::Sent c{"dns", 4, 32, {198, 18, 2, 1}, 100};
+  RecordEncoder one, two;
+  one.second(10, {a, b});
+  two.second(20, {c});  // names dns first
+  two.second(21, {b, a});
+  const std::string bytes = one.take() + two.take();
+  ObservedBuilder seen;
+  auto read = observe_record(bytes, "rec", "v4", seen);
+  ASSERT_TRUE(read) << read.error().message;
+  Observed o = seen.take();
+  ASSERT_EQ(o.groups, std::vector<std::string>{"v4"}) << "--rule v4: dns left out";
+  ASSERT_EQ(o.seconds.size(), 3u);
+  EXPECT_EQ(o.seconds[0].sent, (std::vector<std::pair<uint32_t, uint32_t>>{{0, 10}, {1, 1}}));
+  EXPECT_TRUE(o.seconds[1].sent.empty());
+  EXPECT_EQ(o.seconds[2].sent, (std::vector<std::pair<uint32_t, uint32_t>>{{1, 1}, {0, 10}}))
+      << "the second segment's numbers are its own";
+  // Folded into /24s: a and b are one prefix; dns another.
+  ObservedBuilder folded;
+  folded.fold_to(24);
+  ASSERT_TRUE(observe_record(bytes, "rec", "", folded));
+  o = folded.take();
+  EXPECT_EQ(o.group_of.size(), 2u);
+  EXPECT_EQ(o.seconds[0].sent, (std::vector<std::pair<uint32_t, uint32_t>>{{0, 11}}));
+  EXPECT_EQ(o.seconds[2].sent, (std::vector<std::pair<uint32_t, uint32_t>>{{0, 11}}));
+}
+
 TEST(RecordFile, ARecordCutAnywhereReadsUpToTheCut) {
   const std::string bytes = two_segments();
   size_t last_seconds = 0;
@@ -363,6 +395,18 @@ TEST_F(RecordWriterTest, ARestartAppendsAfterCuttingOffATornEntry) {
   EXPECT_EQ(std::filesystem::status(path_).permissions() & std::filesystem::perms::all,
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write)
       << "client addresses: the owner's alone";
+}
+
+TEST_F(RecordWriterTest, ARecordReadsFromAPipe) {
+  const std::string fifo = (dir_ / "pipe").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string bytes = two_segments();
+  std::thread writer([&] { std::ofstream(fifo, std::ios::binary) << bytes; });
+  auto read = read_record_file(fifo);
+  writer.join();
+  ASSERT_TRUE(read) << read.error().message;
+  EXPECT_EQ(*read, bytes);
+  EXPECT_FALSE(read_record_file((dir_ / "none").string())) << "a file that is not there";
 }
 
 TEST_F(RecordWriterTest, AFileThatIsNotARecordIsMovedAside) {

@@ -76,36 +76,16 @@ Result<Observed> watch(const Globals& g, const RecommendOptions& o, uint64_t sec
 }
 
 // Reads what serve --record kept: FILE.1 (the older half), then FILE.
-Result<Observed> read_recorded(const RecommendOptions& o, ObservedBuilder& seen, size_t* cut) {
+Result<Observed> read_recorded(const RecommendOptions& o, ObservedBuilder& seen, std::vector<std::string>* cut) {
   bool any = false;
   for (const std::string& path : {o.from + ".1", o.from}) {
     std::error_code ec;
     if (path != o.from && !std::filesystem::exists(path, ec)) continue;
     auto bytes = read_record_file(path);
     if (!bytes) return std::unexpected(bytes.error());
-    // Each segment's source numbers to the builder's, so that an entry
-    // costs a look in a vector, not a lookup by address (11 s and 470 MB
-    // for a record of 25M entries of 1M sources, before).
-    std::vector<uint32_t> mapped;  // number + 1 -> the builder's + 1 (0: not yet)
-    uint64_t segment = UINT64_MAX;
-    auto read = read_record(*bytes, path, [&](const RecordedSecond& s) {
-      if (s.segment != segment) mapped.clear();
-      segment = s.segment;
-      seen.second(static_cast<uint32_t>(s.unix_second));
-      for (auto [src, packets] : s.sent) {
-        if (src >= mapped.size()) mapped.resize(s.sources->size(), 0);
-        uint32_t& to = mapped[src];
-        if (!to) {
-          const RecordedSource& r = (*s.sources)[src];
-          const std::string& name = (*s.rules)[r.rule];
-          to = !o.rule.empty() && name != o.rule ? UINT32_MAX
-                                                  : seen.source(key_of(seen.group(name), r.family, r.len, r.addr.data())) + 1;
-        }
-        if (to != UINT32_MAX) seen.add(to - 1, packets);
-      }
-    });
+    auto read = observe_record(*bytes, path, o.rule, seen);
     if (!read) return std::unexpected(read.error());
-    if (read->cut) (*cut)++;
+    if (read->cut) cut->push_back(path);
     any = any || read->seconds > 0;
   }
   Observed out = seen.take();
@@ -169,7 +149,7 @@ int run_recommend(const Globals& g, const RecommendOptions& o, bool for_given) {
   } catch (...) {
   }
   if (!(spare > 0 && spare <= 1)) return fail(usage_error("bad --spare '" + o.spare + "': a percentage, 99.9%").error());
-  size_t cut = 0;
+  std::vector<std::string> cut;
   auto seen = o.from.empty() ? watch(g, o, *seconds, builder) : read_recorded(o, builder, &cut);
   if (!seen) return fail(seen.error());
   // A --per longer than a rule counts by would be a prefix no count was kept for.
@@ -181,8 +161,8 @@ int run_recommend(const Globals& g, const RecommendOptions& o, bool for_given) {
 
   nlohmann::json j = nlohmann::json::object();
   std::string text;
-  if (cut)
-    std::cerr << "xthrottle: " << o.from << ": its last entry is cut short (serve stopped while writing it, or is "
+  for (const std::string& path : cut)
+    std::cerr << "xthrottle: " << path << ": its last entry is cut short (serve stopped while writing it, or is "
               << "writing it now): read up to it\n";
   if (builder.seconds_ignored())
     std::cerr << "xthrottle: " << o.from << ": " << builder.seconds_ignored()

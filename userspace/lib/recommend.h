@@ -99,6 +99,9 @@ class ObservedBuilder {
   void fold_to(uint8_t len) { fold_ = len; }
   size_t seconds_ignored() const { return ignored_; }
   uint8_t folded_to() const { return fold_; }
+  // Whether what is added now is taken (a second was started, and was
+  // after the one before).
+  bool taking() const { return open_; }
   // Groups with sources counted per a prefix shorter than fold_to's (they
   // cannot be split into it, and are left as they are): the family and the
   // length they were counted by.

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 
 namespace xt {
@@ -75,15 +76,19 @@ void RecordEncoder::second(int64_t unix_second, const std::vector<Sent>& sent) {
   put_varint(body, static_cast<uint64_t>(unix_second));
   for (const Sent& s : sent) {
     if (last_rule_index_ == UINT32_MAX || s.rule != last_rule_) {
-      auto [rule, added] = rules_.try_emplace(std::string(s.rule), static_cast<uint32_t>(rules_.size()));
-      if (added) put_entry(out_, 'N', rule->first);
+      auto rule = rules_.find(s.rule);
+      if (rule == rules_.end()) {
+        rule = rules_.emplace(std::string(s.rule), static_cast<uint32_t>(rules_.size())).first;
+        put_entry(out_, 'N', rule->first);
+      }
       last_rule_ = rule->first;
       last_rule_index_ = rule->second;
     }
     Named n{last_rule_index_, s.family, s.len, {}};
     std::memcpy(n.addr.data(), s.addr.data(), addr_bytes(s.family));
     uint32_t number = 0;
-    if (s.hint) {
+    // A hint past any table's slots is no help (and would size the vector).
+    if (s.hint && s.hint <= kMaxHint) {
       if (s.hint > by_hint_.size()) by_hint_.resize(s.hint, 0);
       uint32_t& at = by_hint_[s.hint - 1];
       if (!at || !(named_[at - 1] == n)) at = name(n, key_of(n)) + 1;
@@ -193,13 +198,48 @@ int64_t unix_now() {
 }  // namespace
 
 Result<std::string> read_record_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return system_error("cannot read the record " + path, errno);
-  std::string bytes(static_cast<size_t>(in.tellg()), '\0');
-  in.seekg(0);
-  if (!in.read(bytes.data(), static_cast<std::streamsize>(bytes.size())))
-    return system_error("cannot read the record " + path, errno ? errno : EIO);
+  std::string bytes;
+  in.seekg(0, std::ios::end);
+  if (const std::streamoff size = in ? static_cast<std::streamoff>(in.tellg()) : -1; size >= 0) {
+    bytes.resize(static_cast<size_t>(size));
+    in.seekg(0);
+    in.read(bytes.data(), size);
+  } else {  // a pipe, which cannot seek: read to its end
+    in.clear();
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  if (in.bad() || (in.fail() && !in.eof())) return system_error("cannot read the record " + path, errno ? errno : EIO);
   return bytes;
+}
+
+Result<RecordRead> observe_record(std::string_view bytes, const std::string& what, const std::string& only,
+                                  ObservedBuilder& seen) {
+  std::vector<uint32_t> mapped;  // the segment's number -> seen's + 1 (0: not yet; UINT32_MAX: not asked for)
+  uint64_t segment = UINT64_MAX;
+  return read_record(bytes, what, [&](const RecordedSecond& s) {
+    if (s.segment != segment) mapped.clear();
+    segment = s.segment;
+    seen.second(static_cast<uint32_t>(s.unix_second));
+    if (!seen.taking()) return;  // a second not after the last one
+    for (auto [src, packets] : s.sent) {
+      if (!packets) continue;
+      if (src >= mapped.size()) mapped.resize(s.sources->size(), 0);
+      uint32_t& to = mapped[src];
+      if (!to) {
+        const RecordedSource& r = (*s.sources)[src];
+        const std::string& name = (*s.rules)[r.rule];
+        if (!only.empty() && name != only) {
+          to = UINT32_MAX;
+        } else {
+          SourceKey key{seen.group(name), r.family, r.len, r.addr};
+          to = seen.source(key) + 1;
+        }
+      }
+      if (to != UINT32_MAX) seen.add(to - 1, packets);
+    }
+  });
 }
 
 Result<RecordWriter> RecordWriter::open(const std::string& path, uint64_t max_bytes, Log log) {
@@ -250,6 +290,7 @@ Result<void> RecordWriter::rotate() {
 }
 
 void RecordWriter::second(int64_t unix_second, const std::vector<RecordEncoder::Sent>& sent) {
+  if (broken_) return;
   if (file_.get() < 0)
     if (auto ok = open_file(); !ok) return failed(ok.error().message);
   if (segment_->sources() >= kSegmentSources) segment_.emplace();
@@ -269,8 +310,16 @@ void RecordWriter::second(int64_t unix_second, const std::vector<RecordEncoder::
     // reader takes it for the cut it is.
     const int err = n < 0 ? errno : ENOSPC;
     segment_.emplace();
-    if (n > 0 && ftruncate(file_.get(), static_cast<off_t>(size_)) != 0) (void)rotate();
-    return failed(std::string("cannot write the record ") + path_ + ": " + std::strerror(err));
+    failed(std::string("cannot write the record ") + path_ + ": " + std::strerror(err));
+    if (n > 0 && ftruncate(file_.get(), static_cast<off_t>(size_)) != 0 && !rotate()) {
+      // Appended to, the torn entry would swallow what follows it: no more
+      // until serve starts again (and cuts it off).
+      broken_ = true;
+      log_({{"event", "record_failed"}, {"path", path_}, {"unix_time", unix_now()},
+            {"error", "an entry cut short could not be cut off, nor the file moved to " + path_ +
+                          ".1: recording stops until serve restarts"}});
+    }
+    return;
   }
   size_ += bytes.size();
   if (failing_) log_({{"event", "record_resumed"}, {"path", path_}, {"unix_time", unix_now()}});

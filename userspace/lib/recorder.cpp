@@ -83,6 +83,7 @@ struct Recorder::Impl {
       // counted in this second.
       k = std::max<int64_t>(
           k, std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start).count());
+      sent.clear();  // it views the last names
       auto rules = state->rules();
       if (!rules) {
         writer->failed(rules.error().message);
@@ -90,7 +91,6 @@ struct Recorder::Impl {
         continue;
       }
       names = limit_rule_names(*rules);
-      sent.clear();
       auto told = sampler.sample(*state, [&](const BucketEntry& e, uint32_t packets) {
         auto name = names.find(e.key.rule_id);
         if (name == names.end()) return;
