@@ -167,9 +167,9 @@ int run_recommend(const Globals& g, const RecommendOptions& o, bool for_given) {
   if (builder.seconds_ignored())
     std::cerr << "xthrottle: " << o.from << ": " << builder.seconds_ignored()
               << " second(s) not after the one before (a clock set back): left out\n";
-  for (size_t g = 0; g < recs.size(); g++) {
-    const std::string& name = seen->groups[g];
-    const Recommendation& r = recs[g];
+  for (size_t i = 0; i < recs.size(); i++) {
+    const std::string& name = seen->groups[i];
+    const Recommendation& r = recs[i];
     j[name] = {{"sources", r.sources},
                {"packets", r.packets},
                {"seconds", r.seconds},
@@ -197,7 +197,7 @@ int run_recommend(const Globals& g, const RecommendOptions& o, bool for_given) {
                 r.rate, (unsigned long long)r.burst, o.per.empty() ? "" : (" --per " + o.per).c_str(), spare * 100,
                 r.sources_dropped, (unsigned long long)r.packets_dropped);
     if (!o.plot.empty()) {
-      const std::string path = recs.size() == 1 ? o.plot : o.plot + "." + std::to_string(g) + ".png";
+      const std::string path = recs.size() == 1 ? o.plot : o.plot + "." + std::to_string(i) + ".png";
       if (auto ok = plot(path, name, r.peak_minutes, r.rate); !ok) return fail(ok.error());
     }
   }

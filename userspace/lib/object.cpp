@@ -18,6 +18,7 @@
 #include <fstream>
 #include <optional>
 #include <thread>
+#include <vector>
 
 namespace xt {
 namespace {
@@ -185,16 +186,25 @@ Result<uint32_t> clock_hz() {
     }
     return system_error("the kernel's tick does not advance: cannot meter time");
   };
-  auto first = next_edge();
-  if (!first) return std::unexpected(first.error());
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  auto last = next_edge();
-  if (!last) return std::unexpected(last.error());
-  const double hz = static_cast<double>(last->tick - first->tick) /
-                    std::chrono::duration<double>(last->at - first->at).count();
-  for (uint32_t known : {100u, 250u, 300u, 1000u, 24u, 32u, 48u, 64u, 128u, 200u, 256u, 500u, 512u, 1024u, 1200u})
-    if (std::abs(hz - known) <= known * 0.01) return known;
-  return static_cast<uint32_t>(std::lround(hz));
+  // A thread put off the CPU between seeing an edge and reading the time
+  // (a loaded machine, a VM's stolen time) gives a rate a few percent off
+  // (242 for 250 was seen with the tests running two at a time): measured
+  // again, up to three times, until one is a rate a kernel is built with.
+  std::vector<double> tries;
+  for (int i = 0; i < 3; i++) {
+    auto first = next_edge();
+    if (!first) return std::unexpected(first.error());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto last = next_edge();
+    if (!last) return std::unexpected(last.error());
+    const double hz = static_cast<double>(last->tick - first->tick) /
+                      std::chrono::duration<double>(last->at - first->at).count();
+    for (uint32_t known : {100u, 250u, 300u, 1000u, 24u, 32u, 48u, 64u, 128u, 200u, 256u, 500u, 512u, 1024u, 1200u})
+      if (std::abs(hz - known) <= known * 0.01) return known;
+    tries.push_back(hz);
+  }
+  std::ranges::sort(tries);
+  return static_cast<uint32_t>(std::lround(tries[1]));
 }
 
 }  // namespace xt
