@@ -315,7 +315,7 @@ TEST(RecordFile, AForeignOrDamagedFileIsRefused) {
   std::string s = std::string(kRecordMagic) + "S\x03\x01\x05\x01";
   EXPECT_NE(refused(s).find("not named"), std::string::npos) << refused(s);
   // A length that runs on past 64 bits, with more after it, is not a cut.
-  s = std::string(kRecordMagic) + "N" + std::string(10, '\xff') + "\x01abc";
+  s = std::string(kRecordMagic) + "N" + std::string(10, '\xff') + "\x01" "abc";
   EXPECT_NE(refused(s).find("damaged at byte " + std::to_string(kRecordMagic.size())), std::string::npos)
       << refused(s);
 }

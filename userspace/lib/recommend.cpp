@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "keys.h"
+
 namespace xt {
 namespace {
 
@@ -156,9 +158,12 @@ size_t SourceKeyHash::operator()(const SourceKey& k) const {
 }
 
 std::array<uint8_t, 16> prefix_of(const std::array<uint8_t, 16>& addr, unsigned len) {
-  std::array<uint8_t, 16> out{};
-  for (unsigned i = 0; i < 16 && len > 0; i++, len = len >= 8 ? len - 8 : 0)
-    out[i] = static_cast<uint8_t>(addr[i] & (len >= 8 ? 0xff : 0xff << (8 - len)));
+  // As the data path masks a source into its bucket's prefix (keys.h).
+  __u64 w[2];
+  xt_mask_addr(addr.data(), static_cast<int>(len), w);
+  std::array<uint8_t, 16> out;
+  xt_store_be64(out.data(), w[0]);
+  xt_store_be64(out.data() + 8, w[1]);
   return out;
 }
 

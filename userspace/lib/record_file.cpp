@@ -56,7 +56,7 @@ struct Reader {
 
 RecordEncoder::RecordEncoder() : out_(kRecordMagic) {}
 
-std::string RecordEncoder::key_of(const Named& n) {
+std::string RecordEncoder::key_of(const RecordedSource& n) {
   std::string key;
   put_varint(key, n.rule);
   key.push_back(static_cast<char>(n.family));
@@ -65,7 +65,7 @@ std::string RecordEncoder::key_of(const Named& n) {
   return key;
 }
 
-uint32_t RecordEncoder::name(const Named& n, const std::string& key) {
+uint32_t RecordEncoder::name(const RecordedSource& n, const std::string& key) {
   put_entry(out_, 'K', key);
   named_.push_back(n);
   return static_cast<uint32_t>(named_.size() - 1);
@@ -84,7 +84,7 @@ void RecordEncoder::second(int64_t unix_second, const std::vector<Sent>& sent) {
       last_rule_ = rule->first;
       last_rule_index_ = rule->second;
     }
-    Named n{last_rule_index_, s.family, s.len, {}};
+    RecordedSource n{last_rule_index_, s.family, s.len, {}};
     std::memcpy(n.addr.data(), s.addr.data(), addr_bytes(s.family));
     uint32_t number = 0;
     // A hint past any table's slots is no help (and would size the vector).

@@ -72,14 +72,8 @@ class RecordEncoder {
   size_t sources() const { return named_.size(); }
 
  private:
-  struct Named {
-    uint32_t rule = 0;
-    uint8_t family = 0, len = 0;
-    std::array<uint8_t, 16> addr{};
-    bool operator==(const Named&) const = default;
-  };
-  static std::string key_of(const Named& n);  // its 'K' body
-  uint32_t name(const Named& n, const std::string& key);
+  static std::string key_of(const RecordedSource& n);  // its 'K' body
+  uint32_t name(const RecordedSource& n, const std::string& key);
 
   std::string out_;
   struct NameHash {
@@ -89,7 +83,7 @@ class RecordEncoder {
   std::unordered_map<std::string, uint32_t, NameHash, std::equal_to<>> rules_;
   std::string_view last_rule_;  // the rule of the last entry (its key in rules_), and its number
   uint32_t last_rule_index_ = UINT32_MAX;
-  std::vector<Named> named_;                           // by number
+  std::vector<RecordedSource> named_;                  // by number
   std::unordered_map<std::string, uint32_t> sources_;  // those given without a hint, by their 'K' body
   std::vector<uint32_t> by_hint_;                      // hint - 1 -> number + 1 (0: none)
 };
