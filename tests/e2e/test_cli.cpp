@@ -2,6 +2,8 @@
 // The command-line contract (README, "Usage") in a namespace lab: exit codes, the
 // bad token in every message, nothing changed by a rejected command, and a
 // status that tells the truth.
+#include <xthrottle/abi.h>
+
 #include "lab_test.h"
 
 namespace xt::test {
@@ -31,6 +33,9 @@ TEST_F(Cli, BadInputExitsTwoNamesTheTokenAndChangesNothing) {
       {{"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--new-rate", "0/s"}, "0/s"},
       {{"rule", "add", "198.18.0.0/15", "--deny", "--new-rate", "10/s"}, "--new-rate"},
       {{"attach", "dut0", "--max-sources", "12"}, "--max-sources"},
+      {{"attach", "dut0", "--idle", "0"}, "--idle"},
+      {{"attach", "dut0", "--idle", "2h"}, "--idle"},
+      {{"attach", "dut0", "--idle", "soon"}, "soon"},
       {{"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--per", "33"}, "33"},
       {{"rule", "add", "2001:db8::/32", "--rate", "10/s", "--per", "129"}, "129"},
       {{"rule", "add", "198.18.0.0/15", "--bandwidth", "10Mb/s"}, "Mb"},
@@ -175,6 +180,12 @@ TEST_F(Cli, SourceTableIsSizedAtCreationAndReported) {
   Outcome resize = lab_->xthrottle({"attach", "dut0", "--max-sources", "8192"});
   EXPECT_EQ(resize.rc, 1);
   EXPECT_NE(resize.err.find("cannot be resized"), std::string::npos) << resize.err;
+  // The idle window too is the state's from its creation: the default here.
+  EXPECT_EQ(s["idle_seconds"], XT_DEFAULT_IDLE_SECONDS);
+  ok({"attach", "dut0", "--idle", "1min"});  // what it is: fine
+  Outcome idle = lab_->xthrottle({"attach", "dut0", "--idle", "5s"});
+  EXPECT_EQ(idle.rc, 1);
+  EXPECT_NE(idle.err.find("untracks a source after 1min"), std::string::npos) << idle.err;
 
   ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s", "--new-rate", "50/s"});
   EXPECT_EQ(lab_->xthrottle_json({"rule", "list", "--json"})[0]["new_rate"], "50/s");

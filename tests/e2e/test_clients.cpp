@@ -25,11 +25,12 @@ class Clients : public LabTest {
   void SetUp() override {
     LabTest::SetUp();
     if (HasFatalFailure()) return;
-    ok({"attach", "dut0", "--mode", "native"});
+    ok(attach_args());
     std::vector<std::string> clients;
     for (int i = 0; i < kClients; i++) clients.push_back(client(i));
     ASSERT_NO_THROW(lab_->add_clients(clients));
   }
+  virtual std::vector<std::string> attach_args() const { return {"attach", "dut0", "--mode", "native"}; }
   static constexpr int kClients = 30;
   static std::string client(int i) { return "198.18.0." + std::to_string(100 + i); }
   std::vector<std::string> python(const std::string& ns, const std::vector<std::string>& args, int cpu) {
@@ -89,15 +90,26 @@ TEST_F(Clients, NewTcpClientsProveThemselvesDuringASynFlood) {
 
 // A client that talked, then stayed quiet for longer than the idle window
 // (its bucket is untracked again), is let through a flood that spends the
-// new-source budget: known by its earlier good behaviour.
-TEST_F(Clients, AReturningClientGetsThroughAFlood) {
+// new-source budget: known by its earlier good behaviour. The state is made
+// with a 3 s idle window (attach --idle), so that the test waits 4 s, not
+// the default minute; were the window not applied, the client would still
+// be tracked, and not admitted by memory.
+class QuietClients : public Clients {
+ protected:
+  std::vector<std::string> attach_args() const override {
+    return {"attach", "dut0", "--mode", "native", "--idle", "3s"};
+  }
+};
+
+TEST_F(QuietClients, AReturningClientGetsThroughAFlood) {
+  EXPECT_EQ(lab_->xthrottle_json({"status", "--json"})["idle_seconds"], 3);
   ok({"rule", "add", "0.0.0.0/0", "--rate", "100/s"});
   // The client talks (UDP, 20 packets), then goes quiet.
   const Flood talk = lab_->flood({"--src", "198.18.0.100", "--count", "20", "--rate", "100", "--cpu", "1"});
   ASSERT_EQ(talk.sent, 20u);
   // Its bucket goes idle (untracked again) after the idle window: the
   // program's clock is the kernel's, so the test waits it out.
-  std::this_thread::sleep_for(std::chrono::seconds(XT_DEFAULT_IDLE_SECONDS + 1));
+  std::this_thread::sleep_for(4s);
   const uint64_t before = lab_->received_v4();
   // A UDP flood (nothing answers it) from 10.0.0.0/10, so the lab's
   // 198.18.0.0/15 counter sees the client alone.

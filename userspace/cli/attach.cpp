@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// xthrottle attach IFACE [--mode auto|native|skb] [--max-sources N] [--replace]
+// xthrottle attach IFACE [--mode auto|native|skb] [--max-sources N] [--idle DURATION] [--replace]
 // xthrottle detach IFACE
 #include <iostream>
 #include <memory>
@@ -12,7 +12,7 @@ namespace xt::cli {
 namespace {
 
 struct AttachOptions {
-  std::string ifname, mode = "auto", max_sources;
+  std::string ifname, mode = "auto", max_sources, idle;
   bool replace = false;
 };
 
@@ -28,6 +28,14 @@ int run_attach(const Globals& g, const AttachOptions& o) {
                                          std::to_string(XT_MIN_MAX_SOURCES) + " and " +
                                          std::to_string(XT_MAX_MAX_SOURCES)});
     create.max_sources = static_cast<uint32_t>(*n);
+  }
+  if (!o.idle.empty()) {
+    auto secs = parse_duration("--idle", o.idle);
+    if (!secs) return fail(secs.error());
+    if (*secs < 1 || *secs > kMaxIdleSeconds)
+      return fail({ErrorKind::Usage, "bad --idle '" + o.idle + "': between 1s and " +
+                                         std::to_string(kMaxIdleSeconds) + "s"});
+    create.idle_seconds = static_cast<uint32_t>(*secs);
   }
   // Before anything is created: a missing interface, or one whose frames
   // xthrottle cannot read, changes nothing.
@@ -76,6 +84,11 @@ void add_attach_commands(CLI::App& app, const Globals& g, int& rc) {
   attach->add_option("--max-sources", o->max_sources,
                      "Sources the bucket table tracks (default " + std::to_string(XT_DEFAULT_MAX_SOURCES) +
                          "; set when the state is created)");
+  attach->add_option("--idle", o->idle,
+                     "How long a source goes without a packet before its bucket is untracked and its next packet "
+                     "is a new source's again (default " +
+                         std::to_string(XT_DEFAULT_IDLE_SECONDS) + "s, 1s to " + std::to_string(kMaxIdleSeconds) +
+                         "s; set when the state is created)");
   attach->add_flag("--replace", o->replace,
                    "Swap in this build's program even if the same build runs there (one atomic step)");
   attach->callback([&g, &rc, o] { rc = run_attach(g, *o); });

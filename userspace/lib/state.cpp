@@ -211,13 +211,21 @@ Result<State> State::open_or_create(const std::string& pin_dir, const Create& cr
   if (auto ok = ensure_bpffs(pin_dir); !ok) return std::unexpected(ok.error());
   if (exists(pin_dir)) {
     auto state = open(pin_dir);
-    if (!state || !max_sources) return state;
+    if (!state || (!max_sources && !create.idle_seconds)) return state;
     auto cfg = state->config();
     if (!cfg) return std::unexpected(cfg.error());
-    if (cfg->max_sources != *max_sources)
+    if (max_sources && cfg->max_sources != *max_sources)
       return system_error("the source table in " + pin_dir + " already holds " + std::to_string(cfg->max_sources) +
                           " sources; it cannot be resized under running programs (detach everywhere and remove " +
                           pin_dir + " to start over with another --max-sources)");
+    if (create.idle_seconds) {
+      const IdleWindow want = idle_window_for(cfg->hz, *create.idle_seconds);
+      if (want.shift != cfg->used_shift || want.units != cfg->used_idle)
+        return system_error("the source table in " + pin_dir + " untracks a source after " +
+                            format_duration(idle_seconds_of(*cfg)) +
+                            " without packets; that is set when the state is created (detach everywhere and "
+                            "remove " + pin_dir + " to start over with another --idle)");
+    }
     return state;
   }
   const uint32_t size = max_sources.value_or(XT_DEFAULT_MAX_SOURCES);
@@ -235,7 +243,8 @@ Result<State> State::open_or_create(const std::string& pin_dir, const Create& cr
     return std::unexpected(ok.error());
   auto fresh = from_object((*skel)->obj);
   if (!fresh) return std::unexpected(fresh.error());
-  if (auto ok = fresh->init_config(*hz, size); !ok) return std::unexpected(ok.error());
+  if (auto ok = fresh->init_config(*hz, size, create.idle_seconds.value_or(XT_DEFAULT_IDLE_SECONDS)); !ok)
+    return std::unexpected(ok.error());
   std::vector<bpf_map*> order;
   bpf_map* map;
   bpf_object__for_each_map(map, (*skel)->obj) {
@@ -259,18 +268,27 @@ Result<State> State::open_or_create(const std::string& pin_dir, const Create& cr
   return open(pin_dir);
 }
 
-Result<void> State::init_config(uint32_t hz, uint32_t max_sources) {
+IdleWindow idle_window_for(uint32_t hz, uint32_t seconds) {
+  IdleWindow w;
+  auto units = [&] { return (static_cast<uint64_t>(seconds) * hz + (1u << w.shift) - 1) >> w.shift; };
+  while (units() > 16384) w.shift++;
+  w.units = static_cast<uint32_t>(units());
+  return w;
+}
+
+uint32_t idle_seconds_of(const xt_config& cfg) {
+  if (!cfg.hz) return 0;
+  return static_cast<uint32_t>(((static_cast<uint64_t>(cfg.used_idle) << (cfg.used_shift & 63)) + cfg.hz / 2) / cfg.hz);
+}
+
+Result<void> State::init_config(uint32_t hz, uint32_t max_sources, uint32_t idle_seconds) {
   xt_config cfg{};
   cfg.epoch = 1;
   cfg.hz = hz;
   cfg.bucket_bits = static_cast<uint32_t>(std::countr_zero(bucket_sets_for(max_sources)));
-  // `used` stamps count units of 2^shift ticks: the smallest unit that keeps
-  // the idle window within a quarter of the 65536-unit cycle.
-  uint32_t shift = 0;
-  auto units = [&] { return (static_cast<uint64_t>(XT_DEFAULT_IDLE_SECONDS) * hz + (1u << shift) - 1) >> shift; };
-  while (units() > 16384) shift++;
-  cfg.used_shift = shift;
-  cfg.used_idle = static_cast<uint32_t>(units());
+  const IdleWindow idle = idle_window_for(hz, idle_seconds);
+  cfg.used_shift = idle.shift;
+  cfg.used_idle = idle.units;
   cfg.abi_version = XT_ABI_VERSION;
   cfg.max_sources = static_cast<uint32_t>(std::bit_ceil(max_sources));  // what the table holds
   cfg.hot_bits = hot_bits_for(max_sources);

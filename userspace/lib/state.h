@@ -57,6 +57,18 @@ struct BucketKeyLess {
 // Drops per bucket that per-CPU hot caches hold and have not added yet.
 using PendingDrops = std::map<xt_bucket_key, uint64_t, BucketKeyLess>;
 
+// The idle window (attach --idle): a source whose bucket goes unused this
+// long is untracked again. Its slots' `used` stamps count units of 2^shift
+// ticks, the smallest unit that keeps the window within a quarter of their
+// 65536-unit cycle; the window is `units` of them.
+constexpr uint32_t kMaxIdleSeconds = 3600;
+struct IdleWindow {
+  uint32_t shift = 0, units = 0;
+};
+IdleWindow idle_window_for(uint32_t hz, uint32_t seconds);
+// The window a state's settings hold, in whole seconds (to the nearest).
+uint32_t idle_seconds_of(const xt_config& cfg);
+
 class State {
  public:
   // Opens existing pins; fails (exit 1) if there is no state in pin_dir.
@@ -65,9 +77,11 @@ class State {
   // table of max_sources (default XT_DEFAULT_MAX_SOURCES). Asking for a size
   // other than that of existing state fails: a table cannot be resized under
   // the programs that use it.
+  // So is asking for another idle window (attach --idle).
   struct Create {
     std::optional<uint32_t> max_sources;
-    std::optional<uint32_t> hz;  // measured if not given
+    std::optional<uint32_t> hz;            // measured if not given
+    std::optional<uint32_t> idle_seconds;  // default XT_DEFAULT_IDLE_SECONDS
   };
   static Result<State> open_or_create(const std::string& pin_dir, const Create& create = {});
   static bool exists(const std::string& pin_dir);
@@ -76,7 +90,7 @@ class State {
   static Result<State> from_object(const bpf_object* obj);
   // Writes the settings of a new state (epoch 1, the tick rate, the tables'
   // geometry, the hash key): by open_or_create, and by tests on private maps.
-  Result<void> init_config(uint32_t hz, uint32_t max_sources);
+  Result<void> init_config(uint32_t hz, uint32_t max_sources, uint32_t idle_seconds = XT_DEFAULT_IDLE_SECONDS);
 
   Result<xt_config> config() const;
   // Kernel memory the per-source state takes (bucket table, its tags and marks).

@@ -173,6 +173,7 @@ Result<Status> read_status(const std::string& pin_dir) {
   auto cfg = state->config();
   if (!cfg) return std::unexpected(cfg.error());
   s.max_sources = cfg->max_sources;
+  s.idle_seconds = idle_seconds_of(*cfg);
   s.hz = cfg->hz;
   s.bytes_per_source = state->source_memory_bytes() / cfg->max_sources;
   auto walked = state->for_each_bucket([&](const BucketEntry&) { s.tracked_sources++; });
@@ -285,11 +286,11 @@ Result<Status> read_status(const std::string& pin_dir) {
       const Rate budget = limits_of(e.spec).new_rate;
       admissions += static_cast<double>(budget.count) * kNsPerSec / static_cast<double>(budget.period_ns);
     }
-  if (admissions > 0 && s.max_sources / admissions < XT_DEFAULT_IDLE_SECONDS)
+  if (admissions > 0 && s.max_sources / admissions < s.idle_seconds)
     s.warnings.push_back(fmt("new-source budgets (%.0f/s in all) can turn the source table (%u) over in %.0f s, "
-                             "less than the %d s that keeps a quiet source established: raise --max-sources or "
+                             "less than the %u s that keeps a quiet source established: raise --max-sources or "
                              "lower --new-rate",
-                             admissions, s.max_sources, s.max_sources / admissions, XT_DEFAULT_IDLE_SECONDS));
+                             admissions, s.max_sources, s.max_sources / admissions, s.idle_seconds));
   // A window longer than that: a quiet source's bucket is kept while the
   // table has room, but once the budgets can turn the table over within
   // the window, a source quiet for longer than the idle window may be
@@ -300,13 +301,13 @@ Result<Status> read_status(const std::string& pin_dir) {
       if (e.spec.action != XT_ACT_LIMIT) continue;
       for (const Window& w : limits_of(e.spec).windows) {
         const double period = static_cast<double>(w.period_ns) / kNsPerSec;
-        if (period <= XT_DEFAULT_IDLE_SECONDS || s.max_sources / admissions >= period) continue;
+        if (period <= s.idle_seconds || s.max_sources / admissions >= period) continue;
         s.notes.push_back(fmt("%s: the window %s outlasts what the source table keeps of a quiet source: the "
                                  "new-source budgets (%.0f/s in all) can turn the table (%u) over in %.0f s, so a "
-                                 "source quiet for more than %d s may be evicted and come back to a full window; "
+                                 "source quiet for more than %u s may be evicted and come back to a full window; "
                                  "raise --max-sources or lower --new-rate to keep it",
                                  rule_name(e.cidr, e.spec.match).c_str(), window_name(w).c_str(), admissions,
-                                 s.max_sources, s.max_sources / admissions, XT_DEFAULT_IDLE_SECONDS));
+                                 s.max_sources, s.max_sources / admissions, s.idle_seconds));
         break;
       }
     }
@@ -351,6 +352,7 @@ json status_json(const Status& s) {
           {"tracked_sources", s.tracked_sources},
           {"max_sources", s.max_sources},
           {"bytes_per_source", s.bytes_per_source},
+          {"idle_seconds", s.idle_seconds},
           {"hz", s.hz},
           {"new_source_dropped_packets", s.new_source_drops},
           {"new_source_saturated", saturated},
@@ -408,9 +410,10 @@ std::string ways_in(const std::vector<RuleEntry>& rules, const std::string& cidr
 std::string status_text(const Status& s) {
   std::string out;
   if (s.state) {
-    out += fmt("state:   %s: %zu rules, %llu of %u sources tracked (%llu bytes each), clock %u Hz\n",
+    out += fmt("state:   %s: %zu rules, %llu of %u sources tracked (%llu bytes each; untracked after %s "
+               "quiet), clock %u Hz\n",
                s.pin_dir.c_str(), s.rules.size(), (unsigned long long)s.tracked_sources, s.max_sources,
-               (unsigned long long)s.bytes_per_source, s.hz);
+               (unsigned long long)s.bytes_per_source, format_duration(s.idle_seconds).c_str(), s.hz);
     if (s.new_source_drops)
       out += fmt("         %llu packets from untracked sources dropped over new-source budgets\n",
                  (unsigned long long)s.new_source_drops);

@@ -27,6 +27,7 @@ struct Status {
   std::vector<Attachment> interfaces;
   uint64_t tracked_sources = 0;
   uint32_t max_sources = 0;
+  uint32_t idle_seconds = 0;  // a source quiet this long is untracked (attach --idle)
   uint64_t bytes_per_source = 0;
   uint32_t hz = 0;
   uint64_t table_full_drops = 0;
