@@ -255,6 +255,7 @@ Result<Attachment> upgrade(const State& state, Attachment a, const Live& live, b
   auto skel = open_object({.pin_dir = state.pin_dir(),
                            .test_clock = false,
                            .max_sources = cfg->max_sources,
+                           .hot_bits = cfg->hot_bits,
                            .frags = frags_needed(*mtu),
                            .link = *link});
   if (!skel) return std::unexpected(skel.error());
@@ -322,6 +323,7 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
   auto skel = open_object({.pin_dir = state.pin_dir(),
                            .test_clock = false,
                            .max_sources = cfg->max_sources,
+                           .hot_bits = cfg->hot_bits,
                            .frags = frags,
                            .link = *link});
   if (!skel) return std::unexpected(skel.error());

@@ -50,7 +50,8 @@ uint32_t bucket_sets_for(uint32_t max_sources) {
 }
 
 uint32_t hot_bits_for(uint32_t max_sources) {
-  const uint64_t entries = std::bit_ceil(static_cast<uint64_t>(max_sources)) / XT_HOT_SHARE;
+  const uint64_t entries =
+      std::min<uint64_t>(std::bit_ceil(static_cast<uint64_t>(max_sources)) / XT_HOT_SHARE, XT_HOT_MAX_ENTRIES);
   return static_cast<uint32_t>(std::countr_zero(std::max<uint64_t>(XT_HOT_MIN_SETS, entries / XT_HOT_WAYS)));
 }
 
@@ -95,7 +96,8 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
     return system_error("cannot size the known table", err);
   if (int err = bpf_map__set_max_entries(skel->maps.xt_known_tags, known_sets_for(options.max_sources)); err)
     return system_error("cannot size the known table's tags", err);
-  const uint64_t hot_sets = static_cast<uint64_t>(libbpf_num_possible_cpus()) << hot_bits_for(options.max_sources);
+  const uint64_t hot_sets = static_cast<uint64_t>(libbpf_num_possible_cpus())
+                            << options.hot_bits.value_or(hot_bits_for(options.max_sources));
   if (hot_sets > UINT32_MAX) return std::unexpected(Error{ErrorKind::Usage, "the hot cache would need more than 2^32 sets"});
   if (int err = bpf_map__set_max_entries(skel->maps.xt_hot, static_cast<uint32_t>(hot_sets)); err)
     return system_error("cannot size the hot cache", err);

@@ -30,6 +30,10 @@ struct ObjectOptions {
   // Sources the bucket table is sized for (and the hot cache with it). It
   // must match pins that exist: libbpf refuses to reuse a map of another size.
   uint32_t max_sources = XT_DEFAULT_MAX_SOURCES;
+  // The hot cache's size, 2^hot_bits sets a CPU, where a state exists: its
+  // own (xt_config.hot_bits), which an older build may have sized otherwise
+  // for the same max_sources. Without it, hot_bits_for(max_sources).
+  std::optional<uint32_t> hot_bits = std::nullopt;
   // Accept multi-buffer frames (BPF_F_XDP_HAS_FRAGS): needed on interfaces
   // whose MTU does not fit one buffer (frags_needed()).
   bool frags = false;
