@@ -46,7 +46,7 @@ static __always_inline int xt_hot_is(const struct xt_hot *hot, const struct xt_p
  * part of the hot cache. */
 static __always_inline __u32 xt_hot_index(const struct xt_pkt *pkt, const struct xt_config *cfg)
 {
-	const __u32 bits = cfg->hot_bits & 31; /* 13 to 17 (XT_HOT_MIN_SETS, XT_HOT_MAX_ENTRIES); to 22 in a state an older build made */
+	const __u32 bits = cfg->hot_bits & 31; /* 13 to 22 (XT_HOT_MIN_SETS; hot_bits_for at 2^26 sources) */
 	return bpf_get_smp_processor_id() << bits | XT_TOP_BITS(xt_hash_source(cfg->hash_key, pkt, pkt->cls), bits);
 }
 

@@ -115,18 +115,14 @@
 #define XT_RELEASE_SECONDS 1
 
 /* The hot cache: for each CPU, sets of XT_HOT_WAYS sources known to be over
- * their limit until some tick, one cache line a set; entries for
+ * their limit until some tick, one cache line a set; entries for a
  * 1/XT_HOT_SHARE of the bucket table's sources (rounded up to a power of
- * two), at least XT_HOT_MIN_SETS sets and at most XT_HOT_MAX_ENTRIES
- * entries. 32 bytes an entry: 8 MiB a CPU for the default table and any
- * larger one. An entry for every source of the table keeps a botnet of
- * three quarters of it mostly in the cache (an eighth, 1 MiB, held a sixth
- * of it); past 2^18 entries a read of the cache would cost what the
- * table's does (docs/design.md, "Attack scale", sixth round). */
+ * two), at least XT_HOT_MIN_SETS sets. 32 bytes an entry: 1 MiB a CPU for
+ * the default table (bigger ones measured no faster: docs/design.md,
+ * "Attack scale", the third and sixth rounds). */
 #define XT_HOT_WAYS 2
-#define XT_HOT_SHARE 1
+#define XT_HOT_SHARE 8
 #define XT_HOT_MIN_SETS 8192
-#define XT_HOT_MAX_ENTRIES (1u << 18)
 /* Per-CPU cache of rule lookups, by blocks of addresses that no rule splits
  * and the packets' class: 1024 slots of 288 bytes a CPU (64 did while a
  * rule had no match; with thousands of rules over ports and prefixes a

@@ -50,8 +50,7 @@ uint32_t bucket_sets_for(uint32_t max_sources) {
 }
 
 uint32_t hot_bits_for(uint32_t max_sources) {
-  const uint64_t entries =
-      std::min<uint64_t>(std::bit_ceil(static_cast<uint64_t>(max_sources)) / XT_HOT_SHARE, XT_HOT_MAX_ENTRIES);
+  const uint64_t entries = std::bit_ceil(static_cast<uint64_t>(max_sources)) / XT_HOT_SHARE;
   return static_cast<uint32_t>(std::countr_zero(std::max<uint64_t>(XT_HOT_MIN_SETS, entries / XT_HOT_WAYS)));
 }
 
