@@ -88,17 +88,6 @@ std::string source_of(const FleetUse& u) {
   return s;
 }
 
-// Which key a slot held when last read (not a defence: a collision only
-// makes a count read as a new bucket's).
-uint32_t key_hash(const xt_bucket_key& k) {
-  uint64_t w[3];
-  static_assert(sizeof(w) == sizeof(k));
-  std::memcpy(w, &k, sizeof(w));
-  uint64_t h = (w[0] * 0x9e3779b97f4a7c15ULL) ^ (w[1] * 0xc2b2ae3d27d4eb4fULL) ^ (w[2] * 0x165667b19e3779f9ULL);
-  h ^= h >> 29;
-  return static_cast<uint32_t>(h >> 32) | 1;  // never 0: 0 is an empty slot
-}
-
 // The i-th element of an array reply, if it is itself an array of two.
 const redisReply* pair_at(const redisReply* r, size_t i) {
   if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements) return nullptr;
@@ -267,7 +256,7 @@ struct Fleet::Impl {
       }
     auto cfg = state->config();
     if (!cfg) return;
-    const size_t slots = (size_t{1} << cfg->bucket_bits) * XT_BUCKET_WAYS;
+    const size_t slots = table_slots(*cfg);
     if (seen.size() != slots) seen.assign(slots, {});
     const bool publish = baseline;
     auto walked = state->for_each_bucket([&](const BucketEntry& b) {
@@ -277,7 +266,7 @@ struct Fleet::Impl {
       // before is not use of the fleet's.
       Seen& s = seen[b.slot];
       const int rule = b.key.rule_id <= XT_MAX_RULES ? by_id[b.key.rule_id] : -1;
-      const uint32_t h = key_hash(b.key);
+      const uint32_t h = slot_key_hash(*cfg, b.key);
       const uint32_t before = s.key == h ? s.passed : 0;
       // A count that went back is a new bucket of the same key (evicted and
       // admitted again in between): all it passed is new.

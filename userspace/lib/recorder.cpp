@@ -11,7 +11,6 @@
 #include <thread>
 #include <utility>
 
-#include "keys.h"
 #include "policy.h"
 #include "record_file.h"
 #include "state.h"
@@ -25,7 +24,7 @@ Result<bool> SourceSampler::sample(const State& state, const std::function<void(
   bool tell = std::exchange(baseline_, false);
   auto cfg = state.config();
   if (!cfg) return std::unexpected(cfg.error());
-  const size_t slots = (size_t{1} << cfg->bucket_bits) * XT_BUCKET_WAYS;
+  const size_t slots = table_slots(*cfg);
   if (seen_.size() != slots) {
     seen_.assign(slots, {});
     tell = false;
@@ -36,7 +35,7 @@ Result<bool> SourceSampler::sample(const State& state, const std::function<void(
     if (e.slot >= seen_.size()) return;
     auto count = static_cast<uint32_t>(e.bucket.passed_packets + e.bucket.dropped_packets);
     if (auto p = pending->find(e.key); p != pending->end()) count += static_cast<uint32_t>(p->second);
-    const uint32_t hash = static_cast<uint32_t>(xt_hash_bucket(cfg->hash_key, &e.key)) | 1;
+    const uint32_t hash = slot_key_hash(*cfg, e.key);
     Seen& seen = seen_[e.slot];
     // A slot that changed hands holds a bucket made since: all its count is
     // new. A count that went back (modulo 2^32) counts as none: the hot

@@ -269,6 +269,14 @@ Result<State> State::open_or_create(const std::string& pin_dir, const Create& cr
   return open(pin_dir);
 }
 
+size_t table_slots(const xt_config& cfg) {
+  return (size_t{1} << (cfg.bucket_bits & 31)) * XT_BUCKET_WAYS;
+}
+
+uint32_t slot_key_hash(const xt_config& cfg, const xt_bucket_key& key) {
+  return static_cast<uint32_t>(xt_hash_bucket(cfg.hash_key, &key)) | 1;
+}
+
 IdleWindow idle_window_for(uint32_t hz, uint32_t seconds) {
   IdleWindow w;
   auto units = [&] { return (static_cast<uint64_t>(seconds) * hz + (1u << w.shift) - 1) >> w.shift; };

@@ -49,6 +49,14 @@ struct BucketEntry {
   uint64_t slot = 0;  // where in the table: set * XT_BUCKET_WAYS + way
 };
 
+// For the walks that keep something of every slot from one read to the next
+// (top --watch, the recorder, the fleet): how many slots the table has, and
+// which key a slot held when read, as the low bits of the key's keyed hash,
+// never 0 (0: a slot never read). Two keys sharing them only make a count
+// read as a new bucket's.
+size_t table_slots(const xt_config& cfg);
+uint32_t slot_key_hash(const xt_config& cfg, const xt_bucket_key& key);
+
 struct BucketKeyLess {
   bool operator()(const xt_bucket_key& a, const xt_bucket_key& b) const {
     return std::memcmp(&a, &b, sizeof(a)) < 0;

@@ -7,7 +7,6 @@
 #include <map>
 
 #include "format.h"
-#include "keys.h"
 #include "meter.h"
 
 namespace xt {
@@ -206,7 +205,7 @@ Result<std::vector<TopRow>> read_top(const State& state, size_t limit, TopSnapsh
   if (!pending) return std::unexpected(pending.error());
 
   const bool rates = since && !since->empty();
-  if (since) since->resize(static_cast<size_t>(XT_BUCKET_WAYS) << cfg->bucket_bits);
+  if (since) since->resize(table_slots(*cfg));
   // The best `limit` so far, in a heap whose top is the one that ranks last.
   struct Candidate {
     BucketEntry e;
@@ -226,7 +225,7 @@ Result<std::vector<TopRow>> read_top(const State& state, size_t limit, TopSnapsh
     c.passed = c.e.bucket.passed_packets;
     if (since && e.slot < since->size()) {
       TopSeen& seen = (*since)[e.slot];
-      const uint32_t hash = static_cast<uint32_t>(xt_hash_bucket(cfg->hash_key, &e.key)) | 1;
+      const uint32_t hash = slot_key_hash(*cfg, e.key);
       const auto dropped = static_cast<uint32_t>(c.e.bucket.dropped_packets);
       const auto passed = static_cast<uint32_t>(c.e.bucket.passed_packets);
       if (rates) {
