@@ -87,6 +87,15 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 		}
 	}
 	__u64 wait = xt_meter_wait(rule, b, now);
+	/* Remembered for half the idle window at most: the hot cache's drops
+	 * never reach the slot's `used` stamp, which only this slow path
+	 * refreshes, so a source held longer would look idle while it sends:
+	 * a newcomer could take its slot (it would come back with a full
+	 * burst), and under a saturated budget its first packet within its
+	 * limit would be refused as a new source's. */
+	const __u64 most = ((__u64)cfg->used_idle << (cfg->used_shift & 63)) / 2;
+	if (wait && wait != XT_NEVER && most && wait > most)
+		wait = most;
 	if (wait)
 		xt_hot_fill(hot_set, hot_idx, hot, pkt, epoch, XT_FILL_LIMIT, rule, now, wait == XT_NEVER ? XT_NEVER : now + wait);
 	return XT_DROP_LIMIT;

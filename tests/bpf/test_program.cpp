@@ -276,6 +276,23 @@ TEST_F(Program, BucketTableIsBounded) {
   EXPECT_EQ(counter(XT_DROP_NO_STATE), 0u) << "making room never failed";
 }
 
+// A source held over a slow limit (1/hour) that keeps sending is dropped by
+// the hot cache, which never touches its slot's `used` stamp. An hour
+// later its next token is due and must pass, though the new-source budget
+// (1/day) is spent: the source is tracked, not new. Failed while the hot
+// cache held a source for its whole wait: its slot went idle after 60 s
+// and the packet at the hour was refused as a new source's.
+TEST_F(Program, ASourceHeldLongerThanTheIdleWindowStaysTracked) {
+  load(XT_MIN_MAX_SOURCES);
+  rule("198.18.0.0/15", "1/hour", 1, [](RuleSpec& s) { s.new_rate = *parse_rate("1/day"); });
+  const auto frame = Packet().ipv4("198.18.0.7").build();
+  ASSERT_EQ(run(frame, 0), XDP_PASS);  // the day's newcomer, and its burst of one
+  int passed = 0;
+  for (uint64_t t = 5; t <= 3700; t += 5) passed += run(frame, t * kHz) == XDP_PASS;
+  EXPECT_EQ(passed, 1) << "its next token, at the hour";
+  EXPECT_EQ(counter(XT_DROP_NEW_SOURCE), 0u) << "taken for a new source while sending all along";
+}
+
 // A source sending under its limit before and during a flood of one-packet
 // spoofed sources that churns the whole table keeps its bucket and its
 // traffic: the flood's newcomers are the least recently used, not it.
