@@ -180,6 +180,8 @@ TEST_F(Cli, SourceTableIsSizedAtCreationAndReported) {
   Outcome resize = lab_->xthrottle({"attach", "dut0", "--max-sources", "8192"});
   EXPECT_EQ(resize.rc, 1);
   EXPECT_NE(resize.err.find("cannot be resized"), std::string::npos) << resize.err;
+  // A size that rounds up to the table's is the table's (it was made so).
+  ok({"attach", "dut0", "--max-sources", "4000"});
   // The idle window too is the state's from its creation: the default here.
   EXPECT_EQ(s["idle_seconds"], XT_DEFAULT_IDLE_SECONDS);
   ok({"attach", "dut0", "--idle", "1min"});  // what it is: fine

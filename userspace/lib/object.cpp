@@ -96,7 +96,7 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
   if (int err = bpf_map__set_max_entries(skel->maps.xt_known_tags, known_sets_for(options.max_sources)); err)
     return system_error("cannot size the known table's tags", err);
   const uint64_t hot_sets = static_cast<uint64_t>(libbpf_num_possible_cpus())
-                            << options.hot_bits.value_or(hot_bits_for(options.max_sources));
+                            << (options.hot_bits.value_or(hot_bits_for(options.max_sources)) & 31);
   if (hot_sets > UINT32_MAX) return std::unexpected(Error{ErrorKind::Usage, "the hot cache would need more than 2^32 sets"});
   if (int err = bpf_map__set_max_entries(skel->maps.xt_hot, static_cast<uint32_t>(hot_sets)); err)
     return system_error("cannot size the hot cache", err);

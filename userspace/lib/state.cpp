@@ -215,7 +215,7 @@ Result<State> State::open_or_create(const std::string& pin_dir, const Create& cr
     if (!state || (!max_sources && !create.idle_seconds)) return state;
     auto cfg = state->config();
     if (!cfg) return std::unexpected(cfg.error());
-    if (max_sources && cfg->max_sources != *max_sources)
+    if (max_sources && cfg->max_sources != std::bit_ceil(*max_sources))  // it was made rounded up
       return system_error("the source table in " + pin_dir + " already holds " + std::to_string(cfg->max_sources) +
                           " sources; it cannot be resized under running programs (detach everywhere and remove " +
                           pin_dir + " to start over with another --max-sources)");

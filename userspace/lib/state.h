@@ -52,8 +52,8 @@ struct BucketEntry {
 // For the walks that keep something of every slot from one read to the next
 // (top --watch, the recorder, the fleet): how many slots the table has, and
 // which key a slot held when read, as the low bits of the key's keyed hash,
-// never 0 (0: a slot never read). Two keys sharing them only make a count
-// read as a new bucket's.
+// never 0 (0: a slot never read). Two keys sharing them (about one pair in
+// 2^31) make a new occupant's count read as the old one's moving on.
 size_t table_slots(const xt_config& cfg);
 uint32_t slot_key_hash(const xt_config& cfg, const xt_bucket_key& key);
 
