@@ -93,7 +93,7 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 	 * a newcomer could take its slot (it would come back with a full
 	 * burst), and under a saturated budget its first packet within its
 	 * limit would be refused as a new source's. */
-	const __u64 most = ((__u64)cfg->used_idle << (cfg->used_shift & 63)) / 2;
+	const __u64 most = xt_idle_ticks(cfg) / 2;
 	if (wait && wait != XT_NEVER && most && wait > most)
 		wait = most;
 	if (wait)

@@ -26,6 +26,12 @@ XT_INLINE int xt_used_recent(const struct xt_config *cfg, __u16 used, __u16 unit
 	return (__u16)(unit - used) <= cfg->used_idle;
 }
 
+/* The idle window in ticks: used_idle units of 2^used_shift ticks. */
+XT_INLINE __u64 xt_idle_ticks(const struct xt_config *cfg)
+{
+	return (__u64)cfg->used_idle << (cfg->used_shift & 63);
+}
+
 /* A bucket key's fingerprint, from its keyed hash h (its set is the top bits
  * of h, XT_TOP_BITS): never 0, which marks a free way. */
 XT_INLINE __u16 xt_fp_of(__u64 h)

@@ -72,7 +72,8 @@ Result<uint32_t> tick_rate_of(const Locked& locked) {
 
 Result<void> create_if_missing(Locked& locked, const std::string& pin_dir, uint32_t hz) {
   if (locked.state) return {};
-  auto state = State::open_or_create(pin_dir, State::Create{.max_sources = std::nullopt, .hz = hz, .idle_seconds = std::nullopt});
+  auto state =
+      State::open_or_create(pin_dir, State::Create{.max_sources = std::nullopt, .hz = hz, .idle_seconds = std::nullopt});
   if (!state) return std::unexpected(state.error());
   locked.state.emplace(std::move(*state));
   return {};

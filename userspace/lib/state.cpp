@@ -287,7 +287,7 @@ IdleWindow idle_window_for(uint32_t hz, uint32_t seconds) {
 
 uint32_t idle_seconds_of(const xt_config& cfg) {
   if (!cfg.hz) return 0;
-  return static_cast<uint32_t>(((static_cast<uint64_t>(cfg.used_idle) << (cfg.used_shift & 63)) + cfg.hz / 2) / cfg.hz);
+  return static_cast<uint32_t>((xt_idle_ticks(&cfg) + cfg.hz / 2) / cfg.hz);
 }
 
 Result<void> State::init_config(uint32_t hz, uint32_t max_sources, uint32_t idle_seconds) {
