@@ -4,10 +4,13 @@
 // HTTP endpoint.
 #pragma once
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -34,6 +37,35 @@ inline std::vector<json> json_lines(const std::string& text) {
 inline bool has_event(const std::vector<json>& lines, const std::string& event) {
   return std::ranges::any_of(lines, [&](const json& j) { return j.value("event", "") == event; });
 }
+
+// Stands in for systemd's notify socket: the datagrams serve sends to it.
+class NotifySocket {
+ public:
+  explicit NotifySocket(std::string path) : path_(std::move(path)) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    EXPECT_LT(path_.size(), sizeof(a.sun_path));
+    std::strncpy(a.sun_path, path_.c_str(), sizeof(a.sun_path) - 1);
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<const sockaddr*>(&a), sizeof(a)), 0) << std::strerror(errno);
+    const timeval wait{10, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
+  }
+  ~NotifySocket() {
+    close(fd_);
+    unlink(path_.c_str());
+  }
+  // The next datagram, or "" after 10 s without one.
+  std::string next() {
+    char buf[256];
+    const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
 
 class Operate : public LabTest {
  protected:
@@ -78,6 +110,12 @@ class Operate : public LabTest {
     return false;
   }
 
+  // serve's argv with NOTIFY_SOCKET set, as systemd runs a Type=notify unit.
+  std::vector<std::string> notifying(const std::string& socket, const std::vector<std::string>& args) {
+    auto argv = lab_->xthrottle_argv(args);
+    argv.insert(argv.begin() + 4, {"env", "NOTIFY_SOCKET=" + socket});  // ip netns exec NS [here] xthrottle ...
+    return argv;
+  }
   std::string dir_;
 };
 

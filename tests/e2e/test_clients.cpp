@@ -107,9 +107,15 @@ TEST_F(QuietClients, AReturningClientGetsThroughAFlood) {
   // The client talks (UDP, 20 packets), then goes quiet.
   const Flood talk = lab_->flood({"--src", "198.18.0.100", "--count", "20", "--rate", "100", "--cpu", "1"});
   ASSERT_EQ(talk.sent, 20u);
+  json s = lab_->xthrottle_json({"status", "--json"});
+  EXPECT_EQ(s["tracked_sources"], 1);
+  EXPECT_EQ(s["idle_sources"], 0);
   // Its bucket goes idle (untracked again) after the idle window: the
   // program's clock is the kernel's, so the test waits it out.
   std::this_thread::sleep_for(4s);
+  s = lab_->xthrottle_json({"status", "--json"});
+  EXPECT_EQ(s["tracked_sources"], 0) << "quiet past the window: not counted as tracked";
+  EXPECT_EQ(s["idle_sources"], 1);
   const uint64_t before = lab_->received_v4();
   // A UDP flood (nothing answers it) from 10.0.0.0/10, so the lab's
   // 198.18.0.0/15 counter sees the client alone.
@@ -119,15 +125,15 @@ TEST_F(QuietClients, AReturningClientGetsThroughAFlood) {
   const Flood back = lab_->flood({"--src", "198.18.0.100", "--count", "30", "--rate", "100", "--cpu", "1"});
   std::this_thread::sleep_for(200ms);
   const uint64_t got = lab_->received_v4() - before;
-  const json s = stats();
+  const json st = stats();
   flood.signal(SIGTERM);
   flood.wait();
   std::printf("[ measure  ] the returning client sent %llu during the flood, %llu got through; admitted by memory: "
               "%llu\n",
               (unsigned long long)back.sent, (unsigned long long)got,
-              (unsigned long long)s["admitted_by_memory"].get<uint64_t>());
+              (unsigned long long)st["admitted_by_memory"].get<uint64_t>());
   EXPECT_EQ(got, 30u) << "every packet of the returning client";
-  EXPECT_EQ(s["admitted_by_memory"].get<uint64_t>(), 1u);
+  EXPECT_EQ(st["admitted_by_memory"].get<uint64_t>(), 1u);
 }
 
 }  // namespace

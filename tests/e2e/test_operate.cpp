@@ -108,6 +108,9 @@ TEST_F(Operate, ABadFileChangesNothingAndSaysWhereAndWhy) {
       {"dup.toml", "[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"1/s\"\n[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"2/s\"\n",
        ":4: 198.18.0.0/15 already has a rule, at line 4"},
       {"combo.toml", "[[rule]]\ncidr = \"198.18.0.0/15\"\naction = \"allow\"\nrate = \"1/s\"\n", ":1: --allow takes no"},
+      {"idle.toml", "[sources]\nidle = \"0\"\n", ":2: bad idle '0': between 1s and 3600s"},
+      {"size.toml", "[sources]\nmax_sources = 12\n", ":2: bad max_sources 12: between 1024"},
+      {"skey.toml", "[sources]\nmax = 4096\n", ":2: unknown key 'max' in [sources]"},
   };
   for (const auto& c : cases) {
     // A good rule first, so a partial application would show.
@@ -158,8 +161,9 @@ TEST_F(Operate, StatusShowsTheLiveConfigAndNoticesItChanged) {
 
 TEST_F(Operate, ServeAppliesItsConfigAtStartAndOnSighup) {
   const std::string path = write("live.toml", kFileA);
-  Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--config", path}));
-  ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics")) << "serve never answered";
+  NotifySocket manager(dir_ + "/notify.sock");
+  Background serve(notifying(dir_ + "/notify.sock", {"serve", "--metrics", "127.0.0.1:9431", "--config", path}));
+  ASSERT_EQ(manager.next(), "READY=1") << "serve never got ready";  // the config is in: the metrics answer before
   EXPECT_EQ(rule("198.18.0.0/15")["rate"], "1000/s");
 
   write("live.toml", kFileB);

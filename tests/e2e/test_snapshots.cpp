@@ -17,10 +17,14 @@ namespace {
 
 class Snapshots : public Operate {
  protected:
-  // Everything the kernel held is gone, as after a reboot; then attached anew.
-  void reboot() {
+  // Everything the kernel held is gone, as after a reboot.
+  void wipe() {
     ok({"detach", "dut0"});
     for (const auto& pin : std::filesystem::directory_iterator(lab_->pin_dir())) std::filesystem::remove_all(pin);
+  }
+  // The same, then attached anew.
+  void reboot() {
+    wipe();
     ok({"attach", "dut0"});
     ASSERT_EQ(rules().size(), 0u) << "a fresh state";
   }
@@ -82,9 +86,11 @@ TEST_F(Snapshots, ServeRestoresAtStartAndSavesOnStop) {
 
   reboot();
   {
-    Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--snapshot", file,
-                                           "--snapshot-every", "1s"}));
-    ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+    // Ready (READY=1) once the snapshot is in; the metrics answer before.
+    NotifySocket manager(dir_ + "/notify.sock");
+    Background serve(notifying(dir_ + "/notify.sock", {"serve", "--metrics", "127.0.0.1:9431", "--snapshot", file,
+                                                       "--snapshot-every", "1s"}));
+    ASSERT_EQ(manager.next(), "READY=1");
     lab_->reset_received();
     flood_from("198.18.0.9", 600);
     EXPECT_EQ(lab_->received_v4(), 400u) << "600 of 1000 used before the reboot";
@@ -123,6 +129,62 @@ TEST_F(Snapshots, ServeRestoresAtStartAndSavesOnStop) {
   for (const auto& e : std::filesystem::directory_iterator(dir_))
     aside |= e.path().filename().string().starts_with("serve.snap.rejected-");
   EXPECT_TRUE(aside) << "the damaged snapshot kept for a look";
+}
+
+// The source table's settings are fixed when the state is made, and after
+// a reboot whatever runs first makes it (the units start serve, which
+// restores, and attach, with no options). So the snapshot carries them, and
+// a rules file may state them; a file that asks another table than the
+// state's is refused with nothing changed.
+TEST_F(Snapshots, TheSourceTableComesBackAsItWasMade) {
+  wipe();
+  ok({"attach", "dut0", "--max-sources", "4096", "--idle", "5s"});
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/day", "--burst", "1000"});
+  flood_from("198.18.0.9", 10);
+  const std::string file = dir_ + "/table.snap";
+  ok({"save", file});
+
+  wipe();
+  ok({"restore", file});
+  json s = lab_->xthrottle_json({"status", "--json"});
+  EXPECT_EQ(s["max_sources"], 4096);
+  EXPECT_EQ(s["idle_seconds"], 5);
+  ok({"attach", "dut0"});
+  EXPECT_EQ(rules().size(), 1u);
+
+  const std::string rule = "\n[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"5/s\"\n";
+  const std::string bigger = write("bigger.toml", "[sources]\nmax_sources = 8192\n" + rule);
+  const Outcome refused = lab_->xthrottle({"apply", bigger});
+  EXPECT_EQ(refused.rc, 1);
+  EXPECT_NE(refused.err.find("already holds 4096 sources"), std::string::npos) << refused.err;
+  EXPECT_EQ(rules()[0]["rate"], "1000/day") << "nothing changed";
+  const Outcome shorter = lab_->xthrottle({"apply", write("shorter.toml", "[sources]\nidle = \"3s\"\n" + rule)});
+  EXPECT_EQ(shorter.rc, 1);
+  EXPECT_NE(shorter.err.find("untracks a source after 5s"), std::string::npos) << shorter.err;
+  ok({"apply", write("same.toml", "[sources]\nmax_sources = 4096\nidle = \"5s\"\n" + rule)});
+  EXPECT_EQ(rules()[0]["rate"], "5/s");
+
+  // serve after a reboot: the table its config asks, the rest as the
+  // snapshot's state had it (the idle window), the snapshot's rules and
+  // buckets in it, then the config's rules.
+  // It tells systemd when it is ready (Type=notify), and the units that
+  // attach start then: the state is made by then, as the snapshot and the
+  // config say.
+  wipe();
+  NotifySocket manager(dir_ + "/notify.sock");
+  Background serve(
+      notifying(dir_ + "/notify.sock", {"serve", "--config", bigger, "--metrics", "127.0.0.1:9431", "--snapshot", file}));
+  ASSERT_EQ(manager.next(), "READY=1");
+  s = lab_->xthrottle_json({"status", "--json"});
+  EXPECT_EQ(s["max_sources"], 8192);
+  EXPECT_EQ(s["idle_seconds"], 5);
+  ok({"attach", "dut0"});
+  serve.signal(SIGTERM);
+  EXPECT_EQ(manager.next(), "STOPPING=1");
+  const auto lines = json_lines(serve.wait().out);
+  EXPECT_TRUE(has_event(lines, "snapshot_restored"));
+  EXPECT_TRUE(has_event(lines, "config_applied"));
+  EXPECT_EQ(rules()[0]["rate"], "5/s");
 }
 
 }  // namespace

@@ -29,7 +29,11 @@ Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path
   if (!hz) return std::unexpected(hz.error());
   if (auto ok = compile_rules(*file, *hz, online_cpus()); !ok) return std::unexpected(ok.error());
   if (!dry_run)
-    if (auto ok = create_if_missing(*locked, pin_dir, *hz); !ok) return std::unexpected(ok.error());
+    if (auto ok = create_if_missing(*locked, pin_dir, *hz, file->table); !ok) return std::unexpected(ok.error());
+  // A state made otherwise keeps its table: a file asking another is refused.
+  auto cfg = locked->state->config();
+  if (!cfg) return std::unexpected(cfg.error());
+  if (auto ok = check_same_table(*cfg, file->table, pin_dir); !ok) return std::unexpected(ok.error());
   auto diff = diff_rules(*locked->state, *file);
   if (!diff || dry_run) return diff;
   if (auto ok = apply_rules(*locked->state, *file, *diff); !ok) return std::unexpected(ok.error());

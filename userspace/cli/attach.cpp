@@ -19,24 +19,9 @@ struct AttachOptions {
 int run_attach(const Globals& g, const AttachOptions& o) {
   auto mode = parse_mode(o.mode);
   if (!mode) return fail(mode.error());
-  State::Create create;
-  if (!o.max_sources.empty()) {
-    auto n = parse_positive("--max-sources", o.max_sources);
-    if (!n) return fail(n.error());
-    if (*n < XT_MIN_MAX_SOURCES || *n > XT_MAX_MAX_SOURCES)
-      return fail({ErrorKind::Usage, "bad --max-sources '" + o.max_sources + "': between " +
-                                         std::to_string(XT_MIN_MAX_SOURCES) + " and " +
-                                         std::to_string(XT_MAX_MAX_SOURCES)});
-    create.max_sources = static_cast<uint32_t>(*n);
-  }
-  if (!o.idle.empty()) {
-    auto secs = parse_duration("--idle", o.idle);
-    if (!secs) return fail(secs.error());
-    if (*secs < 1 || *secs > kMaxIdleSeconds)
-      return fail({ErrorKind::Usage, "bad --idle '" + o.idle + "': between 1s and " +
-                                         std::to_string(kMaxIdleSeconds) + "s"});
-    create.idle_seconds = static_cast<uint32_t>(*secs);
-  }
+  auto table = table_options(o.max_sources, o.idle);
+  if (!table) return fail(table.error());
+  const State::Create create{.table = *table, .hz = std::nullopt};
   // Before anything is created: a missing interface, or one whose frames
   // xthrottle cannot read, changes nothing.
   if (auto ifindex = ifindex_of(o.ifname); !ifindex) return fail(ifindex.error());

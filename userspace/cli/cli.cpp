@@ -70,10 +70,26 @@ Result<uint32_t> tick_rate_of(const Locked& locked) {
   return cfg->hz;
 }
 
-Result<void> create_if_missing(Locked& locked, const std::string& pin_dir, uint32_t hz) {
+Result<TableSettings> table_options(const std::string& max_sources, const std::string& idle) {
+  TableSettings table;
+  if (!max_sources.empty()) {
+    auto n = parse_positive("--max-sources", max_sources);
+    if (!n) return std::unexpected(n.error());
+    auto size = check_max_sources("--max-sources", *n);
+    if (!size) return std::unexpected(size.error());
+    table.max_sources = *size;
+  }
+  if (!idle.empty()) {
+    auto secs = parse_idle("--idle", idle);
+    if (!secs) return std::unexpected(secs.error());
+    table.idle_seconds = *secs;
+  }
+  return table;
+}
+
+Result<void> create_if_missing(Locked& locked, const std::string& pin_dir, uint32_t hz, const TableSettings& table) {
   if (locked.state) return {};
-  auto state =
-      State::open_or_create(pin_dir, State::Create{.max_sources = std::nullopt, .hz = hz, .idle_seconds = std::nullopt});
+  auto state = State::open_or_create(pin_dir, State::Create{.table = table, .hz = hz});
   if (!state) return std::unexpected(state.error());
   locked.state.emplace(std::move(*state));
   return {};

@@ -71,20 +71,28 @@ Result<Locked> open_locked(const std::string& pin_dir);
 // The tick rate limits are compiled for: the state's, or, when there is none
 // yet, the kernel's (for the state about to be made).
 Result<uint32_t> tick_rate_of(const Locked& locked);
-// Makes the state, if there is none yet, for the tick rate hz.
-Result<void> create_if_missing(Locked& locked, const std::string& pin_dir, uint32_t hz);
+// attach's and replay's --max-sources and --idle, as given ("" for unset).
+Result<TableSettings> table_options(const std::string& max_sources, const std::string& idle);
+// Makes the state, if there is none yet, for the tick rate hz, with the
+// source table `table` asks (each setting unset: the default).
+Result<void> create_if_missing(Locked& locked, const std::string& pin_dir, uint32_t hz,
+                               const TableSettings& table = {});
 
 // Reads a rules file and, unless dry_run, makes the live rules equal to it
-// (the state is made if there is none): `apply`, and `serve --config` at
-// start and on SIGHUP. *sha256, if given, gets the hash of the bytes read.
+// (the state is made if there is none, with the file's [sources]; an
+// existing state without them is refused, nothing changed): `apply`, and
+// `serve --config` at start and on SIGHUP. *sha256, if given, gets the hash of the bytes read.
 Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path, bool dry_run, std::string* sha256);
 
 // `save` and `restore` (snapshot.h), under the lock; restore makes the state
-// if there is none (after a reboot), and with only_into_empty restores
-// nothing (nullopt) into a state that has rules, bans or lists: `serve
-// --snapshot`, whose pins may have outlived it. serve calls them too.
+// if there is none (after a reboot), with the source table the snapshot's
+// state had (each setting `prefer` gives instead: serve's config), and with
+// only_into_empty restores nothing (nullopt) into a state that has rules,
+// bans or lists: `serve --snapshot`, whose pins may have outlived it. serve
+// calls them too.
 Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string& path);
 Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir, const SnapshotFile& file,
-                                                     const std::string& path, bool only_into_empty);
+                                                     const std::string& path, bool only_into_empty,
+                                                     const TableSettings& prefer = {});
 
 }  // namespace xt::cli

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// xthrottle replay CONFIG CAPTURE [--json] [--limit N] [--hz N] [--max-sources N]
+// xthrottle replay CONFIG CAPTURE [--json] [--limit N] [--hz N] [--max-sources N] [--idle DURATION]
 #include <iostream>
 #include <memory>
 
@@ -15,15 +15,22 @@ struct ReplayCliOptions {
   std::string config, capture;
   bool json = false;
   size_t limit = 20;
-  uint32_t hz = 0, max_sources = XT_DEFAULT_MAX_SOURCES;
+  uint32_t hz = 0;
+  std::string max_sources, idle;
 };
 
 int run_replay(const ReplayCliOptions& o) {
   auto file = load_rules_file(o.config);
   if (!file) return fail(file.error());
+  // The source table: as the options say, else as the file's [sources]
+  // does, else the default (what attach, or apply, would have made).
+  auto given = table_options(o.max_sources, o.idle);
+  if (!given) return fail(given.error());
+  const TableSettings table = given->or_else(file->table);
   ReplayOptions ro;
   ro.limit = o.limit;
-  ro.max_sources = o.max_sources;
+  ro.max_sources = table.max_sources.value_or(XT_DEFAULT_MAX_SOURCES);
+  ro.idle_seconds = table.idle_seconds.value_or(XT_DEFAULT_IDLE_SECONDS);
   ro.cpus = 1;  // the replay runs on one CPU: each rule's proofs budget whole on it
   if (o.hz) {
     ro.hz = o.hz;
@@ -50,8 +57,12 @@ void add_replay_command(CLI::App& app, const Globals&, int& rc) {
   replay->add_flag("--json", o->json, "JSON output");
   replay->add_option("--limit", o->limit, "Throttled sources listed, by their first drop")->capture_default_str();
   replay->add_option("--hz", o->hz, "Tick rate to meter at (default: this kernel's, as the live program)");
-  replay->add_option("--max-sources", o->max_sources, "Source table size, as attach --max-sources")
-      ->capture_default_str();
+  replay->add_option("--max-sources", o->max_sources,
+                     "Source table size, as attach --max-sources (default: the file's [sources], else " +
+                         std::to_string(XT_DEFAULT_MAX_SOURCES) + ")");
+  replay->add_option("--idle", o->idle,
+                     "Idle window, as attach --idle (default: the file's [sources], else " +
+                         std::to_string(XT_DEFAULT_IDLE_SECONDS) + "s)");
   replay->callback([&rc, o] { rc = run_replay(*o); });
 }
 

@@ -8,11 +8,16 @@
 // snapshot at start and saved to it periodically and on stop, and the
 // `--scope fleet` rules shared with other hosts through Redis (fleet.h),
 // and what the limit rules' sources send recorded a second at a time for
-// `recommend --from` (recorder.h).
+// `recommend --from` (recorder.h). Under systemd (Type=notify) it tells
+// when it is ready: once the snapshot and the config are in.
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -69,6 +74,26 @@ Result<Fleet::Options> fleet_options(const ServeOptions& o) {
     if (!file->empty() && access(file->c_str(), R_OK) != 0) return system_error("cannot read " + *file, errno);
   f.tls = {o.cluster_ca, o.cluster_cert, o.cluster_key};
   return f;
+}
+
+// Tells the service manager how serve is doing (sd_notify's protocol: one
+// datagram to $NOTIFY_SOCKET, a path or an abstract name): READY=1 once the
+// snapshot and the config are in, so that what is ordered after the unit
+// (each interface's attach) finds the state they made, with its table.
+// Nothing without NOTIFY_SOCKET.
+void notify_manager(const char* what) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const size_t len = path ? std::strlen(path) : 0;
+  if (len < 2 || len >= sizeof(addr.sun_path) || (path[0] != '/' && path[0] != '@')) return;
+  std::memcpy(addr.sun_path, path, len);
+  if (path[0] == '@') addr.sun_path[0] = '\0';
+  Fd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0 ||
+      sendto(fd.get(), what, std::strlen(what), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&addr),
+             static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len)) < 0)
+    std::cerr << "xthrottle: cannot tell the service manager " << what << ": " << std::strerror(errno) << "\n";
 }
 
 void log_line(const nlohmann::json& j) {
@@ -173,6 +198,14 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     j.update(sum->json());
     log_line(j);
   };
+  // A state the snapshot makes has the source table the config's [sources]
+  // asks, or else the one the snapshot's state had. (A config that does not
+  // load is reported by its apply, below.)
+  auto config_table = [&config]() -> TableSettings {
+    if (config.empty()) return {};
+    auto file = load_rules_file(config);
+    return file ? file->table : TableSettings{};
+  };
   if (!snapshot.empty()) {
     std::error_code ec;
     const bool there = std::filesystem::exists(snapshot, ec);
@@ -189,7 +222,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       std::cerr << "xthrottle: " << file.error().message << "\n";
       log_line({{"event", "snapshot_rejected"}, {"path", snapshot}, {"moved_to", ec ? "" : aside},
                 {"error", file.error().message}, {"unix_time", unix_time()}});
-    } else if (auto sum = restore_state(pin_dir, *file, snapshot, true); !sum) {
+    } else if (auto sum = restore_state(pin_dir, *file, snapshot, true, config_table()); !sum) {
       // A good file the state could not take: kept aside too, or the
       // first periodic save would write over it.
       const std::string aside = snapshot + ".unrestored-" + std::to_string(unix_time());
@@ -243,6 +276,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   if (!started_at) return stopped(fail(started_at.error()));
   reader->mark_backlog_before(*started_at);
 
+  notify_manager("READY=1");
   int rc = 0;
   auto next_save = std::chrono::steady_clock::now() + std::chrono::seconds(*every);
   while (!g_stop) {
@@ -263,6 +297,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       break;
     }
   }
+  notify_manager("STOPPING=1");
   {
     std::shared_ptr<Fleet> last;  // its last exchange done when the last reader lets go
     std::lock_guard<std::mutex> hold(fleet_mu);

@@ -20,12 +20,14 @@ Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string
 }
 
 Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir, const SnapshotFile& file,
-                                                     const std::string& path, bool only_into_empty) {
+                                                     const std::string& path, bool only_into_empty,
+                                                     const TableSettings& prefer) {
   auto locked = lock_pins(pin_dir);
   if (!locked) return std::unexpected(locked.error());
   auto hz = tick_rate_of(*locked);
   if (!hz) return std::unexpected(hz.error());
-  if (auto ok = create_if_missing(*locked, pin_dir, *hz); !ok) return std::unexpected(ok.error());
+  if (auto ok = create_if_missing(*locked, pin_dir, *hz, prefer.or_else(file.table)); !ok)
+    return std::unexpected(ok.error());
   if (only_into_empty) {
     auto empty = state_is_empty(*locked->state);
     if (!empty) return std::unexpected(empty.error());

@@ -195,8 +195,11 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
     m.sample("xthrottle_reason_packets_total",
              {{"reason", reason_info(r).key}, {"action", r >= XT_FIRST_DROP ? "dropped" : "passed"}},
              reasons[r].packets);
-  m.gauge("xthrottle_tracked_sources", "Sources with a bucket in the source table.",
+  m.gauge("xthrottle_tracked_sources", "Sources with a bucket in the source table, used within the idle window.",
           static_cast<double>(status->tracked_sources));
+  m.gauge("xthrottle_idle_sources",
+          "Sources quiet past the idle window whose buckets the table still keeps (a newcomer may take their slot).",
+          static_cast<double>(status->idle_sources));
   m.gauge("xthrottle_max_sources", "Size of the source table (attach --max-sources).", status->max_sources);
   m.gauge("xthrottle_source_table_bytes", "Kernel memory of the source table, its tags and marks.",
           static_cast<double>(status->bytes_per_source) * status->max_sources);

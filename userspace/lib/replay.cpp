@@ -52,7 +52,7 @@ Result<ReplayResult> replay_capture(const RulesFile& file, const std::string& ca
   if (int err = xthrottle__load(skel->get()); err) return system_error("cannot load the program to replay with", err);
   auto state = State::from_object((*skel)->obj);
   if (!state) return std::unexpected(state.error());
-  if (auto ok = state->init_config(o.hz, o.max_sources); !ok) return std::unexpected(ok.error());
+  if (auto ok = state->init_config(o.hz, o.max_sources, o.idle_seconds); !ok) return std::unexpected(ok.error());
   (*skel)->bss->xt_test_now = kFirstTick;
   if (auto ok = apply_rules(*state, file, diff_from_nothing(file)); !ok) return std::unexpected(ok.error());
 

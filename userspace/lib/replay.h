@@ -23,6 +23,7 @@ struct ReplayOptions {
   uint32_t hz = 0;  // the tick rate to meter at (the live kernel's, for verdicts like the live program's)
   uint32_t cpus = 1;  // what --verify-rate is shared by: 1, as the replay runs on one CPU
   uint32_t max_sources = XT_DEFAULT_MAX_SOURCES;
+  uint32_t idle_seconds = XT_DEFAULT_IDLE_SECONDS;
   size_t limit = 20;  // throttled sources listed
 };
 

@@ -167,6 +167,30 @@ Result<FileBlocklist> read_blocklist_table(const std::string& path, const toml::
   return out;
 }
 
+// The [sources] table: the source table's settings.
+Result<TableSettings> read_sources_table(const std::string& path, const toml::table& t) {
+  TableSettings out;
+  for (const auto& [key, node] : t) {
+    const int line = line_of(node);
+    if (key.str() == "max_sources") {
+      const auto n = node.value<int64_t>();
+      if (!n || *n < 0) return at(path, line, "max_sources must be a whole number of sources");
+      auto size = check_max_sources("max_sources", static_cast<uint64_t>(*n));
+      if (!size) return at(path, line, size.error().message);
+      out.max_sources = *size;
+    } else if (key.str() == "idle") {
+      const auto text = node.value<std::string>();
+      if (!text) return at(path, line, "idle must be a duration in quotes: idle = \"60s\"");
+      auto secs = parse_idle("idle", *text);
+      if (!secs) return at(path, line, secs.error().message);
+      out.idle_seconds = *secs;
+    } else {
+      return at(path, line, "unknown key '" + std::string(key.str()) + "' in [sources] (max_sources, idle)");
+    }
+  }
+  return out;
+}
+
 Result<RulesFile> parse_rules_file(std::string_view text, const std::string& path) {
   RulesFile file;
   file.path = path;
@@ -178,9 +202,17 @@ Result<RulesFile> parse_rules_file(std::string_view text, const std::string& pat
     return at(path, static_cast<int>(e.source().begin.line), std::string(e.description()));
   }
   for (const auto& [key, node] : doc)
-    if (key.str() != "rule" && key.str() != "blocklist")
+    if (key.str() != "rule" && key.str() != "blocklist" && key.str() != "sources")
       return at(path, line_of(node), "unknown key '" + std::string(key.str()) +
-                                         "' (rules are [[rule]] tables, lists [[blocklist]] tables)");
+                                         "' (rules are [[rule]] tables, lists [[blocklist]] tables, the source "
+                                         "table's settings a [sources] table)");
+  if (const toml::node* sources = doc.get("sources")) {
+    const toml::table* t = sources->as_table();
+    if (!t) return at(path, line_of(*sources), "sources must be one table: [sources]");
+    auto table = read_sources_table(path, *t);
+    if (!table) return std::unexpected(table.error());
+    file.table = *table;
+  }
   if (const toml::node* rules = doc.get("rule")) {
     const toml::array* arr = rules->as_array();
     if (!arr) return at(path, line_of(*rules), "rule must be an array of tables: [[rule]]");

@@ -19,6 +19,10 @@
 //   name = "spamhaus"        # a named deny list, as `blocklist load NAME FILE`
 //   file = "drop.txt"        #   (relative to the rules file's directory)
 //
+//   [sources]                # the source table, as attach --max-sources and
+//   max_sources = 1048576    #   --idle: used when the state is created, and
+//   idle = "60s"             #   an existing state must already have them
+//
 // A file with any error changes nothing; the error says FILE:LINE and why.
 #pragma once
 
@@ -29,6 +33,7 @@
 
 #include "error.h"
 #include "rules.h"
+#include "table.h"
 
 namespace xt {
 
@@ -52,6 +57,7 @@ struct RulesFile {
   std::string sha256;  // of the file's bytes, hex (the lists' files not included)
   std::vector<FileRule> rules;
   std::vector<FileBlocklist> blocklists;
+  TableSettings table;  // [sources]: what it does not say is unset
 };
 
 // Reads and checks a rules file: syntax, keys, values, duplicates, and the

@@ -113,7 +113,8 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
 
   SnapshotSummary sum;
   json h = {{"format", "xthrottle snapshot"}, {"version", kSnapshotVersion}, {"saved_at_unix_ns", saved_at},
-            {"hz", hz}, {"abi", XT_ABI_VERSION}};
+            {"hz", hz}, {"abi", XT_ABI_VERSION}, {"max_sources", cfg->max_sources},
+            {"idle_seconds", idle_seconds_of(*cfg)}};
   std::map<uint32_t, size_t> index;  // rule id -> its place in the snapshot
   json jr = json::array();
   for (const auto& r : *rules) {

@@ -32,7 +32,7 @@ int64_t integer(const json& v, const std::string& what, int64_t lo, int64_t hi) 
   if (!v.is_number_integer()) throw BadField{what + " is not an integer"};
   if (v.is_number_unsigned()) {
     const auto u = v.get<uint64_t>();
-    if (u > static_cast<uint64_t>(hi)) throw BadField{what + " is out of range"};
+    if (u > static_cast<uint64_t>(hi) || static_cast<int64_t>(u) < lo) throw BadField{what + " is out of range"};
     return static_cast<int64_t>(u);
   }
   const auto x = v.get<int64_t>();
@@ -76,6 +76,13 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
   try {
     if (h.at("format") != "xthrottle snapshot") return snapshot_error(path, "not an xthrottle snapshot");
     out.saved_at_ns = integer(h.at("saved_at_unix_ns"), "saved_at_unix_ns", 0, kMaxNs - 1);
+    // Written since the idle window became a setting; a file without them
+    // leaves a state it makes with the defaults.
+    if (h.contains("max_sources"))
+      out.table.max_sources = static_cast<uint32_t>(
+          integer(h.at("max_sources"), "max_sources", XT_MIN_MAX_SOURCES, XT_MAX_MAX_SOURCES));
+    if (h.contains("idle_seconds"))
+      out.table.idle_seconds = static_cast<uint32_t>(integer(h.at("idle_seconds"), "idle_seconds", 1, kMaxIdleSeconds));
     for (const json& r : h.at("rules")) {
       SnapshotFile::Rule rule;
       auto cidr = parse_cidr(r.at("cidr").get<std::string>());

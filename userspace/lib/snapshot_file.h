@@ -32,6 +32,7 @@
 #include "error.h"
 #include "policy.h"
 #include "rules.h"
+#include "table.h"
 
 namespace xt {
 
@@ -90,6 +91,7 @@ inline const std::pair<const char*, __u64 xt_rule_stats::*> kSnapshotRuleCounter
 struct SnapshotFile {
   uint64_t bytes = 0;  // the file's size
   int64_t saved_at_ns = 0;
+  TableSettings table;  // the saving state's source table (unset in older files)
   struct Rule {
     Cidr cidr;
     RuleSpec spec;

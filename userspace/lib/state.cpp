@@ -208,28 +208,16 @@ Result<const State::Control*> State::control() const {
 }
 
 Result<State> State::open_or_create(const std::string& pin_dir, const Create& create) {
-  const std::optional<uint32_t>& max_sources = create.max_sources;
   if (auto ok = ensure_bpffs(pin_dir); !ok) return std::unexpected(ok.error());
   if (exists(pin_dir)) {
     auto state = open(pin_dir);
-    if (!state || (!max_sources && !create.idle_seconds)) return state;
+    if (!state) return state;
     auto cfg = state->config();
     if (!cfg) return std::unexpected(cfg.error());
-    if (max_sources && cfg->max_sources != std::bit_ceil(*max_sources))  // it was made rounded up
-      return system_error("the source table in " + pin_dir + " already holds " + std::to_string(cfg->max_sources) +
-                          " sources; it cannot be resized under running programs (detach everywhere and remove " +
-                          pin_dir + " to start over with another --max-sources)");
-    if (create.idle_seconds) {
-      const IdleWindow want = idle_window_for(cfg->hz, *create.idle_seconds);
-      if (want.shift != cfg->used_shift || want.units != cfg->used_idle)
-        return system_error("the source table in " + pin_dir + " untracks a source after " +
-                            format_duration(idle_seconds_of(*cfg)) +
-                            " without packets; that is set when the state is created (detach everywhere and "
-                            "remove " + pin_dir + " to start over with another --idle)");
-    }
+    if (auto ok = check_same_table(*cfg, create.table, pin_dir); !ok) return std::unexpected(ok.error());
     return state;
   }
-  const uint32_t size = max_sources.value_or(XT_DEFAULT_MAX_SOURCES);
+  const uint32_t size = create.table.max_sources.value_or(XT_DEFAULT_MAX_SOURCES);
   auto hz = create.hz ? Result<uint32_t>(*create.hz) : measure_hz();
   if (!hz) return std::unexpected(hz.error());
   // Create the maps unpinned, write their settings, and only then pin them,
@@ -244,7 +232,7 @@ Result<State> State::open_or_create(const std::string& pin_dir, const Create& cr
     return std::unexpected(ok.error());
   auto fresh = from_object((*skel)->obj);
   if (!fresh) return std::unexpected(fresh.error());
-  if (auto ok = fresh->init_config(*hz, size, create.idle_seconds.value_or(XT_DEFAULT_IDLE_SECONDS)); !ok)
+  if (auto ok = fresh->init_config(*hz, size, create.table.idle_seconds.value_or(XT_DEFAULT_IDLE_SECONDS)); !ok)
     return std::unexpected(ok.error());
   std::vector<bpf_map*> order;
   bpf_map* map;
@@ -275,19 +263,6 @@ size_t table_slots(const xt_config& cfg) {
 
 uint32_t slot_key_hash(const xt_config& cfg, const xt_bucket_key& key) {
   return static_cast<uint32_t>(xt_hash_bucket(cfg.hash_key, &key)) | 1;
-}
-
-IdleWindow idle_window_for(uint32_t hz, uint32_t seconds) {
-  IdleWindow w;
-  auto units = [&] { return (static_cast<uint64_t>(seconds) * hz + (1u << w.shift) - 1) >> w.shift; };
-  while (units() > 16384) w.shift++;
-  w.units = static_cast<uint32_t>(units());
-  return w;
-}
-
-uint32_t idle_seconds_of(const xt_config& cfg) {
-  if (!cfg.hz) return 0;
-  return static_cast<uint32_t>((xt_idle_ticks(&cfg) + cfg.hz / 2) / cfg.hz);
 }
 
 Result<void> State::init_config(uint32_t hz, uint32_t max_sources, uint32_t idle_seconds) {
@@ -1172,6 +1147,21 @@ Result<std::optional<xt_bucket>> State::find_bucket(const xt_bucket_key& key) co
     if (std::memcmp(&s.key, &key, sizeof(key)) == 0) return s.bucket;
   }
   return std::nullopt;
+}
+
+Result<State::SourceCount> State::count_sources() const {
+  auto cfg = config();
+  if (!cfg) return std::unexpected(cfg.error());
+  auto now = this->now();
+  if (!now) return std::unexpected(now.error());
+  const __u16 unit = xt_used_now(&*cfg, *now);
+  SourceCount n;
+  auto walked = walk_batches<uint32_t, xt_set_tags>(tags_.get(), "the bucket tags", [&](uint32_t, const xt_set_tags& t) {
+    for (int w = 0; w < XT_BUCKET_WAYS; w++)
+      if (xt_tag_fp(&t, w)) (xt_used_recent(&*cfg, xt_tag_used(&t, w), unit) ? n.tracked : n.idle)++;
+  });
+  if (!walked) return std::unexpected(walked.error());
+  return n;
 }
 
 Result<void> State::for_each_bucket(const std::function<void(const BucketEntry&)>& fn) const {

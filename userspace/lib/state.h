@@ -23,6 +23,7 @@
 #include "object.h"
 #include "policy.h"
 #include "rules.h"
+#include "table.h"
 
 namespace xt {
 
@@ -65,31 +66,18 @@ struct BucketKeyLess {
 // Drops per bucket that per-CPU hot caches hold and have not added yet.
 using PendingDrops = std::map<xt_bucket_key, uint64_t, BucketKeyLess>;
 
-// The idle window (attach --idle): a source whose bucket goes unused this
-// long is untracked again. Its slots' `used` stamps count units of 2^shift
-// ticks, the smallest unit that keeps the window within a quarter of their
-// 65536-unit cycle; the window is `units` of them.
-constexpr uint32_t kMaxIdleSeconds = 3600;
-struct IdleWindow {
-  uint32_t shift = 0, units = 0;
-};
-IdleWindow idle_window_for(uint32_t hz, uint32_t seconds);
-// The window a state's settings hold, in whole seconds (to the nearest).
-uint32_t idle_seconds_of(const xt_config& cfg);
-
 class State {
  public:
   // Opens existing pins; fails (exit 1) if there is no state in pin_dir.
   static Result<State> open(const std::string& pin_dir);
-  // Creates and pins the maps first if they do not exist yet, with a bucket
-  // table of max_sources (default XT_DEFAULT_MAX_SOURCES). Asking for a size
-  // other than that of existing state fails: a table cannot be resized under
-  // the programs that use it.
-  // So is asking for another idle window (attach --idle).
+  // Creates and pins the maps first if they do not exist yet, with the
+  // table `create.table` asks (each setting unset: the default). Asking an
+  // existing state for settings other than its own fails (exit 1): a table
+  // is not resized, nor its idle window changed, under the programs that
+  // use it.
   struct Create {
-    std::optional<uint32_t> max_sources;
-    std::optional<uint32_t> hz;            // measured if not given
-    std::optional<uint32_t> idle_seconds;  // default XT_DEFAULT_IDLE_SECONDS
+    TableSettings table;
+    std::optional<uint32_t> hz;  // measured if not given
   };
   static Result<State> open_or_create(const std::string& pin_dir, const Create& create = {});
   static bool exists(const std::string& pin_dir);
@@ -120,6 +108,13 @@ class State {
 
   Result<std::vector<xt_count>> counters() const;  // summed over CPUs, by enum xt_reason then xt_counter
   Result<std::vector<RuleCounters>> rule_counters() const;
+  // The table's slots that hold a source: tracked (used within the idle
+  // window) and idle (its bucket kept, but to the new-source budget it is a
+  // newcomer again).
+  struct SourceCount {
+    uint64_t tracked = 0, idle = 0;
+  };
+  Result<SourceCount> count_sources() const;
   Result<void> for_each_bucket(const std::function<void(const BucketEntry&)>& fn) const;
   // Every entry of the known table (sources admitted outside the new-source
   // budget), and the table's size in entries.

@@ -176,8 +176,10 @@ Result<Status> read_status(const std::string& pin_dir) {
   s.idle_seconds = idle_seconds_of(*cfg);
   s.hz = cfg->hz;
   s.bytes_per_source = state->source_memory_bytes() / cfg->max_sources;
-  auto walked = state->for_each_bucket([&](const BucketEntry&) { s.tracked_sources++; });
-  if (!walked) return std::unexpected(walked.error());
+  auto sources = state->count_sources();
+  if (!sources) return std::unexpected(sources.error());
+  s.tracked_sources = sources->tracked;
+  s.idle_sources = sources->idle;
   auto counters = state->counters();
   if (!counters) return std::unexpected(counters.error());
   s.table_full_drops = (*counters)[XT_DROP_NO_STATE].packets;
@@ -350,6 +352,7 @@ json status_json(const Status& s) {
           {"rules", s.rules.size()},
           {"dry_run_rules", dry},
           {"tracked_sources", s.tracked_sources},
+          {"idle_sources", s.idle_sources},
           {"max_sources", s.max_sources},
           {"bytes_per_source", s.bytes_per_source},
           {"idle_seconds", s.idle_seconds},
@@ -414,6 +417,9 @@ std::string status_text(const Status& s) {
                "quiet), clock %u Hz\n",
                s.pin_dir.c_str(), s.rules.size(), (unsigned long long)s.tracked_sources, s.max_sources,
                (unsigned long long)s.bytes_per_source, format_duration(s.idle_seconds).c_str(), s.hz);
+    if (s.idle_sources)
+      out += fmt("         %llu more quiet past that: their buckets are kept until their slots are needed\n",
+                 (unsigned long long)s.idle_sources);
     if (s.new_source_drops)
       out += fmt("         %llu packets from untracked sources dropped over new-source budgets\n",
                  (unsigned long long)s.new_source_drops);

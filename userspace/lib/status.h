@@ -25,7 +25,8 @@ struct Status {
   bool state = false;  // pinned maps exist
   std::vector<RuleEntry> rules;
   std::vector<Attachment> interfaces;
-  uint64_t tracked_sources = 0;
+  uint64_t tracked_sources = 0;  // used within the idle window
+  uint64_t idle_sources = 0;     // quiet longer: still in the table, buckets kept
   uint32_t max_sources = 0;
   uint32_t idle_seconds = 0;  // a source quiet this long is untracked (attach --idle)
   uint64_t bytes_per_source = 0;
