@@ -42,6 +42,7 @@
 #include "rules.h"
 #include "state.h"
 #include "xdp_drop.skel.h"
+#include "xdp_floor.skel.h"
 
 namespace {
 
@@ -93,6 +94,22 @@ json measure_cost(uint32_t repeat) {
   const double base = test_run_ns(bpf_program__fd(drop->progs.xdp_drop), Packet().ipv4("198.18.1.1").build(), repeat);
   xdp_drop__destroy(drop);
   out.push_back({{"path", "bare XDP_DROP"}, {"ns", base}});
+  // Floors (xdp_floor.bpf.c): parsing and counting alone, and with one
+  // cached line that holds the source, what one heavy source costs at the
+  // least, whatever the design.
+  {
+    xdp_floor* floor = xdp_floor__open();
+    if (!floor || xdp_floor__load(floor) != 0)
+      die("cannot load the floors (xdp_floor.bpf.c)");
+    const auto frame = Packet().ipv4("198.18.1.1").build();
+    for (auto [prog, what] : {std::pair(floor->progs.xdp_count, "floor: parse and count, then drop"),
+                              std::pair(floor->progs.xdp_cached,
+                                        "floor: the same, and one cached line holding the source (clock, hash)")}) {
+      test_run_ns(bpf_program__fd(prog), frame, 1000);  // warm: the cached line
+      out.push_back({{"path", what}, {"ns", test_run_ns(bpf_program__fd(prog), frame, repeat)}});
+    }
+    xdp_floor__destroy(floor);
+  }
 
   auto hz = xt::measure_hz();
   if (!hz) die(hz.error().message);
@@ -181,9 +198,14 @@ json measure_cost(uint32_t repeat) {
 
 // ---------------------------------------------------------------- limiters
 
-enum class Limiter { XdpDrop, Xthrottle, Hashlimit, NftMeter };
+// Floor: xdp_floor.bpf.c's xdp_cached, what holding one source over its
+// limit costs at the least (a parse, one cached line, a count): beside
+// the others in throughput and scale, so each case says how far any design
+// could get on this machine.
+enum class Limiter { XdpDrop, Xthrottle, Hashlimit, NftMeter, Floor };
 const char* name(Limiter l) {
   switch (l) {
+    case Limiter::Floor: return "floor";
     case Limiter::XdpDrop: return "XDP_DROP";
     case Limiter::Xthrottle: return "xthrottle";
     case Limiter::Hashlimit: return "iptables hashlimit";
@@ -303,6 +325,11 @@ void set_up(const Lab& lab, Limiter l, uint32_t limit, uint32_t burst_packets = 
     case Limiter::XdpDrop:
       must(run({"ip", "-n", lab.dut_ns(), "link", "set", "dut0", "xdp", "obj", XT_DROP_OBJECT, "sec", "xdp"}),
            "attaching XDP_DROP");
+      return;
+    case Limiter::Floor:
+      must(run({"ip", "-n", lab.dut_ns(), "link", "set", "dut0", "xdp", "obj", XT_FLOOR_OBJECT, "program",
+                "xdp_cached"}),
+           "attaching the floor");
       return;
     case Limiter::Xthrottle:
       must(lab.xthrottle({"attach", "dut0", "--mode", "native"}), "xthrottle attach");
@@ -427,16 +454,22 @@ struct Case {
   }
 };
 
-// What the throughput and scale sections run: the bare drop first (the
-// baseline), xthrottle, then its peers unless --no-peers.
+// What the throughput, scale and fair-share sections run: the bare drop
+// first (the baseline), xthrottle, then its peers unless --no-peers.
 bool g_peers = true;
 std::vector<Limiter> compared() {
   if (!g_peers) return {Limiter::XdpDrop, Limiter::Xthrottle};
   return {Limiter::XdpDrop, Limiter::Xthrottle, Limiter::Hashlimit, Limiter::NftMeter};
 }
+// Throughput and scale add the floor, last.
+std::vector<Limiter> compared_with_floor() {
+  auto l = compared();
+  l.push_back(Limiter::Floor);
+  return l;
+}
 
 json measure_throughput(uint32_t reps, uint64_t frames) {
-  const std::vector<Limiter> limiters = compared();
+  const std::vector<Limiter> limiters = compared_with_floor();
   json out = json::array();
   for (bool v6 : {false, true}) {
     for (uint32_t sources : {1u, 1000u, 1000000u, kSixteenM}) {
@@ -495,7 +528,7 @@ std::vector<ScaleCase> scale_cases(uint64_t frames) {
 }
 
 json measure_scale(uint32_t reps, uint64_t frames) {
-  const std::vector<Limiter> limiters = compared();
+  const std::vector<Limiter> limiters = compared_with_floor();
   json out = json::array();
   for (const ScaleCase& c : scale_cases(frames)) {
     json row = {{"case", c.label}};
@@ -890,6 +923,7 @@ void set_up_total(const Lab& lab, Limiter l) {
   const std::string per_source = std::to_string(kFairPerSource), total = std::to_string(int(kFairTotal));
   switch (l) {
     case Limiter::XdpDrop:
+    case Limiter::Floor:
       set_up(lab, l, 1);
       return;
     case Limiter::Xthrottle:
@@ -1045,7 +1079,11 @@ std::string limiters_row(const json& row) {
   std::string out = "| " + row["case"].get<std::string>() + " | ";
   std::snprintf(buf, sizeof(buf), "%.2f Mpps", row["XDP_DROP"]["mpps"].get<double>());
   out += buf;
-  for (const char* l : {"xthrottle", "iptables hashlimit", "nft meter"}) {
+  for (const char* l : {"xthrottle", "iptables hashlimit", "nft meter", "floor"}) {
+    if (!row.contains(l)) {
+      out += " | —";
+      continue;
+    }
     std::snprintf(buf, sizeof(buf), " | %.2f, %+.0f ns (%.2f Mpps)", row[l]["ratio"].get<double>(),
                   row[l].value("ns_above_drop", 0.0), row[l]["mpps"].get<double>());
     out += buf;
@@ -1058,15 +1096,17 @@ std::string markdown(const json& r) {
   char buf[256];
   md << "Whole-path packet rate, every source limited to " << kThroughputLimit << "/s (median of "
      << r["reps"].get<int>() << " interleaved runs of " << r["frames"].get<uint64_t>()
-     << " frames; ratio to the bare XDP_DROP of the same case, and ns a packet above it):\n\n";
-  md << "| case | XDP_DROP | xthrottle | iptables hashlimit | nft meter |\n|---|---|---|---|---|\n";
+     << " frames; ratio to the bare XDP_DROP of the same case, and ns a packet above it). The floor is "
+        "tools/bench/xdp_floor.bpf.c: a parse, one cached line that holds the source, a count, and the drop; what "
+        "holding a source costs at the least, whatever the design:\n\n";
+  md << "| case | XDP_DROP | xthrottle | iptables hashlimit | nft meter | floor |\n|---|---|---|---|---|---|\n";
   for (const auto& row : r["throughput"]) {
     md << limiters_row(row);
   }
   if (r.contains("scale")) {
     md << "\nAttack scale (each case refilled before every run, so what it admitted is less than a minute old; "
           "same runs and medians as above):\n\n";
-    md << "| case | XDP_DROP | xthrottle | iptables hashlimit | nft meter |\n|---|---|---|---|---|\n";
+    md << "| case | XDP_DROP | xthrottle | iptables hashlimit | nft meter | floor |\n|---|---|---|---|---|---|\n";
     for (const auto& row : r["scale"]) {
       md << limiters_row(row);
       if (row.contains("legit")) {
