@@ -163,6 +163,13 @@ TEST_F(Snapshots, TheSourceTableComesBackAsItWasMade) {
   EXPECT_NE(shorter.err.find("untracks a source after 5s"), std::string::npos) << shorter.err;
   ok({"apply", write("same.toml", "[sources]\nmax_sources = 4096\nidle = \"5s\"\n" + rule)});
   EXPECT_EQ(rules()[0]["rate"], "5/s");
+  // serve refuses such a file at start, before it restores anything.
+  ok({"rule", "del", "198.18.0.0/15"});
+  const Outcome serve_refused =
+      lab_->xthrottle({"serve", "--config", bigger, "--metrics", "127.0.0.1:9431", "--snapshot", file});
+  EXPECT_EQ(serve_refused.rc, 1);
+  EXPECT_NE(serve_refused.err.find("already holds 4096 sources"), std::string::npos) << serve_refused.err;
+  EXPECT_EQ(rules().size(), 0u) << "nothing restored";
 
   // serve after a reboot: the table its config asks, the rest as the
   // snapshot's state had it (the idle window), the snapshot's rules and

@@ -134,6 +134,23 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // Without a config to make the state, it must be there already (a
   // mistyped --pin-dir creates nothing).
   if (config.empty() && snapshot.empty() && !State::exists(pin_dir)) return fail(State::open(pin_dir).error());
+  // The config read before anything is made or restored: a bad one is an
+  // error at start (its kind's exit code) with nothing changed, and its
+  // [sources] decide the table of a state the snapshot makes. A state that
+  // exists already must have that table, or nothing is restored into it.
+  TableSettings config_table;
+  if (!config.empty()) {
+    auto file = load_rules_file(config);
+    if (!file) return fail(file.error());
+    config_table = file->table;
+    if (State::exists(pin_dir)) {
+      auto state = State::open(pin_dir);
+      if (!state) return fail(state.error());
+      auto cfg = state->config();
+      if (!cfg) return fail(cfg.error());
+      if (auto ok = check_same_table(*cfg, config_table, pin_dir); !ok) return fail(ok.error());
+    }
+  }
   // One serve per state: a second would split the events, and apply its
   // config over the first one's.
   if (auto ok = ensure_bpffs(pin_dir); !ok) return fail(ok.error());
@@ -198,14 +215,6 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     j.update(sum->json());
     log_line(j);
   };
-  // A state the snapshot makes has the source table the config's [sources]
-  // asks, or else the one the snapshot's state had. (A config that does not
-  // load is reported by its apply, below.)
-  auto config_table = [&config]() -> TableSettings {
-    if (config.empty()) return {};
-    auto file = load_rules_file(config);
-    return file ? file->table : TableSettings{};
-  };
   if (!snapshot.empty()) {
     std::error_code ec;
     const bool there = std::filesystem::exists(snapshot, ec);
@@ -222,7 +231,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       std::cerr << "xthrottle: " << file.error().message << "\n";
       log_line({{"event", "snapshot_rejected"}, {"path", snapshot}, {"moved_to", ec ? "" : aside},
                 {"error", file.error().message}, {"unix_time", unix_time()}});
-    } else if (auto sum = restore_state(pin_dir, *file, snapshot, true, config_table()); !sum) {
+    } else if (auto sum = restore_state(pin_dir, *file, snapshot, true, config_table); !sum) {
       // A good file the state could not take: kept aside too, or the
       // first periodic save would write over it.
       const std::string aside = snapshot + ".unrestored-" + std::to_string(unix_time());

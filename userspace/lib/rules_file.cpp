@@ -173,7 +173,7 @@ Result<TableSettings> read_sources_table(const std::string& path, const toml::ta
   for (const auto& [key, node] : t) {
     const int line = line_of(node);
     if (key.str() == "max_sources") {
-      const auto n = node.value<int64_t>();
+      const auto n = node.is_integer() ? node.value<int64_t>() : std::nullopt;
       if (!n || *n < 0) return at(path, line, "max_sources must be a whole number of sources");
       auto size = check_max_sources("max_sources", static_cast<uint64_t>(*n));
       if (!size) return at(path, line, size.error().message);

@@ -16,13 +16,6 @@ Result<uint32_t> check_max_sources(std::string_view what, uint64_t n) {
   return static_cast<uint32_t>(n);
 }
 
-Result<uint32_t> check_idle_seconds(std::string_view what, uint64_t seconds) {
-  if (seconds < 1 || seconds > kMaxIdleSeconds)
-    return usage_error("bad " + std::string(what) + " " + format_duration(seconds) + ": between 1s and " +
-                       std::to_string(kMaxIdleSeconds) + "s");
-  return static_cast<uint32_t>(seconds);
-}
-
 Result<uint32_t> parse_idle(std::string_view what, std::string_view text) {
   auto seconds = parse_duration(what, text);
   if (!seconds) return std::unexpected(seconds.error());

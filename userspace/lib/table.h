@@ -28,10 +28,9 @@ struct TableSettings {
   }
 };
 
-// A table size or idle window as given; `what` names where it was given
-// (an option, a file's key) in the message.
+// A table size as given; `what` names where it was given (an option, a
+// file's key) in the message.
 Result<uint32_t> check_max_sources(std::string_view what, uint64_t n);
-Result<uint32_t> check_idle_seconds(std::string_view what, uint64_t seconds);
 // "--idle 90s", idle = "90s": parse_duration's spellings, then checked.
 Result<uint32_t> parse_idle(std::string_view what, std::string_view text);
 
