@@ -109,18 +109,20 @@ int xdp_cached(struct xdp_md *ctx)
 	if (!set)
 		return XDP_PASS;
 	__u32 w = set->way[1].addr[0] == addr[0] && set->way[1].addr[1] == addr[1];
-	struct way *way = &set->way[w];
-	if (w || (way->addr[0] == addr[0] && way->addr[1] == addr[1])) {
-		if ((__s32)(way->until - now) > 0) {
-			way->pending++;
-			return floor_drop(ctx);
-		}
-	} else {
-		way->addr[0] = addr[0];
-		way->addr[1] = addr[1];
+	const int found = w || (set->way[0].addr[0] == addr[0] && set->way[0].addr[1] == addr[1]);
+	if (!found) /* a newcomer takes way 0 unless it still holds its source */
+		w = (__s32)(set->way[0].until - now) > 0;
+	struct way *way = &set->way[w & 1];
+	if (found && (__s32)(way->until - now) > 0) {
+		way->pending++;
+		return floor_drop(ctx);
 	}
-	/* Not held: what a limiter would meter it by; here, hold it. */
-	way->until = now + 1000000;
+	way->addr[0] = addr[0];
+	way->addr[1] = addr[1];
+	/* Not held: where a limiter would meter it; here, hold it for a while
+	 * (1000 ticks: seconds), so that the sets turn over as a limiter's
+	 * cache would. */
+	way->until = now + 1000;
 	way->pending = 0;
 	return floor_drop(ctx);
 }
