@@ -81,6 +81,15 @@ burst = 20
   const Outcome foreign = lab_->xthrottle({"replay", config, config});
   EXPECT_EQ(foreign.rc, 2);
   EXPECT_NE(foreign.err.find("not a capture"), std::string::npos) << foreign.err;
+  // The table to replay in, as attach's options: bad values, exit 2.
+  const Outcome idle = lab_->xthrottle({"replay", config, pcap, "--idle", "2h"});
+  EXPECT_EQ(idle.rc, 2);
+  EXPECT_NE(idle.err.find("bad --idle '2h'"), std::string::npos) << idle.err;
+  const Outcome size = lab_->xthrottle({"replay", config, pcap, "--max-sources", "12"});
+  EXPECT_EQ(size.rc, 2);
+  EXPECT_NE(size.err.find("bad --max-sources 12"), std::string::npos) << size.err;
+  const json small = lab_->xthrottle_json({"replay", config, pcap, "--json", "--max-sources", "4096", "--idle", "5s"});
+  EXPECT_EQ(small["rules"], replayed["rules"]) << "a capture of seconds: the same verdicts in a small table";
 }
 
 }  // namespace

@@ -143,6 +143,8 @@ TEST_F(Snapshots, TheSourceTableComesBackAsItWasMade) {
   flood_from("198.18.0.9", 10);
   const std::string file = dir_ + "/table.snap";
   ok({"save", file});
+  const std::string saved = dir_ + "/table-4096.snap";  // serve saves over `file` on stop
+  std::filesystem::copy_file(file, saved);
 
   wipe();
   ok({"restore", file});
@@ -192,6 +194,13 @@ TEST_F(Snapshots, TheSourceTableComesBackAsItWasMade) {
   EXPECT_TRUE(has_event(lines, "snapshot_restored"));
   EXPECT_TRUE(has_event(lines, "config_applied"));
   EXPECT_EQ(rules()[0]["rate"], "5/s");
+
+  // The 4096-source snapshot restored by hand into that state (8192
+  // sources): it keeps its table, and says so.
+  const Outcome into = lab_->xthrottle({"restore", saved});
+  EXPECT_EQ(into.rc, 0) << into.err;
+  EXPECT_NE(into.err.find("another source table"), std::string::npos) << into.err;
+  EXPECT_EQ(lab_->xthrottle_json({"status", "--json"})["max_sources"], 8192);
 }
 
 }  // namespace

@@ -33,6 +33,14 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
     if (!empty) return std::unexpected(empty.error());
     if (!*empty) return std::nullopt;
   }
+  // Into a state made otherwise: its own table stays, and the operator is
+  // told (a smaller one may not hold every source the snapshot has).
+  auto cfg = locked->state->config();
+  if (!cfg) return std::unexpected(cfg.error());
+  if (auto same = check_same_table(*cfg, file.table, pin_dir); !same)
+    std::cerr << "xthrottle: warning: " << path
+              << " was saved from a state with another source table; its sources go into this one as it is: "
+              << same.error().message << "\n";
   auto sum = restore_snapshot(*locked->state, file, path, online_cpus());
   if (!sum) return std::unexpected(sum.error());
   return std::optional(*sum);
