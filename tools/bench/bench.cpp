@@ -198,10 +198,10 @@ json measure_cost(uint32_t repeat) {
 
 // ---------------------------------------------------------------- limiters
 
-// Floor: xdp_floor.bpf.c's xdp_cached, what holding one source over its
-// limit costs at the least (a parse, one cached line, a count): beside
-// the others in throughput and scale, so each case says how far any design
-// could get on this machine.
+// Floor: xdp_floor.bpf.c's xdp_cached (a parse, one cached line, a count):
+// beside the others in throughput and scale. For one source, what holding
+// it over its limit costs at the least; for many, what a cached line a
+// packet costs (a bound no correct limiter reaches: results.md says why).
 enum class Limiter { XdpDrop, Xthrottle, Hashlimit, NftMeter, Floor };
 const char* name(Limiter l) {
   switch (l) {

@@ -15,11 +15,15 @@ Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path
   auto file = load_rules_file(path);
   if (!file) return std::unexpected(file.error());
   if (sha256) *sha256 = file->sha256;
+  return apply_loaded(pin_dir, *file, dry_run);
+}
+
+Result<RulesDiff> apply_loaded(const std::string& pin_dir, RulesFile& file, bool dry_run) {
   if (dry_run && !State::exists(pin_dir)) {
     auto hz = measure_hz();
     if (!hz) return std::unexpected(hz.error());
-    if (auto ok = compile_rules(*file, *hz, online_cpus()); !ok) return std::unexpected(ok.error());
-    return diff_from_nothing(*file);
+    if (auto ok = compile_rules(file, *hz, online_cpus()); !ok) return std::unexpected(ok.error());
+    return diff_from_nothing(file);
   }
   // Then, under the lock, the state opened once: the rules compiled for its
   // tick rate (a rule that cannot be metered is refused before any change).
@@ -27,16 +31,16 @@ Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path
   if (!locked) return std::unexpected(locked.error());
   auto hz = tick_rate_of(*locked);
   if (!hz) return std::unexpected(hz.error());
-  if (auto ok = compile_rules(*file, *hz, online_cpus()); !ok) return std::unexpected(ok.error());
+  if (auto ok = compile_rules(file, *hz, online_cpus()); !ok) return std::unexpected(ok.error());
   if (!dry_run)
-    if (auto ok = create_if_missing(*locked, pin_dir, *hz, file->table); !ok) return std::unexpected(ok.error());
+    if (auto ok = create_if_missing(*locked, pin_dir, *hz, file.table); !ok) return std::unexpected(ok.error());
   // A state made otherwise keeps its table: a file asking another is refused.
   auto cfg = locked->state->config();
   if (!cfg) return std::unexpected(cfg.error());
-  if (auto ok = check_same_table(*cfg, file->table, pin_dir); !ok) return std::unexpected(ok.error());
-  auto diff = diff_rules(*locked->state, *file);
+  if (auto ok = check_same_table(*cfg, file.table, pin_dir); !ok) return std::unexpected(ok.error());
+  auto diff = diff_rules(*locked->state, file);
   if (!diff || dry_run) return diff;
-  if (auto ok = apply_rules(*locked->state, *file, *diff); !ok) return std::unexpected(ok.error());
+  if (auto ok = apply_rules(*locked->state, file, *diff); !ok) return std::unexpected(ok.error());
   for (const auto* list : {&diff->add, &diff->change})
     for (const auto& c : *list)
       for (const auto& w : rule_warnings(c.spec, *hz))

@@ -83,6 +83,9 @@ Result<void> create_if_missing(Locked& locked, const std::string& pin_dir, uint3
 // existing state without them is refused, nothing changed): `apply`, and
 // `serve --config` at start and on SIGHUP. *sha256, if given, gets the hash of the bytes read.
 Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path, bool dry_run, std::string* sha256);
+// The same, of a file already read (serve at start: the one whose [sources]
+// it checked before restoring), its rules compiled in place.
+Result<RulesDiff> apply_loaded(const std::string& pin_dir, RulesFile& file, bool dry_run);
 
 // `save` and `restore` (snapshot.h), under the lock; restore makes the state
 // if there is none (after a reboot), with the source table the snapshot's

@@ -138,17 +138,17 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // error at start (its kind's exit code) with nothing changed, and its
   // [sources] decide the table of a state the snapshot makes. A state that
   // exists already must have that table, or nothing is restored into it.
-  TableSettings config_table;
+  std::optional<RulesFile> config_file;  // applied at start as read here
   if (!config.empty()) {
     auto file = load_rules_file(config);
     if (!file) return fail(file.error());
-    config_table = file->table;
+    config_file = std::move(*file);
     if (State::exists(pin_dir)) {
       auto state = State::open(pin_dir);
       if (!state) return fail(state.error());
       auto cfg = state->config();
       if (!cfg) return fail(cfg.error());
-      if (auto ok = check_same_table(*cfg, config_table, pin_dir); !ok) return fail(ok.error());
+      if (auto ok = check_same_table(*cfg, config_file->table, pin_dir); !ok) return fail(ok.error());
     }
   }
   // One serve per state: a second would split the events, and apply its
@@ -180,9 +180,10 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     return rc;
   };
 
-  auto apply_logged = [&](const char* why) -> Result<void> {
-    std::string sha256;
-    auto diff = apply_file(pin_dir, config, false, &sha256);
+  // `read`: the file as serve read it at start; else (SIGHUP) read again.
+  auto apply_logged = [&](const char* why, RulesFile* read) -> Result<void> {
+    std::string sha256 = read ? read->sha256 : "";
+    auto diff = read ? apply_loaded(pin_dir, *read, false) : apply_file(pin_dir, config, false, &sha256);
     if (!diff) {
       std::cerr << "xthrottle: " << diff.error().message << "\n";
       log_line({{"event", "config_rejected"}, {"why", why}, {"path", config}, {"error", diff.error().message},
@@ -231,7 +232,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       std::cerr << "xthrottle: " << file.error().message << "\n";
       log_line({{"event", "snapshot_rejected"}, {"path", snapshot}, {"moved_to", ec ? "" : aside},
                 {"error", file.error().message}, {"unix_time", unix_time()}});
-    } else if (auto sum = restore_state(pin_dir, *file, snapshot, true, config_table); !sum) {
+    } else if (auto sum = restore_state(pin_dir, *file, snapshot, true, config_file ? config_file->table : TableSettings{}); !sum) {
       // A good file the state could not take: kept aside too, or the
       // first periodic save would write over it.
       const std::string aside = snapshot + ".unrestored-" + std::to_string(unix_time());
@@ -254,7 +255,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // of its kind: the operator is there to see it. Later (SIGHUP) a bad file
   // is reported and the running rules stay as they are.
   if (!config.empty())
-    if (auto ok = apply_logged("start"); !ok) return stopped(ok.error().exit_code());
+    if (auto ok = apply_logged("start", &*config_file); !ok) return stopped(ok.error().exit_code());
 
   // It never waits for Redis: it connects, and reconnects, on its own thread.
   if (fleet_opts) {
@@ -298,7 +299,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       if (config.empty())
         log_line({{"event", "config_rejected"}, {"why", "SIGHUP"}, {"error", "serve runs without --config"}});
       else
-        (void)apply_logged("SIGHUP");
+        (void)apply_logged("SIGHUP", nullptr);
     }
     if (auto n = reader->poll(250); !n) {
       std::cerr << "xthrottle: " << n.error().message << "\n";

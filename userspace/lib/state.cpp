@@ -1156,10 +1156,10 @@ Result<State::SourceCount> State::count_sources() const {
   if (!now) return std::unexpected(now.error());
   const __u16 unit = xt_used_now(&*cfg, *now);
   // The walk takes a while (a second at 64M sources): a stamp the data path
-  // wrote since the clock was read is ahead of it, and recent. The window
-  // is at most a quarter of the stamps' cycle, so a quarter ahead is too.
+  // wrote since the clock was read is ahead of it, and recent: up to as
+  // far ahead as the longest window reaches back.
   const auto recent = [&](__u16 used) {
-    return xt_used_recent(&*cfg, used, unit) || static_cast<__u16>(used - unit) <= 16384;
+    return xt_used_recent(&*cfg, used, unit) || static_cast<__u16>(used - unit) <= kMaxIdleUnits;
   };
   SourceCount n;
   auto walked = walk_batches<uint32_t, xt_set_tags>(tags_.get(), "the bucket tags", [&](uint32_t, const xt_set_tags& t) {

@@ -28,7 +28,7 @@ Result<uint32_t> parse_idle(std::string_view what, std::string_view text) {
 IdleWindow idle_window_for(uint32_t hz, uint32_t seconds) {
   IdleWindow w;
   auto units = [&] { return (static_cast<uint64_t>(seconds) * hz + (1u << w.shift) - 1) >> w.shift; };
-  while (units() > 16384) w.shift++;
+  while (units() > kMaxIdleUnits) w.shift++;
   w.units = static_cast<uint32_t>(units());
   return w;
 }

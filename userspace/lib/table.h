@@ -17,6 +17,9 @@
 namespace xt {
 
 inline constexpr uint32_t kMaxIdleSeconds = 3600;
+// The longest idle window in units of a slot's `used` stamp: a quarter of
+// the stamps' 65536-unit cycle (bpf/slots.h).
+inline constexpr uint32_t kMaxIdleUnits = 16384;
 
 // Unset: the state's own (or, for a new one, the default).
 struct TableSettings {
