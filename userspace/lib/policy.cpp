@@ -11,7 +11,7 @@
 namespace xt {
 namespace {
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string in_quotes(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -22,12 +22,12 @@ std::string lower(std::string_view s) {
 // Digits only: no sign, no fraction, no spaces.
 Result<uint64_t> parse_u64(std::string_view what, std::string_view full, std::string_view digits) {
   if (digits.empty() || !std::ranges::all_of(digits, [](unsigned char c) { return std::isdigit(c); }))
-    return usage_error("bad " + std::string(what) + " " + quoted(full) + ": " + quoted(digits) +
+    return usage_error("bad " + std::string(what) + " " + in_quotes(full) + ": " + in_quotes(digits) +
                        " is not a whole number");
   uint64_t value = 0;
   auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
   if (ec != std::errc() || ptr != digits.data() + digits.size())
-    return usage_error("bad " + std::string(what) + " " + quoted(full) + ": " + quoted(digits) +
+    return usage_error("bad " + std::string(what) + " " + in_quotes(full) + ": " + in_quotes(digits) +
                        " is too large");
   return value;
 }
@@ -64,18 +64,18 @@ constexpr SiPrefix kSiPrefixes[] = {
 Result<Rate> parse_rate(std::string_view text) {
   // "10Mbit/s" where packets were meant: say which option takes it.
   if (parse_bandwidth(text))
-    return usage_error("bad rate " + quoted(text) + ": that is a bandwidth, which --bandwidth takes (bandwidth = in "
+    return usage_error("bad rate " + in_quotes(text) + ": that is a bandwidth, which --bandwidth takes (bandwidth = in "
                        "a config file); a rate counts packets, e.g. 100/s or 6000/min");
   auto slash = text.find('/');
   if (slash == std::string_view::npos)
-    return usage_error("bad rate " + quoted(text) + ": expected N/UNIT, e.g. 100/s or 6000/min");
+    return usage_error("bad rate " + in_quotes(text) + ": expected N/UNIT, e.g. 100/s or 6000/min");
   auto count = parse_u64("rate", text, text.substr(0, slash));
   if (!count) return std::unexpected(count.error());
-  if (*count == 0) return usage_error("bad rate " + quoted(text) + ": the rate must be above zero");
+  if (*count == 0) return usage_error("bad rate " + in_quotes(text) + ": the rate must be above zero");
   std::string_view unit = text.substr(slash + 1);
   auto ns = time_unit_ns(unit);
   if (!ns)
-    return usage_error("bad rate " + quoted(text) + ": unknown unit " + quoted(unit) +
+    return usage_error("bad rate " + in_quotes(text) + ": unknown unit " + in_quotes(unit) +
                        " (use s, sec, second, m, min, minute, h, hour, d or day)");
   return Rate{*count, *ns};
 }
@@ -89,11 +89,11 @@ std::string format_rate(uint64_t count, uint64_t period_ns) {
 Result<Bandwidth> parse_bandwidth(std::string_view text) {
   auto slash = text.rfind('/');
   if (slash == std::string_view::npos)
-    return usage_error("bad bandwidth " + quoted(text) + ": expected N UNIT/PERIOD, e.g. 10Mbit/s, 2MB/s or 1GB/day");
+    return usage_error("bad bandwidth " + in_quotes(text) + ": expected N UNIT/PERIOD, e.g. 10Mbit/s, 2MB/s or 1GB/day");
   const std::string_view per = text.substr(slash + 1);
   const auto period_ns = time_unit_ns(per);
   if (!period_ns)
-    return usage_error("bad bandwidth " + quoted(text) + ": unknown period " + quoted(per) +
+    return usage_error("bad bandwidth " + in_quotes(text) + ": unknown period " + in_quotes(per) +
                        " (use s, min, hour or day)");
   std::string_view quantity = text.substr(0, slash);
   while (!quantity.empty() && quantity.back() == ' ') quantity.remove_suffix(1);
@@ -105,7 +105,7 @@ Result<Bandwidth> parse_bandwidth(std::string_view text) {
   while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
   auto value = parse_u64("bandwidth", text, number);
   if (!value) return std::unexpected(value.error());
-  if (*value == 0) return usage_error("bad bandwidth " + quoted(text) + ": the bandwidth must be above zero");
+  if (*value == 0) return usage_error("bad bandwidth " + in_quotes(text) + ": the bandwidth must be above zero");
 
   uint64_t mult = 1;
   std::string_view base = unit;
@@ -125,10 +125,10 @@ Result<Bandwidth> parse_bandwidth(std::string_view text) {
   else if (base == "B")
     bytes = true;
   else
-    return usage_error("bad bandwidth " + quoted(text) + ": unknown unit " + quoted(unit) +
+    return usage_error("bad bandwidth " + in_quotes(text) + ": unknown unit " + in_quotes(unit) +
                        " (use bit, kbit, Mbit, Gbit, Tbit or B, kB, MB, GB, TB)");
   uint64_t factor = mult * (bytes ? 8 : 1);
-  if (*value > UINT64_MAX / factor) return usage_error("bad bandwidth " + quoted(text) + ": too large");
+  if (*value > UINT64_MAX / factor) return usage_error("bad bandwidth " + in_quotes(text) + ": too large");
   return Bandwidth{*value * factor, *period_ns, bytes};
 }
 
@@ -161,11 +161,11 @@ Result<uint64_t> parse_duration(std::string_view what, std::string_view text) {
   if (!count) return std::unexpected(count.error());
   auto ns = time_unit_ns(unit);
   if (!ns)
-    return usage_error("bad " + std::string(what) + " " + quoted(text) + ": expected N and a unit (s, min, h, d), " +
+    return usage_error("bad " + std::string(what) + " " + in_quotes(text) + ": expected N and a unit (s, min, h, d), " +
                        "e.g. 30min or 24h, or 0 for none");
   const uint64_t per = *ns / kNsPerSec;
   if (*count > UINT32_MAX / per)
-    return usage_error("bad " + std::string(what) + " " + quoted(text) + ": too long (at most " +
+    return usage_error("bad " + std::string(what) + " " + in_quotes(text) + ": too long (at most " +
                        std::to_string(UINT32_MAX / 86400) + " days)");
   return *count * per;
 }
@@ -189,17 +189,17 @@ Result<uint64_t> parse_size(std::string_view what, std::string_view text) {
       {"KiB", 1 << 10}, {"MiB", 1 << 20},   {"GiB", 1 << 30}};
   for (const auto& [unit, bytes] : kUnits)
     if (text.substr(digits_end) == unit) {
-      if (*count > UINT64_MAX / bytes / 2) return usage_error("bad " + std::string(what) + " " + quoted(text) + ": too large");
+      if (*count > UINT64_MAX / bytes / 2) return usage_error("bad " + std::string(what) + " " + in_quotes(text) + ": too large");
       return *count * bytes;
     }
-  return usage_error("bad " + std::string(what) + " " + quoted(text) +
+  return usage_error("bad " + std::string(what) + " " + in_quotes(text) +
                      ": expected N and a unit (B, KB, MB, GB, KiB, MiB, GiB), e.g. 256MB");
 }
 
 Result<uint64_t> parse_positive(std::string_view what, std::string_view text) {
   auto value = parse_u64(what, text, text);
   if (!value) return value;
-  if (*value == 0) return usage_error("bad " + std::string(what) + " " + quoted(text) + ": must be above zero");
+  if (*value == 0) return usage_error("bad " + std::string(what) + " " + in_quotes(text) + ": must be above zero");
   return value;
 }
 
@@ -207,7 +207,7 @@ Result<int> parse_prefix_len(std::string_view what, std::string_view text) {
   auto value = parse_u64(what, text, text);
   if (!value) return std::unexpected(value.error());
   if (*value > 128)
-    return usage_error("bad " + std::string(what) + " " + quoted(text) + ": longer than any address (128 bits)");
+    return usage_error("bad " + std::string(what) + " " + in_quotes(text) + ": longer than any address (128 bits)");
   return static_cast<int>(*value);
 }
 
@@ -224,7 +224,7 @@ Result<Cidr> parse_cidr(std::string_view text) {
   } else if (inet_pton(AF_INET6, addr.c_str(), cidr.addr.data()) == 1) {
     cidr.family = XT_FAMILY_V6;
   } else {
-    return usage_error("bad CIDR " + quoted(text) + ": " + quoted(addr) + " is not an IPv4 or IPv6 address");
+    return usage_error("bad CIDR " + in_quotes(text) + ": " + in_quotes(addr) + " is not an IPv4 or IPv6 address");
   }
   const int max = family_bits(cidr.family);
   cidr.len = static_cast<uint8_t>(max);
@@ -232,7 +232,7 @@ Result<Cidr> parse_cidr(std::string_view text) {
     auto len = parse_u64("CIDR", text, *len_text);
     if (!len) return std::unexpected(len.error());
     if (*len > static_cast<uint64_t>(max))
-      return usage_error("bad CIDR " + quoted(text) + ": prefix length " + std::string(*len_text) +
+      return usage_error("bad CIDR " + in_quotes(text) + ": prefix length " + std::string(*len_text) +
                          " is longer than an " + (cidr.family == XT_FAMILY_V4 ? "IPv4" : "IPv6") +
                          " address (" + std::to_string(max) + " bits)");
     cidr.len = static_cast<uint8_t>(*len);
@@ -245,7 +245,7 @@ Result<Cidr> parse_cidr(std::string_view text) {
     masked.addr[i] &= mask;
   }
   if (masked != cidr)
-    return usage_error("bad CIDR " + quoted(text) + ": host bits are set (did you mean " +
+    return usage_error("bad CIDR " + in_quotes(text) + ": host bits are set (did you mean " +
                        format_cidr(masked) + "?)");
   return cidr;
 }
@@ -279,7 +279,7 @@ Result<uint8_t> parse_proto(std::string_view text) {
   uint64_t n = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size() || n > 255)
-    return usage_error("bad protocol " + quoted(text) + ": expected tcp, udp, icmp, icmpv6, sctp, gre, esp or a "
+    return usage_error("bad protocol " + in_quotes(text) + ": expected tcp, udp, icmp, icmpv6, sctp, gre, esp or a "
                        "protocol number 0..255");
   return static_cast<uint8_t>(n);
 }
@@ -292,7 +292,7 @@ std::string format_proto(uint8_t proto) {
 
 Result<std::pair<uint16_t, uint16_t>> parse_ports(std::string_view text) {
   auto bad = [&](const std::string& why) {
-    return usage_error("bad port " + quoted(text) + ": " + why);
+    return usage_error("bad port " + in_quotes(text) + ": " + why);
   };
   auto number = [](std::string_view t) -> std::optional<uint16_t> {
     uint64_t n = 0;
