@@ -21,7 +21,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+#ifndef FLOOR_SET_BITS /* docs/design.md, eighth round: 16 and 17 measured too */
 #define FLOOR_SET_BITS 14
+#endif
 
 struct count {
 	__u64 packets, bytes;
