@@ -7,13 +7,17 @@
 // nothing.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "packet.h"
 #include "program.h"
 #include "rules.h"
 #include "snapshot.h"
+#include "snapshot_file.h"
 
 namespace xt {
 namespace {
@@ -189,6 +193,51 @@ TEST_F(Snapshots, ADamagedOrForeignSnapshotChangesNothing) {
   auto r = restore(kSec);
   ASSERT_TRUE(r.has_value()) << r.error().message;
   EXPECT_EQ(state_->rules().value().size(), 1u);
+}
+
+// A snapshot saved before the header named the source table (no
+// max_sources, no idle_seconds; the format version is the same) still
+// restores, and leaves the table unset, so a state it makes gets the
+// defaults.
+TEST_F(Snapshots, AnOlderSnapshotWithoutTheTableStillRestores) {
+  rule("198.18.0.0/15", "10/min", 10);
+  EXPECT_EQ(passed(from("198.18.0.9"), 6, kSec), 6);
+  save(kSec);
+  auto saved = read_snapshot(path_);
+  ASSERT_TRUE(saved.has_value()) << saved.error().message;
+  ASSERT_TRUE(saved->table.max_sources.has_value());
+  ASSERT_TRUE(saved->table.idle_seconds.has_value());
+
+  // The same file as the older build wrote it: the header without the two
+  // keys, the lengths and the checksum made again.
+  std::ifstream in(path_, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  uint32_t header_len = 0;
+  std::memcpy(&header_len, bytes.data() + 12, sizeof(header_len));
+  auto header = nlohmann::json::parse(bytes.substr(kSnapshotFixed, header_len));
+  ASSERT_EQ(header.erase("max_sources"), 1u);
+  ASSERT_EQ(header.erase("idle_seconds"), 1u);
+  const std::string older_header = header.dump();
+  const uint32_t older_len = static_cast<uint32_t>(older_header.size());
+  std::string older = bytes.substr(0, 12);
+  older.append(reinterpret_cast<const char*>(&older_len), sizeof(older_len));
+  older += older_header;
+  older += bytes.substr(kSnapshotFixed + header_len, bytes.size() - kSnapshotFixed - header_len - kSnapshotDigest);
+  Sha256 digest;
+  digest.update(older);
+  older += digest.bytes();
+  std::ofstream(path_, std::ios::binary | std::ios::trunc) << older;
+
+  auto file = read_snapshot(path_);
+  ASSERT_TRUE(file.has_value()) << file.error().message;
+  EXPECT_FALSE(file->table.max_sources.has_value());
+  EXPECT_FALSE(file->table.idle_seconds.has_value());
+  reboot(kSec);
+  auto r = restore(kSec);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  ASSERT_EQ(state_->rules().value().size(), 1u);
+  // The quota part used is part used: 4 of the burst's 10 left.
+  EXPECT_EQ(passed(from("198.18.0.9"), 10, kSec), 4);
 }
 
 }  // namespace
