@@ -81,7 +81,8 @@ class Replay : public ::testing::Test {
     dir_ = tmpl;
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
-  ReplayResult replay(const std::string& rules, const Capture& capture) {
+  ReplayResult replay(const std::string& rules, const Capture& capture,
+                      uint32_t idle_seconds = XT_DEFAULT_IDLE_SECONDS) {
     std::ofstream(dir_ + "/rules.toml") << rules;
     auto file = load_rules_file(dir_ + "/rules.toml");
     EXPECT_TRUE(file.has_value()) << file.error().message;
@@ -89,6 +90,7 @@ class Replay : public ::testing::Test {
     ReplayOptions o;
     o.hz = 1000;
     o.max_sources = XT_MIN_MAX_SOURCES;
+    o.idle_seconds = idle_seconds;
     auto r = replay_capture(*file, capture.write(dir_ + "/c.pcap"), o);
     EXPECT_TRUE(r.has_value()) << r.error().message;
     return r.value_or(ReplayResult{});
@@ -114,6 +116,25 @@ TEST_F(Replay, TheClockFollowsTheCapture) {
   ASSERT_EQ(r.throttled.size(), 1u);
   EXPECT_EQ(format_cidr(r.throttled[0].source), "198.18.0.9/32");
   EXPECT_EQ(r.throttled[0].first_drop_ns - kStart, 50 * kMs) << "the sixth frame, the burst spent";
+}
+
+// The table's idle window (replay --idle) is the one replayed in: a source
+// quiet for longer is new again, and a spent new-source budget turns it away
+// (nothing remembers it: remember = "0").
+TEST_F(Replay, TheIdleWindowIsTheOneAsked) {
+  constexpr const char* kOneNewAMinute =
+      "[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"10/s\"\nburst = 5\nnew_rate = \"1/min\"\nremember = \"0\"\n";
+  Capture c(kEther);
+  const auto a = Packet().ipv4("198.18.0.9").build();
+  c.frame(kStart, a);                    // admitted: the budget's one
+  c.frame(kStart + 10 * kMs, Packet().ipv4("198.18.0.10").build());  // refused: the budget is spent
+  c.frame(kStart + 3000 * kMs, a);       // back after 3 s
+  const ReplayResult kept = replay(kOneNewAMinute, c);
+  EXPECT_EQ(only_rule(kept).passed_packets, 2u) << "within the default 60 s window: still tracked";
+  EXPECT_EQ(only_rule(kept).new_source_dropped_packets, 1u);
+  const ReplayResult idle = replay(kOneNewAMinute, c, 2);
+  EXPECT_EQ(only_rule(idle).passed_packets, 1u) << "past a 2 s window: a new source again";
+  EXPECT_EQ(only_rule(idle).new_source_dropped_packets, 2u);
 }
 
 TEST_F(Replay, CookedAndRawCapturesGiveTheEthernetVerdicts) {
