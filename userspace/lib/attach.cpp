@@ -252,12 +252,10 @@ Result<Attachment> upgrade(const State& state, Attachment a, const Live& live, b
   if (!link) return std::unexpected(link.error());
   a.link = *link;
   a.mtu = a.mtu_now = *mtu;
-  auto skel = open_object({.pin_dir = state.pin_dir(),
-                           .test_clock = false,
-                           .max_sources = cfg->max_sources,
-                           .hot_bits = cfg->hot_bits,
-                           .frags = frags_needed(*mtu),
-                           .link = *link});
+  ObjectOptions options = options_for_state(state.pin_dir(), *cfg);
+  options.frags = frags_needed(*mtu);
+  options.link = *link;
+  auto skel = open_object(options);
   if (!skel) return std::unexpected(skel.error());
   if (int err = xthrottle__load(skel->get()); err) return system_error("cannot load the XDP program", err);
   const int new_fd = bpf_program__fd((*skel)->progs.xthrottle);
@@ -320,12 +318,10 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
   a.link = *link;
   a.mtu = a.mtu_now = *mtu;
   const bool frags = frags_needed(*mtu);
-  auto skel = open_object({.pin_dir = state.pin_dir(),
-                           .test_clock = false,
-                           .max_sources = cfg->max_sources,
-                           .hot_bits = cfg->hot_bits,
-                           .frags = frags,
-                           .link = *link});
+  ObjectOptions options = options_for_state(state.pin_dir(), *cfg);
+  options.frags = frags;
+  options.link = *link;
+  auto skel = open_object(options);
   if (!skel) return std::unexpected(skel.error());
   DECLARE_LIBXDP_OPTS(xdp_program_opts, opts, .obj = (*skel)->obj, .prog_name = XT_PROG_NAME);
   Program prog(xdp_program__create(&opts));

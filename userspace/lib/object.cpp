@@ -59,6 +59,10 @@ uint32_t known_sets_for(uint32_t max_sources) {
   return static_cast<uint32_t>(std::max<uint64_t>(entries, XT_MIN_KNOWN) / XT_KNOWN_WAYS);
 }
 
+ObjectOptions options_for_state(const std::string& pin_dir, const xt_config& cfg) {
+  return {.pin_dir = pin_dir, .test_clock = false, .max_sources = cfg.max_sources, .hot_bits = cfg.hot_bits};
+}
+
 Result<Skeleton> open_object(const ObjectOptions& options) {
   LIBBPF_OPTS(bpf_object_open_opts, opts);
   if (options.pin_dir) opts.pin_root_path = options.pin_dir->c_str();

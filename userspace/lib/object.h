@@ -55,6 +55,11 @@ uint32_t known_sets_for(uint32_t max_sources);
 // log2 of the hot cache's sets per CPU for a table of max_sources.
 uint32_t hot_bits_for(uint32_t max_sources);
 
+// The options that open the object over the maps of the state pinned at
+// pin_dir, whose configuration is cfg: its table's and hot cache's sizes.
+// frags and link stay at their defaults, for the caller that attaches.
+ObjectOptions options_for_state(const std::string& pin_dir, const xt_config& cfg);
+
 // Opens (does not load) the embedded object.
 Result<Skeleton> open_object(const ObjectOptions& options);
 

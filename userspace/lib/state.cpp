@@ -186,8 +186,7 @@ Result<const State::Control*> State::control() const {
   if (control_) return &*control_;
   auto cfg = config();
   if (!cfg) return std::unexpected(cfg.error());
-  auto skel = open_object({.pin_dir = pin_dir_, .test_clock = false, .max_sources = cfg->max_sources,
-                           .hot_bits = cfg->hot_bits});
+  auto skel = open_object(options_for_state(pin_dir_, *cfg));
   if (!skel) return std::unexpected(skel.error());
   if (auto ok = load_only(skel->get(),
                           {(*skel)->progs.xt_clock, (*skel)->progs.xt_catch_up, (*skel)->progs.xt_sweep,
@@ -319,8 +318,7 @@ Result<uint64_t> State::now() const {
   if (!clock_) {
     auto cfg = config();
     if (!cfg) return std::unexpected(cfg.error());
-    auto skel = open_object({.pin_dir = pin_dir_, .test_clock = false, .max_sources = cfg->max_sources,
-                           .hot_bits = cfg->hot_bits});
+    auto skel = open_object(options_for_state(pin_dir_, *cfg));
     if (!skel) return std::unexpected(skel.error());
     if (auto ok = load_only(skel->get(), {(*skel)->progs.xt_clock}, "the clock program"); !ok)
       return std::unexpected(ok.error());
