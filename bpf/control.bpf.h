@@ -175,7 +175,13 @@ __attribute__((noinline)) int xt_charge_bucket(struct xt_bucket *b, __u64 n, __u
 	return 0;
 }
 
-__attribute__((noinline)) int xt_charge_one(struct xt_slot *in, __u64 now)
+/* Puts one record in the bucket table as the data path would: merged into
+ * the bucket its key has, else in a way claimed for it as a newcomer's.
+ * charge: the record's passed packets are charged to the bucket (a fleet's
+ * counts, for the rule in xt_ctl only); else the record is the bucket (a
+ * snapshot's). A global function (see xt_send_event): the verifier checks
+ * it once for both kinds. */
+__attribute__((noinline)) int xt_put_record(struct xt_slot *in, __u64 now, int charge)
 {
 	__u32 zero = 0;
 	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
@@ -183,14 +189,17 @@ __attribute__((noinline)) int xt_charge_one(struct xt_slot *in, __u64 now)
 	if (!in || !ctl || !cfg)
 		return 0;
 	struct xt_place p;
-	if (in->key.rule_id != ctl->rule.id || !xt_place_of(&in->key, cfg, &p) || !xt_place_marks(&p)) {
+	if ((charge && in->key.rule_id != ctl->rule.id) || !xt_place_of(&in->key, cfg, &p) || !xt_place_marks(&p)) {
 		ctl->refused++;
 		return 0;
 	}
 	const __u16 unit = xt_used_now(cfg, now);
 	struct xt_found f = {};
 	if (xt_find(&p, &in->key, unit, cfg->used_idle, &f) && f.way < XT_BUCKET_WAYS) {
-		xt_charge_bucket(&f.slot->bucket, in->bucket.passed_packets, now);
+		if (charge)
+			xt_charge_bucket(&f.slot->bucket, in->bucket.passed_packets, now);
+		else
+			xt_restore_merge(&f.slot->bucket, &in->bucket);
 		f.tags->way[f.way].half[XT_TAG_USED] = unit;
 		ctl->merged++;
 		return 0;
@@ -200,8 +209,12 @@ __attribute__((noinline)) int xt_charge_one(struct xt_slot *in, __u64 now)
 		ctl->refused++;
 		return 0;
 	}
-	xt_bucket_init(&s->bucket, &ctl->rule, now);
-	xt_charge_bucket(&s->bucket, in->bucket.passed_packets, now);
+	if (charge) {
+		xt_bucket_init(&s->bucket, &ctl->rule, now);
+		xt_charge_bucket(&s->bucket, in->bucket.passed_packets, now);
+	} else {
+		__builtin_memcpy(&s->bucket, &in->bucket, sizeof(s->bucket));
+	}
 	xt_key_slot(s, &in->key);
 	ctl->restored++;
 	return 0;
@@ -211,15 +224,10 @@ static long xt_restore_one(__u32 i, void *unused __attribute__((unused)))
 {
 	__u32 zero = 0;
 	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
-	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
 	struct xt_slot *in = bpf_map_lookup_elem(&xt_restore_in, &i);
-	if (!ctl || !cfg || !in)
+	if (!ctl || !in)
 		return 1;
 	const __u64 now = xt_now();
-	if (ctl->restore_kind == XT_RESTORE_CHARGE) {
-		xt_charge_one(in, now);
-		return 0;
-	}
 	if (ctl->restore_kind == XT_RESTORE_KNOWN) {
 		struct xt_pkt pkt = {.family = in->key.family};
 		__builtin_memcpy(pkt.addr, in->key.addr, sizeof(pkt.addr));
@@ -229,27 +237,7 @@ static long xt_restore_one(__u32 i, void *unused __attribute__((unused)))
 			ctl->refused++;
 		return 0;
 	}
-	struct xt_place p;
-	if (!xt_place_of(&in->key, cfg, &p) || !xt_place_marks(&p)) {
-		ctl->refused++;
-		return 0;
-	}
-	const __u16 unit = xt_used_now(cfg, now);
-	struct xt_found f = {};
-	if (xt_find(&p, &in->key, unit, cfg->used_idle, &f) && f.way < XT_BUCKET_WAYS) {
-		xt_restore_merge(&f.slot->bucket, &in->bucket);
-		f.tags->way[f.way].half[XT_TAG_USED] = unit;
-		ctl->merged++;
-		return 0;
-	}
-	struct xt_slot *s = xt_claim_slot(&p, cfg, unit);
-	if (!s) {
-		ctl->refused++;
-		return 0;
-	}
-	__builtin_memcpy(&s->bucket, &in->bucket, sizeof(s->bucket));
-	xt_key_slot(s, &in->key);
-	ctl->restored++;
+	xt_put_record(in, now, ctl->restore_kind == XT_RESTORE_CHARGE);
 	return 0;
 }
 
