@@ -3,6 +3,7 @@
 // over a path with a 40 ms round trip (tools/lab/delay.py), is slowed down
 // by marks instead of losses and gets its limit; a UDP flow that sends ECN-
 // capable packets and ignores the marks is held to the limit all the same.
+#include <algorithm>
 #include <thread>
 
 #include "operate_test.h"
@@ -40,19 +41,28 @@ class Ecn : public Operate {
 TEST_F(Ecn, ATcpFlowWithEcnGetsItsLimitWithoutLosingSegments) {
   // Slow start past the burst is over in 5 s (the first second's overshoot
   // costs it a few hundred segments, documented); 15 s measured after it.
-  const json r = iperf3({"-C", "cubic", "-t", "15", "-O", "5"});
-  const json& sent = r["end"]["sum_sent"];
-  const double got = r["end"]["sum_received"]["bits_per_second"].get<double>();
-  const double segments = sent["bytes"].get<double>() / 1448;
-  const double retransmits = sent["retransmits"].get<double>();
-  const json s = stats();
-  std::printf("[ measure  ] %.2f Mbit/s received, %.0f of ~%.0f segments retransmitted, %llu marked\n", got / 1e6,
-              retransmits, segments, (unsigned long long)s["marked"]["packets"].get<uint64_t>());
-  EXPECT_GE(got, 0.9 * kLimit) << "within 10% of the limit";
-  EXPECT_LE(got, 1.1 * kLimit);
-  EXPECT_LT(retransmits, 0.01 * segments) << "marks, not losses, slow it down";
-  EXPECT_GT(s["marked"]["packets"].get<uint64_t>(), 0u);
-  EXPECT_GT(s["rules"]["198.18.0.0/15"]["marked_packets"].get<uint64_t>(), 0u);
+  // The marks are random and cubic's answer to them varies: fifteen runs on
+  // one day received 8.7 to 9.8 Mbit/s, two of them under 9. So up to three
+  // runs, the first within 10% of the limit counts; marking every packet
+  // past half the burst got 8.5 in every run (docs/design.md) and fails all
+  // three. Every run must lose nothing and stay under the limit.
+  double best = 0;
+  for (int attempt = 1; attempt <= 3 && best < 0.9 * kLimit; attempt++) {
+    const json r = iperf3({"-C", "cubic", "-t", "15", "-O", "5"});
+    const json& sent = r["end"]["sum_sent"];
+    const double got = r["end"]["sum_received"]["bits_per_second"].get<double>();
+    const double segments = sent["bytes"].get<double>() / 1448;
+    const double retransmits = sent["retransmits"].get<double>();
+    const json s = stats();
+    std::printf("[ measure  ] run %d: %.2f Mbit/s received, %.0f of ~%.0f segments retransmitted, %llu marked so far\n",
+                attempt, got / 1e6, retransmits, segments, (unsigned long long)s["marked"]["packets"].get<uint64_t>());
+    EXPECT_LE(got, 1.1 * kLimit);
+    EXPECT_LT(retransmits, 0.01 * segments) << "marks, not losses, slow it down";
+    EXPECT_GT(s["marked"]["packets"].get<uint64_t>(), 0u);
+    EXPECT_GT(s["rules"]["198.18.0.0/15"]["marked_packets"].get<uint64_t>(), 0u);
+    best = std::max(best, got);
+  }
+  EXPECT_GE(best, 0.9 * kLimit) << "within 10% of the limit in one of three runs";
 }
 
 TEST_F(Ecn, AFlowThatIgnoresTheMarksIsHeldToTheLimit) {
