@@ -10,11 +10,10 @@
 
 namespace xt::cli {
 
-Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path, bool dry_run, std::string* sha256) {
+Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path, bool dry_run) {
   // The file first: a bad one (syntax, keys, values) changes nothing.
   auto file = load_rules_file(path);
   if (!file) return std::unexpected(file.error());
-  if (sha256) *sha256 = file->sha256;
   return apply_loaded(pin_dir, *file, dry_run);
 }
 
@@ -56,7 +55,7 @@ struct ApplyOptions {
 };
 
 int run_apply(const Globals& g, const ApplyOptions& o) {
-  auto diff = apply_file(g.pin_dir, o.file, o.dry_run, nullptr);
+  auto diff = apply_file(g.pin_dir, o.file, o.dry_run);
   if (!diff) return fail(diff.error());
   nlohmann::json j = diff_json(*diff);
   j["applied"] = !o.dry_run;

@@ -80,11 +80,11 @@ Result<void> create_if_missing(Locked& locked, const std::string& pin_dir, uint3
 
 // Reads a rules file and, unless dry_run, makes the live rules equal to it
 // (the state is made if there is none, with the file's [sources]; an
-// existing state without them is refused, nothing changed): `apply`, and
-// `serve --config` at start and on SIGHUP. *sha256, if given, gets the hash of the bytes read.
-Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path, bool dry_run, std::string* sha256);
-// The same, of a file already read (serve at start: the one whose [sources]
-// it checked before restoring), its rules compiled in place.
+// existing state without them is refused, nothing changed): `apply`.
+Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path, bool dry_run);
+// The same, of a file already read, its rules compiled in place: `serve
+// --config` at start (the file whose [sources] it checked before restoring)
+// and on SIGHUP.
 Result<RulesDiff> apply_loaded(const std::string& pin_dir, RulesFile& file, bool dry_run);
 
 // `save` and `restore` (snapshot.h), under the lock; restore makes the state

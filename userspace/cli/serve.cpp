@@ -180,17 +180,17 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     return rc;
   };
 
-  // `read`: the file as serve read it at start; else (SIGHUP) read again.
-  auto apply_logged = [&](const char* why, RulesFile* read) -> Result<void> {
-    std::string sha256 = read ? read->sha256 : "";
-    auto diff = read ? apply_loaded(pin_dir, *read, false) : apply_file(pin_dir, config, false, &sha256);
+  // `file`: the config as read (at start, the one checked before the
+  // restore; on SIGHUP, read again), or why it could not be.
+  auto apply_logged = [&](const char* why, Result<RulesFile> file) -> Result<void> {
+    auto diff = file ? apply_loaded(pin_dir, *file, false) : Result<RulesDiff>(std::unexpected(file.error()));
     if (!diff) {
       std::cerr << "xthrottle: " << diff.error().message << "\n";
       log_line({{"event", "config_rejected"}, {"why", why}, {"path", config}, {"error", diff.error().message},
                 {"unix_time", unix_time()}});
       return std::unexpected(diff.error());
     }
-    log_line({{"event", "config_applied"}, {"why", why}, {"path", config}, {"sha256", sha256},
+    log_line({{"event", "config_applied"}, {"why", why}, {"path", config}, {"sha256", file->sha256},
               {"added", diff->add.size()}, {"changed", diff->change.size()}, {"removed", diff->remove.size()},
               {"unchanged", diff->unchanged}, {"unix_time", unix_time()}});
     return {};
@@ -255,7 +255,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // of its kind: the operator is there to see it. Later (SIGHUP) a bad file
   // is reported and the running rules stay as they are.
   if (!config.empty())
-    if (auto ok = apply_logged("start", &*config_file); !ok) return stopped(ok.error().exit_code());
+    if (auto ok = apply_logged("start", std::move(*config_file)); !ok) return stopped(ok.error().exit_code());
 
   // It never waits for Redis: it connects, and reconnects, on its own thread.
   if (fleet_opts) {
@@ -299,7 +299,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       if (config.empty())
         log_line({{"event", "config_rejected"}, {"why", "SIGHUP"}, {"error", "serve runs without --config"}});
       else
-        (void)apply_logged("SIGHUP", nullptr);
+        (void)apply_logged("SIGHUP", load_rules_file(config));
     }
     if (auto n = reader->poll(250); !n) {
       std::cerr << "xthrottle: " << n.error().message << "\n";
