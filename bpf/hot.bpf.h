@@ -5,11 +5,17 @@
  * lookup; its drops reach its bucket's counter later.
  *
  * Each CPU has its own part of one array (so no line is shared between
- * CPUs and nothing needs an atomic), of sets of XT_HOT_WAYS entries, a
- * cache line each: a source's entry is in the set the keyed hash of its
- * address picks, and a lookup reads that one line, if the set's bit in
- * xt_hot_bitmap says it may hold something. An entry holds the whole
- * address, so it never drops a source that is not the one it is for.
+ * CPUs and nothing needs an atomic), of lines of four 16-byte slots: an
+ * IPv4 source's entry is one slot, an IPv6 source's two (abi.h, xt_hot).
+ * A source's entry is in the line the keyed hash of its address picks, and
+ * a lookup reads that one line, if the line's bit in xt_hot_bitmap says it
+ * may hold something. An entry holds the whole address, so it never drops
+ * a source that is not the one it is for.
+ *
+ * An entry is named by its line and its slot (0 to 3; an IPv6 entry's is 0
+ * or 2), and every access is computed from the two, masked: the verifier
+ * follows IPv4 and IPv6 sources down the same instructions and must see
+ * each access inside the line whichever family it thinks it has.
  */
 #ifndef XTHROTTLE_HOT_BPF_H
 #define XTHROTTLE_HOT_BPF_H
@@ -30,97 +36,146 @@
  * source empties it when it next gets past it (xt_hot_settle). */
 #define XT_HOT_MAX_WAIT (1u << 24)
 
-/* An entry's family bits for a source of pkt's family. */
-static __always_inline __u16 xt_hot_family(const struct xt_pkt *pkt)
+/* No entry: what xt_hot_lookup returns for a source it does not hold. */
+#define XT_HOT_NONE (-1)
+
+/* An entry's header: its slot of the line. */
+static __always_inline struct xt_hot *xt_hot_at(struct xt_hot_set *set, int slot)
 {
-	return XT_HOT_USED | (pkt->family == XT_FAMILY_V6 ? XT_HOT_V6 : 0);
+	return &set->slot[slot & 3];
 }
 
-static __always_inline int xt_hot_is(const struct xt_hot *hot, const struct xt_pkt *pkt)
+/* The address of an IPv6 entry (the slot after its header's). */
+static __always_inline __u8 *xt_hot_addr6(struct xt_hot_set *set, int slot)
 {
-	return (hot->who & (XT_HOT_USED | XT_HOT_V6)) == xt_hot_family(pkt) && hot->cls == pkt->cls &&
-	       xt_load64(hot->addr) == xt_load64(pkt->addr) && xt_load64(hot->addr + 8) == xt_load64(pkt->addr + 8);
+	return (__u8 *)&set->slot[(slot & 2) | 1];
 }
 
-/* The index of the set of the source and its packet's class in this CPU's
- * part of the hot cache. */
+static __always_inline int xt_hot_is(struct xt_hot_set *set, int slot, const struct xt_pkt *pkt)
+{
+	const struct xt_hot *hot = xt_hot_at(set, slot);
+	if (pkt->family == XT_FAMILY_V6) {
+		const __u8 *addr = xt_hot_addr6(set, slot);
+		return (hot->who & (XT_HOT_USED | XT_HOT_V6)) == (XT_HOT_USED | XT_HOT_V6) && hot->cls == pkt->cls &&
+		       xt_load64(addr) == xt_load64(pkt->addr) && xt_load64(addr + 8) == xt_load64(pkt->addr + 8);
+	}
+	return (hot->who & (XT_HOT_USED | XT_HOT_V6)) == XT_HOT_USED && hot->cls == pkt->cls &&
+	       *(const __u32 *)hot->addr == *(const __u32 *)pkt->addr;
+}
+
+/* The index of the line of the source and its packet's class: in this
+ * CPU's part of its family's lines (abi.h, xt_hot_set). */
 static __always_inline __u32 xt_hot_index(const struct xt_pkt *pkt, const struct xt_config *cfg)
 {
-	const __u32 bits = cfg->hot_bits & 31; /* 13 to 22 (XT_HOT_MIN_SETS; hot_bits_for at 2^26 sources) */
-	return bpf_get_smp_processor_id() << bits | XT_TOP_BITS(xt_hash_source(cfg->hash_key, pkt, pkt->cls), bits);
+	const __u32 bits4 = cfg->hot_bits & 31; /* XT_HOT_MIN_BITS to XT_HOT_MAX_BITS */
+	const __u64 h = xt_hash_source(cfg->hash_key, pkt, pkt->cls);
+	if (pkt->family == XT_FAMILY_V6) {
+		const __u32 bits6 = (bits4 - XT_HOT_V6_SHIFT) & 31;
+		return (xt_cfg_nr_cpus << bits4) + (bpf_get_smp_processor_id() << bits6 | XT_TOP_BITS(h, bits6));
+	}
+	return bpf_get_smp_processor_id() << bits4 | XT_TOP_BITS(h, bits4);
 }
 
-/* The word of xt_hot_bitmap holding set idx's bit (1 << (idx & 63)): set
- * while the set may hold an entry that drops its source or has drops to
- * settle. A lookup reads the set's line only if the bit is set, so a source
- * of a spoofed flood, never in the cache, costs a read of the bitmap (2 KiB
- * a CPU for the default table: it stays in the nearest cache) instead of a
- * line of the cache (1 MiB a CPU: a miss). */
+/* The word of xt_hot_bitmap holding line idx's bit (1 << (idx & 63)): set
+ * while the line may hold an entry that drops its source or has drops to
+ * settle. A lookup reads the line only if the bit is set, so a source of a
+ * spoofed flood, never in the cache, costs a read of the bitmap (8 KiB a
+ * CPU for the default table's IPv4 lines) instead of a line of the cache
+ * (4 MiB a CPU: a miss). */
 static __always_inline __u64 *xt_hot_bits(__u32 idx)
 {
 	__u32 word = idx >> 6;
 	return bpf_map_lookup_elem(&xt_hot_bitmap, &word);
 }
 
-/* The entry of set holding pkt's source, or NULL. */
-static __always_inline struct xt_hot *xt_hot_find(struct xt_hot_set *set, const struct xt_pkt *pkt)
+/* The slot of set holding pkt's source, or XT_HOT_NONE. */
+static __always_inline int xt_hot_find(struct xt_hot_set *set, const struct xt_pkt *pkt)
 {
-	if (!set)
-		return NULL;
-	/* One pointer with a computed offset, not one per way: the verifier
-	 * then follows one path through the rest of the program, not two. */
-	_Static_assert(XT_HOT_WAYS == 2, "xt_hot_find looks at two ways");
-	__u32 way = xt_hot_is(&set->way[1], pkt);
-	if (!way && !xt_hot_is(&set->way[0], pkt))
-		return NULL;
-	return &set->way[way & 1];
+	_Static_assert(XT_HOT_V4_WAYS == 4 && XT_HOT_V6_WAYS == 2, "xt_hot_find looks at four slots");
+	if (pkt->family == XT_FAMILY_V6)
+		return xt_hot_is(set, 0, pkt) ? 0 : xt_hot_is(set, 2, pkt) ? 2 : XT_HOT_NONE;
+	return xt_hot_is(set, 0, pkt)	? 0
+	       : xt_hot_is(set, 1, pkt) ? 1
+	       : xt_hot_is(set, 2, pkt) ? 2
+	       : xt_hot_is(set, 3, pkt) ? 3
+					: XT_HOT_NONE;
 }
 
-/* Whether an entry still drops its source at tick now, in this epoch. */
+/* The whole epoch an entry was filled in: the latest with its low 16 bits,
+ * up to `epoch` (an XT_HOT_FOREVER entry keeps all of it). */
+static __always_inline __u32 xt_hot_filled(const struct xt_hot *hot, __u32 epoch)
+{
+	if (hot->who & XT_HOT_FOREVER)
+		return hot->until;
+	return epoch - (__u16)((__u16)epoch - hot->epoch);
+}
+
+/* Whether an entry still drops its source at tick now, in this epoch. An
+ * entry for good checks the whole epoch: it would otherwise come back
+ * every 65,536 rule changes. One with a tick lives XT_HOT_MAX_WAIT ticks
+ * at most (and in practice half the idle window: act.bpf.h). */
 static __always_inline int xt_hot_live(const struct xt_hot *hot, __u32 epoch, __u64 now)
 {
-	return hot->epoch == epoch &&
-	       ((hot->who & XT_HOT_FOREVER) || (__u32)(hot->until - (__u32)now - 1) < XT_HOT_MAX_WAIT);
+	if (hot->epoch != (__u16)epoch)
+		return 0;
+	if (hot->who & XT_HOT_FOREVER)
+		return hot->until == epoch;
+	return (__u32)(hot->until - (__u32)now - 1) < XT_HOT_MAX_WAIT;
 }
 
 /* Whether the source's entry drops this packet of pkts wire packets without
  * further ado. */
 static __always_inline int xt_hot_drops(const struct xt_hot *hot, __u32 epoch, __u64 now, __u32 pkts)
 {
-	return hot && xt_hot_live(hot, epoch, now) && hot->pending + pkts <= XT_HOT_PENDING_MAX;
+	return xt_hot_live(hot, epoch, now) && hot->pending + pkts <= XT_HOT_PENDING_MAX;
 }
 
-/* The tick of an entry's last drop: the low 16 bits it keeps, taken as the
- * latest such tick not after now, nor after the entry's own end. */
+/* The tick of an entry's last drop, as far as it knows: now while it still
+ * drops (an entry settles while live only when its pending count is full
+ * or the rules changed, both right after a drop), else the last tick it
+ * dropped for. A source that stopped sending while held counts as dropped
+ * to the end of its hold: the entry has no room for the tick of each drop. */
 static __always_inline __u32 xt_hot_last_hit(const struct xt_hot *hot, __u64 now)
 {
-	__u32 last = (__u32)now - (__u16)((__u16)now - hot->last_hit);
-	if (!(hot->who & XT_HOT_FOREVER) && (__s32)(last - hot->until) >= 0)
-		last = hot->until - 1;
-	return last;
+	if (!(hot->who & XT_HOT_FOREVER) && (__s32)((__u32)now - hot->until) >= 0)
+		return hot->until - 1;
+	return (__u32)now;
 }
 
-/* The source's entry in set (index idx), or NULL. A set found holding
- * nothing live nor any drops to settle has its bit cleared: it is not read
- * again until filled. */
-static __always_inline struct xt_hot *xt_hot_lookup(struct xt_hot_set *set, __u32 idx, const struct xt_pkt *pkt,
-						    __u32 epoch, __u64 now)
+/* Whether a slot holds neither a live entry nor drops to settle. */
+static __always_inline int xt_hot_slot_spent(struct xt_hot_set *set, int slot, __u32 epoch, __u64 now)
+{
+	const struct xt_hot *hot = xt_hot_at(set, slot);
+	return !hot->pending && !xt_hot_live(hot, epoch, now);
+}
+
+/* The source's slot in set (index idx), or XT_HOT_NONE. A line found
+ * holding nothing live nor any drops to settle has its bit cleared: it is
+ * not read again until filled. */
+static __always_inline int xt_hot_lookup(struct xt_hot_set *set, __u32 idx, const struct xt_pkt *pkt, __u32 epoch,
+					 __u64 now)
 {
 	__u64 *bits = xt_hot_bits(idx);
 	const __u64 bit = 1ull << (idx & 63);
 	if (!set || !bits || !(*bits & bit))
-		return NULL;
-	struct xt_hot *hot = xt_hot_find(set, pkt);
-	if (!hot && !set->way[0].pending && !set->way[1].pending && !xt_hot_live(&set->way[0], epoch, now) &&
-	    !xt_hot_live(&set->way[1], epoch, now)) {
-		/* This CPU's part: no other writer. The spent entries are
-		 * emptied too: a fill, which does not look for the source's
-		 * own entry while the bit is clear, must not leave a second. */
-		set->way[0].who = 0;
-		set->way[1].who = 0;
-		*bits &= ~bit;
-	}
-	return hot;
+		return XT_HOT_NONE;
+	const int slot = xt_hot_find(set, pkt);
+	if (slot != XT_HOT_NONE)
+		return slot;
+	/* The slots that are headers: all four of an IPv4 line, 0 and 2 of an
+	 * IPv6 line (1 and 3 are addresses). */
+	const int v4 = pkt->family != XT_FAMILY_V6;
+	if (!xt_hot_slot_spent(set, 0, epoch, now) || !xt_hot_slot_spent(set, 2, epoch, now) ||
+	    (v4 && (!xt_hot_slot_spent(set, 1, epoch, now) || !xt_hot_slot_spent(set, 3, epoch, now))))
+		return XT_HOT_NONE;
+	/* This CPU's part: no other writer. The spent entries are emptied
+	 * too: a fill, which does not look for the source's own entry while
+	 * the bit is clear, must not leave a second. (An IPv6 line's
+	 * addresses lose two bytes: their entries are empty.) */
+	for (int s = 0; s < 4; s++)
+		xt_hot_at(set, s)->who = 0;
+	*bits &= ~bit;
+	return XT_HOT_NONE;
 }
 
 /* Whether an entry's drops (filled at epoch `filled`) belong to the rule
@@ -132,21 +187,31 @@ static __always_inline int xt_hot_owner_is_current(__u32 rule_id, __u32 filled)
 	return st && (__s32)(filled - st->created_epoch) >= 0;
 }
 
-/* Adds an entry's pending drops to its source's bucket counter, whatever
- * has changed since (counters never go backwards), unless the rule id has
- * passed to another rule meanwhile: that rule's buckets are not the source's.
- * A global function (see xt_send_event): taken when an entry changes hands. */
-__attribute__((noinline)) int xt_hot_flush(struct xt_hot *hot, __u32 epoch, __u64 now)
+/* Adds the pending drops of the entry at slot to its source's bucket
+ * counter, whatever has changed since (counters never go backwards), unless
+ * the rule id has passed to another rule meanwhile: that rule's buckets are
+ * not the source's. A global function (see xt_send_event): taken when an
+ * entry changes hands. */
+__attribute__((noinline)) int xt_hot_flush(struct xt_hot_set *set, int slot, __u32 epoch, __u64 now)
 {
-	if (!hot || !hot->pending)
+	if (!set)
+		return 0;
+	struct xt_hot *hot = xt_hot_at(set, slot);
+	if (!hot->pending)
 		return 0;
 	int flushed = 0;
 	__u32 zero = 0;
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
 	const __u32 rule_id = hot->who & XT_HOT_RULE;
-	if (cfg && hot->per_len != XT_HOT_BANNED && (hot->epoch == epoch || xt_hot_owner_is_current(rule_id, hot->epoch))) {
-		struct xt_pkt src = {.family = hot->who & XT_HOT_V6 ? XT_FAMILY_V6 : XT_FAMILY_V4};
-		__builtin_memcpy(src.addr, hot->addr, sizeof(src.addr));
+	const __u32 filled = xt_hot_filled(hot, epoch);
+	if (cfg && hot->per_len != XT_HOT_BANNED && (filled == epoch || xt_hot_owner_is_current(rule_id, filled))) {
+		struct xt_pkt src = {.family = XT_FAMILY_V4};
+		if (hot->who & XT_HOT_V6) {
+			src.family = XT_FAMILY_V6;
+			__builtin_memcpy(src.addr, xt_hot_addr6(set, slot), sizeof(src.addr));
+		} else {
+			__builtin_memcpy(src.addr, hot->addr, sizeof(hot->addr));
+		}
 		struct xt_bucket_key key;
 		xt_bucket_key_for(&src, rule_id, hot->per_len, &key);
 		struct xt_bucket *b = xt_bucket_find(&key, cfg, now);
@@ -163,68 +228,123 @@ __attribute__((noinline)) int xt_hot_flush(struct xt_hot *hot, __u32 epoch, __u6
 }
 
 /* Counts a packet the hot cache dropped. */
-static __always_inline void xt_hot_hit(struct xt_hot *hot, __u64 now, __u32 pkts)
+static __always_inline void xt_hot_hit(struct xt_hot *hot, __u32 pkts)
 {
 	hot->pending += pkts;
-	hot->last_hit = (__u16)now;
 }
 
-/* How a source is dropped, for xt_hot_fill. */
+/* What xt_hot_fill is told besides the source, the tick and the tick it is
+ * dropped until, in one word (a global function takes five arguments): the
+ * epoch, the rule's id and per-source prefix length, the source's own slot
+ * (XT_HOT_NONE: none) and how it is dropped. */
 #define XT_FILL_LIMIT 0  /* over its limit */
 #define XT_FILL_DENIED 1 /* by a deny rule */
 #define XT_FILL_BANNED 2 /* banned (counted apart: per_len XT_HOT_BANNED) */
+static __always_inline __u64 xt_fill_word(__u32 epoch, const struct xt_rule *rule, int slot, int how)
+{
+	return (__u64)epoch | (__u64)(rule->id & XT_HOT_RULE) << 32 | (__u64)rule->per_len << 44 |
+	       (__u64)(slot & 7) << 52 | (__u64)(how & 3) << 55;
+}
 
 /* Remember that pkt's source is dropped (denied, or over its limit) until
  * tick `until` (XT_NEVER: until the epoch changes), in its own entry if it
  * has one, else in an entry that no longer drops anything. An entry still
  * dropping another source is left to it: two heavy sources sharing an entry
  * would otherwise evict each other on every packet and both pay the slow
- * path. */
-static __always_inline void xt_hot_fill(struct xt_hot_set *set, __u32 idx, struct xt_hot *hot,
-					const struct xt_pkt *pkt, __u32 epoch, int how, const struct xt_rule *rule,
-					__u64 now, __u64 until)
+ * path. A global function: inlined at its three callers, the four slots'
+ * choices and the two families' addresses took the program past its
+ * instruction budget (tests/bpf/test_verifier.cpp). 1 if it filled an
+ * entry, 0 if there was no room; XT_FILL_FLUSH | the slot if the entry it
+ * chose has drops to flush first, which it leaves to its caller
+ * (xt_hot_remember): xt_hot_flush's frame on top of its own would take the
+ * program's stack past the verifier's 512 bytes. */
+#define XT_FILL_FLUSH 0x10
+__attribute__((noinline)) int xt_hot_fill(const struct xt_pkt *pkt, __u64 now, __u64 until, __u64 word)
 {
+	__u32 zero = 0;
+	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
+	if (!pkt || !cfg)
+		return 0;
+	const __u32 epoch = (__u32)word;
+	const __u16 rule_id = (word >> 32) & XT_HOT_RULE;
+	const __u8 per_len = word >> 44;
+	const int how = (word >> 55) & 3;
+	int slot = (word >> 52) & 7;
+	const __u32 idx = xt_hot_index(pkt, cfg); /* the same CPU as the caller's */
+	struct xt_hot_set *set = bpf_map_lookup_elem(&xt_hot, &idx);
 	__u64 *bits = xt_hot_bits(idx);
 	if (!set || !bits)
-		return;
-	if (!hot) {
-		__u32 way = xt_hot_live(&set->way[0], epoch, now);
-		if (way && xt_hot_live(&set->way[1], epoch, now))
-			return;
-		hot = &set->way[way & 1];
+		return 0;
+	const int v6 = pkt->family == XT_FAMILY_V6;
+	if (slot > 3) {
+		/* The first slot whose entry no longer drops (it may have drops
+		 * to settle: they are flushed below). */
+		if (!xt_hot_live(xt_hot_at(set, 0), epoch, now))
+			slot = 0;
+		else if (!v6 && !xt_hot_live(xt_hot_at(set, 1), epoch, now))
+			slot = 1;
+		else if (!xt_hot_live(xt_hot_at(set, 2), epoch, now))
+			slot = 2;
+		else if (!v6 && !xt_hot_live(xt_hot_at(set, 3), epoch, now))
+			slot = 3;
+		else
+			return 0;
 	}
-	if (hot->pending)
-		xt_hot_flush(hot, epoch, now); /* a former source's drops, or its own under an older rule or epoch */
-	__u16 who = xt_hot_family(pkt) | (rule->id & XT_HOT_RULE);
+	struct xt_hot *hot = xt_hot_at(set, slot);
+	if (hot->pending) /* a former source's drops, or its own under an older rule or epoch */
+		return XT_FILL_FLUSH | slot;
+	__u16 who = XT_HOT_USED | rule_id;
+	if (v6)
+		who |= XT_HOT_V6;
 	if (how != XT_FILL_LIMIT)
 		who |= XT_HOT_DENIED;
-	if (until == XT_NEVER)
+	if (until == XT_NEVER) {
 		who |= XT_HOT_FOREVER;
-	else if (until - now > XT_HOT_MAX_WAIT)
+		until = epoch; /* the whole epoch, for xt_hot_live */
+	} else if (until - now > XT_HOT_MAX_WAIT) {
 		until = now + XT_HOT_MAX_WAIT;
-	__builtin_memcpy(hot->addr, pkt->addr, sizeof(hot->addr));
+	}
+	if (v6)
+		__builtin_memcpy(xt_hot_addr6(set, slot), pkt->addr, sizeof(pkt->addr));
+	else
+		__builtin_memcpy(hot->addr, pkt->addr, sizeof(hot->addr));
 	hot->until = (__u32)until;
-	hot->epoch = epoch;
-	hot->last_hit = (__u16)now;
+	hot->epoch = (__u16)epoch;
 	hot->cls = pkt->cls;
-	hot->per_len = how == XT_FILL_BANNED ? XT_HOT_BANNED : rule->per_len;
+	hot->per_len = how == XT_FILL_BANNED ? XT_HOT_BANNED : per_len;
 	hot->who = who;
 	*bits |= 1ull << (idx & 63);
+	return 1;
+}
+
+/* xt_hot_fill, and the flush it may ask for first. A global function too:
+ * inlined at its three callers it took the program's own stack 32 bytes
+ * further (clang 19), past the verifier's 512 with the deepest calls. */
+__attribute__((noinline)) int xt_hot_remember(struct xt_hot_set *set, const struct xt_pkt *pkt, __u64 now, __u64 until,
+					       __u64 word)
+{
+	const int r = xt_hot_fill(pkt, now, until, word);
+	if (!(r & XT_FILL_FLUSH))
+		return r;
+	xt_hot_flush(set, r & 3, (__u32)word, now);
+	return xt_hot_fill(pkt, now, until, (word & ~(7ull << 52)) | (__u64)(r & 3) << 52);
 }
 
 /* The hot cache dropped this source's packets: they go to its bucket b (this
  * one, unless a rule change moved the source to another bucket since),
- * before b meters the packet. hot is the source's entry, or NULL. An entry
- * spent and settled is emptied: it must not look live again when its tick
- * wraps (XT_HOT_MAX_WAIT). */
-static __always_inline void xt_hot_settle(struct xt_hot *hot, const struct xt_rule *rule, struct xt_bucket *b,
-					  __u32 epoch, __u64 now)
+ * before b meters the packet. slot is the source's entry in set, or
+ * XT_HOT_NONE. An entry spent and settled is emptied: it must not look live
+ * again when its tick wraps (XT_HOT_MAX_WAIT). */
+static __always_inline void xt_hot_settle(struct xt_hot_set *set, int slot, const struct xt_rule *rule,
+					  struct xt_bucket *b, __u32 epoch, __u64 now)
 {
-	if (!hot)
+	if (slot == XT_HOT_NONE)
 		return;
+	struct xt_hot *hot = xt_hot_at(set, slot);
 	if (hot->pending) {
+		const __u32 filled = xt_hot_filled(hot, epoch);
 		if ((hot->who & XT_HOT_RULE) == rule->id && hot->per_len == rule->per_len &&
-		    (hot->epoch == epoch || xt_hot_owner_is_current(rule->id, hot->epoch))) {
+		    (filled == epoch || xt_hot_owner_is_current(rule->id, filled))) {
 			__sync_fetch_and_add(&b->dropped_packets, hot->pending);
 			hot->pending = 0;
 			/* Another CPU may have recorded a later drop: never move
@@ -234,7 +354,7 @@ static __always_inline void xt_hot_settle(struct xt_hot *hot, const struct xt_ru
 			if ((__s32)(last - b->last_drop) > 0)
 				b->last_drop = last;
 		} else {
-			xt_hot_flush(hot, epoch, now);
+			xt_hot_flush(set, slot, epoch, now);
 		}
 	}
 	if (!xt_hot_live(hot, epoch, now))

@@ -92,24 +92,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_bucket_marks SEC(".maps");
 
-/* Every CPU's part, one after the other: sized by the controller when it
- * creates the state (possible CPUs times 2^hot_bits sets). */
+/* Every CPU's IPv4 lines, one part after the other, then every CPU's IPv6
+ * lines: sized by the controller when it creates the state (possible CPUs
+ * times 2^hot_bits and 2^(hot_bits - XT_HOT_V6_SHIFT) lines). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct xt_hot_set);
-	__uint(max_entries, XT_HOT_MIN_SETS);
+	__uint(max_entries, (1 << XT_HOT_MIN_BITS) + (1 << (XT_HOT_MIN_BITS - XT_HOT_V6_SHIFT)));
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_hot SEC(".maps");
 
-/* One bit a set of the hot cache, laid out as it is (word w of the array
- * holds sets 64w..64w+63): set while the set may hold an entry that drops
+/* One bit a line of the hot cache, laid out as it is (word w of the array
+ * holds lines 64w..64w+63): set while the line may hold an entry that drops
  * its source or has drops to settle (hot.bpf.h). Sized with it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, __u64);
-	__uint(max_entries, XT_HOT_MIN_SETS / 64);
+	__uint(max_entries, ((1 << XT_HOT_MIN_BITS) + (1 << (XT_HOT_MIN_BITS - XT_HOT_V6_SHIFT))) / 64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_hot_bitmap SEC(".maps");
 

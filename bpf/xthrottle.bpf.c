@@ -62,13 +62,16 @@ int xthrottle(struct xdp_md *ctx)
 	struct xt_hot_set *hot_set = bpf_map_lookup_elem(&xt_hot, &hot_idx);
 	if (!hot_set) /* never: the array has a part for every possible CPU */
 		return xt_exit(ctx, XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE, NULL);
-	struct xt_hot *hot = xt_hot_lookup(hot_set, hot_idx, &f.pkt, epoch, now);
-	if (xt_hot_drops(hot, epoch, now, pkts)) {
-		xt_hot_hit(hot, now, pkts);
-		const enum xt_reason why = !(hot->who & XT_HOT_DENIED) ? XT_DROP_LIMIT
-					   : hot->per_len == XT_HOT_BANNED ? XT_DROP_BANNED
-									   : XT_DROP_DENY;
-		return xt_exit(ctx, why, len, pkts, hot->who & XT_HOT_RULE, cfg);
+	const int hot_slot = xt_hot_lookup(hot_set, hot_idx, &f.pkt, epoch, now);
+	if (hot_slot != XT_HOT_NONE) {
+		struct xt_hot *hot = xt_hot_at(hot_set, hot_slot);
+		if (xt_hot_drops(hot, epoch, now, pkts)) {
+			xt_hot_hit(hot, pkts);
+			const enum xt_reason why = !(hot->who & XT_HOT_DENIED)	 ? XT_DROP_LIMIT
+						   : hot->per_len == XT_HOT_BANNED ? XT_DROP_BANNED
+										   : XT_DROP_DENY;
+			return xt_exit(ctx, why, len, pkts, hot->who & XT_HOT_RULE, cfg);
+		}
 	}
 	const struct xt_rule *rule = xt_classify(&f.pkt, cfg, published);
 	/* Blocklisted: dropped whatever its rule, but an allow rule. */
@@ -84,7 +87,7 @@ int xthrottle(struct xdp_md *ctx)
 	if (rule->action == XT_ACT_ALLOW)
 		return xt_exit(ctx, XT_PASS_ALLOW, len, pkts, rule->id, NULL);
 	if (banned || rule->action != XT_ACT_LIMIT) /* banned, deny, and anything unknown */
-		return xt_exit(ctx, xt_act_deny(rule, hot_set, hot_idx, hot, &f.pkt, epoch, now, banned), len, pkts,
+		return xt_exit(ctx, xt_act_deny(rule, hot_set, hot_slot, &f.pkt, epoch, now, banned), len, pkts,
 			       rule->id, cfg);
 
 	/* 3. Meter. */
@@ -111,7 +114,7 @@ int xthrottle(struct xdp_md *ctx)
 			xt_count_new_source_dry_run(rule->id, pkts);
 		return xt_exit(ctx, XT_PASS_DRY_RUN, len, pkts, rule->id, cfg);
 	}
-	xt_hot_settle(hot, rule, b, epoch, now);
+	xt_hot_settle(hot_set, hot_slot, rule, b, epoch, now);
 	/* An ECN-capable packet may use a marking rule's overdraft (meter.h). */
 	const __u32 units = f.pkt.ecn && (rule->flags & XT_RULE_ECN) ? pkts | XT_PKTS_ECT : pkts;
 	const int conforms = rule->flags & XT_RULE_TOTAL ? xt_take_total(b, rule, now, len, units)
@@ -119,7 +122,7 @@ int xthrottle(struct xdp_md *ctx)
 
 	/* 4. Act (a passing packet of a rule that marks may be marked), and
 	 * 5. count. */
-	const enum xt_reason why = xt_act(conforms, b, &bkey, rule, cfg, hot_set, hot_idx, hot, &f.pkt, epoch, now, pkts);
+	const enum xt_reason why = xt_act(conforms, b, &bkey, rule, cfg, hot_set, hot_slot, &f.pkt, epoch, now, pkts);
 	if (why == XT_PASS_LIMIT && f.pkt.ecn && (rule->flags & (XT_RULE_ECN | XT_RULE_DRY_RUN)) == XT_RULE_ECN)
 		xt_mark_ce(ctx, rule, b, &f, now);
 	return xt_exit(ctx, why, len, pkts, rule->id, cfg);

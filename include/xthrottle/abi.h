@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 16
+#define XT_ABI_VERSION 17
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -114,15 +114,19 @@
  * this long after its last drop. */
 #define XT_RELEASE_SECONDS 1
 
-/* The hot cache: for each CPU, sets of XT_HOT_WAYS sources known to be over
- * their limit until some tick, one cache line a set; entries for a
- * 1/XT_HOT_SHARE of the bucket table's sources (rounded up to a power of
- * two), at least XT_HOT_MIN_SETS sets. 32 bytes an entry: 1 MiB a CPU for
- * the default table (bigger ones measured no faster: docs/design.md,
- * "Attack scale", the third and sixth rounds). */
-#define XT_HOT_WAYS 2
-#define XT_HOT_SHARE 8
-#define XT_HOT_MIN_SETS 8192
+/* The hot cache: for each CPU, lines (one cache line each) of sources known
+ * to be over their limit until some tick. 2^hot_bits lines a CPU for IPv4
+ * sources, four 16-byte entries to a line: one entry for every source of
+ * the bucket table (rounded up to a power of two), 2^XT_HOT_MIN_BITS lines
+ * at least and 2^XT_HOT_MAX_BITS at most: 4 MiB a CPU for the default
+ * table, so that a botnet of the table's size mostly finds room
+ * (docs/design.md, "Attack scale", the eighth and ninth rounds). A quarter
+ * as many lines for IPv6 sources, two 32-byte entries to a line. */
+#define XT_HOT_V4_WAYS 4
+#define XT_HOT_V6_WAYS 2
+#define XT_HOT_V6_SHIFT 2 /* 2^(hot_bits - XT_HOT_V6_SHIFT) IPv6 lines a CPU */
+#define XT_HOT_MIN_BITS 13
+#define XT_HOT_MAX_BITS 22
 /* Per-CPU cache of rule lookups, by blocks of addresses that no rule splits
  * and the packets' class: 1024 slots of 288 bytes a CPU (64 did while a
  * rule had no match; with thousands of rules over ports and prefixes a
@@ -475,7 +479,7 @@ struct xt_config {
 	__u32 used_idle;      /* a slot not used for more units than this is untracked */
 	__u32 max_sources;
 	struct xt_limit events; /* XT_EVENTS_PER_SECOND in ticks */
-	__u32 hot_bits;       /* each CPU has 2^hot_bits sets in the hot cache */
+	__u32 hot_bits;       /* each CPU has 2^hot_bits IPv4 lines in the hot cache (and a quarter as many IPv6) */
 	__u32 known_bits;     /* the known table has 2^known_bits sets */
 	/* Random, drawn when the state is created: the key of the hashes that
 	 * place sources in the hot cache and the bucket table, so nobody who
@@ -640,17 +644,19 @@ struct xt_meta {
 
 /* One entry of the hot cache: a source that is over its limit (or denied)
  * until tick `until`, for packets of one class (XT_CLASS_*), so its packets
- * of that class are dropped without looking up its rule or bucket. 32
- * bytes, two to a cache line. */
+ * of that class are dropped without looking up its rule or bucket. An
+ * IPv4 source's entry is this slot of 16 bytes, address included; an IPv6
+ * source's is two slots, this one (its address field unused) and the next,
+ * which is the whole address. */
 struct xt_hot {
-	__u8 addr[16] __attribute__((aligned(8))); /* read as 64-bit words: see xt_pkt */
-	__u32 until;    /* low 32 bits of the tick the source is dropped until (unless XT_HOT_FOREVER) */
-	__u32 epoch;    /* the rules epoch it was filled in; valid only in that one */
-	__u16 last_hit; /* low 16 bits of the tick of the last drop not yet added */
+	__u32 until;    /* low 32 bits of the tick the source is dropped until; with
+			 * XT_HOT_FOREVER, the whole epoch it was filled in */
+	__u16 epoch;    /* low 16 bits of the rules epoch it was filled in; valid only in that one */
 	__u16 cls;      /* the class of the packets it drops */
 	__u16 who;      /* the rule id (XT_HOT_RULE) and XT_HOT_USED, _V6, _DENIED, _FOREVER */
 	__u8 per_len;
 	__u8 pending;   /* drops not yet added to the bucket's counter */
+	__u8 addr[4];   /* an IPv4 source's address */
 };
 #define XT_HOT_RULE 0x0fff   /* rule ids are below XT_MAX_RULES */
 #define XT_HOT_V6 0x1000     /* an IPv6 source, else IPv4 */
@@ -658,10 +664,12 @@ struct xt_hot {
 #define XT_HOT_FOREVER 0x4000 /* dropped until the epoch changes */
 #define XT_HOT_USED 0x8000   /* holds a source; 0: empty */
 
-/* A set of the hot cache: a source's entry is in the set its hash picks, in
- * its CPU's part of the array. */
+/* A line of the hot cache: four IPv4 entries (slots 0 to 3), or two IPv6
+ * ones (slots 0 and 2, each address in the slot after). A source's entry
+ * is in the line its keyed hash picks, in its CPU's part of its family's
+ * lines: every CPU's IPv4 lines, then every CPU's IPv6 lines. */
 struct xt_hot_set {
-	struct xt_hot way[XT_HOT_WAYS];
+	struct xt_hot slot[4];
 };
 
 /* One slot of the per-CPU rule cache: the result of the rule lookup for a
@@ -872,7 +880,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_ban) == 24, "xt_ban layout");
 XT_STATIC_ASSERT(__builtin_offsetof(struct xt_config, abi_version) == 20, "the ABI version never moves");
 XT_STATIC_ASSERT(sizeof(struct xt_meta) == 4144, "xt_meta layout");
 XT_STATIC_ASSERT(sizeof(struct xt_event) == 64, "xt_event layout");
-XT_STATIC_ASSERT(sizeof(struct xt_hot) == 32, "xt_hot layout");
+XT_STATIC_ASSERT(sizeof(struct xt_hot) == 16, "xt_hot layout: four to a line");
 XT_STATIC_ASSERT(sizeof(struct xt_hot_set) == 64, "xt_hot_set layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_rule_cache) == 288, "xt_rule_cache layout");
 XT_STATIC_ASSERT(sizeof(struct xt_known_set) == 64, "xt_known_set layout: one cache line");

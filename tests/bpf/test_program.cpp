@@ -5,12 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <ranges>
 
@@ -423,6 +426,99 @@ TEST_F(Program, TheHotCacheIsReadOnlyWhereItHoldsSomething) {
   }));
   EXPECT_EQ(dropped, 48u + 50 + 48 + 10) << "every drop reached the heavy source's bucket";
   EXPECT_EQ(rule_stats("198.18.0.0/15").dropped_packets, 48u + 50 + 48 + 10);
+}
+
+// A line of the hot cache holds four IPv4 sources over their limits, or two
+// IPv6 ones: each of them is then dropped there, its drops pending for its
+// own bucket (as the controller reads them), and a source that finds no
+// room is metered in its bucket, exactly as well. (Two-way lines held two
+// IPv4 sources: a botnet's sources evicted each other.)
+TEST_F(Program, ALineHoldsFourIPv4SourcesOrTwoIPv6) {
+  ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the hot cache is per CPU
+  load();
+  rule("198.18.0.0/15", "10/s", 2);
+  rule("2001:db8::/32", "10/s", 2);
+  const xt_config cfg = state_->config().value();
+  const uint32_t bits4 = cfg.hot_bits, bits6 = cfg.hot_bits - XT_HOT_V6_SHIFT;
+  const uint32_t v6_base = static_cast<uint32_t>(libbpf_num_possible_cpus()) << bits4;
+  // Sources that share CPU 0's line: the first `want` found.
+  const auto sharing = [&](int family, size_t want) {
+    std::map<uint32_t, std::vector<std::string>> by_line;
+    for (uint32_t i = 1; i < (1u << 17); i++) {
+      char a[INET6_ADDRSTRLEN];
+      if (family == AF_INET)
+        std::snprintf(a, sizeof(a), "198.%u.%u.%u", 18 + (i >> 16), i >> 8 & 0xff, i & 0xff);
+      else
+        std::snprintf(a, sizeof(a), "2001:db8:%x:%x::1", i >> 16, i & 0xffff);  // a /64 each
+      xt_pkt pkt{};
+      pkt.family = family == AF_INET ? XT_FAMILY_V4 : XT_FAMILY_V6;
+      EXPECT_EQ(inet_pton(family, a, pkt.addr), 1) << a;
+      const uint64_t h = xt_hash_source(cfg.hash_key, &pkt, 0);
+      const uint32_t line = family == AF_INET ? XT_TOP_BITS(h, bits4) : v6_base + XT_TOP_BITS(h, bits6);
+      auto& v = by_line[line];
+      v.push_back(a);
+      if (v.size() == want) return std::make_pair(line, v);
+    }
+    return std::make_pair(0u, std::vector<std::string>{});
+  };
+  const auto [line4, five] = sharing(AF_INET, 5);
+  const auto [line6, three] = sharing(AF_INET6, 3);
+  ASSERT_EQ(five.size(), 5u);
+  ASSERT_EQ(three.size(), 3u);
+  for (const auto& a : five) EXPECT_EQ(passed(Packet().ipv4(a).build(), 50, 0), 2) << a;
+  for (const auto& a : three) EXPECT_EQ(passed(Packet().ipv6(a).build(), 50, 0), 2) << a;
+
+  xt_hot_set set{};
+  ASSERT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xt_hot), &line4, &set), 0);
+  for (int i = 0; i < 4; i++) {
+    char text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, set.slot[i].addr, text, sizeof(text));
+    EXPECT_EQ(text, five[i]) << "slot " << i << " holds the " << i + 1 << "th source";
+  }
+  ASSERT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xt_hot), &line6, &set), 0);
+  for (int i = 0; i < 2; i++) {
+    char text[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &set.slot[2 * i + 1], text, sizeof(text));
+    EXPECT_EQ(text, three[i]) << "entry " << i << " holds the " << i + 1 << "th IPv6 source";
+    EXPECT_TRUE(set.slot[2 * i].who & XT_HOT_V6);
+  }
+  // Each held source's first drop is its bucket's, the other 47 wait in
+  // its entry; the sources without room have all 48 in their buckets.
+  const PendingDrops pending = state_->hot_pending().value();
+  ASSERT_EQ(pending.size(), 6u);
+  for (const auto& [key, n] : pending) EXPECT_EQ(n, 47u) << "source " << key.addr[3];
+  // Past their next token, each passes once and its drops settle.
+  for (const auto& a : five) EXPECT_EQ(passed(Packet().ipv4(a).build(), 1, 100), 1) << a;
+  for (const auto& a : three) EXPECT_EQ(passed(Packet().ipv6(a).build(), 1, 100), 1) << a;
+  EXPECT_TRUE(state_->hot_pending().value().empty());
+  int buckets = 0;
+  ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) {
+    EXPECT_EQ(e.bucket.dropped_packets, 48u);
+    EXPECT_EQ(e.bucket.passed_packets, 3u);
+    buckets++;
+  }));
+  EXPECT_EQ(buckets, 8);
+}
+
+// An entry that drops its source for good (a deny rule's) keeps its whole
+// epoch: entries keep the low 16 bits of the epoch they were filled in,
+// and such an entry would otherwise drop its source again 65,536 rule
+// changes later, whatever the rules say then.
+TEST_F(Program, ADenyEntryDoesNotComeBack65536RuleChangesLater) {
+  ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the hot cache is per CPU
+  load();
+  rule("198.18.0.0/15", std::nullopt, std::nullopt, [](RuleSpec& s) { s.action = XT_ACT_DENY; });
+  const uint32_t denied_at = state_->config().value().epoch;
+  const auto frame = Packet().ipv4("198.18.0.1").build();
+  EXPECT_EQ(passed(frame, 3, 0), 0) << "denied, then held by the hot cache";
+  rule("198.18.0.0/15", std::nullopt, std::nullopt, [](RuleSpec& s) { s.action = XT_ACT_ALLOW; });
+  EXPECT_EQ(passed(frame, 1, 0), 1) << "allowed in the next epoch";
+  // The epoch 65,536 on from the deny's: as if that many changes were made.
+  xt_config cfg = state_->config().value();
+  cfg.epoch = denied_at + 65536;
+  const uint32_t zero = 0;
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_config), &zero, &cfg, BPF_ANY), 0);
+  EXPECT_EQ(passed(frame, 1, 0), 1) << "the allow rule still holds";
 }
 
 // A hot cache entry keeps the low 32 bits of its tick: one that outlived

@@ -50,8 +50,13 @@ uint32_t bucket_sets_for(uint32_t max_sources) {
 }
 
 uint32_t hot_bits_for(uint32_t max_sources) {
-  const uint64_t entries = std::bit_ceil(static_cast<uint64_t>(max_sources)) / XT_HOT_SHARE;
-  return static_cast<uint32_t>(std::countr_zero(std::max<uint64_t>(XT_HOT_MIN_SETS, entries / XT_HOT_WAYS)));
+  const uint64_t lines = std::bit_ceil(static_cast<uint64_t>(max_sources)) / XT_HOT_V4_WAYS;
+  return std::clamp<uint32_t>(static_cast<uint32_t>(std::countr_zero(lines)), XT_HOT_MIN_BITS, XT_HOT_MAX_BITS);
+}
+
+uint64_t hot_lines_for(uint32_t hot_bits) {
+  const uint64_t cpus = static_cast<uint64_t>(libbpf_num_possible_cpus());
+  return (cpus << hot_bits) + (cpus << (hot_bits - XT_HOT_V6_SHIFT));
 }
 
 uint32_t known_sets_for(uint32_t max_sources) {
@@ -99,12 +104,17 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
     return system_error("cannot size the known table", err);
   if (int err = bpf_map__set_max_entries(skel->maps.xt_known_tags, known_sets_for(options.max_sources)); err)
     return system_error("cannot size the known table's tags", err);
-  const uint64_t hot_sets = static_cast<uint64_t>(libbpf_num_possible_cpus())
-                            << (options.hot_bits.value_or(hot_bits_for(options.max_sources)) & 31);
-  if (hot_sets > UINT32_MAX) return std::unexpected(Error{ErrorKind::Usage, "the hot cache would need more than 2^32 sets"});
-  if (int err = bpf_map__set_max_entries(skel->maps.xt_hot, static_cast<uint32_t>(hot_sets)); err)
+  const uint32_t hot_bits = options.hot_bits.value_or(hot_bits_for(options.max_sources));
+  if (hot_bits < XT_HOT_MIN_BITS || hot_bits > XT_HOT_MAX_BITS)
+    return std::unexpected(Error{ErrorKind::Usage, "the state's hot cache has 2^" + std::to_string(hot_bits) +
+                                                       " lines a CPU; this build takes 2^" +
+                                                       std::to_string(XT_HOT_MIN_BITS) + " to 2^" +
+                                                       std::to_string(XT_HOT_MAX_BITS)});
+  const uint64_t hot_lines = hot_lines_for(hot_bits);
+  if (hot_lines > UINT32_MAX) return std::unexpected(Error{ErrorKind::Usage, "the hot cache would need more than 2^32 lines"});
+  if (int err = bpf_map__set_max_entries(skel->maps.xt_hot, static_cast<uint32_t>(hot_lines)); err)
     return system_error("cannot size the hot cache", err);
-  if (int err = bpf_map__set_max_entries(skel->maps.xt_hot_bitmap, static_cast<uint32_t>(hot_sets / 64)); err)
+  if (int err = bpf_map__set_max_entries(skel->maps.xt_hot_bitmap, static_cast<uint32_t>(hot_lines / 64)); err)
     return system_error("cannot size the hot cache's bitmap", err);
   skel->rodata->xt_cfg_test_clock = options.test_clock ? 1 : 0;
   skel->rodata->xt_cfg_frags = options.frags ? 1 : 0;

@@ -30,7 +30,7 @@ struct ObjectOptions {
   // Sources the bucket table is sized for (and the hot cache with it). It
   // must match pins that exist: libbpf refuses to reuse a map of another size.
   uint32_t max_sources = XT_DEFAULT_MAX_SOURCES;
-  // The hot cache's size, 2^hot_bits sets a CPU, where a state exists: its
+  // The hot cache's size, 2^hot_bits IPv4 lines a CPU, where a state exists: its
   // own (xt_config.hot_bits), which an older build may have sized otherwise
   // for the same max_sources. Without it, hot_bits_for(max_sources).
   std::optional<uint32_t> hot_bits = std::nullopt;
@@ -52,8 +52,11 @@ uint32_t bucket_sets_for(uint32_t max_sources);
 // Sets of the known table (sources admitted outside the new-source budget):
 // an entry for every XT_KNOWN_SHARE sources the table holds.
 uint32_t known_sets_for(uint32_t max_sources);
-// log2 of the hot cache's sets per CPU for a table of max_sources.
+// log2 of the hot cache's IPv4 lines per CPU for a table of max_sources:
+// an entry for each of its sources, within XT_HOT_MIN_BITS..XT_HOT_MAX_BITS.
 uint32_t hot_bits_for(uint32_t max_sources);
+// Lines of the whole hot cache (every possible CPU's IPv4 and IPv6 lines).
+uint64_t hot_lines_for(uint32_t hot_bits);
 
 // The options that open the object over the maps of the state pinned at
 // pin_dir, whose configuration is cfg: its table's and hot cache's sizes.

@@ -1091,7 +1091,13 @@ Result<PendingDrops> State::hot_pending() const {
     }
     return static_cast<int32_t>(filled - created[id]) >= 0;
   };
-  // Every CPU's part of the array, in batches of sets.
+  // The whole epoch an entry was filled in (xt_hot_filled).
+  auto filled = [&](const xt_hot& h) -> uint32_t {
+    if (h.who & XT_HOT_FOREVER) return h.until;
+    return cfg->epoch - static_cast<uint16_t>(static_cast<uint16_t>(cfg->epoch) - h.epoch);
+  };
+  // Every CPU's IPv4 lines, then every CPU's IPv6 lines, in batches.
+  const uint64_t v4_lines = static_cast<uint64_t>(libbpf_num_possible_cpus()) << cfg->hot_bits;
   constexpr uint32_t kBatch = 8192;
   std::vector<uint32_t> keys(kBatch);
   std::vector<xt_hot_set> sets(kBatch);
@@ -1101,20 +1107,26 @@ Result<PendingDrops> State::hot_pending() const {
     const int err = bpf_map_lookup_batch(hot_.get(), first ? nullptr : &token, &token, keys.data(), sets.data(),
                                          &count, nullptr);
     if (err && errno != ENOENT) return system_error("cannot read the hot cache", errno);
-    for (uint32_t i = 0; i < count; i++)
-      for (const xt_hot& h : sets[i].way) {
+    for (uint32_t i = 0; i < count; i++) {
+      const bool v6 = keys[i] >= v4_lines;
+      for (int slot = 0; slot < 4; slot += v6 ? 2 : 1) {
+        const xt_hot& h = sets[i].slot[slot];
         // As the data path: drops of a rule id that passed to another rule
         // since are let go.
         const uint32_t rule_id = h.who & XT_HOT_RULE;
-        if (!h.pending || h.per_len == XT_HOT_BANNED || (h.epoch != cfg->epoch && !owner_is_current(rule_id, h.epoch)))
+        if (!h.pending || h.per_len == XT_HOT_BANNED || (filled(h) != cfg->epoch && !owner_is_current(rule_id, filled(h))))
           continue;  // (a ban's drops belong to no bucket)
         xt_pkt src{};
-        src.family = h.who & XT_HOT_V6 ? XT_FAMILY_V6 : XT_FAMILY_V4;
-        std::memcpy(src.addr, h.addr, sizeof(src.addr));
+        src.family = v6 ? XT_FAMILY_V6 : XT_FAMILY_V4;
+        if (v6)
+          std::memcpy(src.addr, &sets[i].slot[slot + 1], sizeof(src.addr));
+        else
+          std::memcpy(src.addr, h.addr, sizeof(h.addr));
         xt_bucket_key key;
         xt_bucket_key_for(&src, rule_id, h.per_len, &key);
         out[key] += h.pending;
       }
+    }
     if (err) break;
   }
   return out;
