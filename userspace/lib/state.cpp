@@ -27,6 +27,7 @@
 #include <fstream>
 #include <memory>
 #include <set>
+#include <span>
 
 #include "keys.h"
 #include "meter.h"
@@ -1096,16 +1097,33 @@ Result<PendingDrops> State::hot_pending() const {
     if (h.who & XT_HOT_FOREVER) return h.until;
     return cfg->epoch - static_cast<uint16_t>(static_cast<uint16_t>(cfg->epoch) - h.epoch);
   };
-  // Every CPU's IPv4 lines, then every CPU's IPv6 lines, in batches.
+  // Every CPU's IPv4 lines, then every CPU's IPv6 lines, a batch at a time,
+  // but the batches whose lines all have their bit clear in the bitmap: they
+  // hold nothing (the cache of a 4M-source table is 160 MiB on two CPUs,
+  // mostly empty but under a botnet of that size).
   const uint64_t v4_lines = static_cast<uint64_t>(libbpf_num_possible_cpus()) << cfg->hot_bits;
-  constexpr uint32_t kBatch = 8192;
+  const uint64_t lines = hot_lines_for(cfg->hot_bits);
+  std::vector<uint64_t> bitmap(lines / 64);
+  std::vector<uint32_t> words(bitmap.size());
+  uint32_t read = 0, token = 0;
+  while (read < bitmap.size()) {
+    uint32_t count = static_cast<uint32_t>(bitmap.size()) - read;
+    const int err = bpf_map_lookup_batch(hot_bitmap_.get(), read ? &token : nullptr, &token, words.data() + read,
+                                         bitmap.data() + read, &count, nullptr);
+    if (err && errno != ENOENT) return system_error("cannot read the hot cache's bitmap", errno);
+    read += count;
+    if (err || !count) break;
+  }
+  constexpr uint32_t kBatch = 8192;  // lines: 128 words of the bitmap
   std::vector<uint32_t> keys(kBatch);
   std::vector<xt_hot_set> sets(kBatch);
-  uint32_t token = 0;
-  for (bool first = true;; first = false) {
-    uint32_t count = kBatch;
-    const int err = bpf_map_lookup_batch(hot_.get(), first ? nullptr : &token, &token, keys.data(), sets.data(),
-                                         &count, nullptr);
+  for (uint64_t start = 0; start < lines; start += kBatch) {
+    const auto words = std::span(bitmap).subspan(start / 64, std::min<uint64_t>(kBatch, lines - start) / 64);
+    if (std::ranges::all_of(words, [](uint64_t w) { return w == 0; })) continue;
+    // An array's batch starts after the key it is given.
+    uint32_t prev = static_cast<uint32_t>(start) - 1, next = 0, count = kBatch;
+    const int err = bpf_map_lookup_batch(hot_.get(), start ? &prev : nullptr, &next, keys.data(), sets.data(), &count,
+                                         nullptr);
     if (err && errno != ENOENT) return system_error("cannot read the hot cache", errno);
     for (uint32_t i = 0; i < count; i++) {
       const bool v6 = keys[i] >= v4_lines;
@@ -1127,7 +1145,6 @@ Result<PendingDrops> State::hot_pending() const {
         out[key] += h.pending;
       }
     }
-    if (err) break;
   }
   return out;
 }
