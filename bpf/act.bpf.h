@@ -53,7 +53,7 @@ static __always_inline __u64 xt_ban_source(const struct xt_bucket_key *bkey, str
 /* The reason a metered packet is counted under. */
 static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, const struct xt_bucket_key *bkey,
 					     const struct xt_rule *rule, const struct xt_config *cfg,
-					     struct xt_hot_set *hot_set, int hot_slot,
+					     __u32 hot_idx, int hot_slot,
 					     const struct xt_pkt *pkt,
 					     __u32 epoch, __u64 now,
 					     __u32 pkts)
@@ -82,7 +82,7 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 	if (rule->ban_for) {
 		const __u64 until = xt_ban_source(bkey, b, rule, cfg, now);
 		if (until) {
-			xt_hot_remember(hot_set, pkt, now, until, xt_fill_word(epoch, rule, hot_slot, XT_FILL_BANNED));
+			xt_hot_remember(hot_idx, pkt, now, until, xt_fill_word(epoch, rule, hot_slot, XT_FILL_BANNED));
 			return XT_DROP_BANNED;
 		}
 	}
@@ -97,7 +97,7 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 	if (wait && wait != XT_NEVER && most && wait > most)
 		wait = most;
 	if (wait)
-		xt_hot_remember(hot_set, pkt, now, wait == XT_NEVER ? XT_NEVER : now + wait,
+		xt_hot_remember(hot_idx, pkt, now, wait == XT_NEVER ? XT_NEVER : now + wait,
 				xt_fill_word(epoch, rule, hot_slot, XT_FILL_LIMIT));
 	return XT_DROP_LIMIT;
 }
@@ -155,13 +155,13 @@ __attribute__((noinline)) int xt_mark_ce(struct xdp_md *ctx, const struct xt_rul
  * ends): dropped, and its source remembered in the hot cache (for good, or
  * until the ban ends); a deny rule's passed and counted under a dry-run
  * rule. A ban is the operator's, and no dry run. */
-static __always_inline enum xt_reason xt_act_deny(const struct xt_rule *rule, struct xt_hot_set *hot_set,
+static __always_inline enum xt_reason xt_act_deny(const struct xt_rule *rule, __u32 hot_idx,
 						  int hot_slot, const struct xt_pkt *pkt, __u32 epoch, __u64 now,
 						  __u64 banned)
 {
 	if (!banned && (rule->flags & XT_RULE_DRY_RUN))
 		return XT_PASS_DRY_RUN;
-	xt_hot_remember(hot_set, pkt, now, banned ? banned : XT_NEVER,
+	xt_hot_remember(hot_idx, pkt, now, banned ? banned : XT_NEVER,
 			xt_fill_word(epoch, rule, hot_slot, banned ? XT_FILL_BANNED : XT_FILL_DENIED));
 	return banned ? XT_DROP_BANNED : XT_DROP_DENY;
 }

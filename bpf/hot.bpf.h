@@ -101,6 +101,14 @@ static __always_inline int xt_hot_find(struct xt_hot_set *set, const struct xt_p
 					: XT_HOT_NONE;
 }
 
+/* xt_hot_find for the neighbour line: a global function, so that the
+ * compares are not inlined twice (which took the object past its
+ * instruction budget); a call only for a source not in its own line. */
+__attribute__((noinline)) int xt_hot_find_next(struct xt_hot_set *set, const struct xt_pkt *pkt)
+{
+	return set && pkt ? xt_hot_find(set, pkt) : XT_HOT_NONE;
+}
+
 /* The whole epoch an entry was filled in: the latest with its low 16 bits,
  * up to `epoch` (an XT_HOT_FOREVER entry keeps all of it). */
 static __always_inline __u32 xt_hot_filled(const struct xt_hot *hot, __u32 epoch)
@@ -149,33 +157,49 @@ static __always_inline int xt_hot_slot_spent(struct xt_hot_set *set, int slot, _
 	return !hot->pending && !xt_hot_live(hot, epoch, now);
 }
 
-/* The source's slot in set (index idx), or XT_HOT_NONE. A line found
+/* The source's slot in the line at idx (set), 0 to 3, or in its neighbour
+ * (idx ^ 1: the other line of the pair), 4 to 7, with *line that line; or
+ * XT_HOT_NONE. A source whose line was full when it was filled went to the
+ * neighbour, looked in while the neighbour's bit is set. A line found
  * holding nothing live nor any drops to settle has its bit cleared: it is
  * not read again until filled. */
 static __always_inline int xt_hot_lookup(struct xt_hot_set *set, __u32 idx, const struct xt_pkt *pkt, __u32 epoch,
-					 __u64 now)
+					 __u64 now, struct xt_hot_set **line)
 {
-	__u64 *bits = xt_hot_bits(idx);
-	const __u64 bit = 1ull << (idx & 63);
-	if (!set || !bits || !(*bits & bit))
+	__u64 *bits = xt_hot_bits(idx); /* the pair's two bits are in one word */
+	const __u64 bit = 1ull << (idx & 63), other = 1ull << ((idx ^ 1) & 63);
+	if (!set || !bits || !(*bits & (bit | other)))
 		return XT_HOT_NONE;
-	const int slot = xt_hot_find(set, pkt);
-	if (slot != XT_HOT_NONE)
-		return slot;
-	/* The slots that are headers: all four of an IPv4 line, 0 and 2 of an
-	 * IPv6 line (1 and 3 are addresses). */
-	const int v4 = pkt->family != XT_FAMILY_V6;
-	if (!xt_hot_slot_spent(set, 0, epoch, now) || !xt_hot_slot_spent(set, 2, epoch, now) ||
-	    (v4 && (!xt_hot_slot_spent(set, 1, epoch, now) || !xt_hot_slot_spent(set, 3, epoch, now))))
+	if (*bits & bit) {
+		const int slot = xt_hot_find(set, pkt);
+		if (slot != XT_HOT_NONE)
+			return slot;
+		/* The slots that are headers: all four of an IPv4 line, 0 and
+		 * 2 of an IPv6 line (1 and 3 are addresses). */
+		const int v4 = pkt->family != XT_FAMILY_V6;
+		if (xt_hot_slot_spent(set, 0, epoch, now) && xt_hot_slot_spent(set, 2, epoch, now) &&
+		    (!v4 || (xt_hot_slot_spent(set, 1, epoch, now) && xt_hot_slot_spent(set, 3, epoch, now)))) {
+			/* This CPU's part: no other writer. The spent entries are
+			 * emptied too: a fill, which does not look for the
+			 * source's own entry while the bit is clear, must not
+			 * leave a second. (An IPv6 line's addresses lose two
+			 * bytes: their entries are empty.) */
+			for (int s = 0; s < 4; s++)
+				xt_hot_at(set, s)->who = 0;
+			*bits &= ~bit;
+		}
+	}
+	if (!(*bits & other))
 		return XT_HOT_NONE;
-	/* This CPU's part: no other writer. The spent entries are emptied
-	 * too: a fill, which does not look for the source's own entry while
-	 * the bit is clear, must not leave a second. (An IPv6 line's
-	 * addresses lose two bytes: their entries are empty.) */
-	for (int s = 0; s < 4; s++)
-		xt_hot_at(set, s)->who = 0;
-	*bits &= ~bit;
-	return XT_HOT_NONE;
+	__u32 nidx = idx ^ 1;
+	struct xt_hot_set *n = bpf_map_lookup_elem(&xt_hot, &nidx);
+	if (!n)
+		return XT_HOT_NONE;
+	const int slot = xt_hot_find_next(n, pkt);
+	if (slot == XT_HOT_NONE)
+		return XT_HOT_NONE;
+	*line = n;
+	return slot | 4;
 }
 
 /* Whether an entry's drops (filled at epoch `filled`) belong to the rule
@@ -187,13 +211,14 @@ static __always_inline int xt_hot_owner_is_current(__u32 rule_id, __u32 filled)
 	return st && (__s32)(filled - st->created_epoch) >= 0;
 }
 
-/* Adds the pending drops of the entry at slot to its source's bucket
+/* Adds the pending drops of the entry at slot of line `line` to its source's bucket
  * counter, whatever has changed since (counters never go backwards), unless
  * the rule id has passed to another rule meanwhile: that rule's buckets are
  * not the source's. A global function (see xt_send_event): taken when an
  * entry changes hands. */
-__attribute__((noinline)) int xt_hot_flush(struct xt_hot_set *set, int slot, __u32 epoch, __u64 now)
+__attribute__((noinline)) int xt_hot_flush(__u32 line, int slot, __u32 epoch, __u64 now)
 {
+	struct xt_hot_set *set = bpf_map_lookup_elem(&xt_hot, &line);
 	if (!set)
 		return 0;
 	struct xt_hot *hot = xt_hot_at(set, slot);
@@ -233,6 +258,20 @@ static __always_inline void xt_hot_hit(struct xt_hot *hot, __u32 pkts)
 	hot->pending += pkts;
 }
 
+/* The first slot of set whose entry no longer drops, or XT_HOT_NONE. */
+static __always_inline int xt_hot_free_slot(struct xt_hot_set *set, int v6, __u32 epoch, __u64 now)
+{
+	if (!xt_hot_live(xt_hot_at(set, 0), epoch, now))
+		return 0;
+	if (!v6 && !xt_hot_live(xt_hot_at(set, 1), epoch, now))
+		return 1;
+	if (!xt_hot_live(xt_hot_at(set, 2), epoch, now))
+		return 2;
+	if (!v6 && !xt_hot_live(xt_hot_at(set, 3), epoch, now))
+		return 3;
+	return XT_HOT_NONE;
+}
+
 /* What xt_hot_fill is told besides the source, the tick and the tick it is
  * dropped until, in one word (a global function takes five arguments): the
  * epoch, the rule's id and per-source prefix length, the source's own slot
@@ -243,7 +282,7 @@ static __always_inline void xt_hot_hit(struct xt_hot *hot, __u32 pkts)
 static __always_inline __u64 xt_fill_word(__u32 epoch, const struct xt_rule *rule, int slot, int how)
 {
 	return (__u64)epoch | (__u64)(rule->id & XT_HOT_RULE) << 32 | (__u64)rule->per_len << 44 |
-	       (__u64)(slot & 7) << 52 | (__u64)(how & 3) << 55;
+	       (__u64)(slot & 15) << 52 | (__u64)(how & 3) << 56;
 }
 
 /* Remember that pkt's source is dropped (denied, or over its limit) until
@@ -258,7 +297,7 @@ static __always_inline __u64 xt_fill_word(__u32 epoch, const struct xt_rule *rul
  * chose has drops to flush first, which it leaves to its caller
  * (xt_hot_remember): xt_hot_flush's frame on top of its own would take the
  * program's stack past the verifier's 512 bytes. */
-#define XT_FILL_FLUSH 0x10
+#define XT_FILL_FLUSH 0x10 /* with the slot, 0 to 7 as xt_hot_lookup's */
 __attribute__((noinline)) int xt_hot_fill(const struct xt_pkt *pkt, __u64 now, __u64 until, __u64 word)
 {
 	__u32 zero = 0;
@@ -268,31 +307,34 @@ __attribute__((noinline)) int xt_hot_fill(const struct xt_pkt *pkt, __u64 now, _
 	const __u32 epoch = (__u32)word;
 	const __u16 rule_id = (word >> 32) & XT_HOT_RULE;
 	const __u8 per_len = word >> 44;
-	const int how = (word >> 55) & 3;
-	int slot = (word >> 52) & 7;
+	const int how = (word >> 56) & 3;
+	int slot = (word >> 52) & 15;
 	const __u32 idx = xt_hot_index(pkt, cfg); /* the same CPU as the caller's */
-	struct xt_hot_set *set = bpf_map_lookup_elem(&xt_hot, &idx);
+	__u32 nidx = idx ^ 1;
+	struct xt_hot_set *own = bpf_map_lookup_elem(&xt_hot, &idx);
+	struct xt_hot_set *n = bpf_map_lookup_elem(&xt_hot, &nidx);
 	__u64 *bits = xt_hot_bits(idx);
-	if (!set || !bits)
+	if (!own || !n || !bits)
 		return 0;
 	const int v6 = pkt->family == XT_FAMILY_V6;
-	if (slot > 3) {
+	if (slot > 7) {
 		/* The first slot whose entry no longer drops (it may have drops
-		 * to settle: they are flushed below). */
-		if (!xt_hot_live(xt_hot_at(set, 0), epoch, now))
-			slot = 0;
-		else if (!v6 && !xt_hot_live(xt_hot_at(set, 1), epoch, now))
-			slot = 1;
-		else if (!xt_hot_live(xt_hot_at(set, 2), epoch, now))
-			slot = 2;
-		else if (!v6 && !xt_hot_live(xt_hot_at(set, 3), epoch, now))
-			slot = 3;
-		else
-			return 0;
+		 * to settle: they are flushed first), in the source's line,
+		 * else in its neighbour. */
+		slot = xt_hot_free_slot(own, v6, epoch, now);
+		if (slot == XT_HOT_NONE) {
+			slot = xt_hot_free_slot(n, v6, epoch, now);
+			if (slot == XT_HOT_NONE)
+				return 0;
+			slot |= 4;
+		}
 	}
+	struct xt_hot_set *set = slot & 4 ? n : own;
+	const __u32 at = slot & 4 ? nidx : idx;
 	struct xt_hot *hot = xt_hot_at(set, slot);
 	if (hot->pending) /* a former source's drops, or its own under an older rule or epoch */
 		return XT_FILL_FLUSH | slot;
+	slot &= 3;
 	__u16 who = XT_HOT_USED | rule_id;
 	if (v6)
 		who |= XT_HOT_V6;
@@ -313,21 +355,20 @@ __attribute__((noinline)) int xt_hot_fill(const struct xt_pkt *pkt, __u64 now, _
 	hot->cls = pkt->cls;
 	hot->per_len = how == XT_FILL_BANNED ? XT_HOT_BANNED : per_len;
 	hot->who = who;
-	*bits |= 1ull << (idx & 63);
+	*bits |= 1ull << (at & 63);
 	return 1;
 }
 
 /* xt_hot_fill, and the flush it may ask for first. A global function too:
  * inlined at its three callers it took the program's own stack 32 bytes
  * further (clang 19), past the verifier's 512 with the deepest calls. */
-__attribute__((noinline)) int xt_hot_remember(struct xt_hot_set *set, const struct xt_pkt *pkt, __u64 now, __u64 until,
-					       __u64 word)
+__attribute__((noinline)) int xt_hot_remember(__u32 idx, const struct xt_pkt *pkt, __u64 now, __u64 until, __u64 word)
 {
 	const int r = xt_hot_fill(pkt, now, until, word);
 	if (!(r & XT_FILL_FLUSH))
 		return r;
-	xt_hot_flush(set, r & 3, (__u32)word, now);
-	return xt_hot_fill(pkt, now, until, (word & ~(7ull << 52)) | (__u64)(r & 3) << 52);
+	xt_hot_flush(idx ^ ((r >> 2) & 1), r & 3, (__u32)word, now);
+	return xt_hot_fill(pkt, now, until, (word & ~(15ull << 52)) | (__u64)(r & 7) << 52);
 }
 
 /* The hot cache dropped this source's packets: they go to its bucket b (this
@@ -335,7 +376,7 @@ __attribute__((noinline)) int xt_hot_remember(struct xt_hot_set *set, const stru
  * before b meters the packet. slot is the source's entry in set, or
  * XT_HOT_NONE. An entry spent and settled is emptied: it must not look live
  * again when its tick wraps (XT_HOT_MAX_WAIT). */
-static __always_inline void xt_hot_settle(struct xt_hot_set *set, int slot, const struct xt_rule *rule,
+static __always_inline void xt_hot_settle(struct xt_hot_set *set, __u32 line, int slot, const struct xt_rule *rule,
 					  struct xt_bucket *b, __u32 epoch, __u64 now)
 {
 	if (slot == XT_HOT_NONE)
@@ -354,7 +395,7 @@ static __always_inline void xt_hot_settle(struct xt_hot_set *set, int slot, cons
 			if ((__s32)(last - b->last_drop) > 0)
 				b->last_drop = last;
 		} else {
-			xt_hot_flush(set, slot, epoch, now);
+			xt_hot_flush(line, slot, epoch, now);
 		}
 	}
 	if (!xt_hot_live(hot, epoch, now))

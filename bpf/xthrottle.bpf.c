@@ -62,9 +62,10 @@ int xthrottle(struct xdp_md *ctx)
 	struct xt_hot_set *hot_set = bpf_map_lookup_elem(&xt_hot, &hot_idx);
 	if (!hot_set) /* never: the array has a part for every possible CPU */
 		return xt_exit(ctx, XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE, NULL);
-	const int hot_slot = xt_hot_lookup(hot_set, hot_idx, &f.pkt, epoch, now);
+	struct xt_hot_set *hot_line = hot_set; /* the line of the source's entry */
+	const int hot_slot = xt_hot_lookup(hot_set, hot_idx, &f.pkt, epoch, now, &hot_line);
 	if (hot_slot != XT_HOT_NONE) {
-		struct xt_hot *hot = xt_hot_at(hot_set, hot_slot);
+		struct xt_hot *hot = xt_hot_at(hot_line, hot_slot);
 		if (xt_hot_drops(hot, epoch, now, pkts)) {
 			xt_hot_hit(hot, pkts);
 			const enum xt_reason why = !(hot->who & XT_HOT_DENIED)	 ? XT_DROP_LIMIT
@@ -87,7 +88,7 @@ int xthrottle(struct xdp_md *ctx)
 	if (rule->action == XT_ACT_ALLOW)
 		return xt_exit(ctx, XT_PASS_ALLOW, len, pkts, rule->id, NULL);
 	if (banned || rule->action != XT_ACT_LIMIT) /* banned, deny, and anything unknown */
-		return xt_exit(ctx, xt_act_deny(rule, hot_set, hot_slot, &f.pkt, epoch, now, banned), len, pkts,
+		return xt_exit(ctx, xt_act_deny(rule, hot_idx, hot_slot, &f.pkt, epoch, now, banned), len, pkts,
 			       rule->id, cfg);
 
 	/* 3. Meter. */
@@ -114,7 +115,7 @@ int xthrottle(struct xdp_md *ctx)
 			xt_count_new_source_dry_run(rule->id, pkts);
 		return xt_exit(ctx, XT_PASS_DRY_RUN, len, pkts, rule->id, cfg);
 	}
-	xt_hot_settle(hot_set, hot_slot, rule, b, epoch, now);
+	xt_hot_settle(hot_line, hot_idx ^ ((hot_slot >> 2) & 1), hot_slot, rule, b, epoch, now);
 	/* An ECN-capable packet may use a marking rule's overdraft (meter.h). */
 	const __u32 units = f.pkt.ecn && (rule->flags & XT_RULE_ECN) ? pkts | XT_PKTS_ECT : pkts;
 	const int conforms = rule->flags & XT_RULE_TOTAL ? xt_take_total(b, rule, now, len, units)
@@ -122,7 +123,7 @@ int xthrottle(struct xdp_md *ctx)
 
 	/* 4. Act (a passing packet of a rule that marks may be marked), and
 	 * 5. count. */
-	const enum xt_reason why = xt_act(conforms, b, &bkey, rule, cfg, hot_set, hot_slot, &f.pkt, epoch, now, pkts);
+	const enum xt_reason why = xt_act(conforms, b, &bkey, rule, cfg, hot_idx, hot_slot, &f.pkt, epoch, now, pkts);
 	if (why == XT_PASS_LIMIT && f.pkt.ecn && (rule->flags & (XT_RULE_ECN | XT_RULE_DRY_RUN)) == XT_RULE_ECN)
 		xt_mark_ce(ctx, rule, b, &f, now);
 	return xt_exit(ctx, why, len, pkts, rule->id, cfg);

@@ -16,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <ranges>
+#include <set>
 
 #include "object.h"
 #include "packet.h"
@@ -429,11 +430,12 @@ TEST_F(Program, TheHotCacheIsReadOnlyWhereItHoldsSomething) {
 }
 
 // A line of the hot cache holds four IPv4 sources over their limits, or two
-// IPv6 ones: each of them is then dropped there, its drops pending for its
-// own bucket (as the controller reads them), and a source that finds no
-// room is metered in its bucket, exactly as well. (Two-way lines held two
-// IPv4 sources: a botnet's sources evicted each other.)
-TEST_F(Program, ALineHoldsFourIPv4SourcesOrTwoIPv6) {
+// IPv6 ones, and a source whose line is full goes to the other line of its
+// pair: each of them is then dropped there, its drops pending for its own
+// bucket (as the controller reads them), and a source that finds no room
+// in either is metered in its bucket, exactly as well. (Two-way lines held
+// two IPv4 sources: a botnet's sources evicted each other.)
+TEST_F(Program, APairOfLinesHoldsEightIPv4SourcesOrFourIPv6) {
   ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the hot cache is per CPU
   load();
   rule("198.18.0.0/15", "10/s", 2);
@@ -441,9 +443,14 @@ TEST_F(Program, ALineHoldsFourIPv4SourcesOrTwoIPv6) {
   const xt_config cfg = state_->config().value();
   const uint32_t bits4 = cfg.hot_bits, bits6 = cfg.hot_bits - XT_HOT_V6_SHIFT;
   const uint32_t v6_base = static_cast<uint32_t>(libbpf_num_possible_cpus()) << bits4;
-  // Sources that share CPU 0's line: the first `want` found.
+  // Sources whose lines are one pair (CPU 0's part), in the order found:
+  // the first `want`, and the line of each.
+  struct Source {
+    std::string addr;
+    uint32_t line;
+  };
   const auto sharing = [&](int family, size_t want) {
-    std::map<uint32_t, std::vector<std::string>> by_line;
+    std::map<uint32_t, std::vector<Source>> by_pair;
     for (uint32_t i = 1; i < (1u << 17); i++) {
       char a[INET6_ADDRSTRLEN];
       if (family == AF_INET)
@@ -455,41 +462,49 @@ TEST_F(Program, ALineHoldsFourIPv4SourcesOrTwoIPv6) {
       EXPECT_EQ(inet_pton(family, a, pkt.addr), 1) << a;
       const uint64_t h = xt_hash_source(cfg.hash_key, &pkt, 0);
       const uint32_t line = family == AF_INET ? XT_TOP_BITS(h, bits4) : v6_base + XT_TOP_BITS(h, bits6);
-      auto& v = by_line[line];
-      v.push_back(a);
-      if (v.size() == want) return std::make_pair(line, v);
+      auto& v = by_pair[line >> 1];
+      v.push_back({a, line});
+      if (v.size() == want) return v;
     }
-    return std::make_pair(0u, std::vector<std::string>{});
+    return std::vector<Source>{};
   };
-  const auto [line4, five] = sharing(AF_INET, 5);
-  const auto [line6, three] = sharing(AF_INET6, 3);
+  const auto nine = sharing(AF_INET, 9);
+  const auto five = sharing(AF_INET6, 5);
+  ASSERT_EQ(nine.size(), 9u);
   ASSERT_EQ(five.size(), 5u);
-  ASSERT_EQ(three.size(), 3u);
-  for (const auto& a : five) EXPECT_EQ(passed(Packet().ipv4(a).build(), 50, 0), 2) << a;
-  for (const auto& a : three) EXPECT_EQ(passed(Packet().ipv6(a).build(), 50, 0), 2) << a;
+  for (const auto& s : nine) EXPECT_EQ(passed(Packet().ipv4(s.addr).build(), 50, 0), 2) << s.addr;
+  for (const auto& s : five) EXPECT_EQ(passed(Packet().ipv6(s.addr).build(), 50, 0), 2) << s.addr;
 
-  xt_hot_set set{};
-  ASSERT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xt_hot), &line4, &set), 0);
-  for (int i = 0; i < 4; i++) {
-    char text[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, set.slot[i].addr, text, sizeof(text));
-    EXPECT_EQ(text, five[i]) << "slot " << i << " holds the " << i + 1 << "th source";
-  }
-  ASSERT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xt_hot), &line6, &set), 0);
-  for (int i = 0; i < 2; i++) {
-    char text[INET6_ADDRSTRLEN];
-    inet_ntop(AF_INET6, &set.slot[2 * i + 1], text, sizeof(text));
-    EXPECT_EQ(text, three[i]) << "entry " << i << " holds the " << i + 1 << "th IPv6 source";
-    EXPECT_TRUE(set.slot[2 * i].who & XT_HOT_V6);
-  }
+  // Who holds the pair's slots: the first eight IPv4 sources, the first
+  // four IPv6 ones.
+  const auto held = [&](uint32_t pair_line, bool v6) {
+    std::set<std::string> out;
+    for (const uint32_t line : {pair_line & ~1u, pair_line | 1u}) {
+      xt_hot_set set{};
+      EXPECT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xt_hot), &line, &set), 0);
+      for (int i = 0; i < 4; i += v6 ? 2 : 1) {
+        if (!(set.slot[i].who & XT_HOT_USED)) continue;
+        char text[INET6_ADDRSTRLEN];
+        inet_ntop(v6 ? AF_INET6 : AF_INET, v6 ? static_cast<const void*>(&set.slot[i + 1]) : set.slot[i].addr, text,
+                  sizeof(text));
+        out.insert(text);
+      }
+    }
+    return out;
+  };
+  std::set<std::string> first8, first4;
+  for (size_t i = 0; i < 8; i++) first8.insert(nine[i].addr);
+  for (size_t i = 0; i < 4; i++) first4.insert(five[i].addr);
+  EXPECT_EQ(held(nine[0].line, false), first8);
+  EXPECT_EQ(held(five[0].line, true), first4);
   // Each held source's first drop is its bucket's, the other 47 wait in
   // its entry; the sources without room have all 48 in their buckets.
   const PendingDrops pending = state_->hot_pending().value();
-  ASSERT_EQ(pending.size(), 6u);
+  ASSERT_EQ(pending.size(), 12u);
   for (const auto& [key, n] : pending) EXPECT_EQ(n, 47u) << "source " << key.addr[3];
   // Past their next token, each passes once and its drops settle.
-  for (const auto& a : five) EXPECT_EQ(passed(Packet().ipv4(a).build(), 1, 100), 1) << a;
-  for (const auto& a : three) EXPECT_EQ(passed(Packet().ipv6(a).build(), 1, 100), 1) << a;
+  for (const auto& s : nine) EXPECT_EQ(passed(Packet().ipv4(s.addr).build(), 1, 100), 1) << s.addr;
+  for (const auto& s : five) EXPECT_EQ(passed(Packet().ipv6(s.addr).build(), 1, 100), 1) << s.addr;
   EXPECT_TRUE(state_->hot_pending().value().empty());
   int buckets = 0;
   ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) {
@@ -497,7 +512,7 @@ TEST_F(Program, ALineHoldsFourIPv4SourcesOrTwoIPv6) {
     EXPECT_EQ(e.bucket.passed_packets, 3u);
     buckets++;
   }));
-  EXPECT_EQ(buckets, 8);
+  EXPECT_EQ(buckets, 14);
 }
 
 // An entry that drops its source for good (a deny rule's) keeps its whole
