@@ -24,6 +24,7 @@
 #include "keys.h"
 #include "gcra.h"
 #include "bucket.bpf.h"
+#include "hot.h"
 
 /* More drops than this in one entry, and the next packet takes the slow
  * path, which adds them to the bucket. */
@@ -107,15 +108,6 @@ static __always_inline int xt_hot_find(struct xt_hot_set *set, const struct xt_p
 __attribute__((noinline)) int xt_hot_find_next(struct xt_hot_set *set, const struct xt_pkt *pkt)
 {
 	return set && pkt ? xt_hot_find(set, pkt) : XT_HOT_NONE;
-}
-
-/* The whole epoch an entry was filled in: the latest with its low 16 bits,
- * up to `epoch` (an XT_HOT_FOREVER entry keeps all of it). */
-static __always_inline __u32 xt_hot_filled(const struct xt_hot *hot, __u32 epoch)
-{
-	if (hot->who & XT_HOT_FOREVER)
-		return hot->until;
-	return epoch - (__u16)((__u16)epoch - hot->epoch);
 }
 
 /* Whether an entry still drops its source at tick now, in this epoch. An
@@ -287,7 +279,8 @@ static __always_inline __u64 xt_fill_word(__u32 epoch, const struct xt_rule *rul
 
 /* Remember that pkt's source is dropped (denied, or over its limit) until
  * tick `until` (XT_NEVER: until the epoch changes), in its own entry if it
- * has one, else in an entry that no longer drops anything. An entry still
+ * has one, else in an entry that no longer drops anything, in its line or
+ * else the other line of its pair. An entry still
  * dropping another source is left to it: two heavy sources sharing an entry
  * would otherwise evict each other on every packet and both pay the slow
  * path. A global function: inlined at its three callers, the four slots'

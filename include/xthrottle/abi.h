@@ -666,8 +666,9 @@ struct xt_hot {
 
 /* A line of the hot cache: four IPv4 entries (slots 0 to 3), or two IPv6
  * ones (slots 0 and 2, each address in the slot after). A source's entry
- * is in the line its keyed hash picks, in its CPU's part of its family's
- * lines: every CPU's IPv4 lines, then every CPU's IPv6 lines. */
+ * is in the line its keyed hash picks, or if that was full the other line
+ * of its pair (index ^ 1), in its CPU's part of its family's lines: every
+ * CPU's IPv4 lines, then every CPU's IPv6 lines. */
 struct xt_hot_set {
 	struct xt_hot slot[4];
 };

@@ -29,6 +29,7 @@
 #include <set>
 #include <span>
 
+#include "hot.h"
 #include "keys.h"
 #include "meter.h"
 #include "map_util.h"
@@ -1082,11 +1083,6 @@ Result<PendingDrops> State::hot_pending() const {
     }
     return static_cast<int32_t>(filled - created[id]) >= 0;
   };
-  // The whole epoch an entry was filled in (xt_hot_filled).
-  auto filled = [&](const xt_hot& h) -> uint32_t {
-    if (h.who & XT_HOT_FOREVER) return h.until;
-    return cfg->epoch - static_cast<uint16_t>(static_cast<uint16_t>(cfg->epoch) - h.epoch);
-  };
   // Every CPU's IPv4 lines, then every CPU's IPv6 lines, a batch at a time,
   // but the batches whose lines all have their bit clear in the bitmap: they
   // hold nothing (the cache of a 4M-source table is 160 MiB on two CPUs,
@@ -1122,7 +1118,8 @@ Result<PendingDrops> State::hot_pending() const {
         // As the data path: drops of a rule id that passed to another rule
         // since are let go.
         const uint32_t rule_id = h.who & XT_HOT_RULE;
-        if (!h.pending || h.per_len == XT_HOT_BANNED || (filled(h) != cfg->epoch && !owner_is_current(rule_id, filled(h))))
+        const uint32_t filled = xt_hot_filled(&h, cfg->epoch);
+        if (!h.pending || h.per_len == XT_HOT_BANNED || (filled != cfg->epoch && !owner_is_current(rule_id, filled)))
           continue;  // (a ban's drops belong to no bucket)
         xt_pkt src{};
         src.family = v6 ? XT_FAMILY_V6 : XT_FAMILY_V4;
