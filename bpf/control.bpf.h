@@ -29,6 +29,20 @@ static __always_inline int xt_catch_up_word(__u64 *word, const struct xt_limit *
 	return 0;
 }
 
+/* Whether word p of rule r's buckets holds nothing but its generation: no
+ * limit of the rule's uses it (a zero limit: xt_regen makes any word of it
+ * the bare generation, whatever it was and whenever), and it is not the
+ * fair word of a total (whose claims write it by compare-and-swap alone).
+ * Every writer of such a word writes that same value, so a plain store
+ * loses nothing: it spares a compare-and-swap on two words of three for
+ * a rule of one limit. */
+static __always_inline int xt_word_is_bare(const struct xt_rule *r, int p)
+{
+	if (r->limit[p].fill || r->limit[p].cost)
+		return 0;
+	return p != XT_FAIR_WORD || !(r->flags & XT_RULE_TOTAL);
+}
+
 /* One slot's words: a global function (verified once, not once for each
  * way and each path through the others), which keeps xt_catch_up within the
  * verifier's budget; inlined, it passed 1M instructions processed on 6.18.44. */
@@ -43,8 +57,16 @@ __attribute__((noinline)) int xt_catch_up_slot(struct xt_slot *s, __u64 now)
 		return 0;
 	int caught = 0;
 	XT_UNROLL
-	for (int p = 0; p < XT_MAX_LIMITS; p++)
+	for (int p = 0; p < XT_MAX_LIMITS; p++) {
+		if (xt_word_is_bare(r, p)) {
+			if (xt_word_gen(s->bucket.word[p]) != r->gen) {
+				s->bucket.word[p] = r->gen;
+				caught = 1;
+			}
+			continue;
+		}
 		caught |= xt_catch_up_word(&s->bucket.word[p], &r->limit[p], &r->prev[p], r, now, ctl);
+	}
 	ctl->caught_up += caught;
 	return caught;
 }

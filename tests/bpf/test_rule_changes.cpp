@@ -23,6 +23,7 @@ namespace {
 
 using test::Packet;
 using test::Program;
+using test::kMs;
 using test::kSec;
 
 // What one frame got: its verdict and the reason it was counted under.
@@ -251,6 +252,46 @@ TEST_F(RuleChanges, AReplacementNeverGivesBackWhatWasSpentDuringIt) {
     EXPECT_EQ(sent + tokens(source, 0), burst) << "tokens " << source << " spent during the replacement came back";
     EXPECT_EQ(bucket_of(source).passed_packets, sent) << source << "'s counter lost packets";
   }
+}
+
+// A replacement first brings every bucket of the rule to the rule's
+// generation (the data path converts one generation back, no more): the
+// words of its limit by compare-and-swap, and the words no limit uses,
+// which hold nothing but the generation, by a plain store. A throttled
+// source's bucket, which the hot cache leaves unwritten, is the case.
+TEST_F(RuleChanges, AReplacementLeavesNoWordOfABucketBehind) {
+  load();
+  rule("198.18.0.0/15", "10/s", 2);
+  const auto frame = Packet().ipv4("198.18.0.1").build();
+  EXPECT_EQ(passed(frame, 20, 0), 2);
+  for (int i = 0; i < 3; i++) {
+    rule("198.18.0.0/15", "10/s", 2);
+    const xt_rule r = state_->rules().value().at(0).rule;
+    const xt_bucket b = bucket_of("198.18.0.1");
+    for (int p = 0; p < XT_MAX_LIMITS; p++)
+      EXPECT_EQ(xt_word_gen(b.word[p]), r.prev_gen) << "replacement " << i + 1 << ", word " << p;
+    EXPECT_EQ(b.word[1], r.prev_gen) << "a word no limit uses holds its generation alone";
+    EXPECT_EQ(b.word[2], r.prev_gen) << "a word no limit uses holds its generation alone";
+  }
+  EXPECT_EQ(passed(frame, 5, 0), 0) << "no fresh burst";
+  EXPECT_EQ(passed(frame, 5, 100 * kMs), 1) << "and it refills at the rate";
+}
+
+// Buckets keyed by another --per are freed when a replacement changes it;
+// a replacement that keeps it keeps them, spent tokens and all.
+TEST_F(RuleChanges, OnlyAChangeOfPerFreesTheBuckets) {
+  load();
+  rule("198.18.0.0/15", "1/s", 2);
+  const auto one = Packet().ipv4("198.18.0.1").build(), two = Packet().ipv4("198.18.0.2").build();
+  EXPECT_EQ(passed(one, 5, 0), 2);
+  EXPECT_EQ(passed(two, 5, 0), 2);
+  rule("198.18.0.0/15", "1/s", 2);
+  EXPECT_EQ(buckets(), 2u) << "the same --per";
+  EXPECT_EQ(passed(one, 5, 0), 0) << "its spent tokens stay spent";
+  rule("198.18.0.0/15", "1/s", 2, [](RuleSpec& s) { s.per = 24; });
+  EXPECT_EQ(buckets(), 0u) << "the buckets of /32 sources can never be hit again";
+  EXPECT_EQ(passed(one, 5, 0), 2) << "the /24's own bucket, new";
+  EXPECT_EQ(passed(two, 5, 0), 0) << "shared by the /24";
 }
 
 // Issue 9.5: drops the per-CPU hot cache holds for a source are neither
