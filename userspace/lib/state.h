@@ -302,18 +302,21 @@ class State {
     if (step_hook_) step_hook_();
   }
 
-  // The control programs (xt_clock, xt_catch_up, xt_sweep) and their argument map:
-  // the test object's own for from_object(), else loaded on first use.
+  // The control programs and their argument map: the test object's own for
+  // from_object(), else loaded on first use. The walks (xt_clock,
+  // xt_catch_up, xt_sweep) and xt_restore are loaded apart, each with its
+  // own argument map: the restore is ten times the instructions to verify
+  // (30 ms), which a `rule add` has no use for.
   struct Control {
     Skeleton owner;  // when this state loaded them
     int clock = -1, catch_up = -1, sweep = -1, restore = -1, params = -1, restore_in = -1;
   };
-  Result<const Control*> control() const;
-  Result<xt_control> run_control(int prog, const xt_control& params, const std::string& what) const;
+  Result<const Control*> control(bool restore = false) const;
+  Result<xt_control> run_control(const Control& c, int prog, const xt_control& params, const std::string& what) const;
 
   std::string pin_dir_;
   std::function<void()> step_hook_;
-  mutable std::optional<Control> control_;
+  mutable std::optional<Control> control_, restore_control_;
   mutable std::optional<Skeleton> clock_;  // the clock program alone, for now() without control_
   Fd rules_, buckets_, tags_, marks_, hot_, hot_bitmap_, known_, known_tags_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
   Fd events_, events_cli_, event_budget_, meta_, rule_text_, ports_, port_ranges_, redirect_, capture_, capture_budget_, bans_;
