@@ -33,9 +33,10 @@ static __always_inline int xt_catch_up_word(__u64 *word, const struct xt_limit *
  * limit of the rule's uses it (a zero limit: xt_regen makes any word of it
  * the bare generation, whatever it was and whenever), and it is not the
  * fair word of a total (whose claims write it by compare-and-swap alone).
- * Every writer of such a word writes that same value, so a plain store
- * loses nothing: it spares a compare-and-swap on two words of three for
- * a rule of one limit. */
+ * Every writer of such a word on the data path writes that same value, so
+ * a plain store loses nothing: it spares a compare-and-swap on two words
+ * of three for a rule of one limit. (A restore writes any value, but runs
+ * under the controller's lock, as a replacement does: never during one.) */
 static __always_inline int xt_word_is_bare(const struct xt_rule *r, int p)
 {
 	if (r->limit[p].fill || r->limit[p].cost)

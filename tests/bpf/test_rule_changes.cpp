@@ -257,8 +257,9 @@ TEST_F(RuleChanges, AReplacementNeverGivesBackWhatWasSpentDuringIt) {
 // A replacement first brings every bucket of the rule to the rule's
 // generation (the data path converts one generation back, no more): the
 // words of its limit by compare-and-swap, and the words no limit uses,
-// which hold nothing but the generation, by a plain store. A throttled
-// source's bucket, which the hot cache leaves unwritten, is the case.
+// which hold nothing but the generation, by a plain store. The case: a
+// throttled source gone quiet, its bucket unwritten between replacements
+// (as it is while the hot cache drops its packets).
 TEST_F(RuleChanges, AReplacementLeavesNoWordOfABucketBehind) {
   load();
   rule("198.18.0.0/15", "10/s", 2);
