@@ -92,6 +92,10 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_bucket_marks SEC(".maps");
 
+/* One CPU's lines of the smallest hot cache: what the object declares
+ * before the controller sizes the two maps below. */
+#define XT_HOT_MIN_LINES ((1 << XT_HOT_MIN_BITS) + (1 << (XT_HOT_MIN_BITS - XT_HOT_V6_SHIFT)))
+
 /* Every CPU's IPv4 lines, one part after the other, then every CPU's IPv6
  * lines: sized by the controller when it creates the state (possible CPUs
  * times 2^hot_bits and 2^(hot_bits - XT_HOT_V6_SHIFT) lines). */
@@ -99,7 +103,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct xt_hot_set);
-	__uint(max_entries, (1 << XT_HOT_MIN_BITS) + (1 << (XT_HOT_MIN_BITS - XT_HOT_V6_SHIFT)));
+	__uint(max_entries, XT_HOT_MIN_LINES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_hot SEC(".maps");
 
@@ -110,7 +114,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, __u64);
-	__uint(max_entries, ((1 << XT_HOT_MIN_BITS) + (1 << (XT_HOT_MIN_BITS - XT_HOT_V6_SHIFT))) / 64);
+	__uint(max_entries, XT_HOT_MIN_LINES / 64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_hot_bitmap SEC(".maps");
 

@@ -54,9 +54,12 @@ uint32_t hot_bits_for(uint32_t max_sources) {
   return std::clamp<uint32_t>(static_cast<uint32_t>(std::countr_zero(lines)), XT_HOT_MIN_BITS, XT_HOT_MAX_BITS);
 }
 
+uint64_t hot_v4_lines_for(uint32_t hot_bits) {
+  return static_cast<uint64_t>(libbpf_num_possible_cpus()) << hot_bits;
+}
+
 uint64_t hot_lines_for(uint32_t hot_bits) {
-  const uint64_t cpus = static_cast<uint64_t>(libbpf_num_possible_cpus());
-  return (cpus << hot_bits) + (cpus << (hot_bits - XT_HOT_V6_SHIFT));
+  return hot_v4_lines_for(hot_bits) + (hot_v4_lines_for(hot_bits) >> XT_HOT_V6_SHIFT);
 }
 
 uint32_t known_sets_for(uint32_t max_sources) {

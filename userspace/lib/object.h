@@ -55,8 +55,10 @@ uint32_t known_sets_for(uint32_t max_sources);
 // log2 of the hot cache's IPv4 lines per CPU for a table of max_sources:
 // an entry for each of its sources, within XT_HOT_MIN_BITS..XT_HOT_MAX_BITS.
 uint32_t hot_bits_for(uint32_t max_sources);
-// Lines of the whole hot cache (every possible CPU's IPv4 and IPv6 lines).
+// Lines of the whole hot cache (every possible CPU's IPv4 and IPv6 lines),
+// and of its first part, every CPU's IPv4 lines.
 uint64_t hot_lines_for(uint32_t hot_bits);
+uint64_t hot_v4_lines_for(uint32_t hot_bits);
 
 // The options that open the object over the maps of the state pinned at
 // pin_dir, whose configuration is cfg: its table's and hot cache's sizes.

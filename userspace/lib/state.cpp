@@ -1091,7 +1091,7 @@ Result<PendingDrops> State::hot_pending() const {
   // but the batches whose lines all have their bit clear in the bitmap: they
   // hold nothing (the cache of a 4M-source table is 160 MiB on two CPUs,
   // mostly empty but under a botnet of that size).
-  const uint64_t v4_lines = static_cast<uint64_t>(libbpf_num_possible_cpus()) << cfg->hot_bits;
+  const uint64_t v4_lines = hot_v4_lines_for(cfg->hot_bits);
   const uint64_t lines = hot_lines_for(cfg->hot_bits);
   std::vector<uint64_t> bitmap(lines / 64);
   std::vector<uint32_t> words(bitmap.size());
