@@ -15,6 +15,7 @@
 #include <ctime>
 
 #include "blocklist_file.h"
+#include "map_util.h"
 #include "state.h"
 
 namespace xt {
@@ -87,25 +88,12 @@ Result<std::vector<xt_block_entry>> State::blocklist_entries(uint32_t slot) cons
   uint32_t len = sizeof(info);
   if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return system_error("cannot inspect " + pin, errno);
   if (info.value_size != sizeof(xt_block_entry)) return system_error(pin + " is not a blocklist of this version");
-  std::vector<xt_block_entry> entries(info.max_entries);
-  std::vector<uint32_t> keys(info.max_entries);
-  uint32_t done = 0, batch = 0;
-  bool first = true;
-  while (done < info.max_entries) {
-    uint32_t count = info.max_entries - done;
-    LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    const int err = bpf_map_lookup_batch(fd.get(), first ? nullptr : &batch, &batch, keys.data() + done,
-                                         entries.data() + done, &count, &opts);
-    first = false;
-    done += count;
-    if (err != 0 && errno == ENOENT) break;
-    if (err != 0) return system_error("cannot read " + pin, errno);
-  }
-  entries.resize(done);
+  auto entries = read_array<xt_block_entry>(fd.get(), info.max_entries, pin);
+  if (!entries) return entries;
   // The list's own size: an empty list is one unused element.
   xt_blocklist list{};
-  if (bpf_map_lookup_elem(blocklists_.get(), &slot, &list) == 0 && list.entries < entries.size())
-    entries.resize(list.entries);
+  if (bpf_map_lookup_elem(blocklists_.get(), &slot, &list) == 0 && list.entries < entries->size())
+    entries->resize(list.entries);
   return entries;
 }
 

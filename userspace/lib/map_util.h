@@ -75,6 +75,25 @@ Result<void> walk_batches(int fd, const char* what, Fn&& fn) {
   }
 }
 
+// The first n elements of an array map, read in batches (fewer if the map
+// has fewer).
+template <class V>
+Result<std::vector<V>> read_array(int fd, uint32_t n, const std::string& what) {
+  std::vector<V> values(n);
+  std::vector<uint32_t> keys(n);
+  uint32_t done = 0, token = 0;
+  while (done < n) {
+    uint32_t count = n - done;
+    const int err =
+        bpf_map_lookup_batch(fd, done ? &token : nullptr, &token, keys.data() + done, values.data() + done, &count, nullptr);
+    if (err && errno != ENOENT) return system_error("cannot read " + what, errno);
+    done += count;
+    if (err || !count) break;  // ENOENT: that was the last batch
+  }
+  values.resize(done);
+  return values;
+}
+
 // CPUs online: what shares a per-CPU budget (a flood reaches only these).
 inline uint32_t online_cpus() {
   const long n = sysconf(_SC_NPROCESSORS_ONLN);

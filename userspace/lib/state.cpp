@@ -1093,22 +1093,14 @@ Result<PendingDrops> State::hot_pending() const {
   // mostly empty but under a botnet of that size).
   const uint64_t v4_lines = hot_v4_lines_for(cfg->hot_bits);
   const uint64_t lines = hot_lines_for(cfg->hot_bits);
-  std::vector<uint64_t> bitmap(lines / 64);
-  std::vector<uint32_t> words(bitmap.size());
-  uint32_t read = 0, token = 0;
-  while (read < bitmap.size()) {
-    uint32_t count = static_cast<uint32_t>(bitmap.size()) - read;
-    const int err = bpf_map_lookup_batch(hot_bitmap_.get(), read ? &token : nullptr, &token, words.data() + read,
-                                         bitmap.data() + read, &count, nullptr);
-    if (err && errno != ENOENT) return system_error("cannot read the hot cache's bitmap", errno);
-    read += count;
-    if (err || !count) break;
-  }
+  auto bitmap = read_array<uint64_t>(hot_bitmap_.get(), static_cast<uint32_t>(lines / 64), "the hot cache's bitmap");
+  if (!bitmap) return std::unexpected(bitmap.error());
+  bitmap->resize(lines / 64);  // a map shorter than its state says: the rest holds nothing
   constexpr uint32_t kBatch = 8192;  // lines: 128 words of the bitmap
   std::vector<uint32_t> keys(kBatch);
   std::vector<xt_hot_set> sets(kBatch);
   for (uint64_t start = 0; start < lines; start += kBatch) {
-    const auto words = std::span(bitmap).subspan(start / 64, std::min<uint64_t>(kBatch, lines - start) / 64);
+    const auto words = std::span(*bitmap).subspan(start / 64, std::min<uint64_t>(kBatch, lines - start) / 64);
     if (std::ranges::all_of(words, [](uint64_t w) { return w == 0; })) continue;
     // An array's batch starts after the key it is given.
     uint32_t prev = static_cast<uint32_t>(start) - 1, next = 0, count = kBatch;
