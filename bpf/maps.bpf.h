@@ -66,6 +66,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_port_ranges SEC(".maps");
 
+/* The flags of an array whose elements are cache lines, or parts of one, that
+ * the data path reads at random. Mmapable for where the values start, not to
+ * be mapped: a plain array's values start 312 bytes into its allocation on
+ * kernel 6.18 (after struct bpf_array, whose size no uapi promises), so a
+ * 64-byte element lies across two cache lines; an mmapable array's values
+ * start on a page (docs/design.md, "Eleventh round"). */
+#define XT_LINE_ALIGNED BPF_F_MMAPABLE
+
 /* The bucket table, its tags and its marks, one element a set each: sized by the
  * controller when it creates the state (attach --max-sources). */
 struct {
@@ -73,6 +81,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xt_bucket_set);
 	__uint(max_entries, XT_DEFAULT_MAX_SOURCES / XT_SOURCES_PER_SET);
+	__uint(map_flags, XT_LINE_ALIGNED);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_buckets SEC(".maps");
 
@@ -81,6 +90,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xt_set_tags);
 	__uint(max_entries, XT_DEFAULT_MAX_SOURCES / XT_SOURCES_PER_SET);
+	__uint(map_flags, XT_LINE_ALIGNED);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_bucket_tags SEC(".maps");
 
@@ -89,6 +99,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xt_set_marks);
 	__uint(max_entries, XT_DEFAULT_MAX_SOURCES / XT_SOURCES_PER_SET);
+	__uint(map_flags, XT_LINE_ALIGNED);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_bucket_marks SEC(".maps");
 
@@ -104,6 +115,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xt_hot_set);
 	__uint(max_entries, XT_HOT_MIN_LINES);
+	__uint(map_flags, XT_LINE_ALIGNED);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_hot SEC(".maps");
 
@@ -125,6 +137,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xt_known_set);
 	__uint(max_entries, XT_DEFAULT_MAX_SOURCES / XT_KNOWN_WAYS);
+	__uint(map_flags, XT_LINE_ALIGNED);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_known SEC(".maps");
 
@@ -149,6 +162,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xt_rule_state);
 	__uint(max_entries, XT_MAX_RULES);
+	__uint(map_flags, XT_LINE_ALIGNED);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xt_rule_state SEC(".maps");
 

@@ -12,8 +12,9 @@
 
 #include <linux/types.h>
 
-/* Bumped whenever a struct below changes layout. */
-#define XT_ABI_VERSION 17
+/* Bumped whenever a struct below changes layout, or a pinned map's flags
+ * (libbpf reuses a pin only with the same flags). */
+#define XT_ABI_VERSION 18
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
