@@ -1114,7 +1114,7 @@ std::string limiters_row(const json& row, bool floor_column = true) {
 
 std::string markdown(const json& r) {
   std::ostringstream md;
-  char buf[256];
+  char buf[512];
   md << "Whole-path packet rate, every source limited to " << kThroughputLimit << "/s (median of "
      << r["reps"].get<int>() << " interleaved runs of " << r["frames"].get<uint64_t>()
      << " frames; ratio to the bare XDP_DROP of the same case, and ns a packet above it). The floor is "
@@ -1130,28 +1130,33 @@ std::string markdown(const json& r) {
     md << "\nAttack scale (each case refilled before every run, so what it admitted is less than a minute old; "
           "same runs and medians as above):\n\n";
     md << "| case | XDP_DROP | xthrottle | iptables hashlimit | nft meter | floor |\n|---|---|---|---|---|---|\n";
+    // What a case adds below the table, after it (a paragraph between two
+    // rows would end the table).
+    std::string notes;
     for (const auto& row : r["scale"]) {
       md << limiters_row(row);
+      const std::string which = "\"" + row["case"].get<std::string>() + "\"";
       if (row.contains("XDP_PASS")) {
-        std::snprintf(buf, sizeof(buf), "\n(Every packet of that case is within its limit and passes. A bare XDP_PASS, "
-                      "the host's stack taking every packet, ran at %.2f Mpps; above it: xthrottle %+.0f ns",
-                      row["XDP_PASS"]["mpps"].get<double>(), row["xthrottle"]["ns_above_pass"].get<double>());
-        md << buf;
+        std::snprintf(buf, sizeof(buf), "\nNearly every packet of %s passes. A bare XDP_PASS, the host's stack "
+                      "taking every packet, ran at %.2f Mpps; above it: xthrottle %+.0f ns",
+                      which.c_str(), row["XDP_PASS"]["mpps"].get<double>(), row["xthrottle"]["ns_above_pass"].get<double>());
+        notes += buf;
         for (const char* l : {"iptables hashlimit", "nft meter"})
           if (row.contains(l)) {
             std::snprintf(buf, sizeof(buf), ", %s %+.0f ns", l, row[l]["ns_above_pass"].get<double>());
-            md << buf;
+            notes += buf;
           }
-        md << ".)\n\n";
+        notes += ".\n";
       }
       if (row.contains("legit")) {
-        std::snprintf(buf, sizeof(buf), "\n(An established client, 500/s under its own 1000/s rule, through every run of that case: "
-                      "%llu of %llu delivered, loss %.2f%%.)\n\n",
-                      (unsigned long long)row["legit"]["delivered"].get<uint64_t>(),
+        std::snprintf(buf, sizeof(buf), "\nAn established client, 500/s under its own 1000/s rule, through every run of "
+                      "%s: %llu of %llu delivered, loss %.2f%%.\n",
+                      which.c_str(), (unsigned long long)row["legit"]["delivered"].get<uint64_t>(),
                       (unsigned long long)row["legit"]["arrived"].get<uint64_t>(), 100 * row["legit"]["loss"].get<double>());
-        md << buf;
+        notes += buf;
       }
     }
+    md << notes;
   }
   md << "\nLegitimate source (" << kLegitRate << "/s under a " << kLegitLimit
      << "/s limit, established before the flood) during a 16M-source spoofed flood:\n\n";
