@@ -173,6 +173,11 @@ TEST_F(Cli, SourceTableIsSizedAtCreationAndReported) {
   ok({"attach", "dut0", "--max-sources", "4096"});
   json s = lab_->xthrottle_json({"status", "--json"});
   EXPECT_EQ(s["max_sources"], 4096);
+  // 512 sets of 15 ways: room for more than --max-sources, and said so
+  // (a full table used to read "7680 of 4096 sources tracked").
+  EXPECT_EQ(s["table_slots"], 7680);
+  Outcome text = lab_->xthrottle({"status"});
+  EXPECT_NE(text.out.find("0 sources tracked, room for 7680 (--max-sources 4096, "), std::string::npos) << text.out;
   EXPECT_GT(s["bytes_per_source"].get<uint64_t>(), 56u) << "at least key and value, as the kernel counts it";
   EXPECT_LT(s["bytes_per_source"].get<uint64_t>(), 1024u);
   EXPECT_GT(s["hz"].get<uint32_t>(), 0u);

@@ -173,6 +173,7 @@ Result<Status> read_status(const std::string& pin_dir) {
   auto cfg = state->config();
   if (!cfg) return std::unexpected(cfg.error());
   s.max_sources = cfg->max_sources;
+  s.table_slots = table_slots(*cfg);
   s.idle_seconds = idle_seconds_of(*cfg);
   s.hz = cfg->hz;
   s.bytes_per_source = state->source_memory_bytes() / cfg->max_sources;
@@ -354,6 +355,7 @@ json status_json(const Status& s) {
           {"tracked_sources", s.tracked_sources},
           {"idle_sources", s.idle_sources},
           {"max_sources", s.max_sources},
+          {"table_slots", s.table_slots},
           {"bytes_per_source", s.bytes_per_source},
           {"idle_seconds", s.idle_seconds},
           {"hz", s.hz},
@@ -413,10 +415,11 @@ std::string ways_in(const std::vector<RuleEntry>& rules, const std::string& cidr
 std::string status_text(const Status& s) {
   std::string out;
   if (s.state) {
-    out += fmt("state:   %s: %zu rules, %llu of %u sources tracked (%llu bytes each; untracked after %s "
-               "quiet), clock %u Hz\n",
-               s.pin_dir.c_str(), s.rules.size(), (unsigned long long)s.tracked_sources, s.max_sources,
-               (unsigned long long)s.bytes_per_source, format_duration(s.idle_seconds).c_str(), s.hz);
+    out += fmt("state:   %s: %zu rules, %llu sources tracked, room for %llu (--max-sources %u, %llu bytes each; "
+               "untracked after %s quiet), clock %u Hz\n",
+               s.pin_dir.c_str(), s.rules.size(), (unsigned long long)s.tracked_sources,
+               (unsigned long long)s.table_slots, s.max_sources, (unsigned long long)s.bytes_per_source,
+               format_duration(s.idle_seconds).c_str(), s.hz);
     if (s.idle_sources)
       out += fmt("         %llu more quiet past that: their buckets are kept until their slots are needed\n",
                  (unsigned long long)s.idle_sources);
