@@ -3,7 +3,7 @@
  * else: what it costs is the price of the path itself (generator, veth, XDP
  * dispatch). xdp_pass passes everything: the price of the path and of the
  * host's stack receiving every packet, the baseline of a case whose packets
- * are within their limits and should pass. */
+ * xthrottle passes. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 

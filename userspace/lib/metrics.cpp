@@ -202,8 +202,8 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
           static_cast<double>(status->idle_sources));
   m.gauge("xthrottle_max_sources", "Size of the source table (attach --max-sources).", status->max_sources);
   m.gauge("xthrottle_table_slots",
-          "Slots of the source table: room for this many sources, more than --max-sources, which it holds however "
-          "the hash spreads them.",
+          "Slots of the source table: room for this many sources, 15 for every 8 of --max-sources, so that sets "
+          "the hash fills unevenly still hold theirs.",
           static_cast<double>(status->table_slots));
   m.gauge("xthrottle_source_table_bytes", "Kernel memory of the source table, its tags and marks.",
           static_cast<double>(status->bytes_per_source) * status->max_sources);

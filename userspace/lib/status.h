@@ -29,7 +29,8 @@ struct Status {
   uint64_t idle_sources = 0;     // quiet longer: still in the table, buckets kept
   uint32_t max_sources = 0;
   // Slots of the table (sets of XT_BUCKET_WAYS): room for more sources than
-  // --max-sources, which is what it holds however the hash spreads them.
+  // --max-sources, 15 for every 8 of it, so that sets the hash fills
+  // unevenly still hold theirs.
   uint64_t table_slots = 0;
   uint32_t idle_seconds = 0;  // a source quiet this long is untracked (attach --idle)
   uint64_t bytes_per_source = 0;
