@@ -196,11 +196,12 @@ Result<const State::Control*> State::control(bool restore) const {
                     : load_only(skel->get(), {progs->xt_clock, progs->xt_catch_up, progs->xt_sweep}, "the control programs");
   if (!ok) return std::unexpected(ok.error());
   Control c;
-  auto fd = [](const bpf_program* p) { return bpf_program__autoload(p) ? bpf_program__fd(p) : -1; };
-  c.clock = fd(progs->xt_clock);
-  c.catch_up = fd(progs->xt_catch_up);
-  c.sweep = fd(progs->xt_sweep);
-  c.restore = fd(progs->xt_restore);
+  // A program this object did not load has a negative fd, as Control's
+  // defaults do.
+  c.clock = bpf_program__fd(progs->xt_clock);
+  c.catch_up = bpf_program__fd(progs->xt_catch_up);
+  c.sweep = bpf_program__fd(progs->xt_sweep);
+  c.restore = bpf_program__fd(progs->xt_restore);
   c.params = bpf_map__fd((*skel)->maps.xt_ctl);
   c.restore_in = bpf_map__fd((*skel)->maps.xt_restore_in);
   c.owner = std::move(*skel);
