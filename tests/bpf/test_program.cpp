@@ -653,3 +653,29 @@ TEST_F(Program, MeasuredTickRateMatchesTheKernelConfiguration) {
 
 }  // namespace
 }  // namespace xt
+
+namespace xt {
+namespace {
+
+// The kernel's verifier refuses a program it cannot prove safe with EACCES,
+// to root too. The message said "xthrottle needs root" to root; it must
+// say what refused instead.
+TEST(Errors, AProgramTheVerifierRefusesIsNotBlamedOnPrivileges) {
+  XT_REQUIRE_ROOT();
+  ASSERT_TRUE(holds_needed_caps()) << "root without CAP_BPF, CAP_NET_ADMIN or CAP_SYS_ADMIN";
+  // r0 = *(u64 *)(r1 + 4096), a read far past the XDP context; exit.
+  const bpf_insn insns[] = {
+      {.code = BPF_LDX | BPF_MEM | BPF_DW, .dst_reg = BPF_REG_0, .src_reg = BPF_REG_1, .off = 4096, .imm = 0},
+      {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+  };
+  const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "xt_refused", "GPL", insns, std::size(insns), nullptr);
+  if (fd >= 0) close(fd);
+  ASSERT_EQ(fd, -EACCES) << "the verifier let the program through";
+  const std::string message = system_error("cannot load the program", fd).error().message;
+  EXPECT_NE(message.find("Permission denied"), std::string::npos) << message;
+  EXPECT_EQ(message.find("needs root"), std::string::npos) << message;
+  EXPECT_NE(message.find("verifier"), std::string::npos) << message;
+}
+
+}  // namespace
+}  // namespace xt

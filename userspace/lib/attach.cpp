@@ -339,8 +339,6 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
     if (err == -EOPNOTSUPP && requested == XT_MODE_NATIVE)
       return system_error("cannot attach to " + ifname + " in native mode: its driver has no native XDP "
                           "(use --mode skb or --mode auto)");
-    if (err == -EPERM || err == -EACCES)
-      return system_error("cannot attach to " + ifname + " (run as root, or with CAP_BPF and CAP_NET_ADMIN)", err);
     if (err == -ERANGE || err == -EINVAL)
       return system_error("cannot attach to " + ifname + " (MTU " + std::to_string(*mtu) +
                               "): its driver refused the program, perhaps because the MTU does not fit its XDP "
