@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <expected>
@@ -40,13 +41,9 @@ inline uint64_t effective_caps(std::string_view status) {
   constexpr std::string_view key = "CapEff:";
   const size_t at = status.find(key);
   if (at == std::string_view::npos) return 0;
+  const size_t start = status.find_first_not_of(" \t", at + key.size());
   uint64_t caps = 0;
-  for (size_t i = status.find_first_not_of(" \t", at + key.size()); i < status.size(); i++) {
-    const char c = status[i];
-    const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (digit < 0) break;
-    caps = caps << 4 | static_cast<uint64_t>(digit);
-  }
+  if (start != std::string_view::npos) std::from_chars(status.data() + start, status.data() + status.size(), caps, 16);
   return caps;
 }
 
