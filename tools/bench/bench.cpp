@@ -443,8 +443,9 @@ void add_figures(json& row, const std::string& label, std::span<const Limiter> l
     std::fprintf(stderr, "%-52.52s %-18s %6.2f Mpps  %.2f of XDP_DROP  %+6.1f ns", label.c_str(), name(limiters[i]),
                  m / 1e6, m / base, above_ns);
     if (pass_base > 0 && limiters[i] != Limiter::XdpDrop && limiters[i] != Limiter::XdpPass) {
-      fig["ns_above_pass"] = 1e9 / m - 1e9 / pass_base;
-      std::fprintf(stderr, "  %+6.1f ns above XDP_PASS", 1e9 / m - 1e9 / pass_base);
+      const double above_pass = 1e9 / m - 1e9 / pass_base;
+      fig["ns_above_pass"] = above_pass;
+      std::fprintf(stderr, "  %+6.1f ns above XDP_PASS", above_pass);
     }
     std::fprintf(stderr, "\n");
   }
