@@ -651,12 +651,6 @@ TEST_F(Program, MeasuredTickRateMatchesTheKernelConfiguration) {
   }
 }
 
-}  // namespace
-}  // namespace xt
-
-namespace xt {
-namespace {
-
 // The kernel's verifier refuses a program it cannot prove safe with EACCES,
 // to root too. The message said "xthrottle needs root" to root; it must
 // say what refused instead.
