@@ -1,16 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "error.h"
 
-#include <fstream>
-#include <sstream>
+#include "files.h"
 
 namespace xt {
 
 bool holds_needed_caps() {
-  std::ifstream in("/proc/self/status");
-  std::stringstream text;
-  text << in.rdbuf();
-  return (effective_caps(text.str()) & kNeededCaps) == kNeededCaps;
+  const auto text = read_file("/proc/self/status");
+  return text && (effective_caps(*text) & kNeededCaps) == kNeededCaps;
 }
 
 }  // namespace xt

@@ -6,9 +6,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "files.h"
 #include "policy.h"
 
 namespace xt {
@@ -294,11 +293,9 @@ std::optional<FleetHealth> fleet_health_from_json(std::string_view text) {
 }
 
 std::optional<FleetHealth> read_fleet_health(const std::string& pin_dir) {
-  std::ifstream in(fleet_health_path(pin_dir));
-  if (!in) return std::nullopt;
-  std::stringstream text;
-  text << in.rdbuf();
-  return fleet_health_from_json(text.str());
+  const auto text = read_file(fleet_health_path(pin_dir));
+  if (!text) return std::nullopt;
+  return fleet_health_from_json(*text);
 }
 
 }  // namespace xt

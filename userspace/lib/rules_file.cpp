@@ -2,6 +2,7 @@
 #include "rules_file.h"
 
 #include "blocklist_file.h"
+#include "files.h"
 #include "ports.h"
 
 #include <openssl/evp.h>
@@ -10,7 +11,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 
@@ -121,14 +121,6 @@ Result<FileRule> read_rule(const std::string& path, const toml::table& t) {
 }
 
 }  // namespace
-
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return std::nullopt;
-  return bytes;
-}
 
 std::unexpected<Error> file_error(const std::string& path, int line, const std::string& why) {
   return usage_error(path + ":" + std::to_string(line) + ": " + why);

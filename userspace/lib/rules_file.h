@@ -76,9 +76,6 @@ Result<void> compile_rules(RulesFile& file, uint32_t hz, uint32_t cpus = 1);
 // "FILE:LINE: why", the shape of every rules-file error.
 std::unexpected<Error> file_error(const std::string& path, int line, const std::string& why);
 
-// A file's bytes; nothing if it cannot be read.
-std::optional<std::string> read_file(const std::string& path);
-
 // SHA-256 of bytes, hex.
 std::string sha256_hex(std::string_view bytes);
 

@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "fd.h"
+#include "files.h"
 #include "gcra.h"
 #include "reasons.h"
 #include "rules_file.h"

@@ -14,6 +14,7 @@
 #include <tuple>
 
 #include "apply.h"
+#include "files.h"
 #include "format.h"
 #include "map_util.h"
 #include "object.h"
