@@ -161,10 +161,13 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, _
 /* The global functions (see xt_send_event), checked once by the verifier
  * and called only off the fast path (a passed packet, a proof). */
 
-/* xt_remember_in as a global function, for the program's own stage. */
+/* xt_remember_in as a global function, for the program's own stage: a
+ * proof. It is good for XT_PROOF_SECONDS, so one half that old is
+ * refreshed by the next (a live host made to prove its address by a
+ * spoofed SYN, then its own user's connection, proving it again). */
 __attribute__((noinline)) int xt_remember(const struct xt_pkt *pkt, __u32 how, __u64 now)
 {
-	return pkt ? xt_remember_in(pkt, how, now, XT_KNOWN_REFRESH_SECONDS, 1) : 0;
+	return pkt ? xt_remember_in(pkt, how, now, XT_PROOF_SECONDS / 2, 1) : 0;
 }
 
 /* A source whose packet passed under rule, its bucket b: behaved if it has

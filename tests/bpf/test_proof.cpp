@@ -195,6 +195,24 @@ TEST_F(Proof, NothingIsRememberedUnderAFloodAndAProofIsShortLived) {
   EXPECT_EQ(run(syn("198.18.7.1"), later), XDP_TX);
 }
 
+// A proof is good for XT_PROOF_SECONDS, so a second one must count however
+// soon it comes. A spoofed SYN in X's name has X's stack answer the
+// SYN-ACK with a RST, which proves X; X's own user connecting 20 s later
+// proves it again and must get in. (The second proof was taken for a
+// refresh not yet due, 60 s being the known table's: counted as passed,
+// it admitted nothing until a minute after the first.)
+TEST_F(Proof, ASecondProofSoonAfterTheFirstCounts) {
+  limit();
+  spend_budget();
+  const std::string x = "198.18.7.1";
+  ASSERT_EQ(run(rst(x, cookie_for(x, 0)), 1), XDP_DROP) << "proven by the spoofer's SYN";
+  const uint64_t t = 20 * kSec;
+  ASSERT_EQ(run(rst(x, cookie_for(x, t)), t + 5), XDP_DROP);
+  EXPECT_EQ(counter(XT_PROOFS_PASSED), 2u);
+  EXPECT_EQ(run(syn(x), t + 10), XDP_PASS) << "X's user, proven again, gets in";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_PROOF), 1u);
+}
+
 // A proof never pushes out a source that behaved while another proof is in
 // its set: a spoofer can have live hosts make proofs, and these must not
 // flush the clients the table remembers.
