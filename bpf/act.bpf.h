@@ -61,9 +61,10 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 	if (conforms == 1) {
 		__sync_fetch_and_add(&b->passed_packets, pkts);
 		/* Released: passing again, a while after the last drop. Of the CPUs
-		 * that see it, the one whose swap wins tells. */
+		 * that see it, the one whose swap wins tells. Signed: the last
+		 * drop may be another CPU's, its clock a tick ahead. */
 		__u32 since = b->throttled_since;
-		if (since && (__u32)now - b->last_drop >= cfg->hz * XT_RELEASE_SECONDS &&
+		if (since && (__s32)((__u32)now - b->last_drop) >= (__s32)(cfg->hz * XT_RELEASE_SECONDS) &&
 		    __sync_val_compare_and_swap(&b->throttled_since, since, 0) == since)
 			xt_emit(XT_EVENT_RELEASED, bkey, b, rule, now, (__u32)now - since);
 		xt_behaved(pkt, rule, b, now);

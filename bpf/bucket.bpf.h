@@ -103,7 +103,8 @@ static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule
 {
 	const __u32 period = hz / XT_FAIR_STEPS_PER_SECOND ? hz / XT_FAIR_STEPS_PER_SECOND : 1;
 	const __u32 at = st->fair_at;
-	if ((__u32)now - at < period || __sync_val_compare_and_swap(&st->fair_at, at, (__u32)now) != at)
+	/* Signed: the last step may be another CPU's, its clock a tick ahead. */
+	if ((__s32)((__u32)now - at) < (__s32)period || __sync_val_compare_and_swap(&st->fair_at, at, (__u32)now) != at)
 		return;
 	const __u32 claims = st->fair_claims;
 	const __u32 claimed = claims - st->fair_seen;

@@ -3,8 +3,12 @@
 // whatever its rule, from the hot cache after its first packet; an --allow
 // rule beats it; lifting it lets its sources through at once. Through the
 // real object with the settable clock.
+#include <arpa/inet.h>
+
 #include <gtest/gtest.h>
 
+#include "keys.h"
+#include "meter.h"
 #include "packet.h"
 #include "program.h"
 #include "rules.h"
@@ -138,6 +142,44 @@ TEST_F(Bans, ASourceOverItsLimitForLongIsBannedByItsRule) {
   for (uint64_t t = 0; t < 20 * kSec; t += 3 * kSec)
     for (int i = 0; i < 30; i++) run(bursty, 100 * kSec + t);
   EXPECT_EQ(counter(XT_DROP_BANNED), before) << "never banned";
+}
+
+// The tick of a bucket's last drop is another CPU's, whose clock may be a
+// tick ahead: a packet passing at tick T after a drop stamped T + 1 is no
+// break in being over the limit. (Compared unsigned, it read as 2^32
+// ticks since the last drop: the source was told released, and its
+// --ban-after started over.)
+TEST_F(Bans, ADropStampedATickAheadIsNoBreak) {
+  rule("198.18.0.0/15", "10/s", 10, [](RuleSpec& s) {
+    s.ban_after = 10;
+    s.ban_for = 60;
+  });
+  const xt_rule r = state_->rules().value().at(0).rule;
+  const std::string addr = "198.18.0.9";
+  xt_pkt src{};
+  src.family = XT_FAMILY_V4;
+  ASSERT_EQ(inet_pton(AF_INET, addr.c_str(), src.addr), 1);
+  xt_bucket_key key;
+  xt_bucket_key_for(&src, r.id, r.per_len, &key);
+  // Over its limit since 100 s, its last drop stamped 110.001 s by a CPU
+  // a tick ahead; this CPU, at 110 s, finds tokens (another CPU's passes
+  // in flight) and passes one.
+  const uint64_t t = 110 * kSec;
+  skel_->bss->xt_test_now = t;
+  xt_bucket b;
+  xt_bucket_init(&b, &r, t);
+  b.throttled_since = static_cast<uint32_t>(100 * kSec) | 1;
+  b.last_drop = static_cast<uint32_t>(t + 1);
+  plant({{key, b}});
+  const auto heavy = Packet().ipv4(addr).build();
+  ASSERT_EQ(run(heavy, t), XDP_PASS);
+  auto now_b = state_->find_bucket(key);
+  ASSERT_TRUE(now_b.has_value() && now_b->has_value());
+  EXPECT_NE((*now_b)->throttled_since, 0u) << "not released a tick after a drop";
+  EXPECT_EQ(counter(XT_EVENTS_SENT), 0u) << "nothing told";
+  // Still over its limit without a break: its next drop bans it.
+  for (int i = 0; i < 20; i++) run(heavy, t + 1);
+  EXPECT_GT(counter(XT_DROP_BANNED), 0u) << "over its limit for 10 s: banned";
 }
 
 }  // namespace

@@ -71,5 +71,28 @@ TEST_F(Budget, SaturationIsToldWhenItStartsAndWhenItEnds) {
   EXPECT_EQ(seen[0].type, XT_EVENT_NEW_SATURATED);
 }
 
+// The tick of the last drop is another CPU's, whose clock may be a tick
+// ahead: an admission at tick T after a drop stamped T + 1 comes no time
+// after it, not 2^32 ticks. (Compared unsigned, it ended the saturation
+// in the middle of the flood, and told so.)
+TEST_F(Budget, ADropStampedATickAheadDoesNotEndTheSaturation) {
+  load();
+  rule("198.18.0.0/15", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("10/s"); });
+  for (int i = 0; i < 30; i++) run(Packet().ipv4(nth_source(i)).build(), 0);
+  ASSERT_EQ(events().size(), 1u) << "saturated";
+  // Another CPU, its clock at 501 ms, drops a newcomer (written here as
+  // it would write it) while this one, at 500 ms, admits one.
+  const uint64_t t = 500 * kMs;
+  const int fd = bpf_map__fd(skel_->maps.xt_rule_state);
+  uint32_t id = state_->rules().value().at(0).rule.id;
+  xt_rule_state st{};
+  ASSERT_EQ(bpf_map_lookup_elem(fd, &id, &st), 0);
+  st.last_new_drop = static_cast<uint32_t>(t + 1);
+  ASSERT_EQ(bpf_map_update_elem(fd, &id, &st, BPF_EXIST), 0);
+  EXPECT_EQ(run(Packet().ipv4(nth_source(100)).build(), t), XDP_PASS) << "a token has come by 500 ms";
+  EXPECT_TRUE(events().empty()) << "no recovery told a tick after a drop";
+  EXPECT_NE(rule_state().saturated_since, 0u) << "still saturated";
+}
+
 }  // namespace
 }  // namespace xt
