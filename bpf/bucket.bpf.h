@@ -169,8 +169,13 @@ __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt
 		const struct xt_limit fair = xt_fair_limit(cost, cfg->hz);
 		const __u64 old = b->word[XT_FAIR_WORD];
 		/* A word of another generation (or a window's, before the
-		 * total came): a fresh share. */
-		const __u64 fw = xt_word_or_full(old, &fair, rule->gen, now);
+		 * total came), or TAT 0, which every writer that knows no fair
+		 * limit leaves (a fresh bucket, a conversion: xt_full_word of a
+		 * limit of zero): a fresh share. Read as a TAT, 0 would be in
+		 * debt in the last seconds before each wrap of the fair limit's
+		 * scaled clock (every 2^28 ticks). */
+		const __u64 fw = old == xt_word(0, rule->gen) ? xt_full_word(&fair, now, rule->gen)
+							      : xt_word_or_full(old, &fair, rule->gen, now);
 		__u64 fn = fw;
 		claim = xt_gcra(&fair, fw, now, units, &fn);
 		/* Lost to another CPU's claim: both stand (one claim's worth

@@ -4,6 +4,9 @@
 // Through the real object with the settable clock.
 #include <gtest/gtest.h>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
 #include "packet.h"
 #include "program.h"
 #include "rules.h"
@@ -86,6 +89,62 @@ TEST_F(Program, ATotalIsExact) {
   // burst (a second's worth) + rate x elapsed, at most.
   EXPECT_LE(passed, 1000u + 1000 * 10);
   EXPECT_GE(passed, 1000u * 10 * 97 / 100);
+}
+
+// Heavy sources, each within its own limit, together ten times over the
+// rule's total from `from` to `to`: the fair share in force.
+class Totals : public Program {
+ protected:
+  void SetUp() override {
+    Program::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    load();
+    rule("198.18.0.0/15", "1000/s", std::nullopt, [](RuleSpec& s) { s.total = *parse_rate("2000/s"); });
+    for (int i = 0; i < 200; i++) heavy_.push_back(Packet().ipv4(test::nth_source(i)).build());
+  }
+  void flood(uint64_t from, uint64_t to) {
+    for (uint64_t now = from; now < to; now += kMs)
+      for (int k = 0; k < 20; k++) run(heavy_[next_++ % heavy_.size()], now);
+  }
+  xt_rule_state rule_state() { return state_->rule_counters().value().at(0).state; }
+  std::vector<std::vector<uint8_t>> heavy_;
+  size_t next_ = 0;
+};
+
+// A new source's fair word is TAT 0 (what a fresh bucket holds for a limit
+// of zero), which is a fresh share. Read as a TAT, it was in debt in the
+// last seconds before each wrap of the fair limit's scaled clock (2^28
+// ticks: every 74.5 hours at HZ=1000, the first about 300 s after boot):
+// then a light newcomer lost its first packets to the heavy sources.
+TEST_F(Totals, ANewSourceHasItsShareEvenAsTheFairClockWraps) {
+  const uint64_t wrap = 1ULL << 28;
+  flood(wrap - 5 * kSec, wrap - 2 * kSec);
+  ASSERT_NE(rule_state().fair_cost, 0u) << "the share is in force";
+  int passed = 0;
+  for (int i = 0; i < 20; i++) {
+    const uint64_t now = wrap - 2 * kSec + i * 50 * kMs;
+    flood(now, now + kMs);
+    passed += run(Packet().ipv4(test::nth_source(1000 + i)).build(), now + kMs) == XDP_PASS;
+  }
+  EXPECT_EQ(passed, 20) << "twenty newcomers' first packets, each within its share";
+}
+
+// The share is set again by the CPU whose swap of fair_at wins, stamped
+// with its clock, which may be a tick ahead of another's: a CPU a tick
+// behind takes it for a step due (2^32 ticks since), not for one just made.
+TEST_F(Totals, AStepStampedATickAheadIsNotTakenForALongPause) {
+  flood(0, 2 * kSec);
+  xt_rule_state st = rule_state();
+  ASSERT_NE(st.fair_cost, 0u) << "the share is in force";
+  const uint64_t t = 2 * kSec;
+  const int fd = bpf_map__fd(skel_->maps.xt_rule_state);
+  uint32_t id = state_->rules().value().at(0).rule.id;
+  ASSERT_EQ(bpf_map_lookup_elem(fd, &id, &st), 0);
+  st.fair_at = static_cast<uint32_t>(t + 1);
+  ASSERT_EQ(bpf_map_update_elem(fd, &id, &st, BPF_EXIST), 0);
+  run(heavy_[0], t);
+  EXPECT_EQ(rule_state().fair_at, t + 1) << "no step a tick before the last";
+  EXPECT_EQ(rule_state().fair_cost, st.fair_cost);
 }
 
 }  // namespace
