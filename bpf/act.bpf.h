@@ -87,7 +87,7 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 			return XT_DROP_BANNED;
 		}
 	}
-	__u64 wait = xt_meter_wait(rule, b, now);
+	__u64 wait = xt_meter_wait(rule, b, now, xt_min_frame(rule->family, xt_cfg_link));
 	/* Remembered for half the idle window at most: the hot cache's drops
 	 * never reach the slot's `used` stamp, which only this slow path
 	 * refreshes, so a source held longer would look idle while it sends:

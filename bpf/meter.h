@@ -12,10 +12,18 @@
 #include "gcra.h"
 #include <xthrottle/abi.h>
 
-/* Smallest frame an IPv4 / IPv6 packet can come in: what the hot cache
- * assumes the next packet needs from a byte limit. */
+/* Smallest frame an IPv4 / IPv6 packet can come in with an Ethernet header,
+ * and without any (XT_LINK_IP: tun, WireGuard): what the hot cache assumes
+ * the next packet needs from a byte limit. */
 #define XT_MIN_FRAME_V4 34
 #define XT_MIN_FRAME_V6 54
+#define XT_ETHER_HEADER_LEN 14
+
+XT_INLINE __u64 xt_min_frame(__u8 family, __u8 link)
+{
+	const __u64 min = family == XT_FAMILY_V4 ? XT_MIN_FRAME_V4 : XT_MIN_FRAME_V6;
+	return link == XT_LINK_IP ? min - XT_ETHER_HEADER_LEN : min;
+}
 
 /* A fresh bucket: full, in the rule's current units. */
 XT_INLINE void xt_bucket_init(struct xt_bucket *b, const struct xt_rule *r, __u64 now)
@@ -115,10 +123,9 @@ XT_INLINE int xt_meter_words(const struct xt_rule *r, __u64 now, __u64 len, __u3
 
 /* Ticks from now during which every packet of this source is certain to be
  * dropped (for the hot cache): the latest of the limits' waits, assuming
- * the smallest possible frame for a byte limit. */
-XT_INLINE __u64 xt_meter_wait(const struct xt_rule *r, const struct xt_bucket *b, __u64 now)
+ * the smallest possible frame (xt_min_frame) for a byte limit. */
+XT_INLINE __u64 xt_meter_wait(const struct xt_rule *r, const struct xt_bucket *b, __u64 now, __u64 min)
 {
-	const __u64 min = r->family == XT_FAMILY_V4 ? XT_MIN_FRAME_V4 : XT_MIN_FRAME_V6;
 	__u64 wait = 0;
 	XT_UNROLL
 	for (int p = 0; p < XT_MAX_LIMITS; p++) {

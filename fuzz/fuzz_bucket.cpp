@@ -157,7 +157,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Dropped: the hot cache would drop this source without metering until
     // now + wait. The reference must agree that a minimum-size frame cannot
     // pass before then, and can at that tick.
-    const uint64_t wait = xt_meter_wait(&rule, &bucket, now);
+    const uint64_t wait = xt_meter_wait(&rule, &bucket, now, XT_MIN_FRAME_V4);
     auto min_frame_passes = [&](uint64_t t) {
       ReferenceBucket copy[XT_MAX_LIMITS];
       std::copy(std::begin(ref), std::end(ref), copy);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "program.h"
+#include "rules.h"
 
 namespace xt {
 namespace {
@@ -25,6 +26,23 @@ TEST_F(Program, PacketsWithoutALinkLayerAreLimited) {
   EXPECT_EQ(rule_stats("198.18.0.0/15").passed_bytes, 5u * Packet().no_link().ipv4("198.18.1.1").build().size());
   EXPECT_EQ(run(std::vector<uint8_t>(40, 0x10)), XDP_PASS) << "neither IPv4 nor IPv6";
   EXPECT_EQ(counter(XT_PASS_NON_IP), 1u);
+}
+
+// Without a link layer an IPv4 packet can be 20 bytes, not the 34 of an
+// Ethernet frame: a source held by its byte limit is held only until the
+// smallest such packet fits. (Held for the Ethernet frame's 34 bytes, a
+// 28-byte packet that fitted at 28 ms was dropped until 34 ms.)
+TEST_F(Program, WithoutALinkLayerTheHoldIsForTheSmallestIPPacket) {
+  load(XT_MIN_MAX_SOURCES, false, XT_LINK_IP);
+  rule("198.18.0.0/15", "1000/s", 1000, [](RuleSpec& s) {
+    s.bandwidths = {*parse_bandwidth("8kbit/s")};  // 1000 bytes/s: a byte a tick
+    s.burst_bytes = {100};
+  });
+  const auto big = Packet().no_link().ipv4("198.18.1.1").size(100).build();
+  const auto small = Packet().no_link().ipv4("198.18.1.1").size(28).build();
+  ASSERT_EQ(run(big, 0), XDP_PASS) << "the byte burst, all of it";
+  ASSERT_EQ(run(small, 0), XDP_DROP);
+  EXPECT_EQ(run(small, 28), XDP_PASS) << "28 bytes refilled by 28 ms";
 }
 
 // Issue 9.4: a TCP super-packet of 29 full segments counts as 29 packets and

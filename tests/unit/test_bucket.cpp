@@ -244,7 +244,7 @@ TEST(Bucket, WaitIsCertain) {
       for (int round = 0; round < 50; round++) {
         while (s.send(now)) {
         }
-        const uint64_t wait = xt_meter_wait(&rule, &s.bucket, now);
+        const uint64_t wait = xt_meter_wait(&rule, &s.bucket, now, XT_MIN_FRAME_V4);
         ASSERT_GT(wait, 0u) << rate;
         Sim probe = s;
         EXPECT_FALSE(probe.send(now + wait - 1)) << rate << " at " << hz << " Hz: dropped within the wait";
@@ -260,7 +260,7 @@ TEST(Bucket, WaitForBytesAssumesTheSmallestFrame) {
   Sim s(rule);
   EXPECT_TRUE(s.send(0, 1490));
   EXPECT_FALSE(s.send(0, 100));
-  const uint64_t wait = xt_meter_wait(&rule, &s.bucket, 0);
+  const uint64_t wait = xt_meter_wait(&rule, &s.bucket, 0, xt_min_frame(XT_FAMILY_V4, XT_LINK_ETHER));
   EXPECT_EQ(wait, XT_MIN_FRAME_V4 - 10u) << "a 34-byte frame fits after 24 ms";
   EXPECT_FALSE(s.send(wait - 1, XT_MIN_FRAME_V4));
   EXPECT_TRUE(s.send(wait, XT_MIN_FRAME_V4));
