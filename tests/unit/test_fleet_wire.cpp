@@ -174,5 +174,32 @@ TEST(FleetHealthFile, OnePerPinDirectory) {
   EXPECT_EQ(fleet_health_path("/run/xt/a"), "/run/xthrottle/fleet/run-xt-a.json");
 }
 
+
+// A bucket's passed count is 32 bits and wraps: a source past 2^32 packets
+// has passed what it moved on by, not its count from zero (which would
+// leave up to an interval's passes untold). A count that went back is a
+// new bucket of the same key: all of it is new.
+TEST(FleetUse, APassedCountThatWrapsMovedOn) {
+  EXPECT_EQ(fleet_passed_since(100, 150), 50u);
+  EXPECT_EQ(fleet_passed_since(0xFFFFFF00u, 0x50u), 0x150u) << "wrapped";
+  EXPECT_EQ(fleet_passed_since(5000, 20), 20u) << "a new bucket";
+  EXPECT_EQ(fleet_passed_since(7, 7), 0u);
+}
+
+// serve's fleet families, as every other family of the exposition: a
+// counter past a million still moves by one.
+TEST(FleetHealthFile, MetricsKeepEveryDigit) {
+  FleetHealth h;
+  h.connected = true;
+  h.exchanges = 1234567;
+  h.sent_packets = 98765432101ULL;
+  h.last_sync_unix = 1000;
+  const std::string text = fleet_metrics_text(h, 1000.5);
+  EXPECT_NE(text.find("\nxthrottle_fleet_exchanges_total 1234567\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nxthrottle_fleet_sent_packets_total 98765432101\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nxthrottle_fleet_last_sync_age_seconds 0.5\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE xthrottle_fleet_up gauge\nxthrottle_fleet_up 1\n"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace xt

@@ -18,7 +18,6 @@
 #include <optional>
 #include <set>
 #include <span>
-#include <sstream>
 #include <thread>
 #include <unordered_map>
 
@@ -268,10 +267,8 @@ struct Fleet::Impl {
       const int rule = b.key.rule_id <= XT_MAX_RULES ? by_id[b.key.rule_id] : -1;
       const uint32_t h = slot_key_hash(*cfg, b.key);
       const uint32_t before = s.key == h ? s.passed : 0;
-      // A count that went back is a new bucket of the same key (evicted and
-      // admitted again in between): all it passed is new.
       const uint32_t passed = b.bucket.passed_packets;
-      const uint32_t delta = passed >= before ? passed - before : passed;
+      const uint32_t delta = fleet_passed_since(before, passed);
       s = {h, passed};
       if (rule < 0 || !publish || !delta) return;
       FleetUse u;
@@ -716,44 +713,6 @@ FleetHealth Fleet::health() const {
   return impl_->health;
 }
 
-std::string Fleet::metrics() const {
-  const FleetHealth h = health();
-  const double age = h.last_sync_unix ? std::max(0.0, unix_now() - h.last_sync_unix) : -1;
-  std::ostringstream o;
-  auto one = [&](const char* name, const char* type, const char* help, double v) {
-    o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n" << name << " " << v << "\n";
-  };
-  one("xthrottle_fleet_up", "gauge", "1 while the fleet's Redis answers; 0: each host enforces its own limits", h.connected);
-  one("xthrottle_fleet_last_sync_age_seconds", "gauge",
-      "Seconds since the last exchange with the fleet went through (-1: none yet)", age);
-  one("xthrottle_fleet_exchanges_total", "counter",
-      "Exchanges with the fleet that went through (their rate is the interval kept)", static_cast<double>(h.exchanges));
-  one("xthrottle_fleet_exchange_seconds", "gauge",
-      "What the last exchange took: the walk of the table, Redis and the charge of the others' use",
-      h.exchange_seconds);
-  one("xthrottle_fleet_sent_packets_total", "counter", "Packets this host passed and told the fleet of",
-      static_cast<double>(h.sent_packets));
-  one("xthrottle_fleet_applied_packets_total", "counter",
-      "Packets other hosts passed, told this host (taken from its buckets, but for refused sources)",
-      static_cast<double>(h.applied_packets));
-  one("xthrottle_fleet_stale_words_total", "counter",
-      "Windows of other hosts' use left: read for a version of the rule replaced since", static_cast<double>(h.stale_words));
-  one("xthrottle_fleet_refused_sources_total", "counter",
-      "Sources of other hosts' use this host could not take (no such fleet rule here, another --per, no room)",
-      static_cast<double>(h.refused_sources));
-  one("xthrottle_fleet_pending_sources", "gauge", "Sources whose use waits to be sent (Redis away)",
-      static_cast<double>(h.pending_sources));
-  one("xthrottle_fleet_lost_sources_total", "counter",
-      "Sources' use of an interval not kept while Redis was away (past the most kept)", static_cast<double>(h.lost_sources));
-  one("xthrottle_fleet_sent_bans_total", "counter", "Bans made or lifted here and told the fleet",
-      static_cast<double>(h.sent_bans));
-  one("xthrottle_fleet_applied_bans_total", "counter", "Bans the fleet told, put here",
-      static_cast<double>(h.applied_bans));
-  one("xthrottle_fleet_sent_lists_total", "counter", "Blocklists loaded or deleted here and told the fleet",
-      static_cast<double>(h.sent_lists));
-  one("xthrottle_fleet_applied_lists_total", "counter", "Blocklists the fleet told, loaded or deleted here",
-      static_cast<double>(h.applied_lists));
-  return o.str();
-}
+std::string Fleet::metrics() const { return fleet_metrics_text(health(), unix_now()); }
 
 }  // namespace xt

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "fleet_wire.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <filesystem>
 
 #include "files.h"
+#include "format.h"
 #include "policy.h"
 
 namespace xt {
@@ -290,6 +292,53 @@ std::optional<FleetHealth> fleet_health_from_json(std::string_view text) {
   } catch (const std::exception&) {
     return std::nullopt;  // being replaced, or not ours: as if none
   }
+}
+
+uint32_t fleet_passed_since(uint32_t before, uint32_t passed) {
+  const uint32_t moved = passed - before;
+  return moved < (1u << 31) ? moved : passed;
+}
+
+std::string fleet_metrics_text(const FleetHealth& h, double now_unix) {
+  const double age = h.last_sync_unix ? std::max(0.0, now_unix - h.last_sync_unix) : -1;
+  std::string o;
+  // As every other family of the exposition: 17 digits, so that a counter
+  // past a million still moves by one (a stream's default 6 wrote
+  // 1.23457e+06, and rate() of it went in steps).
+  auto one = [&](const char* name, const char* type, const char* help, double v) {
+    o += fmt("# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+  };
+  one("xthrottle_fleet_up", "gauge", "1 while the fleet's Redis answers; 0: each host enforces its own limits", h.connected);
+  one("xthrottle_fleet_last_sync_age_seconds", "gauge",
+      "Seconds since the last exchange with the fleet went through (-1: none yet)", age);
+  one("xthrottle_fleet_exchanges_total", "counter",
+      "Exchanges with the fleet that went through (their rate is the interval kept)", static_cast<double>(h.exchanges));
+  one("xthrottle_fleet_exchange_seconds", "gauge",
+      "What the last exchange took: the walk of the table, Redis and the charge of the others' use",
+      h.exchange_seconds);
+  one("xthrottle_fleet_sent_packets_total", "counter", "Packets this host passed and told the fleet of",
+      static_cast<double>(h.sent_packets));
+  one("xthrottle_fleet_applied_packets_total", "counter",
+      "Packets other hosts passed, told this host (taken from its buckets, but for refused sources)",
+      static_cast<double>(h.applied_packets));
+  one("xthrottle_fleet_stale_words_total", "counter",
+      "Windows of other hosts' use left: read for a version of the rule replaced since", static_cast<double>(h.stale_words));
+  one("xthrottle_fleet_refused_sources_total", "counter",
+      "Sources of other hosts' use this host could not take (no such fleet rule here, another --per, no room)",
+      static_cast<double>(h.refused_sources));
+  one("xthrottle_fleet_pending_sources", "gauge", "Sources whose use waits to be sent (Redis away)",
+      static_cast<double>(h.pending_sources));
+  one("xthrottle_fleet_lost_sources_total", "counter",
+      "Sources' use of an interval not kept while Redis was away (past the most kept)", static_cast<double>(h.lost_sources));
+  one("xthrottle_fleet_sent_bans_total", "counter", "Bans made or lifted here and told the fleet",
+      static_cast<double>(h.sent_bans));
+  one("xthrottle_fleet_applied_bans_total", "counter", "Bans the fleet told, put here",
+      static_cast<double>(h.applied_bans));
+  one("xthrottle_fleet_sent_lists_total", "counter", "Blocklists loaded or deleted here and told the fleet",
+      static_cast<double>(h.sent_lists));
+  one("xthrottle_fleet_applied_lists_total", "counter", "Blocklists the fleet told, loaded or deleted here",
+      static_cast<double>(h.applied_lists));
+  return o;
 }
 
 std::optional<FleetHealth> read_fleet_health(const std::string& pin_dir) {

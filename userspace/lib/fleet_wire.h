@@ -83,5 +83,12 @@ std::string fleet_health_path(const std::string& pin_dir);
 // is not one.
 std::optional<FleetHealth> read_fleet_health(const std::string& pin_dir);
 std::optional<FleetHealth> fleet_health_from_json(std::string_view text);
+// What a slot's bucket passed since its count was `before`: counts wrap
+// (modulo 2^32), so a count that moved on by less than 2^31 moved on; one
+// that went back is a new bucket of the same key (evicted and admitted
+// again in between), all of whose count is new.
+uint32_t fleet_passed_since(uint32_t before, uint32_t passed);
+// The fleet's families of serve's /metrics, as of now_unix.
+std::string fleet_metrics_text(const FleetHealth& h, double now_unix);
 
 }  // namespace xt
