@@ -57,10 +57,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // CLI11 reports an unknown command as a missing one; name the culprit.
     const auto rest = app.remaining();
-    if (app.get_subcommands().empty() && !rest.empty())
-      std::cerr << "xthrottle: unknown command '" << rest.front()
-                << "' (commands: attach, detach, status, rule, stats, top, apply, events, serve)\n";
-    else
+    if (app.get_subcommands().empty() && !rest.empty()) {
+      // Every command there is, as registered: a list written out by hand
+      // fell behind the commands added since.
+      std::string names;
+      for (const CLI::App* c : app.get_subcommands([](const CLI::App*) { return true; }))
+        names += (names.empty() ? "" : ", ") + c->get_name();
+      std::cerr << "xthrottle: unknown command '" << rest.front() << "' (commands: " << names << ")\n";
+    } else
       std::cerr << "xthrottle: " << e.what() << "\n";
     std::cerr << "Run with --help for more information.\n";
     return 2;
