@@ -61,6 +61,22 @@ TEST_F(Cli, BadInputExitsTwoNamesTheTokenAndChangesNothing) {
   EXPECT_EQ(lab_->xthrottle({"rule", "list", "--json"}).out, before) << "a rejected command changed the rules";
   EXPECT_FALSE(lab_->xthrottle_json({"status", "--json"})["interfaces"].size())
       << "the rejected attach attached anyway";
+  // A mistyped command is told the commands there are, all of them (the
+  // list was written out by hand and lacked the eight added since).
+  const Outcome typo = lab_->xthrottle({"bna", "add", "198.18.0.9"});
+  EXPECT_EQ(typo.rc, 2);
+  for (const char* name : {"attach", "ban", "bans", "blocklist", "capture", "save", "restore", "replay", "recommend"})
+    EXPECT_NE(typo.err.find(name), std::string::npos) << "does not list " << name << ": " << typo.err;
+}
+
+// A bare address is a CIDR where README says so (rule add 192.0.2.10
+// --allow), after a one-word --bandwidth too, which may take two words:
+// it used to keep the address as its second and say "needs a CIDR".
+TEST_F(Cli, ABareAddressAfterABandwidthIsTheRulesCIDR) {
+  ok({"rule", "add", "--bandwidth", "10Mbit/s", "198.18.0.10"});
+  const auto rules = lab_->xthrottle_json({"rule", "list", "--json"});
+  ASSERT_EQ(rules.size(), 1u) << rules.dump();
+  EXPECT_EQ(rules[0]["cidr"], "198.18.0.10/32") << rules.dump();
 }
 
 TEST_F(Cli, SystemRefusalsExitOneAndSayWhat) {

@@ -49,10 +49,10 @@ struct RuleAddOptions {
 
 // The options as the words the one spec builder takes (rules.h).
 Result<RuleSpec> spec_of(RuleAddOptions o) {
-  // `--bandwidth N UNIT/s` may take two words; if the second is the CIDR that
-  // followed a one-word bandwidth, give it back.
-  if (o.cidr.empty() && !o.bandwidth.empty() && o.bandwidth.back().find('/') != std::string::npos &&
-      parse_cidr(o.bandwidth.back()) && !parse_bandwidth(o.bandwidth.back())) {
+  // `--bandwidth N UNIT/s` may take two words; if the second is the CIDR (or
+  // the bare address) that followed a one-word bandwidth, give it back.
+  if (o.cidr.empty() && !o.bandwidth.empty() && parse_cidr(o.bandwidth.back()) &&
+      !parse_bandwidth(o.bandwidth.back())) {
     o.cidr = o.bandwidth.back();
     o.bandwidth.pop_back();
   }
