@@ -203,5 +203,52 @@ TEST_F(Snapshots, TheSourceTableComesBackAsItWasMade) {
   EXPECT_EQ(lab_->xthrottle_json({"status", "--json"})["max_sources"], 8192);
 }
 
+// Input a command refuses makes no state either, when there is none yet
+// (after a reboot, nothing loaded): tens of MiB of kernel memory pinned,
+// and `rule list` saying "no rules" where it said "no state". Each of
+// these checked what it refuses only after making the state.
+TEST_F(Snapshots, WhatIsRefusedMakesNoState) {
+  lab_->add_scrubber();
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--over", "redirect:scrub0"});
+  const std::string file = dir_ + "/redirect.snap";
+  ok({"save", file});
+  wipe();
+  ASSERT_EQ(lab_->in_dut({"ip", "link", "del", "scrub0"}).rc, 0);
+  auto no_state = [&](const std::string& what) {
+    EXPECT_EQ(lab_->xthrottle({"rule", "list"}).rc, 1) << what << " made the state";
+  };
+  no_state("wipe");
+
+  const Outcome restore = lab_->xthrottle({"restore", file});
+  EXPECT_NE(restore.rc, 0);
+  EXPECT_NE(restore.err.find("scrub0"), std::string::npos) << restore.err;
+  no_state("a restore of a rule whose interface is gone");
+
+  const std::string bad = write("combo.toml", "[[rule]]\ncidr = \"198.18.0.0/15\"\naction = \"allow\"\nrate = \"1/s\"\n");
+  const Outcome serve = lab_->xthrottle({"serve", "--config", bad, "--metrics", "127.0.0.1:9431", "--snapshot", file});
+  EXPECT_EQ(serve.rc, 2) << serve.err;
+  EXPECT_NE(serve.err.find(bad + ":1: --allow takes no"), std::string::npos) << serve.err;
+  no_state("serve with a rules file that does not compile");
+  EXPECT_TRUE(std::filesystem::exists(file)) << "the snapshot left where it was";
+
+  const std::string gone = write("gone.toml", "[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"1/s\"\nover = \"redirect:scrub0\"\n");
+  const Outcome apply = lab_->xthrottle({"apply", gone});
+  EXPECT_EQ(apply.rc, 1) << apply.err;
+  EXPECT_NE(apply.err.find(gone + ":1: cannot send the drops"), std::string::npos) << apply.err;
+  no_state("apply of a rule whose interface is missing");
+
+  const Outcome add = lab_->xthrottle({"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--over", "redirect:scrub0"});
+  EXPECT_EQ(add.rc, 1) << add.err;
+  no_state("rule add of a rule whose interface is missing");
+
+  const std::string list = write("list.txt", "198.18.1.0/24\n"), all = write("all.txt", "0.0.0.0/0\n");
+  EXPECT_EQ(lab_->xthrottle({"blocklist", "load", "bad name", list}).rc, 2);
+  no_state("a blocklist of a bad name");
+  const Outcome every = lab_->xthrottle({"blocklist", "load", "all", all});
+  EXPECT_EQ(every.rc, 2);
+  EXPECT_NE(every.err.find("every source of its family"), std::string::npos) << every.err;
+  no_state("a blocklist of every address");
+}
+
 }  // namespace
 }  // namespace xt::test

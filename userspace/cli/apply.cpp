@@ -17,11 +17,22 @@ Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path
   return apply_loaded(pin_dir, *file, dry_run);
 }
 
+Result<void> check_rules_file(RulesFile& file, uint32_t hz) {
+  if (auto ok = compile_rules(file, hz, online_cpus()); !ok) return ok;
+  for (const FileRule& r : file.rules)
+    if (auto ok = redirect_ifindex(r.spec); !ok) {
+      Error e = ok.error();
+      e.message = file.path + ":" + std::to_string(r.line) + ": " + e.message;
+      return std::unexpected(e);
+    }
+  return {};
+}
+
 Result<RulesDiff> apply_loaded(const std::string& pin_dir, RulesFile& file, bool dry_run) {
   if (dry_run && !State::exists(pin_dir)) {
     auto hz = measure_hz();
     if (!hz) return std::unexpected(hz.error());
-    if (auto ok = compile_rules(file, *hz, online_cpus()); !ok) return std::unexpected(ok.error());
+    if (auto ok = check_rules_file(file, *hz); !ok) return std::unexpected(ok.error());
     return diff_from_nothing(file);
   }
   // Then, under the lock, the state opened once: the rules compiled for its
@@ -30,7 +41,7 @@ Result<RulesDiff> apply_loaded(const std::string& pin_dir, RulesFile& file, bool
   if (!locked) return std::unexpected(locked.error());
   auto hz = tick_rate_of(*locked);
   if (!hz) return std::unexpected(hz.error());
-  if (auto ok = compile_rules(file, *hz, online_cpus()); !ok) return std::unexpected(ok.error());
+  if (auto ok = check_rules_file(file, *hz); !ok) return std::unexpected(ok.error());
   if (!dry_run)
     if (auto ok = create_if_missing(*locked, pin_dir, *hz, file.table); !ok) return std::unexpected(ok.error());
   // A state made otherwise keeps its table: a file asking another is refused.

@@ -20,6 +20,7 @@ int run_load(const Globals& g, const std::string& name, const std::string& path)
   // Read and checked whole before anything changes: a bad line is FILE:LINE, exit 2.
   auto entries = read_blocklist(path);
   if (!entries) return fail(entries.error());
+  if (auto ok = check_blocklist(name, *entries); !ok) return fail(ok.error());
   auto locked = lock_pins(g.pin_dir);
   if (!locked) return fail(locked.error());
   auto hz = tick_rate_of(*locked);

@@ -86,6 +86,11 @@ Result<RulesDiff> apply_file(const std::string& pin_dir, const std::string& path
 // --config` at start (the file whose [sources] it checked before restoring)
 // and on SIGHUP.
 Result<RulesDiff> apply_loaded(const std::string& pin_dir, RulesFile& file, bool dry_run);
+// What apply refuses of a file before it changes anything: every rule
+// compiled for a kernel of hz ticks a second, and every interface a rule
+// sends its drops out present (FILE:LINE on the first that is not). serve
+// --config checks it at start, before a snapshot makes the state.
+Result<void> check_rules_file(RulesFile& file, uint32_t hz);
 
 // `save` and `restore` (snapshot.h), under the lock; restore makes the state
 // if there is none (after a reboot), with the source table the snapshot's

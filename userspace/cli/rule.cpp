@@ -105,6 +105,7 @@ int run_rule_add(const Globals& g, const RuleAddOptions& o) {
   if (!hz) return fail(hz.error());
   auto rule = compile_rule(*spec, *hz, online_cpus());
   if (!rule) return fail(rule.error());
+  if (auto ok = redirect_ifindex(*spec); !ok) return fail(ok.error());
   if (auto ok = create_if_missing(*locked, g.pin_dir, *hz); !ok) return fail(ok.error());
   auto replaced = locked->state->put_rule(*spec, *rule);
   if (!replaced) return fail(replaced.error());

@@ -142,6 +142,9 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   if (!config.empty()) {
     auto file = load_rules_file(config);
     if (!file) return fail(file.error());
+    auto hz = tick_rate(pin_dir);
+    if (!hz) return fail(hz.error());
+    if (auto ok = check_rules_file(*file, *hz); !ok) return fail(ok.error());
     config_file = std::move(*file);
     if (State::exists(pin_dir)) {
       auto state = State::open(pin_dir);

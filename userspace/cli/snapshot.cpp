@@ -26,6 +26,8 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
   if (!locked) return std::unexpected(locked.error());
   auto hz = tick_rate_of(*locked);
   if (!hz) return std::unexpected(hz.error());
+  // A file the state would refuse makes no state.
+  if (auto ok = check_snapshot_rules(file, path, *hz, online_cpus()); !ok) return std::unexpected(ok.error());
   if (auto ok = create_if_missing(*locked, pin_dir, *hz, prefer.or_else(file.table)); !ok)
     return std::unexpected(ok.error());
   if (only_into_empty) {

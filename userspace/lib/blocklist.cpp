@@ -185,7 +185,7 @@ Result<void> State::switch_blocklists(const std::vector<std::vector<xt_block_ent
 }
 
 Result<void> State::load_blocklist(const std::string& name, const std::vector<Cidr>& cidrs) {
-  if (auto ok = check_blocklist_name(name); !ok) return ok;
+  if (auto ok = check_blocklist(name, cidrs); !ok) return ok;
   auto have = blocklists();
   if (!have) return std::unexpected(have.error());
   std::optional<uint32_t> slot;
@@ -200,13 +200,7 @@ Result<void> State::load_blocklist(const std::string& name, const std::vector<Ci
 
   std::vector<xt_block_entry> mine;
   mine.reserve(cidrs.size());
-  for (const Cidr& c : cidrs) {
-    if (c.len == 0)
-      return usage_error("blocklist " + name + " lists " + format_cidr(c) +
-                         ", every source of its family: a deny rule says that (rule add " + format_cidr(c) +
-                         " --deny)");
-    mine.push_back(entry_of(c));
-  }
+  for (const Cidr& c : cidrs) mine.push_back(entry_of(c));
   // The union with the other lists.
   std::vector<std::vector<xt_block_entry>> lists{mine};
   for (const auto& b : *have) {

@@ -196,6 +196,16 @@ Result<std::vector<Cidr>> read_blocklist(const std::string& path) {
   return parse_blocklist(text, path);
 }
 
+Result<void> check_blocklist(const std::string& name, const std::vector<Cidr>& cidrs) {
+  if (auto ok = check_blocklist_name(name); !ok) return ok;
+  for (const Cidr& c : cidrs)
+    if (c.len == 0)
+      return usage_error("blocklist " + name + " lists " + format_cidr(c) +
+                         ", every source of its family: a deny rule says that (rule add " + format_cidr(c) +
+                         " --deny)");
+  return {};
+}
+
 Result<void> check_blocklist_name(const std::string& name) {
   const bool good = !name.empty() && name.size() < XT_BLOCKLIST_NAME_SIZE &&
                     std::ranges::all_of(name, [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });

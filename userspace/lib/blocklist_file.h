@@ -36,5 +36,8 @@ Result<std::vector<Cidr>> read_blocklist(const std::string& path);
 // A blocklist's name: 1 to XT_BLOCKLIST_NAME_SIZE - 1 letters, digits, '-',
 // '_' or '.'; a usage error saying so otherwise.
 Result<void> check_blocklist_name(const std::string& name);
+// A list the data path can take under that name: the name as above, and no
+// entry that is every source of its family (/0: a deny rule says that).
+Result<void> check_blocklist(const std::string& name, const std::vector<Cidr>& cidrs);
 
 }  // namespace xt

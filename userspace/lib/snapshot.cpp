@@ -278,6 +278,19 @@ Result<bool> state_is_empty(const State& state) {
   return rules->empty() && bans->empty() && lists->empty();
 }
 
+Result<std::vector<xt_rule>> check_snapshot_rules(const SnapshotFile& file, const std::string& path, uint32_t hz,
+                                                  uint32_t cpus) {
+  std::vector<xt_rule> compiled;
+  for (const auto& r : file.rules) {
+    auto rule = compile_rule(r.spec, hz, cpus);
+    if (!rule) return snapshot_error(path, "rule " + rule_name(r.cidr, r.spec.match) + ": " + rule.error().message);
+    if (auto ok = redirect_ifindex(r.spec); !ok)
+      return snapshot_error(path, "rule " + rule_name(r.cidr, r.spec.match) + ": " + ok.error().message);
+    compiled.push_back(*rule);
+  }
+  return compiled;
+}
+
 Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file, const std::string& path,
                                          uint32_t cpus) {
   const SnapshotFile* snap = &file;
@@ -285,12 +298,9 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   if (!cfg) return std::unexpected(cfg.error());
   const uint32_t hz = cfg->hz;
   // Every rule compiled for this state's clock before anything changes.
-  std::vector<xt_rule> compiled;
-  for (const auto& r : snap->rules) {
-    auto rule = compile_rule(r.spec, hz, cpus);
-    if (!rule) return snapshot_error(path, "rule " + rule_name(r.cidr, r.spec.match) + ": " + rule.error().message);
-    compiled.push_back(*rule);
-  }
+  auto checked = check_snapshot_rules(file, path, hz, cpus);
+  if (!checked) return std::unexpected(checked.error());
+  const std::vector<xt_rule>& compiled = *checked;
 
   SnapshotSummary sum;
   sum.bytes = snap->bytes;
@@ -298,16 +308,12 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   if (!before) return std::unexpected(before.error());
   const bool fresh_state = before->empty();
   // What the kernel would refuse midway, refused before the first change:
-  // no room for the rules, lists or bans beside the live ones, an interface
-  // a rule sends its drops to that is not here.
+  // no room for the rules, lists or bans beside the live ones (an interface
+  // a rule sends its drops to that is not here: check_snapshot_rules).
   size_t new_rules = 0;
-  for (const auto& r : snap->rules) {
+  for (const auto& r : snap->rules)
     if (std::ranges::none_of(*before, [&](const RuleEntry& e) { return e.cidr == r.cidr && e.spec.match == r.spec.match; }))
       new_rules++;
-    if (r.spec.redirect)
-      if (auto ok = redirect_ifindex(r.spec); !ok)
-        return snapshot_error(path, "rule " + rule_name(r.cidr, r.spec.match) + ": " + ok.error().message);
-  }
   if (before->size() + new_rules > XT_MAX_RULES)
     return snapshot_error(path, std::to_string(new_rules) + " rules to add beside " + std::to_string(before->size()) +
                                     " live ones: more than the " + std::to_string(XT_MAX_RULES) + " the program holds");

@@ -45,6 +45,12 @@ Result<SnapshotFile> read_snapshot(const std::string& path);
 // reboot (serve --snapshot restores only into such a state).
 Result<bool> state_is_empty(const State& state);
 
+// What a restore refuses of the file whatever the state: each rule compiled
+// for a kernel of hz ticks a second, and each interface a rule sends its
+// drops out present; the rules compiled, in the file's order.
+Result<std::vector<xt_rule>> check_snapshot_rules(const SnapshotFile& file, const std::string& path, uint32_t hz,
+                                                  uint32_t cpus);
+
 // Checks that state has room for what the snapshot (read_snapshot) holds
 // and every rule compiles for its clock (a usage error, nothing changed),
 // then puts it in state: its rules added, or replaced where the state has
