@@ -339,5 +339,48 @@ TEST_F(RuleChanges, AWalkThatCannotFinishSaysSo) {
   if (!walked) std::cout << walked.error().message << "\n";
 }
 
+// Status, serve's scrapes and the recorder read the rules while another
+// command changes them, without a lock. A rule deleted as they read must
+// read as gone, never as damaged state, nor as the rule that covers it.
+// (A reader whose lookup came after the key's deletion was given the
+// /16's rule under the /24's name; one between the key's deletion and its
+// record's release failed with "the record of rule ... does not read
+// back: the state is damaged".)
+TEST_F(RuleChanges, ARuleDeletedWhileRulesAreReadIsGoneNotDamaged) {
+  load();
+  rule("0.0.0.0/0", "1000/s");
+  auto reader = State::from_object(skel_->obj);
+  ASSERT_TRUE(reader.has_value()) << reader.error().message;
+  const Match dns{.proto = kProtoUdp, .ports = std::pair<uint16_t, uint16_t>{53, 53}};
+  rule("198.18.0.0/16", "1000/s", std::nullopt, [&](RuleSpec& s) { s.match = dns; });  // covers the /24
+  std::atomic<bool> stop = false;
+  std::atomic<int> reads = 0, errors = 0, wrong = 0;
+  std::string last_error;
+  std::thread read([&] {
+    while (!stop) {
+      auto rules = reader->rules();
+      reads++;
+      if (!rules) {
+        if (errors++ == 0) last_error = rules.error().message;
+        continue;
+      }
+      for (const RuleEntry& e : *rules)
+        if (e.spec.rates.at(0).count != (e.cidr.len == 24 ? 50u : 1000u) || (e.cidr.len > 0) != (e.spec.match == dns))
+          wrong++;
+    }
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  for (int i = 0; i < 1000 && std::chrono::steady_clock::now() < deadline; i++) {
+    rule("198.18.0.0/24", "50/s", std::nullopt, [&](RuleSpec& s) { s.match = dns; });
+    ASSERT_TRUE(state_->del_rule(*parse_cidr("198.18.0.0/24"), dns).has_value());
+  }
+  stop = true;
+  read.join();
+  std::printf("[ measure  ] %d reads of the rules beside the changes\n", reads.load());
+  EXPECT_EQ(errors, 0) << last_error;
+  EXPECT_EQ(wrong, 0) << "a rule shown with another's options";
+  EXPECT_GT(reads, 100) << "the reads overlapped the changes";
+}
+
 }  // namespace
 }  // namespace xt

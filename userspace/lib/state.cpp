@@ -364,27 +364,50 @@ uint64_t State::source_memory_bytes() const {
 }
 
 Result<std::vector<RuleEntry>> State::rules() const {
+  // Another command may delete or replace rules while this reads them (no
+  // lock: status and serve's scrapes read beside rule changes). The trie
+  // answers a lookup with the longest prefix that covers the key, so a key
+  // deleted since the walk found it comes back as a shorter rule's, which
+  // the rule's own prefix length tells; and a rule deleted between its
+  // lookup and its record's read leaves the record empty, or another
+  // rule's once its slot is taken again, which a second lookup tells. Such
+  // a rule is left out, as gone.
+  auto holds = [&](const xt_rule_key& key, xt_rule* rule) {
+    return bpf_map_lookup_elem(rules_.get(), &key, rule) == 0 && rule->src_len == cidr_of(key).len &&
+           rule->level == key.level;
+  };
   std::vector<RuleEntry> out;
+  std::vector<xt_rule_key> keys;
   auto walked = walk_keys<xt_rule_key>(rules_.get(), "the rule table", [&](const xt_rule_key& key) {
     xt_rule rule{};
-    if (bpf_map_lookup_elem(rules_.get(), &key, &rule) != 0) return;
+    if (!holds(key, &rule)) return;
     RuleEntry e{cidr_of(key), rule, {}};
     e.spec.match = match_of(key);
     out.push_back(e);
+    keys.push_back(key);
   });
   if (!walked) return std::unexpected(walked.error());
   // What the operator wrote, from the controller's own record.
-  for (RuleEntry& e : out) {
+  std::vector<bool> gone(out.size());
+  for (size_t i = 0; i < out.size(); i++) {
+    RuleEntry& e = out[i];
     const std::string name = rule_name(e.cidr, e.spec.match);
     char text[XT_RULE_TEXT_SIZE] = {};
     if (bpf_map_lookup_elem(rule_text_.get(), &e.rule.id, text) != 0)
       return system_error("cannot read how rule " + name + " was written", errno);
+    xt_rule now{};
+    if (!holds(keys[i], &now) || now.id != e.rule.id) {
+      gone[i] = true;
+      continue;
+    }
     auto spec = spec_from_options_text(e.cidr, std::string_view(text, strnlen(text, sizeof(text))));
     if (!spec || spec->match != e.spec.match)
       return system_error("the record of rule " + name + " does not read back (" +
                           (spec ? "it names another match" : spec.error().message) + "): the state is damaged");
     e.spec = *spec;
   }
+  for (size_t i = out.size(); i-- > 0;)
+    if (gone[i]) out.erase(out.begin() + static_cast<std::ptrdiff_t>(i));
   std::ranges::sort(out, [](const RuleEntry& a, const RuleEntry& b) {
     const xt_rule_key ka = rule_key(a.cidr, a.spec.match), kb = rule_key(b.cidr, b.spec.match);
     return std::tie(a.cidr.family, a.cidr.addr, a.cidr.len, ka.level, ka.proto, ka.port_lo, ka.port_hi) <
