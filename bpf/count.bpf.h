@@ -173,6 +173,19 @@ static __always_inline void xt_count_one(enum xt_counter which)
 		c->packets++;
 }
 
+/* A drop no rule decided (a malformed frame; a ban or a blocklist of a
+ * source no rule covers): counted as such besides its reason, so that the
+ * drops by rule and these add up to all the drops (the metrics' rule
+ * "none"). */
+static __always_inline void xt_count_without_rule(__u64 len, __u32 pkts)
+{
+	__u32 idx = XT_DROPPED_WITHOUT_RULE;
+	struct xt_count *c = bpf_map_lookup_elem(&xt_counters, &idx);
+	if (c) {
+		c->packets += pkts;
+		c->bytes += len;
+	}
+}
 
 /* A dry-run rule's new-source budget would have dropped these packets: they
  * pass (counted under XT_PASS_DRY_RUN), and count among the rule's

@@ -14,7 +14,7 @@
 
 /* Bumped whenever a struct below changes layout, or a pinned map's flags
  * (libbpf reuses a pin only with the same flags). */
-#define XT_ABI_VERSION 18
+#define XT_ABI_VERSION 19
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -418,6 +418,7 @@ enum xt_counter {
 	XT_CAPTURED,                 /* packets sampled for `xthrottle capture` */
 	XT_CAPTURE_SUPPRESSED,       /* packets capture would have taken, over its sampling rate */
 	XT_MARKED,                   /* passed packets marked Congestion Experienced (--over ecn) */
+	XT_DROPPED_WITHOUT_RULE,     /* drops no rule decided: malformed, or banned or blocklisted while no rule covers them */
 	XT_COUNTERS
 };
 

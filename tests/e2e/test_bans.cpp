@@ -57,6 +57,25 @@ TEST_F(Bans, ABannedSourceIsDroppedListedAndReleasedOnTime) {
   EXPECT_NEAR(gone["banned_seconds"].get<double>(), 3.0, 0.01);
 }
 
+// What a ban drops of a source no rule covers is no rule's drop: the
+// metrics count it under rule="none", so that the drops summed over rules
+// are all of them. (It was left out: "none" had the malformed frames only.)
+TEST_F(Bans, ABanWithoutARuleIsInTheMetricsUnderNone) {
+  ok({"rule", "add", "198.19.0.0/16", "--rate", "100000/s"});  // not 198.18.0.9's
+  ok({"ban", "add", "198.18.0.9", "--for", "1h"});
+  const Flood b = flood_from("198.18.0.9", 1000);
+  ASSERT_EQ(banned(), b.sent);
+  Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431"}));
+  ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+  const Outcome m = lab_->in_dut({"curl", "-s", "-f", "http://127.0.0.1:9431/metrics"});
+  ASSERT_EQ(m.rc, 0);
+  const std::string sample =
+      "\nxthrottle_packets_total{action=\"dropped\",rule=\"none\"} " + std::to_string(b.sent) + "\n";
+  EXPECT_NE(m.out.find(sample), std::string::npos) << m.out.substr(0, 4000);
+  serve.signal(SIGTERM);
+  serve.wait();
+}
+
 TEST_F(Bans, LiftingABanLetsTheSourceThroughAndAllowBeatsABan) {
   ok({"rule", "add", "198.18.0.0/15", "--rate", "100000/s"});
   ok({"rule", "add", "198.18.0.7", "--allow"});

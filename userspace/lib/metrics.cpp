@@ -128,7 +128,8 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
           static_cast<double>(dry));
 
   // Per rule, so that summing over rule gives the totals; "none" holds what
-  // no rule decided (no rule covers it, not IP, malformed).
+  // no rule decided (passed: no rule covers it, or not IP; dropped:
+  // malformed, or banned or blocklisted while no rule covers it).
   m.family("xthrottle_packets_total", "counter", "Packets the XDP program passed or dropped, by rule.");
   m.family("xthrottle_bytes_total", "counter", "Bytes of those packets (whole Ethernet frames), by rule.");
   m.family("xthrottle_dry_run_packets_total", "counter",
@@ -185,9 +186,10 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   const xt_count none_passed{reasons[XT_PASS_UNMATCHED].packets + reasons[XT_PASS_NON_IP].packets,
                              reasons[XT_PASS_UNMATCHED].bytes + reasons[XT_PASS_NON_IP].bytes};
   m.sample("xthrottle_packets_total", {{"action", "passed"}, {"rule", "none"}}, none_passed.packets);
-  m.sample("xthrottle_packets_total", {{"action", "dropped"}, {"rule", "none"}}, reasons[XT_DROP_MALFORMED].packets);
+  const xt_count none_dropped = stats->extra_count(XT_DROPPED_WITHOUT_RULE);
+  m.sample("xthrottle_packets_total", {{"action", "dropped"}, {"rule", "none"}}, none_dropped.packets);
   m.sample("xthrottle_bytes_total", {{"action", "passed"}, {"rule", "none"}}, none_passed.bytes);
-  m.sample("xthrottle_bytes_total", {{"action", "dropped"}, {"rule", "none"}}, reasons[XT_DROP_MALFORMED].bytes);
+  m.sample("xthrottle_bytes_total", {{"action", "dropped"}, {"rule", "none"}}, none_dropped.bytes);
 
   m.family("xthrottle_reason_packets_total", "counter",
            "Packets by the reason for their verdict (the reasons of xthrottle stats).");

@@ -126,6 +126,9 @@ json stats_json(const Stats& stats) {
   j["admitted_by_memory"] = stats.extra(XT_ADMITTED_BY_MEMORY);
   // Of the dropped packets, those sent out another interface instead.
   j["redirected"] = count_json(stats.extra_count(XT_REDIRECTED));
+  // Of the dropped packets, those no rule decided (malformed; banned or
+  // blocklisted while no rule covers them): with the rules' drops, all.
+  j["dropped_without_rule"] = count_json(stats.extra_count(XT_DROPPED_WITHOUT_RULE));
   // Of the passed packets, those marked Congestion Experienced (--over ecn).
   j["marked"] = count_json(stats.extra_count(XT_MARKED));
   // `xthrottle capture`: packets sampled, and those over its sampling rate.
