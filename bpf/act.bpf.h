@@ -189,12 +189,10 @@ static __always_inline __u64 xt_banned(const struct xt_pkt *pkt, __u64 now)
 	return ban && (__s64)(ban->until - now) > 0 ? ban->until : 0;
 }
 
-/* Whether pkt's source is in a blocklist (xthrottle blocklist load), in
- * the union's set `set` (abi.h): an IPv4 source by its /24's two bits, and
- * only where its /24 is partly listed by its address; an IPv6 one in the
- * trie. A global function (see xt_send_event), called only while a list
- * is loaded. */
-__attribute__((noinline)) int xt_blocklisted(const struct xt_pkt *pkt, __u32 set)
+/* Whether pkt's source is in the blocklists' union's set `set` (abi.h):
+ * an IPv4 source by its /24's two bits, and only where its /24 is partly
+ * listed by its address; an IPv6 one in the trie. */
+static __always_inline int xt_listed(const struct xt_pkt *pkt, __u32 set)
 {
 	if (!pkt)
 		return 0;
@@ -216,6 +214,21 @@ __attribute__((noinline)) int xt_blocklisted(const struct xt_pkt *pkt, __u32 set
 	struct xt_block6_key key = {.prefixlen = 32 + 128, .set = set & 1};
 	__builtin_memcpy(key.addr, pkt->addr, sizeof(key.addr));
 	return bpf_map_lookup_elem(&xt_block6, &key) != NULL;
+}
+
+/* Whether frame f's source is in a blocklist (xthrottle blocklist load),
+ * in set `set & 1` (xt_listed); with XT_UNRULED in set, no rule covers it,
+ * and a listed source's packet is counted as no rule's drop. A global
+ * function (see xt_send_event), called only while a list is loaded. */
+#define XT_UNRULED 2
+__attribute__((noinline)) int xt_blocklisted(const struct xt_frame *f, __u32 set)
+{
+	if (!f)
+		return 0;
+	const int listed = xt_listed(&f->pkt, set & 1);
+	if (listed && (set & XT_UNRULED))
+		xt_count_without_rule(f->len, f->pkts);
+	return listed;
 }
 
 #endif /* XTHROTTLE_ACT_BPF_H */

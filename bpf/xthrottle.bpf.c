@@ -41,10 +41,8 @@ int xthrottle(struct xdp_md *ctx)
 	/* 1. Parse. */
 	struct xt_frame f = {};
 	const int parsed = xt_parse_frame(ctx, &f);
-	if (parsed == XT_PARSE_MALFORMED) {
-		xt_count_without_rule(f.len, 1);
+	if (parsed == XT_PARSE_MALFORMED)
 		return xt_exit(ctx, XT_DROP_MALFORMED, f.len, 1, XT_NO_RULE, NULL);
-	}
 	if (parsed != XT_PARSE_IP)
 		return xt_exit(ctx, XT_PASS_NON_IP, f.len, 1, XT_NO_RULE, NULL);
 
@@ -79,20 +77,14 @@ int xthrottle(struct xdp_md *ctx)
 	const struct xt_rule *rule = xt_classify(&f.pkt, cfg, published);
 	/* Blocklisted: dropped whatever its rule, but an allow rule. */
 	const __u32 lists = cfg->blocklists;
-	if (lists && !(rule && rule->action == XT_ACT_ALLOW) && xt_blocklisted(&f.pkt, lists - 1)) {
-		if (!rule)
-			xt_count_without_rule(len, pkts);
+	if (lists && !(rule && rule->action == XT_ACT_ALLOW) && xt_blocklisted(&f, (lists - 1) | (rule ? 0 : XT_UNRULED)))
 		return xt_exit(ctx, XT_DROP_BLOCKLISTED, len, pkts, rule ? rule->id : XT_NO_RULE, cfg);
-	}
 	/* Banned: dropped whatever its rule, but an allow rule; the hot cache
 	 * drops the rest of its packets (on this CPU) until the ban ends. */
 	const __u64 banned = cfg->bans && !(rule && rule->action == XT_ACT_ALLOW) ? xt_banned(&f.pkt, now) : 0;
-	if (!rule && banned) {
-		xt_count_without_rule(len, pkts);
-		return xt_exit(ctx, XT_DROP_BANNED, len, pkts, XT_NO_RULE, cfg);
-	}
 	if (!rule)
-		return xt_exit(ctx, XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE, NULL);
+		return banned ? xt_count_without_rule(len, pkts) + xt_exit(ctx, XT_DROP_BANNED, len, pkts, XT_NO_RULE, cfg)
+			      : xt_exit(ctx, XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE, NULL);
 	if (rule->action == XT_ACT_ALLOW)
 		return xt_exit(ctx, XT_PASS_ALLOW, len, pkts, rule->id, NULL);
 	if (banned || rule->action != XT_ACT_LIMIT) /* banned, deny, and anything unknown */

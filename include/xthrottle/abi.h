@@ -418,7 +418,7 @@ enum xt_counter {
 	XT_CAPTURED,                 /* packets sampled for `xthrottle capture` */
 	XT_CAPTURE_SUPPRESSED,       /* packets capture would have taken, over its sampling rate */
 	XT_MARKED,                   /* passed packets marked Congestion Experienced (--over ecn) */
-	XT_DROPPED_WITHOUT_RULE,     /* drops no rule decided: malformed, or banned or blocklisted while no rule covers them */
+	XT_DROPPED_WITHOUT_RULE,     /* packets banned or blocklisted while no rule covers them (no rule's drops) */
 	XT_COUNTERS
 };
 

@@ -153,18 +153,22 @@ TEST_F(Bans, DropsNoRuleDecidedAddUpWithTheRulesDrops) {
   rule("198.18.0.0/16", "1000/s");
   ban("198.19.0.9", 10);
   ban("198.18.0.10", 10);  // a rule covers it: the rule's drop
-  ASSERT_TRUE(state_->load_blocklist("l", {*parse_cidr("198.19.1.0/24")}).has_value());
+  ASSERT_TRUE(state_->load_blocklist("l", {*parse_cidr("198.19.1.0/24"), *parse_cidr("198.18.2.0/24")}).has_value());
   const auto banned = Packet().ipv4("198.19.0.9").build(), listed = Packet().ipv4("198.19.1.7").build(),
-             covered = Packet().ipv4("198.18.0.10").build(), malformed = Packet().ipv4("198.18.6.1").size(14 + 19).build();
+             covered = Packet().ipv4("198.18.0.10").build(), listed_covered = Packet().ipv4("198.18.2.7").build(),
+             malformed = Packet().ipv4("198.18.6.1").size(14 + 19).build();
   for (int i = 0; i < 5; i++) EXPECT_EQ(run(banned), XDP_DROP);
   for (int i = 0; i < 3; i++) EXPECT_EQ(run(listed), XDP_DROP);
   for (int i = 0; i < 4; i++) EXPECT_EQ(run(covered), XDP_DROP);
+  for (int i = 0; i < 2; i++) EXPECT_EQ(run(listed_covered), XDP_DROP);  // the rule's drop too
   EXPECT_EQ(run(malformed), XDP_DROP);
-  EXPECT_EQ(counter(XT_DROPPED_WITHOUT_RULE), 5u + 3 + 1);
-  EXPECT_EQ(rule_stats("198.18.0.0/16").dropped_packets, 4u);
+  EXPECT_EQ(counter(XT_DROPPED_WITHOUT_RULE), 5u + 3) << "banned or listed, no rule covering them";
+  EXPECT_EQ(counter(XT_DROP_MALFORMED), 1u);
+  EXPECT_EQ(rule_stats("198.18.0.0/16").dropped_packets, 4u + 2);
   uint64_t dropped = 0;
   for (uint32_t r = XT_FIRST_DROP; r < XT_REASONS; r++) dropped += counter(static_cast<xt_reason>(r));
-  EXPECT_EQ(dropped, counter(XT_DROPPED_WITHOUT_RULE) + rule_stats("198.18.0.0/16").dropped_packets);
+  EXPECT_EQ(dropped, counter(XT_DROPPED_WITHOUT_RULE) + counter(XT_DROP_MALFORMED) +
+                         rule_stats("198.18.0.0/16").dropped_packets);
 }
 
 // The tick of a bucket's last drop is another CPU's, whose clock may be a

@@ -186,7 +186,7 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   const xt_count none_passed{reasons[XT_PASS_UNMATCHED].packets + reasons[XT_PASS_NON_IP].packets,
                              reasons[XT_PASS_UNMATCHED].bytes + reasons[XT_PASS_NON_IP].bytes};
   m.sample("xthrottle_packets_total", {{"action", "passed"}, {"rule", "none"}}, none_passed.packets);
-  const xt_count none_dropped = stats->extra_count(XT_DROPPED_WITHOUT_RULE);
+  const xt_count none_dropped = stats->dropped_without_rule();
   m.sample("xthrottle_packets_total", {{"action", "dropped"}, {"rule", "none"}}, none_dropped.packets);
   m.sample("xthrottle_bytes_total", {{"action", "passed"}, {"rule", "none"}}, none_passed.bytes);
   m.sample("xthrottle_bytes_total", {{"action", "dropped"}, {"rule", "none"}}, none_dropped.bytes);

@@ -57,6 +57,10 @@ Result<std::vector<Saturation>> saturations(const State& state, const std::vecto
 
 xt_count Stats::passed() const { return sum_reasons(reasons, 0, XT_FIRST_DROP); }
 xt_count Stats::dropped() const { return sum_reasons(reasons, XT_FIRST_DROP, XT_REASONS); }
+xt_count Stats::dropped_without_rule() const {
+  const xt_count listed = extra_count(XT_DROPPED_WITHOUT_RULE), malformed = extra_count(XT_DROP_MALFORMED);
+  return {listed.packets + malformed.packets, listed.bytes + malformed.bytes};
+}
 bool Stats::is_saturated(const RuleCounters& r) const {
   const std::string rule = rule_name(r.cidr, r.spec.match);
   return std::ranges::any_of(saturated, [&](const Saturation& s) { return s.rule == rule; });
@@ -128,7 +132,7 @@ json stats_json(const Stats& stats) {
   j["redirected"] = count_json(stats.extra_count(XT_REDIRECTED));
   // Of the dropped packets, those no rule decided (malformed; banned or
   // blocklisted while no rule covers them): with the rules' drops, all.
-  j["dropped_without_rule"] = count_json(stats.extra_count(XT_DROPPED_WITHOUT_RULE));
+  j["dropped_without_rule"] = count_json(stats.dropped_without_rule());
   // Of the passed packets, those marked Congestion Experienced (--over ecn).
   j["marked"] = count_json(stats.extra_count(XT_MARKED));
   // `xthrottle capture`: packets sampled, and those over its sampling rate.

@@ -38,6 +38,9 @@ struct Stats {
   std::vector<RuleCounters> rules;
   xt_count passed() const;
   xt_count dropped() const;
+  // Of those, what no rule decided: malformed, or banned or blocklisted
+  // while no rule covers it (the metrics' rule="none").
+  xt_count dropped_without_rule() const;
   uint32_t hz = 0;  // the state's kernel ticks a second
 };
 // The fair share a rule with a total is keeping now, per source, in its
