@@ -171,5 +171,27 @@ TEST_F(Replay, AFrameCapturedShortIsMeteredAtItsLength) {
   EXPECT_EQ(only_rule(r).dropped_packets, 1u);
 }
 
+// A GRO frame captured short (tcpdump -s 128) is longer on the wire than
+// anything the program can be run on: counted as oversize and skipped,
+// however few bytes the capture kept. (It was padded to 9216 bytes and
+// replayed as one packet: not counted, and metered at a seventh of its
+// bytes.) A raw-IP runt under 14 bytes, which BPF_PROG_TEST_RUN refuses,
+// is skipped, not the end of the replay.
+TEST_F(Replay, AMergedFrameCapturedShortIsSkippedAndARuntDoesNotStopTheReplay) {
+  Capture c(kEther), raw(kIpv4);
+  const auto f = Packet().ipv4("198.18.0.9").build();
+  c.frame(kStart, f, 40000);
+  c.frame(kStart + kMs, f);
+  raw.frame(kStart, std::vector<uint8_t>(f.begin() + 14, f.begin() + 14 + 10));
+  raw.frame(kStart + kMs, std::vector<uint8_t>(f.begin() + 14, f.end()));
+  const ReplayResult r = replay(kTenASecond, c);
+  EXPECT_EQ(r.oversize, 1u);
+  EXPECT_EQ(r.replayed, 1u);
+  EXPECT_EQ(only_rule(r).passed_packets, 1u);
+  const ReplayResult g = replay(kTenASecond, raw);
+  EXPECT_EQ(g.skipped, 1u);
+  EXPECT_EQ(g.replayed, 1u);
+}
+
 }  // namespace
 }  // namespace xt

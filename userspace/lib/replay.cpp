@@ -80,21 +80,24 @@ Result<ReplayResult> replay_capture(const RulesFile& file, const std::string& ca
     // frames can be a little out of order).
     const int64_t since = std::max<int64_t>(0, frame.ts_ns - r.first_ns);
     tick = std::max(tick, kFirstTick + static_cast<uint64_t>(static_cast<__int128>(since) * o.hz / 1'000'000'000));
-    // What the interface received: a frame captured short is padded to its
-    // length, so byte limits meter what was on the wire.
+    // What BPF_PROG_TEST_RUN cannot take: GRO's merged frames, longer on
+    // the wire than any MTU (capture with GRO off), however short the
+    // capture kept them; and anything under an Ethernet header's 14 bytes,
+    // which it refuses whatever the link (a runt of Ethernet, which the
+    // data path never sees; one of raw IP, which it would drop as
+    // malformed).
     std::vector<uint8_t>& bytes = frame.bytes;
-    if (frame.wire_len > bytes.size()) bytes.resize(std::min(frame.wire_len, kMaxFrame), 0);
-    // What the data path never sees (a runt under an Ethernet header), and
-    // what BPF_PROG_TEST_RUN cannot take (GRO's merged frames: capture
-    // with GRO off).
-    if (bytes.size() > kMaxFrame) {
+    if (frame.wire_len > kMaxFrame || bytes.size() > kMaxFrame) {
       r.oversize++;
       continue;
     }
-    if (bytes.size() < (reader->link() == XT_LINK_ETHER ? 14u : 1u)) {
+    if (std::max<size_t>(frame.wire_len, bytes.size()) < 14u) {
       r.skipped++;
       continue;
     }
+    // What the interface received: a frame captured short is padded to its
+    // length, so byte limits meter what was on the wire.
+    if (frame.wire_len > bytes.size()) bytes.resize(frame.wire_len, 0);
     (*skel)->bss->xt_test_now = tick;
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = bytes.data(), .data_size_in = static_cast<uint32_t>(bytes.size()),
                 .repeat = 1);
