@@ -14,6 +14,8 @@ test -x "$root$prefix/sbin/xthrottle" || fail "no $prefix/sbin/xthrottle"
 test -f "$root$prefix/share/man/man8/xthrottle.8" || fail "no man page"
 grep -q "^ExecStart=$prefix/sbin/xthrottle serve --config $sysconf/xthrottle/xthrottle.toml" "$units/xthrottle.service" ||
   fail "xthrottle.service does not run the installed binary on the installed config"
+grep -q "^RuntimeDirectory=xthrottle$" "$units/xthrottle.service" ||
+  fail "xthrottle.service leaves /run read-only: serve --cluster cannot tell status how the fleet is"
 grep -q "^ExecStart=$prefix/sbin/xthrottle attach %i" "$units/xthrottle-attach@.service" ||
   fail "xthrottle-attach@.service does not run the installed binary"
 cmp -s "$root$sysconf/xthrottle/xthrottle.toml.example" "$(dirname "$0")/../../contrib/xthrottle.toml" ||

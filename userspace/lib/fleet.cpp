@@ -107,6 +107,7 @@ struct Fleet::Impl {
   Options opt;
   Log log;
   std::string stream;  // NAME:fleet
+  bool health_unwritable_told = false;  // write_health could not write its file, and said so
   std::thread thread;
   std::atomic<bool> stop{false};
   mutable std::mutex mu;
@@ -555,12 +556,21 @@ struct Fleet::Impl {
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
     const std::string tmp = path + ".tmp";
+    bool written = false;
     {
       std::ofstream out(tmp, std::ios::trunc);
-      if (!out) return;
-      out << h.json().dump() << "\n";
+      if (out) written = static_cast<bool>(out << h.json().dump() << "\n");
     }
-    std::filesystem::rename(tmp, path, ec);
+    if (written) std::filesystem::rename(tmp, path, ec);
+    // Told once: status reads this file, and without it says that no serve
+    // --cluster runs (a unit whose /run is read-only, say).
+    if ((!written || ec) && !health_unwritable_told) {
+      health_unwritable_told = true;
+      log({{"event", "fleet_health_unwritten"}, {"path", path},
+           {"error", ec ? ec.message() : std::string(std::strerror(errno))},
+           {"why", "status reads it: without it, status says no serve --cluster runs"},
+           {"unix_time", static_cast<int64_t>(unix_now())}});
+    }
   }
 
   void tick() {
