@@ -34,6 +34,13 @@ TEST(ClusterUrl, HostPortDatabaseAndCredentials) {
   EXPECT_EQ(u->host, "2001:db8::1");
   EXPECT_EQ(u->port, 7000);
 
+  // An ACL user whose password comes from --cluster-password-file or
+  // XTHROTTLE_REDIS_PASSWORD (docs/fleet.md).
+  u = parse_cluster_url("rediss://fleet:@redis.example:6380");
+  ASSERT_TRUE(u.has_value()) << u.error().message;
+  EXPECT_EQ(u->user, "fleet");
+  EXPECT_EQ(u->password, "") << "left for the file or the environment to give";
+
   u = parse_cluster_url("unix:///run/redis/redis.sock?db=2");
   ASSERT_TRUE(u.has_value()) << u.error().message;
   EXPECT_TRUE(u->unix_socket);
