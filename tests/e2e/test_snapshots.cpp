@@ -5,6 +5,8 @@
 // restores at start into a state made afresh (not over one that outlived
 // it) and saves on stop; a damaged snapshot changes nothing.
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -201,6 +203,43 @@ TEST_F(Snapshots, TheSourceTableComesBackAsItWasMade) {
   EXPECT_EQ(into.rc, 0) << into.err;
   EXPECT_NE(into.err.find("another source table"), std::string::npos) << into.err;
   EXPECT_EQ(lab_->xthrottle_json({"status", "--json"})["max_sources"], 8192);
+}
+
+// A snapshot serve cannot read at start (copied in by another user, mode
+// 0600, and the unit's serve has no CAP_DAC_OVERRIDE) is moved aside, as a
+// damaged one is: left in place, the first save wrote over it, and the
+// bans and quotas it held were gone.
+TEST_F(Snapshots, ASnapshotServeCannotReadIsKeptAside) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/day", "--burst", "1000"});
+  const std::string file = dir_ + "/theirs.snap";
+  ok({"save", file});
+  std::string saved;
+  {
+    std::ifstream in(file, std::ios::binary);
+    saved.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  ASSERT_EQ(chown(file.c_str(), 65534, 65534), 0);
+  ASSERT_EQ(chmod(file.c_str(), 0600), 0);
+  reboot();
+  std::vector<std::string> argv = {"ip", "netns", "exec", lab_->dut_ns(), "capsh",
+                                   "--drop=cap_dac_override,cap_dac_read_search", "--", "-c",
+                                   std::string("exec ") + XT_BIN + " --pin-dir " + lab_->pin_dir() +
+                                       " serve --metrics 127.0.0.1:9431 --snapshot " + file + " --snapshot-every 1s"};
+  {
+    Background serve(argv);
+    ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+    std::this_thread::sleep_for(1500ms);  // a save
+    serve.signal(SIGTERM);
+    const auto lines = json_lines(serve.wait().out);
+    EXPECT_TRUE(has_event(lines, "snapshot_failed"));
+  }
+  std::string aside;
+  for (const auto& e : std::filesystem::directory_iterator(dir_))
+    if (e.path().filename().string().starts_with("theirs.snap.unread-")) aside = e.path();
+  ASSERT_FALSE(aside.empty()) << "the unreadable snapshot kept aside";
+  std::ifstream in(aside, std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()), saved)
+      << "what it held, untouched";
 }
 
 // Input a command refuses makes no state either, when there is none yet

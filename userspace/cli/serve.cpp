@@ -226,9 +226,13 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     if (!there) {
       log_line({{"event", "snapshot_none"}, {"path", snapshot}, {"unix_time", unix_time()}});
     } else if (!file && file.error().kind == ErrorKind::System) {
+      // Kept aside too (unreadable to serve: another owner, an I/O error):
+      // left where it was, the first save would write over it.
+      const std::string aside = snapshot + ".unread-" + std::to_string(unix_time());
+      std::filesystem::rename(snapshot, aside, ec);
       std::cerr << "xthrottle: " << file.error().message << "\n";
-      log_line({{"event", "snapshot_failed"}, {"why", "start"}, {"path", snapshot}, {"error", file.error().message},
-                {"unix_time", unix_time()}});
+      log_line({{"event", "snapshot_failed"}, {"why", "start"}, {"path", snapshot}, {"moved_to", ec ? "" : aside},
+                {"error", file.error().message}, {"unix_time", unix_time()}});
     } else if (!file) {
       const std::string aside = snapshot + ".rejected-" + std::to_string(unix_time());
       std::filesystem::rename(snapshot, aside, ec);
