@@ -81,19 +81,29 @@ XT_INLINE void xt_bucket_key_for(const struct xt_pkt *pkt, __u32 rule_id, __u8 p
 /* A keyed hash of three words, for the slots of the hot cache, the bucket
  * table and the rule cache. key is the state's random secret (struct
  * xt_config): without it nobody can tell which addresses share a slot, so
- * nobody can aim a flood at one. Each word is xored with the key and folded
- * in by a multiply, with an xor-shift between the multiplies so that the
- * high bits of one word reach the low bits the next multiply spreads upward
- * (a plain sum of products lets the top bits of two words cancel whatever
- * the key). Callers take their index from the HIGH bits. Not a cryptographic
- * hash, and nothing needs one: a collision costs a lookup, never a wrong
- * verdict, since every slot holds the full key it is for. Three dependent
- * multiplies: a few ns. */
+ * nobody can aim a flood at one. Each word is xored with the key and
+ * multiplied on its own (the three at once), the products are folded
+ * together shifted by different amounts (the high bits of a product are
+ * the mixed ones), and the fold is multiplied once more.
+ * A multiply carries a flip of any input bit but the top one into bits
+ * that depend on the key; a flip of the top bit flips the product's top
+ * bit alone, whatever the key. So what a word's top bit does must never
+ * meet, at the same place, what another's does: shifted apart, each lands
+ * on its own bit, which the last multiply spreads. (Folding each word into
+ * the running product, as before, let one word's top bit, shifted down,
+ * be cancelled by the next word's bits there: two addresses differing in
+ * bit 63 of one half and bits 63 and 31 of the other shared every slot
+ * for every key.) Callers take their index from the HIGH bits. Not a
+ * cryptographic hash, and nothing needs one: a collision costs a lookup,
+ * never a wrong verdict, since every slot holds the full key it is for.
+ * Two multiplies in series: a few ns. */
 XT_INLINE __u64 xt_hash_words(const __u64 key[2], __u64 a, __u64 b, __u64 c)
 {
-	__u64 h = (a ^ key[0]) * 0x9e3779b97f4a7c15ULL;
-	h = (h ^ (h >> 29) ^ b ^ key[1]) * 0xc2b2ae3d27d4eb4fULL;
-	h = (h ^ (h >> 32) ^ c ^ key[0]) * 0x165667b19e3779f9ULL;
+	const __u64 ha = (a ^ key[0]) * 0x9e3779b97f4a7c15ULL;
+	const __u64 hb = (b ^ key[1]) * 0xc2b2ae3d27d4eb4fULL;
+	const __u64 hc = (c ^ key[0] ^ key[1]) * 0x165667b19e3779f9ULL;
+	__u64 h = ha ^ (hb >> 11) ^ (hc >> 22);
+	h = (h ^ (h >> 32)) * 0xd6e8feb86659fd93ULL;
 	return h ^ (h >> 29);
 }
 
