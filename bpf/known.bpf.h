@@ -87,8 +87,10 @@ static __always_inline int xt_recall(const struct xt_pkt *pkt, __u32 remember, _
 
 /* Records that pkt's source is known `how` as of now: refreshes its entry
  * (at most every `refresh` seconds), else, if `insert`, takes a free way
- * or the one least recently seen; a source proven that behaves becomes
- * behaved only if `insert` too. Returns 1 if it wrote. */
+ * or the one least recently seen, if that is older than now; a source
+ * proven that behaves becomes behaved only if `insert` too. Returns 1 if
+ * it wrote. (A snapshot's restore gives the record's own time for now: a
+ * record never pushes out a source seen since it was.) */
 static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, __u64 now, __u32 refresh, int insert)
 {
 	__u32 zero = 0;
@@ -139,7 +141,10 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, _
 			victim = w;
 		}
 	}
-	if (!insert)
+	/* No way free, none a proof, none older than now: all were seen since
+	 * (another CPU's clock a second ahead, or a restored record older
+	 * than the set's sources), and none is pushed out for it. */
+	if (!insert || !oldest)
 		return 0;
 	const __u32 w = victim & (XT_KNOWN_WAYS - 1);
 	struct xt_known *e = &set->way[w];

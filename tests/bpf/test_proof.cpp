@@ -8,6 +8,10 @@
 // remembered for --remember after it goes idle.
 #include <arpa/inet.h>
 
+#include <cstring>
+#include <set>
+
+#include "keys.h"
 #include "program.h"
 #include "status.h"
 
@@ -269,6 +273,53 @@ TEST_F(Proof, StatusCountsTheSourcesKnownNow) {
   EXPECT_EQ(count(1, {}), std::tuple(0u, 0u, 2u)) << "no rule of the family reads the table";
   EXPECT_EQ(count(1, {.remember = 0, .proofs = true}), std::tuple(1u, 1u, 1u)) << "proofs only";
   EXPECT_EQ(counter(XT_KNOWN_RECORDED), 2u);
+}
+
+// A snapshot's known source goes in as of when it was seen: it takes a
+// free way, or the way of a source seen before it, never one seen since.
+// (Given its old time for now, every live entry read as seen "now", and
+// the record took way 0 whatever its age: a client that behaved a minute
+// ago lost its standing to one a restore brought back from an hour ago.)
+TEST_F(Proof, ARestoredKnownSourcePushesOutNoneSeenSinceIt) {
+  limit();
+  const xt_config cfg = state_->config().value();
+  // Five addresses of one set of the known table.
+  auto set_of = [&](uint32_t v4) {
+    return XT_TOP_BITS(xt_hash_words(cfg.hash_key, 0x4b00 | XT_FAMILY_V4, v4, 0), cfg.known_bits);
+  };
+  std::vector<uint32_t> same;
+  const uint32_t first = htonl(0xc6120001);  // 198.18.0.1
+  for (uint32_t i = 1; same.size() < 5 && i < (1u << 20); i++) {
+    const uint32_t v4 = htonl(0xc6120000 + i);
+    if (set_of(v4) == set_of(first)) same.push_back(v4);
+  }
+  ASSERT_EQ(same.size(), 5u);
+  auto record = [&](uint32_t v4, uint64_t tick) {
+    xt_slot r{};
+    r.key.family = XT_FAMILY_V4;
+    r.key.per_len = XT_KNOWN_BEHAVED;
+    std::memcpy(r.key.addr, &v4, 4);
+    r.bucket.word[0] = tick;
+    return r;
+  };
+  const uint64_t now = 3600 * kSec;
+  skel_->bss->xt_test_now = now;
+  std::vector<xt_slot> fresh;
+  for (int i = 0; i < 4; i++) fresh.push_back(record(same[i], now - 60 * kSec));  // behaved a minute ago
+  auto put = state_->restore_records(XT_RESTORE_KNOWN, fresh);
+  ASSERT_TRUE(put.has_value()) << put.error().message;
+  ASSERT_EQ(put->restored, 4u);
+  auto old = state_->restore_records(XT_RESTORE_KNOWN, {record(same[4], now - 3000 * kSec)});
+  ASSERT_TRUE(old.has_value()) << old.error().message;
+  EXPECT_EQ(old->restored, 0u) << "seen before every source of its set";
+  std::set<uint64_t> known;
+  ASSERT_TRUE(state_->for_each_known([&](const xt_known& e) { if (e.family) known.insert(e.key); }).has_value());
+  for (int i = 0; i < 4; i++) EXPECT_TRUE(known.count(same[i])) << "the source seen a minute ago, way " << i;
+  EXPECT_FALSE(known.count(same[4]));
+  // One seen since them all takes the way of the one seen longest ago.
+  auto newer = state_->restore_records(XT_RESTORE_KNOWN, {record(same[4], now - 10 * kSec)});
+  ASSERT_TRUE(newer.has_value());
+  EXPECT_EQ(newer->restored, 1u);
 }
 
 }  // namespace

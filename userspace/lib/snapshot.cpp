@@ -408,9 +408,16 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   sum.buckets = records.size();
 
   records.clear();
+  // A known source no rule would recall any more is not restored: it could
+  // only take a way (a proof past XT_PROOF_SECONDS, a source that behaved
+  // past the longest --remember of the rules, the snapshot's or the live).
+  uint64_t remember = 0;
+  for (const xt_rule& r : compiled) remember = std::max<uint64_t>(remember, r.remember);
+  for (const RuleEntry& e : *before) remember = std::max<uint64_t>(remember, e.rule.remember);
   for (const SnapshotKnown& k : snap->known) {
     const uint64_t ago = ticks_of_ns(k.seen_ns_ago + age, hz);
     if (ago >= *now) continue;  // older than this boot's clock: long forgotten
+    if (ago >= (k.how == XT_KNOWN_PROVEN ? XT_PROOF_SECONDS : remember) * hz) continue;
     xt_slot s{};
     s.key.family = k.family;
     s.key.per_len = k.how;
