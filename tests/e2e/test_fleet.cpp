@@ -250,6 +250,11 @@ TEST_F(Fleet, BansAndBlocklistsReachEveryHost) {
 
   ASSERT_EQ(labs_[0]->xthrottle({"ban", "add", "198.18.9.0/24", "--for", "1h"}).rc, 0);
   const double ban = until_everywhere(0, banned);
+  // Where it came from is told: by hand on host 0, by the fleet on the
+  // others (whose events said "ban add" for it before).
+  for (int h = 0; h < 3; h++)
+    for (const auto& b : labs_[h]->xthrottle_json({"bans", "--json"}))
+      if (b["cidr"] == "198.18.9.0/24") EXPECT_EQ(b["fleet"], h != 0) << "host " << h;
   const std::string file = dir_ + "/list.txt";
   std::ofstream(file) << "198.18.5.0/24\n2001:db8:5::/48\n";
   ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "load", "drop", file}).rc, 0);

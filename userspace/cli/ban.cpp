@@ -54,14 +54,18 @@ int run_bans(const Globals& g, bool json) {
   // The rule that made a ban (--ban-for), by its id; none for `ban add`.
   auto made_by = [&](const xt_ban& ban) -> nlohmann::json {
     for (const auto& e : *rules)
-      if (ban.rule && e.rule.id == ban.rule - 1) return rule_name(e.cidr, e.spec.match);
+      if (ban.rule && ban.rule != XT_BAN_BY_FLEET && e.rule.id == ban.rule - 1) return rule_name(e.cidr, e.spec.match);
     return nullptr;
   };
   nlohmann::json j = nlohmann::json::array();
   std::string text = bans->empty() ? "no bans\n" : fmt("%-44s %12s %12s\n", "CIDR", "LEFT", "FOR");
   for (const auto& b : *bans) {
     const double left = std::max(0.0, seconds(b.ban.until - *now)), total = seconds(b.ban.until - b.ban.since);
-    j.push_back({{"cidr", format_cidr(b.cidr)}, {"seconds_left", left}, {"seconds", total}, {"rule", made_by(b.ban)}});
+    j.push_back({{"cidr", format_cidr(b.cidr)},
+                 {"seconds_left", left},
+                 {"seconds", total},
+                 {"rule", made_by(b.ban)},
+                 {"fleet", b.ban.rule == XT_BAN_BY_FLEET}});
     text += fmt("%-44s %12s %12s\n", format_cidr(b.cidr).c_str(),
                 format_duration(static_cast<uint64_t>(left + 0.5)).c_str(),
                 format_duration(static_cast<uint64_t>(total + 0.5)).c_str());

@@ -88,7 +88,8 @@ struct EventReader::Context {
       }
       for (const auto& [source, ban] : current) {
         auto it = bans.find(source);
-        if (ban.rule || (it != bans.end() && it->second.since == ban.since)) continue;
+        // A rule's ban is told by the data path's own event.
+        if ((ban.rule && ban.rule != XT_BAN_BY_FLEET) || (it != bans.end() && it->second.since == ban.since)) continue;
         deliver_banned_by_hand(source, ban);
         told++;
       }
@@ -97,7 +98,9 @@ struct EventReader::Context {
     return told;
   }
 
-  std::string ban_rule(const xt_ban& ban) { return ban.rule ? rule_name(ban.rule - 1) : ""; }
+  std::string ban_rule(const xt_ban& ban) {
+    return ban.rule && ban.rule != XT_BAN_BY_FLEET ? rule_name(ban.rule - 1) : "";
+  }
 
   void deliver_unbanned(const std::string& source, const xt_ban& ban, uint64_t at, bool ended) {
     const std::string time = iso8601(wall_time(at)), rule = ban_rule(ban);
@@ -108,18 +111,21 @@ struct EventReader::Context {
                         {"banned_seconds", secs}};
     char buf[160];
     std::snprintf(buf, sizeof(buf), " after %.1f s banned (%s)", secs,
-                  ended ? "its time ran out" : "lifted before its end by ban del");
+                  ended                              ? "its time ran out"
+                  : ban.rule == XT_BAN_BY_FLEET ? "lifted before its end, by ban del on some host of the fleet"
+                                                     : "lifted before its end by ban del");
     sink(j, time + " unbanned  " + source + (rule.empty() ? "" : " (rule " + rule + ")") + buf);
   }
 
   void deliver_banned_by_hand(const std::string& source, const xt_ban& ban) {
     const std::string time = iso8601(wall_time(ban.since));
     const double secs = static_cast<double>(ban.until - ban.since) / hz;
+    const bool fleet = ban.rule == XT_BAN_BY_FLEET;
     nlohmann::json j = {{"time", time},    {"event", "banned"},  {"source", source},
-                        {"rule", nullptr}, {"dry_run", false},   {"why", "ban_add"},
+                        {"rule", nullptr}, {"dry_run", false},   {"why", fleet ? "fleet" : "ban_add"},
                         {"ban_seconds", secs}};
     char buf[96];
-    std::snprintf(buf, sizeof(buf), " for %.0f s (ban add)", secs);
+    std::snprintf(buf, sizeof(buf), " for %.0f s (%s)", secs, fleet ? "told by another host of the fleet" : "ban add");
     sink(j, time + " banned    " + source + buf);
   }
 

@@ -509,7 +509,7 @@ struct Fleet::Impl {
         auto cfg = state->config();
         if (!now || !cfg) continue;
         const uint64_t until = *now + (ms * cfg->hz + 999) / 1000;
-        if (!state->put_ban(*cidr, xt_ban{until, *now, 0, 0})) continue;
+        if (!state->put_ban(*cidr, xt_ban{until, *now, 0, XT_BAN_BY_FLEET})) continue;
         bans_seen[cidr_text] = until;
       } else {
         if (!state->del_ban(*cidr)) continue;
