@@ -82,9 +82,12 @@ int xthrottle(struct xdp_md *ctx)
 	/* Banned: dropped whatever its rule, but an allow rule; the hot cache
 	 * drops the rest of its packets (on this CPU) until the ban ends. */
 	const __u64 banned = cfg->bans && !(rule && rule->action == XT_ACT_ALLOW) ? xt_banned(&f.pkt, now) : 0;
-	if (!rule)
-		return banned ? xt_count_without_rule(len, pkts) + xt_exit(ctx, XT_DROP_BANNED, len, pkts, XT_NO_RULE, cfg)
+	if (!rule) {
+		if (banned) /* no rule's drop: the metrics' rule "none" */
+			xt_count_without_rule(len, pkts);
+		return banned ? xt_exit(ctx, XT_DROP_BANNED, len, pkts, XT_NO_RULE, cfg)
 			      : xt_exit(ctx, XT_PASS_UNMATCHED, len, pkts, XT_NO_RULE, NULL);
+	}
 	if (rule->action == XT_ACT_ALLOW)
 		return xt_exit(ctx, XT_PASS_ALLOW, len, pkts, rule->id, NULL);
 	if (banned || rule->action != XT_ACT_LIMIT) /* banned, deny, and anything unknown */
