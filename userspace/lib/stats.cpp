@@ -58,8 +58,9 @@ Result<std::vector<Saturation>> saturations(const State& state, const std::vecto
 xt_count Stats::passed() const { return sum_reasons(reasons, 0, XT_FIRST_DROP); }
 xt_count Stats::dropped() const { return sum_reasons(reasons, XT_FIRST_DROP, XT_REASONS); }
 xt_count Stats::dropped_without_rule() const {
-  const xt_count listed = extra_count(XT_DROPPED_WITHOUT_RULE), malformed = extra_count(XT_DROP_MALFORMED);
-  return {listed.packets + malformed.packets, listed.bytes + malformed.bytes};
+  // Banned or blocklisted while no rule covers them, and malformed.
+  const xt_count unruled = extra_count(XT_DROPPED_WITHOUT_RULE), malformed = extra_count(XT_DROP_MALFORMED);
+  return {unruled.packets + malformed.packets, unruled.bytes + malformed.bytes};
 }
 bool Stats::is_saturated(const RuleCounters& r) const {
   const std::string rule = rule_name(r.cidr, r.spec.match);
