@@ -552,6 +552,8 @@ struct xt_ban {
 };
 /* xt_ban.rule of a ban another host of the fleet told (serve --cluster). */
 #define XT_BAN_BY_FLEET 0xffffffffu
+/* Whether a ban was made by a rule's --ban-for (the rule's id: rule - 1). */
+#define XT_BAN_BY_RULE(ban) ((ban).rule && (ban).rule != XT_BAN_BY_FLEET)
 /* A hot-cache entry of a banned source: XT_HOT_DENIED with this per_len,
  * which no rule has; its drops are counted as XT_DROP_BANNED. */
 #define XT_HOT_BANNED 0xff

@@ -54,7 +54,7 @@ int run_bans(const Globals& g, bool json) {
   // The rule that made a ban (--ban-for), by its id; none for `ban add`.
   auto made_by = [&](const xt_ban& ban) -> nlohmann::json {
     for (const auto& e : *rules)
-      if (ban.rule && ban.rule != XT_BAN_BY_FLEET && e.rule.id == ban.rule - 1) return rule_name(e.cidr, e.spec.match);
+      if (XT_BAN_BY_RULE(ban) && e.rule.id == ban.rule - 1) return rule_name(e.cidr, e.spec.match);
     return nullptr;
   };
   nlohmann::json j = nlohmann::json::array();

@@ -89,7 +89,7 @@ struct EventReader::Context {
       for (const auto& [source, ban] : current) {
         auto it = bans.find(source);
         // A rule's ban is told by the data path's own event.
-        if ((ban.rule && ban.rule != XT_BAN_BY_FLEET) || (it != bans.end() && it->second.since == ban.since)) continue;
+        if (XT_BAN_BY_RULE(ban) || (it != bans.end() && it->second.since == ban.since)) continue;
         deliver_banned_by_hand(source, ban);
         told++;
       }
@@ -99,7 +99,7 @@ struct EventReader::Context {
   }
 
   std::string ban_rule(const xt_ban& ban) {
-    return ban.rule && ban.rule != XT_BAN_BY_FLEET ? rule_name(ban.rule - 1) : "";
+    return XT_BAN_BY_RULE(ban) ? rule_name(ban.rule - 1) : "";
   }
 
   void deliver_unbanned(const std::string& source, const xt_ban& ban, uint64_t at, bool ended) {

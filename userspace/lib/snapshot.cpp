@@ -131,7 +131,7 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   if (!bans) return std::unexpected(bans.error());
   json jb = json::array();
   for (const auto& b : *bans) {
-    auto by = b.ban.rule && b.ban.rule != XT_BAN_BY_FLEET ? index.find(b.ban.rule - 1) : index.end();
+    auto by = XT_BAN_BY_RULE(b.ban) ? index.find(b.ban.rule - 1) : index.end();
     jb.push_back({{"cidr", format_cidr(b.cidr)},
                   {"left_ns", ns_of_ticks(b.ban.until - *now, hz)},
                   {"since_ns_ago", since_save(b.ban.since)},
