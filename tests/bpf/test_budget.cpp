@@ -94,5 +94,33 @@ TEST_F(Budget, ADropStampedATickAheadDoesNotEndTheSaturation) {
   EXPECT_NE(rule_state().saturated_since, 0u) << "still saturated";
 }
 
+// An operator who raises --new-rate during a flood lets new clients in at
+// once: the replaced rule's budget is its whole burst, in the very tick the
+// old one was refusing, and so is a new rule's in a deleted one's slot; the
+// next ticks bring its refill.
+TEST_F(Budget, AReplacedOrNewRuleHasItsWholeBudgetAtOnce) {
+  // On one CPU, so that a shortcut a CPU keeps of a refusal (the thirteenth
+  // round tried one, docs/design.md) would be caught outliving its rule.
+  ASSERT_NO_FATAL_FAILURE(on_one_cpu());
+  load();
+  auto new_rate = [](const char* r) { return [r](RuleSpec& s) { s.new_rate = *parse_rate(r); }; };
+  const uint64_t t = 7;  // one tick for the first three floods
+  auto admitted = [&](int first, int n, uint64_t now) {
+    int a = 0;
+    for (int i = first; i < first + n; i++) a += run(Packet().ipv4(nth_source(i)).build(), now) == XDP_PASS;
+    return a;
+  };
+  rule("198.18.0.0/15", "100/s", std::nullopt, new_rate("10/s"));
+  EXPECT_EQ(admitted(0, 30, t), 10);
+  rule("198.18.0.0/15", "100/s", std::nullopt, new_rate("20/s"));
+  EXPECT_EQ(admitted(100, 30, t), 20) << "the replaced rule's budget, in the tick of the refusals";
+  ASSERT_TRUE(state_->del_rule(*parse_cidr("198.18.0.0/15")).has_value());
+  rule("198.18.0.0/15", "100/s", std::nullopt, new_rate("5/s"));
+  EXPECT_EQ(state_->rules().value().at(0).rule.id, 0u) << "the deleted rule's slot";
+  EXPECT_EQ(admitted(200, 30, t), 5) << "the new rule's budget, in the tick of the refusals";
+  EXPECT_EQ(admitted(300, 10, t + 400 * kMs), 2) << "two tokens of 5/s in 400 ms";
+  EXPECT_EQ(rule_stats("198.18.0.0/15").new_source_dropped_packets, 25u + 8u) << "every refusal counted";
+}
+
 }  // namespace
 }  // namespace xt
