@@ -33,6 +33,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   for (const auto& l : file->lists)
     for (const auto& c : l.entries)
-      if (c.len == 0 || c.len > xt::family_bits(c.family)) std::abort();
+      if (c.len == 0 || c.len > xt::family_bits(c.family) || !xt::only_prefix_bits(c.addr.data(), c.len)) std::abort();
   return 0;
 }

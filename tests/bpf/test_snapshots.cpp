@@ -195,6 +195,38 @@ TEST_F(Snapshots, ADamagedOrForeignSnapshotChangesNothing) {
   EXPECT_EQ(state_->rules().value().size(), 1u);
 }
 
+// A blocklist entry with bits set past its prefix is no prefix: the file is
+// refused as corrupt. (It was read as it was, and restored: 198.18.5.9/24
+// blocked 198.18.5.0 to 198.18.6.8, and 255.255.255.0/23 sent the loader's
+// walk of its /24s past the end of its table.)
+TEST_F(Snapshots, AListEntryWithBitsPastItsPrefixIsRefused) {
+  ASSERT_TRUE(state_->load_blocklist("drop", {*parse_cidr("198.18.5.0/24")}).has_value());
+  save(kSec);
+  std::ifstream in(path_, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  // The list's one entry is the last record, before the digest.
+  const size_t entry = bytes.size() - kSnapshotDigest - sizeof(xt_block_entry);
+  xt_block_entry e{};
+  std::memcpy(&e, bytes.data() + entry, sizeof(e));
+  ASSERT_EQ(e.family, XT_FAMILY_V4);
+  ASSERT_EQ(e.len, 24);
+  for (const auto& [addr, len] : {std::pair<std::array<uint8_t, 4>, uint8_t>{{198, 18, 5, 9}, 24},
+                                  {{255, 255, 255, 0}, 23}}) {
+    e.len = len;
+    std::memcpy(e.addr, addr.data(), 4);
+    std::memcpy(bytes.data() + entry, &e, sizeof(e));
+    bytes.resize(bytes.size() - kSnapshotDigest);
+    Sha256 digest;
+    digest.update(bytes);
+    bytes += digest.bytes();
+    std::ofstream(path_, std::ios::binary | std::ios::trunc) << bytes;
+    auto file = read_snapshot(path_);
+    ASSERT_FALSE(file.has_value()) << "read with an entry /" << int(len) << " with bits past it";
+    EXPECT_NE(file.error().message.find("no prefix"), std::string::npos) << file.error().message;
+  }
+}
+
 // A snapshot saved before the header named the source table (no
 // max_sources, no idle_seconds; the format version is the same) still
 // restores, and leaves the table unset, so a state it makes gets the

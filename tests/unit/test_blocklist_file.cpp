@@ -153,6 +153,27 @@ TEST(BlocklistFile, BadEntries) {
   expect_usage_error(parse_blocklist("\x01\xff garbage\n", "f"), "f:1: ");
 }
 
+// What the loader is handed from elsewhere than the parser (a snapshot, a
+// peer) is checked the same way: an entry with bits past its prefix would
+// send the loader's walk of its /24s past the table's end.
+TEST(BlocklistFile, AnEntryWithBitsPastItsPrefixIsNoPrefix) {
+  EXPECT_TRUE(check_blocklist("drop", {*parse_cidr("198.18.5.0/24"), *parse_cidr("2001:db8:5::/48")}).has_value());
+  Cidr host_bits = *parse_cidr("198.18.5.0/24");
+  host_bits.addr[3] = 9;
+  Cidr past_v4 = *parse_cidr("198.18.5.0/24");
+  past_v4.addr[4] = 1;  // past an IPv4 address's four bytes
+  Cidr top = *parse_cidr("255.255.255.0/24");
+  top.len = 23;
+  Cidr v6 = *parse_cidr("2001:db8:5::/48");
+  v6.addr[15] = 1;
+  for (const Cidr& c : {host_bits, past_v4, top, v6}) {
+    auto r = check_blocklist("drop", {c});
+    ASSERT_FALSE(r.has_value()) << format_cidr(c) << " accepted";
+    EXPECT_EQ(r.error().kind, ErrorKind::Usage);
+    EXPECT_NE(r.error().message.find("no prefix"), std::string::npos) << r.error().message;
+  }
+}
+
 TEST(BlocklistFile, ReadsFiles) {
   char path[] = "/tmp/xt_blocklist_XXXXXX";
   const int fd = mkstemp(path);

@@ -130,14 +130,17 @@ Result<void> State::switch_blocklists(const std::vector<std::vector<xt_block_ent
         v6.push_back(k);
         continue;
       }
-      const uint32_t addr = v4_of(e.addr);
-      if (e.len <= 24) {
-        const uint32_t first = addr >> 8, count = 1u << (24 - e.len);
+      // Masked to its prefix (check_blocklist refuses bits past it): the
+      // walks below stay within the table whatever they are handed.
+      const uint32_t len = e.len > 32 ? 32 : e.len;
+      const uint32_t addr = v4_of(e.addr) & (len ? ~0u << (32 - len) : 0u);
+      if (len <= 24) {
+        const uint32_t first = addr >> 8, count = 1u << (24 - len);
         for (uint32_t n = first; n < first + count; n++) words[n >> 6].whole |= 1ULL << (n & 63);
         continue;
       }
       words[addr >> 14].part |= 1ULL << ((addr >> 8) & 63);
-      for (uint32_t n = 0; n < (1u << (32 - e.len)); n++) {
+      for (uint32_t n = 0; n < (1u << (32 - len)); n++) {
         const uint32_t host = addr + n;
         xt_block_host h{set, 0};
         const uint8_t wire[4] = {static_cast<uint8_t>(host >> 24), static_cast<uint8_t>(host >> 16),

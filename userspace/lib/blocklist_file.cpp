@@ -198,11 +198,18 @@ Result<std::vector<Cidr>> read_blocklist(const std::string& path) {
 
 Result<void> check_blocklist(const std::string& name, const std::vector<Cidr>& cidrs) {
   if (auto ok = check_blocklist_name(name); !ok) return ok;
-  for (const Cidr& c : cidrs)
+  for (const Cidr& c : cidrs) {
     if (c.len == 0)
       return usage_error("blocklist " + name + " lists " + format_cidr(c) +
                          ", every source of its family: a deny rule says that (rule add " + format_cidr(c) +
                          " --deny)");
+    // The parser makes none such; a caller that builds its own must not
+    // hand the loader one (it walks the /24s from the address).
+    if ((c.family != XT_FAMILY_V4 && c.family != XT_FAMILY_V6) || c.len > family_bits(c.family) ||
+        !only_prefix_bits(c.addr.data(), c.len))
+      return usage_error("blocklist " + name + " has an entry that is no prefix (/" + std::to_string(c.len) +
+                         " with bits set past it, or no family)");
+  }
   return {};
 }
 

@@ -46,13 +46,6 @@ constexpr size_t kRecord = 24;
 constexpr std::string_view kListMagic = "XTB1";
 constexpr size_t kPrefixRecord = 20;
 
-// No bit set past the prefix, nor past an IPv4 address's four bytes.
-bool clean_past(const uint8_t* addr, int len) {
-  for (int b = len; b < 128; b++)
-    if (addr[b / 8] & (0x80 >> (b % 8))) return false;
-  return true;
-}
-
 }  // namespace
 
 std::string ClusterUrl::redacted() const {
@@ -179,7 +172,7 @@ Result<std::vector<FleetUse>> decode_use(std::string_view blob) {
     for (int i = 0; i < 4; i++) u.packets |= static_cast<uint32_t>(r[4 + i]) << (8 * i);
     std::memcpy(u.addr, r + 8, 16);
     // Bits past the prefix, or past an IPv4 address, are nobody's.
-    if (!clean_past(u.addr, u.per_len))
+    if (!only_prefix_bits(u.addr, u.per_len))
       return usage_error("a fleet use record with bits past its /" + std::to_string(u.per_len));
     out.push_back(u);
   }
@@ -212,7 +205,7 @@ Result<std::vector<Cidr>> decode_prefixes(std::string_view blob) {
     if ((c.family != XT_FAMILY_V4 && c.family != XT_FAMILY_V6) || c.len > family_bits(c.family) || r[2] || r[3])
       return usage_error("a fleet blocklist prefix of family " + std::to_string(r[0]) + " /" + std::to_string(r[1]));
     std::memcpy(c.addr.data(), r + 4, 16);
-    if (!clean_past(c.addr.data(), c.len))
+    if (!only_prefix_bits(c.addr.data(), c.len))
       return usage_error("a fleet blocklist prefix with bits past its /" + std::to_string(c.len));
     out.push_back(c);
   }

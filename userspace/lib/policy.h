@@ -64,6 +64,14 @@ struct Cidr {
   bool operator==(const Cidr&) const = default;
 };
 inline int family_bits(uint8_t family) { return family == XT_FAMILY_V4 ? 32 : 128; }
+// Whether no bit of a 16-byte address is set past its first len bits (so,
+// for an IPv4 prefix, none past its four bytes either): a prefix as the
+// parser makes it. What comes from a file or the wire is checked by this.
+inline bool only_prefix_bits(const uint8_t* addr, int len) {
+  for (int b = len < 0 ? 0 : len; b < 128; b++)
+    if (addr[b / 8] & (0x80 >> (b % 8))) return false;
+  return true;
+}
 // "198.18.0.0/15", "2001:db8::/32", or a bare address (a host prefix).
 Result<Cidr> parse_cidr(std::string_view text);
 std::string format_addr(uint8_t family, const uint8_t* addr);

@@ -147,7 +147,10 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
       for (Cidr& c : list.entries) {
         const auto e = read_le<xt_block_entry>(bytes, at);
         at += sizeof(xt_block_entry);
-        if ((e.family != XT_FAMILY_V4 && e.family != XT_FAMILY_V6) || e.len == 0 || e.len > family_bits(e.family))
+        // Bits past the prefix would make the loader's walk of its /24s
+        // start past their end (State::switch_blocklists).
+        if ((e.family != XT_FAMILY_V4 && e.family != XT_FAMILY_V6) || e.len == 0 || e.len > family_bits(e.family) ||
+            !only_prefix_bits(e.addr, e.len))
           return snapshot_error(path, "corrupt: blocklist " + list.name + " has an entry that is no prefix");
         c.family = e.family;
         c.len = e.len;
@@ -161,11 +164,7 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
   const auto good_ns = [](int64_t ns) { return ns >= 0 && ns < kMaxNs; };
   // A bucket's source is its rule's family and its --per prefix (no bits
   // past it): the data path could never find one that is not.
-  const auto prefix_only = [](const SnapshotBucket& b) {
-    for (int bit = b.per_len; bit < family_bits(b.family); bit++)
-      if (b.addr[bit / 8] & (0x80 >> (bit % 8))) return false;
-    return true;
-  };
+  const auto prefix_only = [](const SnapshotBucket& b) { return only_prefix_bits(b.addr, b.per_len); };
   for (const SnapshotBucket& b : out.buckets)
     if (b.rule >= out.rules.size() || b.family != out.rules[b.rule].cidr.family || b.per_len > family_bits(b.family) ||
         !prefix_only(b) || !std::ranges::all_of(b.full_in_ns, good_ns) || !good_ns(b.throttled_ns))
