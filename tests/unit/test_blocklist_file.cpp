@@ -6,10 +6,13 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "blocklist_file.h"
+#include "files.h"
 
 namespace xt {
 namespace {
@@ -172,6 +175,26 @@ TEST(BlocklistFile, AnEntryWithBitsPastItsPrefixIsNoPrefix) {
     EXPECT_EQ(r.error().kind, ErrorKind::Usage);
     EXPECT_NE(r.error().message.find("no prefix"), std::string::npos) << r.error().message;
   }
+}
+
+// Every file the controller reads whole (rules, snapshots, /proc, lists)
+// goes through read_file: a directory, or a read that fails, is an error
+// with its errno, never an exception (libstdc++'s stream threw one from a
+// directory's read, and `restore DIR` or `serve --snapshot DIR` died of it).
+TEST(Files, ADirectoryIsAnErrorNotAnAbort) {
+  char dir[] = "/tmp/xt_files_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  errno = 0;
+  EXPECT_FALSE(read_file(dir).has_value());
+  EXPECT_EQ(errno, EISDIR);
+  auto r = read_blocklist(dir);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("Is a directory"), std::string::npos) << r.error().message;
+  const std::string file = std::string(dir) + "/f";
+  std::ofstream(file) << std::string(100000, 'x');
+  EXPECT_EQ(read_file(file).value_or("").size(), 100000u) << "a regular file, whole";
+  EXPECT_NE(read_file("/proc/self/status").value_or("").find("Name:"), std::string::npos) << "a /proc file, sized 0";
+  std::filesystem::remove_all(dir);
 }
 
 TEST(BlocklistFile, ReadsFiles) {

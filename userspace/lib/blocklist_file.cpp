@@ -2,9 +2,6 @@
 #include "blocklist_file.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -14,7 +11,7 @@
 #include <cerrno>
 #include <optional>
 
-#include "fd.h"
+#include "files.h"
 
 namespace xt {
 namespace {
@@ -177,23 +174,9 @@ Result<std::vector<Cidr>> parse_blocklist(std::string_view text, std::string_vie
 }
 
 Result<std::vector<Cidr>> read_blocklist(const std::string& path) {
-  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return system_error("cannot read " + path, errno);
-  // One buffer, read in one go where the size is known (a byte spare to see
-  // the end); a pipe or /proc file grows it.
-  struct stat st {};
-  std::string text(::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) ? st.st_size + 1 : 65536, '\0');
-  size_t used = 0;
-  for (;;) {
-    if (used == text.size()) text.resize(text.size() * 2);
-    const ssize_t n = ::read(fd.get(), text.data() + used, text.size() - used);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return system_error("cannot read " + path, errno);
-    if (n == 0) break;
-    used += static_cast<size_t>(n);
-  }
-  text.resize(used);
-  return parse_blocklist(text, path);
+  const auto text = read_file(path);
+  if (!text) return system_error("cannot read " + path, errno);
+  return parse_blocklist(*text, path);
 }
 
 Result<void> check_blocklist(const std::string& name, const std::vector<Cidr>& cidrs) {

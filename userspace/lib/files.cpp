@@ -1,16 +1,41 @@
 // SPDX-License-Identifier: MIT
 #include "files.h"
 
-#include <fstream>
-#include <iterator>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "fd.h"
 
 namespace xt {
 
+// With read(2), not a stream: libstdc++'s filebuf throws from inside an
+// istreambuf_iterator when a read fails (a directory, EIO), which no caller
+// catches.
 std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return std::nullopt;
+  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  // One buffer, read in one go where the size is known (a byte spare to see
+  // the end); a pipe or /proc file grows it.
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return std::nullopt;
+  if (S_ISDIR(st.st_mode)) {
+    errno = EISDIR;
+    return std::nullopt;
+  }
+  std::string bytes(S_ISREG(st.st_mode) ? static_cast<size_t>(st.st_size) + 1 : 65536, '\0');
+  size_t used = 0;
+  for (;;) {
+    if (used == bytes.size()) bytes.resize(bytes.size() * 2);
+    const ssize_t n = ::read(fd.get(), bytes.data() + used, bytes.size() - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::nullopt;
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  bytes.resize(used);
   return bytes;
 }
 
