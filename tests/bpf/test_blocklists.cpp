@@ -247,6 +247,7 @@ TEST_F(BlocklistsFromAFile, AFullTableSwapsAListForAnother) {
 TEST_F(BlocklistsFromAFile, BadListsAreRulesFileLineOrListLine) {
   write("good.txt", "198.18.1.0/24\n");
   const std::string bad_list = write("bad.txt", "198.18.2.0/24\n\nexample.com\n");
+  write("all.txt", "198.18.2.0/24\n0.0.0.0/0\n");
   struct Case {
     std::string text, says;
   } cases[] = {
@@ -259,6 +260,7 @@ TEST_F(BlocklistsFromAFile, BadListsAreRulesFileLineOrListLine) {
       {"blocklist = \"good.txt\"\n", "x.toml:1: blocklist must be an array of tables"},
       {"[[blocklist]]\nname = \"a\"\nfile = \"missing.txt\"\n", "x.toml:1: blocklist a: no such file " + dir_ + "/missing.txt"},
       {"[[blocklist]]\nname = \"a\"\nfile = \"bad.txt\"\n", bad_list + ":3:"},
+      {"[[blocklist]]\nname = \"a\"\nfile = \"all.txt\"\n", "x.toml:1: blocklist a lists 0.0.0.0/0, every source"},
   };
   load_list("kept", {"198.18.5.0/24"});
   for (const auto& c : cases) {

@@ -287,6 +287,11 @@ TEST_F(Snapshots, WhatIsRefusedMakesNoState) {
   EXPECT_EQ(every.rc, 2);
   EXPECT_NE(every.err.find("every source of its family"), std::string::npos) << every.err;
   no_state("a blocklist of every address");
+  const std::string lists = write("lists.toml", "[[blocklist]]\nname = \"all\"\nfile = \"" + all + "\"\n");
+  const Outcome applied = lab_->xthrottle({"apply", lists});
+  EXPECT_EQ(applied.rc, 2) << applied.err;
+  EXPECT_NE(applied.err.find(lists + ":1: blocklist all lists 0.0.0.0/0"), std::string::npos) << applied.err;
+  no_state("apply of a rules file whose blocklist is every address");
 }
 
 }  // namespace

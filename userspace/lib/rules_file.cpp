@@ -261,6 +261,9 @@ Result<RulesFile> load_rules_file(const std::string& path) {
       return at(absolute, list.line, "blocklist " + list.name + ": no such file " + list.file);
     auto entries = read_blocklist(list.file);
     if (!entries) return std::unexpected(entries.error());
+    // What `blocklist load` refuses (every address of a family), refused
+    // here too, at the list's line, before anything is made or changed.
+    if (auto ok = check_blocklist(list.name, *entries); !ok) return at(absolute, list.line, ok.error().message);
     list.entries = std::move(*entries);
   }
   return file;
