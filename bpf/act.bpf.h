@@ -71,7 +71,10 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 		return XT_PASS_LIMIT;
 	}
 	__sync_fetch_and_add(&b->dropped_packets, pkts);
-	b->last_drop = (__u32)now;
+	/* Never moved back: a later drop may be recorded already (another
+	 * CPU's, or the end of a hold, below). */
+	if ((__s32)((__u32)now - b->last_drop) > 0)
+		b->last_drop = (__u32)now;
 	/* Over the total: its own limits had room, so no hot-cache entry (the
 	 * total's next tokens may be its). */
 	if (conforms == XT_OVER_TOTAL)
@@ -97,6 +100,18 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 	const __u64 most = xt_idle_ticks(cfg) / 2;
 	if (wait && wait != XT_NEVER && most && wait > most)
 		wait = most;
+	if (wait && wait != XT_NEVER) {
+		/* The bucket counts as dropping to the end of the hold, as a
+		 * settled entry does (xt_hot_last_hit): the hold's drops reach
+		 * the bucket only when its own entry settles, and a packet of
+		 * the bucket from elsewhere (another source of its --per
+		 * prefix, another CPU, another class) would otherwise find the
+		 * last drop a hold ago and tell the source released while it is
+		 * dropped, its --ban-after started over. */
+		const __u32 end = (__u32)(now + wait - 1);
+		if ((__s32)(end - b->last_drop) > 0)
+			b->last_drop = end;
+	}
 	if (wait)
 		xt_hot_remember(hot_idx, pkt, now, wait == XT_NEVER ? XT_NEVER : now + wait,
 				xt_fill_word(epoch, rule, hot_slot, XT_FILL_LIMIT));

@@ -209,5 +209,33 @@ TEST_F(Bans, ADropStampedATickAheadIsNoBreak) {
   EXPECT_GT(counter(XT_DROP_BANNED), 0u) << "over its limit for 10 s: banned";
 }
 
+// A bucket the hot cache holds is dropping until the hold ends, though its
+// drops reach the bucket only when that entry settles: a packet of the
+// bucket from elsewhere (here another source of its --per /24) that passes
+// when the token comes finds the source dropped 10 ms ago, not 2 s, and the
+// source is neither told released nor has its --ban-after started over.
+// (It was told released every 2 s, and never banned.)
+TEST_F(Bans, ASourceTheHotCacheHoldsIsNotReleasedByAnotherOfItsBucket) {
+  ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the hot cache is per CPU
+  rule("198.18.0.0/16", "30/min", 1, [](RuleSpec& s) {
+    s.per = 24;
+    s.ban_after = 5;
+    s.ban_for = 60;
+  });
+  const auto x = Packet().ipv4("198.18.0.9").build(), y = Packet().ipv4("198.18.0.77").build();
+  ASSERT_EQ(run(x, 0), XDP_PASS);
+  ASSERT_EQ(run(x, 1), XDP_DROP) << "the burst spent: held until the next token, at 2 s";
+  uint64_t t = 10;
+  for (; t < 2 * kSec; t += 10) ASSERT_EQ(run(x, t), XDP_DROP);
+  ASSERT_EQ(run(y, 2 * kSec), XDP_PASS) << "the token, taken by another source of the /24";
+  EXPECT_EQ(counter(XT_EVENTS_SENT), 1u) << "throttled, and not told released";
+  // X goes on flooding, Y takes each token: the /24 has been over its
+  // limit without a break, and is banned after 5 s.
+  for (t = 2 * kSec + 10; t < 8 * kSec && !counter(XT_DROP_BANNED); t += 10)
+    run(t % (2 * kSec) == 0 ? y : x, t);
+  EXPECT_GT(counter(XT_DROP_BANNED), 0u) << "over its limit for 5 s: banned";
+  EXPECT_LE(t, 6 * kSec + 20) << "at its first metered drop after 5 s";
+}
+
 }  // namespace
 }  // namespace xt
