@@ -221,7 +221,10 @@ __attribute__((noinline)) int xt_hot_flush(__u32 line, int slot, __u32 epoch, __
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
 	const __u32 rule_id = hot->who & XT_HOT_RULE;
 	const __u32 filled = xt_hot_filled(hot, epoch);
-	if (cfg && hot->per_len != XT_HOT_BANNED && (filled == epoch || xt_hot_owner_is_current(rule_id, filled))) {
+	/* A deny's or a ban's drops belong to no bucket (counted as such when
+	 * they were made): a limit that took the rule's id since has none of
+	 * them. */
+	if (cfg && !(hot->who & XT_HOT_DENIED) && (filled == epoch || xt_hot_owner_is_current(rule_id, filled))) {
 		struct xt_pkt src = {.family = XT_FAMILY_V4};
 		if (hot->who & XT_HOT_V6) {
 			src.family = XT_FAMILY_V6;
@@ -377,7 +380,7 @@ static __always_inline void xt_hot_settle(struct xt_hot_set *set, __u32 line, in
 	struct xt_hot *hot = xt_hot_at(set, slot);
 	if (hot->pending) {
 		const __u32 filled = xt_hot_filled(hot, epoch);
-		if ((hot->who & XT_HOT_RULE) == rule->id && hot->per_len == rule->per_len &&
+		if ((hot->who & (XT_HOT_RULE | XT_HOT_DENIED)) == rule->id && hot->per_len == rule->per_len &&
 		    (filled == epoch || xt_hot_owner_is_current(rule->id, filled))) {
 			__sync_fetch_and_add(&b->dropped_packets, hot->pending);
 			hot->pending = 0;

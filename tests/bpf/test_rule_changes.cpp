@@ -317,6 +317,25 @@ TEST_F(RuleChanges, HotCacheDropsSurviveAnUnrelatedRuleChange) {
   EXPECT_EQ(bucket_of("198.18.0.1").dropped_packets, 108u) << "the bucket's own counter";
 }
 
+// A deny rule replaced by a limit keeps its id: the drops the hot cache
+// made for the deny (counted as denied when they were made) are no drops of
+// the limit's bucket for the source, in the data path or in what `top`
+// adds. (They were added to it: a source that never went over its limit
+// showed the deny's 9 drops.)
+TEST_F(RuleChanges, ADenysDropsAreNoneOfTheLimitThatReplacesIt) {
+  ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the hot cache is per CPU
+  load();
+  rule("198.18.0.0/16", std::nullopt, std::nullopt, [](RuleSpec& s) { s.action = XT_ACT_DENY; });
+  const auto frame = Packet().ipv4("198.18.0.9").build();
+  EXPECT_EQ(passed(frame, 10, 0), 0);
+  EXPECT_EQ(counter(XT_DROP_DENY), 10u);
+  rule("198.18.0.0/16", "1000/s");
+  EXPECT_TRUE(state_->hot_pending().value().empty()) << "nothing pending for the limit's buckets";
+  EXPECT_EQ(passed(frame, 1, 1), 1);
+  EXPECT_EQ(bucket_of("198.18.0.9").dropped_packets, 0u);
+  EXPECT_EQ(rule_stats("198.18.0.0/16").dropped_packets, 10u) << "the rule's own count: the deny's drops";
+}
+
 // Issue 9.6: a walk that keeps being sent back to the start (the key it
 // stands on deleted under it, as an LRU evicting under churn does) must say
 // it did not finish rather than report success.

@@ -1139,8 +1139,8 @@ Result<PendingDrops> State::hot_pending() const {
         // since are let go.
         const uint32_t rule_id = h.who & XT_HOT_RULE;
         const uint32_t filled = xt_hot_filled(&h, cfg->epoch);
-        if (!h.pending || h.per_len == XT_HOT_BANNED || (filled != cfg->epoch && !owner_is_current(rule_id, filled)))
-          continue;  // (a ban's drops belong to no bucket)
+        if (!h.pending || (h.who & XT_HOT_DENIED) || (filled != cfg->epoch && !owner_is_current(rule_id, filled)))
+          continue;  // (a deny's or a ban's drops belong to no bucket)
         xt_pkt src{};
         src.family = v6 ? XT_FAMILY_V6 : XT_FAMILY_V4;
         if (v6)
