@@ -181,6 +181,33 @@ TEST_F(Cli, StatusTellsTheTruth) {
 
   ok({"attach", "dut0", "--mode", "skb"});
   check(0, "skb mode");
+  // An upgrade without --mode (as the unit's restart does) keeps what was
+  // asked: skb on purpose is no fallback to warn about.
+  ok({"attach", "dut0", "--replace"});
+  check(0, "skb mode");
+  EXPECT_EQ(lab_->xthrottle_json({"status", "--json"})["interfaces"][0]["requested_mode"], "skb");
+
+  // An interface deleted while attached takes the program with it; its
+  // record is forgotten when the name is attached again, or detached.
+  auto in_dut = [&](std::vector<std::string> argv) { ASSERT_EQ(lab_->in_dut(argv).rc, 0); };
+  in_dut({"ip", "link", "add", "xtv0", "type", "veth", "peer", "name", "xtv1"});
+  ok({"attach", "xtv0", "--mode", "native"});
+  check(0, "protected");
+  in_dut({"ip", "link", "del", "xtv0"});
+  check(3, "xtv0: attached by xthrottle");
+  check(3, "the interface is gone");
+  in_dut({"ip", "link", "add", "xtv0", "type", "veth", "peer", "name", "xtv1"});
+  check(3, "made again since");
+  ok({"attach", "xtv0", "--mode", "native"});
+  check(0, "protected");
+  in_dut({"ip", "link", "del", "xtv0"});
+  check(3, "the interface is gone");
+  const Outcome forgot = lab_->xthrottle({"detach", "xtv0"});
+  EXPECT_EQ(forgot.rc, 0) << forgot.err;
+  EXPECT_NE(forgot.out.find("xtv0 is gone"), std::string::npos) << forgot.out;
+  check(0, "protected");
+  EXPECT_EQ(lab_->xthrottle({"detach", "xtv9"}).rc, 1) << "no such interface, and no record of one";
+
   ok({"detach", "dut0"});
   check(3, "not attached");
 }

@@ -40,7 +40,7 @@ int run_attach(const Globals& g, const AttachOptions& o) {
     std::cout << (a->already ? "already attached to " : "attached to ") << a->ifname << ": " << mode_name(a->mode)
               << " mode, " << (a->multiprog ? "libxdp multi-program dispatcher" : "single program") << ", prog id "
               << a->prog_id << "\n";
-  if (a->mode == XT_MODE_SKB && *mode != XT_MODE_SKB && a->link != XT_LINK_IP)
+  if (a->mode == XT_MODE_SKB && a->requested != XT_MODE_SKB && a->link != XT_LINK_IP)
     std::cerr << "xthrottle: warning: " << o.ifname << " has no native XDP; running in generic (skb) mode\n";
   if (a->mode == XT_MODE_SKB)
     std::cerr << "xthrottle: note: generic (skb) mode sees a local TCP sender's segments and GRO aggregates whole "
@@ -54,8 +54,13 @@ int run_attach(const Globals& g, const AttachOptions& o) {
 int run_detach(const Globals& g, const std::string& ifname) {
   auto locked = open_locked(g.pin_dir);
   if (!locked) return fail(locked.error());
+  const bool gone = !ifindex_of(ifname);
   if (auto ok = detach(*locked->state, ifname); !ok) return fail(ok.error());
-  std::cout << "detached from " << ifname << "; rules and counters stay in " << g.pin_dir << "\n";
+  if (gone)
+    std::cout << ifname << " is gone, and its program with it: its record is forgotten; rules and counters stay in "
+              << g.pin_dir << "\n";
+  else
+    std::cout << "detached from " << ifname << "; rules and counters stay in " << g.pin_dir << "\n";
   return 0;
 }
 

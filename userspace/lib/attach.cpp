@@ -222,6 +222,33 @@ uint32_t prog_id(int fd) {
   return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
 }
 
+// Forgets this network namespace's records of an interface named ifname
+// under another index than `keep` (0: under any): one deleted since, and
+// perhaps made again under that name. Returns how many.
+size_t forget_records_named(const State& state, const std::string& ifname, uint32_t keep) {
+  const uint64_t ns = netns_inode();
+  std::vector<xt_attach_key> stale;
+  (void)walk_keys<xt_attach_key>(state.attach_fd(), "the attach table", [&](const xt_attach_key& key) {
+    xt_attach_info info{};
+    if (key.netns_ino == ns && key.ifindex != keep && bpf_map_lookup_elem(state.attach_fd(), &key, &info) == 0 &&
+        std::string_view(info.ifname, strnlen(info.ifname, sizeof(info.ifname))) == ifname)
+      stale.push_back(key);
+  });
+  for (const xt_attach_key& key : stale) (void)bpf_map_delete_elem(state.attach_fd(), &key);
+  return stale.size();
+}
+
+// What was asked for when xthrottle was attached to ifindex, as recorded.
+std::optional<uint8_t> recorded_request(const State& state, uint32_t ifindex) {
+  const xt_attach_key key = record_key(ifindex);
+  xt_attach_info info{};
+  if (bpf_map_lookup_elem(state.attach_fd(), &key, &info) != 0) return std::nullopt;
+  return info.requested_mode;
+}
+
+// Records the attachment; an interface of that name deleted since (its
+// index gone, or another's now) has its record forgotten: this one says
+// what protects the name.
 Result<void> record(const State& state, const Attachment& a) {
   xt_attach_info info{};
   std::strncpy(info.ifname, a.ifname.c_str(), sizeof(info.ifname) - 1);
@@ -235,6 +262,7 @@ Result<void> record(const State& state, const Attachment& a) {
   const xt_attach_key key = record_key(a.ifindex);
   if (bpf_map_update_elem(state.attach_fd(), &key, &info, BPF_ANY) != 0)
     return system_error("attached to " + a.ifname + " but cannot record it", errno);
+  forget_records_named(state, a.ifname, a.ifindex);
   return {};
 }
 
@@ -306,6 +334,11 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
     if (requested != XT_MODE_AUTO && requested != before.ours->mode)
       return system_error("xthrottle is already attached to " + ifname + " in " + mode_name(before.ours->mode) +
                           " mode: detach it first to change the mode");
+    // No --mode (an upgrade by the unit, which gives none): what was asked
+    // when it was attached still stands, so that a deliberate skb
+    // attachment is not taken for a fallback.
+    if (requested == XT_MODE_AUTO)
+      a.requested = recorded_request(state, *ifindex).value_or(XT_MODE_AUTO);
     return upgrade(state, a, *before.ours, replace);
   }
 
@@ -360,6 +393,9 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
 
 Result<void> detach(const State& state, const std::string& ifname) {
   auto ifindex = ifindex_of(ifname);
+  // An interface deleted while attached took the program with it: what is
+  // left is its record, which status warns about until it is forgotten.
+  if (!ifindex && forget_records_named(state, ifname, 0)) return {};
   if (!ifindex) return std::unexpected(ifindex.error());
   Probe p = probe(*ifindex, map_id(state.rules_fd()));
   const xt_attach_key key = record_key(*ifindex);

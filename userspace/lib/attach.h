@@ -45,6 +45,8 @@ struct Attachment {
 // this network namespace. If xthrottle runs there already, a different build
 // (or, with replace, even the same one) takes its place in one atomic step.
 Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode requested, bool replace = false);
+// Takes the program off ifname; if no interface has that name any more,
+// forgets its record (the program went with the interface).
 Result<void> detach(const State& state, const std::string& ifname);
 // Every interface of this network namespace that runs our program on our
 // maps, and every record whose program has gone.

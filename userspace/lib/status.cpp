@@ -252,8 +252,17 @@ Result<Status> read_status(const std::string& pin_dir) {
     s.warnings.push_back("not protecting: not attached to any interface in this network namespace");
   for (const auto& a : s.interfaces) {
     if (!a.live) {
-      s.warnings.push_back(a.ifname + ": attached by xthrottle (prog id " + std::to_string(a.prog_id) +
-                           ") but the program is gone from the interface");
+      const uint32_t now_index = if_nametoindex(a.ifname.c_str());
+      const std::string was = a.ifname + ": attached by xthrottle (prog id " + std::to_string(a.prog_id) + ")";
+      if (!now_index)
+        s.warnings.push_back(was + ", but the interface is gone, and the program with it (`xthrottle detach " +
+                             a.ifname + "` forgets it)");
+      else if (now_index != a.ifindex)
+        s.warnings.push_back(was + ", but the interface was made again since and runs no xthrottle (`xthrottle "
+                             "attach " + a.ifname + "` protects it)");
+      else
+        s.warnings.push_back(was + " but the program is gone from the interface (`xthrottle attach " + a.ifname +
+                             "` puts it back)");
       continue;
     }
     // A device without a link layer (tun, WireGuard) has no native XDP for
