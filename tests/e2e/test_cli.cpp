@@ -2,6 +2,9 @@
 // The command-line contract (README, "Usage") in a namespace lab: exit codes, the
 // bad token in every message, nothing changed by a rejected command, and a
 // status that tells the truth.
+#include <set>
+#include <string>
+
 #include <xthrottle/abi.h>
 
 #include "lab_test.h"
@@ -71,12 +74,20 @@ TEST_F(Cli, BadInputExitsTwoNamesTheTokenAndChangesNothing) {
 
 // A bare address is a CIDR where README says so (rule add 192.0.2.10
 // --allow), after a one-word --bandwidth too, which may take two words:
-// it used to keep the address as its second and say "needs a CIDR".
+// it used to keep the address as its second and say "needs a CIDR". So is
+// a CIDR after any option that may be given several times (--rate, --burst,
+// --burst-bytes), which took it as one of its values.
 TEST_F(Cli, ABareAddressAfterABandwidthIsTheRulesCIDR) {
   ok({"rule", "add", "--bandwidth", "10Mbit/s", "198.18.0.10"});
+  ok({"rule", "add", "--rate", "100/s", "198.18.1.0/24"});
+  ok({"rule", "add", "--rate", "100/s", "--burst", "50", "198.18.2.0/24"});
+  ok({"rule", "add", "--bandwidth", "1Mbit/s", "--burst-bytes", "65536", "2001:db8::/32"});
   const auto rules = lab_->xthrottle_json({"rule", "list", "--json"});
-  ASSERT_EQ(rules.size(), 1u) << rules.dump();
-  EXPECT_EQ(rules[0]["cidr"], "198.18.0.10/32") << rules.dump();
+  ASSERT_EQ(rules.size(), 4u) << rules.dump();
+  std::set<std::string> cidrs;
+  for (const auto& r : rules) cidrs.insert(r["cidr"]);
+  EXPECT_EQ(cidrs, (std::set<std::string>{"198.18.0.10/32", "198.18.1.0/24", "198.18.2.0/24", "2001:db8::/32"}))
+      << rules.dump();
 }
 
 TEST_F(Cli, SystemRefusalsExitOneAndSayWhat) {

@@ -49,13 +49,15 @@ struct RuleAddOptions {
 
 // The options as the words the one spec builder takes (rules.h).
 Result<RuleSpec> spec_of(RuleAddOptions o) {
-  // `--bandwidth N UNIT/s` may take two words; if the second is the CIDR (or
-  // the bare address) that followed a one-word bandwidth, give it back.
-  if (o.cidr.empty() && !o.bandwidth.empty() && parse_cidr(o.bandwidth.back()) &&
-      !parse_bandwidth(o.bandwidth.back())) {
-    o.cidr = o.bandwidth.back();
-    o.bandwidth.pop_back();
-  }
+  // An option that may be given several times takes the words after it
+  // while the CIDR is not yet given (`rule add --rate 100/s 198.51.100.0/24`),
+  // and `--bandwidth N UNIT/s` may take two: the CIDR (or bare address) that
+  // one of them took is given back. No rate, burst or bandwidth reads as one.
+  for (std::vector<std::string>* took : {&o.bandwidth, &o.rate, &o.burst, &o.burst_bytes})
+    if (o.cidr.empty() && !took->empty() && parse_cidr(took->back()) && !parse_bandwidth(took->back())) {
+      o.cidr = took->back();
+      took->pop_back();
+    }
   if (o.cidr.empty()) return usage_error("rule add needs a CIDR, e.g. rule add 198.18.0.0/15 --rate 100/s");
   auto cidr = parse_cidr(o.cidr);
   if (!cidr) return std::unexpected(cidr.error());
