@@ -142,6 +142,11 @@ TEST(Cidr, RejectsBadInput) {
   expect_usage_error(parse_cidr("198.18.0.0/-1"), "-1");
   expect_usage_error(parse_cidr("198.18.0.1/24"), "198.18.0.0/24");  // suggests the masked prefix
   expect_usage_error(parse_cidr(""), "''");
+  // A NUL byte (a blocklist line read raw): inet_pton stopped at it, and
+  // "198.18.0.0<NUL>junk/24" read as 198.18.0.0/24.
+  using namespace std::string_view_literals;
+  expect_usage_error(parse_cidr("198.18.0.0\0junk/24"sv), "NUL");
+  expect_usage_error(parse_cidr("2001:db8::\0"sv), "NUL");
 }
 
 RuleSpec spec_for(const std::string& cidr) {

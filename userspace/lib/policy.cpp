@@ -219,6 +219,9 @@ Result<Cidr> parse_cidr(std::string_view text) {
     addr = std::string(text.substr(0, slash));
     len_text = text.substr(slash + 1);
   }
+  // inet_pton reads up to a NUL: "198.18.0.0\0junk" is no address.
+  if (addr.find('\0') != std::string::npos)
+    return usage_error("bad CIDR " + in_quotes(text) + ": it holds a NUL byte");
   if (inet_pton(AF_INET, addr.c_str(), cidr.addr.data()) == 1) {
     cidr.family = XT_FAMILY_V4;
   } else if (inet_pton(AF_INET6, addr.c_str(), cidr.addr.data()) == 1) {
