@@ -96,14 +96,17 @@ TEST_F(Recommend, ADryRunPeriodWatchedOrRecordedGivesALimitThatSparesTheQuietSou
   const json per = lab_->xthrottle_json({"recommend", "--from", rec, "--per", "24", "--json"});
   EXPECT_EQ(per["198.18.0.0/15"]["sources"], 2) << per.dump();
   EXPECT_EQ(per["198.18.0.0/15"]["packets"], rule["packets"]);
-  // A file that is not a record, --per longer than counted, --for with --from.
+  // A file that is not a record, --per longer than counted, --for with --from,
+  // --for too short, a --spare that is no percentage whole.
   std::string junk;
   for (const auto& f : std::filesystem::directory_iterator(dir_))
     if (f.path().filename().string().starts_with("sources.rec.rejected-")) junk = f.path();
   for (const auto& args : {std::vector<std::string>{"recommend", "--from", junk},
                            std::vector<std::string>{"recommend", "--from", rec, "--per", "48"},
                            std::vector<std::string>{"recommend", "--from", rec, "--for", "5s"},
-                           std::vector<std::string>{"recommend", "--for", "1s"}}) {
+                           std::vector<std::string>{"recommend", "--for", "1s"},
+                           std::vector<std::string>{"recommend", "--from", rec, "--spare", "99.9abc"},
+                           std::vector<std::string>{"recommend", "--from", rec, "--spare", "0x10"}}) {
     const Outcome bad = lab_->xthrottle(args);
     EXPECT_EQ(bad.rc, 2) << args.back() << ": " << bad.err;
   }

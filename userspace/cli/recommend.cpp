@@ -6,6 +6,7 @@
 // its sources would send unlimited; recorder.h), or reads what serve
 // --record kept of them over hours or days (record_file.h), and suggests a
 // limit (recommend.h).
+#include <charconv>
 #include <cstdio>
 #include <chrono>
 #include <cstring>
@@ -143,11 +144,14 @@ int run_recommend(const Globals& g, const RecommendOptions& o, bool for_given) {
     if (*per == 0) return fail(usage_error("bad --per '0': one prefix for every source is no rate a source").error());
     builder.fold_to(static_cast<uint8_t>(*per));
   }
+  // The whole word a number (with its % or not): "99.9abc" and "0x10" are
+  // no percentage.
   double spare = 0;
-  try {
-    spare = std::stod(o.spare.ends_with('%') ? o.spare.substr(0, o.spare.size() - 1) : o.spare) / 100.0;
-  } catch (...) {
-  }
+  const std::string_view number = o.spare.ends_with('%') ? std::string_view(o.spare).substr(0, o.spare.size() - 1)
+                                                          : std::string_view(o.spare);
+  const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), spare,
+                                         std::chars_format::fixed);
+  spare = ec == std::errc() && end == number.data() + number.size() ? spare / 100.0 : 0;
   if (!(spare > 0 && spare <= 1)) return fail(usage_error("bad --spare '" + o.spare + "': a percentage, 99.9%").error());
   std::vector<std::string> cut;
   auto seen = o.from.empty() ? watch(g, o, *seconds, builder) : read_recorded(o, builder, &cut);
