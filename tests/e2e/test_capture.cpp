@@ -90,6 +90,11 @@ TEST_F(Capture, WhatItCannotDoIsRefused) {
   EXPECT_NE(r.err.find("no rule '10.0.0.0/8'"), std::string::npos) << r.err;
   r = lab_->xthrottle({"capture", "--for", "0"});
   EXPECT_EQ(r.rc, 2) << r.err;
+  // A file it cannot write (a full disk) is an error, not "0 packets
+  // captured to /dev/full".
+  r = lab_->xthrottle({"capture", "-w", "/dev/full", "--for", "1s"});
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot write /dev/full: No space left on device"), std::string::npos) << r.err;
 }
 
 }  // namespace

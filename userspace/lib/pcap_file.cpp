@@ -3,6 +3,7 @@
 
 #include <pcap/pcap.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -19,6 +20,7 @@ Result<PcapFile> PcapFile::open(const std::string& path, uint32_t snaplen) {
   pcap_dumper_t* d = path == "-" ? pcap_dump_fopen(p, stdout) : pcap_dump_open(p, path.c_str());
   if (!d) return system_error("cannot write " + path + ": " + pcap_geterr(p));
   f.dumper_ = std::shared_ptr<pcap_dumper>(d, pcap_dump_close);
+  f.path_ = path == "-" ? "standard output" : path;
   return f;
 }
 
@@ -46,6 +48,12 @@ void PcapFile::write(const CaptureSample& s, double unix_seconds) {
   pcap_dump(reinterpret_cast<u_char*>(dumper_.get()), &hdr, bytes.data());
 }
 
-void PcapFile::flush() { pcap_dump_flush(dumper_.get()); }
+Result<void> PcapFile::flush() {
+  // A full disk shows here (pcap_dump itself says nothing), or in the
+  // stream's error flag once a buffered write failed.
+  if (pcap_dump_flush(dumper_.get()) != 0 || std::ferror(pcap_dump_file(dumper_.get())))
+    return system_error("cannot write " + path_, errno ? errno : EIO);
+  return {};
+}
 
 }  // namespace xt

@@ -31,10 +31,12 @@ class PcapFile {
  public:
   static Result<PcapFile> open(const std::string& path, uint32_t snaplen);
   void write(const CaptureSample& sample, double unix_seconds);
-  void flush();
+  // Writes out what is buffered; an error (a full disk) says so.
+  Result<void> flush();
 
  private:
   PcapFile() = default;
+  std::string path_;
   std::shared_ptr<pcap> pcap_;
   std::shared_ptr<pcap_dumper> dumper_;
 };
