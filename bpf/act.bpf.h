@@ -71,10 +71,8 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 		return XT_PASS_LIMIT;
 	}
 	__sync_fetch_and_add(&b->dropped_packets, pkts);
-	/* Never moved back: a later drop may be recorded already (another
-	 * CPU's, or the end of a hold, below). */
-	if ((__s32)((__u32)now - b->last_drop) > 0)
-		b->last_drop = (__u32)now;
+	const __u32 reach = xt_drop_reach(cfg);
+	xt_note_drop(b, (__u32)now, (__u32)now, reach);
 	/* Over the total: its own limits had room, so no hot-cache entry (the
 	 * total's next tokens may be its). */
 	if (conforms == XT_OVER_TOTAL)
@@ -108,9 +106,7 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 		 * prefix, another CPU, another class) would otherwise find the
 		 * last drop a hold ago and tell the source released while it is
 		 * dropped, its --ban-after started over. */
-		const __u32 end = (__u32)(now + wait - 1);
-		if ((__s32)(end - b->last_drop) > 0)
-			b->last_drop = end;
+		xt_note_drop(b, (__u32)(now + wait - 1), (__u32)now, reach);
 	}
 	if (wait)
 		xt_hot_remember(hot_idx, pkt, now, wait == XT_NEVER ? XT_NEVER : now + wait,

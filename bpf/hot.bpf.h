@@ -142,6 +142,14 @@ static __always_inline __u32 xt_hot_last_hit(const struct xt_hot *hot, __u64 now
 	return (__u32)now;
 }
 
+/* How far ahead of now a bucket's last drop may be (xt_note_drop): the
+ * last tick of a hold, which act.bpf.h makes half the idle window at most,
+ * and another CPU's clock. */
+static __always_inline __u32 xt_drop_reach(const struct xt_config *cfg)
+{
+	return (__u32)(xt_idle_ticks(cfg) / 2) + XT_SKEW_TICKS;
+}
+
 /* Whether a slot holds neither a live entry nor drops to settle. */
 static __always_inline int xt_hot_slot_spent(struct xt_hot_set *set, int slot, __u32 epoch, __u64 now)
 {
@@ -237,9 +245,7 @@ __attribute__((noinline)) int xt_hot_flush(__u32 line, int slot, __u32 epoch, __
 		struct xt_bucket *b = xt_bucket_find(&key, cfg, now);
 		if (b) {
 			__sync_fetch_and_add(&b->dropped_packets, hot->pending);
-			const __u32 last = xt_hot_last_hit(hot, now);
-			if ((__s32)(last - b->last_drop) > 0)
-				b->last_drop = last;
+			xt_note_drop(b, xt_hot_last_hit(hot, now), (__u32)now, xt_drop_reach(cfg));
 			flushed = 1;
 		}
 	}
@@ -373,7 +379,7 @@ __attribute__((noinline)) int xt_hot_remember(__u32 idx, const struct xt_pkt *pk
  * XT_HOT_NONE. An entry spent and settled is emptied: it must not look live
  * again when its tick wraps (XT_HOT_MAX_WAIT). */
 static __always_inline void xt_hot_settle(struct xt_hot_set *set, __u32 line, int slot, const struct xt_rule *rule,
-					  struct xt_bucket *b, __u32 epoch, __u64 now)
+					  const struct xt_config *cfg, struct xt_bucket *b, __u32 epoch, __u64 now)
 {
 	if (slot == XT_HOT_NONE)
 		return;
@@ -387,9 +393,7 @@ static __always_inline void xt_hot_settle(struct xt_hot_set *set, __u32 line, in
 			/* Another CPU may have recorded a later drop: never move
 			 * it back, or the source could look released while
 			 * still dropped. */
-			const __u32 last = xt_hot_last_hit(hot, now);
-			if ((__s32)(last - b->last_drop) > 0)
-				b->last_drop = last;
+			xt_note_drop(b, xt_hot_last_hit(hot, now), (__u32)now, xt_drop_reach(cfg));
 		} else {
 			xt_hot_flush(line, slot, epoch, now);
 		}

@@ -25,10 +25,27 @@ XT_INLINE __u64 xt_min_frame(__u8 family, __u8 link)
 	return link == XT_LINK_IP ? min - XT_ETHER_HEADER_LEN : min;
 }
 
+/* Records in b that it dropped as of tick `at` (a drop now, or the last
+ * tick of a hold), `now` being this CPU's tick: a later drop recorded
+ * already (another CPU's, a tick ahead, or the end of a hold) is kept,
+ * never moved back, but only one at most `reach` ticks ahead of now, the
+ * furthest a hold ends. A stamp further ahead is an old one (or a zeroed
+ * bucket's 0) read across the 32-bit wrap, and is replaced: compared
+ * plainly, a stamp 2^31 ticks old reads as one in the future, and the
+ * bucket's drops would go unrecorded for as long (no release, and
+ * --ban-after counting through the breaks). */
+XT_INLINE void xt_note_drop(struct xt_bucket *b, __u32 at, __u32 now, __u32 reach)
+{
+	const __s32 recorded = (__s32)(b->last_drop - now), mine = (__s32)(at - now);
+	if (recorded > (__s32)reach || mine > recorded)
+		b->last_drop = at;
+}
+
 /* A fresh bucket: full, in the rule's current units. */
 XT_INLINE void xt_bucket_init(struct xt_bucket *b, const struct xt_rule *r, __u64 now)
 {
 	__builtin_memset(b, 0, sizeof(*b));
+	b->last_drop = (__u32)now; /* not 0, which half of the clock's values read as ahead */
 	XT_UNROLL
 	for (int p = 0; p < XT_MAX_LIMITS; p++)
 		b->word[p] = xt_full_word(&r->limit[p], now, r->gen);

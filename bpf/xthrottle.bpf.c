@@ -118,7 +118,7 @@ int xthrottle(struct xdp_md *ctx)
 			xt_count_new_source_dry_run(rule->id, pkts);
 		return xt_exit(ctx, XT_PASS_DRY_RUN, len, pkts, rule->id, cfg);
 	}
-	xt_hot_settle(hot_line, hot_idx ^ ((hot_slot >> 2) & 1), hot_slot, rule, b, epoch, now);
+	xt_hot_settle(hot_line, hot_idx ^ ((hot_slot >> 2) & 1), hot_slot, rule, cfg, b, epoch, now);
 	/* An ECN-capable packet may use a marking rule's overdraft (meter.h). */
 	const __u32 units = f.pkt.ecn && (rule->flags & XT_RULE_ECN) ? pkts | XT_PKTS_ECT : pkts;
 	const int conforms = rule->flags & XT_RULE_TOTAL ? xt_take_total(b, rule, now, len, units)

@@ -237,5 +237,27 @@ TEST_F(Bans, ASourceTheHotCacheHoldsIsNotReleasedByAnotherOfItsBucket) {
   EXPECT_LE(t, 6 * kSec + 20) << "at its first metered drop after 5 s";
 }
 
+// A source over its limit in bursts, with breaks, is told released after
+// each and never banned, wherever the 32-bit clock is: the drops a bucket
+// made are recorded when the clock's low 32 bits are 2^31 or more too (the
+// first five minutes after boot, as jiffies start at -300 s, and half of
+// every 49.7 days at HZ=1000). Each clock a source of its own.
+TEST_F(Bans, ABreakIsABreakWhereverTheClockIs) {
+  ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the hot cache is per CPU
+  rule("198.18.0.0/15", "10/s", 10, [](RuleSpec& s) {
+    s.ban_after = 2;
+    s.ban_for = 10;
+  });
+  const uint64_t bases[] = {0, (1ull << 31) + 5 * kSec, (1ull << 32) - 300 * kSec, (1ull << 32) + (1ull << 31)};
+  for (size_t i = 0; i < std::size(bases); i++) {
+    const auto bursty = Packet().ipv4("198.18.0." + std::to_string(10 + i)).build();
+    const uint64_t events = counter(XT_EVENTS_SENT);
+    for (uint64_t t = 0; t < 20 * kSec; t += 3 * kSec)
+      for (int n = 0; n < 30; n++) run(bursty, bases[i] + t);
+    EXPECT_EQ(counter(XT_DROP_BANNED), 0u) << "banned, at clock " << bases[i];
+    EXPECT_EQ(counter(XT_EVENTS_SENT) - events, 13u) << "7 bursts: throttled 7 times, released 6, at clock " << bases[i];
+  }
+}
+
 }  // namespace
 }  // namespace xt

@@ -163,6 +163,37 @@ TEST(Bucket, AWordUnwrittenPastTheHorizonReadsFull) {
   }
 }
 
+// A bucket's last drop is kept if a later one is recorded (another CPU's,
+// the end of a hold, at most `reach` ahead), else replaced: wherever the
+// 32-bit clock is, a zeroed or old stamp is no drop in the future. (Compared
+// plainly, a bucket made while the clock's low 32 bits were 2^31 or more,
+// as for the first five minutes after boot, never recorded a drop.)
+TEST(Bucket, ALastDropIsRecordedWhereverTheClockIs) {
+  constexpr uint32_t reach = 30000 + 4096;
+  for (const uint32_t now : {0u, 1000u, (1u << 31) - 1, 1u << 31, (1u << 31) + 5, 0xffffffffu - 300000}) {
+    xt_bucket b{};
+    xt_note_drop(&b, now, now, reach);
+    EXPECT_EQ(b.last_drop, now) << "a zeroed bucket, at " << now;
+    b.last_drop = now - (1u << 31) - 10;  // older than 2^31 ticks
+    xt_note_drop(&b, now, now, reach);
+    EXPECT_EQ(b.last_drop, now) << "an old stamp, at " << now;
+    xt_note_drop(&b, now + 2000, now, reach);
+    EXPECT_EQ(b.last_drop, now + 2000) << "the end of a hold";
+    xt_note_drop(&b, now, now, reach);
+    EXPECT_EQ(b.last_drop, now + 2000) << "a hold's end is not moved back by a drop now";
+    xt_note_drop(&b, now + 1000, now, reach);
+    EXPECT_EQ(b.last_drop, now + 2000) << "nor by an earlier end";
+    b.last_drop = now + reach + 1;  // further ahead than any hold
+    xt_note_drop(&b, now, now, reach);
+    EXPECT_EQ(b.last_drop, now) << "a stamp no hold reaches is replaced";
+  }
+  // A fresh bucket starts with its last drop at now, not 0.
+  xt_rule r{};
+  xt_bucket b{};
+  xt_bucket_init(&b, &r, (1ull << 32) + (1u << 31) + 7);
+  EXPECT_EQ(b.last_drop, (1u << 31) + 7);
+}
+
 TEST(Bucket, BandwidthCountsBytes) {
   Sim s(bandwidth_rule());
   EXPECT_TRUE(s.send(0, 1000));
