@@ -218,6 +218,19 @@ TEST_F(Cli, StatusTellsTheTruth) {
   EXPECT_NE(forgot.out.find("xtv0 is gone"), std::string::npos) << forgot.out;
   check(0, "protected");
   EXPECT_EQ(lab_->xthrottle({"detach", "xtv9"}).rc, 1) << "no such interface, and no record of one";
+  // A renamed interface keeps its program, and its record: detach of the
+  // old name forgets nothing.
+  in_dut({"ip", "link", "add", "xtv0", "type", "veth", "peer", "name", "xtv1"});
+  ok({"attach", "xtv0", "--mode", "skb"});
+  in_dut({"ip", "link", "set", "xtv0", "name", "xtw0"});
+  EXPECT_EQ(lab_->xthrottle({"detach", "xtv0"}).rc, 1) << "no interface of that name";
+  check(0, "xtw0");
+  const json renamed = lab_->xthrottle_json({"status", "--json"});
+  bool kept = false;
+  for (const auto& i : renamed["interfaces"])
+    kept |= i["ifname"] == "xtw0" && i["requested_mode"] == "skb";
+  EXPECT_TRUE(kept) << "the record, and what was asked, kept: " << renamed.dump();
+  ok({"detach", "xtw0"});
 
   ok({"detach", "dut0"});
   check(3, "not attached");

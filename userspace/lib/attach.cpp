@@ -223,14 +223,18 @@ uint32_t prog_id(int fd) {
 }
 
 // Forgets this network namespace's records of an interface named ifname
-// under another index than `keep` (0: under any): one deleted since, and
-// perhaps made again under that name. Returns how many.
+// under another index than `keep` (0: under any) that no interface has any
+// more: one deleted since, and perhaps made again under that name. (An
+// interface renamed keeps its index, and its program: its record stays.)
+// Returns how many.
 size_t forget_records_named(const State& state, const std::string& ifname, uint32_t keep) {
   const uint64_t ns = netns_inode();
   std::vector<xt_attach_key> stale;
+  char name[IF_NAMESIZE];
   (void)walk_keys<xt_attach_key>(state.attach_fd(), "the attach table", [&](const xt_attach_key& key) {
     xt_attach_info info{};
-    if (key.netns_ino == ns && key.ifindex != keep && bpf_map_lookup_elem(state.attach_fd(), &key, &info) == 0 &&
+    if (key.netns_ino == ns && key.ifindex != keep && !if_indextoname(key.ifindex, name) &&
+        bpf_map_lookup_elem(state.attach_fd(), &key, &info) == 0 &&
         std::string_view(info.ifname, strnlen(info.ifname, sizeof(info.ifname))) == ifname)
       stale.push_back(key);
   });
