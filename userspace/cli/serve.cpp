@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
@@ -164,7 +165,13 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // threads read it under fleet_mu, and hold it while they do.
   std::mutex fleet_mu;
   std::shared_ptr<Fleet> fleet;
-  auto server = MetricsServer::start(metrics, [&pin_dir, &fleet, &fleet_mu]() -> Result<std::string> {
+  // While a snapshot is restored, its rules are in before their counters
+  // are added back: a scrape then would read them at 0, and Prometheus
+  // would take the next for a reset and count the whole past again. The
+  // scrape fails instead (no sample is better than a wrong one).
+  std::atomic<bool> restoring = false;
+  auto server = MetricsServer::start(metrics, [&pin_dir, &fleet, &fleet_mu, &restoring]() -> Result<std::string> {
+    if (restoring.load()) return system_error("restoring the snapshot: the counters are not all back yet");
     auto text = render_metrics(pin_dir);
     std::shared_ptr<Fleet> f;
     {
@@ -239,7 +246,14 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       std::cerr << "xthrottle: " << file.error().message << "\n";
       log_line({{"event", "snapshot_rejected"}, {"path", snapshot}, {"moved_to", ec ? "" : aside},
                 {"error", file.error().message}, {"unix_time", unix_time()}});
-    } else if (auto sum = restore_state(pin_dir, *file, snapshot, true, config_file ? config_file->table : TableSettings{}); !sum) {
+    } else if (auto sum = [&] {
+                 restoring = true;
+                 auto restored =
+                     restore_state(pin_dir, *file, snapshot, true, config_file ? config_file->table : TableSettings{});
+                 restoring = false;
+                 return restored;
+               }();
+               !sum) {
       // A good file the state could not take: kept aside too, or the
       // first periodic save would write over it.
       const std::string aside = snapshot + ".unrestored-" + std::to_string(unix_time());
