@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -297,6 +298,30 @@ TEST_F(Operate, EventsTellThrottledAndReleasedAndAFloodOfThemIsBounded) {
   EXPECT_LT(static_cast<double>(seen.size()), bound);
   const json s = lab_->xthrottle_json({"stats", "--json"});
   EXPECT_GT(s["events_suppressed"].get<uint64_t>(), 10000u) << "the rest were counted, not written";
+}
+
+// An event names the rule in its slot now: a rule deleted and another
+// added takes its slot, and the reader's names are read again. (They were
+// read only on an id it did not know: the new rule's throttles were told
+// under the deleted rule's name.)
+TEST_F(Operate, EventsNameTheRuleThatTookADeletedOnesSlot) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/s", "--burst", "10"});
+  Background events(lab_->xthrottle_argv({"events", "--json"}));
+  std::this_thread::sleep_for(500ms);
+  lab_->flood({"--src", "198.18.1.1", "--count", "100"});
+  std::this_thread::sleep_for(300ms);
+  ok({"rule", "del", "198.18.0.0/15"});
+  ok({"rule", "add", "198.19.0.0/16", "--rate", "1000/s", "--burst", "10"});
+  lab_->flood({"--src", "198.19.1.1", "--count", "100"});
+  std::this_thread::sleep_for(500ms);
+  events.signal(SIGINT);
+  const Outcome r = events.wait();
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::map<std::string, std::string> rule_of;  // source -> the rule its throttle named
+  for (const json& j : json_lines(r.out))
+    if (j["event"] == "throttled") rule_of[j["source"]] = j["rule"];
+  EXPECT_EQ(rule_of["198.18.1.1/32"], "198.18.0.0/15") << r.out;
+  EXPECT_EQ(rule_of["198.19.1.1/32"], "198.19.0.0/16") << r.out;
 }
 
 TEST_F(Operate, TopWatchShowsWhoDropsMostNowWithRates) {

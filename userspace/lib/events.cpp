@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <map>
+#include <optional>
 #include <utility>
 
 #include "policy.h"
@@ -33,7 +35,10 @@ struct EventReader::Context {
   bool discarding = false;
   uint64_t backlog_before = 0;
   uint32_t hz = 0;
-  std::map<uint32_t, std::string> rule_names;  // id -> CIDR, refreshed on an unknown id
+  // id -> CIDR, read again when the rules changed (a deleted rule's slot
+  // is the next rule's) or on an id not in it.
+  std::map<uint32_t, std::string> rule_names;
+  std::optional<uint32_t> names_epoch;  // the rules epoch they were read at
   // The program's clock against the wall clock, refreshed every minute.
   uint64_t tick0 = 0;
   std::chrono::system_clock::time_point wall0;
@@ -53,8 +58,11 @@ struct EventReader::Context {
   }
 
   std::string rule_name(uint32_t id) {
-    if (!rule_names.contains(id)) {
+    const auto cfg = state->config();
+    const std::optional<uint32_t> epoch = cfg ? std::optional(cfg->epoch) : std::nullopt;
+    if (!rule_names.contains(id) || !epoch || epoch != names_epoch) {
       rule_names.clear();
+      names_epoch = epoch;
       if (auto rules = state->rules())
         for (const auto& e : *rules) rule_names[e.rule.id] = xt::rule_name(e.cidr, e.spec.match);
     }
