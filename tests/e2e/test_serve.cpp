@@ -116,8 +116,17 @@ TEST_F(Serve, EachEventRingHasOneReader) {
   Outcome other = run(argv);
   EXPECT_EQ(other.rc, 1);
   EXPECT_NE(other.err.find("`xthrottle serve` already reads the events"), std::string::npos) << other.err;
+  // A SIGHUP without --config is refused, and said so with the time, as
+  // every line of serve's log is (it had none).
+  std::this_thread::sleep_for(300ms);
+  serve.signal(SIGHUP);
+  std::this_thread::sleep_for(1500ms);
   serve.signal(SIGTERM);
-  EXPECT_EQ(serve.wait().rc, 0);
+  const Outcome done = serve.wait();
+  EXPECT_EQ(done.rc, 0);
+  const auto lines = json_lines(done.out);
+  EXPECT_TRUE(has_event(lines, "config_rejected")) << done.out;
+  for (const json& j : lines) EXPECT_TRUE(j.contains("unix_time")) << j.dump();
 }
 
 // 9.13: serve printed events that piled up long before it started as if

@@ -318,7 +318,8 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     if (g_reload) {
       g_reload = 0;
       if (config.empty())
-        log_line({{"event", "config_rejected"}, {"why", "SIGHUP"}, {"error", "serve runs without --config"}});
+        log_line({{"event", "config_rejected"}, {"why", "SIGHUP"}, {"error", "serve runs without --config"},
+                  {"unix_time", unix_time()}});
       else
         (void)apply_logged("SIGHUP", load_rules_file(config));
     }
