@@ -129,6 +129,23 @@ TEST_F(Serve, EachEventRingHasOneReader) {
   for (const json& j : lines) EXPECT_TRUE(j.contains("unix_time")) << j.dump();
 }
 
+// serve's log read by a process that went away (a pipe whose reader
+// exited, a journal restarted) does not kill it: SIGPIPE used to, before
+// its stop-time snapshot, unless it ran with --cluster.
+TEST_F(Serve, ALogReaderThatGoesAwayDoesNotKillIt) {
+  const std::string snap = dir_ + "/pipe.snap";
+  std::string command;
+  for (const auto& word :
+       lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--snapshot", snap, "--snapshot-every", "1s"}))
+    command += "'" + word + "' ";
+  // The reader takes one line and exits; serve logs a save every second.
+  const std::string script = command + "> >(head -n 1 > /dev/null) & serve=$!; sleep 4; "
+                             "ip netns exec " + lab_->dut_ns() + " curl -s -f -o /dev/null http://127.0.0.1:9431/metrics; "
+                             "up=$?; kill -TERM $serve; wait $serve; echo \"up=$up rc=$?\"";
+  const Outcome r = run({"timeout", "20", "bash", "-c", script});
+  EXPECT_NE(r.out.find("up=0 rc=0"), std::string::npos) << "serve died with its log's reader: " << r.out << r.err;
+}
+
 // 9.13: serve printed events that piled up long before it started as if
 // they were new, and config_applied before started.
 TEST_F(Serve, StartsFirstAndMarksEventsFromBeforeIt) {

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -131,6 +132,10 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     return fail(usage_error("--record-max goes with --record").error());
   }
   install_stop_signals();
+  // Its log going to a reader that went away (a pipe whose end closed, a
+  // journal restarted) is no reason to die: SIGPIPE would kill serve before
+  // its stop-time snapshot. The write fails, and serve goes on.
+  std::signal(SIGPIPE, SIG_IGN);
   auto unix_time = [] { return std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()); };
   // Without a config to make the state, it must be there already (a
   // mistyped --pin-dir creates nothing).
