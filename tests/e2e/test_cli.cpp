@@ -230,6 +230,13 @@ TEST_F(Cli, StatusTellsTheTruth) {
   for (const auto& i : renamed["interfaces"])
     kept |= i["ifname"] == "xtw0" && i["requested_mode"] == "skb";
   EXPECT_TRUE(kept) << "the record, and what was asked, kept: " << renamed.dump();
+  // Its program taken off behind xthrottle's back: status names it as it
+  // is called now.
+  in_dut({"ip", "link", "set", "xtw0", "xdpgeneric", "off"});
+  check(3, "xtv0: attached by xthrottle");
+  check(3, "it is xtw0 since, and the program is gone from it (`xthrottle attach xtw0`");
+  ok({"attach", "xtw0", "--mode", "skb"});
+  check(0, "xtw0");
   ok({"detach", "xtw0"});
 
   ok({"detach", "dut0"});

@@ -254,7 +254,11 @@ Result<Status> read_status(const std::string& pin_dir) {
     if (!a.live) {
       const uint32_t now_index = if_nametoindex(a.ifname.c_str());
       const std::string was = a.ifname + ": attached by xthrottle (prog id " + std::to_string(a.prog_id) + ")";
-      if (!now_index)
+      char renamed[IF_NAMESIZE] = {};
+      if (now_index != a.ifindex && if_indextoname(a.ifindex, renamed))
+        s.warnings.push_back(was + ", but it is " + renamed + " since, and the program is gone from it (`xthrottle "
+                             "attach " + renamed + "` puts it back)");
+      else if (!now_index)
         s.warnings.push_back(was + ", but the interface is gone, and the program with it (`xthrottle detach " +
                              a.ifname + "` forgets it)");
       else if (now_index != a.ifindex)
