@@ -651,6 +651,17 @@ TEST_F(Program, MeasuredTickRateMatchesTheKernelConfiguration) {
   }
 }
 
+// One measurement of the tick a preempted thread made a few percent off
+// does not pick the rate, though it lands within 1% of another rate a
+// kernel may be built with (256 for 250 was taken as soon as it was read).
+TEST(Clock, AMeasurementAPreemptedThreadMadeDoesNotPickTheRate) {
+  EXPECT_EQ(kernel_hz_of({256.1, 250.2, 249.9}), 250u);
+  EXPECT_EQ(kernel_hz_of({242.0, 250.1, 250.0}), 250u);
+  EXPECT_EQ(kernel_hz_of({1000.4, 999.8, 1031.0}), 1000u);
+  EXPECT_EQ(kernel_hz_of({256.0, 255.9, 250.0}), 256u) << "a kernel built with 256";
+  EXPECT_EQ(kernel_hz_of({173.0, 173.2, 172.9}), 173u) << "no rate a kernel is built with: as measured";
+}
+
 // The kernel's verifier refuses a program it cannot prove safe with EACCES,
 // to root too. The message said "xthrottle needs root" to root; it must
 // say what refused instead.

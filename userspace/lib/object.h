@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "error.h"
 #include "xthrottle.skel.h"
@@ -83,6 +84,10 @@ Result<uint32_t> measure_hz();
 // the measurement.
 std::optional<uint32_t> configured_hz();
 Result<uint32_t> clock_hz();
+// The tick rate three measurements of it stand for: the middle one, taken
+// to the rate a kernel is built with that it is within 1% of (one
+// measurement a preempted thread made a few percent off cannot move it).
+uint32_t kernel_hz_of(std::vector<double> tries);
 
 // libbpf's and libxdp's own messages go to stderr only when verbose.
 void set_library_logging(bool verbose);
