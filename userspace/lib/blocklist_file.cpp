@@ -188,8 +188,7 @@ Result<void> check_blocklist(const std::string& name, const std::vector<Cidr>& c
                          " --deny)");
     // The parser makes none such; a caller that builds its own must not
     // hand the loader one (it walks the /24s from the address).
-    if ((c.family != XT_FAMILY_V4 && c.family != XT_FAMILY_V6) || c.len > family_bits(c.family) ||
-        !only_prefix_bits(c.addr.data(), c.len))
+    if (!is_prefix(c.family, c.addr.data(), c.len))
       return usage_error("blocklist " + name + " has an entry that is no prefix (/" + std::to_string(c.len) +
                          " with bits set past it, or no family)");
   }

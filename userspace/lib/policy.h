@@ -72,6 +72,12 @@ inline bool only_prefix_bits(const uint8_t* addr, int len) {
     if (addr[b / 8] & (0x80 >> (b % 8))) return false;
   return true;
 }
+// Whether family, addr and len make a prefix: a family, a length it has,
+// and no bit past it.
+inline bool is_prefix(uint8_t family, const uint8_t* addr, int len) {
+  return (family == XT_FAMILY_V4 || family == XT_FAMILY_V6) && len <= family_bits(family) &&
+         only_prefix_bits(addr, len);
+}
 // "198.18.0.0/15", "2001:db8::/32", or a bare address (a host prefix).
 Result<Cidr> parse_cidr(std::string_view text);
 std::string format_addr(uint8_t family, const uint8_t* addr);

@@ -149,8 +149,7 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
         at += sizeof(xt_block_entry);
         // Bits past the prefix would make the loader's walk of its /24s
         // start past their end (State::switch_blocklists).
-        if ((e.family != XT_FAMILY_V4 && e.family != XT_FAMILY_V6) || e.len == 0 || e.len > family_bits(e.family) ||
-            !only_prefix_bits(e.addr, e.len))
+        if (e.len == 0 || !is_prefix(e.family, e.addr, e.len))
           return snapshot_error(path, "corrupt: blocklist " + list.name + " has an entry that is no prefix");
         c.family = e.family;
         c.len = e.len;
@@ -164,10 +163,10 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
   const auto good_ns = [](int64_t ns) { return ns >= 0 && ns < kMaxNs; };
   // A bucket's source is its rule's family and its --per prefix (no bits
   // past it): the data path could never find one that is not.
-  const auto prefix_only = [](const SnapshotBucket& b) { return only_prefix_bits(b.addr, b.per_len); };
   for (const SnapshotBucket& b : out.buckets)
-    if (b.rule >= out.rules.size() || b.family != out.rules[b.rule].cidr.family || b.per_len > family_bits(b.family) ||
-        !prefix_only(b) || !std::ranges::all_of(b.full_in_ns, good_ns) || !good_ns(b.throttled_ns))
+    if (b.rule >= out.rules.size() || b.family != out.rules[b.rule].cidr.family ||
+        !is_prefix(b.family, b.addr, b.per_len) || !std::ranges::all_of(b.full_in_ns, good_ns) ||
+        !good_ns(b.throttled_ns))
       return snapshot_error(path, "corrupt: a bucket record names no rule or no source, or a time out of range");
   for (const SnapshotKnown& k : out.known)
     if ((k.family != XT_FAMILY_V4 && k.family != XT_FAMILY_V6) ||
