@@ -54,9 +54,9 @@ int run_attach(const Globals& g, const AttachOptions& o) {
 int run_detach(const Globals& g, const std::string& ifname) {
   auto locked = open_locked(g.pin_dir);
   if (!locked) return fail(locked.error());
-  const bool gone = !ifindex_of(ifname);
-  if (auto ok = detach(*locked->state, ifname); !ok) return fail(ok.error());
-  if (gone)
+  auto gone = detach(*locked->state, ifname);
+  if (!gone) return fail(gone.error());
+  if (*gone)
     std::cout << ifname << " is gone, and its program with it: its record is forgotten; rules and counters stay in "
               << g.pin_dir << "\n";
   else

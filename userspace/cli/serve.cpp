@@ -235,6 +235,13 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     std::error_code ec;
     const bool there = std::filesystem::exists(snapshot, ec);
     auto file = there ? read_snapshot(snapshot) : Result<SnapshotFile>();
+    // A good file is restored, the scrapes failing meanwhile (above).
+    Result<std::optional<SnapshotSummary>> sum = std::nullopt;
+    if (there && file) {
+      restoring = true;
+      sum = restore_state(pin_dir, *file, snapshot, true, config_file ? config_file->table : TableSettings{});
+      restoring = false;
+    }
     if (!there) {
       log_line({{"event", "snapshot_none"}, {"path", snapshot}, {"unix_time", unix_time()}});
     } else if (!file && file.error().kind == ErrorKind::System) {
@@ -251,14 +258,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       std::cerr << "xthrottle: " << file.error().message << "\n";
       log_line({{"event", "snapshot_rejected"}, {"path", snapshot}, {"moved_to", ec ? "" : aside},
                 {"error", file.error().message}, {"unix_time", unix_time()}});
-    } else if (auto sum = [&] {
-                 restoring = true;
-                 auto restored =
-                     restore_state(pin_dir, *file, snapshot, true, config_file ? config_file->table : TableSettings{});
-                 restoring = false;
-                 return restored;
-               }();
-               !sum) {
+    } else if (!sum) {
       // A good file the state could not take: kept aside too, or the
       // first periodic save would write over it.
       const std::string aside = snapshot + ".unrestored-" + std::to_string(unix_time());

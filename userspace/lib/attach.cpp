@@ -395,11 +395,11 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
   return a;
 }
 
-Result<void> detach(const State& state, const std::string& ifname) {
+Result<bool> detach(const State& state, const std::string& ifname) {
   auto ifindex = ifindex_of(ifname);
   // An interface deleted while attached took the program with it: what is
   // left is its record, which status warns about until it is forgotten.
-  if (!ifindex && forget_records_named(state, ifname, 0)) return {};
+  if (!ifindex && forget_records_named(state, ifname, 0)) return true;
   if (!ifindex) return std::unexpected(ifindex.error());
   Probe p = probe(*ifindex, map_id(state.rules_fd()));
   const xt_attach_key key = record_key(*ifindex);
@@ -412,7 +412,7 @@ Result<void> detach(const State& state, const std::string& ifname) {
                 : xdp_multiprog__detach(p.mp.get());
   if (err) return system_error("cannot detach from " + ifname, err);
   bpf_map_delete_elem(state.attach_fd(), &key);
-  return {};
+  return false;
 }
 
 namespace {

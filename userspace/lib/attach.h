@@ -46,8 +46,9 @@ struct Attachment {
 // (or, with replace, even the same one) takes its place in one atomic step.
 Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode requested, bool replace = false);
 // Takes the program off ifname; if no interface has that name any more,
-// forgets its record (the program went with the interface).
-Result<void> detach(const State& state, const std::string& ifname);
+// forgets its record (the program went with the interface) and says so:
+// true.
+Result<bool> detach(const State& state, const std::string& ifname);
 // Every interface of this network namespace that runs our program on our
 // maps, and every record whose program has gone.
 Result<std::vector<Attachment>> attachments(const State& state);
