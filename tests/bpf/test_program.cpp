@@ -273,11 +273,17 @@ TEST_F(Program, BucketTableIsBounded) {
   const uint32_t max = XT_MIN_MAX_SOURCES;
   load(max);
   rule("198.18.0.0/15", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1000000/s"); });
-  for (int i = 0; i < 5000; i++) run(Packet().ipv4(nth_source(i)).build(), i);
-  EXPECT_EQ(bpf_map__max_entries(skel_->maps.xt_buckets), max / XT_SOURCES_PER_SET)
-      << "a set of fifteen slots for every eight sources, whatever the flood";
-  EXPECT_GT(buckets(), max / 2) << "the table uses its room";
+  const int sources = 5000;
+  for (int i = 0; i < sources; i++) run(Packet().ipv4(nth_source(i)).build(), i);
+  const size_t tracked = buckets();
+  EXPECT_LE(tracked, size_t{max / XT_SOURCES_PER_SET} * XT_BUCKET_WAYS) << "no more than the table's ways, whatever the flood";
+  EXPECT_GT(tracked, max / 2) << "the table uses its room";
+  EXPECT_EQ(counter(XT_SOURCES_EVICTED), sources - tracked) << "each source not tracked was evicted, and counted";
   EXPECT_EQ(counter(XT_DROP_NO_STATE), 0u) << "making room never failed";
+  // The least recently used make room: the last sources are all there.
+  std::set<std::string> present;
+  ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) { present.insert(format_addr(e.key.family, e.key.addr)); }));
+  for (int i = sources - 64; i < sources; i++) EXPECT_TRUE(present.contains(nth_source(i))) << nth_source(i);
 }
 
 // A source held over a slow limit (1/hour) that keeps sending is dropped by
@@ -580,11 +586,16 @@ TEST_F(Program, FuzzCorpusVerdictsAgreeWithTheHostParser) {
   std::vector<std::filesystem::path> files;
   std::string dirs = XT_PARSE_CORPUS_DIR;
   if (const char* more = std::getenv("XT_PARSE_CORPUS")) dirs += std::string(":") + more;
+  // Every directory named must be there and give files: a fuzz run's
+  // findings that are not replayed must not pass as replayed.
   for (const auto& dir : std::views::split(dirs, ':')) {
     const std::filesystem::path path(std::string(dir.begin(), dir.end()));
-    if (path.empty() || !std::filesystem::is_directory(path)) continue;
+    if (path.empty()) continue;
+    ASSERT_TRUE(std::filesystem::is_directory(path)) << path << ": no such corpus directory";
+    const size_t before = files.size();
     for (const auto& entry : std::filesystem::directory_iterator(path))
       if (entry.is_regular_file()) files.push_back(entry.path());
+    ASSERT_GT(files.size(), before) << path << ": a corpus directory with no files";
   }
   ASSERT_GE(files.size(), 15u) << "the seed corpus is missing";
 

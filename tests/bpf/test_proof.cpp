@@ -26,6 +26,7 @@ class Proof : public Program {
   // once by `spend_budget`), plus tweaks.
   void SetUp() override {
     Program::SetUp();
+    if (HasFatalFailure() || IsSkipped()) return;
     ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the proof budget is per CPU
     load();
   }

@@ -55,9 +55,11 @@ class RuleChanges : public Program {
   }
   xt_bucket bucket_of(const std::string& source) {
     xt_bucket out{};
+    bool found = false;
     EXPECT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) {
-      if (format_addr(e.key.family, e.key.addr) == source) out = e.bucket;
+      if (format_addr(e.key.family, e.key.addr) == source) out = e.bucket, found = true;
     }));
+    if (!found) ADD_FAILURE() << "no bucket for " << source;
     return out;
   }
 };
@@ -388,6 +390,16 @@ TEST_F(RuleChanges, ARuleDeletedWhileRulesAreReadIsGoneNotDamaged) {
           wrong++;
     }
   });
+  // An assertion that fails below returns with the reader stopped and joined
+  // (a joinable thread's destructor would abort the whole binary).
+  struct Joined {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Joined() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } joined{stop, read};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   for (int i = 0; i < 1000 && std::chrono::steady_clock::now() < deadline; i++) {
     rule("198.18.0.0/24", "50/s", std::nullopt, [&](RuleSpec& s) { s.match = dns; });

@@ -95,6 +95,14 @@ TEST_F(Capture, WhatItCannotDoIsRefused) {
   r = lab_->xthrottle({"capture", "-w", "/dev/full", "--for", "1s"});
   EXPECT_EQ(r.rc, 1) << r.err;
   EXPECT_NE(r.err.find("cannot write /dev/full: No space left on device"), std::string::npos) << r.err;
+  // None of them left the data path capturing: the drops of a flood after
+  // them are sampled by no one.
+  Background f = flood(5, 0.25);
+  ASSERT_EQ(f.wait().rc, 0);
+  const json stats = lab_->xthrottle_json({"stats", "--json"});
+  EXPECT_GT(stats["dropped_packets"].get<uint64_t>(), 4000u) << stats.dump();
+  EXPECT_EQ(stats["captured"], 0) << stats.dump();
+  EXPECT_EQ(stats["capture_not_taken"], 0) << stats.dump();
 }
 
 }  // namespace

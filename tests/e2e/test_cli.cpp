@@ -267,6 +267,11 @@ TEST_F(Cli, SourceTableIsSizedAtCreationAndReported) {
   Outcome idle = lab_->xthrottle({"attach", "dut0", "--idle", "5s"});
   EXPECT_EQ(idle.rc, 1);
   EXPECT_NE(idle.err.find("untracks a source after 1min"), std::string::npos) << idle.err;
+  const json after = lab_->xthrottle_json({"status", "--json"});
+  EXPECT_EQ(after["max_sources"], 4096) << "the refusals changed nothing";
+  EXPECT_EQ(after["table_slots"], 7680);
+  EXPECT_EQ(after["idle_seconds"], XT_DEFAULT_IDLE_SECONDS);
+  EXPECT_EQ(after["interfaces"], s["interfaces"]) << "still attached as it was";
 
   ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s", "--new-rate", "50/s"});
   EXPECT_EQ(lab_->xthrottle_json({"rule", "list", "--json"})[0]["new_rate"], "50/s");

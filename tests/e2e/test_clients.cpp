@@ -24,7 +24,7 @@ class Clients : public LabTest {
  protected:
   void SetUp() override {
     LabTest::SetUp();
-    if (HasFatalFailure()) return;
+    if (HasFatalFailure() || IsSkipped()) return;
     ok(attach_args());
     std::vector<std::string> clients;
     for (int i = 0; i < kClients; i++) clients.push_back(client(i));

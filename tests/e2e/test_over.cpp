@@ -45,13 +45,16 @@ TEST_F(Over, WhatARuleDropsArrivesAtTheScrubberAndWhatItPassesAtTheHost) {
 
 // An interface that is not there is refused by name, and nothing changes.
 TEST_F(Over, ARuleNamingAMissingInterfaceIsRefused) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "50/s"});  // what each refusal must leave as it is
+  const json before = rules();
   const Outcome r = lab_->xthrottle({"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--over", "redirect:nosuch0"});
   EXPECT_EQ(r.rc, 1) << r.err;
   EXPECT_NE(r.err.find("nosuch0"), std::string::npos) << r.err;
-  EXPECT_TRUE(rules().empty());
+  EXPECT_EQ(rules(), before);
   const Outcome bad = lab_->xthrottle({"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--over", "tarpit"});
   EXPECT_EQ(bad.rc, 2) << bad.err;
   EXPECT_NE(bad.err.find("tarpit"), std::string::npos) << bad.err;
+  EXPECT_EQ(rules(), before);
 }
 
 // A rules file says the same with `over` and `over_reasons`; a bad kind is

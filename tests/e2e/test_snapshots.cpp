@@ -65,11 +65,21 @@ TEST_F(Snapshots, AQuotaPartUsedIsPartUsedAfterAReboot) {
   }
   bytes[bytes.size() / 2] ^= 1;
   const std::string bad = write("bad.snap", bytes);
-  ok({"rule", "del", "198.18.0.0/15"});
+  ok({"rule", "add", "198.19.0.0/16", "--rate", "5/min"});  // a rule of this boot's, and the next bucket
+  const json rules_before = rules();
+  const json bans_before = lab_->xthrottle_json({"bans", "--json"});
+  const json stats_before = lab_->xthrottle_json({"stats", "--json"})["rules"];
   const Outcome r = lab_->xthrottle({"restore", bad});
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find(bad + ": corrupt"), std::string::npos) << r.err;
-  EXPECT_EQ(rules().size(), 0u) << "nothing changed";
+  EXPECT_EQ(rules(), rules_before) << "nothing changed";
+  const json bans_after = lab_->xthrottle_json({"bans", "--json"});
+  ASSERT_EQ(bans_after.size(), bans_before.size());
+  EXPECT_EQ(bans_after[0]["cidr"], bans_before[0]["cidr"]);
+  EXPECT_EQ(lab_->xthrottle_json({"stats", "--json"})["rules"], stats_before);
+  lab_->reset_received();
+  flood_from("198.18.0.9", 50);
+  EXPECT_EQ(lab_->received_v4(), 0u) << "the day's quota stays spent: the bucket was not restored again";
 }
 
 TEST_F(Snapshots, ServeRestoresAtStartAndSavesOnStop) {

@@ -88,7 +88,19 @@ Background::Background(const std::vector<std::string>& argv)
 
 Background::~Background() {
   if (pid_ <= 0) return;
+  // Asked to stop; one that does not within 10 s (a hang is what some tests
+  // look for) is killed, so that the test goes on to take its lab down.
   signal(SIGTERM);
+  for (int i = 0; i < 1000; i++) {
+    if (waitpid(pid_, nullptr, WNOHANG) != 0) {
+      unlink(out_path_.c_str());
+      unlink(err_path_.c_str());
+      pid_ = -1;
+      return;
+    }
+    usleep(10000);
+  }
+  signal(SIGKILL);
   wait();
 }
 

@@ -130,6 +130,13 @@ down() {
     [ "$(ip netns identify "$pid" 2>/dev/null)" = "$tag-gen" ] && kill "$pid" 2>/dev/null
     rm -f "/run/$tag.delay"
   fi
+  # Whatever still runs in the lab (a test that failed midway, a hung
+  # serve) would keep its namespace and the state's maps alive.
+  for ns in "$1-cli" "$1-scr" "$1-gen" "$1-dut"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      [ "$pid" = "$PPID" ] || kill -9 "$pid" 2>/dev/null  # never the test that runs this
+    done
+  done
   ip netns del "$1-cli" 2>/dev/null
   ip netns del "$1-scr" 2>/dev/null
   ip netns del "$1-gen" 2>/dev/null
