@@ -20,6 +20,33 @@ namespace {
 
 class Recommend : public Operate {};
 
+// A rule no source sent through has no suggestion (it was told --rate 1/s
+// --burst 1, and its empty plot failed the whole run, exit 1, with "is
+// gnuplot-nox installed?"); gnuplot's warnings (one prefix makes an empty
+// range) go to stderr, not into the JSON on stdout.
+TEST_F(Recommend, AQuietRuleHasNoSuggestionAndThePlotKeepsStdoutJson) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1/s", "--dry-run", "--new-rate", "100000/s"});
+  ok({"rule", "add", "198.18.0.0/15", "--proto", "tcp", "--port", "443", "--rate", "1/s", "--dry-run"});
+  const std::string png = dir_ + "/rates.png";
+  Background watch(lab_->xthrottle_argv({"recommend", "--for", "2s", "--per", "16", "--plot", png, "--json"}));
+  lab_->flood({"--src", "198.18.1.1", "--sources", "20", "--count", "400", "--rate", "200"});
+  const Outcome r = watch.wait();
+  ASSERT_EQ(r.rc, 0) << r.err;
+  json j;
+  ASSERT_NO_THROW(j = json::parse(r.out)) << "stdout is the JSON alone: " << r.out;
+  EXPECT_EQ(j["198.18.0.0/15"]["sources"], 1) << "twenty sources in one /16";
+  EXPECT_TRUE(j["198.18.0.0/15"]["rate"].is_string()) << j.dump();
+  EXPECT_EQ(j["198.18.0.0/15 tcp/443"]["sources"], 0) << j.dump();
+  EXPECT_TRUE(j["198.18.0.0/15 tcp/443"]["rate"].is_null()) << j.dump();
+  size_t plots = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir_)) plots += f.path().filename().string().starts_with("rates.png.");
+  EXPECT_EQ(plots, 1u) << "the busy rule's plot, none for the quiet one";
+  const Outcome text = lab_->xthrottle({"recommend", "--for", "2s", "--rule", "198.18.0.0/15 tcp/443"});
+  EXPECT_EQ(text.rc, 0) << text.err;
+  EXPECT_NE(text.out.find("no source sent through it: no suggestion"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("suggested:"), std::string::npos) << text.out;
+}
+
 TEST_F(Recommend, ADryRunPeriodWatchedOrRecordedGivesALimitThatSparesTheQuietSources) {
   ASSERT_NO_THROW(lab_->add_clients({}));
   ok({"rule", "add", "198.18.0.0/15", "--rate", "1/s", "--dry-run", "--new-rate", "100000/s"});

@@ -120,6 +120,35 @@ TEST(Recommend, TheSuggestionSparesTheChosenShare) {
   EXPECT_EQ(all.sources_dropped, 0u);
 }
 
+// 99.9% of 1000 sources is 999 of them: the 1000th (the flooder) sets
+// nothing. (99.9 / 100 is 0.9990000000000001 in a double, and the rank
+// taken was 1000: --rate 1000/s, the flooder's own.)
+TEST(Recommend, NinetyNinePointNinePercentOfAThousandIsNineHundredNinetyNine) {
+  std::vector<std::vector<uint32_t>> series(999, std::vector<uint32_t>(60, 10));
+  series.push_back(std::vector<uint32_t>(60, 1000));
+  const Recommendation r = recommend(dense(series), 99.9 / 100.0).at(0);
+  EXPECT_DOUBLE_EQ(r.rate, 10);
+  EXPECT_DOUBLE_EQ(r.peak_minute.p999, 10);
+  EXPECT_EQ(r.sources_dropped, 1u);
+  std::vector<std::vector<uint32_t>> more(1998, std::vector<uint32_t>(60, 10));
+  more.push_back(std::vector<uint32_t>(60, 1000));
+  more.push_back(std::vector<uint32_t>(60, 1000));
+  EXPECT_DOUBLE_EQ(recommend(dense(more), 99.9 / 100.0).at(0).rate, 10) << "1998 of 2000 are 99.9%";
+}
+
+// A rule no source was seen in has no suggestion (it was told --rate 1/s
+// --burst 1, which throttles a quiet service to a packet a second).
+TEST(Recommend, ARuleNoSourceWasSeenInHasNoSuggestion) {
+  Observed o = dense({{10, 10, 10}});
+  o.groups = {"busy", "quiet"};
+  const std::vector<Recommendation> recs = recommend(o, 0.999);
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_DOUBLE_EQ(recs[0].rate, 10);
+  EXPECT_EQ(recs[1].sources, 0u);
+  EXPECT_DOUBLE_EQ(recs[1].rate, 0) << "no suggestion";
+  EXPECT_EQ(recs[1].burst, 0u);
+}
+
 TEST(Recommend, AShortWatchUsesItsWholeSpanAsTheMinute) {
   const Recommendation r = recommend(dense({{0, 20, 0, 0}}), 1.0).at(0);
   EXPECT_DOUBLE_EQ(r.peak_minute.max, 5) << "20 in a 4-second span";

@@ -121,7 +121,9 @@ Result<void> plot(const std::string& path, const std::string& rule, std::vector<
       "set title 'xthrottle recommend: " + rule + "'; set arrow from " + fmt("%g", rate) + ", graph 0 to " +
       fmt("%g", rate) + ", graph 1 nohead lc rgb 'red';"
       "plot '" + data + "' using 1:2 with steps title 'sources', 1/0 lc rgb 'red' title 'suggested --rate'";
-  FILE* gp = popen("gnuplot 2>&1", "w");
+  // gnuplot's own words (a warning of an empty range) to stderr: stdout is
+  // the suggestion, JSON under --json.
+  FILE* gp = popen("gnuplot 1>&2", "w");
   if (!gp) return system_error("cannot run gnuplot (apt-get install gnuplot-nox)", errno);
   std::fputs(script.c_str(), gp);
   const int rc = pclose(gp);
@@ -174,6 +176,7 @@ int run_recommend(const Globals& g, const RecommendOptions& o, bool for_given) {
   for (size_t i = 0; i < recs.size(); i++) {
     const std::string& name = seen->groups[i];
     const Recommendation& r = recs[i];
+    const bool suggested = r.sources > 0;  // a rule no source was seen in has none
     j[name] = {{"sources", r.sources},
                {"packets", r.packets},
                {"seconds", r.seconds},
@@ -183,8 +186,8 @@ int run_recommend(const Globals& g, const RecommendOptions& o, bool for_given) {
                {"peak_minute_per_second", quantiles_json(r.peak_minute)},
                {"mean_per_second", quantiles_json(r.mean)},
                {"spare", spare},
-               {"rate", fmt("%.0f/s", r.rate)},
-               {"burst", r.burst},
+               {"rate", suggested ? nlohmann::json(fmt("%.0f/s", r.rate)) : nlohmann::json(nullptr)},
+               {"burst", suggested ? nlohmann::json(r.burst) : nlohmann::json(nullptr)},
                {"sources_dropped", r.sources_dropped},
                {"packets_dropped", r.packets_dropped}};
     const std::string what = o.per.empty() ? " sources" : " /" + o.per + " prefixes";
@@ -193,6 +196,10 @@ int run_recommend(const Globals& g, const RecommendOptions& o, bool for_given) {
     text += r.span != r.seconds ? " (over " + format_duration(r.span) + ")\n" : "\n";
     text += fmt("  %-26s %10s %10s %10s %10s %10s\n", o.per.empty() ? "per source" : "per prefix", "p50", "p90",
                 "p99", "p99.9", "max");
+    if (!suggested) {
+      text += "  no source sent through it: no suggestion\n";
+      continue;
+    }
     text += quantiles_line("busiest second", r.peak_second);
     text += quantiles_line("busiest minute, a second", r.peak_minute);
     text += quantiles_line("whole span, a second", r.mean);

@@ -10,11 +10,14 @@
 namespace xt {
 namespace {
 
-// The q-quantile (nearest rank) of v, sorted here.
+// The q-quantile (nearest rank) of v, sorted here. The rank is q n rounded
+// up, less the rounding of q n itself: 99.9 / 100 is 0.9990000000000001,
+// whose q n for 1000 sources is just past 999 (the max, not rank 999).
 double quantile(std::vector<double>& v, double q) {
   if (v.empty()) return 0;
   std::ranges::sort(v);
-  const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+  const double at = q * static_cast<double>(v.size());
+  const auto rank = static_cast<size_t>(std::ceil(at - at * 1e-12));
   return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
 }
 
@@ -113,9 +116,10 @@ std::vector<Recommendation> recommend(const Observed& seen, double spare) {
     r.peak_second = quantiles(std::move(peak_second[g]));
     r.peak_minute = quantiles(r.peak_minutes);
     r.mean = quantiles(std::move(mean[g]));
-    // The rate: the sources' busiest minute at the quantile, never 0.
+    // The rate: the sources' busiest minute at the quantile, never 0; none
+    // for a group no source was seen in (nothing to suggest it from).
     std::vector<double> minutes = r.peak_minutes;
-    r.rate = std::max(1.0, std::ceil(quantile(minutes, spare)));
+    r.rate = r.sources ? std::max(1.0, std::ceil(quantile(minutes, spare))) : 0;
   }
 
   // Pass 2: the burst each source needs at its rule's rate.
@@ -131,7 +135,8 @@ std::vector<Recommendation> recommend(const Observed& seen, double spare) {
     needs[seen.group_of[src]].push_back(std::max(0.0, need[src].best + r));
   }
   for (size_t g = 0; g < out.size(); g++)
-    out[g].burst = std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(quantile(needs[g], spare) - 1e-9)));
+    if (out[g].sources)
+      out[g].burst = std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(quantile(needs[g], spare) - 1e-9)));
 
   // Pass 3: what that rate and burst would have dropped.
   std::vector<Bucket> bucket(n);

@@ -55,8 +55,8 @@ struct Recommendation {
   Quantiles peak_second;  // packets in a source's busiest second
   Quantiles peak_minute;  // a source's busiest 60 s (the whole span if shorter), per second
   Quantiles mean;         // packets a second over the seconds observed
-  double rate = 0;        // suggested: packets a second, a whole number
-  uint64_t burst = 0;     // suggested
+  double rate = 0;        // suggested: packets a second, a whole number; 0: no source, no suggestion
+  uint64_t burst = 0;     // suggested (0 with no suggestion)
   // Under the suggestion, as a token bucket metered a second at a time
   // (time not observed counted as silence):
   size_t sources_dropped = 0;
