@@ -60,10 +60,12 @@ class Fleet : public ::testing::Test {
     }
     FAIL() << "redis-server did not come up on " << sock_;
   }
+  void start_serve(int h) {
+    serves_[h] = std::make_unique<Background>(labs_[h]->xthrottle_argv(
+        {"serve", "--metrics", "127.0.0.1:9431", "--cluster", "unix://" + sock_, "--cluster-every", "100ms"}));
+  }
   void start_serves() {
-    for (int h = 0; h < kHosts; h++)
-      serves_[h] = std::make_unique<Background>(labs_[h]->xthrottle_argv(
-          {"serve", "--metrics", "127.0.0.1:9431", "--cluster", "unix://" + sock_, "--cluster-every", "100ms"}));
+    for (int h = 0; h < kHosts; h++) start_serve(h);
     ASSERT_TRUE(wait_connected(true)) << "every host's serve joins the fleet";
   }
   json status(int h) { return labs_[h]->xthrottle_json({"status", "--json"}); }
@@ -277,6 +279,42 @@ TEST_F(Fleet, BansAndBlocklistsReachEveryHost) {
     const json f = status(h)["fleet"];
     EXPECT_EQ(f["sent_bans"].get<uint64_t>() + f["applied_bans"].get<uint64_t>(), 2u) << "each told once: " << f;
     EXPECT_EQ(f["sent_lists"].get<uint64_t>() + f["applied_lists"].get<uint64_t>(), 2u) << f;
+  }
+}
+
+// A host whose serve was away while a ban was lifted and a list deleted on
+// another: coming back, it told both again as new (a serve has not seen
+// what the one before it told), and every host had them back. The fleet's
+// bans are not told back now; a deletion is remembered, so an older version
+// told again is no newer; and the host that was away reads what the stream
+// still holds of bans and lists, the lifting and the deletion with them.
+TEST_F(Fleet, AHostThatWasAwayBringsNoLiftedBanOrDeletedListBack) {
+  start_serves();
+  auto banned = [&](int h) {
+    for (const auto& b : labs_[h]->xthrottle_json({"bans", "--json"}))
+      if (b["cidr"] == "198.18.9.0/24") return true;
+    return false;
+  };
+  auto listed = [&](int h) { return labs_[h]->xthrottle({"blocklist", "test", "198.18.5.77"}).rc == 0; };
+  ASSERT_EQ(labs_[0]->xthrottle({"ban", "add", "198.18.9.0/24", "--for", "1h"}).rc, 0);
+  const std::string file = dir_ + "/list.txt";
+  std::ofstream(file) << "198.18.5.0/24\n";
+  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", file}).rc, 0);
+  ASSERT_GE(until_everywhere(0, banned), 0);
+  ASSERT_GE(until_everywhere(0, listed), 0);
+
+  serves_[1].reset();  // away (SIGTERM)
+  ASSERT_EQ(labs_[0]->xthrottle({"ban", "del", "198.18.9.0/24"}).rc, 0);
+  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
+  ASSERT_GE(until_everywhere(1, [&](int h) { return !banned(h) && !listed(h); }), 0) << "hosts 0 and 2 took both";
+  EXPECT_TRUE(banned(1) && listed(1)) << "host 1 was away: it still has both";
+
+  start_serve(1);
+  ASSERT_TRUE(wait_connected(true));
+  std::this_thread::sleep_for(1500ms);  // fifteen exchanges
+  for (int h = 0; h < kHosts; h++) {
+    EXPECT_FALSE(banned(h)) << "host " << h << ": the lifted ban is back";
+    EXPECT_FALSE(listed(h)) << "host " << h << ": the deleted list is back";
   }
 }
 

@@ -187,7 +187,8 @@ Result<void> State::switch_blocklists(const std::vector<std::vector<xt_block_ent
   return {};
 }
 
-Result<void> State::load_blocklist(const std::string& name, const std::vector<Cidr>& cidrs) {
+Result<void> State::load_blocklist(const std::string& name, const std::vector<Cidr>& cidrs,
+                                   std::optional<uint64_t> loaded_unix) {
   if (auto ok = check_blocklist(name, cidrs); !ok) return ok;
   auto have = blocklists();
   if (!have) return std::unexpected(have.error());
@@ -241,7 +242,7 @@ Result<void> State::load_blocklist(const std::string& name, const std::vector<Ci
   if (auto ok = switch_blocklists(lists); !ok) return undo(std::unexpected(ok.error()));
   xt_blocklist list{};
   std::snprintf(list.name, sizeof(list.name), "%s", name.c_str());
-  list.loaded_unix = static_cast<uint64_t>(std::time(nullptr));
+  list.loaded_unix = loaded_unix.value_or(static_cast<uint64_t>(std::time(nullptr)));
   list.entries = static_cast<uint32_t>(mine.size());
   list.used = 1;
   xt_blocklist old{};

@@ -116,6 +116,18 @@ struct Fleet::Impl {
   // The link's thread's own.
   std::unique_ptr<RedisLink> redis;
   std::string last_id;
+  // The newest entry when this serve joined: use told before it is in this
+  // host's buckets' past, but bans and lists told before it are read (what
+  // the stream keeps, a minute), so a host that was away takes the bans
+  // lifted and the lists deleted meanwhile.
+  std::pair<uint64_t, uint64_t> joined_at{0, 0};
+  static std::pair<uint64_t, uint64_t> id_of(std::string_view id) {
+    std::pair<uint64_t, uint64_t> out{0, 0};
+    const auto dash = id.find('-');
+    std::from_chars(id.data(), id.data() + std::min(dash, id.size()), out.first);
+    if (dash != std::string_view::npos) std::from_chars(id.data() + dash + 1, id.data() + id.size(), out.second);
+    return out;
+  }
   double next_connect = 0;
   std::optional<State> state;
   // Each slot's occupant (a hash of its key) and its passed count when last
@@ -135,10 +147,14 @@ struct Fleet::Impl {
   std::map<std::string, uint64_t> bans_seen, bans_next;  // CIDR -> until (ticks)
   // A list's version: when it was first loaded on any host (its origin),
   // and the local list that holds it (loaded_unix, entries).
+  // A deletion is kept too (its origin: when it was deleted), so that an
+  // older version told again (by a host that was away when it was deleted)
+  // does not bring the list back.
   struct ListSeen {
     double origin = 0;
     uint64_t loaded_unix = 0;
     uint32_t entries = 0;
+    bool deleted = false;
   };
   std::map<std::string, ListSeen> lists_seen, lists_next;
   double next_told = 0;
@@ -233,7 +249,8 @@ struct Fleet::Impl {
         set_down("XREVRANGE: not a stream entry");
         return false;
       }
-      last_id = newest ? std::string(newest->element[0]->str, newest->element[0]->len) : "0-0";
+      joined_at = id_of(newest ? std::string(newest->element[0]->str, newest->element[0]->len) : "0-0");
+      last_id = "0-0";
     }
     std::lock_guard<std::mutex> hold(mu);
     health.connected = true;
@@ -321,10 +338,18 @@ struct Fleet::Impl {
     auto bans = state->bans();
     if (!bans) return;
     std::map<std::string, uint64_t> current;
-    for (const auto& b : *bans) current[format_cidr(b.cidr)] = b.ban.until;
+    std::set<std::string> fleets;
+    for (const auto& b : *bans) {
+      current[format_cidr(b.cidr)] = b.ban.until;
+      if (b.ban.rule == XT_BAN_BY_FLEET) fleets.insert(format_cidr(b.cidr));
+    }
     for (const auto& [cidr, until] : current) {
       auto was = bans_seen.find(cidr);
       if (was != bans_seen.end() && was->second == until) continue;  // told, or the fleet's
+      // The fleet's, though not seen told: taken by an earlier serve, which
+      // this one follows (a host that came back must not bring a ban back
+      // that was lifted meanwhile). Its lifting here is told.
+      if (fleets.contains(cidr)) continue;
       const uint64_t ms = until > now ? (until - now) * 1000 / hz : 0;
       if (ms) out.push_back(entry("ban", {"c", cidr, "ms", std::to_string(ms)}));
     }
@@ -357,8 +382,16 @@ struct Fleet::Impl {
       current[name] = seen;
       told.push_back(entry("list", {"n", name, "u", std::to_string(seen.origin), "d", encode_prefixes(*cidrs)}));
     }
-    for (const auto& [name, seen] : lists_seen)
-      if (!current.contains(name)) told.push_back(entry("unlist", {"n", name, "u", std::to_string(unix_now())}));
+    for (const auto& [name, seen] : lists_seen) {
+      if (current.contains(name)) continue;
+      if (seen.deleted) {
+        current[name] = seen;  // a deletion told (or taken) is kept, not told again
+        continue;
+      }
+      const ListSeen gone{static_cast<double>(unix_now()), 0, 0, true};
+      current[name] = gone;
+      told.push_back(entry("unlist", {"n", name, "u", std::to_string(gone.origin)}));
+    }
     out.insert(out.end(), std::make_move_iterator(told.begin()), std::make_move_iterator(told.end()));
     lists_next = std::move(current);
   }
@@ -435,6 +468,7 @@ struct Fleet::Impl {
         const redisReply* fields = e->element[1];
         for (size_t k = 0; k + 1 < fields->elements; k += 2) f[reply_text(fields->element[k])] = reply_text(fields->element[k + 1]);
         if (f["h"] == opt.host) continue;
+        if (f["t"] == "use" && id_of(last_id) <= joined_at) continue;  // before this serve joined
         if (f["t"] == "use") {
           if (f["d"].size() > kMaxBlob) continue;  // more than any host sends at once
           auto use = decode_use(f["d"]);
@@ -452,6 +486,9 @@ struct Fleet::Impl {
         } else if (f["t"] == "list" || f["t"] == "unlist") {
           Received::List l{f["n"], 0, std::nullopt};
           auto [end, ec] = std::from_chars(f["u"].data(), f["u"].data() + f["u"].size(), l.origin);
+          // A time, and not one far ahead of this host's clock (a day of
+          // skew): "inf" or a year 3000 would be a version nothing replaces.
+          if (!(l.origin >= 0 && l.origin <= unix_now() + 86400)) continue;
           // A name `blocklist load` would take, or nothing.
           const bool named = !l.name.empty() && l.name.size() < XT_BLOCKLIST_NAME_SIZE &&
                              std::ranges::all_of(l.name, [](char c) {
@@ -501,22 +538,51 @@ struct Fleet::Impl {
       refused += done->refused;
       stale += done->stale;
     }
+    // Bans put all at once (each put walks the ban table to tidy it: one at
+    // a time, tens of thousands of them took minutes under the lock); a
+    // lifting in between puts those before it first, so the order holds.
+    std::vector<std::pair<Cidr, xt_ban>> put;
+    std::vector<std::string> put_text;
+    std::map<std::string, size_t> put_at;
+    auto put_now = [&] {
+      if (put.empty()) return;
+      (void)state->put_bans(put);  // refused midway (a full table): what went in is read back
+      std::map<std::string, uint64_t> in_table;
+      if (auto live = state->bans())
+        for (const auto& b : *live) in_table[format_cidr(b.cidr)] = b.ban.until;
+      for (size_t i = 0; i < put.size(); i++)
+        if (auto it = in_table.find(put_text[i]); it != in_table.end() && it->second == put[i].second.until) {
+          bans_seen[put_text[i]] = put[i].second.until;
+          bans++;
+        }
+      put.clear();
+      put_text.clear();
+      put_at.clear();
+    };
+    auto now = state->now();
+    auto cfg = state->config();
     for (const auto& [cidr_text, ms] : in.bans) {
       auto cidr = parse_cidr(cidr_text);
-      if (!cidr) continue;
+      if (!cidr || !now || !cfg) continue;
       if (ms) {
-        auto now = state->now();
-        auto cfg = state->config();
-        if (!now || !cfg) continue;
         const uint64_t until = *now + (ms * cfg->hz + 999) / 1000;
-        if (!state->put_ban(*cidr, xt_ban{until, *now, 0, XT_BAN_BY_FLEET})) continue;
-        bans_seen[cidr_text] = until;
+        const std::string text = format_cidr(*cidr);
+        // The same prefix twice in one batch: the later one.
+        if (auto at = put_at.find(text); at != put_at.end()) {
+          put[at->second].second = xt_ban{until, *now, 0, XT_BAN_BY_FLEET};
+          continue;
+        }
+        put_at[text] = put.size();
+        put.emplace_back(*cidr, xt_ban{until, *now, 0, XT_BAN_BY_FLEET});
+        put_text.push_back(text);
       } else {
+        put_now();
         if (!state->del_ban(*cidr)) continue;
-        bans_seen.erase(cidr_text);
+        bans_seen.erase(format_cidr(*cidr));
+        bans++;
       }
-      bans++;
     }
+    put_now();
     uint64_t lists = 0;
     for (const auto& l : in.lists) {
       // The newer version wins, whichever host's it is: a list here is as
@@ -528,12 +594,14 @@ struct Fleet::Impl {
                                                      : 0;
       if ((have || seen != lists_seen.end()) && origin >= l.origin) continue;
       if (l.prefixes) {
-        if (!state->load_blocklist(l.name, *l.prefixes)) continue;
+        // Loaded as of its origin: told again by a later serve here, it is
+        // the same version, not a newer one.
+        if (!state->load_blocklist(l.name, *l.prefixes, static_cast<uint64_t>(l.origin))) continue;
         const std::optional<xt_blocklist> now = local_list(l.name);
         lists_seen[l.name] = {l.origin, now ? now->loaded_unix : 0, now ? now->entries : 0};
       } else {
         if (have && !state->del_blocklist(l.name)) continue;
-        lists_seen.erase(l.name);
+        lists_seen[l.name] = {l.origin, 0, 0, true};
       }
       lists++;
     }

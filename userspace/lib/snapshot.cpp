@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -363,7 +364,12 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   sum.age_seconds = static_cast<double>(age) / kNs;
 
   for (const auto& list : snap->lists) {
-    if (auto ok = state.load_blocklist(list.name, list.entries); !ok) return std::unexpected(ok.error());
+    // As of the save at the latest (the snapshot keeps no load time): the
+    // fleet then takes no restored list for newer than one loaded since.
+    const auto saved_unix = static_cast<uint64_t>(std::max<int64_t>(0, snap->saved_at_ns) / kNs);
+    if (auto ok = state.load_blocklist(list.name, list.entries, std::min<uint64_t>(saved_unix, std::time(nullptr)));
+        !ok)
+      return std::unexpected(ok.error());
     sum.blocklists++;
   }
   std::vector<std::pair<Cidr, xt_ban>> bans;

@@ -185,7 +185,10 @@ class State {
     uint32_t slot;
     xt_blocklist list;
   };
-  Result<void> load_blocklist(const std::string& name, const std::vector<Cidr>& entries);
+  // loaded_unix: the version's time (the fleet's origin of it, a snapshot's
+  // save), else now.
+  Result<void> load_blocklist(const std::string& name, const std::vector<Cidr>& entries,
+                              std::optional<uint64_t> loaded_unix = std::nullopt);
   Result<void> del_blocklist(const std::string& name);
   Result<std::vector<Blocklist>> blocklists() const;
   // Whether address (a host prefix) is in the data path's union now.
