@@ -33,7 +33,7 @@ burst = 20
   const std::string pcap = dir_ + "/seen.pcap";
   {
     Background tcpdump({"ip", "netns", "exec", lab_->gen_ns(), "tcpdump", "-i", "gen0", "-U", "-w", pcap, "udp"});
-    std::this_thread::sleep_for(1s);  // tcpdump listening
+    ASSERT_TRUE(tcpdump.wait_for_err("listening on")) << "tcpdump never listened";
     Background client({"ip", "netns", "exec", lab_->gen_ns(), "hping3", "-q", "--udp", "-p", "53", "-a", "198.18.0.5",
                        "-c", "40", "-i", "u25000", "198.18.0.2"});
     const Outcome flood = lab_->in_gen({"hping3", "-q", "--udp", "-p", "53", "-c", "2000", "-i", "u500", "198.18.0.2"});

@@ -3,7 +3,12 @@
 // them failing in: slow HTTP clients, a real Prometheus parser, a second
 // reader of an event ring, events that piled up before serve started, a
 // config path that is not UTF-8, missing privileges, and config drift.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <xthrottle/abi.h>
 
@@ -19,6 +24,21 @@ rate = "1000/s"
 
 class Serve : public Operate {
  protected:
+  // Until a reader holds the lock of `ring` (a probe that gets it lets it
+  // go at once), for up to 10 s.
+  bool reader_holds(const std::string& ring) {
+    const std::string path = lab_->pin_dir() + "/" + ring + "_lock";
+    for (int i = 0; i < 500; i++) {
+      const int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd >= 0) {
+        const bool held = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+        close(fd);  // a lock the probe took goes with its fd
+        if (held) return true;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
   std::string script(const std::string& name) { return std::string(XT_E2E_SCRIPTS) + "/" + name; }
   Outcome scrape(const std::string& port = "9431", const std::string& max_time = "3") {
     return lab_->in_dut({"curl", "-s", "-f", "--max-time", max_time, "http://127.0.0.1:" + port + "/metrics"});
@@ -98,7 +118,7 @@ TEST_F(Serve, TheMetricsParseWithTheReferenceParser) {
 // 9.11: a second reader of an event ring split the events with the first.
 TEST_F(Serve, EachEventRingHasOneReader) {
   Background first(lab_->xthrottle_argv({"events", "--json"}));
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(reader_holds(XT_MAP_EVENTS_CLI)) << "the first reader never took the ring";
   std::vector<std::string> argv = {"timeout", "5"};  // a second reader that is let in would run on
   for (const auto& word : lab_->xthrottle_argv({"events", "--json"})) argv.push_back(word);
   Outcome second = run(argv);
@@ -107,7 +127,7 @@ TEST_F(Serve, EachEventRingHasOneReader) {
   first.signal(SIGINT);
   EXPECT_EQ(first.wait().rc, 0);
   Background again(lab_->xthrottle_argv({"events", "--json"}));
-  std::this_thread::sleep_for(500ms);
+  EXPECT_TRUE(reader_holds(XT_MAP_EVENTS_CLI)) << "the ring is free again once its reader has gone";
   again.signal(SIGINT);
   EXPECT_EQ(again.wait().rc, 0) << "the ring is free again once its reader has gone";
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <cstring>
@@ -102,6 +103,16 @@ Background::~Background() {
   }
   signal(SIGKILL);
   wait();
+}
+
+bool Background::wait_for_err(const std::string& text, double seconds) const {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (pid_ > 0 && std::chrono::steady_clock::now() < end) {
+    if (slurp(err_path_).find(text) != std::string::npos) return true;
+    if (kill(pid_, 0) != 0) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
 }
 
 void Background::signal(int sig) const {

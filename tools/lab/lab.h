@@ -35,6 +35,9 @@ class Background {
   ~Background();
   void signal(int sig) const;
   Outcome wait();
+  // Until what it wrote to stderr so far holds `text` (a tool's "listening
+  // on"), for up to `seconds`; false if it never did, or it ended.
+  bool wait_for_err(const std::string& text, double seconds = 10) const;
 
  private:
   int pid_ = -1;
