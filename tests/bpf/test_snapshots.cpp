@@ -7,6 +7,10 @@
 // nothing.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <ctime>
+#include <thread>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -112,9 +116,17 @@ TEST_F(Snapshots, BansListsAndRememberedSourcesAreKept) {
     s.new_rate = *parse_rate("1/day");
   });
   EXPECT_EQ(passed(from("198.18.7.2"), 1, t2), 1);
+  const uint64_t saved_by = static_cast<uint64_t>(std::time(nullptr));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the wall clock's second moves on
   auto restored = restore(t2);
   ASSERT_TRUE(restored.has_value()) << restored.error().message;
   EXPECT_EQ(restored->known, 1u);
+  // The list is as old as the save at least (a fleet takes the newer of two
+  // versions by that time: restored as loaded now, an old list would pass
+  // for newer than one loaded elsewhere since).
+  const auto lists = state_->blocklists().value();
+  ASSERT_EQ(lists.size(), 1u);
+  EXPECT_LE(lists[0].list.loaded_unix, saved_by);
   const auto bans = state_->bans().value();
   ASSERT_EQ(bans.size(), 1u);
   EXPECT_EQ(format_cidr(bans[0].cidr), "198.18.9.0/24");
