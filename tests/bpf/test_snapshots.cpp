@@ -142,6 +142,32 @@ TEST_F(Snapshots, BansListsAndRememberedSourcesAreKept) {
   EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 1u);
 }
 
+// A resumed restore (serve found the marker of one a kill cut short) tops
+// each counter up to the snapshot's: over a restore that had added them
+// all, nothing is added twice; over one cut before them, they are added.
+TEST_F(Snapshots, AResumedRestoreTopsCountersUpToTheSnapshots) {
+  rule("198.18.0.0/15", "1000/day", 1000);
+  EXPECT_EQ(passed(from("198.18.0.9"), 900, 5000 * kSec), 900);
+  save(5000 * kSec);
+  const uint64_t t2 = 77 * kSec;
+  reboot(t2);
+  auto file = read_snapshot(path_);
+  ASSERT_TRUE(file.has_value()) << file.error().message;
+  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1).has_value());
+  EXPECT_EQ(passed(from("198.18.0.9"), 10, t2), 10) << "after the restore";
+  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, true).has_value());
+  EXPECT_EQ(rule_stats("198.18.0.0/15").passed_packets, 910u) << "nothing added twice";
+  EXPECT_EQ(counter(XT_PASS_LIMIT), 910u);
+  EXPECT_EQ(passed(from("198.18.0.9"), 200, t2), 90) << "and the bucket as it was: 90 left";
+
+  reboot(t2);
+  rule("198.18.0.0/15", "1000/day", 1000);  // put by a restore cut short before its counters
+  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, true).has_value());
+  EXPECT_EQ(rule_stats("198.18.0.0/15").passed_packets, 900u) << "topped up to the snapshot's";
+  EXPECT_EQ(counter(XT_PASS_LIMIT), 900u);
+  EXPECT_EQ(passed(from("198.18.0.9"), 200, t2), 100);
+}
+
 TEST_F(Snapshots, ABucketThatSentSinceKeepsTheLaterOfTheTwo) {
   rule("198.18.0.0/15", "10/min", 10);
   EXPECT_EQ(passed(from("198.18.0.9"), 4, 100 * kSec), 4);

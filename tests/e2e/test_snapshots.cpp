@@ -144,6 +144,41 @@ TEST_F(Snapshots, ServeRestoresAtStartAndSavesOnStop) {
   EXPECT_TRUE(aside) << "the damaged snapshot kept for a look";
 }
 
+// A restore that a kill cut short (between the rules and the buckets) left
+// a state that was not empty: the next serve skipped the snapshot as older
+// than the state, and its first save wrote the part over the whole (the
+// quota spent before the reboot, gone). A marker beside the snapshot says a
+// restore is under way; a serve that finds it restores into the part, each
+// counter topped up to the snapshot's, not added twice.
+TEST_F(Snapshots, ARestoreCutShortIsResumedByTheNextServe) {
+  const std::string file = dir_ + "/serve.snap";
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/day", "--burst", "1000"});
+  lab_->reset_received();
+  flood_from("198.18.0.9", 900);
+  ok({"save", file});
+  reboot();
+  // What the cut restore had put in: the rule, without its counters (the
+  // kill came before them) or any bucket; and its marker.
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/day", "--burst", "1000"});
+  std::ofstream(file + ".restoring") << "a restore began\n";
+  {
+    NotifySocket manager(dir_ + "/notify.sock");
+    Background serve(notifying(dir_ + "/notify.sock", {"serve", "--metrics", "127.0.0.1:9431", "--snapshot", file}));
+    ASSERT_EQ(manager.next(), "READY=1");
+    EXPECT_FALSE(std::filesystem::exists(file + ".restoring")) << "the marker goes once the restore is done";
+    lab_->reset_received();
+    flood_from("198.18.0.9", 200);
+    EXPECT_EQ(lab_->received_v4(), 100u) << "900 of the day's 1000 used before the reboot: 100 left";
+    serve.signal(SIGTERM);
+    const auto lines = json_lines(serve.wait().out);
+    const auto restored = std::ranges::find_if(lines, [](const json& j) { return j["event"] == "snapshot_restored"; });
+    ASSERT_NE(restored, lines.end()) << "resumed, not skipped";
+    EXPECT_EQ(restored->value("resumed", false), true) << restored->dump();
+  }
+  EXPECT_EQ(lab_->xthrottle_json({"stats", "--json"})["rules"]["198.18.0.0/15"]["passed_packets"], 1000)
+      << "the 900 before, topped up once, and the 100 after";
+}
+
 // The source table's settings are fixed when the state is made, and after
 // a reboot whatever runs first makes it (the units start serve, which
 // restores, and attach, with no options). So the snapshot carries them, and

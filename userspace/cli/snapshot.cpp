@@ -21,7 +21,7 @@ Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string
 
 Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir, const SnapshotFile& file,
                                                      const std::string& path, bool only_into_empty,
-                                                     const TableSettings& prefer) {
+                                                     const TableSettings& prefer, bool resume) {
   auto locked = lock_pins(pin_dir);
   if (!locked) return std::unexpected(locked.error());
   auto hz = tick_rate_of(*locked);
@@ -43,7 +43,7 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
     std::cerr << "xthrottle: warning: " << path
               << " was saved from a state with another source table; its sources go into this one as it is: "
               << same.error().message << "\n";
-  auto sum = restore_snapshot(*locked->state, file, path, online_cpus());
+  auto sum = restore_snapshot(*locked->state, file, path, online_cpus(), resume);
   if (!sum) return std::unexpected(sum.error());
   return std::optional(*sum);
 }

@@ -292,8 +292,28 @@ Result<std::vector<xt_rule>> check_snapshot_rules(const SnapshotFile& file, cons
   return compiled;
 }
 
+namespace {
+
+// What `have` lacks of `want`, word by word (counters of 64-bit words):
+// a resumed restore tops each counter up to the snapshot's, whether the
+// restore it resumes added it or was cut short before.
+template <typename T>
+T short_of(const T& want, const T& have) {
+  static_assert(sizeof(T) % sizeof(uint64_t) == 0, "counters of 64-bit words");
+  constexpr size_t n = sizeof(T) / sizeof(uint64_t);
+  uint64_t w[n], h[n], out[n];
+  std::memcpy(w, &want, sizeof(T));
+  std::memcpy(h, &have, sizeof(T));
+  for (size_t i = 0; i < n; i++) out[i] = w[i] > h[i] ? w[i] - h[i] : 0;
+  T t;
+  std::memcpy(&t, out, sizeof(T));
+  return t;
+}
+
+}  // namespace
+
 Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file, const std::string& path,
-                                         uint32_t cpus) {
+                                         uint32_t cpus, bool resume) {
   const SnapshotFile* snap = &file;
   auto cfg = state.config();
   if (!cfg) return std::unexpected(cfg.error());
@@ -354,9 +374,27 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     if (added[i])
       if (auto ok = state.add_rule_stats(live[i]->rule.id, r.stats); !ok) return std::unexpected(ok.error());
   }
+  if (resume) {
+    auto counts = state.rule_counters();
+    if (!counts) return std::unexpected(counts.error());
+    for (size_t i = 0; i < snap->rules.size(); i++) {
+      if (added[i]) continue;
+      for (const RuleCounters& c : *counts)
+        if (c.rule.id == live[i]->rule.id)
+          if (auto ok = state.add_rule_stats(c.rule.id, short_of(snap->rules[i].stats, c.stats)); !ok)
+            return std::unexpected(ok.error());
+    }
+  }
   sum.rules = snap->rules.size();
-  if (fresh_state)
+  if (fresh_state) {
     if (auto ok = state.add_counters(snap->counters); !ok) return std::unexpected(ok.error());
+  } else if (resume) {
+    auto have = state.counters();
+    if (!have) return std::unexpected(have.error());
+    std::vector<xt_count> add(snap->counters.size());
+    for (size_t k = 0; k < add.size(); k++) add[k] = k < have->size() ? short_of(snap->counters[k], (*have)[k]) : snap->counters[k];
+    if (auto ok = state.add_counters(add); !ok) return std::unexpected(ok.error());
+  }
 
   auto now = state.now();
   if (!now) return std::unexpected(now.error());

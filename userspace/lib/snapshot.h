@@ -63,7 +63,10 @@ Result<std::vector<xt_rule>> check_snapshot_rules(const SnapshotFile& file, cons
 // A refusal of the kernel's past that point (rare: a union of blocklists
 // over the data path's limits, no memory) leaves what was restored before
 // it. path names the file in messages.
+// resume: the state holds part of this very snapshot, put in by a restore
+// that a kill cut short; its counters are topped up to the snapshot's
+// (neither added twice nor left out).
 Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file, const std::string& path,
-                                         uint32_t cpus);
+                                         uint32_t cpus, bool resume = false);
 
 }  // namespace xt
