@@ -711,6 +711,15 @@ struct Fleet::Impl {
     fresh.clear();
     pending.clear();
     pending_count = 0;
+    {
+      // Sent: counted as such whatever the read below does (a read that
+      // failed returned before, and what was sent was never counted).
+      std::lock_guard<std::mutex> hold(mu);
+      health.sent_packets += packets;
+      health.sent_bans += sent_of("ban", "unban");
+      health.sent_lists += sent_of("list", "unlist");
+      health.pending_sources = 0;
+    }
     // Taken a round at a time: what is held at once stays bounded.
     for (int round = 0; round < 200; round++) {
       Received in;
@@ -720,10 +729,6 @@ struct Fleet::Impl {
       if (got < kReadCount) break;
     }
     std::lock_guard<std::mutex> hold(mu);
-    health.sent_packets += packets;
-    health.sent_bans += sent_of("ban", "unban");
-    health.sent_lists += sent_of("list", "unlist");
-    health.pending_sources = 0;
     health.last_sync_unix = unix_now();
     health.exchanges++;
     health.exchange_seconds = mono_now() - now_mono;
