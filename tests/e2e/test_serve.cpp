@@ -181,7 +181,15 @@ TEST_F(Serve, StartsFirstAndMarksEventsFromBeforeIt) {
   ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
   std::this_thread::sleep_for(500ms);
   lab_->flood({"--src", "198.19.1.0", "--sources", "5", "--count", "10"});  // 5 more, with serve running
-  std::this_thread::sleep_for(700ms);
+  // Until serve has logged the 25 (or 10 s: the count below tells).
+  serve.wait_for_out([](const std::string& out) {
+    size_t throttled = 0;  // of the whole lines written so far
+    for (size_t at = 0, end; (end = out.find('\n', at)) != std::string::npos; at = end + 1) {
+      const json j = json::parse(out.substr(at, end - at), nullptr, false);
+      throttled += !j.is_discarded() && j.value("event", "") == "throttled";
+    }
+    return throttled >= 25;
+  });
   serve.signal(SIGTERM);
   Outcome r = serve.wait();
   ASSERT_EQ(r.rc, 0) << r.err;

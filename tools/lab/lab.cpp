@@ -105,14 +105,28 @@ Background::~Background() {
   wait();
 }
 
-bool Background::wait_for_err(const std::string& text, double seconds) const {
+namespace {
+
+bool written_until(int pid, const std::string& path, const std::function<bool(const std::string&)>& done,
+                   double seconds) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (pid_ > 0 && std::chrono::steady_clock::now() < end) {
-    if (slurp(err_path_).find(text) != std::string::npos) return true;
-    if (kill(pid_, 0) != 0) return false;
+  while (pid > 0 && std::chrono::steady_clock::now() < end) {
+    if (done(slurp(path))) return true;
+    if (kill(pid, 0) != 0) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
+}
+
+}  // namespace
+
+bool Background::wait_for_err(const std::string& text, double seconds) const {
+  return written_until(pid_, err_path_, [&](const std::string& err) { return err.find(text) != std::string::npos; },
+                       seconds);
+}
+
+bool Background::wait_for_out(const std::function<bool(const std::string&)>& done, double seconds) const {
+  return written_until(pid_, out_path_, done, seconds);
 }
 
 void Background::signal(int sig) const {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <map>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,9 @@ class Background {
   // Until what it wrote to stderr so far holds `text` (a tool's "listening
   // on"), for up to `seconds`; false if it never did, or it ended.
   bool wait_for_err(const std::string& text, double seconds = 10) const;
+  // Until what it wrote to stdout so far satisfies `done`, for up to
+  // `seconds`; false if it never did, or it ended.
+  bool wait_for_out(const std::function<bool(const std::string&)>& done, double seconds = 10) const;
 
  private:
   int pid_ = -1;
