@@ -71,12 +71,14 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 		return XT_PASS_LIMIT;
 	}
 	__sync_fetch_and_add(&b->dropped_packets, pkts);
-	const __u32 reach = xt_drop_reach(cfg);
-	xt_note_drop(b, (__u32)now, (__u32)now, reach);
 	/* Over the total: its own limits had room, so no hot-cache entry (the
-	 * total's next tokens may be its). */
+	 * total's next tokens may be its), and no drop of its own: a throttle
+	 * (over its own limit) is not kept going by the total's drops, which
+	 * would have banned a source that stayed within its limit. */
 	if (conforms == XT_OVER_TOTAL)
 		return rule->flags & XT_RULE_DRY_RUN ? XT_PASS_DRY_RUN : XT_DROP_TOTAL;
+	const __u32 reach = xt_drop_reach(cfg);
+	xt_note_drop(b, (__u32)now, (__u32)now, reach);
 	if (!b->throttled_since && __sync_val_compare_and_swap(&b->throttled_since, 0, (__u32)now | 1) == 0)
 		xt_emit(XT_EVENT_THROTTLED, bkey, b, rule, now, 0);
 	if (rule->flags & XT_RULE_DRY_RUN)

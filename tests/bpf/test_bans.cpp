@@ -144,6 +144,40 @@ TEST_F(Bans, ASourceOverItsLimitForLongIsBannedByItsRule) {
   EXPECT_EQ(counter(XT_DROP_BANNED), before) << "never banned";
 }
 
+// A source throttled once (over its own limit), then within it while the
+// rule's --total drops some of its packets, is released by its packets that
+// pass: the total's drops are not its own. (They kept the throttle going,
+// and its next burst over its own limit banned it, --ban-after after a
+// throttle that had ended long before.)
+TEST_F(Bans, ATotalsDropsDoNotKeepAThrottleGoing) {
+  rule("198.18.0.0/15", "10/s", 10, [](RuleSpec& s) {
+    s.total = *parse_rate("100/s");
+    s.ban_after = 3;
+    s.ban_for = 3600;
+  });
+  const auto src = Packet().ipv4("198.18.0.9").build();
+  std::vector<std::vector<uint8_t>> others;
+  for (int i = 0; i < 20; i++) others.push_back(Packet().ipv4(test::nth_source(100 + i)).build());
+  EXPECT_EQ(passed(src, 11, kSec), 10) << "its burst, then over its own limit: throttled";
+  uint64_t total_drops = 0, own_passes = 0;
+  // 3.5 s of the total saturated by twenty others at their own 10/s, the
+  // source within its own limit (10/s) beside them.
+  for (uint64_t now = kSec + 10 * test::kMs; now < 4 * kSec + 500 * test::kMs; now += 10 * test::kMs) {
+    for (const auto& o : others) run(o, now);
+    if (now % (100 * test::kMs) == 0) {
+      const uint64_t before = counter(XT_DROP_TOTAL);
+      own_passes += run(src, now) == XDP_PASS;
+      total_drops += counter(XT_DROP_TOTAL) > before;
+    }
+  }
+  ASSERT_GT(total_drops, 5u) << "the total dropped some of its packets";
+  ASSERT_GT(own_passes, 5u) << "and passed others";
+  // The others gone, a burst over its own limit: a throttle anew, no ban.
+  EXPECT_EQ(passed(src, 30, 5 * kSec), 10);
+  EXPECT_EQ(counter(XT_DROP_BANNED), 0u) << "banned for a throttle that ended seconds ago";
+  EXPECT_TRUE(state_->bans().value().empty());
+}
+
 // Drops no rule decided (a malformed frame; a ban or a blocklist of a
 // source no rule covers) are counted as such: with the drops by rule they
 // make all the drops, which the metrics' rule="none" relies on. (Before,
