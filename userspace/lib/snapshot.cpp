@@ -137,6 +137,9 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
                   {"left_ns", ns_of_ticks(b.ban.until - *now, hz)},
                   {"since_ns_ago", since_save(b.ban.since)},
                   {"rule", by == index.end() ? json() : json(by->second)}});
+    // The fleet's, restored as the fleet's: a serve after a reboot must not
+    // tell them as this host's own (and bring back what was lifted since).
+    if (b.ban.rule == XT_BAN_BY_FLEET) jb.back()["fleet"] = true;
   }
   h["bans"] = jb;
   sum.bans = bans->size();
@@ -205,7 +208,7 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
       std::memcpy(e.addr, c.addr.data(), sizeof(e.addr));
       entry_records.push_back(e);
     }
-    jl.push_back({{"name", l.list.name}, {"entries", entries->size()}});
+    jl.push_back({{"name", l.list.name}, {"entries", entries->size()}, {"loaded_unix", l.list.loaded_unix}});
   }
   h["blocklists"] = jl;
   sum.blocklists = lists->size();
@@ -402,12 +405,13 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   sum.age_seconds = static_cast<double>(age) / kNs;
 
   for (const auto& list : snap->lists) {
-    // As of the save at the latest (the snapshot keeps no load time): the
-    // fleet then takes no restored list for newer than one loaded since.
+    // As old as it was (a fleet takes the newer of two versions by that
+    // time: restored as loaded now, an old list passed for newer than one
+    // loaded elsewhere since); a file from before that was kept, as of its
+    // save at the latest.
     const auto saved_unix = static_cast<uint64_t>(std::max<int64_t>(0, snap->saved_at_ns) / kNs);
-    if (auto ok = state.load_blocklist(list.name, list.entries, std::min<uint64_t>(saved_unix, std::time(nullptr)));
-        !ok)
-      return std::unexpected(ok.error());
+    const uint64_t as_of = std::min<uint64_t>(list.loaded_unix.value_or(saved_unix), std::time(nullptr));
+    if (auto ok = state.load_blocklist(list.name, list.entries, as_of); !ok) return std::unexpected(ok.error());
     sum.blocklists++;
   }
   std::vector<std::pair<Cidr, xt_ban>> bans;
@@ -416,7 +420,9 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     if (left <= 0) continue;
     const uint64_t ago = std::min<uint64_t>(ticks_of_ns(b.since_ns_ago + age, hz), *now);
     bans.emplace_back(b.cidr, xt_ban{*now + ticks_of_ns(left, hz), *now - ago, 0,
-                                     b.rule >= 0 ? live[b.rule]->rule.id + 1 : 0});
+                                     b.fleet       ? XT_BAN_BY_FLEET
+                                     : b.rule >= 0 ? live[b.rule]->rule.id + 1
+                                                   : 0});
   }
   if (auto ok = state.put_bans(bans); !ok) return std::unexpected(ok.error());
   sum.bans = bans.size();

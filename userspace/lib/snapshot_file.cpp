@@ -106,6 +106,11 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
       ban.since_ns_ago = integer(b.at("since_ns_ago"), "a ban's since_ns_ago", 0, kMaxNs - 1);
       ban.rule = b.at("rule").is_null() ? -1 : static_cast<int>(integer(b.at("rule"), "a ban's rule", 0, XT_MAX_RULES));
       if (ban.rule >= static_cast<int>(out.rules.size())) return snapshot_error(path, "ban of a rule it does not have");
+      if (b.contains("fleet")) {
+        if (!b.at("fleet").is_boolean()) return snapshot_error(path, "a ban's fleet is not true or false");
+        ban.fleet = b.at("fleet").get<bool>();
+        if (ban.fleet && ban.rule >= 0) return snapshot_error(path, "a ban both a rule's and the fleet's");
+      }
       out.bans.push_back(ban);
     }
     if (out.bans.size() > XT_MAX_BANS) return snapshot_error(path, "more bans than the program holds");
@@ -131,6 +136,8 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
       if (std::ranges::any_of(out.lists, [&](const SnapshotFile::List& o) { return o.name == list.name; }))
         return snapshot_error(path, "blocklist " + list.name + " twice");
       if (out.lists.size() == XT_MAX_BLOCKLISTS) return snapshot_error(path, "more blocklists than the program holds");
+      if (l.contains("loaded_unix"))
+        list.loaded_unix = static_cast<uint64_t>(integer(l.at("loaded_unix"), "a blocklist's loaded_unix", 0, kMaxNs - 1));
       sizes.push_back(std::min<uint64_t>(count(l.at("entries"), "a blocklist's entries"), room + 1));
       want += static_cast<__int128>(sizes.back()) * sizeof(xt_block_entry);
       out.lists.push_back(std::move(list));

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -102,11 +103,13 @@ struct SnapshotFile {
     Cidr cidr;
     int64_t left_ns = 0, since_ns_ago = 0;
     int rule = -1;
+    bool fleet = false;  // told by the fleet (serve --cluster), not made here
   };
   std::vector<BanRec> bans;
   struct List {
     std::string name;
     std::vector<Cidr> entries;
+    std::optional<uint64_t> loaded_unix;  // its version's time; files written before it was kept have none
   };
   std::vector<List> lists;
   std::vector<xt_count> counters;  // by enum xt_reason
