@@ -76,6 +76,7 @@ constexpr uint64_t kKeepMs = 60000;
 // Entries read a round, and the longest use batch taken: what one XREAD can
 // bring is bounded (redis_link.h bounds the reply's bytes too).
 constexpr int kReadCount = 100;
+constexpr int kCatchUpCount = 10;
 constexpr size_t kMaxBlob = 4 + 65536 * 24;
 
 // A source without its count: what the hosts agree on.
@@ -121,6 +122,7 @@ struct Fleet::Impl {
   // the stream keeps, a minute), so a host that was away takes the bans
   // lifted and the lists deleted meanwhile.
   std::pair<uint64_t, uint64_t> joined_at{0, 0};
+  bool catching_up = false;  // what the stream held when it joined is not all read yet
   static std::pair<uint64_t, uint64_t> id_of(std::string_view id) {
     std::pair<uint64_t, uint64_t> out{0, 0};
     const auto dash = id.find('-');
@@ -251,6 +253,7 @@ struct Fleet::Impl {
       }
       joined_at = id_of(newest ? std::string(newest->element[0]->str, newest->element[0]->len) : "0-0");
       last_id = "0-0";
+      catching_up = true;
     }
     std::lock_guard<std::mutex> hold(mu);
     health.connected = true;
@@ -385,7 +388,8 @@ struct Fleet::Impl {
     for (const auto& [name, seen] : lists_seen) {
       if (current.contains(name)) continue;
       if (seen.deleted) {
-        current[name] = seen;  // a deletion told (or taken) is kept, not told again
+        // A deletion told (or taken) is kept a day, not told again.
+        if (seen.origin + 86400 > static_cast<double>(unix_now())) current[name] = seen;
         continue;
       }
       const ListSeen gone{static_cast<double>(unix_now()), 0, 0, true};
@@ -430,7 +434,12 @@ struct Fleet::Impl {
 
   struct Received {
     std::map<std::string, std::vector<FleetUse>> use;  // by rule name
-    std::vector<std::pair<std::string, uint64_t>> bans;  // CIDR, ms (0: lifted)
+    struct Ban {
+      std::string cidr;
+      uint64_t ms = 0;     // left; 0: lifted
+      uint64_t at_ms = 0;  // when it was told (its entry's id: Redis' clock)
+    };
+    std::vector<Ban> bans;
     struct List {
       std::string name;
       double origin = 0;
@@ -441,9 +450,9 @@ struct Fleet::Impl {
 
   // One round of what the others told since last_id: the entries read (up
   // to kReadCount), or -1 (and down).
-  int receive(Received& in) {
+  int receive(Received& in, int count = kReadCount) {
     {
-      Reply r = command("XREAD", {"XREAD", "COUNT", std::to_string(kReadCount), "STREAMS", stream, last_id});
+      Reply r = command("XREAD", {"XREAD", "COUNT", std::to_string(count), "STREAMS", stream, last_id});
       if (!r) return -1;
       if (r->type == REDIS_REPLY_ERROR) {
         set_down("XREAD: " + reply_text(r.get()));
@@ -468,7 +477,9 @@ struct Fleet::Impl {
         const redisReply* fields = e->element[1];
         for (size_t k = 0; k + 1 < fields->elements; k += 2) f[reply_text(fields->element[k])] = reply_text(fields->element[k + 1]);
         if (f["h"] == opt.host) continue;
-        if (f["t"] == "use" && id_of(last_id) <= joined_at) continue;  // before this serve joined
+        const auto id = id_of(last_id);
+        const bool before_join = id <= joined_at;
+        if (f["t"] == "use" && before_join) continue;  // in this host's buckets' past
         if (f["t"] == "use") {
           if (f["d"].size() > kMaxBlob) continue;  // more than any host sends at once
           auto use = decode_use(f["d"]);
@@ -481,8 +492,15 @@ struct Fleet::Impl {
             auto [end, ec] = std::from_chars(f["ms"].data(), f["ms"].data() + f["ms"].size(), ms);
             if (ec != std::errc() || !ms) continue;
             ms = std::min<uint64_t>(ms, uint64_t{366} * 86400 * 1000);  // no ban is longer than a year
+            // Told before this serve joined: what is left of it now (the
+            // newest entry then is the stream's clock, near enough).
+            if (before_join) {
+              const uint64_t age = joined_at.first > id.first ? joined_at.first - id.first : 0;
+              if (ms <= age) continue;
+              ms -= age;
+            }
           }
-          in.bans.emplace_back(f["c"], ms);
+          in.bans.push_back({f["c"], ms, id.first});
         } else if (f["t"] == "list" || f["t"] == "unlist") {
           Received::List l{f["n"], 0, std::nullopt};
           auto [end, ec] = std::from_chars(f["u"].data(), f["u"].data() + f["u"].size(), l.origin);
@@ -561,7 +579,17 @@ struct Fleet::Impl {
     };
     auto now = state->now();
     auto cfg = state->config();
-    for (const auto& [cidr_text, ms] : in.bans) {
+    // This host's own bans (by hand or by a rule), and when each began on
+    // the wall clock: a lifting told before one began does not lift it
+    // (a serve catching up reads liftings from before it joined).
+    std::map<std::string, uint64_t> own_since_ms;
+    const auto now_ms = static_cast<uint64_t>(unix_now() * 1000);
+    if (auto live = state->bans(); live && now && cfg)
+      for (const auto& b : *live)
+        if (b.ban.rule != XT_BAN_BY_FLEET)
+          own_since_ms[format_cidr(b.cidr)] =
+              now_ms - std::min<uint64_t>(now_ms, (*now - std::min<uint64_t>(*now, b.ban.since)) * 1000 / cfg->hz);
+    for (const auto& [cidr_text, ms, at_ms] : in.bans) {
       auto cidr = parse_cidr(cidr_text);
       if (!cidr || !now || !cfg) continue;
       if (ms) {
@@ -576,6 +604,8 @@ struct Fleet::Impl {
         put.emplace_back(*cidr, xt_ban{until, *now, 0, XT_BAN_BY_FLEET});
         put_text.push_back(text);
       } else {
+        if (auto own = own_since_ms.find(format_cidr(*cidr)); own != own_since_ms.end() && own->second > at_ms + 2000)
+          continue;  // made here after it was lifted there (two seconds for the clocks' skew)
         put_now();
         if (!state->del_ban(*cidr)) continue;
         bans_seen.erase(format_cidr(*cidr));
@@ -659,6 +689,23 @@ struct Fleet::Impl {
     if (!redis) {
       keep();
       return;
+    }
+    // Before this serve tells anything: the bans and lists the stream
+    // holds from before it joined, in small rounds (each entry of use, up to
+    // 1.5 MB, is read to be skipped). Else it would tell what it holds as
+    // new before it read that it was lifted or deleted meanwhile.
+    if (catching_up) {
+      for (int round = 0; round < 1000; round++) {
+        Received in;
+        const int got = receive(in, kCatchUpCount);
+        if (got < 0) {
+          keep();
+          return;
+        }
+        apply(in);
+        if (got < kCatchUpCount) break;
+      }
+      catching_up = false;
     }
     // What is told is what changed since the last look that went through.
     std::vector<std::vector<std::string>> commands;
