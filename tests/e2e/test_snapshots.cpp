@@ -156,11 +156,27 @@ TEST_F(Snapshots, ARestoreCutShortIsResumedByTheNextServe) {
   lab_->reset_received();
   flood_from("198.18.0.9", 900);
   ok({"save", file});
+  std::filesystem::copy_file(file, file + ".whole");
   reboot();
   // What the cut restore had put in: the rule, without its counters (the
   // kill came before them) or any bucket; and its marker.
   ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/day", "--burst", "1000"});
-  std::ofstream(file + ".restoring") << "a restore began\n";
+  const std::string state = lab_->xthrottle_json({"status", "--json"})["state_id"];
+  ASSERT_EQ(state.size(), 32u);
+  // A marker of another state (before the reboot) says nothing: the part
+  // is taken for a state that outlived serve, and the snapshot skipped.
+  std::ofstream(file + ".restoring") << "state 0123456789abcdef0123456789abcdef\n";
+  {
+    Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--snapshot", file}));
+    ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+    serve.signal(SIGTERM);
+    const auto lines = json_lines(serve.wait().out);
+    EXPECT_TRUE(has_event(lines, "snapshot_skipped"));
+    EXPECT_FALSE(std::filesystem::exists(file + ".restoring")) << "a marker that said nothing is removed";
+  }
+  // That serve saved the part on stop, as it would: the whole back.
+  std::filesystem::copy_file(file + ".whole", file, std::filesystem::copy_options::overwrite_existing);
+  std::ofstream(file + ".restoring") << "state " << state << "\n";
   {
     NotifySocket manager(dir_ + "/notify.sock");
     Background serve(notifying(dir_ + "/notify.sock", {"serve", "--metrics", "127.0.0.1:9431", "--snapshot", file}));

@@ -97,11 +97,13 @@ Result<void> check_rules_file(RulesFile& file, uint32_t hz);
 // state had (each setting `prefer` gives instead: serve's config), and with
 // only_into_empty restores nothing (nullopt) into a state that has rules,
 // bans or lists: `serve --snapshot`, whose pins may have outlived it. serve
-// calls them too. resume: into the part of this snapshot that a restore cut
-// short put in (restore_snapshot).
+// calls them too. marker: a file that marks a restore under way (serve's
+// FILE.restoring): one this state's own restore left (a kill cut it short)
+// has it restore into what that one put in, whatever only_into_empty says
+// (restore_snapshot's resume); the caller removes it after.
 Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string& path);
 Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir, const SnapshotFile& file,
                                                      const std::string& path, bool only_into_empty,
-                                                     const TableSettings& prefer = {}, bool resume = false);
+                                                     const TableSettings& prefer = {}, const std::string& marker = {});
 
 }  // namespace xt::cli

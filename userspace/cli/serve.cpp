@@ -242,18 +242,10 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     // rather than skip the snapshot (and its next save write the part over
     // the whole).
     const std::string marker = snapshot + ".restoring";
-    const bool resumed = std::filesystem::exists(marker, ec);
     Result<std::optional<SnapshotSummary>> sum = std::nullopt;
     if (there && file) {
-      {
-        std::ofstream mark(marker, std::ios::trunc);
-        mark << "a restore of " << snapshot << " by serve (pid " << getpid() << ") began at " << unix_time() << "\n";
-        if (!mark.flush())
-          std::cerr << "xthrottle: warning: cannot write " << marker << ": a restore cut short would not be resumed\n";
-      }
       restoring = true;
-      sum = restore_state(pin_dir, *file, snapshot, !resumed, config_file ? config_file->table : TableSettings{},
-                          resumed);
+      sum = restore_state(pin_dir, *file, snapshot, true, config_file ? config_file->table : TableSettings{}, marker);
       restoring = false;
     }
     std::filesystem::remove(marker, ec);  // done, refused or moved aside below: nothing to resume
@@ -287,7 +279,6 @@ int run_serve(const Globals& g, const ServeOptions& o) {
                 {"unix_time", unix_time()}});
     } else {
       nlohmann::json j = {{"event", "snapshot_restored"}, {"path", snapshot}, {"unix_time", unix_time()}};
-      if (resumed) j["resumed"] = true;  // into what a restore cut short had put in
       j.update((*sum)->json());
       log_line(j);
     }

@@ -2,10 +2,12 @@
 // xthrottle save FILE [--json]
 // xthrottle restore FILE [--json]
 #include <chrono>
+#include <fstream>
 #include <iostream>
 #include <memory>
 
 #include "cli.h"
+#include "files.h"
 #include "format.h"
 #include "map_util.h"
 #include "snapshot.h"
@@ -21,7 +23,7 @@ Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string
 
 Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir, const SnapshotFile& file,
                                                      const std::string& path, bool only_into_empty,
-                                                     const TableSettings& prefer, bool resume) {
+                                                     const TableSettings& prefer, const std::string& marker) {
   auto locked = lock_pins(pin_dir);
   if (!locked) return std::unexpected(locked.error());
   auto hz = tick_rate_of(*locked);
@@ -30,10 +32,30 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
   if (auto ok = check_snapshot_rules(file, path, *hz, online_cpus()); !ok) return std::unexpected(ok.error());
   if (auto ok = create_if_missing(*locked, pin_dir, *hz, prefer.or_else(file.table)); !ok)
     return std::unexpected(ok.error());
-  if (only_into_empty) {
+  // A marker this state's own restore left says the state holds part of
+  // the snapshot (that restore was cut short): restored into again. One of
+  // another state (a reboot since, another pin directory) says nothing.
+  std::string identity;
+  bool resume = false;
+  if (!marker.empty()) {
+    auto id = state_identity(*locked->state);
+    if (!id) return std::unexpected(id.error());
+    identity = "state " + *id + "\n";
+    const std::optional<std::string> was = read_file(marker);
+    resume = was && *was == identity;
+  }
+  if (only_into_empty && !resume) {
     auto empty = state_is_empty(*locked->state);
     if (!empty) return std::unexpected(empty.error());
     if (!*empty) return std::nullopt;
+  }
+  // Marked before the first change, under the lock: a kill from here on
+  // leaves a state the next start resumes into.
+  if (!marker.empty()) {
+    std::ofstream mark(marker, std::ios::trunc);
+    mark << identity;
+    if (!mark.flush())
+      std::cerr << "xthrottle: warning: cannot write " << marker << ": a restore cut short would not be resumed\n";
   }
   // Into a state made otherwise: its own table stays, and the operator is
   // told (a smaller one may not hold every source the snapshot has).
@@ -45,6 +67,7 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
               << same.error().message << "\n";
   auto sum = restore_snapshot(*locked->state, file, path, online_cpus(), resume);
   if (!sum) return std::unexpected(sum.error());
+  sum->resumed = resume;
   return std::optional(*sum);
 }
 

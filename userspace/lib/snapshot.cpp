@@ -78,6 +78,12 @@ Result<void> write_all(int fd, std::string_view bytes, const std::string& path) 
 
 }  // namespace
 
+Result<std::string> state_identity(const State& state) {
+  auto cfg = state.config();
+  if (!cfg) return std::unexpected(cfg.error());
+  return sha256_hex(std::string_view(reinterpret_cast<const char*>(cfg->hash_key), sizeof(cfg->hash_key))).substr(0, 32);
+}
+
 json SnapshotSummary::json() const {
   nlohmann::json j = {{"rules", rules}, {"buckets", buckets}, {"known", known},
                       {"bans", bans},   {"blocklists", blocklists}, {"bytes", bytes}};
@@ -87,6 +93,7 @@ json SnapshotSummary::json() const {
     j["buckets_merged"] = placed.merged;
     j["buckets_refused"] = placed.refused;
   }
+  if (resumed) j["resumed"] = true;
   return j;
 }
 

@@ -28,9 +28,15 @@ struct SnapshotSummary {
   // restore: buckets put in a slot of their own, merged into the one the
   // table had (the source sent since), or refused (no room).
   State::Restored placed;
+  bool resumed = false;  // restore: into what a restore cut short put in
   nlohmann::json json() const;
   std::string text() const;
 };
+
+// Which state this is: a digest of the hash key drawn when it was made (the
+// key stays in the kernel), so another after a reboot. `status --json`'s
+// state_id; serve's restore marker names it.
+Result<std::string> state_identity(const State& state);
 
 // Writes a snapshot of state to path atomically: a temporary file beside it,
 // written whole and fsync'd, then renamed over path (and the directory

@@ -18,6 +18,7 @@
 #include "format.h"
 #include "map_util.h"
 #include "object.h"
+#include "snapshot.h"
 
 namespace xt {
 
@@ -174,6 +175,7 @@ Result<Status> read_status(const std::string& pin_dir) {
   auto cfg = state->config();
   if (!cfg) return std::unexpected(cfg.error());
   s.max_sources = cfg->max_sources;
+  if (auto id = state_identity(*state)) s.state_id = *id;
   s.table_slots = table_slots(*cfg);
   s.idle_seconds = idle_seconds_of(*cfg);
   s.hz = cfg->hz;
@@ -368,6 +370,7 @@ json status_json(const Status& s) {
           {"dry_run_rules", dry},
           {"tracked_sources", s.tracked_sources},
           {"idle_sources", s.idle_sources},
+          {"state_id", s.state_id},
           {"max_sources", s.max_sources},
           {"table_slots", s.table_slots},
           {"bytes_per_source", s.bytes_per_source},

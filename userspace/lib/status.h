@@ -45,6 +45,7 @@ struct Status {
   uint64_t proofs_sent = 0, proofs_passed = 0, admitted_by_proof = 0, admitted_by_memory = 0;
   // The config file last applied (apply, serve --config), if any.
   std::string config_path, config_sha256;
+  std::string state_id;  // which state (state_identity): another after a reboot
   uint64_t config_applied_at = 0;
   bool config_changed = false;  // the file on disk is not what was applied
   bool rules_drifted = false;   // it is, but the live rules are not what it says
