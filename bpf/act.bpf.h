@@ -28,9 +28,12 @@
 static __always_inline __u64 xt_ban_source(const struct xt_bucket_key *bkey, struct xt_bucket *b,
 					   const struct xt_rule *rule, const struct xt_config *cfg, __u64 now)
 {
-	/* Signed: since has its low bit set, so it may be a tick ahead. */
+	/* Signed: since has its low bit set, so it may be a tick ahead; now
+	 * with its low bit set too, so that the throttle's first drop is 0
+	 * ticks into it on an even tick as on an odd one (--ban-after 0 bans
+	 * there). */
 	const __u32 since = b->throttled_since;
-	if (!since || (__s32)((__u32)now - since) < (__s32)((__u32)rule->ban_after * cfg->hz))
+	if (!since || (__s32)(((__u32)now | 1) - since) < (__s32)((__u32)rule->ban_after * cfg->hz))
 		return 0;
 	struct xt_ban_key key = {
 		.prefixlen = XT_BAN_KEY_BITS + bkey->per_len,

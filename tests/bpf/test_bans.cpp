@@ -144,6 +144,24 @@ TEST_F(Bans, ASourceOverItsLimitForLongIsBannedByItsRule) {
   EXPECT_EQ(counter(XT_DROP_BANNED), before) << "never banned";
 }
 
+// --ban-after 0: banned at the first drop over the limit, on an even tick
+// as on an odd one. (On an even tick the throttle's start, the tick with its
+// low bit set, read as a tick ahead: no ban until a later drop reached the
+// bucket, after the hot cache's hold.)
+TEST_F(Bans, ABanAfterNoTimeBansAtTheFirstDropOnAnyTick) {
+  rule("198.18.0.0/15", "10/s", 10, [](RuleSpec& s) {
+    s.ban_after = 0;
+    s.ban_for = 60;
+  });
+  for (const uint64_t at : {10 * kSec, 20 * kSec + 1}) {
+    SCOPED_TRACE(at % 2 ? "odd tick" : "even tick");
+    const auto src = Packet().ipv4(at % 2 ? "198.18.0.11" : "198.18.0.10").build();
+    const uint64_t before = counter(XT_DROP_BANNED);
+    EXPECT_EQ(passed(src, 11, at), 10);
+    EXPECT_EQ(counter(XT_DROP_BANNED), before + 1) << "its first drop is a ban";
+  }
+}
+
 // A source throttled once (over its own limit), then within it while the
 // rule's --total drops some of its packets, is released by its packets that
 // pass: the total's drops are not its own. (They kept the throttle going,

@@ -669,13 +669,12 @@ TEST(Bans, BanOptionsGoTogetherAndReadBack) {
   RuleWords zero = w;
   zero.ban_for = "0";
   expect_usage_error(compile_rule(*spec_of(zero), kHz), "--ban-for 0");
-  // 'off' (0) would ban at the first drop on an odd tick, and at the next
-  // drop to reach the bucket on an even one: it is refused.
-  for (const char* none : {"0", "off"}) {
-    RuleWords at_once = w;
-    at_once.ban_after = none;
-    expect_usage_error(compile_rule(*spec_of(at_once), kHz), "--ban-after 0");
-  }
+  // 0: banned at its first drop (bpf Bans.ABanAfterNoTimeBansAtTheFirstDropOnAnyTick).
+  RuleWords at_once = w;
+  at_once.ban_after = "0";
+  auto first = compile_rule(*spec_of(at_once), kHz);
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  EXPECT_EQ(first->ban_after, 0);
   RuleWords deny = w;
   deny.rate.clear();
   deny.action = "deny";

@@ -639,9 +639,6 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
                        "banned, and for how long");
   if (spec.ban_for) {
     if (*spec.ban_for == 0) return usage_error("--ban-for 0 bans nothing: leave both --ban-after and --ban-for out");
-    if (*spec.ban_after == 0)
-      return usage_error("--ban-after 0 is no time over the limit: at least 1s (to ban no source, leave both "
-                         "--ban-after and --ban-for out)");
     // A ban is of the bucket's prefix: one wider than the rule's would
     // ban sources of other rules, and sources no rule covers.
     if (per < spec.cidr.len)
