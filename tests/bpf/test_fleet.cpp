@@ -6,11 +6,19 @@
 // made for.
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "fleet.h"
 #include "packet.h"
 #include "program.h"
+#include "redis_link.h"
 #include "rules.h"
 
 namespace xt {
@@ -106,6 +114,71 @@ TEST_F(Fleets, AChargeForAReplacedVersionOfTheRuleIsLeft) {
   const int untouched = passed(from("198.18.3.1"), 40, t);
   EXPECT_GT(untouched, 5);
   EXPECT_EQ(passed(from("198.18.3.2"), 40, t), untouched - 5) << "the one charge made for this version taken";
+}
+
+// A reply that takes longer than a second to read, arriving all the while
+// (40 MB at 20 MB a second: a hundred entries of use in a flood are 150
+// MB), is read whole: the deadline goes on while it arrives. (It was a
+// second for any reply: such a read failed, the link went down, and the next
+// read from the same entry failed again, for good.) A fake Redis on a unix
+// socket, made here.
+TEST(RedisLinkReplies, AReplyStillArrivingIsNotCutOffAtASecond) {
+  const std::string path = "/tmp/xt-fake-redis-" + std::to_string(getpid()) + ".sock";
+  ::unlink(path.c_str());
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  constexpr size_t kBytes = 40u << 20, kChunk = 1u << 20;
+  std::thread server([&] {
+    const int c = ::accept(listener, nullptr, nullptr);
+    if (c < 0) return;
+    char buf[256];
+    (void)::read(c, buf, sizeof(buf));  // the PING
+    const std::string head = "$" + std::to_string(kBytes) + "\r\n";
+    (void)::send(c, head.data(), head.size(), MSG_NOSIGNAL);
+    const std::string chunk(kChunk, 'x');
+    bool gone = false;  // the client gave up (and closed): stop
+    for (size_t sent = 0; sent < kBytes && !gone; sent += kChunk) {
+      for (size_t at = 0; at < kChunk && !gone;) {
+        const ssize_t n = ::send(c, chunk.data() + at, kChunk - at, MSG_NOSIGNAL);
+        gone = n <= 0;
+        at += gone ? 0 : static_cast<size_t>(n);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (!gone) (void)::send(c, "\r\n", 2, MSG_NOSIGNAL);
+    ::close(c);
+  });
+  // On every way out (an assertion below returns early): the server let go
+  // (accept unblocked) and joined, after the link (declared later, so gone
+  // first) closed.
+  struct Done {
+    int listener;
+    std::thread& server;
+    std::string path;
+    ~Done() {
+      ::shutdown(listener, SHUT_RDWR);
+      if (server.joinable()) server.join();
+      ::close(listener);
+      ::unlink(path.c_str());
+    }
+  } done{listener, server, path};
+  auto url = parse_cluster_url("unix://" + path);
+  ASSERT_TRUE(url.has_value()) << url.error().message;
+  auto link = RedisLink::open(*url, {});
+  ASSERT_TRUE(link.has_value()) << link.error().message;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto reply = (*link)->run(std::vector<std::string>{"PING"});
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  link->reset();  // closed: a server still sending stops
+  ASSERT_TRUE(reply.has_value()) << reply.error().message << " (after " << took << " s)";
+  EXPECT_EQ((*reply)->type, REDIS_REPLY_STRING);
+  EXPECT_EQ((*reply)->len, kBytes);
+  std::printf("[ measure  ] a reply of %zu MB read in %.2f s\n", kBytes >> 20, took);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -22,8 +23,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kConnect = std::chrono::milliseconds(500);
-// A batch's deadline: a second, and a second more for each 8 MB it sends.
+// A batch's deadline: a second, and a second more for each 8 MB it sends
+// or reads (a reply still coming keeps it going, up to kLongest: a link
+// that gives a few bytes a second must not hold the fleet's thread).
 constexpr auto kReply = std::chrono::seconds(1);
+constexpr auto kLongest = std::chrono::seconds(60);
 constexpr size_t kBytesASecond = 8 << 20;
 // The most one batch's replies may hold: past it the link is done.
 constexpr size_t kMaxReplyBytes = 256 << 20;
@@ -73,6 +77,7 @@ struct RedisLink::Impl {
   SSL* ssl = nullptr;
   redisReader* reader = nullptr;
   Clock::time_point deadline;  // of what the link is doing now
+  Clock::time_point started;   // the batch's, which kLongest bounds
   size_t fed = 0;              // reply bytes read for the batch
 
   ~Impl() {
@@ -153,6 +158,10 @@ struct RedisLink::Impl {
         if (n < 0) return system_error("read", errno);
         if (n == 0) return system_error("Redis closed the connection");
       }
+      // Every 8 MB read is a second more to read in (a reply of a hundred
+      // entries of 1.5 MB is no stall), as long as the batch's longest.
+      if (fed / kBytesASecond != (fed + static_cast<size_t>(n)) / kBytesASecond)
+        deadline = std::min(deadline + std::chrono::seconds(1), started + kLongest);
       fed += static_cast<size_t>(n);
       if (fed > kMaxReplyBytes)
         return system_error("Redis' replies passed " + std::to_string(kMaxReplyBytes >> 20) + " MB");
@@ -258,7 +267,8 @@ Result<std::vector<Reply>> RedisLink::run(const std::vector<std::vector<std::str
     out.append(cmd, static_cast<size_t>(n));
     redisFreeCommand(cmd);
   }
-  impl_->deadline = Clock::now() + kReply + std::chrono::seconds(out.size() / kBytesASecond);
+  impl_->started = Clock::now();
+  impl_->deadline = impl_->started + kReply + std::chrono::seconds(out.size() / kBytesASecond);
   impl_->fed = 0;
   if (auto w = impl_->write_all(out); !w) return std::unexpected(w.error());
   std::vector<Reply> replies;
