@@ -260,8 +260,11 @@ TEST_F(Fleet, BansAndBlocklistsReachEveryHost) {
   // Where it came from is told: by hand on host 0, by the fleet on the
   // others (whose events said "ban add" for it before).
   for (int h = 0; h < 3; h++)
-    for (const auto& b : labs_[h]->xthrottle_json({"bans", "--json"}))
-      if (b["cidr"] == "198.18.9.0/24") EXPECT_EQ(b["fleet"], h != 0) << "host " << h;
+    for (const auto& b : labs_[h]->xthrottle_json({"bans", "--json"})) {
+      if (b["cidr"] == "198.18.9.0/24") {
+        EXPECT_EQ(b["fleet"], h != 0) << "host " << h;
+      }
+    }
   const std::string file = dir_ + "/list.txt";
   std::ofstream(file) << "198.18.5.0/24\n2001:db8:5::/48\n";
   ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "load", "drop", file}).rc, 0);
@@ -333,6 +336,32 @@ TEST_F(Fleet, AHostThatWasAwayBringsNoLiftedBanOrDeletedListBack) {
     EXPECT_FALSE(banned(h, "198.18.10.0/24")) << "host " << h << ": host 1's own lifted ban is back";
     EXPECT_FALSE(listed(h)) << "host " << h << ": the deleted list is back";
   }
+}
+
+// Two hosts of one name (cloned machines, the default name hostname:pin
+// directory): each skipped the other's entries as its own, so they shared
+// nothing, and status said all was well. Now status warns, and --check
+// fails, on both; a host of its own name is not warned.
+TEST_F(Fleet, TwoHostsOfOneNameAreToldSo) {
+  for (int h = 0; h < 2; h++)
+    serves_[h] = std::make_unique<Background>(labs_[h]->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--cluster",
+                                                                         "unix://" + sock_, "--cluster-every", "100ms",
+                                                                         "--cluster-host", "twin"}));
+  start_serve(2);
+  ASSERT_TRUE(wait_connected(true));
+  auto floods = spray(2);  // use to tell: entries under each name
+  finish(floods);
+  auto warned = [&](int h) {
+    const json s = status(h);
+    for (const auto& w : s["warnings"])
+      if (w.get<std::string>().find("another host is also called twin") != std::string::npos) return true;
+    return false;
+  };
+  bool both = false;
+  for (int i = 0; i < 50 && !both; i++, std::this_thread::sleep_for(100ms)) both = warned(0) && warned(1);
+  EXPECT_TRUE(both) << status(0)["warnings"].dump() << "\n" << status(1)["warnings"].dump();
+  EXPECT_EQ(labs_[0]->xthrottle({"status", "--check"}).rc, 3);
+  EXPECT_FALSE(warned(2)) << "host 2 has a name of its own";
 }
 
 // TLS (rediss://) with a password and a client certificate, against a

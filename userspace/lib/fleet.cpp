@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <span>
 #include <thread>
@@ -123,6 +124,20 @@ struct Fleet::Impl {
   // lifted and the lists deleted meanwhile.
   std::pair<uint64_t, uint64_t> joined_at{0, 0};
   bool catching_up = false;  // what the stream held when it joined is not all read yet
+  // This serve's own mark on what it writes ("i"), drawn at start: an entry
+  // of this host's name without it is another serve's.
+  std::string writer = [] {
+    std::random_device rd;
+    char out[17];
+    std::snprintf(out, sizeof(out), "%08x%08x", rd(), rd());
+    return std::string(out);
+  }();
+  // Entries a read asks for: a quarter after a read that failed (a reply
+  // too big for the link: a hundred entries of use can be 150 MB), twice
+  // as many after one that went through, up to kReadCount. Else a link
+  // that cannot take the next hundred in time would fail on them for good.
+  int read_count = kReadCount;
+  int asked = kReadCount;  // by the last read
   static std::pair<uint64_t, uint64_t> id_of(std::string_view id) {
     std::pair<uint64_t, uint64_t> out{0, 0};
     const auto dash = id.find('-');
@@ -329,7 +344,7 @@ struct Fleet::Impl {
   }
 
   std::vector<std::string> entry(const std::string& type, std::vector<std::string> fields) {
-    std::vector<std::string> out = {"XADD", stream, "MINID", "~", trim_below(), "*", "t", type, "h", opt.host};
+    std::vector<std::string> out = {"XADD", stream, "MINID", "~", trim_below(), "*", "t", type, "h", opt.host, "i", writer};
     out.insert(out.end(), fields.begin(), fields.end());
     return out;
   }
@@ -452,8 +467,13 @@ struct Fleet::Impl {
   // to kReadCount), or -1 (and down).
   int receive(Received& in, int count = kReadCount) {
     {
-      Reply r = command("XREAD", {"XREAD", "COUNT", std::to_string(count), "STREAMS", stream, last_id});
-      if (!r) return -1;
+      asked = std::min(count, read_count);
+      Reply r = command("XREAD", {"XREAD", "COUNT", std::to_string(asked), "STREAMS", stream, last_id});
+      if (!r) {
+        read_count = std::max(1, read_count / 4);
+        return -1;
+      }
+      read_count = std::min(kReadCount, read_count * 2);
       if (r->type == REDIS_REPLY_ERROR) {
         set_down("XREAD: " + reply_text(r.get()));
         return -1;
@@ -476,9 +496,18 @@ struct Fleet::Impl {
         std::map<std::string, std::string> f;
         const redisReply* fields = e->element[1];
         for (size_t k = 0; k + 1 < fields->elements; k += 2) f[reply_text(fields->element[k])] = reply_text(fields->element[k + 1]);
-        if (f["h"] == opt.host) continue;
         const auto id = id_of(last_id);
         const bool before_join = id <= joined_at;
+        if (f["h"] == opt.host) {
+          // This host's name, written since this serve joined by another
+          // serve than this one: two hosts of one name (cloned machines),
+          // each skipping the other's entries as its own.
+          if (!before_join && f["i"] != writer) {
+            std::lock_guard<std::mutex> hold(mu);
+            health.name_taken_unix = unix_now();
+          }
+          continue;
+        }
         if (f["t"] == "use" && before_join) continue;  // in this host's buckets' past
         if (f["t"] == "use") {
           if (f["d"].size() > kMaxBlob) continue;  // more than any host sends at once
@@ -703,7 +732,7 @@ struct Fleet::Impl {
           return;
         }
         apply(in);
-        if (got < kCatchUpCount) break;
+        if (got < asked) break;
       }
       catching_up = false;
     }
@@ -723,8 +752,7 @@ struct Fleet::Impl {
       for (size_t at = 0; at < use.size(); at += 65536) {
         const auto part = use.subspan(at, std::min<size_t>(65536, use.size() - at));
         for (const FleetUse& u : part) packets += u.packets;
-        commands.push_back({"XADD", stream, "MINID", "~", trim_below(), "*", "t", "use", "h", opt.host, "r", name, "d",
-                            encode_use(std::vector<FleetUse>(part.begin(), part.end()))});
+        commands.push_back(entry("use", {"r", name, "d", encode_use(std::vector<FleetUse>(part.begin(), part.end()))}));
       }
     };
     for (const auto& [name, use] : fresh) add(name, use);
@@ -773,7 +801,7 @@ struct Fleet::Impl {
       const int got = receive(in);
       if (got < 0) return;
       apply(in);
-      if (got < kReadCount) break;
+      if (got < asked) break;
     }
     std::lock_guard<std::mutex> hold(mu);
     health.last_sync_unix = unix_now();

@@ -232,6 +232,7 @@ nlohmann::json FleetHealth::json() const {
           {"exchange_seconds", exchange_seconds},
           {"pending_sources", pending_sources},
           {"lost_sources", lost_sources},
+          {"name_taken_unix", name_taken_unix},
           {"written_unix", written_unix}};
 }
 
@@ -280,6 +281,7 @@ std::optional<FleetHealth> fleet_health_from_json(std::string_view text) {
     h.exchange_seconds = j.at("exchange_seconds").get<double>();
     h.pending_sources = j.at("pending_sources").get<uint64_t>();
     h.lost_sources = j.at("lost_sources").get<uint64_t>();
+    h.name_taken_unix = j.value("name_taken_unix", 0.0);
     h.written_unix = j.at("written_unix").get<double>();
     return h;
   } catch (const std::exception&) {

@@ -72,6 +72,7 @@ struct FleetHealth {
   double exchange_seconds = 0;    // what the last one took (the walk, Redis, the charge)
   uint64_t pending_sources = 0;  // waiting to be sent (Redis down)
   uint64_t lost_sources = 0;     // not kept while down (past kMaxPending)
+  double name_taken_unix = 0;    // last seen: an entry under this host's name that another serve wrote
   double written_unix = 0;
   nlohmann::json json() const;
 };

@@ -129,6 +129,10 @@ void fleet_warnings(Status& s) {
                              now - h.last_sync_unix) +
                          each);
   }
+  if (h.name_taken_unix && now - h.name_taken_unix < 10)
+    s.warnings.push_back("fleet: another host is also called " + h.host +
+                         " in the fleet: each takes the other's use, bans and lists for its own and skips them" + each +
+                         "; give each host a --cluster-host of its own");
   if (h.lost_sources)
     s.warnings.push_back("fleet: the use of " + std::to_string(h.lost_sources) +
                          " sources was not kept while Redis was away (more sources than serve keeps): the other "
