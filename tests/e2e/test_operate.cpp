@@ -371,12 +371,15 @@ TEST_F(Operate, UpgradeUnderTrafficKeepsEveryBucket) {
   Background flood(lab_->flood_argv({"--src", "198.18.1.1", "--count", "30000", "--rate", "10000"}));
   std::this_thread::sleep_for(1500ms);
   Outcome up = lab_->xthrottle({"attach", "dut0", "--replace"});
+  const double swapped_at = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(up.rc, 0) << up.err;
   EXPECT_NE(up.out.find("replaced by"), std::string::npos) << up.out;
-  (void)start;
   Outcome r = flood.wait();
   ASSERT_EQ(r.rc, 0) << r.err;
   const double seconds = json::parse(r.out)["seconds"].get<double>();
+  // Under traffic: the flood went on after the swap (else this is an
+  // upgrade between two floods, which keeps buckets more easily).
+  EXPECT_GT(seconds, swapped_at + 0.2) << "the flood ended before the program was swapped";
 
   const json after = lab_->xthrottle_json({"status", "--json"});
   ASSERT_EQ(after["interfaces"].size(), 1u);
