@@ -338,6 +338,32 @@ TEST_F(Fleet, AHostThatWasAwayBringsNoLiftedBanOrDeletedListBack) {
   }
 }
 
+// A ban told that ends before one of a host's own does not replace it
+// there (it did: a day's ban by hand on host 1 became another host's hour).
+TEST_F(Fleet, ABanToldDoesNotCutShortALongerOneOfAHostsOwn) {
+  start_serves();
+  auto ban_of = [&](int h) {
+    const json bans = labs_[h]->xthrottle_json({"bans", "--json"});
+    for (const auto& b : bans)
+      if (b["cidr"] == "198.18.11.0/24") return b;
+    return json();
+  };
+  ASSERT_EQ(labs_[1]->xthrottle({"ban", "add", "198.18.11.0/24", "--for", "1d"}).rc, 0);
+  ASSERT_GE(until_everywhere(1, [&](int h) { return !ban_of(h).is_null(); }), 0);
+  ASSERT_EQ(labs_[0]->xthrottle({"ban", "add", "198.18.11.0/24", "--for", "1h"}).rc, 0);
+  ASSERT_GE(until_everywhere(0, [&](int h) {
+              const json b = ban_of(h);
+              return h == 1 || (!b.is_null() && b["seconds_left"].get<double>() < 7200);
+            }),
+            0)
+      << "host 2 took host 0's hour";
+  std::this_thread::sleep_for(500ms);  // host 1 read it too, in the same exchanges
+  const json own = ban_of(1);
+  ASSERT_FALSE(own.is_null());
+  EXPECT_GT(own["seconds_left"].get<double>(), 80000) << "host 1 keeps its own day: " << own.dump();
+  EXPECT_EQ(own["fleet"], false) << own.dump();
+}
+
 // Two hosts of one name (cloned machines, the default name hostname:pin
 // directory): each skipped the other's entries as its own, so they shared
 // nothing, and status said all was well. Now status warns, and --check
@@ -349,8 +375,7 @@ TEST_F(Fleet, TwoHostsOfOneNameAreToldSo) {
                                                                          "--cluster-host", "twin"}));
   start_serve(2);
   ASSERT_TRUE(wait_connected(true));
-  auto floods = spray(2);  // use to tell: entries under each name
-  finish(floods);
+  auto floods = spray(10);  // use to tell, while the checks run: entries under each name
   auto warned = [&](int h) {
     const json s = status(h);
     for (const auto& w : s["warnings"])
@@ -362,6 +387,7 @@ TEST_F(Fleet, TwoHostsOfOneNameAreToldSo) {
   EXPECT_TRUE(both) << status(0)["warnings"].dump() << "\n" << status(1)["warnings"].dump();
   EXPECT_EQ(labs_[0]->xthrottle({"status", "--check"}).rc, 3);
   EXPECT_FALSE(warned(2)) << "host 2 has a name of its own";
+  finish(floods);
 }
 
 // TLS (rediss://) with a password and a client certificate, against a

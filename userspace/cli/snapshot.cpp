@@ -2,6 +2,7 @@
 // xthrottle save FILE [--json]
 // xthrottle restore FILE [--json]
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -35,6 +36,9 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
   // A marker this state's own restore left says the state holds part of
   // the snapshot (that restore was cut short): restored into again. One of
   // another state (a reboot since, another pin directory) says nothing.
+  // And only within the hour: a state that served that long since has
+  // taken its own course (bans lifted, lists loaded), which an old snapshot
+  // must not undo.
   std::string identity;
   bool resume = false;
   if (!marker.empty()) {
@@ -42,7 +46,10 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
     if (!id) return std::unexpected(id.error());
     identity = "state " + *id + "\n";
     const std::optional<std::string> was = read_file(marker);
-    resume = was && *was == identity;
+    std::error_code ec;
+    const auto written = std::filesystem::last_write_time(marker, ec);
+    resume = was && *was == identity && !ec &&
+             std::filesystem::file_time_type::clock::now() - written < std::chrono::hours(1);
   }
   if (only_into_empty && !resume) {
     auto empty = state_is_empty(*locked->state);

@@ -78,6 +78,7 @@ constexpr uint64_t kKeepMs = 60000;
 // bring is bounded (redis_link.h bounds the reply's bytes too).
 constexpr int kReadCount = 100;
 constexpr int kCatchUpCount = 10;
+constexpr size_t kMaxDeletions = 4096;
 constexpr size_t kMaxBlob = 4 + 65536 * 24;
 
 // A source without its count: what the hosts agree on.
@@ -123,6 +124,7 @@ struct Fleet::Impl {
   // the stream keeps, a minute), so a host that was away takes the bans
   // lifted and the lists deleted meanwhile.
   std::pair<uint64_t, uint64_t> joined_at{0, 0};
+  uint64_t joined_ms = 0;  // Redis' clock (TIME) when this serve joined
   bool catching_up = false;  // what the stream held when it joined is not all read yet
   // This serve's own mark on what it writes ("i"), drawn at start: an entry
   // of this host's name without it is another serve's.
@@ -267,6 +269,17 @@ struct Fleet::Impl {
         return false;
       }
       joined_at = id_of(newest ? std::string(newest->element[0]->str, newest->element[0]->len) : "0-0");
+      // Redis' clock, which the entries' ids are of: what a ban told before
+      // the join has left is what it had less the time since (a quiet
+      // stream keeps entries for hours: its newest may be old too).
+      Reply t = command("TIME", {"TIME"});
+      if (!t) return false;
+      joined_ms = joined_at.first;
+      if (t->type == REDIS_REPLY_ARRAY && t->elements == 2 && t->element[0]->type == REDIS_REPLY_STRING) {
+        uint64_t secs = 0;
+        std::from_chars(t->element[0]->str, t->element[0]->str + t->element[0]->len, secs);
+        joined_ms = std::max<uint64_t>(joined_ms, secs * 1000);
+      }
       last_id = "0-0";
       catching_up = true;
     }
@@ -403,8 +416,7 @@ struct Fleet::Impl {
     for (const auto& [name, seen] : lists_seen) {
       if (current.contains(name)) continue;
       if (seen.deleted) {
-        // A deletion told (or taken) is kept a day, not told again.
-        if (seen.origin + 86400 > static_cast<double>(unix_now())) current[name] = seen;
+        current[name] = seen;  // a deletion told (or taken) is kept, not told again
         continue;
       }
       const ListSeen gone{static_cast<double>(unix_now()), 0, 0, true};
@@ -412,7 +424,19 @@ struct Fleet::Impl {
       told.push_back(entry("unlist", {"n", name, "u", std::to_string(gone.origin)}));
     }
     out.insert(out.end(), std::make_move_iterator(told.begin()), std::make_move_iterator(told.end()));
+    forget_oldest_deletions(current);
     lists_next = std::move(current);
+  }
+
+  // Deletions are kept (a name and a time each), the oldest forgotten past
+  // kMaxDeletions: names told by others are not bounded by this host's 16.
+  static void forget_oldest_deletions(std::map<std::string, ListSeen>& seen) {
+    std::vector<std::pair<double, std::string>> deleted;
+    for (const auto& [name, s] : seen)
+      if (s.deleted) deleted.emplace_back(s.origin, name);
+    if (deleted.size() <= kMaxDeletions) return;
+    std::ranges::sort(deleted);
+    for (size_t i = 0; i + kMaxDeletions < deleted.size(); i++) seen.erase(deleted[i].second);
   }
 
   // Entries older than kKeepMs before the newest this host has read (its
@@ -524,7 +548,7 @@ struct Fleet::Impl {
             // Told before this serve joined: what is left of it now (the
             // newest entry then is the stream's clock, near enough).
             if (before_join) {
-              const uint64_t age = joined_at.first > id.first ? joined_at.first - id.first : 0;
+              const uint64_t age = joined_ms > id.first ? joined_ms - id.first : 0;
               if (ms <= age) continue;
               ms -= age;
             }
@@ -611,19 +635,24 @@ struct Fleet::Impl {
     // This host's own bans (by hand or by a rule), and when each began on
     // the wall clock: a lifting told before one began does not lift it
     // (a serve catching up reads liftings from before it joined).
-    std::map<std::string, uint64_t> own_since_ms;
+    // And their ends: a ban told that ends before one of this host's own
+    // does not replace it (the own one stays, and its rule with it).
+    std::map<std::string, uint64_t> own_since_ms, own_until;
     const auto now_ms = static_cast<uint64_t>(unix_now() * 1000);
     if (auto live = state->bans(); live && now && cfg)
       for (const auto& b : *live)
-        if (b.ban.rule != XT_BAN_BY_FLEET)
+        if (b.ban.rule != XT_BAN_BY_FLEET) {
           own_since_ms[format_cidr(b.cidr)] =
               now_ms - std::min<uint64_t>(now_ms, (*now - std::min<uint64_t>(*now, b.ban.since)) * 1000 / cfg->hz);
+          own_until[format_cidr(b.cidr)] = b.ban.until;
+        }
     for (const auto& [cidr_text, ms, at_ms] : in.bans) {
       auto cidr = parse_cidr(cidr_text);
       if (!cidr || !now || !cfg) continue;
       if (ms) {
         const uint64_t until = *now + (ms * cfg->hz + 999) / 1000;
         const std::string text = format_cidr(*cidr);
+        if (auto own = own_until.find(text); own != own_until.end() && own->second >= until) continue;
         // The same prefix twice in one batch: the later one.
         if (auto at = put_at.find(text); at != put_at.end()) {
           put[at->second].second = xt_ban{until, *now, 0, XT_BAN_BY_FLEET};
@@ -661,6 +690,7 @@ struct Fleet::Impl {
       } else {
         if (have && !state->del_blocklist(l.name)) continue;
         lists_seen[l.name] = {l.origin, 0, 0, true};
+        forget_oldest_deletions(lists_seen);
       }
       lists++;
     }
@@ -723,19 +753,25 @@ struct Fleet::Impl {
     // holds from before it joined, in small rounds (each entry of use, up to
     // 1.5 MB, is read to be skipped). Else it would tell what it holds as
     // new before it read that it was lifted or deleted meanwhile.
-    if (catching_up) {
-      for (int round = 0; round < 1000; round++) {
-        Received in;
-        const int got = receive(in, kCatchUpCount);
-        if (got < 0) {
-          keep();
-          return;
-        }
-        apply(in);
-        if (got < asked) break;
+    // Up to the entry that was the newest when it joined; what follows is
+    // read as any exchange reads it. Health is written between rounds (a
+    // long catch-up is no dead serve), and a stop ends it.
+    double health_at = now_mono;
+    while (catching_up && !stop) {
+      Received in;
+      const int got = receive(in, kCatchUpCount);
+      if (got < 0) {
+        keep();
+        return;
       }
-      catching_up = false;
+      apply(in);
+      if (got < asked || id_of(last_id) >= joined_at) catching_up = false;
+      if (mono_now() > health_at + 1) {
+        write_health();
+        health_at = mono_now();
+      }
     }
+    if (catching_up) return;  // stopped
     // What is told is what changed since the last look that went through.
     std::vector<std::vector<std::string>> commands;
     const bool told = now_mono >= next_told;

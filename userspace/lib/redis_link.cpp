@@ -23,9 +23,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kConnect = std::chrono::milliseconds(500);
-// A batch's deadline: a second, and a second more for each 8 MB it sends
-// or reads (a reply still coming keeps it going, up to kLongest: a link
-// that gives a few bytes a second must not hold the fleet's thread).
+// A batch's deadline: a second, and a second more for each 8 MB it sends;
+// a reply still coming keeps it going (a second from the last bytes read),
+// up to kLongest: a link that gives a few bytes a second must not hold the
+// fleet's thread.
 constexpr auto kReply = std::chrono::seconds(1);
 constexpr auto kLongest = std::chrono::seconds(60);
 constexpr size_t kBytesASecond = 8 << 20;
@@ -158,10 +159,10 @@ struct RedisLink::Impl {
         if (n < 0) return system_error("read", errno);
         if (n == 0) return system_error("Redis closed the connection");
       }
-      // Every 8 MB read is a second more to read in (a reply of a hundred
-      // entries of 1.5 MB is no stall), as long as the batch's longest.
-      if (fed / kBytesASecond != (fed + static_cast<size_t>(n)) / kBytesASecond)
-        deadline = std::min(deadline + std::chrono::seconds(1), started + kLongest);
+      // Bytes read: a second more from now (a reply of a hundred entries of
+      // 1.5 MB is no stall, over a slow link as a fast one), as long as the
+      // batch's longest.
+      deadline = std::max(deadline, std::min(Clock::now() + kReply, started + kLongest));
       fed += static_cast<size_t>(n);
       if (fed > kMaxReplyBytes)
         return system_error("Redis' replies passed " + std::to_string(kMaxReplyBytes >> 20) + " MB");

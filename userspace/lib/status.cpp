@@ -112,6 +112,14 @@ void fleet_warnings(Status& s) {
   // serve writes it each second, and removes it when it stops: an old one
   // is a serve that died.
   const bool running = s.fleet && s.fleet_age < 5;
+  // Two hosts of one name share nothing, bans and lists included, whether
+  // or not a rule is shared.
+  if (running && s.fleet->name_taken_unix && now - s.fleet->name_taken_unix < 10)
+    s.warnings.push_back("fleet: another host is also called " + s.fleet->host +
+                         " in the fleet: each takes the other's use, bans and lists for its own and skips them" +
+                         (shared.empty() ? std::string() : ": each host enforces the whole limit of " + shared +
+                                                               " (--scope fleet) on its own") +
+                         "; give each host a --cluster-host of its own");
   if (shared.empty()) return;
   const std::string each = ": each host enforces the whole limit of " + shared + " (--scope fleet) on its own";
   if (!running) {
@@ -129,10 +137,6 @@ void fleet_warnings(Status& s) {
                              now - h.last_sync_unix) +
                          each);
   }
-  if (h.name_taken_unix && now - h.name_taken_unix < 10)
-    s.warnings.push_back("fleet: another host is also called " + h.host +
-                         " in the fleet: each takes the other's use, bans and lists for its own and skips them" + each +
-                         "; give each host a --cluster-host of its own");
   if (h.lost_sources)
     s.warnings.push_back("fleet: the use of " + std::to_string(h.lost_sources) +
                          " sources was not kept while Redis was away (more sources than serve keeps): the other "
