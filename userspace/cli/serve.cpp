@@ -242,6 +242,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     // rather than skip the snapshot (and its next save write the part over
     // the whole).
     const std::string marker = snapshot + ".restoring";
+    const bool marked = std::filesystem::exists(marker, ec);
     Result<std::optional<SnapshotSummary>> sum = std::nullopt;
     if (there && file) {
       restoring = true;
@@ -273,6 +274,17 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       std::cerr << "xthrottle: " << sum.error().message << "\n";
       log_line({{"event", "snapshot_failed"}, {"why", "start"}, {"path", snapshot}, {"moved_to", ec ? "" : aside},
                 {"error", sum.error().message}, {"unix_time", unix_time()}});
+    } else if (!*sum && marked) {
+      // Skipped, though a restore was marked under way: an hour old or more
+      // (the state has served on its own since), or another pin directory's.
+      // The state may hold part of the snapshot only: the snapshot is kept
+      // aside, or the first save would write the part over the whole.
+      const std::string aside = snapshot + ".unresumed-" + std::to_string(unix_time());
+      std::filesystem::rename(snapshot, aside, ec);
+      log_line({{"event", "snapshot_skipped"}, {"path", snapshot}, {"moved_to", ec ? "" : aside},
+                {"why", "the state outlived serve, and a restore into it was cut short over an hour ago (or the "
+                        "marker is another state's): not resumed, the snapshot kept aside"},
+                {"unix_time", unix_time()}});
     } else if (!*sum) {
       log_line({{"event", "snapshot_skipped"}, {"path", snapshot},
                 {"why", "the state outlived serve (it has rules, bans or lists): newer than any snapshot"},

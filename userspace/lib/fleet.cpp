@@ -125,6 +125,7 @@ struct Fleet::Impl {
   // lifted and the lists deleted meanwhile.
   std::pair<uint64_t, uint64_t> joined_at{0, 0};
   uint64_t joined_ms = 0;  // Redis' clock (TIME) when this serve joined
+  double joined_mono = 0;  // and this host's monotonic one then
   bool catching_up = false;  // what the stream held when it joined is not all read yet
   // This serve's own mark on what it writes ("i"), drawn at start: an entry
   // of this host's name without it is another serve's.
@@ -275,6 +276,7 @@ struct Fleet::Impl {
       Reply t = command("TIME", {"TIME"});
       if (!t) return false;
       joined_ms = joined_at.first;
+      joined_mono = mono_now();
       if (t->type == REDIS_REPLY_ARRAY && t->elements == 2 && t->element[0]->type == REDIS_REPLY_STRING) {
         uint64_t secs = 0;
         std::from_chars(t->element[0]->str, t->element[0]->str + t->element[0]->len, secs);
@@ -548,7 +550,8 @@ struct Fleet::Impl {
             // Told before this serve joined: what is left of it now (the
             // newest entry then is the stream's clock, near enough).
             if (before_join) {
-              const uint64_t age = joined_ms > id.first ? joined_ms - id.first : 0;
+              const uint64_t redis_now = joined_ms + static_cast<uint64_t>((mono_now() - joined_mono) * 1000);
+              const uint64_t age = redis_now > id.first ? redis_now - id.first : 0;
               if (ms <= age) continue;
               ms -= age;
             }
@@ -667,6 +670,8 @@ struct Fleet::Impl {
         put_now();
         if (!state->del_ban(*cidr)) continue;
         bans_seen.erase(format_cidr(*cidr));
+        own_since_ms.erase(format_cidr(*cidr));  // lifted: a ban told after it is not held back by it
+        own_until.erase(format_cidr(*cidr));
         bans++;
       }
     }
@@ -832,7 +837,7 @@ struct Fleet::Impl {
       health.pending_sources = 0;
     }
     // Taken a round at a time: what is held at once stays bounded.
-    for (int round = 0; round < 200; round++) {
+    for (int round = 0; round < 200 && !stop; round++) {
       Received in;
       const int got = receive(in);
       if (got < 0) return;

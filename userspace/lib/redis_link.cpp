@@ -24,11 +24,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kConnect = std::chrono::milliseconds(500);
 // A batch's deadline: a second, and a second more for each 8 MB it sends;
-// a reply still coming keeps it going (a second from the last bytes read),
-// up to kLongest: a link that gives a few bytes a second must not hold the
-// fleet's thread.
+// a reply still coming at kKeepGoing a second or more keeps it going (a
+// second from when the last such share arrived), up to kLongest: a link
+// that gives a few bytes a second must not hold the fleet's thread.
 constexpr auto kReply = std::chrono::seconds(1);
 constexpr auto kLongest = std::chrono::seconds(60);
+constexpr size_t kKeepGoing = 256 << 10;
 constexpr size_t kBytesASecond = 8 << 20;
 // The most one batch's replies may hold: past it the link is done.
 constexpr size_t kMaxReplyBytes = 256 << 20;
@@ -80,6 +81,7 @@ struct RedisLink::Impl {
   Clock::time_point deadline;  // of what the link is doing now
   Clock::time_point started;   // the batch's, which kLongest bounds
   size_t fed = 0;              // reply bytes read for the batch
+  size_t fed_kept = 0;         // of them, when the deadline last moved on
 
   ~Impl() {
     if (ssl) SSL_free(ssl);
@@ -159,11 +161,14 @@ struct RedisLink::Impl {
         if (n < 0) return system_error("read", errno);
         if (n == 0) return system_error("Redis closed the connection");
       }
-      // Bytes read: a second more from now (a reply of a hundred entries of
-      // 1.5 MB is no stall, over a slow link as a fast one), as long as the
-      // batch's longest.
-      deadline = std::max(deadline, std::min(Clock::now() + kReply, started + kLongest));
+      // Each kKeepGoing read: a second more from now (a reply of a hundred
+      // entries of 1.5 MB is no stall, over a slow link as a fast one), as
+      // long as the batch's longest.
       fed += static_cast<size_t>(n);
+      if (fed - fed_kept >= kKeepGoing) {
+        deadline = std::max(deadline, std::min(Clock::now() + kReply, started + kLongest));
+        fed_kept = fed;
+      }
       if (fed > kMaxReplyBytes)
         return system_error("Redis' replies passed " + std::to_string(kMaxReplyBytes >> 20) + " MB");
       if (redisReaderFeed(reader, buf, static_cast<size_t>(n)) != REDIS_OK)
@@ -271,6 +276,7 @@ Result<std::vector<Reply>> RedisLink::run(const std::vector<std::vector<std::str
   impl_->started = Clock::now();
   impl_->deadline = impl_->started + kReply + std::chrono::seconds(out.size() / kBytesASecond);
   impl_->fed = 0;
+  impl_->fed_kept = 0;
   if (auto w = impl_->write_all(out); !w) return std::unexpected(w.error());
   std::vector<Reply> replies;
   for (size_t i = 0; i < commands.size(); i++) {

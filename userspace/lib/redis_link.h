@@ -45,7 +45,7 @@ class RedisLink {
 
   // Sends the commands in one write, then reads one reply each, all
   // before one deadline (a second, and a second more for each 8 MB sent; a
-  // reply still arriving keeps it a second from its last bytes, 60 s at
+  // reply still arriving at 256 KB a second or more keeps it going, 60 s at
   // most), and at most 256 MB of replies. A reply of Redis' own error is a reply;
   // a failure of the link is the error, after which the link is done.
   Result<std::vector<Reply>> run(const std::vector<std::vector<std::string>>& commands);
