@@ -547,8 +547,8 @@ struct Fleet::Impl {
             auto [end, ec] = std::from_chars(f["ms"].data(), f["ms"].data() + f["ms"].size(), ms);
             if (ec != std::errc() || !ms) continue;
             ms = std::min<uint64_t>(ms, uint64_t{366} * 86400 * 1000);  // no ban is longer than a year
-            // Told before this serve joined: what is left of it now (the
-            // newest entry then is the stream's clock, near enough).
+            // Told before this serve joined: what is left of it now, by
+            // Redis' clock (TIME at the join, and the time since).
             if (before_join) {
               const uint64_t redis_now = joined_ms + static_cast<uint64_t>((mono_now() - joined_mono) * 1000);
               const uint64_t age = redis_now > id.first ? redis_now - id.first : 0;
