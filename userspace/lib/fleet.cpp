@@ -616,46 +616,47 @@ struct Fleet::Impl {
     // a time, tens of thousands of them took minutes under the lock); a
     // lifting in between puts those before it first, so the order holds.
     std::vector<std::pair<Cidr, xt_ban>> put;
-    std::vector<std::string> put_text;
-    std::map<std::string, size_t> put_at;
+    std::map<std::string, size_t> put_at;  // a prefix's place in put
     auto put_now = [&] {
       if (put.empty()) return;
       (void)state->put_bans(put);  // refused midway (a full table): what went in is read back
       std::map<std::string, uint64_t> in_table;
       if (auto live = state->bans())
         for (const auto& b : *live) in_table[format_cidr(b.cidr)] = b.ban.until;
-      for (size_t i = 0; i < put.size(); i++)
-        if (auto it = in_table.find(put_text[i]); it != in_table.end() && it->second == put[i].second.until) {
-          bans_seen[put_text[i]] = put[i].second.until;
+      for (const auto& [text, i] : put_at)
+        if (auto it = in_table.find(text); it != in_table.end() && it->second == put[i].second.until) {
+          bans_seen[text] = put[i].second.until;
           bans++;
         }
       put.clear();
-      put_text.clear();
       put_at.clear();
     };
     auto now = state->now();
     auto cfg = state->config();
-    // This host's own bans (by hand or by a rule), and when each began on
-    // the wall clock: a lifting told before one began does not lift it
-    // (a serve catching up reads liftings from before it joined).
-    // And their ends: a ban told that ends before one of this host's own
-    // does not replace it (the own one stays, and its rule with it).
-    std::map<std::string, uint64_t> own_since_ms, own_until;
+    // This host's own bans (by hand or by a rule): when each began on the
+    // wall clock (a lifting told before one began does not lift it: a serve
+    // catching up reads liftings from before it joined), and its end (a ban
+    // told that ends before it does not replace it: the own one stays, and
+    // its rule with it).
+    struct Own {
+      uint64_t since_ms, until;
+    };
+    std::map<std::string, Own> own;
     const auto now_ms = static_cast<uint64_t>(unix_now() * 1000);
     if (auto live = state->bans(); live && now && cfg)
       for (const auto& b : *live)
-        if (b.ban.rule != XT_BAN_BY_FLEET) {
-          own_since_ms[format_cidr(b.cidr)] =
-              now_ms - std::min<uint64_t>(now_ms, (*now - std::min<uint64_t>(*now, b.ban.since)) * 1000 / cfg->hz);
-          own_until[format_cidr(b.cidr)] = b.ban.until;
-        }
+        if (b.ban.rule != XT_BAN_BY_FLEET)
+          own[format_cidr(b.cidr)] = {
+              now_ms - std::min<uint64_t>(now_ms, (*now - std::min<uint64_t>(*now, b.ban.since)) * 1000 / cfg->hz),
+              b.ban.until};
     for (const auto& [cidr_text, ms, at_ms] : in.bans) {
       auto cidr = parse_cidr(cidr_text);
       if (!cidr || !now || !cfg) continue;
+      const std::string text = format_cidr(*cidr);
+      const auto mine = own.find(text);
       if (ms) {
         const uint64_t until = *now + (ms * cfg->hz + 999) / 1000;
-        const std::string text = format_cidr(*cidr);
-        if (auto own = own_until.find(text); own != own_until.end() && own->second >= until) continue;
+        if (mine != own.end() && mine->second.until >= until) continue;
         // The same prefix twice in one batch: the later one.
         if (auto at = put_at.find(text); at != put_at.end()) {
           put[at->second].second = xt_ban{until, *now, 0, XT_BAN_BY_FLEET};
@@ -663,15 +664,13 @@ struct Fleet::Impl {
         }
         put_at[text] = put.size();
         put.emplace_back(*cidr, xt_ban{until, *now, 0, XT_BAN_BY_FLEET});
-        put_text.push_back(text);
       } else {
-        if (auto own = own_since_ms.find(format_cidr(*cidr)); own != own_since_ms.end() && own->second > at_ms + 2000)
+        if (mine != own.end() && mine->second.since_ms > at_ms + 2000)
           continue;  // made here after it was lifted there (two seconds for the clocks' skew)
         put_now();
         if (!state->del_ban(*cidr)) continue;
-        bans_seen.erase(format_cidr(*cidr));
-        own_since_ms.erase(format_cidr(*cidr));  // lifted: a ban told after it is not held back by it
-        own_until.erase(format_cidr(*cidr));
+        bans_seen.erase(text);
+        if (mine != own.end()) own.erase(mine);  // lifted: a ban told after it is not held back by it
         bans++;
       }
     }

@@ -112,16 +112,15 @@ void fleet_warnings(Status& s) {
   // serve writes it each second, and removes it when it stops: an old one
   // is a serve that died.
   const bool running = s.fleet && s.fleet_age < 5;
+  const std::string each =
+      shared.empty() ? std::string() : ": each host enforces the whole limit of " + shared + " (--scope fleet) on its own";
   // Two hosts of one name share nothing, bans and lists included, whether
   // or not a rule is shared.
   if (running && s.fleet->name_taken_unix && now - s.fleet->name_taken_unix < 10)
     s.warnings.push_back("fleet: another host is also called " + s.fleet->host +
-                         " in the fleet: each takes the other's use, bans and lists for its own and skips them" +
-                         (shared.empty() ? std::string() : ": each host enforces the whole limit of " + shared +
-                                                               " (--scope fleet) on its own") +
+                         " in the fleet: each takes the other's use, bans and lists for its own and skips them" + each +
                          "; give each host a --cluster-host of its own");
   if (shared.empty()) return;
-  const std::string each = ": each host enforces the whole limit of " + shared + " (--scope fleet) on its own";
   if (!running) {
     s.warnings.push_back("fleet: no serve --cluster is running on " + s.pin_dir + each);
     return;
