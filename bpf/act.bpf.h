@@ -49,7 +49,7 @@ static __always_inline __u64 xt_ban_source(const struct xt_bucket_key *bkey, str
 	/* Not in the table (full): no ban, which nobody could see or lift. */
 	if (bpf_map_update_elem(&xt_bans, &key, &ban, BPF_ANY) != 0)
 		return 0;
-	xt_emit(XT_EVENT_BANNED, bkey, b, rule, now, (__u32)now - since);
+	xt_emit(bkey, b, rule, now, XT_EMIT_WHAT(XT_EVENT_BANNED, (__u32)now - since));
 	return ban.until;
 }
 
@@ -69,7 +69,7 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 		__u32 since = b->throttled_since;
 		if (since && (__s32)((__u32)now - b->last_drop) >= (__s32)(cfg->hz * XT_RELEASE_SECONDS) &&
 		    __sync_val_compare_and_swap(&b->throttled_since, since, 0) == since)
-			xt_emit(XT_EVENT_RELEASED, bkey, b, rule, now, (__u32)now - since);
+			xt_emit(bkey, b, rule, now, XT_EMIT_WHAT(XT_EVENT_RELEASED, (__u32)now - since));
 		xt_behaved(pkt, rule, b, now);
 		return XT_PASS_LIMIT;
 	}
@@ -83,7 +83,7 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 	const __u32 reach = xt_drop_reach(cfg);
 	xt_note_drop(b, (__u32)now, (__u32)now, reach);
 	if (!b->throttled_since && __sync_val_compare_and_swap(&b->throttled_since, 0, (__u32)now | 1) == 0)
-		xt_emit(XT_EVENT_THROTTLED, bkey, b, rule, now, 0);
+		xt_emit(bkey, b, rule, now, XT_EMIT_WHAT(XT_EVENT_THROTTLED, 0));
 	if (rule->flags & XT_RULE_DRY_RUN)
 		return XT_PASS_DRY_RUN;
 	if (rule->ban_for) {
