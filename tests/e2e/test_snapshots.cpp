@@ -144,6 +144,39 @@ TEST_F(Snapshots, ServeRestoresAtStartAndSavesOnStop) {
   EXPECT_TRUE(aside) << "the damaged snapshot kept for a look";
 }
 
+// serve restarted on the state it saved (the pins outlived it) restores
+// nothing, whatever the state holds: one with no rule, ban or list looked
+// made afresh, and got the snapshot again, its counters by reason added a
+// second time on every restart, and a rule deleted since back.
+TEST_F(Snapshots, AServeRestartedOnTheStateItSavedRestoresNothing) {
+  const std::string file = dir_ + "/serve.snap";
+  lab_->reset_received();
+  flood_from("198.18.0.9", 100);  // no rule covers it: counted as unmatched
+  const uint64_t unmatched = reason_packets("unmatched");
+  ASSERT_GE(unmatched, 100u);
+  auto serve_once = [&] {
+    Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--snapshot", file}));
+    EXPECT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+    serve.signal(SIGTERM);
+    return json_lines(serve.wait().out);
+  };
+  EXPECT_TRUE(has_event(serve_once(), "snapshot_saved"));
+  for (int restart = 0; restart < 2; restart++) {
+    const auto lines = serve_once();
+    EXPECT_TRUE(has_event(lines, "snapshot_skipped")) << "restart " << restart;
+    EXPECT_FALSE(has_event(lines, "snapshot_restored")) << "restart " << restart;
+  }
+  // (A neighbour solicitation or two of the lab's own may come meanwhile.)
+  EXPECT_LT(reason_packets("unmatched"), unmatched + 50) << "counted once, not once more for every restart";
+
+  // A rule deleted while serve was stopped stays deleted.
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s"});
+  EXPECT_TRUE(has_event(serve_once(), "snapshot_saved"));
+  ok({"rule", "del", "198.18.0.0/15"});
+  EXPECT_TRUE(has_event(serve_once(), "snapshot_skipped"));
+  EXPECT_EQ(rules().size(), 0u) << "the deleted rule is not brought back";
+}
+
 // A restore that a kill cut short (between the rules and the buckets) left
 // a state that was not empty: the next serve skipped the snapshot as older
 // than the state, and its first save wrote the part over the whole (the

@@ -39,11 +39,11 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
   // And only within the hour: a state that served that long since has
   // taken its own course (bans lifted, lists loaded), which an old snapshot
   // must not undo.
+  auto id = state_identity(*locked->state);
+  if (!id) return std::unexpected(id.error());
   std::string identity;
   bool resume = false;
   if (!marker.empty()) {
-    auto id = state_identity(*locked->state);
-    if (!id) return std::unexpected(id.error());
     identity = "state " + *id + "\n";
     const std::optional<std::string> was = read_file(marker);
     std::error_code ec;
@@ -52,6 +52,11 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
              std::filesystem::file_time_type::clock::now() - written < std::chrono::hours(1);
   }
   if (only_into_empty && !resume) {
+    // The very state the snapshot was saved from (its pins outlived
+    // serve): it holds all of that and what came since, whatever it holds
+    // (an empty one would otherwise get the counters once more, and rules
+    // deleted since back).
+    if (file.state_id == *id) return std::nullopt;
     auto empty = state_is_empty(*locked->state);
     if (!empty) return std::unexpected(empty.error());
     if (!*empty) return std::nullopt;

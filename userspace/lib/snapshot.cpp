@@ -113,6 +113,8 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   const uint32_t hz = cfg->hz;
   auto rules = state.rule_counters();
   if (!rules) return std::unexpected(rules.error());
+  auto id = state_identity(state);
+  if (!id) return std::unexpected(id.error());
   auto now = state.now();
   if (!now) return std::unexpected(now.error());
   const int64_t saved_at = wall_ns();
@@ -123,7 +125,7 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   SnapshotSummary sum;
   json h = {{"format", "xthrottle snapshot"}, {"version", kSnapshotVersion}, {"saved_at_unix_ns", saved_at},
             {"hz", hz}, {"abi", XT_ABI_VERSION}, {"max_sources", cfg->max_sources},
-            {"idle_seconds", idle_seconds_of(*cfg)}};
+            {"idle_seconds", idle_seconds_of(*cfg)}, {"state_id", *id}};
   std::map<uint32_t, size_t> index;  // rule id -> its place in the snapshot
   json jr = json::array();
   for (const auto& r : *rules) {

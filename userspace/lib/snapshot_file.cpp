@@ -76,6 +76,7 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
   try {
     if (h.at("format") != "xthrottle snapshot") return snapshot_error(path, "not an xthrottle snapshot");
     out.saved_at_ns = integer(h.at("saved_at_unix_ns"), "saved_at_unix_ns", 0, kMaxNs - 1);
+    if (h.contains("state_id")) out.state_id = h.at("state_id").get<std::string>();
     // Written since the idle window became a setting; a file without them
     // leaves a state it makes with the defaults.
     if (h.contains("max_sources"))

@@ -92,6 +92,7 @@ inline const std::pair<const char*, __u64 xt_rule_stats::*> kSnapshotRuleCounter
 struct SnapshotFile {
   uint64_t bytes = 0;  // the file's size
   int64_t saved_at_ns = 0;
+  std::string state_id;  // state_identity of the state saved (empty in older files)
   TableSettings table;  // the saving state's source table (unset in older files)
   struct Rule {
     Cidr cidr;
