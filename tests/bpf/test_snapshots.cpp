@@ -353,5 +353,38 @@ TEST_F(Snapshots, AnOlderSnapshotWithoutTheTableStillRestores) {
   EXPECT_EQ(passed(from("198.18.0.9"), 10, kSec), 4);
 }
 
+// A source throttled for 5 s at the save, restored two minutes later: its
+// throttle goes on from 5 s, not from 5 s plus the time the host was down
+// (when it may not have sent at all). With the downtime counted, a rule
+// with --ban-after 60s banned it at its first drop after the restore.
+TEST_F(Snapshots, ARestoredThrottleDoesNotCountTheDowntime) {
+  auto limit = [](RuleSpec& s) {
+    s.ban_after = 60;
+    s.ban_for = 3600;
+  };
+  rule("198.18.0.0/15", "10/s", 10, limit);
+  const auto heavy = from("198.18.0.9");
+  const uint64_t t1 = 1000 * kSec;
+  for (uint64_t now = t1; now < t1 + 5 * kSec; now += 10) run(heavy, now);
+  ASSERT_GT(counter(XT_DROP_LIMIT), 0u) << "throttled";
+  ASSERT_EQ(counter(XT_DROP_BANNED), 0u);
+  save(t1 + 5 * kSec);
+
+  const uint64_t t2 = 50 * kSec;
+  reboot(t2);
+  skel_->bss->xt_test_now = t2;
+  auto file = read_snapshot(path_);
+  ASSERT_TRUE(file.has_value()) << file.error().message;
+  file->saved_at_ns -= 120 * static_cast<int64_t>(kNsPerSec);  // saved two minutes ago
+  auto restored = restore_snapshot(*state_, *file, path_, 1);
+  ASSERT_TRUE(restored.has_value()) << restored.error().message;
+  ASSERT_EQ(restored->buckets, 1u);
+  for (uint64_t now = t2; now < t2 + 10 * kSec; now += 10) run(heavy, now);
+  EXPECT_GT(counter(XT_DROP_LIMIT), 0u) << "still throttled";
+  EXPECT_EQ(counter(XT_DROP_BANNED), 0u) << "5 s + 10 s of its 60 s, not 2 minutes more";
+  for (uint64_t now = t2 + 10 * kSec; now < t2 + 60 * kSec; now += 10) run(heavy, now);
+  EXPECT_GT(counter(XT_DROP_BANNED), 0u) << "banned once its 60 s are up";
+}
+
 }  // namespace
 }  // namespace xt

@@ -452,10 +452,12 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     s.bucket.dropped_packets = b.dropped_packets;
     if (b.throttled) {
       // Still throttled as of now (the drops go on from here): its next
-      // packet that passes a second from now tells it released.
-      // In the data path's 32 bits, and less than 2^31 ticks ago so that
-      // its signed comparisons hold.
-      const uint64_t ago = std::min<uint64_t>(ticks_of_ns(b.throttled_ns + age, hz), (1u << 30));
+      // packet that passes a second from now tells it released. For as
+      // long as it had been at the save: the time since (the host down,
+      // the source perhaps silent) is no throttle, and would bring a
+      // --ban-after that much sooner. In the data path's 32 bits, and less
+      // than 2^31 ticks ago so that its signed comparisons hold.
+      const uint64_t ago = std::min<uint64_t>(ticks_of_ns(b.throttled_ns, hz), (1u << 30));
       s.bucket.throttled_since = (static_cast<uint32_t>(*now) - static_cast<uint32_t>(ago)) | 1;
       s.bucket.last_drop = static_cast<uint32_t>(*now);
     }
