@@ -136,5 +136,26 @@ TEST_F(Hostile, APinDirectoryOthersCouldHaveTamperedWithIsRefused) {
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 1) << "nothing pinned";
 }
 
+// floodgen sends spoofed floods: only in a namespace of its own and only to
+// test addresses, whatever it is told. Both refused before anything is sent.
+TEST_F(Hostile, FloodgenRefusesTheHostsNamespaceAndRealAddresses) {
+  const Outcome host = run({XT_FLOODGEN, "--dev", "lo", "--count", "1"});
+  EXPECT_EQ(host.rc, 2) << host.err;
+  EXPECT_NE(host.err.find("not a network namespace of ip netns add's"), std::string::npos) << host.err;
+  const Outcome not_veth = lab_->in_gen({XT_FLOODGEN, "--dev", "lo", "--count", "1"});
+  EXPECT_EQ(not_veth.rc, 2) << not_veth.err;
+  EXPECT_NE(not_veth.err.find("is not a veth"), std::string::npos) << not_veth.err;
+  for (const std::string dst : {"192.0.2.1", "2001:db9::1", "198.20.0.1"}) {
+    const std::string src = dst.find(':') != std::string::npos ? "2001:db8:4000::1" : "198.18.0.9";
+    auto argv = lab_->flood_argv({"--src", src, "--dst", dst, "--count", "1"});
+    const Outcome r = run(argv);
+    EXPECT_EQ(r.rc, 2) << dst << ": " << r.err;
+    EXPECT_NE(r.err.find("floods only test addresses"), std::string::npos) << r.err;
+  }
+  lab_->reset_received();
+  EXPECT_EQ(lab_->flood({"--src", "198.18.0.9", "--dst", "198.19.255.1", "--count", "5"}).sent, 5u)
+      << "the whole of 198.18.0.0/15 is a test address";
+}
+
 }  // namespace
 }  // namespace xt::test

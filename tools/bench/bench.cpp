@@ -72,9 +72,13 @@ void must(const Outcome& r, const std::string& what) {
   if (r.rc != 0) die(what + " failed: " + r.err);
 }
 
+// Of an even count, the mean of the two middle values (the upper one alone
+// favoured whichever side the faster run was on).
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
+  if (v.empty()) return 0;
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 // ---------------------------------------------------------------- cost

@@ -14,12 +14,19 @@
 #include <net/if.h>
 #include <nlohmann/json.hpp>
 #include <pthread.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -52,6 +59,37 @@ struct Options {
   bool json = false;
   uint16_t syn_port = 0;  // TCP SYNs to this port instead of UDP datagrams
 };
+
+// Whether this process is in a namespace `ip netns add` made: the same one
+// as a file of /run/netns (what `ip netns identify` compares).
+bool in_named_netns() {
+  struct stat self{};
+  if (stat("/proc/self/ns/net", &self) != 0) return false;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/run/netns", ec)) {
+    struct stat named{};
+    if (stat(e.path().c_str(), &named) == 0 && named.st_ino == self.st_ino && named.st_dev == self.st_dev)
+      return true;
+  }
+  return false;
+}
+
+// The driver of interface `dev` (ethtool's), or "" if there is none such.
+std::string driver_of(const std::string& dev) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || dev.size() >= IFNAMSIZ) {
+    if (fd >= 0) close(fd);
+    return "";
+  }
+  ethtool_drvinfo info{};
+  info.cmd = ETHTOOL_GDRVINFO;
+  ifreq req{};
+  std::memcpy(req.ifr_name, dev.c_str(), dev.size());
+  req.ifr_data = reinterpret_cast<char*>(&info);
+  const int rc = ioctl(fd, SIOCETHTOOL, &req);
+  close(fd);
+  return rc == 0 ? std::string(info.driver, strnlen(info.driver, sizeof(info.driver))) : "";
+}
 
 [[noreturn]] void die(const std::string& msg, int code = 1) {
   std::cerr << "floodgen: " << msg << "\n";
@@ -101,6 +139,9 @@ std::vector<uint8_t> build_frame(const Options& o, bool v6, uint32_t* base) {
     ip[7] = 64;
     if (inet_pton(AF_INET6, o.src.c_str(), ip + 8) != 1) die("bad IPv6 --src '" + o.src + "'", 2);
     if (inet_pton(AF_INET6, o.dst.c_str(), ip + 24) != 1) die("bad IPv6 --dst '" + o.dst + "'", 2);
+    // 2001:db8::/32, the documentation prefix: never a real host's.
+    if (!(ip[24] == 0x20 && ip[25] == 0x01 && ip[26] == 0x0d && ip[27] == 0xb8))
+      die("--dst " + o.dst + " is outside 2001:db8::/32: floodgen floods only test addresses", 2);
     uint32_t word;
     std::memcpy(&word, ip + 8 + (o.v6_low ? 12 : 4), 4);
     *base = ntohl(word);
@@ -111,6 +152,9 @@ std::vector<uint8_t> build_frame(const Options& o, bool v6, uint32_t* base) {
     ip[9] = proto;
     if (inet_pton(AF_INET, o.src.c_str(), ip + 12) != 1) die("bad IPv4 --src '" + o.src + "'", 2);
     if (inet_pton(AF_INET, o.dst.c_str(), ip + 16) != 1) die("bad IPv4 --dst '" + o.dst + "'", 2);
+    // 198.18.0.0/15, the benchmarking range: never a real host's.
+    if (!(ip[16] == 198 && (ip[17] & 0xfe) == 18))
+      die("--dst " + o.dst + " is outside 198.18.0.0/15: floodgen floods only test addresses", 2);
     put16(ip + 10, checksum(ip, 20));
     uint32_t addr;
     std::memcpy(&addr, ip + 12, 4);
@@ -215,6 +259,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 65535));
   app.add_flag("--json", o.json, "Print the result as JSON");
   CLI11_PARSE(app, argc, argv);
+
+  // Spoofed floods belong in a namespace a test made (tools/lab), never on
+  // the host's own interfaces: only in a named namespace, out of a veth.
+  if (!in_named_netns())
+    die("this is not a network namespace of ip netns add's (the host's, perhaps): floodgen runs only in one of "
+        "a lab's (ip netns exec, as tools/lab/lab.sh does)", 2);
+  if (const std::string driver = driver_of(o.dev); driver != "veth")
+    die("'" + o.dev + "' is not a veth (" + (driver.empty() ? "no such interface" : driver) +
+        "): floodgen sends only into a lab's veth pair", 2);
 
   const int ifindex = static_cast<int>(if_nametoindex(o.dev.c_str()));
   if (!ifindex) die("no interface '" + o.dev + "' in this network namespace");
