@@ -607,8 +607,9 @@ json measure_scale(uint32_t reps, uint64_t frames) {
 // classified, dropped, and its source remembered in the hot cache, which a
 // 16M-source flood never hits again), against one deny rule without a match
 // and the bare drop: a UDP flood (to port 9: the rules' protocol level,
-// then none) and a SYN flood to 22 (the --syn --port rules), each from 16M
-// sources over 10.0.0.0/8, i.e. every /18 rule.
+// then none) and a SYN flood to 22 (the --syn --port rules), each of
+// `frames` sources counted up from 10.0.0.0 (4M by default: 245 of the
+// /18 rules, 16,384 frames in a row from each).
 json measure_classify_path(uint32_t reps, uint64_t frames) {
   const std::string file = "/tmp/xtbench-" + std::to_string(getpid()) + "-rules.toml";
   {
