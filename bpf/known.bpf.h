@@ -114,11 +114,14 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, _
 			 * source would never be found again. */
 			if (tags->fp[w] != p.fp)
 				tags->fp[w] = p.fp;
-			/* Behaving is worth --remember; a proof, XT_PROOF_SECONDS
-			 * (it does not shorten what behaving earned). */
+			/* Behaving is worth --remember; a proof, XT_PROOF_SECONDS,
+			 * whatever the entry was: a proof comes only for a source
+			 * its rule does not recall, and made a source that once
+			 * behaved known as behaved again, a spoofed SYN in its
+			 * name buying a whole --remember (for a rule with a longer
+			 * one, the proof shortens what behaving earned; the
+			 * source earns it again by behaving). */
 			const __s32 age = (__s32)(secs - e->seen);
-			if (how == XT_KNOWN_PROVEN && e->how == XT_KNOWN_BEHAVED)
-				how = XT_KNOWN_BEHAVED;
 			if (e->how == how ? age < (__s32)refresh : !insert)
 				return 0; /* fresh enough; or a change of how, which counts as new */
 			e->seen = secs;

@@ -218,6 +218,26 @@ TEST_F(Proof, ASecondProofSoonAfterTheFirstCounts) {
   EXPECT_EQ(counter(XT_ADMITTED_BY_PROOF), 1u);
 }
 
+// A proof is good for XT_PROOF_SECONDS, even for a source that once behaved
+// and was forgotten since: the proof had it known as behaved again for a
+// whole --remember. A spoofed SYN in the name of a live host that once
+// behaved (its stack answers the SYN-ACK with a RST) bought the spoofer a
+// day outside the budget, and got around "nothing is remembered as behaved
+// while the budget is saturated".
+TEST_F(Proof, AProofOfASourceThatOnceBehavedIsStillAProof) {
+  limit([](RuleSpec& s) { s.remember = 600; });
+  const auto from = [](const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); };
+  const std::string x = "198.18.7.1";
+  EXPECT_EQ(passed(from(x), 3, 0), 3) << "the hour's one new source: behaves, remembered for 600 s";
+  const uint64_t t = 700 * kSec;
+  EXPECT_EQ(passed(from(x), 1, t), 0) << "forgotten at 600 s, and the budget spent";
+  ASSERT_EQ(run(rst(x, cookie_for(x, t)), t + 1), XDP_DROP);
+  EXPECT_EQ(passed(from(x), 1, t + 2), 1) << "admitted by its proof";
+  const uint64_t later = t + (XT_DEFAULT_IDLE_SECONDS + XT_PROOF_SECONDS + 1) * kSec;
+  EXPECT_EQ(passed(from(x), 1, later), 0) << "the proof is over: it proves itself again";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 0u);
+}
+
 // A proof never pushes out a source that behaved while another proof is in
 // its set: a spoofer can have live hosts make proofs, and these must not
 // flush the clients the table remembers.
