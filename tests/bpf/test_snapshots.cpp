@@ -386,5 +386,26 @@ TEST_F(Snapshots, ARestoredThrottleDoesNotCountTheDowntime) {
   EXPECT_GT(counter(XT_DROP_BANNED), 0u) << "banned once its 60 s are up";
 }
 
+// A restore by hand leaves a live ban that ends later than the snapshot's
+// on the same prefix: an operator's 30-day ban was cut to the ten minutes
+// the snapshot had left (and its owner changed with it).
+TEST_F(Snapshots, ARestoreKeepsALiveBanThatEndsLater) {
+  const Cidr x = *parse_cidr("198.18.9.0/24");
+  const uint64_t t = 1000 * kSec;
+  skel_->bss->xt_test_now = t;
+  ASSERT_TRUE(state_->add_ban(x, 600).has_value());
+  ASSERT_TRUE(state_->add_ban(*parse_cidr("198.18.10.0/24"), 600).has_value());
+  save(t);
+  ASSERT_TRUE(state_->add_ban(x, 30 * 86400).has_value());
+  auto restored = restore(t + kSec);
+  ASSERT_TRUE(restored.has_value()) << restored.error().message;
+  std::map<std::string, uint64_t> left;
+  const auto bans = state_->bans().value();  // kept: a loop over a temporary's value() would dangle
+  for (const auto& b : bans) left[format_cidr(b.cidr)] = b.ban.until - (t + kSec);
+  EXPECT_GE(left["198.18.9.0/24"], 30 * 86400 * kSec - 2 * kSec) << "the longer live ban stays";
+  EXPECT_LE(left["198.18.10.0/24"], 600 * kSec) << "where the snapshot's is the one in force, it is put back";
+  EXPECT_GE(left["198.18.10.0/24"], 590 * kSec);
+}
+
 }  // namespace
 }  // namespace xt

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <tuple>
 
 #include "fd.h"
 #include "files.h"
@@ -423,12 +424,20 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     if (auto ok = state.load_blocklist(list.name, list.entries, as_of); !ok) return std::unexpected(ok.error());
     sum.blocklists++;
   }
+  // A live ban of the same prefix that ends later stays as it is (a
+  // restore by hand: an operator's longer ban is not cut to what the
+  // snapshot had left, nor its owner changed). As read for the room check.
+  std::map<std::tuple<uint8_t, uint8_t, std::array<uint8_t, 16>>, uint64_t> live_until;
+  for (const auto& b : *live_bans) live_until[{b.cidr.family, b.cidr.len, b.cidr.addr}] = b.ban.until;
   std::vector<std::pair<Cidr, xt_ban>> bans;
   for (const auto& b : snap->bans) {
     const int64_t left = b.left_ns - age;
     if (left <= 0) continue;
+    const uint64_t until = *now + ticks_of_ns(left, hz);
+    if (auto it = live_until.find({b.cidr.family, b.cidr.len, b.cidr.addr}); it != live_until.end() && it->second >= until)
+      continue;
     const uint64_t ago = std::min<uint64_t>(ticks_of_ns(b.since_ns_ago + age, hz), *now);
-    bans.emplace_back(b.cidr, xt_ban{*now + ticks_of_ns(left, hz), *now - ago, 0,
+    bans.emplace_back(b.cidr, xt_ban{until, *now - ago, 0,
                                      b.fleet       ? XT_BAN_BY_FLEET
                                      : b.rule >= 0 ? live[b.rule]->rule.id + 1
                                                    : 0});
