@@ -181,12 +181,17 @@ __attribute__((noinline)) int xt_remember(const struct xt_pkt *pkt, __u32 how, _
 /* A source whose packet passed under rule, its bucket b: behaved if it has
  * passed more than one packet and is not throttled (never was, or was
  * released: XT_RELEASE_SECONDS without a drop), then known for the rule's
- * --remember from this packet on. Called for every packet that passes (a
- * global function, so the program's paths do not branch on it). */
+ * --remember from this packet on. Only a bucket of the source's own (--per
+ * of the whole address, or an IPv6 /64 or longer, as the known table keys
+ * it) says so: one of a prefix passes any address in it, and a spoofer
+ * under such a rule's rate would have each of its addresses recorded.
+ * Called for every packet that passes (a global function, so the
+ * program's paths do not branch on it). */
 __attribute__((noinline)) int xt_behaved(const struct xt_pkt *pkt, const struct xt_rule *rule, const struct xt_bucket *b,
 					 __u64 now)
 {
-	if (!pkt || !rule || !b || !rule->remember || b->passed_packets < 2 || b->throttled_since)
+	if (!pkt || !rule || !b || !rule->remember || b->passed_packets < 2 || b->throttled_since ||
+	    rule->per_len < (pkt->family == XT_FAMILY_V4 ? 32 : 64))
 		return 0;
 	/* No new entry while the rule's budget is saturated: then what it
 	 * admits is mostly the flood's, and recording it would push out the

@@ -238,6 +238,24 @@ TEST_F(Proof, AProofOfASourceThatOnceBehavedIsStillAProof) {
   EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 0u);
 }
 
+// A bucket of a prefix (--per shorter than an address) that passed two
+// packets says nothing of any one address in it: a spoofer staying under
+// such a rule's rate, from random addresses, had each of them recorded as
+// behaved, pushing out the clients every rule remembered and making its
+// addresses known to all of them.
+TEST_F(Proof, OnlyAnAddressOfItsOwnIsRememberedAsBehaved) {
+  rule("198.18.0.0/16", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.per = 16;
+    s.verify = false;
+  });
+  rule("198.19.0.0/16", "100/s", std::nullopt, [](RuleSpec& s) { s.verify = false; });
+  const auto from = [](const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); };
+  for (int i = 1; i <= 20; i++) EXPECT_EQ(passed(from("198.18." + std::to_string(i) + ".1"), 1, 0), 1);
+  EXPECT_EQ(counter(XT_KNOWN_RECORDED), 0u) << "one bucket for the /16: no address in it behaved";
+  EXPECT_EQ(passed(from("198.19.0.1"), 3, 0), 3);
+  EXPECT_EQ(counter(XT_KNOWN_RECORDED), 1u) << "a source of its own bucket behaves";
+}
+
 // A proof never pushes out a source that behaved while another proof is in
 // its set: a spoofer can have live hosts make proofs, and these must not
 // flush the clients the table remembers.
