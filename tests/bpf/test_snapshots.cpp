@@ -6,6 +6,8 @@
 // counters carry on. A snapshot that is not one, or is damaged, changes
 // nothing.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <ctime>
@@ -405,6 +407,24 @@ TEST_F(Snapshots, ARestoreKeepsALiveBanThatEndsLater) {
   EXPECT_GE(left["198.18.9.0/24"], 30 * 86400 * kSec - 2 * kSec) << "the longer live ban stays";
   EXPECT_LE(left["198.18.10.0/24"], 600 * kSec) << "where the snapshot's is the one in force, it is put back";
   EXPECT_GE(left["198.18.10.0/24"], 590 * kSec);
+}
+
+// A save killed before its rename leaves FILE.tmp.PID, as large as a
+// snapshot; the next save has another PID and never writes it again. A
+// save removes those of PIDs no process has, and nothing else.
+TEST_F(Snapshots, ASaveRemovesWhatADeadSaveLeft) {
+  rule("198.18.0.0/15", "10/s");
+  pid_t dead = 4'000'000;
+  while (dead > 1 && !(::kill(dead, 0) != 0 && errno == ESRCH)) dead--;
+  const std::string orphan = path_ + ".tmp." + std::to_string(dead);
+  const std::string live = path_ + ".tmp." + std::to_string(getppid());
+  const std::string other = path_ + ".tmp.old";
+  for (const auto& f : {orphan, live, other}) std::ofstream(f) << "part of a snapshot";
+  save(kSec);
+  EXPECT_FALSE(std::filesystem::exists(orphan)) << "no process has PID " << dead;
+  EXPECT_TRUE(std::filesystem::exists(live)) << "a save under way, perhaps";
+  EXPECT_TRUE(std::filesystem::exists(other)) << "not a save's";
+  EXPECT_TRUE(std::filesystem::exists(path_));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include "snapshot.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,6 +65,24 @@ uint64_t word_full_in(const xt_limit& l, uint8_t gen, uint64_t now, int64_t ns, 
   const __int128 debt = (static_cast<__int128>(ns) * hz * l.fill + kNs - 1) / kNs;
   const uint64_t capped = static_cast<uint64_t>(std::min<__int128>(debt, l.cap));
   return xt_word(xt_scaled(&l, now) + capped, gen);
+}
+
+// Removes what saves that died before their rename left beside path
+// (path.tmp.PID, each as large as a snapshot, and never written again: the
+// next save has another PID): those of a PID no process has now.
+void remove_orphaned_temporaries(const std::string& path) {
+  const std::filesystem::path p(path);
+  const std::string prefix = p.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(p.parent_path().empty() ? "." : p.parent_path(), ec)) {
+    const std::string name = e.path().filename().string();
+    if (!name.starts_with(prefix)) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.size() > 9 || !std::ranges::all_of(pid, [](char c) { return c >= '0' && c <= '9'; }))
+      continue;
+    const pid_t owner = static_cast<pid_t>(std::stol(pid));
+    if (owner != getpid() && ::kill(owner, 0) != 0 && errno == ESRCH) (void)unlink(e.path().c_str());
+  }
 }
 
 // Writes all of bytes to fd.
@@ -271,6 +290,7 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   }
   std::string dir = std::filesystem::path(path).parent_path().string();
   if (const Fd d(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); d) (void)fsync(d.get());
+  remove_orphaned_temporaries(path);
   return sum;
 }
 
