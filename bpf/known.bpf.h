@@ -42,6 +42,13 @@ static __always_inline void xt_known_place_of(const struct xt_pkt *pkt, const st
 	p->fp = (__u16)h | 1; /* the low bits: independent of the set's */
 }
 
+/* A source that behaved and proved its address since: its proof's stamp
+ * (struct xt_known's `proven`) is within XT_PROOF_SECONDS of secs. */
+static __always_inline int xt_proof_recent(__u16 proven, __u32 secs)
+{
+	return proven && (__u16)(((__u16)secs | 1) - proven) <= XT_PROOF_SECONDS;
+}
+
 /* Seconds of the program's clock. */
 static __always_inline __u32 xt_seconds(const struct xt_config *cfg, __u64 now)
 {
@@ -80,18 +87,23 @@ static __always_inline int xt_recall(const struct xt_pkt *pkt, __u32 remember, _
 		 * address, a live host sent a spoofed SYN's SYN-ACK too. */
 		const __u32 window = e->how == XT_KNOWN_BEHAVED ? remember : XT_PROOF_SECONDS;
 		const __s32 age = (__s32)(secs - e->seen); /* another CPU's clock may be a second ahead */
-		return age < (__s64)window ? e->how : 0;
+		if (age < (__s64)window)
+			return e->how;
+		/* Behaved too long ago for this rule, but proven since. */
+		return e->how == XT_KNOWN_BEHAVED && xt_proof_recent(e->proven, secs) ? XT_KNOWN_PROVEN : 0;
 	}
 	return 0;
 }
 
 /* Records that pkt's source is known `how` as of now: refreshes its entry
- * (at most every `refresh` seconds), else, if `insert`, takes a free way
- * or the one least recently seen, if that is older than now; a source
- * proven that behaves becomes behaved only if `insert` too. Returns 1 if
- * it wrote. (A snapshot's restore gives the record's own time for now: a
+ * (at most every `refresh` seconds; without `insert`, only one seen within
+ * `live` seconds, which its rule still knows), else, if `insert`, takes a
+ * free way or the one least recently seen, if that is older than now; a
+ * source proven that behaves becomes behaved only if `insert` too; a proof
+ * of one that behaved is stamped beside it. Returns 1 if it wrote. (A snapshot's restore gives the record's own time for now: a
  * record never pushes out a source seen since it was.) */
-static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, __u64 now, __u32 refresh, int insert)
+static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, __u64 now, __u32 refresh, int insert,
+					  __u32 live)
 {
 	__u32 zero = 0;
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
@@ -114,16 +126,24 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, _
 			 * source would never be found again. */
 			if (tags->fp[w] != p.fp)
 				tags->fp[w] = p.fp;
-			/* Behaving is worth --remember; a proof, XT_PROOF_SECONDS,
-			 * whatever the entry was: a proof comes only for a source
-			 * its rule does not recall, and made a source that once
-			 * behaved known as behaved again, a spoofed SYN in its
-			 * name buying a whole --remember (for a rule with a longer
-			 * one, the proof shortens what behaving earned; the
-			 * source earns it again by behaving). */
+			/* Behaving is worth --remember; a proof, XT_PROOF_SECONDS.
+			 * A proof of a source that behaved is stamped beside it
+			 * (`proven`): made known as behaved afresh, a spoofed SYN
+			 * in its name bought a whole --remember; turned into a
+			 * proof, it lost what behaving earned under a rule that
+			 * remembers longer than the one that asked for the proof. */
+			if (how == XT_KNOWN_PROVEN && e->how == XT_KNOWN_BEHAVED) {
+				const __u16 stamp = (__u16)secs | 1;
+				if (e->proven == stamp)
+					return 0;
+				e->proven = stamp;
+				xt_count_one(XT_KNOWN_RECORDED);
+				return 1;
+			}
 			const __s32 age = (__s32)(secs - e->seen);
-			if (e->how == how ? age < (__s32)refresh : !insert)
-				return 0; /* fresh enough; or a change of how, which counts as new */
+			if (e->how == how ? age < (__s32)refresh || (!insert && age >= (__s64)live) : !insert)
+				return 0; /* fresh enough; or, where nothing new may go in, one its rule forgot
+					   * already, or a change of how: each counts as new */
 			e->seen = secs;
 			e->how = how;
 			xt_count_one(XT_KNOWN_RECORDED);
@@ -159,6 +179,7 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, _
 	e->key = p.key;
 	e->seen = secs;
 	e->how = how;
+	e->proven = 0;
 	asm volatile("" ::: "memory");
 	*(volatile __u8 *)&e->family = pkt->family;
 	*(volatile __u16 *)&tags->fp[w] = p.fp;
@@ -175,7 +196,7 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, _
  * spoofed SYN, then its own user's connection, proving it again). */
 __attribute__((noinline)) int xt_remember(const struct xt_pkt *pkt, __u32 how, __u64 now)
 {
-	return pkt ? xt_remember_in(pkt, how, now, XT_PROOF_SECONDS / 2, 1) : 0;
+	return pkt ? xt_remember_in(pkt, how, now, XT_PROOF_SECONDS / 2, 1, 0) : 0;
 }
 
 /* A source whose packet passed under rule, its bucket b: behaved if it has
@@ -205,7 +226,7 @@ __attribute__((noinline)) int xt_behaved(const struct xt_pkt *pkt, const struct 
 	__u32 refresh = rule->remember / 2;
 	if (refresh > XT_KNOWN_REFRESH_SECONDS)
 		refresh = XT_KNOWN_REFRESH_SECONDS;
-	return xt_remember_in(pkt, XT_KNOWN_BEHAVED, now, refresh, insert);
+	return xt_remember_in(pkt, XT_KNOWN_BEHAVED, now, refresh, insert, rule->remember);
 }
 
 #endif /* XTHROTTLE_KNOWN_BPF_H */

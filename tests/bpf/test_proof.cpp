@@ -238,6 +238,36 @@ TEST_F(Proof, AProofOfASourceThatOnceBehavedIsStillAProof) {
   EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 0u);
 }
 
+// ... and a proof asked for by one rule leaves what behaving earned under
+// another that remembers longer: turned into a proof, the entry gave a
+// client that behaved an hour before under a day's --remember 10 s, and
+// while that rule's budget was saturated it could not behave its way back.
+TEST_F(Proof, AProofLeavesWhatBehavingEarnedUnderAnotherRule) {
+  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.match = Match{17, std::nullopt, false};
+    s.verify = false;
+    s.remember = 86400;
+    s.new_rate = *parse_rate("1/hour");
+  });
+  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.match = Match{6, std::nullopt, false};
+    s.remember = 600;
+    s.new_rate = *parse_rate("1/hour");
+  });
+  const std::string x = "198.18.7.1";
+  const auto udp = Packet().ipv4(x, "198.18.0.2").build();
+  EXPECT_EQ(passed(udp, 3, 0), 3) << "the UDP rule's new source: behaves, remembered for a day";
+  ASSERT_EQ(run(syn("198.19.255.1"), 0), XDP_PASS) << "the TCP rule's one new source an hour";
+  const uint64_t t = 700 * kSec;
+  ASSERT_EQ(run(rst(x, cookie_for(x, t)), t + 1), XDP_DROP) << "past the TCP rule's 600 s: proven";
+  EXPECT_EQ(run(syn(x), t + 2), XDP_PASS) << "admitted by the proof";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_PROOF), 1u);
+  // 30 s on: past the proof, and its UDP bucket idle (not at a multiple of
+  // the `used` stamps' cycle, 262 s here, where an idle one looks used).
+  EXPECT_EQ(passed(udp, 1, t + 30 * kSec), 1) << "still known to the UDP rule, for its day";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 1u);
+}
+
 // A bucket of a prefix (--per shorter than an address) that passed two
 // packets says nothing of any one address in it: a spoofer staying under
 // such a rule's rate, from random addresses, had each of them recorded as
