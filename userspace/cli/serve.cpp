@@ -287,7 +287,8 @@ int run_serve(const Globals& g, const ServeOptions& o) {
                 {"unix_time", unix_time()}});
     } else if (!*sum) {
       log_line({{"event", "snapshot_skipped"}, {"path", snapshot},
-                {"why", "the state outlived serve (it has rules, bans or lists): newer than any snapshot"},
+                {"why", "the state outlived serve (it is the one the snapshot was saved from, or it has rules, bans "
+                        "or lists): newer than any snapshot"},
                 {"unix_time", unix_time()}});
     } else {
       nlohmann::json j = {{"event", "snapshot_restored"}, {"path", snapshot}, {"unix_time", unix_time()}};

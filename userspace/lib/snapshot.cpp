@@ -69,19 +69,27 @@ uint64_t word_full_in(const xt_limit& l, uint8_t gen, uint64_t now, int64_t ns, 
 
 // Removes what saves that died before their rename left beside path
 // (path.tmp.PID, each as large as a snapshot, and never written again: the
-// next save has another PID): those of a PID no process has now.
+// next save has another PID): those of a PID no process has now, written
+// over an hour ago.
 void remove_orphaned_temporaries(const std::string& path) {
   const std::filesystem::path p(path);
   const std::string prefix = p.filename().string() + ".tmp.";
+  // And an hour old: a save in another PID namespace (a container sharing
+  // the directory) has a PID this one does not see.
+  const auto hour_ago = std::filesystem::file_time_type::clock::now() - std::chrono::hours(1);
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(p.parent_path().empty() ? "." : p.parent_path(), ec)) {
-    const std::string name = e.path().filename().string();
+  std::filesystem::directory_iterator it(p.parent_path().empty() ? "." : p.parent_path(), ec);
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
     if (!name.starts_with(prefix)) continue;
     const std::string pid = name.substr(prefix.size());
     if (pid.empty() || pid.size() > 9 || !std::ranges::all_of(pid, [](char c) { return c >= '0' && c <= '9'; }))
       continue;
+    std::error_code age_ec;
+    const auto written = std::filesystem::last_write_time(it->path(), age_ec);
     const pid_t owner = static_cast<pid_t>(std::stol(pid));
-    if (owner != getpid() && ::kill(owner, 0) != 0 && errno == ESRCH) (void)unlink(e.path().c_str());
+    if (!age_ec && written < hour_ago && owner != getpid() && ::kill(owner, 0) != 0 && errno == ESRCH)
+      (void)unlink(it->path().c_str());
   }
 }
 
@@ -454,8 +462,10 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     const int64_t left = b.left_ns - age;
     if (left <= 0) continue;
     const uint64_t until = *now + ticks_of_ns(left, hz);
-    if (auto it = live_until.find({b.cidr.family, b.cidr.len, b.cidr.addr}); it != live_until.end() && it->second >= until)
+    if (auto it = live_until.find({b.cidr.family, b.cidr.len, b.cidr.addr}); it != live_until.end() && it->second >= until) {
+      sum.bans++;  // in force for as long as the snapshot has it, or longer
       continue;
+    }
     const uint64_t ago = std::min<uint64_t>(ticks_of_ns(b.since_ns_ago + age, hz), *now);
     bans.emplace_back(b.cidr, xt_ban{until, *now - ago, 0,
                                      b.fleet       ? XT_BAN_BY_FLEET
@@ -463,7 +473,7 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
                                                    : 0});
   }
   if (auto ok = state.put_bans(bans); !ok) return std::unexpected(ok.error());
-  sum.bans = bans.size();
+  sum.bans += bans.size();
 
   std::vector<xt_slot> records;
   records.reserve(snap->buckets.size());
