@@ -42,11 +42,14 @@ static __always_inline void xt_known_place_of(const struct xt_pkt *pkt, const st
 	p->fp = (__u16)h | 1; /* the low bits: independent of the set's */
 }
 
-/* A source that behaved and proved its address since: its proof's stamp
- * (struct xt_known's `proven`) is within XT_PROOF_SECONDS of secs. */
-static __always_inline int xt_proof_recent(__u16 proven, __u32 secs)
+/* Whether a source that behaved, and proved its address since, did so
+ * within XT_PROOF_SECONDS of secs: its proof is `proven` - 1 seconds after
+ * it was last seen (struct xt_known). Signed: another CPU's clock may be a
+ * second ahead. */
+static __always_inline int xt_proof_recent(const struct xt_known *e, __u32 secs)
 {
-	return proven && (__u16)(((__u16)secs | 1) - proven) <= XT_PROOF_SECONDS;
+	const __u32 age = secs - (e->seen + e->proven - 1);
+	return e->proven && age + 2 <= XT_PROOF_SECONDS + 2; /* -2 to XT_PROOF_SECONDS */
 }
 
 /* Seconds of the program's clock. */
@@ -90,7 +93,7 @@ static __always_inline int xt_recall(const struct xt_pkt *pkt, __u32 remember, _
 		if (age < (__s64)window)
 			return e->how;
 		/* Behaved too long ago for this rule, but proven since. */
-		return e->how == XT_KNOWN_BEHAVED && xt_proof_recent(e->proven, secs) ? XT_KNOWN_PROVEN : 0;
+		return e->how == XT_KNOWN_BEHAVED && xt_proof_recent(e, secs) ? XT_KNOWN_PROVEN : 0;
 	}
 	return 0;
 }
@@ -127,25 +130,28 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, _
 			if (tags->fp[w] != p.fp)
 				tags->fp[w] = p.fp;
 			/* Behaving is worth --remember; a proof, XT_PROOF_SECONDS.
-			 * A proof of a source that behaved is stamped beside it
-			 * (`proven`): made known as behaved afresh, a spoofed SYN
-			 * in its name bought a whole --remember; turned into a
-			 * proof, it lost what behaving earned under a rule that
-			 * remembers longer than the one that asked for the proof. */
-			if (how == XT_KNOWN_PROVEN && e->how == XT_KNOWN_BEHAVED) {
-				const __u16 stamp = (__u16)secs | 1;
-				if (e->proven == stamp)
-					return 0;
-				e->proven = stamp;
+			 * A proof of a source that behaved is kept beside it
+			 * (`proven`, as seconds after `seen`): made known as
+			 * behaved afresh, a spoofed SYN in its name bought a whole
+			 * --remember; turned into a proof, it lost what behaving
+			 * earned under a rule that remembers longer than the one
+			 * that asked for the proof. Only a source seen more than
+			 * 18 hours before its proof, past what 16 bits hold, is. */
+			const __s32 age = (__s32)(secs - e->seen);
+			if (how == XT_KNOWN_PROVEN && e->how == XT_KNOWN_BEHAVED && age < 0xffff) {
+				const __u16 after = (__u16)(age + 1);
+				if (age < 0 || e->proven == after)
+					return 0; /* seen after it (another CPU's clock ahead), or kept already */
+				e->proven = after;
 				xt_count_one(XT_KNOWN_RECORDED);
 				return 1;
 			}
-			const __s32 age = (__s32)(secs - e->seen);
 			if (e->how == how ? age < (__s32)refresh || (!insert && age >= (__s64)live) : !insert)
 				return 0; /* fresh enough; or, where nothing new may go in, one its rule forgot
 					   * already, or a change of how: each counts as new */
 			e->seen = secs;
 			e->how = how;
+			e->proven = 0; /* as seconds after `seen`, which moved */
 			xt_count_one(XT_KNOWN_RECORDED);
 			return 1;
 		}

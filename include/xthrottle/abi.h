@@ -798,10 +798,10 @@ struct xt_known {
 	__u32 seen;  /* when, in seconds of the program's clock (tick / hz) */
 	__u8 family;
 	__u8 how;    /* enum xt_known_how */
-	/* A source that behaved and proved its address since: the low 16 bits
-	 * of the proof's second, | 1 (0: none). Good for XT_PROOF_SECONDS,
-	 * beside what behaving earned (which is left as it was: another rule
-	 * may remember it longer). */
+	/* A source that behaved and proved its address since: the proof's
+	 * second less `seen`, + 1 (0: none; cleared whenever `seen` moves).
+	 * Good for XT_PROOF_SECONDS, beside what behaving earned (which is
+	 * left as it was: another rule may remember it longer). */
 	__u16 proven;
 };
 enum xt_known_how {
