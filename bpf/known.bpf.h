@@ -103,8 +103,9 @@ static __always_inline int xt_recall(const struct xt_pkt *pkt, __u32 remember, _
  * `live` seconds, which its rule still knows), else, if `insert`, takes a
  * free way or the one least recently seen, if that is older than now; a
  * source proven that behaves becomes behaved only if `insert` too; a proof
- * of one that behaved is stamped beside it. Returns 1 if it wrote. (A snapshot's restore gives the record's own time for now: a
- * record never pushes out a source seen since it was.) */
+ * of one that behaved is kept beside it. Returns 1 if it wrote. (A
+ * snapshot's restore gives the record's own time for now: a record never
+ * pushes out a source seen since it was.) */
 static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, __u64 now, __u32 refresh, int insert,
 					  __u32 live)
 {
