@@ -265,13 +265,11 @@ int main(int argc, char** argv) {
   if (!in_named_netns())
     die("this is not a network namespace of ip netns add's (the host's, perhaps): floodgen runs only in one of "
         "a lab's (ip netns exec, as tools/lab/lab.sh does)", 2);
-  if (!if_nametoindex(o.dev.c_str())) die("no interface '" + o.dev + "' in this network namespace");
+  const int ifindex = static_cast<int>(if_nametoindex(o.dev.c_str()));
+  if (!ifindex) die("no interface '" + o.dev + "' in this network namespace");
   if (const std::string driver = driver_of(o.dev); driver != "veth")
     die("'" + o.dev + "' is not a veth (" + (driver.empty() ? "it has no driver" : "its driver is " + driver) +
         "): floodgen sends only into a lab's veth pair", 2);
-
-  const int ifindex = static_cast<int>(if_nametoindex(o.dev.c_str()));
-  if (!ifindex) die("no interface '" + o.dev + "' in this network namespace");
   const bool v6 = o.src.find(':') != std::string::npos;
   uint32_t base = 0;
   const auto frame = build_frame(o, v6, &base);

@@ -62,6 +62,7 @@ struct Cidr {
   std::array<uint8_t, 16> addr{};
   uint8_t len = 0;
   bool operator==(const Cidr&) const = default;
+  auto operator<=>(const Cidr&) const = default;  // an order, for maps of prefixes
 };
 inline int family_bits(uint8_t family) { return family == XT_FAMILY_V4 ? 32 : 128; }
 // Whether no bit of a 16-byte address is set past its first len bits (so,

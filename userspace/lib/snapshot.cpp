@@ -15,8 +15,8 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <charconv>
 #include <memory>
-#include <tuple>
 
 #include "fd.h"
 #include "files.h"
@@ -82,12 +82,13 @@ void remove_orphaned_temporaries(const std::string& path) {
   for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (!name.starts_with(prefix)) continue;
-    const std::string pid = name.substr(prefix.size());
-    if (pid.empty() || pid.size() > 9 || !std::ranges::all_of(pid, [](char c) { return c >= '0' && c <= '9'; }))
+    pid_t owner = 0;
+    const char* end = name.data() + name.size();
+    if (auto [at, err] = std::from_chars(name.data() + prefix.size(), end, owner);
+        err != std::errc() || at != end || owner <= 0)
       continue;
     std::error_code age_ec;
     const auto written = std::filesystem::last_write_time(it->path(), age_ec);
-    const pid_t owner = static_cast<pid_t>(std::stol(pid));
     if (!age_ec && written < hour_ago && owner != getpid() && ::kill(owner, 0) != 0 && errno == ESRCH)
       (void)unlink(it->path().c_str());
   }
@@ -455,14 +456,14 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   // A live ban of the same prefix that ends later stays as it is (a
   // restore by hand: an operator's longer ban is not cut to what the
   // snapshot had left, nor its owner changed). As read for the room check.
-  std::map<std::tuple<uint8_t, uint8_t, std::array<uint8_t, 16>>, uint64_t> live_until;
-  for (const auto& b : *live_bans) live_until[{b.cidr.family, b.cidr.len, b.cidr.addr}] = b.ban.until;
+  std::map<Cidr, uint64_t> live_until;
+  for (const auto& b : *live_bans) live_until[b.cidr] = b.ban.until;
   std::vector<std::pair<Cidr, xt_ban>> bans;
   for (const auto& b : snap->bans) {
     const int64_t left = b.left_ns - age;
     if (left <= 0) continue;
     const uint64_t until = *now + ticks_of_ns(left, hz);
-    if (auto it = live_until.find({b.cidr.family, b.cidr.len, b.cidr.addr}); it != live_until.end() && it->second >= until) {
+    if (auto it = live_until.find(b.cidr); it != live_until.end() && it->second >= until) {
       sum.bans++;  // in force for as long as the snapshot has it, or longer
       continue;
     }
