@@ -103,8 +103,13 @@ static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule
 {
 	const __u32 period = hz / XT_FAIR_STEPS_PER_SECOND ? hz / XT_FAIR_STEPS_PER_SECOND : 1;
 	const __u32 at = st->fair_at;
-	/* Signed: the last step may be another CPU's, its clock a tick ahead. */
-	if ((__s32)((__u32)now - at) < (__s32)period || __sync_val_compare_and_swap(&st->fair_at, at, (__u32)now) != at)
+	/* Due a period after the last step. A step a little ahead (another
+	 * CPU's, its clock up to a tick ahead) is not a long pause; any other
+	 * distance is: fair_at 0 on a clock past half its 32-bit cycle (the
+	 * kernel starts jiffies 300 s before the wrap), or a rule idle for
+	 * weeks. */
+	const __u32 since = (__u32)now - at;
+	if (since < period || since > ~0U - hz || __sync_val_compare_and_swap(&st->fair_at, at, (__u32)now) != at)
 		return;
 	const __u32 claims = st->fair_claims;
 	const __u32 claimed = claims - st->fair_seen;

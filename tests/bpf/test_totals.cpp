@@ -147,5 +147,22 @@ TEST_F(Totals, AStepStampedATickAheadIsNotTakenForALongPause) {
   EXPECT_EQ(rule_state().fair_cost, st.fair_cost);
 }
 
+// The share steps when a period has passed since the last step, read
+// from fair_at, which a fresh rule holds as 0. The kernel starts its clock
+// 300 s before the low 32 bits wrap, and they stay past half their cycle
+// for 24.9 days at a time: read as signed, the distance from 0 was
+// negative there, no step came, and the total stayed first come, first
+// served, the light sources losing what the heavy ones did. The same for a
+// rule whose last step was more than 2^31 ticks ago.
+TEST_F(Totals, TheShareComesIntoForceWhateverTheClockReads) {
+  const uint64_t boot = (1ULL << 32) - 300 * kSec;
+  flood(boot, boot + 2 * kSec);
+  ASSERT_NE(rule_state().fair_cost, 0u) << "the share is in force two seconds into a flood at boot";
+  const uint64_t later = boot + 30ULL * 24 * 3600 * kSec;
+  flood(later, later + 200 * kMs);
+  const uint32_t stepped = rule_state().fair_at - static_cast<uint32_t>(later);
+  EXPECT_LT(stepped, 200 * kMs) << "a rule idle for 30 days steps again at once";
+}
+
 }  // namespace
 }  // namespace xt
