@@ -218,6 +218,32 @@ TEST_F(Snapshots, AWordOfTheRulesPreviousVersionIsSavedAsTheDataPathWouldReadIt)
   EXPECT_EQ(passed(from("198.18.0.9"), 30, 50 * kSec), 4) << "4 whole tokens carried over, not a fresh burst of 20";
 }
 
+// A replacement keeps an unchanged window in its word: `--rate 1000/day`
+// then `--rate 10/s --rate 1000/day` meters the day in word 0 and the
+// second in word 1. A restore recompiles the rule as its options list the
+// windows (the second in word 0), so words saved by where the live rule kept
+// them came back crossed: the spent day as the second's, refilled within a
+// second, and the second's as the day's, nearly full.
+TEST_F(Snapshots, EachWindowComesBackAsItselfAfterAReplacementMovedIt) {
+  rule("198.18.0.0/15", "1000/day", 1000);
+  const uint64_t t1 = 5000 * kSec;
+  EXPECT_EQ(passed(from("198.18.0.9"), 1000, t1), 1000) << "the day's quota, spent";
+  const auto both = [](RuleSpec& s) {
+    s.rates = {*parse_rate("10/s"), *parse_rate("1000/day")};
+    s.bursts = {10, 1000};
+  };
+  rule("198.18.0.0/15", std::nullopt, std::nullopt, both);
+  EXPECT_EQ(passed(from("198.18.0.9"), 5, t1 + kSec), 0) << "the day is still spent after the replacement";
+  save(t1 + kSec);
+  const uint64_t t2 = 77 * kSec;
+  reboot(t2);
+  ASSERT_TRUE(restore(t2).has_value());
+  int sent = 0;
+  for (int i = 0; i < 10; i++) sent += passed(from("198.18.0.9"), 1, t2 + i * kSec);
+  EXPECT_EQ(sent, 0) << "the day's quota is still spent after the restore";
+  EXPECT_EQ(passed(from("198.18.0.10"), 11, t2 + 10 * kSec), 10) << "another source: the second's burst of 10";
+}
+
 TEST_F(Snapshots, ADamagedOrForeignSnapshotChangesNothing) {
   rule("198.18.0.0/15", "1000/s");
   EXPECT_EQ(passed(from("198.18.0.9"), 10, kSec), 10);

@@ -200,10 +200,16 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
     for (const auto& r : *rules) m[r.rule.id] = &r;
     return m;
   }();
+  // Each window is saved at its place in the rule's options (limits_of
+  // order), which is what a restore recompiles them into, not at the word
+  // the live rule keeps it in: a replacement may have moved it.
+  std::map<uint32_t, std::vector<int>> positions;
+  for (const auto& r : *rules) positions[r.rule.id] = window_positions(RuleEntry{r.cidr, r.rule, r.spec}, hz);
   auto walked = state.for_each_bucket([&](const BucketEntry& e) {
     auto it = by_id.find(e.key.rule_id);
     if (it == by_id.end() || e.key.per_len != it->second->rule.per_len) return;  // a bucket no rule has now
     const xt_rule& rule = it->second->rule;
+    const std::vector<int>& at = positions.at(e.key.rule_id);
     SnapshotBucket b{};
     b.rule = static_cast<uint16_t>(index.at(e.key.rule_id));
     b.family = e.key.family;
@@ -211,7 +217,8 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
     std::memcpy(b.addr, e.key.addr, sizeof(b.addr));
     b.passed_packets = e.bucket.passed_packets;
     b.dropped_packets = e.bucket.dropped_packets;
-    for (int p = 0; p < XT_MAX_LIMITS; p++) b.full_in_ns[p] = full_in_ns(rule, p, e.bucket.word[p], *now, hz);
+    for (size_t i = 0; i < at.size() && i < XT_MAX_LIMITS; i++)
+      if (at[i] >= 0) b.full_in_ns[i] = full_in_ns(rule, at[i], e.bucket.word[at[i]], *now, hz);
     if (e.bucket.throttled_since) {
       // Low 32 bits of ticks, compared as the data path does; one set a
       // tick ahead (its low bit) or during the walk is now.
@@ -476,18 +483,23 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   if (auto ok = state.put_bans(bans); !ok) return std::unexpected(ok.error());
   sum.bans += bans.size();
 
+  std::vector<std::vector<int>> positions(live.size());  // as saved: see save_snapshot
+  for (size_t i = 0; i < live.size(); i++) positions[i] = window_positions(*live[i], hz);
   std::vector<xt_slot> records;
   records.reserve(snap->buckets.size());
   for (const SnapshotBucket& b : snap->buckets) {
     const xt_rule& rule = live[b.rule]->rule;
+    const std::vector<int>& at = positions[b.rule];
     if (b.per_len != rule.per_len) continue;  // the rule's --per changed since: its buckets go
     xt_slot s{};
     s.key.rule_id = rule.id;
     s.key.family = b.family;
     s.key.per_len = b.per_len;
     std::memcpy(s.key.addr, b.addr, sizeof(s.key.addr));
-    for (int p = 0; p < XT_MAX_LIMITS; p++)
-      s.bucket.word[p] = word_full_in(rule.limit[p], rule.gen, *now, b.full_in_ns[p] - age, hz);
+    for (int p = 0; p < XT_MAX_LIMITS; p++) s.bucket.word[p] = word_full_in(rule.limit[p], rule.gen, *now, 0, hz);
+    for (size_t i = 0; i < at.size() && i < XT_MAX_LIMITS; i++)
+      if (at[i] >= 0)
+        s.bucket.word[at[i]] = word_full_in(rule.limit[at[i]], rule.gen, *now, b.full_in_ns[i] - age, hz);
     s.bucket.passed_packets = b.passed_packets;
     s.bucket.dropped_packets = b.dropped_packets;
     if (b.throttled) {

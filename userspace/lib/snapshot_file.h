@@ -51,7 +51,7 @@ struct SnapshotBucket {
   uint32_t dropped_packets;
   uint32_t throttled;  // 1: it was being dropped (throttled_ns says for how long)
   uint8_t addr[16];
-  int64_t full_in_ns[XT_MAX_LIMITS];  // limit p of its rule: ns after the save until full
+  int64_t full_in_ns[XT_MAX_LIMITS];  // window i of its rule's options: ns after the save until full
   int64_t throttled_ns;
 };
 static_assert(sizeof(SnapshotBucket) == 64);
