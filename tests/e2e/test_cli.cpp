@@ -82,12 +82,19 @@ TEST_F(Cli, ABareAddressAfterABandwidthIsTheRulesCIDR) {
   ok({"rule", "add", "--rate", "100/s", "198.18.1.0/24"});
   ok({"rule", "add", "--rate", "100/s", "--burst", "50", "198.18.2.0/24"});
   ok({"rule", "add", "--bandwidth", "1Mbit/s", "--burst-bytes", "65536", "2001:db8::/32"});
+  // --total-bandwidth in README's two words (N UNIT/PERIOD), as --bandwidth
+  // takes them: it took one, and the unit was a stray argument (exit 2).
+  ok({"rule", "add", "198.18.3.0/24", "--rate", "100/s", "--total-bandwidth", "100", "Mbit/s"});
+  ok({"rule", "add", "--rate", "100/s", "--total-bandwidth", "1Gbit/s", "198.18.4.0/24"});
   const auto rules = lab_->xthrottle_json({"rule", "list", "--json"});
-  ASSERT_EQ(rules.size(), 4u) << rules.dump();
+  ASSERT_EQ(rules.size(), 6u) << rules.dump();
   std::set<std::string> cidrs;
   for (const auto& r : rules) cidrs.insert(r["cidr"]);
-  EXPECT_EQ(cidrs, (std::set<std::string>{"198.18.0.10/32", "198.18.1.0/24", "198.18.2.0/24", "2001:db8::/32"}))
+  EXPECT_EQ(cidrs, (std::set<std::string>{"198.18.0.10/32", "198.18.1.0/24", "198.18.2.0/24", "198.18.3.0/24",
+                                          "198.18.4.0/24", "2001:db8::/32"}))
       << rules.dump();
+  const std::string listed = lab_->xthrottle({"rule", "list"}).out;
+  EXPECT_NE(listed.find("100Mbit/s"), std::string::npos) << listed;
 }
 
 TEST_F(Cli, SystemRefusalsExitOneAndSayWhat) {

@@ -39,11 +39,11 @@ void put_match_words(const MatchOptions& m, RuleWords& words) {
 
 struct RuleAddOptions {
   MatchOptions match;
-  std::string cidr, per, new_rate, verify, verify_rate, remember, total, total_bandwidth, over, over_reasons, ban_after,
-      ban_for, scope;
+  std::string cidr, per, new_rate, verify, verify_rate, remember, total, over, over_reasons, ban_after, ban_for, scope;
   // Each may be given several times (several windows).
   std::vector<std::string> rate, burst, burst_bytes;
-  std::vector<std::string> bandwidth;  // each one word (10Mbit/s) or two (10 Mbit/s)
+  std::vector<std::string> bandwidth;        // each one word (10Mbit/s) or two (10 Mbit/s)
+  std::vector<std::string> total_bandwidth;  // the same, once
   bool allow = false, deny = false, dry_run = false;
 };
 
@@ -53,7 +53,7 @@ Result<RuleSpec> spec_of(RuleAddOptions o) {
   // while the CIDR is not yet given (`rule add --rate 100/s 198.51.100.0/24`),
   // and `--bandwidth N UNIT/s` may take two: the CIDR (or bare address) that
   // one of them took is given back. No rate, burst or bandwidth reads as one.
-  for (std::vector<std::string>* took : {&o.bandwidth, &o.rate, &o.burst, &o.burst_bytes})
+  for (std::vector<std::string>* took : {&o.bandwidth, &o.total_bandwidth, &o.rate, &o.burst, &o.burst_bytes})
     if (o.cidr.empty() && !took->empty() && parse_cidr(took->back()) && !parse_bandwidth(took->back())) {
       o.cidr = took->back();
       took->pop_back();
@@ -71,7 +71,12 @@ Result<RuleSpec> spec_of(RuleAddOptions o) {
   words.burst_bytes = o.burst_bytes;
   words.new_rate = given(o.new_rate);
   words.total = given(o.total);
-  words.total_bandwidth = given(o.total_bandwidth);
+  if (o.total_bandwidth.size() > 2)
+    return usage_error("--total-bandwidth is given once: a rule has one total");
+  if (!o.total_bandwidth.empty()) {
+    words.total_bandwidth = o.total_bandwidth[0];
+    if (o.total_bandwidth.size() == 2) *words.total_bandwidth += " " + o.total_bandwidth[1];
+  }
   words.verify = given(o.verify);
   words.verify_rate = given(o.verify_rate);
   words.remember = given(o.remember);
@@ -168,7 +173,8 @@ void add_rule_commands(CLI::App& app, const Globals& g, int& rc) {
                   "Packets per time the rule passes from all its sources together (200000/s), shared fairly: "
                   "while it binds, the heaviest sources give way first");
   add->add_option("--total-bandwidth", o->total_bandwidth,
-                  "Bytes per time the rule passes from all its sources together (1Gbit/s), shared fairly");
+                  "Bytes per time the rule passes from all its sources together (1Gbit/s), shared fairly")
+      ->expected(1, 2);
   add->add_option("--new-rate", o->new_rate,
                   "Packets per time admitted from sources not yet tracked (default " +
                       std::to_string(XT_DEFAULT_NEW_RATE) + "/s)");
