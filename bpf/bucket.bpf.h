@@ -181,8 +181,13 @@ __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt
 		 * scaled clock (every 2^28 ticks). */
 		const __u64 fw = old == xt_word(0, rule->gen) ? xt_full_word(&fair, now, rule->gen)
 							      : xt_word_or_full(old, &fair, rule->gen, now);
+		/* A frame larger than the tolerance (a byte total whose share
+		 * fell below a frame a XT_FAIR_SECONDS) claims the whole
+		 * tolerance, from a full word: one claim a XT_FAIR_SECONDS at
+		 * least, as for packets. It could never claim otherwise,
+		 * however rarely its source sent. */
 		__u64 fn = fw;
-		claim = xt_gcra(&fair, fw, now, units, &fn);
+		claim = xt_gcra(&fair, fw, now, units * cost > fair.cap ? fair.cap / cost : units, &fn);
 		/* Lost to another CPU's claim: both stand (one claim's worth
 		 * more, at most, for each CPU). */
 		if (claim) {
