@@ -338,10 +338,13 @@ Result<Status> read_status(const std::string& pin_dir) {
       }
     }
   fleet_warnings(s);
+  // A race, not a full table (which evicts its least recently used
+  // source): no reason to call the host unprotected, for good, after one.
   if (s.table_full_drops)
-    s.warnings.push_back("the source table (" + std::to_string(s.max_sources) + " entries) refused " +
-                         std::to_string(s.table_full_drops) +
-                         " inserts under churn: those packets were dropped (raise --max-sources)");
+    s.notes.push_back(std::to_string(s.table_full_drops) +
+                      " packets of new sources were dropped since the state was made because another CPU claimed "
+                      "the same way of the source table in the same instant (table_full); each source's next "
+                      "packet is tried again");
   return s;
 }
 
