@@ -201,6 +201,25 @@ TEST_F(Operate, ServeAppliesItsConfigAtStartAndOnSighup) {
 
 // A real Prometheus (Debian's) scrapes serve during a flood; a PromQL query
 // over its HTTP API gives back the dropped-packet rate the flood caused.
+// SIGHUP reloads serve's config. It did nothing to the commands that only
+// watch (`top --watch`, `stats --watch`, `events`), so one left on a
+// terminal that went away (an ssh session that dropped) walked the source
+// table every interval for good. They stop, as on SIGINT.
+TEST_F(Operate, AHangupStopsWhatOnlyWatches) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {"top", "--watch", "0.2"}, {"stats", "--watch", "0.2"}, {"events"}}) {
+    Background watcher(lab_->xthrottle_argv(argv));
+    std::this_thread::sleep_for(500ms);
+    watcher.signal(SIGHUP);
+    const auto start = std::chrono::steady_clock::now();
+    watcher.wait_for_out([](const std::string&) { return false; }, 5);  // false at once once it ended
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_LT(took, 3) << argv[0] << " went on after SIGHUP";
+    if (took < 3) EXPECT_EQ(watcher.wait().rc, 0) << argv[0];
+  }
+}
+
 TEST_F(Operate, PrometheusSeesTheDropRateOfAFlood) {
   ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/s"});
   Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431"}));

@@ -112,7 +112,11 @@ bool written_until(int pid, const std::string& path, const std::function<bool(co
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   while (pid > 0 && std::chrono::steady_clock::now() < end) {
     if (done(slurp(path))) return true;
-    if (kill(pid, 0) != 0) return false;
+    // Ended: gone, or a zombie (which kill(pid, 0) still finds), left to
+    // wait() to reap.
+    siginfo_t info{};
+    if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == pid)
+      return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;

@@ -12,12 +12,16 @@ namespace xt::cli {
 
 volatile std::sig_atomic_t g_stop = 0;
 volatile std::sig_atomic_t g_reload = 0;
+namespace {
+volatile std::sig_atomic_t g_hup_reloads = 0;
+}  // namespace
 
-void install_stop_signals() {
+void install_stop_signals(bool hup_reloads) {
+  g_hup_reloads = hup_reloads;
   // No SA_RESTART: a signal interrupts a poll or a sleep at once.
   struct sigaction sa {};
   sa.sa_handler = [](int sig) {
-    if (sig == SIGHUP)
+    if (sig == SIGHUP && g_hup_reloads)
       g_reload = 1;
     else
       g_stop = 1;
@@ -25,6 +29,8 @@ void install_stop_signals() {
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
 }
+
+bool output_ok() { return static_cast<bool>(std::cout); }
 
 int fail(const Error& e) {
   std::cerr << "xthrottle: " << e.message << "\n";

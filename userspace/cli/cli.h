@@ -48,10 +48,16 @@ void add_snapshot_commands(CLI::App& app, const Globals& g, int& rc);  // save, 
 void add_replay_command(CLI::App& app, const Globals& g, int& rc);
 void add_recommend_command(CLI::App& app, const Globals& g, int& rc);
 
-// Set by SIGINT/SIGTERM once install_stop_signals() ran; SIGHUP sets g_reload.
+// Set by SIGINT/SIGTERM once install_stop_signals() ran. SIGHUP sets
+// g_reload where hup_reloads (serve, a daemon), else g_stop: the terminal
+// of a `top --watch` or `events` went away.
 extern volatile std::sig_atomic_t g_stop;
 extern volatile std::sig_atomic_t g_reload;
-void install_stop_signals();
+void install_stop_signals(bool hup_reloads = false);
+
+// Whether standard output still takes what is written to it (a terminal
+// that hung up fails with EIO).
+bool output_ok();
 
 int fail(const Error& e);
 // Prints a JSON document or text, whichever the command was asked for.

@@ -24,7 +24,7 @@ int run_events(const Globals& g, bool json) {
   if (!reader) return fail(reader.error());
   reader->discard();  // what piled up before we looked is old news
   install_stop_signals();
-  while (!g_stop)
+  while (!g_stop && output_ok())
     if (auto n = reader->poll(250); !n) return fail(n.error());
   return 0;
 }

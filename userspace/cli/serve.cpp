@@ -131,7 +131,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   } else if (o.record_max != "256MB") {
     return fail(usage_error("--record-max goes with --record").error());
   }
-  install_stop_signals();
+  install_stop_signals(true);
   // Its log going to a reader that went away (a pipe whose end closed, a
   // journal restarted) is no reason to die: SIGPIPE would kill serve before
   // its stop-time snapshot. The write fails, and serve goes on.

@@ -36,7 +36,7 @@ int run_stats(const Globals& g, bool json, double watch) {
   install_stop_signals();
   auto before = std::move(*stats);
   auto t0 = std::chrono::steady_clock::now();
-  while (sleep_unless_stopped(watch)) {
+  while (output_ok() && sleep_unless_stopped(watch)) {
     auto after = read_stats(*state);
     if (!after) return fail(after.error());
     auto t1 = std::chrono::steady_clock::now();
@@ -70,7 +70,7 @@ int run_top(const Globals& g, bool json, size_t limit, double watch) {
   TopSnapshot seen;  // 12 bytes a slot of the table: what the rates are over
   const auto start = std::chrono::steady_clock::now();
   auto t0 = start;
-  for (uint64_t n = 0; !g_stop; n++) {
+  for (uint64_t n = 0; !g_stop && output_ok(); n++) {
     if (n > 0) {
       const auto due = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                    std::chrono::duration<double>(watch * static_cast<double>(n)));
