@@ -94,7 +94,7 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
   StopCapture stop{&*state};
   const auto start = std::chrono::steady_clock::now();
   auto renewed = start;
-  while (!g_stop && (!o.count || taken < o.count)) {
+  while (!g_stop && lines && (!o.count || taken < o.count)) {
     const auto now = std::chrono::steady_clock::now();
     if (*seconds && now - start >= std::chrono::seconds(*seconds)) break;
     if (now - renewed >= std::chrono::seconds(1)) {
