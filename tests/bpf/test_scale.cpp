@@ -317,6 +317,20 @@ TEST_F(Scale, TopKeepsTheMostDroppingOnlyAndRatesSinceTheLastRead) {
   rows = read_top(*state_, 1, &seen, 1.0);
   ASSERT_TRUE(rows.has_value());
   EXPECT_DOUBLE_EQ(rows->at(0).dropped_pps, 0.0) << "not its 50 drops over one second";
+
+  // A bucket's count is 32 bits and wraps (every 7 minutes at 10 Mpps):
+  // 32 drops across the wrap are 32 drops, though more than the count now
+  // holds. They counted as none, and the heaviest source left the list
+  // once a wrap.
+  ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) {
+    if (format_addr(e.key.family, e.key.addr) != nth_source(7)) return;
+    ASSERT_LT(seen.at(e.slot).dropped, 32u) << "its count (20 drops) is below 32";
+    seen.at(e.slot).dropped -= 32;  // 2^32 - 12: the last read was before the wrap
+  }));
+  rows = read_top(*state_, 1, &seen, 1.0);
+  ASSERT_TRUE(rows.has_value());
+  EXPECT_EQ(rows->at(0).source, nth_source(7) + "/32");
+  EXPECT_DOUBLE_EQ(rows->at(0).dropped_pps, 32.0) << "32 drops since the last read, across the wrap";
 }
 
 }  // namespace

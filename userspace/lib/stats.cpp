@@ -237,15 +237,16 @@ Result<std::vector<TopRow>> read_top(const State& state, size_t limit, TopSnapsh
       const auto dropped = static_cast<uint32_t>(c.e.bucket.dropped_packets);
       const auto passed = static_cast<uint32_t>(c.e.bucket.passed_packets);
       if (rates) {
-        // A slot that changed hands counts from zero. A count that went
-        // back (a difference larger than the whole count) counts as none:
+        // A slot that changed hands counts from zero. The counts are 32
+        // bits and wrap: the difference is taken modulo 2^32, and one of
+        // 2^31 or more is a count that went back, which counts as none:
         // drops the hot cache added to the bucket between the read of its
         // pending ones and this walk were counted twice last time; a
         // bucket made anew for the same source is rarer.
         auto since_seen = [&](uint32_t low, uint32_t was, uint64_t all) -> uint64_t {
           if (seen.key_hash != hash) return all;
-          const uint64_t d = static_cast<uint32_t>(low - was);
-          return d <= all ? d : 0;
+          const uint32_t d = low - was;
+          return d < (1u << 31) ? d : 0;
         };
         c.dropped = since_seen(dropped, seen.dropped, c.e.bucket.dropped_packets);
         c.passed = since_seen(passed, seen.passed, c.e.bucket.passed_packets);
