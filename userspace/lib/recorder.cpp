@@ -34,7 +34,7 @@ Result<bool> SourceSampler::sample(const State& state, const std::function<void(
   auto walked = state.for_each_bucket([&](const BucketEntry& e) {
     if (e.slot >= seen_.size()) return;
     auto count = static_cast<uint32_t>(e.bucket.passed_packets + e.bucket.dropped_packets);
-    if (auto p = pending->find(e.key); p != pending->end()) count += static_cast<uint32_t>(p->second);
+    count += static_cast<uint32_t>(pending->of(e.key));
     const uint32_t hash = slot_key_hash(*cfg, e.key);
     Seen& seen = seen_[e.slot];
     // A slot that changed hands holds a bucket made since: all its count is

@@ -1149,11 +1149,32 @@ Result<PendingDrops> State::hot_pending() const {
           std::memcpy(src.addr, h.addr, sizeof(h.addr));
         xt_bucket_key key;
         xt_bucket_key_for(&src, rule_id, h.per_len, &key);
-        out[key] += h.pending;
+        out.add(key, h.pending);
       }
     }
   }
+  out.finish();
   return out;
+}
+
+void PendingDrops::finish() {
+  const BucketKeyLess less;
+  std::ranges::sort(entries_, less, &Entry::first);
+  auto same = [&](const Entry& a, const Entry& b) { return !less(a.first, b.first) && !less(b.first, a.first); };
+  size_t out = 0;
+  for (size_t i = 0; i < entries_.size(); i++) {
+    if (out > 0 && same(entries_[out - 1], entries_[i]))
+      entries_[out - 1].second += entries_[i].second;
+    else
+      entries_[out++] = entries_[i];
+  }
+  entries_.resize(out);
+}
+
+uint64_t PendingDrops::of(const xt_bucket_key& key) const {
+  const BucketKeyLess less;
+  auto it = std::ranges::lower_bound(entries_, key, less, &Entry::first);
+  return it != entries_.end() && !less(key, it->first) ? it->second : 0;
 }
 
 Result<std::optional<xt_bucket>> State::find_bucket(const xt_bucket_key& key) const {

@@ -228,7 +228,7 @@ Result<std::vector<TopRow>> read_top(const State& state, size_t limit, TopSnapsh
   auto walked = state.for_each_bucket([&](const BucketEntry& e) {
     if (!by_id.contains(e.key.rule_id)) return;  // its rule was just deleted
     Candidate c{e, 0, 0};
-    if (auto p = pending->find(e.key); p != pending->end()) c.e.bucket.dropped_packets += p->second;
+    c.e.bucket.dropped_packets += pending->of(e.key);
     c.dropped = c.e.bucket.dropped_packets;
     c.passed = c.e.bucket.passed_packets;
     if (since && e.slot < since->size()) {
