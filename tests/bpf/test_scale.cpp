@@ -6,6 +6,9 @@
 #include <arpa/inet.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include <sstream>
+
 #include <gtest/gtest.h>
 
 #include "program.h"
@@ -293,6 +296,27 @@ TEST(PendingDropsTest, AKeyOfSeveralCpusIsFoundOnceWithTheirSum) {
   EXPECT_EQ(p.of(key(9)), 45u);
   EXPECT_EQ(p.of(key(1)), 7u);
   EXPECT_EQ(p.of(key(2)), 0u);
+}
+
+// top's columns line up under their headings, whatever the rules' names:
+// a name longer than 20 characters moved the columns after it, and the
+// dry-run mark put LEFT a column right of its heading.
+TEST(TopText, ColumnsLineUpUnderTheirHeadings) {
+  TopRow a{.source = "198.18.0.9/32", .rule = "198.18.0.0/15", .passed_packets = 5, .dropped_packets = 7};
+  a.left = {{"10/s", false, 3}};
+  TopRow b{.source = "2001:db8:abcd:12::/64", .rule = "2001:db8:abcd:12::/64 tcp/1000-2000 syn", .passed_packets = 1,
+           .dropped_packets = 123456, .dry_run = true};
+  b.left = {{"10/s", false, 0}};
+  std::istringstream lines(top_text({a, b}));
+  std::string head, first, second;
+  std::getline(lines, head);
+  std::getline(lines, first);
+  std::getline(lines, second);
+  for (const std::string& row : {first, second}) {
+    EXPECT_EQ(row.size(), head.size()) << "LEFT ends where its heading does:\n" << head << "\n" << row;
+    EXPECT_EQ(row.find_last_not_of(' ', head.find("DROPPED") + 6), head.find("DROPPED") + 6)
+        << "DROPPED ends under its heading:\n" << head << "\n" << row;
+  }
 }
 
 // top keeps `limit` rows, not one per tracked source: the most dropping

@@ -325,7 +325,12 @@ json top_json(const std::vector<TopRow>& rows) {
 std::string top_text(const std::vector<TopRow>& rows) {
   if (rows.empty()) return "no tracked sources\n";
   const bool rates = rows.front().dropped_pps >= 0;
-  std::string out = fmt("%-44s %-20s %s%12s %12s %10s\n", "SOURCE", "RULE",
+  // As wide as the longest rule's name (an IPv6 prefix, a port range):
+  // a wider one moved every column after it along.
+  int rule_width = 20;
+  for (const auto& r : rows) rule_width = std::max(rule_width, static_cast<int>(r.rule.size()));
+  // DROPPED is followed by the dry-run mark or a space.
+  std::string out = fmt("%-44s %-*s %s%12s %12s  %10s\n", "SOURCE", rule_width, "RULE",
                         rates ? fmt("%11s %11s ", "DROP/s", "PASS/s").c_str() : "", "PASSED", "DROPPED", "LEFT");
   for (const auto& r : rows) {
     // One window: what is left; several: each with its window's name.
@@ -333,7 +338,7 @@ std::string top_text(const std::vector<TopRow>& rows) {
     for (const auto& l : r.left)
       left += (left.empty() ? "" : " ") + std::to_string(l.left) + (l.bytes ? "B" : "") +
               (r.left.size() > 1 ? "/" + l.limit.substr(l.limit.find('/') + 1) : "");
-    out += fmt("%-44s %-20s %s%12llu %12llu%s %10s\n", r.source.c_str(), r.rule.c_str(),
+    out += fmt("%-44s %-*s %s%12llu %12llu%s %10s\n", r.source.c_str(), rule_width, r.rule.c_str(),
                rates ? fmt("%11.0f %11.0f ", r.dropped_pps, r.passed_pps).c_str() : "",
                (unsigned long long)r.passed_packets, (unsigned long long)r.dropped_packets, r.dry_run ? "*" : " ",
                left.empty() ? "-" : left.c_str());
