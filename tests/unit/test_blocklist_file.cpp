@@ -97,6 +97,28 @@ TEST(BlocklistFile, IpsetSave) {
                "192.0.2.9/32"}));
 }
 
+// hash:ip and bitmap:ip with a netmask hold a network for each address
+// added (the kernel masks it), and a save lists the bare address: read as
+// that address alone, the rest of its network passed.
+TEST(BlocklistFile, IpsetNetmaskWidensEachEntry) {
+  EXPECT_EQ(cidrs_of("create bad hash:ip family inet hashsize 1024 maxelem 65536 netmask 24\n"
+                     "add bad 192.0.2.0\n"
+                     "add bad 198.18.7.0\n"
+                     "create other hash:ip family inet\n"
+                     "add other 198.18.9.9\n"
+                     "create six hash:ip family inet6 netmask 64\n"
+                     "add six 2001:db8:1:2::\n"
+                     "create masked hash:ip family inet bitmask 255.255.0.0\n"
+                     "add masked 198.19.0.0\n"
+                     "create small bitmap:ip range 192.0.2.0-192.0.2.255 netmask 30\n"
+                     "add small 192.0.2.8-192.0.2.11\n"),
+            (V{"192.0.2.0/24", "198.18.7.0/24", "198.18.9.9/32", "2001:db8:1:2::/64", "198.19.0.0/16",
+               "192.0.2.8/30"}));
+  expect_usage_error(parse_blocklist("create x hash:ip bitmask 255.0.255.0\n", "f"), "255.0.255.0");
+  expect_usage_error(parse_blocklist("create x hash:ip family inet netmask 40\n", "f"), "netmask");
+  expect_usage_error(parse_blocklist("create x hash:ip netmask twenty\n", "f"), "twenty");
+}
+
 TEST(BlocklistFile, IpsetNomatchRefused) {
   auto r = parse_blocklist("create bad hash:net family inet\nadd bad 203.0.113.0/24\nadd bad 203.0.113.8/29 nomatch\n",
                            "sets.save");
@@ -128,6 +150,10 @@ TEST(BlocklistFile, BadJsonRefused) {
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().message, "drop_v4.json:2: invalid JSON: {\"cidr\":\"1.10.32.0/20\"");
   expect_usage_error(parse_blocklist("{\"cidr\":20}\n", "f"), "f:1: \"cidr\" is not a string");
+  // A server's answer where a list was expected (curl without -f): an
+  // empty list, which would have emptied the live one, exit 0.
+  expect_usage_error(parse_blocklist("{\"message\":\"Not Found\"}\n", "drop.json"), "drop.json:1: a JSON line without");
+  expect_usage_error(parse_blocklist("{\"type\":7}\n", "f"), "f:1:");
   expect_usage_error(parse_blocklist("{\"cidr\":\"1.10.16.1/20\"}\n", "f"), "f:1: host bits are set");
 }
 

@@ -9,6 +9,7 @@
 #include <bit>
 #include <cctype>
 #include <cerrno>
+#include <map>
 #include <optional>
 
 #include "files.h"
@@ -105,20 +106,62 @@ Result<void> add_entry(std::string_view token, std::vector<Cidr>& out) {
   return {};
 }
 
+// The sets an ipset save made so far: the prefix length each one's
+// `netmask` (or `bitmask`) widens its entries to.
+using Netmasks = std::map<std::string, int, std::less<>>;
+
+// A `bitmask` (ipset 7.17): an address mask, taken if its ones are leading.
+std::optional<int> mask_len(std::string_view text) {
+  const auto c = parse_cidr(text);
+  if (!c || c->len != family_bits(c->family)) return std::nullopt;
+  int len = 0;
+  while (len < family_bits(c->family) && (c->addr[len / 8] & (0x80 >> (len % 8)))) len++;
+  if (!only_prefix_bits(c->addr.data(), len)) return std::nullopt;
+  return len;
+}
+
 // `create NAME TYPE ...`: only sets whose entries are addresses or prefixes.
-Result<void> ipset_create(std::string_view line, std::string_view rest) {
-  next_word(rest);  // the set's name
+// hash:ip and bitmap:ip with `netmask N` hold a /N for each address added
+// (the kernel masks it, and a save lists the bare address).
+Result<void> ipset_create(std::string_view line, std::string_view rest, Netmasks& netmasks) {
+  const std::string_view name = next_word(rest);
   const std::string_view type = next_word(rest);
   if (type.empty()) return wrong("ipset create without a set type", line);
   if (type != "hash:ip" && type != "hash:net" && type != "bitmap:ip")
     return wrong("unsupported ipset type (only hash:ip, hash:net and bitmap:ip hold plain addresses)", type);
+  bool v6 = false;
+  std::optional<int> mask;
+  for (std::string_view option = next_word(rest); !option.empty(); option = next_word(rest)) {
+    if (option == "family") {
+      v6 = next_word(rest) == "inet6";
+    } else if (option == "netmask") {
+      const std::string_view value = next_word(rest);
+      auto len = parse_prefix_len("netmask", value);
+      if (!len || *len < 1) return wrong("bad ipset netmask", value);
+      mask = *len;
+    } else if (option == "bitmask") {
+      const std::string_view value = next_word(rest);
+      mask = mask_len(value);
+      if (!mask || *mask < 1) return wrong("ipset bitmask with ones that are not leading cannot be expressed", value);
+    }
+  }
+  if (mask && *mask > (v6 ? 128 : 32)) return wrong("ipset netmask longer than the set's addresses", line);
+  if (mask) netmasks[std::string(name)] = *mask;
   return {};
+}
+
+// An entry of a set with a netmask: its prefix, at most that long.
+void widen(Cidr& c, int len) {
+  if (c.len <= len) return;
+  c.len = static_cast<uint8_t>(len);
+  for (int b = len; b < 128; b++) c.addr[b / 8] &= static_cast<uint8_t>(~(0x80 >> (b % 8)));
 }
 
 // `add NAME ENTRY [options]`: the entry; options (timeout, comment,
 // counters, skbinfo) mean nothing here, except nomatch.
-Result<void> ipset_add(std::string_view line, std::string_view rest, std::vector<Cidr>& out) {
-  next_word(rest);  // the set's name
+Result<void> ipset_add(std::string_view line, std::string_view rest, const Netmasks& netmasks,
+                       std::vector<Cidr>& out) {
+  const std::string_view name = next_word(rest);
   const std::string_view entry = next_word(rest);
   if (entry.empty()) return wrong("ipset add without an entry", line);
   for (std::string_view option = next_word(rest); !option.empty(); option = next_word(rest)) {
@@ -127,7 +170,11 @@ Result<void> ipset_add(std::string_view line, std::string_view rest, std::vector
     // prefixes, it has no way to say "except".
     if (option == "nomatch") return wrong("ipset nomatch entries (exceptions) cannot be expressed", entry);
   }
-  return add_entry(entry, out);
+  const size_t from = out.size();
+  if (auto ok = add_entry(entry, out); !ok) return ok;
+  if (auto it = netmasks.find(name); it != netmasks.end())
+    for (size_t i = from; i < out.size(); i++) widen(out[i], it->second);
+  return {};
 }
 
 // A Spamhaus DROP JSON line: {"cidr":"1.10.16.0/20","sblid":"SBL256894",...}.
@@ -135,19 +182,25 @@ Result<void> json_line(std::string_view line, std::vector<Cidr>& out) {
   const auto j = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) return wrong("invalid JSON", shortened(line));
   const auto it = j.find("cidr");
-  if (it == j.end()) return {};  // the closing {"type":"metadata",...}
+  if (it == j.end()) {
+    // The closing {"type":"metadata",...}; any other object without a
+    // "cidr" is not a list (a server's {"message":"Not Found"}), and taken
+    // for one it would empty the live list.
+    if (const auto t = j.find("type"); t != j.end() && t->is_string() && *t == "metadata") return {};
+    return wrong("a JSON line without \"cidr\" (nor \"type\":\"metadata\")", shortened(line));
+  }
   if (!it->is_string()) return wrong("\"cidr\" is not a string", shortened(line));
   return add_entry(it->get_ref<const std::string&>(), out);
 }
 
-Result<void> parse_line(std::string_view line, std::vector<Cidr>& out) {
+Result<void> parse_line(std::string_view line, Netmasks& netmasks, std::vector<Cidr>& out) {
   line = trim(line);
   if (line.empty() || line.front() == '#' || line.front() == ';') return {};
   if (line.front() == '{') return json_line(line, out);
   std::string_view rest = line;
   const std::string_view word = next_word(rest);
-  if (word == "create") return ipset_create(line, rest);
-  if (word == "add") return ipset_add(line, rest, out);
+  if (word == "create") return ipset_create(line, rest, netmasks);
+  if (word == "add") return ipset_add(line, rest, netmasks, out);
   // Plain: one entry, then at most a comment (Spamhaus DROP text: "1.10.16.0/20 ; SBL256894").
   rest = trim(line.substr(0, line.find_first_of("#;")));
   const std::string_view entry = next_word(rest);
@@ -164,9 +217,10 @@ Result<std::vector<Cidr>> parse_blocklist(std::string_view text, std::string_vie
   out.reserve(static_cast<size_t>(std::ranges::count(text, '\n')) + 1);
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // a BOM, as some Windows editors write
   size_t number = 1;
+  Netmasks netmasks;
   for (size_t pos = 0; pos < text.size(); number++) {
     const size_t end = std::min(text.find('\n', pos), text.size());
-    auto r = parse_line(text.substr(pos, end - pos), out);
+    auto r = parse_line(text.substr(pos, end - pos), netmasks, out);
     if (!r) return usage_error(std::string(name) + ":" + std::to_string(number) + ": " + r.error().message);
     pos = end + 1;
   }
