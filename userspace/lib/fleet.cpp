@@ -397,6 +397,12 @@ struct Fleet::Impl {
   // version does not undo a newer one.
   void collect_lists(std::vector<std::vector<std::string>>& out) {
     lists_next = lists_seen;  // unread: nothing changes
+    // Under the pin directory's lock: a load records the list's new
+    // version before it renames the new entries into place, and a read
+    // between the two would tell the old entries as the new version, which
+    // no later look would correct (the version told is then the live one).
+    auto lock = DirLock::acquire(pin_dir);
+    if (!lock) return;
     auto lists = state->blocklists();
     if (!lists) return;
     std::vector<std::vector<std::string>> told;
