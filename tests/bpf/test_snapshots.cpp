@@ -104,9 +104,11 @@ TEST_F(Snapshots, BansListsAndRememberedSourcesAreKept) {
   const uint64_t t1 = 1000 * kSec;
   EXPECT_EQ(passed(from("198.18.7.1"), 3, t1), 3) << "behaves: remembered";
   ASSERT_TRUE(state_->add_ban(*parse_cidr("198.18.9.0/24"), 3600).has_value());
-  // Loaded as of an hour ago (a version the fleet told): kept as such.
+  // Loaded as of an hour ago, told by the fleet: kept as such (a rules
+  // file applied after the reboot leaves the fleet's lists alone).
   const uint64_t version = static_cast<uint64_t>(std::time(nullptr)) - 3600;
-  ASSERT_TRUE(state_->load_blocklist("drop", {*parse_cidr("198.18.5.0/24"), *parse_cidr("2001:db8:5::/48")}, version)
+  ASSERT_TRUE(state_->load_blocklist("drop", {*parse_cidr("198.18.5.0/24"), *parse_cidr("2001:db8:5::/48")}, version,
+                                     true)
                   .has_value());
   const SnapshotSummary saved = save(t1);
   EXPECT_EQ(saved.bans, 1u);
@@ -131,6 +133,7 @@ TEST_F(Snapshots, BansListsAndRememberedSourcesAreKept) {
   const auto lists = state_->blocklists().value();
   ASSERT_EQ(lists.size(), 1u);
   EXPECT_EQ(lists[0].list.loaded_unix, version);
+  EXPECT_EQ(lists[0].list.used, static_cast<uint32_t>(XT_BLOCKLIST_BY_FLEET)) << "still the fleet's";
   const auto bans = state_->bans().value();
   ASSERT_EQ(bans.size(), 1u);
   EXPECT_EQ(format_cidr(bans[0].cidr), "198.18.9.0/24");

@@ -290,6 +290,33 @@ TEST_F(Fleet, BansAndBlocklistsReachEveryHost) {
   }
 }
 
+// A list the fleet told is another host's: a rules file applied here that
+// names no lists (serve's SIGHUP, apply by hand) deleted it, and the fleet
+// then told that deletion to every host, the one that loaded it included.
+TEST_F(Fleet, ARulesFileAppliedOnOneHostLeavesTheFleetsListsAlone) {
+  start_serves();
+  auto listed = [&](int h) { return labs_[h]->xthrottle({"blocklist", "test", "198.18.5.77"}).rc == 0; };
+  const std::string list = dir_ + "/list.txt";
+  std::ofstream(list) << "198.18.5.0/24\n";
+  ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "load", "drop", list}).rc, 0);
+  ASSERT_GE(until_everywhere(1, listed), 0) << "the list reached every host";
+  const json lists = labs_[2]->xthrottle_json({"blocklist", "list", "--json"});
+  ASSERT_EQ(lists.size(), 1u);
+  EXPECT_TRUE(lists[0].value("fleet", false)) << lists.dump();
+
+  const std::string rules = dir_ + "/rules.toml";
+  std::ofstream(rules) << "[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"" << kRate << "/s\"\nburst = " << kRate
+                       << "\nscope = \"fleet\"\n";
+  const Outcome applied = labs_[2]->xthrottle({"apply", rules});
+  ASSERT_EQ(applied.rc, 0) << applied.err;
+  EXPECT_NE(applied.out.find("1 kept"), std::string::npos) << applied.out;
+  std::this_thread::sleep_for(1500ms);  // three times the fleet's look
+  for (int h = 0; h < kHosts; h++) EXPECT_TRUE(listed(h)) << "host " << h << " lost the list";
+  // The host that loaded it deletes it everywhere, as before.
+  ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
+  EXPECT_GE(until_everywhere(1, [&](int h) { return !listed(h); }), 0);
+}
+
 // A host whose serve was away while a ban was lifted and a list deleted on
 // another: coming back, it told both again as new (a serve has not seen
 // what the one before it told), and every host had them back. The fleet's

@@ -53,9 +53,10 @@ int run_list(const Globals& g, bool json) {
     const std::time_t t = static_cast<std::time_t>(b.list.loaded_unix);
     std::tm tm{};
     if (gmtime_r(&t, &tm)) std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const bool fleet = b.list.used == XT_BLOCKLIST_BY_FLEET;
     j.push_back({{"name", b.list.name}, {"entries", b.list.entries}, {"loaded", when},
-                 {"loaded_unix", b.list.loaded_unix}});
-    text += fmt("%-32s %12u  %s\n", b.list.name, b.list.entries, when);
+                 {"loaded_unix", b.list.loaded_unix}, {"fleet", fleet}});
+    text += fmt("%-32s %12u  %s%s\n", b.list.name, b.list.entries, when, fleet ? "  (the fleet's)" : "");
   }
   emit(json, j, text);
   return 0;

@@ -60,9 +60,15 @@ Result<RulesDiff> diff_rules(const State& state, const RulesFile& file) {
     else
       diff.lists_change.push_back({want.name, want.file, entries, now->list.entries, i});
   }
+  // A list the file does not name goes, but the fleet's: another host
+  // loaded it, and deleting it here would delete it on every host.
   for (const State::Blocklist& b : *lists)
-    if (std::ranges::none_of(file.blocklists, [&](const FileBlocklist& f) { return f.name == b.list.name; }))
-      diff.lists_remove.push_back({b.list.name, "", 0, b.list.entries, 0});
+    if (std::ranges::none_of(file.blocklists, [&](const FileBlocklist& f) { return f.name == b.list.name; })) {
+      if (b.list.used == XT_BLOCKLIST_BY_FLEET)
+        diff.lists_fleet++;
+      else
+        diff.lists_remove.push_back({b.list.name, "", 0, b.list.entries, 0});
+    }
   return diff;
 }
 
@@ -96,6 +102,9 @@ std::string diff_text(const RulesDiff& diff) {
     out += "blocklists: " + std::to_string(diff.lists_add.size()) + " to load, " +
            std::to_string(diff.lists_change.size()) + " to reload, " + std::to_string(diff.lists_remove.size()) +
            " to delete, " + std::to_string(diff.lists_unchanged) + " unchanged\n";
+  if (diff.lists_fleet)
+    out += "blocklists the fleet told and the file does not name: " + std::to_string(diff.lists_fleet) +
+           " kept (another host's to delete)\n";
   return out;
 }
 
@@ -129,17 +138,23 @@ nlohmann::json diff_json(const RulesDiff& diff) {
            {{"add", lists(diff.lists_add)},
             {"change", lists(diff.lists_change)},
             {"remove", lists(diff.lists_remove)},
-            {"unchanged", diff.lists_unchanged}}}};
+            {"unchanged", diff.lists_unchanged},
+            {"fleet", diff.lists_fleet}}}};
 }
 
 Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& diff) {
   std::vector<const RulesDiff::Change*> done;
   // The lists changed so far, with what they held before (nothing: new).
-  std::vector<std::pair<std::string, std::optional<std::vector<Cidr>>>> lists_done;
+  struct ListBefore {
+    std::vector<Cidr> cidrs;
+    uint64_t loaded_unix = 0;
+    bool by_fleet = false;
+  };
+  std::vector<std::pair<std::string, std::optional<ListBefore>>> lists_done;
   auto undo = [&](const Error& why) -> Result<void> {
     for (auto it = lists_done.rbegin(); it != lists_done.rend(); ++it) {
       if (it->second)
-        (void)state.load_blocklist(it->first, *it->second);
+        (void)state.load_blocklist(it->first, it->second->cidrs, it->second->loaded_unix, it->second->by_fleet);
       else
         (void)state.del_blocklist(it->first);
     }
@@ -180,16 +195,16 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
   }
   // The lists, between the rules added and the rules removed: each load
   // or delete switches the data path's union at once (blocklist.cpp).
-  auto live_cidrs = [&](const std::string& name) -> Result<std::optional<std::vector<Cidr>>> {
+  auto live_cidrs = [&](const std::string& name) -> Result<std::optional<ListBefore>> {
     auto lists = state.blocklists();
     if (!lists) return std::unexpected(lists.error());
     for (const auto& b : *lists)
       if (name == b.list.name) {
         auto cidrs = state.blocklist_cidrs(b.slot);
         if (!cidrs) return std::unexpected(cidrs.error());
-        return std::optional(std::move(*cidrs));
+        return std::optional(ListBefore{std::move(*cidrs), b.list.loaded_unix, b.list.used == XT_BLOCKLIST_BY_FLEET});
       }
-    return std::optional<std::vector<Cidr>>();
+    return std::optional<ListBefore>();
   };
   auto drop_list = [&](const RulesDiff::ListChange& l) -> Result<void> {
     auto before = live_cidrs(l.name);
@@ -200,7 +215,8 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
   };
   // Lists going go after the new ones are in, unless the new ones would
   // not fit beside them.
-  const size_t live_lists = diff.lists_change.size() + diff.lists_unchanged + diff.lists_remove.size();
+  const size_t live_lists =
+      diff.lists_change.size() + diff.lists_unchanged + diff.lists_remove.size() + diff.lists_fleet;
   const bool room_first = live_lists + diff.lists_add.size() > XT_MAX_BLOCKLISTS;
   if (room_first)
     for (const auto& l : diff.lists_remove)

@@ -35,6 +35,7 @@ struct RulesDiff {
   };
   std::vector<ListChange> lists_add, lists_change, lists_remove;
   size_t lists_unchanged = 0;
+  size_t lists_fleet = 0;  // live lists the file does not name, told by the fleet: kept
   bool empty() const {
     return add.empty() && change.empty() && remove.empty() && lists_add.empty() && lists_change.empty() &&
            lists_remove.empty();

@@ -188,7 +188,7 @@ Result<void> State::switch_blocklists(const std::vector<std::vector<xt_block_ent
 }
 
 Result<void> State::load_blocklist(const std::string& name, const std::vector<Cidr>& cidrs,
-                                   std::optional<uint64_t> loaded_unix) {
+                                   std::optional<uint64_t> loaded_unix, bool by_fleet) {
   if (auto ok = check_blocklist(name, cidrs); !ok) return ok;
   auto have = blocklists();
   if (!have) return std::unexpected(have.error());
@@ -244,7 +244,7 @@ Result<void> State::load_blocklist(const std::string& name, const std::vector<Ci
   std::snprintf(list.name, sizeof(list.name), "%s", name.c_str());
   list.loaded_unix = loaded_unix.value_or(static_cast<uint64_t>(std::time(nullptr)));
   list.entries = static_cast<uint32_t>(mine.size());
-  list.used = 1;
+  list.used = by_fleet ? XT_BLOCKLIST_BY_FLEET : XT_BLOCKLIST_HERE;
   xt_blocklist old{};
   (void)bpf_map_lookup_elem(blocklists_.get(), &*slot, &old);
   if (bpf_map_update_elem(blocklists_.get(), &*slot, &list, BPF_ANY) != 0)

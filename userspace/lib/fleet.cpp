@@ -694,7 +694,7 @@ struct Fleet::Impl {
       if (l.prefixes) {
         // Loaded as of its origin: told again by a later serve here, it is
         // the same version, not a newer one.
-        if (!state->load_blocklist(l.name, *l.prefixes, static_cast<uint64_t>(l.origin))) continue;
+        if (!state->load_blocklist(l.name, *l.prefixes, static_cast<uint64_t>(l.origin), true)) continue;
         const std::optional<xt_blocklist> now = local_list(l.name);
         lists_seen[l.name] = {l.origin, now ? now->loaded_unix : 0, now ? now->entries : 0};
       } else {

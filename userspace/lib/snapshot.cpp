@@ -254,6 +254,7 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
       entry_records.push_back(e);
     }
     jl.push_back({{"name", l.list.name}, {"entries", entries->size()}, {"loaded_unix", l.list.loaded_unix}});
+    if (l.list.used == XT_BLOCKLIST_BY_FLEET) jl.back()["fleet"] = true;
   }
   h["blocklists"] = jl;
   sum.blocklists = lists->size();
@@ -457,7 +458,8 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     // save at the latest.
     const auto saved_unix = static_cast<uint64_t>(std::max<int64_t>(0, snap->saved_at_ns) / kNs);
     const uint64_t as_of = std::min<uint64_t>(list.loaded_unix.value_or(saved_unix), std::time(nullptr));
-    if (auto ok = state.load_blocklist(list.name, list.entries, as_of); !ok) return std::unexpected(ok.error());
+    if (auto ok = state.load_blocklist(list.name, list.entries, as_of, list.fleet); !ok)
+      return std::unexpected(ok.error());
     sum.blocklists++;
   }
   // A live ban of the same prefix that ends later stays as it is (a

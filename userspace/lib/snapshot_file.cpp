@@ -137,6 +137,10 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
       if (std::ranges::any_of(out.lists, [&](const SnapshotFile::List& o) { return o.name == list.name; }))
         return snapshot_error(path, "blocklist " + list.name + " twice");
       if (out.lists.size() == XT_MAX_BLOCKLISTS) return snapshot_error(path, "more blocklists than the program holds");
+      if (l.contains("fleet")) {
+        if (!l.at("fleet").is_boolean()) return snapshot_error(path, "a blocklist's fleet is not true or false");
+        list.fleet = l.at("fleet").get<bool>();
+      }
       if (l.contains("loaded_unix"))
         list.loaded_unix = static_cast<uint64_t>(integer(l.at("loaded_unix"), "a blocklist's loaded_unix", 0, kMaxNs - 1));
       sizes.push_back(std::min<uint64_t>(count(l.at("entries"), "a blocklist's entries"), room + 1));

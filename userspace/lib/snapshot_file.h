@@ -111,6 +111,7 @@ struct SnapshotFile {
     std::string name;
     std::vector<Cidr> entries;
     std::optional<uint64_t> loaded_unix;  // its version's time; files written before it was kept have none
+    bool fleet = false;                   // told by the fleet, not loaded here
   };
   std::vector<List> lists;
   std::vector<xt_count> counters;  // by enum xt_reason
