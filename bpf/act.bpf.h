@@ -78,7 +78,7 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 	 * total's next tokens may be its), and no drop of its own: a throttle
 	 * (over its own limit) is not kept going by the total's drops, which
 	 * would have banned a source that stayed within its limit. */
-	if (conforms == XT_OVER_TOTAL)
+	if (conforms == XT_TAKE_OVER_TOTAL)
 		return rule->flags & XT_RULE_DRY_RUN ? XT_PASS_DRY_RUN : XT_DROP_TOTAL;
 	const __u32 reach = xt_drop_reach(cfg);
 	xt_note_drop(b, (__u32)now, (__u32)now, reach);

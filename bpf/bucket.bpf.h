@@ -146,13 +146,13 @@ static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule
 }
 
 /* xt_take for a rule with a total: 1 if the packet passes, 0 if its own
- * limits refuse it (nothing written), XT_OVER_TOTAL if the total does (its
- * own limits' tokens given back). Its own limits first; then the fair word:
+ * limits refuse it (nothing written), XT_TAKE_OVER_TOTAL if the total does
+ * (its own limits' tokens given back). Its own limits first; then the fair word:
  * a packet within its source's share claims it (and the claim stands
  * whatever the total says: it is the demand the share is set from); then
  * the total, down to its last token for a claim, down to half its burst for
  * the rest. A global function (see xt_send_event). */
-#define XT_OVER_TOTAL 2
+#define XT_TAKE_OVER_TOTAL 2 /* not enum xt_over_kind's XT_OVER_TOTAL */
 __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt_rule *rule, __u64 now, __u64 len,
 					    __u32 pkts)
 {
@@ -210,7 +210,7 @@ __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt
 	}
 	/* Over the total: its own limits' tokens back. */
 	xt_give_back(b, rule, len, pkts, XT_MAX_LIMITS);
-	return XT_OVER_TOTAL;
+	return XT_TAKE_OVER_TOTAL;
 }
 
 /* Where a bucket key lives: its home set (and the next, where the home set
