@@ -187,7 +187,8 @@ __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt
 		 * least, as for packets. It could never claim otherwise,
 		 * however rarely its source sent. */
 		__u64 fn = fw;
-		claim = xt_gcra(&fair, fw, now, units * cost > fair.cap ? fair.cap / cost : units, &fn);
+		const __u64 most = fair.cap / cost; /* 0: not even a unit fits, and none claims */
+		claim = xt_gcra(&fair, fw, now, units * cost > fair.cap ? (most ? most : 1) : units, &fn);
 		/* Lost to another CPU's claim: both stand (one claim's worth
 		 * more, at most, for each CPU). */
 		if (claim) {

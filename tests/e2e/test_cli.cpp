@@ -86,6 +86,10 @@ TEST_F(Cli, ABareAddressAfterABandwidthIsTheRulesCIDR) {
   // takes them: it took one, and the unit was a stray argument (exit 2).
   ok({"rule", "add", "198.18.3.0/24", "--rate", "100/s", "--total-bandwidth", "100", "Mbit/s"});
   ok({"rule", "add", "--rate", "100/s", "--total-bandwidth", "1Gbit/s", "198.18.4.0/24"});
+  const Outcome twice = lab_->xthrottle(
+      {"rule", "add", "198.18.5.0/24", "--rate", "1/s", "--total-bandwidth", "1Gbit/s", "--total-bandwidth", "2Gbit/s"});
+  EXPECT_EQ(twice.rc, 2);
+  EXPECT_NE(twice.err.find("given once"), std::string::npos) << twice.err;
   const auto rules = lab_->xthrottle_json({"rule", "list", "--json"});
   ASSERT_EQ(rules.size(), 6u) << rules.dump();
   std::set<std::string> cidrs;

@@ -312,6 +312,13 @@ TEST_F(Fleet, ARulesFileAppliedOnOneHostLeavesTheFleetsListsAlone) {
   EXPECT_NE(applied.out.find("1 kept"), std::string::npos) << applied.out;
   std::this_thread::sleep_for(1500ms);  // three times the fleet's look
   for (int h = 0; h < kHosts; h++) EXPECT_TRUE(listed(h)) << "host " << h << " lost the list";
+  // Nor does a serve started after the list was told tell it back as its
+  // own (it would bring back a list deleted while it was away).
+  serves_[2].reset();
+  start_serve(2);
+  ASSERT_TRUE(wait_connected(true));
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(status(2)["fleet"]["sent_lists"].get<uint64_t>(), 0u) << "the fleet's list told back";
   // The host that loaded it deletes it everywhere, as before.
   ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
   EXPECT_GE(until_everywhere(1, [&](int h) { return !listed(h); }), 0);

@@ -199,16 +199,14 @@ TEST_F(Operate, ServeAppliesItsConfigAtStartAndOnSighup) {
   EXPECT_EQ(log.back()["event"], "stopped");
 }
 
-// A real Prometheus (Debian's) scrapes serve during a flood; a PromQL query
-// over its HTTP API gives back the dropped-packet rate the flood caused.
 // SIGHUP reloads serve's config. It did nothing to the commands that only
-// watch (`top --watch`, `stats --watch`, `events`), so one left on a
+// watch (`top --watch`, `stats --watch`, `events`, `capture`), so one left on a
 // terminal that went away (an ssh session that dropped) walked the source
 // table every interval for good. They stop, as on SIGINT.
 TEST_F(Operate, AHangupStopsWhatOnlyWatches) {
   ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
   for (const auto& argv : std::vector<std::vector<std::string>>{
-           {"top", "--watch", "0.2"}, {"stats", "--watch", "0.2"}, {"events"}}) {
+           {"top", "--watch", "0.2"}, {"stats", "--watch", "0.2"}, {"events"}, {"capture", "--for", "30s"}}) {
     Background watcher(lab_->xthrottle_argv(argv));
     std::this_thread::sleep_for(500ms);
     watcher.signal(SIGHUP);
@@ -218,8 +216,22 @@ TEST_F(Operate, AHangupStopsWhatOnlyWatches) {
     EXPECT_LT(took, 3) << argv[0] << " went on after SIGHUP";
     if (took < 3) EXPECT_EQ(watcher.wait().rc, 0) << argv[0];
   }
+  // Under nohup (SIGHUP ignored) it goes on, as nohup means.
+  std::vector<std::string> argv = lab_->xthrottle_argv({"events"});
+  argv.insert(argv.begin(), "nohup");
+  Background kept(argv);
+  std::this_thread::sleep_for(500ms);
+  kept.signal(SIGHUP);
+  const auto start = std::chrono::steady_clock::now();
+  kept.wait_for_out([](const std::string&) { return false; }, 1);
+  EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 0.9)
+      << "events under nohup stopped on SIGHUP";
+  kept.signal(SIGTERM);
+  EXPECT_EQ(kept.wait().rc, 0);
 }
 
+// A real Prometheus (Debian's) scrapes serve during a flood; a PromQL query
+// over its HTTP API gives back the dropped-packet rate the flood caused.
 TEST_F(Operate, PrometheusSeesTheDropRateOfAFlood) {
   ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/s"});
   Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431"}));

@@ -27,7 +27,12 @@ void install_stop_signals(bool hup_reloads) {
       g_stop = 1;
   };
   sigemptyset(&sa.sa_mask);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    // A hangup ignored (nohup) stays ignored where it would stop.
+    struct sigaction was {};
+    if (sig == SIGHUP && !hup_reloads && sigaction(SIGHUP, nullptr, &was) == 0 && was.sa_handler == SIG_IGN) continue;
+    sigaction(sig, &sa, nullptr);
+  }
 }
 
 bool output_ok() { return static_cast<bool>(std::cout); }

@@ -71,11 +71,13 @@ Result<RuleSpec> spec_of(RuleAddOptions o) {
   words.burst_bytes = o.burst_bytes;
   words.new_rate = given(o.new_rate);
   words.total = given(o.total);
-  if (o.total_bandwidth.size() > 2)
-    return usage_error("--total-bandwidth is given once: a rule has one total");
   if (!o.total_bandwidth.empty()) {
-    words.total_bandwidth = o.total_bandwidth[0];
-    if (o.total_bandwidth.size() == 2) *words.total_bandwidth += " " + o.total_bandwidth[1];
+    // One word (1Gbit/s), or a number and its unit (1 Gbit/s).
+    const std::string& first = o.total_bandwidth[0];
+    const bool number = !first.empty() && first.find_first_not_of("0123456789") == std::string::npos;
+    if (o.total_bandwidth.size() > (number ? 2u : 1u))
+      return usage_error("--total-bandwidth is given once: a rule has one total");
+    words.total_bandwidth = number && o.total_bandwidth.size() == 2 ? first + " " + o.total_bandwidth[1] : first;
   }
   words.verify = given(o.verify);
   words.verify_rate = given(o.verify_rate);

@@ -415,9 +415,16 @@ struct Fleet::Impl {
         current[name] = was->second;  // told, or the fleet's
         continue;
       }
+      const ListSeen seen{static_cast<double>(l.list.loaded_unix), l.list.loaded_unix, l.list.entries};
+      // The fleet's (told before this serve started, or restored from a
+      // snapshot): not told back, as the fleet's bans are not. Its
+      // deletion here is still told.
+      if (was == lists_seen.end() && l.list.used == XT_BLOCKLIST_BY_FLEET) {
+        current[name] = seen;
+        continue;
+      }
       auto cidrs = state->blocklist_cidrs(l.slot);
       if (!cidrs) return;
-      const ListSeen seen{static_cast<double>(l.list.loaded_unix), l.list.loaded_unix, l.list.entries};
       current[name] = seen;
       told.push_back(entry("list", {"n", name, "u", std::to_string(seen.origin), "d", encode_prefixes(*cidrs)}));
     }

@@ -204,7 +204,14 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   // order), which is what a restore recompiles them into, not at the word
   // the live rule keeps it in: a replacement may have moved it.
   std::map<uint32_t, std::vector<int>> positions;
-  for (const auto& r : *rules) positions[r.rule.id] = window_positions(RuleEntry{r.cidr, r.rule, r.spec}, hz);
+  for (const auto& r : *rules) {
+    std::vector<int> at = window_positions(RuleEntry{r.cidr, r.rule, r.spec}, hz);
+    // A spec this build does not compile (a state an older one made):
+    // the words as they are.
+    if (std::ranges::all_of(at, [](int p) { return p < 0; }))
+      for (size_t i = 0; i < at.size(); i++) at[i] = static_cast<int>(i);
+    positions[r.rule.id] = std::move(at);
+  }
   auto walked = state.for_each_bucket([&](const BucketEntry& e) {
     auto it = by_id.find(e.key.rule_id);
     if (it == by_id.end() || e.key.per_len != it->second->rule.per_len) return;  // a bucket no rule has now
