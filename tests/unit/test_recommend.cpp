@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "record_file.h"
+#include "policy.h"
 #include "recommend.h"
 
 namespace xt {

@@ -154,7 +154,7 @@ Result<void> ipset_create(std::string_view line, std::string_view rest, Netmasks
 void widen(Cidr& c, int len) {
   if (c.len <= len) return;
   c.len = static_cast<uint8_t>(len);
-  for (int b = len; b < 128; b++) c.addr[b / 8] &= static_cast<uint8_t>(~(0x80 >> (b % 8)));
+  c.addr = prefix_of(c.addr, c.len);
 }
 
 // `add NAME ENTRY [options]`: the entry; options (timeout, comment,

@@ -8,6 +8,8 @@
 #include <charconv>
 #include <numeric>
 
+#include "keys.h"
+
 namespace xt {
 namespace {
 
@@ -242,15 +244,20 @@ Result<Cidr> parse_cidr(std::string_view text) {
   }
   // Host bits set is almost always a typo for a different prefix: say so.
   Cidr masked = cidr;
-  for (int i = 0; i < 16; i++) {
-    int bits = cidr.len - 8 * i;
-    uint8_t mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : static_cast<uint8_t>(0xff << (8 - bits));
-    masked.addr[i] &= mask;
-  }
+  masked.addr = prefix_of(cidr.addr, cidr.len);
   if (masked != cidr)
     return usage_error("bad CIDR " + in_quotes(text) + ": host bits are set (did you mean " +
                        format_cidr(masked) + "?)");
   return cidr;
+}
+
+std::array<uint8_t, 16> prefix_of(const std::array<uint8_t, 16>& addr, unsigned len) {
+  __u64 w[2];
+  xt_mask_addr(addr.data(), static_cast<int>(len), w);
+  std::array<uint8_t, 16> out;
+  xt_store_be64(out.data(), w[0]);
+  xt_store_be64(out.data() + 8, w[1]);
+  return out;
 }
 
 std::string format_addr(uint8_t family, const uint8_t* addr) {

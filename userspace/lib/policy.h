@@ -73,6 +73,9 @@ inline bool only_prefix_bits(const uint8_t* addr, int len) {
     if (addr[b / 8] & (0x80 >> (b % 8))) return false;
   return true;
 }
+// The prefix of `len` bits of addr (the rest zeroed), as the data path
+// masks a source into its bucket's prefix (keys.h).
+std::array<uint8_t, 16> prefix_of(const std::array<uint8_t, 16>& addr, unsigned len);
 // Whether family, addr and len make a prefix: a family, a length it has,
 // and no bit past it.
 inline bool is_prefix(uint8_t family, const uint8_t* addr, int len) {

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "keys.h"
+#include "policy.h"
 
 namespace xt {
 namespace {
@@ -160,16 +160,6 @@ size_t SourceKeyHash::operator()(const SourceKey& k) const {
   uint64_t h = (w[0] * 0x9e3779b97f4a7c15ULL) ^ (w[1] * 0xc2b2ae3d27d4eb4fULL) ^
                ((uint64_t{k.group} << 16 | uint64_t{k.family} << 8 | k.len) * 0x165667b19e3779f9ULL);
   return static_cast<size_t>(h ^ (h >> 29));
-}
-
-std::array<uint8_t, 16> prefix_of(const std::array<uint8_t, 16>& addr, unsigned len) {
-  // As the data path masks a source into its bucket's prefix (keys.h).
-  __u64 w[2];
-  xt_mask_addr(addr.data(), static_cast<int>(len), w);
-  std::array<uint8_t, 16> out;
-  xt_store_be64(out.data(), w[0]);
-  xt_store_be64(out.data() + 8, w[1]);
-  return out;
 }
 
 uint32_t ObservedBuilder::group(const std::string& name) {

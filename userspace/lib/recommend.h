@@ -119,7 +119,4 @@ class ObservedBuilder {
   size_t ignored_ = 0;
 };
 
-// The prefix of `len` bits of addr (the rest zeroed).
-std::array<uint8_t, 16> prefix_of(const std::array<uint8_t, 16>& addr, unsigned len);
-
 }  // namespace xt
