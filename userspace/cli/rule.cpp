@@ -47,6 +47,21 @@ struct RuleAddOptions {
   bool allow = false, deny = false, dry_run = false;
 };
 
+// The bandwidths a bandwidth option's words make, every occurrence's
+// together: a number alone goes with the unit after it (10 Mbit/s).
+std::vector<std::string> bandwidth_values(const std::vector<std::string>& parts) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < parts.size(); i++) {
+    const std::string& part = parts[i];
+    const bool number = !part.empty() && part.find_first_not_of("0123456789") == std::string::npos;
+    if (number && i + 1 < parts.size())
+      out.push_back(part + " " + parts[++i]);
+    else
+      out.push_back(part);
+  }
+  return out;
+}
+
 // The options as the words the one spec builder takes (rules.h).
 Result<RuleSpec> spec_of(RuleAddOptions o) {
   // An option that may be given several times takes the words after it
@@ -71,14 +86,9 @@ Result<RuleSpec> spec_of(RuleAddOptions o) {
   words.burst_bytes = o.burst_bytes;
   words.new_rate = given(o.new_rate);
   words.total = given(o.total);
-  if (!o.total_bandwidth.empty()) {
-    // One word (1Gbit/s), or a number and its unit (1 Gbit/s).
-    const std::string& first = o.total_bandwidth[0];
-    const bool number = !first.empty() && first.find_first_not_of("0123456789") == std::string::npos;
-    if (o.total_bandwidth.size() > (number ? 2u : 1u))
-      return usage_error("--total-bandwidth is given once: a rule has one total");
-    words.total_bandwidth = number && o.total_bandwidth.size() == 2 ? first + " " + o.total_bandwidth[1] : first;
-  }
+  const std::vector<std::string> total_bandwidth = bandwidth_values(o.total_bandwidth);
+  if (total_bandwidth.size() > 1) return usage_error("--total-bandwidth is given once: a rule has one total");
+  if (!total_bandwidth.empty()) words.total_bandwidth = total_bandwidth[0];
   words.verify = given(o.verify);
   words.verify_rate = given(o.verify_rate);
   words.remember = given(o.remember);
@@ -87,16 +97,7 @@ Result<RuleSpec> spec_of(RuleAddOptions o) {
   words.ban_after = given(o.ban_after);
   words.ban_for = given(o.ban_for);
   words.scope = given(o.scope);
-  // The bandwidths' words, every occurrence's together: a number alone
-  // goes with the unit after it (10 Mbit/s).
-  for (size_t i = 0; i < o.bandwidth.size(); i++) {
-    const std::string& part = o.bandwidth[i];
-    const bool number = !part.empty() && part.find_first_not_of("0123456789") == std::string::npos;
-    if (number && i + 1 < o.bandwidth.size())
-      words.bandwidth.push_back(part + " " + o.bandwidth[++i]);
-    else
-      words.bandwidth.push_back(part);
-  }
+  words.bandwidth = bandwidth_values(o.bandwidth);
   words.dry_run = o.dry_run;
   put_match_words(o.match, words);
   return build_spec(*cidr, words, command_line_words());

@@ -195,7 +195,7 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
   }
   // The lists, between the rules added and the rules removed: each load
   // or delete switches the data path's union at once (blocklist.cpp).
-  auto live_cidrs = [&](const std::string& name) -> Result<std::optional<ListBefore>> {
+  auto live_list = [&](const std::string& name) -> Result<std::optional<ListBefore>> {
     auto lists = state.blocklists();
     if (!lists) return std::unexpected(lists.error());
     for (const auto& b : *lists)
@@ -207,7 +207,7 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
     return std::optional<ListBefore>();
   };
   auto drop_list = [&](const RulesDiff::ListChange& l) -> Result<void> {
-    auto before = live_cidrs(l.name);
+    auto before = live_list(l.name);
     if (!before) return undo(before.error());
     if (auto ok = state.del_blocklist(l.name); !ok) return undo(ok.error());
     lists_done.emplace_back(l.name, std::move(*before));
@@ -225,7 +225,7 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
     for (const auto& l : *list) {
       const FileBlocklist& want = file.blocklists.at(l.index);
       if (!want.entries) return undo(Error{ErrorKind::Usage, "blocklist " + want.name + ": its file was not read"});
-      auto before = live_cidrs(l.name);
+      auto before = live_list(l.name);
       if (!before) return undo(before.error());
       if (auto ok = state.load_blocklist(l.name, *want.entries); !ok)
         return undo(Error{ok.error().kind, "blocklist " + l.name + " from " + want.file + ": " + ok.error().message});
