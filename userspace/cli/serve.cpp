@@ -14,7 +14,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstddef>
@@ -26,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 
 #include "cli.h"
 #include "events.h"
@@ -173,10 +173,14 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // While a snapshot is restored, its rules are in before their counters
   // are added back: a scrape then would read them at 0, and Prometheus
   // would take the next for a reset and count the whole past again. The
-  // scrape fails instead (no sample is better than a wrong one).
-  std::atomic<bool> restoring = false;
-  auto server = MetricsServer::start(metrics, [&pin_dir, &fleet, &fleet_mu, &restoring]() -> Result<std::string> {
-    if (restoring.load()) return system_error("restoring the snapshot: the counters are not all back yet");
+  // scrape fails instead (no sample is better than a wrong one). A scrape
+  // reads the state under a shared hold of restore_mu and the restore takes
+  // it whole: a flag checked before the read would let a scrape that began
+  // just before the restore read its rules without their counters.
+  std::shared_mutex restore_mu;
+  auto server = MetricsServer::start(metrics, [&pin_dir, &fleet, &fleet_mu, &restore_mu]() -> Result<std::string> {
+    std::shared_lock<std::shared_mutex> reading(restore_mu, std::try_to_lock);
+    if (!reading.owns_lock()) return system_error("restoring the snapshot: the counters are not all back yet");
     auto text = render_metrics(pin_dir);
     std::shared_ptr<Fleet> f;
     {
@@ -245,9 +249,8 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     const bool marked = std::filesystem::exists(marker, ec);
     Result<std::optional<SnapshotSummary>> sum = std::nullopt;
     if (there && file) {
-      restoring = true;
+      std::lock_guard<std::shared_mutex> restoring(restore_mu);
       sum = restore_state(pin_dir, *file, snapshot, true, config_file ? config_file->table : TableSettings{}, marker);
-      restoring = false;
     }
     std::filesystem::remove(marker, ec);  // done, refused or moved aside below: nothing to resume
     if (!there) {
