@@ -89,7 +89,9 @@ struct xt_pkt {
 	__u16 cls;    /* its class (abi.h, XT_CLASS_*): set by classify, 0 until then */
 };
 #define XT_L4_PORT 0x01 /* the transport header was in reach: dport is its destination port */
-#define XT_L4_SYN 0x02  /* a TCP SYN without ACK */
+#define XT_L4_SYN 0x02  /* a TCP SYN without ACK, or a RST without SYN or ACK: what a
+			 * stack answers a SYN-ACK it did not ask for (a proof)
+			 * with, which must come back to the --syn rule that sent it */
 
 /* Sets pkt's source to the n (4 or 16) bytes at src, the rest zero, with
  * two 64-bit stores: the later stages read the address as two 64-bit words,
@@ -277,7 +279,8 @@ XT_INLINE void xt_parse_l4(const void *data, const void *data_end, struct xt_pkt
 			return;
 		pkt->dport = xt_ntohs(th->dest);
 		pkt->l4 = XT_L4_PORT;
-		if ((((const __u8 *)th)[13] & 0x12) == 0x02) /* SYN, not ACK */
+		const __u8 flags = ((const __u8 *)th)[13];
+		if ((flags & 0x12) == 0x02 || (flags & 0x16) == 0x04) /* SYN, or RST; not ACK */
 			pkt->l4 |= XT_L4_SYN;
 	} else if (proto == XT_IPPROTO_UDP) {
 		if (l4 + sizeof(struct udphdr) > end || (ip_len && (off & 0x3fff) + sizeof(struct udphdr) > ip_len))

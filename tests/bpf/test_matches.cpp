@@ -13,7 +13,7 @@ namespace {
 using test::Packet;
 using test::Program;
 
-constexpr uint8_t kSyn = 0x02, kAck = 0x10;
+constexpr uint8_t kSyn = 0x02, kRst = 0x04, kAck = 0x10;
 
 // A match as `rule add` words would make it.
 Match match(std::optional<uint8_t> proto, std::optional<std::pair<uint16_t, uint16_t>> ports = std::nullopt,
@@ -88,7 +88,12 @@ TEST_F(Matches, SynRulesTakeNewConnectionsOnly) {
   EXPECT_EQ(passed(tcp("198.18.0.2", 80, kSyn), 10), 3) << "a SYN to 80: --syn";
   EXPECT_EQ(passed(tcp("198.18.0.1", 22, kSyn | kAck), 10), 10) << "a SYN-ACK is no new connection: --proto tcp";
   EXPECT_EQ(passed(tcp("198.18.0.1", 22, kAck), 10), 10);
-  EXPECT_EQ(rule_stats("0.0.0.0/0 tcp").passed_packets, 20u);
+  // A bare RST is what a stack answers a proof (a SYN-ACK it did not ask
+  // for) with: it goes back to the --syn rule. A RST with ACK ends a
+  // connection, which is no new one.
+  EXPECT_EQ(passed(tcp("198.18.0.3", 22, kRst), 10), 2) << "a bare RST to 22: --syn --port 22";
+  EXPECT_EQ(passed(tcp("198.18.0.4", 22, kRst | kAck), 10), 10) << "a RST-ACK: --proto tcp";
+  EXPECT_EQ(rule_stats("0.0.0.0/0 tcp").passed_packets, 30u);
 }
 
 // What is dropped as over one rule's limit is remembered (the hot cache) for

@@ -73,6 +73,28 @@ TEST_F(Proof, ASourceThatAnswersItsProofGetsIn) {
   EXPECT_EQ(run(Packet().ipv4("198.18.8.1").build(), 30 * kMs), XDP_DROP);
 }
 
+// The RST a client's stack answers a proof with carries no SYN: under a
+// --syn rule, which asked for the proof, it must still be the rule's, not
+// the rule for the rest of the source's TCP, where the proof is never
+// looked at (and the source, new there too, was admitted as one).
+TEST_F(Proof, TheAnswerToASynRulesProofComesBackToThatRule) {
+  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.match = Match{6, std::nullopt, true};
+    s.new_rate = *parse_rate("1/hour");
+  });
+  rule("0.0.0.0/0", "1000/s");
+  ASSERT_EQ(run(Packet().ipv4("198.19.255.1", "198.18.0.2").tcp().flags(kSyn).build()), XDP_PASS);
+  const uint32_t cookie = cookie_for("198.18.7.1");
+  EXPECT_EQ(run(rst("198.18.7.1", cookie), 5 * kMs), XDP_DROP) << "the RST is the proof, not traffic";
+  EXPECT_EQ(counter(XT_PROOFS_PASSED), 1u);
+  EXPECT_EQ(run(syn("198.18.7.1"), 10 * kMs), XDP_PASS) << "the SYN resent after the proof";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_PROOF), 1u);
+  // A RST that answers nothing is the --syn rule's too, and its budget is spent.
+  EXPECT_EQ(run(rst("198.18.7.2", cookie), 20 * kMs), XDP_DROP);
+  // The rest of a connection is the other rule's.
+  EXPECT_EQ(run(Packet().ipv4("198.18.7.2", "198.18.0.2").tcp().flags(kAck).build(), 30 * kMs), XDP_PASS);
+}
+
 TEST_F(Proof, AWrongCookieProvesNothing) {
   limit();
   spend_budget();
