@@ -5,6 +5,7 @@
 // through at once; an --allow rule beats it; `events` tells each ban made
 // and gone, and why.
 #include <signal.h>
+#include <xthrottle/abi.h>
 
 #include <thread>
 
@@ -132,6 +133,36 @@ TEST_F(Bans, ARuleBansASourceOverItsLimitForLong) {
   EXPECT_EQ(std::ranges::count_if(lines, [](const json& j) { return j.value("event", "") == "banned"; }), 1)
       << "told once, by the data path, not again by the ban table's reader: " << told.out;
   EXPECT_EQ(light_passed, light.sent) << "the rule's other sources pass";
+}
+
+// A rule's bans go in from the data path, which takes an ended one out only
+// when its source comes back. A botnet's sources that never do left theirs
+// for good: 65,536 of them, and the table was full, so no source could be
+// banned again, and nothing said so. serve clears them.
+TEST_F(Bans, EndedBansAreClearedThoughTheirSourcesNeverComeBack) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1/s", "--burst", "1", "--ban-after", "0", "--ban-for", "1s"});
+  // Four packets from each of 50 sources: the first passes, the second is
+  // the first drop, and bans.
+  lab_->flood({"--src", "198.18.1.0", "--sources", "50", "--count", "200", "--rate", "2000"});
+  EXPECT_EQ(lab_->xthrottle_json({"bans", "--json"}).size(), 50u);
+  const std::string pin = lab_->pin_dir() + "/" + XT_MAP_BANS;
+  auto in_table = [&]() -> size_t {
+    const Outcome dump = run({"bpftool", "-j", "map", "dump", "pinned", pin});
+    EXPECT_EQ(dump.rc, 0) << dump.err;
+    return dump.rc == 0 ? json::parse(dump.out).size() : 0;
+  };
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(lab_->xthrottle_json({"bans", "--json"}).size(), 0u) << "all ended";
+  EXPECT_EQ(in_table(), 50u) << "nothing took them out yet";
+  Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9433"}));
+  size_t left = 50;
+  for (int i = 0; i < 100 && left; i++) {
+    std::this_thread::sleep_for(100ms);
+    left = in_table();
+  }
+  serve.signal(SIGTERM);
+  serve.wait();
+  EXPECT_EQ(left, 0u) << "ended bans still in the table after 10 s of serve";
 }
 
 }  // namespace

@@ -338,7 +338,19 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   notify_manager("READY=1");
   int rc = 0;
   auto next_save = std::chrono::steady_clock::now() + std::chrono::seconds(*every);
+  // The ended bans cleared every few seconds: the data path takes a rule's
+  // ban out only when its source comes back, and a botnet's sources that
+  // never do would fill the table (State::clear_ended_bans).
+  constexpr auto kClearBansEvery = std::chrono::seconds(5);
+  auto next_clear = std::chrono::steady_clock::now() + kClearBansEvery;
   while (!g_stop) {
+    if (std::chrono::steady_clock::now() >= next_clear) {
+      auto lock = DirLock::acquire(pin_dir);
+      auto cleared = lock ? state->clear_ended_bans() : Result<void>(std::unexpected(lock.error()));
+      if (!cleared)
+        log_line({{"event", "bans_not_cleared"}, {"error", cleared.error().message}, {"unix_time", unix_time()}});
+      next_clear = std::chrono::steady_clock::now() + kClearBansEvery;
+    }
     if (!snapshot.empty() && std::chrono::steady_clock::now() >= next_save) {
       save_logged("periodic");
       next_save = std::chrono::steady_clock::now() + std::chrono::seconds(*every);

@@ -669,12 +669,24 @@ Result<void> State::for_each_ban(const std::function<void(const xt_ban_key&, con
   return {};
 }
 
+Result<void> State::clear_ended_bans() {
+  auto now = this->now();
+  if (!now) return std::unexpected(now.error());
+  return tidy_bans(*now);
+}
+
 Result<std::vector<State::Ban>> State::bans() const {
   auto now = this->now();
   if (!now) return std::unexpected(now.error());
   std::vector<Ban> out;
+  // A trie's walk starts over from its first key when the key it stands on
+  // is deleted meanwhile (a ban ended, lifted, or cleared by the data
+  // path): a ban seen twice is listed once.
+  std::set<std::vector<uint8_t>> seen;
   auto walked = for_each_ban([&](const xt_ban_key& key, const xt_ban& ban) {
     if (static_cast<int64_t>(ban.until - *now) <= 0) return;
+    const auto* raw = reinterpret_cast<const uint8_t*>(&key);
+    if (!seen.insert(std::vector<uint8_t>(raw, raw + sizeof(key))).second) return;
     Cidr cidr;
     cidr.family = key.family;
     cidr.len = static_cast<uint8_t>(key.prefixlen - XT_BAN_KEY_BITS);
@@ -695,7 +707,17 @@ Result<void> State::tidy_bans(uint64_t now) {
       left++;
   });
   if (!walked) return walked;
-  for (const auto& k : ended) (void)bpf_map_delete_elem(bans_.get(), &k);
+  for (const auto& k : ended) {
+    // Looked at again just before: the data path may have banned the
+    // prefix anew since the walk (a ban replaces an ended one in place).
+    xt_ban ban{};
+    if (bpf_map_lookup_elem(bans_.get(), &k, &ban) != 0) continue;
+    if (static_cast<int64_t>(ban.until - now) > 0) {
+      left++;
+      continue;
+    }
+    (void)bpf_map_delete_elem(bans_.get(), &k);
+  }
   if (left || !config_mem_) return {};
   // No ban left; but a rule that bans (--ban-for) needs the table read.
   auto live = rules();

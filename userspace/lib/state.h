@@ -194,6 +194,12 @@ class State {
   Result<void> put_bans(const std::vector<std::pair<Cidr, xt_ban>>& bans);
   Result<void> del_ban(const Cidr& cidr);
   Result<std::vector<Ban>> bans() const;
+  // Removes the bans that have ended. A rule's bans (--ban-for) go in from
+  // the data path, which takes an ended one out only when its source comes
+  // back: serve calls this every few seconds, or the ended bans of a
+  // rotating botnet would fill the table and no source could be banned.
+  // The caller holds the pin directory's lock.
+  Result<void> clear_ended_bans();
 
   // Blocklists (xthrottle blocklist; abi.h): named lists of prefixes whose
   // sources are dropped, whatever their rule (but an --allow rule). Loading
