@@ -238,6 +238,11 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   if (!snapshot.empty()) {
     std::error_code ec;
     const bool there = std::filesystem::exists(snapshot, ec);
+    // The scrapes fail from before the file is read: a restore cut short
+    // left rules without their counters, which a scrape during a long read
+    // would take at 0 before the resumed restore tops them up.
+    std::unique_lock<std::shared_mutex> restoring(restore_mu, std::defer_lock);
+    if (there) restoring.lock();
     auto file = there ? read_snapshot(snapshot) : Result<SnapshotFile>();
     // A good file is restored, the scrapes failing meanwhile (above). A
     // marker beside it says a restore is under way: one that a kill cut
@@ -248,10 +253,9 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     const std::string marker = snapshot + ".restoring";
     const bool marked = std::filesystem::exists(marker, ec);
     Result<std::optional<SnapshotSummary>> sum = std::nullopt;
-    if (there && file) {
-      std::lock_guard<std::shared_mutex> restoring(restore_mu);
+    if (there && file)
       sum = restore_state(pin_dir, *file, snapshot, true, config_file ? config_file->table : TableSettings{}, marker);
-    }
+    if (restoring.owns_lock()) restoring.unlock();
     std::filesystem::remove(marker, ec);  // done, refused or moved aside below: nothing to resume
     if (!there) {
       log_line({{"event", "snapshot_none"}, {"path", snapshot}, {"unix_time", unix_time()}});
