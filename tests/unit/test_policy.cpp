@@ -682,6 +682,22 @@ TEST(Bans, BanOptionsGoTogetherAndReadBack) {
   RuleWords wide = w;
   wide.per = "8";
   expect_usage_error(compile_rule(*spec_of(wide), kHz), "--per 15");
+  // The rule's own prefix: allowed, as snapshots and rules files hold it,
+  // but one bucket for all of it bans all of it, and rule add says so.
+  RuleWords whole = w;
+  whole.per = "15";
+  auto one = spec_of(whole);
+  ASSERT_TRUE(one.has_value()) << one.error().message;
+  EXPECT_TRUE(compile_rule(*one, kHz).has_value());
+  const auto said = rule_warnings(*one, kHz);
+  ASSERT_EQ(said.size(), 1u);
+  EXPECT_NE(said[0].find("bans all of it"), std::string::npos) << said[0];
+  EXPECT_TRUE(rule_warnings(*spec_of(w), kHz).empty()) << "--per 32 bans sources";
+  RuleWords host = w;
+  host.per.reset();
+  auto one_host = build_spec(*parse_cidr("198.18.0.9/32"), host, command_line_words());
+  ASSERT_TRUE(one_host.has_value());
+  EXPECT_TRUE(rule_warnings(*one_host, kHz).empty()) << "a rule of one host bans that host";
   RuleWords bad = w;
   bad.ban_after = "soon";
   expect_usage_error(spec_of(bad), "soon");

@@ -738,6 +738,15 @@ std::vector<std::string> rule_warnings(const RuleSpec& spec, uint32_t hz) {
   if (spec.ecn && spec.dry_run) out.push_back("--over ecn marks nothing while the rule is --dry-run");
   if (spec.action != XT_ACT_LIMIT) return out;
   const Limits l = limits_of(spec);
+  // One bucket for the whole CIDR, and it bans: the ban is of the CIDR,
+  // well-behaved sources and other rules' with the flood, which is the
+  // outage an attacker sending enough would want.
+  const int host = spec.cidr.family == XT_FAMILY_V4 ? 32 : 128;
+  if (spec.ban_for && l.per == spec.cidr.len && l.per < host)
+    out.push_back("--per " + std::to_string(l.per) + " meters all of " + format_cidr(spec.cidr) +
+                  " as one source, so --ban-for bans all of it, well-behaved sources with the flood, for " +
+                  format_duration(*spec.ban_for) + ": whoever sends enough makes that outage; a longer --per bans "
+                  "only the prefixes over the limit");
   constexpr uint64_t kFrame = 1514;  // a full-size Ethernet frame
   for (const Window& w : l.windows) {
     if (w.bytes && w.burst < kFrame) {
