@@ -439,6 +439,18 @@ TEST_F(RecordWriterTest, ARecordReadsFromAPipe) {
   EXPECT_FALSE(read_record_file((dir_ / "none").string())) << "a file that is not there";
 }
 
+// A directory given for the record (serve --record /var/lib/xthrottle,
+// recommend --from DIR) is an error that names it; the stream read before
+// threw from libstdc++ and ended the process.
+TEST_F(RecordWriterTest, ADirectoryIsAnErrorNotACrash) {
+  auto read = read_record_file(dir_.string());
+  ASSERT_FALSE(read);
+  EXPECT_NE(read.error().message.find(dir_.string()), std::string::npos) << read.error().message;
+  auto w = RecordWriter::open(dir_.string(), 1 << 20, log());
+  EXPECT_FALSE(w);
+  EXPECT_TRUE(std::filesystem::is_directory(dir_)) << "nothing moved aside";
+}
+
 TEST_F(RecordWriterTest, AFileThatIsNotARecordIsMovedAside) {
   std::ofstream(path_) << "precious notes\n";
   auto w = RecordWriter::open(path_, 1 << 20, log());

@@ -9,9 +9,9 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <optional>
+
+#include "files.h"
 
 namespace xt {
 namespace {
@@ -198,20 +198,9 @@ int64_t unix_now() {
 }  // namespace
 
 Result<std::string> read_record_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return system_error("cannot read the record " + path, errno);
-  std::string bytes;
-  in.seekg(0, std::ios::end);
-  if (const std::streamoff size = in ? static_cast<std::streamoff>(in.tellg()) : -1; size >= 0) {
-    bytes.resize(static_cast<size_t>(size));
-    in.seekg(0);
-    in.read(bytes.data(), size);
-  } else {  // a pipe, which cannot seek: read to its end
-    in.clear();
-    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-  if (in.bad() || (in.fail() && !in.eof())) return system_error("cannot read the record " + path, errno ? errno : EIO);
-  return bytes;
+  auto bytes = read_file(path);
+  if (!bytes) return system_error("cannot read the record " + path, errno);
+  return std::move(*bytes);
 }
 
 Result<RecordRead> observe_record(std::string_view bytes, const std::string& what, const std::string& only,
