@@ -220,6 +220,13 @@ TEST_F(Cli, StatusTellsTheTruth) {
   check(3, "the interface is gone");
   in_dut({"ip", "link", "add", "xtv0", "type", "veth", "peer", "name", "xtv1"});
   check(3, "made again since");
+  // Not to be protected any more: detach forgets the old one's record,
+  // though no program of ours is on the new one.
+  const Outcome again = lab_->xthrottle({"detach", "xtv0"});
+  EXPECT_EQ(again.rc, 0) << again.err;
+  EXPECT_NE(again.out.find("xtv0 is gone"), std::string::npos) << again.out;
+  check(0, "protected");
+  EXPECT_EQ(lab_->xthrottle({"detach", "xtv0"}).rc, 1) << "nothing left to forget";
   ok({"attach", "xtv0", "--mode", "native"});
   check(0, "protected");
   in_dut({"ip", "link", "del", "xtv0"});
@@ -249,6 +256,17 @@ TEST_F(Cli, StatusTellsTheTruth) {
   ok({"attach", "xtw0", "--mode", "skb"});
   check(0, "xtw0");
   ok({"detach", "xtw0"});
+  // An index the kernel gave out again, to an interface running nothing of
+  // ours: the deleted one's record is forgotten by its name all the same.
+  in_dut({"ip", "link", "add", "xtv0", "index", "4000", "type", "veth", "peer", "name", "xtq0"});
+  ok({"attach", "xtv0", "--mode", "native"});
+  in_dut({"ip", "link", "del", "xtv0"});
+  in_dut({"ip", "link", "add", "xtz0", "index", "4000", "type", "veth", "peer", "name", "xtq1"});
+  check(3, "xtv0: attached by xthrottle");
+  const Outcome reused = lab_->xthrottle({"detach", "xtv0"});
+  EXPECT_EQ(reused.rc, 0) << reused.err;
+  check(0, "protected");
+  in_dut({"ip", "link", "del", "xtz0"});
 
   ok({"detach", "dut0"});
   check(3, "not attached");

@@ -223,19 +223,22 @@ uint32_t prog_id(int fd) {
 }
 
 // Forgets this network namespace's records of an interface named ifname
-// under another index than `keep` (0: under any) that no interface has any
-// more: one deleted since, and perhaps made again under that name. (An
-// interface renamed keeps its index, and its program: its record stays.)
-// Returns how many.
+// under another index than `keep` (0: under any) whose interface is gone:
+// deleted since (and perhaps made again under that name), its index now
+// no interface's, or another's that runs no program of ours (the kernel
+// gave the index out again). An interface renamed keeps its index, and
+// its program: its record stays. Returns how many.
 size_t forget_records_named(const State& state, const std::string& ifname, uint32_t keep) {
   const uint64_t ns = netns_inode();
   std::vector<xt_attach_key> stale;
   char name[IF_NAMESIZE];
   (void)walk_keys<xt_attach_key>(state.attach_fd(), "the attach table", [&](const xt_attach_key& key) {
     xt_attach_info info{};
-    if (key.netns_ino == ns && key.ifindex != keep && !if_indextoname(key.ifindex, name) &&
-        bpf_map_lookup_elem(state.attach_fd(), &key, &info) == 0 &&
-        std::string_view(info.ifname, strnlen(info.ifname, sizeof(info.ifname))) == ifname)
+    if (key.netns_ino != ns || key.ifindex == keep || bpf_map_lookup_elem(state.attach_fd(), &key, &info) != 0 ||
+        std::string_view(info.ifname, strnlen(info.ifname, sizeof(info.ifname))) != ifname)
+      return;
+    if (!if_indextoname(key.ifindex, name) ||
+        (ifname != name && !probe(key.ifindex, map_id(state.rules_fd())).ours))
       stale.push_back(key);
   });
   for (const xt_attach_key& key : stale) (void)bpf_map_delete_elem(state.attach_fd(), &key);
@@ -405,6 +408,9 @@ Result<bool> detach(const State& state, const std::string& ifname) {
   const xt_attach_key key = record_key(*ifindex);
   if (!p.ours) {
     bpf_map_delete_elem(state.attach_fd(), &key);  // a stale record, if any
+    // The interface attached under this name was deleted and made again:
+    // its record, under the old index, is what is left to undo.
+    if (forget_records_named(state, ifname, *ifindex)) return true;
     return system_error("xthrottle is not attached to " + ifname);
   }
   int err = p.ours->multiprog
