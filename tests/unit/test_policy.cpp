@@ -389,6 +389,17 @@ TEST(Match, CombinationsThatNeverMatchAreRefused) {
   refused("0.0.0.0/0", RuleWords{.proto = "udp", .syn = true}, "--syn is TCP's");
   refused("::/0", RuleWords{.proto = "icmp"}, "icmpv6");
   refused("0.0.0.0/0", RuleWords{.proto = "icmpv6"}, "--proto icmp");
+  // IPv6's extension headers are stepped over to the transport protocol:
+  // a rule of one never matched (a fragment is its transport's).
+  for (const char* p : {"0", "43", "44", "51", "60"}) refused("2001:db8::/32", RuleWords{.proto = p}, "extension header");
+  for (const char* p : {"51", "50", "4"}) {
+    RuleWords ok{.proto = p};
+    ok.rate = {"1/s"};
+    EXPECT_TRUE(compile_rule(spec_of("0.0.0.0/0", ok), 1000).has_value()) << "IPv4 --proto " << p;
+  }
+  RuleWords esp{.proto = "50"};
+  esp.rate = {"1/s"};
+  EXPECT_TRUE(compile_rule(spec_of("2001:db8::/32", esp), 1000).has_value()) << "ESP ends the chain";
 }
 
 TEST(Match, PortRulesWithoutAFallbackAreTold) {

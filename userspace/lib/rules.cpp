@@ -499,6 +499,12 @@ Result<void> check_match(const RuleSpec& spec) {
     return usage_error("--proto icmp never matches an IPv6 source: IPv6 has --proto icmpv6");
   if (m.proto && *m.proto == 58 && v4)
     return usage_error("--proto icmpv6 never matches an IPv4 source: IPv4 has --proto icmp");
+  // The parser steps over IPv6's extension headers (parse.h,
+  // xt_ext_header) to the protocol after them: a fragment of UDP is UDP's.
+  if (m.proto && !v4 && (*m.proto == 0 || *m.proto == 43 || *m.proto == 44 || *m.proto == 51 || *m.proto == 60))
+    return usage_error("--proto " + format_proto(*m.proto) +
+                       " never matches an IPv6 source: it is an extension header, which xthrottle steps over to "
+                       "the transport protocol after it (a fragment of UDP is --proto udp)");
   return {};
 }
 
