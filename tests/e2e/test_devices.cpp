@@ -77,6 +77,22 @@ TEST_F(Devices, ALinkTypeItCannotReadIsRefused) {
   EXPECT_FALSE(std::filesystem::exists(lab_->pin_dir() + "/" + XT_MAP_RULES)) << "nothing was created";
 }
 
+// An attach that fails takes the state it made with it: a retry with
+// other table settings is not refused as a resize.
+TEST_F(Devices, AFailedAttachLeavesNoStateBehind) {
+  ASSERT_EQ(lab_->in_dut({"ip", "link", "add", "xd0", "type", "ifb"}).rc, 0);
+  Outcome r = lab_->xthrottle({"attach", "xd0", "--mode", "native", "--max-sources", "4096"});
+  EXPECT_EQ(r.rc, 1) << "an ifb has no native XDP: " << r.out;
+  EXPECT_FALSE(std::filesystem::exists(lab_->pin_dir() + "/" + XT_MAP_RULES)) << "nothing was left";
+  Outcome retry = lab_->xthrottle({"attach", "xd0", "--mode", "skb", "--max-sources", "8192"});
+  EXPECT_EQ(retry.rc, 0) << retry.err;
+  EXPECT_EQ(lab_->xthrottle_json({"status", "--json"})["max_sources"], 8192) << "made by the retry";
+  // A state that was there before stays when an attach fails.
+  EXPECT_EQ(lab_->xthrottle({"attach", "xd0", "--mode", "native", "--replace"}).rc, 1);
+  EXPECT_TRUE(std::filesystem::exists(lab_->pin_dir() + "/" + XT_MAP_RULES));
+  ok({"detach", "xd0"});
+}
+
 // Issue 9.4: in generic (skb) mode a packet limit counted super-packets: 20 MB
 // of TCP through 100/s burst 100 passed as 472 "packets" of ~42 KB.
 TEST_F(Devices, SkbModeCountsASuperPacketAsItsWirePackets) {

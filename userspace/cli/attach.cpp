@@ -29,10 +29,19 @@ int run_attach(const Globals& g, const AttachOptions& o) {
   if (auto ok = ensure_bpffs(g.pin_dir); !ok) return fail(ok.error());
   auto lock = DirLock::acquire(g.pin_dir);
   if (!lock) return fail(lock.error());
+  const bool made = !State::exists(g.pin_dir);
   auto state = State::open_or_create(g.pin_dir, create);
   if (!state) return fail(state.error());
   auto a = attach(*state, o.ifname, *mode, o.replace);
-  if (!a) return fail(a.error());
+  if (!a) {
+    // A state made for this attach goes with it: a retry with another
+    // --max-sources or --idle would be refused as a resize.
+    if (made) {
+      state = std::unexpected(a.error());  // its maps closed before their pins go
+      if (auto gone = State::unpin(g.pin_dir); !gone) std::cerr << "xthrottle: " << gone.error().message << "\n";
+    }
+    return fail(a.error());
+  }
   if (a->replaced_prog_id)
     std::cout << "upgraded " << a->ifname << ": prog id " << a->replaced_prog_id << " replaced by " << a->prog_id
               << " in one step, on the same maps; " << mode_name(a->mode) << " mode\n";

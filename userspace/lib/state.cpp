@@ -259,6 +259,21 @@ Result<State> State::open_or_create(const std::string& pin_dir, const Create& cr
   return open(pin_dir);
 }
 
+Result<void> State::unpin(const std::string& pin_dir) {
+  auto skel = open_object({.pin_dir = std::nullopt, .test_clock = false});
+  if (!skel) return std::unexpected(skel.error());
+  std::vector<std::string> names = {XT_MAP_RULES};
+  bpf_map* map;
+  bpf_object__for_each_map(map, (*skel)->obj) {
+    const std::string name = bpf_map__name(map);
+    if (!bpf_map__is_internal(map) && name != XT_MAP_CONTROL && name != XT_MAP_RULES) names.push_back(name);
+  }
+  for (const std::string& name : names)
+    if (unlink((pin_dir + "/" + name).c_str()) != 0 && errno != ENOENT)
+      return system_error("cannot remove " + pin_dir + "/" + name, errno);
+  return {};
+}
+
 size_t table_slots(const xt_config& cfg) {
   return (size_t{1} << (cfg.bucket_bits & 31)) * XT_BUCKET_WAYS;
 }

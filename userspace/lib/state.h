@@ -99,6 +99,10 @@ class State {
   };
   static Result<State> open_or_create(const std::string& pin_dir, const Create& create = {});
   static bool exists(const std::string& pin_dir);
+  // Takes the state out of pin_dir: the rule table's pin first (it says
+  // the state exists), then the rest. For a state just made, which nothing
+  // uses yet: attach's, when the attach then failed.
+  static Result<void> unpin(const std::string& pin_dir);
   // The maps of a loaded object that pins nothing: the BPF_PROG_TEST_RUN
   // tests drive the real program through the same state layer.
   static Result<State> from_object(const bpf_object* obj);
