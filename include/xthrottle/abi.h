@@ -548,12 +548,15 @@ struct xt_ban {
 	__u64 until;     /* tick it ends */
 	__u64 since;     /* tick it began */
 	__u32 prefixlen; /* its key's: so the data path can remove it once it has ended */
-	__u32 rule;      /* id + 1 of the rule that made it (--ban-for); 0: `ban add`; XT_BAN_BY_FLEET */
+	__u32 rule;      /* id + 1 of the rule that made it (--ban-for); 0: `ban add`; XT_BAN_BY_FLEET, XT_BAN_BY_DELETED_RULE */
 };
 /* xt_ban.rule of a ban another host of the fleet told (serve --cluster). */
 #define XT_BAN_BY_FLEET 0xffffffffu
+/* xt_ban.rule of a ban whose rule was deleted since: its id may be another
+ * rule's by now. */
+#define XT_BAN_BY_DELETED_RULE 0xfffffffeu
 /* Whether a ban was made by a rule's --ban-for (the rule's id: rule - 1). */
-#define XT_BAN_BY_RULE(ban) ((ban).rule && (ban).rule != XT_BAN_BY_FLEET)
+#define XT_BAN_BY_RULE(ban) ((ban).rule && (ban).rule < XT_BAN_BY_DELETED_RULE)
 /* A hot-cache entry of a banned source: XT_HOT_DENIED with this per_len,
  * which no rule has; its drops are counted as XT_DROP_BANNED. */
 #define XT_HOT_BANNED 0xff

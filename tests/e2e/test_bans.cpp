@@ -133,6 +133,13 @@ TEST_F(Bans, ARuleBansASourceOverItsLimitForLong) {
   EXPECT_EQ(std::ranges::count_if(lines, [](const json& j) { return j.value("event", "") == "banned"; }), 1)
       << "told once, by the data path, not again by the ban table's reader: " << told.out;
   EXPECT_EQ(light_passed, light.sent) << "the rule's other sources pass";
+  // Its rule deleted, and its slot taken by another: the ban is not the
+  // other's (the next rule added takes the lowest free id).
+  ok({"rule", "del", "198.18.0.0/15"});
+  ok({"rule", "add", "10.0.0.0/8", "--rate", "1/s"});
+  const json after = lab_->xthrottle_json({"bans", "--json"});
+  ASSERT_EQ(after.size(), 1u) << after.dump();
+  EXPECT_EQ(after[0]["rule"], "(deleted rule)");
 }
 
 // A rule's bans go in from the data path, which takes an ended one out only

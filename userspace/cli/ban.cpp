@@ -53,6 +53,7 @@ int run_bans(const Globals& g, bool json) {
   if (!rules) return fail(rules.error());
   // The rule that made a ban (--ban-for), by its id; none for `ban add`.
   auto made_by = [&](const xt_ban& ban) -> nlohmann::json {
+    if (ban.rule == XT_BAN_BY_DELETED_RULE) return "(deleted rule)";
     for (const auto& e : *rules)
       if (XT_BAN_BY_RULE(ban) && e.rule.id == ban.rule - 1) return rule_name(e.cidr, e.spec.match);
     return nullptr;

@@ -97,7 +97,9 @@ struct EventReader::Context {
       for (const auto& [source, ban] : current) {
         auto it = bans.find(source);
         // A rule's ban is told by the data path's own event.
-        if (XT_BAN_BY_RULE(ban) || (it != bans.end() && it->second.since == ban.since)) continue;
+        if (XT_BAN_BY_RULE(ban) || ban.rule == XT_BAN_BY_DELETED_RULE ||
+            (it != bans.end() && it->second.since == ban.since))
+          continue;
         deliver_banned_by_hand(source, ban);
         told++;
       }
@@ -107,6 +109,7 @@ struct EventReader::Context {
   }
 
   std::string ban_rule(const xt_ban& ban) {
+    if (ban.rule == XT_BAN_BY_DELETED_RULE) return "(deleted rule)";
     return XT_BAN_BY_RULE(ban) ? rule_name(ban.rule - 1) : "";
   }
 

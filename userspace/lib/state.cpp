@@ -1044,6 +1044,17 @@ Result<void> State::del_rule(const Cidr& cidr, const Match& match) {
   if (auto ok = publish(&*current); !ok) return std::unexpected(ok.error());
   step();
   if (auto ok = set_redirects(id, RuleSpec{}, 0, redirected); !ok) return std::unexpected(ok.error());
+  // Its bans stay, marked as a deleted rule's before the slot is free: the
+  // next rule added takes the lowest free id, and would be named as theirs.
+  std::vector<std::pair<xt_ban_key, xt_ban>> its_bans;
+  auto walked = for_each_ban([&](const xt_ban_key& k, const xt_ban& ban) {
+    if (XT_BAN_BY_RULE(ban) && ban.rule - 1 == id) its_bans.emplace_back(k, ban);
+  });
+  if (!walked) return walked;
+  for (auto& [k, ban] : its_bans) {
+    ban.rule = XT_BAN_BY_DELETED_RULE;
+    (void)bpf_map_update_elem(bans_.get(), &k, &ban, BPF_EXIST);  // else lifted or ended meanwhile
+  }
   // The slot is free again (rule_slots_in_use).
   if (auto ok = free_rule_text(id); !ok) return std::unexpected(ok.error());
   return sweep_buckets(id, XT_SWEEP_ALL);
