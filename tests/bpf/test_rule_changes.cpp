@@ -191,6 +191,54 @@ TEST_F(RuleChanges, PortRangesChangeWithoutAGap) {
   }
 }
 
+// An add that fails after its match's port range went in takes the range
+// out again, and starts a new epoch: the next add may take the range's id
+// for another range, and packets of that one must not find the rule cache's
+// entries of when the id meant this one (there, the TCP rule's).
+TEST_F(RuleChanges, AFailedAddLeavesNoCacheEntryOfItsRange) {
+  load();
+  rule("0.0.0.0/0", "1000000/s", std::nullopt, [](RuleSpec& s) { s.match = Match{6, std::nullopt, false}; });
+  rule("192.0.2.1/32", "1000000/s");  // the rule cache's blocks single addresses (above)
+  RuleSpec wordy;
+  wordy.cidr = *parse_cidr("0.0.0.0/0");
+  wordy.match = Match{6, std::pair<uint16_t, uint16_t>(2222, 2222), false};
+  wordy.rates = {*parse_rate("1000/s"), *parse_rate("20000/min")};
+  wordy.bursts = {1000000, 2000000};
+  wordy.bandwidths = {*parse_bandwidth("1234567kbit/s")};
+  wordy.burst_bytes = {1234567890};
+  wordy.dry_run = true;
+  wordy.ecn = true;
+  wordy.new_rate = *parse_rate("123456/s");
+  wordy.verify_rate = *parse_rate("654321/s");
+  wordy.remember = 86399;
+  wordy.ban_after = 64799;
+  wordy.ban_for = 4294967;
+  ASSERT_GE(options_text(wordy).size(), size_t{XT_RULE_TEXT_SIZE}) << options_text(wordy);
+  auto compiled = compile_rule(wordy, test::kHz);
+  ASSERT_TRUE(compiled.has_value()) << compiled.error().message;
+  const auto tcp22 = Packet().ipv4("198.18.0.7").tcp().ports(40000, 2222).build();
+  const auto udp53 = Packet().ipv4("198.18.0.7").ports(40000, 53).build();  // UDP unless told
+  uint64_t now = kSec;
+  state_->set_step_hook([&] { (void)verdict(tcp22, now += kMs); });  // cached under the range's id
+  ASSERT_FALSE(state_->put_rule(wordy, *compiled).has_value()) << "too long to record";
+  const Verdict unmatched{XDP_PASS, XT_PASS_UNMATCHED}, deny{XDP_DROP, XT_DROP_DENY};
+  int steps = 0;
+  state_->set_step_hook([&] {
+    steps++;
+    const Verdict seen = verdict(udp53, now += kMs);
+    EXPECT_TRUE(seen == unmatched || seen == deny)
+        << "UDP/53 got action " << seen.action << ", reason " << seen.reason << " at step " << steps
+        << ": a cache entry of the failed add's range";
+  });
+  rule("0.0.0.0/0", std::nullopt, std::nullopt, [](RuleSpec& s) {
+    s.action = XT_ACT_DENY;
+    s.match = Match{17, std::pair<uint16_t, uint16_t>(53, 53), false};
+  });
+  state_->set_step_hook(nullptr);
+  EXPECT_GT(steps, 0);
+  EXPECT_EQ(verdict(udp53, now += kMs), deny);
+}
+
 // Issue 9.1: a replacement brings lagging buckets up to date while sources
 // keep sending. What a source spends meanwhile stays spent: its passed
 // packets plus the tokens it has left equal what it had, exactly, and its

@@ -840,6 +840,7 @@ Result<void> State::prepare_match(const Cidr& cidr, const Match& match) {
   auto* cfg = static_cast<xt_config*>(config_mem_.get());
   std::atomic_ref<uint8_t>(cfg->proto_levels[*match.proto]).fetch_or(uint8_t(1u << level));
   std::atomic_ref<uint32_t>(cfg->matches).store(1, std::memory_order_release);
+  step();  // packets of the match now have its class, and still the old rules
   return {};
 }
 
@@ -990,7 +991,10 @@ void State::undo_failed_add(std::optional<uint32_t> id) {
     (void)set_redirects(*id, RuleSpec{}, 0, true);
     (void)free_rule_text(*id);
   }
-  if (auto live = rules(); live) (void)tidy_matches(*live);
+  // A new epoch after the match's range goes: packets of the range may
+  // have filled cache entries under its id meanwhile, and the next add may
+  // take the id for another range (RuleChanges.AFailedAddLeavesNoCacheEntryOfItsRange).
+  if (auto live = rules(); live && tidy_matches(*live)) (void)publish(&*live);
 }
 
 Result<void> State::free_rule_text(uint32_t id) {
