@@ -244,6 +244,26 @@ TEST_F(BlocklistsFromAFile, AFullTableSwapsAListForAnother) {
   EXPECT_EQ(verdict("198.18.15.9"), XDP_DROP);
 }
 
+// A file that fits once the rules it drops are out goes in, though the
+// rules it adds would not fit beside them: here a range moved from port 22
+// to 22-23 inside three nested ones (five deep for a moment, where four is
+// the most). It was refused, and everything undone.
+TEST_F(BlocklistsFromAFile, ARuleThatFitsOnlyOnceAnotherIsOutGoesIn) {
+  const std::string nest = "[[rule]]\ncidr = \"0.0.0.0/0\"\nproto = \"tcp\"\nport = \"1-65535\"\nrate = \"100/s\"\n"
+                           "[[rule]]\ncidr = \"0.0.0.0/0\"\nproto = \"tcp\"\nport = \"1-1023\"\nrate = \"100/s\"\n"
+                           "[[rule]]\ncidr = \"0.0.0.0/0\"\nproto = \"tcp\"\nport = \"20-25\"\nrate = \"100/s\"\n";
+  auto first = apply(write("a.toml", nest + "[[rule]]\ncidr = \"0.0.0.0/0\"\nproto = \"tcp\"\nport = 22\nrate = \"10/s\"\n"));
+  ASSERT_TRUE(first) << first.error().message;
+  auto moved = apply(write("b.toml", nest + "[[rule]]\ncidr = \"0.0.0.0/0\"\nproto = \"tcp\"\nport = \"22-23\"\nrate = \"10/s\"\n"));
+  ASSERT_TRUE(moved) << moved.error().message;
+  std::vector<std::string> live;
+  const auto rules = state_->rules().value();  // kept: a loop over .value() of the temporary reads freed memory
+  for (const auto& e : rules) live.push_back(rule_name(e.cidr, e.spec.match));
+  std::ranges::sort(live);
+  EXPECT_EQ(live, (std::vector<std::string>{"0.0.0.0/0 tcp/1-1023", "0.0.0.0/0 tcp/1-65535", "0.0.0.0/0 tcp/20-25",
+                                            "0.0.0.0/0 tcp/22-23"}));
+}
+
 TEST_F(BlocklistsFromAFile, BadListsAreRulesFileLineOrListLine) {
   write("good.txt", "198.18.1.0/24\n");
   const std::string bad_list = write("bad.txt", "198.18.2.0/24\n\nexample.com\n");

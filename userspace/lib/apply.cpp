@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <set>
 
 namespace xt {
 namespace {
@@ -179,17 +180,31 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
              return m.ports && m.proto == g.proto && port_ranges_cross(*m.ports, *g.ports);
            });
   };
+  std::set<const RulesDiff::Change*> removed;
   auto remove = [&](const RulesDiff::Change& c) -> Result<void> {
+    if (removed.contains(&c)) return {};
     if (auto ok = state.del_rule(c.spec.cidr, c.spec.match); !ok) return undo(ok.error());
     done.push_back(&c);  // undone by adding it back (its buckets are gone)
+    removed.insert(&c);
     return {};
   };
   for (const auto& c : diff.remove)
     if (in_the_way(c))
       if (auto ok = remove(c); !ok) return ok;
+  // A rule the rules going out leave no room for (the table's 4096, port
+  // ranges four deep) goes in once they are out: the file is checked whole,
+  // and what it holds fits.
+  bool room_made = false;
   for (const auto* list : {&diff.add, &diff.change}) {
     for (const auto& c : *list) {
-      if (auto ok = state.put_rule(c.spec, c.compiled); !ok) return undo(ok.error());
+      auto put = state.put_rule(c.spec, c.compiled);
+      if (!put && !room_made && !diff.remove.empty()) {
+        room_made = true;
+        for (const auto& gone : diff.remove)
+          if (auto ok = remove(gone); !ok) return ok;
+        put = state.put_rule(c.spec, c.compiled);
+      }
+      if (!put) return undo(put.error());
       done.push_back(&c);
     }
   }
@@ -237,8 +252,7 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
       if (auto ok = drop_list(l); !ok) return ok;
 
   for (const auto& c : diff.remove)
-    if (!in_the_way(c))
-      if (auto ok = remove(c); !ok) return ok;
+    if (auto ok = remove(c); !ok) return ok;
 
   auto current = state.meta();
   if (!current) return std::unexpected(current.error());

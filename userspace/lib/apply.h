@@ -48,7 +48,9 @@ std::string diff_text(const RulesDiff& diff);
 nlohmann::json diff_json(const RulesDiff& diff);
 
 // Applies a diff: rules added and changed first, then the blocklists, rules
-// removed last; if the kernel refuses any step, the steps already taken are
+// removed last (first, where a rule going is in the way of one coming: its
+// port range crosses the new one's, or the new one does not fit beside it,
+// past the table's 4096 rules or four nested ranges); if the kernel refuses any step, the steps already taken are
 // undone (a removed rule's buckets are gone, so removals come last; a list
 // gets its old prefixes back). Records the file as live.
 Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& diff);
