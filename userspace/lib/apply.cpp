@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
-#include <set>
 
 namespace xt {
 namespace {
@@ -170,41 +169,39 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
     return std::unexpected(Error{why.kind, why.message + " (the rules and lists changed before it were restored)"});
   };
   // New rules go in before old ones go out, so no source is unlimited
-  // meanwhile; but a rule going whose port range overlaps a new rule's
-  // without nesting (a range being moved) goes first, or the new one could
-  // not go in.
+  // meanwhile; but rules going go first where those coming would not fit
+  // beside them: a range being moved (its new range crosses the old one
+  // without nesting), ranges nested more than four deep for a moment, or
+  // more than the table's 4096 rules. The file was checked whole: once the
+  // rules going are out, what it holds fits.
+  auto live = state.rules();
+  if (!live) return std::unexpected(live.error());
+  const bool no_room = live->size() + diff.add.size() > XT_MAX_RULES;
+  PortRangeTable ranges = empty_port_ranges();
+  auto put_range = [&](const Match& m) {
+    return !m.ports || add_port_range(ranges, port_slot(*m.proto), m.ports->first, m.ports->second).has_value();
+  };
+  for (const RuleEntry& e : *live) (void)put_range(e.spec.match);
+  const bool too_deep = !std::ranges::all_of(diff.add, [&](const RulesDiff::Change& c) { return put_range(c.spec.match); });
   auto in_the_way = [&](const RulesDiff::Change& gone) {
     const Match& g = gone.spec.match;
+    if (no_room || (too_deep && g.ports)) return true;
     return g.ports && std::ranges::any_of(diff.add, [&](const RulesDiff::Change& c) {
              const Match& m = c.spec.match;
              return m.ports && m.proto == g.proto && port_ranges_cross(*m.ports, *g.ports);
            });
   };
-  std::set<const RulesDiff::Change*> removed;
   auto remove = [&](const RulesDiff::Change& c) -> Result<void> {
-    if (removed.contains(&c)) return {};
     if (auto ok = state.del_rule(c.spec.cidr, c.spec.match); !ok) return undo(ok.error());
     done.push_back(&c);  // undone by adding it back (its buckets are gone)
-    removed.insert(&c);
     return {};
   };
   for (const auto& c : diff.remove)
     if (in_the_way(c))
       if (auto ok = remove(c); !ok) return ok;
-  // A rule the rules going out leave no room for (the table's 4096, port
-  // ranges four deep) goes in once they are out: the file is checked whole,
-  // and what it holds fits.
-  bool room_made = false;
   for (const auto* list : {&diff.add, &diff.change}) {
     for (const auto& c : *list) {
-      auto put = state.put_rule(c.spec, c.compiled);
-      if (!put && !room_made && !diff.remove.empty()) {
-        room_made = true;
-        for (const auto& gone : diff.remove)
-          if (auto ok = remove(gone); !ok) return ok;
-        put = state.put_rule(c.spec, c.compiled);
-      }
-      if (!put) return undo(put.error());
+      if (auto ok = state.put_rule(c.spec, c.compiled); !ok) return undo(ok.error());
       done.push_back(&c);
     }
   }
@@ -252,7 +249,8 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
       if (auto ok = drop_list(l); !ok) return ok;
 
   for (const auto& c : diff.remove)
-    if (auto ok = remove(c); !ok) return ok;
+    if (!in_the_way(c))
+      if (auto ok = remove(c); !ok) return ok;
 
   auto current = state.meta();
   if (!current) return std::unexpected(current.error());
