@@ -421,7 +421,7 @@ TEST_F(RecordWriterTest, ARestartAppendsAfterCuttingOffATornEntry) {
   EXPECT_EQ(std::filesystem::file_size(path_), whole) << "the torn entry cut off";
   w->second(200, sources(3, 9));
   EXPECT_EQ(seconds_in(path_), (std::vector<int64_t>{100, 101, 200}));
-  EXPECT_TRUE(events_.empty());
+  EXPECT_EQ(events_, std::vector<std::string>{"record_cut"}) << "what was cut off is said";
   EXPECT_EQ(std::filesystem::status(path_).permissions() & std::filesystem::perms::all,
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write)
       << "client addresses: the owner's alone";
@@ -437,6 +437,21 @@ TEST_F(RecordWriterTest, ARecordReadsFromAPipe) {
   ASSERT_TRUE(read) << read.error().message;
   EXPECT_EQ(*read, bytes);
   EXPECT_FALSE(read_record_file((dir_ / "none").string())) << "a file that is not there";
+}
+
+// One serve writes a record at a time: a second would interleave its
+// seconds with the first's, and cut or move aside what the first writes.
+TEST_F(RecordWriterTest, ASecondWriterOfOneRecordIsRefused) {
+  auto first = RecordWriter::open(path_, 1 << 20, log());
+  ASSERT_TRUE(first) << first.error().message;
+  first->second(100, sources(3, 7));
+  auto second = RecordWriter::open(path_, 1 << 20, log());
+  ASSERT_FALSE(second);
+  EXPECT_NE(second.error().message.find("another serve records to"), std::string::npos) << second.error().message;
+  first = std::unexpected(second.error());  // the first one stops
+  auto after = RecordWriter::open(path_, 1 << 20, log());
+  EXPECT_TRUE(after) << "free again once the first writer is gone";
+  EXPECT_EQ(seconds_in(path_), std::vector<int64_t>{100});
 }
 
 // A directory given for the record (serve --record /var/lib/xthrottle,
@@ -464,6 +479,7 @@ TEST_F(RecordWriterTest, AFileThatIsNotARecordIsMovedAside) {
       aside += slurp(f.path().string()) == "precious notes\n";
   EXPECT_EQ(aside, 1u);
   // An empty file (serve stopped before its first second) is no damage.
+  w = std::unexpected(Error{ErrorKind::System, "stopped"});  // its lock let go
   std::filesystem::remove(path_);
   std::ofstream(path_).flush();
   events_.clear();

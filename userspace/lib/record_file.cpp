@@ -2,6 +2,7 @@
 #include "record_file.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xthrottle/abi.h>
@@ -234,6 +235,14 @@ Result<RecordRead> observe_record(std::string_view bytes, const std::string& wha
 Result<RecordWriter> RecordWriter::open(const std::string& path, uint64_t max_bytes, Log log) {
   if (max_bytes < 16 * 1024)
     return usage_error("bad --record-max: at least 16KiB (two files of at least a few seconds)");
+  // One writer a record: two serves on one --record would interleave their
+  // seconds, and each read, cut and move aside what the other writes. The
+  // lock is a file beside it (the record itself is renamed on rotation).
+  Fd lock(::open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock) return system_error("cannot open the record's lock " + path + ".lock", errno);
+  if (flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
+    return errno == EWOULDBLOCK ? system_error("another serve records to " + path + " (it holds " + path + ".lock)")
+                                : system_error("cannot lock " + path + ".lock", errno);
   // What is there already: a record to go on with, or a file that is not
   // one (moved aside, not written over).
   std::error_code ec;
@@ -247,11 +256,17 @@ Result<RecordWriter> RecordWriter::open(const std::string& path, uint64_t max_by
       if (ec) return system_error("cannot move aside " + path + " (" + read.error().message + ")", ec.value());
       log({{"event", "record_rejected"}, {"path", path}, {"moved_to", aside}, {"error", read.error().message},
            {"unix_time", unix_now()}});
-    } else if (read->cut && truncate(path.c_str(), static_cast<off_t>(read->whole)) != 0) {
-      return system_error("cannot cut off the last entry of " + path + ", cut short", errno);
+    } else if (read->cut) {
+      if (truncate(path.c_str(), static_cast<off_t>(read->whole)) != 0)
+        return system_error("cannot cut off the last entry of " + path + ", cut short", errno);
+      // Said: a length damaged early in the file reads as a cut there too,
+      // and everything after it goes.
+      log({{"event", "record_cut"}, {"path", path}, {"kept_bytes", read->whole},
+           {"dropped_bytes", bytes->size() - read->whole}, {"unix_time", unix_now()}});
     }
   }
   RecordWriter w(path, max_bytes, std::move(log));
+  w.lock_ = std::move(lock);
   if (auto ok = w.open_file(); !ok) return std::unexpected(ok.error());
   return w;
 }

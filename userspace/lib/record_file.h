@@ -152,6 +152,7 @@ class RecordWriter {
   std::string path_;
   uint64_t max_bytes_ = 0;
   Log log_;
+  Fd lock_;  // PATH.lock, flocked for the writer's life
   Fd file_;
   uint64_t size_ = 0;  // of the file being written
   std::optional<RecordEncoder> segment_;
