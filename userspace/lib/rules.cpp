@@ -499,12 +499,6 @@ Result<void> check_match(const RuleSpec& spec) {
     return usage_error("--proto icmp never matches an IPv6 source: IPv6 has --proto icmpv6");
   if (m.proto && *m.proto == 58 && v4)
     return usage_error("--proto icmpv6 never matches an IPv4 source: IPv4 has --proto icmp");
-  // The parser steps over IPv6's extension headers (parse.h,
-  // xt_ext_header) to the protocol after them: a fragment of UDP is UDP's.
-  if (m.proto && !v4 && (*m.proto == 0 || *m.proto == 43 || *m.proto == 44 || *m.proto == 51 || *m.proto == 60))
-    return usage_error("--proto " + format_proto(*m.proto) +
-                       " never matches an IPv6 source: it is an extension header, which xthrottle steps over to "
-                       "the transport protocol after it (a fragment of UDP is --proto udp)");
   return {};
 }
 
@@ -742,6 +736,14 @@ std::vector<std::string> rule_warnings(const RuleSpec& spec, uint32_t hz) {
   if (spec.redirect && spec.dry_run)
     out.push_back("--over redirect:" + *spec.redirect + " sends nothing while the rule is --dry-run: it drops nothing");
   if (spec.ecn && spec.dry_run) out.push_back("--over ecn marks nothing while the rule is --dry-run");
+  // The parser steps over up to four of IPv6's extension headers to the
+  // protocol after them (a fragment of UDP is UDP's): a rule of one matches
+  // only where the walk stopped at it, a longer chain or one cut short.
+  const std::optional<uint8_t> p = spec.match.proto;
+  if (p && spec.cidr.family == XT_FAMILY_V6 && (*p == 0 || *p == 43 || *p == 44 || *p == 51 || *p == 60))
+    out.push_back("--proto " + format_proto(*p) +
+                  " is an IPv6 extension header, which xthrottle steps over to the protocol after it (a fragment of "
+                  "UDP is --proto udp): this rule matches only chains of more than four such headers, or cut short");
   if (spec.action != XT_ACT_LIMIT) return out;
   const Limits l = limits_of(spec);
   // One bucket for the whole CIDR, and it bans: the ban is of the CIDR,
