@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "apply.h"
 #include "packet.h"
@@ -262,6 +263,33 @@ TEST_F(BlocklistsFromAFile, ARuleThatFitsOnlyOnceAnotherIsOutGoesIn) {
   std::ranges::sort(live);
   EXPECT_EQ(live, (std::vector<std::string>{"0.0.0.0/0 tcp/1-1023", "0.0.0.0/0 tcp/1-65535", "0.0.0.0/0 tcp/20-25",
                                             "0.0.0.0/0 tcp/22-23"}));
+}
+
+// Only the rules in the way go before the new ones are in: a range being
+// moved (1000-2000 to 1500-2500, which cross) goes first, and UDP/53,
+// going too, stays until the new rules are in, so its sources are held
+// meanwhile.
+TEST_F(BlocklistsFromAFile, OnlyTheRulesInTheWayGoFirst) {
+  auto first = apply(write("a.toml", "[[rule]]\ncidr = \"0.0.0.0/0\"\nproto = \"tcp\"\nport = \"1000-2000\"\nrate = \"100/s\"\n"
+                                     "[[rule]]\ncidr = \"0.0.0.0/0\"\nproto = \"udp\"\nport = 53\nrate = \"100/s\"\n"));
+  ASSERT_TRUE(first) << first.error().message;
+  bool seen_new = false, udp_then = false;
+  state_->set_step_hook([&] {
+    if (seen_new) return;
+    const auto rules = state_->rules().value();
+    std::set<std::string> names;
+    for (const auto& e : rules) names.insert(rule_name(e.cidr, e.spec.match));
+    if (names.contains("0.0.0.0/0 tcp/1500-2500")) {
+      seen_new = true;
+      udp_then = names.contains("0.0.0.0/0 udp/53");
+    }
+  });
+  auto moved = apply(write("b.toml", "[[rule]]\ncidr = \"0.0.0.0/0\"\nproto = \"tcp\"\nport = \"1500-2500\"\nrate = \"100/s\"\n"));
+  state_->set_step_hook(nullptr);
+  ASSERT_TRUE(moved) << moved.error().message;
+  ASSERT_TRUE(seen_new);
+  EXPECT_TRUE(udp_then) << "udp/53 went before the new rule was in";
+  EXPECT_EQ(state_->rules().value().size(), 1u);
 }
 
 TEST_F(BlocklistsFromAFile, BadListsAreRulesFileLineOrListLine) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <set>
 
 namespace xt {
 namespace {
@@ -169,36 +170,55 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
     return std::unexpected(Error{why.kind, why.message + " (the rules and lists changed before it were restored)"});
   };
   // New rules go in before old ones go out, so no source is unlimited
-  // meanwhile; but rules going go first where those coming would not fit
-  // beside them: a range being moved (its new range crosses the old one
-  // without nesting), ranges nested more than four deep for a moment, or
-  // more than the table's 4096 rules. The file was checked whole: once the
-  // rules going are out, what it holds fits.
-  auto live = state.rules();
-  if (!live) return std::unexpected(live.error());
-  const bool no_room = live->size() + diff.add.size() > XT_MAX_RULES;
-  PortRangeTable ranges = empty_port_ranges();
-  auto put_range = [&](const Match& m) {
-    return !m.ports || add_port_range(ranges, port_slot(*m.proto), m.ports->first, m.ports->second).has_value();
-  };
-  for (const RuleEntry& e : *live) (void)put_range(e.spec.match);
-  const bool too_deep = !std::ranges::all_of(diff.add, [&](const RulesDiff::Change& c) { return put_range(c.spec.match); });
-  auto in_the_way = [&](const RulesDiff::Change& gone) {
+  // meanwhile; but a rule going goes first where one coming would not fit
+  // beside it: a range being moved (the new range crosses the old one
+  // without nesting), ranges nested more than four deep for a moment (the
+  // rules going with a range of that protocol), or more than the table's
+  // 4096 rules (as many rules going as it takes). The file was checked
+  // whole: once they are out, what it holds fits.
+  auto crosses = [&](const RulesDiff::Change& gone) {
     const Match& g = gone.spec.match;
-    if (no_room || (too_deep && g.ports)) return true;
     return g.ports && std::ranges::any_of(diff.add, [&](const RulesDiff::Change& c) {
              const Match& m = c.spec.match;
              return m.ports && m.proto == g.proto && port_ranges_cross(*m.ports, *g.ports);
            });
   };
+  auto live = state.rules();
+  if (!live) return std::unexpected(live.error());
+  std::vector<bool> first(diff.remove.size());
+  std::set<std::string> crossing;
+  for (size_t i = 0; i < diff.remove.size(); i++)
+    if (crosses(diff.remove[i])) {
+      first[i] = true;
+      crossing.insert(rule_name(diff.remove[i].spec.cidr, diff.remove[i].spec.match));
+    }
+  PortRangeTable ranges = empty_port_ranges();
+  auto put_range = [&](const Match& m) {
+    return !m.ports || add_port_range(ranges, port_slot(*m.proto), m.ports->first, m.ports->second).has_value();
+  };
+  for (const RuleEntry& e : *live)
+    if (!crossing.contains(rule_name(e.cidr, e.spec.match))) (void)put_range(e.spec.match);
+  std::set<uint8_t> too_deep;  // port slots (ports.h) a new range does not fit in beside the live ones
+  for (const auto& c : diff.add)
+    if (!put_range(c.spec.match)) too_deep.insert(port_slot(*c.spec.match.proto));
+  for (size_t i = 0; i < diff.remove.size(); i++) {
+    const Match& g = diff.remove[i].spec.match;
+    if (g.ports && too_deep.contains(port_slot(*g.proto))) first[i] = true;
+  }
+  const size_t over = live->size() + diff.add.size() > XT_MAX_RULES ? live->size() + diff.add.size() - XT_MAX_RULES : 0;
+  for (size_t i = 0, freed = static_cast<size_t>(std::ranges::count(first, true)); i < first.size() && freed < over; i++)
+    if (!first[i]) {
+      first[i] = true;
+      freed++;
+    }
   auto remove = [&](const RulesDiff::Change& c) -> Result<void> {
     if (auto ok = state.del_rule(c.spec.cidr, c.spec.match); !ok) return undo(ok.error());
     done.push_back(&c);  // undone by adding it back (its buckets are gone)
     return {};
   };
-  for (const auto& c : diff.remove)
-    if (in_the_way(c))
-      if (auto ok = remove(c); !ok) return ok;
+  for (size_t i = 0; i < diff.remove.size(); i++)
+    if (first[i])
+      if (auto ok = remove(diff.remove[i]); !ok) return ok;
   for (const auto* list : {&diff.add, &diff.change}) {
     for (const auto& c : *list) {
       if (auto ok = state.put_rule(c.spec, c.compiled); !ok) return undo(ok.error());
@@ -248,9 +268,9 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
     for (const auto& l : diff.lists_remove)
       if (auto ok = drop_list(l); !ok) return ok;
 
-  for (const auto& c : diff.remove)
-    if (!in_the_way(c))
-      if (auto ok = remove(c); !ok) return ok;
+  for (size_t i = 0; i < diff.remove.size(); i++)
+    if (!first[i])
+      if (auto ok = remove(diff.remove[i]); !ok) return ok;
 
   auto current = state.meta();
   if (!current) return std::unexpected(current.error());
