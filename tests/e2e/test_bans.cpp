@@ -161,8 +161,13 @@ TEST_F(Bans, EndedBansAreClearedThoughTheirSourcesNeverComeBack) {
   std::this_thread::sleep_for(1500ms);
   EXPECT_EQ(lab_->xthrottle_json({"bans", "--json"}).size(), 0u) << "all ended";
   EXPECT_EQ(in_table(), 50u) << "nothing took them out yet";
+  // An ended ban is no ban to lift: said so (it said "lifted"), and it goes.
+  const Outcome lift = lab_->xthrottle({"ban", "del", "198.18.1.0"});
+  EXPECT_EQ(lift.rc, 1) << lift.out;
+  EXPECT_NE(lift.err.find("no ban for 198.18.1.0/32"), std::string::npos) << lift.err;
+  EXPECT_EQ(in_table(), 49u);
   Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9433"}));
-  size_t left = 50;
+  size_t left = 49;
   for (int i = 0; i < 100 && left; i++) {
     std::this_thread::sleep_for(100ms);
     left = in_table();

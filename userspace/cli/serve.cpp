@@ -178,6 +178,11 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // it whole: a flag checked before the read would let a scrape that began
   // just before the restore read its rules without their counters.
   std::shared_mutex restore_mu;
+  // Held from before the server starts where there is a snapshot to read:
+  // a restore cut short left rules without their counters, which the first
+  // scrape would read at 0 (let go once the restore below is done).
+  std::unique_lock<std::shared_mutex> restoring(restore_mu, std::defer_lock);
+  if (std::error_code ec; !snapshot.empty() && std::filesystem::exists(snapshot, ec)) restoring.lock();
   auto server = MetricsServer::start(metrics, [&pin_dir, &fleet, &fleet_mu, &restore_mu]() -> Result<std::string> {
     std::shared_lock<std::shared_mutex> reading(restore_mu, std::try_to_lock);
     if (!reading.owns_lock()) return system_error("restoring the snapshot: the counters are not all back yet");
@@ -238,11 +243,6 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   if (!snapshot.empty()) {
     std::error_code ec;
     const bool there = std::filesystem::exists(snapshot, ec);
-    // The scrapes fail from before the file is read: a restore cut short
-    // left rules without their counters, which a scrape during a long read
-    // would take at 0 before the resumed restore tops them up.
-    std::unique_lock<std::shared_mutex> restoring(restore_mu, std::defer_lock);
-    if (there) restoring.lock();
     auto file = there ? read_snapshot(snapshot) : Result<SnapshotFile>();
     // A good file is restored, the scrapes failing meanwhile (above). A
     // marker beside it says a restore is under way: one that a kill cut
@@ -349,8 +349,13 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   auto next_clear = std::chrono::steady_clock::now() + kClearBansEvery;
   while (!g_stop) {
     if (std::chrono::steady_clock::now() >= next_clear) {
-      auto lock = DirLock::acquire(pin_dir);
-      auto cleared = lock ? state->clear_ended_bans() : Result<void>(std::unexpected(lock.error()));
+      // Without waiting: a command that holds the lock for long (a restore,
+      // a large list) must not stall the events; the next round clears.
+      Result<void> cleared;
+      if (auto lock = DirLock::try_acquire(pin_dir); !lock)
+        cleared = std::unexpected(lock.error());
+      else if (*lock)
+        cleared = state->clear_ended_bans();
       if (!cleared)
         log_line({{"event", "bans_not_cleared"}, {"error", cleared.error().message}, {"unix_time", unix_time()}});
       next_clear = std::chrono::steady_clock::now() + kClearBansEvery;

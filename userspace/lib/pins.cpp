@@ -111,6 +111,16 @@ Result<DirLock> DirLock::acquire(const std::string& dir) {
   return DirLock(std::move(fd));
 }
 
+Result<std::optional<DirLock>> DirLock::try_acquire(const std::string& dir) {
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return system_error("cannot open " + dir + " to lock it", errno);
+  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return std::optional<DirLock>();
+    return system_error("cannot lock " + dir, errno);
+  }
+  return std::optional<DirLock>(DirLock(std::move(fd)));
+}
+
 Result<ReaderLock> ReaderLock::acquire(const std::string& pin_dir, const std::string& ring, const std::string& who) {
   const std::string path = pin_dir + "/" + ring + "_lock";  // bpffs allows no dot in a name
   if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)

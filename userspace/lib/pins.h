@@ -4,6 +4,7 @@
 // at once and two readers from splitting an event ring.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "error.h"
@@ -28,6 +29,9 @@ Result<void> lock_down(const std::string& pin_dir);
 class DirLock {
  public:
   static Result<DirLock> acquire(const std::string& dir);
+  // The same without waiting: nothing if another holds it (housekeeping
+  // that can come back later).
+  static Result<std::optional<DirLock>> try_acquire(const std::string& dir);
 
  private:
   explicit DirLock(Fd fd) : fd_(std::move(fd)) {}

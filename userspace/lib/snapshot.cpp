@@ -178,6 +178,7 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
     // The fleet's, restored as the fleet's: a serve after a reboot must not
     // tell them as this host's own (and bring back what was lifted since).
     if (b.ban.rule == XT_BAN_BY_FLEET) jb.back()["fleet"] = true;
+    if (b.ban.rule == XT_BAN_BY_DELETED_RULE) jb.back()["deleted_rule"] = true;
   }
   h["bans"] = jb;
   sum.bans = bans->size();
@@ -485,9 +486,10 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     }
     const uint64_t ago = std::min<uint64_t>(ticks_of_ns(b.since_ns_ago + age, hz), *now);
     bans.emplace_back(b.cidr, xt_ban{until, *now - ago, 0,
-                                     b.fleet       ? XT_BAN_BY_FLEET
-                                     : b.rule >= 0 ? live[b.rule]->rule.id + 1
-                                                   : 0});
+                                     b.fleet          ? XT_BAN_BY_FLEET
+                                     : b.deleted_rule ? XT_BAN_BY_DELETED_RULE
+                                     : b.rule >= 0    ? live[b.rule]->rule.id + 1
+                                                      : 0});
   }
   if (auto ok = state.put_bans(bans); !ok) return std::unexpected(ok.error());
   sum.bans += bans.size();

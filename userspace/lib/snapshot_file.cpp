@@ -112,6 +112,12 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
         ban.fleet = b.at("fleet").get<bool>();
         if (ban.fleet && ban.rule >= 0) return snapshot_error(path, "a ban both a rule's and the fleet's");
       }
+      if (b.contains("deleted_rule")) {
+        if (!b.at("deleted_rule").is_boolean()) return snapshot_error(path, "a ban's deleted_rule is not true or false");
+        ban.deleted_rule = b.at("deleted_rule").get<bool>();
+        if (ban.deleted_rule && (ban.rule >= 0 || ban.fleet))
+          return snapshot_error(path, "a ban both a deleted rule's and another's");
+      }
       out.bans.push_back(ban);
     }
     if (out.bans.size() > XT_MAX_BANS) return snapshot_error(path, "more bans than the program holds");

@@ -105,6 +105,7 @@ struct SnapshotFile {
     int64_t left_ns = 0, since_ns_ago = 0;
     int rule = -1;
     bool fleet = false;  // told by the fleet (serve --cluster), not made here
+    bool deleted_rule = false;  // made by a rule deleted since
   };
   std::vector<BanRec> bans;
   struct List {

@@ -660,14 +660,22 @@ Result<void> State::put_bans(const std::vector<std::pair<Cidr, xt_ban>>& bans) {
 
 Result<void> State::del_ban(const Cidr& cidr) {
   const xt_ban_key key = ban_key(cidr);
+  auto now = this->now();
+  if (!now) return std::unexpected(now.error());
+  auto none = [&] { return system_error("no ban for " + format_cidr(cidr) + " (see `xthrottle bans`)"); };
+  // One that has ended is no ban to lift (`bans` does not list it): it goes
+  // all the same, and the answer is the one for no ban at all.
+  xt_ban was{};
+  if (bpf_map_lookup_elem(bans_.get(), &key, &was) == 0 && static_cast<int64_t>(was.until - *now) <= 0) {
+    (void)bpf_map_delete_elem(bans_.get(), &key);
+    return none();
+  }
   if (bpf_map_delete_elem(bans_.get(), &key) != 0) {
-    if (errno == ENOENT) return system_error("no ban for " + format_cidr(cidr) + " (see `xthrottle bans`)");
+    if (errno == ENOENT) return none();
     return system_error("cannot lift the ban of " + format_cidr(cidr), errno);
   }
   // The hot cache drops its sources until the ban's end: a new epoch.
   if (auto ok = publish(nullptr); !ok) return ok;
-  auto now = this->now();
-  if (!now) return std::unexpected(now.error());
   return tidy_bans(*now);
 }
 
@@ -1050,14 +1058,19 @@ Result<void> State::del_rule(const Cidr& cidr, const Match& match) {
   if (auto ok = set_redirects(id, RuleSpec{}, 0, redirected); !ok) return std::unexpected(ok.error());
   // Its bans stay, marked as a deleted rule's before the slot is free: the
   // next rule added takes the lowest free id, and would be named as theirs.
-  std::vector<std::pair<xt_ban_key, xt_ban>> its_bans;
-  auto walked = for_each_ban([&](const xt_ban_key& k, const xt_ban& ban) {
-    if (XT_BAN_BY_RULE(ban) && ban.rule - 1 == id) its_bans.emplace_back(k, ban);
-  });
-  if (!walked) return walked;
-  for (auto& [k, ban] : its_bans) {
-    ban.rule = XT_BAN_BY_DELETED_RULE;
-    (void)bpf_map_update_elem(bans_.get(), &k, &ban, BPF_EXIST);  // else lifted or ended meanwhile
+  // Best effort, and only while the ban table is in use (xt_config.bans):
+  // a ban left unmarked is misnamed, not wrong.
+  if (config_mem_ && std::atomic_ref<uint32_t>(config_in(config_mem_).bans).load(std::memory_order_acquire)) {
+    std::vector<xt_ban_key> its_bans;
+    (void)for_each_ban([&](const xt_ban_key& k, const xt_ban& ban) {
+      if (XT_BAN_BY_RULE(ban) && ban.rule - 1 == id) its_bans.push_back(k);
+    });
+    for (const xt_ban_key& k : its_bans) {
+      xt_ban ban{};  // read again: another rule may have banned the prefix since
+      if (bpf_map_lookup_elem(bans_.get(), &k, &ban) != 0 || !XT_BAN_BY_RULE(ban) || ban.rule - 1 != id) continue;
+      ban.rule = XT_BAN_BY_DELETED_RULE;
+      (void)bpf_map_update_elem(bans_.get(), &k, &ban, BPF_EXIST);
+    }
   }
   // The slot is free again (rule_slots_in_use).
   if (auto ok = free_rule_text(id); !ok) return std::unexpected(ok.error());
