@@ -464,6 +464,7 @@ TEST_F(RecordWriterTest, ADirectoryIsAnErrorNotACrash) {
   auto w = RecordWriter::open(dir_.string(), 1 << 20, log());
   EXPECT_FALSE(w);
   EXPECT_TRUE(std::filesystem::is_directory(dir_)) << "nothing moved aside";
+  EXPECT_FALSE(std::filesystem::exists(dir_.string() + ".lock")) << "no lock made beside it";
 }
 
 TEST_F(RecordWriterTest, AFileThatIsNotARecordIsMovedAside) {

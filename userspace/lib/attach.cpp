@@ -153,6 +153,14 @@ Probe probe(uint32_t ifindex, uint32_t rules_id) {
   return p;
 }
 
+// Takes our program (p.ours) off the interface: from the dispatcher, or
+// the interface's one program. 0, or the error.
+int take_off(const Probe& p, uint32_t ifindex) {
+  return p.ours->multiprog
+             ? xdp_program__detach(p.ours->prog, static_cast<int>(ifindex), to_libxdp(p.ours->mode), 0)
+             : xdp_multiprog__detach(p.mp.get());
+}
+
 }  // namespace
 
 Result<uint32_t> ifindex_of(const std::string& ifname) {
@@ -393,7 +401,11 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
   a.multiprog = after.ours->multiprog;
   a.prog_id = after.ours->prog_id;
   a.live = true;
-  if (auto ok = record(state, a); !ok) return std::unexpected(ok.error());
+  if (auto ok = record(state, a); !ok) {
+    // Taken off again: an attach that says it failed leaves nothing on.
+    (void)take_off(after, *ifindex);
+    return std::unexpected(ok.error());
+  }
   a.recorded = true;
   return a;
 }
@@ -413,10 +425,7 @@ Result<bool> detach(const State& state, const std::string& ifname) {
     if (forget_records_named(state, ifname, *ifindex)) return true;
     return system_error("xthrottle is not attached to " + ifname);
   }
-  int err = p.ours->multiprog
-                ? xdp_program__detach(p.ours->prog, static_cast<int>(*ifindex), to_libxdp(p.ours->mode), 0)
-                : xdp_multiprog__detach(p.mp.get());
-  if (err) return system_error("cannot detach from " + ifname, err);
+  if (int err = take_off(p, *ifindex); err) return system_error("cannot detach from " + ifname, err);
   bpf_map_delete_elem(state.attach_fd(), &key);
   return false;
 }

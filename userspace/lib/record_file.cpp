@@ -238,14 +238,16 @@ Result<RecordWriter> RecordWriter::open(const std::string& path, uint64_t max_by
   // One writer a record: two serves on one --record would interleave their
   // seconds, and each read, cut and move aside what the other writes. The
   // lock is a file beside it (the record itself is renamed on rotation).
-  Fd lock(::open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    return system_error("cannot write the record " + path + ": a directory", EISDIR);
+  Fd lock(::open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!lock) return system_error("cannot open the record's lock " + path + ".lock", errno);
   if (flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
     return errno == EWOULDBLOCK ? system_error("another serve records to " + path + " (it holds " + path + ".lock)")
                                 : system_error("cannot lock " + path + ".lock", errno);
   // What is there already: a record to go on with, or a file that is not
   // one (moved aside, not written over).
-  std::error_code ec;
   if (std::filesystem::exists(path, ec)) {
     auto bytes = read_record_file(path);
     if (!bytes) return std::unexpected(bytes.error());
