@@ -104,6 +104,9 @@ TEST_F(Snapshots, BansListsAndRememberedSourcesAreKept) {
   const uint64_t t1 = 1000 * kSec;
   EXPECT_EQ(passed(from("198.18.7.1"), 3, t1), 3) << "behaves: remembered";
   ASSERT_TRUE(state_->add_ban(*parse_cidr("198.18.9.0/24"), 3600).has_value());
+  // A ban whose rule was deleted since: kept as such, not as a `ban add`.
+  ASSERT_TRUE(
+      state_->put_ban(*parse_cidr("198.18.10.1/32"), xt_ban{t1 + 3600 * kHz, t1, 0, XT_BAN_BY_DELETED_RULE}).has_value());
   // Loaded as of an hour ago, told by the fleet: kept as such (a rules
   // file applied after the reboot leaves the fleet's lists alone).
   const uint64_t version = static_cast<uint64_t>(std::time(nullptr)) - 3600;
@@ -111,7 +114,7 @@ TEST_F(Snapshots, BansListsAndRememberedSourcesAreKept) {
                                      true)
                   .has_value());
   const SnapshotSummary saved = save(t1);
-  EXPECT_EQ(saved.bans, 1u);
+  EXPECT_EQ(saved.bans, 2u);
   EXPECT_EQ(saved.blocklists, 1u);
   EXPECT_EQ(saved.known, 1u);
 
@@ -135,7 +138,9 @@ TEST_F(Snapshots, BansListsAndRememberedSourcesAreKept) {
   EXPECT_EQ(lists[0].list.loaded_unix, version);
   EXPECT_EQ(lists[0].list.used, static_cast<uint32_t>(XT_BLOCKLIST_BY_FLEET)) << "still the fleet's";
   const auto bans = state_->bans().value();
-  ASSERT_EQ(bans.size(), 1u);
+  ASSERT_EQ(bans.size(), 2u);
+  EXPECT_EQ(format_cidr(bans[1].cidr), "198.18.10.1/32");
+  EXPECT_EQ(bans[1].ban.rule, XT_BAN_BY_DELETED_RULE) << "still a deleted rule's";
   EXPECT_EQ(format_cidr(bans[0].cidr), "198.18.9.0/24");
   EXPECT_NEAR(static_cast<double>(bans[0].ban.until - t2) / kHz, 3600.0, 2.0) << "its time left kept";
   EXPECT_EQ(run(from("198.18.9.9"), t2), XDP_DROP) << "banned";
