@@ -319,6 +319,25 @@ TEST(TopText, ColumnsLineUpUnderTheirHeadings) {
   }
 }
 
+// stats' counts line up under PACKETS and BYTES, every reason's too:
+// "dropped, table refused insert" was a character longer than its column.
+TEST(StatsText, CountsLineUpUnderTheirHeadings) {
+  Stats stats;
+  stats.reasons.assign(XT_COUNTERS, xt_count{123, 4567});
+  std::istringstream lines(stats_text(stats));
+  std::string head, row;
+  std::getline(lines, head);
+  const size_t packets = head.find("PACKETS") + 6, bytes = head.find("BYTES") + 4;
+  int rows = 0;
+  while (std::getline(lines, row) && !row.empty()) {
+    rows++;
+    EXPECT_EQ(row.size(), head.size()) << head << "\n" << row;
+    EXPECT_EQ(row.find_last_not_of(' ', packets), packets) << "PACKETS ends under its heading:\n" << head << "\n" << row;
+  }
+  EXPECT_GT(rows, XT_REASONS);
+  EXPECT_EQ(bytes + 1, head.size());
+}
+
 // top keeps `limit` rows, not one per tracked source: the most dropping
 // first, and with a snapshot, the most dropping since it.
 TEST_F(Scale, TopKeepsTheMostDroppingOnlyAndRatesSinceTheLastRead) {

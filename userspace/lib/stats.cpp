@@ -144,21 +144,21 @@ json stats_json(const Stats& stats) {
 
 std::string stats_text(const Stats& stats) {
   const xt_count passed = stats.passed(), dropped = stats.dropped();
-  std::string out = fmt("%-30s %14s %16s\n", "", "PACKETS", "BYTES");
-  out += fmt("%-30s %14llu %16llu\n", "passed", (unsigned long long)passed.packets,
+  std::string out = fmt("%-32s %14s %16s\n", "", "PACKETS", "BYTES");
+  out += fmt("%-32s %14llu %16llu\n", "passed", (unsigned long long)passed.packets,
              (unsigned long long)passed.bytes);
-  out += fmt("%-30s %14llu %16llu\n", "dropped", (unsigned long long)dropped.packets,
+  out += fmt("%-32s %14llu %16llu\n", "dropped", (unsigned long long)dropped.packets,
              (unsigned long long)dropped.bytes);
   for (uint32_t r = 0; r < XT_REASONS; r++)
-    out += fmt("  %-28s %14llu %16llu\n", kReasons[r].text, (unsigned long long)stats.reasons[r].packets,
+    out += fmt("  %-30s %14llu %16llu\n", kReasons[r].text, (unsigned long long)stats.reasons[r].packets,
                (unsigned long long)stats.reasons[r].bytes);
   for (auto [which, text] : {std::pair{XT_REDIRECTED, "of them sent out elsewhere"},
                               std::pair{XT_MARKED, "passed and marked CE"}}) {
     const xt_count c = stats.extra_count(which);
     if (c.packets)
-      out += fmt("  %-28s %14llu %16llu\n", text, (unsigned long long)c.packets, (unsigned long long)c.bytes);
+      out += fmt("  %-30s %14llu %16llu\n", text, (unsigned long long)c.packets, (unsigned long long)c.bytes);
   }
-  out += fmt("\n%-30s %14llu\n%-30s %14llu\n%-30s %14llu\n%-30s %14llu\n", "proofs sent (SYN-ACKs)",
+  out += fmt("\n%-32s %14llu\n%-32s %14llu\n%-32s %14llu\n%-32s %14llu\n", "proofs sent (SYN-ACKs)",
              (unsigned long long)stats.extra(XT_PROOFS_SENT), "proofs passed",
              (unsigned long long)stats.extra(XT_PROOFS_PASSED), "admitted by proof",
              (unsigned long long)stats.extra(XT_ADMITTED_BY_PROOF), "admitted by memory",
