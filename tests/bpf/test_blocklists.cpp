@@ -292,6 +292,26 @@ TEST_F(BlocklistsFromAFile, OnlyTheRulesInTheWayGoFirst) {
   EXPECT_EQ(state_->rules().value().size(), 1u);
 }
 
+// A file that swaps some rules of a full table goes in in one apply: as
+// many of the rules going as the new ones need room for go first.
+TEST_F(BlocklistsFromAFile, AFullRuleTableSwapsRulesInOneApply) {
+  auto rules_from = [](int from, int to, const char* net) {
+    std::string text;
+    for (int i = from; i < to; i++)
+      text += "[[rule]]\ncidr = \"" + std::string(net) + "." + std::to_string(i / 256) + "." + std::to_string(i % 256) +
+              ".0/24\"\nrate = \"10/s\"\n";
+    return text;
+  };
+  auto full = apply(write("a.toml", rules_from(0, XT_MAX_RULES, "10")));
+  ASSERT_TRUE(full) << full.error().message;
+  auto swapped = apply(write("b.toml", rules_from(0, XT_MAX_RULES - 96, "10") + rules_from(0, 96, "11")));
+  ASSERT_TRUE(swapped) << swapped.error().message;
+  EXPECT_EQ(swapped->remove.size(), 96u);
+  const auto rules = state_->rules().value();
+  EXPECT_EQ(rules.size(), size_t{XT_MAX_RULES});
+  EXPECT_EQ(std::ranges::count_if(rules, [](const RuleEntry& e) { return format_cidr(e.cidr).starts_with("11."); }), 96);
+}
+
 TEST_F(BlocklistsFromAFile, BadListsAreRulesFileLineOrListLine) {
   write("good.txt", "198.18.1.0/24\n");
   const std::string bad_list = write("bad.txt", "198.18.2.0/24\n\nexample.com\n");
