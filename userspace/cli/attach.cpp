@@ -35,8 +35,9 @@ int run_attach(const Globals& g, const AttachOptions& o) {
   auto a = attach(*state, o.ifname, *mode, o.replace);
   if (!a) {
     // A state made for this attach goes with it: a retry with another
-    // --max-sources or --idle would be refused as a resize.
-    if (made) {
+    // --max-sources or --idle would be refused as a resize. Not where the
+    // program is on all the same (its record refused): it protects.
+    if (made && !runs_ours(*state, o.ifname)) {
       state = std::unexpected(a.error());  // its maps closed before their pins go
       if (auto gone = State::unpin(g.pin_dir); !gone) std::cerr << "xthrottle: " << gone.error().message << "\n";
     }

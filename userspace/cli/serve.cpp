@@ -178,11 +178,12 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // it whole: a flag checked before the read would let a scrape that began
   // just before the restore read its rules without their counters.
   std::shared_mutex restore_mu;
-  // Held from before the server starts where there is a snapshot to read:
-  // a restore cut short left rules without their counters, which the first
-  // scrape would read at 0 (let go once the restore below is done).
+  // Held from before the server starts where a restore was cut short: it
+  // left rules without their counters, which a scrape during the read of
+  // the snapshot would take at 0; else from just before the restore. Let
+  // go once the restore below is done.
   std::unique_lock<std::shared_mutex> restoring(restore_mu, std::defer_lock);
-  if (std::error_code ec; !snapshot.empty() && std::filesystem::exists(snapshot, ec)) restoring.lock();
+  if (std::error_code ec; !snapshot.empty() && std::filesystem::exists(snapshot + ".restoring", ec)) restoring.lock();
   auto server = MetricsServer::start(metrics, [&pin_dir, &fleet, &fleet_mu, &restore_mu]() -> Result<std::string> {
     std::shared_lock<std::shared_mutex> reading(restore_mu, std::try_to_lock);
     if (!reading.owns_lock()) return system_error("restoring the snapshot: the counters are not all back yet");
@@ -253,6 +254,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     const std::string marker = snapshot + ".restoring";
     const bool marked = std::filesystem::exists(marker, ec);
     Result<std::optional<SnapshotSummary>> sum = std::nullopt;
+    if (there && file && !restoring.owns_lock()) restoring.lock();
     if (there && file)
       sum = restore_state(pin_dir, *file, snapshot, true, config_file ? config_file->table : TableSettings{}, marker);
     if (restoring.owns_lock()) restoring.unlock();

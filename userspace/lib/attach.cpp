@@ -401,13 +401,14 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
   a.multiprog = after.ours->multiprog;
   a.prog_id = after.ours->prog_id;
   a.live = true;
-  if (auto ok = record(state, a); !ok) {
-    // Taken off again: an attach that says it failed leaves nothing on.
-    (void)take_off(after, *ifindex);
-    return std::unexpected(ok.error());
-  }
+  if (auto ok = record(state, a); !ok) return std::unexpected(ok.error());  // on, and protecting
   a.recorded = true;
   return a;
+}
+
+bool runs_ours(const State& state, const std::string& ifname) {
+  const uint32_t ifindex = if_nametoindex(ifname.c_str());
+  return ifindex && probe(ifindex, map_id(state.rules_fd())).ours.has_value();
 }
 
 Result<bool> detach(const State& state, const std::string& ifname) {

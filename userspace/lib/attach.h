@@ -49,6 +49,9 @@ Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode
 // forgets its record (the program went with the interface) and says so:
 // true.
 Result<bool> detach(const State& state, const std::string& ifname);
+// Whether this state's program is on ifname (an attach that failed after
+// the program went on, for one: its record refused).
+bool runs_ours(const State& state, const std::string& ifname);
 // Every interface of this network namespace that runs our program on our
 // maps, and every record whose program has gone.
 Result<std::vector<Attachment>> attachments(const State& state);

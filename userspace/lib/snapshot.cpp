@@ -178,7 +178,9 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
     // The fleet's, restored as the fleet's: a serve after a reboot must not
     // tell them as this host's own (and bring back what was lifted since).
     if (b.ban.rule == XT_BAN_BY_FLEET) jb.back()["fleet"] = true;
-    if (b.ban.rule == XT_BAN_BY_DELETED_RULE) jb.back()["deleted_rule"] = true;
+    // A deleted rule's, marked or not (the mark is a best effort).
+    if (b.ban.rule == XT_BAN_BY_DELETED_RULE || (XT_BAN_BY_RULE(b.ban) && by == index.end()))
+      jb.back()["deleted_rule"] = true;
   }
   h["bans"] = jb;
   sum.bans = bans->size();

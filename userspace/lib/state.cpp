@@ -664,7 +664,10 @@ Result<void> State::del_ban(const Cidr& cidr) {
   if (!now) return std::unexpected(now.error());
   auto none = [&] { return system_error("no ban for " + format_cidr(cidr) + " (see `xthrottle bans`)"); };
   // One that has ended is no ban to lift (`bans` does not list it): it goes
-  // all the same, and the answer is the one for no ban at all.
+  // all the same, and the answer is the one for no ban at all. (A rule's
+  // new ban of the prefix between the read and the delete would go with
+  // it: the window of a syscall, the same the data path's own delete of an
+  // ended ban has.)
   xt_ban was{};
   if (bpf_map_lookup_elem(bans_.get(), &key, &was) == 0 && static_cast<int64_t>(was.until - *now) <= 0) {
     (void)bpf_map_delete_elem(bans_.get(), &key);
@@ -1065,9 +1068,15 @@ Result<void> State::del_rule(const Cidr& cidr, const Match& match) {
     (void)for_each_ban([&](const xt_ban_key& k, const xt_ban& ban) {
       if (XT_BAN_BY_RULE(ban) && ban.rule - 1 == id) its_bans.push_back(k);
     });
+    auto now = this->now();
     for (const xt_ban_key& k : its_bans) {
-      xt_ban ban{};  // read again: another rule may have banned the prefix since
-      if (bpf_map_lookup_elem(bans_.get(), &k, &ban) != 0 || !XT_BAN_BY_RULE(ban) || ban.rule - 1 != id) continue;
+      // Read again: another rule may have banned the prefix since. An
+      // ended one is left alone: the data path writes a new ban over an
+      // ended one, and this write could land on top of it.
+      xt_ban ban{};
+      if (!now || bpf_map_lookup_elem(bans_.get(), &k, &ban) != 0 || !XT_BAN_BY_RULE(ban) || ban.rule - 1 != id ||
+          static_cast<int64_t>(ban.until - *now) <= 0)
+        continue;
       ban.rule = XT_BAN_BY_DELETED_RULE;
       (void)bpf_map_update_elem(bans_.get(), &k, &ban, BPF_EXIST);
     }
