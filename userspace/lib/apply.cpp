@@ -20,6 +20,52 @@ bool redirect_stale(const State& state, const RuleEntry& e) {
   return !gone || (*gone && if_nametoindex(e.spec.redirect->c_str()) != 0);
 }
 
+// Which of the rules going (diff.remove, by index) must go before the new
+// ones come in, because a new one would not fit beside them: a range being
+// moved (the new range crosses the old one without nesting), ranges nested
+// more than four deep for a moment (the rules going with a range of that
+// protocol), or more than the table's 4096 rules (as many rules going as
+// it takes). The file was checked whole: once they are out, what it holds
+// fits.
+std::vector<bool> rules_in_the_way(const RulesDiff& diff, const std::vector<RuleEntry>& live) {
+  auto crosses = [&](const RulesDiff::Change& gone) {
+    const Match& g = gone.spec.match;
+    return g.ports && std::ranges::any_of(diff.add, [&](const RulesDiff::Change& c) {
+             const Match& m = c.spec.match;
+             return m.ports && m.proto == g.proto && port_ranges_cross(*m.ports, *g.ports);
+           });
+  };
+  std::vector<bool> first(diff.remove.size());
+  std::set<std::string> crossing;
+  for (size_t i = 0; i < diff.remove.size(); i++)
+    if (crosses(diff.remove[i])) {
+      first[i] = true;
+      crossing.insert(rule_name(diff.remove[i].spec.cidr, diff.remove[i].spec.match));
+    }
+  // The new ranges beside the live ones but those crossing them.
+  PortRangeTable ranges = empty_port_ranges();
+  auto put_range = [&](const Match& m) {
+    return !m.ports || add_port_range(ranges, port_slot(*m.proto), m.ports->first, m.ports->second).has_value();
+  };
+  for (const RuleEntry& e : live)
+    if (!crossing.contains(rule_name(e.cidr, e.spec.match))) (void)put_range(e.spec.match);
+  std::set<uint8_t> too_deep;  // port slots (ports.h) a new range does not fit in
+  for (const auto& c : diff.add)
+    if (!put_range(c.spec.match)) too_deep.insert(port_slot(*c.spec.match.proto));
+  for (size_t i = 0; i < diff.remove.size(); i++) {
+    const Match& g = diff.remove[i].spec.match;
+    if (g.ports && too_deep.contains(port_slot(*g.proto))) first[i] = true;
+  }
+  const size_t want = live.size() + diff.add.size();
+  const size_t over = want > XT_MAX_RULES ? want - XT_MAX_RULES : 0;
+  for (size_t i = 0, freed = static_cast<size_t>(std::ranges::count(first, true)); i < first.size() && freed < over; i++)
+    if (!first[i]) {
+      first[i] = true;
+      freed++;
+    }
+  return first;
+}
+
 }  // namespace
 
 Result<RulesDiff> diff_rules(const State& state, const RulesFile& file) {
@@ -170,47 +216,10 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
     return std::unexpected(Error{why.kind, why.message + " (the rules and lists changed before it were restored)"});
   };
   // New rules go in before old ones go out, so no source is unlimited
-  // meanwhile; but a rule going goes first where one coming would not fit
-  // beside it: a range being moved (the new range crosses the old one
-  // without nesting), ranges nested more than four deep for a moment (the
-  // rules going with a range of that protocol), or more than the table's
-  // 4096 rules (as many rules going as it takes). The file was checked
-  // whole: once they are out, what it holds fits.
-  auto crosses = [&](const RulesDiff::Change& gone) {
-    const Match& g = gone.spec.match;
-    return g.ports && std::ranges::any_of(diff.add, [&](const RulesDiff::Change& c) {
-             const Match& m = c.spec.match;
-             return m.ports && m.proto == g.proto && port_ranges_cross(*m.ports, *g.ports);
-           });
-  };
+  // meanwhile, but for the rules in their way (rules_in_the_way).
   auto live = state.rules();
   if (!live) return std::unexpected(live.error());
-  std::vector<bool> first(diff.remove.size());
-  std::set<std::string> crossing;
-  for (size_t i = 0; i < diff.remove.size(); i++)
-    if (crosses(diff.remove[i])) {
-      first[i] = true;
-      crossing.insert(rule_name(diff.remove[i].spec.cidr, diff.remove[i].spec.match));
-    }
-  PortRangeTable ranges = empty_port_ranges();
-  auto put_range = [&](const Match& m) {
-    return !m.ports || add_port_range(ranges, port_slot(*m.proto), m.ports->first, m.ports->second).has_value();
-  };
-  for (const RuleEntry& e : *live)
-    if (!crossing.contains(rule_name(e.cidr, e.spec.match))) (void)put_range(e.spec.match);
-  std::set<uint8_t> too_deep;  // port slots (ports.h) a new range does not fit in beside the live ones
-  for (const auto& c : diff.add)
-    if (!put_range(c.spec.match)) too_deep.insert(port_slot(*c.spec.match.proto));
-  for (size_t i = 0; i < diff.remove.size(); i++) {
-    const Match& g = diff.remove[i].spec.match;
-    if (g.ports && too_deep.contains(port_slot(*g.proto))) first[i] = true;
-  }
-  const size_t over = live->size() + diff.add.size() > XT_MAX_RULES ? live->size() + diff.add.size() - XT_MAX_RULES : 0;
-  for (size_t i = 0, freed = static_cast<size_t>(std::ranges::count(first, true)); i < first.size() && freed < over; i++)
-    if (!first[i]) {
-      first[i] = true;
-      freed++;
-    }
+  const std::vector<bool> first = rules_in_the_way(diff, *live);
   auto remove = [&](const RulesDiff::Change& c) -> Result<void> {
     if (auto ok = state.del_rule(c.spec.cidr, c.spec.match); !ok) return undo(ok.error());
     done.push_back(&c);  // undone by adding it back (its buckets are gone)
