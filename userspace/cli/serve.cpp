@@ -254,9 +254,10 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     const std::string marker = snapshot + ".restoring";
     const bool marked = std::filesystem::exists(marker, ec);
     Result<std::optional<SnapshotSummary>> sum = std::nullopt;
-    if (there && file && !restoring.owns_lock()) restoring.lock();
-    if (there && file)
+    if (there && file) {
+      if (!restoring.owns_lock()) restoring.lock();
       sum = restore_state(pin_dir, *file, snapshot, true, config_file ? config_file->table : TableSettings{}, marker);
+    }
     if (restoring.owns_lock()) restoring.unlock();
     std::filesystem::remove(marker, ec);  // done, refused or moved aside below: nothing to resume
     if (!there) {

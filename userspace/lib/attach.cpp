@@ -153,14 +153,6 @@ Probe probe(uint32_t ifindex, uint32_t rules_id) {
   return p;
 }
 
-// Takes our program (p.ours) off the interface: from the dispatcher, or
-// the interface's one program. 0, or the error.
-int take_off(const Probe& p, uint32_t ifindex) {
-  return p.ours->multiprog
-             ? xdp_program__detach(p.ours->prog, static_cast<int>(ifindex), to_libxdp(p.ours->mode), 0)
-             : xdp_multiprog__detach(p.mp.get());
-}
-
 }  // namespace
 
 Result<uint32_t> ifindex_of(const std::string& ifname) {
@@ -426,7 +418,10 @@ Result<bool> detach(const State& state, const std::string& ifname) {
     if (forget_records_named(state, ifname, *ifindex)) return true;
     return system_error("xthrottle is not attached to " + ifname);
   }
-  if (int err = take_off(p, *ifindex); err) return system_error("cannot detach from " + ifname, err);
+  int err = p.ours->multiprog
+                ? xdp_program__detach(p.ours->prog, static_cast<int>(*ifindex), to_libxdp(p.ours->mode), 0)
+                : xdp_multiprog__detach(p.mp.get());
+  if (err) return system_error("cannot detach from " + ifname, err);
   bpf_map_delete_elem(state.attach_fd(), &key);
   return false;
 }

@@ -89,7 +89,7 @@ struct EventReader::Context {
       for (const auto& [source, was] : bans) {
         auto it = current.find(source);
         if (it != current.end() && it->second.since == was.since) continue;  // the same ban
-        const bool ended = static_cast<int64_t>(was.until - *now) <= 0;
+        const bool ended = ban_ended(was, *now);
         if (!ended && it != current.end()) continue;  // replaced by another ban of it
         deliver_unbanned(source, was, ended ? was.until : *now, ended);
         told++;

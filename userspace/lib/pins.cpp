@@ -104,22 +104,23 @@ Result<void> lock_down(const std::string& pin_dir) {
   return {};
 }
 
-Result<DirLock> DirLock::acquire(const std::string& dir) {
+Result<std::optional<DirLock>> DirLock::lock(const std::string& dir, bool wait) {
   Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) return system_error("cannot open " + dir + " to lock it", errno);
-  if (flock(fd.get(), LOCK_EX) != 0) return system_error("cannot lock " + dir, errno);
-  return DirLock(std::move(fd));
-}
-
-Result<std::optional<DirLock>> DirLock::try_acquire(const std::string& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return system_error("cannot open " + dir + " to lock it", errno);
-  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) return std::optional<DirLock>();
+  if (flock(fd.get(), LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
+    if (!wait && errno == EWOULDBLOCK) return std::optional<DirLock>();
     return system_error("cannot lock " + dir, errno);
   }
   return std::optional<DirLock>(DirLock(std::move(fd)));
 }
+
+Result<DirLock> DirLock::acquire(const std::string& dir) {
+  auto held = lock(dir, true);
+  if (!held) return std::unexpected(held.error());
+  return std::move(**held);
+}
+
+Result<std::optional<DirLock>> DirLock::try_acquire(const std::string& dir) { return lock(dir, false); }
 
 Result<ReaderLock> ReaderLock::acquire(const std::string& pin_dir, const std::string& ring, const std::string& who) {
   const std::string path = pin_dir + "/" + ring + "_lock";  // bpffs allows no dot in a name

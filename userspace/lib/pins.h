@@ -35,6 +35,8 @@ class DirLock {
 
  private:
   explicit DirLock(Fd fd) : fd_(std::move(fd)) {}
+  // Nothing only where !wait and another holds it.
+  static Result<std::optional<DirLock>> lock(const std::string& dir, bool wait);
   Fd fd_;
 };
 

@@ -669,7 +669,7 @@ Result<void> State::del_ban(const Cidr& cidr) {
   // it: the window of a syscall, the same the data path's own delete of an
   // ended ban has.)
   xt_ban was{};
-  if (bpf_map_lookup_elem(bans_.get(), &key, &was) == 0 && static_cast<int64_t>(was.until - *now) <= 0) {
+  if (bpf_map_lookup_elem(bans_.get(), &key, &was) == 0 && ban_ended(was, *now)) {
     (void)bpf_map_delete_elem(bans_.get(), &key);
     return none();
   }
@@ -710,7 +710,7 @@ Result<std::vector<State::Ban>> State::bans() const {
   // path): a ban seen twice is listed once.
   std::set<std::vector<uint8_t>> seen;
   auto walked = for_each_ban([&](const xt_ban_key& key, const xt_ban& ban) {
-    if (static_cast<int64_t>(ban.until - *now) <= 0) return;
+    if (ban_ended(ban, *now)) return;
     const auto* raw = reinterpret_cast<const uint8_t*>(&key);
     if (!seen.insert(std::vector<uint8_t>(raw, raw + sizeof(key))).second) return;
     Cidr cidr;
@@ -727,7 +727,7 @@ Result<void> State::tidy_bans(uint64_t now) {
   std::vector<xt_ban_key> ended;
   size_t left = 0;
   auto walked = for_each_ban([&](const xt_ban_key& key, const xt_ban& ban) {
-    if (static_cast<int64_t>(ban.until - now) <= 0)
+    if (ban_ended(ban, now))
       ended.push_back(key);
     else
       left++;
@@ -738,7 +738,7 @@ Result<void> State::tidy_bans(uint64_t now) {
     // prefix anew since the walk (a ban replaces an ended one in place).
     xt_ban ban{};
     if (bpf_map_lookup_elem(bans_.get(), &k, &ban) != 0) continue;
-    if (static_cast<int64_t>(ban.until - now) > 0) {
+    if (!ban_ended(ban, now)) {
       left++;
       continue;
     }
@@ -1075,7 +1075,7 @@ Result<void> State::del_rule(const Cidr& cidr, const Match& match) {
       // ended one, and this write could land on top of it.
       xt_ban ban{};
       if (!now || bpf_map_lookup_elem(bans_.get(), &k, &ban) != 0 || !XT_BAN_BY_RULE(ban) || ban.rule - 1 != id ||
-          static_cast<int64_t>(ban.until - *now) <= 0)
+          ban_ended(ban, *now))
         continue;
       ban.rule = XT_BAN_BY_DELETED_RULE;
       (void)bpf_map_update_elem(bans_.get(), &k, &ban, BPF_EXIST);

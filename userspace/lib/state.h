@@ -84,6 +84,10 @@ class PendingDrops {
   std::vector<Entry> entries_;
 };
 
+// Whether a ban has ended at tick now (signed: a ban the data path made
+// on another CPU may begin a tick ahead of the clock read here).
+inline bool ban_ended(const xt_ban& ban, uint64_t now) { return static_cast<int64_t>(ban.until - now) <= 0; }
+
 class State {
  public:
   // Opens existing pins; fails (exit 1) if there is no state in pin_dir.
