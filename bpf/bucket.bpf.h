@@ -307,10 +307,9 @@ static __always_inline int xt_slot_at(const struct xt_place *p, int r, const str
 }
 
 /* Finds key's slot (tracked or gone idle): 1 if the table has it. */
-static __always_inline int xt_find(const struct xt_place *p, const struct xt_bucket_key *key, __u16 unit,
-				   __u32 idle, struct xt_found *f)
+static __always_inline int xt_find(const struct xt_place *p, const struct xt_bucket_key *key, struct xt_found *f)
 {
-	const struct xt_set_tags *next = xt_spill_recent(p->home, unit, idle) ? p->next : NULL;
+	const struct xt_set_tags *next = xt_spilled(p->home) ? p->next : NULL;
 	int r = XT_NOWHERE;
 	XT_UNROLL
 	for (int i = 0; i < XT_FIND_TRIES; i++) {
@@ -326,12 +325,11 @@ static __always_inline int xt_find(const struct xt_place *p, const struct xt_buc
 }
 
 /* The bucket of key if the table has it, tracked or not; NULL if not. */
-static __always_inline struct xt_bucket *xt_bucket_find(const struct xt_bucket_key *key, const struct xt_config *cfg,
-							 __u64 now)
+static __always_inline struct xt_bucket *xt_bucket_find(const struct xt_bucket_key *key, const struct xt_config *cfg)
 {
 	struct xt_place p;
 	struct xt_found f = {};
-	if (!xt_place_of(key, cfg, &p) || !xt_find(&p, key, xt_used_now(cfg, now), cfg->used_idle, &f))
+	if (!xt_place_of(key, cfg, &p) || !xt_find(&p, key, &f))
 		return NULL;
 	return &f.slot->bucket;
 }
@@ -429,7 +427,7 @@ static __always_inline struct xt_bucket *xt_source_bucket(const struct xt_pkt *p
 	const __u16 unit = xt_used_now(cfg, now);
 	struct xt_found f = {};
 	/* Most spoofed sources are told untracked by the marks alone. */
-	int found = xt_marks_may_hold(p.home_marks, p.next_marks, p.mark) && xt_find(&p, key, unit, cfg->used_idle, &f);
+	int found = xt_marks_may_hold(p.home_marks, p.next_marks, p.mark) && xt_find(&p, key, &f);
 	const __u32 w = f.way;
 	if (w >= XT_BUCKET_WAYS) /* never (xt_slot_at checks it): for the verifier */
 		found = 0;
@@ -447,9 +445,6 @@ static __always_inline struct xt_bucket *xt_source_bucket(const struct xt_pkt *p
 	}
 	if (xt_tag_used(f.tags, w) != unit)
 		f.tags->way[w].half[XT_TAG_USED] = unit;
-	/* A source in the next set keeps its home set looking there. */
-	if (f.next && p.home->spilled != (unit | XT_SPILLED))
-		p.home->spilled = unit | XT_SPILLED;
 	return &f.slot->bucket;
 }
 

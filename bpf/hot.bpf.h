@@ -242,7 +242,7 @@ __attribute__((noinline)) int xt_hot_flush(__u32 line, int slot, __u32 epoch, __
 		}
 		struct xt_bucket_key key;
 		xt_bucket_key_for(&src, rule_id, hot->per_len, &key);
-		struct xt_bucket *b = xt_bucket_find(&key, cfg, now);
+		struct xt_bucket *b = xt_bucket_find(&key, cfg);
 		if (b) {
 			__sync_fetch_and_add(&b->dropped_packets, hot->pending);
 			xt_note_drop(b, xt_hot_last_hit(hot, now), (__u32)now, xt_drop_reach(cfg));

@@ -123,17 +123,22 @@ XT_INLINE int xt_lru_way(const struct xt_set_tags *t, __u16 unit)
 	return victim;
 }
 
-/* Whether the home set spilled within the idle window. */
-XT_INLINE int xt_spill_recent(const struct xt_set_tags *home, __u16 unit, __u32 idle)
+/* Whether a newcomer of the home set ever went to the next set: then a
+ * lookup looks there too, however long ago that was. A source there that
+ * went quiet for the idle window keeps its slot, and its bucket when the
+ * budget admits it again, as one in its home set does; a spill that
+ * expired with the window lost it, and the source came back to a fresh
+ * bucket, a spent quota full again. (The marks, which a lookup reads
+ * first, keep most sources not there off the next set's tags.) */
+XT_INLINE int xt_spilled(const struct xt_set_tags *home)
 {
-	return home->spilled && (__u16)(unit - (__u16)home->spilled) <= idle;
+	return home->spilled != 0;
 }
 
 /* Where the fingerprint fp of a key whose home set's tags are `home` is,
  * after place `after` (XT_NOWHERE: from the start): XT_PLACE(0, way) in the
  * home set, XT_PLACE(1, way) in the next one, or XT_NOWHERE. `next` is the
- * next set's tags if the home set spilled within the idle window
- * (xt_spill_recent), else NULL. Two keys of one set can share a
+ * next set's tags if the home set ever spilled (xt_spilled), else NULL. Two keys of one set can share a
  * fingerprint; the caller compares the slot's key and, if it is another's,
  * looks again after it. */
 #define XT_PLACE(next, way) ((next) << 8 | (way))

@@ -776,9 +776,10 @@ union xt_way_tag {
 struct xt_set_tags {
 	union xt_way_tag way[XT_BUCKET_WAYS];
 	/* When a newcomer of this set last went to the next set (all ways here
-	 * held tracked sources), or a source there was last used: the `used`
-	 * unit | XT_SPILLED, 0 if never. While it is recent, a source not found
-	 * here is looked for there too. */
+	 * held tracked sources): the `used` unit | XT_SPILLED, 0 if never. Once
+	 * it is set, a source not found here is looked for there too, however
+	 * long ago that was (a source there keeps its slot when it goes quiet,
+	 * as one here does). */
 	__u32 spilled;
 };
 #define XT_SPILLED 0x10000u

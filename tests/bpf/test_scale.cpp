@@ -229,6 +229,37 @@ TEST_F(Scale, ASourceInTheNextSetIsFoundThere) {
   EXPECT_EQ(counter(XT_DROP_NEW_SOURCE), 0u);
 }
 
+// A source in the next set that goes quiet past the idle window keeps its
+// slot there, and its bucket when the budget lets it back, as one in its
+// home set does. Before, the home set looked in the next one only while its
+// last spill was within the window: the source was not found, came back to
+// a fresh bucket (a spent 1/hour quota full again) and took a second slot.
+TEST_F(Scale, ASourceInTheNextSetKeepsItsBucketThroughAQuietSpell) {
+  load(XT_MIN_MAX_SOURCES);
+  rule("198.18.0.0/15", "1/hour", 1, [](RuleSpec& s) {
+    s.new_rate = *parse_rate("1000000/s");
+    s.remember = 0;
+  });
+  const xt_config cfg = state_->config().value();
+  const xt_rule r = state_->rules().value().at(0).rule;
+  auto home_of = [&](const std::string& addr) {
+    const xt_bucket_key k = key_of(r, addr);
+    return xt_home_set(xt_hash_bucket(cfg.hash_key, &k), cfg.bucket_bits);
+  };
+  std::vector<std::string> same;
+  const uint32_t home = home_of(nth_source(0));
+  for (int i = 0; same.size() < XT_BUCKET_WAYS + 1 && i < 50000; i++)
+    if (home_of(nth_source(i)) == home) same.push_back(nth_source(i));
+  ASSERT_EQ(same.size(), XT_BUCKET_WAYS + 1u);
+  for (const auto& a : same) ASSERT_EQ(run(Packet().ipv4(a).build(), 0), XDP_PASS) << a << " admitted";
+  const uint64_t admitted = counter(XT_SOURCES_ADMITTED);
+  const uint64_t later = (XT_DEFAULT_IDLE_SECONDS + 30) * kSec;
+  for (const auto& a : same)
+    EXPECT_EQ(run(Packet().ipv4(a).build(), later), XDP_DROP) << a << ": back after a quiet spell, its hour's token spent";
+  EXPECT_EQ(counter(XT_SOURCES_ADMITTED), admitted) << "no source given a second slot";
+  EXPECT_EQ(counter(XT_DROP_LIMIT), XT_BUCKET_WAYS + 1u);
+}
+
 // Two sources of one set whose keyed hashes share the 16-bit fingerprint
 // (a set in about 1,200 holds such a pair): the one in the later way is found
 // past the other, keeps its bucket and is never taken for a newcomer. Before

@@ -374,17 +374,18 @@ TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
   EXPECT_EQ(xt_fp_of(0xabcd), 0xabcd);
 
   // All ways tracked: a newcomer goes to the next set, which home then
-  // points to while that is recent.
+  // points to for good.
+  ASSERT_FALSE(xt_spilled(&home));
   EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle), XT_PLACE(1, 0));
   put(next, 0, 4, 100);
-  ASSERT_TRUE(xt_spill_recent(&home, 100, idle));
+  ASSERT_TRUE(xt_spilled(&home));
   EXPECT_EQ(xt_locate(&home, &next, 4, XT_NOWHERE), XT_PLACE(1, 0));
   EXPECT_EQ(xt_locate(&home, &next, 4, XT_PLACE(1, 0)), XT_NOWHERE);
   EXPECT_EQ(xt_locate(&home, nullptr, 4, XT_NOWHERE), XT_NOWHERE) << "not looked for where home did not spill";
   put(next, 5, 9, 100);
   EXPECT_EQ(xt_locate(&home, &next, 9, XT_PLACE(0, 3)), XT_PLACE(1, 5)) << "from the home set on to the next";
   put(next, 5, 0, 0);
-  EXPECT_FALSE(xt_spill_recent(&home, 100 + idle + 1, idle)) << "a spill idle past the window is forgotten";
+  EXPECT_TRUE(xt_spilled(&home)) << "a spill is not forgotten when the window is over: a quiet source there keeps its slot";
   // The next set full too: home's least recently used way.
   for (int i = 0; i < 15; i++) put(next, i, static_cast<uint16_t>(100 + i), 100);
   EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle), XT_PLACE(0, 1));

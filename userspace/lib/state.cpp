@@ -1255,16 +1255,15 @@ Result<std::optional<xt_bucket>> State::find_bucket(const xt_bucket_key& key) co
   auto cfg = config();
   if (!cfg) return std::unexpected(cfg.error());
   // Where the data path looks (xt_place_of, xt_find): the home set the
-  // keyed hash picks, or the next one if the home set spilled.
+  // keyed hash picks, or the next one if the home set ever spilled.
   const uint64_t h = xt_hash_bucket(cfg->hash_key, &key);
   const uint32_t idx = xt_home_set(h, cfg->bucket_bits);
   xt_set_tags home{}, next{};
   const uint32_t idx_next = xt_place_set(idx, XT_PLACE(1, 0), cfg->bucket_bits);
   if (bpf_map_lookup_elem(tags_.get(), &idx, &home) != 0 || bpf_map_lookup_elem(tags_.get(), &idx_next, &next) != 0)
     return system_error("cannot read the bucket table", errno);
-  const uint64_t now = this->now().value_or(0);
   // As xt_find: a slot whose fingerprint matches may hold another key.
-  const bool spilled = xt_spill_recent(&home, xt_used_now(&*cfg, now), cfg->used_idle);
+  const bool spilled = xt_spilled(&home);
   int r = XT_NOWHERE;
   for (int i = 0; i < XT_FIND_TRIES; i++) {
     r = xt_locate(&home, spilled ? &next : nullptr, xt_fp_of(h), r);
