@@ -109,12 +109,16 @@ static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, st
 #pragma clang loop unroll(disable)
 	for (int w = 0; w < XT_BUCKET_WAYS; w++) {
 		struct xt_slot *s = &set->way[w];
+		/* The fingerprint before the key: a newcomer that takes the way
+		 * after it was read changes it, and the swap below lets the way
+		 * be. Read after the key, it could be the newcomer's. */
+		const __u16 fp = *(volatile const __u16 *)&t->way[w].half[XT_TAG_FP];
+		asm volatile("" ::: "memory");
 		if (!s->key.family || s->key.rule_id != ctl->sweep_rule || s->key.per_len == ctl->keep_per_len)
 			continue;
 		/* Free the way unless a newcomer took it meanwhile (its
 		 * fingerprint changed); a packet refreshing the stamp meanwhile
 		 * only makes the swap try again. */
-		const __u16 fp = t->way[w].half[XT_TAG_FP];
 #pragma clang loop unroll(disable)
 		for (int k = 0; fp && k < XT_CAS_TRIES; k++) {
 			const union xt_way_tag tag = t->way[w];
@@ -218,7 +222,7 @@ __attribute__((noinline)) int xt_put_record(struct xt_slot *in, __u64 now, int c
 	}
 	const __u16 unit = xt_used_now(cfg, now);
 	struct xt_found f = {};
-	if (xt_find(&p, &in->key, unit, cfg->used_idle, &f) && f.way < XT_BUCKET_WAYS) {
+	if (xt_find(&p, &in->key, &f) && f.way < XT_BUCKET_WAYS) {
 		if (charge)
 			xt_charge_bucket(&f.slot->bucket, in->bucket.passed_packets, now);
 		else
