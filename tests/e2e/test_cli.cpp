@@ -2,6 +2,10 @@
 // The command-line contract (README, "Usage") in a namespace lab: exit codes, the
 // bad token in every message, nothing changed by a rejected command, and a
 // status that tells the truth.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 
@@ -51,11 +55,31 @@ TEST_F(Cli, BadInputExitsTwoNamesTheTokenAndChangesNothing) {
       {{"rule", "del", "198.18.0.0/99"}, "99"},
       {{"attach", "dut0", "--mode", "turbo"}, "turbo"},
       {{"stats", "--watch", "-1"}, "--watch"},
+      // CLI11 alone let "nan" through a range and read integers as C does:
+      // "010" as 8, "0x10" as 16, one past 2^64 as the largest there is.
+      {{"stats", "--watch", "nan"}, "nan"},
+      {{"top", "--watch", "nan"}, "nan"},
+      {{"top", "--watch", "1e10"}, "1e10"},
+      {{"top", "--limit", "010"}, "010"},
+      {{"capture", "--count", "0x10"}, "0x10"},
+      {{"capture", "--count", "99999999999999999999"}, "99999999999999999999"},
+      {{"capture", "--snaplen", "010"}, "010"},
+      {{"replay", "a.toml", "b.pcap", "--hz", "0x64"}, "0x64"},
+      // An option that means something only beside another is refused
+      // without it, not ignored; a default given by hand too.
+      {{"serve", "--snapshot-every", "1min"}, "--snapshot"},
+      {{"serve", "--cluster-name", "x"}, "--cluster"},
+      {{"serve", "--cluster-every", "100ms"}, "--cluster"},
+      {{"serve", "--record-max", "256MB"}, "--record"},
+      {{"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--ban-after", "off", "--ban-for", "1h"}, "first drop"},
       {{"frobnicate"}, "frobnicate"},
       {{"rule", "add", "--rate", "10/s"}, "needs a CIDR"},
   };
   for (const auto& c : cases) {
-    Outcome r = lab_->xthrottle(c.args);
+    // Bounded: a --watch taken as nan printed in a loop with no end.
+    std::vector<std::string> argv = {"timeout", "10"};
+    for (const auto& a : lab_->xthrottle_argv(c.args)) argv.push_back(a);
+    Outcome r = run(argv);
     std::string cmd;
     for (const auto& a : c.args) cmd += a + " ";
     EXPECT_EQ(r.rc, 2) << cmd << "-> " << r.err;
@@ -70,6 +94,25 @@ TEST_F(Cli, BadInputExitsTwoNamesTheTokenAndChangesNothing) {
   EXPECT_EQ(typo.rc, 2);
   for (const char* name : {"attach", "ban", "bans", "blocklist", "capture", "save", "restore", "replay", "recommend"})
     EXPECT_NE(typo.err.find(name), std::string::npos) << "does not list " << name << ": " << typo.err;
+}
+
+// A list past what the data path takes on its own is refused before the
+// state is made: it was refused only once loading, the state made already
+// (with the default table, so that an attach --max-sources after was
+// refused as a resize). 32,769 /25s are 4,194,432 addresses, 128 past the
+// limit. (Nothing is sent to them: a list, not traffic.)
+TEST_F(Cli, ABlocklistTooLargeOnItsOwnMakesNoState) {
+  std::string text;
+  for (uint32_t i = 0; i <= XT_MAX_BLOCK_HOSTS / 128; i++)
+    text += "10." + std::to_string(i >> 9 & 255) + "." + std::to_string(i >> 1 & 255) + "." +
+            std::to_string((i & 1) * 128) + "/25\n";
+  const std::string big = "/tmp/xt-e2e-big-" + std::to_string(getpid()) + ".txt";
+  std::ofstream(big) << text;
+  const Outcome r = lab_->xthrottle({"blocklist", "load", "big", big});
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_NE(r.err.find("4194432 IPv4 addresses"), std::string::npos) << r.err;
+  EXPECT_EQ(lab_->xthrottle({"rule", "list"}).rc, 1) << "the refused load made the state";
+  std::filesystem::remove(big);
 }
 
 // A bare address is a CIDR where README says so (rule add 192.0.2.10

@@ -237,6 +237,22 @@ TEST_F(Serve, AConfigPathThatIsNotUtf8OrShortIsFine) {
   EXPECT_EQ(too_long.rc, 2);
 }
 
+// A --record-max below the least was refused when the record opened, after
+// the config was applied (and the state made for it): exit 2 with the
+// rules live.
+TEST_F(Serve, ARefusedRecordSizeChangesNothing) {
+  const std::string path = write("rules.toml", kRules);
+  const json before = rules();
+  std::vector<std::string> argv = {"timeout", "20"};
+  for (const auto& a : lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9434", "--config", path, "--record",
+                                             dir_ + "/record", "--record-max", "4096"}))
+    argv.push_back(a);
+  const Outcome r = run(argv);
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_NE(r.err.find("--record-max"), std::string::npos) << r.err;
+  EXPECT_EQ(rules(), before) << "the config was applied before the refusal";
+}
+
 // 9.8: serve said "needs root" with exit 2, where every command exits 1.
 TEST_F(Serve, WithoutPrivilegeItExitsOneLikeEveryCommand) {
   const std::string path = write("rules.toml", kRules);

@@ -132,9 +132,9 @@ void add_capture_command(CLI::App& app, const Globals& g, int& rc) {
   cmd->add_option("--reason", o->reasons,
                   "Only these verdicts, as `stats` names them, separated by commas (default: every drop, and "
                   "dry_run)");
-  cmd->add_option("--count", o->count, "Stop after this many packets")->check(CLI::PositiveNumber);
+  cmd->add_option("--count", o->count, "Stop after this many packets")->check(whole_number(1, UINT64_MAX));
   cmd->add_option("--snaplen", o->snaplen, "Bytes of each packet to keep (at most 1514)")
-      ->check(CLI::Range(1, XT_CAPTURE_MAX_SNAPLEN));
+      ->check(whole_number(1, XT_CAPTURE_MAX_SNAPLEN));
   cmd->add_option("--rate", o->rate,
                   "Packets sampled per time at most, in the data path (default " +
                       std::to_string(XT_CAPTURE_DEFAULT_RATE) + "/s): a flood cannot become a second flood");

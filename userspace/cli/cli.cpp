@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "cli.h"
 
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <iostream>
 #include <thread>
 
@@ -54,6 +56,34 @@ bool sleep_unless_stopped(double seconds) {
   while (!g_stop && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   return !g_stop;
+}
+
+CLI::Validator whole_number(uint64_t min, uint64_t max) {
+  const std::string what = std::to_string(min) + " to " + std::to_string(max);
+  return CLI::Validator(
+      [min, max, what](std::string& text) -> std::string {
+        uint64_t v = 0;
+        const char* end = text.data() + text.size();
+        auto [at, ec] = std::from_chars(text.data(), end, v);
+        const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+        if (!digits || ec != std::errc{} || at != end || (text.size() > 1 && text[0] == '0') || v < min || v > max)
+          return "'" + text + "' is not a whole number from " + what;
+        return {};
+      },
+      "N: " + what);
+}
+
+CLI::Validator seconds_up_to(double max) {
+  return CLI::Validator(
+      [max](std::string& text) -> std::string {
+        double v = 0;
+        const char* end = text.data() + text.size();
+        auto [at, ec] = std::from_chars(text.data(), end, v);
+        if (text.empty() || ec != std::errc{} || at != end || !std::isfinite(v) || !(v > 0) || v > max)
+          return "'" + text + "' is not a number of seconds above 0 and at most " + fmt("%g", max);
+        return {};
+      },
+      "SECONDS");
 }
 
 Result<Locked> lock_pins(const std::string& pin_dir) {

@@ -65,6 +65,14 @@ void emit(bool json, const nlohmann::json& j, const std::string& text);
 // Sleeps up to `seconds`, returning early (false) when asked to stop.
 bool sleep_unless_stopped(double seconds);
 
+// Checks for numeric options. CLI11 alone reads an integer as C does
+// ("010" is 8, "0x10" 16) and takes one past its type as the largest there
+// is, and lets "nan" through a range.
+// A whole number in decimal digits, from `min` to `max`.
+CLI::Validator whole_number(uint64_t min, uint64_t max);
+// Seconds: a finite number above 0, at most `max`.
+CLI::Validator seconds_up_to(double max);
+
 // The pin directory (a BPF file system, made if need be) locked against
 // other commands that change it, and its state if there is one.
 struct Locked {

@@ -55,8 +55,11 @@ void add_replay_command(CLI::App& app, const Globals&, int& rc) {
   replay->add_option("CAPTURE", o->capture, "Capture from tcpdump, tshark or dumpcap: Ethernet, cooked or raw IP")
       ->required();
   replay->add_flag("--json", o->json, "JSON output");
-  replay->add_option("--limit", o->limit, "Throttled sources listed, by their first drop")->capture_default_str();
-  replay->add_option("--hz", o->hz, "Tick rate to meter at (default: this kernel's, as the live program)");
+  replay->add_option("--limit", o->limit, "Throttled sources listed, by their first drop")
+      ->check(whole_number(0, UINT32_MAX))
+      ->capture_default_str();
+  replay->add_option("--hz", o->hz, "Tick rate to meter at (default: this kernel's, as the live program)")
+      ->check(whole_number(10, 10000));
   replay->add_option("--max-sources", o->max_sources,
                      "Source table size, as attach --max-sources (default: the file's [sources], else " +
                          std::to_string(XT_DEFAULT_MAX_SOURCES) + ")");

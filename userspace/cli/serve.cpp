@@ -32,6 +32,7 @@
 #include "fleet.h"
 #include "format.h"
 #include "metrics.h"
+#include "record_file.h"
 #include "recorder.h"
 
 namespace xt::cli {
@@ -112,24 +113,25 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   auto every = parse_duration("--snapshot-every", o.snapshot_every);
   if (!every) return fail(every.error());
   if (*every == 0) return fail(usage_error("bad --snapshot-every '" + o.snapshot_every + "': at least 1s").error());
+  // The options that only mean something beside another (--record-max
+  // without --record, ...) are refused by CLI11 itself (needs(), below).
   std::optional<Fleet::Options> fleet_opts;
   if (!o.cluster.empty()) {
     auto f = fleet_options(o);
     if (!f) return fail(f.error());
     fleet_opts = std::move(*f);
-  } else if (!o.cluster_password_file.empty() || o.cluster_every != "100ms" || !o.cluster_host.empty() ||
-             !o.cluster_ca.empty() || !o.cluster_cert.empty() || !o.cluster_key.empty()) {
-    return fail(usage_error("--cluster-every, --cluster-host, --cluster-password-file, --cluster-ca, --cluster-cert "
-                            "and --cluster-key go with --cluster")
-                    .error());
   }
   std::optional<Recorder::Options> record_opts;
   if (!o.record.empty()) {
+    // Checked here, not only when the record opens: that is after the
+    // snapshot and the rules file, which a refusal must leave undone.
     auto max = parse_size("--record-max", o.record_max);
     if (!max) return fail(max.error());
+    if (*max < kRecordMinBytes)
+      return fail(usage_error("bad --record-max '" + o.record_max + "': at least 16KiB (two files of at least a "
+                              "few seconds)")
+                      .error());
     record_opts = Recorder::Options{o.record, *max};
-  } else if (o.record_max != "256MB") {
-    return fail(usage_error("--record-max goes with --record").error());
   }
   install_stop_signals(true);
   // Its log going to a reader that went away (a pipe whose end closed, a
@@ -398,31 +400,41 @@ void add_serve_command(CLI::App& app, const Globals& g, int& rc) {
   auto* serve = app.add_subcommand("serve", "Run as a daemon: Prometheus metrics, events, rules file");
   serve->add_option("--metrics", o->metrics, "Address for the Prometheus endpoint (/metrics)")->capture_default_str();
   serve->add_option("--config", o->config, "Apply this rules file at start and on SIGHUP");
-  serve->add_option("--snapshot", o->snapshot,
-                    "Restore the state from this snapshot at start (before --config), save it there periodically and "
-                    "on stop");
-  serve->add_option("--snapshot-every", o->snapshot_every, "How often to save the snapshot")->capture_default_str();
-  serve->add_option("--record", o->record,
+  auto* snapshot = serve->add_option("--snapshot", o->snapshot,
+                                     "Restore the state from this snapshot at start (before --config), save it there "
+                                     "periodically and on stop");
+  serve->add_option("--snapshot-every", o->snapshot_every, "How often to save the snapshot")
+      ->capture_default_str()
+      ->needs(snapshot);
+  auto* record = serve->add_option("--record", o->record,
                     "Record what the limit rules' sources send, a second at a time, to this file for recommend --from "
                     "(appended to across restarts)");
   serve->add_option("--record-max", o->record_max,
                     "Most the record takes: FILE and FILE.1 each hold half, the older half given up first")
-      ->capture_default_str();
-  serve->add_option("--cluster", o->cluster,
+      ->capture_default_str()
+      ->needs(record);
+  auto* cluster = serve->add_option("--cluster", o->cluster,
                     "Share the --scope fleet rules with the other hosts of this Redis: redis://[USER:PASSWORD@]HOST[:PORT][/DB], "
                     "rediss://... (TLS) or unix:///PATH");
   serve->add_option("--cluster-every", o->cluster_every, "How often the hosts exchange what they passed (10ms to 10s)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(cluster);
   serve->add_option("--cluster-name", o->cluster_name, "The fleet's name: the prefix of its Redis keys")
-      ->capture_default_str();
-  serve->add_option("--cluster-host", o->cluster_host, "This host's name in the fleet (default: hostname:pin-dir)");
+      ->capture_default_str()
+      ->needs(cluster);
+  serve->add_option("--cluster-host", o->cluster_host, "This host's name in the fleet (default: hostname:pin-dir)")
+      ->needs(cluster);
   serve->add_option("--cluster-password-file", o->cluster_password_file,
-                    "Read Redis' password from this file (or set XTHROTTLE_REDIS_PASSWORD) rather than the URL");
+                    "Read Redis' password from this file (or set XTHROTTLE_REDIS_PASSWORD) rather than the URL")
+      ->needs(cluster);
   serve->add_option("--cluster-ca", o->cluster_ca,
-                    "rediss://: the CA certificates (PEM) that vouch for Redis' certificate (default: the system's)");
+                    "rediss://: the CA certificates (PEM) that vouch for Redis' certificate (default: the system's)")
+      ->needs(cluster);
   serve->add_option("--cluster-cert", o->cluster_cert,
-                    "rediss://: a client certificate (PEM) for a Redis that asks for one (tls-auth-clients)");
-  serve->add_option("--cluster-key", o->cluster_key, "rediss://: the client certificate's key (PEM)");
+                    "rediss://: a client certificate (PEM) for a Redis that asks for one (tls-auth-clients)")
+      ->needs(cluster);
+  serve->add_option("--cluster-key", o->cluster_key, "rediss://: the client certificate's key (PEM)")
+      ->needs(cluster);
   serve->callback([&g, &rc, o] { rc = run_serve(g, *o); });
 }
 

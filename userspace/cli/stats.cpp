@@ -102,18 +102,22 @@ int run_top(const Globals& g, bool json, size_t limit, double watch) {
 
 }  // namespace
 
+// A day: longer between two prints is no watch, and a number of seconds
+// past what a clock's nanoseconds hold would wrap the wait.
+constexpr double kMaxWatch = 86400;
+
 void add_stats_commands(CLI::App& app, const Globals& g, int& rc) {
   auto s = std::make_shared<WatchOptions>();
   auto* stats = app.add_subcommand("stats", "Packet and byte counters, overall and per rule");
   stats->add_flag("--json", s->json, "JSON output");
-  stats->add_option("--watch", s->watch, "Print rates every SECONDS until interrupted")->check(CLI::PositiveNumber);
+  stats->add_option("--watch", s->watch, "Print rates every SECONDS until interrupted")->check(seconds_up_to(kMaxWatch));
   stats->callback([&g, &rc, s] { rc = run_stats(g, s->json, s->watch); });
 
   auto t = std::make_shared<WatchOptions>();
   auto* top = app.add_subcommand("top", "Tracked sources, most drops first");
-  top->add_option("--limit", t->limit, "How many")->check(CLI::PositiveNumber)->capture_default_str();
+  top->add_option("--limit", t->limit, "How many")->check(whole_number(1, UINT32_MAX))->capture_default_str();
   top->add_option("--watch", t->watch, "Redraw every SECONDS, by drops in that interval, with rates")
-      ->check(CLI::PositiveNumber);
+      ->check(seconds_up_to(kMaxWatch));
   top->add_flag("--json", t->json, "JSON output");
   top->callback([&g, &rc, t] { rc = run_top(g, t->json, t->limit, t->watch); });
 }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cctype>
 #include <cerrno>
@@ -246,6 +247,33 @@ Result<void> check_blocklist(const std::string& name, const std::vector<Cidr>& c
       return usage_error("blocklist " + name + " has an entry that is no prefix (/" + std::to_string(c.len) +
                          " with bits set past it, or no family)");
   }
+  // What the data path takes of it: the union of every list is checked as
+  // it loads (switch_blocklists), once the state is there; a list past the
+  // limits on its own is refused here, before anything is made.
+  std::vector<std::pair<uint64_t, uint64_t>> hosts;  // [first, last] IPv4 addresses of prefixes past /24
+  std::vector<std::pair<std::array<uint8_t, 16>, uint8_t>> v6;
+  for (const Cidr& c : cidrs) {
+    if (c.family == XT_FAMILY_V4 && c.len > 24 && c.len <= 32) {
+      const uint64_t first = (uint64_t{c.addr[0]} << 24) | (c.addr[1] << 16) | (c.addr[2] << 8) | c.addr[3];
+      hosts.emplace_back(first, first + (uint64_t{1} << (32 - c.len)) - 1);
+    } else if (c.family == XT_FAMILY_V6) {
+      v6.emplace_back(c.addr, c.len);
+    }
+  }
+  std::ranges::sort(hosts);
+  uint64_t distinct = 0, end = 0;  // addresses counted, and one past the last counted
+  for (const auto& [first, last] : hosts) {
+    const uint64_t from = std::max(first, end);
+    if (last + 1 > from) distinct += last + 1 - from;
+    end = std::max(end, last + 1);
+  }
+  if (distinct > XT_MAX_BLOCK_HOSTS)
+    return usage_error("blocklist " + name + " holds " + std::to_string(distinct) + " IPv4 addresses in prefixes "
+                       "longer than /24, more than the " + std::to_string(XT_MAX_BLOCK_HOSTS) + " the data path takes");
+  std::ranges::sort(v6);
+  if (const size_t n = v6.size() - std::ranges::size(std::ranges::unique(v6)); n > XT_MAX_BLOCK6)
+    return usage_error("blocklist " + name + " holds " + std::to_string(n) + " IPv6 prefixes, more than the " +
+                       std::to_string(XT_MAX_BLOCK6) + " the data path takes");
   return {};
 }
 

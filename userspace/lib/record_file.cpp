@@ -233,7 +233,7 @@ Result<RecordRead> observe_record(std::string_view bytes, const std::string& wha
 }
 
 Result<RecordWriter> RecordWriter::open(const std::string& path, uint64_t max_bytes, Log log) {
-  if (max_bytes < 16 * 1024)
+  if (max_bytes < kRecordMinBytes)
     return usage_error("bad --record-max: at least 16KiB (two files of at least a few seconds)");
   // One writer a record: two serves on one --record would interleave their
   // seconds, and each read, cut and move aside what the other writes. The

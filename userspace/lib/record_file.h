@@ -39,6 +39,8 @@
 namespace xt {
 
 inline constexpr std::string_view kRecordMagic = "xthrottle-record 1\n";
+// The least --record-max: two files of at least a few seconds each.
+inline constexpr uint64_t kRecordMinBytes = 16 * 1024;
 
 struct RecordedSource {
   uint32_t rule = 0;  // index into the segment's rule names

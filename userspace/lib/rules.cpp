@@ -258,6 +258,14 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
   for (auto [key, word, out] : {std::tuple{"ban_after", &w.ban_after, &spec.ban_after},
                                 std::tuple{"ban_for", &w.ban_for, &spec.ban_for}}) {
     if (!*word) continue;
+    // parse_duration takes "off" for 0, which here is no "off": --ban-after 0
+    // bans at the first drop.
+    if (std::string_view(key) == "ban_after" && std::ranges::equal(**word, std::string_view("off"), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == b;
+        }))
+      return at(key, Error{ErrorKind::Usage, "bad " + context.name(key) + " \"" + **word +
+                                                "\": 0 bans at the first drop; to ban no one, leave --ban-after "
+                                                "and --ban-for out"});
     auto d = parse_duration(context.name(key), **word);
     if (!d) return at(key, d.error());
     *out = *d;
