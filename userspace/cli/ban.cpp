@@ -61,7 +61,10 @@ int run_bans(const Globals& g, bool json) {
   nlohmann::json j = nlohmann::json::array();
   std::string text = bans->empty() ? "no bans\n" : fmt("%-44s %12s %12s\n", "CIDR", "LEFT", "FOR");
   for (const auto& b : *bans) {
-    const double left = std::max(0.0, seconds(b.ban.until - *now)), total = seconds(b.ban.until - b.ban.since);
+    // A ban that ended since bans() read the clock: none left, not the
+    // unsigned difference's 2^64 ticks.
+    const double left = ban_ended(b.ban, *now) ? 0.0 : seconds(b.ban.until - *now);
+    const double total = seconds(b.ban.until - b.ban.since);
     j.push_back({{"cidr", format_cidr(b.cidr)},
                  {"seconds_left", left},
                  {"seconds", total},
