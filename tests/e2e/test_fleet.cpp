@@ -16,6 +16,8 @@
 #include <memory>
 #include <thread>
 
+#include <xthrottle/abi.h>
+
 #include "operate_test.h"
 
 namespace xt::test {
@@ -370,6 +372,36 @@ TEST_F(Fleet, AHostThatWasAwayBringsNoLiftedBanOrDeletedListBack) {
     EXPECT_FALSE(banned(h, "198.18.10.0/24")) << "host " << h << ": host 1's own lifted ban is back";
     EXPECT_FALSE(listed(h)) << "host " << h << ": the deleted list is back";
   }
+}
+
+// A list the fleet told that a host cannot take (it holds 16 already) is
+// said in that host's log. It was skipped in silence: the stream had moved
+// past it, nothing retried, and status said all was well while the host
+// lacked a list every other host enforced.
+TEST_F(Fleet, AListAHostCannotTakeIsSaidInItsLog) {
+  start_serves();
+  serves_[0].reset();  // away (SIGTERM): what it loads now is its own, told when it is back
+  for (int i = 0; i < XT_MAX_BLOCKLISTS; i++) {
+    const std::string file = dir_ + "/own" + std::to_string(i) + ".txt";
+    std::ofstream(file) << "198.18." << 20 + i << ".0/24\n";
+    ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "own" + std::to_string(i), file}).rc, 0);
+  }
+  const std::string file = dir_ + "/told.txt";
+  std::ofstream(file) << "198.18.5.0/24\n";
+  ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "load", "told", file}).rc, 0);
+  ASSERT_GE(until_everywhere(1, [&](int h) {
+              return h == 0 || labs_[h]->xthrottle({"blocklist", "test", "198.18.5.77"}).rc == 0;
+            }),
+            0);
+  start_serve(0);
+  ASSERT_TRUE(wait_connected(true));
+  const bool said = serves_[0]->wait_for_out(
+      [](const std::string& out) {
+        return out.find("fleet_apply_failed") != std::string::npos && out.find("blocklist told") != std::string::npos;
+      },
+      5);
+  EXPECT_TRUE(said) << "host 0's log says it could not take the list \"told\"";
+  EXPECT_NE(labs_[0]->xthrottle({"blocklist", "test", "198.18.5.77"}).rc, 0) << "host 0 has 16 lists: no room";
 }
 
 // A ban told that ends before one of a host's own does not replace it

@@ -174,6 +174,31 @@ TEST(FleetHealthFile, RoundTripsAndAnythingElseIsNone) {
   EXPECT_FALSE(fleet_health_from_json("{tru").has_value());
 }
 
+// What status warns of, from a running serve's fleet link. A serve up but
+// with no exchange done yet (a catch-up of a long stream, or stalled before
+// its first) passed as healthy, status --check 0, while it shared nothing.
+TEST(FleetHealthFile, StatusWarnsOfALinkUpButNotExchanging) {
+  FleetHealth h;
+  h.url = "redis://198.18.0.1:6379";
+  h.connected = true;
+  h.since_unix = 1000;
+  EXPECT_TRUE(fleet_link_warnings(h, 1002, "").empty()) << "just joined";
+  auto w = fleet_link_warnings(h, 1010, "");
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("no exchange has gone through yet"), std::string::npos) << w[0];
+  h.last_sync_unix = 1009;
+  EXPECT_TRUE(fleet_link_warnings(h, 1010, "").empty()) << "exchanging";
+  w = fleet_link_warnings(h, 1020, "");
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("went through 11 s ago"), std::string::npos) << w[0];
+  h.connected = false;
+  h.since_unix = 1015;
+  w = fleet_link_warnings(h, 1020, ": each host enforces it");
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("has not answered for 5 s"), std::string::npos) << w[0];
+  EXPECT_NE(w[0].find(": each host enforces it"), std::string::npos) << w[0];
+}
+
 TEST(FleetHealthFile, OnePerPinDirectory) {
   EXPECT_EQ(fleet_health_path("/run/xt"), "/run/xthrottle/fleet/run-xt.json");
   EXPECT_EQ(fleet_health_path("/run/xt/"), fleet_health_path("/run//xt"));

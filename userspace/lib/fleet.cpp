@@ -277,10 +277,17 @@ struct Fleet::Impl {
       if (!t) return false;
       joined_ms = joined_at.first;
       joined_mono = mono_now();
-      if (t->type == REDIS_REPLY_ARRAY && t->elements == 2 && t->element[0]->type == REDIS_REPLY_STRING) {
-        uint64_t secs = 0;
-        std::from_chars(t->element[0]->str, t->element[0]->str + t->element[0]->len, secs);
+      uint64_t secs = 0;
+      if (t->type == REDIS_REPLY_ARRAY && t->elements == 2 && t->element[0]->type == REDIS_REPLY_STRING &&
+          std::from_chars(t->element[0]->str, t->element[0]->str + t->element[0]->len, secs).ec == std::errc{}) {
         joined_ms = std::max<uint64_t>(joined_ms, secs * 1000);
+      } else {
+        // Refused (an ACL without +time): this host's clock stands in for
+        // Redis'. The newest entry's id alone may be hours old, and a ban
+        // told then would be taken for new, its whole length again.
+        joined_ms = std::max<uint64_t>(joined_ms, static_cast<uint64_t>(unix_now() * 1000));
+        log({{"event", "fleet_no_time"}, {"error", "TIME: " + reply_text(t.get())},
+             {"unix_time", static_cast<int64_t>(unix_now())}});
       }
       last_id = "0-0";
       catching_up = true;
@@ -632,15 +639,23 @@ struct Fleet::Impl {
     std::map<std::string, size_t> put_at;  // a prefix's place in put
     auto put_now = [&] {
       if (put.empty()) return;
-      (void)state->put_bans(put);  // refused midway (a full table): what went in is read back
+      // Refused midway (a full table): what went in is read back, and what
+      // did not is said.
+      auto refusal = state->put_bans(put);
       std::map<std::string, uint64_t> in_table;
       if (auto live = state->bans())
         for (const auto& b : *live) in_table[format_cidr(b.cidr)] = b.ban.until;
+      size_t missing = 0;
       for (const auto& [text, i] : put_at)
         if (auto it = in_table.find(text); it != in_table.end() && it->second == put[i].second.until) {
           bans_seen[text] = put[i].second.until;
           bans++;
+        } else {
+          missing++;
         }
+      if (missing)
+        failed(std::to_string(missing) + " of the fleet's bans not taken" +
+               (refusal ? std::string() : ": " + refusal.error().message));
       put.clear();
       put_at.clear();
     };
@@ -681,7 +696,7 @@ struct Fleet::Impl {
         if (mine != own.end() && mine->second.since_ms > at_ms + 2000)
           continue;  // made here after it was lifted there (two seconds for the clocks' skew)
         put_now();
-        if (!state->del_ban(*cidr)) continue;
+        if (!state->del_ban(*cidr)) continue;  // none here: a ban this host never had, or that ended
         bans_seen.erase(text);
         if (mine != own.end()) own.erase(mine);  // lifted: a ban told after it is not held back by it
         bans++;
@@ -701,11 +716,18 @@ struct Fleet::Impl {
       if (l.prefixes) {
         // Loaded as of its origin: told again by a later serve here, it is
         // the same version, not a newer one.
-        if (!state->load_blocklist(l.name, *l.prefixes, static_cast<uint64_t>(l.origin), true)) continue;
+        if (auto ok = state->load_blocklist(l.name, *l.prefixes, static_cast<uint64_t>(l.origin), true); !ok) {
+          failed("blocklist " + l.name + ": " + ok.error().message);
+          continue;
+        }
         const std::optional<xt_blocklist> now = local_list(l.name);
         lists_seen[l.name] = {l.origin, now ? now->loaded_unix : 0, now ? now->entries : 0};
       } else {
-        if (have && !state->del_blocklist(l.name)) continue;
+        if (have)
+          if (auto ok = state->del_blocklist(l.name); !ok) {
+            failed("deleting blocklist " + l.name + ": " + ok.error().message);
+            continue;
+          }
         lists_seen[l.name] = {l.origin, 0, 0, true};
         forget_oldest_deletions(lists_seen);
       }

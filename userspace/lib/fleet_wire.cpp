@@ -342,4 +342,28 @@ std::optional<FleetHealth> read_fleet_health(const std::string& pin_dir) {
   return fleet_health_from_json(*text);
 }
 
+std::vector<std::string> fleet_link_warnings(const FleetHealth& h, double now, const std::string& each) {
+  std::vector<std::string> out;
+  if (!h.connected) {
+    out.push_back(fmt("fleet: %s has not answered for %.0f s (%s)", h.url.c_str(), now - h.since_unix,
+                      h.error.c_str()) +
+                  each + "; " + std::to_string(h.pending_sources) + " sources' use waits to be sent when it is back");
+  } else if (h.last_sync_unix && now - h.last_sync_unix > 3) {
+    out.push_back(fmt("fleet: the last exchange through %s went through %.0f s ago", h.url.c_str(),
+                      now - h.last_sync_unix) +
+                  each);
+  } else if (!h.last_sync_unix && now - h.since_unix > 3) {
+    // Up, but still reading what the stream kept (a long catch-up) or
+    // stalled before its first exchange: nothing shared yet.
+    out.push_back(fmt("fleet: joined %s %.0f s ago and no exchange has gone through yet", h.url.c_str(),
+                      now - h.since_unix) +
+                  each);
+  }
+  if (h.lost_sources)
+    out.push_back("fleet: the use of " + std::to_string(h.lost_sources) +
+                  " sources was not kept while Redis was away (more sources than serve keeps): the other "
+                  "hosts never took it");
+  return out;
+}
+
 }  // namespace xt

@@ -92,4 +92,10 @@ uint32_t fleet_passed_since(uint32_t before, uint32_t passed);
 // The fleet's families of serve's /metrics, as of now_unix.
 std::string fleet_metrics_text(const FleetHealth& h, double now_unix);
 
+// What a running serve's fleet link (its health at `now`, Unix seconds)
+// gives status to warn of: Redis away, exchanges stalled or not begun, use
+// lost. `each` ends each warning (the fleet rules each host then enforces
+// whole on its own).
+std::vector<std::string> fleet_link_warnings(const FleetHealth& h, double now, const std::string& each);
+
 }  // namespace xt

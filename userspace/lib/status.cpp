@@ -125,21 +125,7 @@ void fleet_warnings(Status& s) {
     s.warnings.push_back("fleet: no serve --cluster is running on " + s.pin_dir + each);
     return;
   }
-  const FleetHealth& h = *s.fleet;
-  if (!h.connected) {
-    s.warnings.push_back(fmt("fleet: %s has not answered for %.0f s (%s)", h.url.c_str(), now - h.since_unix,
-                             h.error.c_str()) +
-                         each + "; " + std::to_string(h.pending_sources) +
-                         " sources' use waits to be sent when it is back");
-  } else if (h.last_sync_unix && now - h.last_sync_unix > 3) {
-    s.warnings.push_back(fmt("fleet: the last exchange through %s went through %.0f s ago", h.url.c_str(),
-                             now - h.last_sync_unix) +
-                         each);
-  }
-  if (h.lost_sources)
-    s.warnings.push_back("fleet: the use of " + std::to_string(h.lost_sources) +
-                         " sources was not kept while Redis was away (more sources than serve keeps): the other "
-                         "hosts never took it");
+  for (auto& w : fleet_link_warnings(*s.fleet, now, each)) s.warnings.push_back(std::move(w));
 }
 
 }  // namespace
