@@ -148,6 +148,53 @@ int xt_sweep(struct xdp_md *ctx __attribute__((unused)))
 	return XDP_PASS;
 }
 
+/* The stamps' age, kept short of their wrap. A `used` stamp counts units
+ * of 2^used_shift ticks in 16 bits, so a slot idle for a whole cycle (at
+ * least four idle windows: 262 s by default) reads as used again: its
+ * source passed for tracked without the budget, and the least recently
+ * used way was chosen among stale stamps read as young. Each stamp older
+ * than the idle window is set back to just past it, by compare-and-swap (a
+ * packet that refreshes it meanwhile wins); run often enough (serve: every
+ * 30 s), no stamp gets near its wrap. An idle source stays idle, and its
+ * bucket stays for the budget to let it back to. */
+struct xt_age_walk {
+	__u16 unit;
+	__u16 idle;
+	__u64 aged;
+};
+
+static long xt_age_set(void *map __attribute__((unused)), const __u32 *idx __attribute__((unused)),
+		       struct xt_set_tags *t, struct xt_age_walk *walk)
+{
+	const __u16 past = (__u16)(walk->idle + 1);
+#pragma clang loop unroll(disable)
+	for (int w = 0; w < XT_BUCKET_WAYS; w++) {
+		union xt_way_tag tag;
+		tag.word = *(volatile const __u32 *)&t->way[w].word;
+		if (!tag.half[XT_TAG_FP] || (__u16)(walk->unit - tag.half[XT_TAG_USED]) <= past)
+			continue;
+		union xt_way_tag aged = tag;
+		aged.half[XT_TAG_USED] = (__u16)(walk->unit - past);
+		if (__sync_val_compare_and_swap(&t->way[w].word, tag.word, aged.word) == tag.word)
+			walk->aged++;
+	}
+	return 0;
+}
+
+SEC("xdp")
+int xt_age(struct xdp_md *ctx __attribute__((unused)))
+{
+	__u32 zero = 0;
+	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
+	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
+	if (!ctl || !cfg)
+		return XDP_ABORTED;
+	struct xt_age_walk walk = {.unit = xt_used_now(cfg, xt_now()), .idle = (__u16)cfg->used_idle, .aged = 0};
+	bpf_for_each_map_elem(&xt_bucket_tags, xt_age_set, &walk, 0);
+	ctl->aged = walk.aged;
+	return XDP_PASS;
+}
+
 /* A restored bucket over one the table has already (its source sent since
  * the state was made): each word keeps the later TAT of the two, by
  * compare-and-swap, so neither what the source used before nor since is

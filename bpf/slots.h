@@ -19,8 +19,8 @@ XT_INLINE __u16 xt_used_now(const struct xt_config *cfg, __u64 now)
 
 /* Whether a slot last used at `used` is still tracked at unit `unit`.
  * Stamps wrap every 65536 units (the idle window is at most 16384 of them),
- * so a slot idle for a multiple of that looks used: it is then treated as
- * tracked, which only keeps an old bucket's state. */
+ * so a slot idle for a whole cycle would look used again: the control
+ * program xt_age, which serve runs, keeps idle stamps short of that. */
 XT_INLINE int xt_used_recent(const struct xt_config *cfg, __u16 used, __u16 unit)
 {
 	return (__u16)(unit - used) <= cfg->used_idle;

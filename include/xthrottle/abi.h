@@ -722,6 +722,7 @@ struct xt_control {
 	__u32 merged;        /* buckets the table had already: the later TAT of each word kept (a charge: taken from) */
 	__u32 refused;       /* no room (the set's ways all in use) */
 	__u32 stale;         /* a charge's words of another generation than rule's (it was replaced meanwhile): left */
+	__u64 aged;          /* xt_age: stamps older than the idle window set back to just past it */
 };
 #define XT_SWEEP_ALL 0xffffffffu
 /* xt_restore's batch: records of xt_restore_in, not pinned. */
@@ -908,7 +909,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_known_tags) == 8, "xt_known_tags layout");
 XT_STATIC_ASSERT(sizeof(struct xt_slot) == 64, "xt_slot layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_tags) == 64, "xt_set_tags layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_marks) == 16, "xt_set_marks layout: four sets a cache line");
-XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 56, "xt_control layout");
+XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 64, "xt_control layout");
 XT_STATIC_ASSERT(sizeof(struct xt_ports) == 8, "xt_ports layout");
 XT_STATIC_ASSERT(sizeof(struct xt_port_range) == 8, "xt_port_range layout");
 XT_STATIC_ASSERT(XT_MAX_PORT_RANGES <= XT_CLASS_VALUE && XT_MAX_RULES - 1 <= XT_HOT_RULE, "classes and hot entries hold ids");

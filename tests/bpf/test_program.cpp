@@ -348,6 +348,32 @@ TEST_F(Program, UntrackedAgainAfterTheIdleWindow) {
       << "idle past the window: untracked, so the (spent) new-source budget decides";
 }
 
+// A slot's 16-bit `used` stamp wraps: idle for a whole cycle (65,536 units,
+// 262 s at the default idle window), its source read as used again and
+// passed, tracked, where the spent budget should have decided. xt_age,
+// which serve runs every 30 s, keeps idle stamps short of the wrap.
+TEST_F(Program, AStampIdleForAWholeCycleStaysIdleWhenAged) {
+  load();
+  rule("198.18.0.0/15", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.new_rate = *parse_rate("1/day");
+    s.remember = 0;
+  });
+  const xt_config cfg = state_->config().value();
+  const uint64_t cycle = uint64_t{65536} << cfg.used_shift;
+  const auto frame = Packet().ipv4("198.18.0.1").build();
+  ASSERT_EQ(run(frame, 0), XDP_PASS) << "admitted by the budget's burst of 1";
+  EXPECT_EQ(run(frame, cycle + 4), XDP_PASS) << "without ageing, idle for a cycle reads as used: the wrap";
+  // As serve does: every 30 s.
+  uint64_t aged = 0;
+  for (uint64_t t = cycle + 4 + 30 * kSec; t < 2 * cycle + 8; t += State::kAgeStampsSeconds * kSec) {
+    skel_->bss->xt_test_now = t;
+    aged += state_->age_stamps().value();
+  }
+  EXPECT_GE(aged, 1u) << "its stamp set back once it was idle";
+  EXPECT_EQ(run(frame, 2 * cycle + 8), XDP_DROP) << "aged: idle past the window, so the (spent) budget decides";
+  EXPECT_EQ(counter(XT_DROP_NEW_SOURCE), 1u);
+}
+
 TEST_F(Program, HotCacheDropsOnlyWhatTheBucketWould) {
   load();
   rule("198.18.0.0/15", "10/s", 2);

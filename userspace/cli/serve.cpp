@@ -352,7 +352,18 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // never do would fill the table (State::clear_ended_bans).
   constexpr auto kClearBansEvery = std::chrono::seconds(5);
   auto next_clear = std::chrono::steady_clock::now() + kClearBansEvery;
+  // The table's idle stamps kept short of their wrap (State::age_stamps).
+  // Without the pin directory's lock: nothing but the kernel writes the
+  // tags, each by compare-and-swap, and a command holding the lock for
+  // long (a restore) must not hold this back past the wrap.
+  constexpr auto kAgeEvery = std::chrono::seconds(State::kAgeStampsSeconds);
+  auto next_age = std::chrono::steady_clock::now() + kAgeEvery;
   while (!g_stop) {
+    if (std::chrono::steady_clock::now() >= next_age) {
+      if (auto aged = state->age_stamps(); !aged)
+        log_line({{"event", "stamps_not_aged"}, {"error", aged.error().message}, {"unix_time", unix_time()}});
+      next_age = std::chrono::steady_clock::now() + kAgeEvery;
+    }
     if (std::chrono::steady_clock::now() >= next_clear) {
       // Without waiting: a command that holds the lock for long (a restore,
       // a large list) must not stall the events; the next round clears.

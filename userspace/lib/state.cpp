@@ -168,14 +168,22 @@ Result<State> State::from_object(const bpf_object* obj) {
   const bpf_program* clock = bpf_object__find_program_by_name(obj, "xt_clock");
   const bpf_program* catch_up = bpf_object__find_program_by_name(obj, "xt_catch_up");
   const bpf_program* sweep = bpf_object__find_program_by_name(obj, "xt_sweep");
+  const bpf_program* age = bpf_object__find_program_by_name(obj, "xt_age");
   const bpf_program* restore = bpf_object__find_program_by_name(obj, "xt_restore");
   const bpf_map* params = bpf_object__find_map_by_name(obj, XT_MAP_CONTROL);
   const bpf_map* restore_in = bpf_object__find_map_by_name(obj, XT_MAP_RESTORE);
-  if (clock && catch_up && sweep && restore && params && restore_in && bpf_program__fd(clock) >= 0 &&
-      bpf_program__fd(catch_up) >= 0 && bpf_program__fd(sweep) >= 0 && bpf_program__fd(restore) >= 0) {
+  if (clock && catch_up && sweep && age && restore && params && restore_in && bpf_program__fd(clock) >= 0 &&
+      bpf_program__fd(catch_up) >= 0 && bpf_program__fd(sweep) >= 0 && bpf_program__fd(age) >= 0 &&
+      bpf_program__fd(restore) >= 0) {
     auto own = [&] {
-      return Control{Skeleton(),           bpf_program__fd(clock), bpf_program__fd(catch_up), bpf_program__fd(sweep),
-                     bpf_program__fd(restore), bpf_map__fd(params),   bpf_map__fd(restore_in)};
+      return Control{Skeleton(),
+                     bpf_program__fd(clock),
+                     bpf_program__fd(catch_up),
+                     bpf_program__fd(sweep),
+                     bpf_program__fd(age),
+                     bpf_program__fd(restore),
+                     bpf_map__fd(params),
+                     bpf_map__fd(restore_in)};
     };
     s.control_ = own();
     s.restore_control_ = own();
@@ -193,7 +201,8 @@ Result<const State::Control*> State::control(bool restore) const {
   if (!skel) return std::unexpected(skel.error());
   auto* progs = &(*skel)->progs;
   auto ok = restore ? load_only(skel->get(), {progs->xt_restore}, "the restore program")
-                    : load_only(skel->get(), {progs->xt_clock, progs->xt_catch_up, progs->xt_sweep}, "the control programs");
+                    : load_only(skel->get(), {progs->xt_clock, progs->xt_catch_up, progs->xt_sweep, progs->xt_age},
+                                "the control programs");
   if (!ok) return std::unexpected(ok.error());
   Control c;
   // A program this object did not load has a negative fd, as Control's
@@ -201,6 +210,7 @@ Result<const State::Control*> State::control(bool restore) const {
   c.clock = bpf_program__fd(progs->xt_clock);
   c.catch_up = bpf_program__fd(progs->xt_catch_up);
   c.sweep = bpf_program__fd(progs->xt_sweep);
+  c.age = bpf_program__fd(progs->xt_age);
   c.restore = bpf_program__fd(progs->xt_restore);
   c.params = bpf_map__fd((*skel)->maps.xt_ctl);
   c.restore_in = bpf_map__fd((*skel)->maps.xt_restore_in);
@@ -462,6 +472,14 @@ Result<void> State::sweep_buckets(uint32_t id, uint32_t keep_per_len) {
   if (!m) return std::unexpected(m.error());
   m->buckets_swept += out->swept;
   return set_meta(*m);
+}
+
+Result<uint64_t> State::age_stamps() {
+  auto c = control();
+  if (!c) return std::unexpected(c.error());
+  auto out = run_control(**c, (*c)->age, xt_control{}, "the ageing of the table's idle stamps");
+  if (!out) return std::unexpected(out.error());
+  return out->aged;
 }
 
 Result<void> State::catch_up_buckets(const xt_rule& rule) {

@@ -208,6 +208,13 @@ class State {
   // rotating botnet would fill the table and no source could be banned.
   // The caller holds the pin directory's lock.
   Result<void> clear_ended_bans();
+  // Sets every `used` stamp older than the idle window back to just past
+  // it (the control program xt_age), and returns how many: a 16-bit stamp
+  // idle for a whole cycle (four idle windows at least) would read as
+  // recent again, its source tracked without the budget. serve calls this
+  // every kAgeStampsSeconds, well within the shortest cycle (65 s).
+  Result<uint64_t> age_stamps();
+  static constexpr int kAgeStampsSeconds = 30;
 
   // Blocklists (xthrottle blocklist; abi.h): named lists of prefixes whose
   // sources are dropped, whatever their rule (but an --allow rule). Loading
@@ -339,12 +346,12 @@ class State {
 
   // The control programs and their argument map: the test object's own for
   // from_object(), else loaded on first use. The walks (xt_clock,
-  // xt_catch_up, xt_sweep) and xt_restore are loaded apart, each with its
+  // xt_catch_up, xt_sweep, xt_age) and xt_restore are loaded apart, each with its
   // own argument map: the restore is ten times the instructions to verify
   // (30 ms), which a `rule add` has no use for.
   struct Control {
     Skeleton owner;  // when this state loaded them
-    int clock = -1, catch_up = -1, sweep = -1, restore = -1, params = -1, restore_in = -1;
+    int clock = -1, catch_up = -1, sweep = -1, age = -1, restore = -1, params = -1, restore_in = -1;
   };
   Result<const Control*> control(bool restore = false) const;
   Result<xt_control> run_control(const Control& c, int prog, const xt_control& params, const std::string& what) const;
