@@ -196,17 +196,18 @@ file = ")" + dir_ + R"(/more.txt"
 
 TEST_F(BlocklistsFromAFile, AFailedStepPutsBackEveryListAndRule) {
   // Fourteen lists by hand, and a file that keeps them, changes one rule
-  // and two lists, and adds one: the added list goes in first, then l0's
-  // change, then l1's, whose file has more IPv4 addresses in prefixes
-  // longer than /24 than the data path takes.
+  // and three lists, and adds one: the added list goes in first, then l0's
+  // change, then l1's, then l2's, which each fit on their own but together
+  // hold more IPv4 addresses in prefixes longer than /24 than the data path
+  // takes. (A list past that on its own is refused before any step.)
   std::string text = "[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"5/s\"\n";
-  std::string halves;
+  std::string halves[2];
   for (uint32_t n = 0; n * 128 <= XT_MAX_BLOCK_HOSTS; n++)
-    halves += "100." + std::to_string(64 + (n >> 9)) + "." + std::to_string((n >> 1) & 255) + "." +
-              std::to_string((n & 1) * 128) + "/25\n";
+    halves[n % 2] += "100." + std::to_string(64 + (n >> 9)) + "." + std::to_string((n >> 1) & 255) + "." +
+                     std::to_string((n & 1) * 128) + "/25\n";
   for (int i = 0; i < 14; i++) {
     load_list("l" + std::to_string(i), {"198.18.1.0/24"});
-    write("l" + std::to_string(i) + ".txt", i == 0 ? "198.18.9.0/24\n" : i == 1 ? halves : "198.18.1.0/24\n");
+    write("l" + std::to_string(i) + ".txt", i == 0 ? "198.18.9.0/24\n" : i <= 2 ? halves[i - 1] : "198.18.1.0/24\n");
     text += "[[blocklist]]\nname = \"l" + std::to_string(i) + "\"\nfile = \"l" + std::to_string(i) + ".txt\"\n";
   }
   write("new.txt", "198.18.2.0/24\n");
@@ -214,8 +215,8 @@ TEST_F(BlocklistsFromAFile, AFailedStepPutsBackEveryListAndRule) {
   rule("198.18.0.0/15", "1000/s");
   const auto rules_before = state_->rules().value();
   auto r = apply(write("full.toml", text));
-  ASSERT_FALSE(r.has_value()) << "l1's new contents cannot be loaded";
-  EXPECT_NE(r.error().message.find("blocklist l1"), std::string::npos) << r.error().message;
+  ASSERT_FALSE(r.has_value()) << "l2's new contents cannot be loaded beside l1's";
+  EXPECT_NE(r.error().message.find("blocklist l2"), std::string::npos) << r.error().message;
   EXPECT_NE(r.error().message.find("restored"), std::string::npos) << r.error().message;
   ASSERT_EQ(names().size(), 14u) << "new1 taken out again";
   EXPECT_EQ(verdict("198.18.2.9"), XDP_PASS);
