@@ -214,7 +214,9 @@ TEST_F(Operate, AHangupStopsWhatOnlyWatches) {
     watcher.wait_for_out([](const std::string&) { return false; }, 5);  // false at once once it ended
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     EXPECT_LT(took, 3) << argv[0] << " went on after SIGHUP";
-    if (took < 3) EXPECT_EQ(watcher.wait().rc, 0) << argv[0];
+    if (took < 3) {
+      EXPECT_EQ(watcher.wait().rc, 0) << argv[0];
+    }
   }
   // Under nohup (SIGHUP ignored) it goes on, as nohup means.
   std::vector<std::string> argv = lab_->xthrottle_argv({"events"});
