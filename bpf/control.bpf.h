@@ -157,6 +157,7 @@ int xt_sweep(struct xdp_md *ctx __attribute__((unused)))
  * packet that refreshes it meanwhile wins); run often enough (serve: every
  * 30 s), no stamp gets near its wrap. An idle source stays idle, and its
  * bucket stays for the budget to let it back to. */
+#define XT_AHEAD_UNITS 16384 /* a quarter of the stamps' cycle: table.h's kMaxIdleUnits */
 struct xt_age_walk {
 	__u16 unit;
 	__u16 idle;
@@ -171,7 +172,12 @@ static long xt_age_set(void *map __attribute__((unused)), const __u32 *idx __att
 	for (int w = 0; w < XT_BUCKET_WAYS; w++) {
 		union xt_way_tag tag;
 		tag.word = *(volatile const __u32 *)&t->way[w].word;
-		if (!tag.half[XT_TAG_FP] || (__u16)(walk->unit - tag.half[XT_TAG_USED]) <= past)
+		/* Ahead of the walk's clock (a packet on another CPU since it was
+		 * read, a unit later) is in use, not a whole cycle old: within a
+		 * quarter cycle of it, as the controller's counts take it. An
+		 * idle stamp aged every 30 s is never that old. */
+		const __u16 age = (__u16)(walk->unit - tag.half[XT_TAG_USED]);
+		if (!tag.half[XT_TAG_FP] || age <= past || (__u16)(0 - age) <= XT_AHEAD_UNITS)
 			continue;
 		union xt_way_tag aged = tag;
 		aged.half[XT_TAG_USED] = (__u16)(walk->unit - past);

@@ -362,15 +362,24 @@ TEST_F(Program, AStampIdleForAWholeCycleStaysIdleWhenAged) {
   const uint64_t cycle = uint64_t{65536} << cfg.used_shift;
   const auto frame = Packet().ipv4("198.18.0.1").build();
   ASSERT_EQ(run(frame, 0), XDP_PASS) << "admitted by the budget's burst of 1";
-  EXPECT_EQ(run(frame, cycle + 4), XDP_PASS) << "without ageing, idle for a cycle reads as used: the wrap";
+  // A stamp a little ahead of the walk's clock (written by another CPU
+  // after the walk read it) is in use: it took such a one for a cycle old.
+  ASSERT_EQ(run(frame, 10 * kSec), XDP_PASS);
+  skel_->bss->xt_test_now = 10 * kSec - (uint64_t{2} << cfg.used_shift);
+  EXPECT_EQ(state_->age_stamps().value(), 0u) << "a stamp ahead of the walk is not aged";
+  const uint64_t used = 10 * kSec + 1;
+  EXPECT_EQ(run(frame, used), XDP_PASS) << "still tracked";
+  EXPECT_EQ(run(frame, used + cycle), XDP_PASS) << "without ageing, idle for a cycle reads as used: the wrap";
   // As serve does: every 30 s.
   uint64_t aged = 0;
-  for (uint64_t t = cycle + 4 + 30 * kSec; t < 2 * cycle + 8; t += State::kAgeStampsSeconds * kSec) {
+  const uint64_t every = age_every_seconds(cfg) * kSec;
+  EXPECT_EQ(every, 30 * kSec) << "the default window";
+  for (uint64_t t = used + cycle + every; t < used + 2 * cycle; t += every) {
     skel_->bss->xt_test_now = t;
     aged += state_->age_stamps().value();
   }
   EXPECT_GE(aged, 1u) << "its stamp set back once it was idle";
-  EXPECT_EQ(run(frame, 2 * cycle + 8), XDP_DROP) << "aged: idle past the window, so the (spent) budget decides";
+  EXPECT_EQ(run(frame, used + 2 * cycle), XDP_DROP) << "aged: idle past the window, so the (spent) budget decides";
   EXPECT_EQ(counter(XT_DROP_NEW_SOURCE), 1u);
 }
 

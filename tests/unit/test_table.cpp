@@ -57,6 +57,25 @@ TEST(IdleWindow, ASlotIsTrackedForTheWholeWindowAndNotMuchLonger) {
     }
 }
 
+// The ageing of idle stamps (xt_age) comes often enough for every window:
+// an aged stamp (the window and a unit old) is still short of the last
+// quarter of its cycle, which the walk takes for ahead of its clock, two
+// periods later.
+TEST(IdleWindow, TheStampsAreAgedBeforeTheyComeNearTheirWrap) {
+  for (uint32_t hz : {100u, 250u, 300u, 1000u, 1200u})
+    for (uint32_t seconds = 1; seconds <= kMaxIdleSeconds; seconds++) {
+      const xt_config cfg = config_for(hz, 4096, seconds);
+      const uint64_t every = age_every_seconds(cfg);
+      SCOPED_TRACE(testing::Message() << hz << " Hz, " << seconds << " s, every " << every << " s");
+      ASSERT_GE(every, 1u);
+      ASSERT_LE(every, 30u);
+      const uint64_t oldest = cfg.used_idle + 1 + ((2 * every * hz) >> cfg.used_shift) + 1;
+      ASSERT_LT(oldest, 65536u - 16384u);
+    }
+  EXPECT_EQ(age_every_seconds(config_for(1000, 4096, 60)), 30u) << "the default window";
+  EXPECT_EQ(age_every_seconds(config_for(1000, 4096, 16)), 16u) << "a cycle of 65 s";
+}
+
 TEST(TableSettings, AStateKeepsTheTableItWasMadeWith) {
   const xt_config cfg = config_for(250, 4096, 60);
   EXPECT_TRUE(check_same_table(cfg, {}, "/run/x").has_value()) << "nothing asked";

@@ -26,6 +26,8 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <stop_token>
+#include <thread>
 
 #include "cli.h"
 #include "events.h"
@@ -352,18 +354,26 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // never do would fill the table (State::clear_ended_bans).
   constexpr auto kClearBansEvery = std::chrono::seconds(5);
   auto next_clear = std::chrono::steady_clock::now() + kClearBansEvery;
-  // The table's idle stamps kept short of their wrap (State::age_stamps).
-  // Without the pin directory's lock: nothing but the kernel writes the
-  // tags, each by compare-and-swap, and a command holding the lock for
-  // long (a restore) must not hold this back past the wrap.
-  constexpr auto kAgeEvery = std::chrono::seconds(State::kAgeStampsSeconds);
-  auto next_age = std::chrono::steady_clock::now() + kAgeEvery;
-  while (!g_stop) {
-    if (std::chrono::steady_clock::now() >= next_age) {
-      if (auto aged = state->age_stamps(); !aged)
+  // The table's idle stamps kept short of their wrap (State::age_stamps),
+  // at once and then every 30 s (less for a short window: table.h,
+  // age_every_seconds), on a thread of its own with a State of its
+  // own: this loop waits on the pin directory's lock to save a snapshot or
+  // apply the config, and a command holding it for long (a restore by
+  // hand) must not hold the ageing back past the wrap. It takes no lock:
+  // only the kernel writes the tags, each by compare-and-swap.
+  std::jthread ageing([&pin_dir, &unix_time](std::stop_token stop) {
+    auto mine = State::open(pin_dir);
+    const auto cfg = mine ? mine->config() : Result<xt_config>(std::unexpected(mine.error()));
+    const auto every = std::chrono::seconds(cfg ? age_every_seconds(*cfg) : 1);
+    while (!stop.stop_requested() && !g_stop) {
+      if (auto aged = cfg ? mine->age_stamps() : Result<uint64_t>(std::unexpected(cfg.error())); !aged)
         log_line({{"event", "stamps_not_aged"}, {"error", aged.error().message}, {"unix_time", unix_time()}});
-      next_age = std::chrono::steady_clock::now() + kAgeEvery;
+      const auto next = std::chrono::steady_clock::now() + every;
+      while (!stop.stop_requested() && !g_stop && std::chrono::steady_clock::now() < next)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+  });
+  while (!g_stop) {
     if (std::chrono::steady_clock::now() >= next_clear) {
       // Without waiting: a command that holds the lock for long (a restore,
       // a large list) must not stall the events; the next round clears.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "table.h"
 
+#include <algorithm>
 #include <bit>
 #include <string>
 
@@ -50,6 +51,13 @@ Result<void> check_same_table(const xt_config& cfg, const TableSettings& want, s
                        " without packets; that is set when the state is created (detach everywhere and remove " +
                        dir + " to start over with another idle window)");
   return {};
+}
+
+uint32_t age_every_seconds(const xt_config& cfg) {
+  const uint64_t idle = std::min<uint64_t>(cfg.used_idle, kMaxIdleUnits);
+  const uint64_t margin_ticks = (uint64_t{65536 - kMaxIdleUnits - 1} - idle) << (cfg.used_shift & 31);
+  const uint64_t half = cfg.hz ? margin_ticks / cfg.hz / 2 : 1;
+  return static_cast<uint32_t>(std::clamp<uint64_t>(half, 1, 30));
 }
 
 }  // namespace xt

@@ -47,6 +47,12 @@ struct IdleWindow {
 IdleWindow idle_window_for(uint32_t hz, uint32_t seconds);
 // The window a state's settings hold, in whole seconds (to the nearest).
 uint32_t idle_seconds_of(const xt_config& cfg);
+// How often the stamps must be aged (State::age_stamps), in seconds: an
+// aged stamp, just past the window, must not reach the last quarter of its
+// cycle (which xt_age takes for ahead of its clock) before the next ageing.
+// Half that margin, at most 30 s: 30 s for the default window, 16 s for a
+// window of 16 s at HZ=1000 (a cycle of 65 s).
+uint32_t age_every_seconds(const xt_config& cfg);
 // Fails (exit 1, saying why) where a state made with cfg is not what `want`
 // asks: its table is not resized, nor its window changed, under running
 // programs. pin_dir names the state in the message.
