@@ -21,6 +21,7 @@
 #include "fd.h"
 #include "files.h"
 #include "gcra.h"
+#include "ports.h"
 #include "reasons.h"
 #include "rules_file.h"
 
@@ -188,8 +189,8 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   auto counters = state.counters();
   if (!counters) return std::unexpected(counters.error());
   json jc;
-  for (uint32_t r = 0; r < XT_REASONS && r < counters->size(); r++)
-    jc[reason_info(r).key] = {(*counters)[r].packets, (*counters)[r].bytes};
+  for (uint32_t r = 0; r < XT_COUNTERS && r < counters->size(); r++)
+    jc[std::string(snapshot_counter_key(r))] = {(*counters)[r].packets, (*counters)[r].bytes};
   h["counters"] = jc;
 
   // The records, each kind in a vector of its own (no copy as it grows
@@ -414,6 +415,21 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   if (live_bans->size() + new_bans > XT_MAX_BANS)
     return snapshot_error(path, "its bans and the live ones are more than the " + std::to_string(XT_MAX_BANS) +
                                     " the ban table holds");
+  // The new rules' port ranges beside the live ones (ports.h): one that
+  // crosses a live range, or nests too deep, was refused by put_rule after
+  // the rules before it were in.
+  PortRangeTable ranges = empty_port_ranges();
+  for (const RuleEntry& e : *before)
+    if (e.spec.match.ports)
+      (void)add_port_range(ranges, port_slot(*e.spec.match.proto), e.spec.match.ports->first, e.spec.match.ports->second);
+  for (const auto& r : snap->rules) {
+    const Match& m = r.spec.match;
+    if (!m.ports || std::ranges::any_of(*before, [&](const RuleEntry& e) { return e.cidr == r.cidr && e.spec.match == m; }))
+      continue;
+    if (auto ok = add_port_range(ranges, port_slot(*m.proto), m.ports->first, m.ports->second); !ok)
+      return snapshot_error(path, "its rule " + rule_name(r.cidr, m) + " does not fit beside the live rules' ports: " +
+                                      ok.error().message);
+  }
   std::vector<bool> added(snap->rules.size());
   for (size_t i = 0; i < snap->rules.size(); i++) {
     const auto& r = snap->rules[i];
@@ -446,7 +462,11 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     }
   }
   sum.rules = snap->rules.size();
-  if (fresh_state) {
+  // Added whole to a state that had no rule (made since a reboot), once:
+  // a resumed restore tops them up, as it does a rule's, whether the
+  // snapshot holds rules or not (one of bans and lists alone added them
+  // again).
+  if (fresh_state && !resume) {
     if (auto ok = state.add_counters(snap->counters); !ok) return std::unexpected(ok.error());
   } else if (resume) {
     auto have = state.counters();

@@ -54,6 +54,18 @@ T read_le(std::string_view bytes, size_t at) {
 
 }  // namespace
 
+std::string_view snapshot_counter_key(uint32_t counter) {
+  // The counters past the reasons, by stats --json's names (older
+  // snapshots have none of them: each is then 0).
+  static constexpr std::string_view kMore[] = {
+      "events_sent",        "events_suppressed",  "sources_admitted",   "events_lost",
+      "sources_evicted",    "proofs_sent",        "proofs_passed",      "admitted_by_proof",
+      "admitted_by_memory", "known_recorded",     "redirected",         "captured",
+      "capture_not_taken",  "marked",             "dropped_without_rule"};
+  static_assert(std::size(kMore) == uint32_t{XT_COUNTERS} - uint32_t{XT_REASONS}, "a name for every counter");
+  return counter < XT_REASONS ? std::string_view(reason_info(counter).key) : kMore[counter - XT_REASONS];
+}
+
 Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& path) {
   if (bytes.size() < kSnapshotFixed + kSnapshotDigest || std::memcmp(bytes.data(), kSnapshotMagic, sizeof(kSnapshotMagic)) != 0)
     return snapshot_error(path, "not an xthrottle snapshot");
@@ -121,11 +133,11 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
       out.bans.push_back(ban);
     }
     if (out.bans.size() > XT_MAX_BANS) return snapshot_error(path, "more bans than the program holds");
-    out.counters.resize(XT_REASONS);
+    out.counters.resize(XT_COUNTERS);
     const json& counters = h.at("counters");
-    for (uint32_t r = 0; r < XT_REASONS; r++)
-      if (counters.contains(reason_info(r).key)) {
-        const json& c = counters.at(reason_info(r).key);
+    for (uint32_t r = 0; r < XT_COUNTERS; r++)
+      if (const std::string key(snapshot_counter_key(r)); counters.contains(key)) {
+        const json& c = counters.at(key);
         out.counters[r] = {count(c.at(0), "a counter"), count(c.at(1), "a counter")};
       }
     size_t at = kSnapshotFixed + header_len;

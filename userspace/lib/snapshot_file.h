@@ -115,7 +115,7 @@ struct SnapshotFile {
     bool fleet = false;                   // told by the fleet, not loaded here
   };
   std::vector<List> lists;
-  std::vector<xt_count> counters;  // by enum xt_reason
+  std::vector<xt_count> counters;  // by enum xt_reason, then enum xt_counter
   std::vector<SnapshotBucket> buckets;
   std::vector<SnapshotKnown> known;
 };
@@ -140,6 +140,9 @@ class Sha256 {
 // records against the header) and reads them; a usage error "PATH: why;
 // nothing was changed" otherwise.
 Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& path);
+// A counter's key in a snapshot's "counters": the reasons' keys, then the
+// other counters (enum xt_counter) by stats --json's names.
+std::string_view snapshot_counter_key(uint32_t counter);
 
 // "PATH: why; nothing was changed": how every refused snapshot is told.
 std::unexpected<Error> snapshot_error(const std::string& path, const std::string& why);
