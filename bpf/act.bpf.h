@@ -33,7 +33,8 @@ static __always_inline __u64 xt_ban_source(const struct xt_bucket_key *bkey, str
 	 * ticks into it on an even tick as on an odd one (--ban-after 0 bans
 	 * there). */
 	const __u32 since = b->throttled_since;
-	if (!since || (__s32)(((__u32)now | 1) - since) < (__s32)((__u32)rule->ban_after * cfg->hz))
+	const __s32 over = (__s32)(((__u32)now | 1) - since);
+	if (!since || over < (__s32)((__u32)rule->ban_after * cfg->hz))
 		return 0;
 	struct xt_ban_key key = {
 		.prefixlen = XT_BAN_KEY_BITS + bkey->per_len,
@@ -49,7 +50,9 @@ static __always_inline __u64 xt_ban_source(const struct xt_bucket_key *bkey, str
 	/* Not in the table (full): no ban, which nobody could see or lift. */
 	if (bpf_map_update_elem(&xt_bans, &key, &ban, BPF_ANY) != 0)
 		return 0;
-	xt_emit(bkey, b, rule, now, XT_EMIT_WHAT(XT_EVENT_BANNED, (__u32)now - since));
+	/* How long it was over, as the test above took it: from now, the
+	 * throttle's start a tick ahead of it read -1, 2^32 - 1 ticks. */
+	xt_emit(bkey, b, rule, now, XT_EMIT_WHAT(XT_EVENT_BANNED, over < 0 ? 0 : (__u32)over));
 	return ban.until;
 }
 

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -16,6 +17,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -118,6 +120,20 @@ class Program : public ::testing::Test {
     EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN failed";
     out->resize(opts.data_size_out);
     return static_cast<int>(opts.retval);
+  }
+
+  // The events in serve's ring so far.
+  std::vector<xt_event> events() {
+    std::vector<xt_event> out;
+    auto sink = [](void* ctx, void* data, size_t size) {
+      if (size >= sizeof(xt_event)) static_cast<std::vector<xt_event>*>(ctx)->push_back(*static_cast<xt_event*>(data));
+      return 0;
+    };
+    std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> rb(
+        ring_buffer__new(bpf_map__fd(skel_->maps.xt_events), sink, &out, nullptr), ring_buffer__free);
+    EXPECT_TRUE(rb) << "cannot read the events ring";
+    if (rb) ring_buffer__consume(rb.get());
+    return out;
   }
 
   // Runs n copies at `now`; returns how many passed.

@@ -157,8 +157,18 @@ TEST_F(Bans, ABanAfterNoTimeBansAtTheFirstDropOnAnyTick) {
     SCOPED_TRACE(at % 2 ? "odd tick" : "even tick");
     const auto src = Packet().ipv4(at % 2 ? "198.18.0.11" : "198.18.0.10").build();
     const uint64_t before = counter(XT_DROP_BANNED);
+    (void)events();
     EXPECT_EQ(passed(src, 11, at), 10);
     EXPECT_EQ(counter(XT_DROP_BANNED), before + 1) << "its first drop is a ban";
+    // Told as 0 ticks over its limit: on an even tick the throttle's start
+    // (the tick with its low bit set) is a tick ahead, and it said 2^32 - 1.
+    bool banned = false;
+    for (const xt_event& e : events())
+      if (e.type == XT_EVENT_BANNED) {
+        banned = true;
+        EXPECT_LE(e.throttled_ticks, 1u);
+      }
+    EXPECT_TRUE(banned) << "the ban is told";
   }
 }
 

@@ -22,19 +22,6 @@ using test::kSec;
 
 class Budget : public Program {
  protected:
-  // The events in serve's ring so far.
-  std::vector<xt_event> events() {
-    std::vector<xt_event> out;
-    auto sink = [](void* ctx, void* data, size_t size) {
-      if (size >= sizeof(xt_event)) static_cast<std::vector<xt_event>*>(ctx)->push_back(*static_cast<xt_event*>(data));
-      return 0;
-    };
-    std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> rb(
-        ring_buffer__new(bpf_map__fd(skel_->maps.xt_events), sink, &out, nullptr), ring_buffer__free);
-    EXPECT_TRUE(rb) << "cannot read the events ring";
-    if (rb) ring_buffer__consume(rb.get());
-    return out;
-  }
   xt_rule_state rule_state() { return state_->rule_counters().value().at(0).state; }
 };
 
