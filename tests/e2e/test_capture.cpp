@@ -55,6 +55,31 @@ TEST_F(Capture, ASampleOfTheDropsIsAPcapThatTsharkReads) {
   EXPECT_NE(c.err.find("50 packets captured"), std::string::npos) << c.err;
 }
 
+// A capture whose lines go to a reader that stops early (`| head -n 1`)
+// ends cleanly: exit 0 and its summary, a pcap tshark reads whole, the
+// sampling stopped. SIGPIPE killed it (141), the pcap cut mid-record.
+TEST_F(Capture, AReaderThatGoesAwayEndsItCleanly) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--burst", "10"});
+  const std::string pcap = dir_ + "/drops.pcap";
+  std::string cmd;
+  for (const auto& a : lab_->xthrottle_argv({"capture", "-w", pcap, "--for", "5s"})) cmd += "'" + a + "' ";
+  Background capture({"bash", "-c", cmd + "| head -n 1 >/dev/null; echo rc=${PIPESTATUS[0]} >&2"});
+  std::this_thread::sleep_for(1s);
+  Background f = flood(5, 3);
+  const Outcome c = capture.wait();
+  f.wait();
+  EXPECT_NE(c.err.find("rc=0"), std::string::npos) << c.err;
+  EXPECT_NE(c.err.find("packets captured"), std::string::npos) << c.err;
+  const Outcome read = run({"tshark", "-r", pcap});
+  EXPECT_EQ(read.rc, 0) << read.err;
+  EXPECT_EQ(read.err.find("cut short"), std::string::npos) << read.err;
+  const uint64_t captured = stats()["captured"].get<uint64_t>();
+  std::this_thread::sleep_for(1500ms);
+  Background more = flood(5, 1);
+  more.wait();
+  EXPECT_EQ(stats()["captured"].get<uint64_t>(), captured) << "the sampling stopped with it";
+}
+
 // 3 s of a flood dropped at 20,000 packets a second, sampled at 100 a
 // second (burst 100): at most burst + rate x elapsed are taken, and the
 // rest are counted as not taken.

@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <iostream>
 #include <thread>
@@ -29,6 +30,10 @@ void install_stop_signals(bool hup_reloads) {
       g_stop = 1;
   };
   sigemptyset(&sa.sa_mask);
+  // A reader that went away (`| head`) fails the next write, which each
+  // loop sees (output_ok) and ends on, closing what it writes (a capture's
+  // pcap) and stopping what it started: SIGPIPE killed it midway.
+  std::signal(SIGPIPE, SIG_IGN);
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
     // A hangup ignored (nohup) stays ignored where it would stop.
     struct sigaction was {};
