@@ -200,6 +200,23 @@ TEST_F(Scale, TheMarksFollowTheTags) {
   EXPECT_GT(spilled_in, 0) << "some sources live in the set after their home";
 }
 
+// Sixteen sources (nth_source) of one home set under the first rule: one
+// more than the set has ways. Its index in *home.
+std::vector<std::string> one_home(const State& state, uint32_t* home = nullptr) {
+  const xt_config cfg = state.config().value();
+  const xt_rule r = state.rules().value().at(0).rule;
+  auto home_of = [&](const std::string& addr) {
+    const xt_bucket_key k = key_of(r, addr);
+    return xt_home_set(xt_hash_bucket(cfg.hash_key, &k), cfg.bucket_bits);
+  };
+  std::vector<std::string> same;
+  const uint32_t set = home_of(nth_source(0));
+  for (int i = 0; same.size() < XT_BUCKET_WAYS + 1 && i < 50000; i++)
+    if (home_of(nth_source(i)) == set) same.push_back(nth_source(i));
+  if (home) *home = set;
+  return same;
+}
+
 // Sixteen sources of one home set: the fifteenth fills it, the sixteenth
 // goes to the next set, where only the next set's marks say it is. Its
 // next packet is metered by its own bucket (over its 1/s: dropped), not
@@ -207,16 +224,8 @@ TEST_F(Scale, TheMarksFollowTheTags) {
 TEST_F(Scale, ASourceInTheNextSetIsFoundThere) {
   load(XT_MIN_MAX_SOURCES);
   rule("198.18.0.0/15", "1/s", 1, [](RuleSpec& s) { s.new_rate = *parse_rate("1000000/s"); });
-  const xt_config cfg = state_->config().value();
-  const xt_rule r = state_->rules().value().at(0).rule;
-  auto home_of = [&](const std::string& addr) {
-    const xt_bucket_key k = key_of(r, addr);
-    return xt_home_set(xt_hash_bucket(cfg.hash_key, &k), cfg.bucket_bits);
-  };
-  std::vector<std::string> same;
-  const uint32_t home = home_of(nth_source(0));
-  for (int i = 0; same.size() < XT_BUCKET_WAYS + 1 && i < 50000; i++)
-    if (home_of(nth_source(i)) == home) same.push_back(nth_source(i));
+  uint32_t home = 0;
+  const std::vector<std::string> same = one_home(*state_, &home);
   ASSERT_EQ(same.size(), XT_BUCKET_WAYS + 1u);
   for (const auto& a : same) ASSERT_EQ(run(Packet().ipv4(a).build(), 0), XDP_PASS) << a << " admitted";
   xt_set_marks marks{};
@@ -240,16 +249,7 @@ TEST_F(Scale, ASourceInTheNextSetKeepsItsBucketThroughAQuietSpell) {
     s.new_rate = *parse_rate("1000000/s");
     s.remember = 0;
   });
-  const xt_config cfg = state_->config().value();
-  const xt_rule r = state_->rules().value().at(0).rule;
-  auto home_of = [&](const std::string& addr) {
-    const xt_bucket_key k = key_of(r, addr);
-    return xt_home_set(xt_hash_bucket(cfg.hash_key, &k), cfg.bucket_bits);
-  };
-  std::vector<std::string> same;
-  const uint32_t home = home_of(nth_source(0));
-  for (int i = 0; same.size() < XT_BUCKET_WAYS + 1 && i < 50000; i++)
-    if (home_of(nth_source(i)) == home) same.push_back(nth_source(i));
+  const std::vector<std::string> same = one_home(*state_);
   ASSERT_EQ(same.size(), XT_BUCKET_WAYS + 1u);
   for (const auto& a : same) ASSERT_EQ(run(Packet().ipv4(a).build(), 0), XDP_PASS) << a << " admitted";
   const uint64_t admitted = counter(XT_SOURCES_ADMITTED);
