@@ -157,30 +157,30 @@ int xt_sweep(struct xdp_md *ctx __attribute__((unused)))
  * packet that refreshes it meanwhile wins); run often enough (serve: every
  * 30 s), no stamp gets near its wrap. An idle source stays idle, and its
  * bucket stays for the budget to let it back to. */
-#define XT_AHEAD_UNITS 16384 /* a quarter of the stamps' cycle: table.h's kMaxIdleUnits */
 struct xt_age_walk {
-	__u16 unit;
+	__u32 shift;
 	__u16 idle;
+	__u16 ahead; /* a second of units: what a stamp may be ahead of the clock */
 	__u64 aged;
 };
 
 static long xt_age_set(void *map __attribute__((unused)), const __u32 *idx __attribute__((unused)),
 		       struct xt_set_tags *t, struct xt_age_walk *walk)
 {
+	/* The clock read for each set, just before its tags: a packet on
+	 * another CPU may still refresh a stamp a unit past it, which the
+	 * second's tolerance below takes for in use, not a cycle old. */
+	const __u16 unit = (__u16)(xt_now() >> (walk->shift & 63));
 	const __u16 past = (__u16)(walk->idle + 1);
 #pragma clang loop unroll(disable)
 	for (int w = 0; w < XT_BUCKET_WAYS; w++) {
 		union xt_way_tag tag;
 		tag.word = *(volatile const __u32 *)&t->way[w].word;
-		/* Ahead of the walk's clock (a packet on another CPU since it was
-		 * read, a unit later) is in use, not a whole cycle old: within a
-		 * quarter cycle of it, as the controller's counts take it. An
-		 * idle stamp aged every 30 s is never that old. */
-		const __u16 age = (__u16)(walk->unit - tag.half[XT_TAG_USED]);
-		if (!tag.half[XT_TAG_FP] || age <= past || (__u16)(0 - age) <= XT_AHEAD_UNITS)
+		const __u16 age = (__u16)(unit - tag.half[XT_TAG_USED]);
+		if (!tag.half[XT_TAG_FP] || age <= past || (__u16)(0 - age) <= walk->ahead)
 			continue;
 		union xt_way_tag aged = tag;
-		aged.half[XT_TAG_USED] = (__u16)(walk->unit - past);
+		aged.half[XT_TAG_USED] = (__u16)(unit - past);
 		if (__sync_val_compare_and_swap(&t->way[w].word, tag.word, aged.word) == tag.word)
 			walk->aged++;
 	}
@@ -195,7 +195,13 @@ int xt_age(struct xdp_md *ctx __attribute__((unused)))
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
 	if (!ctl || !cfg)
 		return XDP_ABORTED;
-	struct xt_age_walk walk = {.unit = xt_used_now(cfg, xt_now()), .idle = (__u16)cfg->used_idle, .aged = 0};
+	const __u32 second = cfg->hz >> (cfg->used_shift & 31);
+	struct xt_age_walk walk = {
+		.shift = cfg->used_shift,
+		.idle = (__u16)cfg->used_idle,
+		.ahead = (__u16)(second < 2 ? 2 : second > 16384 ? 16384 : second),
+		.aged = 0,
+	};
 	bpf_for_each_map_elem(&xt_bucket_tags, xt_age_set, &walk, 0);
 	ctl->aged = walk.aged;
 	return XDP_PASS;

@@ -58,8 +58,8 @@ TEST(IdleWindow, ASlotIsTrackedForTheWholeWindowAndNotMuchLonger) {
 }
 
 // The ageing of idle stamps (xt_age) comes often enough for every window:
-// an aged stamp (the window and a unit old) is still short of the last
-// quarter of its cycle, which the walk takes for ahead of its clock, two
+// an aged stamp (the window and a unit old) is still short of the second
+// before its wrap, which the walk takes for ahead of its clock, two
 // periods later.
 TEST(IdleWindow, TheStampsAreAgedBeforeTheyComeNearTheirWrap) {
   for (uint32_t hz : {100u, 250u, 300u, 1000u, 1200u})
@@ -70,10 +70,11 @@ TEST(IdleWindow, TheStampsAreAgedBeforeTheyComeNearTheirWrap) {
       ASSERT_GE(every, 1u);
       ASSERT_LE(every, 30u);
       const uint64_t oldest = cfg.used_idle + 1 + ((2 * every * hz) >> cfg.used_shift) + 1;
-      ASSERT_LT(oldest, 65536u - 16384u);
+      ASSERT_LT(oldest, 65536u - age_ahead_units(cfg));
     }
   EXPECT_EQ(age_every_seconds(config_for(1000, 4096, 60)), 30u) << "the default window";
-  EXPECT_EQ(age_every_seconds(config_for(1000, 4096, 16)), 16u) << "a cycle of 65 s";
+  EXPECT_EQ(age_every_seconds(config_for(1000, 4096, 16)), 24u) << "a cycle of 65 s";
+  EXPECT_EQ(age_ahead_units(config_for(1000, 4096, 60)), 250u) << "a second of 4 ms units";
 }
 
 TEST(TableSettings, AStateKeepsTheTableItWasMadeWith) {

@@ -362,15 +362,34 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // hand) must not hold the ageing back past the wrap. It takes no lock:
   // only the kernel writes the tags, each by compare-and-swap.
   std::jthread ageing([&pin_dir, &unix_time](std::stop_token stop) {
-    auto mine = State::open(pin_dir);
-    const auto cfg = mine ? mine->config() : Result<xt_config>(std::unexpected(mine.error()));
-    const auto every = std::chrono::seconds(cfg ? age_every_seconds(*cfg) : 1);
-    while (!stop.stop_requested() && !g_stop) {
-      if (auto aged = cfg ? mine->age_stamps() : Result<uint64_t>(std::unexpected(cfg.error())); !aged)
-        log_line({{"event", "stamps_not_aged"}, {"error", aged.error().message}, {"unix_time", unix_time()}});
-      const auto next = std::chrono::steady_clock::now() + every;
-      while (!stop.stop_requested() && !g_stop && std::chrono::steady_clock::now() < next)
+    // Asked to stop (the stop token, when run_serve returns) rather than
+    // reading g_stop, which only the main thread reads.
+    auto sleep = [&stop](std::chrono::seconds for_) {
+      const auto until = std::chrono::steady_clock::now() + for_;
+      while (!stop.stop_requested() && std::chrono::steady_clock::now() < until)
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    };
+    std::optional<State> mine;
+    auto every = std::chrono::seconds(State::kAgeRetrySeconds);
+    while (!stop.stop_requested()) {
+      Result<uint64_t> aged = 0;
+      if (!mine) {
+        // Opened here (and again after a failure, not every second).
+        auto opened = State::open(pin_dir);
+        auto cfg = opened ? opened->config() : Result<xt_config>(std::unexpected(opened.error()));
+        if (cfg) {
+          mine.emplace(std::move(*opened));
+          every = std::chrono::seconds(age_every_seconds(*cfg));
+        } else {
+          aged = std::unexpected(cfg.error());
+        }
+      }
+      if (mine && aged) aged = mine->age_stamps();
+      if (!aged) {
+        log_line({{"event", "stamps_not_aged"}, {"error", aged.error().message}, {"unix_time", unix_time()}});
+        mine.reset();
+      }
+      sleep(mine ? every : std::chrono::seconds(State::kAgeRetrySeconds));
     }
   });
   while (!g_stop) {

@@ -212,8 +212,10 @@ class State {
   // it (the control program xt_age), and returns how many: a 16-bit stamp
   // idle for a whole cycle (four idle windows at least) would read as
   // recent again, its source tracked without the budget. serve calls this
-  // every age_every_seconds (table.h).
+  // every age_every_seconds (table.h), and after a failure tries again
+  // every kAgeRetrySeconds.
   Result<uint64_t> age_stamps();
+  static constexpr int kAgeRetrySeconds = 5;
 
   // Blocklists (xthrottle blocklist; abi.h): named lists of prefixes whose
   // sources are dropped, whatever their rule (but an --allow rule). Loading
