@@ -62,22 +62,25 @@ TEST_F(Capture, AReaderThatGoesAwayEndsItCleanly) {
   ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--burst", "10"});
   const std::string pcap = dir_ + "/drops.pcap";
   std::string cmd;
-  for (const auto& a : lab_->xthrottle_argv({"capture", "-w", pcap, "--for", "5s"})) cmd += "'" + a + "' ";
+  for (const auto& a : lab_->xthrottle_argv({"capture", "-w", pcap, "--for", "60s"})) cmd += "'" + a + "' ";
   Background capture({"bash", "-c", cmd + "| head -n 1 >/dev/null; echo rc=${PIPESTATUS[0]} >&2"});
   std::this_thread::sleep_for(1s);
-  Background f = flood(5, 3);
+  const auto from = std::chrono::steady_clock::now();
+  Background f = flood(5, 6);
   const Outcome c = capture.wait();
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - from).count();
+  // The flood goes on: nothing is sampled once the capture has ended.
+  const uint64_t captured = stats()["captured"].get<uint64_t>();
+  std::this_thread::sleep_for(500ms);
+  const uint64_t later = stats()["captured"].get<uint64_t>();
   f.wait();
+  EXPECT_LT(took, 5) << "ended at the failed write, not at --for";
   EXPECT_NE(c.err.find("rc=0"), std::string::npos) << c.err;
   EXPECT_NE(c.err.find("packets captured"), std::string::npos) << c.err;
+  EXPECT_EQ(later, captured) << "the sampling stopped with it";
   const Outcome read = run({"tshark", "-r", pcap});
   EXPECT_EQ(read.rc, 0) << read.err;
   EXPECT_EQ(read.err.find("cut short"), std::string::npos) << read.err;
-  const uint64_t captured = stats()["captured"].get<uint64_t>();
-  std::this_thread::sleep_for(1500ms);
-  Background more = flood(5, 1);
-  more.wait();
-  EXPECT_EQ(stats()["captured"].get<uint64_t>(), captured) << "the sampling stopped with it";
 }
 
 // 3 s of a flood dropped at 20,000 packets a second, sampled at 100 a

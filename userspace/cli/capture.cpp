@@ -102,12 +102,17 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
       renewed = now;
     }
     if (auto n = reader->poll(100); !n) return fail(n.error());
-    if (auto ok = pcap ? pcap->flush() : Result<void>{}; !ok) return fail(ok.error());
+    // A pcap on standard output whose reader went away (`-w - | tshark -c
+    // 5`) ends the capture as its lines' reader does: no error.
+    if (auto ok = pcap ? pcap->flush() : Result<void>{}; !ok) {
+      if (o.file == "-") break;
+      return fail(ok.error());
+    }
     lines.flush();
   }
   state->stop_capture();
   (void)reader->poll(0);  // what was on its way
-  if (auto ok = pcap ? pcap->flush() : Result<void>{}; !ok) return fail(ok.error());
+  if (auto ok = pcap ? pcap->flush() : Result<void>{}; !ok && o.file != "-") return fail(ok.error());
   auto after = state->counters();
   if (!after) return fail(after.error());
   const uint64_t over = (*after)[XT_CAPTURE_SUPPRESSED].packets - (*before)[XT_CAPTURE_SUPPRESSED].packets;

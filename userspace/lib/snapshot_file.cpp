@@ -55,8 +55,8 @@ T read_le(std::string_view bytes, size_t at) {
 }  // namespace
 
 std::string_view snapshot_counter_key(uint32_t counter) {
-  // The counters past the reasons, by stats --json's names (older
-  // snapshots have none of them: each is then 0).
+  // The counters past the reasons, by name, most as stats --json names
+  // them (older snapshots have none of them: each is then 0).
   static constexpr std::string_view kMore[] = {
       "events_sent",        "events_suppressed",  "sources_admitted",   "events_lost",
       "sources_evicted",    "proofs_sent",        "proofs_passed",      "admitted_by_proof",
