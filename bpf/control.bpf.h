@@ -160,7 +160,7 @@ int xt_sweep(struct xdp_md *ctx __attribute__((unused)))
 struct xt_age_walk {
 	__u32 shift;
 	__u16 idle;
-	__u16 ahead; /* a second of units: what a stamp may be ahead of the clock */
+	__u16 ahead; /* xt_age_ahead */
 	__u64 aged;
 };
 
@@ -195,11 +195,10 @@ int xt_age(struct xdp_md *ctx __attribute__((unused)))
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
 	if (!ctl || !cfg)
 		return XDP_ABORTED;
-	const __u32 second = cfg->hz >> (cfg->used_shift & 31);
 	struct xt_age_walk walk = {
 		.shift = cfg->used_shift,
 		.idle = (__u16)cfg->used_idle,
-		.ahead = (__u16)(second < 2 ? 2 : second > 16384 ? 16384 : second),
+		.ahead = xt_age_ahead(cfg),
 		.aged = 0,
 	};
 	bpf_for_each_map_elem(&xt_bucket_tags, xt_age_set, &walk, 0);

@@ -26,6 +26,15 @@ XT_INLINE int xt_used_recent(const struct xt_config *cfg, __u16 used, __u16 unit
 	return (__u16)(unit - used) <= cfg->used_idle;
 }
 
+/* How far ahead of its clock xt_age takes a stamp for in use (a packet on
+ * another CPU refreshed it since the clock was read) rather than a cycle
+ * old, in units: a second's worth, 2 to 16384. */
+XT_INLINE __u16 xt_age_ahead(const struct xt_config *cfg)
+{
+	const __u32 second = cfg->hz >> (cfg->used_shift & 31);
+	return (__u16)(second < 2 ? 2 : second > 16384 ? 16384 : second);
+}
+
 /* The idle window in ticks: used_idle units of 2^used_shift ticks. */
 XT_INLINE __u64 xt_idle_ticks(const struct xt_config *cfg)
 {

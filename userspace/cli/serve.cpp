@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -362,34 +363,30 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // hand) must not hold the ageing back past the wrap. It takes no lock:
   // only the kernel writes the tags, each by compare-and-swap.
   std::jthread ageing([&pin_dir, &unix_time](std::stop_token stop) {
-    // Asked to stop (the stop token, when run_serve returns) rather than
-    // reading g_stop, which only the main thread reads.
-    auto sleep = [&stop](std::chrono::seconds for_) {
-      const auto until = std::chrono::steady_clock::now() + for_;
-      while (!stop.stop_requested() && std::chrono::steady_clock::now() < until)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    };
-    std::optional<State> mine;
+    // Asked to stop by its token (when run_serve returns), not g_stop,
+    // which only the main thread reads.
+    std::mutex mu;
+    std::condition_variable_any woken;
+    std::optional<State> mine;  // opened here, and again after a failure
     auto every = std::chrono::seconds(State::kAgeRetrySeconds);
     while (!stop.stop_requested()) {
-      Result<uint64_t> aged = 0;
-      if (!mine) {
-        // Opened here (and again after a failure, not every second).
-        auto opened = State::open(pin_dir);
-        auto cfg = opened ? opened->config() : Result<xt_config>(std::unexpected(opened.error()));
-        if (cfg) {
-          mine.emplace(std::move(*opened));
+      auto aged = [&]() -> Result<uint64_t> {
+        if (!mine) {
+          auto opened = State::open(pin_dir);
+          if (!opened) return std::unexpected(opened.error());
+          auto cfg = opened->config();
+          if (!cfg) return std::unexpected(cfg.error());
           every = std::chrono::seconds(age_every_seconds(*cfg));
-        } else {
-          aged = std::unexpected(cfg.error());
+          mine.emplace(std::move(*opened));
         }
-      }
-      if (mine && aged) aged = mine->age_stamps();
+        return mine->age_stamps();
+      }();
       if (!aged) {
         log_line({{"event", "stamps_not_aged"}, {"error", aged.error().message}, {"unix_time", unix_time()}});
         mine.reset();
       }
-      sleep(mine ? every : std::chrono::seconds(State::kAgeRetrySeconds));
+      std::unique_lock<std::mutex> hold(mu);
+      woken.wait_for(hold, stop, mine ? every : std::chrono::seconds(State::kAgeRetrySeconds), [] { return false; });
     }
   });
   while (!g_stop) {

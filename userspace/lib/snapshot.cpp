@@ -392,10 +392,13 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   // What the kernel would refuse midway, refused before the first change:
   // no room for the rules, lists or bans beside the live ones (an interface
   // a rule sends its drops to that is not here: check_snapshot_rules).
+  // A snapshot's rule as live before the restore, if it is.
+  auto live_before = [&](const auto& r) {
+    return std::ranges::find_if(*before, [&](const RuleEntry& e) { return e.cidr == r.cidr && e.spec.match == r.spec.match; });
+  };
   size_t new_rules = 0;
   for (const auto& r : snap->rules)
-    if (std::ranges::none_of(*before, [&](const RuleEntry& e) { return e.cidr == r.cidr && e.spec.match == r.spec.match; }))
-      new_rules++;
+    if (live_before(r) == before->end()) new_rules++;
   if (before->size() + new_rules > XT_MAX_RULES)
     return snapshot_error(path, std::to_string(new_rules) + " rules to add beside " + std::to_string(before->size()) +
                                     " live ones: more than the " + std::to_string(XT_MAX_RULES) + " the program holds");
@@ -424,8 +427,7 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
       (void)add_port_range(ranges, port_slot(*e.spec.match.proto), e.spec.match.ports->first, e.spec.match.ports->second);
   for (const auto& r : snap->rules) {
     const Match& m = r.spec.match;
-    if (!m.ports || std::ranges::any_of(*before, [&](const RuleEntry& e) { return e.cidr == r.cidr && e.spec.match == m; }))
-      continue;
+    if (!m.ports || live_before(r) != before->end()) continue;
     if (auto ok = add_port_range(ranges, port_slot(*m.proto), m.ports->first, m.ports->second); !ok)
       return snapshot_error(path, "its rule " + rule_name(r.cidr, m) + " does not fit beside the live rules' ports: " +
                                       ok.error().message);
@@ -433,7 +435,7 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   std::vector<bool> added(snap->rules.size());
   for (size_t i = 0; i < snap->rules.size(); i++) {
     const auto& r = snap->rules[i];
-    auto live = std::ranges::find_if(*before, [&](const RuleEntry& e) { return e.cidr == r.cidr && e.spec.match == r.spec.match; });
+    auto live = live_before(r);
     if (live != before->end() && same_rule(live->spec, r.spec)) continue;
     auto put = state.put_rule(r.spec, compiled[i]);
     if (!put) return std::unexpected(put.error());
