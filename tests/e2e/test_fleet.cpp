@@ -597,7 +597,10 @@ TEST(FleetCluster, FollowsTheStreamToTheNodeThatHoldsIt) {
     args.insert(args.begin(), {"redis-cli", "-c", "-h", "127.0.0.1", "-p", port});
     return lab.in_dut(args);
   };
-  for (int i = 0; i < 100 && cli("7003", {"PING"}).out != "PONG\n"; i++) std::this_thread::sleep_for(50ms);
+  // Each node answering, not only the last started: they come up in no
+  // set order (7002 refused the cluster's creation once, 7003 up).
+  for (const auto& port : ports)
+    for (int i = 0; i < 100 && cli(port, {"PING"}).out != "PONG\n"; i++) std::this_thread::sleep_for(50ms);
   const Outcome made = lab.in_dut({"redis-cli", "--cluster", "create", "127.0.0.1:7001", "127.0.0.1:7002",
                                    "127.0.0.1:7003", "--cluster-replicas", "0", "--cluster-yes"});
   ASSERT_EQ(made.rc, 0) << made.out << made.err;
