@@ -359,8 +359,13 @@ static __always_inline struct xt_slot *xt_claim_slot(const struct xt_place *p, c
 	if (XT_PLACE_NEXT(r) && !p->home_marks->spilled)
 		p->home_marks->spilled = 1;
 	struct xt_slot *s = &set->way[w];
-	if (old.half[XT_TAG_FP] && s->key.family)
+	if (old.half[XT_TAG_FP] && s->key.family) {
 		xt_count_one(XT_SOURCES_EVICTED);
+		/* Not idle (xt_free_way): a source still sending lost its
+		 * bucket, and comes back to a fresh one. */
+		if (xt_used_recent(cfg, old.half[XT_TAG_USED], unit))
+			xt_count_one(XT_SOURCES_EVICTED_ACTIVE);
+	}
 	/* Unmatchable while it is rewritten: family first, then the rest
 	 * (xt_key_slot). */
 	s->key.family = 0;

@@ -14,7 +14,7 @@
 
 /* Bumped whenever a struct below changes layout, or a pinned map's flags
  * (libbpf reuses a pin only with the same flags). */
-#define XT_ABI_VERSION 19
+#define XT_ABI_VERSION 20
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -419,6 +419,7 @@ enum xt_counter {
 	XT_CAPTURE_SUPPRESSED,       /* packets capture would have taken, over its sampling rate */
 	XT_MARKED,                   /* passed packets marked Congestion Experienced (--over ecn) */
 	XT_DROPPED_WITHOUT_RULE,     /* packets banned or blocklisted while no rule covers them (no rule's drops) */
+	XT_SOURCES_EVICTED_ACTIVE,   /* of XT_SOURCES_EVICTED, sources used within the idle window: the table was full */
 	XT_COUNTERS
 };
 

@@ -200,6 +200,29 @@ TEST_F(Scale, TheMarksFollowTheTags) {
   EXPECT_GT(spilled_in, 0) << "some sources live in the set after their home";
 }
 
+// A newcomer that takes the slot of a source quiet past the idle window
+// costs that source nothing it would not lose anyway; one that takes the
+// slot of a source still sending (a full set's least recently used) starts
+// that source's limit over when it comes back. Those are counted apart, so
+// that status and the metrics can say the table is too small for the
+// sources sending, which the count of all evictions cannot.
+TEST_F(Scale, EvictionsOfSourcesStillSendingAreCountedApart) {
+  load(XT_MIN_MAX_SOURCES);
+  rule("198.18.0.0/15", "100/s", 10, [](RuleSpec& s) { s.new_rate = *parse_rate("1000000/s"); });
+  const int flood = 4 * XT_MIN_MAX_SOURCES;  // twice the table's ways
+  for (int i = 0; i < flood; i++) ASSERT_EQ(run(Packet().ipv4(nth_source(i)).build(), i / 64), XDP_PASS);  // 64 ms
+  const uint64_t active = counter(XT_SOURCES_EVICTED);
+  ASSERT_GT(active, 0u) << "the table overflowed";
+  EXPECT_EQ(counter(XT_SOURCES_EVICTED_ACTIVE), active) << "every source evicted had sent within the window";
+  // Past the idle window, a quarter of the table's worth of newcomers: each
+  // takes an idle slot (of a set full of quiet sources), none a live one.
+  const int later = XT_MIN_MAX_SOURCES / 4;
+  const uint64_t after = (XT_DEFAULT_IDLE_SECONDS + 1) * kSec;  // a second past the window
+  for (int i = flood; i < flood + later; i++) ASSERT_EQ(run(Packet().ipv4(nth_source(i)).build(), after), XDP_PASS);
+  EXPECT_EQ(counter(XT_SOURCES_EVICTED), active + later) << "each newcomer took a quiet source's slot";
+  EXPECT_EQ(counter(XT_SOURCES_EVICTED_ACTIVE), active) << "and none of them is counted as still sending";
+}
+
 // Sixteen sources (nth_source) of one home set under the first rule: one
 // more than the set has ways. Its index in *home.
 std::vector<std::string> one_home(const State& state, uint32_t* home = nullptr) {

@@ -105,7 +105,7 @@ TEST_F(Serve, TheMetricsParseWithTheReferenceParser) {
   for (const auto& [name, times] : seen) EXPECT_EQ(times, 1) << name << " came out as " << times << " families";
   for (const char* name : {"xthrottle_up", "xthrottle_protected", "xthrottle_config_drift", "xthrottle_packets",
                            "xthrottle_bytes", "xthrottle_reason_packets", "xthrottle_new_source_saturated",
-                           "xthrottle_sources_evicted", "xthrottle_info"})
+                           "xthrottle_sources_evicted", "xthrottle_sources_evicted_active", "xthrottle_info"})
     EXPECT_EQ(seen[name], 1) << name << " is missing";
   EXPECT_EQ(samples["xthrottle_dry_run_packets"], 3u) << "one per rule (the client drops _total)";
   EXPECT_EQ(samples["xthrottle_new_source_dropped_packets"], 3u);

@@ -105,5 +105,34 @@ TEST_F(Status, ARaceForASlotIsANoteNotAnAlarmForGood) {
   EXPECT_NE(st["notes"].dump().find("table_full"), std::string::npos) << st.dump();
 }
 
+// Newcomers that took the slots of sources still sending: the table was
+// too small for the sources sending, and their limits started over. status
+// says how many, in its text and JSON, and in a note (a count since the
+// state was made, not a state of the host now: --check stays 0).
+TEST_F(Status, SourcesEvictedWhileSendingAreSaid) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
+  const json before = lab_->xthrottle_json({"status", "--json"});
+  EXPECT_EQ(before["sources_evicted_active"], 0u) << before.dump();
+  EXPECT_EQ(before["notes"].dump().find("still sending"), std::string::npos) << before.dump();
+  const std::string pin = lab_->pin_dir() + "/" + XT_MAP_COUNTERS;
+  for (uint32_t counter : {uint32_t{XT_SOURCES_EVICTED}, uint32_t{XT_SOURCES_EVICTED_ACTIVE}}) {
+    Outcome put = run({"bpftool", "map", "update", "pinned", pin, "key", std::to_string(counter), "0", "0", "0",
+                       "value", "3", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0"});
+    ASSERT_EQ(put.rc, 0) << put.err;
+  }
+  const json st = lab_->xthrottle_json({"status", "--json"});
+  const uint64_t evicted = st["sources_evicted_active"];
+  EXPECT_GT(evicted, 0u) << st.dump();
+  EXPECT_EQ(st["sources_evicted"], evicted) << st.dump();
+  EXPECT_EQ(lab_->xthrottle_json({"stats", "--json"})["sources_evicted_active"], evicted);
+  EXPECT_EQ(st["protected"], true) << st.dump();
+  EXPECT_NE(st["notes"].dump().find(std::to_string(evicted) + " sources still sending"), std::string::npos) << st.dump();
+  EXPECT_EQ(lab_->xthrottle({"status", "--check"}).rc, 0);
+  const Outcome text = lab_->xthrottle({"status"});
+  EXPECT_NE(text.out.find("evicted for newcomers (" + std::to_string(evicted) + " of them still sending)"),
+            std::string::npos)
+      << text.out;
+}
+
 }  // namespace
 }  // namespace xt::test

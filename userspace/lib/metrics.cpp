@@ -213,6 +213,10 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   m.counter("xthrottle_sources_admitted_total", "Buckets created for new sources.", static_cast<double>(admitted));
   m.counter("xthrottle_sources_evicted_total", "Buckets whose slot a new source took (idle ones, or the least recently used of a full set).",
             static_cast<double>(stats->extra(XT_SOURCES_EVICTED)));
+  m.counter("xthrottle_sources_evicted_active_total",
+            "Of the evicted buckets, those of sources still sending (used within the idle window): the table was full "
+            "of active sources, and each comes back to a fresh bucket, its limit started over.",
+            static_cast<double>(stats->extra(XT_SOURCES_EVICTED_ACTIVE)));
   m.counter("xthrottle_redirected_packets_all_total",
             "Packets rules would have dropped, sent out another interface instead (--over redirect), all rules.",
             static_cast<double>(stats->extra(XT_REDIRECTED)));

@@ -61,7 +61,7 @@ std::string_view snapshot_counter_key(uint32_t counter) {
       "events_sent",        "events_suppressed",  "sources_admitted",   "events_lost",
       "sources_evicted",    "proofs_sent",        "proofs_passed",      "admitted_by_proof",
       "admitted_by_memory", "known_recorded",     "redirected",         "captured",
-      "capture_not_taken",  "marked",             "dropped_without_rule"};
+      "capture_not_taken",  "marked",             "dropped_without_rule", "sources_evicted_active"};
   static_assert(std::size(kMore) == uint32_t{XT_COUNTERS} - uint32_t{XT_REASONS}, "a name for every counter");
   return counter < XT_REASONS ? std::string_view(reason_info(counter).key) : kMore[counter - XT_REASONS];
 }

@@ -180,6 +180,9 @@ Result<Status> read_status(const std::string& pin_dir) {
   auto counters = state->counters();
   if (!counters) return std::unexpected(counters.error());
   s.table_full_drops = (*counters)[XT_DROP_NO_STATE].packets;
+  s.sources_admitted = (*counters)[XT_SOURCES_ADMITTED].packets;
+  s.sources_evicted = (*counters)[XT_SOURCES_EVICTED].packets;
+  s.sources_evicted_active = (*counters)[XT_SOURCES_EVICTED_ACTIVE].packets;
   KnownWindow v4, v6;
   for (const auto& r : s.rules) {
     if (r.rule.action != XT_ACT_LIMIT) continue;
@@ -323,6 +326,16 @@ Result<Status> read_status(const std::string& pin_dir) {
         break;
       }
     }
+  // What the warning above foresees, seen: newcomers took the slots of
+  // sources still sending. A note, since the count is since the state was
+  // made; the metric's rate says whether it goes on.
+  if (s.sources_evicted_active)
+    s.notes.push_back(fmt("%llu sources still sending (used within the last %s) lost their bucket to newcomers since "
+                          "the state was made: the source table (room for %llu) was full of active sources, and "
+                          "each came back to a fresh bucket, its limit started over; if "
+                          "xthrottle_sources_evicted_active_total keeps rising, raise --max-sources",
+                          (unsigned long long)s.sources_evicted_active, format_duration(s.idle_seconds).c_str(),
+                          (unsigned long long)s.table_slots));
   fleet_warnings(s);
   // A race, not a full table (which evicts its least recently used
   // source): no reason to call the host unprotected, for good, after one.
@@ -366,6 +379,9 @@ json status_json(const Status& s) {
           {"dry_run_rules", dry},
           {"tracked_sources", s.tracked_sources},
           {"idle_sources", s.idle_sources},
+          {"sources_admitted", s.sources_admitted},
+          {"sources_evicted", s.sources_evicted},
+          {"sources_evicted_active", s.sources_evicted_active},
           {"state_id", s.state_id},
           {"max_sources", s.max_sources},
           {"table_slots", s.table_slots},
@@ -436,6 +452,10 @@ std::string status_text(const Status& s) {
     if (s.idle_sources)
       out += fmt("         %llu more quiet past that: their buckets are kept until their slots are needed\n",
                  (unsigned long long)s.idle_sources);
+    if (s.sources_evicted)
+      out += fmt("         %llu sources admitted, %llu evicted for newcomers (%llu of them still sending)\n",
+                 (unsigned long long)s.sources_admitted, (unsigned long long)s.sources_evicted,
+                 (unsigned long long)s.sources_evicted_active);
     if (s.new_source_drops)
       out += fmt("         %llu packets from untracked sources dropped over new-source budgets\n",
                  (unsigned long long)s.new_source_drops);
