@@ -21,9 +21,14 @@ XT_INLINE __u16 xt_used_now(const struct xt_config *cfg, __u64 now)
  * Stamps wrap every 65536 units (the idle window is at most 16384 of them),
  * so a slot idle for a whole cycle would look used again: the control
  * program xt_age, which serve runs, keeps idle stamps short of that. */
+XT_INLINE int xt_stamp_recent(__u16 used, __u16 unit, __u32 idle)
+{
+	return (__u16)(unit - used) <= idle;
+}
+
 XT_INLINE int xt_used_recent(const struct xt_config *cfg, __u16 used, __u16 unit)
 {
-	return (__u16)(unit - used) <= cfg->used_idle;
+	return xt_stamp_recent(used, unit, cfg->used_idle);
 }
 
 /* How far ahead of its clock xt_age takes a stamp for in use (a packet on
@@ -111,7 +116,7 @@ XT_INLINE int xt_free_way(const struct xt_set_tags *t, __u16 unit, __u32 idle)
 {
 	XT_NO_UNROLL
 	for (int i = 0; i < XT_BUCKET_WAYS; i++)
-		if (!xt_tag_fp(t, i) || (__u16)(unit - xt_tag_used(t, i)) > idle)
+		if (!xt_tag_fp(t, i) || !xt_stamp_recent(xt_tag_used(t, i), unit, idle))
 			return i;
 	return -1;
 }

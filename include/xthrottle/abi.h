@@ -419,7 +419,7 @@ enum xt_counter {
 	XT_CAPTURE_SUPPRESSED,       /* packets capture would have taken, over its sampling rate */
 	XT_MARKED,                   /* passed packets marked Congestion Experienced (--over ecn) */
 	XT_DROPPED_WITHOUT_RULE,     /* packets banned or blocklisted while no rule covers them (no rule's drops) */
-	XT_SOURCES_EVICTED_ACTIVE,   /* of XT_SOURCES_EVICTED, sources used within the idle window: the table was full */
+	XT_SOURCES_EVICTED_ACTIVE,   /* of XT_SOURCES_EVICTED, sources used within the idle window (their sets full) */
 	XT_COUNTERS
 };
 

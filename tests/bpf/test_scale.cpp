@@ -209,7 +209,7 @@ TEST_F(Scale, TheMarksFollowTheTags) {
 TEST_F(Scale, EvictionsOfSourcesStillSendingAreCountedApart) {
   load(XT_MIN_MAX_SOURCES);
   rule("198.18.0.0/15", "100/s", 10, [](RuleSpec& s) { s.new_rate = *parse_rate("1000000/s"); });
-  const int flood = 4 * XT_MIN_MAX_SOURCES;  // twice the table's ways
+  const int flood = 4 * XT_MIN_MAX_SOURCES;  // more than twice the table's ways
   for (int i = 0; i < flood; i++) ASSERT_EQ(run(Packet().ipv4(nth_source(i)).build(), i / 64), XDP_PASS);  // 64 ms
   const uint64_t active = counter(XT_SOURCES_EVICTED);
   ASSERT_GT(active, 0u) << "the table overflowed";
@@ -390,6 +390,22 @@ TEST(StatsText, CountsLineUpUnderTheirHeadings) {
   }
   EXPECT_GT(rows, XT_REASONS);
   EXPECT_EQ(bytes + 1, head.size());
+}
+
+// `stats --watch` gives the rate of evictions of sources still sending, the
+// live sign of a table too small for them, and its text says so only then.
+TEST(StatsText, TheWatchSaysWhenSourcesStillSendingAreEvicted) {
+  Stats before, after;
+  before.reasons.assign(XT_COUNTERS, xt_count{});
+  after.reasons = before.reasons;
+  EXPECT_EQ(stats_rate_json(before, after, 2.0)["sources_evicted_active_per_second"], 0.0);
+  EXPECT_EQ(stats_rate_text(before, after, 2.0).find("too small"), std::string::npos);
+  after.reasons[XT_SOURCES_EVICTED].packets = 5000;
+  after.reasons[XT_SOURCES_EVICTED_ACTIVE].packets = 3000;
+  EXPECT_EQ(stats_rate_json(before, after, 2.0)["sources_evicted_active_per_second"], 1500.0);
+  EXPECT_NE(stats_rate_text(before, after, 2.0).find("1500 evictions/s of sources still sending"),
+            std::string::npos)
+      << stats_rate_text(before, after, 2.0);
 }
 
 // top keeps `limit` rows, not one per tracked source: the most dropping

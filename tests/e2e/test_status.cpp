@@ -126,10 +126,13 @@ TEST_F(Status, SourcesEvictedWhileSendingAreSaid) {
   EXPECT_EQ(st["sources_evicted"], evicted) << st.dump();
   EXPECT_EQ(lab_->xthrottle_json({"stats", "--json"})["sources_evicted_active"], evicted);
   EXPECT_EQ(st["protected"], true) << st.dump();
-  EXPECT_NE(st["notes"].dump().find(std::to_string(evicted) + " sources still sending"), std::string::npos) << st.dump();
+  EXPECT_NE(st["notes"].dump().find(std::to_string(evicted) + " times since the state was made, a newcomer took the slot "
+                                                                 "of a source still sending"),
+            std::string::npos)
+      << st.dump();
   EXPECT_EQ(lab_->xthrottle({"status", "--check"}).rc, 0);
   const Outcome text = lab_->xthrottle({"status"});
-  EXPECT_NE(text.out.find("evicted for newcomers (" + std::to_string(evicted) + " of them still sending)"),
+  EXPECT_NE(text.out.find("evicted for newcomers (" + std::to_string(evicted) + " of them while still sending)"),
             std::string::npos)
       << text.out;
 }

@@ -214,8 +214,9 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   m.counter("xthrottle_sources_evicted_total", "Buckets whose slot a new source took (idle ones, or the least recently used of a full set).",
             static_cast<double>(stats->extra(XT_SOURCES_EVICTED)));
   m.counter("xthrottle_sources_evicted_active_total",
-            "Of the evicted buckets, those of sources still sending (used within the idle window): the table was full "
-            "of active sources, and each comes back to a fresh bucket, its limit started over.",
+            "Of the evictions, those of sources still sending (used within the idle window): the newcomer's set and "
+            "the next were full of sources in use. The source is untracked, and starts over with a fresh bucket if "
+            "let back in.",
             static_cast<double>(stats->extra(XT_SOURCES_EVICTED_ACTIVE)));
   m.counter("xthrottle_redirected_packets_all_total",
             "Packets rules would have dropped, sent out another interface instead (--over redirect), all rules.",

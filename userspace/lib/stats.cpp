@@ -189,6 +189,9 @@ json stats_rate_json(const Stats& before, const Stats& after, double seconds) {
   j["dropped_pps"] = rate(before.dropped().packets, after.dropped().packets);
   j["passed_bps"] = 8 * rate(before.passed().bytes, after.passed().bytes);
   j["dropped_bps"] = 8 * rate(before.dropped().bytes, after.dropped().bytes);
+  // Above zero: the table is too small for the sources sending now.
+  j["sources_evicted_active_per_second"] =
+      rate(before.extra(XT_SOURCES_EVICTED_ACTIVE), after.extra(XT_SOURCES_EVICTED_ACTIVE));
   return j;
 }
 
@@ -198,7 +201,11 @@ std::string stats_rate_text(const Stats& before, const Stats& after, double seco
              "dropped)\n",
              j["passed_pps"].get<double>(), j["passed_bps"].get<double>(), j["dropped_pps"].get<double>(),
              j["dropped_bps"].get<double>(), (unsigned long long)after.passed().packets,
-             (unsigned long long)after.dropped().packets);
+             (unsigned long long)after.dropped().packets) +
+         (j["sources_evicted_active_per_second"].get<double>() > 0
+              ? fmt("  %.0f evictions/s of sources still sending: the table is too small for them\n",
+                    j["sources_evicted_active_per_second"].get<double>())
+              : "");
 }
 
 Result<std::vector<TopRow>> read_top(const State& state, size_t limit, TopSnapshot* since, double seconds) {

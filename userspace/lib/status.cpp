@@ -330,12 +330,13 @@ Result<Status> read_status(const std::string& pin_dir) {
   // sources still sending. A note, since the count is since the state was
   // made; the metric's rate says whether it goes on.
   if (s.sources_evicted_active)
-    s.notes.push_back(fmt("%llu sources still sending (used within the last %s) lost their bucket to newcomers since "
-                          "the state was made: the source table (room for %llu) was full of active sources, and "
-                          "each came back to a fresh bucket, its limit started over; if "
-                          "xthrottle_sources_evicted_active_total keeps rising, raise --max-sources",
+    s.notes.push_back(fmt("%llu times since the state was made, a newcomer took the slot of a source still sending "
+                          "(used within the last %s): the newcomer's set of the source table and the next were "
+                          "full of sources in use; the evicted source is untracked, and starts over with a fresh "
+                          "bucket if let back in, so its limit no longer holds; if "
+                          "xthrottle_sources_evicted_active_total keeps rising, raise --max-sources (now %u)",
                           (unsigned long long)s.sources_evicted_active, format_duration(s.idle_seconds).c_str(),
-                          (unsigned long long)s.table_slots));
+                          s.max_sources));
   fleet_warnings(s);
   // A race, not a full table (which evicts its least recently used
   // source): no reason to call the host unprotected, for good, after one.
@@ -453,7 +454,7 @@ std::string status_text(const Status& s) {
       out += fmt("         %llu more quiet past that: their buckets are kept until their slots are needed\n",
                  (unsigned long long)s.idle_sources);
     if (s.sources_evicted)
-      out += fmt("         %llu sources admitted, %llu evicted for newcomers (%llu of them still sending)\n",
+      out += fmt("         %llu sources admitted, %llu evicted for newcomers (%llu of them while still sending)\n",
                  (unsigned long long)s.sources_admitted, (unsigned long long)s.sources_evicted,
                  (unsigned long long)s.sources_evicted_active);
     if (s.new_source_drops)

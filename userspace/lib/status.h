@@ -36,9 +36,9 @@ struct Status {
   uint64_t bytes_per_source = 0;
   uint32_t hz = 0;
   uint64_t table_full_drops = 0;
-  // Buckets made, and taken for newcomers since the state was made; of
-  // those, sources still sending (within the idle window): the table was
-  // full of active sources, and their limits started over.
+  // Buckets made, and slots taken for newcomers, since the state was made
+  // (with what a restore added); of the evictions, those of sources still
+  // sending (within the idle window), whose limits no longer hold.
   uint64_t sources_admitted = 0, sources_evicted = 0, sources_evicted_active = 0;
   uint64_t new_source_drops = 0;
   // The known table: sources let in outside the new-source budget (those it
