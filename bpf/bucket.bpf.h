@@ -265,9 +265,9 @@ __attribute__((noinline)) int xt_locate_in(const struct xt_set_tags *home, const
 }
 
 __attribute__((noinline)) int xt_newcomer_in(struct xt_set_tags *home, const struct xt_set_tags *next, __u32 unit,
-					     __u32 idle)
+					     __u32 idle, __u32 ahead)
 {
-	return home && next ? xt_newcomer_place(home, next, (__u16)unit, idle) : 0;
+	return home && next ? xt_newcomer_place(home, next, (__u16)unit, idle, (__u16)ahead) : 0;
 }
 
 /* A slot, its set's tags and its way there. */
@@ -341,7 +341,7 @@ static __always_inline struct xt_bucket *xt_bucket_find(const struct xt_bucket_k
 static __always_inline struct xt_slot *xt_claim_slot(const struct xt_place *p, const struct xt_config *cfg,
 						     __u16 unit)
 {
-	const int r = xt_newcomer_in(p->home, p->next, unit, cfg->used_idle);
+	const int r = xt_newcomer_in(p->home, p->next, unit, cfg->used_idle, xt_age_ahead(cfg));
 	struct xt_bucket_set *set;
 	struct xt_set_tags *t;
 	const __u32 w = XT_PLACE_WAY(r);

@@ -17,27 +17,31 @@ XT_INLINE __u16 xt_used_now(const struct xt_config *cfg, __u64 now)
 	return (__u16)(now >> (cfg->used_shift & 63));
 }
 
-/* Whether a slot last used at `used` is still tracked at unit `unit`.
- * Stamps wrap every 65536 units (the idle window is at most 16384 of them),
- * so a slot idle for a whole cycle would look used again: the control
- * program xt_age, which serve runs, keeps idle stamps short of that. */
-XT_INLINE int xt_stamp_recent(__u16 used, __u16 unit, __u32 idle)
-{
-	return (__u16)(unit - used) <= idle;
-}
-
-XT_INLINE int xt_used_recent(const struct xt_config *cfg, __u16 used, __u16 unit)
-{
-	return xt_stamp_recent(used, unit, cfg->used_idle);
-}
-
-/* How far ahead of its clock xt_age takes a stamp for in use (a packet on
- * another CPU refreshed it since the clock was read) rather than a cycle
- * old, in units: a second's worth, 2 to 16384. */
+/* How far ahead of a CPU's clock a stamp is taken for in use (a packet on
+ * another CPU, which read the clock later, stamped it since this one read
+ * it) rather than a cycle old, in units: a second's worth, 2 to 16384. The
+ * data path and xt_age both use it. */
 XT_INLINE __u16 xt_age_ahead(const struct xt_config *cfg)
 {
 	const __u32 second = cfg->hz >> (cfg->used_shift & 31);
 	return (__u16)(second < 2 ? 2 : second > 16384 ? 16384 : second);
+}
+
+/* Whether a slot last used at `used` is still tracked at unit `unit`: used
+ * within the idle window, or stamped up to `ahead` units past this CPU's
+ * clock. Read as a cycle old, such a stamp made a source another CPU had
+ * just metered untracked, or its slot a newcomer's. Stamps wrap every 65536
+ * units (the idle window is at most 16384 of them), so a slot idle for a
+ * whole cycle would look used again: the control program xt_age, which
+ * serve runs, keeps idle stamps short of that. */
+XT_INLINE int xt_stamp_recent(__u16 used, __u16 unit, __u32 idle, __u16 ahead)
+{
+	return (__u16)(unit - used) <= idle || (__u16)(used - unit) <= ahead;
+}
+
+XT_INLINE int xt_used_recent(const struct xt_config *cfg, __u16 used, __u16 unit)
+{
+	return xt_stamp_recent(used, unit, cfg->used_idle, xt_age_ahead(cfg));
 }
 
 /* The idle window in ticks: used_idle units of 2^used_shift ticks. */
@@ -112,23 +116,25 @@ XT_INLINE int xt_fp_way(const struct xt_set_tags *t, __u16 fp, int from)
 }
 
 /* A free way, or one whose source is no longer tracked, or -1. */
-XT_INLINE int xt_free_way(const struct xt_set_tags *t, __u16 unit, __u32 idle)
+XT_INLINE int xt_free_way(const struct xt_set_tags *t, __u16 unit, __u32 idle, __u16 ahead)
 {
 	XT_NO_UNROLL
 	for (int i = 0; i < XT_BUCKET_WAYS; i++)
-		if (!xt_tag_fp(t, i) || !xt_stamp_recent(xt_tag_used(t, i), unit, idle))
+		if (!xt_tag_fp(t, i) || !xt_stamp_recent(xt_tag_used(t, i), unit, idle, ahead))
 			return i;
 	return -1;
 }
 
-/* The least recently used way. */
-XT_INLINE int xt_lru_way(const struct xt_set_tags *t, __u16 unit)
+/* The least recently used way (a stamp ahead of the clock, xt_stamp_recent,
+ * is the most recent). */
+XT_INLINE int xt_lru_way(const struct xt_set_tags *t, __u16 unit, __u16 ahead)
 {
 	int victim = 0;
 	__u16 oldest = 0;
 	XT_NO_UNROLL
 	for (int i = 0; i < XT_BUCKET_WAYS; i++) {
-		const __u16 age = (__u16)(unit - xt_tag_used(t, i));
+		const __u16 used = xt_tag_used(t, i);
+		const __u16 age = (__u16)(used - unit) <= ahead ? 0 : (__u16)(unit - used);
 		if (age > oldest) {
 			oldest = age;
 			victim = i;
@@ -194,17 +200,18 @@ XT_INLINE int xt_locate(const struct xt_set_tags *home, const struct xt_set_tags
 /* Where a newcomer goes: a free or idle way of its home set; else one of
  * the next set (and the home set is marked as spilled); else the home
  * set's least recently used way. */
-XT_INLINE int xt_newcomer_place(struct xt_set_tags *home, const struct xt_set_tags *next, __u16 unit, __u32 idle)
+XT_INLINE int xt_newcomer_place(struct xt_set_tags *home, const struct xt_set_tags *next, __u16 unit, __u32 idle,
+				__u16 ahead)
 {
-	int w = xt_free_way(home, unit, idle);
+	int w = xt_free_way(home, unit, idle, ahead);
 	if (w >= 0)
 		return XT_PLACE(0, w);
-	w = xt_free_way(next, unit, idle);
+	w = xt_free_way(next, unit, idle, ahead);
 	if (w >= 0) {
 		home->spilled = unit | XT_SPILLED;
 		return XT_PLACE(1, w);
 	}
-	return XT_PLACE(0, xt_lru_way(home, unit));
+	return XT_PLACE(0, xt_lru_way(home, unit, ahead));
 }
 
 #endif /* XTHROTTLE_SLOTS_H */

@@ -240,6 +240,39 @@ std::vector<std::string> one_home(const State& state, uint32_t* home = nullptr) 
   return same;
 }
 
+// Two CPUs meter one source: one reads the clock just past a stamp unit's
+// end and stamps the slot, the other read it just before and then finds the
+// stamp a unit ahead of its clock. That stamp read as idle for a whole
+// cycle: the source was taken for untracked, and under a spent budget its
+// packet was dropped as a new source's.
+TEST_F(Scale, AStampAheadOfThisCPUsClockIsInUse) {
+  load(XT_MIN_MAX_SOURCES);
+  rule("198.18.0.0/15", "100/s", 10, [](RuleSpec& s) {
+    s.new_rate = *parse_rate("1/day");
+    s.remember = 0;
+  });
+  const uint64_t unit = uint64_t{1} << state_->config().value().used_shift;  // ticks a stamp unit
+  const auto frame = Packet().ipv4("198.18.0.1").build();
+  ASSERT_EQ(run(frame, 10 * unit), XDP_PASS) << "admitted: the day's budget spent";
+  EXPECT_EQ(run(frame, 10 * unit - 1), XDP_PASS) << "on a CPU a unit behind the stamp: still tracked";
+  EXPECT_EQ(counter(XT_DROP_NEW_SOURCE), 0u);
+}
+
+// The same race on a newcomer's path: a newcomer on the CPU whose clock is
+// behind took a way whose stamp was ahead of it for idle, and evicted the
+// source that had just been used, with a set free beside it.
+TEST_F(Scale, ANewcomerDoesNotTakeASlotStampedAheadOfItsClock) {
+  load(XT_MIN_MAX_SOURCES);
+  rule("198.18.0.0/15", "100/s", 10, [](RuleSpec& s) { s.new_rate = *parse_rate("1000000/s"); });
+  const uint64_t unit = uint64_t{1} << state_->config().value().used_shift;
+  const std::vector<std::string> same = one_home(*state_);
+  ASSERT_EQ(same.size(), XT_BUCKET_WAYS + 1u);
+  for (size_t i = 0; i < XT_BUCKET_WAYS; i++) ASSERT_EQ(run(Packet().ipv4(same[i]).build(), 10 * unit), XDP_PASS);
+  ASSERT_EQ(run(Packet().ipv4(same.back()).build(), 10 * unit - 1), XDP_PASS) << "the sixteenth, a unit behind";
+  EXPECT_EQ(counter(XT_SOURCES_EVICTED), 0u) << "it went to the next set, as it would a unit later";
+  EXPECT_EQ(buckets(), XT_BUCKET_WAYS + 1u);
+}
+
 // Sixteen sources of one home set: the fifteenth fills it, the sixteenth
 // goes to the next set, where only the next set's marks say it is. Its
 // next packet is metered by its own bucket (over its 1/s: dropped), not

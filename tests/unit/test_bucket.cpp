@@ -349,11 +349,21 @@ TEST(Slots, UsedStampsAgeAndCycle) {
     EXPECT_TRUE(xt_used_recent(&cfg, used, xt_used_now(&cfg, t0 + 4 * 100))) << t0 << ": within the window, across the wrap";
     EXPECT_FALSE(xt_used_recent(&cfg, used, xt_used_now(&cfg, t0 + 4 * 101))) << t0 << ": idle past the window";
   }
+  // A stamp ahead of this CPU's clock (another CPU read it later): in use,
+  // up to a second's worth of units, not a cycle old.
+  cfg.hz = 1000;
+  ASSERT_EQ(xt_age_ahead(&cfg), 250);
+  for (uint16_t unit : {uint16_t{5000}, uint16_t{65535}}) {
+    EXPECT_TRUE(xt_used_recent(&cfg, static_cast<uint16_t>(unit + 1), unit)) << unit << ": a unit ahead";
+    EXPECT_TRUE(xt_used_recent(&cfg, static_cast<uint16_t>(unit + 250), unit)) << unit << ": a second ahead";
+    EXPECT_FALSE(xt_used_recent(&cfg, static_cast<uint16_t>(unit + 251), unit)) << unit << ": past that, a cycle old";
+  }
 }
 
 TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
   static_assert(XT_BUCKET_WAYS == 15);
   const uint32_t idle = 50;
+  const uint16_t ahead = 2;
   xt_set_tags home{}, next{};
   auto put = [](xt_set_tags& t, int way, uint16_t fp, uint16_t used) {
     t.way[way].half[XT_TAG_FP] = fp;
@@ -369,14 +379,14 @@ TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
   EXPECT_EQ(xt_locate(&home, nullptr, 9, XT_PLACE(0, 3)), XT_NOWHERE);
   EXPECT_EQ(xt_locate(&home, nullptr, 25, XT_NOWHERE), XT_PLACE(0, 14)) << "the last way";
   EXPECT_EQ(xt_locate(&home, nullptr, 4, XT_NOWHERE), XT_NOWHERE);
-  EXPECT_EQ(xt_lru_way(&home, 100), 1) << "the least recently used";
+  EXPECT_EQ(xt_lru_way(&home, 100, ahead), 1) << "the least recently used";
   EXPECT_EQ(xt_fp_of(0x1234567800000000ull), 1) << "never 0, which marks a free way";
   EXPECT_EQ(xt_fp_of(0xabcd), 0xabcd);
 
   // All ways tracked: a newcomer goes to the next set, which home then
   // points to for good.
   ASSERT_FALSE(xt_spilled(&home));
-  EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle), XT_PLACE(1, 0));
+  EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle, ahead), XT_PLACE(1, 0));
   put(next, 0, 4, 100);
   ASSERT_TRUE(xt_spilled(&home));
   EXPECT_EQ(xt_locate(&home, &next, 4, XT_NOWHERE), XT_PLACE(1, 0));
@@ -388,16 +398,27 @@ TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
   EXPECT_TRUE(xt_spilled(&home)) << "a spill is not forgotten when the window is over: a quiet source there keeps its slot";
   // The next set full too: home's least recently used way.
   for (int i = 0; i < 15; i++) put(next, i, static_cast<uint16_t>(100 + i), 100);
-  EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle), XT_PLACE(0, 1));
+  EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle, ahead), XT_PLACE(0, 1));
   // A way gone idle in home comes first, across the stamps' wrap.
   for (int i = 0; i < 15; i++) put(home, i, fps[i], 20);
   put(home, 5, fps[5], 65530);
-  EXPECT_EQ(xt_free_way(&home, 30, idle), -1) << "65530 is 36 units before 30: not idle";
+  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead), -1) << "65530 is 36 units before 30: not idle";
   put(home, 5, fps[5], 65000);
-  EXPECT_EQ(xt_newcomer_place(&home, &next, 30, idle), XT_PLACE(0, 5)) << "idle past the window: taken";
+  EXPECT_EQ(xt_newcomer_place(&home, &next, 30, idle, ahead), XT_PLACE(0, 5)) << "idle past the window: taken";
   put(home, 2, 0, 20);
   put(home, 5, fps[5], 20);
-  EXPECT_EQ(xt_free_way(&home, 30, idle), 2) << "a free way";
+  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead), 2) << "a free way";
+  // A stamp ahead of this CPU's clock is in use: neither idle nor the
+  // least recently used (read as a cycle old, it was both).
+  put(home, 2, fps[2], 32);
+  put(home, 5, fps[5], 31);
+  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead), -1) << "stamps one and two units ahead";
+  put(home, 5, fps[5], 33);
+  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead), 5) << "three ahead is past `ahead`: a cycle old, so idle";
+  for (int i = 0; i < 15; i++) put(home, i, fps[i], 25);
+  put(home, 7, fps[7], 31);
+  put(home, 9, fps[9], 24);
+  EXPECT_EQ(xt_lru_way(&home, 30, ahead), 9) << "the oldest, not the one a unit ahead";
 }
 
 // The marks are a filter in front of the tags: a mark in any way must be
