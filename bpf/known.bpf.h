@@ -89,8 +89,10 @@ static __always_inline int xt_recall(const struct xt_pkt *pkt, __u32 remember, _
 		 * says: anything that answers a SYN-ACK with a RST proves the
 		 * address, a live host sent a spoofed SYN's SYN-ACK too. */
 		const __u32 window = e->how == XT_KNOWN_BEHAVED ? remember : XT_PROOF_SECONDS;
-		const __s32 age = (__s32)(secs - e->seen); /* another CPU's clock may be a second ahead */
-		if (age < (__s64)window)
+		/* Another CPU's clock may be a second ahead: its entry is new,
+		 * not younger than new (under --remember 0, a window of 0 s). */
+		const __s32 age = (__s32)(secs - e->seen);
+		if ((age < 0 ? 0 : age) < (__s64)window)
 			return e->how;
 		/* Behaved too long ago for this rule, but proven since. */
 		return e->how == XT_KNOWN_BEHAVED && xt_proof_recent(e, secs) ? XT_KNOWN_PROVEN : 0;

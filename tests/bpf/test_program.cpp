@@ -383,6 +383,25 @@ TEST_F(Program, AStampIdleForAWholeCycleStaysIdleWhenAged) {
   EXPECT_EQ(counter(XT_DROP_NEW_SOURCE), 1u);
 }
 
+// xt_age set an idle stamp just past the window by its own clock: a CPU
+// whose clock read a unit earlier found it exactly at the window's edge,
+// tracked, and let the source past its spent budget and tracked it again.
+TEST_F(Program, AnAgedStampIsIdleOnACPUWhoseClockIsBehind) {
+  load();
+  rule("198.18.0.0/15", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.new_rate = *parse_rate("1/day");
+    s.remember = 0;
+  });
+  const xt_config cfg = state_->config().value();
+  const auto frame = Packet().ipv4("198.18.0.1").build();
+  ASSERT_EQ(run(frame, 0), XDP_PASS) << "admitted by the budget's burst of 1";
+  const uint64_t t = uint64_t{(2 * XT_DEFAULT_IDLE_SECONDS + 2) * kSec} >> cfg.used_shift << cfg.used_shift;
+  skel_->bss->xt_test_now = t;
+  ASSERT_EQ(state_->age_stamps().value(), 1u);
+  EXPECT_EQ(run(frame, t - 1), XDP_DROP) << "a unit behind the walk: idle still, so the (spent) budget decides";
+  EXPECT_EQ(counter(XT_DROP_NEW_SOURCE), 1u);
+}
+
 TEST_F(Program, HotCacheDropsOnlyWhatTheBucketWould) {
   load();
   rule("198.18.0.0/15", "10/s", 2);

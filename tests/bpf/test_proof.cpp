@@ -290,6 +290,29 @@ TEST_F(Proof, AProofLeavesWhatBehavingEarnedUnderAnotherRule) {
   EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 1u);
 }
 
+// A rule that trusts proofs only (--remember 0, --verify tcp) asks the
+// known table about proofs; an address another rule remembers as behaved,
+// its entry stamped by a CPU whose clock read a second later, was an age of
+// -1 s, within a window of 0 s: admitted by memory, past the spent budget.
+TEST_F(Proof, ARuleThatRemembersNothingTrustsNoBehaviourStampedAhead) {
+  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.match = Match{17, std::nullopt, false};
+    s.verify = false;
+    s.remember = 600;
+    s.new_rate = *parse_rate("1/hour");
+  });
+  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.match = Match{6, std::nullopt, false};
+    s.remember = 0;
+    s.new_rate = *parse_rate("1/hour");
+  });
+  ASSERT_EQ(run(syn("198.19.255.1"), 0), XDP_PASS) << "the TCP rule's one new source an hour";
+  const std::string x = "198.18.7.1";
+  ASSERT_EQ(passed(Packet().ipv4(x, "198.18.0.2").build(), 3, 10 * kSec), 3) << "behaves under the UDP rule at 10 s";
+  EXPECT_EQ(run(syn(x), 10 * kSec - 1), XDP_TX) << "on a CPU whose clock still reads 9 s: asked for a proof";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 0u);
+}
+
 // A bucket of a prefix (--per shorter than an address) that passed two
 // packets says nothing of any one address in it: a spoofer staying under
 // such a rule's rate, from random addresses, had each of them recorded as

@@ -56,7 +56,9 @@ Result<void> check_same_table(const xt_config& cfg, const TableSettings& want, s
 uint32_t age_every_seconds(const xt_config& cfg) {
   const uint64_t idle = std::min<uint64_t>(cfg.used_idle, kMaxIdleUnits);
   const uint64_t ahead = xt_age_ahead(&cfg);
-  const uint64_t margin_ticks = (uint64_t{65536 - 1} - ahead - idle) << (cfg.used_shift & 31);
+  // An aged stamp is set idle + 1 + ahead units back (xt_age); it must be
+  // aged again before it comes within `ahead` of its wrap.
+  const uint64_t margin_ticks = (uint64_t{65536 - 1} - 2 * ahead - idle - 1) << (cfg.used_shift & 31);
   const uint64_t half = cfg.hz ? margin_ticks / cfg.hz / 2 : 1;
   return static_cast<uint32_t>(std::clamp<uint64_t>(half, 1, 30));
 }

@@ -48,10 +48,10 @@ IdleWindow idle_window_for(uint32_t hz, uint32_t seconds);
 // The window a state's settings hold, in whole seconds (to the nearest).
 uint32_t idle_seconds_of(const xt_config& cfg);
 // How often the stamps must be aged (State::age_stamps), in seconds: an
-// aged stamp, just past the window, must not come within xt_age_ahead
-// (slots.h) of its wrap before the next ageing. Half that margin, at most 30 s: 30 s
-// for the default window, 24 s for a window of 16 s at HZ=1000 (a cycle
-// of 65 s).
+// aged stamp, xt_age_ahead (slots.h) past the window, must not come within
+// xt_age_ahead of its wrap before the next ageing. Half that margin, at
+// most 30 s: 30 s for the default window, 23 s for a window of 16 s at
+// HZ=1000 (a cycle of 65 s).
 uint32_t age_every_seconds(const xt_config& cfg);
 // Fails (exit 1, saying why) where a state made with cfg is not what `want`
 // asks: its table is not resized, nor its window changed, under running
