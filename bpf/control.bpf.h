@@ -153,7 +153,7 @@ int xt_sweep(struct xdp_md *ctx __attribute__((unused)))
  * least four idle windows: 262 s by default) reads as used again: its
  * source passed for tracked without the budget, and the least recently
  * used way was chosen among stale stamps read as young. Each stamp older
- * than the idle window is set back to just past it, by compare-and-swap (a
+ * than the idle window is set back to a second past it, by compare-and-swap (a
  * packet that refreshes it meanwhile wins); run often enough (serve: every
  * 30 s), no stamp gets near its wrap. An idle source stays idle, and its
  * bucket stays for the budget to let it back to. */

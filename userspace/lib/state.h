@@ -208,7 +208,7 @@ class State {
   // rotating botnet would fill the table and no source could be banned.
   // The caller holds the pin directory's lock.
   Result<void> clear_ended_bans();
-  // Sets every `used` stamp older than the idle window back to just past
+  // Sets every `used` stamp older than the idle window back to a second past
   // it (the control program xt_age), and returns how many: a 16-bit stamp
   // idle for a whole cycle (four idle windows at least) would read as
   // recent again, its source tracked without the budget. serve calls this
