@@ -362,7 +362,7 @@ static __always_inline struct xt_slot *xt_claim_slot(const struct xt_place *p, c
 	if (old.half[XT_TAG_FP] && s->key.family) {
 		xt_count_one(XT_SOURCES_EVICTED);
 		/* Not idle (xt_free_way): a source still sending lost its
-		 * bucket, and comes back to a fresh one. */
+		 * slot; untracked, its limit no longer holds. */
 		if (xt_used_recent(cfg, old.half[XT_TAG_USED], unit))
 			xt_count_one(XT_SOURCES_EVICTED_ACTIVE);
 	}

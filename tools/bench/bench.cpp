@@ -597,8 +597,8 @@ json measure_scale(uint32_t reps, uint64_t frames) {
     }
     const json tracked = xt_lab.xthrottle_json({"status", "--json"});
     row["xthrottle_tracked"] = tracked.value("tracked_sources", json());
-    // Sources still sending whose slot a newcomer took: the table too small
-    // for the case (the cycling botnet's), their limits started over.
+    // Evictions of sources still sending: the table too small for the case
+    // (the cycling botnet's), their limits no longer holding.
     row["xthrottle_evicted_active"] = tracked.value("sources_evicted_active", json());
     add_figures(row, "scale: " + c.label, limiters, pps);
     out.push_back(row);

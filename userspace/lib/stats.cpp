@@ -126,7 +126,7 @@ json stats_json(const Stats& stats) {
   j["events_lost"] = stats.extra(XT_EVENTS_LOST);
   j["sources_admitted"] = stats.extra(XT_SOURCES_ADMITTED);
   // Buckets a newcomer took the slot of; of those, sources still sending
-  // (within the idle window), whose limits started over.
+  // (within the idle window), whose limits no longer hold.
   j["sources_evicted"] = stats.extra(XT_SOURCES_EVICTED);
   j["sources_evicted_active"] = stats.extra(XT_SOURCES_EVICTED_ACTIVE);
   j["proofs_sent"] = stats.extra(XT_PROOFS_SENT);
