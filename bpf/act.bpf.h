@@ -67,10 +67,11 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 	if (conforms == 1) {
 		__sync_fetch_and_add(&b->passed_packets, pkts);
 		/* Released: passing again, a while after the last drop. Of the CPUs
-		 * that see it, the one whose swap wins tells. Signed: the last
-		 * drop may be another CPU's, its clock a tick ahead. */
+		 * that see it, the one whose swap wins tells. The last drop may be
+		 * ahead, by another CPU's clock or to the end of a hold
+		 * (xt_note_drop's reach). */
 		__u32 since = b->throttled_since;
-		if (since && (__s32)((__u32)now - b->last_drop) >= (__s32)(cfg->hz * XT_RELEASE_SECONDS) &&
+		if (since && xt_ticks_since((__u32)now, b->last_drop, cfg->hz * XT_RELEASE_SECONDS, xt_drop_reach(cfg)) &&
 		    __sync_val_compare_and_swap(&b->throttled_since, since, 0) == since)
 			xt_emit(bkey, b, rule, now, XT_EMIT_WHAT(XT_EVENT_RELEASED, (__u32)now - since));
 		xt_behaved(pkt, rule, b, now);

@@ -48,8 +48,8 @@ __attribute__((noinline)) int xt_new_source_admitted(const struct xt_rule *rule,
 	/* Read before the swap: once it is done, another CPU may start the next
 	 * saturation and write its own starting count. */
 	const __u64 at_start = st->new_drops_at_start;
-	/* Signed: the last drop may be another CPU's, its clock a tick ahead. */
-	if (!since || (__s32)((__u32)now - st->last_new_drop) < (__s32)(cfg->hz * XT_RELEASE_SECONDS) ||
+	/* The last drop may be another CPU's, its clock a tick ahead. */
+	if (!since || !xt_ticks_since((__u32)now, st->last_new_drop, cfg->hz * XT_RELEASE_SECONDS, cfg->hz) ||
 	    __sync_val_compare_and_swap(&st->saturated_since, since, 0) != since)
 		return 0;
 	const __u64 drops = xt_new_drops(id);

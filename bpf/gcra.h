@@ -15,6 +15,18 @@
 #define XT_TAT_MASK ((1ULL << XT_TAT_BITS) - 1)
 #define XT_NEVER (~0ULL)
 
+/* Whether the 32-bit tick `at` is `gap` ticks or more before `now`, where
+ * `at` may be up to `ahead` ticks past now (another CPU's clock, the end of
+ * a hold). Unsigned, so that an `at` 2^31 to 2^32 ticks back (24.9 to 49.7
+ * days at HZ=1000: a source back after a month's ban or silence) reads as
+ * long ago; compared signed, it read as ahead, and what it ends (a
+ * throttle, a saturation) never ended. */
+XT_INLINE int xt_ticks_since(__u32 now, __u32 at, __u32 gap, __u32 ahead)
+{
+	const __u32 back = now - at;
+	return back >= gap && back <= ~ahead;
+}
+
 /* a - b for TAT values taken modulo 2^XT_TAT_BITS, as a signed number. */
 XT_INLINE __s64 xt_diff(__u64 a, __u64 b)
 {

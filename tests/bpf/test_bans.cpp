@@ -104,6 +104,26 @@ TEST_F(Bans, AnEndedBanHidesNothingAndAShortenedOneEndsOnTime) {
   EXPECT_EQ(run(other, 5 * kSec), XDP_PASS) << "shortened: over at 4 s";
 }
 
+// A ban of a month: the source's bucket waits in its slot while its
+// packets are dropped before metering. Back after it, the source floods
+// again and is banned again. Its last drop was 30 days back, past 2^31
+// ticks: compared signed, it read as ahead, so the throttle was never
+// released and --ban-after counted from the first one, 30 days before
+// (negative): no second ban for 19.7 days more.
+TEST_F(Bans, ASourceBannedForAMonthIsBannedAgainWhenItFloodsAfter) {
+  rule("198.18.0.0/15", "10/s", 10, [](RuleSpec& s) {
+    s.ban_after = 2;
+    s.ban_for = 30 * 86400;
+  });
+  const auto heavy = Packet().ipv4("198.18.0.9").build();
+  for (uint64_t now = 0; now < 4 * kSec; now += 10) run(heavy, now);
+  const uint64_t first = counter(XT_DROP_BANNED);
+  ASSERT_GT(first, 0u) << "banned for the month";
+  const uint64_t back = uint64_t{30} * 86400 * kSec + 10 * kSec;
+  for (uint64_t now = back; now < back + 10 * kSec; now += 10) run(heavy, now);
+  EXPECT_GT(counter(XT_DROP_BANNED), first) << "banned again, 2 s into its new flood";
+}
+
 // --ban-after 2s --ban-for 10s: a source over its limit without a break
 // for 2 s is banned for 10 s (its drops counted as banned from then on),
 // then metered again; one that takes breaks is never banned.

@@ -58,6 +58,24 @@ TEST_F(Budget, SaturationIsToldWhenItStartsAndWhenItEnds) {
   EXPECT_EQ(seen[0].type, XT_EVENT_NEW_SATURATED);
 }
 
+// A budget saturated, then no new source for a month: the last drop is
+// 2^31 ticks or more back, which a signed compare read as ahead. The first
+// admission after it did not end the saturation (status said it had, and
+// no new flood was told), and sources that behaved were not remembered.
+TEST_F(Budget, ASaturationEndsAtTheFirstAdmissionAMonthLater) {
+  load();
+  rule("198.18.0.0/15", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("10/s"); });
+  for (int i = 0; i < 30; i++) run(Packet().ipv4(nth_source(i)).build(), 0);
+  ASSERT_NE(rule_state().saturated_since, 0u);
+  ASSERT_EQ(events().size(), 1u);
+  const uint64_t back = uint64_t{30} * 86400 * kSec;
+  EXPECT_EQ(run(Packet().ipv4(nth_source(100)).build(), back), XDP_PASS);
+  EXPECT_EQ(rule_state().saturated_since, 0u) << "ended";
+  const auto seen = events();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].type, XT_EVENT_NEW_RECOVERED);
+}
+
 // The tick of the last drop is another CPU's, whose clock may be a tick
 // ahead: an admission at tick T after a drop stamped T + 1 comes no time
 // after it, not 2^32 ticks. (Compared unsigned, it ended the saturation

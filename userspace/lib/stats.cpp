@@ -40,7 +40,7 @@ Result<std::vector<Saturation>> saturations(const State& state, const std::vecto
   const uint32_t tick = static_cast<uint32_t>(*now);
   for (const auto& r : rules) {
     const xt_rule_state& st = r.state;
-    if (!st.saturated_since || tick - st.last_new_drop >= cfg->hz * XT_RELEASE_SECONDS) continue;
+    if (!st.saturated_since || xt_ticks_since(tick, st.last_new_drop, cfg->hz * XT_RELEASE_SECONDS, cfg->hz)) continue;
     Saturation sat;
     sat.rule = rule_name(r.cidr, r.spec.match);
     const Rate budget = limits_of(r.spec).new_rate;
