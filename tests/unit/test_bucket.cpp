@@ -56,6 +56,22 @@ struct Sim {
   }
 };
 
+// How long ago a 32-bit tick was, for what ends a while after the last
+// drop: a drop up to `ahead` past now is ahead (another CPU's clock, a
+// hold's end); anything else is behind, however far, to 2^32 ticks.
+TEST(Ticks, ALastDropIsAheadOnlyWithinItsReach) {
+  const uint32_t gap = 1000, ahead = 30000;
+  for (uint32_t now : {5000u, 0u, 0xffffff00u}) {
+    EXPECT_FALSE(xt_ticks_since(now, now, gap, ahead)) << now << ": just now";
+    EXPECT_FALSE(xt_ticks_since(now, now - 999, gap, ahead)) << now << ": under the gap";
+    EXPECT_TRUE(xt_ticks_since(now, now - 1000, gap, ahead)) << now << ": the gap";
+    EXPECT_TRUE(xt_ticks_since(now, now - 0x90000000u, gap, ahead)) << now << ": 28 days back at HZ=1000, past 2^31";
+    EXPECT_FALSE(xt_ticks_since(now, now + 1, gap, ahead)) << now << ": a tick ahead";
+    EXPECT_FALSE(xt_ticks_since(now, now + ahead, gap, ahead)) << now << ": at the end of its reach";
+    EXPECT_TRUE(xt_ticks_since(now, now + ahead + 1, gap, ahead)) << now << ": past it, long ago across the wrap";
+  }
+}
+
 TEST(Bucket, BurstThenExactRefill) {
   Sim s(limit_rule("100/s"));
   EXPECT_EQ(s.offer(0, 150), 100u) << "the burst is the count in the rate";
