@@ -341,7 +341,8 @@ static __always_inline struct xt_bucket *xt_bucket_find(const struct xt_bucket_k
 static __always_inline struct xt_slot *xt_claim_slot(const struct xt_place *p, const struct xt_config *cfg,
 						     __u16 unit)
 {
-	const int r = xt_newcomer_in(p->home, p->next, unit, cfg->used_idle, xt_age_ahead(cfg));
+	const __u16 ahead = xt_age_ahead(cfg);
+	const int r = xt_newcomer_in(p->home, p->next, unit, cfg->used_idle, ahead);
 	struct xt_bucket_set *set;
 	struct xt_set_tags *t;
 	const __u32 w = XT_PLACE_WAY(r);
@@ -363,7 +364,7 @@ static __always_inline struct xt_slot *xt_claim_slot(const struct xt_place *p, c
 		xt_count_one(XT_SOURCES_EVICTED);
 		/* Not idle (xt_free_way): a source still sending lost its
 		 * slot; untracked, its limit no longer holds. */
-		if (xt_used_recent(cfg, old.half[XT_TAG_USED], unit))
+		if (xt_stamp_recent(old.half[XT_TAG_USED], unit, cfg->used_idle, ahead))
 			xt_count_one(XT_SOURCES_EVICTED_ACTIVE);
 	}
 	/* Unmatchable while it is rewritten: family first, then the rest

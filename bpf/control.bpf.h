@@ -169,18 +169,17 @@ static long xt_age_set(void *map __attribute__((unused)), const __u32 *idx __att
 {
 	/* The clock read for each set, just before its tags: a packet on
 	 * another CPU may still refresh a stamp a unit past it, which the
-	 * second's tolerance below takes for in use, not a cycle old. An
-	 * aged stamp is set that second further back than just past the
-	 * window, so that a CPU whose clock is behind this one's still reads
-	 * it as idle (xt_stamp_recent allows the same second the other way). */
+	 * second's tolerance of xt_stamp_age takes for in use, not a cycle
+	 * old. An aged stamp is set that second further back than just past
+	 * the window, so that a CPU whose clock is behind this one's still
+	 * reads it as idle. */
 	const __u16 unit = (__u16)(xt_now() >> (walk->shift & 63));
 	const __u16 past = (__u16)(walk->idle + 1 + walk->ahead);
 #pragma clang loop unroll(disable)
 	for (int w = 0; w < XT_BUCKET_WAYS; w++) {
 		union xt_way_tag tag;
 		tag.word = *(volatile const __u32 *)&t->way[w].word;
-		const __u16 age = (__u16)(unit - tag.half[XT_TAG_USED]);
-		if (!tag.half[XT_TAG_FP] || age <= past || (__u16)(0 - age) <= walk->ahead)
+		if (!tag.half[XT_TAG_FP] || xt_stamp_age(tag.half[XT_TAG_USED], unit, walk->ahead) <= past)
 			continue;
 		union xt_way_tag aged = tag;
 		aged.half[XT_TAG_USED] = (__u16)(unit - past);

@@ -27,16 +27,22 @@ XT_INLINE __u16 xt_age_ahead(const struct xt_config *cfg)
 	return (__u16)(second < 2 ? 2 : second > 16384 ? 16384 : second);
 }
 
-/* Whether a slot last used at `used` is still tracked at unit `unit`: used
- * within the idle window, or stamped up to `ahead` units past this CPU's
- * clock. Read as a cycle old, such a stamp made a source another CPU had
- * just metered untracked, or its slot a newcomer's. Stamps wrap every 65536
- * units (the idle window is at most 16384 of them), so a slot idle for a
- * whole cycle would look used again: the control program xt_age, which
- * serve runs, keeps idle stamps short of that. */
+/* How many units before `unit` a slot was last used at `used`: 0 for a
+ * stamp up to `ahead` units past this CPU's clock. Read as a cycle old,
+ * such a stamp made a source another CPU had just metered untracked, or its
+ * slot a newcomer's. Stamps wrap every 65536 units (the idle window is at
+ * most 16384 of them), so a slot idle for a whole cycle would look used
+ * again: the control program xt_age, which serve runs, keeps idle stamps
+ * short of that. */
+XT_INLINE __u16 xt_stamp_age(__u16 used, __u16 unit, __u16 ahead)
+{
+	return (__u16)(used - unit) <= ahead ? 0 : (__u16)(unit - used);
+}
+
+/* Whether that slot is still tracked: used within the idle window. */
 XT_INLINE int xt_stamp_recent(__u16 used, __u16 unit, __u32 idle, __u16 ahead)
 {
-	return (__u16)(unit - used) <= idle || (__u16)(used - unit) <= ahead;
+	return xt_stamp_age(used, unit, ahead) <= idle;
 }
 
 XT_INLINE int xt_used_recent(const struct xt_config *cfg, __u16 used, __u16 unit)
@@ -125,7 +131,7 @@ XT_INLINE int xt_free_way(const struct xt_set_tags *t, __u16 unit, __u32 idle, _
 	return -1;
 }
 
-/* The least recently used way (a stamp ahead of the clock, xt_stamp_recent,
+/* The least recently used way (a stamp ahead of the clock, xt_stamp_age,
  * is the most recent). */
 XT_INLINE int xt_lru_way(const struct xt_set_tags *t, __u16 unit, __u16 ahead)
 {
@@ -133,8 +139,7 @@ XT_INLINE int xt_lru_way(const struct xt_set_tags *t, __u16 unit, __u16 ahead)
 	__u16 oldest = 0;
 	XT_NO_UNROLL
 	for (int i = 0; i < XT_BUCKET_WAYS; i++) {
-		const __u16 used = xt_tag_used(t, i);
-		const __u16 age = (__u16)(used - unit) <= ahead ? 0 : (__u16)(unit - used);
+		const __u16 age = xt_stamp_age(xt_tag_used(t, i), unit, ahead);
 		if (age > oldest) {
 			oldest = age;
 			victim = i;
