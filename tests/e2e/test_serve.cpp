@@ -115,6 +115,26 @@ TEST_F(Serve, TheMetricsParseWithTheReferenceParser) {
   EXPECT_EQ(serve.wait().rc, 0);
 }
 
+// A scrape is GET or HEAD; anything else is a 405, which must name the
+// methods that are (RFC 9110 15.5.6: "MUST generate an Allow header").
+// It came without one. HEAD gets GET's headers and no body.
+TEST_F(Serve, AnotherMethodIsToldWhichAreAllowed) {
+  Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431"}));
+  ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+  const std::string url = "http://127.0.0.1:9431/metrics";
+  Outcome post = lab_->in_dut({"curl", "-s", "-i", "--max-time", "3", "-X", "POST", url});
+  ASSERT_EQ(post.rc, 0) << post.err;
+  EXPECT_EQ(post.out.rfind("HTTP/1.1 405", 0), 0u) << post.out;
+  EXPECT_NE(post.out.find("\r\nAllow: GET, HEAD\r\n"), std::string::npos) << post.out;
+  Outcome head = lab_->in_dut({"curl", "-s", "-I", "--max-time", "3", url});
+  ASSERT_EQ(head.rc, 0) << head.err;
+  EXPECT_EQ(head.out.rfind("HTTP/1.1 200", 0), 0u) << head.out;
+  EXPECT_NE(head.out.find("text/plain; version=0.0.4"), std::string::npos) << head.out;
+  EXPECT_EQ(head.out.find("xthrottle_up"), std::string::npos) << "HEAD has no body";
+  serve.signal(SIGTERM);
+  EXPECT_EQ(serve.wait().rc, 0);
+}
+
 // 9.11: a second reader of an event ring split the events with the first.
 TEST_F(Serve, EachEventRingHasOneReader) {
   Background first(lab_->xthrottle_argv({"events", "--json"}));

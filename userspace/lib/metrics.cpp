@@ -335,10 +335,12 @@ struct MetricsServer::Context {
     }
   }
 
-  static MHD_Result respond(MHD_Connection* c, unsigned status, const std::string& body, const char* type) {
+  static MHD_Result respond(MHD_Connection* c, unsigned status, const std::string& body, const char* type,
+                             const char* allow = nullptr) {
     MHD_Response* r = MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()), MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
+    if (allow) MHD_add_response_header(r, "Allow", allow);
     const MHD_Result ok = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ok;
@@ -357,7 +359,8 @@ struct MetricsServer::Context {
     }
     if (*upload_size) return MHD_NO;  // a body: not a scrape
     if (std::strcmp(method, "GET") != 0 && std::strcmp(method, "HEAD") != 0)
-      return respond(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n", "text/plain");
+      // RFC 9110 15.5.6: a 405 names the methods the resource has.
+      return respond(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n", "text/plain", "GET, HEAD");
     if (std::strcmp(url, "/metrics") == 0) {
       auto text = static_cast<Context*>(self)->render();
       if (!text) return respond(c, MHD_HTTP_INTERNAL_SERVER_ERROR, text.error().message + "\n", "text/plain");
