@@ -380,7 +380,6 @@ static __always_inline void xt_key_slot(struct xt_slot *s, const struct xt_bucke
 	s->key.rule_id = key->rule_id;
 	s->key.per_len = key->per_len;
 	s->key.family = key->family;
-	xt_count_one(XT_SOURCES_ADMITTED);
 }
 
 static __always_inline struct xt_bucket *xt_claim(const struct xt_place *p, const struct xt_bucket_key *key,
@@ -392,6 +391,9 @@ static __always_inline struct xt_bucket *xt_claim(const struct xt_place *p, cons
 		return NULL;
 	xt_bucket_init(&s->bucket, rule, now);
 	xt_key_slot(s, key);
+	/* Counted here, by the data path: a snapshot's bucket put back, or a
+	 * fleet's, is no new admission (the snapshot brings its own count). */
+	xt_count_one(XT_SOURCES_ADMITTED);
 	return &s->bucket;
 }
 

@@ -181,6 +181,25 @@ TEST_F(Snapshots, AResumedRestoreTopsCountersUpToTheSnapshots) {
   EXPECT_EQ(passed(from("198.18.0.9"), 200, t2), 100);
 }
 
+// A restore puts each bucket back; it admits no source. It counted each as
+// an admission on top of the snapshot's own count, so sources_admitted
+// went up by the whole table over every reboot.
+TEST_F(Snapshots, ARestoredBucketIsNoSecondAdmission) {
+  rule("198.18.0.0/15", "1000/day", 1000);
+  const uint64_t t1 = 100 * kSec;
+  for (const char* src : {"198.18.0.11", "198.18.0.12", "198.18.0.13"}) EXPECT_EQ(passed(from(src), 1, t1), 1);
+  ASSERT_EQ(counter(XT_SOURCES_ADMITTED), 3u);
+  save(t1);
+  const uint64_t t2 = 5 * kSec;
+  reboot(t2);
+  ASSERT_TRUE(restore(t2).has_value());
+  EXPECT_EQ(counter(XT_SOURCES_ADMITTED), 3u) << "the snapshot's count, and no more";
+  EXPECT_EQ(passed(from("198.18.0.11"), 1, t2), 1);
+  EXPECT_EQ(counter(XT_SOURCES_ADMITTED), 3u) << "a restored source is tracked";
+  EXPECT_EQ(passed(from("198.18.0.14"), 1, t2), 1);
+  EXPECT_EQ(counter(XT_SOURCES_ADMITTED), 4u) << "a new one is admitted";
+}
+
 // A host whose bans drop traffic no rule covers: its counters come back
 // once, whole, also when a restore is resumed (they were added again: a
 // state with no rule passed for fresh), and with them the counters past
