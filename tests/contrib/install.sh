@@ -18,6 +18,15 @@ grep -q "^RuntimeDirectory=xthrottle$" "$units/xthrottle.service" ||
   fail "xthrottle.service leaves /run read-only: serve --cluster cannot tell status how the fleet is"
 grep -q "^ExecStart=$prefix/sbin/xthrottle attach %i" "$units/xthrottle-attach@.service" ||
   fail "xthrottle-attach@.service does not run the installed binary"
+# Enabled before the daemon, an attach made the state with the default
+# table, and the daemon, its config asking for another, refused to start.
+grep -q "^Wants=.*xthrottle\.service" "$units/xthrottle-attach@.service" ||
+  fail "xthrottle-attach@.service does not start the daemon that makes the state"
+# A fleet's URL and Redis password from a file of the site's, not the unit.
+grep -q "^EnvironmentFile=-$sysconf/xthrottle/environment$" "$units/xthrottle.service" ||
+  fail "xthrottle.service reads no environment file"
+grep -q "^ExecStart=.* \$XTHROTTLE_SERVE_ARGS$" "$units/xthrottle.service" ||
+  fail "xthrottle.service takes no serve options from its environment file"
 cmp -s "$root$sysconf/xthrottle/xthrottle.toml.example" "$(dirname "$0")/../../contrib/xthrottle.toml" ||
   fail "no example config"
 test -f "$root$sysconf/xthrottle/xthrottle.toml" || fail "no config installed where there was none"
