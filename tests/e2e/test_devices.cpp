@@ -2,6 +2,7 @@
 // Interfaces other than a native-mode Ethernet link, with traffic the
 // kernel's own stack makes: a tun device (no link layer), and generic (skb)
 // mode, where a TCP sender's 64 KB segments reach the program whole.
+#include <bpf/bpf.h>
 #include <xthrottle/abi.h>
 
 #include "operate_test.h"
@@ -91,6 +92,50 @@ TEST_F(Devices, AFailedAttachLeavesNoStateBehind) {
   EXPECT_EQ(lab_->xthrottle({"attach", "xd0", "--mode", "native", "--replace"}).rc, 1);
   EXPECT_TRUE(std::filesystem::exists(lab_->pin_dir() + "/" + XT_MAP_RULES));
   ok({"detach", "xd0"});
+}
+
+// A state shared by network namespaces records each attach, XT_MAX_ATTACH
+// at most. The records of namespaces deleted since, their interfaces and
+// programs with them, stayed: once 256 had come and gone, every attach put
+// its program on and then failed ("cannot record it", exit 1). They now
+// make room; a record of another namespace whose program still runs stays.
+TEST_F(Devices, NamespacesThatAreGoneLeaveRoomInTheAttachTable) {
+  ok({"attach", "dut0"});
+  const json before = lab_->xthrottle_json({"status", "--json"});
+  ASSERT_EQ(before["interfaces"].size(), 1u);
+  const uint32_t live_prog = before["interfaces"][0]["prog_id"];
+  const int fd = bpf_obj_get((lab_->pin_dir() + "/" + XT_MAP_ATTACH).c_str());
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  auto put = [&](uint32_t ifindex, uint32_t prog_id) {
+    xt_attach_key key{};
+    key.netns_ino = 1;  // no namespace has inode 1 (the gone ones' stand-in)
+    key.ifindex = ifindex;
+    xt_attach_info info{};
+    std::strncpy(info.ifname, "gone0", sizeof(info.ifname) - 1);
+    info.prog_id = prog_id;
+    return bpf_map_update_elem(fd, &key, &info, BPF_NOEXIST);
+  };
+  ASSERT_EQ(put(1, live_prog), 0) << "elsewhere, its program still running";
+  for (uint32_t i = 2; i < XT_MAX_ATTACH; i++)
+    ASSERT_EQ(put(i, 0x7ff00000 + i), 0) << "a program that is gone, record " << i;
+  ASSERT_NE(put(XT_MAX_ATTACH, 0x7ff00000), 0) << "the table is full";
+
+  ASSERT_EQ(lab_->in_dut({"ip", "link", "add", "xd1", "type", "ifb"}).rc, 0);
+  Outcome r = lab_->xthrottle({"attach", "xd1", "--mode", "skb"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  const json after = lab_->xthrottle_json({"status", "--json"});
+  EXPECT_EQ(after["interfaces"].size(), 2u) << after.dump();
+  for (const auto& i : after["interfaces"]) EXPECT_NE(i["requested_mode"], "unknown") << "recorded: " << i;
+
+  std::vector<uint32_t> left;
+  xt_attach_key key{}, next{};
+  for (int err = bpf_map_get_next_key(fd, nullptr, &next); !err; err = bpf_map_get_next_key(fd, &key, &next)) {
+    key = next;
+    if (key.netns_ino == 1) left.push_back(key.ifindex);
+  }
+  close(fd);
+  EXPECT_EQ(left, std::vector<uint32_t>{1}) << "the gone namespaces' records forgotten, the live one's kept";
+  ok({"detach", "xd1"});
 }
 
 // Issue 9.4: in generic (skb) mode a packet limit counted super-packets: 20 MB

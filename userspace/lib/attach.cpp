@@ -245,6 +245,25 @@ size_t forget_records_named(const State& state, const std::string& ifname, uint3
   return stale.size();
 }
 
+// Forgets the records of other network namespaces whose program is gone:
+// the namespace was deleted, and its interfaces with it, which nothing
+// here sees happen. Each attach loads its own program, so a program no
+// longer there is an attachment that ended. (This namespace's such records
+// stay: status warns of them until `detach` or `attach` forgets them.)
+// Returns how many.
+size_t forget_records_gone_elsewhere(const State& state) {
+  const uint64_t ns = netns_inode();
+  std::vector<xt_attach_key> gone;
+  (void)walk_keys<xt_attach_key>(state.attach_fd(), "the attach table", [&](const xt_attach_key& key) {
+    xt_attach_info info{};
+    if (key.netns_ino == ns || bpf_map_lookup_elem(state.attach_fd(), &key, &info) != 0) return;
+    Fd prog(bpf_prog_get_fd_by_id(info.prog_id));
+    if (!prog && errno == ENOENT) gone.push_back(key);
+  });
+  for (const xt_attach_key& key : gone) (void)bpf_map_delete_elem(state.attach_fd(), &key);
+  return gone.size();
+}
+
 // What was asked for when xthrottle was attached to ifindex, as recorded.
 std::optional<uint8_t> recorded_request(const State& state, uint32_t ifindex) {
   const xt_attach_key key = record_key(ifindex);
@@ -267,8 +286,18 @@ Result<void> record(const State& state, const Attachment& a) {
   info.mtu = a.mtu;
   info.attached_at = static_cast<uint64_t>(time(nullptr));
   const xt_attach_key key = record_key(a.ifindex);
-  if (bpf_map_update_elem(state.attach_fd(), &key, &info, BPF_ANY) != 0)
-    return system_error("attached to " + a.ifname + " but cannot record it", errno);
+  int err = bpf_map_update_elem(state.attach_fd(), &key, &info, BPF_ANY) ? errno : 0;
+  // Full (XT_MAX_ATTACH): namespaces that came and went with this state
+  // left their records. It filled once 256 had, and every attach after
+  // put its program on and failed.
+  if (err == E2BIG && forget_records_gone_elsewhere(state))
+    err = bpf_map_update_elem(state.attach_fd(), &key, &info, BPF_ANY) ? errno : 0;
+  if (err)
+    return system_error("attached to " + a.ifname + " but cannot record it" +
+                            (err == E2BIG ? " (the attach table holds " + std::to_string(XT_MAX_ATTACH) +
+                                                " interfaces, and all are in use)"
+                                          : ""),
+                        err);
   forget_records_named(state, a.ifname, a.ifindex);
   return {};
 }
