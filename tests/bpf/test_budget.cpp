@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "program.h"
+#include "stats.h"
 
 namespace xt {
 namespace {
@@ -97,6 +98,41 @@ TEST_F(Budget, ADropStampedATickAheadDoesNotEndTheSaturation) {
   EXPECT_EQ(run(Packet().ipv4(nth_source(100)).build(), t), XDP_PASS) << "a token has come by 500 ms";
   EXPECT_TRUE(events().empty()) << "no recovery told a tick after a drop";
   EXPECT_NE(rule_state().saturated_since, 0u) << "still saturated";
+}
+
+// What stats and status say of a saturation, read in the tick it began.
+// The data path stamps its start now | 1, a tick ahead on an even tick:
+// the unsigned difference made it "full for 4294967 s". And stats said of
+// a dry-run rule that it dropped the flood and turned new clients away,
+// and of a rule with TCP proofs and memory (the defaults) that new clients
+// were turned away; status said neither.
+TEST_F(Budget, ASaturationIsToldAsItIsInTheTickItBegins) {
+  load();
+  rule("198.18.0.0/16", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.new_rate = *parse_rate("10/s");
+    s.dry_run = true;
+  });
+  rule("198.19.0.0/16", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("10/s"); });
+  const uint64_t t = 1000 * kMs;  // an even tick
+  for (int i = 0; i < 30; i++) {
+    run(Packet().ipv4(nth_source(i)).build(), t);
+    run(Packet().ipv4("198.19.0." + std::to_string(i + 1)).build(), t);
+  }
+  auto stats = read_stats(*state_);
+  ASSERT_TRUE(stats.has_value()) << stats.error().message;
+  ASSERT_EQ(stats->saturated.size(), 2u);
+  for (const auto& sat : stats->saturated) EXPECT_LT(sat.seconds, 1.0) << sat.rule << " began in this tick";
+  const std::string text = stats_text(*stats);
+  const auto dry = text.find("198.18.0.0/16 (10/s) has been full");
+  const auto live = text.find("198.19.0.0/16 (10/s) has been full");
+  ASSERT_NE(dry, std::string::npos) << text;
+  ASSERT_NE(live, std::string::npos) << text;
+  const std::string dry_line = text.substr(dry, text.find('\n', dry) - dry);
+  const std::string live_line = text.substr(live, text.find('\n', live) - live);
+  EXPECT_NE(dry_line.find("would drop"), std::string::npos) << dry_line;
+  EXPECT_EQ(dry_line.find("turned away"), std::string::npos) << "a dry-run rule drops nothing: " << dry_line;
+  EXPECT_NE(live_line.find("new clients get in only by proof (TCP) or as known sources"), std::string::npos)
+      << live_line;
 }
 
 // An operator who raises --new-rate during a flood lets new clients in at

@@ -441,6 +441,20 @@ TEST(StatsText, TheWatchSaysWhenSourcesStillSendingAreEvicted) {
       << stats_rate_text(before, after, 2.0);
 }
 
+// A count read lower than the interval before (a restore writes the
+// per-CPU counters back while the data path counts) is no rate: the
+// unsigned difference printed 1.8e19 packets a second.
+TEST(StatsText, ACountThatWentBackIsNoRate) {
+  Stats before, after;
+  before.reasons.assign(XT_COUNTERS, xt_count{});
+  after.reasons = before.reasons;
+  before.reasons[XT_PASS_LIMIT] = {10, 1000};
+  after.reasons[XT_PASS_LIMIT] = {5, 500};
+  const auto j = stats_rate_json(before, after, 1.0);
+  EXPECT_EQ(j["passed_pps"], 0.0);
+  EXPECT_EQ(j["passed_bps"], 0.0);
+}
+
 // top keeps `limit` rows, not one per tracked source: the most dropping
 // first, and with a snapshot, the most dropping since it.
 TEST_F(Scale, TopKeepsTheMostDroppingOnlyAndRatesSinceTheLastRead) {
@@ -498,6 +512,18 @@ TEST_F(Scale, TopKeepsTheMostDroppingOnlyAndRatesSinceTheLastRead) {
   ASSERT_TRUE(rows.has_value());
   EXPECT_EQ(rows->at(0).source, nth_source(7) + "/32");
   EXPECT_DOUBLE_EQ(rows->at(0).dropped_pps, 32.0) << "32 drops since the last read, across the wrap";
+
+  // 2^31 drops and more in one interval are drops (a /16's bucket at 8
+  // Mpps, top --watch 300): they read as a count that went back, none, and
+  // the heaviest bucket left the list.
+  const uint32_t many = (1u << 31) + 5;
+  ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) {
+    if (format_addr(e.key.family, e.key.addr) == nth_source(7)) seen.at(e.slot).dropped -= many;
+  }));
+  rows = read_top(*state_, 1, &seen, 1.0);
+  ASSERT_TRUE(rows.has_value());
+  EXPECT_EQ(rows->at(0).source, nth_source(7) + "/32");
+  EXPECT_DOUBLE_EQ(rows->at(0).dropped_pps, static_cast<double>(many));
 }
 
 }  // namespace

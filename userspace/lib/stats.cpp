@@ -28,6 +28,29 @@ xt_count sum_reasons(const std::vector<xt_count>& reasons, uint32_t from, uint32
 
 }  // namespace
 
+namespace {
+
+// How new clients get past a saturated budget of a rule of these limits.
+std::string ways_in(const Limits& l) {
+  if (l.verify && l.remember) return "new clients get in only by proof (TCP) or as known sources (--remember)";
+  if (l.verify) return "new clients get in only by proof (TCP; --remember 0: none is remembered)";
+  if (l.remember) return "new clients get in only as known sources (--verify off: no TCP proofs)";
+  return "new clients are turned away with them (--verify off, --remember 0)";
+}
+
+}  // namespace
+
+std::string saturation_text(const Saturation& sat) {
+  // A dry-run rule's budget saturates as any other's, and passes what it
+  // would drop: it must not read as a rule turning clients away.
+  return sat.dry_run ? fmt("the new-source budget of %s (%s) has been full for %.0f s; it would drop %.0f packets/s "
+                           "of untracked sources, new clients among them, and passes them",
+                           sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps)
+                     : fmt("the new-source budget of %s (%s) has been full for %.0f s, dropping %.0f packets/s of "
+                           "untracked sources: %s",
+                           sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps, sat.ways_in.c_str());
+}
+
 Result<std::vector<Saturation>> saturations(const State& state, const std::vector<RuleCounters>& rules) {
   std::vector<Saturation> out;
   // Saturated, and the last drop within XT_RELEASE_SECONDS (after that it
@@ -43,9 +66,14 @@ Result<std::vector<Saturation>> saturations(const State& state, const std::vecto
     if (!st.saturated_since || xt_ticks_since(tick, st.last_new_drop, cfg->hz * XT_RELEASE_SECONDS, cfg->hz)) continue;
     Saturation sat;
     sat.rule = rule_name(r.cidr, r.spec.match);
-    const Rate budget = limits_of(r.spec).new_rate;
-    sat.new_rate = format_rate(budget.count, budget.period_ns);
-    sat.seconds = static_cast<double>(tick - st.saturated_since) / cfg->hz;
+    const Limits limits = limits_of(r.spec);
+    sat.new_rate = format_rate(limits.new_rate.count, limits.new_rate.period_ns);
+    sat.ways_in = ways_in(limits);
+    // The data path stamps the start as now | 1, and another CPU's tick may
+    // be ahead of this read: a start up to a second ahead is now, not a
+    // wrap of 49 days.
+    const uint32_t lasted = tick - st.saturated_since;
+    sat.seconds = lasted > UINT32_MAX - cfg->hz ? 0.0 : static_cast<double>(lasted) / cfg->hz;
     const uint64_t now_dropped = r.stats.new_source_dropped_packets;
     const uint64_t dropped = now_dropped > st.new_drops_at_start ? now_dropped - st.new_drops_at_start : 0;
     sat.dropped_pps = sat.seconds > 0 ? static_cast<double>(dropped) / sat.seconds : 0;
@@ -174,15 +202,14 @@ std::string stats_text(const Stats& stats) {
                (unsigned long long)r.stats.passed_packets, (unsigned long long)r.stats.dropped_packets,
                (r.rule.flags & XT_RULE_DRY_RUN) ? std::to_string(r.stats.dryrun_packets).c_str() : "-",
                stats.is_saturated(r) ? "  new-source budget saturated" : "");
-  for (const auto& sat : stats.saturated)
-    out += fmt("\nthe new-source budget of %s (%s) is saturated: %.0f untracked packets/s dropped for %.0f s; new "
-               "clients are turned away with them\n",
-               sat.rule.c_str(), sat.new_rate.c_str(), sat.dropped_pps, sat.seconds);
+  for (const auto& sat : stats.saturated) out += "\n" + saturation_text(sat) + "\n";
   return out;
 }
 
 json stats_rate_json(const Stats& before, const Stats& after, double seconds) {
-  auto rate = [&](uint64_t a, uint64_t b) { return seconds > 0 ? static_cast<double>(b - a) / seconds : 0.0; };
+  // A count that went back (a restore writing the per-CPU counters while
+  // the data path counts) is no rate: 0, not 1.8e19.
+  auto rate = [&](uint64_t a, uint64_t b) { return seconds > 0 && b > a ? static_cast<double>(b - a) / seconds : 0.0; };
   json j = stats_json(after);
   j["interval_seconds"] = seconds;
   j["passed_pps"] = rate(before.passed().packets, after.passed().packets);
@@ -207,6 +234,11 @@ std::string stats_rate_text(const Stats& before, const Stats& after, double seco
                     j["sources_evicted_active_per_second"].get<double>())
               : "");
 }
+
+// How far back a bucket's 32-bit count may go between two reads of top
+// --watch: the hot cache's pending drops, 255 a CPU, with room for 4096
+// CPUs and to spare.
+constexpr uint32_t kWentBack = 1u << 24;
 
 Result<std::vector<TopRow>> read_top(const State& state, size_t limit, TopSnapshot* since, double seconds) {
   auto rules = state.rules();
@@ -249,15 +281,18 @@ Result<std::vector<TopRow>> read_top(const State& state, size_t limit, TopSnapsh
       const auto passed = static_cast<uint32_t>(c.e.bucket.passed_packets);
       if (rates) {
         // A slot that changed hands counts from zero. The counts are 32
-        // bits and wrap: the difference is taken modulo 2^32, and one of
-        // 2^31 or more is a count that went back, which counts as none:
-        // drops the hot cache added to the bucket between the read of its
-        // pending ones and this walk were counted twice last time; a
-        // bucket made anew for the same source is rarer.
+        // bits and wrap: the difference is taken modulo 2^32, and one
+        // within kWentBack of 2^32 is a count that went back, which counts
+        // as none: drops the hot cache added to the bucket between the read
+        // of its pending ones and this walk were counted twice last time
+        // (255 at most a CPU); a bucket made anew for the same source is
+        // rarer. Anything less is drops: a /16's bucket at 8 Mpps drops
+        // 2^31 in under five minutes, which --watch 300 must not read as
+        // none.
         auto since_seen = [&](uint32_t low, uint32_t was, uint64_t all) -> uint64_t {
           if (seen.key_hash != hash) return all;
           const uint32_t d = low - was;
-          return d < (1u << 31) ? d : 0;
+          return d <= UINT32_MAX - kWentBack ? d : 0;
         };
         c.dropped = since_seen(dropped, seen.dropped, c.e.bucket.dropped_packets);
         c.passed = since_seen(passed, seen.passed, c.e.bucket.passed_packets);

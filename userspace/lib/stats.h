@@ -27,7 +27,12 @@ struct Saturation {
   double seconds = 0;      // since it began
   double dropped_pps = 0;  // untracked packets dropped a second, on average since then
   bool dry_run = false;    // a dry-run rule: they would have been dropped, and pass
+  std::string ways_in;     // how new clients get past it (proofs, memory), or that they do not
 };
+
+// What a saturation means, in one sentence: `status` and `stats` say it
+// alike ("the new-source budget of ... has been full for ...").
+std::string saturation_text(const Saturation& sat);
 
 struct Stats {
   std::vector<xt_count> reasons;  // by enum xt_reason, then the xt_counter extras

@@ -426,22 +426,6 @@ json status_json(const Status& s) {
           {"notes", s.notes}};
 }
 
-namespace {
-
-// How new clients get past a saturated budget under the rule for cidr.
-std::string ways_in(const std::vector<RuleEntry>& rules, const std::string& cidr) {
-  for (const auto& e : rules) {
-    if (rule_name(e.cidr, e.spec.match) != cidr) continue;
-    const Limits l = limits_of(e.spec);
-    if (l.verify && l.remember) return "new clients get in only by proof (TCP) or as known sources (--remember)";
-    if (l.verify) return "new clients get in only by proof (TCP; --remember 0: none is remembered)";
-    if (l.remember) return "new clients get in only as known sources (--verify off: no TCP proofs)";
-  }
-  return "new clients are turned away with them (--verify off, --remember 0)";
-}
-
-}  // namespace
-
 std::string status_text(const Status& s) {
   std::string out;
   if (s.state) {
@@ -479,14 +463,7 @@ std::string status_text(const Status& s) {
                a.multiprog ? "libxdp multi-program dispatcher" : "single program", a.prog_id);
   }
   for (const auto& sat : s.saturated)
-    out += sat.dry_run
-               ? fmt("UNDER A FLOOD (dry-run): the new-source budget of %s (%s) has been full for %.0f s; it would "
-                     "drop %.0f packets/s of untracked sources, new clients among them, and passes them\n",
-                     sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps)
-               : fmt("UNDER A FLOOD: the new-source budget of %s (%s) has been full for %.0f s, dropping %.0f "
-                     "packets/s of untracked sources: %s\n",
-                     sat.rule.c_str(), sat.new_rate.c_str(), sat.seconds, sat.dropped_pps,
-                     ways_in(s.rules, sat.rule).c_str());
+    out += (sat.dry_run ? "UNDER A FLOOD (dry-run): " : "UNDER A FLOOD: ") + saturation_text(sat) + "\n";
   if (s.fleet && s.fleet_age < 5) {
     const FleetHealth& h = *s.fleet;
     out += fmt("fleet:   %s as %s: %s; sent %llu packets' use, took %llu from %llu sources (%llu refused); bans "
