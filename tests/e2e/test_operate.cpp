@@ -394,6 +394,37 @@ TEST_F(Operate, TopWatchShowsWhoDropsMostNowWithRates) {
   EXPECT_GT(compared, 0) << r.out;
 }
 
+// A state made anew under a running watch (detach, the pins removed,
+// attach with another --max-sources, as the error of a resize says to): the
+// watches went on reading the old maps, 0 pkt/s for good, while the new
+// state dropped the flood. They follow it, and say so.
+TEST_F(Operate, WatchesFollowAStateMadeAnew) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
+  Background stats(lab_->xthrottle_argv({"stats", "--watch", "0.3", "--json"}));
+  Background top(lab_->xthrottle_argv({"top", "--watch", "0.3", "--json", "--limit", "3"}));
+  std::this_thread::sleep_for(700ms);
+  ok({"detach", "dut0"});
+  for (const auto& e : std::filesystem::directory_iterator(lab_->pin_dir())) std::filesystem::remove_all(e.path());
+  ok({"attach", "dut0", "--max-sources", "8192"});
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
+  std::this_thread::sleep_for(700ms);
+  lab_->flood({"--src", "198.18.2.2", "--count", "20000", "--rate", "10000"});
+  stats.signal(SIGINT);
+  top.signal(SIGINT);
+  Outcome s = stats.wait(), t = top.wait();
+  ASSERT_EQ(s.rc, 0) << s.err;
+  ASSERT_EQ(t.rc, 0) << t.err;
+  EXPECT_NE(s.err.find("was made anew"), std::string::npos) << s.err;
+  double most = 0;
+  for (const json& line : json_lines(s.out)) most = std::max(most, line["dropped_pps"].get<double>());
+  EXPECT_GT(most, 5000) << "the new state's drops, at 10,000/s less 100/s: " << s.out;
+  double top_most = 0;
+  for (const json& report : json_lines(t.out))
+    for (const json& row : report["sources"])
+      if (row["source"] == "198.18.2.2/32") top_most = std::max(top_most, row["dropped_pps"].get<double>());
+  EXPECT_GT(top_most, 5000) << t.out;
+}
+
 // The program is swapped for a fresh one in one step while a source floods:
 // no packet goes through unmetered, and its bucket carries on (a reset bucket
 // would let a second burst of 2000 through).

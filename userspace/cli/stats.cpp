@@ -9,6 +9,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "cli.h"
 #include "format.h"
@@ -21,6 +22,36 @@ struct WatchOptions {
   bool json = false;
   double watch = 0;
   size_t limit = 10;  // top
+};
+
+// The state a watch reads: its pin directory's, followed when it is made
+// anew (detach, the pins removed, attach with another --max-sources; an
+// ABI upgrade), where a watch kept reading the old maps, 0 for good, while
+// the new state dropped the flood. Says on stderr when the state changes.
+class Watched {
+ public:
+  explicit Watched(State state) : pin_dir_(state.pin_dir()), state_(std::move(state)) {}
+  // The state now, or none while the pin directory has none; *anew when it
+  // is another than at the last call (rates do not span two states).
+  const State* now(bool* anew) {
+    *anew = false;
+    if (state_ && state_->still_pinned()) return &*state_;
+    auto opened = State::open(pin_dir_);
+    if (!opened) {
+      if (state_) std::cerr << "xthrottle: the state in " << pin_dir_ << " is gone (" << opened.error().message
+                            << "): waiting for one\n";
+      state_.reset();
+      return nullptr;
+    }
+    state_ = std::move(*opened);
+    *anew = true;
+    std::cerr << "xthrottle: the state in " << pin_dir_ << " was made anew: its counts start over\n";
+    return &*state_;
+  }
+
+ private:
+  std::string pin_dir_;
+  std::optional<State> state_;
 };
 
 int run_stats(const Globals& g, bool json, double watch) {
@@ -36,10 +67,19 @@ int run_stats(const Globals& g, bool json, double watch) {
   install_stop_signals();
   auto before = std::move(*stats);
   auto t0 = std::chrono::steady_clock::now();
+  Watched watched(std::move(*state));
   while (output_ok() && sleep_unless_stopped(watch)) {
-    auto after = read_stats(*state);
+    bool anew = false;
+    const State* now = watched.now(&anew);
+    if (!now) continue;
+    auto after = read_stats(*now);
     if (!after) return fail(after.error());
     auto t1 = std::chrono::steady_clock::now();
+    if (anew) {  // the rates start from the new state's counts
+      before = std::move(*after);
+      t0 = t1;
+      continue;
+    }
     const double seconds = std::chrono::duration<double>(t1 - t0).count();
     if (json)
       std::cout << json_text(stats_rate_json(before, *after, seconds)) << std::endl;
@@ -70,6 +110,7 @@ int run_top(const Globals& g, bool json, size_t limit, double watch) {
   TopSnapshot seen;  // 12 bytes a slot of the table: what the rates are over
   const auto start = std::chrono::steady_clock::now();
   auto t0 = start;
+  Watched watched(std::move(*state));
   for (uint64_t n = 0; !g_stop && output_ok(); n++) {
     if (n > 0) {
       const auto due = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -77,17 +118,25 @@ int run_top(const Globals& g, bool json, size_t limit, double watch) {
       const double wait = std::chrono::duration<double>(due - std::chrono::steady_clock::now()).count();
       if (wait > 0 && !sleep_unless_stopped(wait)) break;
     }
+    bool anew = false;
+    const State* now = watched.now(&anew);
+    if (!now) {
+      seen.clear();
+      continue;
+    }
+    if (anew) seen.clear();  // another table: its slots are other sources
+    const bool first = seen.empty();
     const auto t1 = std::chrono::steady_clock::now();
     const double seconds = std::chrono::duration<double>(t1 - t0).count();
-    auto shown = read_top(*state, limit, &seen, seconds);
+    auto shown = read_top(*now, limit, &seen, seconds);
     if (!shown) return fail(shown.error());
     if (json) {
-      std::cout << json_text(nlohmann::json{{"interval_seconds", n == 0 ? 0.0 : seconds}, {"sources", top_json(*shown)}})
+      std::cout << json_text(nlohmann::json{{"interval_seconds", first ? 0.0 : seconds}, {"sources", top_json(*shown)}})
                 << std::endl;
     } else {
       if (tty) std::cout << "\033[H\033[2J";
       char head[160];
-      if (n == 0)
+      if (first)
         std::snprintf(head, sizeof(head), "xthrottle top: every %g s (Ctrl-C to stop); rates from the next one on\n\n",
                       watch);
       else

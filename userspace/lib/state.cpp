@@ -155,6 +155,11 @@ Result<void> State::map_config() {
   return {};
 }
 
+bool State::still_pinned() const {
+  auto pinned = open_pin(pin_dir_, XT_MAP_RULES);
+  return pinned && map_id(pinned->get()) == map_id(rules_.get());
+}
+
 Result<State> State::from_object(const bpf_object* obj) {
   State s;
   for (auto [fd, name] : s.named_maps()) {

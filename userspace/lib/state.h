@@ -123,6 +123,10 @@ class State {
   Result<uint64_t> now() const;
 
   const std::string& pin_dir() const { return pin_dir_; }
+  // Whether pin_dir still holds this state: not taken out, nor made anew
+  // (detach, the pins removed, attach: another --max-sources, an ABI
+  // upgrade), which leaves an open State reading maps nothing uses.
+  bool still_pinned() const;
 
   Result<std::vector<RuleEntry>> rules() const;
   // Adds a rule, or replaces the rule for the same CIDR and match in place: it keeps its
