@@ -24,6 +24,7 @@ namespace {
 
 using test::Packet;
 using test::Program;
+using test::kSec;
 
 class Blocklists : public Program {
  protected:
@@ -291,6 +292,36 @@ TEST_F(BlocklistsFromAFile, OnlyTheRulesInTheWayGoFirst) {
   ASSERT_TRUE(seen_new);
   EXPECT_TRUE(udp_then) << "udp/53 went before the new rule was in";
   EXPECT_EQ(state_->rules().value().size(), 1u);
+}
+
+// A rule whose options are too long to record (255 bytes of text) passed
+// `apply --dry-run` and failed half-way through `apply`, after the rules in
+// its way were out: the undo put those back as new rules, their buckets
+// gone, so a throttled source had its burst again and the rule's counters
+// read 0. It is refused at its line, before anything changes.
+TEST_F(BlocklistsFromAFile, ARuleTooLongToRecordIsRefusedAtItsLineBeforeAnyChange) {
+  auto first = apply(write("a.toml", "[[rule]]\ncidr = \"0.0.0.0/0\"\nproto = \"tcp\"\nport = \"1000-2000\"\n"
+                                     "rate = \"1/hour\"\nburst = 1\n"));
+  ASSERT_TRUE(first) << first.error().message;
+  const auto to1500 = Packet().ipv4("198.18.0.9").tcp().ports(40000, 1500).build();
+  EXPECT_EQ(run(to1500, kSec), XDP_PASS);
+  EXPECT_EQ(run(to1500, kSec), XDP_DROP) << "its one packet an hour spent";
+  const std::string wordy =
+      "[[rule]]\ncidr = \"198.18.0.0/16\"\nproto = \"tcp\"\nport = \"1024-65535\"\nsyn = true\nper = 24\n"
+      "rate = [\"1000000/s\", \"20000000/min\", \"400000000/hour\"]\nburst = [1000000000, 2000000000, 3000000000]\n"
+      "new_rate = \"123456/s\"\nverify_rate = \"654321/s\"\nremember = \"86399s\"\nban_after = \"64799s\"\n"
+      "ban_for = \"4294967s\"\nscope = \"fleet\"\ndry_run = true\n";
+  const std::string path = write("b.toml", "[[rule]]\ncidr = \"0.0.0.0/0\"\nproto = \"tcp\"\nport = \"1500-2500\"\n"
+                                           "rate = \"1/hour\"\nburst = 1\n\n" + wordy);
+  auto moved = apply(path);
+  ASSERT_FALSE(moved.has_value());
+  EXPECT_NE(moved.error().message.find(path + ":8:"), std::string::npos) << moved.error().message;
+  EXPECT_NE(moved.error().message.find("too long to record"), std::string::npos) << moved.error().message;
+  const auto rules = state_->rules().value();
+  ASSERT_EQ(rules.size(), 1u);
+  EXPECT_EQ(rule_name(rules[0].cidr, rules[0].spec.match), "0.0.0.0/0 tcp/1000-2000");
+  EXPECT_EQ(run(to1500, 2 * kSec), XDP_DROP) << "its bucket kept: no second packet within the hour";
+  EXPECT_EQ(state_->rule_counters().value().at(0).stats.passed_packets, 1u) << "its counters kept";
 }
 
 // A file that swaps some rules of a full table goes in in one apply: as

@@ -569,6 +569,12 @@ Result<xt_rule> compile_rule(const RuleSpec& spec, uint32_t hz, uint32_t cpus) {
   rule.level = match_level(spec.match);
   if (auto ok = check_match(spec); !ok) return std::unexpected(ok.error());
   if (auto ok = check_over(spec); !ok) return std::unexpected(ok.error());
+  // The rule's options are recorded as text beside it (rule list, the
+  // snapshots): checked here with the rest, not first when the rule is put
+  // in, half-way through an apply whose earlier steps then had to be undone.
+  if (const size_t text = options_text(spec).size(); text >= XT_RULE_TEXT_SIZE)
+    return usage_error("the options of the rule for " + rule_name(spec.cidr, spec.match) + " are too long to record (" +
+                       std::to_string(text) + " bytes; at most " + std::to_string(XT_RULE_TEXT_SIZE - 1) + ")");
   const int max_bits = family_bits(spec.cidr.family);
   const char* family_name = spec.cidr.family == XT_FAMILY_V4 ? "IPv4" : "IPv6";
   const bool limits = !spec.rates.empty() || !spec.bursts.empty() || !spec.bandwidths.empty() ||
