@@ -149,6 +149,25 @@ TEST_F(Floods, ReplacingTheRuleWhileTrafficFlowsKeepsStateAndTakesEffect) {
       << "the rule's counters carried on across the replacement";
 }
 
+// The same rule added again (a config-management job that runs `rule add`
+// every minute) changes nothing: it was a replacement, whose new-source
+// budget starts full, so each run let a spoofed flood's newcomers in again.
+TEST_F(Floods, TheSameRuleAddedAgainDoesNotRefillTheBudget) {
+  Outcome first = lab_->xthrottle({"rule", "add", "198.18.0.0/15", "--rate", "100/s", "--new-rate", "1/hour"});
+  ASSERT_EQ(first.rc, 0) << first.err;
+  EXPECT_EQ(first.out.rfind("added ", 0), 0u) << first.out;
+  lab_->flood({"--src", "198.18.4.1", "--sources", "3", "--count", "3"});
+  ASSERT_EQ(lab_->received_v4(), 1u) << "one new source a hour: the budget is spent";
+  Outcome again = lab_->xthrottle({"rule", "add", "198.18.0.0/15", "--rate", "100/s", "--new-rate", "1/hour"});
+  ASSERT_EQ(again.rc, 0) << again.err;
+  EXPECT_EQ(again.out.rfind("unchanged 198.18.0.0/15", 0), 0u) << again.out;
+  lab_->flood({"--src", "198.18.5.1", "--count", "1"});
+  EXPECT_EQ(lab_->received_v4(), 1u) << "a new source after it is refused as before";
+  Outcome changed = lab_->xthrottle({"rule", "add", "198.18.0.0/15", "--rate", "200/s", "--new-rate", "1/hour"});
+  ASSERT_EQ(changed.rc, 0) << changed.err;
+  EXPECT_EQ(changed.out.rfind("replaced ", 0), 0u) << changed.out;
+}
+
 TEST_F(Floods, StateOutlivesDetachAndTheProgramPicksItUpAgain) {
   ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/s"});
   lab_->flood({"--src", "198.18.1.5", "--count", "5000"});

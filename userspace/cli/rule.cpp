@@ -8,10 +8,12 @@
 //                         [--ban-after DURATION --ban-for DURATION] [--dry-run]
 // xthrottle rule del CIDR [--proto ...] [--port ...] [--syn]
 // xthrottle rule list [--json]
+#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <vector>
 
+#include "apply.h"
 #include "cli.h"
 #include "map_util.h"
 #include "rules.h"
@@ -117,6 +119,17 @@ int run_rule_add(const Globals& g, const RuleAddOptions& o) {
   if (!rule) return fail(rule.error());
   if (auto ok = redirect_ifindex(*spec); !ok) return fail(ok.error());
   if (auto ok = create_if_missing(*locked, g.pin_dir, *hz); !ok) return fail(ok.error());
+  // Run again as it was (a config-management job every minute): nothing to
+  // do. A replacement would hand the rule a full new-source budget and
+  // total, and let a flood's newcomers in at each run.
+  auto live = locked->state->rules();
+  if (!live) return fail(live.error());
+  const auto now = std::ranges::find_if(
+      *live, [&](const RuleEntry& e) { return e.cidr == spec->cidr && e.spec.match == spec->match; });
+  if (now != live->end() && rule_unchanged(*locked->state, *now, *spec)) {
+    std::cout << "unchanged " << rule_name(spec->cidr, spec->match) << " " << describe(*spec) << "\n";
+    return 0;
+  }
   auto replaced = locked->state->put_rule(*spec, *rule);
   if (!replaced) return fail(replaced.error());
   std::cout << (*replaced ? "replaced " : "added ") << rule_name(spec->cidr, spec->match) << " " << describe(*spec)

@@ -68,6 +68,10 @@ std::vector<bool> rules_in_the_way(const RulesDiff& diff, const std::vector<Rule
 
 }  // namespace
 
+bool rule_unchanged(const State& state, const RuleEntry& live, const RuleSpec& want) {
+  return same_rule(live.spec, want) && !redirect_stale(state, live);
+}
+
 Result<RulesDiff> diff_rules(const State& state, const RulesFile& file) {
   auto live = state.rules();
   if (!live) return std::unexpected(live.error());
@@ -76,7 +80,7 @@ Result<RulesDiff> diff_rules(const State& state, const RulesFile& file) {
     auto now = std::ranges::find_if(*live, [&](const RuleEntry& e) { return e.cidr == want.spec.cidr && e.spec.match == want.spec.match; });
     if (now == live->end())
       diff.add.push_back({want.spec, want.compiled, std::nullopt});
-    else if (!same_rule(now->spec, want.spec) || redirect_stale(state, *now))
+    else if (!rule_unchanged(state, *now, want.spec))
       diff.change.push_back({want.spec, want.compiled, *now});
     else
       diff.unchanged++;
