@@ -36,14 +36,22 @@ static __always_inline int xt_take_proof(const struct xt_rule *rule, __u64 now)
 /* A RST that carried a good cookie: XDP_DROP, and its source is to be
  * recorded as known (xt_remember). */
 #define XT_PROVEN (XDP_DROP | 0x100)
+/* A SYN to answer while a capture wants new sources' drops: the caller
+ * samples it, then calls again with XT_PROVE_TAKEN in `now` (the proof's
+ * budget already taken for it). */
+#define XT_PROVE_SAMPLE (XDP_TX | 0x100)
+#define XT_PROVE_TAKEN (1ull << 63)
 
 /* What becomes of a packet the budget refused, under a rule with --verify
  * tcp: XDP_TX if it was a SYN, now the SYN-ACK that carries its proof;
- * XT_PROVEN for a RST carrying a good cookie; XDP_DROP otherwise. A global function (see xt_send_event): the verifier checks it
+ * XT_PROVEN for a RST carrying a good cookie; XT_PROVE_SAMPLE (above);
+ * XDP_DROP otherwise. A global function (see xt_send_event): the verifier checks it
  * once, and the program's paths do not branch on what it did. */
 __attribute__((noinline)) int xt_prove(struct xdp_md *ctx, const struct xt_rule *rule, const struct xt_pkt *pkt,
 				       __u64 now)
 {
+	const int taken = (now & XT_PROVE_TAKEN) != 0;
+	now &= ~XT_PROVE_TAKEN;
 	__u32 zero = 0;
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
 	if (!ctx || !rule || !pkt || !cfg)
@@ -55,7 +63,7 @@ __attribute__((noinline)) int xt_prove(struct xdp_md *ctx, const struct xt_rule 
 	if (kind == XT_PROOF_OTHER)
 		return XDP_DROP;
 	/* A RST costs two SipHashes to check: it comes out of the same budget. */
-	if (!xt_take_proof(rule, now))
+	if (!taken && !xt_take_proof(rule, now))
 		return XDP_DROP;
 	/* A SYN gets this period's cookie; a RST may carry this period's or
 	 * the last one's. One loop, so the verifier and the stack see one
@@ -78,6 +86,12 @@ __attribute__((noinline)) int xt_prove(struct xdp_md *ctx, const struct xt_rule 
 		xt_count_one(XT_PROOFS_PASSED);
 		return XT_PROVEN; /* the caller records it: its stack is the shallower */
 	}
+	/* A capture of new sources' drops sees the SYN as it came, before it
+	 * becomes the answer: back to the caller, which samples it and asks
+	 * again (sampled here, the calls' stacks took 544 bytes of 512). The
+	 * reply below fails only on what xt_proof_kind refused. */
+	if (!taken && (cfg->capture_reasons & (1u << XT_DROP_NEW_SOURCE)))
+		return XT_PROVE_SAMPLE;
 	/* The SYN-ACK's own sequence number is the MAC's other half: nobody
 	 * answers to it, and it tells nothing of the keys. */
 	const __u32 reply = xt_proof_reply(data, data_end, pkt, xt_cfg_link, (__u32)mac, (__u32)(mac >> 32));

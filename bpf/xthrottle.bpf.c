@@ -103,7 +103,11 @@ int xthrottle(struct xdp_md *ctx)
 		 * else is worth the call. */
 		if (why_not == XT_DROP_NEW_SOURCE && (rule->flags & XT_RULE_VERIFY_TCP) &&
 		    f.pkt.proto == XT_IPPROTO_TCP) {
-			const int action = xt_prove(ctx, rule, &f.pkt, now);
+			int action = xt_prove(ctx, rule, &f.pkt, now);
+			if (action == XT_PROVE_SAMPLE) { /* the SYN as it came, then its answer */
+				xt_capture_sample(ctx, why_not, rule->id, XT_CAPTURE_PROVED);
+				action = xt_prove(ctx, rule, &f.pkt, now | XT_PROVE_TAKEN);
+			}
 			if (action == XT_PROVEN)
 				xt_remember(&f.pkt, XT_KNOWN_PROVEN, now);
 			if (action != XDP_TX)

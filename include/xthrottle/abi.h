@@ -618,11 +618,16 @@ struct xt_block_entry {
 #define XT_CAPTURE_LEASE_SECONDS 3
 
 /* What goes ahead of each sample's bytes in xt_capture. */
+/* xt_capture_meta.redirected of a SYN the new-source budget refused and
+ * answered with a proof (a SYN-ACK, sent back: XDP_TX), sampled before it
+ * is rewritten into the answer. */
+#define XT_CAPTURE_PROVED 2
+
 struct xt_capture_meta {
 	__u64 tick;       /* the program's clock */
 	__u32 rule_id;    /* XT_CAPTURE_ANY_RULE for none */
 	__u8 reason;      /* enum xt_reason */
-	__u8 redirected;  /* sent out another interface instead (--over redirect) */
+	__u8 redirected;  /* 1: sent out another interface instead (--over redirect); XT_CAPTURE_PROVED */
 	__u8 link;        /* enum xt_link of the interface it arrived on */
 	__u8 pad;
 	__u32 ifindex;    /* the interface it arrived on */

@@ -66,6 +66,33 @@ TEST_F(Capture, DropsAreSampledWithTheirVerdictRuleAndBytes) {
   EXPECT_EQ(counter(XT_CAPTURED), 3u);
 }
 
+// A SYN a rule's budget refused is answered with a proof (--verify tcp, the
+// default): XDP_TX, counted as a new_source drop. Such SYNs, most of a SYN
+// flood, were never sampled: by the time the verdict was known, the frame
+// was the SYN-ACK. They are sampled as they came, marked as answered.
+TEST_F(Capture, ASynAnsweredWithAProofIsSampledAsItCame) {
+  ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the proofs' rate is shared among the CPUs
+  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1/hour"); });
+  ASSERT_EQ(run(Packet().ipv4("198.19.255.1", "198.18.0.2").build(), 0), XDP_PASS) << "the budget spent";
+  start(1u << XT_DROP_NEW_SOURCE, 1000);
+  const auto syn = Packet().ipv4("198.18.7.1", "198.18.0.2").tcp(10).flags(0x02).ports(40000, 80).seq(1000).build();
+  EXPECT_EQ(run(syn, 0), XDP_TX);
+  EXPECT_EQ(counter(XT_DROP_NEW_SOURCE), 1u);
+  ASSERT_EQ(samples(), 1u);
+  EXPECT_EQ(metas_[0].reason, XT_DROP_NEW_SOURCE);
+  EXPECT_EQ(metas_[0].redirected, XT_CAPTURE_PROVED);
+  EXPECT_EQ(bytes_[0], syn) << "the SYN, not its answer";
+  const auto j = capture_json(1, CaptureSample{metas_[0], bytes_[0]}, 0, "0.0.0.0/0");
+  EXPECT_EQ(j["proved"], true);
+  EXPECT_EQ(j["redirected"], false);
+  EXPECT_NE(capture_line(j).find("(answered with a proof: SYN-ACK)"), std::string::npos) << capture_line(j);
+
+  const auto udp = Packet().ipv4("198.18.7.2", "198.18.0.2").build();
+  EXPECT_EQ(run(udp, 0), XDP_DROP) << "no proof for UDP";
+  ASSERT_EQ(samples(), 2u) << "sampled once, as before";
+  EXPECT_EQ(metas_[1].redirected, 0);
+}
+
 // 100 drops in one tick with a sampling rate of 10 a second (burst 10):
 // exactly 10 samples, the rest counted as not taken; a second later, 10
 // more.

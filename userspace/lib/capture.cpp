@@ -89,7 +89,8 @@ nlohmann::json capture_json(uint64_t number, const CaptureSample& s, double unix
                       {"time", unix_seconds},
                       {"reason", reason_info(s.meta.reason).key},
                       {"rule", rule},
-                      {"redirected", s.meta.redirected != 0},
+                      {"redirected", s.meta.redirected == 1},
+                      {"proved", s.meta.redirected == XT_CAPTURE_PROVED},
                       {"bytes", s.meta.len}};
   xt_pkt pkt{};
   const uint8_t* data = s.bytes.data();
@@ -114,7 +115,10 @@ std::string capture_line(const nlohmann::json& j) {
   return fmt("%llu %s.%06d %s %s %s %s %llu bytes%s", (unsigned long long)j["number"].get<uint64_t>(), clock,
              static_cast<int>((t - std::floor(t)) * 1e6), j["reason"].get<std::string>().c_str(),
              j["rule"].get<std::string>().c_str(), j.value("source", "?").c_str(), j.value("to", "?").c_str(),
-             (unsigned long long)j["bytes"].get<uint64_t>(), j["redirected"].get<bool>() ? " (redirected)" : "");
+             (unsigned long long)j["bytes"].get<uint64_t>(),
+             j["redirected"].get<bool>() ? " (redirected)"
+             : j.value("proved", false)  ? " (answered with a proof: SYN-ACK)"
+                                         : "");
 }
 
 }  // namespace xt
