@@ -79,9 +79,12 @@ struct EventReader::Context {
   // made by `ban add` (a rule's bans come through the ring).
   int read_bans(bool tell) {
     bans_read = std::chrono::steady_clock::now();
+    // One clock for both: a ban that ended between two readings was
+    // neither listed nor ended by the first, and was told as lifted.
     auto now = state->now();
-    auto live = state->bans();
-    if (!now || !live) return 0;  // read again in a second
+    if (!now) return 0;  // read again in a second
+    auto live = state->bans(*now);
+    if (!live) return 0;
     std::map<std::string, xt_ban> current;
     for (const auto& b : *live) current[format_cidr(b.cidr)] = b.ban;
     int told = 0;

@@ -727,13 +727,17 @@ Result<void> State::clear_ended_bans() {
 Result<std::vector<State::Ban>> State::bans() const {
   auto now = this->now();
   if (!now) return std::unexpected(now.error());
+  return bans(*now);
+}
+
+Result<std::vector<State::Ban>> State::bans(uint64_t now) const {
   std::vector<Ban> out;
   // A trie's walk starts over from its first key when the key it stands on
   // is deleted meanwhile (a ban ended, lifted, or cleared by the data
   // path): a ban seen twice is listed once.
   std::set<std::vector<uint8_t>> seen;
   auto walked = for_each_ban([&](const xt_ban_key& key, const xt_ban& ban) {
-    if (ban_ended(ban, *now)) return;
+    if (ban_ended(ban, now)) return;
     const auto* raw = reinterpret_cast<const uint8_t*>(&key);
     if (!seen.insert(std::vector<uint8_t>(raw, raw + sizeof(key))).second) return;
     Cidr cidr;

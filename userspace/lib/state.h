@@ -206,6 +206,10 @@ class State {
   Result<void> put_bans(const std::vector<std::pair<Cidr, xt_ban>>& bans);
   Result<void> del_ban(const Cidr& cidr);
   Result<std::vector<Ban>> bans() const;
+  // The same, in force at tick now: a reader that reads the clock itself
+  // must list the bans as of that reading, or a ban ending between its
+  // clock and this one's is neither listed nor ended by its own.
+  Result<std::vector<Ban>> bans(uint64_t now) const;
   // Removes the bans that have ended. A rule's bans (--ban-for) go in from
   // the data path, which takes an ended one out only when its source comes
   // back: serve calls this every few seconds, or the ended bans of a
