@@ -177,6 +177,39 @@ TEST_F(Snapshots, AServeRestartedOnTheStateItSavedRestoresNothing) {
   EXPECT_EQ(rules().size(), 0u) << "the deleted rule is not brought back";
 }
 
+// After a reboot, something filled the new state before serve came (a ban
+// added at boot by another tool; a rule added by hand while serve was
+// down): serve skipped the snapshot as "newer than any snapshot", though
+// the state was another one, and its first save wrote over it: the quota
+// spent before the reboot, and everything else, gone for good. The
+// snapshot is kept aside, and restores by hand.
+TEST_F(Snapshots, ASnapshotServeSkipsForAnotherStateIsKeptAside) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/day", "--burst", "1000"});
+  lab_->reset_received();
+  flood_from("198.18.0.9", 900);
+  const std::string file = dir_ + "/serve.snap";
+  ok({"save", file});
+  reboot();
+  ok({"ban", "add", "198.18.9.0/24", "--for", "1h"});  // before serve
+  {
+    Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--snapshot", file}));
+    ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+    serve.signal(SIGTERM);
+    const auto lines = json_lines(serve.wait().out);
+    EXPECT_TRUE(has_event(lines, "snapshot_skipped"));
+    EXPECT_FALSE(has_event(lines, "snapshot_restored"));
+  }
+  std::string aside;
+  for (const auto& e : std::filesystem::directory_iterator(dir_))
+    if (e.path().filename().string().starts_with("serve.snap.skipped-")) aside = e.path();
+  ASSERT_FALSE(aside.empty()) << "the snapshot kept aside";
+  reboot();
+  ok({"restore", aside});
+  lab_->reset_received();
+  flood_from("198.18.0.9", 200);
+  EXPECT_EQ(lab_->received_v4(), 100u) << "the quota spent before the first reboot, still spent";
+}
+
 // A restore that a kill cut short (between the rules and the buckets) left
 // a state that was not empty: the next serve skipped the snapshot as older
 // than the state, and its first save wrote the part over the whole (the

@@ -108,6 +108,15 @@ void log_line(const nlohmann::json& j) {
   std::cout << json_text(j) << std::endl;
 }
 
+// Whether the state in pin_dir is the one `file` was saved from (its pins
+// outlived serve), by the identity the snapshot records; an older file
+// without one is taken for another state's.
+bool own_snapshot(const std::string& pin_dir, const SnapshotFile& file) {
+  auto state = State::open(pin_dir);
+  auto id = state ? state_identity(*state) : Result<std::string>(std::unexpected(state.error()));
+  return id && !file.state_id.empty() && file.state_id == *id;
+}
+
 int run_serve(const Globals& g, const ServeOptions& o) {
   const std::string& pin_dir = g.pin_dir;
   const std::string& metrics = o.metrics;
@@ -300,10 +309,22 @@ int run_serve(const Globals& g, const ServeOptions& o) {
                 {"why", "the state outlived serve, and a restore into it was cut short over an hour ago (or the "
                         "marker is another state's): not resumed, the snapshot kept aside"},
                 {"unix_time", unix_time()}});
-    } else if (!*sum) {
+    } else if (!*sum && own_snapshot(pin_dir, *file)) {
       log_line({{"event", "snapshot_skipped"}, {"path", snapshot},
-                {"why", "the state outlived serve (it is the one the snapshot was saved from, or it has rules, bans "
-                        "or lists): newer than any snapshot"},
+                {"why", "the state outlived serve (it is the one the snapshot was saved from): newer than the "
+                        "snapshot"},
+                {"unix_time", unix_time()}});
+    } else if (!*sum) {
+      // Another state (a reboot since) that something filled before serve
+      // came (a ban add at boot, a rule added by hand while serve was
+      // down): not restored into, and kept aside. The first save wrote over
+      // it: every ban, quota and counter from before the reboot, gone.
+      const std::string aside = snapshot + ".skipped-" + std::to_string(unix_time());
+      std::filesystem::rename(snapshot, aside, ec);
+      log_line({{"event", "snapshot_skipped"}, {"path", snapshot}, {"moved_to", ec ? "" : aside},
+                {"why", "the state was made since the snapshot and is not empty (rules, bans or lists went in "
+                        "before serve started): not restored into it, the snapshot kept aside (`xthrottle restore "
+                        "FILE` adds it)"},
                 {"unix_time", unix_time()}});
     } else {
       nlohmann::json j = {{"event", "snapshot_restored"}, {"path", snapshot}, {"unix_time", unix_time()}};
