@@ -223,6 +223,24 @@ TEST_F(Snapshots, CountersComeBackOnceAndWholeWithNoRule) {
   EXPECT_EQ(read_stats(*state_).value().dropped_without_rule().packets, 5u);
 }
 
+// A hand restore into the very state the snapshot came from (to get back a
+// ban lifted by mistake) added its counters to the same counters: with no
+// rule, every reason's count doubled, at each restore.
+TEST_F(Snapshots, ARestoreIntoTheStateSavedCountsNothingTwice) {
+  const uint64_t t1 = 100 * kSec;
+  skel_->bss->xt_test_now = t1;
+  ASSERT_TRUE(state_->add_ban(*parse_cidr("198.18.9.0/24"), 600).has_value());
+  EXPECT_EQ(passed(from("198.18.9.1"), 5, t1), 0);
+  save(t1);
+  ASSERT_TRUE(state_->del_ban(*parse_cidr("198.18.9.0/24")).has_value()) << "lifted by mistake";
+  EXPECT_EQ(passed(from("198.18.9.1"), 2, t1), 2);
+  ASSERT_TRUE(restore(t1 + kSec).has_value());
+  EXPECT_EQ(passed(from("198.18.9.1"), 1, t1 + kSec), 0) << "the ban back";
+  EXPECT_EQ(counter(XT_DROP_BANNED), 6u) << "5 before, 1 after: none twice";
+  EXPECT_EQ(counter(XT_PASS_UNMATCHED), 2u);
+  EXPECT_EQ(counter(XT_DROPPED_WITHOUT_RULE), 6u);
+}
+
 // A hand restore whose new rule's ports cross a live rule's is refused
 // before anything changes: put_rule refused it midway, after the rules
 // before it (a looser limit among them) were in, and the command said

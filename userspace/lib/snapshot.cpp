@@ -389,6 +389,13 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   auto before = state.rules();
   if (!before) return std::unexpected(before.error());
   const bool fresh_state = before->empty();
+  // Into the very state it was saved from (a hand restore to get back a
+  // ban lifted by mistake, or rules an apply took out): its counters are
+  // there already, and more since. Topped up, as a resumed restore's are;
+  // added, they doubled every reason's count (a state without rules).
+  auto id = state_identity(state);
+  if (!id) return std::unexpected(id.error());
+  const bool top_up = resume || (!file.state_id.empty() && file.state_id == *id);
   // What the kernel would refuse midway, refused before the first change:
   // no room for the rules, lists or bans beside the live ones (an interface
   // a rule sends its drops to that is not here: check_snapshot_rules).
@@ -452,7 +459,7 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     if (added[i])
       if (auto ok = state.add_rule_stats(live[i]->rule.id, r.stats); !ok) return std::unexpected(ok.error());
   }
-  if (resume) {
+  if (top_up) {
     auto counts = state.rule_counters();
     if (!counts) return std::unexpected(counts.error());
     for (size_t i = 0; i < snap->rules.size(); i++) {
@@ -465,12 +472,12 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   }
   sum.rules = snap->rules.size();
   // Added whole to a state that had no rule (made since a reboot), once:
-  // a resumed restore tops them up, as it does a rule's, whether the
-  // snapshot holds rules or not (one of bans and lists alone added them
-  // again).
-  if (fresh_state && !resume) {
+  // a resumed restore, or one into the state saved, tops them up, as it
+  // does a rule's, whether the snapshot holds rules or not (one of bans and
+  // lists alone added them again).
+  if (fresh_state && !top_up) {
     if (auto ok = state.add_counters(snap->counters); !ok) return std::unexpected(ok.error());
-  } else if (resume) {
+  } else if (top_up) {
     auto have = state.counters();
     if (!have) return std::unexpected(have.error());
     std::vector<xt_count> add(snap->counters.size());
