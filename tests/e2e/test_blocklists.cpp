@@ -65,6 +65,35 @@ TEST_F(Blocklists, AMillionEntriesLoadAndTheirSourcesAreDropped) {
   EXPECT_EQ(lab_->xthrottle_json({"blocklist", "list", "--json"}).size(), 0u);
 }
 
+// An --allow rule beats the lists, and `blocklist test` said "is
+// blocklisted" (exit 0) for an address whose every packet passes: an
+// operator checking that an attacker is blocked was told yes. It says which
+// rule lets it through, and exit 3 when that is all of its packets.
+TEST_F(Blocklists, TestSaysWhenAnAllowRuleLetsAListedAddressThrough) {
+  const std::string path = dir_ + "/drop.txt";
+  std::ofstream(path) << "198.18.7.0/24\n";
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100000/s"});
+  ok({"blocklist", "load", "drop", path});
+  ok({"rule", "add", "198.18.7.0/24", "--allow"});
+  lab_->reset_received();
+  const Flood f = flood_from("198.18.7.9", 100);
+  ASSERT_EQ(lab_->received_v4(), f.sent) << "the allow rule wins";
+  Outcome all = lab_->xthrottle({"blocklist", "test", "198.18.7.9"});
+  EXPECT_EQ(all.rc, 3) << all.out;
+  EXPECT_NE(all.out.find("198.18.7.0/24 (--allow) lets every packet of it through"), std::string::npos) << all.out;
+
+  // Allowed to one port only: the rest of its packets are dropped.
+  ok({"rule", "del", "198.18.7.0/24"});
+  ok({"rule", "add", "198.18.7.0/24", "--proto", "tcp", "--port", "22", "--allow"});
+  Outcome some = lab_->xthrottle({"blocklist", "test", "198.18.7.9"});
+  EXPECT_EQ(some.rc, 0) << some.out;
+  EXPECT_NE(some.out.find("is blocklisted, but for the packets of rule 198.18.7.0/24 tcp/22"), std::string::npos)
+      << some.out;
+  lab_->reset_received();
+  flood_from("198.18.7.9", 100);
+  EXPECT_EQ(lab_->received_v4(), 0u) << "its UDP dropped as listed";
+}
+
 TEST_F(Blocklists, ABadLineIsFileAndLineWithNothingChanged) {
   const std::string good = write("good.txt", "198.18.1.0/24\n"), bad = write("bad.txt", "# ok\n198.18.2.0/24\nexample.com\n");
   ok({"blocklist", "load", "l", good});

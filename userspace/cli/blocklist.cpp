@@ -5,6 +5,7 @@
 // xthrottle blocklist test ADDRESS
 #include <chrono>
 #include <ctime>
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -71,8 +72,38 @@ int run_test(const Globals& g, const std::string& text) {
   if (!state) return fail(state.error());
   auto listed = state->blocklisted(*addr);
   if (!listed) return fail(listed.error());
-  std::cout << format_addr(addr->family, addr->addr.data()) << (*listed ? " is" : " is not") << " blocklisted\n";
-  return *listed ? 0 : 3;
+  const std::string who = format_addr(addr->family, addr->addr.data());
+  if (!*listed) {
+    std::cout << who << " is not blocklisted\n";
+    return 3;
+  }
+  // An --allow rule beats the lists: the data path looks at them only for
+  // a packet whose rule does not allow it. The address's packets get the
+  // rule of the longest prefix that holds it among those whose match fits
+  // them; one without a match takes what no other fits.
+  auto rules = state->rules();
+  if (!rules) return fail(rules.error());
+  const RuleEntry* plain = nullptr;  // the longest holding prefix without a match
+  std::vector<const RuleEntry*> allowing;
+  for (const RuleEntry& e : *rules) {
+    if (!prefix_holds(e.cidr, *addr)) continue;
+    if (e.spec.match == Match{} && (!plain || e.cidr.len > plain->cidr.len)) plain = &e;
+    if (e.spec.action == XT_ACT_ALLOW) allowing.push_back(&e);
+  }
+  const bool all_allowed =
+      plain && plain->spec.action == XT_ACT_ALLOW && std::ranges::none_of(*rules, [&](const RuleEntry& e) {
+        return prefix_holds(e.cidr, *addr) && e.spec.action != XT_ACT_ALLOW && e.cidr.len >= plain->cidr.len;
+      });
+  if (all_allowed) {
+    std::cout << who << " is on a blocklist, but rule " << rule_name(plain->cidr, plain->spec.match)
+              << " (--allow) lets every packet of it through: not dropped\n";
+    return 3;
+  }
+  std::cout << who << " is blocklisted";
+  for (size_t i = 0; i < allowing.size(); i++)
+    std::cout << (i ? ", " : ", but for the packets of rule ") << rule_name(allowing[i]->cidr, allowing[i]->spec.match);
+  std::cout << (allowing.empty() ? "\n" : " (--allow), which pass\n");
+  return 0;
 }
 
 }  // namespace
@@ -99,7 +130,7 @@ void add_blocklist_commands(CLI::App& app, const Globals& g, int& rc) {
   list->callback([&g, &rc, json] { rc = run_list(g, *json); });
   auto addr = std::make_shared<std::string>();
   auto* test = bl->add_subcommand("test", "Whether the data path drops an address as blocklisted (exit 0), or not "
-                                          "(exit 3)");
+                                          "(exit 3: on no list, or an --allow rule lets all its packets through)");
   test->add_option("ADDRESS", *addr, "An IPv4 or IPv6 address")->required();
   test->callback([&g, &rc, addr] { rc = run_test(g, *addr); });
 }

@@ -65,6 +65,13 @@ struct Cidr {
   auto operator<=>(const Cidr&) const = default;  // an order, for maps of prefixes
 };
 inline int family_bits(uint8_t family) { return family == XT_FAMILY_V4 ? 32 : 128; }
+// Whether prefix holds address addr (of its family, its first len bits).
+inline bool prefix_holds(const Cidr& prefix, const Cidr& addr) {
+  if (prefix.family != addr.family) return false;
+  for (int b = 0; b < prefix.len; b++)
+    if ((prefix.addr[b / 8] ^ addr.addr[b / 8]) & (0x80 >> (b % 8))) return false;
+  return true;
+}
 // Whether no bit of a 16-byte address is set past its first len bits (so,
 // for an IPv4 prefix, none past its four bytes either): a prefix as the
 // parser makes it. What comes from a file or the wire is checked by this.
