@@ -193,5 +193,20 @@ TEST_F(Replay, AMergedFrameCapturedShortIsSkippedAndARuntDoesNotStopTheReplay) {
   EXPECT_EQ(g.replayed, 1u);
 }
 
+// A frame GRO merged from five full segments, captured with GRO on (the
+// default): the live program counts it as the five wire packets at the
+// interface's MTU. The replay ran it on the host's loopback (MTU 65536)
+// and counted one, so a bulk TCP source the live rule drops "would pass".
+// It is counted at --mtu (1500 by default), as at the interface.
+TEST_F(Replay, AMergedFrameCountsAsItsWirePacketsAtTheCapturesMtu) {
+  Capture c(kEther);
+  const size_t payload = 5 * 1448;  // TCP with timestamps: 20 + 32 bytes of headers a segment
+  c.frame(kStart, Packet().ipv4("198.18.0.9").tcp(8).total_length(20 + 32 + payload).size(14 + 20 + 32 + payload).build());
+  const ReplayResult r = replay("[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"10/s\"\nburst = 100\n", c);
+  EXPECT_EQ(r.replayed, 1u);
+  EXPECT_EQ(only_rule(r).passed_packets, 5u) << "five wire packets, not one";
+  EXPECT_EQ(only_rule(r).passed_bytes, 5u * (14 + 20 + 32 + 1448));
+}
+
 }  // namespace
 }  // namespace xt

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// xthrottle replay CONFIG CAPTURE [--json] [--limit N] [--hz N] [--max-sources N] [--idle DURATION]
+// xthrottle replay CONFIG CAPTURE [--json] [--limit N] [--hz N] [--max-sources N] [--idle DURATION] [--mtu N]
 #include <iostream>
 #include <memory>
 
@@ -16,6 +16,7 @@ struct ReplayCliOptions {
   bool json = false;
   size_t limit = 20;
   uint32_t hz = 0;
+  uint32_t mtu = 1500;
   std::string max_sources, idle;
 };
 
@@ -31,6 +32,7 @@ int run_replay(const ReplayCliOptions& o) {
   ro.limit = o.limit;
   ro.max_sources = table.max_sources.value_or(XT_DEFAULT_MAX_SOURCES);
   ro.idle_seconds = table.idle_seconds.value_or(XT_DEFAULT_IDLE_SECONDS);
+  ro.mtu = o.mtu;
   ro.cpus = 1;  // the replay runs on one CPU: each rule's proofs budget whole on it
   if (o.hz) {
     ro.hz = o.hz;
@@ -66,6 +68,11 @@ void add_replay_command(CLI::App& app, const Globals&, int& rc) {
   replay->add_option("--idle", o->idle,
                      "Idle window, as attach --idle (default: the file's [sources], else " +
                          std::to_string(XT_DEFAULT_IDLE_SECONDS) + "s)");
+  replay->add_option("--mtu", o->mtu,
+                     "MTU of the interface captured on: a longer frame (GRO merged it) counts as the wire packets "
+                     "it stands for, as the live program counts it")
+      ->check(whole_number(68, 65535))
+      ->capture_default_str();
   replay->callback([&rc, o] { rc = run_replay(*o); });
 }
 

@@ -25,6 +25,10 @@ struct ReplayOptions {
   uint32_t max_sources = XT_DEFAULT_MAX_SOURCES;
   uint32_t idle_seconds = XT_DEFAULT_IDLE_SECONDS;
   size_t limit = 20;  // throttled sources listed
+  // The MTU of the interface the capture was taken on: a frame longer than
+  // it (GRO merged it) counts as the wire packets it stands for, as the
+  // live program counts it. 0: the loopback's as it is (the tests').
+  uint32_t mtu = 1500;
 };
 
 struct ReplaySource {
