@@ -7,6 +7,8 @@
 // Through the real object.
 #include <gtest/gtest.h>
 
+#include <ctime>
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -91,6 +93,22 @@ TEST_F(Blocklists, LoadingAgainReplacesAndDeletingLetsThrough) {
   EXPECT_EQ(state_->config().value().blocklists, 0u) << "no list left: the data path stops looking";
   EXPECT_TRUE(state_->blocklists().value().empty());
   EXPECT_FALSE(state_->del_blocklist("drop").has_value()) << "deleting what is not there is an error";
+}
+
+// A list's version is the second it was loaded: the fleet's hosts take a
+// version no newer than theirs for the one they have. Loaded twice within
+// a second (a script's two steps), the second was the same version: every
+// other host kept the first one's entries for good, and this host's serve
+// did not even tell it. A reload is always a newer version.
+TEST_F(Blocklists, AReloadWithinTheSecondIsANewerVersion) {
+  std::vector<uint64_t> versions;
+  for (const char* cidr : {"198.18.5.0/24", "198.18.6.0/24", "198.18.7.0/24"}) {
+    load_list("drop", {cidr});
+    versions.push_back(state_->blocklists().value().at(0).list.loaded_unix);
+  }
+  EXPECT_LT(versions[0], versions[1]);
+  EXPECT_LT(versions[1], versions[2]);
+  EXPECT_LE(versions[2], static_cast<uint64_t>(std::time(nullptr)) + 2) << "a second or two ahead at most";
 }
 
 TEST_F(Blocklists, BadNamesAndTooManyListsAreRefusedWithNothingChanged) {

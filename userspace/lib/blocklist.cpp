@@ -193,8 +193,12 @@ Result<void> State::load_blocklist(const std::string& name, const std::vector<Ci
   auto have = blocklists();
   if (!have) return std::unexpected(have.error());
   std::optional<uint32_t> slot;
+  uint64_t previous = 0;  // the version loaded before, if any
   for (const auto& b : *have)
-    if (name == b.list.name) slot = b.slot;
+    if (name == b.list.name) {
+      slot = b.slot;
+      previous = b.list.loaded_unix;
+    }
   if (!slot)
     for (uint32_t s = 0; s < XT_MAX_BLOCKLISTS && !slot; s++)
       if (std::ranges::none_of(*have, [&](const Blocklist& b) { return b.slot == s; })) slot = s;
@@ -242,7 +246,11 @@ Result<void> State::load_blocklist(const std::string& name, const std::vector<Ci
   if (auto ok = switch_blocklists(lists); !ok) return undo(std::unexpected(ok.error()));
   xt_blocklist list{};
   std::snprintf(list.name, sizeof(list.name), "%s", name.c_str());
-  list.loaded_unix = loaded_unix.value_or(static_cast<uint64_t>(std::time(nullptr)));
+  // A version is its second: one loaded here within the second of the one
+  // before counts as the second after, so it is newer. At the same second
+  // the fleet's hosts took it for the version they had and kept the old
+  // entries, and this host's serve did not even tell it.
+  list.loaded_unix = loaded_unix.value_or(std::max<uint64_t>(static_cast<uint64_t>(std::time(nullptr)), previous + 1));
   list.entries = static_cast<uint32_t>(mine.size());
   list.used = by_fleet ? XT_BLOCKLIST_BY_FLEET : XT_BLOCKLIST_HERE;
   xt_blocklist old{};
