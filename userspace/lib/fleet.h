@@ -32,7 +32,7 @@ struct RuleEntry;
 // another family or --per makes other buckets than this host's and is
 // refused; so is one with no room in the table.
 struct Charged {
-  uint64_t packets = 0;  // taken
+  uint64_t packets = 0;  // told: taken, but for those of the records the kernel refused or left stale
   uint64_t sources = 0;  // buckets taken from (found, or claimed)
   uint64_t refused = 0;
   uint64_t stale = 0;  // words of a version of the rule newer than `rule`: left

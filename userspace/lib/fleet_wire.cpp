@@ -314,7 +314,8 @@ std::string fleet_metrics_text(const FleetHealth& h, double now_unix) {
   one("xthrottle_fleet_sent_packets_total", "counter", "Packets this host passed and told the fleet of",
       static_cast<double>(h.sent_packets));
   one("xthrottle_fleet_applied_packets_total", "counter",
-      "Packets other hosts passed, told this host (taken from its buckets, but for refused sources)",
+      "Packets other hosts passed, told this host: taken from its buckets, but for those of the refused sources "
+      "and stale windows counted beside",
       static_cast<double>(h.applied_packets));
   one("xthrottle_fleet_stale_words_total", "counter",
       "Windows of other hosts' use left: read for a version of the rule replaced since", static_cast<double>(h.stale_words));
