@@ -94,6 +94,27 @@ TEST_F(Devices, AFailedAttachLeavesNoStateBehind) {
   ok({"detach", "xd0"});
 }
 
+// An interface with no native XDP: attach's auto mode falls back to
+// generic mode, and status warns of it (--check exits 3). The operator
+// accepts it with `attach IF --mode skb`, which said "already attached"
+// and recorded nothing: status warned, and --check exited 3, for good.
+TEST_F(Devices, AcceptingGenericModeOnAnAttachedInterfaceEndsTheWarning) {
+  ASSERT_EQ(lab_->in_dut({"ip", "link", "add", "xd0", "type", "ifb"}).rc, 0);
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
+  ok({"attach", "xd0"});
+  Outcome fallback = lab_->xthrottle({"status", "--check"});
+  EXPECT_EQ(fallback.rc, 3) << "generic mode, not asked for: " << fallback.out;
+  Outcome accept = lab_->xthrottle({"attach", "xd0", "--mode", "skb"});
+  EXPECT_EQ(accept.rc, 0) << accept.err;
+  EXPECT_NE(accept.out.find("already attached to xd0"), std::string::npos) << accept.out;
+  Outcome now = lab_->xthrottle({"status", "--check", "--json"});
+  EXPECT_EQ(now.rc, 0) << now.out;
+  const json st = json::parse(now.out);
+  ASSERT_EQ(st["interfaces"].size(), 1u);
+  EXPECT_EQ(st["interfaces"][0]["requested_mode"], "skb");
+  ok({"detach", "xd0"});
+}
+
 // A state shared by network namespaces records each attach, XT_MAX_ATTACH
 // at most. The records of namespaces deleted since, their interfaces and
 // programs with them, stayed: once 256 had come and gone, every attach put

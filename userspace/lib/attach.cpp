@@ -332,6 +332,13 @@ Result<Attachment> upgrade(const State& state, Attachment a, const Live& live, b
   a.live = true;
   if (!replace && same_program(old_fd.get(), new_fd)) {
     a.already = true;
+    // What was asked is what this attach asks: `--mode skb` after an
+    // attach whose auto got generic mode accepts it, and status stops
+    // warning of a fallback (it kept warning, --check exiting 3, for
+    // good). A record lost ("cannot record it") is made again too.
+    const std::optional<uint8_t> was = recorded_request(state, a.ifindex);
+    if (!was || *was != a.requested)
+      if (auto ok = record(state, a); !ok) return std::unexpected(ok.error());
     return a;
   }
   if (live.multiprog)
