@@ -243,6 +243,14 @@ TEST_F(Cli, StatusTellsTheTruth) {
   // Someone removes the program behind our back: status must notice.
   run({"ip", "-n", lab_->dut_ns(), "link", "set", "dut0", "xdp", "off"});
   check(3, "program is gone");
+  // Not to be protected any more: detach forgets the record, and says so
+  // (it did, then said "not attached", exit 1).
+  const Outcome forget = lab_->xthrottle({"detach", "dut0"});
+  EXPECT_EQ(forget.rc, 0) << forget.err;
+  EXPECT_NE(forget.out.find("already taken off dut0 (not by xthrottle): its record is forgotten"), std::string::npos)
+      << forget.out;
+  check(3, "not protecting");
+  EXPECT_EQ(lab_->xthrottle({"detach", "dut0"}).rc, 1) << "nothing left to forget";
 
   ok({"attach", "dut0", "--mode", "skb"});
   check(0, "skb mode");

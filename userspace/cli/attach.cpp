@@ -66,9 +66,12 @@ int run_detach(const Globals& g, const std::string& ifname) {
   if (!locked) return fail(locked.error());
   auto gone = detach(*locked->state, ifname);
   if (!gone) return fail(gone.error());
-  if (*gone)
+  if (*gone == Detached::InterfaceGone)
     std::cout << ifname << " is gone, and its program with it: its record is forgotten; rules and counters stay in "
               << g.pin_dir << "\n";
+  else if (*gone == Detached::ProgramGone)
+    std::cout << "xthrottle's program was already taken off " << ifname
+              << " (not by xthrottle): its record is forgotten; rules and counters stay in " << g.pin_dir << "\n";
   else
     std::cout << "detached from " << ifname << "; rules and counters stay in " << g.pin_dir << "\n";
   return 0;

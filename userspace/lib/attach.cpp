@@ -439,19 +439,22 @@ bool runs_ours(const State& state, const std::string& ifname) {
   return ifindex && probe(ifindex, map_id(state.rules_fd())).ours.has_value();
 }
 
-Result<bool> detach(const State& state, const std::string& ifname) {
+Result<Detached> detach(const State& state, const std::string& ifname) {
   auto ifindex = ifindex_of(ifname);
   // An interface deleted while attached took the program with it: what is
   // left is its record, which status warns about until it is forgotten.
-  if (!ifindex && forget_records_named(state, ifname, 0)) return true;
+  if (!ifindex && forget_records_named(state, ifname, 0)) return Detached::InterfaceGone;
   if (!ifindex) return std::unexpected(ifindex.error());
   Probe p = probe(*ifindex, map_id(state.rules_fd()));
   const xt_attach_key key = record_key(*ifindex);
   if (!p.ours) {
-    bpf_map_delete_elem(state.attach_fd(), &key);  // a stale record, if any
+    // The program was taken off behind xthrottle's back: its record, which
+    // status warns about, is what is left to undo. (It was undone, and the
+    // command said "not attached", exit 1.)
+    if (bpf_map_delete_elem(state.attach_fd(), &key) == 0) return Detached::ProgramGone;
     // The interface attached under this name was deleted and made again:
     // its record, under the old index, is what is left to undo.
-    if (forget_records_named(state, ifname, *ifindex)) return true;
+    if (forget_records_named(state, ifname, *ifindex)) return Detached::InterfaceGone;
     return system_error("xthrottle is not attached to " + ifname);
   }
   int err = p.ours->multiprog
@@ -459,7 +462,7 @@ Result<bool> detach(const State& state, const std::string& ifname) {
                 : xdp_multiprog__detach(p.mp.get());
   if (err) return system_error("cannot detach from " + ifname, err);
   bpf_map_delete_elem(state.attach_fd(), &key);
-  return false;
+  return Detached::Program;
 }
 
 namespace {

@@ -45,10 +45,15 @@ struct Attachment {
 // this network namespace. If xthrottle runs there already, a different build
 // (or, with replace, even the same one) takes its place in one atomic step.
 Result<Attachment> attach(const State& state, const std::string& ifname, xt_mode requested, bool replace = false);
-// Takes the program off ifname; if no interface has that name any more,
-// forgets its record (the program went with the interface) and says so:
-// true.
-Result<bool> detach(const State& state, const std::string& ifname);
+// Takes the program off ifname; if it is not there (no interface has that
+// name any more, or the program was taken off behind xthrottle's back),
+// forgets its record, and says which.
+enum class Detached {
+  Program,        // taken off the interface
+  InterfaceGone,  // deleted, its program with it: its record forgotten
+  ProgramGone,    // the interface is there, the program was taken off behind xthrottle's back: record forgotten
+};
+Result<Detached> detach(const State& state, const std::string& ifname);
 // Whether this state's program is on ifname (an attach that failed after
 // the program went on, for one: its record refused).
 bool runs_ours(const State& state, const std::string& ifname);
