@@ -303,7 +303,8 @@ TEST_F(Cli, StatusTellsTheTruth) {
   // is called now.
   in_dut({"ip", "link", "set", "xtw0", "xdpgeneric", "off"});
   check(3, "xtv0: attached by xthrottle");
-  check(3, "it is xtw0 since, and the program is gone from it (`xthrottle attach xtw0`");
+  check(3, "its index is xtw0's now (renamed, or a new interface given the index), which runs no xthrottle: "
+           "`xthrottle attach xtw0` if it is the same one, else `xthrottle detach xtv0` forgets it");
   ok({"attach", "xtw0", "--mode", "skb"});
   check(0, "xtw0");
   ok({"detach", "xtw0"});
@@ -314,6 +315,9 @@ TEST_F(Cli, StatusTellsTheTruth) {
   in_dut({"ip", "link", "del", "xtv0"});
   in_dut({"ip", "link", "add", "xtz0", "index", "4000", "type", "veth", "peer", "name", "xtq1"});
   check(3, "xtv0: attached by xthrottle");
+  // The index's new owner is not xtv0 renamed: status must not send the
+  // operator to it alone (it said "`xthrottle attach xtz0` puts it back").
+  check(3, "else `xthrottle detach xtv0` forgets it");
   const Outcome reused = lab_->xthrottle({"detach", "xtv0"});
   EXPECT_EQ(reused.rc, 0) << reused.err;
   check(0, "protected");

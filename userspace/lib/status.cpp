@@ -253,9 +253,13 @@ Result<Status> read_status(const std::string& pin_dir) {
       const uint32_t now_index = if_nametoindex(a.ifname.c_str());
       const std::string was = a.ifname + ": attached by xthrottle (prog id " + std::to_string(a.prog_id) + ")";
       char renamed[IF_NAMESIZE] = {};
+      // Its index has another name: renamed, or deleted and the index given
+      // to a new interface (explicitly, or one moved in from another
+      // namespace), which nothing here tells apart. Both ways out are said.
       if (now_index != a.ifindex && if_indextoname(a.ifindex, renamed))
-        s.warnings.push_back(was + ", but it is " + renamed + " since, and the program is gone from it (`xthrottle "
-                             "attach " + renamed + "` puts it back)");
+        s.warnings.push_back(was + ", but its index is " + renamed + "'s now (renamed, or a new interface given the "
+                             "index), which runs no xthrottle: `xthrottle attach " + renamed + "` if it is the same "
+                             "one, else `xthrottle detach " + a.ifname + "` forgets it");
       else if (!now_index)
         s.warnings.push_back(was + ", but the interface is gone, and the program with it (`xthrottle detach " +
                              a.ifname + "` forgets it)");
