@@ -207,6 +207,41 @@ TEST_F(Fleet, RedisKilledMidFloodEachHostGoesOnAndCatchesUp) {
   }
 }
 
+// A Redis that takes the link but refuses XADD (a replica after a
+// failover, maxmemory, an ACL): each second serve connected, logged
+// fleet_up, failed its write and logged fleet_down, and status read the
+// link as down for 0 s. It is one outage, from the first refusal.
+TEST_F(Fleet, ARedisThatRefusesWritesIsOneOutage) {
+  start_serves();
+  ASSERT_EQ(run({"redis-cli", "-s", sock_, "ACL", "SETUSER", "default", "-xadd"}).out, "OK\n");
+  auto floods = spray(7);  // use to tell: a write each exchange
+  const double refused_at =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::this_thread::sleep_for(4s);
+  json fleet;
+  for (int i = 0; i < 20; i++) {  // not in the moment between a reconnect and its refused write
+    fleet = status(0)["fleet"];
+    if (!fleet["connected"].get<bool>()) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_FALSE(fleet["connected"].get<bool>()) << fleet.dump();
+  EXPECT_LT(fleet["since_unix"].get<double>(), refused_at + 2) << "down since the first refusal: " << fleet.dump();
+  EXPECT_NE(fleet["error"].get<std::string>().find("NOPERM"), std::string::npos) << fleet.dump();
+  ASSERT_EQ(run({"redis-cli", "-s", sock_, "ACL", "SETUSER", "default", "+xadd"}).out, "OK\n");
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_TRUE(status(0)["fleet"]["connected"].get<bool>());
+  finish(floods);
+  serves_[0]->signal(SIGTERM);
+  const auto lines = json_lines(serves_[0]->wait().out);
+  int down = 0, up = 0;
+  for (const auto& l : lines) {
+    down += l.value("event", "") == "fleet_down";
+    up += l.value("event", "") == "fleet_up";
+  }
+  EXPECT_EQ(down, 1) << "one outage";
+  EXPECT_EQ(up, 2) << "at the start, and once writes went through again";
+}
+
 // A rule made --scope fleet keeps its buckets (a replace in place): what
 // they passed while the rule was the host's own is not the fleet's use.
 // (Review of issue 15: the walk kept counts for fleet rules' slots only, so

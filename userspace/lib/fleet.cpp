@@ -180,16 +180,33 @@ struct Fleet::Impl {
   double next_told = 0;
   double next_health = 0;
 
+  // The failure since the last exchange that went through, and when it
+  // began: a link that connects and fails again for the same reason (a
+  // Redis that takes the link and refuses XADD: a replica after a
+  // failover, maxmemory, an ACL) is one outage. It was logged up and down
+  // every second, and status read it as down for 0 s.
+  std::string streak_error;
+  double streak_since = 0;
+
   void set_down(const std::string& why) {
     redis.reset();
     next_connect = mono_now() + 1;
     std::lock_guard<std::mutex> hold(mu);
-    if (health.connected || health.error != why) {
-      health.connected = false;
-      health.since_unix = unix_now();
-      health.error = why;
+    if (why != streak_error) {
+      streak_error = why;
+      streak_since = unix_now();
       log({{"event", "fleet_down"}, {"url", health.url}, {"error", why}, {"unix_time", static_cast<int64_t>(unix_now())}});
     }
+    health.connected = false;
+    health.since_unix = streak_since;
+    health.error = why;
+  }
+
+  // An exchange went through: an outage, if any, has ended.
+  void exchanged() {
+    if (streak_error.empty()) return;
+    streak_error.clear();
+    log({{"event", "fleet_up"}, {"url", health.url}, {"host", opt.host}, {"unix_time", static_cast<int64_t>(unix_now())}});
   }
 
   // One command; its reply, or none (and down) if the link failed.
@@ -296,7 +313,11 @@ struct Fleet::Impl {
     health.connected = true;
     health.since_unix = unix_now();
     health.error.clear();
-    log({{"event", "fleet_up"}, {"url", health.url}, {"host", opt.host}, {"unix_time", static_cast<int64_t>(unix_now())}});
+    // Up at once the first time; after a failure, once an exchange goes
+    // through (exchanged()), so that a link that fails again at its first
+    // command is not logged up and down each second.
+    if (streak_error.empty())
+      log({{"event", "fleet_up"}, {"url", health.url}, {"host", opt.host}, {"unix_time", static_cast<int64_t>(unix_now())}});
     return true;
   }
 
@@ -880,6 +901,7 @@ struct Fleet::Impl {
       if (got < asked) break;
     }
     std::lock_guard<std::mutex> hold(mu);
+    exchanged();
     health.last_sync_unix = unix_now();
     health.exchanges++;
     health.exchange_seconds = mono_now() - now_mono;
