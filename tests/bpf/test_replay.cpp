@@ -5,6 +5,7 @@
 // skipped) and raw IP give the Ethernet capture's verdicts, and a frame
 // captured short is metered at its wire length.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <fstream>
 
 #include "packet.h"
+#include "require.h"
 #include "replay.h"
 #include "rules_file.h"
 
@@ -206,6 +208,22 @@ TEST_F(Replay, AMergedFrameCountsAsItsWirePacketsAtTheCapturesMtu) {
   EXPECT_EQ(r.replayed, 1u);
   EXPECT_EQ(only_rule(r).passed_packets, 5u) << "five wire packets, not one";
   EXPECT_EQ(only_rule(r).passed_bytes, 5u * (14 + 20 + 32 + 1448));
+}
+
+// The frames run in a network namespace of their own (for the MTU); the
+// rules go in before, where the interfaces they redirect to are. Taken
+// first, the namespace had none, and a rule that redirects was refused.
+TEST_F(Replay, ARuleThatRedirectsIsReplayedWhereItsInterfaceIs) {
+  XT_REQUIRE_ROOT();
+  ASSERT_EQ(unshare(CLONE_NEWNET), 0) << std::strerror(errno);  // the test's own, for its interface
+  ASSERT_EQ(std::system("ip link add xtrd0 type veth peer name xtrd1"), 0);
+  Capture c(kEther);
+  const auto f = Packet().ipv4("198.18.0.9").build();
+  for (int i = 0; i < 10; i++) c.frame(kStart + i * kMs, f);
+  const ReplayResult r =
+      replay("[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"10/s\"\nburst = 5\nover = \"redirect:xtrd0\"\n", c);
+  EXPECT_EQ(r.replayed, 10u);
+  EXPECT_EQ(r.redirected, 5u) << "what the rule drops, sent to xtrd0";
 }
 
 }  // namespace

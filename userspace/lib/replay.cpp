@@ -64,8 +64,6 @@ std::string seconds_text(int64_t ns) { return fmt("%.3f", static_cast<double>(ns
 Result<ReplayResult> replay_capture(const RulesFile& file, const std::string& capture, const ReplayOptions& o) {
   auto reader = PcapReader::open(capture);
   if (!reader) return std::unexpected(reader.error());
-  if (o.mtu)
-    if (auto ok = take_mtu(o.mtu); !ok) return std::unexpected(ok.error());
   auto skel = open_object({.pin_dir = std::nullopt,
                            .test_clock = true,
                            .max_sources = o.max_sources,
@@ -78,6 +76,10 @@ Result<ReplayResult> replay_capture(const RulesFile& file, const std::string& ca
   if (auto ok = state->init_config(o.hz, o.max_sources, o.idle_seconds); !ok) return std::unexpected(ok.error());
   (*skel)->bss->xt_test_now = kFirstTick;
   if (auto ok = apply_rules(*state, file, diff_from_nothing(file)); !ok) return std::unexpected(ok.error());
+  // Only the frames in a namespace of its own: the rules went in here,
+  // where the interfaces they redirect to are.
+  if (o.mtu)
+    if (auto ok = take_mtu(o.mtu); !ok) return std::unexpected(ok.error());
 
   // One CPU throughout: the per-CPU state (hot cache, proofs' budget)
   // then behaves as on one receive queue, not scattered by migrations.

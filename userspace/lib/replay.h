@@ -27,7 +27,8 @@ struct ReplayOptions {
   size_t limit = 20;  // throttled sources listed
   // The MTU of the interface the capture was taken on: a frame longer than
   // it (GRO merged it) counts as the wire packets it stands for, as the
-  // live program counts it. 0: the loopback's as it is (the tests').
+  // live program counts it (the frames are run in a network namespace of
+  // their own, whose loopback has it). 0: the caller's loopback as it is.
   uint32_t mtu = 1500;
 };
 
