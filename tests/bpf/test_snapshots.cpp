@@ -239,6 +239,17 @@ TEST_F(Snapshots, ARestoreIntoTheStateSavedCountsNothingTwice) {
   EXPECT_EQ(counter(XT_DROP_BANNED), 6u) << "5 before, 1 after: none twice";
   EXPECT_EQ(counter(XT_PASS_UNMATCHED), 2u);
   EXPECT_EQ(counter(XT_DROPPED_WITHOUT_RULE), 6u);
+
+  // A rule deleted and added again since counts from 0: the restore into
+  // the state saved leaves it so (topped up, its old count came back).
+  rule("198.18.0.0/16", "1000/s", 1000);
+  EXPECT_EQ(passed(from("198.18.0.9"), 5, t1 + kSec), 5);
+  save(t1 + kSec);
+  ASSERT_TRUE(state_->del_rule(*parse_cidr("198.18.0.0/16"), Match{}).has_value());
+  rule("198.18.0.0/16", "1000/s", 1000);
+  EXPECT_EQ(passed(from("198.18.0.9"), 2, t1 + 2 * kSec), 2);
+  ASSERT_TRUE(restore(t1 + 2 * kSec).has_value());
+  EXPECT_EQ(rule_stats("198.18.0.0/16").passed_packets, 2u) << "the new rule's count";
 }
 
 // A hand restore whose new rule's ports cross a live rule's is refused

@@ -459,7 +459,10 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     if (added[i])
       if (auto ok = state.add_rule_stats(live[i]->rule.id, r.stats); !ok) return std::unexpected(ok.error());
   }
-  if (top_up) {
+  // A rule's own counters only in a resumed restore: into the state saved,
+  // a rule deleted and added again since counts from 0, and topping it up
+  // to the snapshot's would bring its old count back as a jump.
+  if (resume) {
     auto counts = state.rule_counters();
     if (!counts) return std::unexpected(counts.error());
     for (size_t i = 0; i < snap->rules.size(); i++) {
