@@ -249,8 +249,11 @@ Result<void> State::load_blocklist(const std::string& name, const std::vector<Ci
   // A version is its second: one loaded here within the second of the one
   // before counts as the second after, so it is newer. At the same second
   // the fleet's hosts took it for the version they had and kept the old
-  // entries, and this host's serve did not even tell it.
-  list.loaded_unix = loaded_unix.value_or(std::max<uint64_t>(static_cast<uint64_t>(std::time(nullptr)), previous + 1));
+  // entries, and this host's serve did not even tell it. Two seconds ahead
+  // of the clock at most: a script reloading many times a second would
+  // otherwise run its versions ahead of every other host's loads.
+  const uint64_t now = static_cast<uint64_t>(std::time(nullptr));
+  list.loaded_unix = loaded_unix.value_or(std::max(now, std::min(previous + 1, now + 2)));
   list.entries = static_cast<uint32_t>(mine.size());
   list.used = by_fleet ? XT_BLOCKLIST_BY_FLEET : XT_BLOCKLIST_HERE;
   xt_blocklist old{};

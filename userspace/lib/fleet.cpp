@@ -462,7 +462,9 @@ struct Fleet::Impl {
         current[name] = seen;  // a deletion told (or taken) is kept, not told again
         continue;
       }
-      const ListSeen gone{static_cast<double>(unix_now()), 0, 0, true};
+      // Newer than the version it ends, which may be a second or two
+      // ahead of the clock (a list reloaded within its second).
+      const ListSeen gone{std::max(unix_now(), seen.origin + 0.001), 0, 0, true};
       current[name] = gone;
       told.push_back(entry("unlist", {"n", name, "u", std::to_string(gone.origin)}));
     }
