@@ -78,6 +78,7 @@ TEST_F(Capture, ASynAnsweredWithAProofIsSampledAsItCame) {
   const auto syn = Packet().ipv4("198.18.7.1", "198.18.0.2").tcp(10).flags(0x02).ports(40000, 80).seq(1000).build();
   EXPECT_EQ(run(syn, 0), XDP_TX);
   EXPECT_EQ(counter(XT_DROP_NEW_SOURCE), 1u);
+  EXPECT_EQ(counter(XT_PROOFS_SENT), 1u) << "one proof, its budget taken once";
   ASSERT_EQ(samples(), 1u);
   EXPECT_EQ(metas_[0].reason, XT_DROP_NEW_SOURCE);
   EXPECT_EQ(metas_[0].redirected, XT_CAPTURE_PROVED);

@@ -128,6 +128,7 @@ int run_rule_add(const Globals& g, const RuleAddOptions& o) {
       *live, [&](const RuleEntry& e) { return e.cidr == spec->cidr && e.spec.match == spec->match; });
   if (now != live->end() && rule_unchanged(*locked->state, *now, *spec)) {
     std::cout << "unchanged " << rule_name(spec->cidr, spec->match) << " " << describe(*spec) << "\n";
+    for (const auto& w : rule_warnings(*spec, *hz)) std::cerr << "xthrottle: warning: " << w << "\n";
     return 0;
   }
   auto replaced = locked->state->put_rule(*spec, *rule);

@@ -322,9 +322,13 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       const std::string aside = snapshot + ".skipped-" + std::to_string(unix_time());
       std::filesystem::rename(snapshot, aside, ec);
       log_line({{"event", "snapshot_skipped"}, {"path", snapshot}, {"moved_to", ec ? "" : aside},
-                {"why", "the state was made since the snapshot and is not empty (rules, bans or lists went in "
-                        "before serve started): not restored into it, the snapshot kept aside (`xthrottle restore "
-                        "FILE` adds it)"},
+                {"why", file->state_id.empty()
+                            ? "the state is not empty, and the snapshot (an older format) does not say which state "
+                              "it was saved from: not restored into it, the snapshot kept aside (`xthrottle restore "
+                              "FILE` adds it, rules deleted since included)"
+                            : "the state was made since the snapshot and is not empty (rules, bans or lists went in "
+                              "before serve started): not restored into it, the snapshot kept aside (`xthrottle "
+                              "restore FILE` adds it)"},
                 {"unix_time", unix_time()}});
     } else {
       nlohmann::json j = {{"event", "snapshot_restored"}, {"path", snapshot}, {"unix_time", unix_time()}};

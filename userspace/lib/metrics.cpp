@@ -210,7 +210,7 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   m.gauge("xthrottle_source_table_bytes", "Kernel memory of the source table, its tags and marks.",
           static_cast<double>(status->bytes_per_source) * status->max_sources);
   const uint64_t admitted = stats->extra(XT_SOURCES_ADMITTED);
-  m.counter("xthrottle_sources_admitted_total", "Buckets created for new sources.", static_cast<double>(admitted));
+  m.counter("xthrottle_sources_admitted_total", "Sources the data path admitted, a bucket made for each (not those a restore or the fleet put in).", static_cast<double>(admitted));
   m.counter("xthrottle_sources_evicted_total", "Buckets whose slot a new source took (idle ones, or the least recently used of a full set).",
             static_cast<double>(stats->extra(XT_SOURCES_EVICTED)));
   m.counter("xthrottle_sources_evicted_active_total",
