@@ -5,6 +5,7 @@
 // skipped) and raw IP give the Ethernet capture's verdicts, and a frame
 // captured short is metered at its wire length.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -217,6 +218,11 @@ TEST_F(Replay, ARuleThatRedirectsIsReplayedWhereItsInterfaceIs) {
   XT_REQUIRE_ROOT();
   ASSERT_EQ(unshare(CLONE_NEWNET), 0) << std::strerror(errno);  // the test's own, for its interface
   ASSERT_EQ(std::system("ip link add xtrd0 type veth peer name xtrd1"), 0);
+  // Held open, as the host's namespace is held by everything else: when the
+  // replay leaves it, it is not torn down with its interface (the rule's
+  // redirect then emptied, as when an interface goes).
+  const int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(ns, 0) << std::strerror(errno);
   Capture c(kEther);
   const auto f = Packet().ipv4("198.18.0.9").build();
   for (int i = 0; i < 10; i++) c.frame(kStart + i * kMs, f);
@@ -224,6 +230,7 @@ TEST_F(Replay, ARuleThatRedirectsIsReplayedWhereItsInterfaceIs) {
       replay("[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"10/s\"\nburst = 5\nover = \"redirect:xtrd0\"\n", c);
   EXPECT_EQ(r.replayed, 10u);
   EXPECT_EQ(r.redirected, 5u) << "what the rule drops, sent to xtrd0";
+  close(ns);
 }
 
 }  // namespace
