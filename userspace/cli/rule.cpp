@@ -8,7 +8,6 @@
 //                         [--ban-after DURATION --ban-for DURATION] [--dry-run]
 // xthrottle rule del CIDR [--proto ...] [--port ...] [--syn]
 // xthrottle rule list [--json]
-#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <vector>
@@ -124,9 +123,8 @@ int run_rule_add(const Globals& g, const RuleAddOptions& o) {
   // total, and let a flood's newcomers in at each run.
   auto live = locked->state->rules();
   if (!live) return fail(live.error());
-  const auto now = std::ranges::find_if(
-      *live, [&](const RuleEntry& e) { return e.cidr == spec->cidr && e.spec.match == spec->match; });
-  if (now != live->end() && rule_unchanged(*locked->state, *now, *spec)) {
+  const RuleEntry* now = find_rule(*live, spec->cidr, spec->match);
+  if (now && rule_unchanged(*locked->state, *now, *spec)) {
     std::cout << "unchanged " << rule_name(spec->cidr, spec->match) << " " << describe(*spec) << "\n";
     for (const auto& w : rule_warnings(*spec, *hz)) std::cerr << "xthrottle: warning: " << w << "\n";
     return 0;

@@ -114,7 +114,7 @@ void log_line(const nlohmann::json& j) {
 bool own_snapshot(const std::string& pin_dir, const SnapshotFile& file) {
   auto state = State::open(pin_dir);
   auto id = state ? state_identity(*state) : Result<std::string>(std::unexpected(state.error()));
-  return id && !file.state_id.empty() && file.state_id == *id;
+  return id && file.saved_from(*id);
 }
 
 int run_serve(const Globals& g, const ServeOptions& o) {

@@ -56,7 +56,7 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
     // serve): it holds all of that and what came since, whatever it holds
     // (an empty one would otherwise get the counters once more, and rules
     // deleted since back).
-    if (file.state_id == *id) return std::nullopt;
+    if (file.saved_from(*id)) return std::nullopt;
     auto empty = state_is_empty(*locked->state);
     if (!empty) return std::unexpected(empty.error());
     if (!*empty) return std::nullopt;

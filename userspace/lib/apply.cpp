@@ -77,8 +77,8 @@ Result<RulesDiff> diff_rules(const State& state, const RulesFile& file) {
   if (!live) return std::unexpected(live.error());
   RulesDiff diff;
   for (const FileRule& want : file.rules) {
-    auto now = std::ranges::find_if(*live, [&](const RuleEntry& e) { return e.cidr == want.spec.cidr && e.spec.match == want.spec.match; });
-    if (now == live->end())
+    const RuleEntry* now = find_rule(*live, want.spec.cidr, want.spec.match);
+    if (!now)
       diff.add.push_back({want.spec, want.compiled, std::nullopt});
     else if (!rule_unchanged(state, *now, want.spec))
       diff.change.push_back({want.spec, want.compiled, *now});

@@ -200,6 +200,12 @@ struct RuleEntry {
   xt_rule rule;
   RuleSpec spec;
 };
+// The rule of rules for cidr and match (a rule is the two), or none.
+inline const RuleEntry* find_rule(const std::vector<RuleEntry>& rules, const Cidr& cidr, const Match& match) {
+  for (const RuleEntry& e : rules)
+    if (e.cidr == cidr && e.spec.match == match) return &e;
+  return nullptr;
+}
 
 // Which word of the live rule's buckets each window of its spec (in
 // limits_of order) is metered in: -1 for one not found (a spec that is

@@ -395,17 +395,15 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   // added, they doubled every reason's count (a state without rules).
   auto id = state_identity(state);
   if (!id) return std::unexpected(id.error());
-  const bool top_up = resume || (!file.state_id.empty() && file.state_id == *id);
+  const bool top_up = resume || file.saved_from(*id);
   // What the kernel would refuse midway, refused before the first change:
   // no room for the rules, lists or bans beside the live ones (an interface
   // a rule sends its drops to that is not here: check_snapshot_rules).
   // A snapshot's rule as live before the restore, if it is.
-  auto live_before = [&](const auto& r) {
-    return std::ranges::find_if(*before, [&](const RuleEntry& e) { return e.cidr == r.cidr && e.spec.match == r.spec.match; });
-  };
+  auto live_before = [&](const auto& r) { return find_rule(*before, r.cidr, r.spec.match); };
   size_t new_rules = 0;
   for (const auto& r : snap->rules)
-    if (live_before(r) == before->end()) new_rules++;
+    if (!live_before(r)) new_rules++;
   if (before->size() + new_rules > XT_MAX_RULES)
     return snapshot_error(path, std::to_string(new_rules) + " rules to add beside " + std::to_string(before->size()) +
                                     " live ones: more than the " + std::to_string(XT_MAX_RULES) + " the program holds");
@@ -434,7 +432,7 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
       (void)add_port_range(ranges, port_slot(*e.spec.match.proto), e.spec.match.ports->first, e.spec.match.ports->second);
   for (const auto& r : snap->rules) {
     const Match& m = r.spec.match;
-    if (!m.ports || live_before(r) != before->end()) continue;
+    if (!m.ports || live_before(r)) continue;
     if (auto ok = add_port_range(ranges, port_slot(*m.proto), m.ports->first, m.ports->second); !ok)
       return snapshot_error(path, "its rule " + rule_name(r.cidr, m) + " does not fit beside the live rules' ports: " +
                                       ok.error().message);
@@ -442,8 +440,8 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   std::vector<bool> added(snap->rules.size());
   for (size_t i = 0; i < snap->rules.size(); i++) {
     const auto& r = snap->rules[i];
-    auto live = live_before(r);
-    if (live != before->end() && same_rule(live->spec, r.spec)) continue;
+    const RuleEntry* live = live_before(r);
+    if (live && same_rule(live->spec, r.spec)) continue;
     auto put = state.put_rule(r.spec, compiled[i]);
     if (!put) return std::unexpected(put.error());
     added[i] = !*put;
@@ -453,8 +451,7 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   std::vector<const RuleEntry*> live(snap->rules.size());
   for (size_t i = 0; i < snap->rules.size(); i++) {
     const auto& r = snap->rules[i];
-    for (const auto& e : *after)
-      if (e.cidr == r.cidr && e.spec.match == r.spec.match) live[i] = &e;
+    live[i] = find_rule(*after, r.cidr, r.spec.match);
     if (!live[i]) return system_error("rule " + rule_name(r.cidr, r.spec.match) + " is not live after its restore");
     if (added[i])
       if (auto ok = state.add_rule_stats(live[i]->rule.id, r.stats); !ok) return std::unexpected(ok.error());

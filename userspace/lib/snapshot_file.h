@@ -93,6 +93,9 @@ struct SnapshotFile {
   uint64_t bytes = 0;  // the file's size
   int64_t saved_at_ns = 0;
   std::string state_id;  // state_identity of the state saved (empty in older files)
+  // Whether it was saved from the state of this identity (an older file,
+  // which does not say, was not).
+  bool saved_from(const std::string& identity) const { return !state_id.empty() && state_id == identity; }
   TableSettings table;  // the saving state's source table (unset in older files)
   struct Rule {
     Cidr cidr;

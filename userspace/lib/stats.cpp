@@ -26,10 +26,6 @@ xt_count sum_reasons(const std::vector<xt_count>& reasons, uint32_t from, uint32
   return total;
 }
 
-}  // namespace
-
-namespace {
-
 // How new clients get past a saturated budget of a rule of these limits.
 std::string ways_in(const Limits& l) {
   if (l.verify && l.remember) return "new clients get in only by proof (TCP) or as known sources (--remember)";
@@ -72,8 +68,9 @@ Result<std::vector<Saturation>> saturations(const State& state, const std::vecto
     // The data path stamps the start as now | 1, and another CPU's tick may
     // be ahead of this read: a start up to a second ahead is now, not a
     // wrap of 49 days.
-    const uint32_t lasted = tick - st.saturated_since;
-    sat.seconds = lasted > UINT32_MAX - cfg->hz ? 0.0 : static_cast<double>(lasted) / cfg->hz;
+    sat.seconds = xt_ticks_since(tick, st.saturated_since, 0, cfg->hz)
+                      ? static_cast<double>(tick - st.saturated_since) / cfg->hz
+                      : 0.0;
     const uint64_t now_dropped = r.stats.new_source_dropped_packets;
     const uint64_t dropped = now_dropped > st.new_drops_at_start ? now_dropped - st.new_drops_at_start : 0;
     sat.dropped_pps = sat.seconds > 0 ? static_cast<double>(dropped) / sat.seconds : 0;
