@@ -12,6 +12,7 @@
 #include "gcra.h"
 #include "bucket.bpf.h"
 #include "known.bpf.h"
+#include "hot.bpf.h"
 
 static __always_inline int xt_catch_up_word(__u64 *word, const struct xt_limit *l, const struct xt_limit *prev,
 					    const struct xt_rule *r, __u64 now, struct xt_control *ctl)
@@ -189,6 +190,66 @@ static long xt_age_set(void *map __attribute__((unused)), const __u32 *idx __att
 	return 0;
 }
 
+/* The hot cache's ticks, kept short of their wrap. An entry drops its
+ * source while its 32-bit tick is at most XT_HOT_MAX_WAIT ahead, so one
+ * whose hold ended 2^32 - 2^24 ticks ago (49.5 days at HZ=1000) would read
+ * as live again, if nothing had read its line since: its source, back
+ * then, dropped for hours. Each entry whose hold ended XT_HOT_AGED ago or
+ * more is given an end that long ago, by compare-and-swap on the tick with
+ * the epoch and class beside it (the data path's own CPU writes its lines
+ * with plain stores; one that fills the entry meanwhile wins). Only the
+ * lines whose bit is set can hold an entry. */
+#define XT_HOT_AGED (1u << 30)
+struct xt_hot_age_walk {
+	__u32 v6_from; /* the first IPv6 line */
+	__u32 now;
+	/* Counted in the map, not on the stack: the verifier would follow a
+	 * count it knows as a constant down every path apart. */
+	struct xt_control *ctl;
+};
+
+static __always_inline void xt_hot_age_slot(struct xt_hot *hot, struct xt_hot_age_walk *walk)
+{
+	_Static_assert(__builtin_offsetof(struct xt_hot, cls) + sizeof(__u16) == sizeof(__u64),
+		       "the tick, the epoch and the class are one word");
+	__u64 *word = (__u64 *)hot;
+	const __u64 old = *(volatile const __u64 *)word;
+	struct xt_hot h;
+	__builtin_memcpy(&h, &old, sizeof(old));
+	const __u32 ago = walk->now - h.until;
+	if ((hot->who & (XT_HOT_USED | XT_HOT_FOREVER)) != XT_HOT_USED || ago < XT_HOT_AGED ||
+	    ago >= -2 * XT_HOT_MAX_WAIT)
+		return;
+	h.until = walk->now - XT_HOT_AGED;
+	__u64 aged;
+	__builtin_memcpy(&aged, &h, sizeof(aged));
+	if (__sync_val_compare_and_swap(word, old, aged) == old)
+		walk->ctl->hot_aged++;
+}
+
+static long xt_hot_age_bits(void *map __attribute__((unused)), const __u32 *word, __u64 *bits,
+			    struct xt_hot_age_walk *walk)
+{
+	const __u64 held = *(volatile const __u64 *)bits;
+	if (!held)
+		return 0;
+#pragma clang loop unroll(disable)
+	for (__u32 b = 0; b < 64; b++) {
+		if (!(held & (1ull << b)))
+			continue;
+		const __u32 idx = *word << 6 | b;
+		struct xt_hot_set *set = bpf_map_lookup_elem(&xt_hot, &idx);
+		if (!set)
+			return 1;
+		/* An IPv6 line's slots 1 and 3 are the addresses of 0 and 2. */
+		const int step = idx >= walk->v6_from ? 2 : 1;
+#pragma clang loop unroll(disable)
+		for (int s = 0; s < 4; s += step)
+			xt_hot_age_slot(xt_hot_at(set, s), walk);
+	}
+	return 0;
+}
+
 SEC("xdp")
 int xt_age(struct xdp_md *ctx __attribute__((unused)))
 {
@@ -205,6 +266,13 @@ int xt_age(struct xdp_md *ctx __attribute__((unused)))
 	};
 	bpf_for_each_map_elem(&xt_bucket_tags, xt_age_set, &walk, 0);
 	ctl->aged = walk.aged;
+	struct xt_hot_age_walk hot = {
+		.v6_from = xt_cfg_nr_cpus << (cfg->hot_bits & 31),
+		.now = (__u32)xt_now(),
+		.ctl = ctl,
+	};
+	ctl->hot_aged = 0;
+	bpf_for_each_map_elem(&xt_hot_bitmap, xt_hot_age_bits, &hot, 0);
 	return XDP_PASS;
 }
 

@@ -729,6 +729,7 @@ struct xt_control {
 	__u32 refused;       /* no room (the set's ways all in use) */
 	__u32 stale;         /* a charge's words of another generation than rule's (it was replaced meanwhile): left */
 	__u64 aged;          /* xt_age: stamps older than the idle window set back to just past it */
+	__u64 hot_aged;      /* xt_age: hot-cache entries whose hold ended long ago, given an end less long ago */
 };
 #define XT_SWEEP_ALL 0xffffffffu
 /* xt_restore's batch: records of xt_restore_in, not pinned. */
@@ -915,7 +916,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_known_tags) == 8, "xt_known_tags layout");
 XT_STATIC_ASSERT(sizeof(struct xt_slot) == 64, "xt_slot layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_tags) == 64, "xt_set_tags layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_marks) == 16, "xt_set_marks layout: four sets a cache line");
-XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 64, "xt_control layout");
+XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 72, "xt_control layout");
 XT_STATIC_ASSERT(sizeof(struct xt_ports) == 8, "xt_ports layout");
 XT_STATIC_ASSERT(sizeof(struct xt_port_range) == 8, "xt_port_range layout");
 XT_STATIC_ASSERT(XT_MAX_PORT_RANGES <= XT_CLASS_VALUE && XT_MAX_RULES - 1 <= XT_HOT_RULE, "classes and hot entries hold ids");

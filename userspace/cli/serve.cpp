@@ -395,7 +395,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     std::optional<State> mine;  // opened here, and again after a failure
     auto every = std::chrono::seconds(State::kAgeRetrySeconds);
     while (!stop.stop_requested()) {
-      auto aged = [&]() -> Result<uint64_t> {
+      auto aged = [&]() -> Result<State::Aged> {
         if (!mine) {
           auto opened = State::open(pin_dir);
           if (!opened) return std::unexpected(opened.error());

@@ -479,12 +479,12 @@ Result<void> State::sweep_buckets(uint32_t id, uint32_t keep_per_len) {
   return set_meta(*m);
 }
 
-Result<uint64_t> State::age_stamps() {
+Result<State::Aged> State::age_stamps() {
   auto c = control();
   if (!c) return std::unexpected(c.error());
   auto out = run_control(**c, (*c)->age, xt_control{}, "the ageing of the table's idle stamps");
   if (!out) return std::unexpected(out.error());
-  return out->aged;
+  return Aged{.stamps = out->aged, .hot = out->hot_aged};
 }
 
 Result<void> State::catch_up_buckets(const xt_rule& rule) {

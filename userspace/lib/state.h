@@ -217,12 +217,18 @@ class State {
   // The caller holds the pin directory's lock.
   Result<void> clear_ended_bans();
   // Sets every `used` stamp older than the idle window back to a second past
-  // it (the control program xt_age), and returns how many: a 16-bit stamp
-  // idle for a whole cycle (four idle windows at least) would read as
-  // recent again, its source tracked without the budget. serve calls this
-  // every age_every_seconds (table.h), and after a failure tries again
-  // every kAgeRetrySeconds.
-  Result<uint64_t> age_stamps();
+  // it (the control program xt_age): a 16-bit stamp idle for a whole cycle
+  // (four idle windows at least) would read as recent again, its source
+  // tracked without the budget. And gives every hot-cache entry whose hold
+  // ended 2^30 ticks ago or more an end that long ago: a 32-bit tick 49.5
+  // days past would read as live again, its source dropped. Says how many
+  // of each. serve calls this every age_every_seconds (table.h), and after
+  // a failure tries again every kAgeRetrySeconds.
+  struct Aged {
+    uint64_t stamps = 0;
+    uint64_t hot = 0;
+  };
+  Result<Aged> age_stamps();
   static constexpr int kAgeRetrySeconds = 5;
 
   // Blocklists (xthrottle blocklist; abi.h): named lists of prefixes whose
