@@ -2,7 +2,11 @@
 // Operating it for months, end to end in a namespace lab: config files
 // (apply, SIGHUP, bad files), `serve` scraped by a real Prometheus, events,
 // upgrading the program under traffic, and refusing pins of another ABI.
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <cstdio>
@@ -333,6 +337,66 @@ TEST_F(Operate, EventsTellThrottledAndReleasedAndAFloodOfThemIsBounded) {
   EXPECT_LT(static_cast<double>(seen.size()), bound);
   const json s = lab_->xthrottle_json({"stats", "--json"});
   EXPECT_GT(s["events_suppressed"].get<uint64_t>(), 10000u) << "the rest were counted, not written";
+}
+
+// `events` whose output is not read (a pager left open, a stalled pipe)
+// stopped draining its ring, and once the ring was full the events that
+// followed were lost without a word. It drains into a queue of --buffer
+// lines, counts what does not fit and says so where the loss began: every
+// event is either written or counted.
+TEST_F(Operate, EventsNotReadAreCountedAsLostAndSaidSo) {
+  ok({"rule", "add", "198.19.0.0/16", "--rate", "1/s", "--burst", "1", "--new-rate", "1000000/s"});
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  ASSERT_EQ(fcntl(fds[1], F_SETPIPE_SZ, 4096), 4096) << "a pipe of one page: some 20 lines";
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  std::vector<std::string> argv = lab_->xthrottle_argv({"events", "--json", "--buffer", "10"});
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  ASSERT_EQ(posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  std::this_thread::sleep_for(500ms);
+
+  // 80 sources each over its burst of 1: 80 throttles, within the events'
+  // own burst of 100, none suppressed; nothing reads the pipe meanwhile.
+  lab_->flood({"--src", "198.19.0.0", "--sources", "80", "--count", "160"});
+  std::this_thread::sleep_for(1s);
+  std::string out;
+  char buf[4096];
+  auto drain = [&](double seconds) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    pollfd in{.fd = fds[0], .events = POLLIN, .revents = 0};
+    while (std::chrono::steady_clock::now() < until && ::poll(&in, 1, 100) >= 0) {
+      if (!(in.revents & (POLLIN | POLLHUP))) continue;
+      const ssize_t n = read(fds[0], buf, sizeof(buf));
+      if (n <= 0) return;  // it ended
+      out.append(buf, static_cast<size_t>(n));
+    }
+  };
+  drain(1.5);
+  kill(pid, SIGINT);
+  drain(5);
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+
+  const std::vector<json> seen = json_lines(out);
+  const auto written = std::ranges::count_if(seen, [](const json& j) { return j["event"] == "throttled"; });
+  uint64_t lost = 0;
+  for (const json& j : seen)
+    if (j["event"] == "lost") lost += j["events"].get<uint64_t>();
+  EXPECT_GT(lost, 0u) << out;
+  EXPECT_LE(written, 10 + 4096 / 100) << "the pipe and the queue's 10 lines at most";
+  EXPECT_EQ(static_cast<uint64_t>(written) + lost, 80u) << "every event written or counted: " << out;
+  const auto first_lost = std::ranges::find_if(seen, [](const json& j) { return j["event"] == "lost"; });
+  ASSERT_NE(first_lost, seen.end());
+  EXPECT_NE(first_lost->value("why", "").find("not read"), std::string::npos);
 }
 
 // An event names the rule in its slot now: a rule deleted and another

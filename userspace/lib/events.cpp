@@ -14,7 +14,6 @@
 #include "policy.h"
 
 namespace xt {
-namespace {
 
 std::string iso8601(std::chrono::system_clock::time_point t) {
   const auto secs = std::chrono::system_clock::to_time_t(t);
@@ -26,8 +25,6 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(ms));
   return buf;
 }
-
-}  // namespace
 
 struct EventReader::Context {
   const State* state = nullptr;

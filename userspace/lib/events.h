@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -21,6 +22,9 @@
 struct ring_buffer;
 
 namespace xt {
+
+// A wall-clock time as the events give it: 2026-12-06T05:25:18.123Z.
+std::string iso8601(std::chrono::system_clock::time_point t);
 
 class EventReader {
  public:
