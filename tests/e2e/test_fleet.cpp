@@ -409,6 +409,80 @@ TEST_F(Fleet, AHostThatWasAwayBringsNoLiftedBanOrDeletedListBack) {
   }
 }
 
+// `blocklist del` and then `load` of the same list within one second (a
+// script that replaces a list): serve told the deletion dated when it saw
+// it, and the load as the whole second it was made in, older. Every other
+// host took the deletion and skipped the load as an older version: the
+// list was gone everywhere but on the host that loaded it.
+TEST_F(Fleet, AListDeletedAndLoadedAgainWithinASecondReachesEveryHost) {
+  start_serves();
+  auto listed = [&](int h, const char* addr) { return labs_[h]->xthrottle({"blocklist", "test", addr}).rc == 0; };
+  const std::string first = dir_ + "/first.txt", second = dir_ + "/second.txt";
+  std::ofstream(first) << "198.18.5.0/24\n";
+  std::ofstream(second) << "198.18.6.0/24\n";
+  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", first}).rc, 0);
+  ASSERT_GE(until_everywhere(0, [&](int h) { return listed(h, "198.18.5.77"); }), 0);
+  // The deletion early in a second, seen by serve's look (every 0.5 s)
+  // within it; the load late in the same second.
+  const auto unix_now = [] {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
+  const double start = std::floor(unix_now()) + 1.05;
+  std::this_thread::sleep_for(std::chrono::duration<double>(start - unix_now()));
+  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
+  std::this_thread::sleep_for(std::chrono::duration<double>(start + 0.75 - unix_now()));
+  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", second}).rc, 0);
+  const bool one_second = unix_now() < std::floor(start) + 1;
+  std::printf("[ measure  ] deleted and loaded again within one second: %s\n", one_second ? "yes" : "no");
+  EXPECT_GE(until_everywhere(0, [&](int h) { return listed(h, "198.18.6.77"); }), 0)
+      << "the list loaded after its deletion reaches every host";
+  std::this_thread::sleep_for(1s);
+  for (int h = 0; h < kHosts; h++) {
+    EXPECT_TRUE(listed(h, "198.18.6.77")) << "host " << h;
+    EXPECT_FALSE(listed(h, "198.18.5.77")) << "host " << h << ": the first version is back";
+  }
+}
+
+// A list deleted on a host while its link to Redis was down was told
+// dated when the link came back, so it beat a version another host loaded
+// during the outage: the list was deleted everywhere. It is dated when
+// serve first saw it gone.
+TEST_F(Fleet, AListDeletedDuringAnOutageDoesNotBeatOneLoadedElsewhereSince) {
+  // Host 0 logs in as a user of its own, whose rights are taken away for
+  // the outage; the others go on.
+  ASSERT_EQ(run({"redis-cli", "-s", sock_, "ACL", "SETUSER", "h0", "on", ">pw", "~*", "&*", "+@all"}).out, "OK\n");
+  serves_[0] = std::make_unique<Background>(labs_[0]->xthrottle_argv(
+      {"serve", "--metrics", "127.0.0.1:9431", "--cluster", "unix://h0:pw@" + sock_, "--cluster-every", "100ms"}));
+  for (int h = 1; h < kHosts; h++) start_serve(h);
+  ASSERT_TRUE(wait_connected(true));
+  auto listed = [&](int h, const char* addr) { return labs_[h]->xthrottle({"blocklist", "test", addr}).rc == 0; };
+  const std::string first = dir_ + "/first.txt", second = dir_ + "/second.txt";
+  std::ofstream(first) << "198.18.5.0/24\n";
+  std::ofstream(second) << "198.18.6.0/24\n";
+  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", first}).rc, 0);
+  ASSERT_GE(until_everywhere(0, [&](int h) { return listed(h, "198.18.5.77"); }), 0);
+
+  ASSERT_EQ(run({"redis-cli", "-s", sock_, "ACL", "SETUSER", "h0", "-@all"}).out, "OK\n");
+  ASSERT_EQ(run({"redis-cli", "-s", sock_, "CLIENT", "KILL", "USER", "h0"}).rc, 0);
+  bool down = false;
+  for (int i = 0; i < 50 && !down; i++, std::this_thread::sleep_for(100ms))
+    down = !status(0)["fleet"]["connected"].get<bool>();
+  ASSERT_TRUE(down) << "host 0's link is down";
+  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
+  std::this_thread::sleep_for(1500ms);  // host 0's serve sees it gone
+  ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "load", "drop", second}).rc, 0);
+  ASSERT_GE(until_everywhere(1, [&](int h) { return h == 0 || listed(h, "198.18.6.77"); }), 0)
+      << "host 1's version reached host 2";
+  std::this_thread::sleep_for(1500ms);  // later than the load: the outage ends
+  ASSERT_EQ(run({"redis-cli", "-s", sock_, "ACL", "SETUSER", "h0", "+@all"}).out, "OK\n");
+  ASSERT_TRUE(wait_connected(true));
+  std::this_thread::sleep_for(1500ms);
+  for (int h = 0; h < kHosts; h++) {
+    EXPECT_TRUE(listed(h, "198.18.6.77")) << "host " << h << ": the version loaded after the deletion is gone";
+    EXPECT_FALSE(listed(h, "198.18.5.77")) << "host " << h;
+  }
+}
+
 // A list the fleet told that a host cannot take (it holds 16 already) is
 // said in that host's log. It was skipped in silence: the stream had moved
 // past it, nothing retried, and status said all was well while the host

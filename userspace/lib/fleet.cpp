@@ -177,6 +177,9 @@ struct Fleet::Impl {
     bool deleted = false;
   };
   std::map<std::string, ListSeen> lists_seen, lists_next;
+  // When this serve first found a list it had seen gone: its deletion's
+  // time, also when found while Redis was away and told once it answers.
+  std::map<std::string, double> gone_since;
   double next_told = 0;
   double next_health = 0;
 
@@ -437,13 +440,22 @@ struct Fleet::Impl {
     std::map<std::string, ListSeen> current;
     for (const auto& l : *lists) {
       const std::string name(l.list.name, strnlen(l.list.name, sizeof(l.list.name)));
+      gone_since.erase(name);
       auto was = lists_seen.find(name);
       if (was != lists_seen.end() && was->second.loaded_unix == l.list.loaded_unix &&
           was->second.entries == l.list.entries) {
         current[name] = was->second;  // told, or the fleet's
         continue;
       }
-      const ListSeen seen{static_cast<double>(l.list.loaded_unix), l.list.loaded_unix, l.list.entries};
+      // Loaded after a deletion: a newer version than that deletion,
+      // whatever its second (a version is the second it was loaded in, a
+      // deletion the moment it was seen). `blocklist del` and `load` in
+      // one second made a version older than the deletion told before it,
+      // and every other host kept the list deleted.
+      double origin = static_cast<double>(l.list.loaded_unix);
+      if (was != lists_seen.end() && was->second.deleted && was->second.origin >= origin)
+        origin = was->second.origin + 0.001;
+      const ListSeen seen{origin, l.list.loaded_unix, l.list.entries};
       // The fleet's (told before this serve started, or restored from a
       // snapshot): not told back, as the fleet's bans are not. Its
       // deletion here is still told.
@@ -462,15 +474,35 @@ struct Fleet::Impl {
         current[name] = seen;  // a deletion told (or taken) is kept, not told again
         continue;
       }
-      // Newer than the version it ends, which may be a second or two
-      // ahead of the clock (a list reloaded within its second).
-      const ListSeen gone{std::max(unix_now(), seen.origin + 0.001), 0, 0, true};
+      // Dated when it was first seen, though Redis was away then; newer
+      // than the version it ends, which may be a second or two ahead of
+      // the clock (a list reloaded within its second).
+      const double when = gone_since.try_emplace(name, unix_now()).first->second;
+      const ListSeen gone{std::max(when, seen.origin + 0.001), 0, 0, true};
       current[name] = gone;
       told.push_back(entry("unlist", {"n", name, "u", std::to_string(gone.origin)}));
     }
     out.insert(out.end(), std::make_move_iterator(told.begin()), std::make_move_iterator(told.end()));
     forget_oldest_deletions(current);
     lists_next = std::move(current);
+  }
+
+  // While Redis is away: the lists gone since the last look that went
+  // through, dated now if not yet (collect_lists tells them once Redis
+  // answers). A deletion dated at the outage's end beat a version loaded
+  // on another host during it, and the list was deleted everywhere.
+  void note_deletions() {
+    auto lock = DirLock::acquire(pin_dir);
+    if (!lock) return;
+    auto lists = state->blocklists();
+    if (!lists) return;
+    std::set<std::string> here;
+    for (const auto& l : *lists) here.emplace(l.list.name, strnlen(l.list.name, sizeof(l.list.name)));
+    for (const auto& [name, seen] : lists_seen)
+      if (here.contains(name))
+        gone_since.erase(name);
+      else if (!seen.deleted)
+        gone_since.try_emplace(name, unix_now());
   }
 
   // Deletions are kept (a name and a time each), the oldest forgotten past
@@ -809,6 +841,10 @@ struct Fleet::Impl {
     collect(*rules);
     if (!redis && now_mono >= next_connect) connect();
     if (!redis) {
+      if (now_mono >= next_told) {
+        next_told = now_mono + 0.5;
+        note_deletions();
+      }
       keep();
       return;
     }
@@ -877,6 +913,10 @@ struct Fleet::Impl {
     if (told) {
       bans_seen = std::move(bans_next);
       lists_seen = std::move(lists_next);
+      std::erase_if(gone_since, [&](const auto& g) {
+        const auto it = lists_seen.find(g.first);
+        return it == lists_seen.end() || it->second.deleted;
+      });
     }
     const auto sent_of = [&](const char* a, const char* b) {
       return static_cast<uint64_t>(
