@@ -73,14 +73,24 @@ XT_INLINE xt_tcphdr *xt_proof_tcp(void *data, const void *data_end, const struct
 	return (xt_tcphdr *)(l3 + l3_len);
 }
 
-/* Whether pkt's frame takes part in the proof, and if so what its cookie is
- * made of (in *v). */
-XT_INLINE int xt_proof_kind(void *data, const void *data_end, const struct xt_pkt *pkt, struct xt_tcp_view *v)
+/* Whether pkt's frame (on a link of enum xt_link) takes part in the proof,
+ * and if so what its cookie is made of (in *v). */
+XT_INLINE int xt_proof_kind(void *data, const void *data_end, const struct xt_pkt *pkt, int link,
+			    struct xt_tcp_view *v)
 {
 	__u8 *l3;
 	__u32 l3_len;
 	const xt_tcphdr *th = xt_proof_tcp(data, data_end, pkt, &l3, &l3_len);
 	if (!th)
+		return XT_PROOF_OTHER;
+	/* Only what was sent to this host takes part: a SYN to a group (the
+	 * link's broadcast or a multicast address, or an IP one) would have
+	 * every xthrottle host on the segment answer its source, where the
+	 * kernel's stack drops it. */
+	const __u8 *mac = (const __u8 *)data; /* the destination's first byte: its group bit */
+	if (link == XT_LINK_ETHER && (mac + 1 > (const __u8 *)data_end || (mac[0] & 1)))
+		return XT_PROOF_OTHER;
+	if (l3_len == sizeof(struct iphdr) ? l3[16] >= 224 : l3[XT_IP6_DADDR] == 0xff)
 		return XT_PROOF_OTHER;
 	if (l3_len == sizeof(struct iphdr)) {
 		__u32 d;

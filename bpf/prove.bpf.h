@@ -59,7 +59,7 @@ __attribute__((noinline)) int xt_prove(struct xdp_md *ctx, const struct xt_rule 
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct xt_tcp_view v;
-	const int kind = xt_proof_kind(data, data_end, pkt, &v);
+	const int kind = xt_proof_kind(data, data_end, pkt, xt_cfg_link, &v);
 	if (kind == XT_PROOF_OTHER)
 		return XDP_DROP;
 	/* A RST costs two SipHashes to check: it comes out of the same budget. */

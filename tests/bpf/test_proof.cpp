@@ -95,6 +95,26 @@ TEST_F(Proof, TheAnswerToASynRulesProofComesBackToThatRule) {
   EXPECT_EQ(run(Packet().ipv4("198.18.7.2", "198.18.0.2").tcp().flags(kAck).build(), 30 * kMs), XDP_PASS);
 }
 
+// A SYN sent to a group (the link's broadcast, an IPv4 multicast or the
+// limited broadcast address, an IPv6 multicast one) is not this host's to
+// answer: the kernel drops it, and answering it would have every xthrottle
+// host of the segment send its source a SYN-ACK, from the group's address.
+TEST_F(Proof, NoProofForASynSentToAGroup) {
+  limit();
+  spend_budget();
+  rule("::/0", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1/hour"); });
+  ASSERT_EQ(run(Packet().ipv6("2001:db8:ffff::1", "2001:db8::2").build()), XDP_PASS) << "its budget spent";
+  const auto syn_to = [](Packet p) { return p.tcp(10).flags(kSyn).ports(40000, 80).seq(1000).build(); };
+  EXPECT_EQ(run(syn_to(Packet().broadcast().ipv4("198.18.7.1", "198.18.0.2"))), XDP_DROP) << "to the link's broadcast";
+  EXPECT_EQ(run(syn_to(Packet().ipv4("198.18.7.1", "255.255.255.255"))), XDP_DROP);
+  EXPECT_EQ(run(syn_to(Packet().ipv4("198.18.7.1", "224.0.0.1"))), XDP_DROP);
+  EXPECT_EQ(run(syn_to(Packet().ipv6("2001:db8:7::1", "ff02::1"))), XDP_DROP);
+  EXPECT_EQ(counter(XT_PROOFS_SENT), 0u);
+  EXPECT_EQ(run(syn_to(Packet().ipv4("198.18.7.1", "198.18.0.2"))), XDP_TX) << "to this host: answered";
+  EXPECT_EQ(run(syn_to(Packet().ipv6("2001:db8:7::1", "2001:db8::2"))), XDP_TX);
+  EXPECT_EQ(counter(XT_PROOFS_SENT), 2u);
+}
+
 TEST_F(Proof, AWrongCookieProvesNothing) {
   limit();
   spend_budget();

@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -107,6 +108,11 @@ class Packet {
     return *this;
   }
   // No link layer: the frame starts at the IP header (tun, WireGuard).
+  // Sent to the link's broadcast address (ff:ff:ff:ff:ff:ff), not to this host's.
+  Packet& broadcast() {
+    broadcast_ = true;
+    return *this;
+  }
   Packet& no_link() {
     no_link_ = true;
     return *this;
@@ -128,6 +134,7 @@ class Packet {
 
   std::vector<uint8_t> build() const {
     std::vector<uint8_t> f = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01};
+    if (broadcast_) std::fill(f.begin(), f.begin() + 6, 0xff);
     uint16_t type = l3_ == 4 ? 0x0800 : l3_ == 6 ? 0x86DD : ethertype_;
     for (const auto& t : tags_) {
       put16(f, t.tpid);
@@ -244,6 +251,7 @@ class Packet {
   uint16_t sport_ = 0, dport_ = 0;
   uint32_t seq_ = 0, ack_ = 0;
   bool no_link_ = false;
+  bool broadcast_ = false;
 };
 
 }  // namespace xt::test

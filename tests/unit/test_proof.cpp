@@ -75,7 +75,7 @@ Reply reply_to(std::vector<uint8_t> frame, uint32_t cookie = 0x11223344, uint32_
   Reply r;
   xt_pkt pkt{};
   EXPECT_EQ(xt_parse(frame.data(), frame.data() + frame.size(), frame.size(), XT_LINK_ETHER, &pkt), XT_PARSE_IP);
-  r.kind = xt_proof_kind(frame.data(), frame.data() + frame.size(), &pkt, &r.view);
+  r.kind = xt_proof_kind(frame.data(), frame.data() + frame.size(), &pkt, XT_LINK_ETHER, &r.view);
   if (r.kind != XT_PROOF_SYN) return r;
   const uint32_t len = xt_proof_reply(frame.data(), frame.data() + frame.size(), &pkt, XT_LINK_ETHER, cookie, isn);
   EXPECT_GT(len, 0u);
