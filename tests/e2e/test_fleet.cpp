@@ -443,6 +443,29 @@ TEST_F(Fleet, AListDeletedAndLoadedAgainWithinASecondReachesEveryHost) {
   }
 }
 
+// ... but a version of an earlier second is not: a snapshot restored after
+// the list was deleted puts its list back as old as it was, and the fleet
+// keeps the deletion (the first version of the fix told it as newer than
+// the deletion, and every host had the deleted list back).
+TEST_F(Fleet, AListRestoredFromASnapshotAfterItsDeletionStaysDeletedElsewhere) {
+  start_serves();
+  auto listed = [&](int h) { return labs_[h]->xthrottle({"blocklist", "test", "198.18.5.77"}).rc == 0; };
+  const std::string file = dir_ + "/list.txt", snapshot = dir_ + "/host0.snap";
+  std::ofstream(file) << "198.18.5.0/24\n";
+  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", file}).rc, 0);
+  ASSERT_GE(until_everywhere(0, listed), 0);
+  const Outcome saved = labs_[0]->xthrottle({"save", snapshot});
+  ASSERT_EQ(saved.rc, 0) << saved.err;
+  std::this_thread::sleep_for(1200ms);  // the deletion in a later second than the load
+  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
+  ASSERT_GE(until_everywhere(0, [&](int h) { return !listed(h); }), 0);
+  const Outcome restored = labs_[0]->xthrottle({"restore", snapshot});
+  ASSERT_EQ(restored.rc, 0) << restored.err;
+  EXPECT_TRUE(listed(0)) << "restored on host 0";
+  std::this_thread::sleep_for(1500ms);  // three of serve's looks
+  for (int h = 1; h < kHosts; h++) EXPECT_FALSE(listed(h)) << "host " << h << ": the deleted list is back";
+}
+
 // A list deleted on a host while its link to Redis was down was told
 // dated when the link came back, so it beat a version another host loaded
 // during the outage: the list was deleted everywhere. It is dated when

@@ -447,13 +447,16 @@ struct Fleet::Impl {
         current[name] = was->second;  // told, or the fleet's
         continue;
       }
-      // Loaded after a deletion: a newer version than that deletion,
-      // whatever its second (a version is the second it was loaded in, a
-      // deletion the moment it was seen). `blocklist del` and `load` in
-      // one second made a version older than the deletion told before it,
-      // and every other host kept the list deleted.
+      // Loaded in the second of a deletion this serve knows: a newer
+      // version than that deletion (a version is the second it was loaded
+      // in, a deletion the moment it was seen). `blocklist del` and `load`
+      // in one second made a version older than the deletion told before
+      // it, and every other host kept the list deleted. A version of an
+      // earlier second (a snapshot's, restored as old as it was) stays
+      // older than the deletion.
       double origin = static_cast<double>(l.list.loaded_unix);
-      if (was != lists_seen.end() && was->second.deleted && was->second.origin >= origin)
+      if (was != lists_seen.end() && was->second.deleted && was->second.origin >= origin &&
+          origin + 1 > was->second.origin)
         origin = was->second.origin + 0.001;
       const ListSeen seen{origin, l.list.loaded_unix, l.list.entries};
       // The fleet's (told before this serve started, or restored from a
