@@ -194,12 +194,16 @@ static long xt_age_set(void *map __attribute__((unused)), const __u32 *idx __att
  * source while its 32-bit tick is at most XT_HOT_MAX_WAIT ahead, so one
  * whose hold ended 2^32 - 2^24 ticks ago (49.5 days at HZ=1000) would read
  * as live again, if nothing had read its line since: its source, back
- * then, dropped for hours. Each entry whose hold ended XT_HOT_AGED ago or
- * more is given an end that long ago, by compare-and-swap on the tick with
- * the epoch and class beside it (the data path's own CPU writes its lines
- * with plain stores; one that fills the entry meanwhile wins). Only the
- * lines whose bit is set can hold an entry. */
+ * then, dropped for hours. Each entry whose hold ended XT_HOT_AGE_FROM ago
+ * or more (8.7 days past XT_HOT_AGED) is given an end XT_HOT_AGED ago, by
+ * compare-and-swap on the tick with the epoch and class beside it (the
+ * data path's own CPU writes its lines with plain stores; one that fills
+ * the entry meanwhile wins): written again every 8.7 days, not on every
+ * walk, and never 2^31 ticks old, where xt_hot_last_hit's signed compare
+ * would read it as ahead. Only the lines whose bit is set can hold an
+ * entry. */
 #define XT_HOT_AGED (1u << 30)
+#define XT_HOT_AGE_FROM ((1u << 31) - (1u << 28))
 struct xt_hot_age_walk {
 	__u32 v6_from; /* the first IPv6 line */
 	__u32 now;
@@ -217,7 +221,7 @@ static __always_inline void xt_hot_age_slot(struct xt_hot *hot, struct xt_hot_ag
 	struct xt_hot h;
 	__builtin_memcpy(&h, &old, sizeof(old));
 	const __u32 ago = walk->now - h.until;
-	if ((hot->who & (XT_HOT_USED | XT_HOT_FOREVER)) != XT_HOT_USED || ago < XT_HOT_AGED ||
+	if ((hot->who & (XT_HOT_USED | XT_HOT_FOREVER)) != XT_HOT_USED || ago < XT_HOT_AGE_FROM ||
 	    ago >= -2 * XT_HOT_MAX_WAIT)
 		return;
 	h.until = walk->now - XT_HOT_AGED;

@@ -620,32 +620,38 @@ TEST_F(Program, AHotCacheEntryDoesNotComeBackWhenItsTickWraps) {
 // HZ=1000), for a source whose line nothing read meanwhile: its entry read
 // as live again, and the source was dropped for up to 4.7 hours but for
 // every 256th packet. serve's ageing (xt_age) gives an entry whose hold
-// ended 2^30 ticks ago or more an end that long ago, so it never gets
+// ended 2^31 - 2^28 ticks ago or more an end 2^30 ago, so it never gets
 // there; it leaves a live entry alone, also one filled by a CPU whose
-// clock is ahead of the walk's.
+// clock is ahead of the walk's, and one it aged until it is that old again.
 TEST_F(Program, AHotCacheEntryAgedByServeDoesNotComeBackAfterFortyNineDays) {
   ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the hot cache is per CPU
   load();
   rule("198.18.0.0/15", "10/s", 2);
+  rule("2001:db8::/32", "10/s", 2);
   const auto frame = Packet().ipv4("198.18.0.1").build();
+  const auto frame6 = Packet().ipv6("2001:db8::1").build();  // an IPv6 line: two slots an entry
   ASSERT_EQ(passed(frame, 10, kSec), 2) << "dropped until tick kSec + 100";
+  ASSERT_EQ(passed(frame6, 10, kSec), 2);
   skel_->bss->xt_test_now = kSec / 2;  // the walk's clock behind the filler's
   EXPECT_EQ(state_->age_stamps().value().hot, 0u) << "an entry ahead of the walk is live";
   skel_->bss->xt_test_now = kSec + 50;
   EXPECT_EQ(state_->age_stamps().value().hot, 0u) << "a live entry is left alone";
   EXPECT_EQ(passed(frame, 1, kSec + 99), 0) << "and still drops";
+  EXPECT_EQ(passed(frame6, 1, kSec + 99), 0);
   // serve runs it every 30 s; a run every 2^29 ticks (6.2 days) is enough
   // for this, and stands in for them here.
   const uint64_t back = kSec + 100 + (1ull << 32) - (1ull << 23);
-  uint64_t aged = 0;
+  std::vector<uint64_t> aged;
   for (uint64_t t = kSec + 100 + (1ull << 29); t < back; t += 1ull << 29) {
     skel_->bss->xt_test_now = t;
-    aged += state_->age_stamps().value().hot;
+    aged.push_back(state_->age_stamps().value().hot);
   }
-  EXPECT_GE(aged, 1u) << "its hold's end set back";
+  EXPECT_EQ(aged, (std::vector<uint64_t>{0, 0, 0, 2, 0, 2, 0}))
+      << "each hold's end set back to 2^30 ticks ago once it is 2^31 - 2^28 old, and not on every walk";
   EXPECT_EQ(passed(frame, 1, back), 1) << "back after 49.6 days: its bucket, long full, decides";
-  const xt_rule_stats s = rule_stats("198.18.0.0/15");
-  EXPECT_EQ(s.dropped_packets, 9u) << "its held drops counted once, none since";
+  EXPECT_EQ(passed(frame6, 1, back), 1) << "the IPv6 entry too, its address read whole";
+  EXPECT_EQ(rule_stats("198.18.0.0/15").dropped_packets, 9u) << "its held drops counted once, none since";
+  EXPECT_EQ(rule_stats("2001:db8::/32").dropped_packets, 9u);
 }
 
 // Two rule changes in a row while a source is throttled (the hot cache drops
