@@ -425,6 +425,19 @@ TEST(Match, PortRulesWithoutAFallbackAreTold) {
   EXPECT_TRUE(port_rule_gaps(rules).empty());
   EXPECT_EQ(port_rule_gaps({entry("0.0.0.0/0", Match{6, std::nullopt, true})}).size(), 1u)
       << "a fragmented SYN is no SYN to the parser";
+  // IPv6: a packet behind more than four extension headers has the header
+  // where the walk stopped for its protocol, so a --proto udp rule, which
+  // takes the fragments, does not take it. It was counted as cover, and
+  // status said nothing while such packets passed unlimited.
+  std::vector<RuleEntry> v6 = {entry("2001:db8::/32", dns), entry("2001:db8::/32", Match{17, std::nullopt, false})};
+  gaps = port_rule_gaps(v6);
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_NE(gaps[0].find("no rule without a match covers the sources of 2001:db8::/32 udp/53"), std::string::npos)
+      << gaps[0];
+  EXPECT_EQ(gaps[0].find("fragments"), std::string::npos) << "the --proto udp rule takes those: " << gaps[0];
+  EXPECT_NE(gaps[0].find("`rule add 2001:db8::/32 --rate ...`"), std::string::npos) << gaps[0];
+  v6.push_back(entry("::/0", Match{}));
+  EXPECT_TRUE(port_rule_gaps(v6).empty());
 }
 
 // Issue 13, several windows: --rate (and --bandwidth) given several times,

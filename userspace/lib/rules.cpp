@@ -723,14 +723,26 @@ std::vector<std::string> port_rule_gaps(const std::vector<RuleEntry>& rules) {
   for (const RuleEntry& e : rules) {
     const Match& m = e.spec.match;
     if (!m.ports && !m.syn) continue;
-    const bool covered = std::ranges::any_of(rules, [&](const RuleEntry& other) {
-      const Match& o = other.spec.match;
-      return !o.ports && !o.syn && (!o.proto || o.proto == m.proto) && holds(other.cidr, e.cidr);
-    });
-    if (!covered)
-      out.push_back("no rule without a port or --syn covers the sources of " + rule_name(e.cidr, e.spec.match) +
-                    ": their non-first fragments (and IPv6 packets behind more than four extension headers) pass "
-                    "unlimited; add one, e.g. `rule add " + format_cidr(e.cidr) + " --proto " +
+    // A rule without a port whose protocol is the packet's (or any):
+    // where a non-first fragment goes. An IPv6 packet behind more than
+    // four extension headers has for its protocol the header where the
+    // walk stopped: only a rule without a match at all takes it.
+    auto covered_by = [&](bool any_proto_only) {
+      return std::ranges::any_of(rules, [&](const RuleEntry& other) {
+        const Match& o = other.spec.match;
+        return !o.ports && !o.syn && (!o.proto || (!any_proto_only && o.proto == m.proto)) &&
+               holds(other.cidr, e.cidr);
+      });
+    };
+    const std::string name = rule_name(e.cidr, e.spec.match), cidr = format_cidr(e.cidr);
+    if (e.cidr.family == XT_FAMILY_V6 && !covered_by(true))
+      out.push_back("no rule without a match covers the sources of " + name + ": their packets behind more than " +
+                    "four extension headers" + (covered_by(false) ? "" : " and their non-first fragments") +
+                    " pass unlimited (such a packet's protocol is the extension header where the walk stopped, "
+                    "which no --proto rule takes); add one, e.g. `rule add " + cidr + " --rate ...`");
+    else if (!covered_by(false))
+      out.push_back("no rule without a port or --syn covers the sources of " + name +
+                    ": their non-first fragments pass unlimited; add one, e.g. `rule add " + cidr + " --proto " +
                     format_proto(*m.proto) + " --rate ...`");
   }
   return out;

@@ -213,9 +213,10 @@ inline const RuleEntry* find_rule(const std::vector<RuleEntry>& rules, const Cid
 std::vector<int> window_positions(const RuleEntry& entry, uint32_t hz);
 
 // The port rules whose sources have no rule without a port to fall back on:
-// a non-first fragment, or an IPv6 packet whose transport header is out of
-// reach, matches only rules without a port, so from those sources it passes
-// unlimited. One line for each (status warns with them).
+// a non-first fragment matches only rules without a port (its protocol's,
+// or none), and an IPv6 packet behind more than four extension headers only
+// rules without a match, so from those sources it passes unlimited. One
+// line for each (status warns with them).
 std::vector<std::string> port_rule_gaps(const std::vector<RuleEntry>& rules);
 
 nlohmann::json rule_json(const RuleEntry& entry);
