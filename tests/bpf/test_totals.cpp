@@ -63,6 +63,42 @@ TEST_F(Program, ATotalIsSharedFairlyAndTheHeaviestGiveWay) {
   EXPECT_EQ(counter(XT_DROP_LIMIT), 0u) << "no source was over its own limit";
 }
 
+// A small total: 20/s among four heavy sources (100/s each) and a light
+// one at 3/s, under the even split of 4/s. The share is stepped every 20
+// ms from the claims made since against what the total refilled, 0.4 of a
+// packet here: one claim in a step read as 2.6 times too many, and the
+// share settled at a packet a second, so the light source lost most of
+// what it sent above that (38% of all it sent). A step now spans 32
+// packets of the total's refill at least, a second at most.
+TEST_F(Program, ASmallTotalIsSharedFairlyToo) {
+  load();
+  rule("198.18.0.0/15", "1000/s", std::nullopt, [](RuleSpec& s) { s.total = *parse_rate("20/s"); });
+  std::vector<std::vector<uint8_t>> heavy;
+  for (int i = 0; i < 4; i++) heavy.push_back(Packet().ipv4(test::nth_source(i)).build());
+  const auto light = Packet().ipv4(test::nth_source(1000)).build();
+  uint64_t light_sent = 0, light_passed = 0, passed_after_10s = 0, light_lost_after_5s = 0;
+  for (uint64_t now = 0; now < 60 * kSec; now += kMs) {
+    if (now % (10 * kMs) == 0)  // each heavy source every 10 ms
+      for (const auto& f : heavy) passed_after_10s += run(f, now + (&f - heavy.data())) == XDP_PASS && now >= 10 * kSec;
+    if (now % 333 == 0) {  // the light one every 333 ms
+      const bool ok = run(light, now) == XDP_PASS;
+      light_sent++;
+      light_passed += ok;
+      passed_after_10s += ok && now >= 10 * kSec;
+      light_lost_after_5s += !ok && now >= 5 * kSec;
+    }
+  }
+  const double light_loss = 1 - static_cast<double>(light_passed) / static_cast<double>(light_sent);
+  std::printf("[ measure  ] total %.1f/s of 20/s; the light source lost %.1f%% (%llu of %llu), %llu after the "
+              "first 5 s\n",
+              static_cast<double>(passed_after_10s) / 50, 100 * light_loss,
+              (unsigned long long)(light_sent - light_passed), (unsigned long long)light_sent,
+              (unsigned long long)light_lost_after_5s);
+  EXPECT_NEAR(static_cast<double>(passed_after_10s) / 50, 20, 1) << "within 5% of the total";
+  EXPECT_LE(light_lost_after_5s, 1u) << "a source under the even split keeps what it sends, once the share has settled";
+  EXPECT_LT(light_loss, 0.05) << "the share's first seconds included";
+}
+
 // A byte total's share is bytes a second, with a second's tolerance: a
 // frame larger than a second of the share could never claim it, however
 // rarely its source sent. 2000 heavy sources of 64-byte frames (1280 B/s
