@@ -113,6 +113,18 @@ class Fleet : public ::testing::Test {
     return at == std::string::npos ? -1.0 : std::stod(r.out.substr(at + series.size() + 2));
   }
 
+  bool listed(int h, const char* addr) { return labs_[h]->xthrottle({"blocklist", "test", addr}).rc == 0; }
+  // Loads list `drop` (198.18.5.0/24) on host 0 and waits until every host
+  // has it; returns the path of a second version of it (198.18.6.0/24).
+  std::string load_first_version() {
+    const std::string first = dir_ + "/first.txt", second = dir_ + "/second.txt";
+    std::ofstream(first) << "198.18.5.0/24\n";
+    std::ofstream(second) << "198.18.6.0/24\n";
+    EXPECT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", first}).rc, 0);
+    EXPECT_GE(until_everywhere(0, [&](int h) { return listed(h, "198.18.5.77"); }), 0);
+    return second;
+  }
+
   std::string dir_, sock_;
   std::unique_ptr<Background> redis_;
   std::array<std::unique_ptr<Lab>, kHosts> labs_;
@@ -416,12 +428,8 @@ TEST_F(Fleet, AHostThatWasAwayBringsNoLiftedBanOrDeletedListBack) {
 // list was gone everywhere but on the host that loaded it.
 TEST_F(Fleet, AListDeletedAndLoadedAgainWithinASecondReachesEveryHost) {
   start_serves();
-  auto listed = [&](int h, const char* addr) { return labs_[h]->xthrottle({"blocklist", "test", addr}).rc == 0; };
-  const std::string first = dir_ + "/first.txt", second = dir_ + "/second.txt";
-  std::ofstream(first) << "198.18.5.0/24\n";
-  std::ofstream(second) << "198.18.6.0/24\n";
-  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", first}).rc, 0);
-  ASSERT_GE(until_everywhere(0, [&](int h) { return listed(h, "198.18.5.77"); }), 0);
+  const std::string second = load_first_version();
+  ASSERT_FALSE(HasFailure());
   // The deletion early in a second, seen by serve's look (every 0.5 s)
   // within it; the load late in the same second.
   const auto unix_now = [] {
@@ -449,21 +457,20 @@ TEST_F(Fleet, AListDeletedAndLoadedAgainWithinASecondReachesEveryHost) {
 // the deletion, and every host had the deleted list back).
 TEST_F(Fleet, AListRestoredFromASnapshotAfterItsDeletionStaysDeletedElsewhere) {
   start_serves();
-  auto listed = [&](int h) { return labs_[h]->xthrottle({"blocklist", "test", "198.18.5.77"}).rc == 0; };
-  const std::string file = dir_ + "/list.txt", snapshot = dir_ + "/host0.snap";
-  std::ofstream(file) << "198.18.5.0/24\n";
-  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", file}).rc, 0);
-  ASSERT_GE(until_everywhere(0, listed), 0);
+  load_first_version();
+  ASSERT_FALSE(HasFailure());
+  const std::string snapshot = dir_ + "/host0.snap";
   const Outcome saved = labs_[0]->xthrottle({"save", snapshot});
   ASSERT_EQ(saved.rc, 0) << saved.err;
   std::this_thread::sleep_for(1200ms);  // the deletion in a later second than the load
   ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
-  ASSERT_GE(until_everywhere(0, [&](int h) { return !listed(h); }), 0);
+  ASSERT_GE(until_everywhere(0, [&](int h) { return !listed(h, "198.18.5.77"); }), 0);
   const Outcome restored = labs_[0]->xthrottle({"restore", snapshot});
   ASSERT_EQ(restored.rc, 0) << restored.err;
-  EXPECT_TRUE(listed(0)) << "restored on host 0";
+  EXPECT_TRUE(listed(0, "198.18.5.77")) << "restored on host 0";
   std::this_thread::sleep_for(1500ms);  // three of serve's looks
-  for (int h = 1; h < kHosts; h++) EXPECT_FALSE(listed(h)) << "host " << h << ": the deleted list is back";
+  for (int h = 1; h < kHosts; h++)
+    EXPECT_FALSE(listed(h, "198.18.5.77")) << "host " << h << ": the deleted list is back";
 }
 
 // A list deleted on a host while its link to Redis was down was told
@@ -478,12 +485,8 @@ TEST_F(Fleet, AListDeletedDuringAnOutageDoesNotBeatOneLoadedElsewhereSince) {
       {"serve", "--metrics", "127.0.0.1:9431", "--cluster", "unix://h0:pw@" + sock_, "--cluster-every", "100ms"}));
   for (int h = 1; h < kHosts; h++) start_serve(h);
   ASSERT_TRUE(wait_connected(true));
-  auto listed = [&](int h, const char* addr) { return labs_[h]->xthrottle({"blocklist", "test", addr}).rc == 0; };
-  const std::string first = dir_ + "/first.txt", second = dir_ + "/second.txt";
-  std::ofstream(first) << "198.18.5.0/24\n";
-  std::ofstream(second) << "198.18.6.0/24\n";
-  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", first}).rc, 0);
-  ASSERT_GE(until_everywhere(0, [&](int h) { return listed(h, "198.18.5.77"); }), 0);
+  const std::string second = load_first_version();
+  ASSERT_FALSE(HasFailure());
 
   ASSERT_EQ(run({"redis-cli", "-s", sock_, "ACL", "SETUSER", "h0", "-@all"}).out, "OK\n");
   ASSERT_EQ(run({"redis-cli", "-s", sock_, "CLIENT", "KILL", "USER", "h0"}).rc, 0);
