@@ -26,6 +26,20 @@ namespace {
 constexpr int kHosts = 3;
 constexpr int kRate = 100;  // the fleet's limit: 100/s, burst 100
 
+// Polls until `holds` is true on every host but `from`; the seconds it took,
+// or -1 after 5 s.
+template <typename F>
+double until_everywhere(int from, F holds) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < 5s) {
+    bool all = true;
+    for (int h = 0; h < kHosts; h++) all = all && (h == from || holds(h));
+    if (all) return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::this_thread::sleep_for(20ms);
+  }
+  return -1;
+}
+
 class Fleet : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -279,20 +293,6 @@ TEST_F(Fleet, ARuleMadeFleetDoesNotTellWhatItsBucketsPassedBefore) {
     if (!told) std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(told) << status(1)["fleet"].dump();
-}
-
-// Polls until `holds` is true on every host but `from`; the seconds it took,
-// or -1 after 5 s.
-template <typename F>
-double until_everywhere(int from, F holds) {
-  const auto t0 = std::chrono::steady_clock::now();
-  while (std::chrono::steady_clock::now() - t0 < 5s) {
-    bool all = true;
-    for (int h = 0; h < kHosts; h++) all = all && (h == from || holds(h));
-    if (all) return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::this_thread::sleep_for(20ms);
-  }
-  return -1;
 }
 
 TEST_F(Fleet, BansAndBlocklistsReachEveryHost) {
