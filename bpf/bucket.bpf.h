@@ -100,14 +100,17 @@ static __always_inline struct xt_limit xt_fair_limit(__u64 cost, __u32 hz)
  * burst, and goes out when it is the whole total again and the total at
  * least half full. */
 #define XT_FAIR_STEP_UNITS 32
+#define XT_FAIR_STEP_FRAME 1500 /* a byte total's step: XT_FAIR_STEP_UNITS frames of this many bytes */
 static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule_state *st, __u32 hz, __u64 now)
 {
-	/* A step spans XT_FAIR_STEP_UNITS of the total's refill at least (a
-	 * second at most): over less, one claim more or less is most of what
-	 * a step compares, and the share, quick to shrink and slow to grow,
-	 * settled far under an even split (a total of 20/s, stepped every 20
-	 * ms over 0.4 of a packet: a packet a second). */
-	__u64 span = r->total.fill ? XT_FAIR_STEP_UNITS * r->total.cost / r->total.fill : hz;
+	/* A step spans XT_FAIR_STEP_UNITS of the total's refill at least
+	 * (frames of a byte total, whose claims are whole frames; a second at
+	 * most): over less, one claim more or less is most of what a step
+	 * compares, and the share, quick to shrink and slow to grow, settled
+	 * far under an even split (a total of 20/s, stepped every 20 ms over
+	 * 0.4 of a packet: a packet a second). */
+	const __u64 units = XT_FAIR_STEP_UNITS * (r->flags & XT_RULE_TOTAL_BYTES ? XT_FAIR_STEP_FRAME : 1);
+	__u64 span = r->total.fill ? units * r->total.cost / r->total.fill : hz;
 	span = span < hz ? span : hz;
 	const __u32 least = hz / XT_FAIR_STEPS_PER_SECOND ? hz / XT_FAIR_STEPS_PER_SECOND : 1;
 	const __u32 period = span > least ? (__u32)span : least;

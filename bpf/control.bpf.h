@@ -195,13 +195,13 @@ static long xt_age_set(void *map __attribute__((unused)), const __u32 *idx __att
  * whose hold ended 2^32 - 2^24 ticks ago (49.5 days at HZ=1000) would read
  * as live again, if nothing had read its line since: its source, back
  * then, dropped for hours. Each entry whose hold ended XT_HOT_AGE_FROM ago
- * or more (8.7 days past XT_HOT_AGED) is given an end XT_HOT_AGED ago, by
- * compare-and-swap on the tick with the epoch and class beside it (the
- * data path's own CPU writes its lines with plain stores; one that fills
- * the entry meanwhile wins): written again every 8.7 days, not on every
- * walk, and never 2^31 ticks old, where xt_hot_last_hit's signed compare
- * would read it as ahead. Only the lines whose bit is set can hold an
- * entry. */
+ * or more is given an end XT_HOT_AGED ago, by compare-and-swap on the tick
+ * with the epoch and class beside it (the data path's own CPU writes its
+ * lines with plain stores; one that fills the entry meanwhile wins):
+ * written again every 2^30 - 2^28 ticks (9.3 days at HZ=1000), not on
+ * every walk, and never 2^31 ticks old, where xt_hot_last_hit's signed
+ * compare would read it as ahead, unless no walk ran for 2^28 ticks (3.1
+ * days: serve down). Only the lines whose bit is set can hold an entry. */
 #define XT_HOT_AGED (1u << 30)
 #define XT_HOT_AGE_FROM ((1u << 31) - (1u << 28))
 struct xt_hot_age_walk {

@@ -112,7 +112,8 @@ TEST_F(Proof, NoProofForASynSentToAGroup) {
   EXPECT_EQ(counter(XT_PROOFS_SENT), 0u);
   EXPECT_EQ(run(syn_to(Packet().ipv4("198.18.7.1", "198.18.0.2"))), XDP_TX) << "to this host: answered";
   EXPECT_EQ(run(syn_to(Packet().ipv6("2001:db8:7::1", "2001:db8::2"))), XDP_TX);
-  EXPECT_EQ(counter(XT_PROOFS_SENT), 2u);
+  EXPECT_EQ(run(syn_to(Packet().ipv4("198.18.7.1", "240.0.0.2"))), XDP_TX) << "240/4 is unicast to Linux";
+  EXPECT_EQ(counter(XT_PROOFS_SENT), 3u);
 }
 
 TEST_F(Proof, AWrongCookieProvesNothing) {

@@ -69,17 +69,29 @@ TEST_F(Program, ATotalIsSharedFairlyAndTheHeaviestGiveWay) {
 // packet here: one claim in a step read as 2.6 times too many, and the
 // share settled at a packet a second, so the light source lost most of
 // what it sent above that (38% of all it sent). A step now spans 32
-// packets of the total's refill at least, a second at most.
-TEST_F(Program, ASmallTotalIsSharedFairlyToo) {
+// packets of the total's refill at least, a second at most; of a byte
+// total, 32 frames of 1500 bytes (the same total of 1500-byte frames,
+// 240 kbit/s, stepped over 32 bytes: the same loss).
+class SmallTotal : public Program {
+ protected:
+  void shared_fairly(bool bytes);
+};
+
+void SmallTotal::shared_fairly(bool bytes) {
   load();
-  rule("198.18.0.0/15", "1000/s", std::nullopt, [](RuleSpec& s) { s.total = *parse_rate("20/s"); });
+  rule("198.18.0.0/15", "1000/s", std::nullopt, [&](RuleSpec& s) {
+    if (bytes)
+      s.total_bandwidth = *parse_bandwidth("240kbit/s");  // 30,000 B/s: 20 frames of 1500 bytes
+    else
+      s.total = *parse_rate("20/s");
+  });
   std::vector<std::vector<uint8_t>> heavy;
-  for (int i = 0; i < 4; i++) heavy.push_back(Packet().ipv4(test::nth_source(i)).build());
-  const auto light = Packet().ipv4(test::nth_source(1000)).build();
+  for (int i = 0; i < 4; i++) heavy.push_back(Packet().ipv4(test::nth_source(i)).size(1500).build());
+  const auto light = Packet().ipv4(test::nth_source(1000)).size(1500).build();
   uint64_t light_sent = 0, light_passed = 0, passed_after_10s = 0, light_lost_after_5s = 0;
   for (uint64_t now = 0; now < 60 * kSec; now += kMs) {
     if (now % (10 * kMs) == 0)  // each heavy source every 10 ms
-      for (const auto& f : heavy) passed_after_10s += run(f, now + (&f - heavy.data())) == XDP_PASS && now >= 10 * kSec;
+      for (size_t i = 0; i < heavy.size(); i++) passed_after_10s += run(heavy[i], now + i) == XDP_PASS && now >= 10 * kSec;
     if (now % 333 == 0) {  // the light one every 333 ms
       const bool ok = run(light, now) == XDP_PASS;
       light_sent++;
@@ -89,15 +101,18 @@ TEST_F(Program, ASmallTotalIsSharedFairlyToo) {
     }
   }
   const double light_loss = 1 - static_cast<double>(light_passed) / static_cast<double>(light_sent);
-  std::printf("[ measure  ] total %.1f/s of 20/s; the light source lost %.1f%% (%llu of %llu), %llu after the "
-              "first 5 s\n",
-              static_cast<double>(passed_after_10s) / 50, 100 * light_loss,
+  std::printf("[ measure  ] %s: total %.1f frames/s of 20/s; the light source lost %.1f%% (%llu of %llu), %llu after "
+              "the first 5 s\n",
+              bytes ? "bytes" : "packets", static_cast<double>(passed_after_10s) / 50, 100 * light_loss,
               (unsigned long long)(light_sent - light_passed), (unsigned long long)light_sent,
               (unsigned long long)light_lost_after_5s);
   EXPECT_NEAR(static_cast<double>(passed_after_10s) / 50, 20, 1) << "within 5% of the total";
   EXPECT_LE(light_lost_after_5s, 1u) << "a source under the even split keeps what it sends, once the share has settled";
   EXPECT_LT(light_loss, 0.05) << "the share's first seconds included";
 }
+
+TEST_F(SmallTotal, OfPacketsIsSharedFairly) { shared_fairly(false); }
+TEST_F(SmallTotal, OfBytesIsSharedFairly) { shared_fairly(true); }
 
 // A byte total's share is bytes a second, with a second's tolerance: a
 // frame larger than a second of the share could never claim it, however

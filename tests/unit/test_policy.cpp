@@ -431,13 +431,22 @@ TEST(Match, PortRulesWithoutAFallbackAreTold) {
   // status said nothing while such packets passed unlimited.
   std::vector<RuleEntry> v6 = {entry("2001:db8::/32", dns), entry("2001:db8::/32", Match{17, std::nullopt, false})};
   gaps = port_rule_gaps(v6);
-  ASSERT_EQ(gaps.size(), 1u);
+  ASSERT_EQ(gaps.size(), 2u) << "the udp/53 rule's, and the udp rule's own";
   EXPECT_NE(gaps[0].find("no rule without a match covers the sources of 2001:db8::/32 udp/53"), std::string::npos)
       << gaps[0];
+  EXPECT_NE(gaps[1].find("no rule without a match covers the sources of 2001:db8::/32 udp:"), std::string::npos)
+      << gaps[1];
   EXPECT_EQ(gaps[0].find("fragments"), std::string::npos) << "the --proto udp rule takes those: " << gaps[0];
   EXPECT_NE(gaps[0].find("`rule add 2001:db8::/32 --rate ...`"), std::string::npos) << gaps[0];
   v6.push_back(entry("::/0", Match{}));
   EXPECT_TRUE(port_rule_gaps(v6).empty());
+  // A rule for UDP alone is escaped the same way.
+  gaps = port_rule_gaps({entry("2001:db8::/32", Match{17, std::nullopt, false})});
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_NE(gaps[0].find("no rule without a match covers the sources of 2001:db8::/32 udp"), std::string::npos)
+      << gaps[0];
+  EXPECT_TRUE(port_rule_gaps({entry("198.18.0.0/15", Match{17, std::nullopt, false})}).empty())
+      << "IPv4 has no chains to escape by";
 }
 
 // Issue 13, several windows: --rate (and --bandwidth) given several times,

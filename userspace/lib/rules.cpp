@@ -722,7 +722,18 @@ std::vector<std::string> port_rule_gaps(const std::vector<RuleEntry>& rules) {
   std::vector<std::string> out;
   for (const RuleEntry& e : rules) {
     const Match& m = e.spec.match;
-    if (!m.ports && !m.syn) continue;
+    // An IPv6 rule for a protocol alone: only its longer chains escape it.
+    if (!m.ports && !m.syn) {
+      const bool chains = std::ranges::any_of(rules, [&](const RuleEntry& other) {
+        return !other.spec.match.proto && holds(other.cidr, e.cidr);
+      });
+      if (m.proto && e.cidr.family == XT_FAMILY_V6 && !chains)
+        out.push_back("no rule without a match covers the sources of " + rule_name(e.cidr, m) +
+                      ": their packets behind more than four extension headers pass unlimited (such a packet's "
+                      "protocol is the extension header where the walk stopped, which no --proto rule takes); add "
+                      "one, e.g. `rule add " + format_cidr(e.cidr) + " --rate ...`");
+      continue;
+    }
     // A rule without a port whose protocol is the packet's (or any):
     // where a non-first fragment goes. An IPv6 packet behind more than
     // four extension headers has for its protocol the header where the
