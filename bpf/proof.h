@@ -91,21 +91,17 @@ XT_INLINE int xt_proof_kind(void *data, const void *data_end, const struct xt_pk
 	if (link == XT_LINK_ETHER && (mac + 1 > (const __u8 *)data_end || (mac[0] & 1)))
 		return XT_PROOF_OTHER;
 	if (l3_len == sizeof(struct iphdr)) {
-		/* 224/4, and 255.255.255.255; not 240/4, which Linux takes for
-		 * unicast (some networks give it out). */
-		__u32 d;
-		__builtin_memcpy(&d, l3 + 16, 4);
-		if ((l3[16] & 0xf0) == 0xe0 || d == 0xffffffffu)
-			return XT_PROOF_OTHER;
-	} else if (l3[XT_IP6_DADDR] == 0xff) {
-		return XT_PROOF_OTHER;
-	}
-	if (l3_len == sizeof(struct iphdr)) {
 		__u32 d;
 		__builtin_memcpy(&d, &((const xt_iphdr *)l3)->daddr, 4);
+		/* 224/4, and 255.255.255.255; not 240/4, which Linux takes for
+		 * unicast (some networks give it out). */
+		if ((l3[16] & 0xf0) == 0xe0 || d == 0xffffffffu)
+			return XT_PROOF_OTHER;
 		v->dst[0] = d;
 		v->dst[1] = 0;
 	} else {
+		if (l3[XT_IP6_DADDR] == 0xff) /* ff00::/8 */
+			return XT_PROOF_OTHER;
 		v->dst[0] = xt_load64(l3 + XT_IP6_DADDR);
 		v->dst[1] = xt_load64(l3 + XT_IP6_DADDR + 8);
 	}
