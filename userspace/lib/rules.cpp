@@ -722,22 +722,12 @@ std::vector<std::string> port_rule_gaps(const std::vector<RuleEntry>& rules) {
   std::vector<std::string> out;
   for (const RuleEntry& e : rules) {
     const Match& m = e.spec.match;
-    // An IPv6 rule for a protocol alone: only its longer chains escape it.
-    if (!m.ports && !m.syn) {
-      const bool chains = std::ranges::any_of(rules, [&](const RuleEntry& other) {
-        return !other.spec.match.proto && holds(other.cidr, e.cidr);
-      });
-      if (m.proto && e.cidr.family == XT_FAMILY_V6 && !chains)
-        out.push_back("no rule without a match covers the sources of " + rule_name(e.cidr, m) +
-                      ": their packets behind more than four extension headers pass unlimited (such a packet's "
-                      "protocol is the extension header where the walk stopped, which no --proto rule takes); add "
-                      "one, e.g. `rule add " + format_cidr(e.cidr) + " --rate ...`");
-      continue;
-    }
+    if (!m.proto) continue;  // no match: it takes them all (a port or --syn comes with a protocol)
     // A rule without a port whose protocol is the packet's (or any):
     // where a non-first fragment goes. An IPv6 packet behind more than
     // four extension headers has for its protocol the header where the
-    // walk stopped: only a rule without a match at all takes it.
+    // walk stopped: only a rule without a match at all takes it, so it
+    // escapes IPv6 rules of a protocol alone too.
     auto covered_by = [&](bool any_proto_only) {
       return std::ranges::any_of(rules, [&](const RuleEntry& other) {
         const Match& o = other.spec.match;
@@ -745,13 +735,14 @@ std::vector<std::string> port_rule_gaps(const std::vector<RuleEntry>& rules) {
                holds(other.cidr, e.cidr);
       });
     };
+    const bool port_rule = m.ports || m.syn;
     const std::string name = rule_name(e.cidr, e.spec.match), cidr = format_cidr(e.cidr);
     if (e.cidr.family == XT_FAMILY_V6 && !covered_by(true))
       out.push_back("no rule without a match covers the sources of " + name + ": their packets behind more than " +
-                    "four extension headers" + (covered_by(false) ? "" : " and their non-first fragments") +
+                    "four extension headers" + (!port_rule || covered_by(false) ? "" : " and their non-first fragments") +
                     " pass unlimited (such a packet's protocol is the extension header where the walk stopped, "
                     "which no --proto rule takes); add one, e.g. `rule add " + cidr + " --rate ...`");
-    else if (!covered_by(false))
+    else if (port_rule && !covered_by(false))
       out.push_back("no rule without a port or --syn covers the sources of " + name +
                     ": their non-first fragments pass unlimited; add one, e.g. `rule add " + cidr + " --proto " +
                     format_proto(*m.proto) + " --rate ...`");
