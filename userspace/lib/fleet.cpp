@@ -426,6 +426,23 @@ struct Fleet::Impl {
   // Blocklists loaded or deleted here since the last look, whole. Each
   // carries its origin, so that a host that comes back with an older
   // version does not undo a newer one.
+  static std::string list_name(const xt_blocklist& list) {
+    return std::string(list.name, strnlen(list.name, sizeof(list.name)));
+  }
+
+  // The lists this serve knows (lists_seen) that are gone from `lists`,
+  // this host's now, each dated when first found gone, also while Redis
+  // is away: collect_lists tells them with that date once it answers. A
+  // deletion dated at the outage's end beat a version loaded on another
+  // host during it, and the list was deleted everywhere.
+  void note_gone(const std::vector<State::Blocklist>& lists) {
+    std::set<std::string> here;
+    for (const auto& l : lists) here.insert(list_name(l.list));
+    for (const auto& name : here) gone_since.erase(name);
+    for (const auto& [name, seen] : lists_seen)
+      if (!seen.deleted && !here.contains(name)) gone_since.try_emplace(name, unix_now());
+  }
+
   void collect_lists(std::vector<std::vector<std::string>>& out) {
     lists_next = lists_seen;  // unread: nothing changes
     // Under the pin directory's lock: a load records the list's new
@@ -436,11 +453,11 @@ struct Fleet::Impl {
     if (!lock) return;
     auto lists = state->blocklists();
     if (!lists) return;
+    note_gone(*lists);
     std::vector<std::vector<std::string>> told;
     std::map<std::string, ListSeen> current;
     for (const auto& l : *lists) {
-      const std::string name(l.list.name, strnlen(l.list.name, sizeof(l.list.name)));
-      gone_since.erase(name);
+      const std::string name = list_name(l.list);
       auto was = lists_seen.find(name);
       if (was != lists_seen.end() && was->second.loaded_unix == l.list.loaded_unix &&
           was->second.entries == l.list.entries) {
@@ -477,35 +494,16 @@ struct Fleet::Impl {
         current[name] = seen;  // a deletion told (or taken) is kept, not told again
         continue;
       }
-      // Dated when it was first seen, though Redis was away then; newer
-      // than the version it ends, which may be a second or two ahead of
-      // the clock (a list reloaded within its second).
-      const double when = gone_since.try_emplace(name, unix_now()).first->second;
-      const ListSeen gone{std::max(when, seen.origin + 0.001), 0, 0, true};
+      // Dated when it was first found gone (note_gone), though Redis was
+      // away then; newer than the version it ends, which may be a second
+      // or two ahead of the clock (a list reloaded within its second).
+      const ListSeen gone{std::max(gone_since.at(name), seen.origin + 0.001), 0, 0, true};
       current[name] = gone;
       told.push_back(entry("unlist", {"n", name, "u", std::to_string(gone.origin)}));
     }
     out.insert(out.end(), std::make_move_iterator(told.begin()), std::make_move_iterator(told.end()));
     forget_oldest_deletions(current);
     lists_next = std::move(current);
-  }
-
-  // While Redis is away: the lists gone since the last look that went
-  // through, dated now if not yet (collect_lists tells them once Redis
-  // answers). A deletion dated at the outage's end beat a version loaded
-  // on another host during it, and the list was deleted everywhere.
-  void note_deletions() {
-    auto lock = DirLock::acquire(pin_dir);
-    if (!lock) return;
-    auto lists = state->blocklists();
-    if (!lists) return;
-    std::set<std::string> here;
-    for (const auto& l : *lists) here.emplace(l.list.name, strnlen(l.list.name, sizeof(l.list.name)));
-    for (const auto& [name, seen] : lists_seen)
-      if (here.contains(name))
-        gone_since.erase(name);
-      else if (!seen.deleted)
-        gone_since.try_emplace(name, unix_now());
   }
 
   // Deletions are kept (a name and a time each), the oldest forgotten past
@@ -531,7 +529,7 @@ struct Fleet::Impl {
     auto lists = state->blocklists();
     if (lists)
       for (const auto& l : *lists)
-        if (std::string(l.list.name, strnlen(l.list.name, sizeof(l.list.name))) == name) return l.list;
+        if (list_name(l.list) == name) return l.list;
     return std::nullopt;
   }
 
@@ -844,9 +842,10 @@ struct Fleet::Impl {
     collect(*rules);
     if (!redis && now_mono >= next_connect) connect();
     if (!redis) {
-      if (now_mono >= next_told) {
+      if (now_mono >= next_told) {  // Redis away: the lists gone are dated all the same
         next_told = now_mono + 0.5;
-        note_deletions();
+        if (auto lock = DirLock::acquire(pin_dir))
+          if (auto lists = state->blocklists()) note_gone(*lists);
       }
       keep();
       return;

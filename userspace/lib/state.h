@@ -220,8 +220,9 @@ class State {
   // it (the control program xt_age): a 16-bit stamp idle for a whole cycle
   // (four idle windows at least) would read as recent again, its source
   // tracked without the budget. And gives every hot-cache entry whose hold
-  // ended 2^30 ticks ago or more an end that long ago: a 32-bit tick 49.5
-  // days past would read as live again, its source dropped. Says how many
+  // ended 2^31 - 2^28 ticks ago or more an end 2^30 ticks ago: a 32-bit
+  // tick 49.5 days past would read as live again, its source dropped
+  // (control.bpf.h, XT_HOT_AGE_FROM). Says how many
   // of each. serve calls this every age_every_seconds (table.h), and after
   // a failure tries again every kAgeRetrySeconds.
   struct Aged {
