@@ -595,13 +595,17 @@ struct xt_blocklist {
 	char name[XT_BLOCKLIST_NAME_SIZE];
 	__u64 loaded_unix; /* when it was loaded, seconds since 1970 */
 	__u32 entries;     /* its prefixes, IPv4 and IPv6 */
-	__u32 used;        /* XT_BLOCKLIST_HERE or XT_BLOCKLIST_BY_FLEET */
+	__u32 used;        /* XT_BLOCKLIST_HERE, _BY_FLEET or _RESTORED */
 };
-/* xt_blocklist.used: loaded here (by hand, a rules file, a snapshot of
- * one), or told by the fleet (serve --cluster), which a rules file that
- * names no such list leaves in place: it is another host's to delete. */
+/* xt_blocklist.used: loaded here (by hand, a rules file); told by the
+ * fleet (serve --cluster), which a rules file that names no such list
+ * leaves in place: it is another host's to delete; or put back here with
+ * the version it had (a snapshot's list, an apply's undo), which the fleet
+ * takes as that old version, never as newer than what serve saw before it.
+ * Any of them nonzero: 0 is a free slot. */
 #define XT_BLOCKLIST_HERE 1
 #define XT_BLOCKLIST_BY_FLEET 2
+#define XT_BLOCKLIST_RESTORED 3
 /* An entry of a list, in its own map. */
 struct xt_block_entry {
 	__u8 family;

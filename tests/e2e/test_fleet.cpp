@@ -451,20 +451,63 @@ TEST_F(Fleet, AListDeletedAndLoadedAgainWithinASecondReachesEveryHost) {
   }
 }
 
-// ... but a version of an earlier second is not: a snapshot restored after
-// the list was deleted puts its list back as old as it was, and the fleet
-// keeps the deletion (the first version of the fix told it as newer than
-// the deletion, and every host had the deleted list back).
+// A list reloaded within its second runs its version up to two seconds
+// ahead of the clock, and its deletion is dated after that version. A load
+// after the deletion, in the second before, was told as the older (only a
+// load in the deletion's own second was taken for newer), and every other
+// host kept the list deleted. Loaded here after serve saw the deletion, it
+// is newer, whatever the seconds say.
+TEST_F(Fleet, AListLoadedAfterTheDeletionOfAVersionAheadOfTheClockReachesEveryHost) {
+  start_serves();
+  const std::string second = load_first_version();
+  ASSERT_FALSE(HasFailure());
+  const auto unix_now = [] {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
+  const double start = std::floor(unix_now()) + 1.05;
+  std::this_thread::sleep_for(std::chrono::duration<double>(start - unix_now()));
+  // Three versions in this second: the last two seconds ahead of it.
+  for (int i = 0; i < 3; i++) ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", dir_ + "/first.txt"}).rc, 0);
+  std::this_thread::sleep_for(std::chrono::duration<double>(start + 0.7 - unix_now()));
+  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
+  // Serve's look (every 0.5 s) dates the deletion two seconds ahead; the
+  // load, in the next second, is a second older than that.
+  std::this_thread::sleep_for(std::chrono::duration<double>(start + 1.5 - unix_now()));
+  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", second}).rc, 0);
+  const bool second_before = unix_now() < std::floor(start) + 2;
+  std::printf("[ measure  ] loaded in the second before the deletion's date: %s\n", second_before ? "yes" : "no");
+  EXPECT_GE(until_everywhere(0, [&](int h) { return listed(h, "198.18.6.77"); }), 0)
+      << "the list loaded after its deletion reaches every host";
+  for (int h = 0; h < kHosts; h++) EXPECT_FALSE(listed(h, "198.18.5.77")) << "host " << h << ": the first version";
+}
+
+// ... but a list put back with its own version is not: a snapshot restored
+// after the list was deleted puts its list back as old as it was, and the
+// fleet keeps the deletion (the first version of the fix told it as newer
+// than the deletion, and every host had the deleted list back; the second
+// did so for a version within a second of the deletion's date, which a
+// version ahead of the clock always is).
 TEST_F(Fleet, AListRestoredFromASnapshotAfterItsDeletionStaysDeletedElsewhere) {
   start_serves();
   load_first_version();
   ASSERT_FALSE(HasFailure());
+  // Reloaded three times within a second S: the version saved is S + 2,
+  // and the deletion is dated just after it.
+  const auto unix_now = [] {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
+  const double start = std::floor(unix_now()) + 1.05;
+  std::this_thread::sleep_for(std::chrono::duration<double>(start - unix_now()));
+  for (int i = 0; i < 3; i++) ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", dir_ + "/first.txt"}).rc, 0);
+  std::this_thread::sleep_for(600ms);  // told
   const std::string snapshot = dir_ + "/host0.snap";
   const Outcome saved = labs_[0]->xthrottle({"save", snapshot});
   ASSERT_EQ(saved.rc, 0) << saved.err;
-  std::this_thread::sleep_for(1200ms);  // the deletion in a later second than the load
   ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
   ASSERT_GE(until_everywhere(0, [&](int h) { return !listed(h, "198.18.5.77"); }), 0);
+  // Restored once the clock has reached the version: as of S + 2, within
+  // a second of the deletion's date.
+  std::this_thread::sleep_for(std::chrono::duration<double>(std::max(0.0, start + 2.1 - unix_now())));
   const Outcome restored = labs_[0]->xthrottle({"restore", snapshot});
   ASSERT_EQ(restored.rc, 0) << restored.err;
   EXPECT_TRUE(listed(0, "198.18.5.77")) << "restored on host 0";

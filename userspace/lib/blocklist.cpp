@@ -255,7 +255,7 @@ Result<void> State::load_blocklist(const std::string& name, const std::vector<Ci
   const uint64_t now = static_cast<uint64_t>(std::time(nullptr));
   list.loaded_unix = loaded_unix.value_or(std::max(now, std::min(previous + 1, now + 2)));
   list.entries = static_cast<uint32_t>(mine.size());
-  list.used = by_fleet ? XT_BLOCKLIST_BY_FLEET : XT_BLOCKLIST_HERE;
+  list.used = by_fleet ? XT_BLOCKLIST_BY_FLEET : loaded_unix ? XT_BLOCKLIST_RESTORED : XT_BLOCKLIST_HERE;
   xt_blocklist old{};
   (void)bpf_map_lookup_elem(blocklists_.get(), &*slot, &old);
   if (bpf_map_update_elem(blocklists_.get(), &*slot, &list, BPF_ANY) != 0)

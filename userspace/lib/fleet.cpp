@@ -464,16 +464,18 @@ struct Fleet::Impl {
         current[name] = was->second;  // told, or the fleet's
         continue;
       }
-      // Loaded in the second of a deletion this serve knows: a newer
-      // version than that deletion (a version is the second it was loaded
-      // in, a deletion the moment it was seen). `blocklist del` and `load`
-      // in one second made a version older than the deletion told before
-      // it, and every other host kept the list deleted. A version of an
-      // earlier second (a snapshot's, restored as old as it was) stays
-      // older than the deletion.
+      // Loaded here since this serve saw what it replaces (a version, or
+      // a deletion): newer than that, whatever the clocks say. A version
+      // is the second it was loaded in, and can run two seconds ahead of
+      // the clock (reloads within a second), a deletion is the moment it
+      // was seen or the version it ends and a thousandth: a `blocklist
+      // del` then `load` within a second, or after a version ahead of the
+      // clock, was told as older than the deletion told before it, and
+      // every other host kept the list deleted (or the old version). A
+      // list put back with its own version (a snapshot's) is as old as it
+      // was, and stays older than a deletion since.
       double origin = static_cast<double>(l.list.loaded_unix);
-      if (was != lists_seen.end() && was->second.deleted && was->second.origin >= origin &&
-          origin + 1 > was->second.origin)
+      if (was != lists_seen.end() && l.list.used == XT_BLOCKLIST_HERE && was->second.origin >= origin)
         origin = was->second.origin + 0.001;
       const ListSeen seen{origin, l.list.loaded_unix, l.list.entries};
       // The fleet's (told before this serve started, or restored from a

@@ -241,7 +241,8 @@ class State {
     xt_blocklist list;
   };
   // loaded_unix: the version's time (the fleet's origin of it, a snapshot's
-  // save), else now. by_fleet: told by the fleet (XT_BLOCKLIST_BY_FLEET).
+  // save: XT_BLOCKLIST_RESTORED), else now (XT_BLOCKLIST_HERE). by_fleet:
+  // told by the fleet (XT_BLOCKLIST_BY_FLEET).
   Result<void> load_blocklist(const std::string& name, const std::vector<Cidr>& entries,
                               std::optional<uint64_t> loaded_unix = std::nullopt, bool by_fleet = false);
   Result<void> del_blocklist(const std::string& name);
