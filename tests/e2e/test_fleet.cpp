@@ -421,6 +421,35 @@ TEST_F(Fleet, AHostThatWasAwayBringsNoLiftedBanOrDeletedListBack) {
   }
 }
 
+// A host that deleted a list another host loaded, its serve restarted
+// within the stream's minute: its catch-up read the other host's `list`
+// entry, loaded it as new (the deletion was the serve before's, and its own
+// entries are skipped), and it alone had the list back. Its own deletion,
+// read in the catch-up, now takes the older version back.
+TEST_F(Fleet, AHostWhoseServeRestartsDoesNotTakeBackAListItDeleted) {
+  start_serves();
+  load_first_version();
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
+  ASSERT_GE(until_everywhere(1, [&](int h) { return !listed(h, "198.18.5.77"); }), 0);
+  serves_[1].reset();
+  start_serve(1);
+  ASSERT_TRUE(wait_connected(true));
+  std::this_thread::sleep_for(1500ms);  // the catch-up, and exchanges after it
+  for (int h = 0; h < kHosts; h++) EXPECT_FALSE(listed(h, "198.18.5.77")) << "host " << h << ": the deleted list";
+  // A list loaded on host 1 after its deletion is its own: a serve
+  // restarted again leaves it, and it reaches the others.
+  const std::string file = dir_ + "/third.txt";
+  std::ofstream(file) << "198.18.7.0/24\n";
+  ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "load", "drop", file}).rc, 0);
+  ASSERT_GE(until_everywhere(1, [&](int h) { return listed(h, "198.18.7.77"); }), 0);
+  serves_[1].reset();
+  start_serve(1);
+  ASSERT_TRUE(wait_connected(true));
+  std::this_thread::sleep_for(1500ms);
+  for (int h = 0; h < kHosts; h++) EXPECT_TRUE(listed(h, "198.18.7.77")) << "host " << h << ": the list loaded since";
+}
+
 // `blocklist del` and then `load` of the same list within one second (a
 // script that replaces a list): serve told the deletion dated when it saw
 // it, and the load as the whole second it was made in, older. Every other

@@ -563,9 +563,32 @@ struct Fleet::Impl {
       std::string name;
       double origin = 0;
       std::optional<std::vector<Cidr>> prefixes;  // none: deleted
+      bool own = false;                           // a deletion an earlier serve here told
     };
     std::vector<List> lists;
   };
+
+  // A `list` or `unlist` entry's fields, checked; nothing if they are not
+  // a list's.
+  static std::optional<Received::List> list_entry(std::map<std::string, std::string>& f) {
+    Received::List l{f["n"], 0, std::nullopt};
+    auto [end, ec] = std::from_chars(f["u"].data(), f["u"].data() + f["u"].size(), l.origin);
+    // A time, and not one far ahead of this host's clock (a day of skew):
+    // "inf" or a year 3000 would be a version nothing replaces.
+    if (!(l.origin >= 0 && l.origin <= unix_now() + 86400)) return std::nullopt;
+    // A name `blocklist load` would take, or nothing.
+    const bool named = !l.name.empty() && l.name.size() < XT_BLOCKLIST_NAME_SIZE &&
+                       std::ranges::all_of(l.name, [](char c) {
+                         return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+                       });
+    if (ec != std::errc() || !named) return std::nullopt;
+    if (f["t"] == "list") {
+      auto prefixes = decode_prefixes(f["d"]);
+      if (!prefixes) return std::nullopt;
+      l.prefixes = std::move(*prefixes);
+    }
+    return l;
+  }
 
   // One round of what the others told since last_id: the entries read (up
   // to kReadCount), or -1 (and down).
@@ -610,6 +633,15 @@ struct Fleet::Impl {
             std::lock_guard<std::mutex> hold(mu);
             health.name_taken_unix = unix_now();
           }
+          // A deletion an earlier serve here told, read in the catch-up:
+          // an older version another host told, read before it, was
+          // loaded again as new (this serve had not seen the deletion),
+          // and this host alone had the list it had deleted.
+          if (before_join && f["t"] == "unlist")
+            if (auto l = list_entry(f)) {
+              l->own = true;
+              in.lists.push_back(std::move(*l));
+            }
           continue;
         }
         if (f["t"] == "use" && before_join) continue;  // in this host's buckets' past
@@ -636,23 +668,7 @@ struct Fleet::Impl {
           }
           in.bans.push_back({f["c"], ms, id.first});
         } else if (f["t"] == "list" || f["t"] == "unlist") {
-          Received::List l{f["n"], 0, std::nullopt};
-          auto [end, ec] = std::from_chars(f["u"].data(), f["u"].data() + f["u"].size(), l.origin);
-          // A time, and not one far ahead of this host's clock (a day of
-          // skew): "inf" or a year 3000 would be a version nothing replaces.
-          if (!(l.origin >= 0 && l.origin <= unix_now() + 86400)) continue;
-          // A name `blocklist load` would take, or nothing.
-          const bool named = !l.name.empty() && l.name.size() < XT_BLOCKLIST_NAME_SIZE &&
-                             std::ranges::all_of(l.name, [](char c) {
-                               return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-                             });
-          if (ec != std::errc() || !named) continue;
-          if (f["t"] == "list") {
-            auto prefixes = decode_prefixes(f["d"]);
-            if (!prefixes) continue;
-            l.prefixes = std::move(*prefixes);
-          }
-          in.lists.push_back(std::move(l));
+          if (auto l = list_entry(f)) in.lists.push_back(std::move(*l));
         }
       }
       return static_cast<int>(entries->elements);
@@ -767,6 +783,10 @@ struct Fleet::Impl {
       // The newer version wins, whichever host's it is: a list here is as
       // old as the version it was told or loaded as.
       const std::optional<xt_blocklist> have = local_list(l.name);
+      // This host's own deletion, read again: it takes back a version the
+      // fleet told (older than it), never a list loaded here, which came
+      // after it.
+      if (l.own && have && have->used != XT_BLOCKLIST_BY_FLEET) continue;
       auto seen = lists_seen.find(l.name);
       const double origin = seen != lists_seen.end() ? seen->second.origin
                             : have                   ? static_cast<double>(have->loaded_unix)
@@ -789,6 +809,7 @@ struct Fleet::Impl {
           }
         lists_seen[l.name] = {l.origin, 0, 0, true};
         forget_oldest_deletions(lists_seen);
+        if (l.own && !have) continue;  // only remembered
       }
       lists++;
     }
