@@ -135,10 +135,15 @@ static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule
 	}
 	/* q/1024: what was claimed over 90% of what the total refilled since
 	 * the last step, both in the total's scaled units; without overflow
-	 * for any limit compile_rule makes. */
+	 * for any limit compile_rule makes. Over two seconds at most: a step
+	 * spans a second at most but comes with the first packet after it,
+	 * and one late by a fraction of its span (a small total, sent to
+	 * sparsely) read its claims against a second's refill and cut the
+	 * share by that fraction each time; after a longer pause, the claims
+	 * are few whatever the refill. */
 	__u64 elapsed = (__u32)now - at;
-	if (elapsed > hz)
-		elapsed = hz;
+	if (elapsed > 2 * (__u64)hz)
+		elapsed = 2 * (__u64)hz;
 	const __u64 refill = elapsed * r->total.fill;
 	__u64 t90 = refill / 100 * 90 + refill % 100 * 90 / 100 + 1;
 	__u64 got = claimed > (~0ULL >> 1) / r->total.cost ? ~0ULL >> 1 : (__u64)claimed * r->total.cost;

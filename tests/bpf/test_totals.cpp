@@ -114,6 +114,39 @@ void SmallTotal::shared_fairly(bool bytes) {
 TEST_F(SmallTotal, OfPacketsIsSharedFairly) { shared_fairly(false); }
 TEST_F(SmallTotal, OfBytesIsSharedFairly) { shared_fairly(true); }
 
+// A step of a small total spans a second (its 32 packets of refill take
+// longer) and comes with the first packet after it, often late. The claims
+// were counted over the whole time since the step before, the refill over
+// a second at most: a step 1.3 s after the last, claims at 90% of the
+// refill (the share just right), read the demand as 1.3 times that and
+// cut the share by as much, step after step for a total sent to sparsely.
+TEST_F(SmallTotal, ALateStepReadsItsClaimsOverTheTimeTheyTook) {
+  load();
+  rule("198.18.0.0/15", "1000/s", std::nullopt, [](RuleSpec& s) { s.total = *parse_rate("20/s"); });
+  std::vector<std::vector<uint8_t>> heavy;
+  for (int i = 0; i < 4; i++) heavy.push_back(Packet().ipv4(test::nth_source(i)).build());
+  const uint64_t t = 5 * kSec;
+  for (uint64_t now = 0; now < t; now += 10 * kMs)
+    for (const auto& frame : heavy) run(frame, now);
+  const int fd = bpf_map__fd(skel_->maps.xt_rule_state);
+  uint32_t id = state_->rules().value().at(0).rule.id;
+  xt_rule_state st{};
+  ASSERT_EQ(bpf_map_lookup_elem(fd, &id, &st), 0);
+  ASSERT_NE(st.fair_cost, 0u) << "the share is in force";
+  const uint64_t before = st.fair_cost;
+  // The last step 1.3 s ago, and 23 packets claimed since: 90% of the 26
+  // the total refilled meanwhile.
+  st.fair_at = static_cast<uint32_t>(t - 1300 * kMs);
+  st.fair_seen = st.fair_claims - 23;
+  ASSERT_EQ(bpf_map_update_elem(fd, &id, &st, BPF_EXIST), 0);
+  run(Packet().ipv4(test::nth_source(1000)).build(), t);
+  ASSERT_EQ(bpf_map_lookup_elem(fd, &id, &st), 0);
+  ASSERT_EQ(st.fair_at, static_cast<uint32_t>(t)) << "a step was made";
+  const double moved = static_cast<double>(st.fair_cost) / static_cast<double>(before);
+  std::printf("[ measure  ] the share's cost after a step 1.3 s late, claims at 90%% of the refill: x%.3f\n", moved);
+  EXPECT_NEAR(moved, 1.0, 0.06) << "demand just at 90% of the refill leaves the share where it is";
+}
+
 // A byte total's share is bytes a second, with a second's tolerance: a
 // frame larger than a second of the share could never claim it, however
 // rarely its source sent. 2000 heavy sources of 64-byte frames (1280 B/s
