@@ -34,7 +34,9 @@
  * live only while its tick is at most this far ahead, so one that outlived
  * its tick does not look live again when the 32 bits wrap (2^31 ticks
  * later), except in the last 2^24 ticks of every 2^32 — and the entry's own
- * source empties it when it next gets past it (xt_hot_settle). */
+ * source empties it when it next gets past it (xt_hot_settle). serve's
+ * xt_age (control.bpf.h) gives an entry that gets that old without a read
+ * an end 2^30 ticks ago, so only a host without serve keeps that window. */
 #define XT_HOT_MAX_WAIT (1u << 24)
 
 /* No entry: what xt_hot_lookup returns for a source it does not hold. */

@@ -315,8 +315,10 @@ struct xt_rule {
  * xt_rule_state.fair_cost, with a tolerance of XT_FAIR_SECONDS. A packet
  * within its source's share may take the total's last tokens; one beyond
  * it only those above half the total's burst, so the heaviest sources give
- * way first. The share is set again XT_FAIR_STEPS_PER_SECOND times a
- * second from what was claimed under it (bucket.bpf.h, xt_fair_step). */
+ * way first. The share is set again at most XT_FAIR_STEPS_PER_SECOND times
+ * a second, and over 32 units of the total's refill at least (as rarely as
+ * once a second for a small total), from what was claimed under it
+ * (bucket.bpf.h, xt_fair_step). */
 #define XT_FAIR_WORD (XT_MAX_LIMITS - 1)
 #define XT_FAIR_SHIFT 32
 #define XT_FAIR_SECONDS 1

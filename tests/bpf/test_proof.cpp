@@ -116,6 +116,18 @@ TEST_F(Proof, NoProofForASynSentToAGroup) {
   EXPECT_EQ(counter(XT_PROOFS_SENT), 3u);
 }
 
+// ... which reads the Ethernet group bit only where there is an Ethernet
+// header: on a link without one (tun, WireGuard) the frame's first byte is
+// the IP header's, 0x45 or 0x60, whose low bit would refuse every IPv4 SYN.
+TEST_F(Proof, ASynOnALinkWithoutEthernetIsAnswered) {
+  load(XT_MIN_MAX_SOURCES, false, XT_LINK_IP);
+  limit();
+  ASSERT_EQ(run(Packet().no_link().ipv4("198.19.255.1", "198.18.0.2").build()), XDP_PASS) << "the budget spent";
+  const auto syn_from = [](Packet p) { return p.tcp(10).flags(kSyn).ports(40000, 80).seq(1000).build(); };
+  EXPECT_EQ(run(syn_from(Packet().no_link().ipv4("198.18.7.1", "198.18.0.2"))), XDP_TX);
+  EXPECT_EQ(counter(XT_PROOFS_SENT), 1u);
+}
+
 TEST_F(Proof, AWrongCookieProvesNothing) {
   limit();
   spend_budget();
