@@ -57,6 +57,11 @@ __attribute__((noinline)) int xt_catch_up_slot(struct xt_slot *s, __u64 now)
 	const struct xt_rule *r = &ctl->rule;
 	if (!s->key.family || s->key.rule_id != r->id)
 		return 0;
+	if (ctl->fair_only) {
+		const int refreshed = (r->flags & XT_RULE_TOTAL) && xt_fair_refresh(&s->bucket.word[XT_FAIR_WORD], r->gen, now);
+		ctl->fair_refreshed += refreshed;
+		return refreshed;
+	}
 	int caught = 0;
 	XT_UNROLL
 	for (int p = 0; p < XT_MAX_LIMITS; p++) {
@@ -94,7 +99,7 @@ int xt_catch_up(struct xdp_md *ctx __attribute__((unused)))
 	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
 	if (!ctl)
 		return XDP_ABORTED;
-	ctl->caught_up = ctl->contended = 0;
+	ctl->caught_up = ctl->contended = ctl->fair_refreshed = 0;
 	bpf_for_each_map_elem(&xt_buckets, xt_catch_up_set, NULL, 0);
 	return XDP_PASS;
 }

@@ -321,6 +321,14 @@ struct xt_rule {
  * (bucket.bpf.h, xt_fair_step). */
 #define XT_FAIR_WORD (XT_MAX_LIMITS - 1)
 #define XT_FAIR_SHIFT 32
+/* The fair word's scaled clock wraps every 2^(XT_TAT_BITS - XT_FAIR_SHIFT)
+ * ticks (74.6 hours at HZ=1000), far short of a limit's year: a word last
+ * written a multiple of that ago, less a few seconds, reads as in debt,
+ * and its source, within its share, was dropped as over the total while
+ * the total was under pressure. serve writes every fair word older than
+ * this again, as full, every hour (xt_catch_up's fair_only), so none gets
+ * near the wrap. */
+#define XT_FAIR_STALE_TICKS (1ULL << 26)
 #define XT_FAIR_SECONDS 1
 #define XT_FAIR_STEPS_PER_SECOND 50
 
@@ -736,6 +744,13 @@ struct xt_control {
 	__u32 stale;         /* a charge's words of another generation than rule's (it was replaced meanwhile): left */
 	__u64 aged;          /* xt_age: stamps older than the idle window set back to just past it */
 	__u64 hot_aged;      /* xt_age: hot-cache entries whose hold ended long ago, given an end less long ago */
+	/* xt_catch_up with fair_only: only the fair words of rule (a total's)
+	 * of its generation that were last written XT_FAIR_STALE_TICKS ago or
+	 * more are written again, as full as they were (bucket.bpf.h,
+	 * xt_fair_refresh); nothing is converted. */
+	__u32 fair_only;
+	__u32 pad;
+	__u64 fair_refreshed; /* fair words written again */
 };
 #define XT_SWEEP_ALL 0xffffffffu
 /* xt_restore's batch: records of xt_restore_in, not pinned. */
@@ -922,7 +937,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_known_tags) == 8, "xt_known_tags layout");
 XT_STATIC_ASSERT(sizeof(struct xt_slot) == 64, "xt_slot layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_tags) == 64, "xt_set_tags layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_marks) == 16, "xt_set_marks layout: four sets a cache line");
-XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 72, "xt_control layout");
+XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 88, "xt_control layout");
 XT_STATIC_ASSERT(sizeof(struct xt_ports) == 8, "xt_ports layout");
 XT_STATIC_ASSERT(sizeof(struct xt_port_range) == 8, "xt_port_range layout");
 XT_STATIC_ASSERT(XT_MAX_PORT_RANGES <= XT_CLASS_VALUE && XT_MAX_RULES - 1 <= XT_HOT_RULE, "classes and hot entries hold ids");

@@ -253,6 +253,60 @@ TEST_F(Totals, ANewSourceHasItsShareEvenAsTheFairClockWraps) {
   EXPECT_EQ(passed, 20) << "twenty newcomers' first packets, each within its share";
 }
 
+// A source's fair word is a GCRA on a clock of 2^32 a tick, which wraps
+// every 2^28 ticks (74.6 hours at HZ=1000), where a limit's clock takes a
+// year: a word last written a multiple of that ago, less a few seconds,
+// read as in debt, and its source, within its share, was dropped as over
+// the total while the total was under pressure (a client whose last claim
+// was three days before the next flood). serve writes every fair word
+// older than 18.6 hours again, as full, every hour.
+TEST_F(Totals, AShareClaimedOneCycleOfTheFairClockAgoIsThereToClaim) {
+  const auto light = Packet().ipv4(test::nth_source(1000)).build();
+  flood(0, 2 * kSec);
+  ASSERT_NE(rule_state().fair_cost, 0u) << "the share is in force";
+  ASSERT_EQ(run(light, 2 * kSec), XDP_PASS) << "a claim within its share";
+  // Three days on, the light source sending a packet every 10 s (tracked
+  // all along), the total far from binding: its share out of force, and
+  // its fair word, which only claims write, as it was.
+  uint64_t last_claim = 2 * kSec, back = 0;  // back: that word two seconds short of a cycle old
+  uint64_t refreshed = 0, light_passed = 0, light_sent = 0;
+  for (uint64_t t = 2 * kSec + 10 * kSec; back == 0 || t < back - kSec; t += 10 * kSec) {
+    light_passed += run(light, t) == XDP_PASS;
+    light_sent++;
+    if (rule_state().fair_cost)
+      last_claim = t;  // stepped, still in force: claimed
+    else if (!back)
+      back = last_claim + (1ULL << 28) - 2 * kSec;
+    if ((t - 2 * kSec) % (3600 * kSec) == 0) {  // serve's hourly walk
+      auto n = state_->refresh_fair_words();
+      ASSERT_TRUE(n.has_value()) << n.error().message;
+      refreshed += *n;
+    }
+  }
+  ASSERT_EQ(light_passed, light_sent);
+  ASSERT_EQ(rule_state().fair_cost, 0u) << "the share out of force";
+  std::printf("[ measure  ] fair words written again over 74 hours of hourly walks: %llu\n",
+              (unsigned long long)refreshed);
+  EXPECT_GE(refreshed, 3u) << "the light source's word every 18.6 hours or so";
+  // The total under pressure again, from other sources (their words fresh,
+  // their claims within the share taking the total below its reserve).
+  std::vector<std::vector<uint8_t>> others;
+  for (int i = 0; i < 200; i++) others.push_back(Packet().ipv4(test::nth_source(2000 + i)).build());
+  size_t next = 0;
+  const auto press = [&](uint64_t from, uint64_t to) {
+    for (uint64_t now = from; now < to; now += kMs)
+      for (int k = 0; k < 20; k++) run(others[next++ % others.size()], now);
+  };
+  press(back - kSec, back);
+  ASSERT_NE(rule_state().fair_cost, 0u);
+  int passed = 0;
+  for (uint64_t i = 0; i < 4; i++) {
+    passed += run(light, back + i * kSec) == XDP_PASS;
+    press(back + i * kSec, back + (i + 1) * kSec);
+  }
+  EXPECT_EQ(passed, 4) << "a packet a second, within any share: none dropped over the total";
+}
+
 // The share is set again by the CPU whose swap of fair_at wins, stamped
 // with its clock, which may be a tick ahead of another's: a CPU a tick
 // behind takes it for a step due (2^32 ticks since), not for one just made.

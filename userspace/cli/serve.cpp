@@ -394,6 +394,9 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     std::condition_variable_any woken;
     std::optional<State> mine;  // opened here, and again after a failure
     auto every = std::chrono::seconds(State::kAgeRetrySeconds);
+    // The totals' fair words kept short of their wrap too (74.6 hours:
+    // State::refresh_fair_words), at once and then every hour.
+    auto next_fair = std::chrono::steady_clock::now();
     while (!stop.stop_requested()) {
       auto aged = [&]() -> Result<State::Aged> {
         if (!mine) {
@@ -409,6 +412,13 @@ int run_serve(const Globals& g, const ServeOptions& o) {
       if (!aged) {
         log_line({{"event", "stamps_not_aged"}, {"error", aged.error().message}, {"unix_time", unix_time()}});
         mine.reset();
+      } else if (std::chrono::steady_clock::now() >= next_fair) {
+        if (auto refreshed = mine->refresh_fair_words(); !refreshed)
+          log_line({{"event", "fair_words_not_refreshed"},
+                    {"error", refreshed.error().message},
+                    {"unix_time", unix_time()}});
+        else
+          next_fair = std::chrono::steady_clock::now() + std::chrono::seconds(State::kFairRefreshSeconds);
       }
       std::unique_lock<std::mutex> hold(mu);
       woken.wait_for(hold, stop, mine ? every : std::chrono::seconds(State::kAgeRetrySeconds), [] { return false; });

@@ -487,6 +487,25 @@ Result<State::Aged> State::age_stamps() {
   return Aged{.stamps = out->aged, .hot = out->hot_aged};
 }
 
+Result<uint64_t> State::refresh_fair_words() {
+  auto rules = this->rules();
+  if (!rules) return std::unexpected(rules.error());
+  uint64_t refreshed = 0;
+  for (const auto& r : *rules) {
+    if (!(r.rule.flags & XT_RULE_TOTAL)) continue;
+    auto c = control();
+    if (!c) return std::unexpected(c.error());
+    xt_control params{};
+    params.rule = r.rule;
+    params.fair_only = 1;
+    auto out = run_control(**c, (*c)->catch_up, params,
+                           "the refresh of rule " + std::to_string(r.rule.id) + "'s fair words");
+    if (!out) return std::unexpected(out.error());
+    refreshed += out->fair_refreshed;
+  }
+  return refreshed;
+}
+
 Result<void> State::catch_up_buckets(const xt_rule& rule) {
   auto c = control();
   if (!c) return std::unexpected(c.error());

@@ -231,6 +231,16 @@ class State {
   };
   Result<Aged> age_stamps();
   static constexpr int kAgeRetrySeconds = 5;
+  // Writes every fair word of a rule with a total (the share a source may
+  // claim while the total is under pressure) last written
+  // XT_FAIR_STALE_TICKS ago or more again, as full (abi.h): its clock
+  // wraps every 74.6 hours, and a word a multiple of that old read as in
+  // debt. Rules replaced meanwhile are left to the next call (their
+  // buckets are in another generation). Says how many words. serve calls
+  // this every kFairRefreshSeconds; without the pin directory's lock (it
+  // writes no rule, and a word it writes again reads the same).
+  Result<uint64_t> refresh_fair_words();
+  static constexpr int kFairRefreshSeconds = 3600;
 
   // Blocklists (xthrottle blocklist; abi.h): named lists of prefixes whose
   // sources are dropped, whatever their rule (but an --allow rule). Loading
