@@ -163,18 +163,21 @@ static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule
 }
 
 /* A fair word of generation gen last written XT_FAIR_STALE_TICKS ago or
- * more (but less than half its scaled clock's cycle, past which it reads as
- * ahead and no walk can tell it from a claim) is written again as full, a
- * few seconds back (a CPU whose clock is behind reads it as full too), by
- * compare-and-swap: a claim meanwhile wins. A fresh share's TAT 0 is left
- * as it is. serve's hourly walk (control.bpf.h, xt_catch_up's fair_only). */
+ * more (past half its scaled clock's cycle it reads as ahead: as far ahead
+ * as XT_FAIR_AHEAD_TICKS, which no claim puts it, it is as old) is written
+ * again as full, a few seconds back (a CPU whose clock is behind reads it
+ * as full too), by compare-and-swap: a claim meanwhile wins. A fresh
+ * share's TAT 0 is left as it is. serve's hourly walk (control.bpf.h,
+ * xt_catch_up's fair_only). */
 static __always_inline int xt_fair_refresh(__u64 *word, __u8 gen, __u64 now)
 {
 	const __u64 old = *(volatile __u64 *)word;
 	if (xt_word_gen(old) != gen || old == xt_word(0, gen))
 		return 0;
 	const __u64 at = (now << XT_FAIR_SHIFT) & XT_TAT_MASK;
-	if (xt_diff(at, old >> XT_GEN_BITS) < (__s64)(XT_FAIR_STALE_TICKS << XT_FAIR_SHIFT))
+	const __s64 behind = xt_diff(at, old >> XT_GEN_BITS);
+	if (behind < (__s64)(XT_FAIR_STALE_TICKS << XT_FAIR_SHIFT) &&
+	    behind > -(__s64)(XT_FAIR_AHEAD_TICKS << XT_FAIR_SHIFT))
 		return 0;
 	const __u64 full = xt_word(at - ((__u64)XT_SKEW_TICKS << XT_FAIR_SHIFT), gen);
 	return __sync_val_compare_and_swap(word, old, full) == old;

@@ -58,7 +58,14 @@ __attribute__((noinline)) int xt_catch_up_slot(struct xt_slot *s, __u64 now)
 	if (!s->key.family || s->key.rule_id != r->id)
 		return 0;
 	if (ctl->fair_only) {
-		const int refreshed = (r->flags & XT_RULE_TOTAL) && xt_fair_refresh(&s->bucket.word[XT_FAIR_WORD], r->gen, now);
+		/* The rule still in its slot: read unlocked, it may have been
+		 * deleted since, and a rule that took the id (its generation
+		 * starting where this one's did) may use the word as a limit. */
+		__u32 id = r->id;
+		const struct xt_rule_state *st = bpf_map_lookup_elem(&xt_rule_state, &id);
+		if (!st || st->created_epoch != ctl->rule_epoch || !(r->flags & XT_RULE_TOTAL))
+			return 0;
+		const int refreshed = xt_fair_refresh(&s->bucket.word[XT_FAIR_WORD], r->gen, now);
 		ctl->fair_refreshed += refreshed;
 		return refreshed;
 	}

@@ -329,6 +329,10 @@ struct xt_rule {
  * this again, as full, every hour (xt_catch_up's fair_only), so none gets
  * near the wrap. */
 #define XT_FAIR_STALE_TICKS (1ULL << 26)
+/* ... and so is one that reads as further ahead than any claim puts it
+ * (the cap is a second): last written more than half a cycle ago (serve
+ * down meanwhile), short of the wrap by this much at least. */
+#define XT_FAIR_AHEAD_TICKS (1ULL << 24)
 #define XT_FAIR_SECONDS 1
 #define XT_FAIR_STEPS_PER_SECOND 50
 
@@ -747,9 +751,12 @@ struct xt_control {
 	/* xt_catch_up with fair_only: only the fair words of rule (a total's)
 	 * of its generation that were last written XT_FAIR_STALE_TICKS ago or
 	 * more are written again, as full as they were (bucket.bpf.h,
-	 * xt_fair_refresh); nothing is converted. */
+	 * xt_fair_refresh); nothing is converted. rule_epoch: the
+	 * created_epoch of the rule's xt_rule_state when rule was read; the
+	 * buckets of a rule that took its id since (whose words are its own
+	 * limits') are left. */
 	__u32 fair_only;
-	__u32 pad;
+	__u32 rule_epoch;
 	__u64 fair_refreshed; /* fair words written again */
 };
 #define XT_SWEEP_ALL 0xffffffffu

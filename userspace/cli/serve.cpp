@@ -395,8 +395,11 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     std::optional<State> mine;  // opened here, and again after a failure
     auto every = std::chrono::seconds(State::kAgeRetrySeconds);
     // The totals' fair words kept short of their wrap too (74.6 hours:
-    // State::refresh_fair_words), at once and then every hour.
+    // State::refresh_fair_words), at once and then every hour: a few rules
+    // each round (a walk of the table each), so that many rules with a
+    // total do not hold the stamps' ageing back.
     auto next_fair = std::chrono::steady_clock::now();
+    uint32_t fair_from = 0;
     while (!stop.stop_requested()) {
       auto aged = [&]() -> Result<State::Aged> {
         if (!mine) {
@@ -413,12 +416,14 @@ int run_serve(const Globals& g, const ServeOptions& o) {
         log_line({{"event", "stamps_not_aged"}, {"error", aged.error().message}, {"unix_time", unix_time()}});
         mine.reset();
       } else if (std::chrono::steady_clock::now() >= next_fair) {
-        if (auto refreshed = mine->refresh_fair_words(); !refreshed)
+        auto round = mine->refresh_fair_words(fair_from, State::kFairRefreshRulesARound);
+        if (!round) {
           log_line({{"event", "fair_words_not_refreshed"},
-                    {"error", refreshed.error().message},
+                    {"error", round.error().message},
                     {"unix_time", unix_time()}});
-        else
+        } else if ((fair_from = round->next) == 0) {
           next_fair = std::chrono::steady_clock::now() + std::chrono::seconds(State::kFairRefreshSeconds);
+        }
       }
       std::unique_lock<std::mutex> hold(mu);
       woken.wait_for(hold, stop, mine ? every : std::chrono::seconds(State::kAgeRetrySeconds), [] { return false; });

@@ -487,23 +487,33 @@ Result<State::Aged> State::age_stamps() {
   return Aged{.stamps = out->aged, .hot = out->hot_aged};
 }
 
-Result<uint64_t> State::refresh_fair_words() {
+Result<State::FairRefresh> State::refresh_fair_words(uint32_t from, uint32_t most) {
   auto rules = this->rules();
   if (!rules) return std::unexpected(rules.error());
-  uint64_t refreshed = 0;
-  for (const auto& r : *rules) {
-    if (!(r.rule.flags & XT_RULE_TOTAL)) continue;
+  std::vector<const RuleEntry*> totals;
+  for (const auto& r : *rules)
+    if ((r.rule.flags & XT_RULE_TOTAL) && r.rule.id >= from) totals.push_back(&r);
+  std::ranges::sort(totals, {}, [](const RuleEntry* r) { return r->rule.id; });
+  FairRefresh out;
+  for (const RuleEntry* r : totals) {
+    if (most-- == 0) {
+      out.next = r->rule.id;
+      break;
+    }
+    xt_rule_state st{};
+    if (bpf_map_lookup_elem(rule_state_.get(), &r->rule.id, &st) != 0) continue;  // deleted since
     auto c = control();
     if (!c) return std::unexpected(c.error());
     xt_control params{};
-    params.rule = r.rule;
+    params.rule = r->rule;
     params.fair_only = 1;
-    auto out = run_control(**c, (*c)->catch_up, params,
-                           "the refresh of rule " + std::to_string(r.rule.id) + "'s fair words");
-    if (!out) return std::unexpected(out.error());
-    refreshed += out->fair_refreshed;
+    params.rule_epoch = st.created_epoch;
+    auto ran = run_control(**c, (*c)->catch_up, params,
+                           "the refresh of rule " + std::to_string(r->rule.id) + "'s fair words");
+    if (!ran) return std::unexpected(ran.error());
+    out.refreshed += ran->fair_refreshed;
   }
-  return refreshed;
+  return out;
 }
 
 Result<void> State::catch_up_buckets(const xt_rule& rule) {

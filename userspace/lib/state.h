@@ -235,12 +235,20 @@ class State {
   // claim while the total is under pressure) last written
   // XT_FAIR_STALE_TICKS ago or more again, as full (abi.h): its clock
   // wraps every 74.6 hours, and a word a multiple of that old read as in
-  // debt. Rules replaced meanwhile are left to the next call (their
-  // buckets are in another generation). Says how many words. serve calls
-  // this every kFairRefreshSeconds; without the pin directory's lock (it
-  // writes no rule, and a word it writes again reads the same).
-  Result<uint64_t> refresh_fair_words();
+  // debt. A walk of the table for each rule, of the `most` rules with a
+  // total from id `from` on; next is the id to go on from (0: all done).
+  // Rules replaced meanwhile are left to the next round (their buckets are
+  // in another generation), and deleted ones, or ones whose id another
+  // rule took, are left. serve runs this on its ageing thread, a few rules
+  // each round, every kFairRefreshSeconds; without the pin directory's
+  // lock (it writes no rule, and a word it writes again reads the same).
+  struct FairRefresh {
+    uint64_t refreshed = 0;  // words written again
+    uint32_t next = 0;
+  };
+  Result<FairRefresh> refresh_fair_words(uint32_t from = 0, uint32_t most = XT_MAX_RULES);
   static constexpr int kFairRefreshSeconds = 3600;
+  static constexpr uint32_t kFairRefreshRulesARound = 4;
 
   // Blocklists (xthrottle blocklist; abi.h): named lists of prefixes whose
   // sources are dropped, whatever their rule (but an --allow rule). Loading
