@@ -510,6 +510,31 @@ TEST_F(Fleet, AListLoadedAfterTheDeletionOfAVersionAheadOfTheClockReachesEveryHo
   for (int h = 0; h < kHosts; h++) EXPECT_FALSE(listed(h, "198.18.5.77")) << "host " << h << ": the first version";
 }
 
+// Reloads within a second run the version into its cap, two seconds ahead
+// of the clock, where it stays: a list loaded again there with as many
+// entries as before looked unchanged to serve (the same version and
+// count), and the other hosts kept the content before it.
+TEST_F(Fleet, AReloadAtTheVersionsCapReachesEveryHost) {
+  start_serves();
+  load_first_version();
+  ASSERT_FALSE(HasFailure());
+  const std::string third = dir_ + "/third.txt";
+  std::ofstream(third) << "198.18.7.0/24\n";
+  const auto unix_now = [] {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
+  const double start = std::floor(unix_now()) + 1.02;
+  std::this_thread::sleep_for(std::chrono::duration<double>(start - unix_now()));
+  for (int i = 0; i < 3; i++) ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", dir_ + "/first.txt"}).rc, 0);
+  std::this_thread::sleep_for(550ms);  // a look of serve's, which tells it
+  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", third}).rc, 0);
+  const bool capped = unix_now() < std::floor(start) + 1;
+  std::printf("[ measure  ] reloaded within the second of the version's cap: %s\n", capped ? "yes" : "no");
+  EXPECT_GE(until_everywhere(0, [&](int h) { return listed(h, "198.18.7.77"); }), 0)
+      << "the last content reaches every host";
+  for (int h = 0; h < kHosts; h++) EXPECT_FALSE(listed(h, "198.18.5.77")) << "host " << h << ": the content before";
+}
+
 // ... but a list put back with its own version is not: a snapshot restored
 // after the list was deleted puts its list back as old as it was, and the
 // fleet keeps the deletion (the first version of the fix told it as newer

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 
 #include "blocklist_file.h"
@@ -78,17 +79,35 @@ Result<std::vector<State::Blocklist>> State::blocklists() const {
   return out;
 }
 
-Result<std::vector<xt_block_entry>> State::blocklist_entries(uint32_t slot) const {
+// The map of the entries of the list in slot (opened holds it when it
+// was opened from its pin), and what the kernel says of it.
+Result<int> State::open_list(uint32_t slot, Fd& opened, bpf_map_info& info) const {
   const std::string pin = list_pin(pin_dir_, slot);
-  Fd opened(pin_dir_.empty() ? -1 : bpf_obj_get(pin.c_str()));
+  opened = Fd(pin_dir_.empty() ? -1 : bpf_obj_get(pin.c_str()));
   const auto kept = unpinned_lists_.find(slot);
-  const Fd& fd = pin_dir_.empty() && kept != unpinned_lists_.end() ? kept->second : opened;
-  if (fd.get() < 0) return system_error("cannot open " + pin + " (a blocklist's entries)", errno);
-  bpf_map_info info{};
+  const int fd = pin_dir_.empty() && kept != unpinned_lists_.end() ? kept->second.get() : opened.get();
+  if (fd < 0) return system_error("cannot open " + pin + " (a blocklist's entries)", errno);
   uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return system_error("cannot inspect " + pin, errno);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return system_error("cannot inspect " + pin, errno);
+  return fd;
+}
+
+Result<uint32_t> State::blocklist_map_id(uint32_t slot) const {
+  Fd opened;
+  bpf_map_info info{};
+  auto fd = open_list(slot, opened, info);
+  if (!fd) return std::unexpected(fd.error());
+  return info.id;
+}
+
+Result<std::vector<xt_block_entry>> State::blocklist_entries(uint32_t slot) const {
+  Fd opened;
+  bpf_map_info info{};
+  auto fd = open_list(slot, opened, info);
+  if (!fd) return std::unexpected(fd.error());
+  const std::string pin = list_pin(pin_dir_, slot);
   if (info.value_size != sizeof(xt_block_entry)) return system_error(pin + " is not a blocklist of this version");
-  auto entries = read_array<xt_block_entry>(fd.get(), info.max_entries, pin);
+  auto entries = read_array<xt_block_entry>(*fd, info.max_entries, pin);
   if (!entries) return entries;
   // The list's own size: an empty list is one unused element.
   xt_blocklist list{};
@@ -267,6 +286,18 @@ Result<void> State::load_blocklist(const std::string& name, const std::vector<Ci
     (void)bpf_map_update_elem(blocklists_.get(), &*slot, &old, BPF_ANY);
     return undo(system_error("cannot rename " + tmp + " to " + pin, err));
   }
+  return {};
+}
+
+Result<void> State::set_blocklist_version(uint32_t slot, uint64_t loaded_unix) {
+  xt_blocklist list{};
+  if (bpf_map_lookup_elem(blocklists_.get(), &slot, &list) != 0 || !list.used)
+    return system_error("cannot read blocklist slot " + std::to_string(slot), errno ? errno : ENOENT);
+  list.loaded_unix = loaded_unix;
+  if (bpf_map_update_elem(blocklists_.get(), &slot, &list, BPF_EXIST) != 0)
+    return system_error("cannot record blocklist " + std::string(list.name, strnlen(list.name, sizeof(list.name))) +
+                            "'s version",
+                        errno);
   return {};
 }
 

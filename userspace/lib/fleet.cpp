@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -175,6 +176,10 @@ struct Fleet::Impl {
     uint64_t loaded_unix = 0;
     uint32_t entries = 0;
     bool deleted = false;
+    // The kernel's id of the list's entries (each load makes them anew): a
+    // version and a count can stay the same over a load (reloads within a
+    // second run into the version's cap of two seconds ahead).
+    uint32_t map_id = 0;
   };
   std::map<std::string, ListSeen> lists_seen, lists_next;
   // When this serve first found a list it had seen gone: its deletion's
@@ -443,6 +448,21 @@ struct Fleet::Impl {
       if (!seen.deleted && !here.contains(name)) gone_since.try_emplace(name, unix_now());
   }
 
+  // The origin a list here is told with. Loaded here since this serve saw
+  // what it replaces (`was`: a version, or a deletion): newer than that,
+  // whatever the clocks say. A version is the second it was loaded in, and
+  // can run two seconds ahead of the clock (reloads within a second), a
+  // deletion is the moment it was seen or the version it ends and a
+  // thousandth: a `blocklist del` then `load` within a second, or after a
+  // version ahead of the clock, was told as older than the deletion told
+  // before it, and every other host kept the list deleted (or the old
+  // version). A list put back with its own version (a snapshot's) is as old
+  // as it was, and stays older than a deletion since.
+  static double origin_here(const xt_blocklist& l, const ListSeen* was) {
+    const auto version = static_cast<double>(l.loaded_unix);
+    return was && l.used == XT_BLOCKLIST_HERE && was->origin >= version ? was->origin + 0.001 : version;
+  }
+
   void collect_lists(std::vector<std::vector<std::string>>& out) {
     lists_next = lists_seen;  // unread: nothing changes
     // Under the pin directory's lock: a load records the list's new
@@ -459,25 +479,23 @@ struct Fleet::Impl {
     for (const auto& l : *lists) {
       const std::string name = list_name(l.list);
       auto was = lists_seen.find(name);
+      const uint32_t map_id = state->blocklist_map_id(l.slot).value_or(0);
       if (was != lists_seen.end() && was->second.loaded_unix == l.list.loaded_unix &&
-          was->second.entries == l.list.entries) {
+          was->second.entries == l.list.entries && was->second.map_id == map_id) {
         current[name] = was->second;  // told, or the fleet's
         continue;
       }
-      // Loaded here since this serve saw what it replaces (a version, or
-      // a deletion): newer than that, whatever the clocks say. A version
-      // is the second it was loaded in, and can run two seconds ahead of
-      // the clock (reloads within a second), a deletion is the moment it
-      // was seen or the version it ends and a thousandth: a `blocklist
-      // del` then `load` within a second, or after a version ahead of the
-      // clock, was told as older than the deletion told before it, and
-      // every other host kept the list deleted (or the old version). A
-      // list put back with its own version (a snapshot's) is as old as it
-      // was, and stays older than a deletion since.
-      double origin = static_cast<double>(l.list.loaded_unix);
-      if (was != lists_seen.end() && l.list.used == XT_BLOCKLIST_HERE && was->second.origin >= origin)
-        origin = was->second.origin + 0.001;
-      const ListSeen seen{origin, l.list.loaded_unix, l.list.entries};
+      const double origin = origin_here(l.list, was != lists_seen.end() ? &was->second : nullptr);
+      uint64_t loaded = l.list.loaded_unix;
+      if (origin != static_cast<double>(loaded)) {
+        // Recorded too, as the second after: a serve started again takes
+        // the list as of its record, and its catch-up took a deletion told
+        // before this version, later than the second it was loaded in,
+        // for newer, and deleted the list here alone.
+        const auto kept = static_cast<uint64_t>(std::ceil(origin));
+        if (state->set_blocklist_version(l.slot, kept)) loaded = kept;
+      }
+      const ListSeen seen{origin, loaded, l.list.entries, false, map_id};
       // The fleet's (told before this serve started, or restored from a
       // snapshot): not told back, as the fleet's bans are not. Its
       // deletion here is still told.
@@ -527,11 +545,14 @@ struct Fleet::Impl {
     return std::to_string(ms > kKeepMs ? ms - kKeepMs : 0);
   }
 
-  std::optional<xt_blocklist> local_list(const std::string& name) {
+  std::optional<xt_blocklist> local_list(const std::string& name, uint32_t* map_id = nullptr) {
     auto lists = state->blocklists();
     if (lists)
       for (const auto& l : *lists)
-        if (list_name(l.list) == name) return l.list;
+        if (list_name(l.list) == name) {
+          if (map_id) *map_id = state->blocklist_map_id(l.slot).value_or(0);
+          return l.list;
+        }
     return std::nullopt;
   }
 
@@ -782,16 +803,31 @@ struct Fleet::Impl {
     for (const auto& l : in.lists) {
       // The newer version wins, whichever host's it is: a list here is as
       // old as the version it was told or loaded as.
-      const std::optional<xt_blocklist> have = local_list(l.name);
-      // This host's own deletion, read again: it takes back a version the
-      // fleet told (older than it), never a list loaded here, which came
-      // after it.
-      if (l.own && have && have->used != XT_BLOCKLIST_BY_FLEET) continue;
+      uint32_t map_id = 0;
+      const std::optional<xt_blocklist> have = local_list(l.name, &map_id);
+      // This host's own deletion, read again: it takes back an older
+      // version the fleet told or a snapshot put back, never a list loaded
+      // here, which came after it.
+      if (l.own && have && have->used == XT_BLOCKLIST_HERE) continue;
       auto seen = lists_seen.find(l.name);
-      const double origin = seen != lists_seen.end() ? seen->second.origin
-                            : have                   ? static_cast<double>(have->loaded_unix)
-                                                     : 0;
-      if ((have || seen != lists_seen.end()) && origin >= l.origin) continue;
+      double origin = seen != lists_seen.end() ? seen->second.origin
+                      : have                   ? static_cast<double>(have->loaded_unix)
+                                               : 0;
+      // Changed here since the last look, and not told yet: as the next
+      // look will tell it. Taken as of the version told before it, a list
+      // loaded here after that, newer than the entry, was deleted by it,
+      // and never told.
+      if (have && seen != lists_seen.end() &&
+          (seen->second.deleted || have->loaded_unix != seen->second.loaded_unix ||
+           have->entries != seen->second.entries || map_id != seen->second.map_id))
+        origin = origin_here(*have, &seen->second);
+      // Of one origin, a deletion wins: a load and a deletion told with the
+      // same (each on its own host, each a thousandth past the version it
+      // replaced) were each kept where they were made, and the other hosts
+      // kept whichever came first.
+      const bool deleted_here = seen != lists_seen.end() && seen->second.deleted;
+      const bool newer_here = l.prefixes || deleted_here ? origin >= l.origin : origin > l.origin;
+      if ((have || seen != lists_seen.end()) && newer_here) continue;
       if (l.prefixes) {
         // Loaded as of its origin: told again by a later serve here, it is
         // the same version, not a newer one.
@@ -799,8 +835,9 @@ struct Fleet::Impl {
           failed("blocklist " + l.name + ": " + ok.error().message);
           continue;
         }
-        const std::optional<xt_blocklist> now = local_list(l.name);
-        lists_seen[l.name] = {l.origin, now ? now->loaded_unix : 0, now ? now->entries : 0};
+        uint32_t map_id = 0;
+        const std::optional<xt_blocklist> now = local_list(l.name, &map_id);
+        lists_seen[l.name] = {l.origin, now ? now->loaded_unix : 0, now ? now->entries : 0, false, map_id};
       } else {
         if (have)
           if (auto ok = state->del_blocklist(l.name); !ok) {

@@ -263,6 +263,12 @@ class State {
   // told by the fleet (XT_BLOCKLIST_BY_FLEET).
   Result<void> load_blocklist(const std::string& name, const std::vector<Cidr>& entries,
                               std::optional<uint64_t> loaded_unix = std::nullopt, bool by_fleet = false);
+  // The kernel's id of the entries of the list in slot: a load makes them
+  // anew, so a new id is a new load, whatever its version says.
+  Result<uint32_t> blocklist_map_id(uint32_t slot) const;
+  // The version recorded for the list in slot (the fleet's serve, which
+  // told it as newer than the second it was loaded in).
+  Result<void> set_blocklist_version(uint32_t slot, uint64_t loaded_unix);
   Result<void> del_blocklist(const std::string& name);
   Result<std::vector<Blocklist>> blocklists() const;
   // Whether address (a host prefix) is in the data path's union now.
@@ -326,6 +332,7 @@ class State {
   // does not read, and switches to it.
   Result<void> switch_blocklists(const std::vector<std::vector<xt_block_entry>>& lists);
   Result<std::vector<xt_block_entry>> blocklist_entries(uint32_t slot) const;
+  Result<int> open_list(uint32_t slot, Fd& opened, bpf_map_info& info) const;
   // xt_config.blocklists: which set the data path reads (0: none).
   uint32_t blocklists_word() const;
   void set_blocklists_word(uint32_t word);
