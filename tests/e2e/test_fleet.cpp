@@ -535,6 +535,39 @@ TEST_F(Fleet, AReloadAtTheVersionsCapReachesEveryHost) {
   for (int h = 0; h < kHosts; h++) EXPECT_FALSE(listed(h, "198.18.5.77")) << "host " << h << ": the content before";
 }
 
+// The same, the deletion made on another host, and then the loading host's
+// serve restarted: the newer origin it told lived in its memory only, and
+// its catch-up took the other host's deletion for newer than the second
+// the list was loaded in, and deleted it there alone.
+TEST_F(Fleet, AListToldAsNewerThanItsSecondStaysThroughARestart) {
+  start_serves();
+  const std::string second = load_first_version();
+  ASSERT_FALSE(HasFailure());
+  const auto unix_now = [] {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
+  const double start = std::floor(unix_now()) + 1.05;
+  std::this_thread::sleep_for(std::chrono::duration<double>(start - unix_now()));
+  for (int i = 0; i < 3; i++) ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", dir_ + "/first.txt"}).rc, 0);
+  const auto version = [&](int h) -> uint64_t {
+    for (const auto& l : labs_[h]->xthrottle_json({"blocklist", "list", "--json"}))
+      if (l["name"] == "drop") return l["loaded_unix"].get<uint64_t>();
+    return 0;
+  };
+  const uint64_t ahead = static_cast<uint64_t>(std::floor(start)) + 2;
+  ASSERT_EQ(version(0), ahead) << "two seconds ahead";
+  ASSERT_GE(until_everywhere(0, [&](int h) { return version(h) == ahead; }), 0) << "told, and taken everywhere";
+  ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "del", "drop"}).rc, 0);  // dated just after that version
+  ASSERT_GE(until_everywhere(1, [&](int h) { return !listed(h, "198.18.5.77"); }), 0);
+  ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", second}).rc, 0);
+  ASSERT_GE(until_everywhere(0, [&](int h) { return listed(h, "198.18.6.77"); }), 0);
+  serves_[0].reset();
+  start_serve(0);
+  ASSERT_TRUE(wait_connected(true));
+  std::this_thread::sleep_for(1500ms);  // the catch-up, and exchanges after it
+  for (int h = 0; h < kHosts; h++) EXPECT_TRUE(listed(h, "198.18.6.77")) << "host " << h;
+}
+
 // ... but a list put back with its own version is not: a snapshot restored
 // after the list was deleted puts its list back as old as it was, and the
 // fleet keeps the deletion (the first version of the fix told it as newer
