@@ -138,6 +138,35 @@ class Fleet : public ::testing::Test {
     EXPECT_GE(until_everywhere(0, [&](int h) { return listed(h, "198.18.5.77"); }), 0);
     return second;
   }
+  static double unix_now() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  }
+  // Waits for `into` seconds into the next second; returns that moment.
+  static double next_second(double into = 0.05) {
+    const double start = std::floor(unix_now()) + 1 + into;
+    std::this_thread::sleep_for(std::chrono::duration<double>(start - unix_now()));
+    return start;
+  }
+  // List `drop`'s version on host h (0: none there).
+  uint64_t version(int h) {
+    for (const auto& l : labs_[h]->xthrottle_json({"blocklist", "list", "--json"}))
+      if (l["name"] == "drop") return l["loaded_unix"].get<uint64_t>();
+    return 0;
+  }
+  // The first version loaded three times more on host 0 in the second
+  // `start` is in: its version runs two seconds ahead of the clock.
+  void load_ahead(double start) {
+    for (int i = 0; i < 3; i++) ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", dir_ + "/first.txt"}).rc, 0);
+    ASSERT_EQ(version(0), static_cast<uint64_t>(std::floor(start)) + 2) << "two seconds ahead";
+  }
+  // Host h's serve stopped and started again; then its catch-up, and a
+  // second and a half of exchanges after it.
+  void restart_serve(int h) {
+    serves_[h].reset();
+    start_serve(h);
+    ASSERT_TRUE(wait_connected(true));
+    std::this_thread::sleep_for(1500ms);
+  }
 
   std::string dir_, sock_;
   std::unique_ptr<Background> redis_;
@@ -432,10 +461,7 @@ TEST_F(Fleet, AHostWhoseServeRestartsDoesNotTakeBackAListItDeleted) {
   ASSERT_FALSE(HasFailure());
   ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
   ASSERT_GE(until_everywhere(1, [&](int h) { return !listed(h, "198.18.5.77"); }), 0);
-  serves_[1].reset();
-  start_serve(1);
-  ASSERT_TRUE(wait_connected(true));
-  std::this_thread::sleep_for(1500ms);  // the catch-up, and exchanges after it
+  ASSERT_NO_FATAL_FAILURE(restart_serve(1));
   for (int h = 0; h < kHosts; h++) EXPECT_FALSE(listed(h, "198.18.5.77")) << "host " << h << ": the deleted list";
   // A list loaded on host 1 after its deletion is its own: a serve
   // restarted again leaves it, and it reaches the others.
@@ -443,10 +469,7 @@ TEST_F(Fleet, AHostWhoseServeRestartsDoesNotTakeBackAListItDeleted) {
   std::ofstream(file) << "198.18.7.0/24\n";
   ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "load", "drop", file}).rc, 0);
   ASSERT_GE(until_everywhere(1, [&](int h) { return listed(h, "198.18.7.77"); }), 0);
-  serves_[1].reset();
-  start_serve(1);
-  ASSERT_TRUE(wait_connected(true));
-  std::this_thread::sleep_for(1500ms);
+  ASSERT_NO_FATAL_FAILURE(restart_serve(1));
   for (int h = 0; h < kHosts; h++) EXPECT_TRUE(listed(h, "198.18.7.77")) << "host " << h << ": the list loaded since";
 }
 
@@ -461,11 +484,7 @@ TEST_F(Fleet, AListDeletedAndLoadedAgainWithinASecondReachesEveryHost) {
   ASSERT_FALSE(HasFailure());
   // The deletion early in a second, seen by serve's look (every 0.5 s)
   // within it; the load late in the same second.
-  const auto unix_now = [] {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  };
-  const double start = std::floor(unix_now()) + 1.05;
-  std::this_thread::sleep_for(std::chrono::duration<double>(start - unix_now()));
+  const double start = next_second();
   ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
   std::this_thread::sleep_for(std::chrono::duration<double>(start + 0.75 - unix_now()));
   ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", second}).rc, 0);
@@ -490,13 +509,9 @@ TEST_F(Fleet, AListLoadedAfterTheDeletionOfAVersionAheadOfTheClockReachesEveryHo
   start_serves();
   const std::string second = load_first_version();
   ASSERT_FALSE(HasFailure());
-  const auto unix_now = [] {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  };
-  const double start = std::floor(unix_now()) + 1.05;
-  std::this_thread::sleep_for(std::chrono::duration<double>(start - unix_now()));
+  const double start = next_second();
   // Three versions in this second: the last two seconds ahead of it.
-  for (int i = 0; i < 3; i++) ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", dir_ + "/first.txt"}).rc, 0);
+  ASSERT_NO_FATAL_FAILURE(load_ahead(start));
   std::this_thread::sleep_for(std::chrono::duration<double>(start + 0.7 - unix_now()));
   ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
   // Serve's look (every 0.5 s) dates the deletion two seconds ahead; the
@@ -520,12 +535,8 @@ TEST_F(Fleet, AReloadAtTheVersionsCapReachesEveryHost) {
   ASSERT_FALSE(HasFailure());
   const std::string third = dir_ + "/third.txt";
   std::ofstream(third) << "198.18.7.0/24\n";
-  const auto unix_now = [] {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  };
-  const double start = std::floor(unix_now()) + 1.02;
-  std::this_thread::sleep_for(std::chrono::duration<double>(start - unix_now()));
-  for (int i = 0; i < 3; i++) ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", dir_ + "/first.txt"}).rc, 0);
+  const double start = next_second(0.02);
+  ASSERT_NO_FATAL_FAILURE(load_ahead(start));
   std::this_thread::sleep_for(550ms);  // a look of serve's, which tells it
   ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", third}).rc, 0);
   const bool capped = unix_now() < std::floor(start) + 1;
@@ -543,28 +554,15 @@ TEST_F(Fleet, AListToldAsNewerThanItsSecondStaysThroughARestart) {
   start_serves();
   const std::string second = load_first_version();
   ASSERT_FALSE(HasFailure());
-  const auto unix_now = [] {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  };
-  const double start = std::floor(unix_now()) + 1.05;
-  std::this_thread::sleep_for(std::chrono::duration<double>(start - unix_now()));
-  for (int i = 0; i < 3; i++) ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", dir_ + "/first.txt"}).rc, 0);
-  const auto version = [&](int h) -> uint64_t {
-    for (const auto& l : labs_[h]->xthrottle_json({"blocklist", "list", "--json"}))
-      if (l["name"] == "drop") return l["loaded_unix"].get<uint64_t>();
-    return 0;
-  };
-  const uint64_t ahead = static_cast<uint64_t>(std::floor(start)) + 2;
-  ASSERT_EQ(version(0), ahead) << "two seconds ahead";
+  const double start = next_second();
+  ASSERT_NO_FATAL_FAILURE(load_ahead(start));
+  const uint64_t ahead = version(0);
   ASSERT_GE(until_everywhere(0, [&](int h) { return version(h) == ahead; }), 0) << "told, and taken everywhere";
   ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "del", "drop"}).rc, 0);  // dated just after that version
   ASSERT_GE(until_everywhere(1, [&](int h) { return !listed(h, "198.18.5.77"); }), 0);
   ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", second}).rc, 0);
   ASSERT_GE(until_everywhere(0, [&](int h) { return listed(h, "198.18.6.77"); }), 0);
-  serves_[0].reset();
-  start_serve(0);
-  ASSERT_TRUE(wait_connected(true));
-  std::this_thread::sleep_for(1500ms);  // the catch-up, and exchanges after it
+  ASSERT_NO_FATAL_FAILURE(restart_serve(0));
   for (int h = 0; h < kHosts; h++) EXPECT_TRUE(listed(h, "198.18.6.77")) << "host " << h;
 }
 
@@ -580,12 +578,8 @@ TEST_F(Fleet, AListRestoredFromASnapshotAfterItsDeletionStaysDeletedElsewhere) {
   ASSERT_FALSE(HasFailure());
   // Reloaded three times within a second S: the version saved is S + 2,
   // and the deletion is dated just after it.
-  const auto unix_now = [] {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  };
-  const double start = std::floor(unix_now()) + 1.05;
-  std::this_thread::sleep_for(std::chrono::duration<double>(start - unix_now()));
-  for (int i = 0; i < 3; i++) ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "load", "drop", dir_ + "/first.txt"}).rc, 0);
+  const double start = next_second();
+  ASSERT_NO_FATAL_FAILURE(load_ahead(start));
   std::this_thread::sleep_for(600ms);  // told
   const std::string snapshot = dir_ + "/host0.snap";
   const Outcome saved = labs_[0]->xthrottle({"save", snapshot});
