@@ -463,6 +463,12 @@ struct Fleet::Impl {
     return was && l.used == XT_BLOCKLIST_HERE && was->origin >= version ? was->origin + 0.001 : version;
   }
 
+  // Whether the list here (its entries' map map_id) is the one `seen`
+  // describes, told or taken from the fleet: else it changed here since.
+  static bool is_seen(const ListSeen& seen, const xt_blocklist& l, uint32_t map_id) {
+    return !seen.deleted && seen.loaded_unix == l.loaded_unix && seen.entries == l.entries && seen.map_id == map_id;
+  }
+
   void collect_lists(std::vector<std::vector<std::string>>& out) {
     lists_next = lists_seen;  // unread: nothing changes
     // Under the pin directory's lock: a load records the list's new
@@ -480,8 +486,7 @@ struct Fleet::Impl {
       const std::string name = list_name(l.list);
       auto was = lists_seen.find(name);
       const uint32_t map_id = state->blocklist_map_id(l.slot).value_or(0);
-      if (was != lists_seen.end() && was->second.loaded_unix == l.list.loaded_unix &&
-          was->second.entries == l.list.entries && was->second.map_id == map_id) {
+      if (was != lists_seen.end() && is_seen(was->second, l.list, map_id)) {
         current[name] = was->second;  // told, or the fleet's
         continue;
       }
@@ -817,9 +822,7 @@ struct Fleet::Impl {
       // look will tell it. Taken as of the version told before it, a list
       // loaded here after that, newer than the entry, was deleted by it,
       // and never told.
-      if (have && seen != lists_seen.end() &&
-          (seen->second.deleted || have->loaded_unix != seen->second.loaded_unix ||
-           have->entries != seen->second.entries || map_id != seen->second.map_id))
+      if (have && seen != lists_seen.end() && !is_seen(seen->second, *have, map_id))
         origin = origin_here(*have, &seen->second);
       // Of one origin, a deletion wins: a load and a deletion told with the
       // same (each on its own host, each a thousandth past the version it
