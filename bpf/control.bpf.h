@@ -111,6 +111,22 @@ int xt_catch_up(struct xdp_md *ctx __attribute__((unused)))
 	return XDP_PASS;
 }
 
+/* The first 64 bits of a bucket key, swapped whole by the sweep. */
+union xt_key_head {
+	__u64 word;
+	struct {
+		__u32 rule_id;
+		__u8 family;
+		__u8 per_len;
+		__u8 pad[2];
+	} key;
+};
+_Static_assert(__builtin_offsetof(struct xt_bucket_key, family) == __builtin_offsetof(union xt_key_head, key.family) &&
+		       __builtin_offsetof(struct xt_bucket_key, per_len) ==
+			       __builtin_offsetof(union xt_key_head, key.per_len) &&
+		       __builtin_offsetof(struct xt_bucket_key, addr) == sizeof(union xt_key_head),
+	       "the head word is the key's rule, family and prefix length");
+
 static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, struct xt_bucket_set *set,
 			 void *unused __attribute__((unused)))
 {
@@ -127,7 +143,11 @@ static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, st
 		 * be. Read after the key, it could be the newcomer's. */
 		const __u16 fp = *(volatile const __u16 *)&t->way[w].half[XT_TAG_FP];
 		asm volatile("" ::: "memory");
-		if (!s->key.family || s->key.rule_id != ctl->sweep_rule || s->key.per_len == ctl->keep_per_len)
+		/* The key's head word (rule, family, prefix length), read once:
+		 * what the swap below clears, only if it is still this key's. */
+		__u64 *head = (__u64 *)&s->key;
+		union xt_key_head was = {.word = *(volatile const __u64 *)head};
+		if (!was.key.family || was.key.rule_id != ctl->sweep_rule || was.key.per_len == ctl->keep_per_len)
 			continue;
 		/* Free the way unless a newcomer took it meanwhile (its
 		 * fingerprint changed); a packet refreshing the stamp meanwhile
@@ -138,7 +158,14 @@ static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, st
 			if (tag.half[XT_TAG_FP] != fp)
 				break;
 			if (__sync_val_compare_and_swap(&t->way[w].word, tag.word, 0) == tag.word) {
-				s->key.family = 0;
+				/* The way is free from here on, and a newcomer can
+				 * take it before the key is cleared: it writes its
+				 * family 0 first, then its own key, so the head is
+				 * no longer the one read and the swap leaves it. A
+				 * plain store here could clear the newcomer's key. */
+				union xt_key_head cleared = was;
+				cleared.key.family = 0;
+				__sync_val_compare_and_swap(head, was.word, cleared.word);
 				ctl->swept++;
 				break;
 			}
