@@ -315,6 +315,39 @@ TEST_F(Totals, AShareClaimedOneCycleOfTheFairClockAgoIsThereToClaim) { claim_aft
 // read as ahead (more than half the cycle old), by more than any claim.
 TEST_F(Totals, AShareClaimedOneCycleAgoIsThereToClaimThoughServeWasDownForHalfOfIt) { claim_after_a_cycle(40); }
 
+// serve's hourly walk of the fair words reads the rules, then walks each
+// total's buckets, checking in the program that the rule still holds its
+// id. A rule deleted and another added in its id between the two: the
+// check read the new rule's epoch from userspace as well, so the walk ran
+// with the deleted total's rule over the new rule's words, and rewrote as
+// fresh fair shares the words of its windows that read as stale ones (at
+// 37 hours up, a window's word reads as a fair word 18.6 hours old).
+TEST_F(Program, TheFairWordsWalkLeavesAloneTheWindowsOfARuleThatTookATotalsId) {
+  load();
+  rule("198.18.0.0/15", "1000/s", std::nullopt, [](RuleSpec& s) { s.total = *parse_rate("2000/s"); });
+  const uint64_t t = 1ULL << 27;
+  const auto source = Packet().ipv4(test::nth_source(1)).build();
+  ASSERT_EQ(run(source, t), XDP_PASS);
+  bool armed = true;
+  state_->set_step_hook([&] {
+    if (!armed) return;
+    armed = false;
+    ASSERT_TRUE(state_->del_rule(*parse_cidr("198.18.0.0/15")).has_value());
+    rule("198.18.0.0/15", std::nullopt, std::nullopt, [](RuleSpec& s) {
+      s.rates = {*parse_rate("1/s"), *parse_rate("2/min"), *parse_rate("3/day")};
+      s.bursts = {1, 2, 3};
+    });
+    for (uint64_t at : {1, 2, 40}) ASSERT_EQ(run(source, t + at * kSec), XDP_PASS) << "the day's three";
+    ASSERT_EQ(run(source, t + 70 * kSec), XDP_DROP) << "the day's quota spent";
+  });
+  auto walked = state_->refresh_fair_words();
+  state_->set_step_hook(nullptr);
+  ASSERT_TRUE(walked.has_value()) << walked.error().message;
+  ASSERT_FALSE(armed);
+  EXPECT_EQ(walked->refreshed, 0u) << "the new rule has no fair word";
+  EXPECT_EQ(run(source, t + 100 * kSec), XDP_DROP) << "its day's quota still spent";
+}
+
 // The share is set again by the CPU whose swap of fair_at wins, stamped
 // with its clock, which may be a tick ahead of another's: a CPU a tick
 // behind takes it for a step due (2^32 ticks since), not for one just made.

@@ -494,14 +494,26 @@ Result<State::FairRefresh> State::refresh_fair_words(uint32_t from, uint32_t mos
   for (const auto& r : *rules)
     if ((r.rule.flags & XT_RULE_TOTAL) && r.rule.id >= from) totals.push_back(&r);
   std::ranges::sort(totals, {}, [](const RuleEntry* r) { return r->rule.id; });
+  step();
   FairRefresh out;
-  for (const RuleEntry* r : totals) {
+  for (const RuleEntry* listed : totals) {
+    const uint32_t id = listed->rule.id;
     if (most-- == 0) {
-      out.next = r->rule.id;
+      out.next = id;
       break;
     }
+    // The epoch of the rule in the id, then the rule itself, read again:
+    // the program walks only while the id still holds the rule of that
+    // epoch, so a rule that takes the id after the epoch is read is left
+    // alone. Run with the rule read at first, a rule that took the id
+    // before had both its epoch checked and its windows read as the old
+    // total's fair words.
     xt_rule_state st{};
-    if (bpf_map_lookup_elem(rule_state_.get(), &r->rule.id, &st) != 0) continue;  // deleted since
+    if (bpf_map_lookup_elem(rule_state_.get(), &id, &st) != 0) continue;  // deleted since
+    auto current = this->rules();
+    if (!current) return std::unexpected(current.error());
+    auto r = std::ranges::find_if(*current, [&](const RuleEntry& e) { return e.rule.id == id; });
+    if (r == current->end() || !(r->rule.flags & XT_RULE_TOTAL)) continue;
     auto c = control();
     if (!c) return std::unexpected(c.error());
     xt_control params{};
