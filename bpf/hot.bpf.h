@@ -152,11 +152,19 @@ static __always_inline __u32 xt_drop_reach(const struct xt_config *cfg)
 	return (__u32)(xt_idle_ticks(cfg) / 2) + XT_SKEW_TICKS;
 }
 
+/* Whether a slot holds a live entry. An emptied one keeps its tick and
+ * epoch, and xt_age does not walk it: read by xt_hot_live alone, it would
+ * take the line's room for 2^24 ticks of every 2^32. */
+static __always_inline int xt_hot_holds(const struct xt_hot *hot, __u32 epoch, __u64 now)
+{
+	return (hot->who & XT_HOT_USED) && xt_hot_live(hot, epoch, now);
+}
+
 /* Whether a slot holds neither a live entry nor drops to settle. */
 static __always_inline int xt_hot_slot_spent(struct xt_hot_set *set, int slot, __u32 epoch, __u64 now)
 {
 	const struct xt_hot *hot = xt_hot_at(set, slot);
-	return !hot->pending && !xt_hot_live(hot, epoch, now);
+	return !hot->pending && !xt_hot_holds(hot, epoch, now);
 }
 
 /* The source's slot in the line at idx (set), 0 to 3, or in its neighbour
@@ -264,13 +272,13 @@ static __always_inline void xt_hot_hit(struct xt_hot *hot, __u32 pkts)
 /* The first slot of set whose entry no longer drops, or XT_HOT_NONE. */
 static __always_inline int xt_hot_free_slot(struct xt_hot_set *set, int v6, __u32 epoch, __u64 now)
 {
-	if (!xt_hot_live(xt_hot_at(set, 0), epoch, now))
+	if (!xt_hot_holds(xt_hot_at(set, 0), epoch, now))
 		return 0;
-	if (!v6 && !xt_hot_live(xt_hot_at(set, 1), epoch, now))
+	if (!v6 && !xt_hot_holds(xt_hot_at(set, 1), epoch, now))
 		return 1;
-	if (!xt_hot_live(xt_hot_at(set, 2), epoch, now))
+	if (!xt_hot_holds(xt_hot_at(set, 2), epoch, now))
 		return 2;
-	if (!v6 && !xt_hot_live(xt_hot_at(set, 3), epoch, now))
+	if (!v6 && !xt_hot_holds(xt_hot_at(set, 3), epoch, now))
 		return 3;
 	return XT_HOT_NONE;
 }

@@ -657,6 +657,45 @@ TEST_F(Program, AHotCacheEntryAgedByServeDoesNotComeBackAfterFortyNineDays) {
   EXPECT_EQ(rule_stats("2001:db8::/32").dropped_packets, 9u);
 }
 
+// An entry emptied when its source passed again keeps its tick and epoch:
+// read by xt_hot_live alone, without XT_HOT_USED, it looked live again in
+// the last 2^24 ticks of every 2^32 after its hold (49.5 days on, for 4.7
+// hours), while no rule changed. Nothing was dropped for it, but a fill
+// found no room in the line, so the sources over their limits then were
+// metered in their buckets on every packet, and the line's bit stayed set.
+TEST_F(Program, AnEmptiedHotCacheSlotIsRoomAgainFortyNineDaysOn) {
+  ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the hot cache is per CPU
+  load();
+  rule("198.18.0.0/15", "10/s", 2);
+  const xt_config cfg = state_->config().value();
+  // Eight IPv4 sources of one pair of lines (CPU 0's part): all its room.
+  std::map<uint32_t, std::vector<std::string>> by_pair;
+  std::vector<std::string> eight;
+  for (uint32_t i = 1; i < (1u << 16) && eight.empty(); i++) {
+    const std::string a = "198.18." + std::to_string(i >> 8) + "." + std::to_string(i & 0xff);
+    xt_pkt pkt{};
+    pkt.family = XT_FAMILY_V4;
+    ASSERT_EQ(inet_pton(AF_INET, a.c_str(), pkt.addr), 1);
+    auto& v = by_pair[XT_TOP_BITS(xt_hash_source(cfg.hash_key, &pkt, 0), cfg.hot_bits) >> 1];
+    v.push_back(a);
+    if (v.size() == 8) eight = v;
+  }
+  ASSERT_EQ(eight.size(), 8u);
+  for (const auto& a : eight) EXPECT_EQ(passed(Packet().ipv4(a).build(), 10, 0), 2) << "held until tick 100";
+  ASSERT_EQ(state_->hot_pending().value().size(), 8u);
+  for (const auto& a : eight) EXPECT_EQ(passed(Packet().ipv4(a).build(), 1, 100), 1) << "settled and emptied";
+  ASSERT_TRUE(state_->hot_pending().value().empty());
+  const uint64_t back = 100 + (1ull << 32) - (1ull << 24) + 10;
+  for (uint64_t t = 100 + (1ull << 29); t < back; t += 1ull << 29) {  // serve's ageing, as often as it needs
+    skel_->bss->xt_test_now = t;
+    ASSERT_TRUE(state_->age_stamps().has_value());
+  }
+  for (const auto& a : eight) EXPECT_EQ(passed(Packet().ipv4(a).build(), 50, back), 2) << a;
+  const PendingDrops pending = state_->hot_pending().value();
+  EXPECT_EQ(pending.size(), 8u) << "each held in the pair again";
+  for (const auto& [key, n] : pending) EXPECT_EQ(n, 47u) << "source " << int(key.addr[3]);
+}
+
 // Two rule changes in a row while a source is throttled (the hot cache drops
 // its packets, which writes nothing to its bucket): it must not come out with
 // a fresh burst, nor after generations wrap around.
