@@ -195,6 +195,37 @@ TEST_F(RuleChanges, PortRangesChangeWithoutAGap) {
 // out again, and starts a new epoch: the next add may take the range's id
 // for another range, and packets of that one must not find the rule cache's
 // entries of when the id meant this one (there, the TCP rule's).
+// A deletion runs a control program (the sweep of the rule's buckets),
+// loaded on first use. It deleted the rule first and loaded the program
+// after, so a load that failed (a verifier or memory limit) made `rule del`
+// fail with the rule already gone: run again, "no rule for ...".
+TEST_F(RuleChanges, ADeletionThatCannotLoadItsSweepChangesNothing) {
+  load();
+  rule("198.18.0.0/15", "10/s");
+  // The same maps through an object without its control programs, whose
+  // state (pinned nowhere) then cannot load them.
+  auto lame_skel = open_object({.pin_dir = std::nullopt, .test_clock = true, .max_sources = XT_MIN_MAX_SOURCES});
+  ASSERT_TRUE(lame_skel.has_value()) << lame_skel.error().message;
+  bpf_map* map;
+  bpf_object__for_each_map(map, (*lame_skel)->obj) {
+    if (bpf_map__is_internal(map)) continue;
+    const bpf_map* live = bpf_object__find_map_by_name(skel_->obj, bpf_map__name(map));
+    ASSERT_NE(live, nullptr) << bpf_map__name(map);
+    ASSERT_EQ(bpf_map__reuse_fd(map, bpf_map__fd(live)), 0) << bpf_map__name(map);
+  }
+  ASSERT_EQ(bpf_program__set_autoload((*lame_skel)->progs.xt_sweep, false), 0);
+  ASSERT_EQ(xthrottle__load(lame_skel->get()), 0);
+  auto lame = State::from_object((*lame_skel)->obj);
+  ASSERT_TRUE(lame.has_value()) << lame.error().message;
+  auto del = lame->del_rule(*parse_cidr("198.18.0.0/15"));
+  ASSERT_FALSE(del.has_value()) << "the control programs cannot be loaded here";
+  std::printf("[ refused  ] %s\n", del.error().message.c_str());
+  auto rules = state_->rules();
+  ASSERT_TRUE(rules.has_value()) << rules.error().message;
+  EXPECT_EQ(rules->size(), 1u) << "the rule is still there";
+  EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").build(), 20, kSec), 10) << "and still limits";
+}
+
 TEST_F(RuleChanges, AFailedAddLeavesNoCacheEntryOfItsRange) {
   load();
   rule("0.0.0.0/0", "1000000/s", std::nullopt, [](RuleSpec& s) { s.match = Match{6, std::nullopt, false}; });

@@ -1116,6 +1116,10 @@ Result<void> State::del_rule(const Cidr& cidr, const Match& match) {
   const uint32_t id = same->rule.id;
   const bool redirected = same->spec.redirect.has_value();
   const xt_rule_key key = rule_key(cidr, match);
+  // The sweep's program loaded before anything changes: a deletion that
+  // cannot free the buckets is refused whole, not left done but reported
+  // failed.
+  if (auto c = control(); !c) return std::unexpected(c.error());
   if (bpf_map_delete_elem(rules_.get(), &key) != 0)
     return system_error("cannot delete the rule for " + name, errno);
   step();
