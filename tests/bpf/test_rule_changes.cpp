@@ -16,6 +16,7 @@
 #include "keys.h"
 #include "meter.h"
 #include "map_util.h"
+#include "apply.h"
 #include "program.h"
 
 namespace xt {
@@ -224,6 +225,49 @@ TEST_F(RuleChanges, ADeletionThatCannotLoadItsSweepChangesNothing) {
   ASSERT_TRUE(rules.has_value()) << rules.error().message;
   EXPECT_EQ(rules->size(), 1u) << "the rule is still there";
   EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").build(), 20, kSec), 10) << "and still limits";
+}
+
+// A replacement writes the rule's record (its options as given), then
+// swaps the rule. Killed in between (an OOM kill, a stop's timeout during
+// serve's reload), the record said the new rule while the kernel kept the
+// old, and the same `rule add`, or the same file applied, found it
+// unchanged for good: the kernel's rule is compared too. A rule as it was
+// put, whatever it holds, is still unchanged.
+TEST_F(RuleChanges, ARecordAheadOfItsRuleIsNotTakenForUnchanged) {
+  load();
+  const Cidr cidr = *parse_cidr("198.18.0.0/15");
+  const auto spec = [&](const std::string& options) {
+    auto s = spec_from_options_text(cidr, options);
+    if (!s) ADD_FAILURE() << options << ": " << s.error().message;
+    return s.value_or(RuleSpec{.cidr = cidr});
+  };
+  const auto put = [&](const RuleSpec& s) {
+    auto compiled = compile_rule(s, test::kHz, online_cpus());
+    ASSERT_TRUE(compiled.has_value()) << compiled.error().message;
+    ASSERT_TRUE(state_->put_rule(s, *compiled).has_value());
+  };
+  const auto live = [&] { return state_->rules().value().at(0); };
+  for (const char* options :
+       {"--rate 10/s", "--rate 1/s --rate 1000/day", "--rate 10/s --rate 100/min --rate 1000/day",
+        "--rate 10/s --bandwidth 1Mbit/s", "--rate 100/s --total 1000/s", "--rate 10/s --per 24 --dry-run",
+        "--rate 10/s --new-rate 5/s --verify off --remember 0", "--rate 10/s --ban-after 10s --ban-for 60s --over ecn",
+        "--deny", "--allow"}) {
+    const RuleSpec s = spec(options);
+    put(s);
+    EXPECT_TRUE(rule_unchanged(*state_, live(), s)) << options << ": as put";
+  }
+  put(spec("--rate 10/s"));
+  const RuleSpec want = spec("--rate 20/s");
+  const std::string text = options_text(want);
+  char record[XT_RULE_TEXT_SIZE] = {};
+  std::memcpy(record, text.data(), text.size());
+  const uint32_t id = live().rule.id;
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_rule_text), &id, record, BPF_EXIST), 0);
+  ASSERT_TRUE(same_rule(live().spec, want)) << "the record says the new rule";
+  EXPECT_FALSE(rule_unchanged(*state_, live(), want)) << "the kernel still has the old";
+  put(want);
+  EXPECT_TRUE(rule_unchanged(*state_, live(), want));
+  EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").build(), 30, kSec), 20);
 }
 
 TEST_F(RuleChanges, AFailedAddLeavesNoCacheEntryOfItsRange) {

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "apply.h"
 
+#include "map_util.h"
 #include "ports.h"
 
 #include <net/if.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <ctime>
 #include <set>
@@ -66,10 +68,40 @@ std::vector<bool> rules_in_the_way(const RulesDiff& diff, const std::vector<Rule
   return first;
 }
 
+bool same_limit(const xt_limit& a, const xt_limit& b) { return a.fill == b.fill && a.cost == b.cost && a.cap == b.cap; }
+
+// Whether the kernel's rule is the one want compiles to, but for what a
+// replacement sets (the id, the generations, the previous limits and when)
+// and for where each window sits (a replacement keeps a window where it
+// was: State::place_limits).
+bool compiles_to(const xt_rule& live, const xt_rule& want) {
+  const auto windows = [](const xt_rule& r) {
+    std::vector<std::array<uint64_t, 4>> out;
+    for (int p = 0; p < XT_MAX_LIMITS; p++)
+      if (r.limits >> p & 1)
+        out.push_back({r.limit[p].fill, r.limit[p].cost, r.limit[p].cap, uint64_t{r.byte_limits} >> p & 1});
+    std::ranges::sort(out);
+    return out;
+  };
+  return live.action == want.action && live.flags == want.flags && live.per_len == want.per_len &&
+         live.remember == want.remember && live.ban_after == want.ban_after && live.ban_for == want.ban_for &&
+         same_limit(live.new_src, want.new_src) && same_limit(live.proof, want.proof) &&
+         same_limit(live.total, want.total) && live.fair_start == want.fair_start && windows(live) == windows(want);
+}
+
 }  // namespace
 
+// The record says what the rule is, and the kernel's rule is checked too:
+// a replacement killed between writing the record and swapping the rule
+// (an OOM kill, a stop's timeout during serve's reload) left a record of
+// the new rule over the old one, which the same command then found
+// unchanged for good.
 bool rule_unchanged(const State& state, const RuleEntry& live, const RuleSpec& want) {
-  return same_rule(live.spec, want) && !redirect_stale(state, live);
+  if (!same_rule(live.spec, want) || redirect_stale(state, live)) return false;
+  auto cfg = state.config();
+  if (!cfg) return false;
+  auto compiled = compile_rule(want, cfg->hz, online_cpus());
+  return compiled && compiles_to(live.rule, *compiled);
 }
 
 Result<RulesDiff> diff_rules(const State& state, const RulesFile& file) {
