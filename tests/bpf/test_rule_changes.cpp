@@ -254,7 +254,7 @@ TEST_F(RuleChanges, ARecordAheadOfItsRuleIsNotTakenForUnchanged) {
         "--deny", "--allow"}) {
     const RuleSpec s = spec(options);
     put(s);
-    EXPECT_TRUE(rule_unchanged(*state_, live(), s)) << options << ": as put";
+    EXPECT_TRUE(rule_unchanged(*state_, live(), s, *compile_rule(s, test::kHz, online_cpus()))) << options << ": as put";
   }
   put(spec("--rate 10/s"));
   const RuleSpec want = spec("--rate 20/s");
@@ -264,9 +264,10 @@ TEST_F(RuleChanges, ARecordAheadOfItsRuleIsNotTakenForUnchanged) {
   const uint32_t id = live().rule.id;
   ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_rule_text), &id, record, BPF_EXIST), 0);
   ASSERT_TRUE(same_rule(live().spec, want)) << "the record says the new rule";
-  EXPECT_FALSE(rule_unchanged(*state_, live(), want)) << "the kernel still has the old";
+  const xt_rule compiled = *compile_rule(want, test::kHz, online_cpus());
+  EXPECT_FALSE(rule_unchanged(*state_, live(), want, compiled)) << "the kernel still has the old";
   put(want);
-  EXPECT_TRUE(rule_unchanged(*state_, live(), want));
+  EXPECT_TRUE(rule_unchanged(*state_, live(), want, compiled));
   EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").build(), 30, kSec), 20);
 }
 

@@ -124,7 +124,7 @@ int run_rule_add(const Globals& g, const RuleAddOptions& o) {
   auto live = locked->state->rules();
   if (!live) return fail(live.error());
   const RuleEntry* now = find_rule(*live, spec->cidr, spec->match);
-  if (now && rule_unchanged(*locked->state, *now, *spec)) {
+  if (now && rule_unchanged(*locked->state, *now, *spec, *rule)) {
     std::cout << "unchanged " << rule_name(spec->cidr, spec->match) << " " << describe(*spec) << "\n";
     for (const auto& w : rule_warnings(*spec, *hz)) std::cerr << "xthrottle: warning: " << w << "\n";
     return 0;

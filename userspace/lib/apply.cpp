@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "apply.h"
 
-#include "map_util.h"
 #include "ports.h"
 
 #include <net/if.h>
@@ -96,12 +95,8 @@ bool compiles_to(const xt_rule& live, const xt_rule& want) {
 // (an OOM kill, a stop's timeout during serve's reload) left a record of
 // the new rule over the old one, which the same command then found
 // unchanged for good.
-bool rule_unchanged(const State& state, const RuleEntry& live, const RuleSpec& want) {
-  if (!same_rule(live.spec, want) || redirect_stale(state, live)) return false;
-  auto cfg = state.config();
-  if (!cfg) return false;
-  auto compiled = compile_rule(want, cfg->hz, online_cpus());
-  return compiled && compiles_to(live.rule, *compiled);
+bool rule_unchanged(const State& state, const RuleEntry& live, const RuleSpec& want, const xt_rule& compiled) {
+  return same_rule(live.spec, want) && compiles_to(live.rule, compiled) && !redirect_stale(state, live);
 }
 
 Result<RulesDiff> diff_rules(const State& state, const RulesFile& file) {
@@ -112,7 +107,7 @@ Result<RulesDiff> diff_rules(const State& state, const RulesFile& file) {
     const RuleEntry* now = find_rule(*live, want.spec.cidr, want.spec.match);
     if (!now)
       diff.add.push_back({want.spec, want.compiled, std::nullopt});
-    else if (!rule_unchanged(state, *now, want.spec))
+    else if (!rule_unchanged(state, *now, want.spec, want.compiled))
       diff.change.push_back({want.spec, want.compiled, *now});
     else
       diff.unchanged++;

@@ -43,11 +43,12 @@ struct RulesDiff {
 };
 Result<RulesDiff> diff_rules(const State& state, const RulesFile& file);
 
-// Whether putting `want` in would leave the live rule `live` as it is (the
-// same options, its redirect still pointing where its name is): a
-// replacement then would only refill the rule's new-source budget and
-// total, so apply and rule add leave it alone.
-bool rule_unchanged(const State& state, const RuleEntry& live, const RuleSpec& want);
+// Whether putting `want` (compiled: `compiled`) in would leave the live rule
+// `live` as it is (the same options, the kernel's rule the one they compile
+// to, its redirect still pointing where its name is): a replacement then
+// would only refill the rule's new-source budget and total, so apply and
+// rule add leave it alone.
+bool rule_unchanged(const State& state, const RuleEntry& live, const RuleSpec& want, const xt_rule& compiled);
 // Every rule of the file added: what applying it to no state at all does.
 RulesDiff diff_from_nothing(const RulesFile& file);
 std::string diff_text(const RulesDiff& diff);
