@@ -89,6 +89,28 @@ TEST_F(Over, ADenyRulesPacketsGoToo) {
   EXPECT_EQ(counter(XT_REDIRECTED), 2u);
 }
 
+// A deny rule's source held by the hot cache is held until the rules
+// change. Banned by hand or put on a blocklist since, it is dropped as the
+// ban or the list says, not sent on to the scrubber as the deny rule's: a
+// ban added and a list loaded start a new epoch too (as a ban replaced or
+// lifted did).
+TEST_F(Over, ADeniedSourceBannedOrBlocklistedSinceIsDroppedAsSuch) {
+  ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the hot cache is per CPU
+  rule_over("198.18.0.0/24", std::nullopt, [](RuleSpec& s) { s.action = XT_ACT_DENY; });
+  const auto banned = Packet().ipv4("198.18.0.9").build(), listed = Packet().ipv4("198.18.0.10").build();
+  for (const auto* f : {&banned, &listed}) {
+    EXPECT_EQ(run(*f, 0), XDP_REDIRECT);
+    EXPECT_EQ(run(*f, 0), XDP_REDIRECT) << "from the hot cache";
+  }
+  ASSERT_TRUE(state_->add_ban(*parse_cidr("198.18.0.9/32"), 60).has_value());
+  EXPECT_EQ(run(banned, 0), XDP_DROP) << "banned";
+  EXPECT_EQ(counter(XT_DROP_BANNED), 1u);
+  ASSERT_TRUE(state_->load_blocklist("scanners", {*parse_cidr("198.18.0.10/32")}).has_value());
+  EXPECT_EQ(run(listed, 0), XDP_DROP) << "blocklisted";
+  EXPECT_EQ(counter(XT_DROP_BLOCKLISTED), 1u);
+  EXPECT_EQ(counter(XT_REDIRECTED), 4u);
+}
+
 // Replaced without --over, deleted, or its interface removed: the rule drops
 // again, and once no rule redirects, drops do not look for one.
 TEST_F(Over, ARuleReplacedDeletedOrWhoseInterfaceIsGoneDropsAgain) {

@@ -286,6 +286,12 @@ Result<void> State::load_blocklist(const std::string& name, const std::vector<Ci
     (void)bpf_map_update_elem(blocklists_.get(), &*slot, &old, BPF_ANY);
     return undo(system_error("cannot rename " + tmp + " to " + pin, err));
   }
+  // A new epoch empties the hot cache, whose entries are looked up before
+  // the lists: a source held for a deny rule would otherwise go on being
+  // dropped as denied (sent to the rule's --over interface) until the rules
+  // next change. The list is in: a failure here only leaves those as they
+  // were, and is not the load's.
+  (void)publish(nullptr);
   return {};
 }
 

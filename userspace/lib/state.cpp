@@ -682,7 +682,14 @@ Result<void> State::add_ban(const Cidr& cidr, uint64_t seconds) {
   if (!now) return std::unexpected(now.error());
   auto cfg = config();
   if (!cfg) return std::unexpected(cfg.error());
-  return put_ban(cidr, xt_ban{*now + seconds * cfg->hz, *now, 0, 0});
+  if (auto ok = put_ban(cidr, xt_ban{*now + seconds * cfg->hz, *now, 0, 0}); !ok) return ok;
+  // A new epoch empties the hot cache: a source it holds for a deny rule
+  // would otherwise go on being dropped as denied (and sent to the rule's
+  // --over interface) until the rules next change. Only for a ban by hand:
+  // the fleet's come in batches all through a flood, and each would empty
+  // the cache; a limit's entry holds its source half the idle window at
+  // most anyway.
+  return publish(nullptr);
 }
 
 Result<void> State::put_ban(const Cidr& cidr, xt_ban ban) { return put_bans({{cidr, ban}}); }
