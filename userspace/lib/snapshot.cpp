@@ -445,6 +445,15 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     auto put = state.put_rule(r.spec, compiled[i]);
     if (!put) return std::unexpected(put.error());
     added[i] = !*put;
+    if (!added[i]) continue;
+    // A new rule's counters at once: a scrape between its put and the
+    // last rule's (seconds, for many rules over a large table) read it at
+    // 0 and the next at the snapshot's count, which Prometheus takes for
+    // that many packets in one interval.
+    auto id = state.rule_id(r.cidr, r.spec.match);
+    if (!id) return std::unexpected(id.error());
+    if (!*id) return system_error("rule " + rule_name(r.cidr, r.spec.match) + " is not live after its restore");
+    if (auto ok = state.add_rule_stats(**id, r.stats); !ok) return std::unexpected(ok.error());
   }
   auto after = state.rules();
   if (!after) return std::unexpected(after.error());
@@ -453,8 +462,6 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     const auto& r = snap->rules[i];
     live[i] = find_rule(*after, r.cidr, r.spec.match);
     if (!live[i]) return system_error("rule " + rule_name(r.cidr, r.spec.match) + " is not live after its restore");
-    if (added[i])
-      if (auto ok = state.add_rule_stats(live[i]->rule.id, r.stats); !ok) return std::unexpected(ok.error());
   }
   // A rule's own counters only in a resumed restore: into the state saved,
   // a rule deleted and added again since counts from 0, and topping it up

@@ -393,6 +393,19 @@ uint64_t State::source_memory_bytes() const {
   return total;
 }
 
+Result<std::optional<uint32_t>> State::rule_id(const Cidr& cidr, const Match& match) const {
+  const xt_rule_key key = rule_key(cidr, match);
+  xt_rule rule{};
+  if (bpf_map_lookup_elem(rules_.get(), &key, &rule) != 0) {
+    if (errno == ENOENT) return std::nullopt;
+    return system_error("cannot read the rule for " + rule_name(cidr, match), errno);
+  }
+  // The trie answers with the longest prefix that covers the key: this
+  // rule's only if that is as long as its own.
+  if (rule.src_len != cidr.len || rule.level != key.level) return std::nullopt;
+  return rule.id;
+}
+
 Result<std::vector<RuleEntry>> State::rules() const {
   // Another command may delete or replace rules while this reads them (no
   // lock: status and serve's scrapes read beside rule changes). The trie

@@ -129,6 +129,8 @@ class State {
   bool still_pinned() const;
 
   Result<std::vector<RuleEntry>> rules() const;
+  // The id of the rule of exactly this CIDR and match, if there is one.
+  Result<std::optional<uint32_t>> rule_id(const Cidr& cidr, const Match& match) const;
   // Adds a rule, or replaces the rule for the same CIDR and match in place: it keeps its
   // id and counters, and its sources' buckets carry their budget over. rule
   // is spec compiled. Returns true if an existing rule was replaced.
