@@ -422,6 +422,29 @@ TEST_F(Proof, StatusCountsTheSourcesKnownNow) {
   EXPECT_EQ(counter(XT_KNOWN_RECORDED), 2u);
 }
 
+// A source that behaved and proved its address after its --remember ran
+// out is admitted for the proof's own time (known.bpf.h, xt_proof_recent):
+// status and the metrics counted it expired, and ran low of the sources
+// known during a --verify flood.
+TEST(KnownCount, ABehavedSourceProvenSinceItsMemoryRanOutIsKnownAndProven) {
+  xt_known e{};
+  e.key = 1;
+  e.family = XT_FAMILY_V4;
+  e.how = XT_KNOWN_BEHAVED;
+  e.seen = 100;
+  e.proven = 50;  // proved at second 149
+  const KnownWindow window{.remember = 10, .proofs = true};
+  const auto count = [&](uint32_t secs) {
+    Status s;
+    count_known(s, e, secs, window);
+    return std::tuple{s.known_sources, s.known_proven, s.known_expired};
+  };
+  EXPECT_EQ(count(105), std::tuple(1u, 0u, 0u)) << "remembered";
+  EXPECT_EQ(count(155), std::tuple(1u, 1u, 0u)) << "remembered no longer, but proven 6 s ago";
+  EXPECT_EQ(count(149 + XT_PROOF_SECONDS), std::tuple(1u, 1u, 0u)) << "as long as the data path admits it";
+  EXPECT_EQ(count(149 + XT_PROOF_SECONDS + 1), std::tuple(0u, 0u, 1u)) << "then expired";
+}
+
 // A snapshot's known source goes in as of when it was seen: it takes a
 // free way, or the way of a source seen before it, never one seen since.
 // (Given its old time for now, every live entry read as seen "now", and

@@ -138,6 +138,14 @@ void count_known(Status& s, const xt_known& e, uint32_t secs, const KnownWindow&
   // data path reads the table for either).
   const uint64_t lasts = proven ? ((window.proofs || window.remember) ? XT_PROOF_SECONDS : 0) : window.remember;
   if (age >= static_cast<int64_t>(lasts)) {
+    // Behaved too long ago, but proved its address since: admitted as
+    // proven for the proof's own time (known.bpf.h, xt_proof_recent).
+    const uint32_t since_proof = secs - (e.seen + e.proven - 1u);
+    if (!proven && e.proven && (window.proofs || window.remember) && since_proof + 2 <= XT_PROOF_SECONDS + 2) {
+      s.known_sources++;
+      s.known_proven++;
+      return;
+    }
     s.known_expired++;
     return;
   }
