@@ -83,24 +83,29 @@ XT_INLINE int xt_proof_kind(void *data, const void *data_end, const struct xt_pk
 	const xt_tcphdr *th = xt_proof_tcp(data, data_end, pkt, &l3, &l3_len);
 	if (!th)
 		return XT_PROOF_OTHER;
-	/* Only what was sent to this host takes part: a SYN to a group (the
+	/* Only what a host sent to this one takes part: a SYN to a group (the
 	 * link's broadcast or a multicast address, or an IP one) would have
-	 * every xthrottle host on the segment answer its source, where the
-	 * kernel's stack drops it. */
-	const __u8 *mac = (const __u8 *)data; /* the destination's first byte: its group bit */
-	if (link == XT_LINK_ETHER && (mac + 1 > (const __u8 *)data_end || (mac[0] & 1)))
+	 * every xthrottle host on the segment answer its source, and one from
+	 * a group (its link address, or an IP one) would have the answer go
+	 * to every host of the segment; the kernel's stack drops both. */
+	const __u8 *mac = (const __u8 *)data; /* each address's first byte: its group bit */
+	if (link == XT_LINK_ETHER && (mac + 12 > (const __u8 *)data_end || ((mac[0] | mac[6]) & 1)))
 		return XT_PROOF_OTHER;
 	if (l3_len == sizeof(struct iphdr)) {
-		__u32 d;
+		__u32 d, s;
 		__builtin_memcpy(&d, &((const xt_iphdr *)l3)->daddr, 4);
+		__builtin_memcpy(&s, &((const xt_iphdr *)l3)->saddr, 4);
 		/* 224/4, and 255.255.255.255; not 240/4, which Linux takes for
-		 * unicast (some networks give it out). */
-		if ((l3[16] & 0xf0) == 0xe0 || d == 0xffffffffu)
+		 * unicast (some networks give it out). From 0/8 and 127/8 too,
+		 * which no host on a link has. */
+		const __u8 s0 = l3[12];
+		if ((l3[16] & 0xf0) == 0xe0 || d == 0xffffffffu || (s0 & 0xf0) == 0xe0 || s == 0xffffffffu || s0 == 0 ||
+		    s0 == 127)
 			return XT_PROOF_OTHER;
 		v->dst[0] = d;
 		v->dst[1] = 0;
 	} else {
-		if (l3[XT_IP6_DADDR] == 0xff) /* ff00::/8 */
+		if (l3[XT_IP6_DADDR] == 0xff || l3[XT_IP6_SADDR] == 0xff) /* ff00::/8 */
 			return XT_PROOF_OTHER;
 		v->dst[0] = xt_load64(l3 + XT_IP6_DADDR);
 		v->dst[1] = xt_load64(l3 + XT_IP6_DADDR + 8);

@@ -116,6 +116,27 @@ TEST_F(Proof, NoProofForASynSentToAGroup) {
   EXPECT_EQ(counter(XT_PROOFS_SENT), 3u);
 }
 
+// Nor one sent from a group or from an address no host has: the SYN-ACK
+// goes back to the source, and from a group's link address every host of
+// the segment would receive it (a SYN each, from one sender on the
+// segment); the kernel's stack drops such SYNs.
+TEST_F(Proof, NoProofForASynFromAGroupOrAnAddressNoHostHas) {
+  limit();
+  spend_budget();
+  rule("::/0", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1/hour"); });
+  ASSERT_EQ(run(Packet().ipv6("2001:db8:ffff::1", "2001:db8::2").build()), XDP_PASS) << "its budget spent";
+  const auto syn_from = [](Packet p) { return p.tcp(10).flags(kSyn).ports(40000, 80).seq(1000).build(); };
+  EXPECT_EQ(run(syn_from(Packet().from_group().ipv4("198.18.7.1", "198.18.0.2"))), XDP_DROP) << "a group's MAC";
+  EXPECT_EQ(run(syn_from(Packet().ipv4("224.0.0.1", "198.18.0.2"))), XDP_DROP);
+  EXPECT_EQ(run(syn_from(Packet().ipv4("255.255.255.255", "198.18.0.2"))), XDP_DROP);
+  EXPECT_EQ(run(syn_from(Packet().ipv4("0.0.0.0", "198.18.0.2"))), XDP_DROP);
+  EXPECT_EQ(run(syn_from(Packet().ipv4("127.0.0.1", "198.18.0.2"))), XDP_DROP);
+  EXPECT_EQ(run(syn_from(Packet().ipv6("ff02::1", "2001:db8::2"))), XDP_DROP);
+  EXPECT_EQ(counter(XT_PROOFS_SENT), 0u);
+  EXPECT_EQ(run(syn_from(Packet().ipv4("198.18.7.1", "198.18.0.2"))), XDP_TX) << "from a host: answered";
+  EXPECT_EQ(counter(XT_PROOFS_SENT), 1u);
+}
+
 // ... which reads the Ethernet group bit only where there is an Ethernet
 // header: on a link without one (tun, WireGuard) the frame's first byte is
 // the IP header's, 0x45 or 0x60, whose low bit would refuse every IPv4 SYN.

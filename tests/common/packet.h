@@ -113,6 +113,11 @@ class Packet {
     broadcast_ = true;
     return *this;
   }
+  // Sent from a group's link address (01:00:5e:00:00:01), which no host has.
+  Packet& from_group() {
+    from_group_ = true;
+    return *this;
+  }
   Packet& no_link() {
     no_link_ = true;
     return *this;
@@ -135,6 +140,7 @@ class Packet {
   std::vector<uint8_t> build() const {
     std::vector<uint8_t> f = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01};
     if (broadcast_) std::fill(f.begin(), f.begin() + 6, 0xff);
+    if (from_group_) std::copy_n(std::begin({0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}), 6, f.begin() + 6);
     uint16_t type = l3_ == 4 ? 0x0800 : l3_ == 6 ? 0x86DD : ethertype_;
     for (const auto& t : tags_) {
       put16(f, t.tpid);
@@ -252,6 +258,7 @@ class Packet {
   uint32_t seq_ = 0, ack_ = 0;
   bool no_link_ = false;
   bool broadcast_ = false;
+  bool from_group_ = false;
 };
 
 }  // namespace xt::test
