@@ -55,14 +55,23 @@ XT_INLINE xt_tcphdr *xt_proof_tcp(void *data, const void *data_end, const struct
 	XT_OPAQUE(l3);
 	const __u8 *end = (const __u8 *)data_end;
 	__u32 l3_len;
+	/* The TCP header within the IP packet's own length (0: a
+	 * super-packet's, the frame's), as the parser reads it: a packet that
+	 * ends at its IP header lends nothing of the frame's padding. */
 	if (pkt->family == XT_FAMILY_V4) {
 		const xt_iphdr *ip = (const xt_iphdr *)l3;
 		if ((const __u8 *)(ip + 1) > end || ip->ihl != 5 || ip->protocol != XT_IPPROTO_TCP ||
 		    (ip->frag_off & __builtin_bswap16(0x3fff)))
 			return NULL;
+		const __u32 total = __builtin_bswap16(ip->tot_len);
+		if (total && total < sizeof(*ip) + sizeof(xt_tcphdr))
+			return NULL;
 		l3_len = sizeof(*ip);
 	} else {
 		if (l3 + XT_IP6_HDR_LEN > end || l3[XT_IP6_NEXTHDR] != XT_IPPROTO_TCP)
+			return NULL;
+		const __u32 payload = (__u32)l3[XT_IP6_PAYLOAD_LEN] << 8 | l3[XT_IP6_PAYLOAD_LEN + 1];
+		if (payload && payload < sizeof(xt_tcphdr))
 			return NULL;
 		l3_len = XT_IP6_HDR_LEN;
 	}

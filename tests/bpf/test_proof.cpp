@@ -137,6 +137,21 @@ TEST_F(Proof, NoProofForASynFromAGroupOrAnAddressNoHostHas) {
   EXPECT_EQ(counter(XT_PROOFS_SENT), 1u);
 }
 
+// The proof reads the TCP header within the IP packet's own length, as the
+// parser does: a packet whose length ends at its IP header, with a SYN in
+// the frame's padding, is no SYN (docs/hostile-input.md).
+TEST_F(Proof, NoProofForASynInAFramesPadding) {
+  limit();
+  spend_budget();
+  rule("::/0", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1/hour"); });
+  ASSERT_EQ(run(Packet().ipv6("2001:db8:ffff::1", "2001:db8::2").build()), XDP_PASS) << "its budget spent";
+  const auto syn = [](Packet p) { return p.tcp(5).flags(kSyn).ports(40000, 80).seq(1000); };
+  EXPECT_NE(run(syn(Packet().ipv4("198.18.7.1", "198.18.0.2")).total_length(20).build()), XDP_TX);
+  EXPECT_NE(run(syn(Packet().ipv6("2001:db8:7::1", "2001:db8::2")).total_length(8).build()), XDP_TX);
+  EXPECT_EQ(counter(XT_PROOFS_SENT), 0u);
+  EXPECT_EQ(run(syn(Packet().ipv4("198.18.7.1", "198.18.0.2")).build()), XDP_TX) << "the whole SYN: answered";
+}
+
 // ... which reads the Ethernet group bit only where there is an Ethernet
 // header: on a link without one (tun, WireGuard) the frame's first byte is
 // the IP header's, 0x45 or 0x60, whose low bit would refuse every IPv4 SYN.
