@@ -92,8 +92,9 @@ XT_INLINE __u64 xt_available(const struct xt_limit *l, __u64 word, __u64 now)
 /* Brings a word written under an older version of the rule to generation gen.
  * From prev_gen: the whole tokens it had when the rule was replaced (tick
  * `at`) carry over into the new units, up to the new burst (a fraction of one
- * token is lost), and refill under the new limit from then on. From anything
- * older, the bucket starts full. */
+ * token is lost, but for a window that did not change, which keeps its word
+ * whole), and refill under the new limit from then on. From anything older,
+ * the bucket starts full. */
 XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_limit *prev,
 			 __u8 gen, __u8 prev_gen, __u64 at, __u64 now)
 {
@@ -101,6 +102,11 @@ XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_l
 		return word;
 	if (xt_word_gen(word) != prev_gen || !prev->cost || !l->cost)
 		return xt_full_word(l, now, gen);
+	/* The same window as before (another of the rule's options changed):
+	 * its word as it was, the fraction of its next token too, which under
+	 * a slow window of burst 1 is nearly a whole period. */
+	if (prev->fill == l->fill && prev->cost == l->cost && prev->cap == l->cap)
+		return xt_word(word >> XT_GEN_BITS, gen);
 	if (at > now)
 		at = now;
 	/* A word the old rule wrote after tick `at` (the controller walks the
@@ -115,9 +121,19 @@ XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_l
 	return xt_word(xt_scaled(l, at) + (l->cap - tokens), gen);
 }
 
+/* xt_regen under rule r, of its limit p: out of line, since only a word of
+ * another generation takes it (once a bucket and replacement), and inlined at
+ * each of its uses (a limit each, unrolled) it cost the program 60-odd
+ * instructions more than the budget allowed. */
+XT_OUT_OF_LINE __u64 xt_regen_of(const struct xt_rule *r, int p, __u64 word, __u64 now)
+{
+	if (p < 0 || p >= XT_MAX_LIMITS)
+		return word;
+	return xt_regen(word, &r->limit[p], &r->prev[p], r->gen, r->prev_gen, r->replaced_at, now);
+}
+
 /* xt_regen of a bucket's word[p] under rule r. */
-#define XT_REGEN(r, p, word, now) \
-	xt_regen(word, &(r)->limit[p], &(r)->prev[p], (r)->gen, (r)->prev_gen, (r)->replaced_at, now)
+#define XT_REGEN(r, p, word, now) (xt_word_gen(word) == (r)->gen ? (word) : xt_regen_of(r, p, word, now))
 
 /* Can `units` (one packet, or len bytes) pass at now, leaving at least
  * `keep` of the cap untaken (--over ecn's overdraft, which only

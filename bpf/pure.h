@@ -19,7 +19,11 @@
  * pointer again from its parts after the bounds check (the verifier would
  * see a new pointer, unchecked). */
 #define XT_OPAQUE(x) asm volatile("" : "+r"(x))
+/* A function the program calls rather than inlines (a static subprogram,
+ * verified in its caller's context): one copy of a path few packets take. */
+#define XT_OUT_OF_LINE static __attribute__((noinline))
 #else
+#define XT_OUT_OF_LINE static inline
 #define XT_INLINE static inline
 #define XT_OPAQUE(x) ((void)0)
 #define XT_UNROLL

@@ -280,6 +280,24 @@ TEST(Bucket, AReplacementInstalledLateGivesNoFreshBurst) {
   EXPECT_EQ(s.offer(installed + 100, 10), 1u) << "and refilling at the new rate";
 }
 
+// A replacement that leaves a window as it was (another --ban-for, or
+// --new-rate) converted its word to whole tokens all the same and lost the
+// fraction of the next one: under 1/day with a burst of 1, a source that
+// sent at 0, its rule replaced at 23 h, waited until 47 h for the token due
+// at 24 h. A changed window still carries whole tokens only.
+TEST(Bucket, AReplacementThatKeepsAWindowKeepsItsWordWhole) {
+  const uint64_t h = 3600 * kHz;
+  const xt_rule before = limit_rule("1/day", 1);
+  Sim s(before);
+  EXPECT_TRUE(s.send(0));
+  xt_rule same = replace(before, limit_rule("1/day", 1));
+  same.replaced_at = 23 * h;
+  s.rule = same;
+  EXPECT_FALSE(s.send(23 * h + 1)) << "not due yet";
+  EXPECT_TRUE(s.send(24 * h)) << "due a day after the last, as before the replacement";
+  EXPECT_FALSE(s.send(24 * h + 1));
+}
+
 // The hot cache drops a source's packets until now + wait without asking the
 // bucket: each of those drops must be one the bucket would have made too.
 TEST(Bucket, WaitIsCertain) {
