@@ -109,10 +109,43 @@ TEST_F(Serve, TheMetricsParseWithTheReferenceParser) {
     EXPECT_EQ(seen[name], 1) << name << " is missing";
   EXPECT_EQ(samples["xthrottle_dry_run_packets"], 3u) << "one per rule (the client drops _total)";
   EXPECT_EQ(samples["xthrottle_new_source_dropped_packets"], 3u);
+  // Which rules are in dry-run, so that an alert on saturation or drops can
+  // leave them out (their counts are what they would do).
+  EXPECT_EQ(samples["xthrottle_rule_dry_run"], 3u);
+  EXPECT_NE(text.out.find("xthrottle_rule_dry_run{rule=\"2001:db8::/32\"} 1\n"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("xthrottle_rule_dry_run{rule=\"198.18.0.0/15\"} 0\n"), std::string::npos) << text.out;
   EXPECT_EQ(samples["xthrottle_packets"], 8u) << "passed and dropped, three rules and none";
   EXPECT_EQ(samples["xthrottle_config_drift"], 2u);
   serve.signal(SIGTERM);
   EXPECT_EQ(serve.wait().rc, 0);
+}
+
+// A state made anew under a running serve (detach, its pins removed,
+// attach again: how a table is resized): serve kept the old maps, read the
+// old event ring and cleared the old table's ended bans, while its scrapes
+// and saves, which open the pins each time, looked healthy. It now opens
+// the new state, as stats --watch does.
+TEST_F(Serve, FollowsAStateMadeAnew) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
+  Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431"}));
+  ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+  ok({"detach", "dut0"});
+  for (const auto& e : std::filesystem::directory_iterator(lab_->pin_dir())) std::filesystem::remove_all(e.path());
+  ok({"attach", "dut0", "--max-sources", "8192"});
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
+  std::this_thread::sleep_for(6s);  // serve looks every 5 s
+  lab_->flood({"--src", "198.18.2.2", "--count", "2000", "--rate", "10000"});
+  std::this_thread::sleep_for(1s);
+  serve.signal(SIGTERM);
+  Outcome out = serve.wait();
+  ASSERT_EQ(out.rc, 0) << out.err;
+  bool reopened = false, throttled = false;
+  for (const json& line : json_lines(out.out)) {
+    reopened |= line["event"] == "state_reopened";
+    throttled |= line["event"] == "throttled" && line.value("source", json()).dump().find("198.18.2.2") != std::string::npos;
+  }
+  EXPECT_TRUE(reopened) << out.out;
+  EXPECT_TRUE(throttled) << "the new state's events: " << out.out;
 }
 
 // A scrape is GET or HEAD; anything else is a 405, which must name the

@@ -362,10 +362,13 @@ int run_serve(const Globals& g, const ServeOptions& o) {
               {"unix_time", unix_time()}});
   }
 
-  auto state = State::open(pin_dir);
-  if (!state) return stopped(fail(state.error()));
-  auto reader = EventReader::open(*state, state->events_fd(),
-                                  [](const nlohmann::json& e, const std::string&) { log_line(e); });
+  auto opened = State::open(pin_dir);
+  if (!opened) return stopped(fail(opened.error()));
+  // Where the event reader can point at it: a state made anew (detach, its
+  // pins removed, attach again) is opened again below, and the reader with it.
+  auto state = std::make_unique<State>(std::move(*opened));
+  const auto log_event = [](const nlohmann::json& e, const std::string&) { log_line(e); };
+  auto reader = EventReader::open(*state, state->events_fd(), log_event);
   if (!reader) return stopped(fail(reader.error()));
   // Events that piled up while no serve ran are delivered, marked as such.
   auto started_at = state->now();
@@ -402,6 +405,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     uint32_t fair_from = 0;
     while (!stop.stop_requested()) {
       auto aged = [&]() -> Result<State::Aged> {
+        if (mine && !mine->still_pinned()) mine.reset();  // the state was made anew
         if (!mine) {
           auto opened = State::open(pin_dir);
           if (!opened) return std::unexpected(opened.error());
@@ -430,6 +434,23 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     }
   });
   while (!g_stop) {
+    if (std::chrono::steady_clock::now() >= next_clear && !state->still_pinned() && State::exists(pin_dir)) {
+      // The state was made anew: the maps held here are the old one's, whose
+      // events no longer come and whose ended bans are no longer the table's
+      // (the scrapes and saves open the pins each time, and looked healthy).
+      auto fresh = State::open(pin_dir);
+      auto fresh_state = fresh ? std::make_unique<State>(std::move(*fresh)) : nullptr;
+      auto fresh_reader = fresh_state ? EventReader::open(*fresh_state, fresh_state->events_fd(), log_event)
+                                      : Result<EventReader>(std::unexpected(fresh.error()));
+      if (!fresh_reader) {
+        log_line({{"event", "state_not_reopened"}, {"error", fresh_reader.error().message}, {"unix_time", unix_time()}});
+      } else {
+        reader = std::move(fresh_reader);  // the old reader first: it points at the old state
+        state = std::move(fresh_state);
+        log_line({{"event", "state_reopened"}, {"why", "the state in " + pin_dir + " was made anew"},
+                  {"unix_time", unix_time()}});
+      }
+    }
     if (std::chrono::steady_clock::now() >= next_clear) {
       // Without waiting: a command that holds the lock for long (a restore,
       // a large list) must not stall the events; the next round clears.
