@@ -94,6 +94,34 @@ TEST_F(Devices, AFailedAttachLeavesNoStateBehind) {
   ok({"detach", "xd0"});
 }
 
+// A command that found the state and waits for its lock while a failed
+// attach removes that state (under the lock) must say there is no state
+// once it holds the lock. It used the state it no longer had (an empty
+// optional: undefined; here it said "cannot inspect the rule table: File
+// descriptor in bad state").
+TEST_F(Devices, ACommandWaitingForTheLockOfAStateRemovedMeanwhileSaysSo) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
+  const std::string dir = lab_->pin_dir();
+  // Holds the lock as a failed attach does, removes the pins, lets go.
+  const std::string script =
+      "import fcntl, os, subprocess, sys, time\n"
+      "d = sys.argv[1]\n"
+      "fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)\n"
+      "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+      "p = subprocess.Popen([sys.argv[2], '--pin-dir', d, 'rule', 'del', '198.18.0.0/15'],\n"
+      "                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)\n"
+      "time.sleep(0.5)\n"
+      "for n in os.listdir(d): os.unlink(os.path.join(d, n))\n"
+      "fcntl.flock(fd, fcntl.LOCK_UN)\n"
+      "out, err = p.communicate(timeout=20)\n"
+      "print(p.returncode)\n"
+      "print(err)\n";
+  Outcome r = lab_->in_dut({"python3", "-c", script, dir, XT_BIN});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')), "1") << "a refusal, not a signal: " << r.out;
+  EXPECT_NE(r.out.find("no xthrottle state"), std::string::npos) << r.out;
+}
+
 // An interface with no native XDP: attach's auto mode falls back to
 // generic mode, and status warns of it (--check exits 3). The operator
 // accepts it with `attach IF --mode skb`, which said "already attached"

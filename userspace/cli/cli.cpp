@@ -106,7 +106,12 @@ Result<Locked> lock_pins(const std::string& pin_dir) {
 
 Result<Locked> open_locked(const std::string& pin_dir) {
   if (!State::exists(pin_dir)) return std::unexpected(State::open(pin_dir).error());  // says there is no state
-  return lock_pins(pin_dir);
+  auto locked = lock_pins(pin_dir);
+  // Looked for again under the lock: a failed attach that made the state
+  // removes it while holding the lock, and a command waiting for it then
+  // found none.
+  if (locked && !locked->state) return std::unexpected(State::open(pin_dir).error());
+  return locked;
 }
 
 Result<uint32_t> tick_rate_of(const Locked& locked) {
