@@ -141,7 +141,11 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   m.family("xthrottle_marked_packets_total", "counter",
            "Packets the rule passed marked Congestion Experienced (--over ecn), by rule.");
   m.family("xthrottle_new_source_saturated", "gauge",
-           "1 while the rule's new-source budget is turning untracked sources away (new clients with them).");
+           "1 while the rule's new-source budget is turning untracked sources away (new clients with them); "
+           "a dry-run rule's would be (xthrottle_rule_dry_run).");
+  m.family("xthrottle_rule_dry_run", "gauge",
+           "1 for a rule in dry-run: its drops, new-source drops and saturation are what it would do, and it "
+           "passes everything; 0 for the others.");
   m.family("xthrottle_rule_fair_share", "gauge",
            "A rule with a total: the share of it each source may claim now, in the total's units (packets or "
            "bytes) a second; 0 while the total does not bind.");
@@ -170,6 +174,7 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
     m.sample("xthrottle_marked_packets_total", rule, r.stats.marked_packets);
     m.sample("xthrottle_new_source_saturated", rule,
              std::ranges::any_of(status->saturated, [&](const Saturation& s) { return s.rule == name; }));
+    m.sample("xthrottle_rule_dry_run", rule, (r.rule.flags & XT_RULE_DRY_RUN) ? 1 : 0);
     if (auto share = fair_share(r, stats->hz)) m.sample("xthrottle_rule_fair_share", rule, *share);
     if (r.spec.action != XT_ACT_LIMIT) continue;
     for (const Window& w : limits_of(r.spec).windows) {
