@@ -22,6 +22,12 @@ grep -q "^ExecStart=$prefix/sbin/xthrottle attach %i" "$units/xthrottle-attach@.
 # table, and the daemon, its config asking for another, refused to start.
 grep -q "^Wants=.*xthrottle\.service" "$units/xthrottle-attach@.service" ||
   fail "xthrottle-attach@.service does not start the daemon that makes the state"
+# Started again by the interface's return (BindsTo stopped it when it went).
+grep -q "^WantedBy=.*sys-subsystem-net-devices-%i\.device" "$units/xthrottle-attach@.service" ||
+  fail "xthrottle-attach@.service is not run again when its interface comes back"
+# The save on stop, given the time a restore is: systemd's 90 s kill it.
+grep -q "^TimeoutStopSec=10min$" "$units/xthrottle.service" ||
+  fail "xthrottle.service gives its save on stop only systemd's default 90 s"
 # A fleet's URL and Redis password from a file of the site's, not the unit.
 grep -q "^EnvironmentFile=-$sysconf/xthrottle/environment$" "$units/xthrottle.service" ||
   fail "xthrottle.service reads no environment file"
