@@ -132,8 +132,12 @@ XT_OUT_OF_LINE __u64 xt_regen_of(const struct xt_rule *r, int p, __u64 word, __u
 	return xt_regen(word, &r->limit[p], &r->prev[p], r->gen, r->prev_gen, r->replaced_at, now);
 }
 
-/* xt_regen of a bucket's word[p] under rule r. */
-#define XT_REGEN(r, p, word, now) (xt_word_gen(word) == (r)->gen ? (word) : xt_regen_of(r, p, word, now))
+/* xt_regen of a bucket's word[p] under rule r: the word read once. */
+XT_INLINE __u64 xt_regen_word(const struct xt_rule *r, int p, __u64 word, __u64 now)
+{
+	return xt_word_gen(word) == r->gen ? word : xt_regen_of(r, p, word, now);
+}
+#define XT_REGEN(r, p, word, now) xt_regen_word(r, p, word, now)
 
 /* Can `units` (one packet, or len bytes) pass at now, leaving at least
  * `keep` of the cap untaken (--over ecn's overdraft, which only

@@ -60,13 +60,15 @@ bool in_force(const xt_rule& r, int p) { return (r.limits >> p) & 1; }
 bool counts_bytes(const xt_rule& r, int p) { return (r.byte_limits >> p) & 1; }
 
 // One limit of the reference, carried into a replacement's units at its
-// tick: whole tokens kept up to the new burst; full if the limit is new.
-void carry(ReferenceBucket& ref, bool had, const xt_limit& now_limit, bool has, uint64_t at) {
+// tick: whole tokens kept up to the new burst; full if the limit is new; as
+// it was if the window is the same (gcra.h, xt_regen).
+void carry(ReferenceBucket& ref, bool had, const xt_limit& prev, const xt_limit& now_limit, bool has, uint64_t at) {
   if (!has) return;
   if (!had) {
     ref = ReferenceBucket::full(now_limit, at);
     return;
   }
+  if (prev.fill == now_limit.fill && prev.cost == now_limit.cost && prev.cap == now_limit.cap) return;
   ref.refill(at);
   const unsigned __int128 whole = ref.level / ref.cost;
   const unsigned __int128 tokens = whole >= now_limit.cap / now_limit.cost ? now_limit.cap : whole * now_limit.cost;
@@ -119,7 +121,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       xt::place_limits(rule, *next);
       next->replaced_at = now;
       for (int p = 0; p < XT_MAX_LIMITS; p++)
-        carry(ref[p], in_force(rule, p) && next->prev[p].cost, next->limit[p], in_force(*next, p), now);
+        carry(ref[p], in_force(rule, p) && next->prev[p].cost, next->prev[p], next->limit[p], in_force(*next, p), now);
       rule = *next;
       written = floor = now;
       continue;

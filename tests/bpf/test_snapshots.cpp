@@ -581,6 +581,28 @@ TEST_F(Snapshots, ARestoreKeepsALiveBanThatEndsLater) {
   EXPECT_EQ(restored->bans, 2u) << "both in force as the snapshot has them, or longer";
 }
 
+// A restore by hand to get back a ban lifted by mistake: the source, held
+// meanwhile by the hot cache for its deny rule, stayed dropped as denied
+// (and sent to the rule's --over interface, if it has one) until the rules
+// next changed. The bans a restore puts back start a new epoch.
+TEST_F(Snapshots, ABanRestoredOverADenyRulesHeldSourceIsTheBans) {
+  ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the hot cache is per CPU
+  rule("198.18.9.0/24", std::nullopt, std::nullopt, [](RuleSpec& s) { s.action = XT_ACT_DENY; });
+  const uint64_t t = 1000 * kSec;
+  skel_->bss->xt_test_now = t;
+  ASSERT_TRUE(state_->add_ban(*parse_cidr("198.18.9.1/32"), 600).has_value());
+  save(t);
+  ASSERT_TRUE(state_->del_ban(*parse_cidr("198.18.9.1/32")).has_value()) << "lifted by mistake";
+  EXPECT_EQ(passed(from("198.18.9.1"), 2, t), 0);
+  ASSERT_EQ(counter(XT_DROP_DENY), 2u) << "denied, then held for the deny rule";
+  auto restored = restore(t + kSec);
+  ASSERT_TRUE(restored.has_value()) << restored.error().message;
+  ASSERT_EQ(restored->bans, 1u);
+  EXPECT_EQ(passed(from("198.18.9.1"), 1, t + kSec), 0);
+  EXPECT_EQ(counter(XT_DROP_BANNED), 1u) << "dropped as the ban's";
+  EXPECT_EQ(counter(XT_DROP_DENY), 2u);
+}
+
 // A save killed before its rename leaves FILE.tmp.PID, as large as a
 // snapshot; the next save has another PID and never writes it again. A
 // save removes those of PIDs no process has, and nothing else.

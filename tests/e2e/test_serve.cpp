@@ -123,29 +123,41 @@ TEST_F(Serve, TheMetricsParseWithTheReferenceParser) {
 // A state made anew under a running serve (detach, its pins removed,
 // attach again: how a table is resized): serve kept the old maps, read the
 // old event ring and cleared the old table's ended bans, while its scrapes
-// and saves, which open the pins each time, looked healthy. It now opens
-// the new state, as stats --watch does.
-TEST_F(Serve, FollowsAStateMadeAnew) {
+// and saves, which open the pins each time, looked healthy. It now stops
+// (exit 1, which systemd restarts) without saving the new state over its
+// snapshot, and the fresh serve restores the snapshot into the new table.
+TEST_F(Serve, StopsForAFreshServeWhenItsStateIsMadeAnew) {
   ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
-  Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431"}));
+  ok({"rule", "add", "198.18.7.0/24", "--deny"});
+  const std::string snap = dir_ + "/state.snap";
+  ok({"save", snap});
+  Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--snapshot", snap}));
   ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
   ok({"detach", "dut0"});
   for (const auto& e : std::filesystem::directory_iterator(lab_->pin_dir())) std::filesystem::remove_all(e.path());
   ok({"attach", "dut0", "--max-sources", "8192"});
-  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
-  std::this_thread::sleep_for(6s);  // serve looks every 5 s
-  lab_->flood({"--src", "198.18.2.2", "--count", "2000", "--rate", "10000"});
-  std::this_thread::sleep_for(1s);
-  serve.signal(SIGTERM);
+  std::this_thread::sleep_for(7s);  // serve looks every 5 s
+  serve.signal(SIGTERM);            // a serve still running (before) stops here, and saves
   Outcome out = serve.wait();
-  ASSERT_EQ(out.rc, 0) << out.err;
-  bool reopened = false, throttled = false;
+  EXPECT_EQ(out.rc, 1) << out.out << out.err;
+  bool made_anew = false, saved = false;
   for (const json& line : json_lines(out.out)) {
-    reopened |= line["event"] == "state_reopened";
-    throttled |= line["event"] == "throttled" && line.value("source", json()).dump().find("198.18.2.2") != std::string::npos;
+    made_anew |= line["event"] == "state_made_anew";
+    saved |= line["event"] == "snapshot_saved";
   }
-  EXPECT_TRUE(reopened) << out.out;
-  EXPECT_TRUE(throttled) << "the new state's events: " << out.out;
+  EXPECT_TRUE(made_anew) << out.out;
+  EXPECT_FALSE(saved) << "the new, empty state is not saved over the snapshot: " << out.out;
+  // What systemd does next: a fresh serve, which restores into the new table.
+  Background fresh(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--snapshot", snap}));
+  ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+  size_t restored = 0;  // the restore runs beside the first scrapes, which fail until it is done
+  for (int i = 0; i < 100 && (restored = rules().size()) < 2; i++) std::this_thread::sleep_for(100ms);
+  const json status = lab_->xthrottle_json({"status", "--json"});
+  fresh.signal(SIGTERM);
+  Outcome second = fresh.wait();
+  EXPECT_EQ(second.rc, 0) << second.err;
+  EXPECT_EQ(restored, 2u) << "the snapshot's rules, in the resized table: " << second.out << second.err;
+  EXPECT_EQ(status["max_sources"], 8192);
 }
 
 // A scrape is GET or HEAD; anything else is a 405, which must name the

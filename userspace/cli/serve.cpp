@@ -362,13 +362,10 @@ int run_serve(const Globals& g, const ServeOptions& o) {
               {"unix_time", unix_time()}});
   }
 
-  auto opened = State::open(pin_dir);
-  if (!opened) return stopped(fail(opened.error()));
-  // Where the event reader can point at it: a state made anew (detach, its
-  // pins removed, attach again) is opened again below, and the reader with it.
-  auto state = std::make_unique<State>(std::move(*opened));
-  const auto log_event = [](const nlohmann::json& e, const std::string&) { log_line(e); };
-  auto reader = EventReader::open(*state, state->events_fd(), log_event);
+  auto state = State::open(pin_dir);
+  if (!state) return stopped(fail(state.error()));
+  auto reader = EventReader::open(*state, state->events_fd(),
+                                  [](const nlohmann::json& e, const std::string&) { log_line(e); });
   if (!reader) return stopped(fail(reader.error()));
   // Events that piled up while no serve ran are delivered, marked as such.
   auto started_at = state->now();
@@ -377,6 +374,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
 
   notify_manager("READY=1");
   int rc = 0;
+  bool made_anew = false;
   auto next_save = std::chrono::steady_clock::now() + std::chrono::seconds(*every);
   // The ended bans cleared every few seconds: the data path takes a rule's
   // ban out only when its source comes back, and a botnet's sources that
@@ -405,7 +403,6 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     uint32_t fair_from = 0;
     while (!stop.stop_requested()) {
       auto aged = [&]() -> Result<State::Aged> {
-        if (mine && !mine->still_pinned()) mine.reset();  // the state was made anew
         if (!mine) {
           auto opened = State::open(pin_dir);
           if (!opened) return std::unexpected(opened.error());
@@ -435,21 +432,24 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   });
   while (!g_stop) {
     if (std::chrono::steady_clock::now() >= next_clear && !state->still_pinned() && State::exists(pin_dir)) {
-      // The state was made anew: the maps held here are the old one's, whose
-      // events no longer come and whose ended bans are no longer the table's
-      // (the scrapes and saves open the pins each time, and looked healthy).
-      auto fresh = State::open(pin_dir);
-      auto fresh_state = fresh ? std::make_unique<State>(std::move(*fresh)) : nullptr;
-      auto fresh_reader = fresh_state ? EventReader::open(*fresh_state, fresh_state->events_fd(), log_event)
-                                      : Result<EventReader>(std::unexpected(fresh.error()));
-      if (!fresh_reader) {
-        log_line({{"event", "state_not_reopened"}, {"error", fresh_reader.error().message}, {"unix_time", unix_time()}});
-      } else {
-        reader = std::move(fresh_reader);  // the old reader first: it points at the old state
-        state = std::move(fresh_state);
-        log_line({{"event", "state_reopened"}, {"why", "the state in " + pin_dir + " was made anew"},
-                  {"unix_time", unix_time()}});
-      }
+      // The state was made anew (detach, its pins removed, attach again:
+      // a table resized). Everything here holds the old one: the event
+      // ring, the ended bans to clear, the ageing, the lock that makes it
+      // one serve a state, the fleet's record of what it told (which, kept
+      // for the new state, would tell the fleet to lift every ban and
+      // delete every list). A fresh serve takes the new state whole, its
+      // snapshot restored into it if it is empty: systemd starts one again
+      // (Restart=on-failure). No save on the way out: it would write the
+      // new state over the snapshot.
+      log_line({{"event", "state_made_anew"},
+                {"why", "the state in " + pin_dir + " is not the one serve opened: a fresh serve takes it"},
+                {"unix_time", unix_time()}});
+      std::cerr << "xthrottle: the state in " << pin_dir
+                << " was made anew while serve ran; serve stops so that a fresh one takes it (systemd starts it "
+                   "again)\n";
+      made_anew = true;
+      rc = 1;
+      break;
     }
     if (std::chrono::steady_clock::now() >= next_clear) {
       // Without waiting: a command that holds the lock for long (a restore,
@@ -487,7 +487,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     std::lock_guard<std::mutex> hold(fleet_mu);
     last = std::move(fleet);
   }
-  if (!snapshot.empty()) save_logged("stop");
+  if (!snapshot.empty() && !made_anew) save_logged("stop");
   return stopped(rc);
 }
 

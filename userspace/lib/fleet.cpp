@@ -891,7 +891,6 @@ struct Fleet::Impl {
 
   void tick() {
     const double now_mono = mono_now();
-    if (state && !state->still_pinned()) state.reset();  // made anew: the old maps are no one's
     if (!state) {
       auto s = State::open(pin_dir);
       if (!s) {

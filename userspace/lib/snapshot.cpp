@@ -529,7 +529,7 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
                                      : b.rule >= 0    ? live[b.rule]->rule.id + 1
                                                       : 0});
   }
-  if (auto ok = state.put_bans(bans); !ok) return std::unexpected(ok.error());
+  if (auto ok = state.put_bans(bans, true); !ok) return std::unexpected(ok.error());
   sum.bans += bans.size();
 
   std::vector<std::vector<int>> positions(live.size());  // as saved: see save_snapshot

@@ -695,19 +695,15 @@ Result<void> State::add_ban(const Cidr& cidr, uint64_t seconds) {
   if (!now) return std::unexpected(now.error());
   auto cfg = config();
   if (!cfg) return std::unexpected(cfg.error());
-  if (auto ok = put_ban(cidr, xt_ban{*now + seconds * cfg->hz, *now, 0, 0}); !ok) return ok;
-  // A new epoch empties the hot cache: a source it holds for a deny rule
-  // would otherwise go on being dropped as denied (and sent to the rule's
-  // --over interface) until the rules next change. Only for a ban by hand:
-  // the fleet's come in batches all through a flood, and each would empty
-  // the cache; a limit's entry holds its source half the idle window at
-  // most anyway.
-  return publish(nullptr);
+  // A new epoch empties the hot cache (put_bans): a source it holds for a
+  // deny rule would otherwise go on being dropped as denied (and sent to
+  // the rule's --over interface) until the rules next change.
+  return put_bans({{cidr, xt_ban{*now + seconds * cfg->hz, *now, 0, 0}}}, true);
 }
 
 Result<void> State::put_ban(const Cidr& cidr, xt_ban ban) { return put_bans({{cidr, ban}}); }
 
-Result<void> State::put_bans(const std::vector<std::pair<Cidr, xt_ban>>& bans) {
+Result<void> State::put_bans(const std::vector<std::pair<Cidr, xt_ban>>& bans, bool new_epoch) {
   if (bans.empty()) return {};
   if (!config_mem_) return system_error("the state's settings are not mapped: cannot ban");
   auto now = this->now();
@@ -738,8 +734,9 @@ Result<void> State::put_bans(const std::vector<std::pair<Cidr, xt_ban>>& bans) {
     replaced = true;
   }
   // A ban of a prefix replaced: the hot cache may drop its sources until
-  // the old one's end, so a new epoch empties it.
-  return replaced ? publish(nullptr) : Result<void>{};
+  // the old one's end, so a new epoch empties it (and for new ones, where
+  // asked: above).
+  return replaced || new_epoch ? publish(nullptr) : Result<void>{};
 }
 
 Result<void> State::del_ban(const Cidr& cidr) {

@@ -204,8 +204,11 @@ class State {
   // ban of its prefix; ban.prefixlen is set here.
   Result<void> put_ban(const Cidr& cidr, xt_ban ban);
   // Many at once (a snapshot's): the ended ones tidied once, one new epoch
-  // if any replaced another.
-  Result<void> put_bans(const std::vector<std::pair<Cidr, xt_ban>>& bans);
+  // if any replaced another, or if any went in and `new_epoch` (a ban by
+  // hand or a restore's: the hot cache, read before the bans, would go on
+  // dropping a deny rule's source as denied; not the fleet's, which come
+  // in batches all through a flood).
+  Result<void> put_bans(const std::vector<std::pair<Cidr, xt_ban>>& bans, bool new_epoch = false);
   Result<void> del_ban(const Cidr& cidr);
   Result<std::vector<Ban>> bans() const;
   // The same, in force at tick now: a reader that reads the clock itself
