@@ -41,6 +41,15 @@ class Proof : public Program {
   void spend_budget(uint64_t now = 0) {
     ASSERT_EQ(run(Packet().ipv4("198.19.255.1", "198.18.0.2").build(), now), XDP_PASS);
   }
+  // An IPv4 rule and an IPv6 one, each with its new-source budget spent.
+  void spend_both_budgets() {
+    limit();
+    spend_budget();
+    rule("::/0", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1/hour"); });
+    ASSERT_EQ(run(Packet().ipv6("2001:db8:ffff::1", "2001:db8::2").build()), XDP_PASS) << "its budget spent";
+  }
+  // A SYN from port 40000 to 80 in the frame p describes.
+  static std::vector<uint8_t> syn_in(Packet p) { return p.tcp(10).flags(kSyn).ports(40000, 80).seq(1000).build(); }
   static std::vector<uint8_t> syn(const std::string& src, uint16_t sport = 40000) {
     return Packet().ipv4(src, "198.18.0.2").tcp(10).flags(kSyn).ports(sport, 80).seq(1000).build();
   }
@@ -100,19 +109,15 @@ TEST_F(Proof, TheAnswerToASynRulesProofComesBackToThatRule) {
 // answer: the kernel drops it, and answering it would have every xthrottle
 // host of the segment send its source a SYN-ACK, from the group's address.
 TEST_F(Proof, NoProofForASynSentToAGroup) {
-  limit();
-  spend_budget();
-  rule("::/0", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1/hour"); });
-  ASSERT_EQ(run(Packet().ipv6("2001:db8:ffff::1", "2001:db8::2").build()), XDP_PASS) << "its budget spent";
-  const auto syn_to = [](Packet p) { return p.tcp(10).flags(kSyn).ports(40000, 80).seq(1000).build(); };
-  EXPECT_EQ(run(syn_to(Packet().broadcast().ipv4("198.18.7.1", "198.18.0.2"))), XDP_DROP) << "to the link's broadcast";
-  EXPECT_EQ(run(syn_to(Packet().ipv4("198.18.7.1", "255.255.255.255"))), XDP_DROP);
-  EXPECT_EQ(run(syn_to(Packet().ipv4("198.18.7.1", "224.0.0.1"))), XDP_DROP);
-  EXPECT_EQ(run(syn_to(Packet().ipv6("2001:db8:7::1", "ff02::1"))), XDP_DROP);
+  ASSERT_NO_FATAL_FAILURE(spend_both_budgets());
+  EXPECT_EQ(run(syn_in(Packet().broadcast().ipv4("198.18.7.1", "198.18.0.2"))), XDP_DROP) << "to the link's broadcast";
+  EXPECT_EQ(run(syn_in(Packet().ipv4("198.18.7.1", "255.255.255.255"))), XDP_DROP);
+  EXPECT_EQ(run(syn_in(Packet().ipv4("198.18.7.1", "224.0.0.1"))), XDP_DROP);
+  EXPECT_EQ(run(syn_in(Packet().ipv6("2001:db8:7::1", "ff02::1"))), XDP_DROP);
   EXPECT_EQ(counter(XT_PROOFS_SENT), 0u);
-  EXPECT_EQ(run(syn_to(Packet().ipv4("198.18.7.1", "198.18.0.2"))), XDP_TX) << "to this host: answered";
-  EXPECT_EQ(run(syn_to(Packet().ipv6("2001:db8:7::1", "2001:db8::2"))), XDP_TX);
-  EXPECT_EQ(run(syn_to(Packet().ipv4("198.18.7.1", "240.0.0.2"))), XDP_TX) << "240/4 is unicast to Linux";
+  EXPECT_EQ(run(syn_in(Packet().ipv4("198.18.7.1", "198.18.0.2"))), XDP_TX) << "to this host: answered";
+  EXPECT_EQ(run(syn_in(Packet().ipv6("2001:db8:7::1", "2001:db8::2"))), XDP_TX);
+  EXPECT_EQ(run(syn_in(Packet().ipv4("198.18.7.1", "240.0.0.2"))), XDP_TX) << "240/4 is unicast to Linux";
   EXPECT_EQ(counter(XT_PROOFS_SENT), 3u);
 }
 
@@ -121,19 +126,15 @@ TEST_F(Proof, NoProofForASynSentToAGroup) {
 // the segment would receive it (a SYN each, from one sender on the
 // segment); the kernel's stack drops such SYNs.
 TEST_F(Proof, NoProofForASynFromAGroupOrAnAddressNoHostHas) {
-  limit();
-  spend_budget();
-  rule("::/0", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1/hour"); });
-  ASSERT_EQ(run(Packet().ipv6("2001:db8:ffff::1", "2001:db8::2").build()), XDP_PASS) << "its budget spent";
-  const auto syn_from = [](Packet p) { return p.tcp(10).flags(kSyn).ports(40000, 80).seq(1000).build(); };
-  EXPECT_EQ(run(syn_from(Packet().from_group().ipv4("198.18.7.1", "198.18.0.2"))), XDP_DROP) << "a group's MAC";
-  EXPECT_EQ(run(syn_from(Packet().ipv4("224.0.0.1", "198.18.0.2"))), XDP_DROP);
-  EXPECT_EQ(run(syn_from(Packet().ipv4("255.255.255.255", "198.18.0.2"))), XDP_DROP);
-  EXPECT_EQ(run(syn_from(Packet().ipv4("0.0.0.0", "198.18.0.2"))), XDP_DROP);
-  EXPECT_EQ(run(syn_from(Packet().ipv4("127.0.0.1", "198.18.0.2"))), XDP_DROP);
-  EXPECT_EQ(run(syn_from(Packet().ipv6("ff02::1", "2001:db8::2"))), XDP_DROP);
+  ASSERT_NO_FATAL_FAILURE(spend_both_budgets());
+  EXPECT_EQ(run(syn_in(Packet().from_group().ipv4("198.18.7.1", "198.18.0.2"))), XDP_DROP) << "a group's MAC";
+  EXPECT_EQ(run(syn_in(Packet().ipv4("224.0.0.1", "198.18.0.2"))), XDP_DROP);
+  EXPECT_EQ(run(syn_in(Packet().ipv4("255.255.255.255", "198.18.0.2"))), XDP_DROP);
+  EXPECT_EQ(run(syn_in(Packet().ipv4("0.0.0.0", "198.18.0.2"))), XDP_DROP);
+  EXPECT_EQ(run(syn_in(Packet().ipv4("127.0.0.1", "198.18.0.2"))), XDP_DROP);
+  EXPECT_EQ(run(syn_in(Packet().ipv6("ff02::1", "2001:db8::2"))), XDP_DROP);
   EXPECT_EQ(counter(XT_PROOFS_SENT), 0u);
-  EXPECT_EQ(run(syn_from(Packet().ipv4("198.18.7.1", "198.18.0.2"))), XDP_TX) << "from a host: answered";
+  EXPECT_EQ(run(syn_in(Packet().ipv4("198.18.7.1", "198.18.0.2"))), XDP_TX) << "from a host: answered";
   EXPECT_EQ(counter(XT_PROOFS_SENT), 1u);
 }
 
@@ -141,10 +142,7 @@ TEST_F(Proof, NoProofForASynFromAGroupOrAnAddressNoHostHas) {
 // parser does: a packet whose length ends at its IP header, with a SYN in
 // the frame's padding, is no SYN (docs/hostile-input.md).
 TEST_F(Proof, NoProofForASynInAFramesPadding) {
-  limit();
-  spend_budget();
-  rule("::/0", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1/hour"); });
-  ASSERT_EQ(run(Packet().ipv6("2001:db8:ffff::1", "2001:db8::2").build()), XDP_PASS) << "its budget spent";
+  ASSERT_NO_FATAL_FAILURE(spend_both_budgets());
   const auto syn = [](Packet p) { return p.tcp(5).flags(kSyn).ports(40000, 80).seq(1000); };
   EXPECT_NE(run(syn(Packet().ipv4("198.18.7.1", "198.18.0.2")).total_length(20).build()), XDP_TX);
   EXPECT_NE(run(syn(Packet().ipv6("2001:db8:7::1", "2001:db8::2")).total_length(8).build()), XDP_TX);
@@ -159,8 +157,7 @@ TEST_F(Proof, ASynOnALinkWithoutEthernetIsAnswered) {
   load(XT_MIN_MAX_SOURCES, false, XT_LINK_IP);
   limit();
   ASSERT_EQ(run(Packet().no_link().ipv4("198.19.255.1", "198.18.0.2").build()), XDP_PASS) << "the budget spent";
-  const auto syn_from = [](Packet p) { return p.tcp(10).flags(kSyn).ports(40000, 80).seq(1000).build(); };
-  EXPECT_EQ(run(syn_from(Packet().no_link().ipv4("198.18.7.1", "198.18.0.2"))), XDP_TX);
+  EXPECT_EQ(run(syn_in(Packet().no_link().ipv4("198.18.7.1", "198.18.0.2"))), XDP_TX);
   EXPECT_EQ(counter(XT_PROOFS_SENT), 1u);
 }
 
