@@ -450,10 +450,9 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     // last rule's (seconds, for many rules over a large table) read it at
     // 0 and the next at the snapshot's count, which Prometheus takes for
     // that many packets in one interval.
-    auto id = state.rule_id(r.cidr, r.spec.match);
-    if (!id) return std::unexpected(id.error());
-    if (!*id) return system_error("rule " + rule_name(r.cidr, r.spec.match) + " is not live after its restore");
-    if (auto ok = state.add_rule_stats(**id, r.stats); !ok) return std::unexpected(ok.error());
+    auto rule = state.rule_of(r.cidr, r.spec.match);
+    if (!rule) return system_error("rule " + rule_name(r.cidr, r.spec.match) + " is not live after its restore");
+    if (auto ok = state.add_rule_stats(rule->id, r.stats); !ok) return std::unexpected(ok.error());
   }
   auto after = state.rules();
   if (!after) return std::unexpected(after.error());

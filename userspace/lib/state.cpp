@@ -393,17 +393,18 @@ uint64_t State::source_memory_bytes() const {
   return total;
 }
 
-Result<std::optional<uint32_t>> State::rule_id(const Cidr& cidr, const Match& match) const {
-  const xt_rule_key key = rule_key(cidr, match);
+// The trie answers a lookup with the longest prefix that covers the key:
+// the rule of the key's own prefix only if its length is the key's.
+std::optional<xt_rule> State::rule_at(const xt_rule_key& key) const {
   xt_rule rule{};
-  if (bpf_map_lookup_elem(rules_.get(), &key, &rule) != 0) {
-    if (errno == ENOENT) return std::nullopt;
-    return system_error("cannot read the rule for " + rule_name(cidr, match), errno);
-  }
-  // The trie answers with the longest prefix that covers the key: this
-  // rule's only if that is as long as its own.
-  if (rule.src_len != cidr.len || rule.level != key.level) return std::nullopt;
-  return rule.id;
+  if (bpf_map_lookup_elem(rules_.get(), &key, &rule) != 0 || rule.src_len != cidr_of(key).len ||
+      rule.level != key.level)
+    return std::nullopt;
+  return rule;
+}
+
+std::optional<xt_rule> State::rule_of(const Cidr& cidr, const Match& match) const {
+  return rule_at(rule_key(cidr, match));
 }
 
 Result<std::vector<RuleEntry>> State::rules() const {
@@ -415,16 +416,12 @@ Result<std::vector<RuleEntry>> State::rules() const {
   // lookup and its record's read leaves the record empty, or another
   // rule's once its slot is taken again, which a second lookup tells. Such
   // a rule is left out, as gone.
-  auto holds = [&](const xt_rule_key& key, xt_rule* rule) {
-    return bpf_map_lookup_elem(rules_.get(), &key, rule) == 0 && rule->src_len == cidr_of(key).len &&
-           rule->level == key.level;
-  };
   std::vector<RuleEntry> out;
   std::vector<xt_rule_key> keys;
   auto walked = walk_keys<xt_rule_key>(rules_.get(), "the rule table", [&](const xt_rule_key& key) {
-    xt_rule rule{};
-    if (!holds(key, &rule)) return;
-    RuleEntry e{cidr_of(key), rule, {}};
+    auto rule = rule_at(key);
+    if (!rule) return;
+    RuleEntry e{cidr_of(key), *rule, {}};
     e.spec.match = match_of(key);
     out.push_back(e);
     keys.push_back(key);
@@ -438,8 +435,8 @@ Result<std::vector<RuleEntry>> State::rules() const {
     char text[XT_RULE_TEXT_SIZE] = {};
     if (bpf_map_lookup_elem(rule_text_.get(), &e.rule.id, text) != 0)
       return system_error("cannot read how rule " + name + " was written", errno);
-    xt_rule now{};
-    if (!holds(keys[i], &now) || now.id != e.rule.id) {
+    auto now = rule_at(keys[i]);
+    if (!now || now->id != e.rule.id) {
       gone[i] = true;
       continue;
     }
@@ -523,18 +520,16 @@ Result<State::FairRefresh> State::refresh_fair_words(uint32_t from, uint32_t mos
     // total's fair words.
     xt_rule_state st{};
     if (bpf_map_lookup_elem(rule_state_.get(), &id, &st) != 0) continue;  // deleted since
-    auto current = this->rules();
-    if (!current) return std::unexpected(current.error());
-    auto r = std::ranges::find_if(*current, [&](const RuleEntry& e) { return e.rule.id == id; });
-    if (r == current->end() || !(r->rule.flags & XT_RULE_TOTAL)) continue;
+    auto rule = rule_of(listed->cidr, listed->spec.match);
+    if (!rule || rule->id != id || !(rule->flags & XT_RULE_TOTAL)) continue;
     auto c = control();
     if (!c) return std::unexpected(c.error());
     xt_control params{};
-    params.rule = r->rule;
+    params.rule = *rule;
     params.fair_only = 1;
     params.rule_epoch = st.created_epoch;
     auto ran = run_control(**c, (*c)->catch_up, params,
-                           "the refresh of rule " + std::to_string(r->rule.id) + "'s fair words");
+                           "the refresh of rule " + std::to_string(id) + "'s fair words");
     if (!ran) return std::unexpected(ran.error());
     out.refreshed += ran->fair_refreshed;
   }

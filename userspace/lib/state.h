@@ -129,8 +129,8 @@ class State {
   bool still_pinned() const;
 
   Result<std::vector<RuleEntry>> rules() const;
-  // The id of the rule of exactly this CIDR and match, if there is one.
-  Result<std::optional<uint32_t>> rule_id(const Cidr& cidr, const Match& match) const;
+  // The rule of exactly this CIDR and match, if there is one.
+  std::optional<xt_rule> rule_of(const Cidr& cidr, const Match& match) const;
   // Adds a rule, or replaces the rule for the same CIDR and match in place: it keeps its
   // id and counters, and its sources' buckets carry their budget over. rule
   // is spec compiled. Returns true if an existing rule was replaced.
@@ -375,6 +375,8 @@ class State {
   Result<void> tidy_bans(uint64_t now);
   // Records how the rule in slot id was written (xt_rule_text).
   Result<void> write_rule_text(uint32_t id, const RuleSpec& spec);
+  // The rule of exactly key's prefix (not a shorter one that covers it).
+  std::optional<xt_rule> rule_at(const xt_rule_key& key) const;
   // Brings rule's buckets written under an older version to its generation,
   // in the kernel (the control program xt_catch_up).
   Result<void> catch_up_buckets(const xt_rule& rule);
