@@ -89,6 +89,12 @@ XT_INLINE __u64 xt_available(const struct xt_limit *l, __u64 word, __u64 now)
 	return l->cost ? (l->cap - xt_debt(l, word, now)) / l->cost : 0;
 }
 
+/* Whether two limits are the same window (the same units, rate and burst). */
+XT_INLINE int xt_same_limit(const struct xt_limit *a, const struct xt_limit *b)
+{
+	return a->fill == b->fill && a->cost == b->cost && a->cap == b->cap;
+}
+
 /* Brings a word written under an older version of the rule to generation gen.
  * From prev_gen: the whole tokens it had when the rule was replaced (tick
  * `at`) carry over into the new units, up to the new burst (a fraction of one
@@ -105,7 +111,7 @@ XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_l
 	/* The same window as before (another of the rule's options changed):
 	 * its word as it was, the fraction of its next token too, which under
 	 * a slow window of burst 1 is nearly a whole period. */
-	if (prev->fill == l->fill && prev->cost == l->cost && prev->cap == l->cap)
+	if (xt_same_limit(prev, l))
 		return xt_word(word >> XT_GEN_BITS, gen);
 	if (at > now)
 		at = now;

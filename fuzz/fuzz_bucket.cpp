@@ -68,7 +68,7 @@ void carry(ReferenceBucket& ref, bool had, const xt_limit& prev, const xt_limit&
     ref = ReferenceBucket::full(now_limit, at);
     return;
   }
-  if (prev.fill == now_limit.fill && prev.cost == now_limit.cost && prev.cap == now_limit.cap) return;
+  if (xt_same_limit(&prev, &now_limit)) return;
   ref.refill(at);
   const unsigned __int128 whole = ref.level / ref.cost;
   const unsigned __int128 tokens = whole >= now_limit.cap / now_limit.cost ? now_limit.cap : whole * now_limit.cost;

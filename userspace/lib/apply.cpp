@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "apply.h"
 
+#include "gcra.h"
 #include "ports.h"
 
 #include <net/if.h>
@@ -67,8 +68,6 @@ std::vector<bool> rules_in_the_way(const RulesDiff& diff, const std::vector<Rule
   return first;
 }
 
-bool same_limit(const xt_limit& a, const xt_limit& b) { return a.fill == b.fill && a.cost == b.cost && a.cap == b.cap; }
-
 // Whether the kernel's rule is the one want compiles to, but for what a
 // replacement sets (the id, the generations, the previous limits and when),
 // for where each window sits (a replacement keeps a window where it was:
@@ -85,8 +84,8 @@ bool compiles_to(const xt_rule& live, const xt_rule& want) {
   };
   return live.action == want.action && live.flags == want.flags && live.per_len == want.per_len &&
          live.remember == want.remember && live.ban_after == want.ban_after && live.ban_for == want.ban_for &&
-         same_limit(live.new_src, want.new_src) &&
-         same_limit(live.total, want.total) && live.fair_start == want.fair_start && windows(live) == windows(want);
+         xt_same_limit(&live.new_src, &want.new_src) &&
+         xt_same_limit(&live.total, &want.total) && live.fair_start == want.fair_start && windows(live) == windows(want);
 }
 
 }  // namespace

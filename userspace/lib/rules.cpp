@@ -27,12 +27,9 @@ Window window_of(const Bandwidth& b, std::optional<uint64_t> burst) {
 }
 
 // Of a compiled rule: whether word p's limit is in force, whether it
-// counts bytes, and whether two limits are the same.
+// counts bytes.
 bool in_force(const xt_rule& r, int p) { return (r.limits >> p) & 1; }
 bool counts_bytes(const xt_rule& r, int p) { return (r.byte_limits >> p) & 1; }
-bool same_limit(const xt_limit& a, const xt_limit& b) {
-  return a.fill == b.fill && a.cost == b.cost && a.cap == b.cap;
-}
 
 }  // namespace
 
@@ -440,7 +437,7 @@ void place_limits(const xt_rule& old, xt_rule& rule) {
   for (int i = 0; i < kN; i++)
     for (int p = 0; p < kN && in_force(rule, i) && at[i] < 0; p++)
       if (!taken[p] && in_force(old, p) && counts_bytes(old, p) == counts_bytes(rule, i) &&
-          same_limit(old.limit[p], rule.limit[i]))
+          xt_same_limit(&old.limit[p], &rule.limit[i]))
         place(i, p);
   // Then changed ones, the pairs nearest in rate first.
   auto rate = [](const xt_limit& l) { return std::log(static_cast<double>(l.fill) / static_cast<double>(l.cost)); };
@@ -711,7 +708,7 @@ std::vector<int> window_positions(const RuleEntry& entry, uint32_t hz) {
     const xt_limit& want = compiled->limit[i];
     for (int p = 0; p < XT_MAX_LIMITS && out[i] < 0; p++) {
       if (in_force(entry.rule, p) && counts_bytes(entry.rule, p) == l.windows[i].bytes &&
-          same_limit(entry.rule.limit[p], want))
+          xt_same_limit(&entry.rule.limit[p], &want))
         out[i] = p;
     }
   }
