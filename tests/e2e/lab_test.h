@@ -5,12 +5,21 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <optional>
+#include <string>
 
 #include "lab.h"
 #include "require.h"
 
 namespace xt::test {
+
+// What the file holds, byte for byte ("" if it cannot be read).
+inline std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
 
 class LabTest : public ::testing::Test {
  protected:

@@ -153,11 +153,26 @@ TEST_F(Serve, StopsForAFreshServeWhenItsStateIsMadeAnew) {
   size_t restored = 0;  // the restore runs beside the first scrapes, which fail until it is done
   for (int i = 0; i < 100 && (restored = rules().size()) < 2; i++) std::this_thread::sleep_for(100ms);
   const json status = lab_->xthrottle_json({"status", "--json"});
+  EXPECT_EQ(restored, 2u) << "the snapshot's rules, in the resized table";
+  EXPECT_EQ(status["max_sources"], 8192);
+  // Made anew again, and serve stopped at once, before it looked: its stop
+  // saved the new, empty state over the snapshot, and the next serve took
+  // the snapshot for that state's own and restored nothing.
+  ok({"detach", "dut0"});
+  for (const auto& e : std::filesystem::directory_iterator(lab_->pin_dir())) std::filesystem::remove_all(e.path());
+  ok({"attach", "dut0", "--max-sources", "4096"});
+  const std::string before = file_bytes(snap);
   fresh.signal(SIGTERM);
   Outcome second = fresh.wait();
-  EXPECT_EQ(second.rc, 0) << second.err;
-  EXPECT_EQ(restored, 2u) << "the snapshot's rules, in the resized table: " << second.out << second.err;
-  EXPECT_EQ(status["max_sources"], 8192);
+  EXPECT_EQ(second.rc, 1) << second.out << second.err;
+  made_anew = saved = false;
+  for (const json& line : json_lines(second.out)) {
+    made_anew |= line["event"] == "state_made_anew";
+    saved |= line["event"] == "snapshot_saved";
+  }
+  EXPECT_TRUE(made_anew) << second.out;
+  EXPECT_FALSE(saved) << "the new, empty state is not saved over the snapshot at a stop: " << second.out;
+  EXPECT_TRUE(file_bytes(snap) == before) << "the snapshot is as it was";
 }
 
 // A scrape is GET or HEAD; anything else is a 405, which must name the

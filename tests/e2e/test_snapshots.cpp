@@ -58,11 +58,7 @@ TEST_F(Snapshots, AQuotaPartUsedIsPartUsedAfterAReboot) {
       << "the rule's counters carried on";
 
   // Damaged: refused, exit 2, nothing changed.
-  std::string bytes;
-  {
-    std::ifstream in(file, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  std::string bytes = file_bytes(file);
   bytes[bytes.size() / 2] ^= 1;
   const std::string bad = write("bad.snap", bytes);
   ok({"rule", "add", "198.19.0.0/16", "--rate", "5/min"});  // a rule of this boot's, and the next bucket
@@ -345,11 +341,7 @@ TEST_F(Snapshots, ASnapshotServeCannotReadIsKeptAside) {
   ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/day", "--burst", "1000"});
   const std::string file = dir_ + "/theirs.snap";
   ok({"save", file});
-  std::string saved;
-  {
-    std::ifstream in(file, std::ios::binary);
-    saved.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  const std::string saved = file_bytes(file);
   ASSERT_EQ(chown(file.c_str(), 65534, 65534), 0);
   ASSERT_EQ(chmod(file.c_str(), 0600), 0);
   reboot();
@@ -369,8 +361,7 @@ TEST_F(Snapshots, ASnapshotServeCannotReadIsKeptAside) {
   for (const auto& e : std::filesystem::directory_iterator(dir_))
     if (e.path().filename().string().starts_with("theirs.snap.unread-")) aside = e.path();
   ASSERT_FALSE(aside.empty()) << "the unreadable snapshot kept aside";
-  std::ifstream in(aside, std::ios::binary);
-  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()), saved)
+  EXPECT_EQ(file_bytes(aside), saved)
       << "what it held, untouched";
 }
 

@@ -115,7 +115,10 @@ Result<void> check_rules_file(RulesFile& file, uint32_t hz);
 // FILE.restoring): one this state's own restore left (a kill cut it short)
 // has it restore into what that one put in, whatever only_into_empty says
 // (restore_snapshot's resume); the caller removes it after.
-Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string& path);
+// With only, saves nothing unless the state in pin_dir is that one (serve's
+// own, not one made anew since).
+Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string& path,
+                                   const State* only = nullptr);
 Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir, const SnapshotFile& file,
                                                      const std::string& path, bool only_into_empty,
                                                      const TableSettings& prefer = {}, const std::string& marker = {});

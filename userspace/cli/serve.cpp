@@ -240,9 +240,9 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // any snapshot. A file that is not a good snapshot, or one the state
   // cannot take, is moved aside (kept for a look, and from the next save);
   // serve goes on either way: the host must stay protected.
-  auto save_logged = [&](const char* why) {
+  auto save_logged = [&](const char* why, const State& only) {
     const auto start = std::chrono::steady_clock::now();
-    auto sum = save_state(pin_dir, snapshot);
+    auto sum = save_state(pin_dir, snapshot, &only);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!sum) {
       std::cerr << "xthrottle: " << sum.error().message << "\n";
@@ -372,6 +372,24 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   if (!started_at) return stopped(fail(started_at.error()));
   reader->mark_backlog_before(*started_at);
 
+  // The state was made anew (detach, its pins removed, attach again: a
+  // table resized). Everything here holds the old one: the event ring, the
+  // ended bans to clear, the ageing, the lock that makes it one serve a
+  // state, the fleet's record of what it told (which, kept for the new
+  // state, would tell the fleet to lift every ban and delete every list).
+  // A fresh serve takes the new state whole, its snapshot restored into it
+  // if it is empty: systemd starts one again (Restart=on-failure). No save
+  // on the way out: it would write the new state over the snapshot.
+  auto state_made_anew = [&] {
+    if (state->still_pinned() || !State::exists(pin_dir)) return false;
+    log_line({{"event", "state_made_anew"},
+              {"why", "the state in " + pin_dir + " is not the one serve opened: a fresh serve takes it"},
+              {"unix_time", unix_time()}});
+    std::cerr << "xthrottle: the state in " << pin_dir
+              << " was made anew while serve ran; serve stops so that a fresh one takes it (systemd starts it "
+                 "again)\n";
+    return true;
+  };
   notify_manager("READY=1");
   int rc = 0;
   bool made_anew = false;
@@ -431,22 +449,10 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     }
   });
   while (!g_stop) {
-    if (std::chrono::steady_clock::now() >= next_clear && !state->still_pinned() && State::exists(pin_dir)) {
-      // The state was made anew (detach, its pins removed, attach again:
-      // a table resized). Everything here holds the old one: the event
-      // ring, the ended bans to clear, the ageing, the lock that makes it
-      // one serve a state, the fleet's record of what it told (which, kept
-      // for the new state, would tell the fleet to lift every ban and
-      // delete every list). A fresh serve takes the new state whole, its
-      // snapshot restored into it if it is empty: systemd starts one again
-      // (Restart=on-failure). No save on the way out: it would write the
-      // new state over the snapshot.
-      log_line({{"event", "state_made_anew"},
-                {"why", "the state in " + pin_dir + " is not the one serve opened: a fresh serve takes it"},
-                {"unix_time", unix_time()}});
-      std::cerr << "xthrottle: the state in " << pin_dir
-                << " was made anew while serve ran; serve stops so that a fresh one takes it (systemd starts it "
-                   "again)\n";
+    // Looked at every few seconds, and before each save, which would
+    // write a state made anew over the snapshot.
+    const bool saving = !snapshot.empty() && std::chrono::steady_clock::now() >= next_save;
+    if ((saving || std::chrono::steady_clock::now() >= next_clear) && state_made_anew()) {
       made_anew = true;
       rc = 1;
       break;
@@ -463,8 +469,8 @@ int run_serve(const Globals& g, const ServeOptions& o) {
         log_line({{"event", "bans_not_cleared"}, {"error", cleared.error().message}, {"unix_time", unix_time()}});
       next_clear = std::chrono::steady_clock::now() + kClearBansEvery;
     }
-    if (!snapshot.empty() && std::chrono::steady_clock::now() >= next_save) {
-      save_logged("periodic");
+    if (saving) {
+      save_logged("periodic", *state);
       next_save = std::chrono::steady_clock::now() + std::chrono::seconds(*every);
     }
     if (g_reload) {
@@ -487,7 +493,12 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     std::lock_guard<std::mutex> hold(fleet_mu);
     last = std::move(fleet);
   }
-  if (!snapshot.empty() && !made_anew) save_logged("stop");
+  if (!snapshot.empty() && !made_anew) {
+    if (state_made_anew())  // since the last look: a stop within seconds of it
+      rc = 1;
+    else
+      save_logged("stop", *state);
+  }
   return stopped(rc);
 }
 

@@ -15,10 +15,12 @@
 
 namespace xt::cli {
 
-Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string& path) {
+Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string& path, const State* only) {
   // Under the lock: no rule changes between the rules read and their buckets.
   auto locked = open_locked(pin_dir);
   if (!locked) return std::unexpected(locked.error());
+  if (only && !locked->state->same_state(*only))
+    return system_error("the state in " + pin_dir + " was made anew: not saved over " + path);
   return save_snapshot(*locked->state, path);
 }
 

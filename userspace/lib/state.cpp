@@ -160,6 +160,8 @@ bool State::still_pinned() const {
   return pinned && map_id(pinned->get()) == map_id(rules_.get());
 }
 
+bool State::same_state(const State& other) const { return map_id(other.rules_.get()) == map_id(rules_.get()); }
+
 Result<State> State::from_object(const bpf_object* obj) {
   State s;
   for (auto [fd, name] : s.named_maps()) {

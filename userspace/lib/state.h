@@ -127,6 +127,8 @@ class State {
   // (detach, the pins removed, attach: another --max-sources, an ABI
   // upgrade), which leaves an open State reading maps nothing uses.
   bool still_pinned() const;
+  // Whether other is this same state (opened twice: the same maps).
+  bool same_state(const State& other) const;
 
   Result<std::vector<RuleEntry>> rules() const;
   // The rule of exactly this CIDR and match, if there is one.
