@@ -6,6 +6,10 @@
 // It builds one UDP frame, then has BPF_PROG_TEST_RUN with
 // BPF_F_TEST_XDP_LIVE_FRAMES run floodgen.bpf.c over it `repeat` times: the
 // program stamps each copy's source address and XDP_TXes it out of the device.
+// Where the kernel refuses live frames (EPERM: seen on a sandboxed 6.18), it
+// sends the same frames from user space through an AF_PACKET socket instead:
+// slower, one socket buffer a frame, and a frame the veth could not take is
+// sent again rather than lost.
 // Only ever point it at an interface of a namespace your test created.
 #include <CLI/CLI.hpp>
 #include <arpa/inet.h>
@@ -17,12 +21,16 @@
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <sched.h>
+#include <linux/if_packet.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <functional>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -182,19 +190,141 @@ uint64_t chunk_frames(double rate, double pace_us) {
   return rate > 0 ? std::max<uint64_t>(1, static_cast<uint64_t>(rate * pace_us / 1e6)) : 1u << 20;
 }
 
-// Sends `count` frames from the current thread, pinned to `cpu`, paced to
-// `rate` frames/s if rate > 0, in chunks of `pace_us` microseconds of
-// traffic. Returns frames sent.
-uint64_t send_frames(int prog_fd, int ifindex, const std::vector<uint8_t>& frame, uint64_t count, double rate,
-                     double pace_us, uint32_t batch, int cpu, std::string* error) {
+// Where the rotation puts frame `seq`'s source: the IPv4 address, or one
+// 32-bit word of the IPv6 one (floodgen.bpf.c does the same in the kernel).
+struct Stamp {
+  uint32_t base = 0, sources = 1;
+  bool v6 = false, v6_low = false;
+  void operator()(uint8_t* frame, uint64_t seq) const {
+    uint8_t* ip = frame + 14;
+    const uint32_t src = htonl(base + static_cast<uint32_t>(seq % sources));
+    if (v6) {
+      std::memcpy(ip + (v6_low ? 20 : 12), &src, 4);
+      return;
+    }
+    std::memcpy(ip + 12, &src, 4);
+    put16(ip + 10, 0);
+    put16(ip + 10, checksum(ip, 20));
+  }
+};
+
+// Sends n frames at once; false (and *error) if it cannot.
+using SendChunk = std::function<bool(uint64_t n, std::string* error)>;
+
+// Through the kernel: BPF_PROG_TEST_RUN runs the stamping program over the
+// frame n times as live frames, each XDP_TXed out of the device.
+SendChunk live_sender(int prog_fd, int ifindex, const std::vector<uint8_t>& frame, uint32_t batch, int* refused) {
+  return [prog_fd, ifindex, &frame, batch, refused](uint64_t n, std::string* error) {
+    xdp_md ctx{};
+    ctx.data_end = static_cast<uint32_t>(frame.size());
+    ctx.ingress_ifindex = static_cast<uint32_t>(ifindex);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
+                .data_size_in = static_cast<uint32_t>(frame.size()), .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
+                .repeat = static_cast<int>(n), .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = batch);
+    if (int err = bpf_prog_test_run_opts(prog_fd, &opts); err) {
+      *refused = -err;
+      *error = std::string("BPF_PROG_TEST_RUN (live frames) failed: ") + std::strerror(-err);
+      return false;
+    }
+    return true;
+  };
+}
+
+// From user space: `batch` stamped copies at a time by sendmmsg on an
+// AF_PACKET socket that skips the qdisc, so that a frame the veth drops
+// (its peer's ring full) comes back as ENOBUFS and is sent again. One
+// refused for a whole second is counted lost and the next one sent.
+class PacketSender {
+ public:
+  PacketSender(int ifindex, const std::vector<uint8_t>& frame, uint32_t batch, Stamp stamp)
+      : frame_(frame), stamp_(stamp), buf_(static_cast<size_t>(batch) * frame.size()), iov_(batch), msg_(batch) {
+    fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);  // protocol 0: it receives nothing
+    if (fd_ < 0) {
+      error_ = std::string("cannot open a packet socket: ") + std::strerror(errno);
+      return;
+    }
+    const int one = 1;
+    setsockopt(fd_, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_ifindex = ifindex;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0)
+      error_ = std::string("cannot bind the packet socket: ") + std::strerror(errno);
+    for (size_t i = 0; i < msg_.size(); i++) {
+      std::memcpy(&buf_[i * frame.size()], frame.data(), frame.size());
+      iov_[i] = {&buf_[i * frame.size()], frame.size()};
+      msg_[i].msg_hdr.msg_iov = &iov_[i];
+      msg_[i].msg_hdr.msg_iovlen = 1;
+    }
+  }
+  ~PacketSender() {
+    if (fd_ >= 0) close(fd_);
+  }
+  PacketSender(const PacketSender&) = delete;
+  PacketSender& operator=(const PacketSender&) = delete;
+
+  uint64_t lost() const { return lost_; }
+
+  bool send(uint64_t n, std::string* error) {
+    if (!error_.empty()) {
+      *error = error_;
+      return false;
+    }
+    while (n > 0) {
+      const size_t k = static_cast<size_t>(std::min<uint64_t>(n, msg_.size()));
+      for (size_t i = 0; i < k; i++) stamp_(&buf_[i * frame_.size()], seq_ + i);
+      size_t done = 0;
+      auto refused_since = std::chrono::steady_clock::time_point{};
+      while (done < k) {
+        const int r = sendmmsg(fd_, &msg_[done], static_cast<unsigned>(k - done), 0);
+        if (r > 0) {
+          done += static_cast<size_t>(r);
+          refused_since = {};
+          continue;
+        }
+        if (errno != ENOBUFS && errno != EAGAIN && errno != EBUSY && errno != EINTR) {
+          *error = std::string("sendmmsg on the packet socket failed: ") + std::strerror(errno);
+          return false;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (refused_since == std::chrono::steady_clock::time_point{}) {
+          refused_since = now;
+        } else if (now - refused_since > std::chrono::seconds(1)) {
+          lost_++;  // this one, refused for a second: the next
+          done++;
+          refused_since = {};
+        }
+        sched_yield();  // the receiver's softirq empties the ring
+      }
+      seq_ += k;
+      n -= k;
+    }
+    return true;
+  }
+
+ private:
+  int fd_ = -1;
+  std::string error_;
+  const std::vector<uint8_t>& frame_;
+  Stamp stamp_;
+  std::vector<uint8_t> buf_;
+  std::vector<iovec> iov_;
+  std::vector<mmsghdr> msg_;
+  uint64_t seq_ = 0;
+  uint64_t lost_ = 0;
+};
+
+void pin_to(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
   pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
 
-  xdp_md ctx{};
-  ctx.data_end = static_cast<uint32_t>(frame.size());
-  ctx.ingress_ifindex = static_cast<uint32_t>(ifindex);
+// Sends `count` frames through send_chunk from the current thread, paced to
+// `rate` frames/s if rate > 0, in chunks of `pace_us` microseconds of
+// traffic. Returns frames sent.
+uint64_t send_frames(const SendChunk& send_chunk, uint64_t count, double rate, double pace_us, std::string* error) {
   const auto start = std::chrono::steady_clock::now();
   uint64_t sent = 0;
   // Paced: chunks of `pace_us` of traffic, each released when its time
@@ -213,13 +343,7 @@ uint64_t send_frames(int prog_fd, int ifindex, const std::vector<uint8_t>& frame
         }
     }
     const uint64_t n = std::min<uint64_t>(chunk, count - sent);
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
-                .data_size_in = static_cast<uint32_t>(frame.size()), .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
-                .repeat = static_cast<int>(n), .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = batch);
-    if (int err = bpf_prog_test_run_opts(prog_fd, &opts); err) {
-      *error = std::string("BPF_PROG_TEST_RUN (live frames) failed: ") + std::strerror(-err);
-      return sent;
-    }
+    if (!send_chunk(n, error)) return sent;
     sent += n;
   }
   return sent;
@@ -311,23 +435,40 @@ int main(int argc, char** argv) {
               << "): each run will pay for an XDP dispatcher update\n";
 
   const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+  const Stamp stamp{base, o.sources, v6, o.v6_low};
   std::vector<std::thread> workers;
-  std::vector<uint64_t> sent(o.threads, 0);
+  std::vector<uint64_t> sent(o.threads, 0), lost(o.threads, 0);
   std::vector<std::string> errors(o.threads);
+  std::atomic<bool> from_user_space{false};
   const auto start = std::chrono::steady_clock::now();
   for (uint32_t t = 0; t < o.threads; t++) {
     const uint64_t share = o.count / o.threads + (t < o.count % o.threads ? 1 : 0);
     workers.emplace_back([&, t, share] {
-      sent[t] = send_frames(prog_fd, ifindex, frame, share, o.rate / o.threads, o.pace_us, o.batch,
-                            static_cast<int>((o.first_cpu + t) % cpus), &errors[t]);
+      pin_to(static_cast<int>((o.first_cpu + t) % cpus));
+      const double rate = o.rate / o.threads;
+      int refused = 0;
+      sent[t] = send_frames(live_sender(prog_fd, ifindex, frame, o.batch, &refused), share, rate, o.pace_us,
+                            &errors[t]);
+      if (sent[t] > 0 || refused != EPERM) return;
+      // The kernel does not let live frames out (its first run sent
+      // nothing): the same frames from user space.
+      from_user_space = true;
+      errors[t].clear();
+      PacketSender packets(ifindex, frame, o.batch, stamp);
+      sent[t] = send_frames([&packets](uint64_t n, std::string* e) { return packets.send(n, e); }, share, rate,
+                            o.pace_us, &errors[t]);
+      lost[t] = packets.lost();
     });
   }
   for (auto& w : workers) w.join();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  uint64_t total = 0;
+  uint64_t total = 0, total_lost = 0;
   for (auto s : sent) total += s;
+  for (auto l : lost) total_lost += l;
   for (const auto& e : errors)
     if (!e.empty()) die(e + " after " + std::to_string(total) + " frames");
+  if (from_user_space && !o.json)
+    std::cerr << "floodgen: the kernel refused live frames (EPERM): sent from user space through a packet socket\n";
 
   if (o.json) {
     std::cout << nlohmann::json{{"sent", total},
@@ -335,7 +476,9 @@ int main(int argc, char** argv) {
                                 {"pps", seconds > 0 ? total / seconds : 0},
                                 {"frame_bytes", frame.size()},
                                 {"sources", o.sources},
-                                {"threads", o.threads}}
+                                {"threads", o.threads},
+                                {"sender", from_user_space ? "packet socket" : "live frames"},
+                                {"lost", total_lost}}
                      .dump()
               << "\n";
   } else {
