@@ -137,6 +137,13 @@ XT_INLINE int xt_parse_ip(const __u8 *data, const __u8 *end, __u16 off, __u64 fr
 		const __u8 *ip6 = data + off;
 		if (ip6 + XT_IP6_HDR_LEN > end || ip6[0] >> 4 != 6)
 			return XT_PARSE_MALFORMED;
+		/* A payload length of 0 says the same as IPv4's total length of
+		 * 0 (a jumbogram, a BIG TCP super-packet): only a frame of more
+		 * than 64 KB can mean it. A shorter one the kernel trims to its
+		 * header (ip6_rcv_core): nothing past it is the packet's. */
+		if (!ip6[XT_IP6_PAYLOAD_LEN] && !ip6[XT_IP6_PAYLOAD_LEN + 1] &&
+		    frame_len <= (__u64)off + XT_IP6_HDR_LEN + 0xffff)
+			return XT_PARSE_MALFORMED;
 		pkt->family = XT_FAMILY_V6;
 		xt_put_addr(pkt, ip6 + XT_IP6_SADDR, 16);
 		pkt->proto = ip6[XT_IP6_NEXTHDR];

@@ -146,6 +146,8 @@ TEST_F(Proof, NoProofForASynInAFramesPadding) {
   const auto syn = [](Packet p) { return p.tcp(5).flags(kSyn).ports(40000, 80).seq(1000); };
   EXPECT_NE(run(syn(Packet().ipv4("198.18.7.1", "198.18.0.2")).total_length(20).build()), XDP_TX);
   EXPECT_NE(run(syn(Packet().ipv6("2001:db8:7::1", "2001:db8::2")).total_length(8).build()), XDP_TX);
+  // 0, which only a super-packet of more than 64 KB can mean: the frame's.
+  EXPECT_NE(run(syn(Packet().ipv6("2001:db8:7::1", "2001:db8::2")).total_length(0).build()), XDP_TX);
   EXPECT_EQ(counter(XT_PROOFS_SENT), 0u);
   EXPECT_EQ(run(syn(Packet().ipv4("198.18.7.1", "198.18.0.2")).build()), XDP_TX) << "the whole SYN: answered";
 }

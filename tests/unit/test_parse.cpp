@@ -142,8 +142,8 @@ TEST(Parse, PacketsWithoutALinkLayer) {
 }
 
 // A GSO/GRO super-packet over 64 KB ("BIG TCP", which generic XDP sees)
-// has an IPv4 total length of 0: its length is the frame's. A short frame
-// saying 0 is still malformed.
+// has an IPv4 total length (IPv6: payload length) of 0: its length is the
+// frame's. A short frame saying 0 is still malformed.
 TEST(Parse, BigTcpTotalLengthZero) {
   const auto big = Packet().ipv4("198.18.0.9").tcp().total_length(0).size(14 + 100000).build();
   Parsed p{};
@@ -155,6 +155,18 @@ TEST(Parse, BigTcpTotalLengthZero) {
   // The first buffer of a multi-buffer frame: the whole frame's length decides.
   const auto head = Packet().ipv4("198.18.0.9").tcp().total_length(0).size(4096).build();
   p.result = xt_parse(head.data(), head.data() + head.size(), 100000, XT_LINK_ETHER, &p.pkt);
+  EXPECT_EQ(p.result, XT_PARSE_IP);
+  // IPv6's payload length says the same with 0, and the same holds. A short
+  // frame saying 0 was taken for one whose length is the frame's: a SYN in
+  // its padding matched the port and was answered with a proof, where the
+  // kernel trims the packet to its 40-byte header (ip6_rcv_core).
+  const auto big6 = Packet().ipv6("2001:db8::9").tcp().total_length(0).size(14 + 100000).build();
+  p.result = xt_parse(big6.data(), big6.data() + big6.size(), big6.size(), XT_LINK_ETHER, &p.pkt);
+  EXPECT_EQ(p.result, XT_PARSE_IP);
+  EXPECT_EQ(parse(Packet().ipv6("2001:db8::9").tcp().flags(0x02).ports(1, 22).total_length(0).build()).result,
+            XT_PARSE_MALFORMED);
+  const auto head6 = Packet().ipv6("2001:db8::9").tcp().total_length(0).size(4096).build();
+  p.result = xt_parse(head6.data(), head6.data() + head6.size(), 100000, XT_LINK_ETHER, &p.pkt);
   EXPECT_EQ(p.result, XT_PARSE_IP);
 }
 
