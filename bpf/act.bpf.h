@@ -187,26 +187,33 @@ static __always_inline enum xt_reason xt_act_deny(const struct xt_rule *rule, __
 	return banned ? XT_DROP_BANNED : XT_DROP_DENY;
 }
 
+/* Ended bans a packet removes to find one in force around them: bans
+ * nested deeper, all ended, let a packet through for each level past these
+ * (serve clears ended bans every 5 s). */
+#define XT_BAN_ENDED_LOOKUPS 4
+
 /* Until when pkt's source is banned (xthrottle ban add), or 0: the
  * longest ban prefix holding it, if it has not ended. One that has ended
  * is removed (a trie's lookup finds only the longest prefix: an ended /32
- * would hide the /24 ban around it), and the source looked up once more. */
+ * would hide the /24 ban around it), and the source looked up again. */
 static __always_inline __u64 xt_banned(const struct xt_pkt *pkt, __u64 now)
 {
 	const __u32 full = XT_BAN_KEY_BITS + (pkt->family == XT_FAMILY_V4 ? 32 : 128);
 	struct xt_ban_key key = {.prefixlen = full, .family = pkt->family};
 	__builtin_memcpy(key.addr, pkt->addr, sizeof(key.addr));
-	const struct xt_ban *ban = bpf_map_lookup_elem(&xt_bans, &key);
-	if (!ban)
-		return 0;
-	if ((__s64)(ban->until - now) > 0)
-		return ban->until;
-	/* A delete compares the key's first prefixlen bits only. */
-	key.prefixlen = ban->prefixlen;
-	bpf_map_delete_elem(&xt_bans, &key);
-	key.prefixlen = full;
-	ban = bpf_map_lookup_elem(&xt_bans, &key);
-	return ban && (__s64)(ban->until - now) > 0 ? ban->until : 0;
+	XT_UNROLL
+	for (int i = 0; i < XT_BAN_ENDED_LOOKUPS; i++) {
+		const struct xt_ban *ban = bpf_map_lookup_elem(&xt_bans, &key);
+		if (!ban)
+			return 0;
+		if ((__s64)(ban->until - now) > 0)
+			return ban->until;
+		/* A delete compares the key's first prefixlen bits only. */
+		key.prefixlen = ban->prefixlen;
+		bpf_map_delete_elem(&xt_bans, &key);
+		key.prefixlen = full;
+	}
+	return 0;
 }
 
 /* Whether pkt's source is in the blocklists' union's set `set` (abi.h):
