@@ -216,7 +216,20 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
       for (size_t i = 0; i < at.size(); i++) at[i] = static_cast<int>(i);
     positions[r.rule.id] = std::move(at);
   }
+  // The buckets are measured by the clock read again as the walk goes
+  // (first before its first bucket, then every 4096): a large table's walk
+  // takes seconds, and a word the data path wrote meanwhile is ahead of
+  // *now by more than xt_debt's skew, which reads it as one that wrapped:
+  // a held source saved as full, its wait given up at the restore. What is
+  // saved is still the wait from *now (saved_at): that from the walk's
+  // clock, and the ticks since *now, for a bucket not full by then (one
+  // that is, is full at any restore).
+  uint64_t walk_now = *now;
+  uint64_t walked_since_clock = 0;
+  state.step();  // tests: the data path, meanwhile
   auto walked = state.for_each_bucket([&](const BucketEntry& e) {
+    if (walked_since_clock++ % 4096 == 0)
+      if (auto t = state.now(); t && *t > *now) walk_now = *t;
     auto it = by_id.find(e.key.rule_id);
     if (it == by_id.end() || e.key.per_len != it->second->rule.per_len) return;  // a bucket no rule has now
     const xt_rule& rule = it->second->rule;
@@ -229,7 +242,9 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
     b.passed_packets = e.bucket.passed_packets;
     b.dropped_packets = e.bucket.dropped_packets;
     for (size_t i = 0; i < at.size() && i < XT_MAX_LIMITS; i++)
-      if (at[i] >= 0) b.full_in_ns[i] = full_in_ns(rule, at[i], e.bucket.word[at[i]], *now, hz);
+      if (at[i] >= 0)
+        if (const int64_t full_in = full_in_ns(rule, at[i], e.bucket.word[at[i]], walk_now, hz))
+          b.full_in_ns[i] = full_in + ns_of_ticks(walk_now - *now, hz);
     if (e.bucket.throttled_since) {
       // Low 32 bits of ticks, compared as the data path does; one set a
       // tick ahead (its low bit) or during the walk is now.

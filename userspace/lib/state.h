@@ -182,6 +182,11 @@ class State {
   // which tests check that every packet meanwhile sees the old rule or the
   // new one.
   void set_step_hook(std::function<void()> hook) { step_hook_ = std::move(hook); }
+  // The hook's call: each step of a rule change, and in the walks of the
+  // fair words and of a save, where the data path may run meanwhile.
+  void step() const {
+    if (step_hook_) step_hook_();
+  }
 
   // Where each kind of rule id's drops (enum xt_over_kind) is sent now:
   // an interface index, or 0 (dropped). An interface removed since the
@@ -391,9 +396,6 @@ class State {
   // Frees the buckets of rule `id`, but those of per_len keep_per_len
   // (XT_SWEEP_ALL: all of them), in the kernel (the control program xt_sweep).
   Result<void> sweep_buckets(uint32_t id, uint32_t keep_per_len);
-  void step() const {
-    if (step_hook_) step_hook_();
-  }
 
   // The control programs and their argument map: the test object's own for
   // from_object(), else loaded on first use. The walks (xt_clock,
