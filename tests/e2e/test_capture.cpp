@@ -3,6 +3,8 @@
 // dropped packets is written as a pcap that tshark reads back, each with
 // its verdict and rule told beside it; the sampling rate holds in the data
 // path.
+#include <sys/stat.h>
+
 #include <thread>
 
 #include "operate_test.h"
@@ -53,6 +55,11 @@ TEST_F(Capture, ASampleOfTheDropsIsAPcapThatTsharkReads) {
   }
   EXPECT_EQ(tshark(pcap, "udp.dstport").front(), "9");
   EXPECT_NE(c.err.find("50 packets captured"), std::string::npos) << c.err;
+  // Clients' addresses and what they sent: for root alone, as the record is
+  // (it was made 0644 under root's umask).
+  struct stat st{};
+  ASSERT_EQ(stat(pcap.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 // A capture whose lines go to a reader that stops early (`| head -n 1`)
@@ -106,6 +113,38 @@ TEST_F(Capture, TheSamplingRateHoldsUnderAFlood) {
   EXPECT_GT(s["reasons"]["over_limit"]["packets"].get<uint64_t>(), 50000u);
 }
 
+// A rule deleted during a capture leaves its id to the next rule added:
+// that rule's samples were told under the deleted rule's name, and a
+// capture of the deleted rule (--rule) went on sampling the new one's.
+TEST_F(Capture, ARuleDeletedMeanwhileLeavesItsNameBehind) {
+  ok({"rule", "add", "198.18.0.0/16", "--rate", "10/s", "--burst", "10"});
+  Background capture(lab_->xthrottle_argv({"capture", "--json", "--for", "20s", "--count", "20"}));
+  std::this_thread::sleep_for(500ms);
+  lab_->flood({"--src", "198.18.0.7", "--count", "20"});
+  ok({"rule", "del", "198.18.0.0/16"});
+  ok({"rule", "add", "198.19.0.0/16", "--rate", "10/s", "--burst", "10"});
+  std::this_thread::sleep_for(300ms);
+  lab_->flood({"--src", "198.19.0.7", "--count", "20"});
+  Outcome c = capture.wait();
+  ASSERT_EQ(c.rc, 0) << c.err;
+  const auto lines = json_lines(c.out);
+  ASSERT_EQ(lines.size(), 20u) << c.out;
+  for (const json& j : lines)
+    EXPECT_EQ(j["rule"], j["source"].get<std::string>().starts_with("198.19.") ? "198.19.0.0/16" : "198.18.0.0/16")
+        << j.dump();
+
+  Background only(lab_->xthrottle_argv({"capture", "--json", "--rule", "198.19.0.0/16", "--for", "20s"}));
+  std::this_thread::sleep_for(500ms);
+  ok({"rule", "del", "198.19.0.0/16"});
+  ok({"rule", "add", "198.18.0.0/16", "--rate", "10/s", "--burst", "10"});
+  std::this_thread::sleep_for(300ms);
+  lab_->flood({"--src", "198.18.0.8", "--count", "20"});
+  c = only.wait();
+  EXPECT_EQ(c.rc, 1) << c.err;
+  EXPECT_NE(c.err.find("the rule '198.19.0.0/16' was deleted"), std::string::npos) << c.err;
+  EXPECT_EQ(c.out, "") << "no sample of the rule that took its id";
+}
+
 // What capture cannot do is refused before anything changes: a verdict it
 // never sees (exit 2), a rule that is not there (exit 1), --for 0 (exit 2).
 TEST_F(Capture, WhatItCannotDoIsRefused) {
@@ -123,14 +162,37 @@ TEST_F(Capture, WhatItCannotDoIsRefused) {
   r = lab_->xthrottle({"capture", "-w", "/dev/full", "--for", "1s"});
   EXPECT_EQ(r.rc, 1) << r.err;
   EXPECT_NE(r.err.find("cannot write /dev/full: No space left on device"), std::string::npos) << r.err;
+  // Nor is a pcap on standard output, or the lines, into a full disk: only
+  // a reader that went away (EPIPE) ends a capture with exit 0. Both ended
+  // with exit 0 and "N packets captured".
+  const auto into_full_disk = [&](const std::vector<std::string>& args) {
+    std::string cmd;
+    for (const auto& a : lab_->xthrottle_argv(args)) cmd += "'" + a + "' ";
+    return std::vector<std::string>{"bash", "-c", cmd + ">/dev/full"};
+  };
+  r = run(into_full_disk({"capture", "-w", "-", "--for", "1s"}));
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot write standard output: No space left on device"), std::string::npos) << r.err;
+  Background lines(into_full_disk({"capture", "--for", "10s"}));
+  std::this_thread::sleep_for(500ms);
+  {
+    Background f = flood(5, 0.25);
+    ASSERT_EQ(f.wait().rc, 0);
+  }
+  r = lines.wait();
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot write the lines to standard output: No space left on device"), std::string::npos)
+      << r.err;
   // None of them left the data path capturing: the drops of a flood after
   // them are sampled by no one.
+  const json before = stats();
   Background f = flood(5, 0.25);
   ASSERT_EQ(f.wait().rc, 0);
-  const json stats = lab_->xthrottle_json({"stats", "--json"});
-  EXPECT_GT(stats["dropped_packets"].get<uint64_t>(), 4000u) << stats.dump();
-  EXPECT_EQ(stats["captured"], 0) << stats.dump();
-  EXPECT_EQ(stats["capture_not_taken"], 0) << stats.dump();
+  const json after = stats();
+  EXPECT_GT(after["dropped_packets"].get<uint64_t>() - before["dropped_packets"].get<uint64_t>(), 4000u)
+      << after.dump();
+  EXPECT_EQ(after["captured"], before["captured"]) << after.dump();
+  EXPECT_EQ(after["capture_not_taken"], before["capture_not_taken"]) << after.dump();
 }
 
 }  // namespace

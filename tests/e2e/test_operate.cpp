@@ -397,6 +397,18 @@ TEST_F(Operate, EventsNotReadAreCountedAsLostAndSaidSo) {
   const auto first_lost = std::ranges::find_if(seen, [](const json& j) { return j["event"] == "lost"; });
   ASSERT_NE(first_lost, seen.end());
   EXPECT_NE(first_lost->value("why", "").find("not read"), std::string::npos);
+
+  // Output that fails (a full disk) is not a reader that went away: it
+  // ended with exit 0 and not a word, the events neither written nor
+  // counted.
+  std::string cmd;
+  for (const auto& a : lab_->xthrottle_argv({"events", "--json"})) cmd += "'" + a + "' ";
+  Background full({"bash", "-c", "timeout 10 " + cmd + ">/dev/full"});
+  std::this_thread::sleep_for(500ms);
+  lab_->flood({"--src", "198.19.1.0", "--sources", "2", "--count", "4"});
+  const Outcome r = full.wait();
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot write the events: No space left on device"), std::string::npos) << r.err;
 }
 
 // An event names the rule in its slot now: a rule deleted and another

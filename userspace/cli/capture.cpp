@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // xthrottle capture [-w FILE] [--rule NAME] [--reason R,...] [--count N]
 //                   [--snaplen N] [--rate N/UNIT] [--for DURATION] [--json]
+#include <cerrno>
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -48,10 +49,19 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
   auto limit = make_limit(rate->count, rate->period_ns / kNsPerSec * cfg->hz, rate->count, cfg->hz, "--rate");
   if (!limit) return fail(limit.error());
   settings.limit = *limit;
-  auto rules = state->rules();
-  if (!rules) return fail(rules.error());
+  // The rules' names by id, read again at each new rules epoch: a rule
+  // deleted leaves its id to the next rule added, whose samples were told
+  // under the deleted rule's name.
   std::map<uint32_t, std::string> names;
-  for (const auto& e : *rules) names[e.rule.id] = rule_name(e.cidr, e.spec.match);
+  uint32_t names_epoch = cfg->epoch;
+  auto read_names = [&]() -> Result<void> {
+    auto rules = state->rules();
+    if (!rules) return std::unexpected(rules.error());
+    names.clear();
+    for (const auto& e : *rules) names[e.rule.id] = rule_name(e.cidr, e.spec.match);
+    return {};
+  };
+  if (auto ok = read_names(); !ok) return fail(ok.error());
   if (!o.rule.empty()) {
     auto it = std::ranges::find_if(names, [&](const auto& n) { return n.second == o.rule; });
     if (it == names.end())
@@ -76,6 +86,15 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
   auto wall = [&](uint64_t tick) {
     return wall0 + (static_cast<double>(tick) - static_cast<double>(*tick0)) / cfg->hz;
   };
+  // A reader of the lines or of a pcap on standard output that went away
+  // (EPIPE: `| head -n 1`) ends the capture cleanly; any other failure to
+  // write them (a full disk) is an error, not a capture cut short in
+  // silence.
+  int lines_failed = 0;
+  auto note_lines_failed = [&] {
+    if (!lines && !lines_failed) lines_failed = errno ? errno : EIO;
+  };
+  const auto written_or_gone = [&](const Result<void>& ok) { return ok || pcap->reader_gone(); };
   uint64_t taken = 0;
   auto reader = CaptureReader::open(*state, [&](const CaptureSample& s) {
     if (o.count && taken >= o.count) return;
@@ -85,6 +104,7 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
     const nlohmann::json j = capture_json(taken, s, t, it == names.end() ? "-" : it->second);
     if (pcap) pcap->write(s, t);
     lines << (o.json ? json_text(j) : capture_line(j)) << "\n";
+    note_lines_failed();
   });
   if (!reader) return fail(reader.error());
   auto before = state->counters();
@@ -94,7 +114,16 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
   StopCapture stop{&*state};
   const auto start = std::chrono::steady_clock::now();
   auto renewed = start;
+  bool rule_gone = false;  // --rule's, deleted: its id is no longer its
   while (!g_stop && lines && (!o.count || taken < o.count)) {
+    if (auto c = state->config(); c && c->epoch != names_epoch) {
+      names_epoch = c->epoch;
+      if (auto ok = read_names(); !ok) return fail(ok.error());
+      if (!o.rule.empty() && (!names.contains(settings.rule) || names[settings.rule] != o.rule)) {
+        rule_gone = true;
+        break;
+      }
+    }
     const auto now = std::chrono::steady_clock::now();
     if (*seconds && now - start >= std::chrono::seconds(*seconds)) break;
     if (now - renewed >= std::chrono::seconds(1)) {
@@ -105,14 +134,19 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
     // A pcap on standard output whose reader went away (`-w - | tshark -c
     // 5`) ends the capture as its lines' reader does: no error.
     if (auto ok = pcap ? pcap->flush() : Result<void>{}; !ok) {
-      if (o.file == "-") break;
+      if (written_or_gone(ok)) break;
       return fail(ok.error());
     }
     lines.flush();
+    note_lines_failed();
   }
   state->stop_capture();
   (void)reader->poll(0);  // what was on its way
-  if (auto ok = pcap ? pcap->flush() : Result<void>{}; !ok && o.file != "-") return fail(ok.error());
+  if (auto ok = pcap ? pcap->flush() : Result<void>{}; !written_or_gone(ok)) return fail(ok.error());
+  if (lines_failed && lines_failed != EPIPE)
+    return fail(system_error(std::string("cannot write the lines to ") + (o.file == "-" ? "standard error" : "standard output"),
+                             lines_failed)
+                    .error());
   auto after = state->counters();
   if (!after) return fail(after.error());
   const uint64_t over = (*after)[XT_CAPTURE_SUPPRESSED].packets - (*before)[XT_CAPTURE_SUPPRESSED].packets;
@@ -121,6 +155,8 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
             << " more over the sampling rate (" << format_rate(rate->count, rate->period_ns) << ") not taken";
   if (reader->lost()) std::cerr << "; " << reader->lost() << " lost (the reader fell behind)";
   std::cerr << "\n";
+  if (rule_gone)
+    return fail(system_error("the rule '" + o.rule + "' was deleted: the capture stopped with it").error());
   return 0;
 }
 

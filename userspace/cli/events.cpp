@@ -36,8 +36,10 @@ class Outbox {
   }
   bool pending() const { return !lines_.empty() || lost_; }
 
-  // Writes what stdout takes without waiting; false once stdout failed
-  // (its reader went away).
+  // Writes what stdout takes without waiting; false once stdout failed:
+  // its reader went away, or (failure(): the errno) a write failed, a full
+  // disk, which must not end the events in silence.
+  int failure() const { return failure_; }
   bool flush() {
     if (lines_.empty()) tell_lost();
     while (!lines_.empty()) {
@@ -49,6 +51,7 @@ class Outbox {
       const ssize_t n = ::write(STDOUT_FILENO, line.data() + at_, line.size() - at_);
       if (n < 0) {
         if (errno == EAGAIN || errno == EINTR) return true;
+        if (errno != EPIPE) failure_ = errno;
         return false;
       }
       at_ += static_cast<size_t>(n);
@@ -80,6 +83,7 @@ class Outbox {
   std::deque<std::string> lines_;
   size_t at_ = 0;  // bytes of the front line written
   uint64_t lost_ = 0;
+  int failure_ = 0;
 };
 
 int run_events(const Globals& g, bool json, size_t buffer) {
@@ -99,6 +103,7 @@ int run_events(const Globals& g, bool json, size_t buffer) {
     if (auto n = reader->poll(out.pending() ? 50 : 250); !n) return fail(n.error());
     writing = out.flush();
   }
+  if (out.failure()) return fail(system_error("cannot write the events", out.failure()).error());
   return 0;
 }
 

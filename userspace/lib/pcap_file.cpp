@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "pcap_file.h"
 
+#include <fcntl.h>
 #include <pcap/pcap.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
@@ -17,8 +19,25 @@ Result<PcapFile> PcapFile::open(const std::string& path, uint32_t snaplen) {
       pcap_open_dead_with_tstamp_precision(DLT_EN10MB, static_cast<int>(snaplen) + 14, PCAP_TSTAMP_PRECISION_MICRO);
   if (!p) return system_error("cannot start a pcap file");
   f.pcap_ = std::shared_ptr<pcap>(p, pcap_close);
-  pcap_dumper_t* d = path == "-" ? pcap_dump_fopen(p, stdout) : pcap_dump_open(p, path.c_str());
-  if (!d) return system_error("cannot write " + path + ": " + pcap_geterr(p));
+  FILE* out = stdout;
+  if (path != "-") {
+    // Made 0600, as the record is: the samples hold clients' addresses and
+    // what they sent (pcap_dump_open would make it as the umask says,
+    // 0644 for root).
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return system_error("cannot write " + path, errno);
+    out = fdopen(fd, "wb");
+    if (!out) {
+      const int err = errno;
+      ::close(fd);
+      return system_error("cannot write " + path, err);
+    }
+  }
+  pcap_dumper_t* d = pcap_dump_fopen(p, out);
+  if (!d) {
+    if (out != stdout) std::fclose(out);
+    return system_error("cannot write " + path + ": " + pcap_geterr(p));
+  }
   f.dumper_ = std::shared_ptr<pcap_dumper>(d, pcap_dump_close);
   f.path_ = path == "-" ? "standard output" : path;
   return f;
@@ -51,8 +70,10 @@ void PcapFile::write(const CaptureSample& s, double unix_seconds) {
 Result<void> PcapFile::flush() {
   // A full disk shows here (pcap_dump itself says nothing), or in the
   // stream's error flag once a buffered write failed.
-  if (pcap_dump_flush(dumper_.get()) != 0 || std::ferror(pcap_dump_file(dumper_.get())))
-    return system_error("cannot write " + path_, errno ? errno : EIO);
+  if (pcap_dump_flush(dumper_.get()) != 0 || std::ferror(pcap_dump_file(dumper_.get()))) {
+    failed_errno_ = errno ? errno : EIO;
+    return system_error("cannot write " + path_, failed_errno_);
+  }
   return {};
 }
 

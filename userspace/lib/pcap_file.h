@@ -6,6 +6,7 @@
 
 #include <xthrottle/abi.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -33,12 +34,16 @@ class PcapFile {
   void write(const CaptureSample& sample, double unix_seconds);
   // Writes out what is buffered; an error (a full disk) says so.
   Result<void> flush();
+  // Whether the last flush failed because the file's reader went away
+  // (EPIPE: standard output into `tshark -c 5`), which is no error.
+  bool reader_gone() const { return failed_errno_ == EPIPE; }
 
  private:
   PcapFile() = default;
   std::string path_;
   std::shared_ptr<pcap> pcap_;
   std::shared_ptr<pcap_dumper> dumper_;
+  int failed_errno_ = 0;
 };
 
 }  // namespace xt
