@@ -677,6 +677,23 @@ TEST(Over, WhatCannotGoTogetherIsRefused) {
 }
 
 // --ban-after and --ban-for: both or neither, limit rules only, read back.
+// A bandwidth where a rate is asked for names the option that takes it in
+// its place: --total's is --total-bandwidth, and the new-source and proof
+// rates have none. All said --bandwidth, which limits each source instead.
+TEST(Rate, ABandwidthGivenForARateNamesItsOwnOption) {
+  auto spec_of = [](RuleWords words) { return build_spec(*parse_cidr("198.18.0.0/15"), words, command_line_words()); };
+  RuleWords w;
+  w.rate = {"10Mbit/s"};
+  expect_usage_error(spec_of(w), "which --bandwidth takes");
+  w.rate = {"10/s"};
+  w.total = "1Gbit/s";
+  expect_usage_error(spec_of(w), "which --total-bandwidth takes");
+  w.total.reset();
+  w.new_rate = "1Gbit/s";
+  expect_usage_error(spec_of(w), "no bandwidth form");
+  EXPECT_EQ(spec_of(w).error().message.find("--bandwidth"), std::string::npos) << spec_of(w).error().message;
+}
+
 TEST(Bans, BanOptionsGoTogetherAndReadBack) {
   auto spec_of = [](RuleWords words) { return build_spec(*parse_cidr("198.18.0.0/15"), words, command_line_words()); };
   RuleWords w;
@@ -703,6 +720,13 @@ TEST(Bans, BanOptionsGoTogetherAndReadBack) {
   RuleWords long_after = w;
   long_after.ban_after = "1d";
   expect_usage_error(compile_rule(*spec_of(long_after), kHz), "--ban-after");
+  // A --ban-after without its unit: no "or 0 for none", which followed
+  // bans every source at its first drop.
+  RuleWords unitless = w;
+  unitless.ban_after = "30";
+  expect_usage_error(spec_of(unitless), "--ban-after '30'");
+  EXPECT_EQ(spec_of(unitless).error().message.find("0 for none"), std::string::npos)
+      << spec_of(unitless).error().message;
   RuleWords zero = w;
   zero.ban_for = "0";
   expect_usage_error(compile_rule(*spec_of(zero), kHz), "--ban-for 0");

@@ -63,11 +63,13 @@ constexpr SiPrefix kSiPrefixes[] = {
 
 }  // namespace
 
-Result<Rate> parse_rate(std::string_view text) {
+Result<Rate> parse_rate(std::string_view text, std::string_view bandwidth_option) {
   // "10Mbit/s" where packets were meant: say which option takes it.
   if (parse_bandwidth(text))
-    return usage_error("bad rate " + in_quotes(text) + ": that is a bandwidth, which --bandwidth takes (bandwidth = in "
-                       "a config file); a rate counts packets, e.g. 100/s or 6000/min");
+    return usage_error("bad rate " + in_quotes(text) + ": that is a bandwidth" +
+                       (bandwidth_option.empty() ? std::string(", and this rate has no bandwidth form")
+                                                 : ", which " + std::string(bandwidth_option) + " takes") +
+                       "; a rate counts packets, e.g. 100/s or 6000/min");
   auto slash = text.find('/');
   if (slash == std::string_view::npos)
     return usage_error("bad rate " + in_quotes(text) + ": expected N/UNIT, e.g. 100/s or 6000/min");
@@ -154,7 +156,7 @@ std::string format_bandwidth(const Bandwidth& bw) {
   return std::to_string(value) + prefix + base + rate.substr(rate.find('/'));
 }
 
-Result<uint64_t> parse_duration(std::string_view what, std::string_view text) {
+Result<uint64_t> parse_duration(std::string_view what, std::string_view text, bool zero_is_none) {
   if (text == "0" || lower(text) == "off") return 0;
   size_t digits_end = 0;
   while (digits_end < text.size() && std::isdigit(static_cast<unsigned char>(text[digits_end]))) digits_end++;
@@ -164,7 +166,7 @@ Result<uint64_t> parse_duration(std::string_view what, std::string_view text) {
   auto ns = time_unit_ns(unit);
   if (!ns)
     return usage_error("bad " + std::string(what) + " " + in_quotes(text) + ": expected N and a unit (s, min, h, d), " +
-                       "e.g. 30min or 24h, or 0 for none");
+                       "e.g. 30min or 24h" + (zero_is_none ? ", or 0 for none" : ""));
   const uint64_t per = *ns / kNsPerSec;
   if (*count > UINT32_MAX / per)
     return usage_error("bad " + std::string(what) + " " + in_quotes(text) + ": too long (at most " +

@@ -26,7 +26,10 @@ struct Rate {
   uint64_t count = 0;
   uint64_t period_ns = 0;
 };
-Result<Rate> parse_rate(std::string_view text);
+// A bandwidth given instead is refused, naming bandwidth_option, the option
+// that takes one in its place (empty: none does).
+Result<Rate> parse_rate(std::string_view text,
+                        std::string_view bandwidth_option = "--bandwidth (bandwidth = in a config file)");
 std::string format_rate(uint64_t count, uint64_t period_ns);
 
 // Bits per period: "10Mbit/s", "500kbit/s", "2MB/s", and byte quotas over
@@ -41,8 +44,10 @@ Result<Bandwidth> parse_bandwidth(std::string_view text);
 std::string format_bandwidth(const Bandwidth& bw);
 
 // A duration in whole seconds: "90s", "30min", "24h", "7d" (the units of
-// rates), or "0" / "off" for none. `what` names the option in messages.
-Result<uint64_t> parse_duration(std::string_view what, std::string_view text);
+// rates), or "0" / "off" for none. `what` names the option in messages;
+// where 0 is no "none" (--ban-after 0 bans at the first drop), they do not
+// offer it.
+Result<uint64_t> parse_duration(std::string_view what, std::string_view text, bool zero_is_none = true);
 std::string format_duration(uint64_t seconds);
 
 // A size in bytes: "256MB", "64KiB", "1GB" (SI or binary prefixes, B for

@@ -167,12 +167,12 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
   for (auto [key, word, out] : {std::tuple{"new_rate", &w.new_rate, &spec.new_rate},
                                 std::tuple{"verify_rate", &w.verify_rate, &spec.verify_rate}}) {
     if (!*word) continue;
-    auto rate = parse_rate(**word);
+    auto rate = parse_rate(**word, "");
     if (!rate) return at(key, rate.error());
     *out = *rate;
   }
   if (w.total) {
-    auto rate = parse_rate(*w.total);
+    auto rate = parse_rate(*w.total, context.name("total_bandwidth"));
     if (!rate) return at("total", rate.error());
     spec.total = *rate;
   }
@@ -182,7 +182,7 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
     spec.total_bandwidth = *bw;
   }
   for (const std::string& word : w.rate) {
-    auto rate = parse_rate(word);
+    auto rate = parse_rate(word, context.name("bandwidth"));
     if (!rate) return at("rate", rate.error());
     spec.rates.push_back(*rate);
   }
@@ -263,7 +263,7 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
       return at(key, Error{ErrorKind::Usage, "bad " + context.name(key) + " \"" + **word +
                                                 "\": 0 bans at the first drop; to ban no one, leave --ban-after "
                                                 "and --ban-for out"});
-    auto d = parse_duration(context.name(key), **word);
+    auto d = parse_duration(context.name(key), **word, std::string_view(key) != "ban_after");
     if (!d) return at(key, d.error());
     *out = *d;
   }
