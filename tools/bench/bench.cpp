@@ -506,6 +506,7 @@ json measure_throughput(uint32_t reps, uint64_t frames) {
         for (size_t i = 0; i < std::size(limiters); i++) {
           const Flood f = labs[i]->flood(c.flood_args(frames, 0));
           pps[i].push_back(f.sent / f.seconds);
+          row["sender"] = f.sender;
         }
       add_figures(row, "throughput: " + c.label(), limiters, pps);
       out.push_back(row);
@@ -1132,6 +1133,11 @@ std::string markdown(const json& r) {
         "holds the source, a count, and the drop. For one source it is what holding a source over its limit costs at "
         "the least; for many, what one cached line a packet costs, a bound no correct limiter reaches (it forgets the "
         "sources it has no room for, and drops every packet; not run where the packets should pass):\n\n";
+  if (r.contains("throughput") && !r["throughput"].empty() &&
+      r["throughput"][0].value("sender", "live frames") != "live frames")
+    md << "**floodgen sent from user space here** (the kernel refused live frames: tools/floodgen/README.md): "
+          "every rate below includes its sending on the receiver's CPU, so they are not comparable with a run "
+          "of live frames; the ns a packet between limiters of this run are.\n\n";
   md << "| case | XDP_DROP | xthrottle | iptables hashlimit | nft meter | floor |\n|---|---|---|---|---|---|\n";
   for (const auto& row : r["throughput"]) {
     md << limiters_row(row);

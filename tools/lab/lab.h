@@ -55,6 +55,10 @@ struct Flood {
   // ring was full while softirq work was deferred): they reached neither
   // xthrottle nor anything behind it.
   uint64_t lost = 0;
+  // How floodgen sent: "live frames" (from the kernel), or "packet socket"
+  // (from user space, where the kernel refuses live frames: slower, and
+  // the receiving XDP program runs on the sender's CPU).
+  std::string sender;
   uint64_t arrived() const { return sent - lost; }
 };
 
