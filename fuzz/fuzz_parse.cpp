@@ -57,6 +57,8 @@ Verdict reference(const uint8_t* f, size_t size, uint64_t frame_len, bool ip_lin
   }
   if (type == 0x86DD) {
     if (size < off + 40 || f[off] >> 4 != 6) return {XT_PARSE_MALFORMED, {}};
+    // A payload length of 0 as IPv4's total length of 0: only over 64 KB.
+    if (be16(f, off + 4) == 0 && frame_len <= off + 40 + 65535) return {XT_PARSE_MALFORMED, {}};
     v.result = XT_PARSE_IP;
     v.pkt.family = XT_FAMILY_V6;
     std::memcpy(v.pkt.addr, f + off + 8, 16);
