@@ -202,7 +202,7 @@ static __always_inline __u64 xt_banned(const struct xt_pkt *pkt, __u64 now)
 	struct xt_ban_key key = {.prefixlen = full, .family = pkt->family};
 	__builtin_memcpy(key.addr, pkt->addr, sizeof(key.addr));
 	XT_UNROLL
-	for (int i = 0; i < XT_BAN_ENDED_LOOKUPS; i++) {
+	for (int i = 0; i <= XT_BAN_ENDED_LOOKUPS; i++) {
 		const struct xt_ban *ban = bpf_map_lookup_elem(&xt_bans, &key);
 		if (!ban)
 			return 0;

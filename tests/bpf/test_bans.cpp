@@ -103,11 +103,12 @@ TEST_F(Bans, AnEndedBanHidesNothingAndAShortenedOneEndsOnTime) {
   ban("198.18.1.9", 1);  // at the test clock's 3 s: until 4 s
   EXPECT_EQ(run(other, 5 * kSec), XDP_PASS) << "shortened: over at 4 s";
 
-  // Bans in force around two ended ones, nested: the packet looked once
+  // A ban in force around four ended ones, nested: the packet looked once
   // more after the first, found the second ended too, and passed.
   ban("198.18.2.0/24", 3600);
   ban("198.18.2.0/25", 1);
   ban("198.18.2.0/26", 1);
+  ban("198.18.2.0/27", 1);
   ban("198.18.2.7", 1);
   EXPECT_EQ(run(Packet().ipv4("198.18.2.7").build(), 10 * kSec), XDP_DROP) << "the /24's ban is in force";
 }
