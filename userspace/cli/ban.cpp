@@ -15,7 +15,7 @@ namespace {
 int run_ban_add(const Globals& g, const std::string& cidr_text, const std::string& duration) {
   auto cidr = parse_cidr(cidr_text);
   if (!cidr) return fail(cidr.error());
-  auto seconds = parse_duration("--for", duration);
+  auto seconds = parse_duration("--for", duration, false);
   if (!seconds) return fail(seconds.error());
   if (*seconds == 0) return fail(usage_error("bad --for '" + duration + "': a ban lasts some time (10min, 24h)").error());
   // Under the lock; the state made if there is none yet, as `rule add` does.

@@ -30,9 +30,9 @@ struct StopCapture {
 int run_capture(const Globals& g, const CaptureOptions& o) {
   auto reasons = o.reasons.empty() ? Result<uint32_t>(default_capture_reasons()) : parse_reasons(o.reasons);
   if (!reasons) return fail(reasons.error());
-  auto rate = parse_rate(o.rate.empty() ? std::to_string(XT_CAPTURE_DEFAULT_RATE) + "/s" : o.rate);
+  auto rate = parse_rate(o.rate.empty() ? std::to_string(XT_CAPTURE_DEFAULT_RATE) + "/s" : o.rate, "");
   if (!rate) return fail(rate.error());
-  auto seconds = o.duration.empty() ? Result<uint64_t>(0) : parse_duration("--for", o.duration);
+  auto seconds = o.duration.empty() ? Result<uint64_t>(0) : parse_duration("--for", o.duration, false);
   if (!seconds) return fail(seconds.error());
   if (!o.duration.empty() && *seconds == 0)
     return fail(usage_error("bad --for '" + o.duration + "': give how long (10s, 5min), or leave it out").error());
@@ -62,6 +62,18 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
     return {};
   };
   if (auto ok = read_names(); !ok) return fail(ok.error());
+  bool rule_gone = false;  // --rule's, deleted: its id is no longer its
+  // The names brought up to the rules epoch, before a sample is told and
+  // as the capture goes.
+  auto sync_names = [&]() -> Result<void> {
+    auto c = state->config();
+    if (!c || c->epoch == names_epoch) return {};
+    names_epoch = c->epoch;
+    if (auto ok = read_names(); !ok) return ok;
+    auto it = names.find(settings.rule);
+    if (!o.rule.empty() && (it == names.end() || it->second != o.rule)) rule_gone = true;
+    return {};
+  };
   if (!o.rule.empty()) {
     auto it = std::ranges::find_if(names, [&](const auto& n) { return n.second == o.rule; });
     if (it == names.end())
@@ -98,6 +110,8 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
   uint64_t taken = 0;
   auto reader = CaptureReader::open(*state, [&](const CaptureSample& s) {
     if (o.count && taken >= o.count) return;
+    // A sample of --rule's id once another rule has it: not its rule's.
+    if (!sync_names() || rule_gone) return;
     taken++;
     const double t = wall(s.meta.tick);
     auto it = names.find(s.meta.rule_id);
@@ -114,16 +128,9 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
   StopCapture stop{&*state};
   const auto start = std::chrono::steady_clock::now();
   auto renewed = start;
-  bool rule_gone = false;  // --rule's, deleted: its id is no longer its
   while (!g_stop && lines && (!o.count || taken < o.count)) {
-    if (auto c = state->config(); c && c->epoch != names_epoch) {
-      names_epoch = c->epoch;
-      if (auto ok = read_names(); !ok) return fail(ok.error());
-      if (!o.rule.empty() && (!names.contains(settings.rule) || names[settings.rule] != o.rule)) {
-        rule_gone = true;
-        break;
-      }
-    }
+    if (auto ok = sync_names(); !ok) return fail(ok.error());
+    if (rule_gone) break;
     const auto now = std::chrono::steady_clock::now();
     if (*seconds && now - start >= std::chrono::seconds(*seconds)) break;
     if (now - renewed >= std::chrono::seconds(1)) {

@@ -133,7 +133,7 @@ Result<void> plot(const std::string& path, const std::string& rule, std::vector<
 }
 
 int run_recommend(const Globals& g, const RecommendOptions& o, bool for_given) {
-  auto seconds = parse_duration("--for", o.duration);
+  auto seconds = parse_duration("--for", o.duration, false);
   if (!seconds) return fail(seconds.error());
   if (!o.from.empty() && for_given)
     return fail(usage_error("--for watches live; --from reads a record serve kept: one or the other").error());

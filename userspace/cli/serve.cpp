@@ -122,7 +122,7 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   const std::string& metrics = o.metrics;
   const std::string& config = o.config;
   const std::string& snapshot = o.snapshot;
-  auto every = parse_duration("--snapshot-every", o.snapshot_every);
+  auto every = parse_duration("--snapshot-every", o.snapshot_every, false);
   if (!every) return fail(every.error());
   if (*every == 0) return fail(usage_error("bad --snapshot-every '" + o.snapshot_every + "': at least 1s").error());
   // The options that only mean something beside another (--record-max

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <pcap/pcap.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +27,8 @@ Result<PcapFile> PcapFile::open(const std::string& path, uint32_t snaplen) {
     // 0644 for root).
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return system_error("cannot write " + path, errno);
+    struct stat st{};
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) (void)fchmod(fd, 0600);  // one an older capture made 0644
     out = fdopen(fd, "wb");
     if (!out) {
       const int err = errno;
@@ -65,13 +68,16 @@ void PcapFile::write(const CaptureSample& s, double unix_seconds) {
   hdr.caplen = static_cast<uint32_t>(bytes.size());
   hdr.len = len;
   pcap_dump(reinterpret_cast<u_char*>(dumper_.get()), &hdr, bytes.data());
+  // A write that failed in there (its buffer full) says why now: errno is
+  // another call's by the next flush.
+  if (!failed_errno_ && std::ferror(pcap_dump_file(dumper_.get()))) failed_errno_ = errno ? errno : EIO;
 }
 
 Result<void> PcapFile::flush() {
   // A full disk shows here (pcap_dump itself says nothing), or in the
   // stream's error flag once a buffered write failed.
   if (pcap_dump_flush(dumper_.get()) != 0 || std::ferror(pcap_dump_file(dumper_.get()))) {
-    failed_errno_ = errno ? errno : EIO;
+    if (!failed_errno_) failed_errno_ = errno ? errno : EIO;
     return system_error("cannot write " + path_, failed_errno_);
   }
   return {};

@@ -34,8 +34,8 @@ class PcapFile {
   void write(const CaptureSample& sample, double unix_seconds);
   // Writes out what is buffered; an error (a full disk) says so.
   Result<void> flush();
-  // Whether the last flush failed because the file's reader went away
-  // (EPIPE: standard output into `tshark -c 5`), which is no error.
+  // Whether writing failed because the file's reader went away (EPIPE:
+  // standard output into `tshark -c 5`), which is no error.
   bool reader_gone() const { return failed_errno_ == EPIPE; }
 
  private:

@@ -45,8 +45,8 @@ std::string format_bandwidth(const Bandwidth& bw);
 
 // A duration in whole seconds: "90s", "30min", "24h", "7d" (the units of
 // rates), or "0" / "off" for none. `what` names the option in messages;
-// where 0 is no "none" (--ban-after 0 bans at the first drop), they do not
-// offer it.
+// where 0 is no "none" (--ban-after 0 bans at the first drop; --ban-for,
+// ban add --for, capture --for refuse it), they do not offer it.
 Result<uint64_t> parse_duration(std::string_view what, std::string_view text, bool zero_is_none = true);
 std::string format_duration(uint64_t seconds);
 

@@ -263,7 +263,7 @@ Result<RuleSpec> build_spec(const Cidr& cidr, const RuleWords& w, const WordsCon
       return at(key, Error{ErrorKind::Usage, "bad " + context.name(key) + " \"" + **word +
                                                 "\": 0 bans at the first drop; to ban no one, leave --ban-after "
                                                 "and --ban-for out"});
-    auto d = parse_duration(context.name(key), **word, std::string_view(key) != "ban_after");
+    auto d = parse_duration(context.name(key), **word, false);  // --ban-for 0 is refused too
     if (!d) return at(key, d.error());
     *out = *d;
   }
