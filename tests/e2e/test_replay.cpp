@@ -69,11 +69,7 @@ burst = 20
   EXPECT_EQ(again["rules"], replayed["rules"]);
 
   // Cut short, or not a capture: a clear error, exit 2.
-  std::string bytes;
-  {
-    std::ifstream in(pcap, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  const std::string bytes = file_bytes(pcap);
   const std::string cut = write("cut.pcap", bytes.substr(0, bytes.size() / 2 + 7));
   const Outcome short_read = lab_->xthrottle({"replay", config, cut});
   EXPECT_EQ(short_read.rc, 2);
