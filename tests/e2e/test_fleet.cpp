@@ -128,6 +128,11 @@ class Fleet : public ::testing::Test {
   }
 
   bool listed(int h, const char* addr) { return labs_[h]->xthrottle({"blocklist", "test", addr}).rc == 0; }
+  bool banned(int h, const std::string& cidr) {
+    for (const auto& b : labs_[h]->xthrottle_json({"bans", "--json"}))
+      if (b["cidr"] == cidr) return true;
+    return false;
+  }
   // Loads list `drop` (198.18.5.0/24) on host 0 and waits until every host
   // has it; returns the path of a second version of it (198.18.6.0/24).
   std::string load_first_version() {
@@ -410,11 +415,6 @@ TEST_F(Fleet, ARulesFileAppliedOnOneHostLeavesTheFleetsListsAlone) {
 // still holds of bans and lists, the lifting and the deletion with them.
 TEST_F(Fleet, AHostThatWasAwayBringsNoLiftedBanOrDeletedListBack) {
   start_serves();
-  auto banned = [&](int h, const std::string& cidr) {
-    for (const auto& b : labs_[h]->xthrottle_json({"bans", "--json"}))
-      if (b["cidr"] == cidr) return true;
-    return false;
-  };
   auto listed = [&](int h) { return labs_[h]->xthrottle({"blocklist", "test", "198.18.5.77"}).rc == 0; };
   // Any of them still there: a ban told by host 0 and one made on host 1
   // itself, and host 0's list.
@@ -450,12 +450,13 @@ TEST_F(Fleet, AHostThatWasAwayBringsNoLiftedBanOrDeletedListBack) {
   }
 }
 
-// A host that deleted a list another host loaded, its serve restarted
-// within the stream's minute: its catch-up read the other host's `list`
-// entry, loaded it as new (the deletion was the serve before's, and its own
-// entries are skipped), and it alone had the list back. Its own deletion,
-// read in the catch-up, now takes the older version back.
-TEST_F(Fleet, AHostWhoseServeRestartsDoesNotTakeBackAListItDeleted) {
+// A host that deleted a list another host loaded, or lifted a ban another
+// host made, its serve restarted within the stream's minute: its catch-up
+// read the other host's `list` or `ban` entry, took it as new (the deletion
+// was the serve before's, and its own entries are skipped), and it alone
+// had the list or the ban back. Its own deletion or lifting, read in the
+// catch-up, now takes the older one back.
+TEST_F(Fleet, AHostWhoseServeRestartsDoesNotTakeBackAListItDeletedOrABanItLifted) {
   start_serves();
   load_first_version();
   ASSERT_FALSE(HasFailure());
@@ -471,6 +472,16 @@ TEST_F(Fleet, AHostWhoseServeRestartsDoesNotTakeBackAListItDeleted) {
   ASSERT_GE(until_everywhere(1, [&](int h) { return listed(h, "198.18.7.77"); }), 0);
   ASSERT_NO_FATAL_FAILURE(restart_serve(1));
   for (int h = 0; h < kHosts; h++) EXPECT_TRUE(listed(h, "198.18.7.77")) << "host " << h << ": the list loaded since";
+
+  ASSERT_EQ(labs_[0]->xthrottle({"ban", "add", "198.18.9.0/24", "--for", "1h"}).rc, 0);
+  ASSERT_GE(until_everywhere(0, [&](int h) { return banned(h, "198.18.9.0/24"); }), 0);
+  ASSERT_EQ(labs_[1]->xthrottle({"ban", "del", "198.18.9.0/24"}).rc, 0);
+  ASSERT_GE(until_everywhere(1, [&](int h) { return !banned(h, "198.18.9.0/24"); }), 0);
+  serves_[1].reset();
+  start_serve(1);
+  ASSERT_TRUE(wait_connected(true));
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_FALSE(banned(1, "198.18.9.0/24")) << "the ban host 1 lifted, back on host 1 alone";
 }
 
 // `blocklist del` and then `load` of the same list within one second (a
@@ -618,6 +629,9 @@ TEST_F(Fleet, AListDeletedDuringAnOutageDoesNotBeatOneLoadedElsewhereSince) {
   for (int i = 0; i < 50 && !down; i++, std::this_thread::sleep_for(100ms))
     down = !status(0)["fleet"]["connected"].get<bool>();
   ASSERT_TRUE(down) << "host 0's link is down";
+  // A ban on host 1 during the outage (3 s and more): host 0, reading it
+  // late, took it whole from then, and one over everywhere else held on.
+  ASSERT_EQ(labs_[1]->xthrottle({"ban", "add", "198.18.13.0/24", "--for", "1h"}).rc, 0);
   ASSERT_EQ(labs_[0]->xthrottle({"blocklist", "del", "drop"}).rc, 0);
   std::this_thread::sleep_for(1500ms);  // host 0's serve sees it gone
   ASSERT_EQ(labs_[1]->xthrottle({"blocklist", "load", "drop", second}).rc, 0);
@@ -631,6 +645,11 @@ TEST_F(Fleet, AListDeletedDuringAnOutageDoesNotBeatOneLoadedElsewhereSince) {
     EXPECT_TRUE(listed(h, "198.18.6.77")) << "host " << h << ": the version loaded after the deletion is gone";
     EXPECT_FALSE(listed(h, "198.18.5.77")) << "host " << h;
   }
+  double left = 0;
+  for (const auto& b : labs_[0]->xthrottle_json({"bans", "--json"}))
+    if (b["cidr"] == "198.18.13.0/24") left = b["seconds_left"].get<double>();
+  EXPECT_GT(left, 0) << "host 1's ban reached host 0";
+  EXPECT_LE(left, 3600 - 2.5) << "read late: shortened by the outage (3 s and more)";
 }
 
 // A list the fleet told that a host cannot take (it holds 16 already) is

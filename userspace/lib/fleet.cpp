@@ -659,15 +659,17 @@ struct Fleet::Impl {
             std::lock_guard<std::mutex> hold(mu);
             health.name_taken_unix = unix_now();
           }
-          // A deletion an earlier serve here told, read in the catch-up:
-          // an older version another host told, read before it, was
-          // loaded again as new (this serve had not seen the deletion),
-          // and this host alone had the list it had deleted.
+          // A deletion or a lifting an earlier serve here told, read in
+          // the catch-up: an older version or ban another host told, read
+          // before it, was taken again as new (this serve had not seen the
+          // deletion), and this host alone had the list it had deleted, or
+          // the ban it had lifted.
           if (before_join && f["t"] == "unlist")
             if (auto l = list_entry(f)) {
               l->own = true;
               in.lists.push_back(std::move(*l));
             }
+          if (before_join && f["t"] == "unban") in.bans.push_back({f["c"], 0, id.first});
           continue;
         }
         if (f["t"] == "use" && before_join) continue;  // in this host's buckets' past
@@ -683,9 +685,11 @@ struct Fleet::Impl {
             auto [end, ec] = std::from_chars(f["ms"].data(), f["ms"].data() + f["ms"].size(), ms);
             if (ec != std::errc() || !ms) continue;
             ms = std::min<uint64_t>(ms, uint64_t{366} * 86400 * 1000);  // no ban is longer than a year
-            // Told before this serve joined: what is left of it now, by
-            // Redis' clock (TIME at the join, and the time since).
-            if (before_join) {
+            // What is left of it now, by Redis' clock (TIME at the join,
+            // and the time since): told before this serve joined, or read
+            // late after Redis was away (a ban over everywhere else was
+            // taken whole from then), it is shorter by its age.
+            {
               const uint64_t redis_now = joined_ms + static_cast<uint64_t>((mono_now() - joined_mono) * 1000);
               const uint64_t age = redis_now > id.first ? redis_now - id.first : 0;
               if (ms <= age) continue;
