@@ -16,8 +16,8 @@ grep -q "^ExecStart=$prefix/sbin/xthrottle serve --config $sysconf/xthrottle/xth
   fail "xthrottle.service does not run the installed binary on the installed config"
 grep -q "^RuntimeDirectory=xthrottle$" "$units/xthrottle.service" ||
   fail "xthrottle.service leaves /run read-only: serve --cluster cannot tell status how the fleet is"
-grep -q "^ExecStart=$prefix/sbin/xthrottle attach %i" "$units/xthrottle-attach@.service" ||
-  fail "xthrottle-attach@.service does not run the installed binary"
+grep -q "^ExecStart=$prefix/sbin/xthrottle attach %I$" "$units/xthrottle-attach@.service" ||
+  fail "xthrottle-attach@.service does not run the installed binary on the interface's own name (%I: an escaped %i told wg-office as wg\\x2doffice)"
 # Enabled before the daemon, an attach made the state with the default
 # table, and the daemon, its config asking for another, refused to start.
 grep -q "^Wants=.*xthrottle\.service" "$units/xthrottle-attach@.service" ||
