@@ -163,6 +163,12 @@ rate = "60/s"
   r = lab_->xthrottle({"apply", bad});
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find("bad.toml:1: --port needs --proto"), std::string::npos) << r.err;
+  // A protocol by its number, as `rule add --proto 6` takes it: the example
+  // was a rate's ("100/s") whatever the key.
+  const std::string number = write("number.toml", "[[rule]]\ncidr = \"0.0.0.0/0\"\nproto = 6\nrate = \"1/s\"\n");
+  r = lab_->xthrottle({"apply", number});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("number.toml:3: proto must be a string, e.g. \"udp\""), std::string::npos) << r.err;
   EXPECT_EQ(rules().size(), 3u) << "a bad file changed nothing";
 }
 

@@ -17,6 +17,19 @@
 namespace xt {
 namespace {
 
+// A value of the key's own kind, for the message that it must be a string.
+std::string example_of(std::string_view key) {
+  static const std::map<std::string_view, std::string_view> examples = {
+      {"cidr", "198.18.0.0/15"},       {"action", "deny"},           {"proto", "udp"},
+      {"rate", "100/s"},               {"bandwidth", "10Mbit/s"},    {"new_rate", "100/s"},
+      {"verify", "tcp"},               {"verify_rate", "1000/s"},    {"remember", "1d"},
+      {"total", "100000/s"},           {"total_bandwidth", "1Gbit/s"}, {"over", "redirect:scrub0"},
+      {"over_reasons", "over_limit"},  {"ban_after", "30s"},         {"ban_for", "1h"},
+      {"scope", "fleet"}};
+  const auto it = examples.find(key);
+  return it == examples.end() ? "" : ", e.g. \"" + std::string(it->second) + "\"";
+}
+
 std::unexpected<Error> at(const std::string& path, int line, const std::string& why) {
   return file_error(path, line, why);
 }
@@ -39,7 +52,7 @@ Result<FileRule> read_rule(const std::string& path, const toml::table& t) {
   auto string_of = [&](const char* key, std::optional<std::string>& word) -> Result<void> {
     const toml::node* n = t.get(key);
     if (!n) return {};
-    if (!n->is_string()) return at(path, line_of(*n), std::string(key) + " must be a string, e.g. \"100/s\"");
+    if (!n->is_string()) return at(path, line_of(*n), std::string(key) + " must be a string" + example_of(key));
     word = n->as_string()->get();
     return {};
   };
@@ -74,7 +87,7 @@ Result<FileRule> read_rule(const std::string& path, const toml::table& t) {
       if (integer && (!v->is_integer() || v->as_integer()->get() < 0))
         return at(path, line_of(*n), std::string(key) + " must be a whole number, or an array of them");
       if (!integer && !v->is_string())
-        return at(path, line_of(*n), std::string(key) + " must be a string, e.g. \"100/s\", or an array of them");
+        return at(path, line_of(*n), std::string(key) + " must be a string" + example_of(key) + ", or an array of them");
       words.push_back(integer ? std::to_string(v->as_integer()->get()) : v->as_string()->get());
     }
     return {};
