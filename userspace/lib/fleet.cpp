@@ -125,7 +125,10 @@ struct Fleet::Impl {
   // the stream keeps, a minute), so a host that was away takes the bans
   // lifted and the lists deleted meanwhile.
   std::pair<uint64_t, uint64_t> joined_at{0, 0};
-  uint64_t joined_ms = 0;  // Redis' clock (TIME) when this serve joined
+  // The newest entry when Redis last answered again (or at the join): an
+  // entry up to it is read late.
+  std::pair<uint64_t, uint64_t> late_until{0, 0};
+  uint64_t joined_ms = 0;  // Redis' clock (TIME) when this serve joined, or last came back
   double joined_mono = 0;  // and this host's monotonic one then
   bool catching_up = false;  // what the stream held when it joined is not all read yet
   // This serve's own mark on what it writes ("i"), drawn at start: an entry
@@ -280,9 +283,10 @@ struct Fleet::Impl {
       set_down(*why);
       return false;
     }
-    if (last_id.empty()) {
-      // From what is there now on: the use before this host joined is in
-      // its own buckets' past, not its future.
+    // At the join, and again at each return after Redis was away: the
+    // stream's newest entry and Redis' clock. What is read up to that entry
+    // is read late, a ban shorter by its age; what is told after it, live.
+    {
       Reply r = command("XREVRANGE", {"XREVRANGE", stream, "+", "-", "COUNT", "1"});
       if (!r) return false;
       if (r->type != REDIS_REPLY_ARRAY) {
@@ -294,13 +298,14 @@ struct Fleet::Impl {
         set_down("XREVRANGE: not a stream entry");
         return false;
       }
-      joined_at = id_of(newest ? std::string(newest->element[0]->str, newest->element[0]->len) : "0-0");
+      const auto newest_id = id_of(newest ? std::string(newest->element[0]->str, newest->element[0]->len) : "0-0");
       // Redis' clock, which the entries' ids are of: what a ban told before
       // the join has left is what it had less the time since (a quiet
       // stream keeps entries for hours: its newest may be old too).
       Reply t = command("TIME", {"TIME"});
       if (!t) return false;
-      joined_ms = joined_at.first;
+      late_until = newest_id;
+      joined_ms = newest_id.first;
       joined_mono = mono_now();
       uint64_t secs = 0;
       if (t->type == REDIS_REPLY_ARRAY && t->elements == 2 && t->element[0]->type == REDIS_REPLY_STRING &&
@@ -314,8 +319,13 @@ struct Fleet::Impl {
         log({{"event", "fleet_no_time"}, {"error", "TIME: " + reply_text(t.get())},
              {"unix_time", static_cast<int64_t>(unix_now())}});
       }
-      last_id = "0-0";
-      catching_up = true;
+      if (last_id.empty()) {
+        // From what is there now on: the use before this host joined is
+        // in its own buckets' past, not its future.
+        joined_at = newest_id;
+        last_id = "0-0";
+        catching_up = true;
+      }
     }
     std::lock_guard<std::mutex> hold(mu);
     health.connected = true;
@@ -583,6 +593,7 @@ struct Fleet::Impl {
       std::string cidr;
       uint64_t ms = 0;     // left; 0: lifted
       uint64_t at_ms = 0;  // when it was told (its entry's id: Redis' clock)
+      bool own = false;    // a lifting an earlier serve here told
     };
     std::vector<Ban> bans;
     struct List {
@@ -669,7 +680,7 @@ struct Fleet::Impl {
               l->own = true;
               in.lists.push_back(std::move(*l));
             }
-          if (before_join && f["t"] == "unban") in.bans.push_back({f["c"], 0, id.first});
+          if (before_join && f["t"] == "unban") in.bans.push_back({f["c"], 0, id.first, true});
           continue;
         }
         if (f["t"] == "use" && before_join) continue;  // in this host's buckets' past
@@ -685,11 +696,13 @@ struct Fleet::Impl {
             auto [end, ec] = std::from_chars(f["ms"].data(), f["ms"].data() + f["ms"].size(), ms);
             if (ec != std::errc() || !ms) continue;
             ms = std::min<uint64_t>(ms, uint64_t{366} * 86400 * 1000);  // no ban is longer than a year
-            // What is left of it now, by Redis' clock (TIME at the join,
-            // and the time since): told before this serve joined, or read
-            // late after Redis was away (a ban over everywhere else was
-            // taken whole from then), it is shorter by its age.
-            {
+            // What is left of it now, by Redis' clock (TIME at the join or
+            // the return, and the time since): told before this serve
+            // joined, or read late after Redis was away (a ban over
+            // everywhere else was taken whole from then), it is shorter by
+            // its age. One read live is not aged: the clock is an
+            // estimate (this host's own, under an ACL without TIME).
+            if (before_join || id <= late_until) {
               const uint64_t redis_now = joined_ms + static_cast<uint64_t>((mono_now() - joined_mono) * 1000);
               const uint64_t age = redis_now > id.first ? redis_now - id.first : 0;
               if (ms <= age) continue;
@@ -782,7 +795,7 @@ struct Fleet::Impl {
           own[format_cidr(b.cidr)] = {
               now_ms - std::min<uint64_t>(now_ms, (*now - std::min<uint64_t>(*now, b.ban.since)) * 1000 / cfg->hz),
               b.ban.until};
-    for (const auto& [cidr_text, ms, at_ms] : in.bans) {
+    for (const auto& [cidr_text, ms, at_ms, own_lifting] : in.bans) {
       auto cidr = parse_cidr(cidr_text);
       if (!cidr || !now || !cfg) continue;
       const std::string text = format_cidr(*cidr);
@@ -800,6 +813,9 @@ struct Fleet::Impl {
       } else {
         if (mine != own.end() && mine->second.since_ms > at_ms + 2000)
           continue;  // made here after it was lifted there (two seconds for the clocks' skew)
+        // This host's own lifting, read again: a ban of its own now was
+        // made since (the lifting took the one before), however soon.
+        if (own_lifting && mine != own.end()) continue;
         put_now();
         if (!state->del_ban(*cidr)) continue;  // none here: a ban this host never had, or that ended
         bans_seen.erase(text);
