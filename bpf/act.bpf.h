@@ -190,7 +190,7 @@ static __always_inline enum xt_reason xt_act_deny(const struct xt_rule *rule, __
 /* Ended bans a packet removes to find one in force around them: bans
  * nested deeper, all ended, let a packet through for each level past these
  * (serve clears ended bans every 5 s). */
-#define XT_BAN_ENDED_LOOKUPS 4
+#define XT_BANS_ENDED_LOOKED_PAST 4
 
 /* Until when pkt's source is banned (xthrottle ban add), or 0: the
  * longest ban prefix holding it, if it has not ended. One that has ended
@@ -202,7 +202,7 @@ static __always_inline __u64 xt_banned(const struct xt_pkt *pkt, __u64 now)
 	struct xt_ban_key key = {.prefixlen = full, .family = pkt->family};
 	__builtin_memcpy(key.addr, pkt->addr, sizeof(key.addr));
 	XT_UNROLL
-	for (int i = 0; i <= XT_BAN_ENDED_LOOKUPS; i++) {
+	for (int i = 0; i <= XT_BANS_ENDED_LOOKED_PAST; i++) {
 		const struct xt_ban *ban = bpf_map_lookup_elem(&xt_bans, &key);
 		if (!ban)
 			return 0;

@@ -68,8 +68,8 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
   auto sync_names = [&]() -> Result<void> {
     auto c = state->config();
     if (!c || c->epoch == names_epoch) return {};
+    if (auto ok = read_names(); !ok) return ok;  // read again next time
     names_epoch = c->epoch;
-    if (auto ok = read_names(); !ok) return ok;
     auto it = names.find(settings.rule);
     if (!o.rule.empty() && (it == names.end() || it->second != o.rule)) rule_gone = true;
     return {};
