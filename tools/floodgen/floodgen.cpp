@@ -41,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "fd.h"
 #include "floodgen.skel.h"
 
 namespace {
@@ -238,20 +239,20 @@ class PacketSender {
  public:
   PacketSender(int ifindex, const std::vector<uint8_t>& frame, uint32_t batch, Stamp stamp)
       : frame_(frame), stamp_(stamp), buf_(static_cast<size_t>(batch) * frame.size()), iov_(batch), msg_(batch) {
-    fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);  // protocol 0: it receives nothing
-    if (fd_ < 0) {
+    fd_ = xt::Fd(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));  // protocol 0: it receives nothing
+    if (!fd_) {
       error_ = std::string("cannot open a packet socket: ") + std::strerror(errno);
       return;
     }
     const int one = 1;
-    if (setsockopt(fd_, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) != 0) {
+    if (setsockopt(fd_.get(), SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) != 0) {
       error_ = std::string("cannot have the packet socket bypass the qdisc: ") + std::strerror(errno);
       return;
     }
     sockaddr_ll to{};
     to.sll_family = AF_PACKET;
     to.sll_ifindex = ifindex;
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0)
+    if (bind(fd_.get(), reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0)
       error_ = std::string("cannot bind the packet socket: ") + std::strerror(errno);
     for (size_t i = 0; i < msg_.size(); i++) {
       std::memcpy(&buf_[i * frame.size()], frame.data(), frame.size());
@@ -260,11 +261,6 @@ class PacketSender {
       msg_[i].msg_hdr.msg_iovlen = 1;
     }
   }
-  ~PacketSender() {
-    if (fd_ >= 0) close(fd_);
-  }
-  PacketSender(const PacketSender&) = delete;
-  PacketSender& operator=(const PacketSender&) = delete;
 
   bool send(uint64_t n, std::string* error) {
     if (!error_.empty()) {
@@ -277,7 +273,7 @@ class PacketSender {
       size_t done = 0;
       auto refused_since = std::chrono::steady_clock::time_point{};
       while (done < k) {
-        const int r = sendmmsg(fd_, &msg_[done], static_cast<unsigned>(k - done), 0);
+        const int r = sendmmsg(fd_.get(), &msg_[done], static_cast<unsigned>(k - done), 0);
         if (r > 0) {
           done += static_cast<size_t>(r);
           refused_since = {};
@@ -304,7 +300,7 @@ class PacketSender {
   }
 
  private:
-  int fd_ = -1;
+  xt::Fd fd_;
   std::string error_;
   const std::vector<uint8_t>& frame_;
   Stamp stamp_;
