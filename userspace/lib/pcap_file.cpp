@@ -70,14 +70,18 @@ void PcapFile::write(const CaptureSample& s, double unix_seconds) {
   pcap_dump(reinterpret_cast<u_char*>(dumper_.get()), &hdr, bytes.data());
   // A write that failed in there (its buffer full) says why now: errno is
   // another call's by the next flush.
-  if (!failed_errno_ && std::ferror(pcap_dump_file(dumper_.get()))) failed_errno_ = errno ? errno : EIO;
+  if (std::ferror(pcap_dump_file(dumper_.get()))) note_failure();
+}
+
+void PcapFile::note_failure() {
+  if (!failed_errno_) failed_errno_ = errno ? errno : EIO;
 }
 
 Result<void> PcapFile::flush() {
   // A full disk shows here (pcap_dump itself says nothing), or in the
   // stream's error flag once a buffered write failed.
   if (pcap_dump_flush(dumper_.get()) != 0 || std::ferror(pcap_dump_file(dumper_.get()))) {
-    if (!failed_errno_) failed_errno_ = errno ? errno : EIO;
+    note_failure();
     return system_error("cannot write " + path_, failed_errno_);
   }
   return {};

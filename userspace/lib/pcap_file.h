@@ -40,6 +40,8 @@ class PcapFile {
 
  private:
   PcapFile() = default;
+  // Keeps the errno of the first write that failed.
+  void note_failure();
   std::string path_;
   std::shared_ptr<pcap> pcap_;
   std::shared_ptr<pcap_dumper> dumper_;
