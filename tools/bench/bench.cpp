@@ -24,9 +24,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -35,6 +37,7 @@
 #include <span>
 #include <thread>
 
+#include "fd.h"
 #include "lab.h"
 #include "object.h"
 #include "packet.h"
@@ -427,29 +430,89 @@ Legit legit_counts(const Lab& lab, Limiter l) {
   return {raw_counter(listing, kLegitSource), raw_counter(listing, kFloodRange)};
 }
 
-// Each limiter's figures from its runs' packet rates (limiters[0] is the
-// bare drop): the median, its ratio to the drop's, ns a packet above it
-// (what carries from one machine to another, where the bare path's own speed
-// differs threefold), and the best run.
+// --prog-time: the kernel's run-time statistics of each XDP program (its
+// own ns a run, which the sender's speed does not decide), on for the run.
+bool g_prog_time = false;
+
+struct ProgRuns {
+  bool found = false;  // dut0 runs an XDP program (the peers' labs run none)
+  uint64_t count = 0, ns = 0;
+};
+
+// The run count and run time of the XDP program on the lab's dut0.
+ProgRuns dut_prog_runs(const Lab& lab) {
+  const Outcome r = run({"ip", "-n", lab.dut_ns(), "-j", "link", "show", "dut0"});
+  must(r, "reading dut0's XDP program");
+  const json link = json::parse(r.out).at(0);
+  if (!link.contains("xdp") || !link["xdp"].contains("prog")) return {};
+  const auto id = link["xdp"]["prog"]["id"].get<uint32_t>();
+  const xt::Fd fd(bpf_prog_get_fd_by_id(id));
+  if (!fd) die("cannot open program " + std::to_string(id) + " of dut0: " + std::strerror(errno));
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0)
+    die("cannot read program " + std::to_string(id) + "'s statistics: " + std::strerror(errno));
+  return {true, info.run_cnt, info.run_time_ns};
+}
+
+// Each limiter's runs: their packet rates, and with --prog-time the
+// program's own ns a run over each (none for the peers).
+struct Runs {
+  std::vector<double> pps, prog_ns;
+};
+
+// One timed flood of `lab`, its figures added to `runs`.
+Flood timed_flood(const Lab& lab, const std::vector<std::string>& args, Runs& runs) {
+  const ProgRuns before = g_prog_time ? dut_prog_runs(lab) : ProgRuns{};
+  const Flood f = lab.flood(args);
+  runs.pps.push_back(static_cast<double>(f.sent) / f.seconds);
+  if (before.found) {
+    const ProgRuns after = dut_prog_runs(lab);
+    if (after.found && after.count > before.count)
+      runs.prog_ns.push_back(static_cast<double>(after.ns - before.ns) /
+                             static_cast<double>(after.count - before.count));
+  }
+  return f;
+}
+
+// Each limiter's figures from its runs (limiters[0] is the bare drop): the
+// median packet rate, its ratio to the drop's, ns a packet above it (what
+// carries from one machine to another, where the bare path's own speed
+// differs threefold), and the best run; with --prog-time, the program's own
+// median ns a run, and above the bare drop's.
 void add_figures(json& row, const std::string& label, std::span<const Limiter> limiters,
-                 const std::vector<std::vector<double>>& pps) {
-  const double base = median(pps[0]);
+                 const std::vector<Runs>& runs) {
+  const double base = median(runs[0].pps);
+  const double prog_base = median(runs[0].prog_ns);
   // Where the packets should pass, each limiter's cost above the bare pass
   // too: what it adds to what the host pays for them anyway.
   const auto pass = std::ranges::find(limiters, Limiter::XdpPass);
-  const double pass_base = pass == limiters.end() ? 0 : median(pps[pass - limiters.begin()]);
+  const Runs* pass_runs = pass == limiters.end() ? nullptr : &runs[pass - limiters.begin()];
+  const double pass_base = pass_runs ? median(pass_runs->pps) : 0;
   for (size_t i = 0; i < limiters.size(); i++) {
-    const double m = median(pps[i]);
-    const double best = *std::max_element(pps[i].begin(), pps[i].end());
+    const double m = median(runs[i].pps);
+    const double best = *std::max_element(runs[i].pps.begin(), runs[i].pps.end());
     const double above_ns = 1e9 / m - 1e9 / base;
     json& fig = row[name(limiters[i])];
     fig = {{"mpps", m / 1e6}, {"ratio", m / base}, {"ns_above_drop", above_ns}, {"best_mpps", best / 1e6}};
     std::fprintf(stderr, "%-52.52s %-18s %6.2f Mpps  %.2f of XDP_DROP  %+6.1f ns", label.c_str(), name(limiters[i]),
                  m / 1e6, m / base, above_ns);
-    if (pass_base > 0 && limiters[i] != Limiter::XdpDrop && limiters[i] != Limiter::XdpPass) {
+    const bool measured = limiters[i] != Limiter::XdpDrop && limiters[i] != Limiter::XdpPass;
+    if (pass_base > 0 && measured) {
       const double above_pass = 1e9 / m - 1e9 / pass_base;
       fig["ns_above_pass"] = above_pass;
       std::fprintf(stderr, "  %+6.1f ns above XDP_PASS", above_pass);
+    }
+    if (!runs[i].prog_ns.empty()) {
+      const double prog = median(runs[i].prog_ns);
+      fig["prog_ns"] = prog;
+      std::fprintf(stderr, "  program %.1f ns a run", prog);
+      if (measured && !runs[0].prog_ns.empty()) {
+        fig["prog_ns_above_drop"] = prog - prog_base;
+        std::fprintf(stderr, " (%+.1f)", prog - prog_base);
+      }
+      if (measured && pass_runs && !pass_runs->prog_ns.empty())
+        fig["prog_ns_above_pass"] = prog - median(pass_runs->prog_ns);
     }
     std::fprintf(stderr, "\n");
   }
@@ -501,14 +564,11 @@ json measure_throughput(uint32_t reps, uint64_t frames) {
         labs.push_back(std::make_unique<Lab>("xtbench"));
         set_up(*labs.back(), l, kThroughputLimit);
       }
-      std::vector<std::vector<double>> pps(std::size(limiters));
+      std::vector<Runs> runs(std::size(limiters));
       for (uint32_t r = 0; r < reps; r++)
-        for (size_t i = 0; i < std::size(limiters); i++) {
-          const Flood f = labs[i]->flood(c.flood_args(frames, 0));
-          pps[i].push_back(f.sent / f.seconds);
-          row["sender"] = f.sender;
-        }
-      add_figures(row, "throughput: " + c.label(), limiters, pps);
+        for (size_t i = 0; i < std::size(limiters); i++)
+          row["sender"] = timed_flood(*labs[i], c.flood_args(frames, 0), runs[i]).sender;
+      add_figures(row, "throughput: " + c.label(), limiters, runs);
       out.push_back(row);
     }
   }
@@ -576,14 +636,13 @@ json measure_scale(uint32_t reps, uint64_t frames) {
       before.delivered = xt_lab.received_v4();
       t0 = std::chrono::steady_clock::now();
     }
-    std::vector<std::vector<double>> pps(std::size(limiters));
+    std::vector<Runs> runs(std::size(limiters));
     for (uint32_t r = 0; r < reps; r++)
       for (size_t i = 0; i < std::size(limiters); i++) {
         std::vector<std::string> fill = c.fill, flood = c.flood;
         for (auto* a : {&fill, &flood}) a->insert(a->end(), {"--cpu", "0", "--dst", "198.18.0.2"});
         labs[i]->flood(fill);
-        const Flood f = labs[i]->flood(flood);
-        pps[i].push_back(f.sent / f.seconds);
+        row["sender"] = timed_flood(*labs[i], flood, runs[i]).sender;
       }
     if (legit) {
       const double window = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -601,7 +660,7 @@ json measure_scale(uint32_t reps, uint64_t frames) {
     // Evictions of sources still sending: the table too small for the case
     // (the cycling botnet's), their limits no longer holding.
     row["xthrottle_evicted_active"] = tracked.value("sources_evicted_active", json());
-    add_figures(row, "scale: " + c.label, limiters, pps);
+    add_figures(row, "scale: " + c.label, limiters, runs);
     out.push_back(row);
   }
   return out;
@@ -1066,15 +1125,15 @@ json measure_fair_share(uint32_t reps, uint64_t frames) {
     rows.push_back(row);
   }
   // The cost: the heavy sources unpaced, each lab in turn.
-  std::vector<std::vector<double>> pps(std::size(limiters));
+  std::vector<Runs> runs(std::size(limiters));
   for (uint32_t r = 0; r < reps; r++)
-    for (size_t i = 0; i < std::size(limiters); i++) {
-      const Flood f = labs[i]->flood({"--src", "198.18.16.1", "--sources", std::to_string(kFairHeavy), "--count",
-                                      std::to_string(frames), "--cpu", "0", "--dst", "198.18.0.2"});
-      pps[i].push_back(f.sent / f.seconds);
-    }
+    for (size_t i = 0; i < std::size(limiters); i++)
+      timed_flood(*labs[i],
+                  {"--src", "198.18.16.1", "--sources", std::to_string(kFairHeavy), "--count",
+                   std::to_string(frames), "--cpu", "0", "--dst", "198.18.0.2"},
+                  runs[i]);
   json cost = {{"case", "10k sources unpaced, each within its own limit, against the total"}};
-  add_figures(cost, "fair share: cost", limiters, pps);
+  add_figures(cost, "fair share: cost", limiters, runs);
   return {{"total_per_second", kFairTotal}, {"light_sources", kFairLight}, {"heavy_sources", kFairHeavy},
           {"limiters", rows}, {"cost", cost}};
 }
@@ -1110,15 +1169,24 @@ std::string limiters_row(const json& row, bool floor_column = true) {
   std::string out = "| " + row["case"].get<std::string>() + " | ";
   std::snprintf(buf, sizeof(buf), "%.2f Mpps", row["XDP_DROP"]["mpps"].get<double>());
   out += buf;
+  if (row["XDP_DROP"].contains("prog_ns")) {
+    std::snprintf(buf, sizeof(buf), " (program %.0f ns)", row["XDP_DROP"]["prog_ns"].get<double>());
+    out += buf;
+  }
   for (const char* l : {"xthrottle", "iptables hashlimit", "nft meter", "floor"}) {
     if (!floor_column && std::string_view(l) == "floor") continue;
     if (!row.contains(l)) {
       out += " | —";
       continue;
     }
-    std::snprintf(buf, sizeof(buf), " | %.2f, %+.0f ns (%.2f Mpps)", row[l]["ratio"].get<double>(),
+    std::snprintf(buf, sizeof(buf), " | %.2f, %+.0f ns (%.2f Mpps", row[l]["ratio"].get<double>(),
                   row[l].value("ns_above_drop", 0.0), row[l]["mpps"].get<double>());
     out += buf;
+    if (row[l].contains("prog_ns_above_drop")) {
+      std::snprintf(buf, sizeof(buf), "; program %+.0f ns", row[l]["prog_ns_above_drop"].get<double>());
+      out += buf;
+    }
+    out += ")";
   }
   return out + " |\n";
 }
@@ -1137,7 +1205,13 @@ std::string markdown(const json& r) {
       r["throughput"][0].value("sender", "live frames") != "live frames")
     md << "**floodgen sent from user space here** (the kernel refused live frames: tools/floodgen/README.md): "
           "every rate below includes its sending on the receiver's CPU, so they are not comparable with a run "
-          "of live frames; the ns a packet between limiters of this run are.\n\n";
+          "of live frames, and the sender's own cost is larger than most differences between limiters: "
+          "`--prog-time` measures the programs' own time beside it.\n\n";
+  if (r.value("prog_time", false))
+    md << "Run with `--prog-time`: \"program\" is the XDP program's own time a packet by the kernel's run-time "
+          "statistics (`BPF_ENABLE_STATS`: run_time_ns over run_cnt, median of the runs), the bare drop's in its "
+          "column and each limiter's above it; the statistics' own clock reads add to every XDP program's rate "
+          "alike, and nothing to the peers', which run no XDP program.\n\n";
   md << "| case | XDP_DROP | xthrottle | iptables hashlimit | nft meter | floor |\n|---|---|---|---|---|---|\n";
   for (const auto& row : r["throughput"]) {
     md << limiters_row(row);
@@ -1321,6 +1395,9 @@ int main(int argc, char** argv) {
   app.add_flag("--no-peers", no_peers,
                "Throughput, scale and fair: xthrottle against the bare drop only (with --only: for trying things)")
       ->needs("--only");
+  app.add_flag("--prog-time", g_prog_time,
+               "Throughput, scale and fair: also each XDP program's own ns a run, by the kernel's run-time "
+               "statistics (on for the run; they slow every XDP program alike)");
   CLI11_PARSE(app, argc, argv);
   g_peers = !no_peers;
   if (geteuid() != 0) {
@@ -1340,6 +1417,13 @@ int main(int argc, char** argv) {
     std::signal(sig, [](int) { execl("/bin/sh", "sh", XT_LAB, "sweep", sweep_prefix.c_str(), nullptr); });
 
   try {
+    // The statistics stay on while this fd is open, and go off with it
+    // (unless something else holds them on too).
+    xt::Fd stats;
+    if (g_prog_time) {
+      stats = xt::Fd(bpf_enable_stats(BPF_STATS_RUN_TIME));
+      if (!stats) die(std::string("cannot turn on the kernel's BPF run-time statistics: ") + std::strerror(errno));
+    }
     return run_bench(out_dir, reps, frames, only);
   } catch (const std::exception& e) {
     std::cerr << "bench: " << e.what() << "\n";
@@ -1353,7 +1437,7 @@ int main(int argc, char** argv) {
 namespace {
 
 int run_bench(const std::string& out_dir, uint32_t reps, uint64_t frames, const std::vector<std::string>& only) {
-  json results = {{"reps", reps}, {"frames", frames}};
+  json results = {{"reps", reps}, {"frames", frames}, {"prog_time", g_prog_time}};
   auto wanted = [&](const char* section) { return only.empty() || std::ranges::count(only, section) > 0; };
   if (wanted("cost")) results["cost"] = measure_cost(5000000);
   if (wanted("classify")) {
