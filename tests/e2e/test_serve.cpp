@@ -6,9 +6,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include <xthrottle/abi.h>
 
@@ -173,6 +175,42 @@ TEST_F(Serve, StopsForAFreshServeWhenItsStateIsMadeAnew) {
   EXPECT_TRUE(made_anew) << second.out;
   EXPECT_FALSE(saved) << "the new, empty state is not saved over the snapshot at a stop: " << second.out;
   EXPECT_TRUE(file_bytes(snap) == before) << "the snapshot is as it was";
+}
+
+// A state made anew (or by an attach after a reboot) counts its traffic
+// from 0 until serve has read its snapshot and restored the counters. Only
+// a restore cut short held the scrapes back during the read: a scrape then
+// reported the new state's counts, and the restore added the snapshot's to
+// them, which Prometheus took for a reset and counted twice. The snapshot
+// here is a FIFO, so that serve waits in its read for as long as the test
+// wants (a snapshot of tens of millions of sources takes a minute).
+TEST_F(Serve, NoScrapeAnswersWhileTheSnapshotIsReadForAnEmptyState) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "100/s"});
+  ASSERT_EQ(flood_from("198.18.9.9", 50).sent, 50u);
+  const std::string saved = dir_ + "/saved.snap", fifo = dir_ + "/state.snap";
+  ok({"save", saved});
+  ok({"detach", "dut0"});
+  for (const auto& e : std::filesystem::directory_iterator(lab_->pin_dir())) std::filesystem::remove_all(e.path());
+  ok({"attach", "dut0"});
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  Background serve(lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--snapshot", fifo}));
+  ASSERT_TRUE(serve.wait_for_out([](const std::string& out) { return out.find("\"started\"") != std::string::npos; }));
+  auto code = [&] {
+    return lab_->in_dut({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
+                         "http://127.0.0.1:9431/metrics"}).out;
+  };
+  EXPECT_EQ(code(), "500") << "a scrape while the snapshot is read into an empty state";
+  {
+    std::ofstream(fifo) << file_bytes(saved);  // the restore goes on
+  }
+  size_t restored = 0;
+  for (int i = 0; i < 100 && (restored = rules().size()) < 1; i++) std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(restored, 1u);
+  ASSERT_TRUE(http_ready("http://127.0.0.1:9431/metrics"));
+  EXPECT_GE(value(scrape().out, "xthrottle_packets_total{action=\"passed\",rule=\"198.18.0.0/15\"}"), 50.0)
+      << "the snapshot's counters, once the scrapes answer";
+  serve.signal(SIGTERM);
+  EXPECT_EQ(serve.wait().rc, 0);
 }
 
 // A scrape is GET or HEAD; anything else is a 405, which must name the

@@ -119,6 +119,10 @@ Result<void> check_rules_file(RulesFile& file, uint32_t hz);
 // own, not one made anew since).
 Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string& path,
                                    const State* only = nullptr);
+// Whether restore_state with only_into_empty may restore into pin_dir's
+// state: there is none, it is empty, or it cannot be read (serve holds its
+// scrapes back until the restore is done).
+bool restore_may_follow(const std::string& pin_dir);
 Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir, const SnapshotFile& file,
                                                      const std::string& path, bool only_into_empty,
                                                      const TableSettings& prefer = {}, const std::string& marker = {});

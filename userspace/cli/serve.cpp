@@ -192,12 +192,19 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // it whole: a flag checked before the read would let a scrape that began
   // just before the restore read its rules without their counters.
   std::shared_mutex restore_mu;
-  // Held from before the server starts where a restore was cut short: it
-  // left rules without their counters, which a scrape during the read of
-  // the snapshot would take at 0; else from just before the restore. Let
-  // go once the restore below is done.
+  // Held from before the server starts wherever a restore may follow: a
+  // restore cut short left rules without their counters, and a state with
+  // none yet, or an empty one (made anew, or by an attach after a reboot),
+  // counts its traffic from 0: a scrape during the read of the snapshot
+  // (a minute for tens of millions of sources) would report that, and
+  // the restore then add the snapshot's counters to it, which Prometheus
+  // would count a second time. A state that has rules, bans or lists is
+  // not restored into, and its scrapes go on. Let go once the restore
+  // below is done.
   std::unique_lock<std::shared_mutex> restoring(restore_mu, std::defer_lock);
-  if (std::error_code ec; !snapshot.empty() && std::filesystem::exists(snapshot + ".restoring", ec)) restoring.lock();
+  if (std::error_code ec; !snapshot.empty() && (std::filesystem::exists(snapshot + ".restoring", ec) ||
+                                                (std::filesystem::exists(snapshot, ec) && restore_may_follow(pin_dir))))
+    restoring.lock();
   auto server = MetricsServer::start(metrics, [&pin_dir, &fleet, &fleet_mu, &restore_mu]() -> Result<std::string> {
     std::shared_lock<std::shared_mutex> reading(restore_mu, std::try_to_lock);
     if (!reading.owns_lock()) return system_error("restoring the snapshot: the counters are not all back yet");

@@ -24,6 +24,14 @@ Result<SnapshotSummary> save_state(const std::string& pin_dir, const std::string
   return save_snapshot(*locked->state, path);
 }
 
+bool restore_may_follow(const std::string& pin_dir) {
+  if (!State::exists(pin_dir)) return true;
+  auto state = State::open(pin_dir);
+  if (!state) return true;  // the restore says why
+  auto empty = state_is_empty(*state);
+  return !empty || *empty;
+}
+
 Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir, const SnapshotFile& file,
                                                      const std::string& path, bool only_into_empty,
                                                      const TableSettings& prefer, const std::string& marker) {
