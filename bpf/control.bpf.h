@@ -14,15 +14,15 @@
 #include "known.bpf.h"
 #include "hot.bpf.h"
 
-static __always_inline int xt_catch_up_word(__u64 *word, const struct xt_limit *l, const struct xt_limit *prev,
-					    const struct xt_rule *r, __u64 now, struct xt_control *ctl)
+static __always_inline int xt_catch_up_word(__u64 *word, const struct xt_rule *r, int p, __u64 now,
+					    struct xt_control *ctl)
 {
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < XT_CAS_TRIES; i++) {
 		__u64 old = *word;
 		if (xt_word_gen(old) == r->gen)
 			return 0;
-		__u64 next = xt_regen(old, l, prev, r->gen, r->prev_gen, r->replaced_at, now);
+		__u64 next = xt_regen_of(r, p, old, now);
 		if (__sync_val_compare_and_swap(word, old, next) == old)
 			return 1;
 	}
@@ -79,7 +79,7 @@ __attribute__((noinline)) int xt_catch_up_slot(struct xt_slot *s, __u64 now)
 			}
 			continue;
 		}
-		caught |= xt_catch_up_word(&s->bucket.word[p], &r->limit[p], &r->prev[p], r, now, ctl);
+		caught |= xt_catch_up_word(&s->bucket.word[p], r, p, now, ctl);
 	}
 	ctl->caught_up += caught;
 	return caught;

@@ -95,14 +95,24 @@ XT_INLINE int xt_same_limit(const struct xt_limit *a, const struct xt_limit *b)
 	return a->fill == b->fill && a->cost == b->cost && a->cap == b->cap;
 }
 
+/* --over ecn's overdraft of a limit whose cap holds one (1.5 bursts): half
+ * a burst, which only ECN-capable packets may take (meter.h). */
+XT_INLINE __u64 xt_overdraft(const struct xt_limit *l)
+{
+	return l->cap / 3;
+}
+
 /* Brings a word written under an older version of the rule to generation gen.
  * From prev_gen: the whole tokens it had when the rule was replaced (tick
  * `at`) carry over into the new units, up to the new burst (a fraction of one
  * token is lost, but for a window that did not change, which keeps its word
  * whole), and refill under the new limit from then on. From anything older,
- * the bucket starts full. */
+ * the bucket starts full. An overdraft (--over ecn) is no token: prev_keep
+ * of prev's cap and keep of l's are the two versions' overdrafts (0 where
+ * one did not mark), so what carries over is the room for any packet, and
+ * a bucket in the old overdraft has none. */
 XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_limit *prev,
-			 __u8 gen, __u8 prev_gen, __u64 at, __u64 now)
+			 __u8 gen, __u8 prev_gen, __u64 at, __u64 now, __u64 prev_keep, __u64 keep)
 {
 	if (xt_word_gen(word) == gen)
 		return word;
@@ -111,7 +121,7 @@ XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_l
 	/* The same window as before (another of the rule's options changed):
 	 * its word as it was, the fraction of its next token too, which under
 	 * a slow window of burst 1 is nearly a whole period. */
-	if (xt_same_limit(prev, l))
+	if (xt_same_limit(prev, l) && prev_keep == keep)
 		return xt_word(word >> XT_GEN_BITS, gen);
 	if (at > now)
 		at = now;
@@ -122,8 +132,9 @@ XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_l
 	__s64 ahead = xt_diff(word >> XT_GEN_BITS, xt_scaled(prev, at));
 	if (ahead > 0 && (__u64)ahead > prev->cap)
 		at = now;
-	__u64 whole = (prev->cap - xt_debt(prev, word, at)) / prev->cost;
-	__u64 tokens = whole >= l->cap / l->cost ? l->cap : whole * l->cost;
+	const __u64 debt = xt_debt(prev, word, at), room = prev->cap - prev_keep;
+	const __u64 whole = debt >= room ? 0 : (room - debt) / prev->cost;
+	const __u64 tokens = whole >= (l->cap - keep) / l->cost ? l->cap : whole * l->cost + keep;
 	return xt_word(xt_scaled(l, at) + (l->cap - tokens), gen);
 }
 
@@ -135,7 +146,10 @@ XT_OUT_OF_LINE __u64 xt_regen_of(const struct xt_rule *r, int p, __u64 word, __u
 {
 	if (p < 0 || p >= XT_MAX_LIMITS)
 		return word;
-	return xt_regen(word, &r->limit[p], &r->prev[p], r->gen, r->prev_gen, r->replaced_at, now);
+	const struct xt_limit *l = &r->limit[p], *prev = &r->prev[p];
+	return xt_regen(word, l, prev, r->gen, r->prev_gen, r->replaced_at, now,
+			(r->flags & XT_RULE_PREV_ECN) ? xt_overdraft(prev) : 0,
+			(r->flags & XT_RULE_ECN) ? xt_overdraft(l) : 0);
 }
 
 /* xt_regen of a bucket's word[p] under rule r: the word read once. */

@@ -81,7 +81,7 @@ XT_INLINE __u64 xt_units(const struct xt_rule *r, int p, __u64 len, __u32 pkts)
  * is ECN-capable (ect), or the rule does not mark. */
 XT_INLINE __u64 xt_ecn_keep(const struct xt_rule *r, int p, int ect)
 {
-	return (r->flags & XT_RULE_ECN) && !ect ? r->limit[p].cap / 3 : 0;
+	return (r->flags & XT_RULE_ECN) && !ect ? xt_overdraft(&r->limit[p]) : 0;
 }
 
 /* Whether an ECN-capable packet of len bytes standing for pkts packets

@@ -215,6 +215,10 @@ enum xt_rule_flags {
 	 * burst, marked (meter.h, xt_meter_mark, xt_ecn_keep); the limits'
 	 * caps are 1.5 x their bursts. */
 	XT_RULE_ECN = 1 << 6,
+	/* The version before the last replacement had XT_RULE_ECN: its caps,
+	 * prev[], hold its overdraft, which is no token (gcra.h, xt_regen).
+	 * Set by the controller's place_limits, never by compiling a rule. */
+	XT_RULE_PREV_ECN = 1 << 7,
 };
 
 /*

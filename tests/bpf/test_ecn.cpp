@@ -110,8 +110,7 @@ TEST_F(Ecn, OtherPacketsMeetTheBurstAndLeaveTheOverdraft) {
 }
 
 // Replacing a rule that drops with one that marks, and back: the overdraft
-// is no token on either side (at 100/s, where half a burst refills within
-// XT_SKEW_TICKS: see place_limits).
+// is no token on either side.
 TEST_F(Ecn, ARuleReplacedToMarkOrToDropKeepsItsTokens) {
   auto limit = [&](bool ecn) { rule("198.18.0.0/15", "100/s", 100, [&](RuleSpec& s) { s.ecn = ecn; }); };
   limit(false);
@@ -129,6 +128,41 @@ TEST_F(Ecn, ARuleReplacedToMarkOrToDropKeepsItsTokens) {
   EXPECT_EQ(send(again, 100).plain, 100) << "a fresh source: the burst";
   limit(false);
   EXPECT_EQ(send(again, 100).plain, 0) << "not half a burst more for a source that had spent its burst";
+}
+
+// The same at 10/s, where half a burst takes longer than XT_SKEW_TICKS to
+// refill: the controller gave the old cap with the overdraft taken off only
+// where it refilled sooner (a debt read past a cap by more than that reads
+// as a word past the horizon: full), and kept the whole old cap, plus the
+// new overdraft, otherwise. Every source then gained half a burst of plain
+// packets at each replacement, an unrelated change included (50 here); the
+// overdrafts now go to the data path beside the caps.
+TEST_F(Ecn, ASlowRuleReplacedGivesNoSourceItsOverdraftAsTokens) {
+  auto limit = [&](bool ecn, bool bans = false) {
+    rule("198.18.0.0/15", "10/s", 100, [&](RuleSpec& s) {
+      s.ecn = ecn;
+      if (bans) s.ban_after = s.ban_for = 60;
+    });
+  };
+  limit(true);
+  const auto plain = Packet().ipv4("198.18.0.9").ecn(0).build(), ect = Packet().ipv4("198.18.0.9").ecn(2).build();
+  EXPECT_EQ(send(plain, 150).plain, 100);
+  limit(true, true);  // another option changed: the same limit
+  EXPECT_EQ(send(plain, 100).plain, 0) << "a spent burst stays spent when another option changes";
+  const auto t = send(ect, 100);
+  EXPECT_EQ(t.marked, 50) << "its overdraft as it was";
+  limit(false);  // deep in the overdraft, the rule stops marking
+  EXPECT_EQ(send(plain, 100).plain, 0) << "a bucket in the old overdraft is empty, not full";
+  const auto other = Packet().ipv4("198.18.0.10").ecn(0).build(), third = Packet().ipv4("198.18.0.11").ecn(0).build();
+  limit(true);
+  EXPECT_EQ(send(other, 100).plain, 100) << "a fresh source: the burst";
+  EXPECT_EQ(send(third, 40).plain, 40);
+  limit(false);
+  EXPECT_EQ(send(other, 100).plain, 0) << "not half a burst more for a source that had spent its burst";
+  EXPECT_EQ(send(third, 100).plain, 60) << "and what a source had left, kept";
+  limit(true);
+  EXPECT_EQ(send(third, 100).plain, 0) << "starting to mark gives no plain packet either";
+  EXPECT_EQ(send(Packet().ipv4("198.18.0.11").ecn(2).build(), 100).marked, 50) << "the new overdraft, marked";
 }
 
 TEST_F(Ecn, PacketsThatAreNotCapableOrAlreadyMarkedAreLeftAlone) {

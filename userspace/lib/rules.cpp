@@ -458,6 +458,9 @@ void place_limits(const xt_rule& old, xt_rule& rule) {
   // What continues something is given the old limit to convert from.
   xt_rule out = rule;
   out.limits = out.byte_limits = 0;
+  // The old rule's overdraft is no token (gcra.h, xt_regen): its caps,
+  // given as prev, are read with it taken off.
+  out.flags = static_cast<uint8_t>((rule.flags & ~XT_RULE_PREV_ECN) | ((old.flags & XT_RULE_ECN) ? XT_RULE_PREV_ECN : 0));
   for (int p = 0; p < kN; p++) out.limit[p] = out.prev[p] = xt_limit{};
   for (int i = 0; i < kN; i++) {
     if (!in_force(rule, i)) continue;
@@ -468,23 +471,7 @@ void place_limits(const xt_rule& old, xt_rule& rule) {
         if (!taken[p] && (pass == 1 || !in_force(old, p))) place(i, p);
     const int p = at[i];
     out.limit[p] = rule.limit[i];
-    if (continues) {
-      out.prev[p] = old.limit[p];
-      // --over ecn's overdraft (meter.h) is no token: the data path
-      // converts what a bucket had of prev's cap into the new cap
-      // (xt_regen), so prev's cap is given as the old rule's room for any
-      // packet plus the new rule's overdraft, in the old units. A bucket
-      // then keeps its tokens when the rule starts or stops marking, and one
-      // in the old overdraft reads as empty. Unless that overdraft took
-      // longer than XT_SKEW_TICKS to refill: a debt that far past the cap
-      // reads as a word left past the horizon, full (gcra.h, xt_debt), so
-      // the old cap stays, and a source in the overdraft keeps up to half a
-      // burst of it as tokens.
-      const uint64_t old_keep = xt_ecn_keep(&old, p, 0), new_keep = xt_ecn_keep(&rule, i, 0);
-      const uint64_t shed = old_keep <= XT_SKEW_TICKS * old.limit[p].fill ? old_keep : 0;
-      if (old_keep || new_keep)
-        out.prev[p].cap = old.limit[p].cap - shed + new_keep / rule.limit[i].cost * old.limit[p].cost;
-    }
+    if (continues) out.prev[p] = old.limit[p];
     out.limits |= static_cast<uint8_t>(1u << p);
     if (counts_bytes(rule, i)) out.byte_limits |= static_cast<uint8_t>(1u << p);
   }
