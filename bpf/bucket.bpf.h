@@ -448,7 +448,7 @@ __attribute__((noinline)) int xt_admit_untracked(const struct xt_pkt *pkt, const
 		return 1;
 	if (!rule->remember && !(rule->flags & XT_RULE_VERIFY_TCP))
 		return 0;
-	const int how = xt_recall(pkt, rule->remember, now);
+	const int how = xt_recall(pkt, rule->per_len, rule->remember, now);
 	if (!how)
 		return 0;
 	xt_count_one(how == XT_KNOWN_PROVEN ? XT_ADMITTED_BY_PROOF : XT_ADMITTED_BY_MEMORY);

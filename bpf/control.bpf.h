@@ -429,7 +429,8 @@ static long xt_restore_one(__u32 i, void *unused __attribute__((unused)))
 	if (ctl->restore_kind == XT_RESTORE_KNOWN) {
 		struct xt_pkt pkt = {.family = in->key.family};
 		__builtin_memcpy(pkt.addr, in->key.addr, sizeof(pkt.addr));
-		if (xt_remember(&pkt, in->key.per_len, in->bucket.word[0]))
+		/* Of IPv4 or IPv6 sources by /64 alone (snapshot.cpp). */
+		if (xt_remember(&pkt, 0, in->key.per_len, in->bucket.word[0]))
 			ctl->restored++;
 		else
 			ctl->refused++;

@@ -23,21 +23,29 @@
 #include "count.bpf.h"
 
 /* Where a source is in the known table: IPv4 sources by address, IPv6 ones
- * by /64 (what one host controls). */
+ * by /64 (what one host controls), or by the whole address under a rule
+ * whose --per is longer (its sources are addresses, and a /64 known would
+ * give each of its addresses a bucket outside the budget). */
 struct xt_known_place {
 	__u64 key;
 	__u32 idx;
-	__u16 fp; /* never 0 */
+	__u16 fp;     /* never 0 */
+	__u8 family;  /* as in struct xt_known */
 };
 
-static __always_inline void xt_known_place_of(const struct xt_pkt *pkt, const struct xt_config *cfg,
+static __always_inline void xt_known_place_of(const struct xt_pkt *pkt, __u32 per_len, const struct xt_config *cfg,
 					      struct xt_known_place *p)
 {
 	__u32 v4;
 	__builtin_memcpy(&v4, pkt->addr, 4);
 	p->key = pkt->family == XT_FAMILY_V4 ? v4 : xt_load64(pkt->addr);
+	p->family = pkt->family;
+	if (pkt->family == XT_FAMILY_V6 && per_len > 64) {
+		p->key = xt_hash_words(cfg->hash_key, 0x4c00, p->key, xt_load64(pkt->addr + 8));
+		p->family = XT_KNOWN_V6_ADDRESS;
+	}
 	const __u32 bits = cfg->known_bits & 31; /* 8..24 (object.cpp, known_sets_for) */
-	const __u64 h = xt_hash_words(cfg->hash_key, 0x4b00 | pkt->family, p->key, 0);
+	const __u64 h = xt_hash_words(cfg->hash_key, 0x4b00 | p->family, p->key, 0);
 	p->idx = XT_TOP_BITS(h, bits ? bits : 1);
 	p->fp = (__u16)h | 1; /* the low bits: independent of the set's */
 }
@@ -59,17 +67,18 @@ static __always_inline __u32 xt_seconds(const struct xt_config *cfg, __u64 now)
 }
 
 /* How pkt's source is known (enum xt_known_how), 0 if it is not, or no
- * longer: known for `remember` seconds after it was last seen, and a source
- * that proved its address for XT_PROOF_SECONDS. Inline in the global
- * xt_admit_untracked, its one caller: every refused packet comes here. */
-static __always_inline int xt_recall(const struct xt_pkt *pkt, __u32 remember, __u64 now)
+ * longer, to a rule of this --per: known for `remember` seconds after it
+ * was last seen, and a source that proved its address for
+ * XT_PROOF_SECONDS. Inline in the global xt_admit_untracked, its one
+ * caller: every refused packet comes here. */
+static __always_inline int xt_recall(const struct xt_pkt *pkt, __u32 per_len, __u32 remember, __u64 now)
 {
 	__u32 zero = 0;
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
 	if (!cfg)
 		return 0;
 	struct xt_known_place p;
-	xt_known_place_of(pkt, cfg, &p);
+	xt_known_place_of(pkt, per_len, cfg, &p);
 	const struct xt_known_tags *tags = bpf_map_lookup_elem(&xt_known_tags, &p.idx);
 	if (!tags)
 		return 0;
@@ -83,7 +92,7 @@ static __always_inline int xt_recall(const struct xt_pkt *pkt, __u32 remember, _
 	XT_UNROLL
 	for (int w = 0; w < XT_KNOWN_WAYS; w++) {
 		const struct xt_known *e = &set->way[w];
-		if (e->family != pkt->family || e->key != p.key)
+		if (e->family != p.family || e->key != p.key)
 			continue;
 		/* A proof is good for XT_PROOF_SECONDS, whatever --remember
 		 * says: anything that answers a SYN-ACK with a RST proves the
@@ -95,28 +104,32 @@ static __always_inline int xt_recall(const struct xt_pkt *pkt, __u32 remember, _
 		if ((age < 0 ? 0 : age) < (__s64)window)
 			return e->how;
 		/* Behaved too long ago for this rule, but proven since. */
-		return e->how == XT_KNOWN_BEHAVED && xt_proof_recent(e, secs) ? XT_KNOWN_PROVEN : 0;
+		if (e->how == XT_KNOWN_BEHAVED && xt_proof_recent(e, secs))
+			return XT_KNOWN_PROVEN;
+		/* Else a proof may be in a way of its own (xt_remember_in). */
 	}
 	return 0;
 }
 
-/* Records that pkt's source is known `how` as of now: refreshes its entry
+/* Records that pkt's source is known `how` as of now, to rules of this
+ * --per (xt_known_place_of): refreshes its entry
  * (at most every `refresh` seconds; without `insert`, only one seen within
  * `live` seconds, which its rule still knows), else, if `insert`, takes a
  * free way or the one least recently seen, if that is older than now; a
  * source proven that behaves becomes behaved only if `insert` too; a proof
- * of one that behaved is kept beside it. Returns 1 if it wrote. (A
+ * of one that behaved is kept beside it, in a way of its own where the
+ * two are too far apart for `proven`. Returns 1 if it wrote. (A
  * snapshot's restore gives the record's own time for now: a record never
  * pushes out a source seen since it was.) */
-static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, __u64 now, __u32 refresh, int insert,
-					  __u32 live)
+static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 per_len, __u32 how, __u64 now,
+					  __u32 refresh, int insert, __u32 live)
 {
 	__u32 zero = 0;
 	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
 	if (!cfg)
 		return 0;
 	struct xt_known_place p;
-	xt_known_place_of(pkt, cfg, &p);
+	xt_known_place_of(pkt, per_len, cfg, &p);
 	struct xt_known_set *set = bpf_map_lookup_elem(&xt_known, &p.idx);
 	struct xt_known_tags *tags = bpf_map_lookup_elem(&xt_known_tags, &p.idx);
 	if (!set || !tags)
@@ -126,7 +139,7 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, _
 	XT_UNROLL
 	for (int w = 0; w < XT_KNOWN_WAYS; w++) {
 		struct xt_known *e = &set->way[w];
-		if (e->family == pkt->family && e->key == p.key) {
+		if (e->family == p.family && e->key == p.key) {
 			/* Two CPUs writing one way at once can leave this key
 			 * under the other's fingerprint: mend it, or the
 			 * source would never be found again. */
@@ -138,10 +151,14 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, _
 			 * behaved afresh, a spoofed SYN in its name bought a whole
 			 * --remember; turned into a proof, it lost what behaving
 			 * earned under a rule that remembers longer than the one
-			 * that asked for the proof. Only a source seen more than
-			 * 18 hours before its proof, past what 16 bits hold, is. */
+			 * that asked for the proof. A source seen more than 18
+			 * hours before its proof, past what 16 bits hold, keeps
+			 * its entry as it is, and the proof goes in a way of its
+			 * own (never this one), which xt_recall finds past it. */
 			const __s32 age = (__s32)(secs - e->seen);
-			if (how == XT_KNOWN_PROVEN && e->how == XT_KNOWN_BEHAVED && age < 0xffff) {
+			if (how == XT_KNOWN_PROVEN && e->how == XT_KNOWN_BEHAVED) {
+				if (age >= 0xffff)
+					continue;
 				const __u16 after = (__u16)(age + 1);
 				if (age < 0 || e->proven == after)
 					return 0; /* seen after it (another CPU's clock ahead), or kept already */
@@ -190,7 +207,7 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, _
 	e->how = how;
 	e->proven = 0;
 	asm volatile("" ::: "memory");
-	*(volatile __u8 *)&e->family = pkt->family;
+	*(volatile __u8 *)&e->family = p.family;
 	*(volatile __u16 *)&tags->fp[w] = p.fp;
 	xt_count_one(XT_KNOWN_RECORDED);
 	return 1;
@@ -200,12 +217,13 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 how, _
  * and called only off the fast path (a passed packet, a proof). */
 
 /* xt_remember_in as a global function, for the program's own stage: a
- * proof. It is good for XT_PROOF_SECONDS, so one half that old is
- * refreshed by the next (a live host made to prove its address by a
- * spoofed SYN, then its own user's connection, proving it again). */
-__attribute__((noinline)) int xt_remember(const struct xt_pkt *pkt, __u32 how, __u64 now)
+ * proof under a rule of this --per (and a snapshot's record, per_len 0).
+ * It is good for XT_PROOF_SECONDS, so one half that old is refreshed by
+ * the next (a live host made to prove its address by a spoofed SYN, then
+ * its own user's connection, proving it again). */
+__attribute__((noinline)) int xt_remember(const struct xt_pkt *pkt, __u32 per_len, __u32 how, __u64 now)
 {
-	return pkt ? xt_remember_in(pkt, how, now, XT_PROOF_SECONDS / 2, 1, 0) : 0;
+	return pkt ? xt_remember_in(pkt, per_len, how, now, XT_PROOF_SECONDS / 2, 1, 0) : 0;
 }
 
 /* A source whose packet passed under rule, its bucket b: behaved if it has
@@ -235,7 +253,7 @@ __attribute__((noinline)) int xt_behaved(const struct xt_pkt *pkt, const struct 
 	__u32 refresh = rule->remember / 2;
 	if (refresh > XT_KNOWN_REFRESH_SECONDS)
 		refresh = XT_KNOWN_REFRESH_SECONDS;
-	return xt_remember_in(pkt, XT_KNOWN_BEHAVED, now, refresh, insert, rule->remember);
+	return xt_remember_in(pkt, rule->per_len, XT_KNOWN_BEHAVED, now, refresh, insert, rule->remember);
 }
 
 #endif /* XTHROTTLE_KNOWN_BPF_H */

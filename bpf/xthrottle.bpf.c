@@ -109,7 +109,7 @@ int xthrottle(struct xdp_md *ctx)
 				action = xt_prove(ctx, rule, &f.pkt, now | XT_PROVE_TAKEN);
 			}
 			if (action == XT_PROVEN)
-				xt_remember(&f.pkt, XT_KNOWN_PROVEN, now);
+				xt_remember(&f.pkt, rule->per_len, XT_KNOWN_PROVEN, now);
 			if (action != XDP_TX)
 				return xt_exit(ctx, why_not, len, pkts, rule->id, cfg);
 			xt_exit(ctx, why_not, len, pkts, rule->id, NULL);

@@ -358,6 +358,39 @@ TEST_F(Proof, AProofLeavesWhatBehavingEarnedUnderAnotherRule) {
   EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 1u);
 }
 
+// The same 19 hours on: `proven` holds 18.2 hours after `seen` at most, and
+// a later proof turned the entry into a proof, so the day the UDP rule
+// remembers was lost after 10 s (and a spoofed SYN in the client's name,
+// which its stack answers, wiped it on purpose). The proof now goes in a
+// way of its own beside it.
+TEST_F(Proof, AProofADayLaterLeavesWhatBehavingEarnedUnderAnotherRule) {
+  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.match = Match{17, std::nullopt, false};
+    s.verify = false;
+    s.remember = 86400;
+    s.new_rate = *parse_rate("1/hour");
+  });
+  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.match = Match{6, std::nullopt, false};
+    s.remember = 3600;
+    s.new_rate = *parse_rate("1/hour");
+  });
+  const std::string x = "198.18.7.1";
+  const auto udp = Packet().ipv4(x, "198.18.0.2").build();
+  EXPECT_EQ(passed(udp, 3, 0), 3) << "the UDP rule's new source: behaves, remembered for a day";
+  // 19 hours on (and 30 s after it not at a multiple of the `used` stamps'
+  // cycle, 262 s, where an idle slot looks used), each rule's budget spent.
+  const uint64_t t = 68500 * kSec;
+  ASSERT_EQ(run(syn("198.19.255.1"), t), XDP_PASS) << "the TCP rule's one new source an hour";
+  ASSERT_EQ(run(rst(x, cookie_for(x, t)), t + 1), XDP_DROP) << "past the TCP rule's hour: proven";
+  EXPECT_EQ(run(syn(x), t + 2), XDP_PASS) << "admitted by the proof";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_PROOF), 1u);
+  ASSERT_EQ(passed(Packet().ipv4("198.19.255.2", "198.18.0.2").build(), 1, t + 30 * kSec), 1)
+      << "the UDP rule's one new source an hour";
+  EXPECT_EQ(passed(udp, 1, t + 30 * kSec), 1) << "still known to the UDP rule, for its day";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 1u);
+}
+
 // A rule that trusts proofs only (--remember 0, --verify tcp) asks the
 // known table about proofs; an address another rule remembers as behaved,
 // its entry stamped by a CPU whose clock read a second later, was an age of
@@ -397,6 +430,44 @@ TEST_F(Proof, OnlyAnAddressOfItsOwnIsRememberedAsBehaved) {
   EXPECT_EQ(counter(XT_KNOWN_RECORDED), 0u) << "one bucket for the /16: no address in it behaved";
   EXPECT_EQ(passed(from("198.19.0.1"), 3, 0), 3);
   EXPECT_EQ(counter(XT_KNOWN_RECORDED), 1u) << "a source of its own bucket behaves";
+}
+
+// An IPv6 source is known by its /64, but a rule that counts IPv6 sources
+// by more than that holds each address apart, and a /64 known to it gave
+// each of the /64's 2^64 addresses a bucket of its own, with its burst,
+// outside the budget: the limit held nothing for a host that owns a /64
+// (any VPS) once one of its addresses had behaved or proved itself. Such
+// a rule knows whole addresses.
+TEST_F(Proof, ARuleOfWholeIPv6AddressesKnowsAddressesNotTheirSlash64) {
+  rule("::/0", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.per = 128;
+    s.new_rate = *parse_rate("1/hour");
+  });
+  const auto from = [](const std::string& src) { return Packet().ipv6(src, "2001:db8::2").build(); };
+  EXPECT_EQ(passed(from("2001:db8:1::1"), 3, 0), 3) << "admitted by the budget, behaves";
+  EXPECT_EQ(counter(XT_KNOWN_RECORDED), 1u);
+  for (int i = 2; i <= 50; i++) {
+    char src[64];
+    std::snprintf(src, sizeof(src), "2001:db8:1::%x", i);
+    EXPECT_EQ(passed(from(src), 1, kSec), 0) << src << ": another address of the known one's /64";
+  }
+  EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 0u);
+  // The address itself is remembered: back after its bucket went idle.
+  EXPECT_EQ(passed(from("2001:db8:1::1"), 1, 120 * kSec), 1);
+  EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 1u);
+  // A proof, the same: of the address that answered it.
+  const auto syn6 = [](const std::string& src) {
+    return Packet().ipv6(src, "2001:db8::2").tcp().flags(kSyn).ports(40000, 80).build();
+  };
+  std::vector<uint8_t> out;
+  ASSERT_EQ(run(syn6("2001:db8:7::1"), 130 * kSec, &out), XDP_TX);
+  ASSERT_EQ(out.size(), 14u + 40 + 20);
+  const uint32_t cookie = static_cast<uint32_t>(out[62]) << 24 | out[63] << 16 | out[64] << 8 | out[65];
+  const auto rst6 = Packet().ipv6("2001:db8:7::1", "2001:db8::2").tcp().flags(kRst).ports(40000, 80).seq(cookie).build();
+  ASSERT_EQ(run(rst6, 130 * kSec), XDP_DROP);
+  EXPECT_EQ(run(syn6("2001:db8:7::2"), 130 * kSec), XDP_TX) << "another address of the proven one's /64: a proof";
+  EXPECT_EQ(run(syn6("2001:db8:7::1"), 130 * kSec), XDP_PASS) << "the proven address";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_PROOF), 1u);
 }
 
 // A proof never pushes out a source that behaved while another proof is in

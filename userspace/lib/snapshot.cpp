@@ -256,7 +256,9 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   });
   if (!walked) return std::unexpected(walked.error());
   auto known = state.for_each_known([&](const xt_known& k) {
-    if (!k.family || !k.how) return;
+    // A whole IPv6 address is known by a keyed hash of this state's own,
+    // which no other state can place (abi.h): not saved.
+    if ((k.family != XT_FAMILY_V4 && k.family != XT_FAMILY_V6) || !k.how) return;
     SnapshotKnown r{};
     r.family = k.family;
     r.how = k.how;
