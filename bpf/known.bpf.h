@@ -169,6 +169,12 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 per_le
 			if (e->how == how ? age < (__s32)refresh || (!insert && age >= (__s64)live) : !insert)
 				return 0; /* fresh enough; or, where nothing new may go in, one its rule forgot
 					   * already, or a change of how: each counts as new */
+			/* A refresh moves `seen`, and a proof made since the last
+			 * one cannot be kept as seconds after it: it waits for the
+			 * proof to end, or a rule that trusts proofs only would
+			 * ask the source to prove itself again at once. */
+			if (how == XT_KNOWN_BEHAVED && e->how == XT_KNOWN_BEHAVED && xt_proof_recent(e, secs))
+				return 0;
 			e->seen = secs;
 			e->how = how;
 			e->proven = 0; /* as seconds after `seen`, which moved */
@@ -243,12 +249,18 @@ __attribute__((noinline)) int xt_behaved(const struct xt_pkt *pkt, const struct 
 		return 0;
 	/* No new entry while the rule's budget is saturated: then what it
 	 * admits is mostly the flood's, and recording it would push out the
-	 * clients that behaved before (theirs are refreshed). */
-	__u32 id = rule->id;
+	 * clients that behaved before (theirs are refreshed). A saturation
+	 * ends with the next admission XT_RELEASE_SECONDS after its last
+	 * drop (admit.bpf.h), which may be long in coming once the flood is
+	 * over: only tracked sources sending, none new. It is over here, as
+	 * for `stats`, a second after that drop. */
+	__u32 id = rule->id, zero = 0;
 	const struct xt_rule_state *st = bpf_map_lookup_elem(&xt_rule_state, &id);
-	if (!st)
+	const struct xt_config *cfg = bpf_map_lookup_elem(&xt_config, &zero);
+	if (!st || !cfg)
 		return 0;
-	const int insert = !st->saturated_since;
+	const int insert = !st->saturated_since ||
+			   xt_ticks_since((__u32)now, st->last_new_drop, cfg->hz * XT_RELEASE_SECONDS, cfg->hz);
 	/* Refreshed often enough that a short --remember still holds. */
 	__u32 refresh = rule->remember / 2;
 	if (refresh > XT_KNOWN_REFRESH_SECONDS)

@@ -290,6 +290,27 @@ TEST_F(Proof, NothingIsRememberedUnderAFloodAndAProofIsShortLived) {
   EXPECT_EQ(run(syn("198.18.7.1"), later), XDP_TX);
 }
 
+// A saturation ends at the budget's next admission a second after its last
+// drop; once the flood was over, with only tracked sources sending, that
+// admission could be long in coming, and until then nothing was remembered:
+// a client that proved itself during the flood and went on sending after
+// it stayed a stranger, refused again by the next flood.
+TEST_F(Proof, WhatBehavesASecondAfterTheFloodsLastDropIsRemembered) {
+  limit([](RuleSpec& s) { s.new_rate = *parse_rate("1/day"); });
+  const auto from = [](const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); };
+  spend_budget();
+  EXPECT_EQ(passed(from("198.18.7.9"), 1, 0), 0) << "refused: the budget saturates";
+  const std::string c = "198.18.7.1";
+  ASSERT_EQ(run(rst(c, cookie_for(c, kSec)), kSec + 1), XDP_DROP);
+  ASSERT_EQ(run(syn(c), kSec + 2), XDP_PASS) << "admitted by its proof";
+  const uint64_t recorded = counter(XT_KNOWN_RECORDED);
+  EXPECT_EQ(passed(from(c), 3, 5 * kSec), 3) << "the flood over: its last drop 4 s before";
+  EXPECT_EQ(counter(XT_KNOWN_RECORDED), recorded + 1) << "behaved: remembered";
+  const uint64_t later = (5 + XT_DEFAULT_IDLE_SECONDS + XT_PROOF_SECONDS + 1) * kSec;
+  EXPECT_EQ(passed(from(c), 1, later), 1) << "back after its bucket went idle, the budget still spent";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 1u);
+}
+
 // A proof is good for XT_PROOF_SECONDS, so a second one must count however
 // soon it comes. A spoofed SYN in X's name has X's stack answer the
 // SYN-ACK with a RST, which proves X; X's own user connecting 20 s later
@@ -412,6 +433,33 @@ TEST_F(Proof, ARuleThatRemembersNothingTrustsNoBehaviourStampedAhead) {
   ASSERT_EQ(passed(Packet().ipv4(x, "198.18.0.2").build(), 3, 10 * kSec), 3) << "behaves under the UDP rule at 10 s";
   EXPECT_EQ(run(syn(x), 10 * kSec - 1), XDP_TX) << "on a CPU whose clock still reads 9 s: asked for a proof";
   EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 0u);
+}
+
+// A refresh of a source that behaved moves its `seen`, and cleared the
+// proof kept beside it: a client that proved itself to a rule that trusts
+// proofs only, then sent a datagram another rule remembers it for, was
+// asked for a proof again at its next SYN.
+TEST_F(Proof, ARefreshOfWhatBehavedKeepsAProofMadeSince) {
+  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.match = Match{17, std::nullopt, false};
+    s.verify = false;
+    s.remember = 600;
+    s.new_rate = *parse_rate("1/hour");
+  });
+  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.match = Match{6, std::nullopt, false};
+    s.remember = 0;
+    s.new_rate = *parse_rate("1/hour");
+  });
+  ASSERT_EQ(run(syn("198.19.255.1"), 0), XDP_PASS) << "the TCP rule's one new source an hour";
+  const std::string x = "198.18.7.1";
+  const auto udp = Packet().ipv4(x, "198.18.0.2").build();
+  ASSERT_EQ(passed(udp, 3, 10 * kSec), 3) << "behaves under the UDP rule";
+  const uint64_t t = 120 * kSec;
+  ASSERT_EQ(run(rst(x, cookie_for(x, t)), t + 1), XDP_DROP) << "proven to the TCP rule";
+  EXPECT_EQ(passed(udp, 2, t + 2), 2) << "back under the UDP rule, by memory: a refresh is due";
+  EXPECT_EQ(run(syn(x), t + 3), XDP_PASS) << "the SYN resent after the proof";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_PROOF), 1u);
 }
 
 // A bucket of a prefix (--per shorter than an address) that passed two
