@@ -48,6 +48,22 @@ class Proof : public Program {
     rule("::/0", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1/hour"); });
     ASSERT_EQ(run(Packet().ipv6("2001:db8:ffff::1", "2001:db8::2").build()), XDP_PASS) << "its budget spent";
   }
+  // Two rules over 0.0.0.0/0, each at 100/s with a budget of one new
+  // source an hour: UDP without proofs, remembering for udp_remember
+  // seconds, and TCP with them, remembering for tcp_remember.
+  void udp_and_tcp_rules(uint32_t udp_remember, uint32_t tcp_remember) {
+    rule("0.0.0.0/0", "100/s", std::nullopt, [&](RuleSpec& s) {
+      s.match = Match{17, std::nullopt, false};
+      s.verify = false;
+      s.remember = udp_remember;
+      s.new_rate = *parse_rate("1/hour");
+    });
+    rule("0.0.0.0/0", "100/s", std::nullopt, [&](RuleSpec& s) {
+      s.match = Match{6, std::nullopt, false};
+      s.remember = tcp_remember;
+      s.new_rate = *parse_rate("1/hour");
+    });
+  }
   // A SYN from port 40000 to 80 in the frame p describes.
   static std::vector<uint8_t> syn_in(Packet p) { return p.tcp(10).flags(kSyn).ports(40000, 80).seq(1000).build(); }
   static std::vector<uint8_t> syn(const std::string& src, uint16_t sport = 40000) {
@@ -354,17 +370,7 @@ TEST_F(Proof, AProofOfASourceThatOnceBehavedIsStillAProof) {
 // client that behaved an hour before under a day's --remember 10 s, and
 // while that rule's budget was saturated it could not behave its way back.
 TEST_F(Proof, AProofLeavesWhatBehavingEarnedUnderAnotherRule) {
-  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
-    s.match = Match{17, std::nullopt, false};
-    s.verify = false;
-    s.remember = 86400;
-    s.new_rate = *parse_rate("1/hour");
-  });
-  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
-    s.match = Match{6, std::nullopt, false};
-    s.remember = 600;
-    s.new_rate = *parse_rate("1/hour");
-  });
+  udp_and_tcp_rules(86400, 600);
   const std::string x = "198.18.7.1";
   const auto udp = Packet().ipv4(x, "198.18.0.2").build();
   EXPECT_EQ(passed(udp, 3, 0), 3) << "the UDP rule's new source: behaves, remembered for a day";
@@ -385,17 +391,7 @@ TEST_F(Proof, AProofLeavesWhatBehavingEarnedUnderAnotherRule) {
 // which its stack answers, wiped it on purpose). The proof now goes in a
 // way of its own beside it.
 TEST_F(Proof, AProofADayLaterLeavesWhatBehavingEarnedUnderAnotherRule) {
-  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
-    s.match = Match{17, std::nullopt, false};
-    s.verify = false;
-    s.remember = 86400;
-    s.new_rate = *parse_rate("1/hour");
-  });
-  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
-    s.match = Match{6, std::nullopt, false};
-    s.remember = 3600;
-    s.new_rate = *parse_rate("1/hour");
-  });
+  udp_and_tcp_rules(86400, 3600);
   const std::string x = "198.18.7.1";
   const auto udp = Packet().ipv4(x, "198.18.0.2").build();
   EXPECT_EQ(passed(udp, 3, 0), 3) << "the UDP rule's new source: behaves, remembered for a day";
@@ -417,17 +413,7 @@ TEST_F(Proof, AProofADayLaterLeavesWhatBehavingEarnedUnderAnotherRule) {
 // its entry stamped by a CPU whose clock read a second later, was an age of
 // -1 s, within a window of 0 s: admitted by memory, past the spent budget.
 TEST_F(Proof, ARuleThatRemembersNothingTrustsNoBehaviourStampedAhead) {
-  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
-    s.match = Match{17, std::nullopt, false};
-    s.verify = false;
-    s.remember = 600;
-    s.new_rate = *parse_rate("1/hour");
-  });
-  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
-    s.match = Match{6, std::nullopt, false};
-    s.remember = 0;
-    s.new_rate = *parse_rate("1/hour");
-  });
+  udp_and_tcp_rules(600, 0);
   ASSERT_EQ(run(syn("198.19.255.1"), 0), XDP_PASS) << "the TCP rule's one new source an hour";
   const std::string x = "198.18.7.1";
   ASSERT_EQ(passed(Packet().ipv4(x, "198.18.0.2").build(), 3, 10 * kSec), 3) << "behaves under the UDP rule at 10 s";
@@ -440,17 +426,7 @@ TEST_F(Proof, ARuleThatRemembersNothingTrustsNoBehaviourStampedAhead) {
 // proofs only, then sent a datagram another rule remembers it for, was
 // asked for a proof again at its next SYN.
 TEST_F(Proof, ARefreshOfWhatBehavedKeepsAProofMadeSince) {
-  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
-    s.match = Match{17, std::nullopt, false};
-    s.verify = false;
-    s.remember = 600;
-    s.new_rate = *parse_rate("1/hour");
-  });
-  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
-    s.match = Match{6, std::nullopt, false};
-    s.remember = 0;
-    s.new_rate = *parse_rate("1/hour");
-  });
+  udp_and_tcp_rules(600, 0);
   ASSERT_EQ(run(syn("198.19.255.1"), 0), XDP_PASS) << "the TCP rule's one new source an hour";
   const std::string x = "198.18.7.1";
   const auto udp = Packet().ipv4(x, "198.18.0.2").build();
