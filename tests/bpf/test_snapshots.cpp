@@ -122,6 +122,27 @@ TEST_F(Snapshots, ASourceHeldWhileTheSaveWalksIsSavedHeld) {
   EXPECT_EQ(passed(from("198.18.0.9"), 1, 77 * kSec + 61 * kSec), 1) << "and refilled when it is over";
 }
 
+// A held source's drops wait in the hot cache until it next reaches its
+// bucket; `top` adds them, and the save had only the bucket's: restored, a
+// source showed up to 255 drops a CPU fewer than it had before.
+TEST_F(Snapshots, ASourcesDropsStillInTheHotCacheAreSavedWithIt) {
+  rule("198.18.0.0/15", "10/s", 10);
+  const uint64_t t1 = 1000 * kSec;
+  EXPECT_EQ(passed(from("198.18.0.9"), 100, t1), 10);
+  auto before = read_top(*state_, 10);
+  ASSERT_TRUE(before.has_value()) << before.error().message;
+  ASSERT_EQ(before->size(), 1u);
+  ASSERT_EQ((*before)[0].dropped_packets, 90u);
+  save(t1);
+  reboot(77 * kSec);
+  ASSERT_TRUE(restore(77 * kSec).has_value());
+  auto after = read_top(*state_, 10);
+  ASSERT_TRUE(after.has_value()) << after.error().message;
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].dropped_packets, 90u) << "as top showed it before the save";
+  EXPECT_EQ((*after)[0].passed_packets, 10u);
+}
+
 TEST_F(Snapshots, BansListsAndRememberedSourcesAreKept) {
   rule("198.18.0.0/15", "3/s", std::nullopt, [](RuleSpec& s) {
     s.verify = false;

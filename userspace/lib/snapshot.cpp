@@ -226,6 +226,11 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   // that is, is full at any restore).
   uint64_t walk_now = *now;
   uint64_t walked_since_clock = 0;
+  // The drops the hot cache holds for a source's bucket until the source
+  // next reaches it (up to 255 a CPU), as `top` adds them: saved with the
+  // bucket, or a restore had it show that many fewer than before.
+  auto pending = state.hot_pending();
+  if (!pending) return std::unexpected(pending.error());
   state.step();  // tests: the data path, meanwhile
   auto walked = state.for_each_bucket([&](const BucketEntry& e) {
     if (walked_since_clock++ % 4096 == 0)
@@ -240,7 +245,7 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
     b.per_len = e.key.per_len;
     std::memcpy(b.addr, e.key.addr, sizeof(b.addr));
     b.passed_packets = e.bucket.passed_packets;
-    b.dropped_packets = e.bucket.dropped_packets;
+    b.dropped_packets = e.bucket.dropped_packets + pending->of(e.key);
     for (size_t i = 0; i < at.size() && i < XT_MAX_LIMITS; i++)
       if (at[i] >= 0)
         if (const int64_t full_in = full_in_ns(rule, at[i], e.bucket.word[at[i]], walk_now, hz))

@@ -90,7 +90,9 @@ using TopSnapshot = std::vector<TopSeen>;
 // key). With `since`: by drops since the snapshot it holds, if it holds one,
 // with rates over `seconds`; the snapshot is then brought up to now. One
 // walk of the table; what it keeps is `limit` rows (and the snapshot), not
-// one per tracked source.
+// one per tracked source, and while it reads them, the hot cache's drops
+// not yet in their buckets (State::hot_pending: 32 bytes an entry holding
+// some, one a held source and CPU at most).
 Result<std::vector<TopRow>> read_top(const State& state, size_t limit, TopSnapshot* since = nullptr,
                                      double seconds = 0);
 nlohmann::json top_json(const std::vector<TopRow>& rows);
