@@ -109,8 +109,10 @@ XT_INLINE __u64 xt_overdraft(const struct xt_limit *l)
  * whole), and refill under the new limit from then on. From anything older,
  * the bucket starts full. An overdraft (--over ecn) is no token: prev_keep
  * of prev's cap and keep of l's are the two versions' overdrafts (0 where
- * one did not mark), so what carries over is the room for any packet, and
- * a bucket in the old overdraft has none. */
+ * one did not mark), so what carries over is the room for any packet (a
+ * bucket in the old overdraft has none), and the overdraft apart: what was
+ * left of it where both versions mark, a whole one where only the new one
+ * does. */
 XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_limit *prev,
 			 __u8 gen, __u8 prev_gen, __u64 at, __u64 now, __u64 prev_keep, __u64 keep)
 {
@@ -132,10 +134,15 @@ XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_l
 	__s64 ahead = xt_diff(word >> XT_GEN_BITS, xt_scaled(prev, at));
 	if (ahead > 0 && (__u64)ahead > prev->cap)
 		at = now;
-	const __u64 debt = xt_debt(prev, word, at), room = prev->cap - prev_keep;
-	const __u64 whole = debt >= room ? 0 : (room - debt) / prev->cost;
-	const __u64 tokens = whole >= (l->cap - keep) / l->cost ? l->cap : whole * l->cost + keep;
-	return xt_word(xt_scaled(l, at) + (l->cap - tokens), gen);
+	const __u64 debt = xt_debt(prev, word, at), left = prev->cap - debt;
+	const __u64 whole = left > prev_keep ? (left - prev_keep) / prev->cost : 0;
+	const __u64 room = whole >= (l->cap - keep) / l->cost ? l->cap - keep : whole * l->cost;
+	__u64 over = keep;
+	if (prev_keep) { /* what is left of the old overdraft, in whole units */
+		const __u64 units = (left < prev_keep ? left : prev_keep) / prev->cost;
+		over = units >= keep / l->cost ? keep : units * l->cost;
+	}
+	return xt_word(xt_scaled(l, at) + (l->cap - room - over), gen);
 }
 
 /* xt_regen under rule r, of its limit p: out of line, since only a word of

@@ -23,9 +23,10 @@
 #include "count.bpf.h"
 
 /* Where a source is in the known table: IPv4 sources by address, IPv6 ones
- * by /64 (what one host controls), or by the whole address under a rule
- * whose --per is longer (its sources are addresses, and a /64 known would
- * give each of its addresses a bucket outside the budget). */
+ * by /64 (what one host controls), or by their rule's --per prefix where
+ * that is longer (a /64 known would give each of its prefixes a bucket
+ * outside the budget; each address, where a bucket is a prefix of them,
+ * would fill the table with one bucket's addresses). */
 struct xt_known_place {
 	__u64 key;
 	__u32 idx;
@@ -41,8 +42,12 @@ static __always_inline void xt_known_place_of(const struct xt_pkt *pkt, __u32 pe
 	p->key = pkt->family == XT_FAMILY_V4 ? v4 : xt_load64(pkt->addr);
 	p->family = pkt->family;
 	if (pkt->family == XT_FAMILY_V6 && per_len > 64) {
-		p->key = xt_hash_words(cfg->hash_key, 0x4c00, p->key, xt_load64(pkt->addr + 8));
-		p->family = XT_KNOWN_V6_ADDRESS;
+		/* The low half as a number, masked to the prefix. */
+		__u64 low = __builtin_bswap64(xt_load64(pkt->addr + 8));
+		if (per_len < 128)
+			low &= ~0ULL << ((128 - per_len) & 63);
+		p->key = xt_hash_words(cfg->hash_key, 0x4c00 | (per_len & 0xff), p->key, low);
+		p->family = XT_KNOWN_V6_PREFIX;
 	}
 	const __u32 bits = cfg->known_bits & 31; /* 8..24 (object.cpp, known_sets_for) */
 	const __u64 h = xt_hash_words(cfg->hash_key, 0x4b00 | p->family, p->key, 0);
@@ -139,7 +144,13 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 per_le
 	XT_UNROLL
 	for (int w = 0; w < XT_KNOWN_WAYS; w++) {
 		struct xt_known *e = &set->way[w];
-		if (e->family == p.family && e->key == p.key) {
+		/* A source that behaved more than 18 hours before a proof of it,
+		 * past what `proven` holds, keeps its entry as it is (a rule may
+		 * remember it a day), and the proof goes in a way of its own,
+		 * which xt_recall finds past it: this way too, where it is the
+		 * one to give (a full set's oldest). */
+		if (e->family == p.family && e->key == p.key &&
+		    !(how == XT_KNOWN_PROVEN && e->how == XT_KNOWN_BEHAVED && (__s32)(secs - e->seen) >= 0xffff)) {
 			/* Two CPUs writing one way at once can leave this key
 			 * under the other's fingerprint: mend it, or the
 			 * source would never be found again. */
@@ -151,14 +162,11 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 per_le
 			 * behaved afresh, a spoofed SYN in its name bought a whole
 			 * --remember; turned into a proof, it lost what behaving
 			 * earned under a rule that remembers longer than the one
-			 * that asked for the proof. A source seen more than 18
-			 * hours before its proof, past what 16 bits hold, keeps
-			 * its entry as it is, and the proof goes in a way of its
-			 * own (never this one), which xt_recall finds past it. */
+			 * that asked for the proof. (A source seen more than 18
+			 * hours before its proof, past what 16 bits hold, is not
+			 * this match: above.) */
 			const __s32 age = (__s32)(secs - e->seen);
 			if (how == XT_KNOWN_PROVEN && e->how == XT_KNOWN_BEHAVED) {
-				if (age >= 0xffff)
-					continue;
 				const __u16 after = (__u16)(age + 1);
 				if (age < 0 || e->proven == after)
 					return 0; /* seen after it (another CPU's clock ahead), or kept already */
@@ -175,6 +183,16 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 per_le
 			 * ask the source to prove itself again at once. */
 			if (how == XT_KNOWN_BEHAVED && e->how == XT_KNOWN_BEHAVED && xt_proof_recent(e, secs))
 				return 0;
+			/* A proof that behaves: behaved from the proof's second,
+			 * the proof kept beside it (`proven` 1: at `seen`). Made
+			 * behaved from now, it lost the proof, and a rule that
+			 * trusts proofs only asked for another at once. */
+			if (how == XT_KNOWN_BEHAVED && e->how == XT_KNOWN_PROVEN && age >= 0 && age < XT_PROOF_SECONDS) {
+				e->how = how;
+				e->proven = 1;
+				xt_count_one(XT_KNOWN_RECORDED);
+				return 1;
+			}
 			e->seen = secs;
 			e->how = how;
 			e->proven = 0; /* as seconds after `seen`, which moved */

@@ -14,7 +14,7 @@
 
 /* Bumped whenever a struct below changes layout, or a pinned map's flags
  * (libbpf reuses a pin only with the same flags). */
-#define XT_ABI_VERSION 20
+#define XT_ABI_VERSION 21
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -842,18 +842,18 @@ struct xt_set_marks {
  * new-source budget until `seen` + the rule's --remember (or
  * XT_PROOF_SECONDS, for a proof). IPv4 sources are known by address, IPv6
  * ones by their /64, but under a rule that counts IPv6 sources by more than
- * /64 (--per 65 to 128), by the whole address (XT_KNOWN_V6_ADDRESS): one
- * address known there must not give every other of its /64 a bucket of its
- * own outside the budget. family 0: empty. */
-#define XT_KNOWN_V6_ADDRESS 0x86
+ * /64 (--per 65 to 128), by that prefix (XT_KNOWN_V6_PREFIX): one known
+ * there must not give every other prefix of its /64 a bucket of its own
+ * outside the budget. family 0: empty. */
+#define XT_KNOWN_V6_PREFIX 0x86
 struct xt_known {
 	/* The IPv4 address, or the first 8 bytes of the IPv6 one, as loaded
-	 * from the packet; for XT_KNOWN_V6_ADDRESS, a keyed hash of the whole
-	 * address (known.bpf.h), which no other state's key can place, so a
-	 * snapshot does not keep it. */
+	 * from the packet; for XT_KNOWN_V6_PREFIX, a keyed hash of the prefix
+	 * and its length (known.bpf.h), which no other state's key can place,
+	 * so a snapshot does not keep it. */
 	__u64 key;
 	__u32 seen;  /* when, in seconds of the program's clock (tick / hz) */
-	__u8 family; /* XT_FAMILY_V4, XT_FAMILY_V6 or XT_KNOWN_V6_ADDRESS */
+	__u8 family; /* XT_FAMILY_V4, XT_FAMILY_V6 or XT_KNOWN_V6_PREFIX */
 	__u8 how;    /* enum xt_known_how */
 	/* A source that behaved and proved its address since: the proof's
 	 * second less `seen`, + 1 (0: none; cleared whenever `seen` moves).

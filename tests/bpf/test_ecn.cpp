@@ -165,6 +165,21 @@ TEST_F(Ecn, ASlowRuleReplacedGivesNoSourceItsOverdraftAsTokens) {
   EXPECT_EQ(send(Packet().ipv4("198.18.0.11").ecn(2).build(), 100).marked, 50) << "the new overdraft, marked";
 }
 
+// A marking rule whose window changes: what is left of the overdraft goes
+// with the tokens. The conversion gave every source a whole overdraft
+// again, so one that had spent it had half a burst more, marked.
+TEST_F(Ecn, AMarkingRuleWhoseWindowChangesKeepsWhatIsLeftOfTheOverdraft) {
+  auto limit = [&](const char* rate) { rule("198.18.0.0/15", rate, 100, [&](RuleSpec& s) { s.ecn = true; }); };
+  limit("100/s");
+  const auto ect = Packet().ipv4("198.18.0.9").ecn(2).build(), plain = Packet().ipv4("198.18.0.10").ecn(0).build();
+  EXPECT_EQ(send(ect, 200).dropped, 50) << "the burst and the overdraft";
+  EXPECT_EQ(send(plain, 40).plain, 40);
+  limit("200/s");
+  EXPECT_EQ(send(ect, 100).dropped, 100) << "a spent overdraft stays spent";
+  const auto t = send(Packet().ipv4("198.18.0.10").ecn(2).build(), 200);
+  EXPECT_EQ(t.plain + t.marked, 110) << "60 tokens left and the whole overdraft, as before the change";
+}
+
 TEST_F(Ecn, PacketsThatAreNotCapableOrAlreadyMarkedAreLeftAlone) {
   ecn_rule();
   const auto plain = send(Packet().ipv4("198.18.0.9").ecn(0).build(), 150);

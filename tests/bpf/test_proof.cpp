@@ -530,6 +530,75 @@ TEST_F(Proof, ProofsMakeRoomAmongProofsFirst) {
   EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 3u);
 }
 
+// A source that behaved more than 18 hours before a proof of it keeps its
+// entry, and the proof goes in a way of its own; but where that entry is
+// the set's oldest, forgotten by every rule, it is the way to give: the
+// first version passed over it and pushed out a client behaving now.
+TEST_F(Proof, ALateProofTakesItsOwnStaleWayBeforeALiveClients) {
+  limit([](RuleSpec& s) {
+    s.new_rate = *parse_rate("4/day");
+    s.remember = 3600;
+  });
+  const xt_config cfg = state_->config().value();
+  const auto set_of = [&](const std::string& src) {
+    uint8_t a[4];
+    inet_pton(AF_INET, src.c_str(), a);
+    uint32_t v4;
+    std::memcpy(&v4, a, 4);
+    return XT_TOP_BITS(xt_hash_words(cfg.hash_key, 0x4b00 | XT_FAMILY_V4, v4, 0), cfg.known_bits);
+  };
+  std::vector<std::string> same;
+  const uint32_t target = set_of(nth_source(0));
+  for (int i = 0; same.size() < XT_KNOWN_WAYS && i < 60000; i++)
+    if (set_of(nth_source(i)) == target) same.push_back(nth_source(i));
+  ASSERT_EQ(same.size(), static_cast<size_t>(XT_KNOWN_WAYS));
+  const auto from = [](const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); };
+  ASSERT_EQ(passed(from(same[0]), 2, 0), 2) << "X behaves, then is gone for 20 hours";
+  const uint64_t t = 72000 * kSec;
+  for (size_t i = 1; i < same.size(); i++) ASSERT_EQ(passed(from(same[i]), 2, t), 2) << "the set's others behave";
+  ASSERT_EQ(passed(from("198.19.255.1"), 1, t), 1) << "the budget's last admission";
+  ASSERT_EQ(run(rst(same[0], cookie_for(same[0], t + kSec)), t + kSec), XDP_DROP) << "X proves itself";
+  EXPECT_EQ(run(syn(same[0]), t + kSec + 1), XDP_PASS) << "admitted by its proof";
+  const uint64_t later = t + (XT_DEFAULT_IDLE_SECONDS + 10) * kSec;
+  for (size_t i = 1; i < same.size(); i++) EXPECT_EQ(passed(from(same[i]), 1, later), 1) << same[i] << " is kept";
+}
+
+// A source proven, then behaving under another rule, became known as
+// behaved from then on and lost its proof: a rule that trusts proofs only
+// (--remember 0) asked for another at its next SYN.
+TEST_F(Proof, AProvenSourceThatBehavesKeepsItsProof) {
+  udp_and_tcp_rules(600, 0);
+  ASSERT_EQ(run(syn("198.19.255.1"), 0), XDP_PASS) << "the TCP rule's one new source an hour";
+  const std::string x = "198.18.7.1";
+  const uint64_t t = 10 * kSec;
+  ASSERT_EQ(run(rst(x, cookie_for(x, t)), t + 1), XDP_DROP) << "proven to the TCP rule";
+  EXPECT_EQ(passed(Packet().ipv4(x, "198.18.0.2").build(), 2, t + 2), 2) << "behaves under the UDP rule";
+  EXPECT_EQ(run(syn(x), t + 3), XDP_PASS) << "the SYN resent after the proof";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_PROOF), 1u);
+}
+
+// A rule of /96s: a bucket passes any address of its /96, so it says
+// nothing of one address, and recording each address a spoofer sends from
+// filled the known table with one bucket's addresses. Such a rule knows
+// its /96s.
+TEST_F(Proof, ARuleOfIPv6PrefixesLongerThanSlash64KnowsThosePrefixes) {
+  rule("::/0", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.per = 96;
+    s.new_rate = *parse_rate("1/hour");
+  });
+  const auto from = [](const std::string& src) { return Packet().ipv6(src, "2001:db8::2").build(); };
+  EXPECT_EQ(passed(from("2001:db8::1"), 3, 0), 3);
+  for (int i = 1; i <= 50; i++) {
+    char src[64];
+    std::snprintf(src, sizeof(src), "2001:db8::a:%x", i);
+    EXPECT_EQ(passed(from(src), 1, kSec), 1) << src << ": the same /96, its bucket";
+  }
+  EXPECT_EQ(counter(XT_KNOWN_RECORDED), 1u) << "one /96, one entry";
+  EXPECT_EQ(passed(from("2001:db8::b:1"), 1, 120 * kSec), 1) << "the /96 is known, back after its bucket went idle";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 1u);
+  EXPECT_EQ(passed(from("2001:db8:0:0:1::1"), 1, 120 * kSec), 0) << "another /96 of the /64 is not";
+}
+
 // status tells the sources the known table admits now, not every entry it
 // still holds: a proof is over after XT_PROOF_SECONDS, good behaviour after
 // --remember.

@@ -143,6 +143,30 @@ TEST_F(Snapshots, ASourcesDropsStillInTheHotCacheAreSavedWithIt) {
   EXPECT_EQ((*after)[0].passed_packets, 10u);
 }
 
+// ... and a hold that ends during the save's walk: its drops reach the
+// bucket, and read from the hot cache before the walk they were saved
+// twice.
+TEST_F(Snapshots, ADropPendingWhenTheSaveBeganIsSavedOnce) {
+  rule("198.18.0.0/15", "10/s", 10);
+  const uint64_t t1 = 1000 * kSec;
+  EXPECT_EQ(passed(from("198.18.0.9"), 100, t1), 10);
+  bool ran = false;
+  state_->set_step_hook([&] {
+    if (ran) return;
+    ran = true;
+    EXPECT_EQ(passed(from("198.18.0.9"), 1, t1 + kSec / 2), 1) << "the hold over: its drops go to the bucket";
+  });
+  save(t1);
+  ASSERT_TRUE(ran);
+  reboot(77 * kSec);
+  ASSERT_TRUE(restore(77 * kSec).has_value());
+  auto after = read_top(*state_, 10);
+  ASSERT_TRUE(after.has_value()) << after.error().message;
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].dropped_packets, 90u);
+  EXPECT_EQ((*after)[0].passed_packets, 11u);
+}
+
 TEST_F(Snapshots, BansListsAndRememberedSourcesAreKept) {
   rule("198.18.0.0/15", "3/s", std::nullopt, [](RuleSpec& s) {
     s.verify = false;

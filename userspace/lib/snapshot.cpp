@@ -226,11 +226,6 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   // that is, is full at any restore).
   uint64_t walk_now = *now;
   uint64_t walked_since_clock = 0;
-  // The drops the hot cache holds for a source's bucket until the source
-  // next reaches it (up to 255 a CPU), as `top` adds them: saved with the
-  // bucket, or a restore had it show that many fewer than before.
-  auto pending = state.hot_pending();
-  if (!pending) return std::unexpected(pending.error());
   state.step();  // tests: the data path, meanwhile
   auto walked = state.for_each_bucket([&](const BucketEntry& e) {
     if (walked_since_clock++ % 4096 == 0)
@@ -245,7 +240,7 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
     b.per_len = e.key.per_len;
     std::memcpy(b.addr, e.key.addr, sizeof(b.addr));
     b.passed_packets = e.bucket.passed_packets;
-    b.dropped_packets = e.bucket.dropped_packets + pending->of(e.key);
+    b.dropped_packets = e.bucket.dropped_packets;
     for (size_t i = 0; i < at.size() && i < XT_MAX_LIMITS; i++)
       if (at[i] >= 0)
         if (const int64_t full_in = full_in_ns(rule, at[i], e.bucket.word[at[i]], walk_now, hz))
@@ -260,9 +255,30 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
     bucket_records.push_back(b);
   });
   if (!walked) return std::unexpected(walked.error());
+  // The drops the hot cache holds for a source's bucket until the source
+  // next reaches it (up to 255 a CPU), as `top` adds them: saved with the
+  // bucket, or a restore had it show that many fewer than before. Read
+  // after the walk: drops that reached their bucket during it are then in
+  // the bucket or pending, never both (read before it, a hold that ended
+  // meanwhile had its drops counted twice); those that reached it after
+  // its record was taken are lost, as a save always lost what came later.
+  auto pending = state.hot_pending();
+  if (!pending) return std::unexpected(pending.error());
+  if (!pending->empty()) {
+    std::vector<uint32_t> ids(index.size());
+    for (const auto& [id, at] : index) ids[at] = id;
+    for (SnapshotBucket& b : bucket_records) {
+      xt_bucket_key key{};
+      key.rule_id = ids[b.rule];
+      key.family = b.family;
+      key.per_len = b.per_len;
+      std::memcpy(key.addr, b.addr, sizeof(key.addr));
+      b.dropped_packets += pending->of(key);
+    }
+  }
   auto known = state.for_each_known([&](const xt_known& k) {
-    // A whole IPv6 address is known by a keyed hash of this state's own,
-    // which no other state can place (abi.h): not saved.
+    // An IPv6 prefix longer than /64 is known by a keyed hash of this
+    // state's own, which no other state can place (abi.h): not saved.
     if ((k.family != XT_FAMILY_V4 && k.family != XT_FAMILY_V6) || !k.how) return;
     SnapshotKnown r{};
     r.family = k.family;
