@@ -111,8 +111,8 @@ XT_INLINE __u64 xt_overdraft(const struct xt_limit *l)
  * of prev's cap and keep of l's are the two versions' overdrafts (0 where
  * one did not mark), so what carries over is the room for any packet (a
  * bucket in the old overdraft has none), and the overdraft apart: what was
- * left of it where both versions mark, a whole one where only the new one
- * does. */
+ * left of it for a bucket in the old one where both versions mark, else a
+ * whole one where the new version marks. */
 XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_limit *prev,
 			 __u8 gen, __u8 prev_gen, __u64 at, __u64 now, __u64 prev_keep, __u64 keep)
 {
@@ -137,9 +137,13 @@ XT_INLINE __u64 xt_regen(__u64 word, const struct xt_limit *l, const struct xt_l
 	const __u64 debt = xt_debt(prev, word, at), left = prev->cap - debt;
 	const __u64 whole = left > prev_keep ? (left - prev_keep) / prev->cost : 0;
 	const __u64 room = whole >= (l->cap - keep) / l->cost ? l->cap - keep : whole * l->cost;
+	/* A bucket in the old overdraft (no room left) keeps what is left of
+	 * it, in whole units; any other has the new one whole (one kept at
+	 * the old one's size took the difference out of the room where the
+	 * burst grew: the bucket has one level). */
 	__u64 over = keep;
-	if (prev_keep) { /* what is left of the old overdraft, in whole units */
-		const __u64 units = (left < prev_keep ? left : prev_keep) / prev->cost;
+	if (prev_keep && left < prev_keep) {
+		const __u64 units = left / prev->cost;
 		over = units >= keep / l->cost ? keep : units * l->cost;
 	}
 	return xt_word(xt_scaled(l, at) + (l->cap - room - over), gen);

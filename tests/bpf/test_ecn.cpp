@@ -180,6 +180,19 @@ TEST_F(Ecn, AMarkingRuleWhoseWindowChangesKeepsWhatIsLeftOfTheOverdraft) {
   EXPECT_EQ(t.plain + t.marked, 110) << "60 tokens left and the whole overdraft, as before the change";
 }
 
+// ... and one whose burst grows: the new overdraft is whole, not the old
+// one's size with the difference taken from the tokens (found by review:
+// 10 plain packets of 60).
+TEST_F(Ecn, AMarkingRuleWhoseBurstGrowsKeepsItsTokens) {
+  auto limit = [&](uint64_t burst) { rule("198.18.0.0/15", "10/s", burst, [&](RuleSpec& s) { s.ecn = true; }); };
+  limit(100);
+  const auto plain = Packet().ipv4("198.18.0.9").ecn(0).build();
+  EXPECT_EQ(send(plain, 40).plain, 40);
+  limit(200);
+  EXPECT_EQ(send(plain, 200).plain, 60) << "60 tokens left, as a rule that does not mark keeps them";
+  EXPECT_EQ(send(Packet().ipv4("198.18.0.9").ecn(2).build(), 200).marked, 100) << "and the new overdraft whole";
+}
+
 TEST_F(Ecn, PacketsThatAreNotCapableOrAlreadyMarkedAreLeftAlone) {
   ecn_rule();
   const auto plain = send(Packet().ipv4("198.18.0.9").ecn(0).build(), 150);
