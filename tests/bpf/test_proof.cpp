@@ -48,6 +48,24 @@ class Proof : public Program {
     rule("::/0", "100/s", std::nullopt, [](RuleSpec& s) { s.new_rate = *parse_rate("1/hour"); });
     ASSERT_EQ(run(Packet().ipv6("2001:db8:ffff::1", "2001:db8::2").build()), XDP_PASS) << "its budget spent";
   }
+  // The first n of the lab's sources (nth_source) that share nth_source(0)'s
+  // set of the known table, as known.bpf.h places IPv4 sources (fewer if
+  // the first 60,000 hold fewer).
+  std::vector<std::string> sources_of_one_known_set(size_t n) {
+    const xt_config cfg = state_->config().value();
+    const auto set_of = [&](const std::string& src) {
+      uint8_t a[4];
+      inet_pton(AF_INET, src.c_str(), a);
+      uint32_t v4;
+      std::memcpy(&v4, a, 4);
+      return XT_TOP_BITS(xt_hash_words(cfg.hash_key, 0x4b00 | XT_FAMILY_V4, v4, 0), cfg.known_bits);
+    };
+    std::vector<std::string> same;
+    const uint32_t target = set_of(nth_source(0));
+    for (int i = 0; same.size() < n && i < 60000; i++)
+      if (set_of(nth_source(i)) == target) same.push_back(nth_source(i));
+    return same;
+  }
   // Two rules over 0.0.0.0/0, each at 100/s with a budget of one new
   // source an hour: UDP without proofs, remembering for udp_remember
   // seconds, and TCP with them, remembering for tcp_remember.
@@ -499,19 +517,7 @@ TEST_F(Proof, ARuleOfWholeIPv6AddressesKnowsAddressesNotTheirSlash64) {
 // flush the clients the table remembers.
 TEST_F(Proof, ProofsMakeRoomAmongProofsFirst) {
   limit([](RuleSpec& s) { s.new_rate = *parse_rate("3/day"); });
-  // Five sources of one set of the known table (as known.bpf.h places them).
-  const xt_config cfg = state_->config().value();
-  std::vector<std::string> same;
-  const auto set_of = [&](const std::string& src) {
-    uint8_t a[4];
-    inet_pton(AF_INET, src.c_str(), a);
-    uint32_t v4;
-    std::memcpy(&v4, a, 4);
-    return XT_TOP_BITS(xt_hash_words(cfg.hash_key, 0x4b00 | XT_FAMILY_V4, v4, 0), cfg.known_bits);
-  };
-  const uint32_t target = set_of(nth_source(0));
-  for (int i = 0; same.size() < 5 && i < 60000; i++)
-    if (set_of(nth_source(i)) == target) same.push_back(nth_source(i));
+  const std::vector<std::string> same = sources_of_one_known_set(5);
   ASSERT_EQ(same.size(), 5u);
   const auto from = [](const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); };
   // Three behave (the budget's three admissions), at 0, 1 and 2 s.
@@ -539,18 +545,7 @@ TEST_F(Proof, ALateProofTakesItsOwnStaleWayBeforeALiveClients) {
     s.new_rate = *parse_rate("4/day");
     s.remember = 3600;
   });
-  const xt_config cfg = state_->config().value();
-  const auto set_of = [&](const std::string& src) {
-    uint8_t a[4];
-    inet_pton(AF_INET, src.c_str(), a);
-    uint32_t v4;
-    std::memcpy(&v4, a, 4);
-    return XT_TOP_BITS(xt_hash_words(cfg.hash_key, 0x4b00 | XT_FAMILY_V4, v4, 0), cfg.known_bits);
-  };
-  std::vector<std::string> same;
-  const uint32_t target = set_of(nth_source(0));
-  for (int i = 0; same.size() < XT_KNOWN_WAYS && i < 60000; i++)
-    if (set_of(nth_source(i)) == target) same.push_back(nth_source(i));
+  const std::vector<std::string> same = sources_of_one_known_set(XT_KNOWN_WAYS);
   ASSERT_EQ(same.size(), static_cast<size_t>(XT_KNOWN_WAYS));
   const auto from = [](const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); };
   ASSERT_EQ(passed(from(same[0]), 2, 0), 2) << "X behaves, then is gone for 20 hours";
