@@ -2,7 +2,7 @@
 #include "rules.h"
 
 #include "format.h"
-#include "meter.h"
+#include "gcra.h"
 
 #include <algorithm>
 #include <array>
