@@ -98,7 +98,8 @@ static __always_inline struct xt_limit xt_fair_limit(__u64 cost, __u32 hz)
  * step: claims answer a larger share at once, from the tolerance every
  * source has). It comes into force when the total falls below 90% of its
  * burst, and goes out when it is the whole total again and the total at
- * least half full. */
+ * least half full. The same step sets fair_quiet (abi.h) from the claims
+ * that took the total's last quarter. */
 #define XT_FAIR_STEP_UNITS 32
 #define XT_FAIR_STEP_FRAME 1500 /* a byte total's step: XT_FAIR_STEP_UNITS frames of this many bytes */
 static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule_state *st, __u32 hz, __u64 now)
@@ -128,9 +129,13 @@ static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule
 	st->fair_seen = claims;
 	const __u64 level = r->total.cap - xt_debt(&r->total, xt_word_or_full(st->total_word, &r->total, r->gen, now), now);
 	__u64 cost = st->fair_cost;
+	const __u32 deep = st->fair_deep;
+	st->fair_deep = 0; /* a claim's add meanwhile is lost: a unit or two of a step's count */
 	if (!cost) {
-		if (level < r->total.cap / 10 * 9)
+		if (level < r->total.cap / 10 * 9) {
+			st->fair_quiet = 0;
 			st->fair_cost = r->fair_start;
+		}
 		return;
 	}
 	/* q/1024: what was claimed over 90% of what the total refilled since
@@ -147,10 +152,26 @@ static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule
 	const __u64 refill = elapsed * r->total.fill;
 	__u64 t90 = refill / 100 * 90 + refill % 100 * 90 / 100 + 1;
 	__u64 got = claimed > (~0ULL >> 1) / r->total.cost ? ~0ULL >> 1 : (__u64)claimed * r->total.cost;
+	__u64 got_deep = deep > (~0ULL >> 1) / r->total.cost ? ~0ULL >> 1 : (__u64)deep * r->total.cost;
 	if (t90 > (1ULL << 50)) {
 		t90 = (t90 >> 12) + 1;
 		got >>= 12;
+		got_deep >>= 12;
 	}
+	/* The last quarter's claims, against the same 90% of the refill: more,
+	 * and the sources taking it are not all under the share (a botnet of
+	 * more sources than the total passes in a second each claims a unit a
+	 * second, the share's floor, and the total refills less than that:
+	 * every claim took the last tokens, a light source's among them), so
+	 * a word must have been full twice as long; under half, a sixteenth
+	 * less. Counted apart from the share's claims, so that neither
+	 * measure is thrown off by the other (the share's own claims come in
+	 * bunches; the total's level cannot tell the two apart). */
+	__u32 quiet = st->fair_quiet;
+	if (got_deep > t90)
+		quiet = !quiet ? (hz ? hz : 1) : quiet > XT_FAIR_QUIET_MAX_TICKS / 2 ? XT_FAIR_QUIET_MAX_TICKS : quiet * 2;
+	else if (got_deep < t90 / 2)
+		quiet = quiet - quiet / 16 < hz / 20 ? 0 : quiet - quiet / 16;
 	__u64 q = got / t90 >= 8 ? 8 * 1024 : got / t90 * 1024 + got % t90 * 1024 / t90;
 	q = q < 964 ? 964 : q > 8 * 1024 ? 8 * 1024 : q;
 	cost = cost / 1024 * q + (cost % 1024) * q / 1024;
@@ -159,15 +180,18 @@ static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule
 	 * far comes back within it. */
 	const __u64 most = xt_fair_limit(1, hz).cap;
 	cost = cost > most ? most : cost;
-	st->fair_cost = cost <= r->fair_start && level >= r->total.cap / 2 ? 0 : cost ? cost : 1;
+	cost = cost <= r->fair_start && level >= r->total.cap / 2 ? 0 : cost ? cost : 1;
+	st->fair_quiet = cost ? quiet : 0;
+	st->fair_cost = cost;
 }
 
 /* A fair word of generation gen last written XT_FAIR_STALE_TICKS ago or
  * more (past half its scaled clock's cycle it reads as ahead: as far ahead
  * as XT_FAIR_AHEAD_TICKS, which no claim puts it, it is as old) is written
- * again as full, a few seconds back (a CPU whose clock is behind reads it
- * as full too), by compare-and-swap: a claim meanwhile wins. A fresh
- * share's TAT 0 is left as it is. serve's hourly walk (control.bpf.h,
+ * again as full, XT_FAIR_QUIET_MAX_TICKS and a few seconds back (so that a
+ * CPU whose clock is behind reads it as full too, and any fair_quiet as
+ * passed: its source has been quiet), by compare-and-swap: a claim
+ * meanwhile wins. A fresh share's TAT 0 is left as it is. serve's hourly walk (control.bpf.h,
  * xt_catch_up's fair_only). */
 static __always_inline int xt_fair_refresh(__u64 *word, __u8 gen, __u64 now)
 {
@@ -179,8 +203,19 @@ static __always_inline int xt_fair_refresh(__u64 *word, __u8 gen, __u64 now)
 	if (behind < (__s64)(XT_FAIR_STALE_TICKS << XT_FAIR_SHIFT) &&
 	    behind > -(__s64)(XT_FAIR_AHEAD_TICKS << XT_FAIR_SHIFT))
 		return 0;
-	const __u64 full = xt_word(at - ((__u64)XT_SKEW_TICKS << XT_FAIR_SHIFT), gen);
+	const __u64 full = xt_word(at - ((__u64)(XT_FAIR_QUIET_MAX_TICKS + XT_SKEW_TICKS) << XT_FAIR_SHIFT), gen);
 	return __sync_val_compare_and_swap(word, old, full) == old;
+}
+
+/* Whether a fair word (of the share's generation) was full `quiet` ticks
+ * or more at now: its TAT that far behind, or beyond what any claim puts
+ * ahead (a word that wrapped, which xt_debt reads as full too). */
+static __always_inline int xt_fair_full_for(const struct xt_limit *fair, __u64 word, __u64 now, __u32 quiet)
+{
+	const __s64 behind = xt_diff(xt_scaled(fair, now), word >> XT_GEN_BITS);
+	if (behind >= (__s64)((__u64)quiet << XT_FAIR_SHIFT))
+		return 1;
+	return behind < 0 && (__u64)-behind > fair->cap + XT_SKEW_TICKS * fair->fill;
 }
 
 /* xt_take for a rule with a total: 1 if the packet passes, 0 if its own
@@ -206,7 +241,7 @@ __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt
 	const __u64 units = rule->flags & XT_RULE_TOTAL_BYTES ? len : pkts;
 	xt_fair_step(rule, st, cfg->hz, now);
 	/* The fair word: claimed by compare-and-swap, alone. */
-	int claim = 1;
+	int claim = 1, deep = 1;
 	const __u64 cost = st->fair_cost;
 	if (cost) {
 		const struct xt_limit fair = xt_fair_limit(cost, cfg->hz);
@@ -217,8 +252,12 @@ __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt
 		 * limit of zero): a fresh share. Read as a TAT, 0 would be in
 		 * debt in the last seconds before each wrap of the fair limit's
 		 * scaled clock (every 2^28 ticks). */
-		const __u64 fw = old == xt_word(0, rule->gen) ? xt_full_word(&fair, now, rule->gen)
-							      : xt_word_or_full(old, &fair, rule->gen, now);
+		const int fresh = old == xt_word(0, rule->gen) || xt_word_gen(old) != rule->gen;
+		const __u64 fw = fresh ? xt_full_word(&fair, now, rule->gen) : old;
+		/* A fresh share, its source new to it, may take the last quarter;
+		 * a word in use where it was full for fair_quiet. */
+		if (!fresh)
+			deep = xt_fair_full_for(&fair, old, now, st->fair_quiet);
 		/* A frame larger than the tolerance (a byte total whose share
 		 * fell below a frame a XT_FAIR_SECONDS) claims the whole
 		 * tolerance, from a full word: one claim a XT_FAIR_SECONDS at
@@ -232,10 +271,12 @@ __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt
 		if (claim) {
 			__sync_val_compare_and_swap(&b->word[XT_FAIR_WORD], old, fn);
 			__sync_fetch_and_add(&st->fair_claims, (__u32)units);
+			if (deep && !fresh)
+				__sync_fetch_and_add(&st->fair_deep, (__u32)units);
 		}
 	}
 	const __u64 need = units * rule->total.cost;
-	const __u64 keep = claim ? 0 : rule->total.cap / 2;
+	const __u64 keep = !claim ? rule->total.cap / 2 : deep ? 0 : rule->total.cap / 4;
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < XT_CAS_TRIES; i++) {
 		const __u64 tw = st->total_word;

@@ -14,7 +14,7 @@
 
 /* Bumped whenever a struct below changes layout, or a pinned map's flags
  * (libbpf reuses a pin only with the same flags). */
-#define XT_ABI_VERSION 21
+#define XT_ABI_VERSION 22
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -317,10 +317,12 @@ struct xt_rule {
  * may claim, metered by the fair word of its bucket, a GCRA in units of
  * 2^XT_FAIR_SHIFT a tick whose cost per unit (the inverse of the share) is
  * xt_rule_state.fair_cost, with a tolerance of XT_FAIR_SECONDS. A packet
- * within its source's share may take the total's last tokens; one beyond
- * it only those above half the total's burst, so the heaviest sources give
- * way first. The share is set again at most XT_FAIR_STEPS_PER_SECOND times
- * a second, and over 32 units of the total's refill at least (as rarely as
+ * within its source's share (a claim) may take the total down to a quarter
+ * of its burst, and its last quarter too where the word was full for
+ * xt_rule_state.fair_quiet before (a source sending under the share); one
+ * beyond its share only what is above half the burst, so the heaviest
+ * sources give way first. The share is set again at most
+ * XT_FAIR_STEPS_PER_SECOND times a second, and over 32 units of the total's refill at least (as rarely as
  * once a second for a small total), from what was claimed under it
  * (bucket.bpf.h, xt_fair_step). */
 #define XT_FAIR_WORD (XT_MAX_LIMITS - 1)
@@ -339,6 +341,10 @@ struct xt_rule {
 #define XT_FAIR_AHEAD_TICKS (1ULL << 24)
 #define XT_FAIR_SECONDS 1
 #define XT_FAIR_STEPS_PER_SECOND 50
+/* The longest xt_rule_state.fair_quiet, in ticks (70 minutes at HZ=1000).
+ * A word serve writes again as full is written this far back and more, so
+ * that what it says of its source (quiet) still holds. */
+#define XT_FAIR_QUIET_MAX_TICKS (1U << 22)
 
 /* Key of the bucket table: one bucket per (rule, source masked to per_len). */
 struct xt_bucket_key {
@@ -375,7 +381,13 @@ struct xt_rule_state {
 	 * dropped) since this tick (low 32 bits, never 0); 0: it is not. */
 	__u32 saturated_since;
 	__u32 last_new_drop;   /* tick (low 32 bits) of the last new-source drop */
-	__u32 pad;
+	/* While the share is in force: a claim takes the total's last quarter
+	 * only from a fair word that was full this many ticks at least (a
+	 * source sending under the share, which a quarter of the burst then
+	 * waits for); any other claim takes down to that quarter. Raised
+	 * while such claims are more than the total refills, lowered while
+	 * they are less than half (bucket.bpf.h, xt_fair_step). */
+	__u32 fair_quiet;
 	__u64 new_drops_at_start; /* the rule's new-source drops, all CPUs, when the saturation began */
 	/* --total, written by the data path. */
 	__u64 total_word;  /* GCRA word of the rule's total (a word of another generation: full) */
@@ -383,7 +395,7 @@ struct xt_rule_state {
 	__u32 fair_claims; /* units claimed within the fair share (wraps) */
 	__u32 fair_seen;   /* fair_claims when the share was last set */
 	__u32 fair_at;     /* tick (low 32 bits) the share was last set */
-	__u32 pad2;
+	__u32 fair_deep;   /* units claimed from the last quarter since the share was last set (a few may be lost) */
 };
 
 /* Per-rule counters, a per-CPU array indexed by xt_rule.id. */

@@ -187,6 +187,63 @@ TEST_F(Program, ALargeFrameWithinItsShareOfAByteTotalClaimsIt) {
   EXPECT_GT(counter(XT_DROP_TOTAL), 0u);
 }
 
+// More sources than the total passes in a second, each within its own
+// limit, against a total of 100 a second; and 10 light sources, each at a
+// third of the even split or less. The share stops at a packet a second (a
+// claim must fit in its second of tolerance), so every heavy source claims
+// that much, many times what the total refills: every claim took the
+// total's last tokens, and a light source's found them only when it came
+// first. A claim from a word that was full for fair_quiet (its source quiet
+// since its last claim) now has the last quarter of the total to itself,
+// fair_quiet rising while such claims are more than the total refills.
+// `heavy_per_ms` packets a millisecond spread over `heavy` sources in a
+// shuffled order; each light source a packet every `light_every` seconds,
+// counted from the 10th second on, for `seconds` in all.
+class ManySources : public Program {
+ protected:
+  void keep_the_light_ones(int heavy_count, int heavy_per_ms, uint64_t light_every, uint64_t seconds);
+};
+
+void ManySources::keep_the_light_ones(int heavy_count, int heavy_per_ms, uint64_t light_every, uint64_t seconds) {
+  load(16384);  // room for every source
+  rule("198.18.0.0/15", "10/s", std::nullopt, [](RuleSpec& s) { s.total = *parse_rate("100/s"); });
+  constexpr int kLight = 10;
+  std::vector<std::vector<uint8_t>> heavy, light;
+  for (int i = 0; i < heavy_count; i++) heavy.push_back(Packet().ipv4(test::nth_source(i)).build());
+  for (int i = 0; i < kLight; i++) light.push_back(Packet().ipv4(test::nth_source(20000 + i)).build());
+  const uint64_t gap = light_every * kSec / kLight;
+  uint64_t seed = 1, light_sent = 0, light_lost = 0, passed_after_10s = 0;
+  for (uint64_t now = 0; now < seconds * kSec; now += kMs) {
+    for (int k = 0; k < heavy_per_ms; k++) {
+      seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+      passed_after_10s += run(heavy[(seed >> 33) % heavy.size()], now) == XDP_PASS && now >= 10 * kSec;
+    }
+    if (now >= 10 * kSec && now % gap == 0) {
+      const bool ok = run(light[(now / gap) % kLight], now) == XDP_PASS;
+      light_sent++;
+      light_lost += !ok;
+      passed_after_10s += ok;
+    }
+  }
+  const double rate = static_cast<double>(passed_after_10s) / static_cast<double>(seconds - 10);
+  std::printf("[ measure  ] %d sources at %.1f/s: total %.1f/s of 100/s; light sources lost %llu of %llu; "
+              "fair_quiet %.2f s\n",
+              heavy_count, heavy_per_ms * 1000.0 / heavy_count, rate, (unsigned long long)light_lost,
+              (unsigned long long)light_sent, state_->rule_counters().value().at(0).state.fair_quiet / 1000.0);
+  EXPECT_NEAR(rate, 100, 3) << "within 3% of the total";
+  EXPECT_EQ(light_lost, 0u) << "a source at a third of the even split keeps what it sends";
+  EXPECT_EQ(counter(XT_DROP_LIMIT), 0u) << "no source was over its own limit";
+}
+
+// 1000 sources at 5 a second: the even split a tenth of a packet a second,
+// the light sources a packet every 30 s (before: 13 of 26 lost).
+TEST_F(ManySources, EachOverTheShareKeepTheLightOnesWhole) { keep_the_light_ones(1000, 5, 30, 90); }
+// 2000 sources at half a packet a second, each quiet for a second before
+// each claim: their claims take the last quarter too until fair_quiet is
+// longer than that. The even split a twentieth of a packet a second, the
+// light sources a packet a minute.
+TEST_F(ManySources, EachUnderAPacketASecondKeepTheLightOnesWhole) { keep_the_light_ones(2000, 1, 60, 130); }
+
 // First come is not fair: without the share, the same light sources would
 // lose what the heavy ones do. With a total that does not bind, nothing is
 // dropped and no share comes into force.
