@@ -60,6 +60,7 @@ TEST_F(Totals, TenThousandSourcesShareATotalAndTheLightOnesKeepTheirs) {
   EXPECT_GT(s["reasons"]["over_total"]["packets"].get<uint64_t>(), 0u);
   EXPECT_EQ(s["reasons"]["over_limit"]["packets"].get<uint64_t>(), 0u) << "no source was over its own limit";
   EXPECT_GT(s["rules"]["198.18.0.0/15"]["fair_share_per_second"].get<double>(), 0.0) << "a share in force";
+  EXPECT_GE(s["rules"]["198.18.0.0/15"]["fair_quiet_seconds"].get<double>(), 0.0) << "shown beside it";
 }
 
 }  // namespace

@@ -149,6 +149,9 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
   m.family("xthrottle_rule_fair_share", "gauge",
            "A rule with a total: the share of it each source may claim now, in the total's units (packets or "
            "bytes) a second; 0 while the total does not bind.");
+  m.family("xthrottle_rule_fair_quiet_seconds", "gauge",
+           "A rule with a total: how long a source must have been quiet for its claim to take the total's last "
+           "quarter; above 0 while more sources claim their share than the total passes.");
   m.family("xthrottle_rule_window_limit", "gauge",
            "Each window of a limit rule, per source: packets (kind=\"packets\") or bytes (kind=\"bytes\") it "
            "allows a second on average; the window and its burst are labels.");
@@ -176,6 +179,7 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
              std::ranges::any_of(status->saturated, [&](const Saturation& s) { return s.rule == name; }));
     m.sample("xthrottle_rule_dry_run", rule, (r.rule.flags & XT_RULE_DRY_RUN) ? 1 : 0);
     if (auto share = fair_share(r, stats->hz)) m.sample("xthrottle_rule_fair_share", rule, *share);
+    if (auto quiet = fair_quiet_seconds(r, stats->hz)) m.sample("xthrottle_rule_fair_quiet_seconds", rule, *quiet);
     if (r.spec.action != XT_ACT_LIMIT) continue;
     for (const Window& w : limits_of(r.spec).windows) {
       auto labels = rule;

@@ -101,6 +101,11 @@ std::optional<double> fair_share(const RuleCounters& r, uint32_t hz) {
   return std::ldexp(static_cast<double>(hz), XT_FAIR_SHIFT) / static_cast<double>(r.state.fair_cost);
 }
 
+std::optional<double> fair_quiet_seconds(const RuleCounters& r, uint32_t hz) {
+  if (!(r.rule.flags & XT_RULE_TOTAL)) return std::nullopt;
+  return hz ? static_cast<double>(r.state.fair_quiet) / hz : 0.0;
+}
+
 Result<Stats> read_stats(const State& state) {
   Stats s;
   auto cfg = state.config();
@@ -143,7 +148,11 @@ json stats_json(const Stats& stats) {
                                   {"marked_packets", r.stats.marked_packets},
                                   {"marked_bytes", r.stats.marked_bytes},
                                   {"new_source_saturated", stats.is_saturated(r)}};
-    if (auto share = fair_share(r, stats.hz)) rules[rule_name(r.cidr, r.spec.match)]["fair_share_per_second"] = *share;
+    if (auto share = fair_share(r, stats.hz)) {
+      auto& row = rules[rule_name(r.cidr, r.spec.match)];
+      row["fair_share_per_second"] = *share;
+      row["fair_quiet_seconds"] = fair_quiet_seconds(r, stats.hz).value_or(0.0);
+    }
   }
   j["rules"] = rules;
   j["events_sent"] = stats.extra(XT_EVENTS_SENT);

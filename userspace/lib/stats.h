@@ -52,6 +52,10 @@ struct Stats {
 // total's units (packets or bytes) a second; 0 while none is in force
 // (the total does not bind); nullopt for a rule without a total.
 std::optional<double> fair_share(const RuleCounters& rule, uint32_t hz);
+// A rule with a total: how long a source must have been quiet, in seconds,
+// for its claim to take the total's last quarter (abi.h, fair_quiet); 0
+// while every source's may, or the total does not bind. nullopt without a total.
+std::optional<double> fair_quiet_seconds(const RuleCounters& rule, uint32_t hz);
 Result<Stats> read_stats(const State& state);
 // The rules whose new-source budget is saturated now.
 Result<std::vector<Saturation>> saturations(const State& state, const std::vector<RuleCounters>& rules);
