@@ -2,6 +2,7 @@
 #include "snapshot.h"
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -124,6 +125,8 @@ json SnapshotSummary::json() const {
     j["buckets_refused"] = placed.refused;
   }
   if (resumed) j["resumed"] = true;
+  for (const auto& [rule, iface] : redirects_waiting)
+    j["redirects_waiting"].push_back({{"rule", rule}, {"interface", iface}});
   return j;
 }
 
@@ -134,6 +137,9 @@ std::string SnapshotSummary::text() const {
   if (placed.merged || placed.refused)
     out += "; " + std::to_string(placed.merged) + " sources merged with their live buckets, " +
            std::to_string(placed.refused) + " found no room";
+  for (const auto& [rule, iface] : redirects_waiting)
+    out += "; the rule for " + rule + " drops what it would send out " + iface +
+           ", which is not there: `xthrottle rule add` it again once it is";
   return out;
 }
 
@@ -384,8 +390,6 @@ Result<std::vector<xt_rule>> check_snapshot_rules(const SnapshotFile& file, cons
   for (const auto& r : file.rules) {
     auto rule = compile_rule(r.spec, hz, cpus);
     if (!rule) return snapshot_error(path, "rule " + rule_name(r.cidr, r.spec.match) + ": " + rule.error().message);
-    if (auto ok = redirect_ifindex(r.spec); !ok)
-      return snapshot_error(path, "rule " + rule_name(r.cidr, r.spec.match) + ": " + ok.error().message);
     compiled.push_back(*rule);
   }
   return compiled;
@@ -435,8 +439,11 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   if (!id) return std::unexpected(id.error());
   const bool top_up = resume || file.saved_from(*id);
   // What the kernel would refuse midway, refused before the first change:
-  // no room for the rules, lists or bans beside the live ones (an interface
-  // a rule sends its drops to that is not here: check_snapshot_rules).
+  // no room for the rules, lists or bans beside the live ones. (Not an
+  // interface a rule sends its drops out that is not here: at boot, serve's
+  // restore may come before it is made, and refusing the snapshot for it
+  // lost every ban and quota with it. The rule drops those packets
+  // meanwhile, and status says so.)
   // A snapshot's rule as live before the restore, if it is.
   auto live_before = [&](const auto& r) { return find_rule(*before, r.cidr, r.spec.match); };
   size_t new_rules = 0;
@@ -480,8 +487,10 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     const auto& r = snap->rules[i];
     const RuleEntry* live = live_before(r);
     if (live && same_rule(live->spec, r.spec)) continue;
-    auto put = state.put_rule(r.spec, compiled[i]);
+    auto put = state.put_rule(r.spec, compiled[i], true);
     if (!put) return std::unexpected(put.error());
+    if (r.spec.redirect && !if_nametoindex(r.spec.redirect->c_str()))
+      sum.redirects_waiting.emplace_back(rule_name(r.cidr, r.spec.match), *r.spec.redirect);
     added[i] = !*put;
     if (!added[i]) continue;
     // A new rule's counters at once: a scrape between its put and the

@@ -29,6 +29,10 @@ struct SnapshotSummary {
   // table had (the source sent since), or refused (no room).
   State::Restored placed;
   bool resumed = false;  // restore: into what a restore cut short put in
+  // restore: rules put in though the interface their drops go out is not
+  // there (yet: a restore at boot may come first), the rule's name and the
+  // interface's; they drop those packets until added again once it is.
+  std::vector<std::pair<std::string, std::string>> redirects_waiting;
   nlohmann::json json() const;
   std::string text() const;
 };
@@ -52,8 +56,9 @@ Result<SnapshotFile> read_snapshot(const std::string& path);
 Result<bool> state_is_empty(const State& state);
 
 // What a restore refuses of the file whatever the state: each rule compiled
-// for a kernel of hz ticks a second, and each interface a rule sends its
-// drops out present; the rules compiled, in the file's order.
+// for a kernel of hz ticks a second; the rules compiled, in the file's
+// order. (A rule whose drops go out an interface not made yet goes in and
+// drops them meanwhile: SnapshotSummary::redirects_waiting.)
 Result<std::vector<xt_rule>> check_snapshot_rules(const SnapshotFile& file, const std::string& path, uint32_t hz,
                                                   uint32_t cpus);
 

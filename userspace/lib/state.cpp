@@ -974,11 +974,12 @@ Result<void> State::tidy_matches(const std::vector<RuleEntry>& rules) {
 // the rules before the change or after it. A new longer prefix is therefore
 // published before its rule goes in, and a shorter longest prefix only
 // after the rule that made it longer is gone.
-Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule) {
+Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_may_wait) {
   const Cidr& cidr = spec.cidr;
   const std::string name = rule_name(cidr, spec.match);
   const xt_rule_key key = rule_key(cidr, spec.match);
   auto ifindex = redirect_ifindex(spec);
+  if (!ifindex && redirect_may_wait) ifindex = 0u;
   if (!ifindex) return std::unexpected(ifindex.error());
   // A rule that bans: packets look in the ban table before it goes in.
   if (spec.ban_for && config_mem_)

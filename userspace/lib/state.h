@@ -135,8 +135,12 @@ class State {
   std::optional<xt_rule> rule_of(const Cidr& cidr, const Match& match) const;
   // Adds a rule, or replaces the rule for the same CIDR and match in place: it keeps its
   // id and counters, and its sources' buckets carry their budget over. rule
-  // is spec compiled. Returns true if an existing rule was replaced.
-  Result<bool> put_rule(const RuleSpec& spec, xt_rule rule);
+  // is spec compiled. Returns true if an existing rule was replaced. A rule
+  // that sends its drops out an interface this namespace lacks is refused,
+  // unless redirect_may_wait (a restore at boot, before the interface is
+  // made): then it drops them meanwhile, status says so (redirect_gone),
+  // and adding it again once the interface is there sends them out.
+  Result<bool> put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_may_wait = false);
   // Deletes the rule for exactly this CIDR and match, and the buckets it owned.
   Result<void> del_rule(const Cidr& cidr, const Match& match = {});
 
