@@ -371,6 +371,28 @@ TEST_F(Serve, ARefusedRecordSizeChangesNothing) {
   EXPECT_EQ(rules(), before) << "the config was applied before the refusal";
 }
 
+// A record serve cannot write (here a directory; a read-only path, another
+// serve's record) was refused when the record opened, after the snapshot
+// was restored and the config applied: exit 1 with the rules live, and a
+// restart (Restart=on-failure) then found the state not made anew and put
+// the snapshot aside. It is opened first now: exit 1, nothing changed.
+TEST_F(Serve, ARecordItCannotWriteChangesNothing) {
+  const std::string path = write("rules.toml", kRules);
+  const json before = rules();
+  const std::string snapshot = dir_ + "/state.snap", record = dir_ + "/record-dir";
+  ok({"save", snapshot});
+  std::filesystem::create_directory(record);
+  std::vector<std::string> argv = {"timeout", "20"};
+  for (const auto& a : lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9434", "--config", path, "--snapshot",
+                                             snapshot, "--record", record}))
+    argv.push_back(a);
+  const Outcome r = run(argv);
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("a directory"), std::string::npos) << r.err;
+  EXPECT_EQ(rules(), before) << "the config was applied before the refusal";
+  EXPECT_TRUE(std::filesystem::exists(snapshot)) << "the snapshot left where it was";
+}
+
 // 9.8: serve said "needs root" with exit 2, where every command exits 1.
 TEST_F(Serve, WithoutPrivilegeItExitsOneLikeEveryCommand) {
   const std::string path = write("rules.toml", kRules);

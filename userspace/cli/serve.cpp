@@ -225,6 +225,18 @@ int run_serve(const Globals& g, const ServeOptions& o) {
     log_line({{"event", "stopped"}, {"unix_time", unix_time()}});
     return rc;
   };
+  // The record opened before the snapshot and the config: one serve cannot
+  // write (a directory, a read-only path, another serve's) is refused with
+  // them left undone. Refused after them, it had restored and applied, and
+  // a restart (Restart=on-failure) then found a state not made anew and put
+  // the snapshot aside.
+  std::optional<RecordWriter> record_writer;
+  if (record_opts) {
+    auto opened = RecordWriter::open(record_opts->path, record_opts->max_bytes,
+                                     [](const nlohmann::json& e) { log_line(e); });
+    if (!opened) return stopped(fail(opened.error()));
+    record_writer.emplace(std::move(*opened));
+  }
 
   // `file`: the config as read (at start, the one checked before the
   // restore; on SIGHUP, read again), or why it could not be.
@@ -361,10 +373,8 @@ int run_serve(const Globals& g, const ServeOptions& o) {
   // After the snapshot and the config too: restored counters are not
   // traffic.
   std::unique_ptr<Recorder> recorder;
-  if (record_opts) {
-    auto started = Recorder::start(pin_dir, *record_opts, [](const nlohmann::json& e) { log_line(e); });
-    if (!started) return stopped(fail(started.error()));
-    recorder = std::move(*started);
+  if (record_writer) {
+    recorder = Recorder::start(pin_dir, std::move(*record_writer));
     log_line({{"event", "record_started"}, {"path", record_opts->path}, {"max_bytes", record_opts->max_bytes},
               {"unix_time", unix_time()}});
   }

@@ -130,12 +130,10 @@ Recorder::~Recorder() {
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-Result<std::unique_ptr<Recorder>> Recorder::start(const std::string& pin_dir, Options options, Log log) {
+std::unique_ptr<Recorder> Recorder::start(const std::string& pin_dir, RecordWriter writer) {
   auto impl = std::make_unique<Impl>();
   impl->pin_dir = pin_dir;
-  auto writer = RecordWriter::open(options.path, options.max_bytes, std::move(log));
-  if (!writer) return std::unexpected(writer.error());
-  impl->writer.emplace(std::move(*writer));
+  impl->writer.emplace(std::move(writer));
   Impl* raw = impl.get();
   impl->thread = worker_thread([raw] { raw->run(); });
   return std::unique_ptr<Recorder>(new Recorder(std::move(impl)));

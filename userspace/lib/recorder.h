@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "error.h"
+#include "record_file.h"
 
 namespace xt {
 
@@ -57,9 +58,10 @@ class Recorder {
     std::string path;
     uint64_t max_bytes = 256'000'000;  // the default of --record-max, 256MB
   };
-  using Log = std::function<void(const nlohmann::json&)>;
-  // What is at the path already: as RecordWriter::open.
-  static Result<std::unique_ptr<Recorder>> start(const std::string& pin_dir, Options options, Log log);
+  // Samples into a record opened before (RecordWriter::open: serve opens
+  // it before it changes anything, so that a record it cannot write refuses
+  // the start with the snapshot and the rules file left undone).
+  static std::unique_ptr<Recorder> start(const std::string& pin_dir, RecordWriter writer);
   ~Recorder();
   Recorder(const Recorder&) = delete;
   Recorder& operator=(const Recorder&) = delete;
