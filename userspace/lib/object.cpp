@@ -68,7 +68,11 @@ uint32_t known_sets_for(uint32_t max_sources) {
 }
 
 ObjectOptions options_for_state(const std::string& pin_dir, const xt_config& cfg) {
-  return {.pin_dir = pin_dir, .test_clock = false, .max_sources = cfg.max_sources, .hot_bits = cfg.hot_bits};
+  return {.pin_dir = pin_dir,
+          .test_clock = false,
+          .max_sources = cfg.max_sources,
+          .hot_bits = cfg.hot_bits,
+          .pins_must_exist = true};
 }
 
 Result<Skeleton> open_object(const ObjectOptions& options) {
@@ -127,6 +131,22 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
     bpf_program* prog = skel->progs.xthrottle;
     if (int err = bpf_program__set_flags(prog, bpf_program__flags(prog) | BPF_F_XDP_HAS_FRAGS); err)
       return system_error("cannot ask for multi-buffer frames", err);
+  }
+  // Last: a reused map can no longer be sized.
+  if (options.pin_dir && options.pins_must_exist) {
+    bpf_map* map;
+    bpf_object__for_each_map(map, skel->obj) {
+      const char* path = bpf_map__pin_path(map);
+      if (!path) continue;
+      Fd fd(bpf_obj_get(path));
+      if (!fd && errno == ENOENT)
+        return system_error("the state at " + *options.pin_dir + " is gone (" + path +
+                            " was removed meanwhile): nothing was made again");
+      if (!fd) return system_error("cannot open " + std::string(path), errno);
+      if (int err = bpf_map__reuse_fd(map, fd.get()); err) return system_error("cannot reuse " + std::string(path), err);
+      if (int err = bpf_map__set_pin_path(map, nullptr); err)
+        return system_error("cannot leave " + std::string(path) + " as it is", err);
+    }
   }
   return skel;
 }

@@ -41,6 +41,12 @@ struct ObjectOptions {
   // What the interface's frames start with: the program is specialised for
   // the interface.
   xt_link link = XT_LINK_ETHER;
+  // The state at pin_dir exists (options_for_state): every pinned map is
+  // that pin, opened as it is, and a pin that is missing is an error. Left
+  // to libbpf, a missing pin was made anew and pinned: a scrape or a status
+  // that loaded its clock just after the state was removed put back a set
+  // of empty pins that every command then refused.
+  bool pins_must_exist = false;
 };
 
 // Whether an interface with this MTU needs the multi-buffer program. Drivers

@@ -263,6 +263,13 @@ Result<State> State::open_or_create(const std::string& pin_dir, const Create& cr
     else
       order.insert(order.begin(), map);
   }
+  // Pins of ours without the rule table's are what a creation or a removal
+  // cut short left (a kill between two pins): no state, and nothing can
+  // use them. Left there, every later creation failed on the first one
+  // ("File exists"), and nothing took them away.
+  for (bpf_map* m : order)
+    if (const std::string path = pin_dir + "/" + bpf_map__name(m); unlink(path.c_str()) != 0 && errno != ENOENT)
+      return system_error("cannot remove " + path + ", left by a state made or removed halfway", errno);
   for (bpf_map* m : order) {
     const std::string path = pin_dir + "/" + bpf_map__name(m);
     if (int err = bpf_map__pin(m, path.c_str()); err) {

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+// The state's pins, on a BPF file system of the test's own (mounted under
+// /run, removed on every exit path).
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include "state.h"
+
+namespace xt {
+namespace {
+
+// A bpffs of its own, mounted for the test and taken away after it.
+class OwnBpffs {
+ public:
+  OwnBpffs() : path_("/run/xt-bpf-pins-" + std::to_string(getpid()) + "-" + std::to_string(next_++)) {
+    std::filesystem::create_directories(path_);
+    mounted_ = mount("bpf", path_.c_str(), "bpf", 0, "mode=0700") == 0;
+  }
+  ~OwnBpffs() {
+    if (mounted_) umount2(path_.c_str(), MNT_DETACH);
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  OwnBpffs(const OwnBpffs&) = delete;
+  OwnBpffs& operator=(const OwnBpffs&) = delete;
+  bool mounted() const { return mounted_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  static inline std::atomic<int> next_{0};
+  std::string path_;
+  bool mounted_ = false;
+};
+
+// A state made on a bpffs of the test's own.
+class Pins : public testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(fs_.mounted()) << "cannot mount a bpffs at " << fs_.path() << ": " << std::strerror(errno);
+    auto made = State::open_or_create(dir_, State::Create{.table = {}, .hz = 1000});
+    ASSERT_TRUE(made.has_value()) << made.error().message;
+  }
+  OwnBpffs fs_;
+  const std::string dir_ = fs_.path() + "/xthrottle";
+};
+
+// A command that had opened the state (status, a scrape, top) loaded its
+// clock program with libbpf pinning by name under the pin directory: where
+// the state had been removed meanwhile (an upgrade's `rm -r`, an attach
+// that failed and took its state out), libbpf made every missing map anew
+// and pinned it, and the next command found a state of ABI 0 and refused
+// it. Now the pins must be there, or the load fails saying so.
+TEST_F(Pins, AStateRemovedUnderAnOpenOneIsNotMadeAgain) {
+  auto open = State::open(dir_);
+  ASSERT_TRUE(open.has_value()) << open.error().message;
+  ASSERT_TRUE(State::unpin(dir_).has_value());
+  ASSERT_FALSE(State::exists(dir_));
+
+  auto now = open->now();
+  ASSERT_FALSE(now.has_value()) << "the clock loaded on pins made anew";
+  EXPECT_NE(now.error().message.find("is gone"), std::string::npos) << now.error().message;
+  EXPECT_FALSE(State::exists(dir_));
+  std::error_code ec;
+  EXPECT_TRUE(!std::filesystem::exists(dir_, ec) || std::filesystem::is_empty(dir_, ec)) << "pins put back in " << dir_;
+}
+
+// A creation or a removal cut short (a kill between two pins) leaves pins
+// without the rule table's, which says a state exists: no state, so every
+// command tried to make one, and failed on the first pin left ("cannot pin
+// ...: File exists"). Nothing took them away.
+TEST_F(Pins, PinsLeftByARemovalCutShortDoNotBlockTheNextState) {
+  ASSERT_EQ(unlink((dir_ + "/" XT_MAP_RULES).c_str()), 0) << "unpin's first step, then the kill";
+  ASSERT_FALSE(State::exists(dir_));
+  auto again = State::open_or_create(dir_, State::Create{.table = {}, .hz = 1000});
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_TRUE(State::exists(dir_));
+  auto rules = again->rules();
+  ASSERT_TRUE(rules.has_value()) << rules.error().message;
+  EXPECT_TRUE(rules->empty());
+}
+
+}  // namespace
+}  // namespace xt
