@@ -45,6 +45,9 @@ TEST_F(Recommend, AQuietRuleHasNoSuggestionAndThePlotKeepsStdoutJson) {
   EXPECT_EQ(text.rc, 0) << text.err;
   EXPECT_NE(text.out.find("no source sent through it: no suggestion"), std::string::npos) << text.out;
   EXPECT_EQ(text.out.find("suggested:"), std::string::npos) << text.out;
+  const Outcome none = lab_->xthrottle({"recommend", "--for", "2s", "--rule", "10.0.0.0/8"});
+  EXPECT_EQ(none.rc, 1) << "no such rule, as capture --rule and rule del say: " << none.err;
+  EXPECT_NE(none.err.find("no limit rule 10.0.0.0/8"), std::string::npos) << none.err;
 }
 
 TEST_F(Recommend, ADryRunPeriodWatchedOrRecordedGivesALimitThatSparesTheQuietSources) {

@@ -77,6 +77,10 @@ burst = 20
   const Outcome foreign = lab_->xthrottle({"replay", config, config});
   EXPECT_EQ(foreign.rc, 2);
   EXPECT_NE(foreign.err.find("not a capture"), std::string::npos) << foreign.err;
+  // Not there: the system's no, exit 1, as for a rules file that is not.
+  const Outcome missing = lab_->xthrottle({"replay", config, dir_ + "/none.pcap"});
+  EXPECT_EQ(missing.rc, 1) << missing.err;
+  EXPECT_NE(missing.err.find("cannot read " + dir_ + "/none.pcap"), std::string::npos) << missing.err;
   // The table to replay in, as attach's options: bad values, exit 2.
   const Outcome idle = lab_->xthrottle({"replay", config, pcap, "--idle", "2h"});
   EXPECT_EQ(idle.rc, 2);

@@ -54,8 +54,9 @@ Result<Observed> watch(const Globals& g, const RecommendOptions& o, uint64_t sec
   auto rules = state->rules();
   if (!rules) return std::unexpected(rules.error());
   const auto names = limit_rule_names(*rules, o.rule);
-  if (names.empty())
-    return usage_error(o.rule.empty() ? "no limit rule to watch" : "no limit rule " + o.rule + " (see rule list)");
+  // No such rule in the state: exit 1, as capture --rule and rule del say.
+  if (names.empty() && !o.rule.empty()) return system_error("no limit rule " + o.rule + " (see rule list)");
+  if (names.empty()) return usage_error("no limit rule to watch");
   for (const auto& e : *rules)
     if (names.contains(e.rule.id) && seen.folded_to() > e.rule.per_len)
       return usage_error(per_refused(o.per, names.at(e.rule.id), e.cidr.family, e.rule.per_len));
