@@ -111,8 +111,16 @@ int run_restore(const Globals& g, const std::string& path, bool json) {
   // The file first: a bad one changes nothing, not even a state made.
   auto file = read_snapshot(path);
   if (!file) return fail(file.error());
-  auto restored = restore_state(g.pin_dir, *file, path, false);
+  // Marked as serve's restore is: one cut short (Ctrl-C while its rules go
+  // in) and run again resumes into the part, topping every counter up to
+  // the snapshot's. Unmarked, the second run found rules in the state and
+  // added none of the counters: stats lost their history. The marker stays
+  // where the restore failed, for the next run to resume.
+  const std::string marker = path + ".restoring";
+  auto restored = restore_state(g.pin_dir, *file, path, false, {}, marker);
   if (!restored) return fail(restored.error());
+  std::error_code ec;
+  std::filesystem::remove(marker, ec);
   const auto& sum = *restored;
   nlohmann::json j = sum->json();
   j["path"] = path;
