@@ -177,5 +177,27 @@ TEST_F(Matches, OverlappingPortRangesAreRefusedWithNothingChanged) {
   EXPECT_TRUE(state_->put_rule(spec, *compile_rule(spec, test::kHz)).has_value()) << "UDP's ranges are apart";
 }
 
+// A `rule add` killed after its port range went in and before its rule did
+// (the new slot's sweep takes a second over a large table) left the range
+// with no rule: a crossing range was then refused as overlapping it, until
+// some rule with a match was deleted.
+TEST_F(Matches, ARangeLeftByAnAddCutShortDoesNotBlockTheNext) {
+  load();
+  RuleSpec spec;
+  spec.cidr = *parse_cidr("198.18.0.0/15");
+  spec.match = match(6, std::pair<uint16_t, uint16_t>(1000, 2000));
+  spec.rates = {*parse_rate("1/s")};
+  struct Killed {};
+  state_->set_step_hook([] { throw Killed{}; });  // the first step: the range is in
+  EXPECT_THROW((void)state_->put_rule(spec, *compile_rule(spec, test::kHz)), Killed);
+  state_->set_step_hook(nullptr);
+  ASSERT_TRUE(state_->rules()->empty()) << "the rule never went in";
+  spec.match = match(6, std::pair<uint16_t, uint16_t>(1500, 3000));
+  auto put = state_->put_rule(spec, *compile_rule(spec, test::kHz));
+  ASSERT_TRUE(put.has_value()) << put.error().message;
+  EXPECT_EQ(passed(tcp("198.18.0.1", 2500, kAck), 5), 1) << "the new range's rule, 1/s";
+  EXPECT_EQ(passed(tcp("198.18.0.1", 1200, kAck), 5), 5) << "unmatched: the range left behind is gone";
+}
+
 }  // namespace
 }  // namespace xt

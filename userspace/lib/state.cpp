@@ -932,6 +932,21 @@ Result<void> State::prepare_match(const Cidr& cidr, const Match& match) {
     auto table = read_port_ranges(port_ranges_.get());
     if (!table) return std::unexpected(table.error());
     auto id = add_port_range(*table, port_slot(*match.proto), match.ports->first, match.ports->second);
+    if (!id) {
+      // A range no rule holds is what an add killed between its range and
+      // its rule left: taken away (and a new epoch, for what packets of it
+      // cached meanwhile), then asked again. The live rules are read only
+      // here: an apply of thousands of rules does not read them for each.
+      auto live = rules();
+      if (!live) return std::unexpected(live.error());
+      auto tidied = tidy_matches(*live);
+      if (!tidied) return std::unexpected(tidied.error());
+      if (*tidied)
+        if (auto ok = publish(&*live); !ok) return ok;
+      table = read_port_ranges(port_ranges_.get());
+      if (!table) return std::unexpected(table.error());
+      id = add_port_range(*table, port_slot(*match.proto), match.ports->first, match.ports->second);
+    }
     if (!id) return std::unexpected(Error{id.error().kind, "cannot add the rule for " + rule_name(cidr, match) + ": " +
                                                                id.error().message});
     if (auto ok = write_port_ranges(*table); !ok) return ok;
@@ -944,7 +959,7 @@ Result<void> State::prepare_match(const Cidr& cidr, const Match& match) {
   return {};
 }
 
-Result<void> State::tidy_matches(const std::vector<RuleEntry>& rules) {
+Result<bool> State::tidy_matches(const std::vector<RuleEntry>& rules) {
   auto table = read_port_ranges(port_ranges_.get());
   if (!table) return std::unexpected(table.error());
   std::array<uint8_t, 256> levels{};
@@ -962,7 +977,7 @@ Result<void> State::tidy_matches(const std::vector<RuleEntry>& rules) {
       changed = true;
     }
   if (changed)
-    if (auto ok = write_port_ranges(*table); !ok) return ok;
+    if (auto ok = write_port_ranges(*table); !ok) return std::unexpected(ok.error());
   if (!config_mem_) return system_error("the state's settings are not mapped: cannot tidy the rules' matches");
   auto* cfg = static_cast<xt_config*>(config_mem_.get());
   bool any = false;
@@ -971,7 +986,7 @@ Result<void> State::tidy_matches(const std::vector<RuleEntry>& rules) {
     any = any || levels[p];
   }
   std::atomic_ref<uint32_t>(cfg->matches).store(any ? 1 : 0, std::memory_order_release);
-  return {};
+  return changed;
 }
 
 // A rule change is made in steps the data path sees one at a time (step()

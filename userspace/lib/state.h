@@ -358,7 +358,7 @@ class State {
   // what no rule needs any more is taken out. `rules` are the live rules
   // (after a deletion: those left).
   Result<void> prepare_match(const Cidr& cidr, const Match& match);
-  Result<void> tidy_matches(const std::vector<RuleEntry>& rules);
+  Result<bool> tidy_matches(const std::vector<RuleEntry>& rules);  // whether a range went
   Result<void> write_port_ranges(const std::vector<xt_port_range>& table);
   // Which rule slots hold a rule: those whose record (xt_rule_text) is not
   // empty; del_rule empties it. One batch read, not a walk of the rules.
