@@ -276,7 +276,16 @@ __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt
 		}
 	}
 	const __u64 need = units * rule->total.cost;
-	const __u64 keep = !claim ? rule->total.cap / 2 : deep ? 0 : rule->total.cap / 4;
+	/* A claim keeps the last quarter only while fair_quiet says the
+	 * claims outrun the total: at 0, a light source's burst (its first
+	 * claim from a full word, the rest not) had its tail stop at the
+	 * quarter. And never more than leaves its own units: a total of a
+	 * burst under 4/3 of a unit (1/min) would refuse every such claim. */
+	__u64 keep = rule->total.cap / 2;
+	if (claim) {
+		keep = deep || !st->fair_quiet ? 0 : rule->total.cap / 4;
+		keep = keep + need > rule->total.cap ? (need < rule->total.cap ? rule->total.cap - need : 0) : keep;
+	}
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < XT_CAS_TRIES; i++) {
 		const __u64 tw = st->total_word;

@@ -317,9 +317,11 @@ struct xt_rule {
  * may claim, metered by the fair word of its bucket, a GCRA in units of
  * 2^XT_FAIR_SHIFT a tick whose cost per unit (the inverse of the share) is
  * xt_rule_state.fair_cost, with a tolerance of XT_FAIR_SECONDS. A packet
- * within its source's share (a claim) may take the total down to a quarter
- * of its burst, and its last quarter too where the word was full for
- * xt_rule_state.fair_quiet before (a source sending under the share); one
+ * within its source's share (a claim) may take the total down to its last
+ * token; while xt_rule_state.fair_quiet is not 0 (the claims outrun the
+ * total), down to a quarter of its burst, and the last quarter only where
+ * the word was full for fair_quiet before (a source sending under the
+ * share); one
  * beyond its share only what is above half the burst, so the heaviest
  * sources give way first. The share is set again at most
  * XT_FAIR_STEPS_PER_SECOND times a second, and over 32 units of the total's refill at least (as rarely as
@@ -381,12 +383,13 @@ struct xt_rule_state {
 	 * dropped) since this tick (low 32 bits, never 0); 0: it is not. */
 	__u32 saturated_since;
 	__u32 last_new_drop;   /* tick (low 32 bits) of the last new-source drop */
-	/* While the share is in force: a claim takes the total's last quarter
-	 * only from a fair word that was full this many ticks at least (a
-	 * source sending under the share, which a quarter of the burst then
-	 * waits for); any other claim takes down to that quarter. Raised
-	 * while such claims are more than the total refills, lowered while
-	 * they are less than half (bucket.bpf.h, xt_fair_step). */
+	/* While the share is in force and this is not 0: a claim takes the
+	 * total's last quarter only from a fair word that was full this many
+	 * ticks at least (a source sending under the share, which a quarter
+	 * of the burst then waits for); any other claim takes down to that
+	 * quarter. Raised while claims from full words are more than 90% of
+	 * what the total refills, lowered while they are less than half
+	 * (bucket.bpf.h, xt_fair_step). */
 	__u32 fair_quiet;
 	__u64 new_drops_at_start; /* the rule's new-source drops, all CPUs, when the saturation began */
 	/* --total, written by the data path. */

@@ -153,6 +153,60 @@ void SmallTotal::shared_fairly(bool bytes) {
 TEST_F(SmallTotal, OfPacketsIsSharedFairly) { shared_fairly(false); }
 TEST_F(SmallTotal, OfBytesIsSharedFairly) { shared_fairly(true); }
 
+// A light source that sends in bursts, under its share: two heavy sources
+// at 200/s against a total of 100/s (the share near 45/s, the total held
+// near half full by the heavy ones' packets beyond it), and a light one
+// sending 40 back to back every 10 s. Its first claim came from a full
+// fair word and the rest did not, so from the second on they stopped at a
+// quarter of the burst: about 15 of each 40 lost, where none were before
+// the last quarter was kept for quiet sources. It is kept only while the
+// claims outrun the total (fair_quiet not 0).
+TEST_F(SmallTotal, ALightSourcesBurstKeepsItsTail) {
+  load();
+  rule("198.18.0.0/15", "1000/s", std::nullopt, [](RuleSpec& s) { s.total = *parse_rate("100/s"); });
+  const auto a = Packet().ipv4(test::nth_source(1)).build(), b = Packet().ipv4(test::nth_source(2)).build();
+  const auto light = Packet().ipv4(test::nth_source(1000)).build();
+  uint64_t light_sent = 0, light_lost = 0;
+  for (uint64_t now = 0; now < 60 * kSec; now += kMs) {
+    if (now % 5 == 0) run(a, now), run(b, now + 2);  // 200/s each
+    if (now >= 10 * kSec && now % (10 * kSec) == 0)
+      for (int i = 0; i < 40; i++, light_sent++) light_lost += run(light, now) != XDP_PASS;
+  }
+  const xt_rule_state st = state_->rule_counters().value().at(0).state;
+  std::printf("[ measure  ] a light source's bursts of 40: lost %llu of %llu; fair_quiet %u\n",
+              (unsigned long long)light_lost, (unsigned long long)light_sent, st.fair_quiet);
+  EXPECT_NE(st.fair_cost, 0u) << "the share in force";
+  EXPECT_EQ(light_lost, 0u) << "40 packets every 10 s, under a share of 45/s";
+}
+
+// A total whose burst is a unit (1/min): a claim that kept a quarter of it
+// could never pass. With the share in force and fair_quiet up (claims from
+// full words had outrun the total), a source's claim from a word that was
+// not full for fair_quiet kept a quarter, and was refused with the total
+// full. It keeps no more than leaves room for its own unit.
+TEST_F(SmallTotal, OfAPacketAMinuteStillPasses) {
+  load();
+  rule("198.18.0.0/15", "1000/s", std::nullopt, [](RuleSpec& s) { s.total = *parse_rate("1/min"); });
+  const auto source = Packet().ipv4(test::nth_source(1)).build();
+  const int fd = bpf_map__fd(skel_->maps.xt_rule_state);
+  const auto entry = state_->rules().value().at(0);
+  uint32_t id = entry.rule.id;
+  const auto set = [&](uint64_t at, uint32_t quiet) {  // the share in force, no step due before `at`
+    xt_rule_state st{};
+    ASSERT_EQ(bpf_map_lookup_elem(fd, &id, &st), 0);
+    st.fair_cost = std::min<uint64_t>(entry.rule.fair_start, uint64_t{kSec} << XT_FAIR_SHIFT);  // the floor, 1/s
+    st.fair_at = static_cast<uint32_t>(at);
+    st.fair_quiet = quiet;
+    ASSERT_EQ(bpf_map_update_elem(fd, &id, &st, BPF_EXIST), 0);
+  };
+  set(0, 0);
+  ASSERT_EQ(run(source, 0), XDP_PASS) << "a claim from a fresh word, the total full";
+  // A minute on, the total full again; the word full for 59.5 s (its claim
+  // cost a second), under a fair_quiet of a minute.
+  set(60500, 60 * kSec);
+  EXPECT_EQ(run(source, 60500), XDP_PASS) << "a claim with the total full";
+}
+
 // A step of a small total spans a second (its 32 packets of refill take
 // longer) and comes with the first packet after it, often late. The claims
 // were counted over the whole time since the step before, the refill over

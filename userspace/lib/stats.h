@@ -54,7 +54,8 @@ struct Stats {
 std::optional<double> fair_share(const RuleCounters& rule, uint32_t hz);
 // A rule with a total: how long a source must have been quiet, in seconds,
 // for its claim to take the total's last quarter (abi.h, fair_quiet); 0
-// while every source's may, or the total does not bind. nullopt without a total.
+// while every claim may (the claims do not outrun the total, or it does not
+// bind). nullopt without a total.
 std::optional<double> fair_quiet_seconds(const RuleCounters& rule, uint32_t hz);
 Result<Stats> read_stats(const State& state);
 // The rules whose new-source budget is saturated now.
