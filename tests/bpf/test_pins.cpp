@@ -10,6 +10,9 @@
 #include <filesystem>
 #include <string>
 
+#include <bpf/bpf.h>
+
+#include "fd.h"
 #include "state.h"
 
 namespace xt {
@@ -83,6 +86,31 @@ TEST_F(Pins, PinsLeftByARemovalCutShortDoNotBlockTheNextState) {
   auto rules = again->rules();
   ASSERT_TRUE(rules.has_value()) << rules.error().message;
   EXPECT_TRUE(rules->empty());
+}
+
+// A pin that is not the map this build makes for the state (another entry
+// count, as a build that sizes a table otherwise would find): libbpf's own
+// reuse of pins refused it, and opening each pin as it is must too.
+TEST_F(Pins, APinOfAnotherShapeIsRefused) {
+  const std::string path = dir_ + "/xt_known_tags";
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  {
+    Fd fd(bpf_obj_get(path.c_str()));
+    ASSERT_TRUE(fd) << std::strerror(errno);
+    ASSERT_EQ(bpf_obj_get_info_by_fd(fd.get(), &info, &len), 0);
+  }
+  LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = info.map_flags);
+  Fd other(bpf_map_create(static_cast<bpf_map_type>(info.type), "xt_known_tags", info.key_size, info.value_size,
+                          info.max_entries * 2, &opts));
+  ASSERT_TRUE(other) << std::strerror(errno);
+  ASSERT_EQ(unlink(path.c_str()), 0);
+  ASSERT_EQ(bpf_obj_pin(other.get(), path.c_str()), 0) << std::strerror(errno);
+  auto open = State::open(dir_);
+  ASSERT_TRUE(open.has_value()) << open.error().message;
+  auto now = open->now();
+  ASSERT_FALSE(now.has_value()) << "the clock loaded on a table of another size";
+  EXPECT_NE(now.error().message.find("xt_known_tags is not the map"), std::string::npos) << now.error().message;
 }
 
 }  // namespace

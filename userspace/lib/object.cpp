@@ -143,6 +143,23 @@ Result<Skeleton> open_object(const ObjectOptions& options) {
         return system_error("the state at " + *options.pin_dir + " is gone (" + path +
                             " was removed meanwhile): nothing was made again");
       if (!fd) return system_error("cannot open " + std::string(path), errno);
+      // What libbpf checks before it reuses a pin, which reuse_fd does not:
+      // the same kind of map, sizes and flags (a devmap's read-only flag is
+      // the kernel's own).
+      bpf_map_info info{};
+      uint32_t len = sizeof(info);
+      if (int err = bpf_obj_get_info_by_fd(fd.get(), &info, &len); err)
+        return system_error("cannot inspect " + std::string(path), err);
+      if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+          info.value_size != bpf_map__value_size(map) || info.max_entries != bpf_map__max_entries(map) ||
+          (info.map_flags & ~BPF_F_RDONLY_PROG) != (bpf_map__map_flags(map) & ~BPF_F_RDONLY_PROG))
+        return system_error(std::string(path) + " is not the map this build makes for the state (type " +
+                            std::to_string(info.type) + ", " + std::to_string(info.key_size) + "-byte keys, " +
+                            std::to_string(info.value_size) + "-byte values, " + std::to_string(info.max_entries) +
+                            " entries, flags " + std::to_string(info.map_flags) + "; this build's: type " +
+                            std::to_string(bpf_map__type(map)) + ", " + std::to_string(bpf_map__key_size(map)) + ", " +
+                            std::to_string(bpf_map__value_size(map)) + ", " + std::to_string(bpf_map__max_entries(map)) +
+                            ", " + std::to_string(bpf_map__map_flags(map)) + ")");
       if (int err = bpf_map__reuse_fd(map, fd.get()); err) return system_error("cannot reuse " + std::string(path), err);
       if (int err = bpf_map__set_pin_path(map, nullptr); err)
         return system_error("cannot leave " + std::string(path) + " as it is", err);
