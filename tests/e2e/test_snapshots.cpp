@@ -504,6 +504,17 @@ TEST_F(Snapshots, ARuleWhoseInterfaceIsNotMadeYetCostsNothingElseOfTheSnapshot) 
   EXPECT_EQ(hand.rc, 0) << hand.err;
   EXPECT_NE(hand.out.find("drops what it would send out scrub0"), std::string::npos) << hand.out;
   EXPECT_EQ(lab_->xthrottle_json({"bans", "--json"}).size(), 1u);
+
+  // But not over a live rule whose drops go out an interface that is
+  // there: the restore would give that redirect up for drops. Refused,
+  // exit 1, nothing changed.
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--over", "redirect:scrub0-later"});
+  const json before = rules();
+  const Outcome over = lab_->xthrottle({"restore", file});
+  EXPECT_EQ(over.rc, 1) << over.err;
+  EXPECT_NE(over.err.find("send its drops out scrub0, which this network namespace does not have"), std::string::npos)
+      << over.err;
+  EXPECT_EQ(rules(), before) << "the live redirect kept";
 }
 
 TEST_F(Snapshots, WhatIsRefusedMakesNoState) {

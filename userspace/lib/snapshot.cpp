@@ -482,12 +482,22 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
       return snapshot_error(path, "its rule " + rule_name(r.cidr, m) + " does not fit beside the live rules' ports: " +
                                       ok.error().message);
   }
+  // A rule that replaces a live one is no rule made at boot: where its
+  // drops would go out an interface that is not there, the live rule's
+  // redirect is not given up for drops. Refused before anything changes.
+  for (const auto& r : snap->rules) {
+    const RuleEntry* live = live_before(r);
+    if (live && !same_rule(live->spec, r.spec) && r.spec.redirect && !if_nametoindex(r.spec.redirect->c_str()))
+      return system_error(path + ": its rule for " + rule_name(r.cidr, r.spec.match) + " would replace the live one " +
+                          "and send its drops out " + *r.spec.redirect +
+                          ", which this network namespace does not have; nothing was changed");
+  }
   std::vector<bool> added(snap->rules.size());
   for (size_t i = 0; i < snap->rules.size(); i++) {
     const auto& r = snap->rules[i];
     const RuleEntry* live = live_before(r);
     if (live && same_rule(live->spec, r.spec)) continue;
-    auto put = state.put_rule(r.spec, compiled[i], true);
+    auto put = state.put_rule(r.spec, compiled[i], !live);
     if (!put) return std::unexpected(put.error());
     if (r.spec.redirect && !if_nametoindex(r.spec.redirect->c_str()))
       sum.redirects_waiting.emplace_back(rule_name(r.cidr, r.spec.match), *r.spec.redirect);
