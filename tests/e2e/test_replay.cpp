@@ -13,6 +13,8 @@
 #include <fstream>
 #include <thread>
 
+#include <sys/stat.h>
+
 #include "operate_test.h"
 
 namespace xt::test {
@@ -77,6 +79,19 @@ burst = 20
   const Outcome foreign = lab_->xthrottle({"replay", config, config});
   EXPECT_EQ(foreign.rc, 2);
   EXPECT_NE(foreign.err.find("not a capture"), std::string::npos) << foreign.err;
+  // From standard input ("-", as libpcap reads it) and through a FIFO, each
+  // opened once: the same replay.
+  std::string piped_cmd;
+  for (const auto& a : lab_->xthrottle_argv({"replay", config, "-", "--json"})) piped_cmd += "'" + a + "' ";
+  const Outcome piped = run({"sh", "-c", piped_cmd + "< '" + pcap + "'"});
+  ASSERT_EQ(piped.rc, 0) << piped.err;
+  EXPECT_EQ(json::parse(piped.out)["replayed"], 2040);
+  const std::string fifo = dir_ + "/seen.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  Background feeder({"sh", "-c", "cat '" + pcap + "' > '" + fifo + "'"});
+  const json fed = lab_->xthrottle_json({"replay", config, fifo, "--json"});
+  EXPECT_EQ(fed["replayed"], 2040);
+  EXPECT_EQ(feeder.wait().rc, 0) << "the writer saw its reader to the end";
   // Not there: the system's no, exit 1, as for a rules file that is not.
   const Outcome missing = lab_->xthrottle({"replay", config, dir_ + "/none.pcap"});
   EXPECT_EQ(missing.rc, 1) << missing.err;

@@ -1,13 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include "pcap_reader.h"
 
-#include <fcntl.h>
 #include <pcap/pcap.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
-
-#include "fd.h"
 
 namespace xt {
 namespace {
@@ -22,9 +20,18 @@ uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1])
 Result<PcapReader> PcapReader::open(const std::string& path) {
   // A file that is not there, or not ours to read, is the system's no
   // (exit 1, as for a rules file); one libpcap cannot read is bad input.
-  if (Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); !fd) return system_error("cannot read " + path, errno);
+  // Opened once and handed to libpcap (a FIFO opened twice lost its writer),
+  // "-" being standard input, as libpcap reads it.
   char err[PCAP_ERRBUF_SIZE] = {};
-  pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
+  pcap_t* p = nullptr;
+  if (path == "-") {
+    p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
+  } else {
+    FILE* file = std::fopen(path.c_str(), "rbe");
+    if (!file) return system_error("cannot read " + path, errno);
+    p = pcap_fopen_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_NANO, err);
+    if (!p) std::fclose(file);  // libpcap closes it only once it holds it
+  }
   if (!p) return usage_error(path + ": not a capture libpcap reads (pcap or pcapng): " + err);
   PcapReader r;
   r.path_ = path;
