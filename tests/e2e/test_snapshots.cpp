@@ -515,6 +515,13 @@ TEST_F(Snapshots, ARuleWhoseInterfaceIsNotMadeYetCostsNothingElseOfTheSnapshot) 
   EXPECT_NE(over.err.find("send its drops out scrub0, which this network namespace does not have"), std::string::npos)
       << over.err;
   EXPECT_EQ(rules(), before) << "the live redirect kept";
+  EXPECT_FALSE(std::filesystem::exists(file + ".restoring")) << "a refused restore is nothing to resume";
+  // Over a live rule that only drops, nothing is given up: it goes in.
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "10/s"});
+  const json plain = lab_->xthrottle_json({"restore", file, "--json"});
+  ASSERT_TRUE(plain.contains("redirects_waiting")) << plain.dump();
+  EXPECT_EQ(plain["redirects_waiting"][0]["interface"], "scrub0");
+  EXPECT_FALSE(plain.value("resumed", false)) << "the refusal before left no marker";
 }
 
 TEST_F(Snapshots, WhatIsRefusedMakesNoState) {

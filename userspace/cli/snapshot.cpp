@@ -71,14 +71,16 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
     if (!empty) return std::unexpected(empty.error());
     if (!*empty) return std::nullopt;
   }
-  // Marked before the first change, under the lock: a kill from here on
-  // leaves a state the next start resumes into.
-  if (!marker.empty()) {
-    std::ofstream mark(marker, std::ios::trunc);
-    mark << identity;
-    if (!mark.flush())
+  // Marked before the first change, once the restore's checks have passed,
+  // under the lock: a kill from then on leaves a state the next start
+  // resumes into; a refusal leaves no marker to mislead the next run.
+  const auto mark = [&] {
+    if (marker.empty()) return;
+    std::ofstream out(marker, std::ios::trunc);
+    out << identity;
+    if (!out.flush())
       std::cerr << "xthrottle: warning: cannot write " << marker << ": a restore cut short would not be resumed\n";
-  }
+  };
   // Into a state made otherwise: its own table stays, and the operator is
   // told (a smaller one may not hold every source the snapshot has).
   auto cfg = locked->state->config();
@@ -87,7 +89,7 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
     std::cerr << "xthrottle: warning: " << path
               << " was saved from a state with another source table; its sources go into this one as it is: "
               << same.error().message << "\n";
-  auto sum = restore_snapshot(*locked->state, file, path, online_cpus(), resume);
+  auto sum = restore_snapshot(*locked->state, file, path, online_cpus(), resume, mark);
   if (!sum) return std::unexpected(sum.error());
   sum->resumed = resume;
   return std::optional(*sum);

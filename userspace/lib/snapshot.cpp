@@ -416,7 +416,7 @@ T short_of(const T& want, const T& have) {
 }  // namespace
 
 Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file, const std::string& path,
-                                         uint32_t cpus, bool resume) {
+                                         uint32_t cpus, bool resume, const std::function<void()>& before_change) {
   const SnapshotFile* snap = &file;
   auto cfg = state.config();
   if (!cfg) return std::unexpected(cfg.error());
@@ -482,22 +482,26 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
       return snapshot_error(path, "its rule " + rule_name(r.cidr, m) + " does not fit beside the live rules' ports: " +
                                       ok.error().message);
   }
-  // A rule that replaces a live one is no rule made at boot: where its
-  // drops would go out an interface that is not there, the live rule's
-  // redirect is not given up for drops. Refused before anything changes.
+  // A rule whose drops go out an interface that is not there goes in and
+  // drops them meanwhile (a boot's restore comes before the interface), but
+  // does not take the place of a live rule that sends its drops out one
+  // that is: that redirect is not given up for drops. Refused before
+  // anything changes.
+  const auto sends_out = [](const RuleSpec& spec) { return spec.redirect && if_nametoindex(spec.redirect->c_str()); };
   for (const auto& r : snap->rules) {
     const RuleEntry* live = live_before(r);
-    if (live && !same_rule(live->spec, r.spec) && r.spec.redirect && !if_nametoindex(r.spec.redirect->c_str()))
+    if (live && !same_rule(live->spec, r.spec) && r.spec.redirect && !sends_out(r.spec) && sends_out(live->spec))
       return system_error(path + ": its rule for " + rule_name(r.cidr, r.spec.match) + " would replace the live one " +
                           "and send its drops out " + *r.spec.redirect +
                           ", which this network namespace does not have; nothing was changed");
   }
+  if (before_change) before_change();
   std::vector<bool> added(snap->rules.size());
   for (size_t i = 0; i < snap->rules.size(); i++) {
     const auto& r = snap->rules[i];
     const RuleEntry* live = live_before(r);
     if (live && same_rule(live->spec, r.spec)) continue;
-    auto put = state.put_rule(r.spec, compiled[i], !live);
+    auto put = state.put_rule(r.spec, compiled[i], true);
     if (!put) return std::unexpected(put.error());
     if (r.spec.redirect && !if_nametoindex(r.spec.redirect->c_str()))
       sum.redirects_waiting.emplace_back(rule_name(r.cidr, r.spec.match), *r.spec.redirect);

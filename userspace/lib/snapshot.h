@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -76,8 +77,11 @@ Result<std::vector<xt_rule>> check_snapshot_rules(const SnapshotFile& file, cons
 // it. path names the file in messages.
 // resume: the state holds part of this very snapshot, put in by a restore
 // that a kill cut short; its counters are topped up to the snapshot's
-// (neither added twice nor left out).
+// (neither added twice nor left out). before_change, if given, is called
+// once the checks have passed, before the first change (a restore's
+// marker: one refused by a check changed nothing, and is nothing to resume).
 Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file, const std::string& path,
-                                         uint32_t cpus, bool resume = false);
+                                         uint32_t cpus, bool resume = false,
+                                         const std::function<void()>& before_change = {});
 
 }  // namespace xt
