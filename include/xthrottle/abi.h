@@ -318,8 +318,8 @@ struct xt_rule {
  * 2^XT_FAIR_SHIFT a tick whose cost per unit (the inverse of the share) is
  * xt_rule_state.fair_cost, with a tolerance of XT_FAIR_SECONDS. A packet
  * within its source's share (a claim) may take the total down to its last
- * token; while xt_rule_state.fair_quiet is not 0 (the claims outrun the
- * total), down to a quarter of its burst, and the last quarter only where
+ * token; while xt_rule_state.fair_quiet is not 0 (claims from full words
+ * outrun the total), down to a quarter of its burst, and the last quarter only where
  * the word was full for fair_quiet before (a source sending under the
  * share); one
  * beyond its share only what is above half the burst, so the heaviest

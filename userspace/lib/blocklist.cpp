@@ -312,7 +312,7 @@ Result<void> State::del_blocklist(const std::string& name) {
   if (!have) return std::unexpected(have.error());
   auto it = std::ranges::find_if(*have, [&](const Blocklist& b) { return name == b.list.name; });
   // Nothing of that name in the state: the state said no, as for `rule
-  // del` and `ban del` (exit 1); a name that could be none is usage.
+  // del` and `ban del` (exit 1).
   if (it == have->end()) return system_error("no blocklist " + name + " (see `xthrottle blocklist list`)");
   std::vector<std::vector<xt_block_entry>> lists;
   for (const auto& b : *have) {
