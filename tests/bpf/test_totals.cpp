@@ -22,6 +22,13 @@ using test::kSec;
 using test::Packet;
 using test::Program;
 
+// One IPv4 frame from each of `count` sources, the `from`th source on.
+std::vector<std::vector<uint8_t>> frames_of(int count, int from = 0) {
+  std::vector<std::vector<uint8_t>> out;
+  for (int i = 0; i < count; i++) out.push_back(Packet().ipv4(test::nth_source(from + i)).build());
+  return out;
+}
+
 // 200 sources each within its own limit (100 a second against 1000) but
 // together ten times over the rule's total of 2000 a second, and 20 light
 // sources each at a tenth of the fair share (2000 / 200 = 10 a second):
@@ -32,9 +39,7 @@ TEST_F(Program, ATotalIsSharedFairlyAndTheHeaviestGiveWay) {
   load();
   rule("198.18.0.0/15", "1000/s", std::nullopt, [](RuleSpec& s) { s.total = *parse_rate("2000/s"); });
   constexpr int kHeavy = 200, kLight = 20;
-  std::vector<std::vector<uint8_t>> heavy, light;
-  for (int i = 0; i < kHeavy; i++) heavy.push_back(Packet().ipv4(test::nth_source(i)).build());
-  for (int i = 0; i < kLight; i++) light.push_back(Packet().ipv4(test::nth_source(1000 + i)).build());
+  const auto heavy = frames_of(kHeavy), light = frames_of(kLight, 1000);
   uint64_t seed = 1, heavy_passed = 0, heavy_sent = 0, light_passed = 0, light_sent = 0, passed_after_5s = 0;
   for (uint64_t now = 0; now < 20 * kSec; now += kMs) {
     // 20 heavy packets a millisecond (100 a second from each), in a
@@ -76,9 +81,7 @@ TEST_F(Program, ATotalKeepsLightSourcesThatSendAtRandom) {
   load();
   rule("198.18.0.0/15", "1000/s", std::nullopt, [](RuleSpec& s) { s.total = *parse_rate("2000/s"); });
   constexpr int kHeavy = 200, kLight = 20;
-  std::vector<std::vector<uint8_t>> heavy, light;
-  for (int i = 0; i < kHeavy; i++) heavy.push_back(Packet().ipv4(test::nth_source(i)).build());
-  for (int i = 0; i < kLight; i++) light.push_back(Packet().ipv4(test::nth_source(1000 + i)).build());
+  const auto heavy = frames_of(kHeavy), light = frames_of(kLight, 1000);
   std::mt19937_64 random(7);
   std::exponential_distribution<double> gap(1.0);  // seconds between a light source's packets
   std::vector<uint64_t> next(kLight);
@@ -301,9 +304,7 @@ void ManySources::keep_the_light_ones(int heavy_count, int heavy_per_ms, uint64_
   load(16384);  // room for every source
   rule("198.18.0.0/15", "10/s", std::nullopt, [](RuleSpec& s) { s.total = *parse_rate("100/s"); });
   constexpr int kLight = 10;
-  std::vector<std::vector<uint8_t>> heavy, light;
-  for (int i = 0; i < heavy_count; i++) heavy.push_back(Packet().ipv4(test::nth_source(i)).build());
-  for (int i = 0; i < kLight; i++) light.push_back(Packet().ipv4(test::nth_source(20000 + i)).build());
+  const auto heavy = frames_of(heavy_count), light = frames_of(kLight, 20000);
   const uint64_t gap = light_every * kSec / kLight;
   uint64_t seed = 1, light_sent = 0, light_lost = 0, passed_after_10s = 0;
   for (uint64_t now = 0; now < seconds * kSec; now += kMs) {

@@ -31,6 +31,13 @@ class Snapshots : public Operate {
     ok({"attach", "dut0"});
     ASSERT_EQ(rules().size(), 0u) << "a fresh state";
   }
+  // A rule of 1000 a day, 900 of it used by one source, saved to `file`.
+  void save_with_900_used(const std::string& file) {
+    ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/day", "--burst", "1000"});
+    lab_->reset_received();
+    flood_from("198.18.0.9", 900);
+    ok({"save", file});
+  }
 };
 
 TEST_F(Snapshots, AQuotaPartUsedIsPartUsedAfterAReboot) {
@@ -214,10 +221,7 @@ TEST_F(Snapshots, ASnapshotServeSkipsForAnotherStateIsKeptAside) {
 // counter topped up to the snapshot's, not added twice.
 TEST_F(Snapshots, ARestoreCutShortIsResumedByTheNextServe) {
   const std::string file = dir_ + "/serve.snap";
-  ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/day", "--burst", "1000"});
-  lab_->reset_received();
-  flood_from("198.18.0.9", 900);
-  ok({"save", file});
+  save_with_900_used(file);
   std::filesystem::copy_file(file, file + ".whole");
   reboot();
   // What the cut restore had put in: the rule, without its counters (the
@@ -427,10 +431,7 @@ TEST_F(Snapshots, NoScrapeReadsACounterBeforeItIsRestored) {
 // serve does, and the next run resumes into the part.
 TEST_F(Snapshots, AHandRestoreCutShortIsResumedByTheNext) {
   const std::string file = dir_ + "/hand.snap";
-  ok({"rule", "add", "198.18.0.0/15", "--rate", "1000/day", "--burst", "1000"});
-  lab_->reset_received();
-  flood_from("198.18.0.9", 900);
-  ok({"save", file});
+  save_with_900_used(file);
   const json saved = lab_->xthrottle_json({"stats", "--json"});
   reboot();
   // What the cut restore had put in: the rule, without its counters, and
