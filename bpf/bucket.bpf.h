@@ -99,7 +99,7 @@ static __always_inline struct xt_limit xt_fair_limit(__u64 cost, __u32 hz)
  * source has). It comes into force when the total falls below 90% of its
  * burst, and goes out when it is the whole total again and the total at
  * least half full. The same step sets fair_quiet (abi.h) from the claims
- * that took the total's last quarter. */
+ * made from full fair words. */
 #define XT_FAIR_STEP_UNITS 32
 #define XT_FAIR_STEP_FRAME 1500 /* a byte total's step: XT_FAIR_STEP_UNITS frames of this many bytes */
 static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule_state *st, __u32 hz, __u64 now)
@@ -158,8 +158,9 @@ static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule
 		got >>= 12;
 		got_deep >>= 12;
 	}
-	/* The last quarter's claims, against the same 90% of the refill: more,
-	 * and the sources taking it are not all under the share (a botnet of
+	/* The claims from full words (those that may take the total's last
+	 * quarter), against the same 90% of the refill: more, and the sources
+	 * making them are not all under the share (a botnet of
 	 * more sources than the total passes in a second each claims a unit a
 	 * second, the share's floor, and the total refills less than that:
 	 * every claim took the last tokens, a light source's among them), so
@@ -191,8 +192,8 @@ static __always_inline void xt_fair_step(const struct xt_rule *r, struct xt_rule
  * again as full, XT_FAIR_QUIET_MAX_TICKS and a few seconds back (so that a
  * CPU whose clock is behind reads it as full too, and any fair_quiet as
  * passed: its source has been quiet), by compare-and-swap: a claim
- * meanwhile wins. A fresh share's TAT 0 is left as it is. serve's hourly walk (control.bpf.h,
- * xt_catch_up's fair_only). */
+ * meanwhile wins. A fresh share's TAT 0 is left as it is. serve's hourly
+ * walk (control.bpf.h, xt_catch_up's fair_only). */
 static __always_inline int xt_fair_refresh(__u64 *word, __u8 gen, __u64 now)
 {
 	const __u64 old = *(volatile __u64 *)word;
@@ -276,8 +277,8 @@ __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt
 		}
 	}
 	const __u64 need = units * rule->total.cost;
-	/* A claim keeps the last quarter only while fair_quiet says the
-	 * claims outrun the total: at 0, a light source's burst (its first
+	/* A claim keeps the last quarter only while fair_quiet says claims
+	 * from full words outrun the total: at 0, a light source's burst (its first
 	 * claim from a full word, the rest not) had its tail stop at the
 	 * quarter. And never more than leaves its own units: a total of a
 	 * burst under 4/3 of a unit (1/min) would refuse every such claim. */
