@@ -284,8 +284,9 @@ __attribute__((noinline)) int xt_take_total(struct xt_bucket *b, const struct xt
 	 * burst under 4/3 of a unit (1/min) would refuse every such claim. */
 	__u64 keep = rule->total.cap / 2;
 	if (claim) {
+		const __u64 room = need < rule->total.cap ? rule->total.cap - need : 0;
 		keep = deep || !st->fair_quiet ? 0 : rule->total.cap / 4;
-		keep = keep + need > rule->total.cap ? (need < rule->total.cap ? rule->total.cap - need : 0) : keep;
+		keep = keep < room ? keep : room;
 	}
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < XT_CAS_TRIES; i++) {

@@ -503,7 +503,7 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     if (live && same_rule(live->spec, r.spec)) continue;
     auto put = state.put_rule(r.spec, compiled[i], true);
     if (!put) return std::unexpected(put.error());
-    if (r.spec.redirect && !if_nametoindex(r.spec.redirect->c_str()))
+    if (r.spec.redirect && !sends_out(r.spec))
       sum.redirects_waiting.emplace_back(rule_name(r.cidr, r.spec.match), *r.spec.redirect);
     added[i] = !*put;
     if (!added[i]) continue;
