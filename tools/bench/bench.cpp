@@ -430,6 +430,17 @@ Legit legit_counts(const Lab& lab, Limiter l) {
   return {raw_counter(listing, kLegitSource), raw_counter(listing, kFloodRange)};
 }
 
+// --straight: floods run each lab's XDP program from floodgen's test run
+// instead of sending (Lab::flood_straight), where the kernel refuses live
+// frames; the peers, which run none, are left out.
+bool g_straight = false;
+
+std::unique_ptr<Lab> bench_lab() {
+  auto lab = std::make_unique<Lab>("xtbench");
+  if (g_straight) lab->flood_straight();
+  return lab;
+}
+
 // --prog-time: the kernel's run-time statistics of each XDP program (its
 // own ns a run, which the sender's speed does not decide), on for the run.
 bool g_prog_time = false;
@@ -441,11 +452,8 @@ struct ProgRuns {
 
 // The run count and run time of the XDP program on the lab's dut0.
 ProgRuns dut_prog_runs(const Lab& lab) {
-  const Outcome r = run({"ip", "-n", lab.dut_ns(), "-j", "link", "show", "dut0"});
-  must(r, "reading dut0's XDP program");
-  const json link = json::parse(r.out).at(0);
-  if (!link.contains("xdp") || !link["xdp"].contains("prog")) return {};
-  const auto id = link["xdp"]["prog"]["id"].get<uint32_t>();
+  const uint32_t id = lab.dut_xdp_prog();
+  if (id == 0) return {};
   const xt::Fd fd(bpf_prog_get_fd_by_id(id));
   if (!fd) die("cannot open program " + std::to_string(id) + " of dut0: " + std::strerror(errno));
   bpf_prog_info info{};
@@ -561,7 +569,7 @@ json measure_throughput(uint32_t reps, uint64_t frames) {
       // that a slow moment of the machine does not land on one limiter only.
       std::vector<std::unique_ptr<Lab>> labs;
       for (Limiter l : limiters) {
-        labs.push_back(std::make_unique<Lab>("xtbench"));
+        labs.push_back(bench_lab());
         set_up(*labs.back(), l, kThroughputLimit);
       }
       std::vector<Runs> runs(std::size(limiters));
@@ -620,7 +628,7 @@ json measure_scale(uint32_t reps, uint64_t frames) {
     json row = {{"case", c.label}};
     std::vector<std::unique_ptr<Lab>> labs;
     for (Limiter l : limiters) {
-      labs.push_back(std::make_unique<Lab>("xtbench"));
+      labs.push_back(bench_lab());
       set_up(*labs.back(), l, c.limit, c.burst, c.extra, c.xt_args);
     }
     Lab& xt_lab = *labs[1];
@@ -685,7 +693,7 @@ json measure_classify_path(uint32_t reps, uint64_t frames) {
     }
   }
   std::vector<std::unique_ptr<Lab>> labs;
-  for (int i = 0; i < 3; i++) labs.push_back(std::make_unique<Lab>("xtbench"));
+  for (int i = 0; i < 3; i++) labs.push_back(bench_lab());
   set_up(*labs[0], Limiter::XdpDrop, 1);
   must(labs[1]->xthrottle({"attach", "dut0", "--mode", "native"}), "xthrottle attach");
   must(labs[1]->xthrottle({"rule", "add", "0.0.0.0/0", "--deny"}), "xthrottle rule add");
@@ -802,7 +810,7 @@ json measure_clients() {
   const std::vector<Limiter> limiters = {Limiter::Xthrottle, Limiter::Hashlimit, Limiter::NftMeter};
   std::vector<std::unique_ptr<Lab>> labs;
   for (Limiter l : limiters) {
-    labs.push_back(std::make_unique<Lab>("xtbench"));
+    labs.push_back(bench_lab());
     set_up(*labs.back(), l, kThroughputLimit);
     set_up_clients(*labs.back(), l);
   }
@@ -1049,7 +1057,7 @@ json measure_fair_share(uint32_t reps, uint64_t frames) {
   const std::vector<Limiter> limiters = compared();
   std::vector<std::unique_ptr<Lab>> labs;
   for (Limiter l : limiters) {
-    labs.push_back(std::make_unique<Lab>("xtbench"));
+    labs.push_back(bench_lab());
     set_up_total(*labs.back(), l);
   }
   const double heavy_rate = 10 * kFairTotal, light_rate = kFairLight * (kFairTotal / kFairHeavy) / 10;
@@ -1398,8 +1406,16 @@ int main(int argc, char** argv) {
   app.add_flag("--prog-time", g_prog_time,
                "Throughput, scale and fair: also each XDP program's own ns a run, by the kernel's run-time "
                "statistics (on for the run; they slow every XDP program alike)");
+  app.add_flag("--straight", g_straight,
+               "Throughput and scale: send nothing; floodgen runs each lab's XDP program on every frame itself "
+               "(where the kernel refuses live frames: the programs' own cost, without a sender; no peers)")
+      ->needs("--only");
   CLI11_PARSE(app, argc, argv);
-  g_peers = !no_peers;
+  g_peers = !no_peers && !g_straight;
+  if (g_straight && std::ranges::any_of(only, [](const std::string& s) { return s != "throughput" && s != "scale"; })) {
+    std::cerr << "bench: --straight measures the throughput and scale sections only\n";
+    return 2;
+  }
   if (geteuid() != 0) {
     std::cerr << "bench: needs root: it loads BPF programs and builds network namespaces\n";
     return 1;
@@ -1437,7 +1453,7 @@ int main(int argc, char** argv) {
 namespace {
 
 int run_bench(const std::string& out_dir, uint32_t reps, uint64_t frames, const std::vector<std::string>& only) {
-  json results = {{"reps", reps}, {"frames", frames}, {"prog_time", g_prog_time}};
+  json results = {{"reps", reps}, {"frames", frames}, {"prog_time", g_prog_time}, {"straight", g_straight}};
   auto wanted = [&](const char* section) { return only.empty() || std::ranges::count(only, section) > 0; };
   if (wanted("cost")) results["cost"] = measure_cost(5000000);
   if (wanted("classify")) {

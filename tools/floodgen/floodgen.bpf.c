@@ -19,6 +19,7 @@ const volatile __u32 fg_v6_word = 1;   /* which IPv6 word: 1 (bits 32-63, one /6
 const volatile __u8 fg_ipv6 = 0;
 const volatile __u32 fg_l3_offset = 14;
 const volatile __u32 fg_ifindex = 0;   /* the device frames are sent from */
+const volatile __u8 fg_straight = 0;   /* tail-call fg_receiver instead of XDP_TX */
 /* The frame's headers, written over every frame before it is stamped when
  * fg_restore is set. Live frames are recycled as the receiver left them: a
  * receiver that answers from XDP (xthrottle's TCP proofs rewrite a SYN into
@@ -34,6 +35,24 @@ struct {
 	__type(value, __u64);
 	__uint(max_entries, 1);
 } fg_seq SEC(".maps");
+
+/* The receiver's XDP program, for fg_straight. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} fg_receiver SEC(".maps");
+
+/* The stamped frame on its way: out of the device, or into the receiver. */
+static __always_inline int fg_deliver(struct xdp_md *ctx)
+{
+	if (fg_straight) {
+		bpf_tail_call(ctx, &fg_receiver, 0);
+		return XDP_ABORTED; /* no receiver in the slot */
+	}
+	return XDP_TX;
+}
 
 static __always_inline __u16 csum_fold(__u32 sum)
 {
@@ -75,7 +94,7 @@ int floodgen(struct xdp_md *ctx)
 			*(__u32 *)(l3 + 20) = __builtin_bswap32(src);
 		else
 			*(__u32 *)(l3 + 12) = __builtin_bswap32(src);
-		return XDP_TX;
+		return fg_deliver(ctx);
 	}
 	if ((void *)(l3 + 20) > data_end)
 		return XDP_ABORTED;
@@ -88,5 +107,5 @@ int floodgen(struct xdp_md *ctx)
 	for (int i = 0; i < 10; i++)
 		sum += words[i];
 	words[5] = csum_fold(sum);
-	return XDP_TX;
+	return fg_deliver(ctx);
 }

@@ -9,7 +9,9 @@
 // Where the kernel refuses live frames (EPERM: seen on a sandboxed 6.18), it
 // sends the same frames from user space through an AF_PACKET socket instead:
 // slower, one socket buffer a frame, and a frame the veth could not take is
-// sent again rather than lost (refused for a second: an error).
+// sent again rather than lost (refused for a second: an error). With
+// --straight ID it sends nothing: a plain test run stamps each frame and
+// tail-calls program ID (the receiver's XDP program) on it, on this CPU.
 // Only ever point it at an interface of a namespace your test created.
 #include <CLI/CLI.hpp>
 #include <arpa/inet.h>
@@ -67,6 +69,7 @@ struct Options {
   bool v6_low = false;
   bool json = false;
   uint16_t syn_port = 0;  // TCP SYNs to this port instead of UDP datagrams
+  uint32_t straight = 0;  // the receiver's XDP program to run each frame through, or 0: send
 };
 
 // Whether this process is in a namespace `ip netns add` made: the same one
@@ -231,6 +234,34 @@ SendChunk live_sender(int prog_fd, int ifindex, const std::vector<uint8_t>& fram
   };
 }
 
+// Straight into the receiver: a plain BPF_PROG_TEST_RUN runs the stamping
+// program over the frame n times, and it tail-calls the receiver's program
+// on each copy; nothing leaves this CPU. The last copy's verdict is
+// XDP_ABORTED only where the tail call found no program. *busy adds the
+// runs' own time (the thread's start and its pauses left out).
+SendChunk straight_sender(int prog_fd, int ifindex, const std::vector<uint8_t>& frame, double* busy) {
+  return [prog_fd, ifindex, &frame, busy](uint64_t n, std::string* error) {
+    xdp_md ctx{};
+    ctx.data_end = static_cast<uint32_t>(frame.size());
+    ctx.ingress_ifindex = static_cast<uint32_t>(ifindex);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
+                .data_size_in = static_cast<uint32_t>(frame.size()), .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
+                .repeat = static_cast<int>(n));
+    const auto start = std::chrono::steady_clock::now();
+    const int err = bpf_prog_test_run_opts(prog_fd, &opts);
+    *busy += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (err) {
+      *error = std::string("BPF_PROG_TEST_RUN (straight into the receiver) failed: ") + std::strerror(-err);
+      return false;
+    }
+    if (opts.retval == XDP_ABORTED) {
+      *error = "the receiver's program aborted, or the tail call into it failed";
+      return false;
+    }
+    return true;
+  };
+}
+
 // From user space: `batch` stamped copies at a time by sendmmsg on an
 // AF_PACKET socket that skips the qdisc, so that a frame the veth drops
 // (its peer's ring full) comes back as ENOBUFS and is sent again. Refused
@@ -377,6 +408,10 @@ int main(int argc, char** argv) {
                  "Send TCP SYNs to this port instead of UDP datagrams (each one's headers written afresh, as a "
                  "receiver that answers from XDP may have rewritten them)")
       ->check(CLI::Range(1, 65535));
+  app.add_option("--straight", o.straight,
+                 "Send nothing: run the XDP program of this id (the receiver's, in a lab) on each stamped frame "
+                 "through a plain test run on this CPU, for its own cost where the kernel refuses live frames")
+      ->check(CLI::PositiveNumber);
   app.add_flag("--json", o.json, "Print the result as JSON");
   CLI11_PARSE(app, argc, argv);
 
@@ -402,6 +437,7 @@ int main(int argc, char** argv) {
   skel->rodata->fg_ipv6 = v6;
   skel->rodata->fg_ifindex = static_cast<uint32_t>(ifindex);
   skel->rodata->fg_v6_word = o.v6_low ? 3 : 1;
+  skel->rodata->fg_straight = o.straight != 0;
   if (o.syn_port) {
     // Its SYNs may come back rewritten (see floodgen.bpf.c): restore their
     // headers on every frame.
@@ -412,6 +448,16 @@ int main(int argc, char** argv) {
   }
   if (int err = floodgen__load(skel.get()); err) die(std::string("cannot load the generator: ") + std::strerror(-err));
   const int prog_fd = bpf_program__fd(skel->progs.floodgen);
+  xt::Fd receiver;
+  if (o.straight) {
+    receiver = xt::Fd(bpf_prog_get_fd_by_id(o.straight));
+    if (!receiver) die("cannot open program " + std::to_string(o.straight) + ": " + std::strerror(errno));
+    const uint32_t zero = 0;
+    const int fd = receiver.get();
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.fg_receiver), &zero, &fd, BPF_ANY) != 0)
+      die("cannot tail-call program " + std::to_string(o.straight) + " (" + std::strerror(errno) +
+          "): it must be an XDP program, loaded as floodgen's is");
+  }
   // Each BPF_PROG_TEST_RUN with repeat > 1 adds the program to the kernel's
   // XDP dispatcher and removes it again, which costs ~20-40 ms here and would
   // make paced sending (many short runs) impossible. While the program is
@@ -435,6 +481,7 @@ int main(int argc, char** argv) {
   std::vector<std::thread> workers;
   std::vector<uint64_t> sent(o.threads, 0);
   std::vector<std::string> errors(o.threads);
+  std::vector<double> busy(o.threads, 0);  // --straight: each thread's time in its runs
   std::atomic<bool> from_user_space{false};
   const auto start = std::chrono::steady_clock::now();
   for (uint32_t t = 0; t < o.threads; t++) {
@@ -443,6 +490,11 @@ int main(int argc, char** argv) {
       pin_to(static_cast<int>((o.first_cpu + t) % cpus));
       const double rate = o.rate / o.threads;
       int refused = 0;
+      if (o.straight) {
+        sent[t] = send_frames(straight_sender(prog_fd, ifindex, frame, &busy[t]), share, rate, o.pace_us,
+                              &errors[t]);
+        return;
+      }
       sent[t] = send_frames(live_sender(prog_fd, ifindex, frame, o.batch, &refused), share, rate, o.pace_us,
                             &errors[t]);
       if (sent[t] > 0 || refused != EPERM) return;
@@ -456,7 +508,10 @@ int main(int argc, char** argv) {
     });
   }
   for (auto& w : workers) w.join();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Straight, the time is the runs' own (the longest thread's): a run of
+  // the bare drop is a few ns, and a thread's start would weigh on it.
+  const double seconds = o.straight ? *std::max_element(busy.begin(), busy.end())
+                                    : std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   uint64_t total = 0;
   for (auto s : sent) total += s;
   for (const auto& e : errors)
@@ -471,7 +526,9 @@ int main(int argc, char** argv) {
                                 {"frame_bytes", frame.size()},
                                 {"sources", o.sources},
                                 {"threads", o.threads},
-                                {"sender", from_user_space ? "packet socket" : "live frames"}}
+                                {"sender", o.straight            ? "straight into the receiver"
+                                           : from_user_space ? "packet socket"
+                                                             : "live frames"}}
                      .dump()
               << "\n";
   } else {

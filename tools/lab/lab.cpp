@@ -257,9 +257,23 @@ std::vector<std::string> Lab::flood_argv(const std::vector<std::string>& args) c
   return argv;
 }
 
+uint32_t Lab::dut_xdp_prog() const {
+  const Outcome r = run({"ip", "-n", dut_, "-j", "link", "show", "dut0"});
+  if (r.rc != 0) throw std::runtime_error("cannot read dut0's XDP program: " + r.err);
+  const auto link = nlohmann::json::parse(r.out).at(0);
+  if (!link.contains("xdp") || !link["xdp"].contains("prog")) return 0;
+  return link["xdp"]["prog"]["id"].get<uint32_t>();
+}
+
 Flood Lab::flood(const std::vector<std::string>& args) const {
   const uint64_t errors_before = veth_xmit_errors();
-  Outcome r = run(flood_argv(args));
+  std::vector<std::string> argv = flood_argv(args);
+  if (straight_) {
+    const uint32_t id = dut_xdp_prog();
+    if (id == 0) throw std::runtime_error("a straight flood needs an XDP program on dut0, which runs none");
+    argv.insert(argv.end(), {"--straight", std::to_string(id)});
+  }
+  Outcome r = run(argv);
   if (r.rc != 0) throw std::runtime_error("floodgen failed: " + r.err);
   auto j = nlohmann::json::parse(r.out);
   // Live frames the veth dropped show as its XDP transmit errors; floodgen's

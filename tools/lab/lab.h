@@ -87,6 +87,13 @@ class Lab {
   // floodgen ARGS... out of gen0 towards dut0 (adds --dev, --dst-mac, --json).
   Flood flood(const std::vector<std::string>& args) const;
   std::vector<std::string> flood_argv(const std::vector<std::string>& args) const;
+  // From now on, flood() sends nothing: floodgen runs dut0's XDP program
+  // on each frame itself (floodgen --straight), for the program's own cost
+  // where the kernel refuses live frames; dut0 must run one at each flood.
+  // What flood_argv starts (a client in the background) still sends.
+  void flood_straight() { straight_ = true; }
+  // The id of the XDP program on dut0, or 0 if it runs none.
+  uint32_t dut_xdp_prog() const;
 
   // Packets nftables saw on dut0's ingress, i.e. that XDP passed, from
   // sources in 198.18.0.0/15 (v4) or 2001:db8::/32 (v6).
@@ -128,6 +135,7 @@ class Lab {
   void teardown();
 
   std::string tag_, gen_, dut_, scr_, cli_, pin_dir_, dut_mac_;
+  bool straight_ = false;
 };
 
 }  // namespace xt::test
