@@ -121,31 +121,27 @@ XT_INLINE int xt_fp_way(const struct xt_set_tags *t, __u16 fp, int from)
 	return found;
 }
 
-/* A free way, or one whose source is no longer tracked, or -1. */
-XT_INLINE int xt_free_way(const struct xt_set_tags *t, __u16 unit, __u32 idle, __u16 ahead)
-{
-	XT_NO_UNROLL
-	for (int i = 0; i < XT_BUCKET_WAYS; i++)
-		if (!xt_tag_fp(t, i) || !xt_stamp_recent(xt_tag_used(t, i), unit, idle, ahead))
-			return i;
-	return -1;
-}
-
-/* The least recently used way (a stamp ahead of the clock, xt_stamp_age,
- * is the most recent). */
-XT_INLINE int xt_lru_way(const struct xt_set_tags *t, __u16 unit, __u16 ahead)
+/* A free way, or one whose source is no longer tracked (the first), or -1;
+ * then, if lru is not NULL, *lru is the least recently used way (a stamp
+ * ahead of the clock, xt_stamp_age, is the most recent). One pass does both:
+ * a newcomer whose home set is full of sources in use reads its tags once. */
+XT_INLINE int xt_free_way(const struct xt_set_tags *t, __u16 unit, __u32 idle, __u16 ahead, int *lru)
 {
 	int victim = 0;
 	__u16 oldest = 0;
 	XT_NO_UNROLL
 	for (int i = 0; i < XT_BUCKET_WAYS; i++) {
 		const __u16 age = xt_stamp_age(xt_tag_used(t, i), unit, ahead);
+		if (!xt_tag_fp(t, i) || age > idle)
+			return i;
 		if (age > oldest) {
 			oldest = age;
 			victim = i;
 		}
 	}
-	return victim;
+	if (lru)
+		*lru = victim;
+	return -1;
 }
 
 /* Whether a newcomer of the home set ever went to the next set: then a
@@ -208,15 +204,16 @@ XT_INLINE int xt_locate(const struct xt_set_tags *home, const struct xt_set_tags
 XT_INLINE int xt_newcomer_place(struct xt_set_tags *home, const struct xt_set_tags *next, __u16 unit, __u32 idle,
 				__u16 ahead)
 {
-	int w = xt_free_way(home, unit, idle, ahead);
+	int lru = 0;
+	int w = xt_free_way(home, unit, idle, ahead, &lru);
 	if (w >= 0)
 		return XT_PLACE(0, w);
-	w = xt_free_way(next, unit, idle, ahead);
+	w = xt_free_way(next, unit, idle, ahead, NULL);
 	if (w >= 0) {
 		home->spilled = unit | XT_SPILLED;
 		return XT_PLACE(1, w);
 	}
-	return XT_PLACE(0, xt_lru_way(home, unit, ahead));
+	return XT_PLACE(0, lru);
 }
 
 #endif /* XTHROTTLE_SLOTS_H */

@@ -413,7 +413,9 @@ TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
   EXPECT_EQ(xt_locate(&home, nullptr, 9, XT_PLACE(0, 3)), XT_NOWHERE);
   EXPECT_EQ(xt_locate(&home, nullptr, 25, XT_NOWHERE), XT_PLACE(0, 14)) << "the last way";
   EXPECT_EQ(xt_locate(&home, nullptr, 4, XT_NOWHERE), XT_NOWHERE);
-  EXPECT_EQ(xt_lru_way(&home, 100, ahead), 1) << "the least recently used";
+  int lru = -1;
+  EXPECT_EQ(xt_free_way(&home, 100, idle, ahead, &lru), -1) << "every way in use";
+  EXPECT_EQ(lru, 1) << "the least recently used";
   EXPECT_EQ(xt_fp_of(0x1234567800000000ull), 1) << "never 0, which marks a free way";
   EXPECT_EQ(xt_fp_of(0xabcd), 0xabcd);
 
@@ -436,23 +438,24 @@ TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
   // A way gone idle in home comes first, across the stamps' wrap.
   for (int i = 0; i < 15; i++) put(home, i, fps[i], 20);
   put(home, 5, fps[5], 65530);
-  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead), -1) << "65530 is 36 units before 30: not idle";
+  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, nullptr), -1) << "65530 is 36 units before 30: not idle";
   put(home, 5, fps[5], 65000);
   EXPECT_EQ(xt_newcomer_place(&home, &next, 30, idle, ahead), XT_PLACE(0, 5)) << "idle past the window: taken";
   put(home, 2, 0, 20);
   put(home, 5, fps[5], 20);
-  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead), 2) << "a free way";
+  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, nullptr), 2) << "a free way";
   // A stamp ahead of this CPU's clock is in use: neither idle nor the
   // least recently used (read as a cycle old, it was both).
   put(home, 2, fps[2], 32);
   put(home, 5, fps[5], 31);
-  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead), -1) << "stamps one and two units ahead";
+  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, nullptr), -1) << "stamps one and two units ahead";
   put(home, 5, fps[5], 33);
-  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead), 5) << "three ahead is past `ahead`: a cycle old, so idle";
+  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, nullptr), 5) << "three ahead is past `ahead`: a cycle old, so idle";
   for (int i = 0; i < 15; i++) put(home, i, fps[i], 25);
   put(home, 7, fps[7], 31);
   put(home, 9, fps[9], 24);
-  EXPECT_EQ(xt_lru_way(&home, 30, ahead), 9) << "the oldest, not the one a unit ahead";
+  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, &lru), -1);
+  EXPECT_EQ(lru, 9) << "the oldest, not the one a unit ahead";
 }
 
 // The marks are a filter in front of the tags: a mark in any way must be
