@@ -61,6 +61,33 @@ TEST_F(Floods, PacedSourceGetsBurstPlusRateTimesElapsed) {
   EXPECT_EQ(s["dropped_bytes"].get<uint64_t>(), (f.arrived() - passed) * 64);
 }
 
+// The bench's straight floods (bench --straight, tools/bench/ab.sh) stand
+// for the program's own cost only if every frame ran through it and none
+// went anywhere: the rule's counts add up to the frames, and the host's
+// stack behind XDP saw none, not even the burst the program passed.
+TEST_F(Floods, AStraightFloodRunsTheProgramOnEveryFrameAndSendsNothing) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1/min", "--burst", "100"});
+  lab_->flood_straight();
+  const Flood f = lab_->flood({"--src", "198.18.1.1", "--count", "10000"});
+  EXPECT_EQ(f.sender, "straight into the receiver");
+  ASSERT_EQ(f.sent, 10000u);
+  const json rule = stats()["rules"]["198.18.0.0/15"];
+  EXPECT_EQ(rule["passed_packets"].get<uint64_t>(), 100u) << "the burst";
+  EXPECT_EQ(rule["dropped_packets"].get<uint64_t>(), 9900u);
+  EXPECT_EQ(lab_->received_v4(), 0u) << "nothing was sent";
+
+  // Only the program of gen0's peer: not one of gen0's own (nor, so, a
+  // limiter on an interface of the host's).
+  lab_->receive_xdp_on_gen();
+  const Outcome link = lab_->in_gen({"ip", "-j", "link", "show", "gen0"});
+  ASSERT_EQ(link.rc, 0) << link.err;
+  const auto own = json::parse(link.out).at(0)["xdp"]["prog"]["id"].get<uint32_t>();
+  const Outcome r = run(lab_->flood_argv({"--src", "198.18.1.1", "--count", "10", "--straight", std::to_string(own)}));
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_NE(r.err.find("not the XDP program of gen0's veth peer"), std::string::npos) << r.err;
+  EXPECT_EQ(stats()["rules"]["198.18.0.0/15"]["dropped_packets"].get<uint64_t>(), 9900u) << "nothing ran";
+}
+
 TEST_F(Floods, FullSpeedFloodIsHeldToTheLimit) {
   ok({"rule", "add", "198.18.0.0/15", "--rate", "100000/s", "--burst", "1000"});
   const Flood f = lab_->flood({"--src", "198.18.1.2", "--count", "5000000"});

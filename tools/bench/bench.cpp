@@ -1409,7 +1409,8 @@ int main(int argc, char** argv) {
   app.add_flag("--straight", g_straight,
                "Throughput and scale: send nothing; floodgen runs each lab's XDP program on every frame itself "
                "(where the kernel refuses live frames: the programs' own cost, without a sender; no peers)")
-      ->needs("--only");
+      ->needs("--only")
+      ->excludes("--prog-time");  // the statistics count floodgen's program, not the one it tail-calls
   CLI11_PARSE(app, argc, argv);
   g_peers = !no_peers && !g_straight;
   if (g_straight && std::ranges::any_of(only, [](const std::string& s) { return s != "throughput" && s != "scale"; })) {

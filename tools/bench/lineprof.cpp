@@ -84,7 +84,10 @@ Program read_program(uint32_t id) {
     f = f.substr(f.rfind('/') + 1);
     p.lines.push_back({jited[i], f + ":" + std::to_string(BPF_LINE_INFO_LINE_NUM(li[i].line_col)), text ? text : ""});
   }
-  std::ranges::sort(p.lines, {}, &Line::addr);
+  // Lines that made no code share an address with the next: keep their order.
+  std::ranges::stable_sort(p.lines, {}, &Line::addr);
+  if (std::ranges::all_of(p.funcs, [](const auto& f) { return f.first == 0; }))
+    die("the kernel gave no code addresses (kernel.kptr_restrict, or no CAP_SYSLOG)");
   return p;
 }
 
@@ -101,7 +104,10 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   const Program prog = read_program(id);
-  const std::string cmd = "perf script -i '" + data + "' -F ip,sym 2>/dev/null";
+  // -G: a sample's own address only, not its call chain's.
+  std::string quoted = "'";
+  for (char c : data) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  const std::string cmd = "perf script -G -i " + quoted + "' -F ip,sym 2>/dev/null";
   std::unique_ptr<FILE, decltype(&pclose)> in(popen(cmd.c_str(), "r"), pclose);
   if (!in) die("cannot run perf script");
   std::map<size_t, uint64_t> by_line;

@@ -44,12 +44,24 @@ struct {
 	__uint(max_entries, 1);
 } fg_receiver SEC(".maps");
 
+/* Frames the tail call did not reach the receiver with, on each CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+} fg_missed SEC(".maps");
+
 /* The stamped frame on its way: out of the device, or into the receiver. */
 static __always_inline int fg_deliver(struct xdp_md *ctx)
 {
 	if (fg_straight) {
 		bpf_tail_call(ctx, &fg_receiver, 0);
-		return XDP_ABORTED; /* no receiver in the slot */
+		__u32 zero = 0; /* here only if the tail call failed */
+		__u64 *missed = bpf_map_lookup_elem(&fg_missed, &zero);
+		if (missed)
+			(*missed)++;
+		return XDP_ABORTED;
 	}
 	return XDP_TX;
 }

@@ -11,7 +11,8 @@
 // slower, one socket buffer a frame, and a frame the veth could not take is
 // sent again rather than lost (refused for a second: an error). With
 // --straight ID it sends nothing: a plain test run stamps each frame and
-// tail-calls program ID (the receiver's XDP program) on it, on this CPU.
+// tail-calls program ID on it, on this CPU: the XDP program of --dev's
+// veth peer, and no other (a host's own limiter would take the frames).
 // Only ever point it at an interface of a namespace your test created.
 #include <CLI/CLI.hpp>
 #include <arpa/inet.h>
@@ -31,6 +32,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <barrier>
+#include <numeric>
 #include <cerrno>
 #include <functional>
 #include <chrono>
@@ -236,26 +239,18 @@ SendChunk live_sender(int prog_fd, int ifindex, const std::vector<uint8_t>& fram
 
 // Straight into the receiver: a plain BPF_PROG_TEST_RUN runs the stamping
 // program over the frame n times, and it tail-calls the receiver's program
-// on each copy; nothing leaves this CPU. The last copy's verdict is
-// XDP_ABORTED only where the tail call found no program. *busy adds the
-// runs' own time (the thread's start and its pauses left out).
-SendChunk straight_sender(int prog_fd, int ifindex, const std::vector<uint8_t>& frame, double* busy) {
-  return [prog_fd, ifindex, &frame, busy](uint64_t n, std::string* error) {
+// on each copy; nothing leaves this CPU (fg_missed counts the copies the
+// tail call failed for, whatever the receiver's verdicts).
+SendChunk straight_sender(int prog_fd, int ifindex, const std::vector<uint8_t>& frame) {
+  return [prog_fd, ifindex, &frame](uint64_t n, std::string* error) {
     xdp_md ctx{};
     ctx.data_end = static_cast<uint32_t>(frame.size());
     ctx.ingress_ifindex = static_cast<uint32_t>(ifindex);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
                 .data_size_in = static_cast<uint32_t>(frame.size()), .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
                 .repeat = static_cast<int>(n));
-    const auto start = std::chrono::steady_clock::now();
-    const int err = bpf_prog_test_run_opts(prog_fd, &opts);
-    *busy += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (err) {
+    if (int err = bpf_prog_test_run_opts(prog_fd, &opts); err) {
       *error = std::string("BPF_PROG_TEST_RUN (straight into the receiver) failed: ") + std::strerror(-err);
-      return false;
-    }
-    if (opts.retval == XDP_ABORTED) {
-      *error = "the receiver's program aborted, or the tail call into it failed";
       return false;
     }
     return true;
@@ -341,6 +336,39 @@ class PacketSender {
   uint64_t seq_ = 0;
 };
 
+// The output of `ip ARGS...` as JSON.
+nlohmann::json ip_json(const std::string& args) {
+  std::unique_ptr<FILE, decltype(&pclose)> in(popen(("ip -j " + args + " 2>/dev/null").c_str(), "r"), pclose);
+  std::string out;
+  char buf[4096];
+  while (in && std::fgets(buf, sizeof(buf), in.get())) out += buf;
+  return nlohmann::json::parse(out, nullptr, false);
+}
+
+// Whether program `id` is the XDP program of the veth peer of `dev` (found
+// through its link's namespace id and that namespace's `ip netns` name):
+// --straight runs a lab's receiver, never a limiter of the host's own.
+bool runs_on_peer(const std::string& dev, uint32_t id) {
+  const auto link = ip_json("-d link show dev " + dev);
+  if (!link.is_array() || link.empty() || !link[0].contains("link_index")) return false;
+  const auto peer = link[0]["link_index"];
+  std::string ns;  // the peer's namespace; none: this one
+  if (link[0].contains("link_netnsid")) {
+    for (const auto& e : ip_json("netns list-id"))
+      if (e.value("nsid", -1) == link[0]["link_netnsid"] && e.contains("name")) ns = e["name"];
+    if (ns.empty() || ns.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_.") != std::string::npos)
+      return false;
+  }
+  for (const auto& l : ip_json((ns.empty() ? "" : "-n " + ns + " ") + "link show")) {
+    if (l.value("ifindex", -1) != peer || !l.contains("xdp")) continue;
+    const auto& x = l["xdp"];
+    if (x.contains("prog") && x["prog"].value("id", 0u) == id) return true;
+    for (const auto& a : x.value("attached", nlohmann::json::array()))
+      if (a.contains("prog") && a["prog"].value("id", 0u) == id) return true;
+  }
+  return false;
+}
+
 void pin_to(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -410,8 +438,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 65535));
   app.add_option("--straight", o.straight,
                  "Send nothing: run the XDP program of this id (the receiver's, in a lab) on each stamped frame "
-                 "through a plain test run on this CPU, for its own cost where the kernel refuses live frames")
-      ->check(CLI::PositiveNumber);
+                 "through a plain test run on this CPU, for its own cost where the kernel refuses live frames "
+                 "(only the program of --dev's veth peer)")
+      ->check(CLI::PositiveNumber)
+      ->excludes("--rate");
   app.add_flag("--json", o.json, "Print the result as JSON");
   CLI11_PARSE(app, argc, argv);
 
@@ -450,6 +480,10 @@ int main(int argc, char** argv) {
   const int prog_fd = bpf_program__fd(skel->progs.floodgen);
   xt::Fd receiver;
   if (o.straight) {
+    if (!runs_on_peer(o.dev, o.straight))
+      die("program " + std::to_string(o.straight) + " is not the XDP program of " + o.dev +
+              "'s veth peer: --straight runs only a lab's receiver",
+          2);
     receiver = xt::Fd(bpf_prog_get_fd_by_id(o.straight));
     if (!receiver) die("cannot open program " + std::to_string(o.straight) + ": " + std::strerror(errno));
     const uint32_t zero = 0;
@@ -481,7 +515,11 @@ int main(int argc, char** argv) {
   std::vector<std::thread> workers;
   std::vector<uint64_t> sent(o.threads, 0);
   std::vector<std::string> errors(o.threads);
-  std::vector<double> busy(o.threads, 0);  // --straight: each thread's time in its runs
+  // Straight, the time is from when every thread is ready to when the last
+  // is done: a run of the bare drop is a few ns, and a thread's start would
+  // weigh on it.
+  std::barrier ready(static_cast<std::ptrdiff_t>(o.threads));
+  std::vector<std::chrono::steady_clock::time_point> began(o.threads), ended(o.threads);
   std::atomic<bool> from_user_space{false};
   const auto start = std::chrono::steady_clock::now();
   for (uint32_t t = 0; t < o.threads; t++) {
@@ -491,8 +529,10 @@ int main(int argc, char** argv) {
       const double rate = o.rate / o.threads;
       int refused = 0;
       if (o.straight) {
-        sent[t] = send_frames(straight_sender(prog_fd, ifindex, frame, &busy[t]), share, rate, o.pace_us,
-                              &errors[t]);
+        ready.arrive_and_wait();
+        began[t] = std::chrono::steady_clock::now();
+        sent[t] = send_frames(straight_sender(prog_fd, ifindex, frame), share, rate, o.pace_us, &errors[t]);
+        ended[t] = std::chrono::steady_clock::now();
         return;
       }
       sent[t] = send_frames(live_sender(prog_fd, ifindex, frame, o.batch, &refused), share, rate, o.pace_us,
@@ -508,10 +548,20 @@ int main(int argc, char** argv) {
     });
   }
   for (auto& w : workers) w.join();
-  // Straight, the time is the runs' own (the longest thread's): a run of
-  // the bare drop is a few ns, and a thread's start would weigh on it.
-  const double seconds = o.straight ? *std::max_element(busy.begin(), busy.end())
-                                    : std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      o.straight ? std::chrono::duration<double>(*std::max_element(ended.begin(), ended.end()) -
+                                                 *std::min_element(began.begin(), began.end()))
+                       .count()
+                 : std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (o.straight) {
+    const uint32_t zero = 0;
+    std::vector<uint64_t> missed(static_cast<size_t>(libbpf_num_possible_cpus()));
+    if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.fg_missed), &zero, missed.data()) != 0)
+      die(std::string("cannot read how many frames missed the receiver: ") + std::strerror(errno));
+    if (const uint64_t n = std::accumulate(missed.begin(), missed.end(), uint64_t{0}); n)
+      die("the tail call into program " + std::to_string(o.straight) + " failed for " + std::to_string(n) +
+          " frames");
+  }
   uint64_t total = 0;
   for (auto s : sent) total += s;
   for (const auto& e : errors)

@@ -261,8 +261,13 @@ uint32_t Lab::dut_xdp_prog() const {
   const Outcome r = run({"ip", "-n", dut_, "-j", "link", "show", "dut0"});
   if (r.rc != 0) throw std::runtime_error("cannot read dut0's XDP program: " + r.err);
   const auto link = nlohmann::json::parse(r.out).at(0);
-  if (!link.contains("xdp") || !link["xdp"].contains("prog")) return 0;
-  return link["xdp"]["prog"]["id"].get<uint32_t>();
+  if (!link.contains("xdp")) return 0;
+  const auto& xdp = link["xdp"];
+  if (xdp.contains("prog")) return xdp["prog"]["id"].get<uint32_t>();
+  // Attached in more than one mode: the first.
+  for (const auto& a : xdp.value("attached", nlohmann::json::array()))
+    if (a.contains("prog")) return a["prog"]["id"].get<uint32_t>();
+  return 0;
 }
 
 Flood Lab::flood(const std::vector<std::string>& args) const {
