@@ -340,6 +340,25 @@ TEST_F(Cli, SourceTableIsSizedAtCreationAndReported) {
   EXPECT_LT(s["bytes_per_source"].get<uint64_t>(), 1024u);
   EXPECT_GT(s["hz"].get<uint32_t>(), 0u);
 
+  // What the whole state costs the host, used or not, as bpftool counts the
+  // maps pinned in its directory.
+  uint64_t memlock = 0;
+  std::set<uint64_t> ids;
+  for (const auto& e : std::filesystem::directory_iterator(lab_->pin_dir())) {
+    const Outcome m = run({"bpftool", "-j", "map", "show", "pinned", e.path().string()});
+    if (m.rc != 0) continue;  // a program, or bpffs's own files
+    const json map = json::parse(m.out);
+    if (ids.insert(map["id"].get<uint64_t>()).second) memlock += map["bytes_memlock"].get<uint64_t>();
+  }
+  EXPECT_GT(ids.size(), 20u);
+  EXPECT_EQ(s["kernel_memory_bytes"].get<uint64_t>(), memlock);
+  uint64_t parts = 0;
+  for (const auto& [part, bytes] : s["kernel_memory"].items()) parts += bytes.get<uint64_t>();
+  EXPECT_EQ(parts, memlock);
+  EXPECT_GE(s["kernel_memory"]["source_table"].get<uint64_t>(), s["bytes_per_source"].get<uint64_t>() * 4096);
+  EXPECT_GT(s["kernel_memory"]["blocklists"].get<uint64_t>(), 0u) << "made with the state, whether a list is loaded or not";
+  EXPECT_NE(text.out.find("memory:  "), std::string::npos) << text.out;
+
   Outcome resize = lab_->xthrottle({"attach", "dut0", "--max-sources", "8192"});
   EXPECT_EQ(resize.rc, 1);
   EXPECT_NE(resize.err.find("cannot be resized"), std::string::npos) << resize.err;

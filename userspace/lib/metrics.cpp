@@ -218,6 +218,11 @@ Result<std::string> render_metrics(const std::string& pin_dir) {
           static_cast<double>(status->table_slots));
   m.gauge("xthrottle_source_table_bytes", "Kernel memory of the source table, its tags and marks.",
           static_cast<double>(status->bytes_per_source) * status->max_sources);
+  m.family("xthrottle_kernel_memory_bytes", "gauge",
+           "Kernel memory of the state's maps, used or not, by part (source_table, hot_cache, known_table, "
+           "blocklists, other): the kernel's own account.");
+  for (const auto& [part, bytes] : status->kernel_memory)
+    m.sample("xthrottle_kernel_memory_bytes", {{"part", part}}, static_cast<double>(bytes));
   const uint64_t admitted = stats->extra(XT_SOURCES_ADMITTED);
   m.counter("xthrottle_sources_admitted_total", "Sources the data path admitted, a bucket made for each (not those a restore or the fleet put in).", static_cast<double>(admitted));
   m.counter("xthrottle_sources_evicted_total", "Buckets whose slot a new source took (idle ones, or the least recently used of a full set).",

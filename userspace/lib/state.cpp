@@ -390,16 +390,39 @@ Result<void> State::publish(const std::vector<RuleEntry>* rules, std::optional<C
   return {};
 }
 
+// The kernel's own account of a map's memory (fdinfo "memlock"): with what
+// a hash adds to each key and value, and its buckets.
+static uint64_t memlock_of(int fd) {
+  std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with("memlock:")) return std::stoull(line.substr(8));
+  return 0;
+}
+
 uint64_t State::source_memory_bytes() const {
-  // The kernel's own account of each map (fdinfo "memlock"), so the figure
-  // includes the hash table's per-element overhead, not just key and value.
   uint64_t total = 0;
-  for (int fd : {buckets_.get(), tags_.get(), marks_.get()}) {
-    std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
-    for (std::string line; std::getline(in, line);)
-      if (line.starts_with("memlock:")) total += std::stoull(line.substr(8));
-  }
+  for (int fd : {buckets_.get(), tags_.get(), marks_.get()}) total += memlock_of(fd);
   return total;
+}
+
+std::map<std::string, uint64_t> State::map_memory() const {
+  std::map<std::string, uint64_t> out;
+  std::set<uint32_t> seen;  // a map pinned twice counts once
+  std::error_code ec;
+  if (pin_dir_.empty()) return out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(pin_dir_, ec)) {
+    const Fd fd(bpf_obj_get(e.path().c_str()));
+    if (!fd) continue;  // gone
+    std::ifstream fdinfo("/proc/self/fdinfo/" + std::to_string(fd.get()));
+    bool map = false;
+    for (std::string line; std::getline(fdinfo, line);) map = map || line.starts_with("map_type:");
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (!map || bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || !seen.insert(info.id).second)
+      continue;  // a program, or counted
+    out[info.name] += memlock_of(fd.get());
+  }
+  return out;
 }
 
 // The trie answers a lookup with the longest prefix that covers the key:

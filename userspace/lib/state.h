@@ -117,6 +117,10 @@ class State {
   Result<xt_config> config() const;
   // Kernel memory the per-source state takes (bucket table, its tags and marks).
   uint64_t source_memory_bytes() const;
+  // The kernel memory of every map pinned in the state's directory (the
+  // kernel's own account, fdinfo "memlock"), by map name: what the state
+  // costs the host, used or not (empty for a state not pinned).
+  std::map<std::string, uint64_t> map_memory() const;
   // The program's clock now, in ticks: through the object's own clock
   // program for from_object() (so tests' clocks apply), else the control
   // programs', loaded once on demand.

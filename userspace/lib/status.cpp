@@ -128,6 +128,21 @@ void fleet_warnings(Status& s) {
   for (auto& w : fleet_link_warnings(*s.fleet, now, each)) s.warnings.push_back(std::move(w));
 }
 
+// Which part of the state a map of that name is (map_memory's names).
+std::string memory_part(const std::string& map) {
+  if (map == "xt_buckets" || map.starts_with("xt_bucket_")) return "source_table";
+  if (map.starts_with("xt_hot")) return "hot_cache";
+  if (map.starts_with("xt_known")) return "known_table";
+  if (map.starts_with("xt_block")) return "blocklists";
+  return "other";
+}
+
+uint64_t kernel_memory_total(const Status& s) {
+  uint64_t total = 0;
+  for (const auto& [part, bytes] : s.kernel_memory) total += bytes;
+  return total;
+}
+
 }  // namespace
 
 void count_known(Status& s, const xt_known& e, uint32_t secs, const KnownWindow& window) {
@@ -181,6 +196,7 @@ Result<Status> read_status(const std::string& pin_dir) {
   s.idle_seconds = idle_seconds_of(*cfg);
   s.hz = cfg->hz;
   s.bytes_per_source = state->source_memory_bytes() / cfg->max_sources;
+  for (const auto& [name, bytes] : state->map_memory()) s.kernel_memory[memory_part(name)] += bytes;
   auto sources = state->count_sources();
   if (!sources) return std::unexpected(sources.error());
   s.tracked_sources = sources->tracked;
@@ -399,6 +415,8 @@ json status_json(const Status& s) {
           {"max_sources", s.max_sources},
           {"table_slots", s.table_slots},
           {"bytes_per_source", s.bytes_per_source},
+          {"kernel_memory_bytes", kernel_memory_total(s)},
+          {"kernel_memory", s.kernel_memory},
           {"idle_seconds", s.idle_seconds},
           {"hz", s.hz},
           {"new_source_dropped_packets", s.new_source_drops},
@@ -456,6 +474,14 @@ std::string status_text(const Status& s) {
     if (s.new_source_drops)
       out += fmt("         %llu packets from untracked sources dropped over new-source budgets\n",
                  (unsigned long long)s.new_source_drops);
+    if (const uint64_t total = kernel_memory_total(s)) {
+      auto mib = [](uint64_t b) { return static_cast<double>(b) / (1 << 20); };
+      const auto part = [&](const char* p) { return s.kernel_memory.contains(p) ? s.kernel_memory.at(p) : 0; };
+      out += fmt("memory:  %.1f MiB of kernel memory, used or not: source table %.1f, hot cache %.1f, known table "
+                 "%.1f, blocklists %.1f, the rest %.1f\n",
+                 mib(total), mib(part("source_table")), mib(part("hot_cache")), mib(part("known_table")),
+                 mib(part("blocklists")), mib(part("other")));
+    }
     out += fmt("known:   %llu of %llu sources (%llu proved their address; %llu more expired; %llu bytes), admitted "
                "%llu by proof and %llu by memory; proofs %llu sent, %llu passed\n",
                (unsigned long long)s.known_sources, (unsigned long long)s.known_max,

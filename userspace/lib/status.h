@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,9 @@ struct Status {
   uint64_t table_slots = 0;
   uint32_t idle_seconds = 0;  // a source quiet this long is untracked (attach --idle)
   uint64_t bytes_per_source = 0;
+  // The kernel memory of the state's maps, used or not, by part:
+  // source_table, hot_cache, known_table, blocklists, other.
+  std::map<std::string, uint64_t> kernel_memory;
   uint32_t hz = 0;
   uint64_t table_full_drops = 0;
   // Buckets made, and slots taken for newcomers, since the state was made
