@@ -86,6 +86,7 @@ Program read_program(uint32_t id) {
   }
   // Lines that made no code share an address with the next: keep their order.
   std::ranges::stable_sort(p.lines, {}, &Line::addr);
+  if (p.funcs.empty()) die("it has no JITed code");
   if (std::ranges::all_of(p.funcs, [](const auto& f) { return f.first == 0; }))
     die("the kernel gave no code addresses (kernel.kptr_restrict, or no CAP_SYSLOG)");
   return p;

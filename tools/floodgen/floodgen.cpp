@@ -345,22 +345,31 @@ nlohmann::json ip_json(const std::string& args) {
   return nlohmann::json::parse(out, nullptr, false);
 }
 
-// Whether program `id` is the XDP program of the veth peer of `dev` (found
-// through its link's namespace id and that namespace's `ip netns` name):
-// --straight runs a lab's receiver, never a limiter of the host's own.
-bool runs_on_peer(const std::string& dev, uint32_t id) {
-  const auto link = ip_json("-d link show dev " + dev);
-  if (!link.is_array() || link.empty() || !link[0].contains("link_index")) return false;
-  const auto peer = link[0]["link_index"];
-  std::string ns;  // the peer's namespace; none: this one
-  if (link[0].contains("link_netnsid")) {
-    for (const auto& e : ip_json("netns list-id"))
-      if (e.value("nsid", -1) == link[0]["link_netnsid"] && e.contains("name")) ns = e["name"];
-    if (ns.empty() || ns.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_.") != std::string::npos)
-      return false;
-  }
-  for (const auto& l : ip_json((ns.empty() ? "" : "-n " + ns + " ") + "link show")) {
-    if (l.value("ifindex", -1) != peer || !l.contains("xdp")) continue;
+// Whether program `id` is the XDP program of the veth peer of the device
+// `ifindex` here, that peer in another namespace of `ip netns add`'s (not
+// the host's own, even named): --straight runs a lab's receiver, never a
+// limiter of the host's. Asks `ip` (no name from the command line goes to
+// the shell).
+bool runs_on_peer(int ifindex, uint32_t id) {
+  nlohmann::json link;
+  for (const auto& l : ip_json("-d link show"))
+    if (l.is_object() && l.value("ifindex", -1) == ifindex) link = l;
+  if (!link.contains("link_index") || !link.contains("link_netnsid")) return false;
+  std::string ns;
+  const auto names = ip_json("netns list-id");
+  for (const auto& e : names.is_array() ? names : nlohmann::json::array())
+    if (e.is_object() && e.value("nsid", -1) == link["link_netnsid"] && e.contains("name")) ns = e["name"];
+  if (ns.empty() || ns.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_.") != std::string::npos)
+    return false;
+  // The host's namespace named (ip netns attach NAME 1): not a lab's. Where
+  // init's namespace cannot be looked at (a sandbox), the name must do.
+  struct stat named{}, host{};
+  if (stat(("/run/netns/" + ns).c_str(), &named) != 0 ||
+      (stat("/proc/1/ns/net", &host) == 0 && named.st_ino == host.st_ino && named.st_dev == host.st_dev))
+    return false;
+  const auto links = ip_json("-n " + ns + " link show");
+  for (const auto& l : links.is_array() ? links : nlohmann::json::array()) {
+    if (!l.is_object() || l.value("ifindex", -1) != link["link_index"] || !l.contains("xdp")) continue;
     const auto& x = l["xdp"];
     if (x.contains("prog") && x["prog"].value("id", 0u) == id) return true;
     for (const auto& a : x.value("attached", nlohmann::json::array()))
@@ -480,9 +489,9 @@ int main(int argc, char** argv) {
   const int prog_fd = bpf_program__fd(skel->progs.floodgen);
   xt::Fd receiver;
   if (o.straight) {
-    if (!runs_on_peer(o.dev, o.straight))
+    if (!runs_on_peer(ifindex, o.straight))
       die("program " + std::to_string(o.straight) + " is not the XDP program of " + o.dev +
-              "'s veth peer: --straight runs only a lab's receiver",
+              "'s veth peer in a lab's other namespace: --straight runs only a lab's receiver",
           2);
     receiver = xt::Fd(bpf_prog_get_fd_by_id(o.straight));
     if (!receiver) die("cannot open program " + std::to_string(o.straight) + ": " + std::strerror(errno));

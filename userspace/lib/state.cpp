@@ -408,10 +408,14 @@ uint64_t State::source_memory_bytes() const {
 std::map<std::string, uint64_t> State::map_memory() const {
   std::map<std::string, uint64_t> out;
   std::set<uint32_t> seen;  // a map pinned twice counts once
-  std::error_code ec;
   if (pin_dir_.empty()) return out;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(pin_dir_, ec)) {
-    const Fd fd(bpf_obj_get(e.path().c_str()));
+  // The directory's own pins only (lock_down allows nothing else in it), and
+  // never a throw: a serve scraping this must not stop for an odd entry.
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(pin_dir_, std::filesystem::directory_options::skip_permission_denied, ec),
+       end;
+       !ec && it != end; it.increment(ec)) {
+    const Fd fd(bpf_obj_get(it->path().c_str()));
     if (!fd) continue;  // gone
     std::ifstream fdinfo("/proc/self/fdinfo/" + std::to_string(fd.get()));
     bool map = false;
