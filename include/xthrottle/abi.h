@@ -14,7 +14,7 @@
 
 /* Bumped whenever a struct below changes layout, or a pinned map's flags
  * (libbpf reuses a pin only with the same flags). */
-#define XT_ABI_VERSION 22
+#define XT_ABI_VERSION 23
 
 /* Map names. The BPF program declares its maps under exactly these names and
  * libbpf pins each one as <pin dir>/<name>; userspace derives pin paths from here. */
@@ -607,7 +607,10 @@ struct xt_ban {
  * another list is loaded or deleted. */
 #define XT_MAX_BLOCKLISTS 16
 #define XT_BLOCK4_WORDS (1u << 18)
-#define XT_MAX_BLOCK_HOSTS (1u << 22)   /* a set's listed IPv4 addresses */
+/* A set's listed IPv4 addresses (of /24s listed in part). Their hash's
+ * buckets are allocated with the map, list or no list: 16 bytes for each of
+ * 2 * this, 32 MiB (128 MiB at 2^22, most of a default state's memory). */
+#define XT_MAX_BLOCK_HOSTS (1u << 20)
 #define XT_MAX_BLOCK6 (1u << 20)        /* a set's IPv6 prefixes */
 #define XT_BLOCKLIST_NAME_SIZE 48
 struct xt_block_word {
