@@ -127,6 +127,7 @@ json SnapshotSummary::json() const {
   if (resumed) j["resumed"] = true;
   for (const auto& [rule, iface] : redirects_waiting)
     j["redirects_waiting"].push_back({{"rule", rule}, {"interface", iface}});
+  for (const auto& [name, why] : blocklists_skipped) j["blocklists_skipped"].push_back({{"name", name}, {"why", why}});
   return j;
 }
 
@@ -140,6 +141,8 @@ std::string SnapshotSummary::text() const {
   for (const auto& [rule, iface] : redirects_waiting)
     out += "; the rule for " + rule + " drops what it would send out " + iface +
            ", which is not there: `xthrottle rule add` it again once it is";
+  for (const auto& [name, why] : blocklists_skipped)
+    out += "; blocklist " + name + " left out (" + why + "): load what fits of it with `xthrottle blocklist load`";
   return out;
 }
 
@@ -564,8 +567,17 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     // save at the latest.
     const auto saved_unix = static_cast<uint64_t>(std::max<int64_t>(0, snap->saved_at_ns) / kNs);
     const uint64_t as_of = std::min<uint64_t>(list.loaded_unix.value_or(saved_unix), std::time(nullptr));
-    if (auto ok = state.load_blocklist(list.name, list.entries, as_of, list.fleet); !ok)
-      return std::unexpected(ok.error());
+    if (auto ok = state.load_blocklist(list.name, list.entries, as_of, list.fleet); !ok) {
+      // A list the data path has no room for (a snapshot of a build that
+      // took more, ABI 22's 4M host addresses): left out and said, as a
+      // rule waiting for its interface is, rather than stopping here with
+      // the rules in and the bans, buckets and known sources not. The load
+      // checks before it changes anything; an error of the system still
+      // stops the restore.
+      if (ok.error().kind != ErrorKind::Usage) return std::unexpected(ok.error());
+      sum.blocklists_skipped.emplace_back(list.name, ok.error().message);
+      continue;
+    }
     sum.blocklists++;
   }
   // A live ban of the same prefix that ends later stays as it is (a

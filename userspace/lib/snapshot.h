@@ -34,6 +34,10 @@ struct SnapshotSummary {
   // there (yet: a restore at boot may come first), the rule's name and the
   // interface's; they drop those packets until added again once it is.
   std::vector<std::pair<std::string, std::string>> redirects_waiting;
+  // restore: blocklists left out, the list's name and why: ones the data
+  // path no longer has room for (a snapshot of a build that took more),
+  // which would otherwise have stopped the restore half done.
+  std::vector<std::pair<std::string, std::string>> blocklists_skipped;
   nlohmann::json json() const;
   std::string text() const;
 };
