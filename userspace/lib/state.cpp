@@ -391,17 +391,22 @@ Result<void> State::publish(const std::vector<RuleEntry>* rules, std::optional<C
 }
 
 // The kernel's own account of a map's memory (fdinfo "memlock"): with what
-// a hash adds to each key and value, and its buckets.
-static uint64_t memlock_of(int fd) {
+// a hash adds to each key and value, and its buckets. nullopt if fd is not
+// a map's (a program's fdinfo has a memlock too, but no map_type).
+static std::optional<uint64_t> map_memlock(int fd) {
   std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
-  for (std::string line; std::getline(in, line);)
-    if (line.starts_with("memlock:")) return std::stoull(line.substr(8));
-  return 0;
+  bool map = false;
+  std::optional<uint64_t> memlock;
+  for (std::string line; std::getline(in, line);) {
+    map = map || line.starts_with("map_type:");
+    if (line.starts_with("memlock:")) memlock = std::stoull(line.substr(8));
+  }
+  return map ? memlock : std::nullopt;
 }
 
 uint64_t State::source_memory_bytes() const {
   uint64_t total = 0;
-  for (int fd : {buckets_.get(), tags_.get(), marks_.get()}) total += memlock_of(fd);
+  for (int fd : {buckets_.get(), tags_.get(), marks_.get()}) total += map_memlock(fd).value_or(0);
   return total;
 }
 
@@ -417,14 +422,12 @@ std::map<std::string, uint64_t> State::map_memory() const {
        !ec && it != end; it.increment(ec)) {
     const Fd fd(bpf_obj_get(it->path().c_str()));
     if (!fd) continue;  // gone
-    std::ifstream fdinfo("/proc/self/fdinfo/" + std::to_string(fd.get()));
-    bool map = false;
-    for (std::string line; std::getline(fdinfo, line);) map = map || line.starts_with("map_type:");
+    const auto memlock = map_memlock(fd.get());
     bpf_map_info info{};
     uint32_t len = sizeof(info);
-    if (!map || bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || !seen.insert(info.id).second)
+    if (!memlock || bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || !seen.insert(info.id).second)
       continue;  // a program, or counted
-    out[info.name] += memlock_of(fd.get());
+    out[info.name] += *memlock;
   }
   return out;
 }
