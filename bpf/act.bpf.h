@@ -56,6 +56,18 @@ static __always_inline __u64 xt_ban_source(const struct xt_bucket_key *bkey, str
 	return ban.until;
 }
 
+/* How long the hot cache holds a banned source: to the ban's end, but half
+ * the idle window at most, as a limit's hold (xt_act). An entry keeps the
+ * low 16 bits of its epoch: one held to the end of an hour's ban that was
+ * lifted looked live again 65,536 publishes later (bans and rules changed
+ * by hand or by a fleet), and dropped its source as banned until the
+ * lifted ban's end. Past the hold, the ban table is asked again. */
+static __always_inline __u64 xt_ban_hold(const struct xt_config *cfg, __u64 now, __u64 until)
+{
+	const __u64 most = xt_idle_ticks(cfg) / 2;
+	return most && until - now > most ? now + most : until;
+}
+
 /* The reason a metered packet is counted under. */
 static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, const struct xt_bucket_key *bkey,
 					     const struct xt_rule *rule, const struct xt_config *cfg,
@@ -93,7 +105,8 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 	if (rule->ban_for) {
 		const __u64 until = xt_ban_source(bkey, b, rule, cfg, now);
 		if (until) {
-			xt_hot_remember(hot_idx, pkt, now, until, xt_fill_word(epoch, rule, hot_slot, XT_FILL_BANNED));
+			xt_hot_remember(hot_idx, pkt, now, xt_ban_hold(cfg, now, until),
+					xt_fill_word(epoch, rule, hot_slot, XT_FILL_BANNED));
 			return XT_DROP_BANNED;
 		}
 	}
@@ -176,13 +189,13 @@ __attribute__((noinline)) int xt_mark_ce(struct xdp_md *ctx, const struct xt_rul
  * ends): dropped, and its source remembered in the hot cache (for good, or
  * until the ban ends); a deny rule's passed and counted under a dry-run
  * rule. A ban is the operator's, and no dry run. */
-static __always_inline enum xt_reason xt_act_deny(const struct xt_rule *rule, __u32 hot_idx,
-						  int hot_slot, const struct xt_pkt *pkt, __u32 epoch, __u64 now,
-						  __u64 banned)
+static __always_inline enum xt_reason xt_act_deny(const struct xt_rule *rule, const struct xt_config *cfg,
+						  __u32 hot_idx, int hot_slot, const struct xt_pkt *pkt, __u32 epoch,
+						  __u64 now, __u64 banned)
 {
 	if (!banned && (rule->flags & XT_RULE_DRY_RUN))
 		return XT_PASS_DRY_RUN;
-	xt_hot_remember(hot_idx, pkt, now, banned ? banned : XT_NEVER,
+	xt_hot_remember(hot_idx, pkt, now, banned ? xt_ban_hold(cfg, now, banned) : XT_NEVER,
 			xt_fill_word(epoch, rule, hot_slot, banned ? XT_FILL_BANNED : XT_FILL_DENIED));
 	return banned ? XT_DROP_BANNED : XT_DROP_DENY;
 }

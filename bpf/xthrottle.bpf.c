@@ -91,7 +91,7 @@ int xthrottle(struct xdp_md *ctx)
 	if (rule->action == XT_ACT_ALLOW)
 		return xt_exit(ctx, XT_PASS_ALLOW, len, pkts, rule->id, NULL);
 	if (banned || rule->action != XT_ACT_LIMIT) /* banned, deny, and anything unknown */
-		return xt_exit(ctx, xt_act_deny(rule, hot_idx, hot_slot, &f.pkt, epoch, now, banned), len, pkts,
+		return xt_exit(ctx, xt_act_deny(rule, cfg, hot_idx, hot_slot, &f.pkt, epoch, now, banned), len, pkts,
 			       rule->id, cfg);
 
 	/* 3. Meter. */

@@ -84,6 +84,28 @@ TEST_F(Bans, LiftingABanLetsItsSourcesThroughAtOnce) {
   EXPECT_NE(again.error().message.find("no ban for 198.18.0.9/32"), std::string::npos) << again.error().message;
 }
 
+// A hot cache entry keeps the low 16 bits of its epoch. A banned source's
+// was held to its ban's end, and came back 65,536 publishes (rule, ban and
+// list changes, by hand or from a fleet) after the ban was lifted: its
+// source dropped as banned again, until the lifted ban's end. It is held
+// for half the idle window at most now, as a limit's hold is.
+TEST_F(Bans, ALiftedBanDoesNotComeBack65536ChangesLater) {
+  ASSERT_NO_FATAL_FAILURE(on_one_cpu());  // the hot cache is per CPU
+  rule("198.18.0.0/15", "1000/s");
+  ban("198.18.0.9", 3600);
+  const uint32_t banned_at = state_->config().value().epoch;
+  const auto banned = Packet().ipv4("198.18.0.9").build();
+  EXPECT_EQ(run(banned, 0), XDP_DROP) << "banned, and held by the hot cache";
+  ASSERT_TRUE(state_->del_ban(*parse_cidr("198.18.0.9")).has_value());
+  // The epoch 65,536 on from the ban's: as if that many changes were made.
+  xt_config cfg = state_->config().value();
+  cfg.epoch = banned_at + 65536;
+  const uint32_t zero = 0;
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_config), &zero, &cfg, BPF_ANY), 0);
+  EXPECT_EQ(run(banned, 1000 * kSec), XDP_PASS) << "the ban was lifted, and its hour is not over";
+  EXPECT_EQ(counter(XT_DROP_BANNED), 1u);
+}
+
 // An ended ban of a longer prefix does not hide the shorter one around it
 // (a trie finds the longest prefix only); a ban shortened takes effect
 // though the hot cache held the longer one.
