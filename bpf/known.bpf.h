@@ -12,8 +12,10 @@
  * Entries are written without a lock. Two CPUs writing one way at once leave
  * one of their two entries, or at worst a mix of both: some source known that
  * was not (admitted outside the budget, and held to its limits like any
- * other), or a key under the other's fingerprint, which the key's next
- * refresh mends.
+ * other), or a key under the other's fingerprint. A lookup stops at the
+ * fingerprints, so that key is not found again until a write of it mends
+ * them: a packet of it that passes (it is tracked, or the budget admits
+ * it) or a proof. Until then it is a stranger to a saturated budget.
  */
 #ifndef XTHROTTLE_KNOWN_BPF_H
 #define XTHROTTLE_KNOWN_BPF_H
@@ -57,12 +59,13 @@ static __always_inline void xt_known_place_of(const struct xt_pkt *pkt, __u32 pe
 
 /* Whether a source that behaved, and proved its address since, did so
  * within XT_PROOF_SECONDS of secs: its proof is `proven` - 1 seconds after
- * it was last seen (struct xt_known). Signed: another CPU's clock may be a
- * second ahead. */
+ * it was last seen (struct xt_known): ages 0 to XT_PROOF_SECONDS - 1, as a
+ * proof in a way of its own (xt_recall; it read to XT_PROOF_SECONDS, a
+ * second longer). Signed: another CPU's clock may be a second ahead. */
 static __always_inline int xt_proof_recent(const struct xt_known *e, __u32 secs)
 {
 	const __u32 age = secs - (e->seen + e->proven - 1);
-	return e->proven && age + 2 <= XT_PROOF_SECONDS + 2; /* -2 to XT_PROOF_SECONDS */
+	return e->proven && age + 2 < XT_PROOF_SECONDS + 2; /* -2 to XT_PROOF_SECONDS - 1 */
 }
 
 /* Seconds of the program's clock. */
@@ -205,7 +208,9 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 per_le
 		 * push out one that behaved while another proof is there. */
 		const __s32 signed_age = (__s32)(secs - e->seen);
 		__u32 age = signed_age < 0 ? 0 : (__u32)signed_age & 0x7fffffff;
-		if (e->how == XT_KNOWN_PROVEN)
+		/* A proof seen since now (a restored record's now is its own
+		 * time) is no victim either. */
+		if (e->how == XT_KNOWN_PROVEN && signed_age >= 0)
 			age |= 0x80000000u;
 		if (!e->family)
 			age = 0xffffffffu;
@@ -279,10 +284,15 @@ __attribute__((noinline)) int xt_behaved(const struct xt_pkt *pkt, const struct 
 		return 0;
 	const int insert = !st->saturated_since ||
 			   xt_ticks_since((__u32)now, st->last_new_drop, cfg->hz * XT_RELEASE_SECONDS, cfg->hz);
-	/* Refreshed often enough that a short --remember still holds. */
+	/* Refreshed often enough that a short --remember still holds, and
+	 * once a second at most: under --remember 1, half of it was 0, and
+	 * every packet that passed wrote the entry's line, shared by every
+	 * CPU, and counted a recording. */
 	__u32 refresh = rule->remember / 2;
 	if (refresh > XT_KNOWN_REFRESH_SECONDS)
 		refresh = XT_KNOWN_REFRESH_SECONDS;
+	if (!refresh)
+		refresh = 1;
 	return xt_remember_in(pkt, rule->per_len, XT_KNOWN_BEHAVED, now, refresh, insert, rule->remember);
 }
 

@@ -306,6 +306,51 @@ TEST_F(Proof, MemoryLastsRememberAfterTheLastGoodPacket) {
   EXPECT_EQ(counter(XT_ADMITTED_BY_MEMORY), 2u);
 }
 
+// Under --remember 1 a source that behaves is recorded once a second at
+// most, as under any other --remember once in half of it: half of 1 s was
+// 0, and every packet it passed rewrote its entry (a line every CPU
+// shares) and counted another recording.
+TEST_F(Proof, ARuleThatRemembersASecondRecordsItsSourcesOnceASecond) {
+  limit([](RuleSpec& s) {
+    s.verify = false;
+    s.remember = 1;
+  });
+  const auto from = Packet().ipv4("198.18.7.1", "198.18.0.2").build();
+  EXPECT_EQ(passed(from, 20, 0), 20) << "admitted by the budget, and within its rate";
+  EXPECT_EQ(counter(XT_KNOWN_RECORDED), 1u) << "known from its second packet, and not again within the second";
+  EXPECT_EQ(passed(from, 5, kSec), 5);
+  EXPECT_EQ(counter(XT_KNOWN_RECORDED), 2u) << "refreshed a second on";
+}
+
+// A proof is good for XT_PROOF_SECONDS, kept beside what a source earned by
+// behaving (under another rule) as in a way of its own: kept beside, it
+// was good a second longer.
+TEST_F(Proof, AProofLastsAsLongBesideWhatBehavedAsOnItsOwn) {
+  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.match = Match{17, std::nullopt, false};
+    s.verify = false;
+    s.remember = 600;
+    s.new_rate = *parse_rate("100/s");
+  });
+  rule("0.0.0.0/0", "100/s", std::nullopt, [](RuleSpec& s) {
+    s.match = Match{6, std::nullopt, false};
+    s.remember = 0;  // proofs only
+    s.new_rate = *parse_rate("1/hour");
+  });
+  ASSERT_EQ(run(syn("198.19.255.1"), 0), XDP_PASS) << "the TCP rule's one new source an hour";
+  const std::string behaved[2] = {"198.18.7.1", "198.18.7.2"}, strangers[2] = {"198.18.8.1", "198.18.8.2"};
+  for (const auto& b : behaved)
+    ASSERT_EQ(passed(Packet().ipv4(b, "198.18.0.2").build(), 3, 10 * kSec), 3) << b << " behaves under the UDP rule";
+  const uint64_t t = 120 * kSec;
+  for (const auto& s : {behaved[0], behaved[1], strangers[0], strangers[1]})
+    ASSERT_EQ(run(rst(s, cookie_for(s, t)), t + 1), XDP_DROP) << s << " proves its address at 120 s";
+  EXPECT_EQ(run(syn(behaved[0]), t + (XT_PROOF_SECONDS - 1) * kSec), XDP_PASS) << "its proof, beside what behaved";
+  EXPECT_EQ(run(syn(strangers[0]), t + (XT_PROOF_SECONDS - 1) * kSec), XDP_PASS) << "its proof, on its own";
+  EXPECT_EQ(run(syn(behaved[1]), t + XT_PROOF_SECONDS * kSec), XDP_TX) << "the proof beside is over: asked again";
+  EXPECT_EQ(run(syn(strangers[1]), t + XT_PROOF_SECONDS * kSec), XDP_TX) << "the proof on its own is over";
+  EXPECT_EQ(counter(XT_ADMITTED_BY_PROOF), 2u);
+}
+
 // While a rule's budget is saturated, what it admits is mostly a flood's:
 // no new source is remembered, and a proof lasts XT_PROOF_SECONDS only.
 TEST_F(Proof, NothingIsRememberedUnderAFloodAndAProofIsShortLived) {
@@ -635,8 +680,8 @@ TEST(KnownCount, ABehavedSourceProvenSinceItsMemoryRanOutIsKnownAndProven) {
   };
   EXPECT_EQ(count(105), std::tuple(1u, 0u, 0u)) << "remembered";
   EXPECT_EQ(count(155), std::tuple(1u, 1u, 0u)) << "remembered no longer, but proven 6 s ago";
-  EXPECT_EQ(count(149 + XT_PROOF_SECONDS), std::tuple(1u, 1u, 0u)) << "as long as the data path admits it";
-  EXPECT_EQ(count(149 + XT_PROOF_SECONDS + 1), std::tuple(0u, 0u, 1u)) << "then expired";
+  EXPECT_EQ(count(149 + XT_PROOF_SECONDS - 1), std::tuple(1u, 1u, 0u)) << "as long as the data path admits it";
+  EXPECT_EQ(count(149 + XT_PROOF_SECONDS), std::tuple(0u, 0u, 1u)) << "then expired, as a proof of its own";
 }
 
 // A snapshot's known source goes in as of when it was seen: it takes a
@@ -684,6 +729,50 @@ TEST_F(Proof, ARestoredKnownSourcePushesOutNoneSeenSinceIt) {
   auto newer = state_->restore_records(XT_RESTORE_KNOWN, {record(same[4], now - 10 * kSec)});
   ASSERT_TRUE(newer.has_value());
   EXPECT_EQ(newer->restored, 1u);
+}
+
+// ... nor a proof made since it: proofs go first where a set is full (a
+// spoofer can have live hosts make them), but one made after a record's
+// time was taken, whatever its age, for the record's way (a restore into
+// a live state undid the proofs of the clients then connecting).
+TEST_F(Proof, ARestoredKnownSourcePushesOutNoProofMadeSinceIt) {
+  limit();
+  const xt_config cfg = state_->config().value();
+  auto set_of = [&](uint32_t v4) {
+    return XT_TOP_BITS(xt_hash_words(cfg.hash_key, 0x4b00 | XT_FAMILY_V4, v4, 0), cfg.known_bits);
+  };
+  std::vector<uint32_t> same;
+  const uint32_t first = htonl(0xc6120001);  // 198.18.0.1
+  for (uint32_t i = 1; same.size() < 5 && i < (1u << 20); i++) {
+    const uint32_t v4 = htonl(0xc6120000 + i);
+    if (set_of(v4) == set_of(first)) same.push_back(v4);
+  }
+  ASSERT_EQ(same.size(), 5u);
+  auto record = [&](uint32_t v4, uint32_t how, uint64_t tick) {
+    xt_slot r{};
+    r.key.family = XT_FAMILY_V4;
+    r.key.per_len = static_cast<uint8_t>(how);
+    std::memcpy(r.key.addr, &v4, 4);
+    r.bucket.word[0] = tick;
+    return r;
+  };
+  const uint64_t now = 3600 * kSec;
+  skel_->bss->xt_test_now = now;
+  std::vector<xt_slot> set;
+  for (int i = 0; i < 3; i++) set.push_back(record(same[i], XT_KNOWN_BEHAVED, now - 60 * kSec));
+  set.push_back(record(same[3], XT_KNOWN_PROVEN, now));  // proven just now
+  auto put = state_->restore_records(XT_RESTORE_KNOWN, set);
+  ASSERT_TRUE(put.has_value()) << put.error().message;
+  ASSERT_EQ(put->restored, 4u);
+  auto older = state_->restore_records(XT_RESTORE_KNOWN, {record(same[4], XT_KNOWN_BEHAVED, now - 30 * kSec)});
+  ASSERT_TRUE(older.has_value()) << older.error().message;
+  EXPECT_EQ(older->restored, 1u) << "it was seen after the three that behaved";
+  std::set<uint64_t> known;
+  ASSERT_TRUE(state_->for_each_known([&](const xt_known& e) { if (e.family) known.insert(e.key); }).has_value());
+  EXPECT_TRUE(known.count(same[3])) << "the proof made since the record is kept";
+  EXPECT_TRUE(known.count(same[4]));
+  EXPECT_EQ(known.count(same[0]) + known.count(same[1]) + known.count(same[2]), 2u)
+      << "one of the three seen before it gave its way";
 }
 
 }  // namespace

@@ -156,7 +156,7 @@ void count_known(Status& s, const xt_known& e, uint32_t secs, const KnownWindow&
     // Behaved too long ago, but proved its address since: admitted as
     // proven for the proof's own time (known.bpf.h, xt_proof_recent).
     const uint32_t since_proof = secs - (e.seen + e.proven - 1u);
-    if (!proven && e.proven && (window.proofs || window.remember) && since_proof + 2 <= XT_PROOF_SECONDS + 2) {
+    if (!proven && e.proven && (window.proofs || window.remember) && since_proof + 2 < XT_PROOF_SECONDS + 2) {
       s.known_sources++;
       s.known_proven++;
       return;
