@@ -73,6 +73,12 @@ TEST_F(Cli, BadInputExitsTwoNamesTheTokenAndChangesNothing) {
       {{"serve", "--record-max", "256MB"}, "--record"},
       {{"rule", "add", "198.18.0.0/15", "--rate", "10/s", "--ban-after", "off", "--ban-for", "1h"}, "first drop"},
       {{"frobnicate"}, "frobnicate"},
+      // An IPv4 client as a dual-stack socket names it: its packets are
+      // IPv4 here, and a rule, ban or list of the mapped form never
+      // matched them (taken, exit 0).
+      {{"ban", "add", "::ffff:198.18.0.7", "--for", "1h"}, "198.18.0.7"},
+      {{"rule", "add", "::ffff:198.18.0.0/111", "--rate", "10/s"}, "198.18.0.0/15"},
+      {{"blocklist", "test", "::ffff:198.18.0.7"}, "198.18.0.7"},
       {{"rule", "add", "--rate", "10/s"}, "needs a CIDR"},
   };
   for (const auto& c : cases) {
@@ -86,6 +92,7 @@ TEST_F(Cli, BadInputExitsTwoNamesTheTokenAndChangesNothing) {
     EXPECT_NE(r.err.find(c.token), std::string::npos) << cmd << ": message does not name " << c.token << ": " << r.err;
   }
   EXPECT_EQ(lab_->xthrottle({"rule", "list", "--json"}).out, before) << "a rejected command changed the rules";
+  EXPECT_EQ(lab_->xthrottle({"bans", "--json"}).out, "[]\n") << "a rejected command banned";
   EXPECT_FALSE(lab_->xthrottle_json({"status", "--json"})["interfaces"].size())
       << "the rejected attach attached anyway";
   // A mistyped command is told the commands there are, all of them (the

@@ -149,6 +149,22 @@ TEST(Cidr, RejectsBadInput) {
   expect_usage_error(parse_cidr("2001:db8::\0"sv), "NUL");
 }
 
+// A prefix within ::ffff:0:0/96 names IPv4 clients as a dual-stack socket
+// shows them; their packets are IPv4 here, so a rule, ban or list entry of
+// it matched nothing and was taken without a word. Refused with the IPv4
+// form; what exists already (a snapshot's, a fleet's, `rule del`) is read.
+TEST(Cidr, AnIPv4MappedSourceIsToldItsIPv4Form) {
+  expect_usage_error(parse_source_cidr("::ffff:198.18.0.7"), "write 198.18.0.7");
+  expect_usage_error(parse_source_cidr("::ffff:198.18.0.0/111"), "write 198.18.0.0/15");
+  expect_usage_error(parse_source_cidr("::ffff:0:0/96"), "write 0.0.0.0/0");
+  EXPECT_TRUE(parse_cidr("::ffff:198.18.0.7").has_value());
+  EXPECT_TRUE(parse_source_cidr("::/0").has_value()) << "every IPv6 source, the mapped ones among them";
+  EXPECT_TRUE(parse_source_cidr("::fffe:0:0/95").has_value()) << "wider than the mapped block";
+  EXPECT_TRUE(parse_source_cidr("::fffe:c612:7").has_value());
+  EXPECT_TRUE(parse_source_cidr("2001:db8::1").has_value());
+  EXPECT_TRUE(parse_source_cidr("198.18.0.7").has_value());
+}
+
 RuleSpec spec_for(const std::string& cidr) {
   RuleSpec s;
   s.cidr = *parse_cidr(cidr);

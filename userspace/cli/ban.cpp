@@ -13,7 +13,7 @@ namespace xt::cli {
 namespace {
 
 int run_ban_add(const Globals& g, const std::string& cidr_text, const std::string& duration) {
-  auto cidr = parse_cidr(cidr_text);
+  auto cidr = parse_source_cidr(cidr_text);
   if (!cidr) return fail(cidr.error());
   auto seconds = parse_duration("--for", duration, false);
   if (!seconds) return fail(seconds.error());

@@ -64,7 +64,7 @@ int run_list(const Globals& g, bool json) {
 }
 
 int run_test(const Globals& g, const std::string& text) {
-  auto addr = parse_cidr(text);
+  auto addr = parse_source_cidr(text);
   if (!addr) return fail(addr.error());
   if (addr->len != family_bits(addr->family))
     return fail(usage_error("blocklist test takes an address, not a prefix: " + text).error());

@@ -75,7 +75,7 @@ Result<RuleSpec> spec_of(RuleAddOptions o) {
       took->pop_back();
     }
   if (o.cidr.empty()) return usage_error("rule add needs a CIDR, e.g. rule add 198.18.0.0/15 --rate 100/s");
-  auto cidr = parse_cidr(o.cidr);
+  auto cidr = parse_source_cidr(o.cidr);
   if (!cidr) return std::unexpected(cidr.error());
   auto given = [](const std::string& s) { return s.empty() ? std::nullopt : std::optional(s); };
   RuleWords words;

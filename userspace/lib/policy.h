@@ -96,6 +96,13 @@ inline bool is_prefix(uint8_t family, const uint8_t* addr, int len) {
 }
 // "198.18.0.0/15", "2001:db8::/32", or a bare address (a host prefix).
 Result<Cidr> parse_cidr(std::string_view text);
+// parse_cidr for a prefix that is to match packets' sources (a rule, a ban,
+// a blocklist entry, the address `blocklist test` asks about): one within
+// ::ffff:0:0/96, an IPv4 client as a dual-stack socket names it, is refused
+// with its IPv4 form, since an IPv4 client's packets are IPv4 here and such
+// a prefix would never match them. (What exists already, in a snapshot, a
+// fleet or `rule del`, is read with parse_cidr.)
+Result<Cidr> parse_source_cidr(std::string_view text);
 std::string format_addr(uint8_t family, const uint8_t* addr);
 std::string format_cidr(const Cidr& cidr);
 // What a rule matches besides the source (docs/design.md, "Matches"): an
