@@ -66,6 +66,31 @@ class Proof : public Program {
       if (set_of(nth_source(i)) == target) same.push_back(nth_source(i));
     return same;
   }
+  // The first n addresses of 198.18.0.0/12 from 198.18.0.1 on (network
+  // order) that share 198.18.0.1's set of the known table.
+  std::vector<uint32_t> addresses_of_one_known_set(size_t n) {
+    const xt_config cfg = state_->config().value();
+    auto set_of = [&](uint32_t v4) {
+      return XT_TOP_BITS(xt_hash_words(cfg.hash_key, 0x4b00 | XT_FAMILY_V4, v4, 0), cfg.known_bits);
+    };
+    std::vector<uint32_t> same;
+    const uint32_t first = htonl(0xc6120001);  // 198.18.0.1
+    for (uint32_t i = 1; same.size() < n && i < (1u << 20); i++) {
+      const uint32_t v4 = htonl(0xc6120000 + i);
+      if (set_of(v4) == set_of(first)) same.push_back(v4);
+    }
+    return same;
+  }
+  // A snapshot's record of a known IPv4 source (XT_RESTORE_KNOWN): how it is
+  // known, and the tick it was seen.
+  static xt_slot known_record(uint32_t v4, uint32_t how, uint64_t tick) {
+    xt_slot r{};
+    r.key.family = XT_FAMILY_V4;
+    r.key.per_len = static_cast<uint8_t>(how);
+    std::memcpy(r.key.addr, &v4, 4);
+    r.bucket.word[0] = tick;
+    return r;
+  }
   // Two rules over 0.0.0.0/0, each at 100/s with a budget of one new
   // source an hour: UDP without proofs, remembering for udp_remember
   // seconds, and TCP with them, remembering for tcp_remember.
@@ -691,26 +716,9 @@ TEST(KnownCount, ABehavedSourceProvenSinceItsMemoryRanOutIsKnownAndProven) {
 // ago lost its standing to one a restore brought back from an hour ago.)
 TEST_F(Proof, ARestoredKnownSourcePushesOutNoneSeenSinceIt) {
   limit();
-  const xt_config cfg = state_->config().value();
-  // Five addresses of one set of the known table.
-  auto set_of = [&](uint32_t v4) {
-    return XT_TOP_BITS(xt_hash_words(cfg.hash_key, 0x4b00 | XT_FAMILY_V4, v4, 0), cfg.known_bits);
-  };
-  std::vector<uint32_t> same;
-  const uint32_t first = htonl(0xc6120001);  // 198.18.0.1
-  for (uint32_t i = 1; same.size() < 5 && i < (1u << 20); i++) {
-    const uint32_t v4 = htonl(0xc6120000 + i);
-    if (set_of(v4) == set_of(first)) same.push_back(v4);
-  }
+  const std::vector<uint32_t> same = addresses_of_one_known_set(5);
   ASSERT_EQ(same.size(), 5u);
-  auto record = [&](uint32_t v4, uint64_t tick) {
-    xt_slot r{};
-    r.key.family = XT_FAMILY_V4;
-    r.key.per_len = XT_KNOWN_BEHAVED;
-    std::memcpy(r.key.addr, &v4, 4);
-    r.bucket.word[0] = tick;
-    return r;
-  };
+  auto record = [](uint32_t v4, uint64_t tick) { return known_record(v4, XT_KNOWN_BEHAVED, tick); };
   const uint64_t now = 3600 * kSec;
   skel_->bss->xt_test_now = now;
   std::vector<xt_slot> fresh;
@@ -737,25 +745,9 @@ TEST_F(Proof, ARestoredKnownSourcePushesOutNoneSeenSinceIt) {
 // a live state undid the proofs of the clients then connecting).
 TEST_F(Proof, ARestoredKnownSourcePushesOutNoProofMadeSinceIt) {
   limit();
-  const xt_config cfg = state_->config().value();
-  auto set_of = [&](uint32_t v4) {
-    return XT_TOP_BITS(xt_hash_words(cfg.hash_key, 0x4b00 | XT_FAMILY_V4, v4, 0), cfg.known_bits);
-  };
-  std::vector<uint32_t> same;
-  const uint32_t first = htonl(0xc6120001);  // 198.18.0.1
-  for (uint32_t i = 1; same.size() < 5 && i < (1u << 20); i++) {
-    const uint32_t v4 = htonl(0xc6120000 + i);
-    if (set_of(v4) == set_of(first)) same.push_back(v4);
-  }
+  const std::vector<uint32_t> same = addresses_of_one_known_set(5);
   ASSERT_EQ(same.size(), 5u);
-  auto record = [&](uint32_t v4, uint32_t how, uint64_t tick) {
-    xt_slot r{};
-    r.key.family = XT_FAMILY_V4;
-    r.key.per_len = static_cast<uint8_t>(how);
-    std::memcpy(r.key.addr, &v4, 4);
-    r.bucket.word[0] = tick;
-    return r;
-  };
+  const auto record = known_record;
   const uint64_t now = 3600 * kSec;
   skel_->bss->xt_test_now = now;
   std::vector<xt_slot> set;
