@@ -21,10 +21,15 @@
 
 /* --ban-after: a source over its limit without a break for that long is
  * banned for --ban-for (its bucket's prefix, in the ban table), and told.
- * A packet gets here only if no ban in force covers it (the ban table is
- * read before metering while a rule can ban): an entry of this prefix is
- * one that has ended, and is written over. Returns the tick the ban ends,
- * or 0. */
+ * A packet gets here only if no ban in force covered it when it read the
+ * ban table, before metering (while a rule can ban). Every CPU holding a
+ * source of the bucket comes off its hold at the same tick, though, and
+ * each such packet that read the table before the first ban went in
+ * banned again: one ban told two to N times, written over each time. The
+ * ban goes in only where there is none: one in force now is another
+ * CPU's (or the operator's), and is taken as it is, untold; an ended one
+ * of this prefix (the lookup removes those it meets) is written over.
+ * Returns the tick the ban ends, or 0. */
 static __always_inline __u64 xt_ban_source(const struct xt_bucket_key *bkey, struct xt_bucket *b,
 					   const struct xt_rule *rule, const struct xt_config *cfg, __u64 now)
 {
@@ -47,9 +52,14 @@ static __always_inline __u64 xt_ban_source(const struct xt_bucket_key *bkey, str
 		.prefixlen = key.prefixlen,
 		.rule = rule->id + 1,
 	};
-	/* Not in the table (full): no ban, which nobody could see or lift. */
-	if (bpf_map_update_elem(&xt_bans, &key, &ban, BPF_ANY) != 0)
-		return 0;
+	if (bpf_map_update_elem(&xt_bans, &key, &ban, BPF_NOEXIST) != 0) {
+		const struct xt_ban *in_force = bpf_map_lookup_elem(&xt_bans, &key);
+		if (in_force && (__s64)(in_force->until - now) > 0)
+			return in_force->until;
+		/* Not in the table (full): no ban, which nobody could see or lift. */
+		if (bpf_map_update_elem(&xt_bans, &key, &ban, BPF_ANY) != 0)
+			return 0;
+	}
 	/* How long it was over, as the test above took it: from now, the
 	 * throttle's start a tick ahead of it read -1, 2^32 - 1 ticks. */
 	xt_emit(bkey, b, rule, now, XT_EMIT_WHAT(XT_EVENT_BANNED, over < 0 ? 0 : (__u32)over));

@@ -223,6 +223,53 @@ TEST_F(Bans, ABanAfterNoTimeBansAtTheFirstDropOnAnyTick) {
   }
 }
 
+// One ban, told once. Every CPU holding a source of one bucket comes off
+// its hold at the same tick, and each packet of them that read the ban
+// table before the first ban went in banned again: the ban told two to N
+// times, and written over each time (an operator's longer ban of the same
+// prefix too). One CPU stands in for several here: the flag that has
+// packets read the ban table is cleared, as if this one had read it
+// before the ban was written.
+TEST_F(Bans, ABanMadeByTwoPacketsAtOnceIsToldOnce) {
+  rule("198.18.0.0/15", "10/s", 10, [](RuleSpec& s) {
+    s.per = 24;
+    s.ban_after = 0;
+    s.ban_for = 60;
+  });
+  const auto a = Packet().ipv4("198.18.0.1").build(), b = Packet().ipv4("198.18.0.2").build();
+  (void)events();
+  EXPECT_EQ(passed(a, 11, kSec), 10) << "the /24's burst, then banned at its first drop";
+  xt_config cfg = state_->config().value();
+  ASSERT_NE(cfg.bans, 0u) << "a rule that bans has packets read the ban table";
+  cfg.bans = 0;
+  const uint32_t zero = 0;
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_config), &zero, &cfg, BPF_ANY), 0);
+  EXPECT_EQ(run(b, kSec), XDP_DROP) << "the same /24, from a packet that missed the ban";
+  EXPECT_EQ(counter(XT_DROP_BANNED), 2u) << "each dropped as banned";
+  int told = 0;
+  for (const xt_event& e : events()) told += e.type == XT_EVENT_BANNED;
+  EXPECT_EQ(told, 1) << "one ban, told once";
+  const auto bans = state_->bans().value();
+  ASSERT_EQ(bans.size(), 1u);
+  EXPECT_EQ(bans[0].ban.until, kSec + 60 * kSec) << "the first packet's ban";
+
+  // An operator's ban of a /24 for an hour, met the same way: kept, not
+  // written over with the rule's minute.
+  ban("198.18.1.0/24", 3600);
+  cfg = state_->config().value();
+  cfg.bans = 0;
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_config), &zero, &cfg, BPF_ANY), 0);
+  EXPECT_EQ(passed(Packet().ipv4("198.18.1.1").build(), 11, 2 * kSec), 10);
+  for (const auto& b : state_->bans().value())
+    if (b.cidr == *parse_cidr("198.18.1.0/24")) {
+      EXPECT_GE(b.ban.until, 3600 * kSec) << "the operator's hour";
+      EXPECT_EQ(b.ban.rule, 0u) << "the operator's, not the rule's";
+    }
+  told = 0;
+  for (const xt_event& e : events()) told += e.type == XT_EVENT_BANNED;
+  EXPECT_EQ(told, 0) << "nothing banned that was not already";
+}
+
 // A source throttled once (over its own limit), then within it while the
 // rule's --total drops some of its packets, is released by its packets that
 // pass: the total's drops are not its own. (They kept the throttle going,
