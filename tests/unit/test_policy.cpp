@@ -150,14 +150,22 @@ TEST(Cidr, RejectsBadInput) {
 }
 
 // A prefix within ::ffff:0:0/96 names IPv4 clients as a dual-stack socket
-// shows them; their packets are IPv4 here, so a rule, ban or list entry of
-// it matched nothing and was taken without a word. Refused with the IPv4
-// form; what exists already (a snapshot's, a fleet's, `rule del`) is read.
+// shows them; their packets are IPv4 here, so a rule or ban of it typed on
+// the command line matched nothing and was taken without a word. Refused
+// with the IPv4 form; a config's rule of it is warned about. The /96
+// itself filters IPv6 packets carrying such sources (a bogon), and what
+// exists already (a snapshot's, a fleet's, `rule del`) is read.
 TEST(Cidr, AnIPv4MappedSourceIsToldItsIPv4Form) {
   expect_usage_error(parse_source_cidr("::ffff:198.18.0.7"), "write 198.18.0.7");
   expect_usage_error(parse_source_cidr("::ffff:198.18.0.0/111"), "write 198.18.0.0/15");
-  expect_usage_error(parse_source_cidr("::ffff:0:0/96"), "write 0.0.0.0/0");
+  EXPECT_TRUE(parse_source_cidr("::ffff:0:0/96").has_value()) << "a bogon filter of IPv6, not every IPv4 client";
   EXPECT_TRUE(parse_cidr("::ffff:198.18.0.7").has_value());
+  RuleSpec s;
+  s.cidr = *parse_cidr("::ffff:198.18.0.0/120");
+  s.rates = {*parse_rate("10/s")};
+  const auto warnings = rule_warnings(s, 1000);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("write 198.18.0.0/24"), std::string::npos) << warnings[0];
   EXPECT_TRUE(parse_source_cidr("::/0").has_value()) << "every IPv6 source, the mapped ones among them";
   EXPECT_TRUE(parse_source_cidr("::fffe:0:0/95").has_value()) << "wider than the mapped block";
   EXPECT_TRUE(parse_source_cidr("::fffe:c612:7").has_value());

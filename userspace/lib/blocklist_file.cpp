@@ -101,7 +101,7 @@ Result<void> add_range(std::string_view token, size_t dash, std::vector<Cidr>& o
 // An address, CIDR or IPv4 range. IPv6 addresses have no '-'.
 Result<void> add_entry(std::string_view token, std::vector<Cidr>& out) {
   if (const size_t dash = token.find('-'); dash != std::string_view::npos) return add_range(token, dash, out);
-  auto cidr = parse_source_cidr(token);
+  auto cidr = parse_cidr(token);
   if (!cidr) return bad_cidr(token, cidr.error());
   out.push_back(*cidr);
   return {};

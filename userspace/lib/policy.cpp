@@ -254,19 +254,25 @@ Result<Cidr> parse_cidr(std::string_view text) {
   return cidr;
 }
 
+std::optional<Cidr> mapped_ipv4(const Cidr& cidr) {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (cidr.family != XT_FAMILY_V6 || cidr.len <= 96 || std::memcmp(cidr.addr.data(), kMapped, 12) != 0)
+    return std::nullopt;
+  Cidr v4;
+  v4.family = XT_FAMILY_V4;
+  std::memcpy(v4.addr.data(), cidr.addr.data() + 12, 4);
+  v4.len = static_cast<uint8_t>(cidr.len - 96);
+  return v4;
+}
+
 Result<Cidr> parse_source_cidr(std::string_view text) {
   auto cidr = parse_cidr(text);
   if (!cidr) return cidr;
-  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (cidr->family != XT_FAMILY_V6 || cidr->len < 96 || std::memcmp(cidr->addr.data(), kMapped, 12) != 0)
-    return cidr;
-  Cidr v4;
-  v4.family = XT_FAMILY_V4;
-  std::memcpy(v4.addr.data(), cidr->addr.data() + 12, 4);
-  v4.len = static_cast<uint8_t>(cidr->len - 96);
-  return usage_error("bad CIDR " + in_quotes(text) +
-                     ": an IPv4-mapped IPv6 address; an IPv4 client's packets are IPv4 here, write " +
-                     format_cidr(v4));
+  if (const auto v4 = mapped_ipv4(*cidr))
+    return usage_error("bad CIDR " + in_quotes(text) +
+                       ": an IPv4-mapped IPv6 address; an IPv4 client's packets are IPv4 here, write " +
+                       format_cidr(*v4));
+  return cidr;
 }
 
 std::array<uint8_t, 16> prefix_of(const std::array<uint8_t, 16>& addr, unsigned len) {

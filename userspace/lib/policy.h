@@ -96,12 +96,16 @@ inline bool is_prefix(uint8_t family, const uint8_t* addr, int len) {
 }
 // "198.18.0.0/15", "2001:db8::/32", or a bare address (a host prefix).
 Result<Cidr> parse_cidr(std::string_view text);
-// parse_cidr for a prefix that is to match packets' sources (a rule, a ban,
-// a blocklist entry, the address `blocklist test` asks about): one within
-// ::ffff:0:0/96, an IPv4 client as a dual-stack socket names it, is refused
-// with its IPv4 form, since an IPv4 client's packets are IPv4 here and such
-// a prefix would never match them. (What exists already, in a snapshot, a
-// fleet or `rule del`, is read with parse_cidr.)
+// The IPv4 form of a prefix longer than ::ffff:0:0/96 and within it: IPv4
+// clients as a dual-stack socket names them. Their packets are IPv4 here,
+// and never match such a prefix. (::ffff:0:0/96 itself is a filter of IPv6
+// packets that carry such sources, a bogon, and is taken as it is.)
+std::optional<Cidr> mapped_ipv4(const Cidr& cidr);
+// parse_cidr for a source prefix typed on the command line (rule add, ban
+// add, blocklist test): one mapped_ipv4 has a form for is refused with it.
+// Files (a config's rules, a blocklist) are read with parse_cidr, as they
+// were: a rule of one is warned about (rule_warnings), a list's entry is
+// inert; and what exists already (a snapshot, a fleet, rule del) too.
 Result<Cidr> parse_source_cidr(std::string_view text);
 std::string format_addr(uint8_t family, const uint8_t* addr);
 std::string format_cidr(const Cidr& cidr);

@@ -748,6 +748,10 @@ std::vector<std::string> rule_warnings(const RuleSpec& spec, uint32_t hz) {
   if (spec.redirect && spec.dry_run)
     out.push_back("--over redirect:" + *spec.redirect + " sends nothing while the rule is --dry-run: it drops nothing");
   if (spec.ecn && spec.dry_run) out.push_back("--over ecn marks nothing while the rule is --dry-run");
+  // A config's rule (rule add refuses it: parse_source_cidr).
+  if (const auto v4 = mapped_ipv4(spec.cidr))
+    out.push_back(format_cidr(spec.cidr) + " is IPv4 clients in IPv6's mapped form: their packets are IPv4 and never "
+                  "match it; write " + format_cidr(*v4));
   // The parser steps over up to four of IPv6's extension headers to the
   // protocol after them (a fragment of UDP is UDP's): a rule of one matches
   // only where the walk stopped at it, a longer chain or one cut short.

@@ -67,7 +67,7 @@ Result<FileRule> read_rule(const std::string& path, const toml::table& t) {
   std::optional<std::string> cidr;
   if (auto ok = string_of("cidr", cidr); !ok) return std::unexpected(ok.error());
   if (!cidr) return at(path, out.line, "a rule needs cidr = \"PREFIX\"");
-  auto parsed_cidr = parse_source_cidr(*cidr);
+  auto parsed_cidr = parse_cidr(*cidr);
   if (!parsed_cidr) return at(path, line_of(*t.get("cidr")), parsed_cidr.error().message);
 
   // The windows' keys take one value or an array of them (several
