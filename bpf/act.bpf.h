@@ -197,8 +197,9 @@ __attribute__((noinline)) int xt_mark_ce(struct xdp_md *ctx, const struct xt_rul
 
 /* A deny rule's packet, or a banned source's (banned: the tick its ban
  * ends): dropped, and its source remembered in the hot cache (for good, or
- * until the ban ends); a deny rule's passed and counted under a dry-run
- * rule. A ban is the operator's, and no dry run. */
+ * until the ban ends, half the idle window at most: xt_ban_hold); a deny
+ * rule's passed and counted under a dry-run rule. A ban is the operator's,
+ * and no dry run. */
 static __always_inline enum xt_reason xt_act_deny(const struct xt_rule *rule, const struct xt_config *cfg,
 						  __u32 hot_idx, int hot_slot, const struct xt_pkt *pkt, __u32 epoch,
 						  __u64 now, __u64 banned)

@@ -209,8 +209,9 @@ static __always_inline int xt_remember_in(const struct xt_pkt *pkt, __u32 per_le
 		const __s32 signed_age = (__s32)(secs - e->seen);
 		__u32 age = signed_age < 0 ? 0 : (__u32)signed_age & 0x7fffffff;
 		/* A proof seen since now (a restored record's now is its own
-		 * time) is no victim either. */
-		if (e->how == XT_KNOWN_PROVEN && signed_age >= 0)
+		 * time) is no victim either; one a second ahead is another
+		 * CPU's clock, and goes first as any proof does. */
+		if (e->how == XT_KNOWN_PROVEN && signed_age >= -1)
 			age |= 0x80000000u;
 		if (!e->family)
 			age = 0xffffffffu;
