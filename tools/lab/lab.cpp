@@ -7,7 +7,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,7 +20,6 @@
 #include <thread>
 #include <stdexcept>
 
-extern char** environ;
 
 namespace xt::test {
 namespace {
@@ -37,19 +36,47 @@ std::string temp_path(const char* what) {
   return "/tmp/xt-e2e-" + std::to_string(getpid()) + "-" + std::to_string(n++) + "." + what;
 }
 
+// The child dies with the test (PR_SET_PDEATHSIG): a test process killed
+// outright (a CI run stopped, a timeout's SIGKILL) runs no destructor, and
+// what it started (a redis-server, a serve) outlived it. Spawned from the
+// main thread only: the signal comes when the spawning thread ends. A
+// failed exec is told back through a pipe closed on exec, as posix_spawnp
+// told it.
 int spawn(const std::vector<std::string>& argv, const std::string& out, const std::string& err) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) throw std::runtime_error("cannot run " + argv[0]);
+  int told[2];
+  if (pipe2(told, O_CLOEXEC) != 0) throw std::runtime_error("cannot run " + argv[0] + ": no pipe");
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(told[0]);
+    close(told[1]);
+    throw std::runtime_error("cannot run " + argv[0] + ": cannot fork");
+  }
+  if (pid == 0) {
+    close(told[0]);
+    // Opened closed-on-exec: only their copies at 0, 1 and 2 go on.
+    const int in = open("/dev/null", O_RDONLY | O_CLOEXEC),
+              o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600),
+              e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int failed = in < 0 || o < 0 || e < 0 || dup2(in, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 ||
+                 prctl(PR_SET_PDEATHSIG, SIGKILL) != 0;
+    if (!failed && getppid() != parent) _exit(127);  // the test died before the signal was set
+    if (!failed) execvp(args[0], args.data());
+    failed = errno;
+    (void)!write(told[1], &failed, sizeof(failed));
+    _exit(127);
+  }
+  close(told[1]);
+  int child_errno = 0;
+  const ssize_t n = read(told[0], &child_errno, sizeof(child_errno));
+  close(told[0]);
+  if (n > 0) {
+    waitpid(pid, nullptr, 0);
+    throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(child_errno));
+  }
   return pid;
 }
 
