@@ -404,12 +404,6 @@ static std::optional<uint64_t> map_memlock(int fd) {
   return map ? memlock : std::nullopt;
 }
 
-uint64_t State::source_memory_bytes() const {
-  uint64_t total = 0;
-  for (int fd : {buckets_.get(), tags_.get(), marks_.get()}) total += map_memlock(fd).value_or(0);
-  return total;
-}
-
 std::map<std::string, uint64_t> State::map_memory() const {
   std::map<std::string, uint64_t> out;
   std::set<uint32_t> seen;  // a map pinned twice counts once

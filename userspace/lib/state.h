@@ -115,8 +115,6 @@ class State {
   Result<void> init_config(uint32_t hz, uint32_t max_sources, uint32_t idle_seconds = XT_DEFAULT_IDLE_SECONDS);
 
   Result<xt_config> config() const;
-  // Kernel memory the per-source state takes (bucket table, its tags and marks).
-  uint64_t source_memory_bytes() const;
   // The kernel memory of every map pinned in the state's directory (the
   // kernel's own account, fdinfo "memlock"), by map name: what the state
   // costs the host, used or not (empty for a state not pinned).

@@ -195,8 +195,8 @@ Result<Status> read_status(const std::string& pin_dir) {
   s.table_slots = table_slots(*cfg);
   s.idle_seconds = idle_seconds_of(*cfg);
   s.hz = cfg->hz;
-  s.bytes_per_source = state->source_memory_bytes() / cfg->max_sources;
   for (const auto& [name, bytes] : state->map_memory()) s.kernel_memory[memory_part(name)] += bytes;
+  s.bytes_per_source = s.kernel_memory["source_table"] / cfg->max_sources;
   auto sources = state->count_sources();
   if (!sources) return std::unexpected(sources.error());
   s.tracked_sources = sources->tracked;
