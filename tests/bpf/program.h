@@ -98,6 +98,13 @@ class Program : public ::testing::Test {
     ASSERT_TRUE(put.has_value()) << put.error().message;
   }
 
+  // Writes the data path's configuration as given (an epoch moved on, a
+  // flag cleared: what no controller call would do).
+  void write_config(const xt_config& cfg) {
+    const uint32_t zero = 0;
+    ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_config), &zero, &cfg, BPF_ANY), 0);
+  }
+
   // Runs one frame at tick `now`; returns the XDP action.
   int run(const std::vector<uint8_t>& frame, uint64_t now = 0) {
     skel_->bss->xt_test_now = now;

@@ -100,8 +100,7 @@ TEST_F(Bans, ALiftedBanDoesNotComeBack65536ChangesLater) {
   // The epoch 65,536 on from the ban's: as if that many changes were made.
   xt_config cfg = state_->config().value();
   cfg.epoch = banned_at + 65536;
-  const uint32_t zero = 0;
-  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_config), &zero, &cfg, BPF_ANY), 0);
+  ASSERT_NO_FATAL_FAILURE(write_config(cfg));
   EXPECT_EQ(run(banned, 1000 * kSec), XDP_PASS) << "the ban was lifted, and its hour is not over";
   EXPECT_EQ(counter(XT_DROP_BANNED), 1u);
 }
@@ -242,8 +241,7 @@ TEST_F(Bans, ABanMadeByTwoPacketsAtOnceIsToldOnce) {
   xt_config cfg = state_->config().value();
   ASSERT_NE(cfg.bans, 0u) << "a rule that bans has packets read the ban table";
   cfg.bans = 0;
-  const uint32_t zero = 0;
-  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_config), &zero, &cfg, BPF_ANY), 0);
+  ASSERT_NO_FATAL_FAILURE(write_config(cfg));
   EXPECT_EQ(run(b, kSec + 50 * test::kMs), XDP_DROP) << "the same /24, from a packet that missed the ban";
   EXPECT_EQ(counter(XT_DROP_BANNED), 2u) << "each dropped as banned";
   int told = 0;
@@ -258,7 +256,7 @@ TEST_F(Bans, ABanMadeByTwoPacketsAtOnceIsToldOnce) {
   ban("198.18.1.0/24", 3600);
   cfg = state_->config().value();
   cfg.bans = 0;
-  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_config), &zero, &cfg, BPF_ANY), 0);
+  ASSERT_NO_FATAL_FAILURE(write_config(cfg));
   EXPECT_EQ(passed(Packet().ipv4("198.18.1.1").build(), 11, 2 * kSec), 10);
   int found = 0;
   for (const auto& b : state_->bans().value())

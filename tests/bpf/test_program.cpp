@@ -591,8 +591,7 @@ TEST_F(Program, ADenyEntryDoesNotComeBack65536RuleChangesLater) {
   // The epoch 65,536 on from the deny's: as if that many changes were made.
   xt_config cfg = state_->config().value();
   cfg.epoch = denied_at + 65536;
-  const uint32_t zero = 0;
-  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_config), &zero, &cfg, BPF_ANY), 0);
+  ASSERT_NO_FATAL_FAILURE(write_config(cfg));
   EXPECT_EQ(passed(frame, 1, 0), 1) << "the allow rule still holds";
 }
 
