@@ -122,6 +122,36 @@ TEST_F(Cli, ABlocklistTooLargeOnItsOwnMakesNoState) {
   std::filesystem::remove(big);
 }
 
+// A rule or a rules file that cannot be metered is refused before the pins
+// are locked, which makes the directory (and mounts a BPF file system on
+// /sys/fs/bpf where there is none) and needs root. They were checked only
+// under the lock: a pin directory made for a typo, and exit 1 for it where
+// the directory is off a BPF file system or the user lacks the privilege.
+TEST_F(Cli, RefusedInputMakesNothingAndNeedsNoPrivilege) {
+  const std::string file = "/tmp/xt-e2e-" + std::to_string(getpid()) + "-norate.toml";
+  std::ofstream(file) << "[[rule]]\ncidr = \"198.18.0.0/15\"\n";
+  const std::string fresh = std::filesystem::path(lab_->pin_dir()).parent_path() / "fresh";  // on the lab's bpffs
+  const std::string off = "/tmp/xt-e2e-" + std::to_string(getpid()) + "-pins";                // on none
+  const std::vector<std::string> nobody = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+  for (const std::string& pins : {fresh, off})
+    for (const bool root : {true, false})
+      for (const std::vector<std::string>& args :
+           {std::vector<std::string>{"rule", "add", "198.18.0.0/15"}, std::vector<std::string>{"apply", file}}) {
+        std::vector<std::string> argv = {"ip", "netns", "exec", lab_->dut_ns()};
+        if (!root) argv.insert(argv.end(), nobody.begin(), nobody.end());
+        argv.insert(argv.end(), {XT_BIN, "--pin-dir", pins});
+        argv.insert(argv.end(), args.begin(), args.end());
+        const Outcome r = run(argv);
+        const std::string who = (root ? "root, " : "nobody, ") + pins + ": " + args[0];
+        EXPECT_EQ(r.rc, 2) << who << " -> " << r.err;
+        EXPECT_NE(r.err.find("--rate"), std::string::npos) << who << " -> " << r.err;
+        EXPECT_FALSE(std::filesystem::exists(pins)) << who << " made the pin directory";
+        std::error_code ec;
+        std::filesystem::remove(pins, ec);
+      }
+  std::filesystem::remove(file);
+}
+
 // A bare address is a CIDR where README says so (rule add 192.0.2.10
 // --allow), after a one-word --bandwidth too, which may take two words:
 // it used to keep the address as its second and say "needs a CIDR". So is

@@ -29,19 +29,21 @@ Result<void> check_rules_file(RulesFile& file, uint32_t hz) {
 }
 
 Result<RulesDiff> apply_loaded(const std::string& pin_dir, RulesFile& file, bool dry_run) {
-  if (dry_run && !State::exists(pin_dir)) {
-    auto hz = measure_hz();
-    if (!hz) return std::unexpected(hz.error());
-    if (auto ok = check_rules_file(file, *hz); !ok) return std::unexpected(ok.error());
-    return diff_from_nothing(file);
-  }
+  // Checked whole before the pins are locked (which may mount a BPF file
+  // system and make the directory): a file with a rule that cannot be
+  // metered changes nothing.
+  auto checked_hz = tick_rate_to_check(pin_dir);
+  if (!checked_hz) return std::unexpected(checked_hz.error());
+  if (auto ok = check_rules_file(file, *checked_hz); !ok) return std::unexpected(ok.error());
+  if (dry_run && !State::exists(pin_dir)) return diff_from_nothing(file);
   // Then, under the lock, the state opened once: the rules compiled for its
-  // tick rate (a rule that cannot be metered is refused before any change).
+  // tick rate.
   auto locked = lock_pins(pin_dir);
   if (!locked) return std::unexpected(locked.error());
   auto hz = tick_rate_of(*locked);
   if (!hz) return std::unexpected(hz.error());
-  if (auto ok = check_rules_file(file, *hz); !ok) return std::unexpected(ok.error());
+  if (*hz != *checked_hz)
+    if (auto ok = check_rules_file(file, *hz); !ok) return std::unexpected(ok.error());
   if (!dry_run)
     if (auto ok = create_if_missing(*locked, pin_dir, *hz, file.table); !ok) return std::unexpected(ok.error());
   // A state made otherwise keeps its table: a file asking another is refused.

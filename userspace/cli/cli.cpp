@@ -121,6 +121,11 @@ Result<uint32_t> tick_rate_of(const Locked& locked) {
   return cfg->hz;
 }
 
+Result<uint32_t> tick_rate_to_check(const std::string& pin_dir) {
+  if (auto hz = tick_rate(pin_dir)) return hz;
+  return measure_hz();
+}
+
 Result<TableSettings> table_options(const std::string& max_sources, const std::string& idle) {
   TableSettings table;
   if (!max_sources.empty()) {

@@ -85,6 +85,11 @@ Result<Locked> open_locked(const std::string& pin_dir);
 // The tick rate limits are compiled for: the state's, or, when there is none
 // yet, the kernel's (for the state about to be made).
 Result<uint32_t> tick_rate_of(const Locked& locked);
+// The tick rate input is checked against before anything is locked or made
+// (bad input exits 2 and changes nothing, even where the pins could not be
+// locked): the state's, or the kernel's where there is none or it cannot
+// be read here. Checked again under the lock, for tick_rate_of's.
+Result<uint32_t> tick_rate_to_check(const std::string& pin_dir);
 // attach's and replay's --max-sources and --idle, as given ("" for unset).
 Result<TableSettings> table_options(const std::string& max_sources, const std::string& idle);
 // Makes the state, if there is none yet, for the tick rate hz, with the

@@ -107,16 +107,22 @@ Result<RuleSpec> spec_of(RuleAddOptions o) {
 int run_rule_add(const Globals& g, const RuleAddOptions& o) {
   auto spec = spec_of(o);
   if (!spec) return fail(spec.error());
+  // Checked whole before the pins are locked (which may mount a BPF file
+  // system and make the directory): a rule that cannot be compiled changes
+  // nothing and needs no privilege to be told so.
+  auto checked_hz = tick_rate_to_check(g.pin_dir);
+  if (!checked_hz) return fail(checked_hz.error());
+  auto rule = compile_rule(*spec, *checked_hz, online_cpus());
+  if (!rule) return fail(rule.error());
+  if (auto ok = redirect_ifindex(*spec); !ok) return fail(ok.error());
   // Under the lock, the state opened once: limits are compiled into its
-  // kernel ticks (or the kernel's, for a state about to be made), and a
-  // rule that cannot be compiled makes no state.
+  // kernel ticks (or the kernel's, for a state about to be made).
   auto locked = lock_pins(g.pin_dir);
   if (!locked) return fail(locked.error());
   auto hz = tick_rate_of(*locked);
   if (!hz) return fail(hz.error());
-  auto rule = compile_rule(*spec, *hz, online_cpus());
+  if (*hz != *checked_hz) rule = compile_rule(*spec, *hz, online_cpus());
   if (!rule) return fail(rule.error());
-  if (auto ok = redirect_ifindex(*spec); !ok) return fail(ok.error());
   if (auto ok = create_if_missing(*locked, g.pin_dir, *hz); !ok) return fail(ok.error());
   // Run again as it was (a config-management job every minute): nothing to
   // do. A replacement would hand the rule a full new-source budget and

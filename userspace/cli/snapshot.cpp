@@ -35,12 +35,17 @@ bool restore_may_follow(const std::string& pin_dir) {
 Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir, const SnapshotFile& file,
                                                      const std::string& path, bool only_into_empty,
                                                      const TableSettings& prefer, const std::string& marker) {
+  // A file the state would refuse makes no state, and changes nothing
+  // (locking the pins may mount a BPF file system and make the directory).
+  auto checked_hz = tick_rate_to_check(pin_dir);
+  if (!checked_hz) return std::unexpected(checked_hz.error());
+  if (auto ok = check_snapshot_rules(file, path, *checked_hz, online_cpus()); !ok) return std::unexpected(ok.error());
   auto locked = lock_pins(pin_dir);
   if (!locked) return std::unexpected(locked.error());
   auto hz = tick_rate_of(*locked);
   if (!hz) return std::unexpected(hz.error());
-  // A file the state would refuse makes no state.
-  if (auto ok = check_snapshot_rules(file, path, *hz, online_cpus()); !ok) return std::unexpected(ok.error());
+  if (*hz != *checked_hz)
+    if (auto ok = check_snapshot_rules(file, path, *hz, online_cpus()); !ok) return std::unexpected(ok.error());
   if (auto ok = create_if_missing(*locked, pin_dir, *hz, prefer.or_else(file.table)); !ok)
     return std::unexpected(ok.error());
   // A marker this state's own restore left says the state holds part of
