@@ -106,6 +106,10 @@ static __always_inline enum xt_reason xt_act(int conforms, struct xt_bucket *b, 
 	 * would have banned a source that stayed within its limit. */
 	if (conforms == XT_TAKE_OVER_TOTAL)
 		return rule->flags & XT_RULE_DRY_RUN ? XT_PASS_DRY_RUN : XT_DROP_TOTAL;
+	/* Its limits not asked, every swap lost to other CPUs: this packet
+	 * only, the source not taken to be over them. */
+	if (conforms == XT_TAKE_CONTENDED)
+		return rule->flags & XT_RULE_DRY_RUN ? XT_PASS_DRY_RUN : XT_DROP_LIMIT;
 	const __u32 reach = xt_drop_reach(cfg);
 	xt_note_drop(b, (__u32)now, (__u32)now, reach);
 	if (!b->throttled_since && __sync_val_compare_and_swap(&b->throttled_since, 0, (__u32)now | 1) == 0)

@@ -2,8 +2,8 @@
 /*
  * A whole rule against one bucket: every limit of the rule (packets, bytes)
  * must allow a packet for it to pass, and a packet that fails writes
- * nothing. Pure: the BPF program runs xt_meter_words inside its
- * compare-and-swap loop; the host tests run xt_meter.
+ * nothing. Pure: the BPF program runs xt_meter_word inside a
+ * compare-and-swap loop for each limit; the host tests run xt_meter.
  */
 #ifndef XTHROTTLE_METER_H
 #define XTHROTTLE_METER_H
@@ -116,25 +116,33 @@ XT_INLINE int xt_meter_mark(const struct xt_rule *r, const __u64 w[XT_MAX_LIMITS
 }
 
 /*
- * Decides one frame of len bytes standing for pkts wire packets (1 but for
- * a super-packet, parse.h xt_wire_packets) at now against a bucket whose
- * words are w[]: returns 1 and sets next[] to the words after taking the
- * frame if it conforms to every limit of the rule, returns 0 if not (a
- * dropped packet costs the source nothing). A word whose limit is not in
- * force is brought to the rule's generation all the same (so no word
- * is ever two generations behind). The BPF program calls this
- * inside a compare-and-swap loop; the words given are snapshots.
+ * Limit p of rule r against word w (a snapshot) for one frame of len bytes
+ * standing for pkts wire packets (1 but for a super-packet, parse.h
+ * xt_wire_packets) at now: returns 1 and sets *next to the word after
+ * taking the frame if the limit allows it (a limit not in force allows
+ * anything, its word brought to the rule's generation all the same, so
+ * that no word is ever two generations behind), 0 if not (nothing taken).
+ * The limits are independent: the BPF program takes them one at a time,
+ * each word by compare-and-swap (bucket.bpf.h).
  */
+XT_INLINE int xt_meter_word(const struct xt_rule *r, int p, __u64 now, __u64 len, __u32 pkts, int ect, __u64 w,
+			    __u64 *next)
+{
+	*next = XT_REGEN(r, p, w, now);
+	return !((r->limits >> p) & 1) ||
+	       xt_gcra_keep(&r->limit[p], *next, now, xt_units(r, p, len, pkts), xt_ecn_keep(r, p, ect), next);
+}
+
+/* Every limit of rule r against words w[]: 1 and next[] the words after
+ * taking the frame if each limit allows it, 0 if one does not (a dropped
+ * packet costs the source nothing). */
 XT_INLINE int xt_meter_words(const struct xt_rule *r, __u64 now, __u64 len, __u32 pkts, int ect,
 			     const __u64 w[XT_MAX_LIMITS], __u64 next[XT_MAX_LIMITS])
 {
 	XT_UNROLL
-	for (int p = 0; p < XT_MAX_LIMITS; p++) {
-		next[p] = XT_REGEN(r, p, w[p], now);
-		if (((r->limits >> p) & 1) &&
-		    !xt_gcra_keep(&r->limit[p], next[p], now, xt_units(r, p, len, pkts), xt_ecn_keep(r, p, ect), &next[p]))
+	for (int p = 0; p < XT_MAX_LIMITS; p++)
+		if (!xt_meter_word(r, p, now, len, pkts, ect, w[p], &next[p]))
 			return 0;
-	}
 	return 1;
 }
 
