@@ -16,6 +16,7 @@
 #include <set>
 
 #include "apply.h"
+#include "blocklist_file.h"
 #include "packet.h"
 #include "program.h"
 #include "rules.h"
@@ -236,19 +237,26 @@ file = ")" + dir_ + R"(/more.txt"
 }
 
 TEST_F(BlocklistsFromAFile, AFailedStepPutsBackEveryListAndRule) {
-  // Fourteen lists by hand, and a file that keeps them, changes one rule
-  // and three lists, and adds one: the added list goes in first, then l0's
-  // change, then l1's, then l2's, which each fit on their own but together
-  // hold more IPv4 addresses in prefixes longer than /24 than the data path
-  // takes. (A list past that on its own is refused before any step.)
+  // Fourteen lists, l1 the fleet's, and a file that keeps them (the
+  // fleet's without naming it), changes one rule and two lists, and adds
+  // one: the added list goes in first, then l0's change, then l2's, which
+  // fits on its own and beside the file's other lists but not beside the
+  // fleet's l1: together they hold more IPv4 addresses in prefixes longer
+  // than /24 than the data path takes. (The file's lists together past
+  // that are refused before any step.)
   std::string text = "[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"5/s\"\n";
   std::string halves[2];
   for (uint32_t n = 0; n * 128 <= XT_MAX_BLOCK_HOSTS; n++)
     halves[n % 2] += "100." + std::to_string(64 + (n >> 9)) + "." + std::to_string((n >> 1) & 255) + "." +
                      std::to_string((n & 1) * 128) + "/25\n";
   for (int i = 0; i < 14; i++) {
+    if (i == 1) {
+      auto ok = state_->load_blocklist("l1", *parse_blocklist(halves[0], "fleet"), std::nullopt, true);
+      ASSERT_TRUE(ok.has_value()) << ok.error().message;
+      continue;
+    }
     load_list("l" + std::to_string(i), {"198.18.1.0/24"});
-    write("l" + std::to_string(i) + ".txt", i == 0 ? "198.18.9.0/24\n" : i <= 2 ? halves[i - 1] : "198.18.1.0/24\n");
+    write("l" + std::to_string(i) + ".txt", i == 0 ? "198.18.9.0/24\n" : i == 2 ? halves[1] : "198.18.1.0/24\n");
     text += "[[blocklist]]\nname = \"l" + std::to_string(i) + "\"\nfile = \"l" + std::to_string(i) + ".txt\"\n";
   }
   write("new.txt", "198.18.2.0/24\n");
@@ -256,7 +264,7 @@ TEST_F(BlocklistsFromAFile, AFailedStepPutsBackEveryListAndRule) {
   rule("198.18.0.0/15", "1000/s");
   const auto rules_before = state_->rules().value();
   auto r = apply(write("full.toml", text));
-  ASSERT_FALSE(r.has_value()) << "l2's new contents cannot be loaded beside l1's";
+  ASSERT_FALSE(r.has_value()) << "l2's new contents cannot be loaded beside the fleet's l1";
   EXPECT_NE(r.error().message.find("blocklist l2"), std::string::npos) << r.error().message;
   EXPECT_NE(r.error().message.find("restored"), std::string::npos) << r.error().message;
   ASSERT_EQ(names().size(), 14u) << "new1 taken out again";

@@ -602,6 +602,25 @@ TEST_F(Snapshots, WhatIsRefusedMakesNoState) {
   EXPECT_EQ(applied.rc, 2) << applied.err;
   EXPECT_NE(applied.err.find(lists + ":1: blocklist all lists 0.0.0.0/0"), std::string::npos) << applied.err;
   no_state("apply of a rules file whose blocklist is every address");
+
+  // Two lists that fit on their own and not together (4700 /25s each,
+  // 601,600 addresses): refused only as they loaded, the state made.
+  auto halves = [](int first_octet) {
+    std::string text;
+    for (int i = 0; i < 4700; i++)
+      text += std::to_string(first_octet) + "." + std::to_string(i >> 9) + "." + std::to_string((i >> 1) & 255) + "." +
+              std::to_string((i & 1) * 128) + "/25\n";
+    return text;
+  };
+  const std::string a = write("half-a.txt", halves(10)), b = write("half-b.txt", halves(11));
+  const std::string both = write("both.toml", "[[blocklist]]\nname = \"a\"\nfile = \"" + a +
+                                                  "\"\n\n[[blocklist]]\nname = \"b\"\nfile = \"" + b + "\"\n");
+  const Outcome together = lab_->xthrottle({"apply", both});
+  EXPECT_EQ(together.rc, 2) << together.err;
+  EXPECT_NE(together.err.find(both + ":5: the union of the file's blocklists holds 1203200 IPv4 addresses"),
+            std::string::npos)
+      << together.err;
+  no_state("apply of two blocklists that fit only apart");
 }
 
 }  // namespace

@@ -250,6 +250,10 @@ Result<void> check_blocklist(const std::string& name, const std::vector<Cidr>& c
   // What the data path takes of it: the union of every list is checked as
   // it loads (switch_blocklists), once the state is there; a list past the
   // limits on its own is refused here, before anything is made.
+  return check_blocklist_size("blocklist " + name, cidrs);
+}
+
+Result<void> check_blocklist_size(const std::string& what, const std::vector<Cidr>& cidrs) {
   std::vector<std::pair<uint64_t, uint64_t>> hosts;  // [first, last] IPv4 addresses of prefixes past /24
   std::vector<std::pair<std::array<uint8_t, 16>, uint8_t>> v6;
   for (const Cidr& c : cidrs) {
@@ -268,11 +272,11 @@ Result<void> check_blocklist(const std::string& name, const std::vector<Cidr>& c
     end = std::max(end, last + 1);
   }
   if (distinct > XT_MAX_BLOCK_HOSTS)
-    return usage_error("blocklist " + name + " holds " + std::to_string(distinct) + " IPv4 addresses in prefixes "
+    return usage_error(what + " holds " + std::to_string(distinct) + " IPv4 addresses in prefixes "
                        "longer than /24, more than the " + std::to_string(XT_MAX_BLOCK_HOSTS) + " the data path takes");
   std::ranges::sort(v6);
   if (const size_t n = v6.size() - std::ranges::size(std::ranges::unique(v6)); n > XT_MAX_BLOCK6)
-    return usage_error("blocklist " + name + " holds " + std::to_string(n) + " IPv6 prefixes, more than the " +
+    return usage_error(what + " holds " + std::to_string(n) + " IPv6 prefixes, more than the " +
                        std::to_string(XT_MAX_BLOCK6) + " the data path takes");
   return {};
 }

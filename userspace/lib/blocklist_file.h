@@ -39,5 +39,9 @@ Result<void> check_blocklist_name(const std::string& name);
 // A list the data path can take under that name: the name as above, and no
 // entry that is every source of its family (/0: a deny rule says that).
 Result<void> check_blocklist(const std::string& name, const std::vector<Cidr>& cidrs);
+// The limits alone: what the data path takes of the prefixes (IPv4
+// addresses past /24, IPv6 prefixes), distinct ones counted; a usage error
+// "WHAT holds N ..." past them.
+Result<void> check_blocklist_size(const std::string& what, const std::vector<Cidr>& cidrs);
 
 }  // namespace xt

@@ -279,6 +279,15 @@ Result<RulesFile> load_rules_file(const std::string& path) {
     if (auto ok = check_blocklist(list.name, *entries); !ok) return at(absolute, list.line, ok.error().message);
     list.entries = std::move(*entries);
   }
+  // And the lists together, which the data path holds as one union: each
+  // fitting on its own, they were refused only as they loaded, the state
+  // made already (apply) or a snapshot restored into it (serve).
+  if (file->blocklists.size() > 1) {
+    std::vector<Cidr> all;
+    for (const FileBlocklist& list : file->blocklists) all.insert(all.end(), list.entries->begin(), list.entries->end());
+    if (auto ok = check_blocklist_size("the union of the file's blocklists", all); !ok)
+      return at(absolute, file->blocklists.back().line, ok.error().message);
+  }
   return file;
 }
 
