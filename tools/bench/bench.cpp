@@ -617,6 +617,12 @@ std::vector<ScaleCase> scale_cases(uint64_t frames) {
        {{std::string(kLegitSource) + "/32", "--rate", std::to_string(kLegitLimit) + "/s"}},
        {"--sources", "1000000", "--src", "10.0.0.0", "--count", "1000000"},
        {"--sources", "1000000", "--src", "10.0.0.0", "--count", n}, true, true},
+      // The same botnet where the operator left the new-source budget as
+      // it is: it turns the botnet away at the budget, the table untouched.
+      {"botnet: 1M real sources cycling, the default new-source budget", 1, 1, {},
+       {{std::string(kLegitSource) + "/32", "--rate", std::to_string(kLegitLimit) + "/s"}},
+       {"--sources", "1000000", "--src", "10.0.0.0", "--count", "1000000"},
+       {"--sources", "1000000", "--src", "10.0.0.0", "--count", n}, true},
   };
 }
 
