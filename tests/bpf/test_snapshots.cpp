@@ -238,19 +238,49 @@ TEST_F(Snapshots, AResumedRestoreTopsCountersUpToTheSnapshots) {
   reboot(t2);
   auto file = read_snapshot(path_);
   ASSERT_TRUE(file.has_value()) << file.error().message;
-  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1).has_value());
+  RestorePlan plan;
+  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, std::nullopt, [&](const RestorePlan& p) { plan = p; }));
+  EXPECT_TRUE(plan.counters) << "into a state without rules";
+  EXPECT_EQ(plan.rules, std::set<std::string>{"198.18.0.0/15"});
   EXPECT_EQ(passed(from("198.18.0.9"), 10, t2), 10) << "after the restore";
-  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, true).has_value());
+  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, plan).has_value());
   EXPECT_EQ(rule_stats("198.18.0.0/15").passed_packets, 910u) << "nothing added twice";
   EXPECT_EQ(counter(XT_PASS_LIMIT), 910u);
   EXPECT_EQ(passed(from("198.18.0.9"), 200, t2), 90) << "and the bucket as it was: 90 left";
 
   reboot(t2);
   rule("198.18.0.0/15", "1000/day", 1000);  // put by a restore cut short before its counters
-  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, true).has_value());
+  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, plan).has_value());
   EXPECT_EQ(rule_stats("198.18.0.0/15").passed_packets, 900u) << "topped up to the snapshot's";
   EXPECT_EQ(counter(XT_PASS_LIMIT), 900u);
   EXPECT_EQ(passed(from("198.18.0.9"), 200, t2), 100);
+}
+
+// A restore by hand into a live state adds the counters of the rules it
+// adds, and leaves the live rules' and the reasons' as they are; resumed
+// after a kill, it does the same. The resumed one topped every rule and
+// reason up to the snapshot's: a live rule that had counted 5 jumped to
+// the snapshot's 900, which Prometheus reads as a burst of traffic.
+TEST_F(Snapshots, AResumedRestoreByHandTopsUpOnlyWhatItsFirstRunAdded) {
+  rule("198.18.0.0/15", "1000/day", 1000);
+  rule("198.19.0.0/16", "1000/day", 1000);
+  EXPECT_EQ(passed(from("198.18.0.9"), 900, 5000 * kSec), 900);
+  EXPECT_EQ(passed(from("198.19.0.9"), 30, 5000 * kSec), 30);
+  save(5000 * kSec);
+  const uint64_t t2 = 77 * kSec;
+  reboot(t2);
+  rule("198.18.0.0/15", "1000/day", 1000);  // live before the restore
+  EXPECT_EQ(passed(from("198.18.0.9"), 5, t2), 5);
+  auto file = read_snapshot(path_);
+  ASSERT_TRUE(file.has_value()) << file.error().message;
+  RestorePlan plan;
+  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, std::nullopt, [&](const RestorePlan& p) { plan = p; }));
+  EXPECT_FALSE(plan.counters) << "a live state keeps its own";
+  EXPECT_EQ(plan.rules, std::set<std::string>{"198.19.0.0/16"});
+  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, plan).has_value()) << "resumed";
+  EXPECT_EQ(rule_stats("198.18.0.0/15").passed_packets, 5u) << "the live rule's own count";
+  EXPECT_EQ(rule_stats("198.19.0.0/16").passed_packets, 30u) << "the added rule's, once";
+  EXPECT_EQ(counter(XT_PASS_LIMIT), 5u);
 }
 
 // A restore puts each bucket back; it admits no source. It counted each as
@@ -288,8 +318,9 @@ TEST_F(Snapshots, CountersComeBackOnceAndWholeWithNoRule) {
   reboot(5 * kSec);
   auto file = read_snapshot(path_);
   ASSERT_TRUE(file.has_value()) << file.error().message;
-  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1).has_value());
-  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, true).has_value()) << "resumed";
+  RestorePlan plan;
+  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, std::nullopt, [&](const RestorePlan& p) { plan = p; }));
+  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, plan).has_value()) << "resumed";
   EXPECT_EQ(counter(XT_DROP_BANNED), 5u) << "added once";
   EXPECT_EQ(counter(XT_DROPPED_WITHOUT_RULE), 5u) << "kept";
   EXPECT_EQ(read_stats(*state_).value().dropped_without_rule().packets, 5u);

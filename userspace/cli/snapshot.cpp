@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "cli.h"
 #include "files.h"
@@ -32,6 +33,28 @@ bool restore_may_follow(const std::string& pin_dir) {
   return !empty || *empty;
 }
 
+namespace {
+
+// The plan a marker's lines after its identity give. A marker without one
+// (left by a build before the plan was kept) resumes as that build did:
+// every counter topped up.
+RestorePlan read_plan(const std::string& lines, const SnapshotFile& file) {
+  RestorePlan plan;
+  if (!lines.starts_with("plan\n")) {
+    plan.counters = true;
+    for (const auto& r : file.rules) plan.rules.insert(rule_name(r.cidr, r.spec.match));
+    return plan;
+  }
+  std::istringstream in(lines.substr(5));
+  for (std::string line; std::getline(in, line);) {
+    if (line == "counters") plan.counters = true;
+    if (line.starts_with("rule ")) plan.rules.insert(line.substr(5));
+  }
+  return plan;
+}
+
+}  // namespace
+
 Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir, const SnapshotFile& file,
                                                      const std::string& path, bool only_into_empty,
                                                      const TableSettings& prefer, const std::string& marker) {
@@ -57,14 +80,17 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
   auto id = state_identity(*locked->state);
   if (!id) return std::unexpected(id.error());
   std::string identity;
-  bool resume = false;
+  // The marker: the state's identity, then the first run's plan for the
+  // counters (RestorePlan), a line each: "counters", "rule NAME".
+  std::optional<RestorePlan> resume;
   if (!marker.empty()) {
     identity = "state " + *id + "\n";
     const std::optional<std::string> was = read_file(marker);
     std::error_code ec;
     const auto written = std::filesystem::last_write_time(marker, ec);
-    resume = was && *was == identity && !ec &&
-             std::filesystem::file_time_type::clock::now() - written < std::chrono::hours(1);
+    if (was && was->starts_with(identity) && !ec &&
+        std::filesystem::file_time_type::clock::now() - written < std::chrono::hours(1))
+      resume = read_plan(was->substr(identity.size()), file);
   }
   if (only_into_empty && !resume) {
     // The very state the snapshot was saved from (its pins outlived
@@ -79,10 +105,12 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
   // Marked before the first change, once the restore's checks have passed,
   // under the lock: a kill from then on leaves a state the next start
   // resumes into; a refusal leaves no marker to mislead the next run.
-  const auto mark = [&] {
+  const auto mark = [&](const RestorePlan& plan) {
     if (marker.empty()) return;
     std::ofstream out(marker, std::ios::trunc);
-    out << identity;
+    out << identity << "plan\n";
+    if (plan.counters) out << "counters\n";
+    for (const std::string& rule : plan.rules) out << "rule " << rule << "\n";
     if (!out.flush())
       std::cerr << "xthrottle: warning: cannot write " << marker << ": a restore cut short would not be resumed\n";
   };
@@ -96,7 +124,7 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
               << same.error().message << "\n";
   auto sum = restore_snapshot(*locked->state, file, path, online_cpus(), resume, mark);
   if (!sum) return std::unexpected(sum.error());
-  sum->resumed = resume;
+  sum->resumed = resume.has_value();
   return std::optional(*sum);
 }
 

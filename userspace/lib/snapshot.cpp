@@ -419,7 +419,8 @@ T short_of(const T& want, const T& have) {
 }  // namespace
 
 Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file, const std::string& path,
-                                         uint32_t cpus, bool resume, const std::function<void()>& before_change) {
+                                         uint32_t cpus, const std::optional<RestorePlan>& resume,
+                                         const std::function<void(const RestorePlan&)>& before_change) {
   const SnapshotFile* snap = &file;
   auto cfg = state.config();
   if (!cfg) return std::unexpected(cfg.error());
@@ -440,7 +441,7 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   // added, they doubled every reason's count (a state without rules).
   auto id = state_identity(state);
   if (!id) return std::unexpected(id.error());
-  const bool top_up = resume || file.saved_from(*id);
+  const bool saved_from = file.saved_from(*id);
   // What the kernel would refuse midway, refused before the first change:
   // no room for the rules, lists or bans beside the live ones. (Not an
   // interface a rule sends its drops out that is not here: at boot, serve's
@@ -508,7 +509,15 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
                           "and send its drops out " + *r.spec.redirect +
                           ", which this network namespace does not have; nothing was changed");
   }
-  if (before_change) before_change();
+  RestorePlan plan;
+  if (resume) {
+    plan = *resume;
+  } else {
+    plan.counters = fresh_state || saved_from;
+    for (const auto& r : snap->rules)
+      if (!live_before(r)) plan.rules.insert(rule_name(r.cidr, r.spec.match));
+  }
+  if (before_change) before_change(plan);
   std::vector<bool> added(snap->rules.size());
   for (size_t i = 0; i < snap->rules.size(); i++) {
     const auto& r = snap->rules[i];
@@ -536,14 +545,16 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     live[i] = find_rule(*after, r.cidr, r.spec.match);
     if (!live[i]) return system_error("rule " + rule_name(r.cidr, r.spec.match) + " is not live after its restore");
   }
-  // A rule's own counters only in a resumed restore: into the state saved,
-  // a rule deleted and added again since counts from 0, and topping it up
-  // to the snapshot's would bring its old count back as a jump.
+  // A rule's own counters only in a resumed restore, and of the rules
+  // its first run added: into the state saved, a rule deleted and added
+  // again since counts from 0, and a live state's own rule counts its
+  // own; topping either up to the snapshot's would bring the snapshot's
+  // count in as a jump.
   if (resume) {
     auto counts = state.rule_counters();
     if (!counts) return std::unexpected(counts.error());
     for (size_t i = 0; i < snap->rules.size(); i++) {
-      if (added[i]) continue;
+      if (added[i] || !plan.rules.contains(rule_name(snap->rules[i].cidr, snap->rules[i].spec.match))) continue;
       for (const RuleCounters& c : *counts)
         if (c.rule.id == live[i]->rule.id)
           if (auto ok = state.add_rule_stats(c.rule.id, short_of(snap->rules[i].stats, c.stats)); !ok)
@@ -552,12 +563,13 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   }
   sum.rules = snap->rules.size();
   // Added whole to a state that had no rule (made since a reboot), once:
-  // a resumed restore, or one into the state saved, tops them up, as it
-  // does a rule's, whether the snapshot holds rules or not (one of bans and
-  // lists alone added them again).
-  if (fresh_state && !top_up) {
+  // one into the state saved tops them up, and so does a resumed restore
+  // whose first run added or topped them up, as it does a rule's, whether
+  // the snapshot holds rules or not (one of bans and lists alone added
+  // them again).
+  if (!resume && fresh_state && !saved_from) {
     if (auto ok = state.add_counters(snap->counters); !ok) return std::unexpected(ok.error());
-  } else if (top_up) {
+  } else if (resume ? plan.counters : saved_from) {
     auto have = state.counters();
     if (!have) return std::unexpected(have.error());
     std::vector<xt_count> add(snap->counters.size());

@@ -11,6 +11,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -79,13 +81,24 @@ Result<std::vector<xt_rule>> check_snapshot_rules(const SnapshotFile& file, cons
 // A refusal of the kernel's past that point (rare: a union of blocklists
 // over the data path's limits, no memory) leaves what was restored before
 // it. path names the file in messages.
+// What a restore does with the counters, decided from the state it first
+// went into: the counters by reason (into a state without rules, or the
+// state saved) and those of the rules it adds, by rule_name(). A restore
+// resumed after a kill tops up to the snapshot's what its first run set
+// out to add (neither added twice nor left out), and leaves alone what
+// that one left alone: the counters of a live state's own rules, which
+// it topped up to the snapshot's as a jump.
+struct RestorePlan {
+  bool counters = false;
+  std::set<std::string> rules;
+};
 // resume: the state holds part of this very snapshot, put in by a restore
-// that a kill cut short; its counters are topped up to the snapshot's
-// (neither added twice nor left out). before_change, if given, is called
-// once the checks have passed, before the first change (a restore's
-// marker: one refused by a check changed nothing, and is nothing to resume).
+// that a kill cut short, whose plan it was. before_change, if given, is
+// called with the plan once the checks have passed, before the first
+// change (a restore's marker: one refused by a check changed nothing, and
+// is nothing to resume).
 Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file, const std::string& path,
-                                         uint32_t cpus, bool resume = false,
-                                         const std::function<void()>& before_change = {});
+                                         uint32_t cpus, const std::optional<RestorePlan>& resume = std::nullopt,
+                                         const std::function<void(const RestorePlan&)>& before_change = {});
 
 }  // namespace xt
