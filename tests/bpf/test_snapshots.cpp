@@ -418,6 +418,30 @@ TEST_F(Snapshots, ARuleWhosePortsDoNotFitIsRefusedBeforeAnyChange) {
         << rule_name(after[i].cidr, after[i].spec.match) << " changed";
 }
 
+// A snapshot whose own rules' ports cross (crafted, or an older build's)
+// is refused by the check a restore makes before it locks the pins and
+// makes a state: its ports were checked only beside the live rules, after
+// a state was made for it, and the restore exited 2 ("nothing was
+// changed") with that state left.
+TEST_F(Snapshots, ASnapshotWhoseOwnPortsCrossIsRefusedByItsFirstCheck) {
+  rule("198.19.0.0/16", "10/s", 10, [](RuleSpec& s) {
+    s.match.proto = 17;
+    s.match.ports = std::pair<uint16_t, uint16_t>{100, 200};
+  });
+  save(10 * kSec);
+  auto file = read_snapshot(path_);
+  ASSERT_TRUE(file.has_value()) << file.error().message;
+  ASSERT_TRUE(check_snapshot_rules(*file, path_, kHz, 1).has_value());
+  auto crossing = file->rules[0];
+  crossing.cidr = *parse_cidr("198.20.0.0/16");
+  crossing.spec.cidr = crossing.cidr;
+  crossing.spec.match.ports = std::pair<uint16_t, uint16_t>{150, 250};
+  file->rules.push_back(crossing);
+  auto checked = check_snapshot_rules(*file, path_, kHz, 1);
+  ASSERT_FALSE(checked.has_value()) << "100-200 and 150-250 cross";
+  EXPECT_NE(checked.error().message.find("198.20.0.0/16 udp/150-250"), std::string::npos) << checked.error().message;
+}
+
 // A ban the fleet told is restored as the fleet's (it was restored as one
 // made by hand, which serve's fleet link then told every host as this
 // host's own: a ban lifted elsewhere during the reboot came back).

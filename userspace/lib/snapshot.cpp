@@ -389,6 +389,17 @@ Result<bool> state_is_empty(const State& state) {
 
 Result<std::vector<xt_rule>> check_snapshot_rules(const SnapshotFile& file, const std::string& path, uint32_t hz,
                                                   uint32_t cpus) {
+  // The file's own port ranges must nest or stay apart, as a rules
+  // file's must (a crafted or older file): refused here, before a state is
+  // made for it, not by the check beside the live rules after.
+  PortRangeTable ranges = empty_port_ranges();
+  for (const auto& r : file.rules) {
+    const Match& m = r.spec.match;
+    if (!m.ports || !m.proto || (*m.proto != kProtoTcp && *m.proto != kProtoUdp)) continue;
+    if (auto ok = add_port_range(ranges, port_slot(*m.proto), m.ports->first, m.ports->second); !ok)
+      return snapshot_error(path, "its rule " + rule_name(r.cidr, m) + " does not fit beside its other rules' ports: " +
+                                      ok.error().message);
+  }
   std::vector<xt_rule> compiled;
   for (const auto& r : file.rules) {
     auto rule = compile_rule(r.spec, hz, cpus);
