@@ -254,8 +254,8 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
   if (!live) return std::unexpected(live.error());
   const std::vector<bool> first = rules_in_the_way(diff, *live);
   auto remove = [&](const RulesDiff::Change& c) -> Result<void> {
+    done.push_back(&c);  // undone by adding it back (its buckets are gone); also where the delete failed part-way
     if (auto ok = state.del_rule(c.spec.cidr, c.spec.match); !ok) return undo(ok.error());
-    done.push_back(&c);  // undone by adding it back (its buckets are gone)
     return {};
   };
   for (size_t i = 0; i < diff.remove.size(); i++)
@@ -263,8 +263,13 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
       if (auto ok = remove(diff.remove[i]); !ok) return ok;
   for (const auto* list : {&diff.add, &diff.change}) {
     for (const auto& c : *list) {
-      if (auto ok = state.put_rule(c.spec, c.compiled); !ok) return undo(ok.error());
+      // Undone also where the put failed: it may fail after the rule is in
+      // (publishing it, sweeping another --per's buckets), and that rule
+      // stayed as the file has it while apply said the rules were restored.
+      // Undoing one that did not go in is a delete the kernel refuses, or
+      // the live rule put back as it is.
       done.push_back(&c);
+      if (auto ok = state.put_rule(c.spec, c.compiled); !ok) return undo(ok.error());
     }
   }
   // The lists, between the rules added and the rules removed: each load
