@@ -376,10 +376,16 @@ __attribute__((noinline)) int xt_locate_in(const struct xt_set_tags *home, const
 	return home ? xt_locate(home, next, (__u16)fp, after) : XT_NOWHERE;
 }
 
-__attribute__((noinline)) int xt_newcomer_in(struct xt_set_tags *home, const struct xt_set_tags *next, __u32 unit,
-					     __u32 idle, __u32 ahead)
+/* xt_newcomer_place's place in the low 32 bits, the chosen way's tag word
+ * as judged in the high 32. */
+__attribute__((noinline)) __u64 xt_newcomer_in(struct xt_set_tags *home, const struct xt_set_tags *next, __u32 unit,
+					       __u32 idle, __u32 ahead)
 {
-	return home && next ? xt_newcomer_place(home, next, (__u16)unit, idle, (__u16)ahead) : 0;
+	__u32 seen = 0;
+	if (!home || !next)
+		return 0;
+	const int r = xt_newcomer_place(home, next, (__u16)unit, idle, (__u16)ahead, &seen);
+	return (__u32)r | (__u64)seen << 32;
 }
 
 /* A slot, its set's tags and its way there. */
@@ -449,18 +455,28 @@ static __always_inline struct xt_bucket *xt_bucket_find(const struct xt_bucket_k
 /* Takes a slot for key (see xt_newcomer_place), with a fresh bucket: NULL
  * if the way's tag changed since it was chosen: another CPU took it, or its
  * source's stamp was just refreshed (then it is in use, not to be evicted).
- * Rare; the packet is then counted as XT_DROP_NO_STATE. */
+ * Rare; the packet is then counted as XT_DROP_NO_STATE. The swap expects
+ * the word the way was chosen on: it expected the word read again after
+ * the choice, so a CPU whose choice came before another's claim of the
+ * same way and whose read came after it took the way again, over a source
+ * just admitted (its own, counted twice, or another's, the two keys
+ * written into one slot). */
 static __always_inline struct xt_slot *xt_claim_slot(const struct xt_place *p, const struct xt_config *cfg,
 						     __u16 unit)
 {
 	const __u16 ahead = xt_age_ahead(cfg);
-	const int r = xt_newcomer_in(p->home, p->next, unit, cfg->used_idle, ahead);
+	const __u64 chosen = xt_newcomer_in(p->home, p->next, unit, cfg->used_idle, ahead);
+	const int r = (int)(__u32)chosen;
 	struct xt_bucket_set *set;
 	struct xt_set_tags *t;
-	const __u32 w = XT_PLACE_WAY(r);
+	__u32 w = XT_PLACE_WAY(r);
+	/* One register for the bound and the index (clang 19 took the index
+	 * from `chosen` again, past the verifier's bound). */
+	asm volatile("" : "+r"(w));
 	if (w >= XT_BUCKET_WAYS || !xt_set_at(p, r, &set, &t))
 		return NULL;
-	const union xt_way_tag old = t->way[w];
+	union xt_way_tag old;
+	old.word = (__u32)(chosen >> 32);
 	union xt_way_tag mine;
 	mine.half[XT_TAG_FP] = p->fp;
 	mine.half[XT_TAG_USED] = unit;

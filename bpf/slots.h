@@ -124,23 +124,36 @@ XT_INLINE int xt_fp_way(const struct xt_set_tags *t, __u16 fp, int from)
 /* A free way, or one whose source is no longer tracked (the first), or -1;
  * then, if lru is not NULL, *lru is the least recently used way (a stamp
  * ahead of the clock, xt_stamp_age, is the most recent). One pass does both:
- * a newcomer whose home set is full of sources in use reads its tags once. */
-XT_INLINE int xt_free_way(const struct xt_set_tags *t, __u16 unit, __u32 idle, __u16 ahead, int *lru)
+ * a newcomer whose home set is full of sources in use reads its tags once.
+ * *seen (if not NULL) is the tag word of the way returned (or of *lru) as
+ * it was judged, one load of it: what the claim's compare-and-swap expects,
+ * so that a way another CPU took since is not taken again. */
+XT_INLINE int xt_free_way(const struct xt_set_tags *t, __u16 unit, __u32 idle, __u16 ahead, int *lru, __u32 *seen)
 {
 	int victim = 0;
 	__u16 oldest = 0;
+	__u32 victim_word = 0;
 	XT_NO_UNROLL
 	for (int i = 0; i < XT_BUCKET_WAYS; i++) {
-		const __u16 age = xt_stamp_age(xt_tag_used(t, i), unit, ahead);
-		if (!xt_tag_fp(t, i) || age > idle)
+		union xt_way_tag tag;
+		tag.word = *(volatile const __u32 *)&t->way[i].word;
+		const __u16 age = xt_stamp_age(tag.half[XT_TAG_USED], unit, ahead);
+		if (!tag.half[XT_TAG_FP] || age > idle) {
+			if (seen)
+				*seen = tag.word;
 			return i;
-		if (age > oldest) {
+		}
+		if (i == 0 || age > oldest) {
 			oldest = age;
 			victim = i;
+			victim_word = tag.word;
 		}
 	}
-	if (lru)
+	if (lru) {
 		*lru = victim;
+		if (seen)
+			*seen = victim_word;
+	}
 	return -1;
 }
 
@@ -200,16 +213,20 @@ XT_INLINE int xt_locate(const struct xt_set_tags *home, const struct xt_set_tags
 
 /* Where a newcomer goes: a free or idle way of its home set; else one of
  * the next set (and the home set is marked as spilled); else the home
- * set's least recently used way. */
+ * set's least recently used way. *seen: that way's tag word as judged
+ * (xt_free_way). */
 XT_INLINE int xt_newcomer_place(struct xt_set_tags *home, const struct xt_set_tags *next, __u16 unit, __u32 idle,
-				__u16 ahead)
+				__u16 ahead, __u32 *seen)
 {
 	int lru = 0;
-	int w = xt_free_way(home, unit, idle, ahead, &lru);
+	int w = xt_free_way(home, unit, idle, ahead, &lru, seen);
 	if (w >= 0)
 		return XT_PLACE(0, w);
-	w = xt_free_way(next, unit, idle, ahead, NULL);
+	__u32 there = 0;
+	w = xt_free_way(next, unit, idle, ahead, NULL, &there);
 	if (w >= 0) {
+		if (seen)
+			*seen = there;
 		home->spilled = unit | XT_SPILLED;
 		return XT_PLACE(1, w);
 	}

@@ -200,10 +200,10 @@ class Program : public ::testing::Test {
       // no free way in either is left out.
       auto& home = at(idx);
       auto& next = at(xt_place_set(idx, XT_PLACE(1, 0), cfg.bucket_bits));
-      int w = xt_free_way(&home.tags, unit, cfg.used_idle, xt_age_ahead(&cfg), nullptr);
+      int w = xt_free_way(&home.tags, unit, cfg.used_idle, xt_age_ahead(&cfg), nullptr, nullptr);
       auto* place = &home;
       if (w < 0) {
-        w = xt_free_way(&next.tags, unit, cfg.used_idle, xt_age_ahead(&cfg), nullptr);
+        w = xt_free_way(&next.tags, unit, cfg.used_idle, xt_age_ahead(&cfg), nullptr, nullptr);
         if (w < 0) continue;
         home.tags.spilled = unit | XT_SPILLED;
         home.marks.spilled = 1;

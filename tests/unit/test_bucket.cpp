@@ -414,15 +414,22 @@ TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
   EXPECT_EQ(xt_locate(&home, nullptr, 25, XT_NOWHERE), XT_PLACE(0, 14)) << "the last way";
   EXPECT_EQ(xt_locate(&home, nullptr, 4, XT_NOWHERE), XT_NOWHERE);
   int lru = -1;
-  EXPECT_EQ(xt_free_way(&home, 100, idle, ahead, &lru), -1) << "every way in use";
+  uint32_t seen = 0;
+  EXPECT_EQ(xt_free_way(&home, 100, idle, ahead, &lru, &seen), -1) << "every way in use";
   EXPECT_EQ(lru, 1) << "the least recently used";
+  // The word each choice was made on, for the claim's compare-and-swap
+  // to expect: it expected the word read again after the choice, and took
+  // a way another CPU had claimed in between.
+  EXPECT_EQ(seen, home.way[1].word);
   EXPECT_EQ(xt_fp_of(0x1234567800000000ull), 1) << "never 0, which marks a free way";
   EXPECT_EQ(xt_fp_of(0xabcd), 0xabcd);
 
   // All ways tracked: a newcomer goes to the next set, which home then
   // points to for good.
   ASSERT_FALSE(xt_spilled(&home));
-  EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle, ahead), XT_PLACE(1, 0));
+  seen = 1;
+  EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle, ahead, &seen), XT_PLACE(1, 0));
+  EXPECT_EQ(seen, 0u) << "the next set's way, free";
   put(next, 0, 4, 100);
   ASSERT_TRUE(xt_spilled(&home));
   EXPECT_EQ(xt_locate(&home, &next, 4, XT_NOWHERE), XT_PLACE(1, 0));
@@ -434,27 +441,29 @@ TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
   EXPECT_TRUE(xt_spilled(&home)) << "a spill is not forgotten when the window is over: a quiet source there keeps its slot";
   // The next set full too: home's least recently used way.
   for (int i = 0; i < 15; i++) put(next, i, static_cast<uint16_t>(100 + i), 100);
-  EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle, ahead), XT_PLACE(0, 1));
+  EXPECT_EQ(xt_newcomer_place(&home, &next, 100, idle, ahead, &seen), XT_PLACE(0, 1));
+  EXPECT_EQ(seen, home.way[1].word) << "home's least recently used, the next set full";
   // A way gone idle in home comes first, across the stamps' wrap.
   for (int i = 0; i < 15; i++) put(home, i, fps[i], 20);
   put(home, 5, fps[5], 65530);
-  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, nullptr), -1) << "65530 is 36 units before 30: not idle";
+  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, nullptr, nullptr), -1) << "65530 is 36 units before 30: not idle";
   put(home, 5, fps[5], 65000);
-  EXPECT_EQ(xt_newcomer_place(&home, &next, 30, idle, ahead), XT_PLACE(0, 5)) << "idle past the window: taken";
+  EXPECT_EQ(xt_newcomer_place(&home, &next, 30, idle, ahead, &seen), XT_PLACE(0, 5)) << "idle past the window: taken";
+  EXPECT_EQ(seen, home.way[5].word);
   put(home, 2, 0, 20);
   put(home, 5, fps[5], 20);
-  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, nullptr), 2) << "a free way";
+  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, nullptr, nullptr), 2) << "a free way";
   // A stamp ahead of this CPU's clock is in use: neither idle nor the
   // least recently used (read as a cycle old, it was both).
   put(home, 2, fps[2], 32);
   put(home, 5, fps[5], 31);
-  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, nullptr), -1) << "stamps one and two units ahead";
+  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, nullptr, nullptr), -1) << "stamps one and two units ahead";
   put(home, 5, fps[5], 33);
-  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, nullptr), 5) << "three ahead is past `ahead`: a cycle old, so idle";
+  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, nullptr, nullptr), 5) << "three ahead is past `ahead`: a cycle old, so idle";
   for (int i = 0; i < 15; i++) put(home, i, fps[i], 25);
   put(home, 7, fps[7], 31);
   put(home, 9, fps[9], 24);
-  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, &lru), -1);
+  EXPECT_EQ(xt_free_way(&home, 30, idle, ahead, &lru, nullptr), -1);
   EXPECT_EQ(lru, 9) << "the oldest, not the one a unit ahead";
 }
 
