@@ -484,6 +484,31 @@ TEST_F(Fleet, AHostWhoseServeRestartsDoesNotTakeBackAListItDeletedOrABanItLifted
   EXPECT_FALSE(banned(1, "198.18.9.0/24")) << "the ban host 1 lifted, back on host 1 alone";
 }
 
+// A ban lifted on a host whose state a snapshot from before the lifting
+// then put back (serve killed before its next save, restored at start):
+// serve's catch-up read its own lifting and skipped it, since the host had
+// a ban of its own for the prefix, though that ban began before the
+// lifting; it then told the ban as new, and every host banned again.
+TEST_F(Fleet, ABanRestoredFromBeforeItsLiftingIsLiftedAgain) {
+  start_serves();
+  ASSERT_EQ(labs_[0]->xthrottle({"ban", "add", "198.18.9.0/24", "--for", "1h"}).rc, 0);
+  ASSERT_GE(until_everywhere(0, [&](int h) { return banned(h, "198.18.9.0/24"); }), 0);
+  const std::string snapshot = dir_ + "/host0.snap";
+  const Outcome saved = labs_[0]->xthrottle({"save", snapshot});
+  ASSERT_EQ(saved.rc, 0) << saved.err;
+  std::this_thread::sleep_for(1500ms);  // the lifting a second and more after the ban began
+  ASSERT_EQ(labs_[0]->xthrottle({"ban", "del", "198.18.9.0/24"}).rc, 0);
+  ASSERT_GE(until_everywhere(0, [&](int h) { return !banned(h, "198.18.9.0/24"); }), 0);
+  serves_[0].reset();
+  const Outcome restored = labs_[0]->xthrottle({"restore", snapshot});
+  ASSERT_EQ(restored.rc, 0) << restored.err;
+  ASSERT_TRUE(banned(0, "198.18.9.0/24")) << "put back by the restore";
+  start_serve(0);
+  ASSERT_TRUE(wait_connected(true));
+  std::this_thread::sleep_for(1500ms);  // the catch-up, and three of serve's looks
+  for (int h = 0; h < kHosts; h++) EXPECT_FALSE(banned(h, "198.18.9.0/24")) << "host " << h << ": the lifted ban is back";
+}
+
 // `blocklist del` and then `load` of the same list within one second (a
 // script that replaces a list): serve told the deletion dated when it saw
 // it, and the load as the whole second it was made in, older. Every other

@@ -813,9 +813,13 @@ struct Fleet::Impl {
       } else {
         if (mine != own.end() && mine->second.since_ms > at_ms + 2000)
           continue;  // made here after it was lifted there (two seconds for the clocks' skew)
-        // This host's own lifting, read again: a ban of its own now was
-        // made since (the lifting took the one before), however soon.
-        if (own_lifting && mine != own.end()) continue;
+        // This host's own lifting, read again: a ban of its own that began
+        // since was made since (the lifting took the one before), however
+        // soon (a second for the tick's rounding into ms). One that began
+        // before it is the one it lifted, put back by a restore (a serve
+        // killed before its next save): lifted again, or it came back on
+        // every host.
+        if (own_lifting && mine != own.end() && mine->second.since_ms + 1000 >= at_ms) continue;
         put_now();
         if (!state->del_ban(*cidr)) continue;  // none here: a ban this host never had, or that ended
         bans_seen.erase(text);
