@@ -452,8 +452,9 @@ static __always_inline struct xt_bucket *xt_bucket_find(const struct xt_bucket_k
 	return &f.slot->bucket;
 }
 
-/* Takes a slot for key (see xt_newcomer_place), with a fresh bucket: NULL
- * if the way's tag changed since it was chosen: another CPU took it, or its
+/* Takes a slot for key (see xt_newcomer_place), with a fresh bucket (the
+ * least recently used source's, if no way is free or idle, only where
+ * `evicts`): NULL if the way's tag changed since it was chosen: another CPU took it, or its
  * source's stamp was just refreshed (then it is in use, not to be evicted).
  * Rare; the packet is then counted as XT_DROP_NO_STATE. The swap expects
  * the word the way was chosen on: it expected the word read again after
@@ -462,7 +463,7 @@ static __always_inline struct xt_bucket *xt_bucket_find(const struct xt_bucket_k
  * just admitted (its own, counted twice, or another's, the two keys
  * written into one slot). */
 static __always_inline struct xt_slot *xt_claim_slot(const struct xt_place *p, const struct xt_config *cfg,
-						     __u16 unit)
+						     __u16 unit, int evicts)
 {
 	const __u16 ahead = xt_age_ahead(cfg);
 	const __u64 chosen = xt_newcomer_in(p->home, p->next, unit, cfg->used_idle, ahead);
@@ -477,6 +478,9 @@ static __always_inline struct xt_slot *xt_claim_slot(const struct xt_place *p, c
 		return NULL;
 	union xt_way_tag old;
 	old.word = (__u32)(chosen >> 32);
+	/* Not a source in use, where `evicts` says so. */
+	if (!evicts && old.half[XT_TAG_FP] && xt_stamp_recent(old.half[XT_TAG_USED], unit, cfg->used_idle, ahead))
+		return NULL;
 	union xt_way_tag mine;
 	mine.half[XT_TAG_FP] = p->fp;
 	mine.half[XT_TAG_USED] = unit;
@@ -534,7 +538,7 @@ static __always_inline struct xt_bucket *xt_claim(const struct xt_place *p, cons
 						  __u16 unit)
 {
 	xt_warm_claim(p);
-	struct xt_slot *s = xt_claim_slot(p, cfg, unit);
+	struct xt_slot *s = xt_claim_slot(p, cfg, unit, 1);
 	if (!s)
 		return NULL;
 	xt_bucket_init(&s->bucket, rule, now);

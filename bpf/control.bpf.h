@@ -402,7 +402,11 @@ __attribute__((noinline)) int xt_put_record(struct xt_slot *in, __u64 now, int c
 		ctl->merged++;
 		return 0;
 	}
-	struct xt_slot *s = xt_claim_slot(&p, cfg, unit);
+	/* Another host's use of a source this one does not track takes a free
+	 * or idle way, never one of a source in use here: a peer telling
+	 * made-up sources would otherwise evict real ones, which came back
+	 * with a fresh burst. */
+	struct xt_slot *s = xt_claim_slot(&p, cfg, unit, !charge);
 	if (!s) {
 		ctl->refused++;
 		return 0;

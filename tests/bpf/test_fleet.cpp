@@ -97,6 +97,29 @@ TEST_F(Fleets, TheDebtPastEmptyIsBounded) {
   EXPECT_EQ(passed(from("198.18.2.2"), 2, back), 1);
 }
 
+// A charge for a source this host does not track takes a free or idle way
+// and never evicts a source in use here, and one for a source the rule does
+// not cover is refused: a peer telling made-up sources evicted this host's
+// own (each came back untracked, with a fresh burst) and filled the table
+// with keys no packet here looks up.
+TEST_F(Fleets, ChargesForSourcesNotTrackedHereEvictNoSourceInUse) {
+  rule("198.18.0.0/15", "10/s", 10, [](RuleSpec& s) {
+    s.fleet = true;
+    s.new_rate = *parse_rate("100000000/s");
+  });
+  const uint64_t t = 100 * kSec;
+  for (int i = 0; i < 3000; i++) run(from(test::nth_source(i)), t);  // the table full of sources in use
+  const uint64_t evicted = counter(XT_SOURCES_EVICTED_ACTIVE);
+  ASSERT_GT(evicted, 0u) << "more sources than ways";
+  std::vector<FleetUse> made_up;
+  for (int i = 0; i < 3000; i++) made_up.push_back(use("198.19." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1), 1));
+  made_up.push_back(use("10.1.2.3", 1));
+  const Charged c = charge(entry(), made_up, t);
+  EXPECT_EQ(counter(XT_SOURCES_EVICTED_ACTIVE), evicted) << "no source in use here evicted";
+  EXPECT_EQ(c.sources + c.refused, 3001u);
+  EXPECT_GE(c.refused, 1u) << "10.1.2.3 is no source of the rule";
+}
+
 TEST_F(Fleets, AChargeForAReplacedVersionOfTheRuleIsLeft) {
   fleet_rule("10/s", 10);
   const uint64_t t = 100 * kSec;

@@ -37,7 +37,13 @@ Result<Charged> charge_use(State& state, const RuleEntry& rule, const std::vecto
   std::vector<xt_slot> records;
   records.reserve(use.size());
   for (const FleetUse& u : use) {
-    if (u.family != rule.rule.family || u.per_len != rule.rule.per_len) {
+    // Only a source the rule covers: any other would never be looked up
+    // here, and a peer that told made-up ones filled the table with them.
+    Cidr source;
+    source.family = u.family;
+    source.len = static_cast<uint8_t>(family_bits(u.family));
+    std::memcpy(source.addr.data(), u.addr, 16);
+    if (u.family != rule.rule.family || u.per_len != rule.rule.per_len || !prefix_holds(rule.cidr, source)) {
       out.refused++;
       continue;
     }
