@@ -68,6 +68,31 @@ class Snapshots : public Program {
     if (!file) return std::unexpected(file.error());
     return restore_snapshot(*state_, *file, path_, 1);
   }
+  // A restore at the clock as it is of the snapshot as if saved `ago`
+  // seconds before it was.
+  Result<SnapshotSummary> restore_saved_earlier(int64_t ago) {
+    auto file = read_snapshot(path_);
+    if (!file) return std::unexpected(file.error());
+    file->saved_at_ns -= ago * static_cast<int64_t>(kNsPerSec);
+    return restore_snapshot(*state_, *file, path_, 1);
+  }
+  // A restore at the clock as it is, and the plan it would write in its
+  // marker (RestorePlan); then one resumed under that plan.
+  RestorePlan restore_noting_plan() {
+    RestorePlan plan;
+    auto file = read_snapshot(path_);
+    EXPECT_TRUE(file.has_value()) << file.error().message;
+    if (!file) return plan;
+    auto done = restore_snapshot(*state_, *file, path_, 1, std::nullopt, [&](const RestorePlan& p) { plan = p; });
+    EXPECT_TRUE(done.has_value()) << done.error().message;
+    return plan;
+  }
+  void resume(const RestorePlan& plan) {
+    auto file = read_snapshot(path_);
+    ASSERT_TRUE(file.has_value()) << file.error().message;
+    auto done = restore_snapshot(*state_, *file, path_, 1, plan);
+    ASSERT_TRUE(done.has_value()) << done.error().message;
+  }
   static std::vector<uint8_t> from(const std::string& src) { return Packet().ipv4(src, "198.18.0.2").build(); }
   // The one row `top` lists (failing, and a row of zeros, if it lists
   // another number).
@@ -236,21 +261,18 @@ TEST_F(Snapshots, AResumedRestoreTopsCountersUpToTheSnapshots) {
   save(5000 * kSec);
   const uint64_t t2 = 77 * kSec;
   reboot(t2);
-  auto file = read_snapshot(path_);
-  ASSERT_TRUE(file.has_value()) << file.error().message;
-  RestorePlan plan;
-  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, std::nullopt, [&](const RestorePlan& p) { plan = p; }));
+  const RestorePlan plan = restore_noting_plan();
   EXPECT_TRUE(plan.counters) << "into a state without rules";
   EXPECT_EQ(plan.rules, std::set<std::string>{"198.18.0.0/15"});
   EXPECT_EQ(passed(from("198.18.0.9"), 10, t2), 10) << "after the restore";
-  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, plan).has_value());
+  resume(plan);
   EXPECT_EQ(rule_stats("198.18.0.0/15").passed_packets, 910u) << "nothing added twice";
   EXPECT_EQ(counter(XT_PASS_LIMIT), 910u);
   EXPECT_EQ(passed(from("198.18.0.9"), 200, t2), 90) << "and the bucket as it was: 90 left";
 
   reboot(t2);
   rule("198.18.0.0/15", "1000/day", 1000);  // put by a restore cut short before its counters
-  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, plan).has_value());
+  resume(plan);
   EXPECT_EQ(rule_stats("198.18.0.0/15").passed_packets, 900u) << "topped up to the snapshot's";
   EXPECT_EQ(counter(XT_PASS_LIMIT), 900u);
   EXPECT_EQ(passed(from("198.18.0.9"), 200, t2), 100);
@@ -271,13 +293,10 @@ TEST_F(Snapshots, AResumedRestoreByHandTopsUpOnlyWhatItsFirstRunAdded) {
   reboot(t2);
   rule("198.18.0.0/15", "1000/day", 1000);  // live before the restore
   EXPECT_EQ(passed(from("198.18.0.9"), 5, t2), 5);
-  auto file = read_snapshot(path_);
-  ASSERT_TRUE(file.has_value()) << file.error().message;
-  RestorePlan plan;
-  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, std::nullopt, [&](const RestorePlan& p) { plan = p; }));
+  const RestorePlan plan = restore_noting_plan();
   EXPECT_FALSE(plan.counters) << "a live state keeps its own";
   EXPECT_EQ(plan.rules, std::set<std::string>{"198.19.0.0/16"});
-  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, plan).has_value()) << "resumed";
+  resume(plan);
   EXPECT_EQ(rule_stats("198.18.0.0/15").passed_packets, 5u) << "the live rule's own count";
   EXPECT_EQ(rule_stats("198.19.0.0/16").passed_packets, 30u) << "the added rule's, once";
   EXPECT_EQ(counter(XT_PASS_LIMIT), 5u);
@@ -316,11 +335,7 @@ TEST_F(Snapshots, CountersComeBackOnceAndWholeWithNoRule) {
   ASSERT_EQ(counter(XT_DROPPED_WITHOUT_RULE), 5u);
   save(t1);
   reboot(5 * kSec);
-  auto file = read_snapshot(path_);
-  ASSERT_TRUE(file.has_value()) << file.error().message;
-  RestorePlan plan;
-  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, std::nullopt, [&](const RestorePlan& p) { plan = p; }));
-  ASSERT_TRUE(restore_snapshot(*state_, *file, path_, 1, plan).has_value()) << "resumed";
+  resume(restore_noting_plan());
   EXPECT_EQ(counter(XT_DROP_BANNED), 5u) << "added once";
   EXPECT_EQ(counter(XT_DROPPED_WITHOUT_RULE), 5u) << "kept";
   EXPECT_EQ(read_stats(*state_).value().dropped_without_rule().packets, 5u);
@@ -671,10 +686,7 @@ TEST_F(Snapshots, ARestoredThrottleDoesNotCountTheDowntime) {
   const uint64_t t2 = 50 * kSec;
   reboot(t2);
   skel_->bss->xt_test_now = t2;
-  auto file = read_snapshot(path_);
-  ASSERT_TRUE(file.has_value()) << file.error().message;
-  file->saved_at_ns -= 120 * static_cast<int64_t>(kNsPerSec);  // saved two minutes ago
-  auto restored = restore_snapshot(*state_, *file, path_, 1);
+  auto restored = restore_saved_earlier(120);  // saved two minutes ago
   ASSERT_TRUE(restored.has_value()) << restored.error().message;
   ASSERT_EQ(restored->buckets, 1u);
   const uint64_t dropped = counter(XT_DROP_LIMIT);  // the snapshot's, restored
@@ -706,10 +718,7 @@ TEST_F(Snapshots, BansThatHaveEndedTakeNoRoom) {
   for (uint32_t n = 0; n < 50'000; n++)
     live.emplace_back(host(100'000 + n), xt_ban{n < 30'000 ? t + 3600 * kSec : t - 1, t - 2, 0, 0});
   ASSERT_TRUE(state_->put_bans(live).has_value());
-  auto file = read_snapshot(path_);
-  ASSERT_TRUE(file.has_value()) << file.error().message;
-  file->saved_at_ns -= 86400 * static_cast<int64_t>(kNsPerSec);  // saved a day ago
-  auto restored = restore_snapshot(*state_, *file, path_, 1);
+  auto restored = restore_saved_earlier(86400);  // saved a day ago
   ASSERT_TRUE(restored.has_value()) << restored.error().message;
   EXPECT_EQ(restored->rules, 1u);
   EXPECT_EQ(restored->bans, 0u);
