@@ -108,6 +108,7 @@ TEST_F(Fleets, ChargesForSourcesNotTrackedHereEvictNoSourceInUse) {
     s.new_rate = *parse_rate("100000000/s");
   });
   const uint64_t t = 100 * kSec;
+  EXPECT_EQ(charge(entry(), {use("198.19.200.1", 1)}, t).sources, 1u) << "a free way taken";
   for (int i = 0; i < 3000; i++) run(from(test::nth_source(i)), t);  // the table full of sources in use
   const uint64_t evicted = counter(XT_SOURCES_EVICTED_ACTIVE);
   ASSERT_GT(evicted, 0u) << "more sources than ways";
@@ -118,6 +119,23 @@ TEST_F(Fleets, ChargesForSourcesNotTrackedHereEvictNoSourceInUse) {
   EXPECT_EQ(counter(XT_SOURCES_EVICTED_ACTIVE), evicted) << "no source in use here evicted";
   EXPECT_EQ(c.sources + c.refused, 3001u);
   EXPECT_GE(c.refused, 1u) << "10.1.2.3 is no source of the rule";
+}
+
+// A rule of one bucket for the fleet (--per 0, or any --per shorter than
+// its prefix): the bucket's key is the prefix cut to --per, which the
+// check of a charge's source against the prefix must take as the rule's.
+TEST_F(Fleets, AChargeForARuleOfOneBucketIsTaken) {
+  rule("198.18.0.0/15", "10/s", 10, [](RuleSpec& s) {
+    s.fleet = true;
+    s.per = 0;
+  });
+  const uint64_t t = 100 * kSec;
+  FleetUse all = use("0.0.0.0", 4, 0);
+  const Charged c = charge(entry(), {all}, t);
+  EXPECT_EQ(c.sources, 1u);
+  EXPECT_EQ(c.refused, 0u);
+  EXPECT_EQ(passed(from("198.18.1.1"), 10, t), 6) << "10 of the burst, 4 taken elsewhere";
+  EXPECT_EQ(charge(entry(), {use("198.18.0.0", 1, 0)}, t).refused, 1u) << "bits past --per: no key of the rule's";
 }
 
 TEST_F(Fleets, AChargeForAReplacedVersionOfTheRuleIsLeft) {

@@ -37,13 +37,18 @@ Result<Charged> charge_use(State& state, const RuleEntry& rule, const std::vecto
   std::vector<xt_slot> records;
   records.reserve(use.size());
   for (const FleetUse& u : use) {
-    // Only a source the rule covers: any other would never be looked up
-    // here, and a peer that told made-up ones filled the table with them.
-    Cidr source;
-    source.family = u.family;
-    source.len = static_cast<uint8_t>(family_bits(u.family));
-    std::memcpy(source.addr.data(), u.addr, 16);
-    if (u.family != rule.rule.family || u.per_len != rule.rule.per_len || !prefix_holds(rule.cidr, source)) {
+    // Only a bucket of the rule's: its key (the source cut to --per) within
+    // the rule's prefix, as far as both go (a --per shorter than the
+    // prefix: the prefix's first --per bits). Any other would never be
+    // looked up here, and a peer that told made-up ones filled the table
+    // with them.
+    Cidr key, cover = rule.cidr;
+    key.family = u.family;
+    key.len = static_cast<uint8_t>(family_bits(u.family));
+    std::memcpy(key.addr.data(), u.addr, 16);
+    cover.len = std::min<uint8_t>(cover.len, u.per_len);
+    if (u.family != rule.rule.family || u.per_len != rule.rule.per_len || !prefix_holds(cover, key) ||
+        !only_prefix_bits(u.addr, u.per_len)) {
       out.refused++;
       continue;
     }
