@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <xthrottle/abi.h>
+
 #include "blocklist_file.h"
 #include "files.h"
 
@@ -183,6 +185,27 @@ TEST(BlocklistFile, BadEntries) {
   // A feed's IPv4-mapped entry is inert, and costs the list nothing (a
   // boot's serve --config would otherwise come up without any of it).
   EXPECT_TRUE(parse_blocklist("198.18.5.0/24\n::ffff:198.18.0.7\n", "f").has_value());
+}
+
+// A list is counted as the loader walks it: addresses past /24 within a
+// shorter prefix of the list take no room of their own. Counted apart, a
+// /8 with a million /32s in it was refused though it loads.
+TEST(BlocklistFile, AddressesWithinAShorterPrefixTakeNoRoom) {
+  std::vector<Cidr> list = {*parse_cidr("10.0.0.0/8")};
+  for (uint32_t n = 0; n <= XT_MAX_BLOCK_HOSTS; n++) {
+    Cidr host = *parse_cidr("10.0.0.0/32");
+    host.addr[1] = static_cast<uint8_t>(n >> 16);
+    host.addr[2] = static_cast<uint8_t>(n >> 8);
+    host.addr[3] = static_cast<uint8_t>(n);
+    list.push_back(host);
+  }
+  EXPECT_TRUE(check_blocklist("nested", list).has_value());
+  list[0] = *parse_cidr("11.0.0.0/8");  // the /32s on their own
+  auto apart = check_blocklist("apart", list);
+  ASSERT_FALSE(apart.has_value());
+  EXPECT_NE(apart.error().message.find("blocklist apart holds " + std::to_string(XT_MAX_BLOCK_HOSTS + 1) + " IPv4"),
+            std::string::npos)
+      << apart.error().message;
 }
 
 // What the loader is handed from elsewhere than the parser (a snapshot, a

@@ -254,22 +254,24 @@ Result<void> check_blocklist(const std::string& name, const std::vector<Cidr>& c
 }
 
 Result<void> check_blocklist_size(const std::string& what, const std::vector<Cidr>& cidrs) {
-  std::vector<std::pair<uint64_t, uint64_t>> hosts;  // [first, last] IPv4 addresses of prefixes past /24
+  // As the loader walks them (switch_blocklists): by address, the shorter
+  // of two at one address first, a prefix within the last one kept left
+  // out (prefixes never overlap in part), the addresses of those kept
+  // past /24 counted.
+  std::vector<std::pair<uint64_t, int>> v4;  // first address, prefix length
   std::vector<std::pair<std::array<uint8_t, 16>, uint8_t>> v6;
   for (const Cidr& c : cidrs) {
-    if (c.family == XT_FAMILY_V4 && c.len > 24 && c.len <= 32) {
-      const uint64_t first = (uint64_t{c.addr[0]} << 24) | (c.addr[1] << 16) | (c.addr[2] << 8) | c.addr[3];
-      hosts.emplace_back(first, first + (uint64_t{1} << (32 - c.len)) - 1);
-    } else if (c.family == XT_FAMILY_V6) {
+    if (c.family == XT_FAMILY_V4 && c.len <= 32)
+      v4.emplace_back((uint64_t{c.addr[0]} << 24) | (c.addr[1] << 16) | (c.addr[2] << 8) | c.addr[3], c.len);
+    else if (c.family == XT_FAMILY_V6)
       v6.emplace_back(c.addr, c.len);
-    }
   }
-  std::ranges::sort(hosts);
-  uint64_t distinct = 0, end = 0;  // addresses counted, and one past the last counted
-  for (const auto& [first, last] : hosts) {
-    const uint64_t from = std::max(first, end);
-    if (last + 1 > from) distinct += last + 1 - from;
-    end = std::max(end, last + 1);
+  std::ranges::sort(v4);
+  uint64_t distinct = 0, end = 0;  // addresses counted, and one past the last prefix kept
+  for (const auto& [first, len] : v4) {
+    if (first < end) continue;
+    end = first + (uint64_t{1} << (32 - len));
+    if (len > 24) distinct += uint64_t{1} << (32 - len);
   }
   if (distinct > XT_MAX_BLOCK_HOSTS)
     return usage_error(what + " holds " + std::to_string(distinct) + " IPv4 addresses in prefixes "
