@@ -54,7 +54,7 @@ static __always_inline void xt_give_back(struct xt_bucket *b, const struct xt_ru
  * instructions.) All the words were once swapped in one round, started
  * over whenever any swap was lost, the words taken so far given back: the
  * give-backs made the other CPUs lose theirs in turn, and a bucket two
- * CPUs shared under a rule of three windows ran out of rounds for 0.1-0.5%
+ * CPUs shared under a rule of three windows ran out of rounds for 0.07-0.5%
  * of its packets, each one dropped as over its limit (held, throttled,
  * banned) though the bucket had room
  * (bpf Program.TwoCPUsOnOneBucketWithinItsLimitsDropNothing). */

@@ -702,7 +702,7 @@ TEST_F(Program, AnEmptiedHotCacheSlotIsRoomAgainFortyNineDaysOn) {
 // words were swapped in one round, started over whenever a swap was lost,
 // the words taken so far given back; the give-backs made the other CPU
 // lose its own swaps in turn, and under a rule of three windows (one
-// bucket: --per 0) 13,000 to 46,000 of these 10M packets ran out of rounds
+// bucket: --per 0) 6,600 to 46,000 of these 10M packets ran out of rounds
 // and were dropped as over the limit, the bucket throttled.
 TEST_F(Program, TwoCPUsOnOneBucketWithinItsLimitsDropNothing) {
   load();
