@@ -143,7 +143,7 @@ Result<void> State::switch_blocklists(const std::vector<std::vector<xt_block_ent
   // counted.
   std::vector<xt_block_word> words(XT_BLOCK4_WORDS);
   std::vector<xt_block6_key> v6;
-  std::vector<std::pair<uint32_t, uint32_t>> v4;  // masked address, prefix length
+  std::vector<std::pair<uint32_t, uint8_t>> v4;  // masked address, prefix length
   for (const auto& list : lists)
     for (const xt_block_entry& e : list) {
       if (e.family == XT_FAMILY_V6) {
@@ -156,21 +156,11 @@ Result<void> State::switch_blocklists(const std::vector<std::vector<xt_block_ent
       }
       // Masked to its prefix (check_blocklist refuses bits past it): the
       // walks below stay within the table whatever they are handed.
-      const uint32_t len = e.len > 32 ? 32 : e.len;
+      const uint8_t len = e.len > 32 ? 32 : e.len;
       v4.emplace_back(v4_of(e.addr) & (len ? ~0u << (32 - len) : 0u), len);
     }
-  // By address, the shorter of two at one address first: a prefix is
-  // within the last one kept, or after its end (prefixes never overlap
-  // in part).
-  std::ranges::sort(v4);
-  std::vector<std::pair<uint32_t, uint32_t>> outer;
-  uint64_t end = 0, in_hosts = 0;  // one past the last kept; addresses of those past /24
-  for (const auto& [addr, len] : v4) {
-    if (addr < end) continue;
-    outer.emplace_back(addr, len);
-    end = addr + (uint64_t{1} << (32 - len));
-    if (len > 24) in_hosts += uint64_t{1} << (32 - len);
-  }
+  uint64_t in_hosts = 0;
+  const auto outer = outermost_ipv4(std::move(v4), &in_hosts);
   if (in_hosts > XT_MAX_BLOCK_HOSTS)
     return usage_error("the blocklists hold " + std::to_string(in_hosts) + " IPv4 addresses in prefixes longer "
                        "than /24, more than the " + std::to_string(XT_MAX_BLOCK_HOSTS) + " the data path takes");

@@ -253,26 +253,32 @@ Result<void> check_blocklist(const std::string& name, const std::vector<Cidr>& c
   return check_blocklist_size("blocklist " + name, cidrs);
 }
 
+std::vector<std::pair<uint32_t, uint8_t>> outermost_ipv4(std::vector<std::pair<uint32_t, uint8_t>> prefixes,
+                                                         uint64_t* past_24) {
+  std::ranges::sort(prefixes);
+  std::vector<std::pair<uint32_t, uint8_t>> kept;
+  uint64_t end = 0, hosts = 0;  // one past the last prefix kept; addresses of those past /24
+  for (const auto& [first, len] : prefixes) {
+    if (first < end) continue;
+    kept.emplace_back(first, len);
+    end = first + (uint64_t{1} << (32 - len));
+    if (len > 24) hosts += uint64_t{1} << (32 - len);
+  }
+  if (past_24) *past_24 = hosts;
+  return kept;
+}
+
 Result<void> check_blocklist_size(const std::string& what, const std::vector<Cidr>& cidrs) {
-  // As the loader walks them (switch_blocklists): by address, the shorter
-  // of two at one address first, a prefix within the last one kept left
-  // out (prefixes never overlap in part), the addresses of those kept
-  // past /24 counted.
-  std::vector<std::pair<uint64_t, int>> v4;  // first address, prefix length
+  std::vector<std::pair<uint32_t, uint8_t>> v4;  // first address, prefix length
   std::vector<std::pair<std::array<uint8_t, 16>, uint8_t>> v6;
   for (const Cidr& c : cidrs) {
     if (c.family == XT_FAMILY_V4 && c.len <= 32)
-      v4.emplace_back((uint64_t{c.addr[0]} << 24) | (c.addr[1] << 16) | (c.addr[2] << 8) | c.addr[3], c.len);
+      v4.emplace_back((uint32_t{c.addr[0]} << 24) | (c.addr[1] << 16) | (c.addr[2] << 8) | c.addr[3], c.len);
     else if (c.family == XT_FAMILY_V6)
       v6.emplace_back(c.addr, c.len);
   }
-  std::ranges::sort(v4);
-  uint64_t distinct = 0, end = 0;  // addresses counted, and one past the last prefix kept
-  for (const auto& [first, len] : v4) {
-    if (first < end) continue;
-    end = first + (uint64_t{1} << (32 - len));
-    if (len > 24) distinct += uint64_t{1} << (32 - len);
-  }
+  uint64_t distinct = 0;  // as the loader walks them
+  (void)outermost_ipv4(std::move(v4), &distinct);
   if (distinct > XT_MAX_BLOCK_HOSTS)
     return usage_error(what + " holds " + std::to_string(distinct) + " IPv4 addresses in prefixes "
                        "longer than /24, more than the " + std::to_string(XT_MAX_BLOCK_HOSTS) + " the data path takes");

@@ -13,8 +13,10 @@
 // Pure apart from read_blocklist's one read: unit-tested on the host.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "error.h"
@@ -39,6 +41,15 @@ Result<void> check_blocklist_name(const std::string& name);
 // A list the data path can take under that name: the name as above, and no
 // entry that is every source of its family (/0: a deny rule says that).
 Result<void> check_blocklist(const std::string& name, const std::vector<Cidr>& cidrs);
+// The IPv4 prefixes of a union (first address, prefix length; in any
+// order, repeated or nested) that no other of them holds, by address: the
+// shorter of two at one address first, a prefix within the last one kept
+// left out (prefixes never overlap in part). *past_24 is the addresses of
+// those kept longer than /24, which the data path holds one by one. What
+// the loader walks (State::switch_blocklists), and what
+// check_blocklist_size counts, alike.
+std::vector<std::pair<uint32_t, uint8_t>> outermost_ipv4(std::vector<std::pair<uint32_t, uint8_t>> prefixes,
+                                                         uint64_t* past_24);
 // The limits alone: what the data path takes of the prefixes (IPv4
 // addresses past /24, IPv6 prefixes), distinct ones counted; a usage error
 // "WHAT holds N ..." past them.
