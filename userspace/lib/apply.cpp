@@ -46,9 +46,7 @@ std::vector<bool> rules_in_the_way(const RulesDiff& diff, const std::vector<Rule
     }
   // The new ranges beside the live ones but those crossing them.
   PortRangeTable ranges = empty_port_ranges();
-  auto put_range = [&](const Match& m) {
-    return !m.ports || add_port_range(ranges, port_slot(*m.proto), m.ports->first, m.ports->second).has_value();
-  };
+  auto put_range = [&](const Match& m) { return add_match_range(ranges, m).has_value(); };
   for (const RuleEntry& e : live)
     if (!crossing.contains(rule_name(e.cidr, e.spec.match))) (void)put_range(e.spec.match);
   std::set<uint8_t> too_deep;  // port slots (ports.h) a new range does not fit in

@@ -107,4 +107,11 @@ std::vector<uint16_t> port_map(const PortRangeTable& table, uint8_t slot) {
   return map;
 }
 
+Result<void> add_match_range(PortRangeTable& table, const Match& match) {
+  if (!match.ports || !match.proto || (*match.proto != kProtoTcp && *match.proto != kProtoUdp)) return {};
+  auto id = add_port_range(table, port_slot(*match.proto), match.ports->first, match.ports->second);
+  if (!id) return std::unexpected(id.error());
+  return {};
+}
+
 }  // namespace xt

@@ -38,6 +38,12 @@ uint16_t find_port_range(const PortRangeTable& table, uint8_t slot, uint16_t lo,
 // no free id. Returns its id; one already in the table is returned as it is.
 Result<uint16_t> add_port_range(PortRangeTable& table, uint8_t slot, uint16_t lo, uint16_t hi);
 
+struct Match;
+// add_port_range of a rule's match: its protocol's slot and its ports. A
+// match without ports (or, in a crafted file, of a protocol without) puts
+// nothing, and fits.
+Result<void> add_match_range(PortRangeTable& table, const Match& match);
+
 // Marks range id unused and gives its children its parent. Its fields stay:
 // a packet that read the id just before keeps finding its chain.
 void remove_port_range(PortRangeTable& table, uint16_t id);

@@ -295,12 +295,8 @@ Result<void> compile_rules(RulesFile& file, uint32_t hz, uint32_t cpus) {
   // The file's port ranges together must nest or stay apart, as the live
   // ones must: refused here, at the rule's line, not half-way through apply.
   PortRangeTable ranges = empty_port_ranges();
-  for (const FileRule& r : file.rules) {
-    const Match& m = r.spec.match;
-    if (!m.ports || !m.proto || (*m.proto != kProtoTcp && *m.proto != kProtoUdp)) continue;
-    if (auto id = add_port_range(ranges, port_slot(*m.proto), m.ports->first, m.ports->second); !id)
-      return file_error(file.path, r.line, id.error().message);
-  }
+  for (const FileRule& r : file.rules)
+    if (auto ok = add_match_range(ranges, r.spec.match); !ok) return file_error(file.path, r.line, ok.error().message);
   // Combinations (--per too long, --burst without --rate, ...) and limits
   // too fine to meter exactly; each rule compiled once, and kept.
   for (FileRule& r : file.rules) {

@@ -393,13 +393,10 @@ Result<std::vector<xt_rule>> check_snapshot_rules(const SnapshotFile& file, cons
   // file's must (a crafted or older file): refused here, before a state is
   // made for it, not by the check beside the live rules after.
   PortRangeTable ranges = empty_port_ranges();
-  for (const auto& r : file.rules) {
-    const Match& m = r.spec.match;
-    if (!m.ports || !m.proto || (*m.proto != kProtoTcp && *m.proto != kProtoUdp)) continue;
-    if (auto ok = add_port_range(ranges, port_slot(*m.proto), m.ports->first, m.ports->second); !ok)
-      return snapshot_error(path, "its rule " + rule_name(r.cidr, m) + " does not fit beside its other rules' ports: " +
-                                      ok.error().message);
-  }
+  for (const auto& r : file.rules)
+    if (auto ok = add_match_range(ranges, r.spec.match); !ok)
+      return snapshot_error(path, "its rule " + rule_name(r.cidr, r.spec.match) +
+                                      " does not fit beside its other rules' ports: " + ok.error().message);
   std::vector<xt_rule> compiled;
   for (const auto& r : file.rules) {
     auto rule = compile_rule(r.spec, hz, cpus);
@@ -497,15 +494,12 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   // crosses a live range, or nests too deep, was refused by put_rule after
   // the rules before it were in.
   PortRangeTable ranges = empty_port_ranges();
-  for (const RuleEntry& e : *before)
-    if (e.spec.match.ports)
-      (void)add_port_range(ranges, port_slot(*e.spec.match.proto), e.spec.match.ports->first, e.spec.match.ports->second);
+  for (const RuleEntry& e : *before) (void)add_match_range(ranges, e.spec.match);
   for (const auto& r : snap->rules) {
-    const Match& m = r.spec.match;
-    if (!m.ports || live_before(r)) continue;
-    if (auto ok = add_port_range(ranges, port_slot(*m.proto), m.ports->first, m.ports->second); !ok)
-      return snapshot_error(path, "its rule " + rule_name(r.cidr, m) + " does not fit beside the live rules' ports: " +
-                                      ok.error().message);
+    if (live_before(r)) continue;
+    if (auto ok = add_match_range(ranges, r.spec.match); !ok)
+      return snapshot_error(path, "its rule " + rule_name(r.cidr, r.spec.match) +
+                                      " does not fit beside the live rules' ports: " + ok.error().message);
   }
   // A rule whose drops go out an interface that is not there goes in and
   // drops them meanwhile (a boot's restore comes before the interface), but
