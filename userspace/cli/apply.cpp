@@ -40,7 +40,7 @@ Result<RulesDiff> apply_loaded(const std::string& pin_dir, RulesFile& file, bool
   // tick rate.
   auto locked = lock_pins(pin_dir);
   if (!locked) return std::unexpected(locked.error());
-  auto hz = locked->state ? tick_rate_of(*locked) : checked_hz;  // measured once where there is no state
+  auto hz = tick_rate_of(*locked, *checked_hz);
   if (!hz) return std::unexpected(hz.error());
   if (*hz != *checked_hz)
     if (auto ok = check_rules_file(file, *hz); !ok) return std::unexpected(ok.error());

@@ -114,8 +114,8 @@ Result<Locked> open_locked(const std::string& pin_dir) {
   return locked;
 }
 
-Result<uint32_t> tick_rate_of(const Locked& locked) {
-  if (!locked.state) return measure_hz();
+Result<uint32_t> tick_rate_of(const Locked& locked, std::optional<uint32_t> measured) {
+  if (!locked.state) return measured ? Result<uint32_t>(*measured) : measure_hz();
   auto cfg = locked.state->config();
   if (!cfg) return std::unexpected(cfg.error());
   return cfg->hz;

@@ -83,8 +83,9 @@ Result<Locked> lock_pins(const std::string& pin_dir);
 // The same, the state required.
 Result<Locked> open_locked(const std::string& pin_dir);
 // The tick rate limits are compiled for: the state's, or, when there is none
-// yet, the kernel's (for the state about to be made).
-Result<uint32_t> tick_rate_of(const Locked& locked);
+// yet, the kernel's (for the state about to be made): `measured` if the
+// caller has it already (tick_rate_to_check), else measured here.
+Result<uint32_t> tick_rate_of(const Locked& locked, std::optional<uint32_t> measured = std::nullopt);
 // The tick rate input is checked against before anything is locked or made
 // (bad input exits 2 and changes nothing, even where the pins could not be
 // locked): the state's, or the kernel's where there is none or it cannot

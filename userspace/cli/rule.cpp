@@ -119,7 +119,7 @@ int run_rule_add(const Globals& g, const RuleAddOptions& o) {
   // kernel ticks (or the kernel's, for a state about to be made).
   auto locked = lock_pins(g.pin_dir);
   if (!locked) return fail(locked.error());
-  auto hz = locked->state ? tick_rate_of(*locked) : checked_hz;  // measured once where there is no state
+  auto hz = tick_rate_of(*locked, *checked_hz);
   if (!hz) return fail(hz.error());
   if (*hz != *checked_hz) rule = compile_rule(*spec, *hz, online_cpus());
   if (!rule) return fail(rule.error());

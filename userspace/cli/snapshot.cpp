@@ -65,7 +65,7 @@ Result<std::optional<SnapshotSummary>> restore_state(const std::string& pin_dir,
   if (auto ok = check_snapshot_rules(file, path, *checked_hz, online_cpus()); !ok) return std::unexpected(ok.error());
   auto locked = lock_pins(pin_dir);
   if (!locked) return std::unexpected(locked.error());
-  auto hz = locked->state ? tick_rate_of(*locked) : checked_hz;  // measured once where there is no state
+  auto hz = tick_rate_of(*locked, *checked_hz);
   if (!hz) return std::unexpected(hz.error());
   if (*hz != *checked_hz)
     if (auto ok = check_snapshot_rules(file, path, *hz, online_cpus()); !ok) return std::unexpected(ok.error());
