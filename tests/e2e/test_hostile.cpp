@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: MIT
-// Hostile conditions end to end: jumbo frames on a jumbo-MTU link, and state
+// Hostile conditions end to end: docs/hostile-input.md's frames as scapy
+// builds them, sent by tcpreplay; jumbo frames on a jumbo-MTU link; and state
 // that an unprivileged user can neither read nor change.
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <map>
+#include <sstream>
+#include <thread>
 
 #include "lab_test.h"
 
@@ -35,6 +41,93 @@ class Hostile : public LabTest {
     EXPECT_EQ(rule["dropped_bytes"], 7u * 9014);
   }
 };
+
+// docs/hostile-input.md's verdict table, frame by frame, with tools the
+// project did not write: scapy builds each kind of frame (so not our own
+// packet builder, which could share a misreading with the parser),
+// tcpreplay sends them into the live program, and nftables behind XDP counts,
+// by each kind's Ethernet source, what passed. Every kind gets the table's
+// verdict, counted under its reason, and `replay` of the same capture says
+// the same.
+TEST_F(Hostile, ScapyFramesGetTheTablesVerdicts) {
+  const std::filesystem::path dir = "/tmp/xt-hostile-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  struct Gone {
+    std::filesystem::path p;
+    ~Gone() { std::filesystem::remove_all(p); }
+  } gone{dir};
+  const std::string rules = (dir / "rules.toml").string(), pcap = (dir / "hostile.pcap").string();
+  std::ofstream(rules) << R"([[rule]]
+cidr = "198.18.0.0/15"
+proto = "udp"
+port = 53
+action = "deny"
+[[rule]]
+cidr = "198.18.0.0/15"
+rate = "1000/s"
+[[rule]]
+cidr = "2001:db8::/32"
+proto = "udp"
+port = 53
+action = "deny"
+[[rule]]
+cidr = "2001:db8::/32"
+rate = "1000/s"
+)";
+  ok({"attach", "dut0"});
+  ok({"apply", rules});
+  constexpr int kEach = 5;
+  const Outcome made = run({"/usr/bin/python3", std::string(XT_E2E_SCRIPTS) + "/hostile_frames.py", pcap,
+                            lab_->dut_mac(), std::to_string(kEach)});
+  ASSERT_EQ(made.rc, 0) << made.err;
+  struct Kind {
+    std::string name, mac, verdict, reason;
+  };
+  std::vector<Kind> kinds;
+  std::istringstream lines(made.out);
+  for (std::string line; std::getline(lines, line);) {
+    const json k = json::parse(line);
+    kinds.push_back({k["kind"], k["mac"], k["verdict"], k["reason"]});
+  }
+  ASSERT_GE(kinds.size(), 20u) << made.out;
+
+  // A counter for each kind's source, on dut0's ingress (behind XDP).
+  std::string nft = "add table netdev hostile; add chain netdev hostile in { type filter hook ingress device dut0 "
+                    "priority 0; }; ";
+  for (size_t i = 0; i < kinds.size(); i++)
+    nft += "add counter netdev hostile k" + std::to_string(i) + "; add rule netdev hostile in ether saddr " +
+           kinds[i].mac + " counter name k" + std::to_string(i) + "; ";
+  must(lab_->in_dut({"nft", nft}), "nft counters");
+  const Outcome sent = lab_->in_gen({"tcpreplay", "-i", "gen0", "--pps", "2000", pcap});
+  ASSERT_EQ(sent.rc, 0) << sent.out << sent.err;
+  const std::string all = std::to_string(kinds.size() * kEach);
+  EXPECT_NE(sent.out.find("Successful packets:        " + all), std::string::npos) << sent.out;
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+  const Outcome listed = lab_->in_dut({"nft", "-j", "list", "counters", "table", "netdev", "hostile"});
+  ASSERT_EQ(listed.rc, 0) << listed.err;
+  std::map<std::string, uint64_t> passed;
+  const json counters = json::parse(listed.out);
+  for (const auto& item : counters["nftables"])
+    if (item.contains("counter"))
+      passed[item["counter"]["name"].get<std::string>()] = item["counter"]["packets"].get<uint64_t>();
+  std::map<std::string, uint64_t> by_reason;
+  for (size_t i = 0; i < kinds.size(); i++) {
+    EXPECT_EQ(passed["k" + std::to_string(i)], kinds[i].verdict == "pass" ? kEach : 0) << kinds[i].name;
+    by_reason[kinds[i].reason] += kEach;
+  }
+  const json live = stats();
+  const json replayed = lab_->xthrottle_json({"replay", rules, pcap, "--json"});
+  EXPECT_EQ(replayed["replayed"], kinds.size() * kEach);
+  for (const auto& [reason, packets] : by_reason) {
+    EXPECT_EQ(live["reasons"][reason]["packets"], packets) << reason << ": " << live["reasons"];
+    EXPECT_EQ(replayed["reasons"][reason], packets) << "replay: " << reason << ": " << replayed["reasons"];
+  }
+  for (const auto& [name, rule] : replayed["rules"].items()) {
+    EXPECT_EQ(rule["passed_packets"], live["rules"][name]["passed_packets"]) << name;
+    EXPECT_EQ(rule["dropped_packets"], live["rules"][name]["dropped_packets"]) << name;
+  }
+}
 
 // On a 9000-byte MTU link the program is attached natively (as a multi-buffer
 // program) and meters jumbo frames by their whole length.
