@@ -58,12 +58,10 @@ case "$case" in
 cycling | botnet)
   rate=1 burst=1 extra="--new-rate 100000000/s"
   if [ "$case" = cycling ]; then n=1000000; else n=200000; fi
-  fill="--sources $n --src 10.0.0.0 --count $n"
-  run="--sources $n --src 10.0.0.0 --count $frames" ;;
+  fill="--sources $n --src 10.0.0.0 --count $n" ;;
 sustained | spoofed)
-  rate=100 burst=100 extra=""
-  [ "$case" = sustained ] && fill="--sources 1048576 --src 172.16.0.0 --count 1048576"
-  run="--sources 16777216 --src 10.0.0.0 --count $frames" ;;
+  rate=100 burst=100 extra="" n=16777216
+  [ "$case" = sustained ] && fill="--sources 1048576 --src 172.16.0.0 --count 1048576" ;;
 *) echo "ab.sh: no case '$case' (cycling, botnet, sustained, spoofed)" >&2; exit 2 ;;
 esac
 
@@ -87,6 +85,9 @@ while [ "$i" -lt "$pairs" ]; do
   # slower (the thirteenth round's runs did, whichever build it was).
   order="a b"
   [ $((i % 2)) -eq 1 ] && order="b a"
+  # Both sides of a pair get the same frames; each pair the sources after
+  # the last pair's (of the 16M spoofed ones, sources never sent before).
+  run="--sources $n --src 10.0.0.0 --count $frames --start $((i * frames % n))"
   for side in $order; do
     # shellcheck disable=SC2086 # $fill and $run are words
     [ -n "$fill" ] && flood "$tag-$side" $fill >/dev/null

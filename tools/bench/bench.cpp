@@ -533,9 +533,14 @@ struct Case {
     std::string n = sources == 1 ? "1 source" : sources == 1000 ? "1k" : sources == 1000000 ? "1M" : "16M";
     return std::string(v6 ? "IPv6 " : "IPv4 ") + n;
   }
-  std::vector<std::string> flood_args(uint64_t frames, int cpu) const {
+  // A flood of `frames` from the rotation's step `start` on: each run
+  // starts where the one before it stopped, so that over the runs a case
+  // of more sources than frames sends each source once (every run would
+  // otherwise send the same first `frames` of them, and with --frames
+  // 1000000 "1M" and "16M" would be one flood).
+  std::vector<std::string> flood_args(uint64_t frames, int cpu, uint64_t start) const {
     std::vector<std::string> a = {"--count", std::to_string(frames), "--cpu", std::to_string(cpu), "--sources",
-                                  std::to_string(sources)};
+                                  std::to_string(sources), "--start", std::to_string(start % sources)};
     if (v6)
       a.insert(a.end(), {"--src", "2001:db8:4000::", "--dst", "2001:db8:ffff::1"});
     else
@@ -575,7 +580,7 @@ json measure_throughput(uint32_t reps, uint64_t frames) {
       std::vector<Runs> runs(std::size(limiters));
       for (uint32_t r = 0; r < reps; r++)
         for (size_t i = 0; i < std::size(limiters); i++)
-          row["sender"] = timed_flood(*labs[i], c.flood_args(frames, 0), runs[i]).sender;
+          row["sender"] = timed_flood(*labs[i], c.flood_args(frames, 0, r * frames), runs[i]).sender;
       add_figures(row, "throughput: " + c.label(), limiters, runs);
       out.push_back(row);
     }
@@ -600,6 +605,12 @@ struct ScaleCase {
   // taking every packet.
   bool passes = false;
 };
+
+// The --sources of floodgen arguments (1 without it).
+uint32_t flood_sources(const std::vector<std::string>& args) {
+  const auto at = std::find(args.begin(), args.end(), "--sources");
+  return at != args.end() && at + 1 != args.end() ? static_cast<uint32_t>(std::stoul(*(at + 1))) : 1;
+}
 
 std::vector<ScaleCase> scale_cases(uint64_t frames) {
   const std::string n = std::to_string(frames);
@@ -639,41 +650,60 @@ json measure_scale(uint32_t reps, uint64_t frames) {
     }
     Lab& xt_lab = *labs[1];
     std::unique_ptr<Background> legit;
-    Legit before;
-    auto t0 = std::chrono::steady_clock::now();
     if (c.legit) {
       const uint64_t count = 600 * kLegitRate;  // bounded: ten minutes at most
       legit = std::make_unique<Background>(xt_lab.flood_argv({"--src", kLegitSource, "--dst", "198.18.0.2",
                                                                 "--rate", std::to_string(kLegitRate), "--count",
                                                                 std::to_string(count), "--cpu", "1"}));
       std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // established before the botnet
-      before.delivered = xt_lab.received_v4();
-      t0 = std::chrono::steady_clock::now();
     }
+    const auto evicted_active = [&xt_lab] {
+      return xt_lab.xthrottle_json({"status", "--json"}).value("sources_evicted_active", uint64_t{0});
+    };
+    // What xthrottle's lab met while it was flooded, and only then: the
+    // client's packets delivered and the seconds they were sent over (the
+    // other labs' floods and every start-up between would water a loss
+    // down), and the evictions of sources still sending that its timed
+    // floods made (not the fill's, which push the table's sources out by
+    // design).
+    Legit under_flood;
+    double flooded_seconds = 0;
+    uint64_t evicted = 0;
     std::vector<Runs> runs(std::size(limiters));
     for (uint32_t r = 0; r < reps; r++)
       for (size_t i = 0; i < std::size(limiters); i++) {
         std::vector<std::string> fill = c.fill, flood = c.flood;
         for (auto* a : {&fill, &flood}) a->insert(a->end(), {"--cpu", "0", "--dst", "198.18.0.2"});
+        flood.insert(flood.end(), {"--start", std::to_string(r * frames % flood_sources(c.flood))});
+        const bool xt = labs[i].get() == &xt_lab;
+        const uint64_t delivered = xt && legit ? xt_lab.received_v4() : 0;
+        const auto t0 = std::chrono::steady_clock::now();
         labs[i]->flood(fill);
+        const uint64_t evicted_before = xt ? evicted_active() : 0;
         row["sender"] = timed_flood(*labs[i], flood, runs[i]).sender;
+        if (!xt) continue;
+        evicted += evicted_active() - evicted_before;
+        if (!legit) continue;
+        flooded_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        under_flood.delivered += xt_lab.received_v4() - delivered;
       }
     if (legit) {
-      const double window = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const uint64_t delivered = xt_lab.received_v4() - before.delivered;
       legit->signal(SIGTERM);
       legit->wait();
-      const uint64_t arrived = static_cast<uint64_t>(kLegitRate * window + 0.5);
+      const uint64_t arrived = static_cast<uint64_t>(kLegitRate * flooded_seconds + 0.5);
+      const uint64_t delivered = under_flood.delivered;
       const double loss = arrived ? std::max(0.0, 1.0 - static_cast<double>(delivered) / arrived) : 1.0;
       row["legit"] = {{"arrived", arrived}, {"delivered", delivered}, {"loss", loss}};
-      std::fprintf(stderr, "scale: legit client through it: %llu arrived, %llu delivered, loss %.2f%%\n",
+      std::fprintf(stderr,
+                   "scale: legit client through it while flooded: %llu arrived, %llu delivered, loss %.2f%%\n",
                    (unsigned long long)arrived, (unsigned long long)delivered, 100 * loss);
     }
     const json tracked = xt_lab.xthrottle_json({"status", "--json"});
     row["xthrottle_tracked"] = tracked.value("tracked_sources", json());
-    // Evictions of sources still sending: the table too small for the case
-    // (the cycling botnet's), their limits no longer holding.
-    row["xthrottle_evicted_active"] = tracked.value("sources_evicted_active", json());
+    // Evictions of sources still sending, by the timed floods: the table
+    // too small for the case (the cycling botnet's), their limits no
+    // longer holding.
+    row["xthrottle_evicted_active"] = evicted;
     add_figures(row, "scale: " + c.label, limiters, runs);
     out.push_back(row);
   }
@@ -742,7 +772,7 @@ json measure_legit_loss(uint64_t frames) {
     set_up(lab, l, kLegitLimit);
     const Case flood{false, kSixteenM};
     // Time the flood first so the legitimate source can outlast it.
-    const double est = lab.flood(flood.flood_args(frames / 4, 0)).seconds * 4;
+    const double est = lab.flood(flood.flood_args(frames / 4, 0, 0)).seconds * 4;
     const double warmup = 1.5, tail = 1.0;
     const uint64_t legit_count = static_cast<uint64_t>((warmup + est * 1.5 + tail + 2) * kLegitRate);
     Background legit(lab.flood_argv({"--src", kLegitSource, "--dst", "198.18.0.2", "--rate",
@@ -751,7 +781,7 @@ json measure_legit_loss(uint64_t frames) {
     std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
     const Legit before = legit_counts(lab, l);
     const auto t0 = std::chrono::steady_clock::now();
-    const Flood f = lab.flood(flood.flood_args(frames, 0));
+    const Flood f = lab.flood(flood.flood_args(frames, 0, frames / 4));
     const auto t1 = std::chrono::steady_clock::now();
     const Legit after = legit_counts(lab, l);
     legit.signal(SIGTERM);

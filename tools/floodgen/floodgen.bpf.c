@@ -12,6 +12,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set at load time by floodgen. */
 const volatile __u32 fg_sources = 1;   /* distinct sources in the rotation */
+const volatile __u32 fg_start = 0;     /* the rotation's first step (--start) */
 const volatile __u32 fg_base = 0;      /* first source, host order: the IPv4 address, */
                                        /* or the 32-bit word of the IPv6 address rotated */
 const volatile __u32 fg_v6_word = 1;   /* which IPv6 word: 1 (bits 32-63, one /64 per */
@@ -86,7 +87,7 @@ int floodgen(struct xdp_md *ctx)
 	__u64 *seq = bpf_map_lookup_elem(&fg_seq, &zero);
 	if (!seq)
 		return XDP_ABORTED;
-	__u32 src = fg_base + (__u32)(*seq % fg_sources);
+	__u32 src = fg_base + (__u32)((*seq + fg_start) % fg_sources);
 	(*seq)++;
 	if (fg_restore) {
 		if (fg_restore > FG_HEAD_MAX || (void *)((__u16 *)data + fg_restore) > data_end)

@@ -62,6 +62,7 @@ struct Options {
   std::string dst_mac = "ff:ff:ff:ff:ff:ff";
   std::string src_mac = "02:00:00:00:00:01";
   uint32_t sources = 1;
+  uint32_t start = 0;  // the rotation's first step
   uint64_t count = 1000;
   double rate = 0;  // frames per second over all threads; 0: as fast as possible
   double pace_us = 1000;  // paced: the traffic released at once, in microseconds' worth
@@ -200,11 +201,11 @@ uint64_t chunk_frames(double rate, double pace_us) {
 // Where the rotation puts frame `seq`'s source: the IPv4 address, or one
 // 32-bit word of the IPv6 one (floodgen.bpf.c does the same in the kernel).
 struct Stamp {
-  uint32_t base = 0, sources = 1;
+  uint32_t base = 0, sources = 1, start = 0;
   bool v6 = false, v6_low = false;
   void operator()(uint8_t* frame, uint64_t seq) const {
     uint8_t* ip = frame + 14;
-    const uint32_t src = htonl(base + static_cast<uint32_t>(seq % sources));
+    const uint32_t src = htonl(base + static_cast<uint32_t>((seq + start) % sources));
     if (v6) {
       std::memcpy(ip + (v6_low ? 20 : 12), &src, 4);
       return;
@@ -425,6 +426,10 @@ int main(int argc, char** argv) {
   app.add_option("--src-mac", o.src_mac, "Source MAC")->capture_default_str();
   app.add_option("--sources", o.sources, "Distinct sources, rotating from --src upwards")
       ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--start", o.start,
+                 "The rotation's first step: frame k of each thread comes from source (START + k) mod --sources, "
+                 "so that runs one after another can send sources not sent before")
+      ->capture_default_str();
   app.add_option("--count", o.count, "Frames to send in all")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--rate", o.rate, "Frames per second over all threads (default: as fast as possible)")
       ->check(CLI::NonNegativeNumber);
@@ -472,6 +477,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<floodgen, SkelDeleter> skel(floodgen__open());
   if (!skel) die("cannot open the embedded BPF object");
   skel->rodata->fg_sources = o.sources;
+  skel->rodata->fg_start = o.start;
   skel->rodata->fg_base = base;
   skel->rodata->fg_ipv6 = v6;
   skel->rodata->fg_ifindex = static_cast<uint32_t>(ifindex);
@@ -520,7 +526,7 @@ int main(int argc, char** argv) {
               << "): each run will pay for an XDP dispatcher update\n";
 
   const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
-  const Stamp stamp{base, o.sources, v6, o.v6_low};
+  const Stamp stamp{base, o.sources, o.start, v6, o.v6_low};
   std::vector<std::thread> workers;
   std::vector<uint64_t> sent(o.threads, 0);
   std::vector<std::string> errors(o.threads);
