@@ -35,6 +35,7 @@ TEST_F(Bans, ABannedSourceIsDroppedListedAndReleasedOnTime) {
   EXPECT_EQ(listed[0]["cidr"], "198.18.0.9/32");
   EXPECT_GT(listed[0]["seconds_left"].get<double>(), 1.0);
   EXPECT_LE(listed[0]["seconds_left"].get<double>(), 3.0);
+  EXPECT_NE(lab_->xthrottle({"bans"}).out.find("  (ban add)\n"), std::string::npos) << "made by hand";
   lab_->reset_received();
   const Flood b = flood_from("198.18.0.9", 1000);
   EXPECT_EQ(lab_->received_v4(), 0u) << "every packet of the banned source dropped";
@@ -126,6 +127,9 @@ TEST_F(Bans, ARuleBansASourceOverItsLimitForLong) {
   EXPECT_EQ(listed[0]["cidr"], "198.18.0.9/32");
   EXPECT_GT(listed[0]["seconds_left"].get<double>(), 50.0);
   EXPECT_EQ(listed[0]["rule"], "198.18.0.0/15") << "the rule that made it";
+  const std::string text = lab_->xthrottle({"bans"}).out;
+  EXPECT_NE(text.find("  BY\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  198.18.0.0/15\n"), std::string::npos) << "the rule, in the text too:\n" << text;
   const auto lines = json_lines(told.out);
   const json made = event_of(lines, "banned", "198.18.0.9/32");
   ASSERT_FALSE(made.is_null()) << told.out;
@@ -140,6 +144,7 @@ TEST_F(Bans, ARuleBansASourceOverItsLimitForLong) {
   const json after = lab_->xthrottle_json({"bans", "--json"});
   ASSERT_EQ(after.size(), 1u) << after.dump();
   EXPECT_EQ(after[0]["rule"], "(deleted rule)");
+  EXPECT_NE(lab_->xthrottle({"bans"}).out.find("  (deleted rule)\n"), std::string::npos);
 }
 
 // A rule's bans go in from the data path, which takes an ended one out only

@@ -59,20 +59,24 @@ int run_bans(const Globals& g, bool json) {
     return nullptr;
   };
   nlohmann::json j = nlohmann::json::array();
-  std::string text = bans->empty() ? "no bans\n" : fmt("%-44s %12s %12s\n", "CIDR", "LEFT", "FOR");
+  std::string text = bans->empty() ? "no bans\n" : fmt("%-44s %12s %12s  %s\n", "CIDR", "LEFT", "FOR", "BY");
   for (const auto& b : *bans) {
     // A ban that ended since bans() read the clock: none left, not the
     // unsigned difference's 2^64 ticks.
     const double left = ban_ended(b.ban, *now) ? 0.0 : seconds(b.ban.until - *now);
     const double total = seconds(b.ban.until - b.ban.since);
+    const nlohmann::json rule = made_by(b.ban);
+    const bool fleet = b.ban.rule == XT_BAN_BY_FLEET;
     j.push_back({{"cidr", format_cidr(b.cidr)},
                  {"seconds_left", left},
                  {"seconds", total},
-                 {"rule", made_by(b.ban)},
-                 {"fleet", b.ban.rule == XT_BAN_BY_FLEET}});
-    text += fmt("%-44s %12s %12s\n", format_cidr(b.cidr).c_str(),
+                 {"rule", rule},
+                 {"fleet", fleet}});
+    // Who made it: a rule (--ban-for), another host of the fleet, or ban add.
+    const std::string by = rule.is_string() ? rule.get<std::string>() : fleet ? "(fleet)" : "(ban add)";
+    text += fmt("%-44s %12s %12s  %s\n", format_cidr(b.cidr).c_str(),
                 format_duration(static_cast<uint64_t>(left + 0.5)).c_str(),
-                format_duration(static_cast<uint64_t>(total + 0.5)).c_str());
+                format_duration(static_cast<uint64_t>(total + 0.5)).c_str(), by.c_str());
   }
   emit(json, j, text);
   return 0;
