@@ -213,24 +213,34 @@ XT_INLINE int xt_locate(const struct xt_set_tags *home, const struct xt_set_tags
 
 /* Where a newcomer goes: a free or idle way of its home set; else one of
  * the next set (and the home set is marked as spilled); else the home
- * set's least recently used way. *seen: that way's tag word as judged
- * (xt_free_way). */
+ * set's least recently used way. A home set whose first XT_SPILL_FROM ways
+ * are in use sends it to the next set already where that set's first free
+ * way comes earlier (ways are taken first free first, so that way's index
+ * is about how many the set holds): the fuller of the two sets fills no
+ * further while the other has room. Filling the home set to its last way
+ * first, a key whose home set was full then found the next one filled by
+ * that set's own keys and evicted, though the set after had room: a
+ * botnet of three quarters of --max-sources overflowed a pair of sets in
+ * about one table of twenty, and its sources there took turns evicting
+ * each other, each back with a fresh burst (docs/design.md, "Twenty-first
+ * round"). *seen: that way's tag word as judged (xt_free_way). */
+#define XT_SPILL_FROM 10
 XT_INLINE int xt_newcomer_place(struct xt_set_tags *home, const struct xt_set_tags *next, __u16 unit, __u32 idle,
 				__u16 ahead, __u32 *seen)
 {
 	int lru = 0;
-	int w = xt_free_way(home, unit, idle, ahead, &lru, seen);
-	if (w >= 0)
+	const int w = xt_free_way(home, unit, idle, ahead, &lru, seen);
+	if (w >= 0 && w < XT_SPILL_FROM)
 		return XT_PLACE(0, w);
 	__u32 there = 0;
-	w = xt_free_way(next, unit, idle, ahead, NULL, &there);
-	if (w >= 0) {
+	const int n = xt_free_way(next, unit, idle, ahead, NULL, &there);
+	if (n >= 0 && (w < 0 || n < w)) {
 		if (seen)
 			*seen = there;
 		home->spilled = unit | XT_SPILLED;
-		return XT_PLACE(1, w);
+		return XT_PLACE(1, n);
 	}
-	return XT_PLACE(0, lru);
+	return XT_PLACE(0, w >= 0 ? w : lru);
 }
 
 #endif /* XTHROTTLE_SLOTS_H */

@@ -196,19 +196,18 @@ class Program : public ::testing::Test {
     for (const auto& [key, bucket] : buckets) {
       const uint64_t h = xt_hash_bucket(cfg.hash_key, &key);
       const uint32_t idx = xt_home_set(h, cfg.bucket_bits);
-      // As xt_newcomer_place: the home set, else the next; a source with
-      // no free way in either is left out.
+      // Where xt_newcomer_place puts it; a source with no free way in
+      // either set is left out (the data path would evict).
       auto& home = at(idx);
       auto& next = at(xt_place_set(idx, XT_PLACE(1, 0), cfg.bucket_bits));
-      int w = xt_free_way(&home.tags, unit, cfg.used_idle, xt_age_ahead(&cfg), nullptr, nullptr);
-      auto* place = &home;
-      if (w < 0) {
-        w = xt_free_way(&next.tags, unit, cfg.used_idle, xt_age_ahead(&cfg), nullptr, nullptr);
-        if (w < 0) continue;
-        home.tags.spilled = unit | XT_SPILLED;
-        home.marks.spilled = 1;
-        place = &next;
-      }
+      const uint16_t ahead = xt_age_ahead(&cfg);
+      if (xt_free_way(&home.tags, unit, cfg.used_idle, ahead, nullptr, nullptr) < 0 &&
+          xt_free_way(&next.tags, unit, cfg.used_idle, ahead, nullptr, nullptr) < 0)
+        continue;
+      const int r = xt_newcomer_place(&home.tags, &next.tags, unit, cfg.used_idle, ahead, nullptr);
+      const int w = XT_PLACE_WAY(r);
+      auto* place = XT_PLACE_NEXT(r) ? &next : &home;
+      if (XT_PLACE_NEXT(r)) home.marks.spilled = 1;
       place->tags.way[w].half[XT_TAG_FP] = xt_fp_of(h);
       place->tags.way[w].half[XT_TAG_USED] = unit;
       place->marks.way[w] = xt_mark_of(h);

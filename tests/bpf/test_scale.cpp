@@ -223,9 +223,9 @@ TEST_F(Scale, EvictionsOfSourcesStillSendingAreCountedApart) {
   EXPECT_EQ(counter(XT_SOURCES_EVICTED_ACTIVE), active) << "and none of them is counted as still sending";
 }
 
-// Sixteen sources (nth_source) of one home set under the first rule: one
-// more than the set has ways. Its index in *home.
-std::vector<std::string> one_home(const State& state, uint32_t* home = nullptr) {
+// `count` sources (nth_source) whose home set under the first rule is
+// nth_source(0)'s, plus `after` (from 0) the set after it.
+std::vector<std::string> homed(const State& state, uint32_t* home, size_t count, int after = 0) {
   const xt_config cfg = state.config().value();
   const xt_rule r = state.rules().value().at(0).rule;
   auto home_of = [&](const std::string& addr) {
@@ -233,11 +233,42 @@ std::vector<std::string> one_home(const State& state, uint32_t* home = nullptr) 
     return xt_home_set(xt_hash_bucket(cfg.hash_key, &k), cfg.bucket_bits);
   };
   std::vector<std::string> same;
-  const uint32_t set = home_of(nth_source(0));
-  for (int i = 0; same.size() < XT_BUCKET_WAYS + 1 && i < 50000; i++)
+  const uint32_t set = (home_of(nth_source(0)) + after) & ((1u << cfg.bucket_bits) - 1);
+  for (int i = 0; same.size() < count && i < 200000; i++)
     if (home_of(nth_source(i)) == set) same.push_back(nth_source(i));
   if (home) *home = set;
   return same;
+}
+
+// Sixteen sources of one home set: one more than the set has ways. Its
+// index in *home.
+std::vector<std::string> one_home(const State& state, uint32_t* home = nullptr) {
+  return homed(state, home, XT_BUCKET_WAYS + 1);
+}
+
+// Fifteen sources of one set come first, then sixteen of the set before
+// it: thirty-one sources over three sets of fifteen ways, and none is
+// evicted. Filled to its last way first, the later set took all fifteen
+// of its own, and the sixteenth of the set before, whose own was full too,
+// evicted one of them, though the set after had room: a botnet of three
+// quarters of the table overflowed such a pair in about one table of
+// twenty, its sources there taking turns evicting each other.
+TEST_F(Scale, TwoFullSetsSideBySideShareTheRoomBeyondThem) {
+  load(XT_MIN_MAX_SOURCES);
+  rule("198.18.0.0/15", "1/s", 1, [](RuleSpec& s) { s.new_rate = *parse_rate("1000000/s"); });
+  uint32_t first = 0, second = 0;
+  const std::vector<std::string> later = homed(*state_, &second, XT_BUCKET_WAYS, 1);
+  const std::vector<std::string> earlier = homed(*state_, &first, XT_BUCKET_WAYS + 1);
+  ASSERT_EQ(later.size(), XT_BUCKET_WAYS + 0u);
+  ASSERT_EQ(earlier.size(), XT_BUCKET_WAYS + 1u);
+  for (const auto& a : later) ASSERT_EQ(run(Packet().ipv4(a).build(), 0), XDP_PASS) << a << " admitted";
+  for (const auto& a : earlier) ASSERT_EQ(run(Packet().ipv4(a).build(), 0), XDP_PASS) << a << " admitted";
+  EXPECT_EQ(counter(XT_SOURCES_EVICTED), 0u) << "no source in use pushed out";
+  EXPECT_EQ(buckets(), 2 * XT_BUCKET_WAYS + 1u);
+  // Each held to its one token: every one found, none back with a burst.
+  for (const auto& a : later) EXPECT_EQ(run(Packet().ipv4(a).build(), 1), XDP_DROP) << a;
+  for (const auto& a : earlier) EXPECT_EQ(run(Packet().ipv4(a).build(), 1), XDP_DROP) << a;
+  EXPECT_EQ(counter(XT_DROP_LIMIT), 2 * XT_BUCKET_WAYS + 1u);
 }
 
 // Two CPUs meter one source: one reads the clock just past a stamp unit's
@@ -273,10 +304,11 @@ TEST_F(Scale, ANewcomerDoesNotTakeASlotStampedAheadOfItsClock) {
   EXPECT_EQ(buckets(), XT_BUCKET_WAYS + 1u);
 }
 
-// Sixteen sources of one home set: the fifteenth fills it, the sixteenth
-// goes to the next set, where only the next set's marks say it is. Its
-// next packet is metered by its own bucket (over its 1/s: dropped), not
-// taken for a newcomer (which the budget would admit with a fresh burst).
+// Sixteen sources of one home set: the last of them go to the next set
+// (from the thirteenth on, the next set being emptier), where only the
+// next set's marks say they are. Their next packets are metered by their own
+// buckets (over 1/s: dropped), not taken for newcomers' (which the budget
+// would admit with a fresh burst).
 TEST_F(Scale, ASourceInTheNextSetIsFoundThere) {
   load(XT_MIN_MAX_SOURCES);
   rule("198.18.0.0/15", "1/s", 1, [](RuleSpec& s) { s.new_rate = *parse_rate("1000000/s"); });

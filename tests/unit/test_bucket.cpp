@@ -467,6 +467,48 @@ TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
   EXPECT_EQ(lru, 9) << "the oldest, not the one a unit ahead";
 }
 
+// A home set filling up sends newcomers on to the next set while that one
+// is emptier, so that neither fills while the other has room: filled to its
+// last way first, a home set left its overflow to a next set its own keys
+// had filled, and a botnet of three quarters of the table evicted sources
+// still sending in about one table of twenty (Scale.BotnetOfThreeQuarters...
+// saw it about once in 130 runs of its smaller table).
+TEST(Slots, ANewcomerOfAFullishSetGoesToTheEmptierNextOne) {
+  const uint32_t idle = 50;
+  const uint16_t ahead = 2, unit = 100;
+  auto fill = [](xt_set_tags& t, int ways) {
+    t = {};
+    for (int i = 0; i < ways; i++) {
+      t.way[i].half[XT_TAG_FP] = static_cast<uint16_t>(1 + i);
+      t.way[i].half[XT_TAG_USED] = unit;
+    }
+  };
+  xt_set_tags home{}, next{};
+  uint32_t seen = 1;
+  fill(home, XT_SPILL_FROM - 1);
+  fill(next, 0);
+  EXPECT_EQ(xt_newcomer_place(&home, &next, unit, idle, ahead, &seen), XT_PLACE(0, XT_SPILL_FROM - 1))
+      << "room early in the home set: home, however empty the next";
+  EXPECT_FALSE(xt_spilled(&home));
+  fill(home, XT_SPILL_FROM);
+  fill(next, 3);
+  seen = 1;
+  EXPECT_EQ(xt_newcomer_place(&home, &next, unit, idle, ahead, &seen), XT_PLACE(1, 3))
+      << XT_SPILL_FROM << " in use at home, 3 in the next set: the next";
+  EXPECT_EQ(seen, 0u) << "the next set's free way, as judged";
+  EXPECT_TRUE(xt_spilled(&home)) << "and lookups look there";
+  fill(home, XT_SPILL_FROM);
+  fill(next, XT_SPILL_FROM);
+  EXPECT_EQ(xt_newcomer_place(&home, &next, unit, idle, ahead, &seen), XT_PLACE(0, XT_SPILL_FROM))
+      << "both as full: home";
+  EXPECT_EQ(seen, home.way[XT_SPILL_FROM].word);
+  EXPECT_FALSE(xt_spilled(&home));
+  fill(home, XT_BUCKET_WAYS);
+  fill(next, XT_BUCKET_WAYS - 1);
+  EXPECT_EQ(xt_newcomer_place(&home, &next, unit, idle, ahead, &seen), XT_PLACE(1, XT_BUCKET_WAYS - 1))
+      << "home full: the next set's last free way, as before";
+}
+
 // The marks are a filter in front of the tags: a mark in any way must be
 // found (or a tracked source would be taken for a newcomer); one in no way
 // must not be, nor may the `spilled` byte pass for a way.
