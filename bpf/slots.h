@@ -221,7 +221,7 @@ XT_INLINE int xt_locate(const struct xt_set_tags *home, const struct xt_set_tags
  * first, a key whose home set was full then found the next one filled by
  * that set's own keys and evicted, though the set after had room: a
  * botnet of three quarters of --max-sources overflowed a pair of sets in
- * about one table of twenty, and its sources there took turns evicting
+ * about one table of thirty, and its sources there took turns evicting
  * each other, each back with a fresh burst (docs/design.md, "Twenty-first
  * round"). *seen: that way's tag word as judged (xt_free_way). */
 #define XT_SPILL_FROM 10

@@ -471,8 +471,7 @@ TEST(Slots, WhereAFingerprintIsAndWhereANewcomerGoes) {
 // is emptier, so that neither fills while the other has room: filled to its
 // last way first, a home set left its overflow to a next set its own keys
 // had filled, and a botnet of three quarters of the table evicted sources
-// still sending in about one table of twenty (Scale.BotnetOfThreeQuarters...
-// saw it about once in 130 runs of its smaller table).
+// still sending in about one default table of thirty (tools/bench/placement.py).
 TEST(Slots, ANewcomerOfAFullishSetGoesToTheEmptierNextOne) {
   const uint32_t idle = 50;
   const uint16_t ahead = 2, unit = 100;
