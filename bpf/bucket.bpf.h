@@ -515,8 +515,8 @@ static __always_inline void xt_key_slot(struct xt_slot *s, const struct xt_bucke
 }
 
 /* Sets the loads of a newcomer's claim going at once: both sets' tags, and
- * every slot of its home set, whose way it will take unless the next set has
- * a free or idle one. Each would otherwise wait for the one before: the tags
+ * every slot of its home set, whose way it will take unless that set is
+ * full or fuller than the next (xt_newcomer_place). Each would otherwise wait for the one before: the tags
  * to choose the way, then the way's slot, which in a table of tens of MiB is
  * a cache miss and a TLB miss (on a VM a walk of two page tables). Issued
  * together, they overlap; nothing waits on the values, so the compiler is

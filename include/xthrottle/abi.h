@@ -830,11 +830,12 @@ union xt_way_tag {
  * and only where they hold the source's mark, so a source that is not
  * tracked costs a read of the marks, at most one of a dense array (8 bytes
  * a source), and no read of the table. A set whose ways all hold tracked
- * sources spills newcomers into the next set's free or idle ways. */
+ * sources, or whose first ten do while the next set has a free or idle
+ * way earlier (xt_newcomer_place), spills newcomers into the next set. */
 struct xt_set_tags {
 	union xt_way_tag way[XT_BUCKET_WAYS];
-	/* When a newcomer of this set last went to the next set (all ways here
-	 * held tracked sources): the `used` unit | XT_SPILLED, 0 if never. Once
+	/* When a newcomer of this set last went to the next set (this one full,
+	 * or fuller: xt_newcomer_place): the `used` unit | XT_SPILLED, 0 if never. Once
 	 * it is set, a source not found here is looked for there too, however
 	 * long ago that was (a source there keeps its slot when it goes quiet,
 	 * as one here does). */

@@ -256,7 +256,7 @@ std::vector<std::string> one_home(const State& state, uint32_t* home = nullptr) 
 // of its own, and the sixteenth of the set before, whose own was full too,
 // evicted one of them, though the set after had room: a botnet of three
 // quarters of the table overflowed such a pair in about one table of
-// twenty, its sources there taking turns evicting each other.
+// thirty, its sources there taking turns evicting each other.
 TEST_F(Scale, TwoFullSetsSideBySideShareTheRoomBeyondThem) {
   load(XT_MIN_MAX_SOURCES);
   rule("198.18.0.0/15", "1/s", 1, [](RuleSpec& s) { s.new_rate = *parse_rate("1000000/s"); });
@@ -309,7 +309,7 @@ TEST_F(Scale, ANewcomerDoesNotTakeASlotStampedAheadOfItsClock) {
 }
 
 // Sixteen sources of one home set: the last of them go to the next set
-// (from the thirteenth on, the next set being emptier), where only the
+// (from the eleventh on: ten ways in use, and the next set emptier), where only the
 // next set's marks say they are. Their next packets are metered by their own
 // buckets (over 1/s: dropped), not taken for newcomers' (which the budget
 // would admit with a fresh burst).

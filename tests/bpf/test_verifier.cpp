@@ -18,12 +18,12 @@
 namespace xt {
 namespace {
 
-// The budgets: 1.1 to 2.2 times what the program measured (when each was set, and now)
+// The budgets: 1.01 to 1.6 times what the program measured (when each was set, and now)
 // (docs/hostile-input.md has the figures and what drives them: mostly the
 // compare-and-swap retry loops, which the verifier walks once per round).
 // Raise it only with a reason, written down there.
 constexpr uint32_t kInsnBudget = 3500;  // instructions in the object, either compiler
-constexpr uint32_t kVerifiedBudgetClang14 = 280'000;  // instructions the verifier processed
+constexpr uint32_t kVerifiedBudgetClang14 = 330'000;  // instructions the verifier processed
 constexpr uint32_t kVerifiedBudgetClang19 = 445'000;  // of the kernel's limit of 1,000,000
 
 struct Figures {

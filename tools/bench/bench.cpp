@@ -676,16 +676,29 @@ json measure_scale(uint32_t reps, uint64_t frames) {
         for (auto* a : {&fill, &flood}) a->insert(a->end(), {"--cpu", "0", "--dst", "198.18.0.2"});
         flood.insert(flood.end(), {"--start", std::to_string(r * frames % flood_sources(c.flood))});
         const bool xt = labs[i].get() == &xt_lab;
-        const uint64_t delivered = xt && legit ? xt_lab.received_v4() : 0;
-        const auto t0 = std::chrono::steady_clock::now();
-        labs[i]->flood(fill);
+        // Runs one flood, adding what the client got through meanwhile
+        // and for how long to under_flood and flooded_seconds, when it is
+        // xthrottle's lab (the reads of status between are left out).
+        // Each count is taken as of the middle of the nft call that reads
+        // it (a process start: milliseconds, a packet or so of the client's).
+        const auto flooded = [&](const auto& send) {
+          if (!xt || !legit) return send();
+          const auto read = [&xt_lab](uint64_t* n) {
+            const auto before = std::chrono::steady_clock::now();
+            *n = xt_lab.received_v4();
+            return before + (std::chrono::steady_clock::now() - before) / 2;
+          };
+          uint64_t from = 0, to = 0;
+          const auto t0 = read(&from);
+          send();
+          const auto t1 = read(&to);
+          flooded_seconds += std::chrono::duration<double>(t1 - t0).count();
+          under_flood.delivered += to - from;
+        };
+        flooded([&] { labs[i]->flood(fill); });
         const uint64_t evicted_before = xt ? evicted_active() : 0;
-        row["sender"] = timed_flood(*labs[i], flood, runs[i]).sender;
-        if (!xt) continue;
-        evicted += evicted_active() - evicted_before;
-        if (!legit) continue;
-        flooded_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        under_flood.delivered += xt_lab.received_v4() - delivered;
+        flooded([&] { row["sender"] = timed_flood(*labs[i], flood, runs[i]).sender; });
+        if (xt) evicted += evicted_active() - evicted_before;
       }
     if (legit) {
       legit->signal(SIGTERM);

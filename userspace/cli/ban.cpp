@@ -52,11 +52,14 @@ int run_bans(const Globals& g, bool json) {
   auto rules = state->rules();
   if (!rules) return fail(rules.error());
   // The rule that made a ban (--ban-for), by its id; none for `ban add`.
+  // A rule's ban whose rule is not there any more reads as deleted too:
+  // marking a deleted rule's bans is best effort (State::delete_rule).
   auto made_by = [&](const xt_ban& ban) -> nlohmann::json {
     if (ban.rule == XT_BAN_BY_DELETED_RULE) return "(deleted rule)";
+    if (!XT_BAN_BY_RULE(ban)) return nullptr;
     for (const auto& e : *rules)
-      if (XT_BAN_BY_RULE(ban) && e.rule.id == ban.rule - 1) return rule_name(e.cidr, e.spec.match);
-    return nullptr;
+      if (e.rule.id == ban.rule - 1) return rule_name(e.cidr, e.spec.match);
+    return "(deleted rule)";
   };
   nlohmann::json j = nlohmann::json::array();
   std::string text = bans->empty() ? "no bans\n" : fmt("%-44s %12s %12s  %s\n", "CIDR", "LEFT", "FOR", "BY");
