@@ -516,11 +516,12 @@ static __always_inline void xt_key_slot(struct xt_slot *s, const struct xt_bucke
 
 /* Sets the loads of a newcomer's claim going at once: both sets' tags, and
  * every slot of its home set, whose way it will take unless that set is
- * full or fuller than the next (xt_newcomer_place). Each would otherwise wait for the one before: the tags
- * to choose the way, then the way's slot, which in a table of tens of MiB is
- * a cache miss and a TLB miss (on a VM a walk of two page tables). Issued
- * together, they overlap; nothing waits on the values, so the compiler is
- * told to keep the loads (docs/design.md, "Seventeenth round"). */
+ * full or fuller than the next (xt_newcomer_place). Each would otherwise
+ * wait for the one before: the tags to choose the way, then the way's
+ * slot, which in a table of tens of MiB is a cache miss and a TLB miss (on
+ * a VM a walk of two page tables). Issued together, they overlap; nothing
+ * waits on the values, so the compiler is told to keep the loads
+ * (docs/design.md, "Seventeenth round"). */
 static __always_inline void xt_warm_claim(const struct xt_place *p)
 {
 	const struct xt_bucket_set *set = bpf_map_lookup_elem(&xt_buckets, &p->idx);
