@@ -88,7 +88,7 @@ while [ "$i" -lt "$pairs" ]; do
   # Both sides of a pair get the same frames; each pair the sources after
   # the last pair's (of the 16M spoofed ones, sources not sent before for
   # the first 16M / FRAMES pairs: 16 at the default, then round again).
-  run="--sources $n --src 10.0.0.0 --count $frames --start $((i * frames % n))"
+  run="--sources $n --src 10.0.0.0 --count $frames --start $((i * frames))"
   for side in $order; do
     # shellcheck disable=SC2086 # $fill and $run are words
     [ -n "$fill" ] && flood "$tag-$side" $fill >/dev/null

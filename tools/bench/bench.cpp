@@ -540,7 +540,7 @@ struct Case {
   // 1000000 "1M" and "16M" would be one flood).
   std::vector<std::string> flood_args(uint64_t frames, int cpu, uint64_t start) const {
     std::vector<std::string> a = {"--count", std::to_string(frames), "--cpu", std::to_string(cpu), "--sources",
-                                  std::to_string(sources), "--start", std::to_string(start % sources)};
+                                  std::to_string(sources), "--start", std::to_string(start)};
     if (v6)
       a.insert(a.end(), {"--src", "2001:db8:4000::", "--dst", "2001:db8:ffff::1"});
     else
@@ -606,12 +606,6 @@ struct ScaleCase {
   bool passes = false;
 };
 
-// The --sources of floodgen arguments (1 without it).
-uint32_t flood_sources(const std::vector<std::string>& args) {
-  const auto at = std::find(args.begin(), args.end(), "--sources");
-  return at != args.end() && at + 1 != args.end() ? static_cast<uint32_t>(std::stoul(*(at + 1))) : 1;
-}
-
 std::vector<ScaleCase> scale_cases(uint64_t frames) {
   const std::string n = std::to_string(frames);
   const std::vector<std::string> raised = {"--new-rate", "100000000/s"};
@@ -666,7 +660,7 @@ json measure_scale(uint32_t reps, uint64_t frames) {
     // down), and the evictions of sources still sending that its timed
     // floods made (not the fill's, which push the table's sources out by
     // design).
-    Legit under_flood;
+    uint64_t delivered_flooded = 0;
     double flooded_seconds = 0;
     uint64_t evicted = 0;
     std::vector<Runs> runs(std::size(limiters));
@@ -674,10 +668,10 @@ json measure_scale(uint32_t reps, uint64_t frames) {
       for (size_t i = 0; i < std::size(limiters); i++) {
         std::vector<std::string> fill = c.fill, flood = c.flood;
         for (auto* a : {&fill, &flood}) a->insert(a->end(), {"--cpu", "0", "--dst", "198.18.0.2"});
-        flood.insert(flood.end(), {"--start", std::to_string(r * frames % flood_sources(c.flood))});
+        flood.insert(flood.end(), {"--start", std::to_string(r * frames)});
         const bool xt = labs[i].get() == &xt_lab;
         // Runs one flood, adding what the client got through meanwhile
-        // and for how long to under_flood and flooded_seconds, when it is
+        // and for how long to delivered_flooded and flooded_seconds, when it is
         // xthrottle's lab (the reads of status between are left out).
         // Each count is taken as of the middle of the nft call that reads
         // it (a process start: milliseconds, a packet or so of the client's).
@@ -693,7 +687,7 @@ json measure_scale(uint32_t reps, uint64_t frames) {
           send();
           const auto t1 = read(&to);
           flooded_seconds += std::chrono::duration<double>(t1 - t0).count();
-          under_flood.delivered += to - from;
+          delivered_flooded += to - from;
         };
         flooded([&] { labs[i]->flood(fill); });
         const uint64_t evicted_before = xt ? evicted_active() : 0;
@@ -704,7 +698,7 @@ json measure_scale(uint32_t reps, uint64_t frames) {
       legit->signal(SIGTERM);
       legit->wait();
       const uint64_t arrived = static_cast<uint64_t>(kLegitRate * flooded_seconds + 0.5);
-      const uint64_t delivered = under_flood.delivered;
+      const uint64_t delivered = delivered_flooded;
       const double loss = arrived ? std::max(0.0, 1.0 - static_cast<double>(delivered) / arrived) : 1.0;
       row["legit"] = {{"arrived", arrived}, {"delivered", delivered}, {"loss", loss}};
       std::fprintf(stderr,

@@ -62,7 +62,7 @@ struct Options {
   std::string dst_mac = "ff:ff:ff:ff:ff:ff";
   std::string src_mac = "02:00:00:00:00:01";
   uint32_t sources = 1;
-  uint32_t start = 0;  // the rotation's first step
+  uint64_t start = 0;  // the rotation's first step, taken modulo `sources`
   uint64_t count = 1000;
   double rate = 0;  // frames per second over all threads; 0: as fast as possible
   double pace_us = 1000;  // paced: the traffic released at once, in microseconds' worth
@@ -477,7 +477,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<floodgen, SkelDeleter> skel(floodgen__open());
   if (!skel) die("cannot open the embedded BPF object");
   skel->rodata->fg_sources = o.sources;
-  skel->rodata->fg_start = o.start;
+  const uint32_t first_step = static_cast<uint32_t>(o.start % o.sources);
+  skel->rodata->fg_start = first_step;
   skel->rodata->fg_base = base;
   skel->rodata->fg_ipv6 = v6;
   skel->rodata->fg_ifindex = static_cast<uint32_t>(ifindex);
@@ -526,7 +527,7 @@ int main(int argc, char** argv) {
               << "): each run will pay for an XDP dispatcher update\n";
 
   const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
-  const Stamp stamp{base, o.sources, o.start, v6, o.v6_low};
+  const Stamp stamp{base, o.sources, first_step, v6, o.v6_low};
   std::vector<std::thread> workers;
   std::vector<uint64_t> sent(o.threads, 0);
   std::vector<std::string> errors(o.threads);
