@@ -88,6 +88,22 @@ TEST_F(Floods, AStraightFloodRunsTheProgramOnEveryFrameAndSendsNothing) {
   EXPECT_EQ(stats()["rules"]["198.18.0.0/15"]["dropped_packets"].get<uint64_t>(), 9900u) << "nothing ran";
 }
 
+// `--for` bounds a flood by time (the bench's held botnet is timed over
+// three seconds, so that each source's token comes back in it): it stops
+// when the time is up, far short of its count, and every frame it says it
+// sent ran through the program.
+TEST_F(Floods, AFloodForAGivenTimeStopsThenAndCountsWhatItSent) {
+  ok({"rule", "add", "198.18.0.0/15", "--rate", "1/min", "--burst", "100"});
+  lab_->flood_straight();
+  const uint64_t count = 10'000'000'000;  // hours of frames
+  const Flood f = lab_->flood({"--src", "198.18.1.1", "--count", std::to_string(count), "--for", "0.3"});
+  EXPECT_GE(f.seconds, 0.3);
+  EXPECT_LT(f.sent, count);
+  const json rule = stats()["rules"]["198.18.0.0/15"];
+  EXPECT_EQ(rule["passed_packets"].get<uint64_t>(), 100u) << "the burst";
+  EXPECT_EQ(rule["dropped_packets"].get<uint64_t>(), f.sent - 100);
+}
+
 TEST_F(Floods, FullSpeedFloodIsHeldToTheLimit) {
   ok({"rule", "add", "198.18.0.0/15", "--rate", "100000/s", "--burst", "1000"});
   const Flood f = lab_->flood({"--src", "198.18.1.2", "--count", "5000000"});

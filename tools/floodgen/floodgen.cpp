@@ -64,6 +64,7 @@ struct Options {
   uint32_t sources = 1;
   uint64_t start = 0;  // the rotation's first step, taken modulo `sources`
   uint64_t count = 1000;
+  double for_seconds = 0;  // stop after this long, if --count is not sent by then; 0: at --count
   double rate = 0;  // frames per second over all threads; 0: as fast as possible
   double pace_us = 1000;  // paced: the traffic released at once, in microseconds' worth
   uint32_t size = 64;
@@ -388,17 +389,22 @@ void pin_to(int cpu) {
 
 // Sends `count` frames through send_chunk from the current thread, paced to
 // `rate` frames/s if rate > 0, in chunks of `pace_us` microseconds of
-// traffic. Returns frames sent.
-uint64_t send_frames(const SendChunk& send_chunk, uint64_t count, double rate, double pace_us, std::string* error) {
+// traffic; for `for_seconds` at most, if that is not 0, in chunks of 2^16
+// frames at most (milliseconds), so that it stops close to the time.
+// Returns frames sent.
+uint64_t send_frames(const SendChunk& send_chunk, uint64_t count, double rate, double pace_us, double for_seconds,
+                     std::string* error) {
   const auto start = std::chrono::steady_clock::now();
+  const auto until = start + std::chrono::duration<double>(for_seconds);
   uint64_t sent = 0;
   // Paced: chunks of `pace_us` of traffic, each released when its time
   // comes. Chunks less than 500 us apart are waited for by spinning: a
   // sleep overshoots by tens of microseconds (the timer slack), which
   // would bunch them up again.
-  const uint64_t chunk = chunk_frames(rate, pace_us);
+  const uint64_t chunk = for_seconds > 0 ? std::min<uint64_t>(chunk_frames(rate, pace_us), 1u << 16)
+                                         : chunk_frames(rate, pace_us);
   const bool spin = rate > 0 && static_cast<double>(chunk) / rate < 500e-6;
-  while (sent < count) {
+  while (sent < count && (for_seconds <= 0 || std::chrono::steady_clock::now() < until)) {
     if (rate > 0) {
       auto due = start + std::chrono::duration<double>(static_cast<double>(sent) / rate);
       if (!spin)
@@ -431,6 +437,10 @@ int main(int argc, char** argv) {
                  "so that runs one after another can send sources not sent before")
       ->capture_default_str();
   app.add_option("--count", o.count, "Frames to send in all")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--for", o.for_seconds,
+                 "Stop after this many seconds if --count is not sent by then (each thread finishes its chunk "
+                 "in hand, 2^16 frames at most)")
+      ->check(CLI::Range(0.001, 600.0));
   app.add_option("--rate", o.rate, "Frames per second over all threads (default: as fast as possible)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--size", o.size, "Frame size in bytes, without FCS")->check(CLI::Range(62, 9000))
@@ -547,12 +557,13 @@ int main(int argc, char** argv) {
       if (o.straight) {
         ready.arrive_and_wait();
         began[t] = std::chrono::steady_clock::now();
-        sent[t] = send_frames(straight_sender(prog_fd, ifindex, frame), share, rate, o.pace_us, &errors[t]);
+        sent[t] = send_frames(straight_sender(prog_fd, ifindex, frame), share, rate, o.pace_us, o.for_seconds,
+                              &errors[t]);
         ended[t] = std::chrono::steady_clock::now();
         return;
       }
       sent[t] = send_frames(live_sender(prog_fd, ifindex, frame, o.batch, &refused), share, rate, o.pace_us,
-                            &errors[t]);
+                            o.for_seconds, &errors[t]);
       if (sent[t] > 0 || refused != EPERM) return;
       // The kernel does not let live frames out (its first run sent
       // nothing): the same frames from user space.
@@ -560,7 +571,7 @@ int main(int argc, char** argv) {
       errors[t].clear();
       PacketSender packets(ifindex, frame, o.batch, stamp);
       sent[t] = send_frames([&packets](uint64_t n, std::string* e) { return packets.send(n, e); }, share, rate,
-                            o.pace_us, &errors[t]);
+                            o.pace_us, o.for_seconds, &errors[t]);
     });
   }
   for (auto& w : workers) w.join();
