@@ -597,7 +597,9 @@ struct ScaleCase {
   uint32_t limit, burst;
   std::vector<std::string> xt_args;               // on xthrottle's catch-all rules
   std::vector<std::vector<std::string>> extra;    // more xthrottle rules
-  std::vector<std::string> fill, flood;           // floodgen arguments, --count included
+  std::vector<std::string> fill, flood;           // floodgen arguments; the fill's --count included
+  uint64_t timed = 0;                              // frames of each timed flood
+  double seconds = 0;                              // its time at most, if not 0 (floodgen --for)
   bool legit = false;  // a client 500/s under its own 1000/s rule, through every run
   // xthrottle passes nearly all its packets (the table forgets each source
   // before it comes back): the floor, which drops them all, is no floor of
@@ -607,27 +609,35 @@ struct ScaleCase {
 };
 
 std::vector<ScaleCase> scale_cases(uint64_t frames) {
-  const std::string n = std::to_string(frames);
   const std::vector<std::string> raised = {"--new-rate", "100000000/s"};
   return {
       {"sustained: 16M spoofed, table full of sources admitted in the last minute",
        kThroughputLimit, kThroughputLimit, {},
        {{"172.16.0.0/12", "--rate", "100/s", "--new-rate", "100000000/s"}},
        {"--sources", "1048576", "--src", "172.16.0.0", "--count", "1048576"},
-       {"--sources", std::to_string(kSixteenM), "--src", "10.0.0.0", "--count", n}},
+       {"--sources", std::to_string(kSixteenM), "--src", "10.0.0.0"}, frames},
+      // Two packets from each source before the timed flood: the first
+      // passes (tracked), the second is its first drop (over its limit).
+      // With one, each source's first timed packet was that first drop:
+      // 200k decisions on its bucket in each run's frames, the first
+      // packets of a botnet rather than the flood that lasts. And the
+      // flood is timed over three seconds (at most 100 x --frames), so
+      // that each source's token, 1/s, comes back in it twice or three
+      // times, as it does every second of a flood that lasts: the pass and
+      // the first drop after it that each return costs are in the figure.
       {"botnet: 200k real sources, all tracked, each over 1/s", 1, 1, raised, {},
-       {"--sources", "200000", "--src", "10.0.0.0", "--count", "200000"},
-       {"--sources", "200000", "--src", "10.0.0.0", "--count", n}},
+       {"--sources", "200000", "--src", "10.0.0.0", "--count", "400000"},
+       {"--sources", "200000", "--src", "10.0.0.0"}, 100 * frames, 3.0},
       {"botnet: 1M real sources cycling over the 262k-source table", 1, 1, raised,
        {{std::string(kLegitSource) + "/32", "--rate", std::to_string(kLegitLimit) + "/s"}},
        {"--sources", "1000000", "--src", "10.0.0.0", "--count", "1000000"},
-       {"--sources", "1000000", "--src", "10.0.0.0", "--count", n}, true, true},
+       {"--sources", "1000000", "--src", "10.0.0.0"}, frames, 0, true, true},
       // The same botnet where the operator left the new-source budget as
       // it is: it turns the botnet away at the budget, the table untouched.
       {"botnet: 1M real sources cycling, the default new-source budget", 1, 1, {},
        {{std::string(kLegitSource) + "/32", "--rate", std::to_string(kLegitLimit) + "/s"}},
        {"--sources", "1000000", "--src", "10.0.0.0", "--count", "1000000"},
-       {"--sources", "1000000", "--src", "10.0.0.0", "--count", n}, true},
+       {"--sources", "1000000", "--src", "10.0.0.0"}, frames, 0, true},
   };
 }
 
@@ -668,7 +678,8 @@ json measure_scale(uint32_t reps, uint64_t frames) {
       for (size_t i = 0; i < std::size(limiters); i++) {
         std::vector<std::string> fill = c.fill, flood = c.flood;
         for (auto* a : {&fill, &flood}) a->insert(a->end(), {"--cpu", "0", "--dst", "198.18.0.2"});
-        flood.insert(flood.end(), {"--start", std::to_string(r * frames)});
+        flood.insert(flood.end(), {"--count", std::to_string(c.timed), "--start", std::to_string(r * c.timed)});
+        if (c.seconds > 0) flood.insert(flood.end(), {"--for", std::to_string(c.seconds)});
         const bool xt = labs[i].get() == &xt_lab;
         // Runs one flood, adding what the client got through meanwhile
         // and for how long to delivered_flooded and flooded_seconds, when it is
@@ -1269,6 +1280,7 @@ std::string markdown(const json& r) {
   }
   if (r.contains("scale")) {
     md << "\nAttack scale (each case refilled before every run, so what it admitted is less than a minute old; "
+          "the held botnet's floods timed over three seconds, each source's token coming back within them; "
           "same runs and medians as above):\n\n";
     md << "| case | XDP_DROP | xthrottle | iptables hashlimit | nft meter | floor |\n|---|---|---|---|---|---|\n";
     // What a case adds below the table, after it (a paragraph between two
