@@ -193,23 +193,27 @@ Result<State> State::from_object(const bpf_object* obj) {
                      bpf_map__fd(restore_in)};
     };
     s.control_ = own();
+    s.age_control_ = own();
     s.restore_control_ = own();
   }
   if (auto ok = s.map_config(); !ok) return std::unexpected(ok.error());
   return s;
 }
 
-Result<const State::Control*> State::control(bool restore) const {
-  std::optional<Control>& slot = restore ? restore_control_ : control_;
+Result<const State::Control*> State::control(Controls which) const {
+  std::optional<Control>& slot = which == Controls::Restore ? restore_control_
+                                 : which == Controls::Age   ? age_control_
+                                                            : control_;
   if (slot) return &*slot;
   auto cfg = config();
   if (!cfg) return std::unexpected(cfg.error());
   auto skel = open_object(options_for_state(pin_dir_, *cfg));
   if (!skel) return std::unexpected(skel.error());
   auto* progs = &(*skel)->progs;
-  auto ok = restore ? load_only(skel->get(), {progs->xt_restore}, "the restore program")
-                    : load_only(skel->get(), {progs->xt_clock, progs->xt_catch_up, progs->xt_sweep, progs->xt_age},
-                                "the control programs");
+  auto ok = which == Controls::Restore ? load_only(skel->get(), {progs->xt_restore}, "the restore program")
+            : which == Controls::Age   ? load_only(skel->get(), {progs->xt_age}, "the ageing program")
+                                       : load_only(skel->get(), {progs->xt_clock, progs->xt_catch_up, progs->xt_sweep},
+                                                   "the control programs");
   if (!ok) return std::unexpected(ok.error());
   Control c;
   // A program this object did not load has a negative fd, as Control's
@@ -523,7 +527,7 @@ Result<void> State::sweep_buckets(uint32_t id, uint32_t keep_per_len) {
 }
 
 Result<State::Aged> State::age_stamps() {
-  auto c = control();
+  auto c = control(Controls::Age);
   if (!c) return std::unexpected(c.error());
   auto out = run_control(**c, (*c)->age, xt_control{}, "the ageing of the table's idle stamps");
   if (!out) return std::unexpected(out.error());
@@ -1262,7 +1266,7 @@ Result<void> State::add_counters(const std::vector<xt_count>& add) {
 
 Result<State::Restored> State::restore_records(uint32_t kind, const std::vector<xt_slot>& records,
                                                const xt_rule* rule) {
-  auto c = control(true);
+  auto c = control(Controls::Restore);
   if (!c) return std::unexpected(c.error());
   Restored out;
   std::vector<uint32_t> keys(XT_RESTORE_BATCH);
