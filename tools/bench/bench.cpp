@@ -1280,7 +1280,8 @@ std::string markdown(const json& r) {
   }
   if (r.contains("scale")) {
     md << "\nAttack scale (each case refilled before every run, so what it admitted is less than a minute old; "
-          "the held botnet's floods timed over three seconds, each source's token coming back within them; "
+          "the held botnet's floods timed over three seconds or 100 x --frames, whichever ends first, so that "
+          "each source's token comes back within them at --frames 2000000; "
           "same runs and medians as above):\n\n";
     md << "| case | XDP_DROP | xthrottle | iptables hashlimit | nft meter | floor |\n|---|---|---|---|---|---|\n";
     // What a case adds below the table, after it (a paragraph between two
