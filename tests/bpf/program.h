@@ -196,15 +196,15 @@ class Program : public ::testing::Test {
     for (const auto& [key, bucket] : buckets) {
       const uint64_t h = xt_hash_bucket(cfg.hash_key, &key);
       const uint32_t idx = xt_home_set(h, cfg.bucket_bits);
-      // Where xt_newcomer_place puts it; a source with no free way in
-      // either set is left out (the data path would evict).
+      // Where xt_newcomer_place puts it; a source whose way there holds a
+      // source in use (no free way in either set) is left out: the data
+      // path would evict, which the claim tells by the same tag word.
       auto& home = at(idx);
       auto& next = at(xt_place_set(idx, XT_PLACE(1, 0), cfg.bucket_bits));
       const uint16_t ahead = xt_age_ahead(&cfg);
-      if (xt_free_way(&home.tags, unit, cfg.used_idle, ahead, nullptr, nullptr) < 0 &&
-          xt_free_way(&next.tags, unit, cfg.used_idle, ahead, nullptr, nullptr) < 0)
-        continue;
-      const int r = xt_newcomer_place(&home.tags, &next.tags, unit, cfg.used_idle, ahead, nullptr);
+      xt_way_tag judged{};
+      const int r = xt_newcomer_place(&home.tags, &next.tags, unit, cfg.used_idle, ahead, &judged.word);
+      if (judged.half[XT_TAG_FP] && xt_stamp_recent(judged.half[XT_TAG_USED], unit, cfg.used_idle, ahead)) continue;
       const int w = XT_PLACE_WAY(r);
       auto* place = XT_PLACE_NEXT(r) ? &next : &home;
       if (XT_PLACE_NEXT(r)) home.marks.spilled = 1;
