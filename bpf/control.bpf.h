@@ -147,8 +147,15 @@ static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, st
 		 * what the swap below clears, only if it is still this key's. */
 		__u64 *head = (__u64 *)&s->key;
 		union xt_key_head was = {.word = *(volatile const __u64 *)head};
-		if (!was.key.family || was.key.rule_id != ctl->sweep_rule || was.key.per_len == ctl->keep_per_len)
+		if (!was.key.family || was.key.rule_id != ctl->sweep_rule)
 			continue;
+		if (was.key.per_len == ctl->keep_per_len) {
+			/* Kept: brought to the rule's generation as the catch-up
+			 * would, where the change asks for it. */
+			if (ctl->sweep_catch_up)
+				xt_catch_up_slot(s, xt_now());
+			continue;
+		}
 		/* Free the way unless a newcomer took it meanwhile (its
 		 * fingerprint changed); a packet refreshing the stamp meanwhile
 		 * only makes the swap try again. */
@@ -175,7 +182,10 @@ static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, st
 }
 
 /* Frees the slots of rule xt_ctl's sweep_rule (but those of per_len
- * keep_per_len): the rule was deleted, or its buckets are keyed anew. */
+ * keep_per_len): the rule was deleted, or its buckets are keyed anew. With
+ * sweep_catch_up, the slots it keeps are brought to the generation of
+ * xt_ctl's rule (the rule as replaced, of that id) on the way, as
+ * xt_catch_up would: a change of --per walks the table once. */
 SEC("xdp")
 int xt_sweep(struct xdp_md *ctx __attribute__((unused)))
 {
@@ -183,7 +193,7 @@ int xt_sweep(struct xdp_md *ctx __attribute__((unused)))
 	struct xt_control *ctl = bpf_map_lookup_elem(&xt_ctl, &zero);
 	if (!ctl)
 		return XDP_ABORTED;
-	ctl->swept = 0;
+	ctl->swept = ctl->caught_up = ctl->contended = 0;
 	bpf_for_each_map_elem(&xt_buckets, xt_sweep_set, NULL, 0);
 	return XDP_PASS;
 }

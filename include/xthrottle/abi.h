@@ -780,6 +780,11 @@ struct xt_control {
 	__u32 fair_only;
 	__u32 rule_epoch;
 	__u64 fair_refreshed; /* fair words written again */
+	/* xt_sweep: bring the slots it keeps (of keep_per_len) to rule's
+	 * generation as xt_catch_up does (rule.id is sweep_rule); caught_up
+	 * and contended count them as xt_catch_up's. */
+	__u32 sweep_catch_up;
+	__u32 pad;
 };
 #define XT_SWEEP_ALL 0xffffffffu
 /* xt_restore's batch: records of xt_restore_in, not pinned. */
@@ -975,7 +980,7 @@ XT_STATIC_ASSERT(sizeof(struct xt_known_tags) == 8, "xt_known_tags layout");
 XT_STATIC_ASSERT(sizeof(struct xt_slot) == 64, "xt_slot layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_tags) == 64, "xt_set_tags layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_marks) == 16, "xt_set_marks layout: four sets a cache line");
-XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 88, "xt_control layout");
+XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 96, "xt_control layout");
 XT_STATIC_ASSERT(sizeof(struct xt_ports) == 8, "xt_ports layout");
 XT_STATIC_ASSERT(sizeof(struct xt_port_range) == 8, "xt_port_range layout");
 XT_STATIC_ASSERT(XT_MAX_PORT_RANGES <= XT_CLASS_VALUE && XT_MAX_RULES - 1 <= XT_HOT_RULE, "classes and hot entries hold ids");

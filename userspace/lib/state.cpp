@@ -510,20 +510,37 @@ Result<xt_control> State::run_control(const Control& c, int prog, const xt_contr
   return out;
 }
 
-Result<void> State::sweep_buckets(uint32_t id, uint32_t keep_per_len) {
+Result<void> State::sweep_buckets(uint32_t id, uint32_t keep_per_len, const xt_rule* catch_up) {
   auto c = control();
   if (!c) return std::unexpected(c.error());
   xt_control params{};
   params.sweep_rule = id;
   params.keep_per_len = keep_per_len;
-  auto out = run_control(**c, (*c)->sweep, params, "the sweep of rule " + std::to_string(id) + "'s buckets");
-  if (!out) return std::unexpected(out.error());
-  if (!out->swept) return {};
-  // Counted, so that evictions can be told from deletions (metrics).
-  auto m = meta();
-  if (!m) return std::unexpected(m.error());
-  m->buckets_swept += out->swept;
-  return set_meta(*m);
+  if (catch_up) {
+    params.rule = *catch_up;
+    params.sweep_catch_up = 1;
+  }
+  // Run again while a kept bucket's word was lost to the data path every
+  // time (as catch_up_buckets does); what was freed stays freed.
+  uint64_t swept = 0;
+  bool contended = true;
+  for (int round = 0; round < 8 && contended; round++) {
+    auto out = run_control(**c, (*c)->sweep, params, "the sweep of rule " + std::to_string(id) + "'s buckets");
+    if (!out) return std::unexpected(out.error());
+    swept += out->swept;
+    contended = out->contended != 0;
+  }
+  if (swept) {
+    // Counted, so that evictions can be told from deletions (metrics).
+    auto m = meta();
+    if (!m) return std::unexpected(m.error());
+    m->buckets_swept += swept;
+    if (auto ok = set_meta(*m); !ok) return ok;
+  }
+  if (contended)
+    return system_error("cannot bring the buckets of rule " + std::to_string(id) +
+                        " up to date: the data path kept winning the race for them; try again");
+  return {};
 }
 
 Result<State::Aged> State::age_stamps() {
@@ -1054,8 +1071,22 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     // out the previous replacement too (a quiet source, or one dropped by
     // the hot cache, which writes nothing) is brought up to date first, so
     // no bucket is ever two behind: neither a fresh burst for a throttled
-    // source, nor a wrapped generation read in the wrong units.
-    if (auto ok = catch_up_buckets(old); !ok) return std::unexpected(ok.error());
+    // source, nor a wrapped generation read in the wrong units. A change
+    // that keys the rule's buckets anew (another --per, or no longer a
+    // limit) frees them after the swap instead, and the walk that frees
+    // them brings those it keeps to the new generation: none of the
+    // old ones can be hit once the swap is made, so walking them first
+    // as well would be a second walk of the table for nothing (0.08 s of
+    // 0.2 at 4M sources).
+    const bool limit = rule.action == XT_ACT_LIMIT;
+    const bool same_keys = limit && old.action == XT_ACT_LIMIT && old.per_len == rule.per_len;
+    if (same_keys) {
+      if (auto ok = catch_up_buckets(old); !ok) return std::unexpected(ok.error());
+    } else if (auto c = control(); !c) {
+      // The walk's program loaded before anything changes, as a
+      // deletion's: a change that could not free the buckets is refused.
+      return std::unexpected(c.error());
+    }
     // The tick of the change is read after that walk: sources metered under
     // the old rule meanwhile are converted from as late a tick as possible
     // (and xt_regen copes with any later still).
@@ -1096,12 +1127,16 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     step();
     // Buckets keyed by another --per can never be hit again. A limit that
     // stays one with the same --per has none to free, and the walk would
-    // read the whole table for nothing (70 ms at 4M sources). Should a
-    // controller stop between a change of --per and its sweep, the buckets
-    // left behind are quiet ones, taken back like any after the idle window.
-    const bool limit = rule.action == XT_ACT_LIMIT;
-    if (limit && old.action == XT_ACT_LIMIT && old.per_len == rule.per_len) return true;
-    auto swept = sweep_buckets(rule.id, limit ? rule.per_len : XT_SWEEP_ALL);
+    // read the whole table for nothing (70 ms at 4M sources). The buckets
+    // of the new --per are there only if an earlier change of it stopped
+    // before its sweep: the same walk brings them to the new generation
+    // (the data path reads one older than the previous as full until then,
+    // as it does a new bucket). Should a controller stop between the swap
+    // and the walk, the buckets left behind are quiet ones, taken back
+    // like any after the idle window, and brought up to date by the next
+    // replacement's walk meanwhile.
+    if (same_keys) return true;
+    auto swept = sweep_buckets(rule.id, limit ? rule.per_len : XT_SWEEP_ALL, limit ? &rule : nullptr);
     if (!swept) return std::unexpected(swept.error());
     return true;
   }

@@ -401,7 +401,10 @@ class State {
   Result<void> publish(const std::vector<RuleEntry>* rules, std::optional<Cidr> at_least = std::nullopt);
   // Frees the buckets of rule `id`, but those of per_len keep_per_len
   // (XT_SWEEP_ALL: all of them), in the kernel (the control program xt_sweep).
-  Result<void> sweep_buckets(uint32_t id, uint32_t keep_per_len);
+  // With catch_up (the rule of that id as it now is), the buckets it keeps
+  // are brought to its generation in the same walk, as catch_up_buckets
+  // would bring them.
+  Result<void> sweep_buckets(uint32_t id, uint32_t keep_per_len, const xt_rule* catch_up = nullptr);
 
   // The control programs and their argument map: the test object's own for
   // from_object(), else loaded on first use. The walks (xt_clock,
