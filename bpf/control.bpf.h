@@ -159,8 +159,9 @@ static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, st
 		/* Free the way unless a newcomer took it meanwhile (its
 		 * fingerprint changed); a packet refreshing the stamp meanwhile
 		 * only makes the swap try again. */
+		int k = 0;
 #pragma clang loop unroll(disable)
-		for (int k = 0; fp && k < XT_CAS_TRIES; k++) {
+		for (; fp && k < XT_CAS_TRIES; k++) {
 			const union xt_way_tag tag = t->way[w];
 			if (tag.half[XT_TAG_FP] != fp)
 				break;
@@ -177,6 +178,8 @@ static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, st
 				break;
 			}
 		}
+		if (k == XT_CAS_TRIES) /* every swap lost: for the next round */
+			ctl->contended++;
 	}
 	return 0;
 }

@@ -207,6 +207,14 @@ enum xt_action {
 
 enum xt_rule_flags {
 	XT_RULE_DRY_RUN = 1 << 0,    /* count what would be dropped, pass it */
+	/* The last replacement keyed the rule's buckets anew (another --per,
+	 * or no longer a limit), and the walk that frees the old keys and
+	 * brings the kept ones to this generation has not finished (a
+	 * controller stopped in between): the next replacement brings every
+	 * bucket of the rule up to date first, and walks again. Set and
+	 * cleared by the controller, never by compiling a rule; the data path
+	 * does not read it. */
+	XT_RULE_REKEYED = 1 << 1,
 	XT_RULE_VERIFY_TCP = 1 << 3, /* TCP sources the budget refuses may prove their address */
 	XT_RULE_TOTAL = 1 << 4,      /* rule.total is in force, with the fair word */
 	XT_RULE_TOTAL_BYTES = 1 << 5, /* rule.total counts bytes */
@@ -782,7 +790,8 @@ struct xt_control {
 	__u64 fair_refreshed; /* fair words written again */
 	/* xt_sweep: bring the slots it keeps (of keep_per_len) to rule's
 	 * generation as xt_catch_up does (rule.id is sweep_rule); caught_up
-	 * and contended count them as xt_catch_up's. */
+	 * counts them, and contended the words and the ways to free it lost
+	 * every race for (run it again). */
 	__u32 sweep_catch_up;
 	__u32 pad;
 };

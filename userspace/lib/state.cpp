@@ -510,7 +510,7 @@ Result<xt_control> State::run_control(const Control& c, int prog, const xt_contr
   return out;
 }
 
-Result<void> State::sweep_buckets(uint32_t id, uint32_t keep_per_len, const xt_rule* catch_up) {
+Result<bool> State::sweep_buckets(uint32_t id, uint32_t keep_per_len, const xt_rule* catch_up) {
   auto c = control();
   if (!c) return std::unexpected(c.error());
   xt_control params{};
@@ -520,13 +520,17 @@ Result<void> State::sweep_buckets(uint32_t id, uint32_t keep_per_len, const xt_r
     params.rule = *catch_up;
     params.sweep_catch_up = 1;
   }
-  // Run again while a kept bucket's word was lost to the data path every
-  // time (as catch_up_buckets does); what was freed stays freed.
+  // Run again while a way or a word was lost to the data path every time
+  // (as catch_up_buckets does); what was freed stays freed.
   uint64_t swept = 0;
   bool contended = true;
-  for (int round = 0; round < 8 && contended; round++) {
+  std::optional<Error> failed;
+  for (int round = 0; round < 8 && contended && !failed; round++) {
     auto out = run_control(**c, (*c)->sweep, params, "the sweep of rule " + std::to_string(id) + "'s buckets");
-    if (!out) return std::unexpected(out.error());
+    if (!out) {
+      failed = out.error();
+      break;
+    }
     swept += out->swept;
     contended = out->contended != 0;
   }
@@ -535,12 +539,10 @@ Result<void> State::sweep_buckets(uint32_t id, uint32_t keep_per_len, const xt_r
     auto m = meta();
     if (!m) return std::unexpected(m.error());
     m->buckets_swept += swept;
-    if (auto ok = set_meta(*m); !ok) return ok;
+    if (auto ok = set_meta(*m); !ok) return std::unexpected(ok.error());
   }
-  if (contended)
-    return system_error("cannot bring the buckets of rule " + std::to_string(id) +
-                        " up to date: the data path kept winning the race for them; try again");
-  return {};
+  if (failed) return std::unexpected(*failed);
+  return !contended;
 }
 
 Result<State::Aged> State::age_stamps() {
@@ -896,7 +898,8 @@ Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
   if (bpf_map_update_elem(rule_state_.get(), &id, &fresh, BPF_ANY) != 0)
     return system_error("cannot reset the new-source budget of rule slot " + std::to_string(id), errno);
   if (auto ok = set_redirects(id, RuleSpec{}, 0, false); !ok) return std::unexpected(ok.error());
-  return sweep_buckets(id, XT_SWEEP_ALL);
+  if (auto swept = sweep_buckets(id, XT_SWEEP_ALL); !swept) return std::unexpected(swept.error());
+  return {};
 }
 
 namespace {
@@ -1042,6 +1045,7 @@ Result<bool> State::tidy_matches(const std::vector<RuleEntry>& rules) {
 // published before its rule goes in, and a shorter longest prefix only
 // after the rule that made it longer is gone.
 Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_may_wait) {
+  rule.flags &= ~XT_RULE_REKEYED;  // the controller's own mark: a live rule put back (apply's undo) may have it
   const Cidr& cidr = spec.cidr;
   const std::string name = rule_name(cidr, spec.match);
   const xt_rule_key key = rule_key(cidr, spec.match);
@@ -1077,10 +1081,13 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     // them brings those it keeps to the new generation: none of the
     // old ones can be hit once the swap is made, so walking them first
     // as well would be a second walk of the table for nothing (0.08 s of
-    // 0.2 at 4M sources).
+    // 0.2 at 4M sources). Such a change marks the rule until that walk has
+    // finished (XT_RULE_REKEYED): after one that did not, buckets of the
+    // rule may be two generations behind, and the next change walks first.
     const bool limit = rule.action == XT_ACT_LIMIT;
-    const bool same_keys = limit && old.action == XT_ACT_LIMIT && old.per_len == rule.per_len;
-    if (same_keys) {
+    const bool rekeys = !(limit && old.action == XT_ACT_LIMIT && old.per_len == rule.per_len);
+    const bool unswept = old.flags & XT_RULE_REKEYED;
+    if (!rekeys || unswept) {
       if (auto ok = catch_up_buckets(old); !ok) return std::unexpected(ok.error());
     } else if (auto c = control(); !c) {
       // The walk's program loaded before anything changes, as a
@@ -1119,6 +1126,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     };
     if (auto ok = write_rule_text(rule.id, spec); !ok) return put_back(ok.error());
     if (auto ok = set_redirects(rule.id, spec, *ifindex, had); !ok) return put_back(ok.error());
+    if (rekeys || unswept) rule.flags |= XT_RULE_REKEYED;
     // One map update swaps the whole value: packets see the old rule or the new.
     if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_EXIST) != 0)
       return put_back(system_error("cannot replace the rule for " + name, errno).error());
@@ -1130,14 +1138,20 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     // read the whole table for nothing (70 ms at 4M sources). The buckets
     // of the new --per are there only if an earlier change of it stopped
     // before its sweep: the same walk brings them to the new generation
-    // (the data path reads one older than the previous as full until then,
-    // as it does a new bucket). Should a controller stop between the swap
-    // and the walk, the buckets left behind are quiet ones, taken back
-    // like any after the idle window, and brought up to date by the next
-    // replacement's walk meanwhile.
-    if (same_keys) return true;
+    // (the data path reads one two behind as full until then). Should a
+    // controller stop before the walk has finished, the buckets left
+    // behind are quiet ones, taken back like any after the idle window,
+    // and the mark tells the next replacement to walk first and again.
+    if (!rekeys && !unswept) return true;
     auto swept = sweep_buckets(rule.id, limit ? rule.per_len : XT_SWEEP_ALL, limit ? &rule : nullptr);
     if (!swept) return std::unexpected(swept.error());
+    if (*swept) {
+      // Finished: the mark goes (best effort: left, it costs the next
+      // change a walk). The data path does not read it, so the rule it
+      // meters by is the same either way.
+      rule.flags &= ~XT_RULE_REKEYED;
+      (void)bpf_map_update_elem(rules_.get(), &key, &rule, BPF_EXIST);
+    }
     return true;
   }
 
@@ -1255,7 +1269,11 @@ Result<void> State::del_rule(const Cidr& cidr, const Match& match) {
   }
   // The slot is free again (rule_slots_in_use).
   if (auto ok = free_rule_text(id); !ok) return std::unexpected(ok.error());
-  return sweep_buckets(id, XT_SWEEP_ALL);
+  // What the data path kept it from freeing is quiet from here on, taken
+  // back like any bucket after the idle window, and freed by the sweep of
+  // the next rule to take the id.
+  if (auto swept = sweep_buckets(id, XT_SWEEP_ALL); !swept) return std::unexpected(swept.error());
+  return {};
 }
 
 Result<std::vector<xt_count>> State::counters() const {

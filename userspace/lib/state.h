@@ -403,8 +403,9 @@ class State {
   // (XT_SWEEP_ALL: all of them), in the kernel (the control program xt_sweep).
   // With catch_up (the rule of that id as it now is), the buckets it keeps
   // are brought to its generation in the same walk, as catch_up_buckets
-  // would bring them.
-  Result<void> sweep_buckets(uint32_t id, uint32_t keep_per_len, const xt_rule* catch_up = nullptr);
+  // would bring them. False: the data path kept winning the race for some
+  // of them, which the next walk finds again.
+  Result<bool> sweep_buckets(uint32_t id, uint32_t keep_per_len, const xt_rule* catch_up = nullptr);
 
   // The control programs and their argument map: the test object's own for
   // from_object(), else loaded on first use. The walks (xt_clock,
