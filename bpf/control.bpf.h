@@ -178,7 +178,9 @@ static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, st
 				break;
 			}
 		}
-		if (k == XT_CAS_TRIES) /* every swap lost: for the next round */
+		/* Every swap lost, and the way still this source's: for the
+		 * next round. */
+		if (k == XT_CAS_TRIES && *(volatile const __u16 *)&t->way[w].half[XT_TAG_FP] == fp)
 			ctl->contended++;
 	}
 	return 0;

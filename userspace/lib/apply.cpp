@@ -80,8 +80,10 @@ bool compiles_to(const xt_rule& live, const xt_rule& want) {
     std::ranges::sort(out);
     return out;
   };
-  // XT_RULE_PREV_ECN says what the version before was, not what this is.
-  const auto flags = [](const xt_rule& r) { return r.flags & ~XT_RULE_PREV_ECN; };
+  // XT_RULE_PREV_ECN says what the version before was, not what this is;
+  // XT_RULE_REKEYED that a change's walk has not finished, which the next
+  // change makes up for (state.cpp, put_rule): no difference of the rule.
+  const auto flags = [](const xt_rule& r) { return r.flags & ~(XT_RULE_PREV_ECN | XT_RULE_REKEYED); };
   return live.action == want.action && flags(live) == flags(want) && live.per_len == want.per_len &&
          live.remember == want.remember && live.ban_after == want.ban_after && live.ban_for == want.ban_for &&
          xt_same_limit(&live.new_src, &want.new_src) &&

@@ -898,7 +898,13 @@ Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
   if (bpf_map_update_elem(rule_state_.get(), &id, &fresh, BPF_ANY) != 0)
     return system_error("cannot reset the new-source budget of rule slot " + std::to_string(id), errno);
   if (auto ok = set_redirects(id, RuleSpec{}, 0, false); !ok) return std::unexpected(ok.error());
-  if (auto swept = sweep_buckets(id, XT_SWEEP_ALL); !swept) return std::unexpected(swept.error());
+  // A bucket of the slot's last rule left here would be read by the new
+  // one, whose generations start where that one's did, in its units.
+  auto swept = sweep_buckets(id, XT_SWEEP_ALL);
+  if (!swept) return std::unexpected(swept.error());
+  if (!*swept)
+    return system_error("cannot free the buckets rule slot " + std::to_string(id) +
+                        " kept of its last rule: the data path kept winning the race for them; try again");
   return {};
 }
 
