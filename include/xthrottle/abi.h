@@ -707,7 +707,10 @@ struct xt_meta {
 	char config_path[4096]; /* the config file last applied (PATH_MAX, NUL included), "" if none */
 	__u8 config_sha256[32];
 	__u64 applied_at;      /* unix seconds */
-	__u64 buckets_swept;   /* buckets the controller deleted (rules removed or re-keyed) */
+	/* Unused: the buckets the controller deleted, counted while the
+	 * evictions were told from them (they are counted where they happen
+	 * now); kept for the layout of the pinned map. */
+	__u64 buckets_swept;
 };
 
 /* One entry of the hot cache: a source that is over its limit (or denied)

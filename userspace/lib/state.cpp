@@ -522,27 +522,12 @@ Result<bool> State::sweep_buckets(uint32_t id, uint32_t keep_per_len, const xt_r
   }
   // Run again while a way or a word was lost to the data path every time
   // (as catch_up_buckets does); what was freed stays freed.
-  uint64_t swept = 0;
-  bool contended = true;
-  std::optional<Error> failed;
-  for (int round = 0; round < 8 && contended && !failed; round++) {
+  for (int round = 0; round < 8; round++) {
     auto out = run_control(**c, (*c)->sweep, params, "the sweep of rule " + std::to_string(id) + "'s buckets");
-    if (!out) {
-      failed = out.error();
-      break;
-    }
-    swept += out->swept;
-    contended = out->contended != 0;
+    if (!out) return std::unexpected(out.error());
+    if (!out->contended) return true;
   }
-  if (swept) {
-    // Counted, so that evictions can be told from deletions (metrics).
-    auto m = meta();
-    if (!m) return std::unexpected(m.error());
-    m->buckets_swept += swept;
-    if (auto ok = set_meta(*m); !ok) return std::unexpected(ok.error());
-  }
-  if (failed) return std::unexpected(*failed);
-  return !contended;
+  return false;
 }
 
 Result<State::Aged> State::age_stamps() {
