@@ -14,7 +14,8 @@
 # botnet (200k tracked sources over 1/s, each held; timed over FRAMES,
 # not the bench's three seconds, so no token comes back within a flood),
 # sustained (16M spoofed over a table of 1M recent admissions), spoofed
-# (16M fresh spoofed sources).
+# (16M fresh spoofed sources), held (one source over 1/s, held in the hot
+# cache: the one-source case).
 # FLOODGEN (default build/tools/floodgen/floodgen) is the generator.
 set -eu
 
@@ -27,7 +28,7 @@ while [ $# -gt 3 ]; do
   *) break ;;
   esac
 done
-[ $# -eq 3 ] || { sed -n '2,21s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+[ $# -eq 3 ] || { sed -n '2,22s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 case=$1 a=$2 b=$3
 here=$(dirname "$0")
 lab=$here/../lab/lab.sh
@@ -63,10 +64,14 @@ cycling | botnet)
   # first passes, the second is its first drop. The cycling botnet's, one.
   if [ "$case" = cycling ]; then n=1000000 rounds=1; else n=200000 rounds=2; fi
   fill="--sources $n --src 10.0.0.0 --count $((rounds * n))" ;;
+held)
+  # Its first packet passes, the next is dropped and fills the hot cache.
+  rate=1 burst=1 extra="" n=1
+  fill="--sources 1 --src 10.0.0.0 --count 2" ;;
 sustained | spoofed)
   rate=100 burst=100 extra="" n=16777216
   [ "$case" = sustained ] && fill="--sources 1048576 --src 172.16.0.0 --count 1048576" ;;
-*) echo "ab.sh: no case '$case' (cycling, botnet, sustained, spoofed)" >&2; exit 2 ;;
+*) echo "ab.sh: no case '$case' (cycling, botnet, sustained, spoofed, held)" >&2; exit 2 ;;
 esac
 
 for side in a b; do
