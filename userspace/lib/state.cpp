@@ -520,10 +520,14 @@ Result<bool> State::sweep_buckets(uint32_t id, uint32_t keep_per_len, const xt_r
     params.rule = *catch_up;
     params.sweep_catch_up = 1;
   }
-  // Run again while a way or a word was lost to the data path every time
-  // (as catch_up_buckets does); what was freed stays freed.
+  // What was freed stays freed; a way or a word lost to the data path is
+  // tried again in the next round.
+  return run_rounds(**c, (*c)->sweep, params, "the sweep of rule " + std::to_string(id) + "'s buckets");
+}
+
+Result<bool> State::run_rounds(const Control& c, int prog, const xt_control& params, const std::string& what) const {
   for (int round = 0; round < 8; round++) {
-    auto out = run_control(**c, (*c)->sweep, params, "the sweep of rule " + std::to_string(id) + "'s buckets");
+    auto out = run_control(c, prog, params, what);
     if (!out) return std::unexpected(out.error());
     if (!out->contended) return true;
   }
@@ -589,11 +593,10 @@ Result<void> State::catch_up_buckets(const xt_rule& rule) {
   // it afterwards, from when the table was the kernel's hash map, whose
   // walk an eviction could throw off: 0.13 s of a replacement's 0.35 at 4M
   // sources.)
-  for (int round = 0; round < 8; round++) {
-    auto out = run_control(**c, (*c)->catch_up, params, "the catch-up of rule " + std::to_string(rule.id) + "'s buckets");
-    if (!out) return std::unexpected(out.error());
-    if (!out->contended) return {};
-  }
+  auto settled =
+      run_rounds(**c, (*c)->catch_up, params, "the catch-up of rule " + std::to_string(rule.id) + "'s buckets");
+  if (!settled) return std::unexpected(settled.error());
+  if (*settled) return {};
   return system_error("cannot bring the buckets of rule " + std::to_string(rule.id) +
                       " up to date: the data path kept winning the race for them; try again");
 }

@@ -421,6 +421,10 @@ class State {
   enum class Controls { Walks, Age, Restore };
   Result<const Control*> control(Controls which = Controls::Walks) const;
   Result<xt_control> run_control(const Control& c, int prog, const xt_control& params, const std::string& what) const;
+  // Runs a walk of the table (xt_catch_up, xt_sweep) again while it lost a
+  // race to the data path (xt_control.contended), eight rounds at most:
+  // false if the last still lost one.
+  Result<bool> run_rounds(const Control& c, int prog, const xt_control& params, const std::string& what) const;
 
   std::string pin_dir_;
   std::function<void()> step_hook_;
