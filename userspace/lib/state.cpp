@@ -1081,6 +1081,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     const bool limit = rule.action == XT_ACT_LIMIT;
     const bool rekeys = !(limit && old.action == XT_ACT_LIMIT && old.per_len == rule.per_len);
     const bool unswept = old.flags & XT_RULE_REKEYED;
+    const bool sweeps = rekeys || unswept;  // marked until the walk after the swap has finished
     if (!rekeys || unswept) {
       if (auto ok = catch_up_buckets(old); !ok) return std::unexpected(ok.error());
     } else if (auto c = control(); !c) {
@@ -1120,7 +1121,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     };
     if (auto ok = write_rule_text(rule.id, spec); !ok) return put_back(ok.error());
     if (auto ok = set_redirects(rule.id, spec, *ifindex, had); !ok) return put_back(ok.error());
-    if (rekeys || unswept) rule.flags |= XT_RULE_REKEYED;
+    if (sweeps) rule.flags |= XT_RULE_REKEYED;
     // One map update swaps the whole value: packets see the old rule or the new.
     if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_EXIST) != 0)
       return put_back(system_error("cannot replace the rule for " + name, errno).error());
@@ -1136,7 +1137,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     // controller stop before the walk has finished, the buckets left
     // behind are quiet ones, taken back like any after the idle window,
     // and the mark tells the next replacement to walk first and again.
-    if (!rekeys && !unswept) return true;
+    if (!sweeps) return true;
     auto swept = sweep_buckets(rule.id, limit ? rule.per_len : XT_SWEEP_ALL, limit ? &rule : nullptr);
     if (!swept) return std::unexpected(swept.error());
     if (*swept) {
