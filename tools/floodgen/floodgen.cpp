@@ -401,8 +401,8 @@ uint64_t send_frames(const SendChunk& send_chunk, uint64_t count, double rate, d
   // comes. Chunks less than 500 us apart are waited for by spinning: a
   // sleep overshoots by tens of microseconds (the timer slack), which
   // would bunch them up again.
-  const uint64_t chunk = for_seconds > 0 ? std::min<uint64_t>(chunk_frames(rate, pace_us), 1u << 16)
-                                         : chunk_frames(rate, pace_us);
+  uint64_t chunk = chunk_frames(rate, pace_us);
+  if (for_seconds > 0) chunk = std::min<uint64_t>(chunk, 1u << 16);
   const bool spin = rate > 0 && static_cast<double>(chunk) / rate < 500e-6;
   while (sent < count && (for_seconds <= 0 || std::chrono::steady_clock::now() < until)) {
     if (rate > 0) {
