@@ -115,13 +115,24 @@ XT_INLINE int xt_meter_mark(const struct xt_rule *r, const __u64 w[XT_MAX_LIMITS
 	return mark;
 }
 
+/* Whether word p of rule r's buckets holds nothing but its generation: no
+ * limit of the rule's uses it (a zero limit: xt_regen makes any word of it
+ * the bare generation, whatever it was and whenever), and it is not the
+ * fair word of a total (whose claims write it by compare-and-swap alone). */
+XT_INLINE int xt_word_is_bare(const struct xt_rule *r, int p)
+{
+	if (r->limit[p].fill || r->limit[p].cost)
+		return 0;
+	return p != XT_FAIR_WORD || !(r->flags & XT_RULE_TOTAL);
+}
+
 /*
  * Limit p of rule r against word w (a snapshot) for one frame of len bytes
  * standing for pkts wire packets (1 but for a super-packet, parse.h
  * xt_wire_packets) at now: returns 1 and sets *next to the word after
  * taking the frame if the limit allows it (a limit not in force allows
- * anything, its word brought to the rule's generation all the same, so
- * that no word is ever two generations behind), 0 if not (nothing taken).
+ * anything, its word brought to the rule's generation all the same: a
+ * later version may make it a limit's), 0 if not (nothing taken).
  * The limits are independent: the BPF program takes them one at a time,
  * each word by compare-and-swap (bucket.bpf.h).
  */

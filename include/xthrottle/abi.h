@@ -796,7 +796,10 @@ struct xt_control {
 	 * counts them, and contended the words and the ways to free it lost
 	 * every race for (run it again). */
 	__u32 sweep_catch_up;
-	__u32 pad;
+	/* xt_catch_up: the words (a bit each) that no limit of rule uses but
+	 * its next version's does, brought to its generation too; the other
+	 * such words are left (control.bpf.h, xt_catch_up_slot). */
+	__u32 catch_up_bare;
 };
 #define XT_SWEEP_ALL 0xffffffffu
 /* xt_restore's batch: records of xt_restore_in, not pinned. */

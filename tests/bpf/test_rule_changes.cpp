@@ -432,12 +432,119 @@ TEST_F(RuleChanges, AReplacementNeverGivesBackWhatWasSpentDuringIt) {
   }
 }
 
+// A catch-up (a replacement's walk of the table) converts a bucket's words
+// one by one, each by compare-and-swap, once it has seen that the way holds
+// a bucket of its rule. A newcomer of another rule may take the way
+// meanwhile (an idle source's, which a lagging bucket usually is): it
+// clears the key's family, writes its fresh words, then its key. Checked
+// once before the words, the key let the walk convert the newcomer's fresh
+// words as its own rule's, into that rule's generation (and, where the
+// generations agreed, its units). Here a table of idle buckets of one rule
+// is walked over and over on CPU 0 while newcomers of another rule take
+// their ways on CPU 1: no newcomer's word may come out of a generation not
+// its rule's.
+TEST_F(RuleChanges, ACatchUpLeavesANewcomerOfAnotherRuleAlone) {
+  load();
+  rule("198.18.0.0/15", "1/hour", 10, [](RuleSpec& s) { s.new_rate = *parse_rate("100000000/s"); });
+  // The walked rule two versions on: its buckets lag one behind, and
+  // neither generation is the newcomers'.
+  for (int i = 0; i < 3; i++) rule("10.0.0.0/8", "1/hour", 10);
+  std::optional<xt_rule> walked, other;
+  const auto rules = state_->rules().value();
+  for (const auto& r : rules) (r.cidr.len == 8 ? walked : other) = r.rule;
+  ASSERT_TRUE(walked && other);
+  ASSERT_NE(walked->gen, other->gen);
+  ASSERT_NE(walked->prev_gen, other->gen);
+  xt_control walk{};
+  walk.rule = *walked;
+  const uint32_t zero = 0;
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_ctl), &zero, &walk, BPF_ANY), 0);
+
+  const xt_config cfg = state_->config().value();
+  const uint32_t sets = 1u << cfg.bucket_bits;
+  const uint64_t flood_at = 1000 * kSec, planted_at = flood_at - 200 * kSec;  // idle by the flood
+  std::vector<std::pair<xt_bucket_key, xt_bucket>> idle;
+  for (uint32_t i = 0; i < sets * XT_BUCKET_WAYS * 2; i++) {
+    xt_pkt src{};
+    src.family = XT_FAMILY_V4;
+    const uint8_t addr[4] = {10, 0, static_cast<uint8_t>(i >> 8), static_cast<uint8_t>(i)};
+    std::memcpy(src.addr, addr, sizeof(addr));
+    xt_bucket_key k;
+    xt_bucket_key_for(&src, walked->id, walked->per_len, &k);
+    xt_bucket b;
+    xt_bucket_init(&b, &*walked, planted_at);
+    for (auto& w : b.word) w = (w & ~static_cast<__u64>(XT_GEN_MAX)) | walked->prev_gen;
+    idle.emplace_back(k, b);
+  }
+  std::vector<std::vector<uint8_t>> newcomers;
+  for (uint32_t i = 0; i < sets * XT_BUCKET_WAYS / 2; i++) newcomers.push_back(Packet().ipv4(test::nth_source(i)).build());
+
+  auto on_cpu = [](int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return sched_setaffinity(0, sizeof(one), &one) == 0;
+  };
+  const xt_bucket_set empty_set{};
+  const xt_set_tags empty_tags{};
+  const xt_set_marks empty_marks{};
+  uint64_t converted = 0, taken = 0, walks = 0;
+  constexpr int kRounds = 100;
+  for (int round = 0; round < kRounds && !HasFatalFailure(); round++) {
+    for (uint32_t s = 0; s < sets; s++) {
+      ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_buckets), &s, &empty_set, BPF_ANY), 0);
+      ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_bucket_tags), &s, &empty_tags, BPF_ANY), 0);
+      ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_bucket_marks), &s, &empty_marks, BPF_ANY), 0);
+    }
+    skel_->bss->xt_test_now = planted_at;
+    plant(idle);
+    skel_->bss->xt_test_now = flood_at;
+    std::atomic<bool> flooded = false, failed = false;
+    std::atomic<uint64_t> ran = 0;
+    std::thread walker([&] {
+      unsigned char frame[64] = {};
+      LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame), .repeat = 4);
+      if (!on_cpu(0)) failed = true;
+      while (!failed && !flooded) {
+        if (bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.xt_catch_up), &opts) != 0) failed = true;
+        ran += 4;
+      }
+    });
+    std::thread flood([&] {
+      if (!on_cpu(1)) failed = true;
+      for (const auto& frame : newcomers) {
+        if (failed) break;
+        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
+                    .data_size_in = static_cast<uint32_t>(frame.size()), .repeat = 1);
+        if (bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.xthrottle), &opts) != 0) failed = true;
+      }
+      flooded = true;
+    });
+    flood.join();
+    walker.join();
+    ASSERT_FALSE(failed) << "cannot run on CPUs 0 and 1";
+    walks += ran;
+    ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) {
+      if (e.key.rule_id != other->id) return;
+      taken++;
+      for (int p = 0; p < XT_MAX_LIMITS; p++) converted += xt_word_gen(e.bucket.word[p]) != other->gen;
+    }));
+  }
+  std::cout << taken << " newcomers' buckets after " << walks << " walks; " << converted
+            << " of their words converted\n";
+  EXPECT_GT(taken, kRounds * newcomers.size() / 2) << "the newcomers must take the idle ways";
+  EXPECT_EQ(converted, 0u) << "a newcomer's words converted as another rule's";
+}
+
 // A replacement first brings every bucket of the rule to the rule's
 // generation (the data path converts one generation back, no more): the
-// words of its limit by compare-and-swap, and the words no limit uses,
-// which hold nothing but the generation, by a plain store. The case: a
-// throttled source gone quiet, its bucket unwritten between replacements
-// (as it is while the hot cache drops its packets).
+// words of its limits, by compare-and-swap. A word no limit uses holds
+// nothing but a generation, and every reader takes it for the bare one
+// whatever it holds; it is brought up only by a replacement that makes it
+// a limit's, where one left generations behind could read as a word of the
+// new version's generation, of TAT 0. The case: a throttled source gone
+// quiet, its bucket unwritten between replacements (as it is while the hot
+// cache drops its packets).
 TEST_F(RuleChanges, AReplacementLeavesNoWordOfABucketBehind) {
   load();
   rule("198.18.0.0/15", "10/s", 2);
@@ -446,12 +553,31 @@ TEST_F(RuleChanges, AReplacementLeavesNoWordOfABucketBehind) {
   for (int i = 0; i < 3; i++) {
     rule("198.18.0.0/15", "10/s", 2);
     const xt_rule r = state_->rules().value().at(0).rule;
-    const xt_bucket b = bucket_of("198.18.0.1");
-    for (int p = 0; p < XT_MAX_LIMITS; p++)
-      EXPECT_EQ(xt_word_gen(b.word[p]), r.prev_gen) << "replacement " << i + 1 << ", word " << p;
-    EXPECT_EQ(b.word[1], r.prev_gen) << "a word no limit uses holds its generation alone";
-    EXPECT_EQ(b.word[2], r.prev_gen) << "a word no limit uses holds its generation alone";
+    EXPECT_EQ(xt_word_gen(bucket_of("198.18.0.1").word[0]), r.prev_gen) << "replacement " << i + 1;
   }
+  // Its second word as if left from a version fourteen back: of the
+  // generation the next version will have.
+  const xt_rule before = state_->rules().value().at(0).rule;
+  const uint8_t next_gen = static_cast<uint8_t>(before.gen % XT_GEN_MAX + 1);
+  uint64_t slot = ~0ull;
+  ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) { slot = e.slot; }));
+  uint32_t set = static_cast<uint32_t>(slot / XT_BUCKET_WAYS);
+  xt_bucket_set v{};
+  const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets);
+  ASSERT_EQ(bpf_map_lookup_elem(sets_fd, &set, &v), 0);
+  v.way[slot % XT_BUCKET_WAYS].bucket.word[1] = xt_word(0, next_gen);
+  ASSERT_EQ(bpf_map_update_elem(sets_fd, &set, &v, BPF_ANY), 0);
+  // A second window: the word becomes its limit's.
+  rule("198.18.0.0/15", std::nullopt, std::nullopt, [](RuleSpec& s) {
+    s.rates = {*parse_rate("10/s"), *parse_rate("300/min")};
+    s.bursts = {2, 20};
+  });
+  const xt_rule r = state_->rules().value().at(0).rule;
+  ASSERT_EQ(r.gen, next_gen);
+  ASSERT_NE(r.limit[1].cost, 0u) << "the new window is the second word's";
+  const xt_bucket b = bucket_of("198.18.0.1");
+  EXPECT_EQ(xt_word_gen(b.word[0]), r.prev_gen);
+  EXPECT_EQ(b.word[1], r.prev_gen) << "the new window's word brought up, read as full from there";
   EXPECT_EQ(passed(frame, 5, 0), 0) << "no fresh burst";
   EXPECT_EQ(passed(frame, 5, 100 * kMs), 1) << "and it refills at the rate";
 }
@@ -520,7 +646,7 @@ TEST_F(RuleChanges, AChangeOfPerStoppedBeforeItsSweepIsFinishedByTheNext) {
   EXPECT_FALSE(r.flags & XT_RULE_REKEYED) << "the walk finished";
   EXPECT_EQ(buckets(), 1u) << "the /32 bucket freed";
   const xt_bucket b = bucket_of("198.18.0.0");
-  for (int p = 0; p < XT_MAX_LIMITS; p++) EXPECT_EQ(xt_word_gen(b.word[p]), r.gen) << "word " << p << " behind the rule";
+  EXPECT_EQ(xt_word_gen(b.word[0]), r.gen) << "its limit's word behind the rule";
   EXPECT_EQ(passed(one, 5, 0), 0) << "spent before the first change: still spent";
   EXPECT_EQ(passed(one, 5, kSec), 2) << "and refilled at the new rate";
   EXPECT_EQ(passed(Packet().ipv4("198.18.2.1").build(), 5, 0), 2) << "another /24, new";

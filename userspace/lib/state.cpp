@@ -581,11 +581,15 @@ Result<State::FairRefresh> State::refresh_fair_words(uint32_t from, uint32_t mos
   return out;
 }
 
-Result<void> State::catch_up_buckets(const xt_rule& rule) {
+Result<void> State::catch_up_buckets(const xt_rule& rule, const xt_rule& next) {
   auto c = control();
   if (!c) return std::unexpected(c.error());
   xt_control params{};
   params.rule = rule;
+  // The words no limit uses but the next version's: brought up too, so that
+  // none is read there as a word of that version's generation.
+  for (int p = 0; p < XT_MAX_LIMITS; p++)
+    if (xt_word_is_bare(&rule, p) && !xt_word_is_bare(&next, p)) params.catch_up_bare |= 1u << p;
   // The program walks the table's sets in order (an array: an eviction
   // under the walk moves nothing), so a bucket it passed is up to date but
   // for a word the data path kept winning the race for: it counts those,
@@ -1083,7 +1087,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     const bool unswept = old.flags & XT_RULE_REKEYED;
     const bool sweeps = rekeys || unswept;  // marked until the walk after the swap has finished
     if (!rekeys || unswept) {
-      if (auto ok = catch_up_buckets(old); !ok) return std::unexpected(ok.error());
+      if (auto ok = catch_up_buckets(old, rule); !ok) return std::unexpected(ok.error());
     } else if (auto c = control(); !c) {
       // The walk's program loaded before anything changes, as a
       // deletion's: a change that could not free the buckets is refused.
