@@ -500,8 +500,12 @@ static __always_inline struct xt_slot *xt_claim_slot(const struct xt_place *p, c
 			xt_count_one(XT_SOURCES_EVICTED_ACTIVE);
 	}
 	/* Unmatchable while it is rewritten: family first, then the rest
-	 * (xt_key_slot). */
-	s->key.family = 0;
+	 * (xt_key_slot). A store the compiler keeps, and keeps before the
+	 * bucket's: the catch-up reads the family again after each word, to
+	 * tell a newcomer's fresh words from its own rule's (control.bpf.h,
+	 * xt_catch_up_word). */
+	*(volatile __u8 *)&s->key.family = 0;
+	asm volatile("" ::: "memory");
 	return s;
 }
 

@@ -101,8 +101,9 @@ __attribute__((noinline)) int xt_catch_up_slot(struct xt_slot *s, __u64 now)
 	}
 	/* A word no limit uses is read as the bare generation whatever it
 	 * holds (xt_regen), and left as it is, but where the rule's next
-	 * version makes it a limit's (catch_up_bare): a word generations
-	 * behind could then read as one of that version's, of TAT 0. Every
+	 * version makes it a limit's (catch_up_bare): left generations behind
+	 * (a removed window's, in that window's units), it could come round
+	 * to that version's generation and read as in debt there. Every
 	 * walk used to bring them all up, by a plain store (see above);
 	 * by compare-and-swap, a replacement's walk at 4M sources took 118 ms
 	 * where it had taken 70, and left as they are, 70 to 72. */

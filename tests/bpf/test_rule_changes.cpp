@@ -442,7 +442,7 @@ TEST_F(RuleChanges, AReplacementNeverGivesBackWhatWasSpentDuringIt) {
 // generations agreed, its units). Here a table of idle buckets of one rule
 // is walked over and over on CPU 0 while newcomers of another rule take
 // their ways on CPU 1: no newcomer's word may come out of a generation not
-// its rule's.
+// its rule's, whether the walk swaps the words no limit uses or not.
 TEST_F(RuleChanges, ACatchUpLeavesANewcomerOfAnotherRuleAlone) {
   load();
   rule("198.18.0.0/15", "1/hour", 10, [](RuleSpec& s) { s.new_rate = *parse_rate("100000000/s"); });
@@ -458,7 +458,6 @@ TEST_F(RuleChanges, ACatchUpLeavesANewcomerOfAnotherRuleAlone) {
   xt_control walk{};
   walk.rule = *walked;
   const uint32_t zero = 0;
-  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_ctl), &zero, &walk, BPF_ANY), 0);
 
   const xt_config cfg = state_->config().value();
   const uint32_t sets = 1u << cfg.bucket_bits;
@@ -499,6 +498,10 @@ TEST_F(RuleChanges, ACatchUpLeavesANewcomerOfAnotherRuleAlone) {
     skel_->bss->xt_test_now = planted_at;
     plant(idle);
     skel_->bss->xt_test_now = flood_at;
+    // Every other round, the two words no limit uses swapped too (as where
+    // the rule's next version makes them limits').
+    walk.catch_up_bare = round % 2 ? 0b110 : 0;
+    ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.xt_ctl), &zero, &walk, BPF_ANY), 0);
     std::atomic<bool> flooded = false, failed = false;
     std::atomic<uint64_t> ran = 0;
     std::thread walker([&] {
@@ -538,13 +541,13 @@ TEST_F(RuleChanges, ACatchUpLeavesANewcomerOfAnotherRuleAlone) {
 
 // A replacement first brings every bucket of the rule to the rule's
 // generation (the data path converts one generation back, no more): the
-// words of its limits, by compare-and-swap. A word no limit uses holds
-// nothing but a generation, and every reader takes it for the bare one
-// whatever it holds; it is brought up only by a replacement that makes it
-// a limit's, where one left generations behind could read as a word of the
-// new version's generation, of TAT 0. The case: a throttled source gone
-// quiet, its bucket unwritten between replacements (as it is while the hot
-// cache drops its packets).
+// words of its limits, by compare-and-swap. A word no limit uses reads as
+// the bare generation whatever it holds, and is brought up only by a
+// replacement that makes it a limit's: left generations behind (a removed
+// window's, in that window's units), it could come round to the new
+// version's generation and read as in debt. The case: a throttled source
+// gone quiet, its bucket unwritten between replacements (as it is while
+// the hot cache drops its packets).
 TEST_F(RuleChanges, AReplacementLeavesNoWordOfABucketBehind) {
   load();
   rule("198.18.0.0/15", "10/s", 2);
@@ -555,31 +558,76 @@ TEST_F(RuleChanges, AReplacementLeavesNoWordOfABucketBehind) {
     const xt_rule r = state_->rules().value().at(0).rule;
     EXPECT_EQ(xt_word_gen(bucket_of("198.18.0.1").word[0]), r.prev_gen) << "replacement " << i + 1;
   }
-  // Its second word as if left from a version fourteen back: of the
-  // generation the next version will have.
-  const xt_rule before = state_->rules().value().at(0).rule;
-  const uint8_t next_gen = static_cast<uint8_t>(before.gen % XT_GEN_MAX + 1);
+  // A second window, which takes the second word.
+  auto two_windows = [](RuleSpec& s) {
+    s.rates = {*parse_rate("10/s"), *parse_rate("300/min")};
+    s.bursts = {2, 20};
+  };
+  // That word as a removed window's left from fifteen versions back could
+  // hold: of the generation the next version will have, and in debt there.
+  RuleSpec spec;
+  spec.cidr = *parse_cidr("198.18.0.0/15");
+  two_windows(spec);
+  const xt_rule next = *compile_rule(spec, test::kHz);
+  const uint8_t next_gen = static_cast<uint8_t>(state_->rules().value().at(0).rule.gen % XT_GEN_MAX + 1);
   uint64_t slot = ~0ull;
   ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) { slot = e.slot; }));
   uint32_t set = static_cast<uint32_t>(slot / XT_BUCKET_WAYS);
   xt_bucket_set v{};
   const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets);
   ASSERT_EQ(bpf_map_lookup_elem(sets_fd, &set, &v), 0);
-  v.way[slot % XT_BUCKET_WAYS].bucket.word[1] = xt_word(0, next_gen);
+  v.way[slot % XT_BUCKET_WAYS].bucket.word[1] = xt_word(xt_scaled(&next.limit[1], kSec) + next.limit[1].cap, next_gen);
   ASSERT_EQ(bpf_map_update_elem(sets_fd, &set, &v, BPF_ANY), 0);
-  // A second window: the word becomes its limit's.
-  rule("198.18.0.0/15", std::nullopt, std::nullopt, [](RuleSpec& s) {
-    s.rates = {*parse_rate("10/s"), *parse_rate("300/min")};
-    s.bursts = {2, 20};
-  });
+
+  rule("198.18.0.0/15", std::nullopt, std::nullopt, two_windows);
   const xt_rule r = state_->rules().value().at(0).rule;
   ASSERT_EQ(r.gen, next_gen);
-  ASSERT_NE(r.limit[1].cost, 0u) << "the new window is the second word's";
-  const xt_bucket b = bucket_of("198.18.0.1");
-  EXPECT_EQ(xt_word_gen(b.word[0]), r.prev_gen);
-  EXPECT_EQ(b.word[1], r.prev_gen) << "the new window's word brought up, read as full from there";
+  ASSERT_EQ(r.limit[1].cap, next.limit[1].cap) << "the new window is the second word's";
+  EXPECT_EQ(bucket_of("198.18.0.1").word[1], r.prev_gen) << "the new window's word brought up: full from there";
   EXPECT_EQ(passed(frame, 5, 0), 0) << "no fresh burst";
   EXPECT_EQ(passed(frame, 5, 100 * kMs), 1) << "and it refills at the rate";
+}
+
+// The same for a change that keys the buckets anew, which makes no walk
+// before its swap for the limits' words: a bucket of the --per it goes to
+// may be there from before (a packet under an older version after that
+// version's sweep had passed its set), and it is kept. A word no limit
+// uses that the change makes a limit's is brought up first all the same.
+TEST_F(RuleChanges, AChangeOfPerThatAddsAWindowBringsItsWordUpFirst) {
+  load();
+  rule("198.18.0.0/15", "10/s", 2);
+  EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").build(), 5, 0), 2);
+  auto per_24_two_windows = [](RuleSpec& s) {
+    s.per = 24;
+    s.rates = {*parse_rate("10/s"), *parse_rate("300/min")};
+    s.bursts = {2, 20};
+  };
+  RuleSpec spec;
+  spec.cidr = *parse_cidr("198.18.0.0/15");
+  per_24_two_windows(spec);
+  const xt_rule next = *compile_rule(spec, test::kHz);
+  const xt_rule now = state_->rules().value().at(0).rule;
+  const uint8_t next_gen = static_cast<uint8_t>(now.gen % XT_GEN_MAX + 1);
+  // A /24 bucket left over, full, its second word a removed window's of the
+  // next version's generation and in debt there.
+  xt_pkt src{};
+  src.family = XT_FAMILY_V4;
+  const uint8_t addr[4] = {198, 18, 0, 0};
+  std::memcpy(src.addr, addr, sizeof(addr));
+  xt_bucket_key k;
+  xt_bucket_key_for(&src, now.id, 24, &k);
+  xt_bucket b;
+  xt_bucket_init(&b, &now, 0);
+  b.word[1] = xt_word(xt_scaled(&next.limit[1], kSec) + next.limit[1].cap, next_gen);
+  plant({{k, b}});
+  ASSERT_EQ(buckets(), 2u);
+
+  rule("198.18.0.0/15", std::nullopt, std::nullopt, per_24_two_windows);
+  const xt_rule r = state_->rules().value().at(0).rule;
+  ASSERT_EQ(r.gen, next_gen);
+  ASSERT_EQ(r.limit[1].cap, next.limit[1].cap) << "the new window is the second word's";
+  EXPECT_EQ(buckets(), 1u) << "the /32 bucket freed, the /24 kept";
+  EXPECT_EQ(passed(Packet().ipv4("198.18.0.9").build(), 5, 0), 2) << "the /24's bucket full in both windows";
 }
 
 // Buckets keyed by another --per are freed when a replacement changes it;

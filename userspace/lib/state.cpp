@@ -581,15 +581,12 @@ Result<State::FairRefresh> State::refresh_fair_words(uint32_t from, uint32_t mos
   return out;
 }
 
-Result<void> State::catch_up_buckets(const xt_rule& rule, const xt_rule& next) {
+Result<void> State::catch_up_buckets(const xt_rule& rule, uint32_t bare_too) {
   auto c = control();
   if (!c) return std::unexpected(c.error());
   xt_control params{};
   params.rule = rule;
-  // The words no limit uses but the next version's: brought up too, so that
-  // none is read there as a word of that version's generation.
-  for (int p = 0; p < XT_MAX_LIMITS; p++)
-    if (xt_word_is_bare(&rule, p) && !xt_word_is_bare(&next, p)) params.catch_up_bare |= 1u << p;
+  params.catch_up_bare = bare_too;
   // The program walks the table's sets in order (an array: an eviction
   // under the walk moves nothing), so a bucket it passed is up to date but
   // for a word the data path kept winning the race for: it counts those,
@@ -1082,12 +1079,24 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     // 0.2 at 4M sources). Such a change marks the rule until that walk has
     // finished (XT_RULE_REKEYED): after one that did not, buckets of the
     // rule may be two generations behind, and the next change walks first.
+    //
+    // A word no limit of the old version uses is left as it is by the walk
+    // (whatever it holds reads as bare), but where the new version makes it
+    // a limit's: there a word left generations behind (a removed window's,
+    // in that window's units) could come round to the new generation and
+    // read as in debt. The walk brings those words up first, even for a
+    // change that keys the buckets anew: a bucket of the old --per left
+    // from before (a packet under the old rule after its sweep passed) is
+    // the new --per's if the rule goes back to it.
     const bool limit = rule.action == XT_ACT_LIMIT;
     const bool rekeys = !(limit && old.action == XT_ACT_LIMIT && old.per_len == rule.per_len);
     const bool unswept = old.flags & XT_RULE_REKEYED;
     const bool sweeps = rekeys || unswept;  // marked until the walk after the swap has finished
-    if (!rekeys || unswept) {
-      if (auto ok = catch_up_buckets(old, rule); !ok) return std::unexpected(ok.error());
+    uint32_t made_limits = 0;
+    for (int p = 0; p < XT_MAX_LIMITS; p++)
+      if (xt_word_is_bare(&old, p) && !xt_word_is_bare(&rule, p)) made_limits |= 1u << p;
+    if (!rekeys || unswept || made_limits) {
+      if (auto ok = catch_up_buckets(old, made_limits); !ok) return std::unexpected(ok.error());
     } else if (auto c = control(); !c) {
       // The walk's program loaded before anything changes, as a
       // deletion's: a change that could not free the buckets is refused.

@@ -392,8 +392,8 @@ class State {
   std::optional<xt_rule> rule_at(const xt_rule_key& key) const;
   // Brings rule's buckets written under an older version to its generation,
   // in the kernel (the control program xt_catch_up): the words of its
-  // limits, and those of next's (the version about to replace it).
-  Result<void> catch_up_buckets(const xt_rule& rule, const xt_rule& next);
+  // limits, and the words no limit of it uses of bare_too (a bit each).
+  Result<void> catch_up_buckets(const xt_rule& rule, uint32_t bare_too);
   // Publishes the rules to the data path: a new epoch (invalidating every
   // per-CPU cache entry) and each family's longest rule prefix, both in one
   // atomic store: those of `rules`, or without them those published now
