@@ -38,6 +38,9 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
     return fail(usage_error("bad --for '" + o.duration + "': give how long (10s, 5min), or leave it out").error());
   auto state = State::open(g.pin_dir);
   if (!state) return fail(state.error());
+  // Before the buffers are taken, as `events` does: a SIGINT once they are
+  // held ends the capture, never kills it half set up.
+  install_stop_signals();
   // One capture at a time: each would take the other's buffers.
   auto lock = ReaderLock::acquire(g.pin_dir, XT_MAP_CAPTURE, "`xthrottle capture`");
   if (!lock) return fail(lock.error());
@@ -123,7 +126,6 @@ int run_capture(const Globals& g, const CaptureOptions& o) {
   if (!reader) return fail(reader.error());
   auto before = state->counters();
   if (!before) return fail(before.error());
-  install_stop_signals();
   if (auto ok = state->start_capture(settings); !ok) return fail(ok.error());
   StopCapture stop{&*state};
   const auto start = std::chrono::steady_clock::now();

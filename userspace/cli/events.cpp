@@ -87,6 +87,11 @@ class Outbox {
 };
 
 int run_events(const Globals& g, bool json, size_t buffer) {
+  // Before the ring is taken: a SIGINT once it is held (an operator's, or a
+  // test's that waits for the lock) ends the reading, where it killed the
+  // process while the reader was still being set up (e2e
+  // Serve.EachEventRingHasOneReader: exit 130 once in a CI run).
+  install_stop_signals();
   auto state = State::open(g.pin_dir);
   if (!state) return fail(state.error());
   auto lock = ReaderLock::acquire(g.pin_dir, XT_MAP_EVENTS_CLI, "`xthrottle events`");
@@ -97,7 +102,6 @@ int run_events(const Globals& g, bool json, size_t buffer) {
   });
   if (!reader) return fail(reader.error());
   reader->discard();  // what piled up before we looked is old news
-  install_stop_signals();
   bool writing = true;
   while (!g_stop && writing) {
     if (auto n = reader->poll(out.pending() ? 50 : 250); !n) return fail(n.error());
