@@ -57,14 +57,16 @@ class Program : public ::testing::Test {
     ASSERT_EQ(ioctl(sock.get(), SIOCSIFMTU, &req), 0) << std::strerror(errno);
   }
 
-  // Runs this test on CPU 0 alone: what is per CPU (the hot cache, the
-  // proof budget) is then one CPU's.
-  static void on_one_cpu() {
+  // Runs the calling thread on CPU `cpu` alone: whether it could.
+  static bool pin_to_cpu(int cpu) {
     cpu_set_t one;
     CPU_ZERO(&one);
-    CPU_SET(0, &one);
-    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+    CPU_SET(cpu, &one);
+    return sched_setaffinity(0, sizeof(one), &one) == 0;
   }
+  // Runs this test on CPU 0 alone: what is per CPU (the hot cache, the
+  // proof budget) is then one CPU's.
+  static void on_one_cpu() { ASSERT_TRUE(pin_to_cpu(0)); }
 
   // Loads the object with a bucket table of max_sources.
   void load(uint32_t max_sources = XT_MIN_MAX_SOURCES, bool frags = false, xt_link link = XT_LINK_ETHER) {

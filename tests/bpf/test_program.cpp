@@ -716,13 +716,9 @@ TEST_F(Program, TwoCPUsOnOneBucketWithinItsLimitsDropNothing) {
   constexpr uint32_t kEach = 5'000'000;
   std::atomic<int> failed{0};
   auto meter_on = [&](int cpu) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
                 .repeat = kEach);
-    if (sched_setaffinity(0, sizeof(one), &one) != 0 ||
-        bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.xthrottle), &opts) != 0)
+    if (!pin_to_cpu(cpu) || bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.xthrottle), &opts) != 0)
       failed++;
   };
   std::thread first(meter_on, 0), second(meter_on, 1);

@@ -36,6 +36,30 @@ struct Verdict {
 
 class RuleChanges : public Program {
  protected:
+  // A version of 198.18.0.0/15 with a second window (300/min, burst 20)
+  // beside 10/s burst 2, which takes the second word.
+  static void two_windows(RuleSpec& s) {
+    s.rates = {*parse_rate("10/s"), *parse_rate("300/min")};
+    s.bursts = {2, 20};
+  }
+  // The next version of 198.18.0.0/15 (its only rule) as `tweak` makes it,
+  // the generation it will have, and a word of its second window of that
+  // generation and in debt there up to a second: what a removed window's
+  // word left fifteen versions back could hold.
+  struct Next {
+    xt_rule rule;
+    uint8_t gen;
+    __u64 in_debt;
+  };
+  Next next_version(const std::function<void(RuleSpec&)>& tweak) {
+    RuleSpec spec;
+    spec.cidr = *parse_cidr("198.18.0.0/15");
+    tweak(spec);
+    Next n{*compile_rule(spec, test::kHz),
+           static_cast<uint8_t>(state_->rules().value().at(0).rule.gen % XT_GEN_MAX + 1), 0};
+    n.in_debt = xt_word(xt_scaled(&n.rule.limit[1], kSec) + n.rule.limit[1].cap, n.gen);
+    return n;
+  }
   Verdict verdict(const std::vector<uint8_t>& frame, uint64_t now) {
     const auto before = state_->counters().value();
     const int action = run(frame, now);
@@ -478,12 +502,6 @@ TEST_F(RuleChanges, ACatchUpLeavesANewcomerOfAnotherRuleAlone) {
   std::vector<std::vector<uint8_t>> newcomers;
   for (uint32_t i = 0; i < sets * XT_BUCKET_WAYS / 2; i++) newcomers.push_back(Packet().ipv4(test::nth_source(i)).build());
 
-  auto on_cpu = [](int cpu) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    return sched_setaffinity(0, sizeof(one), &one) == 0;
-  };
   const xt_bucket_set empty_set{};
   const xt_set_tags empty_tags{};
   const xt_set_marks empty_marks{};
@@ -507,14 +525,14 @@ TEST_F(RuleChanges, ACatchUpLeavesANewcomerOfAnotherRuleAlone) {
     std::thread walker([&] {
       unsigned char frame[64] = {};
       LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame), .repeat = 4);
-      if (!on_cpu(0)) failed = true;
+      if (!pin_to_cpu(0)) failed = true;
       while (!failed && !flooded) {
         if (bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.xt_catch_up), &opts) != 0) failed = true;
         ran += 4;
       }
     });
     std::thread flood([&] {
-      if (!on_cpu(1)) failed = true;
+      if (!pin_to_cpu(1)) failed = true;
       for (const auto& frame : newcomers) {
         if (failed) break;
         LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
@@ -558,31 +576,22 @@ TEST_F(RuleChanges, AReplacementLeavesNoWordOfABucketBehind) {
     const xt_rule r = state_->rules().value().at(0).rule;
     EXPECT_EQ(xt_word_gen(bucket_of("198.18.0.1").word[0]), r.prev_gen) << "replacement " << i + 1;
   }
-  // A second window, which takes the second word.
-  auto two_windows = [](RuleSpec& s) {
-    s.rates = {*parse_rate("10/s"), *parse_rate("300/min")};
-    s.bursts = {2, 20};
-  };
-  // That word as a removed window's left from fifteen versions back could
-  // hold: of the generation the next version will have, and in debt there.
-  RuleSpec spec;
-  spec.cidr = *parse_cidr("198.18.0.0/15");
-  two_windows(spec);
-  const xt_rule next = *compile_rule(spec, test::kHz);
-  const uint8_t next_gen = static_cast<uint8_t>(state_->rules().value().at(0).rule.gen % XT_GEN_MAX + 1);
+  // A second window, which takes the second word; that word as a removed
+  // window's could hold.
+  const Next next = next_version(two_windows);
   uint64_t slot = ~0ull;
   ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) { slot = e.slot; }));
   uint32_t set = static_cast<uint32_t>(slot / XT_BUCKET_WAYS);
   xt_bucket_set v{};
   const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets);
   ASSERT_EQ(bpf_map_lookup_elem(sets_fd, &set, &v), 0);
-  v.way[slot % XT_BUCKET_WAYS].bucket.word[1] = xt_word(xt_scaled(&next.limit[1], kSec) + next.limit[1].cap, next_gen);
+  v.way[slot % XT_BUCKET_WAYS].bucket.word[1] = next.in_debt;
   ASSERT_EQ(bpf_map_update_elem(sets_fd, &set, &v, BPF_ANY), 0);
 
   rule("198.18.0.0/15", std::nullopt, std::nullopt, two_windows);
   const xt_rule r = state_->rules().value().at(0).rule;
-  ASSERT_EQ(r.gen, next_gen);
-  ASSERT_EQ(r.limit[1].cap, next.limit[1].cap) << "the new window is the second word's";
+  ASSERT_EQ(r.gen, next.gen);
+  ASSERT_EQ(r.limit[1].cap, next.rule.limit[1].cap) << "the new window is the second word's";
   EXPECT_EQ(bucket_of("198.18.0.1").word[1], r.prev_gen) << "the new window's word brought up: full from there";
   EXPECT_EQ(passed(frame, 5, 0), 0) << "no fresh burst";
   EXPECT_EQ(passed(frame, 5, 100 * kMs), 1) << "and it refills at the rate";
@@ -598,16 +607,11 @@ TEST_F(RuleChanges, AChangeOfPerThatAddsAWindowBringsItsWordUpFirst) {
   rule("198.18.0.0/15", "10/s", 2);
   EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").build(), 5, 0), 2);
   auto per_24_two_windows = [](RuleSpec& s) {
+    two_windows(s);
     s.per = 24;
-    s.rates = {*parse_rate("10/s"), *parse_rate("300/min")};
-    s.bursts = {2, 20};
   };
-  RuleSpec spec;
-  spec.cidr = *parse_cidr("198.18.0.0/15");
-  per_24_two_windows(spec);
-  const xt_rule next = *compile_rule(spec, test::kHz);
+  const Next next = next_version(per_24_two_windows);
   const xt_rule now = state_->rules().value().at(0).rule;
-  const uint8_t next_gen = static_cast<uint8_t>(now.gen % XT_GEN_MAX + 1);
   // A /24 bucket left over, full, its second word a removed window's of the
   // next version's generation and in debt there.
   xt_pkt src{};
@@ -618,14 +622,14 @@ TEST_F(RuleChanges, AChangeOfPerThatAddsAWindowBringsItsWordUpFirst) {
   xt_bucket_key_for(&src, now.id, 24, &k);
   xt_bucket b;
   xt_bucket_init(&b, &now, 0);
-  b.word[1] = xt_word(xt_scaled(&next.limit[1], kSec) + next.limit[1].cap, next_gen);
+  b.word[1] = next.in_debt;
   plant({{k, b}});
   ASSERT_EQ(buckets(), 2u);
 
   rule("198.18.0.0/15", std::nullopt, std::nullopt, per_24_two_windows);
   const xt_rule r = state_->rules().value().at(0).rule;
-  ASSERT_EQ(r.gen, next_gen);
-  ASSERT_EQ(r.limit[1].cap, next.limit[1].cap) << "the new window is the second word's";
+  ASSERT_EQ(r.gen, next.gen);
+  ASSERT_EQ(r.limit[1].cap, next.rule.limit[1].cap) << "the new window is the second word's";
   EXPECT_EQ(buckets(), 1u) << "the /32 bucket freed, the /24 kept";
   EXPECT_EQ(passed(Packet().ipv4("198.18.0.9").build(), 5, 0), 2) << "the /24's bucket full in both windows";
 }
