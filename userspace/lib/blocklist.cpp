@@ -40,18 +40,44 @@ uint32_t v4_of(const uint8_t* addr) {
          static_cast<uint32_t>(addr[2]) << 8 | addr[3];
 }
 
-// Keys of `fd` (a hash or trie of keys K with a `set` field) in set `set`.
+// Keys of `fd` (a hash or trie of keys K with a `set` field and __u32
+// values) in set `set`, read in batches: a key a syscall, the walk of a
+// million-address set took seconds on a guest where each syscall costs
+// microseconds.
 template <class K>
-std::vector<K> keys_in_set(int fd, uint32_t set) {
+Result<std::vector<K>> keys_in_set(int fd, uint32_t set, const char* what) {
   std::vector<K> out;
-  K key{}, next{};
-  const void* at = nullptr;
-  while (bpf_map_get_next_key(fd, at, &next) == 0) {
-    key = next;
-    at = &key;
+  auto ok = walk_batches<K, uint32_t>(fd, what, [&](const K& key, uint32_t) {
     if (key.set == set) out.push_back(key);
-  }
+  });
+  if (!ok) return std::unexpected(ok.error());
   return out;
+}
+
+// Deletes `keys` from `fd` in batches; what is gone already is no error.
+template <class K>
+Result<void> delete_keys(int fd, const std::vector<K>& keys, const char* what) {
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  for (size_t done = 0; done < keys.size();) {
+    uint32_t count = static_cast<uint32_t>(std::min<size_t>(keys.size() - done, 1u << 16));
+    const int err = bpf_map_delete_batch(fd, keys.data() + done, &count, &opts);
+    done += count;
+    if (err && errno != ENOENT) return system_error(std::string("cannot empty ") + what, errno);
+    if (err) done++;  // the kernel stops at a key that is not there: step over it
+  }
+  return {};
+}
+
+// Puts `keys` in `fd`, each with the value 1, in one batch.
+template <class K>
+Result<void> put_keys(int fd, const std::vector<K>& keys, const char* what) {
+  if (keys.empty()) return {};
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  const std::vector<uint32_t> ones(keys.size(), 1);
+  uint32_t count = static_cast<uint32_t>(keys.size());
+  if (bpf_map_update_batch(fd, keys.data(), ones.data(), &count, &opts) != 0)
+    return system_error(std::string("cannot write ") + what, errno);
+  return {};
 }
 
 }  // namespace
@@ -191,25 +217,22 @@ Result<void> State::switch_blocklists(const std::vector<std::vector<xt_block_ent
                        std::to_string(XT_MAX_BLOCK6) + " the data path takes");
 
   // The other set emptied (what it held two loads ago), then filled.
-  for (const auto& k : keys_in_set<xt_block_host>(block_hosts_.get(), set))
-    (void)bpf_map_delete_elem(block_hosts_.get(), &k);
-  for (const auto& k : keys_in_set<xt_block6_key>(block6_.get(), set)) (void)bpf_map_delete_elem(block6_.get(), &k);
+  const char* hosts_what = "the blocklists' IPv4 addresses";
+  const char* v6_what = "the blocklists' IPv6 prefixes";
+  auto old_hosts = keys_in_set<xt_block_host>(block_hosts_.get(), set, hosts_what);
+  if (!old_hosts) return std::unexpected(old_hosts.error());
+  if (auto ok = delete_keys(block_hosts_.get(), *old_hosts, hosts_what); !ok) return ok;
+  auto old_v6 = keys_in_set<xt_block6_key>(block6_.get(), set, v6_what);
+  if (!old_v6) return std::unexpected(old_v6.error());
+  if (auto ok = delete_keys(block6_.get(), *old_v6, v6_what); !ok) return ok;
   std::vector<uint32_t> idx(XT_BLOCK4_WORDS);
   for (uint32_t i = 0; i < XT_BLOCK4_WORDS; i++) idx[i] = set * XT_BLOCK4_WORDS + i;
   uint32_t count = XT_BLOCK4_WORDS;
   LIBBPF_OPTS(bpf_map_batch_opts, opts);
   if (bpf_map_update_batch(block4_.get(), idx.data(), words.data(), &count, &opts) != 0)
     return system_error("cannot write the blocklists' IPv4 bitmap", errno);
-  if (!hosts.empty()) {
-    std::vector<uint32_t> ones(hosts.size(), 1);
-    count = static_cast<uint32_t>(hosts.size());
-    if (bpf_map_update_batch(block_hosts_.get(), hosts.data(), ones.data(), &count, &opts) != 0)
-      return system_error("cannot write the blocklists' IPv4 addresses", errno);
-  }
-  const uint32_t one = 1;
-  for (const auto& k : v6)
-    if (bpf_map_update_elem(block6_.get(), &k, &one, BPF_ANY) != 0)
-      return system_error("cannot write the blocklists' IPv6 prefixes", errno);
+  if (auto ok = put_keys(block_hosts_.get(), hosts, hosts_what); !ok) return ok;
+  if (auto ok = put_keys(block6_.get(), v6, v6_what); !ok) return ok;
   const bool any = std::ranges::any_of(lists, [](const auto& l) { return !l.empty(); });
   set_blocklists_word(any ? set + 1 : 0);
   return {};

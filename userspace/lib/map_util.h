@@ -57,11 +57,13 @@ Result<void> walk_batches(int fd, const char* what, Fn&& fn) {
   uint32_t per_call = 4096;
   std::vector<K> keys(per_call);
   std::vector<V> values(per_call);
-  uint64_t token = 0;  // the kernel's cursor: a bucket index
+  // The kernel's cursor: a hash's bucket index, or for the maps without
+  // batches of their own (a trie) the last key read.
+  alignas(8) unsigned char token[sizeof(K) > sizeof(uint64_t) ? sizeof(K) : sizeof(uint64_t)] = {};
   bool first = true;
   for (;;) {
     uint32_t count = per_call;
-    int err = bpf_map_lookup_batch(fd, first ? nullptr : &token, &token, keys.data(), values.data(), &count, nullptr);
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : token, token, keys.data(), values.data(), &count, nullptr);
     if (err && errno == ENOSPC && count == 0) {  // one hash bucket holds more than a batch
       per_call *= 2;
       keys.resize(per_call);
