@@ -27,8 +27,7 @@ namespace {
 using test::Packet;
 using test::Program;
 using test::kHz;
-
-constexpr uint64_t kSec = kHz;
+using test::kSec;
 
 class Fleets : public Program {
  protected:

@@ -33,8 +33,7 @@ namespace {
 using test::Packet;
 using test::Program;
 using test::kHz;
-
-constexpr uint64_t kSec = kHz;
+using test::kSec;
 
 class Snapshots : public Program {
  protected:

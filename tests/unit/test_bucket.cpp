@@ -19,9 +19,9 @@
 namespace xt {
 namespace {
 
-constexpr uint32_t kHz = 1000;  // ticks are milliseconds in most tests
+constexpr uint32_t kMsHz = 1000;  // ticks are milliseconds in most tests (test_policy.cpp: 250)
 
-xt_rule limit_rule(const std::string& rate, std::optional<uint64_t> burst = std::nullopt, uint32_t hz = kHz) {
+xt_rule limit_rule(const std::string& rate, std::optional<uint64_t> burst = std::nullopt, uint32_t hz = kMsHz) {
   RuleSpec spec;
   spec.cidr = *parse_cidr("198.18.0.0/15");
   spec.rates = {*parse_rate(rate)};
@@ -38,7 +38,7 @@ xt_rule bandwidth_rule() {
   spec.cidr = *parse_cidr("198.18.0.0/15");
   spec.bandwidths = {*parse_bandwidth("8kbit/s")};
   spec.burst_bytes = {1500};
-  xt_rule rule = *compile_rule(spec, kHz);
+  xt_rule rule = *compile_rule(spec, kMsHz);
   rule.gen = 1;
   return rule;
 }
@@ -117,7 +117,7 @@ TEST(Bucket, NoDriftAcrossRatesAndTickRates) {
 }
 
 TEST(Bucket, OnePerDay) {
-  const uint64_t day = 86400ULL * kHz;
+  const uint64_t day = 86400ULL * kMsHz;
   Sim s(limit_rule("1/day"));
   EXPECT_TRUE(s.send(0));
   EXPECT_FALSE(s.send(day - 1));
@@ -225,7 +225,7 @@ TEST(Bucket, BothLimitsMustAllowAndADropCostsNothing) {
   spec.cidr = *parse_cidr("198.18.0.0/15");
   spec.rates = {*parse_rate("10/s")};
   spec.bandwidths = {*parse_bandwidth("8kbit/s")};  // 1000 bytes/s, burst 1000
-  xt_rule rule = *compile_rule(spec, kHz);
+  xt_rule rule = *compile_rule(spec, kMsHz);
   rule.gen = 1;
   Sim s(rule);
   EXPECT_FALSE(s.send(0, 1001)) << "over the byte burst";
@@ -270,7 +270,7 @@ TEST(Bucket, ReplacedRuleCarriesWholeTokensOver) {
 TEST(Bucket, AReplacementInstalledLateGivesNoFreshBurst) {
   const xt_rule before = limit_rule("10/s", 5);
   Sim s(before);
-  const uint64_t recorded = 1000, installed = 1000 + 30 * kHz;  // a 30 s walk
+  const uint64_t recorded = 1000, installed = 1000 + 30 * kMsHz;  // a 30 s walk
   EXPECT_EQ(s.offer(recorded, 10), 5u);
   EXPECT_EQ(s.offer(installed, 10), 5u) << "refilled over the walk, throttled again at its end";
   xt_rule next = replace(before, limit_rule("10/s", 50));
@@ -286,7 +286,7 @@ TEST(Bucket, AReplacementInstalledLateGivesNoFreshBurst) {
 // sent at 0, its rule replaced at 23 h, waited until 47 h for the token due
 // at 24 h. A changed window still carries whole tokens only.
 TEST(Bucket, AReplacementThatKeepsAWindowKeepsItsWordWhole) {
-  const uint64_t h = 3600 * kHz;
+  const uint64_t h = 3600 * kMsHz;
   const xt_rule before = limit_rule("1/day", 1);
   Sim s(before);
   EXPECT_TRUE(s.send(0));
