@@ -72,16 +72,11 @@ class Operate : public LabTest {
   void SetUp() override {
     LabTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    dir_ = "/tmp/xt-operate-" + std::to_string(getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::create_directories(dir_);
+    dir_ = scratch_.emplace("operate").path();
     ok({"attach", "dut0"});
   }
-  void TearDown() override {
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
   std::string write(const std::string& name, const std::string& text) {
-    const std::string path = dir_ + "/" + name;
+    const std::string path = scratch_->file(name);
     std::ofstream(path) << text;
     return path;
   }
@@ -116,7 +111,8 @@ class Operate : public LabTest {
     argv.insert(argv.begin() + 4, {"env", "NOTIFY_SOCKET=" + socket});  // ip netns exec NS [here] xthrottle ...
     return argv;
   }
-  std::string dir_;
+  std::optional<ScratchDir> scratch_;
+  std::string dir_;  // scratch_'s
 };
 
 }  // namespace xt::test

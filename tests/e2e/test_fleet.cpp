@@ -44,10 +44,8 @@ class Fleet : public ::testing::Test {
  protected:
   void SetUp() override {
     XT_REQUIRE_ROOT();
-    dir_ = "/tmp/xt-fleet-" + std::to_string(getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::create_directories(dir_);
-    sock_ = dir_ + "/redis.sock";
+    dir_ = scratch_.emplace("fleet").path();
+    sock_ = scratch_->file("redis.sock");
     start_redis();
     for (auto& lab : labs_) {
       ASSERT_NO_THROW(lab = std::make_unique<Lab>());
@@ -61,7 +59,6 @@ class Fleet : public ::testing::Test {
     for (auto& s : serves_) s.reset();
     redis_.reset();
     for (auto& lab : labs_) lab.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
 
   // No TCP port: the unix socket only, nothing kept on disk.
@@ -173,7 +170,8 @@ class Fleet : public ::testing::Test {
     std::this_thread::sleep_for(1500ms);
   }
 
-  std::string dir_, sock_;
+  std::optional<ScratchDir> scratch_;
+  std::string dir_, sock_;  // scratch_'s, and redis' socket in it
   std::unique_ptr<Background> redis_;
   std::array<std::unique_ptr<Lab>, kHosts> labs_;
   std::array<std::unique_ptr<Background>, kHosts> serves_;
@@ -774,8 +772,7 @@ class FleetTls : public ::testing::Test {
  protected:
   void SetUp() override {
     XT_REQUIRE_ROOT();
-    dir_ = "/tmp/xt-fleet-tls-" + std::to_string(getpid());
-    std::filesystem::create_directories(dir_);
+    dir_ = scratch_.emplace("fleet-tls").path();
     ASSERT_NO_THROW(lab_ = std::make_unique<Lab>());
     std::ofstream(dir_ + "/san.ext") << "subjectAltName=IP:127.0.0.1\n";
     for (const char* ca : {"ca", "other-ca"})
@@ -805,9 +802,8 @@ class FleetTls : public ::testing::Test {
   void TearDown() override {
     redis_.reset();
     lab_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
-  std::string file(const std::string& name) const { return dir_ + "/" + name; }
+  std::string file(const std::string& name) const { return scratch_->file(name); }
   void openssl(std::vector<std::string> args) {
     args.insert(args.begin(), "openssl");
     const Outcome r = run(args);
@@ -837,7 +833,8 @@ class FleetTls : public ::testing::Test {
   }
 
   static constexpr const char* kPassword = "hunter2-s3cret";
-  std::string dir_;
+  std::optional<ScratchDir> scratch_;
+  std::string dir_;  // scratch_'s
   std::unique_ptr<Lab> lab_;
   std::unique_ptr<Background> redis_;
 };
@@ -887,12 +884,8 @@ TEST_F(FleetTls, RedissWithAPasswordAndAClientCertificate) {
 // ways.
 TEST(FleetCluster, FollowsTheStreamToTheNodeThatHoldsIt) {
   XT_REQUIRE_ROOT();
-  const std::string dir = "/tmp/xt-fleet-cluster-" + std::to_string(getpid());
-  std::filesystem::create_directories(dir);
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() { std::filesystem::remove_all(dir); }
-  } cleanup{dir};
+  const ScratchDir scratch("fleet-cluster");  // before the nodes: removed after them
+  const std::string& dir = scratch.path();
   Lab lab;
   std::vector<std::unique_ptr<Background>> nodes;
   const std::vector<std::string> ports = {"7001", "7002", "7003"};

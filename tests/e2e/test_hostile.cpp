@@ -50,13 +50,8 @@ class Hostile : public LabTest {
 // verdict, counted under its reason, and `replay` of the same capture says
 // the same.
 TEST_F(Hostile, ScapyFramesGetTheTablesVerdicts) {
-  const std::filesystem::path dir = "/tmp/xt-hostile-" + std::to_string(getpid());
-  std::filesystem::create_directories(dir);
-  struct Gone {
-    std::filesystem::path p;
-    ~Gone() { std::filesystem::remove_all(p); }
-  } gone{dir};
-  const std::string rules = (dir / "rules.toml").string(), pcap = (dir / "hostile.pcap").string();
+  const ScratchDir dir("hostile");
+  const std::string rules = dir.file("rules.toml"), pcap = dir.file("hostile.pcap");
   std::ofstream(rules) << R"([[rule]]
 cidr = "198.18.0.0/15"
 proto = "udp"
