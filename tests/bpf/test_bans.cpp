@@ -7,6 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <set>
+#include <string>
+
 #include "keys.h"
 #include "meter.h"
 #include "packet.h"
@@ -423,6 +427,50 @@ TEST_F(Bans, ABreakIsABreakWhereverTheClockIs) {
     EXPECT_EQ(counter(XT_DROP_BANNED), 0u) << "banned, at clock " << bases[i];
     EXPECT_EQ(counter(XT_EVENTS_SENT) - events, 13u) << "7 bursts: throttled 7 times, released 6, at clock " << bases[i];
   }
+}
+
+// The whole ban table, IPv4 and IPv6, half of it ended: read in batches of
+// the trie (a key at a time within each call, the cursor the last key),
+// every ban in force is listed once, and clearing takes the ended ones and
+// only those.
+TEST_F(Bans, AFullTableIsListedOnceAndClearedOfItsEndedBansOnly) {
+  const uint64_t now = 100 * kSec;
+  skel_->bss->xt_test_now = now;
+  std::vector<std::pair<Cidr, xt_ban>> all;
+  char text[64];
+  for (uint32_t n = 0; n < XT_MAX_BANS / 2; n++) {
+    xt_ban ban{};
+    ban.since = now - kSec;
+    ban.until = n % 2 ? now - 1 : now + 3600 * kSec;
+    std::snprintf(text, sizeof(text), "198.18.%u.%u", n >> 8, n & 255);
+    all.emplace_back(*parse_cidr(text), ban);
+    std::snprintf(text, sizeof(text), "2001:db8:%x::/48", n);
+    all.emplace_back(*parse_cidr(text), ban);
+  }
+  ASSERT_TRUE(state_->put_bans(all).has_value());
+  auto count = [&] {  // the table's own keys, a key at a time
+    const int fd = bpf_map__fd(skel_->maps.xt_bans);
+    xt_ban_key key{}, next{};
+    size_t n = 0;
+    for (const void* at = nullptr; bpf_map_get_next_key(fd, at, &next) == 0; at = &key, n++) key = next;
+    return n;
+  };
+  ASSERT_EQ(count(), size_t{XT_MAX_BANS}) << "the table full";
+
+  auto listed = state_->bans();
+  ASSERT_TRUE(listed.has_value()) << listed.error().message;
+  std::set<std::string> v4, v6;
+  for (const auto& b : *listed) {
+    EXPECT_EQ(b.ban.until, now + 3600 * kSec) << format_cidr(b.cidr) << " has ended";
+    (b.cidr.family == XT_FAMILY_V4 ? v4 : v6).insert(format_cidr(b.cidr));
+  }
+  EXPECT_EQ(listed->size(), size_t{XT_MAX_BANS / 2});
+  EXPECT_EQ(v4.size(), size_t{XT_MAX_BANS / 4}) << "each IPv4 ban in force once";
+  EXPECT_EQ(v6.size(), size_t{XT_MAX_BANS / 4}) << "each IPv6 ban in force once";
+
+  ASSERT_TRUE(state_->clear_ended_bans().has_value());
+  EXPECT_EQ(count(), size_t{XT_MAX_BANS / 2}) << "the ended ones gone, the others kept";
+  EXPECT_EQ(state_->bans().value().size(), size_t{XT_MAX_BANS / 2});
 }
 
 }  // namespace

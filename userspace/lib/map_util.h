@@ -47,11 +47,14 @@ Result<void> walk_keys(int fd, const char* what, Fn&& fn) {
   return {};
 }
 
-// Calls fn(key, value) for every element of a hash map that the data path
-// changes under the walk (the bucket table), in batches. A batch walk goes
-// through the table's hash buckets in order and is never sent back:
+// Calls fn(key, value) for every element of a map that the data path
+// changes under the walk (the bucket table, the bans), in batches. A hash's
+// batch walk goes through its buckets in order and is never sent back:
 // elements added or deleted meanwhile may or may not be seen, every other
-// one is seen exactly once.
+// one is seen exactly once. A trie's (the kernel's generic batches, a key
+// at a time within the call) starts over from its first key when the key
+// it stands on is deleted meanwhile, as a walk by bpf_map_get_next_key
+// does: an element may then be seen twice.
 template <class K, class V, class Fn>
 Result<void> walk_batches(int fd, const char* what, Fn&& fn) {
   uint32_t per_call = 4096;
@@ -61,6 +64,7 @@ Result<void> walk_batches(int fd, const char* what, Fn&& fn) {
   // batches of their own (a trie) the last key read.
   alignas(8) unsigned char token[sizeof(K) > sizeof(uint64_t) ? sizeof(K) : sizeof(uint64_t)] = {};
   bool first = true;
+  int interrupted = 0;
   for (;;) {
     uint32_t count = per_call;
     int err = bpf_map_lookup_batch(fd, first ? nullptr : token, token, keys.data(), values.data(), &count, nullptr);
@@ -70,10 +74,14 @@ Result<void> walk_batches(int fd, const char* what, Fn&& fn) {
       values.resize(per_call);
       continue;
     }
-    if (err && errno != ENOENT) return system_error(std::string("cannot walk ") + what, errno);
+    // EINTR: a generic batch found the next key gone three times over; what
+    // it read is kept (count, and the cursor where count is not 0).
+    const bool again = err && errno == EINTR && ++interrupted < 100;
+    if (err && errno != ENOENT && !again) return system_error(std::string("cannot walk ") + what, errno);
     for (uint32_t i = 0; i < count; i++) fn(keys[i], values[i]);
-    if (err) return {};  // ENOENT: that was the last batch
-    first = false;
+    if (err && !again) return {};  // ENOENT: that was the last batch
+    if (count) first = false;
+    if (!again) interrupted = 0;
   }
 }
 
