@@ -81,7 +81,7 @@ Result<void> walk_batches(int fd, const char* what, Fn&& fn) {
     for (uint32_t i = 0; i < count; i++) fn(keys[i], values[i]);
     if (err && !again) return {};  // ENOENT: that was the last batch
     if (count) first = false;
-    if (!again) interrupted = 0;
+    if (!again || count) interrupted = 0;  // 100 in a row without a key read: give up
   }
 }
 
