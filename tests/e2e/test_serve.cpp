@@ -279,9 +279,13 @@ TEST_F(Serve, ALogReaderThatGoesAwayDoesNotKillIt) {
        lab_->xthrottle_argv({"serve", "--metrics", "127.0.0.1:9431", "--snapshot", snap, "--snapshot-every", "1s"}))
     command += "'" + word + "' ";
   // The reader takes one line and exits; serve logs a save every second.
+  // Four seconds of saves, then up to four more for a scrape to answer
+  // (it runs beside other tests): a serve the SIGPIPE killed answers none.
   const std::string script = command + "> >(head -n 1 > /dev/null) & serve=$!; sleep 4; "
-                             "ip netns exec " + lab_->dut_ns() + " curl -s -f -o /dev/null http://127.0.0.1:9431/metrics; "
-                             "up=$?; kill -TERM $serve; wait $serve; echo \"up=$up rc=$?\"";
+                             "for i in $(seq 20); do ip netns exec " + lab_->dut_ns() +
+                             " curl -s -f -o /dev/null http://127.0.0.1:9431/metrics; up=$?; "
+                             "[ $up = 0 ] && break; sleep 0.2; done; "
+                             "kill -TERM $serve; wait $serve; echo \"up=$up rc=$?\"";
   const Outcome r = run({"timeout", "20", "bash", "-c", script});
   EXPECT_NE(r.out.find("up=0 rc=0"), std::string::npos) << "serve died with its log's reader: " << r.out << r.err;
 }
