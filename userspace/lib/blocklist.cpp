@@ -40,23 +40,17 @@ uint32_t v4_of(const uint8_t* addr) {
          static_cast<uint32_t>(addr[2]) << 8 | addr[3];
 }
 
-// Keys of `fd` (a hash or trie of keys K with a `set` field and __u32
-// values) in set `set`, read in batches: a key a syscall, the walk of a
-// million-address set took seconds on a guest where each syscall costs
-// microseconds.
+// Empties set `set` of `fd` (a hash or trie of keys K with a `set` field
+// and __u32 values): its keys read and deleted in batches. A key a
+// syscall, a million-address set took seconds on a guest where each
+// syscall costs microseconds.
 template <class K>
-Result<std::vector<K>> keys_in_set(int fd, uint32_t set, const char* what) {
-  std::vector<K> out;
-  auto ok = walk_batches<K, uint32_t>(fd, what, [&](const K& key, uint32_t) {
-    if (key.set == set) out.push_back(key);
+Result<void> empty_set(int fd, uint32_t set, const char* what) {
+  std::vector<K> keys;
+  auto walked = walk_batches<K, uint32_t>(fd, what, [&](const K& key, uint32_t) {
+    if (key.set == set) keys.push_back(key);
   });
-  if (!ok) return std::unexpected(ok.error());
-  return out;
-}
-
-// Deletes `keys` from `fd` in batches; what is gone already is no error.
-template <class K>
-Result<void> delete_keys(int fd, const std::vector<K>& keys, const char* what) {
+  if (!walked) return walked;
   LIBBPF_OPTS(bpf_map_batch_opts, opts);
   for (size_t done = 0; done < keys.size();) {
     uint32_t count = static_cast<uint32_t>(std::min<size_t>(keys.size() - done, 1u << 16));
@@ -219,12 +213,8 @@ Result<void> State::switch_blocklists(const std::vector<std::vector<xt_block_ent
   // The other set emptied (what it held two loads ago), then filled.
   const char* hosts_what = "the blocklists' IPv4 addresses";
   const char* v6_what = "the blocklists' IPv6 prefixes";
-  auto old_hosts = keys_in_set<xt_block_host>(block_hosts_.get(), set, hosts_what);
-  if (!old_hosts) return std::unexpected(old_hosts.error());
-  if (auto ok = delete_keys(block_hosts_.get(), *old_hosts, hosts_what); !ok) return ok;
-  auto old_v6 = keys_in_set<xt_block6_key>(block6_.get(), set, v6_what);
-  if (!old_v6) return std::unexpected(old_v6.error());
-  if (auto ok = delete_keys(block6_.get(), *old_v6, v6_what); !ok) return ok;
+  if (auto ok = empty_set<xt_block_host>(block_hosts_.get(), set, hosts_what); !ok) return ok;
+  if (auto ok = empty_set<xt_block6_key>(block6_.get(), set, v6_what); !ok) return ok;
   std::vector<uint32_t> idx(XT_BLOCK4_WORDS);
   for (uint32_t i = 0; i < XT_BLOCK4_WORDS; i++) idx[i] = set * XT_BLOCK4_WORDS + i;
   uint32_t count = XT_BLOCK4_WORDS;
