@@ -263,7 +263,8 @@ TEST_F(Bans, ABanMadeByTwoPacketsAtOnceIsToldOnce) {
   ASSERT_NO_FATAL_FAILURE(write_config(cfg));
   EXPECT_EQ(passed(Packet().ipv4("198.18.1.1").build(), 11, 2 * kSec), 10);
   int found = 0;
-  for (const auto& b : state_->bans().value())
+  const auto listed = state_->bans().value();  // (a range-for over value() of the temporary would dangle)
+  for (const auto& b : listed)
     if (b.cidr == *parse_cidr("198.18.1.0/24")) {
       found++;
       EXPECT_GE(b.ban.until, 3600 * kSec) << "the operator's hour";
