@@ -145,6 +145,15 @@ int xt_catch_up(struct xdp_md *ctx __attribute__((unused)))
 	return XDP_PASS;
 }
 
+/* Whether xt_sweep frees (or keeps, by keep_per_len) the slots of rule id:
+ * the one rule sweep_rule, or with XT_SWEEP_SET each rule of sweep_set. */
+static __always_inline int xt_sweeps_rule(const struct xt_control *ctl, __u32 id)
+{
+	if (ctl->sweep_rule != XT_SWEEP_SET)
+		return id == ctl->sweep_rule;
+	return id < XT_MAX_RULES && (ctl->sweep_set[id / 64] >> (id % 64)) & 1;
+}
+
 static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, struct xt_bucket_set *set,
 			 void *unused __attribute__((unused)))
 {
@@ -165,7 +174,7 @@ static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, st
 		 * what the swap below clears, only if it is still this key's. */
 		__u64 *head = (__u64 *)&s->key;
 		union xt_key_head was = {.word = *(volatile const __u64 *)head};
-		if (!was.key.family || was.key.rule_id != ctl->sweep_rule)
+		if (!was.key.family || !xt_sweeps_rule(ctl, was.key.rule_id))
 			continue;
 		if (was.key.per_len == ctl->keep_per_len) {
 			/* Kept: brought to the rule's generation as the catch-up
@@ -205,7 +214,8 @@ static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, st
 }
 
 /* Frees the slots of rule xt_ctl's sweep_rule (but those of per_len
- * keep_per_len): the rule was deleted, or its buckets are keyed anew. With
+ * keep_per_len), or of every rule of its sweep_set: the rule was deleted,
+ * its buckets are keyed anew, or a new rule takes its slot. With
  * sweep_catch_up, the slots it keeps are brought to the generation of
  * xt_ctl's rule (the rule as replaced, of that id) on the way, as
  * xt_catch_up would: a change of --per walks the table once. */

@@ -10,7 +10,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "keys.h"
@@ -18,6 +20,7 @@
 #include "map_util.h"
 #include "apply.h"
 #include "program.h"
+#include "rules_file.h"
 
 namespace xt {
 namespace {
@@ -831,6 +834,104 @@ TEST_F(RuleChanges, ARuleDeletedWhileRulesAreReadIsGoneNotDamaged) {
   EXPECT_EQ(errors, 0) << last_error;
   EXPECT_EQ(wrong, 0) << "a rule shown with another's options";
   EXPECT_GT(reads, 100) << "the reads overlapped the changes";
+}
+
+// An apply deletes its rules together: the rules read once, one walk of
+// the table for all their buckets. Each deleted rule's buckets and slot go,
+// and no other's; a list naming a rule that is not there changes nothing.
+TEST_F(RuleChanges, RulesDeletedTogetherFreeTheirBucketsAndSlotsAndNoOthers) {
+  load();
+  const char* cidrs[] = {"198.18.0.0/24", "198.18.1.0/24", "198.18.2.0/24"};
+  const char* sources[] = {"198.18.0.1", "198.18.1.1", "198.18.2.1"};
+  for (const char* c : cidrs) rule(c, "1/hour", 1);
+  for (const char* src : sources) EXPECT_EQ(passed(Packet().ipv4(src).build(), 2, 0), 1);
+  ASSERT_EQ(buckets(), 3u);
+  auto pair = [](const char* cidr) { return std::pair<Cidr, Match>{*parse_cidr(cidr), Match{}}; };
+
+  auto refused = state_->del_rules({pair(cidrs[0]), pair("198.18.9.0/24")});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.error().message.find("no rule for 198.18.9.0/24"), std::string::npos) << refused.error().message;
+  EXPECT_EQ(state_->rules().value().size(), 3u) << "nothing deleted";
+  EXPECT_EQ(buckets(), 3u);
+
+  ASSERT_TRUE(state_->del_rules({pair(cidrs[0]), pair(cidrs[2])}).has_value());
+  const auto left = state_->rules().value();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(format_cidr(left[0].cidr), cidrs[1]);
+  EXPECT_EQ(buckets(), 1u) << "the deleted rules' buckets freed, the other's kept";
+  EXPECT_EQ(passed(Packet().ipv4(sources[1]).build(), 1, kSec), 0) << "its spent token stays spent";
+  EXPECT_EQ(passed(Packet().ipv4(sources[0]).build(), 3, kSec), 3) << "no rule of its own any more";
+  rule("198.18.7.0/24", "1/hour", 1);
+  rule("198.18.8.0/24", "1/hour", 1);
+  std::set<uint32_t> ids;
+  const auto now = state_->rules().value();
+  for (const RuleEntry& e : now) ids.insert(e.rule.id);
+  EXPECT_EQ(ids, (std::set<uint32_t>{0, 1, 2})) << "the two slots free again";
+}
+
+// An apply frees what deleted rules left in the slots its new rules take
+// (a deletion whose walk lost every race to the data path, or a controller
+// stopped before it) in one walk before the first of them goes in, not one
+// walk a rule: a source the slot's last rule had drained gets the new
+// rule's burst. A slot no new rule takes keeps its leftovers for the walk
+// of the rule that takes it.
+TEST_F(RuleChanges, AnApplysNewRulesFindNothingTheirSlotsLastRulesLeft) {
+  load();
+  rule("198.19.0.0/16", "1/hour", 1);  // slot 0
+  const auto drained = Packet().ipv4("198.19.0.1").build();
+  EXPECT_EQ(passed(drained, 2, 0), 1);
+  const BucketEntry spent = [&] {
+    BucketEntry out{};
+    EXPECT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) { out = e; }));
+    return out;
+  }();
+  // That drained bucket, as slots 1, 2 and 3 would hold it for sources of
+  // the rules the file adds.
+  std::vector<std::pair<xt_bucket_key, xt_bucket>> left;
+  for (uint32_t id = 1; id <= 3; id++) {
+    xt_pkt src{};
+    src.family = XT_FAMILY_V4;
+    const uint8_t addr[4] = {198, 18, static_cast<uint8_t>(id), 1};
+    std::memcpy(src.addr, addr, sizeof(addr));
+    xt_bucket_key k;
+    xt_bucket_key_for(&src, id, 32, &k);
+    left.emplace_back(k, spent.bucket);
+  }
+  plant(left);
+  ASSERT_EQ(buckets(), 4u);
+
+  auto file = parse_rules_file(R"([[rule]]
+cidr = "198.19.0.0/16"
+rate = "1/hour"
+burst = 1
+
+[[rule]]
+cidr = "198.18.1.0/24"
+rate = "1/hour"
+burst = 1
+
+[[rule]]
+cidr = "198.18.2.0/24"
+rate = "1/hour"
+burst = 1
+)",
+                               "test.toml");
+  ASSERT_TRUE(file.has_value()) << file.error().message;
+  ASSERT_TRUE(compile_rules(*file, test::kHz).has_value());
+  auto diff = diff_rules(*state_, *file);
+  ASSERT_TRUE(diff.has_value()) << diff.error().message;
+  ASSERT_EQ(diff->add.size(), 2u);
+  auto applied = apply_rules(*state_, *file, *diff);
+  ASSERT_TRUE(applied.has_value()) << applied.error().message;
+  std::map<std::string, uint32_t> id_of;
+  const auto now = state_->rules().value();
+  for (const RuleEntry& e : now) id_of[format_cidr(e.cidr)] = e.rule.id;
+  ASSERT_EQ(id_of["198.18.1.0/24"], 1u);
+  ASSERT_EQ(id_of["198.18.2.0/24"], 2u);
+  EXPECT_EQ(buckets(), 2u) << "the source of slot 0's rule, and slot 3's leftover";
+  EXPECT_EQ(passed(Packet().ipv4("198.18.1.1").build(), 2, kSec), 1) << "a full burst under the rule new in slot 1";
+  EXPECT_EQ(passed(Packet().ipv4("198.18.2.1").build(), 2, kSec), 1) << "and in slot 2";
+  EXPECT_EQ(passed(drained, 1, kSec), 0) << "the live rule's bucket is its own";
 }
 
 }  // namespace

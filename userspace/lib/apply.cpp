@@ -224,6 +224,7 @@ nlohmann::json diff_json(const RulesDiff& diff) {
 
 Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& diff) {
   std::vector<const RulesDiff::Change*> done;
+  std::set<const RulesDiff::Change*> removals;  // of done, the rules going
   // The lists changed so far, with what they held before (nothing: new).
   struct ListBefore {
     std::vector<Cidr> cidrs;
@@ -231,7 +232,9 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
     bool by_fleet = false;
   };
   std::vector<std::pair<std::string, std::optional<ListBefore>>> lists_done;
+  std::optional<State::SlotsReady> ready;  // the slots the new rules take, freed in one walk
   auto undo = [&](const Error& why) -> Result<void> {
+    ready.reset();  // what the undo adds back takes slots as a `rule add` would
     for (auto it = lists_done.rbegin(); it != lists_done.rend(); ++it) {
       if (it->second)
         (void)state.load_blocklist(it->first, it->second->cidrs, it->second->loaded_unix, it->second->by_fleet);
@@ -241,6 +244,8 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
     for (auto it = done.rbegin(); it != done.rend(); ++it) {
       const auto* c = *it;
       // Best effort: an undo the kernel also refuses is reported below.
+      // A rule going that the deletions did not reach is there as it was.
+      if (removals.contains(c) && state.rule_of(c->spec.cidr, c->spec.match)) continue;
       if (c->live)
         (void)state.put_rule(c->live->spec, c->live->rule);
       else
@@ -253,14 +258,26 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
   auto live = state.rules();
   if (!live) return std::unexpected(live.error());
   const std::vector<bool> first = rules_in_the_way(diff, *live);
-  auto remove = [&](const RulesDiff::Change& c) -> Result<void> {
-    done.push_back(&c);  // undone by adding it back (its buckets are gone); also where the delete failed part-way
-    if (auto ok = state.del_rule(c.spec.cidr, c.spec.match); !ok) return undo(ok.error());
+  // The rules going, before the new ones (first) or after: deleted
+  // together, with the rules read once and one walk for all their buckets.
+  auto remove = [&](bool before) -> Result<void> {
+    std::vector<std::pair<Cidr, Match>> which;
+    for (size_t i = 0; i < diff.remove.size(); i++)
+      if (first[i] == before) {
+        // Undone by adding it back (its buckets are gone); also where the
+        // deletions failed part-way, or before it.
+        done.push_back(&diff.remove[i]);
+        removals.insert(&diff.remove[i]);
+        which.emplace_back(diff.remove[i].spec.cidr, diff.remove[i].spec.match);
+      }
+    if (auto ok = state.del_rules(which); !ok) return undo(ok.error());
     return {};
   };
-  for (size_t i = 0; i < diff.remove.size(); i++)
-    if (first[i])
-      if (auto ok = remove(diff.remove[i]); !ok) return ok;
+  if (auto ok = remove(true); !ok) return ok;
+  if (auto slots = state.ready_new_slots(diff.add.size()); !slots)
+    return undo(slots.error());
+  else
+    ready.emplace(std::move(*slots));
   for (const auto* list : {&diff.add, &diff.change}) {
     for (const auto& c : *list) {
       // Undone also where the put failed: it may fail after the rule is in
@@ -272,6 +289,7 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
       if (auto ok = state.put_rule(c.spec, c.compiled); !ok) return undo(ok.error());
     }
   }
+  ready.reset();
   // The lists, between the rules added and the rules removed: each load
   // or delete switches the data path's union at once (blocklist.cpp).
   auto live_list = [&](const std::string& name) -> Result<std::optional<ListBefore>> {
@@ -315,9 +333,7 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
     for (const auto& l : diff.lists_remove)
       if (auto ok = drop_list(l); !ok) return ok;
 
-  for (size_t i = 0; i < diff.remove.size(); i++)
-    if (!first[i])
-      if (auto ok = remove(diff.remove[i]); !ok) return ok;
+  if (auto ok = remove(false); !ok) return ok;
 
   auto current = state.meta();
   if (!current) return std::unexpected(current.error());

@@ -523,6 +523,11 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
       if (!live_before(r)) plan.rules.insert(rule_name(r.cidr, r.spec.match));
   }
   if (before_change) before_change(plan);
+  // The slots the new rules take, freed of what their last rules left in
+  // one walk of the table, not one walk a rule.
+  auto ready = state.ready_new_slots(
+      static_cast<size_t>(std::ranges::count_if(snap->rules, [&](const auto& r) { return !live_before(r); })));
+  if (!ready) return std::unexpected(ready.error());
   std::vector<bool> added(snap->rules.size());
   for (size_t i = 0; i < snap->rules.size(); i++) {
     const auto& r = snap->rules[i];

@@ -526,6 +526,18 @@ Result<bool> State::sweep_buckets(uint32_t id, uint32_t keep_per_len, const xt_r
   return run_rounds(**c, (*c)->sweep, params, "the sweep of rule " + std::to_string(id) + "'s buckets");
 }
 
+Result<bool> State::sweep_rules(const std::vector<uint32_t>& ids) {
+  if (ids.empty()) return true;
+  auto c = control();
+  if (!c) return std::unexpected(c.error());
+  xt_control params{};
+  params.sweep_rule = XT_SWEEP_SET;
+  params.keep_per_len = XT_SWEEP_ALL;
+  for (uint32_t id : ids)
+    if (id < XT_MAX_RULES) params.sweep_set[id / 64] |= uint64_t{1} << (id % 64);
+  return run_rounds(**c, (*c)->sweep, params, "the sweep of " + std::to_string(ids.size()) + " rules' buckets");
+}
+
 Result<bool> State::run_rounds(const Control& c, int prog, const xt_control& params, const std::string& what) const {
   for (int round = 0; round < 8; round++) {
     auto out = run_control(c, prog, params, what);
@@ -881,7 +893,7 @@ Result<void> State::tidy_bans(uint64_t now) {
   return {};
 }
 
-Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
+Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch, bool swept) {
   std::vector<uint8_t> zeros(static_cast<size_t>(possible_cpus()) * sizeof(xt_rule_stats));
   if (bpf_map_update_elem(rule_stats_.get(), &id, zeros.data(), BPF_ANY) != 0)
     return system_error("cannot reset the counters of rule slot " + std::to_string(id), errno);
@@ -889,15 +901,52 @@ Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
   fresh.created_epoch = epoch;
   if (bpf_map_update_elem(rule_state_.get(), &id, &fresh, BPF_ANY) != 0)
     return system_error("cannot reset the new-source budget of rule slot " + std::to_string(id), errno);
-  if (auto ok = set_redirects(id, RuleSpec{}, 0, false); !ok) return std::unexpected(ok.error());
+  // (Its redirects are made the new rule's by add_prepared, which empties
+  // the keys of a kind it does not send.)
   // A bucket of the slot's last rule left here would be read by the new
   // one, whose generations start where that one's did, in its units.
-  auto swept = sweep_buckets(id, XT_SWEEP_ALL);
-  if (!swept) return std::unexpected(swept.error());
-  if (!*swept)
+  if (swept) return {};
+  auto done = sweep_buckets(id, XT_SWEEP_ALL);
+  if (!done) return std::unexpected(done.error());
+  if (!*done)
     return system_error("cannot free the buckets rule slot " + std::to_string(id) +
                         " kept of its last rule: the data path kept winning the race for them; try again");
   return {};
+}
+
+Result<State::SlotsReady> State::ready_new_slots(size_t n) {
+  ready_.clear();
+  SlotsReady ready(this);
+  if (n == 0) return ready;
+  auto used = rule_slots_in_use();
+  if (!used) return std::unexpected(used.error());
+  std::vector<uint32_t> ids;
+  for (uint32_t id = 0; id < XT_MAX_RULES && ids.size() < n; id++)
+    if (!(*used)[id]) ids.push_back(id);
+  // More rules than free slots: the rest take none, and put_rule says
+  // the table is full.
+  auto swept = sweep_rules(ids);
+  if (!swept) return std::unexpected(swept.error());
+  if (!*swept)
+    return system_error("cannot free the buckets " + std::to_string(ids.size()) +
+                        " free rule slots kept of their last rules: the data path kept winning the race for them; "
+                        "try again");
+  ready_.assign(ids.rbegin(), ids.rend());
+  return ready;
+}
+
+std::optional<uint32_t> State::take_ready_slot() {
+  if (ready_.empty()) return std::nullopt;
+  const uint32_t id = ready_.back();
+  ready_.pop_back();
+  // Still free (no record): nothing else changes rules under the pin
+  // directory's lock, but a caller without it could have taken the slot.
+  char text[XT_RULE_TEXT_SIZE] = {};
+  if (bpf_map_lookup_elem(rule_text_.get(), &id, text) != 0 || text[0] != 0) {
+    ready_.clear();
+    return std::nullopt;
+  }
+  return id;
 }
 
 namespace {
@@ -933,9 +982,7 @@ Result<std::vector<bool>> State::rule_slots_in_use() const {
   return used;
 }
 
-Result<void> State::write_port_ranges(const PortRangeTable& next) {
-  auto current = read_port_ranges(port_ranges_.get());
-  if (!current) return std::unexpected(current.error());
+Result<void> State::write_port_ranges(const PortRangeTable& next, const PortRangeTable& current) {
   // In three passes, so that every packet meanwhile finds its chain whole:
   // the ranges newly in use first (no port or child names them yet), then
   // those whose parent changed (a child moved under a new range, or up from
@@ -944,9 +991,9 @@ Result<void> State::write_port_ranges(const PortRangeTable& next) {
   enum Pass { kNew, kChanged, kFreed };
   auto put_ranges = [&](Pass pass) -> Result<void> {
     for (uint32_t id = 1; id < next.size(); id++) {
-      const bool was = (*current)[id].used, is = next[id].used;
+      const bool was = current[id].used, is = next[id].used;
       const bool in_pass = pass == kNew ? (is && !was) : pass == kChanged ? (is && was) : (!is && was);
-      if (!in_pass || same_range(next[id], (*current)[id])) continue;
+      if (!in_pass || same_range(next[id], current[id])) continue;
       if (bpf_map_update_elem(port_ranges_.get(), &id, &next[id], BPF_ANY) != 0)
         return system_error("cannot write port range " + std::to_string(id), errno);
       step();
@@ -956,7 +1003,7 @@ Result<void> State::write_port_ranges(const PortRangeTable& next) {
   if (auto ok = put_ranges(kNew); !ok) return ok;
   if (auto ok = put_ranges(kChanged); !ok) return ok;
   for (uint8_t slot : {XT_PORT_SLOT_TCP, XT_PORT_SLOT_UDP}) {
-    const std::vector<uint16_t> before = port_map(*current, slot), after = port_map(next, slot);
+    const std::vector<uint16_t> before = port_map(current, slot), after = port_map(next, slot);
     for (uint32_t port = 0; port < 65536; port += XT_PORTS_PER_ENTRY) {
       if (std::equal(before.begin() + port, before.begin() + port + XT_PORTS_PER_ENTRY, after.begin() + port))
         continue;
@@ -977,6 +1024,7 @@ Result<void> State::prepare_match(const Cidr& cidr, const Match& match) {
   if (match.ports) {
     auto table = read_port_ranges(port_ranges_.get());
     if (!table) return std::unexpected(table.error());
+    PortRangeTable before = *table;  // what the map holds (the pin directory's lock keeps it so)
     auto id = add_port_range(*table, port_slot(*match.proto), match.ports->first, match.ports->second);
     if (!id) {
       // A range no rule holds is what an add killed between its range and
@@ -991,11 +1039,12 @@ Result<void> State::prepare_match(const Cidr& cidr, const Match& match) {
         if (auto ok = publish(&*live); !ok) return ok;
       table = read_port_ranges(port_ranges_.get());
       if (!table) return std::unexpected(table.error());
+      before = *table;
       id = add_port_range(*table, port_slot(*match.proto), match.ports->first, match.ports->second);
     }
     if (!id) return std::unexpected(Error{id.error().kind, "cannot add the rule for " + rule_name(cidr, match) + ": " +
                                                                id.error().message});
-    if (auto ok = write_port_ranges(*table); !ok) return ok;
+    if (auto ok = write_port_ranges(*table, before); !ok) return ok;
   }
   if (!config_mem_) return system_error("the state's settings are not mapped: cannot add a rule with a match");
   auto* cfg = static_cast<xt_config*>(config_mem_.get());
@@ -1008,6 +1057,7 @@ Result<void> State::prepare_match(const Cidr& cidr, const Match& match) {
 Result<bool> State::tidy_matches(const std::vector<RuleEntry>& rules) {
   auto table = read_port_ranges(port_ranges_.get());
   if (!table) return std::unexpected(table.error());
+  const PortRangeTable before = *table;
   std::array<uint8_t, 256> levels{};
   std::set<uint16_t> needed;
   for (const RuleEntry& e : rules) {
@@ -1023,7 +1073,7 @@ Result<bool> State::tidy_matches(const std::vector<RuleEntry>& rules) {
       changed = true;
     }
   if (changed)
-    if (auto ok = write_port_ranges(*table); !ok) return std::unexpected(ok.error());
+    if (auto ok = write_port_ranges(*table, before); !ok) return std::unexpected(ok.error());
   if (!config_mem_) return system_error("the state's settings are not mapped: cannot tidy the rules' matches");
   auto* cfg = static_cast<xt_config*>(config_mem_.get());
   bool any = false;
@@ -1166,12 +1216,17 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     return true;
   }
 
-  auto used = rule_slots_in_use();
-  if (!used) return std::unexpected(used.error());
-  uint32_t id = 0;
-  while (id < XT_MAX_RULES && (*used)[id]) id++;
-  if (id == XT_MAX_RULES)
-    return system_error("the rule table is full (" + std::to_string(XT_MAX_RULES) + " rules): delete one first");
+  // The lowest free slot: one ready_new_slots has freed already, or found
+  // by reading every slot's record.
+  const std::optional<uint32_t> ready = take_ready_slot();
+  uint32_t id = ready.value_or(0);
+  if (!ready) {
+    auto used = rule_slots_in_use();
+    if (!used) return std::unexpected(used.error());
+    while (id < XT_MAX_RULES && (*used)[id]) id++;
+    if (id == XT_MAX_RULES)
+      return system_error("the rule table is full (" + std::to_string(XT_MAX_RULES) + " rules): delete one first");
+  }
   auto cfg = config();
   if (!cfg) return std::unexpected(cfg.error());
   // The port range and level of its match first: until the rule is in,
@@ -1181,7 +1236,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     undo_failed_add(std::nullopt);
     return std::unexpected(ok.error());
   }
-  auto added = add_prepared(spec, rule, key, id, *cfg, *ifindex);
+  auto added = add_prepared(spec, rule, key, id, *cfg, *ifindex, ready.has_value());
   // Undone only if the rule did not go in: once it is in, its record and
   // match are its own, and the rest of the change is what failed.
   xt_rule in{};
@@ -1209,11 +1264,11 @@ Result<void> State::free_rule_text(uint32_t id) {
 }
 
 Result<bool> State::add_prepared(const RuleSpec& spec, xt_rule rule, const xt_rule_key& key, uint32_t id,
-                                 const xt_config& cfg, uint32_t ifindex) {
+                                 const xt_config& cfg, uint32_t ifindex, bool swept) {
   const Cidr& cidr = spec.cidr;
   const std::string name = rule_name(cidr, spec.match);
   // The slot may hold a deleted rule's counters or buckets: start clean.
-  if (auto ok = reset_rule_slot(id, cfg.epoch); !ok) return std::unexpected(ok.error());
+  if (auto ok = reset_rule_slot(id, cfg.epoch, swept); !ok) return std::unexpected(ok.error());
   rule.id = id;
   rule.gen = 1;
   if (auto ok = write_rule_text(id, spec); !ok) return std::unexpected(ok.error());
@@ -1231,59 +1286,88 @@ Result<bool> State::add_prepared(const RuleSpec& spec, xt_rule rule, const xt_ru
   return false;
 }
 
-Result<void> State::del_rule(const Cidr& cidr, const Match& match) {
-  const std::string name = rule_name(cidr, match);
+Result<void> State::del_rule(const Cidr& cidr, const Match& match) { return del_rules({{cidr, match}}); }
+
+Result<void> State::del_rules(const std::vector<std::pair<Cidr, Match>>& which) {
+  if (which.empty()) return {};
   auto current = rules();
   if (!current) return std::unexpected(current.error());
-  auto same = std::ranges::find_if(*current, [&](const RuleEntry& e) { return e.cidr == cidr && e.spec.match == match; });
-  if (same == current->end())
-    return system_error("no rule for " + name + " (see `xthrottle rule list`)");
-  const uint32_t id = same->rule.id;
-  const bool redirected = same->spec.redirect.has_value();
-  const xt_rule_key key = rule_key(cidr, match);
+  struct Going {
+    uint32_t id;
+    bool redirected;
+  };
+  std::vector<Going> going;
+  std::vector<xt_rule_key> keys;
+  std::vector<std::string> names;
+  for (const auto& [cidr, match] : which) {
+    auto same = std::ranges::find_if(*current, [&](const RuleEntry& e) { return e.cidr == cidr && e.spec.match == match; });
+    if (same == current->end())
+      return system_error("no rule for " + rule_name(cidr, match) + " (see `xthrottle rule list`)");
+    going.push_back({same->rule.id, same->spec.redirect.has_value()});
+    keys.push_back(rule_key(cidr, match));
+    names.push_back(rule_name(cidr, match));
+  }
   // The sweep's program loaded before anything changes: a deletion that
   // cannot free the buckets is refused whole, not left done but reported
   // failed.
   if (auto c = control(); !c) return std::unexpected(c.error());
-  if (bpf_map_delete_elem(rules_.get(), &key) != 0)
-    return system_error("cannot delete the rule for " + name, errno);
-  step();
-  current->erase(same);
-  // What only its match needed goes before the epoch changes: a range id
-  // freed here and taken by the next rule is then never found in a cache
-  // entry of the epoch it had meant another range in.
+  // What the deletions that went in need done whatever comes after them:
+  // a deletion the kernel refuses stops the rest, but not what those
+  // before it still need.
+  std::optional<Error> failed;
+  size_t deleted = 0;
+  for (; deleted < going.size(); deleted++) {
+    if (bpf_map_delete_elem(rules_.get(), &keys[deleted]) != 0) {
+      failed = system_error("cannot delete the rule for " + names[deleted], errno).error();
+      break;
+    }
+    step();
+    std::erase_if(*current, [&](const RuleEntry& e) { return e.rule.id == going[deleted].id; });
+  }
+  going.resize(deleted);
+  if (going.empty()) return std::unexpected(*failed);
+  // What only their matches needed goes before the epoch changes: a range
+  // id freed here and taken by the next rule is then never found in a
+  // cache entry of the epoch it had meant another range in. One epoch for
+  // them all: until it, packets may still find a deleted rule in a cache
+  // entry, as they may until the epoch after any one deletion.
   if (auto ok = tidy_matches(*current); !ok) return std::unexpected(ok.error());
   if (auto ok = publish(&*current); !ok) return std::unexpected(ok.error());
   step();
-  if (auto ok = set_redirects(id, RuleSpec{}, 0, redirected); !ok) return std::unexpected(ok.error());
-  // Its bans stay, marked as a deleted rule's before the slot is free: the
-  // next rule added takes the lowest free id, and would be named as theirs.
-  // Best effort, and only while the ban table is in use (xt_config.bans):
-  // a ban left unmarked is misnamed, not wrong.
+  for (const Going& g : going)
+    if (auto ok = set_redirects(g.id, RuleSpec{}, 0, g.redirected); !ok) return std::unexpected(ok.error());
+  // Their bans stay, marked as a deleted rule's before the slots are free:
+  // the next rule added takes the lowest free id, and would be named as
+  // theirs. Best effort, and only while the ban table is in use
+  // (xt_config.bans): a ban left unmarked is misnamed, not wrong.
+  std::vector<uint32_t> ids;
+  for (const Going& g : going) ids.push_back(g.id);
+  std::ranges::sort(ids);
+  auto theirs = [&](const xt_ban& ban) { return XT_BAN_BY_RULE(ban) && std::ranges::binary_search(ids, uint32_t(ban.rule - 1u)); };
   if (config_mem_ && std::atomic_ref<uint32_t>(config_in(config_mem_).bans).load(std::memory_order_acquire)) {
-    std::vector<xt_ban_key> its_bans;
+    std::vector<xt_ban_key> their_bans;
     (void)for_each_ban([&](const xt_ban_key& k, const xt_ban& ban) {
-      if (XT_BAN_BY_RULE(ban) && ban.rule - 1 == id) its_bans.push_back(k);
+      if (theirs(ban)) their_bans.push_back(k);
     });
     auto now = this->now();
-    for (const xt_ban_key& k : its_bans) {
+    for (const xt_ban_key& k : their_bans) {
       // Read again: another rule may have banned the prefix since. An
       // ended one is left alone: the data path writes a new ban over an
       // ended one, and this write could land on top of it.
       xt_ban ban{};
-      if (!now || bpf_map_lookup_elem(bans_.get(), &k, &ban) != 0 || !XT_BAN_BY_RULE(ban) || ban.rule - 1 != id ||
-          ban_ended(ban, *now))
-        continue;
+      if (!now || bpf_map_lookup_elem(bans_.get(), &k, &ban) != 0 || !theirs(ban) || ban_ended(ban, *now)) continue;
       ban.rule = XT_BAN_BY_DELETED_RULE;
       (void)bpf_map_update_elem(bans_.get(), &k, &ban, BPF_EXIST);
     }
   }
-  // The slot is free again (rule_slots_in_use).
-  if (auto ok = free_rule_text(id); !ok) return std::unexpected(ok.error());
-  // What the data path kept it from freeing is quiet from here on, taken
+  // The slots are free again (rule_slots_in_use).
+  for (uint32_t id : ids)
+    if (auto ok = free_rule_text(id); !ok) return std::unexpected(ok.error());
+  // What the data path kept them from freeing is quiet from here on, taken
   // back like any bucket after the idle window, and freed by the sweep of
-  // the next rule to take the id.
-  if (auto swept = sweep_buckets(id, XT_SWEEP_ALL); !swept) return std::unexpected(swept.error());
+  // the next rule to take each id. One walk for them all.
+  if (auto swept = sweep_rules(ids); !swept) return std::unexpected(swept.error());
+  if (failed) return std::unexpected(*failed);
   return {};
 }
 

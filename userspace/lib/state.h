@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "error.h"
@@ -145,6 +146,29 @@ class State {
   Result<bool> put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_may_wait = false);
   // Deletes the rule for exactly this CIDR and match, and the buckets it owned.
   Result<void> del_rule(const Cidr& cidr, const Match& match = {});
+  // Deletes the rules for exactly these CIDRs and matches, as del_rule does
+  // each, but with the rules read once, one new epoch for them all and one
+  // walk of the table that frees all their buckets: an apply that deletes
+  // thousands of rules. Each is looked for before anything changes.
+  Result<void> del_rules(const std::vector<std::pair<Cidr, Match>>& which);
+  // Frees, in one walk of the table, what the last rules of the n lowest
+  // free rule slots left in them, and keeps those slots for the next n new
+  // rules put_rule adds while the object returned lives: each takes one
+  // without the walk (and the read of every slot) a new rule makes alone.
+  // An apply or a restore adding thousands of rules.
+  class [[nodiscard]] SlotsReady {
+   public:
+    explicit SlotsReady(State* state) : state_(state) {}
+    SlotsReady(SlotsReady&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+    SlotsReady& operator=(SlotsReady&&) = delete;
+    ~SlotsReady() {
+      if (state_) state_->ready_.clear();
+    }
+
+   private:
+    State* state_;
+  };
+  Result<SlotsReady> ready_new_slots(size_t n);
 
   Result<std::vector<xt_count>> counters() const;  // summed over CPUs, by enum xt_reason then xt_counter
   Result<std::vector<RuleCounters>> rule_counters() const;
@@ -361,19 +385,21 @@ class State {
   // (after a deletion: those left).
   Result<void> prepare_match(const Cidr& cidr, const Match& match);
   Result<bool> tidy_matches(const std::vector<RuleEntry>& rules);  // whether a range went
-  Result<void> write_port_ranges(const std::vector<xt_port_range>& table);
+  // Writes what differs between current (what the map holds) and next.
+  Result<void> write_port_ranges(const std::vector<xt_port_range>& next, const std::vector<xt_port_range>& current);
   // Which rule slots hold a rule: those whose record (xt_rule_text) is not
   // empty; del_rule empties it. One batch read, not a walk of the rules.
   Result<std::vector<bool>> rule_slots_in_use() const;
   // put_rule's steps for a new rule once its match is prepared, and what
   // undoes a failed one: its record, and what only its match needed.
   Result<bool> add_prepared(const RuleSpec& spec, xt_rule rule, const xt_rule_key& key, uint32_t id,
-                            const xt_config& cfg, uint32_t ifindex);
+                            const xt_config& cfg, uint32_t ifindex, bool swept);
   void undo_failed_add(std::optional<uint32_t> id);
   Result<void> free_rule_text(uint32_t id);
   // Clears slot id for a new rule: counters, budget, buckets left by the
-  // slot's last rule; records the epoch the new rule takes it at.
-  Result<void> reset_rule_slot(uint32_t id, uint32_t epoch);
+  // slot's last rule (but where ready_new_slots has: swept); records the
+  // epoch the new rule takes it at.
+  Result<void> reset_rule_slot(uint32_t id, uint32_t epoch, bool swept = false);
   // Points rule id's keys of xt_redirect at interface `ifindex` for the
   // kinds of drop its spec sends out (over_kinds_of) and empties the
   // others; then says whether any rule redirects (xt_config.redirects),
@@ -407,6 +433,10 @@ class State {
   // would bring them. False: the data path kept winning the race for some
   // of them, which the next walk finds again.
   Result<bool> sweep_buckets(uint32_t id, uint32_t keep_per_len, const xt_rule* catch_up = nullptr);
+  // The same for every bucket of each rule of ids, in one walk.
+  Result<bool> sweep_rules(const std::vector<uint32_t>& ids);
+  // The next slot ready_new_slots made ready, if it is still free.
+  std::optional<uint32_t> take_ready_slot();
 
   // The control programs and their argument map: the test object's own for
   // from_object(), else loaded on first use. The walks (xt_clock,
@@ -429,6 +459,7 @@ class State {
 
   std::string pin_dir_;
   std::function<void()> step_hook_;
+  std::vector<uint32_t> ready_;  // ready_new_slots', the next to take last
   mutable std::optional<Control> control_, age_control_, restore_control_;
   mutable std::optional<Skeleton> clock_;  // the clock program alone, for now() without control_
   Fd rules_, buckets_, tags_, marks_, hot_, hot_bitmap_, known_, known_tags_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
