@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
+#include <map>
 #include <set>
 #include <string>
 
@@ -107,6 +109,41 @@ TEST_F(Bans, ALiftedBanDoesNotComeBack65536ChangesLater) {
   ASSERT_NO_FATAL_FAILURE(write_config(cfg));
   EXPECT_EQ(run(banned, 1000 * kSec), XDP_PASS) << "the ban was lifted, and its hour is not over";
   EXPECT_EQ(counter(XT_DROP_BANNED), 1u);
+}
+
+// Rules deleted together (an apply) leave each of their bans marked as a
+// deleted rule's before their slots are free, in one walk of the ban
+// table: the rules that take the slots next are not named as the makers of
+// bans they did not make. Another rule's ban and the operator's keep
+// their makers.
+TEST_F(Bans, RulesDeletedTogetherLeaveTheirBansMarkedAsADeletedRules) {
+  const char* cidrs[] = {"198.18.0.0/24", "198.18.1.0/24", "198.18.2.0/24"};
+  for (const char* c : cidrs)
+    rule(c, "1/s", 1, [](RuleSpec& s) {
+      s.ban_after = 2;
+      s.ban_for = 3600;
+    });
+  // A ban each rule made, as the data path writes it.
+  const int fd = bpf_map__fd(skel_->maps.xt_bans);
+  for (uint32_t id = 0; id < 3; id++) {
+    xt_ban_key key{};
+    key.prefixlen = XT_BAN_KEY_BITS + 32;
+    key.family = XT_FAMILY_V4;
+    const uint8_t addr[4] = {198, 18, static_cast<uint8_t>(id), 9};
+    std::memcpy(key.addr, addr, sizeof(addr));
+    const xt_ban by_rule{.until = 3600 * kSec, .since = 0, .prefixlen = key.prefixlen, .rule = id + 1};
+    ASSERT_EQ(bpf_map_update_elem(fd, &key, &by_rule, BPF_NOEXIST), 0);
+  }
+  ban("198.18.0.0/24", 3600);  // the operator's
+  ASSERT_TRUE(state_->del_rules({{*parse_cidr(cidrs[0]), Match{}}, {*parse_cidr(cidrs[2]), Match{}}}).has_value());
+  std::map<std::string, uint32_t> maker;
+  const auto listed = state_->bans().value();
+  for (const auto& b : listed) maker[format_cidr(b.cidr)] = b.ban.rule;
+  EXPECT_EQ(maker.size(), 4u);
+  EXPECT_EQ(maker["198.18.0.9/32"], XT_BAN_BY_DELETED_RULE);
+  EXPECT_EQ(maker["198.18.2.9/32"], XT_BAN_BY_DELETED_RULE);
+  EXPECT_EQ(maker["198.18.1.9/32"], 2u) << "the live rule's, id 1";
+  EXPECT_EQ(maker["198.18.0.0/24"], 0u) << "the operator's";
 }
 
 // An ended ban of a longer prefix does not hide the shorter one around it

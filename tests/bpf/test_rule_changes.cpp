@@ -934,5 +934,27 @@ burst = 1
   EXPECT_EQ(passed(drained, 1, kSec), 0) << "the live rule's bucket is its own";
 }
 
+// A slot made ready is taken without a walk of its own: what an apply's
+// one walk is for. (Here a bucket planted in the slot after that walk is
+// still there once the rule is in; nothing but a test writes one there.)
+TEST_F(RuleChanges, ASlotMadeReadyIsTakenWithoutAWalkOfItsOwn) {
+  load();
+  rule("198.19.0.0/16", "1/hour", 1);  // slot 0
+  auto ready = state_->ready_new_slots(1);
+  ASSERT_TRUE(ready.has_value()) << ready.error().message;
+  xt_pkt src{};
+  src.family = XT_FAMILY_V4;
+  const uint8_t addr[4] = {198, 18, 1, 1};
+  std::memcpy(src.addr, addr, sizeof(addr));
+  xt_bucket_key k;
+  xt_bucket_key_for(&src, 1, 32, &k);
+  xt_bucket b;
+  xt_bucket_init(&b, &state_->rules().value().at(0).rule, 0);
+  plant({{k, b}});
+  rule("198.18.1.0/24", "1/hour", 1);
+  EXPECT_EQ(state_->rule_of(*parse_cidr("198.18.1.0/24"), Match{}).value().id, 1u) << "the slot made ready";
+  EXPECT_EQ(buckets(), 1u) << "no walk freed it";
+}
+
 }  // namespace
 }  // namespace xt

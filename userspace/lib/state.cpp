@@ -1292,57 +1292,65 @@ Result<void> State::del_rules(const std::vector<std::pair<Cidr, Match>>& which) 
   if (which.empty()) return {};
   auto current = rules();
   if (!current) return std::unexpected(current.error());
+  std::map<std::string, const RuleEntry*> by_name;
+  for (const RuleEntry& e : *current) by_name.emplace(rule_name(e.cidr, e.spec.match), &e);
   struct Going {
     uint32_t id;
     bool redirected;
+    xt_rule_key key;
+    std::string name;
   };
   std::vector<Going> going;
-  std::vector<xt_rule_key> keys;
-  std::vector<std::string> names;
   for (const auto& [cidr, match] : which) {
-    auto same = std::ranges::find_if(*current, [&](const RuleEntry& e) { return e.cidr == cidr && e.spec.match == match; });
-    if (same == current->end())
-      return system_error("no rule for " + rule_name(cidr, match) + " (see `xthrottle rule list`)");
-    going.push_back({same->rule.id, same->spec.redirect.has_value()});
-    keys.push_back(rule_key(cidr, match));
-    names.push_back(rule_name(cidr, match));
+    std::string name = rule_name(cidr, match);
+    auto same = by_name.find(name);
+    if (same == by_name.end()) return system_error("no rule for " + name + " (see `xthrottle rule list`)");
+    going.push_back({same->second->rule.id, same->second->spec.redirect.has_value(), rule_key(cidr, match),
+                     std::move(name)});
   }
   // The sweep's program loaded before anything changes: a deletion that
   // cannot free the buckets is refused whole, not left done but reported
   // failed.
   if (auto c = control(); !c) return std::unexpected(c.error());
-  // What the deletions that went in need done whatever comes after them:
-  // a deletion the kernel refuses stops the rest, but not what those
-  // before it still need.
-  std::optional<Error> failed;
+  // A deletion the kernel refuses stops the rest; those before it are
+  // finished all the same.
+  std::optional<Error> refused;
   size_t deleted = 0;
   for (; deleted < going.size(); deleted++) {
-    if (bpf_map_delete_elem(rules_.get(), &keys[deleted]) != 0) {
-      failed = system_error("cannot delete the rule for " + names[deleted], errno).error();
+    if (bpf_map_delete_elem(rules_.get(), &going[deleted].key) != 0) {
+      refused = system_error("cannot delete the rule for " + going[deleted].name, errno).error();
       break;
     }
     step();
-    std::erase_if(*current, [&](const RuleEntry& e) { return e.rule.id == going[deleted].id; });
   }
   going.resize(deleted);
-  if (going.empty()) return std::unexpected(*failed);
+  if (going.empty()) return std::unexpected(*refused);
+  std::vector<uint32_t> ids;
+  for (const Going& g : going) ids.push_back(g.id);
+  std::ranges::sort(ids);
+  std::erase_if(*current, [&](const RuleEntry& e) { return std::ranges::binary_search(ids, e.rule.id); });
   // What only their matches needed goes before the epoch changes: a range
   // id freed here and taken by the next rule is then never found in a
   // cache entry of the epoch it had meant another range in. One epoch for
   // them all: until it, packets may still find a deleted rule in a cache
-  // entry, as they may until the epoch after any one deletion.
+  // entry, as they may until the epoch after any one deletion. Without it
+  // the slots stay taken: a new rule in one could meet packets of a cache
+  // entry of the old.
   if (auto ok = tidy_matches(*current); !ok) return std::unexpected(ok.error());
   if (auto ok = publish(&*current); !ok) return std::unexpected(ok.error());
   step();
-  for (const Going& g : going)
-    if (auto ok = set_redirects(g.id, RuleSpec{}, 0, g.redirected); !ok) return std::unexpected(ok.error());
+  // From here each step is done for every rule whatever failed before it,
+  // and the first failure told: a group of thousands is not left with its
+  // slots taken and its buckets kept for one rule's error.
+  std::optional<Error> failed;
+  auto note = [&](Result<void> r) {
+    if (!r && !failed) failed = r.error();
+  };
+  for (const Going& g : going) note(set_redirects(g.id, RuleSpec{}, 0, g.redirected));
   // Their bans stay, marked as a deleted rule's before the slots are free:
   // the next rule added takes the lowest free id, and would be named as
   // theirs. Best effort, and only while the ban table is in use
   // (xt_config.bans): a ban left unmarked is misnamed, not wrong.
-  std::vector<uint32_t> ids;
-  for (const Going& g : going) ids.push_back(g.id);
-  std::ranges::sort(ids);
   auto theirs = [&](const xt_ban& ban) { return XT_BAN_BY_RULE(ban) && std::ranges::binary_search(ids, uint32_t(ban.rule - 1u)); };
   if (config_mem_ && std::atomic_ref<uint32_t>(config_in(config_mem_).bans).load(std::memory_order_acquire)) {
     std::vector<xt_ban_key> their_bans;
@@ -1361,13 +1369,13 @@ Result<void> State::del_rules(const std::vector<std::pair<Cidr, Match>>& which) 
     }
   }
   // The slots are free again (rule_slots_in_use).
-  for (uint32_t id : ids)
-    if (auto ok = free_rule_text(id); !ok) return std::unexpected(ok.error());
+  for (uint32_t id : ids) note(free_rule_text(id));
   // What the data path kept them from freeing is quiet from here on, taken
   // back like any bucket after the idle window, and freed by the sweep of
   // the next rule to take each id. One walk for them all.
-  if (auto swept = sweep_rules(ids); !swept) return std::unexpected(swept.error());
-  if (failed) return std::unexpected(*failed);
+  if (auto swept = sweep_rules(ids); !swept) note(std::unexpected(swept.error()));
+  if (refused && failed) return std::unexpected(Error{refused->kind, refused->message + "; then " + failed->message});
+  if (refused || failed) return std::unexpected(refused ? *refused : *failed);
   return {};
 }
 
