@@ -4,6 +4,9 @@
 // holding it, as the data path walks them.
 #include <gtest/gtest.h>
 
+#include <random>
+#include <vector>
+
 #include "ports.h"
 
 namespace xt {
@@ -58,6 +61,44 @@ TEST(PortRanges, OverlapsAndDeepNestingAreRefused) {
   auto around = add_port_range(t, kTcp, 900, 2100);
   EXPECT_FALSE(around.has_value()) << "around the four is five deep too";
   add(t, kTcp, 1250, 1290);  // another range inside the third, apart from the fourth: four deep
+}
+
+// Each range's parent is the narrowest other range of its slot holding it,
+// checked against every pair, after each of many adds and removals of
+// nested and disjoint ranges (the parents are found in one sorted pass).
+TEST(PortRanges, EveryParentIsTheNarrowestHolderAfterAnyChange) {
+  PortRangeTable t = empty_port_ranges();
+  std::mt19937 rng(7);
+  int added = 0, removed = 0;
+  for (int step = 0; step < 800; step++) {
+    const uint8_t slot = rng() % 2 ? kTcp : kUdp;
+    if (rng() % 4 == 0) {
+      std::vector<uint16_t> in_use;
+      for (size_t id = 1; id < t.size(); id++)
+        if (t[id].used) in_use.push_back(static_cast<uint16_t>(id));
+      if (!in_use.empty()) {
+        remove_port_range(t, in_use[rng() % in_use.size()]);
+        removed++;
+      }
+    } else {
+      // Ranges of widths 1 to 4096 on boundaries of their width: nested or apart.
+      const uint32_t width = 1u << (rng() % 13);
+      const uint32_t lo = (rng() % (65536 / width)) * width;
+      added += add_port_range(t, slot, static_cast<uint16_t>(lo), static_cast<uint16_t>(lo + width - 1)).has_value();
+    }
+    for (size_t id = 1; id < t.size(); id++) {
+      if (!t[id].used) continue;
+      uint16_t want = 0;
+      for (size_t o = 1; o < t.size(); o++) {
+        const xt_port_range &r = t[id], &h = t[o];
+        if (o == id || !h.used || h.slot != r.slot || h.lo > r.lo || h.hi < r.hi) continue;
+        if (!want || h.hi - h.lo < t[want].hi - t[want].lo) want = static_cast<uint16_t>(o);
+      }
+      ASSERT_EQ(t[id].parent, want) << "range " << id << " after step " << step;
+    }
+  }
+  EXPECT_GT(added, 300);
+  EXPECT_GT(removed, 100);
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include "policy.h"
 
 #include <algorithm>
+#include <tuple>
+#include <vector>
 
 namespace xt {
 namespace {
@@ -15,21 +17,27 @@ bool holds(const xt_port_range& outer, const xt_port_range& inner) {
 std::string range_text(uint16_t lo, uint16_t hi) { return format_ports({lo, hi}); }
 
 // Every range's parent (the narrowest other range of its slot holding it),
-// as they must be after a change. Quadratic in the ranges in use (a few
-// thousand at most): a rule change of a full table takes milliseconds.
+// as they must be after a change. The ranges of a slot nest or stay apart
+// (add_port_range refuses a crossing), so in order of their first port,
+// the wider first, the ranges still open at a range's first port are those
+// holding it, the last of them the narrowest: one pass with a stack. Done
+// for every range a rule adds or drops, it was a scan of all ranges for
+// each range (quadratic), and an apply adding 2048 port rules spent 2 s of
+// its 3.5 in it.
 void set_parents(PortRangeTable& table) {
   std::vector<uint16_t> used;
   for (size_t id = 1; id < table.size(); id++)
     if (table[id].used) used.push_back(static_cast<uint16_t>(id));
+  std::ranges::sort(used, [&](uint16_t a, uint16_t b) {
+    const xt_port_range &x = table[a], &y = table[b];
+    return std::tuple(x.slot, x.lo, -int{x.hi}, a) < std::tuple(y.slot, y.lo, -int{y.hi}, b);
+  });
+  std::vector<uint16_t> open;
   for (uint16_t id : used) {
     xt_port_range& r = table[id];
-    uint16_t parent = 0;
-    for (uint16_t other : used) {
-      const xt_port_range& o = table[other];
-      if (other == id || o.slot != r.slot || !holds(o, r)) continue;
-      if (!parent || holds(table[parent], o)) parent = other;
-    }
-    r.parent = parent;
+    while (!open.empty() && (table[open.back()].slot != r.slot || table[open.back()].hi < r.lo)) open.pop_back();
+    r.parent = !open.empty() && holds(table[open.back()], r) ? open.back() : 0;
+    open.push_back(id);
   }
 }
 
