@@ -239,12 +239,15 @@ file = ")" + dir_ + R"(/more.txt"
 TEST_F(BlocklistsFromAFile, AFailedStepPutsBackEveryListAndRule) {
   // Fourteen lists, l1 the fleet's, and a file that keeps them (the
   // fleet's without naming it), changes one rule and two lists, and adds
-  // one: the added list goes in first, then l0's change, then l2's, which
+  // three rules and a list: the rules go in, the added list goes in
+  // first of the lists, then l0's change, then l2's, which
   // fits on its own and beside the file's other lists but not beside the
   // fleet's l1: together they hold more IPv4 addresses in prefixes longer
   // than /24 than the data path takes. (The file's lists together past
   // that are refused before any step.)
   std::string text = "[[rule]]\ncidr = \"198.18.0.0/15\"\nrate = \"5/s\"\n";
+  for (int i = 0; i < 3; i++)  // deleted again together by the undo
+    text += "[[rule]]\ncidr = \"198.19." + std::to_string(i) + ".0/24\"\nrate = \"5/s\"\n";
   std::string halves[2];
   for (uint32_t n = 0; n * 128 <= XT_MAX_BLOCK_HOSTS; n++)
     halves[n % 2] += "100." + std::to_string(64 + (n >> 9)) + "." + std::to_string((n >> 1) & 255) + "." +
@@ -272,7 +275,7 @@ TEST_F(BlocklistsFromAFile, AFailedStepPutsBackEveryListAndRule) {
   EXPECT_EQ(verdict("198.18.1.9"), XDP_DROP) << "l0's old prefixes are back (and the others')";
   EXPECT_EQ(verdict("198.18.9.9"), XDP_PASS) << "l0's new prefixes are gone";
   const auto rules_after = state_->rules().value();
-  ASSERT_EQ(rules_after.size(), 1u);
+  ASSERT_EQ(rules_after.size(), 1u) << "the rules added taken out again";
   EXPECT_TRUE(same_rule(rules_after[0].spec, rules_before[0].spec)) << "the rule's change undone";
 }
 

@@ -241,15 +241,24 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
       else
         (void)state.del_blocklist(it->first);
     }
-    for (auto it = done.rbegin(); it != done.rend(); ++it) {
-      const auto* c = *it;
-      // Best effort: an undo the kernel also refuses is reported below.
+    // Best effort: an undo the kernel also refuses is reported below.
+    for (auto it = done.rbegin(); it != done.rend();) {
+      if (!(*it)->live) {
+        // The rules added (one after another in done), deleted together:
+        // the rules read once and one walk, not one of each a rule. One
+        // that did not go in is left out, or the kernel would refuse the
+        // whole group.
+        std::vector<std::pair<Cidr, Match>> added;
+        for (; it != done.rend() && !(*it)->live; ++it)
+          if (state.rule_of((*it)->spec.cidr, (*it)->spec.match))
+            added.emplace_back((*it)->spec.cidr, (*it)->spec.match);
+        (void)state.del_rules(added);
+        continue;
+      }
+      const auto* c = *it++;
       // A rule going that the deletions did not reach is there as it was.
       if (removals.contains(c) && state.rule_of(c->spec.cidr, c->spec.match)) continue;
-      if (c->live)
-        (void)state.put_rule(c->live->spec, c->live->rule);
-      else
-        (void)state.del_rule(c->spec.cidr, c->spec.match);
+      (void)state.put_rule(c->live->spec, c->live->rule);
     }
     return std::unexpected(Error{why.kind, why.message + " (the rules and lists changed before it were restored)"});
   };
