@@ -1303,8 +1303,12 @@ Result<void> State::del_rules(const std::vector<std::pair<Cidr, Match>>& which) 
   std::vector<Going> going;
   for (const auto& [cidr, match] : which) {
     std::string name = rule_name(cidr, match);
+    // Found by its name, and checked to be exactly this CIDR and match:
+    // two matches printed alike (one no option can make) would otherwise
+    // free one rule's slot for another's key.
     auto same = by_name.find(name);
-    if (same == by_name.end()) return system_error("no rule for " + name + " (see `xthrottle rule list`)");
+    if (same == by_name.end() || same->second->cidr != cidr || !(same->second->spec.match == match))
+      return system_error("no rule for " + name + " (see `xthrottle rule list`)");
     going.push_back({same->second->rule.id, same->second->spec.redirect.has_value(), rule_key(cidr, match),
                      std::move(name)});
   }
@@ -1336,8 +1340,13 @@ Result<void> State::del_rules(const std::vector<std::pair<Cidr, Match>>& which) 
   // entry, as they may until the epoch after any one deletion. Without it
   // the slots stay taken: a new rule in one could meet packets of a cache
   // entry of the old.
-  if (auto ok = tidy_matches(*current); !ok) return std::unexpected(ok.error());
-  if (auto ok = publish(&*current); !ok) return std::unexpected(ok.error());
+  // A refused deletion is told with whatever fails after it.
+  auto with_refused = [&](const Error& e) -> Result<void> {
+    if (!refused) return std::unexpected(e);
+    return std::unexpected(Error{refused->kind, refused->message + "; then " + e.message});
+  };
+  if (auto ok = tidy_matches(*current); !ok) return with_refused(ok.error());
+  if (auto ok = publish(&*current); !ok) return with_refused(ok.error());
   step();
   // From here each step is done for every rule whatever failed before it,
   // and the first failure told: a group of thousands is not left with its
@@ -1374,8 +1383,8 @@ Result<void> State::del_rules(const std::vector<std::pair<Cidr, Match>>& which) 
   // back like any bucket after the idle window, and freed by the sweep of
   // the next rule to take each id. One walk for them all.
   if (auto swept = sweep_rules(ids); !swept) note(std::unexpected(swept.error()));
-  if (refused && failed) return std::unexpected(Error{refused->kind, refused->message + "; then " + failed->message});
-  if (refused || failed) return std::unexpected(refused ? *refused : *failed);
+  if (failed) return with_refused(*failed);
+  if (refused) return std::unexpected(*refused);
   return {};
 }
 
