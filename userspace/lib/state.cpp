@@ -893,7 +893,7 @@ Result<void> State::tidy_bans(uint64_t now) {
   return {};
 }
 
-Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch, bool swept) {
+Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch) {
   std::vector<uint8_t> zeros(static_cast<size_t>(possible_cpus()) * sizeof(xt_rule_stats));
   if (bpf_map_update_elem(rule_stats_.get(), &id, zeros.data(), BPF_ANY) != 0)
     return system_error("cannot reset the counters of rule slot " + std::to_string(id), errno);
@@ -902,15 +902,8 @@ Result<void> State::reset_rule_slot(uint32_t id, uint32_t epoch, bool swept) {
   if (bpf_map_update_elem(rule_state_.get(), &id, &fresh, BPF_ANY) != 0)
     return system_error("cannot reset the new-source budget of rule slot " + std::to_string(id), errno);
   // (Its redirects are made the new rule's by add_prepared, which empties
-  // the keys of a kind it does not send.)
-  // A bucket of the slot's last rule left here would be read by the new
-  // one, whose generations start where that one's did, in its units.
-  if (swept) return {};
-  auto done = sweep_buckets(id, XT_SWEEP_ALL);
-  if (!done) return std::unexpected(done.error());
-  if (!*done)
-    return system_error("cannot free the buckets rule slot " + std::to_string(id) +
-                        " kept of its last rule: the data path kept winning the race for them; try again");
+  // the keys of a kind it does not send; its buckets were freed when the
+  // slot was made ready.)
   return {};
 }
 
@@ -924,13 +917,16 @@ Result<State::SlotsReady> State::ready_new_slots(size_t n) {
   for (uint32_t id = 0; id < XT_MAX_RULES && ids.size() < n; id++)
     if (!(*used)[id]) ids.push_back(id);
   // More rules than free slots: the rest take none, and put_rule says
-  // the table is full.
+  // the table is full. A bucket a slot's last rule left would be read by
+  // the new one, whose generations start where that one's did, in its
+  // units.
   auto swept = sweep_rules(ids);
   if (!swept) return std::unexpected(swept.error());
   if (!*swept)
-    return system_error("cannot free the buckets " + std::to_string(ids.size()) +
-                        " free rule slots kept of their last rules: the data path kept winning the race for them; "
-                        "try again");
+    return system_error("cannot free the buckets " +
+                        (ids.size() == 1 ? "rule slot " + std::to_string(ids[0]) + " kept of its last rule"
+                                         : std::to_string(ids.size()) + " free rule slots kept of their last rules") +
+                        ": the data path kept winning the race for them; try again");
   ready_.assign(ids.rbegin(), ids.rend());
   return ready;
 }
@@ -1216,17 +1212,20 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     return true;
   }
 
-  // The lowest free slot: one ready_new_slots has freed already, or found
-  // by reading every slot's record.
-  const std::optional<uint32_t> ready = take_ready_slot();
-  uint32_t id = ready.value_or(0);
+  // The lowest free slot, freed of what its last rule left: one an apply's
+  // ready_new_slots made ready for all its new rules, or one made ready
+  // here for this rule alone.
+  std::optional<uint32_t> ready = take_ready_slot();
+  std::optional<SlotsReady> alone;
   if (!ready) {
-    auto used = rule_slots_in_use();
-    if (!used) return std::unexpected(used.error());
-    while (id < XT_MAX_RULES && (*used)[id]) id++;
-    if (id == XT_MAX_RULES)
-      return system_error("the rule table is full (" + std::to_string(XT_MAX_RULES) + " rules): delete one first");
+    auto one = ready_new_slots(1);
+    if (!one) return std::unexpected(one.error());
+    alone.emplace(std::move(*one));
+    ready = take_ready_slot();
   }
+  if (!ready)
+    return system_error("the rule table is full (" + std::to_string(XT_MAX_RULES) + " rules): delete one first");
+  const uint32_t id = *ready;
   auto cfg = config();
   if (!cfg) return std::unexpected(cfg.error());
   // The port range and level of its match first: until the rule is in,
@@ -1236,7 +1235,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     undo_failed_add(std::nullopt);
     return std::unexpected(ok.error());
   }
-  auto added = add_prepared(spec, rule, key, id, *cfg, *ifindex, ready.has_value());
+  auto added = add_prepared(spec, rule, key, id, *cfg, *ifindex);
   // Undone only if the rule did not go in: once it is in, its record and
   // match are its own, and the rest of the change is what failed.
   xt_rule in{};
@@ -1264,11 +1263,11 @@ Result<void> State::free_rule_text(uint32_t id) {
 }
 
 Result<bool> State::add_prepared(const RuleSpec& spec, xt_rule rule, const xt_rule_key& key, uint32_t id,
-                                 const xt_config& cfg, uint32_t ifindex, bool swept) {
+                                 const xt_config& cfg, uint32_t ifindex) {
   const Cidr& cidr = spec.cidr;
   const std::string name = rule_name(cidr, spec.match);
-  // The slot may hold a deleted rule's counters or buckets: start clean.
-  if (auto ok = reset_rule_slot(id, cfg.epoch, swept); !ok) return std::unexpected(ok.error());
+  // The slot may hold a deleted rule's counters: start clean.
+  if (auto ok = reset_rule_slot(id, cfg.epoch); !ok) return std::unexpected(ok.error());
   rule.id = id;
   rule.gen = 1;
   if (auto ok = write_rule_text(id, spec); !ok) return std::unexpected(ok.error());

@@ -154,8 +154,9 @@ class State {
   // Frees, in one walk of the table, what the last rules of the n lowest
   // free rule slots left in them, and keeps those slots for the next n new
   // rules put_rule adds while the object returned lives: each takes one
-  // without the walk (and the read of every slot) a new rule makes alone.
-  // An apply or a restore adding thousands of rules.
+  // without the walk (and the read of every slot) a new rule makes alone,
+  // through this same call for one slot. An apply or a restore adding
+  // thousands of rules.
   class [[nodiscard]] SlotsReady {
    public:
     explicit SlotsReady(State* state) : state_(state) {}
@@ -393,13 +394,13 @@ class State {
   // put_rule's steps for a new rule once its match is prepared, and what
   // undoes a failed one: its record, and what only its match needed.
   Result<bool> add_prepared(const RuleSpec& spec, xt_rule rule, const xt_rule_key& key, uint32_t id,
-                            const xt_config& cfg, uint32_t ifindex, bool swept);
+                            const xt_config& cfg, uint32_t ifindex);
   void undo_failed_add(std::optional<uint32_t> id);
   Result<void> free_rule_text(uint32_t id);
-  // Clears slot id for a new rule: counters, budget, buckets left by the
-  // slot's last rule (but where ready_new_slots has: swept); records the
-  // epoch the new rule takes it at.
-  Result<void> reset_rule_slot(uint32_t id, uint32_t epoch, bool swept = false);
+  // Clears slot id for a new rule: counters and budget (ready_new_slots
+  // freed the buckets the slot's last rule left); records the epoch the
+  // new rule takes it at.
+  Result<void> reset_rule_slot(uint32_t id, uint32_t epoch);
   // Points rule id's keys of xt_redirect at interface `ifindex` for the
   // kinds of drop its spec sends out (over_kinds_of) and empties the
   // others; then says whether any rule redirects (xt_config.redirects),
