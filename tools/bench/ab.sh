@@ -39,10 +39,16 @@ for f in "$a" "$b" "$floodgen"; do [ -x "$f" ] || { echo "ab.sh: $f is not execu
 tag=xtab-$$
 trap 'sh "$lab" sweep "$tag-" >/dev/null 2>&1' EXIT INT TERM
 
+# The pins go in a directory of the lab's bpffs, not at its root, as the
+# README says and Lab does: iproute2 loading an object (`ip -n NS link set
+# DEV xdp obj`, as the bench's baselines are loaded) from a namespace whose
+# /sys has no bpffs puts its tc/, ip and xdp entries at the root of the
+# first bpffs it finds mounted, and xthrottle refuses a pin directory
+# holding what is not its own.
 xt() { # LAB XTHROTTLE ARGS...
   l=$1 bin=$2
   shift 2
-  ip netns exec "$l-dut" "$bin" --pin-dir "/run/$l" "$@" >/dev/null
+  ip netns exec "$l-dut" "$bin" --pin-dir "/run/$l/pins" "$@" >/dev/null
 }
 
 # floodgen ARGS... straight into LAB's program; prints ns a frame.
