@@ -75,6 +75,12 @@ static __always_inline int xt_catch_up_word(struct xt_slot *s, const struct xt_r
 	return 0;
 }
 
+/* Whether rule id is one of xt_control's rule_set. */
+static __always_inline int xt_in_rule_set(const struct xt_control *ctl, __u32 id)
+{
+	return id < XT_MAX_RULES && (ctl->rule_set[id / 64] >> (id % 64)) & 1;
+}
+
 /* One slot's words: a global function (verified once, not once for each
  * way and each path through the others), which keeps xt_catch_up within the
  * verifier's budget; inlined, it passed 1M instructions processed on 6.18.44. */
@@ -85,6 +91,20 @@ __attribute__((noinline)) int xt_catch_up_slot(struct xt_slot *s, __u64 now)
 	if (!s || !ctl)
 		return 0;
 	const struct xt_rule *r = &ctl->rule;
+	__u32 bare_too = ctl->catch_up_bare;
+	if (ctl->catch_up_set) {
+		/* The slot's rule, if it is one of the set: its version as the
+		 * controller read it (the key is checked against it again
+		 * below, and before each word). */
+		__u32 id = s->key.rule_id;
+		if (!xt_in_rule_set(ctl, id))
+			return 0;
+		const struct xt_catch_up_rule *in = bpf_map_lookup_elem(&xt_catch_up_in, &id);
+		if (!in)
+			return 0;
+		r = &in->rule;
+		bare_too = in->bare;
+	}
 	if (!s->key.family || s->key.rule_id != r->id)
 		return 0;
 	if (ctl->fair_only) {
@@ -107,7 +127,6 @@ __attribute__((noinline)) int xt_catch_up_slot(struct xt_slot *s, __u64 now)
 	 * walk used to bring them all up, by a plain store (see above);
 	 * by compare-and-swap, a replacement's walk at 4M sources took 118 ms
 	 * where it had taken 70, and left as they are, 70 to 72. */
-	const __u32 bare_too = ctl->catch_up_bare;
 	int caught = 0;
 	XT_UNROLL
 	for (int p = 0; p < XT_MAX_LIMITS; p++) {
@@ -132,7 +151,9 @@ static long xt_catch_up_set(void *map __attribute__((unused)), const __u32 *idx 
 /* Brings every bucket of rule xt_ctl's rule.id written under an older version
  * of the rule to its generation, the way the data path would on the
  * bucket's next packet: compare-and-swap on each word alone, so nothing the
- * data path does meanwhile is lost or given back, counters included. */
+ * data path does meanwhile is lost or given back, counters included. With
+ * catch_up_set, the buckets of every rule of rule_set, each to the
+ * generation of its version in xt_catch_up_in. */
 SEC("xdp")
 int xt_catch_up(struct xdp_md *ctx __attribute__((unused)))
 {
@@ -146,12 +167,12 @@ int xt_catch_up(struct xdp_md *ctx __attribute__((unused)))
 }
 
 /* Whether xt_sweep frees (or keeps, by keep_per_len) the slots of rule id:
- * the one rule sweep_rule, or with XT_SWEEP_SET each rule of sweep_set. */
+ * the one rule sweep_rule, or with XT_SWEEP_SET each rule of rule_set. */
 static __always_inline int xt_sweeps_rule(const struct xt_control *ctl, __u32 id)
 {
 	if (ctl->sweep_rule != XT_SWEEP_SET)
 		return id == ctl->sweep_rule;
-	return id < XT_MAX_RULES && (ctl->sweep_set[id / 64] >> (id % 64)) & 1;
+	return xt_in_rule_set(ctl, id);
 }
 
 static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, struct xt_bucket_set *set,
@@ -214,7 +235,7 @@ static long xt_sweep_set(void *map __attribute__((unused)), const __u32 *idx, st
 }
 
 /* Frees the slots of rule xt_ctl's sweep_rule (but those of per_len
- * keep_per_len), or of every rule of its sweep_set: the rule was deleted,
+ * keep_per_len), or of every rule of its rule_set: the rule was deleted,
  * its buckets are keyed anew, or a new rule takes its slot. With
  * sweep_catch_up, the slots it keeps are brought to the generation of
  * xt_ctl's rule (the rule as replaced, of that id) on the way, as

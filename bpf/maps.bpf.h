@@ -342,6 +342,15 @@ struct {
 	__uint(max_entries, XT_RESTORE_BATCH);
 } xt_restore_in SEC(".maps");
 
+/* xt_catch_up's rules with catch_up_set (abi.h), at their ids: never
+ * pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xt_catch_up_rule);
+	__uint(max_entries, XT_MAX_RULES);
+} xt_catch_up_in SEC(".maps");
+
 /* The one clock of the program, in kernel ticks. bpf_jiffies64() is inlined
  * by the verifier into a single load. */
 static __always_inline __u64 xt_now(void)

@@ -800,14 +800,28 @@ struct xt_control {
 	 * its next version's does, brought to its generation too; the other
 	 * such words are left (control.bpf.h, xt_catch_up_slot). */
 	__u32 catch_up_bare;
-	/* xt_sweep with sweep_rule XT_SWEEP_SET: the rules whose slots it
-	 * frees, a bit each (rule id / 64, bit id % 64), keep_per_len being
-	 * XT_SWEEP_ALL. One walk of the table for the slots of many rules: an
-	 * apply's deletions, or the leftovers in the slots its new rules take. */
-	__u64 sweep_set[XT_MAX_RULES / 64];
+	/* xt_catch_up with catch_up_set: not rule's buckets but those of each
+	 * rule of rule_set, brought to the generation of that rule's version
+	 * in xt_catch_up_in (struct xt_catch_up_rule), its words no limit uses
+	 * as that entry's `bare` says. One walk of the table for the rules an
+	 * apply changes. */
+	__u32 catch_up_set;
+	__u32 pad;
+	/* The rules of a walk of many, a bit each (rule id / 64, bit id % 64):
+	 * xt_sweep's with sweep_rule XT_SWEEP_SET (keep_per_len being
+	 * XT_SWEEP_ALL: an apply's deletions, or the leftovers in the slots its
+	 * new rules take), and xt_catch_up's with catch_up_set. */
+	__u64 rule_set[XT_MAX_RULES / 64];
 };
 #define XT_SWEEP_ALL 0xffffffffu
 #define XT_SWEEP_SET 0xffffffffu
+/* xt_catch_up's rules with catch_up_set, at their ids: not pinned. */
+#define XT_MAP_CATCH_UP "xt_catch_up_in"
+struct xt_catch_up_rule {
+	struct xt_rule rule; /* the version in the table: its buckets brought to its generation */
+	__u32 bare;          /* as xt_control.catch_up_bare, for this rule */
+	__u32 pad;
+};
 /* xt_restore's batch: records of xt_restore_in, not pinned. */
 #define XT_MAP_RESTORE "xt_restore_in"
 #define XT_RESTORE_BATCH 4096
@@ -1001,7 +1015,8 @@ XT_STATIC_ASSERT(sizeof(struct xt_known_tags) == 8, "xt_known_tags layout");
 XT_STATIC_ASSERT(sizeof(struct xt_slot) == 64, "xt_slot layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_tags) == 64, "xt_set_tags layout: one cache line");
 XT_STATIC_ASSERT(sizeof(struct xt_set_marks) == 16, "xt_set_marks layout: four sets a cache line");
-XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 96 + XT_MAX_RULES / 8, "xt_control layout");
+XT_STATIC_ASSERT(sizeof(struct xt_control) == sizeof(struct xt_rule) + 104 + XT_MAX_RULES / 8, "xt_control layout");
+XT_STATIC_ASSERT(sizeof(struct xt_catch_up_rule) == sizeof(struct xt_rule) + 8, "xt_catch_up_rule layout");
 XT_STATIC_ASSERT(sizeof(struct xt_ports) == 8, "xt_ports layout");
 XT_STATIC_ASSERT(sizeof(struct xt_port_range) == 8, "xt_port_range layout");
 XT_STATIC_ASSERT(XT_MAX_PORT_RANGES <= XT_CLASS_VALUE && XT_MAX_RULES - 1 <= XT_HOT_RULE, "classes and hot entries hold ids");

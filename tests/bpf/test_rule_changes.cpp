@@ -81,6 +81,22 @@ class RuleChanges : public Program {
     }));
     return left;
   }
+  // Applies the rules file `text` as `apply` does; the diff it applied.
+  std::optional<RulesDiff> apply_file(const std::string& text) {
+    auto file = parse_rules_file(text, "test.toml");
+    EXPECT_TRUE(file.has_value()) << file.error().message;
+    if (!file) return std::nullopt;
+    auto compiled = compile_rules(*file, test::kHz);
+    EXPECT_TRUE(compiled.has_value()) << compiled.error().message;
+    if (!compiled) return std::nullopt;
+    auto diff = diff_rules(*state_, *file);
+    EXPECT_TRUE(diff.has_value()) << diff.error().message;
+    if (!diff) return std::nullopt;
+    auto applied = apply_rules(*state_, *file, *diff);
+    EXPECT_TRUE(applied.has_value()) << applied.error().message;
+    if (!applied) return std::nullopt;
+    return std::move(*diff);
+  }
   xt_bucket bucket_of(const std::string& source) {
     xt_bucket out{};
     bool found = false;
@@ -900,7 +916,7 @@ TEST_F(RuleChanges, AnApplysNewRulesFindNothingTheirSlotsLastRulesLeft) {
   plant(left);
   ASSERT_EQ(buckets(), 4u);
 
-  auto file = parse_rules_file(R"([[rule]]
+  const auto diff = apply_file(R"([[rule]]
 cidr = "198.19.0.0/16"
 rate = "1/hour"
 burst = 1
@@ -914,15 +930,9 @@ burst = 1
 cidr = "198.18.2.0/24"
 rate = "1/hour"
 burst = 1
-)",
-                               "test.toml");
-  ASSERT_TRUE(file.has_value()) << file.error().message;
-  ASSERT_TRUE(compile_rules(*file, test::kHz).has_value());
-  auto diff = diff_rules(*state_, *file);
-  ASSERT_TRUE(diff.has_value()) << diff.error().message;
+)");
+  ASSERT_TRUE(diff.has_value());
   ASSERT_EQ(diff->add.size(), 2u);
-  auto applied = apply_rules(*state_, *file, *diff);
-  ASSERT_TRUE(applied.has_value()) << applied.error().message;
   std::map<std::string, uint32_t> id_of;
   const auto now = state_->rules().value();
   for (const RuleEntry& e : now) id_of[format_cidr(e.cidr)] = e.rule.id;
@@ -954,6 +964,83 @@ TEST_F(RuleChanges, ASlotMadeReadyIsTakenWithoutAWalkOfItsOwn) {
   rule("198.18.1.0/24", "1/hour", 1);
   EXPECT_EQ(state_->rule_of(*parse_cidr("198.18.1.0/24"), Match{}).value().id, 1u) << "the slot made ready";
   EXPECT_EQ(buckets(), 1u) << "no walk freed it";
+}
+
+// An apply's changed rules have their buckets brought up to date in one
+// walk before their swaps (State::catch_up_changes), each to its own
+// version's generation, and no other rule's: here each bucket is one
+// version behind its rule when the file comes, as a source quiet through a
+// replacement leaves it.
+TEST_F(RuleChanges, AnApplysChangedRulesAreBroughtUpTogetherAndNoOthers) {
+  load();
+  const std::vector<std::string> cidrs = {"198.18.0.0/16", "198.19.0.0/17", "198.19.128.0/17"};
+  const std::vector<std::string> sources = {"198.18.0.1", "198.19.0.1", "198.19.128.1"};
+  for (const auto& c : cidrs) rule(c, "10/s", 2);
+  for (const auto& src : sources) EXPECT_EQ(passed(Packet().ipv4(src).build(), 1, 0), 1);
+  for (const auto& c : cidrs) rule(c, "10/s", 2);  // the buckets stay where they were: one behind
+  auto rule_at = [&](size_t i) { return state_->rule_of(*parse_cidr(cidrs[i]), Match{}).value(); };
+  for (size_t i = 0; i < 3; i++)
+    ASSERT_EQ(xt_word_gen(bucket_of(sources[i]).word[0]), rule_at(i).prev_gen) << sources[i];
+  const uint8_t third_was = rule_at(2).prev_gen;
+
+  const auto diff = apply_file(R"([[rule]]
+cidr = "198.18.0.0/16"
+rate = "20/s"
+burst = 2
+
+[[rule]]
+cidr = "198.19.0.0/17"
+rate = "20/s"
+burst = 2
+
+[[rule]]
+cidr = "198.19.128.0/17"
+rate = "10/s"
+burst = 2
+)");
+  ASSERT_TRUE(diff.has_value());
+  ASSERT_EQ(diff->change.size(), 2u);
+  for (size_t i = 0; i < 2; i++)
+    EXPECT_EQ(xt_word_gen(bucket_of(sources[i]).word[0]), rule_at(i).prev_gen)
+        << sources[i] << ": brought to the version replaced, one behind the new, not two";
+  EXPECT_EQ(xt_word_gen(bucket_of(sources[2]).word[0]), third_was) << "the unchanged rule's bucket left as it was";
+  EXPECT_EQ(passed(Packet().ipv4(sources[0]).build(), 3, 0), 1) << "its burst less what it spent, not a fresh one";
+}
+
+// A rule whose buckets catch_up_changes brought up is replaced without a
+// walk of its own: what an apply's one walk is for. (Here a word set one
+// version back after that walk is still there once the rule is replaced;
+// nothing but a test writes one there.)
+TEST_F(RuleChanges, ARuleBroughtUpBeforeItsChangeMakesNoWalkOfItsOwn) {
+  load();
+  rule("198.18.0.0/15", "10/s", 2);
+  EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").build(), 1, 0), 1);
+  rule("198.18.0.0/15", "10/s", 2);
+  const xt_rule live = state_->rules().value().at(0).rule;
+  ASSERT_EQ(xt_word_gen(bucket_of("198.18.0.1").word[0]), live.prev_gen);
+
+  RuleSpec spec;
+  spec.cidr = *parse_cidr("198.18.0.0/15");
+  spec.rates = {*parse_rate("20/s")};
+  spec.bursts = {2};
+  const xt_rule compiled = *compile_rule(spec, test::kHz);
+  auto caught = state_->catch_up_changes({{spec, compiled}});
+  ASSERT_TRUE(caught.has_value()) << caught.error().message;
+  const xt_bucket up = bucket_of("198.18.0.1");
+  ASSERT_EQ(xt_word_gen(up.word[0]), live.gen) << "brought to the live version's generation";
+
+  uint64_t slot = ~0ull;
+  ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) { slot = e.slot; }));
+  const uint32_t set = static_cast<uint32_t>(slot / XT_BUCKET_WAYS);
+  xt_bucket_set v{};
+  const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets);
+  ASSERT_EQ(bpf_map_lookup_elem(sets_fd, &set, &v), 0);
+  v.way[slot % XT_BUCKET_WAYS].bucket.word[0] = xt_word(0, live.prev_gen);
+  ASSERT_EQ(bpf_map_update_elem(sets_fd, &set, &v, BPF_ANY), 0);
+
+  auto put = state_->put_rule(spec, compiled);
+  ASSERT_TRUE(put.has_value()) << put.error().message;
+  EXPECT_EQ(xt_word_gen(bucket_of("198.18.0.1").word[0]), live.prev_gen) << "no walk brought it up";
 }
 
 }  // namespace

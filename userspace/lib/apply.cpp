@@ -233,8 +233,10 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
   };
   std::vector<std::pair<std::string, std::optional<ListBefore>>> lists_done;
   std::optional<State::SlotsReady> ready;  // the slots the new rules take, freed in one walk
+  std::optional<State::ChangesCaughtUp> caught;  // the changing rules' buckets, brought up in one walk
   auto undo = [&](const Error& why) -> Result<void> {
     ready.reset();  // what the undo adds back takes slots as a `rule add` would
+    caught.reset();
     for (auto it = lists_done.rbegin(); it != lists_done.rend(); ++it) {
       if (it->second)
         (void)state.load_blocklist(it->first, it->second->cidrs, it->second->loaded_unix, it->second->by_fleet);
@@ -287,6 +289,12 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
     return undo(slots.error());
   else
     ready.emplace(std::move(*slots));
+  std::vector<std::pair<RuleSpec, xt_rule>> changing;
+  for (const auto& c : diff.change) changing.emplace_back(c.spec, c.compiled);
+  if (auto walked = state.catch_up_changes(changing); !walked)
+    return undo(walked.error());
+  else
+    caught.emplace(std::move(*walked));
   for (const auto* list : {&diff.add, &diff.change}) {
     for (const auto& c : *list) {
       // Undone also where the put failed: it may fail after the rule is in
@@ -299,6 +307,7 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
     }
   }
   ready.reset();
+  caught.reset();
   // The lists, between the rules added and the rules removed: each load
   // or delete switches the data path's union at once (blocklist.cpp).
   auto live_list = [&](const std::string& name) -> Result<std::optional<ListBefore>> {

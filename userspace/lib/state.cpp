@@ -180,7 +180,9 @@ Result<State> State::from_object(const bpf_object* obj) {
   const bpf_program* restore = bpf_object__find_program_by_name(obj, "xt_restore");
   const bpf_map* params = bpf_object__find_map_by_name(obj, XT_MAP_CONTROL);
   const bpf_map* restore_in = bpf_object__find_map_by_name(obj, XT_MAP_RESTORE);
-  if (clock && catch_up && sweep && age && restore && params && restore_in && bpf_program__fd(clock) >= 0 &&
+  const bpf_map* catch_up_in = bpf_object__find_map_by_name(obj, XT_MAP_CATCH_UP);
+  if (clock && catch_up && sweep && age && restore && params && restore_in && catch_up_in &&
+      bpf_program__fd(clock) >= 0 &&
       bpf_program__fd(catch_up) >= 0 && bpf_program__fd(sweep) >= 0 && bpf_program__fd(age) >= 0 &&
       bpf_program__fd(restore) >= 0) {
     auto own = [&] {
@@ -191,7 +193,8 @@ Result<State> State::from_object(const bpf_object* obj) {
                      bpf_program__fd(age),
                      bpf_program__fd(restore),
                      bpf_map__fd(params),
-                     bpf_map__fd(restore_in)};
+                     bpf_map__fd(restore_in),
+                     bpf_map__fd(catch_up_in)};
     };
     s.control_ = own();
     s.age_control_ = own();
@@ -226,6 +229,7 @@ Result<const State::Control*> State::control(Controls which) const {
   c.restore = bpf_program__fd(progs->xt_restore);
   c.params = bpf_map__fd((*skel)->maps.xt_ctl);
   c.restore_in = bpf_map__fd((*skel)->maps.xt_restore_in);
+  c.catch_up_in = bpf_map__fd((*skel)->maps.xt_catch_up_in);
   c.owner = std::move(*skel);
   slot = std::move(c);
   return &*slot;
@@ -262,7 +266,9 @@ Result<State> State::open_or_create(const std::string& pin_dir, const Create& cr
   bpf_map* map;
   bpf_object__for_each_map(map, (*skel)->obj) {
     // .rodata, .bss and the control programs' arguments: the programs' own.
-    if (bpf_map__is_internal(map) || std::string(bpf_map__name(map)) == XT_MAP_CONTROL) continue;
+    if (bpf_map__is_internal(map) || std::string(bpf_map__name(map)) == XT_MAP_CONTROL ||
+        std::string(bpf_map__name(map)) == XT_MAP_CATCH_UP)
+      continue;
     if (std::string(bpf_map__name(map)) == XT_MAP_RULES)
       order.push_back(map);
     else
@@ -295,7 +301,8 @@ Result<void> State::unpin(const std::string& pin_dir) {
   bpf_map* map;
   bpf_object__for_each_map(map, (*skel)->obj) {
     const std::string name = bpf_map__name(map);
-    if (!bpf_map__is_internal(map) && name != XT_MAP_CONTROL && name != XT_MAP_RULES) names.push_back(name);
+    if (!bpf_map__is_internal(map) && name != XT_MAP_CONTROL && name != XT_MAP_CATCH_UP && name != XT_MAP_RULES)
+      names.push_back(name);
   }
   for (const std::string& name : names)
     if (unlink((pin_dir + "/" + name).c_str()) != 0 && errno != ENOENT)
@@ -534,7 +541,7 @@ Result<bool> State::sweep_rules(const std::vector<uint32_t>& ids) {
   params.sweep_rule = XT_SWEEP_SET;
   params.keep_per_len = XT_SWEEP_ALL;
   for (uint32_t id : ids)
-    if (id < XT_MAX_RULES) params.sweep_set[id / 64] |= uint64_t{1} << (id % 64);
+    if (id < XT_MAX_RULES) params.rule_set[id / 64] |= uint64_t{1} << (id % 64);
   return run_rounds(**c, (*c)->sweep, params, "the sweep of " + std::to_string(ids.size()) + " rules' buckets");
 }
 
@@ -1081,6 +1088,81 @@ Result<bool> State::tidy_matches(const std::vector<RuleEntry>& rules) {
   return changed;
 }
 
+State::Replacement State::prepare_replacement(const xt_rule& old, xt_rule& rule) {
+  rule.id = old.id;
+  // Generations cycle through 1..XT_GEN_MAX: 0 is what zeroed words hold.
+  rule.gen = static_cast<uint8_t>(old.gen % XT_GEN_MAX + 1);
+  rule.prev_gen = old.gen;
+  // Each window keeps the word of the old window it continues; nothing of
+  // a limit the old rule did not have carries over (the caller's rule may
+  // be one that was live before, with prev limits of its own).
+  place_limits(old, rule);
+  // The data path converts a bucket one generation back; a bucket that sat
+  // out the previous replacement too (a quiet source, or one dropped by
+  // the hot cache, which writes nothing) is brought up to date first, so
+  // no bucket is ever two behind: neither a fresh burst for a throttled
+  // source, nor a wrapped generation read in the wrong units. A change
+  // that keys the rule's buckets anew (another --per, or no longer a
+  // limit) frees them after the swap instead, and the walk that frees
+  // them brings those it keeps to the new generation: none of the
+  // old ones can be hit once the swap is made, so walking them first
+  // as well would be a second walk of the table for nothing (0.08 s of
+  // 0.2 at 4M sources). Such a change marks the rule until that walk has
+  // finished (XT_RULE_REKEYED): after one that did not, buckets of the
+  // rule may be two generations behind, and the next change walks first.
+  //
+  // A word no limit of the old version uses is left as it is by the walk
+  // (whatever it holds reads as bare), but where the new version makes it
+  // a limit's: there a word left generations behind (a removed window's,
+  // in that window's units) could come round to the new generation and
+  // read as in debt. The walk brings those words up first, even for a
+  // change that keys the buckets anew: a bucket of the old --per left
+  // from before (a packet under the old rule after its sweep passed) is
+  // the new --per's if the rule goes back to it.
+  Replacement how;
+  const bool limit = rule.action == XT_ACT_LIMIT;
+  const bool rekeys = !(limit && old.action == XT_ACT_LIMIT && old.per_len == rule.per_len);
+  const bool unswept = old.flags & XT_RULE_REKEYED;
+  how.sweeps = rekeys || unswept;  // marked until the walk after the swap has finished
+  for (int p = 0; p < XT_MAX_LIMITS; p++)
+    if (xt_word_is_bare(&old, p) && !xt_word_is_bare(&rule, p)) how.made_limits |= 1u << p;
+  how.catch_up = !rekeys || unswept || how.made_limits;
+  return how;
+}
+
+Result<State::ChangesCaughtUp> State::catch_up_changes(const std::vector<std::pair<RuleSpec, xt_rule>>& changes) {
+  caught_up_.clear();
+  ChangesCaughtUp done(this);
+  std::vector<xt_catch_up_rule> walk;
+  for (const auto& [spec, compiled] : changes) {
+    xt_rule old{}, rule = compiled;
+    const xt_rule_key key = rule_key(spec.cidr, spec.match);
+    if (bpf_map_lookup_elem(rules_.get(), &key, &old) != 0 || old.src_len != spec.cidr.len) continue;  // an add
+    rule.flags &= ~XT_RULE_REKEYED;  // as put_rule takes it
+    const Replacement how = prepare_replacement(old, rule);
+    if (!how.catch_up || old.id >= XT_MAX_RULES) continue;
+    walk.push_back({.rule = old, .bare = how.made_limits, .pad = 0});
+  }
+  if (walk.empty()) return done;
+  auto c = control();
+  if (!c) return std::unexpected(c.error());
+  xt_control params{};
+  params.catch_up_set = 1;
+  for (const xt_catch_up_rule& r : walk) {
+    if (bpf_map_update_elem((*c)->catch_up_in, &r.rule.id, &r, BPF_ANY) != 0)
+      return system_error("cannot set up the catch-up of rule " + std::to_string(r.rule.id) + "'s buckets", errno);
+    params.rule_set[r.rule.id / 64] |= uint64_t{1} << (r.rule.id % 64);
+  }
+  auto settled = run_rounds(**c, (*c)->catch_up, params,
+                            "the catch-up of " + std::to_string(walk.size()) + " changing rules' buckets");
+  if (!settled) return std::unexpected(settled.error());
+  if (!*settled)
+    return system_error("cannot bring the buckets of " + std::to_string(walk.size()) +
+                        " changing rules up to date: the data path kept winning the race for them; try again");
+  for (const xt_catch_up_rule& r : walk) caught_up_[r.rule.id] = CaughtUp{.gen = r.rule.gen, .bare = r.bare};
+  return done;
+}
+
 // A rule change is made in steps the data path sees one at a time (step()
 // marks each). Each step keeps one invariant: every address in a block of
 // the published longest prefix length has the same longest-prefix rule, so
@@ -1107,50 +1189,21 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
   // exactly this CIDR only if its prefix is as long.)
   xt_rule old{};
   if (bpf_map_lookup_elem(rules_.get(), &key, &old) == 0 && old.src_len == cidr.len) {
-    rule.id = old.id;
-    // Generations cycle through 1..XT_GEN_MAX: 0 is what zeroed words hold.
-    rule.gen = static_cast<uint8_t>(old.gen % XT_GEN_MAX + 1);
-    rule.prev_gen = old.gen;
-    // Each window keeps the word of the old window it continues; nothing of
-    // a limit the old rule did not have carries over (the caller's rule may
-    // be one that was live before, with prev limits of its own).
-    place_limits(old, rule);
-    // The data path converts a bucket one generation back; a bucket that sat
-    // out the previous replacement too (a quiet source, or one dropped by
-    // the hot cache, which writes nothing) is brought up to date first, so
-    // no bucket is ever two behind: neither a fresh burst for a throttled
-    // source, nor a wrapped generation read in the wrong units. A change
-    // that keys the rule's buckets anew (another --per, or no longer a
-    // limit) frees them after the swap instead, and the walk that frees
-    // them brings those it keeps to the new generation: none of the
-    // old ones can be hit once the swap is made, so walking them first
-    // as well would be a second walk of the table for nothing (0.08 s of
-    // 0.2 at 4M sources). Such a change marks the rule until that walk has
-    // finished (XT_RULE_REKEYED): after one that did not, buckets of the
-    // rule may be two generations behind, and the next change walks first.
-    //
-    // A word no limit of the old version uses is left as it is by the walk
-    // (whatever it holds reads as bare), but where the new version makes it
-    // a limit's: there a word left generations behind (a removed window's,
-    // in that window's units) could come round to the new generation and
-    // read as in debt. The walk brings those words up first, even for a
-    // change that keys the buckets anew: a bucket of the old --per left
-    // from before (a packet under the old rule after its sweep passed) is
-    // the new --per's if the rule goes back to it.
+    const Replacement how = prepare_replacement(old, rule);
     const bool limit = rule.action == XT_ACT_LIMIT;
-    const bool rekeys = !(limit && old.action == XT_ACT_LIMIT && old.per_len == rule.per_len);
-    const bool unswept = old.flags & XT_RULE_REKEYED;
-    const bool sweeps = rekeys || unswept;  // marked until the walk after the swap has finished
-    uint32_t made_limits = 0;
-    for (int p = 0; p < XT_MAX_LIMITS; p++)
-      if (xt_word_is_bare(&old, p) && !xt_word_is_bare(&rule, p)) made_limits |= 1u << p;
-    if (!rekeys || unswept || made_limits) {
-      if (auto ok = catch_up_buckets(old, made_limits); !ok) return std::unexpected(ok.error());
+    // The walk before the swap (see prepare_replacement), unless
+    // catch_up_changes made it for this version already, with these words.
+    const auto caught = caught_up_.find(old.id);
+    const bool walked = caught != caught_up_.end() && caught->second.gen == old.gen &&
+                        (how.made_limits & ~caught->second.bare) == 0;
+    if (how.catch_up && !walked) {
+      if (auto ok = catch_up_buckets(old, how.made_limits); !ok) return std::unexpected(ok.error());
     } else if (auto c = control(); !c) {
       // The walk's program loaded before anything changes, as a
       // deletion's: a change that could not free the buckets is refused.
       return std::unexpected(c.error());
     }
+    if (caught != caught_up_.end()) caught_up_.erase(caught);
     // The tick of the change is read after that walk: sources metered under
     // the old rule meanwhile are converted from as late a tick as possible
     // (and xt_regen copes with any later still).
@@ -1183,7 +1236,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     };
     if (auto ok = write_rule_text(rule.id, spec); !ok) return put_back(ok.error());
     if (auto ok = set_redirects(rule.id, spec, *ifindex, had); !ok) return put_back(ok.error());
-    if (sweeps) rule.flags |= XT_RULE_REKEYED;
+    if (how.sweeps) rule.flags |= XT_RULE_REKEYED;
     // One map update swaps the whole value: packets see the old rule or the new.
     if (bpf_map_update_elem(rules_.get(), &key, &rule, BPF_EXIST) != 0)
       return put_back(system_error("cannot replace the rule for " + name, errno).error());
@@ -1199,7 +1252,7 @@ Result<bool> State::put_rule(const RuleSpec& spec, xt_rule rule, bool redirect_m
     // controller stop before the walk has finished, the buckets left
     // behind are quiet ones, taken back like any after the idle window,
     // and the mark tells the next replacement to walk first and again.
-    if (!sweeps) return true;
+    if (!how.sweeps) return true;
     auto swept = sweep_buckets(rule.id, limit ? rule.per_len : XT_SWEEP_ALL, limit ? &rule : nullptr);
     if (!swept) return std::unexpected(swept.error());
     if (*swept) {

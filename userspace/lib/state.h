@@ -170,6 +170,26 @@ class State {
     State* state_;
   };
   Result<SlotsReady> ready_new_slots(size_t n);
+  // Brings the buckets of the rules these changes replace (each a spec and
+  // the rule compiled from it, as put_rule takes them) up to date in one
+  // walk of the table for all of them, where each replacement would walk
+  // the table before its swap. While the object returned lives, put_rule's
+  // replacement of one of them makes no walk of its own if the rule in the
+  // table is still the version walked for. An apply changing thousands of
+  // rules.
+  class [[nodiscard]] ChangesCaughtUp {
+   public:
+    explicit ChangesCaughtUp(State* state) : state_(state) {}
+    ChangesCaughtUp(ChangesCaughtUp&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+    ChangesCaughtUp& operator=(ChangesCaughtUp&&) = delete;
+    ~ChangesCaughtUp() {
+      if (state_) state_->caught_up_.clear();
+    }
+
+   private:
+    State* state_;
+  };
+  Result<ChangesCaughtUp> catch_up_changes(const std::vector<std::pair<RuleSpec, xt_rule>>& changes);
 
   Result<std::vector<xt_count>> counters() const;  // summed over CPUs, by enum xt_reason then xt_counter
   Result<std::vector<RuleCounters>> rule_counters() const;
@@ -421,6 +441,18 @@ class State {
   // in the kernel (the control program xt_catch_up): the words of its
   // limits, and the words no limit of it uses of bare_too (a bit each).
   Result<void> catch_up_buckets(const xt_rule& rule, uint32_t bare_too);
+  // What a replacement of old by rule needs (put_rule, catch_up_changes):
+  // rule takes old's id, its next generation and the words of the windows
+  // it continues (place_limits); then whether old's buckets are walked
+  // before the swap (catch_up, the words no limit of old uses that rule's
+  // limits will use brought up too: made_limits) and swept after it
+  // (sweeps: another --per, no longer a limit, or an earlier such change
+  // whose sweep did not finish).
+  struct Replacement {
+    bool sweeps = false, catch_up = false;
+    uint32_t made_limits = 0;
+  };
+  static Replacement prepare_replacement(const xt_rule& old, xt_rule& rule);
   // Publishes the rules to the data path: a new epoch (invalidating every
   // per-CPU cache entry) and each family's longest rule prefix, both in one
   // atomic store: those of `rules`, or without them those published now
@@ -448,7 +480,7 @@ class State {
   // (serve runs it every 30 s, from the one it loaded).
   struct Control {
     Skeleton owner;  // when this state loaded them
-    int clock = -1, catch_up = -1, sweep = -1, age = -1, restore = -1, params = -1, restore_in = -1;
+    int clock = -1, catch_up = -1, sweep = -1, age = -1, restore = -1, params = -1, restore_in = -1, catch_up_in = -1;
   };
   enum class Controls { Walks, Age, Restore };
   Result<const Control*> control(Controls which = Controls::Walks) const;
@@ -461,6 +493,13 @@ class State {
   std::string pin_dir_;
   std::function<void()> step_hook_;
   std::vector<uint32_t> ready_;  // ready_new_slots', the next to take last
+  // catch_up_changes': by rule id, the generation its buckets were brought
+  // to and the words no limit used that were brought up too.
+  struct CaughtUp {
+    uint8_t gen = 0;
+    uint32_t bare = 0;
+  };
+  std::map<uint32_t, CaughtUp> caught_up_;
   mutable std::optional<Control> control_, age_control_, restore_control_;
   mutable std::optional<Skeleton> clock_;  // the clock program alone, for now() without control_
   Fd rules_, buckets_, tags_, marks_, hot_, hot_bitmap_, known_, known_tags_, rule_cache_, rule_state_, rule_stats_, counters_, config_, attach_;
