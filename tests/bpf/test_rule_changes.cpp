@@ -97,6 +97,25 @@ class RuleChanges : public Program {
     if (!applied) return std::nullopt;
     return std::move(*diff);
   }
+  // Writes word p of source's bucket as given: what only a test does.
+  void set_word(const std::string& source, int p, __u64 value) {
+    uint64_t slot = ~0ull;
+    ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) {
+      if (format_addr(e.key.family, e.key.addr) == source) slot = e.slot;
+    }));
+    ASSERT_NE(slot, ~0ull) << "no bucket for " << source;
+    const uint32_t set = static_cast<uint32_t>(slot / XT_BUCKET_WAYS);
+    xt_bucket_set v{};
+    const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets);
+    ASSERT_EQ(bpf_map_lookup_elem(sets_fd, &set, &v), 0);
+    v.way[slot % XT_BUCKET_WAYS].bucket.word[p] = value;
+    ASSERT_EQ(bpf_map_update_elem(sets_fd, &set, &v, BPF_ANY), 0);
+  }
+  // Sets word p of source's bucket back (or on) to generation gen, its
+  // tokens kept: what a bucket quiet through replacements holds.
+  void set_gen(const std::string& source, int p, uint8_t gen) {
+    set_word(source, p, xt_word(bucket_of(source).word[p] >> XT_GEN_BITS, gen));
+  }
   xt_bucket bucket_of(const std::string& source) {
     xt_bucket out{};
     bool found = false;
@@ -598,14 +617,7 @@ TEST_F(RuleChanges, AReplacementLeavesNoWordOfABucketBehind) {
   // A second window, which takes the second word; that word as a removed
   // window's could hold.
   const Next next = next_version(two_windows);
-  uint64_t slot = ~0ull;
-  ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) { slot = e.slot; }));
-  uint32_t set = static_cast<uint32_t>(slot / XT_BUCKET_WAYS);
-  xt_bucket_set v{};
-  const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets);
-  ASSERT_EQ(bpf_map_lookup_elem(sets_fd, &set, &v), 0);
-  v.way[slot % XT_BUCKET_WAYS].bucket.word[1] = next.in_debt;
-  ASSERT_EQ(bpf_map_update_elem(sets_fd, &set, &v, BPF_ANY), 0);
+  set_word("198.18.0.1", 1, next.in_debt);
 
   rule("198.18.0.0/15", std::nullopt, std::nullopt, two_windows);
   const xt_rule r = state_->rules().value().at(0).rule;
@@ -966,81 +978,118 @@ TEST_F(RuleChanges, ASlotMadeReadyIsTakenWithoutAWalkOfItsOwn) {
   EXPECT_EQ(buckets(), 1u) << "no walk freed it";
 }
 
-// An apply's changed rules have their buckets brought up to date in one
+// The rules an apply changes have their buckets brought up to date in one
 // walk before their swaps (State::catch_up_changes), each to its own
-// version's generation, and no other rule's: here each bucket is one
-// version behind its rule when the file comes, as a source quiet through a
-// replacement leaves it.
-TEST_F(RuleChanges, AnApplysChangedRulesAreBroughtUpTogetherAndNoOthers) {
+// version's generation, and no other rule's: here every bucket is one
+// version behind its rule, as a source quiet through a replacement leaves
+// it. The rule left as it is has slot 0 (what a zeroed entry of the walk's
+// rules names); the changed ones are past the first 64 slots (the rule
+// set's second word).
+TEST_F(RuleChanges, TheRulesAnApplyChangesAreBroughtUpTogetherAndNoOthers) {
   load();
-  const std::vector<std::string> cidrs = {"198.18.0.0/16", "198.19.0.0/17", "198.19.128.0/17"};
-  const std::vector<std::string> sources = {"198.18.0.1", "198.19.0.1", "198.19.128.1"};
-  for (const auto& c : cidrs) rule(c, "10/s", 2);
-  for (const auto& src : sources) EXPECT_EQ(passed(Packet().ipv4(src).build(), 1, 0), 1);
-  for (const auto& c : cidrs) rule(c, "10/s", 2);  // the buckets stay where they were: one behind
-  auto rule_at = [&](size_t i) { return state_->rule_of(*parse_cidr(cidrs[i]), Match{}).value(); };
-  for (size_t i = 0; i < 3; i++)
-    ASSERT_EQ(xt_word_gen(bucket_of(sources[i]).word[0]), rule_at(i).prev_gen) << sources[i];
-  const uint8_t third_was = rule_at(2).prev_gen;
+  const std::string kept = "198.19.128.0/17", a = "198.18.0.0/16", b = "198.19.64.0/18";
+  const std::string kept_src = "198.19.128.1", a_src = "198.18.0.1", b_src = "198.19.64.1";
+  std::vector<std::string> fillers;  // slots 1 to 64, no source of theirs
+  for (int i = 0; i < 64; i++) fillers.push_back("198.19." + std::to_string(i) + ".0/24");
+  rule(kept, "10/s", 2);
+  for (const auto& f : fillers) rule(f, "10/s", 2);
+  rule(a, "10/s", 2);
+  rule(b, "10/s", 2);
+  auto rule_at = [&](const std::string& cidr) { return state_->rule_of(*parse_cidr(cidr), Match{}).value(); };
+  ASSERT_EQ(rule_at(kept).id, 0u);
+  ASSERT_EQ(rule_at(b).id, 66u);
+  for (const auto& src : {kept_src, a_src, b_src})
+    EXPECT_EQ(passed(Packet().ipv4(src).build(), 1, 0), 1) << src;
+  for (const auto& c : {kept, a, b}) rule(c, "10/s", 2);  // the buckets stay where they were: one behind
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  for (const auto& [c, src] : Pairs{{kept, kept_src}, {a, a_src}, {b, b_src}})
+    ASSERT_EQ(xt_word_gen(bucket_of(src).word[0]), rule_at(c).prev_gen) << src;
 
-  const auto diff = apply_file(R"([[rule]]
-cidr = "198.18.0.0/16"
-rate = "20/s"
-burst = 2
+  auto changed = [&](const std::string& cidr) {
+    RuleSpec spec;
+    spec.cidr = *parse_cidr(cidr);
+    spec.rates = {*parse_rate("20/s")};
+    spec.bursts = {2};
+    return std::pair{spec, *compile_rule(spec, test::kHz)};
+  };
+  {
+    // An earlier walk of this controller's, for the rule left as it is,
+    // whose version stays in xt_catch_up_in; two replacements since, each
+    // walking for itself.
+    auto earlier = state_->catch_up_changes({changed(kept)});
+    ASSERT_TRUE(earlier.has_value()) << earlier.error().message;
+  }
+  rule(kept, "10/s", 2);
+  rule(kept, "10/s", 2);
+  ASSERT_EQ(xt_word_gen(bucket_of(kept_src).word[0]), rule_at(kept).prev_gen);
 
-[[rule]]
-cidr = "198.19.0.0/17"
-rate = "20/s"
-burst = 2
+  // The walk alone.
+  {
+    auto walked = state_->catch_up_changes({changed(a), changed(b)});
+    ASSERT_TRUE(walked.has_value()) << walked.error().message;
+    EXPECT_EQ(xt_word_gen(bucket_of(a_src).word[0]), rule_at(a).gen) << "brought to its live version's generation";
+    EXPECT_EQ(xt_word_gen(bucket_of(b_src).word[0]), rule_at(b).gen) << "and the other's, past slot 63";
+    EXPECT_EQ(xt_word_gen(bucket_of(kept_src).word[0]), rule_at(kept).prev_gen) << "the rule left as it is, left";
+  }
+  set_gen(a_src, 0, rule_at(a).prev_gen);
+  set_gen(b_src, 0, rule_at(b).prev_gen);
 
-[[rule]]
-cidr = "198.19.128.0/17"
-rate = "10/s"
-burst = 2
-)");
+  // The apply.
+  std::string text;
+  auto entry = [&](const std::string& cidr, const char* rate) {
+    text += "[[rule]]\ncidr = \"" + cidr + "\"\nrate = \"" + rate + "\"\nburst = 2\n\n";
+  };
+  entry(kept, "10/s");
+  for (const auto& f : fillers) entry(f, "10/s");
+  entry(a, "20/s");
+  entry(b, "20/s");
+  const auto diff = apply_file(text);
   ASSERT_TRUE(diff.has_value());
   ASSERT_EQ(diff->change.size(), 2u);
-  for (size_t i = 0; i < 2; i++)
-    EXPECT_EQ(xt_word_gen(bucket_of(sources[i]).word[0]), rule_at(i).prev_gen)
-        << sources[i] << ": brought to the version replaced, one behind the new, not two";
-  EXPECT_EQ(xt_word_gen(bucket_of(sources[2]).word[0]), third_was) << "the unchanged rule's bucket left as it was";
-  EXPECT_EQ(passed(Packet().ipv4(sources[0]).build(), 3, 0), 1) << "its burst less what it spent, not a fresh one";
+  for (const auto& [c, src] : Pairs{{a, a_src}, {b, b_src}})
+    EXPECT_EQ(xt_word_gen(bucket_of(src).word[0]), rule_at(c).prev_gen)
+        << src << ": brought to the version replaced, one behind the new, not two";
+  EXPECT_EQ(xt_word_gen(bucket_of(kept_src).word[0]), rule_at(kept).prev_gen) << "the rule left as it is, left";
+  EXPECT_EQ(passed(Packet().ipv4(a_src).build(), 3, 0), 1) << "its burst less what it spent, not a fresh one";
 }
 
 // A rule whose buckets catch_up_changes brought up is replaced without a
 // walk of its own: what an apply's one walk is for. (Here a word set one
 // version back after that walk is still there once the rule is replaced;
-// nothing but a test writes one there.)
+// nothing but a test writes one there.) But a change that makes a word the
+// walk left bare a window's walks all the same.
 TEST_F(RuleChanges, ARuleBroughtUpBeforeItsChangeMakesNoWalkOfItsOwn) {
   load();
   rule("198.18.0.0/15", "10/s", 2);
   EXPECT_EQ(passed(Packet().ipv4("198.18.0.1").build(), 1, 0), 1);
   rule("198.18.0.0/15", "10/s", 2);
-  const xt_rule live = state_->rules().value().at(0).rule;
-  ASSERT_EQ(xt_word_gen(bucket_of("198.18.0.1").word[0]), live.prev_gen);
+  auto version = [&](const std::function<void(RuleSpec&)>& tweak) {
+    RuleSpec spec;
+    spec.cidr = *parse_cidr("198.18.0.0/15");
+    spec.rates = {*parse_rate("20/s")};
+    spec.bursts = {2};
+    if (tweak) tweak(spec);
+    return std::pair{spec, *compile_rule(spec, test::kHz)};
+  };
+  auto walk_then_put = [&](const std::pair<RuleSpec, xt_rule>& walked_for, const std::pair<RuleSpec, xt_rule>& put) {
+    const xt_rule live = state_->rules().value().at(0).rule;
+    ASSERT_EQ(xt_word_gen(bucket_of("198.18.0.1").word[0]), live.prev_gen);
+    auto caught = state_->catch_up_changes({walked_for});
+    ASSERT_TRUE(caught.has_value()) << caught.error().message;
+    ASSERT_EQ(xt_word_gen(bucket_of("198.18.0.1").word[0]), live.gen) << "brought to the live version's generation";
+    set_gen("198.18.0.1", 0, live.prev_gen);
+    auto ok = state_->put_rule(put.first, put.second);
+    ASSERT_TRUE(ok.has_value()) << ok.error().message;
+  };
+  const auto plain = version(nullptr);
+  walk_then_put(plain, plain);
+  const xt_rule after = state_->rules().value().at(0).rule;
+  EXPECT_NE(xt_word_gen(bucket_of("198.18.0.1").word[0]), after.prev_gen) << "no walk brought it up";
 
-  RuleSpec spec;
-  spec.cidr = *parse_cidr("198.18.0.0/15");
-  spec.rates = {*parse_rate("20/s")};
-  spec.bursts = {2};
-  const xt_rule compiled = *compile_rule(spec, test::kHz);
-  auto caught = state_->catch_up_changes({{spec, compiled}});
-  ASSERT_TRUE(caught.has_value()) << caught.error().message;
-  const xt_bucket up = bucket_of("198.18.0.1");
-  ASSERT_EQ(xt_word_gen(up.word[0]), live.gen) << "brought to the live version's generation";
-
-  uint64_t slot = ~0ull;
-  ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) { slot = e.slot; }));
-  const uint32_t set = static_cast<uint32_t>(slot / XT_BUCKET_WAYS);
-  xt_bucket_set v{};
-  const int sets_fd = bpf_map__fd(skel_->maps.xt_buckets);
-  ASSERT_EQ(bpf_map_lookup_elem(sets_fd, &set, &v), 0);
-  v.way[slot % XT_BUCKET_WAYS].bucket.word[0] = xt_word(0, live.prev_gen);
-  ASSERT_EQ(bpf_map_update_elem(sets_fd, &set, &v, BPF_ANY), 0);
-
-  auto put = state_->put_rule(spec, compiled);
-  ASSERT_TRUE(put.has_value()) << put.error().message;
-  EXPECT_EQ(xt_word_gen(bucket_of("198.18.0.1").word[0]), live.prev_gen) << "no walk brought it up";
+  set_gen("198.18.0.1", 0, after.prev_gen);  // one behind again
+  walk_then_put(plain, version(two_windows));
+  EXPECT_EQ(xt_word_gen(bucket_of("198.18.0.1").word[0]), state_->rules().value().at(0).rule.prev_gen)
+      << "a second window where the walk left the word bare: walked again";
 }
 
 }  // namespace

@@ -26,13 +26,27 @@ constexpr uint32_t kInsnBudget = 3500;  // instructions in the object, either co
 constexpr uint32_t kVerifiedBudgetClang14 = 330'000;  // instructions the verifier processed
 constexpr uint32_t kVerifiedBudgetClang19 = 445'000;  // of the kernel's limit of 1,000,000
 
+// The walks of the table (control.bpf.h), which the controller loads for
+// every rule change: what the verifier processed of each, either compiler,
+// stays under this. Their slot's work is one global function
+// (xt_catch_up_slot), checked once for the rule a walk is given and once
+// for the rules of a set (xt_catch_up_in).
+constexpr uint32_t kVerifiedBudgetWalks = 40'000;  // 1.44 times the larger of the four figures
+
 struct Figures {
   uint32_t insns = 0;           // in the object, as compiled
   uint32_t xlated = 0;          // after the verifier's rewrites
   uint32_t verified = 0;        // processed by the verifier, over all paths
+  uint32_t catch_up = 0, sweep = 0;  // processed, of the walks xt_catch_up and xt_sweep
   bool loaded = false;
   std::string error;
 };
+
+uint32_t verified_insns(const bpf_program* prog) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  return bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0 ? info.verified_insns : 0;
+}
 
 // Opens a skeleton of either compiler's object with private maps, sets the
 // multi-buffer switch, loads it and reads what the kernel says of xthrottle.
@@ -63,6 +77,8 @@ Figures measure(Skel* (*open)(const bpf_object_open_opts*), int (*load)(Skel*), 
     f.loaded = true;
     f.xlated = info.xlated_prog_len / 8;
     f.verified = info.verified_insns;
+    f.catch_up = verified_insns(skel->progs.xt_catch_up);
+    f.sweep = verified_insns(skel->progs.xt_sweep);
   }
   destroy(skel);
   return f;
@@ -85,15 +101,21 @@ TEST(Verifier, LoadsFromClang14AndClang19WithinTheBudget) {
       {"clang 19", true, kVerifiedBudgetClang19,
        measure<xthrottle19>(xthrottle19__open_opts, xthrottle19__load, xthrottle19__destroy, true)},
   };
-  std::printf("%-9s %-14s %8s %8s %10s\n", "compiler", "buffers", "insns", "xlated", "verified");
+  std::printf("%-9s %-14s %8s %8s %10s %10s %10s\n", "compiler", "buffers", "insns", "xlated", "verified",
+              "catch-up", "sweep");
   for (const auto& c : cases) {
     const Figures& f = c.figures;
     const char* buffers = c.frags ? "multi-buffer" : "single-buffer";
-    std::printf("%-9s %-14s %8u %8u %10u\n", c.compiler, buffers, f.insns, f.xlated, f.verified);
+    std::printf("%-9s %-14s %8u %8u %10u %10u %10u\n", c.compiler, buffers, f.insns, f.xlated, f.verified,
+                f.catch_up, f.sweep);
     ASSERT_TRUE(f.loaded) << c.compiler << ", " << buffers << ": " << f.error;
     EXPECT_LE(f.insns, kInsnBudget) << c.compiler << ", " << buffers << ": the program outgrew its budget";
     EXPECT_LE(f.verified, c.verified_budget)
         << c.compiler << ", " << buffers << ": the verifier's work outgrew its budget";
+    EXPECT_GT(f.catch_up, 0u) << c.compiler << ": the catch-up's figures were not read";
+    EXPECT_LE(f.catch_up, kVerifiedBudgetWalks) << c.compiler << ": the catch-up's verification outgrew its budget";
+    EXPECT_GT(f.sweep, 0u) << c.compiler << ": the sweep's figures were not read";
+    EXPECT_LE(f.sweep, kVerifiedBudgetWalks) << c.compiler << ": the sweep's verification outgrew its budget";
   }
 }
 

@@ -174,6 +174,11 @@ Result<void> load_only(xthrottle* skel, std::initializer_list<bpf_program*> want
     const bool want = std::find(wanted.begin(), wanted.end(), prog) != wanted.end();
     bpf_program__set_autoload(prog, want);
   }
+  // The walks' rules by id (1 MiB, not pinned): made only for the programs
+  // that read them, not for every object a command or serve loads.
+  const bool walks = std::ranges::any_of(
+      wanted, [&](const bpf_program* p) { return p == skel->progs.xt_catch_up || p == skel->progs.xt_sweep; });
+  bpf_map__set_autocreate(skel->maps.xt_catch_up_in, walks);
   if (int err = xthrottle__load(skel); err) return system_error("cannot load " + what, err);
   return {};
 }

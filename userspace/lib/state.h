@@ -175,8 +175,10 @@ class State {
   // walk of the table for all of them, where each replacement would walk
   // the table before its swap. While the object returned lives, put_rule's
   // replacement of one of them makes no walk of its own if the rule in the
-  // table is still the version walked for. An apply changing thousands of
-  // rules.
+  // table is still the version walked for (each rule walks on its own where
+  // the one walk lost a race to the data path eight rounds running). An
+  // apply changing thousands of rules. One such object at a time, as
+  // SlotsReady: a second call starts over, and the first's end clears it.
   class [[nodiscard]] ChangesCaughtUp {
    public:
     explicit ChangesCaughtUp(State* state) : state_(state) {}
