@@ -997,6 +997,7 @@ TEST_F(RuleChanges, TheRulesAnApplyChangesAreBroughtUpTogetherAndNoOthers) {
   rule(b, "10/s", 2);
   auto rule_at = [&](const std::string& cidr) { return state_->rule_of(*parse_cidr(cidr), Match{}).value(); };
   ASSERT_EQ(rule_at(kept).id, 0u);
+  ASSERT_EQ(rule_at(a).id, 65u);
   ASSERT_EQ(rule_at(b).id, 66u);
   for (const auto& src : {kept_src, a_src, b_src})
     EXPECT_EQ(passed(Packet().ipv4(src).build(), 1, 0), 1) << src;
@@ -1031,10 +1032,17 @@ TEST_F(RuleChanges, TheRulesAnApplyChangesAreBroughtUpTogetherAndNoOthers) {
     EXPECT_EQ(xt_word_gen(bucket_of(b_src).word[0]), rule_at(b).gen) << "and the other's, past slot 63";
     EXPECT_EQ(xt_word_gen(bucket_of(kept_src).word[0]), rule_at(kept).prev_gen) << "the rule left as it is, left";
   }
-  set_gen(a_src, 0, rule_at(a).prev_gen);
-  set_gen(b_src, 0, rule_at(b).prev_gen);
+  ASSERT_NO_FATAL_FAILURE(set_gen(a_src, 0, rule_at(a).prev_gen));
+  ASSERT_NO_FATAL_FAILURE(set_gen(b_src, 0, rule_at(b).prev_gen));
 
-  // The apply.
+  // The apply, with the walk's rules emptied first: it writes them again,
+  // the versions it replaces, if it walks for them.
+  const int walk_rules = bpf_map__fd(skel_->maps.xt_catch_up_in);
+  for (uint32_t id : {65u, 66u}) {
+    const xt_catch_up_rule none{};
+    ASSERT_EQ(bpf_map_update_elem(walk_rules, &id, &none, BPF_ANY), 0);
+  }
+  const uint8_t a_was = rule_at(a).gen, b_was = rule_at(b).gen;
   std::string text;
   auto entry = [&](const std::string& cidr, const char* rate) {
     text += "[[rule]]\ncidr = \"" + cidr + "\"\nrate = \"" + rate + "\"\nburst = 2\n\n";
@@ -1046,6 +1054,12 @@ TEST_F(RuleChanges, TheRulesAnApplyChangesAreBroughtUpTogetherAndNoOthers) {
   const auto diff = apply_file(text);
   ASSERT_TRUE(diff.has_value());
   ASSERT_EQ(diff->change.size(), 2u);
+  for (const auto& [id, gen] : {std::pair{65u, a_was}, std::pair{66u, b_was}}) {
+    xt_catch_up_rule walked{};
+    ASSERT_EQ(bpf_map_lookup_elem(walk_rules, &id, &walked), 0);
+    EXPECT_EQ(walked.rule.id, id) << "the apply walked for rule " << id;
+    EXPECT_EQ(walked.rule.gen, gen) << "for its version before the apply";
+  }
   for (const auto& [c, src] : Pairs{{a, a_src}, {b, b_src}})
     EXPECT_EQ(xt_word_gen(bucket_of(src).word[0]), rule_at(c).prev_gen)
         << src << ": brought to the version replaced, one behind the new, not two";
@@ -1077,19 +1091,23 @@ TEST_F(RuleChanges, ARuleBroughtUpBeforeItsChangeMakesNoWalkOfItsOwn) {
     auto caught = state_->catch_up_changes({walked_for});
     ASSERT_TRUE(caught.has_value()) << caught.error().message;
     ASSERT_EQ(xt_word_gen(bucket_of("198.18.0.1").word[0]), live.gen) << "brought to the live version's generation";
-    set_gen("198.18.0.1", 0, live.prev_gen);
+    ASSERT_NO_FATAL_FAILURE(set_gen("198.18.0.1", 0, live.prev_gen));
     auto ok = state_->put_rule(put.first, put.second);
     ASSERT_TRUE(ok.has_value()) << ok.error().message;
   };
-  const auto plain = version(nullptr);
-  walk_then_put(plain, plain);
-  const xt_rule after = state_->rules().value().at(0).rule;
-  EXPECT_NE(xt_word_gen(bucket_of("198.18.0.1").word[0]), after.prev_gen) << "no walk brought it up";
+  auto word_gen = [&] { return xt_word_gen(bucket_of("198.18.0.1").word[0]); };
+  auto live_gen = [&] { return state_->rules().value().at(0).rule.prev_gen; };  // the version replaced
+  const auto plain = version(nullptr), windows = version(two_windows);
+  ASSERT_NO_FATAL_FAILURE(walk_then_put(plain, plain));
+  EXPECT_NE(word_gen(), live_gen()) << "no walk brought it up";
 
-  set_gen("198.18.0.1", 0, after.prev_gen);  // one behind again
-  walk_then_put(plain, version(two_windows));
-  EXPECT_EQ(xt_word_gen(bucket_of("198.18.0.1").word[0]), state_->rules().value().at(0).rule.prev_gen)
-      << "a second window where the walk left the word bare: walked again";
+  ASSERT_NO_FATAL_FAILURE(set_gen("198.18.0.1", 0, live_gen()));  // one behind again
+  ASSERT_NO_FATAL_FAILURE(walk_then_put(plain, windows));
+  EXPECT_EQ(word_gen(), live_gen()) << "a second window where the walk left the word bare: walked again";
+
+  rule("198.18.0.0/15", "20/s", 2);  // one window again, its second word bare
+  ASSERT_NO_FATAL_FAILURE(walk_then_put(windows, windows));
+  EXPECT_NE(word_gen(), live_gen()) << "the walk for the second window brought that word up: no walk again";
 }
 
 }  // namespace

@@ -29,9 +29,10 @@ constexpr uint32_t kVerifiedBudgetClang19 = 445'000;  // of the kernel's limit o
 // The walks of the table (control.bpf.h), which the controller loads for
 // every rule change: what the verifier processed of each, either compiler,
 // stays under this. Their slot's work is one global function
-// (xt_catch_up_slot), checked once for the rule a walk is given and once
-// for the rules of a set (xt_catch_up_in).
-constexpr uint32_t kVerifiedBudgetWalks = 40'000;  // 1.44 times the larger of the four figures
+// (xt_catch_up_slot), whose body after the choice of rule the verifier
+// explores twice: the rule a walk is given (xt_ctl) and a set's
+// (xt_catch_up_in) are values of two maps, states it cannot prune together.
+constexpr uint32_t kVerifiedBudgetWalks = 40'000;  // 1.44 times the largest of the four figures
 
 struct Figures {
   uint32_t insns = 0;           // in the object, as compiled
