@@ -40,7 +40,17 @@
 namespace xt {
 namespace {
 
+// Maps a loaded object keeps to itself, never pinned: .rodata and .bss, the
+// control programs' arguments, and the walks' rules by id.
+bool never_pinned(const bpf_map* map) {
+  const std::string name = bpf_map__name(map);
+  return bpf_map__is_internal(map) || name == XT_MAP_CONTROL || name == XT_MAP_CATCH_UP;
+}
 
+// Puts rule id in a walk's set of rules (xt_control.rule_set).
+void add_to_rule_set(xt_control& params, uint32_t id) {
+  if (id < XT_MAX_RULES) params.rule_set[id / 64] |= uint64_t{1} << (id % 64);
+}
 
 Result<Fd> open_pin(const std::string& dir, const char* name) {
   const std::string path = dir + "/" + name;
@@ -265,10 +275,7 @@ Result<State> State::open_or_create(const std::string& pin_dir, const Create& cr
   std::vector<bpf_map*> order;
   bpf_map* map;
   bpf_object__for_each_map(map, (*skel)->obj) {
-    // .rodata, .bss and the control programs' arguments: the programs' own.
-    if (bpf_map__is_internal(map) || std::string(bpf_map__name(map)) == XT_MAP_CONTROL ||
-        std::string(bpf_map__name(map)) == XT_MAP_CATCH_UP)
-      continue;
+    if (never_pinned(map)) continue;
     if (std::string(bpf_map__name(map)) == XT_MAP_RULES)
       order.push_back(map);
     else
@@ -300,9 +307,7 @@ Result<void> State::unpin(const std::string& pin_dir) {
   std::vector<std::string> names = {XT_MAP_RULES};
   bpf_map* map;
   bpf_object__for_each_map(map, (*skel)->obj) {
-    const std::string name = bpf_map__name(map);
-    if (!bpf_map__is_internal(map) && name != XT_MAP_CONTROL && name != XT_MAP_CATCH_UP && name != XT_MAP_RULES)
-      names.push_back(name);
+    if (!never_pinned(map) && bpf_map__name(map) != std::string(XT_MAP_RULES)) names.push_back(bpf_map__name(map));
   }
   for (const std::string& name : names)
     if (unlink((pin_dir + "/" + name).c_str()) != 0 && errno != ENOENT)
@@ -540,8 +545,7 @@ Result<bool> State::sweep_rules(const std::vector<uint32_t>& ids) {
   xt_control params{};
   params.sweep_rule = XT_SWEEP_SET;
   params.keep_per_len = XT_SWEEP_ALL;
-  for (uint32_t id : ids)
-    if (id < XT_MAX_RULES) params.rule_set[id / 64] |= uint64_t{1} << (id % 64);
+  for (uint32_t id : ids) add_to_rule_set(params, id);
   return run_rounds(**c, (*c)->sweep, params, "the sweep of " + std::to_string(ids.size()) + " rules' buckets");
 }
 
@@ -1151,7 +1155,7 @@ Result<State::ChangesCaughtUp> State::catch_up_changes(const std::vector<std::pa
   for (const xt_catch_up_rule& r : walk) {
     if (bpf_map_update_elem((*c)->catch_up_in, &r.rule.id, &r, BPF_ANY) != 0)
       return system_error("cannot set up the catch-up of rule " + std::to_string(r.rule.id) + "'s buckets", errno);
-    params.rule_set[r.rule.id / 64] |= uint64_t{1} << (r.rule.id % 64);
+    add_to_rule_set(params, r.rule.id);
   }
   auto settled = run_rounds(**c, (*c)->catch_up, params,
                             "the catch-up of " + std::to_string(walk.size()) + " changing rules' buckets");
