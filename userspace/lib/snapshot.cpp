@@ -528,6 +528,14 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
   auto ready = state.ready_new_slots(
       static_cast<size_t>(std::ranges::count_if(snap->rules, [&](const auto& r) { return !live_before(r); })));
   if (!ready) return std::unexpected(ready.error());
+  // The live rules it changes have their buckets brought up to date in one
+  // walk for all of them before their swaps, not one walk each (as apply).
+  std::vector<std::pair<RuleSpec, xt_rule>> changing;
+  for (size_t i = 0; i < snap->rules.size(); i++)
+    if (const RuleEntry* live = live_before(snap->rules[i]); live && !same_rule(live->spec, snap->rules[i].spec))
+      changing.emplace_back(snap->rules[i].spec, compiled[i]);
+  auto caught = state.catch_up_changes(changing);
+  if (!caught) return std::unexpected(caught.error());
   std::vector<bool> added(snap->rules.size());
   for (size_t i = 0; i < snap->rules.size(); i++) {
     const auto& r = snap->rules[i];
