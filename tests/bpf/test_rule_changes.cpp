@@ -1070,6 +1070,68 @@ TEST_F(RuleChanges, TheRulesAnApplyChangesAreBroughtUpTogetherAndNoOthers) {
   EXPECT_EQ(passed(Packet().ipv4(a_src).build(), 3, 0), 1) << "its burst less what it spent, not a fresh one";
 }
 
+// An apply that fails after changing rules puts them back with one walk for
+// all of them before their swaps, as it made its own, and the rules it took
+// out into slots made ready in one walk: here the last rule of the file
+// sends its drops out an interface that is not there (which the command
+// refuses before any change; apply_rules itself finds it at that rule's
+// turn), after a port rule in the way of a new one went first.
+TEST_F(RuleChanges, AFailedApplyPutsItsChangesBackWithOneWalk) {
+  load();
+  const std::string a = "198.18.0.0/16", b = "198.19.64.0/18", c = "198.19.128.0/17";
+  const std::string a_src = "198.18.0.1", b_src = "198.19.64.1";
+  std::vector<std::string> fillers;  // slots 0 to 63
+  for (int i = 0; i < 64; i++) fillers.push_back("198.19." + std::to_string(i) + ".0/24");
+  for (const auto& f : fillers) rule(f, "10/s", 2);
+  for (const auto& r : {a, b, c}) rule(r, "10/s", 2);
+  const Match web{.proto = 6, .ports = std::pair<uint16_t, uint16_t>{80, 90}};
+  rule("198.18.0.0/15", "10/s", 2, [&](RuleSpec& s) { s.match = web; });  // slot 67
+  auto rule_at = [&](const std::string& cidr) { return state_->rule_of(*parse_cidr(cidr), Match{}).value(); };
+  ASSERT_EQ(rule_at(a).id, 64u);
+  ASSERT_EQ(rule_at(b).id, 65u);
+  for (const auto& src : {a_src, b_src}) EXPECT_EQ(passed(Packet().ipv4(src).build(), 1, 0), 1) << src;
+  for (const auto& r : {a, b}) rule(r, "10/s", 2);  // each bucket one version behind
+  const uint8_t a_was = rule_at(a).gen, b_was = rule_at(b).gen;
+
+  std::string text;
+  for (const auto& f : fillers) text += "[[rule]]\ncidr = \"" + f + "\"\nrate = \"10/s\"\nburst = 2\n\n";
+  for (const auto& r : {a, b}) text += "[[rule]]\ncidr = \"" + r + "\"\nrate = \"20/s\"\nburst = 2\n\n";
+  // tcp/85-95 crosses tcp/80-90: that rule goes before it comes in.
+  text += "[[rule]]\ncidr = \"198.18.0.0/15\"\nproto = \"tcp\"\nport = \"85-95\"\nrate = \"10/s\"\n\n";
+  text += "[[rule]]\ncidr = \"" + c + "\"\nrate = \"20/s\"\nburst = 2\nover = \"redirect:xtnosuch0\"\n";
+  auto file = parse_rules_file(text, "test.toml");
+  ASSERT_TRUE(file.has_value()) << file.error().message;
+  ASSERT_TRUE(compile_rules(*file, test::kHz).has_value());
+  auto diff = diff_rules(*state_, *file);
+  ASSERT_TRUE(diff.has_value()) << diff.error().message;
+  ASSERT_EQ(diff->change.size(), 3u);
+  ASSERT_EQ(diff->add.size(), 1u);
+  ASSERT_EQ(diff->remove.size(), 1u);
+  auto applied = apply_rules(*state_, *file, *diff);
+  ASSERT_FALSE(applied.has_value()) << "no interface xtnosuch0";
+  EXPECT_NE(applied.error().message.find("restored"), std::string::npos) << applied.error().message;
+  const Match new_web{.proto = 6, .ports = std::pair<uint16_t, uint16_t>{85, 95}};
+  EXPECT_FALSE(state_->rule_of(*parse_cidr("198.18.0.0/15"), new_web).has_value()) << "the new rule taken out";
+  const auto back = state_->rule_of(*parse_cidr("198.18.0.0/15"), web);
+  ASSERT_TRUE(back.has_value()) << "the rule in its way put back";
+  // Slot 67 was the new rule's when the undo made a slot ready for it (one
+  // walk, before the new rule's deletion); a put of its own would have
+  // made ready the lowest free slot after that deletion, 67.
+  EXPECT_EQ(back->id, 68u) << "the slot the undo made ready";
+
+  const int walk_rules = bpf_map__fd(skel_->maps.xt_catch_up_in);
+  for (const auto& [r, was] : {std::pair{a, a_was}, std::pair{b, b_was}}) {
+    const xt_rule now = rule_at(r);
+    EXPECT_EQ(now.limit[0].cost, rule_at(c).limit[0].cost) << r << ": back at 10/s";
+    EXPECT_EQ(now.prev_gen, static_cast<uint8_t>(was % XT_GEN_MAX + 1)) << r << ": replaced twice, there and back";
+    xt_catch_up_rule walked{};
+    ASSERT_EQ(bpf_map_lookup_elem(walk_rules, &now.id, &walked), 0);
+    EXPECT_EQ(walked.rule.gen, now.prev_gen) << r << ": the undo's one walk, for the apply's version";
+  }
+  for (const auto& [r, src] : std::vector<std::pair<std::string, std::string>>{{a, a_src}, {b, b_src}})
+    EXPECT_EQ(xt_word_gen(bucket_of(src).word[0]), rule_at(r).prev_gen) << src << ": one behind, not two";
+}
+
 // A restore that changes live rules (the snapshot's versions of them)
 // brings their buckets up in one walk before the swaps, as an apply does,
 // and leaves the rules it does not change alone: a restore of 4096 changed

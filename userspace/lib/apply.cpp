@@ -235,8 +235,23 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
   std::optional<State::SlotsReady> ready;  // the slots the new rules take, freed in one walk
   std::optional<State::ChangesCaughtUp> caught;  // the changing rules' buckets, brought up in one walk
   auto undo = [&](const Error& why) -> Result<void> {
-    ready.reset();  // what the undo adds back takes slots as a `rule add` would
+    ready.reset();
     caught.reset();
+    // What the undo puts back, made ready in one walk each, as the apply's
+    // own steps were: the slots of the rules going it adds again, and the
+    // buckets of the rules it changed back (best effort: without them, each
+    // rule walks on its own, as a `rule add` does).
+    size_t readding = 0;
+    std::vector<std::pair<RuleSpec, xt_rule>> changing_back;
+    for (const auto* c : done) {
+      if (!c->live) continue;
+      if (!removals.contains(c))
+        changing_back.emplace_back(c->live->spec, c->live->rule);
+      else if (!state.rule_of(c->spec.cidr, c->spec.match))
+        readding++;
+    }
+    if (auto slots = state.ready_new_slots(readding)) ready.emplace(std::move(*slots));
+    if (auto walked = state.catch_up_changes(changing_back)) caught.emplace(std::move(*walked));
     for (auto it = lists_done.rbegin(); it != lists_done.rend(); ++it) {
       if (it->second)
         (void)state.load_blocklist(it->first, it->second->cidrs, it->second->loaded_unix, it->second->by_fleet);
@@ -262,6 +277,8 @@ Result<void> apply_rules(State& state, const RulesFile& file, const RulesDiff& d
       if (removals.contains(c) && state.rule_of(c->spec.cidr, c->spec.match)) continue;
       (void)state.put_rule(c->live->spec, c->live->rule);
     }
+    ready.reset();
+    caught.reset();
     return std::unexpected(Error{why.kind, why.message + " (the rules and lists changed before it were restored)"});
   };
   // New rules go in before old ones go out, so no source is unlimited
