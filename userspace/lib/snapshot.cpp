@@ -18,6 +18,7 @@
 #include <map>
 #include <charconv>
 #include <memory>
+#include <optional>
 
 #include "fd.h"
 #include "files.h"
@@ -103,6 +104,36 @@ Result<void> write_all(int fd, std::string_view bytes, const std::string& path) 
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return system_error("cannot write " + path, errno);
     bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return {};
+}
+
+// A file of no name in the directory of path, gone when closed: where a
+// save keeps its bucket records while it walks the table (4M sources are
+// 256 MB of them). A filesystem without O_TMPFILE gets a name, unlinked at
+// once.
+Result<Fd> scratch_file(const std::string& path) {
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  Fd fd(::open(dir.empty() ? "." : dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (fd) return fd;
+  const std::string name = path + ".tmp." + std::to_string(getpid()) + ".buckets";
+  Fd named(::open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!named) return system_error("cannot create " + name + " beside the snapshot", errno);
+  (void)unlink(name.c_str());
+  return named;
+}
+
+// Reads exactly n bytes at offset off of fd into out.
+Result<void> read_at(int fd, void* out, size_t n, off_t off, const std::string& what) {
+  auto* p = static_cast<char*>(out);
+  while (n > 0) {
+    const ssize_t got = ::pread(fd, p, n, off);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return system_error("cannot read back " + what, errno);
+    if (got == 0) return system_error("cannot read back " + what + ": it is shorter than written");
+    p += got;
+    n -= static_cast<size_t>(got);
+    off += got;
   }
   return {};
 }
@@ -204,8 +235,25 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
 
   // The records, each kind in a vector of its own (no copy as it grows
   // past a few hundred MB: reserved for the table's sources).
-  std::vector<SnapshotBucket> bucket_records;
-  bucket_records.reserve(cfg->max_sources);
+  // The bucket records go to a scratch file a chunk at a time as the walk
+  // goes: kept in memory, 4M sources took a save (serve's, every five
+  // minutes) to 280 MB.
+  auto scratch = scratch_file(path);
+  if (!scratch) return std::unexpected(scratch.error());
+  constexpr size_t kChunk = 4096;  // records: 256 KiB
+  std::vector<SnapshotBucket> chunk;
+  chunk.reserve(kChunk);
+  uint64_t bucket_count = 0;
+  std::optional<Error> scratch_failed;
+  const auto flush_chunk = [&] {
+    if (chunk.empty() || scratch_failed) return;
+    auto ok = write_all(scratch->get(),
+                        std::string_view(reinterpret_cast<const char*>(chunk.data()), chunk.size() * sizeof(chunk[0])),
+                        "the snapshot's scratch file");
+    if (!ok) scratch_failed = ok.error();
+    bucket_count += chunk.size();
+    chunk.clear();
+  };
   std::vector<SnapshotKnown> known_records;
   std::vector<xt_block_entry> entry_records;
   const std::map<uint32_t, const RuleCounters*> by_id = [&] {
@@ -261,9 +309,12 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
       b.throttled = 1;
       b.throttled_ns = ago > 0 ? ns_of_ticks(static_cast<uint64_t>(ago), hz) : 0;
     }
-    bucket_records.push_back(b);
+    chunk.push_back(b);
+    if (chunk.size() == kChunk) flush_chunk();
   });
   if (!walked) return std::unexpected(walked.error());
+  flush_chunk();
+  if (scratch_failed) return std::unexpected(*scratch_failed);
   // The drops the hot cache holds for a source's bucket until the source
   // next reaches it (up to 255 a CPU), as `top` adds them: saved with the
   // bucket, or a restore had it show that many fewer than before. Read
@@ -271,20 +322,19 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   // the bucket or pending, never both (read before it, a hold that ended
   // meanwhile had its drops counted twice); those that reached it after
   // its record was taken are lost, as a save always lost what came later.
+  // (Added as the records are copied into the file, below.)
   auto pending = state.hot_pending();
   if (!pending) return std::unexpected(pending.error());
-  if (!pending->empty()) {
-    std::vector<uint32_t> ids(index.size());
-    for (const auto& [id, at] : index) ids[at] = id;
-    for (SnapshotBucket& b : bucket_records) {
-      xt_bucket_key key{};
-      key.rule_id = ids[b.rule];
-      key.family = b.family;
-      key.per_len = b.per_len;
-      std::memcpy(key.addr, b.addr, sizeof(key.addr));
-      b.dropped_packets += pending->of(key);
-    }
-  }
+  std::vector<uint32_t> ids(index.size());
+  for (const auto& [id, at] : index) ids[at] = id;
+  const auto add_pending = [&](SnapshotBucket& b) {
+    xt_bucket_key key{};
+    key.rule_id = ids[b.rule];
+    key.family = b.family;
+    key.per_len = b.per_len;
+    std::memcpy(key.addr, b.addr, sizeof(key.addr));
+    b.dropped_packets += pending->of(key);
+  };
   auto known = state.for_each_known([&](const xt_known& k) {
     // An IPv6 prefix longer than /64 is known by a keyed hash of this
     // state's own, which no other state can place (abi.h): not saved.
@@ -316,7 +366,7 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   }
   h["blocklists"] = jl;
   sum.blocklists = lists->size();
-  sum.buckets = bucket_records.size();
+  sum.buckets = bucket_count;
   sum.known = known_records.size();
   h["buckets"] = sum.buckets;
   h["known"] = sum.known;
@@ -330,7 +380,9 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   const auto bytes_of = [](const auto& v) {
     return std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(v[0]));
   };
-  const std::string_view parts[] = {head, bytes_of(bucket_records), bytes_of(known_records), bytes_of(entry_records)};
+  // The bucket records (from the scratch file, a chunk at a time, with
+  // their pending drops) come between the head and these.
+  const std::string_view parts[] = {bytes_of(known_records), bytes_of(entry_records)};
 
   // Atomically: the whole file beside the old one, on disk, then renamed.
   const std::string tmp = path + ".tmp." + std::to_string(getpid());
@@ -338,14 +390,31 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
     const Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!fd) return system_error("cannot create " + tmp, errno);
     Sha256 digest;
-    for (std::string_view part : parts) {
+    const auto put = [&](std::string_view part) -> Result<void> {
       digest.update(part);
       sum.bytes += part.size();
       if (auto ok = write_all(fd.get(), part, tmp); !ok) {
         (void)unlink(tmp.c_str());
         return std::unexpected(ok.error());
       }
+      return {};
+    };
+    if (auto ok = put(head); !ok) return std::unexpected(ok.error());
+    for (uint64_t done = 0; done < bucket_count;) {
+      chunk.resize(std::min<uint64_t>(kChunk, bucket_count - done));
+      if (auto ok = read_at(scratch->get(), chunk.data(), chunk.size() * sizeof(chunk[0]),
+                            static_cast<off_t>(done * sizeof(chunk[0])), "the snapshot's scratch file");
+          !ok) {
+        (void)unlink(tmp.c_str());
+        return std::unexpected(ok.error());
+      }
+      if (!pending->empty())
+        for (SnapshotBucket& b : chunk) add_pending(b);
+      if (auto ok = put(bytes_of(chunk)); !ok) return std::unexpected(ok.error());
+      done += chunk.size();
     }
+    for (std::string_view part : parts)
+      if (auto ok = put(part); !ok) return std::unexpected(ok.error());
     const std::string sum_bytes = digest.bytes();
     sum.bytes += sum_bytes.size();
     if (auto ok = write_all(fd.get(), sum_bytes, tmp); !ok) {
