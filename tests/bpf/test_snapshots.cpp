@@ -6,6 +6,7 @@
 // counters carry on. A snapshot that is not one, or is damaged, changes
 // nothing.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fd.h"
 #include "packet.h"
 #include "program.h"
 #include "rules.h"
@@ -212,6 +214,33 @@ TEST_F(Snapshots, EveryBucketComesBackFromASaveOfManyChunks) {
     after[format_addr(e.key.family, e.key.addr)] = {e.bucket.passed_packets, e.bucket.dropped_packets};
   }));
   EXPECT_EQ(after, before);
+}
+
+// A restore reads the bucket records from the file as it puts them in,
+// after checking the whole file: a record written over in the file
+// meanwhile (not by xthrottle, which never writes a snapshot in place) is
+// refused there, never read as an index into the rules.
+TEST_F(Snapshots, ABucketRecordChangedAfterTheCheckIsRefusedWhenRead) {
+  rule("198.18.0.0/15", "10/s", 10);
+  EXPECT_EQ(passed(from("198.18.0.9"), 1, kSec), 1);
+  save(kSec);
+  reboot(77 * kSec);
+  auto file = read_snapshot(path_);
+  ASSERT_TRUE(file.has_value()) << file.error().message;
+  ASSERT_EQ(file->bucket_count, 1u);
+  ASSERT_TRUE(file->buckets.empty()) << "left in the file";
+  {
+    SnapshotBucket bad{};
+    bad.rule = 7;  // the file has one rule
+    const Fd fd(::open(path_.c_str(), O_WRONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd);
+    ASSERT_EQ(::pwrite(fd.get(), &bad, sizeof(bad), static_cast<off_t>(file->buckets_at)),
+              static_cast<ssize_t>(sizeof(bad)));
+  }
+  auto restored = restore_snapshot(*state_, *file, path_, 1);
+  ASSERT_FALSE(restored.has_value());
+  EXPECT_NE(restored.error().message.find("changed since the file was checked"), std::string::npos)
+      << restored.error().message;
 }
 
 // ... and a hold that ends during the save's walk: its drops reach the

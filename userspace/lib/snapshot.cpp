@@ -129,8 +129,8 @@ Result<void> read_at(int fd, void* out, size_t n, off_t off, const std::string& 
   while (n > 0) {
     const ssize_t got = ::pread(fd, p, n, off);
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return system_error("cannot read back " + what, errno);
-    if (got == 0) return system_error("cannot read back " + what + ": it is shorter than written");
+    if (got < 0) return system_error("cannot read " + what, errno);
+    if (got == 0) return system_error("cannot read " + what + ": it ended early (cut short while read?)");
     p += got;
     n -= static_cast<size_t>(got);
     off += got;
@@ -439,10 +439,17 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
 }
 
 Result<SnapshotFile> read_snapshot(const std::string& path) {
-  auto bytes = read_file(path);
-  if (!bytes) return system_error("cannot read " + path, errno);
-  auto snap = parse_snapshot(*bytes, path);
-  if (snap) snap->bytes = bytes->size();
+  // Read a piece at a time, and the bucket records left in the file for the
+  // restore to read a chunk at a time: read whole, 4M sources took a
+  // restore to 540 MB (the file, then the records copied out of it).
+  auto fd = std::make_shared<Fd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  struct stat st{};
+  if (!*fd || fstat(fd->get(), &st) != 0) return system_error("cannot read " + path, errno);
+  const SnapshotReader read = [fd, path](uint64_t at, size_t n, void* out) {
+    return read_at(fd->get(), out, n, static_cast<off_t>(at), path);
+  };
+  auto snap = parse_snapshot(static_cast<uint64_t>(st.st_size), read, path, false);
+  if (snap) snap->bytes = static_cast<uint64_t>(st.st_size);
   return snap;
 }
 
@@ -715,40 +722,49 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
 
   std::vector<std::vector<int>> positions(live.size());  // as saved: see save_snapshot
   for (size_t i = 0; i < live.size(); i++) positions[i] = window_positions(*live[i], hz);
+  // A chunk of records at a time (SnapshotFile: the file's are read from
+  // it as they go in).
   std::vector<xt_slot> records;
-  records.reserve(snap->buckets.size());
-  for (const SnapshotBucket& b : snap->buckets) {
-    const xt_rule& rule = live[b.rule]->rule;
-    const std::vector<int>& at = positions[b.rule];
-    if (b.per_len != rule.per_len) continue;  // the rule's --per changed since: its buckets go
-    xt_slot s{};
-    s.key.rule_id = rule.id;
-    s.key.family = b.family;
-    s.key.per_len = b.per_len;
-    std::memcpy(s.key.addr, b.addr, sizeof(s.key.addr));
-    for (int p = 0; p < XT_MAX_LIMITS; p++) s.bucket.word[p] = word_full_in(rule.limit[p], rule.gen, *now, 0, hz);
-    for (size_t i = 0; i < at.size() && i < XT_MAX_LIMITS; i++)
-      if (at[i] >= 0)
-        s.bucket.word[at[i]] = word_full_in(rule.limit[at[i]], rule.gen, *now, b.full_in_ns[i] - age, hz);
-    s.bucket.passed_packets = b.passed_packets;
-    s.bucket.dropped_packets = b.dropped_packets;
-    if (b.throttled) {
-      // Still throttled as of now (the drops go on from here): its next
-      // packet that passes a second from now tells it released. For as
-      // long as it had been at the save: the time since (the host down,
-      // the source perhaps silent) is no throttle, and would bring a
-      // --ban-after that much sooner. In the data path's 32 bits, and less
-      // than 2^31 ticks ago so that its signed comparisons hold.
-      const uint64_t ago = std::min<uint64_t>(ticks_of_ns(b.throttled_ns, hz), (1u << 30));
-      s.bucket.throttled_since = (static_cast<uint32_t>(*now) - static_cast<uint32_t>(ago)) | 1;
-      s.bucket.last_drop = static_cast<uint32_t>(*now);
+  auto restored_buckets = for_each_bucket_chunk(*snap, path, [&](std::span<const SnapshotBucket> chunk) -> Result<void> {
+    records.clear();
+    for (const SnapshotBucket& b : chunk) {
+      const xt_rule& rule = live[b.rule]->rule;
+      const std::vector<int>& at = positions[b.rule];
+      if (b.per_len != rule.per_len) continue;  // the rule's --per changed since: its buckets go
+      xt_slot s{};
+      s.key.rule_id = rule.id;
+      s.key.family = b.family;
+      s.key.per_len = b.per_len;
+      std::memcpy(s.key.addr, b.addr, sizeof(s.key.addr));
+      for (int p = 0; p < XT_MAX_LIMITS; p++) s.bucket.word[p] = word_full_in(rule.limit[p], rule.gen, *now, 0, hz);
+      for (size_t i = 0; i < at.size() && i < XT_MAX_LIMITS; i++)
+        if (at[i] >= 0)
+          s.bucket.word[at[i]] = word_full_in(rule.limit[at[i]], rule.gen, *now, b.full_in_ns[i] - age, hz);
+      s.bucket.passed_packets = b.passed_packets;
+      s.bucket.dropped_packets = b.dropped_packets;
+      if (b.throttled) {
+        // Still throttled as of now (the drops go on from here): its next
+        // packet that passes a second from now tells it released. For as
+        // long as it had been at the save: the time since (the host down,
+        // the source perhaps silent) is no throttle, and would bring a
+        // --ban-after that much sooner. In the data path's 32 bits, and less
+        // than 2^31 ticks ago so that its signed comparisons hold.
+        const uint64_t ago = std::min<uint64_t>(ticks_of_ns(b.throttled_ns, hz), (1u << 30));
+        s.bucket.throttled_since = (static_cast<uint32_t>(*now) - static_cast<uint32_t>(ago)) | 1;
+        s.bucket.last_drop = static_cast<uint32_t>(*now);
+      }
+      records.push_back(s);
     }
-    records.push_back(s);
-  }
-  auto placed = state.restore_records(XT_RESTORE_BUCKETS, records);
-  if (!placed) return std::unexpected(placed.error());
-  sum.placed = *placed;
-  sum.buckets = records.size();
+    auto placed = state.restore_records(XT_RESTORE_BUCKETS, records);
+    if (!placed) return std::unexpected(placed.error());
+    sum.placed.restored += placed->restored;
+    sum.placed.merged += placed->merged;
+    sum.placed.refused += placed->refused;
+    sum.placed.stale += placed->stale;
+    sum.buckets += records.size();
+    return {};
+  });
+  if (!restored_buckets) return std::unexpected(restored_buckets.error());
 
   records.clear();
   // A known source no rule would recall any more is not restored: it could

@@ -52,7 +52,53 @@ T read_le(std::string_view bytes, size_t at) {
   return v;
 }
 
+// Nanoseconds a record may hold.
+bool good_ns(int64_t ns) { return ns >= 0 && ns < kMaxNs; }
+
+// A bucket's source is its rule's family and its --per prefix (no bits past
+// it): the data path could never find one that is not.
+bool bucket_record_ok(const SnapshotFile& f, const SnapshotBucket& b) {
+  return b.rule < f.rules.size() && b.family == f.rules[b.rule].cidr.family && is_prefix(b.family, b.addr, b.per_len) &&
+         std::ranges::all_of(b.full_in_ns, good_ns) && good_ns(b.throttled_ns);
+}
+
+// Calls fn with f's bucket records a chunk at a time: from f.buckets where
+// they are kept, else read with `read` from where they are in the file.
+Result<void> each_bucket_chunk(const SnapshotFile& f, const SnapshotReader& read,
+                               const std::function<Result<void>(std::span<const SnapshotBucket>)>& fn) {
+  constexpr uint64_t kChunk = 4096;  // records: 256 KiB
+  const bool kept = f.buckets.size() == f.bucket_count;
+  std::vector<SnapshotBucket> chunk;
+  for (uint64_t done = 0; done < f.bucket_count;) {
+    const uint64_t n = std::min(kChunk, f.bucket_count - done);
+    std::span<const SnapshotBucket> part;
+    if (kept) {
+      part = std::span(f.buckets).subspan(done, n);
+    } else {
+      chunk.resize(n);
+      if (auto ok = read(f.buckets_at + done * sizeof(SnapshotBucket), n * sizeof(SnapshotBucket), chunk.data()); !ok)
+        return std::unexpected(ok.error());
+      part = chunk;
+    }
+    if (auto ok = fn(part); !ok) return std::unexpected(ok.error());
+    done += n;
+  }
+  return {};
+}
+
 }  // namespace
+
+Result<void> for_each_bucket_chunk(const SnapshotFile& file, const std::string& path,
+                                   const std::function<Result<void>(std::span<const SnapshotBucket>)>& fn) {
+  if (file.buckets.size() != file.bucket_count && !file.records)
+    return system_error(path + ": its bucket records were neither kept nor left readable");
+  return each_bucket_chunk(file, file.records, [&](std::span<const SnapshotBucket> chunk) -> Result<void> {
+    for (const SnapshotBucket& b : chunk)
+      if (!bucket_record_ok(file, b))
+        return system_error(path + ": a bucket record changed since the file was checked (written to while restored?)");
+    return fn(chunk);
+  });
+}
 
 std::string_view snapshot_counter_key(uint32_t counter) {
   // The counters past the reasons, by name, most as stats --json names
@@ -67,20 +113,47 @@ std::string_view snapshot_counter_key(uint32_t counter) {
 }
 
 Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& path) {
-  if (bytes.size() < kSnapshotFixed + kSnapshotDigest || std::memcmp(bytes.data(), kSnapshotMagic, sizeof(kSnapshotMagic)) != 0)
+  const SnapshotReader read = [bytes](uint64_t at, size_t n, void* out) -> Result<void> {
+    std::memcpy(out, bytes.data() + at, n);  // every read is within the bytes: checked before it is made
+    return {};
+  };
+  return parse_snapshot(bytes.size(), read, path, true);
+}
+
+Result<SnapshotFile> parse_snapshot(uint64_t size, const SnapshotReader& read, const std::string& path,
+                                    bool keep_buckets) {
+  char fixed_bytes[kSnapshotFixed];
+  if (size < kSnapshotFixed + kSnapshotDigest) return snapshot_error(path, "not an xthrottle snapshot");
+  if (auto ok = read(0, sizeof(fixed_bytes), fixed_bytes); !ok) return std::unexpected(ok.error());
+  const std::string_view fixed(fixed_bytes, sizeof(fixed_bytes));
+  if (std::memcmp(fixed.data(), kSnapshotMagic, sizeof(kSnapshotMagic)) != 0)
     return snapshot_error(path, "not an xthrottle snapshot");
-  const auto version = read_le<uint32_t>(bytes, 8);
+  const auto version = read_le<uint32_t>(fixed, 8);
   if (version != kSnapshotVersion)
     return snapshot_error(path, "a snapshot of format version " + std::to_string(version) + "; this build reads version " +
                          std::to_string(kSnapshotVersion));
-  Sha256 digest;
-  digest.update(bytes.substr(0, bytes.size() - kSnapshotDigest));
-  if (digest.bytes() != bytes.substr(bytes.size() - kSnapshotDigest)) return snapshot_error(path, "corrupt: its checksum does not match its contents (cut short or changed)");
-  const auto header_len = read_le<uint32_t>(bytes, 12);
-  if (header_len > bytes.size() - kSnapshotFixed - kSnapshotDigest) return snapshot_error(path, "corrupt: its header runs past its end");
+  // The checksum over all before it, a MiB at a time.
+  {
+    Sha256 digest;
+    std::string piece(std::min<uint64_t>(size, 1 << 20), '\0');
+    for (uint64_t at = 0; at < size - kSnapshotDigest;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(piece.size(), size - kSnapshotDigest - at));
+      if (auto ok = read(at, n, piece.data()); !ok) return std::unexpected(ok.error());
+      digest.update(std::string_view(piece.data(), n));
+      at += n;
+    }
+    std::string stored(kSnapshotDigest, '\0');
+    if (auto ok = read(size - kSnapshotDigest, kSnapshotDigest, stored.data()); !ok) return std::unexpected(ok.error());
+    if (digest.bytes() != stored)
+      return snapshot_error(path, "corrupt: its checksum does not match its contents (cut short or changed)");
+  }
+  const auto header_len = read_le<uint32_t>(fixed, 12);
+  if (header_len > size - kSnapshotFixed - kSnapshotDigest) return snapshot_error(path, "corrupt: its header runs past its end");
+  std::string header(header_len, '\0');
+  if (auto ok = read(kSnapshotFixed, header_len, header.data()); !ok) return std::unexpected(ok.error());
   json h;
   try {
-    h = json::parse(bytes.substr(kSnapshotFixed, header_len));
+    h = json::parse(header);
   } catch (const json::exception& e) {
     return snapshot_error(path, std::string("corrupt header: ") + e.what());
   }
@@ -143,7 +216,7 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
     size_t at = kSnapshotFixed + header_len;
     // Every count checked against the bytes there are before anything is
     // sized by it.
-    const uint64_t room = bytes.size() - at - kSnapshotDigest;
+    const uint64_t room = size - at - kSnapshotDigest;
     const uint64_t buckets = count(h.at("buckets"), "buckets"), known = count(h.at("known"), "known");
     __int128 want = static_cast<__int128>(std::min<uint64_t>(buckets, room + 1)) * sizeof(SnapshotBucket) +
                     static_cast<__int128>(std::min<uint64_t>(known, room + 1)) * sizeof(SnapshotKnown);
@@ -167,16 +240,27 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
     }
     if (want != static_cast<__int128>(room)) return snapshot_error(path, "corrupt: its records are not what its header says");
     for (size_t i = 0; i < out.lists.size(); i++) out.lists[i].entries.resize(sizes[i]);
-    out.buckets.resize(buckets);
-    std::memcpy(out.buckets.data(), bytes.data() + at, buckets * sizeof(SnapshotBucket));
+    out.bucket_count = buckets;
+    out.buckets_at = at;
+    if (keep_buckets) {
+      out.buckets.resize(buckets);
+      if (auto ok = read(at, buckets * sizeof(SnapshotBucket), out.buckets.data()); !ok) return std::unexpected(ok.error());
+    } else {
+      out.records = read;
+    }
     at += buckets * sizeof(SnapshotBucket);
     out.known.resize(known);
-    std::memcpy(out.known.data(), bytes.data() + at, known * sizeof(SnapshotKnown));
+    if (auto ok = read(at, known * sizeof(SnapshotKnown), out.known.data()); !ok) return std::unexpected(ok.error());
     at += known * sizeof(SnapshotKnown);
+    std::vector<xt_block_entry> entries(static_cast<size_t>((room - buckets * sizeof(SnapshotBucket) -
+                                                             known * sizeof(SnapshotKnown)) /
+                                                            sizeof(xt_block_entry)));
+    if (auto ok = read(at, entries.size() * sizeof(xt_block_entry), entries.data()); !ok)
+      return std::unexpected(ok.error());
+    size_t next = 0;
     for (auto& list : out.lists)
       for (Cidr& c : list.entries) {
-        const auto e = read_le<xt_block_entry>(bytes, at);
-        at += sizeof(xt_block_entry);
+        const xt_block_entry e = entries[next++];
         // Bits past the prefix would make the loader's walk of its /24s
         // start past their end (State::switch_blocklists).
         if (e.len == 0 || !is_prefix(e.family, e.addr, e.len))
@@ -190,14 +274,14 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
   } catch (const BadField& e) {
     return snapshot_error(path, "corrupt header: " + e.why);
   }
-  const auto good_ns = [](int64_t ns) { return ns >= 0 && ns < kMaxNs; };
-  // A bucket's source is its rule's family and its --per prefix (no bits
-  // past it): the data path could never find one that is not.
-  for (const SnapshotBucket& b : out.buckets)
-    if (b.rule >= out.rules.size() || b.family != out.rules[b.rule].cidr.family ||
-        !is_prefix(b.family, b.addr, b.per_len) || !std::ranges::all_of(b.full_in_ns, good_ns) ||
-        !good_ns(b.throttled_ns))
-      return snapshot_error(path, "corrupt: a bucket record names no rule or no source, or a time out of range");
+  if (auto ok = each_bucket_chunk(out, read, [&](std::span<const SnapshotBucket> chunk) -> Result<void> {
+        for (const SnapshotBucket& b : chunk)
+          if (!bucket_record_ok(out, b))
+            return snapshot_error(path, "corrupt: a bucket record names no rule or no source, or a time out of range");
+        return {};
+      });
+      !ok)
+    return std::unexpected(ok.error());
   for (const SnapshotKnown& k : out.known)
     if ((k.family != XT_FAMILY_V4 && k.family != XT_FAMILY_V6) ||
         (k.how != XT_KNOWN_BEHAVED && k.how != XT_KNOWN_PROVEN) || !good_ns(k.seen_ns_ago))

@@ -23,8 +23,10 @@
 #include <openssl/evp.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -119,9 +121,18 @@ struct SnapshotFile {
   };
   std::vector<List> lists;
   std::vector<xt_count> counters;  // by enum xt_reason, then enum xt_counter
+  // The bucket records: bucket_count of them, in `buckets` (parse_snapshot
+  // of bytes), or left in the file (read_snapshot: 4M sources are 256 MB of
+  // them) and read with `records` when for_each_bucket_chunk is called.
   std::vector<SnapshotBucket> buckets;
+  uint64_t bucket_count = 0;
+  uint64_t buckets_at = 0;  // their offset in the file
+  std::function<Result<void>(uint64_t at, size_t n, void* out)> records;
   std::vector<SnapshotKnown> known;
 };
+
+// Where a snapshot's bytes are read from: the n bytes at `at` into out.
+using SnapshotReader = std::function<Result<void>(uint64_t at, size_t n, void* out)>;
 
 // SHA-256 over parts fed one after another (OpenSSL's EVP).
 class Sha256 {
@@ -143,6 +154,16 @@ class Sha256 {
 // records against the header) and reads them; a usage error "PATH: why;
 // nothing was changed" otherwise.
 Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& path);
+// The same of the `size` bytes `read` reads, a piece at a time; the bucket
+// records are checked, then left where they are (SnapshotFile::records is
+// `read`) unless keep_buckets.
+Result<SnapshotFile> parse_snapshot(uint64_t size, const SnapshotReader& read, const std::string& path,
+                                    bool keep_buckets);
+// Calls fn with the file's bucket records a chunk at a time, from memory or
+// read again from the file; each record is checked again (a file that
+// changed since it was parsed fails here, at its first bad record).
+Result<void> for_each_bucket_chunk(const SnapshotFile& file, const std::string& path,
+                                   const std::function<Result<void>(std::span<const SnapshotBucket>)>& fn);
 // A counter's key in a snapshot's "counters": the reasons' keys, then the
 // other counters (enum xt_counter) by stats --json's names.
 std::string_view snapshot_counter_key(uint32_t counter);
