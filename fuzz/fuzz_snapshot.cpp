@@ -27,6 +27,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   for (const auto& b : file->buckets)
     if (b.rule >= file->rules.size() || (b.family != XT_FAMILY_V4 && b.family != XT_FAMILY_V6)) std::abort();
+  // The same bytes through a reader, the bucket records left where they
+  // are (read_snapshot's way), then read back a chunk at a time: the same
+  // records, in order.
+  const xt::SnapshotReader read = [&](uint64_t at, size_t n, void* out) -> xt::Result<void> {
+    if (at > bytes.size() || n > bytes.size() - at) std::abort();  // a read past the end
+    if (n) std::memcpy(out, bytes.data() + at, n);
+    return {};
+  };
+  auto left = xt::parse_snapshot(bytes.size(), read, "fuzz.snap", false);
+  if (!left || !left->buckets.empty() || left->bucket_count != file->buckets.size()) std::abort();
+  size_t next = 0;
+  auto each = xt::for_each_bucket_chunk(*left, "fuzz.snap", [&](std::span<const xt::SnapshotBucket> chunk) -> xt::Result<void> {
+    for (const auto& b : chunk)
+      if (next >= file->buckets.size() || std::memcmp(&b, &file->buckets[next++], sizeof(b)) != 0) std::abort();
+    return {};
+  });
+  if (!each || next != file->buckets.size()) std::abort();
   for (const auto& r : file->rules) {
     auto again = xt::spec_from_options_text(r.cidr, xt::options_text(r.spec));
     if (!again || !xt::same_rule(*again, r.spec)) std::abort();

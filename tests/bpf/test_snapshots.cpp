@@ -209,6 +209,7 @@ TEST_F(Snapshots, EveryBucketComesBackFromASaveOfManyChunks) {
   auto restored = restore(77 * kSec);
   ASSERT_TRUE(restored.has_value()) << restored.error().message;
   EXPECT_EQ(restored->buckets, before.size());
+  EXPECT_EQ(restored->placed.restored, before.size()) << "each in a way of its own";
   std::map<std::string, std::pair<uint64_t, uint64_t>> after;
   ASSERT_TRUE(state_->for_each_bucket([&](const BucketEntry& e) {
     after[format_addr(e.key.family, e.key.addr)] = {e.bucket.passed_packets, e.bucket.dropped_packets};
@@ -217,10 +218,11 @@ TEST_F(Snapshots, EveryBucketComesBackFromASaveOfManyChunks) {
 }
 
 // A restore reads the bucket records from the file as it puts them in,
-// after checking the whole file: a record written over in the file
-// meanwhile (not by xthrottle, which never writes a snapshot in place) is
-// refused there, never read as an index into the rules.
-TEST_F(Snapshots, ABucketRecordChangedAfterTheCheckIsRefusedWhenRead) {
+// after checking the whole file: a file written to since it was read is
+// refused before any change, and a record that reads back otherwise than
+// it was checked (what the file's times would not show) is refused where
+// it is read, never taken as an index into the rules.
+TEST_F(Snapshots, ASnapshotChangedAfterItsCheckIsRefused) {
   rule("198.18.0.0/15", "10/s", 10);
   EXPECT_EQ(passed(from("198.18.0.9"), 1, kSec), 1);
   save(kSec);
@@ -229,18 +231,31 @@ TEST_F(Snapshots, ABucketRecordChangedAfterTheCheckIsRefusedWhenRead) {
   ASSERT_TRUE(file.has_value()) << file.error().message;
   ASSERT_EQ(file->bucket_count, 1u);
   ASSERT_TRUE(file->buckets.empty()) << "left in the file";
+  SnapshotBucket bad{};
+  bad.rule = 7;  // the file has one rule
+  auto reads_bad = *file;
+  reads_bad.records = [&](uint64_t, size_t n, void* out) -> Result<void> {
+    EXPECT_EQ(n, sizeof(bad));
+    std::memcpy(out, &bad, sizeof(bad));
+    return {};
+  };
+  auto restored = restore_snapshot(*state_, reads_bad, path_, 1);
+  ASSERT_FALSE(restored.has_value());
+  EXPECT_NE(restored.error().message.find("changed since the file was checked"), std::string::npos)
+      << restored.error().message;
+
+  reboot(77 * kSec);
   {
-    SnapshotBucket bad{};
-    bad.rule = 7;  // the file has one rule
     const Fd fd(::open(path_.c_str(), O_WRONLY | O_CLOEXEC));
     ASSERT_TRUE(fd);
     ASSERT_EQ(::pwrite(fd.get(), &bad, sizeof(bad), static_cast<off_t>(file->buckets_at)),
               static_cast<ssize_t>(sizeof(bad)));
   }
-  auto restored = restore_snapshot(*state_, *file, path_, 1);
+  restored = restore_snapshot(*state_, *file, path_, 1);
   ASSERT_FALSE(restored.has_value());
-  EXPECT_NE(restored.error().message.find("changed since the file was checked"), std::string::npos)
-      << restored.error().message;
+  EXPECT_NE(restored.error().message.find("changed since it was read"), std::string::npos) << restored.error().message;
+  EXPECT_NE(restored.error().message.find("nothing was changed"), std::string::npos) << restored.error().message;
+  EXPECT_TRUE(state_->rules().value().empty()) << "nothing was changed";
 }
 
 // ... and a hold that ends during the save's walk: its drops reach the

@@ -17,10 +17,14 @@ namespace xt {
 std::optional<std::string> read_file(const std::string& path) {
   const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return std::nullopt;
+  return read_fd(fd.get());
+}
+
+std::optional<std::string> read_fd(int fd) {
   // One buffer, read in one go where the size is known (a byte spare to see
   // the end); a pipe or /proc file grows it.
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return std::nullopt;
+  if (::fstat(fd, &st) != 0) return std::nullopt;
   if (S_ISDIR(st.st_mode)) {
     errno = EISDIR;
     return std::nullopt;
@@ -29,7 +33,7 @@ std::optional<std::string> read_file(const std::string& path) {
   size_t used = 0;
   for (;;) {
     if (used == bytes.size()) bytes.resize(bytes.size() * 2);
-    const ssize_t n = ::read(fd.get(), bytes.data() + used, bytes.size() - used);
+    const ssize_t n = ::read(fd, bytes.data() + used, bytes.size() - used);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return std::nullopt;
     if (n == 0) break;

@@ -15,10 +15,12 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <charconv>
 #include <memory>
 #include <optional>
+#include <span>
 
 #include "fd.h"
 #include "files.h"
@@ -97,40 +99,30 @@ void remove_orphaned_temporaries(const std::string& path) {
   }
 }
 
-// Writes all of bytes to fd.
-Result<void> write_all(int fd, std::string_view bytes, const std::string& path) {
+// Writes all of bytes to fd at offset off.
+Result<void> write_at(int fd, std::string_view bytes, uint64_t off, const std::string& path) {
   while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    const ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(off));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return system_error("cannot write " + path, errno);
     bytes.remove_prefix(static_cast<size_t>(n));
+    off += static_cast<uint64_t>(n);
   }
   return {};
 }
 
-// A file of no name in the directory of path, gone when closed: where a
-// save keeps its bucket records while it walks the table (4M sources are
-// 256 MB of them). A filesystem without O_TMPFILE gets a name, unlinked at
-// once.
-Result<Fd> scratch_file(const std::string& path) {
-  const std::string dir = std::filesystem::path(path).parent_path().string();
-  Fd fd(::open(dir.empty() ? "." : dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
-  if (fd) return fd;
-  const std::string name = path + ".tmp." + std::to_string(getpid()) + ".buckets";
-  Fd named(::open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!named) return system_error("cannot create " + name + " beside the snapshot", errno);
-  (void)unlink(name.c_str());
-  return named;
-}
-
-// Reads exactly n bytes at offset off of fd into out.
-Result<void> read_at(int fd, void* out, size_t n, off_t off, const std::string& what) {
+// Reads exactly n bytes at offset off of fd into out; *ended set where the
+// file ends first.
+Result<void> read_at(int fd, void* out, size_t n, off_t off, const std::string& what, bool* ended = nullptr) {
   auto* p = static_cast<char*>(out);
   while (n > 0) {
     const ssize_t got = ::pread(fd, p, n, off);
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) return system_error("cannot read " + what, errno);
-    if (got == 0) return system_error("cannot read " + what + ": it ended early (cut short while read?)");
+    if (got == 0) {
+      if (ended) *ended = true;
+      return system_error("cannot read " + what + ": it ended early (cut short while read?)");
+    }
     p += got;
     n -= static_cast<size_t>(got);
     off += got;
@@ -233,29 +225,68 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
     jc[std::string(snapshot_counter_key(r))] = {(*counters)[r].packets, (*counters)[r].bytes};
   h["counters"] = jc;
 
-  // The records, each kind in a vector of its own (no copy as it grows
-  // past a few hundred MB: reserved for the table's sources).
-  // The bucket records go to a scratch file a chunk at a time as the walk
-  // goes: kept in memory, 4M sources took a save (serve's, every five
-  // minutes) to 280 MB.
-  auto scratch = scratch_file(path);
-  if (!scratch) return std::unexpected(scratch.error());
-  constexpr size_t kChunk = 4096;  // records: 256 KiB
+  // The lists before the walks: the header goes before the records, and
+  // is whole before the first of them is written (bounded by the lists'
+  // table, read whole as before).
+  std::vector<xt_block_entry> entry_records;
+  auto lists = state.blocklists();
+  if (!lists) return std::unexpected(lists.error());
+  json jl = json::array();
+  for (const auto& l : *lists) {
+    auto entries = state.blocklist_cidrs(l.slot);
+    if (!entries) return std::unexpected(entries.error());
+    for (const Cidr& c : *entries) {
+      xt_block_entry e{};
+      e.family = c.family;
+      e.len = c.len;
+      std::memcpy(e.addr, c.addr.data(), sizeof(e.addr));
+      entry_records.push_back(e);
+    }
+    jl.push_back({{"name", l.list.name}, {"entries", entries->size()}, {"loaded_unix", l.list.loaded_unix}});
+    if (l.list.used == XT_BLOCKLIST_BY_FLEET) jl.back()["fleet"] = true;
+  }
+  h["blocklists"] = jl;
+  sum.blocklists = lists->size();
+  // Room for the header with the two counts the walks will tell, as wide
+  // as a count can be: the records are written after it as the walks go,
+  // and the header over that room at the end, padded with spaces (JSON
+  // allows them). Held in memory, the records took a save of 4M sources
+  // (serve's, every five minutes) to 280 MB.
+  h["buckets"] = std::numeric_limits<uint64_t>::max();
+  h["known"] = std::numeric_limits<uint64_t>::max();
+  const size_t header_room = h.dump().size();
+  const uint64_t records_at = kSnapshotFixed + header_room;
+
+  // Atomically: the whole file beside the old one, on disk, then renamed.
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  const Fd fd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return system_error("cannot create " + tmp, errno);
+  struct Unlink {  // the temporary file, on every way out but its rename
+    const std::string& path;
+    bool renamed = false;
+    ~Unlink() {
+      if (!renamed) (void)unlink(path.c_str());
+    }
+  } tmp_guard{tmp};
+  uint64_t end = records_at;  // where the next record goes
+  std::optional<Error> write_failed;
+  // Records of one kind, a chunk at a time, appended at `end`.
+  const auto appender = [&](auto& chunk, uint64_t& count) {
+    return [&] {
+      if (!chunk.empty() && !write_failed) {
+        const std::string_view bytes(reinterpret_cast<const char*>(chunk.data()), chunk.size() * sizeof(chunk[0]));
+        if (auto ok = write_at(fd.get(), bytes, end, tmp); !ok) write_failed = ok.error();
+        end += bytes.size();
+        count += chunk.size();
+      }
+      chunk.clear();
+    };
+  };
+  constexpr size_t kChunk = 4096;  // records: 256 KiB of buckets
   std::vector<SnapshotBucket> chunk;
   chunk.reserve(kChunk);
   uint64_t bucket_count = 0;
-  std::optional<Error> scratch_failed;
-  const auto flush_chunk = [&] {
-    if (chunk.empty() || scratch_failed) return;
-    auto ok = write_all(scratch->get(),
-                        std::string_view(reinterpret_cast<const char*>(chunk.data()), chunk.size() * sizeof(chunk[0])),
-                        "the snapshot's scratch file");
-    if (!ok) scratch_failed = ok.error();
-    bucket_count += chunk.size();
-    chunk.clear();
-  };
-  std::vector<SnapshotKnown> known_records;
-  std::vector<xt_block_entry> entry_records;
+  const auto flush_chunk = appender(chunk, bucket_count);
   const std::map<uint32_t, const RuleCounters*> by_id = [&] {
     std::map<uint32_t, const RuleCounters*> m;
     for (const auto& r : *rules) m[r.rule.id] = &r;
@@ -314,7 +345,6 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   });
   if (!walked) return std::unexpected(walked.error());
   flush_chunk();
-  if (scratch_failed) return std::unexpected(*scratch_failed);
   // The drops the hot cache holds for a source's bucket until the source
   // next reaches it (up to 255 a CPU), as `top` adds them: saved with the
   // bucket, or a restore had it show that many fewer than before. Read
@@ -322,19 +352,14 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   // the bucket or pending, never both (read before it, a hold that ended
   // meanwhile had its drops counted twice); those that reached it after
   // its record was taken are lost, as a save always lost what came later.
-  // (Added as the records are copied into the file, below.)
+  // (Added to the records written already as the checksum reads them
+  // back, below.)
   auto pending = state.hot_pending();
   if (!pending) return std::unexpected(pending.error());
-  std::vector<uint32_t> ids(index.size());
-  for (const auto& [id, at] : index) ids[at] = id;
-  const auto add_pending = [&](SnapshotBucket& b) {
-    xt_bucket_key key{};
-    key.rule_id = ids[b.rule];
-    key.family = b.family;
-    key.per_len = b.per_len;
-    std::memcpy(key.addr, b.addr, sizeof(key.addr));
-    b.dropped_packets += pending->of(key);
-  };
+  std::vector<SnapshotKnown> known_chunk;
+  known_chunk.reserve(kChunk);
+  uint64_t known_count = 0;
+  const auto flush_known = appender(known_chunk, known_count);
   auto known = state.for_each_known([&](const xt_known& k) {
     // An IPv6 prefix longer than /64 is known by a keyed hash of this
     // state's own, which no other state can place (abi.h): not saved.
@@ -345,93 +370,73 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
     std::memcpy(r.key, &k.key, sizeof(r.key));
     const uint64_t seconds_now = *now / hz;
     r.seen_ns_ago = seconds_now > k.seen ? static_cast<int64_t>(seconds_now - k.seen) * kNs : 0;
-    known_records.push_back(r);
+    known_chunk.push_back(r);
+    if (known_chunk.size() == kChunk) flush_known();
   });
   if (!known) return std::unexpected(known.error());
-  auto lists = state.blocklists();
-  if (!lists) return std::unexpected(lists.error());
-  json jl = json::array();
-  for (const auto& l : *lists) {
-    auto entries = state.blocklist_cidrs(l.slot);
-    if (!entries) return std::unexpected(entries.error());
-    for (const Cidr& c : *entries) {
-      xt_block_entry e{};
-      e.family = c.family;
-      e.len = c.len;
-      std::memcpy(e.addr, c.addr.data(), sizeof(e.addr));
-      entry_records.push_back(e);
-    }
-    jl.push_back({{"name", l.list.name}, {"entries", entries->size()}, {"loaded_unix", l.list.loaded_unix}});
-    if (l.list.used == XT_BLOCKLIST_BY_FLEET) jl.back()["fleet"] = true;
-  }
-  h["blocklists"] = jl;
-  sum.blocklists = lists->size();
+  flush_known();
+  uint64_t entry_count = 0;
+  appender(entry_records, entry_count)();
+  if (write_failed) return std::unexpected(*write_failed);
   sum.buckets = bucket_count;
-  sum.known = known_records.size();
+  sum.known = known_count;
   h["buckets"] = sum.buckets;
   h["known"] = sum.known;
 
   std::string head(kSnapshotMagic, sizeof(kSnapshotMagic));
-  const std::string header = h.dump();
+  std::string header = h.dump();
+  if (header.size() > header_room)  // never: the counts took their widest
+    return system_error("the snapshot's header outgrew its room (" + std::to_string(header.size()) + " bytes)");
+  header.resize(header_room, ' ');
   const uint32_t version = kSnapshotVersion, header_len = static_cast<uint32_t>(header.size());
   head.append(reinterpret_cast<const char*>(&version), sizeof(version));
   head.append(reinterpret_cast<const char*>(&header_len), sizeof(header_len));
   head += header;
-  const auto bytes_of = [](const auto& v) {
-    return std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(v[0]));
-  };
-  // The bucket records (from the scratch file, a chunk at a time, with
-  // their pending drops) come between the head and these.
-  const std::string_view parts[] = {bytes_of(known_records), bytes_of(entry_records)};
+  if (auto ok = write_at(fd.get(), head, 0, tmp); !ok) return std::unexpected(ok.error());
 
-  // Atomically: the whole file beside the old one, on disk, then renamed.
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    const Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd) return system_error("cannot create " + tmp, errno);
-    Sha256 digest;
-    const auto put = [&](std::string_view part) -> Result<void> {
-      digest.update(part);
-      sum.bytes += part.size();
-      if (auto ok = write_all(fd.get(), part, tmp); !ok) {
-        (void)unlink(tmp.c_str());
-        return std::unexpected(ok.error());
-      }
-      return {};
-    };
-    if (auto ok = put(head); !ok) return std::unexpected(ok.error());
-    for (uint64_t done = 0; done < bucket_count;) {
-      chunk.resize(std::min<uint64_t>(kChunk, bucket_count - done));
-      if (auto ok = read_at(scratch->get(), chunk.data(), chunk.size() * sizeof(chunk[0]),
-                            static_cast<off_t>(done * sizeof(chunk[0])), "the snapshot's scratch file");
-          !ok) {
-        (void)unlink(tmp.c_str());
-        return std::unexpected(ok.error());
-      }
-      if (!pending->empty())
-        for (SnapshotBucket& b : chunk) add_pending(b);
-      if (auto ok = put(bytes_of(chunk)); !ok) return std::unexpected(ok.error());
-      done += chunk.size();
-    }
-    for (std::string_view part : parts)
-      if (auto ok = put(part); !ok) return std::unexpected(ok.error());
-    const std::string sum_bytes = digest.bytes();
-    sum.bytes += sum_bytes.size();
-    if (auto ok = write_all(fd.get(), sum_bytes, tmp); !ok) {
-      (void)unlink(tmp.c_str());
+  // The checksum, over the file read back from the page cache a chunk at a
+  // time, each held source's pending drops added to its record on the way.
+  std::vector<uint32_t> ids(index.size());
+  for (const auto& [id, at] : index) ids[at] = id;
+  Sha256 digest;
+  digest.update(head);
+  for (uint64_t done = 0; done < bucket_count;) {
+    chunk.resize(std::min<uint64_t>(kChunk, bucket_count - done));
+    const uint64_t at = records_at + done * sizeof(SnapshotBucket);
+    const std::string_view bytes(reinterpret_cast<const char*>(chunk.data()), chunk.size() * sizeof(chunk[0]));
+    if (auto ok = read_at(fd.get(), chunk.data(), bytes.size(), static_cast<off_t>(at), tmp); !ok)
       return std::unexpected(ok.error());
+    bool changed = false;
+    for (SnapshotBucket& b : pending->empty() ? std::span<SnapshotBucket>() : std::span(chunk)) {
+      xt_bucket_key key{};
+      key.rule_id = ids[b.rule];
+      key.family = b.family;
+      key.per_len = b.per_len;
+      std::memcpy(key.addr, b.addr, sizeof(key.addr));
+      if (const uint64_t drops = pending->of(key)) {
+        b.dropped_packets += drops;
+        changed = true;
+      }
     }
-    if (fsync(fd.get()) != 0) {
-      const int err = errno;
-      (void)unlink(tmp.c_str());
-      return system_error("cannot write " + tmp + " to disk", err);
-    }
+    if (changed)
+      if (auto ok = write_at(fd.get(), bytes, at, tmp); !ok) return std::unexpected(ok.error());
+    digest.update(bytes);
+    done += chunk.size();
   }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    (void)unlink(tmp.c_str());
-    return system_error("cannot rename " + tmp + " to " + path, err);
+  std::string piece(1 << 20, '\0');
+  for (uint64_t at = records_at + bucket_count * sizeof(SnapshotBucket); at < end;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(piece.size(), end - at));
+    if (auto ok = read_at(fd.get(), piece.data(), n, static_cast<off_t>(at), tmp); !ok)
+      return std::unexpected(ok.error());
+    digest.update(std::string_view(piece.data(), n));
+    at += n;
   }
+  const std::string sum_bytes = digest.bytes();
+  if (auto ok = write_at(fd.get(), sum_bytes, end, tmp); !ok) return std::unexpected(ok.error());
+  sum.bytes = end + sum_bytes.size();
+  if (fsync(fd.get()) != 0) return system_error("cannot write " + tmp + " to disk", errno);
+  if (rename(tmp.c_str(), path.c_str()) != 0) return system_error("cannot rename " + tmp + " to " + path, errno);
+  tmp_guard.renamed = true;
   std::string dir = std::filesystem::path(path).parent_path().string();
   if (const Fd d(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); d) (void)fsync(d.get());
   remove_orphaned_temporaries(path);
@@ -445,11 +450,34 @@ Result<SnapshotFile> read_snapshot(const std::string& path) {
   auto fd = std::make_shared<Fd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st{};
   if (!*fd || fstat(fd->get(), &st) != 0) return system_error("cannot read " + path, errno);
-  const SnapshotReader read = [fd, path](uint64_t at, size_t n, void* out) {
-    return read_at(fd->get(), out, n, static_cast<off_t>(at), path);
+  if (!S_ISREG(st.st_mode)) {
+    // A pipe or FIFO (a snapshot streamed in) has no size to read it by:
+    // read whole, as every snapshot was.
+    auto bytes = read_fd(fd->get());
+    if (!bytes) return system_error("cannot read " + path, errno);
+    auto snap = parse_snapshot(*bytes, path);
+    if (snap) snap->bytes = bytes->size();
+    return snap;
+  }
+  const SnapshotReader read = [fd, path](uint64_t at, size_t n, void* out) -> Result<void> {
+    bool ended = false;
+    auto ok = read_at(fd->get(), out, n, static_cast<off_t>(at), path, &ended);
+    // Cut short while it was read: a file cut short, to the checks.
+    if (ended) return snapshot_error(path, "corrupt: it ended early (cut short while it was read)");
+    return ok;
   };
   auto snap = parse_snapshot(static_cast<uint64_t>(st.st_size), read, path, false);
-  if (snap) snap->bytes = static_cast<uint64_t>(st.st_size);
+  if (!snap) return snap;
+  snap->bytes = static_cast<uint64_t>(st.st_size);
+  // The file as it was read, for the restore to check before its first
+  // change (its bucket records are read again as they go in).
+  snap->unchanged = [fd, st]() {
+    struct stat now{};
+    return fstat(fd->get(), &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino &&
+           now.st_size == st.st_size && now.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+           now.st_mtim.tv_nsec == st.st_mtim.tv_nsec && now.st_ctim.tv_sec == st.st_ctim.tv_sec &&
+           now.st_ctim.tv_nsec == st.st_ctim.tv_nsec;
+  };
   return snap;
 }
 
@@ -598,6 +626,10 @@ Result<SnapshotSummary> restore_snapshot(State& state, const SnapshotFile& file,
     for (const auto& r : snap->rules)
       if (!live_before(r)) plan.rules.insert(rule_name(r.cidr, r.spec.match));
   }
+  // The bucket records are read from the file again as they go in: one
+  // changed since it was checked is refused here, before any change.
+  if (snap->unchanged && !snap->unchanged())
+    return snapshot_error(path, "changed since it was read (written over, or cut short)");
   if (before_change) before_change(plan);
   // The slots the new rules take, freed of what their last rules left in
   // one walk of the table, not one walk a rule.

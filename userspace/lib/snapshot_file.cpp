@@ -114,7 +114,7 @@ std::string_view snapshot_counter_key(uint32_t counter) {
 
 Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& path) {
   const SnapshotReader read = [bytes](uint64_t at, size_t n, void* out) -> Result<void> {
-    std::memcpy(out, bytes.data() + at, n);  // every read is within the bytes: checked before it is made
+    if (n) std::memcpy(out, bytes.data() + at, n);  // every read is within the bytes: checked before it is made
     return {};
   };
   return parse_snapshot(bytes.size(), read, path, true);

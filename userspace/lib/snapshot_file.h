@@ -7,7 +7,7 @@
 //   "XTSNAP\n\0"                   8 bytes, the magic
 //   version                        u32, kSnapshotVersion
 //   header length H                u32
-//   header                         H bytes of JSON: the clock, rules, bans,
+//   header                         H bytes of JSON (then spaces): the clock, rules, bans,
 //                                  lists, counters, and how many records follow
 //   bucket records                 SnapshotBucket each
 //   known records                  SnapshotKnown each
@@ -128,6 +128,9 @@ struct SnapshotFile {
   uint64_t bucket_count = 0;
   uint64_t buckets_at = 0;  // their offset in the file
   std::function<Result<void>(uint64_t at, size_t n, void* out)> records;
+  // Where records are read from the file: whether it is still as it was
+  // read (restore_snapshot asks before its first change).
+  std::function<bool()> unchanged;
   std::vector<SnapshotKnown> known;
 };
 
