@@ -172,9 +172,11 @@ TEST_F(Snapshots, ASourcesDropsStillInTheHotCacheAreSavedWithIt) {
   EXPECT_EQ(after.passed_packets, 10u);
 }
 
-// A save copies its bucket records through a scratch file a chunk of 4096
-// at a time (not kept in memory: 280 MB at 4M sources): every record comes
-// back as it was, across chunks, and a held source's pending drops with it.
+// A save writes its bucket records a chunk of 4096 at a time, and adds the
+// pending drops as it reads them back for the checksum (not all in memory:
+// 280 MB at 4M sources), and a restore reads them back a chunk at a time:
+// every record comes back as it was, across chunks, and a held source's
+// pending drops with it.
 TEST_F(Snapshots, EveryBucketComesBackFromASaveOfManyChunks) {
   load(16384);  // room for them
   rule("198.18.0.0/15", "10/s", 10);
@@ -219,9 +221,9 @@ TEST_F(Snapshots, EveryBucketComesBackFromASaveOfManyChunks) {
 
 // A restore reads the bucket records from the file as it puts them in,
 // after checking the whole file: a file written to since it was read is
-// refused before any change, and a record that reads back otherwise than
-// it was checked (what the file's times would not show) is refused where
-// it is read, never taken as an index into the rules.
+// refused before any change, and records that read back otherwise than
+// they were checked (what the file's times would not show) stop the
+// restore where they are read, never taken as an index into the rules.
 TEST_F(Snapshots, ASnapshotChangedAfterItsCheckIsRefused) {
   rule("198.18.0.0/15", "10/s", 10);
   EXPECT_EQ(passed(from("198.18.0.9"), 1, kSec), 1);
@@ -231,21 +233,38 @@ TEST_F(Snapshots, ASnapshotChangedAfterItsCheckIsRefused) {
   ASSERT_TRUE(file.has_value()) << file.error().message;
   ASSERT_EQ(file->bucket_count, 1u);
   ASSERT_TRUE(file->buckets.empty()) << "left in the file";
-  SnapshotBucket bad{};
-  bad.rule = 7;  // the file has one rule
+  // A record that reads back as another good one: its count changed.
   auto reads_bad = *file;
-  reads_bad.records = [&](uint64_t, size_t n, void* out) -> Result<void> {
-    EXPECT_EQ(n, sizeof(bad));
-    std::memcpy(out, &bad, sizeof(bad));
-    return {};
+  reads_bad.records = [&](uint64_t at, size_t n, void* out) -> Result<void> {
+    auto ok = file->records(at, n, out);
+    EXPECT_EQ(n, sizeof(SnapshotBucket));
+    static_cast<SnapshotBucket*>(out)->passed_packets += 1000;
+    return ok;
   };
   auto restored = restore_snapshot(*state_, reads_bad, path_, 1);
   ASSERT_FALSE(restored.has_value());
   EXPECT_NE(restored.error().message.find("changed since the file was checked"), std::string::npos)
       << restored.error().message;
+  EXPECT_EQ(restored.error().message.find("nothing was changed"), std::string::npos)
+      << "the rule is in by then: " << restored.error().message;
+
+  // Cut short after the check: the reader's refusal ("nothing was changed")
+  // is not what the restore says then.
+  reboot(77 * kSec);
+  auto reads_short = *file;
+  reads_short.records = [&](uint64_t, size_t, void*) -> Result<void> {
+    return snapshot_error(path_, "corrupt: it ended early (cut short while it was read)");
+  };
+  restored = restore_snapshot(*state_, reads_short, path_, 1);
+  ASSERT_FALSE(restored.has_value());
+  EXPECT_NE(restored.error().message.find("could not be read again"), std::string::npos) << restored.error().message;
+  EXPECT_EQ(restored.error().message.find("nothing was changed"), std::string::npos) << restored.error().message;
+  EXPECT_EQ(restored.error().kind, ErrorKind::System);
 
   reboot(77 * kSec);
   {
+    SnapshotBucket bad{};
+    bad.rule = 7;  // the file has one rule
     const Fd fd(::open(path_.c_str(), O_WRONLY | O_CLOEXEC));
     ASSERT_TRUE(fd);
     ASSERT_EQ(::pwrite(fd.get(), &bad, sizeof(bad), static_cast<off_t>(file->buckets_at)),

@@ -272,7 +272,7 @@ Result<SnapshotSummary> save_snapshot(const State& state, const std::string& pat
   std::optional<Error> write_failed;
   // Records of one kind, a chunk at a time, appended at `end`.
   const auto appender = [&](auto& chunk, uint64_t& count) {
-    return [&] {
+    return [&chunk, &count, &fd, &end, &write_failed, &tmp] {
       if (!chunk.empty() && !write_failed) {
         const std::string_view bytes(reinterpret_cast<const char*>(chunk.data()), chunk.size() * sizeof(chunk[0]));
         if (auto ok = write_at(fd.get(), bytes, end, tmp); !ok) write_failed = ok.error();
@@ -447,9 +447,10 @@ Result<SnapshotFile> read_snapshot(const std::string& path) {
   // Read a piece at a time, and the bucket records left in the file for the
   // restore to read a chunk at a time: read whole, 4M sources took a
   // restore to 540 MB (the file, then the records copied out of it).
-  auto fd = std::make_shared<Fd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  Fd opened(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st{};
-  if (!*fd || fstat(fd->get(), &st) != 0) return system_error("cannot read " + path, errno);
+  if (!opened || fstat(opened.get(), &st) != 0) return system_error("cannot read " + path, errno);
+  const auto fd = std::make_shared<const Fd>(std::move(opened));
   if (!S_ISREG(st.st_mode)) {
     // A pipe or FIFO (a snapshot streamed in) has no size to read it by:
     // read whole, as every snapshot was.
@@ -471,12 +472,12 @@ Result<SnapshotFile> read_snapshot(const std::string& path) {
   snap->bytes = static_cast<uint64_t>(st.st_size);
   // The file as it was read, for the restore to check before its first
   // change (its bucket records are read again as they go in).
+  // (Its size and the time it was last written: not its ctime, which a new
+  // file renamed over its name moves, the bytes read here the same.)
   snap->unchanged = [fd, st]() {
     struct stat now{};
-    return fstat(fd->get(), &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino &&
-           now.st_size == st.st_size && now.st_mtim.tv_sec == st.st_mtim.tv_sec &&
-           now.st_mtim.tv_nsec == st.st_mtim.tv_nsec && now.st_ctim.tv_sec == st.st_ctim.tv_sec &&
-           now.st_ctim.tv_nsec == st.st_ctim.tv_nsec;
+    return fstat(fd->get(), &now) == 0 && now.st_size == st.st_size && now.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+           now.st_mtim.tv_nsec == st.st_mtim.tv_nsec;
   };
   return snap;
 }

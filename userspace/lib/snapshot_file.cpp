@@ -62,6 +62,13 @@ bool bucket_record_ok(const SnapshotFile& f, const SnapshotBucket& b) {
          std::ranges::all_of(b.full_in_ns, good_ns) && good_ns(b.throttled_ns);
 }
 
+// A chunk of records, hashed: what it was when checked, for when it is read
+// again (not against an attacker, who could write a whole good file).
+uint64_t chunk_hash(std::span<const SnapshotBucket> chunk) {
+  return std::hash<std::string_view>{}(
+      std::string_view(reinterpret_cast<const char*>(chunk.data()), chunk.size() * sizeof(SnapshotBucket)));
+}
+
 // Calls fn with f's bucket records a chunk at a time: from f.buckets where
 // they are kept, else read with `read` from where they are in the file.
 Result<void> each_bucket_chunk(const SnapshotFile& f, const SnapshotReader& read,
@@ -90,12 +97,23 @@ Result<void> each_bucket_chunk(const SnapshotFile& f, const SnapshotReader& read
 
 Result<void> for_each_bucket_chunk(const SnapshotFile& file, const std::string& path,
                                    const std::function<Result<void>(std::span<const SnapshotBucket>)>& fn) {
-  if (file.buckets.size() != file.bucket_count && !file.records)
+  const bool kept = file.buckets.size() == file.bucket_count;
+  if (!kept && (!file.records || file.chunk_hashes.size() != (file.bucket_count + 4095) / 4096))
     return system_error(path + ": its bucket records were neither kept nor left readable");
-  return each_bucket_chunk(file, file.records, [&](std::span<const SnapshotBucket> chunk) -> Result<void> {
-    for (const SnapshotBucket& b : chunk)
-      if (!bucket_record_ok(file, b))
-        return system_error(path + ": a bucket record changed since the file was checked (written to while restored?)");
+  // Read again, each chunk as it was checked, or the restore stops there
+  // (not a refusal: what came before the records is in by then).
+  const std::string partly = "; the rules, lists, bans and the records before it are in";
+  const SnapshotReader again = [&](uint64_t at, size_t n, void* out) -> Result<void> {
+    if (auto ok = file.records(at, n, out); !ok)
+      return system_error(path + ": its bucket records could not be read again (cut short while restored?)" + partly);
+    return {};
+  };
+  size_t k = 0;
+  return each_bucket_chunk(file, again, [&](std::span<const SnapshotBucket> chunk) -> Result<void> {
+    const bool same = kept || chunk_hash(chunk) == file.chunk_hashes[k++];
+    if (!same || !std::ranges::all_of(chunk, [&](const SnapshotBucket& b) { return bucket_record_ok(file, b); }))
+      return system_error(path + ": its bucket records changed since the file was checked (written to while restored?)" +
+                          partly);
     return fn(chunk);
   });
 }
@@ -278,6 +296,7 @@ Result<SnapshotFile> parse_snapshot(uint64_t size, const SnapshotReader& read, c
         for (const SnapshotBucket& b : chunk)
           if (!bucket_record_ok(out, b))
             return snapshot_error(path, "corrupt: a bucket record names no rule or no source, or a time out of range");
+        if (!keep_buckets) out.chunk_hashes.push_back(chunk_hash(chunk));
         return {};
       });
       !ok)

@@ -128,6 +128,7 @@ struct SnapshotFile {
   uint64_t bucket_count = 0;
   uint64_t buckets_at = 0;  // their offset in the file
   std::function<Result<void>(uint64_t at, size_t n, void* out)> records;
+  std::vector<uint64_t> chunk_hashes;  // of those left in the file, a chunk of 4096 each, as checked
   // Where records are read from the file: whether it is still as it was
   // read (restore_snapshot asks before its first change).
   std::function<bool()> unchanged;
