@@ -69,15 +69,18 @@ uint64_t chunk_hash(std::span<const SnapshotBucket> chunk) {
       std::string_view(reinterpret_cast<const char*>(chunk.data()), chunk.size() * sizeof(SnapshotBucket)));
 }
 
+// Bucket records a chunk (256 KiB), as they are checked, hashed and read
+// again.
+constexpr uint64_t kBucketChunk = 4096;
+
 // Calls fn with f's bucket records a chunk at a time: from f.buckets where
 // they are kept, else read with `read` from where they are in the file.
 Result<void> each_bucket_chunk(const SnapshotFile& f, const SnapshotReader& read,
                                const std::function<Result<void>(std::span<const SnapshotBucket>)>& fn) {
-  constexpr uint64_t kChunk = 4096;  // records: 256 KiB
   const bool kept = f.buckets.size() == f.bucket_count;
   std::vector<SnapshotBucket> chunk;
   for (uint64_t done = 0; done < f.bucket_count;) {
-    const uint64_t n = std::min(kChunk, f.bucket_count - done);
+    const uint64_t n = std::min(kBucketChunk, f.bucket_count - done);
     std::span<const SnapshotBucket> part;
     if (kept) {
       part = std::span(f.buckets).subspan(done, n);
@@ -98,7 +101,7 @@ Result<void> each_bucket_chunk(const SnapshotFile& f, const SnapshotReader& read
 Result<void> for_each_bucket_chunk(const SnapshotFile& file, const std::string& path,
                                    const std::function<Result<void>(std::span<const SnapshotBucket>)>& fn) {
   const bool kept = file.buckets.size() == file.bucket_count;
-  if (!kept && (!file.records || file.chunk_hashes.size() != (file.bucket_count + 4095) / 4096))
+  if (!kept && (!file.records || file.chunk_hashes.size() != (file.bucket_count + kBucketChunk - 1) / kBucketChunk))
     return system_error(path + ": its bucket records were neither kept nor left readable");
   // Read again, each chunk as it was checked, or the restore stops there
   // (not a refusal: what came before the records is in by then).

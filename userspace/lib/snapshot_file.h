@@ -88,6 +88,9 @@ inline const std::pair<const char*, __u64 xt_rule_stats::*> kSnapshotRuleCounter
     {"marked_bytes", &xt_rule_stats::marked_bytes},
 };
 
+// Where a snapshot's bytes are read from: the n bytes at `at` into out.
+using SnapshotReader = std::function<Result<void>(uint64_t at, size_t n, void* out)>;
+
 // What a snapshot holds, checked: every rule's options parse, every record
 // names a rule and a source of a family, the lists' names and prefixes are
 // good.
@@ -127,16 +130,13 @@ struct SnapshotFile {
   std::vector<SnapshotBucket> buckets;
   uint64_t bucket_count = 0;
   uint64_t buckets_at = 0;  // their offset in the file
-  std::function<Result<void>(uint64_t at, size_t n, void* out)> records;
+  SnapshotReader records;
   std::vector<uint64_t> chunk_hashes;  // of those left in the file, a chunk of 4096 each, as checked
   // Where records are read from the file: whether it is still as it was
   // read (restore_snapshot asks before its first change).
   std::function<bool()> unchanged;
   std::vector<SnapshotKnown> known;
 };
-
-// Where a snapshot's bytes are read from: the n bytes at `at` into out.
-using SnapshotReader = std::function<Result<void>(uint64_t at, size_t n, void* out)>;
 
 // SHA-256 over parts fed one after another (OpenSSL's EVP).
 class Sha256 {
@@ -164,8 +164,9 @@ Result<SnapshotFile> parse_snapshot(std::string_view bytes, const std::string& p
 Result<SnapshotFile> parse_snapshot(uint64_t size, const SnapshotReader& read, const std::string& path,
                                     bool keep_buckets);
 // Calls fn with the file's bucket records a chunk at a time, from memory or
-// read again from the file; each record is checked again (a file that
-// changed since it was parsed fails here, at its first bad record).
+// read again from the file; a chunk read again is checked against its hash
+// and each of its records again (one that changed since it was parsed, or
+// cannot be read, fails here: a system error, not a refusal).
 Result<void> for_each_bucket_chunk(const SnapshotFile& file, const std::string& path,
                                    const std::function<Result<void>(std::span<const SnapshotBucket>)>& fn);
 // A counter's key in a snapshot's "counters": the reasons' keys, then the
